@@ -1,0 +1,32 @@
+// Package sink holds the small contract shared by the runner and the
+// destinations: what a mapped row, a mapped entity and a checkpoint look like.
+// Each destination (table/, port/, the dry-run printer) has its own package
+// and its own API; the engine façade wires them.
+package sink
+
+import "encoding/json"
+
+// Row is one destination-table row produced by a spec's `tables` mapping.
+type Row struct {
+	Table  string         // spec table name
+	Stream string         // stream that produced it
+	Data   map[string]any // JSON-shaped values only (string, json.Number, float64, bool, nil, []any, map[string]any)
+}
+
+// Entity is one Port entity produced by a spec's `port.entities` mapping.
+type Entity struct {
+	Blueprint string
+	Stream    string
+	// Data holds identifier, title, properties, relations (and optionally
+	// icon, team), exactly as it would be sent to Port.
+	Data map[string]any
+}
+
+// Checkpoint is the resumable state of one stream, or of one parent's
+// partition of a fanned-out stream. A table destination commits it in the same
+// transaction as the rows it covers.
+type Checkpoint struct {
+	Stream    string
+	Partition string          // "" for a stream that does not fan out; else a stable key of the parent chain
+	Value     json.RawMessage // opaque to sinks: page token, cursor, watermark
+}
