@@ -1,0 +1,329 @@
+package fetch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+)
+
+// Request is one logical request; Do may send it several times.
+type Request struct {
+	Method string // default GET
+	// URL is absolute, or a path joined to BaseURL keeping BaseURL's path:
+	// base "http://h/prod1/sei/api" + "/v1/x" is "http://h/prod1/sei/api/v1/x".
+	// Its own query is kept byte for byte; Query is appended.
+	URL    string
+	Query  url.Values
+	Header http.Header // overrides HostConfig.Headers; sent wherever URL points
+	Body   any         // JSON-encoded when non-nil (json.RawMessage passes through)
+
+	form url.Values // form-encoded body, for OAuth2 token requests
+}
+
+// Response is a 2xx response, or the last response of a failed Do.
+type Response struct {
+	Status   int
+	Header   http.Header
+	Body     []byte // read fully
+	URL      string // redacted
+	Attempts int    // HTTP attempts sent, retries included
+	Duration time.Duration
+}
+
+// Client sends requests for one HostConfig. It is safe for concurrent
+// use; make one per config with [Pool.Client].
+type Client struct {
+	pool      *Pool
+	host      *host
+	base      *url.URL
+	origin    string
+	log       *slog.Logger
+	retry     retryPolicy
+	retryPOST bool
+	timeout   time.Duration
+	header    http.Header // defaults, sent everywhere
+	cfgHeader http.Header // HostConfig.Headers, sent to BaseURL's origin only
+
+	authHeader, authValue string // static header auth
+	authParam, authToken  string // query auth
+	tokens                *tokenSource
+}
+
+func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource) *Client {
+	c := &Client{
+		pool:      p,
+		host:      h,
+		base:      base,
+		origin:    origin(base),
+		log:       p.log,
+		retry:     newRetryPolicy(cfg.Retry),
+		retryPOST: cfg.RetryPOST == nil || *cfg.RetryPOST,
+		timeout:   cfg.Timeout,
+		header:    http.Header{"Accept": {"application/json"}, "User-Agent": {"ferry"}},
+		tokens:    ts,
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	c.cfgHeader = http.Header{}
+	for k, v := range cfg.Headers {
+		c.cfgHeader.Set(k, v)
+	}
+	c.authHeader, c.authValue, c.authParam, c.authToken = cfg.Auth.static()
+	return c
+}
+
+// Do sends req, retrying per the host's Retry policy, and returns the 2xx
+// response with its body read fully. A final non-2xx status returns the
+// Response and a *StatusError together. Other errors carry a redacted
+// message and wrap their cause, e.g. context.Canceled, or
+// context.DeadlineExceeded when the last attempt timed out.
+//
+// Each attempt waits for the host's rate limiter, then holds one of the
+// host's concurrency slots only while it is in flight (not while backing
+// off), under its own timeout. Retried: network errors, a body cut short,
+// timed-out attempts and the Retry statuses, for GET, HEAD, PUT, DELETE,
+// OPTIONS, and POST unless RetryPOST is false. The wait before a retry is
+// the longer of the jittered backoff and the server's Retry-After or (on
+// 429) x-ratelimit-reset; a server hint may exceed Retry.Max, up to
+// MaxServerWait. With OAuth2, a 401 refreshes the token once and re-sends
+// without counting against Attempts.
+func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
+	start := c.pool.now()
+	resp, err := c.do(ctx, req)
+	if resp != nil {
+		resp.Duration = c.pool.now().Sub(start)
+	}
+	if err != nil {
+		c.pool.errors.Add(1)
+		c.host.errors.Add(1)
+	}
+	return resp, err
+}
+
+func (c *Client) do(ctx context.Context, req *Request) (*Response, error) {
+	if req == nil {
+		return nil, errors.New("nil request")
+	}
+	method := strings.ToUpper(req.Method)
+	if method == "" {
+		method = http.MethodGet
+	}
+	target, same, err := c.resolve(req)
+	if err != nil {
+		return nil, &requestError{msg: c.pool.red.text(fmt.Sprintf("%s %s: %v", method, c.pool.red.url(req.URL), err)), err: err}
+	}
+	shown := c.pool.red.url(target)
+	fail := func(err error) error {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text holds the unredacted URL
+		}
+		return &requestError{msg: c.pool.red.text(method + " " + shown + ": " + err.Error()), err: err}
+	}
+
+	hdr := c.header.Clone()
+	if same {
+		for k, vs := range c.cfgHeader {
+			hdr[k] = vs
+		}
+	}
+	for k, vs := range req.Header {
+		hdr.Del(k)
+		for _, v := range vs {
+			hdr.Add(k, v)
+		}
+	}
+	var body []byte
+	switch {
+	case req.form != nil:
+		body = []byte(req.form.Encode())
+		hdr.Set("Content-Type", "application/x-www-form-urlencoded")
+	case req.Body != nil:
+		if body, err = json.Marshal(req.Body); err != nil {
+			return nil, fail(fmt.Errorf("encode body: %w", err))
+		}
+		if hdr.Get("Content-Type") == "" {
+			hdr.Set("Content-Type", "application/json")
+		}
+	}
+	if same && c.authHeader != "" {
+		hdr.Set(c.authHeader, c.authValue)
+	}
+	oauth := same && c.tokens != nil
+	canRetry := retryableMethod(method, c.retryPOST)
+
+	var (
+		attempts, failures int
+		refreshed          bool
+		tokenUsed          string
+	)
+	for {
+		if oauth {
+			v, err := c.tokens.get(ctx)
+			if err != nil {
+				return nil, fail(fmt.Errorf("oauth2 token: %w", err))
+			}
+			hdr.Set("Authorization", v)
+			tokenUsed = v
+		}
+		rr, sent, dur, err := c.attempt(ctx, method, target, hdr, body)
+		if sent {
+			attempts++
+			c.pool.requests.Add(1)
+			c.host.requests.Add(1)
+			if attempts > 1 {
+				c.pool.retries.Add(1)
+				c.host.retries.Add(1)
+			}
+		}
+		if err != nil && ctx.Err() != nil {
+			c.log.Debug("http request", "method", method, "url", shown, "attempt", attempts, "duration", dur, "error", c.pool.red.text(ctx.Err().Error()))
+			return nil, fail(ctx.Err())
+		}
+		if err != nil {
+			if !sent {
+				return nil, fail(err)
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				err = fmt.Errorf("attempt timed out after %s: %w", c.timeout, context.DeadlineExceeded)
+			}
+			c.log.Debug("http request", "method", method, "url", shown, "attempt", attempts, "duration", dur, "error", c.pool.red.text(err.Error()))
+			gotResponse := rr != nil && rr.RawResponse != nil
+			if !canRetry || !retryableErr(err, gotResponse) || failures+1 >= c.retry.attempts {
+				return nil, fail(err)
+			}
+			failures++
+			wait := c.retry.backoff(failures, c.pool.rnd)
+			c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "error", c.pool.red.text(err.Error()), "wait", wait)
+			if err := c.pool.sleep(ctx, wait); err != nil {
+				return nil, fail(err)
+			}
+			continue
+		}
+
+		status := rr.StatusCode()
+		c.log.Debug("http request", "method", method, "url", shown, "status", status, "attempt", attempts, "duration", dur)
+		resp := &Response{Status: status, Header: rr.Header(), Body: rr.Body(), URL: shown, Attempts: attempts}
+		if status >= 200 && status < 300 {
+			return resp, nil
+		}
+		if status == http.StatusUnauthorized && oauth && !refreshed {
+			refreshed = true
+			c.tokens.invalidate(tokenUsed)
+			c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "reason", "refreshing oauth2 token")
+			continue
+		}
+		serr := &StatusError{Method: method, URL: shown, Status: status, Body: errorBody(resp.Body, c.pool.red.text)}
+		if !canRetry || !c.retry.statuses[status] || failures+1 >= c.retry.attempts {
+			return resp, serr
+		}
+		failures++
+		wait := c.retry.wait(c.retry.backoff(failures, c.pool.rnd), serverHint(resp.Header, status, c.pool.now()))
+		c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "wait", wait)
+		if err := c.pool.sleep(ctx, wait); err != nil {
+			return nil, fail(err)
+		}
+	}
+}
+
+// attempt sends one request: rate limiter first, then a concurrency slot
+// held only while the request is in flight, under a per-attempt timeout.
+// sent is false when it failed before reaching the network.
+func (c *Client) attempt(ctx context.Context, method, target string, hdr http.Header, body []byte) (rr *resty.Response, sent bool, dur time.Duration, err error) {
+	if err := c.pool.waitRate(ctx, c.host); err != nil {
+		return nil, false, 0, err
+	}
+	if err := c.host.gate.acquire(ctx); err != nil {
+		return nil, false, 0, err
+	}
+	defer c.host.gate.release()
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	r := c.host.rest.R().SetContext(actx)
+	r.Header = hdr.Clone()
+	if body != nil {
+		r.SetBody(body)
+	}
+	start := c.pool.now()
+	rr, err = r.Execute(method, target)
+	return rr, true, c.pool.now().Sub(start), err
+}
+
+// resolve builds the final URL and reports whether it is on BaseURL's
+// origin, the only place credentials go.
+func (c *Client) resolve(req *Request) (string, bool, error) {
+	raw := req.URL
+	var u *url.URL
+	var err error
+	if isAbs(raw) {
+		u, err = url.Parse(raw)
+	} else {
+		joined := strings.TrimRight(c.base.String(), "/")
+		switch {
+		case raw == "":
+		case strings.HasPrefix(raw, "?"):
+			joined += raw
+		default:
+			joined += "/" + strings.TrimLeft(raw, "/")
+		}
+		u, err = url.Parse(joined)
+	}
+	if err != nil {
+		return "", false, err
+	}
+	if u.Host == "" {
+		return "", false, fmt.Errorf("url has no host")
+	}
+	u.Fragment, u.RawFragment = "", ""
+	same := origin(u) == c.origin
+
+	extra := url.Values{}
+	for k, vs := range req.Query {
+		extra[k] = append([]string(nil), vs...)
+	}
+	if same && c.authParam != "" {
+		// A next-page link may echo the key: send it once.
+		u.RawQuery = dropParam(u.RawQuery, c.authParam)
+		extra.Set(c.authParam, c.authToken)
+	}
+	if len(extra) > 0 {
+		if u.RawQuery == "" {
+			u.RawQuery = extra.Encode()
+		} else {
+			u.RawQuery += "&" + extra.Encode()
+		}
+	}
+	return u.String(), same, nil
+}
+
+func isAbs(raw string) bool {
+	l := strings.ToLower(raw)
+	return strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://")
+}
+
+// dropParam removes name from a raw query, keeping the rest as is.
+func dropParam(rawQuery, name string) string {
+	if rawQuery == "" {
+		return ""
+	}
+	parts := strings.Split(rawQuery, "&")
+	kept := parts[:0]
+	for _, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if key, err := url.QueryUnescape(k); err == nil && key == name {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return strings.Join(kept, "&")
+}

@@ -1,0 +1,44 @@
+// Package fetch is ferry's HTTP layer, built on resty: authentication,
+// retries, per-host rate and concurrency limits, and redaction of secrets.
+//
+// One [Pool] serves a whole run. [Pool.Client] turns a [HostConfig] (a
+// spec's http block) into a [Client]; every client whose BaseURL has the
+// same scheme and host shares one concurrency gate, one rate limiter
+// (golang.org/x/time/rate) and one pooled transport, however many streams
+// and fan-out levels use it. When configs for a host disagree the
+// strictest limits win (lowest concurrency, rate and burst).
+//
+//	pool := fetch.NewPool(fetch.Options{Logger: log})
+//	c, err := pool.Client(fetch.HostConfig{
+//		BaseURL: "https://app.harness.io/gateway",
+//		Auth:    fetch.Auth{Type: fetch.AuthHeader, Header: "x-api-key", Token: key},
+//		RatePerSecond: 10, Concurrency: 8,
+//	})
+//	resp, err := c.Do(ctx, &fetch.Request{URL: "/ng/api/projects", Query: q})
+//
+// [Client.Do] retries network errors, bodies cut short, timed-out
+// attempts and the configured statuses (429 and 5xx by default) with
+// capped exponential backoff and full jitter, honouring Retry-After
+// (seconds or HTTP date) and, on 429, x-ratelimit-reset (epoch seconds
+// when above 1e9, else seconds to wait). A server hint longer than
+// Retry.Max is honoured up to [MaxServerWait] (5 minutes). POSTs are
+// retried too unless HostConfig.RetryPOST is false, because ferry's POSTs
+// are read-only queries. A request that still fails with a non-2xx status
+// returns a [*StatusError] alongside the last [Response].
+//
+// Auth kinds: bearer, an API key in a header (with an optional value
+// prefix) or a query parameter, basic, and OAuth2 client credentials
+// (token form-posted with basic or body credentials, or Port-style JSON;
+// cached until shortly before expiry, one fetch shared by concurrent
+// callers, refreshed once on a 401). Credentials are only sent to
+// BaseURL's own scheme and host: an absolute URL elsewhere (a next-page
+// link, a redirect) goes without them.
+//
+// Secrets never reach logs or errors: every token, key, password, client
+// secret, fetched access token and Options.Secrets value is replaced by
+// REDACTED in URLs, error messages and log lines ([Pool.Redact]). Logs go
+// to the injected slog.Logger: Debug per attempt, Warn per retry.
+//
+// Tests inject Options.Sleep, Now and Rand, so waits (backoff, server
+// hints, the rate limiter) can be asserted without real time passing.
+package fetch

@@ -1,0 +1,62 @@
+package fetch
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// maxErrorBody bounds the response body kept in a StatusError.
+const maxErrorBody = 512
+
+// StatusError is returned by [Client.Do] when the final attempt got a
+// non-2xx status. Callers branch on it with errors.As.
+type StatusError struct {
+	Method string
+	URL    string // redacted
+	Status int
+	Body   string // redacted, truncated to about 512 bytes
+}
+
+func (e *StatusError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Method + " " + e.URL + ": " + strconv.Itoa(e.Status))
+	if t := http.StatusText(e.Status); t != "" {
+		b.WriteString(" " + t)
+	}
+	if e.Body != "" {
+		b.WriteString(": " + e.Body)
+	}
+	return b.String()
+}
+
+// errorBody redacts before truncating, so a secret cut at the limit
+// cannot leak its first half.
+func errorBody(body []byte, redact func(string) string) string {
+	s := strings.TrimSpace(redact(string(body)))
+	if len(s) <= maxErrorBody {
+		return s
+	}
+	cut := maxErrorBody
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// requestError carries an already redacted message and keeps the cause
+// for errors.Is (context.Canceled, context.DeadlineExceeded, net errors).
+type requestError struct {
+	msg string
+	err error
+}
+
+func (e *requestError) Error() string { return e.msg }
+func (e *requestError) Unwrap() error { return e.err }
+
+// redirectError stops a redirect loop; it is not retried.
+type redirectError struct{ n int }
+
+func (e *redirectError) Error() string { return fmt.Sprintf("stopped after %d redirects", e.n) }

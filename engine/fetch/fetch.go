@@ -1,0 +1,351 @@
+package fetch
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+	"golang.org/x/time/rate"
+)
+
+// Defaults applied to a zero HostConfig.
+const (
+	DefaultTimeout     = 30 * time.Second
+	DefaultConcurrency = 8
+)
+
+// Retry says when and how often a request is re-sent.
+type Retry struct {
+	Attempts     int           // total attempts, retries included; 0 means 5
+	Statuses     []int         // retried statuses; nil means DefaultStatuses(), empty means none
+	Initial, Max time.Duration // backoff bounds; 0 means 500ms and 30s
+}
+
+// HostConfig is one spec's HTTP settings. Limits (Concurrency,
+// RatePerSecond, Burst) belong to the host of BaseURL, not the config: see
+// [Pool.Client].
+type HostConfig struct {
+	BaseURL string            // scheme://host[:port][/path prefix]; no query
+	Headers map[string]string // sent only to BaseURL's scheme and host
+	Auth    Auth
+	Timeout time.Duration // per attempt; 0 means 30s
+	Retry   Retry
+	// RetryPOST lets POSTs be retried like GETs; nil means true, because
+	// ferry's POSTs are read-only queries. PATCH is never retried.
+	RetryPOST     *bool
+	RatePerSecond float64 // 0 means unlimited
+	Burst         int     // with RatePerSecond; 0 means 1
+	Concurrency   int     // requests in flight to the host; 0 means 8
+}
+
+// Options configures a Pool. Every field is optional.
+type Options struct {
+	Logger  *slog.Logger // default: discard
+	Secrets []string     // extra values to redact everywhere
+	// Sleep waits between attempts and for the rate limiter; it must
+	// return ctx.Err() as soon as ctx is done. Default: a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+	Now   func() time.Time // default time.Now
+	// Transport replaces the pool's per-host transports for every host;
+	// its connection limits are then the caller's business.
+	Transport http.RoundTripper
+	Rand      func() float64 // jitter source in [0, 1); default math/rand/v2
+}
+
+// Pool owns the per-host limits, transports, OAuth2 tokens and the
+// redactor shared by every Client it hands out. It is safe for
+// concurrent use.
+type Pool struct {
+	log       *slog.Logger
+	sleep     func(context.Context, time.Duration) error
+	now       func() time.Time
+	rnd       func() float64
+	transport http.RoundTripper
+	red       *redactor
+
+	requests, retries, errors atomic.Int64
+
+	mu       sync.Mutex
+	hosts    map[string]*host
+	tokens   map[tokenKey]*tokenSource
+	authHost *host
+}
+
+// host is the state shared by all clients of one scheme+host.
+type host struct {
+	origin string
+	gate   *gate
+	lim    atomic.Pointer[rate.Limiter] // nil: unlimited
+	rest   *resty.Client
+
+	rate  float64 // current limits, guarded by Pool.mu
+	burst int
+
+	requests, retries, errors atomic.Int64
+}
+
+// NewPool returns an empty pool.
+func NewPool(opts Options) *Pool {
+	p := &Pool{
+		log:       opts.Logger,
+		sleep:     opts.Sleep,
+		now:       opts.Now,
+		rnd:       opts.Rand,
+		transport: opts.Transport,
+		red:       newRedactor(),
+		hosts:     map[string]*host{},
+		tokens:    map[tokenKey]*tokenSource{},
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.sleep == nil {
+		p.sleep = sleepCtx
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	if p.rnd == nil {
+		p.rnd = rand.Float64
+	}
+	p.red.addSecrets(opts.Secrets...)
+	return p
+}
+
+// Redact replaces every secret the pool knows (auth tokens, API keys,
+// basic passwords, client secrets, OAuth2 access tokens, Options.Secrets,
+// and their URL-escaped forms) with REDACTED.
+func (p *Pool) Redact(s string) string { return p.red.text(s) }
+
+// RedactURL is Redact plus the values of secret query parameters (the
+// "query" auth params, access_token, client_secret) and userinfo passwords,
+// whatever their value.
+func (p *Pool) RedactURL(s string) string { return p.red.url(s) }
+
+// Client returns a client for cfg. All clients whose BaseURL has the same
+// scheme and host share one concurrency gate and one rate limiter,
+// whichever stream or fan-out level uses them. When configs for one host
+// disagree, the strictest wins: the lowest Concurrency, the lowest
+// positive RatePerSecond and the lowest Burst seen so far. The pooled
+// transport of a host allows at least as many idle and open connections
+// as the host's concurrency.
+func (p *Pool) Client(cfg HostConfig) (*Client, error) {
+	base, origin, err := parseBase(cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.Auth.validate(); err != nil {
+		return nil, fmt.Errorf("base url %s: %w", p.red.url(cfg.BaseURL), err)
+	}
+	if cfg.RatePerSecond < 0 || cfg.Burst < 0 || cfg.Concurrency < 0 {
+		return nil, fmt.Errorf("base url %s: negative limit", p.red.url(cfg.BaseURL))
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.RatePerSecond > 0 && cfg.Burst == 0 {
+		cfg.Burst = 1
+	}
+	p.registerSecrets(cfg.Auth)
+
+	p.mu.Lock()
+	h, ok := p.hosts[origin]
+	if !ok {
+		h = p.newHost(origin, cfg.Concurrency)
+		p.hosts[origin] = h
+	} else if lim, _ := h.gate.stats(); cfg.Concurrency < lim {
+		p.log.Debug("http host limit tightened", "host", origin, "concurrency", cfg.Concurrency)
+		h.gate.setLimit(cfg.Concurrency)
+	}
+	p.tightenRate(h, cfg.RatePerSecond, cfg.Burst)
+	var ts *tokenSource
+	if cfg.Auth.Type == AuthOAuth2 {
+		ts = p.tokenSourceLocked(cfg)
+	}
+	p.mu.Unlock()
+
+	return p.newClient(cfg, base, h, ts), nil
+}
+
+// tightenRate keeps the lower positive rate and burst; p.mu must be held.
+func (p *Pool) tightenRate(h *host, r float64, burst int) {
+	if r <= 0 {
+		return
+	}
+	changed := false
+	if h.rate == 0 || r < h.rate {
+		h.rate, changed = r, true
+	}
+	if h.burst == 0 || burst < h.burst {
+		h.burst, changed = burst, true
+	}
+	if changed {
+		// A fresh limiter: x/time/rate cannot move from Inf to a finite
+		// limit in place, and limits only change while specs load.
+		h.lim.Store(rate.NewLimiter(rate.Limit(h.rate), h.burst))
+	}
+}
+
+func (p *Pool) newHost(origin string, concurrency int) *host {
+	t := p.transport
+	if t == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConns = max(tr.MaxIdleConns, concurrency)
+		tr.MaxIdleConnsPerHost = concurrency
+		tr.MaxConnsPerHost = concurrency
+		t = tr
+	}
+	hc := &http.Client{Transport: t, CheckRedirect: checkRedirect}
+	rc := resty.NewWithClient(hc).
+		SetLogger(restyLogger{log: p.log, redact: p.red.text}).
+		SetAllowGetMethodPayload(true)
+	return &host{origin: origin, gate: newGate(concurrency), rest: rc}
+}
+
+// tokenHost is the unlimited host used to fetch OAuth2 tokens: token
+// calls are rare and must not wait behind the API requests they unblock.
+func (p *Pool) tokenHost() *host {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.authHost == nil {
+		p.authHost = p.newHost("oauth2", DefaultConcurrency)
+	}
+	return p.authHost
+}
+
+// checkRedirect follows up to 10 redirects and drops every header but a
+// few harmless ones when a redirect leaves the origin, so API keys in
+// custom headers do not follow (net/http strips only Authorization).
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return &redirectError{n: len(via)}
+	}
+	first := via[0].URL
+	if !strings.EqualFold(first.Scheme, req.URL.Scheme) || !strings.EqualFold(first.Host, req.URL.Host) {
+		for k := range req.Header {
+			switch k {
+			case "Accept", "User-Agent", "Content-Type":
+			default:
+				req.Header.Del(k)
+			}
+		}
+	}
+	return nil
+}
+
+// parseBase checks a BaseURL and returns it with its origin, the key of
+// the host's shared limits (scheme://host, default port dropped).
+func parseBase(raw string) (*url.URL, string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, "", fmt.Errorf("base url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, "", fmt.Errorf("base url %q: scheme must be http or https", u.Redacted())
+	}
+	if u.Host == "" {
+		return nil, "", fmt.Errorf("base url %q: no host", u.Redacted())
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, "", fmt.Errorf("base url %q: query and fragment are not allowed", u.Redacted())
+	}
+	return u, origin(u), nil
+}
+
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	h := strings.ToLower(u.Host)
+	if hostname, port, err := net.SplitHostPort(h); err == nil {
+		if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
+			h = hostname
+			if strings.Contains(h, ":") {
+				h = "[" + h + "]"
+			}
+		}
+	}
+	return scheme + "://" + h
+}
+
+// Stats are counters since the pool was made.
+type Stats struct {
+	Requests int64 // HTTP attempts sent
+	Retries  int64 // attempts after the first of a Do
+	Errors   int64 // Do calls that returned an error
+	Hosts    map[string]HostStats
+}
+
+// HostStats are the counters and limits of one scheme://host.
+type HostStats struct {
+	Requests, Retries, Errors int64
+	Concurrency               int     // current limit
+	PeakInFlight              int     // most attempts ever in flight at once
+	RatePerSecond             float64 // 0: unlimited
+}
+
+// Stats returns a snapshot of the counters.
+func (p *Pool) Stats() Stats {
+	s := Stats{
+		Requests: p.requests.Load(),
+		Retries:  p.retries.Load(),
+		Errors:   p.errors.Load(),
+		Hosts:    map[string]HostStats{},
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for origin, h := range p.hosts {
+		limit, peak := h.gate.stats()
+		s.Hosts[origin] = HostStats{
+			Requests:      h.requests.Load(),
+			Retries:       h.retries.Load(),
+			Errors:        h.errors.Load(),
+			Concurrency:   limit,
+			PeakInFlight:  peak,
+			RatePerSecond: h.rate,
+		}
+	}
+	return s
+}
+
+// waitRate takes one token from the host's limiter, sleeping through the
+// pool's Sleep so tests can use a fake clock.
+func (p *Pool) waitRate(ctx context.Context, h *host) error {
+	lim := h.lim.Load()
+	if lim == nil {
+		return ctx.Err()
+	}
+	now := p.now()
+	r := lim.ReserveN(now, 1)
+	if !r.OK() {
+		return fmt.Errorf("rate limit: burst below 1")
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		if err := p.sleep(ctx, d); err != nil {
+			r.CancelAt(p.now())
+			return err
+		}
+	}
+	return nil
+}
+
+// restyLogger keeps resty quiet on stderr: its messages go to slog at
+// Debug level, redacted.
+type restyLogger struct {
+	log    *slog.Logger
+	redact func(string) string
+}
+
+func (l restyLogger) Errorf(format string, v ...any) { l.out(format, v...) }
+func (l restyLogger) Warnf(format string, v ...any)  { l.out(format, v...) }
+func (l restyLogger) Debugf(format string, v ...any) { l.out(format, v...) }
+func (l restyLogger) out(format string, v ...any) {
+	l.log.Debug("resty", "msg", l.redact(fmt.Sprintf(format, v...)))
+}

@@ -1,0 +1,176 @@
+package fetch
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults applied to a zero Retry.
+const (
+	DefaultAttempts = 5
+	DefaultInitial  = 500 * time.Millisecond
+	DefaultMax      = 30 * time.Second
+	// MaxServerWait caps a server's Retry-After or x-ratelimit-reset hint
+	// when it exceeds Retry.Max: the hint is honoured up to this long.
+	MaxServerWait = 5 * time.Minute
+)
+
+// DefaultStatuses returns the statuses retried when Retry.Statuses is nil:
+// 429, 500, 502, 503 and 504.
+func DefaultStatuses() []int {
+	return []int{
+		http.StatusTooManyRequests,
+		http.StatusInternalServerError,
+		http.StatusBadGateway,
+		http.StatusServiceUnavailable,
+		http.StatusGatewayTimeout,
+	}
+}
+
+// retryPolicy is a normalised Retry.
+type retryPolicy struct {
+	attempts     int
+	statuses     map[int]bool
+	initial, max time.Duration
+}
+
+func newRetryPolicy(r Retry) retryPolicy {
+	p := retryPolicy{attempts: r.Attempts, initial: r.Initial, max: r.Max, statuses: map[int]bool{}}
+	if p.attempts <= 0 {
+		p.attempts = DefaultAttempts
+	}
+	if p.initial <= 0 {
+		p.initial = DefaultInitial
+	}
+	if p.max <= 0 {
+		p.max = DefaultMax
+	}
+	if p.max < p.initial {
+		p.max = p.initial
+	}
+	statuses := r.Statuses
+	if statuses == nil {
+		statuses = DefaultStatuses()
+	}
+	for _, s := range statuses {
+		p.statuses[s] = true
+	}
+	return p
+}
+
+// backoff is capped exponential backoff with full jitter: a uniform draw
+// in [0, min(max, initial·2^(failures-1))). rnd returns a value in [0, 1).
+func (p retryPolicy) backoff(failures int, rnd func() float64) time.Duration {
+	ceil := p.initial
+	for i := 1; i < failures && ceil < p.max; i++ {
+		ceil *= 2
+	}
+	ceil = min(ceil, p.max)
+	return time.Duration(float64(ceil) * rnd())
+}
+
+// wait combines the backoff with a server hint: the longer of the two,
+// the hint honoured beyond Max up to MaxServerWait.
+func (p retryPolicy) wait(backoff, hint time.Duration) time.Duration {
+	return max(backoff, min(hint, max(p.max, MaxServerWait)))
+}
+
+// serverHint reads how long the server asks us to wait. Retry-After
+// (delta-seconds or HTTP-date) counts on any retried status;
+// x-ratelimit-reset only on 429, because some servers (Port) send it on
+// every response, where it names the end of the current window.
+// x-ratelimit-reset is epoch seconds when above 1e9, else seconds to wait.
+func serverHint(h http.Header, status int, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			if n > 0 {
+				return secs(float64(n))
+			}
+			return 0
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			return max(t.Sub(now), 0)
+		}
+	}
+	if status != http.StatusTooManyRequests {
+		return 0
+	}
+	v := strings.TrimSpace(h.Get("X-Ratelimit-Reset"))
+	if v == "" {
+		return 0
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 {
+		return 0
+	}
+	if f > 1e9 {
+		return max(time.Unix(0, int64(f*1e9)).Sub(now), 0)
+	}
+	return secs(f)
+}
+
+// secs converts seconds to a Duration without overflowing.
+func secs(f float64) time.Duration {
+	if f > float64(24*time.Hour/time.Second) {
+		return 24 * time.Hour
+	}
+	return time.Duration(f * float64(time.Second))
+}
+
+// retryableErr reports whether a failed attempt may be retried: transport
+// failures and a body cut short are; TLS verification failures, redirect
+// loops and errors raised before anything was sent are not.
+func retryableErr(err error, gotResponse bool) bool {
+	var (
+		cve  *tls.CertificateVerificationError
+		uae  x509.UnknownAuthorityError
+		hne  x509.HostnameError
+		cie  x509.CertificateInvalidError
+		ue   *url.Error
+		redi *redirectError
+	)
+	switch {
+	case errors.As(err, &cve), errors.As(err, &uae), errors.As(err, &hne), errors.As(err, &cie), errors.As(err, &redi):
+		return false
+	case errors.Is(err, context.Canceled):
+		return false
+	case errors.As(err, &ue):
+		return true
+	default:
+		// resty returns body read errors bare, with the response set.
+		return gotResponse
+	}
+}
+
+// retryableMethod reports whether method may be re-sent.
+func retryableMethod(method string, retryPOST bool) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete, http.MethodOptions:
+		return true
+	case http.MethodPost:
+		return retryPOST
+	}
+	return false
+}
+
+// sleepCtx waits for d or until ctx is done, whichever comes first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
