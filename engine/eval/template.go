@@ -1,0 +1,187 @@
+package eval
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Template is a compiled string template: literal text with zero or more
+// `${ expr }` parts, each an expr program (AnyKind) checked against a scope.
+// `$${` stands for a literal "${". A Template is safe for concurrent use.
+//
+// Rendering: a template that is exactly one `${ … }` part (spaces inside the
+// braces allowed, nothing outside them) renders to the raw value, so
+// `${ config.page_size }` can yield a number and `${ parent }` a map. Any other
+// template renders to a string: literal text and parts concatenated, each part
+// formatted as nil -> "", bool -> "true"/"false", integers and floats in plain
+// decimal (1e21 -> "1000000000000000000000", 2.0 -> "2"), json.Number as
+// written, time.Time as RFC 3339, maps and slices as compact JSON.
+type Template struct {
+	src   string
+	parts []part
+	raw   bool // exactly one expression part and no literal text
+}
+
+type part struct {
+	lit  string // literal text, when expr is nil
+	expr *Expr
+}
+
+// HasTemplate reports whether s contains "${", an expression part or the
+// escape "$${". A string for which it is false renders to itself.
+func HasTemplate(s string) bool { return strings.Contains(s, "${") }
+
+// CompileTemplate compiles a template. Errors are [*Error] whose Offset is a
+// byte offset in s: for an error inside an expression, the offset of the
+// expression text in s plus the offset inside it; for an unterminated or
+// empty part, the offset of its "${".
+func CompileTemplate(s string, scope Scope, opts ...Option) (*Template, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	t := &Template{src: s}
+	var lit strings.Builder
+	flush := func() {
+		if lit.Len() > 0 {
+			t.parts = append(t.parts, part{lit: lit.String()})
+			lit.Reset()
+		}
+	}
+	for i := 0; i < len(s); {
+		j := strings.IndexByte(s[i:], '$')
+		if j < 0 {
+			lit.WriteString(s[i:])
+			break
+		}
+		lit.WriteString(s[i : i+j])
+		i += j
+		switch {
+		case strings.HasPrefix(s[i:], "$${"):
+			lit.WriteString("${")
+			i += 3
+		case strings.HasPrefix(s[i:], "${"):
+			start := i + 2
+			end := exprEnd(s, start)
+			if end < 0 {
+				return nil, &Error{Lang: "expr", Offset: i, Msg: "unterminated ${: missing }"}
+			}
+			if strings.TrimSpace(s[start:end]) == "" {
+				return nil, &Error{Lang: "expr", Offset: i, Msg: "empty ${ }"}
+			}
+			e, err := compileExpr(s[start:end], scope, AnyKind, &o)
+			if err != nil {
+				var ee *Error
+				if errors.As(err, &ee) {
+					return nil, &Error{Lang: ee.Lang, Offset: start + ee.Offset, Msg: ee.Msg}
+				}
+				return nil, err
+			}
+			flush()
+			t.parts = append(t.parts, part{expr: e})
+			i = end + 1
+		default:
+			lit.WriteByte('$')
+			i++
+		}
+	}
+	flush()
+	t.raw = len(t.parts) == 1 && t.parts[0].expr != nil
+	return t, nil
+}
+
+// exprEnd returns the index of the '}' that ends the expression starting at
+// i, skipping braces of map literals and string literals, or -1.
+func exprEnd(s string, i int) int {
+	depth := 0
+	for ; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '{':
+			depth++
+		case '}':
+			if depth == 0 {
+				return i
+			}
+			depth--
+		case '"', '\'', '`':
+			for i++; i < len(s) && s[i] != c; i++ {
+				if s[i] == '\\' && c != '`' {
+					i++
+				}
+			}
+			if i >= len(s) {
+				return -1
+			}
+		}
+	}
+	return -1
+}
+
+// Source returns the template text given to [CompileTemplate].
+func (t *Template) Source() string { return t.src }
+
+// IsLiteral reports whether the template has no expression part; it then
+// always renders to the same string (with "$${" unescaped).
+func (t *Template) IsLiteral() bool {
+	for _, p := range t.parts {
+		if p.expr != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Render evaluates the template with env (see [Expr.Eval]): the raw value for
+// a template that is a single `${ … }`, a string otherwise.
+func (t *Template) Render(env map[string]any) (any, error) {
+	if t.raw {
+		return t.evalPart(t.parts[0].expr, normalizeEnv(env))
+	}
+	return t.render(env, nil)
+}
+
+// RenderString evaluates the template and returns it as a string; a single
+// `${ … }` is formatted like a part of a longer template.
+func (t *Template) RenderString(env map[string]any) (string, error) {
+	return t.render(env, nil)
+}
+
+// RenderEscaped is RenderString with escape applied to the text of every
+// expression part, not to the literal text: with url.PathEscape,
+// "/apps/${ parent.id }/envs" stays a path whatever the id holds.
+func (t *Template) RenderEscaped(env map[string]any, escape func(string) string) (string, error) {
+	return t.render(env, escape)
+}
+
+func (t *Template) render(env map[string]any, escape func(string) string) (string, error) {
+	if len(t.parts) == 1 && t.parts[0].expr == nil {
+		return t.parts[0].lit, nil
+	}
+	env = normalizeEnv(env)
+	var b strings.Builder
+	for _, p := range t.parts {
+		if p.expr == nil {
+			b.WriteString(p.lit)
+			continue
+		}
+		v, err := t.evalPart(p.expr, env)
+		if err != nil {
+			return "", err
+		}
+		s := formatScalar(v)
+		if escape != nil {
+			s = escape(s)
+		}
+		b.WriteString(s)
+	}
+	return b.String(), nil
+}
+
+func (t *Template) evalPart(e *Expr, env map[string]any) (any, error) {
+	v, err := e.eval(env)
+	if err != nil {
+		return nil, fmt.Errorf("${%s}: %w", e.src, err)
+	}
+	return v, nil
+}
