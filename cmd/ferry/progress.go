@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/ferry-etl/ferry/engine/runner"
+)
+
+// progress shows live per-stream counters: redrawn in place on a terminal,
+// as periodic log lines otherwise.
+type progress struct {
+	w     io.Writer
+	mode  string
+	log   *slog.Logger
+	done  chan struct{}
+	wg    sync.WaitGroup
+	lines int
+}
+
+func newProgress(w io.Writer, mode string, log *slog.Logger) *progress {
+	if mode == "auto" {
+		mode = "log"
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			mode = "live"
+		}
+	}
+	return &progress{w: w, mode: mode, log: log, done: make(chan struct{})}
+}
+
+func (p *progress) start(st *runner.Stats) {
+	if p.mode != "live" && p.mode != "log" {
+		return
+	}
+	every := 10 * time.Second
+	if p.mode == "live" {
+		every = 250 * time.Millisecond
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-p.done:
+				if p.mode == "live" {
+					p.clear()
+				}
+				return
+			case <-t.C:
+				p.draw(st)
+			}
+		}
+	}()
+}
+
+func (p *progress) draw(st *runner.Stats) {
+	snaps, elapsed := st.Snapshot()
+	if p.mode == "log" {
+		for _, s := range snaps {
+			p.log.Info("progress", "stream", s.Stream, "requests", s.Requests, "records", s.Records, "errors", s.Errors)
+		}
+		return
+	}
+	p.clear()
+	var b strings.Builder
+	secs := max(elapsed.Seconds(), 0.001)
+	for _, s := range snaps {
+		fmt.Fprintf(&b, "%-24s %7d req %9d rec %8.0f rec/s %5d err\n", s.Stream, s.Requests, s.Records, float64(s.Records)/secs, s.Errors)
+	}
+	p.lines = len(snaps)
+	io.WriteString(p.w, b.String())
+}
+
+// clear erases the previously drawn block (ANSI: cursor up, erase line).
+func (p *progress) clear() {
+	for range p.lines {
+		io.WriteString(p.w, "\x1b[1A\x1b[2K")
+	}
+	p.lines = 0
+}
+
+func (p *progress) stop() {
+	close(p.done)
+	p.wg.Wait()
+}
+
+func printSummary(w io.Writer, sum *runner.Summary) {
+	var req, rec, out, retries, errs, pages int64
+	fmt.Fprintf(w, "%-24s %9s %7s %9s %9s %7s %6s\n", "stream", "requests", "pages", "records", "written", "retries", "errors")
+	for _, s := range sum.Streams {
+		fmt.Fprintf(w, "%-24s %9d %7d %9d %9d %7d %6d\n", s.Stream, s.Requests, s.Pages, s.Records, s.Outputs, s.Retries, s.Errors)
+		req, rec, out, retries, errs, pages = req+s.Requests, rec+s.Records, out+s.Outputs, retries+s.Retries, errs+s.Errors, pages+s.Pages
+	}
+	fmt.Fprintf(w, "%-24s %9d %7d %9d %9d %7d %6d\n", "total", req, pages, rec, out, retries, errs)
+	fmt.Fprintf(w, "time %s\n", sum.Elapsed.Round(time.Millisecond))
+}

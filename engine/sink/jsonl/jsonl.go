@@ -1,0 +1,75 @@
+// Package jsonl is the dry-run destination: every row and entity that a run
+// would write is printed as one JSON object per line, with its target and
+// operation, and nothing is written anywhere else.
+package jsonl
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/ferry-etl/ferry/engine/sink"
+)
+
+// Writer prints rows and entities as JSON Lines. It is safe for concurrent
+// use; each line is written whole.
+type Writer struct {
+	mu  sync.Mutex
+	w   *bufio.Writer
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// New returns a Writer on w. Call Flush when done.
+func New(w io.Writer) *Writer {
+	jw := &Writer{w: bufio.NewWriterSize(w, 64<<10)}
+	jw.enc = json.NewEncoder(&jw.buf)
+	jw.enc.SetEscapeHTML(false)
+	return jw
+}
+
+type rowLine struct {
+	Table string         `json:"table"`
+	Op    string         `json:"op"`
+	Row   map[string]any `json:"row"`
+}
+
+type entityLine struct {
+	Blueprint string         `json:"blueprint"`
+	Op        string         `json:"op"`
+	Entity    map[string]any `json:"entity"`
+}
+
+// Row prints one table row.
+func (w *Writer) Row(_ context.Context, r sink.Row) error {
+	return w.line(rowLine{Table: r.Table, Op: "upsert", Row: r.Data})
+}
+
+// Entity prints one Port entity.
+func (w *Writer) Entity(_ context.Context, e sink.Entity) error {
+	return w.line(entityLine{Blueprint: e.Blueprint, Op: "upsert", Entity: e.Data})
+}
+
+func (w *Writer) line(v any) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Reset()
+	if err := w.enc.Encode(v); err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	if _, err := w.w.Write(w.buf.Bytes()); err != nil {
+		return fmt.Errorf("write stdout: %w", err)
+	}
+	return nil
+}
+
+// Flush writes out buffered lines.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Flush()
+}

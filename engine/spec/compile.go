@@ -1,0 +1,302 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ferry-etl/ferry/engine/eval"
+)
+
+// Variables every program may see, beyond the stream's ancestors.
+const (
+	VarConfig  = "config"
+	VarParent  = "parent"
+	VarParents = "parents"
+	VarBatch   = "batch"
+)
+
+// Parent is the stream this one fans out from, or nil.
+func (s *Stream) Parent() *Stream { return s.parent }
+
+// BatchOf is the stream whose per-parent records this one receives as a
+// batch, or nil.
+func (s *Stream) BatchOf() *Stream { return s.batch }
+
+// Ancestors lists the chain from the direct parent up to the root stream.
+func (s *Stream) Ancestors() []*Stream {
+	var out []*Stream
+	for a := s.parent; a != nil; a = a.parent {
+		out = append(out, a)
+	}
+	return out
+}
+
+// JQVars lists, in order, the jq variables of programs attached to this
+// stream (records, pagination, body_jq, and table/entity mappings from it):
+// $config, then $parent, $parents and one $<name> per ancestor when the
+// stream fans out, then $batch when it takes one.
+func (s *Stream) JQVars() []string {
+	vars := []string{VarConfig}
+	if s.parent != nil {
+		vars = append(vars, VarParent, VarParents)
+		for _, a := range s.Ancestors() {
+			vars = append(vars, a.Name)
+		}
+	}
+	if s.batch != nil {
+		vars = append(vars, VarBatch)
+	}
+	return vars
+}
+
+// Stream returns the named stream, or nil.
+func (f *File) Stream(name string) *Stream { return f.streams[name] }
+
+// ConfigVar returns the named config input, or nil.
+func (f *File) ConfigVar(name string) *ConfigVar { return f.config[name] }
+
+func (f *File) configScope() *eval.Scope {
+	sc := eval.Scope{}
+	for _, it := range f.Config.Items {
+		sc[it.Key] = nil
+	}
+	return &sc
+}
+
+// exprScope is what expr programs of a stream may name.
+func (f *File) exprScope(s *Stream) eval.Scope {
+	sc := eval.Scope{VarConfig: f.configScope()}
+	if s == nil {
+		return sc
+	}
+	if s.parent != nil {
+		sc[VarParent] = nil
+		parents := eval.Scope{}
+		for _, a := range s.Ancestors() {
+			parents[a.Name] = nil
+		}
+		sc[VarParents] = &parents
+	}
+	if s.batch != nil {
+		sc[VarBatch] = nil
+	}
+	return sc
+}
+
+func (p *parser) compile(f *File) {
+	top := f.exprScope(nil)
+	p.compileHTTP(&f.HTTP, "http", top)
+	for i := range f.Streams.Items {
+		s := &f.Streams.Items[i].Value
+		path := "streams." + s.Name
+		sc := f.exprScope(s)
+		vars := s.JQVars()
+		if s.HTTP != nil {
+			// Host settings are resolved once per run, before any record exists.
+			p.compileHTTP(s.HTTP, path+".http", top)
+		}
+		p.compileExpr(&s.When, path+".when", sc, eval.BoolKind)
+		r := &s.Request
+		p.compileTmpl(&r.Path, path+".request.path", sc)
+		p.compileTmpl(&r.URL, path+".request.url", sc)
+		for j := range r.Query.Items {
+			it := &r.Query.Items[j]
+			p.compileValue(&it.Value, path+".request.query."+it.Key, sc)
+		}
+		for j := range r.Headers.Items {
+			it := &r.Headers.Items[j]
+			p.compileTmpl(&it.Value, path+".request.headers."+it.Key, sc)
+		}
+		p.compileValue(&r.Body, path+".request.body", sc)
+		p.compileJQ(&r.BodyJQ, path+".request.body_jq", vars)
+		if !s.Records.Set {
+			s.Records.Str = Str{V: "if type == \"array\" then .[] else . end", Set: false}
+		}
+		p.compileJQ(&s.Records, path+".records", vars)
+		if pg := s.Paginate; pg != nil {
+			pp := path + ".paginate"
+			p.compileJQ(&pg.Token, pp+".token", vars)
+			p.compileJQ(&pg.URL, pp+".url", vars)
+			p.compileJQ(&pg.TotalPages, pp+".total_pages", vars)
+			psc := f.exprScope(s)
+			psc["response"], psc["page"], psc["records"] = nil, nil, nil
+			p.compileExpr(&pg.StopWhen, pp+".stop_when", psc, eval.BoolKind)
+		}
+	}
+	for i := range f.Tables.Items {
+		t := &f.Tables.Items[i].Value
+		s := f.streams[t.From.V]
+		if s == nil {
+			continue
+		}
+		if !t.Row.Set {
+			t.Row.Str = Str{V: "."}
+		}
+		p.compileJQ(&t.Row, "tables."+t.Name+".row", s.JQVars())
+	}
+	if f.Port != nil {
+		for i := range f.Port.Entities {
+			e := &f.Port.Entities[i]
+			s := f.streams[e.From.V]
+			if s == nil {
+				continue
+			}
+			path := fmt.Sprintf("port.entities[%d]", i)
+			vars := s.JQVars()
+			if !e.Selector.Set {
+				e.Selector.Str = Str{V: "true"}
+			}
+			for name, q := range map[string]*JQ{"selector": &e.Selector, "identifier": &e.Identifier, "title": &e.Title, "icon": &e.Icon, "team": &e.Team} {
+				p.compileJQ(q, path+"."+name, vars)
+			}
+			for j := range e.Properties.Items {
+				it := &e.Properties.Items[j]
+				p.compileJQ(&it.Value, path+".properties."+it.Key, vars)
+			}
+			for j := range e.Relations.Items {
+				it := &e.Relations.Items[j]
+				p.compileJQ(&it.Value, path+".relations."+it.Key, vars)
+			}
+		}
+	}
+}
+
+func (p *parser) compileHTTP(h *HTTP, path string, sc eval.Scope) {
+	p.compileTmpl(&h.BaseURL, path+".base_url", sc)
+	for j := range h.Headers.Items {
+		it := &h.Headers.Items[j]
+		p.compileTmpl(&it.Value, path+".headers."+it.Key, sc)
+	}
+	if a := h.Auth; a != nil {
+		for name, t := range map[string]*Tmpl{"token": &a.Token, "value": &a.Value, "username": &a.Username, "password": &a.Password, "token_url": &a.TokenURL, "client_id": &a.ClientID, "client_secret": &a.ClientSecret} {
+			p.compileTmpl(t, path+".auth."+name, sc)
+		}
+	}
+}
+
+// embedErr reports a compile error of an embedded program at its position
+// inside the file.
+func (p *parser) embedErr(s Str, path string, err error) {
+	var ee *eval.Error
+	if errors.As(err, &ee) {
+		p.errorAt(p.progPos(s, ee.Offset), path, "%s", ee.Error())
+		return
+	}
+	p.errorAt(s.P, path, "%v", err)
+}
+
+func (p *parser) compileJQ(q *JQ, path string, vars []string) {
+	if q.V == "" && !q.Set {
+		return
+	}
+	code, err := eval.CompileJQ(q.V, vars)
+	if err != nil {
+		p.embedErr(q.Str, path, err)
+		return
+	}
+	q.code = code
+}
+
+func (p *parser) compileExpr(e *Expr, path string, sc eval.Scope, kind eval.Kind) {
+	if !e.Set {
+		return
+	}
+	prog, err := eval.CompileExpr(e.V, sc, kind)
+	if err != nil {
+		p.embedErr(e.Str, path, err)
+		return
+	}
+	e.expr = prog
+}
+
+func (p *parser) compileTmpl(t *Tmpl, path string, sc eval.Scope) {
+	if !t.Set {
+		return
+	}
+	tmpl, err := eval.CompileTemplate(t.V, sc)
+	if err != nil {
+		p.embedErr(t.Str, path, err)
+		return
+	}
+	t.tmpl = tmpl
+}
+
+// compileValue turns a YAML value into JSON-shaped data whose template
+// strings are compiled *eval.Template values.
+func (p *parser) compileValue(v *Value, path string, sc eval.Scope) {
+	if !v.Set {
+		return
+	}
+	v.tree = p.valueTree(v.Node, path, sc)
+}
+
+func (p *parser) valueTree(n *yaml.Node, path string, sc eval.Scope) any {
+	n = resolveAlias(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			m[k] = p.valueTree(n.Content[i+1], joinPath(path, k), sc)
+		}
+		return m
+	case yaml.SequenceNode:
+		l := make([]any, len(n.Content))
+		for i, c := range n.Content {
+			l[i] = p.valueTree(c, fmt.Sprintf("%s[%d]", path, i), sc)
+		}
+		return l
+	case yaml.ScalarNode:
+		if n.Tag == "!!str" || n.Tag == "" {
+			if !eval.HasTemplate(n.Value) {
+				return strings.ReplaceAll(n.Value, "$${", "${")
+			}
+			s := Str{V: n.Value, P: nodePos(n), Set: true, node: n}
+			t, err := eval.CompileTemplate(n.Value, sc)
+			if err != nil {
+				p.embedErr(s, path, err)
+				return nil
+			}
+			return t
+		}
+		var v any
+		if err := n.Decode(&v); err != nil {
+			p.errorf(n, path, "invalid value: %v", err)
+		}
+		return v
+	}
+	return nil
+}
+
+// RenderValue renders a compiled Value tree against env: templates are
+// evaluated, everything else is copied.
+func RenderValue(tree any, env map[string]any) (any, error) {
+	switch x := tree.(type) {
+	case *eval.Template:
+		return x.Render(env)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, v := range x {
+			r, err := RenderValue(v, env)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			out[k] = r
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(x))
+		for i, v := range x {
+			r, err := RenderValue(v, env)
+			if err != nil {
+				return nil, fmt.Errorf("[%d]: %w", i, err)
+			}
+			out[i] = r
+		}
+		return out, nil
+	}
+	return tree, nil
+}

@@ -1,0 +1,460 @@
+package spec
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/ferry-etl/ferry/engine/eval"
+)
+
+// decoder walks yaml.Node trees into the tagged types of this package,
+// collecting every problem instead of stopping at the first.
+type decoder struct {
+	file string
+	errs ErrorList
+}
+
+func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Pos: nodePos(n), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) errorAt(p Pos, path, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Pos: p, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func nodePos(n *yaml.Node) Pos {
+	if n == nil {
+		return Pos{}
+	}
+	return Pos{Line: n.Line, Col: n.Column}
+}
+
+func joinPath(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// nodeDecoder is implemented by the leaf types (scalars, programs, maps).
+type nodeDecoder interface {
+	decodeNode(d *decoder, n *yaml.Node, path string)
+}
+
+var nodeDecoderType = reflect.TypeFor[nodeDecoder]()
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!null":
+			return "null"
+		case "!!bool":
+			return "a boolean"
+		case "!!int", "!!float":
+			return "a number"
+		}
+		return "a string"
+	}
+	return "an unknown node"
+}
+
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	n = resolveAlias(n)
+	if v.CanAddr() && v.Addr().Type().Implements(nodeDecoderType) {
+		v.Addr().Interface().(nodeDecoder).decodeNode(d, n, path)
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if isNull(n) {
+			return
+		}
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.decode(n, v.Elem(), path)
+	case reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case reflect.Slice:
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.SequenceNode {
+			d.errorf(n, path, "expected a list, got %s", kindName(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, item := range n.Content {
+			d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+		}
+		v.Set(s)
+	default:
+		// Only reachable through a programming error in the spec types.
+		d.errorf(n, path, "internal: cannot decode into %s", v.Type())
+	}
+}
+
+// field is the decoding metadata of one tagged struct field.
+type field struct {
+	key      string
+	index    int
+	required bool
+	enum     []string
+	only     []string
+	doc      string
+}
+
+func fieldsOf(t reflect.Type) []field {
+	var fs []field
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		key := sf.Tag.Get("yaml")
+		if key == "" || key == "-" {
+			continue
+		}
+		f := field{key: key, index: i, required: sf.Tag.Get("ferry") == "required", doc: sf.Tag.Get("doc")}
+		if e := sf.Tag.Get("enum"); e != "" {
+			f.enum = strings.Split(e, ",")
+		}
+		if o := sf.Tag.Get("only"); o != "" {
+			f.only = strings.Split(o, ",")
+		}
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		if !isNull(n) {
+			d.errorf(n, path, "expected a mapping, got %s", kindName(n))
+		}
+		return
+	}
+	if pf := v.FieldByName("Pos"); pf.IsValid() && pf.Type() == reflect.TypeFor[Pos]() {
+		pf.Set(reflect.ValueOf(nodePos(n)))
+	}
+	fields := fieldsOf(v.Type())
+	keys := make([]string, len(fields))
+	for i, f := range fields {
+		keys[i] = f.key
+	}
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		name := k.Value
+		j := slices.Index(keys, name)
+		if j < 0 {
+			d.errorf(k, path, "unknown field %q%s", name, didYouMean(name, keys))
+			continue
+		}
+		if _, dup := seen[name]; dup {
+			d.errorf(k, path, "duplicate field %q", name)
+			continue
+		}
+		seen[name] = k
+		f := fields[j]
+		d.decode(val, v.Field(f.index), joinPath(path, name))
+		if f.enum != nil {
+			d.checkEnum(v.Field(f.index), f.enum, joinPath(path, name))
+		}
+	}
+	for _, f := range fields {
+		if f.required {
+			if _, ok := seen[f.key]; !ok {
+				d.errorf(n, path, "missing required field %q", f.key)
+			}
+		}
+	}
+	// Fields that belong to another variant of a polymorphic block.
+	if tf := v.FieldByName("Type"); tf.IsValid() && tf.Type() == reflect.TypeFor[Str]() {
+		typ := tf.Interface().(Str)
+		if !typ.Set {
+			return
+		}
+		for _, f := range fields {
+			if k, ok := seen[f.key]; ok && f.only != nil && !slices.Contains(f.only, typ.V) {
+				d.errorf(k, path, "field %q is not used by type %q (it applies to: %s)", f.key, typ.V, strings.Join(f.only, ", "))
+			}
+		}
+	}
+}
+
+func (d *decoder) checkEnum(v reflect.Value, allowed []string, path string) {
+	check := func(s Str, p string) {
+		if s.Set && !slices.Contains(allowed, s.V) {
+			d.errorAt(s.P, p, "invalid value %q: want one of %s%s", s.V, strings.Join(allowed, ", "), didYouMean(s.V, allowed))
+		}
+	}
+	switch x := v.Addr().Interface().(type) {
+	case *Str:
+		check(*x, path)
+	case *Map[Str]:
+		for _, it := range x.Items {
+			check(it.Value, joinPath(path, it.Key))
+		}
+	}
+}
+
+// Str is a string scalar with its position.
+type Str struct {
+	V    string
+	P    Pos
+	Set  bool
+	node *yaml.Node
+}
+
+func (s *Str) decodeNode(d *decoder, n *yaml.Node, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.ScalarNode {
+		d.errorf(n, path, "expected a string, got %s", kindName(n))
+		return
+	}
+	*s = Str{V: n.Value, P: nodePos(n), Set: true, node: n}
+}
+
+// Int is an integer scalar with its position.
+type Int struct {
+	V   int
+	P   Pos
+	Set bool
+}
+
+func (x *Int) decodeNode(d *decoder, n *yaml.Node, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+		d.errorf(n, path, "expected an integer, got %s", kindName(n))
+		return
+	}
+	v, err := strconv.ParseInt(n.Value, 0, 64)
+	if err != nil {
+		d.errorf(n, path, "invalid integer %q", n.Value)
+		return
+	}
+	*x = Int{V: int(v), P: nodePos(n), Set: true}
+}
+
+// Float is a number scalar with its position.
+type Float struct {
+	V   float64
+	P   Pos
+	Set bool
+}
+
+func (x *Float) decodeNode(d *decoder, n *yaml.Node, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") {
+		d.errorf(n, path, "expected a number, got %s", kindName(n))
+		return
+	}
+	v, err := strconv.ParseFloat(n.Value, 64)
+	if err != nil {
+		d.errorf(n, path, "invalid number %q", n.Value)
+		return
+	}
+	*x = Float{V: v, P: nodePos(n), Set: true}
+}
+
+// Bool is a boolean scalar with its position.
+type Bool struct {
+	V   bool
+	P   Pos
+	Set bool
+}
+
+func (x *Bool) decodeNode(d *decoder, n *yaml.Node, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		d.errorf(n, path, "expected true or false, got %s", kindName(n))
+		return
+	}
+	*x = Bool{V: n.Value == "true" || n.Value == "True" || n.Value == "TRUE", P: nodePos(n), Set: true}
+}
+
+// Duration is a Go duration string such as "30s" or "1m30s".
+type Duration struct {
+	V   time.Duration
+	P   Pos
+	Set bool
+}
+
+func (x *Duration) decodeNode(d *decoder, n *yaml.Node, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.ScalarNode {
+		d.errorf(n, path, "expected a duration such as 30s, got %s", kindName(n))
+		return
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		d.errorf(n, path, "invalid duration %q: want a value such as 500ms, 30s or 2m", n.Value)
+		return
+	}
+	*x = Duration{V: v, P: nodePos(n), Set: true}
+}
+
+// Strs is one string or a list of strings.
+type Strs struct {
+	V []Str
+	P Pos
+}
+
+func (x *Strs) decodeNode(d *decoder, n *yaml.Node, path string) {
+	if isNull(n) {
+		return
+	}
+	x.P = nodePos(n)
+	if n.Kind == yaml.SequenceNode {
+		for i, item := range n.Content {
+			var s Str
+			s.decodeNode(d, resolveAlias(item), fmt.Sprintf("%s[%d]", path, i))
+			if s.Set {
+				x.V = append(x.V, s)
+			}
+		}
+		return
+	}
+	var s Str
+	s.decodeNode(d, n, path)
+	if s.Set {
+		x.V = []Str{s}
+	}
+}
+
+// Value is any YAML value (a literal request body, a default). Strings in it
+// may hold ${ … } templates, compiled during validation.
+type Value struct {
+	Node *yaml.Node
+	P    Pos
+	Set  bool
+	tree any // decoded value; strings with templates are *eval.Template
+}
+
+func (x *Value) decodeNode(d *decoder, n *yaml.Node, path string) {
+	if isNull(n) {
+		return
+	}
+	*x = Value{Node: n, P: nodePos(n), Set: true}
+}
+
+// Tree returns the decoded value with templates compiled; render it with
+// RenderValue.
+func (x *Value) Tree() any { return x.tree }
+
+// JQ is an embedded jq program.
+type JQ struct {
+	Str
+	code *eval.JQ
+}
+
+// Tmpl is a string that may contain ${ … } expr templates.
+type Tmpl struct {
+	Str
+	tmpl *eval.Template
+}
+
+// Template returns the compiled template, or nil when unset.
+func (t *Tmpl) Template() *eval.Template { return t.tmpl }
+
+// Expr is an embedded expr program.
+type Expr struct {
+	Str
+	expr *eval.Expr
+}
+
+// Program returns the compiled program, or nil when unset.
+func (e *Expr) Program() *eval.Expr { return e.expr }
+
+// MapItem is one key of a Map with its position.
+type MapItem[T any] struct {
+	Key   string
+	P     Pos
+	Value T
+}
+
+// Map is a YAML mapping kept in file order, with key positions.
+type Map[T any] struct {
+	Items []MapItem[T]
+	P     Pos
+	Set   bool
+}
+
+// Get returns the value of key, or nil.
+func (m *Map[T]) Get(key string) *T {
+	for i := range m.Items {
+		if m.Items[i].Key == key {
+			return &m.Items[i].Value
+		}
+	}
+	return nil
+}
+
+// Keys lists the keys in file order.
+func (m *Map[T]) Keys() []string {
+	keys := make([]string, len(m.Items))
+	for i, it := range m.Items {
+		keys[i] = it.Key
+	}
+	return keys
+}
+
+func (m *Map[T]) decodeNode(d *decoder, n *yaml.Node, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, path, "expected a mapping, got %s", kindName(n))
+		return
+	}
+	m.P, m.Set = nodePos(n), true
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if m.Get(k.Value) != nil {
+			d.errorf(k, path, "duplicate key %q", k.Value)
+			continue
+		}
+		m.Items = append(m.Items, MapItem[T]{Key: k.Value, P: nodePos(k)})
+		item := &m.Items[len(m.Items)-1]
+		ev := reflect.ValueOf(&item.Value).Elem()
+		d.decode(val, ev, joinPath(path, k.Value))
+		if ev.Kind() == reflect.Struct {
+			if nf := ev.FieldByName("Name"); nf.IsValid() && nf.Kind() == reflect.String {
+				nf.SetString(k.Value)
+			}
+			if pf := ev.FieldByName("Pos"); pf.IsValid() && pf.Type() == reflect.TypeFor[Pos]() {
+				pf.Set(reflect.ValueOf(nodePos(k)))
+			}
+		}
+	}
+}

@@ -1,0 +1,133 @@
+package spec
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+)
+
+// schemaTyper is implemented by leaf types to describe themselves.
+type schemaTyper interface {
+	jsonSchema() map[string]any
+}
+
+func (*Str) jsonSchema() map[string]any   { return map[string]any{"type": "string"} }
+func (*Int) jsonSchema() map[string]any   { return map[string]any{"type": "integer"} }
+func (*Float) jsonSchema() map[string]any { return map[string]any{"type": "number"} }
+func (*Bool) jsonSchema() map[string]any  { return map[string]any{"type": "boolean"} }
+func (*Duration) jsonSchema() map[string]any {
+	return map[string]any{"type": "string", "pattern": `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`}
+}
+func (*Strs) jsonSchema() map[string]any {
+	return map[string]any{"oneOf": []any{
+		map[string]any{"type": "string"},
+		map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+	}}
+}
+func (*Value) jsonSchema() map[string]any { return map[string]any{} }
+func (*JQ) jsonSchema() map[string]any {
+	return map[string]any{"type": "string", "description": "jq program"}
+}
+func (*Tmpl) jsonSchema() map[string]any {
+	return map[string]any{"type": "string", "description": "string with ${ expr } templates"}
+}
+func (*Expr) jsonSchema() map[string]any {
+	return map[string]any{"type": "string", "description": "expr expression"}
+}
+func (*Map[T]) elemType() reflect.Type { return reflect.TypeFor[T]() }
+
+type mapTyper interface{ elemType() reflect.Type }
+
+// Schema returns the JSON Schema (draft 2020-12) of the spec format,
+// generated from the same types the decoder uses.
+func Schema() []byte {
+	defs := map[string]any{}
+	root := schemaOf(reflect.TypeFor[File](), defs)
+	root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+	root["$id"] = "https://ferry.dev/schema/spec-v1.json"
+	root["title"] = "ferry spec, version 1"
+	root["$defs"] = defs
+	out, err := json.MarshalIndent(root, "", "  ")
+	if err != nil {
+		// Only maps, slices and strings go in: marshalling cannot fail.
+		panic(err)
+	}
+	return append(out, '\n')
+}
+
+func schemaOf(t reflect.Type, defs map[string]any) map[string]any {
+	pt := reflect.PointerTo(t)
+	if pt.Implements(reflect.TypeFor[mapTyper]()) {
+		elem := reflect.New(t).Interface().(mapTyper).elemType()
+		return map[string]any{"type": "object", "additionalProperties": schemaOf(elem, defs)}
+	}
+	if pt.Implements(reflect.TypeFor[schemaTyper]()) {
+		return reflect.New(t).Interface().(schemaTyper).jsonSchema()
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return schemaOf(t.Elem(), defs)
+	case reflect.Slice:
+		return map[string]any{"type": "array", "items": schemaOf(t.Elem(), defs)}
+	case reflect.Struct:
+		name := t.Name()
+		if _, ok := defs[name]; !ok {
+			defs[name] = map[string]any{} // placeholder against recursion
+			props := map[string]any{}
+			var required []string
+			for _, f := range fieldsOf(t) {
+				s := schemaOf(t.Field(f.index).Type, defs)
+				if f.doc != "" {
+					s = withDoc(s, f.doc)
+				}
+				if f.enum != nil {
+					s = withEnum(s, f.enum)
+				}
+				props[f.key] = s
+				if f.required {
+					required = append(required, f.key)
+				}
+			}
+			def := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
+			if len(required) > 0 {
+				def["required"] = required
+			}
+			defs[name] = def
+		}
+		return map[string]any{"$ref": "#/$defs/" + name}
+	}
+	return map[string]any{}
+}
+
+func withDoc(s map[string]any, doc string) map[string]any {
+	c := clone(s)
+	if d, ok := c["description"].(string); ok && !strings.Contains(doc, d) {
+		doc = doc + " (" + d + ")"
+	}
+	c["description"] = doc
+	return c
+}
+
+func withEnum(s map[string]any, enum []string) map[string]any {
+	c := clone(s)
+	vals := make([]any, len(enum))
+	for i, e := range enum {
+		vals[i] = e
+	}
+	if ap, ok := c["additionalProperties"].(map[string]any); ok {
+		ap = clone(ap)
+		ap["enum"] = vals
+		c["additionalProperties"] = ap
+		return c
+	}
+	c["enum"] = vals
+	return c
+}
+
+func clone(m map[string]any) map[string]any {
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}

@@ -1,0 +1,163 @@
+package spec
+
+import (
+	"github.com/ferry-etl/ferry/engine/eval"
+)
+
+// File is one parsed spec. Field tags drive decoding, validation and the
+// JSON Schema: `yaml` names the key, `ferry:"required"` marks it mandatory,
+// `enum` lists allowed scalars and `doc` documents it.
+type File struct {
+	Path string `yaml:"-"` // file name as given to Parse
+	Dir  string `yaml:"-"` // directory relative references resolve against
+
+	Version     Int            `yaml:"version" ferry:"required" doc:"Spec format version; must be 1."`
+	Name        Str            `yaml:"name" ferry:"required" doc:"Spec name: names the destination schema and owns Port entities."`
+	Description Str            `yaml:"description" doc:"Free text."`
+	Config      Map[ConfigVar] `yaml:"config" doc:"Named inputs supplied by --set, --config FILE, environment variables or .env, in that precedence."`
+	HTTP        HTTP           `yaml:"http" doc:"Defaults for every request: base URL, headers, auth, retry, rate limit, concurrency."`
+	Streams     Map[Stream]    `yaml:"streams" ferry:"required" doc:"Endpoints to read, in order; a stream may fan out from an earlier one with for_each."`
+	Tables      Map[Table]     `yaml:"tables" doc:"Destination tables (SQLite, PostgreSQL) mapped from streams."`
+	Port        *Port          `yaml:"port" doc:"Port software-catalog entities mapped from streams."`
+
+	config  map[string]*ConfigVar // by name, after validation
+	streams map[string]*Stream
+}
+
+// ConfigVar is one named input of a spec.
+type ConfigVar struct {
+	Name string `yaml:"-"`
+	Pos  Pos    `yaml:"-"`
+
+	Required    Bool  `yaml:"required" doc:"The run stops before any request when no value is given."`
+	Default     Value `yaml:"default" doc:"Value used when none is given."`
+	Secret      Bool  `yaml:"secret" doc:"Never printed, logged or stored; redacted from URLs and errors."`
+	Env         Strs  `yaml:"env" doc:"Environment variable name, or a list of names tried in order."`
+	Description Str   `yaml:"description" doc:"Shown by ferry in errors about this input."`
+}
+
+// HTTP holds request defaults. A stream's `http` block overrides any of them.
+type HTTP struct {
+	BaseURL     Tmpl       `yaml:"base_url" doc:"Base URL (template) that request paths are joined to; its path prefix is kept."`
+	Headers     Map[Tmpl]  `yaml:"headers" doc:"Headers sent with every request (templates)."`
+	Auth        *Auth      `yaml:"auth" doc:"Authentication."`
+	Timeout     Duration   `yaml:"timeout" doc:"Timeout of one attempt, e.g. 30s."`
+	Retry       *Retry     `yaml:"retry" doc:"Retry policy for network errors and retryable statuses."`
+	RateLimit   *RateLimit `yaml:"rate_limit" doc:"Requests per second allowed to this host, shared by every stream using it."`
+	Concurrency Int        `yaml:"concurrency" doc:"Requests in flight to this host at once, shared by every stream and fan-out level."`
+}
+
+// Auth is one of the supported authentication schemes, chosen by Type.
+type Auth struct {
+	Pos Pos `yaml:"-"`
+
+	Type         Str   `yaml:"type" ferry:"required" enum:"none,bearer,header,query,basic,oauth2" doc:"Scheme."`
+	Token        Tmpl  `yaml:"token" only:"bearer" doc:"Bearer token (template, usually ${ config.x })."`
+	Header       Str   `yaml:"header" only:"header" doc:"Header carrying the API key, e.g. x-api-key."`
+	Prefix       Str   `yaml:"prefix" only:"header" doc:"Text put before the key, e.g. \"ApiKey \"."`
+	Param        Str   `yaml:"param" only:"query" doc:"Query parameter carrying the API key."`
+	Value        Tmpl  `yaml:"value" only:"header,query" doc:"The API key (template)."`
+	Username     Tmpl  `yaml:"username" only:"basic" doc:"Basic-auth user."`
+	Password     Tmpl  `yaml:"password" only:"basic" doc:"Basic-auth password."`
+	TokenURL     Tmpl  `yaml:"token_url" only:"oauth2" doc:"OAuth2 token endpoint (client credentials grant)."`
+	ClientID     Tmpl  `yaml:"client_id" only:"oauth2" doc:"OAuth2 client id."`
+	ClientSecret Tmpl  `yaml:"client_secret" only:"oauth2" doc:"OAuth2 client secret."`
+	Scopes       []Str `yaml:"scopes" only:"oauth2" doc:"OAuth2 scopes."`
+}
+
+// Retry is the retry policy of a host.
+type Retry struct {
+	Attempts Int      `yaml:"attempts" doc:"Attempts in all, first included (default 5)."`
+	On       []Int    `yaml:"on" doc:"HTTP statuses retried (default 429, 500, 502, 503, 504)."`
+	Initial  Duration `yaml:"initial" doc:"First backoff (default 500ms), doubled each attempt with jitter."`
+	Max      Duration `yaml:"max" doc:"Backoff cap (default 30s). Retry-After and x-ratelimit-reset are honoured."`
+}
+
+// RateLimit is a token bucket shared by every request to one host.
+type RateLimit struct {
+	PerSecond Float `yaml:"per_second" ferry:"required" doc:"Sustained requests per second."`
+	Burst     Int   `yaml:"burst" doc:"Requests allowed at once above the rate (default 1)."`
+}
+
+// Stream is one endpoint read, possibly once per record of a parent stream.
+type Stream struct {
+	Name string `yaml:"-"`
+	Pos  Pos    `yaml:"-"`
+
+	Description Str       `yaml:"description" doc:"Free text."`
+	ForEach     Str       `yaml:"for_each" doc:"Parent stream: one request chain per parent record. expr sees parent and parents.<name>; jq sees $parent, $parents and $<name>."`
+	Batch       Str       `yaml:"batch" doc:"A stream fanned out from the same parent whose records, for that parent, are collected into a list (batch in expr, $batch in jq): one request per parent carrying the list."`
+	When        Expr      `yaml:"when" doc:"expr condition evaluated per parent; false skips the request."`
+	HTTP        *HTTP     `yaml:"http" doc:"Overrides of the top-level http block, e.g. another host and auth."`
+	Request     Request   `yaml:"request" ferry:"required" doc:"The request."`
+	Records     JQ        `yaml:"records" doc:"jq program from a response body to records (default: .[] for an array, else the body)."`
+	Paginate    *Paginate `yaml:"paginate" doc:"How to reach the next page."`
+
+	parent *Stream
+	batch  *Stream
+}
+
+// Request describes the HTTP request of a stream.
+type Request struct {
+	Method  Str        `yaml:"method" enum:"GET,POST,PUT,PATCH" doc:"HTTP method (default GET)."`
+	Path    Tmpl       `yaml:"path" doc:"Path joined to the base URL (template; values are path-escaped)."`
+	URL     Tmpl       `yaml:"url" doc:"Absolute URL, instead of path."`
+	Query   Map[Value] `yaml:"query" doc:"Query parameters; values are templates, a list sends the parameter once per item."`
+	Headers Map[Tmpl]  `yaml:"headers" doc:"Extra headers (templates)."`
+	Body    Value      `yaml:"body" doc:"JSON body as YAML; strings may hold templates."`
+	BodyJQ  JQ         `yaml:"body_jq" doc:"JSON body built by a jq program (input: the parent record, or null)."`
+}
+
+// Paginate is one of the pagination kinds, chosen by Type.
+type Paginate struct {
+	Pos Pos `yaml:"-"`
+
+	Type       Str  `yaml:"type" ferry:"required" enum:"cursor,next_url,link_header,page,offset" doc:"Pagination kind."`
+	Token      JQ   `yaml:"token" only:"cursor,page" doc:"jq on the response body giving the next token; null or empty ends (cursor). For page: an optional token sent as token_param when present."`
+	Param      Str  `yaml:"param" only:"cursor,page,offset,link_header" doc:"Where the token, page number or offset goes (query name, header name, or dotted body path)."`
+	In         Str  `yaml:"in" only:"cursor" enum:"query,header,body" doc:"Where param lives (default query)."`
+	TokenParam Str  `yaml:"token_param" only:"page" doc:"Query parameter for the optional token of a page-number API."`
+	URL        JQ   `yaml:"url" only:"next_url" doc:"jq on the response body giving the next URL; null or empty ends."`
+	Start      Int  `yaml:"start" only:"page" doc:"Number of the first page (default 1)."`
+	Size       Int  `yaml:"size" only:"page,offset,cursor,link_header" doc:"Page size sent in size_param."`
+	SizeParam  Str  `yaml:"size_param" only:"page,offset,cursor,link_header" doc:"Query parameter carrying size."`
+	TotalPages JQ   `yaml:"total_pages" only:"page" doc:"jq on the body giving the number of pages; without it paging stops on an empty page."`
+	StopWhen   Expr `yaml:"stop_when" doc:"expr stop condition; sees response (body), page (1-based count) and records (on this page)."`
+	MaxPages   Int  `yaml:"max_pages" doc:"Cap on pages per request chain (default 10000); reaching it fails the stream."`
+}
+
+// Table maps a stream's records to rows of one destination table.
+type Table struct {
+	Name string `yaml:"-"`
+	Pos  Pos    `yaml:"-"`
+
+	From       Str      `yaml:"from" ferry:"required" doc:"Stream whose records become rows."`
+	Row        JQ       `yaml:"row" doc:"jq from a record to a row object (default .)."`
+	PrimaryKey []Str    `yaml:"primary_key" doc:"Columns of the primary key; without one a _ferry_id hash of the row is used."`
+	Columns    Map[Str] `yaml:"columns" enum:"STRING,BOOLEAN,INT,LONG,DOUBLE,DECIMAL,JSON,UTC_DATETIME,NAIVE_DATE" doc:"Declared column types; other columns are inferred."`
+	Mode       Str      `yaml:"mode" enum:"upsert,append,replace" doc:"Write mode (default upsert)."`
+}
+
+// Port lists the Port entities a spec produces.
+type Port struct {
+	Blueprints Str      `yaml:"blueprints" doc:"JSON file (relative to the spec) with the blueprint bodies to create or update."`
+	Entities   []Entity `yaml:"entities" doc:"Entity mappings, in Port's mapping style."`
+}
+
+// Entity maps a stream's records to entities of one blueprint.
+type Entity struct {
+	Pos Pos `yaml:"-"`
+
+	Blueprint  Str     `yaml:"blueprint" ferry:"required" doc:"Blueprint identifier."`
+	From       Str     `yaml:"from" ferry:"required" doc:"Stream whose records become entities."`
+	Selector   JQ      `yaml:"selector" doc:"jq filter; records for which it is not true are skipped (default true)."`
+	Identifier JQ      `yaml:"identifier" ferry:"required" doc:"jq giving the entity identifier."`
+	Title      JQ      `yaml:"title" doc:"jq giving the title."`
+	Icon       JQ      `yaml:"icon" doc:"jq giving the icon."`
+	Team       JQ      `yaml:"team" doc:"jq giving the team(s)."`
+	Properties Map[JQ] `yaml:"properties" doc:"Property name to jq."`
+	Relations  Map[JQ] `yaml:"relations" doc:"Relation name to jq (a string, a list for many, or null)."`
+}
+
+// Code returns the compiled program, or nil when the field was not set.
+func (q *JQ) Code() *eval.JQ { return q.code }

@@ -1,0 +1,365 @@
+package spec
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// FS resolves files a spec refers to, relative to the spec's directory.
+type FS = fs.FS
+
+func reflectValue(f *File) reflect.Value { return reflect.ValueOf(f).Elem() }
+
+// reserved names cannot be stream names: they are variables in expr and jq.
+var reserved = []string{"config", "parent", "parents", "batch", "response", "page", "records", "env", "now", "input"}
+
+var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Blueprint is the part of a Port blueprint body the validator checks
+// mappings against.
+type Blueprint struct {
+	Identifier string `json:"identifier"`
+	Schema     struct {
+		Properties map[string]json.RawMessage `json:"properties"`
+	} `json:"schema"`
+	Relations map[string]json.RawMessage `json:"relations"`
+	Raw       json.RawMessage            `json:"-"`
+}
+
+// validate runs the phases after structural decoding: names and references,
+// the fan-out graph, then the embedded programs.
+func (p *parser) validate(f *File) {
+	f.config = map[string]*ConfigVar{}
+	for i := range f.Config.Items {
+		it := &f.Config.Items[i]
+		if !identRE.MatchString(it.Key) {
+			p.errorAt(it.P, "config", "invalid name %q: use letters, digits and _", it.Key)
+		}
+		f.config[it.Key] = &it.Value
+		for _, e := range it.Value.Env.V {
+			if !identRE.MatchString(e.V) {
+				p.errorAt(e.P, "config."+it.Key+".env", "invalid environment variable name %q", e.V)
+			}
+		}
+		if it.Value.Required.V && it.Value.Default.Set {
+			p.errorAt(it.Value.Default.P, "config."+it.Key+".default", "a required input cannot have a default")
+		}
+	}
+	p.checkStreams(f)
+	p.checkGraph(f)
+	blueprints := p.loadBlueprints(f)
+	p.checkTables(f)
+	p.checkPort(f, blueprints)
+	p.compile(f)
+}
+
+func (p *parser) checkStreams(f *File) {
+	f.streams = map[string]*Stream{}
+	names := f.Streams.Keys()
+	for i := range f.Streams.Items {
+		s := &f.Streams.Items[i].Value
+		f.streams[s.Name] = s
+	}
+	for i := range f.Streams.Items {
+		s := &f.Streams.Items[i].Value
+		path := "streams." + s.Name
+		switch {
+		case !identRE.MatchString(s.Name):
+			p.errorAt(s.Pos, "streams", "invalid stream name %q: use letters, digits and _", s.Name)
+		case slices.Contains(reserved, s.Name):
+			p.errorAt(s.Pos, "streams", "stream name %q is reserved (it names a variable in expr and jq)", s.Name)
+		}
+		if s.ForEach.Set {
+			if parent, ok := f.streams[s.ForEach.V]; ok {
+				s.parent = parent
+			} else {
+				p.errorAt(s.ForEach.P, path+".for_each", "unknown stream %q%s", s.ForEach.V, didYouMean(s.ForEach.V, names))
+			}
+		}
+		if s.Batch.Set {
+			b, ok := f.streams[s.Batch.V]
+			switch {
+			case !ok:
+				p.errorAt(s.Batch.P, path+".batch", "unknown stream %q%s", s.Batch.V, didYouMean(s.Batch.V, names))
+			case !s.ForEach.Set:
+				p.errorAt(s.Batch.P, path+".batch", "batch needs for_each: the batch is collected per parent record")
+			case b.ForEach.V != s.ForEach.V:
+				p.errorAt(s.Batch.P, path+".batch", "stream %q fans out from %q, not from %q: a batch must share this stream's parent", b.Name, b.ForEach.V, s.ForEach.V)
+			default:
+				s.batch = b
+			}
+		}
+		r := &s.Request
+		switch {
+		case r.Path.Set && r.URL.Set:
+			p.errorAt(r.URL.P, path+".request.url", "give path or url, not both")
+		case !r.Path.Set && !r.URL.Set:
+			p.errorAt(s.Pos, path+".request", "missing required field %q (or %q)", "path", "url")
+		}
+		if r.Body.Set && r.BodyJQ.Set {
+			p.errorAt(r.BodyJQ.P, path+".request.body_jq", "give body or body_jq, not both")
+		}
+		if (r.Body.Set || r.BodyJQ.Set) && (!r.Method.Set || r.Method.V == "GET") {
+			pos := r.Body.P
+			if r.BodyJQ.Set {
+				pos = r.BodyJQ.P
+			}
+			p.errorAt(pos, path+".request", "a request body needs method POST, PUT or PATCH")
+		}
+		if s.HTTP != nil {
+			p.checkHTTP(s.HTTP, path+".http")
+		}
+		if pg := s.Paginate; pg != nil {
+			p.checkPaginate(pg, path+".paginate")
+		}
+	}
+	p.checkHTTP(&f.HTTP, "http")
+}
+
+func (p *parser) checkHTTP(h *HTTP, path string) {
+	if h.Concurrency.Set && h.Concurrency.V < 1 {
+		p.errorAt(h.Concurrency.P, path+".concurrency", "must be at least 1")
+	}
+	if r := h.Retry; r != nil {
+		if r.Attempts.Set && r.Attempts.V < 1 {
+			p.errorAt(r.Attempts.P, path+".retry.attempts", "must be at least 1")
+		}
+		for i, st := range r.On {
+			if st.V < 400 || st.V > 599 {
+				p.errorAt(st.P, fmt.Sprintf("%s.retry.on[%d]", path, i), "%d is not an HTTP error status (400-599)", st.V)
+			}
+		}
+	}
+	if rl := h.RateLimit; rl != nil && rl.PerSecond.Set && rl.PerSecond.V <= 0 {
+		p.errorAt(rl.PerSecond.P, path+".rate_limit.per_second", "must be greater than 0")
+	}
+	if a := h.Auth; a != nil {
+		need := map[string][]string{
+			"bearer": {"token"}, "header": {"header", "value"}, "query": {"param", "value"},
+			"basic": {"username"}, "oauth2": {"token_url", "client_id", "client_secret"},
+		}[a.Type.V]
+		av := reflect.ValueOf(a).Elem()
+		for _, key := range need {
+			for _, fl := range fieldsOf(av.Type()) {
+				if fl.key == key && !av.Field(fl.index).FieldByName("Set").Bool() {
+					p.errorAt(a.Pos, path+".auth", "auth type %q needs field %q", a.Type.V, key)
+				}
+			}
+		}
+	}
+}
+
+func (p *parser) checkPaginate(pg *Paginate, path string) {
+	need := map[string][]string{
+		"cursor":   {"token", "param"},
+		"next_url": {"url"},
+		"page":     {"param"},
+		"offset":   {"param", "size", "size_param"},
+	}[pg.Type.V]
+	pv := reflect.ValueOf(pg).Elem()
+	for _, key := range need {
+		for _, fl := range fieldsOf(pv.Type()) {
+			if fl.key == key && !pv.Field(fl.index).FieldByName("Set").Bool() {
+				p.errorAt(pg.Pos, path, "pagination type %q needs field %q", pg.Type.V, key)
+			}
+		}
+	}
+	if pg.TokenParam.Set && !pg.Token.Set {
+		p.errorAt(pg.TokenParam.P, path+".token_param", "token_param needs token")
+	}
+	if pg.Size.Set && pg.Size.V < 1 {
+		p.errorAt(pg.Size.P, path+".size", "must be at least 1")
+	}
+	if pg.MaxPages.Set && pg.MaxPages.V < 1 {
+		p.errorAt(pg.MaxPages.P, path+".max_pages", "must be at least 1")
+	}
+	if pg.Size.Set != pg.SizeParam.Set {
+		pos := pg.Size.P
+		if pg.SizeParam.Set {
+			pos = pg.SizeParam.P
+		}
+		p.errorAt(pos, path, "size and size_param go together")
+	}
+}
+
+// checkGraph reports fan-out cycles with their path. Batch edges count: a
+// stream waits for its batch stream.
+func (p *parser) checkGraph(f *File) {
+	deps := func(s *Stream) []*Stream {
+		var out []*Stream
+		if s.ForEach.Set {
+			if t, ok := f.streams[s.ForEach.V]; ok {
+				out = append(out, t)
+			}
+		}
+		if s.Batch.Set {
+			if t, ok := f.streams[s.Batch.V]; ok {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	const (
+		unvisited = iota
+		active
+		done
+	)
+	state := map[string]int{}
+	reported := map[string]bool{}
+	var stack []*Stream
+	var visit func(s *Stream)
+	visit = func(s *Stream) {
+		state[s.Name] = active
+		stack = append(stack, s)
+		for _, t := range deps(s) {
+			switch state[t.Name] {
+			case unvisited:
+				visit(t)
+			case active:
+				i := slices.Index(stack, t)
+				cycle := stack[i:]
+				names := make([]string, 0, len(cycle)+1)
+				for _, c := range cycle {
+					names = append(names, c.Name)
+				}
+				key := strings.Join(sortedCopy(names), ",")
+				if !reported[key] {
+					reported[key] = true
+					names = append(names, t.Name)
+					p.errorAt(s.ForEach.P, "streams."+s.Name+".for_each", "fan-out cycle: %s", strings.Join(names, " -> "))
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[s.Name] = done
+	}
+	for i := range f.Streams.Items {
+		s := &f.Streams.Items[i].Value
+		if state[s.Name] == unvisited {
+			visit(s)
+		}
+	}
+	// A stream caught in a cycle has no well-defined ancestors: cut the links
+	// so later phases do not loop.
+	if len(reported) > 0 {
+		for _, s := range f.streams {
+			s.parent, s.batch = nil, nil
+		}
+	}
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
+}
+
+func (p *parser) loadBlueprints(f *File) map[string]*Blueprint {
+	if f.Port == nil || !f.Port.Blueprints.Set || p.fsys == nil {
+		return nil
+	}
+	ref := f.Port.Blueprints
+	data, err := fs.ReadFile(p.fsys, ref.V)
+	if err != nil {
+		msg := err.Error()
+		if errors.Is(err, fs.ErrNotExist) {
+			msg = "file not found"
+		}
+		p.errorAt(ref.P, "port.blueprints", "cannot read %q: %s", ref.V, msg)
+		return nil
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(data, &raws); err != nil {
+		p.errorAt(ref.P, "port.blueprints", "%s: want a JSON list of blueprint bodies: %v", ref.V, err)
+		return nil
+	}
+	out := map[string]*Blueprint{}
+	for i, raw := range raws {
+		var bp Blueprint
+		if err := json.Unmarshal(raw, &bp); err != nil || bp.Identifier == "" {
+			p.errorAt(ref.P, "port.blueprints", "%s: blueprint %d has no identifier", ref.V, i)
+			continue
+		}
+		bp.Raw = raw
+		out[bp.Identifier] = &bp
+	}
+	return out
+}
+
+func (p *parser) checkTables(f *File) {
+	names := f.Streams.Keys()
+	for i := range f.Tables.Items {
+		t := &f.Tables.Items[i].Value
+		path := "tables." + t.Name
+		if !identRE.MatchString(t.Name) {
+			p.errorAt(t.Pos, "tables", "invalid table name %q: use letters, digits and _", t.Name)
+		}
+		if t.From.Set && f.streams[t.From.V] == nil {
+			p.errorAt(t.From.P, path+".from", "unknown stream %q%s", t.From.V, didYouMean(t.From.V, names))
+		}
+		seen := map[string]bool{}
+		for j, k := range t.PrimaryKey {
+			if seen[k.V] {
+				p.errorAt(k.P, fmt.Sprintf("%s.primary_key[%d]", path, j), "duplicate column %q", k.V)
+			}
+			seen[k.V] = true
+		}
+		if t.Mode.V == "append" && len(t.PrimaryKey) > 0 {
+			p.errorAt(t.Mode.P, path+".mode", "append mode does not use a primary key")
+		}
+	}
+}
+
+func (p *parser) checkPort(f *File, blueprints map[string]*Blueprint) {
+	if f.Port == nil {
+		return
+	}
+	names := f.Streams.Keys()
+	var bpNames []string
+	for k := range blueprints {
+		bpNames = append(bpNames, k)
+	}
+	slices.Sort(bpNames)
+	for i := range f.Port.Entities {
+		e := &f.Port.Entities[i]
+		path := fmt.Sprintf("port.entities[%d]", i)
+		if e.From.Set && f.streams[e.From.V] == nil {
+			p.errorAt(e.From.P, path+".from", "unknown stream %q%s", e.From.V, didYouMean(e.From.V, names))
+		}
+		if blueprints == nil || !e.Blueprint.Set {
+			continue
+		}
+		bp, ok := blueprints[e.Blueprint.V]
+		if !ok {
+			p.errorAt(e.Blueprint.P, path+".blueprint", "unknown blueprint %q in %s%s", e.Blueprint.V, f.Port.Blueprints.V, didYouMean(e.Blueprint.V, bpNames))
+			continue
+		}
+		props := mapKeys(bp.Schema.Properties)
+		for _, it := range e.Properties.Items {
+			if _, ok := bp.Schema.Properties[it.Key]; !ok {
+				p.errorAt(it.P, path+".properties", "blueprint %q has no property %q%s", bp.Identifier, it.Key, didYouMean(it.Key, props))
+			}
+		}
+		rels := mapKeys(bp.Relations)
+		for _, it := range e.Relations.Items {
+			if _, ok := bp.Relations[it.Key]; !ok {
+				p.errorAt(it.P, path+".relations", "blueprint %q has no relation %q%s", bp.Identifier, it.Key, didYouMean(it.Key, rels))
+			}
+		}
+	}
+}
+
+func mapKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
