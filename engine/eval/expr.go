@@ -122,8 +122,15 @@ func compileExpr(src string, scope Scope, kind Kind, o *options) (*Expr, error) 
 	case StringKind:
 		checkOpts = append(checkOpts, expr.AsKind(reflect.String))
 	}
-	if _, err := expr.Compile(src, checkOpts...); err != nil {
+	check, err := expr.Compile(src, checkOpts...)
+	if err != nil {
 		return nil, exprError(src, scope, err)
+	}
+	if kind == IntKind {
+		// expr's int expectation accepts any number; a float is not an int.
+		if t := check.Node().Type(); t != nil && (t.Kind() == reflect.Float64 || t.Kind() == reflect.Float32) {
+			return nil, &Error{Lang: "expr", Msg: "expected int, but got " + t.String()}
+		}
 	}
 	prog, err := expr.Compile(src, exprOptions(o.clock)...)
 	if err != nil {
@@ -409,6 +416,9 @@ func exprError(src string, scope Scope, err error) *Error {
 	}
 	msg := strings.TrimSpace(cleanTypeNames(fe.Message))
 	off := runeToByte(src, fe.From)
+	if strings.HasPrefix(msg, "unexpected token EOF") {
+		off = len(src) // expr points at the last rune
+	}
 	if name, ok := strings.CutPrefix(msg, "unknown name "); ok {
 		// Suggest functions only for a call, names only for a variable.
 		cands := scope.Names()
