@@ -55,12 +55,12 @@ type streamState struct {
 	s        *spec.Stream
 	client   *fetch.Client
 	method   string
-	selected bool            // its tables/entities are produced
-	children []*streamState  // fan out per record (for_each, no batch)
-	batchers []*streamState  // run once per run of this stream, with its records
-	tables   []*spec.Table   // mapped from this stream
-	entities []*spec.Entity  // mapped from this stream
-	runs     chan *run       // in release order
+	selected bool           // its tables/entities are produced
+	children []*streamState // fan out per record (for_each, no batch)
+	batchers []*streamState // run once per run of this stream, with its records
+	tables   []*spec.Table  // mapped from this stream
+	entities []*spec.Entity // mapped from this stream
+	runs     chan *run      // in release order
 	stat     *StreamStats
 }
 
@@ -238,6 +238,7 @@ func (r *Runner) Run(ctx context.Context, out Output) (*Summary, error) {
 	cancel()
 	runs.Wait()
 	sum := r.stats.summary(fails)
+	r.completeness(sum, err)
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.Canceled) {
 			err = context.Cause(gctx)
@@ -248,6 +249,23 @@ func (r *Runner) Run(ctx context.Context, out Output) (*Summary, error) {
 		return sum, &RunError{Failures: fails.list}
 	}
 	return sum, nil
+}
+
+// completeness marks a stream complete only when it, every ancestor and its
+// batch source had no failure, and the run was not cut short: a missing
+// parent means missing children.
+func (r *Runner) completeness(sum *Summary, fatal error) {
+	errs := map[string]int64{}
+	for _, sn := range sum.Streams {
+		errs[sn.Stream] = sn.Errors
+	}
+	for _, st := range r.order {
+		ok := fatal == nil
+		for s := st.s; s != nil && ok; s = s.Parent() {
+			ok = errs[s.Name] == 0 && (s.BatchOf() == nil || errs[s.BatchOf().Name] == 0)
+		}
+		sum.Complete[st.s.Name] = ok
+	}
 }
 
 // submit queues a run in release order and starts fetching it. It blocks

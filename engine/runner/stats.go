@@ -11,9 +11,9 @@ import (
 
 // StreamStats are the live counters of one stream.
 type StreamStats struct {
-	Name                                     string
-	requests, retries, pages, recs, outs     atomic.Int64
-	errors, skips                            atomic.Int64
+	Name                                 string
+	requests, retries, pages, recs, outs atomic.Int64
+	errors, skips                        atomic.Int64
 }
 
 func (s *StreamStats) request(attempts int) {
@@ -30,7 +30,7 @@ func (s *StreamStats) skipped()      { s.skips.Add(1) }
 
 // Snapshot is a copy of one stream's counters.
 type Snapshot struct {
-	Stream                                   string
+	Stream                                                      string
 	Requests, Retries, Pages, Records, Outputs, Errors, Skipped int64
 }
 
