@@ -463,7 +463,7 @@ tables:
 func TestCancelStopsPromptly(t *testing.T) {
 	s := apitest.New(apitest.Fixture{Routes: []apitest.Route{
 		{Path: "/x", Generate: &apitest.Generate{Count: 1000, Item: map[string]any{"id": "{i}"}},
-			Latency: apitest.Duration{Duration: 50 * time.Millisecond},
+			Latency:  apitest.Duration{Duration: 50 * time.Millisecond},
 			Paginate: &apitest.Paging{Type: "page", PageSize: 1, Param: "page", Start: 1}},
 	}})
 	defer s.Close()
