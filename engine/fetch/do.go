@@ -193,12 +193,12 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, error) {
 			if !sent {
 				return nil, fail(err)
 			}
+			retryable := retryableErr(err, rr != nil && rr.RawResponse != nil)
 			if errors.Is(err, context.DeadlineExceeded) {
 				err = fmt.Errorf("attempt timed out after %s: %w", c.timeout, context.DeadlineExceeded)
 			}
 			c.log.Debug("http request", "method", method, "url", shown, "attempt", attempts, "duration", dur, "error", c.pool.red.text(err.Error()))
-			gotResponse := rr != nil && rr.RawResponse != nil
-			if !canRetry || !retryableErr(err, gotResponse) || failures+1 >= c.retry.attempts {
+			if !canRetry || !retryable || failures+1 >= c.retry.attempts {
 				return nil, fail(err)
 			}
 			failures++

@@ -86,7 +86,8 @@ func (p retryPolicy) wait(backoff, hint time.Duration) time.Duration {
 // (delta-seconds or HTTP-date) counts on any retried status;
 // x-ratelimit-reset only on 429, because some servers (Port) send it on
 // every response, where it names the end of the current window.
-// x-ratelimit-reset is epoch seconds when above 1e9, else seconds to wait.
+// x-ratelimit-reset is epoch seconds when above 1e9 (milliseconds above
+// 1e12), else seconds to wait.
 func serverHint(h http.Header, status int, now time.Time) time.Duration {
 	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
@@ -109,6 +110,12 @@ func serverHint(h http.Header, status int, now time.Time) time.Duration {
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil || f <= 0 {
 		return 0
+	}
+	if f > 1e12 {
+		f /= 1000 // epoch milliseconds: no seconds epoch is that large
+	}
+	if f > 1e11 {
+		return secs(f) // absurd; the caller caps it
 	}
 	if f > 1e9 {
 		return max(time.Unix(0, int64(f*1e9)).Sub(now), 0)

@@ -1,0 +1,245 @@
+package fetch
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+type seenAuth struct {
+	Authorization, APIKey, Query string
+}
+
+func TestAuthKinds(t *testing.T) {
+	tests := []struct {
+		name string
+		auth Auth
+		want seenAuth
+	}{
+		{name: "none", auth: Auth{}, want: seenAuth{Query: "a=1"}},
+		{name: "bearer", auth: Auth{Type: AuthBearer, Token: "tok1"}, want: seenAuth{Authorization: "Bearer tok1", Query: "a=1"}},
+		{name: "header", auth: Auth{Type: AuthHeader, Header: "x-api-key", Token: "k1"}, want: seenAuth{APIKey: "k1", Query: "a=1"}},
+		{name: "header with prefix", auth: Auth{Type: AuthHeader, Header: "Authorization", Prefix: "ApiKey ", Token: "k2"}, want: seenAuth{Authorization: "ApiKey k2", Query: "a=1"}},
+		{name: "query", auth: Auth{Type: AuthQuery, Param: "token", Token: "k/3+"}, want: seenAuth{Query: "a=1&token=k%2F3%2B"}},
+		{name: "basic", auth: Auth{Type: AuthBasic, Username: "u", Password: "p:w"}, want: seenAuth{Authorization: "Basic " + base64.StdEncoding.EncodeToString([]byte("u:p:w")), Query: "a=1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got seenAuth
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				got = seenAuth{r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"), r.URL.RawQuery}
+			})
+			c := mustClient(t, testPool(newFakeClock(), 0, nil), HostConfig{BaseURL: srv.URL, Auth: tc.auth})
+			if _, err := c.Do(t.Context(), &Request{URL: "/x", Query: url.Values{"a": {"1"}}}); err != nil {
+				t.Fatalf("Do: %v", err)
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("request auth (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestCredentialsStayOnOrigin(t *testing.T) {
+	var got seenAuth
+	var gotHeader string
+	other := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		got = seenAuth{r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"), r.URL.RawQuery}
+		gotHeader = r.Header.Get("X-Tenant")
+	})
+	api := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/landing?a=1", http.StatusFound)
+	})
+	p := testPool(newFakeClock(), 0, nil)
+	tests := []struct {
+		name string
+		auth Auth
+		url  string
+	}{
+		{"bearer absolute", Auth{Type: AuthBearer, Token: "t"}, other.URL + "/x?a=1"},
+		{"query absolute", Auth{Type: AuthQuery, Param: "token", Token: "t"}, other.URL + "/x?a=1"},
+		{"header redirect", Auth{Type: AuthHeader, Header: "x-api-key", Token: "t"}, "/go"},
+		{"bearer redirect", Auth{Type: AuthBearer, Token: "t"}, "/go"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, gotHeader = seenAuth{}, ""
+			c := mustClient(t, p, HostConfig{BaseURL: api.URL, Auth: tc.auth, Headers: map[string]string{"X-Tenant": "acme"}})
+			if _, err := c.Do(t.Context(), &Request{URL: tc.url}); err != nil {
+				t.Fatalf("Do: %v", err)
+			}
+			if d := cmp.Diff(seenAuth{Query: "a=1"}, got); d != "" {
+				t.Errorf("credentials leaked to another origin (-want +got):\n%s", d)
+			}
+			if gotHeader != "" {
+				t.Errorf("config header sent to another origin: %q", gotHeader)
+			}
+		})
+	}
+}
+
+// tokenServer is an OAuth2 token endpoint plus an API that accepts only
+// the latest token.
+type tokenServer struct {
+	mu      sync.Mutex
+	fetches int
+	valid   string
+	reject  int // API replies 401 this many more times
+	reqs    []tokenReq
+}
+
+type tokenReq struct {
+	Authorization, ContentType, Body string
+}
+
+func (s *tokenServer) handler(t *testing.T, style string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		switch r.URL.Path {
+		case "/oauth/token":
+			b, _ := io.ReadAll(r.Body)
+			s.reqs = append(s.reqs, tokenReq{r.Header.Get("Authorization"), r.Header.Get("Content-Type"), string(b)})
+			s.fetches++
+			s.valid = fmt.Sprintf("at-%d", s.fetches)
+			if style == StyleJSON {
+				fmt.Fprintf(w, `{"ok":true,"accessToken":%q,"expiresIn":3600,"tokenType":"Bearer"}`, s.valid)
+				return
+			}
+			fmt.Fprintf(w, `{"access_token":%q,"expires_in":"3600","token_type":"bearer"}`, s.valid)
+		default:
+			if s.reject > 0 || r.Header.Get("Authorization") != "Bearer "+s.valid {
+				s.reject--
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			fmt.Fprint(w, `{}`)
+		}
+	}
+}
+
+func (s *tokenServer) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fetches
+}
+
+func TestOAuth2TokenRequest(t *testing.T) {
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("my%2Bid:s%26cret"))
+	tests := []struct {
+		style string
+		want  tokenReq
+	}{
+		{"", tokenReq{basic, "application/x-www-form-urlencoded", "grant_type=client_credentials&scope=read+write"}},
+		{StyleForm, tokenReq{"", "application/x-www-form-urlencoded", "client_id=my%2Bid&client_secret=s%26cret&grant_type=client_credentials&scope=read+write"}},
+		{StyleJSON, tokenReq{"", "application/json", `{"clientId":"my+id","clientSecret":"s\u0026cret"}`}},
+	}
+	for _, tc := range tests {
+		t.Run("style="+tc.style, func(t *testing.T) {
+			ts := &tokenServer{}
+			srv := newServer(t, ts.handler(t, tc.style))
+			c := mustClient(t, testPool(newFakeClock(), 0, nil), HostConfig{BaseURL: srv.URL, Auth: Auth{
+				Type: AuthOAuth2, TokenURL: srv.URL + "/oauth/token", ClientID: "my+id", ClientSecret: "s&cret",
+				Scopes: []string{"read", "write"}, AuthStyle: tc.style,
+			}})
+			if _, err := c.Do(t.Context(), &Request{URL: "/api"}); err != nil {
+				t.Fatalf("Do: %v", err)
+			}
+			if d := cmp.Diff([]tokenReq{tc.want}, ts.reqs); d != "" {
+				t.Errorf("token requests (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestOAuth2TokenLifecycle(t *testing.T) {
+	clk := newFakeClock()
+	ts := &tokenServer{}
+	srv := newServer(t, ts.handler(t, ""))
+	p := testPool(clk, 0, nil)
+	cfg := HostConfig{BaseURL: srv.URL, Auth: Auth{Type: AuthOAuth2, TokenURL: srv.URL + "/oauth/token", ClientID: "id", ClientSecret: "secret"}}
+	c1, c2 := mustClient(t, p, cfg), mustClient(t, p, cfg)
+
+	// 50 concurrent requests over two clients of the same credentials
+	// share one token fetch.
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			<-start
+			c := c1
+			if i%2 == 1 {
+				c = c2
+			}
+			if _, err := c.Do(t.Context(), &Request{URL: "/api"}); err != nil {
+				t.Errorf("Do: %v", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if got := ts.count(); got != 1 {
+		t.Fatalf("token fetches after 50 concurrent requests = %d, want 1", got)
+	}
+
+	steps := []struct {
+		name         string
+		advance      time.Duration
+		reject       int
+		wantFetches  int
+		wantAttempts int
+		wantStatus   int // 0: success
+	}{
+		{name: "still fresh inside the margin", advance: 3500 * time.Second, wantFetches: 1, wantAttempts: 1},
+		{name: "expired", advance: 100 * time.Second, wantFetches: 2, wantAttempts: 1},
+		{name: "401 refreshes once and retries", reject: 1, wantFetches: 3, wantAttempts: 2},
+		{name: "second 401 is final", reject: 2, wantFetches: 4, wantAttempts: 2, wantStatus: 401},
+	}
+	for _, st := range steps {
+		clk.Advance(st.advance)
+		ts.mu.Lock()
+		ts.reject = st.reject
+		ts.mu.Unlock()
+		resp, err := c1.Do(t.Context(), &Request{URL: "/api"})
+		var se *StatusError
+		switch {
+		case st.wantStatus == 0 && err != nil:
+			t.Fatalf("%s: Do: %v", st.name, err)
+		case st.wantStatus != 0 && (!errors.As(err, &se) || se.Status != st.wantStatus):
+			t.Fatalf("%s: Do error = %v, want status %d", st.name, err, st.wantStatus)
+		}
+		if got := ts.count(); got != st.wantFetches {
+			t.Errorf("%s: token fetches = %d, want %d", st.name, got, st.wantFetches)
+		}
+		if resp.Attempts != st.wantAttempts {
+			t.Errorf("%s: attempts = %d, want %d", st.name, resp.Attempts, st.wantAttempts)
+		}
+	}
+}
+
+func TestOAuth2TokenErrorIsRedacted(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"error":"invalid_client","got":"s3cret-value"}`)
+	})
+	c := mustClient(t, testPool(newFakeClock(), 0, nil), HostConfig{BaseURL: srv.URL, Auth: Auth{
+		Type: AuthOAuth2, TokenURL: srv.URL + "/token", ClientID: "id", ClientSecret: "s3cret-value",
+	}})
+	_, err := c.Do(t.Context(), &Request{URL: "/api"})
+	var se *StatusError
+	if !errors.As(err, &se) || se.Status != 401 {
+		t.Fatalf("Do error = %v, want a 401 StatusError from the token endpoint", err)
+	}
+	want := "GET " + srv.URL + "/api: oauth2 token: POST " + srv.URL + `/token: 401 Unauthorized: {"error":"invalid_client","got":"REDACTED"}`
+	if err.Error() != want {
+		t.Errorf("error =\n%s\nwant\n%s", err, want)
+	}
+}

@@ -1,0 +1,75 @@
+package fetch
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestClientConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  HostConfig
+		want string
+	}{
+		{"no scheme", HostConfig{BaseURL: "api.example.com"}, "scheme must be http or https"},
+		{"ftp", HostConfig{BaseURL: "ftp://h"}, "scheme must be http or https"},
+		{"no host", HostConfig{BaseURL: "https:///x"}, "no host"},
+		{"query", HostConfig{BaseURL: "https://h/x?a=1"}, "query and fragment are not allowed"},
+		{"unknown auth", HostConfig{BaseURL: "https://h", Auth: Auth{Type: "digest"}}, `unknown auth type "digest"`},
+		{"bearer without token", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthBearer}}, "token is required"},
+		{"header without name", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthHeader, Token: "k"}}, "header is required"},
+		{"query without param", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthQuery, Token: "k"}}, "param is required"},
+		{"basic without user", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthBasic, Password: "p"}}, "username is required"},
+		{"oauth2 without secret", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthOAuth2, TokenURL: "https://h/t", ClientID: "i"}}, "client_secret is required"},
+		{"oauth2 relative token url", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthOAuth2, TokenURL: "/t", ClientID: "i", ClientSecret: "s"}}, "must be an absolute http or https url"},
+		{"oauth2 bad style", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthOAuth2, TokenURL: "https://h/t", ClientID: "i", ClientSecret: "s", AuthStyle: "xml"}}, `unknown auth_style "xml"`},
+		{"negative concurrency", HostConfig{BaseURL: "https://h", Concurrency: -1}, "negative limit"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := NewPool(Options{}).Client(tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Client error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestResolve(t *testing.T) {
+	tests := []struct {
+		name, base string
+		auth       Auth
+		url        string
+		query      url.Values
+		want       string
+		wantSame   bool
+	}{
+		{name: "path prefix kept", base: "http://h/prod1/sei/api", url: "/v1/x", want: "http://h/prod1/sei/api/v1/x", wantSame: true},
+		{name: "trailing and missing slashes", base: "http://h/api/", url: "v1/x", want: "http://h/api/v1/x", wantSame: true},
+		{name: "bare host", base: "https://h", url: "/v1/x", want: "https://h/v1/x", wantSame: true},
+		{name: "empty path is the base", base: "https://h/api", url: "", want: "https://h/api", wantSame: true},
+		{name: "query only", base: "https://h/api", url: "?a=1", want: "https://h/api?a=1", wantSame: true},
+		{name: "escaped segment kept", base: "https://h", url: "/apps/a%2Fb/envs", want: "https://h/apps/a%2Fb/envs", wantSame: true},
+		{name: "own query kept, Query appended", base: "https://h", url: "/x?page=AAA%3D%3D", query: url.Values{"per_page": {"2"}}, want: "https://h/x?page=AAA%3D%3D&per_page=2", wantSame: true},
+		{name: "absolute same origin", base: "https://h/api", url: "https://h/other?x=1", want: "https://h/other?x=1", wantSame: true},
+		{name: "default port is the same origin", base: "https://h", url: "https://h:443/x", want: "https://h:443/x", wantSame: true},
+		{name: "absolute other origin", base: "https://h", url: "https://cdn.h/x", want: "https://cdn.h/x"},
+		{name: "fragment dropped", base: "https://h", url: "/x#frag", want: "https://h/x", wantSame: true},
+		{name: "query auth added", base: "https://h", auth: Auth{Type: AuthQuery, Param: "token", Token: "k"}, url: "/x", query: url.Values{"a": {"1"}}, want: "https://h/x?a=1&token=k", wantSame: true},
+		{name: "query auth echoed in next link sent once", base: "https://h", auth: Auth{Type: AuthQuery, Param: "token", Token: "k"}, url: "https://h/x?token=k&page=2", want: "https://h/x?page=2&token=k", wantSame: true},
+		{name: "query auth not sent elsewhere", base: "https://h", auth: Auth{Type: AuthQuery, Param: "token", Token: "k"}, url: "https://other/x?page=2", want: "https://other/x?page=2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := mustClient(t, NewPool(Options{}), HostConfig{BaseURL: tc.base, Auth: tc.auth})
+			got, same, err := c.resolve(&Request{URL: tc.url, Query: tc.query})
+			if err != nil {
+				t.Fatalf("resolve: %v", err)
+			}
+			if got != tc.want || same != tc.wantSame {
+				t.Errorf("resolve(%q) = %q, same origin %v; want %q, %v", tc.url, got, same, tc.want, tc.wantSame)
+			}
+		})
+	}
+}

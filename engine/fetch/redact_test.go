@@ -1,0 +1,130 @@
+package fetch
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestRedactionInErrorsAndLogs(t *testing.T) {
+	const (
+		apiKey = "q$ecret/+key"
+		bearer = "b3arer-t0ken"
+		extra  = "extra-s3cret"
+		pass   = "pa55word"
+	)
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		// A server that echoes credentials back in its error bodies.
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"error":"bad key %s","q":%q,"auth":%q,"x":%q}`, apiKey, r.URL.RawQuery, r.Header.Get("Authorization"), extra)
+	})
+	var logs syncBuffer
+	clk := newFakeClock()
+	p := NewPool(Options{Logger: textLogger(&logs), Secrets: []string{extra}, Sleep: clk.Sleep, Now: clk.Now})
+	tests := []struct {
+		name    string
+		auth    Auth
+		wantErr string
+	}{
+		{
+			name:    "query key",
+			auth:    Auth{Type: AuthQuery, Param: "token", Token: apiKey},
+			wantErr: `GET ` + srv.URL + `/x?accountIdentifier=a&token=REDACTED: 404 Not Found: {"error":"bad key REDACTED","q":"accountIdentifier=a&token=REDACTED","auth":"","x":"REDACTED"}`,
+		},
+		{
+			name:    "bearer",
+			auth:    Auth{Type: AuthBearer, Token: bearer},
+			wantErr: `GET ` + srv.URL + `/x?accountIdentifier=a: 404 Not Found: {"error":"bad key REDACTED","q":"accountIdentifier=a","auth":"Bearer REDACTED","x":"REDACTED"}`,
+		},
+		{
+			name:    "basic",
+			auth:    Auth{Type: AuthBasic, Username: "me", Password: pass},
+			wantErr: `GET ` + srv.URL + `/x?accountIdentifier=a: 404 Not Found: {"error":"bad key REDACTED","q":"accountIdentifier=a","auth":"REDACTED","x":"REDACTED"}`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := mustClient(t, p, HostConfig{BaseURL: srv.URL, Auth: tc.auth, Retry: Retry{Statuses: []int{404}, Attempts: 2}})
+			_, err := c.Do(t.Context(), &Request{URL: "/x", Query: url.Values{"accountIdentifier": {"a"}}})
+			var se *StatusError
+			if !errors.As(err, &se) {
+				t.Fatalf("Do error = %v, want *StatusError", err)
+			}
+			if err.Error() != tc.wantErr {
+				t.Errorf("error =\n%s\nwant\n%s", err, tc.wantErr)
+			}
+		})
+	}
+
+	// A network error names the request, redacted too.
+	dead := newServer(t, func(w http.ResponseWriter, r *http.Request) {})
+	dead.Close()
+	c := mustClient(t, p, HostConfig{BaseURL: dead.URL, Auth: Auth{Type: AuthQuery, Param: "api_key", Token: apiKey}, Retry: Retry{Attempts: 2}})
+	_, err := c.Do(t.Context(), &Request{URL: "/x"})
+	if err == nil || !strings.HasPrefix(err.Error(), "GET "+dead.URL+"/x?api_key=REDACTED: ") {
+		t.Errorf("network error = %v, want it to start with the redacted request", err)
+	}
+
+	out := logs.String()
+	for _, s := range []string{apiKey, url.QueryEscape(apiKey), bearer, extra, pass, base64.StdEncoding.EncodeToString([]byte("me:" + pass))} {
+		if strings.Contains(out, s) || strings.Contains(err.Error(), s) {
+			t.Errorf("secret %q reached the logs or an error", s)
+		}
+	}
+	for _, want := range []string{"level=WARN msg=\"http retry\"", "level=DEBUG msg=\"http request\"", "token=REDACTED", "status=404", "attempt=2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	p := NewPool(Options{Secrets: []string{"opt-secret"}})
+	for _, a := range []Auth{
+		{Type: AuthBearer, Token: "tok-a"},
+		{Type: AuthHeader, Header: "x-api-key", Token: "key with space"},
+		{Type: AuthOAuth2, TokenURL: "https://auth.example/token", ClientID: "id", ClientSecret: "cs-1"},
+		{Type: AuthQuery, Param: "apikey", Token: "qk"},
+	} {
+		if _, err := p.Client(HostConfig{BaseURL: "https://api.example", Auth: a}); err != nil {
+			t.Fatalf("Client: %v", err)
+		}
+	}
+	tests := []struct {
+		name, in, want string
+		url            bool
+	}{
+		{name: "plain", in: "token tok-a and opt-secret", want: "token REDACTED and REDACTED"},
+		{name: "query escaped", in: "k=key+with+space", want: "k=REDACTED"},
+		{name: "path escaped", in: "/key%20with%20space/", want: "/REDACTED/"},
+		{name: "client secret", in: `{"client_secret":"cs-1"}`, want: `{"client_secret":"REDACTED"}`},
+		{name: "nothing secret", in: "hello", want: "hello"},
+		{name: "auth param whatever its value", url: true, in: "https://api.example/x?apikey=other&page=2#f", want: "https://api.example/x?apikey=REDACTED&page=2#f"},
+		{name: "access_token param", url: true, in: "https://h/x?access_token=zzz", want: "https://h/x?access_token=REDACTED"},
+		{name: "userinfo password", url: true, in: "https://u:pw@h/x", want: "https://u:REDACTED@h/x"},
+		{name: "url keeps other params", url: true, in: "https://h/x?a=1&b", want: "https://h/x?a=1&b"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := p.Redact(tc.in)
+			if tc.url {
+				got = p.RedactURL(tc.in)
+			}
+			if got != tc.want {
+				t.Errorf("redact(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestErrorBodyTruncated(t *testing.T) {
+	long := strings.Repeat("é", 400) // 800 bytes
+	got := errorBody([]byte(long), func(s string) string { return s })
+	if len(got) > maxErrorBody+len("…") || !strings.HasSuffix(got, "…") || !strings.HasPrefix(long, strings.TrimSuffix(got, "…")) {
+		t.Errorf("errorBody kept %d bytes: %q", len(got), got)
+	}
+}

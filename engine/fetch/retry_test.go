@@ -1,0 +1,371 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+type reply struct {
+	status int
+	header map[string]string
+}
+
+// scripted serves replies in order, then 200 {"ok":true}.
+func scripted(replies ...reply) (http.HandlerFunc, *atomic.Int32) {
+	var n atomic.Int32
+	return func(w http.ResponseWriter, r *http.Request) {
+		i := int(n.Add(1)) - 1
+		if i >= len(replies) {
+			io.WriteString(w, `{"ok":true}`)
+			return
+		}
+		for k, v := range replies[i].header {
+			w.Header().Set(k, v)
+		}
+		w.WriteHeader(replies[i].status)
+	}, &n
+}
+
+func TestRetryWaits(t *testing.T) {
+	now := newFakeClock().Now()
+	r429 := func(h map[string]string) reply { return reply{429, h} }
+	tests := []struct {
+		name      string
+		retry     Retry
+		rnd       float64
+		replies   []reply
+		wantWaits []time.Duration
+	}{
+		{name: "retry-after seconds", replies: []reply{r429(map[string]string{"Retry-After": "7"})}, wantWaits: []time.Duration{7 * time.Second}},
+		{name: "retry-after http-date", replies: []reply{r429(map[string]string{"Retry-After": now.Add(10 * time.Second).Format(http.TimeFormat)})}, wantWaits: []time.Duration{10 * time.Second}},
+		{name: "x-ratelimit-reset epoch", replies: []reply{r429(map[string]string{"x-ratelimit-reset": strconv.FormatInt(now.Add(12*time.Second).Unix(), 10)})}, wantWaits: []time.Duration{12 * time.Second}},
+		{name: "x-ratelimit-reset seconds", replies: []reply{r429(map[string]string{"x-ratelimit-reset": "3"})}, wantWaits: []time.Duration{3 * time.Second}},
+		{name: "retry-after wins over x-ratelimit-reset", replies: []reply{r429(map[string]string{"Retry-After": "2", "x-ratelimit-reset": "9"})}, wantWaits: []time.Duration{2 * time.Second}},
+		{
+			name: "429 without headers backs off exponentially", rnd: 0.5,
+			replies:   []reply{r429(nil), r429(nil), r429(nil)},
+			wantWaits: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second},
+		},
+		{
+			name: "backoff capped by max", rnd: 0.5, retry: Retry{Initial: 500 * time.Millisecond, Max: 600 * time.Millisecond},
+			replies:   []reply{{503, nil}, {503, nil}, {503, nil}},
+			wantWaits: []time.Duration{250 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond},
+		},
+		{name: "backoff longer than hint wins", rnd: 0.5, replies: []reply{r429(map[string]string{"Retry-After": "0"})}, wantWaits: []time.Duration{250 * time.Millisecond}},
+		{name: "hint beyond max is honoured", retry: Retry{Max: 30 * time.Second}, replies: []reply{r429(map[string]string{"Retry-After": "120"})}, wantWaits: []time.Duration{120 * time.Second}},
+		{name: "hint beyond hard cap is capped", replies: []reply{r429(map[string]string{"Retry-After": "3600"})}, wantWaits: []time.Duration{MaxServerWait}},
+		{name: "503 honours retry-after", replies: []reply{{503, map[string]string{"Retry-After": "4"}}}, wantWaits: []time.Duration{4 * time.Second}},
+		{name: "503 ignores x-ratelimit-reset", rnd: 0.5, replies: []reply{{503, map[string]string{"x-ratelimit-reset": "40"}}}, wantWaits: []time.Duration{250 * time.Millisecond}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, n := scripted(tc.replies...)
+			srv := newServer(t, h)
+			clk := newFakeClock()
+			c := mustClient(t, testPool(clk, tc.rnd, nil), HostConfig{BaseURL: srv.URL, Retry: tc.retry})
+			resp, err := c.Do(t.Context(), &Request{URL: "/x"})
+			if err != nil {
+				t.Fatalf("Do: %v", err)
+			}
+			if want := len(tc.replies) + 1; resp.Attempts != want || int(n.Load()) != want {
+				t.Errorf("attempts = %d (server saw %d), want %d", resp.Attempts, n.Load(), want)
+			}
+			if d := cmp.Diff(tc.wantWaits, clk.Sleeps()); d != "" {
+				t.Errorf("waits (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestNoRetry(t *testing.T) {
+	tests := []struct {
+		name   string
+		cfg    HostConfig
+		method string
+		status int
+	}{
+		{name: "404", method: "GET", status: 404},
+		{name: "400 POST", method: "POST", status: 400},
+		{name: "500 POST with RetryPOST false", cfg: HostConfig{RetryPOST: ptr(false)}, method: "POST", status: 500},
+		{name: "503 PATCH", method: "PATCH", status: 503},
+		{name: "503 with no retry statuses", cfg: HostConfig{Retry: Retry{Statuses: []int{}}}, method: "GET", status: 503},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int32
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				n.Add(1)
+				w.WriteHeader(tc.status)
+				io.WriteString(w, `{"error":"nope"}`)
+			})
+			tc.cfg.BaseURL = srv.URL
+			clk := newFakeClock()
+			c := mustClient(t, testPool(clk, 0, nil), tc.cfg)
+			resp, err := c.Do(t.Context(), &Request{Method: tc.method, URL: "/x"})
+			var se *StatusError
+			if !errors.As(err, &se) {
+				t.Fatalf("Do error = %v, want *StatusError", err)
+			}
+			want := tc.method + " " + srv.URL + "/x: " + strconv.Itoa(tc.status) + " " + http.StatusText(tc.status) + `: {"error":"nope"}`
+			if se.Error() != want {
+				t.Errorf("Error() = %q, want %q", se.Error(), want)
+			}
+			if resp == nil || resp.Status != tc.status || string(resp.Body) != `{"error":"nope"}` {
+				t.Errorf("response = %+v, want the final %d response", resp, tc.status)
+			}
+			if n.Load() != 1 || len(clk.Sleeps()) != 0 {
+				t.Errorf("server saw %d requests, %d waits; want 1 and 0", n.Load(), len(clk.Sleeps()))
+			}
+		})
+	}
+}
+
+func TestPOSTBodyResent(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	var types []string
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		types = append(types, r.Header.Get("Content-Type"))
+		n := len(bodies)
+		mu.Unlock()
+		if n == 1 {
+			w.WriteHeader(http.StatusBadGateway)
+		}
+	})
+	c := mustClient(t, testPool(newFakeClock(), 0, nil), HostConfig{BaseURL: srv.URL})
+	body := map[string]any{"filter": map[string]any{"ids": []string{"a", "b"}}}
+	if _, err := c.Do(t.Context(), &Request{Method: "post", URL: "/q", Body: body}); err != nil {
+		t.Fatalf("Do: %v", err)
+	}
+	want := `{"filter":{"ids":["a","b"]}}`
+	if d := cmp.Diff([]string{want, want}, bodies); d != "" {
+		t.Errorf("bodies (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"application/json", "application/json"}, types); d != "" {
+		t.Errorf("content types (-want +got):\n%s", d)
+	}
+}
+
+func TestAttemptsCap(t *testing.T) {
+	for _, attempts := range []int{1, 3, 0} {
+		t.Run(strconv.Itoa(attempts), func(t *testing.T) {
+			var n atomic.Int32
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				n.Add(1)
+				w.WriteHeader(http.StatusServiceUnavailable)
+			})
+			clk := newFakeClock()
+			c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: srv.URL, Retry: Retry{Attempts: attempts}})
+			resp, err := c.Do(t.Context(), &Request{URL: "/x"})
+			want := attempts
+			if want == 0 {
+				want = DefaultAttempts
+			}
+			var se *StatusError
+			if !errors.As(err, &se) || se.Status != 503 {
+				t.Fatalf("Do error = %v, want 503 StatusError", err)
+			}
+			if int(n.Load()) != want || resp.Attempts != want || len(clk.Sleeps()) != want-1 {
+				t.Errorf("server saw %d, Attempts %d, waits %d; want %d, %d, %d", n.Load(), resp.Attempts, len(clk.Sleeps()), want, want, want-1)
+			}
+		})
+	}
+}
+
+func TestAttemptTimeout(t *testing.T) {
+	tests := []struct {
+		name     string
+		hang     int32 // attempts that hang
+		attempts int
+		wantErr  bool
+	}{
+		{name: "timeout then success", hang: 1, attempts: 3},
+		{name: "every attempt times out", hang: 2, attempts: 2, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int32
+			done := make(chan struct{})
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				if n.Add(1) <= tc.hang {
+					select {
+					case <-r.Context().Done():
+					case <-done:
+					}
+					return
+				}
+				io.WriteString(w, "{}")
+			})
+			defer close(done)
+			clk := newFakeClock()
+			c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: srv.URL, Timeout: 50 * time.Millisecond, Retry: Retry{Attempts: tc.attempts}})
+			resp, err := c.Do(t.Context(), &Request{URL: "/slow"})
+			if tc.wantErr {
+				if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "attempt timed out after 50ms") {
+					t.Fatalf("Do error = %v, want an attempt timeout", err)
+				}
+			} else if err != nil || resp.Attempts != 2 {
+				t.Fatalf("Do = %+v, %v; want success on attempt 2", resp, err)
+			}
+			if got := n.Load(); got != 2 {
+				t.Errorf("server saw %d requests, want 2", got)
+			}
+			if len(clk.Sleeps()) != 1 {
+				t.Errorf("waits = %v, want one", clk.Sleeps())
+			}
+		})
+	}
+}
+
+func TestBodyCutShortIsRetried(t *testing.T) {
+	var n atomic.Int32
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			conn, buf, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				t.Errorf("hijack: %v", err)
+				return
+			}
+			buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"items\":[")
+			buf.Flush()
+			conn.Close()
+			return
+		}
+		io.WriteString(w, `{"items":[]}`)
+	})
+	c := mustClient(t, testPool(newFakeClock(), 0, nil), HostConfig{BaseURL: srv.URL})
+	resp, err := c.Do(t.Context(), &Request{URL: "/x"})
+	if err != nil {
+		t.Fatalf("Do: %v", err)
+	}
+	if resp.Attempts != 2 || string(resp.Body) != `{"items":[]}` {
+		t.Errorf("Do = attempts %d body %q, want 2 and the full body", resp.Attempts, resp.Body)
+	}
+}
+
+func TestNetworkErrorRetriedThenReported(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {})
+	base := srv.URL
+	srv.Close()
+	clk := newFakeClock()
+	c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: base, Retry: Retry{Attempts: 3}})
+	_, err := c.Do(t.Context(), &Request{URL: "/x"})
+	if err == nil || !strings.HasPrefix(err.Error(), "GET "+base+"/x: ") {
+		t.Fatalf("Do error = %v, want a network error naming the request", err)
+	}
+	if len(clk.Sleeps()) != 2 {
+		t.Errorf("waits = %v, want 2 (3 attempts)", clk.Sleeps())
+	}
+}
+
+func TestContextCancel(t *testing.T) {
+	t.Run("in flight", func(t *testing.T) {
+		arrived := make(chan struct{}, 1)
+		var n atomic.Int32
+		srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			n.Add(1)
+			arrived <- struct{}{}
+			<-r.Context().Done()
+		})
+		c := mustClient(t, testPool(newFakeClock(), 0, nil), HostConfig{BaseURL: srv.URL})
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() { <-arrived; cancel() }()
+		_, err := c.Do(ctx, &Request{URL: "/x"})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Do error = %v, want context.Canceled", err)
+		}
+		if n.Load() != 1 {
+			t.Errorf("server saw %d requests, want 1", n.Load())
+		}
+	})
+	t.Run("during backoff with the real sleeper", func(t *testing.T) {
+		arrived := make(chan struct{}, 1)
+		srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", "3600")
+			w.WriteHeader(http.StatusTooManyRequests)
+			arrived <- struct{}{}
+		})
+		c := mustClient(t, NewPool(Options{}), HostConfig{BaseURL: srv.URL})
+		ctx, cancel := context.WithCancel(t.Context())
+		go func() { <-arrived; cancel() }()
+		_, err := c.Do(ctx, &Request{URL: "/x"})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Do error = %v, want context.Canceled", err)
+		}
+	})
+	t.Run("waiting for a slot", func(t *testing.T) {
+		arrived := make(chan struct{}, 1)
+		release := make(chan struct{})
+		var n atomic.Int32
+		srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			n.Add(1)
+			arrived <- struct{}{}
+			<-release
+		})
+		p := testPool(newFakeClock(), 0, nil)
+		c := mustClient(t, p, HostConfig{BaseURL: srv.URL, Concurrency: 1})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if _, err := c.Do(t.Context(), &Request{URL: "/first"}); err != nil {
+				t.Errorf("first Do: %v", err)
+			}
+		})
+		<-arrived
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		_, err := c.Do(ctx, &Request{URL: "/second"})
+		close(release)
+		wg.Wait()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Do error = %v, want context.Canceled", err)
+		}
+		if n.Load() != 1 {
+			t.Errorf("server saw %d requests, want 1", n.Load())
+		}
+	})
+}
+
+func TestServerHint(t *testing.T) {
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	tests := []struct {
+		name   string
+		header map[string]string
+		status int
+		want   time.Duration
+	}{
+		{"none", nil, 429, 0},
+		{"seconds", map[string]string{"Retry-After": " 5 "}, 503, 5 * time.Second},
+		{"negative seconds", map[string]string{"Retry-After": "-5"}, 429, 0},
+		{"date in the past", map[string]string{"Retry-After": now.Add(-time.Minute).Format(http.TimeFormat)}, 429, 0},
+		{"garbage", map[string]string{"Retry-After": "soon"}, 429, 0},
+		{"reset fractional seconds", map[string]string{"X-RateLimit-Reset": "1.5"}, 429, 1500 * time.Millisecond},
+		{"reset epoch in the past", map[string]string{"X-RateLimit-Reset": strconv.FormatInt(now.Add(-time.Minute).Unix(), 10)}, 429, 0},
+		{"reset on 500 ignored", map[string]string{"X-RateLimit-Reset": "10"}, 500, 0},
+		{"reset epoch milliseconds", map[string]string{"X-RateLimit-Reset": strconv.FormatInt(now.Add(8*time.Second).UnixMilli(), 10)}, 429, 8 * time.Second},
+		{"huge reset does not overflow", map[string]string{"X-RateLimit-Reset": "1e300"}, 429, 24 * time.Hour},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			for k, v := range tc.header {
+				h.Set(k, v)
+			}
+			if got := serverHint(h, tc.status, now); got != tc.want {
+				t.Errorf("serverHint = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
