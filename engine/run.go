@@ -51,7 +51,7 @@ func Run(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions) (*runn
 	if opts.OnStart != nil {
 		opts.OnStart(r.Stats())
 	}
-	out := jsonl.New(opts.Stdout)
+	out := jsonl.New(opts.Stdout, cfg.Secrets...)
 	sum, err := r.Run(ctx, out)
 	if ferr := out.Flush(); ferr != nil && err == nil {
 		err = ferr

@@ -20,13 +20,24 @@ import (
 type Writer struct {
 	mu  sync.Mutex
 	w   *bufio.Writer
-	buf bytes.Buffer
-	enc *json.Encoder
+	buf     bytes.Buffer
+	enc     *json.Encoder
+	secrets [][]byte
 }
 
-// New returns a Writer on w. Call Flush when done.
-func New(w io.Writer) *Writer {
+// New returns a Writer on w. Call Flush when done. Every secret value is
+// replaced by REDACTED in what is printed: a mapping (or an API echoing its
+// request) must not leak a token to stdout.
+func New(w io.Writer, secrets ...string) *Writer {
 	jw := &Writer{w: bufio.NewWriterSize(w, 64<<10)}
+	for _, s := range secrets {
+		if s == "" {
+			continue
+		}
+		// Secrets are matched as they appear inside JSON strings.
+		enc, _ := json.Marshal(s)
+		jw.secrets = append(jw.secrets, enc[1:len(enc)-1])
+	}
 	jw.enc = json.NewEncoder(&jw.buf)
 	jw.enc.SetEscapeHTML(false)
 	return jw
@@ -61,7 +72,13 @@ func (w *Writer) line(v any) error {
 	if err := w.enc.Encode(v); err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	if _, err := w.w.Write(w.buf.Bytes()); err != nil {
+	line := w.buf.Bytes()
+	for _, s := range w.secrets {
+		if bytes.Contains(line, s) {
+			line = bytes.ReplaceAll(line, s, []byte("REDACTED"))
+		}
+	}
+	if _, err := w.w.Write(line); err != nil {
 		return fmt.Errorf("write stdout: %w", err)
 	}
 	return nil

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/ferry-etl/ferry/engine/apitest"
+)
+
+var update = flag.Bool("update", false, "rewrite testscript files with the actual output")
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"ferry": func() {
+			os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+		},
+	})
+}
+
+// TestScripts runs the CLI scripts in testdata/script. The `apisim FIXTURE`
+// command starts an apitest simulator from a fixture file of the script and
+// exports its address as $API_URL.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		UpdateScripts:       *update,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"cmpjsonl": cmpJSONL,
+			"apisim": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: apisim FIXTURE")
+				}
+				s, err := apitest.StartFile(ts.MkAbs(args[0]))
+				ts.Check(err)
+				ts.Defer(s.Close)
+				ts.Setenv("API_URL", s.URL())
+			},
+		},
+	})
+}
+
+// cmpJSONL compares dry-run output with a golden file target by target: the
+// lines of each table or blueprint must match in order (ferry's order is
+// deterministic per stream), while different targets may interleave.
+func cmpJSONL(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: cmpjsonl GOT WANT")
+	}
+	group := func(text string) map[string][]string {
+		out := map[string][]string{}
+		for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+			if line == "" {
+				continue
+			}
+			var head struct{ Table, Blueprint string }
+			if err := json.Unmarshal([]byte(line), &head); err != nil {
+				ts.Fatalf("not JSON: %q: %v", line, err)
+			}
+			key := "table " + head.Table
+			if head.Blueprint != "" {
+				key = "blueprint " + head.Blueprint
+			}
+			out[key] = append(out[key], line)
+		}
+		return out
+	}
+	got, want := group(ts.ReadFile(args[0])), group(ts.ReadFile(args[1]))
+	if diff := cmp.Diff(want, got); diff != "" {
+		keys := make([]string, 0, len(want))
+		for k := range want {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		ts.Fatalf("%s and %s differ per target (-want +got):\n%s", args[0], args[1], diff)
+	}
+}
