@@ -18,8 +18,8 @@ import (
 // Writer prints rows and entities as JSON Lines. It is safe for concurrent
 // use; each line is written whole.
 type Writer struct {
-	mu  sync.Mutex
-	w   *bufio.Writer
+	mu      sync.Mutex
+	w       *bufio.Writer
 	buf     bytes.Buffer
 	enc     *json.Encoder
 	secrets [][]byte
