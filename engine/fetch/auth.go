@@ -134,9 +134,10 @@ type tokenKey struct {
 	url, id, secret, scopes, style string
 }
 
-// tokenSourceLocked returns the shared token source for cfg's
-// credentials; p.mu must be held.
-func (p *Pool) tokenSourceLocked(cfg HostConfig) *tokenSource {
+// tokenSource returns the shared token source for cfg's credentials.
+func (p *Pool) tokenSource(cfg HostConfig) *tokenSource {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	a := cfg.Auth
 	k := tokenKey{a.TokenURL, a.ClientID, a.ClientSecret, strings.Join(a.Scopes, " "), a.AuthStyle}
 	if ts, ok := p.tokens[k]; ok {

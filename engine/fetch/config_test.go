@@ -1,9 +1,12 @@
 package fetch
 
 import (
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestClientConfigErrors(t *testing.T) {
@@ -63,7 +66,7 @@ func TestResolve(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := mustClient(t, NewPool(Options{}), HostConfig{BaseURL: tc.base, Auth: tc.auth})
-			got, same, err := c.resolve(&Request{URL: tc.url, Query: tc.query})
+			got, _, same, err := c.resolve(&Request{URL: tc.url, Query: tc.query})
 			if err != nil {
 				t.Fatalf("resolve: %v", err)
 			}
@@ -71,5 +74,46 @@ func TestResolve(t *testing.T) {
 				t.Errorf("resolve(%q) = %q, same origin %v; want %q, %v", tc.url, got, same, tc.want, tc.wantSame)
 			}
 		})
+	}
+}
+
+func TestHostOfEachRequest(t *testing.T) {
+	var seen []string
+	a := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Host+" "+r.Header.Get("Authorization"))
+	})
+	b := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Host+" "+r.Header.Get("Authorization"))
+	})
+	p := testPool(newFakeClock(), 0, nil)
+	withBase := mustClient(t, p, HostConfig{BaseURL: a.URL, Concurrency: 2, Auth: Auth{Type: AuthBearer, Token: "t"}})
+	noBase := mustClient(t, p, HostConfig{Concurrency: 3, Auth: Auth{Type: AuthBearer, Token: "u"}})
+
+	for _, step := range []struct {
+		c   *Client
+		url string
+	}{
+		{withBase, "/x"},
+		{withBase, b.URL + "/next"}, // another host: its own limits, no credentials
+		{noBase, b.URL + "/y"},      // no base: credentials go where the URL says
+	} {
+		if _, err := step.c.Do(t.Context(), &Request{URL: step.url}); err != nil {
+			t.Fatalf("Do(%s): %v", step.url, err)
+		}
+	}
+	if _, err := noBase.Do(t.Context(), &Request{URL: "/relative"}); err == nil || !strings.Contains(err.Error(), "relative url and no base url") {
+		t.Errorf("relative URL without base: err = %v", err)
+	}
+	host := func(u string) string { return strings.TrimPrefix(u, "http://") }
+	want := []string{host(a.URL) + " Bearer t", host(b.URL) + " ", host(b.URL) + " Bearer u"}
+	if d := cmp.Diff(want, seen); d != "" {
+		t.Errorf("requests (-want +got):\n%s", d)
+	}
+	hosts := p.Stats().Hosts
+	// b was first met through withBase's absolute URL, so it got withBase's
+	// limits; noBase then names it as its own host and tightens nothing
+	// (3 > 2).
+	if hosts[a.URL].Concurrency != 2 || hosts[b.URL].Concurrency != 2 || hosts[b.URL].Requests != 2 {
+		t.Errorf("host stats = %+v", hosts)
 	}
 }

@@ -42,9 +42,10 @@ type Response struct {
 // use; make one per config with [Pool.Client].
 type Client struct {
 	pool      *Pool
-	host      *host
+	cfg       HostConfig // normalised; its limits seed hosts first met through it
+	host      *host      // BaseURL's host; nil without a BaseURL
 	base      *url.URL
-	origin    string
+	origin    string // BaseURL's scheme://host; "" without a BaseURL
 	log       *slog.Logger
 	retry     retryPolicy
 	retryPOST bool
@@ -60,15 +61,18 @@ type Client struct {
 func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource) *Client {
 	c := &Client{
 		pool:      p,
+		cfg:       cfg,
 		host:      h,
 		base:      base,
-		origin:    origin(base),
 		log:       p.log,
 		retry:     newRetryPolicy(cfg.Retry),
 		retryPOST: cfg.RetryPOST == nil || *cfg.RetryPOST,
 		timeout:   cfg.Timeout,
 		header:    http.Header{"Accept": {"application/json"}, "User-Agent": {"ferry"}},
 		tokens:    ts,
+	}
+	if base != nil {
+		c.origin = origin(base)
 	}
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
@@ -98,28 +102,35 @@ func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource
 // without counting against Attempts.
 func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	start := c.pool.now()
-	resp, err := c.do(ctx, req)
+	resp, h, err := c.do(ctx, req)
 	if resp != nil {
 		resp.Duration = c.pool.now().Sub(start)
 	}
 	if err != nil {
 		c.pool.errors.Add(1)
-		c.host.errors.Add(1)
+		if h != nil {
+			h.errors.Add(1)
+		}
 	}
 	return resp, err
 }
 
-func (c *Client) do(ctx context.Context, req *Request) (*Response, error) {
+func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error) {
 	if req == nil {
-		return nil, errors.New("nil request")
+		return nil, nil, errors.New("nil request")
 	}
 	method := strings.ToUpper(req.Method)
 	if method == "" {
 		method = http.MethodGet
 	}
-	target, same, err := c.resolve(req)
+	target, targetOrigin, same, err := c.resolve(req)
 	if err != nil {
-		return nil, &requestError{msg: c.pool.red.text(fmt.Sprintf("%s %s: %v", method, c.pool.red.url(req.URL), err)), err: err}
+		return nil, nil, &requestError{msg: c.pool.red.text(fmt.Sprintf("%s %s: %v", method, c.pool.red.url(req.URL), err)), err: err}
+	}
+	h := c.host
+	if targetOrigin != c.origin {
+		// Without a BaseURL the request names the config's own host.
+		h = c.pool.host(targetOrigin, c.cfg, c.base == nil)
 	}
 	shown := c.pool.red.url(target)
 	fail := func(err error) error {
@@ -149,7 +160,7 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, error) {
 		hdr.Set("Content-Type", "application/x-www-form-urlencoded")
 	case req.Body != nil:
 		if body, err = json.Marshal(req.Body); err != nil {
-			return nil, fail(fmt.Errorf("encode body: %w", err))
+			return nil, h, fail(fmt.Errorf("encode body: %w", err))
 		}
 		if hdr.Get("Content-Type") == "" {
 			hdr.Set("Content-Type", "application/json")
@@ -170,28 +181,28 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, error) {
 		if oauth {
 			v, err := c.tokens.get(ctx)
 			if err != nil {
-				return nil, fail(fmt.Errorf("oauth2 token: %w", err))
+				return nil, h, fail(fmt.Errorf("oauth2 token: %w", err))
 			}
 			hdr.Set("Authorization", v)
 			tokenUsed = v
 		}
-		rr, sent, dur, err := c.attempt(ctx, method, target, hdr, body)
+		rr, sent, dur, err := c.attempt(ctx, h, method, target, hdr, body)
 		if sent {
 			attempts++
 			c.pool.requests.Add(1)
-			c.host.requests.Add(1)
+			h.requests.Add(1)
 			if attempts > 1 {
 				c.pool.retries.Add(1)
-				c.host.retries.Add(1)
+				h.retries.Add(1)
 			}
 		}
 		if err != nil && ctx.Err() != nil {
 			c.log.Debug("http request", "method", method, "url", shown, "attempt", attempts, "duration", dur, "error", c.pool.red.text(ctx.Err().Error()))
-			return nil, fail(ctx.Err())
+			return nil, h, fail(ctx.Err())
 		}
 		if err != nil {
 			if !sent {
-				return nil, fail(err)
+				return nil, h, fail(err)
 			}
 			retryable := retryableErr(err, rr != nil && rr.RawResponse != nil)
 			if errors.Is(err, context.DeadlineExceeded) {
@@ -199,13 +210,13 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, error) {
 			}
 			c.log.Debug("http request", "method", method, "url", shown, "attempt", attempts, "duration", dur, "error", c.pool.red.text(err.Error()))
 			if !canRetry || !retryable || failures+1 >= c.retry.attempts {
-				return nil, fail(err)
+				return nil, h, fail(err)
 			}
 			failures++
 			wait := c.retry.backoff(failures, c.pool.rnd)
 			c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "error", c.pool.red.text(err.Error()), "wait", wait)
 			if err := c.pool.sleep(ctx, wait); err != nil {
-				return nil, fail(err)
+				return nil, h, fail(err)
 			}
 			continue
 		}
@@ -214,7 +225,7 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, error) {
 		c.log.Debug("http request", "method", method, "url", shown, "status", status, "attempt", attempts, "duration", dur)
 		resp := &Response{Status: status, Header: rr.Header(), Body: rr.Body(), URL: shown, Attempts: attempts}
 		if status >= 200 && status < 300 {
-			return resp, nil
+			return resp, h, nil
 		}
 		if status == http.StatusUnauthorized && oauth && !refreshed {
 			refreshed = true
@@ -224,13 +235,13 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, error) {
 		}
 		serr := &StatusError{Method: method, URL: shown, Status: status, Body: errorBody(resp.Body, c.pool.red.text)}
 		if !canRetry || !c.retry.statuses[status] || failures+1 >= c.retry.attempts {
-			return resp, serr
+			return resp, h, serr
 		}
 		failures++
 		wait := c.retry.wait(c.retry.backoff(failures, c.pool.rnd), serverHint(resp.Header, status, c.pool.now()))
 		c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "wait", wait)
 		if err := c.pool.sleep(ctx, wait); err != nil {
-			return nil, fail(err)
+			return nil, h, fail(err)
 		}
 	}
 }
@@ -238,18 +249,18 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, error) {
 // attempt sends one request: rate limiter first, then a concurrency slot
 // held only while the request is in flight, under a per-attempt timeout.
 // sent is false when it failed before reaching the network.
-func (c *Client) attempt(ctx context.Context, method, target string, hdr http.Header, body []byte) (rr *resty.Response, sent bool, dur time.Duration, err error) {
-	if err := c.pool.waitRate(ctx, c.host); err != nil {
+func (c *Client) attempt(ctx context.Context, h *host, method, target string, hdr http.Header, body []byte) (rr *resty.Response, sent bool, dur time.Duration, err error) {
+	if err := c.pool.waitRate(ctx, h); err != nil {
 		return nil, false, 0, err
 	}
-	if err := c.host.gate.acquire(ctx); err != nil {
+	if err := h.gate.acquire(ctx); err != nil {
 		return nil, false, 0, err
 	}
-	defer c.host.gate.release()
+	defer h.gate.release()
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
-	r := c.host.rest.R().SetContext(actx)
+	r := h.rest.R().SetContext(actx)
 	r.Header = hdr.Clone()
 	if body != nil {
 		r.SetBody(body)
@@ -259,15 +270,17 @@ func (c *Client) attempt(ctx context.Context, method, target string, hdr http.He
 	return rr, true, c.pool.now().Sub(start), err
 }
 
-// resolve builds the final URL and reports whether it is on BaseURL's
-// origin, the only place credentials go.
-func (c *Client) resolve(req *Request) (string, bool, error) {
+// resolve builds the final URL and returns its origin, and whether it is
+// on BaseURL's origin, the only place credentials and config headers go.
+func (c *Client) resolve(req *Request) (target, targetOrigin string, same bool, err error) {
 	raw := req.URL
 	var u *url.URL
-	var err error
-	if isAbs(raw) {
+	switch {
+	case isAbs(raw):
 		u, err = url.Parse(raw)
-	} else {
+	case c.base == nil:
+		return "", "", false, fmt.Errorf("relative url and no base url")
+	default:
 		joined := strings.TrimRight(c.base.String(), "/")
 		switch {
 		case raw == "":
@@ -279,13 +292,14 @@ func (c *Client) resolve(req *Request) (string, bool, error) {
 		u, err = url.Parse(joined)
 	}
 	if err != nil {
-		return "", false, err
+		return "", "", false, err
 	}
 	if u.Host == "" {
-		return "", false, fmt.Errorf("url has no host")
+		return "", "", false, fmt.Errorf("url has no host")
 	}
 	u.Fragment, u.RawFragment = "", ""
-	same := origin(u) == c.origin
+	targetOrigin = origin(u)
+	same = c.origin == "" || targetOrigin == c.origin
 
 	extra := url.Values{}
 	for k, vs := range req.Query {
@@ -303,7 +317,7 @@ func (c *Client) resolve(req *Request) (string, bool, error) {
 			u.RawQuery += "&" + extra.Encode()
 		}
 	}
-	return u.String(), same, nil
+	return u.String(), targetOrigin, same, nil
 }
 
 func isAbs(raw string) bool {

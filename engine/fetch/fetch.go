@@ -34,7 +34,7 @@ type Retry struct {
 // RatePerSecond, Burst) belong to the host of BaseURL, not the config: see
 // [Pool.Client].
 type HostConfig struct {
-	BaseURL string            // scheme://host[:port][/path prefix]; no query
+	BaseURL string            // scheme://host[:port][/path prefix]; no query; may be empty
 	Headers map[string]string // sent only to BaseURL's scheme and host
 	Auth    Auth
 	Timeout time.Duration // per attempt; 0 means 30s
@@ -123,7 +123,8 @@ func NewPool(opts Options) *Pool {
 
 // Redact replaces every secret the pool knows (auth tokens, API keys,
 // basic passwords, client secrets, OAuth2 access tokens, Options.Secrets,
-// and their URL-escaped forms) with REDACTED.
+// and their URL-escaped forms) with REDACTED. Values shorter than four
+// bytes are left alone: replacing them would garble every message.
 func (p *Pool) Redact(s string) string { return p.red.text(s) }
 
 // RedactURL is Redact plus the values of secret query parameters (the
@@ -138,10 +139,18 @@ func (p *Pool) RedactURL(s string) string { return p.red.url(s) }
 // positive RatePerSecond and the lowest Burst seen so far. The pooled
 // transport of a host allows at least as many idle and open connections
 // as the host's concurrency.
+//
+// A request to an absolute URL on another host uses that host's shared
+// limits; a host first met that way gets cfg's limits. With an empty
+// BaseURL every request URL must be absolute, and credentials go to
+// whatever host it names.
 func (p *Pool) Client(cfg HostConfig) (*Client, error) {
-	base, origin, err := parseBase(cfg.BaseURL)
-	if err != nil {
-		return nil, err
+	var base *url.URL
+	if cfg.BaseURL != "" {
+		var err error
+		if base, _, err = parseBase(cfg.BaseURL); err != nil {
+			return nil, err
+		}
 	}
 	if err := cfg.Auth.validate(); err != nil {
 		return nil, fmt.Errorf("base url %s: %w", p.red.url(cfg.BaseURL), err)
@@ -157,23 +166,40 @@ func (p *Pool) Client(cfg HostConfig) (*Client, error) {
 	}
 	p.registerSecrets(cfg.Auth)
 
+	var h *host
+	if base != nil {
+		h = p.host(origin(base), cfg, true)
+	}
+	var ts *tokenSource
+	if cfg.Auth.Type == AuthOAuth2 {
+		ts = p.tokenSource(cfg)
+	}
+	return p.newClient(cfg, base, h, ts), nil
+}
+
+// host returns the shared state of origin, creating it with cfg's limits.
+// With merge, an existing host takes the stricter of its limits and cfg's;
+// without, it keeps its own (an absolute URL to a host the config does not
+// name must not tighten that host's limits).
+func (p *Pool) host(origin string, cfg HostConfig, merge bool) *host {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	h, ok := p.hosts[origin]
 	if !ok {
 		h = p.newHost(origin, cfg.Concurrency)
 		p.hosts[origin] = h
-	} else if lim, _ := h.gate.stats(); cfg.Concurrency < lim {
+		p.tightenRate(h, cfg.RatePerSecond, cfg.Burst)
+		return h
+	}
+	if !merge {
+		return h
+	}
+	if lim, _ := h.gate.stats(); cfg.Concurrency < lim {
 		p.log.Debug("http host limit tightened", "host", origin, "concurrency", cfg.Concurrency)
 		h.gate.setLimit(cfg.Concurrency)
 	}
 	p.tightenRate(h, cfg.RatePerSecond, cfg.Burst)
-	var ts *tokenSource
-	if cfg.Auth.Type == AuthOAuth2 {
-		ts = p.tokenSourceLocked(cfg)
-	}
-	p.mu.Unlock()
-
-	return p.newClient(cfg, base, h, ts), nil
+	return h
 }
 
 // tightenRate keeps the lower positive rate and burst; p.mu must be held.

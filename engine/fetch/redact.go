@@ -27,6 +27,10 @@ func newRedactor() *redactor {
 	}}
 }
 
+// minSecret is the shortest value redacted by value: shorter ones would
+// garble every message and are no secret worth the name.
+const minSecret = 4
+
 // addSecrets registers values, with their URL-escaped forms, since a
 // secret may reach a URL or an error message escaped.
 func (r *redactor) addSecrets(vals ...string) {
@@ -34,7 +38,7 @@ func (r *redactor) addSecrets(vals ...string) {
 	defer r.mu.Unlock()
 	changed := false
 	for _, v := range vals {
-		if v == "" {
+		if len(v) < minSecret {
 			continue
 		}
 		for _, f := range []string{v, url.QueryEscape(v), url.PathEscape(v)} {

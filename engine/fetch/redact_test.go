@@ -103,6 +103,7 @@ func TestRedact(t *testing.T) {
 		{name: "path escaped", in: "/key%20with%20space/", want: "/REDACTED/"},
 		{name: "client secret", in: `{"client_secret":"cs-1"}`, want: `{"client_secret":"REDACTED"}`},
 		{name: "nothing secret", in: "hello", want: "hello"},
+		{name: "too short to redact", in: "a qk b", want: "a qk b"},
 		{name: "auth param whatever its value", url: true, in: "https://api.example/x?apikey=other&page=2#f", want: "https://api.example/x?apikey=REDACTED&page=2#f"},
 		{name: "access_token param", url: true, in: "https://h/x?access_token=zzz", want: "https://h/x?access_token=REDACTED"},
 		{name: "userinfo password", url: true, in: "https://u:pw@h/x", want: "https://u:REDACTED@h/x"},
