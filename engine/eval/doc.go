@@ -17,6 +17,7 @@
 //	HasTemplate(s) bool
 //	TitleCase(s), CleanTitle(s) string             Python str.title() and ferry's title cleaning
 //	Normalize(v) any                               json.Number -> int / float64
+//	FormatScalar(v) string                         a value as templates concatenate it
 //	WithClock(func() time.Time) Option             expr's now() reads an injected clock
 //
 // Compile errors are [*Error] values carrying the byte offset of the
