@@ -210,6 +210,15 @@ func TestExprClock(t *testing.T) {
 	if err != nil || got != "2026-03-03" {
 		t.Errorf("EvalString = %q, %v; want 2026-03-03", got, err)
 	}
+	// now(tz) converts the injected time (05:06 at UTC+9 is 20:06 UTC).
+	east := time.Date(2026, 3, 4, 5, 6, 7, 0, time.FixedZone("east", 9*3600))
+	e, err = CompileExpr(`now(timezone("UTC")).Hour()`, nil, IntKind, WithClock(func() time.Time { return east }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := e.EvalInt(nil); err != nil || h != 20 {
+		t.Errorf("EvalInt = %d, %v; want 20", h, err)
+	}
 }
 
 func TestNormalize(t *testing.T) {

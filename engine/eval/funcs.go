@@ -87,9 +87,16 @@ func exprOptions(clock func() time.Time) []expr.Option {
 		}, typ))
 	}
 	if clock != nil {
-		opts = append(opts, expr.Function("now", func(...any) (any, error) {
+		// Same signatures as expr's builtin: now() and now(timezone("…")).
+		opts = append(opts, expr.Function("now", func(params ...any) (any, error) {
+			if len(params) == 1 {
+				if loc, ok := params[0].(*time.Location); ok {
+					return clock().In(loc), nil
+				}
+				return nil, fmt.Errorf("now: expected a location, got %s", typeOf(params[0]))
+			}
 			return clock(), nil
-		}, new(func() time.Time)))
+		}, new(func() time.Time), new(func(*time.Location) time.Time)))
 	}
 	return opts
 }
