@@ -301,7 +301,8 @@ func origin(u *url.URL) string {
 	return scheme + "://" + h
 }
 
-// Stats are counters since the pool was made.
+// Stats are counters since the pool was made. The totals include OAuth2
+// token requests; Hosts, keyed by scheme://host, does not.
 type Stats struct {
 	Requests int64 // HTTP attempts sent
 	Retries  int64 // attempts after the first of a Do
@@ -339,6 +340,26 @@ func (p *Pool) Stats() Stats {
 		}
 	}
 	return s
+}
+
+// CloseIdleConnections closes the idle connections of every pooled
+// transport (not of Options.Transport), e.g. at the end of a run.
+func (p *Pool) CloseIdleConnections() {
+	p.mu.Lock()
+	hosts := make([]*host, 0, len(p.hosts)+1)
+	for _, h := range p.hosts {
+		hosts = append(hosts, h)
+	}
+	if p.authHost != nil {
+		hosts = append(hosts, p.authHost)
+	}
+	p.mu.Unlock()
+	if p.transport != nil {
+		return
+	}
+	for _, h := range hosts {
+		h.rest.GetClient().CloseIdleConnections()
+	}
 }
 
 // waitRate takes one token from the host's limiter, sleeping through the

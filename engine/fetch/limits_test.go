@@ -2,7 +2,9 @@ package fetch
 
 import (
 	"context"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -181,5 +183,32 @@ func TestGate(t *testing.T) {
 	<-got
 	if limit, peak := g.stats(); limit != 1 || peak != 2 || g.inUse != 1 {
 		t.Errorf("gate limit %d peak %d in use %d, want 1, 2, 1", limit, peak, g.inUse)
+	}
+}
+
+func TestCloseIdleConnections(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	p := testPool(newFakeClock(), 0, nil)
+	c := mustClient(t, p, HostConfig{BaseURL: srv.URL})
+	for range 2 {
+		if _, err := c.Do(t.Context(), &Request{URL: "/x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.CloseIdleConnections()
+	if _, err := c.Do(t.Context(), &Request{URL: "/x"}); err != nil {
+		t.Fatal(err)
+	}
+	// One connection reused by the first two requests, a new one after.
+	if got := conns.Load(); got != 2 {
+		t.Errorf("connections opened = %d, want 2", got)
 	}
 }
