@@ -275,15 +275,24 @@ func normalizeEnv(env map[string]any) map[string]any {
 	return out
 }
 
-// runtimeError drops expr's source snippet from a runtime error: callers add
-// their own context, and the snippet spans several lines.
+// runtimeError drops expr's source snippet from the message of a runtime
+// error (callers add their own context, and the snippet spans several lines)
+// but keeps the error itself in the chain.
 func runtimeError(err error) error {
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		return errors.New(fe.Message)
+		return &messageError{msg: fe.Message, err: err}
 	}
 	return err
 }
+
+type messageError struct {
+	msg string
+	err error
+}
+
+func (e *messageError) Error() string { return e.msg }
+func (e *messageError) Unwrap() error { return e.err }
 
 // maxScopeDepth bounds the struct built from a Scope, in case of a cycle.
 const maxScopeDepth = 32

@@ -168,6 +168,8 @@ func TestExprEvalErrors(t *testing.T) {
 		_, err = e.Eval(env)
 		if err == nil || !strings.Contains(err.Error(), tc.msg) || !strings.HasPrefix(err.Error(), "expr: ") {
 			t.Errorf("Eval(%q) error = %v, want expr: …%s…", tc.src, err, tc.msg)
+		} else if strings.Contains(err.Error(), "\n") {
+			t.Errorf("Eval(%q) error %q has a snippet", tc.src, err)
 		}
 	}
 }
