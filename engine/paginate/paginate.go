@@ -83,10 +83,10 @@ func (p *Pager) Init(req *Request) error {
 		if c.Start.Set {
 			p.number = c.Start.V
 		}
-		req.Query.Set(c.Param.V, strconv.Itoa(p.number))
+		return setParam(req, c.In.V, c.Param.V, p.number)
 	case "offset":
 		p.number = 0
-		req.Query.Set(c.Param.V, "0")
+		return setParam(req, c.In.V, c.Param.V, 0)
 	}
 	return nil
 }
@@ -160,7 +160,9 @@ func (p *Pager) next(ctx context.Context, page Page, req *Request) (bool, error)
 			}
 		}
 		p.number++
-		req.Query.Set(c.Param.V, strconv.Itoa(p.number))
+		if err := setParam(req, c.In.V, c.Param.V, p.number); err != nil {
+			return false, err
+		}
 		if c.Token.Code() != nil {
 			tok, err := p.str(ctx, c.Token, page.Body, "token")
 			if err != nil {
@@ -181,8 +183,7 @@ func (p *Pager) next(ctx context.Context, page Page, req *Request) (bool, error)
 			return false, nil
 		}
 		p.number += page.Records
-		req.Query.Set(c.Param.V, strconv.Itoa(p.number))
-		return true, nil
+		return true, setParam(req, c.In.V, c.Param.V, p.number)
 	}
 	return false, fmt.Errorf("unknown pagination type %q", c.Type.V)
 }
@@ -234,12 +235,13 @@ func (p *Pager) str(ctx context.Context, q spec.JQ, body any, name string) (stri
 	}
 }
 
-// setParam puts a token where the spec says: query (default), header, or a
-// dotted path in the JSON body.
-func setParam(req *Request, in, name, value string) error {
+// setParam puts a token, page number or offset where the spec says: query
+// (default), header, or a dotted path in the JSON body, where a number stays
+// a number.
+func setParam[V string | int](req *Request, in, name string, value V) error {
 	switch in {
 	case "header":
-		req.Header.Set(name, value)
+		req.Header.Set(name, fmt.Sprint(value))
 	case "body":
 		m, ok := req.Body.(map[string]any)
 		if req.Body == nil {
@@ -250,7 +252,7 @@ func setParam(req *Request, in, name, value string) error {
 		}
 		req.Body = setPath(m, strings.Split(name, "."), value)
 	default:
-		req.Query.Set(name, value)
+		req.Query.Set(name, fmt.Sprint(value))
 	}
 	return nil
 }

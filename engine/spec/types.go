@@ -99,6 +99,8 @@ type Stream struct {
 
 // Request describes the HTTP request of a stream.
 type Request struct {
+	Pos Pos `yaml:"-"` // of the request key; zero when the request is absent or not a mapping
+
 	Method  Str        `yaml:"method" enum:"GET,POST,PUT,PATCH" doc:"HTTP method (default GET)."`
 	Path    Tmpl       `yaml:"path" doc:"Path joined to the base URL (template; values are path-escaped)."`
 	URL     Tmpl       `yaml:"url" doc:"Absolute URL, instead of path."`
@@ -115,7 +117,7 @@ type Paginate struct {
 	Type       Str  `yaml:"type" ferry:"required" enum:"cursor,next_url,link_header,page,offset" doc:"Pagination kind."`
 	Token      JQ   `yaml:"token" only:"cursor,page" doc:"jq on the response body giving the next token; null or empty ends (cursor). For page: an optional token sent as token_param when present."`
 	Param      Str  `yaml:"param" only:"cursor,page,offset,link_header" doc:"Where the token, page number or offset goes (query name, header name, or dotted body path)."`
-	In         Str  `yaml:"in" only:"cursor" enum:"query,header,body" doc:"Where param lives (default query)."`
+	In         Str  `yaml:"in" only:"cursor,page,offset" enum:"query,header,body" doc:"Where param lives: query (default), header, or body (a dotted path in the JSON body)."`
 	TokenParam Str  `yaml:"token_param" only:"page" doc:"Query parameter for the optional token of a page-number API."`
 	URL        JQ   `yaml:"url" only:"next_url" doc:"jq on the response body giving the next URL; null or empty ends."`
 	Start      Int  `yaml:"start" only:"page" doc:"Number of the first page (default 1)."`
