@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -527,6 +528,10 @@ func (g *gen) env(appIdx, j, nEnvs int, a *App, workloads []string, appCreated t
 	if j > 0 && g.r.IntN(3) == 0 {
 		// Cloned from another environment's deployment.
 		from := *d
+		if d.Pipeline != nil {
+			p := *d.Pipeline
+			from.Pipeline = &p
+		}
 		from.ID = g.hex(16)
 		from.EnvID = envSpecAt(j - 1).id
 		from.DependencyGraphID = ""
@@ -667,7 +672,7 @@ func (g *gen) graph(e *Env, deployed time.Time) DependencyGraph {
 			DefID: r.DefID, DefVersionID: r.DefVersionID, CriteriaID: r.CriteriaID,
 			DriverType: r.DriverType, DriverAccount: r.DriverAccount,
 			Driver:         map[string]any{"values": map[string]any{"region": "eu-central-1"}, "secrets": map[string]any{}},
-			Resource:       r.Resource,
+			Resource:       maps.Clone(r.Resource), // tests may edit one without the other
 			ResourceSchema: resourceSchema(r.Resource),
 			DependsOn:      []string{},
 		}

@@ -64,9 +64,12 @@ func decodeToken(s string) (pageKey, error) {
 	return k, nil
 }
 
+// keyedPipeline points at a pipeline in the org, so sorting a large org's
+// list moves small values only.
 type keyedPipeline struct {
 	key pageKey
-	p   Pipeline
+	app *App
+	idx int
 }
 
 // pipelineFilter returns whether a pipeline passes the trigger and
@@ -115,12 +118,10 @@ func listAppPipelines(c *call) {
 }
 
 func (c *call) appendPipelines(items []keyedPipeline, a *App, keep func(Pipeline) bool) []keyedPipeline {
-	for _, p := range a.Pipelines {
-		if !keep(p) {
-			continue
+	for i, p := range a.Pipelines {
+		if keep(p) {
+			items = append(items, keyedPipeline{key: pageKey{app: a.ID, id: p.ID}, app: a, idx: i})
 		}
-		p.OrgID, p.AppID = c.s.orgID(), a.ID
-		items = append(items, keyedPipeline{key: pageKey{app: a.ID, id: p.ID}, p: p})
 	}
 	return items
 }
@@ -157,7 +158,9 @@ func (c *call) page(items []keyedPipeline) {
 	end := min(start+perPage, len(items))
 	out := make([]Pipeline, 0, end-start)
 	for _, it := range items[start:end] {
-		out = append(out, it.p)
+		p := it.app.Pipelines[it.idx]
+		p.OrgID, p.AppID = c.s.orgID(), it.app.ID
+		out = append(out, p)
 	}
 	if end < len(items) {
 		q.Set("page", encodeToken(items[end-1].key))

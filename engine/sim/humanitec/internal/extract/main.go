@@ -18,7 +18,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -397,14 +396,4 @@ func makeNullable(s map[string]any) map[string]any {
 		s["enum"] = append(enum, nil)
 	}
 	return s
-}
-
-// sortedKeys is used by tests to compare key sets deterministically.
-func sortedKeys(m map[string]any) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -163,4 +164,13 @@ func TestRun(t *testing.T) {
 	if code := run(nil, &stdout, &stderr); code != 2 {
 		t.Errorf("run without args exit = %d, want 2", code)
 	}
+}
+
+func sortedKeys(m map[string]any) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
 }
