@@ -158,10 +158,14 @@ func BenchmarkMapEntity(b *testing.B) {
 			vals[i] = decode(b, string(r))
 		}
 		b.ReportAllocs()
+		start := cpuTime()
 		for i := 0; b.Loop(); i++ {
 			if _, ok, err := q.First(b.Context(), vals[i%len(vals)]); err != nil || !ok {
 				b.Fatalf("mapping: %v %v", ok, err)
 			}
+		}
+		if cpu := cpuTime() - start; cpu > 0 {
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 		}
 	})
 	run("baseline_decode_encode", nil, false)
