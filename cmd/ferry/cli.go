@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/ferry-etl/ferry/engine"
+	"github.com/ferry-etl/ferry/engine/demo"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
 
@@ -175,6 +176,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	streams := fs.String("streams", "", "comma-separated streams to produce (their parents are fetched too)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
+	demoMode := fs.Bool("demo", false, "run against the built-in simulator of a shipped spec (no credentials, no network)")
 	progress := fs.String("progress", "auto", "auto (live on a terminal, log lines otherwise), live, log or none")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: ferry run SPEC [flags]")
@@ -201,7 +203,23 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitFailed
 	}
-	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: sets, File: *configFile, DotEnv: ".env"})
+	src := engine.ConfigSources{Sets: sets, File: *configFile, DotEnv: ".env"}
+	if *demoMode {
+		d, err := demo.Start(ctx, f.Name.V)
+		if err != nil {
+			fmt.Fprintln(stderr, "ferry:", err)
+			return exitUsage
+		}
+		defer d.Close()
+		fmt.Fprintln(stderr, d.About)
+		// The demo's values win over the environment, so a user's real
+		// credentials are never sent to the simulator (and vice versa).
+		src = engine.ConfigSources{Sets: d.Config, Getenv: func(string) (string, bool) { return "", false }}
+		for k, v := range sets {
+			src.Sets[k] = v
+		}
+	}
+	cfg, err := engine.ResolveConfig(f, src)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %s: config:\n", pos[0])
 		for _, line := range strings.Split(err.Error(), "\n") {
