@@ -110,13 +110,15 @@ func (c *ManualClock) Sleepers() int {
 	return len(c.sleepers)
 }
 
-// WaitSleepers blocks until at least n Sleep calls are blocked, or ctx is done.
+// WaitSleepers blocks until exactly n Sleep calls are blocked, or ctx is
+// done. Waiting for 0 lets a test make sure abandoned requests are gone
+// before it advances the clock for the next ones.
 func (c *ManualClock) WaitSleepers(ctx context.Context, n int) error {
 	for {
 		c.mu.Lock()
 		got, ch := len(c.sleepers), c.changed
 		c.mu.Unlock()
-		if got >= n {
+		if got == n {
 			return nil
 		}
 		select {

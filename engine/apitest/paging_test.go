@@ -405,3 +405,256 @@ func TestPaginationKinds(t *testing.T) {
 		})
 	}
 }
+
+func TestPageSizeCap(t *testing.T) {
+	kinds := []struct {
+		name   string
+		paging Paging
+		method string
+		target string // with %d for the size
+		body   string // with %d for the size; POST only
+		items  string // envelope path, "" for a bare array
+	}{
+		{name: "cursor", paging: Paging{Type: PageCursor, Param: "cursor", SizeParam: "limit", TokenPath: "next", Envelope: "data"}, method: "GET", target: "/c?limit=%d", items: "data"},
+		{name: "cursor body", paging: Paging{Type: PageCursor, BodyField: "cursor", SizeParam: "size", TokenPath: "next", Envelope: "data"}, method: "POST", target: "/c", body: `{"size":%d}`, items: "data"},
+		{name: "next_url", paging: Paging{Type: PageNext, SizeParam: "limit", NextPath: "next", Envelope: "data"}, method: "GET", target: "/c?limit=%d", items: "data"},
+		{name: "link", paging: Paging{Type: PageLink, SizeParam: "per_page"}, method: "GET", target: "/c?per_page=%d"},
+		{name: "page", paging: Paging{Type: PageNumber, SizeParam: "pageSize"}, method: "GET", target: "/c?page=0&pageSize=%d"},
+		{name: "offset", paging: Paging{Type: PageOffset}, method: "GET", target: "/c?offset=0&limit=%d"},
+		{name: "offset body", paging: Paging{Type: PageOffset, BodyField: "offset"}, method: "POST", target: "/c", body: `{"offset":0,"limit":%d}`},
+	}
+	sizeParam := func(p Paging) string { return p.sizeParam() }
+	for _, k := range kinds {
+		for _, tc := range []struct {
+			size       int
+			clamp      bool
+			wantStatus int
+			wantItems  int
+			wantMsg    string
+		}{
+			{size: 20, wantStatus: 200, wantItems: 20},
+			{size: 21, wantStatus: 400, wantMsg: sizeParam(k.paging) + " must be at most 20"},
+			{size: 0, wantStatus: 400, wantMsg: sizeParam(k.paging) + " must be a positive integer"},
+			{size: 500, clamp: true, wantStatus: 200, wantItems: 20},
+		} {
+			name := fmt.Sprintf("%s/size=%d/clamp=%v", k.name, tc.size, tc.clamp)
+			t.Run(name, func(t *testing.T) {
+				p := k.paging
+				p.PageSize, p.MaxSize, p.Clamp = 5, 20, tc.clamp
+				s := startT(t, Fixture{Routes: []Route{{Method: k.method, Path: "/c", Items: numbered(50), Paginate: &p}}})
+				var req *http.Request
+				if k.body != "" {
+					req = newReq(t, k.method, s.URL()+k.target, json.RawMessage(fmt.Sprintf(k.body, tc.size)))
+				} else {
+					req = newReq(t, k.method, s.URL()+fmt.Sprintf(k.target, tc.size), nil)
+				}
+				r := do(t, s.Client(), req)
+				if r.status != tc.wantStatus {
+					t.Fatalf("status = %d, want %d: %s", r.status, tc.wantStatus, r.body)
+				}
+				doc := decode(t, r.body)
+				if tc.wantStatus != 200 {
+					if got := dig(doc, "message"); got != tc.wantMsg {
+						t.Errorf("message = %v, want %q", got, tc.wantMsg)
+					}
+					return
+				}
+				if k.items != "" {
+					doc = dig(doc, k.items)
+				}
+				if got := ids(t, doc); len(got) != tc.wantItems {
+					t.Errorf("items = %d, want %d", len(got), tc.wantItems)
+				}
+			})
+		}
+	}
+}
+
+// TestRepeatToken walks each kind with a repeat guard, as a careful client
+// would: the buggy server must trip it on the second page.
+func TestRepeatToken(t *testing.T) {
+	tests := []struct {
+		name   string
+		route  Route
+		first  string
+		body   any
+		marker func(t *testing.T, r response) (marker string, next string) // next: URL path+query or token
+		follow func(base, first, next string) (string, any)
+		want   [][]string // page ids
+	}{
+		{
+			name:  "cursor",
+			route: Route{Path: "/c", Paginate: &Paging{Type: PageCursor, Param: "cursor", PageSize: 10, TokenPath: "next", Envelope: "data", RepeatToken: true}},
+			first: "/c",
+			marker: func(t *testing.T, r response) (string, string) {
+				next := dig(decode(t, r.body), "next").(string)
+				return next, next
+			},
+			follow: func(base, first, next string) (string, any) { return base + "/c?" + q("cursor", next), nil },
+			want:   [][]string{seq(0, 10), seq(10, 20)},
+		},
+		{
+			name:  "cursor POST body",
+			route: Route{Method: "POST", Path: "/c", Paginate: &Paging{Type: PageCursor, BodyField: "cursor", PageSize: 10, TokenPath: "next", Envelope: "data", RepeatToken: true}},
+			first: "/c",
+			body:  map[string]any{},
+			marker: func(t *testing.T, r response) (string, string) {
+				next := dig(decode(t, r.body), "next").(string)
+				return next, next
+			},
+			follow: func(base, first, next string) (string, any) { return base + "/c", map[string]any{"cursor": next} },
+			want:   [][]string{seq(0, 10), seq(10, 20)},
+		},
+		{
+			name:  "next_url",
+			route: Route{Path: "/c", Paginate: &Paging{Type: PageNext, PageSize: 10, NextPath: "next", Envelope: "data", RepeatToken: true}},
+			first: "/c",
+			marker: func(t *testing.T, r response) (string, string) {
+				next := dig(decode(t, r.body), "next").(string)
+				return next, next
+			},
+			follow: func(base, first, next string) (string, any) { return next, nil },
+			want:   [][]string{seq(0, 10), seq(10, 20)},
+		},
+		{
+			name:   "link",
+			route:  Route{Path: "/c", Paginate: &Paging{Type: PageLink, PageSize: 10, RepeatToken: true}},
+			first:  "/c",
+			marker: func(t *testing.T, r response) (string, string) { return nextLink(r.header), nextLink(r.header) },
+			follow: func(base, first, next string) (string, any) { return next, nil },
+			want:   [][]string{seq(0, 10), seq(10, 20)},
+		},
+		{
+			name:  "page",
+			route: Route{Path: "/c", Paginate: &Paging{Type: PageNumber, Start: 1, PageSize: 10, RepeatToken: true}},
+			first: "/c?page=1",
+			marker: func(t *testing.T, r response) (string, string) {
+				return fmt.Sprint(ids(t, decode(t, r.body))), ""
+			},
+			follow: func(base, first, next string) (string, any) { return base + "/c?page=2", nil },
+			want:   [][]string{seq(0, 10), seq(0, 10)},
+		},
+		{
+			name:  "offset",
+			route: Route{Path: "/c", Paginate: &Paging{Type: PageOffset, PageSize: 10, RepeatToken: true}},
+			first: "/c?offset=0",
+			marker: func(t *testing.T, r response) (string, string) {
+				return fmt.Sprint(ids(t, decode(t, r.body))), ""
+			},
+			follow: func(base, first, next string) (string, any) { return base + "/c?offset=10", nil },
+			want:   [][]string{seq(0, 10), seq(0, 10)},
+		},
+		{
+			name:  "page with token",
+			route: Route{Path: "/c", Paginate: &Paging{Type: PageNumber, PageSize: 10, TokenParam: "pageToken", TokenPath: "next", Envelope: "data", RepeatToken: true}},
+			first: "/c",
+			marker: func(t *testing.T, r response) (string, string) {
+				next := dig(decode(t, r.body), "next").(string)
+				return next, next
+			},
+			follow: func(base, first, next string) (string, any) { return base + "/c?" + q("pageToken", next), nil },
+			want:   [][]string{seq(0, 10), seq(0, 10)},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			route := tc.route
+			route.Items = numbered(25)
+			s := startT(t, Fixture{Routes: []Route{route}})
+			method := route.Method
+			if method == "" {
+				method = "GET"
+			}
+			seen := map[string]bool{}
+			var pages [][]string
+			target, body := s.URL()+tc.first, tc.body
+			for len(pages) < 10 {
+				r := do(t, s.Client(), newReq(t, method, target, body))
+				if r.status != 200 {
+					t.Fatalf("status %d: %s", r.status, r.body)
+				}
+				doc := decode(t, r.body)
+				if p := route.Paginate.Envelope; p != "" {
+					doc = dig(doc, p)
+				}
+				pages = append(pages, ids(t, doc))
+				marker, next := tc.marker(t, r)
+				if marker == "" {
+					t.Fatalf("page %d: no next marker, the bug must never end", len(pages))
+				}
+				if seen[marker] {
+					break
+				}
+				seen[marker] = true
+				target, body = tc.follow(s.URL(), tc.first, next)
+			}
+			if diff := cmp.Diff(tc.want, pages); diff != "" {
+				t.Errorf("pages before the guard tripped (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLinkHeaderRelations(t *testing.T) {
+	s := startT(t, Fixture{Routes: []Route{{Path: "/p", Items: numbered(25), Paginate: &Paging{Type: PageLink, SizeParam: "per_page"}}}})
+	link := func(off int, rel string) string {
+		return fmt.Sprintf("<%s/p?%s>; rel=%q", s.URL(), q("page", encodeToken(off), "per_page", "10"), rel)
+	}
+	tests := []struct {
+		name, query, want string
+	}{
+		{"first page", q("per_page", "10"), link(10, "next") + ", " + link(20, "last")},
+		{"middle page", q("page", encodeToken(10), "per_page", "10"), link(0, "prev") + ", " + link(20, "next") + ", " + link(20, "last") + ", " + link(0, "first")},
+		{"last page keeps prev and first", q("page", encodeToken(20), "per_page", "10"), link(10, "prev") + ", " + link(0, "first")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := get(t, s, "/p?"+tc.query)
+			if got := r.header.Get("Link"); got != tc.want {
+				t.Errorf("Link =\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+	t.Run("one page has no Link", func(t *testing.T) {
+		s := startT(t, Fixture{Routes: []Route{{Path: "/p", Items: numbered(3), Paginate: &Paging{Type: PageLink}}}})
+		if r := get(t, s, "/p"); r.header.Get("Link") != "" {
+			t.Errorf("Link = %q, want none", r.header.Get("Link"))
+		}
+	})
+}
+
+func TestBadPositions(t *testing.T) {
+	tests := []struct {
+		name   string
+		paging Paging
+		query  string
+	}{
+		{"cursor garbage", Paging{Type: PageCursor, Param: "c", TokenPath: "n", Envelope: "d"}, "c=garbage"},
+		{"cursor unescaped plus", Paging{Type: PageCursor, Param: "c", TokenPath: "n", Envelope: "d"}, "c=" + encodeToken(10)}, // '+' arrives as ' '
+		{"link garbage", Paging{Type: PageLink}, "page=x"},
+		{"page below start", Paging{Type: PageNumber, Start: 1}, "page=0"},
+		{"page not a number", Paging{Type: PageNumber}, "page=two"},
+		{"negative offset", Paging{Type: PageOffset}, "offset=-1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.paging
+			s := startT(t, Fixture{Routes: []Route{{Path: "/x", Items: numbered(25), Paginate: &p}}})
+			if r := get(t, s, "/x?"+tc.query); r.status != http.StatusBadRequest {
+				t.Errorf("status = %d, want 400: %s", r.status, r.body)
+			}
+		})
+	}
+}
+
+func TestTokenAlwaysNeedsEscaping(t *testing.T) {
+	for _, off := range []int{0, 10, 20, 100, 12345} {
+		tok := encodeToken(off)
+		if url.QueryEscape(tok) == tok {
+			t.Errorf("encodeToken(%d) = %q needs no escaping; want '+' or '/' in it", off, tok)
+		}
+		if got, err := decodeToken(tok); err != nil || got != off {
+			t.Errorf("decodeToken(%q) = %d, %v; want %d", tok, got, err, off)
+		}
+	}
+}
