@@ -3,6 +3,8 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -26,9 +28,11 @@ func (s *Stream) Parent() *Stream { return s.parent }
 func (s *Stream) BatchOf() *Stream { return s.batch }
 
 // Ancestors lists the chain from the direct parent up to the root stream.
+// In a spec with a fan-out cycle (which Parse reports) the chain stops
+// before it would repeat a stream.
 func (s *Stream) Ancestors() []*Stream {
 	var out []*Stream
-	for a := s.parent; a != nil; a = a.parent {
+	for a := s.parent; a != nil && a != s && !slices.Contains(out, a); a = a.parent {
 		out = append(out, a)
 	}
 	return out
@@ -87,7 +91,9 @@ func (f *File) exprScope(s *Stream) eval.Scope {
 }
 
 func (p *parser) compile(f *File) {
+	p.spec = f
 	top := f.exprScope(nil)
+	p.at = nil
 	p.compileHTTP(&f.HTTP, "http", top)
 	for i := range f.Streams.Items {
 		s := &f.Streams.Items[i].Value
@@ -96,8 +102,10 @@ func (p *parser) compile(f *File) {
 		vars := s.JQVars()
 		if s.HTTP != nil {
 			// Host settings are resolved once per run, before any record exists.
+			p.at = nil
 			p.compileHTTP(s.HTTP, path+".http", top)
 		}
+		p.at = s
 		p.compileExpr(&s.When, path+".when", sc, eval.BoolKind)
 		r := &s.Request
 		p.compileTmpl(&r.Path, path+".request.path", sc)
@@ -135,6 +143,7 @@ func (p *parser) compile(f *File) {
 		if !t.Row.Set {
 			t.Row.Str = Str{V: "."}
 		}
+		p.at = s
 		p.compileJQ(&t.Row, "tables."+t.Name+".row", s.JQVars())
 	}
 	if f.Port != nil {
@@ -146,6 +155,7 @@ func (p *parser) compile(f *File) {
 			}
 			path := fmt.Sprintf("port.entities[%d]", i)
 			vars := s.JQVars()
+			p.at = s
 			if !e.Selector.Set {
 				e.Selector.Str = Str{V: "true"}
 			}
@@ -182,10 +192,50 @@ func (p *parser) compileHTTP(h *HTTP, path string, sc eval.Scope) {
 func (p *parser) embedErr(s Str, path string, err error) {
 	var ee *eval.Error
 	if errors.As(err, &ee) {
-		p.errorAt(p.progPos(s, ee.Offset), path, "%s", ee.Error())
+		p.errorAt(p.progPos(s, ee.Offset), path, "%s%s", ee.Error(), p.scopeHint(ee))
 		return
 	}
 	p.errorAt(s.P, path, "%v", err)
+}
+
+// scopeHint explains why a name is not in scope where p.at's programs are
+// compiled: eval knows which names are in scope, the spec knows where the
+// others would be.
+func (p *parser) scopeHint(ee *eval.Error) string {
+	if strings.Contains(ee.Msg, "did you mean") {
+		return ""
+	}
+	s := p.at
+	var name string
+	switch {
+	case ee.Lang == "jq" && strings.HasPrefix(ee.Msg, "variable not defined: $"):
+		name = strings.TrimPrefix(ee.Msg, "variable not defined: $")
+	case ee.Lang == "expr" && strings.HasPrefix(ee.Msg, "unknown name "):
+		name = strings.TrimPrefix(ee.Msg, "unknown name ")
+	case ee.Lang == "expr" && strings.HasPrefix(ee.Msg, "unknown field ") && strings.HasSuffix(ee.Msg, " of parents") && s != nil:
+		var names []string
+		for _, a := range s.Ancestors() {
+			names = append(names, a.Name)
+		}
+		return fmt.Sprintf(" (the ancestors of stream %s are: %s)", s.Name, strings.Join(names, ", "))
+	default:
+		return ""
+	}
+	switch {
+	case s == nil && (name == VarParent || name == VarParents || name == VarBatch):
+		return " (host settings are resolved once per run, before any record: only config is in scope)"
+	case s == nil:
+		return ""
+	case (name == VarParent || name == VarParents) && s.parent == nil:
+		return fmt.Sprintf(" (stream %s has no for_each)", s.Name)
+	case name == VarBatch && s.batch == nil:
+		return fmt.Sprintf(" (stream %s has no batch)", s.Name)
+	case ee.Lang == "jq" && p.spec != nil && p.spec.streams[name] != nil:
+		return fmt.Sprintf(" (stream %s does not fan out from %s)", s.Name, name)
+	case ee.Lang == "jq":
+		return " (defined here: $" + strings.Join(s.JQVars(), ", $") + ")"
+	}
+	return ""
 }
 
 func (p *parser) compileJQ(q *JQ, path string, vars []string) {
@@ -235,12 +285,22 @@ func (p *parser) compileValue(v *Value, path string, sc eval.Scope) {
 
 func (p *parser) valueTree(n *yaml.Node, path string, sc eval.Scope) any {
 	n = resolveAlias(n)
+	// Aliases can repeat a subtree exponentially (a "billion laughs" file);
+	// an honest value is at most as large as the file.
+	if p.valueNodes++; p.valueNodes > p.maxValueNodes {
+		if !p.valueTooBig {
+			p.valueTooBig = true
+			p.errorf(n, path, "value too large once YAML aliases are expanded")
+		}
+		return nil
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
-		m := make(map[string]any, len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i].Value
-			m[k] = p.valueTree(n.Content[i+1], joinPath(path, k), sc)
+		ps := p.pairs(n, path)
+		m := make(map[string]any, len(ps))
+		for _, kv := range ps {
+			k := kv.k.Value
+			m[k] = p.valueTree(kv.v, joinPath(path, k), sc)
 		}
 		return m
 	case yaml.SequenceNode:
@@ -250,25 +310,45 @@ func (p *parser) valueTree(n *yaml.Node, path string, sc eval.Scope) any {
 		}
 		return l
 	case yaml.ScalarNode:
-		if n.Tag == "!!str" || n.Tag == "" {
-			if !eval.HasTemplate(n.Value) {
-				return strings.ReplaceAll(n.Value, "$${", "${")
-			}
-			s := Str{V: n.Value, P: nodePos(n), Set: true, node: n}
-			t, err := eval.CompileTemplate(n.Value, sc)
-			if err != nil {
-				p.embedErr(s, path, err)
-				return nil
-			}
-			return t
-		}
+		return p.scalarValue(n, path, sc)
+	}
+	return nil
+}
+
+// scalarValue is the JSON value of a scalar in a Value: null, a boolean, a
+// number, or a string that may be a compiled template. Timestamps and other
+// tags stay the text written, so `since: 2024-01-01` sends 2024-01-01.
+func (p *parser) scalarValue(n *yaml.Node, path string, sc eval.Scope) any {
+	switch n.Tag {
+	case "!!null":
+		return nil
+	case "!!bool", "!!int", "!!float":
 		var v any
 		if err := n.Decode(&v); err != nil {
-			p.errorf(n, path, "invalid value: %v", err)
+			p.errorf(n, path, "invalid value %q: %v", n.Value, err)
+			return nil
+		}
+		if f, ok := v.(float64); ok && (math.IsInf(f, 0) || math.IsNaN(f)) {
+			p.errorf(n, path, "%s is not a JSON number", n.Value)
+			return nil
 		}
 		return v
 	}
-	return nil
+	if !eval.HasTemplate(n.Value) {
+		return n.Value
+	}
+	t, err := eval.CompileTemplate(n.Value, sc)
+	if err != nil {
+		p.embedErr(Str{V: n.Value, P: nodePos(n), Set: true, node: n}, path, err)
+		return nil
+	}
+	if t.IsLiteral() {
+		// Only $${ escapes: keep the plain text, with them undone.
+		if s, err := t.RenderString(nil); err == nil {
+			return s
+		}
+	}
+	return t
 }
 
 // RenderValue renders a compiled Value tree against env: templates are

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -16,8 +17,9 @@ import (
 // decoder walks yaml.Node trees into the tagged types of this package,
 // collecting every problem instead of stopping at the first.
 type decoder struct {
-	file string
-	errs ErrorList
+	file   string
+	errs   ErrorList
+	merged map[*yaml.Node][]pair // pairs of each mapping, merge keys expanded
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
@@ -42,6 +44,57 @@ func joinPath(path, name string) string {
 	return path + "." + name
 }
 
+// pair is one key and value of a mapping.
+type pair struct{ k, v *yaml.Node }
+
+// pairs lists the keys of mapping n in file order with YAML merge keys
+// (`<<: *defaults`) expanded in place: merged keys come from the anchored
+// mappings, and keys written in n itself win over them.
+func (d *decoder) pairs(n *yaml.Node, path string) []pair {
+	if ps, ok := d.merged[n]; ok {
+		return ps
+	}
+	if d.merged == nil {
+		d.merged = map[*yaml.Node][]pair{}
+	}
+	d.merged[n] = nil // against a mapping that merges itself
+	explicit := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Tag != "!!merge" {
+			explicit[k.Value] = true
+		}
+	}
+	var out []pair
+	added := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Tag != "!!merge" {
+			out = append(out, pair{k, v})
+			continue
+		}
+		v = resolveAlias(v)
+		srcs := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			srcs = v.Content
+		}
+		for _, src := range srcs {
+			src = resolveAlias(src)
+			if src.Kind != yaml.MappingNode {
+				d.errorf(src, path, "a merge key << takes a mapping or a list of mappings, got %s", kindName(src))
+				continue
+			}
+			for _, mp := range d.pairs(src, path) {
+				if !explicit[mp.k.Value] && !added[mp.k.Value] {
+					added[mp.k.Value] = true
+					out = append(out, mp)
+				}
+			}
+		}
+	}
+	d.merged[n] = out
+	return out
+}
+
 // nodeDecoder is implemented by the leaf types (scalars, programs, maps).
 type nodeDecoder interface {
 	decodeNode(d *decoder, n *yaml.Node, path string)
@@ -60,6 +113,8 @@ func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
+// kindName describes what a node holds, quoting short scalars so a type
+// error shows the offending value: `string "eight"`, `number 2.5`.
 func kindName(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -71,16 +126,28 @@ func kindName(n *yaml.Node) string {
 		case "!!null":
 			return "null"
 		case "!!bool":
-			return "a boolean"
+			return "boolean " + n.Value
 		case "!!int", "!!float":
-			return "a number"
+			return "number " + shorten(n.Value)
 		}
-		return "a string"
+		return "string " + strconv.Quote(shorten(n.Value))
 	}
 	return "an unknown node"
 }
 
-func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+// shorten cuts a scalar quoted in a message to a readable length.
+func shorten(s string) string {
+	const max = 40
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	return string([]rune(s)[:max-3]) + "..."
+}
+
+// decode decodes n into v. at is where the value is named (its key, or the
+// node itself for a list item): errors about the value as a whole, such as a
+// missing field, are reported there, and a struct's Pos records it.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, at Pos) {
 	n = resolveAlias(n)
 	if v.CanAddr() && v.Addr().Type().Implements(nodeDecoderType) {
 		v.Addr().Interface().(nodeDecoder).decodeNode(d, n, path)
@@ -94,9 +161,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		if v.IsNil() {
 			v.Set(reflect.New(v.Type().Elem()))
 		}
-		d.decode(n, v.Elem(), path)
+		d.decode(n, v.Elem(), path, at)
 	case reflect.Struct:
-		d.decodeStruct(n, v, path)
+		d.decodeStruct(n, v, path, at)
 	case reflect.Slice:
 		if isNull(n) {
 			return
@@ -107,7 +174,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
-			d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
+			d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i), nodePos(item))
 		}
 		v.Set(s)
 	default:
@@ -146,46 +213,62 @@ func fieldsOf(t reflect.Type) []field {
 	return fs
 }
 
-func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, at Pos) {
+	fields := fieldsOf(v.Type())
 	if n.Kind != yaml.MappingNode {
 		if !isNull(n) {
 			d.errorf(n, path, "expected a mapping, got %s", kindName(n))
+			return
+		}
+		// An empty block (`apps:` with nothing under it) still lacks its
+		// required fields.
+		for _, f := range fields {
+			if f.required {
+				d.errorAt(at, path, "missing required field %q", f.key)
+			}
 		}
 		return
 	}
 	if pf := v.FieldByName("Pos"); pf.IsValid() && pf.Type() == reflect.TypeFor[Pos]() {
-		pf.Set(reflect.ValueOf(nodePos(n)))
+		pf.Set(reflect.ValueOf(at))
 	}
-	fields := fieldsOf(v.Type())
 	keys := make([]string, len(fields))
 	for i, f := range fields {
 		keys[i] = f.key
 	}
 	seen := map[string]*yaml.Node{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
+	suggested := map[string]bool{} // keys offered for a misspelt one
+	for _, kv := range d.pairs(n, path) {
+		k, val := kv.k, kv.v
 		name := k.Value
 		j := slices.Index(keys, name)
 		if j < 0 {
-			d.errorf(k, path, "unknown field %q%s", name, didYouMean(name, keys))
+			hint := didYouMean(name, keys)
+			if best := closest(name, keys); best != "" {
+				suggested[best] = true
+			}
+			d.errorf(k, path, "unknown field %q%s", name, hint)
 			continue
 		}
-		if _, dup := seen[name]; dup {
-			d.errorf(k, path, "duplicate field %q", name)
+		if first, dup := seen[name]; dup {
+			d.errorf(k, path, "duplicate field %q (first given on line %d)", name, first.Line)
 			continue
 		}
 		seen[name] = k
 		f := fields[j]
-		d.decode(val, v.Field(f.index), joinPath(path, name))
+		fp := joinPath(path, name)
+		if f.required && isNull(resolveAlias(val)) {
+			d.errorf(k, path, "required field %q has no value", name)
+		}
+		d.decode(val, v.Field(f.index), fp, nodePos(k))
 		if f.enum != nil {
-			d.checkEnum(v.Field(f.index), f.enum, joinPath(path, name))
+			d.checkEnum(v.Field(f.index), f.enum, fp)
 		}
 	}
 	for _, f := range fields {
-		if f.required {
-			if _, ok := seen[f.key]; !ok {
-				d.errorf(n, path, "missing required field %q", f.key)
-			}
+		// A misspelt key already says what is missing.
+		if f.required && seen[f.key] == nil && !suggested[f.key] {
+			d.errorAt(at, path, "missing required field %q", f.key)
 		}
 	}
 	// Fields that belong to another variant of a polymorphic block.
@@ -196,7 +279,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		}
 		for _, f := range fields {
 			if k, ok := seen[f.key]; ok && f.only != nil && !slices.Contains(f.only, typ.V) {
-				d.errorf(k, path, "field %q is not used by type %q (it applies to: %s)", f.key, typ.V, strings.Join(f.only, ", "))
+				d.errorf(k, joinPath(path, f.key), "not used by type %q (only by %s)", typ.V, strings.Join(f.only, ", "))
 			}
 		}
 	}
@@ -335,6 +418,10 @@ func (x *Strs) decodeNode(d *decoder, n *yaml.Node, path string) {
 		return
 	}
 	x.P = nodePos(n)
+	if n.Kind == yaml.MappingNode {
+		d.errorf(n, path, "expected a string or a list of strings, got %s", kindName(n))
+		return
+	}
 	if n.Kind == yaml.SequenceNode {
 		for i, item := range n.Content {
 			var s Str
@@ -376,6 +463,15 @@ func (x *Value) Tree() any { return x.tree }
 type JQ struct {
 	Str
 	code *eval.JQ
+}
+
+func (q *JQ) decodeNode(d *decoder, n *yaml.Node, path string) {
+	if n.Kind == yaml.MappingNode && n.Style == yaml.FlowStyle {
+		// `row: {id: .id}` is YAML's own mapping syntax, not jq's.
+		d.errorf(n, path, "expected a jq program, got a mapping: quote a jq object, as in '{id: .id}'")
+		return
+	}
+	q.Str.decodeNode(d, n, path)
 }
 
 // Tmpl is a string that may contain ${ … } expr templates.
@@ -438,20 +534,21 @@ func (m *Map[T]) decodeNode(d *decoder, n *yaml.Node, path string) {
 		return
 	}
 	m.P, m.Set = nodePos(n), true
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		if m.Get(k.Value) != nil {
-			d.errorf(k, path, "duplicate key %q", k.Value)
+	for _, kv := range d.pairs(n, path) {
+		k, val := kv.k, kv.v
+		if i := slices.IndexFunc(m.Items, func(it MapItem[T]) bool { return it.Key == k.Value }); i >= 0 {
+			d.errorf(k, path, "duplicate key %q (first given on line %d)", k.Value, m.Items[i].P.Line)
 			continue
 		}
 		m.Items = append(m.Items, MapItem[T]{Key: k.Value, P: nodePos(k)})
 		item := &m.Items[len(m.Items)-1]
 		ev := reflect.ValueOf(&item.Value).Elem()
-		d.decode(val, ev, joinPath(path, k.Value))
+		d.decode(val, ev, joinPath(path, k.Value), nodePos(k))
 		if ev.Kind() == reflect.Struct {
 			if nf := ev.FieldByName("Name"); nf.IsValid() && nf.Kind() == reflect.String {
 				nf.SetString(k.Value)
 			}
+			// Set here too: a null value skips decodeStruct.
 			if pf := ev.FieldByName("Pos"); pf.IsValid() && pf.Type() == reflect.TypeFor[Pos]() {
 				pf.Set(reflect.ValueOf(nodePos(k)))
 			}

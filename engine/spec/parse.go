@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,12 +30,18 @@ func Parse(name string, src []byte, fsys FS) (*File, error) {
 	src = trimBOM(src)
 	f := &File{Path: name}
 	d := &decoder{file: name}
-	p := &parser{decoder: d, lines: strings.Split(string(src), "\n"), fsys: fsys}
+	p := &parser{decoder: d, lines: strings.Split(string(src), "\n"), fsys: fsys, maxValueNodes: 100_000 + len(src)}
 
 	var doc yaml.Node
-	if err := yaml.Unmarshal(src, &doc); err != nil {
-		d.errs = append(d.errs, yamlError(name, err))
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		d.errs = append(d.errs, p.yamlError(err))
 		return f, d.errs
+	}
+	// yaml.Unmarshal would silently drop everything after a second "---".
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		d.errorAt(p.docStart(next), "", "a spec is one YAML document: remove this second one or its \"---\"")
 	}
 	if len(doc.Content) == 0 {
 		d.errorAt(Pos{Line: 1, Col: 1}, "", "empty spec: want a mapping with version, name and streams")
@@ -49,7 +56,7 @@ func Parse(name string, src []byte, fsys FS) (*File, error) {
 	if !p.checkVersion(root) {
 		return f, d.errs
 	}
-	d.decode(root, reflectValue(f), "")
+	d.decode(root, reflectValue(f), "", nodePos(root))
 	p.validate(f)
 	if len(d.errs) > 0 {
 		return f, d.errs.sorted()
@@ -58,11 +65,11 @@ func Parse(name string, src []byte, fsys FS) (*File, error) {
 }
 
 func (p *parser) checkVersion(root *yaml.Node) bool {
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value != "version" {
+	for _, kv := range p.pairs(root, "") {
+		if kv.k.Value != "version" {
 			continue
 		}
-		v := resolveAlias(root.Content[i+1])
+		v := resolveAlias(kv.v)
 		if v.Kind != yaml.ScalarNode || v.Tag != "!!int" {
 			p.errorf(v, "version", "expected an integer, got %s", kindName(v))
 			return false
@@ -77,23 +84,68 @@ func (p *parser) checkVersion(root *yaml.Node) bool {
 	return false
 }
 
-// yamlError positions a yaml.v3 syntax error ("yaml: line 3: ...").
-func yamlError(name string, err error) *Error {
-	msg := err.Error()
-	var te *yaml.TypeError
-	if errors.As(err, &te) && len(te.Errors) > 0 {
-		msg = te.Errors[0]
-	}
-	msg = strings.TrimPrefix(msg, "yaml: ")
+// yamlError positions a yaml.v3 syntax error. yaml.v3 gives only a line,
+// often that of the enclosing block rather than of the offending token (and
+// for parser errors off by one), so the line is found again as the shortest
+// prefix of the file that fails with the same problem.
+func (p *parser) yamlError(err error) *Error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 0
 	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
 		msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
 	}
-	pos := Pos{Line: line, Col: 1}
-	if line == 0 {
-		pos = Pos{Line: 1, Col: 1}
+	line = max(1, min(line, len(p.lines)))
+	for k := line; k <= len(p.lines); k++ {
+		var n yaml.Node
+		err := yaml.Unmarshal([]byte(strings.Join(p.lines[:k], "\n")), &n)
+		if err != nil && strings.HasSuffix(err.Error(), msg) {
+			line = k
+			break
+		}
 	}
-	return &Error{File: name, Pos: pos, Msg: "yaml: " + msg}
+	text := p.lines[line-1]
+	col := 1 + utf8.RuneCountInString(text[:len(text)-len(strings.TrimLeft(text, " "))])
+	hint := ""
+	switch {
+	case strings.HasPrefix(msg, "mapping values are not allowed"):
+		// The offending ": " is the one after the key's own.
+		if i := strings.Index(text, ": "); i >= 0 {
+			if j := strings.Index(text[i+2:], ": "); j >= 0 {
+				col = 1 + utf8.RuneCountInString(text[:i+2+j])
+			}
+		}
+		hint = ` (a value containing ": ", such as a jq object, must be quoted)`
+	case strings.HasPrefix(msg, "found character that cannot start any token"):
+		if i := strings.IndexAny(text, "\t@`"); i >= 0 {
+			col = 1 + utf8.RuneCountInString(text[:i])
+			if text[i] == '\t' {
+				hint = " (a tab: YAML indents with spaces only)"
+			} else {
+				hint = fmt.Sprintf(" (a value starting with %q must be quoted)", text[i])
+			}
+		}
+	case strings.HasPrefix(msg, "did not find expected ',' or"):
+		// An unclosed flow collection: point at its opening bracket.
+		if i := strings.LastIndexAny(text, "{["); i >= 0 {
+			col = 1 + utf8.RuneCountInString(text[:i])
+		}
+		hint = " (a flow mapping or list opened here is not closed)"
+	case msg == "did not find expected key":
+		hint = " (check the indentation of this line)"
+	}
+	return &Error{File: p.file, Pos: Pos{Line: line, Col: col}, Msg: "yaml: " + msg + hint}
+}
+
+// docStart is the line of the "---" that starts document n, or of its first
+// node.
+func (p *parser) docStart(n yaml.Node) Pos {
+	line := max(1, min(n.Line, len(p.lines)))
+	for i := line - 1; i >= 0; i-- {
+		if strings.HasPrefix(p.lines[i], "---") {
+			return Pos{Line: i + 1, Col: 1}
+		}
+	}
+	return Pos{Line: line, Col: 1}
 }
 
 // parser carries what validation needs beyond the decoder: the source lines
@@ -102,51 +154,115 @@ type parser struct {
 	*decoder
 	lines []string
 	fsys  FS
+
+	spec *File   // being compiled
+	at   *Stream // whose programs are being compiled; nil for host settings
+
+	valueNodes, maxValueNodes int // YAML nodes expanded into Value trees, and the cap
+	valueTooBig               bool
 }
 
-// progPos maps a byte offset inside an embedded program to its file position,
-// taking the scalar's style into account.
+// progPos maps a byte offset inside an embedded program to its file position.
+// It walks the scalar's source text alongside its value: the value's
+// characters appear in the source in order, except that quotes, escapes,
+// indentation and folded line breaks come in between. That one walk serves
+// every scalar style, multi-line and escaped ones included.
 func (p *parser) progPos(s Str, off int) Pos {
 	n := s.node
-	if n == nil {
+	if n == nil || n.Line < 1 || n.Line > len(p.lines) {
 		return s.P
 	}
 	off = max(0, min(off, len(s.V)))
-	before := s.V[:off]
-	line := strings.Count(before, "\n")
-	col := utf8.RuneCountInString(before[strings.LastIndex(before, "\n")+1:])
+
+	// src is the file from the scalar's first source character on; base is
+	// that character's position.
+	base := Pos{Line: n.Line, Col: n.Column}
 	switch n.Style {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
-		indent := p.blockIndent(n.Line)
-		if n.Style == yaml.FoldedStyle {
-			// Folding joins lines; only the first line maps exactly.
-			return Pos{Line: n.Line + 1, Col: indent + 1}
+		if n.Line == len(p.lines) {
+			return s.P
 		}
-		return Pos{Line: n.Line + 1 + line, Col: indent + 1 + col}
+		base = Pos{Line: n.Line + 1, Col: 1}
 	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
-		if line == 0 {
-			return Pos{Line: n.Line, Col: n.Column + 1 + col}
-		}
-		return Pos{Line: n.Line, Col: n.Column}
-	default:
-		if line == 0 {
-			return Pos{Line: n.Line, Col: n.Column + col}
-		}
-		return Pos{Line: n.Line, Col: n.Column}
+		base.Col++
 	}
+	first := p.lines[base.Line-1]
+	start := runeIndex(first, base.Col-1)
+	src := first[start:] + "\n" + strings.Join(p.lines[base.Line:], "\n")
+
+	dq := n.Style == yaml.DoubleQuotedStyle
+	i := 0 // bytes of src consumed
+	for _, r := range s.V[:off] {
+		i = matchRune(src, i, r, dq)
+	}
+	if off < len(s.V) {
+		// Skip to the offending character itself.
+		r, _ := utf8.DecodeRuneInString(s.V[off:])
+		if j, ok := findRune(src, i, r); ok {
+			i = j
+		}
+	}
+	before := src[:i]
+	nl := strings.Count(before, "\n")
+	if nl == 0 {
+		return Pos{Line: base.Line, Col: base.Col + utf8.RuneCountInString(before)}
+	}
+	return Pos{Line: base.Line + nl, Col: 1 + utf8.RuneCountInString(before[strings.LastIndexByte(before, '\n')+1:])}
 }
 
-// blockIndent is the indentation of the first non-blank line after line
-// (1-based), i.e. of a block scalar's content.
-func (p *parser) blockIndent(line int) int {
-	for i := line; i < len(p.lines); i++ {
-		l := p.lines[i]
-		if strings.TrimSpace(l) == "" {
-			continue
-		}
-		return len(l) - len(strings.TrimLeft(l, " "))
+// matchRune consumes, from src[i:], the source text of the value character
+// r and returns the new index. When r cannot be found (an escape such as \t
+// that is not written as itself), one escape sequence or nothing is consumed.
+func matchRune(src string, i int, r rune, dq bool) int {
+	if j, ok := findRune(src, i, r); ok {
+		return j + utf8.RuneLen(r)
 	}
-	return 0
+	if dq && i < len(src) && src[i] == '\\' {
+		return min(len(src), i+escapeLen(src[i:]))
+	}
+	return i
+}
+
+// findRune returns the index of r in src at or after i, skipping only what
+// may stand between two value characters: blanks, line breaks, quotes and
+// backslashes.
+func findRune(src string, i int, r rune) (int, bool) {
+	for j, c := range src[i:] {
+		if c == r {
+			return i + j, true
+		}
+		if !strings.ContainsRune(" \t\r\n'\"\\", c) {
+			return i, false
+		}
+	}
+	return i, false
+}
+
+// escapeLen is the length of the double-quoted escape at the start of s.
+func escapeLen(s string) int {
+	if len(s) < 2 {
+		return len(s)
+	}
+	switch s[1] {
+	case 'x':
+		return 4
+	case 'u':
+		return 6
+	case 'U':
+		return 10
+	}
+	return 2
+}
+
+// runeIndex is the byte index of the rune at index col in s, clamped to s.
+func runeIndex(s string, col int) int {
+	for i := range s {
+		if col == 0 {
+			return i
+		}
+		col--
+	}
+	return len(s)
 }
 
 // trimBOM drops a UTF-8 byte-order mark some editors add.

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,6 +63,9 @@ func (p *parser) validate(f *File) {
 func (p *parser) checkStreams(f *File) {
 	f.streams = map[string]*Stream{}
 	names := f.Streams.Keys()
+	if f.Streams.Set && len(f.Streams.Items) == 0 {
+		p.errorAt(f.Streams.P, "streams", "no streams: a spec reads at least one")
+	}
 	for i := range f.Streams.Items {
 		s := &f.Streams.Items[i].Value
 		f.streams[s.Name] = s
@@ -97,20 +101,26 @@ func (p *parser) checkStreams(f *File) {
 		}
 		r := &s.Request
 		switch {
+		case r.Pos.Line == 0:
+			// No usable request block: decoding said so already.
 		case r.Path.Set && r.URL.Set:
 			p.errorAt(r.URL.P, path+".request.url", "give path or url, not both")
 		case !r.Path.Set && !r.URL.Set:
-			p.errorAt(s.Pos, path+".request", "missing required field %q (or %q)", "path", "url")
+			p.errorAt(r.Pos, path+".request", "missing required field %q (or %q)", "path", "url")
 		}
 		if r.Body.Set && r.BodyJQ.Set {
 			p.errorAt(r.BodyJQ.P, path+".request.body_jq", "give body or body_jq, not both")
 		}
 		if (r.Body.Set || r.BodyJQ.Set) && (!r.Method.Set || r.Method.V == "GET") {
-			pos := r.Body.P
-			if r.BodyJQ.Set {
-				pos = r.BodyJQ.P
+			pos, field := r.Body.P, "body"
+			if r.BodyJQ.Set && !r.Body.Set {
+				pos, field = r.BodyJQ.P, "body_jq"
 			}
-			p.errorAt(pos, path+".request", "a request body needs method POST, PUT or PATCH")
+			if r.Method.Set {
+				p.errorAt(pos, path+".request."+field, "a request body needs method POST, PUT or PATCH, not %s", r.Method.V)
+			} else {
+				p.errorAt(pos, path+".request."+field, "a request body needs method POST, PUT or PATCH (the default is GET)")
+			}
 		}
 		if s.HTTP != nil {
 			p.checkHTTP(s.HTTP, path+".http")
@@ -131,7 +141,7 @@ func (p *parser) checkHTTP(h *HTTP, path string) {
 			p.errorAt(r.Attempts.P, path+".retry.attempts", "must be at least 1")
 		}
 		for i, st := range r.On {
-			if st.V < 400 || st.V > 599 {
+			if st.Set && st.V < 400 || st.V > 599 {
 				p.errorAt(st.P, fmt.Sprintf("%s.retry.on[%d]", path, i), "%d is not an HTTP error status (400-599)", st.V)
 			}
 		}
@@ -163,14 +173,16 @@ func (p *parser) checkPaginate(pg *Paginate, path string) {
 		"offset":   {"param", "size", "size_param"},
 	}[pg.Type.V]
 	pv := reflect.ValueOf(pg).Elem()
+	missing := map[string]bool{}
 	for _, key := range need {
 		for _, fl := range fieldsOf(pv.Type()) {
 			if fl.key == key && !pv.Field(fl.index).FieldByName("Set").Bool() {
+				missing[key] = true
 				p.errorAt(pg.Pos, path, "pagination type %q needs field %q", pg.Type.V, key)
 			}
 		}
 	}
-	if pg.TokenParam.Set && !pg.Token.Set {
+	if pg.TokenParam.Set && !pg.Token.Set && !missing["token"] {
 		p.errorAt(pg.TokenParam.P, path+".token_param", "token_param needs token")
 	}
 	if pg.Size.Set && pg.Size.V < 1 {
@@ -179,29 +191,29 @@ func (p *parser) checkPaginate(pg *Paginate, path string) {
 	if pg.MaxPages.Set && pg.MaxPages.V < 1 {
 		p.errorAt(pg.MaxPages.P, path+".max_pages", "must be at least 1")
 	}
-	if pg.Size.Set != pg.SizeParam.Set {
-		pos := pg.Size.P
-		if pg.SizeParam.Set {
-			pos = pg.SizeParam.P
-		}
-		p.errorAt(pos, path, "size and size_param go together")
+	switch {
+	case pg.Size.Set && !pg.SizeParam.Set && !missing["size_param"]:
+		p.errorAt(pg.Size.P, path+".size", "size needs size_param, the query parameter that carries it")
+	case pg.SizeParam.Set && !pg.Size.Set && !missing["size"]:
+		p.errorAt(pg.SizeParam.P, path+".size_param", "size_param needs size, the page size to send")
 	}
 }
 
 // checkGraph reports fan-out cycles with their path. Batch edges count: a
 // stream waits for its batch stream.
 func (p *parser) checkGraph(f *File) {
-	deps := func(s *Stream) []*Stream {
-		var out []*Stream
-		if s.ForEach.Set {
-			if t, ok := f.streams[s.ForEach.V]; ok {
-				out = append(out, t)
-			}
+	type edge struct {
+		to  *Stream
+		ref Str // the for_each or batch naming it
+		key string
+	}
+	deps := func(s *Stream) []edge {
+		var out []edge
+		if t, ok := f.streams[s.ForEach.V]; ok && s.ForEach.Set {
+			out = append(out, edge{t, s.ForEach, "for_each"})
 		}
-		if s.Batch.Set {
-			if t, ok := f.streams[s.Batch.V]; ok {
-				out = append(out, t)
-			}
+		if t, ok := f.streams[s.Batch.V]; ok && s.Batch.Set {
+			out = append(out, edge{t, s.Batch, "batch"})
 		}
 		return out
 	}
@@ -217,22 +229,22 @@ func (p *parser) checkGraph(f *File) {
 	visit = func(s *Stream) {
 		state[s.Name] = active
 		stack = append(stack, s)
-		for _, t := range deps(s) {
-			switch state[t.Name] {
+		for _, e := range deps(s) {
+			switch state[e.to.Name] {
 			case unvisited:
-				visit(t)
+				visit(e.to)
 			case active:
-				i := slices.Index(stack, t)
-				cycle := stack[i:]
-				names := make([]string, 0, len(cycle)+1)
+				// The cycle is stack[i:], closed by this edge; it is read from
+				// the stream whose edge closes it, where it is reported.
+				cycle := stack[slices.Index(stack, e.to):]
+				names := []string{s.Name}
 				for _, c := range cycle {
 					names = append(names, c.Name)
 				}
-				key := strings.Join(sortedCopy(names), ",")
+				key := strings.Join(sortedCopy(names[1:]), ",")
 				if !reported[key] {
 					reported[key] = true
-					names = append(names, t.Name)
-					p.errorAt(s.ForEach.P, "streams."+s.Name+".for_each", "fan-out cycle: %s", strings.Join(names, " -> "))
+					p.errorAt(e.ref.P, "streams."+s.Name+"."+e.key, "fan-out cycle: %s (each stream waits for the next)", strings.Join(names, " -> "))
 				}
 			}
 		}
@@ -243,13 +255,6 @@ func (p *parser) checkGraph(f *File) {
 		s := &f.Streams.Items[i].Value
 		if state[s.Name] == unvisited {
 			visit(s)
-		}
-	}
-	// A stream caught in a cycle has no well-defined ancestors: cut the links
-	// so later phases do not loop.
-	if len(reported) > 0 {
-		for _, s := range f.streams {
-			s.parent, s.batch = nil, nil
 		}
 	}
 }
@@ -274,22 +279,68 @@ func (p *parser) loadBlueprints(f *File) map[string]*Blueprint {
 		p.errorAt(ref.P, "port.blueprints", "cannot read %q: %s", ref.V, msg)
 		return nil
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(data, &raws); err != nil {
-		p.errorAt(ref.P, "port.blueprints", "%s: want a JSON list of blueprint bodies: %v", ref.V, err)
+	raws, msg := blueprintList(data)
+	if msg != "" {
+		p.errorAt(ref.P, "port.blueprints", "%s: %s", ref.V, msg)
 		return nil
 	}
 	out := map[string]*Blueprint{}
 	for i, raw := range raws {
 		var bp Blueprint
-		if err := json.Unmarshal(raw, &bp); err != nil || bp.Identifier == "" {
-			p.errorAt(ref.P, "port.blueprints", "%s: blueprint %d has no identifier", ref.V, i)
+		if err := json.Unmarshal(raw, &bp); err != nil {
+			var v any
+			_ = json.Unmarshal(raw, &v)
+			msg := "want a blueprint object, got " + jsonKind(v)
+			if _, ok := v.(map[string]any); ok {
+				msg = "invalid blueprint: identifier must be a string, schema.properties and relations objects"
+			}
+			p.errorAt(ref.P, "port.blueprints", "%s[%d]: %s", ref.V, i, msg)
+			continue
+		}
+		if bp.Identifier == "" {
+			p.errorAt(ref.P, "port.blueprints", "%s[%d]: blueprint has no \"identifier\"", ref.V, i)
 			continue
 		}
 		bp.Raw = raw
 		out[bp.Identifier] = &bp
 	}
 	return out
+}
+
+// blueprintList splits a blueprints file into its bodies, or says in a
+// message what is wrong with it, with the line of a syntax error.
+func blueprintList(data []byte) ([]json.RawMessage, string) {
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			line := 1 + bytes.Count(data[:min(int(se.Offset), len(data))], []byte("\n"))
+			return nil, fmt.Sprintf("invalid JSON on line %d: %v", line, se)
+		}
+		return nil, fmt.Sprintf("invalid JSON: %v", err)
+	}
+	if _, ok := v.([]any); !ok {
+		return nil, "want a JSON list of blueprint bodies, got " + jsonKind(v)
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(data, &raws); err != nil {
+		return nil, fmt.Sprintf("invalid JSON: %v", err) // unreachable: it parsed as a list
+	}
+	return raws, ""
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "an object"
+	case string:
+		return "a string"
+	case float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	}
+	return "null"
 }
 
 func (p *parser) checkTables(f *File) {
