@@ -1,0 +1,771 @@
+package table
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ferry-etl/ferry/engine/sink"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// sqliteChunk is the number of rows per multi-row INSERT statement; fewer
+// statement executions per row is most of what the sink can save over a
+// per-row loop.
+const sqliteChunk = 64
+
+// sqliteMaxVars bounds the parameters of one statement (SQLite's default
+// SQLITE_MAX_VARIABLE_NUMBER is 32766).
+const sqliteMaxVars = 32000
+
+// sqliteDSN is how ferry opens an SQLite file: WAL with synchronous=NORMAL
+// (durable at checkpoints, never corrupt), a wait for other writers, and a
+// 64 MiB page cache, which speeds up re-loads.
+func sqliteDSN(path string) string {
+	return sqliteURI(path) + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(-65536)"
+}
+
+// sqliteURI makes a file: URI of a path, escaping what SQLite's URI
+// parser would otherwise take for a query, a fragment or an escape.
+func sqliteURI(path string) string {
+	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
+	return "file:" + r.Replace(path)
+}
+
+type sqliteBackend struct {
+	path   string
+	schema string
+	log    *slog.Logger
+	db     *sql.DB
+	conn   *sql.Conn // the one connection: manual BEGIN/COMMIT, statements prepared once
+	stmts  map[string]*sql.Stmt
+
+	stateT, syncT, lockT string // quoted names of the bookkeeping tables
+
+	lockDB   *sql.DB
+	lockConn *sql.Conn
+}
+
+func openSQLite(ctx context.Context, path, schema string, log *slog.Logger) (*sqliteBackend, error) {
+	db, err := sql.Open("sqlite", sqliteDSN(path))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite %s: %w", path, err)
+	}
+	s := &sqliteBackend{path: path, schema: schema, log: log, db: db, conn: conn, stmts: map[string]*sql.Stmt{}}
+	s.stateT = quoteIdent(schema + "__" + "_ferry_state")
+	s.syncT = quoteIdent(schema + "__" + "_ferry_sync")
+	s.lockT = quoteIdent(schema + "__" + "_ferry_lock")
+	return s, nil
+}
+
+func (s *sqliteBackend) tableNames(table string) (ident, phys string) {
+	phys = s.schema + "__" + table
+	return quoteIdent(phys), phys
+}
+
+func (s *sqliteBackend) colName(key string) string { return key }
+
+// fold lowers ASCII letters: SQLite identifiers are case-insensitive for
+// ASCII only.
+func (s *sqliteBackend) fold(name string) string {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(name)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return name
+}
+
+func (s *sqliteBackend) setup(ctx context.Context) error {
+	for _, q := range []string{
+		`CREATE TABLE IF NOT EXISTS ` + s.stateT + ` (stream TEXT NOT NULL, "partition" TEXT NOT NULL, value TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (stream, "partition"))`,
+		`CREATE TABLE IF NOT EXISTS ` + s.syncT + ` (tbl TEXT NOT NULL PRIMARY KEY, started_at TEXT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS ` + s.lockT + ` (id INTEGER PRIMARY KEY, holder TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL, acquired_at TEXT NOT NULL)`,
+	} {
+		if _, err := s.conn.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("sqlite %s: setup: %w", s.path, err)
+		}
+	}
+	return nil
+}
+
+// sqliteType is the declared SQLite type of a column. The names are
+// distinct so the logical type can be read back; JSON_TEXT (not JSON) keeps
+// TEXT affinity, so a JSON scalar like 12345678901234567890 stays exact text.
+func sqliteType(t colType) string {
+	switch t {
+	case typeBool:
+		return "BOOLEAN"
+	case typeInt:
+		return "INTEGER"
+	case typeLong:
+		return "BIGINT"
+	case typeDouble:
+		return "REAL"
+	case typeDecimal:
+		return "NUMERIC"
+	case typeJSON:
+		return "JSON_TEXT"
+	case typeDatetime:
+		return "DATETIME"
+	case typeDate:
+		return "DATE"
+	}
+	return "TEXT"
+}
+
+func sqliteLogical(decl string) colType {
+	switch strings.ToUpper(decl) {
+	case "BOOLEAN":
+		return typeBool
+	case "INTEGER":
+		return typeInt
+	case "BIGINT":
+		return typeLong
+	case "REAL":
+		return typeDouble
+	case "NUMERIC":
+		return typeDecimal
+	case "JSON_TEXT":
+		return typeJSON
+	case "DATETIME":
+		return typeDatetime
+	case "DATE":
+		return typeDate
+	}
+	return typeString
+}
+
+func (s *sqliteBackend) load(ctx context.Context, phys string) (bool, []column, []string, error) {
+	rows, err := s.conn.QueryContext(ctx, `SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid`, phys)
+	if err != nil {
+		return false, nil, nil, fmt.Errorf("sqlite: read columns: %w", err)
+	}
+	defer rows.Close()
+	var cols []column
+	pkAt := map[int]string{}
+	for rows.Next() {
+		var name, decl string
+		var pk int
+		if err := rows.Scan(&name, &decl, &pk); err != nil {
+			return false, nil, nil, fmt.Errorf("sqlite: read columns: %w", err)
+		}
+		c := column{name: name, typ: sqliteLogical(decl)}
+		if c.typ == typeString && !strings.EqualFold(decl, "TEXT") {
+			c.native = decl
+		}
+		cols = append(cols, c)
+		if pk > 0 {
+			pkAt[pk] = name
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return false, nil, nil, fmt.Errorf("sqlite: read columns: %w", err)
+	}
+	pk := make([]string, 0, len(pkAt))
+	for i := 1; i <= len(pkAt); i++ {
+		pk = append(pk, pkAt[i])
+	}
+	return len(cols) > 0, cols, pk, nil
+}
+
+// stmt returns a statement prepared once on the connection.
+func (s *sqliteBackend) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := s.stmts[q]; ok {
+		return st, nil
+	}
+	if len(s.stmts) >= 256 {
+		s.dropStmts()
+	}
+	st, err := s.conn.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	s.stmts[q] = st
+	return st, nil
+}
+
+func (s *sqliteBackend) dropStmts() {
+	for q, st := range s.stmts {
+		st.Close()
+		delete(s.stmts, q)
+	}
+}
+
+func (s *sqliteBackend) begin(ctx context.Context) error {
+	if _, err := s.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("sqlite %s: begin: %w", s.path, err)
+	}
+	return nil
+}
+
+func (s *sqliteBackend) commit(ctx context.Context) error {
+	if _, err := s.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("sqlite %s: commit: %w", s.path, err)
+	}
+	return nil
+}
+
+// rollback ends a failed transaction. Statements prepared against tables
+// the transaction created are dropped too.
+func (s *sqliteBackend) rollback(ctx context.Context) {
+	if _, err := s.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); err != nil && !strings.Contains(err.Error(), "no transaction") {
+		s.log.Warn("sqlite rollback", "error", err.Error())
+	}
+	s.dropStmts()
+}
+
+func (s *sqliteBackend) write(ctx context.Context, job *writeJob) (err error) {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			s.rollback(ctx)
+		}
+	}()
+	for _, p := range job.plans {
+		if err := s.ddl(ctx, p); err != nil {
+			return fmt.Errorf("table %q: %w", p.next.cfg.name, err)
+		}
+		if err := s.generation(ctx, p, job.runTime); err != nil {
+			return fmt.Errorf("table %q: %w", p.next.cfg.name, err)
+		}
+		if err := s.rows(ctx, p); err != nil {
+			return fmt.Errorf("table %q: write rows: %w", p.next.cfg.name, err)
+		}
+	}
+	if job.afterRows != nil {
+		if err := job.afterRows(); err != nil {
+			return err
+		}
+	}
+	if err := s.putState(ctx, job.cps, job.now); err != nil {
+		return err
+	}
+	return s.commit(ctx)
+}
+
+func (s *sqliteBackend) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return s.conn.ExecContext(ctx, q, args...)
+}
+
+// ddl creates, extends or widens the table as the plan needs.
+func (s *sqliteBackend) ddl(ctx context.Context, p *plan) error {
+	n := p.next
+	if p.create {
+		if _, err := s.exec(ctx, s.createSQL(n.ident, n)); err != nil {
+			return fmt.Errorf("create %s: %w", n.phys, err)
+		}
+		return nil
+	}
+	for _, ci := range p.added {
+		c := n.cols[ci]
+		if _, err := s.exec(ctx, `ALTER TABLE `+n.ident+` ADD COLUMN `+quoteIdent(c.name)+` `+sqliteType(c.typ)); err != nil {
+			return fmt.Errorf("add column %q: %w", c.name, err)
+		}
+		s.log.Info("column added", "table", n.cfg.name, "column", c.name, "type", c.typ.String())
+	}
+	if len(p.widened) > 0 {
+		return s.rebuild(ctx, p)
+	}
+	return nil
+}
+
+func (s *sqliteBackend) createSQL(ident string, n *tbl) string {
+	var b strings.Builder
+	b.WriteString("CREATE TABLE ")
+	b.WriteString(ident)
+	b.WriteString(" (")
+	isKey := make([]bool, len(n.cols))
+	for _, k := range n.keys {
+		isKey[k] = true
+	}
+	for i, c := range n.cols {
+		b.WriteString(quoteIdent(c.name))
+		b.WriteByte(' ')
+		if c.native != "" {
+			b.WriteString(c.native)
+		} else {
+			b.WriteString(sqliteType(c.typ))
+		}
+		if isKey[i] {
+			b.WriteString(" NOT NULL")
+		}
+		b.WriteString(", ")
+	}
+	if n.cfg.hasID() {
+		b.WriteString(quoteIdent(ColID) + " TEXT NOT NULL, ")
+	}
+	b.WriteString(quoteIdent(ColSynced) + " DATETIME NOT NULL, " + quoteIdent(ColDeleted) + " BOOLEAN NOT NULL DEFAULT 0")
+	if pk := keyColumns(n); len(pk) > 0 {
+		b.WriteString(", PRIMARY KEY (" + pk + ")")
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// keyColumns is the quoted conflict target of a table, "" for append.
+func keyColumns(n *tbl) string {
+	switch {
+	case n.cfg.keyed():
+		names := make([]string, len(n.keys))
+		for i, k := range n.keys {
+			names[i] = quoteIdent(n.cols[k].name)
+		}
+		return strings.Join(names, ", ")
+	case n.cfg.mode != ModeAppend:
+		return quoteIdent(ColID)
+	}
+	return ""
+}
+
+// rebuild changes column types the SQLite way (it has no ALTER COLUMN):
+// a new table with the new types, a converting copy, a rename.
+func (s *sqliteBackend) rebuild(ctx context.Context, p *plan) error {
+	n := p.next
+	tmp := n.phys + "__ferry_rebuild"
+	conv := map[int]widening{}
+	for _, w := range p.widened {
+		conv[w.ci] = w
+		s.log.Warn("column widened", "table", n.cfg.name, "column", n.cols[w.ci].name, "from", w.from.String(), "to", w.to.String())
+	}
+	var names, exprs []string
+	for i, c := range n.cols {
+		q := quoteIdent(c.name)
+		names = append(names, q)
+		if w, ok := conv[i]; ok {
+			exprs = append(exprs, sqliteConvExpr(q, w.from, w.to))
+		} else {
+			exprs = append(exprs, q)
+		}
+	}
+	for _, m := range []string{ColID, ColSynced, ColDeleted} {
+		if m == ColID && !n.cfg.hasID() {
+			continue
+		}
+		names = append(names, quoteIdent(m))
+		exprs = append(exprs, quoteIdent(m))
+	}
+	steps := []string{
+		`DROP TABLE IF EXISTS ` + quoteIdent(tmp),
+		s.createSQL(quoteIdent(tmp), n),
+		`INSERT INTO ` + quoteIdent(tmp) + ` (` + strings.Join(names, ", ") + `) SELECT ` + strings.Join(exprs, ", ") + ` FROM ` + n.ident,
+		`DROP TABLE ` + n.ident,
+		// legacy rename: do not re-check views that named the dropped table
+		`PRAGMA legacy_alter_table = ON`,
+		`ALTER TABLE ` + quoteIdent(tmp) + ` RENAME TO ` + n.ident,
+		`PRAGMA legacy_alter_table = OFF`,
+	}
+	for _, q := range steps {
+		if _, err := s.exec(ctx, q); err != nil {
+			return fmt.Errorf("widen columns of %s: %w", n.phys, err)
+		}
+	}
+	return nil
+}
+
+// sqliteConvExpr converts a stored value to a wider type, rendering it the
+// way a value of the new type would have been written.
+func sqliteConvExpr(c string, from, to colType) string {
+	switch to {
+	case typeString:
+		if from == typeBool {
+			return `CASE WHEN ` + c + ` IS NULL THEN NULL WHEN ` + c + ` THEN 'true' ELSE 'false' END`
+		}
+		return `CAST(` + c + ` AS TEXT)`
+	case typeJSON:
+		if from == typeBool {
+			return `CASE WHEN ` + c + ` IS NULL THEN NULL WHEN ` + c + ` THEN 'true' ELSE 'false' END`
+		}
+		return `CASE WHEN ` + c + ` IS NULL THEN NULL ELSE json_quote(` + c + `) END`
+	case typeDouble:
+		return `CAST(` + c + ` AS REAL)`
+	}
+	return c // INT -> LONG -> DECIMAL: same stored values
+}
+
+// generation begins or resumes the replace-mode generation of the table
+// (see doc.go) and sets the _ferry_synced of the plan's rows.
+func (s *sqliteBackend) generation(ctx context.Context, p *plan, runTime time.Time) error {
+	p.synced = runTime
+	if p.next.cfg.mode != ModeReplace {
+		return nil
+	}
+	if p.t.begun {
+		p.synced = p.t.synced
+		return nil
+	}
+	var started string
+	err := s.conn.QueryRowContext(ctx, `SELECT started_at FROM `+s.syncT+` WHERE tbl = ?`, p.next.cfg.name).Scan(&started)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		_, err = s.exec(ctx, `INSERT INTO `+s.syncT+` (tbl, started_at) VALUES (?, ?)`, p.next.cfg.name, runTime.Format(datetimeFormat))
+		return err
+	case err != nil:
+		return fmt.Errorf("read sync generation: %w", err)
+	}
+	st, err := time.Parse(datetimeFormat, started)
+	if err != nil {
+		return fmt.Errorf("read sync generation: %w", err)
+	}
+	if st.After(p.synced) {
+		// The clock went back since the interrupted run: stay at or after
+		// its start so this run's rows still count as seen.
+		p.synced = st
+	}
+	return nil
+}
+
+// rows writes the plan's rows with prepared multi-row statements.
+func (s *sqliteBackend) rows(ctx context.Context, p *plan) error {
+	if p.n == 0 {
+		return nil
+	}
+	w := p.width
+	chunk := min(sqliteChunk, max(1, sqliteMaxVars/w))
+	head, tail := s.insertSQL(p)
+	conflict := s.conflictSQL(p)
+	byK := map[int]*sql.Stmt{}
+	for i := 0; i < p.n; {
+		k := chunk
+		for k > p.n-i {
+			k /= 2 // the rest goes in halving chunks, so few statements exist
+		}
+		st, ok := byK[k]
+		if !ok {
+			var b strings.Builder
+			b.Grow(len(head) + k*(len(tail)+1) + len(conflict))
+			b.WriteString(head)
+			for j := range k {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(tail)
+			}
+			b.WriteString(conflict)
+			var err error
+			if st, err = s.stmt(ctx, b.String()); err != nil {
+				return err
+			}
+			byK[k] = st
+		}
+		if _, err := st.ExecContext(ctx, p.args[i*w:(i+k)*w]...); err != nil {
+			return err
+		}
+		i += k
+	}
+	return nil
+}
+
+// insertSQL returns "INSERT INTO t (cols) VALUES " and one row's "(?,…)".
+func (s *sqliteBackend) insertSQL(p *plan) (head, tuple string) {
+	n := p.next
+	var b strings.Builder
+	b.WriteString("INSERT INTO " + n.ident + " (")
+	for _, c := range n.cols {
+		b.WriteString(quoteIdent(c.name) + ", ")
+	}
+	if n.cfg.hasID() {
+		b.WriteString(quoteIdent(ColID) + ", ")
+	}
+	b.WriteString(quoteIdent(ColSynced) + ", " + quoteIdent(ColDeleted) + ") VALUES ")
+	head = b.String()
+	b.Reset()
+	b.WriteByte('(')
+	for range p.width {
+		b.WriteString("?,")
+	}
+	b.WriteString(quoteLit(p.synced.Format(datetimeFormat)) + ",0)")
+	return head, b.String()
+}
+
+func (s *sqliteBackend) conflictSQL(p *plan) string {
+	return conflictSQL(p.next, "0")
+}
+
+// conflictSQL is the ON CONFLICT clause of an upsert: every column of a
+// keyed table is overwritten (a row is replaced whole); a _ferry_id row has
+// the same data by construction, so only its bookkeeping changes.
+func conflictSQL(n *tbl, falseLit string) string {
+	target := keyColumns(n)
+	if target == "" {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(" ON CONFLICT (" + target + ") DO UPDATE SET ")
+	if n.cfg.keyed() {
+		isKey := make([]bool, len(n.cols))
+		for _, k := range n.keys {
+			isKey[k] = true
+		}
+		for i, c := range n.cols {
+			if isKey[i] {
+				continue
+			}
+			q := quoteIdent(c.name)
+			b.WriteString(q + " = excluded." + q + ", ")
+		}
+	}
+	b.WriteString(quoteIdent(ColSynced) + " = excluded." + quoteIdent(ColSynced) + ", " + quoteIdent(ColDeleted) + " = " + falseLit)
+	return b.String()
+}
+
+func (s *sqliteBackend) putState(ctx context.Context, cps []sink.Checkpoint, now time.Time) error {
+	if len(cps) == 0 {
+		return nil
+	}
+	up, err := s.stmt(ctx, `INSERT INTO `+s.stateT+` (stream, "partition", value, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (stream, "partition") DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	del, err := s.stmt(ctx, `DELETE FROM `+s.stateT+` WHERE stream = ? AND "partition" = ?`)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	ts := now.Format(datetimeFormat)
+	for _, cp := range cps {
+		if len(cp.Value) == 0 {
+			_, err = del.ExecContext(ctx, cp.Stream, cp.Partition)
+		} else {
+			_, err = up.ExecContext(ctx, cp.Stream, cp.Partition, string(cp.Value), ts)
+		}
+		if err != nil {
+			return fmt.Errorf("state of stream %q: %w", cp.Stream, err)
+		}
+	}
+	return nil
+}
+
+func (s *sqliteBackend) writeState(ctx context.Context, cps []sink.Checkpoint, now time.Time) (err error) {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			s.rollback(ctx)
+		}
+	}()
+	if err := s.putState(ctx, cps, now); err != nil {
+		return err
+	}
+	return s.commit(ctx)
+}
+
+func (s *sqliteBackend) finish(ctx context.Context, t *tbl, cps []sink.Checkpoint, now, runTime time.Time) (marked int, err error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			s.rollback(ctx)
+		}
+	}()
+	cutoff := runTime.Format(datetimeFormat)
+	err = s.conn.QueryRowContext(ctx, `SELECT started_at FROM `+s.syncT+` WHERE tbl = ?`, t.cfg.name).Scan(&cutoff)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("table %q: read sync generation: %w", t.cfg.name, err)
+	}
+	if t.exists {
+		q := `UPDATE ` + t.ident + ` SET ` + quoteIdent(ColDeleted) + ` = 1 WHERE ` + quoteIdent(ColSynced) + ` < ? AND NOT ` + quoteIdent(ColDeleted)
+		if t.cfg.hard {
+			q = `DELETE FROM ` + t.ident + ` WHERE ` + quoteIdent(ColSynced) + ` < ?`
+		}
+		res, err := s.exec(ctx, q, cutoff)
+		if err != nil {
+			return 0, fmt.Errorf("table %q: mark unseen rows: %w", t.cfg.name, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("table %q: mark unseen rows: %w", t.cfg.name, err)
+		}
+		marked = int(n)
+	}
+	if _, err := s.exec(ctx, `DELETE FROM `+s.syncT+` WHERE tbl = ?`, t.cfg.name); err != nil {
+		return 0, fmt.Errorf("table %q: end sync generation: %w", t.cfg.name, err)
+	}
+	if err := s.putState(ctx, cps, now); err != nil {
+		return 0, err
+	}
+	return marked, s.commit(ctx)
+}
+
+func (s *sqliteBackend) state(ctx context.Context) (map[string]map[string]json.RawMessage, error) {
+	rows, err := s.conn.QueryContext(ctx, `SELECT stream, "partition", value FROM `+s.stateT)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite %s: read state: %w", s.path, err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]json.RawMessage{}
+	for rows.Next() {
+		var stream, part, value string
+		if err := rows.Scan(&stream, &part, &value); err != nil {
+			return nil, fmt.Errorf("sqlite %s: read state: %w", s.path, err)
+		}
+		if out[stream] == nil {
+			out[stream] = map[string]json.RawMessage{}
+		}
+		out[stream][part] = json.RawMessage(value)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite %s: read state: %w", s.path, err)
+	}
+	return out, nil
+}
+
+func (s *sqliteBackend) clearState(ctx context.Context, streams []string) (err error) {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			s.rollback(ctx)
+		}
+	}()
+	if len(streams) == 0 {
+		for _, q := range []string{`DELETE FROM ` + s.stateT, `DELETE FROM ` + s.syncT} {
+			if _, err := s.exec(ctx, q); err != nil {
+				return fmt.Errorf("sqlite %s: clear state: %w", s.path, err)
+			}
+		}
+	}
+	for _, st := range streams {
+		if _, err := s.exec(ctx, `DELETE FROM `+s.stateT+` WHERE stream = ?`, st); err != nil {
+			return fmt.Errorf("sqlite %s: clear state: %w", s.path, err)
+		}
+	}
+	return s.commit(ctx)
+}
+
+// lockPath is the sidecar file whose SQLite lock is the run lock.
+func (s *sqliteBackend) lockPath() string {
+	name := s.schema
+	safe := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.' {
+			return r
+		}
+		return '_'
+	}, name)
+	if safe != name || len(safe) > 64 {
+		sum := sha256.Sum256([]byte(name))
+		safe = safe[:min(len(safe), 48)] + "-" + hex.EncodeToString(sum[:4])
+	}
+	return s.path + ".ferry-" + safe + ".lock"
+}
+
+// lock holds an exclusive SQLite transaction on a sidecar file for the life
+// of the run. The operating system drops the file lock when the process
+// exits, however it exits, so a dead run never blocks the next one.
+func (s *sqliteBackend) lock(ctx context.Context, holder string, now time.Time) error {
+	if s.lockConn != nil {
+		return nil
+	}
+	path := s.lockPath()
+	ldb, err := sql.Open("sqlite", sqliteURI(path)+"?_pragma=busy_timeout(0)")
+	if err != nil {
+		return fmt.Errorf("sqlite lock %s: %w", path, err)
+	}
+	ldb.SetMaxOpenConns(1)
+	lc, err := ldb.Conn(ctx)
+	if err == nil {
+		// A table first, so the file is a real database with a header
+		// to lock; both statements fail with SQLITE_BUSY when held.
+		_, err = lc.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS ferry_lock (x)`)
+		if err == nil {
+			_, err = lc.ExecContext(ctx, `BEGIN EXCLUSIVE`)
+		}
+	}
+	if err != nil {
+		if lc != nil {
+			lc.Close()
+		}
+		ldb.Close()
+		if isBusy(err) {
+			return fmt.Errorf("%w: spec %q on %s is %s", ErrLocked, s.schema, s.path, s.holder(ctx))
+		}
+		return fmt.Errorf("sqlite lock %s: %w", path, err)
+	}
+	s.lockDB, s.lockConn = ldb, lc
+	host, _ := os.Hostname()
+	if _, err := s.exec(ctx, `INSERT INTO `+s.lockT+` (id, holder, pid, host, acquired_at) VALUES (1, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, pid = excluded.pid, host = excluded.host, acquired_at = excluded.acquired_at`,
+		holder, os.Getpid(), host, now.Format(datetimeFormat)); err != nil {
+		s.unlock()
+		return fmt.Errorf("sqlite %s: record lock holder: %w", s.path, err)
+	}
+	return nil
+}
+
+// holder describes the recorded lock holder, for ErrLocked.
+func (s *sqliteBackend) holder(ctx context.Context) string {
+	var holder, host, at string
+	var pid int
+	err := s.conn.QueryRowContext(ctx, `SELECT holder, pid, host, acquired_at FROM `+s.lockT+` WHERE id = 1`).Scan(&holder, &pid, &host, &at)
+	if err != nil {
+		return "held by another process"
+	}
+	return fmt.Sprintf("held by %q (pid %d on %s) since %s", holder, pid, host, at)
+}
+
+func isBusy(err error) bool {
+	var c interface{ Code() int }
+	if errors.As(err, &c) {
+		switch c.Code() & 0xff {
+		case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
+			return true
+		}
+	}
+	return false
+}
+
+func (s *sqliteBackend) unlock() {
+	if s.lockConn == nil {
+		return
+	}
+	s.lockConn.ExecContext(context.Background(), "ROLLBACK")
+	s.lockConn.Close()
+	s.lockDB.Close()
+	s.lockConn, s.lockDB = nil, nil
+}
+
+func (s *sqliteBackend) close() error {
+	if s.lockConn != nil {
+		if _, err := s.conn.ExecContext(context.Background(), `DELETE FROM `+s.lockT+` WHERE id = 1`); err != nil {
+			s.log.Warn("sqlite: clear lock holder", "error", err.Error())
+		}
+		s.unlock()
+	}
+	s.dropStmts()
+	err := s.conn.Close()
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite %s: close: %w", s.path, err)
+	}
+	return nil
+}

@@ -1,0 +1,819 @@
+package table
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferry-etl/ferry/engine/sink"
+)
+
+// Table modes.
+const (
+	ModeUpsert  = "upsert"  // upsert by primary key (or by _ferry_id)
+	ModeAppend  = "append"  // every row inserted
+	ModeReplace = "replace" // upsert; a complete run marks unseen rows deleted
+)
+
+// Columns ferry adds to every table.
+const (
+	ColID      = "_ferry_id"      // sha256 of the row, for tables without a primary key
+	ColSynced  = "_ferry_synced"  // UTC time of the run that last wrote the row
+	ColDeleted = "_ferry_deleted" // true once a complete replace run no longer saw the row
+)
+
+// ErrLocked is returned by [DB.Lock] when another live run holds the lock of
+// the same spec on the same destination.
+var ErrLocked = errors.New("destination is locked by another run")
+
+// Table describes one destination table of a spec.
+type Table struct {
+	Name       string
+	PrimaryKey []string
+	// Columns holds declared types: STRING BOOLEAN INT LONG DOUBLE DECIMAL
+	// JSON UTC_DATETIME NAIVE_DATE. Other columns are inferred from data.
+	Columns    map[string]string
+	Mode       string // upsert (default) | append | replace
+	HardDelete bool   // replace mode: delete unseen rows instead of marking them
+}
+
+// Options configures [Open].
+type Options struct {
+	Schema    string // spec name: PostgreSQL schema, SQLite table-name prefix
+	Tables    []Table
+	Logger    *slog.Logger     // default: discard
+	Now       func() time.Time // default: time.Now; read once at Open for _ferry_synced
+	BatchRows int              // rows per Write the caller should aim for; default 1000
+}
+
+// DB is an open table destination. Its methods are safe for concurrent use;
+// they are serialised, since both databases take one writer at a time.
+type DB struct {
+	mu      sync.Mutex
+	be      backend
+	schema  string
+	log     *slog.Logger
+	now     func() time.Time
+	runTime time.Time
+	batch   int
+	cfgs    map[string]*tableCfg
+	tables  map[string]*tbl
+	closed  bool
+	conv    conv
+	hbuf    []byte
+	entries []entry
+	warned  map[string]bool
+
+	// afterRows, when set (tests only), runs inside Write after the rows are
+	// written and before the checkpoints and the commit.
+	afterRows func() error
+}
+
+// tableCfg is a validated [Table].
+type tableCfg struct {
+	name     string
+	mode     string
+	pk       []string // physical column names
+	declared map[string]colType
+	order    []string // declared column names, sorted
+	hard     bool
+}
+
+// keyed reports whether rows are upserted by a user primary key.
+func (c *tableCfg) keyed() bool { return c.mode != ModeAppend && len(c.pk) > 0 }
+
+// hasID reports whether the table carries a _ferry_id column.
+func (c *tableCfg) hasID() bool { return !c.keyed() }
+
+// column is one user column of a destination table.
+type column struct {
+	name   string
+	typ    colType
+	native string // backend type name when the column was not made by ferry
+}
+
+// tbl is what ferry knows of one destination table. A tbl is never changed
+// once published in DB.tables, except keyCache; a Write builds the next
+// version and publishes it after the commit, so a rolled-back Write leaves
+// nothing behind.
+type tbl struct {
+	cfg      *tableCfg
+	ident    string // quoted physical name, ready for SQL
+	phys     string // physical name, unquoted (without schema on PostgreSQL)
+	exists   bool
+	cols     []column
+	byFold   map[string]int // folded column name -> index in cols
+	keys     []int          // indices of the primary key columns (keyed tables)
+	keyCache map[string]int // data key -> column index, -1 for skipped keys
+
+	// replace mode: set once this run has begun or resumed the table's
+	// generation (see doc.go).
+	begun  bool
+	synced time.Time
+}
+
+func (t *tbl) clone() *tbl {
+	n := *t
+	n.cols = slices.Clone(t.cols)
+	n.byFold = make(map[string]int, len(t.byFold)+4)
+	for k, v := range t.byFold {
+		n.byFold[k] = v
+	}
+	n.keys = slices.Clone(t.keys)
+	return &n
+}
+
+type entry struct {
+	ci  int32
+	key string
+	v   any
+}
+
+type widening struct {
+	ci       int
+	from, to colType
+}
+
+// plan is the work of one Write for one table.
+type plan struct {
+	t       *tbl // committed
+	next    *tbl // after this Write
+	create  bool
+	added   []int // indices into next.cols
+	widened []widening
+	args    []any // n rows of width values: next.cols, then _ferry_id if any
+	width   int
+	n       int
+	synced  time.Time // _ferry_synced of these rows; set by the backend
+}
+
+// writeJob is one Write: every table's plan plus the checkpoints.
+type writeJob struct {
+	plans     []*plan
+	cps       []sink.Checkpoint
+	now       time.Time // updated_at of the checkpoints
+	runTime   time.Time
+	afterRows func() error
+}
+
+// backend is a database dialect.
+type backend interface {
+	tableNames(table string) (ident, phys string)
+	colName(key string) string
+	fold(name string) string
+	setup(ctx context.Context) error
+	load(ctx context.Context, phys string) (exists bool, cols []column, pk []string, err error)
+	write(ctx context.Context, job *writeJob) error
+	finish(ctx context.Context, t *tbl, cps []sink.Checkpoint, now, runTime time.Time) (int, error)
+	writeState(ctx context.Context, cps []sink.Checkpoint, now time.Time) error
+	state(ctx context.Context) (map[string]map[string]json.RawMessage, error)
+	clearState(ctx context.Context, streams []string) error
+	lock(ctx context.Context, holder string, now time.Time) error
+	close() error
+}
+
+// Open opens the destination dest for the spec opts.Schema: "sqlite:PATH",
+// a file path, or a "postgres://" / "postgresql://" URL. It creates what
+// ferry needs there (the PostgreSQL schema, the state tables); destination
+// tables are created by the first Write that carries rows for them.
+func Open(ctx context.Context, dest string, opts Options) (*DB, error) {
+	if opts.Schema == "" {
+		return nil, errors.New("table destination: empty schema name")
+	}
+	if strings.ContainsRune(opts.Schema, 0) {
+		return nil, errors.New("table destination: schema name contains NUL")
+	}
+	d := &DB{
+		schema: opts.Schema,
+		log:    opts.Logger,
+		now:    opts.Now,
+		batch:  opts.BatchRows,
+		tables: map[string]*tbl{},
+		warned: map[string]bool{},
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.batch <= 0 {
+		d.batch = 1000
+	}
+	d.runTime = d.now().UTC().Truncate(time.Microsecond)
+
+	kind, target, err := parseDest(dest)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case "sqlite":
+		d.be, err = openSQLite(ctx, target, opts.Schema, d.log)
+	default:
+		d.be, err = openPostgres(ctx, target, opts.Schema, d.log)
+		d.conv.text, d.conv.pg = true, true
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d.cfgs, err = d.tableConfigs(opts.Tables); err != nil {
+		d.be.close()
+		return nil, err
+	}
+	if err := d.be.setup(ctx); err != nil {
+		d.be.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// parseDest splits a destination into a backend kind and its target.
+func parseDest(dest string) (kind, target string, err error) {
+	switch {
+	case dest == "":
+		return "", "", errors.New("table destination: empty destination")
+	case strings.HasPrefix(dest, "postgres://"), strings.HasPrefix(dest, "postgresql://"):
+		return "postgres", dest, nil
+	case strings.HasPrefix(dest, "sqlite://"):
+		target = strings.TrimPrefix(dest, "sqlite://")
+	case strings.HasPrefix(dest, "sqlite:"):
+		target = strings.TrimPrefix(dest, "sqlite:")
+	default:
+		if i := strings.Index(dest, "://"); i > 0 {
+			return "", "", fmt.Errorf("table destination: unsupported scheme %q (want sqlite: or postgres://)", dest[:i])
+		}
+		target = dest
+	}
+	if target == "" {
+		return "", "", errors.New("table destination: empty sqlite path")
+	}
+	return "sqlite", target, nil
+}
+
+func (d *DB) tableConfigs(tables []Table) (map[string]*tableCfg, error) {
+	cfgs := make(map[string]*tableCfg, len(tables))
+	for _, t := range tables {
+		c, err := d.tableConfig(t)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := cfgs[t.Name]; dup {
+			return nil, fmt.Errorf("table %q: declared twice", t.Name)
+		}
+		cfgs[t.Name] = c
+	}
+	return cfgs, nil
+}
+
+func (d *DB) tableConfig(t Table) (*tableCfg, error) {
+	if err := checkTableName(t.Name); err != nil {
+		return nil, err
+	}
+	c := &tableCfg{name: t.Name, mode: t.Mode, hard: t.HardDelete, declared: map[string]colType{}}
+	switch t.Mode {
+	case "":
+		c.mode = ModeUpsert
+	case ModeUpsert, ModeReplace:
+	case ModeAppend:
+		if len(t.PrimaryKey) > 0 {
+			return nil, fmt.Errorf("table %q: append mode takes no primary key", t.Name)
+		}
+	default:
+		return nil, fmt.Errorf("table %q: unknown mode %q (want upsert, append or replace)", t.Name, t.Mode)
+	}
+	seen := map[string]bool{}
+	for _, k := range t.PrimaryKey {
+		name := d.be.colName(k)
+		if err := d.checkColumnName(name); err != nil {
+			return nil, fmt.Errorf("table %q: primary key: %w", t.Name, err)
+		}
+		if seen[d.be.fold(name)] {
+			return nil, fmt.Errorf("table %q: primary key column %q listed twice", t.Name, k)
+		}
+		seen[d.be.fold(name)] = true
+		c.pk = append(c.pk, name)
+	}
+	for k, ts := range t.Columns {
+		typ, ok := parseType(ts)
+		if !ok {
+			return nil, fmt.Errorf("table %q: column %q: unknown type %q (want STRING, BOOLEAN, INT, LONG, DOUBLE, DECIMAL, JSON, UTC_DATETIME or NAIVE_DATE)", t.Name, k, ts)
+		}
+		name := d.be.colName(k)
+		if err := d.checkColumnName(name); err != nil {
+			return nil, fmt.Errorf("table %q: %w", t.Name, err)
+		}
+		c.declared[name] = typ
+		c.order = append(c.order, name)
+	}
+	slices.Sort(c.order)
+	return c, nil
+}
+
+func checkTableName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("table with an empty name")
+	case strings.ContainsRune(name, 0):
+		return fmt.Errorf("table %q: name contains NUL", name)
+	case strings.HasPrefix(strings.ToLower(name), "_ferry_"):
+		return fmt.Errorf("table %q: names starting with _ferry_ are reserved", name)
+	}
+	return nil
+}
+
+// checkColumnName rejects names a column cannot have.
+func (d *DB) checkColumnName(name string) error {
+	switch f := d.be.fold(name); {
+	case name == "":
+		return errors.New("empty column name")
+	case strings.ContainsRune(name, 0):
+		return fmt.Errorf("column %q: name contains NUL", name)
+	case f == d.be.fold(ColID), f == d.be.fold(ColSynced), f == d.be.fold(ColDeleted):
+		return fmt.Errorf("column %q: reserved for ferry", name)
+	}
+	return nil
+}
+
+// BatchRows is the number of rows per Write the caller should aim for.
+func (d *DB) BatchRows() int { return d.batch }
+
+// RunTime is the _ferry_synced value of this run: Options.Now at Open, in
+// UTC, truncated to microseconds.
+func (d *DB) RunTime() time.Time { return d.runTime }
+
+// Lock takes the run lock of this spec on this destination, or returns an
+// error wrapping [ErrLocked] naming the holder. The lock lives until Close,
+// or until the process dies (see doc.go).
+func (d *DB) Lock(ctx context.Context, holder string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errClosed
+	}
+	return d.be.lock(ctx, holder, d.now().UTC())
+}
+
+var errClosed = errors.New("table destination: closed")
+
+// State returns every committed checkpoint: stream -> partition -> value.
+func (d *DB) State(ctx context.Context) (map[string]map[string]json.RawMessage, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, errClosed
+	}
+	return d.be.state(ctx)
+}
+
+// ClearState forgets the checkpoints of streams (all streams when empty),
+// for a full refresh. With no streams it also restarts every replace-mode
+// generation, so the next complete run alone decides what is deleted.
+func (d *DB) ClearState(ctx context.Context, streams []string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errClosed
+	}
+	if err := d.be.clearState(ctx, streams); err != nil {
+		return err
+	}
+	if len(streams) == 0 {
+		for _, t := range d.tables {
+			t.begun = false
+		}
+	}
+	return nil
+}
+
+// Write commits rows and checkpoints in one transaction: after a crash
+// either all of it is visible or none. Tables and columns are created or
+// widened as the rows need, in the same transaction. A checkpoint with an
+// empty Value deletes that stream partition's state.
+func (d *DB) Write(ctx context.Context, rows []sink.Row, cps []sink.Checkpoint) error {
+	if len(rows) == 0 && len(cps) == 0 {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errClosed
+	}
+	job := &writeJob{cps: cps, now: d.now().UTC(), runTime: d.runTime, afterRows: d.afterRows}
+	for _, g := range groupRows(rows) {
+		t, err := d.table(ctx, g[0].Table)
+		if err != nil {
+			return err
+		}
+		p, err := d.plan(t, g)
+		if err != nil {
+			return err
+		}
+		job.plans = append(job.plans, p)
+	}
+	if err := d.be.write(ctx, job); err != nil {
+		return err
+	}
+	for _, p := range job.plans {
+		n := p.next
+		if n.cfg.mode == ModeReplace {
+			n.begun, n.synced = true, p.synced
+		}
+		d.tables[n.cfg.name] = n
+	}
+	return nil
+}
+
+// groupRows splits rows by table, keeping their order within a table.
+func groupRows(rows []sink.Row) [][]sink.Row {
+	if len(rows) == 0 {
+		return nil
+	}
+	same := true
+	for i := range rows {
+		if rows[i].Table != rows[0].Table {
+			same = false
+			break
+		}
+	}
+	if same {
+		return [][]sink.Row{rows}
+	}
+	idx := map[string]int{}
+	var out [][]sink.Row
+	for _, r := range rows {
+		i, ok := idx[r.Table]
+		if !ok {
+			i = len(out)
+			idx[r.Table] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], r)
+	}
+	return out
+}
+
+// FinishTable ends a table's part of the run. For a replace-mode table with
+// complete set, rows not written since the table's generation began get
+// _ferry_deleted = true (or are deleted with HardDelete); marked counts
+// them. Without complete nothing is marked and the generation stays open,
+// so the next run resumes it. For other modes it marks nothing. cps, if
+// given, commit in the same transaction: pass the reset of the stream's
+// checkpoint here so a crash cannot separate the two.
+func (d *DB) FinishTable(ctx context.Context, table string, complete bool, cps ...sink.Checkpoint) (marked int, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return 0, errClosed
+	}
+	t, err := d.table(ctx, table)
+	if err != nil {
+		return 0, err
+	}
+	if !complete || t.cfg.mode != ModeReplace {
+		if len(cps) == 0 {
+			return 0, nil
+		}
+		return 0, d.be.writeState(ctx, cps, d.now().UTC())
+	}
+	marked, err = d.be.finish(ctx, t, cps, d.now().UTC(), d.runTime)
+	if err != nil {
+		return 0, err
+	}
+	n := *t
+	n.begun = false
+	d.tables[table] = &n
+	d.log.Info("table finished", "table", table, "marked", marked, "hard_delete", t.cfg.hard)
+	return marked, nil
+}
+
+// Close releases the lock and the connection.
+func (d *DB) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	return d.be.close()
+}
+
+// table returns what is known of a destination table, reading its columns
+// from the database the first time.
+func (d *DB) table(ctx context.Context, name string) (*tbl, error) {
+	if t, ok := d.tables[name]; ok {
+		return t, nil
+	}
+	cfg, ok := d.cfgs[name]
+	if !ok {
+		// A table the spec did not declare: upsert by _ferry_id.
+		if err := checkTableName(name); err != nil {
+			return nil, err
+		}
+		cfg = &tableCfg{name: name, mode: ModeUpsert, declared: map[string]colType{}}
+		d.cfgs[name] = cfg
+	}
+	t := &tbl{cfg: cfg, byFold: map[string]int{}, keyCache: map[string]int{}}
+	t.ident, t.phys = d.be.tableNames(name)
+	exists, cols, pk, err := d.be.load(ctx, t.phys)
+	if err != nil {
+		return nil, fmt.Errorf("table %q: %w", name, err)
+	}
+	if exists {
+		if err := d.adopt(t, cols, pk); err != nil {
+			return nil, err
+		}
+	}
+	d.tables[name] = t
+	return t, nil
+}
+
+// adopt fills t from an existing table, checking it is one ferry can write.
+func (d *DB) adopt(t *tbl, cols []column, pk []string) error {
+	meta := map[string]bool{}
+	for _, c := range cols {
+		switch f := d.be.fold(c.name); f {
+		case d.be.fold(ColID), d.be.fold(ColSynced), d.be.fold(ColDeleted):
+			meta[f] = true
+			continue
+		}
+		t.byFold[d.be.fold(c.name)] = len(t.cols)
+		t.cols = append(t.cols, c)
+	}
+	if !meta[d.be.fold(ColSynced)] || !meta[d.be.fold(ColDeleted)] {
+		return fmt.Errorf("table %q: %s exists but was not made by ferry (no %s/%s columns)", t.cfg.name, t.phys, ColSynced, ColDeleted)
+	}
+	var want []string
+	switch {
+	case t.cfg.keyed():
+		want = t.cfg.pk
+	case t.cfg.mode != ModeAppend:
+		want = []string{ColID}
+	}
+	if t.cfg.hasID() && !meta[d.be.fold(ColID)] {
+		return fmt.Errorf("table %q: %s has no %s column; it was made with a primary key", t.cfg.name, t.phys, ColID)
+	}
+	if !sameNames(d.be, pk, want) {
+		return fmt.Errorf("table %q: %s has primary key (%s) but the spec wants (%s); drop or rename the table to change it",
+			t.cfg.name, t.phys, strings.Join(pk, ", "), strings.Join(want, ", "))
+	}
+	for _, k := range want {
+		if i, ok := t.byFold[d.be.fold(k)]; ok {
+			t.keys = append(t.keys, i)
+		}
+	}
+	t.exists = true
+	return nil
+}
+
+func sameNames(be backend, a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	fa := make([]string, len(a))
+	fb := make([]string, len(b))
+	for i := range a {
+		fa[i], fb[i] = be.fold(a[i]), be.fold(b[i])
+	}
+	slices.Sort(fa)
+	slices.Sort(fb)
+	return slices.Equal(fa, fb)
+}
+
+func (d *DB) warnOnce(key string, msg string, args ...any) {
+	if d.warned[key] {
+		return
+	}
+	d.warned[key] = true
+	d.log.Warn(msg, args...)
+}
+
+// plan types and converts the rows of one table. Nothing in t changes
+// except keyCache.
+func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
+	cfg := t.cfg
+	ncur := len(t.cols)
+	types := make([]colType, ncur, ncur+8)
+	for i, c := range t.cols {
+		types[i] = c.typ
+	}
+	var newNames []string
+	var newFold map[string]int
+	local := map[string]int{}
+	lookup := func(name string) (int, bool) {
+		f := d.be.fold(name)
+		if i, ok := t.byFold[f]; ok {
+			return i, true
+		}
+		i, ok := newFold[f]
+		return i, ok
+	}
+	add := func(name string, typ colType) int {
+		if newFold == nil {
+			newFold = map[string]int{}
+		}
+		i := ncur + len(newNames)
+		newNames = append(newNames, name)
+		types = append(types, typ)
+		newFold[d.be.fold(name)] = i
+		return i
+	}
+	for _, name := range cfg.order {
+		if _, ok := lookup(name); !ok {
+			add(name, cfg.declared[name])
+		}
+	}
+	retype := func(ci int, v any) {
+		old := types[ci]
+		typ := old
+		for i := 0; i < 4 && !fits(typ, v); i++ {
+			typ = widen(typ, v)
+		}
+		types[ci] = typ
+		name := ""
+		if ci < ncur {
+			name = t.cols[ci].name
+		} else {
+			name = newNames[ci-ncur]
+		}
+		d.log.Warn("column type widened", "table", cfg.name, "column", name, "from", old.String(), "to", typ.String())
+	}
+
+	// Pass 1: find every column and settle its type.
+	entries := d.entries[:0]
+	starts := make([]int, len(rows)+1)
+	for ri := range rows {
+		starts[ri] = len(entries)
+		for k, v := range rows[ri].Data {
+			ci, ok := t.keyCache[k]
+			if !ok {
+				ci, ok = local[k]
+			}
+			if !ok {
+				name := d.be.colName(k)
+				if err := d.checkColumnName(name); err != nil {
+					t.keyCache[k] = -1
+					d.warnOnce(cfg.name+"\x00"+k, "row field skipped", "table", cfg.name, "field", k, "reason", err.Error())
+					continue
+				}
+				if i, found := lookup(name); found {
+					ci = i
+				} else {
+					if v == nil {
+						continue // a column is made once it sees a value
+					}
+					ci = add(name, infer(v))
+				}
+				if ci < ncur {
+					t.keyCache[k] = ci
+				} else {
+					local[k] = ci
+				}
+			}
+			if ci < 0 {
+				continue
+			}
+			if v != nil {
+				if typ := types[ci]; typ != typeString && typ != typeJSON && !fits(typ, v) {
+					retype(ci, v)
+				}
+			}
+			entries = append(entries, entry{ci: int32(ci), key: k, v: v})
+		}
+	}
+	starts[len(rows)] = len(entries)
+	d.entries = entries[:0]
+
+	// Order new columns: a new table gets its key columns first; the rest
+	// are sorted by name so table layout does not depend on map order.
+	perm := make([]int, len(newNames))
+	if len(newNames) > 0 {
+		order := make([]int, len(newNames))
+		for i := range order {
+			order[i] = i
+		}
+		rank := func(i int) int {
+			if t.exists {
+				return len(cfg.pk)
+			}
+			f := d.be.fold(newNames[i])
+			for j, k := range cfg.pk {
+				if d.be.fold(k) == f {
+					return j
+				}
+			}
+			return len(cfg.pk)
+		}
+		slices.SortStableFunc(order, func(a, b int) int {
+			if ra, rb := rank(a), rank(b); ra != rb {
+				return ra - rb
+			}
+			return strings.Compare(newNames[a], newNames[b])
+		})
+		for pos, i := range order {
+			perm[i] = ncur + pos
+		}
+	}
+	remap := func(ci int) int {
+		if ci >= ncur {
+			return perm[ci-ncur]
+		}
+		return ci
+	}
+
+	p := &plan{t: t, next: t, n: len(rows)}
+	for ci := 0; ci < ncur; ci++ {
+		if types[ci] != t.cols[ci].typ {
+			p.widened = append(p.widened, widening{ci: ci, from: t.cols[ci].typ, to: types[ci]})
+		}
+	}
+	if len(newNames) > 0 || len(p.widened) > 0 || !t.exists {
+		n := t.clone()
+		n.cols = slices.Grow(n.cols, len(newNames))[:ncur+len(newNames)]
+		for i, name := range newNames {
+			j := perm[i]
+			n.cols[j] = column{name: name, typ: types[ncur+i]}
+			n.byFold[d.be.fold(name)] = j
+		}
+		for _, w := range p.widened {
+			n.cols[w.ci] = column{name: n.cols[w.ci].name, typ: w.to}
+		}
+		if !t.exists {
+			p.create = true
+			n.exists = true
+			if cfg.keyed() {
+				n.keys = n.keys[:0]
+				for _, k := range cfg.pk {
+					i, ok := n.byFold[d.be.fold(k)]
+					if !ok {
+						return nil, fmt.Errorf("table %q: no row has primary key column %q", cfg.name, k)
+					}
+					n.keys = append(n.keys, i)
+				}
+			}
+		} else {
+			for i := range newNames {
+				p.added = append(p.added, perm[i])
+			}
+			slices.Sort(p.added)
+		}
+		p.next = n
+	}
+
+	// Pass 2: convert values into driver arguments.
+	next := p.next
+	w := len(next.cols)
+	if cfg.hasID() {
+		w++
+	}
+	p.width = w
+	p.args = make([]any, len(rows)*w)
+	setRow := make([]int32, len(next.cols))
+	setKey := make([]string, len(next.cols))
+	ctypes := make([]colType, len(next.cols))
+	for i, c := range next.cols {
+		ctypes[i] = c.typ
+	}
+	for ri := range rows {
+		base := ri * w
+		for _, e := range entries[starts[ri]:starts[ri+1]] {
+			ci := remap(int(e.ci))
+			if setRow[ci] == int32(ri+1) {
+				// Two fields land in one column (names equal once folded or
+				// truncated): keep the smaller name, whatever the map order.
+				if e.key > setKey[ci] {
+					continue
+				}
+				d.warnOnce(cfg.name+"\x00dup\x00"+e.key, "row fields share a column", "table", cfg.name, "field", e.key, "other", setKey[ci])
+			}
+			setRow[ci], setKey[ci] = int32(ri+1), e.key
+			p.args[base+ci] = d.conv.value(ctypes[ci], e.v)
+		}
+		if cfg.hasID() {
+			var id string
+			d.hbuf, id = hashRow(d.hbuf, rows[ri].Data)
+			p.args[base+w-1] = id
+		}
+		for _, ki := range next.keys {
+			if p.args[base+ki] == nil {
+				return nil, fmt.Errorf("table %q: row %d has no value for primary key column %q", cfg.name, ri, next.cols[ki].name)
+			}
+		}
+	}
+	return p, nil
+}
+
+// quoteIdent quotes an SQL identifier.
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// quoteLit quotes an SQL string literal.
+func quoteLit(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}

@@ -1,0 +1,582 @@
+package table
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ferry-etl/ferry/engine/sink"
+)
+
+func rowsOf(table string, data ...map[string]any) []sink.Row {
+	out := make([]sink.Row, len(data))
+	for i, d := range data {
+		out[i] = sink.Row{Table: table, Stream: table, Data: d}
+	}
+	return out
+}
+
+func mustWrite(t *testing.T, d *DB, rows []sink.Row, cps ...sink.Checkpoint) {
+	t.Helper()
+	if err := d.Write(t.Context(), rows, cps); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+}
+
+func n(s string) json.Number { return json.Number(s) }
+
+const synced0 = "2026-01-02T03:04:05.000000Z"
+
+func TestTypeMapping(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{
+			Name:       "typed",
+			PrimaryKey: []string{"id"},
+			Columns: map[string]string{
+				"id": "STRING", "b": "BOOLEAN", "i": "INT", "l": "LONG", "f": "DOUBLE",
+				"dec": "DECIMAL", "j": "JSON", "ts": "UTC_DATETIME", "day": "NAIVE_DATE",
+			},
+		})
+		mustWrite(t, d, rowsOf("typed",
+			row("id", "a", "b", true, "i", n("42"), "l", n("9007199254740993"), "f", n("1.5"),
+				"dec", n("12.25"), "j", row("k", []any{n("1"), "x"}), "ts", "2024-05-06T07:08:09.123456+02:00", "day", "2024-05-06"),
+			row("id", "b", "b", "false", "i", "7", "l", n("3.0"), "f", n("2"),
+				"dec", "0.5", "j", "plain", "ts", "2024-05-06 07:08:09", "day", nil),
+		))
+		wantNative := map[string]map[string]string{
+			"sqlite": {"id": "TEXT", "b": "BOOLEAN", "i": "INTEGER", "l": "BIGINT", "f": "REAL", "dec": "NUMERIC",
+				"j": "JSON_TEXT", "ts": "DATETIME", "day": "DATE", ColSynced: "DATETIME", ColDeleted: "BOOLEAN"},
+			"postgres": {"id": "text", "b": "boolean", "i": "integer", "l": "bigint", "f": "double precision", "dec": "numeric",
+				"j": "jsonb", "ts": "timestamp with time zone", "day": "date", ColSynced: "timestamp with time zone", ColDeleted: "boolean"},
+		}[e.kind]
+		if diff := cmp.Diff(wantNative, nativeTypes(t, d, "typed")); diff != "" {
+			t.Errorf("native types (-want +got):\n%s", diff)
+		}
+		want := []map[string]any{
+			{"id": "a", "b": true, "i": int64(42), "l": int64(9007199254740993), "f": 1.5, "dec": "12.25",
+				"j": map[string]any{"k": []any{n("1"), "x"}}, "ts": "2024-05-06T05:08:09.123456Z", "day": "2024-05-06",
+				ColSynced: synced0, ColDeleted: false},
+			{"id": "b", "b": false, "i": int64(7), "l": int64(3), "f": 2.0, "dec": "0.5",
+				"j": "plain", "ts": "2024-05-06T07:08:09.000000Z", "day": nil,
+				ColSynced: synced0, ColDeleted: false},
+		}
+		if diff := cmp.Diff(want, dump(t, d, "typed", "id")); diff != "" {
+			t.Errorf("rows (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestInference(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "inf", PrimaryKey: []string{"id"}})
+		mustWrite(t, d, rowsOf("inf",
+			row("id", n("1"), "flag", true, "count", n("12"), "ratio", n("0.25"), "name", "x",
+				"obj", row("a", n("1")), "arr", []any{"a", nil}, "empty", nil, "huge", n("123456789012345678901234")),
+		))
+		wantNative := map[string]map[string]string{
+			"sqlite": {"id": "BIGINT", "flag": "BOOLEAN", "count": "BIGINT", "ratio": "REAL", "name": "TEXT",
+				"obj": "JSON_TEXT", "arr": "JSON_TEXT", "huge": "NUMERIC", ColSynced: "DATETIME", ColDeleted: "BOOLEAN"},
+			"postgres": {"id": "bigint", "flag": "boolean", "count": "bigint", "ratio": "double precision", "name": "text",
+				"obj": "jsonb", "arr": "jsonb", "huge": "numeric", ColSynced: "timestamp with time zone", ColDeleted: "boolean"},
+		}[e.kind]
+		if diff := cmp.Diff(wantNative, nativeTypes(t, d, "inf")); diff != "" {
+			t.Errorf("native types (-want +got):\n%s", diff)
+		}
+		got := dump(t, d, "inf", "")
+		want := []map[string]any{{
+			"id": int64(1), "flag": true, "count": int64(12), "ratio": 0.25, "name": "x",
+			"obj": map[string]any{"a": n("1")}, "arr": []any{"a", nil},
+			"huge":    map[string]string{"sqlite": "1.2345678901234569e+23", "postgres": "123456789012345678901234"}[e.kind],
+			ColSynced: synced0, ColDeleted: false,
+		}}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("rows (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestAddedColumn(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "t", PrimaryKey: []string{"id"}})
+		mustWrite(t, d, rowsOf("t", row("id", "1", "a", "x")))
+		mustWrite(t, d, rowsOf("t", row("id", "2", "b", n("5"))))
+		// A new Open reads the columns from the database, not from memory.
+		d.Close()
+		d = e.open(t, Table{Name: "t", PrimaryKey: []string{"id"}})
+		mustWrite(t, d, rowsOf("t", row("id", "3", "a", "y", "c", true)))
+		want := []map[string]any{
+			{"id": "1", "a": "x", "b": nil, "c": nil, ColSynced: synced0, ColDeleted: false},
+			{"id": "2", "a": nil, "b": int64(5), "c": nil, ColSynced: synced0, ColDeleted: false},
+			{"id": "3", "a": "y", "b": nil, "c": true, ColSynced: synced0, ColDeleted: false},
+		}
+		if diff := cmp.Diff(want, dump(t, d, "t", "id")); diff != "" {
+			t.Errorf("rows (-want +got):\n%s", diff)
+		}
+		if !strings.Contains(e.logs.String(), "column added") {
+			t.Errorf("no log line for the added column; logs:\n%s", e.logs)
+		}
+	})
+}
+
+func TestWidening(t *testing.T) {
+	tests := []struct {
+		name     string
+		declared string // type of column v, "" to infer
+		first    any
+		later    any
+		wantType colType
+		want     []any // v of rows 1 and 2
+		wantOne  []any // when both rows come in one Write, if not want
+	}{
+		{"long to string", "", n("1"), "abc", typeString, []any{"1", "abc"}, nil},
+		{"bool to string", "", true, n("5"), typeString, []any{"true", "5"}, nil},
+		{"long to decimal", "", n("10"), n("1.5"), typeDecimal, []any{"10", "1.5"}, nil},
+		{"long to json", "", n("1"), row("a", n("1")), typeJSON, []any{n("1"), map[string]any{"a": n("1")}}, nil},
+		{"string stays string", "", "x", row("a", true), typeString, []any{"x", `{"a":true}`}, nil},
+		{"int to long", "INT", n("1"), n("10000000000"), typeLong, []any{int64(1), int64(10000000000)}, nil},
+		// Converted and stored before the conflict, or kept as given when
+		// the column is made wide at once.
+		{"datetime to string", "UTC_DATETIME", "2024-01-02T03:04:05Z", "yesterday", typeString,
+			[]any{"2024-01-02T03:04:05.000000Z", "yesterday"}, []any{"2024-01-02T03:04:05Z", "yesterday"}},
+		{"date to string", "NAIVE_DATE", "2024-01-02", "2024-13-40", typeString, []any{"2024-01-02", "2024-13-40"}, nil},
+		{"double to string", "DOUBLE", n("1.5"), "n/a", typeString, []any{"1.5", "n/a"}, nil},
+		{"bool to json", "BOOLEAN", false, []any{n("1")}, typeJSON, []any{false, []any{n("1")}}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Across two Writes (ALTER of an existing column) and within one
+			// Write (the column is made with the wide type).
+			for _, split := range []bool{true, false} {
+				eachBackend(t, func(t *testing.T, e *env) {
+					tab := Table{Name: "w", PrimaryKey: []string{"id"}}
+					if tc.declared != "" {
+						tab.Columns = map[string]string{"v": tc.declared}
+					}
+					d := e.open(t, tab)
+					r1 := rowsOf("w", row("id", "1", "v", tc.first))
+					r2 := rowsOf("w", row("id", "2", "v", tc.later))
+					if split {
+						mustWrite(t, d, r1)
+						mustWrite(t, d, r2)
+					} else {
+						mustWrite(t, d, append(r1, r2...))
+					}
+					got := dump(t, d, "w", "id")
+					var vals []any
+					for _, r := range got {
+						vals = append(vals, r["v"])
+					}
+					want := tc.want
+					if !split && tc.wantOne != nil {
+						want = tc.wantOne
+					}
+					if diff := cmp.Diff(want, vals); diff != "" {
+						t.Errorf("split=%v values (-want +got):\n%s", split, diff)
+					}
+					if typ := d.tables["w"].cols[d.tables["w"].byFold[d.be.fold("v")]].typ; typ != tc.wantType {
+						t.Errorf("split=%v column type = %v, want %v", split, typ, tc.wantType)
+					}
+					initial := infer(tc.first)
+					if tc.declared != "" {
+						initial, _ = parseType(tc.declared)
+					}
+					if widened := strings.Contains(e.logs.String(), "widened"); widened != (initial != tc.wantType) {
+						t.Errorf("split=%v: widening logged = %v, want %v; logs:\n%s", split, widened, initial != tc.wantType, e.logs)
+					}
+					// The widened column still takes new values of both kinds.
+					mustWrite(t, d, rowsOf("w", row("id", "3", "v", tc.first), row("id", "4", "v", tc.later)))
+					if c := count(t, d, "w"); c != 4 {
+						t.Errorf("split=%v: %d rows, want 4", split, c)
+					}
+				})
+			}
+		})
+	}
+}
+
+func TestUpsertIdempotent(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "u", PrimaryKey: []string{"org", "id"}})
+		batch := rowsOf("u",
+			row("org", "a", "id", n("1"), "v", "one"),
+			row("org", "a", "id", n("2"), "v", "two"),
+			row("org", "b", "id", n("1"), "v", "three"),
+		)
+		mustWrite(t, d, batch)
+		mustWrite(t, d, batch)
+		if c := count(t, d, "u"); c != 3 {
+			t.Fatalf("after writing the same rows twice: %d rows, want 3", c)
+		}
+		// A later value wins, also within one Write; a missing field
+		// becomes NULL, since a row is replaced whole.
+		mustWrite(t, d, rowsOf("u",
+			row("org", "a", "id", n("1"), "v", "first"),
+			row("org", "a", "id", n("1"), "v", "second"),
+			row("org", "b", "id", n("1")),
+		))
+		want := []map[string]any{
+			{"org": "a", "id": int64(1), "v": "second", ColSynced: synced0, ColDeleted: false},
+			{"org": "a", "id": int64(2), "v": "two", ColSynced: synced0, ColDeleted: false},
+			{"org": "b", "id": int64(1), "v": nil, ColSynced: synced0, ColDeleted: false},
+		}
+		if diff := cmp.Diff(want, dump(t, d, "u", "org, id")); diff != "" {
+			t.Errorf("rows (-want +got):\n%s", diff)
+		}
+		// A row without its key is an error, not a silent drop.
+		err := d.Write(t.Context(), rowsOf("u", row("org", "a", "v", "x")), nil)
+		if err == nil || !strings.Contains(err.Error(), `primary key column "id"`) {
+			t.Errorf("Write of a row without key: err = %v", err)
+		}
+	})
+}
+
+func TestNoPrimaryKey(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "nopk"})
+		r := row("name", "x", "n", n("1"), "tags", []any{"a"})
+		mustWrite(t, d, rowsOf("nopk", r, row("name", "x", "n", n("1"), "tags", []any{"a"}), row("name", "y")))
+		mustWrite(t, d, rowsOf("nopk", r))
+		got := dump(t, d, "nopk", "name")
+		if len(got) != 2 {
+			t.Fatalf("got %d rows, want 2 (identical rows collapse): %v", len(got), got)
+		}
+		sum := sha256.Sum256([]byte(`{"n":1,"name":"x","tags":["a"]}`))
+		if id := got[0][ColID]; id != hex.EncodeToString(sum[:]) {
+			t.Errorf("_ferry_id = %v, want sha256 of the canonical JSON %s", id, hex.EncodeToString(sum[:]))
+		}
+	})
+}
+
+func TestAppend(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "events", Mode: ModeAppend})
+		batch := rowsOf("events", row("kind", "click", "at", n("1")), row("kind", "click", "at", n("1")))
+		mustWrite(t, d, batch)
+		mustWrite(t, d, batch)
+		got := dump(t, d, "events", "")
+		if len(got) != 4 {
+			t.Fatalf("got %d rows, want 4: %v", len(got), got)
+		}
+		if got[0][ColID] != got[1][ColID] {
+			t.Errorf("_ferry_id of equal rows differ: %v %v", got[0][ColID], got[1][ColID])
+		}
+		if _, err := Open(t.Context(), e.dest, Options{Schema: e.schema, Tables: []Table{{Name: "x", Mode: ModeAppend, PrimaryKey: []string{"id"}}}}); err == nil {
+			t.Error("Open accepted an append table with a primary key")
+		}
+	})
+}
+
+func TestReplace(t *testing.T) {
+	tab := Table{Name: "r", PrimaryKey: []string{"id"}, Mode: ModeReplace}
+	ids := func(rows []map[string]any) map[string]bool {
+		out := map[string]bool{}
+		for _, r := range rows {
+			out[r["id"].(string)] = r[ColDeleted].(bool)
+		}
+		return out
+	}
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		run := func(complete bool, finish bool, idList ...string) int {
+			t.Helper()
+			e.clock.Add(time.Hour)
+			d := e.open(t, tab)
+			defer d.Close()
+			var rs []sink.Row
+			for _, id := range idList {
+				rs = append(rs, rowsOf("r", row("id", id))...)
+			}
+			mustWrite(t, d, rs)
+			if !finish {
+				return -1
+			}
+			marked, err := d.FinishTable(ctx, "r", complete)
+			if err != nil {
+				t.Fatalf("FinishTable: %v", err)
+			}
+			return marked
+		}
+		check := func(want map[string]bool) {
+			t.Helper()
+			d := e.open(t, tab)
+			defer d.Close()
+			if diff := cmp.Diff(want, ids(dump(t, d, "r", "id"))); diff != "" {
+				t.Errorf("id -> deleted (-want +got):\n%s", diff)
+			}
+		}
+		if m := run(true, true, "a", "b", "c"); m != 0 {
+			t.Errorf("first complete run marked %d, want 0", m)
+		}
+		if m := run(false, true, "a"); m != 0 {
+			t.Errorf("partial run marked %d, want 0", m)
+		}
+		check(map[string]bool{"a": false, "b": false, "c": false})
+		// The partial run's generation is still open: the next run resumes
+		// it, so "a" (written by the partial run) counts as seen.
+		if m := run(true, true, "b"); m != 1 {
+			t.Errorf("resumed complete run marked %d, want 1 (c)", m)
+		}
+		check(map[string]bool{"a": false, "b": false, "c": true})
+		// Killed mid-run (no FinishTable), then a complete rerun.
+		run(true, false, "c")
+		if m := run(true, true, "b"); m != 1 {
+			t.Errorf("complete run after a crash marked %d, want 1 (a)", m)
+		}
+		check(map[string]bool{"a": true, "b": false, "c": false})
+		// A fresh complete run that sees nothing marks everything left.
+		e.clock.Add(time.Hour)
+		d := e.open(t, tab)
+		if m, err := d.FinishTable(ctx, "r", true); err != nil || m != 2 {
+			t.Errorf("empty complete run: marked %d, %v; want 2 (b, c)", m, err)
+		}
+		// Upsert tables never mark.
+		if m, err := d.FinishTable(ctx, "other", true); err != nil || m != 0 {
+			t.Errorf("FinishTable of an upsert table: %d, %v", m, err)
+		}
+		d.Close()
+	})
+}
+
+func TestReplaceHardDeleteAndState(t *testing.T) {
+	tab := Table{Name: "h", PrimaryKey: []string{"id"}, Mode: ModeReplace, HardDelete: true}
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		d := e.open(t, tab)
+		mustWrite(t, d, rowsOf("h", row("id", "a"), row("id", "b")))
+		if _, err := d.FinishTable(ctx, "h", true); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		e.clock.Add(time.Minute)
+		d = e.open(t, tab)
+		mustWrite(t, d, rowsOf("h", row("id", "b")), sink.Checkpoint{Stream: "h", Value: json.RawMessage(`{"page":9}`)})
+		// The checkpoint reset commits with the deletion.
+		m, err := d.FinishTable(ctx, "h", true, sink.Checkpoint{Stream: "h"})
+		if err != nil || m != 1 {
+			t.Fatalf("FinishTable = %d, %v; want 1 deleted", m, err)
+		}
+		if got := dump(t, d, "h", "id"); len(got) != 1 || got[0]["id"] != "b" {
+			t.Errorf("rows after hard delete: %v", got)
+		}
+		st, err := d.State(ctx)
+		if err != nil || len(st) != 0 {
+			t.Errorf("State after FinishTable reset = %v, %v; want empty", st, err)
+		}
+	})
+}
+
+func TestWriteAtomic(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		d := e.open(t, Table{Name: "a", PrimaryKey: []string{"id"}})
+		boom := errors.New("boom")
+		cp := sink.Checkpoint{Stream: "a", Partition: "p1", Value: json.RawMessage(`"tok-1"`)}
+		d.afterRows = func() error { return boom }
+		// First Write creates the table: the creation rolls back too.
+		if err := d.Write(ctx, rowsOf("a", row("id", "1", "x", n("1"))), []sink.Checkpoint{cp}); !errors.Is(err, boom) {
+			t.Fatalf("Write = %v, want boom", err)
+		}
+		if got := dump(t, d, "a", ""); len(got) != 0 {
+			t.Errorf("rows visible after a failed Write: %v", got)
+		}
+		if st, _ := d.State(ctx); len(st) != 0 {
+			t.Errorf("state visible after a failed Write: %v", st)
+		}
+		d.afterRows = nil
+		mustWrite(t, d, rowsOf("a", row("id", "1", "x", n("1"))), cp)
+		// A failing Write that adds and widens columns leaves the table as
+		// it was, and the next Write still works.
+		d.afterRows = func() error { return boom }
+		cp2 := sink.Checkpoint{Stream: "a", Partition: "p1", Value: json.RawMessage(`"tok-2"`)}
+		if err := d.Write(ctx, rowsOf("a", row("id", "2", "x", "text", "y", true)), []sink.Checkpoint{cp2}); !errors.Is(err, boom) {
+			t.Fatalf("Write = %v, want boom", err)
+		}
+		d.afterRows = nil
+		want := []map[string]any{{"id": "1", "x": int64(1), ColSynced: synced0, ColDeleted: false}}
+		if diff := cmp.Diff(want, dump(t, d, "a", "id")); diff != "" {
+			t.Errorf("rows after failed Write (-want +got):\n%s", diff)
+		}
+		st, err := d.State(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(st["a"]["p1"]); got != `"tok-1"` {
+			t.Errorf("state = %s, want the first checkpoint", got)
+		}
+		mustWrite(t, d, rowsOf("a", row("id", "2", "x", "text", "y", true)), cp2)
+		if c := count(t, d, "a"); c != 2 {
+			t.Errorf("%d rows, want 2", c)
+		}
+	})
+}
+
+func TestState(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		d := e.open(t)
+		mustWrite(t, d, nil,
+			sink.Checkpoint{Stream: "s1", Value: json.RawMessage(`{"cursor":"abc"}`)},
+			sink.Checkpoint{Stream: "s2", Partition: `app=a/env=b`, Value: json.RawMessage(`1`)},
+			sink.Checkpoint{Stream: "s2", Partition: `app=a/env=c`, Value: json.RawMessage(`2`)},
+			sink.Checkpoint{Stream: "s2", Partition: `app=a/env=c`, Value: json.RawMessage(`3`)},
+			sink.Checkpoint{Stream: "s3", Value: json.RawMessage(`"x"`)},
+		)
+		mustWrite(t, d, nil, sink.Checkpoint{Stream: "s3"}) // empty value: forget
+		got, err := d.State(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]map[string]json.RawMessage{
+			"s1": {"": json.RawMessage(`{"cursor":"abc"}`)},
+			"s2": {"app=a/env=b": json.RawMessage(`1`), "app=a/env=c": json.RawMessage(`3`)},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("State (-want +got):\n%s", diff)
+		}
+		if err := d.ClearState(ctx, []string{"s2"}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = d.State(ctx)
+		if _, ok := got["s2"]; ok || got["s1"] == nil {
+			t.Errorf("after ClearState(s2): %v", got)
+		}
+		if err := d.ClearState(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ = d.State(ctx); len(got) != 0 {
+			t.Errorf("after ClearState(nil): %v", got)
+		}
+	})
+}
+
+func TestUnicodeAndNulls(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "ユニ", PrimaryKey: []string{"clé"}, Columns: map[string]string{"note": "STRING"}})
+		texts := []string{"héllo wörld", "日本語テキスト", "emoji 🚀👩‍💻", `quote " and ' and \ backslash`, "line\nbreak\ttab", "e\u0301 combining"}
+		var rs []sink.Row
+		for i, s := range texts {
+			rs = append(rs, rowsOf("ユニ", row("clé", string(rune('a'+i)), "valeur ☃", s, "note", nil, "n", nil))...)
+		}
+		rs = append(rs, rowsOf("ユニ", row("clé", "nul", "valeur ☃", "a\x00b"))...)
+		mustWrite(t, d, rs)
+		got := dump(t, d, "ユニ", `"clé"`)
+		if len(got) != len(texts)+1 {
+			t.Fatalf("got %d rows", len(got))
+		}
+		for i, s := range texts {
+			if got[i]["valeur ☃"] != s {
+				t.Errorf("row %d: got %q, want %q", i, got[i]["valeur ☃"], s)
+			}
+			if got[i]["note"] != nil {
+				t.Errorf("row %d: NULL note read back as %v", i, got[i]["note"])
+			}
+		}
+		if _, ok := got[0]["n"]; ok {
+			t.Errorf("a field that was always null made a column")
+		}
+		// PostgreSQL text cannot hold NUL: it is dropped there.
+		wantNUL := map[string]string{"sqlite": "a\x00b", "postgres": "ab"}[e.kind]
+		if v := got[len(texts)]["valeur ☃"]; v != wantNUL {
+			t.Errorf("NUL row: got %q, want %q", v, wantNUL)
+		}
+	})
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "j", PrimaryKey: []string{"id"}, Columns: map[string]string{"doc": "JSON"}})
+		doc := map[string]any{
+			"big":     n("12345678901234567890123"),
+			"dec":     n("0.1"),
+			"neg":     n("-7"),
+			"text":    "ünïcödé \"quoted\" </script> 🚀",
+			"ctrl":    "\u0001\t",
+			"nested":  map[string]any{"list": []any{n("1"), "two", nil, true, map[string]any{}}, "empty": []any{}},
+			"null":    nil,
+			"bool":    false,
+			"k\"ey":   "odd key",
+			"ключ":    "значение",
+			"float64": 2.5,
+		}
+		mustWrite(t, d, rowsOf("j", row("id", "1", "doc", doc), row("id", "2", "doc", []any{"top", n("1")}), row("id", "3", "doc", n("5"))))
+		got := dump(t, d, "j", "id")
+		want := map[string]any{
+			"big": n("12345678901234567890123"), "dec": n("0.1"), "neg": n("-7"),
+			"text": "ünïcödé \"quoted\" </script> 🚀", "ctrl": "\u0001\t",
+			"nested": map[string]any{"list": []any{n("1"), "two", nil, true, map[string]any{}}, "empty": []any{}},
+			"null":   nil, "bool": false, "k\"ey": "odd key", "ключ": "значение", "float64": n("2.5"),
+		}
+		if diff := cmp.Diff(want, got[0]["doc"]); diff != "" {
+			t.Errorf("object (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]any{"top", n("1")}, got[1]["doc"]); diff != "" {
+			t.Errorf("array (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(n("5"), got[2]["doc"]); diff != "" {
+			t.Errorf("scalar (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestExistingTableChecks(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "k", PrimaryKey: []string{"id"}})
+		mustWrite(t, d, rowsOf("k", row("id", "1", "other", "x")))
+		d.Close()
+		d = e.open(t, Table{Name: "k", PrimaryKey: []string{"other"}})
+		err := d.Write(t.Context(), rowsOf("k", row("id", "1", "other", "x")), nil)
+		if err == nil || !strings.Contains(err.Error(), "primary key") {
+			t.Errorf("Write with a changed primary key: err = %v", err)
+		}
+	})
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		dest string
+		opts Options
+		want string
+	}{
+		{"no schema", dir + "/a.db", Options{}, "empty schema"},
+		{"bad scheme", "mysql://x", Options{Schema: "s"}, "unsupported scheme"},
+		{"bad mode", dir + "/a.db", Options{Schema: "s", Tables: []Table{{Name: "t", Mode: "merge"}}}, "unknown mode"},
+		{"bad type", dir + "/a.db", Options{Schema: "s", Tables: []Table{{Name: "t", Columns: map[string]string{"a": "FLOAT8"}}}}, "unknown type"},
+		{"reserved table", dir + "/a.db", Options{Schema: "s", Tables: []Table{{Name: "_ferry_state"}}}, "reserved"},
+		{"reserved column", dir + "/a.db", Options{Schema: "s", Tables: []Table{{Name: "t", PrimaryKey: []string{"_ferry_id"}}}}, "reserved"},
+		{"duplicate table", dir + "/a.db", Options{Schema: "s", Tables: []Table{{Name: "t"}, {Name: "t"}}}, "declared twice"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := Open(t.Context(), tc.dest, tc.opts)
+			if err == nil {
+				d.Close()
+				t.Fatalf("Open succeeded, want error containing %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Open error = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestReservedFieldsSkipped(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "r", PrimaryKey: []string{"id"}})
+		mustWrite(t, d, rowsOf("r", row("id", "1", ColDeleted, true, "ok", "y")))
+		got := dump(t, d, "r", "")
+		if len(got) != 1 || got[0][ColDeleted] != false || got[0]["ok"] != "y" {
+			t.Errorf("rows = %v", got)
+		}
+		if !strings.Contains(e.logs.String(), "row field skipped") {
+			t.Errorf("no warning for the skipped field; logs:\n%s", e.logs)
+		}
+	})
+}
