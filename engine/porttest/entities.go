@@ -1,0 +1,594 @@
+package porttest
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+)
+
+type entity struct {
+	id        string
+	title     *string
+	icon      *string
+	team      any
+	props     map[string]any
+	rels      map[string]any
+	createdAt time.Time
+	updatedAt time.Time
+}
+
+// entityBody is a parsed entity request body; has* say which keys were sent.
+type entityBody struct {
+	id       string
+	title    *string
+	icon     *string
+	team     any
+	hasTeam  bool
+	props    map[string]any
+	hasProps bool
+	rels     map[string]any
+	hasRels  bool
+}
+
+type writeFlags struct {
+	upsert, merge, createMissing, validationOnly bool
+}
+
+func parseFlags(q url.Values, names ...string) (writeFlags, *apiError) {
+	var f writeFlags
+	for _, n := range names {
+		v, err := boolParam(q, n)
+		if err != nil {
+			return f, err
+		}
+		switch n {
+		case "upsert":
+			f.upsert = v
+		case "merge":
+			f.merge = v
+		case "create_missing_related_entities":
+			f.createMissing = v
+		case "validation_only":
+			f.validationOnly = v
+		}
+	}
+	return f, nil
+}
+
+var postFlags = []string{"upsert", "merge", "create_missing_related_entities", "validation_only"}
+
+func parseEntityBody(raw any) (entityBody, *apiError) {
+	var b entityBody
+	m, ok := raw.(map[string]any)
+	if !ok {
+		return b, invalid("entity must be an object")
+	}
+	if v, ok := m["identifier"]; ok {
+		switch id := v.(type) {
+		case string:
+			if err := checkEntityID(id); err != nil {
+				return b, invalid("identifier: %v", err)
+			}
+			b.id = id
+		case map[string]any:
+			return b, invalid("identifier: search-query identifiers are not supported by porttest")
+		default:
+			return b, invalid("identifier must be string")
+		}
+	}
+	for _, k := range []string{"title", "icon"} {
+		if v, ok := m[k]; ok {
+			str, ok := v.(string)
+			if !ok {
+				return b, invalid("%s must be string", k)
+			}
+			if k == "title" {
+				b.title = &str
+			} else {
+				b.icon = &str
+			}
+		}
+	}
+	if v, ok := m["team"]; ok {
+		switch t := v.(type) {
+		case string:
+		case []any:
+			for _, x := range t {
+				if _, ok := x.(string); !ok {
+					return b, invalid("team must be a string or an array of strings")
+				}
+			}
+		default:
+			return b, invalid("team must be a string or an array of strings")
+		}
+		b.team, b.hasTeam = v, true
+	}
+	b.props, b.rels = map[string]any{}, map[string]any{}
+	if v, ok := m["properties"]; ok {
+		p, ok := v.(map[string]any)
+		if !ok {
+			return b, invalid("properties must be object")
+		}
+		b.props, b.hasProps = p, true
+	}
+	if v, ok := m["relations"]; ok {
+		r, ok := v.(map[string]any)
+		if !ok {
+			return b, invalid("relations must be object")
+		}
+		b.rels, b.hasRels = r, true
+	}
+	return b, nil
+}
+
+type writeMode int
+
+const (
+	modePost writeMode = iota
+	modePut
+	modePatch
+)
+
+// writeEntityLocked validates and applies one entity write. s.mu is held.
+func (s *Server) writeEntityLocked(bp *blueprint, b entityBody, mode writeMode, f writeFlags) (*entity, bool, *apiError) {
+	if b.id == "" {
+		s.genSeq++
+		b.id = fmt.Sprintf("porttest-generated-%d", s.genSeq)
+	}
+	existing := s.entities[bp.id][b.id]
+	merge := false
+	switch mode {
+	case modePost:
+		if existing != nil && !f.upsert {
+			return nil, false, conflict("entity %q of blueprint %q already exists", b.id, bp.id)
+		}
+		merge = existing != nil && f.merge
+	case modePut:
+		if existing == nil {
+			return nil, false, notFound("entity %q of blueprint %q not found", b.id, bp.id)
+		}
+	case modePatch:
+		if existing == nil {
+			return nil, false, notFound("entity %q of blueprint %q not found", b.id, bp.id)
+		}
+		merge = true
+	}
+
+	var c *entity
+	if merge {
+		c = &entity{id: existing.id, title: existing.title, icon: existing.icon, team: existing.team,
+			props: maps.Clone(existing.props), rels: maps.Clone(existing.rels)}
+		if b.title != nil {
+			c.title = b.title
+		}
+		if b.icon != nil {
+			c.icon = b.icon
+		}
+		if b.hasTeam {
+			c.team = b.team
+		}
+		maps.Copy(c.props, b.props)
+		maps.Copy(c.rels, b.rels)
+	} else {
+		c = &entity{id: b.id, title: b.title, icon: b.icon, team: b.team, props: maps.Clone(b.props), rels: maps.Clone(b.rels)}
+	}
+
+	missing, err := s.checkEntityLocked(bp, c)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(missing) > 0 && !f.createMissing {
+		k := missing[0]
+		return nil, false, notFound("related entity %q of blueprint %q not found", k.identifier, k.blueprint)
+	}
+	if rej, ok := s.rejects[entityKey{bp.id, c.id}]; ok {
+		return nil, false, rej
+	}
+	created := existing == nil
+	if f.validationOnly {
+		return c, created, nil
+	}
+	now := s.opts.Now()
+	for _, k := range missing {
+		if _, ok := s.entities[k.blueprint][k.identifier]; !ok {
+			s.entities[k.blueprint][k.identifier] = &entity{id: k.identifier, props: map[string]any{}, rels: map[string]any{}, createdAt: now, updatedAt: now}
+		}
+	}
+	c.createdAt = now
+	if existing != nil {
+		c.createdAt = existing.createdAt
+	}
+	c.updatedAt = now
+	s.entities[bp.id][c.id] = c
+	return c, created, nil
+}
+
+// checkEntityLocked validates an entity against its blueprint and returns
+// the relation targets that do not exist.
+func (s *Server) checkEntityLocked(bp *blueprint, c *entity) ([]entityKey, *apiError) {
+	for _, k := range slices.Sorted(maps.Keys(c.props)) {
+		def, ok := bp.props[k]
+		if !ok {
+			return nil, invalid("properties/%s: property is not defined in blueprint %q", k, bp.id)
+		}
+		if err := checkValue(def, c.props[k]); err != nil {
+			return nil, invalid("properties/%s %v", k, err)
+		}
+	}
+	for _, k := range bp.required {
+		if c.props[k] == nil {
+			return nil, invalid("properties: missing required property %q", k)
+		}
+	}
+	var missing []entityKey
+	seen := map[entityKey]bool{}
+	for _, k := range slices.Sorted(maps.Keys(c.rels)) {
+		def, ok := bp.relations[k]
+		if !ok {
+			return nil, invalid("relations/%s: relation is not defined in blueprint %q", k, bp.id)
+		}
+		var ids []string
+		switch v := c.rels[k].(type) {
+		case nil:
+		case string:
+			if def.many {
+				return nil, invalid("relations/%s must be array (relation is many)", k)
+			}
+			ids = []string{v}
+		case []any:
+			if !def.many {
+				return nil, invalid("relations/%s must be string (relation is not many)", k)
+			}
+			for _, x := range v {
+				str, ok := x.(string)
+				if !ok {
+					return nil, invalid("relations/%s must contain strings", k)
+				}
+				ids = append(ids, str)
+			}
+		case map[string]any:
+			return nil, invalid("relations/%s: search-query relations are not supported by porttest", k)
+		default:
+			return nil, invalid("relations/%s must be string, array of strings or null", k)
+		}
+		for _, id := range ids {
+			if err := checkEntityID(id); err != nil {
+				return nil, invalid("relations/%s: %v", k, err)
+			}
+			if def.target == bp.id && id == c.id {
+				continue
+			}
+			key := entityKey{def.target, id}
+			if _, ok := s.entities[def.target][id]; !ok && !seen[key] {
+				seen[key] = true
+				missing = append(missing, key)
+			}
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(bp.relations)) {
+		if !bp.relations[k].required {
+			continue
+		}
+		switch v := c.rels[k].(type) {
+		case nil:
+			return nil, invalid("relations: missing required relation %q", k)
+		case []any:
+			if len(v) == 0 {
+				return nil, invalid("relations: missing required relation %q", k)
+			}
+		}
+	}
+	return missing, nil
+}
+
+func (e *entity) view(bp string) map[string]any {
+	out := map[string]any{
+		"identifier": e.id,
+		"blueprint":  bp,
+		"properties": e.props,
+		"relations":  e.rels,
+		"createdAt":  e.createdAt.UTC().Format(time.RFC3339Nano),
+		"updatedAt":  e.updatedAt.UTC().Format(time.RFC3339Nano),
+		"createdBy":  "porttest",
+		"updatedBy":  "porttest",
+	}
+	if e.title != nil {
+		out["title"] = *e.title
+	}
+	if e.icon != nil {
+		out["icon"] = *e.icon
+	}
+	if e.team != nil {
+		out["team"] = e.team
+	}
+	return out
+}
+
+func (s *Server) lookupBlueprintLocked(id string) (*blueprint, *apiError) {
+	bp, ok := s.blueprints[id]
+	if !ok {
+		return nil, notFound("blueprint %q not found", id)
+	}
+	return bp, nil
+}
+
+func (s *Server) createEntity(bpID string, q url.Values, body []byte) (int, any, *apiError) {
+	f, err := parseFlags(q, postFlags...)
+	if err != nil {
+		return 0, nil, err
+	}
+	raw, derr := decodeObject(body)
+	if derr != nil {
+		return 0, nil, derr
+	}
+	b, err := parseEntityBody(raw)
+	if err != nil {
+		return 0, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bp, err := s.lookupBlueprintLocked(bpID)
+	if err != nil {
+		return 0, nil, err
+	}
+	e, _, err := s.writeEntityLocked(bp, b, modePost, f)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, map[string]any{"ok": true, "entity": e.view(bpID)}, nil
+}
+
+func (s *Server) bulkUpsert(bpID string, q url.Values, body []byte) (int, any, *apiError) {
+	f, err := parseFlags(q, postFlags...)
+	if err != nil {
+		return 0, nil, err
+	}
+	m, err := decodeObject(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	for k := range m {
+		if k != "entities" {
+			return 0, nil, invalid("body must NOT have additional properties: %q", k)
+		}
+	}
+	list, ok := m["entities"].([]any)
+	if !ok {
+		return 0, nil, invalid("body must have required array property 'entities'")
+	}
+	if len(list) < 1 || len(list) > maxBulkEntities {
+		return 0, nil, invalid("body/entities must have 1..%d items, got %d", maxBulkEntities, len(list))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bp, err := s.lookupBlueprintLocked(bpID)
+	if err != nil {
+		return 0, nil, err
+	}
+	oks, fails := []any{}, []any{}
+	for i, raw := range list {
+		b, err := parseEntityBody(raw)
+		var e *entity
+		var created bool
+		if err == nil {
+			e, created, err = s.writeEntityLocked(bp, b, modePost, f)
+		}
+		if err != nil {
+			// Port reports the identifier it was sent, or "unknown".
+			id := "unknown"
+			if m, ok := raw.(map[string]any); ok {
+				if str, ok := m["identifier"].(string); ok {
+					id = str
+				}
+			}
+			fails = append(fails, map[string]any{"identifier": id, "index": i, "statusCode": err.status, "error": err.code, "message": err.msg})
+			continue
+		}
+		oks = append(oks, map[string]any{"identifier": e.id, "index": i, "created": created})
+	}
+	status := http.StatusOK
+	if len(fails) > 0 {
+		status = http.StatusMultiStatus
+	}
+	return status, map[string]any{"ok": len(fails) == 0, "entities": oks, "errors": fails}, nil
+}
+
+func (s *Server) listEntities(bpID string) (int, any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.lookupBlueprintLocked(bpID); err != nil {
+		return 0, nil, err
+	}
+	out := []any{}
+	for _, id := range slices.Sorted(maps.Keys(s.entities[bpID])) {
+		out = append(out, s.entities[bpID][id].view(bpID))
+	}
+	return http.StatusOK, map[string]any{"ok": true, "entities": out}, nil
+}
+
+func (s *Server) getEntity(bpID, id string) (int, any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.lookupBlueprintLocked(bpID); err != nil {
+		return 0, nil, err
+	}
+	e, ok := s.entities[bpID][id]
+	if !ok {
+		return 0, nil, notFound("entity %q of blueprint %q not found", id, bpID)
+	}
+	return http.StatusOK, map[string]any{"ok": true, "entity": e.view(bpID)}, nil
+}
+
+// changeEntity serves PUT (replace) and PATCH (update given fields).
+func (s *Server) changeEntity(bpID, id string, q url.Values, body []byte, patch bool) (int, any, *apiError) {
+	f, err := parseFlags(q, "create_missing_related_entities")
+	if err != nil {
+		return 0, nil, err
+	}
+	raw, err := decodeObject(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	b, err := parseEntityBody(raw)
+	if err != nil {
+		return 0, nil, err
+	}
+	if b.id != "" && b.id != id {
+		return 0, nil, invalid("identifier %q does not match the path identifier %q", b.id, id)
+	}
+	b.id = id
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bp, err := s.lookupBlueprintLocked(bpID)
+	if err != nil {
+		return 0, nil, err
+	}
+	mode := modePut
+	if patch {
+		mode = modePatch
+	}
+	e, _, err := s.writeEntityLocked(bp, b, mode, f)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"ok": true, "entity": e.view(bpID)}, nil
+}
+
+// dependentsLocked returns the entities outside del whose relations point
+// at an entity in del.
+func (s *Server) dependentsLocked(del map[entityKey]bool) []entityKey {
+	targets := map[string]bool{}
+	for k := range del {
+		targets[k.blueprint] = true
+	}
+	var out []entityKey
+	for _, bpID := range slices.Sorted(maps.Keys(s.blueprints)) {
+		bp := s.blueprints[bpID]
+		for _, eid := range slices.Sorted(maps.Keys(s.entities[bpID])) {
+			src := entityKey{bpID, eid}
+			if del[src] {
+				continue
+			}
+			e := s.entities[bpID][eid]
+			if s.pointsInto(bp, e, del, targets) {
+				out = append(out, src)
+			}
+		}
+	}
+	return out
+}
+
+func (s *Server) pointsInto(bp *blueprint, e *entity, del map[entityKey]bool, targets map[string]bool) bool {
+	for rk, v := range e.rels {
+		def, ok := bp.relations[rk]
+		if !ok || !targets[def.target] {
+			continue
+		}
+		switch x := v.(type) {
+		case string:
+			if del[entityKey{def.target, x}] {
+				return true
+			}
+		case []any:
+			for _, y := range x {
+				if id, ok := y.(string); ok && del[entityKey{def.target, id}] {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// deleteLocked deletes del; with cascade it also deletes every entity that
+// (transitively) relates to one being deleted, otherwise dependents make the
+// whole operation fail.
+func (s *Server) deleteLocked(del map[entityKey]bool, cascade bool) *apiError {
+	for {
+		deps := s.dependentsLocked(del)
+		if len(deps) == 0 {
+			break
+		}
+		if !cascade {
+			return &apiError{status: http.StatusUnprocessableEntity, code: "has_dependents",
+				msg: fmt.Sprintf("entity has dependents (e.g. %q of blueprint %q); use delete_dependents=true", deps[0].identifier, deps[0].blueprint)}
+		}
+		for _, d := range deps {
+			del[d] = true
+		}
+	}
+	for k := range del {
+		delete(s.entities[k.blueprint], k.identifier)
+	}
+	return nil
+}
+
+func (s *Server) deleteEntity(bpID, id string, q url.Values) (int, any, *apiError) {
+	cascade, err := boolParam(q, "delete_dependents")
+	if err != nil {
+		return 0, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.lookupBlueprintLocked(bpID); err != nil {
+		return 0, nil, err
+	}
+	if _, ok := s.entities[bpID][id]; !ok {
+		return 0, nil, notFound("entity %q of blueprint %q not found", id, bpID)
+	}
+	if err := s.deleteLocked(map[entityKey]bool{{bpID, id}: true}, cascade); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"ok": true}, nil
+}
+
+func (s *Server) bulkDelete(bpID string, q url.Values, body []byte) (int, any, *apiError) {
+	cascade, err := boolParam(q, "delete_dependents")
+	if err != nil {
+		return 0, nil, err
+	}
+	m, err := decodeObject(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	for k := range m {
+		if k != "entities" {
+			return 0, nil, invalid("body must NOT have additional properties: %q", k)
+		}
+	}
+	list, ok := m["entities"].([]any)
+	if !ok {
+		return 0, nil, invalid("body must have required array property 'entities'")
+	}
+	if len(list) < 1 || len(list) > maxBulkDelete {
+		return 0, nil, invalid("body/entities must have 1..%d items, got %d", maxBulkDelete, len(list))
+	}
+	ids := make([]string, 0, len(list))
+	for _, x := range list {
+		id, ok := x.(string)
+		if !ok {
+			return 0, nil, invalid("body/entities must contain strings")
+		}
+		ids = append(ids, id)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.lookupBlueprintLocked(bpID); err != nil {
+		return 0, nil, err
+	}
+	del := map[entityKey]bool{}
+	deleted := []string{}
+	for _, id := range ids {
+		if _, ok := s.entities[bpID][id]; ok && !del[entityKey{bpID, id}] {
+			del[entityKey{bpID, id}] = true
+			deleted = append(deleted, id)
+		}
+	}
+	if err := s.deleteLocked(del, cascade); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"ok": true, "deletedEntities": deleted}, nil
+}
