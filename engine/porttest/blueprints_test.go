@@ -74,12 +74,16 @@ func TestCreateBlueprintValidation(t *testing.T) {
 		{"relation extra key", func(m map[string]any) {
 			m["relations"] = map[string]any{"x": map[string]any{"target": "base", "cardinality": 1}}
 		}, http.StatusUnprocessableEntity},
-		{"relation many not bool", func(m map[string]any) { m["relations"] = map[string]any{"x": map[string]any{"target": "base", "many": "yes"}} }, http.StatusUnprocessableEntity},
+		{"relation many not bool", func(m map[string]any) {
+			m["relations"] = map[string]any{"x": map[string]any{"target": "base", "many": "yes"}}
+		}, http.StatusUnprocessableEntity},
 		{"relation key invalid", func(m map[string]any) { m["relations"] = map[string]any{"a b": map[string]any{"target": "base"}} }, http.StatusUnprocessableEntity},
 		{"ownership inherited without path", func(m map[string]any) { m["ownership"] = map[string]any{"type": "Inherited"} }, http.StatusUnprocessableEntity},
 		{"ownership direct", func(m map[string]any) { m["ownership"] = map[string]any{"type": "Direct"} }, http.StatusCreated},
 		{"mirror path invalid", func(m map[string]any) { m["mirrorProperties"] = map[string]any{"m": map[string]any{"path": "noDot"}} }, http.StatusUnprocessableEntity},
-		{"mirror path valid", func(m map[string]any) { m["mirrorProperties"] = map[string]any{"m": map[string]any{"path": "team.$title"}} }, http.StatusCreated},
+		{"mirror path valid", func(m map[string]any) {
+			m["mirrorProperties"] = map[string]any{"m": map[string]any{"path": "team.$title"}}
+		}, http.StatusCreated},
 		{"calculation without type", func(m map[string]any) {
 			m["calculationProperties"] = map[string]any{"c": map[string]any{"calculation": ".title"}}
 		}, http.StatusUnprocessableEntity},
