@@ -190,6 +190,7 @@ type field struct {
 	required bool
 	enum     []string
 	only     []string
+	names    string // what the keys of a mapping name, when checked: "stream", "table", "config"
 	doc      string
 }
 
@@ -201,7 +202,7 @@ func fieldsOf(t reflect.Type) []field {
 		if key == "" || key == "-" {
 			continue
 		}
-		f := field{key: key, index: i, required: sf.Tag.Get("ferry") == "required", doc: sf.Tag.Get("doc")}
+		f := field{key: key, index: i, required: sf.Tag.Get("ferry") == "required", names: sf.Tag.Get("names"), doc: sf.Tag.Get("doc")}
 		if e := sf.Tag.Get("enum"); e != "" {
 			f.enum = strings.Split(e, ",")
 		}

@@ -11,28 +11,35 @@ type schemaTyper interface {
 	jsonSchema() map[string]any
 }
 
-func (*Str) jsonSchema() map[string]any   { return map[string]any{"type": "string"} }
+// scalarSchema is what a Str-based field accepts: any non-null scalar,
+// read as its text (`selector: true` is the jq program "true").
+func scalarSchema() map[string]any {
+	return map[string]any{"type": []any{"string", "number", "boolean"}}
+}
+
+func (*Str) jsonSchema() map[string]any   { return scalarSchema() }
 func (*Int) jsonSchema() map[string]any   { return map[string]any{"type": "integer"} }
 func (*Float) jsonSchema() map[string]any { return map[string]any{"type": "number"} }
 func (*Bool) jsonSchema() map[string]any  { return map[string]any{"type": "boolean"} }
 func (*Duration) jsonSchema() map[string]any {
-	return map[string]any{"type": "string", "pattern": `^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`}
+	// What time.ParseDuration takes, without a sign: negatives are rejected.
+	return map[string]any{"type": "string", "pattern": `^(0|(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+)$`}
 }
 func (*Strs) jsonSchema() map[string]any {
 	return map[string]any{"oneOf": []any{
-		map[string]any{"type": "string"},
-		map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
+		scalarSchema(),
+		map[string]any{"type": "array", "items": scalarSchema()},
 	}}
 }
 func (*Value) jsonSchema() map[string]any { return map[string]any{} }
 func (*JQ) jsonSchema() map[string]any {
-	return map[string]any{"type": "string", "description": "jq program"}
+	return withDoc(scalarSchema(), "jq program")
 }
 func (*Tmpl) jsonSchema() map[string]any {
-	return map[string]any{"type": "string", "description": "string with ${ expr } templates"}
+	return withDoc(scalarSchema(), "string with ${ expr } templates")
 }
 func (*Expr) jsonSchema() map[string]any {
-	return map[string]any{"type": "string", "description": "expr expression"}
+	return withDoc(scalarSchema(), "expr expression")
 }
 func (*Map[T]) elemType() reflect.Type { return reflect.TypeFor[T]() }
 
@@ -46,6 +53,9 @@ func Schema() []byte {
 	root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
 	root["$id"] = "https://ferry.dev/schema/spec-v1.json"
 	root["title"] = "ferry spec, version 1"
+	// The validator reads version 1 only; say so to editors too.
+	fileDef := defs["File"].(map[string]any)
+	fileDef["properties"].(map[string]any)["version"] = withDoc(map[string]any{"const": 1}, fieldDoc(reflect.TypeFor[File](), "version"))
 	root["$defs"] = defs
 	out, err := json.MarshalIndent(root, "", "  ")
 	if err != nil {
@@ -83,6 +93,9 @@ func schemaOf(t reflect.Type, defs map[string]any) map[string]any {
 				if f.enum != nil {
 					s = withEnum(s, f.enum)
 				}
+				if f.names != "" {
+					s = withNames(s, f.names)
+				}
 				props[f.key] = s
 				if f.required {
 					required = append(required, f.key)
@@ -99,12 +112,37 @@ func schemaOf(t reflect.Type, defs map[string]any) map[string]any {
 	return map[string]any{}
 }
 
+func fieldDoc(t reflect.Type, key string) string {
+	for _, f := range fieldsOf(t) {
+		if f.key == key {
+			return f.doc
+		}
+	}
+	return ""
+}
+
 func withDoc(s map[string]any, doc string) map[string]any {
 	c := clone(s)
 	if d, ok := c["description"].(string); ok && !strings.Contains(doc, d) {
 		doc = doc + " (" + d + ")"
 	}
 	c["description"] = doc
+	return c
+}
+
+// withNames constrains the keys of a mapping field the way the validator
+// does: identifiers, and for streams not the names of variables.
+func withNames(s map[string]any, kind string) map[string]any {
+	c := clone(s)
+	names := map[string]any{"pattern": identRE.String()}
+	if kind == "stream" {
+		vals := make([]any, len(reserved))
+		for i, r := range reserved {
+			vals[i] = r
+		}
+		names["not"] = map[string]any{"enum": vals}
+	}
+	c["propertyNames"] = names
 	return c
 }
 

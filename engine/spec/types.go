@@ -6,7 +6,9 @@ import (
 
 // File is one parsed spec. Field tags drive decoding, validation and the
 // JSON Schema: `yaml` names the key, `ferry:"required"` marks it mandatory,
-// `enum` lists allowed scalars and `doc` documents it.
+// `enum` lists allowed scalars, `only` the variants (auth or pagination
+// types) a field belongs to, `names` what the keys of a mapping name, and
+// `doc` documents it.
 type File struct {
 	Path string `yaml:"-"` // file name as given to Parse
 	Dir  string `yaml:"-"` // directory relative references resolve against
@@ -14,10 +16,10 @@ type File struct {
 	Version     Int            `yaml:"version" ferry:"required" doc:"Spec format version; must be 1."`
 	Name        Str            `yaml:"name" ferry:"required" doc:"Spec name: names the destination schema and owns Port entities."`
 	Description Str            `yaml:"description" doc:"Free text."`
-	Config      Map[ConfigVar] `yaml:"config" doc:"Named inputs supplied by --set, --config FILE, environment variables or .env, in that precedence."`
+	Config      Map[ConfigVar] `yaml:"config" names:"config" doc:"Named inputs supplied by --set, --config FILE, environment variables or .env, in that precedence."`
 	HTTP        HTTP           `yaml:"http" doc:"Defaults for every request: base URL, headers, auth, retry, rate limit, concurrency."`
-	Streams     Map[Stream]    `yaml:"streams" ferry:"required" doc:"Endpoints to read, in order; a stream may fan out from an earlier one with for_each."`
-	Tables      Map[Table]     `yaml:"tables" doc:"Destination tables (SQLite, PostgreSQL) mapped from streams."`
+	Streams     Map[Stream]    `yaml:"streams" ferry:"required" names:"stream" doc:"Endpoints to read, in order; a stream may fan out from an earlier one with for_each."`
+	Tables      Map[Table]     `yaml:"tables" names:"table" doc:"Destination tables (SQLite, PostgreSQL) mapped from streams."`
 	Port        *Port          `yaml:"port" doc:"Port software-catalog entities mapped from streams."`
 
 	config  map[string]*ConfigVar // by name, after validation
