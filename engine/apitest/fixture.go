@@ -262,7 +262,7 @@ func parseYAML(src []byte) (Fixture, error) {
 }
 
 func keepTimestampsAsStrings(n *yaml.Node) {
-	if n.Kind == yaml.ScalarNode && n.Tag != "!!timestamp" && n.ShortTag() == "!!timestamp" {
+	if n.Kind == yaml.ScalarNode && n.Style&yaml.TaggedStyle == 0 && n.ShortTag() == "!!timestamp" {
 		n.Tag = "!!str"
 	}
 	for _, c := range n.Content {

@@ -183,7 +183,9 @@ func TestPaginationKinds(t *testing.T) {
 			name:  "next_url POST relative",
 			route: Route{Method: "POST", Path: "/query", Paginate: &Paging{Type: PageNext, Param: "after", PageSize: 10, NextPath: "next", RelativeURL: true, Envelope: "rows"}},
 			walker: walker{
-				first: func(base string) call { return call{method: "POST", url: base + "/query", body: map[string]any{"filter": "f"}} },
+				first: func(base string) call {
+					return call{method: "POST", url: base + "/query", body: map[string]any{"filter": "f"}}
+				},
 				step: func(t *testing.T, base string, prev call, r response) ([]string, *call) {
 					doc := decode(t, r.body)
 					got := ids(t, dig(doc, "rows"))

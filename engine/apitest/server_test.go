@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -610,5 +611,21 @@ func TestRequestBodyLimit(t *testing.T) {
 	}
 	if r := do(t, s.Client(), req); r.status != http.StatusRequestEntityTooLarge {
 		t.Errorf("status = %d, want 413", r.status)
+	}
+}
+
+func TestLoggerRedacts(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := startT(t, Fixture{Auth: &AuthCheck{Query: "api_key", Value: "s3cret"}, Routes: []Route{{Path: "/p/{id}"}}}, WithLogger(log))
+	req := newReq(t, "GET", s.URL()+"/p/7?api_key=s3cret", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	do(t, s.Client(), req)
+	out := buf.String()
+	if !strings.Contains(out, "path=/p/7") || !strings.Contains(out, "status=200") || !strings.Contains(out, "route=0") {
+		t.Errorf("log = %q, want path, status and route", out)
+	}
+	if strings.Contains(out, "s3cret") {
+		t.Errorf("log leaks the credential: %q", out)
 	}
 }
