@@ -75,6 +75,9 @@ type Route struct {
 	BodyFunc func(params map[string]string) any `json:"-" yaml:"-"`
 }
 
+// maxGenerate bounds Generate.Count: items are built per request.
+const maxGenerate = 100_000
+
 // Generate appends Count generated items to a collection. Item is a
 // template: in its string values {i} is replaced by the item's index
 // (counting from Start), and a string that is exactly "{i}" becomes the
@@ -360,8 +363,8 @@ func (r Route) Validate() error {
 	if r.RawBody != "" && (r.Body != nil || collection) {
 		add("raw_body cannot be combined with body, items, generate or paginate")
 	}
-	if g := r.Generate; g != nil && g.Count < 0 {
-		add("generate.count must not be negative")
+	if g := r.Generate; g != nil && (g.Count < 0 || g.Count > maxGenerate) {
+		add("generate.count must be between 0 and %d", maxGenerate)
 	}
 	if p := r.Paginate; p != nil {
 		for _, err := range p.validate() {
