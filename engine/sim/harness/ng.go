@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
@@ -61,14 +62,14 @@ type responseMessage struct {
 
 // pageResponse is Harness's PageResponse<ProjectResponse>.
 type pageResponse struct {
-	TotalPages    int64             `json:"totalPages"`
-	TotalItems    int64             `json:"totalItems"`
-	PageItemCount int64             `json:"pageItemCount"`
-	PageSize      int64             `json:"pageSize"`
-	Content       []ProjectResponse `json:"content"`
-	PageIndex     int64             `json:"pageIndex"`
-	Empty         bool              `json:"empty"`
-	PageToken     *string           `json:"pageToken,omitempty"`
+	TotalPages    int64              `json:"totalPages"`
+	TotalItems    int64              `json:"totalItems"`
+	PageItemCount int64              `json:"pageItemCount"`
+	PageSize      int64              `json:"pageSize"`
+	Content       []*ProjectResponse `json:"content"`
+	PageIndex     int64              `json:"pageIndex"`
+	Empty         bool               `json:"empty"`
+	PageToken     *string            `json:"pageToken,omitempty"`
 }
 
 func (rc *reqCtx) ngError(status int, code, msg string) {
@@ -169,14 +170,15 @@ func (s *Server) budgets(rc *reqCtx) {
 	rc.writeBytes(http.StatusOK, b, err)
 }
 
-// intParam parses an optional integer query parameter.
+// intParam parses an optional integer query parameter. The server's
+// parameters are Java ints, so values beyond 32 bits are rejected.
 func intParam(q map[string][]string, name string, def int) (int, bool) {
 	v, ok := q[name]
 	if !ok || len(v) == 0 || v[0] == "" {
 		return def, true
 	}
-	n, err := strconv.Atoi(v[0])
-	return n, err == nil
+	n, err := strconv.ParseInt(v[0], 10, 32)
+	return int(n), err == nil
 }
 
 func (s *Server) listProjects(rc *reqCtx) {
@@ -214,27 +216,27 @@ func (s *Server) listProjects(rc *reqCtx) {
 
 	match := projectFilter(q)
 	s.mu.RLock()
-	var all []ProjectResponse
-	for _, p := range s.acct.Projects {
-		if match(&p) {
-			all = append(all, p)
+	projects := s.acct.Projects
+	var order []int
+	for i := range projects {
+		if match(&projects[i]) {
+			order = append(order, i)
 		}
 	}
 	// Default order of the real endpoint: lastModifiedAt descending. Ties
 	// keep insertion order, as a database's natural order would.
-	slices.SortStableFunc(all, func(a, b ProjectResponse) int {
-		switch {
-		case a.LastModifiedAt > b.LastModifiedAt:
-			return -1
-		case a.LastModifiedAt < b.LastModifiedAt:
-			return 1
+	slices.SortFunc(order, func(a, b int) int {
+		if c := cmp.Compare(projects[b].LastModifiedAt, projects[a].LastModifiedAt); c != 0 {
+			return c
 		}
-		return 0
+		return cmp.Compare(a, b)
 	})
-	total := len(all)
-	content := []ProjectResponse{}
+	total := len(order)
+	content := []*ProjectResponse{}
 	if offset < total {
-		content = all[offset:min(offset+pageSize, total)]
+		for _, i := range order[offset:min(offset+pageSize, total)] {
+			content = append(content, &projects[i])
+		}
 	}
 	page := pageResponse{
 		TotalPages:    int64((total + pageSize - 1) / pageSize),

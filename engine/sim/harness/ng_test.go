@@ -1,10 +1,12 @@
 package harness
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -275,6 +277,12 @@ func TestProjectsParams(t *testing.T) {
 		{"page size 0", s.ngQuery("pageSize", "0"), 400, "pageSize", nil},
 		{"page size text", s.ngQuery("pageSize", "ten"), 400, "pageSize", nil},
 		{"negative page", s.ngQuery("pageIndex", "-1"), 400, "pageIndex", nil},
+		{"page beyond Java int", s.ngQuery("pageIndex", "2147483648"), 400, "pageIndex", nil},
+		{"largest page", s.ngQuery("pageIndex", "2147483647", "pageSize", "100"), 200, "", func(t *testing.T, d map[string]any) {
+			if d["empty"] != true {
+				t.Error("want an empty page")
+			}
+		}},
 		{"past the end", s.ngQuery("pageIndex", "99"), 200, "", func(t *testing.T, d map[string]any) {
 			if d["empty"] != true || len(d["content"].([]any)) != 0 {
 				t.Errorf("want empty page, got %v", d)
@@ -514,4 +522,41 @@ func TestUpdateWhileServing(t *testing.T) {
 	wg.Wait()
 	_, body := s.get(projectsPath, s.ngQuery("identifiers", "default_project", "orgIdentifier", "default"))
 	mustContain(t, body, `"tags":{"n":`)
+}
+
+// FuzzProjectsQuery: any query string gets a 200 or 400, never a panic.
+func FuzzProjectsQuery(f *testing.F) {
+	acct := Generate(1, Small)
+	for _, q := range []string{"pageSize=5&pageIndex=2", "pageIndex=-1", "pageToken=MTAw", "pageSize=100&identifiers=a,b&moduleType=CD&hasModule=false", "searchTerm=%C3%A9&onlyFavorites=true"} {
+		f.Add(q)
+	}
+	srv := NewServer(acct, Options{PageTokens: true})
+	f.Fuzz(func(t *testing.T, raw string) {
+		req := httptest.NewRequest(http.MethodGet, "/ng/api/projects", nil)
+		req.URL.RawQuery = raw + "&accountIdentifier=" + url.QueryEscape(acct.ID)
+		req.Header.Set("x-api-key", srv.Options().Token)
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		if rec.Code != 200 && rec.Code != 400 {
+			t.Errorf("status %d for %q", rec.Code, raw)
+		}
+		srv.ResetRequests()
+	})
+}
+
+// TestLatencyCancelled: a slow response is abandoned when the client gives
+// up, so closing the test server does not wait out the latency.
+func TestLatencyCancelled(t *testing.T) {
+	acct := Generate(1, Small)
+	srv := NewServer(acct, Options{Latency: time.Hour})
+	ts := httptest.NewServer(srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+projectsPath+"?accountIdentifier="+acct.ID, nil)
+	req.Header.Set("x-api-key", srv.Options().Token)
+	if resp, err := ts.Client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("request finished despite an hour of latency")
+	}
+	ts.Close() // hangs if the handler ignores the cancelled request
 }

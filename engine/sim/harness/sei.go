@@ -238,7 +238,7 @@ func parseMeanTime(body []byte) (meanTimeReq, string) {
 			if !present || v == nil {
 				continue
 			}
-			n, ok := jsonInt(v)
+			n, ok := jsonLong(v)
 			if !ok {
 				return req, fmt.Sprintf("invalid %s.%s: %s is not epoch seconds", timeKey, bound, describe(v))
 			}
@@ -259,14 +259,24 @@ func parseMeanTime(body []byte) (meanTimeReq, string) {
 	return req, ""
 }
 
-// jsonInt accepts a JSON integer or a string holding one (Jackson coercion).
+// jsonInt accepts a JSON integer or a string holding one (Jackson coercion)
+// within Java Integer range.
 func jsonInt(v any) (int64, bool) {
+	return jsonIntBits(v, 32)
+}
+
+// jsonLong is jsonInt for Java Long values (epoch seconds).
+func jsonLong(v any) (int64, bool) {
+	return jsonIntBits(v, 64)
+}
+
+func jsonIntBits(v any, bits int) (int64, bool) {
 	switch t := v.(type) {
 	case json.Number:
-		n, err := strconv.ParseInt(t.String(), 10, 64)
+		n, err := strconv.ParseInt(t.String(), 10, bits)
 		return n, err == nil
 	case string:
-		n, err := strconv.ParseInt(t, 10, 64)
+		n, err := strconv.ParseInt(t, 10, bits)
 		return n, err == nil
 	}
 	return 0, false

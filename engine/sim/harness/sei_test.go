@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -91,6 +92,7 @@ func TestSEIValidation(t *testing.T) {
 		{"empty ou_ids", `{"ou_ids":[],` + f + `}`, "", 400, "ou_id is missing in request."},
 		{"placeholder ou_id", `{"ou_ids":["<OU_ID>"],` + f + `}`, "", 400, "Cannot deserialize value of type `java.lang.Integer`"},
 		{"ou_ids not a list", fmt.Sprintf(`{"ou_ids":%d,%s}`, ou.RefID, f), "", 400, "JSON parse error"},
+		{"ou_id beyond Java int", `{"ou_ids":[4294967296],` + f + `}`, "", 400, "Cannot deserialize"},
 		{"fractional ou_id", `{"ou_ids":[1.5],` + f + `}`, "", 400, "Cannot deserialize"},
 		{"no filter", fmt.Sprintf(`{"ou_ids":[%d]}`, ou.RefID), "", 400, "filter is missing in request."},
 		{"filter not object", fmt.Sprintf(`{"ou_ids":[%d],"filter":[]}`, ou.RefID), "", 400, "JSON parse error"},
@@ -337,4 +339,27 @@ func TestSEIPrefix(t *testing.T) {
 	wantStatus(t, resp, b, 200)
 	resp, b = s.do(http.MethodPost, "/prod1/sei/api"+meanTimePath, nil, s.authSEI(), []byte(`{}`))
 	wantStatus(t, resp, b, 404)
+}
+
+// FuzzMeanTimeBody: any body gets a 200, 400 or 415, never a panic.
+func FuzzMeanTimeBody(f *testing.F) {
+	acct := Generate(1, Small)
+	ou := acct.OUs[0]
+	f.Add(seiBody(ou.RefID, ou.IntegrationIDs, 1, 1<<40, ""))
+	f.Add(`{"ou_ids":["31000"],"filter":{"integration_ids":[4000],"jira_issue_resolved_at":{"$gt":null}}}`)
+	f.Add(`{"ou_ids":[1e3],"page":"2","page_size":2147483647,"filter":{"integration_ids":["x"]}}`)
+	f.Add(`[]`)
+	srv := NewServer(acct, Options{})
+	auth := "ApiKey " + srv.Options().SEIKey
+	f.Fuzz(func(t *testing.T, body string) {
+		req := httptest.NewRequest(http.MethodPost, "/prod1/sei/api/v1/dora/mean-time", strings.NewReader(body))
+		req.Header.Set("Authorization", auth)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		if rec.Code != 200 && rec.Code != 400 {
+			t.Errorf("status %d for %q", rec.Code, body)
+		}
+		srv.ResetRequests()
+	})
 }
