@@ -124,7 +124,7 @@
 //	  - path: /ng/api/projects
 //	    query: {accountIdentifier: "*"}
 //	    body: {status: SUCCESS}
-//	    items: [...]
+//	    generate: {count: 120, item: {project: {identifier: "p{i}"}}}
 //	    paginate:
 //	      type: page
 //	      param: pageIndex

@@ -201,3 +201,27 @@ func TestRunFromFile(t *testing.T) {
 		t.Errorf("missing fixture: err %v, ready called %v; want an error and no call", err, called)
 	}
 }
+
+// TestDocFixture keeps the fixture example in the package documentation valid.
+func TestDocFixture(t *testing.T) {
+	src, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(src), "// # Fixture file\n//\n")
+	block, _, ok2 := strings.Cut(block, "\n//\n")
+	if !ok || !ok2 {
+		t.Fatal("fixture example not found in doc.go")
+	}
+	var yml strings.Builder
+	for _, line := range strings.Split(block, "\n") {
+		yml.WriteString(strings.TrimPrefix(line, "//\t") + "\n")
+	}
+	f, err := Parse([]byte(yml.String()))
+	if err != nil {
+		t.Fatalf("doc example: %v\n%s", err, yml.String())
+	}
+	if len(f.Routes) != 4 {
+		t.Errorf("doc example has %d routes, want 4", len(f.Routes))
+	}
+}

@@ -106,6 +106,8 @@ func start(f Fixture, opts []Option) (*Server, error) {
 	if f.Auth != nil && f.Auth.Header == "" && f.Auth.Query == "" {
 		s.errs = append(s.errs, errors.New("auth: set header or query"))
 	}
+	// The server owns its lifetime (like http.Server's BaseContext): Close
+	// cancels this root so handlers asleep in a latency return at once.
 	base, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	l, err := net.Listen("tcp", "127.0.0.1:0")
