@@ -1,0 +1,172 @@
+// Tests of the shipped specs: they validate, and against the built-in
+// simulators (Small organisations, fixed seed) they produce exactly the
+// reviewed golden output in testdata/golden.
+package specs_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ferry-etl/ferry/engine"
+	"github.com/ferry-etl/ferry/engine/sim/harness"
+	"github.com/ferry-etl/ferry/engine/sim/humanitec"
+	"github.com/ferry-etl/ferry/engine/spec"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files (review the diff before committing)")
+
+func TestShippedSpecsValidate(t *testing.T) {
+	files, err := filepath.Glob("*.yaml")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("want the shipped specs, got %v (%v)", files, err)
+	}
+	for _, f := range files {
+		if _, err := spec.Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// dryRun runs a shipped spec with the given config and returns its output.
+func dryRun(t *testing.T, path string, sets map[string]string) string {
+	t.Helper()
+	f, err := spec.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: sets, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{DryRun: true, Stdout: &out}); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
+
+// byTarget groups JSON lines per table or blueprint, keeping their order:
+// ferry's order is deterministic per stream, not across streams.
+func byTarget(t *testing.T, text string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		var head struct{ Table, Blueprint string }
+		if err := json.Unmarshal([]byte(line), &head); err != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		key := head.Table + head.Blueprint
+		out[key] = append(out[key], line)
+	}
+	return out
+}
+
+// golden compares got with testdata/golden/NAME, target by target.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("..", "testdata", "golden", name)
+	if *update {
+		// Written sorted by target so a reviewer reads one kind at a time.
+		groups := byTarget(t, got)
+		keys := make([]string, 0, len(groups))
+		for k := range groups {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		var b strings.Builder
+		for _, k := range keys {
+			for _, l := range groups[k] {
+				b.WriteString(l + "\n")
+			}
+		}
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if diff := cmp.Diff(byTarget(t, string(want)), byTarget(t, got)); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, diff)
+	}
+}
+
+func TestHumanitecGolden(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	org := humanitec.Generate(1, humanitec.Small())
+	srv, err := humanitec.Start(ctx, org, humanitec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	out := dryRun(t, "humanitec.yaml", map[string]string{
+		"api_url": srv.URL(), "org_id": humanitec.DemoOrgID, "api_token": humanitec.DefaultToken,
+		// Small pages, so every app's pipelines take several pages.
+		"pipelines_per_page": "10",
+	})
+	golden(t, "humanitec.jsonl", out)
+
+	// Every blueprint is produced.
+	groups := byTarget(t, out)
+	for _, bp := range []string{"humanitecApplication", "humanitecEnvironment", "humanitecWorkload", "humanitecResource",
+		"humanitecResourceGraph", "humanitecSecretStore", "humanitecSharedValue", "humanitecValueSetVersion",
+		"humanitecDeploymentSet", "humanitecPipeline", "humanitecDeploymentDelta"} {
+		if len(groups[bp]) == 0 {
+			t.Errorf("no %s entity", bp)
+		}
+	}
+	// Paging ran to the end: every pipeline of the organisation is there.
+	var pipelines int
+	for _, a := range org.Apps {
+		pipelines += len(a.Pipelines)
+	}
+	if got := len(groups["humanitecPipeline"]); got != pipelines {
+		t.Errorf("%d pipeline entities, the organisation has %d", got, pipelines)
+	}
+	// No secret value leaves: every secret shared value has an empty value.
+	for _, line := range groups["humanitecSharedValue"] {
+		if strings.Contains(line, `"isSecret":true`) && !strings.Contains(line, `"value":""`) {
+			t.Errorf("secret value sent: %s", line)
+		}
+	}
+}
+
+func TestHarnessGolden(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	acct := harness.Generate(1, harness.Small)
+	srv, err := harness.Start(ctx, acct, harness.Options{PageTokens: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ou := acct.OUs[0]
+	out := dryRun(t, "harness.yaml", map[string]string{
+		"base_url": srv.URL(), "account_id": acct.ID, "api_token": srv.Options().Token,
+		"sei_base_url": srv.SEIBaseURL(), "sei_api_key": srv.Options().SEIKey,
+		"page_size":  "5", // several pages, with page tokens
+		"sei_ou_ids": fmt.Sprint(ou.RefID), "sei_integration_ids": strings.Join(ou.IntegrationIDs, ","),
+	})
+	golden(t, "harness.jsonl", out)
+	groups := byTarget(t, out)
+	if got, want := len(groups["user_projects"]), len(acct.Projects); got != want {
+		t.Errorf("%d project rows, the account has %d", got, want)
+	}
+	for _, table := range []string{"user_projects", "connectors", "budgets", "mean_time_to_resolution"} {
+		if len(groups[table]) == 0 {
+			t.Errorf("no %s row", table)
+		}
+	}
+}
