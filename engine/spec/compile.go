@@ -32,7 +32,24 @@ func (s *Stream) BatchOf() *Stream { return s.batch }
 // before it would repeat a stream.
 func (s *Stream) Ancestors() []*Stream {
 	var out []*Stream
-	for a := s.parent; a != nil && a != s && !slices.Contains(out, a); a = a.parent {
+	var seen map[*Stream]bool // only for long chains; short ones scan out
+	for a := s.parent; a != nil && a != s; a = a.parent {
+		if len(out) < 16 {
+			if slices.Contains(out, a) {
+				break
+			}
+		} else {
+			if seen == nil {
+				seen = make(map[*Stream]bool, 2*len(out))
+				for _, o := range out {
+					seen[o] = true
+				}
+			}
+			if seen[a] {
+				break
+			}
+			seen[a] = true
+		}
 		out = append(out, a)
 	}
 	return out
@@ -47,7 +64,11 @@ func (s *Stream) JQVars() []string {
 	if s.parent != nil {
 		vars = append(vars, VarParent, VarParents)
 		for _, a := range s.Ancestors() {
-			vars = append(vars, a.Name)
+			// An invalid name is reported once, on the stream; it is no
+			// reason to fail every program below it.
+			if identRE.MatchString(a.Name) {
+				vars = append(vars, a.Name)
+			}
 		}
 	}
 	if s.batch != nil {

@@ -535,12 +535,14 @@ func (m *Map[T]) decodeNode(d *decoder, n *yaml.Node, path string) {
 		return
 	}
 	m.P, m.Set = nodePos(n), true
+	index := map[string]int{}
 	for _, kv := range d.pairs(n, path) {
 		k, val := kv.k, kv.v
-		if i := slices.IndexFunc(m.Items, func(it MapItem[T]) bool { return it.Key == k.Value }); i >= 0 {
+		if i, dup := index[k.Value]; dup {
 			d.errorf(k, path, "duplicate key %q (first given on line %d)", k.Value, m.Items[i].P.Line)
 			continue
 		}
+		index[k.Value] = len(m.Items)
 		m.Items = append(m.Items, MapItem[T]{Key: k.Value, P: nodePos(k)})
 		item := &m.Items[len(m.Items)-1]
 		ev := reflect.ValueOf(&item.Value).Elem()

@@ -94,15 +94,7 @@ func (p *parser) yamlError(err error) *Error {
 	if _, scanErr := fmt.Sscanf(msg, "line %d:", &line); scanErr == nil {
 		msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
 	}
-	line = max(1, min(line, len(p.lines)))
-	for k := line; k <= len(p.lines); k++ {
-		var n yaml.Node
-		err := yaml.Unmarshal([]byte(strings.Join(p.lines[:k], "\n")), &n)
-		if err != nil && strings.HasSuffix(err.Error(), msg) {
-			line = k
-			break
-		}
-	}
+	line = p.yamlErrorLine(max(1, min(line, len(p.lines))), msg)
 	text := p.lines[line-1]
 	col := 1 + utf8.RuneCountInString(text[:len(text)-len(strings.TrimLeft(text, " "))])
 	hint := ""
@@ -134,6 +126,37 @@ func (p *parser) yamlError(err error) *Error {
 		hint = " (check the indentation of this line)"
 	}
 	return &Error{File: p.file, Pos: Pos{Line: line, Col: col}, Msg: "yaml: " + msg + hint}
+}
+
+// yamlErrorLine returns the first line k at or after from such that the
+// file's first k lines fail to parse with msg. The problem is usually a few
+// lines after the reported one, so those are tried in turn; past them a
+// binary search keeps a large file from costing a parse per line.
+func (p *parser) yamlErrorLine(from int, msg string) int {
+	fails := func(k int) bool {
+		var n yaml.Node
+		err := yaml.Unmarshal([]byte(strings.Join(p.lines[:k], "\n")), &n)
+		return err != nil && strings.HasSuffix(err.Error(), msg)
+	}
+	const linear = 16
+	for k := from; k <= min(from+linear, len(p.lines)); k++ {
+		if fails(k) {
+			return k
+		}
+	}
+	lo, hi := from+linear+1, len(p.lines) // the whole file fails: hi is a candidate
+	if lo > hi {
+		return from
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return hi
 }
 
 // docStart is the line of the "---" that starts document n, or of its first
@@ -187,8 +210,17 @@ func (p *parser) progPos(s Str, off int) Pos {
 		base.Col++
 	}
 	first := p.lines[base.Line-1]
-	start := runeIndex(first, base.Col-1)
-	src := first[start:] + "\n" + strings.Join(p.lines[base.Line:], "\n")
+	var b strings.Builder
+	b.WriteString(first[runeIndex(first, base.Col-1):])
+	// The scalar's source is about as long as its value (escapes and
+	// indentation aside): a bounded slice of the file is enough, and keeps
+	// many errors in a large file from each copying the rest of it.
+	budget := 4*len(s.V) + 1024
+	for l := base.Line; l < len(p.lines) && b.Len() < budget; l++ {
+		b.WriteByte('\n')
+		b.WriteString(p.lines[l])
+	}
+	src := b.String()
 
 	dq := n.Style == yaml.DoubleQuotedStyle
 	i := 0 // bytes of src consumed
