@@ -1,0 +1,205 @@
+package port
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// RelationPolicy says what to do with a relation whose target entity is
+// neither produced by this run nor already in Port.
+type RelationPolicy string
+
+const (
+	// RelationDrop removes the missing target from the relation and logs a
+	// warning; the entity is still written. The default.
+	RelationDrop RelationPolicy = "drop"
+	// RelationStub writes the entity with create_missing_related_entities=true,
+	// so Port creates an empty stub target.
+	RelationStub RelationPolicy = "stub"
+	// RelationFail fails the entity (reported like a Port rejection).
+	RelationFail RelationPolicy = "fail"
+)
+
+// OwnerProperty is the string property the sink adds to every blueprint it
+// ensures and stamps on every entity it writes when Config.Owner is set.
+// Reconciliation deletes only entities whose OwnerProperty equals Owner.
+const OwnerProperty = "ferryOwner"
+
+// Defaults.
+const (
+	DefaultBaseURL         = "https://api.port.io"
+	DefaultConcurrency     = 4
+	DefaultDeleteThreshold = 0.9
+	DefaultMaxAttempts     = 10
+	maxBodyBytes           = 1 << 20 // Port's request body limit
+	maxBulkEntities        = 20
+	maxBulkDelete          = 100
+	searchPageSize         = 1000
+	lookupChunk            = 100
+)
+
+// Config configures a Sink.
+type Config struct {
+	BaseURL      string // default DefaultBaseURL; "/v1" is appended
+	ClientID     string // required
+	ClientSecret string // required; never logged
+
+	Concurrency int // bulk requests in flight; default DefaultConcurrency
+
+	// DeleteThreshold is the largest share (0..1] of a blueprint's owned
+	// entities one run may delete; above it deletion is skipped with a
+	// warning. Default DefaultDeleteThreshold.
+	DeleteThreshold float64
+	NoDelete        bool // never delete
+
+	// Owner names the spec that owns what it writes. Empty disables the
+	// ownership property and therefore every deletion.
+	Owner string
+
+	// RelationPolicy is the default for missing relation targets (default
+	// RelationDrop). RelationPolicies overrides it per "blueprint" or per
+	// "blueprint.relation" (the more specific key wins).
+	RelationPolicy   RelationPolicy
+	RelationPolicies map[string]RelationPolicy
+
+	Logger     *slog.Logger // default discard
+	HTTPClient *http.Client // default: pooled transport sized to Concurrency
+	UserAgent  string       // default "ferry"
+
+	// Now and Sleep are the clock (token expiry, rate-limit resets) and the
+	// sleeper (rate-limit waits, backoff). Defaults: time.Now and a timer
+	// that honours ctx. Tests inject a fake pair.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+
+	MaxAttempts int // per request, for 429/5xx/network errors; default DefaultMaxAttempts
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.ClientID == "" || c.ClientSecret == "" {
+		return c, errors.New("port: client id and client secret are required")
+	}
+	if c.BaseURL == "" {
+		c.BaseURL = DefaultBaseURL
+	}
+	c.BaseURL = strings.TrimSuffix(strings.TrimSuffix(c.BaseURL, "/"), "/v1")
+	if !strings.HasPrefix(c.BaseURL, "http://") && !strings.HasPrefix(c.BaseURL, "https://") {
+		return c, fmt.Errorf("port: base url %q: want http(s)://host", c.BaseURL)
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.DeleteThreshold == 0 {
+		c.DeleteThreshold = DefaultDeleteThreshold
+	}
+	if c.DeleteThreshold < 0 || c.DeleteThreshold > 1 {
+		return c, fmt.Errorf("port: delete threshold %v: want a share in (0, 1]", c.DeleteThreshold)
+	}
+	if c.RelationPolicy == "" {
+		c.RelationPolicy = RelationDrop
+	}
+	for k, p := range c.RelationPolicies {
+		if err := p.check(); err != nil {
+			return c, fmt.Errorf("port: relation policy %q: %w", k, err)
+		}
+	}
+	if err := c.RelationPolicy.check(); err != nil {
+		return c, fmt.Errorf("port: relation policy: %w", err)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{
+			Timeout: 2 * time.Minute,
+			Transport: &http.Transport{
+				Proxy:               http.ProxyFromEnvironment,
+				MaxIdleConns:        c.Concurrency + 2,
+				MaxIdleConnsPerHost: c.Concurrency + 2,
+				IdleConnTimeout:     90 * time.Second,
+			},
+		}
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "ferry"
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleepCtx
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	return c, nil
+}
+
+func (p RelationPolicy) check() error {
+	switch p {
+	case RelationDrop, RelationStub, RelationFail:
+		return nil
+	}
+	return fmt.Errorf("unknown policy %q (want drop, stub or fail)", string(p))
+}
+
+// policy returns the policy for one relation of one blueprint.
+func (c Config) policy(blueprint, relation string) RelationPolicy {
+	if p, ok := c.RelationPolicies[blueprint+"."+relation]; ok {
+		return p
+	}
+	if p, ok := c.RelationPolicies[blueprint]; ok {
+		return p
+	}
+	return c.RelationPolicy
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Sink loads entities into Port. Create it with New; call EnsureBlueprints,
+// then Write for every entity (from any goroutine), then Finish once.
+type Sink struct {
+	cfg Config
+	log *slog.Logger
+	api *apiClient
+
+	mu       sync.Mutex
+	bps      map[string]*Blueprint // as Port holds them (after EnsureBlueprints or a GET)
+	pending  map[string]map[string]map[string]any
+	produced map[string]map[string]bool // blueprint -> identifiers written this run
+	invalid  []EntityError
+}
+
+// New validates cfg and returns a Sink. It does no I/O.
+func New(cfg Config) (*Sink, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Sink{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		api:      newAPIClient(cfg),
+		bps:      map[string]*Blueprint{},
+		pending:  map[string]map[string]map[string]any{},
+		produced: map[string]map[string]bool{},
+	}, nil
+}

@@ -1,0 +1,70 @@
+// Package port is ferry's Port destination: it keeps Port's software
+// catalog in step with the entities a spec maps.
+//
+//	s, err := port.New(port.Config{BaseURL: u, ClientID: id, ClientSecret: secret, Owner: "humanitec"})
+//	err = s.EnsureBlueprints(ctx, blueprints)      // create missing, update changed, never delete
+//	err = s.Write(ctx, entity)                     // validate and buffer, from any goroutine
+//	rep, err := s.Finish(ctx, complete)            // write in relation order, then reconcile
+//
+// [ValidateEntity] checks one entity against a [Blueprint] offline (dry-run
+// uses it too); [ParseBlueprint] reads a blueprint body.
+//
+// # Requests
+//
+// One access token is fetched on first use, cached, refreshed a tenth of
+// its lifetime (at most 5 minutes) before expiry and once on a 401 — never
+// per entity. Entities go through POST /v1/blueprints/{bp}/entities/bulk
+// with upsert=true (merge=false: the mapped entity replaces Port's), packed
+// by count (≤ 20) and bytes (≤ 1 MiB, a 413 splits the batch), Concurrency
+// requests in flight. Every request waits on one throttle: it spaces
+// requests at x-ratelimit-limit / x-ratelimit-period, and when a response
+// says remaining is 0 or is a 429 it holds every request until
+// x-ratelimit-reset (epoch seconds if > 10^9, else seconds from sending; a
+// Retry-After header wins). 429, 408 and 5xx are retried (MaxAttempts);
+// other 4xx are final. Identifiers are path-escaped. Client secret and
+// token never reach logs or errors.
+//
+// # Order and relations
+//
+// Blueprints are written in layers: relation targets before sources. Where
+// relations form a cycle — a self-relation such as humanitecResourceGraph →
+// humanitecResourceGraph (many), or blueprints relating to each other —
+// those relations are left out of the first pass and sent in a second pass
+// (bulk upsert with merge=true, identifier and relations only) after every
+// entity of the cycle exists. This was chosen over
+// create_missing_related_entities because stubs would also be created for
+// targets that never appear, which the default policy must not do. (While
+// a rerun is between its passes, cycle relations are briefly absent.)
+//
+// A relation target that this run did not write successfully is looked up
+// in Port (entity search, $identifier in […]). If it is not there either,
+// Config.RelationPolicy decides: drop it with a warning (default), let Port
+// create a stub (create_missing_related_entities=true), or fail the entity.
+// Per-entity failures — offline validation, policy, Port's 207 errors with
+// blueprint, identifier and Port's message — are collected in the Report;
+// the run continues and Finish returns an error wrapping ErrEntitiesFailed.
+//
+// # Ownership and reconciliation
+//
+// Port's `$datasource` meta-property is how Port's own framework (Ocean)
+// finds its entities, but it is not in Port's public OpenAPI document and
+// how Port sets it for a non-Ocean client (from the User-Agent) is
+// unconfirmed; a deletion scheme must not rest on a guess. Ownership is
+// therefore explicit and visible: with Config.Owner set (the spec name),
+// EnsureBlueprints adds a string property OwnerProperty ("ferryOwner") to
+// each blueprint and every written entity carries ferryOwner = Owner.
+//
+// After writing, for every blueprint with complete[bp] == true (every stream
+// feeding it succeeded), Finish lists the entities whose ferryOwner equals
+// Owner and deletes those this run did not produce — except any that an
+// entity written in this run relates to. Never deleted: entities without
+// the marker or with another owner (manual ones, other specs, stubs),
+// anything of a blueprint whose streams did not all complete, anything
+// when Owner is empty or NoDelete is set, and everything of a blueprint
+// where the stale share exceeds DeleteThreshold (default 0.9) of its owned
+// entities (the Report lists the skip). Entities that failed validation or
+// were rejected by Port still count as produced. Deletion uses the bulk
+// route (≤ 100 ids) with delete_dependents=false, sources before targets;
+// a refused call is split to isolate entities with dependents outside the
+// stale set, which are reported, not forced.
+package port

@@ -1,0 +1,171 @@
+package port
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+)
+
+// reconcile deletes stale owned entities of every complete blueprint. See
+// doc.go for the ownership rules.
+func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]bool, produced map[string]map[string]bool, rep *Report) error {
+	var bps []string
+	for bp, ok := range complete {
+		if ok {
+			bps = append(bps, bp)
+		}
+	}
+	if len(bps) == 0 {
+		return nil
+	}
+	if s.cfg.NoDelete {
+		s.log.Info("port deletion disabled (no-delete)")
+		return nil
+	}
+	if s.cfg.Owner == "" {
+		s.log.Info("port deletion disabled: no owner set, so no entity is known to be ours")
+		return nil
+	}
+	defs := map[string]*Blueprint{}
+	for _, id := range bps {
+		bp, err := s.blueprint(ctx, id)
+		if err != nil {
+			return err
+		}
+		if bp == nil {
+			rep.SkippedDeletes = append(rep.SkippedDeletes, SkippedDelete{Blueprint: id, Reason: "blueprint does not exist in Port"})
+			continue
+		}
+		if _, ok := bp.Properties[OwnerProperty]; !ok {
+			s.log.Warn("port blueprint has no ownership property; nothing deleted", "blueprint", id, "property", OwnerProperty)
+			rep.SkippedDeletes = append(rep.SkippedDeletes, SkippedDelete{Blueprint: id, Reason: "blueprint has no " + OwnerProperty + " property (run EnsureBlueprints with an owner)"})
+			continue
+		}
+		defs[id] = bp
+	}
+	// Delete sources before their targets, so a stale entity is gone before
+	// the stale entity it points at.
+	edges := map[string][]string{}
+	for id, bp := range defs {
+		for _, r := range bp.Relations {
+			if _, ok := defs[r.Target]; ok {
+				edges[id] = append(edges[id], r.Target)
+			}
+		}
+	}
+	levels, _ := layers(slices.Collect(maps.Keys(defs)), edges)
+	var order []string
+	for i := len(levels) - 1; i >= 0; i-- {
+		order = append(order, levels[i]...)
+	}
+
+	stale := map[string][]string{}
+	for _, bp := range order {
+		query := map[string]any{"combinator": "and", "rules": []any{
+			map[string]any{"property": OwnerProperty, "operator": "=", "value": s.cfg.Owner},
+		}}
+		owned, err := s.search(ctx, bp, query)
+		if err != nil {
+			return fmt.Errorf("port: list entities of %s owned by %q: %w", bp, s.cfg.Owner, err)
+		}
+		var cand []string
+		for _, id := range owned {
+			// Keep what this run produced (even if its write failed) and
+			// anything a written entity relates to.
+			if !produced[bp][id] && !st.refs[entityKey{bp, id}] {
+				cand = append(cand, id)
+			}
+		}
+		if len(cand) == 0 {
+			continue
+		}
+		if float64(len(cand)) > s.cfg.DeleteThreshold*float64(len(owned)) {
+			reason := fmt.Sprintf("would delete %d of %d owned entities, above the %.0f%% threshold", len(cand), len(owned), 100*s.cfg.DeleteThreshold)
+			s.log.Warn("port deletion skipped", "blueprint", bp, "stale", len(cand), "owned", len(owned), "threshold", s.cfg.DeleteThreshold)
+			rep.SkippedDeletes = append(rep.SkippedDeletes, SkippedDelete{Blueprint: bp, Stale: len(cand), Owned: len(owned), Reason: reason})
+			continue
+		}
+		slices.Sort(cand)
+		stale[bp] = cand
+	}
+
+	// Rounds: an entity whose dependents are deleted later in this pass can
+	// go in the next round.
+	failed := map[entityKey]string{}
+	for {
+		progress := false
+		for _, bp := range order {
+			if len(stale[bp]) == 0 {
+				continue
+			}
+			deleted, left, err := s.deleteIDs(ctx, bp, stale[bp])
+			if err != nil {
+				return err
+			}
+			rep.Deleted += len(deleted)
+			progress = progress || len(deleted) > 0
+			stale[bp] = slices.Sorted(maps.Keys(left))
+			for id, msg := range left {
+				failed[entityKey{bp, id}] = msg
+			}
+			for _, id := range deleted {
+				delete(failed, entityKey{bp, id})
+			}
+			if len(deleted) > 0 {
+				s.log.Info("port stale entities deleted", "blueprint", bp, "entities", len(deleted))
+			}
+		}
+		if !progress {
+			break
+		}
+	}
+	for k, msg := range failed {
+		rep.DeleteErrors = append(rep.DeleteErrors, EntityError{Blueprint: k.blueprint, Identifier: k.identifier, Message: msg})
+	}
+	slices.SortFunc(rep.DeleteErrors, compareEntityErrors)
+	for _, e := range rep.DeleteErrors {
+		s.log.Warn("port stale entity not deleted", "blueprint", e.Blueprint, "identifier", e.Identifier, "reason", e.Message)
+	}
+	return nil
+}
+
+// deleteIDs bulk-deletes ids (100 a call, never with delete_dependents). A
+// refused call is split to find the entities Port will not delete; those
+// come back in left with Port's message.
+func (s *Sink) deleteIDs(ctx context.Context, bp string, ids []string) (deleted []string, left map[string]string, err error) {
+	left = map[string]string{}
+	var try func(chunk []string) error
+	try = func(chunk []string) error {
+		var out struct {
+			DeletedEntities []string `json:"deletedEntities"`
+		}
+		q := url.Values{"delete_dependents": {"false"}}
+		_, err := s.api.do(ctx, http.MethodPost, "/blueprints/"+url.PathEscape(bp)+"/bulk/entities/delete", q, map[string]any{"entities": chunk}, &out)
+		var se *StatusError
+		switch {
+		case errors.As(err, &se) && se.Status >= 400 && se.Status < 500 && len(chunk) > 1:
+			half := len(chunk) / 2
+			if err := try(chunk[:half]); err != nil {
+				return err
+			}
+			return try(chunk[half:])
+		case errors.As(err, &se) && se.Status >= 400 && se.Status < 500:
+			left[chunk[0]] = se.Error()
+			return nil
+		case err != nil:
+			return fmt.Errorf("port: delete %d %s entities: %w", len(chunk), bp, err)
+		}
+		deleted = append(deleted, out.DeletedEntities...)
+		return nil
+	}
+	for chunk := range slices.Chunk(ids, maxBulkDelete) {
+		if err := try(chunk); err != nil {
+			return deleted, left, err
+		}
+	}
+	return deleted, left, nil
+}

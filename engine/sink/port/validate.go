@@ -1,0 +1,333 @@
+package port
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ferry-etl/ferry/engine/sink"
+)
+
+// Port's identifier rules (OpenAPI patterns; RE2 has no lookahead, so "not
+// exactly . or .." is checked apart). testdata/port-schemas.json holds the
+// source facts and validate_test.go keeps these in step with them.
+const (
+	entityIDPattern    = `^[\p{L}0-9@_.+:\\/=-]+$`
+	blueprintIDPattern = `^[\p{L}0-9@_.+:\\/-]+$`
+	maxEntityID        = 1000
+	maxBlueprintID     = 100
+)
+
+// Compiled once; never modified.
+var (
+	entityIDRe    = regexp.MustCompile(entityIDPattern)
+	blueprintIDRe = regexp.MustCompile(blueprintIDPattern)
+	propertyTypes = []string{"string", "number", "boolean", "object", "array"}
+	entityKeys    = []string{"identifier", "title", "icon", "team", "properties", "relations"}
+)
+
+// FieldError is one validation problem of an entity.
+type FieldError struct {
+	Field   string // e.g. "identifier", "properties.createdAt", "relations.app"
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+func checkID(id string, re *regexp.Regexp, maxLen int) error {
+	switch {
+	case id == "":
+		return errors.New("must not be empty")
+	case id == "." || id == "..":
+		return fmt.Errorf("must not be %q", id)
+	case utf8.RuneCountInString(id) > maxLen:
+		return fmt.Errorf("must be at most %d characters", maxLen)
+	case !re.MatchString(id):
+		return fmt.Errorf("%q has characters outside Unicode letters, digits and the allowed symbols", id)
+	}
+	return nil
+}
+
+func checkEntityID(id string) error    { return checkID(id, entityIDRe, maxEntityID) }
+func checkBlueprintID(id string) error { return checkID(id, blueprintIDRe, maxBlueprintID) }
+
+// ValidateEntity checks an entity offline against its blueprint, the way
+// Port will: allowed top-level keys, identifier rules, declared and
+// type-correct properties (formats date-time, url and email checked; enum),
+// required properties, declared relations with the right shape (a string
+// or null unless many, a list of identifiers if many; search-query objects
+// pass unchecked) and required relations. It does not check that relation
+// targets exist. The result is nil when the entity is valid.
+func ValidateEntity(bp *Blueprint, e sink.Entity) []error {
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	if bp == nil {
+		return []error{&FieldError{Field: "blueprint", Message: fmt.Sprintf("blueprint %q is unknown", e.Blueprint)}}
+	}
+	if e.Blueprint != "" && e.Blueprint != bp.Identifier {
+		add("blueprint", "entity is for %q, validated against %q", e.Blueprint, bp.Identifier)
+	}
+	for _, k := range slices.Sorted(maps.Keys(e.Data)) {
+		if !slices.Contains(entityKeys, k) {
+			add(k, "unknown entity field (want one of %v)", entityKeys)
+		}
+	}
+	switch id := e.Data["identifier"].(type) {
+	case string:
+		if err := checkEntityID(id); err != nil {
+			add("identifier", "%v", err)
+		}
+	case nil:
+		add("identifier", "is required")
+	default:
+		add("identifier", "must be a string, got %s", jsonType(id))
+	}
+	for _, k := range []string{"title", "icon"} {
+		if v, ok := e.Data[k]; ok {
+			if _, ok := v.(string); !ok {
+				add(k, "must be a string, got %s", jsonType(v))
+			}
+		}
+	}
+	if v, ok := e.Data["team"]; ok && !isStringOrStrings(v) {
+		add("team", "must be a string or a list of strings")
+	}
+
+	props, ok := asObject(e.Data["properties"])
+	if !ok {
+		add("properties", "must be an object, got %s", jsonType(e.Data["properties"]))
+	}
+	for _, k := range slices.Sorted(maps.Keys(props)) {
+		def, ok := bp.Properties[k]
+		if !ok {
+			add("properties."+k, "is not declared in blueprint %q", bp.Identifier)
+			continue
+		}
+		if err := checkValue(def, props[k]); err != nil {
+			add("properties."+k, "%v", err)
+		}
+	}
+	for _, k := range bp.Required {
+		if props[k] == nil {
+			add("properties."+k, "is required by blueprint %q", bp.Identifier)
+		}
+	}
+
+	rels, ok := asObject(e.Data["relations"])
+	if !ok {
+		add("relations", "must be an object, got %s", jsonType(e.Data["relations"]))
+	}
+	for _, k := range slices.Sorted(maps.Keys(rels)) {
+		def, ok := bp.Relations[k]
+		if !ok {
+			add("relations."+k, "is not declared in blueprint %q", bp.Identifier)
+			continue
+		}
+		v := rels[k]
+		if _, query := v.(map[string]any); query || v == nil {
+			continue
+		}
+		ids, isList := relationIDs(v)
+		switch {
+		case ids == nil:
+			add("relations."+k, "must be a string, a list of strings, null or a search query, got %s", jsonType(v))
+			continue
+		case def.Many && !isList:
+			add("relations."+k, "must be a list (relation is many)")
+		case !def.Many && isList:
+			add("relations."+k, "must be a single identifier (relation is not many)")
+		}
+		for _, id := range ids {
+			if err := checkEntityID(id); err != nil {
+				add("relations."+k, "target %v", err)
+			}
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(bp.Relations)) {
+		if !bp.Relations[k].Required {
+			continue
+		}
+		if ids, _ := relationIDs(rels[k]); len(ids) == 0 {
+			if _, query := rels[k].(map[string]any); !query {
+				add("relations."+k, "is required by blueprint %q", bp.Identifier)
+			}
+		}
+	}
+	return errs
+}
+
+func checkValue(d Property, v any) error {
+	if v == nil {
+		return nil
+	}
+	switch d.Type {
+	case "string":
+		s, ok := v.(string)
+		if !ok {
+			return fmt.Errorf("must be a string, got %s", jsonType(v))
+		}
+		if err := checkFormat(d.Format, s); err != nil {
+			return err
+		}
+	case "number":
+		if _, ok := toFloat(v); !ok {
+			return fmt.Errorf("must be a number, got %s", jsonType(v))
+		}
+	case "boolean":
+		if _, ok := v.(bool); !ok {
+			return fmt.Errorf("must be a boolean, got %s", jsonType(v))
+		}
+	case "object":
+		if _, ok := asObject(v); !ok {
+			return fmt.Errorf("must be an object, got %s", jsonType(v))
+		}
+	case "array":
+		list, ok := asList(v)
+		if !ok {
+			return fmt.Errorf("must be an array, got %s", jsonType(v))
+		}
+		if d.Items != nil {
+			for i, x := range list {
+				if x == nil {
+					return fmt.Errorf("item %d must be a %s, got null", i, d.Items.Type)
+				}
+				if err := checkValue(*d.Items, x); err != nil {
+					return fmt.Errorf("item %d %w", i, err)
+				}
+			}
+		}
+	}
+	if len(d.Enum) > 0 && !slices.ContainsFunc(d.Enum, func(e any) bool { return sameJSON(e, v) }) {
+		return fmt.Errorf("must be one of %v", d.Enum)
+	}
+	return nil
+}
+
+func checkFormat(format, s string) error {
+	switch format {
+	case "date-time":
+		if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+			return fmt.Errorf("must be an RFC 3339 date-time, got %q", s)
+		}
+	case "url":
+		if u, err := url.Parse(s); err != nil || u.Scheme == "" || u.Host == "" {
+			return fmt.Errorf("must be an absolute URL, got %q", s)
+		}
+	case "email":
+		if a, err := mail.ParseAddress(s); err != nil || a.Address != s {
+			return fmt.Errorf("must be an email address, got %q", s)
+		}
+	}
+	return nil
+}
+
+// relationIDs returns the identifiers of a string or list relation value,
+// and whether it was a list; ids is nil when v has another shape.
+func relationIDs(v any) (ids []string, isList bool) {
+	switch t := v.(type) {
+	case string:
+		return []string{t}, false
+	case []string:
+		return append([]string{}, t...), true
+	case []any:
+		out := make([]string, 0, len(t))
+		for _, x := range t {
+			s, ok := x.(string)
+			if !ok {
+				return nil, true
+			}
+			out = append(out, s)
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+func isStringOrStrings(v any) bool {
+	if _, ok := v.(string); ok {
+		return true
+	}
+	ids, isList := relationIDs(v)
+	return isList && ids != nil
+}
+
+func asObject(v any) (map[string]any, bool) {
+	if v == nil {
+		return nil, true
+	}
+	m, ok := v.(map[string]any)
+	return m, ok
+}
+
+func asList(v any) ([]any, bool) {
+	switch t := v.(type) {
+	case []any:
+		return t, true
+	case []string:
+		out := make([]any, len(t))
+		for i, s := range t {
+			out[i] = s
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+func toFloat(v any) (float64, bool) {
+	switch n := v.(type) {
+	case json.Number:
+		f, err := n.Float64()
+		return f, err == nil
+	case float64:
+		return n, true
+	case float32:
+		return float64(n), true
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case int32:
+		return float64(n), true
+	case uint64:
+		return float64(n), true
+	}
+	return 0, false
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "string"
+	case bool:
+		return "boolean"
+	case map[string]any:
+		return "object"
+	case []any, []string:
+		return "array"
+	}
+	if _, ok := toFloat(v); ok {
+		return "number"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func sameJSON(a, b any) bool {
+	if x, ok := toFloat(a); ok {
+		y, ok := toFloat(b)
+		return ok && x == y
+	}
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
+}
