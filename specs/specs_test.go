@@ -170,3 +170,23 @@ func TestHarnessGolden(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeExample keeps the README's complete example a valid spec.
+func TestReadmeExample(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	start := strings.Index(text, "```yaml\nversion: 1\n")
+	if start < 0 {
+		t.Fatal("README has no complete example (a yaml block starting with version: 1)")
+	}
+	body := text[start+len("```yaml\n"):]
+	body = body[:strings.Index(body, "```")]
+	// Without a file system the blueprints file is not read; everything
+	// else, embedded programs included, is checked.
+	if _, err := spec.Parse("README.md", []byte(body), nil); err != nil {
+		t.Errorf("README example: %v", err)
+	}
+}
