@@ -108,6 +108,12 @@ func TestSecondRunDeletesStale(t *testing.T) {
 	if rep.Deleted != len(want) || len(rep.DeleteErrors) != 0 || len(rep.SkippedDeletes) != 0 {
 		t.Errorf("report %+v, want %d deleted", rep, len(want))
 	}
+	// Sources went before their targets: Port never refused a delete.
+	for _, r := range e.srv.Requests() {
+		if strings.HasSuffix(r.Path, "/bulk/entities/delete") && r.Status != http.StatusOK {
+			t.Errorf("%s answered %d", r.Path, r.Status)
+		}
+	}
 	if len(after) != len(before)-len(want) {
 		t.Errorf("catalog has %d entities, want %d", len(after), len(before)-len(want))
 	}
@@ -309,6 +315,10 @@ func TestStaleButReferencedIsKept(t *testing.T) {
 	}
 	if e.srv.Entity(bpApp, "b") == nil || e.srv.Entity(bpApp, "c") != nil || rep.Deleted != 1 {
 		t.Errorf("b kept=%v c kept=%v deleted=%d; want b kept, c deleted", e.srv.Entity(bpApp, "b") != nil, e.srv.Entity(bpApp, "c") != nil, rep.Deleted)
+	}
+	// Kept by the sink's own rule, not by Port refusing the delete.
+	if len(rep.DeleteErrors) != 0 {
+		t.Errorf("the sink tried to delete a referenced entity: %v", rep.DeleteErrors)
 	}
 }
 
