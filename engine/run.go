@@ -3,9 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/ferry-etl/ferry/engine/fetch"
@@ -17,8 +17,9 @@ import (
 // RunOptions configure one run.
 type RunOptions struct {
 	DryRun  bool
-	Dest    string   // destination URL; "" means the default
-	Streams []string // only these streams (and what drives them)
+	Dest    string      // table destination URL; "" means DefaultDest
+	Port    PortOptions // Port credentials, when the spec has entities
+	Streams []string    // only these streams (and what drives them)
 	Stdout  io.Writer
 	Logger  *slog.Logger
 	// OnStart, when set, receives the live counters once the run starts
@@ -27,34 +28,53 @@ type RunOptions struct {
 	Now     func() time.Time
 }
 
-// ErrNoDestination is returned by a real (non dry-run) run for a spec
-// output this build cannot write yet.
-var ErrNoDestination = errors.New("no destination")
+// Result is the outcome of a run.
+type Result struct {
+	Summary *runner.Summary
+	Dest    *Report // nil on a dry run
+}
 
-// Run extracts the spec and writes its outputs. It returns the summary even
+// Run extracts the spec and writes its outputs: to stdout as JSON Lines on a
+// dry run, else to the table database and Port. It returns the result even
 // when it also returns an error.
-func Run(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions) (*runner.Summary, error) {
+func Run(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions) (*Result, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if !opts.DryRun {
-		return nil, fmt.Errorf("%w: only --dry-run is available in this build", ErrNoDestination)
-	}
+	res := &Result{}
 	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: cfg.Secrets, Now: opts.Now})
 	r, err := runner.New(f, runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now})
 	if err != nil {
-		return nil, err
+		return res, err
 	}
+	if opts.DryRun {
+		out := jsonl.New(opts.Stdout, cfg.Secrets...)
+		if opts.OnStart != nil {
+			opts.OnStart(r.Stats())
+		}
+		res.Summary, err = r.Run(ctx, out)
+		if ferr := out.Flush(); ferr != nil && err == nil {
+			err = ferr
+		}
+		return res, err
+	}
+	dests, err := openDestinations(ctx, f, opts)
+	if err != nil {
+		return res, err
+	}
+	defer dests.close()
 	if opts.OnStart != nil {
 		opts.OnStart(r.Stats())
 	}
-	out := jsonl.New(opts.Stdout, cfg.Secrets...)
-	sum, err := r.Run(ctx, out)
-	if ferr := out.Flush(); ferr != nil && err == nil {
-		err = ferr
-	}
-	return sum, err
+	res.Summary, err = r.Run(ctx, dests)
+	produced := func(stream string) bool { return len(opts.Streams) == 0 || slices.Contains(opts.Streams, stream) }
+	// Finishing must happen even after an interrupt, so what was fetched is
+	// written: it gets its own context.
+	fctx := context.WithoutCancel(ctx)
+	rep, ferr := dests.finish(fctx, res.Summary, produced, err)
+	res.Dest = rep
+	return res, errors.Join(err, ferr)
 }

@@ -169,7 +169,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dryRun := fs.Bool("dry-run", false, "print every row and entity that would be written, as JSON Lines on stdout; write nothing")
-	dest := fs.String("dest", "", "destination: sqlite:FILE (default sqlite:ferry.db), postgres://…, port")
+	dest := fs.String("dest", "", "table destination: sqlite:FILE (default sqlite:ferry.db) or postgres://…")
+	noDelete := fs.Bool("no-delete", false, "never delete stale Port entities")
 	configFile := fs.String("config", "", "YAML or JSON file of config values")
 	sets := setFlag{}
 	fs.Var(sets, "set", "config value key=value (repeatable; highest precedence)")
@@ -204,14 +205,26 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	src := engine.ConfigSources{Sets: sets, File: *configFile, DotEnv: ".env"}
+	portOpts := engine.PortFromEnv(os.LookupEnv)
+	portOpts.NoDelete = *noDelete
+	var d *demo.Demo
 	if *demoMode {
-		d, err := demo.Start(ctx, f.Name.V)
+		d, err = demo.Start(ctx, f.Name.V)
 		if err != nil {
 			fmt.Fprintln(stderr, "ferry:", err)
 			return exitUsage
 		}
 		defer d.Close()
 		fmt.Fprintln(stderr, d.About)
+		if f.Port != nil && len(f.Port.Entities) > 0 && !*dryRun {
+			ps, err := d.StartPort(ctx)
+			if err != nil {
+				fmt.Fprintln(stderr, "ferry:", err)
+				return exitFailed
+			}
+			portOpts = engine.PortOptions{BaseURL: ps.URL(), ClientID: ps.ClientID(), ClientSecret: ps.ClientSecret(), NoDelete: *noDelete}
+			fmt.Fprintf(stderr, "demo: built-in Port simulator at %s\n", ps.URL())
+		}
 		// The demo's values win over the environment, so a user's real
 		// credentials are never sent to the simulator (and vice versa).
 		src = engine.ConfigSources{Sets: d.Config, Getenv: func(string) (string, bool) { return "", false }}
@@ -232,17 +245,30 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		streamList = strings.Split(*streams, ",")
 	}
 	prog := newProgress(stderr, *progress, log)
-	sum, err := engine.Run(ctx, f, cfg, engine.RunOptions{
-		DryRun: *dryRun, Dest: *dest, Streams: streamList, Stdout: stdout, Logger: log,
+	tableDest := *dest
+	if tableDest == "" {
+		tableDest = engine.DefaultDest
+	}
+	res, err := engine.Run(ctx, f, cfg, engine.RunOptions{
+		DryRun: *dryRun, Dest: tableDest, Port: portOpts, Streams: streamList, Stdout: stdout, Logger: log,
 		OnStart: prog.start,
 	})
 	prog.stop()
-	if sum != nil {
-		printSummary(stderr, sum)
+	if res.Summary != nil {
+		printSummary(stderr, res.Summary)
+	}
+	if res.Dest != nil {
+		printDestReport(stderr, f, tableDest, res.Dest)
+	}
+	if d != nil && res.Dest != nil {
+		fmt.Fprint(stderr, d.CatalogSummary())
 	}
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.Is(err, engine.ErrNoPortCredentials):
+		fmt.Fprintln(stderr, "ferry:", err)
+		return exitUsage
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		fmt.Fprintln(stderr, "ferry: interrupted; nothing after the last completed write was kept")
 		return exitFailed

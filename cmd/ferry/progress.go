@@ -11,7 +11,9 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/ferry-etl/ferry/engine"
 	"github.com/ferry-etl/ferry/engine/runner"
+	"github.com/ferry-etl/ferry/engine/spec"
 )
 
 // progress shows live per-stream counters: redrawn in place on a terminal,
@@ -102,4 +104,37 @@ func printSummary(w io.Writer, sum *runner.Summary) {
 	}
 	fmt.Fprintf(w, "%-24s %9d %7d %9d %9d %7d %6d\n", "total", req, pages, rec, out, retries, errs)
 	fmt.Fprintf(w, "time %s\n", sum.Elapsed.Round(time.Millisecond))
+}
+
+// printDestReport says what the destinations did and where to look.
+func printDestReport(w io.Writer, f *spec.File, dest string, rep *engine.Report) {
+	for _, it := range f.Tables.Items {
+		if n := rep.Tables[it.Key]; n > 0 {
+			fmt.Fprintf(w, "table %s: %d rows not seen in this full sync marked _ferry_deleted\n", it.Key, n)
+		}
+	}
+	if len(f.Tables.Items) > 0 {
+		if path, ok := strings.CutPrefix(dest, "sqlite:"); ok || !strings.Contains(dest, "://") {
+			if !ok {
+				path = dest
+			}
+			first := f.Tables.Items[0].Key
+			fmt.Fprintf(w, "tables written to %s; look with:\n  sqlite3 %s 'SELECT * FROM \"%s__%s\" LIMIT 5'\n", path, path, f.Name.V, first)
+		} else {
+			fmt.Fprintf(w, "tables written to schema %q of the PostgreSQL database\n", f.Name.V)
+		}
+	}
+	if p := rep.Port; p != nil {
+		fmt.Fprintf(w, "port: %d entities upserted, %d failed, %d stale deleted, %d relations dropped\n", p.Upserted, p.Failed, p.Deleted, p.DroppedRelations)
+		for i, e := range p.Errors {
+			if i == 10 {
+				fmt.Fprintf(w, "  … and %d more\n", len(p.Errors)-10)
+				break
+			}
+			fmt.Fprintf(w, "  %v\n", e)
+		}
+		for _, s := range p.SkippedDeletes {
+			fmt.Fprintf(w, "  deletion skipped: %+v\n", s)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ferry-etl/ferry/engine/porttest"
 	"github.com/ferry-etl/ferry/engine/sim/harness"
 	"github.com/ferry-etl/ferry/engine/sim/humanitec"
 )
@@ -20,10 +21,50 @@ type Demo struct {
 	Config map[string]string // config input -> value, applied like --set
 	About  string            // one line for the user
 	close  func()
+
+	// Port is the built-in Port simulator, for specs with Port entities.
+	Port *porttest.Server
 }
 
-// Close stops the simulator.
-func (d *Demo) Close() { d.close() }
+// Close stops the simulators.
+func (d *Demo) Close() {
+	d.close()
+	if d.Port != nil {
+		d.Port.Close()
+	}
+}
+
+// StartPort adds the built-in Port simulator (no rate limit beyond Port's
+// published one) and returns it.
+func (d *Demo) StartPort(ctx context.Context) (*porttest.Server, error) {
+	srv, err := porttest.Start(ctx, porttest.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("demo: start the Port simulator: %w", err)
+	}
+	d.Port = srv
+	return srv, nil
+}
+
+// CatalogSummary counts the Port simulator's entities per blueprint.
+func (d *Demo) CatalogSummary() string {
+	if d.Port == nil {
+		return ""
+	}
+	counts := map[string]int{}
+	var names []string
+	for _, e := range d.Port.Catalog().Entities {
+		if counts[e.Blueprint] == 0 {
+			names = append(names, e.Blueprint)
+		}
+		counts[e.Blueprint]++
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "demo Port catalog at %s:\n", d.Port.URL())
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-28s %6d entities\n", n, counts[n])
+	}
+	return b.String()
+}
 
 // Specs lists the spec names that have a demo.
 func Specs() []string { return []string{"harness", "humanitec"} }

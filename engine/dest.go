@@ -1,0 +1,241 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/ferry-etl/ferry/engine/runner"
+	"github.com/ferry-etl/ferry/engine/sink"
+	"github.com/ferry-etl/ferry/engine/sink/port"
+	"github.com/ferry-etl/ferry/engine/sink/table"
+	"github.com/ferry-etl/ferry/engine/spec"
+)
+
+// DefaultDest is where tables go when no --dest is given.
+const DefaultDest = "sqlite:ferry.db"
+
+// PortOptions say how to reach Port. Credentials usually come from
+// PORT_CLIENT_ID and PORT_CLIENT_SECRET (see PortFromEnv).
+type PortOptions struct {
+	BaseURL, ClientID, ClientSecret string
+	NoDelete                        bool
+	DeleteThreshold                 float64
+}
+
+// PortFromEnv reads PORT_CLIENT_ID, PORT_CLIENT_SECRET and PORT_BASE_URL
+// (default Port's EU API; https://api.us.port.io for the US region).
+func PortFromEnv(getenv func(string) (string, bool)) PortOptions {
+	get := func(k string) string { v, _ := getenv(k); return v }
+	return PortOptions{BaseURL: get("PORT_BASE_URL"), ClientID: get("PORT_CLIENT_ID"), ClientSecret: get("PORT_CLIENT_SECRET")}
+}
+
+// ErrNoPortCredentials stops a run that has Port entities before anything is
+// fetched.
+var ErrNoPortCredentials = errors.New("this spec writes Port entities: set PORT_CLIENT_ID and PORT_CLIENT_SECRET (and PORT_BASE_URL for the US region), or use --dry-run")
+
+// destinations is the Output of a real run: table rows go to the table
+// database in batches, entities to the Port sink.
+type destinations struct {
+	f      *spec.File
+	log    *slog.Logger
+	tables *table.DB
+	port   *port.Sink
+
+	mu    sync.Mutex
+	rows  []sink.Row
+	batch int
+}
+
+func tableDefs(f *spec.File) []table.Table {
+	var out []table.Table
+	for _, it := range f.Tables.Items {
+		t := it.Value
+		def := table.Table{Name: t.Name, Mode: t.Mode.V, Columns: map[string]string{}}
+		for _, k := range t.PrimaryKey {
+			def.PrimaryKey = append(def.PrimaryKey, k.V)
+		}
+		for _, c := range t.Columns.Items {
+			def.Columns[c.Key] = c.Value.V
+		}
+		out = append(out, def)
+	}
+	return out
+}
+
+// openDestinations prepares every destination the spec needs, before any
+// request: a missing credential or a locked database stops the run early.
+func openDestinations(ctx context.Context, f *spec.File, opts RunOptions) (*destinations, error) {
+	d := &destinations{f: f, log: opts.Logger}
+	if len(f.Tables.Items) > 0 {
+		dest := opts.Dest
+		if dest == "" {
+			dest = DefaultDest
+		}
+		db, err := table.Open(ctx, dest, table.Options{Schema: f.Name.V, Tables: tableDefs(f), Logger: opts.Logger, Now: opts.Now})
+		if err != nil {
+			return nil, fmt.Errorf("destination %s: %w", redactDSN(dest), err)
+		}
+		if err := db.Lock(ctx, fmt.Sprintf("ferry run %s (pid %d)", f.Path, os.Getpid())); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("destination %s: %w", redactDSN(dest), err)
+		}
+		d.tables, d.batch = db, db.BatchRows()
+	}
+	if f.Port != nil && len(f.Port.Entities) > 0 {
+		po := opts.Port
+		if po.ClientID == "" || po.ClientSecret == "" {
+			d.close()
+			return nil, ErrNoPortCredentials
+		}
+		ps, err := port.New(port.Config{BaseURL: po.BaseURL, ClientID: po.ClientID, ClientSecret: po.ClientSecret,
+			Owner: f.Name.V, NoDelete: po.NoDelete, DeleteThreshold: po.DeleteThreshold, Logger: opts.Logger})
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("port: %w", err)
+		}
+		bps, err := loadBlueprints(f)
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+		if err := ps.EnsureBlueprints(ctx, bps); err != nil {
+			d.close()
+			return nil, fmt.Errorf("port: blueprints: %w", err)
+		}
+		d.port = ps
+	}
+	return d, nil
+}
+
+// loadBlueprints reads the spec's blueprints file (validated at load).
+func loadBlueprints(f *spec.File) ([]json.RawMessage, error) {
+	if !f.Port.Blueprints.Set {
+		return nil, nil
+	}
+	data, err := fs.ReadFile(os.DirFS(filepath.Dir(f.Path)), f.Port.Blueprints.V)
+	if err != nil {
+		return nil, fmt.Errorf("port: blueprints: %w", err)
+	}
+	var bps []json.RawMessage
+	if err := json.Unmarshal(data, &bps); err != nil {
+		return nil, fmt.Errorf("port: blueprints %s: %w", f.Port.Blueprints.V, err)
+	}
+	return bps, nil
+}
+
+// redactDSN hides a password in a database URL.
+func redactDSN(dsn string) string {
+	at := strings.LastIndex(dsn, "@")
+	scheme := strings.Index(dsn, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return dsn
+	}
+	userinfo := dsn[scheme+3 : at]
+	if user, _, ok := strings.Cut(userinfo, ":"); ok {
+		return dsn[:scheme+3] + user + ":REDACTED" + dsn[at:]
+	}
+	return dsn
+}
+
+func (d *destinations) Row(ctx context.Context, r sink.Row) error {
+	if d.tables == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.rows = append(d.rows, r)
+	if len(d.rows) >= d.batch {
+		return d.flushLocked(ctx)
+	}
+	return nil
+}
+
+func (d *destinations) flushLocked(ctx context.Context) error {
+	if len(d.rows) == 0 {
+		return nil
+	}
+	if err := d.tables.Write(ctx, d.rows, nil); err != nil {
+		return fmt.Errorf("write tables: %w", err)
+	}
+	d.rows = d.rows[:0]
+	return nil
+}
+
+func (d *destinations) Entity(ctx context.Context, e sink.Entity) error {
+	if d.port == nil {
+		return nil
+	}
+	return d.port.Write(ctx, e)
+}
+
+// Report is what the destinations did, for the run summary.
+type Report struct {
+	Tables map[string]int // table -> rows marked deleted (replace mode)
+	Port   *port.Report
+}
+
+// finish writes what is buffered, then completes each target: tables in
+// replace mode mark unseen rows deleted and Port deletes stale owned
+// entities, but only for targets whose every feeding stream completed. After
+// a fatal error (interrupt, a destination failing) nothing is complete.
+func (d *destinations) finish(ctx context.Context, sum *runner.Summary, produced func(stream string) bool, runErr error) (*Report, error) {
+	rep := &Report{Tables: map[string]int{}}
+	fatal := runErr != nil && !isRunError(runErr)
+	complete := func(stream string) bool {
+		return !fatal && sum != nil && produced(stream) && sum.Complete[stream]
+	}
+	var errs []error
+	if d.tables != nil {
+		d.mu.Lock()
+		err := d.flushLocked(ctx)
+		d.mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, it := range d.f.Tables.Items {
+			t := it.Value
+			marked, ferr := d.tables.FinishTable(ctx, t.Name, err == nil && complete(t.From.V))
+			if ferr != nil {
+				errs = append(errs, fmt.Errorf("table %s: %w", t.Name, ferr))
+			}
+			rep.Tables[t.Name] = marked
+		}
+	}
+	if d.port != nil && !fatal {
+		bpComplete := map[string]bool{}
+		for _, e := range d.f.Port.Entities {
+			ok := complete(e.From.V)
+			if prev, seen := bpComplete[e.Blueprint.V]; seen {
+				ok = ok && prev
+			}
+			bpComplete[e.Blueprint.V] = ok
+		}
+		prep, err := d.port.Finish(ctx, bpComplete)
+		rep.Port = &prep
+		if err != nil {
+			errs = append(errs, fmt.Errorf("port: %w", err))
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+func isRunError(err error) bool {
+	var re *runner.RunError
+	return errors.As(err, &re)
+}
+
+func (d *destinations) close() {
+	if d.tables != nil {
+		if err := d.tables.Close(); err != nil {
+			d.log.Warn("close destination", "error", err)
+		}
+	}
+}
