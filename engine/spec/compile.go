@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -297,41 +298,70 @@ func (p *parser) compileTmpl(t *Tmpl, path string, sc eval.Scope) {
 
 // compileValue turns a YAML value into JSON-shaped data whose template
 // strings are compiled *eval.Template values.
+// compileValue builds v's tree; with a nil scope the tree is plain data
+// (a config default), else its "${" strings are compiled templates.
 func (p *parser) compileValue(v *Value, path string, sc eval.Scope) {
 	if !v.Set {
 		return
 	}
-	v.tree = p.valueTree(v.Node, path, sc)
+	vt := valueTree{p: p, sc: sc, base: path, active: map[*yaml.Node]bool{}}
+	v.tree = vt.build(v.Node)
 }
 
-func (p *parser) valueTree(n *yaml.Node, path string, sc eval.Scope) any {
-	n = resolveAlias(n)
+// valueTree builds the JSON-shaped tree of one Value. The path of the node
+// being built is kept as segments and joined only for an error, so deep
+// values cost no more than shallow ones.
+type valueTree struct {
+	p      *parser
+	sc     eval.Scope // nil: plain data, "${" is not a template
+	base   string
+	segs   []string
+	active map[*yaml.Node]bool // collections being built, against aliases into themselves
+}
+
+func (vt *valueTree) path() string { return vt.base + strings.Join(vt.segs, "") }
+
+func (vt *valueTree) build(alias *yaml.Node) any {
+	p := vt.p
+	n := resolveAlias(alias)
 	// Aliases can repeat a subtree exponentially (a "billion laughs" file);
 	// an honest value is at most as large as the file.
 	if p.valueNodes++; p.valueNodes > p.maxValueNodes {
 		if !p.valueTooBig {
 			p.valueTooBig = true
-			p.errorf(n, path, "value too large once YAML aliases are expanded")
+			p.errorf(n, vt.path(), "value too large once YAML aliases are expanded")
 		}
 		return nil
 	}
+	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
+		if vt.active[n] {
+			p.errorf(alias, vt.path(), "YAML alias *%s refers to a value that contains it", alias.Value)
+			return nil
+		}
+		vt.active[n] = true
+		defer delete(vt.active, n)
+	}
 	switch n.Kind {
 	case yaml.MappingNode:
-		ps := p.pairs(n, path)
+		ps := p.pairs(n, vt.path)
 		m := make(map[string]any, len(ps))
 		for _, kv := range ps {
 			k := kv.k.Value
-			m[k] = p.valueTree(kv.v, joinPath(path, k), sc)
+			vt.segs = append(vt.segs, "."+k)
+			m[k] = vt.build(kv.v)
+			vt.segs = vt.segs[:len(vt.segs)-1]
 		}
 		return m
 	case yaml.SequenceNode:
 		l := make([]any, len(n.Content))
 		for i, c := range n.Content {
-			l[i] = p.valueTree(c, fmt.Sprintf("%s[%d]", path, i), sc)
+			vt.segs = append(vt.segs, "["+strconv.Itoa(i)+"]")
+			l[i] = vt.build(c)
+			vt.segs = vt.segs[:len(vt.segs)-1]
 		}
 		return l
 	case yaml.ScalarNode:
-		return p.scalarValue(n, path, sc)
+		return p.scalarValue(n, vt.path, vt.sc)
 	}
 	return nil
 }
@@ -339,28 +369,28 @@ func (p *parser) valueTree(n *yaml.Node, path string, sc eval.Scope) any {
 // scalarValue is the JSON value of a scalar in a Value: null, a boolean, a
 // number, or a string that may be a compiled template. Timestamps and other
 // tags stay the text written, so `since: 2024-01-01` sends 2024-01-01.
-func (p *parser) scalarValue(n *yaml.Node, path string, sc eval.Scope) any {
+func (p *parser) scalarValue(n *yaml.Node, path func() string, sc eval.Scope) any {
 	switch n.Tag {
 	case "!!null":
 		return nil
 	case "!!bool", "!!int", "!!float":
 		var v any
 		if err := n.Decode(&v); err != nil {
-			p.errorf(n, path, "invalid value %q: %v", n.Value, err)
+			p.errorf(n, path(), "invalid value %q: %v", n.Value, err)
 			return nil
 		}
 		if f, ok := v.(float64); ok && (math.IsInf(f, 0) || math.IsNaN(f)) {
-			p.errorf(n, path, "%s is not a JSON number", n.Value)
+			p.errorf(n, path(), "%s is not a JSON number", n.Value)
 			return nil
 		}
 		return v
 	}
-	if !eval.HasTemplate(n.Value) {
+	if sc == nil || !eval.HasTemplate(n.Value) {
 		return n.Value
 	}
 	t, err := eval.CompileTemplate(n.Value, sc)
 	if err != nil {
-		p.embedErr(Str{V: n.Value, P: nodePos(n), Set: true, node: n}, path, err)
+		p.embedErr(Str{V: n.Value, P: nodePos(n), Set: true, node: n}, path(), err)
 		return nil
 	}
 	if t.IsLiteral() {

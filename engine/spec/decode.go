@@ -50,7 +50,7 @@ type pair struct{ k, v *yaml.Node }
 // pairs lists the keys of mapping n in file order with YAML merge keys
 // (`<<: *defaults`) expanded in place: merged keys come from the anchored
 // mappings, and keys written in n itself win over them.
-func (d *decoder) pairs(n *yaml.Node, path string) []pair {
+func (d *decoder) pairs(n *yaml.Node, path func() string) []pair {
 	if ps, ok := d.merged[n]; ok {
 		return ps
 	}
@@ -80,7 +80,7 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 		for _, src := range srcs {
 			src = resolveAlias(src)
 			if src.Kind != yaml.MappingNode {
-				d.errorf(src, path, "a merge key << takes a mapping or a list of mappings, got %s", kindName(src))
+				d.errorf(src, path(), "a merge key << takes a mapping or a list of mappings, got %s", kindName(src))
 				continue
 			}
 			for _, mp := range d.pairs(src, path) {
@@ -239,7 +239,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, at Po
 	}
 	seen := map[string]*yaml.Node{}
 	suggested := map[string]bool{} // keys offered for a misspelt one
-	for _, kv := range d.pairs(n, path) {
+	for _, kv := range d.pairs(n, func() string { return path }) {
 		k, val := kv.k, kv.v
 		name := k.Value
 		j := slices.Index(keys, name)
@@ -456,8 +456,10 @@ func (x *Value) decodeNode(d *decoder, n *yaml.Node, path string) {
 	*x = Value{Node: n, P: nodePos(n), Set: true}
 }
 
-// Tree returns the decoded value with templates compiled; render it with
-// RenderValue.
+// Tree returns the value as JSON-shaped data (maps, lists, strings, bool,
+// int, float64, nil; YAML timestamps stay their text). In request query and
+// body values the strings holding ${ … } are compiled *eval.Template values:
+// render those with RenderValue. A config default is plain data.
 func (x *Value) Tree() any { return x.tree }
 
 // JQ is an embedded jq program.
@@ -536,7 +538,7 @@ func (m *Map[T]) decodeNode(d *decoder, n *yaml.Node, path string) {
 	}
 	m.P, m.Set = nodePos(n), true
 	index := map[string]int{}
-	for _, kv := range d.pairs(n, path) {
+	for _, kv := range d.pairs(n, func() string { return path }) {
 		k, val := kv.k, kv.v
 		if i, dup := index[k.Value]; dup {
 			d.errorf(k, path, "duplicate key %q (first given on line %d)", k.Value, m.Items[i].P.Line)

@@ -30,7 +30,7 @@ func Parse(name string, src []byte, fsys FS) (*File, error) {
 	src = trimBOM(src)
 	f := &File{Path: name}
 	d := &decoder{file: name}
-	p := &parser{decoder: d, lines: strings.Split(string(src), "\n"), fsys: fsys, maxValueNodes: 100_000 + len(src)}
+	p := &parser{decoder: d, lines: splitLines(string(src)), fsys: fsys, maxValueNodes: 100_000 + len(src)}
 
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(src))
@@ -65,7 +65,7 @@ func Parse(name string, src []byte, fsys FS) (*File, error) {
 }
 
 func (p *parser) checkVersion(root *yaml.Node) bool {
-	for _, kv := range p.pairs(root, "") {
+	for _, kv := range p.pairs(root, func() string { return "" }) {
 		if kv.k.Value != "version" {
 			continue
 		}
@@ -295,6 +295,35 @@ func runeIndex(s string, col int) int {
 		col--
 	}
 	return len(s)
+}
+
+// splitLines splits src at the line breaks YAML counts (LF, CRLF, CR, NEL,
+// LS and PS), so that line numbers agree with yaml.v3's node positions.
+func splitLines(src string) []string {
+	var lines []string
+	start := 0
+	for i := 0; i < len(src); {
+		n := 0 // length of the break at i
+		switch {
+		case src[i] == '\n':
+			n = 1
+		case src[i] == '\r':
+			n = 1
+			if i+1 < len(src) && src[i+1] == '\n' {
+				n = 2
+			}
+		case strings.HasPrefix(src[i:], "\u0085"), strings.HasPrefix(src[i:], "\u2028"), strings.HasPrefix(src[i:], "\u2029"):
+			_, n = utf8.DecodeRuneInString(src[i:])
+		}
+		if n == 0 {
+			i++
+			continue
+		}
+		lines = append(lines, src[start:i])
+		i += n
+		start = i
+	}
+	return append(lines, src[start:])
 }
 
 // trimBOM drops a UTF-8 byte-order mark some editors add.

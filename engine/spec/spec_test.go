@@ -180,6 +180,9 @@ config:
 	if diff := cmp.Diff(want, render(r.Body)); diff != "" {
 		t.Errorf("body (-want +got):\n%s", diff)
 	}
+	if diff := cmp.Diff(map[string]any{"default": "hello"}, map[string]any{"default": f.ConfigVar("q").Default.Tree()}); diff != "" {
+		t.Errorf("config default tree (-want +got):\n%s", diff)
+	}
 	for key, want := range map[string]any{
 		"ids":   []any{1, 2},
 		"q":     "hi",
@@ -633,5 +636,39 @@ func TestYAMLErrorInLargeFile(t *testing.T) {
 	list := AsList(err)
 	if len(list) != 1 || list[0].Pos != (Pos{5008, 8}) || !strings.Contains(list[0].Msg, "did not find expected key") {
 		t.Errorf("Parse error = %v, want a YAML error at 5008:8", err)
+	}
+}
+
+// TestLineBreaks: positions follow YAML's line breaks, which include a lone
+// CR and the Unicode NEL, LS and PS.
+func TestLineBreaks(t *testing.T) {
+	for name, br := range map[string]string{"LF": "\n", "CRLF": "\r\n", "CR": "\r", "NEL": "\u0085", "LS": "\u2028"} {
+		t.Run(name, func(t *testing.T) {
+			src := strings.Join([]string{"version: 1", "name: d", "streams:", "  a:", "    request: {path: /x}", "    records: (.x", ""}, br)
+			_, err := Parse(specName, []byte(src), nil)
+			list := AsList(err)
+			if len(list) != 1 || list[0].Pos != (Pos{6, 17}) {
+				t.Errorf("Parse error = %v, want one at 6:17", err)
+			}
+		})
+	}
+}
+
+func TestConfigDefaultTree(t *testing.T) {
+	f := mustParse(t, minimal+`config:
+  since: {default: 2024-01-01}
+  ids: {default: [1, "${ not a template }", {a: true}]}
+`)
+	tests := []struct {
+		name string
+		want any
+	}{
+		{"since", "2024-01-01"},
+		{"ids", []any{1, "${ not a template }", map[string]any{"a": true}}},
+	}
+	for _, tc := range tests {
+		if diff := cmp.Diff(tc.want, f.ConfigVar(tc.name).Default.Tree()); diff != "" {
+			t.Errorf("%s default (-want +got):\n%s", tc.name, diff)
+		}
 	}
 }

@@ -52,6 +52,7 @@ func (p *parser) validate(f *File) {
 		if it.Value.Required.V && it.Value.Default.Set {
 			p.errorAt(it.Value.Default.P, "config."+it.Key+".default", "a required input cannot have a default")
 		}
+		p.compileValue(&it.Value.Default, "config."+it.Key+".default", nil)
 	}
 	p.checkStreams(f)
 	p.checkGraph(f)
