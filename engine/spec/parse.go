@@ -31,37 +31,43 @@ func Parse(name string, src []byte, fsys FS) (*File, error) {
 	f := &File{Path: name}
 	d := &decoder{file: name}
 	p := &parser{decoder: d, lines: splitLines(string(src)), fsys: fsys, maxValueNodes: 100_000 + len(src)}
-
-	var doc yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(src))
-	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		d.errs = append(d.errs, p.yamlError(err))
-		return f, d.errs
-	}
-	// yaml.Unmarshal would silently drop everything after a second "---".
-	var next yaml.Node
-	if err := dec.Decode(&next); err == nil {
-		d.errorAt(p.docStart(next), "", "a spec is one YAML document: remove this second one or its \"---\"")
-	}
-	if len(doc.Content) == 0 {
-		d.errorAt(Pos{Line: 1, Col: 1}, "", "empty spec: want a mapping with version, name and streams")
-		return f, d.errs
-	}
-	root := resolveAlias(doc.Content[0])
-	if root.Kind != yaml.MappingNode {
-		d.errorf(root, "", "expected a mapping at the top of the spec, got %s", kindName(root))
-		return f, d.errs
-	}
-	// The version decides how the rest is read, so it is checked first and alone.
-	if !p.checkVersion(root) {
-		return f, d.errs
-	}
-	d.decode(root, reflectValue(f), "", nodePos(root))
-	p.validate(f)
+	p.parse(f, src)
 	if len(d.errs) > 0 {
 		return f, d.errs.sorted()
 	}
 	return f, nil
+}
+
+func (p *parser) parse(f *File, src []byte) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(src))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		p.errs = append(p.errs, p.yamlError(err))
+		return
+	}
+	// yaml.Unmarshal would silently drop everything after a second "---".
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == nil:
+		p.errorAt(p.docStart(next), "", "a spec is one YAML document: remove this second one or its \"---\"")
+	case !errors.Is(err, io.EOF):
+		p.errs = append(p.errs, p.yamlError(err))
+	}
+	if len(doc.Content) == 0 {
+		p.errorAt(Pos{Line: 1, Col: 1}, "", "empty spec: want a mapping with version, name and streams")
+		return
+	}
+	root := resolveAlias(doc.Content[0])
+	if root.Kind != yaml.MappingNode {
+		p.errorf(root, "", "expected a mapping at the top of the spec, got %s", kindName(root))
+		return
+	}
+	// The version decides how the rest is read, so it is checked first and alone.
+	if !p.checkVersion(root) {
+		return
+	}
+	p.decode(root, reflectValue(f), "", nodePos(root))
+	p.validate(f)
 }
 
 func (p *parser) checkVersion(root *yaml.Node) bool {
@@ -100,13 +106,18 @@ func (p *parser) yamlError(err error) *Error {
 	hint := ""
 	switch {
 	case strings.HasPrefix(msg, "mapping values are not allowed"):
-		// The offending ": " is the one after the key's own.
-		if i := strings.Index(text, ": "); i >= 0 {
-			if j := strings.Index(text[i+2:], ": "); j >= 0 {
+		// The offending ": " is the one after the key's own, inside a plain
+		// value; with none, the line is read as the continuation of the
+		// value above it, and its own key is the offence.
+		hint = " (check the indentation of this line)"
+		t := text + " " // so that a ':' ending the line counts
+		if i := strings.Index(t, ": "); i >= 0 {
+			col = 1 + utf8.RuneCountInString(text[:i])
+			if j := strings.Index(t[i+2:], ": "); j >= 0 {
 				col = 1 + utf8.RuneCountInString(text[:i+2+j])
+				hint = ` (a value containing ": ", such as a jq object, must be quoted)`
 			}
 		}
-		hint = ` (a value containing ": ", such as a jq object, must be quoted)`
 	case strings.HasPrefix(msg, "found character that cannot start any token"):
 		if i := strings.IndexAny(text, "\t@`"); i >= 0 {
 			col = 1 + utf8.RuneCountInString(text[:i])
@@ -134,9 +145,13 @@ func (p *parser) yamlError(err error) *Error {
 // binary search keeps a large file from costing a parse per line.
 func (p *parser) yamlErrorLine(from int, msg string) int {
 	fails := func(k int) bool {
-		var n yaml.Node
-		err := yaml.Unmarshal([]byte(strings.Join(p.lines[:k], "\n")), &n)
-		return err != nil && strings.HasSuffix(err.Error(), msg)
+		dec := yaml.NewDecoder(strings.NewReader(strings.Join(p.lines[:k], "\n")))
+		for {
+			var n yaml.Node
+			if err := dec.Decode(&n); err != nil {
+				return !errors.Is(err, io.EOF) && strings.HasSuffix(err.Error(), msg)
+			}
+		}
 	}
 	const linear = 16
 	for k := from; k <= min(from+linear, len(p.lines)); k++ {
