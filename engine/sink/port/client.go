@@ -165,7 +165,7 @@ func (c *apiClient) doRaw(ctx context.Context, method, path string, query url.Va
 			}
 			continue
 		}
-		c.th.observe(hdr, status, start)
+		c.th.observe(hdr, status, start, c.now())
 		switch {
 		case status == http.StatusUnauthorized && !refreshed:
 			refreshed = true

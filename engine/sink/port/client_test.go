@@ -196,12 +196,41 @@ func TestThrottleObserve(t *testing.T) {
 			for k, v := range tc.headers {
 				h.Set(k, v)
 			}
-			th.observe(h, tc.status, base)
+			th.observe(h, tc.status, base, base)
 			if !th.until.Equal(tc.wantUntil) {
 				t.Errorf("until %v, want %v", th.until, tc.wantUntil)
 			}
 		})
 	}
+	t.Run("whole-second resets narrow to the window end", func(t *testing.T) {
+		end := base.Add(2200 * time.Millisecond) // true window end; period 3 s
+		th := &throttle{}
+		var now time.Time
+		th.now = func() time.Time { return now }
+		for ms := 0; ms <= 2100; ms += 100 {
+			now = base.Add(time.Duration(ms) * time.Millisecond)
+			left := end.Sub(now)
+			h := http.Header{}
+			h.Set("x-ratelimit-reset", fmt.Sprint(int((left+time.Second-1)/time.Second)))
+			h.Set("x-ratelimit-remaining", "1")
+			if ms == 2100 {
+				h.Set("x-ratelimit-remaining", "0")
+			}
+			th.observe(h, 200, now, now)
+		}
+		if th.until.Before(end) || th.until.After(end.Add(100*time.Millisecond)) {
+			t.Errorf("gate opens at %v, want within 100ms after %v", th.until.Sub(base), end.Sub(base))
+		}
+		// The next window starts a new interval.
+		now = end.Add(50 * time.Millisecond)
+		h := http.Header{}
+		h.Set("x-ratelimit-reset", "3")
+		h.Set("x-ratelimit-remaining", "0")
+		th.observe(h, 200, now, now)
+		if want := now.Add(3 * time.Second); !th.until.Equal(want) {
+			t.Errorf("new window gate %v, want %v", th.until.Sub(base), want.Sub(base))
+		}
+	})
 	t.Run("pacing from limit and period", func(t *testing.T) {
 		now := base
 		var slept time.Duration
@@ -214,7 +243,7 @@ func TestThrottleObserve(t *testing.T) {
 		h.Set("x-ratelimit-limit", "50")
 		h.Set("x-ratelimit-period", "3")
 		h.Set("x-ratelimit-remaining", "49")
-		th.observe(h, 200, base)
+		th.observe(h, 200, base, base)
 		for range 51 {
 			if err := th.wait(t.Context()); err != nil {
 				t.Fatal(err)

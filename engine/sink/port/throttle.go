@@ -19,8 +19,12 @@ import (
 // a long load runs at the allowed rate instead of bursting into 429s.
 // Gate: when a response says remaining is 0, or is a 429, no request starts
 // before x-ratelimit-reset (Retry-After wins when present). The reset is
-// read as epoch seconds when it is larger than 10^9, else as seconds from
-// when the request was sent.
+// read as epoch seconds when it is larger than 10^9, else as whole seconds
+// until the window ends. Whole seconds are coarse (a "1" may mean 10 ms), so
+// every response narrows an interval that must hold the window's end —
+// (sent + reset - 1s, received + reset] — and the gate opens at the
+// interval's upper bound; with requests spaced well under a second apart
+// this pins the end to within a request's latency.
 type throttle struct {
 	now   func() time.Time
 	sleep func(context.Context, time.Duration) error
@@ -30,6 +34,8 @@ type throttle struct {
 	limit  int
 	period int
 	until  time.Time
+	endLo  time.Time // the current window ends in (endLo, endHi]
+	endHi  time.Time
 }
 
 // wait blocks until a request may start.
@@ -61,8 +67,9 @@ func (t *throttle) wait(ctx context.Context) error {
 	}
 }
 
-// observe updates pacing and the gate from one response.
-func (t *throttle) observe(h http.Header, status int, sent time.Time) {
+// observe updates pacing and the gate from one response to a request sent
+// at sent and answered at recv.
+func (t *throttle) observe(h http.Header, status int, sent, recv time.Time) {
 	limit, okL := headerInt(h, "x-ratelimit-limit")
 	period, okP := headerInt(h, "x-ratelimit-period")
 	remaining, okR := headerInt(h, "x-ratelimit-remaining")
@@ -78,18 +85,28 @@ func (t *throttle) observe(h http.Header, status int, sent time.Time) {
 			t.lim.SetLimitAt(now, r)
 		}
 	}
+	reset, okReset := headerInt(h, "x-ratelimit-reset")
+	epoch := okReset && reset > 1_000_000_000
+	if okReset && !epoch {
+		lo := sent.Add(time.Duration(reset-1) * time.Second)
+		hi := recv.Add(time.Duration(reset) * time.Second)
+		if t.endHi.IsZero() || !lo.Before(t.endHi) || hi.Before(t.endLo) {
+			t.endLo, t.endHi = lo, hi // a new window (or a first look)
+		} else {
+			t.endLo = maxTime(t.endLo, lo)
+			t.endHi = minTime(t.endHi, hi)
+		}
+	}
 	if status != http.StatusTooManyRequests && !(okR && remaining <= 0) {
 		return
 	}
 	var until time.Time
 	if d, ok := retryAfter(h, sent); ok {
 		until = sent.Add(d)
-	} else if reset, ok := headerInt(h, "x-ratelimit-reset"); ok {
-		if reset > 1_000_000_000 {
-			until = time.Unix(int64(reset), 0)
-		} else {
-			until = sent.Add(time.Duration(reset) * time.Second)
-		}
+	} else if epoch {
+		until = time.Unix(int64(reset), 0)
+	} else if okReset {
+		until = t.endHi
 	} else if status == http.StatusTooManyRequests {
 		until = now.Add(time.Second)
 	}
@@ -126,4 +143,18 @@ func headerInt(h http.Header, k string) (int, bool) {
 		return 0, false
 	}
 	return int(f + 0.999999), true // fractional seconds: round up, never early
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
