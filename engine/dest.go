@@ -49,10 +49,18 @@ type destinations struct {
 	tables *table.DB
 	port   *port.Sink
 
-	mu    sync.Mutex
-	rows  []sink.Row
-	batch int
+	// Rows wait in pending until their page's checkpoint arrives; then they
+	// and the checkpoint are ready, and are committed together. A crash
+	// therefore loses only rows that the resumed run fetches again.
+	mu       sync.Mutex
+	pending  map[partKey][]sink.Row
+	rows     []sink.Row
+	cps      []sink.Checkpoint
+	batch    int
+	resuming bool // the destination held checkpoints of an interrupted run
 }
+
+type partKey struct{ stream, partition string }
 
 func tableDefs(f *spec.File) []table.Table {
 	var out []table.Table
@@ -87,7 +95,13 @@ func openDestinations(ctx context.Context, f *spec.File, opts RunOptions) (*dest
 			db.Close()
 			return nil, fmt.Errorf("destination %s: %w", redactDSN(dest), err)
 		}
-		d.tables, d.batch = db, db.BatchRows()
+		d.tables, d.batch, d.pending = db, db.BatchRows(), map[partKey][]sink.Row{}
+		if opts.FullRefresh {
+			if err := db.ClearState(ctx, nil); err != nil {
+				d.close()
+				return nil, fmt.Errorf("destination: full refresh: %w", err)
+			}
+		}
 	}
 	if f.Port != nil && len(f.Port.Entities) > 0 {
 		po := opts.Port
@@ -145,13 +159,42 @@ func redactDSN(dsn string) string {
 	return dsn
 }
 
+// state returns the checkpoints an interrupted run left, to resume from.
+func (d *destinations) state(ctx context.Context) (map[string]map[string]json.RawMessage, error) {
+	if d.tables == nil {
+		return nil, nil
+	}
+	st, err := d.tables.State(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("destination: read state: %w", err)
+	}
+	d.resuming = len(st) > 0
+	return st, nil
+}
+
 func (d *destinations) Row(ctx context.Context, r sink.Row) error {
 	if d.tables == nil {
 		return nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.rows = append(d.rows, r)
+	k := partKey{r.Stream, r.Partition}
+	d.pending[k] = append(d.pending[k], r)
+	return nil
+}
+
+// Checkpoint makes the partition's pending rows ready with it, and commits
+// when a batch is full.
+func (d *destinations) Checkpoint(ctx context.Context, cp sink.Checkpoint) error {
+	if d.tables == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := partKey{cp.Stream, cp.Partition}
+	d.rows = append(d.rows, d.pending[k]...)
+	delete(d.pending, k)
+	d.cps = append(d.cps, cp)
 	if len(d.rows) >= d.batch {
 		return d.flushLocked(ctx)
 	}
@@ -159,13 +202,13 @@ func (d *destinations) Row(ctx context.Context, r sink.Row) error {
 }
 
 func (d *destinations) flushLocked(ctx context.Context) error {
-	if len(d.rows) == 0 {
+	if len(d.rows) == 0 && len(d.cps) == 0 {
 		return nil
 	}
-	if err := d.tables.Write(ctx, d.rows, nil); err != nil {
+	if err := d.tables.Write(ctx, d.rows, d.cps); err != nil {
 		return fmt.Errorf("write tables: %w", err)
 	}
-	d.rows = d.rows[:0]
+	d.rows, d.cps = d.rows[:0], d.cps[:0]
 	return nil
 }
 
@@ -195,6 +238,15 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, produced
 	var errs []error
 	if d.tables != nil {
 		d.mu.Lock()
+		if !fatal {
+			// Rows of a page whose chain then failed have no checkpoint; the
+			// run is over, so they are written rather than lost. After an
+			// interrupt they are left for the resumed run to fetch again.
+			for k, rows := range d.pending {
+				d.rows = append(d.rows, rows...)
+				delete(d.pending, k)
+			}
+		}
 		err := d.flushLocked(ctx)
 		d.mu.Unlock()
 		if err != nil {
@@ -207,6 +259,14 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, produced
 				errs = append(errs, fmt.Errorf("table %s: %w", t.Name, ferr))
 			}
 			rep.Tables[t.Name] = marked
+		}
+		// A run that reached its end, even with failures, leaves no page
+		// checkpoints: the next run reads everything again. Only an
+		// interrupted run leaves them, to resume from.
+		if !fatal && err == nil {
+			if cerr := d.tables.ClearState(ctx, streamNames(d.f)); cerr != nil {
+				errs = append(errs, fmt.Errorf("clear checkpoints: %w", cerr))
+			}
 		}
 	}
 	if d.port != nil && !fatal {
@@ -226,6 +286,8 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, produced
 	}
 	return rep, errors.Join(errs...)
 }
+
+func streamNames(f *spec.File) []string { return f.Streams.Keys() }
 
 func isRunError(err error) bool {
 	var re *runner.RunError

@@ -20,8 +20,10 @@ type RunOptions struct {
 	Dest    string      // table destination URL; "" means DefaultDest
 	Port    PortOptions // Port credentials, when the spec has entities
 	Streams []string    // only these streams (and what drives them)
-	Stdout  io.Writer
-	Logger  *slog.Logger
+	// FullRefresh ignores and discards saved checkpoints.
+	FullRefresh bool
+	Stdout      io.Writer
+	Logger      *slog.Logger
 	// OnStart, when set, receives the live counters once the run starts
 	// (the CLI draws progress from them).
 	OnStart func(*runner.Stats)
@@ -46,11 +48,12 @@ func Run(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions) (*Resu
 	}
 	res := &Result{}
 	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: cfg.Secrets, Now: opts.Now})
-	r, err := runner.New(f, runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now})
-	if err != nil {
-		return res, err
-	}
+	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
 	if opts.DryRun {
+		r, err := runner.New(f, ropts)
+		if err != nil {
+			return res, err
+		}
 		out := jsonl.New(opts.Stdout, cfg.Secrets...)
 		if opts.OnStart != nil {
 			opts.OnStart(r.Stats())
@@ -66,6 +69,16 @@ func Run(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions) (*Resu
 		return res, err
 	}
 	defer dests.close()
+	if ropts.State, err = dests.state(ctx); err != nil {
+		return res, err
+	}
+	if dests.resuming {
+		opts.Logger.Info("resuming an interrupted run from its checkpoints", "spec", f.Name.V)
+	}
+	r, err := runner.New(f, ropts)
+	if err != nil {
+		return res, err
+	}
 	if opts.OnStart != nil {
 		opts.OnStart(r.Stats())
 	}

@@ -171,6 +171,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dryRun := fs.Bool("dry-run", false, "print every row and entity that would be written, as JSON Lines on stdout; write nothing")
 	dest := fs.String("dest", "", "table destination: sqlite:FILE (default sqlite:ferry.db) or postgres://…")
 	noDelete := fs.Bool("no-delete", false, "never delete stale Port entities")
+	fullRefresh := fs.Bool("full-refresh", false, "ignore the checkpoints of an interrupted run and read everything again")
 	configFile := fs.String("config", "", "YAML or JSON file of config values")
 	sets := setFlag{}
 	fs.Var(sets, "set", "config value key=value (repeatable; highest precedence)")
@@ -250,7 +251,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		tableDest = engine.DefaultDest
 	}
 	res, err := engine.Run(ctx, f, cfg, engine.RunOptions{
-		DryRun: *dryRun, Dest: tableDest, Port: portOpts, Streams: streamList, Stdout: stdout, Logger: log,
+		DryRun: *dryRun, Dest: tableDest, Port: portOpts, Streams: streamList, FullRefresh: *fullRefresh, Stdout: stdout, Logger: log,
 		OnStart: prog.start,
 	})
 	prog.stop()

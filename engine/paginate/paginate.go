@@ -51,7 +51,9 @@ type Pager struct {
 	vars     []any          // jq variable values, in the stream's JQVars order
 	env      map[string]any // expr env for stop_when (config, parent, parents)
 	seen     map[string]bool
-	number   int // current page number (page kind) or offset (offset kind)
+	number   int    // current page number (page kind) or offset (offset kind)
+	token    string // token sent with the next request (cursor, page)
+	url      string // next URL (next_url, link_header)
 	maxPages int
 }
 
@@ -66,6 +68,55 @@ func New(cfg *spec.Paginate, vars []any, env map[string]any) *Pager {
 		p.maxPages = cfg.MaxPages.V
 	}
 	return p
+}
+
+// State is where a chain stands after a page: enough to send the next
+// request again after a restart. It holds the position only (token, page
+// number, offset or next URL), never the request's other values.
+type State struct {
+	Number int    `json:"n,omitempty"`
+	Token  string `json:"token,omitempty"`
+	URL    string `json:"url,omitempty"`
+}
+
+// State returns the position of the chain after the last Next.
+func (p *Pager) State() State {
+	if p == nil {
+		return State{}
+	}
+	return State{Number: p.number, Token: p.token, URL: p.url}
+}
+
+// Restore moves a freshly initialised request to a saved position.
+func (p *Pager) Restore(st State, req *Request) error {
+	if p == nil {
+		return nil
+	}
+	c := p.cfg
+	p.number, p.token, p.url = st.Number, st.Token, st.URL
+	switch c.Type.V {
+	case "cursor":
+		if st.Token != "" {
+			p.seen[st.Token] = true
+			return setParam(req, c.In.V, c.Param.V, st.Token)
+		}
+	case "next_url", "link_header":
+		if st.URL != "" {
+			p.seen[st.URL] = true
+			req.URL, req.Query = st.URL, url.Values{}
+		}
+	case "page":
+		if err := setParam(req, c.In.V, c.Param.V, st.Number); err != nil {
+			return err
+		}
+		if st.Token != "" {
+			p.seen[st.Token] = true
+			req.Query.Set(c.TokenParam.V, st.Token)
+		}
+	case "offset":
+		return setParam(req, c.In.V, c.Param.V, st.Number)
+	}
+	return nil
 }
 
 // Init sets the paging parameters of the first request.
@@ -133,6 +184,7 @@ func (p *Pager) next(ctx context.Context, page Page, req *Request) (bool, error)
 		if err := p.guard(tok); err != nil {
 			return false, err
 		}
+		p.token = tok
 		return true, setParam(req, c.In.V, c.Param.V, tok)
 	case "next_url":
 		next, err := p.str(ctx, c.URL, page.Body, "url")
@@ -168,6 +220,7 @@ func (p *Pager) next(ctx context.Context, page Page, req *Request) (bool, error)
 			if err != nil {
 				return false, err
 			}
+			p.token = tok
 			if tok == "" {
 				req.Query.Del(c.TokenParam.V)
 			} else {
@@ -205,6 +258,7 @@ func (p *Pager) follow(current, next string, req *Request) (bool, error) {
 	}
 	req.URL = abs
 	req.Query = url.Values{}
+	p.url = abs
 	return true, nil
 }
 

@@ -34,7 +34,7 @@ func (r *Runner) emit(ctx context.Context, st *streamState, rn *run, rec any, ou
 				st.stat.failed()
 				continue
 			}
-			if err := out.Row(ctx, sink.Row{Table: t.Name, Stream: st.s.Name, Data: m}); err != nil {
+			if err := out.Row(ctx, sink.Row{Table: t.Name, Stream: st.s.Name, Partition: rn.partition, Data: m}); err != nil {
 				return fmt.Errorf("table %s: %w", t.Name, err)
 			}
 			st.stat.output()
@@ -50,7 +50,7 @@ func (r *Runner) emit(ctx context.Context, st *streamState, rn *run, rec any, ou
 		if !ok {
 			continue
 		}
-		if err := out.Entity(ctx, sink.Entity{Blueprint: e.Blueprint.V, Stream: st.s.Name, Data: ent}); err != nil {
+		if err := out.Entity(ctx, sink.Entity{Blueprint: e.Blueprint.V, Stream: st.s.Name, Partition: rn.partition, Data: ent}); err != nil {
 			return fmt.Errorf("blueprint %s: %w", e.Blueprint.V, err)
 		}
 		st.stat.output()

@@ -3,6 +3,8 @@ package runner
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,8 +33,20 @@ type Output interface {
 	Entity(ctx context.Context, e sink.Entity) error
 }
 
+// Checkpointer is implemented by Outputs that keep resumable state. After
+// the records of a page have been passed to Row and Entity, the runner calls
+// Checkpoint with where that request chain stands; an Output commits it with
+// those rows, never before them.
+type Checkpointer interface {
+	Checkpoint(ctx context.Context, cp sink.Checkpoint) error
+}
+
 // Options configure a Runner.
 type Options struct {
+	// State holds the checkpoints of an interrupted run, by stream and
+	// partition; the run resumes from them (see Checkpoint).
+	State map[string]map[string]json.RawMessage
+
 	Config  map[string]any // resolved config values, by name
 	Pool    *fetch.Pool
 	Streams []string // run only these (and what they need); empty: all
@@ -99,14 +113,25 @@ func recordLabel(v any) string {
 // run is one request chain of a stream: for one parent, or the only one of a
 // root stream.
 type run struct {
-	parent *chain
-	batch  []any
-	out    chan item
+	parent    *chain
+	batch     []any
+	partition string
+	out       chan item
 }
 
 type item struct {
-	rec any
-	err error
+	rec    any
+	err    error
+	replay bool       // a record of a page committed before a restart: drives children only
+	mark   *pageState // end of a page: checkpoint
+}
+
+// pageState is the checkpoint of a request chain: pages committed, where the
+// next request goes, and whether the chain is finished.
+type pageState struct {
+	Pages int            `json:"pages"`
+	Next  paginate.State `json:"next"`
+	Done  bool           `json:"done,omitempty"`
 }
 
 // New prepares a runner: it resolves every stream's HTTP client.
@@ -268,10 +293,65 @@ func (r *Runner) completeness(sum *Summary, fatal error) {
 	}
 }
 
+// checkpoint hands a page's checkpoint to an Output that keeps state.
+func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *pageState, out Output) error {
+	cp, ok := out.(Checkpointer)
+	if !ok {
+		return nil
+	}
+	val, err := json.Marshal(ps)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name, Partition: rn.partition, Value: val}); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", st.s.Name, err)
+	}
+	return nil
+}
+
+// resumePoint is the saved state of a chain, or nil to start afresh.
+func (r *Runner) resumePoint(st *streamState, partition string) *pageState {
+	raw, ok := r.opts.State[st.s.Name][partition]
+	if !ok || len(raw) == 0 {
+		return nil
+	}
+	var ps pageState
+	if err := json.Unmarshal(raw, &ps); err != nil {
+		r.log.Warn("ignoring unreadable checkpoint", "stream", st.s.Name, "error", err)
+		return nil
+	}
+	return &ps
+}
+
+// partitionKey names a run by its ancestor records, stably across runs:
+// by each record's id-like field, else by a hash of its content.
+func partitionKey(c *chain) string {
+	var parts []string
+	for x := c; x != nil; x = x.up {
+		parts = append(parts, x.stream+"="+recordKey(x.data))
+	}
+	slices.Reverse(parts)
+	return strings.Join(parts, "/")
+}
+
+func recordKey(v any) string {
+	if m, ok := v.(map[string]any); ok {
+		for _, k := range []string{"id", "identifier", "uuid", "key", "guresid", "name"} {
+			if x, ok := m[k]; ok && x != nil {
+				return url.PathEscape(fmt.Sprint(x))
+			}
+		}
+	}
+	b, _ := json.Marshal(v)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
 // submit queues a run in release order and starts fetching it. It blocks
 // while the stream's window is full: that is the back-pressure.
 func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *sync.WaitGroup) error {
 	rn.out = make(chan item, 256)
+	rn.partition = partitionKey(rn.parent)
 	select {
 	case st.runs <- rn:
 	case <-ctx.Done():
@@ -311,6 +391,12 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 		var batch []any
 		failed := false
 		for it := range rn.out {
+			if it.mark != nil {
+				if err := r.checkpoint(ctx, st, rn, it.mark, out); err != nil {
+					return err
+				}
+				continue
+			}
 			if it.err != nil {
 				failed = true
 				st.stat.failed()
@@ -318,8 +404,10 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				r.log.Error("stream failed", "stream", st.s.Name, "parents", rn.parent.describe(), "error", it.err)
 				continue
 			}
-			if err := r.emit(ctx, st, rn, it.rec, out, fails); err != nil {
-				return err
+			if !it.replay {
+				if err := r.emit(ctx, st, rn, it.rec, out, fails); err != nil {
+					return err
+				}
 			}
 			here := &chain{stream: st.s.Name, data: it.rec, up: rn.parent}
 			for _, c := range st.children {
@@ -434,7 +522,24 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		fail(err)
 		return
 	}
-	for page := 1; ; page++ {
+	first, replayUntil := 1, 0
+	if cp := r.resumePoint(st, rn.partition); cp != nil {
+		switch {
+		case len(st.children) > 0 || len(st.batchers) > 0:
+			// Children need the parent records again: re-read the
+			// committed pages, but write nothing from them.
+			replayUntil = cp.Pages
+		case cp.Done:
+			return
+		default:
+			if err := pager.Restore(cp.Next, &req); err != nil {
+				fail(fmt.Errorf("resume: %w", err))
+				return
+			}
+			first = cp.Pages + 1
+		}
+	}
+	for page := first; ; page++ {
 		u := target
 		if req.URL != "" {
 			u = req.URL
@@ -461,8 +566,9 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 			fail(fmt.Errorf("page %d: %s %s: records: %w", page, st.method, resp.URL, err))
 			return
 		}
+		replay := page <= replayUntil
 		for _, rec := range recs {
-			if !send(item{rec: rec}) {
+			if !send(item{rec: rec, replay: replay}) {
 				return
 			}
 		}
@@ -470,6 +576,9 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		more, err := pager.Next(ctx, paginate.Page{Number: page, Body: body, Header: resp.Header, URL: resp.URL, Records: len(recs)}, &req)
 		if err != nil {
 			fail(fmt.Errorf("page %d: %s %s: %w", page, st.method, resp.URL, err))
+			return
+		}
+		if !replay && !send(item{mark: &pageState{Pages: page, Next: pager.State(), Done: !more}}) {
 			return
 		}
 		if !more {

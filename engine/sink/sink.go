@@ -8,15 +8,17 @@ import "encoding/json"
 
 // Row is one destination-table row produced by a spec's `tables` mapping.
 type Row struct {
-	Table  string         // spec table name
-	Stream string         // stream that produced it
-	Data   map[string]any // JSON-shaped values only (string, json.Number, float64, bool, nil, []any, map[string]any)
+	Table     string         // spec table name
+	Stream    string         // stream that produced it
+	Partition string         // the stream's partition (see Checkpoint) the row came from
+	Data      map[string]any // JSON-shaped values only (string, json.Number, float64, bool, nil, []any, map[string]any)
 }
 
 // Entity is one Port entity produced by a spec's `port.entities` mapping.
 type Entity struct {
 	Blueprint string
 	Stream    string
+	Partition string
 	// Data holds identifier, title, properties, relations (and optionally
 	// icon, team), exactly as it would be sent to Port.
 	Data map[string]any
