@@ -4,8 +4,37 @@
 //
 // Parse returns a *File even when it also returns an ErrorList, so `ferry
 // validate` can report every problem at once. Every error is positioned:
-// "file:line:col: path: message". The jq and expr programs embedded in a spec
-// are compiled here, once, and kept in the File for the runner to reuse.
+// "file:line:col: path: message", sorted by position. Errors about a value
+// point at it; errors about a block as a whole (a missing field) point at the
+// key that names the block; errors inside an embedded jq or expr program
+// point at the offending token inside the scalar, whatever its YAML style
+// (plain, quoted with escapes, literal or folded block). Lines are counted
+// as YAML counts them (LF, CRLF, CR, NEL, LS, PS); columns count characters.
+//
+// The jq and expr programs embedded in a spec are compiled here, once, and
+// kept in the File for the runner to reuse.
+//
+// API:
+//
+//	Load(path) (*File, error)                    read a file; references resolve beside it
+//	Parse(name, src, fsys) (*File, error)        fsys nil: the blueprints file is not checked
+//	AsList(err) ErrorList                        the *Error values inside err
+//	Schema() []byte                              JSON Schema (draft 2020-12) of the format
+//	RenderValue(tree, env) (any, error)          evaluate the templates of a Value tree
+//
+//	(*File).Stream(name), (*File).ConfigVar(name)
+//	(*Stream).Parent, BatchOf, Ancestors         the fan-out chain
+//	(*Stream).JQVars                             jq variable names, in the order values are passed
+//	(*JQ).Code, (*Expr).Program, (*Tmpl).Template, (*Value).Tree   compiled forms
+//
+// Unset optional programs have no compiled form, except three defaults:
+// a stream's records (`if type == "array" then .[] else . end`), a table's
+// row (`.`) and an entity's selector (`true`); their Set stays false.
+//
+// YAML anchors, aliases and merge keys (`<<: *base`) may be used anywhere;
+// errors in aliased or merged content point at the anchored text. Aliases
+// that expand a value beyond the size of the file, or into itself, are
+// errors. A spec is a single YAML document.
 //
 // The same Go types drive decoding, validation and the published JSON Schema
 // (see Schema), so the three cannot drift apart.
