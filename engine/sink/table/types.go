@@ -493,6 +493,14 @@ func (c *conv) value(t colType, v any) any {
 		c.buf = appendJSON(c.buf[:0], v, c.pg)
 		return string(c.buf)
 	}
+	if s, ok := v.(string); ok {
+		if c.pg {
+			if cs := cleanPG(s); cs != s {
+				return cs
+			}
+		}
+		return v // already boxed: no new allocation
+	}
 	s := stringOf(v, k, num)
 	if c.pg {
 		s = cleanPG(s)

@@ -1,0 +1,145 @@
+// Package table is ferry's table destination: rows mapped by a spec's
+// `tables` section land in an embedded SQLite file (modernc.org/sqlite, no
+// cgo) or in PostgreSQL (pgx), with Fivetran-like semantics, and the
+// runner's checkpoints land in the same transaction as the rows they cover.
+//
+// # API
+//
+//	d, err := table.Open(ctx, dest, table.Options{Schema: spec.Name, Tables: …, Logger: log, Now: clock})
+//	err = d.Lock(ctx, holder)                      // ErrLocked if another live run holds it
+//	st, err := d.State(ctx)                         // stream -> partition -> checkpoint
+//	err = d.ClearState(ctx, streams)                // --full-refresh; nil = every stream
+//	err = d.Write(ctx, rows, checkpoints)           // one transaction, ~BatchRows rows
+//	marked, err := d.FinishTable(ctx, name, complete, resetCheckpoints...)
+//	err = d.Close()                                 // releases the lock
+//
+// dest is "sqlite:PATH", a plain file path, or a "postgres://" /
+// "postgresql://" URL. A DB serialises its methods; both databases take one
+// writer at a time anyway.
+//
+// # Where tables go
+//
+// PostgreSQL: each spec table becomes "<schema>"."<table>" in a schema named
+// after the spec (Options.Schema), created if absent. Names are quoted, so
+// their case is kept; names longer than 63 bytes are cut as PostgreSQL
+// itself would cut them.
+//
+// SQLite: one file can hold several specs, so every table name is prefixed
+// with the spec name: "<schema>__<table>" (two underscores). One flat
+// namespace keeps the file usable from any SQLite tool with no ATTACH.
+// ferry's own tables are "<schema>___ferry_state", "…___ferry_sync" and
+// "…___ferry_lock". SQLite column names are case-insensitive (ASCII): two
+// fields that differ only in case share one column (the smaller name wins,
+// with a warning).
+//
+// # Columns and types
+//
+// Declared types map to native types; undeclared fields are inferred from
+// their first non-null value (bool -> BOOLEAN, integral number -> LONG, other
+// number -> DOUBLE, string -> STRING, object/array -> JSON). A field that is
+// null in every row seen so far makes no column yet.
+//
+//	declared      PostgreSQL         SQLite (declared type, storage)
+//	STRING        text               TEXT
+//	BOOLEAN       boolean            BOOLEAN (0/1)
+//	INT           integer            INTEGER
+//	LONG          bigint             BIGINT
+//	DOUBLE        double precision   REAL
+//	DECIMAL       numeric            NUMERIC (SQLite numeric affinity: exact up to int64/double)
+//	JSON          jsonb              JSON_TEXT (canonical JSON text; TEXT affinity keeps it exact)
+//	UTC_DATETIME  timestamptz        DATETIME (text 2006-01-02T15:04:05.000000Z, sorts as time)
+//	NAIVE_DATE    date               DATE (text 2006-01-02)
+//
+// The SQLite type names are distinct so that a later run reads the logical
+// types back. Numbers are json.Number and are converted per column type
+// without going through float64 unless the column is DOUBLE. Strings holding
+// a canonical integer ("42", not "042") fit INT/LONG columns, numeric strings
+// fit DOUBLE/DECIMAL, "true"/"false" fit BOOLEAN, RFC 3339 strings (a missing
+// zone means UTC) fit UTC_DATETIME.
+//
+// A field that appears later adds a column (ALTER TABLE ADD COLUMN);
+// columns are never dropped. A value that does not fit its column widens the
+// column, with a slog warning, and never fails the run or loses the value:
+// INT -> LONG -> DECIMAL and DOUBLE -> DECIMAL for numbers, anything ->
+// JSON for objects and arrays, anything else -> STRING (which holds every
+// value; objects become their JSON text). Stored values are converted in
+// place (PostgreSQL ALTER COLUMN … TYPE … USING; SQLite rebuilds the table,
+// dropping indexes users added to it).
+//
+// Every row carries _ferry_synced (the UTC time of the run: Options.Now at
+// Open, to the microsecond) and _ferry_deleted (false). Fields named like
+// these or _ferry_id are skipped with a warning.
+//
+// # Modes
+//
+// upsert (default): rows are upserted by the primary key and replaced whole
+// (a field missing from the new row becomes NULL). A later row with the same
+// key wins, also within one Write. A row without a key value is an error. A
+// table without a primary key is keyed by _ferry_id, the sha256 (hex) of the
+// canonical JSON of the row's data (keys sorted, numbers as their literal):
+// identical rows collapse into one, and a re-sent row lands on itself.
+//
+// append: no key; every row is inserted, with _ferry_id (same hash, not
+// unique) for reference. Exactly-once across a crash comes from the
+// checkpoints, not from the ids: rows and checkpoints commit together, so
+// the contract for the caller is that a Write never holds rows that its own
+// checkpoints (or earlier ones) do not cover — flush whole pages with the
+// checkpoint that follows them. Then a resumed run re-fetches exactly the
+// pages whose rows never committed.
+//
+// replace: upsert, plus deletion of rows a complete full sync did not see.
+// Each table has a "generation" recorded in _ferry_sync: the first Write to
+// the table in a run begins one (started_at = run time) unless an
+// unfinished one exists, which is then resumed — an interrupted or failed
+// run followed by a resuming run counts as one sync. FinishTable(complete)
+// marks rows with _ferry_synced before the generation's start
+// (_ferry_deleted = true, or DELETE with HardDelete) and ends the
+// generation; FinishTable(!complete) marks nothing and leaves the
+// generation open. A row seen again is un-deleted. Pass the reset of the
+// stream's checkpoint to FinishTable so it commits with the marking: a crash
+// can then never leave a finished generation with a stale checkpoint that
+// would make the next run "resume" and delete everything it did not
+// re-fetch. ClearState with no streams also discards open generations. The
+// clock going backwards between runs can only make deletions late, never
+// wrong: rows of a resumed generation are stamped no earlier than its start.
+//
+// # State and atomicity
+//
+// Checkpoints live in _ferry_state(stream, partition, value, updated_at)
+// per schema; value is the checkpoint's JSON text, returned as given. A
+// Write commits its rows, any table or column changes they need, and its
+// checkpoints in one transaction; a checkpoint with an empty Value deletes
+// that partition's state. Killed at any moment (even SIGKILL), a run leaves
+// either all of a Write or nothing, so resuming from State gives no loss
+// and no duplicates.
+//
+// # Lock
+//
+// Lock refuses a second concurrent run of the same spec on the same
+// destination with an error wrapping ErrLocked that names the holder
+// (holder string, pid, host, time, from the _ferry_lock row). Other specs
+// are not blocked. Stale locks cannot block: the lock is held by the
+// operating system or the server on behalf of the live process, not by a
+// row.
+//   - SQLite: an exclusive SQLite lock held for the whole run on a sidecar
+//     file "<path>.ferry-<schema>.lock" (kept between runs; deleting it while
+//     a run holds it would defeat the lock). The kernel drops it when the
+//     process exits, however it exits.
+//   - PostgreSQL: a session-level advisory lock (pg_try_advisory_lock of
+//     hashtextextended('ferry:<schema>')). The server drops it when the
+//     session ends — at once when a killed client's socket closes; after TCP
+//     keepalive timeouts if the client host vanished, or use
+//     pg_terminate_backend on the session named in the error.
+//
+// # Performance
+//
+// SQLite: WAL, synchronous=NORMAL, a 64 MiB page cache, one connection,
+// statements prepared once, rows written with multi-row INSERT … ON
+// CONFLICT statements inside the Write's transaction (aim for ~1000 rows per
+// Write; BatchRows reports the configured figure). PostgreSQL: per Write,
+// COPY into a temp staging table (all text, kept per connection, emptied at
+// commit), then one INSERT … SELECT … ON CONFLICT DO UPDATE per table with
+// casts to the column types; rows with the same key in one Write are
+// reduced to the last one first. BenchmarkLoad compares both against bare
+// driver loops.
+package table
