@@ -347,6 +347,10 @@ func (vt *valueTree) build(alias *yaml.Node) any {
 		m := make(map[string]any, len(ps))
 		for _, kv := range ps {
 			k := kv.k.Value
+			if _, dup := m[k]; dup {
+				p.errorf(kv.k, vt.path(), "duplicate key %q", k)
+				continue
+			}
 			vt.segs = append(vt.segs, "."+k)
 			m[k] = vt.build(kv.v)
 			vt.segs = vt.segs[:len(vt.segs)-1]

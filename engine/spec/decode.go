@@ -275,8 +275,8 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, at Po
 	// Fields that belong to another variant of a polymorphic block.
 	if tf := v.FieldByName("Type"); tf.IsValid() && tf.Type() == reflect.TypeFor[Str]() {
 		typ := tf.Interface().(Str)
-		if !typ.Set {
-			return
+		if i := slices.IndexFunc(fields, func(f field) bool { return f.key == "type" }); !typ.Set || i >= 0 && !slices.Contains(fields[i].enum, typ.V) {
+			return // no type, or an unknown one (reported): nothing to compare with
 		}
 		for _, f := range fields {
 			if k, ok := seen[f.key]; ok && f.only != nil && !slices.Contains(f.only, typ.V) {

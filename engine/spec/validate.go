@@ -272,6 +272,10 @@ func (p *parser) loadBlueprints(f *File) map[string]*Blueprint {
 		return nil
 	}
 	ref := f.Port.Blueprints
+	if !fs.ValidPath(ref.V) {
+		p.errorAt(ref.P, "port.blueprints", "%q: want a path inside the spec's directory, such as blueprints.json (no leading /, no ..)", ref.V)
+		return nil
+	}
 	data, err := fs.ReadFile(p.fsys, ref.V)
 	if err != nil {
 		msg := err.Error()
