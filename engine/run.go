@@ -54,15 +54,19 @@ func Run(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions) (*Resu
 		if err != nil {
 			return res, err
 		}
-		out := jsonl.New(opts.Stdout, cfg.Secrets...)
+		printer := jsonl.New(opts.Stdout, cfg.Secrets...)
+		out, err := newCheckedOutput(f, printer)
+		if err != nil {
+			return res, err
+		}
 		if opts.OnStart != nil {
 			opts.OnStart(r.Stats())
 		}
 		res.Summary, err = r.Run(ctx, out)
-		if ferr := out.Flush(); ferr != nil && err == nil {
+		if ferr := printer.Flush(); ferr != nil && err == nil {
 			err = ferr
 		}
-		return res, err
+		return res, errors.Join(err, out.err())
 	}
 	dests, err := openDestinations(ctx, f, opts)
 	if err != nil {
