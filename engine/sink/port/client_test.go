@@ -221,13 +221,28 @@ func TestThrottleObserve(t *testing.T) {
 		if th.until.Before(end) || th.until.After(end.Add(100*time.Millisecond)) {
 			t.Errorf("gate opens at %v, want within 100ms after %v", th.until.Sub(base), end.Sub(base))
 		}
+		// A late answer from the previous window (sent just before its end)
+		// neither moves the estimate nor gates.
+		gate := th.until
+		now = end.Add(20 * time.Millisecond)
+		newer := http.Header{}
+		newer.Set("x-ratelimit-reset", "3")
+		newer.Set("x-ratelimit-remaining", "40")
+		th.observe(newer, 200, now, now) // first answer of the next window
+		late := http.Header{}
+		late.Set("x-ratelimit-reset", "1")
+		late.Set("x-ratelimit-remaining", "0")
+		th.observe(late, 200, end.Add(-10*time.Millisecond), now.Add(5*time.Millisecond))
+		if !th.until.Equal(gate) || th.endLo.Before(end) {
+			t.Errorf("late answer moved the gate to %v (estimate %v..%v)", th.until.Sub(base), th.endLo.Sub(base), th.endHi.Sub(base))
+		}
 		// The next window starts a new interval.
 		now = end.Add(50 * time.Millisecond)
 		h := http.Header{}
 		h.Set("x-ratelimit-reset", "3")
 		h.Set("x-ratelimit-remaining", "0")
 		th.observe(h, 200, now, now)
-		if want := now.Add(3 * time.Second); !th.until.Equal(want) {
+		if want := end.Add(20*time.Millisecond + 3*time.Second); !th.until.Equal(want) {
 			t.Errorf("new window gate %v, want %v", th.until.Sub(base), want.Sub(base))
 		}
 	})
@@ -249,9 +264,10 @@ func TestThrottleObserve(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		// 51 requests at 50 per 3 s: the first is free, 50 more take 3 s.
-		if slept != 3*time.Second {
-			t.Errorf("slept %v, want 3s", slept)
+		// 51 requests at 50 per 3 s with a burst of 2: two are free, the
+		// other 49 are spaced 60 ms apart.
+		if slept != 49*60*time.Millisecond {
+			t.Errorf("slept %v, want 2.94s", slept)
 		}
 	})
 }

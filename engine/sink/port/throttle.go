@@ -15,8 +15,9 @@ import (
 // window is exhausted.
 //
 // Pacing: once a response carries x-ratelimit-limit and x-ratelimit-period,
-// requests are spaced evenly at limit/period (a token bucket of size 1), so
-// a long load runs at the allowed rate instead of bursting into 429s.
+// requests are spaced evenly at limit/period (a token bucket holding 4% of
+// the window), so a long load runs at the allowed rate instead of bursting
+// into 429s.
 // Gate: when a response says remaining is 0, or is a 429, no request starts
 // before x-ratelimit-reset (Retry-After wins when present). The reset is
 // read as epoch seconds when it is larger than 10^9, else as whole seconds
@@ -79,10 +80,14 @@ func (t *throttle) observe(h http.Header, status int, sent, recv time.Time) {
 	if okL && okP && limit > 0 && period > 0 && (limit != t.limit || period != t.period) {
 		t.limit, t.period = limit, period
 		r := rate.Limit(float64(limit) / float64(period))
+		// A small burst (4% of the window) lets a request delayed by the
+		// scheduler be made up; the gate still stops an exhausted window.
+		burst := max(1, limit/25)
 		if t.lim == nil {
-			t.lim = rate.NewLimiter(r, 1)
+			t.lim = rate.NewLimiter(r, burst)
 		} else {
 			t.lim.SetLimitAt(now, r)
+			t.lim.SetBurstAt(now, burst)
 		}
 	}
 	reset, okReset := headerInt(h, "x-ratelimit-reset")
@@ -90,11 +95,18 @@ func (t *throttle) observe(h http.Header, status int, sent, recv time.Time) {
 	if okReset && !epoch {
 		lo := sent.Add(time.Duration(reset-1) * time.Second)
 		hi := recv.Add(time.Duration(reset) * time.Second)
-		if t.endHi.IsZero() || !lo.Before(t.endHi) || hi.Before(t.endLo) {
+		switch {
+		case t.endHi.IsZero() || !lo.Before(t.endHi):
 			t.endLo, t.endHi = lo, hi // a new window (or a first look)
-		} else {
-			t.endLo = maxTime(t.endLo, lo)
-			t.endHi = minTime(t.endHi, hi)
+		case hi.Before(t.endLo):
+			// A late answer about a window that has already ended: it
+			// must neither disturb the estimate nor close the gate.
+			return
+		default:
+			t.endLo, t.endHi = maxTime(t.endLo, lo), minTime(t.endHi, hi)
+			if t.endLo.After(t.endHi) {
+				t.endLo, t.endHi = lo, hi
+			}
 		}
 	}
 	if status != http.StatusTooManyRequests && !(okR && remaining <= 0) {
