@@ -22,6 +22,11 @@ func (r *Runner) emit(ctx context.Context, st *streamState, rn *run, rec any, ou
 	}
 	for _, t := range st.tables {
 		rows, err := t.Row.Code().Run(ctx, rec, vars...)
+		if ctx.Err() != nil {
+			// Cancelled mid-mapping: not a mapping failure. Stopping here
+			// keeps the page's checkpoint from being written without it.
+			return ctx.Err()
+		}
 		if err != nil {
 			fails.add(Failure{Stream: st.s.Name, Parents: where(), Err: fmt.Errorf("table %s: row: %w", t.Name, err)})
 			st.stat.failed()
@@ -42,6 +47,9 @@ func (r *Runner) emit(ctx context.Context, st *streamState, rn *run, rec any, ou
 	}
 	for _, e := range st.entities {
 		ent, ok, err := mapEntity(ctx, e, rec, vars)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if err != nil {
 			fails.add(Failure{Stream: st.s.Name, Parents: where(), Err: fmt.Errorf("blueprint %s: %w", e.Blueprint.V, err)})
 			st.stat.failed()

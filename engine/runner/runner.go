@@ -132,7 +132,15 @@ type pageState struct {
 	Pages int            `json:"pages"`
 	Next  paginate.State `json:"next"`
 	Done  bool           `json:"done,omitempty"`
+	// cursor is the largest incremental cursor of a finished chain; it is
+	// saved under the stream's watermark key, not in the page state.
+	cursor any
 }
+
+// WatermarkSuffix names the state key of a stream's incremental cursors:
+// "<stream>@cursor". Page checkpoints are cleared when a run ends; these
+// are kept until --full-refresh.
+const WatermarkSuffix = "@cursor"
 
 // New prepares a runner: it resolves every stream's HTTP client.
 func New(f *spec.File, opts Options) (*Runner, error) {
@@ -306,6 +314,17 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 	if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name, Partition: rn.partition, Value: val}); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", st.s.Name, err)
 	}
+	if ps.cursor != nil {
+		// Committed with the chain's last rows: a crash before it leaves
+		// the old cursor, and the next run reads those records again.
+		cur, err := json.Marshal(ps.cursor)
+		if err != nil {
+			return fmt.Errorf("cursor: %w", err)
+		}
+		if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name + WatermarkSuffix, Partition: rn.partition, Value: cur}); err != nil {
+			return fmt.Errorf("cursor %s: %w", st.s.Name, err)
+		}
+	}
 	return nil
 }
 
@@ -391,6 +410,11 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 		var batch []any
 		failed := false
 		for it := range rn.out {
+			if ctx.Err() != nil {
+				// Interrupted: release nothing more, above all no checkpoint
+				// that could cover records not written.
+				return ctx.Err()
+			}
 			if it.mark != nil {
 				if err := r.checkpoint(ctx, st, rn, it.mark, out); err != nil {
 					return err
@@ -453,6 +477,51 @@ func (r *Runner) env(rn *run) map[string]any {
 	return env
 }
 
+// watermark is the cursor an incremental chain starts from: the one saved by
+// the last run, else the spec's initial value.
+func (r *Runner) watermark(st *streamState, partition string) any {
+	inc := st.s.Incremental
+	if raw, ok := r.opts.State[st.s.Name+WatermarkSuffix][partition]; ok && len(raw) > 0 {
+		if v, err := decodeJSON(raw); err == nil {
+			return v
+		}
+		r.log.Warn("ignoring unreadable cursor", "stream", st.s.Name)
+	}
+	return inc.Initial.Tree()
+}
+
+// later reports whether cursor a is after b: numbers by value, anything else
+// as text (ISO-8601 timestamps sort as text).
+func later(a, b any) bool {
+	if b == nil {
+		return a != nil
+	}
+	if a == nil {
+		return false
+	}
+	fa, aok := toFloat(a)
+	fb, bok := toFloat(b)
+	if aok && bok {
+		return fa > fb
+	}
+	return fmt.Sprint(a) > fmt.Sprint(b)
+}
+
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		return f, err == nil
+	case float64:
+		return x, true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	}
+	return 0, false
+}
+
 // jqVars are the values of the stream's jq variables, in JQVars order.
 func (r *Runner) jqVars(s *spec.Stream, rn *run) []any {
 	names := s.JQVars()
@@ -500,6 +569,10 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 	fail := func(err error) { send(item{err: err}) }
 	s := st.s
 	env := r.env(rn)
+	var maxCursor any
+	if s.Incremental != nil {
+		env[spec.VarCursor] = eval.Normalize(r.watermark(st, rn.partition))
+	}
 	if w := s.When.Program(); w != nil {
 		ok, err := w.EvalBool(env)
 		if err != nil {
@@ -568,6 +641,16 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		}
 		replay := page <= replayUntil
 		for _, rec := range recs {
+			if inc := s.Incremental; inc != nil {
+				c, _, err := inc.Cursor.Code().First(ctx, rec, vars...)
+				if err != nil {
+					fail(fmt.Errorf("page %d: incremental.cursor: %w", page, err))
+					return
+				}
+				if later(c, maxCursor) {
+					maxCursor = c
+				}
+			}
 			if !send(item{rec: rec, replay: replay}) {
 				return
 			}
@@ -578,7 +661,11 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 			fail(fmt.Errorf("page %d: %s %s: %w", page, st.method, resp.URL, err))
 			return
 		}
-		if !replay && !send(item{mark: &pageState{Pages: page, Next: pager.State(), Done: !more}}) {
+		mark := &pageState{Pages: page, Next: pager.State(), Done: !more}
+		if !more && s.Incremental != nil && maxCursor != nil {
+			mark.cursor = maxCursor
+		}
+		if (!replay || mark.cursor != nil) && !send(item{mark: mark}) {
 			return
 		}
 		if !more {

@@ -19,6 +19,7 @@ const (
 	VarParent  = "parent"
 	VarParents = "parents"
 	VarBatch   = "batch"
+	VarCursor  = "cursor" // expr, in incremental streams: the saved watermark
 )
 
 // Parent is the stream this one fans out from, or nil.
@@ -109,6 +110,9 @@ func (f *File) exprScope(s *Stream) eval.Scope {
 	if s.batch != nil {
 		sc[VarBatch] = nil
 	}
+	if s.Incremental != nil {
+		sc[VarCursor] = nil
+	}
 	return sc
 }
 
@@ -143,9 +147,13 @@ func (p *parser) compile(f *File) {
 		p.compileValue(&r.Body, path+".request.body", sc)
 		p.compileJQ(&r.BodyJQ, path+".request.body_jq", vars)
 		if !s.Records.Set {
-			s.Records.Str = Str{V: "if type == \"array\" then .[] else . end", Set: false}
+			s.Records.Str = Str{V: "if type == \"array\" then .[] elif . == null then empty else . end", Set: false}
 		}
 		p.compileJQ(&s.Records, path+".records", vars)
+		if inc := s.Incremental; inc != nil {
+			p.compileJQ(&inc.Cursor, path+".incremental.cursor", vars)
+			p.compileValue(&inc.Initial, path+".incremental.initial", nil)
+		}
 		if pg := s.Paginate; pg != nil {
 			pp := path + ".paginate"
 			p.compileJQ(&pg.Token, pp+".token", vars)

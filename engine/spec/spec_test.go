@@ -323,7 +323,7 @@ port:
 	}{
 		{"records of an array", &s.Records, []any{1.0, 2.0}, []any{1.0, 2.0}},
 		{"records of an object", &s.Records, map[string]any{"a": 1.0}, []any{map[string]any{"a": 1.0}}},
-		{"records of null", &s.Records, nil, []any{nil}},
+		{"records of null", &s.Records, nil, nil},
 		{"row", &f.Tables.Items[0].Value.Row, map[string]any{"a": 1.0}, []any{map[string]any{"a": 1.0}}},
 		{"selector", &f.Port.Entities[0].Selector, map[string]any{}, []any{true}},
 	}

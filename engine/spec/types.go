@@ -86,14 +86,15 @@ type Stream struct {
 	Name string `yaml:"-"`
 	Pos  Pos    `yaml:"-"`
 
-	Description Str       `yaml:"description" doc:"Free text."`
-	ForEach     Str       `yaml:"for_each" doc:"Parent stream: one request chain per parent record. expr sees parent and parents.<name>; jq sees $parent, $parents and $<name>."`
-	Batch       Str       `yaml:"batch" doc:"A stream fanned out from the same parent whose records, for that parent, are collected into a list (batch in expr, $batch in jq): one request per parent carrying the list."`
-	When        Expr      `yaml:"when" doc:"expr condition evaluated per parent; false skips the request."`
-	HTTP        *HTTP     `yaml:"http" doc:"Overrides of the top-level http block, e.g. another host and auth."`
-	Request     Request   `yaml:"request" ferry:"required" doc:"The request."`
-	Records     JQ        `yaml:"records" doc:"jq program from a response body to records (default: .[] for an array, else the body)."`
-	Paginate    *Paginate `yaml:"paginate" doc:"How to reach the next page."`
+	Description Str          `yaml:"description" doc:"Free text."`
+	ForEach     Str          `yaml:"for_each" doc:"Parent stream: one request chain per parent record. expr sees parent and parents.<name>; jq sees $parent, $parents and $<name>."`
+	Batch       Str          `yaml:"batch" doc:"A stream fanned out from the same parent whose records, for that parent, are collected into a list (batch in expr, $batch in jq): one request per parent carrying the list."`
+	When        Expr         `yaml:"when" doc:"expr condition evaluated per parent; false skips the request."`
+	HTTP        *HTTP        `yaml:"http" doc:"Overrides of the top-level http block, e.g. another host and auth."`
+	Request     Request      `yaml:"request" ferry:"required" doc:"The request."`
+	Records     JQ           `yaml:"records" doc:"jq program from a response body to records (default: .[] for an array, nothing for null, else the body)."`
+	Paginate    *Paginate    `yaml:"paginate" doc:"How to reach the next page."`
+	Incremental *Incremental `yaml:"incremental" doc:"Read only what changed since the last run: the largest cursor seen is saved per parent, and templates see it as cursor."`
 
 	parent *Stream
 	batch  *Stream
@@ -128,6 +129,13 @@ type Paginate struct {
 	TotalPages JQ   `yaml:"total_pages" only:"page" doc:"jq on the body giving the number of pages; without it paging stops on an empty page."`
 	StopWhen   Expr `yaml:"stop_when" doc:"expr stop condition; sees response (body), page (1-based count) and records (on this page)."`
 	MaxPages   Int  `yaml:"max_pages" doc:"Cap on pages per request chain (default 10000); reaching it fails the stream."`
+}
+
+// Incremental makes a stream read only what changed since the last
+// successful run of each of its request chains.
+type Incremental struct {
+	Cursor  JQ    `yaml:"cursor" ferry:"required" doc:"jq on a record giving its cursor value (a timestamp string or a number); the largest one is saved."`
+	Initial Value `yaml:"initial" doc:"cursor value of the first run (default null)."`
 }
 
 // Table maps a stream's records to rows of one destination table.

@@ -1,0 +1,104 @@
+package engine_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ferry-etl/ferry/engine"
+	"github.com/ferry-etl/ferry/engine/spec"
+)
+
+const incrementalSpec = `
+version: 1
+name: inc
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+streams:
+  events:
+    incremental:
+      cursor: .updated_at
+      initial: "1970-01-01T00:00:00Z"
+    request:
+      path: /events
+      query:
+        since: ${ cursor }
+tables:
+  events: {from: events, primary_key: [id]}
+`
+
+// TestIncrementalReadsOnlyWhatChanged: the second run asks only for what
+// changed since the largest cursor the first run saw; --full-refresh asks
+// for everything again.
+func TestIncrementalReadsOnlyWhatChanged(t *testing.T) {
+	var mu sync.Mutex
+	events := []map[string]any{
+		{"id": 1, "updated_at": "2024-01-01T00:00:00Z"},
+		{"id": 2, "updated_at": "2024-03-01T00:00:00Z"},
+	}
+	var sinces []string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		since := r.URL.Query().Get("since")
+		sinces = append(sinces, since)
+		var out []map[string]any
+		for _, e := range events {
+			if e["updated_at"].(string) > since {
+				out = append(out, e)
+			}
+		}
+		json.NewEncoder(w).Encode(out)
+	}))
+	defer api.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inc.yaml")
+	if err := os.WriteFile(path, []byte(incrementalSpec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := spec.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": api.URL}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := "sqlite:" + filepath.Join(dir, "inc.db")
+	runOnce := func(full bool) int64 {
+		t.Helper()
+		res, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{Dest: dest, FullRefresh: full})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Summary.Streams[0].Records
+	}
+	if n := runOnce(false); n != 2 {
+		t.Fatalf("first run read %d records, want 2", n)
+	}
+	mu.Lock()
+	events = append(events, map[string]any{"id": 3, "updated_at": "2024-05-01T00:00:00Z"})
+	events[0]["updated_at"] = "2024-04-01T00:00:00Z" // record 1 changed too
+	mu.Unlock()
+	if n := runOnce(false); n != 2 {
+		t.Fatalf("second run read %d records, want the 2 that changed", n)
+	}
+	if n := runOnce(false); n != 0 {
+		t.Fatalf("third run read %d records, want none", n)
+	}
+	if n := runOnce(true); n != 3 {
+		t.Fatalf("full refresh read %d records, want 3", n)
+	}
+	want := []string{"1970-01-01T00:00:00Z", "2024-03-01T00:00:00Z", "2024-05-01T00:00:00Z", "1970-01-01T00:00:00Z"}
+	if diff := cmp.Diff(want, sinces); diff != "" {
+		t.Errorf("since parameters (-want +got):\n%s", diff)
+	}
+}
