@@ -69,9 +69,8 @@ func ResolveConfig(f *spec.File, src ConfigSources) (*Config, error) {
 		name, v := it.Key, &it.Value
 		val, ok := lookup(name, v, src.Sets, fileVals, getenv, dotenv)
 		if !ok && v.Default.Set {
-			if err := v.Default.Node.Decode(&val); err == nil {
-				ok = true
-			}
+			// The default as plain data: a YAML date stays the text written.
+			val, ok = v.Default.Tree(), true
 		}
 		if !ok {
 			if v.Required.V {
