@@ -222,7 +222,7 @@ func (s *pgBackend) write(ctx context.Context, job *writeJob) (err error) {
 		if err != nil {
 			return fmt.Errorf("table %q: %w", p.next.cfg.name, err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{stage}, stageCols(p.width), pgx.CopyFromRows(dedupe(p))); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pg_temp", stage}, stageCols(p.width), pgx.CopyFromRows(dedupe(p))); err != nil {
 			return fmt.Errorf("table %q: copy rows: %w", p.next.cfg.name, err)
 		}
 		merges.Queue(s.mergeSQL(p, stage))

@@ -1,6 +1,7 @@
 package table
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -577,6 +578,52 @@ func TestReservedFieldsSkipped(t *testing.T) {
 		}
 		if !strings.Contains(e.logs.String(), "row field skipped") {
 			t.Errorf("no warning for the skipped field; logs:\n%s", e.logs)
+		}
+	})
+}
+
+func TestWriteCancelled(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "c", PrimaryKey: []string{"id"}})
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		cp := sink.Checkpoint{Stream: "c", Value: json.RawMessage(`1`)}
+		if err := d.Write(ctx, rowsOf("c", row("id", "1")), []sink.Checkpoint{cp}); err == nil {
+			t.Fatal("Write with a cancelled context succeeded")
+		}
+		if got := dump(t, d, "c", ""); len(got) != 0 {
+			t.Errorf("rows after a cancelled Write: %v", got)
+		}
+		// The destination is still usable.
+		mustWrite(t, d, rowsOf("c", row("id", "1")), cp)
+		if st, err := d.State(t.Context()); err != nil || string(st["c"][""]) != "1" {
+			t.Errorf("State = %v, %v", st, err)
+		}
+	})
+}
+
+func TestMultiTableWrite(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "apps", PrimaryKey: []string{"id"}}, Table{Name: "events", Mode: ModeAppend})
+		rows := []sink.Row{
+			{Table: "apps", Stream: "apps", Data: row("id", "a1", "name", "one")},
+			{Table: "events", Stream: "apps", Data: row("app", "a1", "kind", "seen")},
+			{Table: "apps", Stream: "apps", Data: row("id", "a2", "name", "two")},
+			{Table: "undeclared", Stream: "apps", Data: row("x", n("1"))},
+		}
+		mustWrite(t, d, rows, sink.Checkpoint{Stream: "apps", Value: json.RawMessage(`"p2"`)})
+		wantApps := []map[string]any{
+			{"id": "a1", "name": "one", ColSynced: synced0, ColDeleted: false},
+			{"id": "a2", "name": "two", ColSynced: synced0, ColDeleted: false},
+		}
+		if diff := cmp.Diff(wantApps, dump(t, d, "apps", "id")); diff != "" {
+			t.Errorf("apps (-want +got):\n%s", diff)
+		}
+		if got := dump(t, d, "events", ""); len(got) != 1 || got[0]["kind"] != "seen" {
+			t.Errorf("events = %v", got)
+		}
+		if got := dump(t, d, "undeclared", ""); len(got) != 1 || got[0]["x"] != int64(1) {
+			t.Errorf("undeclared = %v", got)
 		}
 	})
 }
