@@ -27,22 +27,37 @@ func appendJSON(dst []byte, v any, pg bool) []byte {
 		}
 		return append(dst, "false"...)
 	case map[string]any:
-		var kbuf [16]string
-		keys := kbuf[:0]
-		for k := range x {
-			keys = append(keys, k)
+		// One pass over the map into a stack buffer, then sort: no second
+		// lookup per key.
+		var buf [16]member
+		ms := buf[:0]
+		for k, v := range x {
+			ms = append(ms, member{k, v})
 		}
-		slices.Sort(keys)
+		if len(ms) <= len(buf) {
+			for i := 1; i < len(ms); i++ {
+				for j := i; j > 0 && ms[j].k < ms[j-1].k; j-- {
+					ms[j], ms[j-1] = ms[j-1], ms[j]
+				}
+			}
+		} else {
+			slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.k, b.k) })
+		}
 		dst = append(dst, '{')
-		for i, k := range keys {
+		for i, m := range ms {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendString(dst, k, pg)
+			dst = appendString(dst, m.k, pg)
 			dst = append(dst, ':')
-			dst = appendJSON(dst, x[k], pg)
+			dst = appendJSON(dst, m.v, pg)
 		}
 		return append(dst, '}')
+	case json.Number:
+		if validNumber(string(x)) {
+			return append(dst, x...)
+		}
+		return appendString(dst, string(x), pg)
 	case []any:
 		dst = append(dst, '[')
 		for i, e := range x {
@@ -74,6 +89,12 @@ func appendJSON(dst []byte, v any, pg bool) []byte {
 		return appendString(dst, string(b), pg)
 	}
 	return appendJSON(dst, back, pg)
+}
+
+// member is one key and value of a JSON object.
+type member struct {
+	k string
+	v any
 }
 
 const hexDigits = "0123456789abcdef"
