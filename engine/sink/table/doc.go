@@ -58,7 +58,8 @@
 // zone means UTC) fit UTC_DATETIME.
 //
 // A field that appears later adds a column (ALTER TABLE ADD COLUMN);
-// columns are never dropped. A value that does not fit its column widens the
+// columns are never dropped, and an existing column keeps its type even if
+// the spec now declares a narrower one. A value that does not fit its column widens the
 // column, with a slog warning, and never fails the run or loses the value:
 // INT -> LONG -> DECIMAL and DOUBLE -> DECIMAL for numbers, anything ->
 // JSON for objects and arrays, anything else -> STRING (which holds every
