@@ -384,8 +384,10 @@ func (d *DB) ClearState(ctx context.Context, streams []string) error {
 		return err
 	}
 	if len(streams) == 0 {
-		for _, t := range d.tables {
-			t.begun = false
+		for name, t := range d.tables {
+			n := *t
+			n.begun = false
+			d.tables[name] = &n
 		}
 	}
 	return nil

@@ -627,3 +627,34 @@ func TestMultiTableWrite(t *testing.T) {
 		}
 	})
 }
+
+func TestClearStateEndsGenerations(t *testing.T) {
+	tab := Table{Name: "g", PrimaryKey: []string{"id"}, Mode: ModeReplace}
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		d := e.open(t, tab)
+		mustWrite(t, d, rowsOf("g", row("id", "old")))
+		if _, err := d.FinishTable(ctx, "g", true); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		// A failed run leaves its generation open...
+		e.clock.Add(time.Hour)
+		d = e.open(t, tab)
+		mustWrite(t, d, rowsOf("g", row("id", "partial")))
+		if _, err := d.FinishTable(ctx, "g", false); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		// ...but a full refresh starts over: only what it sees survives.
+		e.clock.Add(time.Hour)
+		d = e.open(t, tab)
+		if err := d.ClearState(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		mustWrite(t, d, rowsOf("g", row("id", "new")))
+		if m, err := d.FinishTable(ctx, "g", true); err != nil || m != 2 {
+			t.Errorf("FinishTable after ClearState = %d, %v; want 2 (old, partial)", m, err)
+		}
+	})
+}
