@@ -8,58 +8,82 @@ import (
 	"github.com/ferry-etl/ferry/engine/spec"
 )
 
-// emit maps one released record to every table row and entity that comes
-// from its stream. A mapping error is a failure of that record, reported
-// with its place; it does not stop the run. An Output error does.
-func (r *Runner) emit(ctx context.Context, st *streamState, rn *run, rec any, out Output, fails *failures) error {
+// mapped is what one record becomes: rows, entities, and the failures of
+// mappings that could not be applied to it.
+type mapped struct {
+	rows  []sink.Row
+	ents  []sink.Entity
+	fails []Failure
+}
+
+// mapRecord applies every table and entity mapping of the record's stream.
+// It runs in the fetching goroutine, so records of different request chains
+// are mapped in parallel; the releaser only delivers in order. A mapping
+// error is a failure of that record, reported with its place; the only error
+// returned is cancellation (which must not pass for a mapping failure, or the
+// page's checkpoint would commit without the record).
+func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec any, vars []any) (*mapped, error) {
 	if len(st.tables) == 0 && len(st.entities) == 0 {
-		return nil
+		return nil, nil
 	}
-	vars := r.jqVars(st.s, rn)
-	where := func() string {
+	m := &mapped{}
+	fail := func(err error) {
 		c := &chain{stream: st.s.Name, data: rec, up: rn.parent}
-		return c.describe()
+		m.fails = append(m.fails, Failure{Stream: st.s.Name, Parents: c.describe(), Err: err})
 	}
 	for _, t := range st.tables {
 		rows, err := t.Row.Code().Run(ctx, rec, vars...)
 		if ctx.Err() != nil {
-			// Cancelled mid-mapping: not a mapping failure. Stopping here
-			// keeps the page's checkpoint from being written without it.
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		if err != nil {
-			fails.add(Failure{Stream: st.s.Name, Parents: where(), Err: fmt.Errorf("table %s: row: %w", t.Name, err)})
-			st.stat.failed()
+			fail(fmt.Errorf("table %s: row: %w", t.Name, err))
 			continue
 		}
 		for _, row := range rows {
-			m, ok := row.(map[string]any)
+			obj, ok := row.(map[string]any)
 			if !ok {
-				fails.add(Failure{Stream: st.s.Name, Parents: where(), Err: fmt.Errorf("table %s: row: want an object, got %s", t.Name, typeName(row))})
-				st.stat.failed()
+				fail(fmt.Errorf("table %s: row: want an object, got %s", t.Name, typeName(row)))
 				continue
 			}
-			if err := out.Row(ctx, sink.Row{Table: t.Name, Stream: st.s.Name, Partition: rn.partition, Data: m}); err != nil {
-				return fmt.Errorf("table %s: %w", t.Name, err)
-			}
-			st.stat.output()
+			m.rows = append(m.rows, sink.Row{Table: t.Name, Stream: st.s.Name, Partition: rn.partition, Data: obj})
 		}
 	}
 	for _, e := range st.entities {
 		ent, ok, err := mapEntity(ctx, e, rec, vars)
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		if err != nil {
-			fails.add(Failure{Stream: st.s.Name, Parents: where(), Err: fmt.Errorf("blueprint %s: %w", e.Blueprint.V, err)})
-			st.stat.failed()
+			fail(fmt.Errorf("blueprint %s: %w", e.Blueprint.V, err))
 			continue
 		}
-		if !ok {
-			continue
+		if ok {
+			m.ents = append(m.ents, sink.Entity{Blueprint: e.Blueprint.V, Stream: st.s.Name, Partition: rn.partition, Data: ent})
 		}
-		if err := out.Entity(ctx, sink.Entity{Blueprint: e.Blueprint.V, Stream: st.s.Name, Partition: rn.partition, Data: ent}); err != nil {
-			return fmt.Errorf("blueprint %s: %w", e.Blueprint.V, err)
+	}
+	return m, nil
+}
+
+// deliver hands a mapped record to the Output, in release order. An Output
+// error stops the run.
+func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Output, fails *failures) error {
+	if m == nil {
+		return nil
+	}
+	for _, f := range m.fails {
+		fails.add(f)
+		st.stat.failed()
+	}
+	for _, row := range m.rows {
+		if err := out.Row(ctx, row); err != nil {
+			return fmt.Errorf("table %s: %w", row.Table, err)
+		}
+		st.stat.output()
+	}
+	for _, e := range m.ents {
+		if err := out.Entity(ctx, e); err != nil {
+			return fmt.Errorf("blueprint %s: %w", e.Blueprint, err)
 		}
 		st.stat.output()
 	}

@@ -120,10 +120,10 @@ type run struct {
 }
 
 type item struct {
-	rec    any
-	err    error
-	replay bool       // a record of a page committed before a restart: drives children only
-	mark   *pageState // end of a page: checkpoint
+	rec  any
+	out  *mapped // what rec maps to; nil for a record of a page committed before a restart, which only drives children
+	err  error
+	mark *pageState // end of a page: checkpoint
 }
 
 // pageState is the checkpoint of a request chain: pages committed, where the
@@ -428,10 +428,8 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				r.log.Error("stream failed", "stream", st.s.Name, "parents", rn.parent.describe(), "error", it.err)
 				continue
 			}
-			if !it.replay {
-				if err := r.emit(ctx, st, rn, it.rec, out, fails); err != nil {
-					return err
-				}
+			if err := r.deliver(ctx, st, it.out, out, fails); err != nil {
+				return err
 			}
 			here := &chain{stream: st.s.Name, data: it.rec, up: rn.parent}
 			for _, c := range st.children {
@@ -651,7 +649,13 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 					maxCursor = c
 				}
 			}
-			if !send(item{rec: rec, replay: replay}) {
+			var m *mapped
+			if !replay {
+				if m, err = r.mapRecord(ctx, st, rn, rec, vars); err != nil {
+					return // cancelled
+				}
+			}
+			if !send(item{rec: rec, out: m}) {
 				return
 			}
 		}
