@@ -510,3 +510,30 @@ func (c *cancelAfter) Row(context.Context, sink.Row) error {
 	return nil
 }
 func (c *cancelAfter) Entity(context.Context, sink.Entity) error { return nil }
+
+func TestStreamSelection(t *testing.T) {
+	s := fanoutServer(t, 0)
+	f := mustSpec(t, fanoutSpec+`  envs:
+    from: envs
+    row: '{app: $parent.id, id}'
+`)
+	pool := fetch.NewPool(fetch.Options{})
+	r, err := runner.New(f, runner.Options{Config: map[string]any{"url": s.URL()}, Pool: pool, Streams: []string{"envs"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := newCollector()
+	if _, err := r.Run(t.Context(), out); err != nil {
+		t.Fatal(err)
+	}
+	// envs is produced; apps is fetched to drive it; res is not fetched.
+	if len(out.rows["envs"]) != 6 || len(out.rows["res"]) != 0 {
+		t.Errorf("rows: envs %d (want 6), res %d (want 0)", len(out.rows["envs"]), len(out.rows["res"]))
+	}
+	if n := s.Count("GET", "/apps/{app}/envs/{env}/res"); n != 0 {
+		t.Errorf("res fetched %d times", n)
+	}
+	if _, err := runner.New(f, runner.Options{Pool: pool, Streams: []string{"nope"}}); err == nil || !strings.Contains(err.Error(), `unknown stream "nope"`) {
+		t.Errorf("unknown stream: err = %v", err)
+	}
+}
