@@ -252,6 +252,18 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, produced
 		if err != nil {
 			errs = append(errs, err)
 		}
+		// A run that reached its end, even with failures, leaves no page
+		// checkpoints: the next run reads everything again. Only an
+		// interrupted run leaves them, to resume from. They go before the
+		// tables are finished: a crash in between then means a full re-read
+		// (safe), never a "resume" that skips chains and finds their rows
+		// stale in a fresh replace cycle.
+		if !fatal && err == nil {
+			if cerr := d.tables.ClearState(ctx, streamNames(d.f)); cerr != nil {
+				errs = append(errs, fmt.Errorf("clear checkpoints: %w", cerr))
+				err = cerr
+			}
+		}
 		for _, it := range d.f.Tables.Items {
 			t := it.Value
 			marked, ferr := d.tables.FinishTable(ctx, t.Name, err == nil && complete(t.From.V))
@@ -259,14 +271,6 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, produced
 				errs = append(errs, fmt.Errorf("table %s: %w", t.Name, ferr))
 			}
 			rep.Tables[t.Name] = marked
-		}
-		// A run that reached its end, even with failures, leaves no page
-		// checkpoints: the next run reads everything again. Only an
-		// interrupted run leaves them, to resume from.
-		if !fatal && err == nil {
-			if cerr := d.tables.ClearState(ctx, streamNames(d.f)); cerr != nil {
-				errs = append(errs, fmt.Errorf("clear checkpoints: %w", cerr))
-			}
 		}
 	}
 	if d.port != nil && !fatal {
