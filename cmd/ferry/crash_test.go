@@ -138,7 +138,7 @@ func crashExpected() crashExpect {
 type crashAPI struct {
 	srv     *httptest.Server
 	latency time.Duration
-	// hold, when set, is called first by every request (TestConcurrentRunRefused).
+	// hold, when set, is called first by every request, to hold some back.
 	hold  func(r *http.Request)
 	count atomic.Int64
 }
@@ -563,7 +563,7 @@ func TestCrashResume(t *testing.T) {
 				t.Fatalf("reference run: %v:\n%s", r, r.stderr)
 			}
 			window := r.took
-			t.Logf("reference run of version b: %v; kills land in [0, %v)", r.took.Round(time.Millisecond), window.Round(time.Millisecond))
+			t.Logf("reference run of version b: %v, so kills land in [0, %[1]v)", window.Round(time.Millisecond))
 			wantRows := dest.dump(t, ref)
 			checkReference(t, dest, ref, wantRows, want)
 
@@ -738,6 +738,25 @@ func multisetDiff(want, got []string) (missing, extra []string) {
 		}
 	}
 	return missing, extra
+}
+
+// TestMultisetDiff checks the comparison the crash tests rely on to catch
+// duplicates.
+func TestMultisetDiff(t *testing.T) {
+	for _, tc := range []struct {
+		want, got, missing, extra []string
+	}{
+		{want: []string{"a", "b"}, got: []string{"b", "a"}},
+		{want: []string{"a", "a"}, got: []string{"a"}, missing: []string{"a"}},
+		{want: []string{"a"}, got: []string{"a", "a"}, extra: []string{"a"}},
+		{want: []string{"a", "b"}, got: []string{"a", "c", "c"}, missing: []string{"b"}, extra: []string{"c", "c"}},
+		{},
+	} {
+		missing, extra := multisetDiff(tc.want, tc.got)
+		if !slices.Equal(missing, tc.missing) || !slices.Equal(extra, tc.extra) {
+			t.Errorf("multisetDiff(%q, %q) = %q, %q; want %q, %q", tc.want, tc.got, missing, extra, tc.missing, tc.extra)
+		}
+	}
 }
 
 func firstLine(text, containing string) string {
