@@ -254,23 +254,23 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, produced
 		}
 		// A run that reached its end, even with failures, leaves no page
 		// checkpoints: the next run reads everything again. Only an
-		// interrupted run leaves them, to resume from. They go before the
-		// tables are finished: a crash in between then means a full re-read
-		// (safe), never a "resume" that skips chains and finds their rows
-		// stale in a fresh replace cycle.
+		// interrupted run leaves them, to resume from. Clearing them and
+		// finishing the replace tables is one transaction: a crash in
+		// between would either let a rerun read everything again (append
+		// tables twice) or resume into a fresh replace cycle (rows taken
+		// for stale).
 		if !fatal && err == nil {
-			if cerr := d.tables.ClearState(ctx, streamNames(d.f)); cerr != nil {
-				errs = append(errs, fmt.Errorf("clear checkpoints: %w", cerr))
-				err = cerr
+			done := map[string]bool{}
+			for _, it := range d.f.Tables.Items {
+				done[it.Key] = complete(it.Value.From.V)
 			}
-		}
-		for _, it := range d.f.Tables.Items {
-			t := it.Value
-			marked, ferr := d.tables.FinishTable(ctx, t.Name, err == nil && complete(t.From.V))
+			marked, ferr := d.tables.FinishRun(ctx, done, streamNames(d.f))
 			if ferr != nil {
-				errs = append(errs, fmt.Errorf("table %s: %w", t.Name, ferr))
+				errs = append(errs, fmt.Errorf("finish tables: %w", ferr))
 			}
-			rep.Tables[t.Name] = marked
+			for k, n := range marked {
+				rep.Tables[k] = n
+			}
 		}
 	}
 	if d.port != nil && !fatal {

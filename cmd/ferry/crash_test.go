@@ -30,7 +30,6 @@ import (
 var (
 	crashSeed   = flag.Uint64("crash.seed", 20260601, "seed of TestCrashResume's kill delays")
 	crashTrials = flag.Int("crash.trials", 0, "trials of TestCrashResume per destination (default 12, or 8 under the race detector, which slows the ferry processes too)")
-	crashKnown  = flag.Bool("crash.known", false, "fail on, and deterministically reproduce, a known bug: a kill between clearing checkpoints and finishing a replace table")
 )
 
 // The crash tests drive the real CLI in separate processes: TestMain (see
@@ -567,12 +566,6 @@ func TestCrashResume(t *testing.T) {
 			wantRows := dest.dump(t, ref)
 			checkReference(t, dest, ref, wantRows, want)
 
-			if kind == "postgres" {
-				t.Run("kill in the finishing gap", func(t *testing.T) {
-					t.Parallel()
-					killInFinishingGap(t, dest, setup, wantRows)
-				})
-			}
 			for i := range trials {
 				t.Run(fmt.Sprintf("trial%02d", i), func(t *testing.T) {
 					t.Parallel()
@@ -595,7 +588,7 @@ func TestCrashResume(t *testing.T) {
 						}
 						return r
 					}
-					completed, afterKill, gap := false, false, false
+					completed, afterKill := false, false
 					for k := range 1 + rng.IntN(3) {
 						// The larger of two uniform draws: kills lean
 						// towards the later part of a run, where the
@@ -628,13 +621,6 @@ func TestCrashResume(t *testing.T) {
 							completed = true
 							break
 						}
-						if events == want.events && (cps == 0) != (gens == 0) {
-							// Every row written, and one of clearing the
-							// checkpoints and finishing teams done but not
-							// the other: the gap of knownBug.
-							story = append(story, "killed in the finishing gap")
-							gap = true
-						}
 					}
 					if !completed {
 						r := runAfterKill(-1)
@@ -653,8 +639,6 @@ func TestCrashResume(t *testing.T) {
 					}
 					switch {
 					case diff == "":
-					case gap && !*crashKnown:
-						t.Skipf("the kill landed in the finishing gap of a known bug, and the tables show it (-crash.known fails here): %s\n%s", knownBug, diff)
 					default:
 						t.Errorf("seed %d trial %d: tables differ from the uninterrupted run's after: %s\n%s", seed, i, strings.Join(story, "; "), diff)
 					}
@@ -830,155 +814,3 @@ func TestConcurrentRunRefused(t *testing.T) {
 		})
 	}
 }
-
-// knownBug is why a kill while a run finishes loses or duplicates rows; the
-// tests skip it unless -crash.known.
-const knownBug = "known bug: engine/dest.go finish clears the checkpoints (ClearState) and finishes each table (FinishTable) in separate transactions. " +
-	"Killed after FinishTable(teams) and before ClearState (the order before a57317d), the next run resumes from finished checkpoints, writes nothing to teams, " +
-	"and FinishTable, finding no open generation, marks every teams row deleted. " +
-	"Killed after ClearState and before FinishTable (the order since a57317d), the next run reads everything again and appends every task_events row a second time"
-
-// killInFinishingGap kills ferry at one precise point, on PostgreSQL:
-// between the commits of clearing the checkpoints and of finishing the
-// replace table "teams", in whichever order ferry does them. Triggers on
-// ferry's bookkeeping tables tell the test when each commits (NOTIFY is
-// delivered at commit). A rehearsal (a second sync of version a in another
-// schema) shows the order; in the run under test, a row lock that the test
-// takes on what the second step changes holds that step back until the
-// kill. The next run must then end with the uninterrupted run's tables.
-func killInFinishingGap(t *testing.T, dest *crashDest, setup func(*testing.T, string, *crashAPI) ferryCmd, want map[string][]string) {
-	if !*crashKnown {
-		t.Skipf("%s; -crash.known reproduces it", knownBug)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	listen := func(name string) *pgx.Conn {
-		conn := dest.pgConn(t, ctx)
-		t.Cleanup(func() { conn.Close(context.Background()) })
-		schema, channel := quoteIdent(name), quoteLit(name)
-		for _, q := range []string{
-			`CREATE FUNCTION ` + schema + `.test_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	IF TG_TABLE_NAME = '_ferry_sync' AND TG_OP = 'INSERT' THEN
-		PERFORM pg_notify(` + channel + `, 'begun ' || NEW.tbl);
-	ELSIF TG_TABLE_NAME = '_ferry_sync' THEN
-		PERFORM pg_notify(` + channel + `, 'finished ' || OLD.tbl);
-	ELSIF TG_OP = 'DELETE' THEN
-		PERFORM pg_notify(` + channel + `, 'cleared');
-	ELSIF NEW.stream = 'teams' THEN
-		PERFORM pg_notify(` + channel + `, 'state teams ' || NEW.value);
-	END IF;
-	RETURN NULL;
-END $$`,
-			`CREATE TRIGGER test_state AFTER INSERT OR UPDATE ON ` + schema + `."_ferry_state" FOR EACH ROW EXECUTE FUNCTION ` + schema + `.test_notify()`,
-			`CREATE TRIGGER test_clear AFTER DELETE ON ` + schema + `."_ferry_state" FOR EACH STATEMENT EXECUTE FUNCTION ` + schema + `.test_notify()`,
-			`CREATE TRIGGER test_sync AFTER INSERT OR DELETE ON ` + schema + `."_ferry_sync" FOR EACH ROW EXECUTE FUNCTION ` + schema + `.test_notify()`,
-			`LISTEN ` + quoteIdent(name),
-		} {
-			if _, err := conn.Exec(ctx, q); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return conn
-	}
-	prefix := fmt.Sprintf("crash_%d_%d_", os.Getpid(), time.Now().UnixNano()%1e6)
-
-	// Rehearsal: which of the two steps commits first.
-	rehearsal := prefix + "order"
-	api := startCrashAPI(t, 0, nil)
-	rc := setup(t, rehearsal, api)
-	rconn := listen(rehearsal)
-	rc.url = api.url("a")
-	if r := rc.run(t, -1); r.code != 0 {
-		t.Fatalf("rehearsal: %v:\n%s", r, r.stderr)
-	}
-	clearFirst := false
-	for {
-		n, err := rconn.WaitForNotification(ctx)
-		if err != nil {
-			t.Fatalf("rehearsal: neither the clearing of checkpoints nor the finishing of teams was seen: %v", err)
-		}
-		if n.Payload == "cleared" || n.Payload == "finished teams" {
-			clearFirst = n.Payload == "cleared"
-			break
-		}
-	}
-	t.Logf("ferry clears checkpoints first: %v", clearFirst)
-
-	// The last chain in release order waits until the test holds its row
-	// lock, so the lock is taken before the end of the run.
-	locked := make(chan struct{})
-	api = startCrashAPI(t, 3*time.Millisecond, func(r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/b/projects/t12-p1/tasks") {
-			select {
-			case <-locked:
-			case <-r.Context().Done():
-			}
-		}
-	})
-	name := prefix + "gap"
-	c := setup(t, name, api)
-	conn := listen(name)
-	holder := dest.pgConn(t, ctx)
-	defer holder.Close(context.Background())
-	// Hold back the second step: finishing teams deletes its _ferry_sync
-	// row; clearing deletes the _ferry_state rows, teams' among them.
-	lockWhen, lockQuery, killWhen := "state teams ", `SELECT 1 FROM `+quoteIdent(name)+`."_ferry_state" WHERE stream = 'teams' FOR UPDATE`, "finished teams"
-	if clearFirst {
-		lockWhen, lockQuery, killWhen = "begun teams", `SELECT 1 FROM `+quoteIdent(name)+`."_ferry_sync" WHERE tbl = 'teams' FOR UPDATE`, "cleared"
-	}
-
-	cmd := c.command(ctx)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan error, 1)
-	go func() {
-		waited <- cmd.Wait()
-		cancel() // unblocks WaitForNotification if ferry ends first
-	}()
-	var tx pgx.Tx
-	for killed := false; !killed; {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			t.Fatalf("ferry ended before the point to kill it (%v):\n%s", err, stderr.String())
-		}
-		switch {
-		case tx == nil && strings.HasPrefix(n.Payload, lockWhen) && (clearFirst || strings.Contains(n.Payload, `"done":true`)):
-			if tx, err = holder.Begin(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tx.Exec(ctx, lockQuery); err != nil {
-				t.Fatal(err)
-			}
-			close(locked)
-		case n.Payload == killWhen:
-			if tx == nil {
-				t.Fatalf("%q before the lock was taken", killWhen)
-			}
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			<-waited
-			killed = true
-		}
-	}
-	if err := tx.Rollback(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	cps, gens := dest.count(t, name, "_ferry_state", ""), dest.count(t, name, "_ferry_sync", "")
-	t.Logf("killed on %q: %d checkpoints, %d open generations left", killWhen, cps, gens)
-	dest.waitUnlocked(t, name)
-	r := c.run(t, -1)
-	if r.code != 0 {
-		t.Fatalf("next run: %v:\n%s", r, r.stderr)
-	}
-	t.Logf("next run: %v\n%s", r, r.stderr)
-	if diff := compareTables(want, dest.dump(t, name)); diff != "" {
-		t.Errorf("tables differ from the uninterrupted run's after a kill on %q:\n%s", killWhen, diff)
-	}
-}
-
-func quoteLit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

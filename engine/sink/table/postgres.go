@@ -480,29 +480,64 @@ func (s *pgBackend) writeState(ctx context.Context, cps []sink.Checkpoint, now t
 
 func (s *pgBackend) finish(ctx context.Context, t *tbl, cps []sink.Checkpoint, now, runTime time.Time) (marked int, err error) {
 	err = pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
-		cutoff := runTime
-		err := tx.QueryRow(ctx, `SELECT started_at FROM `+s.syncT+` WHERE tbl = $1`, t.cfg.name).Scan(&cutoff)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("table %q: read sync generation: %w", t.cfg.name, err)
-		}
-		if t.exists {
-			q := `UPDATE ` + t.ident + ` SET ` + quoteIdent(ColDeleted) + ` = true WHERE ` + quoteIdent(ColSynced) + ` < $1 AND NOT ` + quoteIdent(ColDeleted)
-			if t.cfg.hard {
-				q = `DELETE FROM ` + t.ident + ` WHERE ` + quoteIdent(ColSynced) + ` < $1`
-			}
-			tag, err := tx.Exec(ctx, q, cutoff)
-			if err != nil {
-				return fmt.Errorf("table %q: mark unseen rows: %w", t.cfg.name, err)
-			}
-			marked = int(tag.RowsAffected())
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM `+s.syncT+` WHERE tbl = $1`, t.cfg.name); err != nil {
-			return fmt.Errorf("table %q: end sync generation: %w", t.cfg.name, err)
+		var err error
+		if marked, err = s.finishIn(ctx, tx, t, runTime); err != nil {
+			return err
 		}
 		return s.putState(ctx, tx, cps, now)
 	})
 	if err != nil {
 		return 0, err
+	}
+	return marked, nil
+}
+
+// finishRun finishes several tables and clears the streams' checkpoints in
+// one transaction (see DB.FinishRun).
+func (s *pgBackend) finishRun(ctx context.Context, ts []*tbl, clear []string, runTime time.Time) (map[string]int, error) {
+	marked := map[string]int{}
+	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
+		for _, t := range ts {
+			n, err := s.finishIn(ctx, tx, t, runTime)
+			if err != nil {
+				return err
+			}
+			marked[t.cfg.name] = n
+		}
+		if len(clear) > 0 {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+s.stateT+` WHERE stream = ANY ($1)`, clear); err != nil {
+				return fmt.Errorf("postgres: clear state: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return marked, nil
+}
+
+// finishIn marks one replace table's unseen rows and ends its sync
+// generation, inside tx.
+func (s *pgBackend) finishIn(ctx context.Context, tx pgx.Tx, t *tbl, runTime time.Time) (marked int, err error) {
+	cutoff := runTime
+	err = tx.QueryRow(ctx, `SELECT started_at FROM `+s.syncT+` WHERE tbl = $1`, t.cfg.name).Scan(&cutoff)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("table %q: read sync generation: %w", t.cfg.name, err)
+	}
+	if t.exists {
+		q := `UPDATE ` + t.ident + ` SET ` + quoteIdent(ColDeleted) + ` = true WHERE ` + quoteIdent(ColSynced) + ` < $1 AND NOT ` + quoteIdent(ColDeleted)
+		if t.cfg.hard {
+			q = `DELETE FROM ` + t.ident + ` WHERE ` + quoteIdent(ColSynced) + ` < $1`
+		}
+		tag, err := tx.Exec(ctx, q, cutoff)
+		if err != nil {
+			return 0, fmt.Errorf("table %q: mark unseen rows: %w", t.cfg.name, err)
+		}
+		marked = int(tag.RowsAffected())
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM `+s.syncT+` WHERE tbl = $1`, t.cfg.name); err != nil {
+		return 0, fmt.Errorf("table %q: end sync generation: %w", t.cfg.name, err)
 	}
 	return marked, nil
 }

@@ -581,6 +581,45 @@ func (s *sqliteBackend) finish(ctx context.Context, t *tbl, cps []sink.Checkpoin
 			s.rollback(ctx)
 		}
 	}()
+	if marked, err = s.finishIn(ctx, t, runTime); err != nil {
+		return 0, err
+	}
+	if err := s.putState(ctx, cps, now); err != nil {
+		return 0, err
+	}
+	return marked, s.commit(ctx)
+}
+
+// finishRun finishes several tables and clears the streams' checkpoints in
+// one transaction (see DB.FinishRun).
+func (s *sqliteBackend) finishRun(ctx context.Context, ts []*tbl, clear []string, runTime time.Time) (marked map[string]int, err error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.rollback(ctx)
+		}
+	}()
+	marked = map[string]int{}
+	for _, t := range ts {
+		n, err := s.finishIn(ctx, t, runTime)
+		if err != nil {
+			return nil, err
+		}
+		marked[t.cfg.name] = n
+	}
+	for _, st := range clear {
+		if _, err := s.exec(ctx, `DELETE FROM `+s.stateT+` WHERE stream = ?`, st); err != nil {
+			return nil, fmt.Errorf("sqlite %s: clear state: %w", s.path, err)
+		}
+	}
+	return marked, s.commit(ctx)
+}
+
+// finishIn marks one replace table's unseen rows and ends its sync
+// generation, inside the caller's transaction.
+func (s *sqliteBackend) finishIn(ctx context.Context, t *tbl, runTime time.Time) (marked int, err error) {
 	cutoff := runTime.Format(datetimeFormat)
 	err = s.conn.QueryRowContext(ctx, `SELECT started_at FROM `+s.syncT+` WHERE tbl = ?`, t.cfg.name).Scan(&cutoff)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -604,10 +643,7 @@ func (s *sqliteBackend) finish(ctx context.Context, t *tbl, cps []sink.Checkpoin
 	if _, err := s.exec(ctx, `DELETE FROM `+s.syncT+` WHERE tbl = ?`, t.cfg.name); err != nil {
 		return 0, fmt.Errorf("table %q: end sync generation: %w", t.cfg.name, err)
 	}
-	if err := s.putState(ctx, cps, now); err != nil {
-		return 0, err
-	}
-	return marked, s.commit(ctx)
+	return marked, nil
 }
 
 func (s *sqliteBackend) state(ctx context.Context) (map[string]map[string]json.RawMessage, error) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -171,6 +172,7 @@ type backend interface {
 	load(ctx context.Context, phys string) (exists bool, cols []column, pk []string, err error)
 	write(ctx context.Context, job *writeJob) error
 	finish(ctx context.Context, t *tbl, cps []sink.Checkpoint, now, runTime time.Time) (int, error)
+	finishRun(ctx context.Context, ts []*tbl, clear []string, runTime time.Time) (map[string]int, error)
 	writeState(ctx context.Context, cps []sink.Checkpoint, now time.Time) error
 	state(ctx context.Context) (map[string]map[string]json.RawMessage, error)
 	clearState(ctx context.Context, streams []string) error
@@ -491,6 +493,46 @@ func (d *DB) FinishTable(ctx context.Context, table string, complete bool, cps .
 	n.begun = false
 	d.tables[table] = &n
 	d.log.Info("table finished", "table", table, "marked", marked, "hard_delete", t.cfg.hard)
+	return marked, nil
+}
+
+// FinishRun ends a run in one transaction: every table named in complete
+// with true that is in replace mode has its unseen rows marked (as
+// FinishTable does), and the checkpoints of the given streams are deleted.
+// Doing both at once is what makes a crash while finishing harmless: either
+// nothing happened (the checkpoints are still there, a rerun resumes and
+// finishes) or all of it did. Tables not complete, or not in replace mode,
+// are left as they are. It returns the rows marked per table.
+func (d *DB) FinishRun(ctx context.Context, complete map[string]bool, clearStreams []string) (map[string]int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, errClosed
+	}
+	var ts []*tbl
+	for name, ok := range complete {
+		if !ok {
+			continue
+		}
+		t, err := d.table(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if t.cfg.mode == ModeReplace {
+			ts = append(ts, t)
+		}
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].cfg.name < ts[j].cfg.name })
+	marked, err := d.be.finishRun(ctx, ts, clearStreams, d.runTime)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range ts {
+		n := *t
+		n.begun = false
+		d.tables[t.cfg.name] = &n
+		d.log.Info("table finished", "table", t.cfg.name, "marked", marked[t.cfg.name], "hard_delete", t.cfg.hard)
+	}
 	return marked, nil
 }
 
