@@ -11,6 +11,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/ferry-etl/ferry/engine/internal/suggest"
+
 	"github.com/ferry-etl/ferry/engine/spec"
 )
 
@@ -47,13 +49,13 @@ func ResolveConfig(f *spec.File, src ConfigSources) (*Config, error) {
 		}
 		for k := range fileVals {
 			if !slices.Contains(known, k) {
-				problems = append(problems, fmt.Sprintf("config file %s: unknown input %q%s", src.File, k, suggest(k, known)))
+				problems = append(problems, fmt.Sprintf("config file %s: unknown input %q%s", src.File, k, didYouMean(k, known)))
 			}
 		}
 	}
 	for k := range src.Sets {
 		if !slices.Contains(known, k) {
-			problems = append(problems, fmt.Sprintf("--set %s: unknown input%s (the spec has: %s)", k, suggest(k, known), strings.Join(known, ", ")))
+			problems = append(problems, fmt.Sprintf("--set %s: unknown input%s (the spec has: %s)", k, didYouMean(k, known), strings.Join(known, ", ")))
 		}
 	}
 	dotenv, err := readDotEnv(src.DotEnv)
@@ -135,37 +137,11 @@ func missing(name string, v *spec.ConfigVar) string {
 	return msg
 }
 
-func suggest(name string, known []string) string {
-	best, dist := "", 3
-	for _, k := range known {
-		if d := levenshtein(name, k); d < dist {
-			best, dist = k, d
-		}
+func didYouMean(name string, known []string) string {
+	if best := suggest.Closest(name, known); best != "" {
+		return fmt.Sprintf("; did you mean %q?", best)
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf("; did you mean %q?", best)
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
+	return ""
 }
 
 // readDotEnv reads KEY=VALUE lines (optional "export ", quotes, # comments).

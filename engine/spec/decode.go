@@ -12,6 +12,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferry-etl/ferry/engine/eval"
+
+	"github.com/ferry-etl/ferry/engine/internal/suggest"
 )
 
 // decoder walks yaml.Node trees into the tagged types of this package,
@@ -245,7 +247,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, at Po
 		j := slices.Index(keys, name)
 		if j < 0 {
 			hint := didYouMean(name, keys)
-			if best := closest(name, keys); best != "" {
+			if best := suggest.Closest(name, keys); best != "" {
 				suggested[best] = true
 			}
 			d.errorf(k, path, "unknown field %q%s", name, hint)

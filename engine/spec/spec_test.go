@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ferry-etl/ferry/engine/eval"
+
+	"github.com/ferry-etl/ferry/engine/internal/suggest"
 )
 
 // mustParse parses src as spec.yaml and fails the test on any error.
@@ -599,7 +601,7 @@ func TestDidYouMean(t *testing.T) {
 		{strings.Repeat("a", 100), ""},
 	}
 	for _, tc := range tests {
-		if got := closest(tc.name, cands); got != tc.want {
+		if got := suggest.Closest(tc.name, cands); got != tc.want {
 			t.Errorf("closest(%q) = %q, want %q", tc.name, got, tc.want)
 		}
 	}
