@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferry-etl/ferry/engine/internal/statuswriter"
 )
 
 // Defaults taken from Port's published contract (see doc.go).
@@ -244,24 +246,8 @@ func (s *Server) RejectEntity(blueprint, identifier string, status int, code, me
 	s.rejects[entityKey{blueprint, identifier}] = &apiError{status: status, code: code, msg: message}
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
+// statusWriter remembers the status code for the request log.
+type statusWriter = statuswriter.Writer
 
 // ServeHTTP implements the Port API.
 func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
@@ -282,7 +268,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			logged = nil
 		}
 		s.requests = append(s.requests, Request{
-			Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.Query(), Status: w.status, Body: logged,
+			Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.Query(), Status: w.Status, Body: logged,
 		})
 		s.mu.Unlock()
 	}()

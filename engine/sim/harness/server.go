@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferry-etl/ferry/engine/internal/statuswriter"
 )
 
 // Options configure a [Server]. The zero value is usable: see the field
@@ -160,25 +162,8 @@ func (s *Server) ResetRequests() {
 	s.log = nil
 }
 
-// statusWriter records the status a handler wrote.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
+// statusWriter remembers the status code for the request log.
+type statusWriter = statuswriter.Writer
 
 // maxBody bounds what the simulator reads from a request body.
 const maxBody = 1 << 20
@@ -221,10 +206,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.logMu.Lock()
 	// ResetRequests may have dropped the entry meanwhile.
 	if idx < len(s.log) && s.log[idx].Seq == seq {
-		s.log[idx].Status = sw.status
+		s.log[idx].Status = sw.Status
 	}
 	s.logMu.Unlock()
-	s.opts.Logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.status)
+	s.opts.Logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", sw.Status)
 }
 
 func (s *Server) dispatch(rc *reqCtx, limited bool) {

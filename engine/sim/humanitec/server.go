@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferry-etl/ferry/engine/internal/statuswriter"
 )
 
 // DefaultToken is the bearer token the server accepts when Options.Token is
@@ -141,24 +143,7 @@ func (s *Server) orgID() string {
 }
 
 // statusWriter remembers the status code for the request log.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
+type statusWriter = statuswriter.Writer
 
 // ServeHTTP answers one request: latency, rate limit, auth, routing,
 // scripted faults, then the endpoint itself.
@@ -170,16 +155,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.reqMu.Lock()
 		s.reqs = append(s.reqs, Request{
 			Method: r.Method, Path: r.URL.Path, RawPath: r.URL.EscapedPath(),
-			Query: r.URL.Query(), AuthOK: authOK, Status: sw.status, At: at,
+			Query: r.URL.Query(), AuthOK: authOK, Status: sw.Status, At: at,
 		})
 		s.reqMu.Unlock()
-		s.log.Debug("request", "method", r.Method, "path", r.URL.EscapedPath(), "status", sw.status)
+		s.log.Debug("request", "method", r.Method, "path", r.URL.EscapedPath(), "status", sw.Status)
 	}()
 
 	if s.opts.Latency > 0 {
 		if err := s.opts.Sleep(r.Context(), s.opts.Latency); err != nil {
 			// The client went away; nobody reads an answer.
-			sw.status = 499
+			sw.Status = 499
 			return
 		}
 	}
