@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -115,34 +113,13 @@ func openDestinations(ctx context.Context, f *spec.File, opts RunOptions) (*dest
 			d.close()
 			return nil, fmt.Errorf("port: %w", err)
 		}
-		bps, err := loadBlueprints(f)
-		if err != nil {
-			d.close()
-			return nil, err
-		}
-		if err := ps.EnsureBlueprints(ctx, bps); err != nil {
+		if err := ps.EnsureBlueprints(ctx, f.Blueprints()); err != nil {
 			d.close()
 			return nil, fmt.Errorf("port: blueprints: %w", err)
 		}
 		d.port = ps
 	}
 	return d, nil
-}
-
-// loadBlueprints reads the spec's blueprints file (validated at load).
-func loadBlueprints(f *spec.File) ([]json.RawMessage, error) {
-	if !f.Port.Blueprints.Set {
-		return nil, nil
-	}
-	data, err := fs.ReadFile(os.DirFS(filepath.Dir(f.Path)), f.Port.Blueprints.V)
-	if err != nil {
-		return nil, fmt.Errorf("port: blueprints: %w", err)
-	}
-	var bps []json.RawMessage
-	if err := json.Unmarshal(data, &bps); err != nil {
-		return nil, fmt.Errorf("port: blueprints %s: %w", f.Port.Blueprints.V, err)
-	}
-	return bps, nil
 }
 
 // redactDSN hides a password in a database URL.

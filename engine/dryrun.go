@@ -28,11 +28,7 @@ func newCheckedOutput(f *spec.File, out runner.Output) (*checkedOutput, error) {
 	if f.Port == nil {
 		return c, nil
 	}
-	raws, err := loadBlueprints(f)
-	if err != nil {
-		return nil, err
-	}
-	for _, raw := range raws {
+	for _, raw := range f.Blueprints() {
 		bp, err := port.ParseBlueprint(raw)
 		if err != nil {
 			return nil, fmt.Errorf("port: blueprints %s: %w", f.Port.Blueprints.V, err)

@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"encoding/json"
+
 	"github.com/ferry-etl/ferry/engine/eval"
 )
 
@@ -22,8 +24,9 @@ type File struct {
 	Tables      Map[Table]     `yaml:"tables" names:"table" doc:"Destination tables (SQLite, PostgreSQL) mapped from streams."`
 	Port        *Port          `yaml:"port" doc:"Port software-catalog entities mapped from streams."`
 
-	config  map[string]*ConfigVar // by name, after validation
-	streams map[string]*Stream
+	config     map[string]*ConfigVar // by name, after validation
+	streams    map[string]*Stream
+	blueprints []json.RawMessage // bodies of port.blueprints, read once at load
 }
 
 // ConfigVar is one named input of a spec.
@@ -170,6 +173,10 @@ type Entity struct {
 	Properties Map[JQ] `yaml:"properties" doc:"Property name to jq."`
 	Relations  Map[JQ] `yaml:"relations" doc:"Relation name to jq (a string, a list for many, or null)."`
 }
+
+// Blueprints returns the bodies of the port.blueprints file, in file order,
+// as read when the spec was loaded (nil when parsed without a file system).
+func (f *File) Blueprints() []json.RawMessage { return f.blueprints }
 
 // Code returns the compiled program, or nil when the field was not set.
 func (q *JQ) Code() *eval.JQ { return q.code }

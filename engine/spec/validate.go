@@ -290,6 +290,7 @@ func (p *parser) loadBlueprints(f *File) map[string]*Blueprint {
 		p.errorAt(ref.P, "port.blueprints", "%s: %s", ref.V, msg)
 		return nil
 	}
+	f.blueprints = raws
 	out := map[string]*Blueprint{}
 	for i, raw := range raws {
 		var bp Blueprint
