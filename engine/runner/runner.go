@@ -307,6 +307,13 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 	if !ok {
 		return nil
 	}
+	if ps.Next.URL != "" {
+		// A next link may echo a query API key; state never holds secrets.
+		// The HTTP client puts the real key back on the resumed request.
+		saved := *ps
+		saved.Next.URL = r.opts.Pool.RedactURL(ps.Next.URL)
+		ps = &saved
+	}
 	val, err := json.Marshal(ps)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
