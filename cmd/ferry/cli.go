@@ -271,7 +271,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "ferry:", err)
 		return exitUsage
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
-		fmt.Fprintln(stderr, "ferry: interrupted; nothing after the last completed write was kept")
+		if *dryRun || len(f.Tables.Items) == 0 {
+			fmt.Fprintln(stderr, "ferry: interrupted")
+		} else {
+			fmt.Fprintln(stderr, "ferry: interrupted; the rows of every completed page are kept, and the next run resumes from there")
+		}
 		return exitFailed
 	}
 	fmt.Fprintln(stderr, "ferry:", err)
