@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"testing"
 )
 
@@ -171,6 +172,18 @@ func BenchmarkMapEntity(b *testing.B) {
 	run("baseline_decode_encode", nil, false)
 	run("mapping", q, false)
 	run("mapping_parallel", q, true)
+	// The same two with the garbage-collector setting cmd/ferry runs with
+	// (GOGC=400): with a heap of a few MB, collection at 100% dominates and
+	// keeps the second core from adding throughput.
+	withGC := func(percent int, f func()) {
+		old := debug.SetGCPercent(percent)
+		defer debug.SetGCPercent(old)
+		f()
+	}
+	withGC(400, func() {
+		run("mapping_gogc400", q, false)
+		run("mapping_parallel_gogc400", q, true)
+	})
 	// Reference: title cleaned with gsub, as in reference/baselines.md.
 	run("mapping_gsub", gsub, false)
 }
