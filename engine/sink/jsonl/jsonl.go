@@ -34,9 +34,15 @@ func New(w io.Writer, secrets ...string) *Writer {
 		if s == "" {
 			continue
 		}
-		// Secrets are matched as they appear inside JSON strings.
-		enc, _ := json.Marshal(s)
-		jw.secrets = append(jw.secrets, enc[1:len(enc)-1])
+		// Secrets are matched as they appear inside the printed JSON
+		// strings: escaped the way the line encoder escapes (no HTML
+		// escaping).
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(s) // a string always encodes
+		quoted := bytes.TrimSpace(b.Bytes())
+		jw.secrets = append(jw.secrets, quoted[1:len(quoted)-1])
 	}
 	jw.enc = json.NewEncoder(&jw.buf)
 	jw.enc.SetEscapeHTML(false)
