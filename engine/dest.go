@@ -251,9 +251,15 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, produced
 		}
 	}
 	if d.port != nil && !fatal {
+		if d.resuming {
+			// Chains finished before the interruption were not fetched
+			// again, so their entities were not produced this time: taking
+			// them for stale would delete live entities.
+			d.log.Warn("resumed run: stale Port entities are not deleted this time")
+		}
 		bpComplete := map[string]bool{}
 		for _, e := range d.f.Port.Entities {
-			ok := complete(e.From.V)
+			ok := complete(e.From.V) && !d.resuming
 			if prev, seen := bpComplete[e.Blueprint.V]; seen {
 				ok = ok && prev
 			}
