@@ -145,7 +145,13 @@ func (d *destinations) state(ctx context.Context) (map[string]map[string]json.Ra
 	if err != nil {
 		return nil, fmt.Errorf("destination: read state: %w", err)
 	}
-	d.resuming = len(st) > 0
+	// Page checkpoints mean an interrupted run; incremental cursors
+	// ("<stream>@cursor") are kept across runs and do not.
+	for stream := range st {
+		if !strings.HasSuffix(stream, runner.WatermarkSuffix) {
+			d.resuming = true
+		}
+	}
 	return st, nil
 }
 
@@ -241,7 +247,7 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, produced
 			for _, it := range d.f.Tables.Items {
 				done[it.Key] = complete(it.Value.From.V)
 			}
-			marked, ferr := d.tables.FinishRun(ctx, done, streamNames(d.f))
+			marked, ferr := d.tables.FinishRun(ctx, done, ranStreams(sum))
 			if ferr != nil {
 				errs = append(errs, fmt.Errorf("finish tables: %w", ferr))
 			}
@@ -274,7 +280,18 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, produced
 	return rep, errors.Join(errs...)
 }
 
-func streamNames(f *spec.File) []string { return f.Streams.Keys() }
+// ranStreams names the streams this run fetched: only their checkpoints
+// are cleared (a --streams run leaves the others' for a resume).
+func ranStreams(sum *runner.Summary) []string {
+	if sum == nil {
+		return nil
+	}
+	out := make([]string, len(sum.Streams))
+	for i, sn := range sum.Streams {
+		out[i] = sn.Stream
+	}
+	return out
+}
 
 func isRunError(err error) bool {
 	var re *runner.RunError

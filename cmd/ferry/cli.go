@@ -203,7 +203,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if spec.AsList(err) != nil {
 			return exitInvalid
 		}
-		return exitFailed
+		return exitUsage // the spec file cannot be read
 	}
 	src := engine.ConfigSources{Sets: sets, File: *configFile, DotEnv: ".env"}
 	portOpts := engine.PortFromEnv(os.LookupEnv)
@@ -244,6 +244,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var streamList []string
 	if *streams != "" {
 		streamList = strings.Split(*streams, ",")
+		for _, name := range streamList {
+			if f.Stream(name) == nil {
+				fmt.Fprintf(stderr, "ferry: --streams: unknown stream %q (the spec has: %s)\n", name, strings.Join(f.Streams.Keys(), ", "))
+				return exitUsage
+			}
+		}
 	}
 	prog := newProgress(stderr, *progress, log)
 	tableDest := *dest

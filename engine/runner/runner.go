@@ -113,10 +113,11 @@ func recordLabel(v any) string {
 // run is one request chain of a stream: for one parent, or the only one of a
 // root stream.
 type run struct {
-	parent    *chain
-	batch     []any
-	partition string
-	out       chan item
+	parent      *chain
+	batch       []any
+	batchStream bool // the stream takes a batch (batch may still be empty)
+	partition   string
+	out         chan item
 }
 
 type item struct {
@@ -304,7 +305,9 @@ func (r *Runner) completeness(sum *Summary, fatal error) {
 // checkpoint hands a page's checkpoint to an Output that keeps state.
 func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *pageState, out Output) error {
 	cp, ok := out.(Checkpointer)
-	if !ok {
+	if !ok || !st.selected {
+		// A stream fetched only to drive a --streams selection wrote no
+		// rows: a checkpoint would make a later run skip writing them.
 		return nil
 	}
 	if ps.Next.URL != "" {
@@ -362,7 +365,9 @@ func partitionKey(c *chain) string {
 
 func recordKey(v any) string {
 	if m, ok := v.(map[string]any); ok {
-		for _, k := range []string{"id", "identifier", "uuid", "key", "guresid", "name"} {
+		// Fields that name one record among its siblings; "key" or "name"
+		// often do not (key/value lists), and then the content decides.
+		for _, k := range []string{"id", "identifier", "uuid", "guresid"} {
 			if x, ok := m[k]; ok && x != nil {
 				return url.PathEscape(fmt.Sprint(x))
 			}
@@ -458,7 +463,7 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				b.stat.failed()
 				continue
 			}
-			if err := r.submit(ctx, b, &run{parent: rn.parent, batch: batch}, runs); err != nil {
+			if err := r.submit(ctx, b, &run{parent: rn.parent, batch: batch, batchStream: true}, runs); err != nil {
 				return err
 			}
 		}
@@ -476,8 +481,9 @@ func (r *Runner) env(rn *run) map[string]any {
 		}
 		env[spec.VarParents] = parents
 	}
-	if rn.batch != nil {
-		env[spec.VarBatch] = eval.Normalize(rn.batch)
+	if rn.batchStream {
+		// Always a list, empty when the batch source had no records.
+		env[spec.VarBatch] = eval.Normalize(nonNil(rn.batch))
 	}
 	return env
 }
