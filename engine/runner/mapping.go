@@ -22,8 +22,11 @@ type mapped struct {
 // error is a failure of that record, reported with its place; the only error
 // returned is cancellation (which must not pass for a mapping failure, or the
 // page's checkpoint would commit without the record).
-func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec any, vars []any) (*mapped, error) {
-	if len(st.tables) == 0 && len(st.entities) == 0 {
+//
+// rows is false for a record re-read after a restart: its rows were
+// committed before, its entities (sent only when a run ends) were not.
+func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec any, vars []any, rows bool) (*mapped, error) {
+	if (!rows || len(st.tables) == 0) && len(st.entities) == 0 {
 		return nil, nil
 	}
 	m := &mapped{}
@@ -31,7 +34,11 @@ func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec an
 		c := &chain{stream: st.s.Name, data: rec, up: rn.parent}
 		m.fails = append(m.fails, Failure{Stream: st.s.Name, Parents: c.describe(), Err: err})
 	}
-	for _, t := range st.tables {
+	tables := st.tables
+	if !rows {
+		tables = nil
+	}
+	for _, t := range tables {
 		rows, err := t.Row.Code().Run(ctx, rec, vars...)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

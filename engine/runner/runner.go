@@ -133,6 +133,10 @@ type pageState struct {
 	Pages int            `json:"pages"`
 	Next  paginate.State `json:"next"`
 	Done  bool           `json:"done,omitempty"`
+	// Since is the incremental cursor the chain started from: a resumed
+	// chain asks the same question. Max is the largest cursor seen so far.
+	Since any `json:"since,omitempty"`
+	Max   any `json:"max,omitempty"`
 	// cursor is the largest incremental cursor of a finished chain; it is
 	// saved under the stream's watermark key, not in the page state.
 	cursor any
@@ -580,9 +584,14 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 	fail := func(err error) { send(item{err: err}) }
 	s := st.s
 	env := r.env(rn)
-	var maxCursor any
+	cp := r.resumePoint(st, rn.partition)
+	var since, maxCursor any
 	if s.Incremental != nil {
-		env[spec.VarCursor] = eval.Normalize(r.watermark(st, rn.partition))
+		since = r.watermark(st, rn.partition)
+		if cp != nil && cp.Since != nil {
+			since = cp.Since
+		}
+		env[spec.VarCursor] = eval.Normalize(since)
 	}
 	if w := s.When.Program(); w != nil {
 		ok, err := w.EvalBool(env)
@@ -607,11 +616,12 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		return
 	}
 	first, replayUntil := 1, 0
-	if cp := r.resumePoint(st, rn.partition); cp != nil {
+	if cp != nil {
 		switch {
-		case len(st.children) > 0 || len(st.batchers) > 0:
-			// Children need the parent records again: re-read the
-			// committed pages, but write nothing from them.
+		case len(st.children) > 0 || len(st.batchers) > 0 || len(st.entities) > 0:
+			// Children need the parent records again, and Port entities
+			// are only sent when a run ends: re-read the committed pages,
+			// writing no row from them.
 			replayUntil = cp.Pages
 		case cp.Done:
 			return
@@ -620,7 +630,7 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 				fail(fmt.Errorf("resume: %w", err))
 				return
 			}
-			first = cp.Pages + 1
+			first, maxCursor = cp.Pages+1, cp.Max
 		}
 	}
 	for page := first; ; page++ {
@@ -662,11 +672,9 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 					maxCursor = c
 				}
 			}
-			var m *mapped
-			if !replay {
-				if m, err = r.mapRecord(ctx, st, rn, rec, vars); err != nil {
-					return // cancelled
-				}
+			m, err := r.mapRecord(ctx, st, rn, rec, vars, !replay)
+			if err != nil {
+				return // cancelled
 			}
 			if !send(item{rec: rec, out: m}) {
 				return
@@ -678,7 +686,7 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 			fail(fmt.Errorf("page %d: %s %s: %w", page, st.method, resp.URL, err))
 			return
 		}
-		mark := &pageState{Pages: page, Next: pager.State(), Done: !more}
+		mark := &pageState{Pages: page, Next: pager.State(), Done: !more, Since: since, Max: maxCursor}
 		if !more && s.Incremental != nil && maxCursor != nil {
 			mark.cursor = maxCursor
 		}

@@ -55,11 +55,32 @@ func (p *parser) validate(f *File) {
 		p.compileValue(&it.Value.Default, "config."+it.Key+".default", nil)
 	}
 	p.checkStreams(f)
+	p.checkIncremental(f)
 	p.checkGraph(f)
 	blueprints := p.loadBlueprints(f)
 	p.checkTables(f)
 	p.checkPort(f, blueprints)
 	p.compile(f)
+}
+
+// checkIncremental refuses a cursor on a stream that others fan out from or
+// batch: the parent's cursor would move on when its own pages end, before
+// its children have finished, and a child that failed would never be asked
+// for again. The cursor belongs on the child streams.
+func (p *parser) checkIncremental(f *File) {
+	for i := range f.Streams.Items {
+		s := &f.Streams.Items[i].Value
+		if s.Incremental == nil {
+			continue
+		}
+		for j := range f.Streams.Items {
+			c := &f.Streams.Items[j].Value
+			if c.ForEach.V == s.Name || c.Batch.V == s.Name {
+				p.errorAt(s.Incremental.Cursor.P, "streams."+s.Name+".incremental", "incremental is not supported on a stream that others fan out from (%s does): its cursor would move on before its children finish; put incremental on the child stream", c.Name)
+				break
+			}
+		}
+	}
 }
 
 func (p *parser) checkStreams(f *File) {
