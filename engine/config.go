@@ -82,7 +82,9 @@ func ResolveConfig(f *spec.File, src ConfigSources) (*Config, error) {
 		}
 		cfg.Values[name] = val
 		if v.Secret.V {
-			if s, isStr := val.(string); isStr && s != "" {
+			// A secret given as a YAML number or boolean in a config file is
+			// still a secret, as the text it renders to.
+			if s := fmt.Sprint(val); val != nil && s != "" {
 				cfg.Secrets = append(cfg.Secrets, s)
 			}
 		}
