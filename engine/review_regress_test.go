@@ -113,73 +113,27 @@ tables:
 	}
 }
 
-// Finding: watermarks make d.resuming true forever; Port never deletes.
-func TestRegressIncrementalDisablesPortDeletion(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "bp.json"), []byte(`[{"identifier": "item", "title": "Item", "schema": {"properties": {}, "required": []}, "relations": {}}]`), 0o644)
-	f := rvLoad(t, dir, "k.yaml", `
-version: 1
-name: k
-config:
-  url: {required: true}
-http:
-  base_url: ${ config.url }
-streams:
-  items:
-    request: {path: /items}
+// Finding: incremental cursors (kept across runs) made every later run look
+// like a resume, so Port never deleted a stale entity again. With and
+// without an incremental stream, a complete second run deletes the one
+// entity removed at the source.
+func TestRegressIncrementalKeepsPortDeletion(t *testing.T) {
+	for name, events := range map[string]string{
+		"incremental": `
   events:
     incremental: {cursor: .updated_at, initial: "1970"}
     request:
       path: /events
-      query: {since: '${ cursor }'}
-tables:
-  events: {from: events, primary_key: [id]}
-port:
-  blueprints: bp.json
-  entities:
-    - blueprint: item
-      from: items
-      identifier: .id
-`)
-	var mu sync.Mutex
-	items := []any{}
-	for i := range 5 {
-		items = append(items, map[string]any{"id": fmt.Sprintf("i%d", i)})
-	}
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		if r.URL.Path == "/items" {
-			json.NewEncoder(w).Encode(items)
-			return
-		}
-		json.NewEncoder(w).Encode([]any{map[string]any{"id": 1, "updated_at": "2024"}})
-	}))
-	defer api.Close()
-	pt := porttest.New(porttest.Options{RateLimit: -1})
-	defer pt.Close()
-	db := "sqlite:" + filepath.Join(dir, "k.db")
-	po := engine.PortOptions{BaseURL: pt.URL(), ClientID: pt.ClientID(), ClientSecret: pt.ClientSecret()}
-	if _, err := engine.Run(t.Context(), f, rvCfg(t, f, api.URL), engine.RunOptions{Dest: db, Port: po}); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	items = items[:4] // i4 removed at the source
-	mu.Unlock()
-	res, err := engine.Run(t.Context(), f, rvCfg(t, f, api.URL), engine.RunOptions{Dest: db, Port: po})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Dest.Port.Deleted != 1 {
-		t.Errorf("complete, un-interrupted second run deleted %d stale entities, want 1 (catalog: %d)", res.Dest.Port.Deleted, len(pt.Catalog().Entities))
-	}
-}
-
-// Finding: watermarks make d.resuming true forever; Port never deletes.
-func TestRegressControlNoIncrementalDeletes(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "bp.json"), []byte(`[{"identifier": "item", "title": "Item", "schema": {"properties": {}, "required": []}, "relations": {}}]`), 0o644)
-	f := rvLoad(t, dir, "k.yaml", `
+      query: {since: '${ cursor }'}`,
+		"plain (control)": `
+  events:
+    request:
+      path: /events`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "bp.json"), []byte(`[{"identifier": "item", "title": "Item", "schema": {"properties": {}, "required": []}, "relations": {}}]`), 0o644)
+			f := rvLoad(t, dir, "k.yaml", `
 version: 1
 name: k
 config:
@@ -188,10 +142,7 @@ http:
   base_url: ${ config.url }
 streams:
   items:
-    request: {path: /items}
-  events:
-    request:
-      path: /events
+    request: {path: /items}`+events+`
 tables:
   events: {from: events, primary_key: [id]}
 port:
@@ -201,37 +152,39 @@ port:
       from: items
       identifier: .id
 `)
-	var mu sync.Mutex
-	items := []any{}
-	for i := range 5 {
-		items = append(items, map[string]any{"id": fmt.Sprintf("i%d", i)})
-	}
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		if r.URL.Path == "/items" {
-			json.NewEncoder(w).Encode(items)
-			return
-		}
-		json.NewEncoder(w).Encode([]any{map[string]any{"id": 1, "updated_at": "2024"}})
-	}))
-	defer api.Close()
-	pt := porttest.New(porttest.Options{RateLimit: -1})
-	defer pt.Close()
-	db := "sqlite:" + filepath.Join(dir, "k.db")
-	po := engine.PortOptions{BaseURL: pt.URL(), ClientID: pt.ClientID(), ClientSecret: pt.ClientSecret()}
-	if _, err := engine.Run(t.Context(), f, rvCfg(t, f, api.URL), engine.RunOptions{Dest: db, Port: po}); err != nil {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	items = items[:4] // i4 removed at the source
-	mu.Unlock()
-	res, err := engine.Run(t.Context(), f, rvCfg(t, f, api.URL), engine.RunOptions{Dest: db, Port: po})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Dest.Port.Deleted != 1 {
-		t.Errorf("complete, un-interrupted second run deleted %d stale entities, want 1 (catalog: %d)", res.Dest.Port.Deleted, len(pt.Catalog().Entities))
+			var mu sync.Mutex
+			items := []any{}
+			for i := range 5 {
+				items = append(items, map[string]any{"id": fmt.Sprintf("i%d", i)})
+			}
+			api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				defer mu.Unlock()
+				if r.URL.Path == "/items" {
+					json.NewEncoder(w).Encode(items)
+					return
+				}
+				json.NewEncoder(w).Encode([]any{map[string]any{"id": 1, "updated_at": "2024"}})
+			}))
+			defer api.Close()
+			pt := porttest.New(porttest.Options{RateLimit: -1})
+			defer pt.Close()
+			db := "sqlite:" + filepath.Join(dir, "k.db")
+			po := engine.PortOptions{BaseURL: pt.URL(), ClientID: pt.ClientID(), ClientSecret: pt.ClientSecret()}
+			if _, err := engine.Run(t.Context(), f, rvCfg(t, f, api.URL), engine.RunOptions{Dest: db, Port: po}); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			items = items[:4] // i4 removed at the source
+			mu.Unlock()
+			res, err := engine.Run(t.Context(), f, rvCfg(t, f, api.URL), engine.RunOptions{Dest: db, Port: po})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Dest.Port.Deleted != 1 {
+				t.Errorf("complete, un-interrupted second run deleted %d stale entities, want 1 (catalog: %d)", res.Dest.Port.Deleted, len(pt.Catalog().Entities))
+			}
+		})
 	}
 }
 
