@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/sink"
@@ -55,7 +56,17 @@ type destinations struct {
 	rows     []sink.Row
 	cps      []sink.Checkpoint
 	batch    int
-	resuming bool // the destination held checkpoints of an interrupted run
+	resuming bool // the destination held checkpoints of an unfinished sync
+	some     bool // --streams: the run produces some streams only
+}
+
+// syncKey is the state entry that dates the sync a run belongs to. It is
+// committed with the sync's first rows and cleared with its last
+// checkpoints; a resumed run reads it to refuse resuming a stale sync.
+const syncKey = "@sync"
+
+type syncState struct {
+	Started time.Time `json:"started"`
 }
 
 type partKey struct{ stream, partition string }
@@ -64,7 +75,7 @@ func tableDefs(f *spec.File) []table.Table {
 	var out []table.Table
 	for _, it := range f.Tables.Items {
 		t := it.Value
-		def := table.Table{Name: t.Name, Mode: t.Mode.V, Columns: map[string]string{}}
+		def := table.Table{Name: t.Name, Mode: t.Mode.V, Columns: map[string]string{}, Merge: t.OnDuplicate.V == runner.DupMerge}
 		for _, k := range t.PrimaryKey {
 			def.PrimaryKey = append(def.PrimaryKey, k.V)
 		}
@@ -79,7 +90,7 @@ func tableDefs(f *spec.File) []table.Table {
 // openDestinations prepares every destination the spec needs, before any
 // request: a missing credential or a locked database stops the run early.
 func openDestinations(ctx context.Context, f *spec.File, opts RunOptions) (*destinations, error) {
-	d := &destinations{f: f, log: opts.Logger}
+	d := &destinations{f: f, log: opts.Logger, some: len(opts.Streams) > 0}
 	if len(f.Tables.Items) > 0 {
 		dest := opts.Dest
 		if dest == "" {
@@ -136,8 +147,12 @@ func redactDSN(dsn string) string {
 	return dsn
 }
 
-// state returns the checkpoints an interrupted run left, to resume from.
-func (d *destinations) state(ctx context.Context) (map[string]map[string]json.RawMessage, error) {
+// state returns the checkpoints of an unfinished sync (a run that was
+// interrupted or had failures), to resume from. A sync that began more
+// than resumeWithin ago is not resumed: the run starts a new one (keeping
+// incremental cursors), so that one failing request cannot keep every
+// other stream's data old for ever.
+func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin time.Duration) (map[string]map[string]json.RawMessage, error) {
 	if d.tables == nil {
 		return nil, nil
 	}
@@ -145,15 +160,38 @@ func (d *destinations) state(ctx context.Context) (map[string]map[string]json.Ra
 	if err != nil {
 		return nil, fmt.Errorf("destination: read state: %w", err)
 	}
-	// Page checkpoints mean an interrupted run; incremental cursors
-	// ("<stream>@cursor") are kept across runs and do not.
+	// Page checkpoints mean an unfinished sync; incremental cursors
+	// ("<stream>@cursor") are kept across syncs and do not.
 	for stream := range st {
-		if !strings.HasSuffix(stream, runner.WatermarkSuffix) {
+		if isPageState(stream) {
 			d.resuming = true
 		}
 	}
+	if d.resuming {
+		var sy syncState
+		_ = json.Unmarshal(st[syncKey][""], &sy)
+		if age := now.Sub(sy.Started); sy.Started.IsZero() || resumeWithin > 0 && age > resumeWithin {
+			d.log.Warn("not resuming: the unfinished sync is too old; starting a new one", "started", sy.Started, "resume_within", resumeWithin)
+			if err := d.tables.Restart(ctx, func(stream string) bool { return !isPageState(stream) }); err != nil {
+				return nil, fmt.Errorf("destination: restart: %w", err)
+			}
+			d.resuming = false
+			return d.state(ctx, now, resumeWithin)
+		}
+		return st, nil
+	}
+	val, err := json.Marshal(syncState{Started: now.UTC()})
+	if err != nil {
+		return nil, err
+	}
+	// Committed with the sync's first rows.
+	d.cps = append(d.cps, sink.Checkpoint{Stream: syncKey, Value: val})
 	return st, nil
 }
+
+// isPageState tells the state of a sync in progress (page checkpoints and
+// the sync's date) from incremental cursors, which outlive syncs.
+func isPageState(stream string) bool { return !strings.HasSuffix(stream, runner.WatermarkSuffix) }
 
 func (d *destinations) Row(ctx context.Context, r sink.Row) error {
 	if d.tables == nil {
@@ -208,70 +246,66 @@ type Report struct {
 	Port   *port.Report
 }
 
-// finish writes what is buffered, then completes each target: tables in
-// replace mode mark unseen rows deleted and Port deletes stale owned
-// entities, but only for targets whose every feeding stream completed. After
-// a fatal error (interrupt, a destination failing) nothing is complete.
-func (d *destinations) finish(ctx context.Context, sum *runner.Summary, produced func(stream string) bool, runErr error) (*Report, error) {
+// finish writes what is buffered and completes the targets. Every
+// declared table exists afterwards. A run without failures ends its sync:
+// replace tables whose feeding streams all completed have their unseen
+// rows marked deleted, and the checkpoints are cleared, in one
+// transaction. A run with failures (or interrupted) leaves its checkpoints:
+// the next run resumes, fetching only what failed or was not reached.
+// Port deletes stale owned entities of the blueprints the summary calls
+// complete, never after an interrupt or in a resumed run.
+func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr error) (*Report, error) {
 	rep := &Report{Tables: map[string]int{}}
 	fatal := runErr != nil && !isRunError(runErr)
-	complete := func(stream string) bool {
-		return !fatal && sum != nil && produced(stream) && sum.Complete[stream]
-	}
 	var errs []error
 	if d.tables != nil {
 		d.mu.Lock()
-		if !fatal {
-			// Rows of a page whose chain then failed have no checkpoint; the
-			// run is over, so they are written rather than lost. After an
-			// interrupt they are left for the resumed run to fetch again.
-			for k, rows := range d.pending {
-				d.rows = append(d.rows, rows...)
-				delete(d.pending, k)
-			}
+		// Rows of a page whose checkpoint never came: a resumed run fetches
+		// that page again, so they are not written now (an append table
+		// would get them twice).
+		dropped := 0
+		for k, rows := range d.pending {
+			dropped += len(rows)
+			delete(d.pending, k)
 		}
 		err := d.flushLocked(ctx)
 		d.mu.Unlock()
+		if dropped > 0 && !fatal {
+			d.log.Warn("rows of unfinished pages not written; the next run fetches them again", "rows", dropped)
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}
-		// A run that reached its end, even with failures, leaves no page
-		// checkpoints: the next run reads everything again. Only an
-		// interrupted run leaves them, to resume from. Clearing them and
-		// finishing the replace tables is one transaction: a crash in
-		// between would either let a rerun read everything again (append
-		// tables twice) or resume into a fresh replace cycle (rows taken
-		// for stale).
-		if !fatal && err == nil {
-			done := map[string]bool{}
-			for _, it := range d.f.Tables.Items {
-				done[it.Key] = complete(it.Value.From.V)
+		if eerr := d.tables.EnsureTables(ctx); eerr != nil {
+			errs = append(errs, fmt.Errorf("create empty tables: %w", eerr))
+		}
+		switch {
+		case runErr == nil && err == nil:
+			clear := ranStreams(sum)
+			if !d.some {
+				// The whole sync is done; a --streams run ends only its part.
+				clear = append(clear, syncKey)
 			}
-			marked, ferr := d.tables.FinishRun(ctx, done, ranStreams(sum))
+			marked, ferr := d.tables.FinishRun(ctx, sum.Tables, clear)
 			if ferr != nil {
 				errs = append(errs, fmt.Errorf("finish tables: %w", ferr))
 			}
 			for k, n := range marked {
 				rep.Tables[k] = n
 			}
+		case !fatal:
+			d.log.Info("checkpoints kept: the next run resumes, fetching only what failed or was not reached (--full-refresh reads everything)")
 		}
 	}
 	if d.port != nil && !fatal {
 		if d.resuming {
-			// Chains finished before the interruption were not fetched
-			// again, so their entities were not produced this time: taking
-			// them for stale would delete live entities.
 			d.log.Warn("resumed run: stale Port entities are not deleted this time")
 		}
-		bpComplete := map[string]bool{}
-		for _, e := range d.f.Port.Entities {
-			ok := complete(e.From.V) && !d.resuming
-			if prev, seen := bpComplete[e.Blueprint.V]; seen {
-				ok = ok && prev
-			}
-			bpComplete[e.Blueprint.V] = ok
+		complete := map[string]bool{}
+		for bp, ok := range sum.Blueprints {
+			complete[bp] = ok && !d.resuming
 		}
-		prep, err := d.port.Finish(ctx, bpComplete)
+		prep, err := d.port.Finish(ctx, complete)
 		rep.Port = &prep
 		if err != nil {
 			errs = append(errs, fmt.Errorf("port: %w", err))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/ferry-etl/ferry/engine/fetch"
@@ -13,6 +12,9 @@ import (
 	"github.com/ferry-etl/ferry/engine/sink/jsonl"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
+
+// DefaultResumeWithin is how long an unfinished sync stays resumable.
+const DefaultResumeWithin = 24 * time.Hour
 
 // RunOptions configure one run.
 type RunOptions struct {
@@ -22,8 +24,12 @@ type RunOptions struct {
 	Streams []string    // only these streams (and what drives them)
 	// FullRefresh ignores and discards saved checkpoints.
 	FullRefresh bool
-	Stdout      io.Writer
-	Logger      *slog.Logger
+	// ResumeWithin is how old an unfinished sync may be and still be
+	// resumed; an older one is abandoned and a new sync starts. Zero means
+	// DefaultResumeWithin; negative means always resume.
+	ResumeWithin time.Duration
+	Stdout       io.Writer
+	Logger       *slog.Logger
 	// OnStart, when set, receives the live counters once the run starts
 	// (the CLI draws progress from them).
 	OnStart func(*runner.Stats)
@@ -45,6 +51,9 @@ func Run(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions) (*Resu
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.ResumeWithin == 0 {
+		opts.ResumeWithin = DefaultResumeWithin
 	}
 	res := &Result{}
 	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: cfg.Secrets, Now: opts.Now})
@@ -73,11 +82,11 @@ func Run(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions) (*Resu
 		return res, err
 	}
 	defer dests.close()
-	if ropts.State, err = dests.state(ctx); err != nil {
+	if ropts.State, err = dests.state(ctx, opts.Now(), opts.ResumeWithin); err != nil {
 		return res, err
 	}
 	if dests.resuming {
-		opts.Logger.Info("resuming an interrupted run from its checkpoints", "spec", f.Name.V)
+		opts.Logger.Info("resuming an unfinished sync from its checkpoints", "spec", f.Name.V)
 	}
 	r, err := runner.New(f, ropts)
 	if err != nil {
@@ -87,11 +96,10 @@ func Run(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions) (*Resu
 		opts.OnStart(r.Stats())
 	}
 	res.Summary, err = r.Run(ctx, dests)
-	produced := func(stream string) bool { return len(opts.Streams) == 0 || slices.Contains(opts.Streams, stream) }
 	// Finishing must happen even after an interrupt, so what was fetched is
 	// written: it gets its own context.
 	fctx := context.WithoutCancel(ctx)
-	rep, ferr := dests.finish(fctx, res.Summary, produced, err)
+	rep, ferr := dests.finish(fctx, res.Summary, err)
 	res.Dest = rep
 	return res, errors.Join(err, ferr)
 }

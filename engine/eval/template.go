@@ -3,8 +3,11 @@ package eval
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 )
+
+func pathEscape(s string) string { return url.PathEscape(s) }
 
 // Template is a compiled string template: literal text with zero or more
 // `${ expr }` parts, each an expr program (AnyKind) checked against a scope.
@@ -154,7 +157,19 @@ func (t *Template) RenderEscaped(env map[string]any, escape func(string) string)
 	return t.render(env, escape)
 }
 
+// RenderPath renders a URL path: every expression part is path-escaped (an
+// identifier holding "/" stays one segment), and a part that renders to
+// null or "" is an error, because it would send the request to another
+// resource ("/apps/a/envs//resources") instead of failing.
+func (t *Template) RenderPath(env map[string]any) (string, error) {
+	return t.renderChecked(env, pathEscape, true)
+}
+
 func (t *Template) render(env map[string]any, escape func(string) string) (string, error) {
+	return t.renderChecked(env, escape, false)
+}
+
+func (t *Template) renderChecked(env map[string]any, escape func(string) string, nonEmpty bool) (string, error) {
 	if len(t.parts) == 1 && t.parts[0].expr == nil {
 		return t.parts[0].lit, nil
 	}
@@ -170,6 +185,13 @@ func (t *Template) render(env map[string]any, escape func(string) string) (strin
 			return "", err
 		}
 		s := formatScalar(v)
+		if nonEmpty && s == "" {
+			what := "empty"
+			if v == nil {
+				what = "null"
+			}
+			return "", fmt.Errorf("${%s} is %s: it would leave an empty path segment", p.expr.src, what)
+		}
 		if escape != nil {
 			s = escape(s)
 		}

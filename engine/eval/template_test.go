@@ -89,6 +89,33 @@ func TestTemplateRenderEscaped(t *testing.T) {
 	}
 }
 
+// TestTemplateRenderPath: a path part that is null or empty fails instead
+// of sending the request to another resource ("/apps//envs").
+func TestTemplateRenderPath(t *testing.T) {
+	tests := []struct {
+		src, want, err string
+	}{
+		{"/apps/${ parent.id }/envs", "/apps/a%2Fb/envs", ""},
+		{"/n/${ parent.n }", "/n/42", ""},
+		{"/apps/${ parent.none }/envs", "", "${ parent.none } is null: it would leave an empty path segment"},
+		{"/apps/${ parent.id }/x/${ \"\" }/y", "", `${ "" } is empty: it would leave an empty path segment`},
+		{"/plain", "/plain", ""},
+	}
+	for _, tc := range tests {
+		tm, err := CompileTemplate(tc.src, testScope())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := tm.RenderPath(templateEnv(t))
+		switch {
+		case tc.err != "" && (err == nil || err.Error() != tc.err):
+			t.Errorf("RenderPath(%q) error = %v, want %q", tc.src, err, tc.err)
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("RenderPath(%q) = %q, %v; want %q", tc.src, got, err, tc.want)
+		}
+	}
+}
+
 func TestTemplateErrors(t *testing.T) {
 	tests := []struct {
 		name, src string

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/ferry-etl/ferry/engine/sink"
@@ -11,17 +12,32 @@ import (
 // mapped is what one record becomes: rows, entities, and the failures of
 // mappings that could not be applied to it.
 type mapped struct {
-	rows  []sink.Row
-	ents  []sink.Entity
+	rows  []mappedRow
+	ents  []mappedEntity
 	fails []Failure
+	place func() string // names the record and its ancestors, for reports
+}
+
+type mappedRow struct {
+	sink.Row
+	key string // the primary key's values as JSON; "" without a primary key
+}
+
+type mappedEntity struct {
+	sink.Entity
+	key   string // the identifier
+	onDup string // the mapping's on_duplicate
 }
 
 // mapRecord applies every table and entity mapping of the record's stream.
 // It runs in the fetching goroutine, so records of different request chains
 // are mapped in parallel; the releaser only delivers in order. A mapping
-// error is a failure of that record, reported with its place; the only error
-// returned is cancellation (which must not pass for a mapping failure, or the
-// page's checkpoint would commit without the record).
+// error, a row without its primary key or an entity without an identifier
+// is a failure of that record and of that mapping only, reported with its
+// place: the record's other rows and entities, and every other record, are
+// still written. The only error returned is cancellation (which must not
+// pass for a mapping failure, or the page's checkpoint would commit
+// without the record).
 //
 // rows is false for a record re-read after a restart: its rows were
 // committed before, its entities (sent only when a run ends) were not.
@@ -29,31 +45,40 @@ func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec an
 	if (!rows || len(st.tables) == 0) && len(st.entities) == 0 {
 		return nil, nil
 	}
-	m := &mapped{}
-	fail := func(err error) {
+	m := &mapped{place: func() string {
 		c := &chain{stream: st.s.Name, data: rec, up: rn.parent}
-		m.fails = append(m.fails, Failure{Stream: st.s.Name, Parents: c.describe(), Err: err})
+		_, c.label = r.identify(ctx, st.s, rec, vars)
+		return c.describe()
+	}}
+	fail := func(f Failure, err error) {
+		f.Stream, f.Parents, f.Err = st.s.Name, m.place(), err
+		m.fails = append(m.fails, f)
 	}
 	tables := st.tables
 	if !rows {
 		tables = nil
 	}
 	for _, t := range tables {
-		rows, err := t.Row.Code().Run(ctx, rec, vars...)
+		out, err := t.Row.Code().Run(ctx, rec, vars...)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		if err != nil {
-			fail(fmt.Errorf("table %s: row: %w", t.Name, err))
+			fail(Failure{Table: t.Name}, fmt.Errorf("table %s: row: %w", t.Name, err))
 			continue
 		}
-		for _, row := range rows {
+		for _, row := range out {
 			obj, ok := row.(map[string]any)
 			if !ok {
-				fail(fmt.Errorf("table %s: row: want an object, got %s", t.Name, typeName(row)))
+				fail(Failure{Table: t.Name}, fmt.Errorf("table %s: row: want an object, got %s", t.Name, typeName(row)))
 				continue
 			}
-			m.rows = append(m.rows, sink.Row{Table: t.Name, Stream: st.s.Name, Partition: rn.partition, Data: obj})
+			key, err := primaryKey(t, obj)
+			if err != nil {
+				fail(Failure{Table: t.Name}, fmt.Errorf("table %s: %w", t.Name, err))
+				continue
+			}
+			m.rows = append(m.rows, mappedRow{Row: sink.Row{Table: t.Name, Stream: st.s.Name, Partition: rn.partition, Data: obj}, key: key})
 		}
 	}
 	for _, e := range st.entities {
@@ -62,39 +87,44 @@ func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec an
 			return nil, ctx.Err()
 		}
 		if err != nil {
-			fail(fmt.Errorf("blueprint %s: %w", e.Blueprint.V, err))
+			fail(Failure{Blueprint: e.Blueprint.V}, fmt.Errorf("blueprint %s: %w", e.Blueprint.V, err))
 			continue
 		}
 		if ok {
-			m.ents = append(m.ents, sink.Entity{Blueprint: e.Blueprint.V, Stream: st.s.Name, Partition: rn.partition, Data: ent})
+			m.ents = append(m.ents, mappedEntity{
+				Entity: sink.Entity{Blueprint: e.Blueprint.V, Stream: st.s.Name, Partition: rn.partition, Data: ent},
+				key:    ent["identifier"].(string), onDup: e.OnDuplicate.V,
+			})
 		}
 	}
 	return m, nil
 }
 
-// deliver hands a mapped record to the Output, in release order. An Output
-// error stops the run.
-func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Output, fails *failures) error {
-	if m == nil {
-		return nil
+// primaryKey checks that a row has a value for every primary-key column and
+// returns the values as JSON, which identifies the row within its table.
+func primaryKey(t *spec.Table, row map[string]any) (string, error) {
+	if len(t.PrimaryKey) == 0 || t.Mode.V == "append" {
+		return "", nil
 	}
-	for _, f := range m.fails {
-		fails.add(f)
-		st.stat.failed()
-	}
-	for _, row := range m.rows {
-		if err := out.Row(ctx, row); err != nil {
-			return fmt.Errorf("table %s: %w", row.Table, err)
+	vals := make([]any, len(t.PrimaryKey))
+	for i, k := range t.PrimaryKey {
+		v, ok := row[k.V]
+		if !ok || v == nil {
+			return "", fmt.Errorf("row has no value for primary key column %q", k.V)
 		}
-		st.stat.output()
+		vals[i] = v
 	}
-	for _, e := range m.ents {
-		if err := out.Entity(ctx, e); err != nil {
-			return fmt.Errorf("blueprint %s: %w", e.Blueprint, err)
-		}
-		st.stat.output()
+	var b []byte
+	var err error
+	if len(vals) == 1 {
+		b, err = json.Marshal(vals[0])
+	} else {
+		b, err = json.Marshal(vals)
 	}
-	return nil
+	if err != nil {
+		return "", fmt.Errorf("primary key: %w", err)
+	}
+	return string(b), nil
 }
 
 // mapEntity applies one Port mapping. ok is false when the selector
@@ -123,7 +153,7 @@ func mapEntity(ctx context.Context, e *spec.Entity, rec any, vars []any) (map[st
 	}
 	ids, ok := id.(string)
 	if !ok || ids == "" {
-		return nil, false, fmt.Errorf("identifier: want a non-empty string, got %s", typeName(id))
+		return nil, false, fmt.Errorf("identifier: want a non-empty string, got %s", describeValue(id))
 	}
 	ent := map[string]any{"identifier": ids}
 	for name, q := range map[string]*spec.JQ{"title": &e.Title, "icon": &e.Icon, "team": &e.Team} {
@@ -157,6 +187,19 @@ func mapEntity(ctx context.Context, e *spec.Entity, rec any, vars []any) (map[st
 	ent["properties"] = props
 	ent["relations"] = rels
 	return ent, true, nil
+}
+
+// describeValue names a value's type for messages, with the value itself
+// when it is a short scalar ("" reads as an empty string, not as nothing).
+func describeValue(v any) string {
+	switch x := v.(type) {
+	case string:
+		if x == "" {
+			return "an empty string"
+		}
+		return "a string"
+	}
+	return typeName(v)
 }
 
 func typeName(v any) string {

@@ -37,6 +37,7 @@ streams:
       method: POST
       path: /envs/${ parent.id }/graph
       body_jq: '[$batch[] | {id}]'
+    records: .   # the echo answers one object
 tables:
   graph: {from: graph, row: '{env: $parent.id, body: .body}'}
 `)

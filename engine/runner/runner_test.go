@@ -440,6 +440,7 @@ streams:
       method: POST
       path: /envs/${ parent.id }/graph
       body_jq: '[$batch[] | {id, type}]'
+    records: .   # the echo answers one object
 tables:
   graph: {from: graph, row: '{env: $parent.id, body: .body}'}
 `)

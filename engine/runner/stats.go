@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -14,6 +13,8 @@ type StreamStats struct {
 	Name                                 string
 	requests, retries, pages, recs, outs atomic.Int64
 	errors, skips                        atomic.Int64
+	partialRead                          atomic.Bool // some chain read only what changed since a saved cursor
+	skipReason                           string      // set before the run starts: the whole stream is skipped
 }
 
 func (s *StreamStats) request(attempts int) {
@@ -22,21 +23,26 @@ func (s *StreamStats) request(attempts int) {
 		s.retries.Add(int64(attempts - 1))
 	}
 }
-func (s *StreamStats) page()         { s.pages.Add(1) }
-func (s *StreamStats) records(n int) { s.recs.Add(int64(n)) }
-func (s *StreamStats) output()       { s.outs.Add(1) }
-func (s *StreamStats) failed()       { s.errors.Add(1) }
-func (s *StreamStats) skipped()      { s.skips.Add(1) }
+func (s *StreamStats) page()              { s.pages.Add(1) }
+func (s *StreamStats) records(n int)      { s.recs.Add(int64(n)) }
+func (s *StreamStats) output()            { s.outs.Add(1) }
+func (s *StreamStats) failed()            { s.errors.Add(1) }
+func (s *StreamStats) skipped()           { s.skips.Add(1) }
+func (s *StreamStats) partial()           { s.partialRead.Store(true) }
+func (s *StreamStats) skip(reason string) { s.skipReason = reason }
 
 // Snapshot is a copy of one stream's counters.
 type Snapshot struct {
 	Stream                                                      string
 	Requests, Retries, Pages, Records, Outputs, Errors, Skipped int64
+	// SkipReason is set when the whole stream was not fetched, and says
+	// why (e.g. its `when` is false with this run's config).
+	SkipReason string
 }
 
 func (s *StreamStats) snapshot() Snapshot {
 	return Snapshot{Stream: s.Name, Requests: s.requests.Load(), Retries: s.retries.Load(), Pages: s.pages.Load(),
-		Records: s.recs.Load(), Outputs: s.outs.Load(), Errors: s.errors.Load(), Skipped: s.skips.Load()}
+		Records: s.recs.Load(), Outputs: s.outs.Load(), Errors: s.errors.Load(), Skipped: s.skips.Load(), SkipReason: s.skipReason}
 }
 
 // Stats holds the counters of every stream of a run.
@@ -73,27 +79,33 @@ type Summary struct {
 	Streams  []Snapshot
 	Elapsed  time.Duration
 	Failures []Failure
-	// Complete lists streams whose every request chain succeeded, as did
-	// every ancestor's: only their targets may have stale rows marked
-	// deleted or stale entities removed.
+	// Complete says, per stream, whether everything it should have read was
+	// read: see [Runner.Run] and complete.go.
 	Complete map[string]bool
-}
-
-func (s *Stats) summary(f *failures) *Summary {
-	snaps, elapsed := s.Snapshot()
-	sum := &Summary{Streams: snaps, Elapsed: elapsed, Failures: f.list, Complete: map[string]bool{}}
-	for _, sn := range snaps {
-		sum.Complete[sn.Stream] = sn.Errors == 0
-	}
-	return sum
+	// Tables and Blueprints say, per target, whether it may be reconciled
+	// (replace tables' unseen rows marked deleted, stale Port entities
+	// deleted): every stream feeding it is complete, read in full (not
+	// from an incremental cursor), produced by this run (--streams), and
+	// none of its own records failed. Tables lists only the tables this
+	// run produced.
+	Tables, Blueprints map[string]bool
+	// Duplicates lists, per table and blueprint, the rows or entities whose
+	// key an earlier one of this run had.
+	Duplicates []Duplicate
 }
 
 // Failure is one failed request chain or record.
 type Failure struct {
 	Stream  string
-	Parents string // ancestor chain, e.g. apps[id=a] > envs[id=dev]
-	Err     error
+	Parents string // ancestor chain, e.g. apps[id=a] > envs[id=dev]; for a record, ending with it
+	// Table or Blueprint is set for a record that failed one mapping: only
+	// that target misses it.
+	Table, Blueprint string
+	Err              error
 }
+
+// Record reports whether the failure is one record's, not a request chain's.
+func (f Failure) Record() bool { return f.Table != "" || f.Blueprint != "" }
 
 func (f Failure) Error() string {
 	if f.Parents == "" {
@@ -118,13 +130,30 @@ func (f *failures) add(x Failure) {
 // RunError reports every failure of a run that otherwise went to the end.
 type RunError struct{ Failures []Failure }
 
+// shownFailures bounds the failures an error message lists.
+const shownFailures = 10
+
 func (e *RunError) Error() string {
-	const show = 10
+	var chains, records int
+	for _, f := range e.Failures {
+		if f.Record() {
+			records++
+		} else {
+			chains++
+		}
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d failure(s)", len(e.Failures))
+	switch {
+	case records == 0:
+		fmt.Fprintf(&b, "%d failed request chain(s)", chains)
+	case chains == 0:
+		fmt.Fprintf(&b, "%d failed record(s)", records)
+	default:
+		fmt.Fprintf(&b, "%d failed request chain(s), %d failed record(s)", chains, records)
+	}
 	for i, f := range e.Failures {
-		if i == show {
-			fmt.Fprintf(&b, "\n  … and %d more", len(e.Failures)-show)
+		if i == shownFailures {
+			fmt.Fprintf(&b, "\n  … and %d more", len(e.Failures)-shownFailures)
 			break
 		}
 		b.WriteString("\n  ")
@@ -140,5 +169,3 @@ func (e *RunError) Unwrap() []error {
 	}
 	return out
 }
-
-var _ = errors.New

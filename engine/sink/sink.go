@@ -12,6 +12,9 @@ type Row struct {
 	Stream    string         // stream that produced it
 	Partition string         // the stream's partition (see Checkpoint) the row came from
 	Data      map[string]any // JSON-shaped values only (string, json.Number, float64, bool, nil, []any, map[string]any)
+	// Merge marks a row whose primary key an earlier row of the run had,
+	// in a table with on_duplicate: merge.
+	Merge bool
 }
 
 // Entity is one Port entity produced by a spec's `port.entities` mapping.
@@ -22,6 +25,10 @@ type Entity struct {
 	// Data holds identifier, title, properties, relations (and optionally
 	// icon, team), exactly as it would be sent to Port.
 	Data map[string]any
+	// Merge asks the destination to merge this entity into the one of the
+	// same blueprint and identifier the run produced before (on_duplicate:
+	// merge): later non-null values win, many-relations are united.
+	Merge bool
 }
 
 // Checkpoint is the resumable state of one stream, or of one parent's

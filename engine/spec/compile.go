@@ -22,6 +22,13 @@ const (
 	VarCursor  = "cursor" // expr, in incremental streams: the saved watermark
 )
 
+// DefaultRecords is the records program of a stream that sets none: the
+// body must be a JSON list, whose items are the records, or null (APIs
+// written in Go often encode an empty list so). Any other body fails the
+// request chain: an object where a list was expected is an error answer or
+// a changed API, never one record.
+const DefaultRecords = `if type == "array" then .[] elif . == null then empty else error("the response body is \({"object": "an object", "string": "a string", "number": "a number", "boolean": "a boolean", "null": "null"}[type]), not a list: set records to select the records") end`
+
 // Parent is the stream this one fans out from, or nil.
 func (s *Stream) Parent() *Stream { return s.parent }
 
@@ -147,9 +154,10 @@ func (p *parser) compile(f *File) {
 		p.compileValue(&r.Body, path+".request.body", sc)
 		p.compileJQ(&r.BodyJQ, path+".request.body_jq", vars)
 		if !s.Records.Set {
-			s.Records.Str = Str{V: "if type == \"array\" then .[] elif . == null then empty else . end", Set: false}
+			s.Records.Str = Str{V: DefaultRecords, Set: false}
 		}
 		p.compileJQ(&s.Records, path+".records", vars)
+		p.compileJQ(&s.Key, path+".key", vars)
 		if inc := s.Incremental; inc != nil {
 			p.compileJQ(&inc.Cursor, path+".incremental.cursor", vars)
 			p.compileValue(&inc.Initial, path+".incremental.initial", nil)

@@ -28,7 +28,7 @@
 //	(*JQ).Code, (*Expr).Program, (*Tmpl).Template, (*Value).Tree   compiled forms
 //
 // Unset optional programs have no compiled form, except three defaults:
-// a stream's records (`if type == "array" then .[] elif . == null then empty else . end`), a table's
+// a stream's records ([DefaultRecords]: the items of a list body, nothing for null; any other body is an error), a table's
 // row (`.`) and an entity's selector (`true`); their Set stays false.
 //
 // YAML anchors, aliases and merge keys (`<<: *base`) may be used anywhere;

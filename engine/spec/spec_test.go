@@ -322,16 +322,25 @@ port:
 		q     *JQ
 		input any
 		want  []any
+		err   string
 	}{
-		{"records of an array", &s.Records, []any{1.0, 2.0}, []any{1.0, 2.0}},
-		{"records of an object", &s.Records, map[string]any{"a": 1.0}, []any{map[string]any{"a": 1.0}}},
-		{"records of null", &s.Records, nil, nil},
-		{"row", &f.Tables.Items[0].Value.Row, map[string]any{"a": 1.0}, []any{map[string]any{"a": 1.0}}},
-		{"selector", &f.Port.Entities[0].Selector, map[string]any{}, []any{true}},
+		{"records of an array", &s.Records, []any{1.0, 2.0}, []any{1.0, 2.0}, ""},
+		// An object where a list was expected is an error answer, not a record.
+		{"records of an object", &s.Records, map[string]any{"a": 1.0}, nil, "the response body is an object, not a list: set records to select the records"},
+		{"records of a string", &s.Records, "oops", nil, "the response body is a string, not a list"},
+		{"records of null", &s.Records, nil, nil, ""},
+		{"row", &f.Tables.Items[0].Value.Row, map[string]any{"a": 1.0}, []any{map[string]any{"a": 1.0}}, ""},
+		{"selector", &f.Port.Entities[0].Selector, map[string]any{}, []any{true}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := tc.q.Code().Run(ctx, tc.input, map[string]any{})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %v, %v; want error %q", got, err, tc.err)
+				}
+				return
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

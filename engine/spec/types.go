@@ -98,6 +98,8 @@ type Stream struct {
 	Records     JQ           `yaml:"records" doc:"jq program from a response body to records (default: .[] for an array, nothing for null, else the body)."`
 	Paginate    *Paginate    `yaml:"paginate" doc:"How to reach the next page."`
 	Incremental *Incremental `yaml:"incremental" doc:"Read only what changed since the last run: the largest cursor seen is saved per parent, and templates see it as cursor."`
+	Key         JQ           `yaml:"key" doc:"jq on a record giving what identifies it among its siblings: names the request chains of its children in checkpoints and records in errors (default: its id, identifier or uuid field, else a hash of the record)."`
+	Response    *Response    `yaml:"response" doc:"How answers are read."`
 
 	parent *Stream
 	batch  *Stream
@@ -114,6 +116,11 @@ type Request struct {
 	Headers Map[Tmpl]  `yaml:"headers" doc:"Extra headers (templates)."`
 	Body    Value      `yaml:"body" doc:"JSON body as YAML; strings may hold templates."`
 	BodyJQ  JQ         `yaml:"body_jq" doc:"JSON body built by a jq program (input: the parent record, or null)."`
+}
+
+// Response says how a stream's answers are read.
+type Response struct {
+	AllowEmpty Bool `yaml:"allow_empty" doc:"An empty 2xx body means no records (default false: an empty body other than a 204 fails the request chain)."`
 }
 
 // Paginate is one of the pagination kinds, chosen by Type.
@@ -151,6 +158,8 @@ type Table struct {
 	PrimaryKey []Str    `yaml:"primary_key" doc:"Columns of the primary key; without one a _ferry_id hash of the row is used."`
 	Columns    Map[Str] `yaml:"columns" enum:"STRING,BOOLEAN,INT,LONG,DOUBLE,DECIMAL,JSON,UTC_DATETIME,NAIVE_DATE" doc:"Declared column types; other columns are inferred."`
 	Mode       Str      `yaml:"mode" enum:"upsert,append,replace" doc:"Write mode (default upsert)."`
+	// OnDuplicate is what happens when two rows of one run share a primary key.
+	OnDuplicate Str `yaml:"on_duplicate" enum:"warn,fail,merge" doc:"Two rows of one run with the same primary key: warn (default; the last one wins, reported), fail (the later row is a failed record, not written), or merge (later non-null columns win)."`
 }
 
 // Port lists the Port entities a spec produces.
@@ -172,6 +181,9 @@ type Entity struct {
 	Team       JQ      `yaml:"team" doc:"jq giving the team(s)."`
 	Properties Map[JQ] `yaml:"properties" doc:"Property name to jq."`
 	Relations  Map[JQ] `yaml:"relations" doc:"Relation name to jq (a string, a list for many, or null)."`
+	// OnDuplicate is what happens when two entities of one run share a
+	// blueprint and identifier (from this mapping or another).
+	OnDuplicate Str `yaml:"on_duplicate" enum:"warn,fail,merge" doc:"An entity whose blueprint and identifier an earlier entity of the run already had: warn (default; the last one wins, reported), fail (the later entity is a failed record, not sent), or merge (later non-null title, properties and single relations win; many-relations are the sorted union)."`
 }
 
 // Blueprints returns the bodies of the port.blueprints file, in file order,

@@ -64,6 +64,13 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 		return err
 	}
 	id, _ := e.Data["identifier"].(string)
+	if e.Merge {
+		s.mu.Lock()
+		if prev, ok := s.pending[e.Blueprint][id]; ok {
+			e.Data = mergeEntity(prev, e.Data)
+		}
+		s.mu.Unlock()
+	}
 	var errs []error
 	if bp == nil {
 		errs = []error{fmt.Errorf("blueprint %q does not exist in Port", e.Blueprint)}
@@ -93,11 +100,79 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 	if s.pending[e.Blueprint] == nil {
 		s.pending[e.Blueprint] = map[string]map[string]any{}
 	}
-	if _, dup := s.pending[e.Blueprint][id]; dup {
-		s.log.Debug("port entity written twice; the last one wins", "blueprint", e.Blueprint, "identifier", id)
-	}
 	s.pending[e.Blueprint][id] = e.Data
 	return nil
+}
+
+// mergeEntity combines two entities of one identifier (on_duplicate:
+// merge): later non-null title, icon, team, properties and single
+// relations win; a relation that is a list on either side becomes the
+// sorted union of both.
+func mergeEntity(prev, next map[string]any) map[string]any {
+	out := maps.Clone(prev)
+	for k, v := range next {
+		switch k {
+		case "properties", "relations":
+			continue
+		}
+		if v != nil {
+			out[k] = v
+		}
+	}
+	props := map[string]any{}
+	if p, ok := prev["properties"].(map[string]any); ok {
+		maps.Copy(props, p)
+	}
+	if p, ok := next["properties"].(map[string]any); ok {
+		for k, v := range p {
+			if v != nil {
+				props[k] = v
+			}
+		}
+	}
+	out["properties"] = props
+	rels := map[string]any{}
+	if r, ok := prev["relations"].(map[string]any); ok {
+		maps.Copy(rels, r)
+	}
+	if r, ok := next["relations"].(map[string]any); ok {
+		for k, v := range r {
+			old, had := rels[k]
+			_, oldList := old.([]any)
+			_, newList := v.([]any)
+			switch {
+			case had && (oldList || newList):
+				rels[k] = unionIDs(old, v)
+			case v != nil:
+				rels[k] = v
+			}
+		}
+	}
+	out["relations"] = rels
+	return out
+}
+
+// unionIDs is the sorted, de-duplicated union of two relation values
+// (each a list of identifiers, one identifier, or null).
+func unionIDs(a, b any) []any {
+	set := map[string]bool{}
+	for _, v := range []any{a, b} {
+		switch x := v.(type) {
+		case string:
+			set[x] = true
+		case []any:
+			for _, e := range x {
+				if s, ok := e.(string); ok {
+					set[s] = true
+				}
+			}
+		}
+	}
+	out := make([]any, 0, len(set))
+	for _, id := range slices.Sorted(maps.Keys(set)) {
+		out = append(out, id)
+	}
+	return out
 }
 
 func joinErrors(errs []error) string {

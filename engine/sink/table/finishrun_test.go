@@ -8,9 +8,10 @@ import (
 	"github.com/ferry-etl/ferry/engine/sink"
 )
 
-// TestFinishRun: one call marks every complete replace table and clears
-// the named streams' checkpoints together; incomplete tables, other modes
-// and other streams' state are left alone.
+// TestFinishRun: one call marks every complete replace table, ends every
+// named table's generation and clears the named streams' checkpoints
+// together; incomplete tables are not marked, and other modes and other
+// streams' state are left alone.
 func TestFinishRun(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *env) {
 		ctx := t.Context()
@@ -50,6 +51,13 @@ func TestFinishRun(t *testing.T) {
 		}
 		if marked["r1"] != 1 || marked["r2"] != 0 || len(marked) != 1 {
 			t.Errorf("marked = %v, want r1: 1 only (r2 incomplete, log not replace)", marked)
+		}
+		// r2's generation ended too: a later sync starts a new one, so b
+		// (unseen since) is marked when it completes.
+		e.clock.Add(time.Hour)
+		write(d, nil, "a")
+		if m, err := d.FinishRun(ctx, map[string]bool{"r2": true}, nil); err != nil || m["r2"] != 1 {
+			t.Errorf("next sync of r2: marked %v, %v; want r2: 1 (b)", m, err)
 		}
 		st, err := d.State(ctx)
 		if err != nil {

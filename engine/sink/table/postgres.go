@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -194,6 +195,14 @@ ORDER BY a.attnum`, s.schemaQ+"."+quoteIdent(phys))
 	return len(cols) > 0, cols, pk, nil
 }
 
+func (s *pgBackend) hasRows(ctx context.Context, ident string) (bool, error) {
+	var ok bool
+	if err := s.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+ident+`)`).Scan(&ok); err != nil {
+		return false, fmt.Errorf("postgres: %w", err)
+	}
+	return ok, nil
+}
+
 func (s *pgBackend) write(ctx context.Context, job *writeJob) (err error) {
 	tx, err := s.conn.Begin(ctx)
 	if err != nil {
@@ -279,8 +288,9 @@ func (s *pgBackend) stage(ctx context.Context, tx pgx.Tx, p *plan) (string, erro
 	return name, nil
 }
 
-// dedupe returns the plan's rows, keeping only the last row of each key:
-// one INSERT … ON CONFLICT cannot touch a row twice.
+// dedupe returns the plan's rows, keeping one row per key, since one
+// INSERT … ON CONFLICT cannot touch a row twice: the last one, or in a
+// merge table the rows merged in order (later non-null values win).
 func dedupe(p *plan) [][]any {
 	w := p.width
 	rows := make([][]any, p.n)
@@ -304,6 +314,25 @@ func dedupe(p *plan) [][]any {
 			b.WriteByte(0)
 		}
 		return b.String()
+	}
+	if n.cfg.merge {
+		first := make(map[string]int, len(rows))
+		out := rows[:0:0]
+		for _, r := range rows {
+			k := key(r)
+			i, dup := first[k]
+			if !dup {
+				first[k] = len(out)
+				out = append(out, slices.Clone(r))
+				continue
+			}
+			for c, v := range r {
+				if v != nil {
+					out[i][c] = v
+				}
+			}
+		}
+		return out
 	}
 	last := make(map[string]int, len(rows))
 	for i, r := range rows {
@@ -345,7 +374,8 @@ func (s *pgBackend) mergeSQL(p *plan, stage string) string {
 	}
 	cols.WriteString(quoteIdent(ColSynced) + ", " + quoteIdent(ColDeleted))
 	sel.WriteString(quoteLit(p.synced.Format(datetimeFormat)) + "::timestamptz, false")
-	return "INSERT INTO " + n.ident + " (" + cols.String() + ") SELECT " + sel.String() + " FROM pg_temp." + quoteIdent(stage) + conflictSQL(n, "false")
+	return "INSERT INTO " + n.ident + " AS _ferry_t (" + cols.String() + ") SELECT " + sel.String() + " FROM pg_temp." + quoteIdent(stage) +
+		conflictSQL(n, "false", "_ferry_t", quoteLit(p.since.Format(datetimeFormat))+"::timestamptz")
 }
 
 func (s *pgBackend) ddl(ctx context.Context, tx pgx.Tx, p *plan) error {
@@ -365,6 +395,10 @@ func (s *pgBackend) ddl(ctx context.Context, tx pgx.Tx, p *plan) error {
 	for _, w := range p.widened {
 		q := quoteIdent(n.cols[w.ci].name)
 		alters = append(alters, "ALTER COLUMN "+q+" TYPE "+pgType(w.to)+" USING "+pgConvExpr(q, w.from, w.to))
+		if w.first {
+			s.log.Info("column typed by its first value", "table", n.cfg.name, "column", n.cols[w.ci].name, "type", w.to.String())
+			continue
+		}
 		s.log.Warn("column widened", "table", n.cfg.name, "column", n.cols[w.ci].name, "from", w.from.String(), "to", w.to.String())
 	}
 	if len(alters) == 0 {
@@ -426,12 +460,12 @@ func pgConvExpr(c string, from, to colType) string {
 }
 
 func (s *pgBackend) generation(ctx context.Context, tx pgx.Tx, p *plan, runTime time.Time) error {
-	p.synced = runTime
-	if p.next.cfg.mode != ModeReplace {
+	p.synced, p.since = runTime, runTime
+	if !p.next.cfg.generational() || p.n == 0 {
 		return nil
 	}
 	if p.t.begun {
-		p.synced = p.t.synced
+		p.synced, p.since = p.t.synced, p.t.since
 		return nil
 	}
 	var started time.Time
@@ -446,6 +480,7 @@ func (s *pgBackend) generation(ctx context.Context, tx pgx.Tx, p *plan, runTime 
 	case err != nil:
 		return fmt.Errorf("read sync generation: %w", err)
 	}
+	p.since = started.UTC()
 	if started.After(p.synced) {
 		p.synced = started.UTC()
 	}
@@ -472,37 +507,19 @@ ON CONFLICT (stream, "partition") DO UPDATE SET value = excluded.value, updated_
 	return nil
 }
 
-func (s *pgBackend) writeState(ctx context.Context, cps []sink.Checkpoint, now time.Time) error {
-	return pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
-		return s.putState(ctx, tx, cps, now)
-	})
-}
-
-func (s *pgBackend) finish(ctx context.Context, t *tbl, cps []sink.Checkpoint, now, runTime time.Time) (marked int, err error) {
-	err = pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
-		var err error
-		if marked, err = s.finishIn(ctx, tx, t, runTime); err != nil {
-			return err
-		}
-		return s.putState(ctx, tx, cps, now)
-	})
-	if err != nil {
-		return 0, err
-	}
-	return marked, nil
-}
-
 // finishRun finishes several tables and clears the streams' checkpoints in
 // one transaction (see DB.FinishRun).
-func (s *pgBackend) finishRun(ctx context.Context, ts []*tbl, clear []string, runTime time.Time) (map[string]int, error) {
+func (s *pgBackend) finishRun(ctx context.Context, ts []finishing, clear []string, runTime time.Time) (map[string]int, error) {
 	marked := map[string]int{}
 	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
-		for _, t := range ts {
-			n, err := s.finishIn(ctx, tx, t, runTime)
+		for _, f := range ts {
+			n, err := s.finishIn(ctx, tx, f.t, f.complete, runTime)
 			if err != nil {
 				return err
 			}
-			marked[t.cfg.name] = n
+			if f.complete {
+				marked[f.t.cfg.name] = n
+			}
 		}
 		if len(clear) > 0 {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+s.stateT+` WHERE stream = ANY ($1)`, clear); err != nil {
@@ -517,15 +534,15 @@ func (s *pgBackend) finishRun(ctx context.Context, ts []*tbl, clear []string, ru
 	return marked, nil
 }
 
-// finishIn marks one replace table's unseen rows and ends its sync
-// generation, inside tx.
-func (s *pgBackend) finishIn(ctx context.Context, tx pgx.Tx, t *tbl, runTime time.Time) (marked int, err error) {
+// finishIn ends one table's sync generation inside tx; with mark it first
+// marks the rows the generation did not write.
+func (s *pgBackend) finishIn(ctx context.Context, tx pgx.Tx, t *tbl, mark bool, runTime time.Time) (marked int, err error) {
 	cutoff := runTime
 	err = tx.QueryRow(ctx, `SELECT started_at FROM `+s.syncT+` WHERE tbl = $1`, t.cfg.name).Scan(&cutoff)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return 0, fmt.Errorf("table %q: read sync generation: %w", t.cfg.name, err)
 	}
-	if t.exists {
+	if mark && t.exists {
 		q := `UPDATE ` + t.ident + ` SET ` + quoteIdent(ColDeleted) + ` = true WHERE ` + quoteIdent(ColSynced) + ` < $1 AND NOT ` + quoteIdent(ColDeleted)
 		if t.cfg.hard {
 			q = `DELETE FROM ` + t.ident + ` WHERE ` + quoteIdent(ColSynced) + ` < $1`
@@ -565,17 +582,23 @@ func (s *pgBackend) state(ctx context.Context) (map[string]map[string]json.RawMe
 	return out, nil
 }
 
-func (s *pgBackend) clearState(ctx context.Context, streams []string) error {
+func (s *pgBackend) clearState(ctx context.Context, all bool, streams []string, endGenerations bool) error {
 	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
-		if len(streams) == 0 {
+		if all {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+s.stateT); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `DELETE FROM `+s.syncT)
-			return err
+		} else if len(streams) > 0 {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+s.stateT+` WHERE stream = ANY ($1)`, streams); err != nil {
+				return err
+			}
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM `+s.stateT+` WHERE stream = ANY ($1)`, streams)
-		return err
+		if endGenerations {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+s.syncT); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: clear state: %w", err)

@@ -192,6 +192,14 @@ func (s *sqliteBackend) load(ctx context.Context, phys string) (bool, []column, 
 	return len(cols) > 0, cols, pk, nil
 }
 
+func (s *sqliteBackend) hasRows(ctx context.Context, ident string) (bool, error) {
+	var n int
+	if err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+ident+` LIMIT 1)`).Scan(&n); err != nil {
+		return false, fmt.Errorf("sqlite: %w", err)
+	}
+	return n > 0, nil
+}
+
 // stmt returns a statement prepared once on the connection.
 func (s *sqliteBackend) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	if st, ok := s.stmts[q]; ok {
@@ -347,6 +355,10 @@ func (s *sqliteBackend) rebuild(ctx context.Context, p *plan) error {
 	conv := map[int]widening{}
 	for _, w := range p.widened {
 		conv[w.ci] = w
+		if w.first {
+			s.log.Info("column typed by its first value", "table", n.cfg.name, "column", n.cols[w.ci].name, "type", w.to.String())
+			continue
+		}
 		s.log.Warn("column widened", "table", n.cfg.name, "column", n.cols[w.ci].name, "from", w.from.String(), "to", w.to.String())
 	}
 	var names, exprs []string
@@ -404,15 +416,15 @@ func sqliteConvExpr(c string, from, to colType) string {
 	return c // INT -> LONG -> DECIMAL: same stored values
 }
 
-// generation begins or resumes the replace-mode generation of the table
-// (see doc.go) and sets the _ferry_synced of the plan's rows.
+// generation begins or resumes the sync generation of a replace or merge
+// table (see doc.go) and sets the _ferry_synced of the plan's rows.
 func (s *sqliteBackend) generation(ctx context.Context, p *plan, runTime time.Time) error {
-	p.synced = runTime
-	if p.next.cfg.mode != ModeReplace {
+	p.synced, p.since = runTime, runTime
+	if !p.next.cfg.generational() || p.n == 0 {
 		return nil
 	}
 	if p.t.begun {
-		p.synced = p.t.synced
+		p.synced, p.since = p.t.synced, p.t.since
 		return nil
 	}
 	var started string
@@ -428,6 +440,7 @@ func (s *sqliteBackend) generation(ctx context.Context, p *plan, runTime time.Ti
 	if err != nil {
 		return fmt.Errorf("read sync generation: %w", err)
 	}
+	p.since = st
 	if st.After(p.synced) {
 		// The clock went back since the interrupted run: stay at or after
 		// its start so this run's rows still count as seen.
@@ -500,13 +513,16 @@ func (s *sqliteBackend) insertSQL(p *plan) (head, tuple string) {
 }
 
 func (s *sqliteBackend) conflictSQL(p *plan) string {
-	return conflictSQL(p.next, "0")
+	return conflictSQL(p.next, "0", p.next.ident, quoteLit(p.since.Format(datetimeFormat)))
 }
 
 // conflictSQL is the ON CONFLICT clause of an upsert: every column of a
 // keyed table is overwritten (a row is replaced whole); a _ferry_id row has
-// the same data by construction, so only its bookkeeping changes.
-func conflictSQL(n *tbl, falseLit string) string {
+// the same data by construction, so only its bookkeeping changes. In a
+// merge table, a stored row written since the generation began (sinceLit)
+// keeps its value where the new row has null; existing names the stored
+// row in SQL.
+func conflictSQL(n *tbl, falseLit, existing, sinceLit string) string {
 	target := keyColumns(n)
 	if target == "" {
 		return ""
@@ -523,6 +539,11 @@ func conflictSQL(n *tbl, falseLit string) string {
 				continue
 			}
 			q := quoteIdent(c.name)
+			if n.cfg.merge {
+				b.WriteString(q + " = CASE WHEN excluded." + q + " IS NULL AND " + existing + "." + quoteIdent(ColSynced) + " >= " + sinceLit +
+					" THEN " + existing + "." + q + " ELSE excluded." + q + " END, ")
+				continue
+			}
 			b.WriteString(q + " = excluded." + q + ", ")
 		}
 	}
@@ -557,42 +578,9 @@ ON CONFLICT (stream, "partition") DO UPDATE SET value = excluded.value, updated_
 	return nil
 }
 
-func (s *sqliteBackend) writeState(ctx context.Context, cps []sink.Checkpoint, now time.Time) (err error) {
-	if err := s.begin(ctx); err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			s.rollback(ctx)
-		}
-	}()
-	if err := s.putState(ctx, cps, now); err != nil {
-		return err
-	}
-	return s.commit(ctx)
-}
-
-func (s *sqliteBackend) finish(ctx context.Context, t *tbl, cps []sink.Checkpoint, now, runTime time.Time) (marked int, err error) {
-	if err := s.begin(ctx); err != nil {
-		return 0, err
-	}
-	defer func() {
-		if err != nil {
-			s.rollback(ctx)
-		}
-	}()
-	if marked, err = s.finishIn(ctx, t, runTime); err != nil {
-		return 0, err
-	}
-	if err := s.putState(ctx, cps, now); err != nil {
-		return 0, err
-	}
-	return marked, s.commit(ctx)
-}
-
 // finishRun finishes several tables and clears the streams' checkpoints in
 // one transaction (see DB.FinishRun).
-func (s *sqliteBackend) finishRun(ctx context.Context, ts []*tbl, clear []string, runTime time.Time) (marked map[string]int, err error) {
+func (s *sqliteBackend) finishRun(ctx context.Context, ts []finishing, clear []string, runTime time.Time) (marked map[string]int, err error) {
 	if err := s.begin(ctx); err != nil {
 		return nil, err
 	}
@@ -602,12 +590,14 @@ func (s *sqliteBackend) finishRun(ctx context.Context, ts []*tbl, clear []string
 		}
 	}()
 	marked = map[string]int{}
-	for _, t := range ts {
-		n, err := s.finishIn(ctx, t, runTime)
+	for _, f := range ts {
+		n, err := s.finishIn(ctx, f.t, f.complete, runTime)
 		if err != nil {
 			return nil, err
 		}
-		marked[t.cfg.name] = n
+		if f.complete {
+			marked[f.t.cfg.name] = n
+		}
 	}
 	for _, st := range clear {
 		if _, err := s.exec(ctx, `DELETE FROM `+s.stateT+` WHERE stream = ?`, st); err != nil {
@@ -617,15 +607,16 @@ func (s *sqliteBackend) finishRun(ctx context.Context, ts []*tbl, clear []string
 	return marked, s.commit(ctx)
 }
 
-// finishIn marks one replace table's unseen rows and ends its sync
-// generation, inside the caller's transaction.
-func (s *sqliteBackend) finishIn(ctx context.Context, t *tbl, runTime time.Time) (marked int, err error) {
+// finishIn ends one table's sync generation, inside the caller's
+// transaction; with mark it first marks the rows the generation did not
+// write (all rows older than this run when no generation began).
+func (s *sqliteBackend) finishIn(ctx context.Context, t *tbl, mark bool, runTime time.Time) (marked int, err error) {
 	cutoff := runTime.Format(datetimeFormat)
 	err = s.conn.QueryRowContext(ctx, `SELECT started_at FROM `+s.syncT+` WHERE tbl = ?`, t.cfg.name).Scan(&cutoff)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("table %q: read sync generation: %w", t.cfg.name, err)
 	}
-	if t.exists {
+	if mark && t.exists {
 		q := `UPDATE ` + t.ident + ` SET ` + quoteIdent(ColDeleted) + ` = 1 WHERE ` + quoteIdent(ColSynced) + ` < ? AND NOT ` + quoteIdent(ColDeleted)
 		if t.cfg.hard {
 			q = `DELETE FROM ` + t.ident + ` WHERE ` + quoteIdent(ColSynced) + ` < ?`
@@ -669,7 +660,7 @@ func (s *sqliteBackend) state(ctx context.Context) (map[string]map[string]json.R
 	return out, nil
 }
 
-func (s *sqliteBackend) clearState(ctx context.Context, streams []string) (err error) {
+func (s *sqliteBackend) clearState(ctx context.Context, all bool, streams []string, endGenerations bool) (err error) {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
@@ -678,11 +669,16 @@ func (s *sqliteBackend) clearState(ctx context.Context, streams []string) (err e
 			s.rollback(ctx)
 		}
 	}()
-	if len(streams) == 0 {
-		for _, q := range []string{`DELETE FROM ` + s.stateT, `DELETE FROM ` + s.syncT} {
-			if _, err := s.exec(ctx, q); err != nil {
-				return fmt.Errorf("sqlite %s: clear state: %w", s.path, err)
-			}
+	var qs []string
+	if all {
+		qs = append(qs, `DELETE FROM `+s.stateT)
+	}
+	if endGenerations {
+		qs = append(qs, `DELETE FROM `+s.syncT)
+	}
+	for _, q := range qs {
+		if _, err := s.exec(ctx, q); err != nil {
+			return fmt.Errorf("sqlite %s: clear state: %w", s.path, err)
 		}
 	}
 	for _, st := range streams {

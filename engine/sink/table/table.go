@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +42,9 @@ type Table struct {
 	Columns    map[string]string
 	Mode       string // upsert (default) | append | replace
 	HardDelete bool   // replace mode: delete unseen rows instead of marking them
+	// Merge: a row whose key was already written in this sync (on_duplicate:
+	// merge) keeps the stored value of every column the new row has null.
+	Merge bool
 }
 
 // Options configures [Open].
@@ -84,7 +87,13 @@ type tableCfg struct {
 	declared map[string]colType
 	order    []string // declared column names, sorted
 	hard     bool
+	merge    bool
 }
+
+// generational reports whether the table keeps a sync generation: replace
+// tables to know what a sync did not see, merge tables to know which
+// stored rows the sync wrote.
+func (c *tableCfg) generational() bool { return c.mode == ModeReplace || c.merge }
 
 // keyed reports whether rows are upserted by a user primary key.
 func (c *tableCfg) keyed() bool { return c.mode != ModeAppend && len(c.pk) > 0 }
@@ -108,14 +117,17 @@ type tbl struct {
 	ident    string // quoted physical name, ready for SQL
 	phys     string // physical name, unquoted (without schema on PostgreSQL)
 	exists   bool
+	empty    bool // exists, without any row when first read in this run
 	cols     []column
 	byFold   map[string]int // folded column name -> index in cols
 	keys     []int          // indices of the primary key columns (keyed tables)
 	keyCache map[string]int // data key -> column index, -1 for skipped keys
 
-	// replace mode: set once this run has begun or resumed the table's
-	// generation (see doc.go).
+	// replace and merge tables: set once this run has begun or resumed the
+	// table's generation (see doc.go): since is its start, synced the
+	// _ferry_synced of this run's rows (never before since).
 	begun  bool
+	since  time.Time
 	synced time.Time
 }
 
@@ -139,6 +151,7 @@ type entry struct {
 type widening struct {
 	ci       int
 	from, to colType
+	first    bool // an empty table's undeclared column typed by its first value, not a widening
 }
 
 // plan is the work of one Write for one table.
@@ -152,6 +165,7 @@ type plan struct {
 	width   int
 	n       int
 	synced  time.Time // _ferry_synced of these rows; set by the backend
+	since   time.Time // start of the table's sync generation (merge tables); set by the backend
 }
 
 // writeJob is one Write: every table's plan plus the checkpoints.
@@ -170,12 +184,13 @@ type backend interface {
 	fold(name string) string
 	setup(ctx context.Context) error
 	load(ctx context.Context, phys string) (exists bool, cols []column, pk []string, err error)
+	hasRows(ctx context.Context, ident string) (bool, error)
 	write(ctx context.Context, job *writeJob) error
-	finish(ctx context.Context, t *tbl, cps []sink.Checkpoint, now, runTime time.Time) (int, error)
-	finishRun(ctx context.Context, ts []*tbl, clear []string, runTime time.Time) (map[string]int, error)
-	writeState(ctx context.Context, cps []sink.Checkpoint, now time.Time) error
+	finishRun(ctx context.Context, ts []finishing, clear []string, runTime time.Time) (map[string]int, error)
 	state(ctx context.Context) (map[string]map[string]json.RawMessage, error)
-	clearState(ctx context.Context, streams []string) error
+	// clearState deletes the state of streams (of every stream when all),
+	// and with endGenerations every open sync generation, in one transaction.
+	clearState(ctx context.Context, all bool, streams []string, endGenerations bool) error
 	lock(ctx context.Context, holder string, now time.Time) error
 	close() error
 }
@@ -277,7 +292,7 @@ func (d *DB) tableConfig(t Table) (*tableCfg, error) {
 	if err := checkTableName(t.Name); err != nil {
 		return nil, err
 	}
-	c := &tableCfg{name: t.Name, mode: t.Mode, hard: t.HardDelete, declared: map[string]colType{}}
+	c := &tableCfg{name: t.Name, mode: t.Mode, hard: t.HardDelete, merge: t.Merge, declared: map[string]colType{}}
 	switch t.Mode {
 	case "":
 		c.mode = ModeUpsert
@@ -285,6 +300,9 @@ func (d *DB) tableConfig(t Table) (*tableCfg, error) {
 	case ModeAppend:
 		if len(t.PrimaryKey) > 0 {
 			return nil, fmt.Errorf("table %q: append mode takes no primary key", t.Name)
+		}
+		if t.Merge {
+			return nil, fmt.Errorf("table %q: append mode has no key to merge rows on", t.Name)
 		}
 	default:
 		return nil, fmt.Errorf("table %q: unknown mode %q (want upsert, append or replace)", t.Name, t.Mode)
@@ -374,18 +392,40 @@ func (d *DB) State(ctx context.Context) (map[string]map[string]json.RawMessage, 
 }
 
 // ClearState forgets the checkpoints of streams (all streams when empty),
-// for a full refresh. With no streams it also restarts every replace-mode
-// generation, so the next complete run alone decides what is deleted.
+// for a full refresh. With no streams it also ends every sync generation,
+// so the next complete run alone decides what is deleted.
 func (d *DB) ClearState(ctx context.Context, streams []string) error {
+	return d.clear(ctx, len(streams) == 0, streams, len(streams) == 0)
+}
+
+// Restart begins a new sync: the state of every stream that keep rejects
+// is deleted and every sync generation ends, in one transaction. (The
+// engine keeps incremental cursors, which outlive syncs.)
+func (d *DB) Restart(ctx context.Context, keep func(stream string) bool) error {
+	st, err := d.State(ctx)
+	if err != nil {
+		return err
+	}
+	var drop []string
+	for stream := range st {
+		if !keep(stream) {
+			drop = append(drop, stream)
+		}
+	}
+	slices.Sort(drop)
+	return d.clear(ctx, false, drop, true)
+}
+
+func (d *DB) clear(ctx context.Context, all bool, streams []string, endGenerations bool) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return errClosed
 	}
-	if err := d.be.clearState(ctx, streams); err != nil {
+	if err := d.be.clearState(ctx, all, streams, endGenerations); err != nil {
 		return err
 	}
-	if len(streams) == 0 {
+	if endGenerations {
 		for name, t := range d.tables {
 			n := *t
 			n.begun = false
@@ -425,8 +465,11 @@ func (d *DB) Write(ctx context.Context, rows []sink.Row, cps []sink.Checkpoint) 
 	}
 	for _, p := range job.plans {
 		n := p.next
-		if n.cfg.mode == ModeReplace {
-			n.begun, n.synced = true, p.synced
+		if n.cfg.generational() && p.n > 0 {
+			n.begun, n.since, n.synced = true, p.since, p.synced
+		}
+		if p.n > 0 {
+			n.empty = false
 		}
 		d.tables[n.cfg.name] = n
 	}
@@ -462,78 +505,88 @@ func groupRows(rows []sink.Row) [][]sink.Row {
 	return out
 }
 
-// FinishTable ends a table's part of the run. For a replace-mode table with
-// complete set, rows not written since the table's generation began get
-// _ferry_deleted = true (or are deleted with HardDelete); marked counts
-// them. Without complete nothing is marked and the generation stays open,
-// so the next run resumes it. For other modes it marks nothing. cps, if
-// given, commit in the same transaction: pass the reset of the stream's
-// checkpoint here so a crash cannot separate the two.
-func (d *DB) FinishTable(ctx context.Context, table string, complete bool, cps ...sink.Checkpoint) (marked int, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return 0, errClosed
-	}
-	t, err := d.table(ctx, table)
-	if err != nil {
-		return 0, err
-	}
-	if !complete || t.cfg.mode != ModeReplace {
-		if len(cps) == 0 {
-			return 0, nil
-		}
-		return 0, d.be.writeState(ctx, cps, d.now().UTC())
-	}
-	marked, err = d.be.finish(ctx, t, cps, d.now().UTC(), d.runTime)
-	if err != nil {
-		return 0, err
-	}
-	n := *t
-	n.begun = false
-	d.tables[table] = &n
-	d.log.Info("table finished", "table", table, "marked", marked, "hard_delete", t.cfg.hard)
-	return marked, nil
+// finishing is one table of FinishRun: whether its unseen rows may be
+// marked.
+type finishing struct {
+	t        *tbl
+	complete bool
 }
 
-// FinishRun ends a run in one transaction: every table named in complete
-// with true that is in replace mode has its unseen rows marked (as
-// FinishTable does), and the checkpoints of the given streams are deleted.
-// Doing both at once is what makes a crash while finishing harmless: either
-// nothing happened (the checkpoints are still there, a rerun resumes and
-// finishes) or all of it did. Tables not complete, or not in replace mode,
-// are left as they are. It returns the rows marked per table.
-func (d *DB) FinishRun(ctx context.Context, complete map[string]bool, clearStreams []string) (map[string]int, error) {
+// FinishRun ends a sync in one transaction: every table named in tables
+// ends its sync generation, and a replace table named with true (complete:
+// everything feeding it was read) first has its rows that the sync did not
+// write marked _ferry_deleted (deleted with HardDelete); the checkpoints
+// of clearStreams are deleted. Doing it at once is what makes a crash
+// while finishing harmless: either nothing happened (the checkpoints are
+// still there, a rerun resumes and finishes) or all of it did. Tables not
+// named are left as they are. It returns the rows marked per table.
+func (d *DB) FinishRun(ctx context.Context, tables map[string]bool, clearStreams []string) (map[string]int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return nil, errClosed
 	}
-	var ts []*tbl
-	for name, ok := range complete {
-		if !ok {
-			continue
-		}
+	var fs []finishing
+	for _, name := range slices.Sorted(maps.Keys(tables)) {
 		t, err := d.table(ctx, name)
 		if err != nil {
 			return nil, err
 		}
-		if t.cfg.mode == ModeReplace {
-			ts = append(ts, t)
+		if t.cfg.generational() {
+			fs = append(fs, finishing{t: t, complete: tables[name] && t.cfg.mode == ModeReplace})
 		}
 	}
-	sort.Slice(ts, func(i, j int) bool { return ts[i].cfg.name < ts[j].cfg.name })
-	marked, err := d.be.finishRun(ctx, ts, clearStreams, d.runTime)
+	marked, err := d.be.finishRun(ctx, fs, clearStreams, d.runTime)
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range ts {
-		n := *t
+	for _, f := range fs {
+		n := *f.t
 		n.begun = false
-		d.tables[t.cfg.name] = &n
-		d.log.Info("table finished", "table", t.cfg.name, "marked", marked[t.cfg.name], "hard_delete", t.cfg.hard)
+		d.tables[f.t.cfg.name] = &n
+		if f.complete {
+			d.log.Info("table finished", "table", f.t.cfg.name, "marked", marked[f.t.cfg.name], "hard_delete", f.t.cfg.hard)
+		}
 	}
 	return marked, nil
+}
+
+// EnsureTables creates every declared table that does not exist yet, with
+// its declared columns and key, so that a table whose stream gave no rows
+// (or was skipped) is there, empty, rather than missing. A key column
+// whose type is not declared is made STRING.
+func (d *DB) EnsureTables(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errClosed
+	}
+	job := &writeJob{now: d.now().UTC(), runTime: d.runTime}
+	for _, name := range slices.Sorted(maps.Keys(d.cfgs)) {
+		t, err := d.table(ctx, name)
+		if err != nil {
+			return err
+		}
+		if t.exists {
+			continue
+		}
+		p, err := d.plan(t, nil)
+		if err != nil {
+			return err
+		}
+		job.plans = append(job.plans, p)
+	}
+	if len(job.plans) == 0 {
+		return nil
+	}
+	if err := d.be.write(ctx, job); err != nil {
+		return err
+	}
+	for _, p := range job.plans {
+		d.tables[p.next.cfg.name] = p.next
+		d.log.Info("empty table created", "table", p.next.cfg.name)
+	}
+	return nil
 }
 
 // Close releases the lock and the connection.
@@ -572,6 +625,11 @@ func (d *DB) table(ctx context.Context, name string) (*tbl, error) {
 		if err := d.adopt(t, cols, pk); err != nil {
 			return nil, err
 		}
+		rows, err := d.be.hasRows(ctx, t.ident)
+		if err != nil {
+			return nil, fmt.Errorf("table %q: %w", name, err)
+		}
+		t.empty = !rows
 	}
 	d.tables[name] = t
 	return t, nil
@@ -672,6 +730,14 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 			add(name, cfg.declared[name])
 		}
 	}
+	if len(rows) == 0 && !t.exists {
+		// An empty table (EnsureTables): its key columns must exist.
+		for _, k := range cfg.pk {
+			if _, ok := lookup(k); !ok {
+				add(k, typeString)
+			}
+		}
+	}
 	retype := func(ci int, v any) {
 		old := types[ci]
 		typ := old
@@ -689,6 +755,10 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 	}
 
 	// Pass 1: find every column and settle its type.
+	var firstTyped map[int]bool
+	if t.empty {
+		firstTyped = map[int]bool{}
+	}
 	entries := d.entries[:0]
 	starts := make([]int, len(rows)+1)
 	for ri := range rows {
@@ -721,6 +791,16 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 			}
 			if ci < 0 {
 				continue
+			}
+			if v != nil && ci < ncur && t.empty && !firstTyped[ci] {
+				// A column of a table that holds no row yet, whose type
+				// was not declared (made by EnsureTables), takes the type of
+				// its first value, as a new column would: the outcome does
+				// not depend on whether the table was made empty first.
+				firstTyped[ci] = true
+				if _, declared := cfg.declared[t.cols[ci].name]; !declared && t.cols[ci].native == "" {
+					types[ci] = infer(v)
+				}
 			}
 			if v != nil {
 				if typ := types[ci]; typ != typeString && typ != typeJSON && !fits(typ, v) {
@@ -773,7 +853,7 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 	p := &plan{t: t, next: t, n: len(rows)}
 	for ci := 0; ci < ncur; ci++ {
 		if types[ci] != t.cols[ci].typ {
-			p.widened = append(p.widened, widening{ci: ci, from: t.cols[ci].typ, to: types[ci]})
+			p.widened = append(p.widened, widening{ci: ci, from: t.cols[ci].typ, to: types[ci], first: firstTyped[ci]})
 		}
 	}
 	if len(newNames) > 0 || len(p.widened) > 0 || !t.exists {

@@ -297,11 +297,16 @@ func TestReplace(t *testing.T) {
 			if !finish {
 				return -1
 			}
-			marked, err := d.FinishTable(ctx, "r", complete)
-			if err != nil {
-				t.Fatalf("FinishTable: %v", err)
+			if !complete {
+				// A failed run finishes nothing: its sync goes on in the
+				// next run.
+				return 0
 			}
-			return marked
+			marked, err := d.FinishRun(ctx, map[string]bool{"r": true}, nil)
+			if err != nil {
+				t.Fatalf("FinishRun: %v", err)
+			}
+			return marked["r"]
 		}
 		check := func(want map[string]bool) {
 			t.Helper()
@@ -324,7 +329,7 @@ func TestReplace(t *testing.T) {
 			t.Errorf("resumed complete run marked %d, want 1 (c)", m)
 		}
 		check(map[string]bool{"a": false, "b": false, "c": true})
-		// Killed mid-run (no FinishTable), then a complete rerun.
+		// Killed mid-run (no FinishRun), then a complete rerun.
 		run(true, false, "c")
 		if m := run(true, true, "b"); m != 1 {
 			t.Errorf("complete run after a crash marked %d, want 1 (a)", m)
@@ -333,12 +338,12 @@ func TestReplace(t *testing.T) {
 		// A fresh complete run that sees nothing marks everything left.
 		e.clock.Add(time.Hour)
 		d := e.open(t, tab)
-		if m, err := d.FinishTable(ctx, "r", true); err != nil || m != 2 {
-			t.Errorf("empty complete run: marked %d, %v; want 2 (b, c)", m, err)
+		if m, err := d.FinishRun(ctx, map[string]bool{"r": true}, nil); err != nil || m["r"] != 2 {
+			t.Errorf("empty complete run: marked %v, %v; want r: 2 (b, c)", m, err)
 		}
 		// Upsert tables never mark.
-		if m, err := d.FinishTable(ctx, "other", true); err != nil || m != 0 {
-			t.Errorf("FinishTable of an upsert table: %d, %v", m, err)
+		if m, err := d.FinishRun(ctx, map[string]bool{"other": true}, nil); err != nil || m["other"] != 0 {
+			t.Errorf("FinishRun of an upsert table: %v, %v", m, err)
 		}
 		d.Close()
 	})
@@ -350,7 +355,7 @@ func TestReplaceHardDeleteAndState(t *testing.T) {
 		ctx := t.Context()
 		d := e.open(t, tab)
 		mustWrite(t, d, rowsOf("h", row("id", "a"), row("id", "b")))
-		if _, err := d.FinishTable(ctx, "h", true); err != nil {
+		if _, err := d.FinishRun(ctx, map[string]bool{"h": true}, nil); err != nil {
 			t.Fatal(err)
 		}
 		d.Close()
@@ -358,16 +363,16 @@ func TestReplaceHardDeleteAndState(t *testing.T) {
 		d = e.open(t, tab)
 		mustWrite(t, d, rowsOf("h", row("id", "b")), sink.Checkpoint{Stream: "h", Value: json.RawMessage(`{"page":9}`)})
 		// The checkpoint reset commits with the deletion.
-		m, err := d.FinishTable(ctx, "h", true, sink.Checkpoint{Stream: "h"})
-		if err != nil || m != 1 {
-			t.Fatalf("FinishTable = %d, %v; want 1 deleted", m, err)
+		m, err := d.FinishRun(ctx, map[string]bool{"h": true}, []string{"h"})
+		if err != nil || m["h"] != 1 {
+			t.Fatalf("FinishRun = %v, %v; want h: 1 deleted", m, err)
 		}
 		if got := dump(t, d, "h", "id"); len(got) != 1 || got[0]["id"] != "b" {
 			t.Errorf("rows after hard delete: %v", got)
 		}
 		st, err := d.State(ctx)
 		if err != nil || len(st) != 0 {
-			t.Errorf("State after FinishTable reset = %v, %v; want empty", st, err)
+			t.Errorf("State after FinishRun = %v, %v; want empty", st, err)
 		}
 	})
 }
@@ -634,7 +639,7 @@ func TestClearStateEndsGenerations(t *testing.T) {
 		ctx := t.Context()
 		d := e.open(t, tab)
 		mustWrite(t, d, rowsOf("g", row("id", "old")))
-		if _, err := d.FinishTable(ctx, "g", true); err != nil {
+		if _, err := d.FinishRun(ctx, map[string]bool{"g": true}, nil); err != nil {
 			t.Fatal(err)
 		}
 		d.Close()
@@ -642,9 +647,6 @@ func TestClearStateEndsGenerations(t *testing.T) {
 		e.clock.Add(time.Hour)
 		d = e.open(t, tab)
 		mustWrite(t, d, rowsOf("g", row("id", "partial")))
-		if _, err := d.FinishTable(ctx, "g", false); err != nil {
-			t.Fatal(err)
-		}
 		d.Close()
 		// ...but a full refresh starts over: only what it sees survives.
 		e.clock.Add(time.Hour)
@@ -653,8 +655,8 @@ func TestClearStateEndsGenerations(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustWrite(t, d, rowsOf("g", row("id", "new")))
-		if m, err := d.FinishTable(ctx, "g", true); err != nil || m != 2 {
-			t.Errorf("FinishTable after ClearState = %d, %v; want 2 (old, partial)", m, err)
+		if m, err := d.FinishRun(ctx, map[string]bool{"g": true}, nil); err != nil || m["g"] != 2 {
+			t.Errorf("FinishRun after ClearState = %v, %v; want g: 2 (old, partial)", m, err)
 		}
 	})
 }

@@ -1,0 +1,81 @@
+package runner
+
+import "github.com/ferry-etl/ferry/engine/spec"
+
+// summary builds the run's outcome, and computes completeness once, for
+// every stream and target, by one rule: a table or blueprint may be
+// reconciled only when every chain and every record feeding it, and every
+// ancestor of those, completed without failure, in a run that was not cut
+// short, that read those streams in full, and that produced the target.
+func (r *Runner) summary(f *failures, fatal error) *Summary {
+	snaps, elapsed := r.stats.Snapshot()
+	sum := &Summary{Streams: snaps, Elapsed: elapsed, Failures: f.list, Complete: map[string]bool{},
+		Tables: map[string]bool{}, Blueprints: map[string]bool{}, Duplicates: r.targets.report()}
+
+	chainFailed := map[string]bool{}  // a request chain of the stream failed
+	recordFailed := map[string]bool{} // a record of the stream failed a mapping
+	tableFailed := map[string]bool{}
+	blueprintFailed := map[string]bool{}
+	for _, x := range f.list {
+		if !x.Record() {
+			chainFailed[x.Stream] = true
+			continue
+		}
+		recordFailed[x.Stream] = true
+		if x.Table != "" {
+			tableFailed[x.Table] = true
+		}
+		if x.Blueprint != "" {
+			blueprintFailed[x.Blueprint] = true
+		}
+	}
+	// complete: the stream read everything it should have. A failed record
+	// of a parent (or batch source) counts against its children: its data
+	// may have steered them (a `when` that skipped it, a wrong path).
+	memo := map[*streamState]bool{}
+	var complete func(st *streamState) bool
+	complete = func(st *streamState) bool {
+		if ok, done := memo[st]; done {
+			return ok
+		}
+		memo[st] = false // against cycles, which validation refuses anyway
+		ok := fatal == nil && st.skip == "" && !chainFailed[st.s.Name]
+		for _, up := range []string{nameOf(st.s.Parent()), nameOf(st.s.BatchOf())} {
+			if u := r.streams[up]; ok && u != nil {
+				ok = complete(u) && !recordFailed[up]
+			}
+		}
+		memo[st] = ok
+		return ok
+	}
+	// full: the stream's targets saw every record, not only those changed
+	// since a saved incremental cursor.
+	full := func(st *streamState) bool { return !st.stat.partialRead.Load() }
+	for _, st := range r.order {
+		sum.Complete[st.s.Name] = complete(st)
+	}
+	for _, it := range r.f.Tables.Items {
+		if st := r.streams[it.Value.From.V]; st != nil && st.selected {
+			sum.Tables[it.Key] = complete(st) && full(st) && !tableFailed[it.Key]
+		}
+	}
+	if r.f.Port != nil {
+		for _, e := range r.f.Port.Entities {
+			st := r.streams[e.From.V]
+			ok := st != nil && st.selected && complete(st) && full(st) && !blueprintFailed[e.Blueprint.V]
+			if prev, seen := sum.Blueprints[e.Blueprint.V]; seen {
+				ok = ok && prev
+			}
+			sum.Blueprints[e.Blueprint.V] = ok
+		}
+	}
+	return sum
+}
+
+// nameOf is a stream's name, "" for none.
+func nameOf(s *spec.Stream) string {
+	if s == nil {
+		return ""
+	}
+	return s.Name
+}

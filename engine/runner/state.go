@@ -1,0 +1,182 @@
+package runner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/ferry-etl/ferry/engine/paginate"
+	"github.com/ferry-etl/ferry/engine/sink"
+	"github.com/ferry-etl/ferry/engine/spec"
+)
+
+// pageState is the checkpoint of a request chain: pages committed, where the
+// next request goes, and whether the chain is finished.
+type pageState struct {
+	Pages int            `json:"pages"`
+	Next  paginate.State `json:"next"`
+	Done  bool           `json:"done,omitempty"`
+	// Redo: the records of page Pages were delivered but the request after
+	// it could not be worked out; Next is the request of page Pages, which
+	// a resumed chain sends again without writing its records.
+	Redo bool `json:"redo,omitempty"`
+	// Since is the incremental cursor the chain started from: a resumed
+	// chain asks the same question. Max is the largest cursor seen so far.
+	Since any `json:"since,omitempty"`
+	Max   any `json:"max,omitempty"`
+	// cursor is the largest incremental cursor of a finished chain; it is
+	// saved under the stream's watermark key, not in the page state.
+	cursor any
+}
+
+// WatermarkSuffix names the state key of a stream's incremental cursors:
+// "<stream>@cursor". Page checkpoints are cleared when a run ends; these
+// are kept until --full-refresh.
+const WatermarkSuffix = "@cursor"
+
+// checkpoint hands a page's checkpoint to an Output that keeps state.
+func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *pageState, out Output) error {
+	cp, ok := out.(Checkpointer)
+	if !ok || !st.selected {
+		// A stream fetched only to drive a --streams selection wrote no
+		// rows: a checkpoint would make a later run skip writing them.
+		return nil
+	}
+	if ps.Next.URL != "" {
+		// A next link may echo a query API key; state never holds secrets.
+		// The HTTP client puts the real key back on the resumed request.
+		saved := *ps
+		saved.Next.URL = r.opts.Pool.RedactURL(ps.Next.URL)
+		ps = &saved
+	}
+	val, err := json.Marshal(ps)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name, Partition: rn.partition, Value: val}); err != nil {
+		return fmt.Errorf("checkpoint %s: %w", st.s.Name, err)
+	}
+	if ps.cursor != nil {
+		// Committed with the chain's last rows: a crash before it leaves
+		// the old cursor, and the next run reads those records again.
+		cur, err := json.Marshal(ps.cursor)
+		if err != nil {
+			return fmt.Errorf("cursor: %w", err)
+		}
+		if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name + WatermarkSuffix, Partition: rn.partition, Value: cur}); err != nil {
+			return fmt.Errorf("cursor %s: %w", st.s.Name, err)
+		}
+	}
+	return nil
+}
+
+// resumePoint is the saved state of a chain, or nil to start afresh.
+func (r *Runner) resumePoint(st *streamState, partition string) *pageState {
+	raw, ok := r.opts.State[st.s.Name][partition]
+	if !ok || len(raw) == 0 {
+		return nil
+	}
+	var ps pageState
+	if err := json.Unmarshal(raw, &ps); err != nil {
+		r.log.Warn("ignoring unreadable checkpoint", "stream", st.s.Name, "error", err)
+		return nil
+	}
+	return &ps
+}
+
+// watermark is the cursor an incremental chain starts from: the one saved by
+// the last run (saved is true), else the spec's initial value.
+func (r *Runner) watermark(st *streamState, partition string) (cursor any, saved bool) {
+	inc := st.s.Incremental
+	if raw, ok := r.opts.State[st.s.Name+WatermarkSuffix][partition]; ok && len(raw) > 0 {
+		if v, err := decodeJSON(raw); err == nil {
+			return v, true
+		}
+		r.log.Warn("ignoring unreadable cursor", "stream", st.s.Name)
+	}
+	return inc.Initial.Tree(), false
+}
+
+// later reports whether cursor a is after b: numbers by value, anything else
+// as text (ISO-8601 timestamps sort as text).
+func later(a, b any) bool {
+	if b == nil {
+		return a != nil
+	}
+	if a == nil {
+		return false
+	}
+	fa, aok := toFloat(a)
+	fb, bok := toFloat(b)
+	if aok && bok {
+		return fa > fb
+	}
+	return fmt.Sprint(a) > fmt.Sprint(b)
+}
+
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case json.Number:
+		f, err := x.Float64()
+		return f, err == nil
+	case float64:
+		return x, true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	}
+	return 0, false
+}
+
+// partitionKey names a run by its ancestor records, stably across runs.
+func partitionKey(c *chain) string {
+	var parts []string
+	for x := c; x != nil; x = x.up {
+		parts = append(parts, x.stream+"="+x.key)
+	}
+	slices.Reverse(parts)
+	return strings.Join(parts, "/")
+}
+
+// identify returns what identifies a record of stream s among its siblings
+// (key, for partitions) and how messages name it (label). The stream's
+// `key` program decides when set; else the record's id, identifier or uuid
+// field; else a hash of its content ("key" or "name" fields are often
+// shared by siblings, e.g. in key/value lists, so they only label).
+func (r *Runner) identify(ctx context.Context, s *spec.Stream, rec any, vars []any) (key, label string) {
+	if q := s.Key.Code(); q != nil {
+		if v, ok, err := q.First(ctx, rec, vars...); err == nil && ok && v != nil {
+			k := fmt.Sprint(v)
+			return url.PathEscape(k), labelOf("key", k)
+		}
+	}
+	m, _ := rec.(map[string]any)
+	for _, f := range []string{"id", "identifier", "uuid"} {
+		if x, ok := m[f]; ok && x != nil {
+			k := fmt.Sprint(x)
+			return url.PathEscape(k), labelOf(f, k)
+		}
+	}
+	for _, f := range []string{"key", "name"} {
+		if x, ok := m[f]; ok && x != nil {
+			label = labelOf(f, fmt.Sprint(x))
+			break
+		}
+	}
+	b, _ := json.Marshal(rec)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8]), label
+}
+
+func labelOf(field, value string) string {
+	if len(value) > 80 {
+		return ""
+	}
+	return fmt.Sprintf("[%s=%s]", field, value)
+}
