@@ -10,7 +10,9 @@
 //     GET /ccm/api/budgets. Auth is the x-api-key header only (401 with
 //     Harness's Error body otherwise). accountIdentifier is required and must
 //     match the account (400 Failure body otherwise). Responses use the
-//     ResponseDTO envelope {status, data, metaData, correlationId}.
+//     ResponseDTO envelope {status, data, metaData, correlationId}; budgets
+//     use 2021's {metaData, data, responseMessages} when
+//     [Account].BudgetsEnvelope2021 is set.
 //
 //   - Projects page by 0-based pageIndex (pageSize default 50, above 100 is
 //     a 400), sorted by lastModifiedAt descending like the real endpoint.
@@ -58,7 +60,9 @@
 // [Generate] builds a deterministic [Account] for a seed and [Size]: projects
 // in several orgs sharing identifiers (default_project in default and
 // platform), names with punctuation and Unicode, null and empty
-// descriptions, missing and empty tags, empty module lists; connector
-// categories; budgets of four scope types with alert thresholds; SEI OUs
-// with incidents spread over 2024–2027.
+// descriptions, missing and empty tags, empty module lists, and items in
+// each older recorded shape ([ProjectShape]); connector categories; budgets
+// of four scope types with alert thresholds, one in the 2021 shape, and the
+// 2021 budgets envelope for odd seeds; SEI OUs with incidents spread over
+// 2024–2027.
 package harness
