@@ -346,15 +346,18 @@ func threshold(pct float64, basedOn string, sent int, crossed int64) AlertThresh
 }
 
 // Stage templates for the mean-time-to-restore profile; typical seconds per
-// stage drive the generated durations.
+// stage drive the generated durations. Limits mix units the way admins type
+// them (SECONDS, MINUTES, HOURS, DAYS in one profile, two units in one
+// stage), and review usually overruns its limits, so the first OU's answer
+// has GOOD, NEEDS_ATTENTION and SLOW stages side by side.
 var stageTemplates = []struct {
 	stage   Stage
 	typical int64
 }{
 	{Stage{Name: "Open", AdditionalKey: "Ticket Status Changed from OPEN", LowerLimitValue: 1, LowerLimitUnit: "HOURS", UpperLimitValue: 4, UpperLimitUnit: "HOURS"}, 3600},
-	{Stage{Name: "In Progress", LowerLimitValue: 1, LowerLimitUnit: "DAYS", UpperLimitValue: 3, UpperLimitUnit: "DAYS"}, 86400},
-	{Stage{Name: "In Review", AdditionalKey: "Ticket Status Changed from IN REVIEW", LowerLimitValue: 120, LowerLimitUnit: "MINUTES", UpperLimitValue: 1, UpperLimitUnit: "DAYS"}, 14400},
-	{Stage{Name: "Deploy", LowerLimitValue: 1800, LowerLimitUnit: "SECONDS", UpperLimitValue: 2, UpperLimitUnit: "HOURS"}, 2400},
+	{Stage{Name: "In Progress", AdditionalKey: "Ticket Status Changed from IN PROGRESS", LowerLimitValue: 1, LowerLimitUnit: "DAYS", UpperLimitValue: 3, UpperLimitUnit: "DAYS"}, 86400},
+	{Stage{Name: "In Review", AdditionalKey: "Ticket Status Changed from IN REVIEW", LowerLimitValue: 30, LowerLimitUnit: "MINUTES", UpperLimitValue: 2, UpperLimitUnit: "HOURS"}, 14400},
+	{Stage{Name: "Deploy", AdditionalKey: "Ticket Status Changed from DEPLOY", LowerLimitValue: 1800, LowerLimitUnit: "SECONDS", UpperLimitValue: 2, UpperLimitUnit: "HOURS"}, 2400},
 }
 
 func genOUs(r *rand.Rand, n, incidents int) []OU {

@@ -105,6 +105,21 @@ func TestSchemasReject(t *testing.T) {
 		{"record without mean", meanTime, "sei_mean_time.json", func(m map[string]any) {
 			delete(first(m, "records", "0"), "mean")
 		}},
+		{"record with band", meanTime, "sei_mean_time.json", func(m map[string]any) {
+			first(m, "records", "0")["band"] = "ELITE"
+		}},
+		{"record with min", meanTime, "sei_mean_time.json", func(m map[string]any) {
+			first(m, "records", "0")["min"] = 1
+		}},
+		{"record without additional_key", meanTime, "sei_mean_time.json", func(m map[string]any) {
+			delete(first(m, "records", "0"), "additional_key")
+		}},
+		{"stage result without unit", meanTime, "sei_mean_time.json", func(m map[string]any) {
+			delete(first(m, "records", "0", "velocity_stage_result"), "upper_limit_unit")
+		}},
+		{"lower-case rating", meanTime, "sei_mean_time.json", func(m map[string]any) {
+			first(m, "records", "0", "velocity_stage_result")["rating"] = "good"
+		}},
 		{"2020 item with wrapper createdAt", projects, "ng_projects.json", func(m map[string]any) {
 			projectItem(m, "emoji_only")["createdAt"] = 1
 		}},

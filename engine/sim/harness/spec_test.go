@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-etl/ferry/engine"
 	"github.com/ferry-etl/ferry/engine/sim/harness"
@@ -129,5 +133,88 @@ func TestSpecLoadsOlderShapes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSpecMeanTimeRows: every SEI record becomes one row with every field
+// kept, durations in seconds as SEI sent them, and band from the rating.
+func TestSpecMeanTimeRows(t *testing.T) {
+	acct := harness.Generate(1, harness.Small)
+	srv, err := harness.Start(t.Context(), acct, harness.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cfg := simConfig(srv, acct)
+	rows := runSpec(t, cfg, "mean_time")["mean_time_to_resolution"]
+
+	// The same request the spec sends (default window 2024-01-01 to 2025-01-01).
+	from := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).Unix() - 1
+	to := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	ou := acct.OUs[0]
+	body := fmt.Sprintf(`{"ou_ids":[%d],"filter":{"integration_ids":["%s"],"jira_issue_resolved_at":{"$gt":"%d","$lt":"%d"}}}`,
+		ou.RefID, strings.Join(ou.IntegrationIDs, `","`), from, to)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.SEIBaseURL()+"/v1/dora/mean-time", strings.NewReader(body))
+	req.Header.Set("Authorization", "ApiKey "+srv.Options().SEIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var answer struct{ Records []map[string]any }
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&answer); err != nil || len(answer.Records) == 0 {
+		t.Fatalf("SEI answer %s: %v", raw, err)
+	}
+	if len(rows) != len(answer.Records) {
+		t.Fatalf("%d rows for %d records", len(rows), len(answer.Records))
+	}
+	for i, rec := range answer.Records {
+		vsr := rec["velocity_stage_result"].(map[string]any)
+		want := map[string]any{
+			"ou_id": fmt.Sprint(ou.RefID), "window_from": "2024-01-01", "window_to": "2025-01-01",
+			"stage": rec["key"], "end_event": rec["additional_key"], "total_incidents": rec["count"],
+			"mean_seconds": rec["mean"], "median_seconds": rec["median"], "p90_seconds": rec["p90"], "p95_seconds": rec["p95"],
+			"lower_limit_value": vsr["lower_limit_value"], "lower_limit_unit": vsr["lower_limit_unit"],
+			"upper_limit_value": vsr["upper_limit_value"], "upper_limit_unit": vsr["upper_limit_unit"],
+			"rating": vsr["rating"], "band": vsr["rating"],
+		}
+		if len(rows[i]) != len(want) {
+			t.Errorf("row %d has columns %v, want exactly %d", i, rows[i], len(want))
+		}
+		for k, v := range want {
+			if fmt.Sprint(rows[i][k]) != fmt.Sprint(v) {
+				t.Errorf("row %d %s = %v, want %v", i, k, rows[i][k], v)
+			}
+		}
+	}
+}
+
+// TestSpecMeanTimeBand: a band sent by a server wins over the rating, and
+// the rating keeps its own column; a record without either loads with nulls.
+func TestSpecMeanTimeBand(t *testing.T) {
+	sei := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"records":[`+
+			`{"key":"Open","additional_key":"e","median":1,"count":1,"mean":1.0,"p90":1,"p95":1,"band":"ELITE","velocity_stage_result":{"lower_limit_value":1,"lower_limit_unit":"DAYS","upper_limit_value":2,"upper_limit_unit":"DAYS","rating":"GOOD"}},`+
+			`{"key":"Bare","median":1,"count":1,"mean":1.0,"p90":1,"p95":1}`+
+			`],"count":2,"_metadata":{"page_size":100,"page":0,"has_next":false,"total_count":2}}`)
+	}))
+	defer sei.Close()
+	rows := runSpec(t, map[string]string{"account_id": "acct", "api_token": "pat.unused.token", "sei_base_url": sei.URL, "sei_api_key": "sei.fake.key",
+		"sei_ou_ids": "1", "sei_integration_ids": "2"}, "mean_time")["mean_time_to_resolution"]
+	if len(rows) != 2 {
+		t.Fatalf("%d rows, want 2", len(rows))
+	}
+	if rows[0]["band"] != "ELITE" || rows[0]["rating"] != "GOOD" {
+		t.Errorf("band/rating = %v/%v, want ELITE/GOOD", rows[0]["band"], rows[0]["rating"])
+	}
+	for _, k := range []string{"band", "rating", "end_event", "lower_limit_unit"} {
+		if rows[1][k] != nil {
+			t.Errorf("bare record: %s = %v, want null", k, rows[1][k])
+		}
 	}
 }
