@@ -15,24 +15,99 @@ type Account struct {
 	Projects  []ProjectResponse // in insertion order; the server sorts on read
 	Catalogue []CatalogueItem
 	Budgets   []Budget
-	OUs       []OU // SEI collections (organisation units) with their data
+	// BudgetsEnvelope2021 answers GET /ccm/api/budgets in the envelope
+	// recorded in 2021, {metaData, data, responseMessages}, without status
+	// or correlationId.
+	BudgetsEnvelope2021 bool
+	OUs                 []OU // SEI collections (organisation units) with their data
 }
 
 // ProjectResponse is one element of data.content in GET /ng/api/projects.
+// The server keeps CreatedAt, LastModifiedAt and IsFavorite for every
+// project (sorting and onlyFavorites use them) but writes them in the
+// recorded shape that Shape selects.
 type ProjectResponse struct {
-	Project        Project `json:"project"`
-	CreatedAt      int64   `json:"createdAt"`      // epoch ms
-	LastModifiedAt int64   `json:"lastModifiedAt"` // epoch ms; default sort key (descending)
-	IsFavorite     bool    `json:"isFavorite"`
+	Project        Project
+	CreatedAt      int64 // epoch ms
+	LastModifiedAt int64 // epoch ms; default sort key (descending)
+	IsFavorite     bool
+	Shape          ProjectShape
+}
+
+// ProjectShape is one of the recorded shapes of a projects list item.
+// Harness builds of several eras answer differently; clients meet them all.
+type ProjectShape int
+
+// Recorded shapes. AccountIdentifier of [Project] is sent with every shape
+// when non-empty; Project2020 items carry it.
+const (
+	// ProjectCurrent: {project, createdAt, lastModifiedAt, isFavorite}.
+	ProjectCurrent ProjectShape = iota
+	// ProjectNoFavorite: {project, createdAt, lastModifiedAt}, as recorded
+	// in 2021–2022.
+	ProjectNoFavorite
+	// ProjectNullCreatedAt: "createdAt": null, as in a real single-project
+	// answer.
+	ProjectNullCreatedAt
+	// ProjectFavoriteOnly: {project, isFavorite} without timestamps, as in
+	// Harness's 2023 mock.
+	ProjectFavoriteOnly
+	// Project2020: {project} alone, lastModifiedAt (and accountIdentifier)
+	// inside project, no wrapper fields.
+	Project2020
+)
+
+// MarshalJSON writes the item in its recorded shape.
+func (p ProjectResponse) MarshalJSON() ([]byte, error) {
+	var v any
+	switch p.Shape {
+	case ProjectNoFavorite:
+		v = struct {
+			Project        Project `json:"project"`
+			CreatedAt      int64   `json:"createdAt"`
+			LastModifiedAt int64   `json:"lastModifiedAt"`
+		}{p.Project, p.CreatedAt, p.LastModifiedAt}
+	case ProjectNullCreatedAt:
+		v = struct {
+			Project        Project `json:"project"`
+			CreatedAt      *int64  `json:"createdAt"`
+			LastModifiedAt int64   `json:"lastModifiedAt"`
+			IsFavorite     bool    `json:"isFavorite"`
+		}{p.Project, nil, p.LastModifiedAt, p.IsFavorite}
+	case ProjectFavoriteOnly:
+		v = struct {
+			Project    Project `json:"project"`
+			IsFavorite bool    `json:"isFavorite"`
+		}{p.Project, p.IsFavorite}
+	case Project2020:
+		type inner struct {
+			Project
+			LastModifiedAt int64 `json:"lastModifiedAt"`
+		}
+		v = struct {
+			Project inner `json:"project"`
+		}{inner{p.Project, p.LastModifiedAt}}
+	default:
+		v = struct {
+			Project        Project `json:"project"`
+			CreatedAt      int64   `json:"createdAt"`
+			LastModifiedAt int64   `json:"lastModifiedAt"`
+			IsFavorite     bool    `json:"isFavorite"`
+		}{p.Project, p.CreatedAt, p.LastModifiedAt, p.IsFavorite}
+	}
+	return encodeJSON(v)
 }
 
 // Project is Harness's NG project model.
 type Project struct {
-	OrgIdentifier string   `json:"orgIdentifier"`
-	Identifier    string   `json:"identifier"`
-	Name          string   `json:"name"`
-	Color         string   `json:"color"`
-	Modules       []string `json:"modules"`
+	// AccountIdentifier is sent only when non-empty: 2020 builds put it in
+	// the project, later ones leave it out.
+	AccountIdentifier string   `json:"accountIdentifier,omitempty"`
+	OrgIdentifier     string   `json:"orgIdentifier"`
+	Identifier        string   `json:"identifier"`
+	Name              string   `json:"name"`
+	Color             string   `json:"color"`
+	Modules           []string `json:"modules"`
 	// Description nil is sent as JSON null; "" as "".
 	Description *string `json:"description"`
 	// Tags nil leaves the key out of the JSON; an empty map is sent as {}.
@@ -70,6 +145,60 @@ type Budget struct {
 	EndTime       int64 `json:"endTime"`
 	CreatedAt     int64 `json:"createdAt"`
 	LastUpdatedAt int64 `json:"lastUpdatedAt"`
+	// Shape2021 writes the budget as recorded in 2021: no period,
+	// growthRate, startTime, endTime, isNgBudget or ngBudget, and alert
+	// thresholds without slackWebhooks but with their own notifyOnSlack.
+	Shape2021 bool `json:"-"`
+}
+
+// MarshalJSON writes the budget in its recorded shape.
+func (b Budget) MarshalJSON() ([]byte, error) {
+	if !b.Shape2021 {
+		type current Budget // no MarshalJSON: plain struct encoding
+		return encodeJSON(current(b))
+	}
+	thresholds := make([]alertThreshold2021, len(b.AlertThresholds))
+	for i, t := range b.AlertThresholds {
+		thresholds[i] = alertThreshold2021{
+			Percentage: t.Percentage, BasedOn: t.BasedOn, AlertsSent: t.AlertsSent, CrossedAt: t.CrossedAt,
+			EmailAddresses: t.EmailAddresses, UserGroupIDs: t.UserGroupIDs, NotifyOnSlack: t.NotifyOnSlack,
+		}
+	}
+	return encodeJSON(budget2021{
+		UUID: b.UUID, AccountID: b.AccountID, Name: b.Name, Scope: b.Scope, Type: b.Type,
+		BudgetAmount: b.BudgetAmount, ActualCost: b.ActualCost, ForecastCost: b.ForecastCost,
+		LastMonthCost: b.LastMonthCost, AlertThresholds: thresholds, EmailAddresses: b.EmailAddresses,
+		UserGroupIDs: b.UserGroupIDs, NotifyOnSlack: b.NotifyOnSlack, CreatedAt: b.CreatedAt,
+		LastUpdatedAt: b.LastUpdatedAt,
+	})
+}
+
+type budget2021 struct {
+	UUID            string               `json:"uuid"`
+	AccountID       string               `json:"accountId"`
+	Name            string               `json:"name"`
+	Scope           BudgetScope          `json:"scope"`
+	Type            string               `json:"type"`
+	BudgetAmount    Double               `json:"budgetAmount"`
+	ActualCost      Double               `json:"actualCost"`
+	ForecastCost    Double               `json:"forecastCost"`
+	LastMonthCost   Double               `json:"lastMonthCost"`
+	AlertThresholds []alertThreshold2021 `json:"alertThresholds"`
+	EmailAddresses  []string             `json:"emailAddresses"`
+	UserGroupIDs    []string             `json:"userGroupIds"`
+	NotifyOnSlack   bool                 `json:"notifyOnSlack"`
+	CreatedAt       int64                `json:"createdAt"`
+	LastUpdatedAt   int64                `json:"lastUpdatedAt"`
+}
+
+type alertThreshold2021 struct {
+	Percentage     Double   `json:"percentage"`
+	BasedOn        string   `json:"basedOn"`
+	AlertsSent     int      `json:"alertsSent"`
+	CrossedAt      int64    `json:"crossedAt"`
+	EmailAddresses []string `json:"emailAddresses"`
+	UserGroupIDs   []string `json:"userGroupIds"`
+	NotifyOnSlack  bool     `json:"notifyOnSlack"`
 }
 
 // BudgetScope says what a budget covers. ViewID and ViewName are present
@@ -92,6 +221,9 @@ type AlertThreshold struct {
 	SlackWebhooks  []string `json:"slackWebhooks"`
 	AlertsSent     int      `json:"alertsSent"`
 	CrossedAt      int64    `json:"crossedAt"` // epoch ms, 0 when never crossed
+	// NotifyOnSlack is sent only by budgets in the 2021 shape, which have
+	// no slackWebhooks.
+	NotifyOnSlack bool `json:"-"`
 }
 
 // OU is an SEI collection (organisation unit). The DORA mean-time endpoint

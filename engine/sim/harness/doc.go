@@ -10,7 +10,9 @@
 //     GET /ccm/api/budgets. Auth is the x-api-key header only (401 with
 //     Harness's Error body otherwise). accountIdentifier is required and must
 //     match the account (400 Failure body otherwise). Responses use the
-//     ResponseDTO envelope {status, data, metaData, correlationId}.
+//     ResponseDTO envelope {status, data, metaData, correlationId}; budgets
+//     use 2021's {metaData, data, responseMessages} when
+//     [Account].BudgetsEnvelope2021 is set.
 //
 //   - Projects page by 0-based pageIndex (pageSize default 50, above 100 is
 //     a 400), sorted by lastModifiedAt descending like the real endpoint.
@@ -38,10 +40,15 @@
 //     SEI ignores unknown filters. filter.ratings keeps only stages with
 //     those ratings. The answer is SEI's paginated list
 //     {records, count, _metadata{page_size, page, has_next, total_count}},
-//     one DbAggregationResult per workflow stage (durations in seconds,
-//     mean as a Java double), computed from the OU's incidents, so the same
-//     request always gives the same bytes. SEI errors use the Spring Boot
-//     body {timestamp, status, error, message, path}.
+//     one velocity record per workflow stage in exactly the recorded shape
+//     {key, additional_key, median, count, mean, p90, p95,
+//     velocity_stage_result{lower_limit_value, lower_limit_unit,
+//     upper_limit_value, upper_limit_unit, rating}}: no band, min or max;
+//     durations in seconds (mean as a Java double), limits in the units of
+//     the OU's profile, rating GOOD, NEEDS_ATTENTION or SLOW. Records are
+//     computed from the OU's incidents, so the same request always gives the
+//     same bytes. SEI errors use the Spring Boot body {timestamp, status,
+//     error, message, path}.
 //
 //   - Rate limiting ([Options].RateLimit per Window, fixed window on the
 //     injected clock) answers 429 with no Retry-After, as Harness's edge
@@ -58,7 +65,9 @@
 // [Generate] builds a deterministic [Account] for a seed and [Size]: projects
 // in several orgs sharing identifiers (default_project in default and
 // platform), names with punctuation and Unicode, null and empty
-// descriptions, missing and empty tags, empty module lists; connector
-// categories; budgets of four scope types with alert thresholds; SEI OUs
-// with incidents spread over 2024–2027.
+// descriptions, missing and empty tags, empty module lists, and items in
+// each older recorded shape ([ProjectShape]); connector categories; budgets
+// of four scope types with alert thresholds, one in the 2021 shape, and the
+// 2021 budgets envelope for odd seeds; SEI OUs with incidents spread over
+// 2024–2027 and profiles whose limits mix units.
 package harness

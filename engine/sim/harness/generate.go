@@ -83,8 +83,10 @@ var nameFlavours = []string{"", "", "", " (EU)", " — Ünïcode", " & Co.", " �
 // (the fixed edge cases count towards Projects and Budgets).
 func GenerateShape(seed int64, sh Shape) *Account {
 	r := rand.New(rand.NewPCG(uint64(seed), 0x9e3779b97f4a7c15))
-	a := &Account{ID: genID(r, 22)}
-	a.Projects = genProjects(r, sh.Projects)
+	// Odd seeds get the 2021 budgets envelope, even seeds today's: both
+	// eras are served without drawing from r, so the data stays the same.
+	a := &Account{ID: genID(r, 22), BudgetsEnvelope2021: seed%2 != 0}
+	a.Projects = genProjects(r, a.ID, sh.Projects)
 	a.Catalogue = genCatalogue()
 	a.Budgets = genBudgets(r, a.ID, sh.Budgets)
 	a.OUs = genOUs(r, sh.OUs, sh.IncidentsPerOU)
@@ -107,7 +109,9 @@ func strp(s string) *string { return &s }
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
 // genProjects returns the fixed edge cases first, then random projects.
-func genProjects(r *rand.Rand, n int) []ProjectResponse {
+// Four fixed projects are served in older recorded shapes (see
+// [ProjectShape]).
+func genProjects(r *rand.Rand, acct string, n int) []ProjectResponse {
 	t0 := projectEpoch
 	long := strings.Repeat("x", 1024)
 	tie := ms(t0.Add(400 * 24 * time.Hour)) // two projects share this lastModifiedAt
@@ -119,10 +123,10 @@ func genProjects(r *rand.Rand, n int) []ProjectResponse {
 		{Project: Project{OrgIdentifier: "platform", Identifier: "default_project", Name: "Default Project", Color: "#1bb954",
 			Modules: []string{"CD"}, Description: strp("")}, // tags missing
 			CreatedAt: ms(t0.Add(time.Hour)), LastModifiedAt: ms(t0.Add(48 * time.Hour)), IsFavorite: true},
-		// Differs only in case from default_project.
+		// Differs only in case from default_project; "createdAt": null.
 		{Project: Project{OrgIdentifier: "data_eng", Identifier: "Default_Project", Name: "default project", Color: "#e63535",
 			Modules: []string{}, Description: nil, Tags: map[string]string{"Team": "upper", "team": "lower"}},
-			CreatedAt: ms(t0.Add(2 * time.Hour)), LastModifiedAt: ms(t0.Add(2 * time.Hour))},
+			CreatedAt: ms(t0.Add(2 * time.Hour)), LastModifiedAt: ms(t0.Add(2 * time.Hour)), Shape: ProjectNullCreatedAt},
 		{Project: Project{OrgIdentifier: "default", Identifier: "cafe_ops", Name: "Café Ops — Ünïcode ☕ 日本語",
 			Color: "#ffbc00", Modules: []string{"CD", "CI"}, Description: strp("Line one\nLine two\t🚀 \"quoted\" \\ back"),
 			Tags: map[string]string{"team": "café", "critical": "", "app.kubernetes.io/name": "ops"}},
@@ -130,15 +134,18 @@ func genProjects(r *rand.Rand, n int) []ProjectResponse {
 		{Project: Project{OrgIdentifier: "platform", Identifier: "quotes", Name: `O'Brien's "Quoted" <Project> & Co.`,
 			Color: "#9b51e0", Modules: []string{}, Description: nil, Tags: map[string]string{"<k>": "&v"}},
 			CreatedAt: ms(t0.Add(4 * time.Hour)), LastModifiedAt: tie},
+		// No isFavorite (2021–2022 recordings).
 		{Project: Project{OrgIdentifier: "default", Identifier: "p$dollar_1", Name: "Dollar $ign 100%",
 			Color: "#3dc7f6", Modules: []string{"SEI"}, Description: strp(""), Tags: nil},
-			CreatedAt: ms(t0.Add(5 * time.Hour)), LastModifiedAt: ms(t0.Add(500 * 24 * time.Hour))},
+			CreatedAt: ms(t0.Add(5 * time.Hour)), LastModifiedAt: ms(t0.Add(500 * 24 * time.Hour)), Shape: ProjectNoFavorite},
+		// isFavorite and no timestamps (Harness's 2023 mock).
 		{Project: Project{OrgIdentifier: "_legacy", Identifier: "_" + strings.Repeat("a", 127), Name: strings.Repeat("N", 128),
 			Color: "#fe5d0a", Modules: slices.Clone(moduleTypes), Description: strp(long), Tags: map[string]string{"owner": "  spaced  "}},
-			CreatedAt: ms(t0.Add(6 * time.Hour)), LastModifiedAt: ms(t0.Add(6 * time.Hour))},
-		{Project: Project{OrgIdentifier: "platform", Identifier: "emoji_only", Name: "🔥🔥🔥",
+			CreatedAt: ms(t0.Add(6 * time.Hour)), LastModifiedAt: ms(t0.Add(6 * time.Hour)), IsFavorite: true, Shape: ProjectFavoriteOnly},
+		// 2020: accountIdentifier and lastModifiedAt inside project, no wrapper fields.
+		{Project: Project{AccountIdentifier: acct, OrgIdentifier: "platform", Identifier: "emoji_only", Name: "🔥🔥🔥",
 			Color: "#5f6af5", Modules: []string{"CHAOS", "SRM"}, Description: strp("   "), Tags: map[string]string{"ключ": "значение"}},
-			CreatedAt: ms(t0.Add(7 * time.Hour)), LastModifiedAt: ms(t0.Add(700 * 24 * time.Hour))},
+			CreatedAt: ms(t0.Add(7 * time.Hour)), LastModifiedAt: ms(t0.Add(700 * 24 * time.Hour)), Shape: Project2020},
 	}
 	if n <= len(fixed) {
 		return fixed[:max(n, 0)]
@@ -258,12 +265,14 @@ func genBudgets(r *rand.Rand, acct string, n int) []Budget {
 			Type: "PREVIOUS_PERIOD_SPEND", BudgetAmount: 120000.5, Period: "YEARLY", GrowthRate: 12.5,
 			ActualCost: 0, ForecastCost: 0, LastMonthCost: 0,
 			AlertThresholds: []AlertThreshold{threshold(90, "FORECASTED_COST", 0, 0)}},
-		// Tiny amounts: Jackson writes 5.0E-4.
+		// Tiny amounts: Jackson writes 5.0E-4. Recorded 2021 shape: no
+		// period and friends; thresholds carry notifyOnSlack.
 		{Name: "Sandbox pennies", Scope: BudgetScope{Type: "COST_BUCKET", BudgetScopeType: "COST_BUCKET",
 			EntityIDs: []string{}, EntityNames: []string{}},
-			Type: "SPECIFIED_AMOUNT", BudgetAmount: 0.0005, Period: "DAILY", GrowthRate: 0,
+			Type: "SPECIFIED_AMOUNT", BudgetAmount: 0.0005,
 			ActualCost: 0.0001, ForecastCost: 0.0004, LastMonthCost: 0,
-			AlertThresholds: []AlertThreshold{threshold(100, "ACTUAL_COST", 3, ms(created.Add(time.Hour)))}},
+			AlertThresholds: []AlertThreshold{slackThreshold(threshold(100, "ACTUAL_COST", 3, ms(created.Add(time.Hour))))},
+			Shape2021:       true},
 	}
 	if n < len(fixed) {
 		fixed = fixed[:max(n, 0)]
@@ -325,6 +334,11 @@ func perspectiveScope(id, name string) BudgetScope {
 		EntityIDs: []string{id}, EntityNames: []string{name}}
 }
 
+func slackThreshold(t AlertThreshold) AlertThreshold {
+	t.NotifyOnSlack = true
+	return t
+}
+
 func threshold(pct float64, basedOn string, sent int, crossed int64) AlertThreshold {
 	return AlertThreshold{Percentage: Double(pct), BasedOn: basedOn,
 		EmailAddresses: []string{"alerts@example.com"}, UserGroupIDs: []string{}, SlackWebhooks: []string{},
@@ -332,15 +346,18 @@ func threshold(pct float64, basedOn string, sent int, crossed int64) AlertThresh
 }
 
 // Stage templates for the mean-time-to-restore profile; typical seconds per
-// stage drive the generated durations.
+// stage drive the generated durations. Limits mix units the way admins type
+// them (SECONDS, MINUTES, HOURS, DAYS in one profile, two units in one
+// stage), and review usually overruns its limits, so the first OU's answer
+// has GOOD, NEEDS_ATTENTION and SLOW stages side by side.
 var stageTemplates = []struct {
 	stage   Stage
 	typical int64
 }{
 	{Stage{Name: "Open", AdditionalKey: "Ticket Status Changed from OPEN", LowerLimitValue: 1, LowerLimitUnit: "HOURS", UpperLimitValue: 4, UpperLimitUnit: "HOURS"}, 3600},
-	{Stage{Name: "In Progress", LowerLimitValue: 1, LowerLimitUnit: "DAYS", UpperLimitValue: 3, UpperLimitUnit: "DAYS"}, 86400},
-	{Stage{Name: "In Review", AdditionalKey: "Ticket Status Changed from IN REVIEW", LowerLimitValue: 120, LowerLimitUnit: "MINUTES", UpperLimitValue: 1, UpperLimitUnit: "DAYS"}, 14400},
-	{Stage{Name: "Deploy", LowerLimitValue: 1800, LowerLimitUnit: "SECONDS", UpperLimitValue: 2, UpperLimitUnit: "HOURS"}, 2400},
+	{Stage{Name: "In Progress", AdditionalKey: "Ticket Status Changed from IN PROGRESS", LowerLimitValue: 1, LowerLimitUnit: "DAYS", UpperLimitValue: 3, UpperLimitUnit: "DAYS"}, 86400},
+	{Stage{Name: "In Review", AdditionalKey: "Ticket Status Changed from IN REVIEW", LowerLimitValue: 30, LowerLimitUnit: "MINUTES", UpperLimitValue: 2, UpperLimitUnit: "HOURS"}, 14400},
+	{Stage{Name: "Deploy", AdditionalKey: "Ticket Status Changed from DEPLOY", LowerLimitValue: 1800, LowerLimitUnit: "SECONDS", UpperLimitValue: 2, UpperLimitUnit: "HOURS"}, 2400},
 }
 
 func genOUs(r *rand.Rand, n, incidents int) []OU {

@@ -43,6 +43,9 @@ type sim struct {
 	t   *testing.T
 	srv *Server
 	ts  *httptest.Server
+
+	mu      sync.Mutex // guards schemas
+	schemas map[string]*jsonschema.Schema
 }
 
 func newSim(t *testing.T, acct *Account, opts Options) *sim {
@@ -92,7 +95,54 @@ func (s *sim) do(method, path string, q url.Values, hdr map[string]string, body 
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	if name := s.contractSchema(path, resp.StatusCode); name != "" {
+		if err := validate(s.schema(name), b); err != nil {
+			s.t.Errorf("%s %s answered %d outside the contract %s: %v\nbody: %s", method, path, resp.StatusCode, name, err, truncate(b))
+		}
+	}
 	return resp, b
+}
+
+// contractSchema names the schema every answer to path with status must
+// satisfy, so each test's answers are checked against the recorded shapes.
+func (s *sim) contractSchema(path string, status int) string {
+	sei := s.srv.isSEIPath(path)
+	switch {
+	case status == http.StatusTooManyRequests:
+		return "ng_error.json" // Harness's edge answers for every service
+	case sei && status == http.StatusOK:
+		return "sei_mean_time.json"
+	case sei:
+		return "sei_error.json"
+	case status == http.StatusBadRequest:
+		return "ng_failure.json"
+	case status >= 400:
+		return "ng_error.json"
+	}
+	switch strings.TrimPrefix(path, "/gateway") {
+	case "/ng/api/projects":
+		return "ng_projects.json"
+	case "/ng/api/connectors/catalogue":
+		return "ng_catalogue.json"
+	case "/ccm/api/budgets":
+		return "ccm_budgets.json"
+	}
+	return ""
+}
+
+// schema compiles a schema once per sim.
+func (s *sim) schema(name string) *jsonschema.Schema {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.schemas == nil {
+		s.schemas = map[string]*jsonschema.Schema{}
+	}
+	if sch, ok := s.schemas[name]; ok {
+		return sch
+	}
+	sch := loadSchema(s.t, name)
+	s.schemas[name] = sch
+	return sch
 }
 
 func (s *sim) get(path string, q url.Values) (*http.Response, []byte) {

@@ -26,6 +26,14 @@ type envelope struct {
 	CorrelationID string `json:"correlationId"`
 }
 
+// envelope2021 is the ResponseDTO recorded from 2021 builds of the budgets
+// endpoint: no status, no correlationId.
+type envelope2021 struct {
+	MetaData         any               `json:"metaData"`
+	Data             any               `json:"data"`
+	ResponseMessages []responseMessage `json:"responseMessages"`
+}
+
 // errorBody is Harness's Error model (401, 404, 429, 5xx).
 type errorBody struct {
 	Status           string            `json:"status"`
@@ -165,7 +173,11 @@ func (s *Server) budgets(rc *reqCtx) {
 	if data == nil {
 		data = []Budget{}
 	}
-	b, err := encodeJSON(envelope{Status: "SUCCESS", Data: data, CorrelationID: rc.correlationID()})
+	var body any = envelope{Status: "SUCCESS", Data: data, CorrelationID: rc.correlationID()}
+	if s.acct.BudgetsEnvelope2021 {
+		body = envelope2021{Data: data, ResponseMessages: []responseMessage{}}
+	}
+	b, err := encodeJSON(body)
 	s.mu.RUnlock()
 	rc.writeBytes(http.StatusOK, b, err)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -104,6 +105,38 @@ func TestSchemasReject(t *testing.T) {
 		{"record without mean", meanTime, "sei_mean_time.json", func(m map[string]any) {
 			delete(first(m, "records", "0"), "mean")
 		}},
+		{"record with band", meanTime, "sei_mean_time.json", func(m map[string]any) {
+			first(m, "records", "0")["band"] = "ELITE"
+		}},
+		{"record with min", meanTime, "sei_mean_time.json", func(m map[string]any) {
+			first(m, "records", "0")["min"] = 1
+		}},
+		{"record without additional_key", meanTime, "sei_mean_time.json", func(m map[string]any) {
+			delete(first(m, "records", "0"), "additional_key")
+		}},
+		{"stage result without unit", meanTime, "sei_mean_time.json", func(m map[string]any) {
+			delete(first(m, "records", "0", "velocity_stage_result"), "upper_limit_unit")
+		}},
+		{"lower-case rating", meanTime, "sei_mean_time.json", func(m map[string]any) {
+			first(m, "records", "0", "velocity_stage_result")["rating"] = "good"
+		}},
+		{"2020 item with wrapper createdAt", projects, "ng_projects.json", func(m map[string]any) {
+			projectItem(m, "emoji_only")["createdAt"] = 1
+		}},
+		{"2020 project without accountIdentifier", projects, "ng_projects.json", func(m map[string]any) {
+			delete(projectItem(m, "emoji_only")["project"].(map[string]any), "accountIdentifier")
+		}},
+		{"current item with accountIdentifier", projects, "ng_projects.json", func(m map[string]any) {
+			projectItem(m, "cafe_ops")["project"].(map[string]any)["accountIdentifier"] = "x"
+		}},
+		{"2021 envelope with status", budgets, "ccm_budgets.json", func(m map[string]any) { m["status"] = "SUCCESS" }},
+		{"2021 budget with period", budgets, "ccm_budgets.json", func(m map[string]any) {
+			budgetNamed(m, "Sandbox pennies")["period"] = "DAILY"
+		}},
+		{"2021 threshold with slackWebhooks", budgets, "ccm_budgets.json", func(m map[string]any) {
+			th := budgetNamed(m, "Sandbox pennies")["alertThresholds"].([]any)[0].(map[string]any)
+			th["slackWebhooks"] = []any{}
+		}},
 		{"error without code", ngErr, "ng_error.json", func(m map[string]any) { delete(m, "code") }},
 	}
 	for _, tc := range tests {
@@ -123,6 +156,27 @@ func TestSchemasReject(t *testing.T) {
 			}
 		})
 	}
+}
+
+// projectItem finds the list item of the project with identifier ident.
+func projectItem(m map[string]any, ident string) map[string]any {
+	for _, c := range m["data"].(map[string]any)["content"].([]any) {
+		item := c.(map[string]any)
+		if item["project"].(map[string]any)["identifier"] == ident {
+			return item
+		}
+	}
+	panic("no project " + ident)
+}
+
+// budgetNamed finds the budget called name.
+func budgetNamed(m map[string]any, name string) map[string]any {
+	for _, b := range m["data"].([]any) {
+		if b.(map[string]any)["name"] == name {
+			return b.(map[string]any)
+		}
+	}
+	panic("no budget " + name)
 }
 
 // TestJacksonSpelling checks the byte-level habits of a Java server.
@@ -338,7 +392,17 @@ func TestProjectsSortedByLastModified(t *testing.T) {
 	for page := 0; page < 3; page++ {
 		_, body := s.get(projectsPath, s.ngQuery("pageSize", "100", "pageIndex", fmt.Sprint(page)))
 		for _, c := range decode(t, body)["data"].(map[string]any)["content"].([]any) {
-			lm, _ := c.(map[string]any)["lastModifiedAt"].(json.Number).Int64()
+			// 2020 items carry lastModifiedAt inside project; the 2023
+			// mock shape carries none.
+			item := c.(map[string]any)
+			n, ok := item["lastModifiedAt"].(json.Number)
+			if !ok {
+				n, ok = item["project"].(map[string]any)["lastModifiedAt"].(json.Number)
+			}
+			if !ok {
+				continue
+			}
+			lm, _ := n.Int64()
 			if lm > prev {
 				t.Fatalf("page %d: lastModifiedAt %d after %d: not descending", page, lm, prev)
 			}
@@ -559,4 +623,108 @@ func TestLatencyCancelled(t *testing.T) {
 		t.Fatal("request finished despite an hour of latency")
 	}
 	ts.Close() // hangs if the handler ignores the cancelled request
+}
+
+// itemShape names a served projects list item's shape by its keys.
+func itemShape(item map[string]any) string {
+	p := item["project"].(map[string]any)
+	_, fav := item["isFavorite"]
+	created, hasCreated := item["createdAt"]
+	_, hasModified := item["lastModifiedAt"]
+	_, innerAcct := p["accountIdentifier"]
+	_, innerModified := p["lastModifiedAt"]
+	switch {
+	case len(item) == 1 && innerAcct && innerModified:
+		return "2020"
+	case innerAcct || innerModified:
+		return "unknown"
+	case hasCreated && created == nil && hasModified && fav && len(item) == 4:
+		return "null createdAt"
+	case hasCreated && hasModified && fav && len(item) == 4:
+		return "current"
+	case hasCreated && hasModified && !fav && len(item) == 3:
+		return "no isFavorite"
+	case fav && len(item) == 2:
+		return "isFavorite only"
+	}
+	return "unknown"
+}
+
+// TestOlderShapesServed: every preset serves each recorded project shape
+// and a 2021 budget, and the budgets envelope follows the account.
+func TestOlderShapesServed(t *testing.T) {
+	for _, size := range []Size{Small, Demo, Large} {
+		t.Run(size.String(), func(t *testing.T) {
+			acct := Generate(1, size)
+			s := newSim(t, acct, Options{})
+			shapes := map[string]int{}
+			for page := 0; ; page++ {
+				_, body := s.get(projectsPath, s.ngQuery("pageSize", "100", "pageIndex", fmt.Sprint(page)))
+				data := decode(t, body)["data"].(map[string]any)
+				for _, c := range data["content"].([]any) {
+					item := c.(map[string]any)
+					shape := itemShape(item)
+					shapes[shape]++
+					if shape == "2020" {
+						p := item["project"].(map[string]any)
+						if p["accountIdentifier"] != acct.ID || p["lastModifiedAt"].(json.Number).String() == "0" {
+							t.Errorf("2020 item %v: want accountIdentifier %s and a lastModifiedAt inside project", p, acct.ID)
+						}
+					}
+				}
+				if total, _ := data["totalPages"].(json.Number).Int64(); int64(page+1) >= total {
+					break
+				}
+			}
+			for _, want := range []string{"current", "no isFavorite", "null createdAt", "isFavorite only", "2020"} {
+				if shapes[want] == 0 {
+					t.Errorf("no %q project served; shapes %v", want, shapes)
+				}
+			}
+			if shapes["unknown"] > 0 {
+				t.Errorf("%d items in no recorded shape", shapes["unknown"])
+			}
+
+			_, body := s.get("/ccm/api/budgets", s.ngQuery())
+			m := decode(t, body)
+			old := budgetNamed(m, "Sandbox pennies")
+			for _, k := range []string{"period", "growthRate", "startTime", "endTime", "isNgBudget", "ngBudget"} {
+				if _, ok := old[k]; ok {
+					t.Errorf("2021 budget has %s", k)
+				}
+			}
+			if th := old["alertThresholds"].([]any)[0].(map[string]any); th["notifyOnSlack"] != true {
+				t.Errorf("2021 threshold %v: want notifyOnSlack true", th)
+			}
+			if _, ok := budgetNamed(m, "Monthly AWS")["period"]; !ok {
+				t.Error("today's budget lost its period")
+			}
+		})
+	}
+
+	t.Run("budgets envelope", func(t *testing.T) {
+		for seed, want := range map[int64][]string{1: {"metaData", "data", "responseMessages"}, 2: {"status", "data", "metaData", "correlationId"}} {
+			acct := Generate(seed, Small)
+			s := newSim(t, acct, Options{})
+			_, body := s.get("/ccm/api/budgets", s.ngQuery())
+			m := decode(t, body)
+			var keys []string
+			for k := range m {
+				keys = append(keys, k)
+			}
+			if !sameKeys(keys, want) {
+				t.Errorf("seed %d (2021 envelope %v): keys %v, want %v", seed, acct.BudgetsEnvelope2021, keys, want)
+			}
+			if n := len(m["data"].([]any)); n != len(acct.Budgets) {
+				t.Errorf("seed %d: %d budgets served, want %d", seed, n, len(acct.Budgets))
+			}
+		}
+	})
+}
+
+func sameKeys(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }

@@ -48,19 +48,19 @@ type seiMeta struct {
 	TotalCount int  `json:"total_count"`
 }
 
-// aggRecord is SEI's DbAggregationResult for one velocity stage; SEI omits
-// null fields. Durations are seconds.
+// aggRecord is SEI's DbAggregationResult for one velocity stage, with
+// exactly the fields recorded velocity answers carry (the class has more,
+// such as min, max and band, but SEI omits null fields and these are null
+// for velocity stages). Durations are seconds; the stage's limits keep the
+// units an admin chose, so one answer mixes units.
 type aggRecord struct {
 	Key                 string      `json:"key"`
-	AdditionalKey       string      `json:"additional_key,omitempty"`
+	AdditionalKey       string      `json:"additional_key,omitempty"` // the event that ends the stage
 	Median              int64       `json:"median"`
-	Min                 int64       `json:"min"`
-	Max                 int64       `json:"max"`
+	Count               int64       `json:"count"`
 	Mean                Double      `json:"mean"`
 	P90                 int64       `json:"p90"`
 	P95                 int64       `json:"p95"`
-	Count               int64       `json:"count"`
-	Band                string      `json:"band"`
 	VelocityStageResult stageResult `json:"velocity_stage_result"`
 }
 
@@ -364,13 +364,10 @@ func aggregate(st Stage, vals []int64) aggRecord {
 		Key:           st.Name,
 		AdditionalKey: st.AdditionalKey,
 		Median:        percentileDisc(vals, 0.5),
-		Min:           vals[0],
-		Max:           vals[len(vals)-1],
+		Count:         int64(len(vals)),
 		Mean:          Double(mean),
 		P90:           percentileDisc(vals, 0.9),
 		P95:           percentileDisc(vals, 0.95),
-		Count:         int64(len(vals)),
-		Band:          doraBand(mean),
 		VelocityStageResult: stageResult{
 			LowerLimitValue: st.LowerLimitValue, LowerLimitUnit: st.LowerLimitUnit,
 			UpperLimitValue: st.UpperLimitValue, UpperLimitUnit: st.UpperLimitUnit,
@@ -384,19 +381,6 @@ func aggregate(st Stage, vals []int64) aggRecord {
 func percentileDisc(vals []int64, p float64) int64 {
 	i := int(math.Ceil(p*float64(len(vals)))) - 1
 	return vals[max(i, 0)]
-}
-
-// doraBand classifies a mean time to restore by the DORA bands.
-func doraBand(meanSeconds float64) string {
-	switch {
-	case meanSeconds < 3600:
-		return "ELITE"
-	case meanSeconds < 86400:
-		return "HIGH"
-	case meanSeconds < 7*86400:
-		return "MEDIUM"
-	}
-	return "LOW"
 }
 
 func unitSeconds(unit string) int64 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -139,12 +140,15 @@ type meanTimeResp struct {
 	Records []struct {
 		Key                 string
 		AdditionalKey       string `json:"additional_key"`
-		Median, Min, Max    int64
+		Median              int64
 		Mean                float64
 		P90, P95, Count     int64
-		Band                string
 		VelocityStageResult struct {
-			Rating string
+			LowerLimitValue int64  `json:"lower_limit_value"`
+			LowerLimitUnit  string `json:"lower_limit_unit"`
+			UpperLimitValue int64  `json:"upper_limit_value"`
+			UpperLimitUnit  string `json:"upper_limit_unit"`
+			Rating          string
 		} `json:"velocity_stage_result"`
 	}
 	Count    int
@@ -213,11 +217,16 @@ func TestSEIMeanTime(t *testing.T) {
 				if want := expectedCount(ou, si, ou.IntegrationIDs, w[0], w[1]); rec.Count != want {
 					t.Errorf("window %v stage %q: count %d, want %d", w, rec.Key, rec.Count, want)
 				}
-				if !(rec.Min <= rec.Median && rec.Median <= rec.P90 && rec.P90 <= rec.P95 && rec.P95 <= rec.Max) {
+				if !(0 < rec.Median && rec.Median <= rec.P90 && rec.P90 <= rec.P95) {
 					t.Errorf("stage %q: percentiles out of order: %+v", rec.Key, rec)
 				}
-				if rec.Mean < float64(rec.Min) || rec.Mean > float64(rec.Max) {
-					t.Errorf("stage %q: mean %v outside [min,max]", rec.Key, rec.Mean)
+				st := ou.Profile.Stages[si]
+				if rec.AdditionalKey != st.AdditionalKey {
+					t.Errorf("stage %q: additional_key %q, want the stage's end event %q", rec.Key, rec.AdditionalKey, st.AdditionalKey)
+				}
+				if v := rec.VelocityStageResult; v.LowerLimitValue != st.LowerLimitValue || v.LowerLimitUnit != st.LowerLimitUnit ||
+					v.UpperLimitValue != st.UpperLimitValue || v.UpperLimitUnit != st.UpperLimitUnit {
+					t.Errorf("stage %q: limits %+v, want the profile's %+v", rec.Key, v, st)
 				}
 			}
 			if r.Count != len(r.Records) || r.Metadata.TotalCount != len(r.Records) || r.Metadata.HasNext {
@@ -362,4 +371,79 @@ func FuzzMeanTimeBody(f *testing.F) {
 		}
 		srv.ResetRequests()
 	})
+}
+
+// TestSEIContract: every answer, for every OU of every preset and several
+// windows, has exactly the recorded record shape (do validates each against
+// sei_mean_time.json), and answers mix limit units and ratings as real ones
+// do.
+func TestSEIContract(t *testing.T) {
+	q1 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	q2 := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC).Unix()
+	y := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	for _, size := range []Size{Small, Demo, Large} {
+		t.Run(size.String(), func(t *testing.T) {
+			acct := Generate(1, size)
+			s := newSim(t, acct, Options{})
+			ratings := map[string]bool{}
+			for i, ou := range acct.OUs {
+				for _, w := range [][2]int64{{0, 0}, {q1, y}, {q1, q2}} {
+					resp, b := s.postSEI(seiBody(ou.RefID, ou.IntegrationIDs, w[0], w[1], ""))
+					wantStatus(t, resp, b, 200)
+					for _, invented := range []string{`"band"`, `"min"`, `"max"`} {
+						if bytes.Contains(b, []byte(invented)) {
+							t.Errorf("OU %d: answer has %s, which real velocity records lack", ou.RefID, invented)
+						}
+					}
+					r := parseMeanTimeResp(t, b)
+					units, inAnswer := map[string]bool{}, map[string]bool{}
+					for _, rec := range r.Records {
+						units[rec.VelocityStageResult.LowerLimitUnit] = true
+						units[rec.VelocityStageResult.UpperLimitUnit] = true
+						inAnswer[rec.VelocityStageResult.Rating] = true
+						ratings[rec.VelocityStageResult.Rating] = true
+					}
+					if len(r.Records) > 0 && len(units) < 3 {
+						t.Errorf("OU %d window %v: limit units %v, want several in one answer", ou.RefID, w, units)
+					}
+					if i == 0 && w == [2]int64{} && len(inAnswer) < 3 {
+						t.Errorf("first OU's answer has ratings %v, want GOOD, NEEDS_ATTENTION and SLOW side by side", inAnswer)
+					}
+				}
+			}
+			if len(ratings) < 3 {
+				t.Errorf("ratings served: %v, want all three", ratings)
+			}
+		})
+	}
+}
+
+// TestSEIAggregates recomputes each stage from the incidents: count, mean
+// and the nearest-rank (percentile_disc) median, p90 and p95, in seconds.
+func TestSEIAggregates(t *testing.T) {
+	acct := Generate(4, Small)
+	s := newSim(t, acct, Options{})
+	for _, ou := range acct.OUs {
+		_, b := s.postSEI(seiBody(ou.RefID, ou.IntegrationIDs, 0, 0, ""))
+		r := parseMeanTimeResp(t, b)
+		for si, rec := range r.Records {
+			var vals []int64
+			var sum int64
+			for _, inc := range ou.Incidents {
+				if d := inc.StageSeconds[si]; d >= 0 {
+					vals = append(vals, d)
+					sum += d
+				}
+			}
+			slices.Sort(vals)
+			rank := func(p float64) int64 { return vals[int(math.Ceil(p*float64(len(vals))))-1] }
+			mean := float64(sum) / float64(len(vals))
+			if rec.Count != int64(len(vals)) || math.Abs(rec.Mean-mean) > 1e-9*mean ||
+				rec.Median != rank(0.5) || rec.P90 != rank(0.9) || rec.P95 != rank(0.95) {
+				t.Errorf("OU %d stage %q: got count %d mean %v median %d p90 %d p95 %d; want %d %v %d %d %d",
+					ou.RefID, rec.Key, rec.Count, rec.Mean, rec.Median, rec.P90, rec.P95,
+					len(vals), mean, rank(0.5), rank(0.9), rank(0.95))
+			}
+		}
+	}
 }
