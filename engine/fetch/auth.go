@@ -44,8 +44,8 @@ type Auth struct {
 	Username, Password string // "basic"
 
 	// "oauth2": the client credentials grant. The token is cached until
-	// expires_in minus a margin (a tenth of the lifetime, at most a
-	// minute), shared by every client of the pool with the same
+	// expires_in minus a margin (a tenth of the lifetime, at most
+	// MaxServerWait), shared by every client of the pool with the same
 	// credentials, and refreshed once when a request gets 401.
 	TokenURL, ClientID, ClientSecret string
 	Scopes                           []string
@@ -202,7 +202,7 @@ func (ts *tokenSource) get(ctx context.Context) (string, error) {
 			ts.value = value
 			ts.expiry = time.Time{}
 			if lifetime > 0 {
-				ts.expiry = ts.pool.now().Add(lifetime - min(lifetime/10, time.Minute))
+				ts.expiry = ts.pool.now().Add(lifetime - refreshMargin(lifetime))
 			}
 		}
 		c.value, c.err = value, err
@@ -211,6 +211,14 @@ func (ts *tokenSource) get(ctx context.Context) (string, error) {
 		ts.mu.Unlock()
 		return value, err
 	}
+}
+
+// refreshMargin is how long before expiry a token is replaced: a tenth of
+// its lifetime, so short-lived tokens stay useful, and at most
+// MaxServerWait, the longest a request on a RateHeaders host may be held
+// at the gate between taking the token and sending it.
+func refreshMargin(lifetime time.Duration) time.Duration {
+	return min(lifetime/10, MaxServerWait)
 }
 
 // invalidate drops the cached token if it is still the one that got a

@@ -198,10 +198,12 @@ func TestOAuth2TokenLifecycle(t *testing.T) {
 		wantAttempts int
 		wantStatus   int // 0: success
 	}{
-		{name: "still fresh inside the margin", advance: 3500 * time.Second, wantFetches: 1, wantAttempts: 1},
-		{name: "expired", advance: 100 * time.Second, wantFetches: 2, wantAttempts: 1},
-		{name: "401 refreshes once and retries", reject: 1, wantFetches: 3, wantAttempts: 2},
-		{name: "second 401 is final", reject: 2, wantFetches: 4, wantAttempts: 2, wantStatus: 401},
+		// expires_in 3600: refreshed 5 minutes (MaxServerWait) early.
+		{name: "still fresh before the margin", advance: 3250 * time.Second, wantFetches: 1, wantAttempts: 1},
+		{name: "refreshed inside the margin", advance: 100 * time.Second, wantFetches: 2, wantAttempts: 1},
+		{name: "expired", advance: time.Hour, wantFetches: 3, wantAttempts: 1},
+		{name: "401 refreshes once and retries", reject: 1, wantFetches: 4, wantAttempts: 2},
+		{name: "second 401 is final", reject: 2, wantFetches: 5, wantAttempts: 2, wantStatus: 401},
 	}
 	for _, st := range steps {
 		clk.Advance(st.advance)
@@ -241,5 +243,18 @@ func TestOAuth2TokenErrorIsRedacted(t *testing.T) {
 	want := "GET " + srv.URL + "/api: oauth2 token: POST " + srv.URL + `/token: 401 Unauthorized: {"error":"invalid_client","got":"REDACTED"}`
 	if err.Error() != want {
 		t.Errorf("error =\n%s\nwant\n%s", err, want)
+	}
+}
+
+func TestRefreshMargin(t *testing.T) {
+	tests := []struct{ lifetime, want time.Duration }{
+		{3 * time.Hour, MaxServerWait},  // Port's tokens: capped
+		{10 * time.Minute, time.Minute}, // short-lived: a tenth
+		{10 * time.Second, time.Second},
+	}
+	for _, tc := range tests {
+		if got := refreshMargin(tc.lifetime); got != tc.want {
+			t.Errorf("refreshMargin(%v) = %v, want %v", tc.lifetime, got, tc.want)
+		}
 	}
 }

@@ -28,6 +28,7 @@ func TestClientConfigErrors(t *testing.T) {
 		{"oauth2 relative token url", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthOAuth2, TokenURL: "/t", ClientID: "i", ClientSecret: "s"}}, "must be an absolute http or https url"},
 		{"oauth2 bad style", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthOAuth2, TokenURL: "https://h/t", ClientID: "i", ClientSecret: "s", AuthStyle: "xml"}}, `unknown auth_style "xml"`},
 		{"negative concurrency", HostConfig{BaseURL: "https://h", Concurrency: -1}, "negative limit"},
+		{"negative body limit", HostConfig{BaseURL: "https://h", MaxBodyBytes: -1}, "negative limit"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -50,6 +51,7 @@ type Client struct {
 	retry     retryPolicy
 	retryPOST bool
 	timeout   time.Duration
+	maxBody   int64
 	header    http.Header // defaults, sent everywhere
 	cfgHeader http.Header // HostConfig.Headers, sent to BaseURL's origin only
 
@@ -68,6 +70,7 @@ func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource
 		retry:     newRetryPolicy(cfg.Retry),
 		retryPOST: cfg.RetryPOST == nil || *cfg.RetryPOST,
 		timeout:   cfg.Timeout,
+		maxBody:   cfg.MaxBodyBytes,
 		header:    http.Header{"Accept": {"application/json"}, "User-Agent": {"ferry"}},
 		tokens:    ts,
 	}
@@ -76,6 +79,9 @@ func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource
 	}
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
+	}
+	if c.maxBody <= 0 {
+		c.maxBody = DefaultMaxBodyBytes
 	}
 	c.cfgHeader = http.Header{}
 	for k, v := range cfg.Headers {
@@ -98,8 +104,10 @@ func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource
 // OPTIONS, and POST unless RetryPOST is false. The wait before a retry is
 // the longer of the jittered backoff and the server's Retry-After or (on
 // 429) x-ratelimit-reset; a server hint may exceed Retry.Max, up to
-// MaxServerWait. With OAuth2, a 401 refreshes the token once and re-sends
-// without counting against Attempts.
+// MaxServerWait. On a host with RateHeaders a 429 waits for the host's
+// throttle instead, which every request to the host honours. With OAuth2,
+// a 401 refreshes the token once and re-sends without counting against
+// Attempts. A body over MaxBodyBytes fails at once with ErrBodyTooLarge.
 func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	start := c.pool.now()
 	resp, h, err := c.do(ctx, req)
@@ -204,6 +212,12 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 			if !sent {
 				return nil, h, fail(err)
 			}
+			if errors.Is(err, resty.ErrResponseBodyTooLarge) {
+				// Retrying would fetch the same oversized answer again.
+				err = fmt.Errorf("%w: over the limit of %d bytes", ErrBodyTooLarge, c.maxBody)
+				c.log.Debug("http request", "method", method, "url", shown, "attempt", attempts, "duration", dur, "error", err.Error())
+				return nil, h, fail(err)
+			}
 			retryable := retryableErr(err, rr != nil && rr.RawResponse != nil)
 			if errors.Is(err, context.DeadlineExceeded) {
 				err = fmt.Errorf("attempt timed out after %s: %w", c.timeout, context.DeadlineExceeded)
@@ -238,6 +252,12 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 			return resp, h, serr
 		}
 		failures++
+		if th := h.throttle.Load(); th != nil && status == http.StatusTooManyRequests {
+			// The 429 closed the host's gate until the window resets, more
+			// precisely than the hint: the next attempt waits for it there.
+			c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "wait", th.gateDelay())
+			continue
+		}
 		wait := c.retry.wait(c.retry.backoff(failures, c.pool.rnd), serverHint(resp.Header, status, c.pool.now()))
 		c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "wait", wait)
 		if err := c.pool.sleep(ctx, wait); err != nil {
@@ -246,12 +266,19 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 	}
 }
 
-// attempt sends one request: rate limiter first, then a concurrency slot
-// held only while the request is in flight, under a per-attempt timeout.
-// sent is false when it failed before reaching the network.
+// attempt sends one request: rate limiter and throttle first, then a
+// concurrency slot held only while the request is in flight, under a
+// per-attempt timeout. sent is false when it failed before reaching the
+// network.
 func (c *Client) attempt(ctx context.Context, h *host, method, target string, hdr http.Header, body []byte) (rr *resty.Response, sent bool, dur time.Duration, err error) {
 	if err := c.pool.waitRate(ctx, h); err != nil {
 		return nil, false, 0, err
+	}
+	th := h.throttle.Load()
+	if th != nil {
+		if err := th.wait(ctx); err != nil {
+			return nil, false, 0, err
+		}
 	}
 	if err := h.gate.acquire(ctx); err != nil {
 		return nil, false, 0, err
@@ -260,14 +287,18 @@ func (c *Client) attempt(ctx context.Context, h *host, method, target string, hd
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
-	r := h.rest.R().SetContext(actx)
+	r := h.rest.R().SetContext(actx).SetResponseBodyLimit(int(min(c.maxBody, math.MaxInt)))
 	r.Header = hdr.Clone()
 	if body != nil {
 		r.SetBody(body)
 	}
 	start := c.pool.now()
 	rr, err = r.Execute(method, target)
-	return rr, true, c.pool.now().Sub(start), err
+	recv := c.pool.now()
+	if th != nil && rr != nil && rr.RawResponse != nil {
+		th.observe(rr.Header(), rr.StatusCode(), start, recv)
+	}
+	return rr, true, recv.Sub(start), err
 }
 
 // resolve builds the final URL and returns its origin, and whether it is

@@ -17,20 +17,27 @@
 //	resp, err := c.Do(ctx, &fetch.Request{URL: "/ng/api/projects", Query: q})
 //
 // [Client.Do] retries network errors, bodies cut short, timed-out
-// attempts and the configured statuses (429 and 5xx by default) with
+// attempts and the configured statuses (408, 429 and 5xx by default) with
 // capped exponential backoff and full jitter, honouring Retry-After
 // (seconds or HTTP date) and, on 429, x-ratelimit-reset (epoch seconds
 // when above 1e9, else seconds to wait). A server hint longer than
 // Retry.Max is honoured up to [MaxServerWait] (5 minutes). POSTs are
 // retried too unless HostConfig.RetryPOST is false, because ferry's POSTs
 // are read-only queries. A request that still fails with a non-2xx status
-// returns a [*StatusError] alongside the last [Response].
+// returns a [*StatusError] alongside the last [Response]. A response body
+// over HostConfig.MaxBodyBytes (32 MiB by default) fails the request with
+// [ErrBodyTooLarge], never truncated and not retried.
+//
+// HostConfig.RateHeaders throttles a host by its own x-ratelimit-* headers
+// (Port sends them on every answer): requests are paced to
+// x-ratelimit-limit per x-ratelimit-period, and after a 429 or
+// x-ratelimit-remaining 0 none starts before x-ratelimit-reset.
 //
 // Auth kinds: bearer, an API key in a header (with an optional value
 // prefix) or a query parameter, basic, and OAuth2 client credentials
 // (token form-posted with basic or body credentials, or Port-style JSON;
-// cached until shortly before expiry, one fetch shared by concurrent
-// callers, refreshed once on a 401). Credentials are only sent to
+// cached until a tenth of its lifetime, at most 5 minutes, before expiry,
+// one fetch shared by concurrent callers, refreshed once on a 401). Credentials are only sent to
 // BaseURL's own scheme and host: an absolute URL elsewhere (a next-page
 // link, a redirect) goes without them.
 //

@@ -1,12 +1,17 @@
 package fetch
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 )
+
+// ErrBodyTooLarge fails a request whose response body is larger than
+// HostConfig.MaxBodyBytes.
+var ErrBodyTooLarge = errors.New("response body too large")
 
 // maxErrorBody bounds the response body kept in a StatusError.
 const maxErrorBody = 512

@@ -21,6 +21,10 @@ import (
 const (
 	DefaultTimeout     = 30 * time.Second
 	DefaultConcurrency = 8
+	// DefaultMaxBodyBytes caps a response body: far above any real API
+	// page (tens of KiB to a few MiB), low enough that a runaway answer
+	// cannot exhaust memory at the default concurrency (8 × 32 MiB).
+	DefaultMaxBodyBytes = 32 << 20
 )
 
 // Retry says when and how often a request is re-sent.
@@ -45,6 +49,16 @@ type HostConfig struct {
 	RatePerSecond float64 // 0 means unlimited
 	Burst         int     // with RatePerSecond; 0 means 1
 	Concurrency   int     // requests in flight to the host; 0 means 8
+	// RateHeaders paces the host's requests to the rate its
+	// x-ratelimit-limit and x-ratelimit-period headers announce, and holds
+	// them after a 429 or x-ratelimit-remaining 0 until x-ratelimit-reset
+	// (Retry-After wins). Like the other limits it belongs to the host:
+	// one config asking for it throttles every client of the host.
+	RateHeaders bool
+	// MaxBodyBytes caps a response body; 0 means DefaultMaxBodyBytes. A
+	// larger body fails the request with ErrBodyTooLarge (never
+	// truncated) and is not retried.
+	MaxBodyBytes int64
 }
 
 // Options configures a Pool. Every field is optional.
@@ -82,10 +96,11 @@ type Pool struct {
 
 // host is the state shared by all clients of one scheme+host.
 type host struct {
-	origin string
-	gate   *gate
-	lim    atomic.Pointer[rate.Limiter] // nil: unlimited
-	rest   *resty.Client
+	origin   string
+	gate     *gate
+	lim      atomic.Pointer[rate.Limiter] // nil: unlimited
+	throttle atomic.Pointer[throttle]     // nil: RateHeaders off
+	rest     *resty.Client
 
 	rate  float64 // current limits, guarded by Pool.mu
 	burst int
@@ -155,11 +170,14 @@ func (p *Pool) Client(cfg HostConfig) (*Client, error) {
 	if err := cfg.Auth.validate(); err != nil {
 		return nil, fmt.Errorf("base url %s: %w", p.red.url(cfg.BaseURL), err)
 	}
-	if cfg.RatePerSecond < 0 || cfg.Burst < 0 || cfg.Concurrency < 0 {
+	if cfg.RatePerSecond < 0 || cfg.Burst < 0 || cfg.Concurrency < 0 || cfg.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("base url %s: negative limit", p.red.url(cfg.BaseURL))
 	}
 	if cfg.Concurrency == 0 {
 		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if cfg.RatePerSecond > 0 && cfg.Burst == 0 {
 		cfg.Burst = 1
@@ -189,11 +207,13 @@ func (p *Pool) host(origin string, cfg HostConfig, merge bool) *host {
 		h = p.newHost(origin, cfg.Concurrency)
 		p.hosts[origin] = h
 		p.tightenRate(h, cfg.RatePerSecond, cfg.Burst)
+		p.throttleHost(h, cfg.RateHeaders)
 		return h
 	}
 	if !merge {
 		return h
 	}
+	p.throttleHost(h, cfg.RateHeaders)
 	if lim, _ := h.gate.stats(); cfg.Concurrency < lim {
 		p.log.Debug("http host limit tightened", "host", origin, "concurrency", cfg.Concurrency)
 		h.gate.setLimit(cfg.Concurrency)
@@ -218,6 +238,13 @@ func (p *Pool) tightenRate(h *host, r float64, burst int) {
 		// A fresh limiter: x/time/rate cannot move from Inf to a finite
 		// limit in place, and limits only change while specs load.
 		h.lim.Store(rate.NewLimiter(rate.Limit(h.rate), h.burst))
+	}
+}
+
+// throttleHost turns on header-driven throttling for h; p.mu must be held.
+func (p *Pool) throttleHost(h *host, on bool) {
+	if on && h.throttle.Load() == nil {
+		h.throttle.Store(newThrottle(p.now, p.sleep))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -23,9 +24,13 @@ const (
 )
 
 // DefaultStatuses returns the statuses retried when Retry.Statuses is nil:
-// 429, 500, 502, 503 and 504.
+// 408, 429, 500, 502, 503 and 504. A 408 is the server's report that it
+// timed out waiting for the request, the event fetch already retries when
+// its own attempt timeout fires; RFC 9110 (15.5.9) lets the client repeat
+// the request, and Port's own client (Ocean) does.
 func DefaultStatuses() []int {
 	return []int{
+		http.StatusRequestTimeout,
 		http.StatusTooManyRequests,
 		http.StatusInternalServerError,
 		http.StatusBadGateway,
@@ -86,41 +91,87 @@ func (p retryPolicy) wait(backoff, hint time.Duration) time.Duration {
 // (delta-seconds or HTTP-date) counts on any retried status;
 // x-ratelimit-reset only on 429, because some servers (Port) send it on
 // every response, where it names the end of the current window.
-// x-ratelimit-reset is epoch seconds when above 1e9 (milliseconds above
-// 1e12), else seconds to wait.
 func serverHint(h http.Header, status int, now time.Time) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-			if n > 0 {
-				return secs(float64(n))
-			}
-			return 0
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			return max(t.Sub(now), 0)
-		}
+	if d, ok := retryAfter(h, now); ok {
+		return d
 	}
 	if status != http.StatusTooManyRequests {
 		return 0
 	}
-	v := strings.TrimSpace(h.Get("X-Ratelimit-Reset"))
-	if v == "" {
+	v, epoch, ok := rateReset(h)
+	switch {
+	case !ok:
 		return 0
+	case v > maxEpoch:
+		return secs(v) // absurd; the caller caps it
+	case epoch:
+		return max(epochTime(v).Sub(now), 0)
 	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f <= 0 {
-		return 0
+	return secs(v)
+}
+
+// retryAfter reads Retry-After, delta-seconds or an HTTP-date, as a wait
+// from now; ok is false when it is absent or malformed.
+func retryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		return secs(float64(n)), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+// maxEpoch bounds the epoch seconds read from x-ratelimit-reset: later
+// values (past the year 5000) are nonsense and only clamped.
+const maxEpoch = 1e11
+
+// rateReset reads x-ratelimit-reset, which servers send either as the
+// epoch second the window ends (above 1e9; epoch milliseconds above 1e12
+// are converted) or as the seconds left until it does.
+func rateReset(h http.Header) (v float64, epoch, ok bool) {
+	s := strings.TrimSpace(h.Get("X-Ratelimit-Reset"))
+	if s == "" {
+		return 0, false, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(f >= 0) { // !(f >= 0) also rejects NaN
+		return 0, false, false
 	}
 	if f > 1e12 {
 		f /= 1000 // epoch milliseconds: no seconds epoch is that large
 	}
-	if f > 1e11 {
-		return secs(f) // absurd; the caller caps it
+	return f, f > 1e9, true
+}
+
+// epochTime converts epoch seconds, clamped to maxEpoch.
+func epochTime(v float64) time.Time {
+	sec, frac := math.Modf(min(v, maxEpoch))
+	return time.Unix(int64(sec), int64(frac*1e9))
+}
+
+// headerCount reads a non-negative count header such as
+// x-ratelimit-limit; a fractional value is rounded up.
+func headerCount(h http.Header, key string) (int, bool) {
+	s := strings.TrimSpace(h.Get(key))
+	if s == "" {
+		return 0, false
 	}
-	if f > 1e9 {
-		return max(time.Unix(0, int64(f*1e9)).Sub(now), 0)
+	if n, err := strconv.Atoi(s); err == nil {
+		return n, true
 	}
-	return secs(f)
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(f >= 0) || f > math.MaxInt32 {
+		return 0, false
+	}
+	return int(math.Ceil(f)), true
 }
 
 // secs converts seconds to a Duration without overflowing.

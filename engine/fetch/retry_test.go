@@ -369,3 +369,67 @@ func TestServerHint(t *testing.T) {
 		})
 	}
 }
+
+func TestBodyCap(t *testing.T) {
+	const limit = 1000
+	tests := []struct {
+		name    string
+		status  int
+		size    int
+		maxBody int64
+		wantErr bool
+	}{
+		{name: "at the limit", status: 200, size: limit, maxBody: limit},
+		{name: "over the limit", status: 200, size: limit + 1, maxBody: limit, wantErr: true},
+		{name: "an error body over the limit", status: 503, size: 4 * limit, maxBody: limit, wantErr: true},
+		{name: "default limit", status: 200, size: DefaultMaxBodyBytes + 1, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int32
+			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				n.Add(1)
+				w.WriteHeader(tc.status)
+				w.Write([]byte(strings.Repeat("x", tc.size)))
+			})
+			clk := newFakeClock()
+			c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: srv.URL, MaxBodyBytes: tc.maxBody,
+				Auth: Auth{Type: AuthQuery, Param: "key", Token: "s3cret-key"}})
+			resp, err := c.Do(t.Context(), &Request{URL: "/big"})
+			if !tc.wantErr {
+				if err != nil || len(resp.Body) != tc.size {
+					t.Fatalf("Do = %d bytes, %v; want the whole %d-byte body", len(resp.Body), err, tc.size)
+				}
+				return
+			}
+			limit := tc.maxBody
+			if limit == 0 {
+				limit = DefaultMaxBodyBytes
+			}
+			want := "GET " + srv.URL + "/big?key=REDACTED: response body too large: over the limit of " + strconv.FormatInt(limit, 10) + " bytes"
+			if !errors.Is(err, ErrBodyTooLarge) || err.Error() != want {
+				t.Fatalf("Do error = %v, want %q", err, want)
+			}
+			if resp != nil {
+				t.Errorf("Do returned a response (%d bytes) with a body over the limit", len(resp.Body))
+			}
+			if n.Load() != 1 || len(clk.Sleeps()) != 0 {
+				t.Errorf("server saw %d requests, %d waits; want 1 and 0: an oversized body is not retried", n.Load(), len(clk.Sleeps()))
+			}
+		})
+	}
+}
+
+func TestDefaultStatusesRetried(t *testing.T) {
+	for _, status := range []int{408, 429, 500, 502, 503, 504} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			h, n := scripted(reply{status, nil})
+			srv := newServer(t, h)
+			c := mustClient(t, testPool(newFakeClock(), 0, nil), HostConfig{BaseURL: srv.URL})
+			resp, err := c.Do(t.Context(), &Request{Method: http.MethodPost, URL: "/x"})
+			if err != nil || resp.Attempts != 2 || n.Load() != 2 {
+				t.Errorf("Do = %+v, %v; want success on the retry", resp, err)
+			}
+		})
+	}
+}

@@ -73,7 +73,7 @@ type Auth struct {
 // Retry is the retry policy of a host.
 type Retry struct {
 	Attempts Int      `yaml:"attempts" doc:"Attempts in all, first included (default 5)."`
-	On       []Int    `yaml:"on" doc:"HTTP statuses retried (default 429, 500, 502, 503, 504)."`
+	On       []Int    `yaml:"on" doc:"HTTP statuses retried (default 408, 429, 500, 502, 503, 504)."`
 	Initial  Duration `yaml:"initial" doc:"First backoff (default 500ms), doubled each attempt with jitter."`
 	Max      Duration `yaml:"max" doc:"Backoff cap (default 30s). Retry-After and x-ratelimit-reset are honoured."`
 }

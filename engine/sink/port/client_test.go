@@ -1,14 +1,16 @@
 package port
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/porttest"
 	"github.com/ferry-etl/ferry/engine/sink"
 )
@@ -147,25 +149,33 @@ func TestRateLimitPacingAvoids429(t *testing.T) {
 	}
 }
 
-func TestRetryOn5xx(t *testing.T) {
+func TestRetryOn5xxAnd408(t *testing.T) {
 	e := newEnv(t, porttest.Options{})
-	failing := 2
-	s := e.sink(func(c *Config) {
-		c.HTTPClient = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if strings.HasSuffix(r.URL.Path, "/entities/bulk") && failing > 0 {
-				failing--
-				return &http.Response{StatusCode: http.StatusBadGateway, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
+	failing := []int{http.StatusBadGateway, http.StatusRequestTimeout}
+	var mu sync.Mutex
+	pool := fetch.NewPool(fetch.Options{Logger: e.cfg.Logger, Now: e.clock.Now, Sleep: e.clock.Sleep,
+		Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if strings.HasSuffix(r.URL.Path, "/entities/bulk") && len(failing) > 0 {
+				status := failing[0]
+				failing = failing[1:]
+				return &http.Response{StatusCode: status, Body: http.NoBody, Header: http.Header{}, Request: r}, nil
 			}
 			return http.DefaultTransport.RoundTrip(r)
-		})}
+		})})
+	s := e.sink(func(c *Config) {
+		c.Pool = pool
 		c.Concurrency = 1
 	})
 	rep, err := e.run(s, humanitecBlueprints(t, bpApp), apps(5), nil)
-	if err != nil || rep.Upserted != 5 || failing != 0 {
-		t.Fatalf("err %v report %+v failing left %d", err, rep, failing)
+	if err != nil || rep.Upserted != 5 || len(failing) != 0 {
+		t.Fatalf("err %v report %+v failing left %v", err, rep, failing)
 	}
-	if !strings.Contains(e.logs.String(), "status=502") {
-		t.Errorf("retry not logged")
+	for _, want := range []string{"status=502", "status=408"} {
+		if !strings.Contains(e.logs.String(), want) {
+			t.Errorf("retry after %s not logged", want)
+		}
 	}
 }
 
@@ -173,103 +183,48 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-func TestThrottleObserve(t *testing.T) {
-	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name      string
-		status    int
-		headers   map[string]string
-		wantUntil time.Time
-	}{
-		{"remaining left", 200, map[string]string{"x-ratelimit-remaining": "3", "x-ratelimit-reset": "7"}, time.Time{}},
-		{"exhausted, seconds", 200, map[string]string{"x-ratelimit-remaining": "0", "x-ratelimit-reset": "7"}, base.Add(7 * time.Second)},
-		{"exhausted, epoch", 200, map[string]string{"x-ratelimit-remaining": "0", "x-ratelimit-reset": fmt.Sprint(base.Add(42 * time.Second).Unix())}, base.Add(42 * time.Second)},
-		{"429, seconds", 429, map[string]string{"x-ratelimit-reset": "3"}, base.Add(3 * time.Second)},
-		{"429, Retry-After wins", 429, map[string]string{"x-ratelimit-reset": "30", "Retry-After": "2"}, base.Add(2 * time.Second)},
-		{"429, no headers", 429, nil, base.Add(time.Second)},
-		{"fractional reset rounds up", 429, map[string]string{"x-ratelimit-reset": "1.2"}, base.Add(2 * time.Second)},
+// Sinks (or a run's sources and its sink) sharing one pool share its
+// token: one run, one token request.
+func TestSharedPoolOneToken(t *testing.T) {
+	e := newEnv(t, porttest.Options{})
+	pool := fetch.NewPool(fetch.Options{Now: e.clock.Now, Sleep: e.clock.Sleep})
+	for i := range 2 {
+		s := e.sink(func(c *Config) { c.Pool = pool })
+		if _, err := e.run(s, humanitecBlueprints(t, bpApp), apps(30), nil); err != nil {
+			t.Fatalf("sink %d: %v", i, err)
+		}
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			th := &throttle{now: func() time.Time { return base }}
-			h := http.Header{}
-			for k, v := range tc.headers {
-				h.Set(k, v)
-			}
-			th.observe(h, tc.status, base, base)
-			if !th.until.Equal(tc.wantUntil) {
-				t.Errorf("until %v, want %v", th.until, tc.wantUntil)
-			}
-		})
+	if n := e.srv.CountRequests("POST", "/v1/auth/access_token"); n != 1 {
+		t.Errorf("%d token requests for two sinks on one pool, want 1", n)
 	}
-	t.Run("whole-second resets narrow to the window end", func(t *testing.T) {
-		end := base.Add(2200 * time.Millisecond) // true window end; period 3 s
-		th := &throttle{}
-		var now time.Time
-		th.now = func() time.Time { return now }
-		for ms := 0; ms <= 2100; ms += 100 {
-			now = base.Add(time.Duration(ms) * time.Millisecond)
-			left := end.Sub(now)
-			h := http.Header{}
-			h.Set("x-ratelimit-reset", fmt.Sprint(int((left+time.Second-1)/time.Second)))
-			h.Set("x-ratelimit-remaining", "1")
-			if ms == 2100 {
-				h.Set("x-ratelimit-remaining", "0")
+	if st := pool.Stats(); st.Hosts[strings.TrimSuffix(e.srv.URL(), "/")].Requests == 0 {
+		t.Errorf("the pool carried none of the requests: %+v", st)
+	}
+}
+
+// Port's {error, message} body becomes the StatusError's code and message,
+// with any secret the body echoes redacted.
+func TestStatusErrorFromPortBody(t *testing.T) {
+	const secret = "s3cr3t-echoed-back"
+	e := newEnv(t, porttest.Options{ClientSecret: secret})
+	pool := fetch.NewPool(fetch.Options{Now: e.clock.Now, Sleep: e.clock.Sleep,
+		Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if strings.HasSuffix(r.URL.Path, "/blueprints/"+bpApp) {
+				body := `{"ok":false,"error":"forbidden","message":"client ` + secret + ` may not read"}`
+				return &http.Response{StatusCode: http.StatusForbidden, Body: io.NopCloser(strings.NewReader(body)), Header: http.Header{}, Request: r}, nil
 			}
-			th.observe(h, 200, now, now)
-		}
-		if th.until.Before(end) || th.until.After(end.Add(100*time.Millisecond)) {
-			t.Errorf("gate opens at %v, want within 100ms after %v", th.until.Sub(base), end.Sub(base))
-		}
-		// A late answer from the previous window (sent just before its end)
-		// neither moves the estimate nor gates.
-		gate := th.until
-		now = end.Add(20 * time.Millisecond)
-		newer := http.Header{}
-		newer.Set("x-ratelimit-reset", "3")
-		newer.Set("x-ratelimit-remaining", "40")
-		th.observe(newer, 200, now, now) // first answer of the next window
-		late := http.Header{}
-		late.Set("x-ratelimit-reset", "1")
-		late.Set("x-ratelimit-remaining", "0")
-		th.observe(late, 200, end.Add(-10*time.Millisecond), now.Add(5*time.Millisecond))
-		if !th.until.Equal(gate) || th.endLo.Before(end) {
-			t.Errorf("late answer moved the gate to %v (estimate %v..%v)", th.until.Sub(base), th.endLo.Sub(base), th.endHi.Sub(base))
-		}
-		// The next window starts a new interval.
-		now = end.Add(50 * time.Millisecond)
-		h := http.Header{}
-		h.Set("x-ratelimit-reset", "3")
-		h.Set("x-ratelimit-remaining", "0")
-		th.observe(h, 200, now, now)
-		if want := end.Add(20*time.Millisecond + 3*time.Second); !th.until.Equal(want) {
-			t.Errorf("new window gate %v, want %v", th.until.Sub(base), want.Sub(base))
-		}
-	})
-	t.Run("pacing from limit and period", func(t *testing.T) {
-		now := base
-		var slept time.Duration
-		th := &throttle{now: func() time.Time { return now }, sleep: func(_ context.Context, d time.Duration) error {
-			slept += d
-			now = now.Add(d)
-			return nil
-		}}
-		h := http.Header{}
-		h.Set("x-ratelimit-limit", "50")
-		h.Set("x-ratelimit-period", "3")
-		h.Set("x-ratelimit-remaining", "49")
-		th.observe(h, 200, base, base)
-		for range 51 {
-			if err := th.wait(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		// 51 requests at 50 per 3 s with a burst of 2: two are free, the
-		// other 49 are spaced 60 ms apart.
-		if slept != 49*60*time.Millisecond {
-			t.Errorf("slept %v, want 2.94s", slept)
-		}
-	})
+			return http.DefaultTransport.RoundTrip(r)
+		})})
+	s := e.sink(func(c *Config) { c.Pool = pool; c.ClientSecret = secret })
+	err := s.Write(t.Context(), apps(1)[0])
+	var se *StatusError
+	if !errors.As(err, &se) {
+		t.Fatalf("Write error %v, want a StatusError", err)
+	}
+	want := StatusError{Method: "GET", Path: "/v1/blueprints/" + bpApp, Status: 403, Code: "forbidden", Message: "client REDACTED may not read"}
+	if *se != want {
+		t.Errorf("StatusError %+v, want %+v", *se, want)
+	}
 }
 
 // exhaust spends the current rate-limit window with unauthenticated

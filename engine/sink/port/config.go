@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ferry-etl/ferry/engine/fetch"
 )
 
 // RelationPolicy says what to do with a relation whose target entity is
@@ -68,17 +69,23 @@ type Config struct {
 	RelationPolicy   RelationPolicy
 	RelationPolicies map[string]RelationPolicy
 
-	Logger     *slog.Logger // default discard
-	HTTPClient *http.Client // default: pooled transport sized to Concurrency
-	UserAgent  string       // default "ferry"
+	Logger    *slog.Logger // default discard
+	UserAgent string       // default "ferry"
+
+	// Pool carries every request to Port (token, retries, Port's
+	// rate-limit headers, redaction), so a run can share one pool between
+	// its sources and Port. Default: a pool of the sink's own, made from
+	// Logger, Now and Sleep.
+	Pool *fetch.Pool
 
 	// Now and Sleep are the clock (token expiry, rate-limit resets) and the
-	// sleeper (rate-limit waits, backoff). Defaults: time.Now and a timer
-	// that honours ctx. Tests inject a fake pair.
+	// sleeper (rate-limit waits, backoff) of the default Pool; a given
+	// Pool brings its own. Defaults: fetch's, time.Now and a timer that
+	// honours ctx. Tests inject a fake pair.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
 
-	MaxAttempts int // per request, for 429/5xx/network errors; default DefaultMaxAttempts
+	MaxAttempts int // per request, for 408/429/5xx/network errors; default DefaultMaxAttempts
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -115,25 +122,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{
-			Timeout: 2 * time.Minute,
-			Transport: &http.Transport{
-				Proxy:               http.ProxyFromEnvironment,
-				MaxIdleConns:        c.Concurrency + 2,
-				MaxIdleConnsPerHost: c.Concurrency + 2,
-				IdleConnTimeout:     90 * time.Second,
-			},
-		}
-	}
 	if c.UserAgent == "" {
 		c.UserAgent = "ferry"
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.Sleep == nil {
-		c.Sleep = sleepCtx
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = DefaultMaxAttempts
@@ -160,20 +150,6 @@ func (c Config) policy(blueprint, relation string) RelationPolicy {
 	return c.RelationPolicy
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // Sink loads entities into Port. Create it with New; call EnsureBlueprints,
 // then Write for every entity (from any goroutine), then Finish once.
 type Sink struct {
@@ -194,10 +170,14 @@ func New(cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
+	api, err := newAPIClient(cfg)
+	if err != nil {
+		return nil, err
+	}
 	return &Sink{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		api:      newAPIClient(cfg),
+		api:      api,
 		bps:      map[string]*Blueprint{},
 		pending:  map[string]map[string]map[string]any{},
 		produced: map[string]map[string]bool{},

@@ -11,18 +11,20 @@
 //
 // # Requests
 //
-// One access token is fetched on first use, cached, refreshed a tenth of
-// its lifetime (at most 5 minutes) before expiry and once on a 401 — never
-// per entity. Entities go through POST /v1/blueprints/{bp}/entities/bulk
-// with upsert=true (merge=false: the mapped entity replaces Port's), packed
-// by count (≤ 20) and bytes (≤ 1 MiB, a 413 splits the batch), Concurrency
-// requests in flight. Every request waits on one throttle: it spaces
-// requests at x-ratelimit-limit / x-ratelimit-period, and when a response
-// says remaining is 0 or is a 429 it holds every request until
-// x-ratelimit-reset (epoch seconds if > 10^9, else seconds from sending; a
-// Retry-After header wins). 429, 408 and 5xx are retried (MaxAttempts);
-// other 4xx are final. Identifiers are path-escaped. Client secret and
-// token never reach logs or errors.
+// Every request goes through a [fetch.Client] (Config.Pool, so a run can
+// share one pool with its sources). One access token is fetched on first
+// use, cached, refreshed a tenth of its lifetime (at most 5 minutes) before
+// expiry and once on a 401 — never per entity. Entities go through POST
+// /v1/blueprints/{bp}/entities/bulk with upsert=true (merge=false: the
+// mapped entity replaces Port's), packed by count (≤ 20) and bytes
+// (≤ 1 MiB, a 413 splits the batch), Concurrency requests in flight.
+// Requests follow Port's rate-limit headers (fetch's RateHeaders): they
+// are spaced at x-ratelimit-limit / x-ratelimit-period, and when a
+// response says remaining is 0 or is a 429 all are held until
+// x-ratelimit-reset (a Retry-After header wins). 408, 429 and 5xx are
+// retried (MaxAttempts); other 4xx are final, Port's {error, message}
+// body becoming the [StatusError]. Identifiers are path-escaped. Client
+// secret and token never reach logs or errors.
 //
 // # Order and relations
 //

@@ -1,28 +1,28 @@
-package port
+package fetch
 
 import (
 	"context"
+	"math"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 )
 
-// throttle paces requests to the rate Port announces and stops them while a
-// window is exhausted.
+// throttle is HostConfig.RateHeaders: it paces a host's requests to the
+// rate the host announces and holds them while its window is exhausted.
 //
 // Pacing: once a response carries x-ratelimit-limit and x-ratelimit-period,
 // requests are spaced evenly at limit/period (a token bucket holding 4% of
 // the window), so a long load runs at the allowed rate instead of bursting
 // into 429s.
+//
 // Gate: when a response says remaining is 0, or is a 429, no request starts
-// before x-ratelimit-reset (Retry-After wins when present). The reset is
-// read as epoch seconds when it is larger than 10^9, else as whole seconds
-// until the window ends. Whole seconds are coarse (a "1" may mean 10 ms), so
-// every response narrows an interval that must hold the window's end —
+// before x-ratelimit-reset (Retry-After wins when present), nor later than
+// MaxServerWait from the answer. The reset is read as by [serverHint]. Whole
+// seconds until the reset are coarse (a "1" may mean 10 ms), so every
+// response narrows an interval that must hold the window's end —
 // (sent + reset - 1s, received + reset] — and the gate opens at the
 // interval's upper bound; with requests spaced well under a second apart
 // this pins the end to within a request's latency.
@@ -34,12 +34,17 @@ type throttle struct {
 	lim    *rate.Limiter
 	limit  int
 	period int
-	until  time.Time
+	until  time.Time // the gate: no request starts before
 	endLo  time.Time // the current window ends in (endLo, endHi]
 	endHi  time.Time
 }
 
-// wait blocks until a request may start.
+func newThrottle(now func() time.Time, sleep func(context.Context, time.Duration) error) *throttle {
+	return &throttle{now: now, sleep: sleep}
+}
+
+// wait blocks until a request may start: the gate is open and the pacing
+// allows one more.
 func (t *throttle) wait(ctx context.Context) error {
 	reserved := false
 	for {
@@ -65,15 +70,24 @@ func (t *throttle) wait(ctx context.Context) error {
 		if err := t.sleep(ctx, d); err != nil {
 			return err
 		}
+		// The gate may have closed while we slept: look again.
 	}
+}
+
+// gateDelay is how long from now the gate stays closed.
+func (t *throttle) gateDelay() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return max(t.until.Sub(t.now()), 0)
 }
 
 // observe updates pacing and the gate from one response to a request sent
 // at sent and answered at recv.
 func (t *throttle) observe(h http.Header, status int, sent, recv time.Time) {
-	limit, okL := headerInt(h, "x-ratelimit-limit")
-	period, okP := headerInt(h, "x-ratelimit-period")
-	remaining, okR := headerInt(h, "x-ratelimit-remaining")
+	limit, okL := headerCount(h, "X-Ratelimit-Limit")
+	period, okP := headerCount(h, "X-Ratelimit-Period")
+	remaining, okR := headerCount(h, "X-Ratelimit-Remaining")
+	reset, epoch, okReset := rateReset(h)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
@@ -90,11 +104,11 @@ func (t *throttle) observe(h http.Header, status int, sent, recv time.Time) {
 			t.lim.SetBurstAt(now, burst)
 		}
 	}
-	reset, okReset := headerInt(h, "x-ratelimit-reset")
-	epoch := okReset && reset > 1_000_000_000
 	if okReset && !epoch {
-		lo := sent.Add(time.Duration(reset-1) * time.Second)
-		hi := recv.Add(time.Duration(reset) * time.Second)
+		// Round a fractional reset up: the interval must hold the end.
+		whole := time.Duration(math.Ceil(reset)) * time.Second
+		lo := sent.Add(whole - time.Second)
+		hi := recv.Add(whole)
 		switch {
 		case t.endHi.IsZero() || !lo.Before(t.endHi):
 			t.endLo, t.endHi = lo, hi // a new window (or a first look)
@@ -103,7 +117,7 @@ func (t *throttle) observe(h http.Header, status int, sent, recv time.Time) {
 			// must neither disturb the estimate nor close the gate.
 			return
 		default:
-			t.endLo, t.endHi = maxTime(t.endLo, lo), minTime(t.endHi, hi)
+			t.endLo, t.endHi = later(t.endLo, lo), earlier(t.endHi, hi)
 			if t.endLo.After(t.endHi) {
 				t.endLo, t.endHi = lo, hi
 			}
@@ -113,58 +127,30 @@ func (t *throttle) observe(h http.Header, status int, sent, recv time.Time) {
 		return
 	}
 	var until time.Time
-	if d, ok := retryAfter(h, sent); ok {
-		until = sent.Add(d)
-	} else if epoch {
-		until = time.Unix(int64(reset), 0)
-	} else if okReset {
+	switch d, okRA := retryAfter(h, recv); {
+	case okRA:
+		until = recv.Add(d)
+	case okReset && epoch:
+		until = epochTime(reset)
+	case okReset:
 		until = t.endHi
-	} else if status == http.StatusTooManyRequests {
+	case status == http.StatusTooManyRequests:
 		until = now.Add(time.Second)
 	}
+	until = earlier(until, recv.Add(MaxServerWait))
 	if until.After(t.until) {
 		t.until = until
 	}
 }
 
-// retryAfter reads Retry-After (seconds or HTTP date) relative to sent.
-func retryAfter(h http.Header, sent time.Time) (time.Duration, bool) {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, true
-	}
-	if at, err := http.ParseTime(v); err == nil {
-		return max(at.Sub(sent), 0), true
-	}
-	return 0, false
-}
-
-func headerInt(h http.Header, k string) (int, bool) {
-	v := strings.TrimSpace(h.Get(k))
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		return n, true
-	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil {
-		return 0, false
-	}
-	return int(f + 0.999999), true // fractional seconds: round up, never early
-}
-
-func maxTime(a, b time.Time) time.Time {
+func later(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
 	}
 	return b
 }
 
-func minTime(a, b time.Time) time.Time {
+func earlier(a, b time.Time) time.Time {
 	if a.Before(b) {
 		return a
 	}
