@@ -91,11 +91,12 @@ func New(cfg *spec.Paginate, vars []any, env map[string]any) *Pager {
 	case "link_header":
 		p.kind = &linkHeader{}
 	case "page":
-		p.kind = &pageNumber{at: at, first: 1, total: jq{&cfg.TotalPages, vars, "total_pages"},
+		pn := &pageNumber{at: at, first: 1, total: jq{&cfg.TotalPages, vars, "total_pages"},
 			token: jq{&cfg.Token, vars, "token"}, tokenParam: cfg.TokenParam.V}
 		if cfg.Start.Set {
-			p.kind.(*pageNumber).first = cfg.Start.V
+			pn.first = cfg.Start.V
 		}
+		p.kind = pn
 	case "offset":
 		o := &offset{at: at, total: jq{&cfg.Total, vars, "total"}}
 		if cfg.Size.Set {

@@ -208,6 +208,9 @@ func (p *parser) checkPaginate(pg *Paginate, path string) {
 	if pg.TokenParam.Set && !pg.Token.Set && !missing["token"] {
 		p.errorAt(pg.TokenParam.P, path+".token_param", "token_param needs token")
 	}
+	if pg.Type.V == "page" && pg.Token.Set && !pg.TokenParam.Set {
+		p.errorAt(pg.Token.P, path+".token", "token needs token_param, the query parameter that carries it")
+	}
 	if pg.Size.Set && pg.Size.V < 1 {
 		p.errorAt(pg.Size.P, path+".size", "must be at least 1")
 	}
