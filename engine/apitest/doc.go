@@ -45,7 +45,7 @@
 //
 // Paging.Type selects the kind. The page size is PageSize (default 10),
 // overridden by the request's SizeParam (query, else a path in the JSON
-// body); above MaxSize the request gets 400, or MaxSize items with Clamp.
+// body, else a header); above MaxSize the request gets 400, or MaxSize items with Clamp.
 // Positions are opaque tokens (base64 with '+', '/' and '=' in them, so an
 // unescaped token breaks) or numbers. A position is read from Header, else
 // BodyField (dotted path in the JSON request body), else the query

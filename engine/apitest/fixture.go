@@ -104,7 +104,7 @@ type Paging struct {
 	Type string `json:"type" yaml:"type"`
 
 	PageSize  int    `json:"page_size,omitempty" yaml:"page_size,omitempty"`   // default 10
-	SizeParam string `json:"size_param,omitempty" yaml:"size_param,omitempty"` // query parameter, else JSON body path
+	SizeParam string `json:"size_param,omitempty" yaml:"size_param,omitempty"` // query parameter, else JSON body path, else header
 	MaxSize   int    `json:"max_size,omitempty" yaml:"max_size,omitempty"`     // 0 = no cap
 	Clamp     bool   `json:"clamp,omitempty" yaml:"clamp,omitempty"`           // serve MaxSize instead of a 400 when asked for more
 

@@ -148,8 +148,8 @@ func (p *Paging) position(rq *request) (string, bool) {
 	return "", false
 }
 
-// size reads the requested page size (query, then JSON body) and applies
-// the cap.
+// size reads the requested page size (query, then JSON body, then
+// header) and applies the cap.
 func (p *Paging) size(rq *request) (int, *reply) {
 	size := p.pageSize()
 	name := p.sizeParam()
@@ -158,11 +158,13 @@ func (p *Paging) size(rq *request) (int, *reply) {
 	}
 	raw := rq.query.Get(name)
 	if raw == "" {
-		v, ok := rq.bodyValue(name)
-		if !ok {
-			return size, nil
-		}
-		raw = v
+		raw, _ = rq.bodyValue(name)
+	}
+	if raw == "" {
+		raw = rq.r.Header.Get(name)
+	}
+	if raw == "" {
+		return size, nil
 	}
 	n, err := strconv.Atoi(raw)
 	if err != nil || n < 1 {

@@ -415,6 +415,7 @@ func TestPageSizeCap(t *testing.T) {
 		method string
 		target string // with %d for the size
 		body   string // with %d for the size; POST only
+		header string // header carrying the size, instead of target or body
 		items  string // envelope path, "" for a bare array
 	}{
 		{name: "cursor", paging: Paging{Type: PageCursor, Param: "cursor", SizeParam: "limit", TokenPath: "next", Envelope: "data"}, method: "GET", target: "/c?limit=%d", items: "data"},
@@ -424,6 +425,7 @@ func TestPageSizeCap(t *testing.T) {
 		{name: "page", paging: Paging{Type: PageNumber, SizeParam: "pageSize"}, method: "GET", target: "/c?page=0&pageSize=%d"},
 		{name: "offset", paging: Paging{Type: PageOffset}, method: "GET", target: "/c?offset=0&limit=%d"},
 		{name: "offset body", paging: Paging{Type: PageOffset, BodyField: "offset"}, method: "POST", target: "/c", body: `{"offset":0,"limit":%d}`},
+		{name: "offset header", paging: Paging{Type: PageOffset, Header: "X-Offset", SizeParam: "X-Limit"}, method: "GET", target: "/c", header: "X-Limit"},
 	}
 	sizeParam := func(p Paging) string { return p.sizeParam() }
 	for _, k := range kinds {
@@ -445,9 +447,13 @@ func TestPageSizeCap(t *testing.T) {
 				p.PageSize, p.MaxSize, p.Clamp = 5, 20, tc.clamp
 				s := startT(t, Fixture{Routes: []Route{{Method: k.method, Path: "/c", Items: numbered(50), Paginate: &p}}})
 				var req *http.Request
-				if k.body != "" {
+				switch {
+				case k.body != "":
 					req = newReq(t, k.method, s.URL()+k.target, json.RawMessage(fmt.Sprintf(k.body, tc.size)))
-				} else {
+				case k.header != "":
+					req = newReq(t, k.method, s.URL()+k.target, nil)
+					req.Header.Set(k.header, fmt.Sprint(tc.size))
+				default:
 					req = newReq(t, k.method, s.URL()+fmt.Sprintf(k.target, tc.size), nil)
 				}
 				r := do(t, s.Client(), req)

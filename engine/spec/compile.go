@@ -167,6 +167,7 @@ func (p *parser) compile(f *File) {
 			p.compileJQ(&pg.Token, pp+".token", vars)
 			p.compileJQ(&pg.URL, pp+".url", vars)
 			p.compileJQ(&pg.TotalPages, pp+".total_pages", vars)
+			p.compileJQ(&pg.Total, pp+".total", vars)
 			psc := f.exprScope(s)
 			psc["response"], psc["page"], psc["records"] = nil, nil, nil
 			p.compileExpr(&pg.StopWhen, pp+".stop_when", psc, eval.BoolKind)

@@ -193,7 +193,7 @@ func (p *parser) checkPaginate(pg *Paginate, path string) {
 		"cursor":   {"token", "param"},
 		"next_url": {"url"},
 		"page":     {"param"},
-		"offset":   {"param", "size", "size_param"},
+		"offset":   {"param"},
 	}[pg.Type.V]
 	pv := reflect.ValueOf(pg).Elem()
 	missing := map[string]bool{}
@@ -208,6 +208,9 @@ func (p *parser) checkPaginate(pg *Paginate, path string) {
 	if pg.TokenParam.Set && !pg.Token.Set && !missing["token"] {
 		p.errorAt(pg.TokenParam.P, path+".token_param", "token_param needs token")
 	}
+	if pg.Type.V == "page" && pg.Token.Set && !pg.TokenParam.Set {
+		p.errorAt(pg.Token.P, path+".token", "token needs token_param, the query parameter that carries it")
+	}
 	if pg.Size.Set && pg.Size.V < 1 {
 		p.errorAt(pg.Size.P, path+".size", "must be at least 1")
 	}
@@ -215,11 +218,43 @@ func (p *parser) checkPaginate(pg *Paginate, path string) {
 		p.errorAt(pg.MaxPages.P, path+".max_pages", "must be at least 1")
 	}
 	switch {
-	case pg.Size.Set && !pg.SizeParam.Set && !missing["size_param"]:
-		p.errorAt(pg.Size.P, path+".size", "size needs size_param, the query parameter that carries it")
-	case pg.SizeParam.Set && !pg.Size.Set && !missing["size"]:
+	case pg.Size.Set && !pg.SizeParam.Set:
+		p.errorAt(pg.Size.P, path+".size", "size needs size_param, the parameter that carries it")
+	case pg.SizeParam.Set && !pg.Size.Set:
 		p.errorAt(pg.SizeParam.P, path+".size_param", "size_param needs size, the page size to send")
 	}
+	// param and size_param go to the same place (in); there they must not
+	// be one parameter, nor, in a body, one path inside the other.
+	if pg.In.V == "body" {
+		for key, f := range map[string]Str{"param": pg.Param, "size_param": pg.SizeParam} {
+			if f.Set && slices.Contains(strings.Split(f.V, "."), "") {
+				p.errorAt(f.P, path+"."+key, "%q is not a body path: a dotted path has no empty part", f.V)
+			}
+		}
+	}
+	if pg.Param.Set && pg.SizeParam.Set && sameParam(pg.In.V, pg.Param.V, pg.SizeParam.V) {
+		p.errorAt(pg.SizeParam.P, path+".size_param", "size_param %q and param %q collide in the %s", pg.SizeParam.V, pg.Param.V, placeOf(pg.In.V))
+	}
+}
+
+// sameParam reports whether a and b collide where in puts them: equal
+// query names, equal header names (case-insensitive), or body paths of
+// which one is the other or lies inside it.
+func sameParam(in, a, b string) bool {
+	switch in {
+	case "header":
+		return strings.EqualFold(a, b)
+	case "body":
+		return a == b || strings.HasPrefix(a, b+".") || strings.HasPrefix(b, a+".")
+	}
+	return a == b
+}
+
+func placeOf(in string) string {
+	if in == "" {
+		return "query"
+	}
+	return in
 }
 
 // checkGraph reports fan-out cycles with their path. Batch edges count: a

@@ -1,6 +1,26 @@
 package paginate
 
-import "strings"
+import (
+	"context"
+	"strings"
+)
+
+// linkHeader follows the rel="next" target of the Link header (RFC 8288),
+// resolved against the URL requested. The chain ends when there is none;
+// other relations (prev, first, last) are never followed.
+type linkHeader struct {
+	follower
+}
+
+func (l *linkHeader) start(*Request) error { return nil }
+
+func (l *linkHeader) advance(_ context.Context, page Page, req *Request) (bool, string, error) {
+	next := NextLink(page.Header.Values("Link"))
+	if next == "" {
+		return false, "", nil
+	}
+	return l.follow(page.URL, next, req)
+}
 
 // NextLink returns the target of the rel="next" entry of RFC 8288 Link
 // header values, or "". It tolerates several values, several links per value,

@@ -1,0 +1,66 @@
+package paginate
+
+import "context"
+
+// pageNumber counts pages in `param` from `start` (default 1). The chain
+// ends on an empty page, or after the page whose position in the chain
+// reaches `total_pages`. A server token (jq `token`), when present, is sent
+// along in the query parameter `token_param`.
+type pageNumber struct {
+	at         param
+	first      int // number of the first page
+	total      jq
+	token      jq
+	tokenParam string
+
+	number int    // page number of the next request
+	tok    string // token sent with it ("" for none)
+}
+
+func (p *pageNumber) start(req *Request) error {
+	p.number = p.first
+	return p.at.set(req, p.number)
+}
+
+func (p *pageNumber) advance(ctx context.Context, page Page, req *Request) (bool, string, error) {
+	if page.Records == 0 {
+		return false, "", nil
+	}
+	total, known, err := p.total.count(ctx, page.Body)
+	if err != nil {
+		return false, "", err
+	}
+	if known && page.Number >= total {
+		return false, "", nil
+	}
+	tok, hasToken, err := p.token.token(ctx, page.Body)
+	if err != nil {
+		return false, "", err
+	}
+	p.number++
+	if err := p.at.set(req, p.number); err != nil {
+		return false, "", err
+	}
+	p.tok = tok.text
+	if p.tokenParam == "" {
+		return true, "", nil
+	}
+	if !hasToken {
+		req.Query.Del(p.tokenParam)
+		return true, "", nil
+	}
+	return true, p.tok, param{name: p.tokenParam}.set(req, p.tok)
+}
+
+func (p *pageNumber) state() State { return State{Number: p.number, Token: p.tok} }
+
+func (p *pageNumber) restore(st State, req *Request) (string, error) {
+	p.number, p.tok = st.Number, st.Token
+	if err := p.at.set(req, p.number); err != nil {
+		return "", err
+	}
+	if st.Token == "" || p.tokenParam == "" {
+		return "", nil
+	}
+	return st.Token, param{name: p.tokenParam}.set(req, st.Token)
+}

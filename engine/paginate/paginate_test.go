@@ -1,0 +1,594 @@
+package paginate_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ferry-etl/ferry/engine/paginate"
+	"github.com/ferry-etl/ferry/engine/spec"
+)
+
+// wire is a Request as it goes out: what the table asserts.
+type wire struct {
+	URL    string
+	Query  string // encoded, so sorted
+	Header http.Header
+	Body   string // JSON, so "2" and 2 differ
+}
+
+func wireOf(t *testing.T, r paginate.Request) wire {
+	t.Helper()
+	w := wire{URL: r.URL, Query: r.Query.Encode()}
+	if len(r.Header) > 0 {
+		w.Header = r.Header
+	}
+	if r.Body != nil {
+		b, err := json.Marshal(r.Body)
+		if err != nil {
+			t.Fatalf("body: %v", err)
+		}
+		w.Body = string(b)
+	}
+	return w
+}
+
+// hdr builds a header from name, value pairs.
+func hdr(kv ...string) http.Header {
+	h := http.Header{}
+	for i := 0; i < len(kv); i += 2 {
+		h.Set(kv[i], kv[i+1])
+	}
+	return h
+}
+
+// step is one response of a chain and what the pager must make of it.
+type step struct {
+	body    string      // JSON response body ("" for none)
+	header  http.Header // response headers
+	url     string      // URL that was requested (default https://api.test/x)
+	records int         // records the page yielded
+	more    bool
+	next    wire   // the exact next request, when more
+	err     error  // sentinel the error must wrap
+	errHas  string // text the error must contain
+}
+
+// chainCase is a first request template, the request Init makes of it, and
+// the pages that follow.
+type chainCase struct {
+	name     string
+	paginate string // the paginate block, as YAML flow mapping
+	query    url.Values
+	header   http.Header
+	body     string // JSON request body template
+	start    wire
+	steps    []step
+	// noResume: the chain repeats a position older than the last one,
+	// which a resumed chain (that remembers only the last) cannot see.
+	noResume bool
+}
+
+func chainCases() []chainCase {
+	return []chainCase{
+		// cursor
+		{
+			name:     "cursor in query, size in query",
+			paginate: `{type: cursor, token: .next, param: cursor, size: 50, size_param: limit}`,
+			query:    url.Values{"kind": {"a"}},
+			start:    wire{Query: "kind=a&limit=50"},
+			steps: []step{
+				{body: `{"next":"abc"}`, records: 50, more: true, next: wire{Query: "cursor=abc&kind=a&limit=50"}},
+				{body: `{"next":"a+b/c="}`, records: 50, more: true, next: wire{Query: "cursor=a%2Bb%2Fc%3D&kind=a&limit=50"}},
+				{body: `{"next":null}`, records: 50},
+			},
+		},
+		{
+			name:     "cursor in body: numbers stay numbers, false ends",
+			paginate: `{type: cursor, token: .meta.next, param: page.after, in: body, size: 2, size_param: page.size}`,
+			body:     `{"q":"x","page":{"keep":true}}`,
+			start:    wire{Body: `{"page":{"keep":true,"size":2},"q":"x"}`},
+			steps: []step{
+				{body: `{"meta":{"next":2}}`, records: 2, more: true, next: wire{Body: `{"page":{"after":2,"keep":true,"size":2},"q":"x"}`}},
+				{body: `{"meta":{"next":"t3"}}`, records: 2, more: true, next: wire{Body: `{"page":{"after":"t3","keep":true,"size":2},"q":"x"}`}},
+				{body: `{"meta":{"next":12345678901234567890}}`, records: 2, more: true, next: wire{Body: `{"page":{"after":12345678901234567890,"keep":true,"size":2},"q":"x"}`}},
+				{body: `{"meta":{"next":false}}`, records: 2},
+			},
+		},
+		{
+			name:     "cursor in header, size in header",
+			paginate: `{type: cursor, token: .next, param: X-Cursor, in: header, size: 25, size_param: X-Limit}`,
+			header:   hdr("X-Team", "t"),
+			start:    wire{Header: hdr("X-Team", "t", "X-Limit", "25")},
+			steps: []step{
+				{body: `{"next":7}`, records: 25, more: true, next: wire{Header: hdr("X-Team", "t", "X-Limit", "25", "X-Cursor", "7")}},
+				{body: `{"next":""}`, records: 25},
+			},
+		},
+		{
+			name:     "cursor missing from the body ends",
+			paginate: `{type: cursor, token: .next, param: c}`,
+			steps:    []step{{body: `{}`, records: 3}},
+		},
+		{
+			name:     "cursor that repeats the last one",
+			paginate: `{type: cursor, token: .next, param: c}`,
+			steps: []step{
+				{body: `{"next":"a"}`, records: 1, more: true, next: wire{Query: "c=a"}},
+				{body: `{"next":"b"}`, records: 1, more: true, next: wire{Query: "c=b"}},
+				{body: `{"next":"b"}`, records: 1, err: paginate.ErrNoProgress},
+			},
+		},
+		{
+			name:     "cursor that repeats an older one",
+			paginate: `{type: cursor, token: .next, param: c}`,
+			noResume: true,
+			steps: []step{
+				{body: `{"next":"a"}`, records: 1, more: true, next: wire{Query: "c=a"}},
+				{body: `{"next":"b"}`, records: 1, more: true, next: wire{Query: "c=b"}},
+				{body: `{"next":"a"}`, records: 1, err: paginate.ErrNoProgress},
+			},
+		},
+		{
+			name:     "cursor of another type is an error, not an end",
+			paginate: `{type: cursor, token: .next, param: c}`,
+			steps:    []step{{body: `{"next":{"id":1}}`, records: 1, errHas: "paginate.token: got object, want a string or a number"}},
+		},
+		{
+			name:     "cursor true is an error, not a token",
+			paginate: `{type: cursor, token: .more, param: c}`,
+			steps:    []step{{body: `{"more":true}`, records: 1, errHas: "paginate.token: got boolean"}},
+		},
+
+		// next_url
+		{
+			name:     "next_url: the spec's query is not sent again; headers and body stay",
+			paginate: `{type: next_url, url: .links.next}`,
+			query:    url.Values{"kind": {"a"}},
+			header:   hdr("X-Team", "t"),
+			body:     `{"filter":"f"}`,
+			start:    wire{Query: "kind=a", Header: hdr("X-Team", "t"), Body: `{"filter":"f"}`},
+			steps: []step{
+				{url: "https://api.test/x?kind=a", body: `{"links":{"next":"https://api.test/x?kind=a&cursor=2"}}`, records: 10, more: true,
+					next: wire{URL: "https://api.test/x?kind=a&cursor=2", Header: hdr("X-Team", "t"), Body: `{"filter":"f"}`}},
+				{url: "https://api.test/x?kind=a&cursor=2", body: `{"links":{"next":"/x?kind=a&cursor=3"}}`, records: 10, more: true,
+					next: wire{URL: "https://api.test/x?kind=a&cursor=3", Header: hdr("X-Team", "t"), Body: `{"filter":"f"}`}},
+				{url: "https://api.test/x?kind=a&cursor=3", body: `{"links":{"next":"?cursor=4"}}`, records: 10, more: true,
+					next: wire{URL: "https://api.test/x?cursor=4", Header: hdr("X-Team", "t"), Body: `{"filter":"f"}`}},
+				{url: "https://api.test/x?cursor=4", body: `{"links":{"next":null}}`, records: 10},
+			},
+		},
+		{
+			name:     "next_url that repeats, relative or not",
+			paginate: `{type: next_url, url: .next}`,
+			steps: []step{
+				{url: "https://api.test/x", body: `{"next":"https://api.test/x?p=2"}`, records: 1, more: true, next: wire{URL: "https://api.test/x?p=2"}},
+				{url: "https://api.test/x?p=2", body: `{"next":"/x?p=2"}`, records: 1, err: paginate.ErrNoProgress},
+			},
+		},
+		{
+			name:     "next_url that is a number is an error",
+			paginate: `{type: next_url, url: .next}`,
+			steps:    []step{{body: `{"next":2}`, records: 1, errHas: "paginate.url: got the number 2"}},
+		},
+
+		// link_header
+		{
+			name:     "link_header follows rel=next only, without the spec's query",
+			paginate: `{type: link_header, size: 10, size_param: per_page}`,
+			query:    url.Values{"kind": {"a"}},
+			start:    wire{Query: "kind=a&per_page=10"},
+			steps: []step{
+				{url: "https://api.test/x?kind=a&per_page=10", header: hdr("Link", `<https://api.test/x?page=2&per_page=10>; rel="next", <https://api.test/x?page=9&per_page=10>; rel="last"`), records: 10, more: true,
+					next: wire{URL: "https://api.test/x?page=2&per_page=10"}},
+				{url: "https://api.test/x?page=2&per_page=10", header: hdr("Link", `</x?page=1&per_page=10>; rel="prev", </x?page=3&per_page=10>; rel="next"`), records: 10, more: true,
+					next: wire{URL: "https://api.test/x?page=3&per_page=10"}},
+				{url: "https://api.test/x?page=3&per_page=10", header: hdr("Link", `</x?page=2&per_page=10>; rel="prev", </x?page=1&per_page=10>; rel="first"`), records: 10},
+			},
+		},
+		{
+			name:     "link_header that repeats",
+			paginate: `{type: link_header}`,
+			steps: []step{
+				{header: hdr("Link", `</x?page=2>; rel="next"`), records: 1, more: true, next: wire{URL: "https://api.test/x?page=2"}},
+				{url: "https://api.test/x?page=2", header: hdr("Link", `</x?page=2>; rel="next"`), records: 1, err: paginate.ErrNoProgress},
+			},
+		},
+
+		// page
+		{
+			name:     "page in query from 1 until total_pages",
+			paginate: `{type: page, param: page, size: 10, size_param: per_page, total_pages: .meta.pages}`,
+			start:    wire{Query: "page=1&per_page=10"},
+			steps: []step{
+				{body: `{"meta":{"pages":3}}`, records: 10, more: true, next: wire{Query: "page=2&per_page=10"}},
+				{body: `{"meta":{"pages":"3"}}`, records: 10, more: true, next: wire{Query: "page=3&per_page=10"}},
+				{body: `{"meta":{"pages":3}}`, records: 5},
+			},
+		},
+		{
+			name:     "page in body from 0: numbers stay numbers, a short page goes on, an empty page ends",
+			paginate: `{type: page, param: paging.page, in: body, start: 0, size: 10, size_param: paging.size}`,
+			body:     `{"ou_ids":[1]}`,
+			start:    wire{Body: `{"ou_ids":[1],"paging":{"page":0,"size":10}}`},
+			steps: []step{
+				{body: `{}`, records: 10, more: true, next: wire{Body: `{"ou_ids":[1],"paging":{"page":1,"size":10}}`}},
+				{body: `{}`, records: 3, more: true, next: wire{Body: `{"ou_ids":[1],"paging":{"page":2,"size":10}}`}},
+				{body: `{}`, records: 0},
+			},
+		},
+		{
+			name:     "page with a server token, dropped when absent",
+			paginate: `{type: page, param: pageIndex, start: 0, token: .data.pageToken, token_param: pageToken, total_pages: .data.totalPages}`,
+			start:    wire{Query: "pageIndex=0"},
+			steps: []step{
+				{body: `{"data":{"pageToken":"t1","totalPages":4}}`, records: 10, more: true, next: wire{Query: "pageIndex=1&pageToken=t1"}},
+				{body: `{"data":{"pageToken":null,"totalPages":4}}`, records: 10, more: true, next: wire{Query: "pageIndex=2"}},
+				{body: `{"data":{"pageToken":"t3","totalPages":4}}`, records: 10, more: true, next: wire{Query: "pageIndex=3&pageToken=t3"}},
+				{body: `{"data":{"pageToken":"t4","totalPages":4}}`, records: 10},
+			},
+		},
+		{
+			name:     "page token that repeats",
+			paginate: `{type: page, param: p, token: .t, token_param: pt}`,
+			start:    wire{Query: "p=1"},
+			steps: []step{
+				{body: `{"t":"t1"}`, records: 1, more: true, next: wire{Query: "p=2&pt=t1"}},
+				{body: `{"t":"t1"}`, records: 1, err: paginate.ErrNoProgress},
+			},
+		},
+		{
+			name:     "page total_pages of another type is an error",
+			paginate: `{type: page, param: p, total_pages: .pages}`,
+			start:    wire{Query: "p=1"},
+			steps:    []step{{body: `{"pages":"many"}`, records: 1, errHas: `paginate.total_pages: got string "many", want a whole number`}},
+		},
+
+		// offset
+		{
+			name:     "offset in body advances by records received (Jira caps 100 to 50) until total",
+			paginate: `{type: offset, param: startAt, in: body, size: 100, size_param: maxResults, total: .total}`,
+			body:     `{"jql":"project = X"}`,
+			start:    wire{Body: `{"jql":"project = X","maxResults":100,"startAt":0}`},
+			steps: []step{
+				{body: `{"total":120}`, records: 50, more: true, next: wire{Body: `{"jql":"project = X","maxResults":100,"startAt":50}`}},
+				{body: `{"total":120}`, records: 50, more: true, next: wire{Body: `{"jql":"project = X","maxResults":100,"startAt":100}`}},
+				{body: `{"total":120}`, records: 20},
+			},
+		},
+		{
+			name:     "offset without total: a short page ends",
+			paginate: `{type: offset, param: offset, size: 10, size_param: limit}`,
+			start:    wire{Query: "limit=10&offset=0"},
+			steps: []step{
+				{records: 10, more: true, next: wire{Query: "limit=10&offset=10"}},
+				{records: 7},
+			},
+		},
+		{
+			name:     "offset without size: only an empty page ends",
+			paginate: `{type: offset, param: offset}`,
+			query:    url.Values{"limit": {"100"}},
+			start:    wire{Query: "limit=100&offset=0"},
+			steps: []step{
+				{records: 50, more: true, next: wire{Query: "limit=100&offset=50"}},
+				{records: 30, more: true, next: wire{Query: "limit=100&offset=80"}},
+				{records: 0},
+			},
+		},
+		{
+			name:     "offset with total: a short page is no end, nor is a missing total",
+			paginate: `{type: offset, param: offset, size: 100, size_param: limit, total: .total}`,
+			start:    wire{Query: "limit=100&offset=0"},
+			steps: []step{
+				{body: `{"total":"300"}`, records: 50, more: true, next: wire{Query: "limit=100&offset=50"}},
+				{body: `{}`, records: 50, more: true, next: wire{Query: "limit=100&offset=100"}},
+				{body: `{"total":null}`, records: 50, more: true, next: wire{Query: "limit=100&offset=150"}},
+				{body: `{"total":300}`, records: 10, more: true, next: wire{Query: "limit=100&offset=160"}},
+				{body: `{"total":300}`, records: 0},
+			},
+		},
+		{
+			name:     "offset reaches total on a full page",
+			paginate: `{type: offset, param: offset, size: 10, size_param: limit, total: .total}`,
+			start:    wire{Query: "limit=10&offset=0"},
+			steps: []step{
+				{body: `{"total":20}`, records: 10, more: true, next: wire{Query: "limit=10&offset=10"}},
+				{body: `{"total":20}`, records: 10},
+			},
+		},
+		{
+			name:     "offset in header, size in header",
+			paginate: `{type: offset, param: X-Offset, in: header, size: 10, size_param: X-Limit}`,
+			start:    wire{Header: hdr("X-Offset", "0", "X-Limit", "10")},
+			steps: []step{
+				{records: 10, more: true, next: wire{Header: hdr("X-Offset", "10", "X-Limit", "10")}},
+				{records: 10, more: true, next: wire{Header: hdr("X-Offset", "20", "X-Limit", "10")}},
+				{records: 2},
+			},
+		},
+		{
+			name:     "offset total of another type is an error",
+			paginate: `{type: offset, param: offset, total: .total}`,
+			start:    wire{Query: "offset=0"},
+			steps:    []step{{body: `{"total":{"n":3}}`, records: 1, errHas: "paginate.total: got object, want a whole number"}},
+		},
+
+		// guards and stop_when, shared by every kind
+		{
+			name:     "max_pages: a chain of exactly max_pages pages completes",
+			paginate: `{type: cursor, token: .next, param: c, max_pages: 2}`,
+			steps: []step{
+				{body: `{"next":"a"}`, records: 1, more: true, next: wire{Query: "c=a"}},
+				{body: `{"next":null}`, records: 1},
+			},
+		},
+		{
+			name:     "max_pages: a chain with one page more fails",
+			paginate: `{type: offset, param: o, max_pages: 2}`,
+			start:    wire{Query: "o=0"},
+			steps: []step{
+				{records: 1, more: true, next: wire{Query: "o=1"}},
+				{records: 1, err: paginate.ErrPageCap},
+			},
+		},
+		{
+			name:     "stop_when sees the page's position in the chain",
+			paginate: `{type: page, param: p, stop_when: "page == 2"}`,
+			start:    wire{Query: "p=1"},
+			steps: []step{
+				{records: 10, more: true, next: wire{Query: "p=2"}},
+				{records: 10},
+			},
+		},
+		{
+			name:     "stop_when sees the page's records",
+			paginate: `{type: page, param: p, stop_when: "records < 10"}`,
+			start:    wire{Query: "p=1"},
+			steps: []step{
+				{records: 10, more: true, next: wire{Query: "p=2"}},
+				{records: 4},
+			},
+		},
+		{
+			name:     "stop_when sees the response body",
+			paginate: `{type: cursor, token: .next, param: c, stop_when: "response.last"}`,
+			steps: []step{
+				{body: `{"last":false,"next":"n1"}`, records: 1, more: true, next: wire{Query: "c=n1"}},
+				{body: `{"last":true,"next":"n2"}`, records: 1},
+			},
+		},
+		{
+			name:     "stop_when that is not a boolean is an error, not an end",
+			paginate: `{type: cursor, token: .next, param: c, stop_when: "response.last"}`,
+			steps:    []step{{body: `{"last":"yes","next":"n1"}`, records: 1, errHas: "paginate.stop_when"}},
+		},
+	}
+}
+
+// paginateOf parses a one-stream spec around a paginate block.
+func paginateOf(t *testing.T, block string) *spec.Paginate {
+	t.Helper()
+	src := "version: 1\nname: t\nstreams:\n  x:\n    request: {method: POST, path: /x}\n    paginate: " + block + "\n"
+	f, err := spec.Parse("spec.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatalf("spec: %v", err)
+	}
+	return f.Stream("x").Paginate
+}
+
+// vars are the jq variable values of a root stream: $config.
+var vars = []any{map[string]any{}}
+
+func decodeJSON(t *testing.T, s string) any {
+	t.Helper()
+	if s == "" {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("decode %s: %v", s, err)
+	}
+	return v
+}
+
+// firstRequest is the request a runner builds before Init: the case's
+// template, whose body object is shared, so mutating it in place shows.
+func (tc chainCase) firstRequest(body any) paginate.Request {
+	req := paginate.Request{Query: url.Values{}, Header: http.Header{}, Body: body}
+	for k, v := range tc.query {
+		req.Query[k] = append([]string(nil), v...)
+	}
+	for k, v := range tc.header {
+		req.Header[k] = append([]string(nil), v...)
+	}
+	return req
+}
+
+func (s step) page(t *testing.T, number int) paginate.Page {
+	t.Helper()
+	u := s.url
+	if u == "" {
+		u = "https://api.test/x"
+	}
+	return paginate.Page{Number: number, Body: decodeJSON(t, s.body), Header: s.header, URL: u, Records: s.records}
+}
+
+// play feeds steps (the chain's pages from number first on) to p and
+// checks each decision and next request.
+func play(t *testing.T, p *paginate.Pager, req *paginate.Request, steps []step, first int) {
+	t.Helper()
+	for i, s := range steps {
+		n := first + i
+		prevBody := req.Body
+		prevJSON := wireOf(t, *req).Body
+		more, err := p.Next(t.Context(), s.page(t, n), req)
+		switch {
+		case s.err != nil || s.errHas != "":
+			if err == nil {
+				t.Fatalf("page %d: Next = %v, nil; want an error", n, more)
+			}
+			if s.err != nil && !errors.Is(err, s.err) {
+				t.Errorf("page %d: err = %v, want %v", n, err, s.err)
+			}
+			if !strings.Contains(err.Error(), s.errHas) {
+				t.Errorf("page %d: err = %v, want it to contain %q", n, err, s.errHas)
+			}
+			return
+		case err != nil:
+			t.Fatalf("page %d: Next: %v", n, err)
+		}
+		if more != s.more {
+			t.Fatalf("page %d: more = %v, want %v", n, more, s.more)
+		}
+		if !more {
+			if i != len(steps)-1 {
+				t.Fatalf("page %d: chain ended, %d steps left", n, len(steps)-1-i)
+			}
+			return
+		}
+		if diff := cmp.Diff(s.next, wireOf(t, *req)); diff != "" {
+			t.Errorf("page %d: next request (-want +got):\n%s", n, diff)
+		}
+		if prevBody != nil && wireOf(t, paginate.Request{Body: prevBody}).Body != prevJSON {
+			t.Errorf("page %d: the previous request's body was changed in place", n)
+		}
+	}
+	t.Fatalf("chain still going after %d steps", len(steps))
+}
+
+// TestChains asserts, for every kind, the first request and the exact next
+// request (URL, query, headers, JSON body) or the end after each page.
+func TestChains(t *testing.T) {
+	for _, tc := range chainCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := paginateOf(t, tc.paginate)
+			tmpl := decodeJSON(t, tc.body)
+			req := tc.firstRequest(tmpl)
+			p := paginate.New(cfg, vars, nil)
+			if err := p.Init(&req); err != nil {
+				t.Fatalf("Init: %v", err)
+			}
+			if diff := cmp.Diff(tc.start, wireOf(t, req)); diff != "" {
+				t.Errorf("first request (-want +got):\n%s", diff)
+			}
+			play(t, p, &req, tc.steps, 1)
+			if got := wireOf(t, paginate.Request{Body: tmpl}).Body; got != wireOf(t, paginate.Request{Body: decodeJSON(t, tc.body)}).Body {
+				t.Errorf("the request template was changed in place: %s", got)
+			}
+		})
+	}
+}
+
+// TestResume: after every page, a chain restored from its saved State (as
+// JSON, the checkpoint) sends exactly the request the live chain sends, and
+// then goes on exactly as the live chain does.
+func TestResume(t *testing.T) {
+	for _, tc := range chainCases() {
+		if tc.noResume {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := paginateOf(t, tc.paginate)
+			live := paginate.New(cfg, vars, nil)
+			req := tc.firstRequest(decodeJSON(t, tc.body))
+			if err := live.Init(&req); err != nil {
+				t.Fatalf("Init: %v", err)
+			}
+			for i, s := range tc.steps {
+				more, err := live.Next(t.Context(), s.page(t, i+1), &req)
+				if err != nil || !more {
+					return
+				}
+				saved, err := json.Marshal(live.State())
+				if err != nil {
+					t.Fatal(err)
+				}
+				var st paginate.State
+				if err := json.Unmarshal(saved, &st); err != nil {
+					t.Fatal(err)
+				}
+				resumed := paginate.New(cfg, vars, nil)
+				rreq := tc.firstRequest(decodeJSON(t, tc.body))
+				if err := resumed.Init(&rreq); err != nil {
+					t.Fatalf("Init: %v", err)
+				}
+				if err := resumed.Restore(st, &rreq); err != nil {
+					t.Fatalf("after page %d: Restore(%s): %v", i+1, saved, err)
+				}
+				if diff := cmp.Diff(wireOf(t, req), wireOf(t, rreq)); diff != "" {
+					t.Fatalf("after page %d: resumed from %s, request (-live +resumed):\n%s", i+1, saved, diff)
+				}
+				t.Run(fmt.Sprintf("from page %d", i+1), func(t *testing.T) {
+					play(t, resumed, &rreq, tc.steps[i+1:], i+2)
+				})
+			}
+		})
+	}
+}
+
+// TestRestoreOlderCheckpoint: checkpoints written before token_number
+// existed still resume where they meant (their tokens were text).
+func TestRestoreOlderCheckpoint(t *testing.T) {
+	tests := []struct {
+		name, paginate, body, saved string
+		want                        wire
+	}{
+		{"cursor in query", `{type: cursor, token: .next, param: c, size: 5, size_param: n}`, ``, `{"token":"abc"}`, wire{Query: "c=abc&n=5"}},
+		{"cursor in body", `{type: cursor, token: .next, param: c, in: body}`, `{}`, `{"token":"42"}`, wire{Body: `{"c":"42"}`}},
+		{"page with token", `{type: page, param: p, token: .t, token_param: pt}`, ``, `{"n":3,"token":"t2"}`, wire{Query: "p=3&pt=t2"}},
+		{"offset", `{type: offset, param: o, in: body}`, `{"q":1}`, `{"n":50}`, wire{Body: `{"o":50,"q":1}`}},
+		{"next_url", `{type: next_url, url: .next}`, ``, `{"url":"https://api.test/x?p=2"}`, wire{URL: "https://api.test/x?p=2"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var st paginate.State
+			dec := json.NewDecoder(bytes.NewReader([]byte(tc.saved)))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&st); err != nil {
+				t.Fatal(err)
+			}
+			p := paginate.New(paginateOf(t, tc.paginate), vars, nil)
+			req := chainCase{}.firstRequest(decodeJSON(t, tc.body))
+			if err := p.Init(&req); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Restore(st, &req); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, wireOf(t, req)); diff != "" {
+				t.Errorf("resumed request (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestBodyNotAnObject: a position that goes in the body needs a JSON
+// object there; anything else is an error, not a dropped position.
+func TestBodyNotAnObject(t *testing.T) {
+	p := paginate.New(paginateOf(t, `{type: offset, param: o, in: body}`), vars, nil)
+	req := paginate.Request{Body: []any{1, 2}}
+	if err := p.Init(&req); err == nil || !strings.Contains(err.Error(), "not a JSON object") {
+		t.Errorf("Init = %v, want an error about the body", err)
+	}
+}
+
+func TestNilPager(t *testing.T) {
+	var p *paginate.Pager = paginate.New(nil, nil, nil)
+	if p != nil {
+		t.Fatalf("New(nil) = %v, want nil", p)
+	}
+	req := paginate.Request{}
+	if more, err := p.Next(t.Context(), paginate.Page{Records: 10}, &req); more || err != nil {
+		t.Errorf("Next = %v, %v; want false, nil: a stream without paginate has one page", more, err)
+	}
+}

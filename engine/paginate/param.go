@@ -1,0 +1,188 @@
+package paginate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/ferry-etl/ferry/engine/spec"
+)
+
+// param is where a paging value goes: a query parameter (the default), a
+// header, or a dotted path in the JSON body.
+type param struct {
+	in, name string
+}
+
+// set writes value (a string, an int or a json.Number) into req. In a
+// JSON body it keeps its JSON type, so a page number or a numeric token is
+// sent as a number, not as "2". The body is replaced by a changed copy,
+// never edited in place: it may share maps with the spec or a parent
+// record.
+func (p param) set(req *Request, value any) error {
+	switch p.in {
+	case "header":
+		if req.Header == nil {
+			req.Header = http.Header{}
+		}
+		req.Header.Set(p.name, text(value))
+	case "body":
+		m, ok := req.Body.(map[string]any)
+		if req.Body == nil {
+			m, ok = map[string]any{}, true
+		}
+		if !ok {
+			return fmt.Errorf("paginate: %s goes in the body, but the body is not a JSON object", p.name)
+		}
+		req.Body = setPath(m, strings.Split(p.name, "."), value)
+	default:
+		if req.Query == nil {
+			req.Query = url.Values{}
+		}
+		req.Query.Set(p.name, text(value))
+	}
+	return nil
+}
+
+// text is value as it goes in a query string or header.
+func text(value any) string {
+	switch v := value.(type) {
+	case string:
+		return v
+	case int:
+		return strconv.Itoa(v)
+	case json.Number:
+		return v.String()
+	}
+	return fmt.Sprint(value)
+}
+
+// setPath returns a copy of m with the dotted path set. Only the maps on
+// the path are copied; the rest is shared, and nothing is modified.
+func setPath(m map[string]any, path []string, value any) map[string]any {
+	out := make(map[string]any, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	if len(path) == 1 {
+		out[path[0]] = value
+		return out
+	}
+	child, _ := out[path[0]].(map[string]any)
+	out[path[0]] = setPath(child, path[1:], value)
+	return out
+}
+
+// jq is one jq program of the paginate block, with the stream's variables
+// and its field name for errors.
+type jq struct {
+	q    *spec.JQ
+	vars []any
+	name string
+}
+
+// first runs the program on body; set is false when there is no program
+// or it yields nothing or null.
+func (j jq) first(ctx context.Context, body any) (v any, set bool, err error) {
+	if j.q == nil || j.q.Code() == nil {
+		return nil, false, nil
+	}
+	v, ok, err := j.q.Code().First(ctx, body, j.vars...)
+	if err != nil {
+		return nil, false, fmt.Errorf("paginate.%s: %w", j.name, err)
+	}
+	return v, ok && v != nil, nil
+}
+
+// token is a position a server handed out: text, or the text of a JSON
+// number that goes back into a JSON body as a number.
+type token struct {
+	text   string
+	number bool
+}
+
+func (t token) value() any {
+	if t.number {
+		return json.Number(t.text)
+	}
+	return t.text
+}
+
+// token reads a token: nothing, null, false or "" ends the chain (ok is
+// false); a string or a number is the token; anything else is an error
+// rather than a silent end.
+func (j jq) token(ctx context.Context, body any) (token, bool, error) {
+	v, set, err := j.first(ctx, body)
+	if err != nil || !set {
+		return token{}, false, err
+	}
+	switch x := v.(type) {
+	case string:
+		return token{text: x}, x != "", nil
+	case bool:
+		if !x {
+			return token{}, false, nil
+		}
+	case int:
+		return token{text: strconv.Itoa(x), number: true}, true, nil
+	case float64:
+		return token{text: strconv.FormatFloat(x, 'f', -1, 64), number: true}, true, nil
+	case *big.Int:
+		return token{text: x.String(), number: true}, true, nil
+	case json.Number:
+		return token{text: x.String(), number: true}, true, nil
+	}
+	return token{}, false, fmt.Errorf("paginate.%s: got %s, want a string or a number (null, false or \"\" ends paging)", j.name, kind(v))
+}
+
+// count reads a total: set is false when the program yields nothing or
+// null; a whole number (or a string holding one) is the count; anything
+// else is an error.
+func (j jq) count(ctx context.Context, body any) (n int, set bool, err error) {
+	v, set, err := j.first(ctx, body)
+	if err != nil || !set {
+		return 0, false, err
+	}
+	switch x := v.(type) {
+	case int:
+		return x, true, nil
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return int(x), true, nil
+		}
+	case json.Number:
+		if i, err := strconv.Atoi(x.String()); err == nil {
+			return i, true, nil
+		}
+	case string:
+		if i, err := strconv.Atoi(strings.TrimSpace(x)); err == nil {
+			return i, true, nil
+		}
+	}
+	if s, ok := v.(string); ok {
+		return 0, false, fmt.Errorf("paginate.%s: got string %q, want a whole number", j.name, s)
+	}
+	return 0, false, fmt.Errorf("paginate.%s: got %s, want a whole number", j.name, kind(v))
+}
+
+func kind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case string:
+		return "string"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	}
+	return "number"
+}
