@@ -55,8 +55,10 @@ func dryRun(t *testing.T, path string, sets map[string]string) string {
 	return out.String()
 }
 
-// byTarget groups JSON lines per table or blueprint, keeping their order:
-// ferry's order is deterministic per stream, not across streams.
+// byTarget groups JSON lines per table or blueprint, each group sorted:
+// ferry's order is deterministic per stream, not across the streams that
+// feed one target (shared values come from app and env values), and the
+// runner's own tests pin the per-stream order.
 func byTarget(t *testing.T, text string) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
@@ -67,6 +69,9 @@ func byTarget(t *testing.T, text string) map[string][]string {
 		}
 		key := head.Table + head.Blueprint
 		out[key] = append(out[key], line)
+	}
+	for _, lines := range out {
+		slices.Sort(lines)
 	}
 	return out
 }
