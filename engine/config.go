@@ -35,7 +35,8 @@ type Config struct {
 
 // ResolveConfig applies the sources to the spec's inputs. Every problem is
 // reported at once: unknown keys, missing required inputs.
-func ResolveConfig(f *spec.File, src ConfigSources) (*Config, error) {
+func ResolveConfig(sp *Spec, src ConfigSources) (*Config, error) {
+	f := sp.f
 	known := f.Config.Keys()
 	var problems []string
 	fileVals := map[string]any{}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/sink"
 	"github.com/ferry-etl/ferry/engine/sink/port"
@@ -37,7 +38,7 @@ func PortFromEnv(getenv func(string) (string, bool)) PortOptions {
 }
 
 // ErrNoPortCredentials stops a run that has Port entities before anything is
-// fetched.
+// fetched. It comes wrapped in a *UsageError.
 var ErrNoPortCredentials = errors.New("this spec writes Port entities: set PORT_CLIENT_ID and PORT_CLIENT_SECRET (and PORT_BASE_URL for the US region), or use --dry-run")
 
 // destinations is the Output of a real run: table rows go to the table
@@ -89,7 +90,7 @@ func tableDefs(f *spec.File) []table.Table {
 
 // openDestinations prepares every destination the spec needs, before any
 // request: a missing credential or a locked database stops the run early.
-func openDestinations(ctx context.Context, f *spec.File, opts RunOptions) (*destinations, error) {
+func openDestinations(ctx context.Context, f *spec.File, opts RunOptions, pool *fetch.Pool) (*destinations, error) {
 	d := &destinations{f: f, log: opts.Logger, some: len(opts.Streams) > 0}
 	if len(f.Tables.Items) > 0 {
 		dest := opts.Dest
@@ -97,6 +98,9 @@ func openDestinations(ctx context.Context, f *spec.File, opts RunOptions) (*dest
 			dest = DefaultDest
 		}
 		db, err := table.Open(ctx, dest, table.Options{Schema: f.Name.V, Tables: tableDefs(f), Logger: opts.Logger, Now: opts.Now})
+		if errors.Is(err, table.ErrBadDestination) {
+			return nil, &UsageError{Err: fmt.Errorf("--dest %s: %w", redactDSN(dest), err)}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("destination %s: %w", redactDSN(dest), err)
 		}
@@ -116,9 +120,9 @@ func openDestinations(ctx context.Context, f *spec.File, opts RunOptions) (*dest
 		po := opts.Port
 		if po.ClientID == "" || po.ClientSecret == "" {
 			d.close()
-			return nil, ErrNoPortCredentials
+			return nil, &UsageError{Err: ErrNoPortCredentials}
 		}
-		ps, err := port.New(port.Config{BaseURL: po.BaseURL, ClientID: po.ClientID, ClientSecret: po.ClientSecret,
+		ps, err := port.New(port.Config{Pool: pool, BaseURL: po.BaseURL, ClientID: po.ClientID, ClientSecret: po.ClientSecret,
 			Owner: f.Name.V, NoDelete: po.NoDelete, DeleteThreshold: po.DeleteThreshold, Logger: opts.Logger})
 		if err != nil {
 			d.close()

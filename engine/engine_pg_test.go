@@ -11,10 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-etl/ferry/engine"
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/ferry-etl/ferry/engine/spec"
 )
 
 // The PostgreSQL variants of the tests in engine_test.go. Each test writes
@@ -41,7 +40,7 @@ func pgConnect(t *testing.T, ctx context.Context, url string) *pgx.Conn {
 
 // loadPGSpec writes pagedSpec under a name unique to this test process, so
 // that its schema is too, and drops that schema before and after the test.
-func loadPGSpec(t *testing.T, dir, url, suffix string) *spec.File {
+func loadPGSpec(t *testing.T, dir, url, suffix string) *engine.Spec {
 	t.Helper()
 	name := fmt.Sprintf("paged_%d_%d_%s", os.Getpid(), time.Now().UnixNano()%1e6, suffix)
 	text := strings.Replace(pagedSpec, "\nname: paged\n", "\nname: "+name+"\n", 1)
@@ -52,7 +51,7 @@ func loadPGSpec(t *testing.T, dir, url, suffix string) *spec.File {
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := spec.Load(path)
+	f, err := engine.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,13 +119,13 @@ func TestDryRunPrintsWhatARunWritesPostgres(t *testing.T) {
 	}
 	conn := pgConnect(t, t.Context(), url)
 	var exists bool
-	err = conn.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, f.Name.V).Scan(&exists)
+	err = conn.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, f.Name()).Scan(&exists)
 	conn.Close(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if exists {
-		t.Fatalf("a dry run created schema %s", f.Name.V)
+		t.Fatalf("a dry run created schema %s", f.Name())
 	}
 	if _, err := run(t.Context(), t, f, api.URL, url, false); err != nil {
 		t.Fatal(err)
@@ -147,7 +146,7 @@ func TestDryRunPrintsWhatARunWritesPostgres(t *testing.T) {
 	for k := range want {
 		slices.Sort(want[k])
 	}
-	if diff := cmp.Diff(want, pgDump(t, url, f.Name.V)); diff != "" {
+	if diff := cmp.Diff(want, pgDump(t, url, f.Name())); diff != "" {
 		t.Errorf("dry run vs tables (-printed +written):\n%s", diff)
 	}
 }
@@ -161,7 +160,7 @@ func TestInterruptedRunResumesPostgres(t *testing.T) {
 	if _, err := run(t.Context(), t, ref, pagedAPI(t, nil).URL, url, false); err != nil {
 		t.Fatal(err)
 	}
-	want := pgDump(t, url, ref.Name.V)
+	want := pgDump(t, url, ref.Name())
 	if len(want["items_log"]) != 4*15 {
 		t.Fatalf("reference run: %d log rows, want 60", len(want["items_log"]))
 	}
@@ -180,7 +179,7 @@ func TestInterruptedRunResumesPostgres(t *testing.T) {
 			if _, err := run(t.Context(), t, f, api.URL, url, false); err != nil {
 				t.Fatalf("resumed run: %v", err)
 			}
-			if diff := cmp.Diff(want, pgDump(t, url, f.Name.V)); diff != "" {
+			if diff := cmp.Diff(want, pgDump(t, url, f.Name())); diff != "" {
 				t.Errorf("tables after interrupt+resume differ (-uninterrupted +resumed):\n%s", diff)
 			}
 		})

@@ -20,7 +20,6 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/ferry-etl/ferry/engine"
-	"github.com/ferry-etl/ferry/engine/spec"
 )
 
 // pagedAPI serves 4 parents, each with 5 cursor pages of 3 items. onRequest
@@ -76,20 +75,20 @@ tables:
   items_log: {from: items, mode: append, row: '{parent, id, v}'}
 `
 
-func loadSpec(t *testing.T, dir string) *spec.File {
+func loadSpec(t *testing.T, dir string) *engine.Spec {
 	t.Helper()
 	path := filepath.Join(dir, "paged.yaml")
 	if err := os.WriteFile(path, []byte(pagedSpec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := spec.Load(path)
+	f, err := engine.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
-func run(ctx context.Context, t *testing.T, f *spec.File, url, dest string, dry bool) (string, error) {
+func run(ctx context.Context, t *testing.T, f *engine.Spec, url, dest string, dry bool) (string, error) {
 	t.Helper()
 	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": url}, Getenv: func(string) (string, bool) { return "", false }})
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ferry-etl/ferry/engine"
-	"github.com/ferry-etl/ferry/engine/spec"
 )
 
 const incrementalSpec = `
@@ -64,7 +63,7 @@ func TestIncrementalReadsOnlyWhatChanged(t *testing.T) {
 	if err := os.WriteFile(path, []byte(incrementalSpec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := spec.Load(path)
+	f, err := engine.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

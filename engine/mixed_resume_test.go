@@ -7,8 +7,7 @@ import (
 	"testing"
 
 	"github.com/ferry-etl/ferry/engine"
-	"github.com/ferry-etl/ferry/engine/porttest"
-	"github.com/ferry-etl/ferry/engine/spec"
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
 )
 
 // TestResumedRunDeletesNoPortEntity: a spec with tables and Port entities,
@@ -33,11 +32,11 @@ func TestResumedRunDeletesNoPortEntity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f, err := spec.Load(filepath.Join(dir, "paged.yaml"))
+	f, err := engine.Load(filepath.Join(dir, "paged.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pt := porttest.New(porttest.Options{RateLimit: -1})
+	pt := portsim.New(portsim.Options{RateLimit: -1})
 	defer pt.Close()
 	db := "sqlite:" + filepath.Join(dir, "m.db")
 	runWith := func(ctx context.Context, url string) (*engine.Result, error) {

@@ -17,17 +17,16 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/ferry-etl/ferry/engine"
-	"github.com/ferry-etl/ferry/engine/porttest"
-	"github.com/ferry-etl/ferry/engine/spec"
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
 )
 
-func rvLoad(t *testing.T, dir, name, src string) *spec.File {
+func rvLoad(t *testing.T, dir, name, src string) *engine.Spec {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := spec.Load(p)
+	f, err := engine.Load(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +47,7 @@ func rvCount(t *testing.T, db, q string) int {
 	return n
 }
 
-func rvCfg(t *testing.T, f *spec.File, url string) *engine.Config {
+func rvCfg(t *testing.T, f *engine.Spec, url string) *engine.Config {
 	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": url}, Getenv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +166,7 @@ port:
 				json.NewEncoder(w).Encode([]any{map[string]any{"id": 1, "updated_at": "2024"}})
 			}))
 			defer api.Close()
-			pt := porttest.New(porttest.Options{RateLimit: -1})
+			pt := portsim.New(portsim.Options{RateLimit: -1})
 			defer pt.Close()
 			db := "sqlite:" + filepath.Join(dir, "k.db")
 			po := engine.PortOptions{BaseURL: pt.URL(), ClientID: pt.ClientID(), ClientSecret: pt.ClientSecret()}
@@ -204,7 +203,7 @@ func TestRegressInterruptedMixedRunLosesPortEntities(t *testing.T) {
 `
 	os.WriteFile(filepath.Join(dir, "blueprints.json"), []byte(`[{"identifier": "item", "title": "Item", "schema": {"properties": {"v": {"type": "string", "title": "V"}}, "required": []}, "relations": {}}]`), 0o644)
 	f := rvLoad(t, dir, "paged.yaml", src)
-	pt := porttest.New(porttest.Options{RateLimit: -1})
+	pt := portsim.New(portsim.Options{RateLimit: -1})
 	defer pt.Close()
 	db := "sqlite:" + filepath.Join(dir, "m.db")
 	po := engine.PortOptions{BaseURL: pt.URL(), ClientID: pt.ClientID(), ClientSecret: pt.ClientSecret()}
@@ -277,7 +276,7 @@ streams:
 	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := spec.Load(p); err == nil || !strings.Contains(err.Error(), "incremental is not supported on a stream that others fan out from") {
+	if _, err := engine.Load(p); err == nil || !strings.Contains(err.Error(), "incremental is not supported on a stream that others fan out from") {
 		t.Fatalf("err = %v, want the refusal", err)
 	}
 }

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/sink/jsonl"
-	"github.com/ferry-etl/ferry/engine/spec"
 )
 
 // DefaultResumeWithin is how long an unfinished sync stays resumable.
@@ -45,7 +45,8 @@ type Result struct {
 // Run extracts the spec and writes its outputs: to stdout as JSON Lines on a
 // dry run, else to the table database and Port. It returns the result even
 // when it also returns an error.
-func Run(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions) (*Result, error) {
+func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, error) {
+	f := sp.f
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -56,6 +57,13 @@ func Run(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions) (*Resu
 		opts.ResumeWithin = DefaultResumeWithin
 	}
 	res := &Result{}
+	for _, name := range opts.Streams {
+		if f.Stream(name) == nil {
+			return res, usage("--streams: unknown stream %q%s (the spec has: %s)", name, didYouMean(name, f.Streams.Keys()), strings.Join(f.Streams.Keys(), ", "))
+		}
+	}
+	// One pool serves the sources and Port: one client, one set of limits
+	// per host, one redactor.
 	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: cfg.Secrets, Now: opts.Now})
 	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
 	if opts.DryRun {
@@ -77,7 +85,7 @@ func Run(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions) (*Resu
 		}
 		return res, errors.Join(err, out.err())
 	}
-	dests, err := openDestinations(ctx, f, opts)
+	dests, err := openDestinations(ctx, f, opts, pool)
 	if err != nil {
 		return res, err
 	}

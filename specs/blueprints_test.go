@@ -16,10 +16,10 @@ import (
 )
 
 // portSchema compiles one request schema extracted from Port's OpenAPI
-// document (kept as facts in engine/porttest/testdata/port-schemas.json).
+// document (kept as facts in engine/sim/port/testdata/port-schemas.json).
 func portSchema(t *testing.T, name string) *jsonschema.Schema {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "engine", "porttest", "testdata", "port-schemas.json"))
+	raw, err := os.ReadFile(filepath.Join("..", "engine", "sim", "port", "testdata", "port-schemas.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,17 +9,16 @@ import (
 	"testing"
 
 	"github.com/ferry-etl/ferry/engine"
-	"github.com/ferry-etl/ferry/engine/porttest"
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/sim/humanitec"
-	"github.com/ferry-etl/ferry/engine/spec"
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
 )
 
 // loadPort runs specs/humanitec.yaml for real against the Humanitec
 // simulator, into the Port simulator.
-func loadPort(t *testing.T, hum *humanitec.Running, pt *porttest.Server) (*engine.Result, error) {
+func loadPort(t *testing.T, hum *humanitec.Running, pt *portsim.Server) (*engine.Result, error) {
 	t.Helper()
-	f, err := spec.Load("humanitec.yaml")
+	f, err := engine.Load("humanitec.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +34,7 @@ func loadPort(t *testing.T, hum *humanitec.Running, pt *porttest.Server) (*engin
 }
 
 // entityIDs lists the catalog's entities as blueprint/identifier.
-func entityIDs(pt *porttest.Server) map[string]bool {
+func entityIDs(pt *portsim.Server) map[string]bool {
 	out := map[string]bool{}
 	for _, e := range pt.Catalog().Entities {
 		out[e.Blueprint+" "+e.Identifier] = true
@@ -58,7 +57,7 @@ func TestHumanitecIntoPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hum.Close()
-	pt := porttest.New(porttest.Options{RateLimit: -1})
+	pt := portsim.New(portsim.Options{RateLimit: -1})
 	defer pt.Close()
 
 	// 1. A first load: the catalog equals the reviewed golden catalog.

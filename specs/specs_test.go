@@ -31,7 +31,7 @@ func TestShippedSpecsValidate(t *testing.T) {
 		t.Fatalf("want the shipped specs, got %v (%v)", files, err)
 	}
 	for _, f := range files {
-		if _, err := spec.Load(f); err != nil {
+		if _, err := engine.Load(f); err != nil {
 			t.Errorf("%s: %v", f, err)
 		}
 	}
@@ -40,7 +40,7 @@ func TestShippedSpecsValidate(t *testing.T) {
 // dryRun runs a shipped spec with the given config and returns its output.
 func dryRun(t *testing.T, path string, sets map[string]string) string {
 	t.Helper()
-	f, err := spec.Load(path)
+	f, err := engine.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

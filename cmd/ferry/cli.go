@@ -12,15 +12,6 @@ import (
 
 	"github.com/ferry-etl/ferry/engine"
 	"github.com/ferry-etl/ferry/engine/demo"
-	"github.com/ferry-etl/ferry/engine/spec"
-)
-
-// Exit codes.
-const (
-	exitOK      = 0
-	exitFailed  = 1 // the run failed, or some of it did
-	exitUsage   = 2 // bad command line
-	exitInvalid = 3 // invalid spec
 )
 
 const usage = `ferry: declarative extraction from HTTP APIs into tables and Port.
@@ -34,10 +25,39 @@ Usage:
 Run 'ferry run -h' or 'ferry validate -h' for flags.
 `
 
+// printed wraps an error whose message a command has already shown (spec
+// problems in their format, a flag error the flag package printed): its
+// exit code still counts, its text is not printed twice.
+type printed struct{ err error }
+
+func (p printed) Error() string { return p.err.Error() }
+func (p printed) Unwrap() error { return p.err }
+
+func usageErr(format string, args ...any) error {
+	return &engine.UsageError{Err: fmt.Errorf(format, args...)}
+}
+
+// run runs one ferry command and returns its exit code. Errors are printed
+// and mapped to exit codes here and only here (engine.ExitCode).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := dispatch(ctx, args, stdout, stderr)
+	interrupted := ctx.Err() != nil && errors.Is(err, context.Canceled)
+	code := engine.ExitCode(err, interrupted)
+	var p printed
+	switch {
+	case err == nil, errors.As(err, &p):
+	case interrupted:
+		fmt.Fprintln(stderr, "ferry: interrupted")
+	default:
+		fmt.Fprintln(stderr, "ferry:", err)
+	}
+	return code
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return exitUsage
+		return printed{usageErr("no command")}
 	}
 	switch args[0] {
 	case "run":
@@ -45,17 +65,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
 	case "schema":
-		stdout.Write(spec.Schema())
-		return exitOK
+		_, err := stdout.Write(engine.Schema())
+		return err
 	case "version":
 		fmt.Fprintln(stdout, "ferry", version())
-		return exitOK
+		return nil
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
-		return exitOK
+		return nil
 	}
 	fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", args[0], usage)
-	return exitUsage
+	return printed{usageErr("unknown command %q", args[0])}
 }
 
 // parseInterspersed parses flags wherever they appear among the positional
@@ -64,7 +84,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			return nil, printed{&engine.UsageError{Err: err}}
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -93,7 +113,7 @@ func (s setFlag) Set(v string) error {
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: want debug, info, warn or error, got %q", level)
+		return nil, usageErr("--log-level: want debug, info, warn or error, got %q", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -102,23 +122,18 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format: want text or json, got %q", format)
+	return nil, usageErr("--log-format: want text or json, got %q", format)
 }
 
 // printSpecErrors prints spec problems, plain or as GitHub annotations.
-func printSpecErrors(w io.Writer, err error, format string) {
-	list := spec.AsList(err)
-	if list == nil {
-		fmt.Fprintln(w, err)
-		return
-	}
-	for _, e := range list {
+func printSpecErrors(w io.Writer, errs []engine.SpecError, format string) {
+	for _, e := range errs {
 		if format == "github" {
 			msg := e.Msg
 			if e.Path != "" {
 				msg = e.Path + ": " + msg
 			}
-			fmt.Fprintf(w, "::error file=%s,line=%d,col=%d::%s\n", e.File, e.Pos.Line, e.Pos.Col, ghEscape(msg))
+			fmt.Fprintf(w, "::error file=%s,line=%d,col=%d::%s\n", e.File, e.Line, e.Col, ghEscape(msg))
 			continue
 		}
 		fmt.Fprintln(w, e.Error())
@@ -130,7 +145,21 @@ func ghEscape(s string) string {
 	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
 }
 
-func cmdValidate(args []string, stdout, stderr io.Writer) int {
+// load reads a spec; its problems are printed (to w, in format) and the
+// error comes back already printed.
+func load(path string, w io.Writer, format string) (*engine.Spec, error) {
+	sp, err := engine.Load(path)
+	if errs := engine.SpecErrors(err); errs != nil {
+		printSpecErrors(w, errs, format)
+		return nil, printed{err}
+	}
+	if err != nil {
+		return nil, &engine.UsageError{Err: err} // the file cannot be read
+	}
+	return sp, nil
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	format := fs.String("format", "text", "output format: text or github (GitHub Actions annotations)")
@@ -140,38 +169,44 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	}
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
-		return exitUsage
+		return err
 	}
 	if len(files) == 0 || (*format != "text" && *format != "github") {
 		fs.Usage()
-		return exitUsage
+		return printed{usageErr("ferry validate needs SPEC files and --format text or github")}
 	}
-	code := exitOK
+	var errs []error
 	for _, path := range files {
-		_, err := spec.Load(path)
-		if err == nil {
-			continue
+		if _, err := load(path, stdout, *format); err != nil {
+			var ue *engine.UsageError
+			if errors.As(err, &ue) {
+				fmt.Fprintf(stderr, "%s: %v\n", path, err)
+				err = printed{err}
+			}
+			errs = append(errs, err)
 		}
-		code = exitInvalid
-		if spec.AsList(err) == nil {
-			fmt.Fprintf(stderr, "%s: %v\n", path, err)
-			continue
-		}
-		printSpecErrors(stdout, err, *format)
 	}
-	if code == exitOK {
+	if len(errs) == 0 {
 		fmt.Fprintf(stdout, "%d spec(s) valid\n", len(files))
+		return nil
 	}
-	return code
+	// An invalid spec outranks an unreadable one: exit 3 when any is invalid.
+	for _, err := range errs {
+		if engine.SpecErrors(err) != nil {
+			return err
+		}
+	}
+	return errs[0]
 }
 
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dryRun := fs.Bool("dry-run", false, "print every row and entity that would be written, as JSON Lines on stdout; write nothing")
 	dest := fs.String("dest", "", "table destination: sqlite:FILE (default sqlite:ferry.db) or postgres://…")
 	noDelete := fs.Bool("no-delete", false, "never delete stale Port entities")
-	fullRefresh := fs.Bool("full-refresh", false, "ignore the checkpoints of an interrupted run and read everything again")
+	fullRefresh := fs.Bool("full-refresh", false, "ignore saved checkpoints and incremental cursors; read everything")
+	resumeWithin := fs.Duration("resume-within", engine.DefaultResumeWithin, "resume an unfinished sync (interrupted or failed) only if it began this recently; older ones start over")
 	configFile := fs.String("config", "", "YAML or JSON file of config values")
 	sets := setFlag{}
 	fs.Var(sets, "set", "config value key=value (repeatable; highest precedence)")
@@ -186,42 +221,35 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
-		return exitUsage
+		return err
 	}
 	if len(pos) != 1 {
 		fs.Usage()
-		return exitUsage
+		return printed{usageErr("ferry run takes one SPEC")}
 	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
-		fmt.Fprintln(stderr, "ferry:", err)
-		return exitUsage
+		return err
 	}
-	f, err := spec.Load(pos[0])
+	sp, err := load(pos[0], stderr, "text")
 	if err != nil {
-		printSpecErrors(stderr, err, "text")
-		if spec.AsList(err) != nil {
-			return exitInvalid
-		}
-		return exitUsage // the spec file cannot be read
+		return err
 	}
 	src := engine.ConfigSources{Sets: sets, File: *configFile, DotEnv: ".env"}
 	portOpts := engine.PortFromEnv(os.LookupEnv)
 	portOpts.NoDelete = *noDelete
 	var d *demo.Demo
 	if *demoMode {
-		d, err = demo.Start(ctx, f.Name.V)
+		d, err = demo.Start(ctx, sp.Name())
 		if err != nil {
-			fmt.Fprintln(stderr, "ferry:", err)
-			return exitUsage
+			return &engine.UsageError{Err: err}
 		}
 		defer d.Close()
 		fmt.Fprintln(stderr, d.About)
-		if f.Port != nil && len(f.Port.Entities) > 0 && !*dryRun {
+		if sp.WritesPort() && !*dryRun {
 			ps, err := d.StartPort(ctx)
 			if err != nil {
-				fmt.Fprintln(stderr, "ferry:", err)
-				return exitFailed
+				return err
 			}
 			portOpts = engine.PortOptions{BaseURL: ps.URL(), ClientID: ps.ClientID(), ClientSecret: ps.ClientSecret(), NoDelete: *noDelete}
 			fmt.Fprintf(stderr, "demo: built-in Port simulator at %s\n", ps.URL())
@@ -233,59 +261,42 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			src.Sets[k] = v
 		}
 	}
-	cfg, err := engine.ResolveConfig(f, src)
+	cfg, err := engine.ResolveConfig(sp, src)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry: %s: config:\n", pos[0])
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintln(stderr, "  "+line)
 		}
-		return exitUsage
+		return printed{err}
 	}
 	var streamList []string
 	if *streams != "" {
 		streamList = strings.Split(*streams, ",")
-		for _, name := range streamList {
-			if f.Stream(name) == nil {
-				fmt.Fprintf(stderr, "ferry: --streams: unknown stream %q (the spec has: %s)\n", name, strings.Join(f.Streams.Keys(), ", "))
-				return exitUsage
-			}
-		}
 	}
 	prog := newProgress(stderr, *progress, log)
 	tableDest := *dest
 	if tableDest == "" {
 		tableDest = engine.DefaultDest
 	}
-	res, err := engine.Run(ctx, f, cfg, engine.RunOptions{
-		DryRun: *dryRun, Dest: tableDest, Port: portOpts, Streams: streamList, FullRefresh: *fullRefresh, Stdout: stdout, Logger: log,
-		OnStart: prog.start,
+	res, err := engine.Run(ctx, sp, cfg, engine.RunOptions{
+		DryRun: *dryRun, Dest: tableDest, Port: portOpts, Streams: streamList, FullRefresh: *fullRefresh,
+		ResumeWithin: *resumeWithin, Stdout: stdout, Logger: log, OnStart: prog.start,
 	})
 	prog.stop()
 	if res.Summary != nil {
 		printSummary(stderr, res.Summary)
 	}
 	if res.Dest != nil {
-		printDestReport(stderr, f, tableDest, res.Dest)
+		printDestReport(stderr, sp, tableDest, res.Dest)
 	}
 	if d != nil && res.Dest != nil {
 		fmt.Fprint(stderr, d.CatalogSummary())
 	}
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, engine.ErrNoPortCredentials):
-		fmt.Fprintln(stderr, "ferry:", err)
-		return exitUsage
-	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
-		if *dryRun || len(f.Tables.Items) == 0 {
-			fmt.Fprintln(stderr, "ferry: interrupted")
-		} else {
-			fmt.Fprintln(stderr, "ferry: interrupted; the rows of every completed page are kept, and the next run resumes from there")
-		}
-		return exitFailed
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil && !*dryRun && len(sp.Tables()) > 0 {
+		fmt.Fprintln(stderr, "ferry: interrupted; the rows of every completed page are kept, and the next run resumes from there")
+		return printed{err}
 	}
-	fmt.Fprintln(stderr, "ferry:", err)
-	return exitFailed
+	return err
 }
 
 func version() string {

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-etl/ferry/engine"
 	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite"
 )
@@ -574,7 +575,7 @@ func TestCrashResume(t *testing.T) {
 					c := setup(t, name, api)
 					var story []string
 					lockedAfterKill := func(r ferryResult) bool {
-						return kind == "postgres" && !r.killed && r.code == exitFailed && strings.Contains(r.stderr, "locked by another run")
+						return kind == "postgres" && !r.killed && r.code == engine.ExitFailed && strings.Contains(r.stderr, "locked by another run")
 					}
 					runAfterKill := func(killAfter time.Duration) ferryResult {
 						r := c.run(t, killAfter)
@@ -791,8 +792,8 @@ func TestConcurrentRunRefused(t *testing.T) {
 			}
 			second := c.run(t, -1)
 			t.Logf("second run: %v; stderr:\n%s", second, second.stderr)
-			if second.code != exitFailed {
-				t.Errorf("second run: %v, want exit %d", second, exitFailed)
+			if second.code != engine.ExitFailed {
+				t.Errorf("second run: %v, want exit %d", second, engine.ExitFailed)
 			}
 			if !strings.Contains(second.stderr, "locked by another run") {
 				t.Errorf("second run's error does not say the destination is locked:\n%s", second.stderr)

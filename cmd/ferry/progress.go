@@ -12,8 +12,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ferry-etl/ferry/engine"
-	"github.com/ferry-etl/ferry/engine/runner"
-	"github.com/ferry-etl/ferry/engine/spec"
 )
 
 // progress shows live per-stream counters: redrawn in place on a terminal,
@@ -37,7 +35,7 @@ func newProgress(w io.Writer, mode string, log *slog.Logger) *progress {
 	return &progress{w: w, mode: mode, log: log, done: make(chan struct{})}
 }
 
-func (p *progress) start(st *runner.Stats) {
+func (p *progress) start(st *engine.Stats) {
 	if p.mode != "live" && p.mode != "log" {
 		return
 	}
@@ -64,7 +62,7 @@ func (p *progress) start(st *runner.Stats) {
 	}()
 }
 
-func (p *progress) draw(st *runner.Stats) {
+func (p *progress) draw(st *engine.Stats) {
 	snaps, elapsed := st.Snapshot()
 	if p.mode == "log" {
 		for _, s := range snaps {
@@ -95,7 +93,7 @@ func (p *progress) stop() {
 	p.wg.Wait()
 }
 
-func printSummary(w io.Writer, sum *runner.Summary) {
+func printSummary(w io.Writer, sum *engine.Summary) {
 	var req, rec, out, retries, errs, pages int64
 	fmt.Fprintf(w, "%-24s %9s %7s %9s %9s %7s %6s\n", "stream", "requests", "pages", "records", "written", "retries", "errors")
 	for _, s := range sum.Streams {
@@ -107,21 +105,21 @@ func printSummary(w io.Writer, sum *runner.Summary) {
 }
 
 // printDestReport says what the destinations did and where to look.
-func printDestReport(w io.Writer, f *spec.File, dest string, rep *engine.Report) {
-	for _, it := range f.Tables.Items {
-		if n := rep.Tables[it.Key]; n > 0 {
-			fmt.Fprintf(w, "table %s: %d rows not seen in this full sync marked _ferry_deleted\n", it.Key, n)
+func printDestReport(w io.Writer, sp *engine.Spec, dest string, rep *engine.Report) {
+	tables := sp.Tables()
+	for _, name := range tables {
+		if n := rep.Tables[name]; n > 0 {
+			fmt.Fprintf(w, "table %s: %d rows not seen in this full sync marked _ferry_deleted\n", name, n)
 		}
 	}
-	if len(f.Tables.Items) > 0 {
+	if len(tables) > 0 {
 		if path, ok := strings.CutPrefix(dest, "sqlite:"); ok || !strings.Contains(dest, "://") {
 			if !ok {
 				path = dest
 			}
-			first := f.Tables.Items[0].Key
-			fmt.Fprintf(w, "tables written to %s; look with:\n  sqlite3 %s 'SELECT * FROM \"%s__%s\" LIMIT 5'\n", path, path, f.Name.V, first)
+			fmt.Fprintf(w, "tables written to %s; look with:\n  sqlite3 %s 'SELECT * FROM \"%s__%s\" LIMIT 5'\n", path, path, sp.Name(), tables[0])
 		} else {
-			fmt.Fprintf(w, "tables written to schema %q of the PostgreSQL database\n", f.Name.V)
+			fmt.Fprintf(w, "tables written to schema %q of the PostgreSQL database\n", sp.Name())
 		}
 	}
 	if p := rep.Port; p != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-etl/ferry/engine"
 	"github.com/rogpeppe/go-internal/txtar"
 )
 
@@ -43,8 +44,8 @@ func TestValidateCorpus(t *testing.T) {
 			t.Chdir(dir)
 			var stdout, stderr bytes.Buffer
 			code := run(t.Context(), []string{"validate", "spec.yaml"}, &stdout, &stderr)
-			if code != exitInvalid {
-				t.Errorf("exit code %d, want %d; stderr: %s", code, exitInvalid, stderr.String())
+			if code != engine.ExitInvalidSpec {
+				t.Errorf("exit code %d, want %d; stderr: %s", code, engine.ExitInvalidSpec, stderr.String())
 			}
 			if got := stdout.String(); got != want {
 				t.Errorf("ferry validate output:\n%s\nwant:\n%s", got, want)

@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ferry-etl/ferry/engine/porttest"
 	"github.com/ferry-etl/ferry/engine/sim/harness"
 	"github.com/ferry-etl/ferry/engine/sim/humanitec"
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
 )
 
 // Seed makes every demo organisation the same, run after run.
@@ -23,7 +23,7 @@ type Demo struct {
 	close  func()
 
 	// Port is the built-in Port simulator, for specs with Port entities.
-	Port *porttest.Server
+	Port *portsim.Server
 }
 
 // Close stops the simulators.
@@ -36,8 +36,8 @@ func (d *Demo) Close() {
 
 // StartPort adds the built-in Port simulator (no rate limit beyond Port's
 // published one) and returns it.
-func (d *Demo) StartPort(ctx context.Context) (*porttest.Server, error) {
-	srv, err := porttest.Start(ctx, porttest.Options{})
+func (d *Demo) StartPort(ctx context.Context) (*portsim.Server, error) {
+	srv, err := portsim.Start(ctx, portsim.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("demo: start the Port simulator: %w", err)
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/ferry-etl/ferry/engine"
 	"github.com/ferry-etl/ferry/engine/demo"
-	"github.com/ferry-etl/ferry/engine/spec"
 )
 
 // TestDemoConfigsFitTheShippedSpecs: each demo gives every required input of
@@ -21,7 +20,7 @@ func TestDemoConfigsFitTheShippedSpecs(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer d.Close()
-			f, err := spec.Load(filepath.Join("..", "..", "specs", name+".yaml"))
+			f, err := engine.Load(filepath.Join("..", "..", "specs", name+".yaml"))
 			if err != nil {
 				t.Fatal(err)
 			}

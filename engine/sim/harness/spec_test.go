@@ -13,7 +13,6 @@ import (
 
 	"github.com/ferry-etl/ferry/engine"
 	"github.com/ferry-etl/ferry/engine/sim/harness"
-	"github.com/ferry-etl/ferry/engine/spec"
 )
 
 // The shipped spec this simulator exists for.
@@ -22,7 +21,7 @@ const specPath = "../../../specs/harness.yaml"
 // runSpec dry-runs the shipped spec and returns its rows per table.
 func runSpec(t *testing.T, sets map[string]string, streams ...string) map[string][]map[string]any {
 	t.Helper()
-	f, err := spec.Load(specPath)
+	f, err := engine.Load(specPath)
 	if err != nil {
 		t.Fatal(err)
 	}

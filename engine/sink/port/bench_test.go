@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-etl/ferry/engine/porttest"
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
 	"github.com/ferry-etl/ferry/engine/sink"
 )
 
@@ -39,7 +39,7 @@ func benchEntities(n int) []sink.Entity {
 	return out
 }
 
-// BenchmarkLoad20k loads 20,000 entities into porttest limited to 1,000
+// BenchmarkLoad20k loads 20,000 entities into the Port simulator limited to 1,000
 // requests per minute, scaled to 50 requests per 3 s windows (same rate),
 // with 30 ms latency per request. The ceiling is 20 entities per request ×
 // 50/3 requests per second = 333.3 entities/s; ceiling-ratio is the measured
@@ -54,7 +54,7 @@ func BenchmarkLoad20k(b *testing.B) {
 	)
 	for _, epoch := range []bool{false, true} {
 		b.Run(fmt.Sprintf("reset-epoch=%v", epoch), func(b *testing.B) {
-			benchLoad(b, n, porttest.Options{RateLimit: limit, Window: window, Latency: latency, ResetEpoch: epoch},
+			benchLoad(b, n, portsim.Options{RateLimit: limit, Window: window, Latency: latency, ResetEpoch: epoch},
 				20*float64(limit)/window.Seconds())
 		})
 	}
@@ -64,17 +64,17 @@ func BenchmarkLoad20k(b *testing.B) {
 // is then Concurrency requests per latency (8 / 30 ms × 20 entities).
 func BenchmarkLoad20kUnlimited(b *testing.B) {
 	const latency = 30 * time.Millisecond
-	benchLoad(b, 20_000, porttest.Options{RateLimit: -1, Latency: latency}, 20*8/latency.Seconds())
+	benchLoad(b, 20_000, portsim.Options{RateLimit: -1, Latency: latency}, 20*8/latency.Seconds())
 }
 
-func benchLoad(b *testing.B, n int, opts porttest.Options, ceiling float64) {
+func benchLoad(b *testing.B, n int, opts portsim.Options, ceiling float64) {
 	ents := benchEntities(n)
 	bps := humanitecBlueprints(b, bpApp, bpEnv, bpWork)
 	var rate, ratio float64
 	var requests, n429 int
 	for b.Loop() {
 		b.StopTimer()
-		srv := porttest.New(opts)
+		srv := portsim.New(opts)
 		s, err := New(Config{BaseURL: srv.URL(), ClientID: srv.ClientID(), ClientSecret: srv.ClientSecret(), Owner: "bench", Concurrency: 8})
 		if err != nil {
 			b.Fatal(err)

@@ -7,13 +7,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ferry-etl/ferry/engine/porttest"
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
 	"github.com/ferry-etl/ferry/engine/sink"
 )
 
 func TestEnsureBlueprintsCreatesInOrder(t *testing.T) {
-	e := newEnv(t, porttest.Options{})
-	// allBlueprints lists sources before targets; porttest rejects a
+	e := newEnv(t, portsim.Options{})
+	// allBlueprints lists sources before targets; the Port simulator rejects a
 	// relation to a blueprint that does not exist yet.
 	if err := e.sink().EnsureBlueprints(t.Context(), humanitecBlueprints(t, allBlueprints...)); err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestEnsureBlueprintsCreatesInOrder(t *testing.T) {
 }
 
 func TestEnsureBlueprintsUpdatesWithoutDeleting(t *testing.T) {
-	e := newEnv(t, porttest.Options{})
+	e := newEnv(t, portsim.Options{})
 	// Port already has the app blueprint with an extra property and
 	// relation someone added by hand, and an unrelated blueprint.
 	for _, b := range []string{
@@ -87,7 +87,7 @@ func TestEnsureBlueprintsUpdatesWithoutDeleting(t *testing.T) {
 }
 
 func TestEnsureBlueprintsCycle(t *testing.T) {
-	e := newEnv(t, porttest.Options{})
+	e := newEnv(t, portsim.Options{})
 	a := `{"identifier":"a","title":"A","schema":{"properties":{}},"relations":{"b":{"target":"b","many":false,"required":false},"self":{"target":"a","many":true,"required":false}}}`
 	b := `{"identifier":"b","title":"B","schema":{"properties":{}},"relations":{"a":{"target":"a","many":true,"required":false}}}`
 	if err := e.sink().EnsureBlueprints(t.Context(), []json.RawMessage{json.RawMessage(a), json.RawMessage(b)}); err != nil {
@@ -140,7 +140,7 @@ func TestEnsureBlueprintsErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, porttest.Options{})
+			e := newEnv(t, portsim.Options{})
 			if err := e.srv.SeedBlueprint([]byte(`{"identifier":"fixed","title":"F","schema":{"properties":{"n":{"type":"number"}}}}`)); err != nil {
 				t.Fatal(err)
 			}

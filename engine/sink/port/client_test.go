@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ferry-etl/ferry/engine/fetch"
-	"github.com/ferry-etl/ferry/engine/porttest"
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
 	"github.com/ferry-etl/ferry/engine/sink"
 )
 
@@ -24,7 +24,7 @@ func apps(n int) []sink.Entity {
 }
 
 func TestTokenFetchedOnce(t *testing.T) {
-	e := newEnv(t, porttest.Options{})
+	e := newEnv(t, portsim.Options{})
 	rep, err := e.run(e.sink(), humanitecBlueprints(t, bpApp), apps(500), map[string]bool{bpApp: true})
 	if err != nil || rep.Upserted != 500 {
 		t.Fatalf("err %v report %+v", err, rep)
@@ -50,7 +50,7 @@ func TestTokenRefresh(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, porttest.Options{})
+			e := newEnv(t, portsim.Options{})
 			s := e.sink()
 			if _, err := e.run(s, humanitecBlueprints(t, bpApp), apps(30), nil); err != nil {
 				t.Fatal(err)
@@ -68,7 +68,7 @@ func TestTokenRefresh(t *testing.T) {
 }
 
 func TestBadCredentials(t *testing.T) {
-	e := newEnv(t, porttest.Options{})
+	e := newEnv(t, portsim.Options{})
 	s := e.sink(func(c *Config) { c.ClientSecret = "wrong-secret-value" })
 	err := s.EnsureBlueprints(t.Context(), humanitecBlueprints(t, bpApp))
 	var se *StatusError
@@ -86,7 +86,7 @@ func TestBadCredentials(t *testing.T) {
 func TestRateLimit429(t *testing.T) {
 	for _, epoch := range []bool{false, true} {
 		t.Run(fmt.Sprintf("epoch=%v", epoch), func(t *testing.T) {
-			e := newEnv(t, porttest.Options{RateLimit: 5, Window: 10 * time.Second, ResetEpoch: epoch})
+			e := newEnv(t, portsim.Options{RateLimit: 5, Window: 10 * time.Second, ResetEpoch: epoch})
 			s := e.sink(func(c *Config) { c.Concurrency = 1 })
 			if err := s.EnsureBlueprints(t.Context(), humanitecBlueprints(t, bpApp)); err != nil {
 				t.Fatal(err)
@@ -127,7 +127,7 @@ func TestRateLimit429(t *testing.T) {
 }
 
 func TestRateLimitPacingAvoids429(t *testing.T) {
-	e := newEnv(t, porttest.Options{RateLimit: 10, Window: 6 * time.Second})
+	e := newEnv(t, portsim.Options{RateLimit: 10, Window: 6 * time.Second})
 	rep, err := e.run(e.sink(func(c *Config) { c.Concurrency = 4 }), humanitecBlueprints(t, bpApp), apps(600), nil)
 	if err != nil || rep.Upserted != 600 {
 		t.Fatalf("err %v report %+v", err, rep)
@@ -150,7 +150,7 @@ func TestRateLimitPacingAvoids429(t *testing.T) {
 }
 
 func TestRetryOn5xxAnd408(t *testing.T) {
-	e := newEnv(t, porttest.Options{})
+	e := newEnv(t, portsim.Options{})
 	failing := []int{http.StatusBadGateway, http.StatusRequestTimeout}
 	var mu sync.Mutex
 	pool := fetch.NewPool(fetch.Options{Logger: e.cfg.Logger, Now: e.clock.Now, Sleep: e.clock.Sleep,
@@ -186,7 +186,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // Sinks (or a run's sources and its sink) sharing one pool share its
 // token: one run, one token request.
 func TestSharedPoolOneToken(t *testing.T) {
-	e := newEnv(t, porttest.Options{})
+	e := newEnv(t, portsim.Options{})
 	pool := fetch.NewPool(fetch.Options{Now: e.clock.Now, Sleep: e.clock.Sleep})
 	for i := range 2 {
 		s := e.sink(func(c *Config) { c.Pool = pool })
@@ -206,7 +206,7 @@ func TestSharedPoolOneToken(t *testing.T) {
 // with any secret the body echoes redacted.
 func TestStatusErrorFromPortBody(t *testing.T) {
 	const secret = "s3cr3t-echoed-back"
-	e := newEnv(t, porttest.Options{ClientSecret: secret})
+	e := newEnv(t, portsim.Options{ClientSecret: secret})
 	pool := fetch.NewPool(fetch.Options{Now: e.clock.Now, Sleep: e.clock.Sleep,
 		Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			if strings.HasSuffix(r.URL.Path, "/blueprints/"+bpApp) {
@@ -229,7 +229,7 @@ func TestStatusErrorFromPortBody(t *testing.T) {
 
 // exhaust spends the current rate-limit window with unauthenticated
 // requests (counted before auth) until the server answers 429.
-func exhaust(t *testing.T, srv *porttest.Server) {
+func exhaust(t *testing.T, srv *portsim.Server) {
 	t.Helper()
 	for range 1000 {
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL()+"/v1/blueprints", nil)

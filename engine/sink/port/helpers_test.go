@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-etl/ferry/engine/porttest"
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
 	"github.com/ferry-etl/ferry/engine/sink"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-// fakeClock is shared by porttest and the sink: sleeping advances it, so
+// fakeClock is shared by the Port simulator and the sink: sleeping advances it, so
 // rate-limit waits and token expiry take no wall time.
 type fakeClock struct {
 	mu    sync.Mutex
@@ -61,21 +61,21 @@ func (c *fakeClock) Slept() time.Duration {
 
 type env struct {
 	t     *testing.T
-	srv   *porttest.Server
+	srv   *portsim.Server
 	clock *fakeClock
 	logs  *bytes.Buffer
 	cfg   Config
 }
 
-// newEnv starts porttest and prepares a sink config against it, both on a
+// newEnv starts the Port simulator and prepares a sink config against it, both on a
 // fake clock unless opts.Now is set.
-func newEnv(t *testing.T, opts porttest.Options) *env {
+func newEnv(t *testing.T, opts portsim.Options) *env {
 	t.Helper()
 	clk := newClock()
 	if opts.Now == nil {
 		opts.Now = clk.Now
 	}
-	srv := porttest.New(opts)
+	srv := portsim.New(opts)
 	t.Cleanup(srv.Close)
 	logs := &bytes.Buffer{}
 	e := &env{t: t, srv: srv, clock: clk, logs: logs}
@@ -268,7 +268,7 @@ func lineDiff(want, got string) string {
 }
 
 // keys lists the catalog's entities as "blueprint:identifier".
-func keys(c porttest.Catalog) map[string]bool {
+func keys(c portsim.Catalog) map[string]bool {
 	out := map[string]bool{}
 	for _, e := range c.Entities {
 		out[e.Blueprint+":"+e.Identifier] = true

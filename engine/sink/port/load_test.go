@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-etl/ferry/engine/porttest"
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
 	"github.com/ferry-etl/ferry/engine/sink"
 )
 
 func TestLoadGolden(t *testing.T) {
-	e := newEnv(t, porttest.Options{})
+	e := newEnv(t, portsim.Options{})
 	ents := humanitecSet("checkout", "ledger-ü")
 	rep, err := e.run(e.sink(), humanitecBlueprints(t, allBlueprints...), ents, completeAll())
 	if err != nil {
@@ -38,7 +38,7 @@ func TestLoadGolden(t *testing.T) {
 // The resource graph's self-relation is sent in a second pass, with
 // merge=true, after every node exists.
 func TestSelfRelationSecondPass(t *testing.T) {
-	e := newEnv(t, porttest.Options{})
+	e := newEnv(t, portsim.Options{})
 	if _, err := e.run(e.sink(), humanitecBlueprints(t, allBlueprints...), humanitecSet("a"), completeAll()); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestSelfRelationSecondPass(t *testing.T) {
 }
 
 func TestSecondRunDeletesStale(t *testing.T) {
-	e := newEnv(t, porttest.Options{})
+	e := newEnv(t, portsim.Options{})
 	bps := humanitecBlueprints(t, allBlueprints...)
 	if _, err := e.run(e.sink(), bps, humanitecSet("a", "b", "c"), completeAll()); err != nil {
 		t.Fatal(err)
@@ -136,7 +136,7 @@ func TestIncompleteDeletesNothing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, porttest.Options{})
+			e := newEnv(t, portsim.Options{})
 			bps := humanitecBlueprints(t, allBlueprints...)
 			if _, err := e.run(e.sink(), bps, humanitecSet("a", "b", "c"), completeAll()); err != nil {
 				t.Fatal(err)
@@ -184,7 +184,7 @@ func TestDeleteThreshold(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, porttest.Options{})
+			e := newEnv(t, portsim.Options{})
 			bps := humanitecBlueprints(t, bpApp)
 			if _, err := e.run(e.sink(), bps, apps(20), map[string]bool{bpApp: true}); err != nil {
 				t.Fatal(err)
@@ -224,7 +224,7 @@ func TestOwnershipBoundaries(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, porttest.Options{})
+			e := newEnv(t, portsim.Options{})
 			bps := humanitecBlueprints(t, bpApp)
 			mine := []sink.Entity{
 				{Blueprint: bpApp, Data: map[string]any{"identifier": "mine-1", "properties": map[string]any{}}},
@@ -261,7 +261,7 @@ func TestOwnershipBoundaries(t *testing.T) {
 	}
 
 	t.Run("no owner: no marker, no deletion", func(t *testing.T) {
-		e := newEnv(t, porttest.Options{})
+		e := newEnv(t, portsim.Options{})
 		noOwner := func(c *Config) { c.Owner = "" }
 		bps := humanitecBlueprints(t, bpApp)
 		one := []sink.Entity{{Blueprint: bpApp, Data: map[string]any{"identifier": "x", "properties": map[string]any{}}}}
@@ -283,7 +283,7 @@ func TestOwnershipBoundaries(t *testing.T) {
 	})
 
 	t.Run("reserved property", func(t *testing.T) {
-		e := newEnv(t, porttest.Options{})
+		e := newEnv(t, portsim.Options{})
 		bad := []sink.Entity{{Blueprint: bpApp, Data: map[string]any{"identifier": "x", "properties": map[string]any{OwnerProperty: "someone"}}}}
 		rep, err := e.run(e.sink(), humanitecBlueprints(t, bpApp), bad, nil)
 		if !errors.Is(err, ErrEntitiesFailed) || rep.Failed != 1 || !strings.Contains(rep.Errors[0].Message, "reserved") {
@@ -294,7 +294,7 @@ func TestOwnershipBoundaries(t *testing.T) {
 
 // A stale entity that a written entity still points at is kept.
 func TestStaleButReferencedIsKept(t *testing.T) {
-	e := newEnv(t, porttest.Options{})
+	e := newEnv(t, portsim.Options{})
 	bps := humanitecBlueprints(t, bpApp, bpEnv)
 	run1 := []sink.Entity{
 		{Blueprint: bpApp, Data: map[string]any{"identifier": "a", "properties": map[string]any{}}},
@@ -323,7 +323,7 @@ func TestStaleButReferencedIsKept(t *testing.T) {
 }
 
 func TestPartialFailureReported(t *testing.T) {
-	e := newEnv(t, porttest.Options{})
+	e := newEnv(t, portsim.Options{})
 	e.srv.RejectEntity(bpEnv, "a/production", http.StatusUnprocessableEntity, "blueprint_schema_mismatch", "rejected for the test")
 	ents := humanitecSet("a")
 	rep, err := e.run(e.sink(), humanitecBlueprints(t, allBlueprints...), ents, completeAll())
@@ -355,7 +355,7 @@ func TestPartialFailureReported(t *testing.T) {
 }
 
 func TestValidationFailuresReported(t *testing.T) {
-	e := newEnv(t, porttest.Options{})
+	e := newEnv(t, portsim.Options{})
 	ents := []sink.Entity{
 		{Blueprint: bpApp, Data: map[string]any{"identifier": "ok", "properties": map[string]any{}}},
 		{Blueprint: bpApp, Data: map[string]any{"identifier": "bad", "properties": map[string]any{"createdAt": "yesterday"}}},
@@ -397,7 +397,7 @@ func TestRelationPolicies(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, porttest.Options{})
+			e := newEnv(t, portsim.Options{})
 			s := e.sink()
 			if tc.mut != nil {
 				s = e.sink(tc.mut)
@@ -458,14 +458,14 @@ func TestBatching(t *testing.T) {
 	bulkPath := "/v1/blueprints/" + bpApp + "/entities/bulk"
 	tests := []struct {
 		name       string
-		opts       porttest.Options
+		opts       portsim.Options
 		n, size    int
 		wantCounts []int // entities per successful bulk request, in order of sending (sorted)
 		want413    bool
 	}{
-		{"by count", porttest.Options{}, 45, 10, []int{5, 20, 20}, false},
-		{"by bytes", porttest.Options{}, 12, 200_000, []int{2, 5, 5}, false},
-		{"413 splits", porttest.Options{MaxBodyBytes: 450_000}, 12, 200_000, []int{1, 1, 2, 2, 2, 2, 2}, true},
+		{"by count", portsim.Options{}, 45, 10, []int{5, 20, 20}, false},
+		{"by bytes", portsim.Options{}, 12, 200_000, []int{2, 5, 5}, false},
+		{"413 splits", portsim.Options{MaxBodyBytes: 450_000}, 12, 200_000, []int{1, 1, 2, 2, 2, 2, 2}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -503,7 +503,7 @@ func TestBatching(t *testing.T) {
 		})
 	}
 	t.Run("entity over 1 MiB fails alone", func(t *testing.T) {
-		e := newEnv(t, porttest.Options{})
+		e := newEnv(t, portsim.Options{})
 		ents := apps(3, 10)
 		ents[1].Data["title"] = strings.Repeat("x", 1<<20)
 		rep, err := e.run(e.sink(), humanitecBlueprints(t, bpApp), ents, nil)
@@ -516,7 +516,7 @@ func TestBatching(t *testing.T) {
 func TestConcurrencyBound(t *testing.T) {
 	for _, conc := range []int{1, 3} {
 		t.Run(fmt.Sprint(conc), func(t *testing.T) {
-			e := newEnv(t, porttest.Options{Latency: 15 * time.Millisecond})
+			e := newEnv(t, portsim.Options{Latency: 15 * time.Millisecond})
 			var ents []sink.Entity
 			for i := range 200 {
 				ents = append(ents, sink.Entity{Blueprint: bpApp, Data: map[string]any{"identifier": fmt.Sprint("a", i), "properties": map[string]any{}}})
@@ -535,7 +535,7 @@ func TestConcurrencyBound(t *testing.T) {
 }
 
 func TestWriteDedupAndOrderIndependence(t *testing.T) {
-	e := newEnv(t, porttest.Options{})
+	e := newEnv(t, portsim.Options{})
 	ents := humanitecSet("a")
 	slices.Reverse(ents)
 	ents = append(ents, sink.Entity{Blueprint: bpApp, Data: map[string]any{"identifier": "a", "title": "last wins", "properties": map[string]any{}}})

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferry-etl/ferry/engine/porttest"
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
 	"github.com/ferry-etl/ferry/engine/sink"
 )
 
@@ -120,11 +120,11 @@ func TestValidateEntity(t *testing.T) {
 func props(d map[string]any) map[string]any { return d["properties"].(map[string]any) }
 func rels(d map[string]any) map[string]any  { return d["relations"].(map[string]any) }
 
-// Offline validation must agree with what porttest (Port's contract)
+// Offline validation must agree with what the Port simulator (Port's contract)
 // accepts: every entity ValidateEntity passes is accepted, and every one it
 // rejects is rejected (relation targets aside).
 func TestValidateAgreesWithPorttest(t *testing.T) {
-	e := newEnv(t, porttest.Options{})
+	e := newEnv(t, portsim.Options{})
 	appBP := `{"identifier":"app","title":"App","schema":{"properties":{}}}`
 	raw := json.RawMessage(`{
 	  "identifier": "svc", "title": "Svc",
@@ -173,7 +173,7 @@ func TestValidateAgreesWithPorttest(t *testing.T) {
 		offline := len(ValidateEntity(bp, sink.Entity{Blueprint: "svc", Data: data})) == 0
 		online := e.srv.SeedEntity("svc", []byte(c)) == nil
 		if offline != online {
-			t.Errorf("%s: ValidateEntity ok=%v, porttest ok=%v", c, offline, online)
+			t.Errorf("%s: ValidateEntity ok=%v, the Port simulator ok=%v", c, offline, online)
 		}
 	}
 }
@@ -227,7 +227,7 @@ func TestSchemaFacts(t *testing.T) {
 // whatever path the run takes (401 refresh, 429 waits, failures).
 func TestSecretsNeverLogged(t *testing.T) {
 	const secret = "s3cr3t-do-not-log"
-	e := newEnv(t, porttest.Options{ClientSecret: secret, RateLimit: 4, Window: 5 * time.Second})
+	e := newEnv(t, portsim.Options{ClientSecret: secret, RateLimit: 4, Window: 5 * time.Second})
 	var logs strings.Builder
 	s := e.sink(func(c *Config) {
 		c.ClientSecret = secret
@@ -250,7 +250,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	var tokens []string
 	for _, r := range e.srv.Requests() {
 		if r.Path == "/v1/auth/access_token" && r.Status == 200 {
-			tokens = append(tokens, "porttest-token-")
+			tokens = append(tokens, "portsim-token-")
 		}
 	}
 	out := logs.String() + err.Error()

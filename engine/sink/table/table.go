@@ -250,11 +250,16 @@ func Open(ctx context.Context, dest string, opts Options) (*DB, error) {
 	return d, nil
 }
 
+// ErrBadDestination is wrapped by Open's error when the destination string
+// itself is wrong (empty, an unknown scheme), as opposed to one that cannot
+// be reached.
+var ErrBadDestination = errors.New("bad table destination")
+
 // parseDest splits a destination into a backend kind and its target.
 func parseDest(dest string) (kind, target string, err error) {
 	switch {
 	case dest == "":
-		return "", "", errors.New("table destination: empty destination")
+		return "", "", fmt.Errorf("%w: empty destination", ErrBadDestination)
 	case strings.HasPrefix(dest, "postgres://"), strings.HasPrefix(dest, "postgresql://"):
 		return "postgres", dest, nil
 	case strings.HasPrefix(dest, "sqlite://"):
@@ -263,12 +268,12 @@ func parseDest(dest string) (kind, target string, err error) {
 		target = strings.TrimPrefix(dest, "sqlite:")
 	default:
 		if i := strings.Index(dest, "://"); i > 0 {
-			return "", "", fmt.Errorf("table destination: unsupported scheme %q (want sqlite: or postgres://)", dest[:i])
+			return "", "", fmt.Errorf("%w: unsupported scheme %q (want sqlite: or postgres://)", ErrBadDestination, dest[:i])
 		}
 		target = dest
 	}
 	if target == "" {
-		return "", "", errors.New("table destination: empty sqlite path")
+		return "", "", fmt.Errorf("%w: empty sqlite path", ErrBadDestination)
 	}
 	return "sqlite", target, nil
 }

@@ -1,4 +1,4 @@
-package porttest
+package port
 
 import (
 	"fmt"
@@ -40,7 +40,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request, body []byte
 	tok := s.current
 	if exp, ok := s.tokens[tok]; tok == "" || !ok || !now.Before(exp) {
 		s.tokenSeq++
-		tok = fmt.Sprintf("porttest-token-%d", s.tokenSeq)
+		tok = fmt.Sprintf("portsim-token-%d", s.tokenSeq)
 		s.current = tok
 		s.tokens[tok] = now.Add(s.opts.TokenTTL)
 	}

@@ -1,4 +1,4 @@
-package porttest
+package port
 
 import (
 	"encoding/base64"
@@ -114,7 +114,7 @@ func stringList(m map[string]any, k string) ([]string, *apiError) {
 var supportedOperators = []string{"=", "!=", "in", "notIn", "contains", "doesNotContains",
 	"beginsWith", "doesNotBeginsWith", "endsWith", "doesNotEndsWith", "isEmpty", "isNotEmpty"}
 
-// checkQuery rejects query shapes porttest does not evaluate, so a test never
+// checkQuery rejects query shapes the Port simulator does not evaluate, so a test never
 // silently passes on an unsupported rule.
 func checkQuery(q map[string]any) *apiError {
 	c, _ := q["combinator"].(string)
@@ -137,11 +137,11 @@ func checkQuery(q map[string]any) *apiError {
 			continue
 		}
 		if _, ok := rm["property"].(string); !ok {
-			return invalid("query rule: property must be a string (porttest supports property rules only)")
+			return invalid("query rule: property must be a string (the Port simulator supports property rules only)")
 		}
 		op, _ := rm["operator"].(string)
 		if !slices.Contains(supportedOperators, op) {
-			return invalid("query rule: operator %q is not supported by porttest", op)
+			return invalid("query rule: operator %q is not supported by the Port simulator", op)
 		}
 		if op == "in" || op == "notIn" {
 			if _, ok := rm["value"].([]any); !ok {

@@ -1,10 +1,10 @@
-// Package porttest is an in-process Port API (api.port.io /v1) that enforces
+// Package port (engine/sim/port) is an in-process Port API (api.port.io /v1) that enforces
 // the contract the real one enforces, so sink tests can trust a pass.
 //
 // Start one per test with [New] (httptest on 127.0.0.1) or, for demos, with
 // [Start]; point a client at [Server.URL]:
 //
-//	srv := porttest.New(porttest.Options{RateLimit: 50, Window: 3 * time.Second})
+//	srv := portsim.New(portsim.Options{RateLimit: 50, Window: 3 * time.Second})
 //	defer srv.Close()
 //
 // Routes served (facts from Port's OpenAPI document, copied into
@@ -53,7 +53,7 @@
 //     Options.ResetEpoch). Over the limit → 429. Options.Latency is added to
 //     every admitted request.
 //
-// Errors are Port's shape {ok:false, error, message}. Error codes porttest
+// Errors are Port's shape {ok:false, error, message}. Error codes the Port simulator
 // chooses where Port's are not documented: invalid_request (422),
 // not_found (404; also a missing related entity, as Port's own framework
 // expects), conflict (409), has_dependents (422), rate_limit_exceeded (429),
@@ -73,4 +73,4 @@
 // deterministic snapshot for golden files), [Server.Entity]. To arrange
 // state: [Server.SeedBlueprint], [Server.SeedEntity], [Server.ExpireTokens],
 // [Server.RejectEntity] (per-entity fault injection).
-package porttest
+package port

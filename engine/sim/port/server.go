@@ -1,4 +1,4 @@
-package porttest
+package port
 
 import (
 	"context"
@@ -20,8 +20,8 @@ import (
 
 // Defaults taken from Port's published contract (see doc.go).
 const (
-	DefaultClientID     = "porttest-client"
-	DefaultClientSecret = "porttest-secret"
+	DefaultClientID     = "portsim-client"
+	DefaultClientSecret = "portsim-secret"
 	DefaultTokenTTL     = 3 * time.Hour
 	DefaultRateLimit    = 35000 // entities API, per 5-minute window
 	DefaultWindow       = 5 * time.Minute
@@ -106,7 +106,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("porttest: listen %s: %w", addr, err)
+		return nil, fmt.Errorf("port simulator: listen %s: %w", addr, err)
 	}
 	s := newServer(opts)
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
@@ -117,7 +117,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		defer s.serve.Done()
 		defer close(done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Warn("porttest serve", "err", err)
+			s.log.Warn("port simulator serve", "err", err)
 		}
 	}()
 	go func() {

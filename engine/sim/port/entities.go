@@ -1,4 +1,4 @@
-package porttest
+package port
 
 import (
 	"fmt"
@@ -74,7 +74,7 @@ func parseEntityBody(raw any) (entityBody, *apiError) {
 			}
 			b.id = id
 		case map[string]any:
-			return b, invalid("identifier: search-query identifiers are not supported by porttest")
+			return b, invalid("identifier: search-query identifiers are not supported by the Port simulator")
 		default:
 			return b, invalid("identifier must be string")
 		}
@@ -136,7 +136,7 @@ const (
 func (s *Server) writeEntityLocked(bp *blueprint, b entityBody, mode writeMode, f writeFlags) (*entity, bool, *apiError) {
 	if b.id == "" {
 		s.genSeq++
-		b.id = fmt.Sprintf("porttest-generated-%d", s.genSeq)
+		b.id = fmt.Sprintf("portsim-generated-%d", s.genSeq)
 	}
 	existing := s.entities[bp.id][b.id]
 	merge := false
@@ -250,7 +250,7 @@ func (s *Server) checkEntityLocked(bp *blueprint, c *entity) ([]entityKey, *apiE
 				ids = append(ids, str)
 			}
 		case map[string]any:
-			return nil, invalid("relations/%s: search-query relations are not supported by porttest", k)
+			return nil, invalid("relations/%s: search-query relations are not supported by the Port simulator", k)
 		default:
 			return nil, invalid("relations/%s must be string, array of strings or null", k)
 		}
@@ -292,8 +292,8 @@ func (e *entity) view(bp string) map[string]any {
 		"relations":  e.rels,
 		"createdAt":  e.createdAt.UTC().Format(time.RFC3339Nano),
 		"updatedAt":  e.updatedAt.UTC().Format(time.RFC3339Nano),
-		"createdBy":  "porttest",
-		"updatedBy":  "porttest",
+		"createdBy":  "portsim",
+		"updatedBy":  "portsim",
 	}
 	if e.title != nil {
 		out["title"] = *e.title

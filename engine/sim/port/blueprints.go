@@ -1,4 +1,4 @@
-package porttest
+package port
 
 import (
 	"encoding/json"
@@ -372,8 +372,8 @@ func (bp *blueprint) view() map[string]any {
 	out := maps.Clone(bp.body)
 	out["createdAt"] = bp.createdAt.UTC().Format(time.RFC3339Nano)
 	out["updatedAt"] = bp.updatedAt.UTC().Format(time.RFC3339Nano)
-	out["createdBy"] = "porttest"
-	out["updatedBy"] = "porttest"
+	out["createdBy"] = "portsim"
+	out["updatedBy"] = "portsim"
 	return out
 }
 
