@@ -71,6 +71,7 @@ type (
 	Stats     = runner.Stats
 	Snapshot  = runner.Snapshot
 	Summary   = runner.Summary
+	RunError  = runner.RunError
 	Failure   = runner.Failure
 	Duplicate = runner.Duplicate
 )
