@@ -371,7 +371,10 @@ port:
 			fx.takeRequests()
 			fx.raw("/apps/a/envs", http.StatusOK, broken)
 			res, err := fx.run(engine.RunOptions{})
-			runErrorOf(t, err)
+			re := runErrorOf(t, err)
+			if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "stream envs (apps[id=a]): page 1: GET "+fx.api.URL+"/apps/a/envs: 200") {
+				t.Errorf("failures = %v, want the envs chain of app a", re.Failures)
+			}
 			if res.Dest.Port.Deleted != 0 {
 				t.Errorf("a broken answer deleted %d entities", res.Dest.Port.Deleted)
 			}
@@ -537,16 +540,21 @@ port:
     - {blueprint: group, from: envs, identifier: .name}
     - {blueprint: item, from: nodes, identifier: '$envs.id + "/" + .id'}
 `, itemBlueprint)
-	fx.json("/envs", []any{map[string]any{"id": "dev", "name": "dev", "graph": "g"}})
-	fx.json("/envs/dev/graphs/g", []any{map[string]any{"id": "n1"}})
+	prod := map[string]any{"id": "prod", "name": "prod", "graph": "g"}
+	fx.json("/envs", []any{map[string]any{"id": "dev", "name": "dev", "graph": "g"}, prod})
+	for _, env := range []string{"dev", "prod"} {
+		fx.json("/envs/"+env+"/graphs/g", []any{map[string]any{"id": "n1"}, map[string]any{"id": "n2"}})
+	}
 	if _, err := fx.run(engine.RunOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// The env comes back broken: no name (its mapping fails) and no graph.
-	fx.json("/envs", []any{map[string]any{"id": "dev"}})
+	before := fx.entities("item")
+	// dev comes back broken: no name (its mapping fails) and no graph. Its
+	// two nodes are half the blueprint: below the deletion threshold.
+	fx.json("/envs", []any{map[string]any{"id": "dev"}, prod})
 	res, err := fx.run(engine.RunOptions{})
 	runErrorOf(t, err)
-	if res.Dest.Port.Deleted != 0 || !slices.Equal(fx.entities("item"), []string{"dev/n1"}) {
+	if res.Dest.Port.Deleted != 0 || !slices.Equal(fx.entities("item"), before) {
 		t.Errorf("deleted %d; items %v: a child skipped because of a broken parent deleted its entities", res.Dest.Port.Deleted, fx.entities("item"))
 	}
 }
