@@ -219,7 +219,7 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 				return
 			}
 			if recs, err = s.Records.Code().Run(ctx, body, vars...); err != nil {
-				fail(fmt.Errorf("page %d: %s %s: records: %w", page, st.method, resp.URL, err))
+				fail(fmt.Errorf("page %d: %s %s: %d: records: %w", page, st.method, resp.URL, resp.Status, err))
 				return
 			}
 		}
