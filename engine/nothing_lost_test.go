@@ -583,3 +583,45 @@ func sqlStrings(t *testing.T, path, q string) []string {
 	}
 	return out
 }
+
+// TestFailedRecordIsTriedAgain: a record that failed its mapping is not
+// skipped by the resumed run because its chain finished: the resumed run
+// re-reads its page and writes that record only (an append table gets no
+// row twice).
+func TestFailedRecordIsTriedAgain(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  items:
+    request: {path: /items}
+    paginate: {type: offset, param: offset, size: 2, size_param: limit}
+tables:
+  items: {from: items, primary_key: [id], row: '{id, n: (.n | tonumber)}'}
+  log: {from: items, mode: append, row: '{id}'}
+`, "")
+	page := func(n3 string) func(w http.ResponseWriter, r *http.Request) {
+		return func(w http.ResponseWriter, r *http.Request) {
+			all := []any{map[string]any{"id": 1, "n": "1"}, map[string]any{"id": 2, "n": "2"}, map[string]any{"id": 3, "n": n3}, map[string]any{"id": 4, "n": "4"}}
+			var off int
+			fmt.Sscan(r.URL.Query().Get("offset"), &off)
+			json.NewEncoder(w).Encode(all[min(off, len(all)):min(off+2, len(all))])
+		}
+	}
+	fx.mu.Lock()
+	fx.routes["/items"] = page("three") // not a number: the row mapping fails
+	fx.mu.Unlock()
+	_, err := fx.run(engine.RunOptions{})
+	if re := runErrorOf(t, err); len(re.Failures) != 1 || re.Failures[0].Table != "items" {
+		t.Fatalf("failures = %v, want record 3 in table items", re.Failures)
+	}
+	fx.mu.Lock()
+	fx.routes["/items"] = page("3")
+	fx.mu.Unlock()
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	if got := fx.query(`SELECT id || ':' || n FROM "nl__items" ORDER BY id`); !slices.Equal(got, []string{"1:1", "2:2", "3:3", "4:4"}) {
+		t.Errorf("items = %v", got)
+	}
+	if got := fx.query(`SELECT id FROM "nl__log" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4"}) {
+		t.Errorf("log = %v, want each id once", got)
+	}
+}

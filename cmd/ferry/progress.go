@@ -102,6 +102,27 @@ func printSummary(w io.Writer, sum *engine.Summary) {
 	}
 	fmt.Fprintf(w, "%-24s %9d %7d %9d %9d %7d %6d\n", "total", req, pages, rec, out, retries, errs)
 	fmt.Fprintf(w, "time %s\n", sum.Elapsed.Round(time.Millisecond))
+	for _, s := range sum.Streams {
+		if s.SkipReason != "" {
+			fmt.Fprintf(w, "skipped: stream %s (%s)\n", s.Stream, s.SkipReason)
+		}
+	}
+	for _, d := range sum.Duplicates {
+		what := "rows repeated a primary key"
+		if d.Kind == "blueprint" {
+			what = "entities repeated an identifier"
+		}
+		var modes []string
+		for _, m := range []string{"warn", "fail", "merge"} {
+			if n := d.Modes[m]; n > 0 {
+				modes = append(modes, fmt.Sprintf("%d %s", n, map[string]string{"warn": "kept the last (warn)", "fail": "failed (fail)", "merge": "merged (merge)"}[m]))
+			}
+		}
+		fmt.Fprintf(w, "duplicates: %s %s: %d %s: %s\n", d.Kind, d.Name, d.Count, what, strings.Join(modes, ", "))
+		for _, ex := range d.Examples {
+			fmt.Fprintf(w, "  e.g. %s\n", ex)
+		}
+	}
 }
 
 // printDestReport says what the destinations did and where to look.

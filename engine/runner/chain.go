@@ -163,13 +163,19 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		return
 	}
 	first, replayUntil := 1, 0
+	var retry map[recordPos]bool // records whose mappings failed before: written again on replay
 	if cp != nil {
 		switch {
-		case len(st.children) > 0 || len(st.batchers) > 0 || len(st.entities) > 0:
-			// Children need the parent records again, and Port entities
-			// are only sent when a run ends: re-read the committed pages,
-			// writing no row from them.
+		case len(st.children) > 0 || len(st.batchers) > 0 || len(st.entities) > 0 || len(cp.Retry) > 0:
+			// Children need the parent records again, Port entities are
+			// only sent when a run ends, and records that failed their
+			// mapping are tried again: re-read the committed pages,
+			// writing rows only for those records.
 			replayUntil = cp.Pages
+			retry = make(map[recordPos]bool, len(cp.Retry))
+			for _, rp := range cp.Retry {
+				retry[rp] = true
+			}
 		case cp.Done:
 			return
 		default:
@@ -187,6 +193,7 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		}
 	}
 	allowEmpty := s.Response != nil && s.Response.AllowEmpty.V
+	var failed []recordPos // records of this chain whose mappings failed, this run
 	for page := first; ; page++ {
 		u := target
 		if req.URL != "" {
@@ -237,10 +244,30 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 			}
 		}
 		replay := page <= replayUntil
-		for _, rec := range recs {
-			m, err := r.mapRecord(ctx, st, rn, rec, vars, !replay)
+		retried := false
+		for i, rec := range recs {
+			tables := st.tables
+			if replay {
+				// Rows were committed before, but for the tables whose
+				// mapping of this record failed.
+				tables = nil
+				for _, t := range st.tables {
+					if retry[recordPos{Page: page, Index: i, Table: t.Name}] {
+						tables = append(tables, t)
+					}
+				}
+				retried = retried || len(tables) > 0
+			}
+			m, err := r.mapRecord(ctx, st, rn, rec, vars, tables)
 			if err != nil {
 				return // cancelled
+			}
+			if m != nil {
+				for _, f := range m.fails {
+					if f.Table != "" {
+						failed = append(failed, recordPos{Page: page, Index: i, Table: f.Table})
+					}
+				}
 			}
 			if !send(item{rec: rec, out: m}) {
 				return
@@ -254,16 +281,23 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 			// checkpoint says so, so a resumed run asks this page again
 			// (writing nothing from it) rather than losing or doubling it.
 			if !replay {
-				send(item{mark: &pageState{Pages: page, Next: at, Since: since, Max: maxCursor, Redo: true}})
+				send(item{mark: &pageState{Pages: page, Next: at, Since: since, Max: maxCursor, Redo: true, Retry: pending(failed, cp, page)}})
 			}
 			fail(fmt.Errorf("page %d: %s %s: %w", page, st.method, resp.URL, err))
 			return
 		}
-		mark := &pageState{Pages: page, Next: pager.State(), Done: !more, Since: since, Max: maxCursor}
+		mark := &pageState{Pages: page, Next: pager.State(), Done: !more, Since: since, Max: maxCursor, Retry: pending(failed, cp, page)}
+		if replay {
+			// The chain got further before: keep its position, with the
+			// records tried again that succeeded taken off the list.
+			saved := *cp
+			saved.Retry = mark.Retry
+			mark = &saved
+		}
 		if !more && s.Incremental != nil && maxCursor != nil {
 			mark.cursor = maxCursor
 		}
-		if (!replay || mark.cursor != nil) && !send(item{mark: mark}) {
+		if (!replay || retried || mark.cursor != nil) && !send(item{mark: mark}) {
 			return
 		}
 		if !more {

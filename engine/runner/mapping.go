@@ -39,10 +39,11 @@ type mappedEntity struct {
 // pass for a mapping failure, or the page's checkpoint would commit
 // without the record).
 //
-// rows is false for a record re-read after a restart: its rows were
-// committed before, its entities (sent only when a run ends) were not.
-func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec any, vars []any, rows bool) (*mapped, error) {
-	if (!rows || len(st.tables) == 0) && len(st.entities) == 0 {
+// tables are the table mappings to apply: all of the stream's, or for a
+// record re-read after a restart only those that failed before (its other
+// rows were committed; its entities, sent only when a run ends, were not).
+func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec any, vars []any, tables []*spec.Table) (*mapped, error) {
+	if len(tables) == 0 && len(st.entities) == 0 {
 		return nil, nil
 	}
 	m := &mapped{place: func() string {
@@ -53,10 +54,6 @@ func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec an
 	fail := func(f Failure, err error) {
 		f.Stream, f.Parents, f.Err = st.s.Name, m.place(), err
 		m.fails = append(m.fails, f)
-	}
-	tables := st.tables
-	if !rows {
-		tables = nil
 	}
 	for _, t := range tables {
 		out, err := t.Row.Code().Run(ctx, rec, vars...)

@@ -284,6 +284,9 @@ func (r *Runner) Run(ctx context.Context, out Output) (*Summary, error) {
 	cancel()
 	runs.Wait()
 	sum := r.summary(fails, err)
+	for _, d := range sum.Duplicates {
+		r.log.Warn("duplicate keys", "kind", d.Kind, "name", d.Name, "count", d.Count, "examples", strings.Join(d.Examples, "; "))
+	}
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.Canceled) {
 			err = context.Cause(gctx)

@@ -29,9 +29,38 @@ type pageState struct {
 	// chain asks the same question. Max is the largest cursor seen so far.
 	Since any `json:"since,omitempty"`
 	Max   any `json:"max,omitempty"`
+	// Retry lists the records of committed pages whose table mappings
+	// failed: a resumed run re-reads those pages and maps these records
+	// into those tables only, so a failure is tried again rather than
+	// skipped with its finished chain.
+	Retry []recordPos `json:"retry,omitempty"`
 	// cursor is the largest incremental cursor of a finished chain; it is
 	// saved under the stream's watermark key, not in the page state.
 	cursor any
+}
+
+// recordPos is a record's place in its chain, page (1-based) and index,
+// and a table whose mapping of it failed. (Entities need no list: a chain
+// feeding Port is re-read whole on resume.)
+type recordPos struct {
+	Page  int    `json:"p"`
+	Index int    `json:"i"`
+	Table string `json:"t"`
+}
+
+// pending is the retry list of a chain's checkpoint after page: the records
+// that failed in this run, and those of the saved list on later pages that
+// this run has not read again yet.
+func pending(failed []recordPos, cp *pageState, page int) []recordPos {
+	out := slices.Clone(failed)
+	if cp != nil {
+		for _, rp := range cp.Retry {
+			if rp.Page > page {
+				out = append(out, rp)
+			}
+		}
+	}
+	return out
 }
 
 // WatermarkSuffix names the state key of a stream's incremental cursors:
