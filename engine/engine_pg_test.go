@@ -80,7 +80,7 @@ func pgDump(t *testing.T, url, schema string) map[string][]string {
 	conn := pgConnect(t, ctx, url)
 	defer conn.Close(ctx)
 	out := map[string][]string{}
-	for _, table := range []string{"roots", "items", "items_log"} {
+	for _, table := range []string{"roots", "items", "items_log", "roots_log"} {
 		rows, err := conn.Query(ctx, `SELECT * FROM `+pgx.Identifier{schema, table}.Sanitize())
 		if err != nil {
 			t.Fatal(err)

@@ -73,6 +73,7 @@ tables:
   roots: {from: roots, primary_key: [id]}
   items: {from: items, primary_key: [parent, id]}
   items_log: {from: items, mode: append, row: '{parent, id, v}'}
+  roots_log: {from: roots, mode: append}   # a parent's rows: replayed on resume, never written twice
 `
 
 func loadSpec(t *testing.T, dir string) *engine.Spec {
@@ -108,7 +109,7 @@ func dump(t *testing.T, path string) map[string][]string {
 	}
 	defer db.Close()
 	out := map[string][]string{}
-	for _, table := range []string{"roots", "items", "items_log"} {
+	for _, table := range []string{"roots", "items", "items_log", "roots_log"} {
 		rows, err := db.Query(fmt.Sprintf(`SELECT * FROM "paged__%s"`, table))
 		if err != nil {
 			t.Fatal(err)
