@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/ferry-etl/ferry/engine/sink"
@@ -18,31 +20,38 @@ import (
 // Writer prints rows and entities as JSON Lines. It is safe for concurrent
 // use; each line is written whole.
 type Writer struct {
-	mu      sync.Mutex
-	w       *bufio.Writer
-	buf     bytes.Buffer
-	enc     *json.Encoder
-	secrets [][]byte
+	mu     sync.Mutex
+	w      *bufio.Writer
+	buf    bytes.Buffer
+	enc    *json.Encoder
+	redact *strings.Replacer // nil without secrets
 }
 
+// minSecret is the shortest secret redacted, as in package fetch: a value
+// of a character or two is no secret worth the name, and replacing it
+// would garble every line.
+const minSecret = 4
+
 // New returns a Writer on w. Call Flush when done. Every secret value is
-// replaced by REDACTED in what is printed: a mapping (or an API echoing its
-// request) must not leak a token to stdout.
+// replaced by REDACTED inside the printed strings (keys and values): a
+// mapping, or an API echoing its request, must not leak a token to stdout.
+// Redaction works on the decoded values, so every line stays valid JSON.
 func New(w io.Writer, secrets ...string) *Writer {
 	jw := &Writer{w: bufio.NewWriterSize(w, 64<<10)}
+	var sec []string
 	for _, s := range secrets {
-		if s == "" {
-			continue
+		if len(s) >= minSecret {
+			sec = append(sec, s)
 		}
-		// Secrets are matched as they appear inside the printed JSON
-		// strings: escaped the way the line encoder escapes (no HTML
-		// escaping).
-		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false)
-		_ = enc.Encode(s) // a string always encodes
-		quoted := bytes.TrimSpace(b.Bytes())
-		jw.secrets = append(jw.secrets, quoted[1:len(quoted)-1])
+	}
+	if len(sec) > 0 {
+		// Longest first, so a secret that contains another goes whole.
+		slices.SortFunc(sec, func(a, b string) int { return len(b) - len(a) })
+		args := make([]string, 0, 2*len(sec))
+		for _, s := range sec {
+			args = append(args, s, "REDACTED")
+		}
+		jw.redact = strings.NewReplacer(args...)
 	}
 	jw.enc = json.NewEncoder(&jw.buf)
 	jw.enc.SetEscapeHTML(false)
@@ -61,14 +70,51 @@ type entityLine struct {
 	Entity    map[string]any `json:"entity"`
 }
 
+// op is what the destination does with a row or entity: upsert, or merge
+// into the one of the same key the run wrote before (on_duplicate: merge).
+func op(merge bool) string {
+	if merge {
+		return "merge"
+	}
+	return "upsert"
+}
+
 // Row prints one table row.
 func (w *Writer) Row(_ context.Context, r sink.Row) error {
-	return w.line(rowLine{Table: r.Table, Op: "upsert", Row: r.Data})
+	return w.line(rowLine{Table: r.Table, Op: op(r.Merge), Row: w.clean(r.Data)})
 }
 
 // Entity prints one Port entity.
 func (w *Writer) Entity(_ context.Context, e sink.Entity) error {
-	return w.line(entityLine{Blueprint: e.Blueprint, Op: "upsert", Entity: e.Data})
+	return w.line(entityLine{Blueprint: e.Blueprint, Op: op(e.Merge), Entity: w.clean(e.Data)})
+}
+
+// clean returns m with every secret redacted from its strings.
+func (w *Writer) clean(m map[string]any) map[string]any {
+	if w.redact == nil {
+		return m
+	}
+	return w.value(m).(map[string]any)
+}
+
+func (w *Writer) value(v any) any {
+	switch x := v.(type) {
+	case string:
+		return w.redact.Replace(x)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[w.redact.Replace(k)] = w.value(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = w.value(e)
+		}
+		return out
+	}
+	return v
 }
 
 func (w *Writer) line(v any) error {
@@ -78,13 +124,7 @@ func (w *Writer) line(v any) error {
 	if err := w.enc.Encode(v); err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	line := w.buf.Bytes()
-	for _, s := range w.secrets {
-		if bytes.Contains(line, s) {
-			line = bytes.ReplaceAll(line, s, []byte("REDACTED"))
-		}
-	}
-	if _, err := w.w.Write(line); err != nil {
+	if _, err := w.w.Write(w.buf.Bytes()); err != nil {
 		return fmt.Errorf("write stdout: %w", err)
 	}
 	return nil

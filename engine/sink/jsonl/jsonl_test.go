@@ -35,3 +35,36 @@ func TestLinesAndRedaction(t *testing.T) {
 		t.Error("secret printed")
 	}
 }
+
+// TestShortSecretsKeepLinesValid: a secret of a character or two is left
+// alone (as in package fetch); a real one is redacted inside strings only,
+// so every line stays valid JSON even when a secret equals a key, a
+// literal such as true, or part of a number.
+func TestShortSecretsKeepLinesValid(t *testing.T) {
+	var out bytes.Buffer
+	w := New(&out, "t", "true", "1234", "tok")
+	ctx := t.Context()
+	rows := []map[string]any{
+		{"true": true, "n": json.Number("12345"), "s": "a true story", "t": "tt"},
+		{"list": []any{"1234", map[string]any{"k": "x1234y"}}},
+	}
+	for _, r := range rows {
+		if err := w.Row(ctx, sink.Row{Table: "t", Data: r, Merge: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"table":"t","op":"merge","row":{"REDACTED":true,"n":12345,"s":"a REDACTED story","t":"tt"}}
+{"table":"t","op":"merge","row":{"list":["REDACTED",{"k":"xREDACTEDy"}]}}
+`
+	if got := out.String(); got != want {
+		t.Errorf("got:\n%swant:\n%s", got, want)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Errorf("invalid JSON line: %s", line)
+		}
+	}
+}
