@@ -9,8 +9,10 @@
 //	err = d.Lock(ctx, holder)                      // ErrLocked if another live run holds it
 //	st, err := d.State(ctx)                         // stream -> partition -> checkpoint
 //	err = d.ClearState(ctx, streams)                // --full-refresh; nil = every stream
+//	err = d.Restart(ctx, keep)                      // abandon an unfinished sync, keeping some state
 //	err = d.Write(ctx, rows, checkpoints)           // one transaction, ~BatchRows rows
-//	marked, err := d.FinishTable(ctx, name, complete, resetCheckpoints...)
+//	err = d.EnsureTables(ctx)                       // declared tables exist, empty if need be
+//	marked, err := d.FinishRun(ctx, complete, clearStreams) // end the sync, in one transaction
 //	err = d.Close()                                 // releases the lock
 //
 // dest is "sqlite:PATH", a plain file path, or a "postgres://" /
@@ -75,7 +77,12 @@
 //
 // upsert (default): rows are upserted by the primary key and replaced whole
 // (a field missing from the new row becomes NULL). A later row with the same
-// key wins, also within one Write. A row without a key value is an error. A
+// key wins, also within one Write. A row without a key value is an error
+// (the runner fails such a record before it gets here). With Table.Merge, a
+// row whose key the sync already wrote keeps the stored value of every
+// column the new row has null (within one Write too): the table keeps a
+// sync generation, as replace tables do, and a stored row counts as this
+// sync's when its _ferry_synced is not before the generation's start. A
 // table without a primary key is keyed by _ferry_id, the sha256 (hex) of the
 // canonical JSON of the row's data (keys sorted, numbers as their literal):
 // identical rows collapse into one, and a re-sent row lands on itself.
@@ -88,21 +95,27 @@
 // checkpoint that follows them. Then a resumed run re-fetches exactly the
 // pages whose rows never committed.
 //
-// replace: upsert, plus deletion of rows a complete full sync did not see.
-// Each table has a "generation" recorded in _ferry_sync: the first Write to
-// the table in a run begins one (started_at = run time) unless an
-// unfinished one exists, which is then resumed — an interrupted or failed
-// run followed by a resuming run counts as one sync. FinishTable(complete)
-// marks rows with _ferry_synced before the generation's start
-// (_ferry_deleted = true, or DELETE with HardDelete) and ends the
-// generation; FinishTable(!complete) marks nothing and leaves the
-// generation open. A row seen again is un-deleted. Pass the reset of the
-// stream's checkpoint to FinishTable so it commits with the marking: a crash
-// can then never leave a finished generation with a stale checkpoint that
-// would make the next run "resume" and delete everything it did not
-// re-fetch. ClearState with no streams also discards open generations. The
-// clock going backwards between runs can only make deletions late, never
-// wrong: rows of a resumed generation are stamped no earlier than its start.
+// replace: upsert, plus deletion of rows a complete sync did not see. Each
+// replace (or merge) table has a "generation" recorded in _ferry_sync: the
+// first Write of rows to the table in a sync begins one (started_at = run
+// time) unless an unfinished one exists, which is then resumed — an
+// interrupted or failed run followed by a resuming run counts as one sync.
+// FinishRun ends the sync in one transaction: each table it names ends its
+// generation, a complete replace table first having the rows with
+// _ferry_synced before the generation's start marked (_ferry_deleted =
+// true, or DELETE with HardDelete); the checkpoints it names are deleted
+// with it, so a crash can never leave a finished generation with stale
+// checkpoints that would make the next run "resume" and delete everything it
+// did not re-fetch. A row seen again is un-deleted. ClearState with no
+// streams, and Restart, also discard open generations. The clock going
+// backwards between runs can only make deletions late, never wrong: rows of
+// a resumed generation are stamped no earlier than its start.
+//
+// EnsureTables creates the declared tables that do not exist yet, with
+// their declared columns and key; a key column whose type is not declared
+// is made STRING, and in a table that holds no row yet, a column whose type
+// was not declared takes the type of its first value (as a new column
+// would), so a table made empty first ends like one made with rows.
 //
 // # State and atomicity
 //
