@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ferry-etl/ferry/engine"
 	portsim "github.com/ferry-etl/ferry/engine/sim/port"
@@ -623,5 +624,35 @@ tables:
 	}
 	if got := fx.query(`SELECT id FROM "nl__log" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4"}) {
 		t.Errorf("log = %v, want each id once", got)
+	}
+}
+
+// TestStaleSyncIsNotResumed: a failed run's checkpoints are resumed by a
+// run within --resume-within; a later run starts a new sync and reads
+// everything, so one request that keeps failing cannot keep the other
+// streams' data old for ever.
+func TestStaleSyncIsNotResumed(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  ok:
+    request: {path: /ok}
+  flaky:
+    request: {path: /flaky}
+tables:
+  ok: {from: ok, primary_key: [id]}
+  flaky: {from: flaky, primary_key: [id]}
+`, "")
+	fx.json("/ok", []any{map[string]any{"id": 1}})
+	fx.raw("/flaky", http.StatusBadRequest, "down")
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) func() time.Time { return func() time.Time { return start.Add(d) } }
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{Now: at(0)}); return err }())
+	fx.takeRequests()
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{Now: at(time.Hour)}); return err }())
+	if got := fx.takeRequests(); !slices.Equal(got, []string{"/flaky"}) {
+		t.Errorf("a run an hour later asked %v, want only the failed /flaky (resumed)", got)
+	}
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{Now: at(25 * time.Hour)}); return err }())
+	if got := fx.takeRequests(); !slices.Equal(got, []string{"/flaky", "/ok"}) {
+		t.Errorf("a run 25 hours after the sync began asked %v, want everything again", got)
 	}
 }
