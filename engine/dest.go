@@ -76,7 +76,7 @@ func tableDefs(f *spec.File) []table.Table {
 	var out []table.Table
 	for _, it := range f.Tables.Items {
 		t := it.Value
-		def := table.Table{Name: t.Name, Mode: t.Mode.V, Columns: map[string]string{}, Merge: t.OnDuplicate.V == runner.DupMerge}
+		def := table.Table{Name: t.Name, Mode: t.Mode.V, Columns: map[string]string{}, Merge: t.OnDuplicate.V == runner.DupMerge, HardDelete: t.HardDelete.V}
 		for _, k := range t.PrimaryKey {
 			def.PrimaryKey = append(def.PrimaryKey, k.V)
 		}

@@ -656,3 +656,29 @@ tables:
 		t.Errorf("a run 25 hours after the sync began asked %v, want everything again", got)
 	}
 }
+
+// TestHardDeleteFromTheSpec: hard_delete on a replace table deletes the
+// rows a complete sync did not see instead of marking them.
+func TestHardDeleteFromTheSpec(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  s:
+    request: {path: /s}
+tables:
+  soft: {from: s, primary_key: [id], mode: replace}
+  hard: {from: s, primary_key: [id], mode: replace, hard_delete: true}
+`, "")
+	fx.json("/s", []any{map[string]any{"id": 1}, map[string]any{"id": 2}})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fx.json("/s", []any{map[string]any{"id": 1}})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.query(`SELECT id || ':' || _ferry_deleted FROM "nl__soft" ORDER BY id`); !slices.Equal(got, []string{"1:0", "2:1"}) {
+		t.Errorf("soft = %v, want 2 marked", got)
+	}
+	if got := fx.query(`SELECT id FROM "nl__hard" ORDER BY id`); !slices.Equal(got, []string{"1"}) {
+		t.Errorf("hard = %v, want 2 deleted", got)
+	}
+}

@@ -159,6 +159,7 @@ type Table struct {
 	PrimaryKey []Str    `yaml:"primary_key" doc:"Columns of the primary key; without one a _ferry_id hash of the row is used."`
 	Columns    Map[Str] `yaml:"columns" enum:"STRING,BOOLEAN,INT,LONG,DOUBLE,DECIMAL,JSON,UTC_DATETIME,NAIVE_DATE" doc:"Declared column types; other columns are inferred."`
 	Mode       Str      `yaml:"mode" enum:"upsert,append,replace" doc:"Write mode (default upsert)."`
+	HardDelete Bool     `yaml:"hard_delete" doc:"replace mode: delete the rows a complete sync did not see, instead of marking them _ferry_deleted."`
 	// OnDuplicate is what happens when two rows of one run share a primary key.
 	OnDuplicate Str `yaml:"on_duplicate" enum:"warn,fail,merge" doc:"Two rows of one run with the same primary key: warn (default; the last one wins, reported), fail (the later row is a failed record, not written), or merge (later non-null columns win)."`
 }

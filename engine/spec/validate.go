@@ -427,6 +427,9 @@ func (p *parser) checkTables(f *File) {
 		if t.Mode.V == "append" && len(t.PrimaryKey) > 0 {
 			p.errorAt(t.Mode.P, path+".mode", "append mode does not use a primary key")
 		}
+		if t.HardDelete.V && t.Mode.V != "replace" {
+			p.errorAt(t.HardDelete.P, path+".hard_delete", "hard_delete needs mode: replace (only a replace table deletes rows)")
+		}
 		if t.OnDuplicate.Set && len(t.PrimaryKey) == 0 {
 			p.errorAt(t.OnDuplicate.P, path+".on_duplicate", "on_duplicate needs a primary_key: without one, rows are keyed by their whole content and cannot be duplicates")
 		}
