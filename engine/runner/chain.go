@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/fetch"
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 	"github.com/ferry-etl/ferry/engine/paginate"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
@@ -221,7 +221,7 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 			return
 		case len(bytes.TrimSpace(resp.Body)) == 0:
 		default:
-			if body, err = decodeJSON(resp.Body); err != nil {
+			if body, err = jsonv.Decode(resp.Body); err != nil {
 				fail(fmt.Errorf("page %d: %s %s: %d: response is not valid JSON: %w", page, st.method, resp.URL, resp.Status, err))
 				return
 			}
@@ -304,19 +304,6 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 			return
 		}
 	}
-}
-
-func decodeJSON(b []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, errors.New("trailing data after the JSON value")
-	}
-	return v, nil
 }
 
 // buildRequest renders the first request of a run. target is the URL or

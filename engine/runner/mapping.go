@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 	"github.com/ferry-etl/ferry/engine/sink"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
@@ -67,7 +68,7 @@ func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec an
 		for _, row := range out {
 			obj, ok := row.(map[string]any)
 			if !ok {
-				fail(Failure{Table: t.Name}, fmt.Errorf("table %s: row: want an object, got %s", t.Name, typeName(row)))
+				fail(Failure{Table: t.Name}, fmt.Errorf("table %s: row: want an object, got %s", t.Name, jsonv.Kind(row)))
 				continue
 			}
 			key, err := primaryKey(t, obj)
@@ -186,31 +187,11 @@ func mapEntity(ctx context.Context, e *spec.Entity, rec any, vars []any) (map[st
 	return ent, true, nil
 }
 
-// describeValue names a value's type for messages, with the value itself
-// when it is a short scalar ("" reads as an empty string, not as nothing).
+// describeValue names a value's kind for messages ("" reads as an empty
+// string, not as nothing).
 func describeValue(v any) string {
-	switch x := v.(type) {
-	case string:
-		if x == "" {
-			return "an empty string"
-		}
-		return "a string"
+	if v == "" {
+		return "an empty string"
 	}
-	return typeName(v)
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case map[string]any:
-		return "an object"
-	case []any:
-		return "an array"
-	}
-	return "a number"
+	return jsonv.Kind(v)
 }

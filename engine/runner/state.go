@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 	"github.com/ferry-etl/ferry/engine/paginate"
 	"github.com/ferry-etl/ferry/engine/sink"
 	"github.com/ferry-etl/ferry/engine/spec"
@@ -123,7 +124,7 @@ func (r *Runner) resumePoint(st *streamState, partition string) *pageState {
 func (r *Runner) watermark(st *streamState, partition string) (cursor any, saved bool) {
 	inc := st.s.Incremental
 	if raw, ok := r.opts.State[st.s.Name+WatermarkSuffix][partition]; ok && len(raw) > 0 {
-		if v, err := decodeJSON(raw); err == nil {
+		if v, err := jsonv.Decode(raw); err == nil {
 			return v, true
 		}
 		r.log.Warn("ignoring unreadable cursor", "stream", st.s.Name)
@@ -140,27 +141,12 @@ func later(a, b any) bool {
 	if a == nil {
 		return false
 	}
-	fa, aok := toFloat(a)
-	fb, bok := toFloat(b)
+	fa, aok := jsonv.Float(a)
+	fb, bok := jsonv.Float(b)
 	if aok && bok {
 		return fa > fb
 	}
 	return fmt.Sprint(a) > fmt.Sprint(b)
-}
-
-func toFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case json.Number:
-		f, err := x.Float64()
-		return f, err == nil
-	case float64:
-		return x, true
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	}
-	return 0, false
 }
 
 // partitionKey names a run by its ancestor records, stably across runs.
