@@ -67,6 +67,9 @@ func (r *Runner) env(rn *run) map[string]any {
 		// Always a list, empty when the batch source had no records.
 		env[spec.VarBatch] = eval.Normalize(nonNil(rn.batch))
 	}
+	if len(r.f.Lookups.Items) > 0 {
+		env[spec.VarLookups] = r.lookups.expr
+	}
 	return env
 }
 
@@ -90,6 +93,8 @@ func (r *Runner) jqVars(s *spec.Stream, rn *run) []any {
 			vals = append(vals, byName)
 		case spec.VarBatch:
 			vals = append(vals, nonNil(rn.batch))
+		case spec.VarLookups:
+			vals = append(vals, r.lookups.jq)
 		default:
 			vals = append(vals, byName[n])
 		}
@@ -124,7 +129,7 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 	var since, maxCursor any
 	if s.Incremental != nil {
 		var saved bool
-		since, saved = r.watermark(st, rn.partition)
+		since, saved = r.watermark(st.stream, rn.partition)
 		if cp != nil && cp.Since != nil {
 			since, saved = cp.Since, true
 		}
@@ -146,6 +151,10 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 			return
 		}
 	}
+	if err := r.lookups.failure(s.Reads()); err != nil {
+		fail(err)
+		return
+	}
 	client, err := st.client.get()
 	if err != nil {
 		fail(err)
@@ -166,11 +175,11 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 	var retry map[recordPos]bool // records whose mappings failed before: written again on replay
 	if cp != nil {
 		switch {
-		case len(st.children) > 0 || len(st.batchers) > 0 || len(st.entities) > 0 || len(cp.Retry) > 0:
+		case len(st.children) > 0 || len(st.batchers) > 0 || len(st.entities) > 0 || (st.fill && len(st.fills) > 0) || len(cp.Retry) > 0:
 			// Children need the parent records again, Port entities are
-			// only sent when a run ends, and records that failed their
-			// mapping are tried again: re-read the committed pages,
-			// writing rows only for those records.
+			// only sent when a run ends, lookups are filled anew, and
+			// records that failed their mapping are tried again: re-read
+			// the committed pages, writing rows only for those records.
 			replayUntil = cp.Pages
 			retry = make(map[recordPos]bool, len(cp.Retry))
 			for _, rp := range cp.Retry {

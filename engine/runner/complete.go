@@ -9,32 +9,61 @@ import "github.com/ferry-etl/ferry/engine/spec"
 // short, that read those streams in full, and that produced the target.
 func (r *Runner) summary(f *failures, fatal error) *Summary {
 	snaps, elapsed := r.stats.Snapshot()
-	sum := &Summary{Streams: snaps, Elapsed: elapsed, Failures: f.list, Complete: map[string]bool{},
+	list := f.snapshot()
+	sum := &Summary{Streams: snaps, Elapsed: elapsed, Failures: list, Complete: map[string]bool{},
 		Tables: map[string]bool{}, Blueprints: map[string]bool{}, Duplicates: r.targets.report()}
+	complete, targetFailed := r.completeness(list, fatal)
+	// full: the stream's targets saw every record, not only those changed
+	// since a saved incremental cursor.
+	full := func(st *stream) bool { return !st.stat.partialRead.Load() }
+	for _, st := range r.order {
+		sum.Complete[st.s.Name] = complete(st)
+	}
+	for _, it := range r.f.Tables.Items {
+		if st := r.streams[it.Value.From.V]; st != nil && st.selected {
+			sum.Tables[it.Key] = complete(st) && full(st) && !targetFailed["table:"+it.Key]
+		}
+	}
+	if r.f.Port != nil {
+		for _, e := range r.f.Port.Entities {
+			st := r.streams[e.From.V]
+			ok := st != nil && st.selected && complete(st) && full(st) && !targetFailed["blueprint:"+e.Blueprint.V]
+			if prev, seen := sum.Blueprints[e.Blueprint.V]; seen {
+				ok = ok && prev
+			}
+			sum.Blueprints[e.Blueprint.V] = ok
+		}
+	}
+	return sum
+}
 
+// completeness reads failures into the rule's two parts: complete tells
+// whether a stream read everything it should have (no chain of it or of an
+// ancestor or batch source failed, no record of an ancestor or batch source
+// failed, not skipped, the run not cut short); targetFailed names the
+// tables ("table:x") and blueprints ("blueprint:x") that lost a record.
+func (r *Runner) completeness(list []Failure, fatal error) (complete func(*stream) bool, targetFailed map[string]bool) {
 	chainFailed := map[string]bool{}  // a request chain of the stream failed
 	recordFailed := map[string]bool{} // a record of the stream failed a mapping
-	tableFailed := map[string]bool{}
-	blueprintFailed := map[string]bool{}
-	for _, x := range f.list {
+	targetFailed = map[string]bool{}
+	for _, x := range list {
 		if !x.Record() {
 			chainFailed[x.Stream] = true
 			continue
 		}
 		recordFailed[x.Stream] = true
 		if x.Table != "" {
-			tableFailed[x.Table] = true
+			targetFailed["table:"+x.Table] = true
 		}
 		if x.Blueprint != "" {
-			blueprintFailed[x.Blueprint] = true
+			targetFailed["blueprint:"+x.Blueprint] = true
 		}
 	}
-	// complete: the stream read everything it should have. A failed record
-	// of a parent (or batch source) counts against its children: its data
-	// may have steered them (a `when` that skipped it, a wrong path).
-	memo := map[*streamState]bool{}
-	var complete func(st *streamState) bool
-	complete = func(st *streamState) bool {
+	// A failed record of a parent (or batch source) counts against its
+	// children: its data may have steered them (a `when` that skipped it, a
+	// wrong path).
+	memo := map[*stream]bool{}
+	complete = func(st *stream) bool {
 		if ok, done := memo[st]; done {
 			return ok
 		}
@@ -48,28 +77,7 @@ func (r *Runner) summary(f *failures, fatal error) *Summary {
 		memo[st] = ok
 		return ok
 	}
-	// full: the stream's targets saw every record, not only those changed
-	// since a saved incremental cursor.
-	full := func(st *streamState) bool { return !st.stat.partialRead.Load() }
-	for _, st := range r.order {
-		sum.Complete[st.s.Name] = complete(st)
-	}
-	for _, it := range r.f.Tables.Items {
-		if st := r.streams[it.Value.From.V]; st != nil && st.selected {
-			sum.Tables[it.Key] = complete(st) && full(st) && !tableFailed[it.Key]
-		}
-	}
-	if r.f.Port != nil {
-		for _, e := range r.f.Port.Entities {
-			st := r.streams[e.From.V]
-			ok := st != nil && st.selected && complete(st) && full(st) && !blueprintFailed[e.Blueprint.V]
-			if prev, seen := sum.Blueprints[e.Blueprint.V]; seen {
-				ok = ok && prev
-			}
-			sum.Blueprints[e.Blueprint.V] = ok
-		}
-	}
-	return sum
+	return complete, targetFailed
 }
 
 // nameOf is a stream's name, "" for none.

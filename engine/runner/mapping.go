@@ -13,10 +13,18 @@ import (
 // mapped is what one record becomes: rows, entities, and the failures of
 // mappings that could not be applied to it.
 type mapped struct {
-	rows  []mappedRow
-	ents  []mappedEntity
-	fails []Failure
-	place func() string // names the record and its ancestors, for reports
+	rows    []mappedRow
+	ents    []mappedEntity
+	entries []lookupEntry
+	fails   []Failure
+	place   func() string // names the record and its ancestors, for reports
+}
+
+// lookupEntry is what one record adds to a lookup.
+type lookupEntry struct {
+	l     *lookup
+	key   string
+	value any
 }
 
 type mappedRow struct {
@@ -44,7 +52,11 @@ type mappedEntity struct {
 // record re-read after a restart only those that failed before (its other
 // rows were committed; its entities, sent only when a run ends, were not).
 func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec any, vars []any, tables []*spec.Table) (*mapped, error) {
-	if len(tables) == 0 && len(st.entities) == 0 {
+	var fills []*lookup
+	if st.fill {
+		fills = st.fills
+	}
+	if len(tables) == 0 && len(st.entities) == 0 && len(fills) == 0 {
 		return nil, nil
 	}
 	m := &mapped{place: func() string {
@@ -56,7 +68,23 @@ func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec an
 		f.Stream, f.Parents, f.Err = st.s.Name, m.place(), err
 		m.fails = append(m.fails, f)
 	}
+	for _, l := range fills {
+		key, value, err := fillLookup(ctx, l, rec, vars)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		switch {
+		case err != nil:
+			fail(Failure{Lookup: l.spec.Name}, fmt.Errorf("lookup %s: %w", l.spec.Name, err))
+		case key != nil:
+			m.entries = append(m.entries, lookupEntry{l: l, key: *key, value: value})
+		}
+	}
 	for _, t := range tables {
+		if err := r.lookups.failure(t.Reads()); err != nil {
+			fail(Failure{Table: t.Name}, fmt.Errorf("table %s: %w", t.Name, err))
+			continue
+		}
 		out, err := t.Row.Code().Run(ctx, rec, vars...)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -80,6 +108,10 @@ func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec an
 		}
 	}
 	for _, e := range st.entities {
+		if err := r.lookups.failure(e.Reads()); err != nil {
+			fail(Failure{Blueprint: e.Blueprint.V}, fmt.Errorf("blueprint %s: %w", e.Blueprint.V, err))
+			continue
+		}
 		ent, ok, err := mapEntity(ctx, e, rec, vars)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -96,6 +128,27 @@ func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec an
 		}
 	}
 	return m, nil
+}
+
+// fillLookup runs a lookup's key and value programs on a record; key is
+// nil when the record adds nothing (a null key).
+func fillLookup(ctx context.Context, l *lookup, rec any, vars []any) (*string, any, error) {
+	kv, _, err := l.spec.Key.Code().First(ctx, rec, vars...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("key: %w", err)
+	}
+	key, ok, err := lookupKey(kv)
+	if err != nil || !ok {
+		if err != nil {
+			err = fmt.Errorf("key: %w", err)
+		}
+		return nil, nil, err
+	}
+	value, _, err := l.spec.Value.Code().First(ctx, rec, vars...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("value: %w", err)
+	}
+	return &key, value, nil
 }
 
 // primaryKey checks that a row has a value for every primary-key column and

@@ -111,6 +111,12 @@ func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Ou
 		fails.add(f)
 		st.stat.failed()
 	}
+	for _, e := range m.entries {
+		if err := e.l.add(e.key, e.value); err != nil {
+			fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Lookup: e.l.spec.Name, Err: err})
+			st.stat.failed()
+		}
+	}
 	for i := range m.rows {
 		row := &m.rows[i]
 		switch r.targets.table(row.Table).seen(r.seed, row.key, m.place) {

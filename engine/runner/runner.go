@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,25 +56,43 @@ type Runner struct {
 	f       *spec.File
 	opts    Options
 	log     *slog.Logger
-	streams map[string]*streamState
-	order   []*streamState
+	streams map[string]*stream
+	order   []*stream
 	stats   *Stats
 	targets *targets
+	lookups *lookups
 	seed    maphash.Seed
+	// exprReadsLookups: some stream's own programs read a lookup, so the
+	// lookups are also kept normalized for expr.
+	exprReadsLookups bool
 }
 
+// stream is what a run knows of one stream, whatever the stage.
+type stream struct {
+	s           *spec.Stream
+	client      *lazyClient
+	method      string
+	selected    bool           // its tables/entities are produced (--streams)
+	skip        string         // not fetched in this run, and why ("" : fetched)
+	allTables   []*spec.Table  // mapped from this stream, when selected
+	allEntities []*spec.Entity // mapped from this stream, when selected
+	fills       []*lookup      // lookups filled from this stream
+	stat        *StreamStats
+}
+
+// streamState is a stream's part in one stage of the run (see
+// spec.Stream.Stage): in its own stage it produces its rows and entities
+// and fills its lookups; in a later stage it is only read again, to drive
+// the children that run there.
 type streamState struct {
-	s        *spec.Stream
-	client   *lazyClient
-	method   string
-	selected bool           // its tables/entities are produced
-	skip     string         // not fetched in this run, and why ("" : fetched)
+	*stream
+	produce  bool           // writes rows, entities and checkpoints
+	fill     bool           // fills its lookups
 	children []*streamState // fan out per record (for_each, no batch)
 	batchers []*streamState // run once per run of this stream, with its records
-	tables   []*spec.Table  // mapped from this stream
-	entities []*spec.Entity // mapped from this stream
+	tables   []*spec.Table  // mapped in this stage
+	entities []*spec.Entity // mapped in this stage
 	runs     chan *run      // in release order
-	stat     *StreamStats
 }
 
 // lazyClient resolves a stream's HTTP settings once, when first needed: a
@@ -106,8 +126,8 @@ func New(f *spec.File, opts Options) (*Runner, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	r := &Runner{f: f, opts: opts, log: opts.Logger, streams: map[string]*streamState{}, stats: newStats(opts.Now),
-		targets: newTargets(f), seed: maphash.MakeSeed()}
+	r := &Runner{f: f, opts: opts, log: opts.Logger, streams: map[string]*stream{}, stats: newStats(opts.Now),
+		targets: newTargets(f), lookups: newLookups(f), seed: maphash.MakeSeed()}
 	cfgEnv := map[string]any{spec.VarConfig: eval.Normalize(opts.Config)}
 	want, err := r.selection()
 	if err != nil {
@@ -122,8 +142,8 @@ func New(f *spec.File, opts Options) (*Runner, error) {
 		if s.Request.Method.Set {
 			method = s.Request.Method.V
 		}
-		st := &streamState{s: s, method: method, selected: want.selected[s.Name],
-			runs: make(chan *run, opts.Window), stat: r.stats.stream(s.Name)}
+		st := &stream{s: s, method: method, selected: want.selected[s.Name], stat: r.stats.stream(s.Name),
+			fills: r.lookups.from(s.Name)}
 		st.client = &lazyClient{make: func() (*fetch.Client, error) {
 			hc, err := hostConfig(f, s, cfgEnv)
 			if err != nil {
@@ -133,8 +153,9 @@ func New(f *spec.File, opts Options) (*Runner, error) {
 		}}
 		r.streams[s.Name] = st
 		r.order = append(r.order, st)
+		r.exprReadsLookups = r.exprReadsLookups || len(s.Reads()) > 0
 	}
-	decided := map[*streamState]bool{}
+	decided := map[*stream]bool{}
 	for _, st := range r.order {
 		if err := r.decideSkip(st, cfgEnv, decided); err != nil {
 			return nil, err
@@ -144,14 +165,6 @@ func New(f *spec.File, opts Options) (*Runner, error) {
 		if st.skip != "" {
 			st.stat.skip(st.skip)
 			continue
-		}
-		switch {
-		case st.s.BatchOf() != nil:
-			b := r.streams[st.s.BatchOf().Name]
-			b.batchers = append(b.batchers, st)
-		case st.s.Parent() != nil:
-			p := r.streams[st.s.Parent().Name]
-			p.children = append(p.children, st)
 		}
 		if st.s.When.Program() == nil || st.s.Parent() == nil {
 			// Requested for sure: a missing credential fails now.
@@ -163,14 +176,14 @@ func New(f *spec.File, opts Options) (*Runner, error) {
 	for i := range f.Tables.Items {
 		t := &f.Tables.Items[i].Value
 		if st := r.streams[t.From.V]; st != nil && st.selected {
-			st.tables = append(st.tables, t)
+			st.allTables = append(st.allTables, t)
 		}
 	}
 	if f.Port != nil {
 		for i := range f.Port.Entities {
 			e := &f.Port.Entities[i]
 			if st := r.streams[e.From.V]; st != nil && st.selected {
-				st.entities = append(st.entities, e)
+				st.allEntities = append(st.allEntities, e)
 			}
 		}
 	}
@@ -181,7 +194,7 @@ func New(f *spec.File, opts Options) (*Runner, error) {
 // parent or batch source is skipped, or it is a root stream whose `when` is
 // false with the run's config. Parents are decided first, wherever they
 // are in the spec.
-func (r *Runner) decideSkip(st *streamState, cfgEnv map[string]any, decided map[*streamState]bool) error {
+func (r *Runner) decideSkip(st *stream, cfgEnv map[string]any, decided map[*stream]bool) error {
 	if decided[st] {
 		return nil
 	}
@@ -241,6 +254,12 @@ func (r *Runner) selection() (selection, error) {
 		if b := s.BatchOf(); b != nil {
 			need(b)
 		}
+		// The streams that fill the lookups it (or its mappings) read.
+		for _, name := range r.readsOf(s) {
+			if l := r.f.Lookups.Get(name); l != nil {
+				need(r.f.Stream(l.From.V))
+			}
+		}
 	}
 	for _, n := range names {
 		s := r.f.Stream(n)
@@ -256,24 +275,102 @@ func (r *Runner) selection() (selection, error) {
 // Stats returns the live counters of the run, for progress displays.
 func (r *Runner) Stats() *Stats { return r.stats }
 
-// Run executes the spec. It returns a *Summary even on error; the error is a
-// *RunError listing every failed request chain and record, or the first
-// fatal error (an Output failure, cancellation).
+// Run executes the spec, stage by stage (see spec.Stream.Stage): a stage
+// starts once the lookups it reads are complete. It returns a *Summary even
+// on error; the error is a *RunError listing every failed request chain and
+// record, or the first fatal error (an Output failure, cancellation).
 func (r *Runner) Run(ctx context.Context, out Output) (*Summary, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var runs sync.WaitGroup
-	g, gctx := errgroup.WithContext(ctx)
 	fails := &failures{}
-	for _, st := range r.order {
-		if st.skip != "" {
-			close(st.runs)
+	var err error
+	for k := 0; k <= r.lastStage() && err == nil; k++ {
+		sts := r.stage(k)
+		if len(sts) == 0 {
 			continue
 		}
-		g.Go(func() error { return r.release(gctx, st, out, &runs, fails) })
+		err = r.runStage(ctx, sts, out, fails)
+		if err == nil {
+			r.lookups.freeze(k, r, fails)
+		}
+	}
+	sum := r.summary(fails, err)
+	for _, d := range sum.Duplicates {
+		r.log.Warn("duplicate keys", "kind", d.Kind, "name", d.Name, "count", d.Count, "examples", strings.Join(d.Examples, "; "))
+	}
+	if err != nil {
+		return sum, err
+	}
+	if len(fails.list) > 0 {
+		return sum, &RunError{Failures: fails.list}
+	}
+	return sum, nil
+}
+
+func (r *Runner) lastStage() int {
+	last := 0
+	for _, st := range r.order {
+		last = max(last, st.s.Stage())
+	}
+	return last
+}
+
+// stage returns the streams taking part in stage k, in spec order, linked
+// to each other: those of stage k, and the ancestors and batch sources
+// they need from earlier stages, which are read again without writing.
+func (r *Runner) stage(k int) []*streamState {
+	byName := map[string]*streamState{}
+	var add func(st *stream) *streamState
+	add = func(st *stream) *streamState {
+		if n, ok := byName[st.s.Name]; ok {
+			return n
+		}
+		own := st.s.Stage() == k
+		n := &streamState{stream: st, produce: own && st.selected, fill: own, runs: make(chan *run, r.opts.Window)}
+		if n.produce {
+			n.tables, n.entities = st.allTables, st.allEntities
+		}
+		byName[st.s.Name] = n
+		for _, up := range []*spec.Stream{st.s.Parent(), st.s.BatchOf()} {
+			if up != nil {
+				add(r.streams[up.Name])
+			}
+		}
+		return n
 	}
 	for _, st := range r.order {
-		if st.skip == "" && st.s.Parent() == nil && st.s.BatchOf() == nil {
+		if st.s.Stage() == k && st.skip == "" {
+			add(st)
+		}
+	}
+	var out []*streamState
+	for _, st := range r.order {
+		if n, ok := byName[st.s.Name]; ok {
+			out = append(out, n)
+		}
+	}
+	for _, n := range out {
+		switch {
+		case n.s.BatchOf() != nil:
+			b := byName[n.s.BatchOf().Name]
+			b.batchers = append(b.batchers, n)
+		case n.s.Parent() != nil:
+			p := byName[n.s.Parent().Name]
+			p.children = append(p.children, n)
+		}
+	}
+	return out
+}
+
+// runStage runs the streams of one stage, streaming them together.
+func (r *Runner) runStage(ctx context.Context, sts []*streamState, out Output, fails *failures) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var runs sync.WaitGroup
+	g, gctx := errgroup.WithContext(sctx)
+	for _, st := range sts {
+		g.Go(func() error { return r.release(gctx, st, out, &runs, fails) })
+	}
+	for _, st := range sts {
+		if st.s.Parent() == nil && st.s.BatchOf() == nil {
 			if err := r.submit(gctx, st, &run{}, &runs); err != nil {
 				break
 			}
@@ -283,18 +380,33 @@ func (r *Runner) Run(ctx context.Context, out Output) (*Summary, error) {
 	err := g.Wait()
 	cancel()
 	runs.Wait()
-	sum := r.summary(fails, err)
-	for _, d := range sum.Duplicates {
-		r.log.Warn("duplicate keys", "kind", d.Kind, "name", d.Name, "count", d.Count, "examples", strings.Join(d.Examples, "; "))
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.Canceled) {
+		err = context.Cause(gctx)
 	}
-	if err != nil {
-		if ctx.Err() == nil && errors.Is(err, context.Canceled) {
-			err = context.Cause(gctx)
+	return err
+}
+
+// readsOf lists the lookups a stream and its mappings read.
+func (r *Runner) readsOf(s *spec.Stream) []string {
+	names := map[string]bool{}
+	for _, n := range s.Reads() {
+		names[n] = true
+	}
+	for i := range r.f.Tables.Items {
+		if t := &r.f.Tables.Items[i].Value; t.From.V == s.Name {
+			for _, n := range t.Reads() {
+				names[n] = true
+			}
 		}
-		return sum, err
 	}
-	if len(fails.list) > 0 {
-		return sum, &RunError{Failures: fails.list}
+	if r.f.Port != nil {
+		for i := range r.f.Port.Entities {
+			if e := &r.f.Port.Entities[i]; e.From.V == s.Name {
+				for _, n := range e.Reads() {
+					names[n] = true
+				}
+			}
+		}
 	}
-	return sum, nil
+	return slices.Sorted(maps.Keys(names))
 }

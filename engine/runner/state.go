@@ -72,7 +72,7 @@ const WatermarkSuffix = "@cursor"
 // checkpoint hands a page's checkpoint to an Output that keeps state.
 func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *pageState, out Output) error {
 	cp, ok := out.(Checkpointer)
-	if !ok || !st.selected {
+	if !ok || !st.produce {
 		// A stream fetched only to drive a --streams selection wrote no
 		// rows: a checkpoint would make a later run skip writing them.
 		return nil
@@ -121,7 +121,7 @@ func (r *Runner) resumePoint(st *streamState, partition string) *pageState {
 
 // watermark is the cursor an incremental chain starts from: the one saved by
 // the last run (saved is true), else the spec's initial value.
-func (r *Runner) watermark(st *streamState, partition string) (cursor any, saved bool) {
+func (r *Runner) watermark(st *stream, partition string) (cursor any, saved bool) {
 	inc := st.s.Incremental
 	if raw, ok := r.opts.State[st.s.Name+WatermarkSuffix][partition]; ok && len(raw) > 0 {
 		if v, err := jsonv.Decode(raw); err == nil {

@@ -98,14 +98,14 @@ type Summary struct {
 type Failure struct {
 	Stream  string
 	Parents string // ancestor chain, e.g. apps[id=a] > envs[id=dev]; for a record, ending with it
-	// Table or Blueprint is set for a record that failed one mapping: only
-	// that target misses it.
-	Table, Blueprint string
-	Err              error
+	// Table, Blueprint or Lookup is set for a record that failed one
+	// mapping: only that target misses it.
+	Table, Blueprint, Lookup string
+	Err                      error
 }
 
 // Record reports whether the failure is one record's, not a request chain's.
-func (f Failure) Record() bool { return f.Table != "" || f.Blueprint != "" }
+func (f Failure) Record() bool { return f.Table != "" || f.Blueprint != "" || f.Lookup != "" }
 
 func (f Failure) Error() string {
 	if f.Parents == "" {
@@ -125,6 +125,13 @@ func (f *failures) add(x Failure) {
 	f.mu.Lock()
 	f.list = append(f.list, x)
 	f.mu.Unlock()
+}
+
+// snapshot copies the failures so far.
+func (f *failures) snapshot() []Failure {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Failure(nil), f.list...)
 }
 
 // RunError reports every failure of a run that otherwise went to the end.

@@ -83,6 +83,9 @@ func (s *Stream) JQVars() []string {
 	if s.batch != nil {
 		vars = append(vars, VarBatch)
 	}
+	if s.lookups {
+		vars = append(vars, VarLookups)
+	}
 	return vars
 }
 
@@ -119,6 +122,13 @@ func (f *File) exprScope(s *Stream) eval.Scope {
 	}
 	if s.Incremental != nil {
 		sc[VarCursor] = nil
+	}
+	if len(f.Lookups.Items) > 0 {
+		lk := eval.Scope{}
+		for _, name := range f.Lookups.Keys() {
+			lk[name] = nil
+		}
+		sc[VarLookups] = &lk
 	}
 	return sc
 }
@@ -172,6 +182,19 @@ func (p *parser) compile(f *File) {
 			psc["response"], psc["page"], psc["records"] = nil, nil, nil
 			p.compileExpr(&pg.StopWhen, pp+".stop_when", psc, eval.BoolKind)
 		}
+	}
+	for i := range f.Lookups.Items {
+		l := &f.Lookups.Items[i].Value
+		s := f.streams[l.From.V]
+		if s == nil {
+			continue
+		}
+		if !l.Value.Set {
+			l.Value.Str = Str{V: "."}
+		}
+		p.at = s
+		p.compileJQ(&l.Key, "lookups."+l.Name+".key", s.JQVars())
+		p.compileJQ(&l.Value, "lookups."+l.Name+".value", s.JQVars())
 	}
 	for i := range f.Tables.Items {
 		t := &f.Tables.Items[i].Value

@@ -21,6 +21,7 @@ type File struct {
 	Config      Map[ConfigVar] `yaml:"config" names:"config" doc:"Named inputs supplied by --set, --config FILE, environment variables or .env, in that precedence."`
 	HTTP        HTTP           `yaml:"http" doc:"Defaults for every request: base URL, headers, auth, retry, rate limit, concurrency."`
 	Streams     Map[Stream]    `yaml:"streams" ferry:"required" names:"stream" doc:"Endpoints to read, in order; a stream may fan out from an earlier one with for_each."`
+	Lookups     Map[Lookup]    `yaml:"lookups" names:"lookup" doc:"Values collected from a stream, by key, for the programs of streams that run after it: $lookups.<name>[key] in jq, lookups.<name>[key] in expr."`
 	Tables      Map[Table]     `yaml:"tables" names:"table" doc:"Destination tables (SQLite, PostgreSQL) mapped from streams."`
 	Port        *Port          `yaml:"port" doc:"Port software-catalog entities mapped from streams."`
 
@@ -101,8 +102,11 @@ type Stream struct {
 	Key         JQ           `yaml:"key" doc:"jq on a record giving what identifies it among its siblings: names the request chains of its children in checkpoints and records in errors (default: its id, identifier or uuid field, else a hash of the record)."`
 	Response    *Response    `yaml:"response" doc:"How answers are read."`
 
-	parent *Stream
-	batch  *Stream
+	parent  *Stream
+	batch   *Stream
+	lookups bool            // the spec has lookups: $lookups is a jq variable
+	stage   int             // see Stage
+	reads   map[string]bool // lookups read by the stream's own programs (request, records, paging …)
 }
 
 // Request describes the HTTP request of a stream.
@@ -149,6 +153,18 @@ type Incremental struct {
 	Initial Value `yaml:"initial" doc:"cursor value of the first run (default null)."`
 }
 
+// Lookup collects a value per key from every record of a stream, for the
+// programs of streams that run after that stream has completed.
+type Lookup struct {
+	Name string `yaml:"-"`
+	Pos  Pos    `yaml:"-"`
+
+	From  Str  `yaml:"from" ferry:"required" doc:"Stream whose records fill the lookup; it completes before any program that reads the lookup runs."`
+	Key   JQ   `yaml:"key" ferry:"required" doc:"jq on a record giving its key (a string or number; null: the record adds nothing)."`
+	Value JQ   `yaml:"value" doc:"jq on a record giving its value (default: the record)."`
+	Many  Bool `yaml:"many" doc:"Collect every value of a key as a sorted list without repeats (default: one value per key; a second one for a key is an error)."`
+}
+
 // Table maps a stream's records to rows of one destination table.
 type Table struct {
 	Name string `yaml:"-"`
@@ -162,6 +178,8 @@ type Table struct {
 	HardDelete Bool     `yaml:"hard_delete" doc:"replace mode: delete the rows a complete sync did not see, instead of marking them _ferry_deleted."`
 	// OnDuplicate is what happens when two rows of one run share a primary key.
 	OnDuplicate Str `yaml:"on_duplicate" enum:"warn,fail,merge" doc:"Two rows of one run with the same primary key: warn (default; the last one wins, reported), fail (the later row is a failed record, not written), or merge (later non-null columns win)."`
+
+	reads map[string]bool // lookups its row program reads
 }
 
 // Port lists the Port entities a spec produces.
@@ -186,6 +204,8 @@ type Entity struct {
 	// OnDuplicate is what happens when two entities of one run share a
 	// blueprint and identifier (from this mapping or another).
 	OnDuplicate Str `yaml:"on_duplicate" enum:"warn,fail,merge" doc:"An entity whose blueprint and identifier an earlier entity of the run already had: warn (default; the last one wins, reported), fail (the later entity is a failed record, not sent), or merge (later non-null title, properties and single relations win; many-relations are the sorted union)."`
+
+	reads map[string]bool // lookups its programs read
 }
 
 // Blueprints returns the bodies of the port.blueprints file, in file order,

@@ -19,7 +19,7 @@ func reflectValue(f *File) reflect.Value { return reflect.ValueOf(f).Elem() }
 
 // reserved names cannot be stream names: they are variables in expr and jq
 // (ENV and __loc__ are jq's own $ENV and $__loc__).
-var reserved = []string{"config", "parent", "parents", "batch", "cursor", "response", "page", "records", "env", "now", "input", "ENV", "__loc__"}
+var reserved = []string{"config", "parent", "parents", "batch", "cursor", "lookups", "response", "page", "records", "env", "now", "input", "ENV", "__loc__"}
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -57,6 +57,7 @@ func (p *parser) validate(f *File) {
 	p.checkStreams(f)
 	p.checkIncremental(f)
 	p.checkGraph(f)
+	p.checkLookups(f)
 	blueprints := p.loadBlueprints(f)
 	p.checkTables(f)
 	p.checkPort(f, blueprints)
