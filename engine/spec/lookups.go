@@ -74,7 +74,8 @@ func (p *parser) lookupReads(f *File, src Str, path string, re *regexp.Regexp, i
 			continue
 		}
 		if f.Lookups.Get(name) == nil {
-			if len(f.Lookups.Items) > 0 || re == jqLookupRE {
+			// expr's own scope check reports an unknown field of lookups.
+			if re == jqLookupRE {
 				p.errorAt(p.progPos(src, m[0]), path, "unknown lookup %q%s", name, didYouMean(name, names))
 			}
 			continue
