@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unique"
 
 	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/spec"
@@ -17,9 +18,9 @@ type lookup struct {
 	spec *spec.Lookup
 
 	mu     sync.Mutex
-	single map[string]any            // key -> value
-	multi  map[string]map[string]any // key -> value's JSON -> value (many)
-	failed string                    // why the lookup is incomplete; "" when complete
+	single map[string]any   // key -> value
+	multi  map[string][]any // key -> values in arrival order (many; sorted and de-duplicated when frozen)
+	failed string           // why the lookup is incomplete; "" when complete
 }
 
 // add records one record's key and value; a single-valued lookup refuses a
@@ -27,15 +28,13 @@ type lookup struct {
 func (l *lookup) add(key string, value any) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if s, ok := value.(string); ok {
+		// Values repeat across keys (a group id in every member's list):
+		// one copy of each.
+		value = unique.Make(s).Value()
+	}
 	if l.spec.Many.V {
-		b, err := json.Marshal(value)
-		if err != nil {
-			return fmt.Errorf("lookup %s: value: %w", l.spec.Name, err)
-		}
-		if l.multi[key] == nil {
-			l.multi[key] = map[string]any{}
-		}
-		l.multi[key][string(b)] = value
+		l.multi[key] = append(l.multi[key], value)
 		return nil
 	}
 	if prev, ok := l.single[key]; ok {
@@ -62,7 +61,7 @@ type lookups struct {
 func newLookups(f *spec.File) *lookups {
 	ls := &lookups{byName: map[string]*lookup{}, jq: map[string]any{}, expr: map[string]any{}}
 	for i := range f.Lookups.Items {
-		l := &lookup{spec: &f.Lookups.Items[i].Value, single: map[string]any{}, multi: map[string]map[string]any{}}
+		l := &lookup{spec: &f.Lookups.Items[i].Value, single: map[string]any{}, multi: map[string][]any{}}
 		ls.byName[l.spec.Name] = l
 		ls.order = append(ls.order, l)
 	}
@@ -107,17 +106,8 @@ func (ls *lookups) freeze(k int, r *Runner, fails *failures) {
 		}
 		vals := map[string]any{}
 		if l.spec.Many.V {
-			for key, set := range l.multi {
-				js := make([]string, 0, len(set))
-				for j := range set {
-					js = append(js, j)
-				}
-				slices.Sort(js)
-				list := make([]any, len(js))
-				for i, j := range js {
-					list[i] = set[j]
-				}
-				vals[key] = list
+			for key, list := range l.multi {
+				vals[key] = sortedSet(list)
 			}
 			l.multi = nil
 		} else {
@@ -131,6 +121,31 @@ func (ls *lookups) freeze(k int, r *Runner, fails *failures) {
 			r.log.Warn("lookup incomplete: what reads it fails", "lookup", l.spec.Name, "reason", l.failed)
 		}
 	}
+}
+
+// sortedSet sorts values by their JSON text and drops repeats, in place.
+func sortedSet(list []any) []any {
+	type item struct {
+		js string
+		v  any
+	}
+	if len(list) < 2 {
+		return list
+	}
+	items := make([]item, len(list))
+	for i, v := range list {
+		b, _ := json.Marshal(v)
+		items[i] = item{js: string(b), v: v}
+	}
+	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.js, b.js) })
+	out := list[:0]
+	for i, it := range items {
+		if i > 0 && it.js == items[i-1].js {
+			continue
+		}
+		out = append(out, it.v)
+	}
+	return slices.Clip(out)
 }
 
 // failure is the error of a program reading names when one of those
