@@ -254,29 +254,3 @@ func TestRegressStreamsRunClearsOtherCheckpoints(t *testing.T) {
 		t.Errorf("append table has %d rows after interrupted run + --streams roots + full run, want 60", n)
 	}
 }
-
-// An incremental cursor on a parent stream would move on before its
-// children finish (a failed or interrupted child would never be asked for
-// again): such a spec is refused at load.
-func TestRegressIncrementalParentRefused(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "i.yaml")
-	src := `
-version: 1
-name: i
-streams:
-  events:
-    incremental: {cursor: .updated_at}
-    request: {url: "https://example.invalid/events"}
-  details:
-    for_each: events
-    request:
-      url: https://example.invalid/events/${ parent.id }
-`
-	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := engine.Load(p); err == nil || !strings.Contains(err.Error(), "incremental is not supported on a stream that others fan out from") {
-		t.Fatalf("err = %v, want the refusal", err)
-	}
-}

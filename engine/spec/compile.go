@@ -20,6 +20,7 @@ const (
 	VarParents = "parents"
 	VarBatch   = "batch"
 	VarCursor  = "cursor" // expr, in incremental streams: the saved watermark
+	VarWindow  = "window" // expr, in windowed streams: {start, end} of the window
 )
 
 // DefaultRecords is the records program of a stream that sets none: the
@@ -122,6 +123,9 @@ func (f *File) exprScope(s *Stream) eval.Scope {
 	}
 	if s.Incremental != nil {
 		sc[VarCursor] = nil
+		if s.Incremental.Window != nil {
+			sc[VarWindow] = &eval.Scope{"start": nil, "end": nil}
+		}
 	}
 	if len(f.Lookups.Items) > 0 {
 		lk := eval.Scope{}
@@ -171,6 +175,14 @@ func (p *parser) compile(f *File) {
 		if inc := s.Incremental; inc != nil {
 			p.compileJQ(&inc.Cursor, path+".incremental.cursor", vars)
 			p.compileValue(&inc.Initial, path+".incremental.initial", nil)
+			if w := inc.Window; w != nil {
+				wsc := f.exprScope(s)
+				delete(wsc, VarWindow) // the end is known before any window
+				p.compileTmpl(&w.End, path+".incremental.window.end", wsc)
+			}
+		}
+		if pt := s.Partitions; pt != nil {
+			p.compileValue(&pt.Values, path+".partitions.values", sc)
 		}
 		if pg := s.Paginate; pg != nil {
 			pp := path + ".paginate"

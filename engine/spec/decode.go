@@ -190,6 +190,7 @@ type field struct {
 	key      string
 	index    int
 	required bool
+	unless   string // the field is not required when this one is given
 	enum     []string
 	only     []string
 	names    string // what the keys of a mapping name, when checked: "stream", "table", "config"
@@ -204,7 +205,7 @@ func fieldsOf(t reflect.Type) []field {
 		if key == "" || key == "-" {
 			continue
 		}
-		f := field{key: key, index: i, required: sf.Tag.Get("ferry") == "required", names: sf.Tag.Get("names"), doc: sf.Tag.Get("doc")}
+		f := field{key: key, index: i, required: sf.Tag.Get("ferry") == "required", unless: sf.Tag.Get("unless"), names: sf.Tag.Get("names"), doc: sf.Tag.Get("doc")}
 		if e := sf.Tag.Get("enum"); e != "" {
 			f.enum = strings.Split(e, ",")
 		}
@@ -241,6 +242,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, at Po
 	}
 	seen := map[string]*yaml.Node{}
 	suggested := map[string]bool{} // keys offered for a misspelt one
+	var nulls []field              // required fields given null
 	for _, kv := range d.pairs(n, func() string { return path }) {
 		k, val := kv.k, kv.v
 		name := k.Value
@@ -261,16 +263,22 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, at Po
 		f := fields[j]
 		fp := joinPath(path, name)
 		if f.required && isNull(resolveAlias(val)) {
-			d.errorf(k, path, "required field %q has no value", name)
+			nulls = append(nulls, f)
 		}
 		d.decode(val, v.Field(f.index), fp, nodePos(k))
 		if f.enum != nil {
 			d.checkEnum(v.Field(f.index), f.enum, fp)
 		}
 	}
+	needed := func(f field) bool { return f.required && (f.unless == "" || seen[f.unless] == nil) }
+	for _, f := range nulls {
+		if needed(f) {
+			d.errorf(seen[f.key], path, "required field %q has no value", f.key)
+		}
+	}
 	for _, f := range fields {
 		// A misspelt key already says what is missing.
-		if f.required && seen[f.key] == nil && !suggested[f.key] {
+		if needed(f) && seen[f.key] == nil && !suggested[f.key] {
 			d.errorAt(at, path, "missing required field %q", f.key)
 		}
 	}

@@ -272,4 +272,14 @@ func (p *parser) stages(f *File) {
 	for i := range f.Streams.Items {
 		visit(&f.Streams.Items[i].Value, nil, false)
 	}
+	// An incremental parent's cursor waits for its children; children in a
+	// later stage (they read a lookup) would come after it is saved.
+	for i := range f.Streams.Items {
+		c := &f.Streams.Items[i].Value
+		for _, up := range []*Stream{c.parent, c.batch} {
+			if up != nil && up.Incremental != nil && c.stage > up.stage {
+				p.errorAt(up.Incremental.Pos, "streams."+up.Name+".incremental", "stream %s reads a lookup, so it runs after %s has finished: an incremental %s could not wait for it before saving its cursor", c.Name, up.Name, up.Name)
+			}
+		}
+	}
 }

@@ -85,6 +85,7 @@ func schemaOf(t reflect.Type, defs map[string]any) map[string]any {
 			defs[name] = map[string]any{} // placeholder against recursion
 			props := map[string]any{}
 			var required []string
+			var either []any // one of each pair is required (a field required unless another is given)
 			for _, f := range fieldsOf(t) {
 				s := schemaOf(t.Field(f.index).Type, defs)
 				if f.doc != "" {
@@ -97,13 +98,19 @@ func schemaOf(t reflect.Type, defs map[string]any) map[string]any {
 					s = withNames(s, f.names)
 				}
 				props[f.key] = s
-				if f.required {
+				if f.required && f.unless == "" {
 					required = append(required, f.key)
+				}
+				if f.required && f.unless != "" {
+					either = append(either, map[string]any{"required": []any{f.key}}, map[string]any{"required": []any{f.unless}})
 				}
 			}
 			def := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
 			if len(required) > 0 {
 				def["required"] = required
+			}
+			if len(either) > 0 {
+				def["anyOf"] = either
 			}
 			defs[name] = def
 		}

@@ -95,7 +95,8 @@ type Stream struct {
 	Batch       Str          `yaml:"batch" doc:"A stream fanned out from the same parent whose records, for that parent, are collected into a list (batch in expr, $batch in jq): one request per parent carrying the list."`
 	When        Expr         `yaml:"when" doc:"expr condition evaluated per parent; false skips the request."`
 	HTTP        *HTTP        `yaml:"http" doc:"Overrides of the top-level http block, e.g. another host and auth."`
-	Request     Request      `yaml:"request" ferry:"required" doc:"The request."`
+	Request     Request      `yaml:"request" ferry:"required" unless:"partitions" doc:"The request (required unless partitions are given)."`
+	Partitions  *Partitions  `yaml:"partitions" doc:"Values instead of a request: each one becomes a record {value} that children fan out from (parent.value), for accounts, regions or numbers from config or a range."`
 	Records     JQ           `yaml:"records" doc:"jq program from a response body to records (default: .[] for an array, nothing for null, else the body)."`
 	Paginate    *Paginate    `yaml:"paginate" doc:"How to reach the next page."`
 	Incremental *Incremental `yaml:"incremental" doc:"Read only what changed since the last run: the largest cursor seen is saved per parent, and templates see it as cursor."`
@@ -149,8 +150,33 @@ type Paginate struct {
 // Incremental makes a stream read only what changed since the last
 // successful run of each of its request chains.
 type Incremental struct {
-	Cursor  JQ    `yaml:"cursor" ferry:"required" doc:"jq on a record giving its cursor value (a timestamp string or a number); the largest one is saved."`
-	Initial Value `yaml:"initial" doc:"cursor value of the first run (default null)."`
+	Pos Pos `yaml:"-"`
+
+	Cursor  JQ      `yaml:"cursor" doc:"jq on a record giving its cursor value (a timestamp string or a number); the largest one is saved. Required unless window is given."`
+	Initial Value   `yaml:"initial" doc:"cursor value of the first run (default null; with window: the start of the first window, an RFC 3339 time)."`
+	Window  *Window `yaml:"window" doc:"Read in bounded time windows, one request chain each: templates see window.start and window.end (RFC 3339, UTC)."`
+}
+
+// Window splits an incremental stream's reads into time windows.
+type Window struct {
+	Step     Duration `yaml:"step" ferry:"required" doc:"Length of a window, e.g. 24h."`
+	End      Tmpl     `yaml:"end" doc:"End of the last window (template giving an RFC 3339 time; default: the time the run started)."`
+	Lookback Duration `yaml:"lookback" doc:"How far before the saved cursor a rerun starts again, for late events (default 0)."`
+}
+
+// Partitions are the values a partitions stream gives, one record each.
+type Partitions struct {
+	Pos Pos `yaml:"-"`
+
+	Values Value  `yaml:"values" doc:"A YAML list, or a template giving a list (e.g. ${ split(config.regions, \",\") })."`
+	Range  *Range `yaml:"range" doc:"Whole numbers from..to, inclusive."`
+}
+
+// Range is an inclusive range of whole numbers.
+type Range struct {
+	From Int `yaml:"from" ferry:"required" doc:"First value."`
+	To   Int `yaml:"to" ferry:"required" doc:"Last value (included)."`
+	Step Int `yaml:"step" doc:"Step (default 1)."`
 }
 
 // Lookup collects a value per key from every record of a stream, for the

@@ -10,6 +10,9 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // FS resolves files a spec refers to, relative to the spec's directory.
@@ -19,7 +22,7 @@ func reflectValue(f *File) reflect.Value { return reflect.ValueOf(f).Elem() }
 
 // reserved names cannot be stream names: they are variables in expr and jq
 // (ENV and __loc__ are jq's own $ENV and $__loc__).
-var reserved = []string{"config", "parent", "parents", "batch", "cursor", "lookups", "response", "page", "records", "env", "now", "input", "ENV", "__loc__"}
+var reserved = []string{"config", "parent", "parents", "batch", "cursor", "lookups", "window", "response", "page", "records", "env", "now", "input", "ENV", "__loc__"}
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
@@ -56,6 +59,7 @@ func (p *parser) validate(f *File) {
 	}
 	p.checkStreams(f)
 	p.checkIncremental(f)
+	p.checkPartitions(f)
 	p.checkGraph(f)
 	p.checkLookups(f)
 	blueprints := p.loadBlueprints(f)
@@ -64,24 +68,92 @@ func (p *parser) validate(f *File) {
 	p.compile(f)
 }
 
-// checkIncremental refuses a cursor on a stream that others fan out from or
-// batch: the parent's cursor would move on when its own pages end, before
-// its children have finished, and a child that failed would never be asked
-// for again. The cursor belongs on the child streams.
+// checkIncremental checks the cursor and the time windows of incremental
+// streams. (An incremental stream may be a parent: its cursor is saved only
+// once every child chain of the records that moved it has finished.)
 func (p *parser) checkIncremental(f *File) {
 	for i := range f.Streams.Items {
 		s := &f.Streams.Items[i].Value
-		if s.Incremental == nil {
+		inc := s.Incremental
+		if inc == nil {
 			continue
 		}
-		for j := range f.Streams.Items {
-			c := &f.Streams.Items[j].Value
-			if c.ForEach.V == s.Name || c.Batch.V == s.Name {
-				p.errorAt(s.Incremental.Cursor.P, "streams."+s.Name+".incremental", "incremental is not supported on a stream that others fan out from (%s does): its cursor would move on before its children finish; put incremental on the child stream", c.Name)
-				break
+		path := "streams." + s.Name + ".incremental"
+		w := inc.Window
+		if w == nil {
+			if !inc.Cursor.Set {
+				p.errorAt(inc.Pos, path, "missing required field %q (or a window)", "cursor")
+			}
+			continue
+		}
+		if w.Step.Set && w.Step.V <= 0 {
+			p.errorAt(w.Step.P, path+".window.step", "must be longer than 0")
+		}
+		if !inc.Initial.Set {
+			p.errorAt(inc.Pos, path, "a window needs initial: the start of the first window (an RFC 3339 time)")
+		} else if v, ok := inc.Initial.Node.Value, inc.Initial.Node.Kind == yaml.ScalarNode; ok {
+			if _, err := time.Parse(time.RFC3339, v); err != nil {
+				p.errorAt(inc.Initial.P, path+".initial", "invalid time %q: a window starts at an RFC 3339 time such as 2024-01-01T00:00:00Z", v)
 			}
 		}
 	}
+}
+
+// checkPartitions checks streams that give values instead of requesting.
+func (p *parser) checkPartitions(f *File) {
+	for i := range f.Streams.Items {
+		s := &f.Streams.Items[i].Value
+		path := "streams." + s.Name
+		pt := s.Partitions
+		if pt == nil {
+			continue
+		}
+		switch {
+		case pt.Values.Set && pt.Range != nil:
+			p.errorAt(pt.Range.From.P, path+".partitions.range", "give values or range, not both")
+		case !pt.Values.Set && pt.Range == nil:
+			p.errorAt(pt.Pos, path+".partitions", "missing required field %q (or %q)", "values", "range")
+		case pt.Range != nil && pt.Range.Step.Set && pt.Range.Step.V == 0:
+			p.errorAt(pt.Range.Step.P, path+".partitions.range.step", "must not be 0")
+		case pt.Values.Set && pt.Values.Node.Kind == yaml.MappingNode:
+			p.errorAt(pt.Values.P, path+".partitions.values", "expected a list or a ${ } template giving one, got a mapping")
+		}
+		for _, x := range []struct {
+			set  bool
+			pos  Pos
+			name string
+		}{
+			{s.Request.Pos.Line > 0, s.Request.Pos, "request"},
+			{s.Paginate != nil, posOf(s.Paginate), "paginate"},
+			{s.Records.Set, s.Records.P, "records"},
+			{s.HTTP != nil, Pos{}, "http"},
+			{s.Incremental != nil, posOf(s.Incremental), "incremental"},
+			{s.Response != nil, Pos{}, "response"},
+		} {
+			if x.set {
+				at := x.pos
+				if at.Line == 0 {
+					at = pt.Pos
+				}
+				p.errorAt(at, path+"."+x.name, "a stream with partitions sends no request: %s has no use here", x.name)
+			}
+		}
+	}
+}
+
+// posOf is the position of an optional block, zero for none.
+func posOf[T interface{ *Paginate | *Incremental }](b T) Pos {
+	switch x := any(b).(type) {
+	case *Paginate:
+		if x != nil {
+			return x.Pos
+		}
+	case *Incremental:
+		if x != nil {
+			return x.Pos
+		}
+	}
+	return Pos{}
 }
 
 func (p *parser) checkStreams(f *File) {
@@ -125,6 +197,8 @@ func (p *parser) checkStreams(f *File) {
 		}
 		r := &s.Request
 		switch {
+		case s.Partitions != nil:
+			// Values instead of a request: checkPartitions.
 		case r.Pos.Line == 0:
 			// No usable request block: decoding said so already.
 		case r.Path.Set && r.URL.Set:
