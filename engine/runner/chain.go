@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/fetch"
@@ -112,112 +115,277 @@ func nonNil(l []any) []any {
 // fetch runs one request chain and sends its records, page by page. A page
 // is sent whole or not at all: every record of it, then its checkpoint. A
 // failure ends the chain with a failure item; what was sent before it is
-// covered by the checkpoints sent before it.
+// covered by the checkpoints sent before it. A windowed stream's chain is
+// its windows one after the other, each a chain of pages.
 func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
-	send := func(it item) bool {
-		select {
-		case rn.out <- it:
-			return true
-		case <-ctx.Done():
-			return false
-		}
+	c := &chainRun{r: r, st: st, rn: rn, ctx: ctx}
+	if err := c.run(); err != nil && ctx.Err() == nil {
+		c.send(item{err: err})
 	}
-	fail := func(err error) { send(item{err: err}) }
+}
+
+// chainRun is one request chain being fetched.
+type chainRun struct {
+	r   *Runner
+	st  *streamState
+	rn  *run
+	ctx context.Context
+
+	env              map[string]any
+	vars             []any
+	cp               *pageState // where an earlier run left the chain, or nil
+	since, maxCursor any
+	windows          []window // nil: one pass, no windows
+	until            string   // end of the last window
+
+	replayUntil position           // pages up to here were committed before: written again only where they failed
+	retry       map[recordPos]bool // records whose table mappings failed before
+	failed      []recordPos        // records whose table mappings failed in this run
+}
+
+// position is a page in a chain: (window, page), ordered.
+type position struct{ window, page int }
+
+func (a position) atMost(b position) bool {
+	return a.window < b.window || a.window == b.window && a.page <= b.page
+}
+
+// window is one time window of a windowed stream: [start, end).
+type window struct{ start, end time.Time }
+
+// errCancelled ends a chain whose context is done: nothing more is sent.
+var errCancelled = errors.New("cancelled")
+
+func (c *chainRun) send(it item) bool {
+	select {
+	case c.rn.out <- it:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+func (c *chainRun) run() error {
+	r, st, rn := c.r, c.st, c.rn
 	s := st.s
-	env := r.env(rn)
-	cp := r.resumePoint(st, rn.partition)
-	var since, maxCursor any
-	if s.Incremental != nil {
-		var saved bool
-		since, saved = r.watermark(st.stream, rn.partition)
-		if cp != nil && cp.Since != nil {
-			since, saved = cp.Since, true
-		}
-		if saved {
-			// This chain reads only what changed: its stream's targets
-			// cannot tell a deleted record from an unchanged one.
-			st.stat.partial()
-		}
-		env[spec.VarCursor] = eval.Normalize(since)
+	c.env = r.env(rn)
+	c.cp = r.resumePoint(st, rn.partition)
+	if err := c.planIncremental(); err != nil {
+		return err
 	}
 	if w := s.When.Program(); w != nil {
-		ok, err := w.EvalBool(env)
+		ok, err := w.EvalBool(c.env)
 		if err != nil {
-			fail(fmt.Errorf("when: %w", err))
-			return
+			return fmt.Errorf("when: %w", err)
 		}
 		if !ok {
 			st.stat.skipped()
-			return
+			return nil
 		}
 	}
 	if err := r.lookups.failure(s.Reads()); err != nil {
-		fail(err)
-		return
+		return err
+	}
+	c.vars = r.jqVars(s, rn)
+	if s.Partitions != nil {
+		return c.partitions()
 	}
 	client, err := st.client.get()
 	if err != nil {
-		fail(err)
-		return
+		return err
 	}
-	vars := r.jqVars(s, rn)
-	req, target, err := r.buildRequest(ctx, s, rn, env, vars)
-	if err != nil {
-		fail(err)
-		return
-	}
-	pager := paginate.New(s.Paginate, vars, env)
-	if err := pager.Init(&req); err != nil {
-		fail(err)
-		return
-	}
-	first, replayUntil := 1, 0
-	var retry map[recordPos]bool // records whose mappings failed before: written again on replay
-	if cp != nil {
+	start := position{0, 1}
+	restore := false
+	if cp := c.cp; cp != nil {
 		switch {
 		case len(st.children) > 0 || len(st.batchers) > 0 || len(st.entities) > 0 || (st.fill && len(st.fills) > 0) || len(cp.Retry) > 0:
 			// Children need the parent records again, Port entities are
 			// only sent when a run ends, lookups are filled anew, and
 			// records that failed their mapping are tried again: re-read
 			// the committed pages, writing rows only for those records.
-			replayUntil = cp.Pages
-			retry = make(map[recordPos]bool, len(cp.Retry))
+			c.replayUntil = position{cp.Window, cp.Pages}
+			c.retry = make(map[recordPos]bool, len(cp.Retry))
 			for _, rp := range cp.Retry {
-				retry[rp] = true
+				c.retry[rp] = true
 			}
 		case cp.Done:
-			return
+			st.stat.windows(len(c.windows), len(c.windows))
+			return nil
 		default:
-			if err := pager.Restore(cp.Next, &req); err != nil {
-				fail(fmt.Errorf("resume: %w", err))
-				return
-			}
-			first, maxCursor = cp.Pages+1, cp.Max
+			// Pages 0: the chain stands at the start of a window.
+			start, restore, c.maxCursor = position{cp.Window, cp.Pages + 1}, cp.Pages > 0, cp.Max
 			if cp.Redo {
 				// The last committed page's records were delivered, but
 				// what follows it was never learnt: ask for it again,
 				// without writing it twice.
-				first, replayUntil = cp.Pages, cp.Pages
+				start.page, c.replayUntil = cp.Pages, position{cp.Window, cp.Pages}
 			}
 		}
 	}
+	if c.windows != nil && len(c.windows) == 0 {
+		return nil // no time has passed since the cursor: nothing to ask
+	}
+	n := max(1, len(c.windows))
+	st.stat.windows(0, len(c.windows))
+	st.stat.windows(start.window, 0)
+	for w := start.window; w < n; w++ {
+		env := c.env
+		if c.windows != nil {
+			env = maps.Clone(c.env)
+			env[spec.VarWindow] = map[string]any{"start": c.windows[w].start.Format(time.RFC3339), "end": c.windows[w].end.Format(time.RFC3339)}
+		}
+		req, target, err := r.buildRequest(c.ctx, s, rn, env, c.vars)
+		if err != nil {
+			return err
+		}
+		pager := paginate.New(s.Paginate, c.vars, env)
+		if err := pager.Init(&req); err != nil {
+			return err
+		}
+		first := 1
+		if restore && w == start.window {
+			if err := pager.Restore(c.cp.Next, &req); err != nil {
+				return fmt.Errorf("resume: %w", err)
+			}
+			first = start.page
+		}
+		if err := c.pages(client, w, first, pager, &req, target); err != nil {
+			return err
+		}
+		if c.windows != nil {
+			st.stat.windows(1, 0)
+		}
+	}
+	return nil
+}
+
+// planIncremental sets the cursor the chain starts from (the saved one, or
+// the spec's initial value; a resumed chain asks the same question it
+// started with) and, for a windowed stream, its windows.
+func (c *chainRun) planIncremental() error {
+	inc := c.st.s.Incremental
+	if inc == nil {
+		return nil
+	}
+	since, saved := c.r.watermark(c.st.stream, c.rn.partition)
+	if c.cp != nil && c.cp.Since != nil {
+		since, saved = c.cp.Since, true
+	}
+	if saved {
+		// This chain reads only what changed: its stream's targets cannot
+		// tell a deleted record from an unchanged one.
+		c.st.stat.partial()
+	}
+	c.since = since
+	c.env[spec.VarCursor] = eval.Normalize(since)
+	w := inc.Window
+	if w == nil {
+		return nil
+	}
+	start, err := time.Parse(time.RFC3339, fmt.Sprint(since))
+	if err != nil {
+		return fmt.Errorf("incremental: cursor %v is not an RFC 3339 time: %w", since, err)
+	}
+	if saved && (c.cp == nil || c.cp.Until == "") {
+		start = start.Add(-w.Lookback.V)
+	}
+	end := c.r.started
+	switch {
+	case c.cp != nil && c.cp.Until != "":
+		end, err = time.Parse(time.RFC3339, c.cp.Until) // the same windows as before
+	case w.End.Template() != nil:
+		var v string
+		if v, err = w.End.Template().RenderString(c.env); err == nil {
+			end, err = time.Parse(time.RFC3339, v)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("incremental.window.end: %w", err)
+	}
+	end = end.UTC()
+	c.until = end.Format(time.RFC3339)
+	c.windows = []window{}
+	for t := start.UTC(); t.Before(end); t = t.Add(w.Step.V) {
+		c.windows = append(c.windows, window{start: t, end: minTime(t.Add(w.Step.V), end)})
+	}
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// partitions sends the records of a partitions stream: one per value.
+func (c *chainRun) partitions() error {
+	st := c.st
+	pt := st.s.Partitions
+	var values []any
+	if pt.Range != nil {
+		step := 1
+		if pt.Range.Step.Set {
+			step = pt.Range.Step.V
+		}
+		for v := pt.Range.From.V; step > 0 && v <= pt.Range.To.V || step < 0 && v >= pt.Range.To.V; v += step {
+			values = append(values, v)
+		}
+	} else {
+		v, err := spec.RenderValue(pt.Values.Tree(), c.env)
+		if err != nil {
+			return fmt.Errorf("partitions.values: %w", err)
+		}
+		list, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("partitions.values: want a list, got %s", jsonv.Kind(v))
+		}
+		values = list
+	}
+	if c.cp != nil && c.cp.Done && len(st.children) == 0 && len(st.batchers) == 0 && len(st.entities) == 0 && !(st.fill && len(st.fills) > 0) {
+		return nil
+	}
+	replay := c.cp != nil && c.cp.Done
+	for _, v := range values {
+		rec := map[string]any{"value": v}
+		var tables []*spec.Table
+		if !replay {
+			tables = st.tables
+		}
+		m, err := c.r.mapRecord(c.ctx, st, c.rn, rec, c.vars, tables)
+		if err != nil {
+			return errCancelled
+		}
+		if !c.send(item{rec: rec, out: m}) {
+			return errCancelled
+		}
+	}
+	st.stat.records(len(values))
+	if !replay {
+		c.send(item{mark: &pageState{Pages: 1, Done: true}})
+	}
+	return nil
+}
+
+// pages reads the pages of one window (or of the whole chain).
+func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pager, req *paginate.Request, target string) error {
+	st, s := c.st, c.st.s
 	allowEmpty := s.Response != nil && s.Response.AllowEmpty.V
-	var failed []recordPos // records of this chain whose mappings failed, this run
+	last := w == max(1, len(c.windows))-1
 	for page := first; ; page++ {
 		u := target
 		if req.URL != "" {
 			u = req.URL
 		}
-		resp, err := client.Do(ctx, &fetch.Request{Method: st.method, URL: u, Query: req.Query, Header: req.Header, Body: req.Body})
+		resp, err := client.Do(c.ctx, &fetch.Request{Method: st.method, URL: u, Query: req.Query, Header: req.Header, Body: req.Body})
 		if resp != nil {
 			st.stat.request(resp.Attempts)
 		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return
+			if c.ctx.Err() != nil {
+				return errCancelled
 			}
-			fail(fmt.Errorf("page %d: %w", page, err))
-			return
+			return fmt.Errorf("%spage %d: %w", c.windowLabel(w), page, err)
 		}
 		st.stat.page()
 		var body any
@@ -226,93 +394,128 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		case resp.Status == http.StatusNoContent:
 			// No content: no records, whatever the records program says.
 		case len(bytes.TrimSpace(resp.Body)) == 0 && !allowEmpty:
-			fail(fmt.Errorf("page %d: %s %s: %d: empty body where JSON was expected (a stream whose API answers empty for \"no records\" sets response.allow_empty)", page, st.method, resp.URL, resp.Status))
-			return
+			return fmt.Errorf("%spage %d: %s %s: %d: empty body where JSON was expected (a stream whose API answers empty for \"no records\" sets response.allow_empty)", c.windowLabel(w), page, st.method, resp.URL, resp.Status)
 		case len(bytes.TrimSpace(resp.Body)) == 0:
 		default:
 			if body, err = jsonv.Decode(resp.Body); err != nil {
-				fail(fmt.Errorf("page %d: %s %s: %d: response is not valid JSON: %w", page, st.method, resp.URL, resp.Status, err))
-				return
+				return fmt.Errorf("%spage %d: %s %s: %d: response is not valid JSON: %w", c.windowLabel(w), page, st.method, resp.URL, resp.Status, err)
 			}
-			if recs, err = s.Records.Code().Run(ctx, body, vars...); err != nil {
-				fail(fmt.Errorf("page %d: %s %s: %d: records: %w", page, st.method, resp.URL, resp.Status, err))
-				return
+			if recs, err = s.Records.Code().Run(c.ctx, body, c.vars...); err != nil {
+				return fmt.Errorf("%spage %d: %s %s: %d: records: %w", c.windowLabel(w), page, st.method, resp.URL, resp.Status, err)
 			}
 		}
-		if inc := s.Incremental; inc != nil {
+		if inc := s.Incremental; inc != nil && inc.Cursor.Code() != nil {
 			// Cursors first: a page is sent whole or not at all.
 			for _, rec := range recs {
-				c, _, err := inc.Cursor.Code().First(ctx, rec, vars...)
+				cur, _, err := inc.Cursor.Code().First(c.ctx, rec, c.vars...)
 				if err != nil {
-					fail(fmt.Errorf("page %d: incremental.cursor: %w", page, err))
-					return
+					return fmt.Errorf("%spage %d: incremental.cursor: %w", c.windowLabel(w), page, err)
 				}
-				if later(c, maxCursor) {
-					maxCursor = c
+				if later(cur, c.maxCursor) {
+					c.maxCursor = cur
 				}
 			}
 		}
-		replay := page <= replayUntil
-		retried := false
-		for i, rec := range recs {
-			tables := st.tables
-			if replay {
-				// Rows were committed before, but for the tables whose
-				// mapping of this record failed.
-				tables = nil
-				for _, t := range st.tables {
-					if retry[recordPos{Page: page, Index: i, Table: t.Name}] {
-						tables = append(tables, t)
-					}
-				}
-				retried = retried || len(tables) > 0
-			}
-			m, err := r.mapRecord(ctx, st, rn, rec, vars, tables)
-			if err != nil {
-				return // cancelled
-			}
-			if m != nil {
-				for _, f := range m.fails {
-					if f.Table != "" {
-						failed = append(failed, recordPos{Page: page, Index: i, Table: f.Table})
-					}
-				}
-			}
-			if !send(item{rec: rec, out: m}) {
-				return
-			}
+		at := position{w, page}
+		replay := at.atMost(c.replayUntil)
+		retried, err := c.release(recs, at, replay)
+		if err != nil {
+			return err
 		}
 		st.stat.records(len(recs))
-		at := pager.State()
-		more, err := pager.Next(ctx, paginate.Page{Number: page, Body: body, Header: resp.Header, URL: resp.URL, Records: len(recs)}, &req)
+		state := pager.State()
+		more, err := pager.Next(c.ctx, paginate.Page{Number: page, Body: body, Header: resp.Header, URL: resp.URL, Records: len(recs)}, req)
 		if err != nil {
 			// The page's records went out; what follows it is unknown. The
 			// checkpoint says so, so a resumed run asks this page again
 			// (writing nothing from it) rather than losing or doubling it.
 			if !replay {
-				send(item{mark: &pageState{Pages: page, Next: at, Since: since, Max: maxCursor, Redo: true, Retry: pending(failed, cp, page)}})
+				c.send(item{mark: c.mark(at, state, false, true)})
 			}
-			fail(fmt.Errorf("page %d: %s %s: %w", page, st.method, resp.URL, err))
-			return
+			return fmt.Errorf("%spage %d: %s %s: %w", c.windowLabel(w), page, st.method, resp.URL, err)
 		}
-		mark := &pageState{Pages: page, Next: pager.State(), Done: !more, Since: since, Max: maxCursor, Retry: pending(failed, cp, page)}
+		var mark *pageState
+		if more {
+			mark = c.mark(at, pager.State(), false, false)
+		} else {
+			// The window (or chain) is done: the next position is the
+			// next window's first page.
+			mark = c.mark(position{w + 1, 0}, paginate.State{}, last, false)
+			if last {
+				mark.Window, mark.Pages, mark.Next = w, page, pager.State()
+			}
+		}
 		if replay {
 			// The chain got further before: keep its position, with the
 			// records tried again that succeeded taken off the list.
-			saved := *cp
+			saved := *c.cp
 			saved.Retry = mark.Retry
 			mark = &saved
 		}
-		if !more && s.Incremental != nil && maxCursor != nil {
-			mark.cursor = maxCursor
+		switch {
+		case more:
+		case c.windows != nil:
+			// A window is done: the cursor moves to its end.
+			mark.cursor = c.windows[w].end.Format(time.RFC3339)
+		case s.Incremental != nil && c.maxCursor != nil:
+			mark.cursor = c.maxCursor
 		}
-		if (!replay || retried || mark.cursor != nil) && !send(item{mark: mark}) {
-			return
+		if (!replay || retried || mark.cursor != nil) && !c.send(item{mark: mark}) {
+			return errCancelled
 		}
 		if !more {
-			return
+			return nil
 		}
 	}
+}
+
+func (c *chainRun) windowLabel(w int) string {
+	if c.windows == nil {
+		return ""
+	}
+	return fmt.Sprintf("window %s..%s: ", c.windows[w].start.Format(time.RFC3339), c.windows[w].end.Format(time.RFC3339))
+}
+
+// mark is the checkpoint after the page at pos: next is where the chain
+// goes on from there.
+func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *pageState {
+	return &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo,
+		Since: c.since, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at)}
+}
+
+// release maps and sends one page's records. On a page committed before,
+// only the table mappings that failed are applied again.
+func (c *chainRun) release(recs []any, at position, replay bool) (retried bool, err error) {
+	st := c.st
+	for i, rec := range recs {
+		tables := st.tables
+		if replay {
+			// Rows were committed before, but for the tables whose
+			// mapping of this record failed.
+			tables = nil
+			for _, t := range st.tables {
+				if c.retry[recordPos{Window: at.window, Page: at.page, Index: i, Table: t.Name}] {
+					tables = append(tables, t)
+				}
+			}
+			retried = retried || len(tables) > 0
+		}
+		m, err := c.r.mapRecord(c.ctx, st, c.rn, rec, c.vars, tables)
+		if err != nil {
+			return retried, errCancelled
+		}
+		if m != nil {
+			for _, f := range m.fails {
+				if f.Table != "" {
+					c.failed = append(c.failed, recordPos{Window: at.window, Page: at.page, Index: i, Table: f.Table})
+				}
+			}
+		}
+		if !c.send(item{rec: rec, out: m}) {
+			return retried, errCancelled
+		}
+	}
+	return retried, nil
 }
 
 // buildRequest renders the first request of a run. target is the URL or

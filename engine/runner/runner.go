@@ -65,6 +65,7 @@ type Runner struct {
 	// exprReadsLookups: some stream's own programs read a lookup, so the
 	// lookups are also kept normalized for expr.
 	exprReadsLookups bool
+	started          time.Time // the run's start: the end of the last time window by default
 }
 
 // stream is what a run knows of one stream, whatever the stage.
@@ -127,7 +128,7 @@ func New(f *spec.File, opts Options) (*Runner, error) {
 		opts.Now = time.Now
 	}
 	r := &Runner{f: f, opts: opts, log: opts.Logger, streams: map[string]*stream{}, stats: newStats(opts.Now),
-		targets: newTargets(f), lookups: newLookups(f), seed: maphash.MakeSeed()}
+		targets: newTargets(f), lookups: newLookups(f), seed: maphash.MakeSeed(), started: opts.Now().UTC()}
 	cfgEnv := map[string]any{spec.VarConfig: eval.Normalize(opts.Config)}
 	want, err := r.selection()
 	if err != nil {

@@ -19,7 +19,10 @@ import (
 // pageState is the checkpoint of a request chain: pages committed, where the
 // next request goes, and whether the chain is finished.
 type pageState struct {
-	Pages int            `json:"pages"`
+	// Window is the window of a windowed stream the chain is in (0-based);
+	// Pages counts the pages committed in it.
+	Window int            `json:"window,omitempty"`
+	Pages  int            `json:"pages"`
 	Next  paginate.State `json:"next"`
 	Done  bool           `json:"done,omitempty"`
 	// Redo: the records of page Pages were delivered but the request after
@@ -30,6 +33,9 @@ type pageState struct {
 	// chain asks the same question. Max is the largest cursor seen so far.
 	Since any `json:"since,omitempty"`
 	Max   any `json:"max,omitempty"`
+	// Until is the end of a windowed chain's last window: a resumed chain
+	// reads the same windows.
+	Until string `json:"until,omitempty"`
 	// Retry lists the records of committed pages whose table mappings
 	// failed: a resumed run re-reads those pages and maps these records
 	// into those tables only, so a failure is tried again rather than
@@ -44,19 +50,20 @@ type pageState struct {
 // and a table whose mapping of it failed. (Entities need no list: a chain
 // feeding Port is re-read whole on resume.)
 type recordPos struct {
-	Page  int    `json:"p"`
-	Index int    `json:"i"`
-	Table string `json:"t"`
+	Window int    `json:"w,omitempty"`
+	Page   int    `json:"p"`
+	Index  int    `json:"i"`
+	Table  string `json:"t"`
 }
 
 // pending is the retry list of a chain's checkpoint after page: the records
 // that failed in this run, and those of the saved list on later pages that
 // this run has not read again yet.
-func pending(failed []recordPos, cp *pageState, page int) []recordPos {
+func pending(failed []recordPos, cp *pageState, at position) []recordPos {
 	out := slices.Clone(failed)
 	if cp != nil {
 		for _, rp := range cp.Retry {
-			if rp.Page > page {
+			if !(position{rp.Window, rp.Page}).atMost(at) {
 				out = append(out, rp)
 			}
 		}

@@ -14,6 +14,7 @@ type StreamStats struct {
 	requests, retries, pages, recs, outs atomic.Int64
 	errors, skips                        atomic.Int64
 	partialRead                          atomic.Bool // some chain read only what changed since a saved cursor
+	windowsDone, windowsTotal            atomic.Int64
 	skipReason                           string      // set before the run starts: the whole stream is skipped
 }
 
@@ -30,6 +31,10 @@ func (s *StreamStats) failed()            { s.errors.Add(1) }
 func (s *StreamStats) skipped()           { s.skips.Add(1) }
 func (s *StreamStats) partial()           { s.partialRead.Store(true) }
 func (s *StreamStats) skip(reason string) { s.skipReason = reason }
+func (s *StreamStats) windows(done, total int) {
+	s.windowsDone.Add(int64(done))
+	s.windowsTotal.Add(int64(total))
+}
 
 // Snapshot is a copy of one stream's counters.
 type Snapshot struct {
@@ -38,11 +43,14 @@ type Snapshot struct {
 	// SkipReason is set when the whole stream was not fetched, and says
 	// why (e.g. its `when` is false with this run's config).
 	SkipReason string
+	// WindowsDone of WindowsTotal: the time windows of a windowed stream.
+	WindowsDone, WindowsTotal int64
 }
 
 func (s *StreamStats) snapshot() Snapshot {
 	return Snapshot{Stream: s.Name, Requests: s.requests.Load(), Retries: s.retries.Load(), Pages: s.pages.Load(),
-		Records: s.recs.Load(), Outputs: s.outs.Load(), Errors: s.errors.Load(), Skipped: s.skips.Load(), SkipReason: s.skipReason}
+		Records: s.recs.Load(), Outputs: s.outs.Load(), Errors: s.errors.Load(), Skipped: s.skips.Load(), SkipReason: s.skipReason,
+		WindowsDone: s.windowsDone.Load(), WindowsTotal: s.windowsTotal.Load()}
 }
 
 // Stats holds the counters of every stream of a run.
