@@ -55,12 +55,38 @@ func parseContract(t testing.TB, b []byte) *contract {
 	for _, d := range doc.Defs {
 		closeObjects(d)
 	}
+	widenRecordedTimestamps(t, doc.Defs)
 	for _, op := range doc.Ops {
 		for _, r := range op.Responses {
 			closeObjects(r.Schema)
 		}
 	}
 	return &contract{defs: doc.Defs, ops: doc.Ops, compiled: map[string]*jsonschema.Schema{}}
+}
+
+// specTimestamp is the created_at pattern of the user schemas in the spec:
+// whole seconds or milliseconds.
+const specTimestamp = `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{3})?Z$`
+
+// recordedTimestamp also allows the microseconds real answers carry
+// (2023-05-06T11:24:19.132413Z), which the simulator serves for users and
+// groups: where recordings and the spec differ, the recordings win.
+const recordedTimestamp = `^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{3}|\.[0-9]{6})?Z$`
+
+// widenRecordedTimestamps swaps specTimestamp for recordedTimestamp in the
+// created_at of the user schemas only. It fails when the spec's pattern is
+// not the expected one, so a newer spec is looked at rather than overridden.
+func widenRecordedTimestamps(t testing.TB, defs map[string]any) {
+	t.Helper()
+	for _, name := range []string{"UserRoleResponse", "UserProfileResponse"} {
+		def, _ := defs[name].(map[string]any)
+		props, _ := def["properties"].(map[string]any)
+		ca, _ := props["created_at"].(map[string]any)
+		if ca == nil || ca["pattern"] != specTimestamp {
+			t.Fatalf("contract %s.created_at is %v, want the pattern %s", name, ca, specTimestamp)
+		}
+		ca["pattern"] = recordedTimestamp
+	}
 }
 
 // closeObjects makes every object schema that lists properties reject
@@ -243,6 +269,16 @@ func concrete(org *Org, template string) []string {
 			base := o + "/apps/" + a.ID + "/deltas"
 			out = append(out, base, base+"?archived=true", base+"?env="+a.Envs[0].ID)
 		})
+	case "/users":
+		out = append(out, o+"/users", o+"/users?type=user", o+"/users?type=group")
+	case "/groups/{groupId}/users":
+		for _, g := range org.Groups {
+			out = append(out, o+"/groups/"+g.ID+"/users")
+		}
+	case "/users/{userId}/groups":
+		for _, u := range org.Users {
+			out = append(out, o+"/users/"+u.ID+"/groups")
+		}
 	case "/apps/{appId}/deltas/{deltaId}":
 		each(func(a *App) {
 			for _, d := range a.Deltas {

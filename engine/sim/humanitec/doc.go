@@ -24,6 +24,9 @@
 //	/apps/{appId}/pipelines                       ?per_page=&page=&trigger=&metadata[k]=
 //	/apps/{appId}/deltas                          ?archived=&env=
 //	/apps/{appId}/deltas/{deltaId}
+//	/users                                        ?type=user|group
+//	/groups/{groupId}/users
+//	/users/{userId}/groups
 //
 // Behaviour follows the vendor's OpenAPI document (extracted into
 // testdata/openapi-schemas.json by internal/extract, which the tests
@@ -48,6 +51,24 @@
 //     Options.FailPath scripts a status for chosen paths; Options.Now is the
 //     clock. [Server.Requests] is the request log.
 //   - Lists are not paginated anywhere else: the whole collection comes back.
+//   - Users and groups: /users lists accounts (UserRoleResponse, type user,
+//     service or system) and groups (type group, with idp_id) together,
+//     oldest created_at first, so the two kinds are interleaved.
+//     ?type=user keeps every account that is not a group (service accounts
+//     too: the spec's SubjectTypeEnum names kinds of subject, not account
+//     types; an assumption), ?type=group the groups, any other value 400.
+//     /groups/{groupId}/users lists a group's members (UserProfileResponse)
+//     in [Group].Members order; /users/{userId}/groups lists a user's groups
+//     (the Group schema: group_id is the group's name, idp_id its IdP) in
+//     [Org].Groups order, consistent with the member lists. A groupId not
+//     matching ^g-[a-z0-9](?:-?[a-z0-9]+)+$ or a userId not matching the
+//     userId pattern is 400 (both declared); an unknown group or user is 404,
+//     and so is a group id asked for as a user. None of the three paginate.
+//     403, which the spec also declares, is never answered.
+//   - Options.FailGroupMembers fails chosen groups' member lists (any status;
+//     404 says "Group not found." like a group deleted after it was listed)
+//     while the user list and the other groups answer normally, so a client
+//     can be tested against one member list failing mid-sync.
 //   - Deltas: without `archived` only non-archived deltas are listed,
 //     archived=true lists only archived ones (the spec says "If true, return
 //     archived Deltas"; the default is an assumption).
@@ -75,9 +96,20 @@
 // workloads; deltas with and without name/env_id, archived ones, ones with
 // workloads; six secret stores covering awssm, azurekv, gcpsm, vault and
 // humanitec, one primary; pipelines with and without metadata, the id
-// "default" in every app, and more than 100 in the presets.
+// "default" in every app, and more than 100 in the presets; users (the
+// first ones are the created_by ids found elsewhere) with and without an
+// invite, one in three groups, one in two, one in none, names with Unicode;
+// a service account without email or invite, in no group; groups with and
+// without members, on two IdPs, one with a Unicode name. [Org.User],
+// [Org.Group] and [Org.GroupsOf] look them up; [Group].Members holds the
+// memberships. Users and groups come from their own random stream, so
+// their number changes nothing else in the organisation.
 //
 // Timestamps use the spec's forms: milliseconds for apps, envs,
 // deployments, values, deltas and graphs; whole seconds for resources,
-// pipelines and secret stores.
+// pipelines and secret stores. Users and groups carry microseconds, as
+// recorded real answers do (one user has whole seconds, like the spec's
+// example); the spec's created_at pattern allows at most milliseconds, so
+// the contract tests widen it for UserRoleResponse and UserProfileResponse
+// only.
 package humanitec

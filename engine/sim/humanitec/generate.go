@@ -17,7 +17,8 @@ const DemoOrgID = "ferry-demo"
 
 // Size says how much data [Generate] produces. Values below the minimums
 // the edge cases need (3 apps, 3 envs per app, 2 workloads per env, 4 values
-// per app, 2 sets and 3 deltas per app) are raised to them. Pipelines is the
+// per app, 2 sets and 3 deltas per app, 6 users, 4 groups) are raised to
+// them. Pipelines is the
 // total across the org and is not raised: ask for more than 100 to get
 // several pages at the default page size.
 type Size struct {
@@ -28,21 +29,30 @@ type Size struct {
 	SetsPerApp      int
 	DeltasPerApp    int
 	Pipelines       int
+	// Users is the number of accounts of type user (a service account is
+	// added), Groups the number of IdP groups.
+	Users  int
+	Groups int
 }
 
-// Small is the size for unit and golden tests: 3 apps, 103 pipelines.
+// Small is the size for unit and golden tests: 3 apps, 103 pipelines, 8
+// users in 4 groups.
 func Small() Size {
-	return Size{Apps: 3, EnvsPerApp: 3, WorkloadsPerEnv: 2, ValuesPerApp: 4, SetsPerApp: 2, DeltasPerApp: 3, Pipelines: 103}
+	return Size{Apps: 3, EnvsPerApp: 3, WorkloadsPerEnv: 2, ValuesPerApp: 4, SetsPerApp: 2, DeltasPerApp: 3, Pipelines: 103,
+		Users: 8, Groups: 4}
 }
 
-// Demo is the size `ferry run --demo` serves: 8 apps, 137 pipelines.
+// Demo is the size `ferry run --demo` serves: 8 apps, 137 pipelines, 14
+// users in 6 groups.
 func Demo() Size {
-	return Size{Apps: 8, EnvsPerApp: 4, WorkloadsPerEnv: 3, ValuesPerApp: 6, SetsPerApp: 3, DeltasPerApp: 4, Pipelines: 137}
+	return Size{Apps: 8, EnvsPerApp: 4, WorkloadsPerEnv: 3, ValuesPerApp: 6, SetsPerApp: 3, DeltasPerApp: 4, Pipelines: 137,
+		Users: 14, Groups: 6}
 }
 
 // Large is the size for benchmarks: thousands of entities of each kind.
 func Large() Size {
-	return Size{Apps: 120, EnvsPerApp: 5, WorkloadsPerEnv: 8, ValuesPerApp: 10, SetsPerApp: 4, DeltasPerApp: 6, Pipelines: 2500}
+	return Size{Apps: 120, EnvsPerApp: 5, WorkloadsPerEnv: 8, ValuesPerApp: 10, SetsPerApp: 4, DeltasPerApp: 6, Pipelines: 2500,
+		Users: 400, Groups: 40}
 }
 
 func (s Size) withMinimums() Size {
@@ -53,6 +63,8 @@ func (s Size) withMinimums() Size {
 	s.SetsPerApp = max(s.SetsPerApp, 2)
 	s.DeltasPerApp = max(s.DeltasPerApp, 3)
 	s.Pipelines = max(s.Pipelines, 0)
+	s.Users = max(s.Users, creators)
+	s.Groups = max(s.Groups, len(fixedGroups))
 	return s
 }
 
@@ -66,6 +78,10 @@ func Timestamp(t time.Time) string {
 func timestampSeconds(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05Z")
 }
+
+// creators is the number of user ids that appear as created_by; they are
+// the first users of the organisation.
+const creators = 6
 
 // gen carries the seeded random source; every choice goes through it in a
 // fixed order so output depends on the seed only.
@@ -86,7 +102,7 @@ func Generate(seed int64, size Size) *Org {
 		org:  DemoOrgID,
 		base: time.Date(2024, 1, 8, 9, 0, 0, 0, time.UTC),
 	}
-	for range 6 {
+	for range creators {
 		g.users = append(g.users, g.uuid())
 	}
 	org := &Org{ID: g.org}
@@ -95,6 +111,7 @@ func Generate(seed int64, size Size) *Org {
 		org.Apps = append(org.Apps, g.app(i, size, org.SecretStores))
 	}
 	g.pipelines(org, size.Pipelines)
+	org.Users, org.Groups = usersAndGroups(seed, size, g.users)
 	return org
 }
 

@@ -227,6 +227,7 @@ func checkEdgeCases(t *testing.T, org *Org, manyPipelines bool) {
 	for _, apps := range pipelineApps {
 		mark("pipeline id in several apps", len(apps) > 1)
 	}
+	checkUsers(t, org, mark)
 	primaries := 0
 	for _, s := range org.SecretStores {
 		if s.Primary {
@@ -257,6 +258,9 @@ func checkEdgeCases(t *testing.T, org *Org, manyPipelines bool) {
 		"set with workloads", "empty set",
 		"delta full metadata", "delta without name", "delta archived", "delta with workloads",
 		"store awssm", "store azurekv", "store gcpsm", "store vault", "store humanitec",
+		"user in 3 groups", "user in 2 groups", "user in no group", "group without members",
+		"service account", "user without invite", "user with invite",
+		"microsecond timestamp", "whole-second timestamp", "unicode user name", "unicode group name",
 	}
 	if manyPipelines {
 		want = append(want, "pipeline with metadata", "pipeline without metadata", "pipeline id in several apps")
@@ -272,6 +276,104 @@ func checkEdgeCases(t *testing.T, org *Org, manyPipelines bool) {
 	}
 	if diff := cmp.Diff([]string(nil), missing); diff != "" {
 		t.Errorf("missing edge cases (-want +got):\n%s", diff)
+	}
+}
+
+var (
+	groupIDPat           = regexp.MustCompile(`^g-[a-z0-9](?:-?[a-z0-9]+)+$`)
+	recordedTimestampPat = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{3}|\.[0-9]{6})?Z$`)
+)
+
+// checkUsers marks the user and group edge cases of org and checks their
+// invariants: ids and idp ids match the spec's patterns, ids and e-mails are
+// unique, members are listed users of type user, every created_by of the
+// organisation is a listed user.
+func checkUsers(t *testing.T, org *Org, mark func(string, bool)) {
+	t.Helper()
+	ids := map[string]bool{}
+	emails := map[string]bool{}
+	stamp := func(what, ts string) {
+		if !recordedTimestampPat.MatchString(ts) {
+			t.Errorf("%s created_at %q does not match", what, ts)
+		}
+		mark("microsecond timestamp", len(ts) == len("2023-05-06T11:24:19.132413Z"))
+		mark("whole-second timestamp", len(ts) == len("2023-05-06T11:24:19Z"))
+	}
+	for _, u := range org.Users {
+		if ids[u.ID] || !idPattern.MatchString(u.ID) {
+			t.Errorf("user id %q is repeated or does not match the userId pattern", u.ID)
+		}
+		ids[u.ID] = true
+		if u.Email != "" {
+			if emails[u.Email] {
+				t.Errorf("e-mail %s repeated", u.Email)
+			}
+			emails[u.Email] = true
+		}
+		stamp("user "+u.ID, u.CreatedAt)
+		n := len(org.GroupsOf(u.ID))
+		if u.Type == "user" {
+			mark("user in 3 groups", n >= 3)
+			mark("user in 2 groups", n == 2)
+			mark("user in no group", n == 0)
+			mark("user without invite", u.Invite == "")
+			mark("user with invite", u.Invite != "")
+			mark("unicode user name", strings.ContainsAny(u.Name, "öëüÜï"))
+			if u.Email == "" {
+				t.Errorf("user %s has no e-mail", u.ID)
+			}
+		}
+		mark("service account", u.Type == "service" && u.Email == "" && u.Invite == "" && n == 0)
+	}
+	for _, g := range org.Groups {
+		if ids[g.ID] || !groupIDPat.MatchString(g.ID) {
+			t.Errorf("group id %q is repeated or does not match the groupId pattern", g.ID)
+		}
+		ids[g.ID] = true
+		if !idPattern.MatchString(g.IdpID) {
+			t.Errorf("group %s idp_id %q does not match the spec pattern", g.ID, g.IdpID)
+		}
+		stamp("group "+g.ID, g.CreatedAt)
+		mark("group without members", len(g.Members) == 0)
+		mark("unicode group name", strings.ContainsAny(g.Name, "–"))
+		seen := map[string]bool{}
+		for _, m := range g.Members {
+			if u := org.User(m); u == nil || u.Type != "user" || seen[m] {
+				t.Errorf("group %s: member %s is repeated, not a user or not of type user", g.ID, m)
+			}
+			seen[m] = true
+		}
+	}
+	for _, a := range org.Apps {
+		if org.User(a.CreatedBy) == nil {
+			t.Errorf("app %s: created_by %s is not a listed user", a.ID, a.CreatedBy)
+		}
+	}
+}
+
+// TestGenerateUsersLeaveTheRestAlone proves users and groups come from their
+// own random stream: changing their number changes nothing else, so golden
+// files built before users existed stay valid.
+func TestGenerateUsersLeaveTheRestAlone(t *testing.T) {
+	rest := func(o *Org) string {
+		b, err := json.Marshal(Org{ID: o.ID, Apps: o.Apps, SecretStores: o.SecretStores})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	few, many := Small(), Small()
+	many.Users, many.Groups = 50, 9
+	a, b := Generate(5, few), Generate(5, many)
+	if rest(a) != rest(b) {
+		t.Error("the number of users changed the apps or secret stores")
+	}
+	if len(b.Users) != 51 || len(b.Groups) != 9 {
+		t.Errorf("got %d accounts and %d groups, want 50 users + 1 service account and 9 groups", len(b.Users), len(b.Groups))
+	}
+	// The first users are the same accounts whatever the size.
+	if a.Users[0].ID != b.Users[0].ID || a.Groups[0].ID != b.Groups[0].ID {
+		t.Error("the first user or group differs between sizes")
 	}
 }
 

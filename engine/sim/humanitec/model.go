@@ -1,6 +1,9 @@
 package humanitec
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"slices"
+)
 
 // Org is the whole state the simulator serves. Every field is exported so
 // tests can mutate it (delete an app, break a graph id) between runs; use
@@ -14,6 +17,11 @@ type Org struct {
 	ID           string
 	Apps         []*App
 	SecretStores []SecretStore
+	// Users are the accounts with a role in the organisation (type user,
+	// service or system); Groups are its IdP groups. Memberships live on the
+	// groups ([Group].Members); [Org.GroupsOf] gives a user's side.
+	Users  []User
+	Groups []Group
 }
 
 // App is one application and everything stored under it.
@@ -72,6 +80,32 @@ type Deployment struct {
 	OperatorVersion   string                       `json:"operator_version,omitempty"`
 	Mode              string                       `json:"mode,omitempty"`
 	Pipeline          *DeploymentPipelineReference `json:"pipeline,omitempty"`
+}
+
+// User is one account of the organisation. GET /users answers it as
+// UserRoleResponse, a group's member list as UserProfileResponse.
+type User struct {
+	ID        string
+	Name      string
+	Email     string // optional; omitted when empty (service accounts have none)
+	Type      string // user | service | system
+	Role      string
+	Invite    string // optional; omitted when empty (accounts never invited)
+	CreatedAt string
+}
+
+// Group is one IdP group of the organisation. GET /users answers it as
+// UserRoleResponse with type "group", GET /users/{userId}/groups as Group
+// (Name is its group_id there).
+type Group struct {
+	ID        string // "g-" followed by a UUID, as the groupId pattern requires
+	Name      string // the group's name in the IdP
+	IdpID     string
+	Role      string
+	CreatedAt string
+	// Members are the ids of the member users, in the order the member list
+	// answers them. An id without a user in Org.Users is skipped there.
+	Members []string
 }
 
 // DeploymentPipelineReference is DeploymentPipelineReferenceResponse.
@@ -472,4 +506,36 @@ func (a *App) Delta(id string) *Delta {
 		}
 	}
 	return nil
+}
+
+// User returns the user with the given id, or nil.
+func (o *Org) User(id string) *User {
+	for i := range o.Users {
+		if o.Users[i].ID == id {
+			return &o.Users[i]
+		}
+	}
+	return nil
+}
+
+// Group returns the group with the given id, or nil.
+func (o *Org) Group(id string) *Group {
+	for i := range o.Groups {
+		if o.Groups[i].ID == id {
+			return &o.Groups[i]
+		}
+	}
+	return nil
+}
+
+// GroupsOf returns the groups listing userID among their members, in the
+// order of Org.Groups: what GET /users/{userId}/groups answers.
+func (o *Org) GroupsOf(userID string) []*Group {
+	var out []*Group
+	for i := range o.Groups {
+		if slices.Contains(o.Groups[i].Members, userID) {
+			out = append(out, &o.Groups[i])
+		}
+	}
+	return out
 }

@@ -13,6 +13,9 @@ type route struct {
 	// bare JSON string instead of HumanitecErrorResponse.
 	bareNotFound bool
 	handle       func(c *call)
+	// fault, when set, scripts a failure for this route from Options; it
+	// returns a status (0 for none) and the error message.
+	fault func(opts *Options, params map[string]string) (int, string)
 }
 
 // routes builds the route table; each Server keeps its own copy, so there
@@ -38,7 +41,15 @@ func routes() []route {
 		r("/orgs/{orgId}/apps/{appId}/pipelines", false, listAppPipelines),
 		r("/orgs/{orgId}/apps/{appId}/deltas", false, listDeltas),
 		r("/orgs/{orgId}/apps/{appId}/deltas/{deltaId}", true, getDelta),
+		r("/orgs/{orgId}/users", false, listUsers),
+		withFault(r("/orgs/{orgId}/groups/{groupId}/users", false, listGroupUsers), groupMembersFault),
+		r("/orgs/{orgId}/users/{userId}/groups", false, listUserGroups),
 	}
+}
+
+func withFault(rt route, fault func(opts *Options, params map[string]string) (int, string)) route {
+	rt.fault = fault
+	return rt
 }
 
 // match finds the route for an escaped path. Each segment is unescaped on

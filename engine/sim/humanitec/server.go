@@ -43,6 +43,14 @@ type Options struct {
 	// route; a non-zero status is returned instead of the real answer, with
 	// the error body that route uses.
 	FailPath func(method, path string) int
+	// FailGroupMembers, when set, is asked for every request for a group's
+	// member list (GET /groups/{groupId}/users) with a well-formed group id;
+	// a non-zero status is returned instead of the members, with an error
+	// body ("Group not found." for 404). It makes one group's members fail
+	// while the listing of users and groups still answers. Like FailPath it
+	// runs after auth and routing, before the data is read (so it may call
+	// [Server.Update]).
+	FailGroupMembers func(groupID string) int
 	// Logger receives one debug record per request; discarded when nil.
 	Logger *slog.Logger
 	// Addr is the listen address used by [Start]; 127.0.0.1:0 when empty.
@@ -194,6 +202,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.opts.FailPath != nil {
 		if code := s.opts.FailPath(r.Method, r.URL.Path); code != 0 {
 			c.fail(code, "Scripted failure.")
+			return
+		}
+	}
+	if rt.fault != nil {
+		if code, msg := rt.fault(&s.opts, params); code != 0 {
+			c.fail(code, msg)
 			return
 		}
 	}

@@ -93,6 +93,9 @@ func Operations() []Operation {
 		"/orgs/{orgId}/apps/{appId}/pipelines",
 		"/orgs/{orgId}/apps/{appId}/deltas",
 		"/orgs/{orgId}/apps/{appId}/deltas/{deltaId}",
+		"/orgs/{orgId}/users",
+		"/orgs/{orgId}/groups/{groupId}/users",
+		"/orgs/{orgId}/users/{userId}/groups",
 	}
 	ops := make([]Operation, len(paths))
 	for i, p := range paths {
@@ -109,7 +112,8 @@ func RootSchemas() []string {
 		"DeploymentResponse", "ActiveResourceResponse", "DependencyGraphResponse",
 		"NodeBodyResponse", "SecretStoreResponse", "ValueResponse",
 		"ValueSetVersionResponse", "SetResponse", "ModuleResponse", "Pipeline",
-		"DeltaResponse", "HumanitecErrorResponse",
+		"DeltaResponse", "UserRoleResponse", "UserProfileResponse", "Group",
+		"HumanitecErrorResponse",
 	}
 }
 
