@@ -23,8 +23,8 @@ type pageState struct {
 	// Pages counts the pages committed in it.
 	Window int            `json:"window,omitempty"`
 	Pages  int            `json:"pages"`
-	Next  paginate.State `json:"next"`
-	Done  bool           `json:"done,omitempty"`
+	Next   paginate.State `json:"next"`
+	Done   bool           `json:"done,omitempty"`
 	// Redo: the records of page Pages were delivered but the request after
 	// it could not be worked out; Next is the request of page Pages, which
 	// a resumed chain sends again without writing its records.

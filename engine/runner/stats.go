@@ -15,7 +15,7 @@ type StreamStats struct {
 	errors, skips                        atomic.Int64
 	partialRead                          atomic.Bool // some chain read only what changed since a saved cursor
 	windowsDone, windowsTotal            atomic.Int64
-	skipReason                           string      // set before the run starts: the whole stream is skipped
+	skipReason                           string // set before the run starts: the whole stream is skipped
 }
 
 func (s *StreamStats) request(attempts int) {
