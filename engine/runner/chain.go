@@ -27,6 +27,7 @@ type chain struct {
 	key    string // identifies the record among its siblings (see recordKey)
 	label  string // names the record in messages, e.g. "[id=a]"
 	up     *chain
+	gates  []*cursorGate // of the incremental chains this record descends from (or belongs to)
 }
 
 func (c *chain) describe() string {
@@ -46,6 +47,10 @@ type run struct {
 	batchStream bool // the stream takes a batch (batch may still be empty)
 	partition   string
 	out         chan item
+	// gates are the cursor gates of the incremental ancestors' chains this
+	// run descends from: each waits for it to finish (see cursorGate).
+	gates []*cursorGate
+	gate  *cursorGate // this run's own, when its stream is an incremental parent
 }
 
 type item struct {

@@ -3,7 +3,10 @@ package runner
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
+
+	"github.com/ferry-etl/ferry/engine/sink"
 )
 
 // submit queues a run in release order and starts fetching it. It blocks
@@ -11,6 +14,9 @@ import (
 func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *sync.WaitGroup) error {
 	rn.out = make(chan item, 256)
 	rn.partition = partitionKey(rn.parent)
+	for _, g := range rn.gates {
+		g.add()
+	}
 	select {
 	case st.runs <- rn:
 	case <-ctx.Done():
@@ -47,8 +53,18 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 		if !ok {
 			return nil
 		}
+		if st.s.Incremental != nil && st.produce && (len(st.children) > 0 || len(st.batchers) > 0) {
+			// Batch chains are submitted when the run is over: a gate
+			// with batchers waits for that.
+			rn.gate = &cursorGate{waitClose: len(st.batchers) > 0}
+		}
+		// The gates of the chains below: the ancestors' and this run's own.
+		gates := rn.gates
+		if rn.gate != nil {
+			gates = append(slices.Clone(gates), rn.gate)
+		}
 		var batch []any
-		failed := false
+		failed, bad := false, false
 		for it := range rn.out {
 			if ctx.Err() != nil {
 				// Interrupted: release nothing more, above all no checkpoint
@@ -62,20 +78,22 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				continue
 			}
 			if it.err != nil {
-				failed = true
+				failed, bad = true, true
 				st.stat.failed()
 				fails.add(Failure{Stream: st.s.Name, Parents: rn.parent.describe(), Err: it.err})
 				r.log.Error("stream failed", "stream", st.s.Name, "parents", rn.parent.describe(), "error", it.err)
 				continue
 			}
-			if err := r.deliver(ctx, st, it.out, out, fails); err != nil {
+			ok, err := r.deliver(ctx, st, it.out, out, fails)
+			if err != nil {
 				return err
 			}
+			bad = bad || !ok
 			if len(st.children) > 0 {
-				here := &chain{stream: st.s.Name, data: it.rec, up: rn.parent}
+				here := &chain{stream: st.s.Name, data: it.rec, up: rn.parent, gates: gates}
 				here.key, here.label = r.identify(ctx, st.s, it.rec, r.jqVars(st.s, rn))
 				for _, c := range st.children {
-					if err := r.submit(ctx, c, &run{parent: here}, runs); err != nil {
+					if err := r.submit(ctx, c, &run{parent: here, gates: gates}, runs); err != nil {
 						return err
 					}
 				}
@@ -92,21 +110,108 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				// A partial batch would send a wrong list: skip, and say so.
 				fails.add(Failure{Stream: b.s.Name, Parents: rn.parent.describe(), Err: fmt.Errorf("skipped: batch stream %s failed for this parent", st.s.Name)})
 				b.stat.failed()
+				bad = true
 				continue
 			}
-			if err := r.submit(ctx, b, &run{parent: rn.parent, batch: batch, batchStream: true}, runs); err != nil {
+			if err := r.submit(ctx, b, &run{parent: rn.parent, batch: batch, batchStream: true, gates: gates}, runs); err != nil {
 				return err
 			}
+		}
+		// This run is over: the gates above it may open, and its own can
+		// once its children are over too.
+		if err := r.finished(ctx, out, rn, bad); err != nil {
+			return err
 		}
 	}
 }
 
-// deliver hands a mapped record to the Output, in release order, after the
-// duplicate rules of its targets. An Output error stops the run.
-func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Output, fails *failures) error {
-	if m == nil {
+// finished tells the gates a run descends from (and its own) that it is
+// over, bad when any of its chain or records failed.
+func (r *Runner) finished(ctx context.Context, out Output, rn *run, bad bool) error {
+	for _, g := range rn.gates {
+		if err := g.done(ctx, out, bad); err != nil {
+			return err
+		}
+	}
+	if rn.gate != nil {
+		return rn.gate.close(ctx, out, bad)
+	}
+	return nil
+}
+
+// cursorGate holds back the incremental cursor of a parent stream's request
+// chain until every chain below its records (children, their children,
+// batches) has finished without a failure: a cursor saved before would let
+// the next run skip the records whose children failed. The cursor offered
+// last is committed when nothing is pending; after a failure below, never
+// (the next run asks the same question again).
+type cursorGate struct {
+	mu        sync.Mutex
+	pending   int  // chains below, submitted and not finished
+	closed    bool // the parent chain itself is over
+	waitClose bool // commit only once closed (its batch chains come last)
+	failed    bool
+	offer     *sink.Checkpoint // the latest cursor waiting to be committed
+}
+
+func (g *cursorGate) add() {
+	g.mu.Lock()
+	g.pending++
+	g.mu.Unlock()
+}
+
+// offered holds a cursor checkpoint until the gate may commit it.
+func (g *cursorGate) offered(ctx context.Context, out Output, cp sink.Checkpoint) error {
+	g.mu.Lock()
+	g.offer = &cp
+	g.mu.Unlock()
+	return g.commit(ctx, out)
+}
+
+func (g *cursorGate) done(ctx context.Context, out Output, bad bool) error {
+	g.mu.Lock()
+	g.pending--
+	g.failed = g.failed || bad
+	g.mu.Unlock()
+	return g.commit(ctx, out)
+}
+
+func (g *cursorGate) close(ctx context.Context, out Output, bad bool) error {
+	g.mu.Lock()
+	g.closed = true
+	g.failed = g.failed || bad
+	g.mu.Unlock()
+	return g.commit(ctx, out)
+}
+
+// commit writes the waiting cursor when nothing below is pending and
+// nothing failed. The chains below committed their rows before finishing,
+// so the cursor is committed with or after them.
+func (g *cursorGate) commit(ctx context.Context, out Output) error {
+	g.mu.Lock()
+	if g.pending > 0 || g.failed || g.offer == nil || g.waitClose && !g.closed {
+		g.mu.Unlock()
 		return nil
 	}
+	cp := *g.offer
+	g.offer = nil
+	g.mu.Unlock()
+	if c, ok := out.(Checkpointer); ok {
+		if err := c.Checkpoint(ctx, cp); err != nil {
+			return fmt.Errorf("cursor %s: %w", cp.Stream, err)
+		}
+	}
+	return nil
+}
+
+// deliver hands a mapped record to the Output, in release order, after the
+// duplicate rules of its targets; ok is false when some of it failed. An
+// Output error stops the run.
+func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Output, fails *failures) (ok bool, err error) {
+	if m == nil {
+		return true, nil
+	}
+	ok = len(m.fails) == 0
 	for _, f := range m.fails {
 		fails.add(f)
 		st.stat.failed()
@@ -115,6 +220,7 @@ func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Ou
 		if err := e.l.add(e.key, e.value); err != nil {
 			fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Lookup: e.l.spec.Name, Err: err})
 			st.stat.failed()
+			ok = false
 		}
 	}
 	for i := range m.rows {
@@ -123,12 +229,13 @@ func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Ou
 		case dupFail:
 			fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Table: row.Table, Err: fmt.Errorf("table %s: primary key %s already written by this run (on_duplicate: fail)", row.Table, row.key)})
 			st.stat.failed()
+			ok = false
 			continue
 		case dupMerge:
 			row.Merge = true
 		}
 		if err := out.Row(ctx, row.Row); err != nil {
-			return fmt.Errorf("table %s: %w", row.Table, err)
+			return false, fmt.Errorf("table %s: %w", row.Table, err)
 		}
 		st.stat.output()
 	}
@@ -138,14 +245,15 @@ func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Ou
 		case dupFail:
 			fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Blueprint: e.Blueprint, Err: fmt.Errorf("blueprint %s: identifier %q already produced by this run (on_duplicate: fail)", e.Blueprint, e.key)})
 			st.stat.failed()
+			ok = false
 			continue
 		case dupMerge:
 			e.Merge = true
 		}
 		if err := out.Entity(ctx, e.Entity); err != nil {
-			return fmt.Errorf("blueprint %s: %w", e.Blueprint, err)
+			return false, fmt.Errorf("blueprint %s: %w", e.Blueprint, err)
 		}
 		st.stat.output()
 	}
-	return nil
+	return ok, nil
 }

@@ -100,12 +100,17 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 	}
 	if ps.cursor != nil {
 		// Committed with the chain's last rows: a crash before it leaves
-		// the old cursor, and the next run reads those records again.
+		// the old cursor, and the next run reads those records again. A
+		// parent's cursor waits for its children (cursorGate).
 		cur, err := json.Marshal(ps.cursor)
 		if err != nil {
 			return fmt.Errorf("cursor: %w", err)
 		}
-		if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name + WatermarkSuffix, Partition: rn.partition, Value: cur}); err != nil {
+		wm := sink.Checkpoint{Stream: st.s.Name + WatermarkSuffix, Partition: rn.partition, Value: cur}
+		if rn.gate != nil {
+			return rn.gate.offered(ctx, out, wm)
+		}
+		if err := cp.Checkpoint(ctx, wm); err != nil {
 			return fmt.Errorf("cursor %s: %w", st.s.Name, err)
 		}
 	}
