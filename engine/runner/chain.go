@@ -141,7 +141,7 @@ type chainRun struct {
 	cp               *pageState // where an earlier run left the chain, or nil
 	since, maxCursor any
 	windows          []window // nil: one pass, no windows
-	until            string   // end of the last window
+	from, until      string   // start of the first window, end of the last
 
 	replayUntil position           // pages up to here were committed before: written again only where they failed
 	retry       map[recordPos]bool // records whose table mappings failed before
@@ -287,17 +287,19 @@ func (c *chainRun) planIncremental() error {
 	if w == nil {
 		return nil
 	}
+	if c.cp != nil && c.cp.From != "" {
+		// A resumed chain reads the same windows as before.
+		return c.windowsFrom(c.cp.From, c.cp.Until)
+	}
 	start, err := time.Parse(time.RFC3339, fmt.Sprint(since))
 	if err != nil {
 		return fmt.Errorf("incremental: cursor %v is not an RFC 3339 time: %w", since, err)
 	}
-	if saved && (c.cp == nil || c.cp.Until == "") {
+	if saved {
 		start = start.Add(-w.Lookback.V)
 	}
 	end := c.r.started
 	switch {
-	case c.cp != nil && c.cp.Until != "":
-		end, err = time.Parse(time.RFC3339, c.cp.Until) // the same windows as before
 	case w.End.Template() != nil:
 		var v string
 		if v, err = w.End.Template().RenderString(c.env); err == nil {
@@ -307,11 +309,24 @@ func (c *chainRun) planIncremental() error {
 	if err != nil {
 		return fmt.Errorf("incremental.window.end: %w", err)
 	}
-	end = end.UTC()
-	c.until = end.Format(time.RFC3339)
+	return c.windowsFrom(start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
+}
+
+// windowsFrom plans the windows from from to until (RFC 3339 times).
+func (c *chainRun) windowsFrom(from, until string) error {
+	start, err := time.Parse(time.RFC3339, from)
+	if err != nil {
+		return fmt.Errorf("incremental.window: %w", err)
+	}
+	end, err := time.Parse(time.RFC3339, until)
+	if err != nil {
+		return fmt.Errorf("incremental.window: %w", err)
+	}
+	step := c.st.s.Incremental.Window.Step.V
+	c.from, c.until = from, until
 	c.windows = []window{}
-	for t := start.UTC(); t.Before(end); t = t.Add(w.Step.V) {
-		c.windows = append(c.windows, window{start: t, end: minTime(t.Add(w.Step.V), end)})
+	for t := start.UTC(); t.Before(end); t = t.Add(step) {
+		c.windows = append(c.windows, window{start: t, end: minTime(t.Add(step), end.UTC())})
 	}
 	return nil
 }
@@ -485,7 +500,7 @@ func (c *chainRun) windowLabel(w int) string {
 // goes on from there.
 func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *pageState {
 	return &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo,
-		Since: c.since, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at)}
+		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at)}
 }
 
 // release maps and sends one page's records. On a page committed before,

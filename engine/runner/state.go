@@ -33,8 +33,9 @@ type pageState struct {
 	// chain asks the same question. Max is the largest cursor seen so far.
 	Since any `json:"since,omitempty"`
 	Max   any `json:"max,omitempty"`
-	// Until is the end of a windowed chain's last window: a resumed chain
-	// reads the same windows.
+	// From and Until are the start of a windowed chain's first window and
+	// the end of its last: a resumed chain reads the same windows.
+	From  string `json:"from,omitempty"`
 	Until string `json:"until,omitempty"`
 	// Retry lists the records of committed pages whose table mappings
 	// failed: a resumed run re-reads those pages and maps these records

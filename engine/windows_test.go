@@ -1,0 +1,274 @@
+package engine_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferry-etl/ferry/engine"
+)
+
+// auditAPI serves events in [start, end) windows, refusing a window longer
+// than 24 h as audit-log APIs do; events can be added between runs.
+type auditAPI struct {
+	mu      sync.Mutex
+	events  []map[string]any // {id, at}
+	windows []string         // "start..end" asked, in order
+	fail    map[string]bool  // window start -> answer 500
+}
+
+func (a *auditAPI) handle(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	q := r.URL.Query()
+	start, err1 := time.Parse(time.RFC3339, q.Get("start_time"))
+	end, err2 := time.Parse(time.RFC3339, q.Get("end_time"))
+	if err1 != nil || err2 != nil || end.Sub(start) > 24*time.Hour || !start.Before(end) {
+		http.Error(w, `{"error": "window must be at most 24h"}`, http.StatusBadRequest)
+		return
+	}
+	a.windows = append(a.windows, q.Get("start_time")+".."+q.Get("end_time"))
+	if a.fail[q.Get("start_time")] {
+		http.Error(w, "boom", http.StatusInternalServerError)
+		return
+	}
+	out := []any{}
+	for _, e := range a.events {
+		at, _ := time.Parse(time.RFC3339, e["at"].(string))
+		if !at.Before(start) && at.Before(end) {
+			out = append(out, e)
+		}
+	}
+	json.NewEncoder(w).Encode(out)
+}
+
+func (a *auditAPI) take() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.windows
+	a.windows = nil
+	return out
+}
+
+const auditSpec = specHead + `streams:
+  events:
+    incremental:
+      initial: "2026-01-01T00:00:00Z"
+      window: {step: 24h, lookback: 1h}
+    request:
+      path: /audit
+      query:
+        start_time: ${ window.start }
+        end_time: ${ window.end }
+tables:
+  events: {from: events, primary_key: [id], mode: append}
+`
+
+// TestTimeWindows: the first run asks every window from the initial time to
+// now, one chain each, none longer than the API allows; a later run asks
+// only the windows after the saved cursor (minus the lookback) and gets
+// exactly the new events; a failed window is asked again by the next run,
+// the finished ones are not.
+func TestTimeWindows(t *testing.T) {
+	api := &auditAPI{fail: map[string]bool{}}
+	fx := newFixture(t, strings.Replace(auditSpec, "mode: append", "on_duplicate: warn", 1), "")
+	fx.mu.Lock()
+	fx.routes["/audit"] = api.handle
+	fx.mu.Unlock()
+	day := func(d int, h int) string {
+		return time.Date(2026, 1, 1+d, h, 0, 0, 0, time.UTC).Format(time.RFC3339)
+	}
+	api.events = []map[string]any{{"id": 1, "at": day(0, 5)}, {"id": 2, "at": day(1, 7)}, {"id": 3, "at": day(2, 23)}}
+	now := func(d, h int) func() time.Time {
+		return func() time.Time { return time.Date(2026, 1, 1+d, h, 0, 0, 0, time.UTC) }
+	}
+	res, err := fx.run(engine.RunOptions{Now: now(3, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{day(0, 0) + ".." + day(1, 0), day(1, 0) + ".." + day(2, 0), day(2, 0) + ".." + day(3, 0)}
+	if got := api.take(); !slices.Equal(got, want) {
+		t.Errorf("first run asked %v, want %v", got, want)
+	}
+	if s := res.Summary.Streams[0]; s.WindowsDone != 3 || s.WindowsTotal != 3 {
+		t.Errorf("windows %d of %d, want 3 of 3", s.WindowsDone, s.WindowsTotal)
+	}
+	if got := fx.query(`SELECT id FROM "nl__events" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3"}) {
+		t.Errorf("events = %v", got)
+	}
+	// A day and a half later, two new events; the second window of the new
+	// run fails.
+	api.events = append(api.events, map[string]any{"id": 4, "at": day(3, 2)}, map[string]any{"id": 5, "at": day(4, 6)})
+	api.fail[day(3, 23)] = true
+	_, err = fx.run(engine.RunOptions{Now: now(4, 12)})
+	runErrorOf(t, err)
+	if got := api.take(); !slices.Equal(got, []string{day(2, 23) + ".." + day(3, 23), day(3, 23) + ".." + day(4, 12)}) {
+		t.Errorf("second run asked %v: want the windows after the cursor less the 1h lookback", got)
+	}
+	delete(api.fail, day(3, 23))
+	if _, err := fx.run(engine.RunOptions{Now: now(4, 13)}); err != nil {
+		t.Fatalf("third run: %v", err)
+	}
+	if got := api.take(); !slices.Equal(got, []string{day(3, 23) + ".." + day(4, 12)}) {
+		t.Errorf("third run asked %v: want only the window that failed", got)
+	}
+	if got := fx.query(`SELECT id FROM "nl__events" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4", "5"}) {
+		t.Errorf("events = %v, want every event once", got)
+	}
+}
+
+// TestPartitions: a stream of values (from config, or a range) drives its
+// children like any parent: one chain per value, parent.value in
+// templates, checkpointed.
+func TestPartitions(t *testing.T) {
+	fx := newFixture(t, `version: 1
+name: nl
+config:
+  url: {required: true}
+  regions: {default: "eu, us"}
+http:
+  base_url: ${ config.url }
+streams:
+  regions:
+    partitions:
+      values: ${ map(split(config.regions, ","), trim(#)) }
+  accounts:
+    for_each: regions
+    request:
+      path: /regions/${ parent.value }/accounts
+  months:
+    partitions:
+      range: {from: 1, to: 3}
+  invoices:
+    for_each: months
+    request:
+      path: /invoices/${ parent.value }
+tables:
+  accounts: {from: accounts, row: '{region: $parent.value, id}', primary_key: [region, id]}
+  invoices: {from: invoices, row: '{month: $parent.value, id}', primary_key: [month, id]}
+  regions: {from: regions, primary_key: [value]}
+`, "")
+	fx.json("/regions/eu/accounts", []any{map[string]any{"id": "a1"}})
+	fx.json("/regions/us/accounts", []any{map[string]any{"id": "a2"}, map[string]any{"id": "a3"}})
+	for _, m := range []string{"1", "2", "3"} {
+		fx.json("/invoices/"+m, []any{map[string]any{"id": "i" + m}})
+	}
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.query(`SELECT region || ':' || id FROM "nl__accounts" ORDER BY 1`); !slices.Equal(got, []string{"eu:a1", "us:a2", "us:a3"}) {
+		t.Errorf("accounts = %v", got)
+	}
+	if got := fx.query(`SELECT month || ':' || id FROM "nl__invoices" ORDER BY 1`); !slices.Equal(got, []string{"1:i1", "2:i2", "3:i3"}) {
+		t.Errorf("invoices = %v", got)
+	}
+	if got := fx.query(`SELECT value FROM "nl__regions" ORDER BY 1`); !slices.Equal(got, []string{"eu", "us"}) {
+		t.Errorf("regions = %v", got)
+	}
+}
+
+// TestIncrementalParent: a parent's cursor is saved only once every child
+// chain of the records that moved it has finished: a failed child keeps it
+// back, so the next run asks again and nothing is skipped; after a clean
+// run, only changed parents are read.
+func TestIncrementalParent(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  tickets:
+    incremental: {cursor: .updated, initial: "0"}
+    request:
+      path: /tickets
+      query: {since: '${ cursor }'}
+  comments:
+    for_each: tickets
+    request:
+      path: /tickets/${ parent.id }/comments
+tables:
+  comments: {from: comments, row: '{ticket: $parent.id, id}', mode: append}
+`, "")
+	tickets := []map[string]any{{"id": "t1", "updated": "1"}, {"id": "t2", "updated": "2"}}
+	fx.mu.Lock()
+	fx.routes["/tickets"] = func(w http.ResponseWriter, r *http.Request) {
+		fx.mu.Lock()
+		var out []any
+		for _, tk := range tickets {
+			if tk["updated"].(string) > r.URL.Query().Get("since") {
+				out = append(out, tk)
+			}
+		}
+		fx.mu.Unlock()
+		json.NewEncoder(w).Encode(out)
+	}
+	fx.mu.Unlock()
+	fx.json("/tickets/t1/comments", []any{map[string]any{"id": "c1"}})
+	fx.raw("/tickets/t2/comments", http.StatusBadGateway, "down")
+	_, err := fx.run(engine.RunOptions{})
+	runErrorOf(t, err)
+	fx.json("/tickets/t2/comments", []any{map[string]any{"id": "c2"}})
+	fx.takeRequests()
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if got := fx.takeRequests(); !slices.Equal(got, []string{"/tickets", "/tickets/t2/comments"}) {
+		t.Errorf("second run asked %v, want the tickets again and t2's comments only", got)
+	}
+	if got := fx.query(`SELECT ticket || ':' || id FROM "nl__comments" ORDER BY 1`); !slices.Equal(got, []string{"t1:c1", "t2:c2"}) {
+		t.Errorf("comments = %v, want each once", got)
+	}
+	// Clean now: the cursor moved to 2; only a ticket updated since is read.
+	fx.mu.Lock()
+	tickets = append(tickets, map[string]any{"id": "t3", "updated": "3"})
+	fx.mu.Unlock()
+	fx.json("/tickets/t3/comments", []any{map[string]any{"id": "c3"}})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.takeRequests(); !slices.Equal(got, []string{"/tickets", "/tickets/t3/comments"}) {
+		t.Errorf("third run asked %v, want only t3's comments", got)
+	}
+}
+
+// TestIncrementalParentCursorWaitsForChildren: even when the next run does
+// not resume (the failed sync is too old), the parent's cursor did not move
+// past the record whose child failed, so that child is asked for again.
+func TestIncrementalParentCursorWaitsForChildren(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  tickets:
+    incremental: {cursor: .updated, initial: "0"}
+    request:
+      path: /tickets
+      query: {since: '${ cursor }'}
+  comments:
+    for_each: tickets
+    request:
+      path: /tickets/${ parent.id }/comments
+tables:
+  comments: {from: comments, row: '{ticket: $parent.id, id}', primary_key: [ticket, id]}
+`, "")
+	fx.mu.Lock()
+	fx.routes["/tickets"] = func(w http.ResponseWriter, r *http.Request) {
+		var out []any
+		for _, tk := range []map[string]any{{"id": "t1", "updated": "1"}, {"id": "t2", "updated": "2"}} {
+			if tk["updated"].(string) > r.URL.Query().Get("since") {
+				out = append(out, tk)
+			}
+		}
+		json.NewEncoder(w).Encode(out)
+	}
+	fx.mu.Unlock()
+	fx.json("/tickets/t1/comments", []any{map[string]any{"id": "c1"}})
+	fx.raw("/tickets/t2/comments", http.StatusBadGateway, "down")
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	_, err := fx.run(engine.RunOptions{Now: func() time.Time { return start }})
+	runErrorOf(t, err)
+	fx.json("/tickets/t2/comments", []any{map[string]any{"id": "c2"}})
+	if _, err := fx.run(engine.RunOptions{Now: func() time.Time { return start.Add(48 * time.Hour) }}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.query(`SELECT ticket || ':' || id FROM "nl__comments" ORDER BY 1`); !slices.Equal(got, []string{"t1:c1", "t2:c2"}) {
+		t.Errorf("comments = %v: t2's were skipped by a cursor saved past it", got)
+	}
+}
