@@ -37,8 +37,12 @@ var (
 // script_test.go) puts this test binary on $PATH as "ferry", so a SIGKILL
 // hits a whole ferry process, with its open database and HTTP connections.
 
+// pageState selects the checkpoints of a sync in progress: the incremental
+// cursors stay between syncs.
+const pageState = `WHERE "stream" NOT LIKE '%@cursor'`
+
 // crashTables are the tables of testdata/crash/spec.yaml.
-var crashTables = []string{"teams", "projects", "tasks", "task_labels", "task_events"}
+var crashTables = []string{"teams", "projects", "tasks", "task_labels", "task_events", "audit"}
 
 // The simulated API has two versions: "a" is what an earlier, complete sync
 // saw (one more team, other names, two tasks per project); "b" is what the
@@ -103,6 +107,19 @@ func crashTask(old bool, project string, k int) map[string]any {
 		"due":      fmt.Sprintf("2025-%02d-%02dT10:00:00Z", 1+k%12, 1+k%28),
 		"note":     note,
 	}
+}
+
+// crashAudit lists the audit events in [start, end): one every two hours.
+func crashAudit(old bool, start, end time.Time) []any {
+	var out []any
+	for at := start; at.Before(end); at = at.Add(2 * time.Hour) {
+		id := "b-" + at.Format("0102-15")
+		if old {
+			id = "a-" + at.Format("0102-15")
+		}
+		out = append(out, map[string]any{"id": id, "at": at.Format(time.RFC3339)})
+	}
+	return out
 }
 
 // crashExpect is what every table holds after a sync of a, then of b.
@@ -216,6 +233,25 @@ func (a *crashAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			tasks = append(tasks, crashTask(old, parts[2], k))
 		}
 		body = map[string]any{"tasks": nonNilList(tasks), "total_pages": (n + size - 1) / size}
+	case len(parts) == 2 && parts[1] == "audit":
+		start, err1 := time.Parse(time.RFC3339, q.Get("start"))
+		end, err2 := time.Parse(time.RFC3339, q.Get("end"))
+		if err1 != nil || err2 != nil || end.Sub(start) > 24*time.Hour {
+			http.Error(w, "bad window", http.StatusBadRequest)
+			return
+		}
+		events := crashAudit(old, start, end)
+		from, _ := strconv.Atoi(q.Get("cursor"))
+		const size = 4
+		var page []any
+		for i := from; i < from+size && i < len(events); i++ {
+			page = append(page, events[i])
+		}
+		var next any
+		if from+size < len(events) {
+			next = strconv.Itoa(from + size)
+		}
+		body = map[string]any{"events": nonNilList(page), "next": next}
 	default:
 		http.NotFound(w, r)
 		return
@@ -610,7 +646,7 @@ func TestCrashResume(t *testing.T) {
 							break
 						}
 						afterKill = true
-						cps := dest.count(t, name, "_ferry_state", "")
+						cps := dest.count(t, name, "_ferry_state", pageState)
 						events := dest.count(t, name, "task_events", "")
 						gens := dest.count(t, name, "_ferry_sync", "")
 						story = append(story, fmt.Sprintf("killed at %v (%d checkpoints, %d task_events rows, %d open generations)", delay, cps, events, gens))
@@ -632,7 +668,7 @@ func TestCrashResume(t *testing.T) {
 					}
 					t.Logf("%s", strings.Join(story, "; "))
 					diff := compareTables(wantRows, dest.dump(t, name))
-					if n := dest.count(t, name, "_ferry_state", ""); n != 0 {
+					if n := dest.count(t, name, "_ferry_state", pageState); n != 0 {
 						diff += fmt.Sprintf("%d checkpoints left after the run that completed\n", n)
 					}
 					if n := dest.count(t, name, "_ferry_sync", ""); n != 0 {
@@ -668,7 +704,8 @@ func raceEnabled() bool {
 // that the trials are compared with something right.
 func checkReference(t *testing.T, dest *crashDest, name string, rows map[string][]string, want crashExpect) {
 	t.Helper()
-	counts := map[string]int{"teams": want.teams, "projects": want.projects, "tasks": want.tasks, "task_labels": want.labels, "task_events": want.events}
+	// Audit: 3 days of version a, then 4 of b, 12 events a day, each once.
+	counts := map[string]int{"teams": want.teams, "projects": want.projects, "tasks": want.tasks, "task_labels": want.labels, "task_events": want.events, "audit": 7 * 12}
 	for table, n := range counts {
 		if len(rows[table]) != n {
 			t.Errorf("reference: table %s has %d rows, want %d", table, len(rows[table]), n)
