@@ -185,6 +185,11 @@ func (r *Runner) identify(ctx context.Context, s *spec.Stream, rec any, vars []a
 		}
 	}
 	m, _ := rec.(map[string]any)
+	if s.Partitions != nil {
+		// A partition's record is its value.
+		v := fmt.Sprint(m["value"])
+		return url.PathEscape(v), labelOf("value", v)
+	}
 	for _, f := range []string{"id", "identifier", "uuid"} {
 		if x, ok := m[f]; ok && x != nil {
 			k := fmt.Sprint(x)
