@@ -26,6 +26,14 @@ type chain struct {
 	up     *chain
 }
 
+// describe names a chain's ancestry, "" for a root stream's run.
+func describe(c *chain) string {
+	if c == nil {
+		return ""
+	}
+	return c.describe()
+}
+
 func (c *chain) describe() string {
 	var parts []string
 	for x := c; x != nil; x = x.up {
@@ -192,9 +200,23 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		if req.URL != "" {
 			u = req.URL
 		}
-		resp, err := client.Do(ctx, &fetch.Request{Method: st.method, URL: u, Query: req.Query, Header: req.Header, Body: req.Body})
+		resp, err := client.Do(ctx, &fetch.Request{Method: st.method, URL: u, Query: req.Query, Header: req.Header, Body: req.Body, BodyFormat: s.Request.BodyFormat.V})
 		if resp != nil {
 			st.stat.request(resp.Attempts)
+		}
+		if errors.Is(err, fetch.ErrSkipped) {
+			// A response rule skipped the request: nothing failed, but what
+			// it would have read is unknown, so its stream is incomplete.
+			st.stat.ruleSkipped()
+			r.log.Warn("request skipped", "stream", s.Name, "parents", describe(rn.parent), "page", page, "reason", err.Error())
+			return
+		}
+		// A response rule said "no data": the page has no records and the
+		// chain is done, complete.
+		empty := errors.Is(err, fetch.ErrEmpty)
+		if empty {
+			st.stat.emptied()
+			err = nil
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -207,7 +229,7 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		var body any
 		var recs []any
 		switch {
-		case resp.Status == http.StatusNoContent:
+		case empty || resp.Status == http.StatusNoContent:
 			// No content: no records, whatever the records program says.
 		case len(bytes.TrimSpace(resp.Body)) == 0 && !allowEmpty:
 			fail(fmt.Errorf("page %d: %s %s: %d: empty body where JSON was expected (a stream whose API answers empty for \"no records\" sets response.allow_empty)", page, st.method, resp.URL, resp.Status))
@@ -248,7 +270,10 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		}
 		st.stat.records(len(recs))
 		at := pager.State()
-		more, err := pager.Next(ctx, paginate.Page{Number: page, Body: body, Header: resp.Header, URL: resp.URL, Records: len(recs)}, &req)
+		var more bool
+		if !empty {
+			more, err = pager.Next(ctx, paginate.Page{Number: page, Body: body, Header: resp.Header, URL: resp.URL, Records: len(recs)}, &req)
+		}
 		if err != nil {
 			// The page's records went out; what follows it is unknown. The
 			// checkpoint says so, so a resumed run asks this page again

@@ -13,6 +13,9 @@ import (
 // StatusRange is an inclusive range of HTTP statuses a rule matches.
 type StatusRange struct{ Min, Max int }
 
+// Path names the rule as the spec does, e.g. streams.a.http.rules[1].
+func (r *Rule) Path() string { return r.path }
+
 // Ranges returns the statuses the rule matches, parsed at validation;
 // empty means any status.
 func (r *Rule) Ranges() []StatusRange { return r.ranges }
@@ -51,7 +54,7 @@ func (p *parser) checkRules(h *HTTP, path string) {
 	for i := range h.Rules {
 		r := &h.Rules[i]
 		rp := fmt.Sprintf("%s.rules[%d]", path, i)
-		r.ranges = nil
+		r.ranges, r.path = nil, rp
 		for _, st := range r.Status.V {
 			sr, ok := parseStatus(st.V)
 			if !ok {

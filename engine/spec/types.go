@@ -67,6 +67,7 @@ type Rule struct {
 	MaxWait    Duration `yaml:"max_wait" doc:"retry: the longest wait the server may ask for (default 5m, or retry.max when longer); a longer one fails the request at once."`
 
 	ranges []StatusRange
+	path   string // e.g. http.rules[1], set at validation
 }
 
 // Auth is one of the supported authentication schemes, chosen by Type.
