@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/ferry-etl/ferry/engine"
 	"github.com/ferry-etl/ferry/engine/apitest"
 	portsim "github.com/ferry-etl/ferry/engine/sim/port"
+	"github.com/ferry-etl/ferry/engine/spec"
 )
 
 func TestExamplesValidate(t *testing.T) {
@@ -208,5 +211,50 @@ func TestPortSource(t *testing.T) {
 	}
 	if !res.Summary.Tables["entities"] {
 		t.Errorf("entities not complete: %v", res.Summary.Tables)
+	}
+}
+
+// TestReadmeSnippets keeps the spec reference's examples of auth, rules,
+// form bodies and pagination valid: each YAML block there that starts with
+// http: or streams: is completed into a spec (its config names declared, a
+// stream added when it has none) and validated.
+func TestReadmeSnippets(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	start, end := strings.Index(text, "\n### Auth\n"), strings.Index(text, "\n### Built-in functions\n")
+	if start < 0 || end < start {
+		t.Fatal("README: no spec reference sections")
+	}
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(text[start:end], -1)
+	configRE := regexp.MustCompile(`config\.([A-Za-z_][A-Za-z0-9_]*)`)
+	checked := 0
+	for _, b := range blocks {
+		body := b[1]
+		if !strings.HasPrefix(body, "http:") && !strings.HasPrefix(body, "streams:") {
+			continue
+		}
+		checked++
+		var src strings.Builder
+		src.WriteString("version: 1\nname: snippet\nconfig:\n  _unused: {}\n")
+		seen := map[string]bool{}
+		for _, m := range configRE.FindAllStringSubmatch(body, -1) {
+			if !seen[m[1]] {
+				seen[m[1]] = true
+				fmt.Fprintf(&src, "  %s: {}\n", m[1])
+			}
+		}
+		src.WriteString(body)
+		if !strings.Contains(body, "streams:") {
+			src.WriteString("streams:\n  s:\n    request: {path: /x}\n")
+		}
+		if _, err := spec.Parse("README.md", []byte(src.String()), nil); err != nil {
+			t.Errorf("README snippet:\n%s\n%v", body, err)
+		}
+	}
+	if checked < 8 {
+		t.Errorf("checked %d snippets, want the 8 or more of the auth, rules, streams and pagination sections", checked)
 	}
 }
