@@ -262,7 +262,7 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 		if status == http.StatusUnauthorized && dynamic && !refreshed {
 			refreshed = true
 			c.tokens.invalidate(tokenUsed)
-			c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "reason", "renewing the "+c.tokens.what())
+			c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "reason", "refreshing the "+c.tokens.what())
 			continue
 		}
 		if len(c.rules) > 0 {
