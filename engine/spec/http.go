@@ -20,10 +20,10 @@ func (r *Rule) Path() string { return r.path }
 // empty means any status.
 func (r *Rule) Ranges() []StatusRange { return r.ranges }
 
-// RuleJQVars are the jq variables of a rule's body and message programs,
+// hostJQVars are the jq variables of a rule's body and message programs,
 // and of a login's token and expires_in: like every host setting they are
-// resolved once per run, so they see config only.
-var RuleJQVars = []string{VarConfig}
+// resolved once per run, so they see $config only.
+func hostJQVars() []string { return []string{VarConfig} }
 
 // parseStatus reads one status condition: 404, 500-599 or 4xx.
 func parseStatus(s string) (StatusRange, bool) {
@@ -202,8 +202,8 @@ func (p *parser) compileRules(h *HTTP, path string) {
 	for i := range h.Rules {
 		r := &h.Rules[i]
 		rp := fmt.Sprintf("%s.rules[%d]", path, i)
-		p.compileJQ(&r.Body, rp+".body", RuleJQVars)
-		p.compileJQ(&r.Message, rp+".message", RuleJQVars)
+		p.compileJQ(&r.Body, rp+".body", hostJQVars())
+		p.compileJQ(&r.Message, rp+".message", hostJQVars())
 	}
 }
 
@@ -233,7 +233,7 @@ func (p *parser) compileAuthFlow(a *Auth, path string, sc eval.Scope) {
 			p.compileTmpl(&it.Value, rp+".headers."+it.Key, sc)
 		}
 		p.compileValue(&r.Body, rp+".body", sc)
-		p.compileJQ(&r.Token, rp+".token", RuleJQVars)
-		p.compileJQ(&r.ExpiresIn, rp+".expires_in", RuleJQVars)
+		p.compileJQ(&r.Token, rp+".token", hostJQVars())
+		p.compileJQ(&r.ExpiresIn, rp+".expires_in", hostJQVars())
 	}
 }
