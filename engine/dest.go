@@ -110,7 +110,9 @@ func openDestinations(ctx context.Context, f *spec.File, opts RunOptions, pool *
 		}
 		d.tables, d.batch, d.pending = db, db.BatchRows(), map[partKey][]sink.Row{}
 		if opts.FullRefresh {
-			if err := db.ClearState(ctx, nil); err != nil {
+			// Everything but the credentials a server rotated: without them
+			// the next request could not authenticate.
+			if err := db.Restart(ctx, func(stream string) bool { return stream == authStateStream }); err != nil {
 				d.close()
 				return nil, fmt.Errorf("destination: full refresh: %w", err)
 			}
@@ -195,7 +197,9 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 
 // isPageState tells the state of a sync in progress (page checkpoints and
 // the sync's date) from incremental cursors, which outlive syncs.
-func isPageState(stream string) bool { return !strings.HasSuffix(stream, runner.WatermarkSuffix) }
+func isPageState(stream string) bool {
+	return !strings.HasSuffix(stream, runner.WatermarkSuffix) && stream != authStateStream
+}
 
 func (d *destinations) Row(ctx context.Context, r sink.Row) error {
 	if d.tables == nil {

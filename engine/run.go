@@ -28,8 +28,11 @@ type RunOptions struct {
 	// resumed; an older one is abandoned and a new sync starts. Zero means
 	// DefaultResumeWithin; negative means always resume.
 	ResumeWithin time.Duration
-	Stdout       io.Writer
-	Logger       *slog.Logger
+	// StateFile is where a spec without tables keeps its state (a rotated
+	// OAuth2 refresh token); "" means DefaultStateFile, beside the spec.
+	StateFile string
+	Stdout    io.Writer
+	Logger    *slog.Logger
 	// OnStart, when set, receives the live counters once the run starts
 	// (the CLI draws progress from them).
 	OnStart func(*runner.Stats)
@@ -64,7 +67,9 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	}
 	// One pool serves the sources and Port: one client, one set of limits
 	// per host, one redactor.
-	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: cfg.Secrets, Now: opts.Now})
+	creds := newCredentials(f, opts)
+	defer creds.close()
+	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: cfg.Secrets, Now: opts.Now, Credentials: creds})
 	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
 	if opts.DryRun {
 		r, err := runner.New(f, ropts)
@@ -90,6 +95,9 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 		return res, err
 	}
 	defer dests.close()
+	if dests.tables != nil {
+		creds.useDB(dests.tables)
+	}
 	if ropts.State, err = dests.state(ctx, opts.Now(), opts.ResumeWithin); err != nil {
 		return res, err
 	}

@@ -93,14 +93,18 @@ func (p *progress) stop() {
 	p.wg.Wait()
 }
 
+// printSummary prints the per-stream counters. skipped counts requests
+// not sent (a false when) or skipped by a response rule; empty, answers a
+// rule read as "no data".
 func printSummary(w io.Writer, sum *engine.Summary) {
-	var req, rec, out, retries, errs, pages int64
-	fmt.Fprintf(w, "%-24s %9s %7s %9s %9s %7s %6s\n", "stream", "requests", "pages", "records", "written", "retries", "errors")
+	var req, rec, out, retries, errs, pages, skipped, empty int64
+	fmt.Fprintf(w, "%-24s %9s %7s %9s %9s %7s %6s %7s %5s\n", "stream", "requests", "pages", "records", "written", "retries", "errors", "skipped", "empty")
 	for _, s := range sum.Streams {
-		fmt.Fprintf(w, "%-24s %9d %7d %9d %9d %7d %6d\n", s.Stream, s.Requests, s.Pages, s.Records, s.Outputs, s.Retries, s.Errors)
+		fmt.Fprintf(w, "%-24s %9d %7d %9d %9d %7d %6d %7d %5d\n", s.Stream, s.Requests, s.Pages, s.Records, s.Outputs, s.Retries, s.Errors, s.Skipped, s.Empty)
 		req, rec, out, retries, errs, pages = req+s.Requests, rec+s.Records, out+s.Outputs, retries+s.Retries, errs+s.Errors, pages+s.Pages
+		skipped, empty = skipped+s.Skipped, empty+s.Empty
 	}
-	fmt.Fprintf(w, "%-24s %9d %7d %9d %9d %7d %6d\n", "total", req, pages, rec, out, retries, errs)
+	fmt.Fprintf(w, "%-24s %9d %7d %9d %9d %7d %6d %7d %5d\n", "total", req, pages, rec, out, retries, errs, skipped, empty)
 	fmt.Fprintf(w, "time %s\n", sum.Elapsed.Round(time.Millisecond))
 	for _, s := range sum.Streams {
 		if s.SkipReason != "" {

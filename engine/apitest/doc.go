@@ -97,6 +97,27 @@
 // whose reused keep-alive connection was dropped before any response byte,
 // so a client may never see a Drop; the request count shows it.
 //
+// # Token issuers
+//
+// Fixture.Issuer is the API's own token endpoint, as unkind as real ones,
+// and with it the AuthCheck accepts only live tokens it issued (after
+// AuthCheck.Prefix in its Header, or in its Query): kind session (a login
+// whose body, JSON or form, must hold Fields; the token goes in the body
+// at TokenPath, in TokenHeader, or in a Cookie among others), oauth2
+// (client credentials by basic auth, form fields or Port's JSON; the
+// refresh_token grant, and with Rotate a new refresh token per use, the
+// used one refused with invalid_grant) and jwt (GitHub App style: a JWT
+// that must verify against PublicKey, name Iss and expire within ten
+// minutes is exchanged for {token, expires_at}; with Direct the JWT is
+// accepted itself). Tokens expire after TTL on the server's Clock or after
+// Uses requests; Silent hides the lifetime from the answer.
+// [Server.IssuerStats] counts logins and tokens.
+//
+// RateLimit.Style "github" answers like GitHub's primary rate limit: a 403
+// with x-ratelimit-remaining 0 and x-ratelimit-reset in epoch seconds, no
+// Retry-After. An error in a 200 (Slack's {"ok": false}) is a route Body,
+// or a Fault with Status 200 and that Body.
+//
 // # Time
 //
 // Latency (fixture-wide and per route) and fault delays use real timers

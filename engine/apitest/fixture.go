@@ -20,6 +20,7 @@ import (
 type Fixture struct {
 	Routes    []Route    `json:"routes" yaml:"routes"`
 	Auth      *AuthCheck `json:"auth,omitempty" yaml:"auth,omitempty"`
+	Issuer    *Issuer    `json:"issuer,omitempty" yaml:"issuer,omitempty"`
 	Latency   Duration   `json:"latency" yaml:"latency"`
 	RateLimit *RateLimit `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
 }
@@ -28,10 +29,12 @@ type Fixture struct {
 // Header names a request header and Query a query parameter; when both are
 // set, either carrier is accepted. An empty Value accepts any non-empty
 // credential. Rejections use Status (default 401) and Body (default a JSON
-// error object). Routes marked Public skip the check.
+// error object). Routes marked Public skip the check. With an [Issuer],
+// the credential must be a live token it issued, after Prefix in Header.
 type AuthCheck struct {
 	Header string `json:"header,omitempty" yaml:"header,omitempty"`
 	Value  string `json:"value,omitempty" yaml:"value,omitempty"`
+	Prefix string `json:"prefix,omitempty" yaml:"prefix,omitempty"`
 	Query  string `json:"query,omitempty" yaml:"query,omitempty"`
 	Status int    `json:"status,omitempty" yaml:"status,omitempty"`
 	Body   any    `json:"body,omitempty" yaml:"body,omitempty"`
@@ -39,10 +42,14 @@ type AuthCheck struct {
 
 // RateLimit is the fixture form of [WithRateLimit]: at most Limit requests
 // per fixed window of Per; Headers adds Retry-After and X-RateLimit-* headers.
+// Style "github" answers as GitHub's primary rate limit does: 403 with
+// x-ratelimit-remaining 0 and x-ratelimit-reset (epoch seconds), no
+// Retry-After, and GitHub's message; its headers are on every answer.
 type RateLimit struct {
 	Limit   int      `json:"limit" yaml:"limit"`
 	Per     Duration `json:"per" yaml:"per"`
 	Headers bool     `json:"headers" yaml:"headers"`
+	Style   string   `json:"style,omitempty" yaml:"style,omitempty"`
 }
 
 // Route is one endpoint of a simulated API. See the package documentation
@@ -279,6 +286,10 @@ func normalizeFixture(f *Fixture) {
 	if f.Auth != nil {
 		f.Auth.Body = normalize(f.Auth.Body)
 	}
+	if f.Issuer != nil {
+		// A YAML block scalar ends the key with a newline: keep it PEM.
+		f.Issuer.PublicKey = strings.TrimSpace(f.Issuer.PublicKey)
+	}
 	for i := range f.Routes {
 		r := &f.Routes[i]
 		r.Body = normalize(r.Body)
@@ -334,6 +345,12 @@ func (f Fixture) Validate() error {
 		if rl.Limit < 1 || rl.Per.Duration <= 0 {
 			errs = append(errs, errors.New("rate_limit: limit and per must be positive"))
 		}
+		if rl.Style != "" && rl.Style != RateStyleGitHub {
+			errs = append(errs, fmt.Errorf("rate_limit: style %q: want github or nothing", rl.Style))
+		}
+	}
+	if f.Issuer != nil {
+		errs = append(errs, f.Issuer.validate(f.Auth)...)
 	}
 	for i, r := range f.Routes {
 		if err := r.Validate(); err != nil {

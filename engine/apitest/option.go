@@ -29,6 +29,9 @@ func WithRateLimit(n int, per time.Duration, headers bool) Option {
 	return func(c *config) { c.rate = &RateLimit{Limit: n, Per: Duration{per}, Headers: headers} }
 }
 
+// RateStyleGitHub is [RateLimit.Style] for GitHub's primary rate limit.
+const RateStyleGitHub = "github"
+
 // WithClock replaces the real clock, e.g. with a [ManualClock].
 func WithClock(clk Clock) Option {
 	return func(c *config) {
@@ -53,6 +56,7 @@ type rateLimiter struct {
 	limit   int
 	per     time.Duration
 	headers bool
+	github  bool
 
 	mu    sync.Mutex
 	start time.Time
@@ -71,6 +75,16 @@ func (rl *rateLimiter) take(now time.Time, h http.Header) bool {
 	ok := rl.used < rl.limit
 	if ok {
 		rl.used++
+	}
+	if rl.github {
+		// GitHub: every answer carries the window; an exhausted one is a
+		// 403 with remaining 0 and the reset as epoch seconds.
+		h.Set("X-Ratelimit-Limit", strconv.Itoa(rl.limit))
+		h.Set("X-Ratelimit-Remaining", strconv.Itoa(rl.limit-rl.used))
+		h.Set("X-Ratelimit-Used", strconv.Itoa(rl.used))
+		h.Set("X-Ratelimit-Reset", strconv.FormatInt(int64(math.Ceil(float64(end.UnixNano())/1e9)), 10))
+		h.Set("X-Ratelimit-Resource", "core")
+		return ok
 	}
 	if rl.headers {
 		h.Set("X-RateLimit-Limit", strconv.Itoa(rl.limit))

@@ -28,6 +28,7 @@ type Server struct {
 	clock   Clock
 	log     *slog.Logger
 	auth    *AuthCheck
+	issuer  *issuerState
 	latency time.Duration
 	limiter *rateLimiter
 	stop    context.CancelFunc // cancels every request's context on Close
@@ -98,7 +99,14 @@ func start(f Fixture, opts []Option) (*Server, error) {
 	}
 	s := &Server{clock: cfg.clock, log: cfg.logger, auth: f.Auth, latency: f.Latency.Duration}
 	if rl := cfg.rate; rl != nil && rl.Limit > 0 && rl.Per.Duration > 0 {
-		s.limiter = &rateLimiter{limit: rl.Limit, per: rl.Per.Duration, headers: rl.Headers}
+		s.limiter = &rateLimiter{limit: rl.Limit, per: rl.Per.Duration, headers: rl.Headers, github: rl.Style == RateStyleGitHub}
+	}
+	if f.Issuer != nil {
+		if errs := f.Issuer.validate(f.Auth); len(errs) > 0 {
+			s.errs = append(s.errs, errs...)
+		} else {
+			s.issuer = newIssuerState(f.Issuer)
+		}
 	}
 	for _, r := range f.Routes {
 		s.Handle(r)
@@ -325,6 +333,14 @@ func (s *Server) serve(ctx context.Context, rq *request) (reply, action, *compil
 	extra := http.Header{}
 	if s.limiter != nil && !s.limiter.take(s.clock.Now(), extra) {
 		rep := errorReply(http.StatusTooManyRequests, "rate_limited", "too many requests")
+		if s.limiter.github {
+			rep = githubError(http.StatusForbidden, "API rate limit exceeded for installation. If you reach out to GitHub Support for help, please include the request ID.")
+		}
+		mergeHeader(rep.header, extra)
+		return rep, send, nil
+	}
+	if s.issuer != nil && s.issuer.handles(rq.r) {
+		rep := s.issuer.reply(rq, s.clock.Now())
 		mergeHeader(rep.header, extra)
 		return rep, send, nil
 	}
@@ -408,6 +424,10 @@ func (s *Server) authorized(rq *request) bool {
 	a := s.auth
 	if a == nil || (a.Header == "" && a.Query == "") {
 		return true
+	}
+	if s.issuer != nil {
+		tok := s.issuer.credential(rq, a)
+		return tok != "" && s.issuer.valid(tok, s.clock.Now())
 	}
 	ok := func(v string) bool { return v != "" && (a.Value == "" || v == a.Value) }
 	if a.Header != "" && ok(rq.r.Header.Get(a.Header)) {

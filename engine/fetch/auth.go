@@ -1,55 +1,109 @@
 package fetch
 
 import (
-	"cmp"
-	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
 // Auth types.
 const (
-	AuthNone   = ""
-	AuthBearer = "bearer" // Authorization: Bearer <Token>
-	AuthHeader = "header" // <Header>: <Prefix><Token>
-	AuthQuery  = "query"  // ?<Param>=<Token>
-	AuthBasic  = "basic"  // Authorization: Basic base64(<Username>:<Password>)
-	AuthOAuth2 = "oauth2" // client credentials, token sent as Authorization
+	AuthNone    = ""
+	AuthBearer  = "bearer"  // Authorization: Bearer <Token>
+	AuthHeader  = "header"  // <Header>: <Prefix><Token>
+	AuthQuery   = "query"   // ?<Param>=<Token>
+	AuthBasic   = "basic"   // Authorization: Basic base64(<Username>:<Password>)
+	AuthOAuth2  = "oauth2"  // an OAuth2 grant, token sent as Authorization
+	AuthSession = "session" // a login request whose token is sent as a header or parameter
+	AuthJWT     = "jwt"     // a signed JWT, sent as is or exchanged for an access token
 )
 
 // OAuth2 token request styles (Auth.AuthStyle).
 const (
-	StyleBasic = "basic" // client id and secret as HTTP basic auth (default)
-	StyleForm  = "form"  // client_id and client_secret in the form body
+	StyleBasic = "basic" // form body, client id and secret as HTTP basic auth (default)
+	StyleForm  = "form"  // form body with client_id and client_secret
 	StyleJSON  = "json"  // Port-style JSON body {"clientId", "clientSecret"}
+)
+
+// OAuth2 grants (Auth.Grant).
+const (
+	GrantClientCredentials = "client_credentials"
+	GrantRefreshToken      = "refresh_token"
 )
 
 // Auth is how requests to a host authenticate. Credentials are sent only
 // to BaseURL's scheme and host, never to an absolute URL elsewhere.
 type Auth struct {
-	Type   string
-	Token  string // bearer token, or the API key for "header" and "query"
-	Header string // header name for "header", e.g. "x-api-key"
-	Prefix string // optional value prefix for "header", e.g. "ApiKey "
-	Param  string // query parameter name for "query"
+	Type string
+	// Token is the bearer token, or the API key for "header" and "query".
+	Token string
+	// Header names the header carrying the key ("header"), or the session
+	// or JWT token ("session", "jwt"; default Authorization).
+	Header string
+	// Prefix goes before the value in Header, e.g. "ApiKey "; for
+	// "session" and "jwt" with no Header it is "Bearer ".
+	Prefix string
+	// Param names the query parameter carrying the key ("query"), or the
+	// session or JWT token instead of a header.
+	Param string
 
 	Username, Password string // "basic"
 
-	// "oauth2": the client credentials grant. The token is cached until
-	// expires_in minus a margin (a tenth of the lifetime, at most
-	// MaxServerWait), shared by every client of the pool with the same
-	// credentials, and refreshed once when a request gets 401.
+	// "oauth2". The token is cached until expires_in minus a margin (a
+	// tenth of the lifetime, at most MaxServerWait), shared by every client
+	// of the pool with the same credentials, and refreshed once when a
+	// request gets 401.
 	TokenURL, ClientID, ClientSecret string
 	Scopes                           []string
 	AuthStyle                        string // StyleBasic (default), StyleForm or StyleJSON
+	Grant                            string // GrantClientCredentials (default) or GrantRefreshToken
+	// RefreshToken starts the refresh_token grant. When the server rotates
+	// it, the new one is kept in Options.Credentials and used by later
+	// runs for as long as RefreshToken stays the one it descends from.
+	RefreshToken string
+
+	// Login is the login request of "session", or the exchange of the
+	// JWT for an access token of "jwt" (nil: the JWT is the credential).
+	Login *TokenRequest
+
+	// "jwt": claims signed with PrivateKey (PEM: PKCS #1, PKCS #8 or SEC 1)
+	// by Algorithm (RS256 or ES256; "" picks it from the key). iat (a
+	// minute back, for clock drift) and exp (iat's minute plus TTL,
+	// default 9 minutes) are added.
+	PrivateKey string
+	Algorithm  string
+	Claims     map[string]any
+	TTL        time.Duration
+
+	// ID names the auth block in a spec: clients whose Auth has the same
+	// ID and values share one token. Blocks whose programs (TokenRequest's
+	// Extract funcs) differ must have different IDs.
+	ID string
+}
+
+// TokenRequest is a request that obtains a token: a session login, or
+// the exchange of a JWT for an access token.
+type TokenRequest struct {
+	Method     string // default POST
+	URL        string // absolute, or a path joined to BaseURL
+	Query      url.Values
+	Header     http.Header
+	Body       any    // a JSON value
+	BodyFormat string // FormatJSON (default) or FormatForm
+	// Token reads the token from the JSON body; TokenHeader from a
+	// response header instead. "Set-Cookie" takes the cookies the answer
+	// sets, sent back as a Cookie header (unless Auth names another place).
+	Token       Extract `json:"-"`
+	TokenHeader string
+	// ExpiresIn reads the token's lifetime: seconds (a number or numeric
+	// string) or an expiry time (RFC 3339). Without it TTL is the lifetime;
+	// with neither the token is used until a request gets 401.
+	ExpiresIn Extract `json:"-"`
+	TTL       time.Duration
 }
 
 func (a Auth) validate() error {
@@ -77,13 +131,50 @@ func (a Auth) validate() error {
 		if _, err := tokenOrigin(a.TokenURL); err != nil {
 			return fmt.Errorf("auth %q: %w", a.Type, err)
 		}
+		switch a.Grant {
+		case "", GrantClientCredentials:
+		case GrantRefreshToken:
+			if err := need("refresh_token", a.RefreshToken); err != nil {
+				return err
+			}
+			if a.AuthStyle == StyleJSON {
+				return fmt.Errorf("auth %q: the refresh_token grant takes a form body (RFC 6749)", a.Type)
+			}
+		default:
+			return fmt.Errorf("auth %q: unknown grant %q", a.Type, a.Grant)
+		}
 		switch a.AuthStyle {
 		case "", StyleBasic, StyleForm, StyleJSON:
 			return nil
 		}
 		return fmt.Errorf("auth %q: unknown auth_style %q", a.Type, a.AuthStyle)
+	case AuthSession:
+		if a.Login == nil {
+			return fmt.Errorf("auth %q: login is required", a.Type)
+		}
+		return a.Login.validate("login")
+	case AuthJWT:
+		if _, _, err := parseSigningKey(a.PrivateKey, a.Algorithm); err != nil {
+			return fmt.Errorf("auth %q: %w", a.Type, err)
+		}
+		if a.Login != nil {
+			return a.Login.validate("exchange")
+		}
+		return nil
 	}
 	return fmt.Errorf("unknown auth type %q", a.Type)
+}
+
+func (r *TokenRequest) validate(name string) error {
+	switch {
+	case r.URL == "":
+		return fmt.Errorf("%s: url is required", name)
+	case r.Token == nil && r.TokenHeader == "":
+		return fmt.Errorf("%s: token or token_header is required", name)
+	case r.BodyFormat != "" && r.BodyFormat != FormatJSON && r.BodyFormat != FormatForm:
+		return fmt.Errorf("%s: unknown body format %q", name, r.BodyFormat)
+	}
+	return nil
 }
 
 func basicValue(user, pass string) string {
@@ -111,11 +202,16 @@ func (p *Pool) registerSecrets(a Auth) {
 		}
 	case AuthOAuth2:
 		v := oauthBasicValue(a.ClientID, a.ClientSecret)
-		p.red.addSecrets(a.ClientSecret, v, strings.TrimPrefix(v, "Basic "))
+		p.red.addSecrets(a.ClientSecret, v, strings.TrimPrefix(v, "Basic "), a.RefreshToken)
+		p.red.addParam("refresh_token")
+	case AuthSession, AuthJWT:
+		p.red.addSecrets(a.PrivateKey)
+		p.red.addParam(a.Param)
 	}
 }
 
-// staticAuth returns the header or query parameter for non-OAuth2 auth.
+// static returns the header or query parameter of the auth kinds whose
+// credential never changes.
 func (a Auth) static() (header, value, param, paramValue string) {
 	switch a.Type {
 	case AuthBearer:
@@ -130,181 +226,41 @@ func (a Auth) static() (header, value, param, paramValue string) {
 	return "", "", "", ""
 }
 
-type tokenKey struct {
-	url, id, secret, scopes, style string
+// dynamic reports whether the credential is obtained at run time (and
+// renewed on expiry and on a 401).
+func (a Auth) dynamic() bool {
+	return a.Type == AuthOAuth2 || a.Type == AuthSession || a.Type == AuthJWT
 }
 
-// tokenSource returns the shared token source for cfg's credentials.
-func (p *Pool) tokenSource(cfg HostConfig) *tokenSource {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	a := cfg.Auth
-	k := tokenKey{a.TokenURL, a.ClientID, a.ClientSecret, strings.Join(a.Scopes, " "), a.AuthStyle}
-	if ts, ok := p.tokens[k]; ok {
-		return ts
+// placement says where a fetched credential goes: a header (whose value
+// the token source builds whole, prefix included) or a query parameter.
+func (a Auth) placement() (header, param string) {
+	switch {
+	case a.Type == AuthOAuth2:
+		return "Authorization", ""
+	case a.Param != "":
+		return "", a.Param
+	case a.Header != "":
+		return a.Header, ""
+	case a.Login != nil && isSetCookie(a.Login.TokenHeader):
+		return "Cookie", ""
 	}
-	ts := &tokenSource{pool: p, auth: a, retry: cfg.Retry, timeout: cfg.Timeout}
-	p.tokens[k] = ts
-	return ts
+	return "Authorization", ""
 }
 
-// tokenSource caches one OAuth2 access token; concurrent callers that
-// find it missing or expired share a single fetch.
-type tokenSource struct {
-	pool    *Pool
-	auth    Auth
-	retry   Retry
-	timeout time.Duration
-
-	mu     sync.Mutex
-	value  string // Authorization header value
-	expiry time.Time
-	call   *tokenCall
-	client *Client
+// prefix is what goes before a session or JWT token in its header.
+func (a Auth) prefix() string {
+	header, param := a.placement()
+	switch {
+	case param != "":
+		return ""
+	case a.Header == "" && header == "Authorization":
+		return "Bearer "
+	}
+	return a.Prefix
 }
 
-type tokenCall struct {
-	done  chan struct{}
-	value string
-	err   error
-}
-
-// get returns the Authorization header value, fetching a token if needed.
-func (ts *tokenSource) get(ctx context.Context) (string, error) {
-	for {
-		ts.mu.Lock()
-		if ts.value != "" && (ts.expiry.IsZero() || ts.pool.now().Before(ts.expiry)) {
-			v := ts.value
-			ts.mu.Unlock()
-			return v, nil
-		}
-		if c := ts.call; c != nil {
-			ts.mu.Unlock()
-			select {
-			case <-c.done:
-			case <-ctx.Done():
-				return "", ctx.Err()
-			}
-			// The fetcher's own ctx may have ended; ours has not, so try again.
-			if c.err != nil && ctx.Err() == nil && (errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded)) {
-				continue
-			}
-			return c.value, c.err
-		}
-		c := &tokenCall{done: make(chan struct{})}
-		ts.call = c
-		ts.mu.Unlock()
-
-		value, lifetime, err := ts.fetch(ctx)
-
-		ts.mu.Lock()
-		if err == nil {
-			ts.value = value
-			ts.expiry = time.Time{}
-			if lifetime > 0 {
-				ts.expiry = ts.pool.now().Add(lifetime - refreshMargin(lifetime))
-			}
-		}
-		c.value, c.err = value, err
-		ts.call = nil
-		close(c.done)
-		ts.mu.Unlock()
-		return value, err
-	}
-}
-
-// refreshMargin is how long before expiry a token is replaced: a tenth of
-// its lifetime, so short-lived tokens stay useful, and at most
-// MaxServerWait, the longest a request on a RateHeaders host may be held
-// at the gate between taking the token and sending it.
-func refreshMargin(lifetime time.Duration) time.Duration {
-	return min(lifetime/10, MaxServerWait)
-}
-
-// invalidate drops the cached token if it is still the one that got a
-// 401, so that many concurrent 401s cause one refresh, not one each.
-func (ts *tokenSource) invalidate(used string) {
-	ts.mu.Lock()
-	if ts.value == used {
-		ts.value = ""
-	}
-	ts.mu.Unlock()
-}
-
-// tokenClient posts to the token endpoint through the pool's token host,
-// with the spec's retry policy.
-func (ts *tokenSource) tokenClient() (*Client, error) {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if ts.client != nil {
-		return ts.client, nil
-	}
-	base, err := tokenOrigin(ts.auth.TokenURL)
-	if err != nil {
-		return nil, err
-	}
-	cfg := HostConfig{BaseURL: base.String(), Timeout: ts.timeout, Retry: ts.retry}
-	ts.client = ts.pool.newClient(cfg, base, ts.pool.tokenHost(), nil)
-	return ts.client, nil
-}
-
-func (ts *tokenSource) fetch(ctx context.Context) (value string, lifetime time.Duration, err error) {
-	c, err := ts.tokenClient()
-	if err != nil {
-		return "", 0, err
-	}
-	a := ts.auth
-	req := &Request{Method: http.MethodPost, URL: a.TokenURL, Header: http.Header{}}
-	switch a.AuthStyle {
-	case StyleJSON:
-		req.Body = map[string]string{"clientId": a.ClientID, "clientSecret": a.ClientSecret}
-	default:
-		form := url.Values{"grant_type": {"client_credentials"}}
-		if len(a.Scopes) > 0 {
-			form.Set("scope", strings.Join(a.Scopes, " "))
-		}
-		if a.AuthStyle == StyleForm {
-			form.Set("client_id", a.ClientID)
-			form.Set("client_secret", a.ClientSecret)
-		} else {
-			req.Header.Set("Authorization", oauthBasicValue(a.ClientID, a.ClientSecret))
-		}
-		req.form = form
-	}
-	resp, err := c.Do(ctx, req)
-	if err != nil {
-		return "", 0, err
-	}
-	var body struct {
-		AccessToken  string          `json:"access_token"`
-		AccessTokenC string          `json:"accessToken"`
-		TokenType    string          `json:"token_type"`
-		TokenTypeC   string          `json:"tokenType"`
-		ExpiresIn    json.RawMessage `json:"expires_in"`
-		ExpiresInC   json.RawMessage `json:"expiresIn"`
-	}
-	if err := json.Unmarshal(resp.Body, &body); err != nil {
-		return "", 0, fmt.Errorf("token response from %s: %w", resp.URL, err)
-	}
-	tok := cmp.Or(body.AccessToken, body.AccessTokenC)
-	if tok == "" {
-		return "", 0, fmt.Errorf("token response from %s: no access_token", resp.URL)
-	}
-	ts.pool.red.addSecrets(tok)
-	typ := cmp.Or(body.TokenType, body.TokenTypeC)
-	if typ == "" || strings.EqualFold(typ, "bearer") {
-		typ = "Bearer"
-	}
-	exp := body.ExpiresIn
-	if len(exp) == 0 {
-		exp = body.ExpiresInC
-	}
-	// Some servers send expires_in as a string.
-	if n, err := strconv.ParseFloat(strings.Trim(string(exp), `"`), 64); err == nil && n > 0 {
-		lifetime = secs(n)
-	}
-	return typ + " " + tok, lifetime, nil
-}
+func isSetCookie(h string) bool { return strings.EqualFold(h, "Set-Cookie") }
 
 // tokenOrigin checks a token URL and returns its scheme and host; unlike
 // a BaseURL it may carry a query.

@@ -25,6 +25,9 @@ type Request struct {
 	Query  url.Values
 	Header http.Header // overrides HostConfig.Headers; sent wherever URL points
 	Body   any         // JSON-encoded when non-nil (json.RawMessage passes through)
+	// BodyFormat FormatForm sends Body, a JSON object of fields, form
+	// encoded (see formValues); "" and FormatJSON send JSON.
+	BodyFormat string
 
 	form url.Values // form-encoded body, for OAuth2 token requests
 }
@@ -58,6 +61,7 @@ type Client struct {
 	authHeader, authValue string // static header auth
 	authParam, authToken  string // query auth
 	tokens                *tokenSource
+	rules                 []Rule
 }
 
 func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource) *Client {
@@ -73,6 +77,7 @@ func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource
 		maxBody:   cfg.MaxBodyBytes,
 		header:    http.Header{"Accept": {"application/json"}, "User-Agent": {"ferry"}},
 		tokens:    ts,
+		rules:     cfg.Rules,
 	}
 	if base != nil {
 		c.origin = origin(base)
@@ -114,7 +119,7 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	if resp != nil {
 		resp.Duration = c.pool.now().Sub(start)
 	}
-	if err != nil {
+	if err != nil && !isOutcome(err) {
 		c.pool.errors.Add(1)
 		if h != nil {
 			h.errors.Add(1)
@@ -166,6 +171,17 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 	case req.form != nil:
 		body = []byte(req.form.Encode())
 		hdr.Set("Content-Type", "application/x-www-form-urlencoded")
+	case req.Body != nil && req.BodyFormat == FormatForm:
+		form, err := formValues(req.Body)
+		if err != nil {
+			return nil, h, fail(fmt.Errorf("encode body: %w", err))
+		}
+		body = []byte(form.Encode())
+		if hdr.Get("Content-Type") == "" {
+			hdr.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+	case req.Body != nil && req.BodyFormat != "" && req.BodyFormat != FormatJSON:
+		return nil, h, fail(fmt.Errorf("unknown body format %q", req.BodyFormat))
 	case req.Body != nil:
 		if body, err = json.Marshal(req.Body); err != nil {
 			return nil, h, fail(fmt.Errorf("encode body: %w", err))
@@ -177,7 +193,7 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 	if same && c.authHeader != "" {
 		hdr.Set(c.authHeader, c.authValue)
 	}
-	oauth := same && c.tokens != nil
+	dynamic := same && c.tokens != nil
 	canRetry := retryableMethod(method, c.retryPOST)
 
 	var (
@@ -186,15 +202,20 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 		tokenUsed          string
 	)
 	for {
-		if oauth {
+		sendTo := target
+		if dynamic {
 			v, err := c.tokens.get(ctx)
 			if err != nil {
-				return nil, h, fail(fmt.Errorf("oauth2 token: %w", err))
+				return nil, h, fail(fmt.Errorf("%s: %w", c.tokens.what(), err))
 			}
-			hdr.Set("Authorization", v)
+			if c.tokens.param != "" {
+				sendTo = withParam(target, c.tokens.param, v)
+			} else {
+				hdr.Set(c.tokens.header, v)
+			}
 			tokenUsed = v
 		}
-		rr, sent, dur, err := c.attempt(ctx, h, method, target, hdr, body)
+		rr, sent, dur, err := c.attempt(ctx, h, method, sendTo, hdr, body)
 		if sent {
 			attempts++
 			c.pool.requests.Add(1)
@@ -238,14 +259,53 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 		status := rr.StatusCode()
 		c.log.Debug("http request", "method", method, "url", shown, "status", status, "attempt", attempts, "duration", dur)
 		resp := &Response{Status: status, Header: rr.Header(), Body: rr.Body(), URL: shown, Attempts: attempts}
-		if status >= 200 && status < 300 {
-			return resp, h, nil
-		}
-		if status == http.StatusUnauthorized && oauth && !refreshed {
+		if status == http.StatusUnauthorized && dynamic && !refreshed {
 			refreshed = true
 			c.tokens.invalidate(tokenUsed)
-			c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "reason", "refreshing oauth2 token")
+			c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "reason", "refreshing the "+c.tokens.what())
 			continue
+		}
+		if len(c.rules) > 0 {
+			rb := &ruleBody{raw: resp.Body}
+			rule, err := matchRule(ctx, c.rules, resp, rb)
+			if err != nil {
+				// A predicate that cannot be evaluated decides nothing: the
+				// answer is neither data nor what the rule would make of it.
+				return resp, h, c.ruleError(method, shown, resp, rule, ActionFail, err.Error())
+			}
+			if rule != nil {
+				msg := c.pool.red.text(rule.message(ctx, rb))
+				if rule.Action != ActionRetry {
+					c.log.Debug("http rule", "method", method, "url", shown, "status", status, "rule", rule.Name, "action", rule.Action)
+					if rule.Action == ActionOK {
+						return resp, h, nil
+					}
+					return resp, h, c.ruleError(method, shown, resp, rule, rule.Action, msg)
+				}
+				hint, hinted := ruleWait(rule, resp.Header, c.pool.now())
+				limit := rule.MaxWait
+				if limit <= 0 {
+					limit = max(c.retry.max, MaxServerWait)
+				}
+				switch {
+				case !canRetry:
+					return resp, h, c.ruleError(method, shown, resp, rule, rule.Action, joinMsg(method+" requests are not retried", msg))
+				case hinted && hint > limit:
+					return resp, h, c.ruleError(method, shown, resp, rule, rule.Action, joinMsg(fmt.Sprintf("the server asks to wait %s, more than max_wait %s", hint.Round(time.Second), limit), msg))
+				case failures+1 >= c.retry.attempts:
+					return resp, h, c.ruleError(method, shown, resp, rule, rule.Action, joinMsg(fmt.Sprintf("gave up after %d attempts", attempts), msg))
+				}
+				failures++
+				wait := max(c.retry.backoff(failures, c.pool.rnd), hint)
+				c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "rule", rule.Name, "reason", msg, "wait", wait)
+				if err := c.pool.sleep(ctx, wait); err != nil {
+					return nil, h, fail(err)
+				}
+				continue
+			}
+		}
+		if status >= 200 && status < 300 {
+			return resp, h, nil
 		}
 		serr := &StatusError{Method: method, URL: shown, Status: status, Body: errorBody(resp.Body, c.pool.red.text)}
 		if !canRetry || !c.retry.statuses[status] || failures+1 >= c.retry.attempts {
@@ -264,6 +324,32 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 			return nil, h, fail(err)
 		}
 	}
+}
+
+// ruleError reports what a rule decided about resp.
+func (c *Client) ruleError(method, shown string, resp *Response, rule *Rule, action, msg string) *RuleError {
+	return &RuleError{Method: method, URL: shown, Status: resp.Status, Rule: rule.Name, Action: action, Message: c.pool.red.text(msg)}
+}
+
+func joinMsg(a, b string) string {
+	if b == "" {
+		return a
+	}
+	return a + ": " + b
+}
+
+// withParam sets a query parameter on a resolved URL, once.
+func withParam(target, name, value string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		return target
+	}
+	q := dropParam(u.RawQuery, name)
+	if q != "" {
+		q += "&"
+	}
+	u.RawQuery = q + url.QueryEscape(name) + "=" + url.QueryEscape(value)
+	return u.String()
 }
 
 // attempt sends one request: rate limiter and throttle first, then a

@@ -33,16 +33,35 @@
 // x-ratelimit-limit per x-ratelimit-period, and after a 429 or
 // x-ratelimit-remaining 0 none starts before x-ratelimit-reset.
 //
+// HostConfig.Rules decide, before that default handling, what an answer
+// is ([Rule]): data whatever its status, empty (Do returns the Response
+// with a *RuleError that is ErrEmpty), skipped (ErrSkipped), retried on
+// any status after the server's wait (a named header, Retry-After or
+// x-ratelimit-reset, epoch or seconds; a wait beyond MaxWait fails at
+// once), or a failure with a message read from the body by jq. Rules match
+// on status ranges, header values and a predicate on the JSON body, so
+// GitHub's 403 rate limit and Slack's {"ok": false} in a 200 are plain
+// configuration. Request.BodyFormat "form" sends a body form encoded.
+//
 // Auth kinds: bearer, an API key in a header (with an optional value
-// prefix) or a query parameter, basic, and OAuth2 client credentials
-// (token form-posted with basic or body credentials, or Port-style JSON;
-// cached until a tenth of its lifetime, at most 5 minutes, before expiry,
-// one fetch shared by concurrent callers, refreshed once on a 401). Credentials are only sent to
-// BaseURL's own scheme and host: an absolute URL elsewhere (a next-page
-// link, a redirect) goes without them.
+// prefix) or a query parameter, basic, OAuth2 (client credentials or a
+// refresh token; the token request form-posted with basic or body
+// credentials, or Port-style JSON), a session (a login request whose
+// token, read by jq or from a header or cookies, goes in a header or a
+// query parameter) and a JWT (RS256 or ES256, signed with the standard
+// library, sent as is or exchanged for an access token, as GitHub Apps
+// do). Fetched credentials are cached until a tenth of their lifetime, at
+// most 5 minutes, before a known expiry, one fetch shared by concurrent
+// callers and by every client with the same Auth, and renewed once on a
+// 401. A refresh token the server rotates is kept in Options.Credentials
+// before the access token that came with it is used, so the next run can
+// authenticate. Credentials are only sent to BaseURL's own scheme and
+// host: an absolute URL elsewhere (a next-page link, a redirect) goes
+// without them.
 //
 // Secrets never reach logs or errors: every token, key, password, client
-// secret, fetched access token and Options.Secrets value is replaced by
+// secret, refresh token, private key, fetched token or session, JWT and
+// Options.Secrets value is replaced by
 // REDACTED in URLs, error messages and log lines ([Pool.Redact]). Logs go
 // to the injected slog.Logger: Debug per attempt, Warn per retry.
 //

@@ -59,6 +59,9 @@ type HostConfig struct {
 	// larger body fails the request with ErrBodyTooLarge (never
 	// truncated) and is not retried.
 	MaxBodyBytes int64
+	// Rules decide, in order, what an answer is before the default
+	// handling (see [Rule]); the first that matches wins.
+	Rules []Rule
 }
 
 // Options configures a Pool. Every field is optional.
@@ -73,6 +76,9 @@ type Options struct {
 	// its connection limits are then the caller's business.
 	Transport http.RoundTripper
 	Rand      func() float64 // jitter source in [0, 1); default math/rand/v2
+	// Credentials keeps rotated OAuth2 refresh tokens for the next run;
+	// nil keeps them for this run only (with a warning when one rotates).
+	Credentials Credentials
 }
 
 // Pool owns the per-host limits, transports, OAuth2 tokens and the
@@ -85,12 +91,13 @@ type Pool struct {
 	rnd       func() float64
 	transport http.RoundTripper
 	red       *redactor
+	creds     Credentials
 
 	requests, retries, errors atomic.Int64
 
 	mu       sync.Mutex
 	hosts    map[string]*host
-	tokens   map[tokenKey]*tokenSource
+	tokens   map[string]*tokenSource
 	authHost *host
 }
 
@@ -118,7 +125,8 @@ func NewPool(opts Options) *Pool {
 		transport: opts.Transport,
 		red:       newRedactor(),
 		hosts:     map[string]*host{},
-		tokens:    map[tokenKey]*tokenSource{},
+		tokens:    map[string]*tokenSource{},
+		creds:     opts.Credentials,
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -167,8 +175,14 @@ func (p *Pool) Client(cfg HostConfig) (*Client, error) {
 			return nil, err
 		}
 	}
+	p.registerSecrets(cfg.Auth)
 	if err := cfg.Auth.validate(); err != nil {
 		return nil, fmt.Errorf("base url %s: %w", p.red.url(cfg.BaseURL), err)
+	}
+	for _, r := range cfg.Rules {
+		if err := r.validate(); err != nil {
+			return nil, fmt.Errorf("base url %s: %w", p.red.url(cfg.BaseURL), err)
+		}
 	}
 	if cfg.RatePerSecond < 0 || cfg.Burst < 0 || cfg.Concurrency < 0 || cfg.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("base url %s: negative limit", p.red.url(cfg.BaseURL))
@@ -182,14 +196,13 @@ func (p *Pool) Client(cfg HostConfig) (*Client, error) {
 	if cfg.RatePerSecond > 0 && cfg.Burst == 0 {
 		cfg.Burst = 1
 	}
-	p.registerSecrets(cfg.Auth)
 
 	var h *host
 	if base != nil {
 		h = p.host(origin(base), cfg, true)
 	}
 	var ts *tokenSource
-	if cfg.Auth.Type == AuthOAuth2 {
+	if cfg.Auth.dynamic() {
 		ts = p.tokenSource(cfg)
 	}
 	return p.newClient(cfg, base, h, ts), nil

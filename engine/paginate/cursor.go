@@ -1,22 +1,41 @@
 package paginate
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"strings"
+)
 
-// cursor sends back the token each page hands out (jq `token`), in `param`
-// where `in` says. The chain ends when the token is missing, null, false
-// or "".
+// cursor sends back the token each page hands out (jq `token` on the
+// body, or the response header `token_header`), in `param` where `in`
+// says, or as the next path (`in: path`). The chain ends when the token is
+// missing, null, false or "".
 type cursor struct {
-	token jq
-	at    param
-	next  token
+	token  jq
+	header string // token_header: the token is this response header
+	at     param
+	next   token
 }
 
 func (c *cursor) start(*Request) error { return nil }
 
 func (c *cursor) advance(ctx context.Context, page Page, req *Request) (bool, string, error) {
-	tok, ok, err := c.token.token(ctx, page.Body)
-	if err != nil || !ok {
-		return false, "", err
+	var tok token
+	ok := false
+	if c.header != "" {
+		tok.text = strings.TrimSpace(page.Header.Get(c.header))
+		ok = tok.text != ""
+	} else {
+		var err error
+		if tok, ok, err = c.token.token(ctx, page.Body); err != nil {
+			return false, "", err
+		}
+	}
+	if !ok {
+		return false, "", nil
+	}
+	if c.at.in == "path" && tok.number {
+		return false, "", fmt.Errorf("paginate.%s: got the number %s, want a path", c.token.name, tok.text)
 	}
 	c.next = tok
 	return true, tok.text, c.at.set(req, tok.value())

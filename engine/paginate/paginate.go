@@ -19,7 +19,7 @@ import (
 
 // Request is the mutable part of the next request in a chain.
 type Request struct {
-	URL    string // absolute URL; when set it replaces the spec's path (next_url, link_header)
+	URL    string // when set it replaces the spec's path: absolute (next_url, link_header), or a path joined to the base URL (cursor in: path)
 	Query  url.Values
 	Header http.Header
 	Body   any // JSON value; never mutated in place, only replaced by a changed copy
@@ -85,7 +85,7 @@ func New(cfg *spec.Paginate, vars []any, env map[string]any) *Pager {
 	at := param{in: cfg.In.V, name: cfg.Param.V}
 	switch cfg.Type.V {
 	case "cursor":
-		p.kind = &cursor{token: jq{&cfg.Token, vars, "token"}, at: at}
+		p.kind = &cursor{token: jq{&cfg.Token, vars, "token"}, header: cfg.TokenHeader.V, at: at}
 	case "next_url":
 		p.kind = &nextURL{url: jq{&cfg.URL, vars, "url"}}
 	case "link_header":

@@ -147,6 +147,60 @@ func chainCases() []chainCase {
 			steps:    []step{{body: `{"more":true}`, records: 1, errHas: "paginate.token: got boolean"}},
 		},
 
+		{
+			name:     "cursor from a response header (GitLab's X-Next-Page): an empty header ends",
+			paginate: `{type: cursor, token_header: X-Next-Page, param: page, size: 20, size_param: per_page}`,
+			query:    url.Values{"state": {"opened"}},
+			start:    wire{Query: "per_page=20&state=opened"},
+			steps: []step{
+				{header: hdr("X-Next-Page", "2", "X-Page", "1"), body: `{"next_page":"9"}`, records: 20, more: true, next: wire{Query: "page=2&per_page=20&state=opened"}},
+				{header: hdr("X-Next-Page", " 3 "), records: 20, more: true, next: wire{Query: "page=3&per_page=20&state=opened"}},
+				{header: hdr("X-Next-Page", "", "X-Page", "3"), records: 4},
+			},
+		},
+		{
+			name:     "cursor from a header that is missing ends",
+			paginate: `{type: cursor, token_header: X-Next-Page, param: page}`,
+			steps:    []step{{header: hdr("X-Page", "1"), body: `{"X-Next-Page":"2"}`, records: 3}},
+		},
+		{
+			name:     "cursor header that repeats",
+			paginate: `{type: cursor, token_header: X-Next-Page, param: page}`,
+			steps: []step{
+				{header: hdr("X-Next-Page", "2"), records: 1, more: true, next: wire{Query: "page=2"}},
+				{header: hdr("X-Next-Page", "2"), records: 1, err: paginate.ErrNoProgress},
+			},
+		},
+		{
+			name:     "token that is the path (Confluence's _links.next): its query replaces the spec's, headers and body stay",
+			paginate: `{type: cursor, token: ._links.next, in: path}`,
+			query:    url.Values{"limit": {"25"}, "expand": {"body"}},
+			header:   hdr("X-Team", "t"),
+			start:    wire{Query: "expand=body&limit=25", Header: hdr("X-Team", "t")},
+			steps: []step{
+				{body: `{"_links":{"next":"/rest/api/content?limit=25&start=25&expand=body"}}`, records: 25, more: true,
+					next: wire{URL: "/rest/api/content?limit=25&start=25&expand=body", Header: hdr("X-Team", "t")}},
+				{body: `{"_links":{"next":"/rest/api/content?limit=25&start=50&expand=body"}}`, records: 25, more: true,
+					next: wire{URL: "/rest/api/content?limit=25&start=50&expand=body", Header: hdr("X-Team", "t")}},
+				{body: `{"_links":{}}`, records: 3},
+			},
+		},
+		{
+			name:     "token that is a path without a query keeps the spec's query",
+			paginate: `{type: cursor, token: .next, in: path}`,
+			query:    url.Values{"per_page": {"50"}},
+			start:    wire{Query: "per_page=50"},
+			steps: []step{
+				{body: `{"next":"/events/page/2"}`, records: 50, more: true, next: wire{URL: "/events/page/2", Query: "per_page=50"}},
+				{body: `{"next":"/events/page/2"}`, records: 50, err: paginate.ErrNoProgress},
+			},
+		},
+		{
+			name:     "a path token that is a number is an error",
+			paginate: `{type: cursor, token: .next, in: path}`,
+			steps:    []step{{body: `{"next":3}`, records: 1, errHas: "paginate.token: got the number 3, want a path"}},
+		},
+
 		// next_url
 		{
 			name:     "next_url: the spec's query is not sent again; headers and body stay",

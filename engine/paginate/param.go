@@ -15,7 +15,8 @@ import (
 )
 
 // param is where a paging value goes: a query parameter (the default), a
-// header, or a dotted path in the JSON body.
+// header, a dotted path in the JSON body, or (in "path") the request's
+// path itself.
 type param struct {
 	in, name string
 }
@@ -27,6 +28,16 @@ type param struct {
 // record.
 func (p param) set(req *Request, value any) error {
 	switch p.in {
+	case "path":
+		// The token is a path the client joins to the base URL, as the
+		// spec's own path. A token with a query carries the whole query
+		// (Confluence's _links.next), so the spec's is not sent again;
+		// one without keeps it.
+		next := text(value)
+		req.URL = next
+		if strings.Contains(next, "?") {
+			req.Query = url.Values{}
+		}
 	case "header":
 		if req.Header == nil {
 			req.Header = http.Header{}

@@ -30,6 +30,14 @@ type chain struct {
 	gates  []*cursorGate // of the incremental chains this record descends from (or belongs to)
 }
 
+// describe names a chain's ancestry, "" for a root stream's run.
+func describe(c *chain) string {
+	if c == nil {
+		return ""
+	}
+	return c.describe()
+}
+
 func (c *chain) describe() string {
 	var parts []string
 	for x := c; x != nil; x = x.up {
@@ -397,9 +405,23 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		if req.URL != "" {
 			u = req.URL
 		}
-		resp, err := client.Do(c.ctx, &fetch.Request{Method: st.method, URL: u, Query: req.Query, Header: req.Header, Body: req.Body})
+		resp, err := client.Do(c.ctx, &fetch.Request{Method: st.method, URL: u, Query: req.Query, Header: req.Header, Body: req.Body, BodyFormat: s.Request.BodyFormat.V})
 		if resp != nil {
 			st.stat.request(resp.Attempts)
+		}
+		if errors.Is(err, fetch.ErrSkipped) {
+			// A response rule skipped the request: nothing failed, but what
+			// it would have read is unknown, so its stream is incomplete.
+			st.stat.ruleSkipped()
+			c.r.log.Warn("request skipped", "stream", s.Name, "parents", describe(c.rn.parent), "page", page, "reason", err.Error())
+			return nil
+		}
+		// A response rule said "no data": the page has no records and the
+		// chain is done, complete.
+		empty := errors.Is(err, fetch.ErrEmpty)
+		if empty {
+			st.stat.emptied()
+			err = nil
 		}
 		if err != nil {
 			if c.ctx.Err() != nil {
@@ -411,7 +433,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		var body any
 		var recs []any
 		switch {
-		case resp.Status == http.StatusNoContent:
+		case empty || resp.Status == http.StatusNoContent:
 			// No content: no records, whatever the records program says.
 		case len(bytes.TrimSpace(resp.Body)) == 0 && !allowEmpty:
 			return fmt.Errorf("%spage %d: %s %s: %d: empty body where JSON was expected (a stream whose API answers empty for \"no records\" sets response.allow_empty)", c.windowLabel(w), page, st.method, resp.URL, resp.Status)
@@ -444,7 +466,10 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		}
 		st.stat.records(len(recs))
 		state := pager.State()
-		more, err := pager.Next(c.ctx, paginate.Page{Number: page, Body: body, Header: resp.Header, URL: resp.URL, Records: len(recs)}, req)
+		var more bool
+		if !empty {
+			more, err = pager.Next(c.ctx, paginate.Page{Number: page, Body: body, Header: resp.Header, URL: resp.URL, Records: len(recs)}, req)
+		}
 		if err != nil {
 			// The page's records went out; what follows it is unknown. The
 			// checkpoint says so, so a resumed run asks this page again

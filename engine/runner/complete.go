@@ -68,7 +68,8 @@ func (r *Runner) completeness(list []Failure, fatal error) (complete func(*strea
 			return ok
 		}
 		memo[st] = false // against cycles, which validation refuses anyway
-		ok := fatal == nil && st.skip == "" && !chainFailed[st.s.Name]
+		// A request a rule skipped read nothing anyone knows of.
+		ok := fatal == nil && st.skip == "" && !chainFailed[st.s.Name] && st.stat.ruleSkips.Load() == 0
 		for _, up := range []string{nameOf(st.s.Parent()), nameOf(st.s.BatchOf())} {
 			if u := r.streams[up]; ok && u != nil {
 				ok = complete(u) && !recordFailed[up]

@@ -1,7 +1,10 @@
 package runner
 
 import (
+	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 
 	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/spec"
@@ -26,7 +29,8 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 		return v, nil
 	}
 	hc.Headers = map[string]string{}
-	for _, h := range layers {
+	var top, own []fetch.Rule
+	for i, h := range layers {
 		if h.BaseURL.Set {
 			v, err := render(&h.BaseURL, "base_url")
 			if err != nil {
@@ -72,7 +76,9 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 		if a := h.Auth; a != nil {
 			// An auth block replaces the inherited one whole: another host
 			// usually means another scheme (Harness SEI's ApiKey header).
-			auth := fetch.Auth{Type: a.Type.V, Header: a.Header.V, Prefix: a.Prefix.V, Param: a.Param.V}
+			auth := fetch.Auth{Type: a.Type.V, Header: a.Header.V, Prefix: a.Prefix.V, Param: a.Param.V,
+				Grant: a.Grant.V, Algorithm: a.Algorithm.V, TTL: a.TTL.V,
+				ID: fmt.Sprintf("%s:%d:%d", f.Path, a.Pos.Line, a.Pos.Col)}
 			if auth.Type == "none" {
 				auth.Type = fetch.AuthNone
 			}
@@ -85,6 +91,7 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 				{&a.Username, "username", &auth.Username}, {&a.Password, "password", &auth.Password},
 				{&a.TokenURL, "token_url", &auth.TokenURL}, {&a.ClientID, "client_id", &auth.ClientID},
 				{&a.ClientSecret, "client_secret", &auth.ClientSecret},
+				{&a.RefreshToken, "refresh_token", &auth.RefreshToken}, {&a.PrivateKey, "private_key", &auth.PrivateKey},
 			} {
 				if x.t.Set {
 					v, err := render(x.t, "auth."+x.name)
@@ -97,11 +104,125 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 			for _, sc := range a.Scopes {
 				auth.Scopes = append(auth.Scopes, sc.V)
 			}
+			switch {
+			case a.BodyFormat.V == "json":
+				auth.AuthStyle = fetch.StyleJSON
+			case a.ClientAuth.V == "body":
+				auth.AuthStyle = fetch.StyleForm
+			}
+			if err := authFlow(a, &auth, env); err != nil {
+				return hc, err
+			}
 			hc.Auth = auth
 		}
+		if i == 0 {
+			top = rules(h.Rules, env)
+		} else {
+			own = rules(h.Rules, env)
+		}
 	}
+	// A stream's own rules are tried first, then the top-level ones.
+	hc.Rules = append(own, top...)
 	if hc.BaseURL == "" && !s.Request.URL.Set {
 		return hc, fmt.Errorf("no base_url: set http.base_url or request.url")
 	}
 	return hc, nil
+}
+
+// program binds a compiled jq program of a host setting to its one
+// variable, $config.
+func program(q *spec.JQ, env map[string]any) fetch.Extract {
+	code := q.Code()
+	if code == nil {
+		return nil
+	}
+	cfg := env[spec.VarConfig]
+	return func(ctx context.Context, body any) (any, bool, error) { return code.First(ctx, body, cfg) }
+}
+
+// rules turns an http block's response rules into fetch's.
+func rules(rs []spec.Rule, env map[string]any) []fetch.Rule {
+	var out []fetch.Rule
+	for i := range rs {
+		r := &rs[i]
+		fr := fetch.Rule{Name: r.Path(), Action: r.Action.V, Body: program(&r.Body, env), Message: program(&r.Message, env),
+			WaitHeader: r.WaitHeader.V, MaxWait: r.MaxWait.V}
+		for _, sr := range r.Ranges() {
+			fr.Statuses = append(fr.Statuses, fetch.StatusRange{Min: sr.Min, Max: sr.Max})
+		}
+		if r.Headers.Set {
+			fr.Headers = map[string]string{}
+			for _, it := range r.Headers.Items {
+				fr.Headers[it.Key] = it.Value.V
+			}
+		}
+		out = append(out, fr)
+	}
+	return out
+}
+
+// authFlow renders what the auth kinds that make requests need: the login
+// or exchange request, and the JWT's claims.
+func authFlow(a *spec.Auth, auth *fetch.Auth, env map[string]any) error {
+	if a.Claims.Set {
+		auth.Claims = map[string]any{}
+		for _, it := range a.Claims.Items {
+			v, err := spec.RenderValue(it.Value.Tree(), env)
+			if err != nil {
+				return fmt.Errorf("http.auth.claims.%s: %w", it.Key, err)
+			}
+			auth.Claims[it.Key] = v
+		}
+	}
+	for _, x := range []struct {
+		name string
+		r    *spec.AuthRequest
+	}{{"login", a.Login}, {"exchange", a.Exchange}} {
+		if x.r == nil {
+			continue
+		}
+		tr, err := tokenRequest(x.r, env)
+		if err != nil {
+			return fmt.Errorf("http.auth.%s: %w", x.name, err)
+		}
+		auth.Login = tr
+	}
+	return nil
+}
+
+func tokenRequest(r *spec.AuthRequest, env map[string]any) (*fetch.TokenRequest, error) {
+	tr := &fetch.TokenRequest{Method: r.Method.V, BodyFormat: r.BodyFormat.V, TokenHeader: r.TokenHeader.V, TTL: r.TTL.V,
+		Token: program(&r.Token, env), ExpiresIn: program(&r.ExpiresIn, env), Query: url.Values{}, Header: http.Header{}}
+	var err error
+	switch {
+	case r.URL.Template() != nil:
+		tr.URL, err = r.URL.Template().RenderString(env)
+	case r.Path.Template() != nil:
+		tr.URL, err = r.Path.Template().RenderPath(env)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range r.Query.Items {
+		v, err := spec.RenderValue(it.Value.Tree(), env)
+		if err != nil {
+			return nil, fmt.Errorf("query %s: %w", it.Key, err)
+		}
+		for _, sv := range queryValues(v) {
+			tr.Query.Add(it.Key, sv)
+		}
+	}
+	for _, it := range r.Headers.Items {
+		v, err := it.Value.Template().RenderString(env)
+		if err != nil {
+			return nil, fmt.Errorf("headers %s: %w", it.Key, err)
+		}
+		tr.Header.Set(it.Key, v)
+	}
+	if r.Body.Set {
+		if tr.Body, err = spec.RenderValue(r.Body.Tree(), env); err != nil {
+			return nil, fmt.Errorf("body: %w", err)
+		}
+	}
+	return tr, nil
 }

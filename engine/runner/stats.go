@@ -13,7 +13,8 @@ type StreamStats struct {
 	Name                                 string
 	requests, retries, pages, recs, outs atomic.Int64
 	errors, skips                        atomic.Int64
-	partialRead                          atomic.Bool // some chain read only what changed since a saved cursor
+	ruleSkips, empties                   atomic.Int64 // requests a response rule skipped, or answered "no data"
+	partialRead                          atomic.Bool  // some chain read only what changed since a saved cursor
 	windowsDone, windowsTotal            atomic.Int64
 	skipReason                           string // set before the run starts: the whole stream is skipped
 }
@@ -29,6 +30,8 @@ func (s *StreamStats) records(n int)      { s.recs.Add(int64(n)) }
 func (s *StreamStats) output()            { s.outs.Add(1) }
 func (s *StreamStats) failed()            { s.errors.Add(1) }
 func (s *StreamStats) skipped()           { s.skips.Add(1) }
+func (s *StreamStats) ruleSkipped()       { s.skips.Add(1); s.ruleSkips.Add(1) }
+func (s *StreamStats) emptied()           { s.empties.Add(1) }
 func (s *StreamStats) partial()           { s.partialRead.Store(true) }
 func (s *StreamStats) skip(reason string) { s.skipReason = reason }
 func (s *StreamStats) windows(done, total int) {
@@ -40,6 +43,9 @@ func (s *StreamStats) windows(done, total int) {
 type Snapshot struct {
 	Stream                                                      string
 	Requests, Retries, Pages, Records, Outputs, Errors, Skipped int64
+	// Empty counts answers a response rule read as "no data" (the chain
+	// done, complete); Skipped includes the requests a rule skipped.
+	Empty int64
 	// SkipReason is set when the whole stream was not fetched, and says
 	// why (e.g. its `when` is false with this run's config).
 	SkipReason string
@@ -49,7 +55,7 @@ type Snapshot struct {
 
 func (s *StreamStats) snapshot() Snapshot {
 	return Snapshot{Stream: s.Name, Requests: s.requests.Load(), Retries: s.retries.Load(), Pages: s.pages.Load(),
-		Records: s.recs.Load(), Outputs: s.outs.Load(), Errors: s.errors.Load(), Skipped: s.skips.Load(), SkipReason: s.skipReason,
+		Records: s.recs.Load(), Outputs: s.outs.Load(), Errors: s.errors.Load(), Skipped: s.skips.Load(), Empty: s.empties.Load(), SkipReason: s.skipReason,
 		WindowsDone: s.windowsDone.Load(), WindowsTotal: s.windowsTotal.Load()}
 }
 

@@ -258,7 +258,9 @@ func (p *parser) compileHTTP(h *HTTP, path string, sc eval.Scope) {
 		for name, t := range map[string]*Tmpl{"token": &a.Token, "value": &a.Value, "username": &a.Username, "password": &a.Password, "token_url": &a.TokenURL, "client_id": &a.ClientID, "client_secret": &a.ClientSecret} {
 			p.compileTmpl(t, path+".auth."+name, sc)
 		}
+		p.compileAuthFlow(a, path, sc)
 	}
+	p.compileRules(h, path)
 }
 
 // embedErr reports a compile error of an embedded program at its position

@@ -51,24 +51,70 @@ type HTTP struct {
 	Retry       *Retry     `yaml:"retry" doc:"Retry policy for network errors and retryable statuses."`
 	RateLimit   *RateLimit `yaml:"rate_limit" doc:"Requests per second allowed to this host, shared by every stream using it."`
 	Concurrency Int        `yaml:"concurrency" doc:"Requests in flight to this host at once, shared by every stream and fan-out level."`
+	Rules       []Rule     `yaml:"rules" doc:"Response rules, tried in order before the default handling (2xx is data, retry.on statuses are retried, other statuses fail); the first that matches decides. A stream's rules are tried before the top-level ones."`
+}
+
+// Rule decides what a matching answer is: data, empty, skip, retry or
+// failure. It matches when all of its conditions hold.
+type Rule struct {
+	Pos Pos `yaml:"-"`
+
+	Status     Strs     `yaml:"status" doc:"Statuses matched: a number, a range such as 500-599, or a class such as 4xx; one or a list (default: any status)."`
+	Headers    Map[Str] `yaml:"headers" doc:"Response headers that must all be present with this value (\"*\": any value)."`
+	Body       JQ       `yaml:"body" doc:"jq predicate on the JSON response body (sees $config): the rule matches when it yields neither false nor null. A body that is not JSON never matches; an error fails the request."`
+	Action     Str      `yaml:"action" ferry:"required" enum:"ok,empty,skip,retry,fail" doc:"ok: data, whatever the status. empty: no records, the request chain is done (404 = no children). skip: the request is skipped and counted as skipped; its stream is not complete, so nothing fed by it is reconciled. retry: sent again after the server's wait, on any status. fail: the request chain fails with message."`
+	Message    JQ       `yaml:"message" doc:"jq on the JSON body giving the failure's message (fail), or the reason logged (skip, retry)."`
+	WaitHeader Str      `yaml:"wait_header" doc:"retry: response header holding how long to wait (seconds, epoch seconds or an HTTP date), read before Retry-After and x-ratelimit-reset."`
+	MaxWait    Duration `yaml:"max_wait" doc:"retry: the longest wait the server may ask for (default 5m, or retry.max when longer); a longer one fails the request at once."`
+
+	ranges []StatusRange
+	path   string // e.g. http.rules[1], set at validation
 }
 
 // Auth is one of the supported authentication schemes, chosen by Type.
 type Auth struct {
 	Pos Pos `yaml:"-"`
 
-	Type         Str   `yaml:"type" ferry:"required" enum:"none,bearer,header,query,basic,oauth2" doc:"Scheme."`
-	Token        Tmpl  `yaml:"token" only:"bearer" doc:"Bearer token (template, usually ${ config.x })."`
-	Header       Str   `yaml:"header" only:"header" doc:"Header carrying the API key, e.g. x-api-key."`
-	Prefix       Str   `yaml:"prefix" only:"header" doc:"Text put before the key, e.g. \"ApiKey \"."`
-	Param        Str   `yaml:"param" only:"query" doc:"Query parameter carrying the API key."`
-	Value        Tmpl  `yaml:"value" only:"header,query" doc:"The API key (template)."`
-	Username     Tmpl  `yaml:"username" only:"basic" doc:"Basic-auth user."`
-	Password     Tmpl  `yaml:"password" only:"basic" doc:"Basic-auth password."`
-	TokenURL     Tmpl  `yaml:"token_url" only:"oauth2" doc:"OAuth2 token endpoint (client credentials grant)."`
-	ClientID     Tmpl  `yaml:"client_id" only:"oauth2" doc:"OAuth2 client id."`
-	ClientSecret Tmpl  `yaml:"client_secret" only:"oauth2" doc:"OAuth2 client secret."`
-	Scopes       []Str `yaml:"scopes" only:"oauth2" doc:"OAuth2 scopes."`
+	Type         Str          `yaml:"type" ferry:"required" enum:"none,bearer,header,query,basic,oauth2,session,jwt" doc:"Scheme."`
+	Token        Tmpl         `yaml:"token" only:"bearer" doc:"Bearer token (template, usually ${ config.x })."`
+	Header       Str          `yaml:"header" only:"header,session,jwt" doc:"Header carrying the API key (header), or the session or JWT token (session, jwt; default Authorization with prefix \"Bearer \")."`
+	Prefix       Str          `yaml:"prefix" only:"header,session,jwt" doc:"Text put before the key or token, e.g. \"ApiKey \"."`
+	Param        Str          `yaml:"param" only:"query,session,jwt" doc:"Query parameter carrying the API key (query), or the session or JWT token instead of a header."`
+	Value        Tmpl         `yaml:"value" only:"header,query" doc:"The API key (template)."`
+	Username     Tmpl         `yaml:"username" only:"basic" doc:"Basic-auth user."`
+	Password     Tmpl         `yaml:"password" only:"basic" doc:"Basic-auth password."`
+	Grant        Str          `yaml:"grant" only:"oauth2" enum:"client_credentials,refresh_token" doc:"OAuth2 grant (default client_credentials)."`
+	TokenURL     Tmpl         `yaml:"token_url" only:"oauth2" doc:"OAuth2 token endpoint."`
+	ClientID     Tmpl         `yaml:"client_id" only:"oauth2" doc:"OAuth2 client id."`
+	ClientSecret Tmpl         `yaml:"client_secret" only:"oauth2" doc:"OAuth2 client secret."`
+	Scopes       []Str        `yaml:"scopes" only:"oauth2" doc:"OAuth2 scopes."`
+	RefreshToken Tmpl         `yaml:"refresh_token" only:"oauth2" doc:"grant refresh_token: the refresh token. When the server rotates it, the new one is kept in ferry's state (never in logs) and later runs use it, for as long as this value stays the one it descends from."`
+	BodyFormat   Str          `yaml:"body_format" only:"oauth2" enum:"form,json" doc:"Token request body: form (default, RFC 6749) or json (Port's {clientId, clientSecret}, client_credentials only)."`
+	ClientAuth   Str          `yaml:"client_auth" only:"oauth2" enum:"basic,body" doc:"Where a form token request puts the client id and secret: basic (default, HTTP basic auth) or body (client_id and client_secret fields)."`
+	Login        *AuthRequest `yaml:"login" only:"session" doc:"The login request; its token is sent with every request, renewed before a known expiry and once on a 401."`
+	PrivateKey   Tmpl         `yaml:"private_key" only:"jwt" doc:"PEM private key (RSA or P-256; PKCS #1, PKCS #8 or SEC 1) that signs the JWT; usually ${ config.x } of a secret input."`
+	Algorithm    Str          `yaml:"algorithm" only:"jwt" enum:"RS256,ES256" doc:"Signing algorithm (default: RS256 for an RSA key, ES256 for an EC key)."`
+	Claims       Map[Value]   `yaml:"claims" only:"jwt" doc:"JWT claims (values may be templates), e.g. iss; iat (a minute back, for clock drift) and exp (now + ttl) are added."`
+	TTL          Duration     `yaml:"ttl" only:"jwt" doc:"JWT lifetime (default 9m: under GitHub's 10-minute cap); it is signed again before it expires."`
+	Exchange     *AuthRequest `yaml:"exchange" only:"jwt" doc:"A request that exchanges the JWT (sent as Authorization: Bearer) for an access token, as GitHub's installation tokens; without it the JWT itself is sent."`
+}
+
+// AuthRequest is a request made to obtain a token: a session login, or the
+// exchange of a JWT for an access token. Its templates see config only.
+type AuthRequest struct {
+	Pos Pos `yaml:"-"`
+
+	Method      Str        `yaml:"method" enum:"GET,POST,PUT,PATCH" doc:"HTTP method (default POST)."`
+	Path        Tmpl       `yaml:"path" doc:"Path joined to the base URL (template; values are path-escaped)."`
+	URL         Tmpl       `yaml:"url" doc:"Absolute URL, instead of path."`
+	Query       Map[Value] `yaml:"query" doc:"Query parameters (templates)."`
+	Headers     Map[Tmpl]  `yaml:"headers" doc:"Headers (templates)."`
+	Body        Value      `yaml:"body" doc:"Body as YAML; strings may hold templates."`
+	BodyFormat  Str        `yaml:"body_format" enum:"json,form" doc:"json (default) or form (application/x-www-form-urlencoded)."`
+	Token       JQ         `yaml:"token" doc:"jq on the JSON answer giving the token, e.g. .token."`
+	TokenHeader Str        `yaml:"token_header" doc:"Response header holding the token, instead of token; Set-Cookie takes the cookies set, sent back as a Cookie header."`
+	ExpiresIn   JQ         `yaml:"expires_in" doc:"jq on the JSON answer giving the token's lifetime: seconds, or an expiry time (RFC 3339), e.g. .expires_at."`
+	TTL         Duration   `yaml:"ttl" doc:"The token's lifetime when the answer does not say; without either it is used until a request gets 401."`
 }
 
 // Retry is the retry policy of a host.
@@ -121,6 +167,8 @@ type Request struct {
 	Headers Map[Tmpl]  `yaml:"headers" doc:"Extra headers (templates)."`
 	Body    Value      `yaml:"body" doc:"JSON body as YAML; strings may hold templates."`
 	BodyJQ  JQ         `yaml:"body_jq" doc:"JSON body built by a jq program (input: the parent record, or null)."`
+	// BodyFormat is how the body is encoded.
+	BodyFormat Str `yaml:"body_format" enum:"json,form" doc:"How body or body_jq is sent: json (default) or form (application/x-www-form-urlencoded, RFC 6749 style: an object of fields; a list repeats the field, null leaves it out)."`
 }
 
 // Response says how a stream's answers are read.
@@ -132,19 +180,20 @@ type Response struct {
 type Paginate struct {
 	Pos Pos `yaml:"-"`
 
-	Type       Str  `yaml:"type" ferry:"required" enum:"cursor,next_url,link_header,page,offset" doc:"Pagination kind."`
-	Token      JQ   `yaml:"token" only:"cursor,page" doc:"jq on the response body giving the next token (a string or a number, which stays a number in a JSON body); null, false or empty ends (cursor). For page: an optional token sent as token_param when present."`
-	Param      Str  `yaml:"param" only:"cursor,page,offset" doc:"Where the token, page number or offset goes (query name, header name, or dotted body path)."`
-	In         Str  `yaml:"in" only:"cursor,page,offset" enum:"query,header,body" doc:"Where param and size_param live: query (default), header, or body (a dotted path in the JSON body, where numbers stay numbers)."`
-	TokenParam Str  `yaml:"token_param" only:"page" doc:"Query parameter for the optional token of a page-number API."`
-	URL        JQ   `yaml:"url" only:"next_url" doc:"jq on the response body giving the next URL; null or empty ends."`
-	Start      Int  `yaml:"start" only:"page" doc:"Number of the first page (default 1)."`
-	Size       Int  `yaml:"size" only:"page,offset,cursor,link_header" doc:"Page size to ask for, sent in size_param. For offset, a page shorter than size ends paging unless total is given; leave it unset when the server may return fewer than asked and gives no total."`
-	SizeParam  Str  `yaml:"size_param" only:"page,offset,cursor,link_header" doc:"Parameter carrying size, where in says (link_header: query)."`
-	TotalPages JQ   `yaml:"total_pages" only:"page" doc:"jq on the body giving the number of pages; without it paging stops on an empty page."`
-	Total      JQ   `yaml:"total" only:"offset" doc:"jq on the body giving the number of records; paging stops when the offset reaches it (or on an empty page), not on a short page. Null means unknown."`
-	StopWhen   Expr `yaml:"stop_when" doc:"expr stop condition, asked after each page's records are read; sees response (body), page (1-based count) and records (on this page)."`
-	MaxPages   Int  `yaml:"max_pages" doc:"Cap on pages per request chain (default 10000); a chain that has more fails the stream."`
+	Type        Str  `yaml:"type" ferry:"required" enum:"cursor,next_url,link_header,page,offset" doc:"Pagination kind."`
+	Token       JQ   `yaml:"token" only:"cursor,page" doc:"jq on the response body giving the next token (a string or a number, which stays a number in a JSON body); null, false or empty ends (cursor). For page: an optional token sent as token_param when present."`
+	Param       Str  `yaml:"param" only:"cursor,page,offset" doc:"Where the token, page number or offset goes (query name, header name, or dotted body path)."`
+	In          Str  `yaml:"in" only:"cursor,page,offset" enum:"query,header,body,path" doc:"Where param and size_param live: query (default), header, or body (a dotted path in the JSON body, where numbers stay numbers). path (cursor only): the token is the next request's path, joined to base_url as request.path is; when it carries a query, that query replaces the spec's."`
+	TokenHeader Str  `yaml:"token_header" only:"cursor" doc:"Response header holding the next token (e.g. X-Next-Page), instead of token; a missing or empty header ends."`
+	TokenParam  Str  `yaml:"token_param" only:"page" doc:"Query parameter for the optional token of a page-number API."`
+	URL         JQ   `yaml:"url" only:"next_url" doc:"jq on the response body giving the next URL; null or empty ends."`
+	Start       Int  `yaml:"start" only:"page" doc:"Number of the first page (default 1)."`
+	Size        Int  `yaml:"size" only:"page,offset,cursor,link_header" doc:"Page size to ask for, sent in size_param. For offset, a page shorter than size ends paging unless total is given; leave it unset when the server may return fewer than asked and gives no total."`
+	SizeParam   Str  `yaml:"size_param" only:"page,offset,cursor,link_header" doc:"Parameter carrying size, where in says (link_header: query)."`
+	TotalPages  JQ   `yaml:"total_pages" only:"page" doc:"jq on the body giving the number of pages; without it paging stops on an empty page."`
+	Total       JQ   `yaml:"total" only:"offset" doc:"jq on the body giving the number of records; paging stops when the offset reaches it (or on an empty page), not on a short page. Null means unknown."`
+	StopWhen    Expr `yaml:"stop_when" doc:"expr stop condition, asked after each page's records are read; sees response (body), page (1-based count) and records (on this page)."`
+	MaxPages    Int  `yaml:"max_pages" doc:"Cap on pages per request chain (default 10000); a chain that has more fails the stream."`
 }
 
 // Incremental makes a stream read only what changed since the last

@@ -226,6 +226,7 @@ func (p *parser) checkStreams(f *File) {
 		if pg := s.Paginate; pg != nil {
 			p.checkPaginate(pg, path+".paginate")
 		}
+		p.checkRequestFormat(r, path+".request")
 	}
 	p.checkHTTP(&f.HTTP, "http")
 }
@@ -260,12 +261,14 @@ func (p *parser) checkHTTP(h *HTTP, path string) {
 				}
 			}
 		}
+		p.checkAuthFlow(a, path)
 	}
+	p.checkRules(h, path)
 }
 
 func (p *parser) checkPaginate(pg *Paginate, path string) {
+	p.checkCursor(pg, path)
 	need := map[string][]string{
-		"cursor":   {"token", "param"},
 		"next_url": {"url"},
 		"page":     {"param"},
 		"offset":   {"param"},

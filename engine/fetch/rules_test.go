@@ -1,0 +1,282 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-etl/ferry/engine/apitest"
+	"github.com/ferry-etl/ferry/engine/eval"
+)
+
+// jqx compiles a jq program into an Extract, as the runner does.
+func jqx(t *testing.T, src string) Extract {
+	t.Helper()
+	q, err := eval.CompileJQ(src, nil)
+	if err != nil {
+		t.Fatalf("jq %q: %v", src, err)
+	}
+	return func(ctx context.Context, body any) (any, bool, error) { return q.First(ctx, body) }
+}
+
+// simClock drives an apitest server from a fetch test's fake clock: the
+// server's time is the client's, and the client's sleeps move both.
+type simClock struct{ clk *fakeClock }
+
+func (s simClock) Now() time.Time { return s.clk.Now() }
+func (s simClock) Sleep(ctx context.Context, d time.Duration) error {
+	if d > 0 {
+		s.clk.Advance(d)
+	}
+	return ctx.Err()
+}
+
+func startSim(t *testing.T, f apitest.Fixture, clk *fakeClock) *apitest.Server {
+	t.Helper()
+	s, err := apitest.Start(f, apitest.WithClock(simClock{clk}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// GitHub answers 404 for "this repository has no README": with a rule it
+// is no data, not a failure, and not counted as an error.
+func TestRuleEmpty(t *testing.T) {
+	clk := newFakeClock()
+	s := startSim(t, apitest.Fixture{Routes: []apitest.Route{
+		{Path: "/repos/acme/docs/readme", Body: map[string]any{"name": "README.md"}},
+	}}, clk)
+	p := testPool(clk, 0, nil)
+	rules := []Rule{{Name: "http.rules[0]", Statuses: []StatusRange{{404, 404}}, Action: ActionEmpty}}
+	c := mustClient(t, p, HostConfig{BaseURL: s.URL(), Rules: rules})
+
+	resp, err := c.Do(t.Context(), &Request{URL: "/repos/acme/tools/readme"})
+	if !errors.Is(err, ErrEmpty) {
+		t.Fatalf("Do = %v, want ErrEmpty", err)
+	}
+	if resp == nil || resp.Status != 404 {
+		t.Errorf("response = %+v, want the 404 itself", resp)
+	}
+	if errors.Is(err, ErrSkipped) {
+		t.Error("an empty answer must not read as skipped")
+	}
+	if _, err := c.Do(t.Context(), &Request{URL: "/repos/acme/docs/readme"}); err != nil {
+		t.Errorf("Do on a repo with a README: %v", err)
+	}
+	if got := p.Stats().Errors; got != 0 {
+		t.Errorf("errors = %d, want 0: an empty answer is not an error", got)
+	}
+
+	// Without the rule the same answer fails, as before.
+	plain := mustClient(t, p, HostConfig{BaseURL: s.URL()})
+	var se *StatusError
+	if _, err := plain.Do(t.Context(), &Request{URL: "/repos/acme/tools/readme"}); !errors.As(err, &se) || se.Status != 404 {
+		t.Errorf("without rules: Do = %v, want a 404 StatusError", err)
+	}
+}
+
+// A repository blocked for legal reasons (451) is skipped: reported as
+// skipped, not failed, with the reason taken from the body.
+func TestRuleSkip(t *testing.T) {
+	clk := newFakeClock()
+	s := startSim(t, apitest.Fixture{Routes: []apitest.Route{
+		{Path: "/repos/acme/blocked/pulls", Status: 451, Body: map[string]any{"message": "Repository access blocked"}},
+	}}, clk)
+	p := testPool(clk, 0, nil)
+	c := mustClient(t, p, HostConfig{BaseURL: s.URL(), Rules: []Rule{
+		{Name: "r0", Statuses: []StatusRange{{451, 451}}, Action: ActionSkip, Message: jqx(t, ".message")},
+	}})
+	_, err := c.Do(t.Context(), &Request{URL: "/repos/acme/blocked/pulls"})
+	if !errors.Is(err, ErrSkipped) || errors.Is(err, ErrEmpty) {
+		t.Fatalf("Do = %v, want ErrSkipped", err)
+	}
+	var re *RuleError
+	if !errors.As(err, &re) || re.Message != "Repository access blocked" || re.Rule != "r0" {
+		t.Errorf("rule error = %+v, want rule r0 with the body's message", re)
+	}
+	if got := p.Stats().Errors; got != 0 {
+		t.Errorf("errors = %d, want 0", got)
+	}
+}
+
+// GitHub's primary rate limit is a 403 with x-ratelimit-remaining 0 and
+// x-ratelimit-reset in epoch seconds, and no Retry-After: a retry rule
+// waits for the reset and sends again.
+func TestRuleRetryGitHubRateLimit(t *testing.T) {
+	clk := newFakeClock()
+	fix := apitest.Fixture{
+		RateLimit: &apitest.RateLimit{Limit: 2, Per: apitest.Duration{Duration: time.Hour}, Style: apitest.RateStyleGitHub},
+		Routes: []apitest.Route{
+			{Path: "/repos/acme/api/pulls", Items: []any{map[string]any{"number": 1}}},
+			{Path: "/repos/acme/secret/pulls", Status: 403, Body: map[string]any{"message": "Resource not accessible by integration"}},
+		},
+	}
+	rule := Rule{Name: "r0", Statuses: []StatusRange{{403, 403}, {429, 429}}, Headers: map[string]string{"X-Ratelimit-Remaining": "0"}, Action: ActionRetry, MaxWait: 2 * time.Hour}
+
+	t.Run("waits for the reset", func(t *testing.T) {
+		s := startSim(t, fix, clk)
+		p := testPool(clk, 0, nil)
+		c := mustClient(t, p, HostConfig{BaseURL: s.URL(), Rules: []Rule{rule}})
+		for range 2 {
+			if _, err := c.Do(t.Context(), &Request{URL: "/repos/acme/api/pulls"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := clk.Now()
+		resp, err := c.Do(t.Context(), &Request{URL: "/repos/acme/api/pulls"})
+		if err != nil {
+			t.Fatalf("Do after the window ran out: %v", err)
+		}
+		if resp.Attempts != 2 {
+			t.Errorf("attempts = %d, want 2 (the 403, then the retry after the reset)", resp.Attempts)
+		}
+		// The window opened at the first request and lasts an hour; the
+		// reset is its end rounded up to a whole second.
+		if waited := clk.Now().Sub(before); waited < 59*time.Minute || waited > time.Hour+time.Second {
+			t.Errorf("waited %v for the reset, want about an hour", waited)
+		}
+	})
+	t.Run("a reset beyond max_wait fails at once", func(t *testing.T) {
+		s := startSim(t, fix, clk)
+		short := rule
+		short.MaxWait = 10 * time.Minute
+		c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: s.URL(), Rules: []Rule{short}})
+		for range 2 {
+			if _, err := c.Do(t.Context(), &Request{URL: "/repos/acme/api/pulls"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp, err := c.Do(t.Context(), &Request{URL: "/repos/acme/api/pulls"})
+		var re *RuleError
+		if !errors.As(err, &re) || !strings.Contains(re.Message, "more than max_wait 10m0s") || isOutcome(err) {
+			t.Fatalf("Do = %v, want a failure naming max_wait", err)
+		}
+		if resp.Attempts != 1 {
+			t.Errorf("attempts = %d, want 1", resp.Attempts)
+		}
+	})
+	t.Run("a 403 that is no rate limit fails", func(t *testing.T) {
+		s := startSim(t, fix, clk)
+		c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: s.URL(), Rules: []Rule{rule}})
+		resp, err := c.Do(t.Context(), &Request{URL: "/repos/acme/secret/pulls"})
+		var se *StatusError
+		if !errors.As(err, &se) || se.Status != 403 || resp.Attempts != 1 {
+			t.Errorf("Do = %v, want the 403 at once: x-ratelimit-remaining is not 0", err)
+		}
+	})
+	t.Run("without the rule the 403 fails", func(t *testing.T) {
+		s := startSim(t, fix, clk)
+		c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: s.URL()})
+		var se *StatusError
+		for i := range 3 {
+			_, err := c.Do(t.Context(), &Request{URL: "/repos/acme/api/pulls"})
+			if i == 2 && (!errors.As(err, &se) || se.Status != 403) {
+				t.Errorf("Do = %v, want a 403 StatusError", err)
+			}
+		}
+	})
+}
+
+// Slack answers errors in a 200: {"ok": false, "error": "..."}. A rate
+// limit there is retried after the header the rule names; any other error
+// fails with Slack's code as the message.
+func TestRuleRetryAndFailOn200Body(t *testing.T) {
+	clk := newFakeClock()
+	s := startSim(t, apitest.Fixture{Routes: []apitest.Route{
+		{Path: "/api/conversations.list", Body: map[string]any{"ok": true, "channels": []any{}},
+			Faults: []apitest.Fault{{Status: 200, Body: `{"ok":false,"error":"ratelimited"}`, Headers: map[string]string{"X-Slack-Wait": "7"}}}},
+		{Path: "/api/users.list", Body: map[string]any{"ok": false, "error": "missing_scope", "needed": "users:read"}},
+		{Path: "/api/files.list", RawBody: "<html>not json</html>"},
+	}}, clk)
+	p := testPool(clk, 0, nil)
+	c := mustClient(t, p, HostConfig{BaseURL: s.URL(), Rules: []Rule{
+		{Name: "r0", Body: jqx(t, `.ok == false and .error == "ratelimited"`), Action: ActionRetry, WaitHeader: "X-Slack-Wait"},
+		{Name: "r1", Body: jqx(t, ".ok == false"), Action: ActionFail, Message: jqx(t, `.error + " (needs " + .needed + ")"`)},
+	}})
+
+	resp, err := c.Do(t.Context(), &Request{URL: "/api/conversations.list"})
+	if err != nil || resp.Attempts != 2 {
+		t.Fatalf("Do = %v (attempts %d), want success on the second attempt", err, resp.Attempts)
+	}
+	if got := clk.Sleeps(); len(got) != 1 || got[0] != 7*time.Second {
+		t.Errorf("sleeps = %v, want [7s] from X-Slack-Wait", got)
+	}
+
+	_, err = c.Do(t.Context(), &Request{URL: "/api/users.list"})
+	var re *RuleError
+	if !errors.As(err, &re) || re.Action != ActionFail || re.Status != 200 {
+		t.Fatalf("Do = %v, want a fail rule error on a 200", err)
+	}
+	if want := "GET " + s.URL() + "/api/users.list: 200 OK: rule r1 (fail): missing_scope (needs users:read)"; err.Error() != want {
+		t.Errorf("error =\n%s\nwant\n%s", err, want)
+	}
+
+	// A body that is not JSON matches no body predicate: it is data as
+	// before (the runner then says it is not JSON).
+	if _, err := c.Do(t.Context(), &Request{URL: "/api/files.list"}); err != nil {
+		t.Errorf("non-JSON 200: Do = %v, want data", err)
+	}
+}
+
+// GraphQL puts errors in a 200 too: {"data": null, "errors": [...]}.
+func TestRuleFailGraphQLErrors(t *testing.T) {
+	clk := newFakeClock()
+	s := startSim(t, apitest.Fixture{Routes: []apitest.Route{
+		{Method: "POST", Path: "/graphql", Body: map[string]any{"data": nil, "errors": []any{map[string]any{"message": "Field 'nope' doesn't exist on type 'Query'"}}}},
+	}}, clk)
+	c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: s.URL(), Rules: []Rule{
+		{Name: "r0", Body: jqx(t, `(.errors // []) | length > 0`), Action: ActionFail, Message: jqx(t, `[.errors[].message] | join("; ")`)},
+	}})
+	_, err := c.Do(t.Context(), &Request{Method: "POST", URL: "/graphql", Body: map[string]any{"query": "{ nope }"}})
+	var re *RuleError
+	if !errors.As(err, &re) || re.Message != "Field 'nope' doesn't exist on type 'Query'" {
+		t.Fatalf("Do = %v, want the GraphQL error as the message", err)
+	}
+}
+
+// ok makes an answer data whatever its status, and stops later rules.
+func TestRuleOK(t *testing.T) {
+	clk := newFakeClock()
+	s := startSim(t, apitest.Fixture{Routes: []apitest.Route{
+		{Path: "/jobs/7", Status: 409, Body: map[string]any{"state": "running"}},
+	}}, clk)
+	c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: s.URL(), Rules: []Rule{
+		{Name: "r0", Statuses: []StatusRange{{409, 409}}, Body: jqx(t, `.state == "running"`), Action: ActionOK},
+		{Name: "r1", Statuses: []StatusRange{{400, 499}}, Action: ActionFail},
+	}})
+	resp, err := c.Do(t.Context(), &Request{URL: "/jobs/7"})
+	if err != nil || resp.Status != 409 || !strings.Contains(string(resp.Body), "running") {
+		t.Fatalf("Do = %v, %v; want the 409 as data", resp, err)
+	}
+}
+
+// A predicate that fails to run decides nothing: the request fails.
+func TestRuleProgramErrorFails(t *testing.T) {
+	clk := newFakeClock()
+	s := startSim(t, apitest.Fixture{Routes: []apitest.Route{{Path: "/list", Items: []any{1, 2}}}}, clk)
+	c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: s.URL(), Rules: []Rule{
+		{Name: "r0", Body: jqx(t, `.ok == false`), Action: ActionEmpty},
+	}})
+	_, err := c.Do(t.Context(), &Request{URL: "/list"})
+	var re *RuleError
+	if !errors.As(err, &re) || re.Action != ActionFail || isOutcome(err) {
+		t.Fatalf("Do = %v, want a failure (not empty) when the predicate cannot index a list", err)
+	}
+}
+
+func TestRuleValidate(t *testing.T) {
+	p := NewPool(Options{})
+	for _, r := range []Rule{
+		{Name: "a", Action: "ignore"},
+		{Name: "b", Action: ActionEmpty, Statuses: []StatusRange{{500, 400}}},
+		{Name: "c", Action: ActionRetry, MaxWait: -time.Second},
+	} {
+		if _, err := p.Client(HostConfig{BaseURL: "http://h", Rules: []Rule{r}}); err == nil || !strings.Contains(err.Error(), "rule "+r.Name) {
+			t.Errorf("rule %+v: Client error = %v, want it named", r, err)
+		}
+	}
+}
