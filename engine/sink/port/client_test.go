@@ -126,6 +126,44 @@ func TestRateLimit429(t *testing.T) {
 	}
 }
 
+// A 429 that still reports quota left (a burst limit, a proxy) must not
+// hold the load until Port's window ends: a minute here.
+func TestRateLimit429WithQuotaLeft(t *testing.T) {
+	tests := []struct {
+		retryAfter         string
+		minSlept, maxSlept time.Duration
+	}{
+		{"", 3 * time.Second, 10 * time.Second}, // a second per 429
+		{"2", 6 * time.Second, 12 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run("retry-after="+tc.retryAfter, func(t *testing.T) {
+			e := newEnv(t, portsim.Options{RateLimit: 1000, Window: time.Minute})
+			s := e.sink(func(c *Config) { c.Concurrency = 1 })
+			if err := s.EnsureBlueprints(t.Context(), humanitecBlueprints(t, bpApp)); err != nil {
+				t.Fatal(err)
+			}
+			e.srv.InjectFault(portsim.Fault{Method: "POST", Path: "*/entities/bulk", Times: 3, Kind: portsim.FaultThrottle, RetryAfter: tc.retryAfter})
+			for _, ent := range apps(40) {
+				if err := s.Write(t.Context(), ent); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep, err := s.Finish(t.Context(), nil)
+			if err != nil || rep.Upserted != 40 {
+				t.Fatalf("err %v report %+v", err, rep)
+			}
+			if n := e.srv.CountRequests("POST", "*/entities/bulk"); n != 2+3 {
+				t.Errorf("%d bulk requests, want 2 and the 3 refused", n)
+			}
+			// Virtual time: the fake clock advances only by the sink's waits.
+			if slept := e.clock.Slept(); slept < tc.minSlept || slept > tc.maxSlept {
+				t.Errorf("the sink waited %v for three 429s with quota left, want %v..%v (not the minute to the window's end)", slept, tc.minSlept, tc.maxSlept)
+			}
+		})
+	}
+}
+
 func TestRateLimitPacingAvoids429(t *testing.T) {
 	e := newEnv(t, portsim.Options{RateLimit: 10, Window: 6 * time.Second})
 	rep, err := e.run(e.sink(func(c *Config) { c.Concurrency = 4 }), humanitecBlueprints(t, bpApp), apps(600), nil)
