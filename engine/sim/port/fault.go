@@ -21,9 +21,13 @@ type Fault struct {
 	Method string // "" matches any method
 	// Path is an escaped path: exact, a prefix when it ends in "*", or a
 	// suffix when it starts with "*" (e.g. "*/entities/search").
-	Path  string
-	Times int // how many matching requests it affects; 0 means every one
-	Kind  FaultKind
+	Path string
+	// BodyContains, when set, must occur in the request body (Go encodes
+	// JSON object keys sorted, so a rule such as
+	// `"property":"ferryOwner"` can be matched).
+	BodyContains string
+	Times        int // how many matching requests it affects; 0 means every one
+	Kind         FaultKind
 
 	Body       string // FaultBody: the 2xx body sent instead of the real one
 	RetryAfter string // FaultThrottle: the Retry-After value ("" sends none)
@@ -46,11 +50,11 @@ func (s *Server) ClearFaults() {
 }
 
 // takeFault returns the fault that answers this request, counting it.
-func (s *Server) takeFault(method, path string) *Fault {
+func (s *Server) takeFault(method, path string, body []byte) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, f := range s.faults {
-		if (f.Method != "" && f.Method != method) || !pathMatches(f.Path, path) {
+		if (f.Method != "" && f.Method != method) || !pathMatches(f.Path, path) || !strings.Contains(string(body), f.BodyContains) {
 			continue
 		}
 		out := *f

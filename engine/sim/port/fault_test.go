@@ -42,7 +42,17 @@ func TestFaultBody(t *testing.T) {
 	if r := c.must("POST", "/v1/blueprints/app/entities/search", map[string]any{}, http.StatusOK); len(r.body["entities"].([]any)) != 3 {
 		t.Errorf("after ClearFaults: %s", r.raw)
 	}
-	if n := srv.CountRequests("POST", "*/entities/search"); n != 4 {
+	// BodyContains picks one kind of request on a path.
+	srv.InjectFault(Fault{Path: "*/entities/search", BodyContains: `"value":"x"`, Kind: FaultBody, Body: `{"ok":true,"entities":[]}`})
+	byX := map[string]any{"query": map[string]any{"combinator": "and", "rules": []any{map[string]any{"property": "$identifier", "operator": "=", "value": "x"}}}}
+	if r := c.must("POST", "/v1/blueprints/app/entities/search", byX, http.StatusOK); len(r.body["entities"].([]any)) != 0 {
+		t.Errorf("search with the matching body: %s", r.raw)
+	}
+	byY := map[string]any{"query": map[string]any{"combinator": "and", "rules": []any{map[string]any{"property": "$identifier", "operator": "=", "value": "y"}}}}
+	if r := c.must("POST", "/v1/blueprints/app/entities/search", byY, http.StatusOK); len(r.body["entities"].([]any)) != 1 {
+		t.Errorf("search with another body: %s", r.raw)
+	}
+	if n := srv.CountRequests("POST", "*/entities/search"); n != 6 {
 		t.Errorf("CountRequests by suffix = %d, want 4", n)
 	}
 }

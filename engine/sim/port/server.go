@@ -273,7 +273,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	isAuth := r.URL.EscapedPath() == "/v1/auth/access_token"
 	var fault *Fault
 	if !isAuth {
-		fault = s.takeFault(r.Method, r.URL.EscapedPath())
+		fault = s.takeFault(r.Method, r.URL.EscapedPath(), body)
 	}
 	throttled := fault != nil && fault.Kind == FaultThrottle
 	now := s.opts.Now()
