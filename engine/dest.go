@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -137,18 +139,90 @@ func openDestinations(ctx context.Context, f *spec.File, opts RunOptions, pool *
 	return d, nil
 }
 
-// redactDSN hides a password in a database URL.
+// RedactDest is dest with every credential hidden (see redactDSN), for
+// showing a destination anywhere.
+func RedactDest(dest string) string { return redactDSN(dest) }
+
+// redactDSN hides every credential of a destination: the password of the
+// URL's userinfo, and the value of every query parameter — or, outside a
+// URL, every keyword=value pair — whose name says it holds one (password,
+// sslpassword, …; matched after percent-decoding, in any case). A URL that
+// does not parse is masked conservatively: everything from the first ":"
+// of the userinfo to the last "@" goes, which may hide more than the
+// password but never less.
 func redactDSN(dsn string) string {
-	at := strings.LastIndex(dsn, "@")
 	scheme := strings.Index(dsn, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return dsn
+	if scheme < 0 {
+		return credentialKV.ReplaceAllString(dsn, "${1}"+redacted)
 	}
-	userinfo := dsn[scheme+3 : at]
-	if user, _, ok := strings.Cut(userinfo, ":"); ok {
-		return dsn[:scheme+3] + user + ":REDACTED" + dsn[at:]
+	head, rest := dsn[:scheme+3], dsn[scheme+3:]
+	if u, err := url.Parse(dsn); err == nil && u.Opaque == "" {
+		// Go splits the authority at its last "@" and at the first "/",
+		// "?" or "#": cut the raw text at the same places.
+		authority := rest
+		if i := strings.IndexAny(authority, "/?#"); i >= 0 {
+			authority = authority[:i]
+		}
+		tail := rest[len(authority):]
+		if at := strings.LastIndex(authority, "@"); at >= 0 {
+			if user, _, ok := strings.Cut(authority[:at], ":"); ok {
+				authority = user + ":" + redacted + authority[at:]
+			}
+		}
+		path, query, hasQuery := strings.Cut(tail, "?")
+		if !hasQuery {
+			return head + authority + tail
+		}
+		query, frag, hasFrag := strings.Cut(query, "#")
+		out := head + authority + path + "?" + redactQuery(query)
+		if hasFrag {
+			out += "#" + frag
+		}
+		return out
 	}
-	return dsn
+	// Unparseable: the password may hold "/", "?" or "@", so the userinfo
+	// is taken to end at the last "@" of all.
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		if user, _, ok := strings.Cut(rest[:at], ":"); ok {
+			rest = user + ":" + redacted + rest[at:]
+		}
+	}
+	if path, query, ok := strings.Cut(rest, "?"); ok {
+		rest = path + "?" + redactQuery(query)
+	}
+	return head + rest
+}
+
+const redacted = "REDACTED"
+
+// credentialKV finds keyword=value pairs whose keyword names a credential,
+// as in libpq's "host=h password=secret" form; a value may be quoted.
+var credentialKV = regexp.MustCompile(`(?i)(\b[\w.%-]*(?:pass|pwd|secret|token)[\w.%-]*\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)`)
+
+// redactQuery masks the value of every credential parameter of a raw query.
+func redactQuery(q string) string {
+	parts := strings.Split(q, "&")
+	for i, p := range parts {
+		k, _, ok := strings.Cut(p, "=")
+		if !ok {
+			continue
+		}
+		if name, err := url.QueryUnescape(k); err == nil && isCredential(name) || err != nil && isCredential(k) {
+			parts[i] = k + "=" + redacted
+		}
+	}
+	return strings.Join(parts, "&")
+}
+
+// isCredential tells a parameter that carries a secret by its name.
+func isCredential(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"pass", "pwd", "secret", "token"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // state returns the checkpoints of an unfinished sync (a run that was

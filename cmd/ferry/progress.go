@@ -117,6 +117,7 @@ func printDestReport(w io.Writer, sp *engine.Spec, dest string, rep *engine.Repo
 			if !ok {
 				path = dest
 			}
+			path = engine.RedactDest(path)
 			fmt.Fprintf(w, "tables written to %s; look with:\n  sqlite3 %s 'SELECT * FROM \"%s__%s\" LIMIT 5'\n", path, path, sp.Name(), tables[0])
 		} else {
 			fmt.Fprintf(w, "tables written to schema %q of the PostgreSQL database\n", sp.Name())
