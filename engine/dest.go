@@ -30,6 +30,13 @@ type PortOptions struct {
 	BaseURL, ClientID, ClientSecret string
 	NoDelete                        bool
 	DeleteThreshold                 float64
+	// AdoptOwners are former owners (ferryOwner values) whose entities the
+	// run takes over: when the owner key changed, the old value moves to
+	// the new one (produced entities are re-marked, stale ones deleted).
+	AdoptOwners []string
+	// AdoptUnowned lets the run overwrite entities that have no owner
+	// (made by hand or by another tool); by default they are conflicts.
+	AdoptUnowned bool
 }
 
 // PortFromEnv reads PORT_CLIENT_ID, PORT_CLIENT_SECRET and PORT_BASE_URL
@@ -38,6 +45,14 @@ func PortFromEnv(getenv func(string) (string, bool)) PortOptions {
 	get := func(k string) string { v, _ := getenv(k); return v }
 	return PortOptions{BaseURL: get("PORT_BASE_URL"), ClientID: get("PORT_CLIENT_ID"), ClientSecret: get("PORT_CLIENT_SECRET")}
 }
+
+// The Port errors a run's error may wrap: entities not written (Port's
+// rejections, conflicts with another owner), and blueprints whose stale
+// entities could not be listed (nothing of them deleted).
+var (
+	ErrPortEntitiesFailed  = port.ErrEntitiesFailed
+	ErrPortReconcileFailed = port.ErrReconcileFailed
+)
 
 // ErrNoPortCredentials stops a run that has Port entities before anything is
 // fetched. It comes wrapped in a *UsageError.
@@ -92,7 +107,7 @@ func tableDefs(f *spec.File) []table.Table {
 
 // openDestinations prepares every destination the spec needs, before any
 // request: a missing credential or a locked database stops the run early.
-func openDestinations(ctx context.Context, f *spec.File, opts RunOptions, pool *fetch.Pool) (*destinations, error) {
+func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions, pool *fetch.Pool) (*destinations, error) {
 	d := &destinations{f: f, log: opts.Logger, some: len(opts.Streams) > 0}
 	if len(f.Tables.Items) > 0 {
 		dest := opts.Dest
@@ -124,8 +139,15 @@ func openDestinations(ctx context.Context, f *spec.File, opts RunOptions, pool *
 			d.close()
 			return nil, &UsageError{Err: ErrNoPortCredentials}
 		}
+		owner, err := PortOwner(&Spec{f: f}, cfg)
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+		opts.Logger.Info("port owner", "owner", owner)
 		ps, err := port.New(port.Config{Pool: pool, BaseURL: po.BaseURL, ClientID: po.ClientID, ClientSecret: po.ClientSecret,
-			Owner: f.Name.V, NoDelete: po.NoDelete, DeleteThreshold: po.DeleteThreshold, Logger: opts.Logger})
+			Owner: owner, AdoptOwners: po.AdoptOwners, AdoptUnowned: po.AdoptUnowned,
+			NoDelete: po.NoDelete, DeleteThreshold: po.DeleteThreshold, Logger: opts.Logger})
 		if err != nil {
 			d.close()
 			return nil, fmt.Errorf("port: %w", err)
@@ -137,6 +159,45 @@ func openDestinations(ctx context.Context, f *spec.File, opts RunOptions, pool *
 		d.port = ps
 	}
 	return d, nil
+}
+
+// PortOwner is the ferryOwner value a run of sp with cfg marks its Port
+// entities with: the spec's name, "/", and the owner key. The key is
+// port.owner rendered with the config, as written, when the spec declares
+// it; otherwise the values of the spec's required, non-secret config
+// inputs, in spec order, each path-escaped and joined by "/" (so no two
+// configs share a key). A spec with neither owns as its name alone. A key
+// holding a secret input's value is refused: Port would show it.
+func PortOwner(sp *Spec, cfg *Config) (string, error) {
+	f := sp.f
+	var key string
+	if f.Port != nil && f.Port.Owner.Template() != nil {
+		v, err := f.Port.Owner.Template().RenderString(map[string]any{spec.VarConfig: cfg.Values})
+		if err != nil {
+			return "", &ConfigError{Problems: []string{fmt.Sprintf("port.owner: %v", err)}}
+		}
+		if strings.TrimSpace(v) == "" {
+			return "", &ConfigError{Problems: []string{fmt.Sprintf("port.owner %q renders empty: the owner key must tell this source from others", f.Port.Owner.V)}}
+		}
+		key = v
+	} else {
+		var parts []string
+		for _, it := range f.Config.Items {
+			if it.Value.Required.V && !it.Value.Secret.V {
+				parts = append(parts, url.PathEscape(fmt.Sprint(cfg.Values[it.Key])))
+			}
+		}
+		key = strings.Join(parts, "/")
+	}
+	for _, s := range cfg.Secrets {
+		if s != "" && strings.Contains(key, s) {
+			return "", &ConfigError{Problems: []string{"port.owner: the owner key would hold the value of a secret input; Port shows it on every entity"}}
+		}
+	}
+	if key == "" {
+		return f.Name.V, nil
+	}
+	return f.Name.V + "/" + key, nil
 }
 
 // RedactDest is dest with every credential hidden (see redactDSN), for

@@ -85,7 +85,7 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 		}
 		return res, errors.Join(err, out.err())
 	}
-	dests, err := openDestinations(ctx, f, opts, pool)
+	dests, err := openDestinations(ctx, f, cfg, opts, pool)
 	if err != nil {
 		return res, err
 	}

@@ -124,7 +124,13 @@ func printDestReport(w io.Writer, sp *engine.Spec, dest string, rep *engine.Repo
 		}
 	}
 	if p := rep.Port; p != nil {
-		fmt.Fprintf(w, "port: %d entities upserted, %d failed, %d stale deleted, %d relations dropped\n", p.Upserted, p.Failed, p.Deleted, p.DroppedRelations)
+		fmt.Fprintf(w, "port (owner %s): %d entities upserted, %d failed, %d stale deleted, %d relations dropped\n", p.Owner, p.Upserted, p.Failed, p.Deleted, p.DroppedRelations)
+		if n := len(p.Conflicts); n > 0 {
+			fmt.Fprintf(w, "  %d entities of another owner not overwritten (--adopt-owner OWNER or --adopt-unowned takes them over)\n", n)
+		}
+		if p.Adopted > 0 {
+			fmt.Fprintf(w, "  %d entities adopted\n", p.Adopted)
+		}
 		for i, e := range p.Errors {
 			if i == 10 {
 				fmt.Fprintf(w, "  … and %d more\n", len(p.Errors)-10)
@@ -134,6 +140,9 @@ func printDestReport(w io.Writer, sp *engine.Spec, dest string, rep *engine.Repo
 		}
 		for _, s := range p.SkippedDeletes {
 			fmt.Fprintf(w, "  deletion skipped: %+v\n", s)
+		}
+		for _, e := range p.ReconcileErrors {
+			fmt.Fprintf(w, "  reconciliation failed: %v\n", e)
 		}
 	}
 }
