@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // hit is one entity of a search answer.
@@ -100,57 +103,104 @@ func parseSearchPage(raw []byte) ([]hit, string, error) {
 	return hits, next, nil
 }
 
-// claim asks Port, before anything is written, who owns the entities of
-// def this run is about to write. One owned by another owner, or by none
-// (made by hand or by another tool), is a conflict: it is not written, and
-// it is reported with its current owner — unless the run adopts it
-// (Config.AdoptOwners, Config.AdoptUnowned). Entities Port does not hold
-// are free. Without an Owner nothing is checked.
-func (s *Sink) claim(ctx context.Context, st *runState, def *Blueprint, ids []string) error {
-	if s.cfg.Owner == "" || len(ids) == 0 {
+// claim asks Port, before anything is written, who owns the entities the
+// run is about to write (ids by blueprint). One owned by another owner, or
+// by none (made by hand or by another tool), is a conflict: it is not
+// written, and it is reported with its current owner — unless the run
+// adopts it (Config.AdoptOwners, Config.AdoptUnowned). Entities Port does
+// not hold are free. Without an Owner nothing is checked.
+//
+// Each blueprint's owned entities are listed first (reconciliation reuses
+// the list), so a rerun looks up only identifiers that are not already
+// its own: a steady catalog costs no lookups. Listings and lookups run
+// Concurrency at a time.
+func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Blueprint, ids map[string][]string) error {
+	if s.cfg.Owner == "" {
 		return nil
 	}
-	bp := def.Identifier
-	if _, ok := def.Properties[OwnerProperty]; !ok {
-		if s.cfg.AdoptUnowned {
-			return nil
-		}
-		for _, id := range ids {
-			st.fail(entityKey{bp, id}, fmt.Sprintf("not written: blueprint %s has no %s property, so ferry cannot tell its own entities from others' (put the blueprint in the spec's blueprints file, or adopt unowned entities)", bp, OwnerProperty))
-		}
-		return nil
-	}
-	for chunk := range slices.Chunk(ids, lookupChunk) {
-		q := map[string]any{"combinator": "and", "rules": []any{
-			map[string]any{"property": "$identifier", "operator": "in", "value": chunk},
-		}}
-		hits, err := s.search(ctx, bp, q, true)
-		var se *StatusError
-		if errors.Is(err, ErrMalformedAnswer) || errors.As(err, &se) && se.Status >= 400 && se.Status < 500 {
-			for _, id := range chunk {
-				st.fail(entityKey{bp, id}, "not written: who owns it in Port could not be checked: "+err.Error())
-			}
+	var marked []string
+	for _, bp := range slices.Sorted(maps.Keys(ids)) {
+		if _, ok := defs[bp].Properties[OwnerProperty]; ok {
+			marked = append(marked, bp)
 			continue
 		}
-		if err != nil {
-			return fmt.Errorf("port: check who owns %d %s entities: %w", len(chunk), bp, err)
+		if s.cfg.AdoptUnowned {
+			continue
 		}
-		asked := map[string]bool{}
-		for _, id := range chunk {
-			asked[id] = true
+		for _, id := range ids[bp] {
+			st.fail(entityKey{bp, id}, fmt.Sprintf("not written: blueprint %s has no %s property, so ferry cannot tell its own entities from others' (put the blueprint in the spec's blueprints file, or adopt unowned entities)", bp, OwnerProperty))
 		}
-		for _, h := range hits {
-			if !asked[h.id] {
-				continue // not one of ours to write: nothing to decide
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.Concurrency)
+	for _, bp := range marked {
+		g.Go(func() error {
+			owned, err := s.listOwned(gctx, bp)
+			if err != nil && gctx.Err() != nil {
+				return err
 			}
-			k := entityKey{bp, h.id}
-			switch {
-			case h.owner == s.cfg.Owner:
-			case h.owner == "" && s.cfg.AdoptUnowned, h.owner != "" && slices.Contains(s.cfg.AdoptOwners, h.owner):
-				st.adopt(k, h.owner)
-			default:
-				st.conflict(k, h.owner)
+			// A listing that failed is the reconciliation's failure; the
+			// lookups below still decide about each identifier.
+			st.listed(bp, owned, err)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.Concurrency)
+	for _, bp := range marked {
+		owned, _ := st.ownedOf(bp)
+		var unknown []string
+		for _, id := range ids[bp] {
+			switch from, ok := owned[id]; {
+			case !ok:
+				unknown = append(unknown, id)
+			case from != s.cfg.Owner:
+				st.adopt(entityKey{bp, id}, from)
 			}
+		}
+		for chunk := range slices.Chunk(unknown, lookupChunk) {
+			g.Go(func() error { return s.claimChunk(gctx, st, bp, chunk) })
+		}
+	}
+	return g.Wait()
+}
+
+// claimChunk looks up who owns ids of bp, none of them known as the run's.
+func (s *Sink) claimChunk(ctx context.Context, st *runState, bp string, ids []string) error {
+	q := map[string]any{"combinator": "and", "rules": []any{
+		map[string]any{"property": "$identifier", "operator": "in", "value": ids},
+	}}
+	hits, err := s.search(ctx, bp, q, true)
+	var se *StatusError
+	if errors.Is(err, ErrMalformedAnswer) || errors.As(err, &se) && se.Status >= 400 && se.Status < 500 {
+		for _, id := range ids {
+			st.fail(entityKey{bp, id}, "not written: who owns it in Port could not be checked: "+err.Error())
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("port: check who owns %d %s entities: %w", len(ids), bp, err)
+	}
+	asked := map[string]bool{}
+	for _, id := range ids {
+		asked[id] = true
+	}
+	for _, h := range hits {
+		if !asked[h.id] {
+			continue // not one of ours to write: nothing to decide
+		}
+		k := entityKey{bp, h.id}
+		switch {
+		case h.owner == s.cfg.Owner:
+		case h.owner == "" && s.cfg.AdoptUnowned, h.owner != "" && slices.Contains(s.cfg.AdoptOwners, h.owner):
+			st.adopt(k, h.owner)
+		default:
+			st.conflict(k, h.owner)
 		}
 	}
 	return nil

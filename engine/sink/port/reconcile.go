@@ -63,19 +63,13 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 		order = append(order, levels[i]...)
 	}
 
-	// The run's owner, and the former owners it adopts: their stale
-	// entities go too, which completes a move of ownership.
-	owners := append([]string{s.cfg.Owner}, s.cfg.AdoptOwners...)
-	rule := map[string]any{"property": OwnerProperty, "operator": "=", "value": s.cfg.Owner}
-	if len(owners) > 1 {
-		rule = map[string]any{"property": OwnerProperty, "operator": "in", "value": owners}
-	}
 	stale := map[string][]string{}
 	for _, bp := range order {
-		query := map[string]any{"combinator": "and", "rules": []any{rule}}
-		owned, err := s.search(ctx, bp, query, true)
-		if err == nil {
-			err = checkOwned(owned, owners)
+		// Listed before the writes when the run wrote to bp (see claim):
+		// what the run created then is produced, so never stale.
+		owned, err := st.ownedOf(bp)
+		if owned == nil && err == nil {
+			owned, err = s.listOwned(ctx, bp)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -89,11 +83,11 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 			continue
 		}
 		var cand []string
-		for _, h := range owned {
+		for id := range owned {
 			// Keep what this run produced (even if its write failed) and
 			// anything a written entity relates to.
-			if !produced[bp][h.id] && !st.refs[entityKey{bp, h.id}] {
-				cand = append(cand, h.id)
+			if !produced[bp][id] && !st.refs[entityKey{bp, id}] {
+				cand = append(cand, id)
 			}
 		}
 		if len(cand) == 0 {
@@ -149,15 +143,28 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 	return nil
 }
 
-// checkOwned rejects an answer to "entities owned by owners" that holds an
-// entity of anyone else: deleting from it would delete another's entity.
-func checkOwned(hits []hit, owners []string) error {
+// listOwned returns bp's entities owned by the run's owner or by an owner
+// it adopts (whose stale entities go too, which completes a move of
+// ownership), identifier -> owner. An answer holding an entity of anyone
+// else makes no sense: deleting from it would delete another's entity.
+func (s *Sink) listOwned(ctx context.Context, bp string) (map[string]string, error) {
+	owners := append([]string{s.cfg.Owner}, s.cfg.AdoptOwners...)
+	rule := map[string]any{"property": OwnerProperty, "operator": "=", "value": s.cfg.Owner}
+	if len(owners) > 1 {
+		rule = map[string]any{"property": OwnerProperty, "operator": "in", "value": owners}
+	}
+	hits, err := s.search(ctx, bp, map[string]any{"combinator": "and", "rules": []any{rule}}, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(hits))
 	for _, h := range hits {
 		if !slices.Contains(owners, h.owner) {
-			return fmt.Errorf("%w: asked for the entities owned by %q, Port's answer holds %q owned by %q", ErrMalformedAnswer, owners, h.id, h.owner)
+			return nil, fmt.Errorf("%w: asked for the entities owned by %q, Port's answer holds %q owned by %q", ErrMalformedAnswer, owners, h.id, h.owner)
 		}
+		out[h.id] = h.owner
 	}
-	return nil
+	return out, nil
 }
 
 // deleteIDs bulk-deletes ids (100 a call, never with delete_dependents). A

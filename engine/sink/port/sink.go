@@ -194,14 +194,35 @@ type runState struct {
 	refs       map[entityKey]bool   // relation targets of entities written this run
 	dropped    map[string]int       // "blueprint.relation" -> targets dropped
 	dropSample map[string]string
-	conflicts  map[entityKey]string // entities of another owner (or none), not written
-	adopted    map[entityKey]string // entities taken over from their owner
+	conflicts  map[entityKey]string         // entities of another owner (or none), not written
+	adopted    map[entityKey]string         // entities taken over from their owner
+	owned      map[string]map[string]string // blueprint -> identifier -> owner, listed before writing
+	listErr    map[string]error             // blueprint -> why its listing failed
+}
+
+// listed records a blueprint's owned entities, or why they are unknown.
+func (st *runState) listed(bp string, owned map[string]string, err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err != nil {
+		st.listErr[bp] = err
+		return
+	}
+	st.owned[bp] = owned
+}
+
+// ownedOf returns what listed recorded for bp: both nil when bp was not
+// listed.
+func (st *runState) ownedOf(bp string) (map[string]string, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.owned[bp], st.listErr[bp]
 }
 
 func newRunState() *runState {
 	return &runState{ok: map[entityKey]bool{}, failed: map[entityKey]string{}, exists: map[entityKey]bool{},
 		unknown: map[entityKey]string{}, refs: map[entityKey]bool{}, dropped: map[string]int{}, dropSample: map[string]string{},
-		conflicts: map[entityKey]string{}, adopted: map[entityKey]string{}}
+		conflicts: map[entityKey]string{}, adopted: map[entityKey]string{}, owned: map[string]map[string]string{}, listErr: map[string]error{}}
 }
 
 // conflict records that k belongs to owner ("" for nobody) and fails it.
@@ -336,10 +357,12 @@ func (s *Sink) write(ctx context.Context, st *runState, pending map[string]map[s
 		defs[id] = bp
 	}
 	// Nothing is written before ownership is known: no takeovers.
-	for _, id := range slices.Sorted(maps.Keys(defs)) {
-		if err := s.claim(ctx, st, defs[id], slices.Sorted(maps.Keys(pending[id]))); err != nil {
-			return err
-		}
+	ids := map[string][]string{}
+	for id := range defs {
+		ids[id] = slices.Sorted(maps.Keys(pending[id]))
+	}
+	if err := s.claim(ctx, st, defs, ids); err != nil {
+		return err
 	}
 	edges := map[string][]string{}
 	for id, bp := range defs {
