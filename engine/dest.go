@@ -447,7 +447,10 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 		prep, err := d.port.Finish(ctx, complete)
 		rep.Port = &prep
 		if err != nil {
-			errs = append(errs, fmt.Errorf("port: %w", err))
+			if !strings.HasPrefix(err.Error(), "port: ") {
+				err = fmt.Errorf("port: %w", err)
+			}
+			errs = append(errs, err)
 		}
 	}
 	return rep, errors.Join(errs...)

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -59,6 +60,11 @@ port:
 			if tc.wantErr {
 				if !errors.As(err, &ce) {
 					t.Errorf("owner %q, err %v; want a config error", got, err)
+				}
+				// A dry run refuses it as a real run would, before any request.
+				_, err := engine.Run(t.Context(), sp, cfg, engine.RunOptions{DryRun: true, Stdout: io.Discard})
+				if !errors.As(err, &ce) {
+					t.Errorf("dry run: err %v; want a config error", err)
 				}
 				return
 			}

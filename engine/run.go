@@ -67,6 +67,12 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: cfg.Secrets, Now: opts.Now})
 	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
 	if opts.DryRun {
+		if sp.WritesPort() {
+			// The owner a real run would use: a bad port.owner fails here too.
+			if _, err := PortOwner(sp, cfg); err != nil {
+				return res, err
+			}
+		}
 		r, err := runner.New(f, ropts)
 		if err != nil {
 			return res, err

@@ -68,7 +68,8 @@
 // string property OwnerProperty ("ferryOwner") to each blueprint and every
 // written entity carries ferryOwner = Owner.
 //
-// No takeovers: before writing, the identifiers of each blueprint are
+// No takeovers: before writing, each blueprint's owned entities are listed
+// (reconciliation reuses the list), and the identifiers not among them are
 // looked up in Port ($identifier in […], 100 a search, with ferryOwner).
 // An entity Port holds under another owner, or under none (made by hand or
 // by another tool), is not written: it is a [Conflict] in the Report (and a
