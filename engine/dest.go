@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +30,13 @@ type PortOptions struct {
 	BaseURL, ClientID, ClientSecret string
 	NoDelete                        bool
 	DeleteThreshold                 float64
+	// AdoptOwners are former owners (ferryOwner values) whose entities the
+	// run takes over: when the owner key changed, the old value moves to
+	// the new one (produced entities are re-marked, stale ones deleted).
+	AdoptOwners []string
+	// AdoptUnowned lets the run overwrite entities that have no owner
+	// (made by hand or by another tool); by default they are conflicts.
+	AdoptUnowned bool
 }
 
 // PortFromEnv reads PORT_CLIENT_ID, PORT_CLIENT_SECRET and PORT_BASE_URL
@@ -36,6 +45,14 @@ func PortFromEnv(getenv func(string) (string, bool)) PortOptions {
 	get := func(k string) string { v, _ := getenv(k); return v }
 	return PortOptions{BaseURL: get("PORT_BASE_URL"), ClientID: get("PORT_CLIENT_ID"), ClientSecret: get("PORT_CLIENT_SECRET")}
 }
+
+// The Port errors a run's error may wrap: entities not written (Port's
+// rejections, conflicts with another owner), and blueprints whose stale
+// entities could not be listed (nothing of them deleted).
+var (
+	ErrPortEntitiesFailed  = port.ErrEntitiesFailed
+	ErrPortReconcileFailed = port.ErrReconcileFailed
+)
 
 // ErrNoPortCredentials stops a run that has Port entities before anything is
 // fetched. It comes wrapped in a *UsageError.
@@ -90,7 +107,7 @@ func tableDefs(f *spec.File) []table.Table {
 
 // openDestinations prepares every destination the spec needs, before any
 // request: a missing credential or a locked database stops the run early.
-func openDestinations(ctx context.Context, f *spec.File, opts RunOptions, pool *fetch.Pool) (*destinations, error) {
+func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions, pool *fetch.Pool) (*destinations, error) {
 	d := &destinations{f: f, log: opts.Logger, some: len(opts.Streams) > 0}
 	if len(f.Tables.Items) > 0 {
 		dest := opts.Dest
@@ -124,8 +141,15 @@ func openDestinations(ctx context.Context, f *spec.File, opts RunOptions, pool *
 			d.close()
 			return nil, &UsageError{Err: ErrNoPortCredentials}
 		}
+		owner, err := PortOwner(&Spec{f: f}, cfg)
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+		opts.Logger.Info("port owner", "owner", owner)
 		ps, err := port.New(port.Config{Pool: pool, BaseURL: po.BaseURL, ClientID: po.ClientID, ClientSecret: po.ClientSecret,
-			Owner: f.Name.V, NoDelete: po.NoDelete, DeleteThreshold: po.DeleteThreshold, Logger: opts.Logger})
+			Owner: owner, AdoptOwners: po.AdoptOwners, AdoptUnowned: po.AdoptUnowned,
+			NoDelete: po.NoDelete, DeleteThreshold: po.DeleteThreshold, Logger: opts.Logger})
 		if err != nil {
 			d.close()
 			return nil, fmt.Errorf("port: %w", err)
@@ -139,18 +163,129 @@ func openDestinations(ctx context.Context, f *spec.File, opts RunOptions, pool *
 	return d, nil
 }
 
-// redactDSN hides a password in a database URL.
+// PortOwner is the ferryOwner value a run of sp with cfg marks its Port
+// entities with: the spec's name, "/", and the owner key. The key is
+// port.owner rendered with the config, as written, when the spec declares
+// it; otherwise the values of the spec's required, non-secret config
+// inputs, in spec order, each path-escaped and joined by "/" (so no two
+// configs share a key). A spec with neither owns as its name alone. A key
+// holding a secret input's value is refused: Port would show it.
+func PortOwner(sp *Spec, cfg *Config) (string, error) {
+	f := sp.f
+	var key string
+	if f.Port != nil && f.Port.Owner.Template() != nil {
+		v, err := f.Port.Owner.Template().RenderString(map[string]any{spec.VarConfig: cfg.Values})
+		if err != nil {
+			return "", &ConfigError{Problems: []string{fmt.Sprintf("port.owner: %v", err)}}
+		}
+		if strings.TrimSpace(v) == "" {
+			return "", &ConfigError{Problems: []string{fmt.Sprintf("port.owner %q renders empty: the owner key must tell this source from others", f.Port.Owner.V)}}
+		}
+		key = v
+	} else {
+		var parts []string
+		for _, it := range f.Config.Items {
+			if it.Value.Required.V && !it.Value.Secret.V {
+				parts = append(parts, url.PathEscape(fmt.Sprint(cfg.Values[it.Key])))
+			}
+		}
+		key = strings.Join(parts, "/")
+	}
+	for _, s := range cfg.Secrets {
+		if s != "" && strings.Contains(key, s) {
+			return "", &ConfigError{Problems: []string{"port.owner: the owner key would hold the value of a secret input; Port shows it on every entity"}}
+		}
+	}
+	if key == "" {
+		return f.Name.V, nil
+	}
+	return f.Name.V + "/" + key, nil
+}
+
+// RedactDest is dest with every credential hidden (see redactDSN), for
+// showing a destination anywhere.
+func RedactDest(dest string) string { return redactDSN(dest) }
+
+// redactDSN hides every credential of a destination: the password of the
+// URL's userinfo, and the value of every query parameter — or, outside a
+// URL, every keyword=value pair — whose name says it holds one (password,
+// sslpassword, …; matched after percent-decoding, in any case). A URL that
+// does not parse is masked conservatively: everything from the first ":"
+// of the userinfo to the last "@" goes, which may hide more than the
+// password but never less.
 func redactDSN(dsn string) string {
-	at := strings.LastIndex(dsn, "@")
 	scheme := strings.Index(dsn, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return dsn
+	if scheme < 0 {
+		return credentialKV.ReplaceAllString(dsn, "${1}"+redacted)
 	}
-	userinfo := dsn[scheme+3 : at]
-	if user, _, ok := strings.Cut(userinfo, ":"); ok {
-		return dsn[:scheme+3] + user + ":REDACTED" + dsn[at:]
+	head, rest := dsn[:scheme+3], dsn[scheme+3:]
+	if u, err := url.Parse(dsn); err == nil && u.Opaque == "" {
+		// Go splits the authority at its last "@" and at the first "/",
+		// "?" or "#": cut the raw text at the same places.
+		authority := rest
+		if i := strings.IndexAny(authority, "/?#"); i >= 0 {
+			authority = authority[:i]
+		}
+		tail := rest[len(authority):]
+		if at := strings.LastIndex(authority, "@"); at >= 0 {
+			if user, _, ok := strings.Cut(authority[:at], ":"); ok {
+				authority = user + ":" + redacted + authority[at:]
+			}
+		}
+		path, query, hasQuery := strings.Cut(tail, "?")
+		if !hasQuery {
+			return head + authority + tail
+		}
+		query, frag, hasFrag := strings.Cut(query, "#")
+		out := head + authority + path + "?" + redactQuery(query)
+		if hasFrag {
+			out += "#" + frag
+		}
+		return out
 	}
-	return dsn
+	// Unparseable: the password may hold "/", "?" or "@", so the userinfo
+	// is taken to end at the last "@" of all.
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		if user, _, ok := strings.Cut(rest[:at], ":"); ok {
+			rest = user + ":" + redacted + rest[at:]
+		}
+	}
+	if path, query, ok := strings.Cut(rest, "?"); ok {
+		rest = path + "?" + redactQuery(query)
+	}
+	return head + rest
+}
+
+const redacted = "REDACTED"
+
+// credentialKV finds keyword=value pairs whose keyword names a credential,
+// as in libpq's "host=h password=secret" form; a value may be quoted.
+var credentialKV = regexp.MustCompile(`(?i)(\b[\w.%-]*(?:pass|pwd|secret|token)[\w.%-]*\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]*)`)
+
+// redactQuery masks the value of every credential parameter of a raw query.
+func redactQuery(q string) string {
+	parts := strings.Split(q, "&")
+	for i, p := range parts {
+		k, _, ok := strings.Cut(p, "=")
+		if !ok {
+			continue
+		}
+		if name, err := url.QueryUnescape(k); err == nil && isCredential(name) || err != nil && isCredential(k) {
+			parts[i] = k + "=" + redacted
+		}
+	}
+	return strings.Join(parts, "&")
+}
+
+// isCredential tells a parameter that carries a secret by its name.
+func isCredential(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"pass", "pwd", "secret", "token"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // state returns the checkpoints of an unfinished sync (a run that was
@@ -316,7 +451,10 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 		prep, err := d.port.Finish(ctx, complete)
 		rep.Port = &prep
 		if err != nil {
-			errs = append(errs, fmt.Errorf("port: %w", err))
+			if !strings.HasPrefix(err.Error(), "port: ") {
+				err = fmt.Errorf("port: %w", err)
+			}
+			errs = append(errs, err)
 		}
 	}
 	return rep, errors.Join(errs...)

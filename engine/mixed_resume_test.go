@@ -17,6 +17,9 @@ func TestResumedRunDeletesNoPortEntity(t *testing.T) {
 	dir := t.TempDir()
 	src := pagedSpec + `port:
   blueprints: blueprints.json
+  # Each run here reads another test server: by default its URL, a
+  # required input, would be part of the owner.
+  owner: one-source
   entities:
     - blueprint: item
       from: items

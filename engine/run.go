@@ -72,6 +72,12 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: cfg.Secrets, Now: opts.Now, Credentials: creds})
 	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
 	if opts.DryRun {
+		if sp.WritesPort() {
+			// The owner a real run would use: a bad port.owner fails here too.
+			if _, err := PortOwner(sp, cfg); err != nil {
+				return res, err
+			}
+		}
 		r, err := runner.New(f, ropts)
 		if err != nil {
 			return res, err
@@ -90,7 +96,7 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 		}
 		return res, errors.Join(err, out.err())
 	}
-	dests, err := openDestinations(ctx, f, opts, pool)
+	dests, err := openDestinations(ctx, f, cfg, opts, pool)
 	if err != nil {
 		return res, err
 	}

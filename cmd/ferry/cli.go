@@ -110,6 +110,18 @@ func (s setFlag) Set(v string) error {
 	return nil
 }
 
+// listFlag collects the values of a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	if v == "" {
+		return errors.New("want a value")
+	}
+	*l = append(*l, v)
+	return nil
+}
+
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -205,6 +217,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dryRun := fs.Bool("dry-run", false, "print every row and entity that would be written, as JSON Lines on stdout; write nothing")
 	dest := fs.String("dest", "", "table destination: sqlite:FILE (default sqlite:ferry.db) or postgres://…")
 	noDelete := fs.Bool("no-delete", false, "never delete stale Port entities")
+	var adoptOwners listFlag
+	fs.Var(&adoptOwners, "adopt-owner", "take over the Port entities of this former owner (a ferryOwner value, e.g. after the owner key changed): overwrite and re-mark what the run produces, delete its stale ones (repeatable)")
+	adoptUnowned := fs.Bool("adopt-unowned", false, "overwrite, and mark as this run's, Port entities without an owner (made by hand or by another tool) instead of reporting them as conflicts")
 	fullRefresh := fs.Bool("full-refresh", false, "ignore saved checkpoints and incremental cursors; read everything")
 	resumeWithin := fs.Duration("resume-within", engine.DefaultResumeWithin, "resume an unfinished sync (interrupted or failed) only if it began this recently; older ones start over")
 	configFile := fs.String("config", "", "YAML or JSON file of config values")
@@ -237,7 +252,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	src := engine.ConfigSources{Sets: sets, File: *configFile, DotEnv: ".env"}
 	portOpts := engine.PortFromEnv(os.LookupEnv)
-	portOpts.NoDelete = *noDelete
+	portOpts.NoDelete, portOpts.AdoptOwners, portOpts.AdoptUnowned = *noDelete, adoptOwners, *adoptUnowned
 	var d *demo.Demo
 	if *demoMode {
 		d, err = demo.Start(ctx, sp.Name())
@@ -251,7 +266,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			if err != nil {
 				return err
 			}
-			portOpts = engine.PortOptions{BaseURL: ps.URL(), ClientID: ps.ClientID(), ClientSecret: ps.ClientSecret(), NoDelete: *noDelete}
+			portOpts = engine.PortOptions{BaseURL: ps.URL(), ClientID: ps.ClientID(), ClientSecret: ps.ClientSecret(),
+				NoDelete: *noDelete, AdoptOwners: adoptOwners, AdoptUnowned: *adoptUnowned}
 			fmt.Fprintf(stderr, "demo: built-in Port simulator at %s\n", ps.URL())
 		}
 		// The demo's values win over the environment, so a user's real

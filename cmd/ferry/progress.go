@@ -142,13 +142,20 @@ func printDestReport(w io.Writer, sp *engine.Spec, dest string, rep *engine.Repo
 			if !ok {
 				path = dest
 			}
+			path = engine.RedactDest(path)
 			fmt.Fprintf(w, "tables written to %s; look with:\n  sqlite3 %s 'SELECT * FROM \"%s__%s\" LIMIT 5'\n", path, path, sp.Name(), tables[0])
 		} else {
 			fmt.Fprintf(w, "tables written to schema %q of the PostgreSQL database\n", sp.Name())
 		}
 	}
 	if p := rep.Port; p != nil {
-		fmt.Fprintf(w, "port: %d entities upserted, %d failed, %d stale deleted, %d relations dropped\n", p.Upserted, p.Failed, p.Deleted, p.DroppedRelations)
+		fmt.Fprintf(w, "port (owner %s): %d entities upserted, %d failed, %d stale deleted, %d relations dropped\n", p.Owner, p.Upserted, p.Failed, p.Deleted, p.DroppedRelations)
+		if n := len(p.Conflicts); n > 0 {
+			fmt.Fprintf(w, "  %d entities of another owner not overwritten (--adopt-owner OWNER or --adopt-unowned takes them over)\n", n)
+		}
+		if p.Adopted > 0 {
+			fmt.Fprintf(w, "  %d entities adopted\n", p.Adopted)
+		}
 		for i, e := range p.Errors {
 			if i == 10 {
 				fmt.Fprintf(w, "  … and %d more\n", len(p.Errors)-10)
@@ -158,6 +165,9 @@ func printDestReport(w io.Writer, sp *engine.Spec, dest string, rep *engine.Repo
 		}
 		for _, s := range p.SkippedDeletes {
 			fmt.Fprintf(w, "  deletion skipped: %+v\n", s)
+		}
+		for _, e := range p.ReconcileErrors {
+			fmt.Fprintf(w, "  reconciliation failed: %v\n", e)
 		}
 	}
 }

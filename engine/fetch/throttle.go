@@ -19,8 +19,9 @@ import (
 // into 429s.
 //
 // Gate: when a response says remaining is 0, or is a 429, no request starts
-// before x-ratelimit-reset (Retry-After wins when present), nor later than
-// MaxServerWait from the answer. The reset is read as by [serverHint]. Whole
+// before x-ratelimit-reset — or before Retry-After when present, or a second
+// after a 429 that still reports quota left — but never after the reset
+// (when it lies ahead), nor later than MaxServerWait from the answer. The reset is read as by [serverHint]. Whole
 // seconds until the reset are coarse (a "1" may mean 10 ms), so every
 // response narrows an interval that must hold the window's end —
 // (sent + reset - 1s, received + reset] — and the gate opens at the
@@ -123,19 +124,35 @@ func (t *throttle) observe(h http.Header, status int, sent, recv time.Time) {
 			}
 		}
 	}
-	if status != http.StatusTooManyRequests && !(okR && remaining <= 0) {
+	spent := okR && remaining <= 0
+	if status != http.StatusTooManyRequests && !spent {
 		return
+	}
+	var end time.Time // the window's end, when the answer tells it
+	switch {
+	case okReset && epoch:
+		end = epochTime(reset)
+	case okReset:
+		end = t.endHi
 	}
 	var until time.Time
 	switch d, okRA := retryAfter(h, recv); {
 	case okRA:
 		until = recv.Add(d)
-	case okReset && epoch:
-		until = epochTime(reset)
-	case okReset:
-		until = t.endHi
-	case status == http.StatusTooManyRequests:
+	case okR && remaining > 0:
+		// A 429 while the window still has quota (a burst or concurrency
+		// limit, a proxy) says nothing about the window: pause briefly
+		// instead of holding every request until the window ends.
+		until = recv.Add(time.Second)
+	case !end.IsZero():
+		until = end
+	default:
 		until = now.Add(time.Second)
+	}
+	// Never past the reset: the window's end brings the quota back. A
+	// reset not after the answer (a skewed epoch clock) bounds nothing.
+	if end.After(recv) {
+		until = earlier(until, end)
 	}
 	until = earlier(until, recv.Add(MaxServerWait))
 	if until.After(t.until) {

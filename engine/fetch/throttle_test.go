@@ -34,6 +34,14 @@ func TestThrottleObserve(t *testing.T) {
 		{"a far reset is capped", 429, map[string]string{"x-ratelimit-reset": fmt.Sprint(base.Add(24 * time.Hour).Unix())}, base.Add(MaxServerWait)},
 		{"a long Retry-After is capped", 429, map[string]string{"Retry-After": "86400"}, base.Add(MaxServerWait)},
 		{"a 503 with Retry-After does not gate", 503, map[string]string{"Retry-After": "20", "x-ratelimit-remaining": "5"}, time.Time{}},
+		// A 429 that reports quota left is not a spent window.
+		{"429 with quota left: a short pause, not the window", 429, map[string]string{"x-ratelimit-remaining": "40", "x-ratelimit-reset": "60"}, base.Add(time.Second)},
+		{"429 with quota left honours Retry-After", 429, map[string]string{"x-ratelimit-remaining": "40", "x-ratelimit-reset": "60", "Retry-After": "3"}, base.Add(3 * time.Second)},
+		{"429 with quota left, epoch reset", 429, map[string]string{"x-ratelimit-remaining": "40", "x-ratelimit-reset": fmt.Sprint(base.Add(60 * time.Second).Unix())}, base.Add(time.Second)},
+		{"the pause never passes the reset", 429, map[string]string{"x-ratelimit-remaining": "40", "x-ratelimit-reset": fmt.Sprint(base.Add(500 * time.Millisecond).UnixMilli())}, base.Add(500 * time.Millisecond)},
+		{"Retry-After never passes the reset", 429, map[string]string{"x-ratelimit-remaining": "0", "x-ratelimit-reset": "4", "Retry-After": "30"}, base.Add(4 * time.Second)},
+		{"Retry-After past an epoch reset", 429, map[string]string{"x-ratelimit-reset": fmt.Sprint(base.Add(5 * time.Second).Unix()), "Retry-After": "30"}, base.Add(5 * time.Second)},
+		{"a reset already past bounds nothing", 429, map[string]string{"x-ratelimit-reset": fmt.Sprint(base.Add(-5 * time.Second).Unix()), "Retry-After": "2"}, base.Add(2 * time.Second)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

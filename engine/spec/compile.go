@@ -221,6 +221,9 @@ func (p *parser) compile(f *File) {
 		p.compileJQ(&t.Row, "tables."+t.Name+".row", s.JQVars())
 	}
 	if f.Port != nil {
+		// The owner key is rendered once per run, from config only.
+		p.at = nil
+		p.compileTmpl(&f.Port.Owner, "port.owner", top)
 		for i := range f.Port.Entities {
 			e := &f.Port.Entities[i]
 			s := f.streams[e.From.V]
@@ -299,7 +302,7 @@ func (p *parser) scopeHint(ee *eval.Error) string {
 	}
 	switch {
 	case s == nil && (name == VarParent || name == VarParents || name == VarBatch):
-		return " (host settings are resolved once per run, before any record: only config is in scope)"
+		return " (http settings and port.owner are resolved once per run, before any record: only config is in scope)"
 	case s == nil:
 		return ""
 	case (name == VarParent || name == VarParents) && s.parent == nil:

@@ -16,7 +16,7 @@ type File struct {
 	Dir  string `yaml:"-"` // directory relative references resolve against
 
 	Version     Int            `yaml:"version" ferry:"required" doc:"Spec format version; must be 1."`
-	Name        Str            `yaml:"name" ferry:"required" doc:"Spec name: names the destination schema and owns Port entities."`
+	Name        Str            `yaml:"name" ferry:"required" doc:"Spec name: names the destination schema, and starts the owner of its Port entities (see port.owner)."`
 	Description Str            `yaml:"description" doc:"Free text."`
 	Config      Map[ConfigVar] `yaml:"config" names:"config" doc:"Named inputs supplied by --set, --config FILE, environment variables or .env, in that precedence."`
 	HTTP        HTTP           `yaml:"http" doc:"Defaults for every request: base URL, headers, auth, retry, rate limit, concurrency."`
@@ -260,6 +260,7 @@ type Table struct {
 // Port lists the Port entities a spec produces.
 type Port struct {
 	Blueprints Str      `yaml:"blueprints" doc:"JSON file (relative to the spec) with the blueprint bodies to create or update."`
+	Owner      Tmpl     `yaml:"owner" doc:"Owner key (template over config, e.g. ${ config.org_id }): which source instance the entities come from. They are marked ferryOwner = <name>/<owner key>, and a run only overwrites or deletes entities of its own owner. Default: the values of the required, non-secret config inputs."`
 	Entities   []Entity `yaml:"entities" doc:"Entity mappings, in Port's mapping style."`
 }
 

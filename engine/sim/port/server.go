@@ -81,6 +81,7 @@ type Server struct {
 	tokenSeq   int
 	genSeq     int
 	rejects    map[entityKey]*apiError
+	faults     []*Fault
 	requests   []Request
 	inFlight   int
 	peak       int
@@ -203,19 +204,15 @@ func (s *Server) ResetRequests() {
 }
 
 // CountRequests counts logged requests with the given method whose path
-// matches: an exact path, or a prefix when path ends in "*". An empty
-// method matches any method.
+// matches: an exact path, a prefix when path ends in "*", or a suffix when
+// it starts with "*". An empty method matches any method.
 func (s *Server) CountRequests(method, path string) int {
 	n := 0
 	for _, r := range s.Requests() {
 		if method != "" && r.Method != method {
 			continue
 		}
-		if p, ok := strings.CutSuffix(path, "*"); ok {
-			if strings.HasPrefix(r.Path, p) {
-				n++
-			}
-		} else if r.Path == path {
+		if pathMatches(path, r.Path) {
 			n++
 		}
 	}
@@ -274,15 +271,27 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}()
 
 	isAuth := r.URL.EscapedPath() == "/v1/auth/access_token"
+	var fault *Fault
+	if !isAuth {
+		fault = s.takeFault(r.Method, r.URL.EscapedPath(), body)
+	}
+	throttled := fault != nil && fault.Kind == FaultThrottle
 	now := s.opts.Now()
 	ok := true
 	var st limitState
-	if isAuth {
+	if isAuth || throttled {
 		st = s.limiter.peek(now)
 	} else {
 		ok, st = s.limiter.take(now)
 	}
 	s.setRateHeaders(w.Header(), st, now)
+	if throttled {
+		if fault.RetryAfter != "" {
+			w.Header().Set("Retry-After", fault.RetryAfter)
+		}
+		writeError(w, &apiError{status: http.StatusTooManyRequests, code: "rate_limit_exceeded", msg: "too many requests"})
+		return
+	}
 	if !ok {
 		writeError(w, &apiError{status: http.StatusTooManyRequests, code: "rate_limit_exceeded", msg: "too many requests, retry after the rate-limit window resets"})
 		return
@@ -308,7 +317,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.route(w, r, body)
+	s.route(w, r, body, fault)
 }
 
 func readBody(rc io.ReadCloser, limit int64) ([]byte, bool) {
@@ -324,7 +333,7 @@ func readBody(rc io.ReadCloser, limit int64) ([]byte, bool) {
 	return b, false
 }
 
-func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
+func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte, fault *Fault) {
 	segs, ok := splitPath(r.URL.EscapedPath())
 	if !ok || len(segs) < 2 || segs[0] != "v1" || segs[1] != "blueprints" {
 		writeError(w, &apiError{status: http.StatusNotFound, code: "not_found", msg: "route not found"})
@@ -385,6 +394,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
 	status, resp, err := h()
 	if err != nil {
 		writeError(w, err)
+		return
+	}
+	if fault != nil && fault.Kind == FaultBody {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(fault.Body))
 		return
 	}
 	writeJSON(w, status, resp)

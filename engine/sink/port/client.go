@@ -69,9 +69,16 @@ func newAPIClient(c Config) (*apiClient, error) {
 	return &apiClient{http: hc, redact: pool.Redact}, nil
 }
 
+// ErrMalformedAnswer is wrapped by the error about a 2xx answer from Port
+// that is not the documented shape: garbled, empty where a body is due, or
+// naming what was not asked. Such an answer fails what depended on it; it
+// is never read as "nothing".
+var ErrMalformedAnswer = errors.New("malformed answer from Port")
+
 // do sends one API request (path below /v1, in encoded as JSON) and
 // decodes a 2xx body into out. It returns *StatusError for a non-2xx
-// answer fetch did not retry away, and for a rejected token request.
+// answer fetch did not retry away, and for a rejected token request; a 2xx
+// body that is not JSON of out's shape wraps ErrMalformedAnswer.
 func (c *apiClient) do(ctx context.Context, method, path string, query url.Values, in, out any) (int, error) {
 	resp, err := c.http.Do(ctx, &fetch.Request{Method: method, URL: path, Query: query, Body: in})
 	if err != nil {
@@ -79,7 +86,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 	}
 	if out != nil && len(resp.Body) > 0 {
 		if err := json.Unmarshal(resp.Body, out); err != nil {
-			return resp.Status, fmt.Errorf("%s /v1%s: decode response: %w", method, path, err)
+			return resp.Status, fmt.Errorf("%s /v1%s: %w: %w", method, path, ErrMalformedAnswer, err)
 		}
 	}
 	return resp.Status, nil

@@ -103,24 +103,67 @@ func TestRateLimit429(t *testing.T) {
 			if err != nil || rep.Upserted != 100 {
 				t.Fatalf("err %v report %+v", err, rep)
 			}
-			n429 := 0
+			n429, posts := 0, 0
 			for _, r := range e.srv.Requests() {
-				if r.Status == http.StatusTooManyRequests && strings.HasSuffix(r.Path, "/entities/bulk") {
+				if r.Method != "POST" || !strings.HasPrefix(r.Path, "/v1/blueprints/") {
+					continue // the token, and the test's own exhausting GETs
+				}
+				posts++
+				if r.Status == http.StatusTooManyRequests {
 					n429++
 				}
 			}
-			// One 429 from the exhausted window; after that the throttle
-			// paces at 5 per 10 s and waits out each window.
+			// One 429 from the exhausted window (to the ownership
+			// searches that come first); after that the throttle paces at
+			// 5 per 10 s and waits out each window.
 			if n429 != 1 {
 				t.Errorf("%d 429 responses to the sink, want exactly 1", n429)
 			}
-			if n := e.srv.CountRequests("POST", "/v1/blueprints/"+bpApp+"/entities/bulk"); n != 5+n429 {
-				t.Errorf("%d bulk requests, want %d", n, 5+n429)
+			if n := e.srv.CountRequests("POST", "/v1/blueprints/"+bpApp+"/entities/bulk"); n != 5 || posts != 2+5+n429 {
+				t.Errorf("%d bulk requests of %d, want 5 bulk and two searches (owned entities, then the ids not among them)", n, posts)
 			}
-			// 5 bulk requests need the next window; time must have passed
+			// 7 requests need the next window; time must have passed
 			// but not wildly more (paced, not backoff storms).
 			if el := e.clock.Now().Sub(start); el < 5*time.Second || el > 40*time.Second {
 				t.Errorf("virtual time %v for 5 requests at 5 per 10 s", el)
+			}
+		})
+	}
+}
+
+// A 429 that still reports quota left (a burst limit, a proxy) must not
+// hold the load until Port's window ends: a minute here.
+func TestRateLimit429WithQuotaLeft(t *testing.T) {
+	tests := []struct {
+		retryAfter         string
+		minSlept, maxSlept time.Duration
+	}{
+		{"", 3 * time.Second, 10 * time.Second}, // a second per 429
+		{"2", 6 * time.Second, 12 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run("retry-after="+tc.retryAfter, func(t *testing.T) {
+			e := newEnv(t, portsim.Options{RateLimit: 1000, Window: time.Minute})
+			s := e.sink(func(c *Config) { c.Concurrency = 1 })
+			if err := s.EnsureBlueprints(t.Context(), humanitecBlueprints(t, bpApp)); err != nil {
+				t.Fatal(err)
+			}
+			e.srv.InjectFault(portsim.Fault{Method: "POST", Path: "*/entities/bulk", Times: 3, Kind: portsim.FaultThrottle, RetryAfter: tc.retryAfter})
+			for _, ent := range apps(40) {
+				if err := s.Write(t.Context(), ent); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep, err := s.Finish(t.Context(), nil)
+			if err != nil || rep.Upserted != 40 {
+				t.Fatalf("err %v report %+v", err, rep)
+			}
+			if n := e.srv.CountRequests("POST", "*/entities/bulk"); n != 2+3 {
+				t.Errorf("%d bulk requests, want 2 and the 3 refused", n)
+			}
+			// Virtual time: the fake clock advances only by the sink's waits.
+			if slept := e.clock.Slept(); slept < tc.minSlept || slept > tc.maxSlept {
+				t.Errorf("the sink waited %v for three 429s with quota left, want %v..%v (not the minute to the window's end)", slept, tc.minSlept, tc.maxSlept)
 			}
 		})
 	}

@@ -59,9 +59,21 @@ type Config struct {
 	DeleteThreshold float64
 	NoDelete        bool // never delete
 
-	// Owner names the spec that owns what it writes. Empty disables the
-	// ownership property and therefore every deletion.
+	// Owner names the source instance that owns what this sink writes
+	// (ferry's engine: the spec's name and owner key). Every entity is
+	// marked with it; an entity Port holds under another owner, or under
+	// none, is not overwritten but reported as a Conflict; only entities
+	// of this owner are deleted. Empty disables the ownership property,
+	// the check and therefore every deletion.
 	Owner string
+	// AdoptOwners are former owners (an owner key that changed) whose
+	// entities this run takes over: produced ones are overwritten and
+	// re-marked, stale ones deleted like Owner's own.
+	AdoptOwners []string
+	// AdoptUnowned lets the run overwrite, and mark as Owner's, entities
+	// that have no owner (made by hand or by another tool). Unowned
+	// entities the run does not produce are never deleted.
+	AdoptUnowned bool
 
 	// RelationPolicy is the default for missing relation targets (default
 	// RelationDrop). RelationPolicies overrides it per "blueprint" or per
@@ -107,6 +119,14 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DeleteThreshold < 0 || c.DeleteThreshold > 1 {
 		return c, fmt.Errorf("port: delete threshold %v: want a share in (0, 1]", c.DeleteThreshold)
+	}
+	for _, o := range c.AdoptOwners {
+		if o == "" {
+			return c, errors.New("port: an adopted owner is empty (entities without an owner are adopted with AdoptUnowned)")
+		}
+	}
+	if c.Owner == "" && (len(c.AdoptOwners) > 0 || c.AdoptUnowned) {
+		return c, errors.New("port: adopting entities needs an owner")
 	}
 	if c.RelationPolicy == "" {
 		c.RelationPolicy = RelationDrop

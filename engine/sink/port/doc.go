@@ -1,7 +1,7 @@
 // Package port is ferry's Port destination: it keeps Port's software
 // catalog in step with the entities a spec maps.
 //
-//	s, err := port.New(port.Config{BaseURL: u, ClientID: id, ClientSecret: secret, Owner: "humanitec"})
+//	s, err := port.New(port.Config{BaseURL: u, ClientID: id, ClientSecret: secret, Owner: "humanitec/acme"})
 //	err = s.EnsureBlueprints(ctx, blueprints)      // create missing, update changed, never delete
 //	err = s.Write(ctx, entity)                     // validate and buffer, from any goroutine
 //	rep, err := s.Finish(ctx, complete)            // write in relation order, then reconcile
@@ -20,11 +20,21 @@
 // (≤ 1 MiB, a 413 splits the batch), Concurrency requests in flight.
 // Requests follow Port's rate-limit headers (fetch's RateHeaders): they
 // are spaced at x-ratelimit-limit / x-ratelimit-period, and when a
-// response says remaining is 0 or is a 429 all are held until
-// x-ratelimit-reset (a Retry-After header wins). 408, 429 and 5xx are
-// retried (MaxAttempts); other 4xx are final, Port's {error, message}
-// body becoming the [StatusError]. Identifiers are path-escaped. Client
-// secret and token never reach logs or errors.
+// response says remaining is 0 all are held until x-ratelimit-reset; a
+// 429 holds them for its Retry-After (or, while quota is left, a second),
+// never past the reset. 408, 429 and 5xx are retried (MaxAttempts); other
+// 4xx are final, Port's {error, message} body becoming the [StatusError].
+// Identifiers are path-escaped. Client secret and token never reach logs
+// or errors.
+//
+// A 2xx answer that is not the documented shape wraps ErrMalformedAnswer
+// and fails what depended on it, never more and never silently: a bulk
+// answer its entities (the load goes on), an ownership or relation-target
+// lookup the entities concerned, the owned-entity listing the
+// reconciliation of that blueprint (nothing of it deleted; Finish wraps
+// ErrReconcileFailed), a delete answer its ids (DeleteErrors). Search
+// answers are read strictly: an empty or garbled body, no entities list,
+// an entity without identifier, a cursor that repeats.
 //
 // # Order and relations
 //
@@ -52,21 +62,35 @@
 // finds its entities, but it is not in Port's public OpenAPI document and
 // how Port sets it for a non-Ocean client (from the User-Agent) is
 // unconfirmed; a deletion scheme must not rest on a guess. Ownership is
-// therefore explicit and visible: with Config.Owner set (the spec name),
-// EnsureBlueprints adds a string property OwnerProperty ("ferryOwner") to
-// each blueprint and every written entity carries ferryOwner = Owner.
+// therefore explicit and visible: with Config.Owner set (ferry's engine
+// gives the spec's name and owner key, e.g. "humanitec/acme", so two
+// source instances of one spec are two owners), EnsureBlueprints adds a
+// string property OwnerProperty ("ferryOwner") to each blueprint and every
+// written entity carries ferryOwner = Owner.
+//
+// No takeovers: before writing, each blueprint's owned entities are listed
+// (reconciliation reuses the list), and the identifiers not among them are
+// looked up in Port ($identifier in […], 100 a search, with ferryOwner).
+// An entity Port holds under another owner, or under none (made by hand or
+// by another tool), is not written: it is a [Conflict] in the Report (and a
+// failed entity). Config.AdoptOwners (former owners, e.g. after the owner
+// key changed) and Config.AdoptUnowned let the run take such entities
+// over. A blueprint without the ownership property gets no writes unless
+// AdoptUnowned: ferry could not tell its own entities from others'.
 //
 // After writing, for every blueprint with complete[bp] == true (every stream
 // feeding it succeeded), Finish lists the entities whose ferryOwner equals
-// Owner and deletes those this run did not produce — except any that an
-// entity written in this run relates to. Never deleted: entities without
-// the marker or with another owner (manual ones, other specs, stubs),
-// anything of a blueprint whose streams did not all complete, anything
-// when Owner is empty or NoDelete is set, and everything of a blueprint
-// where the stale share exceeds DeleteThreshold (default 0.9) of its owned
-// entities (the Report lists the skip). Entities that failed validation or
-// were rejected by Port still count as produced. Deletion uses the bulk
-// route (≤ 100 ids) with delete_dependents=false, sources before targets;
-// a refused call is split to isolate entities with dependents outside the
+// Owner (or an adopted owner) and deletes those this run did not produce —
+// except any that an entity written in this run relates to. An answer to
+// that listing that holds an entity of anyone else is malformed. Never
+// deleted: entities without the marker or with another owner (manual ones,
+// other specs and source instances, stubs), anything of a blueprint whose
+// streams did not all complete, anything when Owner is empty or NoDelete
+// is set, and everything of a blueprint where the stale share exceeds
+// DeleteThreshold (default 0.9) of its owned entities (the Report lists
+// the skip). Entities that failed validation, were rejected by Port or
+// were conflicts still count as produced. Deletion uses the bulk route
+// (≤ 100 ids) with delete_dependents=false, sources before targets; a
+// refused call is split to isolate entities with dependents outside the
 // stale set, which are reported, not forced.
 package port

@@ -65,15 +65,25 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 
 	stale := map[string][]string{}
 	for _, bp := range order {
-		query := map[string]any{"combinator": "and", "rules": []any{
-			map[string]any{"property": OwnerProperty, "operator": "=", "value": s.cfg.Owner},
-		}}
-		owned, err := s.search(ctx, bp, query)
+		// Listed before the writes when the run wrote to bp (see claim):
+		// what the run created then is produced, so never stale.
+		owned, err := st.ownedOf(bp)
+		if owned == nil && err == nil {
+			owned, err = s.listOwned(ctx, bp)
+		}
 		if err != nil {
-			return fmt.Errorf("port: list entities of %s owned by %q: %w", bp, s.cfg.Owner, err)
+			if ctx.Err() != nil {
+				return err
+			}
+			// What this owner has in bp is unknown: nothing of bp is
+			// deleted, and the run fails; other blueprints go on.
+			msg := fmt.Sprintf("listing the entities owned by %q failed, nothing deleted: %v", s.cfg.Owner, err)
+			s.log.Error("port reconciliation failed", "blueprint", bp, "error", err)
+			rep.ReconcileErrors = append(rep.ReconcileErrors, BlueprintError{Blueprint: bp, Message: msg})
+			continue
 		}
 		var cand []string
-		for _, id := range owned {
+		for id := range owned {
 			// Keep what this run produced (even if its write failed) and
 			// anything a written entity relates to.
 			if !produced[bp][id] && !st.refs[entityKey{bp, id}] {
@@ -133,6 +143,30 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 	return nil
 }
 
+// listOwned returns bp's entities owned by the run's owner or by an owner
+// it adopts (whose stale entities go too, which completes a move of
+// ownership), identifier -> owner. An answer holding an entity of anyone
+// else makes no sense: deleting from it would delete another's entity.
+func (s *Sink) listOwned(ctx context.Context, bp string) (map[string]string, error) {
+	owners := append([]string{s.cfg.Owner}, s.cfg.AdoptOwners...)
+	rule := map[string]any{"property": OwnerProperty, "operator": "=", "value": s.cfg.Owner}
+	if len(owners) > 1 {
+		rule = map[string]any{"property": OwnerProperty, "operator": "in", "value": owners}
+	}
+	hits, err := s.search(ctx, bp, map[string]any{"combinator": "and", "rules": []any{rule}}, true)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(hits))
+	for _, h := range hits {
+		if !slices.Contains(owners, h.owner) {
+			return nil, fmt.Errorf("%w: asked for the entities owned by %q, Port's answer holds %q owned by %q", ErrMalformedAnswer, owners, h.id, h.owner)
+		}
+		out[h.id] = h.owner
+	}
+	return out, nil
+}
+
 // deleteIDs bulk-deletes ids (100 a call, never with delete_dependents). A
 // refused call is split to find the entities Port will not delete; those
 // come back in left with Port's message.
@@ -141,7 +175,7 @@ func (s *Sink) deleteIDs(ctx context.Context, bp string, ids []string) (deleted 
 	var try func(chunk []string) error
 	try = func(chunk []string) error {
 		var out struct {
-			DeletedEntities []string `json:"deletedEntities"`
+			DeletedEntities *[]string `json:"deletedEntities"`
 		}
 		q := url.Values{"delete_dependents": {"false"}}
 		_, err := s.api.do(ctx, http.MethodPost, "/blueprints/"+url.PathEscape(bp)+"/bulk/entities/delete", q, map[string]any{"entities": chunk}, &out)
@@ -156,10 +190,23 @@ func (s *Sink) deleteIDs(ctx context.Context, bp string, ids []string) (deleted 
 		case errors.As(err, &se) && se.Status >= 400 && se.Status < 500:
 			left[chunk[0]] = se.Error()
 			return nil
+		case err == nil && out.DeletedEntities == nil:
+			err = fmt.Errorf("%w: the delete answer has no deletedEntities", ErrMalformedAnswer)
+			fallthrough
+		case errors.Is(err, ErrMalformedAnswer):
+			for _, id := range chunk {
+				left[id] = "Port's answer could not be read; the entity may or may not be deleted: " + err.Error()
+			}
+			return nil
 		case err != nil:
 			return fmt.Errorf("port: delete %d %s entities: %w", len(chunk), bp, err)
 		}
-		deleted = append(deleted, out.DeletedEntities...)
+		// Only what was asked counts as deleted.
+		for _, id := range *out.DeletedEntities {
+			if slices.Contains(chunk, id) {
+				deleted = append(deleted, id)
+			}
+		}
 		return nil
 	}
 	for chunk := range slices.Chunk(ids, maxBulkDelete) {

@@ -9,18 +9,47 @@ import (
 // could not be written; the Report lists them.
 var ErrEntitiesFailed = errors.New("port: entities failed")
 
+// ErrReconcileFailed is wrapped by Finish's error when the stale entities
+// of at least one blueprint could not be listed; nothing of those
+// blueprints was deleted, and the Report lists them.
+var ErrReconcileFailed = errors.New("port: reconciliation failed")
+
 // Report is the outcome of one Finish.
 type Report struct {
-	Upserted int // entities Port accepted (every pass)
-	Failed   int // entities rejected: offline validation, relation policy "fail", or Port
-	Deleted  int // stale owned entities deleted
+	Owner    string // Config.Owner: the value of OwnerProperty this run writes
+	Upserted int    // entities Port accepted (every pass)
+	Failed   int    // entities not written: offline validation, relation policy "fail", conflicts, or Port
+	Deleted  int    // stale owned entities deleted
+	Adopted  int    // entities written that belonged to an adopted owner (or to none)
 
 	// DroppedRelations counts relation targets removed under RelationDrop.
 	DroppedRelations int
 
 	Errors         []EntityError   // one per failed entity, sorted
+	Conflicts      []Conflict      // entities of another owner, not written (also in Errors)
 	SkippedDeletes []SkippedDelete // blueprints whose reconciliation was skipped
-	DeleteErrors   []EntityError   // stale entities Port refused to delete (e.g. dependents)
+	// ReconcileErrors are blueprints whose owned entities could not be
+	// listed: nothing of them was deleted, and Finish fails.
+	ReconcileErrors []BlueprintError
+	DeleteErrors    []EntityError // stale entities Port refused to delete (e.g. dependents)
+}
+
+// Conflict is an entity the run produced that Port holds under another
+// owner: it was not overwritten.
+type Conflict struct {
+	Blueprint  string
+	Identifier string
+	Owner      string // its OwnerProperty in Port; "" when it has none (made by hand or another tool)
+}
+
+// BlueprintError is a failure that concerns a whole blueprint.
+type BlueprintError struct {
+	Blueprint string
+	Message   string
+}
+
+func (e BlueprintError) Error() string {
+	return fmt.Sprintf("blueprint %s: %s", e.Blueprint, e.Message)
 }
 
 // EntityError is one entity that failed, with Port's message when Port

@@ -189,10 +189,54 @@ type runState struct {
 	mu         sync.Mutex
 	ok         map[entityKey]bool
 	failed     map[entityKey]string
-	exists     map[entityKey]bool // Port lookups of relation targets
-	refs       map[entityKey]bool // relation targets of entities written this run
-	dropped    map[string]int     // "blueprint.relation" -> targets dropped
+	exists     map[entityKey]bool   // Port lookups of relation targets
+	unknown    map[entityKey]string // relation targets whose lookup failed
+	refs       map[entityKey]bool   // relation targets of entities written this run
+	dropped    map[string]int       // "blueprint.relation" -> targets dropped
 	dropSample map[string]string
+	conflicts  map[entityKey]string         // entities of another owner (or none), not written
+	adopted    map[entityKey]string         // entities taken over from their owner
+	owned      map[string]map[string]string // blueprint -> identifier -> owner, listed before writing
+	listErr    map[string]error             // blueprint -> why its listing failed
+}
+
+// listed records a blueprint's owned entities, or why they are unknown.
+func (st *runState) listed(bp string, owned map[string]string, err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err != nil {
+		st.listErr[bp] = err
+		return
+	}
+	st.owned[bp] = owned
+}
+
+// ownedOf returns what listed recorded for bp: both nil when bp was not
+// listed.
+func (st *runState) ownedOf(bp string) (map[string]string, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.owned[bp], st.listErr[bp]
+}
+
+func newRunState() *runState {
+	return &runState{ok: map[entityKey]bool{}, failed: map[entityKey]string{}, exists: map[entityKey]bool{},
+		unknown: map[entityKey]string{}, refs: map[entityKey]bool{}, dropped: map[string]int{}, dropSample: map[string]string{},
+		conflicts: map[entityKey]string{}, adopted: map[entityKey]string{}, owned: map[string]map[string]string{}, listErr: map[string]error{}}
+}
+
+// conflict records that k belongs to owner ("" for nobody) and fails it.
+func (st *runState) conflict(k entityKey, owner string) {
+	st.fail(k, conflictMessage(owner))
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.conflicts[k] = owner
+}
+
+func (st *runState) adopt(k entityKey, from string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.adopted[k] = from
 }
 
 func (st *runState) succeed(k entityKey) {
@@ -232,12 +276,11 @@ func (s *Sink) Finish(ctx context.Context, complete map[string]bool) (Report, er
 	s.pending, s.produced, s.invalid = map[string]map[string]map[string]any{}, map[string]map[string]bool{}, nil
 	s.mu.Unlock()
 
-	st := &runState{ok: map[entityKey]bool{}, failed: map[entityKey]string{}, exists: map[entityKey]bool{},
-		refs: map[entityKey]bool{}, dropped: map[string]int{}, dropSample: map[string]string{}}
+	st := newRunState()
 	for _, e := range invalid {
 		st.fail(entityKey{e.Blueprint, e.Identifier}, e.Message)
 	}
-	var rep Report
+	rep := Report{Owner: s.cfg.Owner}
 	err := s.write(ctx, st, pending)
 	if err == nil {
 		err = s.reconcile(ctx, st, complete, produced, &rep)
@@ -251,20 +294,36 @@ func (s *Sink) Finish(ctx context.Context, complete map[string]bool) (Report, er
 		rep.Errors = append(rep.Errors, EntityError{Blueprint: k.blueprint, Identifier: k.identifier, Message: msg})
 	}
 	slices.SortFunc(rep.Errors, compareEntityErrors)
+	for k, owner := range st.conflicts {
+		rep.Conflicts = append(rep.Conflicts, Conflict{Blueprint: k.blueprint, Identifier: k.identifier, Owner: owner})
+		s.log.Warn("port entity of another owner not overwritten", "blueprint", k.blueprint, "identifier", k.identifier, "owner", owner)
+	}
+	slices.SortFunc(rep.Conflicts, func(a, b Conflict) int {
+		return cmp.Or(cmp.Compare(a.Blueprint, b.Blueprint), cmp.Compare(a.Identifier, b.Identifier))
+	})
 	rep.Failed = len(st.failed)
 	for k := range st.ok {
 		if _, bad := st.failed[k]; !bad {
 			rep.Upserted++
+			if from, ok := st.adopted[k]; ok {
+				rep.Adopted++
+				s.log.Info("port entity adopted", "blueprint", k.blueprint, "identifier", k.identifier, "from", from)
+			}
 		}
 	}
-	s.log.Info("port load finished", "upserted", rep.Upserted, "failed", rep.Failed, "deleted", rep.Deleted, "dropped_relations", rep.DroppedRelations)
+	s.log.Info("port load finished", "owner", rep.Owner, "upserted", rep.Upserted, "failed", rep.Failed, "conflicts", len(rep.Conflicts),
+		"adopted", rep.Adopted, "deleted", rep.Deleted, "dropped_relations", rep.DroppedRelations)
 	if err != nil {
 		return rep, err
 	}
+	var errs []error
 	if rep.Failed > 0 {
-		return rep, fmt.Errorf("%w: %d of %d (first: %v)", ErrEntitiesFailed, rep.Failed, rep.Failed+rep.Upserted, rep.Errors[0])
+		errs = append(errs, fmt.Errorf("%w: %d of %d (first: %v)", ErrEntitiesFailed, rep.Failed, rep.Failed+rep.Upserted, rep.Errors[0]))
 	}
-	return rep, nil
+	if len(rep.ReconcileErrors) > 0 {
+		errs = append(errs, fmt.Errorf("%w: %d blueprints (first: %v)", ErrReconcileFailed, len(rep.ReconcileErrors), rep.ReconcileErrors[0]))
+	}
+	return rep, errors.Join(errs...)
 }
 
 func compareEntityErrors(a, b EntityError) int {
@@ -296,6 +355,14 @@ func (s *Sink) write(ctx context.Context, st *runState, pending map[string]map[s
 			continue
 		}
 		defs[id] = bp
+	}
+	// Nothing is written before ownership is known: no takeovers.
+	ids := map[string][]string{}
+	for id := range defs {
+		ids[id] = slices.Sorted(maps.Keys(pending[id]))
+	}
+	if err := s.claim(ctx, st, defs, ids); err != nil {
+		return err
 	}
 	edges := map[string][]string{}
 	for id, bp := range defs {
@@ -431,7 +498,9 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 				k := entityKey{r.Target, id}
 				st.mu.Lock()
 				_, looked := st.exists[k]
+				_, failedLook := st.unknown[k]
 				st.mu.Unlock()
+				looked = looked || failedLook
 				if st.isOK(k) || looked || s.cfg.policy(def.Identifier, rk) == RelationStub {
 					continue
 				}
@@ -444,6 +513,16 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 	}
 	for _, target := range slices.Sorted(maps.Keys(need)) {
 		found, err := s.lookup(ctx, target, slices.Sorted(maps.Keys(need[target])))
+		if errors.Is(err, ErrMalformedAnswer) {
+			// Whether the targets exist is unknown: the entities naming
+			// them fail, the rest of the load goes on.
+			st.mu.Lock()
+			for id := range need[target] {
+				st.unknown[entityKey{target, id}] = err.Error()
+			}
+			st.mu.Unlock()
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -467,9 +546,13 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 				k := entityKey{r.Target, id}
 				st.mu.Lock()
 				there := st.exists[k]
+				unknown, lookupFailed := st.unknown[k]
 				st.mu.Unlock()
 				switch {
 				case st.isOK(k) || there:
+					kept = append(kept, id)
+				case lookupFailed:
+					st.fail(w.key, fmt.Sprintf("relations.%s: whether target %q of blueprint %q exists could not be checked: %s", rk, id, r.Target, unknown))
 					kept = append(kept, id)
 				case policy == RelationStub:
 					kept = append(kept, id)
@@ -514,7 +597,7 @@ func (s *Sink) lookup(ctx context.Context, target string, ids []string) (map[str
 		q := map[string]any{"combinator": "and", "rules": []any{
 			map[string]any{"property": "$identifier", "operator": "in", "value": chunk},
 		}}
-		got, err := s.search(ctx, target, q)
+		got, err := s.search(ctx, target, q, false)
 		var se *StatusError
 		if errors.As(err, &se) && se.Status == http.StatusNotFound {
 			return found, nil // no such blueprint: nothing exists
@@ -522,36 +605,11 @@ func (s *Sink) lookup(ctx context.Context, target string, ids []string) (map[str
 		if err != nil {
 			return nil, fmt.Errorf("port: look up %d %s entities: %w", len(chunk), target, err)
 		}
-		for _, id := range got {
-			found[id] = true
+		for _, h := range got {
+			found[h.id] = true
 		}
 	}
 	return found, nil
-}
-
-// search returns the identifiers of bp's entities matching query, following
-// `next` until the last page.
-func (s *Sink) search(ctx context.Context, bp string, query map[string]any) ([]string, error) {
-	var ids []string
-	body := map[string]any{"query": query, "include": []string{"$identifier"}, "limit": searchPageSize}
-	for {
-		var out struct {
-			Entities []struct {
-				Identifier string `json:"identifier"`
-			} `json:"entities"`
-			Next string `json:"next"`
-		}
-		if _, err := s.api.do(ctx, http.MethodPost, "/blueprints/"+url.PathEscape(bp)+"/entities/search", nil, body, &out); err != nil {
-			return nil, err
-		}
-		for _, e := range out.Entities {
-			ids = append(ids, e.Identifier)
-		}
-		if out.Next == "" {
-			return ids, nil
-		}
-		body["from"] = out.Next
-	}
 }
 
 type batch struct {
@@ -670,15 +728,27 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 			st.fail(w.key, se.Error())
 		}
 		return nil
+	case errors.Is(err, ErrMalformedAnswer):
+		// Port may or may not have written them: they fail (and still
+		// count as produced), the rest of the load goes on.
+		for _, w := range b.items {
+			st.fail(w.key, "Port's bulk answer could not be read; the entity may or may not be written: "+err.Error())
+		}
+		return nil
 	case err != nil:
 		return fmt.Errorf("port: write %d %s entities: %w", len(b.items), b.blueprint, err)
 	}
 	seen := make([]bool, len(b.items))
 	for _, r := range out.Entities {
-		if r.Index >= 0 && r.Index < len(b.items) {
-			seen[r.Index] = true
-			st.succeed(b.items[r.Index].key)
+		if r.Index < 0 || r.Index >= len(b.items) {
+			continue
 		}
+		seen[r.Index] = true
+		if want := b.items[r.Index].key.identifier; r.Identifier != "" && r.Identifier != want {
+			st.fail(b.items[r.Index].key, fmt.Sprintf("Port's bulk answer names %q at this entity's index", r.Identifier))
+			continue
+		}
+		st.succeed(b.items[r.Index].key)
 	}
 	for _, e := range out.Errors {
 		if e.Index >= 0 && e.Index < len(b.items) {

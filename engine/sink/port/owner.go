@@ -1,0 +1,215 @@
+package port
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// hit is one entity of a search answer.
+type hit struct {
+	id    string
+	owner string // its OwnerProperty; "" when it has none
+}
+
+// search returns bp's entities matching query, following `next` until the
+// last page; withOwner asks for OwnerProperty too. An answer that is not
+// the documented shape, {entities: [{identifier, …}], next}, fails with
+// ErrMalformedAnswer: read as "no entities" it would keep stale entities
+// or hide another owner's.
+func (s *Sink) search(ctx context.Context, bp string, query map[string]any, withOwner bool) ([]hit, error) {
+	include := []string{"$identifier"}
+	if withOwner {
+		include = append(include, OwnerProperty)
+	}
+	path := "/blueprints/" + url.PathEscape(bp) + "/entities/search"
+	body := map[string]any{"query": query, "include": include, "limit": searchPageSize}
+	var hits []hit
+	seen := map[string]bool{}
+	for {
+		var raw json.RawMessage
+		if _, err := s.api.do(ctx, http.MethodPost, path, nil, body, &raw); err != nil {
+			return nil, err
+		}
+		page, next, err := parseSearchPage(raw)
+		if err == nil && seen[next] {
+			err = fmt.Errorf("%w: search answer repeats the cursor of an earlier page", ErrMalformedAnswer)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("POST /v1%s: %w", path, err)
+		}
+		hits = append(hits, page...)
+		if next == "" {
+			return hits, nil
+		}
+		seen[next] = true
+		body["from"] = next
+	}
+}
+
+// parseSearchPage reads one page of a search answer strictly.
+func parseSearchPage(raw []byte) ([]hit, string, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, "", fmt.Errorf("%w: empty search answer", ErrMalformedAnswer)
+	}
+	var page struct {
+		Entities []json.RawMessage `json:"entities"`
+		Next     json.RawMessage   `json:"next"`
+	}
+	if err := json.Unmarshal(raw, &page); err != nil {
+		return nil, "", fmt.Errorf("%w: search answer: %w", ErrMalformedAnswer, err)
+	}
+	if page.Entities == nil {
+		return nil, "", fmt.Errorf("%w: search answer has no entities list", ErrMalformedAnswer)
+	}
+	var next string
+	if len(page.Next) > 0 && string(page.Next) != "null" {
+		if err := json.Unmarshal(page.Next, &next); err != nil {
+			return nil, "", fmt.Errorf("%w: search answer's next is not a string", ErrMalformedAnswer)
+		}
+	}
+	hits := make([]hit, 0, len(page.Entities))
+	for i, e := range page.Entities {
+		var ent struct {
+			Identifier any            `json:"identifier"`
+			Properties map[string]any `json:"properties"`
+		}
+		if err := json.Unmarshal(e, &ent); err != nil {
+			return nil, "", fmt.Errorf("%w: search answer entity %d: %w", ErrMalformedAnswer, i, err)
+		}
+		id, _ := ent.Identifier.(string)
+		if id == "" {
+			return nil, "", fmt.Errorf("%w: search answer entity %d has no identifier", ErrMalformedAnswer, i)
+		}
+		h := hit{id: id}
+		switch o := ent.Properties[OwnerProperty].(type) {
+		case nil:
+		case string:
+			h.owner = o
+		default:
+			b, _ := json.Marshal(o)
+			h.owner = string(b)
+		}
+		hits = append(hits, h)
+	}
+	return hits, next, nil
+}
+
+// claim asks Port, before anything is written, who owns the entities the
+// run is about to write (ids by blueprint). One owned by another owner, or
+// by none (made by hand or by another tool), is a conflict: it is not
+// written, and it is reported with its current owner — unless the run
+// adopts it (Config.AdoptOwners, Config.AdoptUnowned). Entities Port does
+// not hold are free. Without an Owner nothing is checked.
+//
+// Each blueprint's owned entities are listed first (reconciliation reuses
+// the list), so a rerun looks up only identifiers that are not already
+// its own: a steady catalog costs no lookups. Listings and lookups run
+// Concurrency at a time.
+func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Blueprint, ids map[string][]string) error {
+	if s.cfg.Owner == "" {
+		return nil
+	}
+	var marked []string
+	for _, bp := range slices.Sorted(maps.Keys(ids)) {
+		if _, ok := defs[bp].Properties[OwnerProperty]; ok {
+			marked = append(marked, bp)
+			continue
+		}
+		if s.cfg.AdoptUnowned {
+			continue
+		}
+		for _, id := range ids[bp] {
+			st.fail(entityKey{bp, id}, fmt.Sprintf("not written: blueprint %s has no %s property, so ferry cannot tell its own entities from others' (put the blueprint in the spec's blueprints file, or adopt unowned entities)", bp, OwnerProperty))
+		}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.Concurrency)
+	for _, bp := range marked {
+		g.Go(func() error {
+			owned, err := s.listOwned(gctx, bp)
+			if err != nil && gctx.Err() != nil {
+				return err
+			}
+			// A listing that failed is the reconciliation's failure; the
+			// lookups below still decide about each identifier.
+			st.listed(bp, owned, err)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.Concurrency)
+	for _, bp := range marked {
+		owned, _ := st.ownedOf(bp)
+		var unknown []string
+		for _, id := range ids[bp] {
+			switch from, ok := owned[id]; {
+			case !ok:
+				unknown = append(unknown, id)
+			case from != s.cfg.Owner:
+				st.adopt(entityKey{bp, id}, from)
+			}
+		}
+		for chunk := range slices.Chunk(unknown, lookupChunk) {
+			g.Go(func() error { return s.claimChunk(gctx, st, bp, chunk) })
+		}
+	}
+	return g.Wait()
+}
+
+// claimChunk looks up who owns ids of bp, none of them known as the run's.
+func (s *Sink) claimChunk(ctx context.Context, st *runState, bp string, ids []string) error {
+	q := map[string]any{"combinator": "and", "rules": []any{
+		map[string]any{"property": "$identifier", "operator": "in", "value": ids},
+	}}
+	hits, err := s.search(ctx, bp, q, true)
+	var se *StatusError
+	if errors.Is(err, ErrMalformedAnswer) || errors.As(err, &se) && se.Status >= 400 && se.Status < 500 {
+		for _, id := range ids {
+			st.fail(entityKey{bp, id}, "not written: who owns it in Port could not be checked: "+err.Error())
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("port: check who owns %d %s entities: %w", len(ids), bp, err)
+	}
+	asked := map[string]bool{}
+	for _, id := range ids {
+		asked[id] = true
+	}
+	for _, h := range hits {
+		if !asked[h.id] {
+			continue // not one of ours to write: nothing to decide
+		}
+		k := entityKey{bp, h.id}
+		switch {
+		case h.owner == s.cfg.Owner:
+		case h.owner == "" && s.cfg.AdoptUnowned, h.owner != "" && slices.Contains(s.cfg.AdoptOwners, h.owner):
+			st.adopt(k, h.owner)
+		default:
+			st.conflict(k, h.owner)
+		}
+	}
+	return nil
+}
+
+// conflictMessage says why an entity was not written.
+func conflictMessage(owner string) string {
+	if owner == "" {
+		return fmt.Sprintf("not overwritten: the entity exists in Port without a %s, made by hand or by another tool (adopt unowned entities to take it over)", OwnerProperty)
+	}
+	return fmt.Sprintf("not overwritten: the entity is owned by %q (adopt owner %q to take it over)", owner, owner)
+}
