@@ -98,8 +98,8 @@ func shippedBlueprints(t *testing.T) []json.RawMessage {
 func TestBlueprintsArePortBodies(t *testing.T) {
 	schema := portSchema(t, "blueprint.create.request")
 	bps := shippedBlueprints(t)
-	if len(bps) != 11 {
-		t.Fatalf("%d blueprints, want 11", len(bps))
+	if len(bps) != 13 {
+		t.Fatalf("%d blueprints, want 13", len(bps))
 	}
 	for _, raw := range bps {
 		v, err := jsonschema.UnmarshalJSON(strings.NewReader(string(raw)))

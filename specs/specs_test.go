@@ -127,7 +127,7 @@ func TestHumanitecGolden(t *testing.T) {
 	groups := byTarget(t, out)
 	for _, bp := range []string{"humanitecApplication", "humanitecEnvironment", "humanitecWorkload", "humanitecResource",
 		"humanitecResourceGraph", "humanitecSecretStore", "humanitecSharedValue", "humanitecValueSetVersion",
-		"humanitecDeploymentSet", "humanitecPipeline", "humanitecDeploymentDelta"} {
+		"humanitecDeploymentSet", "humanitecPipeline", "humanitecDeploymentDelta", "humanitecGroup", "humanitecUser"} {
 		if len(groups[bp]) == 0 {
 			t.Errorf("no %s entity", bp)
 		}
@@ -139,6 +139,33 @@ func TestHumanitecGolden(t *testing.T) {
 	}
 	if got := len(groups["humanitecPipeline"]); got != pipelines {
 		t.Errorf("%d pipeline entities, the organisation has %d", got, pipelines)
+	}
+	// Every user is related to all its groups (the member lists gathered by
+	// the member_of lookup), users in no group to none.
+	var sizes []int
+	for _, line := range groups["humanitecUser"] {
+		var l struct {
+			Entity struct {
+				Identifier string
+				Relations  map[string][]string
+			}
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, g := range org.GroupsOf(l.Entity.Identifier) {
+			want = append(want, g.ID)
+		}
+		slices.Sort(want)
+		got := l.Entity.Relations["humanitecGroup"]
+		if len(want) != len(got) || !slices.Equal(want, got) {
+			t.Errorf("user %s: groups %v, want %v", l.Entity.Identifier, got, want)
+		}
+		sizes = append(sizes, len(got))
+	}
+	if !slices.Contains(sizes, 0) || !slices.Contains(sizes, 1) || !slices.Contains(sizes, 3) {
+		t.Errorf("users' group counts %v: the golden org should have users in 0, 1 and 3 groups", sizes)
 	}
 	// No secret value leaves: every secret shared value has an empty value.
 	for _, line := range groups["humanitecSharedValue"] {
