@@ -141,12 +141,17 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 		h = c.pool.host(targetOrigin, c.cfg, c.base == nil)
 	}
 	shown := c.pool.red.url(target)
+	var (
+		attempts, failures int
+		refreshed          bool
+		tokenUsed          string
+	)
 	fail := func(err error) error {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // its text holds the unredacted URL
 		}
-		return &requestError{msg: c.pool.red.text(method + " " + shown + ": " + err.Error()), err: err}
+		return &requestError{msg: c.pool.red.text(method + " " + shown + ": " + err.Error()), err: err, attempts: attempts}
 	}
 
 	hdr := c.header.Clone()
@@ -180,11 +185,6 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 	oauth := same && c.tokens != nil
 	canRetry := retryableMethod(method, c.retryPOST)
 
-	var (
-		attempts, failures int
-		refreshed          bool
-		tokenUsed          string
-	)
 	for {
 		if oauth {
 			v, err := c.tokens.get(ctx)

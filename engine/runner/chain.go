@@ -202,6 +202,10 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		resp, err := client.Do(ctx, &fetch.Request{Method: st.method, URL: u, Query: req.Query, Header: req.Header, Body: req.Body})
 		if resp != nil {
 			st.stat.request(resp.Attempts)
+		} else if n := fetch.Attempts(err); n > 0 {
+			// Failed without an answer (network errors, timeouts): its
+			// attempts and retries count all the same.
+			st.stat.request(n)
 		}
 		if err != nil {
 			if ctx.Err() != nil {

@@ -13,8 +13,10 @@ type StreamStats struct {
 	Name                                 string
 	requests, retries, pages, recs, outs atomic.Int64
 	errors, skips                        atomic.Int64
-	partialRead                          atomic.Bool // some chain read only what changed since a saved cursor
-	skipReason                           string      // set before the run starts: the whole stream is skipped
+	chains, chainsDone                   atomic.Int64 // request chains queued, and released to the end
+	done                                 atomic.Bool  // every chain of the stream was released
+	partialRead                          atomic.Bool  // some chain read only what changed since a saved cursor
+	skipReason                           string       // set before the run starts: the whole stream is skipped
 }
 
 func (s *StreamStats) request(attempts int) {
@@ -30,6 +32,9 @@ func (s *StreamStats) failed()            { s.errors.Add(1) }
 func (s *StreamStats) skipped()           { s.skips.Add(1) }
 func (s *StreamStats) partial()           { s.partialRead.Store(true) }
 func (s *StreamStats) skip(reason string) { s.skipReason = reason }
+func (s *StreamStats) chainQueued()       { s.chains.Add(1) }
+func (s *StreamStats) chainReleased()     { s.chainsDone.Add(1) }
+func (s *StreamStats) finished()          { s.done.Store(true) }
 
 // Snapshot is a copy of one stream's counters.
 type Snapshot struct {
@@ -38,11 +43,17 @@ type Snapshot struct {
 	// SkipReason is set when the whole stream was not fetched, and says
 	// why (e.g. its `when` is false with this run's config).
 	SkipReason string
+	// Chains are the request chains queued so far (one per parent record,
+	// or one for a root stream); ChainsDone those whose records were all
+	// released. Done is set once no more can come.
+	Chains, ChainsDone int64
+	Done               bool
 }
 
 func (s *StreamStats) snapshot() Snapshot {
 	return Snapshot{Stream: s.Name, Requests: s.requests.Load(), Retries: s.retries.Load(), Pages: s.pages.Load(),
-		Records: s.recs.Load(), Outputs: s.outs.Load(), Errors: s.errors.Load(), Skipped: s.skips.Load(), SkipReason: s.skipReason}
+		Records: s.recs.Load(), Outputs: s.outs.Load(), Errors: s.errors.Load(), Skipped: s.skips.Load(), SkipReason: s.skipReason,
+		Chains: s.chains.Load(), ChainsDone: s.chainsDone.Load(), Done: s.done.Load()}
 }
 
 // Stats holds the counters of every stream of a run.
