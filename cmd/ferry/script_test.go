@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"os"
@@ -20,9 +19,7 @@ var update = flag.Bool("update", false, "rewrite testscript files with the actua
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"ferry": func() {
-			os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
-		},
+		"ferry": func() { os.Exit(realMain(os.Args[1:])) },
 	})
 }
 
