@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ferry-etl/ferry/engine"
 	"github.com/ferry-etl/ferry/engine/demo"
@@ -201,7 +202,11 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 		if a.jsonLogs {
 			log.Info("run finished", "report", rep)
 		} else {
-			printSummary(a.stderr, rep, tableDest)
+			width := 0
+			if liveOK {
+				width, _ = con.size()
+			}
+			printSummary(a.stderr, rep, tableDest, width)
 			if d != nil && res.Dest != nil {
 				fmt.Fprint(a.stderr, d.CatalogSummary())
 			}
@@ -275,70 +280,97 @@ func (a *app) writeReport(path string, rep *engine.RunReport) error {
 
 // printSummary tells what the run read and wrote, from its report: per
 // stream what was read, per table and blueprint what was written, and
-// what needs attention.
-func printSummary(w io.Writer, rep *engine.RunReport, dest string) {
+// what needs attention. Tables are fitted to width columns (0: any).
+func printSummary(w io.Writer, rep *engine.RunReport, dest string, width int) {
+	if width <= 0 {
+		width = 1 << 16
+	}
+	width = max(width-1, 20)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-22s %-10s %9s %8s %7s %9s %9s %7s\n", "stream", "state", "requests", "retries", "pages", "records", "outputs", "errors")
+	// Messages wrap (continuations indented); tables drop columns to fit.
+	line := func(s string) {
+		indent := len(s) - len(strings.TrimLeft(s, " "))
+		for i, l := range wrapText(s, max(width-indent-4, 10)) {
+			if i > 0 {
+				l = strings.Repeat(" ", indent+4) + l
+			} else {
+				l = strings.Repeat(" ", indent) + l
+			}
+			b.WriteString(l + "\n")
+		}
+		if strings.TrimSpace(s) == "" {
+			b.WriteString("\n")
+		}
+	}
+	table := func(rows [][]string, prio []int) {
+		for _, l := range fitTable(rows, prio, 2, width) {
+			b.WriteString(strings.TrimPrefix(l, "  ") + "\n")
+		}
+	}
+	rows := [][]string{{"stream", "state", "requests", "retries", "pages", "records", "outputs", "errors"}}
 	var t engine.StreamReport
 	for _, s := range rep.Streams {
-		fmt.Fprintf(&b, "%-22s %-10s %9s %8s %7s %9s %9s %7s\n", s.Name, s.State, count(s.Requests), count(s.Retries), count(s.Pages), count(s.Records), count(s.Outputs), count(s.Failures))
+		rows = append(rows, []string{s.Name, s.State, count(s.Requests), count(s.Retries), count(s.Pages), count(s.Records), count(s.Outputs), count(s.Failures)})
 		t.Requests, t.Retries, t.Pages, t.Records, t.Outputs, t.Failures = t.Requests+s.Requests, t.Retries+s.Retries, t.Pages+s.Pages, t.Records+s.Records, t.Outputs+s.Outputs, t.Failures+s.Failures
 	}
-	fmt.Fprintf(&b, "%-22s %-10s %9s %8s %7s %9s %9s %7s\n", "total", "", count(t.Requests), count(t.Retries), count(t.Pages), count(t.Records), count(t.Outputs), count(t.Failures))
-	b.WriteString("  (records: read from the API; outputs: the rows and entities they mapped to, as a record may map to several tables and blueprints, or to none)\n")
+	rows = append(rows, []string{"total", "", count(t.Requests), count(t.Retries), count(t.Pages), count(t.Records), count(t.Outputs), count(t.Failures)})
+	table(rows, []int{0, 3, 5, 4, 7, 1, 6, 2})
+	line("records are what the API gave; outputs the rows and entities mapped from them (a record may map to several targets, or to none)")
 
 	if len(rep.Tables) > 0 {
-		where := "tables"
-		if path, ok := strings.CutPrefix(dest, "sqlite:"); ok || !strings.Contains(dest, "://") {
+		line("")
+		switch path, ok := strings.CutPrefix(dest, "sqlite:"); {
+		case rep.DryRun:
+			line("tables (a dry run: rows printed, not written):")
+		case ok || !strings.Contains(dest, "://"):
 			if !ok {
 				path = dest
 			}
-			where = fmt.Sprintf("tables in %s (SQLite; each named %s__TABLE)", path, rep.Spec)
-		} else {
-			where = fmt.Sprintf("tables in schema %q (PostgreSQL)", rep.Spec)
+			line(fmt.Sprintf("tables in %s (SQLite), each named %s__TABLE:", path, rep.Spec))
+		default:
+			line(fmt.Sprintf("tables in schema %s of the PostgreSQL database:", rep.Spec))
 		}
-		if rep.DryRun {
-			where = "tables (dry run: printed, not written)"
-		}
-		fmt.Fprintf(&b, "\n%-38s %12s %14s  %s\n", where, "rows written", "marked deleted", "reconciled")
+		rows := [][]string{{"table", "", "rows written", "marked deleted", "reconciled"}}
 		for _, tb := range rep.Tables {
-			fmt.Fprintf(&b, "  %-36s %12s %14s  %s\n", tb.Name, count(tb.RowsWritten), count(int64(tb.RowsDeleted)), yesNo(tb.Reconciled))
+			rows = append(rows, []string{tb.Name, "", count(tb.RowsWritten), count(int64(tb.RowsDeleted)), yesNo(tb.Reconciled)})
 		}
+		table(rows, []int{0, 1, 2, 3, 4})
 	}
 	if len(rep.Blueprints) > 0 {
-		fmt.Fprintf(&b, "\n%-38s %9s %9s %9s  %s\n", "Port blueprints", "produced", "upserted", "rejected", "reconciled")
+		rows := [][]string{{"Port blueprint", "", "produced", "upserted", "rejected", "reconciled"}}
 		for _, bp := range rep.Blueprints {
-			fmt.Fprintf(&b, "  %-36s %9s %9s %9s  %s\n", bp.Name, count(bp.Produced), count(bp.Upserted), count(bp.Rejected), yesNo(bp.Reconciled))
+			rows = append(rows, []string{bp.Name, "", count(bp.Produced), count(bp.Upserted), count(bp.Rejected), yesNo(bp.Reconciled)})
 		}
+		line("")
+		table(rows, []int{0, 1, 3, 4, 2, 5})
 	}
 	if p := rep.Port; p != nil {
-		fmt.Fprintf(&b, "port: %s upserted, %s rejected, %s stale deleted, %s relations dropped\n", count(int64(p.Upserted)), count(int64(p.Rejected)), count(int64(p.Deleted)), count(int64(p.DroppedRelations)))
+		line(fmt.Sprintf("port: %s upserted, %s rejected, %s stale deleted, %s relations dropped", count(int64(p.Upserted)), count(int64(p.Rejected)), count(int64(p.Deleted)), count(int64(p.DroppedRelations))))
 		for i, e := range p.Errors {
 			if i == 10 {
-				fmt.Fprintf(&b, "  … and %d more\n", len(p.Errors)-10)
+				line(fmt.Sprintf("  … and %d more", len(p.Errors)-10))
 				break
 			}
-			fmt.Fprintf(&b, "  %s\n", e)
+			line("  " + e)
 		}
 		for _, s := range p.SkippedDeletes {
-			fmt.Fprintf(&b, "  deletion skipped: %s\n", s)
+			line("  deletion skipped: " + s)
 		}
 	}
 	if len(rep.Hosts) > 0 {
-		var parts []string
+		line("")
 		for _, h := range rep.Hosts {
 			name := h.Host
 			if h.Port {
-				name = "Port " + name
+				name = "Port at " + name
 			}
-			parts = append(parts, fmt.Sprintf("%s %s, %s", name, plural(h.Requests, "request", "requests"), plural(h.Retries, "retry", "retries")))
+			line(fmt.Sprintf("http: %s, %s to %s", plural(h.Requests, "request", "requests"), plural(h.Retries, "retry", "retries"), name))
 		}
-		fmt.Fprintf(&b, "\nhttp: %s\n", strings.Join(parts, "; "))
 	}
-	fmt.Fprintf(&b, "time %s\n", time.Duration(rep.Seconds*float64(time.Second)).Round(time.Millisecond))
+	line(fmt.Sprintf("time %s", time.Duration(rep.Seconds*float64(time.Second)).Round(time.Millisecond)))
 	for _, s := range rep.Streams {
 		if s.SkipReason != "" {
-			fmt.Fprintf(&b, "skipped: stream %s (%s)\n", s.Name, s.SkipReason)
+			line(fmt.Sprintf("skipped: stream %s (%s)", s.Name, s.SkipReason))
 		}
 	}
 	for _, d := range rep.Duplicates {
@@ -352,9 +384,9 @@ func printSummary(w io.Writer, rep *engine.RunReport, dest string) {
 				modes = append(modes, fmt.Sprintf("%d %s", n, map[string]string{"warn": "kept the last (warn)", "fail": "failed (fail)", "merge": "merged (merge)"}[m]))
 			}
 		}
-		fmt.Fprintf(&b, "duplicates: %s %s: %d %s: %s\n", d.Kind, d.Name, d.Count, what, strings.Join(modes, ", "))
+		line(fmt.Sprintf("duplicates: %s %s: %d %s: %s", d.Kind, d.Name, d.Count, what, strings.Join(modes, ", ")))
 		for _, ex := range d.Examples {
-			fmt.Fprintf(&b, "  e.g. %s\n", ex)
+			line("  e.g. " + ex)
 		}
 	}
 	if len(rep.Tables) > 0 && !rep.DryRun {
@@ -362,10 +394,41 @@ func printSummary(w io.Writer, rep *engine.RunReport, dest string) {
 			if !ok {
 				path = dest
 			}
-			fmt.Fprintf(&b, "look with:\n  sqlite3 %s 'SELECT * FROM \"%s__%s\" LIMIT 5'\n", path, rep.Spec, rep.Tables[0].Name)
+			line("look with:")
+			line(fmt.Sprintf("  sqlite3 %s 'SELECT * FROM \"%s__%s\" LIMIT 5'", path, rep.Spec, rep.Tables[0].Name))
 		}
 	}
 	io.WriteString(w, b.String())
+}
+
+// wrapText breaks s into lines of at most width runes, at spaces (a word
+// longer than a line is cut).
+func wrapText(s string, width int) []string {
+	var out []string
+	var cur strings.Builder
+	for _, word := range strings.Fields(s) {
+		for utf8.RuneCountInString(word) > width {
+			if cur.Len() > 0 {
+				out = append(out, cur.String())
+				cur.Reset()
+			}
+			r := []rune(word)
+			out = append(out, string(r[:width]))
+			word = string(r[width:])
+		}
+		if cur.Len() > 0 && utf8.RuneCountInString(cur.String())+1+utf8.RuneCountInString(word) > width {
+			out = append(out, cur.String())
+			cur.Reset()
+		}
+		if cur.Len() > 0 {
+			cur.WriteByte(' ')
+		}
+		cur.WriteString(word)
+	}
+	if cur.Len() > 0 {
+		out = append(out, cur.String())
+	}
+	return out
 }
 
 func yesNo(b bool) string {

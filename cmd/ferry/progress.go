@@ -159,7 +159,7 @@ func (v *liveView) render(width, height int) []string {
 	}
 	// Columns are dropped, least useful first, until the rows fit.
 	prio := []int{0, 1, 4, 2, 5, 6, 3}
-	for _, line := range fitTable(table, prio, width) {
+	for _, line := range fitTable(table, prio, 3, width) {
 		lines = append(lines, line)
 	}
 	if v.color {
@@ -217,10 +217,10 @@ func fitSegments(segs []segment, width int) string {
 	}
 }
 
-// fitTable lays rows out in aligned columns (numbers right-aligned),
-// dropping columns by prio (highest first) until a row fits width; a
-// row still too long is cut.
-func fitTable(rows [][]string, prio []int, width int) []string {
+// fitTable lays rows out in aligned columns, those from index right on
+// right-aligned (counters), dropping columns by prio (highest first)
+// until a row fits width; a row still too long is cut.
+func fitTable(rows [][]string, prio []int, right, width int) []string {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -249,7 +249,7 @@ func fitTable(rows [][]string, prio []int, width int) []string {
 						continue
 					}
 					pad := strings.Repeat(" ", widths[c]-utf8.RuneCountInString(cell))
-					if c >= 3 { // counters: right-aligned
+					if c >= right {
 						b.WriteString(pad + cell + "  ")
 					} else {
 						b.WriteString(cell + pad + "  ")
