@@ -72,7 +72,7 @@ type completion struct {
 
 func completionWords() completion {
 	c := completion{commands: commandNames(), flags: map[string][]string{}, values: map[string][]string{
-		"--log-level": {"debug", "info", "warn", "error"},
+		"--log-level":  {"debug", "info", "warn", "error"},
 		"--log-format": {"text", "json"}, "--progress": {"auto", "live", "log", "none"},
 		"--format": {"text", "github", "mermaid", "dot"},
 	}}

@@ -159,9 +159,7 @@ func (v *liveView) render(width, height int) []string {
 	}
 	// Columns are dropped, least useful first, until the rows fit.
 	prio := []int{0, 1, 4, 2, 5, 6, 3}
-	for _, line := range fitTable(table, prio, 3, width) {
-		lines = append(lines, line)
-	}
+	lines = append(lines, fitTable(table, prio, 3, width)...)
 	if v.color {
 		for i := range states {
 			lines[i+1] = colorWord(lines[i+1], names[i], states[i])
