@@ -59,7 +59,8 @@ type StreamReport struct {
 // TableReport is what one table received.
 type TableReport struct {
 	Name string `json:"name"`
-	// RowsWritten were committed (on a dry run: printed); RowsDeleted are
+	// RowsWritten were committed (on a dry run: printed), a repeated
+	// primary key once; RowsDeleted are
 	// rows of a replace table not seen in this full sync, marked deleted.
 	RowsWritten int64 `json:"rows_written"`
 	RowsDeleted int   `json:"rows_deleted"`
@@ -193,7 +194,8 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 		}
 	}
 	for _, name := range sp.Tables() {
-		tr := TableReport{Name: name, RowsWritten: res.Rows[name]}
+		// A repeated primary key overwrote (or merged into) its row.
+		tr := TableReport{Name: name, RowsWritten: max(res.Rows[name]-dups["table/"+name], 0)}
 		if sum != nil {
 			tr.Reconciled = sum.Tables[name]
 		}
