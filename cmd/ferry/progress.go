@@ -24,7 +24,7 @@ type liveView struct {
 func newLiveView(sp *engine.Spec, live *engine.Live, color bool) *liveView {
 	v := &liveView{spec: sp.Name(), parents: map[string]string{}, live: live, color: color}
 	for _, s := range sp.Graph().Streams {
-		v.parents[s.Name] = s.ForEach + s.BatchOf
+		v.parents[s.Name] = orDefault(s.ForEach, s.BatchOf)
 	}
 	return v
 }
