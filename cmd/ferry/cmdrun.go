@@ -203,7 +203,7 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 			log.Info("run finished", "report", rep)
 		} else {
 			width := 0
-			if liveOK {
+			if _, tty := isTerminal(a.stderr); tty {
 				width, _ = con.size()
 			}
 			printSummary(a.stderr, rep, tableDest, width)

@@ -185,8 +185,11 @@ func TestLiveViewInTerminal(t *testing.T) {
 		}
 		routes = append(routes, r)
 	}
-	for _, size := range []struct{ cols, rows int }{{100, 30}, {60, 8}} {
-		t.Run(fmt.Sprintf("%dx%d", size.cols, size.rows), func(t *testing.T) {
+	for _, size := range []struct {
+		cols, rows int
+		env        string // "": a capable terminal
+	}{{100, 30, ""}, {60, 8, ""}, {100, 30, "TERM=dumb"}, {100, 30, "NO_COLOR=1"}} {
+		t.Run(strings.TrimSpace(fmt.Sprintf("%dx%d %s", size.cols, size.rows, size.env)), func(t *testing.T) {
 			api := apitest.New(apitest.Fixture{Routes: routes})
 			t.Cleanup(api.Close)
 			dir := t.TempDir()
@@ -218,6 +221,9 @@ tables:
 			cmd := exec.CommandContext(ctx, bin, "run", spec, "--set", "url="+api.URL(), "--dest", "sqlite:x.db")
 			cmd.Dir = dir
 			cmd.Env = append(withoutEnv(os.Environ(), "NO_COLOR", "TERM"), "TERM=xterm")
+			if size.env != "" {
+				cmd.Env = append(cmd.Env, size.env)
+			}
 			term, err := pty.StartWithSize(cmd, &pty.Winsize{Cols: uint16(size.cols), Rows: uint16(size.rows)})
 			if err != nil {
 				t.Fatal(err)
@@ -241,7 +247,11 @@ tables:
 			for _, w := range scr.wraps {
 				t.Errorf("a line wider than %d columns: %q", size.cols, w)
 			}
-			if !strings.Contains(out.String(), "ferry live_view") || scr.frames < 2 {
+			switch live := strings.Contains(out.String(), "ferry live_view"); {
+			case size.env != "" && (live || strings.Contains(out.String(), "\x1b[")):
+				// TERM=dumb and NO_COLOR ask for plain lines: no redrawing.
+				t.Errorf("%s: terminal controls in the output:\n%q", size.env, out.String())
+			case size.env == "" && (!live || scr.frames < 2):
 				t.Errorf("the live block was not drawn (%d frames):\n%q", scr.frames, out.String())
 			}
 			if scr.cursorHidden {
