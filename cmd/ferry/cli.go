@@ -117,7 +117,7 @@ func usageFunc(fs *flag.FlagSet, text string) func() {
 			}
 			fmt.Fprintln(w, line)
 		})
-		fmt.Fprintln(w, "  -h, --help                  this help")
+		fmt.Fprintf(w, "%-28sthis help\n", "  -h, --help")
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 
 func cmdGraph(_ context.Context, a *app, args []string) error {
 	fs := flag.NewFlagSet("graph", flag.ContinueOnError)
-	format := choice(fs, "format", "mermaid", "mermaid or dot", "mermaid", "dot")
+	format := choice(fs, "format", "mermaid", "`format`: mermaid or dot", "mermaid", "dot")
 	fs.Usage = usageFunc(fs, `Usage: ferry graph SPEC [--format mermaid|dot]
 
 Prints the spec's data flow: each stream, the stream it fans out from
