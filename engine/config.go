@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -19,18 +17,37 @@ import (
 // ConfigSources are where config values come from, highest precedence first:
 // Sets (--set k=v), File (--config FILE, YAML or JSON), the environment
 // (each input's env names), DotEnv (a .env file's KEY=VALUE lines), then the
-// spec's defaults.
+// spec's defaults. Port's credentials come from the same sources, under
+// the names PORT_CLIENT_ID, PORT_CLIENT_SECRET and PORT_BASE_URL.
 type ConfigSources struct {
-	Sets   map[string]string
-	File   string
-	Getenv func(string) (string, bool)
-	DotEnv string // path of a .env file; missing is fine
+	Sets map[string]string
+	File string
+	// FileData, when set, is the content of File (read by the caller, e.g.
+	// from stdin for "--config -").
+	FileData []byte
+	Getenv   func(string) (string, bool)
+	DotEnv   string // path of a .env file; missing is fine
 }
 
 // Config is the resolved input of a run.
 type Config struct {
 	Values  map[string]any
 	Secrets []string // values of secret inputs, to redact everywhere
+	// Port holds the Port credentials found in the sources (empty when
+	// none were given); the caller adds its own options.
+	Port PortOptions
+}
+
+// Names of Port's credentials in the environment, a .env file and a
+// --config file.
+const (
+	EnvPortClientID     = "PORT_CLIENT_ID"
+	EnvPortClientSecret = "PORT_CLIENT_SECRET"
+	EnvPortBaseURL      = "PORT_BASE_URL"
+)
+
+func isPortKey(k string) bool {
+	return k == EnvPortClientID || k == EnvPortClientSecret || k == EnvPortBaseURL
 }
 
 // ResolveConfig applies the sources to the spec's inputs. Every problem is
@@ -41,15 +58,18 @@ func ResolveConfig(sp *Spec, src ConfigSources) (*Config, error) {
 	var problems []string
 	fileVals := map[string]any{}
 	if src.File != "" {
-		data, err := os.ReadFile(src.File)
-		if err != nil {
-			return nil, fmt.Errorf("config file: %w", err)
+		data := src.FileData
+		if data == nil {
+			var err error
+			if data, err = os.ReadFile(src.File); err != nil {
+				return nil, fmt.Errorf("config file: %w", err)
+			}
 		}
 		if err := yaml.Unmarshal(data, &fileVals); err != nil {
 			return nil, fmt.Errorf("config file %s: %w", src.File, err)
 		}
 		for k := range fileVals {
-			if !slices.Contains(known, k) {
+			if !slices.Contains(known, k) && !isPortKey(k) {
 				problems = append(problems, fmt.Sprintf("config file %s: unknown input %q%s", src.File, k, didYouMean(k, known)))
 			}
 		}
@@ -90,6 +110,17 @@ func ResolveConfig(sp *Spec, src ConfigSources) (*Config, error) {
 			}
 		}
 	}
+	// Port's credentials: the config file, then the environment, then .env.
+	port := func(name string) string {
+		if x, ok := fileVals[name]; ok && x != nil {
+			return fmt.Sprint(x)
+		}
+		if s, ok := getenv(name); ok && s != "" {
+			return s
+		}
+		return dotenv[name]
+	}
+	cfg.Port = PortOptions{ClientID: port(EnvPortClientID), ClientSecret: port(EnvPortClientSecret), BaseURL: port(EnvPortBaseURL)}
 	if len(problems) > 0 {
 		slices.Sort(problems)
 		return nil, &ConfigError{Problems: problems}
@@ -130,7 +161,7 @@ func missing(name string, v *spec.ConfigVar) string {
 		for i, e := range v.Env.V {
 			envs[i] = e.V
 		}
-		ways = append(ways, "environment variable "+strings.Join(envs, " or "))
+		ways = append(ways, "environment variable "+strings.Join(envs, " or ")+" (also read from a .env file: "+envs[0]+"=…)")
 	}
 	ways = append(ways, "a --config file")
 	msg := fmt.Sprintf("missing required input %q: give it with %s", name, strings.Join(ways, ", "))
@@ -147,7 +178,12 @@ func didYouMean(name string, known []string) string {
 	return ""
 }
 
-// readDotEnv reads KEY=VALUE lines (optional "export ", quotes, # comments).
+// readDotEnv reads a .env file as docker compose and python-dotenv do:
+// KEY=VALUE lines, blank lines and # comments skipped, an optional
+// "export " prefix; an unquoted value ends at " #" (an inline comment) and
+// is trimmed; a 'single-quoted' value is literal; a "double-quoted" value
+// takes the escapes \n \r \t \" \\ and \$; a quoted value may span
+// lines and be followed by a comment. Values are not interpolated.
 func readDotEnv(path string) (map[string]string, error) {
 	out := map[string]string{}
 	if path == "" {
@@ -160,24 +196,108 @@ func readDotEnv(path string) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf(".env: %w", err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+	if err := parseDotEnv(string(data), out); err != nil {
+		return nil, fmt.Errorf("%s:%w", path, err)
+	}
+	return out, nil
+}
+
+// parseDotEnv adds the assignments of a .env text to out; an error starts
+// with its line number.
+func parseDotEnv(src string, out map[string]string) error {
+	src = strings.ReplaceAll(strings.TrimPrefix(src, "\ufeff"), "\r\n", "\n")
+	line := 0
+	for src != "" {
+		var text string
+		text, src, _ = strings.Cut(src, "\n")
+		line++
+		at := line
+		text = strings.TrimSpace(text)
+		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
-		line = strings.TrimPrefix(line, "export ")
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("%s:%d: want KEY=VALUE", path, n)
+		if rest, ok := strings.CutPrefix(text, "export"); ok && rest != "" && (rest[0] == ' ' || rest[0] == '\t') {
+			text = strings.TrimSpace(rest)
 		}
-		v = strings.TrimSpace(v)
-		if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"' || v[0] == '\'' && v[len(v)-1] == '\'') {
-			v = v[1 : len(v)-1]
-		} else if i := strings.Index(v, " #"); i >= 0 {
-			v = strings.TrimSpace(v[:i])
+		k, v, ok := strings.Cut(text, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" || strings.ContainsAny(k, " \t\"'#") {
+			return fmt.Errorf("%d: want KEY=VALUE", at)
 		}
-		out[strings.TrimSpace(k)] = v
+		v = strings.TrimLeft(v, " \t")
+		if v == "" || v[0] != '"' && v[0] != '\'' {
+			if i := strings.IndexAny(v, "#"); i >= 0 && (i == 0 || v[i-1] == ' ' || v[i-1] == '\t') {
+				v = v[:i]
+			}
+			out[k] = strings.TrimSpace(v)
+			continue
+		}
+		// A quoted value runs to its closing quote, across lines if need be.
+		quote := v[0]
+		v = v[1:]
+		var b strings.Builder
+		for {
+			end := closingQuote(v, quote)
+			if end >= 0 {
+				b.WriteString(unescape(v[:end], quote))
+				if rest := strings.TrimSpace(v[end+1:]); rest != "" && !strings.HasPrefix(rest, "#") {
+					return fmt.Errorf("%d: %s: unexpected %q after the closing quote", line, k, rest)
+				}
+				break
+			}
+			if src == "" {
+				return fmt.Errorf("%d: %s: the value's %c quote is never closed", at, k, quote)
+			}
+			b.WriteString(unescape(v, quote))
+			b.WriteByte('\n')
+			v, src, _ = strings.Cut(src, "\n")
+			line++
+		}
+		out[k] = b.String()
 	}
-	return out, sc.Err()
+	return nil
+}
+
+// closingQuote is the index of the quote that ends a value in s, or -1;
+// in a double-quoted value a backslash escapes the next byte.
+func closingQuote(s string, quote byte) int {
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && quote == '"':
+			i++
+		case s[i] == quote:
+			return i
+		}
+	}
+	return -1
+}
+
+// unescape applies a double-quoted value's escapes; a single-quoted value
+// is literal. An unknown escape is kept as written.
+func unescape(s string, quote byte) string {
+	if quote != '"' || !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		switch s[i] {
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case '"', '\\', '$':
+			b.WriteByte(s[i])
+		default:
+			b.WriteByte('\\')
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
 }

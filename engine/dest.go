@@ -39,13 +39,6 @@ type PortOptions struct {
 	AdoptUnowned bool
 }
 
-// PortFromEnv reads PORT_CLIENT_ID, PORT_CLIENT_SECRET and PORT_BASE_URL
-// (default Port's EU API; https://api.us.port.io for the US region).
-func PortFromEnv(getenv func(string) (string, bool)) PortOptions {
-	get := func(k string) string { v, _ := getenv(k); return v }
-	return PortOptions{BaseURL: get("PORT_BASE_URL"), ClientID: get("PORT_CLIENT_ID"), ClientSecret: get("PORT_CLIENT_SECRET")}
-}
-
 // The Port errors a run's error may wrap: entities not written (Port's
 // rejections, conflicts with another owner), and blueprints whose stale
 // entities could not be listed (nothing of them deleted).

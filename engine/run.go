@@ -1,16 +1,19 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/sink/jsonl"
+	"github.com/ferry-etl/ferry/engine/sink/port"
 )
 
 // DefaultResumeWithin is how long an unfinished sync stays resumable.
@@ -33,9 +36,9 @@ type RunOptions struct {
 	StateFile string
 	Stdout    io.Writer
 	Logger    *slog.Logger
-	// OnStart, when set, receives the live counters once the run starts
+	// OnStart, when set, receives the run's live counters once it starts
 	// (the CLI draws progress from them).
-	OnStart func(*runner.Stats)
+	OnStart func(*Live)
 	Now     func() time.Time
 }
 
@@ -43,6 +46,13 @@ type RunOptions struct {
 type Result struct {
 	Summary *runner.Summary
 	Dest    *Report // nil on a dry run
+
+	Started, Ended time.Time
+	// Rows counts, per table, the rows written (on a dry run, printed);
+	// Entities, per blueprint, the entities produced for Port (the Port
+	// report says how many it accepted).
+	Rows, Entities map[string]int64
+	Hosts          []HostProgress // HTTP attempts per host, Port's included
 }
 
 // Run extracts the spec and writes its outputs: to stdout as JSON Lines on a
@@ -59,7 +69,7 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	if opts.ResumeWithin == 0 {
 		opts.ResumeWithin = DefaultResumeWithin
 	}
-	res := &Result{}
+	res := &Result{Started: opts.Now()}
 	for _, name := range opts.Streams {
 		if f.Stream(name) == nil {
 			return res, usage("--streams: unknown stream %q%s (the spec has: %s)", name, didYouMean(name, f.Streams.Keys()), strings.Join(f.Streams.Keys(), ", "))
@@ -69,7 +79,11 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	// per host, one redactor.
 	creds := newCredentials(f, opts)
 	defer creds.close()
-	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: cfg.Secrets, Now: opts.Now, Credentials: creds})
+	secrets := cfg.Secrets
+	if opts.Port.ClientSecret != "" {
+		secrets = append(slices.Clip(secrets), opts.Port.ClientSecret)
+	}
+	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: opts.Now, Credentials: creds})
 	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
 	if opts.DryRun {
 		if sp.WritesPort() {
@@ -87,13 +101,16 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 		if err != nil {
 			return res, err
 		}
+		counted, counts := newCounting(out)
+		live := newLive(r.Stats(), pool, counts, "")
 		if opts.OnStart != nil {
-			opts.OnStart(r.Stats())
+			opts.OnStart(live)
 		}
-		res.Summary, err = r.Run(ctx, out)
+		res.Summary, err = r.Run(ctx, counted)
 		if ferr := printer.Flush(); ferr != nil && err == nil {
 			err = ferr
 		}
+		res.finish(live, opts.Now())
 		return res, errors.Join(err, out.err())
 	}
 	dests, err := openDestinations(ctx, f, cfg, opts, pool)
@@ -114,14 +131,28 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	if err != nil {
 		return res, err
 	}
-	if opts.OnStart != nil {
-		opts.OnStart(r.Stats())
+	counted, counts := newCounting(dests)
+	portBase := ""
+	if dests.port != nil {
+		portBase = cmp.Or(opts.Port.BaseURL, port.DefaultBaseURL)
 	}
-	res.Summary, err = r.Run(ctx, dests)
+	live := newLive(r.Stats(), pool, counts, portBase)
+	if opts.OnStart != nil {
+		opts.OnStart(live)
+	}
+	res.Summary, err = r.Run(ctx, counted)
+	live.phase.Store(PhaseWriting)
 	// Finishing must happen even after an interrupt, so what was fetched is
 	// written: it gets its own context.
 	fctx := context.WithoutCancel(ctx)
 	rep, ferr := dests.finish(fctx, res.Summary, err)
 	res.Dest = rep
+	res.finish(live, opts.Now())
 	return res, errors.Join(err, ferr)
+}
+
+// finish copies the final counts into the result.
+func (res *Result) finish(live *Live, now time.Time) {
+	p := live.Progress()
+	res.Ended, res.Rows, res.Entities, res.Hosts = now, p.Rows, p.Entities, p.Hosts
 }

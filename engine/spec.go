@@ -3,7 +3,10 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 
+	"github.com/ferry-etl/ferry/engine/internal/suggest"
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
@@ -22,6 +25,17 @@ func Load(path string) (*Spec, error) {
 	return &Spec{f: f}, nil
 }
 
+// Parse reads and validates a spec given as bytes (e.g. from stdin); name
+// is used in error positions, and files it refers to (port.blueprints)
+// are looked up in dir.
+func Parse(name string, src []byte, dir string) (*Spec, error) {
+	f, err := spec.Parse(name, src, os.DirFS(dir))
+	if err != nil {
+		return nil, err
+	}
+	return &Spec{f: f}, nil
+}
+
 // Name is the spec's name: its tables' schema and its Port entities' owner.
 func (s *Spec) Name() string { return s.f.Name.V }
 
@@ -33,6 +47,68 @@ func (s *Spec) Streams() []string { return s.f.Streams.Keys() }
 
 // Tables lists the spec's tables, in spec order.
 func (s *Spec) Tables() []string { return s.f.Tables.Keys() }
+
+// Blueprints lists the blueprints the spec's entity mappings produce, in
+// the order they first appear.
+func (s *Spec) Blueprints() []string {
+	var out []string
+	if s.f.Port == nil {
+		return nil
+	}
+	for _, e := range s.f.Port.Entities {
+		if !slices.Contains(out, e.Blueprint.V) {
+			out = append(out, e.Blueprint.V)
+		}
+	}
+	return out
+}
+
+// Graph is a spec's data flow: streams, what drives them, and what they
+// are written to.
+type Graph struct {
+	Name    string
+	Streams []GraphStream
+}
+
+// GraphStream is one stream of a Graph.
+type GraphStream struct {
+	Name string
+	// ForEach is the parent stream it fans out from; BatchOf the sibling
+	// whose records it takes as a batch ("" for none).
+	ForEach, BatchOf string
+	When             string   // its `when` condition, if any
+	Tables           []string // tables mapped from it
+	Blueprints       []string // blueprints mapped from it
+}
+
+// Graph returns the spec's stream DAG with its tables and blueprints.
+func (s *Spec) Graph() Graph {
+	g := Graph{Name: s.Name()}
+	for _, it := range s.f.Streams.Items {
+		st := &it.Value
+		gs := GraphStream{Name: st.Name, When: st.When.V}
+		if p := st.Parent(); p != nil {
+			gs.ForEach = p.Name
+		}
+		if b := st.BatchOf(); b != nil {
+			gs.BatchOf = b.Name
+		}
+		for _, t := range s.f.Tables.Items {
+			if t.Value.From.V == st.Name {
+				gs.Tables = append(gs.Tables, t.Key)
+			}
+		}
+		if s.f.Port != nil {
+			for _, e := range s.f.Port.Entities {
+				if e.From.V == st.Name && !slices.Contains(gs.Blueprints, e.Blueprint.V) {
+					gs.Blueprints = append(gs.Blueprints, e.Blueprint.V)
+				}
+			}
+		}
+		g.Streams = append(g.Streams, gs)
+	}
+	return g
+}
 
 // WritesPort reports whether the spec maps entities to Port.
 func (s *Spec) WritesPort() bool { return s.f.Port != nil && len(s.f.Port.Entities) > 0 }
@@ -112,3 +188,7 @@ func ExitCode(err error, interrupted bool) int {
 	}
 	return ExitFailed
 }
+
+// Closest returns the candidate name nearest to a misspelt one ("" for
+// none close enough), for "did you mean" advice.
+func Closest(name string, candidates []string) string { return suggest.Closest(name, candidates) }

@@ -8,30 +8,135 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
+	"sync/atomic"
+
+	"golang.org/x/term"
 
 	"github.com/ferry-etl/ferry/engine"
-	"github.com/ferry-etl/ferry/engine/demo"
 )
 
-const usage = `ferry: declarative extraction from HTTP APIs into tables and Port.
+// app is one invocation of ferry: its streams, and the console that owns
+// stderr while a run draws progress (restored when ferry is forced to quit).
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	// jsonLogs is set by --log-format json: everything on stderr is then
+	// one JSON object per line.
+	jsonLogs bool
+	con      atomic.Pointer[console]
+}
 
-Usage:
-  ferry run SPEC [flags]        extract and load (--dry-run: print what would be written)
-  ferry validate SPEC...        check specs offline; every problem as file:line:col
-  ferry schema                  print the JSON Schema of the spec format
-  ferry version
+// command is one ferry subcommand. Its help is what `run` prints for
+// --help (on stdout, exit 0).
+type command struct {
+	name    string
+	summary string // one line, for `ferry --help`
+	run     func(ctx context.Context, a *app, args []string) error
+}
 
-Run 'ferry run -h' or 'ferry validate -h' for flags.
-`
+func commands() []*command {
+	return []*command{
+		{"run", "extract and load (--dry-run: print what would be written)", cmdRun},
+		{"validate", "check specs offline; every problem as file:line:col", func(_ context.Context, a *app, args []string) error {
+			return cmdValidate(args, a.stdout, a.stderr)
+		}},
+		{"graph", "draw a spec's streams, tables and blueprints (Mermaid or DOT)", cmdGraph},
+		{"schema", "print the JSON Schema of the spec format (or of the run report)", cmdSchema},
+		{"completion", "print a shell completion script (bash, zsh or fish)", cmdCompletion},
+		{"version", "print ferry's version and build", cmdVersion},
+		{"help", "help about a command", cmdHelp},
+	}
+}
+
+func findCommand(name string) *command {
+	for _, c := range commands() {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func commandNames() []string {
+	var out []string
+	for _, c := range commands() {
+		out = append(out, c.name)
+	}
+	return out
+}
+
+func mainUsage() string {
+	var b strings.Builder
+	b.WriteString("ferry: declarative extraction from HTTP APIs into tables and Port.\n\nUsage:\n  ferry COMMAND [flags]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-11s %s\n", c.name, c.summary)
+	}
+	b.WriteString(`
+Examples:
+  ferry run specs/harness.yaml --demo        # try it on built-in demo data
+  ferry run specs/humanitec.yaml --dry-run   # print what would be written
+  ferry validate specs/*.yaml
+  ferry graph specs/humanitec.yaml > graph.mmd
+
+Flags:
+  -h, --help      help (also: ferry help COMMAND, ferry COMMAND --help)
+  -v, --version   print ferry's version
+
+Exit codes: 0 ok, 1 the run failed (in part), 2 usage or config error,
+3 invalid spec, 130 interrupted.
+`)
+	return b.String()
+}
+
+// usageFunc prints a command's usage text, then its flags as --name, on
+// the flag set's output.
+func usageFunc(fs *flag.FlagSet, text string) func() {
+	return func() {
+		w := fs.Output()
+		fmt.Fprint(w, text)
+		if !hasFlags(fs) {
+			return
+		}
+		fmt.Fprintln(w, "\nFlags:")
+		fs.VisitAll(func(f *flag.Flag) {
+			name, usage := flag.UnquoteUsage(f)
+			line := "  --" + f.Name
+			if name != "" {
+				line += " " + name
+			}
+			if len(line) > 26 {
+				line += "\n" + strings.Repeat(" ", 28)
+			} else {
+				line += strings.Repeat(" ", 28-len(line))
+			}
+			line += usage
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "[]" {
+				line += fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(w, line)
+		})
+		fmt.Fprintf(w, "%-28sthis help\n", "  -h, --help")
+	}
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
 
 // printed wraps an error whose message a command has already shown (spec
-// problems in their format, a flag error the flag package printed): its
-// exit code still counts, its text is not printed twice.
+// problems in their format): its exit code still counts, its text is not
+// printed twice.
 type printed struct{ err error }
 
 func (p printed) Error() string { return p.err.Error() }
 func (p printed) Unwrap() error { return p.err }
+
+// errHelp ends a command that printed its help: exit 0.
+var errHelp = errors.New("help shown")
 
 func usageErr(format string, args ...any) error {
 	return &engine.UsageError{Err: fmt.Errorf(format, args...)}
@@ -39,52 +144,104 @@ func usageErr(format string, args ...any) error {
 
 // run runs one ferry command and returns its exit code. Errors are printed
 // and mapped to exit codes here and only here (engine.ExitCode).
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	err := dispatch(ctx, args, stdout, stderr)
-	interrupted := ctx.Err() != nil && errors.Is(err, context.Canceled)
-	code := engine.ExitCode(err, interrupted)
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, jsonLogs: wantsJSONLogs(args)}
+	return a.main(ctx, args)
+}
+
+func (a *app) main(ctx context.Context, args []string) int {
+	err := a.dispatch(ctx, args)
+	if errors.Is(err, errHelp) {
+		return engine.ExitOK
+	}
+	code := exitCode(ctx, err)
 	var p printed
 	switch {
 	case err == nil, errors.As(err, &p):
-	case interrupted:
-		fmt.Fprintln(stderr, "ferry: interrupted")
+	case a.jsonLogs:
+		msg := "ferry failed"
+		if code == engine.ExitInterrupted {
+			msg = "interrupted"
+		}
+		a.jsonLogger().Error(msg, "error", err.Error(), "exit_code", code)
+	case code == engine.ExitInterrupted:
+		fmt.Fprintln(a.stderr, "ferry: interrupted")
 	default:
-		fmt.Fprintln(stderr, "ferry:", err)
+		fmt.Fprintln(a.stderr, "ferry:", err)
 	}
 	return code
 }
 
-func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// exitCode is the exit code of a command that ended with err.
+func exitCode(ctx context.Context, err error) int {
+	interrupted := ctx.Err() != nil && errors.Is(err, context.Canceled)
+	return engine.ExitCode(err, interrupted)
+}
+
+// jsonLogger logs to stderr as JSON, for messages outside a run's logger.
+func (a *app) jsonLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(a.stderr, nil)) }
+
+// wantsJSONLogs tells whether the command line asks for --log-format json,
+// before flags are parsed: a flag error is then reported as JSON too.
+func wantsJSONLogs(args []string) bool {
+	for i, x := range args {
+		if x == "--" {
+			return false
+		}
+		for _, p := range []string{"--log-format", "-log-format"} {
+			if x == p+"=json" || x == p && i+1 < len(args) && args[i+1] == "json" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (a *app) dispatch(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(a.stderr, mainUsage())
 		return printed{usageErr("no command")}
 	}
 	switch args[0] {
-	case "run":
-		return cmdRun(ctx, args[1:], stdout, stderr)
-	case "validate":
-		return cmdValidate(args[1:], stdout, stderr)
-	case "schema":
-		_, err := stdout.Write(engine.Schema())
-		return err
-	case "version":
-		fmt.Fprintln(stdout, "ferry", version())
+	case "-h", "-help", "--help":
+		fmt.Fprint(a.stdout, mainUsage())
 		return nil
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
+	case "-v", "-version", "--version":
+		fmt.Fprintln(a.stdout, versionLine())
 		return nil
+	case "__streams":
+		return cmdStreams(a, args[1:])
 	}
-	fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", args[0], usage)
-	return printed{usageErr("unknown command %q", args[0])}
+	c := findCommand(args[0])
+	if c == nil {
+		hint := ""
+		if best := engine.Closest(args[0], commandNames()); best != "" {
+			hint = fmt.Sprintf("; did you mean %q?", best)
+		}
+		return usageErr("unknown command %q%s\nRun 'ferry --help' for the commands.", args[0], hint)
+	}
+	return c.run(ctx, a, args[1:])
 }
 
 // parseInterspersed parses flags wherever they appear among the positional
 // arguments, so `ferry run spec.yaml --dry-run` works as users type it.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+// -h/--help prints the usage (fs.Usage, on stdout) and returns errHelp;
+// other flag errors come back as usage errors, with did-you-mean.
+func parseInterspersed(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	defer func() { fs.SetOutput(out); fs.Usage = usage }()
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, printed{&engine.UsageError{Err: err}}
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			usage()
+			return nil, errHelp
+		}
+		if err != nil {
+			return nil, flagError(fs, err)
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -96,6 +253,33 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// flagError rewords the flag package's errors with --names, and a
+// did-you-mean for an unknown flag.
+func flagError(fs *flag.FlagSet, err error) error {
+	more := fmt.Sprintf("\nRun 'ferry %s --help' for usage.", fs.Name())
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		name = strings.TrimLeft(name, "-")
+		var known []string
+		fs.VisitAll(func(f *flag.Flag) { known = append(known, f.Name) })
+		hint := ""
+		if best := engine.Closest(name, known); best != "" {
+			hint = fmt.Sprintf("; did you mean --%s?", best)
+		}
+		return usageErr("ferry %s: unknown flag --%s%s%s", fs.Name(), name, hint, more)
+	}
+	msg = strings.ReplaceAll(msg, " -", " --")
+	return usageErr("ferry %s: %s%s", fs.Name(), msg, more)
+}
+
+// needArgs checks the count of positional arguments.
+func needArgs(fs *flag.FlagSet, pos []string, lo, hi int, what string) error {
+	if len(pos) < lo || hi >= 0 && len(pos) > hi {
+		return usageErr("ferry %s takes %s\nRun 'ferry %s --help' for usage.", fs.Name(), what, fs.Name())
+	}
+	return nil
 }
 
 type setFlag map[string]string
@@ -122,19 +306,66 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageErr("--log-level: want debug, info, warn or error, got %q", level)
+// choiceFlag is a string flag limited to a few values.
+type choiceFlag struct {
+	value   string
+	choices []string
+}
+
+func (c *choiceFlag) String() string { return c.value }
+func (c *choiceFlag) Set(v string) error {
+	if !slices.Contains(c.choices, v) {
+		return fmt.Errorf("want %s, got %q", strings.Join(c.choices, ", "), v)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	c.value = v
+	return nil
+}
+
+func choice(fs *flag.FlagSet, name, def, usage string, choices ...string) *choiceFlag {
+	c := &choiceFlag{value: def, choices: choices}
+	fs.Var(c, name, usage)
+	return c
+}
+
+// readSpec loads the spec at path, "-" meaning stdin. Spec problems are
+// printed (as text, GitHub annotations or JSON log records) and the error
+// comes back already printed.
+func (a *app) readSpec(path string, format string) (*engine.Spec, error) {
+	var sp *engine.Spec
+	var err error
+	if path == "-" {
+		var src []byte
+		if src, err = io.ReadAll(a.stdin); err != nil {
+			return nil, &engine.UsageError{Err: fmt.Errorf("read spec from stdin: %w", err)}
+		}
+		sp, err = engine.Parse("stdin", src, ".")
+	} else {
+		sp, err = engine.Load(path)
 	}
-	return nil, usageErr("--log-format: want text or json, got %q", format)
+	if errs := engine.SpecErrors(err); errs != nil {
+		a.printSpecErrors(errs, format)
+		return nil, printed{err}
+	}
+	if err != nil {
+		return nil, &engine.UsageError{Err: err} // the file cannot be read
+	}
+	return sp, nil
+}
+
+// printSpecErrors prints spec problems: plain on stderr, as GitHub
+// annotations, or as JSON log records.
+func (a *app) printSpecErrors(errs []engine.SpecError, format string) {
+	switch {
+	case format == "github":
+		printSpecErrors(a.stdout, errs, format)
+	case a.jsonLogs:
+		log := a.jsonLogger()
+		for _, e := range errs {
+			log.Error("invalid spec", "file", e.File, "line", e.Line, "col", e.Col, "path", e.Path, "problem", e.Msg)
+		}
+	default:
+		printSpecErrors(a.stderr, errs, format)
+	}
 }
 
 // printSpecErrors prints spec problems, plain or as GitHub annotations.
@@ -157,29 +388,31 @@ func ghEscape(s string) string {
 	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(s)
 }
 
-// load reads a spec; its problems are printed (to w, in format) and the
-// error comes back already printed.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErr("--log-level: want debug, info, warn or error, got %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// load reads a spec ("-": stdin); its problems are printed (to w, in
+// format) and the error comes back already printed.
 func load(path string, w io.Writer, format string) (*engine.Spec, error) {
-	sp, err := engine.Load(path)
-	if errs := engine.SpecErrors(err); errs != nil {
-		printSpecErrors(w, errs, format)
-		return nil, printed{err}
-	}
-	if err != nil {
-		return nil, &engine.UsageError{Err: err} // the file cannot be read
-	}
-	return sp, nil
+	a := &app{stdin: os.Stdin, stdout: w, stderr: w}
+	return a.readSpec(path, format)
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	format := fs.String("format", "text", "output format: text or github (GitHub Actions annotations)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: ferry validate [--format text|github] SPEC...")
-		fs.PrintDefaults()
-	}
-	files, err := parseInterspersed(fs, args)
+	fs.Usage = usageFunc(fs, validateUsage)
+	files, err := parseInterspersed(fs, args, stdout)
 	if err != nil {
 		return err
 	}
@@ -211,113 +444,115 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	return errs[0]
 }
 
-func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dryRun := fs.Bool("dry-run", false, "print every row and entity that would be written, as JSON Lines on stdout; write nothing")
-	dest := fs.String("dest", "", "table destination: sqlite:FILE (default sqlite:ferry.db) or postgres://…")
-	noDelete := fs.Bool("no-delete", false, "never delete stale Port entities")
-	var adoptOwners listFlag
-	fs.Var(&adoptOwners, "adopt-owner", "take over the Port entities of this former owner (a ferryOwner value, e.g. after the owner key changed): overwrite and re-mark what the run produces, delete its stale ones (repeatable)")
-	adoptUnowned := fs.Bool("adopt-unowned", false, "overwrite, and mark as this run's, Port entities without an owner (made by hand or by another tool) instead of reporting them as conflicts")
-	fullRefresh := fs.Bool("full-refresh", false, "ignore saved checkpoints and incremental cursors; read everything")
-	resumeWithin := fs.Duration("resume-within", engine.DefaultResumeWithin, "resume an unfinished sync (interrupted or failed) only if it began this recently; older ones start over")
-	configFile := fs.String("config", "", "YAML or JSON file of config values")
-	sets := setFlag{}
-	fs.Var(sets, "set", "config value key=value (repeatable; highest precedence)")
-	streams := fs.String("streams", "", "comma-separated streams to produce (their parents are fetched too)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	logFormat := fs.String("log-format", "text", "text or json")
-	demoMode := fs.Bool("demo", false, "run against the built-in simulator of a shipped spec (no credentials, no network)")
-	progress := fs.String("progress", "auto", "auto (live on a terminal, log lines otherwise), live, log or none")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: ferry run SPEC [flags]")
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterspersed(fs, args)
+const validateUsage = `Usage: ferry validate [--format text|github] SPEC...
+
+Checks specs without any network access: structure, references, jq and
+expr programs, Port blueprints. Every problem is printed as file:line:col.
+SPEC "-" reads a spec from stdin.
+
+Examples:
+  ferry validate specs/*.yaml
+  ferry validate --format github specs/*.yaml   # GitHub Actions annotations
+  cat spec.yaml | ferry validate -
+`
+
+func cmdSchema(_ context.Context, a *app, args []string) error {
+	fs := flag.NewFlagSet("schema", flag.ContinueOnError)
+	fs.Usage = usageFunc(fs, `Usage: ferry schema [spec|report]
+
+Prints a JSON Schema: of the spec format (the default; point your editor's
+YAML language server at it), or of the JSON report of 'ferry run --report'.
+
+Examples:
+  ferry schema > ferry.schema.json
+  ferry schema report
+`)
+	pos, err := parseInterspersed(fs, args, a.stdout)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return printed{usageErr("ferry run takes one SPEC")}
-	}
-	log, err := newLogger(stderr, *logLevel, *logFormat)
-	if err != nil {
+	if err := needArgs(fs, pos, 0, 1, "at most one argument: spec or report"); err != nil {
 		return err
 	}
-	sp, err := load(pos[0], stderr, "text")
-	if err != nil {
-		return err
+	which := "spec"
+	if len(pos) == 1 {
+		which = pos[0]
 	}
-	src := engine.ConfigSources{Sets: sets, File: *configFile, DotEnv: ".env"}
-	portOpts := engine.PortFromEnv(os.LookupEnv)
-	portOpts.NoDelete, portOpts.AdoptOwners, portOpts.AdoptUnowned = *noDelete, adoptOwners, *adoptUnowned
-	var d *demo.Demo
-	if *demoMode {
-		d, err = demo.Start(ctx, sp.Name())
-		if err != nil {
-			return &engine.UsageError{Err: err}
-		}
-		defer d.Close()
-		fmt.Fprintln(stderr, d.About)
-		if sp.WritesPort() && !*dryRun {
-			ps, err := d.StartPort(ctx)
-			if err != nil {
-				return err
-			}
-			portOpts = engine.PortOptions{BaseURL: ps.URL(), ClientID: ps.ClientID(), ClientSecret: ps.ClientSecret(),
-				NoDelete: *noDelete, AdoptOwners: adoptOwners, AdoptUnowned: *adoptUnowned}
-			fmt.Fprintf(stderr, "demo: built-in Port simulator at %s\n", ps.URL())
-		}
-		// The demo's values win over the environment, so a user's real
-		// credentials are never sent to the simulator (and vice versa).
-		src = engine.ConfigSources{Sets: d.Config, Getenv: func(string) (string, bool) { return "", false }}
-		for k, v := range sets {
-			src.Sets[k] = v
-		}
-	}
-	cfg, err := engine.ResolveConfig(sp, src)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry: %s: config:\n", pos[0])
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintln(stderr, "  "+line)
-		}
-		return printed{err}
-	}
-	var streamList []string
-	if *streams != "" {
-		streamList = strings.Split(*streams, ",")
-	}
-	prog := newProgress(stderr, *progress, log)
-	tableDest := *dest
-	if tableDest == "" {
-		tableDest = engine.DefaultDest
-	}
-	res, err := engine.Run(ctx, sp, cfg, engine.RunOptions{
-		DryRun: *dryRun, Dest: tableDest, Port: portOpts, Streams: streamList, FullRefresh: *fullRefresh,
-		ResumeWithin: *resumeWithin, Stdout: stdout, Logger: log, OnStart: prog.start,
-	})
-	prog.stop()
-	if res.Summary != nil {
-		printSummary(stderr, res.Summary)
-	}
-	if res.Dest != nil {
-		printDestReport(stderr, sp, tableDest, res.Dest)
-	}
-	if d != nil && res.Dest != nil {
-		fmt.Fprint(stderr, d.CatalogSummary())
-	}
-	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil && !*dryRun && len(sp.Tables()) > 0 {
-		fmt.Fprintln(stderr, "ferry: interrupted; the rows of every completed page are kept, and the next run resumes from there")
-		return printed{err}
+	switch which {
+	case "spec":
+		_, err = a.stdout.Write(engine.Schema())
+	case "report":
+		_, err = a.stdout.Write(engine.ReportSchema())
+	default:
+		return usageErr("ferry schema: want spec or report, got %q", which)
 	}
 	return err
 }
 
-func version() string {
-	if v, ok := os.LookupEnv("FERRY_VERSION"); ok {
-		return v
+func cmdHelp(ctx context.Context, a *app, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(a.stdout, mainUsage())
+		return nil
 	}
-	return "dev"
+	c := findCommand(args[0])
+	if c == nil {
+		hint := ""
+		if best := engine.Closest(args[0], commandNames()); best != "" {
+			hint = fmt.Sprintf("; did you mean %q?", best)
+		}
+		return usageErr("ferry help: unknown command %q%s", args[0], hint)
+	}
+	if c.name == "help" {
+		fmt.Fprint(a.stdout, "Usage: ferry help [COMMAND]\n\nPrints the help of a command, as 'ferry COMMAND --help' does.\n\nExamples:\n  ferry help run\n")
+		return nil
+	}
+	return c.run(ctx, a, []string{"--help"})
+}
+
+// isTerminal reports whether w is a terminal, and its descriptor.
+func isTerminal(w io.Writer) (int, bool) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return -1, false
+	}
+	fd := int(f.Fd())
+	return fd, term.IsTerminal(fd)
+}
+
+// setConsole records the console that owns stderr during a run (nil
+// after), for messages from other goroutines and for a forced quit.
+func (a *app) setConsole(c *console) { a.con.Store(c) }
+
+func (a *app) console() *console { return a.con.Load() }
+
+// onSignals handles Ctrl-C and SIGTERM: the first cancels the run (cancel),
+// the second restores the terminal and exits 130 at once.
+func (a *app) onSignals(sigs <-chan os.Signal, cancel func(), exit func(int)) {
+	if _, ok := <-sigs; !ok {
+		return
+	}
+	cancel()
+	a.message("interrupted: stopping, and writing what was fetched (Ctrl-C again to quit at once)")
+	if _, ok := <-sigs; !ok {
+		return
+	}
+	if c := a.console(); c != nil {
+		c.restore()
+	}
+	a.message("interrupted twice: quitting at once; the next run resumes from the last committed page")
+	exit(engine.ExitInterrupted)
+}
+
+// message prints a line from ferry itself on stderr (above a live block),
+// or a JSON record.
+func (a *app) message(msg string) {
+	if a.jsonLogs {
+		a.jsonLogger().Warn(msg)
+		return
+	}
+	var w io.Writer = a.stderr
+	if c := a.console(); c != nil {
+		w = c
+	}
+	fmt.Fprintln(w, "ferry: "+msg)
 }

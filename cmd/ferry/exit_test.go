@@ -58,7 +58,7 @@ tables:
 	}{
 		{"no command", nil, nil, engine.ExitUsage, "Usage:"},
 		{"unknown command", nil, []string{"frob"}, engine.ExitUsage, `unknown command "frob"`},
-		{"unknown flag", nil, []string{"run", good, "--nope"}, engine.ExitUsage, "flag provided but not defined"},
+		{"unknown flag", nil, []string{"run", good, "--dets"}, engine.ExitUsage, "unknown flag --dets; did you mean --dest?"},
 		{"bad --dest", nil, []string{"run", good, "--set", "url=" + api.URL, "--dest", "ftp://x"}, engine.ExitUsage, `unsupported scheme "ftp"`},
 		{"missing config", nil, []string{"run", good, "--dest", db}, engine.ExitUsage, `missing required input "url"`},
 		{"unknown stream", nil, []string{"run", good, "--set", "url=" + api.URL, "--dest", db, "--streams", "itemz"}, engine.ExitUsage, `unknown stream "itemz"; did you mean "items"?`},
@@ -76,7 +76,7 @@ tables:
 				ctx = t.Context()
 			}
 			var stdout, stderr bytes.Buffer
-			code := run(ctx, tc.args, &stdout, &stderr)
+			code := run(ctx, tc.args, strings.NewReader(""), &stdout, &stderr)
 			if code != tc.want {
 				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.want, stderr.String())
 			}

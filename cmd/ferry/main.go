@@ -21,8 +21,19 @@ func main() {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(defaultGCPercent)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	os.Exit(realMain(os.Args[1:]))
+}
+
+// realMain runs ferry as a process: the first Ctrl-C (or SIGTERM) cancels
+// the run, which then writes what it fetched and exits 130; a second one
+// quits at once, also with 130.
+func realMain(args []string) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, jsonLogs: wantsJSONLogs(args)}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go a.onSignals(sigs, cancel, os.Exit)
+	return a.main(ctx, args)
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -20,9 +22,7 @@ var update = flag.Bool("update", false, "rewrite testscript files with the actua
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"ferry": func() {
-			os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
-		},
+		"ferry": func() { os.Exit(realMain(os.Args[1:])) },
 	})
 }
 
@@ -37,6 +37,22 @@ func TestScripts(t *testing.T) {
 		UpdateScripts:       *update,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"cmpjsonl": cmpJSONL,
+			"exits":    exits,
+			"jsonlines": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: jsonlines FILE")
+				}
+				text := ts.ReadFile(args[0])
+				if strings.TrimSpace(text) == "" {
+					ts.Fatalf("%s is empty", args[0])
+				}
+				for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+					var v map[string]any
+					if err := json.Unmarshal([]byte(line), &v); err != nil {
+						ts.Fatalf("%s: not a JSON object: %q", args[0], line)
+					}
+				}
+			},
 			"apisim": func(ts *testscript.TestScript, neg bool, args []string) {
 				if neg || len(args) != 1 {
 					ts.Fatalf("usage: apisim FIXTURE")
@@ -83,5 +99,26 @@ func cmpJSONL(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		slices.Sort(keys)
 		ts.Fatalf("%s and %s differ per target (-want +got):\n%s", args[0], args[1], diff)
+	}
+}
+
+// exits runs a program like exec, keeping its stdout and stderr for the
+// commands that follow, and checks its exit code: `exits 2 ferry frob`.
+func exits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE PROGRAM [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("%s: %v", args[1], err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
 	}
 }

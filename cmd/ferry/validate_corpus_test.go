@@ -43,7 +43,7 @@ func TestValidateCorpus(t *testing.T) {
 			}
 			t.Chdir(dir)
 			var stdout, stderr bytes.Buffer
-			code := run(t.Context(), []string{"validate", "spec.yaml"}, &stdout, &stderr)
+			code := run(t.Context(), []string{"validate", "spec.yaml"}, nil, &stdout, &stderr)
 			if code != engine.ExitInvalidSpec {
 				t.Errorf("exit code %d, want %d; stderr: %s", code, engine.ExitInvalidSpec, stderr.String())
 			}

@@ -146,12 +146,17 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 		h = c.pool.host(targetOrigin, c.cfg, c.base == nil)
 	}
 	shown := c.pool.red.url(target)
+	var (
+		attempts, failures int
+		refreshed          bool
+		tokenUsed          string
+	)
 	fail := func(err error) error {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // its text holds the unredacted URL
 		}
-		return &requestError{msg: c.pool.red.text(method + " " + shown + ": " + err.Error()), err: err}
+		return &requestError{msg: c.pool.red.text(method + " " + shown + ": " + err.Error()), err: err, attempts: attempts}
 	}
 
 	hdr := c.header.Clone()
@@ -196,11 +201,6 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 	dynamic := same && c.tokens != nil
 	canRetry := retryableMethod(method, c.retryPOST)
 
-	var (
-		attempts, failures int
-		refreshed          bool
-		tokenUsed          string
-	)
 	for {
 		sendTo := target
 		if dynamic {

@@ -54,8 +54,20 @@ func errorBody(body []byte, redact func(string) string) string {
 // requestError carries an already redacted message and keeps the cause
 // for errors.Is (context.Canceled, context.DeadlineExceeded, net errors).
 type requestError struct {
-	msg string
-	err error
+	msg      string
+	err      error
+	attempts int // HTTP attempts sent before the request failed
+}
+
+// Attempts is how many HTTP attempts a failed Do sent, retries included
+// (0 when it failed before sending any, or err is not Do's). A final
+// non-2xx status has them in its Response instead.
+func Attempts(err error) int {
+	var re *requestError
+	if errors.As(err, &re) {
+		return re.attempts
+	}
+	return 0
 }
 
 func (e *requestError) Error() string { return e.msg }

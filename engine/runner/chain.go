@@ -408,6 +408,10 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		resp, err := client.Do(c.ctx, &fetch.Request{Method: st.method, URL: u, Query: req.Query, Header: req.Header, Body: req.Body, BodyFormat: s.Request.BodyFormat.V})
 		if resp != nil {
 			st.stat.request(resp.Attempts)
+		} else if n := fetch.Attempts(err); n > 0 {
+			// Failed without an answer (network errors, timeouts): its
+			// attempts and retries count all the same.
+			st.stat.request(n)
 		}
 		if errors.Is(err, fetch.ErrSkipped) {
 			// A response rule skipped the request: nothing failed, but what

@@ -22,6 +22,7 @@ func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *syn
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	st.stat.chainQueued()
 	runs.Add(1)
 	go func() {
 		defer runs.Done()
@@ -51,6 +52,7 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 			return ctx.Err()
 		}
 		if !ok {
+			st.stat.finished()
 			return nil
 		}
 		if st.s.Incremental != nil && st.produce && (len(st.children) > 0 || len(st.batchers) > 0) {
@@ -105,6 +107,7 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		st.stat.chainReleased()
 		for _, b := range st.batchers {
 			if failed {
 				// A partial batch would send a wrong list: skip, and say so.

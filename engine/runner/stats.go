@@ -13,6 +13,8 @@ type StreamStats struct {
 	Name                                 string
 	requests, retries, pages, recs, outs atomic.Int64
 	errors, skips                        atomic.Int64
+	chains, chainsDone                   atomic.Int64 // request chains queued, and released to the end
+	done                                 atomic.Bool  // every chain of the stream was released
 	ruleSkips, empties                   atomic.Int64 // requests a response rule skipped, or answered "no data"
 	partialRead                          atomic.Bool  // some chain read only what changed since a saved cursor
 	windowsDone, windowsTotal            atomic.Int64
@@ -38,6 +40,9 @@ func (s *StreamStats) windows(done, total int) {
 	s.windowsDone.Add(int64(done))
 	s.windowsTotal.Add(int64(total))
 }
+func (s *StreamStats) chainQueued()   { s.chains.Add(1) }
+func (s *StreamStats) chainReleased() { s.chainsDone.Add(1) }
+func (s *StreamStats) finished()      { s.done.Store(true) }
 
 // Snapshot is a copy of one stream's counters.
 type Snapshot struct {
@@ -51,12 +56,18 @@ type Snapshot struct {
 	SkipReason string
 	// WindowsDone of WindowsTotal: the time windows of a windowed stream.
 	WindowsDone, WindowsTotal int64
+	// Chains are the request chains queued so far (one per parent record,
+	// or one for a root stream); ChainsDone those whose records were all
+	// released. Done is set once no more can come.
+	Chains, ChainsDone int64
+	Done               bool
 }
 
 func (s *StreamStats) snapshot() Snapshot {
 	return Snapshot{Stream: s.Name, Requests: s.requests.Load(), Retries: s.retries.Load(), Pages: s.pages.Load(),
 		Records: s.recs.Load(), Outputs: s.outs.Load(), Errors: s.errors.Load(), Skipped: s.skips.Load(), Empty: s.empties.Load(), SkipReason: s.skipReason,
-		WindowsDone: s.windowsDone.Load(), WindowsTotal: s.windowsTotal.Load()}
+		WindowsDone: s.windowsDone.Load(), WindowsTotal: s.windowsTotal.Load(),
+		Chains: s.chains.Load(), ChainsDone: s.chainsDone.Load(), Done: s.done.Load()}
 }
 
 // Stats holds the counters of every stream of a run.

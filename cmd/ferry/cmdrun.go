@@ -1,0 +1,460 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ferry-etl/ferry/engine"
+	"github.com/ferry-etl/ferry/engine/demo"
+)
+
+const runUsage = `Usage: ferry run SPEC [flags]
+
+Reads the APIs the spec describes and writes its tables (SQLite or
+PostgreSQL) and Port entities. Flags may come before or after SPEC; SPEC
+"-" reads the spec from stdin. Config values come from --set, --config,
+the environment, a .env file in the working directory, then the spec's
+defaults; Port's credentials (PORT_CLIENT_ID, PORT_CLIENT_SECRET,
+PORT_BASE_URL) from --config, the environment and .env.
+
+Examples:
+  ferry run specs/harness.yaml --demo                # built-in demo data, no credentials
+  ferry run specs/humanitec.yaml --dry-run > out.jsonl
+  ferry run specs/harness.yaml --dest postgres://user@db/warehouse --report run.json
+  ferry run specs/humanitec.yaml --streams envs,resources --log-format json
+
+Exit codes: 0 ok, 1 the run failed (in part), 2 usage or config error,
+3 invalid spec, 130 interrupted (Ctrl-C: what was fetched is written; a
+second Ctrl-C quits at once).
+`
+
+// runFlags are the flags of `ferry run`.
+type runFlags struct {
+	dryRun, noDelete, fullRefresh, demo *bool
+	adoptUnowned                        *bool
+	adoptOwners                         listFlag
+	dest, config, streams, report       *string
+	resumeWithin                        *time.Duration
+	sets                                setFlag
+	logLevel, logFormat, progress       *choiceFlag
+}
+
+func defineRunFlags(fs *flag.FlagSet) *runFlags {
+	f := &runFlags{sets: setFlag{}}
+	f.dryRun = fs.Bool("dry-run", false, "print every row and entity that would be written, as JSON Lines on stdout; write nothing")
+	f.demo = fs.Bool("demo", false, "run against the built-in simulator of a shipped spec (no credentials, no network)")
+	f.dest = fs.String("dest", "", "table `destination`: sqlite:FILE (default sqlite:ferry.db) or postgres://…")
+	f.config = fs.String("config", "", "YAML or JSON `file` of config values (\"-\": stdin)")
+	fs.Var(f.sets, "set", "config value `key=value` (repeatable; highest precedence)")
+	f.streams = fs.String("streams", "", "comma-separated `streams` to produce (their parents are fetched too)")
+	f.report = fs.String("report", "", "write a JSON report of the run to `file` (\"-\": stdout, not with --dry-run)")
+	f.fullRefresh = fs.Bool("full-refresh", false, "ignore saved checkpoints and incremental cursors; read everything")
+	f.resumeWithin = fs.Duration("resume-within", engine.DefaultResumeWithin, "resume an unfinished sync only if it began this recently; older ones start over")
+	f.noDelete = fs.Bool("no-delete", false, "never delete stale Port entities")
+	fs.Var(&f.adoptOwners, "adopt-owner", "take over the Port entities of this former `owner` (a ferryOwner value, e.g. after the owner key changed): overwrite and re-mark what the run produces, delete its stale ones (repeatable)")
+	f.adoptUnowned = fs.Bool("adopt-unowned", false, "overwrite, and mark as this run's, Port entities without an owner (made by hand or by another tool) instead of reporting them as conflicts")
+	f.progress = choice(fs, "progress", "auto", "`mode`: auto (live on a terminal, log lines otherwise), live, log or none", "auto", "live", "log", "none")
+	f.logLevel = choice(fs, "log-level", "info", "`level`: debug, info, warn or error", "debug", "info", "warn", "error")
+	f.logFormat = choice(fs, "log-format", "text", "`format` of stderr: text, or json (every line of stderr a JSON object)", "text", "json")
+	return f
+}
+
+// Intervals of the progress display.
+const (
+	liveEvery = 200 * time.Millisecond
+	logEvery  = 10 * time.Second
+)
+
+func cmdRun(ctx context.Context, a *app, args []string) (err error) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	f := defineRunFlags(fs)
+	fs.Usage = usageFunc(fs, runUsage)
+	pos, err := parseInterspersed(fs, args, a.stdout)
+	if err != nil {
+		return err
+	}
+	if err := needArgs(fs, pos, 1, 1, "one SPEC"); err != nil {
+		return err
+	}
+	specPath := pos[0]
+	switch {
+	case *f.report == "-" && *f.dryRun:
+		return usageErr("--report -: stdout carries the dry run's rows; give the report a file")
+	case specPath == "-" && *f.config == "-":
+		return usageErr("the spec and --config cannot both come from stdin")
+	}
+
+	mode := f.progress.value
+	fd, liveOK := liveAllowed(a.stderr)
+	if mode == "auto" {
+		mode = "log"
+		if liveOK {
+			mode = "live"
+		}
+	}
+	if mode == "live" && a.jsonLogs {
+		mode = "log" // a JSON stream is never redrawn
+	}
+	con := newConsole(a.stderr, fd)
+	a.setConsole(con)
+	defer a.setConsole(nil)
+	log, err := newLogger(con, f.logLevel.value, f.logFormat.value)
+	if err != nil {
+		return err
+	}
+
+	var sp *engine.Spec
+	var res *engine.Result
+	if *f.report != "" {
+		// The report is written however the run ends, once flags are read.
+		defer func() {
+			rep := engine.NewRunReport(sp, specPath, res, err, exitCode(ctx, err), *f.dryRun, time.Now())
+			if werr := a.writeReport(*f.report, rep); werr != nil && err == nil {
+				err = werr
+			}
+		}()
+	}
+	if sp, err = a.readSpec(specPath, "text"); err != nil {
+		return err
+	}
+	src := engine.ConfigSources{Sets: f.sets, File: *f.config, DotEnv: ".env"}
+	if *f.config == "-" {
+		data, rerr := io.ReadAll(a.stdin)
+		if rerr != nil {
+			return &engine.UsageError{Err: fmt.Errorf("--config -: %w", rerr)}
+		}
+		src.File, src.FileData = "stdin", data
+	}
+	var portOpts *engine.PortOptions
+	var d *demo.Demo
+	if *f.demo {
+		d, err = demo.Start(ctx, sp.Name())
+		if err != nil {
+			return &engine.UsageError{Err: err}
+		}
+		defer d.Close()
+		a.notice(log, d.About)
+		if sp.WritesPort() && !*f.dryRun {
+			ps, err := d.StartPort(ctx)
+			if err != nil {
+				return err
+			}
+			portOpts = &engine.PortOptions{BaseURL: ps.URL(), ClientID: ps.ClientID(), ClientSecret: ps.ClientSecret()}
+			a.notice(log, "demo: built-in Port simulator at "+ps.URL())
+		}
+		// The demo's values win over the environment, so a user's real
+		// credentials are never sent to the simulator (and vice versa).
+		sets := f.sets
+		src = engine.ConfigSources{Sets: d.Config, Getenv: func(string) (string, bool) { return "", false }}
+		for k, v := range sets {
+			src.Sets[k] = v
+		}
+	}
+	cfg, err := engine.ResolveConfig(sp, src)
+	if err != nil {
+		return a.configError(log, sp, specPath, err)
+	}
+	if portOpts == nil {
+		portOpts = &cfg.Port
+	}
+	portOpts.NoDelete, portOpts.AdoptOwners, portOpts.AdoptUnowned = *f.noDelete, f.adoptOwners, *f.adoptUnowned
+	var streamList []string
+	if *f.streams != "" {
+		streamList = strings.Split(*f.streams, ",")
+	}
+	tableDest := orDefault(*f.dest, engine.DefaultDest)
+
+	stopLog := make(chan struct{})
+	var logDone chan struct{}
+	onStart := func(l *engine.Live) {
+		v := newLiveView(sp, l, liveOK)
+		switch mode {
+		case "live":
+			con.startLive(v.render, liveEvery)
+		case "log":
+			logDone = make(chan struct{})
+			go func() {
+				defer close(logDone)
+				logProgress(log, v, logEvery, stopLog)
+			}()
+		}
+	}
+	res, err = engine.Run(ctx, sp, cfg, engine.RunOptions{
+		DryRun: *f.dryRun, Dest: tableDest, Port: *portOpts, Streams: streamList, FullRefresh: *f.fullRefresh,
+		ResumeWithin: *f.resumeWithin, Stdout: a.stdout, Logger: log, OnStart: onStart,
+	})
+	con.stopLive()
+	close(stopLog)
+	if logDone != nil {
+		<-logDone
+	}
+	if errors.Is(err, engine.ErrNoPortCredentials) {
+		err = &engine.UsageError{Err: fmt.Errorf("%w\n  (read from --config, the environment or a .env file; or try the spec with --demo)", err)}
+	}
+	if res.Summary != nil {
+		rep := engine.NewRunReport(sp, specPath, res, err, exitCode(ctx, err), *f.dryRun, time.Now())
+		if a.jsonLogs {
+			log.Info("run finished", "report", rep)
+		} else {
+			width := 0
+			if _, tty := isTerminal(a.stderr); tty {
+				width, _ = con.size()
+			}
+			printSummary(a.stderr, rep, tableDest, width)
+			if d != nil && res.Dest != nil {
+				fmt.Fprint(a.stderr, d.CatalogSummary())
+			}
+		}
+	}
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil && !*f.dryRun && len(sp.Tables()) > 0 {
+		a.notice(log, "interrupted; the rows of every completed page are kept, and the next run resumes from there")
+	}
+	return err
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// configError prints every config problem, with the ways to give values.
+func (a *app) configError(log *slog.Logger, sp *engine.Spec, path string, err error) error {
+	var ce *engine.ConfigError
+	if !errors.As(err, &ce) {
+		return &engine.UsageError{Err: err} // an unreadable --config file
+	}
+	hint := "put KEY=value lines in a .env file in the working directory, or pass --set, --config"
+	if slices.Contains(demo.Specs(), sp.Name()) {
+		hint += fmt.Sprintf("; or try it on demo data: ferry run %s --demo", path)
+	}
+	if a.jsonLogs {
+		log.Error("config", "spec", path, "problems", ce.Problems, "hint", hint)
+		return printed{err}
+	}
+	fmt.Fprintf(a.stderr, "ferry: %s: config:\n", path)
+	for _, line := range ce.Problems {
+		fmt.Fprintln(a.stderr, "  "+line)
+	}
+	fmt.Fprintf(a.stderr, "  (%s)\n", hint)
+	return printed{err}
+}
+
+// notice tells the user something outside the logs' levels (demo
+// addresses, how an interrupt ends): a line on stderr, or a JSON record.
+func (a *app) notice(log *slog.Logger, msg string) {
+	if a.jsonLogs {
+		log.Info(msg)
+		return
+	}
+	var w io.Writer = a.stderr
+	if c := a.console(); c != nil {
+		w = c
+	}
+	fmt.Fprintln(w, strings.TrimRight(msg, "\n"))
+}
+
+// writeReport writes the run's JSON report to path ("-": stdout).
+func (a *app) writeReport(path string, rep *engine.RunReport) error {
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	if path == "-" {
+		_, err = a.stdout.Write(data)
+		return err
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return &engine.UsageError{Err: fmt.Errorf("--report: %w", err)}
+	}
+	return nil
+}
+
+// printSummary tells what the run read and wrote, from its report: per
+// stream what was read, per table and blueprint what was written, and
+// what needs attention. Tables are fitted to width columns (0: any).
+func printSummary(w io.Writer, rep *engine.RunReport, dest string, width int) {
+	if width <= 0 {
+		width = 1 << 16
+	}
+	width = max(width-1, 20)
+	var b strings.Builder
+	// Messages wrap (continuations indented); tables drop columns to fit.
+	line := func(s string) {
+		indent := len(s) - len(strings.TrimLeft(s, " "))
+		for i, l := range wrapText(s, max(width-indent-4, 10)) {
+			if i > 0 {
+				l = strings.Repeat(" ", indent+4) + l
+			} else {
+				l = strings.Repeat(" ", indent) + l
+			}
+			b.WriteString(l + "\n")
+		}
+		if strings.TrimSpace(s) == "" {
+			b.WriteString("\n")
+		}
+	}
+	table := func(rows [][]string, prio []int) {
+		for _, l := range fitTable(rows, prio, 2, width) {
+			b.WriteString(strings.TrimPrefix(l, "  ") + "\n")
+		}
+	}
+	rows := [][]string{{"stream", "state", "requests", "retries", "pages", "records", "outputs", "errors"}}
+	var t engine.StreamReport
+	for _, s := range rep.Streams {
+		rows = append(rows, []string{s.Name, s.State, count(s.Requests), count(s.Retries), count(s.Pages), count(s.Records), count(s.Outputs), count(s.Failures)})
+		t.Requests, t.Retries, t.Pages, t.Records, t.Outputs, t.Failures = t.Requests+s.Requests, t.Retries+s.Retries, t.Pages+s.Pages, t.Records+s.Records, t.Outputs+s.Outputs, t.Failures+s.Failures
+	}
+	rows = append(rows, []string{"total", "", count(t.Requests), count(t.Retries), count(t.Pages), count(t.Records), count(t.Outputs), count(t.Failures)})
+	table(rows, []int{0, 3, 5, 4, 7, 1, 6, 2})
+	line("records are what the API gave; outputs the rows and entities mapped from them (a record may map to several targets, or to none)")
+
+	if len(rep.Tables) > 0 {
+		line("")
+		switch path, ok := strings.CutPrefix(dest, "sqlite:"); {
+		case rep.DryRun:
+			line("tables (a dry run: rows printed, not written):")
+		case ok || !strings.Contains(dest, "://"):
+			if !ok {
+				path = dest
+			}
+			path = engine.RedactDest(path)
+			line(fmt.Sprintf("tables in %s (SQLite), each named %s__TABLE:", path, rep.Spec))
+		default:
+			line(fmt.Sprintf("tables in schema %s of the PostgreSQL database:", rep.Spec))
+		}
+		rows := [][]string{{"table", "", "rows written", "marked deleted", "reconciled"}}
+		for _, tb := range rep.Tables {
+			rows = append(rows, []string{tb.Name, "", count(tb.RowsWritten), count(int64(tb.RowsDeleted)), yesNo(tb.Reconciled)})
+		}
+		table(rows, []int{0, 1, 2, 3, 4})
+	}
+	if len(rep.Blueprints) > 0 {
+		rows := [][]string{{"Port blueprint", "", "produced", "upserted", "rejected", "reconciled"}}
+		for _, bp := range rep.Blueprints {
+			rows = append(rows, []string{bp.Name, "", count(bp.Produced), count(bp.Upserted), count(bp.Rejected), yesNo(bp.Reconciled)})
+		}
+		line("")
+		table(rows, []int{0, 1, 3, 4, 2, 5})
+	}
+	if p := rep.Port; p != nil {
+		line(fmt.Sprintf("port (owner %s): %s upserted, %s rejected, %s stale deleted, %s relations dropped", p.Owner, count(int64(p.Upserted)), count(int64(p.Rejected)), count(int64(p.Deleted)), count(int64(p.DroppedRelations))))
+		if n := len(p.Conflicts); n > 0 {
+			line(fmt.Sprintf("  %d entities of another owner not overwritten (--adopt-owner OWNER or --adopt-unowned takes them over)", n))
+		}
+		if p.Adopted > 0 {
+			line(fmt.Sprintf("  %d entities adopted", p.Adopted))
+		}
+		for i, e := range p.Errors {
+			if i == 10 {
+				line(fmt.Sprintf("  … and %d more", len(p.Errors)-10))
+				break
+			}
+			line("  " + e)
+		}
+		for _, s := range p.SkippedDeletes {
+			line("  deletion skipped: " + s)
+		}
+		for _, e := range p.ReconcileErrors {
+			line("  reconciliation failed: " + e)
+		}
+	}
+	if len(rep.Hosts) > 0 {
+		line("")
+		for _, h := range rep.Hosts {
+			name := h.Host
+			if h.Port {
+				name = "Port at " + name
+			}
+			line(fmt.Sprintf("http: %s, %s to %s", plural(h.Requests, "request", "requests"), plural(h.Retries, "retry", "retries"), name))
+		}
+	}
+	line(fmt.Sprintf("time %s", time.Duration(rep.Seconds*float64(time.Second)).Round(time.Millisecond)))
+	for _, s := range rep.Streams {
+		switch {
+		case s.SkipReason != "":
+			line(fmt.Sprintf("skipped: stream %s (%s)", s.Name, s.SkipReason))
+		case s.SkippedParents > 0 || s.Empty > 0:
+			line(fmt.Sprintf("stream %s: %s not sent (a when was false, or a response rule skipped it), %s read as no data", s.Name, plural(s.SkippedParents, "request", "requests"), plural(s.Empty, "answer", "answers")))
+		}
+		if s.WindowsTotal > 0 || s.WindowsDone > 0 {
+			line(fmt.Sprintf("stream %s: %d of %d time windows done", s.Name, s.WindowsDone, s.WindowsTotal))
+		}
+	}
+	for _, d := range rep.Duplicates {
+		what := "rows repeated a primary key"
+		if d.Kind == "blueprint" {
+			what = "entities repeated an identifier"
+		}
+		var modes []string
+		for _, m := range []string{"warn", "fail", "merge"} {
+			if n := d.Modes[m]; n > 0 {
+				modes = append(modes, fmt.Sprintf("%d %s", n, map[string]string{"warn": "kept the last (warn)", "fail": "failed (fail)", "merge": "merged (merge)"}[m]))
+			}
+		}
+		line(fmt.Sprintf("duplicates: %s %s: %d %s: %s", d.Kind, d.Name, d.Count, what, strings.Join(modes, ", ")))
+		for _, ex := range d.Examples {
+			line("  e.g. " + ex)
+		}
+	}
+	if len(rep.Tables) > 0 && !rep.DryRun {
+		if path, ok := strings.CutPrefix(dest, "sqlite:"); ok || !strings.Contains(dest, "://") {
+			if !ok {
+				path = dest
+			}
+			path = engine.RedactDest(path)
+			line("look with:")
+			line(fmt.Sprintf("  sqlite3 %s 'SELECT * FROM \"%s__%s\" LIMIT 5'", path, rep.Spec, rep.Tables[0].Name))
+		}
+	}
+	io.WriteString(w, b.String())
+}
+
+// wrapText breaks s into lines of at most width runes, at spaces (a word
+// longer than a line is cut).
+func wrapText(s string, width int) []string {
+	var out []string
+	var cur strings.Builder
+	for _, word := range strings.Fields(s) {
+		for utf8.RuneCountInString(word) > width {
+			if cur.Len() > 0 {
+				out = append(out, cur.String())
+				cur.Reset()
+			}
+			r := []rune(word)
+			out = append(out, string(r[:width]))
+			word = string(r[width:])
+		}
+		if cur.Len() > 0 && utf8.RuneCountInString(cur.String())+1+utf8.RuneCountInString(word) > width {
+			out = append(out, cur.String())
+			cur.Reset()
+		}
+		if cur.Len() > 0 {
+			cur.WriteByte(' ')
+		}
+		cur.WriteString(word)
+	}
+	if cur.Len() > 0 {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/ferry-etl/ferry/engine"
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
+)
+
+// reportSchema compiles engine/report.schema.json, the published schema of
+// `ferry run --report`.
+func reportSchema(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(engine.ReportSchema()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource("report.schema.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile("report.schema.json")
+	if err != nil {
+		t.Fatalf("compile report schema: %v", err)
+	}
+	return sch
+}
+
+// checkReport validates a report against the schema and decodes it.
+func checkReport(t *testing.T, sch *jsonschema.Schema, data []byte) engine.RunReport {
+	t.Helper()
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("report is not JSON: %v\n%s", err, data)
+	}
+	if err := sch.Validate(inst); err != nil {
+		t.Fatalf("report does not fit its schema: %v\n%s", err, data)
+	}
+	var rep engine.RunReport
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+const reportSpec = `version: 1
+name: rep
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+  retry: {attempts: 3, initial: 1ms, max: 2ms}
+streams:
+  items:
+    request: {path: /items}
+  broken:
+    request: {path: /broken}
+  extra:
+    when: 'false'
+    request: {path: /extra}
+tables:
+  items: {from: items, primary_key: [id]}
+port:
+  blueprints: bp.json
+  entities:
+    - {blueprint: item, from: items, identifier: .id}
+`
+
+// TestRunReport: --report writes what a run did, fitting the published
+// schema: per stream requests, retries, records and state, per table rows
+// written, per blueprint entities upserted, Port's totals, every failed
+// chain and record, duplicates, and requests per host (Port's included).
+// Port's credentials come from .env here.
+func TestRunReport(t *testing.T) {
+	sch := reportSchema(t)
+	calls := 0
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/items":
+			calls++
+			if calls == 1 {
+				http.Error(w, "busy", http.StatusServiceUnavailable)
+				return
+			}
+			w.Write([]byte(`[{"id": "1"}, {"id": "2"}, {"id": "2"}, {"name": "no id"}]`))
+		default:
+			http.Error(w, "nope", http.StatusBadRequest)
+		}
+	}))
+	defer api.Close()
+	port := portsim.New(portsim.Options{RateLimit: -1})
+	defer port.Close()
+	dir := t.TempDir()
+	t.Chdir(dir)
+	for name, body := range map[string]string{
+		"spec.yaml": reportSpec,
+		"bp.json":   `[{"identifier": "item", "title": "Item", "schema": {"properties": {}, "required": []}}]`,
+		".env":      "PORT_CLIENT_ID=" + port.ClientID() + "\nexport PORT_CLIENT_SECRET=\"" + port.ClientSecret() + "\" # from .env\nPORT_BASE_URL='" + port.URL() + "'\n",
+	} {
+		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"run", "spec.yaml", "--set", "url=" + api.URL, "--progress", "none", "--report", "report.json"}, strings.NewReader(""), &stdout, &stderr)
+	if code != engine.ExitFailed {
+		t.Fatalf("exit %d, want %d:\n%s", code, engine.ExitFailed, stderr.String())
+	}
+	data, err := os.ReadFile("report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := checkReport(t, sch, data)
+	if rep.Spec != "rep" || rep.ExitCode != engine.ExitFailed || rep.Status != "failed" || !strings.Contains(rep.Error, "failed request chain") {
+		t.Errorf("head: spec %q exit %d status %q error %q", rep.Spec, rep.ExitCode, rep.Status, rep.Error)
+	}
+	streams := map[string]engine.StreamReport{}
+	for _, s := range rep.Streams {
+		streams[s.Name] = s
+	}
+	if s := streams["items"]; s.Requests != 2 || s.Retries != 1 || s.Records != 4 || s.Failures != 2 || s.State != "failed" {
+		t.Errorf("items: %+v, want 2 requests, 1 retry, 4 records, 2 failures (a row and an entity), failed", s)
+	}
+	if s := streams["broken"]; s.Failures != 1 || s.State != "failed" || s.Requests != 1 {
+		t.Errorf("broken: %+v", s)
+	}
+	if s := streams["extra"]; s.State != "skipped" || s.SkipReason == "" {
+		t.Errorf("extra: %+v, want skipped with its reason", s)
+	}
+	if len(rep.Tables) != 1 || rep.Tables[0].RowsWritten != 2 || rep.Tables[0].Reconciled {
+		t.Errorf("tables: %+v, want items with 2 rows, not reconciled", rep.Tables)
+	}
+	if len(rep.Blueprints) != 1 || rep.Blueprints[0] != (engine.BlueprintReport{Name: "item", Produced: 2, Upserted: 2}) {
+		t.Errorf("blueprints: %+v, want item: 2 produced, 2 upserted", rep.Blueprints)
+	}
+	if rep.Port == nil || rep.Port.Upserted != 2 || rep.Port.Deleted != 0 {
+		t.Errorf("port: %+v", rep.Port)
+	}
+	kinds := map[string]int{}
+	for _, f := range rep.Failures {
+		kinds[f.Kind+" "+f.Stream]++
+	}
+	// The id-less record fails its row and its entity.
+	if kinds["chain broken"] != 1 || kinds["record items"] != 2 || len(rep.Failures) != 3 {
+		t.Errorf("failures: %+v", rep.Failures)
+	}
+	if len(rep.Duplicates) != 2 {
+		t.Errorf("duplicates: %+v, want the table's and the blueprint's", rep.Duplicates)
+	}
+	ports := 0
+	for _, h := range rep.Hosts {
+		if h.Port {
+			ports++
+			if h.Requests == 0 {
+				t.Errorf("Port host %s: no requests", h.Host)
+			}
+		}
+	}
+	if ports != 1 || len(rep.Hosts) != 2 {
+		t.Errorf("hosts: %+v, want the API's and Port's", rep.Hosts)
+	}
+	if got := catalogCount(port, "item"); got != 2 {
+		t.Errorf("Port holds %d items, want 2", got)
+	}
+}
+
+func catalogCount(p *portsim.Server, blueprint string) int {
+	n := 0
+	for _, e := range p.Catalog().Entities {
+		if e.Blueprint == blueprint {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRunReportOutcomes: a report is written however a run ends once its
+// flags are read, to stdout with "-", and fits the schema each time.
+func TestRunReportOutcomes(t *testing.T) {
+	sch := reportSchema(t)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`[{"id": 1}]`))
+	}))
+	defer api.Close()
+	dir := t.TempDir()
+	t.Chdir(dir)
+	spec := "version: 1\nname: ok\nconfig:\n  url: {required: true}\nhttp:\n  base_url: ${ config.url }\nstreams:\n  items:\n    request: {path: /items}\ntables:\n  items: {from: items}\n"
+	if err := os.WriteFile("ok.yaml", []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("bad.yaml", []byte("version: 1\nname: bad\nstreams: {a: {}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		status string
+	}{
+		{"ok to stdout", []string{"run", "ok.yaml", "--set", "url=" + api.URL, "--report", "-"}, 0, "ok"},
+		{"config error", []string{"run", "ok.yaml", "--report", "-"}, engine.ExitUsage, "usage"},
+		{"invalid spec", []string{"run", "bad.yaml", "--report", "-"}, engine.ExitInvalidSpec, "invalid_spec"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), append(tc.args, "--progress", "none"), strings.NewReader(""), &stdout, &stderr)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d:\n%s", code, tc.code, stderr.String())
+			}
+			rep := checkReport(t, sch, stdout.Bytes())
+			if rep.ExitCode != tc.code || rep.Status != tc.status {
+				t.Errorf("report: exit %d status %q, want %d %q", rep.ExitCode, rep.Status, tc.code, tc.status)
+			}
+		})
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), []string{"run", "ok.yaml", "--dry-run", "--report", "-"}, strings.NewReader(""), &stdout, &stderr); code != engine.ExitUsage {
+		t.Errorf("--dry-run --report -: exit %d, want %d", code, engine.ExitUsage)
+	}
+}

@@ -1,0 +1,255 @@
+package engine
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/ferry-etl/ferry/engine/spec"
+)
+
+//go:embed report.schema.json
+var reportSchema []byte
+
+// ReportSchema returns the JSON Schema of RunReport's JSON form.
+func ReportSchema() []byte { return reportSchema }
+
+// RunReport is the machine-readable outcome of a run (`ferry run --report`),
+// for orchestrators. Its JSON form is described by ReportSchema; fields are
+// only ever added.
+type RunReport struct {
+	Spec     string    `json:"spec"`      // the spec's name
+	SpecFile string    `json:"spec_file"` // the file it was loaded from ("-": stdin)
+	DryRun   bool      `json:"dry_run"`
+	Started  time.Time `json:"started"`
+	Ended    time.Time `json:"ended"`
+	Seconds  float64   `json:"duration_seconds"`
+	ExitCode int       `json:"exit_code"`
+	Status   string    `json:"status"` // ok, failed, usage, invalid_spec, interrupted
+	Error    string    `json:"error,omitempty"`
+
+	Streams    []StreamReport    `json:"streams"`
+	Tables     []TableReport     `json:"tables"`
+	Blueprints []BlueprintReport `json:"blueprints"`
+	Port       *PortSummary      `json:"port,omitempty"` // nil when Port was not written (dry run, no entities, stopped early)
+	Failures   []FailureReport   `json:"failures"`       // every failed request chain and record
+	Duplicates []DuplicateReport `json:"duplicates"`
+	Hosts      []HostReport      `json:"hosts"` // HTTP attempts per host, Port's included
+}
+
+// StreamReport is what one stream read.
+type StreamReport struct {
+	Name     string `json:"name"`
+	State    string `json:"state"` // done, failed, skipped, incomplete (cut short)
+	Chains   int64  `json:"chains"`
+	Requests int64  `json:"requests"` // HTTP attempts, retries included
+	Retries  int64  `json:"retries"`
+	Pages    int64  `json:"pages"`
+	Records  int64  `json:"records"` // records read
+	// Outputs are the rows and entities its records mapped to: a record
+	// may map to several tables and blueprints, or (a selector) to none.
+	Outputs        int64  `json:"outputs"`
+	Failures       int64  `json:"failures"`        // failed chains and records
+	SkippedParents int64  `json:"skipped_parents"` // requests not sent: a `when` false for the parent, or a response rule's skip
+	Empty          int64  `json:"empty"`           // answers a response rule read as "no data"
+	WindowsDone    int64  `json:"windows_done,omitempty"`
+	WindowsTotal   int64  `json:"windows_total,omitempty"` // the time windows of a windowed stream
+	Complete       bool   `json:"complete"`                // everything it should have read was read
+	SkipReason     string `json:"skip_reason,omitempty"`
+}
+
+// TableReport is what one table received.
+type TableReport struct {
+	Name string `json:"name"`
+	// RowsWritten were committed (on a dry run: printed), a repeated
+	// primary key once; RowsDeleted are
+	// rows of a replace table not seen in this full sync, marked deleted.
+	RowsWritten int64 `json:"rows_written"`
+	RowsDeleted int   `json:"rows_deleted"`
+	Reconciled  bool  `json:"reconciled"` // every stream feeding it was complete
+}
+
+// BlueprintReport is what one blueprint received.
+type BlueprintReport struct {
+	Name string `json:"name"`
+	// Produced are the entities mapped (a duplicate identifier once);
+	// Upserted those Port accepted; Rejected those it did not (see
+	// Port.Errors).
+	Produced   int64 `json:"produced"`
+	Upserted   int64 `json:"upserted"`
+	Rejected   int64 `json:"rejected"`
+	Reconciled bool  `json:"reconciled"` // its stale entities could be deleted
+}
+
+// PortSummary is what Port did.
+type PortSummary struct {
+	Owner            string   `json:"owner"` // the ferryOwner value this run writes
+	Upserted         int      `json:"upserted"`
+	Rejected         int      `json:"rejected"`
+	Deleted          int      `json:"deleted"` // stale owned entities deleted
+	DroppedRelations int      `json:"dropped_relations"`
+	Adopted          int      `json:"adopted"`   // entities taken over from another owner, or none
+	Conflicts        []string `json:"conflicts"` // entities of another owner, not overwritten
+	Errors           []string `json:"errors"`
+	SkippedDeletes   []string `json:"skipped_deletes"`
+	ReconcileErrors  []string `json:"reconcile_errors"` // blueprints whose stale entities could not be listed: nothing deleted
+}
+
+// FailureReport is one failed request chain or record.
+type FailureReport struct {
+	Kind      string `json:"kind"` // chain or record
+	Stream    string `json:"stream"`
+	Parents   string `json:"parents,omitempty"` // e.g. apps[id=a] > envs[id=dev]
+	Table     string `json:"table,omitempty"`
+	Blueprint string `json:"blueprint,omitempty"`
+	Lookup    string `json:"lookup,omitempty"`
+	Error     string `json:"error"`
+}
+
+// DuplicateReport counts the rows or entities that repeated a key.
+type DuplicateReport struct {
+	Kind     string         `json:"kind"` // table or blueprint
+	Name     string         `json:"name"`
+	Count    int            `json:"count"`
+	Modes    map[string]int `json:"modes"`
+	Examples []string       `json:"examples"`
+}
+
+// HostReport counts the HTTP attempts sent to one host.
+type HostReport struct {
+	Host     string `json:"host"`
+	Port     bool   `json:"port"`
+	Requests int64  `json:"requests"`
+	Retries  int64  `json:"retries"`
+	Errors   int64  `json:"errors"`
+}
+
+// ExitStatus names an exit code in a report.
+func ExitStatus(code int) string {
+	switch code {
+	case ExitOK:
+		return "ok"
+	case ExitUsage:
+		return "usage"
+	case ExitInvalidSpec:
+		return "invalid_spec"
+	case ExitInterrupted:
+		return "interrupted"
+	}
+	return "failed"
+}
+
+// NewRunReport builds the report of a run of the spec at path (sp is nil
+// when it could not be loaded) that ended with res (nil if it never
+// started), err and the exit code the CLI returns.
+func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRun bool, now time.Time) *RunReport {
+	rep := &RunReport{SpecFile: path, DryRun: dryRun, ExitCode: code, Status: ExitStatus(code),
+		Streams: []StreamReport{}, Tables: []TableReport{}, Blueprints: []BlueprintReport{}, Failures: []FailureReport{},
+		Duplicates: []DuplicateReport{}, Hosts: []HostReport{}}
+	if sp == nil {
+		sp = &Spec{f: &spec.File{}}
+	} else {
+		rep.Spec = sp.Name()
+	}
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	if res == nil {
+		res = &Result{}
+	}
+	rep.Started, rep.Ended = res.Started, res.Ended
+	if rep.Started.IsZero() {
+		rep.Started = now
+	}
+	if rep.Ended.IsZero() {
+		rep.Ended = now
+	}
+	rep.Started, rep.Ended = rep.Started.UTC(), rep.Ended.UTC()
+	rep.Seconds = rep.Ended.Sub(rep.Started).Seconds()
+	sum := res.Summary
+	cut := err != nil && !isRunError(err) && !errors.As(err, new(*InvalidEntitiesError))
+	dups := map[string]int64{} // kind/name -> repeats that did not fail
+	if sum != nil {
+		for _, s := range sum.Streams {
+			sr := StreamReport{Name: s.Stream, Chains: s.Chains, Requests: s.Requests, Retries: s.Retries, Pages: s.Pages,
+				Records: s.Records, Outputs: s.Outputs, Failures: s.Errors, SkippedParents: s.Skipped, Empty: s.Empty,
+				WindowsDone: s.WindowsDone, WindowsTotal: s.WindowsTotal, Complete: sum.Complete[s.Stream], SkipReason: s.SkipReason}
+			switch {
+			case s.SkipReason != "":
+				sr.State = "skipped"
+			case s.Errors > 0:
+				sr.State = "failed"
+			case !s.Done || cut:
+				sr.State = "incomplete"
+			default:
+				sr.State = "done"
+			}
+			rep.Streams = append(rep.Streams, sr)
+		}
+		for _, f := range sum.Failures {
+			fr := FailureReport{Kind: "chain", Stream: f.Stream, Parents: f.Parents, Table: f.Table, Blueprint: f.Blueprint, Lookup: f.Lookup, Error: f.Err.Error()}
+			if f.Record() {
+				fr.Kind = "record"
+			}
+			rep.Failures = append(rep.Failures, fr)
+		}
+		for _, d := range sum.Duplicates {
+			dr := DuplicateReport{Kind: d.Kind, Name: d.Name, Count: d.Count, Modes: map[string]int{}, Examples: append([]string{}, d.Examples...)}
+			maps.Copy(dr.Modes, d.Modes)
+			rep.Duplicates = append(rep.Duplicates, dr)
+			dups[d.Kind+"/"+d.Name] = int64(d.Count - d.Modes["fail"])
+		}
+	}
+	for _, name := range sp.Tables() {
+		// A repeated primary key overwrote (or merged into) its row.
+		tr := TableReport{Name: name, RowsWritten: max(res.Rows[name]-dups["table/"+name], 0)}
+		if sum != nil {
+			tr.Reconciled = sum.Tables[name]
+		}
+		if res.Dest != nil {
+			tr.RowsDeleted = res.Dest.Tables[name]
+		}
+		rep.Tables = append(rep.Tables, tr)
+	}
+	var prep *PortSummary
+	rejected := map[string]int64{}
+	if res.Dest != nil && res.Dest.Port != nil {
+		p := res.Dest.Port
+		prep = &PortSummary{Owner: p.Owner, Upserted: p.Upserted, Rejected: p.Failed, Deleted: p.Deleted, DroppedRelations: p.DroppedRelations,
+			Adopted: p.Adopted, Conflicts: []string{}, Errors: []string{}, SkippedDeletes: []string{}, ReconcileErrors: []string{}}
+		for _, c := range p.Conflicts {
+			owner := c.Owner
+			if owner == "" {
+				owner = "nobody (made by hand or by another tool)"
+			}
+			prep.Conflicts = append(prep.Conflicts, fmt.Sprintf("blueprint %s entity %q: owned by %s", c.Blueprint, c.Identifier, owner))
+		}
+		for _, e := range p.ReconcileErrors {
+			prep.ReconcileErrors = append(prep.ReconcileErrors, e.Blueprint+": "+e.Message)
+		}
+		for _, e := range p.Errors {
+			prep.Errors = append(prep.Errors, e.Error())
+			rejected[e.Blueprint]++
+		}
+		for _, s := range p.SkippedDeletes {
+			prep.SkippedDeletes = append(prep.SkippedDeletes, s.Blueprint+": "+s.Reason)
+		}
+		rep.Port = prep
+	}
+	for _, name := range sp.Blueprints() {
+		br := BlueprintReport{Name: name, Produced: res.Entities[name] - dups["blueprint/"+name], Rejected: rejected[name]}
+		if prep != nil {
+			br.Upserted = max(br.Produced-br.Rejected, 0)
+		}
+		if sum != nil {
+			br.Reconciled = sum.Blueprints[name]
+		}
+		rep.Blueprints = append(rep.Blueprints, br)
+	}
+	for _, h := range res.Hosts {
+		rep.Hosts = append(rep.Hosts, HostReport{Host: h.Host, Port: h.Port, Requests: h.Requests, Retries: h.Retries, Errors: h.Errors})
+	}
+	return rep
+}
