@@ -29,7 +29,6 @@ const DefaultDest = "sqlite:ferry.db"
 type PortOptions struct {
 	BaseURL, ClientID, ClientSecret string
 	NoDelete                        bool
-	DeleteThreshold                 float64
 	// AdoptOwners are former owners (ferryOwner values) whose entities the
 	// run takes over: when the owner key changed, the old value moves to
 	// the new one (produced entities are re-marked, stale ones deleted).
@@ -140,9 +139,11 @@ func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOp
 			return nil, err
 		}
 		opts.Logger.Info("port owner", "owner", owner)
+		policy, policies := relationPolicies(f)
 		ps, err := port.New(port.Config{Pool: pool, BaseURL: po.BaseURL, ClientID: po.ClientID, ClientSecret: po.ClientSecret,
 			Owner: owner, AdoptOwners: po.AdoptOwners, AdoptUnowned: po.AdoptUnowned,
-			NoDelete: po.NoDelete, DeleteThreshold: po.DeleteThreshold, Logger: opts.Logger})
+			NoDelete: po.NoDelete, DeleteThreshold: f.Port.DeleteThreshold.V, Logger: opts.Logger,
+			RelationPolicy: policy, RelationPolicies: policies})
 		if err != nil {
 			d.close()
 			return nil, fmt.Errorf("port: %w", err)
@@ -198,6 +199,19 @@ func PortOwner(sp *Spec, cfg *Config) (string, error) {
 // RedactDest is dest with every credential hidden (see redactDSN), for
 // showing a destination anywhere.
 func RedactDest(dest string) string { return redactDSN(dest) }
+
+// relationPolicies reads the spec's missing_relations: the default, and
+// the per-relation ones keyed "blueprint.relation" (validation refused two
+// mappings disagreeing on one).
+func relationPolicies(f *spec.File) (port.RelationPolicy, map[string]port.RelationPolicy) {
+	per := map[string]port.RelationPolicy{}
+	for _, e := range f.Port.Entities {
+		for _, it := range e.MissingRelations.Items {
+			per[e.Blueprint.V+"."+it.Key] = port.RelationPolicy(it.Value.V)
+		}
+	}
+	return port.RelationPolicy(f.Port.MissingRelations.V), per
+}
 
 // redactDSN hides every credential of a destination: the password of the
 // URL's userinfo, and the value of every query parameter — or, outside a

@@ -72,6 +72,10 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 			if rt.Max.Set {
 				hc.Retry.Max = rt.Max.V
 			}
+			if rt.Post.Set {
+				post := rt.Post.V
+				hc.RetryPOST = &post
+			}
 		}
 		if a := h.Auth; a != nil {
 			// An auth block replaces the inherited one whole: another host

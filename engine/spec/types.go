@@ -123,6 +123,7 @@ type Retry struct {
 	On       []Int    `yaml:"on" doc:"HTTP statuses retried (default 408, 429, 500, 502, 503, 504)."`
 	Initial  Duration `yaml:"initial" doc:"First backoff (default 500ms), doubled each attempt with jitter."`
 	Max      Duration `yaml:"max" doc:"Backoff cap (default 30s). Retry-After and x-ratelimit-reset are honoured."`
+	Post     Bool     `yaml:"post" doc:"Retry POST requests too (default true: most API POSTs are read-only queries; set false where a POST creates something, so a retry cannot create it twice)."`
 }
 
 // RateLimit is a token bucket shared by every request to one host.
@@ -262,6 +263,12 @@ type Port struct {
 	Blueprints Str      `yaml:"blueprints" doc:"JSON file (relative to the spec) with the blueprint bodies to create or update."`
 	Owner      Tmpl     `yaml:"owner" doc:"Owner key (template over config, e.g. ${ config.org_id }): which source instance the entities come from. They are marked ferryOwner = <name>/<owner key>, and a run only overwrites or deletes entities of its own owner. Default: the values of the required, non-secret config inputs."`
 	Entities   []Entity `yaml:"entities" doc:"Entity mappings, in Port's mapping style."`
+	// MissingRelations is what happens to a relation whose target entity is
+	// neither written by the run nor in Port.
+	MissingRelations Str `yaml:"missing_relations" enum:"drop,stub,fail" doc:"A relation target neither written by the run nor in Port: drop it with a warning (default), let Port create an empty stub (stub), or fail the entity (fail). An entity mapping may set it per relation."`
+	// DeleteThreshold caps the share of a blueprint's owned entities one run
+	// may delete.
+	DeleteThreshold Float `yaml:"delete_threshold" doc:"The largest share (0 to 1] of a blueprint's owned entities one run may delete as stale; above it nothing is deleted and a warning says why (default 0.9)."`
 }
 
 // Entity maps a stream's records to entities of one blueprint.
@@ -280,6 +287,8 @@ type Entity struct {
 	// OnDuplicate is what happens when two entities of one run share a
 	// blueprint and identifier (from this mapping or another).
 	OnDuplicate Str `yaml:"on_duplicate" enum:"warn,fail,merge" doc:"An entity whose blueprint and identifier an earlier entity of the run already had: warn (default; the last one wins, reported), fail (the later entity is a failed record, not sent), or merge (later non-null title, properties and single relations win; many-relations are the sorted union)."`
+	// MissingRelations overrides port.missing_relations per relation.
+	MissingRelations Map[Str] `yaml:"missing_relations" enum:"drop,stub,fail" doc:"Per relation of this blueprint: drop, stub or fail (see port.missing_relations)."`
 
 	reads map[string]bool // lookups its programs read
 }

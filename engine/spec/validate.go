@@ -518,6 +518,21 @@ func (p *parser) checkPort(f *File, blueprints map[string]*Blueprint) {
 	if f.Port == nil {
 		return
 	}
+	if dt := f.Port.DeleteThreshold; dt.Set && (dt.V <= 0 || dt.V > 1) {
+		p.errorAt(dt.P, "port.delete_threshold", "want a share greater than 0 and at most 1, got %v", dt.V)
+	}
+	// Two mappings of one blueprint must not disagree on a relation.
+	policy := map[string]Str{}
+	for i := range f.Port.Entities {
+		e := &f.Port.Entities[i]
+		for _, it := range e.MissingRelations.Items {
+			k := e.Blueprint.V + "." + it.Key
+			if prev, seen := policy[k]; seen && prev.V != it.Value.V {
+				p.errorAt(it.Value.P, fmt.Sprintf("port.entities[%d].missing_relations.%s", i, it.Key), "%q here, %q on line %d for the same relation of blueprint %q", it.Value.V, prev.V, prev.P.Line, e.Blueprint.V)
+			}
+			policy[k] = it.Value
+		}
+	}
 	names := f.Streams.Keys()
 	var bpNames []string
 	for k := range blueprints {
@@ -534,6 +549,13 @@ func (p *parser) checkPort(f *File, blueprints map[string]*Blueprint) {
 			continue
 		}
 		bp, ok := blueprints[e.Blueprint.V]
+		if ok {
+			for _, it := range e.MissingRelations.Items {
+				if _, has := bp.Relations[it.Key]; !has {
+					p.errorAt(it.P, path+".missing_relations", "blueprint %q has no relation %q%s", bp.Identifier, it.Key, didYouMean(it.Key, mapKeys(bp.Relations)))
+				}
+			}
+		}
 		if !ok {
 			p.errorAt(e.Blueprint.P, path+".blueprint", "unknown blueprint %q in %s%s", e.Blueprint.V, f.Port.Blueprints.V, didYouMean(e.Blueprint.V, bpNames))
 			continue
