@@ -22,8 +22,8 @@ import (
 )
 
 // Output receives what the run produces, in deterministic order per stream.
-// Calls for one stream come from one goroutine; calls for different streams
-// may be concurrent.
+// Row and Entity calls for one stream come from one goroutine; calls for
+// different streams may be concurrent.
 type Output interface {
 	Row(ctx context.Context, r sink.Row) error
 	Entity(ctx context.Context, e sink.Entity) error
@@ -32,7 +32,9 @@ type Output interface {
 // Checkpointer is implemented by Outputs that keep resumable state. After
 // the records of a page have been passed to Row and Entity, the runner calls
 // Checkpoint with where that request chain stands; an Output commits it with
-// those rows, never before them.
+// those rows, never before them. An incremental parent's cursor may come
+// from another stream's goroutine (the one whose chain finished last below
+// it): Checkpoint must be safe for concurrent use.
 type Checkpointer interface {
 	Checkpoint(ctx context.Context, cp sink.Checkpoint) error
 }
