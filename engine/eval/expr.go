@@ -13,11 +13,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/builtin"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -69,12 +73,22 @@ type Option func(*options)
 
 type options struct {
 	clock func() time.Time
+	types map[string]any
 }
 
 // WithClock makes expr's now() return clock() instead of the wall clock, so
 // that date arithmetic is reproducible in tests and dry runs.
 func WithClock(clock func() time.Time) Option {
 	return func(o *options) { o.clock = clock }
+}
+
+// WithTypes gives members of the scope a type the checker enforces, as a
+// sample value keyed by the member's dotted path: {"config.page_size": 0}
+// makes `config.page_size + "x"` a compile error and `config.page_size > 1`
+// a valid condition. The program must then get a value of that Go type at
+// run time. Members without a sample may hold anything.
+func WithTypes(samples map[string]any) Option {
+	return func(o *options) { o.types = samples }
 }
 
 // Expr is a compiled expr program. It is safe for concurrent use.
@@ -92,7 +106,9 @@ type Expr struct {
 // Besides expr's builtins the program may call title_case, clean_title,
 // path_escape and query_escape. Errors are [*Error] with byte offsets in src.
 //
-// The program runs on a plain map[string]any env (see [Expr.Eval]).
+// The program runs on a plain map[string]any env (see [Expr.Eval]). The
+// cost of a compile grows with the program, not with the scope: a scope of
+// thousands of names costs no more per program than one of three.
 func CompileExpr(src string, scope Scope, kind Kind, opts ...Option) (*Expr, error) {
 	var o options
 	for _, opt := range opts {
@@ -102,41 +118,112 @@ func CompileExpr(src string, scope Scope, kind Kind, opts ...Option) (*Expr, err
 }
 
 func compileExpr(src string, scope Scope, kind Kind, o *options) (*Expr, error) {
-	tree, err := parser.Parse(src)
+	base := baseConfig(o.clock)
+	tree, err := parser.ParseWithConfig(src, base)
 	if err != nil {
 		return nil, exprError(src, scope, err)
 	}
-	if e := checkScope(src, tree.Node, scope); e != nil {
+	used, e := checkScope(src, tree.Node, scope)
+	if e != nil {
 		return nil, e
 	}
 
-	// Type check against a struct built from scope: the checker then knows
-	// which names and members exist. The program that runs is compiled
-	// separately without an env, so it reads plain maps.
-	checkOpts := append(exprOptions(o.clock), expr.Env(scopeSample(scope)))
+	// Type check against the scope's names (and the declared types of the
+	// members the program uses). The program that runs is compiled
+	// separately without an env, so it reads plain maps whatever they hold.
+	check := *base
+	check.WithEnv(envType(scope, used, o.types))
+	check.ExpectAny = true // a value of unknown type is checked at run time
 	switch kind {
 	case BoolKind:
-		checkOpts = append(checkOpts, expr.AsBool())
+		check.Expect = reflect.Bool
 	case IntKind:
-		checkOpts = append(checkOpts, expr.AsInt())
+		check.Expect = reflect.Int
 	case StringKind:
-		checkOpts = append(checkOpts, expr.AsKind(reflect.String))
+		check.Expect = reflect.String
 	}
-	check, err := expr.Compile(src, checkOpts...)
+	checked, err := checker.ParseCheck(src, &check)
 	if err != nil {
 		return nil, exprError(src, scope, err)
 	}
 	if kind == IntKind {
 		// expr's int expectation accepts any number; a float is not an int.
-		if t := check.Node().Type(); t != nil && (t.Kind() == reflect.Float64 || t.Kind() == reflect.Float32) {
+		if t := checked.Node.Type(); t != nil && (t.Kind() == reflect.Float64 || t.Kind() == reflect.Float32) {
 			return nil, &Error{Lang: "expr", Msg: "expected int, but got " + t.String()}
 		}
 	}
-	prog, err := expr.Compile(src, exprOptions(o.clock)...)
+	prog, err := compileRun(src, base)
 	if err != nil {
 		return nil, exprError(src, scope, err)
 	}
 	return &Expr{src: src, kind: kind, prog: prog}, nil
+}
+
+// compileRun compiles the program that runs, as expr.Compile does but on a
+// copy of the shared base configuration instead of a new one per program
+// (which copies every builtin).
+func compileRun(src string, base *conf.Config) (*vm.Program, error) {
+	cfg := *base
+	tree, err := checker.ParseCheck(src, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := optimizer.Optimize(&tree.Node, &cfg); err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			return nil, fe.Bind(tree.Source)
+		}
+		return nil, err
+	}
+	return compiler.Compile(tree, &cfg)
+}
+
+// baseConfig is expr's configuration with ferry's functions and no env. It
+// is never modified: each compile works on a shallow copy (the copy's type
+// cache is its own; the function tables are only read).
+func baseConfig(clock func() time.Time) *conf.Config {
+	if clock == nil {
+		return defaultConfig()
+	}
+	return newBaseConfig(clock)
+}
+
+// defaultConfig is built once: it is the same for every program.
+var defaultConfig = sync.OnceValue(func() *conf.Config { return newBaseConfig(nil) })
+
+func newBaseConfig(clock func() time.Time) *conf.Config {
+	c := conf.CreateNew()
+	for _, opt := range exprOptions(clock) {
+		opt(c)
+	}
+	c.Check()
+	return c
+}
+
+// envType describes scope to expr's checker: its top-level names, strictly
+// (any other name is an error); members of a nested scope hold anything
+// (checkScope has checked them), except that those the program uses get
+// their declared types.
+func envType(scope Scope, used []string, samples map[string]any) types.Map {
+	env := make(types.Map, len(scope))
+	for name, sub := range scope {
+		if sub == nil {
+			env[name] = types.Any
+			continue
+		}
+		env[name] = types.Map{types.Extra: types.Any}
+	}
+	for _, path := range used {
+		sample, ok := samples[path]
+		if !ok {
+			continue
+		}
+		name, member, _ := strings.Cut(path, ".")
+		if m, ok := env[name].(types.Map); ok && !strings.Contains(member, ".") {
+			m[member] = types.TypeOf(sample)
+		}
+	}
+	return env
 }
 
 // Source returns the program text given to [CompileExpr].
@@ -294,54 +381,38 @@ type messageError struct {
 func (e *messageError) Error() string { return e.msg }
 func (e *messageError) Unwrap() error { return e.err }
 
-// maxScopeDepth bounds the struct built from a Scope, in case of a cycle.
-const maxScopeDepth = 32
-
-// scopeSample returns a zero struct value whose fields, tagged with the
-// scope's names, let expr's checker verify names and members.
-func scopeSample(s Scope) any {
-	return reflect.New(scopeType(s, 0)).Elem().Interface()
-}
-
-func scopeType(s Scope, depth int) reflect.Type {
-	names := s.Names()
-	fields := make([]reflect.StructField, 0, len(names))
-	for i, name := range names {
-		typ := reflect.TypeFor[any]()
-		if sub := s[name]; sub != nil && depth < maxScopeDepth {
-			typ = scopeType(*sub, depth+1)
-		}
-		fields = append(fields, reflect.StructField{
-			Name: "F" + strconv.Itoa(i),
-			Type: typ,
-			Tag:  reflect.StructTag("expr:" + strconv.Quote(name)),
-		})
-	}
-	return reflect.StructOf(fields)
-}
-
 // checkScope reports the first member access (in source order) that a
-// non-nil *Scope does not list, with a "did you mean" hint. The struct check
-// that follows would catch it too, but only with a message naming Go types.
-func checkScope(src string, root ast.Node, scope Scope) *Error {
-	c := scopeChecker{scope: scope, lets: map[string]bool{}}
+// non-nil *Scope does not list, with a "did you mean" hint, and otherwise
+// returns the members the program reads, as dotted paths ("config.org_id"),
+// for their declared types. A name bound by let to a scope path
+// (`let c = config`) is checked as that path.
+func checkScope(src string, root ast.Node, scope Scope) ([]string, *Error) {
+	c := scopeChecker{scope: scope, lets: map[string][]string{}}
+	var decls []*ast.VariableDeclaratorNode
 	ast.Find(root, func(n ast.Node) bool {
 		if d, ok := n.(*ast.VariableDeclaratorNode); ok {
-			c.lets[d.Name] = true
+			decls = append(decls, d)
 		}
 		return false
 	})
+	// In source order, so that a let may alias an earlier one.
+	slices.SortFunc(decls, func(a, b *ast.VariableDeclaratorNode) int { return a.Location().From - b.Location().From })
+	for _, d := range decls {
+		p, _ := c.path(d.Value)
+		c.lets[d.Name] = p
+	}
 	ast.Walk(&root, &c)
 	if c.err == nil {
-		return nil
+		return c.used, nil
 	}
 	c.err.Offset = runeToByte(src, c.errFrom)
-	return c.err
+	return nil, c.err
 }
 
 type scopeChecker struct {
 	scope   Scope
-	lets    map[string]bool // names bound by let, which shadow the scope
+	lets    map[string][]string // names bound by let: the scope path they alias, or nil (they shadow the scope)
+	used    []string
 	err     *Error
 	errFrom int // rune offset of err
 }
@@ -368,6 +439,9 @@ func (c *scopeChecker) Visit(node *ast.Node) {
 		s = *sub
 	}
 	if _, ok := s[prop.Value]; ok {
+		if len(path) > 1 {
+			c.used = append(c.used, strings.Join(path[1:], ".")+"."+prop.Value)
+		}
 		return
 	}
 	from := prop.Location().From
@@ -391,8 +465,8 @@ func (c *scopeChecker) Visit(node *ast.Node) {
 func (c *scopeChecker) path(n ast.Node) ([]string, bool) {
 	switch n := n.(type) {
 	case *ast.IdentifierNode:
-		if c.lets[n.Value] {
-			return nil, false
+		if p, ok := c.lets[n.Value]; ok {
+			return p, p != nil
 		}
 		if n.Value == "$env" {
 			return []string{"$env"}, true
@@ -410,7 +484,7 @@ func (c *scopeChecker) path(n ast.Node) ([]string, bool) {
 		if !ok {
 			return nil, false
 		}
-		return append(p, prop.Value), true
+		return append(slices.Clip(p), prop.Value), true
 	case *ast.ChainNode:
 		return c.path(n.Node)
 	}
@@ -457,43 +531,8 @@ func runeToByte(src string, runes int) int {
 	return len(src)
 }
 
-// cleanTypeNames replaces the anonymous struct types built by scopeType, which
-// the checker prints in full, with "map" (what the program sees at run time).
+// cleanTypeNames names the env's maps as the program sees them at run
+// time, "map", instead of in Go syntax.
 func cleanTypeNames(msg string) string {
-	const open = "struct {"
-	for {
-		i := strings.Index(msg, open)
-		if i < 0 {
-			return msg
-		}
-		end := matchBrace(msg, i+len(open)-1)
-		if end < 0 {
-			return msg
-		}
-		msg = msg[:i] + "map" + msg[end+1:]
-	}
-}
-
-// matchBrace returns the index of the '}' that closes the '{' at i, skipping
-// Go-quoted strings (the struct tags), or -1.
-func matchBrace(s string, i int) int {
-	depth := 0
-	for ; i < len(s); i++ {
-		switch s[i] {
-		case '{':
-			depth++
-		case '}':
-			depth--
-			if depth == 0 {
-				return i
-			}
-		case '"':
-			for i++; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' {
-					i++
-				}
-			}
-		}
-	}
-	return -1
+	return strings.ReplaceAll(msg, "map[string]interface {}", "map")
 }

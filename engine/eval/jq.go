@@ -14,6 +14,11 @@ import (
 type JQ struct {
 	src  string
 	code *gojq.Code
+	// args are the indexes, in the variables named at compile time, of
+	// those the program uses (the only ones compiled in), unless all is set:
+	// it uses them all, in order.
+	args []int
+	all  bool
 }
 
 // CompileJQ parses and compiles a jq program. vars are the names of the
@@ -22,30 +27,64 @@ type JQ struct {
 // clean_title, path_escape and query_escape are available as filters on the
 // input string; $ENV and env are empty, and input/inputs are not allowed.
 //
+// Only the variables the program uses are compiled in, so its cost grows
+// with the program, not with the number of vars.
+//
 // A compile error is an [*Error] whose Offset points into src: for parse errors
 // at the offending token, for an undefined variable or function at its first
 // use.
 func CompileJQ(src string, vars []string) (*JQ, error) {
-	names := make([]string, len(vars))
-	for i, v := range vars {
+	for _, v := range vars {
 		if !isJQIdent(v) {
 			return nil, fmt.Errorf("jq: invalid variable name %q", v)
 		}
-		names[i] = "$" + v
 	}
 	q, err := gojq.Parse(src)
 	if err != nil {
 		return nil, jqParseError(src, err)
 	}
+	// The lexer sees every $name, string interpolations included.
+	toks, _ := lexJQ(src)
+	named := map[string]bool{}
+	for _, t := range toks {
+		if t.kind == jqVar {
+			named[t.text[1:]] = true
+		}
+	}
+	var args []int
+	for i, v := range vars {
+		if named[v] {
+			args = append(args, i)
+		}
+	}
+	names := make([]string, len(args))
+	for i, a := range args {
+		names[i] = "$" + vars[a]
+	}
 	code, err := gojq.Compile(q, append(jqOptions(), gojq.WithVariables(names))...)
 	if err != nil {
 		return nil, jqCompileError(src, vars, err)
 	}
-	return &JQ{src: src, code: code}, nil
+	return &JQ{src: src, code: code, args: args, all: len(args) == len(vars)}, nil
 }
 
 // Source returns the program text given to [CompileJQ].
 func (q *JQ) Source() string { return q.src }
+
+// values picks, from the values of every variable named at compile time,
+// those of the variables compiled in.
+func (q *JQ) values(vars []any) []any {
+	if q.all {
+		return vars
+	}
+	out := make([]any, len(q.args))
+	for i, a := range q.args {
+		if a < len(vars) {
+			out[i] = vars[a]
+		}
+	}
+	return out
+}
 
 // Run runs the program on input and returns all its outputs. vars are the
 // values of the variables named at compile time, in the same order. Values
@@ -53,7 +92,7 @@ func (q *JQ) Source() string { return q.src }
 // []any, map[string]any): decode with json.Decoder.UseNumber, never pass
 // structs. The first error the program emits stops it and is returned.
 func (q *JQ) Run(ctx context.Context, input any, vars ...any) ([]any, error) {
-	iter := q.code.RunWithContext(ctx, input, vars...)
+	iter := q.code.RunWithContext(ctx, input, q.values(vars)...)
 	var out []any
 	for {
 		v, ok := iter.Next()
@@ -73,7 +112,7 @@ func (q *JQ) Run(ctx context.Context, input any, vars ...any) ([]any, error) {
 // First runs the program and returns its first output; ok is false when the
 // program produced no output. Later outputs are not computed.
 func (q *JQ) First(ctx context.Context, input any, vars ...any) (v any, ok bool, err error) {
-	iter := q.code.RunWithContext(ctx, input, vars...)
+	iter := q.code.RunWithContext(ctx, input, q.values(vars)...)
 	v, ok = iter.Next()
 	if !ok {
 		return nil, false, nil

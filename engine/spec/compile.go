@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -40,28 +39,46 @@ func (s *Stream) BatchOf() *Stream { return s.batch }
 // In a spec with a fan-out cycle (which Parse reports) the chain stops
 // before it would repeat a stream.
 func (s *Stream) Ancestors() []*Stream {
-	var out []*Stream
-	var seen map[*Stream]bool // only for long chains; short ones scan out
-	for a := s.parent; a != nil && a != s; a = a.parent {
-		if len(out) < 16 {
-			if slices.Contains(out, a) {
-				break
-			}
-		} else {
-			if seen == nil {
-				seen = make(map[*Stream]bool, 2*len(out))
-				for _, o := range out {
-					seen[o] = true
-				}
-			}
-			if seen[a] {
-				break
-			}
-			seen[a] = true
-		}
+	n := s.ancestorCount()
+	out := make([]*Stream, 0, n)
+	for a := s.parent; len(out) < n; a = a.parent {
 		out = append(out, a)
 	}
 	return out
+}
+
+// ancestorCount is how many distinct streams follow s on its parent chain,
+// found without allocating (Brent's cycle detection): chains may be
+// thousands of streams deep.
+func (s *Stream) ancestorCount() int {
+	power, length := 1, 1
+	tortoise, hare := s, s.parent
+	for hare != nil && hare != tortoise {
+		if power == length {
+			tortoise, power, length = hare, power*2, 0
+		}
+		hare = hare.parent
+		length++
+	}
+	if hare == nil {
+		n := 0
+		for a := s.parent; a != nil; a = a.parent {
+			n++
+		}
+		return n
+	}
+	// A cycle of length streams, entered after first of them: the chain
+	// holds first+length distinct streams, s included.
+	tortoise, hare = s, s
+	for range length {
+		hare = hare.parent
+	}
+	first := 0
+	for tortoise != hare {
+		tortoise, hare = tortoise.parent, hare.parent
+		first++
+	}
+	return first + length - 1
 }
 
 // JQVars lists, in order, the jq variables of programs attached to this
@@ -100,9 +117,10 @@ func (f *File) configScope() *eval.Scope {
 	return &sc
 }
 
-// exprScope is what expr programs of a stream may name.
-func (f *File) exprScope(s *Stream) eval.Scope {
-	sc := eval.Scope{VarConfig: f.configScope()}
+// exprScope is what expr programs of a stream may name. config is the
+// File's configScope, built once: it is shared, never modified.
+func (f *File) exprScope(s *Stream, config *eval.Scope) eval.Scope {
+	sc := eval.Scope{VarConfig: config}
 	if s == nil {
 		return sc
 	}
@@ -125,13 +143,14 @@ func (f *File) exprScope(s *Stream) eval.Scope {
 
 func (p *parser) compile(f *File) {
 	p.spec = f
-	top := f.exprScope(nil)
+	config := f.configScope()
+	top := f.exprScope(nil, config)
 	p.at = nil
 	p.compileHTTP(&f.HTTP, "http", top)
 	for i := range f.Streams.Items {
 		s := &f.Streams.Items[i].Value
 		path := "streams." + s.Name
-		sc := f.exprScope(s)
+		sc := f.exprScope(s, config)
 		vars := s.JQVars()
 		if s.HTTP != nil {
 			// Host settings are resolved once per run, before any record exists.
@@ -168,7 +187,7 @@ func (p *parser) compile(f *File) {
 			p.compileJQ(&pg.URL, pp+".url", vars)
 			p.compileJQ(&pg.TotalPages, pp+".total_pages", vars)
 			p.compileJQ(&pg.Total, pp+".total", vars)
-			psc := f.exprScope(s)
+			psc := f.exprScope(s, config)
 			psc["response"], psc["page"], psc["records"] = nil, nil, nil
 			p.compileExpr(&pg.StopWhen, pp+".stop_when", psc, eval.BoolKind)
 		}

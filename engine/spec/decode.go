@@ -21,7 +21,21 @@ import (
 type decoder struct {
 	file   string
 	errs   ErrorList
-	merged map[*yaml.Node][]pair // pairs of each mapping, merge keys expanded
+	merged map[*yaml.Node][]pair    // pairs of each mapping, merge keys expanded
+	fields map[reflect.Type][]field // fieldsOf each struct type decoded
+}
+
+// fieldsOf is the package's fieldsOf, read once per type and parse.
+func (d *decoder) fieldsOf(t reflect.Type) []field {
+	fs, ok := d.fields[t]
+	if !ok {
+		if d.fields == nil {
+			d.fields = map[reflect.Type][]field{}
+		}
+		fs = fieldsOf(t)
+		d.fields[t] = fs
+	}
+	return fs
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
@@ -217,7 +231,7 @@ func fieldsOf(t reflect.Type) []field {
 }
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, at Pos) {
-	fields := fieldsOf(v.Type())
+	fields := d.fieldsOf(v.Type())
 	if n.Kind != yaml.MappingNode {
 		if !isNull(n) {
 			d.errorf(n, path, "expected a mapping, got %s", kindName(n))

@@ -3,6 +3,7 @@ package spec
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -680,6 +681,47 @@ func TestConfigDefaultTree(t *testing.T) {
 	for _, tc := range tests {
 		if diff := cmp.Diff(tc.want, f.ConfigVar(tc.name).Default.Tree()); diff != "" {
 			t.Errorf("%s default (-want +got):\n%s", tc.name, diff)
+		}
+	}
+}
+
+// TestAncestorsLongChains: deep chains, and cycles entered after a long
+// tail or closing on the stream itself, list each stream once.
+func TestAncestorsLongChains(t *testing.T) {
+	// link makes each stream fan out from the one before it.
+	link := func(n int, name string) []*Stream {
+		ss := make([]*Stream, n)
+		for i := range ss {
+			ss[i] = &Stream{Name: fmt.Sprint(name, i)}
+			if i > 0 {
+				ss[i].parent = ss[i-1]
+			}
+		}
+		return ss
+	}
+	plain := link(40, "s")
+	if got := plain[39].Ancestors(); len(got) != 39 || got[0] != plain[38] || got[38] != plain[0] {
+		t.Errorf("Ancestors of a 40-deep chain: %d streams", len(got))
+	}
+	for _, tc := range []struct{ tail, cycle int }{{0, 1}, {0, 7}, {1, 1}, {2, 1}, {30, 5}, {3, 33}} {
+		cyc := link(tc.cycle, "c")
+		cyc[0].parent = cyc[tc.cycle-1]
+		leaf, want := cyc[tc.cycle-1], tc.cycle-1 // on the cycle: every other cycle stream
+		if tc.tail > 0 {
+			tail := link(tc.tail, "t")
+			tail[0].parent = cyc[tc.cycle-1]
+			leaf, want = tail[tc.tail-1], tc.tail-1+tc.cycle
+		}
+		got := leaf.Ancestors()
+		seen := map[*Stream]bool{leaf: true}
+		for _, a := range got {
+			if seen[a] {
+				t.Errorf("tail %d, cycle %d: %s listed twice (or is the stream itself)", tc.tail, tc.cycle, a.Name)
+			}
+			seen[a] = true
+		}
+		if len(got) != want {
+			t.Errorf("tail %d, cycle %d: %d ancestors, want %d", tc.tail, tc.cycle, len(got), want)
 		}
 	}
 }

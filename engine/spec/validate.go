@@ -179,7 +179,7 @@ func (p *parser) checkHTTP(h *HTTP, path string) {
 		}[a.Type.V]
 		av := reflect.ValueOf(a).Elem()
 		for _, key := range need {
-			for _, fl := range fieldsOf(av.Type()) {
+			for _, fl := range p.fieldsOf(av.Type()) {
 				if fl.key == key && !av.Field(fl.index).FieldByName("Set").Bool() {
 					p.errorAt(a.Pos, path+".auth", "auth type %q needs field %q", a.Type.V, key)
 				}
@@ -198,7 +198,7 @@ func (p *parser) checkPaginate(pg *Paginate, path string) {
 	pv := reflect.ValueOf(pg).Elem()
 	missing := map[string]bool{}
 	for _, key := range need {
-		for _, fl := range fieldsOf(pv.Type()) {
+		for _, fl := range p.fieldsOf(pv.Type()) {
 			if fl.key == key && !pv.Field(fl.index).FieldByName("Set").Bool() {
 				missing[key] = true
 				p.errorAt(pg.Pos, path, "pagination type %q needs field %q", pg.Type.V, key)
