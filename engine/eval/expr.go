@@ -72,8 +72,29 @@ func (s Scope) Names() []string {
 type Option func(*options)
 
 type options struct {
-	clock func() time.Time
-	types map[string]any
+	clock   func() time.Time
+	types   map[string]any
+	members map[string]Members
+}
+
+// Members are the members of a top-level name, given by a function instead
+// of a *Scope (see [WithMembers]).
+type Members struct {
+	Has   func(name string) bool
+	Names func() []string // every member, for "did you mean"; called only on an error
+}
+
+// WithMembers checks the members of the top-level name with m instead of
+// its *Scope, for names with many members that differ from program to
+// program (the ancestors a stream's programs see): the scope then only
+// needs to contain name.
+func WithMembers(name string, m Members) Option {
+	return func(o *options) {
+		if o.members == nil {
+			o.members = map[string]Members{}
+		}
+		o.members[name] = m
+	}
 }
 
 // WithClock makes expr's now() return clock() instead of the wall clock, so
@@ -123,16 +144,17 @@ func compileExpr(src string, scope Scope, kind Kind, o *options) (*Expr, error) 
 	if err != nil {
 		return nil, exprError(src, scope, err)
 	}
-	used, e := checkScope(src, tree.Node, scope)
+	used, e := checkScope(src, tree.Node, scope, o.members)
 	if e != nil {
 		return nil, e
 	}
 
 	// Type check against the scope's names (and the declared types of the
-	// members the program uses). The program that runs is compiled
-	// separately without an env, so it reads plain maps whatever they hold.
+	// members the program uses). The program that runs reads plain maps
+	// whatever they hold: it must not be specialized for the declared types.
+	env, typed := envType(scope, o.members, used, o.types)
 	check := *base
-	check.WithEnv(envType(scope, used, o.types))
+	check.WithEnv(env)
 	check.ExpectAny = true // a value of unknown type is checked at run time
 	switch kind {
 	case BoolKind:
@@ -142,17 +164,22 @@ func compileExpr(src string, scope Scope, kind Kind, o *options) (*Expr, error) 
 	case StringKind:
 		check.Expect = reflect.String
 	}
-	checked, err := checker.ParseCheck(src, &check)
+	t, err := checker.Check(tree, &check)
 	if err != nil {
 		return nil, exprError(src, scope, err)
 	}
-	if kind == IntKind {
+	if kind == IntKind && (t.Kind() == reflect.Float64 || t.Kind() == reflect.Float32) {
 		// expr's int expectation accepts any number; a float is not an int.
-		if t := checked.Node.Type(); t != nil && (t.Kind() == reflect.Float64 || t.Kind() == reflect.Float32) {
-			return nil, &Error{Lang: "expr", Msg: "expected int, but got " + t.String()}
-		}
+		return nil, &Error{Lang: "expr", Msg: "expected int, but got " + t.String()}
 	}
-	prog, err := compileRun(src, base)
+	var prog *vm.Program
+	if typed {
+		prog, err = compileRun(src, base)
+	} else {
+		// Every name was of unknown type: the checked tree is what a check
+		// without env would give.
+		prog, err = compileTree(tree, base)
+	}
 	if err != nil {
 		return nil, exprError(src, scope, err)
 	}
@@ -168,6 +195,12 @@ func compileRun(src string, base *conf.Config) (*vm.Program, error) {
 	if err != nil {
 		return nil, err
 	}
+	return compileTree(tree, base)
+}
+
+// compileTree optimizes and compiles a checked tree.
+func compileTree(tree *parser.Tree, base *conf.Config) (*vm.Program, error) {
+	cfg := *base
 	if err := optimizer.Optimize(&tree.Node, &cfg); err != nil {
 		var fe *file.Error
 		if errors.As(err, &fe) {
@@ -204,10 +237,10 @@ func newBaseConfig(clock func() time.Time) *conf.Config {
 // (any other name is an error); members of a nested scope hold anything
 // (checkScope has checked them), except that those the program uses get
 // their declared types.
-func envType(scope Scope, used []string, samples map[string]any) types.Map {
-	env := make(types.Map, len(scope))
+func envType(scope Scope, members map[string]Members, used []string, samples map[string]any) (env types.Map, typed bool) {
+	env = make(types.Map, len(scope))
 	for name, sub := range scope {
-		if sub == nil {
+		if _, ok := members[name]; sub == nil && !ok {
 			env[name] = types.Any
 			continue
 		}
@@ -221,9 +254,10 @@ func envType(scope Scope, used []string, samples map[string]any) types.Map {
 		name, member, _ := strings.Cut(path, ".")
 		if m, ok := env[name].(types.Map); ok && !strings.Contains(member, ".") {
 			m[member] = types.TypeOf(sample)
+			typed = true
 		}
 	}
-	return env
+	return env, typed
 }
 
 // Source returns the program text given to [CompileExpr].
@@ -386,8 +420,8 @@ func (e *messageError) Unwrap() error { return e.err }
 // returns the members the program reads, as dotted paths ("config.org_id"),
 // for their declared types. A name bound by let to a scope path
 // (`let c = config`) is checked as that path.
-func checkScope(src string, root ast.Node, scope Scope) ([]string, *Error) {
-	c := scopeChecker{scope: scope, lets: map[string][]string{}}
+func checkScope(src string, root ast.Node, scope Scope, members map[string]Members) ([]string, *Error) {
+	c := scopeChecker{scope: scope, members: members, lets: map[string][]string{}}
 	var decls []*ast.VariableDeclaratorNode
 	ast.Find(root, func(n ast.Node) bool {
 		if d, ok := n.(*ast.VariableDeclaratorNode); ok {
@@ -411,6 +445,7 @@ func checkScope(src string, root ast.Node, scope Scope) ([]string, *Error) {
 
 type scopeChecker struct {
 	scope   Scope
+	members map[string]Members
 	lets    map[string][]string // names bound by let: the scope path they alias, or nil (they shadow the scope)
 	used    []string
 	err     *Error
@@ -431,14 +466,27 @@ func (c *scopeChecker) Visit(node *ast.Node) {
 		return
 	}
 	s := c.scope
-	for _, name := range path[1:] {
+	var fn *Members
+	for i, name := range path[1:] {
+		if m, ok := c.members[name]; ok && i == 0 {
+			if len(path) > 2 {
+				return // a member of a member: unchecked
+			}
+			fn = &m
+			break
+		}
 		sub := s[name]
 		if sub == nil {
 			return // unknown here is reported at the inner node; nil is unchecked
 		}
 		s = *sub
 	}
-	if _, ok := s[prop.Value]; ok {
+	has := func(n string) bool { _, ok := s[n]; return ok }
+	names := s.Names
+	if fn != nil {
+		has, names = fn.Has, fn.Names
+	}
+	if has(prop.Value) {
 		if len(path) > 1 {
 			c.used = append(c.used, strings.Join(path[1:], ".")+"."+prop.Value)
 		}
@@ -452,9 +500,9 @@ func (c *scopeChecker) Visit(node *ast.Node) {
 		return
 	}
 	owner := strings.Join(path[1:], ".")
-	c.err = &Error{Lang: "expr", Msg: fmt.Sprintf("unknown field %s of %s%s", prop.Value, owner, didYouMean(prop.Value, s.Names()))}
+	c.err = &Error{Lang: "expr", Msg: fmt.Sprintf("unknown field %s of %s%s", prop.Value, owner, didYouMean(prop.Value, names()))}
 	if owner == "" {
-		c.err.Msg = fmt.Sprintf("unknown name %s%s", prop.Value, didYouMean(prop.Value, s.Names()))
+		c.err.Msg = fmt.Sprintf("unknown name %s%s", prop.Value, didYouMean(prop.Value, names()))
 	}
 	c.errFrom = from
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,9 +15,9 @@ import (
 type JQ struct {
 	src  string
 	code *gojq.Code
-	// args are the indexes, in the variables named at compile time, of
-	// those the program uses (the only ones compiled in), unless all is set:
-	// it uses them all, in order.
+	// args are the indexes, among the values of the variables named at
+	// compile time, of those the program uses (the only ones compiled in);
+	// all says they are 0, 1, …: the first values, in order.
 	args []int
 	all  bool
 }
@@ -39,33 +40,63 @@ func CompileJQ(src string, vars []string) (*JQ, error) {
 			return nil, fmt.Errorf("jq: invalid variable name %q", v)
 		}
 	}
+	return CompileJQVars(src, varList(vars))
+}
+
+// Vars are the variables a jq program may use, for [CompileJQVars]: Index
+// is the position of a variable's value among the values passed to
+// [JQ.Run] (names without '$'); Names lists them all, for messages only.
+// It lets a caller whose programs may see thousands of variables answer
+// without listing them for every program.
+type Vars interface {
+	Index(name string) (int, bool)
+	Names() []string
+}
+
+type varList []string
+
+func (l varList) Index(name string) (int, bool) {
+	i := slices.Index(l, name)
+	return i, i >= 0
+}
+
+func (l varList) Names() []string { return l }
+
+// CompileJQVars is [CompileJQ] with the variables given as [Vars].
+func CompileJQVars(src string, vars Vars) (*JQ, error) {
 	q, err := gojq.Parse(src)
 	if err != nil {
 		return nil, jqParseError(src, err)
 	}
 	// The lexer sees every $name, string interpolations included.
 	toks, _ := lexJQ(src)
-	named := map[string]bool{}
+	type use struct {
+		index int
+		name  string
+	}
+	var uses []use
 	for _, t := range toks {
-		if t.kind == jqVar {
-			named[t.text[1:]] = true
+		if t.kind != jqVar {
+			continue
+		}
+		i, ok := vars.Index(t.text[1:])
+		if ok && !slices.ContainsFunc(uses, func(u use) bool { return u.index == i }) {
+			uses = append(uses, use{i, t.text})
 		}
 	}
-	var args []int
-	for i, v := range vars {
-		if named[v] {
-			args = append(args, i)
-		}
-	}
-	names := make([]string, len(args))
-	for i, a := range args {
-		names[i] = "$" + vars[a]
+	slices.SortFunc(uses, func(a, b use) int { return a.index - b.index })
+	args := make([]int, len(uses))
+	names := make([]string, len(uses))
+	all := true // the values passed to Run can go to gojq as they are
+	for i, u := range uses {
+		args[i], names[i] = u.index, u.name
+		all = all && u.index == i
 	}
 	code, err := gojq.Compile(q, append(jqOptions(), gojq.WithVariables(names))...)
 	if err != nil {
-		return nil, jqCompileError(src, vars, err)
+		return nil, jqCompileError(src, vars.Names(), err)
 	}
-	return &JQ{src: src, code: code, args: args, all: len(args) == len(vars)}, nil
+	return &JQ{src: src, code: code, args: args, all: all}, nil
 }
 
 // Source returns the program text given to [CompileJQ].
@@ -75,7 +106,7 @@ func (q *JQ) Source() string { return q.src }
 // those of the variables compiled in.
 func (q *JQ) values(vars []any) []any {
 	if q.all {
-		return vars
+		return vars[:min(len(q.args), len(vars))]
 	}
 	out := make([]any, len(q.args))
 	for i, a := range q.args {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -92,7 +93,7 @@ func (s *Stream) JQVars() []string {
 		for _, a := range s.Ancestors() {
 			// An invalid name is reported once, on the stream; it is no
 			// reason to fail every program below it.
-			if identRE.MatchString(a.Name) {
+			if isIdent(a.Name) {
 				vars = append(vars, a.Name)
 			}
 		}
@@ -117,20 +118,156 @@ func (f *File) configScope() *eval.Scope {
 	return &sc
 }
 
-// exprScope is what expr programs of a stream may name. config is the
-// File's configScope, built once: it is shared, never modified.
-func (f *File) exprScope(s *Stream, config *eval.Scope) eval.Scope {
+// chainPos places a stream in the fan-out forest, so that "is a an
+// ancestor of s" and "where is a among s's jq variables" are answered in
+// constant time: a chain may be thousands of streams deep, and listing the
+// ancestors for every program would cost depth² for the spec.
+type chainPos struct {
+	in, out int // interval of a depth-first walk: ancestors' intervals contain their descendants'
+	named   int // streams with a valid name from the root to this one, inclusive
+	// broken: the stream's fan-out is not known (its for_each or batch names
+	// no usable stream, or its chain has a cycle). That is reported once;
+	// its programs are checked without their ancestors, so that it is not
+	// reported again as every name they would have given.
+	broken bool
+}
+
+// placeStreams walks the fan-out forest and sets every stream's chainPos.
+func placeStreams(f *File) {
+	children := map[*Stream][]*Stream{}
+	var roots []*Stream
+	for i := range f.Streams.Items {
+		s := &f.Streams.Items[i].Value
+		s.chain = chainPos{broken: true} // until reached from a root
+		if s.parent != nil {
+			children[s.parent] = append(children[s.parent], s)
+		} else {
+			roots = append(roots, s)
+		}
+	}
+	clock := 0
+	type frame struct {
+		s    *Stream
+		next int // index of the next child to visit
+	}
+	for _, root := range roots {
+		root.chain = chainPos{in: clock, named: nameCount(root), broken: root.ForEach.Set}
+		clock++
+		stack := []frame{{s: root}}
+		for len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			kids := children[top.s]
+			if top.next == len(kids) {
+				top.s.chain.out = clock
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			c := kids[top.next]
+			top.next++
+			c.chain = chainPos{in: clock, named: top.s.chain.named + nameCount(c), broken: top.s.chain.broken}
+			clock++
+			stack = append(stack, frame{s: c})
+		}
+	}
+	for i := range f.Streams.Items {
+		s := &f.Streams.Items[i].Value
+		if s.Batch.Set && s.batch == nil {
+			s.chain.broken = true
+		}
+	}
+}
+
+func nameCount(s *Stream) int {
+	if isIdent(s.Name) {
+		return 1
+	}
+	return 0
+}
+
+// isAncestor reports whether a is an ancestor of s (both placed, s not broken).
+func isAncestor(a, s *Stream) bool {
+	return a != s && !a.chain.broken && a.chain.in < s.chain.in && s.chain.out <= a.chain.out
+}
+
+// streamVars are the jq variables of a stream's programs, in JQVars order,
+// answered without listing the ancestors.
+type streamVars struct {
+	f *File
+	s *Stream
+}
+
+func (v streamVars) Index(name string) (int, bool) {
+	s := v.s
+	switch {
+	case name == VarConfig:
+		return 0, true
+	case s.parent != nil && name == VarParent:
+		return 1, true
+	case s.parent != nil && name == VarParents:
+		return 2, true
+	}
+	before := 1 // variables before $batch
+	if s.parent != nil {
+		before = 3 + s.parent.chain.named
+		if a := v.f.streams[name]; a != nil && isIdent(name) && isAncestor(a, s) {
+			// The nearest ancestor comes first.
+			return 3 + s.parent.chain.named - a.chain.named, true
+		}
+	}
+	if s.batch != nil && name == VarBatch {
+		return before, true
+	}
+	return 0, false
+}
+
+func (v streamVars) Names() []string { return v.s.JQVars() }
+
+// varNames are jq variables given as a list.
+type varNames []string
+
+func (l varNames) Index(name string) (int, bool) {
+	i := slices.Index(l, name)
+	return i, i >= 0
+}
+
+func (l varNames) Names() []string { return l }
+
+// jqVars are the variables the programs attached to s are compiled with:
+// for a stream whose fan-out is not known, every name but its ancestors'.
+func (f *File) jqVars(s *Stream) eval.Vars {
+	if s.chain.broken {
+		return varNames{VarConfig, VarParent, VarParents, VarBatch}
+	}
+	return streamVars{f, s}
+}
+
+// exprScope is what expr programs of a stream may name, with the option
+// that checks the members of parents. config is the File's configScope,
+// built once: it is shared, never modified.
+func (f *File) exprScope(s *Stream, config *eval.Scope) exprEnv {
 	sc := eval.Scope{VarConfig: config}
 	if s == nil {
-		return sc
+		return exprEnv{scope: sc}
 	}
-	if s.parent != nil {
-		sc[VarParent] = nil
-		parents := eval.Scope{}
-		for _, a := range s.Ancestors() {
-			parents[a.Name] = nil
-		}
-		sc[VarParents] = &parents
+	var opts []eval.Option
+	switch {
+	case s.chain.broken:
+		sc[VarParent], sc[VarParents], sc[VarBatch] = nil, nil, nil
+	case s.parent != nil:
+		sc[VarParent], sc[VarParents] = nil, nil
+		opts = append(opts, eval.WithMembers(VarParents, eval.Members{
+			Has: func(name string) bool {
+				a := f.streams[name]
+				return a != nil && isAncestor(a, s)
+			},
+			Names: func() []string {
+				var names []string
+				for _, a := range s.Ancestors() {
+					names = append(names, a.Name)
+				}
+				return names
+			},
+		}))
 	}
 	if s.batch != nil {
 		sc[VarBatch] = nil
@@ -138,9 +275,15 @@ func (f *File) exprScope(s *Stream, config *eval.Scope) eval.Scope {
 	if s.Incremental != nil {
 		sc[VarCursor] = nil
 	}
-	return sc
+	return exprEnv{scope: sc, opts: opts}
 }
 
+// exprEnv is what expr programs are compiled against: the names in scope,
+// and options that check or type some of them.
+type exprEnv struct {
+	scope eval.Scope // nil: not compiled (plain data)
+	opts  []eval.Option
+}
 func (p *parser) compile(f *File) {
 	p.spec = f
 	config := f.configScope()
@@ -151,7 +294,7 @@ func (p *parser) compile(f *File) {
 		s := &f.Streams.Items[i].Value
 		path := "streams." + s.Name
 		sc := f.exprScope(s, config)
-		vars := s.JQVars()
+		vars := f.jqVars(s)
 		if s.HTTP != nil {
 			// Host settings are resolved once per run, before any record exists.
 			p.at = nil
@@ -179,7 +322,7 @@ func (p *parser) compile(f *File) {
 		p.compileJQ(&s.Key, path+".key", vars)
 		if inc := s.Incremental; inc != nil {
 			p.compileJQ(&inc.Cursor, path+".incremental.cursor", vars)
-			p.compileValue(&inc.Initial, path+".incremental.initial", nil)
+			p.compileValue(&inc.Initial, path+".incremental.initial", exprEnv{})
 		}
 		if pg := s.Paginate; pg != nil {
 			pp := path + ".paginate"
@@ -188,7 +331,7 @@ func (p *parser) compile(f *File) {
 			p.compileJQ(&pg.TotalPages, pp+".total_pages", vars)
 			p.compileJQ(&pg.Total, pp+".total", vars)
 			psc := f.exprScope(s, config)
-			psc["response"], psc["page"], psc["records"] = nil, nil, nil
+			psc.scope["response"], psc.scope["page"], psc.scope["records"] = nil, nil, nil
 			p.compileExpr(&pg.StopWhen, pp+".stop_when", psc, eval.BoolKind)
 		}
 	}
@@ -202,7 +345,7 @@ func (p *parser) compile(f *File) {
 			t.Row.Str = Str{V: "."}
 		}
 		p.at = s
-		p.compileJQ(&t.Row, "tables."+t.Name+".row", s.JQVars())
+		p.compileJQ(&t.Row, "tables."+t.Name+".row", f.jqVars(s))
 	}
 	if f.Port != nil {
 		for i := range f.Port.Entities {
@@ -212,7 +355,7 @@ func (p *parser) compile(f *File) {
 				continue
 			}
 			path := fmt.Sprintf("port.entities[%d]", i)
-			vars := s.JQVars()
+			vars := f.jqVars(s)
 			p.at = s
 			if !e.Selector.Set {
 				e.Selector.Str = Str{V: "true"}
@@ -232,7 +375,7 @@ func (p *parser) compile(f *File) {
 	}
 }
 
-func (p *parser) compileHTTP(h *HTTP, path string, sc eval.Scope) {
+func (p *parser) compileHTTP(h *HTTP, path string, sc exprEnv) {
 	p.compileTmpl(&h.BaseURL, path+".base_url", sc)
 	for j := range h.Headers.Items {
 		it := &h.Headers.Items[j]
@@ -250,6 +393,11 @@ func (p *parser) compileHTTP(h *HTTP, path string, sc eval.Scope) {
 func (p *parser) embedErr(s Str, path string, err error) {
 	var ee *eval.Error
 	if errors.As(err, &ee) {
+		if name, ok := strings.CutPrefix(ee.Msg, "variable not defined: $"); ok && p.at != nil && p.at.chain.broken && p.spec.streams[name] != nil {
+			// An ancestor of a stream whose fan-out is broken (reported):
+			// it may well be one once that is fixed.
+			return
+		}
 		p.errorAt(p.progPos(s, ee.Offset), path, "%s%s", ee.Error(), p.scopeHint(ee))
 		return
 	}
@@ -296,11 +444,11 @@ func (p *parser) scopeHint(ee *eval.Error) string {
 	return ""
 }
 
-func (p *parser) compileJQ(q *JQ, path string, vars []string) {
+func (p *parser) compileJQ(q *JQ, path string, vars eval.Vars) {
 	if q.V == "" && !q.Set {
 		return
 	}
-	code, err := eval.CompileJQ(q.V, vars)
+	code, err := eval.CompileJQVars(q.V, vars)
 	if err != nil {
 		p.embedErr(q.Str, path, err)
 		return
@@ -308,11 +456,11 @@ func (p *parser) compileJQ(q *JQ, path string, vars []string) {
 	q.code = code
 }
 
-func (p *parser) compileExpr(e *Expr, path string, sc eval.Scope, kind eval.Kind) {
+func (p *parser) compileExpr(e *Expr, path string, sc exprEnv, kind eval.Kind) {
 	if !e.Set {
 		return
 	}
-	prog, err := eval.CompileExpr(e.V, sc, kind)
+	prog, err := eval.CompileExpr(e.V, sc.scope, kind, sc.opts...)
 	if err != nil {
 		p.embedErr(e.Str, path, err)
 		return
@@ -320,11 +468,11 @@ func (p *parser) compileExpr(e *Expr, path string, sc eval.Scope, kind eval.Kind
 	e.expr = prog
 }
 
-func (p *parser) compileTmpl(t *Tmpl, path string, sc eval.Scope) {
+func (p *parser) compileTmpl(t *Tmpl, path string, sc exprEnv) {
 	if !t.Set {
 		return
 	}
-	tmpl, err := eval.CompileTemplate(t.V, sc)
+	tmpl, err := eval.CompileTemplate(t.V, sc.scope, sc.opts...)
 	if err != nil {
 		p.embedErr(t.Str, path, err)
 		return
@@ -336,7 +484,7 @@ func (p *parser) compileTmpl(t *Tmpl, path string, sc eval.Scope) {
 // strings are compiled *eval.Template values.
 // compileValue builds v's tree; with a nil scope the tree is plain data
 // (a config default), else its "${" strings are compiled templates.
-func (p *parser) compileValue(v *Value, path string, sc eval.Scope) {
+func (p *parser) compileValue(v *Value, path string, sc exprEnv) {
 	if !v.Set {
 		return
 	}
@@ -349,7 +497,7 @@ func (p *parser) compileValue(v *Value, path string, sc eval.Scope) {
 // values cost no more than shallow ones.
 type valueTree struct {
 	p      *parser
-	sc     eval.Scope // nil: plain data, "${" is not a template
+	sc     exprEnv // scope nil: plain data, "${" is not a template
 	base   string
 	segs   []string
 	active map[*yaml.Node]bool // collections being built, against aliases into themselves
@@ -409,7 +557,7 @@ func (vt *valueTree) build(alias *yaml.Node) any {
 // scalarValue is the JSON value of a scalar in a Value: null, a boolean, a
 // number, or a string that may be a compiled template. Timestamps and other
 // tags stay the text written, so `since: 2024-01-01` sends 2024-01-01.
-func (p *parser) scalarValue(n *yaml.Node, path func() string, sc eval.Scope) any {
+func (p *parser) scalarValue(n *yaml.Node, path func() string, sc exprEnv) any {
 	switch n.Tag {
 	case "!!null":
 		return nil
@@ -425,10 +573,10 @@ func (p *parser) scalarValue(n *yaml.Node, path func() string, sc eval.Scope) an
 		}
 		return v
 	}
-	if sc == nil || !eval.HasTemplate(n.Value) {
+	if sc.scope == nil || !eval.HasTemplate(n.Value) {
 		return n.Value
 	}
-	t, err := eval.CompileTemplate(n.Value, sc)
+	t, err := eval.CompileTemplate(n.Value, sc.scope, sc.opts...)
 	if err != nil {
 		p.embedErr(Str{V: n.Value, P: nodePos(n), Set: true, node: n}, path(), err)
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"os"
 	"path/filepath"
 	"strings"
@@ -723,5 +724,37 @@ func TestAncestorsLongChains(t *testing.T) {
 		if len(got) != want {
 			t.Errorf("tail %d, cycle %d: %d ancestors, want %d", tc.tail, tc.cycle, len(got), want)
 		}
+	}
+}
+
+// TestStreamVarsMatchJQVars: the constant-time answers the compiler uses
+// agree with JQVars, the list the runner passes values in.
+func TestStreamVarsMatchJQVars(t *testing.T) {
+	f := mustParse(t, `version: 1
+name: demo
+streams:
+  apps: {request: {path: /apps}}
+  envs: {for_each: apps, request: {path: /envs}}
+  other: {for_each: apps, request: {path: /other}}
+  deploys: {for_each: envs, batch: leaves, request: {method: POST, path: /d, body_jq: "$batch"}}
+  leaves: {for_each: envs, request: {path: /l}}
+  deep: {for_each: deploys, request: {path: /deep}}
+  single: {request: {path: /single}}
+`)
+	all := append(f.Streams.Keys(), VarConfig, VarParent, VarParents, VarBatch, VarCursor)
+	for _, name := range f.Streams.Keys() {
+		s := f.Stream(name)
+		list := s.JQVars()
+		v := f.jqVars(s)
+		for _, n := range all {
+			i, ok := v.Index(n)
+			want := slices.Index(list, n)
+			if ok != (want >= 0) || ok && i != want {
+				t.Errorf("stream %s: Index(%q) = %d, %v; JQVars %v has it at %d", name, n, i, ok, list, want)
+			}
+		}
+	}
+	if got := f.jqVars(f.Stream("deep")).Names(); !slices.Equal(got, []string{"config", "parent", "parents", "deploys", "envs", "apps"}) {
+		t.Errorf("Names() of deep = %v", got)
 	}
 }

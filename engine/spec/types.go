@@ -103,6 +103,7 @@ type Stream struct {
 
 	parent *Stream
 	batch  *Stream
+	chain  chainPos // where it sits in the fan-out forest; set by validation
 }
 
 // Request describes the HTTP request of a stream.

@@ -23,6 +23,18 @@ var reserved = []string{"config", "parent", "parents", "batch", "cursor", "respo
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// isIdent is identRE.MatchString without the regexp: it is asked for every
+// ancestor of every stream.
+func isIdent(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // Blueprint is the part of a Port blueprint body the validator checks
 // mappings against.
 type Blueprint struct {
@@ -52,11 +64,12 @@ func (p *parser) validate(f *File) {
 		if it.Value.Required.V && it.Value.Default.Set {
 			p.errorAt(it.Value.Default.P, "config."+it.Key+".default", "a required input cannot have a default")
 		}
-		p.compileValue(&it.Value.Default, "config."+it.Key+".default", nil)
+		p.compileValue(&it.Value.Default, "config."+it.Key+".default", exprEnv{})
 	}
 	p.checkStreams(f)
 	p.checkIncremental(f)
 	p.checkGraph(f)
+	placeStreams(f)
 	blueprints := p.loadBlueprints(f)
 	p.checkTables(f)
 	p.checkPort(f, blueprints)
