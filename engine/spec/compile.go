@@ -284,6 +284,7 @@ type exprEnv struct {
 	scope eval.Scope // nil: not compiled (plain data)
 	opts  []eval.Option
 }
+
 func (p *parser) compile(f *File) {
 	p.spec = f
 	config := f.configScope()
