@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/ferry-etl/ferry/engine"
@@ -159,7 +160,19 @@ func load(path string, w io.Writer, format string) (*engine.Spec, error) {
 	return sp, nil
 }
 
+// Validating allocates and frees compile garbage around a live heap the
+// size of the spec: it runs with Go's default collector setting (not
+// main's 400, chosen for mapping records) and a soft memory limit, so that a
+// large spec fits in a small address space. GOGC and GOMEMLIMIT still win.
+const validateMemoryLimit = 256 << 20
+
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		defer debug.SetGCPercent(debug.SetGCPercent(100))
+	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(validateMemoryLimit))
+	}
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	format := fs.String("format", "text", "output format: text or github (GitHub Actions annotations)")

@@ -75,6 +75,7 @@ type options struct {
 	clock   func() time.Time
 	types   map[string]any
 	members map[string]Members
+	cache   *Cache
 }
 
 // Members are the members of a top-level name, given by a function instead
@@ -127,34 +128,50 @@ type Expr struct {
 // Besides expr's builtins the program may call title_case, clean_title,
 // path_escape and query_escape. Errors are [*Error] with byte offsets in src.
 //
+// Programs longer than [MaxProgramLen] or nested deeper than [MaxNesting]
+// are refused.
+//
 // The program runs on a plain map[string]any env (see [Expr.Eval]). The
 // cost of a compile grows with the program, not with the scope: a scope of
 // thousands of names costs no more per program than one of three.
 func CompileExpr(src string, scope Scope, kind Kind, opts ...Option) (*Expr, error) {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return compileExpr(src, scope, kind, &o)
+	return NewEnv(scope, opts...).compileExpr(src, kind)
 }
 
-func compileExpr(src string, scope Scope, kind Kind, o *options) (*Expr, error) {
-	base := baseConfig(o.clock)
+func (e *Env) compileExpr(src string, kind Kind) (*Expr, error) {
+	if err := checkLimits("expr", src); err != nil {
+		return nil, err
+	}
+	if x := e.o.cache.getExpr(src, kind, e); x != nil {
+		return x, nil
+	}
+	scope := e.scope
+	base := baseConfig(e.o.clock)
 	tree, err := parser.ParseWithConfig(src, base)
 	if err != nil {
 		return nil, exprError(src, scope, err)
 	}
-	used, e := checkScope(src, tree.Node, scope, o.members)
-	if e != nil {
-		return nil, e
+	read, ee := checkScope(src, tree.Node, scope, e.o.members)
+	if ee != nil {
+		return nil, ee
 	}
+	var typed []string // members read that have a declared type
+	for _, path := range read.members {
+		if len(path) == 2 {
+			if _, ok := e.o.types[path[0]+"."+path[1]]; ok {
+				typed = append(typed, path[0]+"."+path[1])
+			}
+		}
+	}
+	slices.Sort(typed)
+	typed = slices.Compact(typed)
 
 	// Type check against the scope's names (and the declared types of the
-	// members the program uses). The program that runs reads plain maps
+	// members the program reads). The program that runs reads plain maps
 	// whatever they hold: it must not be specialized for the declared types.
-	env, typed := envType(scope, o.members, used, o.types)
+	env := e.envNature(typed)
 	check := *base
-	check.WithEnv(env)
+	check.EnvObject, check.Env, check.Strict = env.object, env.nature, env.nature.Strict
 	check.ExpectAny = true // a value of unknown type is checked at run time
 	switch kind {
 	case BoolKind:
@@ -164,7 +181,9 @@ func compileExpr(src string, scope Scope, kind Kind, o *options) (*Expr, error) 
 	case StringKind:
 		check.Expect = reflect.String
 	}
+	e.mu.Lock() // the env's description is shared, and the checker caches into it
 	t, err := checker.Check(tree, &check)
+	e.mu.Unlock()
 	if err != nil {
 		return nil, exprError(src, scope, err)
 	}
@@ -173,7 +192,7 @@ func compileExpr(src string, scope Scope, kind Kind, o *options) (*Expr, error) 
 		return nil, &Error{Lang: "expr", Msg: "expected int, but got " + t.String()}
 	}
 	var prog *vm.Program
-	if typed {
+	if len(typed) > 0 {
 		prog, err = compileRun(src, base)
 	} else {
 		// Every name was of unknown type: the checked tree is what a check
@@ -183,7 +202,11 @@ func compileExpr(src string, scope Scope, kind Kind, o *options) (*Expr, error) 
 	if err != nil {
 		return nil, exprError(src, scope, err)
 	}
-	return &Expr{src: src, kind: kind, prog: prog}, nil
+	x := &Expr{src: src, kind: kind, prog: prog}
+	if !read.dynamic {
+		e.o.cache.putExpr(&cachedExpr{prog: x, names: read.names, members: read.members})
+	}
+	return x, nil
 }
 
 // compileRun compiles the program that runs, as expr.Compile does but on a
@@ -235,10 +258,10 @@ func newBaseConfig(clock func() time.Time) *conf.Config {
 
 // envType describes scope to expr's checker: its top-level names, strictly
 // (any other name is an error); members of a nested scope hold anything
-// (checkScope has checked them), except that those the program uses get
-// their declared types.
-func envType(scope Scope, members map[string]Members, used []string, samples map[string]any) (env types.Map, typed bool) {
-	env = make(types.Map, len(scope))
+// (checkScope has checked them), except the typed ones ("config.page_size")
+// a program reads, which get their declared types.
+func envType(scope Scope, members map[string]Members, typed []string, samples map[string]any) types.Map {
+	env := make(types.Map, len(scope))
 	for name, sub := range scope {
 		if _, ok := members[name]; sub == nil && !ok {
 			env[name] = types.Any
@@ -246,18 +269,13 @@ func envType(scope Scope, members map[string]Members, used []string, samples map
 		}
 		env[name] = types.Map{types.Extra: types.Any}
 	}
-	for _, path := range used {
-		sample, ok := samples[path]
-		if !ok {
-			continue
-		}
+	for _, path := range typed {
 		name, member, _ := strings.Cut(path, ".")
-		if m, ok := env[name].(types.Map); ok && !strings.Contains(member, ".") {
-			m[member] = types.TypeOf(sample)
-			typed = true
+		if m, ok := env[name].(types.Map); ok {
+			m[member] = types.TypeOf(samples[path])
 		}
 	}
-	return env, typed
+	return env
 }
 
 // Source returns the program text given to [CompileExpr].
@@ -417,11 +435,10 @@ func (e *messageError) Unwrap() error { return e.err }
 
 // checkScope reports the first member access (in source order) that a
 // non-nil *Scope does not list, with a "did you mean" hint, and otherwise
-// returns the members the program reads, as dotted paths ("config.org_id"),
-// for their declared types. A name bound by let to a scope path
-// (`let c = config`) is checked as that path.
-func checkScope(src string, root ast.Node, scope Scope, members map[string]Members) ([]string, *Error) {
-	c := scopeChecker{scope: scope, members: members, lets: map[string][]string{}}
+// says what the program reads of the scope. A name bound by let to a scope
+// path (`let c = config`) is checked as that path.
+func checkScope(src string, root ast.Node, scope Scope, members map[string]Members) (scopeRead, *Error) {
+	c := scopeChecker{scope: scope, members: members, lets: map[string][]string{}, read: scopeRead{names: map[string]bool{}}}
 	var decls []*ast.VariableDeclaratorNode
 	ast.Find(root, func(n ast.Node) bool {
 		if d, ok := n.(*ast.VariableDeclaratorNode); ok {
@@ -437,22 +454,39 @@ func checkScope(src string, root ast.Node, scope Scope, members map[string]Membe
 	}
 	ast.Walk(&root, &c)
 	if c.err == nil {
-		return c.used, nil
+		return c.read, nil
 	}
 	c.err.Offset = runeToByte(src, c.errFrom)
-	return nil, c.err
+	return scopeRead{}, c.err
+}
+
+// scopeRead is what a program reads of its scope.
+type scopeRead struct {
+	names   map[string]bool // top-level names: true for those whose members are checked
+	members [][]string      // member paths checked and found, top-level name first
+	dynamic bool            // it reads $env as a whole
 }
 
 type scopeChecker struct {
 	scope   Scope
 	members map[string]Members
 	lets    map[string][]string // names bound by let: the scope path they alias, or nil (they shadow the scope)
-	used    []string
+	read    scopeRead
 	err     *Error
 	errFrom int // rune offset of err
 }
 
 func (c *scopeChecker) Visit(node *ast.Node) {
+	if id, ok := (*node).(*ast.IdentifierNode); ok {
+		if _, let := c.lets[id.Value]; !let {
+			if sub, ok := c.scope[id.Value]; ok {
+				_, fn := c.members[id.Value]
+				c.read.names[id.Value] = fn || sub != nil
+			}
+			c.read.dynamic = c.read.dynamic || id.Value == "$env"
+		}
+		return
+	}
 	m, ok := (*node).(*ast.MemberNode)
 	if !ok || m.Method {
 		return
@@ -488,7 +522,7 @@ func (c *scopeChecker) Visit(node *ast.Node) {
 	}
 	if has(prop.Value) {
 		if len(path) > 1 {
-			c.used = append(c.used, strings.Join(path[1:], ".")+"."+prop.Value)
+			c.read.members = append(c.read.members, append(slices.Clone(path[1:]), prop.Value))
 		}
 		return
 	}

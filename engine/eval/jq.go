@@ -31,6 +31,9 @@ type JQ struct {
 // Only the variables the program uses are compiled in, so its cost grows
 // with the program, not with the number of vars.
 //
+// Programs longer than [MaxProgramLen] or nested deeper than [MaxNesting]
+// are refused.
+//
 // A compile error is an [*Error] whose Offset points into src: for parse errors
 // at the offending token, for an undefined variable or function at its first
 // use.
@@ -63,7 +66,14 @@ func (l varList) Index(name string) (int, bool) {
 func (l varList) Names() []string { return l }
 
 // CompileJQVars is [CompileJQ] with the variables given as [Vars].
-func CompileJQVars(src string, vars Vars) (*JQ, error) {
+func CompileJQVars(src string, vars Vars, opts ...Option) (*JQ, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if e := checkLimits("jq", src); e != nil {
+		return nil, e
+	}
 	q, err := gojq.Parse(src)
 	if err != nil {
 		return nil, jqParseError(src, err)
@@ -92,10 +102,15 @@ func CompileJQVars(src string, vars Vars) (*JQ, error) {
 		args[i], names[i] = u.index, u.name
 		all = all && u.index == i
 	}
+	key := jqKey(src, names)
+	if code := o.cache.getJQ(key); code != nil {
+		return &JQ{src: src, code: code, args: args, all: all}, nil
+	}
 	code, err := gojq.Compile(q, append(jqOptions(), gojq.WithVariables(names))...)
 	if err != nil {
 		return nil, jqCompileError(src, vars.Names(), err)
 	}
+	o.cache.putJQ(key, code)
 	return &JQ{src: src, code: code, args: args, all: all}, nil
 }
 

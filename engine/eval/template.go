@@ -40,9 +40,12 @@ func HasTemplate(s string) bool { return strings.Contains(s, "${") }
 // expression text in s plus the offset inside it; for an unterminated or
 // empty part, the offset of its "${".
 func CompileTemplate(s string, scope Scope, opts ...Option) (*Template, error) {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
+	return NewEnv(scope, opts...).compileTemplate(s)
+}
+
+func (env *Env) compileTemplate(s string) (*Template, error) {
+	if len(s) > MaxProgramLen {
+		return nil, checkLimits("expr", s)
 	}
 	t := &Template{src: s}
 	var lit strings.Builder
@@ -73,7 +76,7 @@ func CompileTemplate(s string, scope Scope, opts ...Option) (*Template, error) {
 			if strings.TrimSpace(s[start:end]) == "" {
 				return nil, &Error{Lang: "expr", Offset: i, Msg: "empty ${ }"}
 			}
-			e, err := compileExpr(s[start:end], scope, AnyKind, &o)
+			e, err := env.compileExpr(s[start:end], AnyKind)
 			if err != nil {
 				var ee *Error
 				if errors.As(err, &ee) {

@@ -241,15 +241,20 @@ func (f *File) jqVars(s *Stream) eval.Vars {
 	return streamVars{f, s}
 }
 
-// exprScope is what expr programs of a stream may name, with the option
+// exprEnv is what expr programs of stream s (nil: host settings) are
+// compiled against: the names in scope, plus extra ones, with the option
 // that checks the members of parents. config is the File's configScope,
 // built once: it is shared, never modified.
-func (f *File) exprScope(s *Stream, config *eval.Scope) exprEnv {
+func (p *parser) exprEnv(s *Stream, config *eval.Scope, extra ...string) *eval.Env {
+	f := p.spec
 	sc := eval.Scope{VarConfig: config}
-	if s == nil {
-		return exprEnv{scope: sc}
+	opts := []eval.Option{eval.WithCache(p.cache)}
+	for _, name := range extra {
+		sc[name] = nil
 	}
-	var opts []eval.Option
+	if s == nil {
+		return eval.NewEnv(sc, opts...)
+	}
 	switch {
 	case s.chain.broken:
 		sc[VarParent], sc[VarParents], sc[VarBatch] = nil, nil, nil
@@ -275,26 +280,19 @@ func (f *File) exprScope(s *Stream, config *eval.Scope) exprEnv {
 	if s.Incremental != nil {
 		sc[VarCursor] = nil
 	}
-	return exprEnv{scope: sc, opts: opts}
-}
-
-// exprEnv is what expr programs are compiled against: the names in scope,
-// and options that check or type some of them.
-type exprEnv struct {
-	scope eval.Scope // nil: not compiled (plain data)
-	opts  []eval.Option
+	return eval.NewEnv(sc, opts...)
 }
 
 func (p *parser) compile(f *File) {
 	p.spec = f
 	config := f.configScope()
-	top := f.exprScope(nil, config)
+	top := p.exprEnv(nil, config)
 	p.at = nil
 	p.compileHTTP(&f.HTTP, "http", top)
 	for i := range f.Streams.Items {
 		s := &f.Streams.Items[i].Value
 		path := "streams." + s.Name
-		sc := f.exprScope(s, config)
+		sc := p.exprEnv(s, config)
 		vars := f.jqVars(s)
 		if s.HTTP != nil {
 			// Host settings are resolved once per run, before any record exists.
@@ -323,7 +321,7 @@ func (p *parser) compile(f *File) {
 		p.compileJQ(&s.Key, path+".key", vars)
 		if inc := s.Incremental; inc != nil {
 			p.compileJQ(&inc.Cursor, path+".incremental.cursor", vars)
-			p.compileValue(&inc.Initial, path+".incremental.initial", exprEnv{})
+			p.compileValue(&inc.Initial, path+".incremental.initial", nil)
 		}
 		if pg := s.Paginate; pg != nil {
 			pp := path + ".paginate"
@@ -331,8 +329,7 @@ func (p *parser) compile(f *File) {
 			p.compileJQ(&pg.URL, pp+".url", vars)
 			p.compileJQ(&pg.TotalPages, pp+".total_pages", vars)
 			p.compileJQ(&pg.Total, pp+".total", vars)
-			psc := f.exprScope(s, config)
-			psc.scope["response"], psc.scope["page"], psc.scope["records"] = nil, nil, nil
+			psc := p.exprEnv(s, config, "response", "page", "records")
 			p.compileExpr(&pg.StopWhen, pp+".stop_when", psc, eval.BoolKind)
 		}
 	}
@@ -376,7 +373,7 @@ func (p *parser) compile(f *File) {
 	}
 }
 
-func (p *parser) compileHTTP(h *HTTP, path string, sc exprEnv) {
+func (p *parser) compileHTTP(h *HTTP, path string, sc *eval.Env) {
 	p.compileTmpl(&h.BaseURL, path+".base_url", sc)
 	for j := range h.Headers.Items {
 		it := &h.Headers.Items[j]
@@ -449,7 +446,7 @@ func (p *parser) compileJQ(q *JQ, path string, vars eval.Vars) {
 	if q.V == "" && !q.Set {
 		return
 	}
-	code, err := eval.CompileJQVars(q.V, vars)
+	code, err := eval.CompileJQVars(q.V, vars, eval.WithCache(p.cache))
 	if err != nil {
 		p.embedErr(q.Str, path, err)
 		return
@@ -457,11 +454,11 @@ func (p *parser) compileJQ(q *JQ, path string, vars eval.Vars) {
 	q.code = code
 }
 
-func (p *parser) compileExpr(e *Expr, path string, sc exprEnv, kind eval.Kind) {
+func (p *parser) compileExpr(e *Expr, path string, sc *eval.Env, kind eval.Kind) {
 	if !e.Set {
 		return
 	}
-	prog, err := eval.CompileExpr(e.V, sc.scope, kind, sc.opts...)
+	prog, err := sc.CompileExpr(e.V, kind)
 	if err != nil {
 		p.embedErr(e.Str, path, err)
 		return
@@ -469,11 +466,11 @@ func (p *parser) compileExpr(e *Expr, path string, sc exprEnv, kind eval.Kind) {
 	e.expr = prog
 }
 
-func (p *parser) compileTmpl(t *Tmpl, path string, sc exprEnv) {
+func (p *parser) compileTmpl(t *Tmpl, path string, sc *eval.Env) {
 	if !t.Set {
 		return
 	}
-	tmpl, err := eval.CompileTemplate(t.V, sc.scope, sc.opts...)
+	tmpl, err := sc.CompileTemplate(t.V)
 	if err != nil {
 		p.embedErr(t.Str, path, err)
 		return
@@ -485,7 +482,7 @@ func (p *parser) compileTmpl(t *Tmpl, path string, sc exprEnv) {
 // strings are compiled *eval.Template values.
 // compileValue builds v's tree; with a nil scope the tree is plain data
 // (a config default), else its "${" strings are compiled templates.
-func (p *parser) compileValue(v *Value, path string, sc exprEnv) {
+func (p *parser) compileValue(v *Value, path string, sc *eval.Env) {
 	if !v.Set {
 		return
 	}
@@ -498,7 +495,7 @@ func (p *parser) compileValue(v *Value, path string, sc exprEnv) {
 // values cost no more than shallow ones.
 type valueTree struct {
 	p      *parser
-	sc     exprEnv // scope nil: plain data, "${" is not a template
+	sc     *eval.Env // nil: plain data, "${" is not a template
 	base   string
 	segs   []string
 	active map[*yaml.Node]bool // collections being built, against aliases into themselves
@@ -558,7 +555,7 @@ func (vt *valueTree) build(alias *yaml.Node) any {
 // scalarValue is the JSON value of a scalar in a Value: null, a boolean, a
 // number, or a string that may be a compiled template. Timestamps and other
 // tags stay the text written, so `since: 2024-01-01` sends 2024-01-01.
-func (p *parser) scalarValue(n *yaml.Node, path func() string, sc exprEnv) any {
+func (p *parser) scalarValue(n *yaml.Node, path func() string, sc *eval.Env) any {
 	switch n.Tag {
 	case "!!null":
 		return nil
@@ -574,12 +571,12 @@ func (p *parser) scalarValue(n *yaml.Node, path func() string, sc exprEnv) any {
 		}
 		return v
 	}
-	if sc.scope == nil || !eval.HasTemplate(n.Value) {
+	if sc == nil || !eval.HasTemplate(n.Value) {
 		return n.Value
 	}
-	t, err := eval.CompileTemplate(n.Value, sc.scope, sc.opts...)
+	t, err := sc.CompileTemplate(n.Value)
 	if err != nil {
-		p.embedErr(Str{V: n.Value, P: nodePos(n), Set: true, node: n}, path(), err)
+		p.embedErr(Str{V: n.Value, P: nodePos(n), Set: true, style: n.Style}, path(), err)
 		return nil
 	}
 	if t.IsLiteral() {

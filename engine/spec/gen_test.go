@@ -9,7 +9,18 @@ import (
 // the format: configs, host settings, three-level fan-out with when,
 // templates in paths, queries and bodies, pagination, tables and Port
 // entities. Its blueprints file is genBlueprints.
-func genSpec(size int) []byte {
+func genSpec(size int) []byte { return generate(size, false) }
+
+// genSpecUnique is genSpec with every program different from every other
+// (each names its stream's number), so that none is shared: the worst case
+// of validate's memory.
+func genSpecUnique(size int) []byte { return generate(size, true) }
+
+func generate(size int, unique bool) []byte {
+	u := func(i int) string { return "" }
+	if unique {
+		u = func(i int) string { return fmt.Sprint("_", i) }
+	}
 	var b strings.Builder
 	b.WriteString(`version: 1
 name: generated
@@ -28,38 +39,38 @@ streams:
 	for i := 0; b.Len()+tables.Len()+entities.Len() < size; i++ {
 		fmt.Fprintf(&b, `  apps_%[1]d:
     request:
-      path: /orgs/${ config.org }/apps
-      query: {per_page: "${ config.page_size }", kind: [a, b]}
-    records: .items[]
-    paginate: {type: cursor, token: .next, param: cursor}
+      path: /orgs/${ config.org }/apps%[2]s
+      query: {per_page: "${ config.page_size%[3]s }", kind: [a, b]}
+    records: .items%[2]s[]
+    paginate: {type: cursor, token: .next%[2]s, param: cursor}
   envs_%[1]d:
     for_each: apps_%[1]d
-    when: parent.enabled && parent.kind != "archived"
+    when: parent.enabled && parent.kind != "archived%[2]s"
     request:
-      path: /orgs/${ config.org }/apps/${ parent.id }/envs
-    records: '.[] | .app_id = $parent.id'
+      path: /orgs/${ config.org }/apps/${ parent.id%[2]s }/envs
+    records: '.[] | .app_id%[2]s = $parent.id'
   deploys_%[1]d:
     for_each: envs_%[1]d
     request:
       method: POST
       path: /orgs/${ config.org }/apps/${ parents.apps_%[1]d.id }/envs/${ parent.id }/deploys
-      body: {filter: {env: "${ parent.id }", since: "${ config.page_size * 2 }"}}
+      body: {filter: {env: "${ parent.id%[2]s }", since: "${ config.page_size * 2%[3]s }"}}
     records: '.deploys[] | {id, env: $envs_%[1]d.id, app: $apps_%[1]d.id, status}'
-    paginate: {type: page, param: page, total_pages: .pages, stop_when: "page > 50"}
-`, i)
+    paginate: {type: page, param: page, total_pages: .pages%[2]s, stop_when: "page > 50%[3]s"}
+`, i, u(i), strings.ReplaceAll(u(i), "_", " + "))
 		fmt.Fprintf(&tables, `  deploys_%[1]d:
     from: deploys_%[1]d
     primary_key: [app, env, id]
-    row: '{app, env, id, status}'
+    row: '{app, env, id, status%[2]s: .status}'
     columns: {status: STRING}
-`, i)
+`, i, u(i))
 		fmt.Fprintf(&entities, `    - blueprint: environment
       from: envs_%[1]d
-      identifier: $parent.id + "/" + .id
-      title: .name | clean_title
+      identifier: $parent.id + "/" + .id%[2]s
+      title: .name%[2]s | clean_title
       properties: {type: .type}
       relations: {application: $parent.id}
-`, i)
+`, i, u(i))
 	}
 	b.WriteString("tables:\n")
 	b.WriteString(tables.String())

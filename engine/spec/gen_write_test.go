@@ -16,6 +16,8 @@ func TestWriteGenerated(t *testing.T) {
 	files := map[string][]byte{
 		"spec1mb.yaml":    genSpec(1 << 20),
 		"spec5mb.yaml":    genSpec(5 << 20),
+		"unique1mb.yaml":  genSpecUnique(1 << 20),
+		"unique5mb.yaml":  genSpecUnique(5 << 20),
 		"chain2000.yaml":  genChain(2000),
 		"blueprints.json": []byte(genBlueprints),
 	}

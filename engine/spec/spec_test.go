@@ -758,3 +758,45 @@ streams:
 		t.Errorf("Names() of deep = %v", got)
 	}
 }
+
+// TestTooManyErrors: a spec with one systematic mistake stops at
+// MaxErrors problems, with a last line saying so, positioned.
+func TestTooManyErrors(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\nname: demo\nstreams:\n")
+	for i := range 3 * MaxErrors {
+		fmt.Fprintf(&b, "  s%d:\n    for_each: nope%d\n    request: {path: /x}\n", i, i)
+	}
+	_, err := Parse(specName, []byte(b.String()), nil)
+	list := AsList(err)
+	if len(list) != MaxErrors+1 {
+		t.Fatalf("%d errors, want %d", len(list), MaxErrors+1)
+	}
+	last := list[MaxErrors]
+	if !strings.Contains(last.Msg, "too many problems") || last.Pos.Line != 5+3*MaxErrors {
+		t.Errorf("last error = %v, want too many problems at line %d", last, 5+3*MaxErrors)
+	}
+	for i, e := range list[:MaxErrors] {
+		if !strings.Contains(e.Msg, "unknown stream") || e.Pos.Line != 5+3*i {
+			t.Errorf("error %d = %v", i, e)
+		}
+	}
+}
+
+// TestFileTooLarge: a spec over MaxSpecSize is refused at the first byte
+// past the limit, before anything is decoded.
+func TestFileTooLarge(t *testing.T) {
+	line := "# " + strings.Repeat("x", 97) + "\n" // 100 bytes
+	src := []byte("version: 1\n" + strings.Repeat(line, MaxSpecSize/100+1))
+	_, err := Parse(specName, src, nil)
+	list := AsList(err)
+	// Byte MaxSpecSize is on line 1 + (MaxSpecSize-11)/100 + 1.
+	wantLine := 2 + (MaxSpecSize-11)/100
+	wantCol := 1 + (MaxSpecSize-11)%100
+	if len(list) != 1 || list[0].Pos != (Pos{Line: wantLine, Col: wantCol}) || !strings.Contains(list[0].Msg, "larger than 8 MiB") {
+		t.Errorf("errors = %v, want one at %d:%d", list, wantLine, wantCol)
+	}
+	if _, err := Parse(specName, src[:MaxSpecSize], nil); err != nil && strings.Contains(err.Error(), "larger than") {
+		t.Errorf("a spec of exactly MaxSpecSize bytes is refused: %v", err)
+	}
+}

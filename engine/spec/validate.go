@@ -64,7 +64,7 @@ func (p *parser) validate(f *File) {
 		if it.Value.Required.V && it.Value.Default.Set {
 			p.errorAt(it.Value.Default.P, "config."+it.Key+".default", "a required input cannot have a default")
 		}
-		p.compileValue(&it.Value.Default, "config."+it.Key+".default", exprEnv{})
+		p.compileValue(&it.Value.Default, "config."+it.Key+".default", nil)
 	}
 	p.checkStreams(f)
 	p.checkIncremental(f)
@@ -81,17 +81,19 @@ func (p *parser) validate(f *File) {
 // its children have finished, and a child that failed would never be asked
 // for again. The cursor belongs on the child streams.
 func (p *parser) checkIncremental(f *File) {
+	fanned := map[string]string{} // stream -> the first stream that fans out from or batches it
+	for i := range f.Streams.Items {
+		c := &f.Streams.Items[i].Value
+		for _, from := range []Str{c.ForEach, c.Batch} {
+			if _, ok := fanned[from.V]; from.Set && !ok {
+				fanned[from.V] = c.Name
+			}
+		}
+	}
 	for i := range f.Streams.Items {
 		s := &f.Streams.Items[i].Value
-		if s.Incremental == nil {
-			continue
-		}
-		for j := range f.Streams.Items {
-			c := &f.Streams.Items[j].Value
-			if c.ForEach.V == s.Name || c.Batch.V == s.Name {
-				p.errorAt(s.Incremental.Cursor.P, "streams."+s.Name+".incremental", "incremental is not supported on a stream that others fan out from (%s does): its cursor would move on before its children finish; put incremental on the child stream", c.Name)
-				break
-			}
+		if child, ok := fanned[s.Name]; ok && s.Incremental != nil {
+			p.errorAt(s.Incremental.Cursor.P, "streams."+s.Name+".incremental", "incremental is not supported on a stream that others fan out from (%s does): its cursor would move on before its children finish; put incremental on the child stream", child)
 		}
 	}
 }
@@ -295,15 +297,36 @@ func (p *parser) checkGraph(f *File) {
 	)
 	state := map[string]int{}
 	reported := map[string]bool{}
-	var stack []*Stream
-	var visit func(s *Stream)
-	visit = func(s *Stream) {
+	// Depth-first, with an explicit stack: chains may be thousands deep.
+	type frame struct {
+		s     *Stream
+		edges []edge
+	}
+	var stack []*Stream // the active path, for naming a cycle
+	var frames []frame
+	push := func(s *Stream) {
 		state[s.Name] = active
 		stack = append(stack, s)
-		for _, e := range deps(s) {
+		frames = append(frames, frame{s, deps(s)})
+	}
+	for i := range f.Streams.Items {
+		if s := &f.Streams.Items[i].Value; state[s.Name] == unvisited {
+			push(s)
+		}
+		for len(frames) > 0 {
+			top := &frames[len(frames)-1]
+			if len(top.edges) == 0 {
+				state[top.s.Name] = done
+				stack = stack[:len(stack)-1]
+				frames = frames[:len(frames)-1]
+				continue
+			}
+			e := top.edges[0]
+			top.edges = top.edges[1:]
+			s := top.s
 			switch state[e.to.Name] {
 			case unvisited:
-				visit(e.to)
+				push(e.to)
 			case active:
 				// The cycle is stack[i:], closed by this edge; it is read from
 				// the stream whose edge closes it, where it is reported.
@@ -315,17 +338,12 @@ func (p *parser) checkGraph(f *File) {
 				key := strings.Join(sortedCopy(names[1:]), ",")
 				if !reported[key] {
 					reported[key] = true
+					if len(names) > 12 {
+						names = append(append(names[:6:6], fmt.Sprintf("… %d more …", len(names)-11)), names[len(names)-5:]...)
+					}
 					p.errorAt(e.ref.P, "streams."+s.Name+"."+e.key, "fan-out cycle: %s (each stream waits for the next)", strings.Join(names, " -> "))
 				}
 			}
-		}
-		stack = stack[:len(stack)-1]
-		state[s.Name] = done
-	}
-	for i := range f.Streams.Items {
-		s := &f.Streams.Items[i].Value
-		if state[s.Name] == unvisited {
-			visit(s)
 		}
 	}
 }
