@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,30 @@ func TestValidateCorpus(t *testing.T) {
 			if got := stdout.String(); got != want {
 				t.Errorf("ferry validate output:\n%s\nwant:\n%s", got, want)
 			}
+			// The same problems as GitHub annotations, each on the file
+			// it is in (a side file's problems annotate that file).
+			stdout.Reset()
+			if code := run(t.Context(), []string{"validate", "--format", "github", "spec.yaml"}, &stdout, &stderr); code != engine.ExitInvalidSpec {
+				t.Errorf("--format github: exit code %d", code)
+			}
+			if got, wantGH := stdout.String(), githubLines(t, want); got != wantGH {
+				t.Errorf("ferry validate --format github output:\n%s\nwant:\n%s", got, wantGH)
+			}
 		})
 	}
+}
+
+// githubLines turns "file:line:col: message" lines into the annotations
+// --format github prints for them.
+func githubLines(t *testing.T, text string) string {
+	var b strings.Builder
+	for line := range strings.Lines(text) {
+		parts := strings.SplitN(strings.TrimSuffix(line, "\n"), ":", 4)
+		if len(parts) != 4 {
+			t.Fatalf("want line %q is not file:line:col: message", line)
+		}
+		msg := strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(strings.TrimPrefix(parts[3], " "))
+		fmt.Fprintf(&b, "::error file=%s,line=%s,col=%s::%s\n", parts[0], parts[1], parts[2], msg)
+	}
+	return b.String()
 }

@@ -12,7 +12,7 @@ import (
 
 // fuzzFS is what every fuzzed spec may refer to.
 var fuzzFS = fstest.MapFS{
-	"blueprints.json": {Data: []byte(`[{"identifier": "app", "schema": {"properties": {"name": {}}}, "relations": {"team": {}}}]`)},
+	"blueprints.json": {Data: []byte(`[{"identifier": "app", "title": "App", "schema": {"properties": {"name": {"type": "string"}}}, "relations": {"team": {"target": "team"}}}, {"identifier": "team", "title": "Team", "schema": {"properties": {}}}]`)},
 }
 
 func FuzzParse(f *testing.F) {

@@ -549,7 +549,7 @@ func TestLoad(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "bp"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "bp", "blueprints.json"), []byte(`[{"identifier": "app", "schema": {"properties": {"name": {}}}}]`), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "bp", "blueprints.json"), []byte(`[{"identifier": "app", "title": "App", "schema": {"properties": {"name": {"type": "string"}}}}]`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "s.yaml")
