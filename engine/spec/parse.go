@@ -50,10 +50,7 @@ func readLimited(fsys FS, name string, max int) ([]byte, error) {
 
 // tooLarge reports a file over MaxSpecSize at the first byte past it.
 func tooLarge(file string, src []byte) *Error {
-	lines := splitLines(string(src[:MaxSpecSize]))
-	last := lines[len(lines)-1]
-	return &Error{File: file, Pos: Pos{Line: len(lines), Col: 1 + utf8.RuneCountInString(last)},
-		Msg: fmt.Sprintf("file larger than %d MiB, the most ferry reads", MaxSpecSize>>20)}
+	return &Error{File: file, Pos: offsetPos(src, MaxSpecSize), Msg: fmt.Sprintf("file larger than %d MiB, the most ferry reads", MaxSpecSize>>20)}
 }
 
 // Parse decodes and validates one spec. name is used in error positions;
@@ -64,6 +61,10 @@ func Parse(name string, src []byte, fsys FS) (*File, error) {
 	f := &File{Path: name}
 	if len(src) > MaxSpecSize {
 		return f, ErrorList{tooLarge(name, src)}
+	}
+	if off, msg, bad := badChar(src); bad {
+		// yaml.v3 names no place for these.
+		return f, ErrorList{&Error{File: name, Pos: offsetPos(src, off), Msg: msg}}
 	}
 	d := &decoder{file: name}
 	p := &parser{decoder: d, lines: splitLines(string(src)), fsys: fsys, maxValueNodes: 100_000 + len(src), cache: eval.NewCache()}
@@ -400,6 +401,38 @@ func splitLines(src string) []string {
 		start = i
 	}
 	return append(lines, src[start:])
+}
+
+// badChar finds the first character YAML refuses wherever it stands (in a
+// comment too): a byte that is not UTF-8, or a control character. A
+// UTF-16 file (with its byte-order mark) is left to yaml.v3.
+func badChar(src []byte) (off int, msg string, bad bool) {
+	if bytes.HasPrefix(src, []byte("\xfe\xff")) || bytes.HasPrefix(src, []byte("\xff\xfe")) {
+		return 0, "", false
+	}
+	for i := 0; i < len(src); {
+		r, n := utf8.DecodeRune(src[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			return i, fmt.Sprintf("invalid UTF-8 (byte 0x%02x): a spec is UTF-8 text", src[i]), true
+		case !yamlPrintable(r):
+			return i, fmt.Sprintf("control character %U is not allowed in YAML (write it as an escape in a double-quoted string)", r), true
+		}
+		i += n
+	}
+	return 0, "", false
+}
+
+// yamlPrintable reports whether YAML allows r in a file (its c-printable set).
+func yamlPrintable(r rune) bool {
+	return r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && r <= 0x7e || r == 0x85 ||
+		r >= 0xa0 && r <= 0xd7ff || r >= 0xe000 && r <= 0xfffd || r >= 0x10000 && r <= 0x10ffff
+}
+
+// offsetPos is the position of byte off in src, lines counted as YAML does.
+func offsetPos(src []byte, off int) Pos {
+	lines := splitLines(string(src[:off]))
+	return Pos{Line: len(lines), Col: 1 + utf8.RuneCountInString(lines[len(lines)-1])}
 }
 
 // trimBOM drops a UTF-8 byte-order mark some editors add.
