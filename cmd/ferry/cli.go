@@ -128,16 +128,25 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 // printSpecErrors prints spec problems, plain or as GitHub annotations.
 func printSpecErrors(w io.Writer, errs []engine.SpecError, format string) {
+	printSpecProblems(w, errs, format, "error")
+}
+
+// printSpecProblems prints spec problems of a level ("error" or
+// "warning"): plain, a warning marked as one, or as GitHub annotations.
+func printSpecProblems(w io.Writer, errs []engine.SpecError, format, level string) {
 	for _, e := range errs {
-		if format == "github" {
-			msg := e.Msg
-			if e.Path != "" {
-				msg = e.Path + ": " + msg
-			}
-			fmt.Fprintf(w, "::error file=%s,line=%d,col=%d::%s\n", e.File, e.Line, e.Col, ghEscape(msg))
-			continue
+		msg := e.Msg
+		if e.Path != "" {
+			msg = e.Path + ": " + msg
 		}
-		fmt.Fprintln(w, e.Error())
+		switch {
+		case format == "github":
+			fmt.Fprintf(w, "::%s file=%s,line=%d,col=%d::%s\n", level, e.File, e.Line, e.Col, ghEscape(msg))
+		case level == "warning":
+			fmt.Fprintf(w, "%s:%d:%d: warning: %s\n", e.File, e.Line, e.Col, msg)
+		default:
+			fmt.Fprintln(w, e.Error())
+		}
 	}
 }
 
@@ -176,8 +185,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	format := fs.String("format", "text", "output format: text or github (GitHub Actions annotations)")
+	strict := fs.Bool("strict", false, "fail (exit 3) on warnings too")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: ferry validate [--format text|github] SPEC...")
+		fmt.Fprintln(stderr, "Usage: ferry validate [--format text|github] [--strict] SPEC...")
 		fs.PrintDefaults()
 	}
 	files, err := parseInterspersed(fs, args)
@@ -189,19 +199,31 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		return printed{usageErr("ferry validate needs SPEC files and --format text or github")}
 	}
 	var errs []error
+	warned := 0 // specs valid but for warnings, under --strict
 	for _, path := range files {
-		if _, err := load(path, stdout, *format); err != nil {
+		sp, err := load(path, stdout, *format)
+		if err != nil {
 			var ue *engine.UsageError
 			if errors.As(err, &ue) {
 				fmt.Fprintf(stderr, "%s: %v\n", path, err)
 				err = printed{err}
 			}
 			errs = append(errs, err)
+			continue
+		}
+		ws := sp.Warnings()
+		printSpecProblems(stdout, ws, *format, "warning")
+		if *strict && len(ws) > 0 {
+			warned++
+			errs = append(errs, printed{ws[0]})
 		}
 	}
 	if len(errs) == 0 {
 		fmt.Fprintf(stdout, "%d spec(s) valid\n", len(files))
 		return nil
+	}
+	if warned > 0 {
+		fmt.Fprintf(stdout, "%d spec(s) with warnings (--strict)\n", warned)
 	}
 	// An invalid spec outranks an unreadable one: exit 3 when any is invalid.
 	for _, err := range errs {

@@ -115,10 +115,11 @@ func WithTypes(samples map[string]any) Option {
 
 // Expr is a compiled expr program. It is safe for concurrent use.
 type Expr struct {
-	src  string
-	kind Kind
-	prog *vm.Program
-	vms  sync.Pool // of *vm.VM: a VM is reusable but not concurrently
+	src      string
+	kind     Kind
+	constant bool // it reads nothing of its env, nor the clock
+	prog     *vm.Program
+	vms      sync.Pool // of *vm.VM: a VM is reusable but not concurrently
 }
 
 // CompileExpr compiles an expr program and checks it against scope: a name
@@ -202,7 +203,7 @@ func (e *Env) compileExpr(src string, kind Kind) (*Expr, error) {
 	if err != nil {
 		return nil, exprError(src, scope, err)
 	}
-	x := &Expr{src: src, kind: kind, prog: prog}
+	x := &Expr{src: src, kind: kind, prog: prog, constant: read.constant()}
 	if !read.dynamic {
 		e.o.cache.putExpr(&cachedExpr{prog: x, names: read.names, members: read.members})
 	}
@@ -465,7 +466,12 @@ type scopeRead struct {
 	names   map[string]bool // top-level names: true for those whose members are checked
 	members [][]string      // member paths checked and found, top-level name first
 	dynamic bool            // it reads $env as a whole
+	clock   bool            // it calls now()
 }
+
+// constant reports whether a program that read this gives the same value
+// whatever its env and whenever it runs.
+func (r scopeRead) constant() bool { return len(r.names) == 0 && !r.dynamic && !r.clock }
 
 type scopeChecker struct {
 	scope   Scope
@@ -477,13 +483,19 @@ type scopeChecker struct {
 }
 
 func (c *scopeChecker) Visit(node *ast.Node) {
+	if b, ok := (*node).(*ast.BuiltinNode); ok && b.Name == "now" {
+		c.read.clock = true
+		return
+	}
 	if id, ok := (*node).(*ast.IdentifierNode); ok {
 		if _, let := c.lets[id.Value]; !let {
-			if sub, ok := c.scope[id.Value]; ok {
+			sub, ok := c.scope[id.Value]
+			if ok {
 				_, fn := c.members[id.Value]
 				c.read.names[id.Value] = fn || sub != nil
 			}
 			c.read.dynamic = c.read.dynamic || id.Value == "$env"
+			c.read.clock = c.read.clock || !ok && id.Value == "now"
 		}
 		return
 	}

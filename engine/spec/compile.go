@@ -344,6 +344,7 @@ func (p *parser) compile(f *File) {
 		}
 		p.at = s
 		p.compileJQ(&t.Row, "tables."+t.Name+".row", f.jqVars(s))
+		p.warnPrimaryKey(t)
 	}
 	if f.Port != nil {
 		for i := range f.Port.Entities {
@@ -361,6 +362,7 @@ func (p *parser) compile(f *File) {
 			for name, q := range map[string]*JQ{"selector": &e.Selector, "identifier": &e.Identifier, "title": &e.Title, "icon": &e.Icon, "team": &e.Team} {
 				p.compileJQ(q, path+"."+name, vars)
 			}
+			p.warnSelector(&e.Selector, path+".selector")
 			for j := range e.Properties.Items {
 				it := &e.Properties.Items[j]
 				p.compileJQ(&it.Value, path+".properties."+it.Key, vars)
@@ -391,9 +393,9 @@ func (p *parser) compileHTTP(h *HTTP, path string, sc *eval.Env) {
 func (p *parser) embedErr(s Str, path string, err error) {
 	var ee *eval.Error
 	if errors.As(err, &ee) {
-		if name, ok := strings.CutPrefix(ee.Msg, "variable not defined: $"); ok && p.at != nil && p.at.chain.broken && p.spec.streams[name] != nil {
-			// An ancestor of a stream whose fan-out is broken (reported):
-			// it may well be one once that is fixed.
+		if strings.HasPrefix(ee.Msg, "variable not defined: $") && p.at != nil && p.at.chain.broken {
+			// In a stream whose fan-out is broken (reported), any other
+			// variable may be an ancestor once that is fixed.
 			return
 		}
 		p.errorAt(p.progPos(s, ee.Offset), path, "%s%s", ee.Error(), p.scopeHint(ee))
@@ -452,6 +454,7 @@ func (p *parser) compileJQ(q *JQ, path string, vars eval.Vars) {
 		return
 	}
 	q.code = code
+	p.warnJQ(q, path)
 }
 
 func (p *parser) compileExpr(e *Expr, path string, sc *eval.Env, kind eval.Kind) {

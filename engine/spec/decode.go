@@ -21,6 +21,7 @@ import (
 type decoder struct {
 	file   string
 	errs   ErrorList
+	warns  ErrorList // likely mistakes that do not stop a run
 	merged map[*yaml.Node][]pair    // pairs of each mapping, merge keys expanded
 	fields map[reflect.Type][]field // fieldsOf each struct type decoded
 }
@@ -53,6 +54,17 @@ const MaxErrors = 100
 
 // tooMany is the panic that ends a Parse that has found MaxErrors problems.
 type tooMany struct{}
+
+// warnAt records a likely mistake: valid, but probably not what was meant.
+func (d *decoder) warnAt(p Pos, path, format string, args ...any) {
+	d.warn(&Error{File: d.file, Pos: p, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) warn(e *Error) {
+	if len(d.warns) < MaxErrors {
+		d.warns = append(d.warns, e)
+	}
+}
 
 func (d *decoder) add(e *Error) {
 	if len(d.errs) == MaxErrors {

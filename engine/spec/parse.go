@@ -78,6 +78,7 @@ func Parse(name string, src []byte, fsys FS) (*File, error) {
 		}()
 		p.parse(f, src)
 	}()
+	f.warnings = d.warns.sorted()
 	if len(d.errs) > MaxErrors {
 		// The last one says there are too many: it stays last.
 		return f, append(d.errs[:MaxErrors].sorted(), d.errs[MaxErrors])

@@ -33,7 +33,7 @@ name: demo
 streams:
   apps:
     request:
-      path: /apps
+      url: https://api.example.com/apps
 `
 
 // scalar is the comparable part of the scalar field types.
@@ -266,6 +266,7 @@ streams:
     paginate:
       type: page
       param: page
+    http: {base_url: "https://api.example.com"}
 tables:
   apps:
     from: apps
@@ -293,12 +294,12 @@ port:
 		{"query value", s.Request.Query.Items[0].Value.P, Pos{12, 16}},
 		{"paginate at its key", s.Paginate.Pos, Pos{13, 5}},
 		{"paginate param", s.Paginate.Param.P, Pos{15, 14}},
-		{"table at its key", f.Tables.Items[0].Value.Pos, Pos{17, 3}},
-		{"primary key item", f.Tables.Items[0].Value.PrimaryKey[1].P, Pos{19, 24}},
-		{"entity item", f.Port.Entities[0].Pos, Pos{22, 7}},
-		{"entity identifier", f.Port.Entities[0].Identifier.P, Pos{24, 19}},
-		{"entity property key", f.Port.Entities[0].Properties.Items[0].P, Pos{26, 9}},
-		{"entity property value", f.Port.Entities[0].Properties.Items[0].Value.P, Pos{26, 15}},
+		{"table at its key", f.Tables.Items[0].Value.Pos, Pos{18, 3}},
+		{"primary key item", f.Tables.Items[0].Value.PrimaryKey[1].P, Pos{20, 24}},
+		{"entity item", f.Port.Entities[0].Pos, Pos{23, 7}},
+		{"entity identifier", f.Port.Entities[0].Identifier.P, Pos{25, 19}},
+		{"entity property key", f.Port.Entities[0].Properties.Items[0].P, Pos{27, 9}},
+		{"entity property value", f.Port.Entities[0].Properties.Items[0].Value.P, Pos{27, 15}},
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {
@@ -359,6 +360,7 @@ port:
 func TestFanOut(t *testing.T) {
 	f := mustParse(t, `version: 1
 name: demo
+http: {base_url: "https://api.example.com"}
 streams:
   orgs:
     request: {path: /orgs}
@@ -497,6 +499,7 @@ streams:
     request:
       <<: [*base, {url: https://x.example.com/jobs}]
       path:
+http: {base_url: "https://api.example.com"}
 `)
 	envs := f.Stream("envs").Request
 	if envs.Method.V != "POST" || envs.Path.V != "/envs" || envs.Headers.Get("accept") == nil {
@@ -514,7 +517,7 @@ streams:
 
 func TestAliasExpansionIsBounded(t *testing.T) {
 	// Ten levels of ten aliases: 10^10 nodes if expanded naively.
-	src := "version: 1\nname: demo\nstreams:\n  apps:\n    request:\n      method: POST\n      path: /a\n      body:\n        l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
+	src := "version: 1\nname: demo\nstreams:\n  apps:\n    request:\n      method: POST\n      url: https://api.example.com/a\n      body:\n        l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
 	for i := 1; i <= 9; i++ {
 		p := "*l" + string(rune('0'+i-1))
 		src += "        l" + string(rune('0'+i)) + ": &l" + string(rune('0'+i)) + " [" + strings.Repeat(p+", ", 9) + p + "]\n"
@@ -531,7 +534,7 @@ func TestAliasExpansionIsBounded(t *testing.T) {
 }
 
 func TestMultiByteAndCRLFPositions(t *testing.T) {
-	src := "version: 1\r\nname: démo\r\nstreams:\r\n  apps:\r\n    description: ünïcode\r\n    request: {path: /apps}\r\n    records: '\"é\" | .x ==  )'\r\n"
+	src := "version: 1\r\nname: démo\r\nstreams:\r\n  apps:\r\n    description: ünïcode\r\n    request: {url: \"https://api.example.com\"}\r\n    records: '\"é\" | .x ==  )'\r\n"
 	_, err := Parse(specName, []byte(src), nil)
 	list := AsList(err)
 	if len(list) != 1 {
@@ -657,7 +660,7 @@ func TestYAMLErrorInLargeFile(t *testing.T) {
 func TestLineBreaks(t *testing.T) {
 	for name, br := range map[string]string{"LF": "\n", "CRLF": "\r\n", "CR": "\r", "NEL": "\u0085", "LS": "\u2028"} {
 		t.Run(name, func(t *testing.T) {
-			src := strings.Join([]string{"version: 1", "name: d", "streams:", "  a:", "    request: {path: /x}", "    records: (.x", ""}, br)
+			src := strings.Join([]string{"version: 1", "name: d", "streams:", "  a:", "    request: {url: \"https://x.example.com\"}", "    records: (.x", ""}, br)
 			_, err := Parse(specName, []byte(src), nil)
 			list := AsList(err)
 			if len(list) != 1 || list[0].Pos != (Pos{6, 17}) {
@@ -732,6 +735,7 @@ func TestAncestorsLongChains(t *testing.T) {
 func TestStreamVarsMatchJQVars(t *testing.T) {
 	f := mustParse(t, `version: 1
 name: demo
+http: {base_url: "https://api.example.com"}
 streams:
   apps: {request: {path: /apps}}
   envs: {for_each: apps, request: {path: /envs}}

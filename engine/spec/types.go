@@ -20,13 +20,14 @@ type File struct {
 	Description Str            `yaml:"description" doc:"Free text."`
 	Config      Map[ConfigVar] `yaml:"config" names:"config" doc:"Named inputs supplied by --set, --config FILE, environment variables or .env, in that precedence."`
 	HTTP        HTTP           `yaml:"http" doc:"Defaults for every request: base URL, headers, auth, retry, rate limit, concurrency."`
-	Streams     Map[Stream]    `yaml:"streams" ferry:"required" names:"stream" doc:"Endpoints to read, in order; a stream may fan out from an earlier one with for_each."`
+	Streams     Map[Stream]    `yaml:"streams" ferry:"required" names:"stream" doc:"Endpoints to read; a stream may fan out from any other (declared before or after it) with for_each."`
 	Tables      Map[Table]     `yaml:"tables" names:"table" doc:"Destination tables (SQLite, PostgreSQL) mapped from streams."`
 	Port        *Port          `yaml:"port" doc:"Port software-catalog entities mapped from streams."`
 
 	config     map[string]*ConfigVar // by name, after validation
 	streams    map[string]*Stream
 	blueprints []json.RawMessage // bodies of port.blueprints, read once at load
+	warnings   ErrorList
 }
 
 // ConfigVar is one named input of a spec.
@@ -187,6 +188,11 @@ type Entity struct {
 	// blueprint and identifier (from this mapping or another).
 	OnDuplicate Str `yaml:"on_duplicate" enum:"warn,fail,merge" doc:"An entity whose blueprint and identifier an earlier entity of the run already had: warn (default; the last one wins, reported), fail (the later entity is a failed record, not sent), or merge (later non-null title, properties and single relations win; many-relations are the sorted union)."`
 }
+
+// Warnings lists what Parse found valid but likely mistaken (a secret with
+// a default in the spec, a primary-key column the row never has, …),
+// sorted by file and position. They do not stop a run.
+func (f *File) Warnings() ErrorList { return f.warnings }
 
 // Blueprints returns the bodies of the port.blueprints file, in file order,
 // as read when the spec was loaded (nil when parsed without a file system).

@@ -66,6 +66,8 @@ func (p *parser) validate(f *File) {
 		}
 		if it.Value.Required.V && it.Value.Default.Set {
 			p.errorAt(it.Value.Default.P, "config."+it.Key+".default", "a required input cannot have a default")
+		} else if it.Value.Secret.V && it.Value.Default.Set {
+			p.warnAt(it.Value.Default.P, "config."+it.Key+".default", "a secret's value does not belong in the spec: give it with --set, an environment variable or a --config file")
 		}
 		p.compileValue(&it.Value.Default, "config."+it.Key+".default", nil)
 	}
@@ -77,6 +79,7 @@ func (p *parser) validate(f *File) {
 	p.checkTables(f)
 	p.checkPort(f, blueprints)
 	p.compile(f)
+	p.checkRequests(f)
 }
 
 // checkIncremental refuses a cursor on a stream that others fan out from or
@@ -399,6 +402,28 @@ func (p *parser) loadBlueprints(f *File) map[string]*Blueprint {
 	for i, raw := range raws {
 		if bp := p.checkBlueprint(j, i, raw); bp != nil {
 			out[bp.Identifier] = bp
+		}
+	}
+	// Relation targets: defined in the file, or in every Port account.
+	known := append(mapKeys(out), portSystemBlueprints...)
+	for i, raw := range raws {
+		var body struct {
+			Identifier string `json:"identifier"`
+			Relations  map[string]struct {
+				Target any `json:"target"`
+			} `json:"relations"`
+		}
+		if json.Unmarshal(raw, &body) != nil {
+			continue // reported
+		}
+		for _, name := range mapKeys(body.Relations) {
+			target, ok := body.Relations[name].Target.(string)
+			if !ok || target == "" || slices.Contains(known, target) {
+				continue
+			}
+			off, _ := j.valueAt(i, "relations", name, "target")
+			p.warn(&Error{File: j.name, Pos: j.pos(off), Path: fmt.Sprintf("[%d].relations.%s.target", i, name),
+				Msg: fmt.Sprintf("blueprint %q is neither in %s nor one of Port's own (%s): creating %q fails unless it is already in Port%s", target, ref.V, strings.Join(portSystemBlueprints, ", "), body.Identifier, didYouMean(target, known))})
 		}
 	}
 	return out
