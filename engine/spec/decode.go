@@ -21,7 +21,7 @@ import (
 type decoder struct {
 	file   string
 	errs   ErrorList
-	warns  ErrorList // likely mistakes that do not stop a run
+	warns  ErrorList                // likely mistakes that do not stop a run
 	merged map[*yaml.Node][]pair    // pairs of each mapping, merge keys expanded
 	fields map[reflect.Type][]field // fieldsOf each struct type decoded
 }
