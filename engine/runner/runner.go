@@ -59,6 +59,8 @@ type Runner struct {
 	stats   *Stats
 	targets *targets
 	seed    maphash.Seed
+	// exprConfig is the config as expr sees it (typed dates and durations).
+	exprConfig map[string]any
 }
 
 type streamState struct {
@@ -107,8 +109,8 @@ func New(f *spec.File, opts Options) (*Runner, error) {
 		opts.Now = time.Now
 	}
 	r := &Runner{f: f, opts: opts, log: opts.Logger, streams: map[string]*streamState{}, stats: newStats(opts.Now),
-		targets: newTargets(f), seed: maphash.MakeSeed()}
-	cfgEnv := map[string]any{spec.VarConfig: eval.Normalize(opts.Config)}
+		targets: newTargets(f), seed: maphash.MakeSeed(), exprConfig: eval.Normalize(f.ExprValues(opts.Config)).(map[string]any)}
+	cfgEnv := map[string]any{spec.VarConfig: r.exprConfig}
 	want, err := r.selection()
 	if err != nil {
 		return nil, err

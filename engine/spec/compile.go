@@ -248,7 +248,7 @@ func (f *File) jqVars(s *Stream) eval.Vars {
 func (p *parser) exprEnv(s *Stream, config *eval.Scope, extra ...string) *eval.Env {
 	f := p.spec
 	sc := eval.Scope{VarConfig: config}
-	opts := []eval.Option{eval.WithCache(p.cache)}
+	opts := []eval.Option{eval.WithCache(p.cache), eval.WithTypes(p.configTypes)}
 	for _, name := range extra {
 		sc[name] = nil
 	}
@@ -285,6 +285,7 @@ func (p *parser) exprEnv(s *Stream, config *eval.Scope, extra ...string) *eval.E
 
 func (p *parser) compile(f *File) {
 	p.spec = f
+	p.configTypes = f.exprTypes()
 	config := f.configScope()
 	top := p.exprEnv(nil, config)
 	p.at = nil

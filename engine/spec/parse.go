@@ -256,9 +256,10 @@ type parser struct {
 	lines []string
 	fsys  FS
 
-	spec  *File       // being compiled
-	at    *Stream     // whose programs are being compiled; nil for host settings
-	cache *eval.Cache // shares identical programs
+	spec        *File          // being compiled
+	at          *Stream        // whose programs are being compiled; nil for host settings
+	cache       *eval.Cache    // shares identical programs
+	configTypes map[string]any // samples of the typed config inputs, for expr's checker
 
 	valueNodes, maxValueNodes int // YAML nodes expanded into Value trees, and the cap
 	valueTooBig               bool

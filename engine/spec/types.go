@@ -36,7 +36,8 @@ type ConfigVar struct {
 	Pos  Pos    `yaml:"-"`
 
 	Required    Bool  `yaml:"required" doc:"The run stops before any request when no value is given."`
-	Default     Value `yaml:"default" doc:"Value used when none is given."`
+	Type        Str   `yaml:"type" enum:"string,int,number,bool,list,duration,date" doc:"What the value must be; it is checked and converted before any request (exit 2 when it does not fit): int, number, bool, list (a comma-separated string, or a YAML list), duration (30s, 1h30m; expr sees a duration), date (2024-01-31 or RFC 3339; expr sees a time). Without a type the value is taken as given."`
+	Default     Value `yaml:"default" doc:"Value used when none is given (not with required); checked against type."`
 	Secret      Bool  `yaml:"secret" doc:"Never printed, logged or stored; redacted from URLs and errors."`
 	Env         Strs  `yaml:"env" doc:"Environment variable name, or a list of names tried in order."`
 	Description Str   `yaml:"description" doc:"Shown by ferry in errors about this input."`

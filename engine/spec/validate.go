@@ -70,6 +70,11 @@ func (p *parser) validate(f *File) {
 			p.warnAt(it.Value.Default.P, "config."+it.Key+".default", "a secret's value does not belong in the spec: give it with --set, an environment variable or a --config file")
 		}
 		p.compileValue(&it.Value.Default, "config."+it.Key+".default", nil)
+		if d := &it.Value.Default; d.Set {
+			if _, err := it.Value.Convert(d.Tree()); err != nil {
+				p.errorAt(d.P, "config."+it.Key+".default", "%v (type: %s)", err, it.Value.Type.V)
+			}
+		}
 	}
 	p.checkStreams(f)
 	p.checkIncremental(f)
