@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -128,4 +131,62 @@ func githubLines(t *testing.T, text, level string) string {
 		fmt.Fprintf(&b, "::%s file=%s,line=%s,col=%s::%s\n", level, parts[0], parts[1], parts[2], msg)
 	}
 	return b.String()
+}
+
+// TestValidateBoundedMemory runs `ferry validate` under a 2 GiB address
+// space limit (ulimit -v) on a 5 MiB spec with thousands of streams whose
+// programs all differ, on a 2,000-deep for_each chain, and on a spec over
+// the size limit: the first two are valid (exit 0), the last is refused
+// with a positioned error (exit 3); none may crash.
+func TestValidateBoundedMemory(t *testing.T) {
+	if runtime.GOOS != "linux" || testing.Short() || raceEnabled() {
+		t.Skip("needs Linux, and no -short or -race (the race detector reserves terabytes of address space)")
+	}
+	bin := ferryBin(t)
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	flat := func(size int) string {
+		var b strings.Builder
+		b.WriteString("version: 1\nname: big\nconfig:\n  org: {default: acme}\nhttp: {base_url: \"https://api.example.com\"}\nstreams:\n")
+		for i := 0; b.Len() < size; i++ {
+			fmt.Fprintf(&b, "  apps_%[1]d:\n    request:\n      path: /orgs/${ config.org }/apps_%[1]d\n      query: {n: \"${ %[1]d + 1 }\"}\n    records: .items_%[1]d[]\n"+
+				"  envs_%[1]d:\n    for_each: apps_%[1]d\n    when: parent.kind != \"k%[1]d\"\n    request: {path: \"/apps/${ parent.id }/envs/%[1]d\"}\n    records: '.[] | .app_%[1]d = $parent.id | .root = $apps_%[1]d.id'\n", i)
+		}
+		return b.String()
+	}
+	var chain strings.Builder
+	chain.WriteString("version: 1\nname: chain\nhttp: {base_url: \"https://api.example.com\"}\nstreams:\n  s0:\n    request: {path: /items}\n")
+	for i := 1; i < 2000; i++ {
+		fmt.Fprintf(&chain, "  s%d:\n    for_each: s%d\n    request: {path: \"/items/${ parents.s0.id }/${ parent.id }\"}\n    records: '.[] | .up = $parent.id | .root = $s0.id'\n", i, i-1)
+	}
+	for _, tc := range []struct {
+		name, path string
+		code       int
+		want       string
+	}{
+		{"5MiB", write("flat.yaml", flat(5<<20)), engine.ExitOK, "1 spec(s) valid\n"},
+		{"chain2000", write("chain.yaml", chain.String()), engine.ExitOK, "1 spec(s) valid\n"},
+		{"9MiB", write("huge.yaml", flat(9<<20)), engine.ExitInvalidSpec, "file larger than 8 MiB, the most ferry reads"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command("/bin/sh", "-c", `ulimit -v 2097152 && exec "$0" validate "$1"`, bin, tc.path)
+			out, err := cmd.CombinedOutput()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code || !strings.Contains(string(out), tc.want) || strings.Contains(string(out), "goroutine") {
+				t.Errorf("exit %d, want %d; output:\n%.2000s", code, tc.code, out)
+			}
+		})
+	}
 }

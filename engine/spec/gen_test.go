@@ -80,8 +80,8 @@ streams:
 }
 
 const genBlueprints = `[
-  {"identifier": "application", "schema": {"properties": {}}, "relations": {}},
-  {"identifier": "environment", "schema": {"properties": {"type": {"type": "string"}}},
+  {"identifier": "application", "title": "Application", "schema": {"properties": {}}, "relations": {}},
+  {"identifier": "environment", "title": "Environment", "schema": {"properties": {"type": {"type": "string"}}},
    "relations": {"application": {"target": "application"}}}
 ]`
 
