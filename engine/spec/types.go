@@ -92,14 +92,14 @@ type Stream struct {
 	Pos  Pos    `yaml:"-"`
 
 	Description Str          `yaml:"description" doc:"Free text."`
-	ForEach     Str          `yaml:"for_each" doc:"Parent stream: one request chain per parent record. expr sees parent and parents.<name>; jq sees $parent, $parents and $<name>."`
+	ForEach     Str          `yaml:"for_each" doc:"Parent stream (any stream of the spec, declared before or after this one; no cycles): one request chain per parent record. expr sees parent and parents.<name>; jq sees $parent, $parents and $<name>."`
 	Batch       Str          `yaml:"batch" doc:"A stream fanned out from the same parent whose records, for that parent, are collected into a list (batch in expr, $batch in jq): one request per parent carrying the list."`
 	When        Expr         `yaml:"when" doc:"expr condition evaluated per parent; false skips the request."`
 	HTTP        *HTTP        `yaml:"http" doc:"Overrides of the top-level http block, e.g. another host and auth."`
 	Request     Request      `yaml:"request" ferry:"required" doc:"The request."`
 	Records     JQ           `yaml:"records" doc:"jq program from a response body to records (default: .[] for an array, nothing for null, else the body)."`
 	Paginate    *Paginate    `yaml:"paginate" doc:"How to reach the next page."`
-	Incremental *Incremental `yaml:"incremental" doc:"Read only what changed since the last run: the largest cursor seen is saved per parent, and templates see it as cursor."`
+	Incremental *Incremental `yaml:"incremental" doc:"Read only what changed since the last run: the largest cursor seen is saved per parent, and templates see it as cursor. Not on a stream that others fan out from or batch."`
 	Key         JQ           `yaml:"key" doc:"jq on a record giving what identifies it among its siblings: names the request chains of its children in checkpoints and records in errors (default: its id, identifier or uuid field, else a hash of the record)."`
 	Response    *Response    `yaml:"response" doc:"How answers are read."`
 
@@ -113,12 +113,12 @@ type Request struct {
 	Pos Pos `yaml:"-"` // of the request key; zero when the request is absent or not a mapping
 
 	Method  Str        `yaml:"method" enum:"GET,POST,PUT,PATCH" doc:"HTTP method (default GET)."`
-	Path    Tmpl       `yaml:"path" doc:"Path joined to the base URL (template; values are path-escaped)."`
-	URL     Tmpl       `yaml:"url" doc:"Absolute URL, instead of path."`
+	Path    Tmpl       `yaml:"path" doc:"Path joined to the base URL, which it needs (template; values are path-escaped; a part may not be always empty)."`
+	URL     Tmpl       `yaml:"url" doc:"Absolute http(s) URL (template), instead of path."`
 	Query   Map[Value] `yaml:"query" doc:"Query parameters; values are templates, a list sends the parameter once per item."`
 	Headers Map[Tmpl]  `yaml:"headers" doc:"Extra headers (templates)."`
-	Body    Value      `yaml:"body" doc:"JSON body as YAML; strings may hold templates."`
-	BodyJQ  JQ         `yaml:"body_jq" doc:"JSON body built by a jq program (input: the parent record, or null)."`
+	Body    Value      `yaml:"body" doc:"JSON body as YAML, with method POST, PUT or PATCH; strings may hold templates."`
+	BodyJQ  JQ         `yaml:"body_jq" doc:"JSON body built by a jq program (input: the parent record, or null), with method POST, PUT or PATCH."`
 }
 
 // Response says how a stream's answers are read.
@@ -133,7 +133,7 @@ type Paginate struct {
 	Type       Str  `yaml:"type" ferry:"required" enum:"cursor,next_url,link_header,page,offset" doc:"Pagination kind."`
 	Token      JQ   `yaml:"token" only:"cursor,page" doc:"jq on the response body giving the next token (a string or a number, which stays a number in a JSON body); null, false or empty ends (cursor). For page: an optional token sent as token_param when present."`
 	Param      Str  `yaml:"param" only:"cursor,page,offset" doc:"Where the token, page number or offset goes (query name, header name, or dotted body path)."`
-	In         Str  `yaml:"in" only:"cursor,page,offset" enum:"query,header,body" doc:"Where param and size_param live: query (default), header, or body (a dotted path in the JSON body, where numbers stay numbers)."`
+	In         Str  `yaml:"in" only:"cursor,page,offset" enum:"query,header,body" doc:"Where param and size_param live: query (default), header (they are header names), or body (a dotted path in the JSON body, where numbers stay numbers; the body must be a JSON object, or absent with method POST, PUT or PATCH)."`
 	TokenParam Str  `yaml:"token_param" only:"page" doc:"Query parameter for the optional token of a page-number API."`
 	URL        JQ   `yaml:"url" only:"next_url" doc:"jq on the response body giving the next URL; null or empty ends."`
 	Start      Int  `yaml:"start" only:"page" doc:"Number of the first page (default 1)."`
@@ -161,14 +161,14 @@ type Table struct {
 	Row        JQ       `yaml:"row" doc:"jq from a record to a row object (default .)."`
 	PrimaryKey []Str    `yaml:"primary_key" doc:"Columns of the primary key; without one a _ferry_id hash of the row is used."`
 	Columns    Map[Str] `yaml:"columns" enum:"STRING,BOOLEAN,INT,LONG,DOUBLE,DECIMAL,JSON,UTC_DATETIME,NAIVE_DATE" doc:"Declared column types; other columns are inferred."`
-	Mode       Str      `yaml:"mode" enum:"upsert,append,replace" doc:"Write mode (default upsert)."`
+	Mode       Str      `yaml:"mode" enum:"upsert,append,replace" doc:"Write mode (default upsert); append takes no primary_key."`
 	// OnDuplicate is what happens when two rows of one run share a primary key.
 	OnDuplicate Str `yaml:"on_duplicate" enum:"warn,fail,merge" doc:"Two rows of one run with the same primary key: warn (default; the last one wins, reported), fail (the later row is a failed record, not written), or merge (later non-null columns win)."`
 }
 
 // Port lists the Port entities a spec produces.
 type Port struct {
-	Blueprints Str      `yaml:"blueprints" doc:"JSON file (relative to the spec) with the blueprint bodies to create or update."`
+	Blueprints Str      `yaml:"blueprints" doc:"JSON file in the spec's directory (relative, no ..) with the list of blueprint bodies to create or update; checked as Port checks them, problems reported at the file's own lines."`
 	Entities   []Entity `yaml:"entities" doc:"Entity mappings, in Port's mapping style."`
 }
 
