@@ -90,10 +90,10 @@ func ResolveConfig(sp *Spec, src ConfigSources) (*Config, error) {
 	cfg := &Config{Values: map[string]any{}}
 	for _, it := range f.Config.Items {
 		name, v := it.Key, &it.Value
-		val, ok := lookup(name, v, src.Sets, fileVals, getenv, dotenv)
+		val, from, ok := lookup(name, v, src.Sets, fileVals, getenv, dotenv, src.File)
 		if !ok && v.Default.Set {
 			// The default as plain data: a YAML date stays the text written.
-			val, ok = v.Default.Tree(), true
+			val, from, ok = v.Default.Tree(), "the spec's default", true
 		}
 		if !ok {
 			if v.Required.V {
@@ -101,6 +101,16 @@ func ResolveConfig(sp *Spec, src ConfigSources) (*Config, error) {
 			}
 			continue
 		}
+		typed, err := v.Convert(val)
+		if err != nil {
+			// A secret's value is never shown, not even a wrong one.
+			if v.Secret.V {
+				err = fmt.Errorf("the value does not fit type %s (not shown: the input is secret)", v.Type.V)
+			}
+			problems = append(problems, fmt.Sprintf("input %q (from %s): %v", name, from, err))
+			continue
+		}
+		val = typed
 		cfg.Values[name] = val
 		if v.Secret.V {
 			// A secret given as a YAML number or boolean in a config file is
@@ -133,24 +143,25 @@ type ConfigError struct{ Problems []string }
 
 func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
 
-func lookup(name string, v *spec.ConfigVar, sets map[string]string, file map[string]any, getenv func(string) (string, bool), dotenv map[string]string) (any, bool) {
+// lookup finds the value given for an input, and where it came from.
+func lookup(name string, v *spec.ConfigVar, sets map[string]string, file map[string]any, getenv func(string) (string, bool), dotenv map[string]string, fileName string) (any, string, bool) {
 	if s, ok := sets[name]; ok {
-		return s, true
+		return s, "--set", true
 	}
 	if x, ok := file[name]; ok {
-		return x, true
+		return x, "config file " + fileName, true
 	}
 	for _, e := range v.Env.V {
 		if s, ok := getenv(e.V); ok && s != "" {
-			return s, true
+			return s, "environment variable " + e.V, true
 		}
 	}
 	for _, e := range v.Env.V {
 		if s, ok := dotenv[e.V]; ok && s != "" {
-			return s, true
+			return s, ".env " + e.V, true
 		}
 	}
-	return nil, false
+	return nil, "", false
 }
 
 func missing(name string, v *spec.ConfigVar) string {

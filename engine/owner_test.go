@@ -20,7 +20,7 @@ config:
   page_size: {default: 10}
 streams:
   apps:
-    request: {path: /apps}
+    request: {url: https://api.example.com/apps}
 port:
 `
 	const entities = `  entities:
@@ -75,7 +75,7 @@ port:
 	}
 	t.Run("no identifying input: the name alone", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "s.yaml")
-		src := "version: 1\nname: lone\nstreams:\n  apps:\n    request: {path: /apps}\nport:\n" + entities
+		src := "version: 1\nname: lone\nstreams:\n  apps:\n    request: {url: https://api.example.com/apps}\nport:\n" + entities
 		if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -128,10 +128,19 @@ func (e SpecError) Error() string {
 	return (&spec.Error{File: e.File, Pos: spec.Pos{Line: e.Line, Col: e.Col}, Path: e.Path, Msg: e.Msg}).Error()
 }
 
+// Warnings lists what the spec has that is valid but likely mistaken (a
+// secret with a default in the spec, a primary-key column the row never
+// makes, …), sorted by file and position. They do not stop a run; `ferry
+// validate --strict` fails on them.
+func (s *Spec) Warnings() []SpecError { return specErrors(s.f.Warnings()) }
+
 // SpecErrors lists the spec problems inside err, sorted by position; nil
 // when err holds none.
 func SpecErrors(err error) []SpecError {
-	list := spec.AsList(err)
+	return specErrors(spec.AsList(err))
+}
+
+func specErrors(list spec.ErrorList) []SpecError {
 	if list == nil {
 		return nil
 	}
@@ -176,10 +185,11 @@ const (
 func ExitCode(err error, interrupted bool) int {
 	var ue *UsageError
 	var ce *ConfigError
+	var se SpecError // a warning made an error (validate --strict)
 	switch {
 	case err == nil:
 		return ExitOK
-	case SpecErrors(err) != nil:
+	case SpecErrors(err) != nil, errors.As(err, &se):
 		return ExitInvalidSpec
 	case errors.As(err, &ue), errors.As(err, &ce):
 		return ExitUsage

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -370,16 +371,25 @@ func (a *app) printSpecErrors(errs []engine.SpecError, format string) {
 
 // printSpecErrors prints spec problems, plain or as GitHub annotations.
 func printSpecErrors(w io.Writer, errs []engine.SpecError, format string) {
+	printSpecProblems(w, errs, format, "error")
+}
+
+// printSpecProblems prints spec problems of a level ("error" or
+// "warning"): plain, a warning marked as one, or as GitHub annotations.
+func printSpecProblems(w io.Writer, errs []engine.SpecError, format, level string) {
 	for _, e := range errs {
-		if format == "github" {
-			msg := e.Msg
-			if e.Path != "" {
-				msg = e.Path + ": " + msg
-			}
-			fmt.Fprintf(w, "::error file=%s,line=%d,col=%d::%s\n", e.File, e.Line, e.Col, ghEscape(msg))
-			continue
+		msg := e.Msg
+		if e.Path != "" {
+			msg = e.Path + ": " + msg
 		}
-		fmt.Fprintln(w, e.Error())
+		switch {
+		case format == "github":
+			fmt.Fprintf(w, "::%s file=%s,line=%d,col=%d::%s\n", level, e.File, e.Line, e.Col, ghEscape(msg))
+		case level == "warning":
+			fmt.Fprintf(w, "%s:%d:%d: warning: %s\n", e.File, e.Line, e.Col, msg)
+		default:
+			fmt.Fprintln(w, e.Error())
+		}
 	}
 }
 
@@ -407,10 +417,23 @@ func load(path string, w io.Writer, format string) (*engine.Spec, error) {
 	return a.readSpec(path, format)
 }
 
+// Validating allocates and frees compile garbage around a live heap the
+// size of the spec: it runs with Go's default collector setting (not
+// main's 400, chosen for mapping records) and a soft memory limit, so that a
+// large spec fits in a small address space. GOGC and GOMEMLIMIT still win.
+const validateMemoryLimit = 256 << 20
+
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		defer debug.SetGCPercent(debug.SetGCPercent(100))
+	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(validateMemoryLimit))
+	}
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	format := fs.String("format", "text", "output format: text or github (GitHub Actions annotations)")
+	strict := fs.Bool("strict", false, "fail (exit 3) on warnings too")
 	fs.Usage = usageFunc(fs, validateUsage)
 	files, err := parseInterspersed(fs, args, stdout)
 	if err != nil {
@@ -421,19 +444,31 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		return printed{usageErr("ferry validate needs SPEC files and --format text or github")}
 	}
 	var errs []error
+	warned := 0 // specs valid but for warnings, under --strict
 	for _, path := range files {
-		if _, err := load(path, stdout, *format); err != nil {
+		sp, err := load(path, stdout, *format)
+		if err != nil {
 			var ue *engine.UsageError
 			if errors.As(err, &ue) {
 				fmt.Fprintf(stderr, "%s: %v\n", path, err)
 				err = printed{err}
 			}
 			errs = append(errs, err)
+			continue
+		}
+		ws := sp.Warnings()
+		printSpecProblems(stdout, ws, *format, "warning")
+		if *strict && len(ws) > 0 {
+			warned++
+			errs = append(errs, printed{ws[0]})
 		}
 	}
 	if len(errs) == 0 {
 		fmt.Fprintf(stdout, "%d spec(s) valid\n", len(files))
 		return nil
+	}
+	if warned > 0 {
+		fmt.Fprintf(stdout, "%d spec(s) with warnings (--strict)\n", warned)
 	}
 	// An invalid spec outranks an unreadable one: exit 3 when any is invalid.
 	for _, err := range errs {
@@ -444,15 +479,17 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	return errs[0]
 }
 
-const validateUsage = `Usage: ferry validate [--format text|github] SPEC...
+const validateUsage = `Usage: ferry validate [--format text|github] [--strict] SPEC...
 
 Checks specs without any network access: structure, references, jq and
 expr programs, Port blueprints. Every problem is printed as file:line:col.
+Warnings (valid but likely mistaken) exit 0 unless --strict.
 SPEC "-" reads a spec from stdin.
 
 Examples:
   ferry validate specs/*.yaml
   ferry validate --format github specs/*.yaml   # GitHub Actions annotations
+  ferry validate --strict specs/*.yaml          # warnings fail too
   cat spec.yaml | ferry validate -
 `
 

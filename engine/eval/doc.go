@@ -10,10 +10,17 @@
 // API:
 //
 //	CompileJQ(src, vars) (*JQ, error)              (*JQ).Run / First / Source
+//	CompileJQVars(src, Vars, opts...)              the variables as an index, not a list
 //	CompileExpr(src, scope, kind, opts...) (*Expr, error)
 //	                                               (*Expr).Eval / EvalBool / EvalInt / EvalString
 //	CompileTemplate(s, scope, opts...) (*Template, error)
 //	                                               (*Template).Render / RenderString / RenderEscaped / IsLiteral
+//	                                               (*Template).LiteralPrefix / EmptyPart   what is known before running
+//	NewEnv(scope, opts...) *Env                    one scope prepared for many programs: (*Env).CompileExpr / CompileTemplate
+//	NewCache() *Cache, WithCache(c)                one compiled program per identical source meaning the same
+//	WithTypes(samples), WithMembers(name, m)       declared member types; members answered by a function
+//	InspectJQ(src) JQFacts                         keys of a built object, an assignment, a "${" (for warnings)
+//	MaxProgramLen, MaxNesting                      limits on one program
 //	HasTemplate(s) bool
 //	TitleCase(s), CleanTitle(s) string             Python str.title() and ferry's title cleaning
 //	Normalize(v) any                               json.Number -> int / float64

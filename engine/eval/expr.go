@@ -13,11 +13,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/builtin"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -68,7 +72,30 @@ func (s Scope) Names() []string {
 type Option func(*options)
 
 type options struct {
-	clock func() time.Time
+	clock   func() time.Time
+	types   map[string]any
+	members map[string]Members
+	cache   *Cache
+}
+
+// Members are the members of a top-level name, given by a function instead
+// of a *Scope (see [WithMembers]).
+type Members struct {
+	Has   func(name string) bool
+	Names func() []string // every member, for "did you mean"; called only on an error
+}
+
+// WithMembers checks the members of the top-level name with m instead of
+// its *Scope, for names with many members that differ from program to
+// program (the ancestors a stream's programs see): the scope then only
+// needs to contain name.
+func WithMembers(name string, m Members) Option {
+	return func(o *options) {
+		if o.members == nil {
+			o.members = map[string]Members{}
+		}
+		o.members[name] = m
+	}
 }
 
 // WithClock makes expr's now() return clock() instead of the wall clock, so
@@ -77,12 +104,22 @@ func WithClock(clock func() time.Time) Option {
 	return func(o *options) { o.clock = clock }
 }
 
+// WithTypes gives members of the scope a type the checker enforces, as a
+// sample value keyed by the member's dotted path: {"config.page_size": 0}
+// makes `config.page_size + "x"` a compile error and `config.page_size > 1`
+// a valid condition. The program must then get a value of that Go type at
+// run time. Members without a sample may hold anything.
+func WithTypes(samples map[string]any) Option {
+	return func(o *options) { o.types = samples }
+}
+
 // Expr is a compiled expr program. It is safe for concurrent use.
 type Expr struct {
-	src  string
-	kind Kind
-	prog *vm.Program
-	vms  sync.Pool // of *vm.VM: a VM is reusable but not concurrently
+	src      string
+	kind     Kind
+	constant bool // it reads nothing of its env, nor the clock
+	prog     *vm.Program
+	vms      sync.Pool // of *vm.VM: a VM is reusable but not concurrently
 }
 
 // CompileExpr compiles an expr program and checks it against scope: a name
@@ -92,51 +129,154 @@ type Expr struct {
 // Besides expr's builtins the program may call title_case, clean_title,
 // path_escape and query_escape. Errors are [*Error] with byte offsets in src.
 //
-// The program runs on a plain map[string]any env (see [Expr.Eval]).
+// Programs longer than [MaxProgramLen] or nested deeper than [MaxNesting]
+// are refused.
+//
+// The program runs on a plain map[string]any env (see [Expr.Eval]). The
+// cost of a compile grows with the program, not with the scope: a scope of
+// thousands of names costs no more per program than one of three.
 func CompileExpr(src string, scope Scope, kind Kind, opts ...Option) (*Expr, error) {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return compileExpr(src, scope, kind, &o)
+	return NewEnv(scope, opts...).compileExpr(src, kind)
 }
 
-func compileExpr(src string, scope Scope, kind Kind, o *options) (*Expr, error) {
-	tree, err := parser.Parse(src)
+func (e *Env) compileExpr(src string, kind Kind) (*Expr, error) {
+	if err := checkLimits("expr", src); err != nil {
+		return nil, err
+	}
+	if x := e.o.cache.getExpr(src, kind, e); x != nil {
+		return x, nil
+	}
+	scope := e.scope
+	base := baseConfig(e.o.clock)
+	tree, err := parser.ParseWithConfig(src, base)
 	if err != nil {
 		return nil, exprError(src, scope, err)
 	}
-	if e := checkScope(src, tree.Node, scope); e != nil {
-		return nil, e
+	read, ee := checkScope(src, tree.Node, scope, e.o.members)
+	if ee != nil {
+		return nil, ee
 	}
-
-	// Type check against a struct built from scope: the checker then knows
-	// which names and members exist. The program that runs is compiled
-	// separately without an env, so it reads plain maps.
-	checkOpts := append(exprOptions(o.clock), expr.Env(scopeSample(scope)))
-	switch kind {
-	case BoolKind:
-		checkOpts = append(checkOpts, expr.AsBool())
-	case IntKind:
-		checkOpts = append(checkOpts, expr.AsInt())
-	case StringKind:
-		checkOpts = append(checkOpts, expr.AsKind(reflect.String))
-	}
-	check, err := expr.Compile(src, checkOpts...)
-	if err != nil {
-		return nil, exprError(src, scope, err)
-	}
-	if kind == IntKind {
-		// expr's int expectation accepts any number; a float is not an int.
-		if t := check.Node().Type(); t != nil && (t.Kind() == reflect.Float64 || t.Kind() == reflect.Float32) {
-			return nil, &Error{Lang: "expr", Msg: "expected int, but got " + t.String()}
+	var typed []string // members read that have a declared type
+	for _, path := range read.members {
+		if len(path) == 2 {
+			if _, ok := e.o.types[path[0]+"."+path[1]]; ok {
+				typed = append(typed, path[0]+"."+path[1])
+			}
 		}
 	}
-	prog, err := expr.Compile(src, exprOptions(o.clock)...)
+	slices.Sort(typed)
+	typed = slices.Compact(typed)
+
+	// Type check against the scope's names (and the declared types of the
+	// members the program reads). The program that runs reads plain maps
+	// whatever they hold: it must not be specialized for the declared types.
+	env := e.envNature(typed)
+	check := *base
+	check.EnvObject, check.Env, check.Strict = env.object, env.nature, env.nature.Strict
+	check.ExpectAny = true // a value of unknown type is checked at run time
+	switch kind {
+	case BoolKind:
+		check.Expect = reflect.Bool
+	case IntKind:
+		check.Expect = reflect.Int
+	case StringKind:
+		check.Expect = reflect.String
+	}
+	e.mu.Lock() // the env's description is shared, and the checker caches into it
+	t, err := checker.Check(tree, &check)
+	e.mu.Unlock()
 	if err != nil {
 		return nil, exprError(src, scope, err)
 	}
-	return &Expr{src: src, kind: kind, prog: prog}, nil
+	if kind == IntKind && (t.Kind() == reflect.Float64 || t.Kind() == reflect.Float32) {
+		// expr's int expectation accepts any number; a float is not an int.
+		return nil, &Error{Lang: "expr", Msg: "expected int, but got " + t.String()}
+	}
+	var prog *vm.Program
+	if len(typed) > 0 {
+		prog, err = compileRun(src, base)
+	} else {
+		// Every name was of unknown type: the checked tree is what a check
+		// without env would give.
+		prog, err = compileTree(tree, base)
+	}
+	if err != nil {
+		return nil, exprError(src, scope, err)
+	}
+	x := &Expr{src: src, kind: kind, prog: prog, constant: read.constant()}
+	if !read.dynamic {
+		e.o.cache.putExpr(&cachedExpr{prog: x, names: read.names, members: read.members})
+	}
+	return x, nil
+}
+
+// compileRun compiles the program that runs, as expr.Compile does but on a
+// copy of the shared base configuration instead of a new one per program
+// (which copies every builtin).
+func compileRun(src string, base *conf.Config) (*vm.Program, error) {
+	cfg := *base
+	tree, err := checker.ParseCheck(src, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	return compileTree(tree, base)
+}
+
+// compileTree optimizes and compiles a checked tree.
+func compileTree(tree *parser.Tree, base *conf.Config) (*vm.Program, error) {
+	cfg := *base
+	if err := optimizer.Optimize(&tree.Node, &cfg); err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) {
+			return nil, fe.Bind(tree.Source)
+		}
+		return nil, err
+	}
+	return compiler.Compile(tree, &cfg)
+}
+
+// baseConfig is expr's configuration with ferry's functions and no env. It
+// is never modified: each compile works on a shallow copy (the copy's type
+// cache is its own; the function tables are only read).
+func baseConfig(clock func() time.Time) *conf.Config {
+	if clock == nil {
+		return defaultConfig()
+	}
+	return newBaseConfig(clock)
+}
+
+// defaultConfig is built once: it is the same for every program.
+var defaultConfig = sync.OnceValue(func() *conf.Config { return newBaseConfig(nil) })
+
+func newBaseConfig(clock func() time.Time) *conf.Config {
+	c := conf.CreateNew()
+	for _, opt := range exprOptions(clock) {
+		opt(c)
+	}
+	c.Check()
+	return c
+}
+
+// envType describes scope to expr's checker: its top-level names, strictly
+// (any other name is an error); members of a nested scope hold anything
+// (checkScope has checked them), except the typed ones ("config.page_size")
+// a program reads, which get their declared types.
+func envType(scope Scope, members map[string]Members, typed []string, samples map[string]any) types.Map {
+	env := make(types.Map, len(scope))
+	for name, sub := range scope {
+		if _, ok := members[name]; sub == nil && !ok {
+			env[name] = types.Any
+			continue
+		}
+		env[name] = types.Map{types.Extra: types.Any}
+	}
+	for _, path := range typed {
+		name, member, _ := strings.Cut(path, ".")
+		if m, ok := env[name].(types.Map); ok {
+			m[member] = types.TypeOf(samples[path])
+		}
+	}
+	return env
 }
 
 // Source returns the program text given to [CompileExpr].
@@ -294,59 +434,71 @@ type messageError struct {
 func (e *messageError) Error() string { return e.msg }
 func (e *messageError) Unwrap() error { return e.err }
 
-// maxScopeDepth bounds the struct built from a Scope, in case of a cycle.
-const maxScopeDepth = 32
-
-// scopeSample returns a zero struct value whose fields, tagged with the
-// scope's names, let expr's checker verify names and members.
-func scopeSample(s Scope) any {
-	return reflect.New(scopeType(s, 0)).Elem().Interface()
-}
-
-func scopeType(s Scope, depth int) reflect.Type {
-	names := s.Names()
-	fields := make([]reflect.StructField, 0, len(names))
-	for i, name := range names {
-		typ := reflect.TypeFor[any]()
-		if sub := s[name]; sub != nil && depth < maxScopeDepth {
-			typ = scopeType(*sub, depth+1)
-		}
-		fields = append(fields, reflect.StructField{
-			Name: "F" + strconv.Itoa(i),
-			Type: typ,
-			Tag:  reflect.StructTag("expr:" + strconv.Quote(name)),
-		})
-	}
-	return reflect.StructOf(fields)
-}
-
 // checkScope reports the first member access (in source order) that a
-// non-nil *Scope does not list, with a "did you mean" hint. The struct check
-// that follows would catch it too, but only with a message naming Go types.
-func checkScope(src string, root ast.Node, scope Scope) *Error {
-	c := scopeChecker{scope: scope, lets: map[string]bool{}}
+// non-nil *Scope does not list, with a "did you mean" hint, and otherwise
+// says what the program reads of the scope. A name bound by let to a scope
+// path (`let c = config`) is checked as that path.
+func checkScope(src string, root ast.Node, scope Scope, members map[string]Members) (scopeRead, *Error) {
+	c := scopeChecker{scope: scope, members: members, lets: map[string][]string{}, read: scopeRead{names: map[string]bool{}}}
+	var decls []*ast.VariableDeclaratorNode
 	ast.Find(root, func(n ast.Node) bool {
 		if d, ok := n.(*ast.VariableDeclaratorNode); ok {
-			c.lets[d.Name] = true
+			decls = append(decls, d)
 		}
 		return false
 	})
+	// In source order, so that a let may alias an earlier one.
+	slices.SortFunc(decls, func(a, b *ast.VariableDeclaratorNode) int { return a.Location().From - b.Location().From })
+	for _, d := range decls {
+		p, _ := c.path(d.Value)
+		c.lets[d.Name] = p
+	}
 	ast.Walk(&root, &c)
 	if c.err == nil {
-		return nil
+		return c.read, nil
 	}
 	c.err.Offset = runeToByte(src, c.errFrom)
-	return c.err
+	return scopeRead{}, c.err
 }
+
+// scopeRead is what a program reads of its scope.
+type scopeRead struct {
+	names   map[string]bool // top-level names: true for those whose members are checked
+	members [][]string      // member paths checked and found, top-level name first
+	dynamic bool            // it reads $env as a whole
+	clock   bool            // it calls now()
+}
+
+// constant reports whether a program that read this gives the same value
+// whatever its env and whenever it runs.
+func (r scopeRead) constant() bool { return len(r.names) == 0 && !r.dynamic && !r.clock }
 
 type scopeChecker struct {
 	scope   Scope
-	lets    map[string]bool // names bound by let, which shadow the scope
+	members map[string]Members
+	lets    map[string][]string // names bound by let: the scope path they alias, or nil (they shadow the scope)
+	read    scopeRead
 	err     *Error
 	errFrom int // rune offset of err
 }
 
 func (c *scopeChecker) Visit(node *ast.Node) {
+	if b, ok := (*node).(*ast.BuiltinNode); ok && b.Name == "now" {
+		c.read.clock = true
+		return
+	}
+	if id, ok := (*node).(*ast.IdentifierNode); ok {
+		if _, let := c.lets[id.Value]; !let {
+			sub, ok := c.scope[id.Value]
+			if ok {
+				_, fn := c.members[id.Value]
+				c.read.names[id.Value] = fn || sub != nil
+			}
+			c.read.dynamic = c.read.dynamic || id.Value == "$env"
+			c.read.clock = c.read.clock || !ok && id.Value == "now"
+		}
+		return
+	}
 	m, ok := (*node).(*ast.MemberNode)
 	if !ok || m.Method {
 		return
@@ -360,14 +512,30 @@ func (c *scopeChecker) Visit(node *ast.Node) {
 		return
 	}
 	s := c.scope
-	for _, name := range path[1:] {
+	var fn *Members
+	for i, name := range path[1:] {
+		if m, ok := c.members[name]; ok && i == 0 {
+			if len(path) > 2 {
+				return // a member of a member: unchecked
+			}
+			fn = &m
+			break
+		}
 		sub := s[name]
 		if sub == nil {
 			return // unknown here is reported at the inner node; nil is unchecked
 		}
 		s = *sub
 	}
-	if _, ok := s[prop.Value]; ok {
+	has := func(n string) bool { _, ok := s[n]; return ok }
+	names := s.Names
+	if fn != nil {
+		has, names = fn.Has, fn.Names
+	}
+	if has(prop.Value) {
+		if len(path) > 1 {
+			c.read.members = append(c.read.members, append(slices.Clone(path[1:]), prop.Value))
+		}
 		return
 	}
 	from := prop.Location().From
@@ -378,9 +546,9 @@ func (c *scopeChecker) Visit(node *ast.Node) {
 		return
 	}
 	owner := strings.Join(path[1:], ".")
-	c.err = &Error{Lang: "expr", Msg: fmt.Sprintf("unknown field %s of %s%s", prop.Value, owner, didYouMean(prop.Value, s.Names()))}
+	c.err = &Error{Lang: "expr", Msg: fmt.Sprintf("unknown field %s of %s%s", prop.Value, owner, didYouMean(prop.Value, names()))}
 	if owner == "" {
-		c.err.Msg = fmt.Sprintf("unknown name %s%s", prop.Value, didYouMean(prop.Value, s.Names()))
+		c.err.Msg = fmt.Sprintf("unknown name %s%s", prop.Value, didYouMean(prop.Value, names()))
 	}
 	c.errFrom = from
 }
@@ -391,8 +559,8 @@ func (c *scopeChecker) Visit(node *ast.Node) {
 func (c *scopeChecker) path(n ast.Node) ([]string, bool) {
 	switch n := n.(type) {
 	case *ast.IdentifierNode:
-		if c.lets[n.Value] {
-			return nil, false
+		if p, ok := c.lets[n.Value]; ok {
+			return p, p != nil
 		}
 		if n.Value == "$env" {
 			return []string{"$env"}, true
@@ -410,7 +578,7 @@ func (c *scopeChecker) path(n ast.Node) ([]string, bool) {
 		if !ok {
 			return nil, false
 		}
-		return append(p, prop.Value), true
+		return append(slices.Clip(p), prop.Value), true
 	case *ast.ChainNode:
 		return c.path(n.Node)
 	}
@@ -457,43 +625,8 @@ func runeToByte(src string, runes int) int {
 	return len(src)
 }
 
-// cleanTypeNames replaces the anonymous struct types built by scopeType, which
-// the checker prints in full, with "map" (what the program sees at run time).
+// cleanTypeNames names the env's maps as the program sees them at run
+// time, "map", instead of in Go syntax.
 func cleanTypeNames(msg string) string {
-	const open = "struct {"
-	for {
-		i := strings.Index(msg, open)
-		if i < 0 {
-			return msg
-		}
-		end := matchBrace(msg, i+len(open)-1)
-		if end < 0 {
-			return msg
-		}
-		msg = msg[:i] + "map" + msg[end+1:]
-	}
-}
-
-// matchBrace returns the index of the '}' that closes the '{' at i, skipping
-// Go-quoted strings (the struct tags), or -1.
-func matchBrace(s string, i int) int {
-	depth := 0
-	for ; i < len(s); i++ {
-		switch s[i] {
-		case '{':
-			depth++
-		case '}':
-			depth--
-			if depth == 0 {
-				return i
-			}
-		case '"':
-			for i++; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' {
-					i++
-				}
-			}
-		}
-	}
-	return -1
+	return strings.ReplaceAll(msg, "map[string]interface {}", "map")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,6 +15,11 @@ import (
 type JQ struct {
 	src  string
 	code *gojq.Code
+	// args are the indexes, among the values of the variables named at
+	// compile time, of those the program uses (the only ones compiled in);
+	// all says they are 0, 1, …: the first values, in order.
+	args []int
+	all  bool
 }
 
 // CompileJQ parses and compiles a jq program. vars are the names of the
@@ -22,30 +28,109 @@ type JQ struct {
 // clean_title, path_escape and query_escape are available as filters on the
 // input string; $ENV and env are empty, and input/inputs are not allowed.
 //
+// Only the variables the program uses are compiled in, so its cost grows
+// with the program, not with the number of vars.
+//
+// Programs longer than [MaxProgramLen] or nested deeper than [MaxNesting]
+// are refused.
+//
 // A compile error is an [*Error] whose Offset points into src: for parse errors
 // at the offending token, for an undefined variable or function at its first
 // use.
 func CompileJQ(src string, vars []string) (*JQ, error) {
-	names := make([]string, len(vars))
-	for i, v := range vars {
+	for _, v := range vars {
 		if !isJQIdent(v) {
 			return nil, fmt.Errorf("jq: invalid variable name %q", v)
 		}
-		names[i] = "$" + v
+	}
+	return CompileJQVars(src, varList(vars))
+}
+
+// Vars are the variables a jq program may use, for [CompileJQVars]: Index
+// is the position of a variable's value among the values passed to
+// [JQ.Run] (names without '$'); Names lists them all, for messages only.
+// It lets a caller whose programs may see thousands of variables answer
+// without listing them for every program.
+type Vars interface {
+	Index(name string) (int, bool)
+	Names() []string
+}
+
+type varList []string
+
+func (l varList) Index(name string) (int, bool) {
+	i := slices.Index(l, name)
+	return i, i >= 0
+}
+
+func (l varList) Names() []string { return l }
+
+// CompileJQVars is [CompileJQ] with the variables given as [Vars].
+func CompileJQVars(src string, vars Vars, opts ...Option) (*JQ, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if e := checkLimits("jq", src); e != nil {
+		return nil, e
 	}
 	q, err := gojq.Parse(src)
 	if err != nil {
 		return nil, jqParseError(src, err)
 	}
+	// The lexer sees every $name, string interpolations included.
+	toks, _ := lexJQ(src)
+	type use struct {
+		index int
+		name  string
+	}
+	var uses []use
+	for _, t := range toks {
+		if t.kind != jqVar {
+			continue
+		}
+		i, ok := vars.Index(t.text[1:])
+		if ok && !slices.ContainsFunc(uses, func(u use) bool { return u.index == i }) {
+			uses = append(uses, use{i, t.text})
+		}
+	}
+	slices.SortFunc(uses, func(a, b use) int { return a.index - b.index })
+	args := make([]int, len(uses))
+	names := make([]string, len(uses))
+	all := true // the values passed to Run can go to gojq as they are
+	for i, u := range uses {
+		args[i], names[i] = u.index, u.name
+		all = all && u.index == i
+	}
+	key := jqKey(src, names)
+	if code := o.cache.getJQ(key); code != nil {
+		return &JQ{src: src, code: code, args: args, all: all}, nil
+	}
 	code, err := gojq.Compile(q, append(jqOptions(), gojq.WithVariables(names))...)
 	if err != nil {
-		return nil, jqCompileError(src, vars, err)
+		return nil, jqCompileError(src, vars.Names(), err)
 	}
-	return &JQ{src: src, code: code}, nil
+	o.cache.putJQ(key, code)
+	return &JQ{src: src, code: code, args: args, all: all}, nil
 }
 
 // Source returns the program text given to [CompileJQ].
 func (q *JQ) Source() string { return q.src }
+
+// values picks, from the values of every variable named at compile time,
+// those of the variables compiled in.
+func (q *JQ) values(vars []any) []any {
+	if q.all {
+		return vars[:min(len(q.args), len(vars))]
+	}
+	out := make([]any, len(q.args))
+	for i, a := range q.args {
+		if a < len(vars) {
+			out[i] = vars[a]
+		}
+	}
+	return out
+}
 
 // Run runs the program on input and returns all its outputs. vars are the
 // values of the variables named at compile time, in the same order. Values
@@ -53,7 +138,7 @@ func (q *JQ) Source() string { return q.src }
 // []any, map[string]any): decode with json.Decoder.UseNumber, never pass
 // structs. The first error the program emits stops it and is returned.
 func (q *JQ) Run(ctx context.Context, input any, vars ...any) ([]any, error) {
-	iter := q.code.RunWithContext(ctx, input, vars...)
+	iter := q.code.RunWithContext(ctx, input, q.values(vars)...)
 	var out []any
 	for {
 		v, ok := iter.Next()
@@ -73,7 +158,7 @@ func (q *JQ) Run(ctx context.Context, input any, vars ...any) ([]any, error) {
 // First runs the program and returns its first output; ok is false when the
 // program produced no output. Later outputs are not computed.
 func (q *JQ) First(ctx context.Context, input any, vars ...any) (v any, ok bool, err error) {
-	iter := q.code.RunWithContext(ctx, input, vars...)
+	iter := q.code.RunWithContext(ctx, input, q.values(vars)...)
 	v, ok = iter.Next()
 	if !ok {
 		return nil, false, nil

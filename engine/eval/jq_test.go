@@ -199,3 +199,38 @@ func TestJQRunCancelled(t *testing.T) {
 		t.Fatal("Run with a cancelled context: no error")
 	}
 }
+
+// TestJQUsedVariables: only the variables a program uses are compiled in,
+// and Run still takes the values of all of them, in the order named.
+func TestJQUsedVariables(t *testing.T) {
+	vars := []string{"config", "parent", "parents", "apps", "envs"}
+	vals := []any{map[string]any{"org": "o"}, "P", "PS", "A", "E"}
+	tests := []struct {
+		src  string
+		want any
+	}{
+		{`"\($envs)-\($apps)"`, "E-A"},
+		{`[$parent, $config.org]`, []any{"P", "o"}},
+		{`. as $x | $x`, "in"},
+		{`"$apps # not a use"`, "$apps # not a use"},
+		{`$envs # $apps`, "E"},
+		{`[$config, $parent, $parents, $apps, $envs] | length`, 5},
+	}
+	for _, tc := range tests {
+		q, err := CompileJQ(tc.src, vars)
+		if err != nil {
+			t.Fatalf("CompileJQ(%q): %v", tc.src, err)
+		}
+		got, ok, err := q.First(t.Context(), "in", vals...)
+		if err != nil || !ok {
+			t.Fatalf("First(%q) = %v, %v, %v", tc.src, got, ok, err)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("First(%q) (-want +got):\n%s", tc.src, diff)
+		}
+	}
+	// A variable that is not among vars is still an error.
+	if _, err := CompileJQ(`$nope`, vars); err == nil || !strings.Contains(err.Error(), "variable not defined: $nope") {
+		t.Errorf("CompileJQ($nope) error = %v", err)
+	}
+}

@@ -29,6 +29,7 @@ type Template struct {
 type part struct {
 	lit  string // literal text, when expr is nil
 	expr *Expr
+	off  int // of the expression's first character in the source
 }
 
 // HasTemplate reports whether s contains "${", an expression part or the
@@ -40,9 +41,12 @@ func HasTemplate(s string) bool { return strings.Contains(s, "${") }
 // expression text in s plus the offset inside it; for an unterminated or
 // empty part, the offset of its "${".
 func CompileTemplate(s string, scope Scope, opts ...Option) (*Template, error) {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
+	return NewEnv(scope, opts...).compileTemplate(s)
+}
+
+func (env *Env) compileTemplate(s string) (*Template, error) {
+	if len(s) > MaxProgramLen {
+		return nil, checkLimits("expr", s)
 	}
 	t := &Template{src: s}
 	var lit strings.Builder
@@ -73,7 +77,7 @@ func CompileTemplate(s string, scope Scope, opts ...Option) (*Template, error) {
 			if strings.TrimSpace(s[start:end]) == "" {
 				return nil, &Error{Lang: "expr", Offset: i, Msg: "empty ${ }"}
 			}
-			e, err := compileExpr(s[start:end], scope, AnyKind, &o)
+			e, err := env.compileExpr(s[start:end], AnyKind)
 			if err != nil {
 				var ee *Error
 				if errors.As(err, &ee) {
@@ -82,7 +86,7 @@ func CompileTemplate(s string, scope Scope, opts ...Option) (*Template, error) {
 				return nil, err
 			}
 			flush()
-			t.parts = append(t.parts, part{expr: e})
+			t.parts = append(t.parts, part{expr: e, off: end - len(strings.TrimLeft(s[start:end], " \t\r\n"))})
 			i = end + 1
 		default:
 			lit.WriteByte('$')
@@ -133,6 +137,30 @@ func (t *Template) IsLiteral() bool {
 		}
 	}
 	return true
+}
+
+// LiteralPrefix is the literal text before the template's first
+// expression part ("$${" undone): all of it for a literal template.
+func (t *Template) LiteralPrefix() string {
+	if len(t.parts) > 0 && t.parts[0].expr == nil {
+		return t.parts[0].lit
+	}
+	return ""
+}
+
+// EmptyPart finds an expression part that renders to null or "" whatever
+// the env (`${ "" }`, `${ nil }`): in a path it always leaves an empty
+// segment. off is the offset of its expression's first character.
+func (t *Template) EmptyPart() (off int, ok bool) {
+	for _, p := range t.parts {
+		if p.expr == nil || !p.expr.constant {
+			continue
+		}
+		if v, err := p.expr.eval(nil); err == nil && formatScalar(v) == "" {
+			return p.off, true
+		}
+	}
+	return 0, false
 }
 
 // Render evaluates the template with env (see [Expr.Eval]): the raw value for

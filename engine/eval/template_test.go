@@ -173,3 +173,36 @@ func TestHasTemplate(t *testing.T) {
 		}
 	}
 }
+
+func TestTemplateStaticFacts(t *testing.T) {
+	sc := Scope{"parent": nil, "config": &Scope{"x": nil}}
+	tests := []struct {
+		src    string
+		prefix string
+		empty  string // text at the empty part's offset; "" for none
+	}{
+		{"https://api.example.com/v1", "https://api.example.com/v1", ""},
+		{"https://${ config.x }/v1", "https://", ""},
+		{"$${x}/a", "${x}/a", ""},
+		{"${ config.x }/a", "", ""},
+		{`/apps/${ "" }/envs`, "/apps/", `"" }`},
+		{`/apps/${ nil }`, "/apps/", "nil }"},
+		{`/apps/${ parent.id ?? "" }`, "/apps/", ""},
+		{`/apps/${ trim("  ") }/${ "a" }`, "/apps/", `trim`},
+		{`/day/${ now().Format("") }`, "/day/", ""}, // the clock: not constant
+		{`/apps/${ let p = ""; p }`, "/apps/", "let"},
+	}
+	for _, tc := range tests {
+		tm, err := CompileTemplate(tc.src, sc)
+		if err != nil {
+			t.Fatalf("CompileTemplate(%q): %v", tc.src, err)
+		}
+		if got := tm.LiteralPrefix(); got != tc.prefix {
+			t.Errorf("LiteralPrefix(%q) = %q, want %q", tc.src, got, tc.prefix)
+		}
+		off, ok := tm.EmptyPart()
+		if want := strings.Index(tc.src, tc.empty); ok != (tc.empty != "") || ok && off != want {
+			t.Errorf("EmptyPart(%q) = %d, %v; want at %q", tc.src, off, ok, tc.empty)
+		}
+	}
+}

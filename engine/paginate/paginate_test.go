@@ -430,7 +430,7 @@ func chainCases() []chainCase {
 // paginateOf parses a one-stream spec around a paginate block.
 func paginateOf(t *testing.T, block string) *spec.Paginate {
 	t.Helper()
-	src := "version: 1\nname: t\nstreams:\n  x:\n    request: {method: POST, path: /x}\n    paginate: " + block + "\n"
+	src := "version: 1\nname: t\nstreams:\n  x:\n    request: {method: POST, url: \"https://api.example.com/x\"}\n    paginate: " + block + "\n"
 	f, err := spec.Parse("spec.yaml", []byte(src), nil)
 	if err != nil {
 		t.Fatalf("spec: %v", err)

@@ -70,7 +70,7 @@ type item struct {
 
 // env is the expr environment of a run.
 func (r *Runner) env(rn *run) map[string]any {
-	env := map[string]any{spec.VarConfig: eval.Normalize(r.opts.Config)}
+	env := map[string]any{spec.VarConfig: r.exprConfig}
 	if rn.parent != nil {
 		env[spec.VarParent] = eval.Normalize(rn.parent.data)
 		parents := map[string]any{}

@@ -68,6 +68,8 @@ type Runner struct {
 	// lookups are also kept normalized for expr.
 	exprReadsLookups bool
 	started          time.Time // the run's start: the end of the last time window by default
+	// exprConfig is the config as expr sees it (typed dates and durations).
+	exprConfig map[string]any
 }
 
 // stream is what a run knows of one stream, whatever the stage.
@@ -130,8 +132,9 @@ func New(f *spec.File, opts Options) (*Runner, error) {
 		opts.Now = time.Now
 	}
 	r := &Runner{f: f, opts: opts, log: opts.Logger, streams: map[string]*stream{}, stats: newStats(opts.Now),
-		targets: newTargets(f), lookups: newLookups(f), seed: maphash.MakeSeed(), started: opts.Now().UTC()}
-	cfgEnv := map[string]any{spec.VarConfig: eval.Normalize(opts.Config)}
+		targets: newTargets(f), lookups: newLookups(f), seed: maphash.MakeSeed(), started: opts.Now().UTC(),
+		exprConfig: eval.Normalize(f.ExprValues(opts.Config)).(map[string]any)}
+	cfgEnv := map[string]any{spec.VarConfig: r.exprConfig}
 	want, err := r.selection()
 	if err != nil {
 		return nil, err

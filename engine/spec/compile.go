@@ -41,28 +41,46 @@ func (s *Stream) BatchOf() *Stream { return s.batch }
 // In a spec with a fan-out cycle (which Parse reports) the chain stops
 // before it would repeat a stream.
 func (s *Stream) Ancestors() []*Stream {
-	var out []*Stream
-	var seen map[*Stream]bool // only for long chains; short ones scan out
-	for a := s.parent; a != nil && a != s; a = a.parent {
-		if len(out) < 16 {
-			if slices.Contains(out, a) {
-				break
-			}
-		} else {
-			if seen == nil {
-				seen = make(map[*Stream]bool, 2*len(out))
-				for _, o := range out {
-					seen[o] = true
-				}
-			}
-			if seen[a] {
-				break
-			}
-			seen[a] = true
-		}
+	n := s.ancestorCount()
+	out := make([]*Stream, 0, n)
+	for a := s.parent; len(out) < n; a = a.parent {
 		out = append(out, a)
 	}
 	return out
+}
+
+// ancestorCount is how many distinct streams follow s on its parent chain,
+// found without allocating (Brent's cycle detection): chains may be
+// thousands of streams deep.
+func (s *Stream) ancestorCount() int {
+	power, length := 1, 1
+	tortoise, hare := s, s.parent
+	for hare != nil && hare != tortoise {
+		if power == length {
+			tortoise, power, length = hare, power*2, 0
+		}
+		hare = hare.parent
+		length++
+	}
+	if hare == nil {
+		n := 0
+		for a := s.parent; a != nil; a = a.parent {
+			n++
+		}
+		return n
+	}
+	// A cycle of length streams, entered after first of them: the chain
+	// holds first+length distinct streams, s included.
+	tortoise, hare = s, s
+	for range length {
+		hare = hare.parent
+	}
+	first := 0
+	for tortoise != hare {
+		tortoise, hare = tortoise.parent, hare.parent
+		first++
+	}
+	return first + length - 1
 }
 
 // JQVars lists, in order, the jq variables of programs attached to this
@@ -76,7 +94,7 @@ func (s *Stream) JQVars() []string {
 		for _, a := range s.Ancestors() {
 			// An invalid name is reported once, on the stream; it is no
 			// reason to fail every program below it.
-			if identRE.MatchString(a.Name) {
+			if isIdent(a.Name) {
 				vars = append(vars, a.Name)
 			}
 		}
@@ -104,19 +122,174 @@ func (f *File) configScope() *eval.Scope {
 	return &sc
 }
 
-// exprScope is what expr programs of a stream may name.
-func (f *File) exprScope(s *Stream) eval.Scope {
-	sc := eval.Scope{VarConfig: f.configScope()}
-	if s == nil {
-		return sc
-	}
-	if s.parent != nil {
-		sc[VarParent] = nil
-		parents := eval.Scope{}
-		for _, a := range s.Ancestors() {
-			parents[a.Name] = nil
+// chainPos places a stream in the fan-out forest, so that "is a an
+// ancestor of s" and "where is a among s's jq variables" are answered in
+// constant time: a chain may be thousands of streams deep, and listing the
+// ancestors for every program would cost depth² for the spec.
+type chainPos struct {
+	in, out int // interval of a depth-first walk: ancestors' intervals contain their descendants'
+	named   int // streams with a valid name from the root to this one, inclusive
+	// broken: the stream's fan-out is not known (its for_each or batch names
+	// no usable stream, or its chain has a cycle). That is reported once;
+	// its programs are checked without their ancestors, so that it is not
+	// reported again as every name they would have given.
+	broken bool
+}
+
+// placeStreams walks the fan-out forest and sets every stream's chainPos.
+func placeStreams(f *File) {
+	children := map[*Stream][]*Stream{}
+	var roots []*Stream
+	for i := range f.Streams.Items {
+		s := &f.Streams.Items[i].Value
+		s.chain = chainPos{broken: true} // until reached from a root
+		if s.parent != nil {
+			children[s.parent] = append(children[s.parent], s)
+		} else {
+			roots = append(roots, s)
 		}
-		sc[VarParents] = &parents
+	}
+	clock := 0
+	type frame struct {
+		s    *Stream
+		next int // index of the next child to visit
+	}
+	for _, root := range roots {
+		root.chain = chainPos{in: clock, named: nameCount(root), broken: root.ForEach.Set}
+		clock++
+		stack := []frame{{s: root}}
+		for len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			kids := children[top.s]
+			if top.next == len(kids) {
+				top.s.chain.out = clock
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			c := kids[top.next]
+			top.next++
+			c.chain = chainPos{in: clock, named: top.s.chain.named + nameCount(c), broken: top.s.chain.broken}
+			clock++
+			stack = append(stack, frame{s: c})
+		}
+	}
+	for i := range f.Streams.Items {
+		s := &f.Streams.Items[i].Value
+		if s.Batch.Set && s.batch == nil {
+			s.chain.broken = true
+		}
+	}
+}
+
+func nameCount(s *Stream) int {
+	if isIdent(s.Name) {
+		return 1
+	}
+	return 0
+}
+
+// isAncestor reports whether a is an ancestor of s (both placed, s not broken).
+func isAncestor(a, s *Stream) bool {
+	return a != s && !a.chain.broken && a.chain.in < s.chain.in && s.chain.out <= a.chain.out
+}
+
+// streamVars are the jq variables of a stream's programs, in JQVars order,
+// answered without listing the ancestors.
+type streamVars struct {
+	f *File
+	s *Stream
+}
+
+func (v streamVars) Index(name string) (int, bool) {
+	s := v.s
+	switch {
+	case name == VarConfig:
+		return 0, true
+	case s.parent != nil && name == VarParent:
+		return 1, true
+	case s.parent != nil && name == VarParents:
+		return 2, true
+	}
+	before := 1 // variables before $batch
+	if s.parent != nil {
+		before = 3 + s.parent.chain.named
+		if a := v.f.streams[name]; a != nil && isIdent(name) && isAncestor(a, s) {
+			// The nearest ancestor comes first.
+			return 3 + s.parent.chain.named - a.chain.named, true
+		}
+	}
+	if s.batch != nil {
+		if name == VarBatch {
+			return before, true
+		}
+		before++
+	}
+	if s.lookups && name == VarLookups {
+		return before, true
+	}
+	return 0, false
+}
+
+func (v streamVars) Names() []string { return v.s.JQVars() }
+
+// varNames are jq variables given as a list.
+type varNames []string
+
+func (l varNames) Index(name string) (int, bool) {
+	i := slices.Index(l, name)
+	return i, i >= 0
+}
+
+func (l varNames) Names() []string { return l }
+
+// jqVars are the variables the programs attached to s are compiled with:
+// for a stream whose fan-out is not known, every name but its ancestors'.
+func (f *File) jqVars(s *Stream) eval.Vars {
+	if s.chain.broken {
+		return varNames{VarConfig, VarParent, VarParents, VarBatch, VarLookups}
+	}
+	return streamVars{f, s}
+}
+
+// exprEnv is what expr programs of stream s (nil: host settings) are
+// compiled against: the names in scope, plus extra ones, with the option
+// that checks the members of parents. config is the File's configScope,
+// built once: it is shared, never modified.
+func (p *parser) exprEnv(s *Stream, config *eval.Scope, extra ...string) *eval.Env {
+	sc, opts := p.exprScope(s, config, extra...)
+	return eval.NewEnv(sc, opts...)
+}
+
+// exprScope is the scope and options of exprEnv, for a caller that takes
+// names out of it.
+func (p *parser) exprScope(s *Stream, config *eval.Scope, extra ...string) (eval.Scope, []eval.Option) {
+	f := p.spec
+	sc := eval.Scope{VarConfig: config}
+	opts := []eval.Option{eval.WithCache(p.cache), eval.WithTypes(p.configTypes)}
+	for _, name := range extra {
+		sc[name] = nil
+	}
+	if s == nil {
+		return sc, opts
+	}
+	switch {
+	case s.chain.broken:
+		sc[VarParent], sc[VarParents], sc[VarBatch] = nil, nil, nil
+	case s.parent != nil:
+		sc[VarParent], sc[VarParents] = nil, nil
+		opts = append(opts, eval.WithMembers(VarParents, eval.Members{
+			Has: func(name string) bool {
+				a := f.streams[name]
+				return a != nil && isAncestor(a, s)
+			},
+			Names: func() []string {
+				var names []string
+				for _, a := range s.Ancestors() {
+					names = append(names, a.Name)
+				}
+				return names
+			},
+		}))
 	}
 	if s.batch != nil {
 		sc[VarBatch] = nil
@@ -134,19 +307,21 @@ func (f *File) exprScope(s *Stream) eval.Scope {
 		}
 		sc[VarLookups] = &lk
 	}
-	return sc
+	return sc, opts
 }
 
 func (p *parser) compile(f *File) {
 	p.spec = f
-	top := f.exprScope(nil)
+	p.configTypes = f.exprTypes()
+	config := f.configScope()
+	top := p.exprEnv(nil, config)
 	p.at = nil
 	p.compileHTTP(&f.HTTP, "http", top)
 	for i := range f.Streams.Items {
 		s := &f.Streams.Items[i].Value
 		path := "streams." + s.Name
-		sc := f.exprScope(s)
-		vars := s.JQVars()
+		sc := p.exprEnv(s, config)
+		vars := f.jqVars(s)
 		if s.HTTP != nil {
 			// Host settings are resolved once per run, before any record exists.
 			p.at = nil
@@ -176,9 +351,9 @@ func (p *parser) compile(f *File) {
 			p.compileJQ(&inc.Cursor, path+".incremental.cursor", vars)
 			p.compileValue(&inc.Initial, path+".incremental.initial", nil)
 			if w := inc.Window; w != nil {
-				wsc := f.exprScope(s)
+				wsc, opts := p.exprScope(s, config)
 				delete(wsc, VarWindow) // the end is known before any window
-				p.compileTmpl(&w.End, path+".incremental.window.end", wsc)
+				p.compileTmpl(&w.End, path+".incremental.window.end", eval.NewEnv(wsc, opts...))
 			}
 		}
 		if pt := s.Partitions; pt != nil {
@@ -190,8 +365,7 @@ func (p *parser) compile(f *File) {
 			p.compileJQ(&pg.URL, pp+".url", vars)
 			p.compileJQ(&pg.TotalPages, pp+".total_pages", vars)
 			p.compileJQ(&pg.Total, pp+".total", vars)
-			psc := f.exprScope(s)
-			psc["response"], psc["page"], psc["records"] = nil, nil, nil
+			psc := p.exprEnv(s, config, "response", "page", "records")
 			p.compileExpr(&pg.StopWhen, pp+".stop_when", psc, eval.BoolKind)
 		}
 	}
@@ -205,8 +379,8 @@ func (p *parser) compile(f *File) {
 			l.Value.Str = Str{V: "."}
 		}
 		p.at = s
-		p.compileJQ(&l.Key, "lookups."+l.Name+".key", s.JQVars())
-		p.compileJQ(&l.Value, "lookups."+l.Name+".value", s.JQVars())
+		p.compileJQ(&l.Key, "lookups."+l.Name+".key", f.jqVars(s))
+		p.compileJQ(&l.Value, "lookups."+l.Name+".value", f.jqVars(s))
 	}
 	for i := range f.Tables.Items {
 		t := &f.Tables.Items[i].Value
@@ -218,7 +392,8 @@ func (p *parser) compile(f *File) {
 			t.Row.Str = Str{V: "."}
 		}
 		p.at = s
-		p.compileJQ(&t.Row, "tables."+t.Name+".row", s.JQVars())
+		p.compileJQ(&t.Row, "tables."+t.Name+".row", f.jqVars(s))
+		p.warnPrimaryKey(t)
 	}
 	if f.Port != nil {
 		// The owner key is rendered once per run, from config only.
@@ -231,7 +406,7 @@ func (p *parser) compile(f *File) {
 				continue
 			}
 			path := fmt.Sprintf("port.entities[%d]", i)
-			vars := s.JQVars()
+			vars := f.jqVars(s)
 			p.at = s
 			if !e.Selector.Set {
 				e.Selector.Str = Str{V: "true"}
@@ -239,6 +414,7 @@ func (p *parser) compile(f *File) {
 			for name, q := range map[string]*JQ{"selector": &e.Selector, "identifier": &e.Identifier, "title": &e.Title, "icon": &e.Icon, "team": &e.Team} {
 				p.compileJQ(q, path+"."+name, vars)
 			}
+			p.warnSelector(&e.Selector, path+".selector")
 			for j := range e.Properties.Items {
 				it := &e.Properties.Items[j]
 				p.compileJQ(&it.Value, path+".properties."+it.Key, vars)
@@ -251,7 +427,7 @@ func (p *parser) compile(f *File) {
 	}
 }
 
-func (p *parser) compileHTTP(h *HTTP, path string, sc eval.Scope) {
+func (p *parser) compileHTTP(h *HTTP, path string, sc *eval.Env) {
 	p.compileTmpl(&h.BaseURL, path+".base_url", sc)
 	for j := range h.Headers.Items {
 		it := &h.Headers.Items[j]
@@ -271,6 +447,11 @@ func (p *parser) compileHTTP(h *HTTP, path string, sc eval.Scope) {
 func (p *parser) embedErr(s Str, path string, err error) {
 	var ee *eval.Error
 	if errors.As(err, &ee) {
+		if strings.HasPrefix(ee.Msg, "variable not defined: $") && p.at != nil && p.at.chain.broken {
+			// In a stream whose fan-out is broken (reported), any other
+			// variable may be an ancestor once that is fixed.
+			return
+		}
 		p.errorAt(p.progPos(s, ee.Offset), path, "%s%s", ee.Error(), p.scopeHint(ee))
 		return
 	}
@@ -317,23 +498,24 @@ func (p *parser) scopeHint(ee *eval.Error) string {
 	return ""
 }
 
-func (p *parser) compileJQ(q *JQ, path string, vars []string) {
+func (p *parser) compileJQ(q *JQ, path string, vars eval.Vars) {
 	if q.V == "" && !q.Set {
 		return
 	}
-	code, err := eval.CompileJQ(q.V, vars)
+	code, err := eval.CompileJQVars(q.V, vars, eval.WithCache(p.cache))
 	if err != nil {
 		p.embedErr(q.Str, path, err)
 		return
 	}
 	q.code = code
+	p.warnJQ(q, path)
 }
 
-func (p *parser) compileExpr(e *Expr, path string, sc eval.Scope, kind eval.Kind) {
+func (p *parser) compileExpr(e *Expr, path string, sc *eval.Env, kind eval.Kind) {
 	if !e.Set {
 		return
 	}
-	prog, err := eval.CompileExpr(e.V, sc, kind)
+	prog, err := sc.CompileExpr(e.V, kind)
 	if err != nil {
 		p.embedErr(e.Str, path, err)
 		return
@@ -341,11 +523,11 @@ func (p *parser) compileExpr(e *Expr, path string, sc eval.Scope, kind eval.Kind
 	e.expr = prog
 }
 
-func (p *parser) compileTmpl(t *Tmpl, path string, sc eval.Scope) {
+func (p *parser) compileTmpl(t *Tmpl, path string, sc *eval.Env) {
 	if !t.Set {
 		return
 	}
-	tmpl, err := eval.CompileTemplate(t.V, sc)
+	tmpl, err := sc.CompileTemplate(t.V)
 	if err != nil {
 		p.embedErr(t.Str, path, err)
 		return
@@ -357,7 +539,7 @@ func (p *parser) compileTmpl(t *Tmpl, path string, sc eval.Scope) {
 // strings are compiled *eval.Template values.
 // compileValue builds v's tree; with a nil scope the tree is plain data
 // (a config default), else its "${" strings are compiled templates.
-func (p *parser) compileValue(v *Value, path string, sc eval.Scope) {
+func (p *parser) compileValue(v *Value, path string, sc *eval.Env) {
 	if !v.Set {
 		return
 	}
@@ -370,7 +552,7 @@ func (p *parser) compileValue(v *Value, path string, sc eval.Scope) {
 // values cost no more than shallow ones.
 type valueTree struct {
 	p      *parser
-	sc     eval.Scope // nil: plain data, "${" is not a template
+	sc     *eval.Env // nil: plain data, "${" is not a template
 	base   string
 	segs   []string
 	active map[*yaml.Node]bool // collections being built, against aliases into themselves
@@ -430,7 +612,7 @@ func (vt *valueTree) build(alias *yaml.Node) any {
 // scalarValue is the JSON value of a scalar in a Value: null, a boolean, a
 // number, or a string that may be a compiled template. Timestamps and other
 // tags stay the text written, so `since: 2024-01-01` sends 2024-01-01.
-func (p *parser) scalarValue(n *yaml.Node, path func() string, sc eval.Scope) any {
+func (p *parser) scalarValue(n *yaml.Node, path func() string, sc *eval.Env) any {
 	switch n.Tag {
 	case "!!null":
 		return nil
@@ -449,9 +631,9 @@ func (p *parser) scalarValue(n *yaml.Node, path func() string, sc eval.Scope) an
 	if sc == nil || !eval.HasTemplate(n.Value) {
 		return n.Value
 	}
-	t, err := eval.CompileTemplate(n.Value, sc)
+	t, err := sc.CompileTemplate(n.Value)
 	if err != nil {
-		p.embedErr(Str{V: n.Value, P: nodePos(n), Set: true, node: n}, path(), err)
+		p.embedErr(Str{V: n.Value, P: nodePos(n), Set: true, style: n.Style}, path(), err)
 		return nil
 	}
 	if t.IsLiteral() {

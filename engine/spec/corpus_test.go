@@ -22,11 +22,12 @@ const specName = "spec.yaml"
 // corpusCase is one txtar archive: the spec, the files it refers to, and
 // (for invalid specs) the exact error lines expected.
 type corpusCase struct {
-	path string
-	ar   *txtar.Archive
-	src  []byte
-	fsys fstest.MapFS
-	want string
+	path     string
+	ar       *txtar.Archive
+	src      []byte
+	fsys     fstest.MapFS
+	want     string
+	warnings string
 }
 
 func readCorpus(t testing.TB, glob string) []corpusCase {
@@ -49,6 +50,8 @@ func readCorpus(t testing.TB, glob string) []corpusCase {
 				c.src, haveSpec = f.Data, true
 			case "want":
 				c.want = string(f.Data)
+			case "warnings":
+				c.warnings = string(f.Data)
 			default:
 				c.fsys[f.Name] = &fstest.MapFile{Data: f.Data}
 			}
@@ -111,14 +114,19 @@ func TestInvalidCorpus(t *testing.T) {
 
 func writeWant(t *testing.T, c corpusCase, got string) {
 	t.Helper()
+	writeSection(t, c, "want", got)
+}
+
+func writeSection(t *testing.T, c corpusCase, name, got string) {
+	t.Helper()
 	found := false
 	for i := range c.ar.Files {
-		if c.ar.Files[i].Name == "want" {
+		if c.ar.Files[i].Name == name {
 			c.ar.Files[i].Data, found = []byte(got), true
 		}
 	}
 	if !found {
-		c.ar.Files = append(c.ar.Files, txtar.File{Name: "want", Data: []byte(got)})
+		c.ar.Files = append(c.ar.Files, txtar.File{Name: name, Data: []byte(got)})
 	}
 	out := txtar.Format(c.ar)
 	if old, err := os.ReadFile(c.path); err == nil && bytes.Equal(old, out) {
@@ -139,6 +147,35 @@ func TestValidCorpus(t *testing.T) {
 		t.Run(strings.TrimSuffix(filepath.Base(c.path), ".txtar"), func(t *testing.T) {
 			if _, err := Parse(specName, c.src, c.fsys); err != nil {
 				t.Errorf("Parse: %v", err)
+			}
+		})
+	}
+}
+
+// TestWarningCorpus: valid specs with likely mistakes, each warned of at
+// its place; the warnings section holds the exact lines.
+func TestWarningCorpus(t *testing.T) {
+	cases := readCorpus(t, "testdata/warn/*.txtar")
+	if len(cases) == 0 {
+		t.Fatal("no cases in testdata/warn")
+	}
+	for _, c := range cases {
+		t.Run(strings.TrimSuffix(filepath.Base(c.path), ".txtar"), func(t *testing.T) {
+			f, err := Parse(specName, c.src, c.fsys)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			var b strings.Builder
+			for _, w := range f.Warnings() {
+				b.WriteString(w.Error())
+				b.WriteByte('\n')
+			}
+			if *update {
+				writeSection(t, c, "warnings", b.String())
+				return
+			}
+			if diff := cmp.Diff(c.warnings, b.String()); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
 			}
 		})
 	}

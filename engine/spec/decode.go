@@ -21,15 +21,57 @@ import (
 type decoder struct {
 	file   string
 	errs   ErrorList
-	merged map[*yaml.Node][]pair // pairs of each mapping, merge keys expanded
+	warns  ErrorList                // likely mistakes that do not stop a run
+	merged map[*yaml.Node][]pair    // pairs of each mapping, merge keys expanded
+	fields map[reflect.Type][]field // fieldsOf each struct type decoded
+}
+
+// fieldsOf is the package's fieldsOf, read once per type and parse.
+func (d *decoder) fieldsOf(t reflect.Type) []field {
+	fs, ok := d.fields[t]
+	if !ok {
+		if d.fields == nil {
+			d.fields = map[reflect.Type][]field{}
+		}
+		fs = fieldsOf(t)
+		d.fields[t] = fs
+	}
+	return fs
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
-	d.errs = append(d.errs, &Error{File: d.file, Pos: nodePos(n), Path: path, Msg: fmt.Sprintf(format, args...)})
+	d.add(&Error{File: d.file, Pos: nodePos(n), Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (d *decoder) errorAt(p Pos, path, format string, args ...any) {
-	d.errs = append(d.errs, &Error{File: d.file, Pos: p, Path: path, Msg: fmt.Sprintf(format, args...)})
+	d.add(&Error{File: d.file, Pos: p, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// MaxErrors is how many problems Parse reports before it stops: a spec
+// generated with one systematic mistake would otherwise cost a "did you
+// mean" search per stream among thousands of names.
+const MaxErrors = 100
+
+// tooMany is the panic that ends a Parse that has found MaxErrors problems.
+type tooMany struct{}
+
+// warnAt records a likely mistake: valid, but probably not what was meant.
+func (d *decoder) warnAt(p Pos, path, format string, args ...any) {
+	d.warn(&Error{File: d.file, Pos: p, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) warn(e *Error) {
+	if len(d.warns) < MaxErrors {
+		d.warns = append(d.warns, e)
+	}
+}
+
+func (d *decoder) add(e *Error) {
+	if len(d.errs) == MaxErrors {
+		d.errs = append(d.errs, &Error{File: e.File, Pos: e.Pos, Msg: fmt.Sprintf("too many problems (%d reported); fix these and validate again", MaxErrors)})
+		panic(tooMany{})
+	}
+	d.errs = append(d.errs, e)
 }
 
 func nodePos(n *yaml.Node) Pos {
@@ -218,7 +260,7 @@ func fieldsOf(t reflect.Type) []field {
 }
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, at Pos) {
-	fields := fieldsOf(v.Type())
+	fields := d.fieldsOf(v.Type())
 	if n.Kind != yaml.MappingNode {
 		if !isNull(n) {
 			d.errorf(n, path, "expected a mapping, got %s", kindName(n))
@@ -314,10 +356,10 @@ func (d *decoder) checkEnum(v reflect.Value, allowed []string, path string) {
 
 // Str is a string scalar with its position.
 type Str struct {
-	V    string
-	P    Pos
-	Set  bool
-	node *yaml.Node
+	V     string
+	P     Pos
+	Set   bool
+	style yaml.Style // how it is written, to place errors inside it; not the node, so the YAML tree can be freed after decoding
 }
 
 func (s *Str) decodeNode(d *decoder, n *yaml.Node, path string) {
@@ -328,7 +370,7 @@ func (s *Str) decodeNode(d *decoder, n *yaml.Node, path string) {
 		d.errorf(n, path, "expected a string, got %s", kindName(n))
 		return
 	}
-	*s = Str{V: n.Value, P: nodePos(n), Set: true, node: n}
+	*s = Str{V: n.Value, P: nodePos(n), Set: true, style: n.Style}
 }
 
 // Int is an integer scalar with its position.
@@ -548,7 +590,9 @@ func (m *Map[T]) decodeNode(d *decoder, n *yaml.Node, path string) {
 	}
 	m.P, m.Set = nodePos(n), true
 	index := map[string]int{}
-	for _, kv := range d.pairs(n, func() string { return path }) {
+	ps := d.pairs(n, func() string { return path })
+	m.Items = make([]MapItem[T], 0, len(ps)) // not grown by doubling: items can be large and many
+	for _, kv := range ps {
 		k, val := kv.k, kv.v
 		if i, dup := index[k.Value]; dup {
 			d.errorf(k, path, "duplicate key %q (first given on line %d)", k.Value, m.Items[i].P.Line)

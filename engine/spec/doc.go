@@ -3,7 +3,8 @@
 // (structure, references, fan-out graph, embedded jq and expr programs).
 //
 // Parse returns a *File even when it also returns an ErrorList, so `ferry
-// validate` can report every problem at once. Every error is positioned:
+// validate` can report every problem at once (up to MaxErrors). Problems
+// inside the Port blueprints file are reported at that file's own lines. Every error is positioned:
 // "file:line:col: path: message", sorted by position. Errors about a value
 // point at it; errors about a block as a whole (a missing field) point at the
 // key that names the block; errors inside an embedded jq or expr program
@@ -18,7 +19,10 @@
 //
 //	Load(path) (*File, error)                    read a file; references resolve beside it
 //	Parse(name, src, fsys) (*File, error)        fsys nil: the blueprints file is not checked
+//	(*File).Warnings() ErrorList                 valid but likely mistaken, positioned
 //	AsList(err) ErrorList                        the *Error values inside err
+//	MaxSpecSize, MaxErrors                       the largest file read; problems before Parse stops
+//	(*ConfigVar).Convert(x), (*File).ExprValues  typed config inputs: checked and converted
 //	Schema() []byte                              JSON Schema (draft 2020-12) of the format
 //	RenderValue(tree, env) (any, error)          evaluate the templates of a Value tree
 //

@@ -12,7 +12,7 @@ import (
 
 // fuzzFS is what every fuzzed spec may refer to.
 var fuzzFS = fstest.MapFS{
-	"blueprints.json": {Data: []byte(`[{"identifier": "app", "schema": {"properties": {"name": {}}}, "relations": {"team": {}}}]`)},
+	"blueprints.json": {Data: []byte(`[{"identifier": "app", "title": "App", "schema": {"properties": {"name": {"type": "string"}}}, "relations": {"team": {"target": "team"}}}, {"identifier": "team", "title": "Team", "schema": {"properties": {}}}]`)},
 }
 
 func FuzzParse(f *testing.F) {
@@ -88,4 +88,28 @@ func FuzzParse(f *testing.F) {
 func yamlLines(src string) []string {
 	r := strings.NewReplacer("\r\n", "\n", "\r", "\n", "\u0085", "\n", "\u2028", "\n", "\u2029", "\n")
 	return strings.Split(r.Replace(src), "\n")
+}
+
+// FuzzBlueprints checks that any blueprints file gives problems only at
+// places inside it (or the spec), never a panic.
+func FuzzBlueprints(f *testing.F) {
+	for _, s := range []string{
+		genBlueprints, `[`, `{"a": 1}`, `[{"identifier": 1, "schema": [], "relations": {"x": 2}}]`,
+		"[{\"title\": \"\xff\"}]", `[{"identifier": "a", "title": "A", "schema": {"properties": {"p": {}}}, "relations": {"r": {"target": "b"}}}] x`,
+	} {
+		f.Add([]byte(s))
+	}
+	spec := []byte("version: 1\nname: d\nhttp: {base_url: \"https://x.example.com\"}\nstreams:\n  a: {request: {path: /a}}\nport:\n  blueprints: bp.json\n  entities:\n    - {blueprint: a, from: a, identifier: .id, properties: {p: .p}, relations: {r: .r}}\n")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		file, err := Parse(specName, spec, fstest.MapFS{"bp.json": {Data: data}})
+		lines := strings.Split(string(data), "\n")
+		for _, e := range append(AsList(err), file.Warnings()...) {
+			if e.File != "bp.json" {
+				continue
+			}
+			if e.Pos.Line < 1 || e.Pos.Line > len(lines) || e.Pos.Col < 1 || e.Pos.Col > utf8.RuneCountInString(lines[e.Pos.Line-1])+1 {
+				t.Errorf("problem outside the file (%d lines): %v", len(lines), e)
+			}
+		}
+	})
 }

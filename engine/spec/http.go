@@ -23,7 +23,7 @@ func (r *Rule) Ranges() []StatusRange { return r.ranges }
 // hostJQVars are the jq variables of a rule's body and message programs,
 // and of a login's token and expires_in: like every host setting they are
 // resolved once per run, so they see $config only.
-func hostJQVars() []string { return []string{VarConfig} }
+func hostJQVars() eval.Vars { return varNames{VarConfig} }
 
 // parseStatus reads one status condition: 404, 500-599 or 4xx.
 func parseStatus(s string) (StatusRange, bool) {
@@ -209,7 +209,7 @@ func (p *parser) compileRules(h *HTTP, path string) {
 
 // compileAuthFlow compiles the templates and programs of the auth kinds
 // that make requests; like every host setting they see config only.
-func (p *parser) compileAuthFlow(a *Auth, path string, sc eval.Scope) {
+func (p *parser) compileAuthFlow(a *Auth, path string, sc *eval.Env) {
 	path += ".auth"
 	p.compileTmpl(&a.RefreshToken, path+".refresh_token", sc)
 	p.compileTmpl(&a.PrivateKey, path+".private_key", sc)

@@ -193,7 +193,7 @@ func valueStrings(v *Value) []Str {
 		}
 		seen[n] = true
 		if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, VarLookups) {
-			out = append(out, Str{V: n.Value, P: nodePos(n), Set: true, node: n})
+			out = append(out, Str{V: n.Value, P: nodePos(n), Set: true, style: n.Style})
 		}
 		stack = append(stack, n.Content...)
 	}

@@ -11,16 +11,46 @@ import (
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ferry-etl/ferry/engine/eval"
 )
 
 // Load reads and parses the spec file at path. Relative references in the
 // spec (the Port blueprints file) resolve against the spec's directory.
 func Load(path string) (*File, error) {
-	src, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read spec: %w", err)
+	}
+	defer f.Close()
+	// A file of any size is read only as far as needed to say it is too large.
+	src, err := io.ReadAll(io.LimitReader(f, MaxSpecSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read spec: %w", err)
 	}
 	return Parse(path, src, os.DirFS(filepath.Dir(path)))
+}
+
+// MaxSpecSize is the largest spec, and side file, ferry reads: validating
+// costs a few dozen bytes of memory per byte of spec, and a bound keeps
+// that within a small address space (2 GiB). No hand-written spec comes
+// near it.
+const MaxSpecSize = 8 << 20
+
+// readLimited reads a file, or its first max+1 bytes when it is larger:
+// enough to say that it is, without reading a file of any size.
+func readLimited(fsys FS, name string, max int) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, int64(max)+1))
+}
+
+// tooLarge reports a file over MaxSpecSize at the first byte past it.
+func tooLarge(file string, src []byte) *Error {
+	return &Error{File: file, Pos: offsetPos(src, MaxSpecSize), Msg: fmt.Sprintf("file larger than %d MiB, the most ferry reads", MaxSpecSize>>20)}
 }
 
 // Parse decodes and validates one spec. name is used in error positions;
@@ -29,9 +59,30 @@ func Load(path string) (*File, error) {
 func Parse(name string, src []byte, fsys FS) (*File, error) {
 	src = trimBOM(src)
 	f := &File{Path: name}
+	if len(src) > MaxSpecSize {
+		return f, ErrorList{tooLarge(name, src)}
+	}
+	if off, msg, bad := badChar(src); bad {
+		// yaml.v3 names no place for these.
+		return f, ErrorList{&Error{File: name, Pos: offsetPos(src, off), Msg: msg}}
+	}
 	d := &decoder{file: name}
-	p := &parser{decoder: d, lines: splitLines(string(src)), fsys: fsys, maxValueNodes: 100_000 + len(src)}
-	p.parse(f, src)
+	p := &parser{decoder: d, lines: splitLines(string(src)), fsys: fsys, maxValueNodes: 100_000 + len(src), cache: eval.NewCache()}
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(tooMany); !ok {
+					panic(r)
+				}
+			}
+		}()
+		p.parse(f, src)
+	}()
+	f.warnings = d.warns.sorted()
+	if len(d.errs) > MaxErrors {
+		// The last one says there are too many: it stays last.
+		return f, append(d.errs[:MaxErrors].sorted(), d.errs[MaxErrors])
+	}
 	if len(d.errs) > 0 {
 		return f, d.errs.sorted()
 	}
@@ -39,11 +90,23 @@ func Parse(name string, src []byte, fsys FS) (*File, error) {
 }
 
 func (p *parser) parse(f *File, src []byte) {
+	if !p.decodeFile(f, src) {
+		return
+	}
+	// The YAML tree is unreachable from here on: a large spec's nodes are
+	// freed while its programs are compiled.
+	p.merged = nil
+	p.validate(f)
+}
+
+// decodeFile reads the YAML document into f; false when nothing more can
+// be checked.
+func (p *parser) decodeFile(f *File, src []byte) bool {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		p.errs = append(p.errs, p.yamlError(err))
-		return
+		return false
 	}
 	// yaml.Unmarshal would silently drop everything after a second "---".
 	var next yaml.Node
@@ -55,19 +118,19 @@ func (p *parser) parse(f *File, src []byte) {
 	}
 	if len(doc.Content) == 0 {
 		p.errorAt(Pos{Line: 1, Col: 1}, "", "empty spec: want a mapping with version, name and streams")
-		return
+		return false
 	}
 	root := resolveAlias(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
 		p.errorf(root, "", "expected a mapping at the top of the spec, got %s", kindName(root))
-		return
+		return false
 	}
 	// The version decides how the rest is read, so it is checked first and alone.
 	if !p.checkVersion(root) {
-		return
+		return false
 	}
 	p.decode(root, reflectValue(f), "", nodePos(root))
-	p.validate(f)
+	return true
 }
 
 func (p *parser) checkVersion(root *yaml.Node) bool {
@@ -193,8 +256,10 @@ type parser struct {
 	lines []string
 	fsys  FS
 
-	spec *File   // being compiled
-	at   *Stream // whose programs are being compiled; nil for host settings
+	spec        *File          // being compiled
+	at          *Stream        // whose programs are being compiled; nil for host settings
+	cache       *eval.Cache    // shares identical programs
+	configTypes map[string]any // samples of the typed config inputs, for expr's checker
 
 	valueNodes, maxValueNodes int // YAML nodes expanded into Value trees, and the cap
 	valueTooBig               bool
@@ -206,21 +271,20 @@ type parser struct {
 // indentation and folded line breaks come in between. That one walk serves
 // every scalar style, multi-line and escaped ones included.
 func (p *parser) progPos(s Str, off int) Pos {
-	n := s.node
-	if n == nil || n.Line < 1 || n.Line > len(p.lines) {
+	if s.P.Line < 1 || s.P.Line > len(p.lines) {
 		return s.P
 	}
 	off = max(0, min(off, len(s.V)))
 
 	// src is the file from the scalar's first source character on; base is
 	// that character's position.
-	base := Pos{Line: n.Line, Col: n.Column}
-	switch n.Style {
+	base := s.P
+	switch s.style {
 	case yaml.LiteralStyle, yaml.FoldedStyle:
-		if n.Line == len(p.lines) {
+		if s.P.Line == len(p.lines) {
 			return s.P
 		}
-		base = Pos{Line: n.Line + 1, Col: 1}
+		base = Pos{Line: s.P.Line + 1, Col: 1}
 	case yaml.DoubleQuotedStyle, yaml.SingleQuotedStyle:
 		base.Col++
 	}
@@ -237,7 +301,7 @@ func (p *parser) progPos(s Str, off int) Pos {
 	}
 	src := b.String()
 
-	dq := n.Style == yaml.DoubleQuotedStyle
+	dq := s.style == yaml.DoubleQuotedStyle
 	i := 0 // bytes of src consumed
 	for _, r := range s.V[:off] {
 		i = matchRune(src, i, r, dq)
@@ -339,6 +403,38 @@ func splitLines(src string) []string {
 		start = i
 	}
 	return append(lines, src[start:])
+}
+
+// badChar finds the first character YAML refuses wherever it stands (in a
+// comment too): a byte that is not UTF-8, or a control character. A
+// UTF-16 file (with its byte-order mark) is left to yaml.v3.
+func badChar(src []byte) (off int, msg string, bad bool) {
+	if bytes.HasPrefix(src, []byte("\xfe\xff")) || bytes.HasPrefix(src, []byte("\xff\xfe")) {
+		return 0, "", false
+	}
+	for i := 0; i < len(src); {
+		r, n := utf8.DecodeRune(src[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			return i, fmt.Sprintf("invalid UTF-8 (byte 0x%02x): a spec is UTF-8 text", src[i]), true
+		case !yamlPrintable(r):
+			return i, fmt.Sprintf("control character %U is not allowed in YAML (write it as an escape in a double-quoted string)", r), true
+		}
+		i += n
+	}
+	return 0, "", false
+}
+
+// yamlPrintable reports whether YAML allows r in a file (its c-printable set).
+func yamlPrintable(r rune) bool {
+	return r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && r <= 0x7e || r == 0x85 ||
+		r >= 0xa0 && r <= 0xd7ff || r >= 0xe000 && r <= 0xfffd || r >= 0x10000 && r <= 0x10ffff
+}
+
+// offsetPos is the position of byte off in src, lines counted as YAML does.
+func offsetPos(src []byte, off int) Pos {
+	lines := splitLines(string(src[:off]))
+	return Pos{Line: len(lines), Col: 1 + utf8.RuneCountInString(lines[len(lines)-1])}
 }
 
 // trimBOM drops a UTF-8 byte-order mark some editors add.

@@ -3,8 +3,10 @@ package spec
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +33,7 @@ name: demo
 streams:
   apps:
     request:
-      path: /apps
+      url: https://api.example.com/apps
 `
 
 // scalar is the comparable part of the scalar field types.
@@ -264,6 +266,7 @@ streams:
     paginate:
       type: page
       param: page
+    http: {base_url: "https://api.example.com"}
 tables:
   apps:
     from: apps
@@ -291,12 +294,12 @@ port:
 		{"query value", s.Request.Query.Items[0].Value.P, Pos{12, 16}},
 		{"paginate at its key", s.Paginate.Pos, Pos{13, 5}},
 		{"paginate param", s.Paginate.Param.P, Pos{15, 14}},
-		{"table at its key", f.Tables.Items[0].Value.Pos, Pos{17, 3}},
-		{"primary key item", f.Tables.Items[0].Value.PrimaryKey[1].P, Pos{19, 24}},
-		{"entity item", f.Port.Entities[0].Pos, Pos{22, 7}},
-		{"entity identifier", f.Port.Entities[0].Identifier.P, Pos{24, 19}},
-		{"entity property key", f.Port.Entities[0].Properties.Items[0].P, Pos{26, 9}},
-		{"entity property value", f.Port.Entities[0].Properties.Items[0].Value.P, Pos{26, 15}},
+		{"table at its key", f.Tables.Items[0].Value.Pos, Pos{18, 3}},
+		{"primary key item", f.Tables.Items[0].Value.PrimaryKey[1].P, Pos{20, 24}},
+		{"entity item", f.Port.Entities[0].Pos, Pos{23, 7}},
+		{"entity identifier", f.Port.Entities[0].Identifier.P, Pos{25, 19}},
+		{"entity property key", f.Port.Entities[0].Properties.Items[0].P, Pos{27, 9}},
+		{"entity property value", f.Port.Entities[0].Properties.Items[0].Value.P, Pos{27, 15}},
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {
@@ -357,6 +360,7 @@ port:
 func TestFanOut(t *testing.T) {
 	f := mustParse(t, `version: 1
 name: demo
+http: {base_url: "https://api.example.com"}
 streams:
   orgs:
     request: {path: /orgs}
@@ -495,6 +499,7 @@ streams:
     request:
       <<: [*base, {url: https://x.example.com/jobs}]
       path:
+http: {base_url: "https://api.example.com"}
 `)
 	envs := f.Stream("envs").Request
 	if envs.Method.V != "POST" || envs.Path.V != "/envs" || envs.Headers.Get("accept") == nil {
@@ -512,7 +517,7 @@ streams:
 
 func TestAliasExpansionIsBounded(t *testing.T) {
 	// Ten levels of ten aliases: 10^10 nodes if expanded naively.
-	src := "version: 1\nname: demo\nstreams:\n  apps:\n    request:\n      method: POST\n      path: /a\n      body:\n        l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
+	src := "version: 1\nname: demo\nstreams:\n  apps:\n    request:\n      method: POST\n      url: https://api.example.com/a\n      body:\n        l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
 	for i := 1; i <= 9; i++ {
 		p := "*l" + string(rune('0'+i-1))
 		src += "        l" + string(rune('0'+i)) + ": &l" + string(rune('0'+i)) + " [" + strings.Repeat(p+", ", 9) + p + "]\n"
@@ -529,7 +534,7 @@ func TestAliasExpansionIsBounded(t *testing.T) {
 }
 
 func TestMultiByteAndCRLFPositions(t *testing.T) {
-	src := "version: 1\r\nname: démo\r\nstreams:\r\n  apps:\r\n    description: ünïcode\r\n    request: {path: /apps}\r\n    records: '\"é\" | .x ==  )'\r\n"
+	src := "version: 1\r\nname: démo\r\nstreams:\r\n  apps:\r\n    description: ünïcode\r\n    request: {url: \"https://api.example.com\"}\r\n    records: '\"é\" | .x ==  )'\r\n"
 	_, err := Parse(specName, []byte(src), nil)
 	list := AsList(err)
 	if len(list) != 1 {
@@ -547,7 +552,7 @@ func TestLoad(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "bp"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "bp", "blueprints.json"), []byte(`[{"identifier": "app", "schema": {"properties": {"name": {}}}}]`), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "bp", "blueprints.json"), []byte(`[{"identifier": "app", "title": "App", "schema": {"properties": {"name": {"type": "string"}}}}]`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "s.yaml")
@@ -655,7 +660,7 @@ func TestYAMLErrorInLargeFile(t *testing.T) {
 func TestLineBreaks(t *testing.T) {
 	for name, br := range map[string]string{"LF": "\n", "CRLF": "\r\n", "CR": "\r", "NEL": "\u0085", "LS": "\u2028"} {
 		t.Run(name, func(t *testing.T) {
-			src := strings.Join([]string{"version: 1", "name: d", "streams:", "  a:", "    request: {path: /x}", "    records: (.x", ""}, br)
+			src := strings.Join([]string{"version: 1", "name: d", "streams:", "  a:", "    request: {url: \"https://x.example.com\"}", "    records: (.x", ""}, br)
 			_, err := Parse(specName, []byte(src), nil)
 			list := AsList(err)
 			if len(list) != 1 || list[0].Pos != (Pos{6, 17}) {
@@ -681,5 +686,121 @@ func TestConfigDefaultTree(t *testing.T) {
 		if diff := cmp.Diff(tc.want, f.ConfigVar(tc.name).Default.Tree()); diff != "" {
 			t.Errorf("%s default (-want +got):\n%s", tc.name, diff)
 		}
+	}
+}
+
+// TestAncestorsLongChains: deep chains, and cycles entered after a long
+// tail or closing on the stream itself, list each stream once.
+func TestAncestorsLongChains(t *testing.T) {
+	// link makes each stream fan out from the one before it.
+	link := func(n int, name string) []*Stream {
+		ss := make([]*Stream, n)
+		for i := range ss {
+			ss[i] = &Stream{Name: fmt.Sprint(name, i)}
+			if i > 0 {
+				ss[i].parent = ss[i-1]
+			}
+		}
+		return ss
+	}
+	plain := link(40, "s")
+	if got := plain[39].Ancestors(); len(got) != 39 || got[0] != plain[38] || got[38] != plain[0] {
+		t.Errorf("Ancestors of a 40-deep chain: %d streams", len(got))
+	}
+	for _, tc := range []struct{ tail, cycle int }{{0, 1}, {0, 7}, {1, 1}, {2, 1}, {30, 5}, {3, 33}} {
+		cyc := link(tc.cycle, "c")
+		cyc[0].parent = cyc[tc.cycle-1]
+		leaf, want := cyc[tc.cycle-1], tc.cycle-1 // on the cycle: every other cycle stream
+		if tc.tail > 0 {
+			tail := link(tc.tail, "t")
+			tail[0].parent = cyc[tc.cycle-1]
+			leaf, want = tail[tc.tail-1], tc.tail-1+tc.cycle
+		}
+		got := leaf.Ancestors()
+		seen := map[*Stream]bool{leaf: true}
+		for _, a := range got {
+			if seen[a] {
+				t.Errorf("tail %d, cycle %d: %s listed twice (or is the stream itself)", tc.tail, tc.cycle, a.Name)
+			}
+			seen[a] = true
+		}
+		if len(got) != want {
+			t.Errorf("tail %d, cycle %d: %d ancestors, want %d", tc.tail, tc.cycle, len(got), want)
+		}
+	}
+}
+
+// TestStreamVarsMatchJQVars: the constant-time answers the compiler uses
+// agree with JQVars, the list the runner passes values in.
+func TestStreamVarsMatchJQVars(t *testing.T) {
+	f := mustParse(t, `version: 1
+name: demo
+http: {base_url: "https://api.example.com"}
+streams:
+  apps: {request: {path: /apps}}
+  envs: {for_each: apps, request: {path: /envs}}
+  other: {for_each: apps, request: {path: /other}}
+  deploys: {for_each: envs, batch: leaves, request: {method: POST, path: /d, body_jq: "$batch"}}
+  leaves: {for_each: envs, request: {path: /l}}
+  deep: {for_each: deploys, request: {path: /deep}}
+  single: {request: {path: /single}}
+`)
+	all := append(f.Streams.Keys(), VarConfig, VarParent, VarParents, VarBatch, VarCursor)
+	for _, name := range f.Streams.Keys() {
+		s := f.Stream(name)
+		list := s.JQVars()
+		v := f.jqVars(s)
+		for _, n := range all {
+			i, ok := v.Index(n)
+			want := slices.Index(list, n)
+			if ok != (want >= 0) || ok && i != want {
+				t.Errorf("stream %s: Index(%q) = %d, %v; JQVars %v has it at %d", name, n, i, ok, list, want)
+			}
+		}
+	}
+	if got := f.jqVars(f.Stream("deep")).Names(); !slices.Equal(got, []string{"config", "parent", "parents", "deploys", "envs", "apps"}) {
+		t.Errorf("Names() of deep = %v", got)
+	}
+}
+
+// TestTooManyErrors: a spec with one systematic mistake stops at
+// MaxErrors problems, with a last line saying so, positioned.
+func TestTooManyErrors(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\nname: demo\nstreams:\n")
+	for i := range 3 * MaxErrors {
+		fmt.Fprintf(&b, "  s%d:\n    for_each: nope%d\n    request: {path: /x}\n", i, i)
+	}
+	_, err := Parse(specName, []byte(b.String()), nil)
+	list := AsList(err)
+	if len(list) != MaxErrors+1 {
+		t.Fatalf("%d errors, want %d", len(list), MaxErrors+1)
+	}
+	last := list[MaxErrors]
+	if !strings.Contains(last.Msg, "too many problems") || last.Pos.Line != 5+3*MaxErrors {
+		t.Errorf("last error = %v, want too many problems at line %d", last, 5+3*MaxErrors)
+	}
+	for i, e := range list[:MaxErrors] {
+		if !strings.Contains(e.Msg, "unknown stream") || e.Pos.Line != 5+3*i {
+			t.Errorf("error %d = %v", i, e)
+		}
+	}
+}
+
+// TestFileTooLarge: a spec over MaxSpecSize is refused at the first byte
+// past the limit, before anything is decoded.
+func TestFileTooLarge(t *testing.T) {
+	line := "# " + strings.Repeat("x", 97) + "\n" // 100 bytes
+	src := []byte("version: 1\n" + strings.Repeat(line, MaxSpecSize/100+1))
+	_, err := Parse(specName, src, nil)
+	list := AsList(err)
+	// Byte MaxSpecSize is on line 1 + (MaxSpecSize-11)/100 + 1.
+	wantLine := 2 + (MaxSpecSize-11)/100
+	wantCol := 1 + (MaxSpecSize-11)%100
+	if len(list) != 1 || list[0].Pos != (Pos{Line: wantLine, Col: wantCol}) || !strings.Contains(list[0].Msg, "larger than 8 MiB") {
+		t.Errorf("errors = %v, want one at %d:%d", list, wantLine, wantCol)
+	}
+	if _, err := Parse(specName, src[:MaxSpecSize], nil); err != nil && strings.Contains(err.Error(), "larger than") {
+		t.Errorf("a spec of exactly MaxSpecSize bytes is refused: %v", err)
 	}
 }

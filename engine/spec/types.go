@@ -20,7 +20,7 @@ type File struct {
 	Description Str            `yaml:"description" doc:"Free text."`
 	Config      Map[ConfigVar] `yaml:"config" names:"config" doc:"Named inputs supplied by --set, --config FILE, environment variables or .env, in that precedence."`
 	HTTP        HTTP           `yaml:"http" doc:"Defaults for every request: base URL, headers, auth, retry, rate limit, concurrency."`
-	Streams     Map[Stream]    `yaml:"streams" ferry:"required" names:"stream" doc:"Endpoints to read, in order; a stream may fan out from an earlier one with for_each."`
+	Streams     Map[Stream]    `yaml:"streams" ferry:"required" names:"stream" doc:"Endpoints to read; a stream may fan out from any other (declared before or after it) with for_each."`
 	Lookups     Map[Lookup]    `yaml:"lookups" names:"lookup" doc:"Values collected from a stream, by key, for the programs of streams that run after it: $lookups.<name>[key] in jq, lookups.<name>[key] in expr."`
 	Tables      Map[Table]     `yaml:"tables" names:"table" doc:"Destination tables (SQLite, PostgreSQL) mapped from streams."`
 	Port        *Port          `yaml:"port" doc:"Port software-catalog entities mapped from streams."`
@@ -28,6 +28,7 @@ type File struct {
 	config     map[string]*ConfigVar // by name, after validation
 	streams    map[string]*Stream
 	blueprints []json.RawMessage // bodies of port.blueprints, read once at load
+	warnings   ErrorList
 }
 
 // ConfigVar is one named input of a spec.
@@ -36,7 +37,8 @@ type ConfigVar struct {
 	Pos  Pos    `yaml:"-"`
 
 	Required    Bool  `yaml:"required" doc:"The run stops before any request when no value is given."`
-	Default     Value `yaml:"default" doc:"Value used when none is given."`
+	Type        Str   `yaml:"type" enum:"string,int,number,bool,list,duration,date" doc:"What the value must be; it is checked and converted before any request (exit 2 when it does not fit): int, number, bool, list (a comma-separated string, or a YAML list), duration (30s, 1h30m; expr sees a duration), date (2024-01-31 or RFC 3339; expr sees a time). Without a type the value is taken as given."`
+	Default     Value `yaml:"default" doc:"Value used when none is given (not with required); checked against type."`
 	Secret      Bool  `yaml:"secret" doc:"Never printed, logged or stored; redacted from URLs and errors."`
 	Env         Strs  `yaml:"env" doc:"Environment variable name, or a list of names tried in order."`
 	Description Str   `yaml:"description" doc:"Shown by ferry in errors about this input."`
@@ -138,7 +140,7 @@ type Stream struct {
 	Pos  Pos    `yaml:"-"`
 
 	Description Str          `yaml:"description" doc:"Free text."`
-	ForEach     Str          `yaml:"for_each" doc:"Parent stream: one request chain per parent record. expr sees parent and parents.<name>; jq sees $parent, $parents and $<name>."`
+	ForEach     Str          `yaml:"for_each" doc:"Parent stream (any stream of the spec, declared before or after this one; no cycles): one request chain per parent record. expr sees parent and parents.<name>; jq sees $parent, $parents and $<name>."`
 	Batch       Str          `yaml:"batch" doc:"A stream fanned out from the same parent whose records, for that parent, are collected into a list (batch in expr, $batch in jq): one request per parent carrying the list."`
 	When        Expr         `yaml:"when" doc:"expr condition evaluated per parent; false skips the request."`
 	HTTP        *HTTP        `yaml:"http" doc:"Overrides of the top-level http block, e.g. another host and auth."`
@@ -155,6 +157,7 @@ type Stream struct {
 	lookups bool            // the spec has lookups: $lookups is a jq variable
 	stage   int             // see Stage
 	reads   map[string]bool // lookups read by the stream's own programs (request, records, paging …)
+	chain   chainPos        // where it sits in the fan-out forest; set by validation
 }
 
 // Request describes the HTTP request of a stream.
@@ -162,12 +165,12 @@ type Request struct {
 	Pos Pos `yaml:"-"` // of the request key; zero when the request is absent or not a mapping
 
 	Method  Str        `yaml:"method" enum:"GET,POST,PUT,PATCH" doc:"HTTP method (default GET)."`
-	Path    Tmpl       `yaml:"path" doc:"Path joined to the base URL (template; values are path-escaped)."`
-	URL     Tmpl       `yaml:"url" doc:"Absolute URL, instead of path."`
+	Path    Tmpl       `yaml:"path" doc:"Path joined to the base URL, which it needs (template; values are path-escaped; a part may not be always empty)."`
+	URL     Tmpl       `yaml:"url" doc:"Absolute http(s) URL (template), instead of path."`
 	Query   Map[Value] `yaml:"query" doc:"Query parameters; values are templates, a list sends the parameter once per item."`
 	Headers Map[Tmpl]  `yaml:"headers" doc:"Extra headers (templates)."`
-	Body    Value      `yaml:"body" doc:"JSON body as YAML; strings may hold templates."`
-	BodyJQ  JQ         `yaml:"body_jq" doc:"JSON body built by a jq program (input: the parent record, or null)."`
+	Body    Value      `yaml:"body" doc:"JSON body as YAML, with method POST, PUT or PATCH; strings may hold templates."`
+	BodyJQ  JQ         `yaml:"body_jq" doc:"JSON body built by a jq program (input: the parent record, or null), with method POST, PUT or PATCH."`
 	// BodyFormat is how the body is encoded.
 	BodyFormat Str `yaml:"body_format" enum:"json,form" doc:"How body or body_jq is sent: json (default) or form (application/x-www-form-urlencoded, RFC 6749 style: an object of fields; a list repeats the field, null leaves it out)."`
 }
@@ -184,7 +187,7 @@ type Paginate struct {
 	Type        Str  `yaml:"type" ferry:"required" enum:"cursor,next_url,link_header,page,offset" doc:"Pagination kind."`
 	Token       JQ   `yaml:"token" only:"cursor,page" doc:"jq on the response body giving the next token (a string or a number, which stays a number in a JSON body); null, false or empty ends (cursor). For page: an optional token sent as token_param when present."`
 	Param       Str  `yaml:"param" only:"cursor,page,offset" doc:"Where the token, page number or offset goes (query name, header name, or dotted body path)."`
-	In          Str  `yaml:"in" only:"cursor,page,offset" enum:"query,header,body,path" doc:"Where param and size_param live: query (default), header, or body (a dotted path in the JSON body, where numbers stay numbers). path (cursor only): the token is the next request's path, joined to base_url as request.path is; when it carries a query, that query replaces the spec's."`
+	In          Str  `yaml:"in" only:"cursor,page,offset" enum:"query,header,body,path" doc:"Where param and size_param live: query (default), header, or body (a dotted path in the JSON body, where numbers stay numbers; the body must be a JSON object, or absent with method POST, PUT or PATCH). path (cursor only): the token is the next request's path, joined to base_url as request.path is; when it carries a query, that query replaces the spec's."`
 	TokenHeader Str  `yaml:"token_header" only:"cursor" doc:"Response header holding the next token (e.g. X-Next-Page), instead of token; a missing or empty header ends."`
 	TokenParam  Str  `yaml:"token_param" only:"page" doc:"Query parameter for the optional token of a page-number API."`
 	URL         JQ   `yaml:"url" only:"next_url" doc:"jq on the response body giving the next URL; null or empty ends."`
@@ -250,7 +253,7 @@ type Table struct {
 	Row        JQ       `yaml:"row" doc:"jq from a record to a row object (default .)."`
 	PrimaryKey []Str    `yaml:"primary_key" doc:"Columns of the primary key; without one a _ferry_id hash of the row is used."`
 	Columns    Map[Str] `yaml:"columns" enum:"STRING,BOOLEAN,INT,LONG,DOUBLE,DECIMAL,JSON,UTC_DATETIME,NAIVE_DATE" doc:"Declared column types; other columns are inferred."`
-	Mode       Str      `yaml:"mode" enum:"upsert,append,replace" doc:"Write mode (default upsert)."`
+	Mode       Str      `yaml:"mode" enum:"upsert,append,replace" doc:"Write mode (default upsert); append takes no primary_key."`
 	HardDelete Bool     `yaml:"hard_delete" doc:"replace mode: delete the rows a complete sync did not see, instead of marking them _ferry_deleted."`
 	// OnDuplicate is what happens when two rows of one run share a primary key.
 	OnDuplicate Str `yaml:"on_duplicate" enum:"warn,fail,merge" doc:"Two rows of one run with the same primary key: warn (default; the last one wins, reported), fail (the later row is a failed record, not written), or merge (later non-null columns win)."`
@@ -260,7 +263,7 @@ type Table struct {
 
 // Port lists the Port entities a spec produces.
 type Port struct {
-	Blueprints Str      `yaml:"blueprints" doc:"JSON file (relative to the spec) with the blueprint bodies to create or update."`
+	Blueprints Str      `yaml:"blueprints" doc:"JSON file in the spec's directory (relative, no ..) with the list of blueprint bodies to create or update; checked as Port checks them, problems reported at the file's own lines."`
 	Owner      Tmpl     `yaml:"owner" doc:"Owner key (template over config, e.g. ${ config.org_id }): which source instance the entities come from. They are marked ferryOwner = <name>/<owner key>, and a run only overwrites or deletes entities of its own owner. Default: the values of the required, non-secret config inputs."`
 	Entities   []Entity `yaml:"entities" doc:"Entity mappings, in Port's mapping style."`
 	// MissingRelations is what happens to a relation whose target entity is
@@ -292,6 +295,11 @@ type Entity struct {
 
 	reads map[string]bool // lookups its programs read
 }
+
+// Warnings lists what Parse found valid but likely mistaken (a secret with
+// a default in the spec, a primary-key column the row never has, …),
+// sorted by file and position. They do not stop a run.
+func (f *File) Warnings() ErrorList { return f.warnings }
 
 // Blueprints returns the bodies of the port.blueprints file, in file order,
 // as read when the spec was loaded (nil when parsed without a file system).

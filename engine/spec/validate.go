@@ -1,16 +1,19 @@
 package spec
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -25,6 +28,18 @@ func reflectValue(f *File) reflect.Value { return reflect.ValueOf(f).Elem() }
 var reserved = []string{"config", "parent", "parents", "batch", "cursor", "lookups", "window", "response", "page", "records", "env", "now", "input", "ENV", "__loc__"}
 
 var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// isIdent is identRE.MatchString without the regexp: it is asked for every
+// ancestor of every stream.
+func isIdent(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // Blueprint is the part of a Port blueprint body the validator checks
 // mappings against.
@@ -54,18 +69,27 @@ func (p *parser) validate(f *File) {
 		}
 		if it.Value.Required.V && it.Value.Default.Set {
 			p.errorAt(it.Value.Default.P, "config."+it.Key+".default", "a required input cannot have a default")
+		} else if it.Value.Secret.V && it.Value.Default.Set {
+			p.warnAt(it.Value.Default.P, "config."+it.Key+".default", "a secret's value does not belong in the spec: give it with --set, an environment variable or a --config file")
 		}
 		p.compileValue(&it.Value.Default, "config."+it.Key+".default", nil)
+		if d := &it.Value.Default; d.Set {
+			if _, err := it.Value.Convert(d.Tree()); err != nil {
+				p.errorAt(d.P, "config."+it.Key+".default", "%v (type: %s)", err, it.Value.Type.V)
+			}
+		}
 	}
 	p.checkStreams(f)
 	p.checkIncremental(f)
 	p.checkPartitions(f)
 	p.checkGraph(f)
+	placeStreams(f)
 	p.checkLookups(f)
 	blueprints := p.loadBlueprints(f)
 	p.checkTables(f)
 	p.checkPort(f, blueprints)
 	p.compile(f)
+	p.checkRequests(f)
 }
 
 // checkIncremental checks the cursor and the time windows of incremental
@@ -255,7 +279,7 @@ func (p *parser) checkHTTP(h *HTTP, path string) {
 		}[a.Type.V]
 		av := reflect.ValueOf(a).Elem()
 		for _, key := range need {
-			for _, fl := range fieldsOf(av.Type()) {
+			for _, fl := range p.fieldsOf(av.Type()) {
 				if fl.key == key && !av.Field(fl.index).FieldByName("Set").Bool() {
 					p.errorAt(a.Pos, path+".auth", "auth type %q needs field %q", a.Type.V, key)
 				}
@@ -276,7 +300,7 @@ func (p *parser) checkPaginate(pg *Paginate, path string) {
 	pv := reflect.ValueOf(pg).Elem()
 	missing := map[string]bool{}
 	for _, key := range need {
-		for _, fl := range fieldsOf(pv.Type()) {
+		for _, fl := range p.fieldsOf(pv.Type()) {
 			if fl.key == key && !pv.Field(fl.index).FieldByName("Set").Bool() {
 				missing[key] = true
 				p.errorAt(pg.Pos, path, "pagination type %q needs field %q", pg.Type.V, key)
@@ -360,15 +384,36 @@ func (p *parser) checkGraph(f *File) {
 	)
 	state := map[string]int{}
 	reported := map[string]bool{}
-	var stack []*Stream
-	var visit func(s *Stream)
-	visit = func(s *Stream) {
+	// Depth-first, with an explicit stack: chains may be thousands deep.
+	type frame struct {
+		s     *Stream
+		edges []edge
+	}
+	var stack []*Stream // the active path, for naming a cycle
+	var frames []frame
+	push := func(s *Stream) {
 		state[s.Name] = active
 		stack = append(stack, s)
-		for _, e := range deps(s) {
+		frames = append(frames, frame{s, deps(s)})
+	}
+	for i := range f.Streams.Items {
+		if s := &f.Streams.Items[i].Value; state[s.Name] == unvisited {
+			push(s)
+		}
+		for len(frames) > 0 {
+			top := &frames[len(frames)-1]
+			if len(top.edges) == 0 {
+				state[top.s.Name] = done
+				stack = stack[:len(stack)-1]
+				frames = frames[:len(frames)-1]
+				continue
+			}
+			e := top.edges[0]
+			top.edges = top.edges[1:]
+			s := top.s
 			switch state[e.to.Name] {
 			case unvisited:
-				visit(e.to)
+				push(e.to)
 			case active:
 				// The cycle is stack[i:], closed by this edge; it is read from
 				// the stream whose edge closes it, where it is reported.
@@ -380,17 +425,12 @@ func (p *parser) checkGraph(f *File) {
 				key := strings.Join(sortedCopy(names[1:]), ",")
 				if !reported[key] {
 					reported[key] = true
+					if len(names) > 12 {
+						names = append(append(names[:6:6], fmt.Sprintf("… %d more …", len(names)-11)), names[len(names)-5:]...)
+					}
 					p.errorAt(e.ref.P, "streams."+s.Name+"."+e.key, "fan-out cycle: %s (each stream waits for the next)", strings.Join(names, " -> "))
 				}
 			}
-		}
-		stack = stack[:len(stack)-1]
-		state[s.Name] = done
-	}
-	for i := range f.Streams.Items {
-		s := &f.Streams.Items[i].Value
-		if state[s.Name] == unvisited {
-			visit(s)
 		}
 	}
 }
@@ -410,7 +450,7 @@ func (p *parser) loadBlueprints(f *File) map[string]*Blueprint {
 		p.errorAt(ref.P, "port.blueprints", "%q: want a path inside the spec's directory, such as blueprints.json (no leading /, no ..)", ref.V)
 		return nil
 	}
-	data, err := fs.ReadFile(p.fsys, ref.V)
+	data, err := readLimited(p.fsys, ref.V, MaxSpecSize)
 	if err != nil {
 		msg := err.Error()
 		if errors.Is(err, fs.ErrNotExist) {
@@ -419,61 +459,172 @@ func (p *parser) loadBlueprints(f *File) map[string]*Blueprint {
 		p.errorAt(ref.P, "port.blueprints", "cannot read %q: %s", ref.V, msg)
 		return nil
 	}
-	raws, msg := blueprintList(data)
-	if msg != "" {
-		p.errorAt(ref.P, "port.blueprints", "%s: %s", ref.V, msg)
+	// Problems inside the file are reported at its own lines, under the
+	// name it has beside the spec.
+	j := newJSONFile(path.Join(path.Dir(filepath.ToSlash(p.file)), ref.V), data)
+	if len(data) > MaxSpecSize {
+		e := tooLarge(j.name, data)
+		p.add(e)
+		return nil
+	}
+	if off, msg, bad := j.syntaxError(); bad {
+		p.jsonErr(j, off, "", "%s", msg)
+		return nil
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(data, &raws); err != nil {
+		var v any
+		_ = json.Unmarshal(data, &v)
+		p.jsonErr(j, skipJSONSpace(data, 0), "", "want a JSON list of blueprint bodies, got %s", jsonKind(v))
 		return nil
 	}
 	f.blueprints = raws
 	out := map[string]*Blueprint{}
 	for i, raw := range raws {
-		var bp Blueprint
-		if err := json.Unmarshal(raw, &bp); err != nil {
-			var v any
-			_ = json.Unmarshal(raw, &v)
-			msg := "want a blueprint object, got " + jsonKind(v)
-			if _, ok := v.(map[string]any); ok {
-				msg = "invalid blueprint: identifier must be a string, schema.properties and relations objects"
+		if bp := p.checkBlueprint(j, i, raw); bp != nil {
+			out[bp.Identifier] = bp
+		}
+	}
+	// Relation targets: defined in the file, or in every Port account.
+	known := append(mapKeys(out), portSystemBlueprints...)
+	for i, raw := range raws {
+		var body struct {
+			Identifier string `json:"identifier"`
+			Relations  map[string]struct {
+				Target any `json:"target"`
+			} `json:"relations"`
+		}
+		if json.Unmarshal(raw, &body) != nil {
+			continue // reported
+		}
+		for _, name := range mapKeys(body.Relations) {
+			target, ok := body.Relations[name].Target.(string)
+			if !ok || target == "" || slices.Contains(known, target) {
+				continue
 			}
-			p.errorAt(ref.P, "port.blueprints", "%s[%d]: %s", ref.V, i, msg)
-			continue
+			off, _ := j.valueAt(i, "relations", name, "target")
+			p.warn(&Error{File: j.name, Pos: j.pos(off), Path: fmt.Sprintf("[%d].relations.%s.target", i, name),
+				Msg: fmt.Sprintf("blueprint %q is neither in %s nor one of Port's own (%s): creating %q fails unless it is already in Port%s", target, ref.V, strings.Join(portSystemBlueprints, ", "), body.Identifier, didYouMean(target, known))})
 		}
-		if bp.Identifier == "" {
-			p.errorAt(ref.P, "port.blueprints", "%s[%d]: blueprint has no \"identifier\"", ref.V, i)
-			continue
-		}
-		bp.Raw = raw
-		out[bp.Identifier] = &bp
 	}
 	return out
 }
 
-// blueprintList splits a blueprints file into its bodies, or says in a
-// message what is wrong with it, with the line of a syntax error.
-func blueprintList(data []byte) ([]json.RawMessage, string) {
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			line := 1 + bytes.Count(data[:min(int(se.Offset), len(data))], []byte("\n"))
-			return nil, fmt.Sprintf("invalid JSON on line %d: %v", line, se)
+// jsonErr reports a problem at byte off of a side file.
+func (p *parser) jsonErr(j *jsonFile, off int, path, format string, args ...any) {
+	p.add(&Error{File: j.name, Pos: j.pos(off), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// blueprintIDRe and portKeyRe are Port's patterns for blueprint
+// identifiers and for property and relation identifiers.
+var (
+	blueprintIDRe = regexp.MustCompile(`^[\p{L}0-9@_.+:\\/-]+$`)
+	portKeyRe     = regexp.MustCompile(`^[A-Za-z0-9@_=\\-]+$`)
+)
+
+// portPropertyTypes are the property types Port accepts.
+var portPropertyTypes = []string{"string", "number", "boolean", "object", "array"}
+
+// checkBlueprint checks the i-th blueprint body as Port would when it is
+// created, each problem at its place in the file; nil when the body is
+// not usable to check mappings against.
+func (p *parser) checkBlueprint(j *jsonFile, i int, raw json.RawMessage) *Blueprint {
+	at := func(path ...any) int {
+		off, _ := j.valueAt(append([]any{i}, path...)...)
+		return off
+	}
+	where := func(path ...any) string {
+		s := fmt.Sprintf("[%d]", i)
+		for _, step := range path {
+			s += "." + fmt.Sprint(step)
 		}
-		return nil, fmt.Sprintf("invalid JSON: %v", err)
+		return s
 	}
-	if _, ok := v.([]any); !ok {
-		return nil, "want a JSON list of blueprint bodies, got " + jsonKind(v)
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &body); err != nil {
+		var v any
+		_ = json.Unmarshal(raw, &v)
+		p.jsonErr(j, at(), where(), "want a blueprint object, got %s", jsonKind(v))
+		return nil
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(data, &raws); err != nil {
-		return nil, fmt.Sprintf("invalid JSON: %v", err) // unreachable: it parsed as a list
+	bp := &Blueprint{Raw: raw}
+	idRaw, ok := body["identifier"]
+	if !ok {
+		p.jsonErr(j, at(), where(), "blueprint has no \"identifier\"")
+		return nil
 	}
-	return raws, ""
+	if err := json.Unmarshal(idRaw, &bp.Identifier); err != nil {
+		p.jsonErr(j, at("identifier"), where("identifier"), "want a string, got %s", rawKind(idRaw))
+		return nil
+	}
+	if !blueprintIDRe.MatchString(bp.Identifier) || utf8.RuneCountInString(bp.Identifier) > 100 {
+		p.jsonErr(j, at("identifier"), where("identifier"), "invalid blueprint identifier %q: Port takes 1 to 100 letters, digits and @_.+:\\/-", bp.Identifier)
+	}
+	var title string
+	if t, ok := body["title"]; !ok {
+		p.jsonErr(j, at(), where(), "blueprint %q has no \"title\" (Port requires one)", bp.Identifier)
+	} else if json.Unmarshal(t, &title) != nil || title == "" || utf8.RuneCountInString(title) > 100 {
+		p.jsonErr(j, at("title"), where("title"), "want a title of 1 to 100 characters, got %s", rawKind(t))
+	}
+	var schema map[string]json.RawMessage
+	if s, ok := body["schema"]; !ok {
+		p.jsonErr(j, at(), where(), "blueprint %q has no \"schema\" (Port requires one, with \"properties\")", bp.Identifier)
+	} else if json.Unmarshal(s, &schema) != nil {
+		p.jsonErr(j, at("schema"), where("schema"), "want an object, got %s", rawKind(s))
+	} else if props, ok := schema["properties"]; !ok {
+		p.jsonErr(j, at("schema"), where("schema"), "schema has no \"properties\" (Port requires it; it may be {})")
+	} else if json.Unmarshal(props, &bp.Schema.Properties) != nil {
+		p.jsonErr(j, at("schema", "properties"), where("schema", "properties"), "want an object, got %s", rawKind(props))
+	}
+	for _, name := range mapKeys(bp.Schema.Properties) {
+		def := bp.Schema.Properties[name]
+		var prop struct {
+			Type any `json:"type"`
+		}
+		switch {
+		case !portKeyRe.MatchString(name):
+			p.jsonErr(j, at("schema", "properties", name), where("schema", "properties", name), "invalid property identifier %q: Port takes letters, digits and @_=-", name)
+		case json.Unmarshal(def, &prop) != nil:
+			p.jsonErr(j, at("schema", "properties", name), where("schema", "properties", name), "want a property object, got %s", rawKind(def))
+		case !slices.Contains(portPropertyTypes, fmt.Sprint(prop.Type)):
+			p.jsonErr(j, at("schema", "properties", name), where("schema", "properties", name), "property needs a \"type\": one of %s", strings.Join(portPropertyTypes, ", "))
+		}
+	}
+	if r, ok := body["relations"]; ok && json.Unmarshal(r, &bp.Relations) != nil {
+		p.jsonErr(j, at("relations"), where("relations"), "want an object, got %s", rawKind(r))
+	}
+	for _, name := range mapKeys(bp.Relations) {
+		var rel struct {
+			Target any `json:"target"`
+		}
+		def := bp.Relations[name]
+		if json.Unmarshal(def, &rel) != nil {
+			p.jsonErr(j, at("relations", name), where("relations", name), "want a relation object, got %s", rawKind(def))
+			continue
+		}
+		if target, ok := rel.Target.(string); !ok || target == "" {
+			p.jsonErr(j, at("relations", name), where("relations", name), "relation needs a \"target\": the identifier of a blueprint")
+		}
+	}
+	return bp
+}
+
+// rawKind describes a JSON value for a message, quoting a short string.
+func rawKind(raw json.RawMessage) string {
+	var v any
+	_ = json.Unmarshal(raw, &v)
+	if s, ok := v.(string); ok {
+		return "string " + strconv.Quote(shorten(s))
+	}
+	return jsonKind(v)
 }
 
 func jsonKind(v any) string {
 	switch v.(type) {
 	case map[string]any:
 		return "an object"
+	case []any:
+		return "a list"
 	case string:
 		return "a string"
 	case float64:

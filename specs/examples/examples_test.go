@@ -246,6 +246,14 @@ func TestReadmeSnippets(t *testing.T) {
 				fmt.Fprintf(&src, "  %s: {}\n", m[1])
 			}
 		}
+		// A path needs a base URL; the snippets leave it out for brevity.
+		switch {
+		case strings.Contains(body, "base_url:"):
+		case strings.HasPrefix(body, "http:\n"):
+			body = "http:\n  base_url: https://api.example.com\n" + strings.TrimPrefix(body, "http:\n")
+		case strings.HasPrefix(body, "streams:"):
+			src.WriteString("http:\n  base_url: https://api.example.com\n")
+		}
 		src.WriteString(body)
 		if !strings.Contains(body, "streams:") {
 			src.WriteString("streams:\n  s:\n    request: {path: /x}\n")

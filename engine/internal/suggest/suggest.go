@@ -22,8 +22,12 @@ func Closest(name string, candidates []string) string {
 		if lc == lname {
 			return c
 		}
-		if d := distance(lname, lc); d < bestDist {
-			best, bestDist = c, d
+		// The distance is at least the difference in length: most
+		// candidates of a long list are ruled out without computing it.
+		if d := len(lname) - len(lc); d < bestDist && -d < bestDist {
+			if d := distance(lname, lc); d < bestDist {
+				best, bestDist = c, d
+			}
 		}
 		if prefix == "" && min(len(lname), len(lc)) >= 2 && (strings.HasPrefix(lc, lname) || strings.HasPrefix(lname, lc)) {
 			prefix = c
