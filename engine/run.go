@@ -5,12 +5,14 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/sink/jsonl"
+	"github.com/ferry-etl/ferry/engine/spec"
 )
 
 // DefaultResumeWithin is how long an unfinished sync stays resumable.
@@ -37,6 +39,13 @@ type RunOptions struct {
 	// (the CLI draws progress from them).
 	OnStart func(*runner.Stats)
 	Now     func() time.Time
+	// Record writes every HTTP exchange of the run to a cassette in this
+	// directory; Replay answers every request from the cassette in this
+	// directory, without the network (see package cassette).
+	Record, Replay string
+	// Transport, when set, is the network under the run (and under a
+	// recording): tests route it to simulators.
+	Transport http.RoundTripper
 }
 
 // Result is the outcome of a run.
@@ -49,7 +58,6 @@ type Result struct {
 // dry run, else to the table database and Port. It returns the result even
 // when it also returns an error.
 func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, error) {
-	f := sp.f
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -59,6 +67,17 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	if opts.ResumeWithin == 0 {
 		opts.ResumeWithin = DefaultResumeWithin
 	}
+	nw, err := newNetwork(sp.f, cfg, opts)
+	if err != nil {
+		return &Result{}, err
+	}
+	res, err := run(ctx, sp.f, cfg, opts, nw)
+	// A failed or interrupted run is recorded too: its answers are what
+	// happened.
+	return res, errors.Join(err, nw.save(opts))
+}
+
+func run(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions, nw *network) (*Result, error) {
 	res := &Result{}
 	for _, name := range opts.Streams {
 		if f.Stream(name) == nil {
@@ -69,7 +88,9 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	// per host, one redactor.
 	creds := newCredentials(f, opts)
 	defer creds.close()
-	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: cfg.Secrets, Now: opts.Now, Credentials: creds})
+	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: cfg.Secrets, Now: opts.Now, Credentials: creds,
+		Transport: nw.transport, Sleep: nw.sleep()})
+	nw.pool = pool
 	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
 	if opts.DryRun {
 		r, err := runner.New(f, ropts)
