@@ -215,6 +215,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	logFormat := fs.String("log-format", "text", "text or json")
 	demoMode := fs.Bool("demo", false, "run against the built-in simulator of a shipped spec (no credentials, no network)")
 	progress := fs.String("progress", "auto", "auto (live on a terminal, log lines otherwise), live, log or none")
+	record := fs.String("record", "", "write every HTTP exchange of the run to a cassette in `DIR` (secrets as placeholders)")
+	replay := fs.String("replay", "", "answer every request from the cassette in `DIR`, without the network")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: ferry run SPEC [flags]")
 		fs.PrintDefaults()
@@ -281,6 +283,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	res, err := engine.Run(ctx, sp, cfg, engine.RunOptions{
 		DryRun: *dryRun, Dest: tableDest, Port: portOpts, Streams: streamList, FullRefresh: *fullRefresh,
 		ResumeWithin: *resumeWithin, Stdout: stdout, Logger: log, OnStart: prog.start,
+		Record: *record, Replay: *replay,
 	})
 	prog.stop()
 	if res.Summary != nil {
