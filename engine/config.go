@@ -21,7 +21,9 @@ import (
 // (each input's env names), DotEnv (a .env file's KEY=VALUE lines), then the
 // spec's defaults.
 type ConfigSources struct {
-	Sets   map[string]string
+	Sets map[string]string
+	// Values are typed values (a test case's config), below Sets.
+	Values map[string]any
 	File   string
 	Getenv func(string) (string, bool)
 	DotEnv string // path of a .env file; missing is fine
@@ -59,6 +61,11 @@ func ResolveConfig(sp *Spec, src ConfigSources) (*Config, error) {
 			problems = append(problems, fmt.Sprintf("--set %s: unknown input%s (the spec has: %s)", k, didYouMean(k, known), strings.Join(known, ", ")))
 		}
 	}
+	for k := range src.Values {
+		if !slices.Contains(known, k) {
+			problems = append(problems, fmt.Sprintf("config: unknown input %q%s (the spec has: %s)", k, didYouMean(k, known), strings.Join(known, ", ")))
+		}
+	}
 	dotenv, err := readDotEnv(src.DotEnv)
 	if err != nil {
 		return nil, err
@@ -70,7 +77,7 @@ func ResolveConfig(sp *Spec, src ConfigSources) (*Config, error) {
 	cfg := &Config{Values: map[string]any{}}
 	for _, it := range f.Config.Items {
 		name, v := it.Key, &it.Value
-		val, ok := lookup(name, v, src.Sets, fileVals, getenv, dotenv)
+		val, ok := lookup(name, v, src.Sets, src.Values, fileVals, getenv, dotenv)
 		if !ok && v.Default.Set {
 			// The default as plain data: a YAML date stays the text written.
 			val, ok = v.Default.Tree(), true
@@ -102,9 +109,12 @@ type ConfigError struct{ Problems []string }
 
 func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
 
-func lookup(name string, v *spec.ConfigVar, sets map[string]string, file map[string]any, getenv func(string) (string, bool), dotenv map[string]string) (any, bool) {
+func lookup(name string, v *spec.ConfigVar, sets map[string]string, values, file map[string]any, getenv func(string) (string, bool), dotenv map[string]string) (any, bool) {
 	if s, ok := sets[name]; ok {
 		return s, true
+	}
+	if x, ok := values[name]; ok {
+		return x, true
 	}
 	if x, ok := file[name]; ok {
 		return x, true
