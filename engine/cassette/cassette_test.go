@@ -26,7 +26,7 @@ const (
 // an answer that echoes the token, and a flaky endpoint (500, then 200).
 func api(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
-	var flaky atomic.Int64
+	var flaky, echoes atomic.Int64
 	var srv *httptest.Server
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Date", "Mon, 01 Jan 2024 00:00:00 GMT")
@@ -44,7 +44,8 @@ func api(t *testing.T) (*httptest.Server, *atomic.Int64) {
 			body, _ := io.ReadAll(r.Body)
 			fmt.Fprintf(w, `{"access_token": %q, "form": %q}`, fetched, body)
 		case "/echo":
-			fmt.Fprintf(w, `{"you_sent": %q, "self": %q}`, r.Header.Get("Authorization"), srv.URL+"/echo")
+			// A per-response id, new each time, as Harness sends.
+			fmt.Fprintf(w, `{"you_sent": %q, "self": %q, "correlationId": "%d"}`, r.Header.Get("Authorization"), srv.URL+"/echo", echoes.Add(1))
 		case "/flaky":
 			if flaky.Add(1) == 1 {
 				w.WriteHeader(http.StatusInternalServerError)
@@ -177,6 +178,7 @@ func TestNoSecretInCassette(t *testing.T) {
 		`"body_text": "grant_type=client_credentials&client_secret=<secret:api_token>"`,
 		`"access_token": "<secret>"`,
 		`"you_sent": "Bearer <secret>"`,
+		`"correlationId": "<volatile>"`,
 		`"Link": "<<config:api_url>/items?page=2&key=<secret:api_token>>; rel=\"next\""`,
 		`"a": 12345678901234567890`,
 	} {
@@ -281,7 +283,7 @@ func TestReplay(t *testing.T) {
 				t.Errorf("token = %s, want the fetched token as a placeholder and the run's secret back", body)
 			}
 		case i == 3:
-			if !jsonEqual(t, body, `{"you_sent": "Bearer <secret>", "self": "`+base+`/echo"}`) {
+			if !jsonEqual(t, body, `{"you_sent": "Bearer <secret>", "self": "`+base+`/echo", "correlationId": "<volatile>"}`) {
 				t.Errorf("echo = %s", body)
 			}
 		case strings.HasPrefix(want, "200 {"), strings.HasPrefix(want, "200 ["):

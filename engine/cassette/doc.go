@@ -8,8 +8,10 @@
 // headers that matter, the body; JSON bodies pretty-printed with sorted
 // keys). A file is named after its method, path and a hash of the request,
 // so re-recording an unchanged API rewrites the same files with the same
-// bytes. Requests are matched by method, URL (query order ignored),
-// headers and body, never by position: concurrent runs ask in any order.
+// bytes (headers and top-level fields that only identify one answer, such
+// as dates and request ids, are left out or held as <volatile>). Requests
+// are matched by method, URL (query order ignored), headers and body,
+// never by position: concurrent runs ask in any order.
 // A request asked several times (a retry, a page read twice) keeps the
 // last answer, and replay gives that answer every time.
 //

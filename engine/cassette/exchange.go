@@ -114,14 +114,31 @@ func keepHeaders(h http.Header, noise []string, red *redactor) Header {
 	return out
 }
 
+// Volatile is what a cassette holds instead of a per-response id.
+const Volatile = "<volatile>"
+
+// volatileFields are top-level fields of JSON answers that identify the
+// answer rather than the data (Harness's correlationId, request and trace
+// ids): new on every request, so kept they would make every recording
+// differ. Their values are recorded as Volatile.
+var volatileFields = []string{"correlationid", "correlation_id", "requestid", "request_id", "traceid", "trace_id"}
+
 // newBody stores raw bytes: JSON decoded, redacted string by string and
 // re-encoded with sorted keys (so an escaped secret cannot slip through,
-// and key order never makes a diff); other text redacted as text.
-func newBody(raw []byte, red *redactor) (Body, error) {
+// and key order never makes a diff); other text redacted as text. In an
+// answer (volatile), per-response ids become Volatile.
+func newBody(raw []byte, red *redactor, volatile bool) (Body, error) {
 	if len(raw) == 0 {
 		return Body{}, nil
 	}
 	if v, ok := decodeJSON(raw); ok {
+		if m, isObj := v.(map[string]any); isObj && volatile {
+			for k, x := range m {
+				if _, isStr := x.(string); isStr && slices.Contains(volatileFields, strings.ToLower(k)) {
+					m[k] = Volatile
+				}
+			}
+		}
 		b, err := marshal(redactValue(v, red))
 		if err != nil {
 			return Body{}, err
@@ -347,7 +364,7 @@ func slug(u string) string {
 		}
 	}
 	s := strings.Trim(b.String(), "_.")
-	const maxSlug = 60
+	const maxSlug = 80
 	if len(s) > maxSlug {
 		s = strings.TrimRight(s[:maxSlug], "_.")
 	}

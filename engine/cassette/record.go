@@ -188,11 +188,11 @@ type Stats struct {
 }
 
 func (x *rawExchange) exchange(red *redactor) (*Exchange, error) {
-	reqBody, err := newBody(x.body, red)
+	reqBody, err := newBody(x.body, red, false)
 	if err != nil {
 		return nil, err
 	}
-	respBody, err := newBody(x.respBody, red)
+	respBody, err := newBody(x.respBody, red, true)
 	if err != nil {
 		return nil, err
 	}

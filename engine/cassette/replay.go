@@ -95,7 +95,7 @@ func (p *Player) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	red := p.redactor()
-	reqBody, err := newBody(body, red)
+	reqBody, err := newBody(body, red, false)
 	if err != nil {
 		return nil, err
 	}

@@ -131,8 +131,8 @@ func Parse(path string, data []byte) (*File, error) {
 	f.Spec = filepath.Join(d.dir, base+".yaml")
 	d.mapping(root, "", map[string]func(*yaml.Node, string){
 		"spec": func(n *yaml.Node, p string) {
-			if s := d.str(n, p); s != "" {
-				f.Spec = filepath.Join(d.dir, s)
+			if s := d.path(n, p); s != "" {
+				f.Spec = s
 			}
 		},
 		"runs": func(n *yaml.Node, p string) {
@@ -327,8 +327,8 @@ func (d *decoder) mappingCase(n *yaml.Node, path string) Mapping {
 // path resolves a path against the test file's directory.
 func (d *decoder) path(n *yaml.Node, path string) string {
 	s := d.str(n, path)
-	if s == "" {
-		return ""
+	if s == "" || filepath.IsAbs(s) {
+		return s
 	}
 	return filepath.Join(d.dir, s)
 }
