@@ -118,4 +118,3 @@ func printCase(w io.Writer, file string, c *engine.CaseResult) {
 		}
 	}
 }
-
