@@ -185,19 +185,9 @@ func runCase(ctx context.Context, sp *Spec, tf *spectest.File, rc spectest.Run, 
 		res.Err = fmt.Errorf("config: %w", err)
 		return res
 	}
-	// A dry run keeps a rotated OAuth2 refresh token where the state is;
-	// a test keeps it nowhere that lasts.
-	tmp, err := os.MkdirTemp("", "ferry-test-")
-	if err != nil {
-		res.Err = err
-		return res
-	}
-	defer os.RemoveAll(tmp)
+	// A replay keeps rotated tokens in memory: nothing is written.
 	var out bytes.Buffer
-	ropts := RunOptions{
-		DryRun: true, Replay: rc.Cassette, Streams: rc.Streams, Stdout: &out, Logger: opts.Logger,
-		Dest: "sqlite:" + filepath.Join(tmp, "state.db"), StateFile: filepath.Join(tmp, "state.json"),
-	}
+	ropts := RunOptions{DryRun: true, Replay: rc.Cassette, Streams: rc.Streams, Stdout: &out, Logger: opts.Logger}
 	if !rc.Now.IsZero() {
 		ropts.Now = func() time.Time { return rc.Now }
 	}
