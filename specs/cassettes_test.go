@@ -153,3 +153,38 @@ func TestShippedSpecTests(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeTestFile keeps the README's test file example a valid test
+// file of the shipped Humanitec spec, whose mapping case passes.
+func TestReadmeTestFile(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	start := strings.Index(text, "```yaml\nspec: humanitec.yaml")
+	if start < 0 {
+		t.Fatal("README has no test file example (a yaml block starting with spec: humanitec.yaml)")
+	}
+	body := text[start+len("```yaml\n"):]
+	body = body[:strings.Index(body, "```")]
+	path := filepath.Join(t.TempDir(), "humanitec.test.yaml")
+	abs, err := filepath.Abs("humanitec.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = strings.Replace(body, "spec: humanitec.yaml", "spec: "+abs, 1)
+	body = body[:strings.Index(body, "runs:")] + body[strings.Index(body, "mappings:"):]
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := engine.RunTests(t.Context(), path, engine.TestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range res.Cases {
+		if !c.Passed() {
+			t.Errorf("README example case %s: %v %v", c.Name, c.Err, c.Diffs)
+		}
+	}
+}

@@ -122,9 +122,9 @@ func (d Diff) Lines() []string {
 	head := d.Target + ", " + d.Name()
 	switch d.Kind {
 	case Missing:
-		return []string{head + ": in the snapshot, not produced: " + clip(d.Record)}
+		return []string{head + ": wanted, not produced: " + clip(d.Record)}
 	case Extra:
-		return []string{head + ": produced, not in the snapshot: " + clip(d.Record)}
+		return []string{head + ": produced, not wanted: " + clip(d.Record)}
 	}
 	out := []string{head + ":"}
 	for _, f := range d.Fields {
@@ -136,7 +136,7 @@ func (d Diff) Lines() []string {
 func (f FieldDiff) String() string {
 	switch {
 	case f.Want == "":
-		return fmt.Sprintf("%s: got %s, not in the snapshot", f.Path, clip(f.Got))
+		return fmt.Sprintf("%s: got %s, not wanted", f.Path, clip(f.Got))
 	case f.Got == "":
 		return fmt.Sprintf("%s: missing, want %s", f.Path, clip(f.Want))
 	}

@@ -160,12 +160,12 @@ func TestCompare(t *testing.T) {
 	}
 	wantText := []string{
 		`blueprint env, entity "x/1":`,
-		`    properties.new: got null, not in the snapshot`,
+		`    properties.new: got null, not wanted`,
 		`    properties.tags[1]: got "c", want "b"`,
 		`    properties.type: got "prod", want "dev"`,
-		`blueprint env, entity "x/2": in the snapshot, not produced: {"blueprint":"env","op":"upsert","entity":{"identifier":"x/2","title":"Two"}}`,
-		`table t, row 1: in the snapshot, not produced: {"table":"t","op":"upsert","row":{"id":1,"v":"a"}}`,
-		`table t, row 3: produced, not in the snapshot: {"table":"t","op":"upsert","row":{"id":3}}`,
+		`blueprint env, entity "x/2": wanted, not produced: {"blueprint":"env","op":"upsert","entity":{"identifier":"x/2","title":"Two"}}`,
+		`table t, row 1: wanted, not produced: {"table":"t","op":"upsert","row":{"id":1,"v":"a"}}`,
+		`table t, row 3: produced, not wanted: {"table":"t","op":"upsert","row":{"id":3}}`,
 		`table t, row 7:`,
 		`    op: got "merge", want "upsert"`,
 		`    n: got 1.50, want 1.5`,
