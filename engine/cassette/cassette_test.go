@@ -405,3 +405,47 @@ func TestFileNames(t *testing.T) {
 		t.Error("file name is not stable")
 	}
 }
+
+// TestSaveRefuses: a secret the redaction cannot reach (here in a header
+// name, which is not data and is kept as sent) stops the recording, and so
+// does an answer too large to keep; neither leaves a file behind.
+func TestSaveRefuses(t *testing.T) {
+	const token = "Odd-Secret-1234" // already a canonical header name part
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/odd" {
+			w.Header().Set("X-Echo-"+token, "1")
+		}
+		fmt.Fprint(w, strings.Repeat("x", 64))
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		path    string
+		maxBody int64
+		want    string
+	}{
+		{"/odd", DefaultMaxBody, "a secret is in the exchange in a form that cannot be replaced; nothing written"},
+		{"/big", 10, "1 answers over 10 bytes were not recorded"},
+	} {
+		dir := filepath.Join(t.TempDir(), "rec")
+		rec := NewRecorder(dir, nil, values(srv.URL, token))
+		rec.maxBody = tc.maxBody
+		_, _, body, err := call{method: "GET", url: srv.URL + tc.path}.send(t, rec)
+		if err != nil || len(body) != 64 {
+			t.Fatalf("%s: the run must get the whole answer: %q, %v", tc.path, body, err)
+		}
+		_, err = rec.Save()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Save error = %v, want %q", tc.path, err, tc.want)
+		}
+		files, _ := os.ReadDir(dir)
+		for _, f := range files {
+			b, _ := os.ReadFile(filepath.Join(dir, f.Name()))
+			if strings.Contains(string(b), token) {
+				t.Errorf("%s: %s holds the secret", tc.path, f.Name())
+			}
+		}
+		if tc.path == "/odd" && len(files) != 0 {
+			t.Errorf("%s: files written: %v", tc.path, files)
+		}
+	}
+}
