@@ -61,12 +61,13 @@ func (n *network) sleep() func(context.Context, time.Duration) error {
 	return func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 }
 
-// save writes a recorded cassette.
-func (n *network) save(opts RunOptions) error {
+// save writes a recorded cassette; only a run that succeeded replaces it
+// whole (see cassette.Recorder.Save).
+func (n *network) save(opts RunOptions, runErr error) error {
 	if n.rec == nil {
 		return nil
 	}
-	st, err := n.rec.Save()
+	st, err := n.rec.Save(runErr == nil)
 	if err != nil {
 		return err
 	}

@@ -75,6 +75,14 @@ func TestCassetteRoundTrip(t *testing.T) {
 		}
 	}
 
+	// A recording that fails before its first request removes nothing.
+	if _, err := dryRunWith(t, sets, engine.RunOptions{Record: dir, Streams: []string{"nope"}}); err == nil {
+		t.Fatal("a run of an unknown stream succeeded")
+	}
+	if again, _ := os.ReadDir(dir); len(again) != len(files) {
+		t.Fatalf("a failed recording left %d of %d exchanges", len(again), len(files))
+	}
+
 	replaySets := map[string]string{"org_id": humanitec.DemoOrgID, "api_token": "another-token", "pipelines_per_page": "5"}
 	replayed, err := dryRunWith(t, replaySets, engine.RunOptions{Replay: dir})
 	if err != nil {

@@ -74,7 +74,7 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	res, err := run(ctx, sp.f, cfg, opts, nw)
 	// A failed or interrupted run is recorded too: its answers are what
 	// happened.
-	return res, errors.Join(err, nw.save(opts))
+	return res, errors.Join(err, nw.save(opts, err))
 }
 
 func run(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions, nw *network) (*Result, error) {

@@ -130,7 +130,7 @@ func record(t *testing.T, dir string) (*httptest.Server, []string) {
 		}
 		got = append(got, fmt.Sprint(status, " ", body))
 	}
-	st, err := rec.Save()
+	st, err := rec.Save(true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestReRecordingGivesNoDiff(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := rec.Save(); err != nil {
+	if _, err := rec.Save(true); err != nil {
 		t.Fatal(err)
 	}
 	second := readDir(t, dir)
@@ -433,7 +433,7 @@ func TestSaveRefuses(t *testing.T) {
 		if err != nil || len(body) != 64 {
 			t.Fatalf("%s: the run must get the whole answer: %q, %v", tc.path, body, err)
 		}
-		_, err = rec.Save()
+		_, err = rec.Save(true)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Save error = %v, want %q", tc.path, err, tc.want)
 		}
@@ -447,5 +447,25 @@ func TestSaveRefuses(t *testing.T) {
 		if tc.path == "/odd" && len(files) != 0 {
 			t.Errorf("%s: files written: %v", tc.path, files)
 		}
+	}
+}
+
+// TestPartialRecordingPrunesNothing: a run that failed asked only part of
+// its requests; saving it writes what it got and removes nothing.
+func TestPartialRecordingPrunesNothing(t *testing.T) {
+	dir := t.TempDir()
+	srv, _ := record(t, dir)
+	before := readDir(t, dir)
+	rec := NewRecorder(dir, nil, values(srv.URL, token, fetched))
+	if _, _, _, err := session(srv.URL, token)[0].send(t, rec); err != nil {
+		t.Fatal(err)
+	}
+	st, err := rec.Save(false)
+	if err != nil || st.Removed != 0 {
+		t.Fatalf("Save(false) = %+v, %v", st, err)
+	}
+	after := readDir(t, dir)
+	if len(after) != len(before) {
+		t.Errorf("a partial recording left %d files of %d", len(after), len(before))
 	}
 }

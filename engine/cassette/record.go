@@ -109,10 +109,12 @@ func readBody(req *http.Request) ([]byte, error) {
 }
 
 // Save writes the cassette: one file per distinct request (the last
-// answer of a request asked several times), then removes the files of an
-// earlier recording that this one did not write. It refuses to write a
-// file in which a secret survived redaction.
-func (r *Recorder) Save() (Stats, error) {
+// answer of a request asked several times); with prune, it then removes
+// the files of an earlier recording that this one did not write (a run
+// that failed or was interrupted asked only part of its requests, so it
+// prunes nothing). It refuses to write a file in which a secret survived
+// redaction.
+func (r *Recorder) Save(prune bool) (Stats, error) {
 	r.mu.Lock()
 	raws := slices.Clone(r.exchanges)
 	oversize := r.oversize
@@ -152,6 +154,9 @@ func (r *Recorder) Save() (Stats, error) {
 			return st, fmt.Errorf("record: %w", err)
 		}
 	}
+	if !prune {
+		return st, r.oversized(oversize)
+	}
 	entries, err := os.ReadDir(r.dir)
 	if err != nil {
 		return st, fmt.Errorf("record: %w", err)
@@ -170,10 +175,15 @@ func (r *Recorder) Save() (Stats, error) {
 	if err := errors.Join(errs...); err != nil {
 		return st, fmt.Errorf("record: remove the exchanges of an earlier recording: %w", err)
 	}
-	if oversize > 0 {
-		return st, fmt.Errorf("record: %d answers over %d bytes were not recorded", oversize, r.maxBody)
+	return st, r.oversized(oversize)
+}
+
+// oversized reports the answers too large to keep: the cassette lacks them.
+func (r *Recorder) oversized(n int) error {
+	if n > 0 {
+		return fmt.Errorf("record: %d answers over %d bytes were not recorded", n, r.maxBody)
 	}
-	return st, nil
+	return nil
 }
 
 // placeholderRE matches the placeholders a cassette holds.
