@@ -350,7 +350,7 @@ func (c *CaseResult) annotateDiffs(f *spec.File, what string, only *spec.Entity)
 		head := what + ": " + d.Target + ", " + d.Name()
 		if d.Kind != spectest.Changed {
 			p := mappingPos(f, d.Target, "", only)
-			c.Annotations = append(c.Annotations, Annotation{File: f.Path, Line: p.Line, Col: p.Col, Msg: strings.Join(d.Lines(), " ")})
+			c.Annotations = append(c.Annotations, Annotation{File: f.Path, Line: p.Line, Col: p.Col, Msg: what + ": " + d.Lines()[0]})
 			continue
 		}
 		for _, fd := range d.Fields {
