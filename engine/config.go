@@ -21,7 +21,9 @@ import (
 // the names PORT_CLIENT_ID, PORT_CLIENT_SECRET and PORT_BASE_URL.
 type ConfigSources struct {
 	Sets map[string]string
-	File string
+	// Values are typed values (a test case's config), below Sets.
+	Values map[string]any
+	File   string
 	// FileData, when set, is the content of File (read by the caller, e.g.
 	// from stdin for "--config -").
 	FileData []byte
@@ -79,6 +81,11 @@ func ResolveConfig(sp *Spec, src ConfigSources) (*Config, error) {
 			problems = append(problems, fmt.Sprintf("--set %s: unknown input%s (the spec has: %s)", k, didYouMean(k, known), strings.Join(known, ", ")))
 		}
 	}
+	for k := range src.Values {
+		if !slices.Contains(known, k) {
+			problems = append(problems, fmt.Sprintf("config: unknown input %q%s (the spec has: %s)", k, didYouMean(k, known), strings.Join(known, ", ")))
+		}
+	}
 	dotenv, err := readDotEnv(src.DotEnv)
 	if err != nil {
 		return nil, err
@@ -90,7 +97,7 @@ func ResolveConfig(sp *Spec, src ConfigSources) (*Config, error) {
 	cfg := &Config{Values: map[string]any{}}
 	for _, it := range f.Config.Items {
 		name, v := it.Key, &it.Value
-		val, from, ok := lookup(name, v, src.Sets, fileVals, getenv, dotenv, src.File)
+		val, from, ok := lookup(name, v, src.Sets, src.Values, fileVals, getenv, dotenv, src.File)
 		if !ok && v.Default.Set {
 			// The default as plain data: a YAML date stays the text written.
 			val, from, ok = v.Default.Tree(), "the spec's default", true
@@ -143,10 +150,12 @@ type ConfigError struct{ Problems []string }
 
 func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
 
-// lookup finds the value given for an input, and where it came from.
-func lookup(name string, v *spec.ConfigVar, sets map[string]string, file map[string]any, getenv func(string) (string, bool), dotenv map[string]string, fileName string) (any, string, bool) {
+func lookup(name string, v *spec.ConfigVar, sets map[string]string, values, file map[string]any, getenv func(string) (string, bool), dotenv map[string]string, fileName string) (any, string, bool) {
 	if s, ok := sets[name]; ok {
 		return s, "--set", true
+	}
+	if x, ok := values[name]; ok {
+		return x, "the test case's config", true
 	}
 	if x, ok := file[name]; ok {
 		return x, "config file " + fileName, true

@@ -34,10 +34,17 @@ type credentials struct {
 	ownDB  bool                                         // opened here: closed by close
 	file   string                                       // the state file, without tables
 	loaded map[string]string                            // the file's contents
+	// memory, when set, is the store instead: a replayed run's tokens are
+	// the cassette's placeholders, which must never replace a real
+	// rotated token, and a real one must not be sent to a cassette.
+	memory map[string]string
 }
 
 // newCredentials picks the store for a run of f.
 func newCredentials(f *spec.File, opts RunOptions) *credentials {
+	if opts.Replay != "" {
+		return &credentials{memory: map[string]string{}}
+	}
 	c := &credentials{}
 	if len(f.Tables.Items) == 0 {
 		c.file = opts.StateFile
@@ -101,6 +108,9 @@ func (c *credentials) database(ctx context.Context) (*table.DB, error) {
 func (c *credentials) LoadCredential(ctx context.Context, key string) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.memory != nil {
+		return c.memory[key], nil
+	}
 	db, err := c.database(ctx)
 	if err != nil {
 		return "", err
@@ -132,6 +142,10 @@ func (c *credentials) LoadCredential(ctx context.Context, key string) (string, e
 func (c *credentials) SaveCredential(ctx context.Context, key, value string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.memory != nil {
+		c.memory[key] = value
+		return nil
+	}
 	db, err := c.database(ctx)
 	if err != nil {
 		return err

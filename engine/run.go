@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -40,6 +41,13 @@ type RunOptions struct {
 	// (the CLI draws progress from them).
 	OnStart func(*Live)
 	Now     func() time.Time
+	// Record writes every HTTP exchange of the run to a cassette in this
+	// directory; Replay answers every request from the cassette in this
+	// directory, without the network (see package cassette).
+	Record, Replay string
+	// Transport, when set, is the network under the run (and under a
+	// recording): tests route it to simulators.
+	Transport http.RoundTripper
 }
 
 // Result is the outcome of a run.
@@ -59,7 +67,6 @@ type Result struct {
 // dry run, else to the table database and Port. It returns the result even
 // when it also returns an error.
 func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, error) {
-	f := sp.f
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -69,6 +76,18 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	if opts.ResumeWithin == 0 {
 		opts.ResumeWithin = DefaultResumeWithin
 	}
+	nw, err := newNetwork(sp.f, cfg, opts)
+	if err != nil {
+		return &Result{Started: opts.Now()}, err
+	}
+	res, err := run(ctx, sp, cfg, opts, nw)
+	// A failed or interrupted run is recorded too: its answers are what
+	// happened.
+	return res, errors.Join(err, nw.save(opts, err))
+}
+
+func run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *network) (*Result, error) {
+	f := sp.f
 	res := &Result{Started: opts.Now()}
 	for _, name := range opts.Streams {
 		if f.Stream(name) == nil {
@@ -83,7 +102,9 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	if opts.Port.ClientSecret != "" {
 		secrets = append(slices.Clip(secrets), opts.Port.ClientSecret)
 	}
-	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: opts.Now, Credentials: creds})
+	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: opts.Now, Credentials: creds,
+		Transport: nw.transport, Sleep: nw.sleep()})
+	nw.pool = pool
 	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
 	if opts.DryRun {
 		if sp.WritesPort() {

@@ -26,7 +26,8 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files (review the diff before committing)")
 
 func TestShippedSpecsValidate(t *testing.T) {
-	files, err := filepath.Glob("*.yaml")
+	all, err := filepath.Glob("*.yaml")
+	files := slices.DeleteFunc(all, func(f string) bool { return strings.HasSuffix(f, engine.TestSuffix) })
 	if err != nil || len(files) < 2 {
 		t.Fatalf("want the shipped specs, got %v (%v)", files, err)
 	}

@@ -43,6 +43,7 @@ func commands() []*command {
 		{"validate", "check specs offline; every problem as file:line:col", func(_ context.Context, a *app, args []string) error {
 			return cmdValidate(args, a.stdout, a.stderr)
 		}},
+		{"test", "run specs' test cases offline (replayed cassettes, snapshots, mapping cases)", cmdTest},
 		{"graph", "draw a spec's streams, tables and blueprints (Mermaid or DOT)", cmdGraph},
 		{"schema", "print the JSON Schema of the spec format (or of the run report)", cmdSchema},
 		{"completion", "print a shell completion script (bash, zsh or fish)", cmdCompletion},

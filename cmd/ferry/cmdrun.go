@@ -32,6 +32,7 @@ Examples:
   ferry run specs/humanitec.yaml --dry-run > out.jsonl
   ferry run specs/harness.yaml --dest postgres://user@db/warehouse --report run.json
   ferry run specs/humanitec.yaml --streams envs,resources --log-format json
+  ferry run specs/harness.yaml --demo --record cassette/   # then --replay cassette/ offline
 
 Exit codes: 0 ok, 1 the run failed (in part), 2 usage or config error,
 3 invalid spec, 130 interrupted (Ctrl-C: what was fetched is written; a
@@ -44,6 +45,7 @@ type runFlags struct {
 	adoptUnowned                        *bool
 	adoptOwners                         listFlag
 	dest, config, streams, report       *string
+	record, replay                      *string
 	resumeWithin                        *time.Duration
 	sets                                setFlag
 	logLevel, logFormat, progress       *choiceFlag
@@ -66,6 +68,8 @@ func defineRunFlags(fs *flag.FlagSet) *runFlags {
 	f.progress = choice(fs, "progress", "auto", "`mode`: auto (live on a terminal, log lines otherwise), live, log or none", "auto", "live", "log", "none")
 	f.logLevel = choice(fs, "log-level", "info", "`level`: debug, info, warn or error", "debug", "info", "warn", "error")
 	f.logFormat = choice(fs, "log-format", "text", "`format` of stderr: text, or json (every line of stderr a JSON object)", "text", "json")
+	f.record = fs.String("record", "", "write every HTTP exchange of the run to a cassette in `dir` (secrets as placeholders)")
+	f.replay = fs.String("replay", "", "answer every request from the cassette in `dir`, without the network")
 	return f
 }
 
@@ -192,6 +196,7 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 	res, err = engine.Run(ctx, sp, cfg, engine.RunOptions{
 		DryRun: *f.dryRun, Dest: tableDest, Port: *portOpts, Streams: streamList, FullRefresh: *f.fullRefresh,
 		ResumeWithin: *f.resumeWithin, Stdout: a.stdout, Logger: log, OnStart: onStart,
+		Record: *f.record, Replay: *f.replay,
 	})
 	con.stopLive()
 	close(stopLog)

@@ -150,6 +150,11 @@ func NewPool(opts Options) *Pool {
 // bytes are left alone: replacing them would garble every message.
 func (p *Pool) Redact(s string) string { return p.red.text(s) }
 
+// Secrets returns every secret value the pool knows at this moment, with
+// the URL-escaped forms it redacts: what a recorder must keep out of a
+// cassette. Fetched tokens join the list when they are fetched.
+func (p *Pool) Secrets() []string { return p.red.values() }
+
 // RedactURL is Redact plus the values of secret query parameters (the
 // "query" auth params, access_token, client_secret) and userinfo passwords,
 // whatever their value.

@@ -69,6 +69,18 @@ func (r *redactor) addSecrets(vals ...string) {
 	r.rep = strings.NewReplacer(args...)
 }
 
+// values lists the secrets known, sorted.
+func (r *redactor) values() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.secrets))
+	for s := range r.secrets {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
 func (r *redactor) addParam(name string) {
 	if name == "" {
 		return

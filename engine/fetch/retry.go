@@ -182,9 +182,15 @@ func secs(f float64) time.Duration {
 	return time.Duration(f * float64(time.Second))
 }
 
+// Permanent is implemented by transport errors that the same request
+// would meet again, such as a request missing from a replayed cassette:
+// when Permanent returns true the attempt is not retried.
+type Permanent interface{ Permanent() bool }
+
 // retryableErr reports whether a failed attempt may be retried: transport
 // failures and a body cut short are; TLS verification failures, redirect
-// loops and errors raised before anything was sent are not.
+// loops, permanent transport errors and errors raised before anything was
+// sent are not.
 func retryableErr(err error, gotResponse bool) bool {
 	var (
 		cve  *tls.CertificateVerificationError
@@ -193,9 +199,12 @@ func retryableErr(err error, gotResponse bool) bool {
 		cie  x509.CertificateInvalidError
 		ue   *url.Error
 		redi *redirectError
+		perm Permanent
 	)
 	switch {
 	case errors.As(err, &cve), errors.As(err, &uae), errors.As(err, &hne), errors.As(err, &cie), errors.As(err, &redi):
+		return false
+	case errors.As(err, &perm) && perm.Permanent():
 		return false
 	case errors.Is(err, context.Canceled):
 		return false

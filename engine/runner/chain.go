@@ -91,28 +91,39 @@ func (r *Runner) env(rn *run) map[string]any {
 
 // jqVars are the values of the stream's jq variables, in JQVars order.
 func (r *Runner) jqVars(s *spec.Stream, rn *run) []any {
-	names := s.JQVars()
-	vals := make([]any, 0, len(names))
 	byName := map[string]any{}
 	for c := rn.parent; c != nil; c = c.up {
 		if _, ok := byName[c.stream]; !ok {
 			byName[c.stream] = c.data
 		}
 	}
+	var parent any
+	if rn.parent != nil {
+		parent = rn.parent.data
+	}
+	return JQVars(s, r.opts.Config, parent, byName, rn.batch, r.lookups.jq)
+}
+
+// JQVars are the values of a stream's jq variables, in [spec.Stream.JQVars]
+// order: config, the direct parent, every ancestor by stream name, the
+// batch (a list, empty when nil) and the lookups.
+func JQVars(s *spec.Stream, config map[string]any, parent any, parents map[string]any, batch []any, lookups map[string]any) []any {
+	names := s.JQVars()
+	vals := make([]any, 0, len(names))
 	for _, n := range names {
 		switch n {
 		case spec.VarConfig:
-			vals = append(vals, r.opts.Config)
+			vals = append(vals, config)
 		case spec.VarParent:
-			vals = append(vals, rn.parent.data)
+			vals = append(vals, parent)
 		case spec.VarParents:
-			vals = append(vals, byName)
+			vals = append(vals, parents)
 		case spec.VarBatch:
-			vals = append(vals, nonNil(rn.batch))
+			vals = append(vals, nonNil(batch))
 		case spec.VarLookups:
-			vals = append(vals, r.lookups.jq)
+			vals = append(vals, lookups)
 		default:
-			vals = append(vals, byName[n])
+			vals = append(vals, parents[n])
 		}
 	}
 	return vals

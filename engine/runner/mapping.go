@@ -85,26 +85,15 @@ func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec an
 			fail(Failure{Table: t.Name}, fmt.Errorf("table %s: %w", t.Name, err))
 			continue
 		}
-		out, err := t.Row.Code().Run(ctx, rec, vars...)
+		rows, errs := tableRows(ctx, t, rec, vars)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if err != nil {
-			fail(Failure{Table: t.Name}, fmt.Errorf("table %s: row: %w", t.Name, err))
-			continue
+		for _, err := range errs {
+			fail(Failure{Table: t.Name}, err)
 		}
-		for _, row := range out {
-			obj, ok := row.(map[string]any)
-			if !ok {
-				fail(Failure{Table: t.Name}, fmt.Errorf("table %s: row: want an object, got %s", t.Name, jsonv.Kind(row)))
-				continue
-			}
-			key, err := primaryKey(t, obj)
-			if err != nil {
-				fail(Failure{Table: t.Name}, fmt.Errorf("table %s: %w", t.Name, err))
-				continue
-			}
-			m.rows = append(m.rows, mappedRow{Row: sink.Row{Table: t.Name, Stream: st.s.Name, Partition: rn.partition, Data: obj}, key: key})
+		for _, row := range rows {
+			m.rows = append(m.rows, mappedRow{Row: sink.Row{Table: t.Name, Stream: st.s.Name, Partition: rn.partition, Data: row.data}, key: row.key})
 		}
 	}
 	for _, e := range st.entities {
@@ -128,6 +117,37 @@ func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec an
 		}
 	}
 	return m, nil
+}
+
+type keyedRow struct {
+	data map[string]any
+	key  string // see primaryKey
+}
+
+// tableRows runs a table mapping on a record: the rows it gives with their
+// primary keys, and an error for the program or for each row that cannot
+// be written (not an object, no value for a primary-key column).
+func tableRows(ctx context.Context, t *spec.Table, rec any, vars []any) ([]keyedRow, []error) {
+	out, err := t.Row.Code().Run(ctx, rec, vars...)
+	if err != nil {
+		return nil, []error{fmt.Errorf("table %s: row: %w", t.Name, err)}
+	}
+	var rows []keyedRow
+	var errs []error
+	for _, row := range out {
+		obj, ok := row.(map[string]any)
+		if !ok {
+			errs = append(errs, fmt.Errorf("table %s: row: want an object, got %s", t.Name, jsonv.Kind(row)))
+			continue
+		}
+		key, err := primaryKey(t, obj)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("table %s: %w", t.Name, err))
+			continue
+		}
+		rows = append(rows, keyedRow{data: obj, key: key})
+	}
+	return rows, errs
 }
 
 // fillLookup runs a lookup's key and value programs on a record; key is

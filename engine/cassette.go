@@ -1,0 +1,96 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/ferry-etl/ferry/engine/cassette"
+	"github.com/ferry-etl/ferry/engine/fetch"
+	"github.com/ferry-etl/ferry/engine/spec"
+)
+
+// network is what is under a run's HTTP client: the real network, or a
+// cassette being recorded or replayed.
+type network struct {
+	transport http.RoundTripper // nil: the pool's own per-host transports
+	rec       *cassette.Recorder
+	replaying bool
+	pool      *fetch.Pool // set once made: it knows the secrets fetched during the run
+}
+
+// newNetwork sets up --record or --replay. Both hold config secrets and
+// URL values by name (see package cassette).
+func newNetwork(f *spec.File, cfg *Config, opts RunOptions) (*network, error) {
+	n := &network{transport: opts.Transport}
+	if opts.Record == "" && opts.Replay == "" {
+		return n, nil
+	}
+	if opts.Record != "" && opts.Replay != "" {
+		return nil, usage("--record and --replay: give one")
+	}
+	vals := cassetteValues(f, cfg)
+	vals.Known = n.secrets
+	if opts.Record != "" {
+		n.rec = cassette.NewRecorder(opts.Record, opts.Transport, vals)
+		n.transport = n.rec
+		return n, nil
+	}
+	p, err := cassette.Open(opts.Replay, vals)
+	if err != nil {
+		return nil, &UsageError{Err: err}
+	}
+	n.transport, n.replaying = p, true
+	return n, nil
+}
+
+func (n *network) secrets() []string {
+	if n.pool == nil {
+		return nil
+	}
+	return n.pool.Secrets()
+}
+
+// sleep is the pool's wait: none in a replay, where there is no server to
+// spare and no rate to keep (a run's rate limit would only slow it down).
+func (n *network) sleep() func(context.Context, time.Duration) error {
+	if !n.replaying {
+		return nil
+	}
+	return func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+}
+
+// save writes a recorded cassette; only a run that succeeded replaces it
+// whole (see cassette.Recorder.Save).
+func (n *network) save(opts RunOptions, runErr error) error {
+	if n.rec == nil {
+		return nil
+	}
+	st, err := n.rec.Save(runErr == nil)
+	if err != nil {
+		return err
+	}
+	opts.Logger.Info("cassette recorded", "dir", opts.Record, "exchanges", st.Exchanges, "files", st.Files, "removed", st.Removed)
+	return nil
+}
+
+// cassetteValues names the config values a cassette must not hold as they
+// are: secrets, and URLs (so a cassette replays against any base URL).
+func cassetteValues(f *spec.File, cfg *Config) cassette.Values {
+	vals := cassette.Values{Secrets: map[string]string{}, URLs: map[string]string{}}
+	for _, it := range f.Config.Items {
+		v, ok := cfg.Values[it.Key]
+		if !ok || v == nil {
+			continue
+		}
+		s := fmt.Sprint(v)
+		switch {
+		case it.Value.Secret.V:
+			vals.Secrets[it.Key] = s
+		case cassette.IsURL(s):
+			vals.URLs[it.Key] = s
+		}
+	}
+	return vals
+}

@@ -1,0 +1,77 @@
+package engine_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine"
+)
+
+// TestChangedMappingFailsWithTheField: the shipped Humanitec case, run
+// against a copy of the spec whose environment type mapping changed,
+// fails with a difference per environment that names the field, and an
+// annotation at the program that maps it.
+func TestChangedMappingFailsWithTheField(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile(filepath.Join("..", "specs", "humanitec.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mapping = "        type: .type\n        createdAt: .created_at\n        lastDeploymentStatus"
+	if !strings.Contains(string(src), mapping) {
+		t.Fatal("specs/humanitec.yaml no longer maps the environment type as this test expects")
+	}
+	changed := strings.Replace(string(src), mapping, "        type: .type | ascii_upcase\n        createdAt: .created_at\n        lastDeploymentStatus", 1)
+	blueprints, err := os.ReadFile(filepath.Join("..", "specs", "humanitec-blueprints.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs := func(p string) string {
+		a, err := filepath.Abs(filepath.Join("..", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	cases := `runs:
+  - name: small-org
+    config: {org_id: ferry-demo, pipelines_per_page: 3}
+    cassette: ` + abs("testdata/recordings/humanitec/small-org") + `
+    snapshot: ` + abs("testdata/snapshots/humanitec/small-org.jsonl") + `
+`
+	for name, data := range map[string]string{"humanitec.yaml": changed, "humanitec-blueprints.json": string(blueprints), "humanitec.test.yaml": cases} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := engine.RunTests(t.Context(), filepath.Join(dir, "humanitec.test.yaml"), engine.TestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := res.Cases[0]
+	if c.Passed() || c.Err != nil {
+		t.Fatalf("case passed = %v, err = %v; want differences", c.Passed(), c.Err)
+	}
+	envs := 0
+	for _, d := range c.Diffs {
+		text := strings.Join(d.Lines(), "\n")
+		if d.Target != "blueprint humanitecEnvironment" || len(d.Fields) != 1 || d.Fields[0].Path != "properties.type" {
+			t.Errorf("unexpected difference:\n%s", text)
+			continue
+		}
+		envs++
+		if f := d.Fields[0]; strings.ToUpper(f.Want) != f.Got {
+			t.Errorf("difference %s: got %s, want %s", d.Name(), f.Got, f.Want)
+		}
+	}
+	if envs != 9 {
+		t.Errorf("%d environments differ, want the organisation's 9", envs)
+	}
+	line := strings.Count(changed[:strings.Index(changed, "type: .type | ascii_upcase")], "\n") + 1
+	a := c.Annotations[0]
+	if a.File != filepath.Join(dir, "humanitec.yaml") || a.Line != line || a.Col != 15 || !strings.Contains(a.Msg, `properties.type: got "DEVELOPMENT", want "development"`) && !strings.Contains(a.Msg, "properties.type: got ") {
+		t.Errorf("annotation = %+v, want the spec at %d:15 naming properties.type", a, line)
+	}
+}
