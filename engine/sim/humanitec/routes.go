@@ -2,6 +2,7 @@ package humanitec
 
 import (
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -33,6 +34,7 @@ func routes() []route {
 		r("/orgs/{orgId}/apps/{appId}/envs/{envId}/resources/graphs/{graphId}", false, getGraph),
 		r("/orgs/{orgId}/apps/{appId}/envs/{envId}/values", false, listEnvValues),
 		r("/orgs/{orgId}/secretstores", false, listSecretStores),
+		r("/orgs/{orgId}/env-types", false, listEnvTypes),
 		r("/orgs/{orgId}/apps/{appId}/values", false, listAppValues),
 		r("/orgs/{orgId}/apps/{appId}/value-set-versions", false, listValueSetVersions),
 		r("/orgs/{orgId}/apps/{appId}/sets", true, listSets),
@@ -226,6 +228,29 @@ func getGraph(c *call) {
 
 func listSecretStores(c *call) {
 	out := append([]SecretStore{}, c.s.org.SecretStores...)
+	c.ok(out)
+}
+
+// EnvType is EnvironmentTypeResponse.
+type EnvType struct {
+	ID          string `json:"id"`
+	Description string `json:"description"`
+}
+
+// listEnvTypes answers the types the organisation's environments use,
+// sorted by id: every environment has exactly one.
+func listEnvTypes(c *call) {
+	seen := map[string]bool{}
+	out := []EnvType{}
+	for _, a := range c.s.org.Apps {
+		for _, e := range a.Envs {
+			if !seen[e.Type] {
+				seen[e.Type] = true
+				out = append(out, EnvType{ID: e.Type, Description: "Environments of type " + e.Type + "."})
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y EnvType) int { return strings.Compare(x.ID, y.ID) })
 	c.ok(out)
 }
 

@@ -454,3 +454,36 @@ func TestEndpointSemantics(t *testing.T) {
 		}
 	})
 }
+
+// Every environment's type is listed once, with the fields the API
+// requires.
+func TestEnvTypes(t *testing.T) {
+	org := Generate(1, Small())
+	h := NewServer(org, Options{})
+	rec := do(h, DefaultToken, "/orgs/"+org.ID+"/env-types")
+	if rec.Code != 200 {
+		t.Fatalf("status %d", rec.Code)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]int{}
+	for _, et := range got {
+		id, _ := et["id"].(string)
+		if d, _ := et["description"].(string); id == "" || d == "" {
+			t.Errorf("env type %v lacks id or description", et)
+		}
+		listed[id]++
+	}
+	for _, a := range org.Apps {
+		for _, e := range a.Envs {
+			if listed[e.Type] != 1 {
+				t.Errorf("env %s/%s: type %q listed %d times", a.ID, e.ID, e.Type, listed[e.Type])
+			}
+		}
+	}
+	if len(got) < 2 {
+		t.Errorf("%d env types, want the demo's several", len(got))
+	}
+}
