@@ -131,6 +131,10 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 	if sp, err = a.readSpec(specPath, "text"); err != nil {
 		return err
 	}
+	// What validate warns about is worth a line before a run too.
+	for _, w := range sp.Warnings() {
+		log.Warn("spec: " + w.Error())
+	}
 	src := engine.ConfigSources{Sets: f.sets, File: *f.config, DotEnv: ".env"}
 	if *f.config == "-" {
 		data, rerr := io.ReadAll(a.stdin)
