@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 )
 
 // login signs in with the session's login request and returns the value
@@ -73,7 +75,7 @@ func (ts *tokenSource) tokenRequest(ctx context.Context, tr *TokenRequest, extra
 		if s, isStr := v.(string); ok && isStr {
 			tok = s
 		} else if ok && v != nil {
-			return "", 0, fmt.Errorf("%s %s: token: got %s, want a string", req.Method, resp.URL, jsonKind(v))
+			return "", 0, fmt.Errorf("%s %s: token: got %s, want a string", req.Method, resp.URL, jsonv.Kind(v))
 		}
 	}
 	if tok == "" {
@@ -133,7 +135,7 @@ func lifetimeOf(v any, now time.Time) (time.Duration, error) {
 		}
 		return max(t.Sub(now), 0), nil
 	default:
-		return 0, fmt.Errorf("got %s, want seconds or an RFC 3339 time", jsonKind(v))
+		return 0, fmt.Errorf("got %s, want seconds or an RFC 3339 time", jsonv.Kind(v))
 	}
 	if !(f >= 0) {
 		return 0, fmt.Errorf("negative lifetime %v", f)
@@ -152,20 +154,4 @@ func cookiePairs(setCookies []string) string {
 		}
 	}
 	return strings.Join(pairs, "; ")
-}
-
-func jsonKind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case string:
-		return "a string"
-	case map[string]any:
-		return "an object"
-	case []any:
-		return "a list"
-	}
-	return "a number"
 }

@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ferry-etl/ferry/engine/eval"
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 )
 
 // checkRequests reports what would fail a stream's first request although
@@ -238,5 +239,5 @@ func valueKind(v any) string {
 	case int, int64, uint64, float64:
 		return "a number"
 	}
-	return jsonKind(v)
+	return jsonv.Kind(v)
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -475,7 +477,7 @@ func (p *parser) loadBlueprints(f *File) map[string]*Blueprint {
 	if err := json.Unmarshal(data, &raws); err != nil {
 		var v any
 		_ = json.Unmarshal(data, &v)
-		p.jsonErr(j, skipJSONSpace(data, 0), "", "want a JSON list of blueprint bodies, got %s", jsonKind(v))
+		p.jsonErr(j, skipJSONSpace(data, 0), "", "want a JSON list of blueprint bodies, got %s", jsonv.Kind(v))
 		return nil
 	}
 	f.blueprints = raws
@@ -544,7 +546,7 @@ func (p *parser) checkBlueprint(j *jsonFile, i int, raw json.RawMessage) *Bluepr
 	if err := json.Unmarshal(raw, &body); err != nil {
 		var v any
 		_ = json.Unmarshal(raw, &v)
-		p.jsonErr(j, at(), where(), "want a blueprint object, got %s", jsonKind(v))
+		p.jsonErr(j, at(), where(), "want a blueprint object, got %s", jsonv.Kind(v))
 		return nil
 	}
 	bp := &Blueprint{Raw: raw}
@@ -616,23 +618,7 @@ func rawKind(raw json.RawMessage) string {
 	if s, ok := v.(string); ok {
 		return "string " + strconv.Quote(shorten(s))
 	}
-	return jsonKind(v)
-}
-
-func jsonKind(v any) string {
-	switch v.(type) {
-	case map[string]any:
-		return "an object"
-	case []any:
-		return "a list"
-	case string:
-		return "a string"
-	case float64:
-		return "a number"
-	case bool:
-		return "a boolean"
-	}
-	return "null"
+	return jsonv.Kind(v)
 }
 
 func (p *parser) checkTables(f *File) {

@@ -27,7 +27,7 @@ func Decode(b []byte) (any, error) {
 }
 
 // Kind names a value's kind for messages: "null", "a boolean", "a number",
-// "a string", "an array" or "an object".
+// "a string", "a list" or "an object".
 func Kind(v any) string {
 	switch v.(type) {
 	case nil:
@@ -37,7 +37,7 @@ func Kind(v any) string {
 	case string:
 		return "a string"
 	case []any:
-		return "an array"
+		return "a list"
 	case map[string]any:
 		return "an object"
 	}

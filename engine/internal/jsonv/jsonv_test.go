@@ -10,7 +10,7 @@ func TestDecode(t *testing.T) {
 		in   string
 		want string // Kind of the result, or "error"
 	}{
-		{`[1, 2]`, "an array"},
+		{`[1, 2]`, "a list"},
 		{`{"id": 12345678901234567890}`, "an object"},
 		{` null `, "null"},
 		{`[1] [2]`, "error"},
@@ -45,7 +45,7 @@ func TestFloatAndKind(t *testing.T) {
 			t.Errorf("Float(%#v) accepted", v)
 		}
 	}
-	kinds := map[string]any{"null": nil, "a boolean": false, "a number": json.Number("1"), "a string": "", "an array": []any{}, "an object": map[string]any{}}
+	kinds := map[string]any{"null": nil, "a boolean": false, "a number": json.Number("1"), "a string": "", "a list": []any{}, "an object": map[string]any{}}
 	for want, v := range kinds {
 		if got := Kind(v); got != want {
 			t.Errorf("Kind(%#v) = %s, want %s", v, got, want)
