@@ -41,7 +41,6 @@ func newValueDecoder() *valueDecoder {
 	return vd
 }
 
-
 // decode decodes text, which must hold exactly one JSON value.
 func (vd *valueDecoder) decode(text []byte) (any, error) {
 	vd.feed.b = append(text, ' ')
