@@ -60,6 +60,7 @@ func (p *parser) validate(f *File) {
 	p.checkStreams(f)
 	p.checkIncremental(f)
 	p.checkPartitions(f)
+	p.checkFormats(f)
 	p.checkGraph(f)
 	p.checkLookups(f)
 	blueprints := p.loadBlueprints(f)
