@@ -13,6 +13,17 @@ import (
 	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 )
 
+// RecordsError is a body whose shape the records program cannot read, as
+// jq would fail on the whole document (iterating over null, indexing an
+// array with a name).
+type RecordsError struct{ msg string }
+
+func (e *RecordsError) Error() string { return "records: " + e.msg }
+
+func recordsErr(format string, args ...any) error {
+	return &RecordsError{msg: fmt.Sprintf(format, args...)}
+}
+
 // valueDecoder decodes complete JSON texts one after the other with one
 // json.Decoder (numbers as json.Number), fed each text followed by a space
 // so that a number at the end is known to be complete.
@@ -142,7 +153,7 @@ func (s *jsonStream) open() error {
 		}
 		if !found {
 			// .a.b of an object without b is null: nothing to iterate.
-			return fmt.Errorf("records: cannot iterate over %s: it is null (absent)", s.where(level+1))
+			return recordsErr("cannot iterate over %s: it is null (absent)", s.where(level+1))
 		}
 	}
 	return s.target()
@@ -164,9 +175,12 @@ func (s *jsonStream) enterObject(level int) error {
 		if err := in.scanLiteral("null"); err != nil {
 			return err
 		}
-		return fmt.Errorf("records: cannot iterate over %s: it is null", s.where(len(s.path)))
+		return recordsErr("cannot iterate over %s: it is null", s.where(len(s.path)))
 	}
-	return fmt.Errorf("records: cannot index %s with %q: it is %s", s.where(level), s.path[level], kindAt(c))
+	if err := in.scanValue(level); err != nil {
+		return err
+	}
+	return recordsErr("cannot index %s with %q: it is %s", s.where(level), s.path[level], kindAt(c))
 }
 
 // kindAt names the kind of the value starting with c.
@@ -287,13 +301,17 @@ func (s *jsonStream) target() error {
 		if s.dflt {
 			return nil // null: no records
 		}
-		return fmt.Errorf("records: cannot iterate over %s: it is null", s.where(len(s.path)))
+		return recordsErr("cannot iterate over %s: it is null", s.where(len(s.path)))
 	}
-	if s.dflt {
-		return fmt.Errorf("records: the response body is %s, not a list: set records to select the records", kindAt(c))
-	}
-	if c != '{' {
-		return fmt.Errorf("records: cannot iterate over %s: it is %s", s.where(len(s.path)), kindAt(c))
+	if c != '{' || s.dflt {
+		// Not iterable: but a body that is not JSON at all says so first.
+		if err := in.scanValue(len(s.path)); err != nil {
+			return err
+		}
+		if s.dflt {
+			return recordsErr("the response body is %s, not a list: set records to select the records", kindAt(c))
+		}
+		return recordsErr("cannot iterate over %s: it is %s", s.where(len(s.path)), kindAt(c))
 	}
 	// .[] of an object yields its values, sorted by key as jq does: the
 	// object is read whole.

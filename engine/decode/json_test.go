@@ -129,6 +129,9 @@ func TestStreamFailsOnBrokenBodies(t *testing.T) {
 		{"empty", "  \n", "", "empty body"},
 		{"missing comma", `[1 2]`, "", "expected , or ]"},
 		{"unquoted key", `{data: [1]}`, ".data[]", "expected an object key"},
+		{"not JSON", `<html>oops</html>`, "", "invalid JSON"},
+		{"not JSON on the path", `<html>oops</html>`, ".data[]", "invalid JSON"},
+		{"unterminated string", `"abc`, "", "unexpected end of the body"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
