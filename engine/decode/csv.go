@@ -32,7 +32,10 @@ type csvReader struct {
 	fields []string
 }
 
-var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+var (
+	utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+	crlf    = []byte{'\r', '\n'}
+)
 
 func newCSVReader(in *input, opts CSVOptions) (*csvReader, error) {
 	if opts.Delimiter == 0 {
@@ -157,6 +160,13 @@ func (c *csvReader) readField() (end bool, err error) {
 	if q, ok := in.peek(); ok && q == quote && !c.opts.NoQuote {
 		start := in.line
 		in.advance(1)
+		// A line break inside a quoted field is \n, whichever the file
+		// uses between records (as encoding/csv reads it).
+		defer func() {
+			if bytes.IndexByte(c.field, '\r') >= 0 {
+				c.field = bytes.ReplaceAll(c.field, crlf, newline)
+			}
+		}()
 		for {
 			b := in.available()
 			if len(b) == 0 {

@@ -84,7 +84,7 @@ func TestNDJSONErrors(t *testing.T) {
 func TestCSV(t *testing.T) {
 	body := "\xEF\xBB\xBFid,name,note\r\n" +
 		"1,\"Smith, Jane\",\"said \"\"hi\"\"\"\r\n" +
-		"2,Bob,\"two\nlines\"\n" +
+		"2,Bob,\"two\r\nlines\"\n" +
 		"\n" +
 		"3,,5\" screen\n" +
 		"4,\"\",\"\"" // last line without a line break
