@@ -72,6 +72,11 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: cfg.Secrets, Now: opts.Now, Credentials: creds})
 	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
 	if opts.DryRun {
+		for _, se := range f.SideEffects() {
+			// A dry run reads the source as a run does: what it changes
+			// there is said before it starts.
+			opts.Logger.Warn("dry run: this request changes the source", "request", se)
+		}
 		r, err := runner.New(f, ropts)
 		if err != nil {
 			return res, err

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"fmt"
 	"maps"
 	"unicode/utf8"
 
@@ -240,4 +241,30 @@ func (p *parser) compileAsync(s *Stream, path string, sc eval.Scope, vars []stri
 		it := &dl.Headers.Items[j]
 		p.compileTmpl(&it.Value, ap+".download.headers."+it.Key, jsc)
 	}
+}
+
+// SideEffects names the requests of the spec that change the source: an
+// async stream's create request (it starts an export job), and requests
+// sent with PUT or PATCH. A dry run sends them too: it reads the source as
+// a run would, writing nothing of its own.
+func (f *File) SideEffects() []string {
+	var out []string
+	for i := range f.Streams.Items {
+		s := &f.Streams.Items[i].Value
+		if a := s.Async; a != nil {
+			rq := a.Create.Request()
+			out = append(out, fmt.Sprintf("stream %s: async.create %s %s creates an export job", s.Name, rq.Method.V, target(rq)))
+		}
+		if m := s.Request.Method.V; m == "PUT" || m == "PATCH" {
+			out = append(out, fmt.Sprintf("stream %s: request %s %s may change the source", s.Name, m, target(&s.Request)))
+		}
+	}
+	return out
+}
+
+func target(rq *Request) string {
+	if rq.URL.Set {
+		return rq.URL.V
+	}
+	return rq.Path.V
 }
