@@ -74,7 +74,13 @@ func (in *input) available() []byte {
 // advance consumes n buffered bytes.
 func (in *input) advance(n int) {
 	b := in.buf[in.pos : in.pos+n]
-	in.line += bytes.Count(b, newline)
+	if n == 1 {
+		if b[0] == '\n' {
+			in.line++
+		}
+	} else {
+		in.line += bytes.Count(b, newline)
+	}
 	if in.recording {
 		in.rec = append(in.rec, b...)
 	}

@@ -357,13 +357,13 @@ func (s *jsonStream) element() (v any, ok bool, err error) {
 	}
 	s.line = in.line
 	in.startRecording()
-	err = in.scanValue(len(s.path) + 1)
+	err = in.scanBounds()
 	s.raw = in.stopRecording()
 	if err != nil {
 		return nil, false, err
 	}
 	if v, err = s.vd.decode(s.raw); err != nil {
-		return nil, false, fmt.Errorf("line %d: %w", s.line, err)
+		return nil, false, fmt.Errorf("line %d: invalid JSON: %w", s.line, err)
 	}
 	return v, true, nil
 }

@@ -84,6 +84,7 @@ func TestStreamMatchesWholeDocument(t *testing.T) {
 		`{"a": {"b": [1, 2, 3], "c": [9]}, "d": {"b": [0]}}`, `{"a": null}`, `{"a": {"x": 1}}`, `{"a": [1]}`, `{"a": "s"}`,
 		`[{"a": 1}]`, ` {"a" : { "b" : [ 1 , 2 ] } } `, "{\"data\":\n[\n{\"id\":\n1}\n]\n}",
 		`{"data": [{"name": "é\u00e9\"\\"}]}`, `{"a": {"b": {"x": 1, "y": 2}}}`,
+		`[{"a": "]}"}, {"b": "\"]"}, "[{", -1.5e3, false]`, `{"data": [[[]], {"k": "v\\"}, "}"]}`,
 	}
 	programs := []string{"", ".[]", ".data[]", ".a.b[]", `."data"[]`, `.["data"][]`, ".data[] | .id", ".data[] | select(.id > 1) | {id}", ".a.b[] | ., .", ".data[] | error(\"boom\")"}
 	for _, program := range programs {
@@ -117,10 +118,10 @@ func TestStreamFailsOnBrokenBodies(t *testing.T) {
 		{"cut after the array", `{"data": [{"id": 1}], "next": "a`, ".data[]", "unexpected end of the body"},
 		{"cut before the closing brace", `{"data": [{"id": 1}]`, ".data[]", "unexpected end of the body"},
 		{"malformed element", "[{\"id\": 1},\n{\"id\": 2,}]", "", "line 2"},
-		{"bad literal", `[1, tru]`, "", "invalid literal"},
-		{"bad number", `[1, 01]`, "", "expected , or ]"},
-		{"control character", "[\"a\u0001\"]", "", "control character"},
-		{"bad escape", `["\x"]`, "", "invalid escape"},
+		{"bad literal", `[1, tru]`, "", "line 1: invalid JSON: invalid character ' ' in literal true"},
+		{"bad number", `[1, 01]`, "", "line 1: invalid JSON: more than one JSON value"},
+		{"control character", "[\"a\u0001\"]", "", "invalid character '\\x01' in string literal"},
+		{"bad escape", `["\x"]`, "", "in string escape code"},
 		{"malformed value skipped", `{"other": [1,,2], "data": [1]}`, ".data[]", "unexpected \",\""},
 		{"data after the document", `[1] [2]`, "", "data after the JSON value"},
 		{"data after an object", `{"data": [1]} x`, ".data[]", "data after the JSON value"},
@@ -129,6 +130,10 @@ func TestStreamFailsOnBrokenBodies(t *testing.T) {
 		{"empty", "  \n", "", "empty body"},
 		{"missing comma", `[1 2]`, "", "expected , or ]"},
 		{"unquoted key", `{data: [1]}`, ".data[]", "expected an object key"},
+		{"malformed value skipped, control character", "{\"other\": \"a\u0001\", \"data\": [1]}", ".data[]", "control character"},
+		{"malformed value skipped, bad escape", `{"other": "\x", "data": [1]}`, ".data[]", "invalid escape"},
+		{"malformed value skipped, bad literal", `{"other": tru, "data": [1]}`, ".data[]", "invalid literal"},
+		{"mismatched brackets", `[{"a": [1}, 2]`, "", "invalid JSON"},
 		{"not JSON", `<html>oops</html>`, "", "invalid JSON"},
 		{"not JSON on the path", `<html>oops</html>`, ".data[]", "invalid JSON"},
 		{"unterminated string", `"abc`, "", "unexpected end of the body"},

@@ -1,9 +1,11 @@
 package decode
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"unicode/utf8"
 )
 
 // The scanner below walks JSON text without building it: it validates a
@@ -132,17 +134,18 @@ func (in *input) scanObject(depth int, member func(key string) error) error {
 	}
 	for {
 		in.skipSpace()
-		key, err := in.readKey()
-		if err != nil {
-			return err
-		}
-		if err := in.expect(':', "a colon"); err != nil {
-			return err
-		}
+		var err error
 		if member != nil {
-			err = member(key)
-		} else {
-			err = in.scanValue(depth + 1)
+			var key string
+			if key, err = in.readKey(); err == nil {
+				if err = in.expect(':', "a colon"); err == nil {
+					err = member(key)
+				}
+			}
+		} else if err = in.scanKey(); err == nil {
+			if err = in.expect(':', "a colon"); err == nil {
+				err = in.scanValue(depth + 1)
+			}
 		}
 		if err != nil {
 			return err
@@ -152,6 +155,18 @@ func (in *input) scanObject(depth int, member func(key string) error) error {
 			return err
 		}
 	}
+}
+
+// scanKey consumes an object key.
+func (in *input) scanKey() error {
+	c, ok := in.peek()
+	if !ok {
+		return in.readErr("(expected an object key)")
+	}
+	if c != '"' {
+		return in.syntaxError("expected an object key, found %s", quoteByte(c))
+	}
+	return in.scanString()
 }
 
 // readKey consumes an object key and returns it decoded.
@@ -171,7 +186,11 @@ func (in *input) readKey() (string, error) {
 	err := in.scanString()
 	raw := in.rec[saved:]
 	var key string
-	if err == nil {
+	switch {
+	case err != nil:
+	case bytes.IndexByte(raw, '\\') < 0 && utf8.Valid(raw):
+		key = string(raw[1 : len(raw)-1])
+	default:
 		if err = json.Unmarshal(raw, &key); err != nil {
 			err = in.syntaxError("object key: %v", err)
 		}
@@ -322,4 +341,86 @@ func (in *input) atEnd() error {
 		return in.err
 	}
 	return nil
+}
+
+// boundaryStop marks the bytes that matter when finding a value's end.
+var boundaryStop = func() (t [256]bool) {
+	for _, c := range []byte(`"\\{}[]`) {
+		t[c] = true
+	}
+	return t
+}()
+
+// scanBounds consumes one value (after white space) without checking it:
+// it only finds where the value ends, minding strings and nesting. It is
+// for text that is decoded right after (whose decoder checks it all) and
+// followed by a strictly checked separator.
+func (in *input) scanBounds() error {
+	in.skipSpace()
+	c, ok := in.peek()
+	if !ok {
+		return in.readErr("(expected a value)")
+	}
+	if c != '{' && c != '[' && c != '"' {
+		// A literal or a number: up to the next delimiter.
+		for {
+			b := in.available()
+			if len(b) == 0 {
+				return nil
+			}
+			i := 0
+			for i < len(b) && b[i] != ',' && b[i] != ']' && b[i] != '}' && !isSpace(b[i]) {
+				i++
+			}
+			in.advance(i)
+			if i < len(b) {
+				return nil
+			}
+		}
+	}
+	depth, inString, escaped := 0, false, false
+	for {
+		b := in.available()
+		if len(b) == 0 {
+			return in.readErr("(inside a value)")
+		}
+		for i := 0; i < len(b); i++ {
+			c := b[i]
+			if inString {
+				switch {
+				case escaped:
+					escaped = false
+				case c == '\\':
+					escaped = true
+				case c == '"':
+					inString = false
+					if depth == 0 {
+						in.advance(i + 1)
+						return nil
+					}
+				}
+				continue
+			}
+			if !boundaryStop[c] {
+				continue
+			}
+			switch c {
+			case '"':
+				inString = true
+			case '{', '[':
+				depth++
+				if depth > maxDepth {
+					in.advance(i)
+					return in.syntaxError("nested too deeply")
+				}
+			case '}', ']':
+				depth--
+				if depth <= 0 {
+					in.advance(i + 1)
+					return nil
+				}
+			}
+		}
+		in.advance(len(b))
+	}
 }
