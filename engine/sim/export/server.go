@@ -27,7 +27,7 @@ type Options struct {
 	Parts    int    // files of a finished export (default 2)
 	Polls    int    // polls a job answers "running" before it is done (default 3)
 	// RetryAfter is the Retry-After (seconds) of a running job's answer
-	// (default 2).
+	// (default 2; negative: 0, for tests that must not wait).
 	RetryAfter int
 	// Fail says whether the n-th job created (from 1) fails; default none.
 	Fail func(n int) bool
@@ -270,7 +270,7 @@ func (s *Server) pollJob(x *exchange, w http.ResponseWriter, id string) {
 	case j == nil:
 		x.writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such export"})
 	case j.polls <= s.opts.Polls:
-		w.Header().Set("Retry-After", strconv.Itoa(s.opts.RetryAfter))
+		w.Header().Set("Retry-After", strconv.Itoa(max(s.opts.RetryAfter, 0)))
 		x.writeJSON(w, http.StatusOK, map[string]any{"id": id, "status": "running", "progress": float64(j.polls) / float64(s.opts.Polls+1)})
 	case j.failed:
 		x.writeJSON(w, http.StatusOK, map[string]any{"id": id, "status": "failed", "error": map[string]any{"code": "QUERY_TIMEOUT", "message": "the export query timed out"}})
