@@ -168,7 +168,7 @@ func (c *chainRun) create(client *fetch.Client) error {
 	st.jobs.Store(c.rn.partition, c.job)
 	r.log.Info("export job created", "stream", st.s.Name, "parents", describe(c.rn.parent), "job", id)
 	mark := c.mark(position{0, 0}, paginate.State{}, false, false)
-	mark.Retry = nil
+	mark.Retry, mark.flush = nil, true
 	if !c.send(item{mark: mark}) {
 		return errCancelled
 	}

@@ -236,7 +236,17 @@ func TestFormatsAgainstTheExportSimulator(t *testing.T) {
 			t.Errorf("export counters %+v, want 95 records in 2 pages (one per part)", sn)
 		}
 	}
-	// Every checkpoint of the export chain names its job.
+	// Every checkpoint of the export chain names its job; the first, made
+	// when the job was created, asks to be committed at once.
+	first := true
+	for _, cp := range out.cps {
+		if cp.Stream == "export" {
+			if cp.Flush != first {
+				t.Errorf("checkpoint %s: flush %v, want %v", cp.Value, cp.Flush, first)
+			}
+			first = false
+		}
+	}
 	for _, cp := range out.cps {
 		if cp.Stream == "export" && !strings.Contains(string(cp.Value), `"job":{"id":"exp_0001"`) {
 			t.Errorf("export checkpoint without its job: %s", cp.Value)

@@ -55,6 +55,8 @@ type pageState struct {
 	// cursor is the largest incremental cursor of a finished chain; it is
 	// saved under the stream's watermark key, not in the page state.
 	cursor any
+	// flush: commit at once (a job was just created on the source).
+	flush bool
 }
 
 // recordPos is a record's place in its chain, page (1-based) and index,
@@ -106,7 +108,7 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name, Partition: rn.partition, Value: val}); err != nil {
+	if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name, Partition: rn.partition, Value: val, Flush: ps.flush}); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", st.s.Name, err)
 	}
 	if ps.cursor != nil {

@@ -37,6 +37,8 @@ type Options struct {
 	// Cut cuts the connection after that many bytes of the body of the
 	// n-th request (from 1) to path; 0 sends it whole.
 	Cut func(path string, n int) int
+	// OnPoll, when set, is called before a job's n-th poll is answered.
+	OnPoll func(id string, n int)
 }
 
 // Event is one generated event.
@@ -266,6 +268,9 @@ func (s *Server) pollJob(x *exchange, w http.ResponseWriter, id string) {
 		j.polls++
 	}
 	s.mu.Unlock()
+	if j != nil && s.opts.OnPoll != nil {
+		s.opts.OnPoll(id, j.polls)
+	}
 	switch {
 	case j == nil:
 		x.writeJSON(w, http.StatusNotFound, map[string]any{"error": "no such export"})
