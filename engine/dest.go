@@ -355,7 +355,7 @@ func (d *destinations) Row(ctx context.Context, r sink.Row) error {
 }
 
 // Checkpoint makes the partition's pending rows ready with it, and commits
-// when a batch is full.
+// when a batch is full or the checkpoint asks to be flushed.
 func (d *destinations) Checkpoint(ctx context.Context, cp sink.Checkpoint) error {
 	if d.tables == nil {
 		return nil
@@ -366,7 +366,7 @@ func (d *destinations) Checkpoint(ctx context.Context, cp sink.Checkpoint) error
 	d.rows = append(d.rows, d.pending[k]...)
 	delete(d.pending, k)
 	d.cps = append(d.cps, cp)
-	if len(d.rows) >= d.batch {
+	if len(d.rows) >= d.batch || cp.Flush {
 		return d.flushLocked(ctx)
 	}
 	return nil

@@ -113,6 +113,11 @@ func run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *networ
 				return res, err
 			}
 		}
+		for _, se := range f.SideEffects() {
+			// A dry run reads the source as a run does: what it changes
+			// there is said before it starts.
+			opts.Logger.Warn("dry run: this request changes the source", "request", se)
+		}
 		r, err := runner.New(f, ropts)
 		if err != nil {
 			return res, err

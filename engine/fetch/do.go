@@ -36,7 +36,8 @@ type Request struct {
 type Response struct {
 	Status   int
 	Header   http.Header
-	Body     []byte // read fully
+	Body     []byte // read fully (Do); for Download only when it is not a 2xx
+	Spool    *Spool // the body of a Download's answer; the caller closes it
 	URL      string // redacted
 	Attempts int    // HTTP attempts sent, retries included
 	Duration time.Duration
@@ -114,8 +115,33 @@ func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource
 // a 401 refreshes the token once and re-sends without counting against
 // Attempts. A body over MaxBodyBytes fails at once with ErrBodyTooLarge.
 func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
+	return c.send(ctx, req, nil)
+}
+
+// Download is Do for a body read as a stream: the answer's body is
+// received whole, at the network's pace and bounded by dl.MaxBytes rather
+// than HostConfig.MaxBodyBytes, into resp.Spool (memory up to a few MiB,
+// then an unlinked temporary file), which the caller reads and closes. A
+// body cut short is retried like any transport failure: nothing of it has
+// been delivered yet. The timeout bounds the wait for the answer and
+// between two reads of its body, not the whole transfer. A status other
+// than 2xx, and response rules, are handled as by Do; a rule's body
+// predicate reads a body of at most MaxBodyBytes (a larger one fails the
+// request, or with dl.NotJSON does not match).
+func (c *Client) Download(ctx context.Context, req *Request, dl Download) (*Response, error) {
+	if dl.MaxBytes <= 0 {
+		dl.MaxBytes = DefaultMaxDownloadBytes
+	}
+	return c.send(ctx, req, &dl)
+}
+
+func (c *Client) send(ctx context.Context, req *Request, dl *Download) (*Response, error) {
 	start := c.pool.now()
-	resp, h, err := c.do(ctx, req)
+	resp, h, err := c.do(ctx, req, dl)
+	if err != nil && resp != nil && resp.Spool != nil {
+		resp.Spool.Close()
+		resp.Spool = nil
+	}
 	if resp != nil {
 		resp.Duration = c.pool.now().Sub(start)
 	}
@@ -128,7 +154,7 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	return resp, err
 }
 
-func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error) {
+func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response, *host, error) {
 	if req == nil {
 		return nil, nil, errors.New("nil request")
 	}
@@ -215,7 +241,7 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 			}
 			tokenUsed = v
 		}
-		rr, sent, dur, err := c.attempt(ctx, h, method, sendTo, hdr, body)
+		rr, spool, sent, dur, err := c.attempt(ctx, h, method, sendTo, hdr, body, dl)
 		if sent {
 			attempts++
 			c.pool.requests.Add(1)
@@ -233,9 +259,11 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 			if !sent {
 				return nil, h, fail(err)
 			}
-			if errors.Is(err, resty.ErrResponseBodyTooLarge) {
+			if errors.Is(err, resty.ErrResponseBodyTooLarge) || errors.Is(err, ErrBodyTooLarge) {
 				// Retrying would fetch the same oversized answer again.
-				err = fmt.Errorf("%w: over the limit of %d bytes", ErrBodyTooLarge, c.maxBody)
+				if !errors.Is(err, ErrBodyTooLarge) {
+					err = fmt.Errorf("%w: over the limit of %d bytes", ErrBodyTooLarge, c.maxBody)
+				}
 				c.log.Debug("http request", "method", method, "url", shown, "attempt", attempts, "duration", dur, "error", err.Error())
 				return nil, h, fail(err)
 			}
@@ -258,8 +286,20 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 
 		status := rr.StatusCode()
 		c.log.Debug("http request", "method", method, "url", shown, "status", status, "attempt", attempts, "duration", dur)
-		resp := &Response{Status: status, Header: rr.Header(), Body: rr.Body(), URL: shown, Attempts: attempts}
+		resp := &Response{Status: status, Header: rr.Header(), Body: rr.Body(), URL: shown, Attempts: attempts, Spool: spool}
+		if dl != nil && spool == nil {
+			// An answer that is not a 2xx was read into memory; one a rule
+			// turns into data is read from there.
+			resp.Spool = &Spool{mem: resp.Body, size: int64(len(resp.Body))}
+		}
+		// Every path below that does not return resp as data drops it.
+		discard := func() {
+			if resp.Spool != nil {
+				resp.Spool.Close()
+			}
+		}
 		if status == http.StatusUnauthorized && dynamic && !refreshed {
+			discard()
 			refreshed = true
 			c.tokens.invalidate(tokenUsed)
 			c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "reason", "refreshing the "+c.tokens.what())
@@ -267,7 +307,16 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 		}
 		if len(c.rules) > 0 {
 			rb := &ruleBody{raw: resp.Body}
+			if spool != nil {
+				rb.spool, rb.limit = spool, c.maxBody
+			}
 			rule, err := matchRule(ctx, c.rules, resp, rb)
+			if err == nil && rb.missed && dl != nil && !dl.NotJSON {
+				// A rule that needed the body could not read it: deciding
+				// without it would guess.
+				discard()
+				return nil, h, fail(fmt.Errorf("the answer has %d bytes, more than the %d a response rule's body predicate reads", spool.Size(), c.maxBody))
+			}
 			if err != nil {
 				// A predicate that cannot be evaluated decides nothing: the
 				// answer is neither data nor what the rule would make of it.
@@ -282,6 +331,7 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 					}
 					return resp, h, c.ruleError(method, shown, resp, rule, rule.Action, msg)
 				}
+				discard()
 				hint, hinted := ruleWait(rule, resp.Header, c.pool.now())
 				limit := rule.MaxWait
 				if limit <= 0 {
@@ -307,6 +357,7 @@ func (c *Client) do(ctx context.Context, req *Request) (*Response, *host, error)
 		if status >= 200 && status < 300 {
 			return resp, h, nil
 		}
+		discard()
 		serr := &StatusError{Method: method, URL: shown, Status: status, Body: errorBody(resp.Body, c.pool.red.text)}
 		if !canRetry || !c.retry.statuses[status] || failures+1 >= c.retry.attempts {
 			return resp, h, serr
@@ -356,35 +407,73 @@ func withParam(target, name, value string) string {
 // concurrency slot held only while the request is in flight, under a
 // per-attempt timeout. sent is false when it failed before reaching the
 // network.
-func (c *Client) attempt(ctx context.Context, h *host, method, target string, hdr http.Header, body []byte) (rr *resty.Response, sent bool, dur time.Duration, err error) {
+//
+// For a download (dl set), a 2xx body is received into a Spool, and the
+// timeout bounds each wait for data instead of the whole attempt.
+func (c *Client) attempt(ctx context.Context, h *host, method, target string, hdr http.Header, body []byte, dl *Download) (rr *resty.Response, spool *Spool, sent bool, dur time.Duration, err error) {
 	if err := c.pool.waitRate(ctx, h); err != nil {
-		return nil, false, 0, err
+		return nil, nil, false, 0, err
 	}
 	th := h.throttle.Load()
 	if th != nil {
 		if err := th.wait(ctx); err != nil {
-			return nil, false, 0, err
+			return nil, nil, false, 0, err
 		}
 	}
 	if err := h.gate.acquire(ctx); err != nil {
-		return nil, false, 0, err
+		return nil, nil, false, 0, err
 	}
 	defer h.gate.release()
-	actx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	var actx context.Context
+	var idle *idleTimer
+	if dl == nil {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	} else {
+		var cancel context.CancelCauseFunc
+		actx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		idle = newIdleTimer(c.timeout, cancel)
+		defer idle.stop()
+	}
 
 	r := h.rest.R().SetContext(actx).SetResponseBodyLimit(int(min(c.maxBody, math.MaxInt)))
+	if dl != nil {
+		r.SetDoNotParseResponse(true)
+	}
 	r.Header = hdr.Clone()
 	if body != nil {
 		r.SetBody(body)
 	}
 	start := c.pool.now()
 	rr, err = r.Execute(method, target)
+	if dl != nil && err == nil {
+		spool, err = c.receiveBody(rr, dl, idle)
+	}
 	recv := c.pool.now()
 	if th != nil && rr != nil && rr.RawResponse != nil {
 		th.observe(rr.Header(), rr.StatusCode(), start, recv)
 	}
-	return rr, true, recv.Sub(start), err
+	return rr, spool, true, recv.Sub(start), err
+}
+
+// receiveBody reads a download's body: a 2xx into a Spool, anything else
+// into memory (bounded by MaxBodyBytes) for the error and the rules.
+func (c *Client) receiveBody(rr *resty.Response, dl *Download, idle *idleTimer) (*Spool, error) {
+	raw := rr.RawBody()
+	defer raw.Close()
+	if st := rr.StatusCode(); st >= 200 && st < 300 {
+		return receive(raw, dl.MaxBytes, idle)
+	}
+	sp, err := receive(raw, c.maxBody, idle)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := sp.bytes(c.maxBody)
+	rr.SetBody(b)
+	sp.Close()
+	return nil, nil
 }
 
 // resolve builds the final URL and returns its origin, and whether it is

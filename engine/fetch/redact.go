@@ -24,6 +24,16 @@ func newRedactor() *redactor {
 		// OAuth2's standard names, in case a server echoes them into links.
 		"access_token":  {},
 		"client_secret": {},
+		// The signatures and credentials of presigned object-storage links
+		// (S3, Google Cloud Storage, Azure SAS, CloudFront), where export
+		// results are: such a link is a key to the file.
+		"x-amz-signature":      {},
+		"x-amz-credential":     {},
+		"x-amz-security-token": {},
+		"x-goog-signature":     {},
+		"x-goog-credential":    {},
+		"sig":                  {},
+		"signature":            {},
 	}}
 }
 

@@ -106,6 +106,8 @@ func TestRedact(t *testing.T) {
 		{name: "too short to redact", in: "a qk b", want: "a qk b"},
 		{name: "auth param whatever its value", url: true, in: "https://api.example/x?apikey=other&page=2#f", want: "https://api.example/x?apikey=REDACTED&page=2#f"},
 		{name: "access_token param", url: true, in: "https://h/x?access_token=zzz", want: "https://h/x?access_token=REDACTED"},
+		{name: "presigned S3 link", url: true, in: "https://b.s3.amazonaws.com/e/part-0.gz?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20260101&X-Amz-Expires=3600&X-Amz-Signature=abc123", want: "https://b.s3.amazonaws.com/e/part-0.gz?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=REDACTED&X-Amz-Expires=3600&X-Amz-Signature=REDACTED"},
+		{name: "Azure SAS", url: true, in: "https://a.blob.core.windows.net/c/f?sv=2022&sig=s1gn", want: "https://a.blob.core.windows.net/c/f?sv=2022&sig=REDACTED"},
 		{name: "userinfo password", url: true, in: "https://u:pw@h/x", want: "https://u:REDACTED@h/x"},
 		{name: "url keeps other params", url: true, in: "https://h/x?a=1&b", want: "https://h/x?a=1&b"},
 	}

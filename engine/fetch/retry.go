@@ -201,11 +201,14 @@ func retryableErr(err error, gotResponse bool) bool {
 		redi *redirectError
 		perm Permanent
 	)
+	var idle *errIdle
 	switch {
 	case errors.As(err, &cve), errors.As(err, &uae), errors.As(err, &hne), errors.As(err, &cie), errors.As(err, &redi):
 		return false
 	case errors.As(err, &perm) && perm.Permanent():
 		return false
+	case errors.As(err, &idle):
+		return true // a download that stalled
 	case errors.Is(err, context.Canceled):
 		return false
 	case errors.As(err, &ue):

@@ -131,11 +131,25 @@ type ruleBody struct {
 	decoded bool
 	v       any
 	json    bool
+
+	// A download's body is read from its spool when a rule needs it, up
+	// to limit bytes; missed records that a rule needed a larger one.
+	spool  *Spool
+	limit  int64
+	missed bool
 }
 
 func (b *ruleBody) value() (any, bool) {
 	if !b.decoded {
 		b.decoded = true
+		if b.raw == nil && b.spool != nil {
+			raw, ok := b.spool.bytes(b.limit)
+			if !ok {
+				b.missed = true
+				return nil, false
+			}
+			b.raw = raw
+		}
 		if len(bytes.TrimSpace(b.raw)) > 0 {
 			dec := json.NewDecoder(bytes.NewReader(b.raw))
 			dec.UseNumber()

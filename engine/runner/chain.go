@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -165,6 +164,9 @@ type chainRun struct {
 	replayUntil position           // pages up to here were committed before: written again only where they failed
 	retry       map[recordPos]bool // records whose table mappings failed before
 	failed      []recordPos        // records whose table mappings failed in this run
+
+	job       *jobState // an async stream's export job, saved with every checkpoint
+	downloads []string  // an async stream's result URLs: one chain of pages each, in place of windows
 }
 
 // position is a page in a chain: (window, page), ordered.
@@ -246,6 +248,9 @@ func (c *chainRun) run() error {
 			}
 		}
 	}
+	if s.Async != nil {
+		return c.async(client, start, restore)
+	}
 	if c.windows != nil && len(c.windows) == 0 {
 		return nil // no time has passed since the cursor: nothing to ask
 	}
@@ -258,7 +263,7 @@ func (c *chainRun) run() error {
 			env = maps.Clone(c.env)
 			env[spec.VarWindow] = map[string]any{"start": c.windows[w].start.Format(time.RFC3339), "end": c.windows[w].end.Format(time.RFC3339)}
 		}
-		req, target, err := r.buildRequest(c.ctx, s, rn, env, c.vars)
+		req, target, err := r.buildRequest(c.ctx, &s.Request, rn, env, c.vars)
 		if err != nil {
 			return err
 		}
@@ -406,84 +411,28 @@ func (c *chainRun) partitions() error {
 	return nil
 }
 
-// pages reads the pages of one window (or of the whole chain).
+// pages reads the pages of one window (or of the whole chain, or of one
+// download of an async stream).
 func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pager, req *paginate.Request, target string) error {
 	st, s := c.st, c.st.s
-	allowEmpty := s.Response != nil && s.Response.AllowEmpty.V
-	last := w == max(1, len(c.windows))-1
+	last := w == c.spans()-1
 	for page := first; ; page++ {
-		u := target
-		if req.URL != "" {
-			u = req.URL
-		}
-		resp, err := client.Do(c.ctx, &fetch.Request{Method: st.method, URL: u, Query: req.Query, Header: req.Header, Body: req.Body, BodyFormat: s.Request.BodyFormat.V})
-		if resp != nil {
-			st.stat.request(resp.Attempts)
-		} else if n := fetch.Attempts(err); n > 0 {
-			// Failed without an answer (network errors, timeouts): its
-			// attempts and retries count all the same.
-			st.stat.request(n)
-		}
-		if errors.Is(err, fetch.ErrSkipped) {
-			// A response rule skipped the request: nothing failed, but what
-			// it would have read is unknown, so its stream is incomplete.
-			st.stat.ruleSkipped()
-			c.r.log.Warn("request skipped", "stream", s.Name, "parents", describe(c.rn.parent), "page", page, "reason", err.Error())
-			return nil
-		}
-		// A response rule said "no data": the page has no records and the
-		// chain is done, complete.
-		empty := errors.Is(err, fetch.ErrEmpty)
-		if empty {
-			st.stat.emptied()
-			err = nil
-		}
-		if err != nil {
-			if c.ctx.Err() != nil {
-				return errCancelled
-			}
-			return fmt.Errorf("%spage %d: %w", c.windowLabel(w), page, err)
-		}
-		st.stat.page()
-		var body any
-		var recs []any
-		switch {
-		case empty || resp.Status == http.StatusNoContent:
-			// No content: no records, whatever the records program says.
-		case len(bytes.TrimSpace(resp.Body)) == 0 && !allowEmpty:
-			return fmt.Errorf("%spage %d: %s %s: %d: empty body where JSON was expected (a stream whose API answers empty for \"no records\" sets response.allow_empty)", c.windowLabel(w), page, st.method, resp.URL, resp.Status)
-		case len(bytes.TrimSpace(resp.Body)) == 0:
-		default:
-			if body, err = jsonv.Decode(resp.Body); err != nil {
-				return fmt.Errorf("%spage %d: %s %s: %d: response is not valid JSON: %w", c.windowLabel(w), page, st.method, resp.URL, resp.Status, err)
-			}
-			if recs, err = s.Records.Code().Run(c.ctx, body, c.vars...); err != nil {
-				return fmt.Errorf("%spage %d: %s %s: %d: records: %w", c.windowLabel(w), page, st.method, resp.URL, resp.Status, err)
-			}
-		}
-		if inc := s.Incremental; inc != nil && inc.Cursor.Code() != nil {
-			// Cursors first: a page is sent whole or not at all.
-			for _, rec := range recs {
-				cur, _, err := inc.Cursor.Code().First(c.ctx, rec, c.vars...)
-				if err != nil {
-					return fmt.Errorf("%spage %d: incremental.cursor: %w", c.windowLabel(w), page, err)
-				}
-				if later(cur, c.maxCursor) {
-					c.maxCursor = cur
-				}
-			}
-		}
 		at := position{w, page}
 		replay := at.atMost(c.replayUntil)
-		retried, err := c.release(recs, at, replay)
+		// The request, its body decoded and its records released (see
+		// readPage): what is left here is where the chain goes next.
+		pg, err := c.readPage(client, req, target, at, replay, pager.State())
 		if err != nil {
 			return err
 		}
-		st.stat.records(len(recs))
+		if pg.skipped {
+			return nil
+		}
+		resp, empty, retried := pg.resp, pg.empty, pg.retried
 		state := pager.State()
 		var more bool
 		if !empty {
-			more, err = pager.Next(c.ctx, paginate.Page{Number: page, Body: body, Header: resp.Header, URL: resp.URL, Records: len(recs)}, req)
+			more, err = pager.Next(c.ctx, paginate.Page{Number: page, Body: pg.body, Header: resp.Header, URL: resp.URL, Records: pg.records}, req)
 		}
 		if err != nil {
 			// The page's records went out; what follows it is unknown. The
@@ -517,7 +466,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		case c.windows != nil:
 			// A window is done: the cursor moves to its end.
 			mark.cursor = c.windows[w].end.Format(time.RFC3339)
-		case s.Incremental != nil && c.maxCursor != nil:
+		case s.Incremental != nil && c.maxCursor != nil && last:
 			mark.cursor = c.maxCursor
 		}
 		if (!replay || retried || mark.cursor != nil) && !c.send(item{mark: mark}) {
@@ -530,6 +479,9 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 }
 
 func (c *chainRun) windowLabel(w int) string {
+	if c.downloads != nil {
+		return fmt.Sprintf("download %d of %d: ", w+1, len(c.downloads))
+	}
 	if c.windows == nil {
 		return ""
 	}
@@ -540,14 +492,25 @@ func (c *chainRun) windowLabel(w int) string {
 // goes on from there.
 func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *pageState {
 	return &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo,
-		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at)}
+		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at), Job: c.job}
 }
 
-// release maps and sends one page's records. On a page committed before,
-// only the table mappings that failed are applied again.
-func (c *chainRun) release(recs []any, at position, replay bool) (retried bool, err error) {
+// spans is the number of sub-chains: windows, an async stream's
+// downloads, or the one chain.
+func (c *chainRun) spans() int {
+	if c.downloads != nil {
+		return len(c.downloads)
+	}
+	return max(1, len(c.windows))
+}
+
+// release maps and sends records of a page, the first of them at index
+// first. On a page committed before, only the table mappings that failed
+// are applied again.
+func (c *chainRun) release(recs []any, at position, first int, replay bool) (retried bool, err error) {
 	st := c.st
-	for i, rec := range recs {
+	for j, rec := range recs {
+		i := first + j
 		tables := st.tables
 		if replay {
 			// Rows were committed before, but for the tables whose
@@ -580,8 +543,7 @@ func (c *chainRun) release(recs []any, at position, replay bool) (retried bool, 
 
 // buildRequest renders the first request of a run. target is the URL or
 // path the HTTP client resolves against the base URL.
-func (r *Runner) buildRequest(ctx context.Context, s *spec.Stream, rn *run, env map[string]any, vars []any) (paginate.Request, string, error) {
-	rq := &s.Request
+func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, env map[string]any, vars []any) (paginate.Request, string, error) {
 	req := paginate.Request{Query: url.Values{}, Header: http.Header{}}
 	var target string
 	var err error

@@ -51,6 +51,9 @@ type Options struct {
 	Logger  *slog.Logger
 	Window  int // runs of one stream fetched ahead of its releaser (default 64)
 	Now     func() time.Time
+	// Sleep waits between the polls of an async job; it must return
+	// ctx.Err() as soon as ctx is done. Default: a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Runner runs one spec.
@@ -83,6 +86,8 @@ type stream struct {
 	allEntities []*spec.Entity // mapped from this stream, when selected
 	fills       []*lookup      // lookups filled from this stream
 	stat        *StreamStats
+	body        *bodyPlan // how its answers become records
+	jobs        sync.Map  // an async stream's export jobs created in this run, by partition
 }
 
 // streamState is a stream's part in one stage of the run (see
@@ -131,6 +136,9 @@ func New(f *spec.File, opts Options) (*Runner, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Sleep == nil {
+		opts.Sleep = sleep
+	}
 	r := &Runner{f: f, opts: opts, log: opts.Logger, streams: map[string]*stream{}, stats: newStats(opts.Now),
 		targets: newTargets(f), lookups: newLookups(f), seed: maphash.MakeSeed(), started: opts.Now().UTC(),
 		exprConfig: eval.Normalize(f.ExprValues(opts.Config)).(map[string]any)}
@@ -149,7 +157,7 @@ func New(f *spec.File, opts Options) (*Runner, error) {
 			method = s.Request.Method.V
 		}
 		st := &stream{s: s, method: method, selected: want.selected[s.Name], stat: r.stats.stream(s.Name),
-			fills: r.lookups.from(s.Name)}
+			fills: r.lookups.from(s.Name), body: planBody(s)}
 		st.client = &lazyClient{make: func() (*fetch.Client, error) {
 			hc, err := hostConfig(f, s, cfgEnv)
 			if err != nil {

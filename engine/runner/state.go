@@ -42,9 +42,21 @@ type pageState struct {
 	// into those tables only, so a failure is tried again rather than
 	// skipped with its finished chain.
 	Retry []recordPos `json:"retry,omitempty"`
+	// Part counts the values (array elements, lines, rows) of page
+	// Pages+1 already committed: a streamed page is committed in parts, so
+	// a huge one never sits whole in memory. Digest is a hash of those
+	// values' text: a resumed run asks the page again, re-reads them
+	// without writing and goes on after them, unless the page changed.
+	Part   int    `json:"part,omitempty"`
+	Digest string `json:"digest,omitempty"`
+	// Job is an async stream's export job: a resumed run polls it rather
+	// than creating a new one, while it is still valid.
+	Job *jobState `json:"job,omitempty"`
 	// cursor is the largest incremental cursor of a finished chain; it is
 	// saved under the stream's watermark key, not in the page state.
 	cursor any
+	// flush: commit at once (a job was just created on the source).
+	flush bool
 }
 
 // recordPos is a record's place in its chain, page (1-based) and index,
@@ -96,7 +108,7 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name, Partition: rn.partition, Value: val}); err != nil {
+	if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name, Partition: rn.partition, Value: val, Flush: ps.flush}); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", st.s.Name, err)
 	}
 	if ps.cursor != nil {

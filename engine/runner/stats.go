@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferry-etl/ferry/engine/fetch"
 )
 
 // StreamStats are the live counters of one stream.
@@ -27,6 +29,19 @@ func (s *StreamStats) request(attempts int) {
 		s.retries.Add(int64(attempts - 1))
 	}
 }
+
+// answered counts a request's attempts: its answer's, or for a request that
+// failed without an answer (network errors, timeouts), its error's: they
+// count all the same.
+func (s *StreamStats) answered(answerAttempts int, err error) {
+	if answerAttempts == 0 {
+		answerAttempts = fetch.Attempts(err)
+	}
+	if answerAttempts > 0 {
+		s.request(answerAttempts)
+	}
+}
+
 func (s *StreamStats) page()              { s.pages.Add(1) }
 func (s *StreamStats) records(n int)      { s.recs.Add(int64(n)) }
 func (s *StreamStats) output()            { s.outs.Add(1) }

@@ -38,4 +38,8 @@ type Checkpoint struct {
 	Stream    string
 	Partition string          // "" for a stream that does not fan out; else a stable key of the parent chain
 	Value     json.RawMessage // opaque to sinks: page token, cursor, watermark
+	// Flush asks for the checkpoint to be committed now, with what is
+	// ready, rather than with a later batch: it records a change made on
+	// the source (an export job created) that a crash must not forget.
+	Flush bool
 }

@@ -359,6 +359,7 @@ func (p *parser) compile(f *File) {
 		if pt := s.Partitions; pt != nil {
 			p.compileValue(&pt.Values, path+".partitions.values", sc)
 		}
+		p.compileAsync(s, path, config, sc, vars)
 		if pg := s.Paginate; pg != nil {
 			pp := path + ".paginate"
 			p.compileJQ(&pg.Token, pp+".token", vars)

@@ -232,7 +232,7 @@ type field struct {
 	key      string
 	index    int
 	required bool
-	unless   string // the field is not required when this one is given
+	unless   string // the field is not required when one of these (comma-separated) is given
 	enum     []string
 	only     []string
 	names    string // what the keys of a mapping name, when checked: "stream", "table", "config"
@@ -312,7 +312,17 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, at Po
 			d.checkEnum(v.Field(f.index), f.enum, fp)
 		}
 	}
-	needed := func(f field) bool { return f.required && (f.unless == "" || seen[f.unless] == nil) }
+	needed := func(f field) bool {
+		if !f.required {
+			return false
+		}
+		for _, alt := range strings.Split(f.unless, ",") {
+			if alt != "" && seen[alt] != nil {
+				return false
+			}
+		}
+		return true
+	}
 	for _, f := range nulls {
 		if needed(f) {
 			d.errorf(seen[f.key], path, "required field %q has no value", f.key)

@@ -85,7 +85,7 @@ func schemaOf(t reflect.Type, defs map[string]any) map[string]any {
 			defs[name] = map[string]any{} // placeholder against recursion
 			props := map[string]any{}
 			var required []string
-			var either []any // one of each pair is required (a field required unless another is given)
+			var either []any // one of them is required (a field required unless another is given)
 			for _, f := range fieldsOf(t) {
 				s := schemaOf(t.Field(f.index).Type, defs)
 				if f.doc != "" {
@@ -102,7 +102,10 @@ func schemaOf(t reflect.Type, defs map[string]any) map[string]any {
 					required = append(required, f.key)
 				}
 				if f.required && f.unless != "" {
-					either = append(either, map[string]any{"required": []any{f.key}}, map[string]any{"required": []any{f.unless}})
+					either = append(either, map[string]any{"required": []any{f.key}})
+					for _, alt := range strings.Split(f.unless, ",") {
+						either = append(either, map[string]any{"required": []any{alt}})
+					}
 				}
 			}
 			def := map[string]any{"type": "object", "properties": props, "additionalProperties": false}

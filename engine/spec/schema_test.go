@@ -65,7 +65,7 @@ func TestSchemaStructure(t *testing.T) {
 		{"stream names", prop("File", "streams")["propertyNames"].(map[string]any)["pattern"], identRE.String()},
 		{"port pointer", prop("File", "port")["$ref"], "#/$defs/Port"},
 		{"entities list", prop("Port", "entities")["items"], map[string]any{"$ref": "#/$defs/Entity"}},
-		{"stream needs request or partitions", defs["Stream"].(map[string]any)["anyOf"], []any{map[string]any{"required": []any{"request"}}, map[string]any{"required": []any{"partitions"}}}},
+		{"stream needs request, partitions or async", defs["Stream"].(map[string]any)["anyOf"], []any{map[string]any{"required": []any{"request"}}, map[string]any{"required": []any{"partitions"}}, map[string]any{"required": []any{"async"}}}},
 		{"method enum", prop("Request", "method")["enum"], []any{"GET", "POST", "PUT", "PATCH"}},
 		{"column enum", prop("Table", "columns")["additionalProperties"].(map[string]any)["enum"],
 			[]any{"STRING", "BOOLEAN", "INT", "LONG", "DOUBLE", "DECIMAL", "JSON", "UTC_DATETIME", "NAIVE_DATE"}},

@@ -144,8 +144,9 @@ type Stream struct {
 	Batch       Str          `yaml:"batch" doc:"A stream fanned out from the same parent whose records, for that parent, are collected into a list (batch in expr, $batch in jq): one request per parent carrying the list."`
 	When        Expr         `yaml:"when" doc:"expr condition evaluated per parent; false skips the request."`
 	HTTP        *HTTP        `yaml:"http" doc:"Overrides of the top-level http block, e.g. another host and auth."`
-	Request     Request      `yaml:"request" ferry:"required" unless:"partitions" doc:"The request (required unless partitions are given)."`
+	Request     Request      `yaml:"request" ferry:"required" unless:"partitions,async" doc:"The request (required unless partitions or async are given)."`
 	Partitions  *Partitions  `yaml:"partitions" doc:"Values instead of a request: each one becomes a record {value} that children fan out from (parent.value), for accounts, regions or numbers from config or a range."`
+	Async       *Async       `yaml:"async" doc:"An export job instead of a request: created once, polled until done, then its results downloaded (each a chain of pages read as response says). The job is checkpointed: a resumed run polls the same job while it is still valid."`
 	Records     JQ           `yaml:"records" doc:"jq program from a response body to records (default: .[] for an array, nothing for null, else the body)."`
 	Paginate    *Paginate    `yaml:"paginate" doc:"How to reach the next page."`
 	Incremental *Incremental `yaml:"incremental" doc:"Read only what changed since the last run: the largest cursor seen is saved per parent, and templates see it as cursor."`
@@ -177,7 +178,76 @@ type Request struct {
 
 // Response says how a stream's answers are read.
 type Response struct {
-	AllowEmpty Bool `yaml:"allow_empty" doc:"An empty 2xx body means no records (default false: an empty body other than a 204 fails the request chain)."`
+	Pos Pos `yaml:"-"`
+
+	AllowEmpty  Bool `yaml:"allow_empty" doc:"An empty 2xx body means no records (default false: an empty JSON or XML body other than a 204 fails the request chain; an empty NDJSON or CSV body has no records)."`
+	Format      Str  `yaml:"format" enum:"json,ndjson,csv,xml" doc:"json (default): records applies to the document, streamed when it is .[], .a.b[] or .a.b[] | f. ndjson: one JSON value per line, records applies to each (default: the line). csv: one object per row, keyed by the header (records applies to each; default: the row). xml: the document in the JSON shape (elements objects, repeated elements lists, attributes prefixed @, text #text), records applies as for JSON."`
+	Compression Str  `yaml:"compression" enum:"auto,gzip,none" doc:"auto (default): gzip when Content-Encoding or Content-Type say so or the body starts with gzip's magic bytes; gzip: always; none: never."`
+	CSV         *CSV `yaml:"csv" doc:"Layout of a CSV body (format csv)."`
+	MaxBytes    Int  `yaml:"max_bytes" doc:"The largest body accepted, in bytes after decompression (default 32 MiB for a body decoded whole: JSON whose records do not stream, and XML; 16 GiB for one streamed: NDJSON, CSV, streamed JSON). A larger body fails the request chain; it is never cut short."`
+}
+
+// CSV is the layout of a CSV body (RFC 4180 by default).
+type CSV struct {
+	Pos Pos `yaml:"-"`
+
+	Header    Bool  `yaml:"header" doc:"The first row names the fields (default true)."`
+	Columns   []Str `yaml:"columns" doc:"Field names of a body without a header row (header: false); without them a row is a list of strings."`
+	Delimiter Str   `yaml:"delimiter" doc:"The one character between fields (default \",\"; \"\\t\" for tab-separated values)."`
+	Quote     Str   `yaml:"quote" doc:"The character that encloses a field holding delimiters, line breaks or quotes (written twice) (default \"); \"\" turns quoting off."`
+}
+
+// Async is an export job: created once, polled until it is done, then
+// its results downloaded. Templates of the poll and download requests see
+// job.id.
+type Async struct {
+	Pos Pos `yaml:"-"`
+
+	Create   AsyncCreate   `yaml:"create" ferry:"required" doc:"The request that creates the job (side effect on the source: a dry run sends it too)."`
+	Poll     AsyncPoll     `yaml:"poll" ferry:"required" doc:"The request that asks how the job stands, sent until done or failed is true."`
+	Download AsyncDownload `yaml:"download" ferry:"required" doc:"Where the results are: a URL or list of URLs from the last poll answer (urls), or one path or url."`
+	Expires  Duration      `yaml:"expires" doc:"How long a created job stays usable (default 24h): a resumed run polls the job it created before when it is younger, else creates a new one."`
+}
+
+// AsyncCreate is the request that creates an export job.
+type AsyncCreate struct {
+	Pos Pos `yaml:"-"`
+
+	Method     Str        `yaml:"method" enum:"GET,POST,PUT,PATCH" doc:"HTTP method (default POST)."`
+	Path       Tmpl       `yaml:"path" doc:"Path joined to the base URL (template)."`
+	URL        Tmpl       `yaml:"url" doc:"Absolute URL, instead of path."`
+	Query      Map[Value] `yaml:"query" doc:"Query parameters (templates)."`
+	Headers    Map[Tmpl]  `yaml:"headers" doc:"Headers (templates)."`
+	Body       Value      `yaml:"body" doc:"Body as YAML; strings may hold templates."`
+	BodyJQ     JQ         `yaml:"body_jq" doc:"Body built by a jq program (input: the parent record, or null)."`
+	BodyFormat Str        `yaml:"body_format" enum:"json,form" doc:"json (default) or form."`
+	ID         JQ         `yaml:"id" ferry:"required" doc:"jq on the create answer giving the job's id (a string or a number): job.id in the poll and download templates."`
+}
+
+// AsyncPoll is the request that asks how an export job stands.
+type AsyncPoll struct {
+	Pos Pos `yaml:"-"`
+
+	Method  Str        `yaml:"method" enum:"GET,POST" doc:"HTTP method (default GET)."`
+	Path    Tmpl       `yaml:"path" doc:"Path joined to the base URL (template; sees job.id)."`
+	URL     Tmpl       `yaml:"url" doc:"Absolute URL, instead of path."`
+	Query   Map[Value] `yaml:"query" doc:"Query parameters (templates)."`
+	Headers Map[Tmpl]  `yaml:"headers" doc:"Headers (templates)."`
+	Every   Duration   `yaml:"every" doc:"Wait between polls (default 5s); a Retry-After header on the answer overrides it."`
+	Timeout Duration   `yaml:"timeout" doc:"How long to poll before the chain fails (default 1h); the job is kept, and the next run polls it again."`
+	Done    JQ         `yaml:"done" ferry:"required" doc:"jq predicate on the poll answer: the job is done (its results can be downloaded)."`
+	Failed  JQ         `yaml:"failed" doc:"jq predicate on the poll answer: the job failed; the chain fails with message, and the next run creates a new job."`
+	Message JQ         `yaml:"message" doc:"jq on the poll answer of a failed job giving its message (default: the answer)."`
+}
+
+// AsyncDownload says where the results of a done export job are.
+type AsyncDownload struct {
+	Pos Pos `yaml:"-"`
+
+	URLs    JQ        `yaml:"urls" doc:"jq on the last poll answer giving the result's URL or a list of URLs, each read as a chain of pages (relative URLs join the base URL)."`
+	Path    Tmpl      `yaml:"path" doc:"The one result's path (template; sees job.id), instead of urls."`
+	URL     Tmpl      `yaml:"url" doc:"The one result's absolute URL (template), instead of urls."`
+	Headers Map[Tmpl] `yaml:"headers" doc:"Headers of the download requests (templates; sent to other hosts too, unlike credentials)."`
 }
 
 // Paginate is one of the pagination kinds, chosen by Type.

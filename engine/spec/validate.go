@@ -84,6 +84,7 @@ func (p *parser) validate(f *File) {
 	p.checkStreams(f)
 	p.checkIncremental(f)
 	p.checkPartitions(f)
+	p.checkFormats(f)
 	p.checkGraph(f)
 	placeStreams(f)
 	p.checkLookups(f)

@@ -17,6 +17,8 @@ func TestDecode(t *testing.T) {
 		{`{"a": 1} x`, "error"},
 		{``, "error"},
 		{`[1,`, "error"},
+		{`{}}`, "error"},
+		{`[1]]`, "error"},
 	}
 	for _, tc := range tests {
 		v, err := Decode([]byte(tc.in))

@@ -1,0 +1,274 @@
+package decode
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"strings"
+
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
+)
+
+// Formats of a response body.
+const (
+	JSON   = "json"
+	NDJSON = "ndjson"
+	CSV    = "csv"
+	XML    = "xml"
+)
+
+// Compression settings.
+const (
+	Auto = "auto" // gzip when Content-Encoding or Content-Type say so, or the body starts with gzip's magic bytes
+	Gzip = "gzip"
+	None = "none"
+)
+
+// ErrEmpty is returned by the first Next of a JSON or XML body that holds
+// no document at all (nothing or white space only). NDJSON and CSV bodies
+// may be empty: they then hold no values.
+var ErrEmpty = errors.New("empty body")
+
+// Options say how to read a body.
+type Options struct {
+	Format      string // JSON (default), NDJSON, CSV or XML
+	Compression string // Auto (default), Gzip or None
+	// ContentType and ContentEncoding are the response's headers, read by
+	// Auto.
+	ContentType, ContentEncoding string
+	// MaxBytes limits the body after decompression; 0 means no limit.
+	MaxBytes int64
+
+	// JSON only. With Stream set, the values are the elements of the
+	// array at Path (keys from the document's root; none: the document
+	// itself), or, when an object is there, its values in key order;
+	// without it, the document is the one value.
+	Stream bool
+	Path   []string
+	// Default gives the default records program's meaning to a streamed
+	// body with an empty Path: null holds no values, and anything but an
+	// array is an error.
+	Default bool
+	// Capture lists the paths (off Path) whose values a streamed body
+	// keeps, for Doc: what pagination programs read.
+	Capture [][]string
+
+	CSV CSVOptions
+}
+
+// Decoder yields the values of one body. It is not safe for concurrent
+// use.
+type Decoder struct {
+	opts  Options
+	in    *input
+	gz    *gzip.Reader
+	next  func() (any, error)
+	raw   []byte
+	line  int
+	doc   any
+	json  *jsonStream
+	csv   *csvReader
+	vd    *valueDecoder
+	ended bool
+}
+
+// New prepares to decode r. It reads nothing yet but, with Auto
+// compression, the first bytes that tell whether the body is gzip.
+func New(r io.Reader, opts Options) (*Decoder, error) {
+	if opts.Format == "" {
+		opts.Format = JSON
+	}
+	d := &Decoder{opts: opts}
+	src, err := d.decompress(r)
+	if err != nil {
+		return nil, err
+	}
+	if opts.MaxBytes > 0 {
+		src = &limitReader{r: src, max: opts.MaxBytes}
+	}
+	d.in = newInput(src)
+	switch opts.Format {
+	case JSON:
+		if opts.Stream {
+			d.json = &jsonStream{in: d.in, vd: newValueDecoder(), path: opts.Path, capture: opts.Capture, dflt: opts.Default && len(opts.Path) == 0}
+			d.next = d.nextStreamed
+		} else {
+			d.next = d.nextDocument
+		}
+	case NDJSON:
+		d.vd = newValueDecoder()
+		d.next = d.nextLine
+	case CSV:
+		c, err := newCSVReader(d.in, opts.CSV)
+		if err != nil {
+			return nil, err
+		}
+		d.csv = c
+		d.next = d.nextRow
+	case XML:
+		d.next = d.nextXML
+	default:
+		return nil, fmt.Errorf("unknown format %q", opts.Format)
+	}
+	return d, nil
+}
+
+// decompress wraps r in a gzip reader when the body is gzip.
+func (d *Decoder) decompress(r io.Reader) (io.Reader, error) {
+	switch d.opts.Compression {
+	case None:
+		return r, nil
+	case Gzip:
+	case Auto, "":
+		br := bufio.NewReaderSize(r, 512)
+		r = br
+		if !isGzip(d.opts.ContentEncoding, d.opts.ContentType) {
+			magic, _ := br.Peek(2)
+			if !bytes.Equal(magic, gzipMagic) {
+				return r, nil
+			}
+		}
+	default:
+		return nil, fmt.Errorf("unknown compression %q", d.opts.Compression)
+	}
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	d.gz = gz
+	return gz, nil
+}
+
+var gzipMagic = []byte{0x1f, 0x8b}
+
+// isGzip reads the headers: a Content-Encoding that names gzip (when the
+// HTTP client did not already decode it), or a gzip Content-Type.
+func isGzip(encoding, contentType string) bool {
+	for _, e := range strings.Split(encoding, ",") {
+		if e = strings.ToLower(strings.TrimSpace(e)); e == "gzip" || e == "x-gzip" {
+			return true
+		}
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/gzip" || mt == "application/x-gzip")
+}
+
+// Next returns the next value, or io.EOF after the last. An error (with
+// the line where it was found) ends the body: later calls return it again.
+func (d *Decoder) Next() (any, error) {
+	if d.ended {
+		return nil, io.EOF
+	}
+	v, err := d.next()
+	if err != nil {
+		d.ended = err == io.EOF
+		if !d.ended {
+			d.next = func() (any, error) { return nil, err }
+		}
+	}
+	return v, err
+}
+
+// Raw returns the text of the value Next returned last (a line, a row, an
+// array element; nil for a whole document), valid until the next call.
+func (d *Decoder) Raw() []byte { return d.raw }
+
+// Line is the line the value Next returned last starts on.
+func (d *Decoder) Line() int { return d.line }
+
+// Doc returns, once Next has returned io.EOF, the document: for a streamed
+// JSON body only the captured paths' values (nil when none), for NDJSON and
+// CSV nil.
+func (d *Decoder) Doc() any {
+	if d.json != nil {
+		if d.json.doc == nil {
+			return nil
+		}
+		return d.json.doc
+	}
+	return d.doc
+}
+
+// Close releases the decompressor. It does not close the body.
+func (d *Decoder) Close() error {
+	if d.gz != nil {
+		return d.gz.Close()
+	}
+	return nil
+}
+
+func (d *Decoder) nextStreamed() (any, error) {
+	v, err := d.json.next()
+	d.raw, d.line = d.json.raw, d.json.line
+	return v, err
+}
+
+// nextDocument decodes the whole document, once.
+func (d *Decoder) nextDocument() (any, error) {
+	d.next = func() (any, error) { return nil, io.EOF }
+	in := d.in
+	in.skipSpace()
+	if _, ok := in.peek(); !ok {
+		if in.err != nil && in.err != io.EOF {
+			return nil, in.err
+		}
+		return nil, ErrEmpty
+	}
+	var buf bytes.Buffer
+	for {
+		b := in.available()
+		if len(b) == 0 {
+			break
+		}
+		buf.Write(b)
+		in.advance(len(b))
+	}
+	if in.err != nil && in.err != io.EOF {
+		return nil, in.err
+	}
+	v, err := jsonv.Decode(buf.Bytes())
+	if err != nil {
+		return nil, jsonError(buf.Bytes(), err)
+	}
+	d.doc, d.line = v, 1
+	return v, nil
+}
+
+// jsonError puts the line of a syntax error in its message.
+func jsonError(b []byte, err error) error {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		line := 1 + bytes.Count(b[:min(int(syn.Offset), len(b))], newline)
+		return fmt.Errorf("line %d: %w", line, err)
+	}
+	return err
+}
+
+// nextLine decodes the next non-blank line of an NDJSON body.
+func (d *Decoder) nextLine() (any, error) {
+	in := d.in
+	for {
+		line := in.line
+		b, ok := in.readLine()
+		if !ok {
+			if in.err != nil && in.err != io.EOF {
+				return nil, fmt.Errorf("line %d: %w", in.line, in.err)
+			}
+			return nil, io.EOF
+		}
+		if len(bytes.TrimSpace(b)) == 0 {
+			continue
+		}
+		d.raw, d.line = b, line
+		v, err := d.vd.decode(b)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: invalid JSON: %w", line, err)
+		}
+		return v, nil
+	}
+}

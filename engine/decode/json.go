@@ -1,0 +1,386 @@
+package decode
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
+)
+
+// RecordsError is a body whose shape the records program cannot read, as
+// jq would fail on the whole document (iterating over null, indexing an
+// array with a name).
+type RecordsError struct{ msg string }
+
+func (e *RecordsError) Error() string { return "records: " + e.msg }
+
+func recordsErr(format string, args ...any) error {
+	return &RecordsError{msg: fmt.Sprintf(format, args...)}
+}
+
+// valueDecoder decodes complete JSON texts one after the other with one
+// json.Decoder (numbers as json.Number), fed each text followed by a space
+// so that a number at the end is known to be complete.
+type valueDecoder struct {
+	dec  *json.Decoder
+	feed feed
+}
+
+type feed struct{ b []byte }
+
+var errFeedEmpty = errors.New("incomplete JSON value")
+
+func (f *feed) Read(p []byte) (int, error) {
+	if len(f.b) == 0 {
+		return 0, errFeedEmpty
+	}
+	n := copy(p, f.b)
+	f.b = f.b[n:]
+	return n, nil
+}
+
+func newValueDecoder() *valueDecoder {
+	vd := &valueDecoder{}
+	vd.dec = json.NewDecoder(&vd.feed)
+	vd.dec.UseNumber()
+	return vd
+}
+
+// decode decodes text, which must hold exactly one JSON value.
+func (vd *valueDecoder) decode(text []byte) (any, error) {
+	vd.feed.b = append(text, ' ')
+	var v any
+	if err := vd.dec.Decode(&v); err != nil {
+		if errors.Is(err, errFeedEmpty) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	// What is left of the text must be white space: one value per text.
+	if !onlySpace(vd.dec.Buffered()) || len(bytes.TrimSpace(vd.feed.b)) > 0 {
+		return nil, errors.New("more than one JSON value")
+	}
+	return v, nil
+}
+
+func onlySpace(r io.Reader) bool {
+	b, _ := io.ReadAll(r)
+	return len(bytes.TrimSpace(b)) == 0
+}
+
+// jsonStream yields the elements of the array at path (or the values of
+// an object there, in key order as jq does), checking the whole document
+// around them and keeping the captured paths' values.
+type jsonStream struct {
+	in      *input
+	vd      *valueDecoder
+	path    []string
+	capture [][]string
+	dflt    bool // the default records program: a null body has no records, anything but a list fails
+
+	started, done bool
+	inArray       bool  // between the elements of the target array
+	first         bool  // no element of the target array read yet
+	pending       []any // values of a target object, in key order
+	pendingRaw    [][]byte
+	doc           map[string]any
+	raw           []byte
+	line          int
+}
+
+// where names the target for messages: ".a.b", or "the response body".
+func (s *jsonStream) where(n int) string {
+	if n == 0 {
+		return "the response body"
+	}
+	return "." + strings.Join(s.path[:n], ".")
+}
+
+func (s *jsonStream) next() (any, error) {
+	if !s.started {
+		s.started = true
+		if err := s.open(); err != nil {
+			return nil, err
+		}
+	}
+	for {
+		switch {
+		case len(s.pending) > 0:
+			v := s.pending[0]
+			s.raw = s.pendingRaw[0]
+			s.pending, s.pendingRaw = s.pending[1:], s.pendingRaw[1:]
+			return v, nil
+		case s.inArray:
+			v, ok, err := s.element()
+			if err != nil || ok {
+				return v, err
+			}
+			s.inArray = false
+		case s.done:
+			return nil, io.EOF
+		default:
+			s.done = true
+			if err := s.close(); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// open reads up to the start of the target's values.
+func (s *jsonStream) open() error {
+	in := s.in
+	in.skipSpace()
+	if _, ok := in.peek(); !ok {
+		if in.err != nil && in.err != io.EOF {
+			return fmt.Errorf("line %d: %w", in.line, in.err)
+		}
+		return ErrEmpty
+	}
+	for level := 0; level < len(s.path); level++ {
+		if err := s.enterObject(level); err != nil {
+			return err
+		}
+		found, err := s.members(level, false)
+		if err != nil {
+			return err
+		}
+		if !found {
+			// .a.b of an object without b is null: nothing to iterate.
+			return recordsErr("cannot iterate over %s: it is null (absent)", s.where(level+1))
+		}
+	}
+	return s.target()
+}
+
+// enterObject consumes the { of the object at level, or fails as jq would
+// indexing something else.
+func (s *jsonStream) enterObject(level int) error {
+	in := s.in
+	in.skipSpace()
+	c, ok := in.peek()
+	switch {
+	case !ok:
+		return in.readErr("(expected a value)")
+	case c == '{':
+		in.advance(1)
+		return nil
+	case c == 'n':
+		if err := in.scanLiteral("null"); err != nil {
+			return err
+		}
+		return recordsErr("cannot iterate over %s: it is null", s.where(len(s.path)))
+	}
+	if err := in.scanValue(level); err != nil {
+		return err
+	}
+	return recordsErr("cannot index %s with %q: it is %s", s.where(level), s.path[level], kindAt(c))
+}
+
+// kindAt names the kind of the value starting with c.
+func kindAt(c byte) string {
+	switch c {
+	case '[':
+		return "an array"
+	case '{':
+		return "an object"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
+
+// members reads the members of the object at level (its { consumed, or,
+// with resume, the value of its previous member consumed). Before the path
+// key it stops right after that key, found true; members that are not on
+// the path are captured or skipped.
+func (s *jsonStream) members(level int, resume bool) (found bool, err error) {
+	in := s.in
+	if resume {
+		end, err := in.next('}', "object")
+		if err != nil || end {
+			return false, err
+		}
+	} else {
+		in.skipSpace()
+		if c, ok := in.peek(); ok && c == '}' {
+			in.advance(1)
+			return false, nil
+		}
+	}
+	for {
+		in.skipSpace()
+		key, err := in.readKey()
+		if err != nil {
+			return false, err
+		}
+		if err := in.expect(':', "a colon"); err != nil {
+			return false, err
+		}
+		if key == s.path[level] {
+			return true, nil
+		}
+		if err := s.other(level, key); err != nil {
+			return false, err
+		}
+		end, err := in.next('}', "object")
+		if err != nil || end {
+			return false, err
+		}
+	}
+}
+
+// other consumes the value of a member off the path: decoded into the
+// captured document when a capture path runs through it, else skipped.
+func (s *jsonStream) other(level int, key string) error {
+	at := append(slices.Clone(s.path[:level]), key)
+	keep := false
+	for _, c := range s.capture {
+		if len(c) > level && slices.Equal(c[:level+1], at) {
+			keep = true
+			break
+		}
+	}
+	if !keep {
+		return s.in.scanValue(level + 1)
+	}
+	s.in.skipSpace()
+	s.in.startRecording()
+	err := s.in.scanValue(level + 1)
+	raw := s.in.stopRecording()
+	if err != nil {
+		return err
+	}
+	v, err := jsonv.Decode(raw)
+	if err != nil {
+		return s.in.syntaxError("%v", err)
+	}
+	if s.doc == nil {
+		s.doc = map[string]any{}
+	}
+	m := s.doc
+	for _, k := range s.path[:level] {
+		sub, ok := m[k].(map[string]any)
+		if !ok {
+			sub = map[string]any{}
+			m[k] = sub
+		}
+		m = sub
+	}
+	m[key] = v
+	return nil
+}
+
+// target starts iterating the value at the path.
+func (s *jsonStream) target() error {
+	in := s.in
+	in.skipSpace()
+	c, ok := in.peek()
+	if !ok {
+		return in.readErr("(expected a value)")
+	}
+	switch c {
+	case '[':
+		in.advance(1)
+		s.inArray, s.first = true, true
+		return nil
+	case 'n':
+		if err := in.scanLiteral("null"); err != nil {
+			return err
+		}
+		if s.dflt {
+			return nil // null: no records
+		}
+		return recordsErr("cannot iterate over %s: it is null", s.where(len(s.path)))
+	}
+	if c != '{' || s.dflt {
+		// Not iterable: but a body that is not JSON at all says so first.
+		if err := in.scanValue(len(s.path)); err != nil {
+			return err
+		}
+		if s.dflt {
+			return recordsErr("the response body is %s, not a list: set records to select the records", kindAt(c))
+		}
+		return recordsErr("cannot iterate over %s: it is %s", s.where(len(s.path)), kindAt(c))
+	}
+	// .[] of an object yields its values, sorted by key as jq does: the
+	// object is read whole.
+	in.startRecording()
+	err := in.scanValue(len(s.path))
+	raw := in.stopRecording()
+	if err != nil {
+		return err
+	}
+	v, err := jsonv.Decode(raw)
+	if err != nil {
+		return in.syntaxError("%v", err)
+	}
+	obj := v.(map[string]any)
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		b, err := json.Marshal(obj[k])
+		if err != nil {
+			return err
+		}
+		s.pending = append(s.pending, obj[k])
+		s.pendingRaw = append(s.pendingRaw, b)
+	}
+	return nil
+}
+
+// element reads the next element of the target array; ok is false after
+// its closing bracket.
+func (s *jsonStream) element() (v any, ok bool, err error) {
+	in := s.in
+	in.skipSpace()
+	if s.first {
+		s.first = false
+		if c, ok := in.peek(); ok && c == ']' {
+			in.advance(1)
+			return nil, false, nil
+		}
+	} else {
+		end, err := in.next(']', "array")
+		if err != nil || end {
+			return nil, false, err
+		}
+		in.skipSpace()
+	}
+	s.line = in.line
+	in.startRecording()
+	err = in.scanBounds()
+	s.raw = in.stopRecording()
+	if err != nil {
+		return nil, false, err
+	}
+	if v, err = s.vd.decode(s.raw); err != nil {
+		return nil, false, fmt.Errorf("line %d: invalid JSON: %w", s.line, err)
+	}
+	return v, true, nil
+}
+
+// close reads the rest of the document after the target: the remaining
+// members of every enclosing object, then nothing but white space.
+func (s *jsonStream) close() error {
+	for level := len(s.path) - 1; level >= 0; level-- {
+		found, err := s.members(level, true)
+		if err != nil {
+			return err
+		}
+		if found {
+			// jq would see only the last one: streaming both would give
+			// records a whole-document reading never gives.
+			return fmt.Errorf("line %d: key %q appears twice in %s", s.in.line, s.path[level], s.where(level))
+		}
+	}
+	return s.in.atEnd()
+}

@@ -1,0 +1,384 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferry-etl/ferry/engine/fetch"
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
+	"github.com/ferry-etl/ferry/engine/paginate"
+	"github.com/ferry-etl/ferry/engine/spec"
+)
+
+// Defaults of an async stream.
+const (
+	defaultPollEvery   = 5 * time.Second
+	defaultPollTimeout = time.Hour
+	defaultJobExpires  = 24 * time.Hour
+)
+
+// jobState is an async stream's export job as checkpointed: its id, and
+// when it was created (a job older than async.expires is not resumed).
+type jobState struct {
+	ID      string    `json:"id"`
+	Created time.Time `json:"created"`
+}
+
+// async runs the chain of an async stream: the export job is created (or
+// the one an earlier run created is polled again), polled until done, and
+// each of its result URLs read as a chain of pages, the way windows are.
+// Every checkpoint of the chain carries the job.
+func (c *chainRun) async(client *fetch.Client, start position, restore bool) error {
+	r, s := c.r, c.st.s
+	a := s.Async
+	expires := defaultJobExpires
+	if a.Expires.Set {
+		expires = a.Expires.V
+	}
+	var answer any
+	if job := c.savedJob(); job != nil {
+		if age := r.opts.Now().Sub(job.Created); age >= expires {
+			r.log.Warn("export job expired: creating a new one", "stream", s.Name, "parents", describe(c.rn.parent), "job", job.ID, "age", age.Round(time.Second))
+		} else {
+			c.job = job
+			var gone bool
+			var err error
+			if answer, gone, err = c.poll(client, true); err != nil {
+				return err
+			}
+			if gone {
+				r.log.Warn("export job is gone: creating a new one", "stream", s.Name, "parents", describe(c.rn.parent), "job", job.ID)
+				c.job = nil
+			}
+		}
+	}
+	if c.job == nil {
+		if c.cp != nil && (c.cp.Window > 0 || c.cp.Pages > 0 || c.cp.Part > 0) {
+			// What was committed came from another job: the new one is
+			// read from its start, written whole.
+			c.cp, c.replayUntil, c.retry = nil, position{}, nil
+			start, restore = position{0, 1}, false
+		}
+		if err := c.create(client); err != nil {
+			return err
+		}
+		var err error
+		if answer, _, err = c.poll(client, false); err != nil {
+			return err
+		}
+	}
+	urls, err := c.downloadURLs(answer)
+	if err != nil {
+		return err
+	}
+	c.downloads = urls
+	if len(urls) == 0 {
+		// A job with no results: the chain is done, with no records.
+		c.send(item{mark: c.mark(position{0, 0}, paginate.State{}, true, false)})
+		return nil
+	}
+	env := c.jobEnv()
+	for w := start.window; w < len(urls); w++ {
+		req := paginate.Request{Query: url.Values{}, Header: http.Header{}}
+		for _, it := range a.Download.Headers.Items {
+			v, err := it.Value.Template().RenderString(env)
+			if err != nil {
+				return fmt.Errorf("async.download.headers.%s: %w", it.Key, err)
+			}
+			req.Header.Set(it.Key, v)
+		}
+		pager := paginate.New(s.Paginate, c.vars, env)
+		if err := pager.Init(&req); err != nil {
+			return err
+		}
+		first := 1
+		if restore && w == start.window {
+			if err := pager.Restore(c.cp.Next, &req); err != nil {
+				return fmt.Errorf("resume: %w", err)
+			}
+			first = start.page
+		}
+		if err := c.pages(client, w, first, pager, &req, urls[w]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// savedJob is the job of the chain's checkpoint, or the one created for
+// the same chain earlier in this run (a parent read again in a later stage
+// polls its job rather than creating another).
+func (c *chainRun) savedJob() *jobState {
+	if c.cp != nil && c.cp.Job != nil {
+		return c.cp.Job
+	}
+	if j, ok := c.st.jobs.Load(c.rn.partition); ok {
+		return j.(*jobState)
+	}
+	return nil
+}
+
+// jobEnv is the expr environment of the poll and download requests.
+func (c *chainRun) jobEnv() map[string]any {
+	env := maps.Clone(c.env)
+	env[spec.VarJob] = map[string]any{"id": c.job.ID}
+	return env
+}
+
+// create sends the request that creates the export job, and checkpoints
+// the job before polling it: a run that stops now resumes with this job.
+func (c *chainRun) create(client *fetch.Client) error {
+	r, st, a := c.r, c.st, c.st.s.Async
+	rq := a.Create.Request()
+	req, target, err := r.buildRequest(c.ctx, rq, c.rn, c.env, c.vars)
+	if err != nil {
+		return fmt.Errorf("async.create: %w", err)
+	}
+	resp, err := client.Do(c.ctx, &fetch.Request{Method: rq.Method.V, URL: target, Query: req.Query, Header: req.Header, Body: req.Body, BodyFormat: rq.BodyFormat.V})
+	st.stat.answered(attemptsOf(resp), err)
+	if err != nil {
+		if c.ctx.Err() != nil {
+			return errCancelled
+		}
+		return fmt.Errorf("async.create: %w", err)
+	}
+	body, err := jsonv.Decode(resp.Body)
+	if err != nil {
+		return fmt.Errorf("async.create: %s %s: %d: the answer is not valid JSON: %w", rq.Method.V, resp.URL, resp.Status, err)
+	}
+	v, ok, err := a.Create.ID.Code().First(c.ctx, body, c.vars...)
+	if err != nil {
+		return fmt.Errorf("async.create.id: %w", err)
+	}
+	id, valid := jobID(v)
+	if !ok || !valid {
+		return fmt.Errorf("async.create.id: want a string or a number, got %s (answer of %s %s)", jsonv.Kind(v), rq.Method.V, resp.URL)
+	}
+	c.job = &jobState{ID: id, Created: r.opts.Now().UTC()}
+	st.jobs.Store(c.rn.partition, c.job)
+	r.log.Info("export job created", "stream", st.s.Name, "parents", describe(c.rn.parent), "job", id)
+	mark := c.mark(position{0, 0}, paginate.State{}, false, false)
+	mark.Retry, mark.flush = nil, true
+	if !c.send(item{mark: mark}) {
+		return errCancelled
+	}
+	return nil
+}
+
+func jobID(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, x != ""
+	case json.Number:
+		return x.String(), true
+	case float64, int:
+		return fmt.Sprint(x), true
+	}
+	return "", false
+}
+
+// poll asks how the job stands until done (it returns the answer) or
+// failed, waiting async.poll.every between polls (or what Retry-After
+// says), for at most async.poll.timeout. A failed job fails the chain with
+// its message and is dropped from the checkpoint, so the next run creates
+// a new one; a job still running at the timeout is kept, and the next run
+// polls it again. With resumed, a 404 or 410 on the first poll means the
+// job is gone (gone is true).
+func (c *chainRun) poll(client *fetch.Client, resumed bool) (answer any, gone bool, err error) {
+	r, st, a := c.r, c.st, c.st.s.Async
+	p := &a.Poll
+	rq := p.Request()
+	if !rq.Method.Set {
+		rq.Method = spec.Str{V: http.MethodGet, Set: true}
+	}
+	req, target, err := r.buildRequest(c.ctx, rq, c.rn, c.jobEnv(), c.vars)
+	if err != nil {
+		return nil, false, fmt.Errorf("async.poll: %w", err)
+	}
+	every, timeout := defaultPollEvery, defaultPollTimeout
+	if p.Every.Set {
+		every = p.Every.V
+	}
+	if p.Timeout.Set {
+		timeout = p.Timeout.V
+	}
+	deadline := r.opts.Now().Add(timeout)
+	id := c.job.ID
+	for n := 1; ; n++ {
+		resp, err := client.Do(c.ctx, &fetch.Request{Method: rq.Method.V, URL: target, Query: req.Query, Header: req.Header})
+		st.stat.answered(attemptsOf(resp), err)
+		var se *fetch.StatusError
+		switch {
+		case err != nil && c.ctx.Err() != nil:
+			return nil, false, errCancelled
+		case err != nil && resumed && n == 1 && errors.As(err, &se) && (se.Status == http.StatusNotFound || se.Status == http.StatusGone):
+			return nil, true, nil
+		case err != nil:
+			return nil, false, fmt.Errorf("export job %s: poll: %w", id, err)
+		}
+		body, err := jsonv.Decode(resp.Body)
+		if err != nil {
+			return nil, false, fmt.Errorf("export job %s: poll: %s %s: %d: the answer is not valid JSON: %w", id, rq.Method.V, resp.URL, resp.Status, err)
+		}
+		if failed, err := c.holds(&p.Failed, body); err != nil {
+			return nil, false, fmt.Errorf("export job %s: async.poll.failed: %w", id, err)
+		} else if failed {
+			return nil, false, c.jobFailed(body)
+		}
+		done, err := c.holds(&p.Done, body)
+		if err != nil {
+			return nil, false, fmt.Errorf("export job %s: async.poll.done: %w", id, err)
+		}
+		if done {
+			r.log.Debug("export job done", "stream", st.s.Name, "job", id, "polls", n)
+			return body, false, nil
+		}
+		now := r.opts.Now()
+		if !now.Before(deadline) {
+			b, _ := json.Marshal(body)
+			return nil, false, fmt.Errorf("export job %s: not done after %s (%d polls; the last answer: %s); the next run polls it again", id, timeout, n, shorten(string(b)))
+		}
+		wait := every
+		if d, ok := retryAfter(resp.Header.Get("Retry-After"), now); ok {
+			wait = d
+		}
+		if err := r.opts.Sleep(c.ctx, min(wait, deadline.Sub(now))); err != nil {
+			return nil, false, errCancelled
+		}
+	}
+}
+
+// holds runs a predicate: true unless it yields nothing, false or null.
+func (c *chainRun) holds(q *spec.JQ, body any) (bool, error) {
+	if q.Code() == nil {
+		return false, nil
+	}
+	v, ok, err := q.Code().First(c.ctx, body, c.vars...)
+	return ok && v != nil && v != false, err
+}
+
+// jobFailed drops the failed job from the checkpoint (the next run creates
+// a new one, and reads its results from the start) and says why it failed.
+func (c *chainRun) jobFailed(body any) error {
+	id := c.job.ID
+	msg := ""
+	if q := c.st.s.Async.Poll.Message.Code(); q != nil {
+		if v, ok, err := q.First(c.ctx, body, c.vars...); err != nil {
+			msg = "(message: " + err.Error() + ")"
+		} else if ok && v != nil {
+			if s, isStr := v.(string); isStr {
+				msg = s
+			} else {
+				b, _ := json.Marshal(v)
+				msg = string(b)
+			}
+		}
+	}
+	if msg == "" {
+		b, _ := json.Marshal(body)
+		msg = shorten(string(b))
+	}
+	c.job = nil
+	c.st.jobs.Delete(c.rn.partition)
+	mark := c.mark(position{0, 0}, paginate.State{}, false, false)
+	mark.Retry = nil
+	c.send(item{mark: mark})
+	return fmt.Errorf("export job %s failed: %s", id, c.r.opts.Pool.Redact(msg))
+}
+
+// downloadURLs are the job's results: what download.urls gives on the
+// last poll answer (a URL or a list), or the one path or url.
+func (c *chainRun) downloadURLs(answer any) ([]string, error) {
+	dl := &c.st.s.Async.Download
+	env := c.jobEnv()
+	switch {
+	case dl.Path.Template() != nil:
+		u, err := dl.Path.Template().RenderPath(env)
+		if err != nil {
+			return nil, fmt.Errorf("async.download.path: %w", err)
+		}
+		return []string{u}, nil
+	case dl.URL.Template() != nil:
+		u, err := dl.URL.Template().RenderString(env)
+		if err != nil {
+			return nil, fmt.Errorf("async.download.url: %w", err)
+		}
+		return []string{u}, nil
+	}
+	outs, err := dl.URLs.Code().Run(c.ctx, answer, c.vars...)
+	if err != nil {
+		return nil, fmt.Errorf("async.download.urls: %w", err)
+	}
+	var urls []string
+	for _, o := range outs {
+		list, isList := o.([]any)
+		if !isList {
+			list = []any{o}
+		}
+		for _, u := range list {
+			s, ok := u.(string)
+			if !ok || s == "" {
+				// A wrong path gives null: that is no "no results".
+				return nil, fmt.Errorf("async.download.urls: want a URL or a list of URLs, got %s", jsonv.Kind(u))
+			}
+			urls = append(urls, s)
+		}
+	}
+	if urls == nil {
+		urls = []string{}
+	}
+	return urls, nil
+}
+
+// retryAfter reads a Retry-After value: seconds or an HTTP date.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}
+
+func shorten(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "…"
+	}
+	return s
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// attemptsOf is an answer's attempts, 0 for none.
+func attemptsOf(resp *fetch.Response) int {
+	if resp == nil {
+		return 0
+	}
+	return resp.Attempts
+}

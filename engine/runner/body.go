@@ -1,0 +1,358 @@
+package runner
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/ferry-etl/ferry/engine/decode"
+	"github.com/ferry-etl/ferry/engine/eval"
+	"github.com/ferry-etl/ferry/engine/fetch"
+	"github.com/ferry-etl/ferry/engine/paginate"
+	"github.com/ferry-etl/ferry/engine/spec"
+)
+
+// partValues is how many values (array elements, lines, rows) of a
+// streamed page are committed together: the sink holds at most this many
+// records' rows before a checkpoint, however large the page.
+const partValues = 1000
+
+// bodyPlan is how a stream's answers become records, decided once.
+type bodyPlan struct {
+	format string
+	// stream: the body's values come one at a time (NDJSON, CSV, a JSON
+	// array the records program iterates); else the document is one value.
+	stream  bool
+	path    []string   // JSON streamed: the array's keys
+	dflt    bool       // JSON streamed: the default records program
+	capture [][]string // JSON streamed: what pagination programs read
+	// each is the program giving the records of one value: the rest of a
+	// streamed records program, the records program of an NDJSON line or
+	// a CSV row (nil: the value is the record), or the records program of
+	// a document.
+	each        *eval.JQ
+	csv         decode.CSVOptions
+	compression string
+	maxBytes    int64
+	allowEmpty  bool
+	accept      string
+}
+
+// planBody decides how a stream reads its answers. A JSON body streams
+// when its records program has one of the shapes decode.Split knows and
+// whatever pagination reads of the body lies beside the streamed array
+// (paths such as .next or .meta.total, and response.x.y in stop_when);
+// otherwise the document is read whole.
+func planBody(s *spec.Stream) *bodyPlan {
+	p := &bodyPlan{format: s.Format(), each: s.Records.Code()}
+	if r := s.Response; r != nil {
+		p.compression, p.allowEmpty = r.Compression.V, r.AllowEmpty.V
+		if r.MaxBytes.Set {
+			p.maxBytes = int64(r.MaxBytes.V)
+		}
+		if c := r.CSV; c != nil {
+			p.csv = decode.CSVOptions{NoHeader: c.Header.Set && !c.Header.V}
+			for _, col := range c.Columns {
+				p.csv.Columns = append(p.csv.Columns, col.V)
+			}
+			if c.Delimiter.Set {
+				p.csv.Delimiter = c.Delimiter.V[0]
+			}
+			if c.Quote.Set {
+				if c.Quote.V == "" {
+					p.csv.NoQuote = true
+				} else {
+					p.csv.Quote = c.Quote.V[0]
+				}
+			}
+		}
+	}
+	switch p.format {
+	case spec.FormatNDJSON, spec.FormatCSV:
+		p.stream = true
+		if !s.Records.Set {
+			p.each = nil
+		}
+	case spec.FormatJSON:
+		p.streamJSON(s)
+	}
+	if p.maxBytes == 0 {
+		p.maxBytes = fetch.DefaultMaxBodyBytes
+		if p.stream {
+			p.maxBytes = fetch.DefaultMaxDownloadBytes
+		}
+	}
+	p.accept = map[string]string{
+		spec.FormatNDJSON: "application/x-ndjson, application/jsonl;q=0.9, */*;q=0.8",
+		spec.FormatCSV:    "text/csv, */*;q=0.8",
+		spec.FormatXML:    "application/xml, text/xml;q=0.9, */*;q=0.8",
+	}[p.format]
+	return p
+}
+
+func (p *bodyPlan) streamJSON(s *spec.Stream) {
+	var path []string
+	var rest *eval.JQ
+	if s.Records.Set {
+		var ok bool
+		var err error
+		if path, rest, ok, err = decode.Split(s.Records.V, s.JQVars()); !ok || err != nil {
+			return
+		}
+	}
+	var capture [][]string
+	if pg := s.Paginate; pg != nil {
+		for _, q := range []spec.JQ{pg.Token, pg.URL, pg.TotalPages, pg.Total} {
+			if !q.Set {
+				continue
+			}
+			keys, ok := decode.PathOf(q.V)
+			if !ok {
+				return
+			}
+			capture = append(capture, keys)
+		}
+		if pg.StopWhen.Set {
+			paths, ok := decode.MemberPaths(pg.StopWhen.V, "response")
+			if !ok {
+				return
+			}
+			capture = append(capture, paths...)
+		}
+	}
+	for _, c := range capture {
+		if isPrefix(c, path) || isPrefix(path, c) {
+			return // pagination reads the array itself (or the whole body)
+		}
+	}
+	p.stream, p.path, p.dflt, p.capture, p.each = true, path, !s.Records.Set, capture, rest
+}
+
+func isPrefix(a, b []string) bool { return len(a) <= len(b) && slices.Equal(a, b[:len(a)]) }
+
+func (p *bodyPlan) options(h http.Header) decode.Options {
+	return decode.Options{Format: p.format, Compression: p.compression, ContentType: h.Get("Content-Type"), ContentEncoding: h.Get("Content-Encoding"),
+		MaxBytes: p.maxBytes, Stream: p.stream, Path: p.path, Default: p.dflt, Capture: p.capture, CSV: p.csv}
+}
+
+// header adds the Accept header of the format unless the spec sets one.
+func (p *bodyPlan) header(h http.Header) http.Header {
+	if p.accept == "" || h.Get("Accept") != "" {
+		return h
+	}
+	h = h.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Accept", p.accept)
+	return h
+}
+
+// pageRead is one page: its answer, what pagination reads of its body, and
+// what its records did.
+type pageRead struct {
+	resp    *fetch.Response
+	body    any // the document, the captured part of a streamed one, or nil
+	records int
+	retried bool // records of a committed page were written again where they had failed
+	empty   bool // a rule said "no data": the chain is done
+	skipped bool // a rule skipped the request
+}
+
+// readPage sends a page's request and releases its records (see
+// decodePage). state is the pager's position of this request, for the
+// checkpoints of a page committed in parts.
+func (c *chainRun) readPage(client *fetch.Client, req *paginate.Request, target string, at position, replay bool, state paginate.State) (*pageRead, error) {
+	st, s := c.st, c.st.s
+	plan := st.body
+	u := target
+	if req.URL != "" {
+		u = req.URL
+	}
+	method, bodyFormat := st.method, s.Request.BodyFormat.V
+	if c.downloads != nil {
+		method, bodyFormat = http.MethodGet, ""
+	}
+	resp, err := client.Download(c.ctx, &fetch.Request{Method: method, URL: u, Query: req.Query, Header: plan.header(req.Header), Body: req.Body, BodyFormat: bodyFormat},
+		fetch.Download{MaxBytes: plan.maxBytes, NotJSON: plan.format != spec.FormatJSON})
+	answered := 0
+	if resp != nil {
+		answered = resp.Attempts
+		if resp.Spool != nil {
+			defer resp.Spool.Close()
+		}
+	}
+	st.stat.answered(answered, err)
+	if errors.Is(err, fetch.ErrSkipped) {
+		// A response rule skipped the request: nothing failed, but what
+		// it would have read is unknown, so its stream is incomplete.
+		st.stat.ruleSkipped()
+		c.r.log.Warn("request skipped", "stream", s.Name, "parents", describe(c.rn.parent), "page", at.page, "reason", err.Error())
+		return &pageRead{skipped: true}, nil
+	}
+	// A response rule said "no data": the page has no records and the
+	// chain is done, complete.
+	empty := errors.Is(err, fetch.ErrEmpty)
+	if empty {
+		st.stat.emptied()
+		err = nil
+	}
+	if err != nil {
+		if c.ctx.Err() != nil {
+			return nil, errCancelled
+		}
+		return nil, fmt.Errorf("%spage %d: %w", c.windowLabel(at.window), at.page, err)
+	}
+	st.stat.page()
+	pg := &pageRead{resp: resp, empty: empty}
+	if empty || resp.Status == http.StatusNoContent {
+		// No content: no records, whatever the records program says.
+		return pg, nil
+	}
+	if err := c.decodePage(pg, method, at, replay, state); err != nil {
+		return nil, err
+	}
+	return pg, nil
+}
+
+// decodePage decodes a page's body value by value and releases the
+// records of each as it comes: a huge page is never whole in memory. A
+// streamed page is committed in parts of partValues values: after each
+// part a checkpoint names the values committed (and a digest of them), so
+// the sink holds one part at a time. Every failure (a malformed value, a
+// body cut short, data after the document, a records or cursor error)
+// fails the chain: the parts before it are committed, the rest of the page
+// is not, and the next run goes on from the last part.
+//
+// A page whose first values were committed by an earlier run is asked
+// again; those values are read without writing (but for rows that failed)
+// and checked against the digest. A page that changed in between cannot be
+// resumed without skipping or repeating records: its checkpoint goes back
+// to the page's start and the chain fails, so the next run reads it whole.
+func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay bool, state paginate.State) error {
+	st := c.st
+	plan, resp := st.body, pg.resp
+	where := fmt.Sprintf("%spage %d: %s %s: %d", c.windowLabel(at.window), at.page, method, resp.URL, resp.Status)
+	kind := strings.ToUpper(plan.format)
+	dec, err := decode.New(resp.Spool.Reader(), plan.options(resp.Header))
+	if err != nil {
+		return fmt.Errorf("%s: response is not valid %s: %w", where, kind, err)
+	}
+	defer dec.Close()
+	skip, want := c.committedPart(at)
+	var digest hash.Hash
+	if plan.stream {
+		digest = sha256.New()
+	}
+	values := 0
+	for {
+		v, err := dec.Next()
+		if err == io.EOF {
+			break
+		}
+		if errors.Is(err, decode.ErrEmpty) {
+			if plan.allowEmpty {
+				break
+			}
+			return fmt.Errorf("%s: empty body where %s was expected (a stream whose API answers empty for \"no records\" sets response.allow_empty)", where, kind)
+		}
+		if err != nil {
+			var re *decode.RecordsError
+			if errors.As(err, &re) {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			return fmt.Errorf("%s: response is not valid %s: %w", where, kind, err)
+		}
+		if digest != nil {
+			var n [8]byte
+			binary.BigEndian.PutUint64(n[:], uint64(len(dec.Raw())))
+			digest.Write(n[:])
+			digest.Write(dec.Raw())
+		}
+		recs := []any{v}
+		if plan.each != nil {
+			if recs, err = plan.each.Run(c.ctx, v, c.vars...); err != nil {
+				return fmt.Errorf("%s: records: %w", where, err)
+			}
+		}
+		if err := c.cursors(recs); err != nil {
+			return fmt.Errorf("%spage %d: incremental.cursor: %w", c.windowLabel(at.window), at.page, err)
+		}
+		retried, err := c.release(recs, at, pg.records, replay || values < skip)
+		pg.retried = pg.retried || retried
+		if err != nil {
+			return err
+		}
+		pg.records += len(recs)
+		st.stat.records(len(recs))
+		values++
+		switch {
+		case values == skip && sum(digest) != want:
+			return c.pageChanged(at, state, skip)
+		case digest != nil && !replay && values > skip && values%partValues == 0:
+			mark := c.mark(at, state, false, false)
+			mark.Pages, mark.Part, mark.Digest = at.page-1, values, sum(digest)
+			if !c.send(item{mark: mark}) {
+				return errCancelled
+			}
+		}
+	}
+	if values < skip {
+		return c.pageChanged(at, state, skip)
+	}
+	pg.body = dec.Doc()
+	return nil
+}
+
+// cursors moves the chain's largest incremental cursor over recs.
+func (c *chainRun) cursors(recs []any) error {
+	inc := c.st.s.Incremental
+	if inc == nil || inc.Cursor.Code() == nil {
+		return nil
+	}
+	for _, rec := range recs {
+		cur, _, err := inc.Cursor.Code().First(c.ctx, rec, c.vars...)
+		if err != nil {
+			return err
+		}
+		if later(cur, c.maxCursor) {
+			c.maxCursor = cur
+		}
+	}
+	return nil
+}
+
+func sum(h hash.Hash) string {
+	if h == nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// committedPart is how many values of the page at were committed by an
+// earlier run, and their digest.
+func (c *chainRun) committedPart(at position) (int, string) {
+	if cp := c.cp; cp != nil && cp.Part > 0 && at == (position{cp.Window, cp.Pages + 1}) {
+		return cp.Part, cp.Digest
+	}
+	return 0, ""
+}
+
+// pageChanged puts the chain's checkpoint back to the start of the page at
+// and fails the chain.
+func (c *chainRun) pageChanged(at position, state paginate.State, committed int) error {
+	mark := c.mark(at, state, false, false)
+	mark.Pages = at.page - 1
+	if !c.send(item{mark: mark}) {
+		return errCancelled
+	}
+	return fmt.Errorf("%spage %d: the answer changed since an interrupted run committed its first %d values: going on after them could skip or repeat records, so the next run reads the page again from its start (an append table may get those records twice)",
+		c.windowLabel(at.window), at.page, committed)
+}
