@@ -47,6 +47,7 @@ type runFlags struct {
 	resumeWithin                        *time.Duration
 	sets                                setFlag
 	logLevel, logFormat, progress       *choiceFlag
+	profile                             *profileFlags
 }
 
 func defineRunFlags(fs *flag.FlagSet) *runFlags {
@@ -66,6 +67,7 @@ func defineRunFlags(fs *flag.FlagSet) *runFlags {
 	f.progress = choice(fs, "progress", "auto", "`mode`: auto (live on a terminal, log lines otherwise), live, log or none", "auto", "live", "log", "none")
 	f.logLevel = choice(fs, "log-level", "info", "`level`: debug, info, warn or error", "debug", "info", "warn", "error")
 	f.logFormat = choice(fs, "log-format", "text", "`format` of stderr: text, or json (every line of stderr a JSON object)", "text", "json")
+	f.profile = defineProfileFlags(fs)
 	return f
 }
 
@@ -93,6 +95,15 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 	case specPath == "-" && *f.config == "-":
 		return usageErr("the spec and --config cannot both come from stdin")
 	}
+	stopProfile, err := f.profile.start()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if perr := stopProfile(); perr != nil && err == nil {
+			err = perr
+		}
+	}()
 
 	mode := f.progress.value
 	fd, liveOK := liveAllowed(a.stderr)
