@@ -361,8 +361,16 @@ func (c *Client) attempt(ctx context.Context, h *host, method, target string, hd
 		return nil, false, 0, err
 	}
 	th := h.throttle.Load()
-	if th != nil {
+	var ad *adaptive
+	var seq uint64
+	switch {
+	case th != nil:
 		if err := th.wait(ctx); err != nil {
+			return nil, false, 0, err
+		}
+	case h.adapt != nil:
+		ad = h.adapt
+		if seq, err = ad.wait(ctx); err != nil {
 			return nil, false, 0, err
 		}
 	}
@@ -381,8 +389,13 @@ func (c *Client) attempt(ctx context.Context, h *host, method, target string, hd
 	start := c.pool.now()
 	rr, err = r.Execute(method, target)
 	recv := c.pool.now()
-	if th != nil && rr != nil && rr.RawResponse != nil {
-		th.observe(rr.Header(), rr.StatusCode(), start, recv)
+	if rr != nil && rr.RawResponse != nil {
+		switch {
+		case th != nil:
+			th.observe(rr.Header(), rr.StatusCode(), start, recv)
+		case ad != nil:
+			ad.observe(rr.Header(), rr.StatusCode(), seq, start, recv)
+		}
 	}
 	return rr, true, recv.Sub(start), err
 }
