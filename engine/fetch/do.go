@@ -451,8 +451,7 @@ func (c *Client) resolve(req *Request) (target, targetOrigin string, same bool, 
 }
 
 func isAbs(raw string) bool {
-	l := strings.ToLower(raw)
-	return strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://")
+	return len(raw) >= 7 && strings.EqualFold(raw[:7], "http://") || len(raw) >= 8 && strings.EqualFold(raw[:8], "https://")
 }
 
 // dropParam removes name from a raw query, keeping the rest as is.
