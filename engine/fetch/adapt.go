@@ -38,12 +38,16 @@ type adaptive struct {
 	starts  [adaptRing]time.Time
 	nstarts uint64 // requests started, the sequence number of the next
 
-	// The budget the host announced, as of the latest request answered
-	// with one: remaining after request budgetSeq, until budgetEnd.
-	budget    int
-	budgetSeq uint64
-	budgetEnd time.Time
-	hasBudget bool
+	// The budget the host announced in its latest answer with one:
+	// remaining until budgetEnd, of which budgetUsed are taken by the
+	// requests started since and those still out when it came (they may
+	// have reached the host after the answer was made: a request can wait
+	// for a concurrency slot after its start here).
+	budget     int
+	budgetUsed int
+	budgetEnd  time.Time
+	hasBudget  bool
+	out        int // requests started and not yet answered or abandoned
 
 	cuts int64 // times the rate was cut
 }
@@ -101,6 +105,10 @@ func (a *adaptive) wait(ctx context.Context) (uint64, error) {
 			seq := a.nstarts
 			a.starts[seq%adaptRing] = now
 			a.nstarts++
+			a.out++
+			if a.hasBudget {
+				a.budgetUsed++
+			}
 			a.mu.Unlock()
 			return seq, ctx.Err()
 		}
@@ -119,7 +127,7 @@ func (a *adaptive) closedFor(now time.Time) time.Duration {
 	if a.hasBudget {
 		if !now.Before(a.budgetEnd) {
 			a.hasBudget = false // the window reset: the next answer tells
-		} else if int(a.nstarts-a.budgetSeq-1) >= a.budget {
+		} else if a.budgetUsed >= a.budget {
 			d = max(d, a.budgetEnd.Sub(now))
 		}
 	}
@@ -131,8 +139,16 @@ func (a *adaptive) closedFor(now time.Time) time.Duration {
 func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if remaining, reset, ok := announcedBudget(h, recv); ok && (!a.hasBudget || seq >= a.budgetSeq) {
-		a.budget, a.budgetSeq, a.budgetEnd, a.hasBudget = remaining, seq, earlier(reset, recv.Add(MaxServerWait)), true
+	a.out--
+	if remaining, reset, ok := announcedBudget(h, recv); ok {
+		reset = earlier(reset, recv.Add(MaxServerWait))
+		// Answers overtake each other: within a window, one that leaves
+		// more than known is older news.
+		// (A reset in seconds moves with the answer's arrival: only one
+		// more than a second later is a new window.)
+		if !a.hasBudget || reset.After(a.budgetEnd.Add(time.Second)) || remaining-a.out < a.budget-a.budgetUsed {
+			a.budget, a.budgetUsed, a.budgetEnd, a.hasBudget = remaining, a.out, reset, true
+		}
 	}
 	if status != http.StatusTooManyRequests && status != http.StatusServiceUnavailable {
 		a.grow(recv)
@@ -179,6 +195,14 @@ func (a *adaptive) grow(now time.Time) {
 		perSecond = (adaptNear - adaptCut) * a.rate / adaptRecover.Seconds()
 	}
 	a.rate += perSecond * dt
+}
+
+// abandon ends a started request that got no answer (it failed before or
+// on the network).
+func (a *adaptive) abandon() {
+	a.mu.Lock()
+	a.out--
+	a.mu.Unlock()
 }
 
 // sentRate is the rate of the requests started in the span before now:

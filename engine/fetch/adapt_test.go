@@ -223,6 +223,29 @@ func TestAdaptiveBudget(t *testing.T) {
 	}
 }
 
+// TestAdaptiveBudgetInFlight: requests out when an answer comes may not be
+// in its count (they can reach the host later), and an answer that
+// overtook a newer one must not give the budget back.
+func TestAdaptiveBudgetInFlight(t *testing.T) {
+	clk := newFakeClock()
+	a := newAdaptive(clk.Now, clk.Sleep)
+	ctx := context.Background()
+	var seqs []uint64
+	for range 4 {
+		seq, _ := a.wait(ctx)
+		seqs = append(seqs, seq)
+	}
+	now := clk.Now()
+	// The answer to the last says 3 left; the other three are still out.
+	a.observe(http.Header{"Ratelimit": {`"q";r=3;t=5`}}, http.StatusOK, seqs[3], now, now)
+	// The first's answer, made earlier, arrives late: 6 left.
+	a.observe(http.Header{"Ratelimit": {`"q";r=6;t=5`}}, http.StatusOK, seqs[0], now, now)
+	a.wait(ctx) // 3 left, 3 taken by the requests out: none for this one
+	if got := clk.Sleeps(); len(got) != 1 || got[0] != 5*time.Second {
+		t.Errorf("a request with the budget taken by those out waited %v, want the reset (5s)", got)
+	}
+}
+
 func TestAnnouncedBudget(t *testing.T) {
 	recv := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	for _, tc := range []struct {

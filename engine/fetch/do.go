@@ -375,6 +375,9 @@ func (c *Client) attempt(ctx context.Context, h *host, method, target string, hd
 		}
 	}
 	if err := h.gate.acquire(ctx); err != nil {
+		if ad != nil {
+			ad.abandon()
+		}
 		return nil, false, 0, err
 	}
 	defer h.gate.release()
@@ -389,13 +392,14 @@ func (c *Client) attempt(ctx context.Context, h *host, method, target string, hd
 	start := c.pool.now()
 	rr, err = r.Execute(method, target)
 	recv := c.pool.now()
-	if rr != nil && rr.RawResponse != nil {
-		switch {
-		case th != nil:
-			th.observe(rr.Header(), rr.StatusCode(), start, recv)
-		case ad != nil:
-			ad.observe(rr.Header(), rr.StatusCode(), seq, start, recv)
-		}
+	answered := rr != nil && rr.RawResponse != nil
+	switch {
+	case th != nil && answered:
+		th.observe(rr.Header(), rr.StatusCode(), start, recv)
+	case ad != nil && answered:
+		ad.observe(rr.Header(), rr.StatusCode(), seq, start, recv)
+	case ad != nil:
+		ad.abandon()
 	}
 	return rr, true, recv.Sub(start), err
 }
