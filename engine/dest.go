@@ -61,10 +61,14 @@ type destinations struct {
 	// Rows wait in pending until their page's checkpoint arrives; then they
 	// and the checkpoint are ready, and are committed together. A crash
 	// therefore loses only rows that the resumed run fetches again.
-	mu       sync.Mutex
-	pending  map[partKey][]sink.Row
-	rows     []sink.Row
-	cps      []sink.Checkpoint
+	mu      sync.Mutex
+	pending map[partKey][]sink.Row
+	rows    []sink.Row
+	cps     []sink.Checkpoint
+	// cpAt finds a partition's checkpoint in cps: a later one replaces it,
+	// since only the last is read back (many pages of one chain often fall
+	// in one batch).
+	cpAt     map[partKey]int
 	batch    int
 	resuming bool // the destination held checkpoints of an unfinished sync
 	some     bool // --streams: the run produces some streams only
@@ -365,8 +369,18 @@ func (d *destinations) Checkpoint(ctx context.Context, cp sink.Checkpoint) error
 	k := partKey{cp.Stream, cp.Partition}
 	d.rows = append(d.rows, d.pending[k]...)
 	delete(d.pending, k)
-	d.cps = append(d.cps, cp)
-	if len(d.rows) >= d.batch || cp.Flush {
+	if i, ok := d.cpAt[k]; ok {
+		d.cps[i] = cp
+	} else {
+		if d.cpAt == nil {
+			d.cpAt = map[partKey]int{}
+		}
+		d.cpAt[k] = len(d.cps)
+		d.cps = append(d.cps, cp)
+	}
+	// Checkpoints count too: chains of few rows (a fan-out over thousands
+	// of parents) must not pile them up in memory.
+	if len(d.rows) >= d.batch || len(d.cps) >= d.batch || cp.Flush {
 		return d.flushLocked(ctx)
 	}
 	return nil
@@ -379,7 +393,11 @@ func (d *destinations) flushLocked(ctx context.Context) error {
 	if err := d.tables.Write(ctx, d.rows, d.cps); err != nil {
 		return fmt.Errorf("write tables: %w", err)
 	}
+	// Drop the references: rows and states can go before the next batch fills.
+	clear(d.rows)
+	clear(d.cps)
 	d.rows, d.cps = d.rows[:0], d.cps[:0]
+	clear(d.cpAt)
 	return nil
 }
 

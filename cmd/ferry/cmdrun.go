@@ -49,6 +49,7 @@ type runFlags struct {
 	resumeWithin                        *time.Duration
 	sets                                setFlag
 	logLevel, logFormat, progress       *choiceFlag
+	profile                             *profileFlags
 }
 
 func defineRunFlags(fs *flag.FlagSet) *runFlags {
@@ -70,6 +71,7 @@ func defineRunFlags(fs *flag.FlagSet) *runFlags {
 	f.logFormat = choice(fs, "log-format", "text", "`format` of stderr: text, or json (every line of stderr a JSON object)", "text", "json")
 	f.record = fs.String("record", "", "write every HTTP exchange of the run to a cassette in `dir` (secrets as placeholders)")
 	f.replay = fs.String("replay", "", "answer every request from the cassette in `dir`, without the network")
+	f.profile = defineProfileFlags(fs)
 	return f
 }
 
@@ -97,6 +99,15 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 	case specPath == "-" && *f.config == "-":
 		return usageErr("the spec and --config cannot both come from stdin")
 	}
+	stopProfile, err := f.profile.start()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if perr := stopProfile(); perr != nil && err == nil {
+			err = perr
+		}
+	}()
 
 	mode := f.progress.value
 	fd, liveOK := liveAllowed(a.stderr)

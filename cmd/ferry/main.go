@@ -6,20 +6,12 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 )
 
-// defaultGCPercent: ferry's live heap is small and bounded (a window of
-// pages per stream), so the default 100% makes the collector run constantly
-// and cost more than the mapping; 400% nearly halves CPU per record and lets
-// the second core add throughput (BenchmarkMapEntity, *_gogc400). GOGC in
-// the environment still wins.
-const defaultGCPercent = 400
-
 func main() {
 	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(defaultGCPercent)
+		tuneGC() // see gctune.go
 	}
 	os.Exit(realMain(os.Args[1:]))
 }

@@ -241,12 +241,20 @@ func (d *Decoder) nextDocument() (any, error) {
 
 // jsonError puts the line of a syntax error in its message.
 func jsonError(b []byte, err error) error {
+	offset := -1
 	var syn *json.SyntaxError
-	if errors.As(err, &syn) {
-		line := 1 + bytes.Count(b[:min(int(syn.Offset), len(b))], newline)
-		return fmt.Errorf("line %d: %w", line, err)
+	var vsyn *jsonv.SyntaxError
+	switch {
+	case errors.As(err, &syn):
+		offset = int(syn.Offset)
+	case errors.As(err, &vsyn):
+		offset = vsyn.Offset
 	}
-	return err
+	if offset < 0 {
+		return err
+	}
+	line := 1 + bytes.Count(b[:min(offset, len(b))], newline)
+	return fmt.Errorf("line %d: %w", line, err)
 }
 
 // nextLine decodes the next non-blank line of an NDJSON body.

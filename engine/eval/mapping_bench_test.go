@@ -172,9 +172,10 @@ func BenchmarkMapEntity(b *testing.B) {
 	run("baseline_decode_encode", nil, false)
 	run("mapping", q, false)
 	run("mapping_parallel", q, true)
-	// The same two with the garbage-collector setting cmd/ferry runs with
-	// (GOGC=400): with a heap of a few MB, collection at 100% dominates and
-	// keeps the second core from adding throughput.
+	// The same two at GOGC=400, what cmd/ferry's fixed GC allowance (32 MiB
+	// above the live heap) gives at a live heap of 8 MiB: with a heap of a
+	// few MB, collection at 100% dominates and keeps the second core from
+	// adding throughput.
 	withGC := func(percent int, f func()) {
 		old := debug.SetGCPercent(percent)
 		defer debug.SetGCPercent(old)

@@ -415,12 +415,23 @@ func (c *Client) attempt(ctx context.Context, h *host, method, target string, hd
 		return nil, nil, false, 0, err
 	}
 	th := h.throttle.Load()
-	if th != nil {
+	var ad *adaptive
+	var seq uint64
+	switch {
+	case th != nil:
 		if err := th.wait(ctx); err != nil {
+			return nil, nil, false, 0, err
+		}
+	case h.adapt != nil:
+		ad = h.adapt
+		if seq, err = ad.wait(ctx); err != nil {
 			return nil, nil, false, 0, err
 		}
 	}
 	if err := h.gate.acquire(ctx); err != nil {
+		if ad != nil {
+			ad.abandon()
+		}
 		return nil, nil, false, 0, err
 	}
 	defer h.gate.release()
@@ -452,8 +463,14 @@ func (c *Client) attempt(ctx context.Context, h *host, method, target string, hd
 		spool, err = c.receiveBody(rr, dl, idle)
 	}
 	recv := c.pool.now()
-	if th != nil && rr != nil && rr.RawResponse != nil {
+	answered := rr != nil && rr.RawResponse != nil
+	switch {
+	case th != nil && answered:
 		th.observe(rr.Header(), rr.StatusCode(), start, recv)
+	case ad != nil && answered:
+		ad.observe(rr.Header(), rr.StatusCode(), seq, start, recv)
+	case ad != nil:
+		ad.abandon()
 	}
 	return rr, spool, true, recv.Sub(start), err
 }
@@ -527,8 +544,7 @@ func (c *Client) resolve(req *Request) (target, targetOrigin string, same bool, 
 }
 
 func isAbs(raw string) bool {
-	l := strings.ToLower(raw)
-	return strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://")
+	return len(raw) >= 7 && strings.EqualFold(raw[:7], "http://") || len(raw) >= 8 && strings.EqualFold(raw[:8], "https://")
 }
 
 // dropParam removes name from a raw query, keeping the rest as is.

@@ -28,6 +28,14 @@
 // over HostConfig.MaxBodyBytes (32 MiB by default) fails the request with
 // [ErrBodyTooLarge], never truncated and not retried.
 //
+// Every other host has adaptive rate control: it starts unpaced, at its
+// concurrency, and follows what the host answers. A 429 or 503 cuts the
+// host's rate multiplicatively (once per round) and its Retry-After holds
+// every request to the host; while the rate holds requests back it
+// recovers additively; an announced budget (x-ratelimit-remaining and
+// -reset, or the IETF RateLimit fields) holds requests while spent, until
+// its reset. HostConfig.RatePerSecond stays a ceiling (see adapt.go).
+//
 // HostConfig.RateHeaders throttles a host by its own x-ratelimit-* headers
 // (Port sends them on every answer): requests are paced to
 // x-ratelimit-limit per x-ratelimit-period, and after a 429 or

@@ -107,6 +107,7 @@ type host struct {
 	gate     *gate
 	lim      atomic.Pointer[rate.Limiter] // nil: unlimited
 	throttle atomic.Pointer[throttle]     // nil: RateHeaders off
+	adapt    *adaptive                    // rate control when the throttle is off; nil for the token host
 	rest     *resty.Client
 
 	rate  float64 // current limits, guarded by Pool.mu
@@ -223,6 +224,7 @@ func (p *Pool) host(origin string, cfg HostConfig, merge bool) *host {
 	h, ok := p.hosts[origin]
 	if !ok {
 		h = p.newHost(origin, cfg.Concurrency)
+		h.adapt = newAdaptive(p.now, p.sleep)
 		p.hosts[origin] = h
 		p.tightenRate(h, cfg.RatePerSecond, cfg.Burst)
 		p.throttleHost(h, cfg.RateHeaders)
@@ -360,7 +362,11 @@ type HostStats struct {
 	Requests, Retries, Errors int64
 	Concurrency               int     // current limit
 	PeakInFlight              int     // most attempts ever in flight at once
-	RatePerSecond             float64 // 0: unlimited
+	RatePerSecond             float64 // the configured ceiling; 0: none
+	// AdaptiveRate is the rate the host's answers (429, 503) have led to;
+	// 0: not paced. RateCuts counts those cuts.
+	AdaptiveRate float64
+	RateCuts     int64
 }
 
 // Stats returns a snapshot of the counters.
@@ -375,7 +381,7 @@ func (p *Pool) Stats() Stats {
 	defer p.mu.Unlock()
 	for origin, h := range p.hosts {
 		limit, peak := h.gate.stats()
-		s.Hosts[origin] = HostStats{
+		hs := HostStats{
 			Requests:      h.requests.Load(),
 			Retries:       h.retries.Load(),
 			Errors:        h.errors.Load(),
@@ -383,6 +389,10 @@ func (p *Pool) Stats() Stats {
 			PeakInFlight:  peak,
 			RatePerSecond: h.rate,
 		}
+		if h.adapt != nil {
+			hs.AdaptiveRate, hs.RateCuts = h.adapt.state()
+		}
+		s.Hosts[origin] = hs
 	}
 	return s
 }

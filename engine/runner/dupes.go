@@ -27,14 +27,15 @@ const (
 )
 
 // target tracks the keys one table or blueprint received in this run, to
-// find duplicates. Keys are kept as 64-bit hashes: 8 bytes a key, and a
-// false match among a million keys has odds of about 1 in 10^7.
+// find duplicates. Keys are kept as 64-bit hashes: about 9 bytes a key (see
+// keySet), and a false match among a million keys has odds of about 1 in
+// 10^7.
 type target struct {
 	kind, name string
 	mode       string // the table's on_duplicate; entity mappings pass their own
 
 	mu       sync.Mutex
-	keys     map[uint64]struct{}
+	keys     keySet
 	count    int
 	modes    map[string]int // duplicates by the mode applied
 	examples []string
@@ -83,11 +84,7 @@ func (t *target) seenAs(seed maphash.Seed, key string, place func() string, mode
 	h := maphash.String(seed, key)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.keys == nil {
-		t.keys = map[uint64]struct{}{}
-	}
-	if _, dup := t.keys[h]; !dup {
-		t.keys[h] = struct{}{}
+	if t.keys.add(h) {
 		return dupNone
 	}
 	t.count++
@@ -135,3 +132,60 @@ func (t *targets) report() []Duplicate {
 	slices.SortFunc(out, func(a, b Duplicate) int { return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name)) })
 	return out
 }
+
+// keySet is a set of key hashes that grows by 8 bytes a key (plus the
+// slack of a growing slice), where a map takes 16 to 20: the latest keys
+// sit in a small map, and every compactAt of them are merged into one
+// sorted slice, searched by bisection. The duplicate check is the one
+// memory cost of a run that grows with its rows, so it is kept small.
+type keySet struct {
+	recent map[uint64]struct{}
+	sorted []uint64
+}
+
+// compactAt bounds the map part of a keySet (about 100 kB). A merge is a
+// pass over the sorted part: a million keys take 244 merges of half a
+// million keys on average, about a millisecond each.
+const compactAt = 4096
+
+// add inserts h and reports whether it is new.
+func (s *keySet) add(h uint64) bool {
+	if _, ok := s.recent[h]; ok {
+		return false
+	}
+	if _, ok := slices.BinarySearch(s.sorted, h); ok {
+		return false
+	}
+	if s.recent == nil {
+		s.recent = map[uint64]struct{}{}
+	}
+	s.recent[h] = struct{}{}
+	if len(s.recent) >= compactAt {
+		s.compact()
+	}
+	return true
+}
+
+// compact merges the map part into the sorted part, in place from the end.
+func (s *keySet) compact() {
+	add := make([]uint64, 0, len(s.recent))
+	for h := range s.recent {
+		add = append(add, h)
+	}
+	slices.Sort(add)
+	clear(s.recent)
+	i, j := len(s.sorted)-1, len(add)-1
+	s.sorted = append(s.sorted, add...) // grows; the tail is overwritten below
+	for k := len(s.sorted) - 1; j >= 0; k-- {
+		if i >= 0 && s.sorted[i] > add[j] {
+			s.sorted[k] = s.sorted[i]
+			i--
+		} else {
+			s.sorted[k] = add[j]
+			j--
+		}
+	}
+}
+
+// len is the number of keys in the set.
+func (s *keySet) len() int { return len(s.recent) + len(s.sorted) }

@@ -9,10 +9,15 @@ import (
 	"github.com/ferry-etl/ferry/engine/sink"
 )
 
+// runBuffer is how many records (mapped) a run may send ahead of its
+// releaser: a typical page, so the run asks for its next page while the
+// releaser works through this one.
+const runBuffer = 128
+
 // submit queues a run in release order and starts fetching it. It blocks
 // while the stream's window is full: that is the back-pressure.
 func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *sync.WaitGroup) error {
-	rn.out = make(chan item, 256)
+	rn.out = make(chan item, runBuffer)
 	rn.partition = partitionKey(rn.parent)
 	for _, g := range rn.gates {
 		g.add()

@@ -49,8 +49,11 @@ type Options struct {
 	Pool    *fetch.Pool
 	Streams []string // run only these (and what they need); empty: all
 	Logger  *slog.Logger
-	Window  int // runs of one stream fetched ahead of its releaser (default 64)
-	Now     func() time.Time
+	// Window is the number of runs of one stream fetched ahead of its
+	// releaser; 0 means twice the stream's HTTP concurrency, at least 8
+	// (see window).
+	Window int
+	Now    func() time.Time
 	// Sleep waits between the polls of an async job; it must return
 	// ctx.Err() as soon as ctx is done. Default: a timer.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -129,9 +132,6 @@ func (l *lazyClient) get() (*fetch.Client, error) {
 func New(f *spec.File, opts Options) (*Runner, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Window <= 0 {
-		opts.Window = 64
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -338,7 +338,7 @@ func (r *Runner) stage(k int) []*streamState {
 			return n
 		}
 		own := st.s.Stage() == k
-		n := &streamState{stream: st, produce: own && st.selected, fill: own, runs: make(chan *run, r.opts.Window)}
+		n := &streamState{stream: st, produce: own && st.selected, fill: own, runs: make(chan *run, r.window(st.s))}
 		if n.produce {
 			n.tables, n.entities = st.allTables, st.allEntities
 		}
@@ -372,6 +372,25 @@ func (r *Runner) stage(k int) []*streamState {
 		}
 	}
 	return out
+}
+
+// window is how many runs of a stream are fetched ahead of its releaser:
+// twice the concurrency its HTTP settings ask for, so that a slow run does
+// not leave the host idle, and no more, because every run ahead holds up to
+// a page of records and what they map to (memory grows with the window,
+// never with the data).
+func (r *Runner) window(s *spec.Stream) int {
+	if r.opts.Window > 0 {
+		return r.opts.Window
+	}
+	c := fetch.DefaultConcurrency
+	if r.f.HTTP.Concurrency.Set {
+		c = r.f.HTTP.Concurrency.V
+	}
+	if s.HTTP != nil && s.HTTP.Concurrency.Set {
+		c = s.HTTP.Concurrency.V
+	}
+	return max(8, 2*c)
 }
 
 // runStage runs the streams of one stage, streaming them together.

@@ -51,7 +51,7 @@ type HTTP struct {
 	Auth        *Auth      `yaml:"auth" doc:"Authentication."`
 	Timeout     Duration   `yaml:"timeout" doc:"Timeout of one attempt, e.g. 30s."`
 	Retry       *Retry     `yaml:"retry" doc:"Retry policy for network errors and retryable statuses."`
-	RateLimit   *RateLimit `yaml:"rate_limit" doc:"Requests per second allowed to this host, shared by every stream using it."`
+	RateLimit   *RateLimit `yaml:"rate_limit" doc:"A ceiling on requests per second to this host, shared by every stream using it. Without it ferry still slows down to what the host accepts (429 and 503 answers, Retry-After, rate-limit headers); give one only where the API documents its limit."`
 	Concurrency Int        `yaml:"concurrency" doc:"Requests in flight to this host at once, shared by every stream and fan-out level."`
 	Rules       []Rule     `yaml:"rules" doc:"Response rules, tried in order before the default handling (2xx is data, retry.on statuses are retried, other statuses fail); the first that matches decides. A stream's rules are tried before the top-level ones."`
 }

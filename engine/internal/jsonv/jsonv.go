@@ -5,28 +5,8 @@
 package jsonv
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 )
-
-// Decode decodes one JSON document with numbers kept as json.Number (big
-// ids stay exact). Anything after the value but white space is an error: a
-// second document or a concatenation is not one answer.
-func Decode(b []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	// More alone misses a stray ] or }: anything but the end is trailing.
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the JSON value")
-	}
-	return v, nil
-}
 
 // Kind names a value's kind for messages: "null", "a boolean", "a number",
 // "a string", "a list" or "an object".

@@ -147,7 +147,7 @@
 //
 // # Performance
 //
-// SQLite: WAL, synchronous=NORMAL, a 64 MiB page cache, one connection,
+// SQLite: WAL, synchronous=NORMAL, a 2000 KiB page cache (see sqliteDSN), one connection,
 // statements prepared once, rows written with multi-row INSERT … ON
 // CONFLICT statements inside the Write's transaction (aim for ~1000 rows per
 // Write; BatchRows reports the configured figure). PostgreSQL: per Write,

@@ -1,0 +1,295 @@
+package fetch
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// adaptive is the rate control of a host without RateHeaders: it learns the
+// rate the host accepts from what the host answers, so a spec need not
+// guess a rate_limit (one it gives stays a ceiling, in Pool.waitRate).
+//
+// It starts unpaced: the host's concurrency is the only limit. A 429 or 503
+// cuts the rate multiplicatively (to adaptCut of the rate sent over the
+// last second, once per round: answers to requests sent before the cut
+// tell nothing new), and Retry-After on them holds every request to the
+// host until then. While the rate is what holds requests back, it grows
+// additively: quickly back to just under the rate of the last cut, then
+// slowly past it (a probe for a limit that rose), and quickly again once
+// well past it without a complaint. The host's announced budget —
+// x-ratelimit-remaining and -reset, or the IETF RateLimit fields — holds
+// requests while it is spent, until its reset.
+type adaptive struct {
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) error
+
+	mu      sync.Mutex
+	rate    float64   // requests per second; 0: unpaced
+	next    time.Time // pacing: the earliest start of the next request
+	until   time.Time // no request starts before (Retry-After, a spent budget)
+	cut     time.Time // when the rate was last cut
+	peak    float64   // the rate sent when it was last cut
+	grown   time.Time // the last additive increase
+	limited time.Time // the last time pacing held a request back
+	starts  [adaptRing]time.Time
+	nstarts uint64 // requests started, the sequence number of the next
+
+	// The budget the host announced in its latest answer with one:
+	// remaining until budgetEnd, of which budgetUsed are taken by the
+	// requests started since and those still out when it came (they may
+	// have reached the host after the answer was made: a request can wait
+	// for a concurrency slot after its start here).
+	budget     int
+	budgetUsed int
+	budgetEnd  time.Time
+	hasBudget  bool
+	out        int // requests started and not yet answered or abandoned
+
+	cuts int64 // times the rate was cut
+}
+
+const (
+	// adaptCut is the multiplicative decrease.
+	adaptCut = 0.8
+	// adaptNear is where the quick recovery stops, as a share of the
+	// rate of the last cut.
+	adaptNear = 0.95
+	// adaptFar: past this share of the last cut's rate the probe is quick
+	// again (the limit rose, or the cut was a fluke).
+	adaptFar = 1.2
+	// adaptRecover is how long the quick recovery takes from the cut.
+	adaptRecover = 2 * time.Second
+	// adaptProbe is the slow growth near the last cut's rate, a share of
+	// that rate per second: about 17 s from adaptNear to the rate of the
+	// cut, so a steady limit costs one rejection per ~500 requests.
+	adaptProbe = 0.003
+	// adaptMin is the lowest rate a cut leads to.
+	adaptMin = 0.2
+	// adaptRing holds the start times of the last requests, to measure
+	// the rate sent over the last second.
+	adaptRing = 1024
+)
+
+func newAdaptive(now func() time.Time, sleep func(context.Context, time.Duration) error) *adaptive {
+	return &adaptive{now: now, sleep: sleep}
+}
+
+// wait blocks until a request may start and returns its sequence number,
+// for observe.
+func (a *adaptive) wait(ctx context.Context) (uint64, error) {
+	paced := false
+	for {
+		a.mu.Lock()
+		now := a.now()
+		if d := a.closedFor(now); d > 0 {
+			a.mu.Unlock()
+			if err := a.sleep(ctx, d); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		var d time.Duration
+		if a.rate > 0 && !paced {
+			paced = true
+			start := later(now, a.next)
+			a.next = start.Add(time.Duration(float64(time.Second) / a.rate))
+			if d = start.Sub(now); d > 0 {
+				a.limited = now
+			}
+		}
+		if d <= 0 {
+			seq := a.nstarts
+			a.starts[seq%adaptRing] = now
+			a.nstarts++
+			a.out++
+			if a.hasBudget {
+				a.budgetUsed++
+			}
+			a.mu.Unlock()
+			return seq, ctx.Err()
+		}
+		a.mu.Unlock()
+		if err := a.sleep(ctx, d); err != nil {
+			return 0, err
+		}
+		// Look again: a 429 may have closed the host meanwhile.
+	}
+}
+
+// closedFor is how long no request may start: a Retry-After, or a spent
+// budget until its reset. a.mu must be held.
+func (a *adaptive) closedFor(now time.Time) time.Duration {
+	d := a.until.Sub(now)
+	if a.hasBudget {
+		if !now.Before(a.budgetEnd) {
+			a.hasBudget = false // the window reset: the next answer tells
+		} else if a.budgetUsed >= a.budget {
+			d = max(d, a.budgetEnd.Sub(now))
+		}
+	}
+	return max(d, 0)
+}
+
+// observe learns from the answer to request seq, sent at sent and answered
+// at recv.
+func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.out--
+	if remaining, reset, ok := announcedBudget(h, recv); ok {
+		reset = earlier(reset, recv.Add(MaxServerWait))
+		// Answers overtake each other: within a window, one that leaves
+		// more than known is older news.
+		// (A reset in seconds moves with the answer's arrival: only one
+		// more than a second later is a new window.)
+		if !a.hasBudget || reset.After(a.budgetEnd.Add(time.Second)) || remaining-a.out < a.budget-a.budgetUsed {
+			a.budget, a.budgetUsed, a.budgetEnd, a.hasBudget = remaining, a.out, reset, true
+		}
+	}
+	if status != http.StatusTooManyRequests && status != http.StatusServiceUnavailable {
+		a.grow(recv)
+		return
+	}
+	if d, ok := retryAfter(h, recv); ok {
+		if until := recv.Add(min(d, MaxServerWait)); until.After(a.until) {
+			a.until = until
+		}
+	}
+	if sent.Before(a.cut) {
+		return // sent at the rate already cut
+	}
+	sentRate := a.sentRate(recv, max(recv.Sub(sent), time.Second))
+	if a.rate > 0 {
+		sentRate = min(sentRate, a.rate)
+	}
+	a.peak = max(sentRate, adaptMin)
+	a.rate = max(adaptCut*sentRate, adaptMin)
+	a.cut, a.grown = recv, recv
+	a.next = recv
+	a.cuts++
+}
+
+// grow raises the rate additively while the rate is what holds requests
+// back (an idle host's rate stays where its answers left it).
+func (a *adaptive) grow(now time.Time) {
+	if a.rate == 0 || now.Sub(a.limited) > time.Second {
+		a.grown = now
+		return
+	}
+	dt := now.Sub(a.grown).Seconds()
+	if dt <= 0 {
+		return
+	}
+	a.grown = now
+	var perSecond float64
+	switch {
+	case a.rate < adaptNear*a.peak:
+		perSecond = (adaptNear - adaptCut) * a.peak / adaptRecover.Seconds()
+	case a.rate < adaptFar*a.peak:
+		perSecond = adaptProbe * a.peak
+	default:
+		perSecond = (adaptNear - adaptCut) * a.rate / adaptRecover.Seconds()
+	}
+	a.rate += perSecond * dt
+}
+
+// abandon ends a started request that got no answer (it failed before or
+// on the network).
+func (a *adaptive) abandon() {
+	a.mu.Lock()
+	a.out--
+	a.mu.Unlock()
+}
+
+// sentRate is the rate of the requests started in the span before now:
+// a second, or a slow request's round trip.
+func (a *adaptive) sentRate(now time.Time, span time.Duration) float64 {
+	n := 0
+	for i := uint64(0); i < min(a.nstarts, adaptRing); i++ {
+		t := a.starts[(a.nstarts-1-i)%adaptRing]
+		if now.Sub(t) > span {
+			break
+		}
+		n++
+	}
+	return float64(n) / span.Seconds()
+}
+
+// state is the current rate (0: unpaced) and the number of cuts so far.
+func (a *adaptive) state() (rate float64, cuts int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rate, a.cuts
+}
+
+// announcedBudget reads the requests left and the time they are good
+// until, from x-ratelimit-remaining and x-ratelimit-reset (seconds, or an
+// epoch as [rateReset] reads it) or the IETF RateLimit fields: the
+// separate RateLimit-Remaining and RateLimit-Reset of the early drafts,
+// `RateLimit: limit=100, remaining=50, reset=30`, or the later
+// `RateLimit: "default";r=50;t=30` (the smallest remaining of its items).
+func announcedBudget(h http.Header, recv time.Time) (remaining int, reset time.Time, ok bool) {
+	if r, okR := headerCount(h, "X-Ratelimit-Remaining"); okR {
+		if v, epoch, okT := rateReset(h); okT {
+			if epoch {
+				return r, epochTime(v), true
+			}
+			return r, recv.Add(secs(v)), true
+		}
+	}
+	if r, okR := headerCount(h, "Ratelimit-Remaining"); okR {
+		if t, okT := headerCount(h, "Ratelimit-Reset"); okT {
+			return r, recv.Add(time.Duration(t) * time.Second), true
+		}
+	}
+	v := h.Get("Ratelimit")
+	if v == "" {
+		return 0, time.Time{}, false
+	}
+	found := false
+	for _, item := range strings.Split(v, ",") {
+		r, t, okItem := ratelimitItem(item)
+		if okItem && (!found || r < remaining) {
+			remaining, reset, found = r, recv.Add(time.Duration(t)*time.Second), true
+		}
+	}
+	if found {
+		return remaining, reset, true
+	}
+	// The dictionary form spreads one policy over the members.
+	params := map[string]string{}
+	for _, m := range strings.Split(v, ",") {
+		k, val, _ := strings.Cut(strings.TrimSpace(m), "=")
+		params[strings.ToLower(k)] = strings.TrimSpace(val)
+	}
+	r, errR := strconv.Atoi(params["remaining"])
+	t, errT := strconv.Atoi(params["reset"])
+	if errR != nil || errT != nil || r < 0 || t < 0 {
+		return 0, time.Time{}, false
+	}
+	return r, recv.Add(time.Duration(t) * time.Second), true
+}
+
+// ratelimitItem reads one `"policy";r=50;t=30` item.
+func ratelimitItem(item string) (remaining, reset int, ok bool) {
+	parts := strings.Split(strings.TrimSpace(item), ";")
+	okR, okT := false, false
+	for _, p := range parts[1:] {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			continue
+		}
+		switch strings.ToLower(k) {
+		case "r":
+			remaining, okR = n, true
+		case "t":
+			reset, okT = n, true
+		}
+	}
+	return remaining, reset, okR && okT
+}

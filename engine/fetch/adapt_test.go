@@ -1,0 +1,274 @@
+package fetch
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// hiddenLimit answers like an API with an unannounced limit: more than
+// limit requests within any window (sliding) get 429, with Retry-After in
+// whole seconds until the oldest counted request leaves the window when
+// retryAfter is set. Each answer takes latency on the fake clock.
+type hiddenLimit struct {
+	clk        *fakeClock
+	limit      int
+	window     time.Duration
+	latency    time.Duration
+	retryAfter bool
+	status     int // the rejection's status; 429 when 0
+
+	mu       sync.Mutex
+	accepted []time.Time
+	ok, rej  int
+}
+
+func (s *hiddenLimit) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.clk.Advance(s.latency)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clk.Now()
+	for len(s.accepted) > 0 && now.Sub(s.accepted[0]) >= s.window {
+		s.accepted = s.accepted[1:]
+	}
+	if len(s.accepted) >= s.limit {
+		s.rej++
+		if s.retryAfter {
+			wait := s.accepted[0].Add(s.window).Sub(now)
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+		}
+		w.WriteHeader(cmpOr(s.status, http.StatusTooManyRequests))
+		return
+	}
+	s.accepted = append(s.accepted, now)
+	s.ok++
+}
+
+func cmpOr(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+// TestAdaptiveHiddenLimit: with no rate_limit, a host with a hidden limit
+// is found and followed. Requests are sent one after another on a fake
+// clock (the answer's latency alone would allow more than the limit), so
+// the outcome is exact: the run takes at most 1.2 × requests ÷ limit and at
+// most 3 % of the requests sent are rejected.
+func TestAdaptiveHiddenLimit(t *testing.T) {
+	for _, tc := range []struct {
+		limit      int
+		latency    time.Duration
+		retryAfter bool
+		status     int
+	}{
+		{limit: 30, latency: 20 * time.Millisecond, retryAfter: true},
+		{limit: 100, latency: 5 * time.Millisecond, retryAfter: true},
+		{limit: 30, latency: 10 * time.Millisecond},                                // a bare 429, as Humanitec and Harness send it
+		{limit: 30, latency: 10 * time.Millisecond, status: 503, retryAfter: true}, // overloaded rather than limited
+	} {
+		t.Run(fmt.Sprintf("limit=%d/retry-after=%v/status=%d", tc.limit, tc.retryAfter, cmpOr(tc.status, 429)), func(t *testing.T) {
+			clk := newFakeClock()
+			s := &hiddenLimit{clk: clk, limit: tc.limit, window: time.Second, latency: tc.latency, retryAfter: tc.retryAfter, status: tc.status}
+			srv := newServer(t, s.ServeHTTP)
+			p := testPool(clk, 0.5, nil)
+			c := mustClient(t, p, HostConfig{BaseURL: srv.URL, Retry: Retry{Attempts: 10}})
+			const n = 3000
+			start := clk.Now()
+			for i := range n {
+				if _, err := c.Do(t.Context(), &Request{URL: "/x"}); err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+			}
+			took := clk.Now().Sub(start)
+			bound := time.Duration(n) * time.Second / time.Duration(tc.limit)
+			ratio := float64(took) / float64(bound)
+			rejected := float64(s.rej) / float64(s.ok+s.rej)
+			t.Logf("%d requests: %v, %.3f × the bound %v; %d rejected (%.2f %%); rate now %.1f/s",
+				s.ok+s.rej, took.Round(time.Millisecond), ratio, bound, s.rej, 100*rejected, p.Stats().Hosts[origin(c.base)].AdaptiveRate)
+			if ratio > 1.2 {
+				t.Errorf("took %.3f × requests ÷ limit, want at most 1.2", ratio)
+			}
+			if rejected > 0.03 {
+				t.Errorf("%.2f %% of requests rejected, want at most 3 %%", 100*rejected)
+			}
+		})
+	}
+}
+
+// TestAdaptiveCutOncePerRound: the rejections of requests sent before a
+// cut do not cut again; one sent after it does, from the rate then in use.
+func TestAdaptiveCutOncePerRound(t *testing.T) {
+	clk := newFakeClock()
+	a := newAdaptive(clk.Now, clk.Sleep)
+	ctx := context.Background()
+	var seqs []uint64
+	var sent []time.Time
+	for range 40 { // 40 at once: unpaced
+		seq, err := a.wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs, sent = append(seqs, seq), append(sent, clk.Now())
+	}
+	if len(clk.Sleeps()) != 0 {
+		t.Fatalf("waits before any answer: %v", clk.Sleeps())
+	}
+	clk.Advance(100 * time.Millisecond)
+	for i := range seqs[:8] {
+		a.observe(http.Header{}, http.StatusTooManyRequests, seqs[i], sent[i], clk.Now())
+	}
+	rate, cuts := a.state()
+	if cuts != 1 || rate != 32 {
+		t.Fatalf("after 8 rejections of one round: rate %v, %d cuts; want 0.8 × 40 = 32, 1 cut", rate, cuts)
+	}
+	// Paced now: 1/32 s apart.
+	seq, _ := a.wait(ctx)
+	s1 := clk.Now()
+	if _, err := a.wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := clk.Now().Sub(s1); got != time.Second/32 {
+		t.Errorf("second request after the cut waited %v, want %v", got, time.Second/32)
+	}
+	a.observe(http.Header{}, http.StatusTooManyRequests, seq, s1, clk.Now())
+	if rate, cuts = a.state(); cuts != 2 || math.Abs(rate-0.8*32) > 1e-9 {
+		t.Errorf("a rejection sent after the cut: rate %v, %d cuts; want 25.6, 2 cuts", rate, cuts)
+	}
+}
+
+// TestAdaptiveRetryAfterHoldsHost: Retry-After on a 429 holds every request
+// to the host until then, not only the one retried.
+func TestAdaptiveRetryAfterHoldsHost(t *testing.T) {
+	clk := newFakeClock()
+	a := newAdaptive(clk.Now, clk.Sleep)
+	ctx := context.Background()
+	seq, _ := a.wait(ctx)
+	a.observe(http.Header{"Retry-After": {"7"}}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now())
+	before := clk.Now()
+	if _, err := a.wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := clk.Now().Sub(before); got != 7*time.Second {
+		t.Errorf("next request waited %v, want Retry-After's 7s", got)
+	}
+}
+
+// TestAdaptiveGrowth: the rate grows back while it holds requests back,
+// quickly to near the rate of the cut, then slowly; an idle host's rate
+// stays.
+func TestAdaptiveGrowth(t *testing.T) {
+	clk := newFakeClock()
+	a := newAdaptive(clk.Now, clk.Sleep)
+	ctx := context.Background()
+	for range 50 {
+		a.wait(ctx)
+	}
+	seq, _ := a.wait(ctx)
+	a.observe(http.Header{}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now())
+	r0, _ := a.state()
+	if math.Abs(r0-0.8*51) > 1e-9 {
+		t.Fatalf("rate after the cut = %v, want %v", r0, 0.8*51)
+	}
+	// Idle: a success a second later, nothing was held back.
+	clk.Advance(3 * time.Second)
+	a.observe(http.Header{}, http.StatusOK, seq, clk.Now(), clk.Now())
+	if r, _ := a.state(); r != r0 {
+		t.Errorf("idle host: rate %v, want it unchanged at %v", r, r0)
+	}
+	// Busy: every request is paced; answers come back at once.
+	answer := func(d time.Duration) float64 {
+		end := clk.Now().Add(d)
+		for clk.Now().Before(end) {
+			seq, _ := a.wait(ctx)
+			a.observe(http.Header{}, http.StatusOK, seq, clk.Now(), clk.Now())
+		}
+		r, _ := a.state()
+		return r
+	}
+	peak := 51.0
+	if r := answer(2*time.Second + 100*time.Millisecond); r < adaptNear*peak || r > adaptNear*peak*1.01 {
+		t.Errorf("2 s after the cut: rate %.2f, want just past %.2f (the quick recovery)", r, adaptNear*peak)
+	}
+	r1, _ := a.state()
+	if r := answer(5 * time.Second); r-r1 > 6*adaptProbe*peak || r <= r1 {
+		t.Errorf("5 s later: rate %.2f from %.2f, want the slow probe (%.3f a second)", r, r1, adaptProbe*peak)
+	}
+}
+
+// TestAdaptiveBudget: a spent budget (remaining 0) holds requests until
+// the reset; requests started after the answer count against what
+// remained.
+func TestAdaptiveBudget(t *testing.T) {
+	clk := newFakeClock()
+	a := newAdaptive(clk.Now, clk.Sleep)
+	ctx := context.Background()
+	seq, _ := a.wait(ctx)
+	a.observe(http.Header{"Ratelimit": {`"default";r=2;t=5`}}, http.StatusOK, seq, clk.Now(), clk.Now())
+	for range 2 {
+		a.wait(ctx)
+	}
+	if len(clk.Sleeps()) != 0 {
+		t.Fatalf("the two remaining requests waited: %v", clk.Sleeps())
+	}
+	a.wait(ctx)
+	if got := clk.Sleeps(); len(got) != 1 || got[0] != 5*time.Second {
+		t.Errorf("the third waited %v, want the reset (5s)", got)
+	}
+}
+
+// TestAdaptiveBudgetInFlight: requests out when an answer comes may not be
+// in its count (they can reach the host later), and an answer that
+// overtook a newer one must not give the budget back.
+func TestAdaptiveBudgetInFlight(t *testing.T) {
+	clk := newFakeClock()
+	a := newAdaptive(clk.Now, clk.Sleep)
+	ctx := context.Background()
+	var seqs []uint64
+	for range 4 {
+		seq, _ := a.wait(ctx)
+		seqs = append(seqs, seq)
+	}
+	now := clk.Now()
+	// The answer to the last says 3 left; the other three are still out.
+	a.observe(http.Header{"Ratelimit": {`"q";r=3;t=5`}}, http.StatusOK, seqs[3], now, now)
+	// The first's answer, made earlier, arrives late: 6 left.
+	a.observe(http.Header{"Ratelimit": {`"q";r=6;t=5`}}, http.StatusOK, seqs[0], now, now)
+	a.wait(ctx) // 3 left, 3 taken by the requests out: none for this one
+	if got := clk.Sleeps(); len(got) != 1 || got[0] != 5*time.Second {
+		t.Errorf("a request with the budget taken by those out waited %v, want the reset (5s)", got)
+	}
+}
+
+func TestAnnouncedBudget(t *testing.T) {
+	recv := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	for _, tc := range []struct {
+		name      string
+		h         http.Header
+		remaining int
+		reset     time.Duration
+		ok        bool
+	}{
+		{"x-ratelimit seconds", http.Header{"X-Ratelimit-Remaining": {"12"}, "X-Ratelimit-Reset": {"30"}}, 12, 30 * time.Second, true},
+		{"x-ratelimit epoch", http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {strconv.FormatInt(recv.Unix()+90, 10)}}, 0, 90 * time.Second, true},
+		{"x-ratelimit without reset", http.Header{"X-Ratelimit-Remaining": {"3"}}, 0, 0, false},
+		{"draft separate fields", http.Header{"Ratelimit-Remaining": {"7"}, "Ratelimit-Reset": {"4"}}, 7, 4 * time.Second, true},
+		{"draft dictionary", http.Header{"Ratelimit": {"limit=100, remaining=50, reset=30"}}, 50, 30 * time.Second, true},
+		{"structured items", http.Header{"Ratelimit": {`"burst";r=9;t=1, "day";r=4;t=600`}}, 4, 600 * time.Second, true},
+		{"structured without t", http.Header{"Ratelimit": {`"day";r=4`}}, 0, 0, false},
+		{"none", http.Header{}, 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, reset, ok := announcedBudget(tc.h, recv)
+			if ok != tc.ok || ok && (r != tc.remaining || reset.Sub(recv) != tc.reset) {
+				t.Errorf("= %d, %v, %v; want %d, %v, %v", r, reset.Sub(recv), ok, tc.remaining, tc.reset, tc.ok)
+			}
+		})
+	}
+}

@@ -1,0 +1,362 @@
+package jsonv
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// Decode decodes one JSON document with numbers kept as json.Number (big
+// ids stay exact). Anything after the value but white space is an error: a
+// second document or a concatenation is not one answer.
+//
+// It gives what encoding/json's Decoder with UseNumber gives (objects as
+// map[string]any, the last of a repeated key winning; invalid UTF-8 and
+// lone surrogates in strings as U+FFFD; nesting limited to 10000), in one
+// pass over b: every page of every response goes through here, and the
+// standard decoder copies the body into its own buffer and scans it twice.
+func Decode(b []byte) (any, error) {
+	d := decoder{data: b}
+	d.space()
+	v, err := d.value(0)
+	if err != nil {
+		return nil, err
+	}
+	d.space()
+	if d.pos < len(d.data) {
+		return nil, &SyntaxError{Offset: d.pos, Msg: "trailing data after the JSON value"}
+	}
+	return v, nil
+}
+
+// maxDepth is encoding/json's nesting limit.
+const maxDepth = 10000
+
+type decoder struct {
+	data []byte
+	pos  int
+	buf  []byte // scratch for strings with escapes
+}
+
+func (d *decoder) space() {
+	for d.pos < len(d.data) {
+		switch d.data[d.pos] {
+		case ' ', '\t', '\n', '\r':
+			d.pos++
+		default:
+			return
+		}
+	}
+}
+
+// SyntaxError is a malformed document: what is wrong, and at which byte.
+type SyntaxError struct {
+	Offset int
+	Msg    string
+}
+
+func (e *SyntaxError) Error() string { return fmt.Sprintf("offset %d: %s", e.Offset, e.Msg) }
+
+func (d *decoder) errorf(format string, args ...any) error {
+	return &SyntaxError{Offset: d.pos, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (d *decoder) unexpected(context string) error {
+	if d.pos >= len(d.data) {
+		return errors.New("unexpected end of JSON input")
+	}
+	return d.errorf("invalid character %s %s", strconv.QuoteRune(rune(d.data[d.pos])), context)
+}
+
+// value reads the value at d.pos (white space already skipped).
+func (d *decoder) value(depth int) (any, error) {
+	if d.pos >= len(d.data) {
+		return nil, errors.New("unexpected end of JSON input")
+	}
+	switch c := d.data[d.pos]; {
+	case c == '{':
+		return d.object(depth + 1)
+	case c == '[':
+		return d.array(depth + 1)
+	case c == '"':
+		return d.string()
+	case c == '-' || c >= '0' && c <= '9':
+		return d.number()
+	case c == 't':
+		return true, d.literal("true")
+	case c == 'f':
+		return false, d.literal("false")
+	case c == 'n':
+		return nil, d.literal("null")
+	}
+	return nil, d.unexpected("looking for beginning of value")
+}
+
+func (d *decoder) literal(word string) error {
+	for i := 0; i < len(word); i++ {
+		if d.pos >= len(d.data) {
+			return errors.New("unexpected end of JSON input")
+		}
+		if d.data[d.pos] != word[i] {
+			return d.unexpected("in literal " + word)
+		}
+		d.pos++
+	}
+	return nil
+}
+
+func (d *decoder) object(depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, d.errorf("exceeded max depth")
+	}
+	d.pos++ // {
+	m := map[string]any{}
+	d.space()
+	if d.pos < len(d.data) && d.data[d.pos] == '}' {
+		d.pos++
+		return m, nil
+	}
+	for {
+		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
+			return nil, d.unexpected("looking for beginning of object key string")
+		}
+		k, err := d.string()
+		if err != nil {
+			return nil, err
+		}
+		d.space()
+		if d.pos >= len(d.data) || d.data[d.pos] != ':' {
+			return nil, d.unexpected("after object key")
+		}
+		d.pos++
+		d.space()
+		v, err := d.value(depth)
+		if err != nil {
+			return nil, err
+		}
+		m[k] = v
+		d.space()
+		if d.pos >= len(d.data) {
+			return nil, errors.New("unexpected end of JSON input")
+		}
+		switch d.data[d.pos] {
+		case ',':
+			d.pos++
+			d.space()
+		case '}':
+			d.pos++
+			return m, nil
+		default:
+			return nil, d.unexpected("after object key:value pair")
+		}
+	}
+}
+
+func (d *decoder) array(depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, d.errorf("exceeded max depth")
+	}
+	d.pos++ // [
+	a := []any{}
+	d.space()
+	if d.pos < len(d.data) && d.data[d.pos] == ']' {
+		d.pos++
+		return a, nil
+	}
+	for {
+		v, err := d.value(depth)
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, v)
+		d.space()
+		if d.pos >= len(d.data) {
+			return nil, errors.New("unexpected end of JSON input")
+		}
+		switch d.data[d.pos] {
+		case ',':
+			d.pos++
+			d.space()
+		case ']':
+			d.pos++
+			return a, nil
+		default:
+			return nil, d.unexpected("after array element")
+		}
+	}
+}
+
+// number reads a number as written, checked against JSON's grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (d *decoder) number() (any, error) {
+	start := d.pos
+	digits := func() int {
+		n := 0
+		for d.pos < len(d.data) && d.data[d.pos] >= '0' && d.data[d.pos] <= '9' {
+			d.pos++
+			n++
+		}
+		return n
+	}
+	if d.data[d.pos] == '-' {
+		d.pos++
+	}
+	switch {
+	case d.pos < len(d.data) && d.data[d.pos] == '0':
+		d.pos++
+	case digits() == 0:
+		return nil, d.unexpected("in numeric literal")
+	}
+	if d.pos < len(d.data) && d.data[d.pos] == '.' {
+		d.pos++
+		if digits() == 0 {
+			return nil, d.unexpected("after decimal point in numeric literal")
+		}
+	}
+	if d.pos < len(d.data) && (d.data[d.pos] == 'e' || d.data[d.pos] == 'E') {
+		d.pos++
+		if d.pos < len(d.data) && (d.data[d.pos] == '+' || d.data[d.pos] == '-') {
+			d.pos++
+		}
+		if digits() == 0 {
+			return nil, d.unexpected("in exponent of numeric literal")
+		}
+	}
+	return json.Number(d.data[start:d.pos]), nil
+}
+
+// string reads a string at d.pos (its opening quote).
+func (d *decoder) string() (string, error) {
+	d.pos++ // "
+	start := d.pos
+	// The common case: no escape, valid UTF-8, one allocation.
+	for d.pos < len(d.data) {
+		c := d.data[d.pos]
+		switch {
+		case c == '"':
+			s := string(d.data[start:d.pos])
+			d.pos++
+			return s, nil
+		case c == '\\':
+			return d.escaped(start)
+		case c < 0x20:
+			return "", d.unexpected("in string literal")
+		case c < utf8.RuneSelf:
+			d.pos++
+		default:
+			r, size := utf8.DecodeRune(d.data[d.pos:])
+			if r == utf8.RuneError && size == 1 {
+				return d.escaped(start) // invalid UTF-8: replaced, the slow way
+			}
+			d.pos += size
+		}
+	}
+	return "", errors.New("unexpected end of JSON input")
+}
+
+// escaped finishes a string that has escapes or invalid UTF-8, from d.pos;
+// the string began at start.
+func (d *decoder) escaped(start int) (string, error) {
+	b := append(d.buf[:0], d.data[start:d.pos]...)
+	for d.pos < len(d.data) {
+		c := d.data[d.pos]
+		switch {
+		case c == '"':
+			d.pos++
+			d.buf = b
+			return string(b), nil
+		case c < 0x20:
+			return "", d.unexpected("in string literal")
+		case c == '\\':
+			d.pos++
+			if d.pos >= len(d.data) {
+				return "", errors.New("unexpected end of JSON input")
+			}
+			switch e := d.data[d.pos]; e {
+			case '"', '\\', '/':
+				b = append(b, e)
+				d.pos++
+			case 'b':
+				b = append(b, '\b')
+				d.pos++
+			case 'f':
+				b = append(b, '\f')
+				d.pos++
+			case 'n':
+				b = append(b, '\n')
+				d.pos++
+			case 'r':
+				b = append(b, '\r')
+				d.pos++
+			case 't':
+				b = append(b, '\t')
+				d.pos++
+			case 'u':
+				d.pos++
+				r, ok := d.hex4()
+				if !ok {
+					return "", d.unexpected("in \\u hexadecimal character escape")
+				}
+				if utf16.IsSurrogate(r) {
+					// A pair is one character; a lone half is U+FFFD.
+					r2 := utf8.RuneError
+					if d.pos+1 < len(d.data) && d.data[d.pos] == '\\' && d.data[d.pos+1] == 'u' {
+						save := d.pos
+						d.pos += 2
+						if lo, ok := d.hex4(); ok {
+							if dec := utf16.DecodeRune(r, lo); dec != utf8.RuneError {
+								r2 = dec
+							} else {
+								d.pos = save // not a pair: the next escape stands alone
+							}
+						} else {
+							return "", d.unexpected("in \\u hexadecimal character escape")
+						}
+					}
+					r = r2
+				}
+				b = utf8.AppendRune(b, r)
+			default:
+				return "", d.unexpected("in string escape code")
+			}
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			d.pos++
+		default:
+			r, size := utf8.DecodeRune(d.data[d.pos:])
+			if r == utf8.RuneError && size == 1 {
+				b = utf8.AppendRune(b, utf8.RuneError)
+			} else {
+				b = append(b, d.data[d.pos:d.pos+size]...)
+			}
+			d.pos += size
+		}
+	}
+	return "", errors.New("unexpected end of JSON input")
+}
+
+// hex4 reads the four hex digits of a \u escape.
+func (d *decoder) hex4() (rune, bool) {
+	if d.pos+4 > len(d.data) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range d.data[d.pos : d.pos+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	d.pos += 4
+	return r, true
+}

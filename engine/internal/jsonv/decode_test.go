@@ -1,0 +1,101 @@
+package jsonv
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// reference decodes as encoding/json does with UseNumber, one whole value.
+func reference(b []byte) (any, bool) {
+	if !json.Valid(b) {
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	return v, true
+}
+
+var decodeCases = []string{
+	`{"a": [1, -2.5e+3, 0, 1E2, 0.5, -0], "b": {"c": null, "d": true, "e": false}, "a2": []}`,
+	`"esc \" \\ \/ \b \f \n \r \t \u00e9 \u20ac \ud83d\ude00 end"`,
+	`"lone \ud83d high, lone \ude00 low, \ud83d\u0041 not a pair"`,
+	"\"bad utf-8 \xff\xfe here, and \xe2\x82 cut\"",
+	`{"dup": 1, "dup": 2}`,
+	` [ ] `, `{}`, `{"":""}`, `12345678901234567890123`, `"☃ ünïcödé"`,
+	`[1,]`, `{"a":1,}`, `01`, `1.`, `.5`, `-`, `1e`, `+1`, `tru`, `nul`, `[1 2]`, `{"a" 1}`, `{1:2}`,
+	"\"ctl \x01\"", `"\x"`, `"\u12"`, `"\uZZZZ"`, `"abc`, `[`, `{`, `"\ud83d\u12"`, "\xef\xbb\xbf{}",
+	`{"a": 1} x`, `[1] [2]`, `{} }`, `[1]]`, ``, `   `,
+}
+
+// TestDecodeMatchesEncodingJSON: Decode accepts exactly what encoding/json
+// accepts (one value, white space around it) and gives the same value.
+func TestDecodeMatchesEncodingJSON(t *testing.T) {
+	deep := strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth)
+	tooDeep := strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1)
+	for _, in := range append(decodeCases, deep, tooDeep) {
+		checkDecode(t, []byte(in))
+	}
+}
+
+func checkDecode(t *testing.T, in []byte) {
+	t.Helper()
+	want, ok := reference(in)
+	got, err := Decode(in)
+	show := string(in)
+	if len(show) > 60 {
+		show = show[:60] + "…"
+	}
+	switch {
+	case ok && err != nil:
+		t.Errorf("Decode(%q): %v; encoding/json accepts it", show, err)
+	case !ok && err == nil:
+		t.Errorf("Decode(%q) = %#v; encoding/json rejects it", show, got)
+	case ok && !reflect.DeepEqual(got, want):
+		t.Errorf("Decode(%q) = %#v, want %#v", show, got, want)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, c := range decodeCases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) { checkDecode(t, in) })
+}
+
+// BenchmarkDecode: a page of 100 records like Humanitec's active resources,
+// against encoding/json's Decoder with UseNumber (what Decode was).
+func BenchmarkDecode(b *testing.B) {
+	var recs []string
+	for i := range 100 {
+		recs = append(recs, `{"org_id":"acme-corp","app_id":"checkout-`+strings.Repeat("x", i%7)+`","env_id":"production","res_id":"modules.api.externals.db","def_id":"postgres-cloudsql","type":"postgres","class":"default","driver_type":"humanitec/postgres-cloudsql-static","status":"ready","resource":{"host":"pg-1a2b3c4d.production.internal.example.com","port":5432,"name":"checkout_production_42","extra":{"sslmode":"require","replicas":2,"tls":true}},"secret_refs":{"password":{"ref":"orgs/acme/secrets/0123456789ab","store":"humanitec"}},"updated_at":"2026-03-04T05:06:07.123Z","deploy_id":"0123456789ab","gu_res_id":"0123456789abcdef0123456789abcdef01234567","scheduled_deletion":false}`)
+	}
+	page := []byte("[" + strings.Join(recs, ",") + "]")
+	b.Run("jsonv", func(b *testing.B) {
+		b.SetBytes(int64(len(page)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Decode(page); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		b.SetBytes(int64(len(page)))
+		b.ReportAllocs()
+		for b.Loop() {
+			dec := json.NewDecoder(bytes.NewReader(page))
+			dec.UseNumber()
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
