@@ -486,6 +486,11 @@ func isRunError(err error) bool {
 }
 
 func (d *destinations) close() {
+	if d.port != nil {
+		if err := d.port.Close(); err != nil {
+			d.log.Warn("close Port spool", "error", err)
+		}
+	}
 	if d.tables != nil {
 		if err := d.tables.Close(); err != nil {
 			d.log.Warn("close destination", "error", err)

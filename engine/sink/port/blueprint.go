@@ -27,6 +27,9 @@ type Property struct {
 	Format string
 	Enum   []any
 	Items  *Property // array item type, if declared
+	// Default is the value Port gives an entity that does not set the
+	// property (nil: none).
+	Default any
 }
 
 // Relation is one declared relation.
@@ -96,6 +99,7 @@ func propertyFromMap(v any) (Property, error) {
 	}
 	p.Format, _ = d["format"].(string)
 	p.Enum, _ = d["enum"].([]any)
+	p.Default = d["default"]
 	if it, ok := d["items"]; ok {
 		item, err := propertyFromMap(it)
 		if err != nil {
