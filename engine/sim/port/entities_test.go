@@ -465,7 +465,21 @@ func TestSearch(t *testing.T) {
 		if strings.Join(ids, ",")+"|"+strings.Join(more, ",") != "a03,a07|new" || last != "" {
 			t.Errorf("pages %v then %v (next %q)", ids, more, last)
 		}
+		all := func() string {
+			r := c.must("POST", path, map[string]any{"limit": 100, "include": []any{"$identifier"}}, http.StatusOK)
+			var ids []string
+			for _, e := range r.body["entities"].([]any) {
+				ids = append(ids, e.(map[string]any)["identifier"].(string))
+			}
+			return strings.Join(ids, ",")
+		}
+		if got := all(); !strings.HasSuffix(got, ",a24,new") {
+			t.Errorf("all entities %s, want the new one last", got)
+		}
 		c.must("DELETE", "/v1/blueprints/app/entities/new", nil, http.StatusOK)
+		if got := all(); !strings.HasSuffix(got, ",a24") {
+			t.Errorf("all entities after the delete %s", got)
+		}
 	})
 	bad := []struct {
 		name string
