@@ -223,6 +223,7 @@ func (s *pgBackend) write(ctx context.Context, job *writeJob) (err error) {
 		}
 	}
 	merges := &pgx.Batch{}
+	var merged []*plan
 	for _, p := range job.plans {
 		if p.n == 0 {
 			continue
@@ -231,13 +232,25 @@ func (s *pgBackend) write(ctx context.Context, job *writeJob) (err error) {
 		if err != nil {
 			return fmt.Errorf("table %q: %w", p.next.cfg.name, err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pg_temp", stage}, stageCols(p.width), pgx.CopyFromRows(dedupe(p))); err != nil {
+		rows := dedupe(p)
+		p.staged = len(rows)
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pg_temp", stage}, stageCols(p.width), pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("table %q: copy rows: %w", p.next.cfg.name, err)
 		}
 		merges.Queue(s.mergeSQL(p, stage))
+		merged = append(merged, p)
 	}
 	if merges.Len() > 0 {
-		if err := tx.SendBatch(ctx, merges).Close(); err != nil {
+		br := tx.SendBatch(ctx, merges)
+		for _, p := range merged {
+			tag, err := br.Exec()
+			if err != nil {
+				br.Close()
+				return fmt.Errorf("table %q: merge rows: %w", p.next.cfg.name, err)
+			}
+			p.changed = int(tag.RowsAffected())
+		}
+		if err := br.Close(); err != nil {
 			return fmt.Errorf("merge rows: %w", err)
 		}
 	}
@@ -375,7 +388,7 @@ func (s *pgBackend) mergeSQL(p *plan, stage string) string {
 	cols.WriteString(quoteIdent(ColSynced) + ", " + quoteIdent(ColDeleted))
 	sel.WriteString(quoteLit(p.synced.Format(datetimeFormat)) + "::timestamptz, false")
 	return "INSERT INTO " + n.ident + " AS _ferry_t (" + cols.String() + ") SELECT " + sel.String() + " FROM pg_temp." + quoteIdent(stage) +
-		conflictSQL(n, "false", "_ferry_t", quoteLit(p.since.Format(datetimeFormat))+"::timestamptz")
+		conflictSQL(n, true, "_ferry_t", quoteLit(p.since.Format(datetimeFormat))+"::timestamptz")
 }
 
 func (s *pgBackend) ddl(ctx context.Context, tx pgx.Tx, p *plan) error {

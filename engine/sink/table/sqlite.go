@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -482,8 +483,12 @@ func (s *sqliteBackend) rows(ctx context.Context, p *plan) error {
 			}
 			byK[k] = st
 		}
-		if _, err := st.ExecContext(ctx, p.args[i*w:(i+k)*w]...); err != nil {
+		res, err := st.ExecContext(ctx, p.args[i*w:(i+k)*w]...)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err == nil {
+			p.changed += int(n)
 		}
 		i += k
 	}
@@ -513,7 +518,7 @@ func (s *sqliteBackend) insertSQL(p *plan) (head, tuple string) {
 }
 
 func (s *sqliteBackend) conflictSQL(p *plan) string {
-	return conflictSQL(p.next, "0", p.next.ident, quoteLit(p.since.Format(datetimeFormat)))
+	return conflictSQL(p.next, false, p.next.ident, quoteLit(p.since.Format(datetimeFormat)))
 }
 
 // conflictSQL is the ON CONFLICT clause of an upsert: every column of a
@@ -521,16 +526,25 @@ func (s *sqliteBackend) conflictSQL(p *plan) string {
 // the same data by construction, so only its bookkeeping changes. In a
 // merge table, a stored row written since the generation began (sinceLit)
 // keeps its value where the new row has null; existing names the stored
-// row in SQL.
-func conflictSQL(n *tbl, falseLit, existing, sinceLit string) string {
+// row in SQL. In a change-only table (see tableCfg.changeOnly) a stored
+// row identical to the new one, and not marked deleted, is left as it is,
+// _ferry_synced included: the statement's count of changed rows then
+// tells the unchanged ones.
+func conflictSQL(n *tbl, pg bool, existing, sinceLit string) string {
 	target := keyColumns(n)
 	if target == "" {
 		return ""
 	}
+	falseLit, differs := "0", " IS NOT "
+	if pg {
+		falseLit, differs = "false", " IS DISTINCT FROM "
+	}
 	var b strings.Builder
 	b.WriteString(" ON CONFLICT (" + target + ") DO UPDATE SET ")
+	var olds, news []string
 	if n.cfg.keyed() {
-		isKey := make([]bool, len(n.cols))
+		isKey := make([]bool, len(n.keys))
+		isKey = slices.Grow(isKey, len(n.cols))[:len(n.cols)]
 		for _, k := range n.keys {
 			isKey[k] = true
 		}
@@ -545,9 +559,21 @@ func conflictSQL(n *tbl, falseLit, existing, sinceLit string) string {
 				continue
 			}
 			b.WriteString(q + " = excluded." + q + ", ")
+			old, nw := existing+"."+q, "excluded."+q
+			if pg && c.native != "" {
+				// A type ferry did not make may lack an equality operator.
+				old, nw = old+"::text", nw+"::text"
+			}
+			olds, news = append(olds, old), append(news, nw)
 		}
 	}
 	b.WriteString(quoteIdent(ColSynced) + " = excluded." + quoteIdent(ColSynced) + ", " + quoteIdent(ColDeleted) + " = " + falseLit)
+	if n.cfg.changeOnly {
+		b.WriteString(" WHERE " + existing + "." + quoteIdent(ColDeleted) + differs + falseLit)
+		if len(olds) > 0 {
+			b.WriteString(" OR (" + strings.Join(olds, ", ") + ")" + differs + "(" + strings.Join(news, ", ") + ")")
+		}
+	}
 	return b.String()
 }
 
