@@ -234,10 +234,10 @@ func Open(ctx context.Context, dest string, opts Options) (*DB, error) {
 		return nil, errors.New("table destination: schema name contains NUL")
 	}
 	d := &DB{
-		schema: opts.Schema,
-		log:    opts.Logger,
-		now:    opts.Now,
-		batch:  opts.BatchRows,
+		schema:    opts.Schema,
+		log:       opts.Logger,
+		now:       opts.Now,
+		batch:     opts.BatchRows,
 		tables:    map[string]*tbl{},
 		warned:    map[string]bool{},
 		unchanged: map[string]int64{},
