@@ -393,7 +393,10 @@ func (d *destinations) Entity(ctx context.Context, e sink.Entity) error {
 // Report is what the destinations did, for the run summary.
 type Report struct {
 	Tables map[string]int // table -> rows marked deleted (replace mode)
-	Port   *port.Report
+	// Unchanged counts, per table, the rows identical to the stored ones,
+	// not rewritten (upsert tables).
+	Unchanged map[string]int64
+	Port      *port.Report
 }
 
 // finish writes what is buffered and completes the targets. Every
@@ -426,6 +429,7 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 		if err != nil {
 			errs = append(errs, err)
 		}
+		rep.Unchanged = d.tables.Unchanged()
 		if eerr := d.tables.EnsureTables(ctx); eerr != nil {
 			errs = append(errs, fmt.Errorf("create empty tables: %w", eerr))
 		}

@@ -216,6 +216,7 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 		}
 		if res.Dest != nil {
 			tr.RowsDeleted = res.Dest.Tables[name]
+			tr.RowsUnchanged = min(res.Dest.Unchanged[name], tr.RowsWritten)
 		}
 		rep.Tables = append(rep.Tables, tr)
 	}

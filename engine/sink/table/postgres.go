@@ -676,3 +676,49 @@ func (s *pgBackend) close() error {
 	}
 	return nil
 }
+
+func (s *pgBackend) hasState(ctx context.Context) (bool, error) {
+	var ok bool
+	if err := s.conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.stateT).Scan(&ok); err != nil {
+		return false, fmt.Errorf("postgres: %w", err)
+	}
+	return ok, nil
+}
+
+// display reads a column back in the form ferry writes it as text, where
+// pgx would otherwise hand back a type of its own.
+func (s *pgBackend) display(c column) string {
+	q := quoteIdent(c.name)
+	switch {
+	case c.native != "":
+		return q + "::text"
+	case c.typ == typeDatetime, c.typ == typeDate:
+		return pgText(q, c.typ)
+	case c.typ == typeDecimal, c.typ == typeJSON:
+		return q + "::text"
+	case c.typ == typeInt:
+		return q + "::bigint"
+	}
+	return q
+}
+
+func (s *pgBackend) param(i int, c column) string { return "$" + strconv.Itoa(i) + pgCast(c) }
+
+func (s *pgBackend) trueLit() string { return "true" }
+
+func (s *pgBackend) query(ctx context.Context, q string, args []any) ([][]any, error) {
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]any
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vals)
+	}
+	return out, rows.Err()
+}

@@ -56,8 +56,8 @@ type sqliteBackend struct {
 	lockConn *sql.Conn
 }
 
-func openSQLite(ctx context.Context, path, schema string, log *slog.Logger) (*sqliteBackend, error) {
-	db, err := sql.Open("sqlite", sqliteDSN(path))
+func openSQLiteDSN(ctx context.Context, path, dsn, schema string, log *slog.Logger) (*sqliteBackend, error) {
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
@@ -822,4 +822,55 @@ func (s *sqliteBackend) close() error {
 		return fmt.Errorf("sqlite %s: close: %w", s.path, err)
 	}
 	return nil
+}
+
+func (s *sqliteBackend) hasState(ctx context.Context) (bool, error) {
+	var n int
+	err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, s.schema+"__"+"_ferry_state").Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("sqlite %s: %w", s.path, err)
+	}
+	return n > 0, nil
+}
+
+// display reads a column back as stored: text for the types stored as
+// text (and NUMERIC, whose text keeps the literal), the value otherwise.
+func (s *sqliteBackend) display(c column) string {
+	q := quoteIdent(c.name)
+	switch c.typ {
+	case typeBool, typeInt, typeLong, typeDouble:
+		if c.native == "" {
+			return q
+		}
+	}
+	return "CAST(" + q + " AS TEXT)"
+}
+
+func (s *sqliteBackend) param(int, column) string { return "?" }
+
+func (s *sqliteBackend) trueLit() string { return "1" }
+
+func (s *sqliteBackend) query(ctx context.Context, q string, args []any) ([][]any, error) {
+	rows, err := s.conn.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out [][]any
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		out = append(out, vals)
+	}
+	return out, rows.Err()
 }

@@ -220,6 +220,15 @@ type backend interface {
 	clearState(ctx context.Context, all bool, streams []string, endGenerations bool) error
 	lock(ctx context.Context, holder string, now time.Time) error
 	close() error
+
+	// For plans (Reader): whether the state table exists; a column read
+	// back in the form normValue reads; the i-th (1-based) parameter of a
+	// value for column c; a query's rows; the SQL true.
+	hasState(ctx context.Context) (bool, error)
+	display(c column) string
+	param(i int, c column) string
+	query(ctx context.Context, q string, args []any) ([][]any, error)
+	trueLit() string
 }
 
 // Open opens the destination dest for the spec opts.Schema: "sqlite:PATH",
@@ -227,6 +236,37 @@ type backend interface {
 // ferry needs there (the PostgreSQL schema, the state tables); destination
 // tables are created by the first Write that carries rows for them.
 func Open(ctx context.Context, dest string, opts Options) (*DB, error) {
+	d, err := newDB(opts)
+	if err != nil {
+		return nil, err
+	}
+	kind, target, err := parseDest(dest)
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case "sqlite":
+		d.be, err = openSQLiteDSN(ctx, target, sqliteDSN(target), opts.Schema, d.log)
+	default:
+		d.be, err = openPostgres(ctx, target, opts.Schema, d.log)
+		d.conv.text, d.conv.pg = true, true
+	}
+	if err != nil {
+		return nil, err
+	}
+	if d.cfgs, err = d.tableConfigs(opts.Tables); err != nil {
+		d.be.close()
+		return nil, err
+	}
+	if err := d.be.setup(ctx); err != nil {
+		d.be.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// newDB is a DB with opts applied and no backend yet.
+func newDB(opts Options) (*DB, error) {
 	if opts.Schema == "" {
 		return nil, errors.New("table destination: empty schema name")
 	}
@@ -253,29 +293,6 @@ func Open(ctx context.Context, dest string, opts Options) (*DB, error) {
 		d.batch = 1000
 	}
 	d.runTime = d.now().UTC().Truncate(time.Microsecond)
-
-	kind, target, err := parseDest(dest)
-	if err != nil {
-		return nil, err
-	}
-	switch kind {
-	case "sqlite":
-		d.be, err = openSQLite(ctx, target, opts.Schema, d.log)
-	default:
-		d.be, err = openPostgres(ctx, target, opts.Schema, d.log)
-		d.conv.text, d.conv.pg = true, true
-	}
-	if err != nil {
-		return nil, err
-	}
-	if d.cfgs, err = d.tableConfigs(opts.Tables); err != nil {
-		d.be.close()
-		return nil, err
-	}
-	if err := d.be.setup(ctx); err != nil {
-		d.be.close()
-		return nil, err
-	}
 	return d, nil
 }
 
