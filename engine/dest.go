@@ -133,20 +133,10 @@ func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOp
 			d.close()
 			return nil, &UsageError{Err: ErrNoPortCredentials}
 		}
-		owner, err := PortOwner(&Spec{f: f}, cfg)
+		ps, err := newPortSink(f, cfg, po, pool, opts.Logger)
 		if err != nil {
 			d.close()
 			return nil, err
-		}
-		opts.Logger.Info("port owner", "owner", owner)
-		policy, policies := relationPolicies(f)
-		ps, err := port.New(port.Config{Pool: pool, BaseURL: po.BaseURL, ClientID: po.ClientID, ClientSecret: po.ClientSecret,
-			Owner: owner, AdoptOwners: po.AdoptOwners, AdoptUnowned: po.AdoptUnowned,
-			NoDelete: po.NoDelete, DeleteThreshold: f.Port.DeleteThreshold.V, Logger: opts.Logger,
-			RelationPolicy: policy, RelationPolicies: policies})
-		if err != nil {
-			d.close()
-			return nil, fmt.Errorf("port: %w", err)
 		}
 		if err := ps.EnsureBlueprints(ctx, f.Blueprints()); err != nil {
 			d.close()
@@ -155,6 +145,25 @@ func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOp
 		d.port = ps
 	}
 	return d, nil
+}
+
+// newPortSink makes the Port sink of a run (or a plan) of f: the owner
+// from the config, the spec's relation policies and delete threshold.
+func newPortSink(f *spec.File, cfg *Config, po PortOptions, pool *fetch.Pool, log *slog.Logger) (*port.Sink, error) {
+	owner, err := PortOwner(&Spec{f: f}, cfg)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("port owner", "owner", owner)
+	policy, policies := relationPolicies(f)
+	ps, err := port.New(port.Config{Pool: pool, BaseURL: po.BaseURL, ClientID: po.ClientID, ClientSecret: po.ClientSecret,
+		Owner: owner, AdoptOwners: po.AdoptOwners, AdoptUnowned: po.AdoptUnowned,
+		NoDelete: po.NoDelete, DeleteThreshold: f.Port.DeleteThreshold.V, Logger: log,
+		RelationPolicy: policy, RelationPolicies: policies})
+	if err != nil {
+		return nil, fmt.Errorf("port: %w", err)
+	}
+	return ps, nil
 }
 
 // PortOwner is the ferryOwner value a run of sp with cfg marks its Port
