@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,32 +72,6 @@ func BenchmarkHumanitecPortMemory(b *testing.B) {
 			}
 		})
 	}
-}
-
-// unlimitedSpec copies humanitec.yaml (and its blueprints) with the
-// source rate limit lifted.
-func unlimitedSpec(b *testing.B) string {
-	b.Helper()
-	dir := b.TempDir()
-	src, err := os.ReadFile("humanitec.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	const limit = "rate_limit: {per_second: 20, burst: 10}"
-	if !bytes.Contains(src, []byte(limit)) {
-		b.Fatalf("humanitec.yaml no longer says %q", limit)
-	}
-	src = bytes.Replace(src, []byte(limit), []byte("rate_limit: {per_second: 100000, burst: 1000}"), 1)
-	bps, err := os.ReadFile("humanitec-blueprints.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for name, data := range map[string][]byte{"humanitec.yaml": src, "humanitec-blueprints.json": bps} {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return filepath.Join(dir, "humanitec.yaml")
 }
 
 // runChild runs the spec in a child process and returns its peak RSS in
