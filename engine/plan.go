@@ -42,12 +42,11 @@ type Plan struct {
 	// Complete is false when extraction had failures: the plan then shows
 	// what a run would do with what it could read (refusing deletions),
 	// and the plan fails.
-	Complete bool             `json:"complete"`
-	Tables   []TablePlan      `json:"tables"`
-	Port     *PortPlan        `json:"port,omitempty"`
-	Failures []FailureReport  `json:"failures"`
-	Summary  *Summary         `json:"-"`
-	counts   map[string]int64 // rows and entities mapped per table and blueprint
+	Complete bool            `json:"complete"`
+	Tables   []TablePlan     `json:"tables"`
+	Port     *PortPlan       `json:"port,omitempty"`
+	Failures []FailureReport `json:"failures"`
+	Summary  *Summary        `json:"-"`
 }
 
 // TablePlan is what a run would do to one table.
@@ -142,10 +141,6 @@ type InvalidPlan struct {
 	Error      string `json:"error"`
 }
 
-// Mapped returns how many rows or entities the run mapped to a table or
-// blueprint.
-func (p *Plan) Mapped(target string) int64 { return p.counts[target] }
-
 // PlanRun extracts the spec as a dry run does and compares what it maps
 // with what the destinations hold: the tables (read-only) and the owned
 // Port entities of the spec's blueprints (searches only). Nothing is
@@ -172,7 +167,7 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 			return nil, usage("--streams: unknown stream %q%s (the spec has: %s)", name, didYouMean(name, f.Streams.Keys()), strings.Join(f.Streams.Keys(), ", "))
 		}
 	}
-	plan := &Plan{Spec: f.Name.V, Complete: true, Tables: []TablePlan{}, Failures: []FailureReport{}, counts: map[string]int64{}}
+	plan := &Plan{Spec: f.Name.V, Complete: true, Tables: []TablePlan{}, Failures: []FailureReport{}}
 	ro := RunOptions{DryRun: true, Dest: opts.Dest, StateFile: opts.StateFile, Logger: opts.Logger, Now: opts.Now}
 	creds := newCredentials(f, ro)
 	defer creds.close()
@@ -238,7 +233,7 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 	if err != nil {
 		return nil, err
 	}
-	out := &planOutput{port: ps, rows: map[string][]sink.Row{}, counts: plan.counts}
+	out := &planOutput{port: ps, rows: map[string][]sink.Row{}}
 	sum, runErr := r.Run(ctx, out)
 	plan.Summary = sum
 	if runErr != nil && !isRunError(runErr) {
@@ -301,28 +296,24 @@ func resumeRefusal(st map[string]map[string]json.RawMessage, now time.Time, with
 	return fmt.Sprintf("the next run resumes the unfinished sync begun %s, and a resumed run deletes no Port entity (--full-refresh starts afresh)", sy.Started.UTC().Format(time.RFC3339))
 }
 
-// planOutput is a plan's runner Output: rows are kept per table (a plan
-// compares them at the end), entities go to the Port sink's spool.
+// planOutput is a plan's runner Output: rows are kept in memory per table
+// (a plan compares them at the end, to know a replace table's unseen
+// rows), entities go to the Port sink's spool.
 type planOutput struct {
 	port *port.Sink
 
-	mu     sync.Mutex
-	rows   map[string][]sink.Row
-	counts map[string]int64
+	mu   sync.Mutex
+	rows map[string][]sink.Row
 }
 
 func (o *planOutput) Row(ctx context.Context, r sink.Row) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.rows[r.Table] = append(o.rows[r.Table], r)
-	o.counts[r.Table]++
 	return nil
 }
 
 func (o *planOutput) Entity(ctx context.Context, e sink.Entity) error {
-	o.mu.Lock()
-	o.counts[e.Blueprint]++
-	o.mu.Unlock()
 	if o.port == nil {
 		return nil
 	}
