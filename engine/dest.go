@@ -137,20 +137,10 @@ func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOp
 			d.close()
 			return nil, &UsageError{Err: ErrNoPortCredentials}
 		}
-		owner, err := PortOwner(&Spec{f: f}, cfg)
+		ps, err := newPortSink(f, cfg, po, pool, opts.Logger)
 		if err != nil {
 			d.close()
 			return nil, err
-		}
-		opts.Logger.Info("port owner", "owner", owner)
-		policy, policies := relationPolicies(f)
-		ps, err := port.New(port.Config{Pool: pool, BaseURL: po.BaseURL, ClientID: po.ClientID, ClientSecret: po.ClientSecret,
-			Owner: owner, AdoptOwners: po.AdoptOwners, AdoptUnowned: po.AdoptUnowned,
-			NoDelete: po.NoDelete, DeleteThreshold: f.Port.DeleteThreshold.V, Logger: opts.Logger,
-			RelationPolicy: policy, RelationPolicies: policies})
-		if err != nil {
-			d.close()
-			return nil, fmt.Errorf("port: %w", err)
 		}
 		if err := ps.EnsureBlueprints(ctx, f.Blueprints()); err != nil {
 			d.close()
@@ -159,6 +149,25 @@ func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOp
 		d.port = ps
 	}
 	return d, nil
+}
+
+// newPortSink makes the Port sink of a run (or a plan) of f: the owner
+// from the config, the spec's relation policies and delete threshold.
+func newPortSink(f *spec.File, cfg *Config, po PortOptions, pool *fetch.Pool, log *slog.Logger) (*port.Sink, error) {
+	owner, err := PortOwner(&Spec{f: f}, cfg)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("port owner", "owner", owner)
+	policy, policies := relationPolicies(f)
+	ps, err := port.New(port.Config{Pool: pool, BaseURL: po.BaseURL, ClientID: po.ClientID, ClientSecret: po.ClientSecret,
+		Owner: owner, AdoptOwners: po.AdoptOwners, AdoptUnowned: po.AdoptUnowned,
+		NoDelete: po.NoDelete, DeleteThreshold: f.Port.DeleteThreshold.V, Logger: log,
+		RelationPolicy: policy, RelationPolicies: policies})
+	if err != nil {
+		return nil, fmt.Errorf("port: %w", err)
+	}
+	return ps, nil
 }
 
 // PortOwner is the ferryOwner value a run of sp with cfg marks its Port
@@ -411,7 +420,10 @@ func (d *destinations) Entity(ctx context.Context, e sink.Entity) error {
 // Report is what the destinations did, for the run summary.
 type Report struct {
 	Tables map[string]int // table -> rows marked deleted (replace mode)
-	Port   *port.Report
+	// Unchanged counts, per table, the rows identical to the stored ones,
+	// not rewritten (upsert tables).
+	Unchanged map[string]int64
+	Port      *port.Report
 }
 
 // finish writes what is buffered and completes the targets. Every
@@ -444,6 +456,7 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 		if err != nil {
 			errs = append(errs, err)
 		}
+		rep.Unchanged = d.tables.Unchanged()
 		if eerr := d.tables.EnsureTables(ctx); eerr != nil {
 			errs = append(errs, fmt.Errorf("create empty tables: %w", eerr))
 		}
@@ -504,6 +517,11 @@ func isRunError(err error) bool {
 }
 
 func (d *destinations) close() {
+	if d.port != nil {
+		if err := d.port.Close(); err != nil {
+			d.log.Warn("close Port spool", "error", err)
+		}
+	}
 	if d.tables != nil {
 		if err := d.tables.Close(); err != nil {
 			d.log.Warn("close destination", "error", err)

@@ -69,24 +69,30 @@ type TableReport struct {
 	RowsWritten int64 `json:"rows_written"`
 	RowsDeleted int   `json:"rows_deleted"`
 	Reconciled  bool  `json:"reconciled"` // every stream feeding it was complete
+	// RowsUnchanged are rows written that were identical to the row the
+	// table held: not rewritten (upsert tables; see README).
+	RowsUnchanged int64 `json:"rows_unchanged"`
 }
 
 // BlueprintReport is what one blueprint received.
 type BlueprintReport struct {
 	Name string `json:"name"`
 	// Produced are the entities mapped (a duplicate identifier once);
-	// Upserted those Port accepted; Rejected those it did not (see
+	// Upserted those sent that Port accepted; Unchanged those Port already
+	// held exactly as mapped (not sent); Rejected those not written (see
 	// Port.Errors).
 	Produced   int64 `json:"produced"`
 	Upserted   int64 `json:"upserted"`
 	Rejected   int64 `json:"rejected"`
 	Reconciled bool  `json:"reconciled"` // its stale entities could be deleted
+	Unchanged  int64 `json:"unchanged"`
 }
 
 // PortSummary is what Port did.
 type PortSummary struct {
 	Owner            string   `json:"owner"` // the ferryOwner value this run writes
 	Upserted         int      `json:"upserted"`
+	Unchanged        int      `json:"unchanged"` // held by Port as the run would write them: not sent
 	Rejected         int      `json:"rejected"`
 	Deleted          int      `json:"deleted"` // stale owned entities deleted
 	DroppedRelations int      `json:"dropped_relations"`
@@ -210,6 +216,7 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 		}
 		if res.Dest != nil {
 			tr.RowsDeleted = res.Dest.Tables[name]
+			tr.RowsUnchanged = min(res.Dest.Unchanged[name], tr.RowsWritten)
 		}
 		rep.Tables = append(rep.Tables, tr)
 	}
@@ -217,7 +224,7 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 	rejected := map[string]int64{}
 	if res.Dest != nil && res.Dest.Port != nil {
 		p := res.Dest.Port
-		prep = &PortSummary{Owner: p.Owner, Upserted: p.Upserted, Rejected: p.Failed, Deleted: p.Deleted, DroppedRelations: p.DroppedRelations,
+		prep = &PortSummary{Owner: p.Owner, Upserted: p.Upserted, Unchanged: p.Unchanged, Rejected: p.Failed, Deleted: p.Deleted, DroppedRelations: p.DroppedRelations,
 			Adopted: p.Adopted, Conflicts: []string{}, Errors: []string{}, SkippedDeletes: []string{}, ReconcileErrors: []string{}}
 		for _, c := range p.Conflicts {
 			owner := c.Owner
@@ -241,7 +248,8 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 	for _, name := range sp.Blueprints() {
 		br := BlueprintReport{Name: name, Produced: res.Entities[name] - dups["blueprint/"+name], Rejected: rejected[name]}
 		if prep != nil {
-			br.Upserted = max(br.Produced-br.Rejected, 0)
+			c := res.Dest.Port.Blueprints[name]
+			br.Upserted, br.Unchanged = int64(c.Upserted), int64(c.Unchanged)
 		}
 		if sum != nil {
 			br.Reconciled = sum.Blueprints[name]

@@ -180,12 +180,45 @@ const (
 	ExitInterrupted = 130 // stopped by Ctrl-C or SIGTERM (128 + SIGINT)
 )
 
+// Exit codes of `ferry plan`, which follows `terraform plan
+// -detailed-exitcode`: ExitOK when nothing would change, ExitPlanChanges
+// when something would, ExitFailed when the plan failed (extraction
+// failures included: the plan is then incomplete). Since 2 then means
+// "changes", plan's own usage and config errors exit ExitPlanUsage (64,
+// EX_USAGE of sysexits.h) rather than ExitUsage; an invalid spec is still
+// ExitInvalidSpec and an interrupt ExitInterrupted.
+const (
+	ExitPlanChanges = 2
+	ExitPlanUsage   = 64
+)
+
+// ErrPlanChanges ends a plan that found changes (wrapped in a PlanError).
+var ErrPlanChanges = errors.New("the plan has changes")
+
+// PlanError is the error of `ferry plan`: ExitCode maps it with plan's
+// codes.
+type PlanError struct{ Err error }
+
+func (e *PlanError) Error() string { return e.Err.Error() }
+func (e *PlanError) Unwrap() error { return e.Err }
+
 // ExitCode maps the error of a command to its exit code: the one place
 // that does. interrupted tells a cancellation by the user from any other.
 func ExitCode(err error, interrupted bool) int {
 	var ue *UsageError
 	var ce *ConfigError
 	var se SpecError // a warning made an error (validate --strict)
+	var pe *PlanError
+	if errors.As(err, &pe) {
+		switch code := ExitCode(pe.Err, interrupted); {
+		case errors.Is(pe.Err, ErrPlanChanges):
+			return ExitPlanChanges
+		case code == ExitUsage:
+			return ExitPlanUsage
+		default:
+			return code
+		}
+	}
 	switch {
 	case err == nil:
 		return ExitOK

@@ -355,22 +355,22 @@ func printSummary(w io.Writer, rep *engine.RunReport, dest string, width int) {
 		default:
 			line(fmt.Sprintf("tables in schema %s of the PostgreSQL database:", rep.Spec))
 		}
-		rows := [][]string{{"table", "", "rows written", "marked deleted", "reconciled"}}
+		rows := [][]string{{"table", "", "rows written", "unchanged", "marked deleted", "reconciled"}}
 		for _, tb := range rep.Tables {
-			rows = append(rows, []string{tb.Name, "", count(tb.RowsWritten), count(int64(tb.RowsDeleted)), yesNo(tb.Reconciled)})
+			rows = append(rows, []string{tb.Name, "", count(tb.RowsWritten), count(tb.RowsUnchanged), count(int64(tb.RowsDeleted)), yesNo(tb.Reconciled)})
 		}
-		table(rows, []int{0, 1, 2, 3, 4})
+		table(rows, []int{0, 1, 2, 4, 3, 5})
 	}
 	if len(rep.Blueprints) > 0 {
-		rows := [][]string{{"Port blueprint", "", "produced", "upserted", "rejected", "reconciled"}}
+		rows := [][]string{{"Port blueprint", "", "produced", "upserted", "unchanged", "rejected", "reconciled"}}
 		for _, bp := range rep.Blueprints {
-			rows = append(rows, []string{bp.Name, "", count(bp.Produced), count(bp.Upserted), count(bp.Rejected), yesNo(bp.Reconciled)})
+			rows = append(rows, []string{bp.Name, "", count(bp.Produced), count(bp.Upserted), count(bp.Unchanged), count(bp.Rejected), yesNo(bp.Reconciled)})
 		}
 		line("")
-		table(rows, []int{0, 1, 3, 4, 2, 5})
+		table(rows, []int{0, 1, 3, 5, 4, 2, 6})
 	}
 	if p := rep.Port; p != nil {
-		line(fmt.Sprintf("port (owner %s): %s upserted, %s rejected, %s stale deleted, %s relations dropped", p.Owner, count(int64(p.Upserted)), count(int64(p.Rejected)), count(int64(p.Deleted)), count(int64(p.DroppedRelations))))
+		line(fmt.Sprintf("port (owner %s): %s upserted, %s unchanged (not sent), %s rejected, %s stale deleted, %s relations dropped", p.Owner, count(int64(p.Upserted)), count(int64(p.Unchanged)), count(int64(p.Rejected)), count(int64(p.Deleted)), count(int64(p.DroppedRelations))))
 		if n := len(p.Conflicts); n > 0 {
 			line(fmt.Sprintf("  %d entities of another owner not overwritten (--adopt-owner OWNER or --adopt-unowned takes them over)", n))
 		}

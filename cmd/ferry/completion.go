@@ -74,11 +74,14 @@ func completionWords() completion {
 	c := completion{commands: commandNames(), flags: map[string][]string{}, values: map[string][]string{
 		"--log-level":  {"debug", "info", "warn", "error"},
 		"--log-format": {"text", "json"}, "--progress": {"auto", "live", "log", "none"},
-		"--format": {"text", "github", "mermaid", "dot"},
+		"--format": {"text", "github", "mermaid", "dot", "json"},
 	}}
 	rf := flag.NewFlagSet("run", flag.ContinueOnError)
 	defineRunFlags(rf)
 	rf.VisitAll(func(f *flag.Flag) { c.flags["run"] = append(c.flags["run"], "--"+f.Name) })
+	pf := flag.NewFlagSet("plan", flag.ContinueOnError)
+	definePlanFlags(pf)
+	pf.VisitAll(func(f *flag.Flag) { c.flags["plan"] = append(c.flags["plan"], "--"+f.Name) })
 	c.flags["validate"] = []string{"--format"}
 	c.flags["graph"] = []string{"--format"}
 	return c

@@ -194,6 +194,7 @@ func (s *Server) writeEntityLocked(bp *blueprint, b entityBody, mode writeMode, 
 	now := s.opts.Now()
 	for _, k := range missing {
 		if _, ok := s.entities[k.blueprint][k.identifier]; !ok {
+			delete(s.sortedIDs, k.blueprint)
 			s.entities[k.blueprint][k.identifier] = &entity{id: k.identifier, props: map[string]any{}, rels: map[string]any{}, createdAt: now, updatedAt: now}
 		}
 	}
@@ -202,6 +203,9 @@ func (s *Server) writeEntityLocked(bp *blueprint, b entityBody, mode writeMode, 
 		c.createdAt = existing.createdAt
 	}
 	c.updatedAt = now
+	if existing == nil {
+		delete(s.sortedIDs, bp.id)
+	}
 	s.entities[bp.id][c.id] = c
 	return c, created, nil
 }
@@ -282,6 +286,18 @@ func (s *Server) checkEntityLocked(bp *blueprint, c *entity) ([]entityKey, *apiE
 		}
 	}
 	return missing, nil
+}
+
+// idsLocked returns bp's entity identifiers, sorted: computed once and
+// kept until an entity of bp is added or deleted (searches page through
+// them). s.mu is held.
+func (s *Server) idsLocked(bp string) []string {
+	if ids, ok := s.sortedIDs[bp]; ok {
+		return ids
+	}
+	ids := slices.Sorted(maps.Keys(s.entities[bp]))
+	s.sortedIDs[bp] = ids
+	return ids
 }
 
 func (e *entity) view(bp string) map[string]any {
@@ -522,6 +538,7 @@ func (s *Server) deleteLocked(del map[entityKey]bool, cascade bool) *apiError {
 	}
 	for k := range del {
 		delete(s.entities[k.blueprint], k.identifier)
+		delete(s.sortedIDs, k.blueprint)
 	}
 	return nil
 }

@@ -435,6 +435,52 @@ func TestSearch(t *testing.T) {
 			t.Errorf("ids %s", got)
 		}
 	})
+	// An identifier list read without scanning still pages, applies the
+	// other rules, and sees entities added since the last search.
+	t.Run("identifier list", func(t *testing.T) {
+		c := c.with(t)
+		search := func(from string) ([]string, string) {
+			body := map[string]any{"limit": 2, "query": map[string]any{"combinator": "and", "rules": []any{
+				map[string]any{"property": "$identifier", "operator": "in", "value": []any{"a07", "a03", "a04", "zz", "a03", "new"}},
+				map[string]any{"property": "tier", "operator": "!=", "value": "gold"},
+			}}}
+			if from != "" {
+				body["from"] = from
+			}
+			r := c.must("POST", path, body, http.StatusOK)
+			var ids []string
+			for _, e := range r.body["entities"].([]any) {
+				ids = append(ids, e.(map[string]any)["identifier"].(string))
+			}
+			next, _ := r.body["next"].(string)
+			return ids, next
+		}
+		ids, next := search("")
+		if strings.Join(ids, ",") != "a03,a07" || next != "" {
+			t.Errorf("ids %v next %q, want a03,a07 and no next", ids, next)
+		}
+		c.must("POST", "/v1/blueprints/app/entities", appEntity("new", map[string]any{"tier": "silver"}), http.StatusCreated)
+		ids, next = search("")
+		more, last := search(next)
+		if strings.Join(ids, ",")+"|"+strings.Join(more, ",") != "a03,a07|new" || last != "" {
+			t.Errorf("pages %v then %v (next %q)", ids, more, last)
+		}
+		all := func() string {
+			r := c.must("POST", path, map[string]any{"limit": 100, "include": []any{"$identifier"}}, http.StatusOK)
+			var ids []string
+			for _, e := range r.body["entities"].([]any) {
+				ids = append(ids, e.(map[string]any)["identifier"].(string))
+			}
+			return strings.Join(ids, ",")
+		}
+		if got := all(); !strings.HasSuffix(got, ",a24,new") {
+			t.Errorf("all entities %s, want the new one last", got)
+		}
+		c.must("DELETE", "/v1/blueprints/app/entities/new", nil, http.StatusOK)
+		if got := all(); !strings.HasSuffix(got, ",a24") {
+			t.Errorf("all entities after the delete %s", got)
+		}
+	})
 	bad := []struct {
 		name string
 		body map[string]any

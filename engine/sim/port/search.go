@@ -2,7 +2,6 @@ package port
 
 import (
 	"encoding/base64"
-	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -67,11 +66,17 @@ func (s *Server) searchEntities(bpID string, body []byte) (int, any, *apiError) 
 	}
 	out := []any{}
 	next := ""
-	for _, id := range slices.Sorted(maps.Keys(s.entities[bpID])) {
-		if after != "" && id <= after {
+	ids := s.idsLocked(bpID)
+	if cand := identifiersIn(query); cand != nil {
+		ids = cand // only these can match: no scan of the blueprint
+	}
+	start, _ := slices.BinarySearch(ids, after)
+	for _, id := range ids[start:] {
+		e, ok := s.entities[bpID][id]
+		if !ok || after != "" && id <= after {
 			continue
 		}
-		v := s.entities[bpID][id].view(bpID)
+		v := e.view(bpID)
 		if query != nil && !matchQuery(query, v) {
 			continue
 		}
@@ -89,6 +94,29 @@ func (s *Server) searchEntities(bpID string, body []byte) (int, any, *apiError) 
 		resp["next"] = next
 	}
 	return http.StatusOK, resp, nil
+}
+
+// identifiersIn returns the sorted identifiers of an "and" query's
+// top-level `$identifier in [...]` rule, nil when it has none.
+func identifiersIn(q map[string]any) []string {
+	if q == nil || q["combinator"] != "and" {
+		return nil
+	}
+	for _, r := range q["rules"].([]any) {
+		rm := r.(map[string]any)
+		if rm["property"] != "$identifier" || rm["operator"] != "in" {
+			continue
+		}
+		ids := []string{}
+		for _, v := range rm["value"].([]any) {
+			if id, ok := v.(string); ok {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+		return slices.Compact(ids)
+	}
+	return nil
 }
 
 func stringList(m map[string]any, k string) ([]string, *apiError) {

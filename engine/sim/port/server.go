@@ -76,6 +76,7 @@ type Server struct {
 	mu         sync.Mutex
 	blueprints map[string]*blueprint
 	entities   map[string]map[string]*entity
+	sortedIDs  map[string][]string  // blueprint -> its entity identifiers, sorted (see idsLocked)
 	tokens     map[string]time.Time // token -> expiry
 	current    string               // live token of the credential pair
 	tokenSeq   int
@@ -164,6 +165,7 @@ func newServer(opts Options) *Server {
 		limiter:    &windowLimiter{limit: opts.RateLimit, window: opts.Window},
 		blueprints: map[string]*blueprint{},
 		entities:   map[string]map[string]*entity{},
+		sortedIDs:  map[string][]string{},
 		tokens:     map[string]time.Time{},
 		rejects:    map[entityKey]*apiError{},
 	}

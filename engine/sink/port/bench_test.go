@@ -2,6 +2,7 @@ package port
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -62,29 +63,49 @@ func BenchmarkLoad20k(b *testing.B) {
 }
 
 // BenchmarkLoad20kRerun is BenchmarkLoad20k's load run a second time, the
-// entities already the sink's own: the ownership check then costs one
-// listing page per 1,000 owned entities instead of a lookup per 100.
+// entities already the sink's own, every one of them changed (a new
+// title): the ownership check then costs one listing page per 1,000 owned
+// entities instead of a lookup per 100, and every entity is written.
 func BenchmarkLoad20kRerun(b *testing.B) {
 	const limit, window, latency = 50, 3 * time.Second, 30 * time.Millisecond
 	benchLoad(b, 20_000, portsim.Options{RateLimit: limit, Window: window, Latency: latency},
-		20*float64(limit)/window.Seconds(), true)
+		20*float64(limit)/window.Seconds(), rerunChanged)
 }
 
 // BenchmarkLoad20kUnlimited is the same load with no rate limit: the ceiling
 // is then Concurrency requests per latency (8 / 30 ms × 20 entities).
-// The first load creates everything; a rerun (the same entities, already
-// the sink's own) is a periodic sync's usual case.
+// The first load creates everything; a rerun over a changed source
+// rewrites everything; a rerun over an unchanged source (a periodic
+// sync's usual case) writes nothing: it lists the owned entities and
+// compares.
 func BenchmarkLoad20kUnlimited(b *testing.B) {
 	const latency = 30 * time.Millisecond
-	for _, rerun := range []bool{false, true} {
-		b.Run(fmt.Sprintf("rerun=%v", rerun), func(b *testing.B) {
-			benchLoad(b, 20_000, portsim.Options{RateLimit: -1, Latency: latency}, 20*8/latency.Seconds(), rerun)
+	for _, mode := range []loadMode{firstLoad, rerunChanged, rerunUnchanged} {
+		b.Run(mode.String(), func(b *testing.B) {
+			benchLoad(b, 20_000, portsim.Options{RateLimit: -1, Latency: latency}, 20*8/latency.Seconds(), mode)
 		})
 	}
 }
 
-func benchLoad(b *testing.B, n int, opts portsim.Options, ceiling float64, rerun ...bool) {
+// loadMode is what a benchmarked load finds in Port.
+type loadMode int
+
+const (
+	firstLoad      loadMode = iota // nothing
+	rerunChanged                   // every entity, each with another title
+	rerunUnchanged                 // every entity as the load maps it
+)
+
+func (m loadMode) String() string {
+	return [...]string{"first", "rerun-changed", "rerun-unchanged"}[m]
+}
+
+func benchLoad(b *testing.B, n int, opts portsim.Options, ceiling float64, mode ...loadMode) {
 	ents := benchEntities(n)
+	m := firstLoad
+	if len(mode) > 0 {
+		m = mode[0]
+	}
 	bps := humanitecBlueprints(b, bpApp, bpEnv, bpWork)
 	var rate, ratio float64
 	var requests, n429, searches int
@@ -98,8 +119,12 @@ func benchLoad(b *testing.B, n int, opts portsim.Options, ceiling float64, rerun
 		if err := s.EnsureBlueprints(b.Context(), bps); err != nil {
 			b.Fatal(err)
 		}
-		if len(rerun) > 0 && rerun[0] {
+		if m != firstLoad {
 			for _, e := range ents {
+				if m == rerunChanged {
+					e = sink.Entity{Blueprint: e.Blueprint, Data: maps.Clone(e.Data)}
+					e.Data["title"] = "before"
+				}
 				if err := s.Write(b.Context(), e); err != nil {
 					b.Fatal(err)
 				}
@@ -119,8 +144,8 @@ func benchLoad(b *testing.B, n int, opts portsim.Options, ceiling float64, rerun
 		rep, err := s.Finish(b.Context(), nil)
 		el := time.Since(start)
 		b.StopTimer()
-		if err != nil || rep.Upserted != n {
-			b.Fatalf("err %v upserted %d", err, rep.Upserted)
+		if err != nil || m != rerunUnchanged && rep.Upserted != n || m == rerunUnchanged && rep.Unchanged != n {
+			b.Fatalf("err %v upserted %d unchanged %d", err, rep.Upserted, rep.Unchanged)
 		}
 		rate = float64(n) / el.Seconds()
 		ratio = rate / ceiling

@@ -27,6 +27,9 @@ type Property struct {
 	Format string
 	Enum   []any
 	Items  *Property // array item type, if declared
+	// Default is the value Port gives an entity that does not set the
+	// property (nil: none).
+	Default any
 }
 
 // Relation is one declared relation.
@@ -96,6 +99,7 @@ func propertyFromMap(v any) (Property, error) {
 	}
 	p.Format, _ = d["format"].(string)
 	p.Enum, _ = d["enum"].([]any)
+	p.Default = d["default"]
 	if it, ok := d["items"]; ok {
 		item, err := propertyFromMap(it)
 		if err != nil {
@@ -116,49 +120,23 @@ func propertyFromMap(v any) (Property, error) {
 // given blueprints is created without the cycle's relations first and
 // completed with a second PUT.
 func (s *Sink) EnsureBlueprints(ctx context.Context, blueprints []json.RawMessage) error {
-	desired := map[string]map[string]any{}
-	var ids []string
-	for i, raw := range blueprints {
-		m, err := decodeObject(raw)
-		if err != nil {
-			return fmt.Errorf("port: blueprint %d: %w", i, err)
-		}
-		bp, err := blueprintFromMap(m)
-		if err != nil {
-			return fmt.Errorf("port: %w", err)
-		}
-		if _, dup := desired[bp.Identifier]; dup {
-			return fmt.Errorf("port: blueprint %q given twice", bp.Identifier)
-		}
-		if s.cfg.Owner != "" {
-			addOwnerProperty(m)
-		}
-		desired[bp.Identifier] = m
-		ids = append(ids, bp.Identifier)
+	desired, ids, err := s.desiredBlueprints(blueprints)
+	if err != nil {
+		return err
 	}
-
-	var list struct {
-		Blueprints []map[string]any `json:"blueprints"`
+	existing, err := s.listBlueprints(ctx)
+	if err != nil {
+		return err
 	}
-	if _, err := s.api.do(ctx, http.MethodGet, "/blueprints", nil, nil, &list); err != nil {
-		return fmt.Errorf("port: list blueprints: %w", err)
-	}
-	existing := map[string]map[string]any{}
-	for _, b := range list.Blueprints {
-		if id, ok := b["identifier"].(string); ok {
-			existing[id] = b
-		}
+	if err := checkTargets(desired, existing); err != nil {
+		return err
 	}
 	edges := map[string][]string{}
 	for id, m := range desired {
 		for _, t := range relationTargets(m) {
-			if _, ok := desired[t]; !ok {
-				if _, ok := existing[t]; !ok {
-					return fmt.Errorf("port: blueprint %q: relation target %q is neither in the spec nor in Port", id, t)
-				}
-				continue
+			if _, ok := desired[t]; ok {
+				edges[id] = append(edges[id], t)
 			}
-			edges[id] = append(edges[id], t)
 		}
 	}
 	levels, _ := layers(ids, edges)

@@ -56,7 +56,12 @@ func TestTokenRefresh(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.between(e)
-			rep, err := e.run(s, nil, apps(30), nil)
+			// Retitled: the second run has all 30 to write again.
+			again := apps(30)
+			for _, a := range again {
+				a.Data["title"] = "App, renamed"
+			}
+			rep, err := e.run(s, nil, again, nil)
 			if err != nil || rep.Upserted != 30 {
 				t.Fatalf("second run: err %v report %+v", err, rep)
 			}

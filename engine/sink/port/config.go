@@ -98,6 +98,12 @@ type Config struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 
 	MaxAttempts int // per request, for 408/429/5xx/network errors; default DefaultMaxAttempts
+
+	// SpoolDir is where the sink makes the temporary file that holds a
+	// run's entities until they are sent (ferry-port-spool-*.sqlite);
+	// default os.TempDir(). Where the OS allows it the file is unlinked as
+	// soon as it is open, so it never outlives the process.
+	SpoolDir string
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -171,17 +177,21 @@ func (c Config) policy(blueprint, relation string) RelationPolicy {
 }
 
 // Sink loads entities into Port. Create it with New; call EnsureBlueprints,
-// then Write for every entity (from any goroutine), then Finish once.
+// then Write for every entity (from any goroutine), then Finish once (or
+// Close, for a run that stops before). For a plan, call PlanBlueprints,
+// Write, then Plan: nothing is written to Port.
 type Sink struct {
 	cfg Config
 	log *slog.Logger
 	api *apiClient
 
-	mu       sync.Mutex
-	bps      map[string]*Blueprint // as Port holds them (after EnsureBlueprints or a GET)
-	pending  map[string]map[string]map[string]any
-	produced map[string]map[string]bool // blueprint -> identifiers written this run
-	invalid  []EntityError
+	mu      sync.Mutex
+	bps     map[string]*Blueprint // as Port holds them (after EnsureBlueprints or a GET), or as a plan would make them
+	absent  map[string]bool       // a plan's blueprints that Port does not hold yet
+	spool   *spool                // the queued entities, opened by the first Write
+	buf     []spooled             // entities not yet moved to the spool
+	bufAt   map[entityKey]int     // index in buf of each key
+	invalid []EntityError
 }
 
 // New validates cfg and returns a Sink. It does no I/O.
@@ -195,11 +205,11 @@ func New(cfg Config) (*Sink, error) {
 		return nil, err
 	}
 	return &Sink{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		api:      api,
-		bps:      map[string]*Blueprint{},
-		pending:  map[string]map[string]map[string]any{},
-		produced: map[string]map[string]bool{},
+		cfg:    cfg,
+		log:    cfg.Logger,
+		api:    api,
+		bps:    map[string]*Blueprint{},
+		absent: map[string]bool{},
+		bufAt:  map[entityKey]int{},
 	}, nil
 }

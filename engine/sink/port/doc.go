@@ -3,8 +3,14 @@
 //
 //	s, err := port.New(port.Config{BaseURL: u, ClientID: id, ClientSecret: secret, Owner: "humanitec/acme"})
 //	err = s.EnsureBlueprints(ctx, blueprints)      // create missing, update changed, never delete
-//	err = s.Write(ctx, entity)                     // validate and buffer, from any goroutine
-//	rep, err := s.Finish(ctx, complete)            // write in relation order, then reconcile
+//	err = s.Write(ctx, entity)                     // validate and queue (on disk), from any goroutine
+//	rep, err := s.Finish(ctx, complete)            // write what changed in relation order, then reconcile
+//
+// A plan says what that would do, writing nothing:
+//
+//	changes, err := s.PlanBlueprints(ctx, blueprints)
+//	err = s.Write(ctx, entity)
+//	plan, err := s.Plan(ctx, complete, "")
 //
 // [ValidateEntity] checks one entity against a [Blueprint] offline (dry-run
 // uses it too); [ParseBlueprint] reads a blueprint body.
@@ -35,6 +41,32 @@
 // ErrReconcileFailed), a delete answer its ids (DeleteErrors). Search
 // answers are read strictly: an empty or garbled body, no entities list,
 // an entity without identifier, a cursor that repeats.
+//
+// # The spool
+//
+// Entities wait for the end of extraction — they are sent in relation
+// order, so none can go before every entity is known — in a temporary
+// SQLite file (spool.go): ferry-port-spool-*.sqlite in Config.SpoolDir
+// (the OS temp dir), unlinked as soon as it is open where the OS allows
+// it, so it never outlives the process however it ends; Finish, Plan and
+// Close release it. Write keeps a few hundred entities in memory and moves
+// them in one transaction; Finish reads them back a page at a time. An
+// on_duplicate: merge entity is merged with the earlier one wherever that
+// is. What the sink keeps on the heap grows with failures, adoptions and
+// missing relation targets, not with the load (BenchmarkSinkMemory).
+//
+// # Change-only writes
+//
+// The owned-entity listing of each blueprint (below) is read whole, once,
+// before writing, and kept in the spool in canonical form (canon.go): the
+// fields a write sets, as Port stores them — undeclared and meta
+// properties left out, null and absent alike, a property equal to its
+// default as absent, many-relations as sorted sets, team as a sorted list,
+// numbers as doubles. An entity whose canonical form, cycle relations
+// included (resolved as they will be once the run's own targets exist), is
+// byte-equal to what Port holds is not sent: it counts as unchanged
+// (Report.Unchanged) and as written for the relations of later entities.
+// An adopted entity is always written (it must be re-marked).
 //
 // # Order and relations
 //
@@ -69,7 +101,7 @@
 // written entity carries ferryOwner = Owner.
 //
 // No takeovers: before writing, each blueprint's owned entities are listed
-// (reconciliation reuses the list), and the identifiers not among them are
+// (reconciliation and the change check reuse the list), and the identifiers not among them are
 // looked up in Port ($identifier in […], 100 a search, with ferryOwner).
 // An entity Port holds under another owner, or under none (made by hand or
 // by another tool), is not written: it is a [Conflict] in the Report (and a

@@ -16,47 +16,64 @@ import (
 
 // hit is one entity of a search answer.
 type hit struct {
-	id    string
-	owner string // its OwnerProperty; "" when it has none
+	id     string
+	owner  string         // its OwnerProperty; "" when it has none
+	entity map[string]any // the whole entity, when the search asked for it
 }
 
 // search returns bp's entities matching query, following `next` until the
-// last page; withOwner asks for OwnerProperty too. An answer that is not
-// the documented shape, {entities: [{identifier, …}], next}, fails with
-// ErrMalformedAnswer: read as "no entities" it would keep stale entities
-// or hide another owner's.
+// last page; withOwner asks for OwnerProperty too.
 func (s *Sink) search(ctx context.Context, bp string, query map[string]any, withOwner bool) ([]hit, error) {
 	include := []string{"$identifier"}
 	if withOwner {
 		include = append(include, OwnerProperty)
 	}
-	path := "/blueprints/" + url.PathEscape(bp) + "/entities/search"
-	body := map[string]any{"query": query, "include": include, "limit": searchPageSize}
 	var hits []hit
+	err := s.searchPages(ctx, bp, query, include, func(page []hit) error {
+		hits = append(hits, page...)
+		return nil
+	})
+	return hits, err
+}
+
+// searchPages calls fn with each page of bp's entities matching query,
+// following `next` until the last page; include nil asks for whole
+// entities. An answer that is not the documented shape, {entities:
+// [{identifier, …}], next}, fails with ErrMalformedAnswer: read as "no
+// entities" it would keep stale entities or hide another owner's.
+func (s *Sink) searchPages(ctx context.Context, bp string, query map[string]any, include []string, fn func([]hit) error) error {
+	path := "/blueprints/" + url.PathEscape(bp) + "/entities/search"
+	body := map[string]any{"query": query, "limit": searchPageSize}
+	if include != nil {
+		body["include"] = include
+	}
 	seen := map[string]bool{}
 	for {
 		var raw json.RawMessage
 		if _, err := s.api.do(ctx, http.MethodPost, path, nil, body, &raw); err != nil {
-			return nil, err
+			return err
 		}
-		page, next, err := parseSearchPage(raw)
+		page, next, err := parseSearchPage(raw, include == nil)
 		if err == nil && seen[next] {
 			err = fmt.Errorf("%w: search answer repeats the cursor of an earlier page", ErrMalformedAnswer)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("POST /v1%s: %w", path, err)
+			return fmt.Errorf("POST /v1%s: %w", path, err)
 		}
-		hits = append(hits, page...)
+		if err := fn(page); err != nil {
+			return err
+		}
 		if next == "" {
-			return hits, nil
+			return nil
 		}
 		seen[next] = true
 		body["from"] = next
 	}
 }
 
-// parseSearchPage reads one page of a search answer strictly.
-func parseSearchPage(raw []byte) ([]hit, string, error) {
+// parseSearchPage reads one page of a search answer strictly; whole keeps
+// each entity.
+func parseSearchPage(raw []byte, whole bool) ([]hit, string, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, "", fmt.Errorf("%w: empty search answer", ErrMalformedAnswer)
 	}
@@ -78,19 +95,17 @@ func parseSearchPage(raw []byte) ([]hit, string, error) {
 	}
 	hits := make([]hit, 0, len(page.Entities))
 	for i, e := range page.Entities {
-		var ent struct {
-			Identifier any            `json:"identifier"`
-			Properties map[string]any `json:"properties"`
-		}
+		var ent map[string]any
 		if err := json.Unmarshal(e, &ent); err != nil {
 			return nil, "", fmt.Errorf("%w: search answer entity %d: %w", ErrMalformedAnswer, i, err)
 		}
-		id, _ := ent.Identifier.(string)
+		id, _ := ent["identifier"].(string)
 		if id == "" {
 			return nil, "", fmt.Errorf("%w: search answer entity %d has no identifier", ErrMalformedAnswer, i)
 		}
 		h := hit{id: id}
-		switch o := ent.Properties[OwnerProperty].(type) {
+		props, _ := ent["properties"].(map[string]any)
+		switch o := props[OwnerProperty].(type) {
 		case nil:
 		case string:
 			h.owner = o
@@ -98,28 +113,34 @@ func parseSearchPage(raw []byte) ([]hit, string, error) {
 			b, _ := json.Marshal(o)
 			h.owner = string(b)
 		}
+		if whole {
+			h.entity = ent
+		}
 		hits = append(hits, h)
 	}
 	return hits, next, nil
 }
 
 // claim asks Port, before anything is written, who owns the entities the
-// run is about to write (ids by blueprint). One owned by another owner, or
-// by none (made by hand or by another tool), is a conflict: it is not
-// written, and it is reported with its current owner — unless the run
-// adopts it (Config.AdoptOwners, Config.AdoptUnowned). Entities Port does
-// not hold are free. Without an Owner nothing is checked.
+// run is about to write (the spool's, of the blueprints in defs). One
+// owned by another owner, or by none (made by hand or by another tool),
+// is a conflict: it is not written, and it is reported with its current
+// owner — unless the run adopts it (Config.AdoptOwners,
+// Config.AdoptUnowned). Entities Port does not hold are free. Without an
+// Owner nothing is checked.
 //
-// Each blueprint's owned entities are listed first (reconciliation reuses
-// the list), so a rerun looks up only identifiers that are not already
-// its own: a steady catalog costs no lookups. Listings and lookups run
-// Concurrency at a time.
-func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Blueprint, ids map[string][]string) error {
+// Each blueprint's owned entities are listed first, whole, into the spool:
+// reconciliation reuses the list, and so does the change check (an owned
+// entity that would be written exactly as stored is not sent). A rerun
+// therefore looks up only identifiers that are not already its own: a
+// steady catalog costs no lookups. Listings and lookups run Concurrency at
+// a time.
+func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Blueprint) error {
 	if s.cfg.Owner == "" {
 		return nil
 	}
 	var marked []string
-	for _, bp := range slices.Sorted(maps.Keys(ids)) {
+	for _, bp := range slices.Sorted(maps.Keys(defs)) {
 		if _, ok := defs[bp].Properties[OwnerProperty]; ok {
 			marked = append(marked, bp)
 			continue
@@ -127,22 +148,28 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 		if s.cfg.AdoptUnowned {
 			continue
 		}
-		for _, id := range ids[bp] {
+		if err := s.eachID(ctx, st.sp, bp, selValid, func(id string) {
 			st.fail(entityKey{bp, id}, fmt.Sprintf("not written: blueprint %s has no %s property, so ferry cannot tell its own entities from others' (put the blueprint in the spec's blueprints file, or adopt unowned entities)", bp, OwnerProperty))
+		}); err != nil {
+			return err
 		}
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.Concurrency)
 	for _, bp := range marked {
+		if s.absent[bp] {
+			st.listed(bp, 0, nil) // a plan's new blueprint: Port holds none of it
+			continue
+		}
 		g.Go(func() error {
-			owned, err := s.listOwned(gctx, bp)
+			n, err := s.listOwned(gctx, st.sp, defs[bp])
 			if err != nil && gctx.Err() != nil {
 				return err
 			}
 			// A listing that failed is the reconciliation's failure; the
 			// lookups below still decide about each identifier.
-			st.listed(bp, owned, err)
+			st.listed(bp, n, err)
 			return nil
 		})
 	}
@@ -153,18 +180,31 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.Concurrency)
 	for _, bp := range marked {
-		owned, _ := st.ownedOf(bp)
-		var unknown []string
-		for _, id := range ids[bp] {
-			switch from, ok := owned[id]; {
-			case !ok:
-				unknown = append(unknown, id)
-			case from != s.cfg.Owner:
-				st.adopt(entityKey{bp, id}, from)
-			}
+		if s.absent[bp] {
+			continue
 		}
-		for chunk := range slices.Chunk(unknown, lookupChunk) {
-			g.Go(func() error { return s.claimChunk(gctx, st, bp, chunk) })
+		adopted, err := st.sp.ownedBy(ctx, bp, s.cfg.Owner)
+		if err != nil {
+			_ = g.Wait()
+			return err
+		}
+		for id, from := range adopted {
+			st.adopt(entityKey{bp, id}, from)
+		}
+		after := ""
+		for gctx.Err() == nil {
+			unknown, err := st.sp.idsAfter(ctx, bp, selValidUnowned, after, 1000)
+			if err != nil {
+				_ = g.Wait()
+				return err
+			}
+			if len(unknown) == 0 {
+				break
+			}
+			after = unknown[len(unknown)-1]
+			for chunk := range slices.Chunk(unknown, lookupChunk) {
+				g.Go(func() error { return s.claimChunk(gctx, st, bp, chunk) })
+			}
 		}
 	}
 	return g.Wait()

@@ -12,7 +12,7 @@ import (
 
 // reconcile deletes stale owned entities of every complete blueprint. See
 // doc.go for the ownership rules.
-func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]bool, produced map[string]map[string]bool, rep *Report) error {
+func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]bool, rep *Report) error {
 	var bps []string
 	for bp, ok := range complete {
 		if ok {
@@ -67,9 +67,15 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 	for _, bp := range order {
 		// Listed before the writes when the run wrote to bp (see claim):
 		// what the run created then is produced, so never stale.
-		owned, err := st.ownedOf(bp)
-		if owned == nil && err == nil {
-			owned, err = s.listOwned(ctx, bp)
+		owned, listed, err := st.ownedOf(bp)
+		if !listed {
+			owned, err = s.listOwned(ctx, st.sp, defs[bp])
+		}
+		var cand []string
+		if err == nil {
+			// Keep what this run produced (even if its write failed) and
+			// anything a written entity relates to.
+			cand, err = st.sp.stale(ctx, bp)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -82,24 +88,15 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 			rep.ReconcileErrors = append(rep.ReconcileErrors, BlueprintError{Blueprint: bp, Message: msg})
 			continue
 		}
-		var cand []string
-		for id := range owned {
-			// Keep what this run produced (even if its write failed) and
-			// anything a written entity relates to.
-			if !produced[bp][id] && !st.refs[entityKey{bp, id}] {
-				cand = append(cand, id)
-			}
-		}
 		if len(cand) == 0 {
 			continue
 		}
-		if float64(len(cand)) > s.cfg.DeleteThreshold*float64(len(owned)) {
-			reason := fmt.Sprintf("would delete %d of %d owned entities, above the %.0f%% threshold", len(cand), len(owned), 100*s.cfg.DeleteThreshold)
-			s.log.Warn("port deletion skipped", "blueprint", bp, "stale", len(cand), "owned", len(owned), "threshold", s.cfg.DeleteThreshold)
-			rep.SkippedDeletes = append(rep.SkippedDeletes, SkippedDelete{Blueprint: bp, Stale: len(cand), Owned: len(owned), Reason: reason})
+		if float64(len(cand)) > s.cfg.DeleteThreshold*float64(owned) {
+			reason := thresholdReason(len(cand), owned, s.cfg.DeleteThreshold)
+			s.log.Warn("port deletion skipped", "blueprint", bp, "stale", len(cand), "owned", owned, "threshold", s.cfg.DeleteThreshold)
+			rep.SkippedDeletes = append(rep.SkippedDeletes, SkippedDelete{Blueprint: bp, Stale: len(cand), Owned: owned, Reason: reason})
 			continue
 		}
-		slices.Sort(cand)
 		stale[bp] = cand
 	}
 
@@ -143,28 +140,46 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 	return nil
 }
 
-// listOwned returns bp's entities owned by the run's owner or by an owner
-// it adopts (whose stale entities go too, which completes a move of
-// ownership), identifier -> owner. An answer holding an entity of anyone
+// thresholdReason says why deleting stale of owned entities is refused.
+func thresholdReason(stale, owned int, threshold float64) string {
+	return fmt.Sprintf("would delete %d of %d owned entities, above the %.0f%% threshold", stale, owned, 100*threshold)
+}
+
+// listOwned lists bp's entities owned by the run's owner or by an owner it
+// adopts (whose stale entities go too, which completes a move of
+// ownership) into the spool, whole and canonical (for the change check),
+// and returns how many there are. An answer holding an entity of anyone
 // else makes no sense: deleting from it would delete another's entity.
-func (s *Sink) listOwned(ctx context.Context, bp string) (map[string]string, error) {
+// When the listing fails, nothing of it is kept.
+func (s *Sink) listOwned(ctx context.Context, sp *spool, def *Blueprint) (int, error) {
 	owners := append([]string{s.cfg.Owner}, s.cfg.AdoptOwners...)
 	rule := map[string]any{"property": OwnerProperty, "operator": "=", "value": s.cfg.Owner}
 	if len(owners) > 1 {
 		rule = map[string]any{"property": OwnerProperty, "operator": "in", "value": owners}
 	}
-	hits, err := s.search(ctx, bp, map[string]any{"combinator": "and", "rules": []any{rule}}, true)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]string, len(hits))
-	for _, h := range hits {
-		if !slices.Contains(owners, h.owner) {
-			return nil, fmt.Errorf("%w: asked for the entities owned by %q, Port's answer holds %q owned by %q", ErrMalformedAnswer, owners, h.id, h.owner)
+	n := 0
+	err := s.searchPages(ctx, def.Identifier, map[string]any{"combinator": "and", "rules": []any{rule}}, nil, func(page []hit) error {
+		rows := make([]ownedRow, 0, len(page))
+		for _, h := range page {
+			if !slices.Contains(owners, h.owner) {
+				return fmt.Errorf("%w: asked for the entities owned by %q, Port's answer holds %q owned by %q", ErrMalformedAnswer, owners, h.id, h.owner)
+			}
+			body := encodeCanon(canonEntity(def, h.entity))
+			if body == nil {
+				return fmt.Errorf("%w: entity %q cannot be encoded", ErrMalformedAnswer, h.id)
+			}
+			rows = append(rows, ownedRow{id: h.id, owner: h.owner, body: body})
 		}
-		out[h.id] = h.owner
+		n += len(rows)
+		return sp.putOwned(ctx, def.Identifier, rows)
+	})
+	if err != nil {
+		if derr := sp.dropOwned(context.WithoutCancel(ctx), def.Identifier); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		return 0, err
 	}
-	return out, nil
+	return n, nil
 }
 
 // deleteIDs bulk-deletes ids (100 a call, never with delete_dependents). A

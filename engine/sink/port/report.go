@@ -16,14 +16,17 @@ var ErrReconcileFailed = errors.New("port: reconciliation failed")
 
 // Report is the outcome of one Finish.
 type Report struct {
-	Owner    string // Config.Owner: the value of OwnerProperty this run writes
-	Upserted int    // entities Port accepted (every pass)
-	Failed   int    // entities not written: offline validation, relation policy "fail", conflicts, or Port
-	Deleted  int    // stale owned entities deleted
-	Adopted  int    // entities written that belonged to an adopted owner (or to none)
+	Owner     string // Config.Owner: the value of OwnerProperty this run writes
+	Upserted  int    // entities sent that Port accepted (every pass)
+	Unchanged int    // entities Port already held exactly as the run would write them: not sent
+	Failed    int    // entities not written: offline validation, relation policy "fail", conflicts, or Port
+	Deleted   int    // stale owned entities deleted
+	Adopted   int    // entities written that belonged to an adopted owner (or to none)
 
 	// DroppedRelations counts relation targets removed under RelationDrop.
 	DroppedRelations int
+
+	Blueprints map[string]BlueprintCounts // per blueprint with entities
 
 	Errors         []EntityError   // one per failed entity, sorted
 	Conflicts      []Conflict      // entities of another owner, not written (also in Errors)
@@ -32,6 +35,13 @@ type Report struct {
 	// listed: nothing of them was deleted, and Finish fails.
 	ReconcileErrors []BlueprintError
 	DeleteErrors    []EntityError // stale entities Port refused to delete (e.g. dependents)
+}
+
+// BlueprintCounts are one blueprint's entities by outcome.
+type BlueprintCounts struct {
+	Upserted  int // sent, and accepted by Port
+	Unchanged int // held by Port as the run would write them: not sent
+	Failed    int // not written (see Report.Errors)
 }
 
 // Conflict is an entity the run produced that Port holds under another

@@ -21,6 +21,14 @@ import (
 
 type entityKey struct{ blueprint, identifier string }
 
+// spoolBatch is how many entities Write keeps in memory before it moves
+// them to the spool in one transaction; pageSize how many Finish reads
+// back at a time.
+const (
+	spoolBatch = 256
+	pageSize   = 500
+)
+
 // blueprint returns Port's definition of id, fetching and caching it on
 // first use; nil (no error) when Port has no such blueprint.
 func (s *Sink) blueprint(ctx context.Context, id string) (*Blueprint, error) {
@@ -51,10 +59,12 @@ func (s *Sink) blueprint(ctx context.Context, id string) (*Blueprint, error) {
 	return bp, nil
 }
 
-// Write validates e and buffers it until Finish. An invalid entity is
-// recorded as failed (and still counts as produced, so reconciliation never
-// deletes it); Write returns an error only when it cannot proceed (ctx done,
-// Port unreachable while fetching the blueprint).
+// Write validates e and queues it until Finish: on disk, in the sink's
+// spool (see spool.go), so memory does not grow with the load. An invalid
+// entity is recorded as failed (and still counts as produced, so
+// reconciliation never deletes it); Write returns an error only when it
+// cannot proceed (ctx done, Port unreachable while fetching the
+// blueprint, the spool unusable).
 func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -64,12 +74,14 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 		return err
 	}
 	id, _ := e.Data["identifier"].(string)
-	if e.Merge {
-		s.mu.Lock()
-		if prev, ok := s.pending[e.Blueprint][id]; ok {
+	if e.Merge && id != "" {
+		prev, err := s.queued(ctx, entityKey{e.Blueprint, id})
+		if err != nil {
+			return err
+		}
+		if prev != nil {
 			e.Data = mergeEntity(prev, e.Data)
 		}
-		s.mu.Unlock()
 	}
 	var errs []error
 	if bp == nil {
@@ -82,26 +94,84 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 			}
 		}
 	}
+	var data []byte
+	if len(errs) == 0 {
+		if data, err = json.Marshal(e.Data); err != nil {
+			errs = append(errs, fmt.Errorf("entity cannot be encoded as JSON: %w", err))
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if id != "" {
-		if s.produced[e.Blueprint] == nil {
-			s.produced[e.Blueprint] = map[string]bool{}
-		}
-		s.produced[e.Blueprint][id] = true
-	}
 	if len(errs) > 0 {
-		if s.pending[e.Blueprint] != nil {
-			delete(s.pending[e.Blueprint], id)
-		}
 		s.invalid = append(s.invalid, EntityError{Blueprint: e.Blueprint, Identifier: id, Message: joinErrors(errs)})
+		data = nil
+	}
+	if id == "" {
+		return nil // not produced: nothing can be known of it in Port
+	}
+	k := entityKey{e.Blueprint, id}
+	if i, ok := s.bufAt[k]; ok {
+		s.buf[i].data = data
+	} else {
+		s.bufAt[k] = len(s.buf)
+		s.buf = append(s.buf, spooled{bp: e.Blueprint, id: id, data: data})
+	}
+	if len(s.buf) >= spoolBatch {
+		return s.flushLocked(ctx)
+	}
+	return nil
+}
+
+// queued returns the valid entity queued for k, nil if none.
+func (s *Sink) queued(ctx context.Context, k entityKey) (map[string]any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var raw []byte
+	if i, ok := s.bufAt[k]; ok {
+		raw = s.buf[i].data
+	} else if s.spool != nil {
+		var err error
+		if raw, err = s.spool.data(ctx, k.blueprint, k.identifier); err != nil {
+			return nil, err
+		}
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	return decodeObject(raw)
+}
+
+// flushLocked moves the buffered entities into the spool, opening it on
+// first use. s.mu is held.
+func (s *Sink) flushLocked(ctx context.Context) error {
+	if s.spool == nil {
+		sp, err := openSpool(ctx, s.cfg.SpoolDir)
+		if err != nil {
+			return err
+		}
+		s.spool = sp
+	}
+	if err := s.spool.put(ctx, s.buf); err != nil {
+		return err
+	}
+	s.buf = s.buf[:0]
+	clear(s.bufAt)
+	return nil
+}
+
+// Close releases the spool of a run that will not reach Finish (Finish
+// releases it itself). It is safe to call more than once.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf, s.invalid = s.buf[:0], nil
+	clear(s.bufAt)
+	if s.spool == nil {
 		return nil
 	}
-	if s.pending[e.Blueprint] == nil {
-		s.pending[e.Blueprint] = map[string]map[string]any{}
-	}
-	s.pending[e.Blueprint][id] = e.Data
-	return nil
+	err := s.spool.close()
+	s.spool = nil
+	return err
 }
 
 // mergeEntity combines two entities of one identifier (on_duplicate:
@@ -184,45 +254,50 @@ func joinErrors(errs []error) string {
 }
 
 // runState collects the outcome of one Finish; batches update it
-// concurrently.
+// concurrently. Everything that grows with the load lives in the spool;
+// what is kept here grows with failures, adoptions and relation targets
+// missing from the run.
 type runState struct {
+	sp *spool
+
 	mu         sync.Mutex
-	ok         map[entityKey]bool
 	failed     map[entityKey]string
 	exists     map[entityKey]bool   // Port lookups of relation targets
 	unknown    map[entityKey]string // relation targets whose lookup failed
-	refs       map[entityKey]bool   // relation targets of entities written this run
 	dropped    map[string]int       // "blueprint.relation" -> targets dropped
 	dropSample map[string]string
-	conflicts  map[entityKey]string         // entities of another owner (or none), not written
-	adopted    map[entityKey]string         // entities taken over from their owner
-	owned      map[string]map[string]string // blueprint -> identifier -> owner, listed before writing
-	listErr    map[string]error             // blueprint -> why its listing failed
+	conflicts  map[entityKey]string // entities of another owner (or none), not written
+	adopted    map[entityKey]string // entities taken over from their owner
+	owned      map[string]int       // blueprint -> owned entities listed before writing
+	listErr    map[string]error     // blueprint -> why its listing failed
 }
 
-// listed records a blueprint's owned entities, or why they are unknown.
-func (st *runState) listed(bp string, owned map[string]string, err error) {
+// listed records how many owned entities a blueprint's listing found, or
+// why it failed.
+func (st *runState) listed(bp string, n int, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if err != nil {
 		st.listErr[bp] = err
 		return
 	}
-	st.owned[bp] = owned
+	st.owned[bp] = n
 }
 
-// ownedOf returns what listed recorded for bp: both nil when bp was not
-// listed.
-func (st *runState) ownedOf(bp string) (map[string]string, error) {
+// ownedOf returns what listed recorded for bp; listed is false when bp
+// was not listed.
+func (st *runState) ownedOf(bp string) (n int, listed bool, err error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return st.owned[bp], st.listErr[bp]
+	n, listed = st.owned[bp]
+	err = st.listErr[bp]
+	return n, listed || err != nil, err
 }
 
-func newRunState() *runState {
-	return &runState{ok: map[entityKey]bool{}, failed: map[entityKey]string{}, exists: map[entityKey]bool{},
-		unknown: map[entityKey]string{}, refs: map[entityKey]bool{}, dropped: map[string]int{}, dropSample: map[string]string{},
-		conflicts: map[entityKey]string{}, adopted: map[entityKey]string{}, owned: map[string]map[string]string{}, listErr: map[string]error{}}
+func newRunState(sp *spool) *runState {
+	return &runState{sp: sp, failed: map[entityKey]string{}, exists: map[entityKey]bool{},
+		unknown: map[entityKey]string{}, dropped: map[string]int{}, dropSample: map[string]string{},
+		conflicts: map[entityKey]string{}, adopted: map[entityKey]string{}, owned: map[string]int{}, listErr: map[string]error{}}
 }
 
 // conflict records that k belongs to owner ("" for nobody) and fails it.
@@ -239,12 +314,6 @@ func (st *runState) adopt(k entityKey, from string) {
 	st.adopted[k] = from
 }
 
-func (st *runState) succeed(k entityKey) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.ok[k] = true
-}
-
 func (st *runState) fail(k entityKey, msg string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -253,37 +322,57 @@ func (st *runState) fail(k entityKey, msg string) {
 	}
 }
 
-func (st *runState) isOK(k entityKey) bool {
+func (st *runState) failedKey(k entityKey) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	_, bad := st.failed[k]
-	return st.ok[k] && !bad
+	return bad
 }
 
-// Finish writes everything buffered, then reconciles. Blueprints are written
+// take hands over what Write queued: the spool (opened if nothing was
+// queued, for the listings of reconciliation) and the invalid entities.
+func (s *Sink) take(ctx context.Context) (*spool, []EntityError, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.flushLocked(ctx); err != nil {
+		return nil, nil, err
+	}
+	sp, invalid := s.spool, s.invalid
+	s.spool, s.invalid = nil, nil
+	return sp, invalid, nil
+}
+
+// Finish writes everything queued, then reconciles. Blueprints are written
 // in relation order (targets first). Relations inside a relation cycle —
 // self-relations such as resource-graph node → node — are left out of the
 // first pass and written in a second pass with merge=true, once every
 // entity of the cycle exists. Relation targets neither written by this run
-// nor present in Port follow the relation policy. Per-entity failures do not
-// stop the run; if any occurred the returned error wraps ErrEntitiesFailed.
+// nor present in Port follow the relation policy. An entity that Port
+// already holds exactly as the run would write it is not sent (it counts
+// as unchanged). Per-entity failures do not stop the run; if any occurred
+// the returned error wraps ErrEntitiesFailed. The spool is removed
+// whatever the outcome.
 //
 // complete[bp] must be true only when every stream feeding bp finished
 // without error; only those blueprints are reconciled (see doc.go).
-func (s *Sink) Finish(ctx context.Context, complete map[string]bool) (Report, error) {
-	s.mu.Lock()
-	pending, produced, invalid := s.pending, s.produced, s.invalid
-	s.pending, s.produced, s.invalid = map[string]map[string]map[string]any{}, map[string]map[string]bool{}, nil
-	s.mu.Unlock()
-
-	st := newRunState()
+func (s *Sink) Finish(ctx context.Context, complete map[string]bool) (rep Report, err error) {
+	sp, invalid, err := s.take(ctx)
+	if err != nil {
+		return Report{Owner: s.cfg.Owner}, err
+	}
+	defer func() {
+		if cerr := sp.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	st := newRunState(sp)
 	for _, e := range invalid {
 		st.fail(entityKey{e.Blueprint, e.Identifier}, e.Message)
 	}
-	rep := Report{Owner: s.cfg.Owner}
-	err := s.write(ctx, st, pending)
+	rep = Report{Owner: s.cfg.Owner, Blueprints: map[string]BlueprintCounts{}}
+	err = s.write(ctx, st)
 	if err == nil {
-		err = s.reconcile(ctx, st, complete, produced, &rep)
+		err = s.reconcile(ctx, st, complete, &rep)
 	}
 
 	for k, n := range st.dropped {
@@ -302,28 +391,63 @@ func (s *Sink) Finish(ctx context.Context, complete map[string]bool) (Report, er
 		return cmp.Or(cmp.Compare(a.Blueprint, b.Blueprint), cmp.Compare(a.Identifier, b.Identifier))
 	})
 	rep.Failed = len(st.failed)
-	for k := range st.ok {
-		if _, bad := st.failed[k]; !bad {
-			rep.Upserted++
-			if from, ok := st.adopted[k]; ok {
-				rep.Adopted++
-				s.log.Info("port entity adopted", "blueprint", k.blueprint, "identifier", k.identifier, "from", from)
-			}
-		}
+	if cerr := s.count(ctx, st, &rep); cerr != nil && err == nil {
+		err = cerr
 	}
-	s.log.Info("port load finished", "owner", rep.Owner, "upserted", rep.Upserted, "failed", rep.Failed, "conflicts", len(rep.Conflicts),
-		"adopted", rep.Adopted, "deleted", rep.Deleted, "dropped_relations", rep.DroppedRelations)
+	s.log.Info("port load finished", "owner", rep.Owner, "upserted", rep.Upserted, "unchanged", rep.Unchanged, "failed", rep.Failed,
+		"conflicts", len(rep.Conflicts), "adopted", rep.Adopted, "deleted", rep.Deleted, "dropped_relations", rep.DroppedRelations)
 	if err != nil {
 		return rep, err
 	}
 	var errs []error
 	if rep.Failed > 0 {
-		errs = append(errs, fmt.Errorf("%w: %d of %d (first: %v)", ErrEntitiesFailed, rep.Failed, rep.Failed+rep.Upserted, rep.Errors[0]))
+		errs = append(errs, fmt.Errorf("%w: %d of %d (first: %v)", ErrEntitiesFailed, rep.Failed, rep.Failed+rep.Upserted+rep.Unchanged, rep.Errors[0]))
 	}
 	if len(rep.ReconcileErrors) > 0 {
 		errs = append(errs, fmt.Errorf("%w: %d blueprints (first: %v)", ErrReconcileFailed, len(rep.ReconcileErrors), rep.ReconcileErrors[0]))
 	}
 	return rep, errors.Join(errs...)
+}
+
+// count fills the report's per-blueprint counts from the spool: entities
+// written, and unchanged ones; a failed entity counts as neither.
+func (s *Sink) count(ctx context.Context, st *runState, rep *Report) error {
+	counts, err := st.sp.counts(ctx)
+	if err != nil {
+		return err
+	}
+	for bp, c := range counts {
+		rep.Blueprints[bp] = BlueprintCounts{Upserted: c[stateWritten], Unchanged: c[stateUnchanged]}
+	}
+	for k := range st.failed {
+		state, err := st.sp.stateOf(ctx, k)
+		if err != nil {
+			return err
+		}
+		c := rep.Blueprints[k.blueprint]
+		switch state {
+		case stateWritten:
+			c.Upserted--
+		case stateUnchanged:
+			c.Unchanged--
+		}
+		c.Failed++
+		rep.Blueprints[k.blueprint] = c
+	}
+	for _, c := range rep.Blueprints {
+		rep.Upserted += c.Upserted
+		rep.Unchanged += c.Unchanged
+	}
+	for k, from := range st.adopted {
+		if st.failedKey(k) {
+			continue
+		}
+		if state, err := st.sp.stateOf(ctx, k); err == nil && state == stateWritten {
+			rep.Adopted++
+			s.log.Info("port entity adopted", "blueprint", k.blueprint, "identifier", k.identifier, "from", from)
+		}
+	}
+	return nil
 }
 
 func compareEntityErrors(a, b EntityError) int {
@@ -338,106 +462,343 @@ type work struct {
 	deferred map[string]any // cycle relations kept for the second pass
 	stub     bool           // needs create_missing_related_entities
 	body     []byte
+	stored   []byte // the canonical entity Port holds (owned listing), nil if none
 }
 
-func (s *Sink) write(ctx context.Context, st *runState, pending map[string]map[string]map[string]any) error {
-	defs := map[string]*Blueprint{}
-	for _, id := range slices.Sorted(maps.Keys(pending)) {
+// plan is the order of one load: the blueprints with entities, their
+// definitions in Port, and which relations lie inside a relation cycle.
+type loadOrder struct {
+	defs   map[string]*Blueprint
+	levels [][]string
+	comp   map[string]int
+}
+
+func (o *loadOrder) inCycle(bp string, r Relation) bool {
+	_, ok := o.defs[r.Target]
+	return ok && o.comp[bp] == o.comp[r.Target]
+}
+
+// hasCycle reports whether any relation of bp lies in a cycle.
+func (o *loadOrder) hasCycle(bp string) bool {
+	for _, r := range o.defs[bp].Relations {
+		if o.inCycle(bp, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// order reads the blueprints that have entities to send, fails the
+// entities of blueprints Port does not have, and orders the rest.
+func (s *Sink) order(ctx context.Context, st *runState) (*loadOrder, error) {
+	ids, err := st.sp.blueprints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o := &loadOrder{defs: map[string]*Blueprint{}}
+	for _, id := range ids {
 		bp, err := s.blueprint(ctx, id)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if bp == nil {
-			for eid := range pending[id] {
+			if err := s.eachID(ctx, st.sp, id, selValid, func(eid string) {
 				st.fail(entityKey{id, eid}, fmt.Sprintf("blueprint %q does not exist in Port", id))
+			}); err != nil {
+				return nil, err
 			}
-			delete(pending, id)
 			continue
 		}
-		defs[id] = bp
-	}
-	// Nothing is written before ownership is known: no takeovers.
-	ids := map[string][]string{}
-	for id := range defs {
-		ids[id] = slices.Sorted(maps.Keys(pending[id]))
-	}
-	if err := s.claim(ctx, st, defs, ids); err != nil {
-		return err
+		o.defs[id] = bp
 	}
 	edges := map[string][]string{}
-	for id, bp := range defs {
+	for id, bp := range o.defs {
 		for _, r := range bp.Relations {
-			if _, ok := pending[r.Target]; ok {
+			if _, ok := o.defs[r.Target]; ok {
 				edges[id] = append(edges[id], r.Target)
 			}
 		}
 	}
-	levels, comp := layers(slices.Collect(maps.Keys(pending)), edges)
-	inCycle := func(bp string, r Relation) bool {
-		_, ok := pending[r.Target]
-		return ok && comp[bp] == comp[r.Target]
-	}
+	o.levels, o.comp = layers(slices.Collect(maps.Keys(o.defs)), edges)
+	return o, nil
+}
 
-	var second []*work
-	for _, level := range levels {
-		var all []*work
-		for _, bpID := range level {
-			def := defs[bpID]
-			var ws []*work
-			for _, id := range slices.Sorted(maps.Keys(pending[bpID])) {
-				data := pending[bpID][id]
-				w := &work{key: entityKey{bpID, id}, data: data, rels: map[string]any{}, deferred: map[string]any{}}
-				rels, _ := data["relations"].(map[string]any)
-				for rk, v := range rels {
-					if inCycle(bpID, def.Relations[rk]) {
-						w.deferred[rk] = v
-					} else {
-						w.rels[rk] = v
-					}
-				}
-				ws = append(ws, w)
+// eachID calls fn for every identifier of bp that matches sel, in order.
+func (s *Sink) eachID(ctx context.Context, sp *spool, bp, sel string, fn func(id string)) error {
+	after := ""
+	for {
+		ids, err := sp.idsAfter(ctx, bp, sel, after, 1000)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		for _, id := range ids {
+			fn(id)
+		}
+		after = ids[len(ids)-1]
+	}
+}
+
+func (s *Sink) write(ctx context.Context, st *runState) error {
+	o, err := s.order(ctx, st)
+	if err != nil {
+		return err
+	}
+	// Nothing is written before ownership is known: no takeovers.
+	if err := s.claim(ctx, st, o.defs); err != nil {
+		return err
+	}
+	for _, level := range o.levels {
+		if err := s.sendLevel(ctx, st, o, level); err != nil {
+			return err
+		}
+	}
+	return s.secondPass(ctx, st, o)
+}
+
+// sendLevel sends the entities of one level of blueprints (their relation
+// targets all written before), page by page from the spool, Concurrency
+// bulk requests in flight. Entities Port already holds as they would be
+// written are marked unchanged instead.
+func (s *Sink) sendLevel(ctx context.Context, st *runState, o *loadOrder, level []string) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.Concurrency)
+	pk := &packer{}
+	send := func(bs []batch) {
+		for _, b := range bs {
+			g.Go(func() error { return s.sendBatch(gctx, st, b) })
+		}
+	}
+	for _, bpID := range level {
+		def := o.defs[bpID]
+		after := ""
+		for gctx.Err() == nil {
+			rows, err := st.sp.rowsAfter(gctx, bpID, selValid, after, pageSize)
+			if err == nil && len(rows) == 0 {
+				break
 			}
-			if err := s.resolve(ctx, st, def, ws); err != nil {
+			var ws []*work
+			if err == nil {
+				after = rows[len(rows)-1].id
+				ws, err = s.prepare(gctx, st, o, def, rows)
+			}
+			if err != nil {
+				if werr := g.Wait(); werr != nil {
+					return werr
+				}
 				return err
 			}
 			for _, w := range ws {
-				w.body = s.entityBody(def, w)
-				all = append(all, w)
-			}
-		}
-		if err := s.sendAll(ctx, st, all, false); err != nil {
-			return err
-		}
-		for _, w := range all {
-			if len(w.deferred) > 0 && st.isOK(w.key) {
-				second = append(second, w)
+				send(pk.add(st, w))
 			}
 		}
 	}
+	send(pk.rest())
+	return g.Wait()
+}
 
-	// Second pass: the cycle relations, now that every entity exists.
-	var all []*work
-	for _, w := range second {
-		w.rels, w.deferred, w.stub = w.deferred, nil, false
-		all = append(all, w)
+// decodeWork reads spooled entities into work items, their relations
+// split into this pass's and the cycle ones kept for the second.
+func decodeWork(o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) {
+	ws := make([]*work, 0, len(rows))
+	for _, r := range rows {
+		data, err := decodeObject(r.data)
+		if err != nil {
+			return nil, fmt.Errorf("port: spool: entity %q: %w", r.id, err)
+		}
+		w := &work{key: entityKey{def.Identifier, r.id}, data: data, rels: map[string]any{}, deferred: map[string]any{}, stored: r.body}
+		rels, _ := data["relations"].(map[string]any)
+		for rk, v := range rels {
+			if o.inCycle(def.Identifier, def.Relations[rk]) {
+				w.deferred[rk] = v
+			} else {
+				w.rels[rk] = v
+			}
+		}
+		ws = append(ws, w)
 	}
-	byBP := map[string][]*work{}
-	for _, w := range all {
-		byBP[w.key.blueprint] = append(byBP[w.key.blueprint], w)
+	return ws, nil
+}
+
+// prepare resolves the first-pass relations of one page of entities and
+// returns those to send, with their bodies. An entity Port holds (owned,
+// listed before writing) that would end exactly as stored — cycle
+// relations included, resolved as they will be once the entities of the
+// cycle that this run produces exist — is marked unchanged and not sent.
+func (s *Sink) prepare(ctx context.Context, st *runState, o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) {
+	ws, err := decodeWork(o, def, rows)
+	if err != nil {
+		return nil, err
 	}
-	for _, bpID := range slices.Sorted(maps.Keys(byBP)) {
-		if err := s.resolve(ctx, st, defs[bpID], byBP[bpID]); err != nil {
-			return err
+	effs, err := s.resolve(ctx, st, def, ws, relsOf, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.apply(ctx, st, ws, effs); err != nil {
+		return nil, err
+	}
+	var cand []*work
+	for _, w := range ws {
+		if w.stored != nil && !st.failedKey(w.key) {
+			cand = append(cand, w)
 		}
 	}
-	var send []*work
+	unchanged := map[*work]bool{}
+	if len(cand) > 0 {
+		finals := make([]map[string]any, len(cand))
+		at := make(map[*work]int, len(cand))
+		for i, w := range cand {
+			finals[i] = maps.Clone(w.deferred)
+			at[w] = i
+		}
+		pick := func(w *work) map[string]any { return finals[at[w]] }
+		later, err := s.resolve(ctx, st, def, cand, pick, true)
+		if err != nil {
+			return nil, err
+		}
+		var same []*work
+		var sameEffs [][]effect
+		for i, w := range cand {
+			if failing(later[i]) {
+				continue // the second pass decides
+			}
+			if bytes.Equal(encodeCanon(canonEntity(def, s.fullEntity(def, w, finals[i]))), w.stored) {
+				unchanged[w] = true
+				same = append(same, w)
+				sameEffs = append(sameEffs, later[i])
+			}
+		}
+		if err := s.apply(ctx, st, same, sameEffs); err != nil {
+			return nil, err
+		}
+		ids := make([]string, len(same))
+		for i, w := range same {
+			ids[i] = w.key.identifier
+		}
+		if err := st.sp.setState(ctx, def.Identifier, ids, stateUnchanged); err != nil {
+			return nil, err
+		}
+	}
+	out := ws[:0]
+	for _, w := range ws {
+		if !unchanged[w] {
+			w.body = s.entityBody(def, w)
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
+func relsOf(w *work) map[string]any { return w.rels }
+
+// secondPass sends the cycle relations of the entities written in the
+// first pass, now that every entity of the cycle exists.
+func (s *Sink) secondPass(ctx context.Context, st *runState, o *loadOrder) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.Concurrency)
+	pk := &packer{merge: true}
+	send := func(bs []batch) {
+		for _, b := range bs {
+			g.Go(func() error { return s.sendBatch(gctx, st, b) })
+		}
+	}
+	for _, bpID := range slices.Sorted(maps.Keys(o.defs)) {
+		if !o.hasCycle(bpID) {
+			continue
+		}
+		def := o.defs[bpID]
+		after := ""
+		for gctx.Err() == nil {
+			rows, err := st.sp.rowsAfter(gctx, bpID, selWritten, after, pageSize)
+			if err == nil && len(rows) == 0 {
+				break
+			}
+			var ws []*work
+			if err == nil {
+				after = rows[len(rows)-1].id
+				ws, err = s.second(gctx, st, o, def, rows)
+			}
+			if err != nil {
+				if werr := g.Wait(); werr != nil {
+					return werr
+				}
+				return err
+			}
+			for _, w := range ws {
+				send(pk.add(st, w))
+			}
+		}
+	}
+	send(pk.rest())
+	return g.Wait()
+}
+
+// second prepares the second-pass bodies of one page of written entities.
+func (s *Sink) second(ctx context.Context, st *runState, o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) {
+	all, err := decodeWork(o, def, rows)
+	if err != nil {
+		return nil, err
+	}
+	var ws []*work
 	for _, w := range all {
-		if st.isOK(w.key) && hasTargets(w.rels) {
+		if len(w.deferred) > 0 && !st.failedKey(w.key) {
+			w.rels, w.deferred = w.deferred, nil
+			ws = append(ws, w)
+		}
+	}
+	effs, err := s.resolve(ctx, st, def, ws, relsOf, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.apply(ctx, st, ws, effs); err != nil {
+		return nil, err
+	}
+	out := ws[:0]
+	for _, w := range ws {
+		if !st.failedKey(w.key) && hasTargets(w.rels) {
 			w.body = relationsBody(w)
-			send = append(send, w)
+			out = append(out, w)
 		}
 	}
-	return s.sendAll(ctx, st, send, true)
+	return out, nil
+}
+
+// fullEntity is the entity as Port will hold it after both passes: the
+// first-pass body with the cycle relations (finals) added.
+func (s *Sink) fullEntity(def *Blueprint, w *work, finals map[string]any) map[string]any {
+	m := s.entityMap(def, w)
+	rels := maps.Clone(w.rels)
+	maps.Copy(rels, finals)
+	m["relations"] = rels
+	return m
+}
+
+// entityMap is the entity sent in the first pass: as mapped, with the
+// resolved relations and the ownership marker.
+func (s *Sink) entityMap(def *Blueprint, w *work) map[string]any {
+	out := map[string]any{}
+	for k, v := range w.data {
+		out[k] = v
+	}
+	props := map[string]any{}
+	if p, ok := w.data["properties"].(map[string]any); ok {
+		maps.Copy(props, p)
+	}
+	if _, ok := def.Properties[OwnerProperty]; ok && s.cfg.Owner != "" {
+		props[OwnerProperty] = s.cfg.Owner
+	}
+	out["properties"] = props
+	out["relations"] = w.rels
+	return out
+}
+
+// entityBody is the JSON sent for the first pass.
+func (s *Sink) entityBody(def *Blueprint, w *work) []byte {
+	b, err := json.Marshal(s.entityMap(def, w))
+	if err != nil {
+		// Data is JSON-shaped by contract; an unencodable value fails the entity.
+		return nil
+	}
+	return b
 }
 
 func hasTargets(rels map[string]any) bool {
@@ -453,30 +814,6 @@ func hasTargets(rels map[string]any) bool {
 	return false
 }
 
-// entityBody is the JSON sent for the first pass: the entity as mapped,
-// with the resolved relations and the ownership marker.
-func (s *Sink) entityBody(def *Blueprint, w *work) []byte {
-	out := map[string]any{}
-	for k, v := range w.data {
-		out[k] = v
-	}
-	props := map[string]any{}
-	if p, ok := w.data["properties"].(map[string]any); ok {
-		maps.Copy(props, p)
-	}
-	if _, ok := def.Properties[OwnerProperty]; ok && s.cfg.Owner != "" {
-		props[OwnerProperty] = s.cfg.Owner
-	}
-	out["properties"] = props
-	out["relations"] = w.rels
-	b, err := json.Marshal(out)
-	if err != nil {
-		// Data is JSON-shaped by contract; an unencodable value fails the entity.
-		return nil
-	}
-	return b
-}
-
 func relationsBody(w *work) []byte {
 	b, err := json.Marshal(map[string]any{"identifier": w.key.identifier, "relations": w.rels})
 	if err != nil {
@@ -485,13 +822,88 @@ func relationsBody(w *work) []byte {
 	return b
 }
 
-// resolve applies the relation policy to every relation target of ws that
-// was not written successfully in this run and is not already in Port.
-func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*work) error {
+// effect is what resolving one relation target does to the run: keep
+// the target (never stale), drop it from the relation, fail the entity,
+// or ask Port for a stub.
+type effect struct {
+	kind   effectKind
+	target entityKey
+	name   string // blueprint.relation (drop)
+	msg    string // fail
+}
+
+type effectKind uint8
+
+const (
+	effKeep effectKind = iota
+	effDrop
+	effFail
+	effStub
+)
+
+func failing(effs []effect) bool {
+	return slices.ContainsFunc(effs, func(e effect) bool { return e.kind == effFail })
+}
+
+// apply records the effects of resolving ws (effs[i] for ws[i]).
+func (s *Sink) apply(ctx context.Context, st *runState, ws []*work, effs [][]effect) error {
+	var refs []entityKey
+	for i, w := range ws {
+		for _, e := range effs[i] {
+			switch e.kind {
+			case effKeep:
+				refs = append(refs, e.target)
+			case effDrop:
+				st.mu.Lock()
+				st.dropped[e.name]++
+				st.dropSample[e.name] = e.target.identifier
+				st.mu.Unlock()
+			case effFail:
+				st.fail(w.key, e.msg)
+			case effStub:
+				w.stub = true
+			}
+		}
+	}
+	return st.sp.addRefs(ctx, refs)
+}
+
+// resolve applies the relation policy to the relation targets of ws (the
+// maps pick returns, rewritten in place) and returns what that does to
+// each entity, for apply. A target is there when this run wrote it (or
+// found it unchanged) — or, with predict, when the run produced it valid
+// and it has not failed so far (cycle relations before their targets are
+// written; plans) — or when Port holds it (looked up once per run).
+func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*work, pick func(*work) map[string]any, predict bool) ([][]effect, error) {
+	// The run's own targets, by blueprint.
+	asked := map[string][]string{}
+	for _, w := range ws {
+		for rk, v := range pick(w) {
+			ids, _ := relationIDs(v)
+			asked[def.Relations[rk].Target] = append(asked[def.Relations[rk].Target], ids...)
+		}
+	}
+	sel := selDone
+	if predict {
+		sel = selValid
+	}
+	ours := map[entityKey]bool{}
+	for target, ids := range asked {
+		slices.Sort(ids)
+		got, err := st.sp.among(ctx, target, sel, slices.Compact(ids))
+		if err != nil {
+			return nil, err
+		}
+		for id := range got {
+			if k := (entityKey{target, id}); !st.failedKey(k) {
+				ours[k] = true
+			}
+		}
+	}
 	// Targets that need a look in Port, by blueprint.
 	need := map[string]map[string]bool{}
 	for _, w := range ws {
-		for rk, v := range w.rels {
+		for rk, v := range pick(w) {
 			r := def.Relations[rk]
 			ids, _ := relationIDs(v)
 			for _, id := range ids {
@@ -500,8 +912,7 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 				_, looked := st.exists[k]
 				_, failedLook := st.unknown[k]
 				st.mu.Unlock()
-				looked = looked || failedLook
-				if st.isOK(k) || looked || s.cfg.policy(def.Identifier, rk) == RelationStub {
+				if ours[k] || looked || failedLook || s.cfg.policy(def.Identifier, rk) == RelationStub {
 					continue
 				}
 				if need[r.Target] == nil {
@@ -524,7 +935,7 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 			continue
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		st.mu.Lock()
 		for id := range need[target] {
@@ -532,9 +943,11 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 		}
 		st.mu.Unlock()
 	}
-	for _, w := range ws {
-		for _, rk := range slices.Sorted(maps.Keys(w.rels)) {
-			v := w.rels[rk]
+	out := make([][]effect, len(ws))
+	for i, w := range ws {
+		rels := pick(w)
+		for _, rk := range slices.Sorted(maps.Keys(rels)) {
+			v := rels[rk]
 			r := def.Relations[rk]
 			ids, isList := relationIDs(v)
 			if ids == nil {
@@ -549,45 +962,39 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 				unknown, lookupFailed := st.unknown[k]
 				st.mu.Unlock()
 				switch {
-				case st.isOK(k) || there:
+				case ours[k] || there:
 					kept = append(kept, id)
 				case lookupFailed:
-					st.fail(w.key, fmt.Sprintf("relations.%s: whether target %q of blueprint %q exists could not be checked: %s", rk, id, r.Target, unknown))
+					out[i] = append(out[i], effect{kind: effFail, msg: fmt.Sprintf("relations.%s: whether target %q of blueprint %q exists could not be checked: %s", rk, id, r.Target, unknown)})
 					kept = append(kept, id)
 				case policy == RelationStub:
 					kept = append(kept, id)
-					w.stub = true
+					out[i] = append(out[i], effect{kind: effStub})
 				case policy == RelationFail:
-					st.fail(w.key, fmt.Sprintf("relations.%s: target %q of blueprint %q is neither written by this run nor in Port", rk, id, r.Target))
+					out[i] = append(out[i], effect{kind: effFail, msg: fmt.Sprintf("relations.%s: target %q of blueprint %q is neither written by this run nor in Port", rk, id, r.Target)})
 					kept = append(kept, id)
 				default:
-					st.mu.Lock()
-					name := def.Identifier + "." + rk
-					st.dropped[name]++
-					st.dropSample[name] = id
-					st.mu.Unlock()
+					out[i] = append(out[i], effect{kind: effDrop, name: def.Identifier + "." + rk, target: k})
 				}
 			}
-			st.mu.Lock()
 			for _, id := range kept {
-				st.refs[entityKey{r.Target, id}] = true
+				out[i] = append(out[i], effect{kind: effKeep, target: entityKey{r.Target, id}})
 			}
-			st.mu.Unlock()
 			switch {
 			case isList:
 				list := make([]any, len(kept))
-				for i, id := range kept {
-					list[i] = id
+				for j, id := range kept {
+					list[j] = id
 				}
-				w.rels[rk] = list
+				rels[rk] = list
 			case len(kept) == 1:
-				w.rels[rk] = kept[0]
+				rels[rk] = kept[0]
 			default:
-				w.rels[rk] = nil
+				rels[rk] = nil
 			}
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // lookup reports which of ids exist in blueprint target.
@@ -619,67 +1026,61 @@ type batch struct {
 	stub      bool
 }
 
-// batches packs ws (one blueprint each) into bulk requests of at most 20
-// entities and maxBodyBytes.
-func (s *Sink) batches(st *runState, ws []*work, merge bool) []batch {
+// packer packs entities (one blueprint each) into bulk requests of at most
+// 20 entities and maxBodyBytes, one open batch per blueprint and stub
+// flag.
+type packer struct {
+	merge bool
+	open  map[[2]any]*batch
+	size  map[[2]any]int
+}
+
+const envelope = len(`{"entities":[]}`)
+
+// add adds w and returns the batches it filled.
+func (p *packer) add(st *runState, w *work) []batch {
+	if st.failedKey(w.key) {
+		return nil // failed offline (relation policy): never sent
+	}
+	if w.body == nil {
+		st.fail(w.key, "entity cannot be encoded as JSON")
+		return nil
+	}
+	if envelope+len(w.body) > maxBodyBytes {
+		st.fail(w.key, fmt.Sprintf("entity is %d bytes; Port's request limit is %d", len(w.body), maxBodyBytes))
+		return nil
+	}
+	if p.open == nil {
+		p.open, p.size = map[[2]any]*batch{}, map[[2]any]int{}
+	}
 	var out []batch
-	open := map[[2]any]*batch{}
-	size := map[[2]any]int{}
-	const envelope = len(`{"entities":[]}`)
-	for _, w := range ws {
-		if st.failedKey(w.key) {
-			continue // failed offline (relation policy): never sent
-		}
-		if w.body == nil {
-			st.fail(w.key, "entity cannot be encoded as JSON")
-			continue
-		}
-		if envelope+len(w.body) > maxBodyBytes {
-			st.fail(w.key, fmt.Sprintf("entity is %d bytes; Port's request limit is %d", len(w.body), maxBodyBytes))
-			continue
-		}
-		k := [2]any{w.key.blueprint, w.stub}
-		b := open[k]
-		if b != nil && (len(b.items) == maxBulkEntities || size[k]+1+len(w.body) > maxBodyBytes) {
-			out = append(out, *b)
-			b = nil
-		}
-		if b == nil {
-			b = &batch{blueprint: w.key.blueprint, merge: merge, stub: w.stub}
-			open[k] = b
-			size[k] = envelope - 1
-		}
-		b.items = append(b.items, w)
-		size[k] += 1 + len(w.body)
-	}
-	rest := slices.SortedFunc(maps.Values(open), func(a, b *batch) int {
-		return cmp.Or(cmp.Compare(a.blueprint, b.blueprint), cmp.Compare(fmt.Sprint(a.stub), fmt.Sprint(b.stub)))
-	})
-	for _, b := range rest {
+	k := [2]any{w.key.blueprint, w.stub}
+	b := p.open[k]
+	if b != nil && (len(b.items) == maxBulkEntities || p.size[k]+1+len(w.body) > maxBodyBytes) {
 		out = append(out, *b)
+		b = nil
 	}
+	if b == nil {
+		b = &batch{blueprint: w.key.blueprint, merge: p.merge, stub: w.stub}
+		p.open[k] = b
+		p.size[k] = envelope - 1
+	}
+	b.items = append(b.items, w)
+	p.size[k] += 1 + len(w.body)
 	return out
 }
 
-func (st *runState) failedKey(k entityKey) bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	_, bad := st.failed[k]
-	return bad
-}
-
-// sendAll sends ws in bulk requests, Concurrency at a time.
-func (s *Sink) sendAll(ctx context.Context, st *runState, ws []*work, merge bool) error {
-	bs := s.batches(st, ws, merge)
-	if len(bs) == 0 {
-		return nil
+// rest returns the batches still open, in order, and empties the packer.
+func (p *packer) rest() []batch {
+	rest := slices.SortedFunc(maps.Values(p.open), func(a, b *batch) int {
+		return cmp.Or(cmp.Compare(a.blueprint, b.blueprint), cmp.Compare(fmt.Sprint(a.stub), fmt.Sprint(b.stub)))
+	})
+	out := make([]batch, len(rest))
+	for i, b := range rest {
+		out[i] = *b
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.cfg.Concurrency)
-	for _, b := range bs {
-		g.Go(func() error { return s.sendBatch(gctx, st, b) })
-	}
-	return g.Wait()
+	p.open, p.size = nil, nil
+	return out
 }
 
 type bulkResult struct {
@@ -739,6 +1140,7 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 		return fmt.Errorf("port: write %d %s entities: %w", len(b.items), b.blueprint, err)
 	}
 	seen := make([]bool, len(b.items))
+	var done []string
 	for _, r := range out.Entities {
 		if r.Index < 0 || r.Index >= len(b.items) {
 			continue
@@ -748,7 +1150,7 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 			st.fail(b.items[r.Index].key, fmt.Sprintf("Port's bulk answer names %q at this entity's index", r.Identifier))
 			continue
 		}
-		st.succeed(b.items[r.Index].key)
+		done = append(done, b.items[r.Index].key.identifier)
 	}
 	for _, e := range out.Errors {
 		if e.Index >= 0 && e.Index < len(b.items) {
@@ -759,6 +1161,11 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 	for i, ok := range seen {
 		if !ok {
 			st.fail(b.items[i].key, "Port's bulk answer did not mention this entity")
+		}
+	}
+	if !b.merge {
+		if err := st.sp.setState(ctx, b.blueprint, done, stateWritten); err != nil {
+			return err
 		}
 	}
 	s.log.Debug("port bulk written", "blueprint", b.blueprint, "entities", len(b.items), "errors", len(out.Errors))

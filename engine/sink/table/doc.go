@@ -69,14 +69,27 @@
 // place (PostgreSQL ALTER COLUMN … TYPE … USING; SQLite rebuilds the table,
 // dropping indexes users added to it).
 //
-// Every row carries _ferry_synced (the UTC time of the run: Options.Now at
-// Open, to the microsecond) and _ferry_deleted (false). Fields named like
-// these or _ferry_id are skipped with a warning.
+// Every row carries _ferry_synced (the UTC time of the run that last wrote
+// it: Options.Now at Open, to the microsecond) and _ferry_deleted (false).
+// Fields named like these or _ferry_id are skipped with a warning.
+//
+// Change-only writes: in an upsert table (not merge) a row identical to
+// the stored one — every column equal, and not marked deleted — is left
+// as it is, _ferry_synced included, so _ferry_synced there is the time of
+// the run that last changed (or first wrote) the row. Unchanged reports
+// how many rows a DB left so. Replace and merge tables rewrite every row
+// they see, identical or not: reconciliation marks the rows whose
+// _ferry_synced is older than the sync, and merging reads it too, so
+// there _ferry_synced stays the time of the last sync that saw the row.
+// (BenchmarkReload: an unchanged re-load of 200k rows takes 0.76 of the
+// time of rewriting them on PostgreSQL, 0.89 on SQLite; a re-load where
+// every row changed, 0.93 and 1.09.)
 //
 // # Modes
 //
 // upsert (default): rows are upserted by the primary key and replaced whole
-// (a field missing from the new row becomes NULL). A later row with the same
+// (a field missing from the new row becomes NULL), unless identical (see
+// change-only writes above). A later row with the same
 // key wins, also within one Write. A row without a key value is an error
 // (the runner fails such a record before it gets here). With Table.Merge, a
 // row whose key the sync already wrote keeps the stored value of every

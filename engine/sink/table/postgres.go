@@ -223,6 +223,7 @@ func (s *pgBackend) write(ctx context.Context, job *writeJob) (err error) {
 		}
 	}
 	merges := &pgx.Batch{}
+	var merged []*plan
 	for _, p := range job.plans {
 		if p.n == 0 {
 			continue
@@ -231,13 +232,25 @@ func (s *pgBackend) write(ctx context.Context, job *writeJob) (err error) {
 		if err != nil {
 			return fmt.Errorf("table %q: %w", p.next.cfg.name, err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pg_temp", stage}, stageCols(p.width), pgx.CopyFromRows(dedupe(p))); err != nil {
+		rows := dedupe(p)
+		p.staged = len(rows)
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"pg_temp", stage}, stageCols(p.width), pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("table %q: copy rows: %w", p.next.cfg.name, err)
 		}
 		merges.Queue(s.mergeSQL(p, stage))
+		merged = append(merged, p)
 	}
 	if merges.Len() > 0 {
-		if err := tx.SendBatch(ctx, merges).Close(); err != nil {
+		br := tx.SendBatch(ctx, merges)
+		for _, p := range merged {
+			tag, err := br.Exec()
+			if err != nil {
+				br.Close()
+				return fmt.Errorf("table %q: merge rows: %w", p.next.cfg.name, err)
+			}
+			p.changed = int(tag.RowsAffected())
+		}
+		if err := br.Close(); err != nil {
 			return fmt.Errorf("merge rows: %w", err)
 		}
 	}
@@ -375,7 +388,7 @@ func (s *pgBackend) mergeSQL(p *plan, stage string) string {
 	cols.WriteString(quoteIdent(ColSynced) + ", " + quoteIdent(ColDeleted))
 	sel.WriteString(quoteLit(p.synced.Format(datetimeFormat)) + "::timestamptz, false")
 	return "INSERT INTO " + n.ident + " AS _ferry_t (" + cols.String() + ") SELECT " + sel.String() + " FROM pg_temp." + quoteIdent(stage) +
-		conflictSQL(n, "false", "_ferry_t", quoteLit(p.since.Format(datetimeFormat))+"::timestamptz")
+		conflictSQL(n, true, "_ferry_t", quoteLit(p.since.Format(datetimeFormat))+"::timestamptz")
 }
 
 func (s *pgBackend) ddl(ctx context.Context, tx pgx.Tx, p *plan) error {
@@ -662,4 +675,50 @@ func (s *pgBackend) close() error {
 		return fmt.Errorf("postgres: close: %w", err)
 	}
 	return nil
+}
+
+func (s *pgBackend) hasState(ctx context.Context) (bool, error) {
+	var ok bool
+	if err := s.conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, s.stateT).Scan(&ok); err != nil {
+		return false, fmt.Errorf("postgres: %w", err)
+	}
+	return ok, nil
+}
+
+// display reads a column back in the form ferry writes it as text, where
+// pgx would otherwise hand back a type of its own.
+func (s *pgBackend) display(c column) string {
+	q := quoteIdent(c.name)
+	switch {
+	case c.native != "":
+		return q + "::text"
+	case c.typ == typeDatetime, c.typ == typeDate:
+		return pgText(q, c.typ)
+	case c.typ == typeDecimal, c.typ == typeJSON:
+		return q + "::text"
+	case c.typ == typeInt:
+		return q + "::bigint"
+	}
+	return q
+}
+
+func (s *pgBackend) param(i int, c column) string { return "$" + strconv.Itoa(i) + pgCast(c) }
+
+func (s *pgBackend) trueLit() string { return "true" }
+
+func (s *pgBackend) query(ctx context.Context, q string, args []any) ([][]any, error) {
+	rows, err := s.conn.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]any
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vals)
+	}
+	return out, rows.Err()
 }

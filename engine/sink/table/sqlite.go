@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,8 +61,8 @@ type sqliteBackend struct {
 	lockConn *sql.Conn
 }
 
-func openSQLite(ctx context.Context, path, schema string, log *slog.Logger) (*sqliteBackend, error) {
-	db, err := sql.Open("sqlite", sqliteDSN(path))
+func openSQLiteDSN(ctx context.Context, path, dsn, schema string, log *slog.Logger) (*sqliteBackend, error) {
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite %s: %w", path, err)
 	}
@@ -487,8 +488,12 @@ func (s *sqliteBackend) rows(ctx context.Context, p *plan) error {
 			}
 			byK[k] = st
 		}
-		if _, err := st.ExecContext(ctx, p.args[i*w:(i+k)*w]...); err != nil {
+		res, err := st.ExecContext(ctx, p.args[i*w:(i+k)*w]...)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err == nil {
+			p.changed += int(n)
 		}
 		i += k
 	}
@@ -518,7 +523,7 @@ func (s *sqliteBackend) insertSQL(p *plan) (head, tuple string) {
 }
 
 func (s *sqliteBackend) conflictSQL(p *plan) string {
-	return conflictSQL(p.next, "0", p.next.ident, quoteLit(p.since.Format(datetimeFormat)))
+	return conflictSQL(p.next, false, p.next.ident, quoteLit(p.since.Format(datetimeFormat)))
 }
 
 // conflictSQL is the ON CONFLICT clause of an upsert: every column of a
@@ -526,16 +531,25 @@ func (s *sqliteBackend) conflictSQL(p *plan) string {
 // the same data by construction, so only its bookkeeping changes. In a
 // merge table, a stored row written since the generation began (sinceLit)
 // keeps its value where the new row has null; existing names the stored
-// row in SQL.
-func conflictSQL(n *tbl, falseLit, existing, sinceLit string) string {
+// row in SQL. In a change-only table (see tableCfg.changeOnly) a stored
+// row identical to the new one, and not marked deleted, is left as it is,
+// _ferry_synced included: the statement's count of changed rows then
+// tells the unchanged ones.
+func conflictSQL(n *tbl, pg bool, existing, sinceLit string) string {
 	target := keyColumns(n)
 	if target == "" {
 		return ""
 	}
+	falseLit, differs := "0", " IS NOT "
+	if pg {
+		falseLit, differs = "false", " IS DISTINCT FROM "
+	}
 	var b strings.Builder
 	b.WriteString(" ON CONFLICT (" + target + ") DO UPDATE SET ")
+	var olds, news []string
 	if n.cfg.keyed() {
-		isKey := make([]bool, len(n.cols))
+		isKey := make([]bool, len(n.keys))
+		isKey = slices.Grow(isKey, len(n.cols))[:len(n.cols)]
 		for _, k := range n.keys {
 			isKey[k] = true
 		}
@@ -550,9 +564,21 @@ func conflictSQL(n *tbl, falseLit, existing, sinceLit string) string {
 				continue
 			}
 			b.WriteString(q + " = excluded." + q + ", ")
+			old, nw := existing+"."+q, "excluded."+q
+			if pg && c.native != "" {
+				// A type ferry did not make may lack an equality operator.
+				old, nw = old+"::text", nw+"::text"
+			}
+			olds, news = append(olds, old), append(news, nw)
 		}
 	}
 	b.WriteString(quoteIdent(ColSynced) + " = excluded." + quoteIdent(ColSynced) + ", " + quoteIdent(ColDeleted) + " = " + falseLit)
+	if n.cfg.changeOnly {
+		b.WriteString(" WHERE " + existing + "." + quoteIdent(ColDeleted) + differs + falseLit)
+		if len(olds) > 0 {
+			b.WriteString(" OR (" + strings.Join(olds, ", ") + ")" + differs + "(" + strings.Join(news, ", ") + ")")
+		}
+	}
 	return b.String()
 }
 
@@ -801,4 +827,55 @@ func (s *sqliteBackend) close() error {
 		return fmt.Errorf("sqlite %s: close: %w", s.path, err)
 	}
 	return nil
+}
+
+func (s *sqliteBackend) hasState(ctx context.Context) (bool, error) {
+	var n int
+	err := s.conn.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, s.schema+"__"+"_ferry_state").Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("sqlite %s: %w", s.path, err)
+	}
+	return n > 0, nil
+}
+
+// display reads a column back as stored: text for the types stored as
+// text (and NUMERIC, whose text keeps the literal), the value otherwise.
+func (s *sqliteBackend) display(c column) string {
+	q := quoteIdent(c.name)
+	switch c.typ {
+	case typeBool, typeInt, typeLong, typeDouble:
+		if c.native == "" {
+			return q
+		}
+	}
+	return "CAST(" + q + " AS TEXT)"
+}
+
+func (s *sqliteBackend) param(int, column) string { return "?" }
+
+func (s *sqliteBackend) trueLit() string { return "1" }
+
+func (s *sqliteBackend) query(ctx context.Context, q string, args []any) ([][]any, error) {
+	rows, err := s.conn.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out [][]any
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		out = append(out, vals)
+	}
+	return out, rows.Err()
 }

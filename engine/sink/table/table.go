@@ -25,7 +25,7 @@ const (
 // Columns ferry adds to every table.
 const (
 	ColID      = "_ferry_id"      // sha256 of the row, for tables without a primary key
-	ColSynced  = "_ferry_synced"  // UTC time of the run that last wrote the row
+	ColSynced  = "_ferry_synced"  // UTC time of the run that last wrote the row (upsert tables: last changed it)
 	ColDeleted = "_ferry_deleted" // true once a complete replace run no longer saw the row
 )
 
@@ -54,6 +54,10 @@ type Options struct {
 	Logger    *slog.Logger     // default: discard
 	Now       func() time.Time // default: time.Now; read once at Open for _ferry_synced
 	BatchRows int              // rows per Write the caller should aim for; default 1000
+
+	// rewriteUnchanged turns the change-only upsert off (benchmarks
+	// compare the two).
+	rewriteUnchanged bool
 }
 
 // DB is an open table destination. Its methods are safe for concurrent use;
@@ -77,6 +81,9 @@ type DB struct {
 	// afterRows, when set (tests only), runs inside Write after the rows are
 	// written and before the checkpoints and the commit.
 	afterRows func() error
+
+	unchanged map[string]int64 // per table: rows left as they were (change-only tables)
+	rewrite   bool             // Options.rewriteUnchanged
 }
 
 // tableCfg is a validated [Table].
@@ -88,6 +95,11 @@ type tableCfg struct {
 	order    []string // declared column names, sorted
 	hard     bool
 	merge    bool
+	// changeOnly: an upsert table (not merge) leaves a stored row that is
+	// identical to the new one, and not marked deleted, as it is —
+	// _ferry_synced included. Replace and merge tables rewrite every row
+	// they see: reconciliation and merging read _ferry_synced.
+	changeOnly bool
 }
 
 // generational reports whether the table keeps a sync generation: replace
@@ -166,6 +178,21 @@ type plan struct {
 	n       int
 	synced  time.Time // _ferry_synced of these rows; set by the backend
 	since   time.Time // start of the table's sync generation (merge tables); set by the backend
+	staged  int       // rows left once one per key is kept (PostgreSQL); set by the backend
+	changed int       // rows the statements inserted or changed; set by the backend
+}
+
+// unchanged is how many of the plan's rows were identical to the stored
+// ones and left as they were.
+func (p *plan) unchanged() int {
+	if !p.next.cfg.changeOnly {
+		return 0
+	}
+	n := p.n
+	if p.staged > 0 {
+		n = p.staged
+	}
+	return max(n-p.changed, 0)
 }
 
 // writeJob is one Write: every table's plan plus the checkpoints.
@@ -193,6 +220,15 @@ type backend interface {
 	clearState(ctx context.Context, all bool, streams []string, endGenerations bool) error
 	lock(ctx context.Context, holder string, now time.Time) error
 	close() error
+
+	// For plans (Reader): whether the state table exists; a column read
+	// back in the form normValue reads; the i-th (1-based) parameter of a
+	// value for column c; a query's rows; the SQL true.
+	hasState(ctx context.Context) (bool, error)
+	display(c column) string
+	param(i int, c column) string
+	query(ctx context.Context, q string, args []any) ([][]any, error)
+	trueLit() string
 }
 
 // Open opens the destination dest for the spec opts.Schema: "sqlite:PATH",
@@ -200,38 +236,17 @@ type backend interface {
 // ferry needs there (the PostgreSQL schema, the state tables); destination
 // tables are created by the first Write that carries rows for them.
 func Open(ctx context.Context, dest string, opts Options) (*DB, error) {
-	if opts.Schema == "" {
-		return nil, errors.New("table destination: empty schema name")
+	d, err := newDB(opts)
+	if err != nil {
+		return nil, err
 	}
-	if strings.ContainsRune(opts.Schema, 0) {
-		return nil, errors.New("table destination: schema name contains NUL")
-	}
-	d := &DB{
-		schema: opts.Schema,
-		log:    opts.Logger,
-		now:    opts.Now,
-		batch:  opts.BatchRows,
-		tables: map[string]*tbl{},
-		warned: map[string]bool{},
-	}
-	if d.log == nil {
-		d.log = slog.New(slog.DiscardHandler)
-	}
-	if d.now == nil {
-		d.now = time.Now
-	}
-	if d.batch <= 0 {
-		d.batch = 1000
-	}
-	d.runTime = d.now().UTC().Truncate(time.Microsecond)
-
 	kind, target, err := parseDest(dest)
 	if err != nil {
 		return nil, err
 	}
 	switch kind {
 	case "sqlite":
-		d.be, err = openSQLite(ctx, target, opts.Schema, d.log)
+		d.be, err = openSQLiteDSN(ctx, target, sqliteDSN(target), opts.Schema, d.log)
 	default:
 		d.be, err = openPostgres(ctx, target, opts.Schema, d.log)
 		d.conv.text, d.conv.pg = true, true
@@ -247,6 +262,37 @@ func Open(ctx context.Context, dest string, opts Options) (*DB, error) {
 		d.be.close()
 		return nil, err
 	}
+	return d, nil
+}
+
+// newDB is a DB with opts applied and no backend yet.
+func newDB(opts Options) (*DB, error) {
+	if opts.Schema == "" {
+		return nil, errors.New("table destination: empty schema name")
+	}
+	if strings.ContainsRune(opts.Schema, 0) {
+		return nil, errors.New("table destination: schema name contains NUL")
+	}
+	d := &DB{
+		schema:    opts.Schema,
+		log:       opts.Logger,
+		now:       opts.Now,
+		batch:     opts.BatchRows,
+		tables:    map[string]*tbl{},
+		warned:    map[string]bool{},
+		unchanged: map[string]int64{},
+		rewrite:   opts.rewriteUnchanged,
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.batch <= 0 {
+		d.batch = 1000
+	}
+	d.runTime = d.now().UTC().Truncate(time.Microsecond)
 	return d, nil
 }
 
@@ -337,6 +383,7 @@ func (d *DB) tableConfig(t Table) (*tableCfg, error) {
 		c.order = append(c.order, name)
 	}
 	slices.Sort(c.order)
+	c.changeOnly = c.mode == ModeUpsert && !c.merge && !d.rewrite
 	return c, nil
 }
 
@@ -477,8 +524,18 @@ func (d *DB) Write(ctx context.Context, rows []sink.Row, cps []sink.Checkpoint) 
 			n.empty = false
 		}
 		d.tables[n.cfg.name] = n
+		d.unchanged[n.cfg.name] += int64(p.unchanged())
 	}
 	return nil
+}
+
+// Unchanged returns, per table, the rows written so far that were
+// identical to the stored row and not rewritten (upsert tables only; see
+// doc.go).
+func (d *DB) Unchanged() map[string]int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(d.unchanged)
 }
 
 // groupRows splits rows by table, keeping their order within a table.
@@ -617,7 +674,7 @@ func (d *DB) table(ctx context.Context, name string) (*tbl, error) {
 		if err := checkTableName(name); err != nil {
 			return nil, err
 		}
-		cfg = &tableCfg{name: name, mode: ModeUpsert, declared: map[string]colType{}}
+		cfg = &tableCfg{name: name, mode: ModeUpsert, declared: map[string]colType{}, changeOnly: !d.rewrite}
 		d.cfgs[name] = cfg
 	}
 	t := &tbl{cfg: cfg, byFold: map[string]int{}, keyCache: map[string]int{}}

@@ -1,0 +1,171 @@
+package port
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"slices"
+	"strconv"
+)
+
+// canonEntity is an entity reduced to what a write sets and normalised the
+// way Port stores it, so that the entity the run would send and the one
+// Port holds encode to the same bytes exactly when writing would change
+// nothing:
+//
+//   - only identifier, title, icon, team, and the properties and relations
+//     the blueprint declares count (Port adds meta-properties, calculated,
+//     mirror and aggregation properties; they are not written);
+//   - null and absent are the same (Port answers null for what was not
+//     sent), and so are a property absent and one equal to its default;
+//   - an empty many-relation, a null one and an absent one are the same,
+//     and many-relations are sets (Port does not keep their order);
+//   - team is a sorted list (a single team is a list of one);
+//   - numbers compare as Port keeps them, as JSON doubles (1 and 1.0).
+func canonEntity(def *Blueprint, m map[string]any) map[string]any {
+	out := map[string]any{"identifier": m["identifier"]}
+	for _, k := range []string{"title", "icon"} {
+		if v, ok := m[k]; ok && v != nil {
+			out[k] = v
+		}
+	}
+	if t := canonIDs(m["team"]); len(t) > 0 {
+		out["team"] = t
+	}
+	props := map[string]any{}
+	in, _ := m["properties"].(map[string]any)
+	for k, p := range def.Properties {
+		v := canonValue(in[k])
+		if v == nil || p.Default != nil && sameJSON(v, canonValue(p.Default)) {
+			continue
+		}
+		props[k] = v
+	}
+	out["properties"] = props
+	rels := map[string]any{}
+	rin, _ := m["relations"].(map[string]any)
+	for k, r := range def.Relations {
+		switch v := rin[k].(type) {
+		case nil:
+		case string:
+			if r.Many {
+				rels[k] = []any{v}
+			} else {
+				rels[k] = v
+			}
+		case []any:
+			if ids := canonIDs(v); len(ids) > 0 {
+				rels[k] = ids
+			}
+		default:
+			rels[k] = canonValue(v) // a search query: never equal to what Port stores
+		}
+	}
+	out["relations"] = rels
+	return out
+}
+
+// canonIDs is a sorted, de-duplicated list of the strings in v (a string
+// or a list); nil when there are none.
+func canonIDs(v any) []any {
+	var ids []string
+	switch x := v.(type) {
+	case string:
+		ids = []string{x}
+	case []any:
+		for _, e := range x {
+			if s, ok := e.(string); ok {
+				ids = append(ids, s)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	out := make([]any, len(ids))
+	for i, s := range ids {
+		out[i] = s
+	}
+	return out
+}
+
+// canonValue turns numbers into float64, as Port keeps them; maps and lists
+// are copied with their values normalised.
+func canonValue(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if f, err := strconv.ParseFloat(string(x), 64); err == nil {
+			return f
+		}
+		return string(x)
+	case int:
+		return float64(x)
+	case int64:
+		return float64(x)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = canonValue(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = canonValue(e)
+		}
+		return out
+	}
+	return v
+}
+
+// encodeCanon encodes a canonical entity (map keys sorted, no HTML
+// escaping); nil if it cannot be encoded.
+func encodeCanon(m map[string]any) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return nil
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// FieldChange is one field of an entity that a write would change: title,
+// icon, team, properties.NAME or relations.NAME. Old or New is nil when
+// the field is absent on that side.
+type FieldChange struct {
+	Field string `json:"field"`
+	Old   any    `json:"old"`
+	New   any    `json:"new"`
+}
+
+// diffCanon lists the fields in which two canonical entities differ, in
+// order.
+func diffCanon(old, new map[string]any) []FieldChange {
+	var out []FieldChange
+	add := func(field string, a, b any) {
+		if !sameJSON(a, b) {
+			out = append(out, FieldChange{Field: field, Old: a, New: b})
+		}
+	}
+	for _, k := range []string{"title", "icon", "team"} {
+		add(k, old[k], new[k])
+	}
+	for _, group := range []string{"properties", "relations"} {
+		a, _ := old[group].(map[string]any)
+		b, _ := new[group].(map[string]any)
+		keys := slices.Collect(maps.Keys(a))
+		for k := range b {
+			if _, ok := a[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			add(group+"."+k, a[k], b[k])
+		}
+	}
+	return out
+}

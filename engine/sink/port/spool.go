@@ -1,0 +1,485 @@
+package port
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// SpoolPrefix starts the name of the temporary file in which a sink keeps
+// its run's entities (see [Config.SpoolDir]).
+const SpoolPrefix = "ferry-port-spool-"
+
+// spool keeps one run's entities, and what Port holds of the run's
+// blueprints, in a temporary SQLite file instead of on the heap, so a
+// load's memory does not grow with its size.
+//
+//	entity(bp, id, data, state)  every entity produced: its JSON as mapped
+//	                             (NULL when it failed validation, so it is
+//	                             never sent but still counts as produced),
+//	                             state 0 waiting, 1 written, 2 unchanged
+//	owned(bp, id, owner, body)   the owned entities listed before writing:
+//	                             owner and the canonical stored entity
+//	ref(bp, id)                  relation targets that written (or
+//	                             unchanged) entities keep: never stale
+//
+// The file is made in the OS temp dir (or Config.SpoolDir), named
+// ferry-port-spool-*.sqlite, and unlinked as soon as it is open where the
+// OS allows it (Unix): the open connection keeps it alive, and nothing is
+// left behind however the process ends. Elsewhere close removes it. One
+// connection serves every goroutine, one call at a time.
+type spool struct {
+	mu    sync.Mutex
+	path  string
+	db    *sql.DB
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+// Entity states in the spool.
+const (
+	stateWaiting   = 0
+	stateWritten   = 1
+	stateUnchanged = 2
+)
+
+func openSpool(ctx context.Context, dir string) (*spool, error) {
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	f, err := os.CreateTemp(dir, SpoolPrefix+"*.sqlite")
+	if err != nil {
+		return nil, fmt.Errorf("port: spool: %w", err)
+	}
+	path := f.Name()
+	f.Close()
+	// No journal on disk: the spool lives for one run, and a journal file
+	// would outlive a crash (an in-memory one rolls back a failed statement).
+	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path) +
+		"?_pragma=journal_mode(MEMORY)&_pragma=synchronous(OFF)&_pragma=cache_size(-2048)&_pragma=temp_store(FILE)"
+	db, err := sql.Open("sqlite", uri)
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("port: spool: %w", err)
+	}
+	// One connection for the spool's whole life: a second one would open
+	// the path again, which no longer exists once unlinked.
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	conn, err := db.Conn(ctx)
+	if err == nil {
+		for _, q := range []string{
+			`CREATE TABLE entity (bp TEXT NOT NULL, id TEXT NOT NULL, data BLOB, state INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
+			`CREATE TABLE owned (bp TEXT NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
+			`CREATE TABLE ref (bp TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
+		} {
+			if _, err = conn.ExecContext(ctx, q); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
+		db.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("port: spool: %w", err)
+	}
+	sp := &spool{path: path, db: db, conn: conn, stmts: map[string]*sql.Stmt{}}
+	if runtime.GOOS != "windows" {
+		if err := os.Remove(path); err == nil {
+			sp.path = ""
+		}
+	}
+	return sp, nil
+}
+
+// close releases the connection and removes the file if it is still there.
+func (sp *spool) close() error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	for _, st := range sp.stmts {
+		st.Close()
+	}
+	sp.stmts = nil
+	err := errors.Join(sp.conn.Close(), sp.db.Close())
+	if sp.path != "" {
+		if rerr := os.Remove(sp.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+		sp.path = ""
+	}
+	if err != nil {
+		return fmt.Errorf("port: spool: %w", err)
+	}
+	return nil
+}
+
+// stmt returns q prepared once. sp.mu is held.
+func (sp *spool) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := sp.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := sp.conn.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("port: spool: %w", err)
+	}
+	sp.stmts[q] = st
+	return st, nil
+}
+
+// tx runs fn in one transaction. sp.mu is held.
+func (sp *spool) tx(ctx context.Context, fn func() error) error {
+	if _, err := sp.conn.ExecContext(ctx, "BEGIN"); err != nil {
+		return fmt.Errorf("port: spool: %w", err)
+	}
+	if err := fn(); err != nil {
+		_, _ = sp.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
+	}
+	if _, err := sp.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("port: spool: %w", err)
+	}
+	return nil
+}
+
+// spooled is one entity on its way into the spool; data nil marks one
+// that failed validation.
+type spooled struct {
+	bp, id string
+	data   []byte
+}
+
+// put stores entities; a later one of the same key replaces the earlier.
+func (sp *spool) put(ctx context.Context, es []spooled) error {
+	if len(es) == 0 {
+		return nil
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.tx(ctx, func() error {
+		st, err := sp.stmt(ctx, `INSERT INTO entity (bp, id, data) VALUES (?, ?, ?) ON CONFLICT (bp, id) DO UPDATE SET data = excluded.data`)
+		if err != nil {
+			return err
+		}
+		for _, e := range es {
+			var data any
+			if e.data != nil {
+				data = e.data
+			}
+			if _, err := st.ExecContext(ctx, e.bp, e.id, data); err != nil {
+				return fmt.Errorf("port: spool: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// data returns the stored JSON of one entity; nil when there is none or
+// it failed validation.
+func (sp *spool) data(ctx context.Context, bp, id string) ([]byte, error) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	st, err := sp.stmt(ctx, `SELECT data FROM entity WHERE bp = ? AND id = ?`)
+	if err != nil {
+		return nil, err
+	}
+	var b []byte
+	err = st.QueryRowContext(ctx, bp, id).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("port: spool: %w", err)
+	}
+	return b, nil
+}
+
+// strings runs a query, prepared once, whose rows are one string each.
+func (sp *spool) strings(ctx context.Context, q string, args ...any) ([]string, error) {
+	return sp.stringsOf(ctx, true, q, args...)
+}
+
+// stringsOf is strings; a query that is not prepared suits one whose text
+// varies (a list of parameters).
+func (sp *spool) stringsOf(ctx context.Context, prepare bool, q string, args ...any) ([]string, error) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	var rows *sql.Rows
+	var err error
+	if prepare {
+		var st *sql.Stmt
+		if st, err = sp.stmt(ctx, q); err != nil {
+			return nil, err
+		}
+		rows, err = st.QueryContext(ctx, args...)
+	} else {
+		rows, err = sp.conn.QueryContext(ctx, q, args...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("port: spool: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("port: spool: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("port: spool: %w", err)
+	}
+	return out, nil
+}
+
+// blueprints lists the blueprints with entities to send, sorted.
+func (sp *spool) blueprints(ctx context.Context) ([]string, error) {
+	return sp.strings(ctx, `SELECT DISTINCT bp FROM entity WHERE data IS NOT NULL ORDER BY bp`)
+}
+
+// Filters of idsAfter and rowsAfter.
+const (
+	selValid        = `e.data IS NOT NULL`
+	selValidUnowned = `e.data IS NOT NULL AND NOT EXISTS (SELECT 1 FROM owned o WHERE o.bp = e.bp AND o.id = e.id)`
+	selWritten      = `e.data IS NOT NULL AND e.state = 1`
+	selAll          = `1`
+)
+
+// idsAfter pages through the identifiers of bp that match sel, in order.
+func (sp *spool) idsAfter(ctx context.Context, bp, sel, after string, limit int) ([]string, error) {
+	return sp.strings(ctx, `SELECT e.id FROM entity e WHERE e.bp = ? AND `+sel+` AND e.id > ? ORDER BY e.id LIMIT ?`, bp, after, limit)
+}
+
+// spoolRow is one entity read back, with what Port holds for it (owner
+// and body empty when the owned listing did not have it).
+type spoolRow struct {
+	id    string
+	data  []byte
+	owner string
+	body  []byte
+}
+
+// rowsAfter pages through the entities of bp that match sel, in order.
+func (sp *spool) rowsAfter(ctx context.Context, bp, sel, after string, limit int) ([]spoolRow, error) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	st, err := sp.stmt(ctx, `SELECT e.id, e.data, o.owner, o.body FROM entity e LEFT JOIN owned o ON o.bp = e.bp AND o.id = e.id
+WHERE e.bp = ? AND `+sel+` AND e.id > ? ORDER BY e.id LIMIT ?`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, bp, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("port: spool: %w", err)
+	}
+	defer rows.Close()
+	var out []spoolRow
+	for rows.Next() {
+		var r spoolRow
+		var owner sql.NullString
+		if err := rows.Scan(&r.id, &r.data, &owner, &r.body); err != nil {
+			return nil, fmt.Errorf("port: spool: %w", err)
+		}
+		r.owner = owner.String
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("port: spool: %w", err)
+	}
+	return out, nil
+}
+
+// ownedRow is one entity of the owned listing.
+type ownedRow struct {
+	id, owner string
+	body      []byte
+}
+
+func (sp *spool) putOwned(ctx context.Context, bp string, rs []ownedRow) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.tx(ctx, func() error {
+		st, err := sp.stmt(ctx, `INSERT INTO owned (bp, id, owner, body) VALUES (?, ?, ?, ?) ON CONFLICT (bp, id) DO UPDATE SET owner = excluded.owner, body = excluded.body`)
+		if err != nil {
+			return err
+		}
+		for _, r := range rs {
+			if _, err := st.ExecContext(ctx, bp, r.id, r.owner, r.body); err != nil {
+				return fmt.Errorf("port: spool: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// dropOwned forgets what a listing of bp stored.
+func (sp *spool) dropOwned(ctx context.Context, bp string) error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if _, err := sp.conn.ExecContext(ctx, `DELETE FROM owned WHERE bp = ?`, bp); err != nil {
+		return fmt.Errorf("port: spool: %w", err)
+	}
+	return nil
+}
+
+// ownedBy lists the identifiers of bp that the listing found under an
+// owner other than owner (adopted ones), with that owner.
+func (sp *spool) ownedBy(ctx context.Context, bp, owner string) (map[string]string, error) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	st, err := sp.stmt(ctx, `SELECT o.id, o.owner FROM owned o JOIN entity e ON e.bp = o.bp AND e.id = o.id WHERE o.bp = ? AND o.owner != ? AND e.data IS NOT NULL`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, bp, owner)
+	if err != nil {
+		return nil, fmt.Errorf("port: spool: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, o string
+		if err := rows.Scan(&id, &o); err != nil {
+			return nil, fmt.Errorf("port: spool: %w", err)
+		}
+		out[id] = o
+	}
+	return out, rows.Err()
+}
+
+// setState records the outcome of entities of one blueprint.
+func (sp *spool) setState(ctx context.Context, bp string, ids []string, state int) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.tx(ctx, func() error {
+		st, err := sp.stmt(ctx, `UPDATE entity SET state = ? WHERE bp = ? AND id = ?`)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if _, err := st.ExecContext(ctx, state, bp, id); err != nil {
+				return fmt.Errorf("port: spool: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// among returns which of ids of bp match sel (idsAfter's filters, or a
+// state test on e).
+func (sp *spool) among(ctx context.Context, bp, sel string, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, bp)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		q := `SELECT e.id FROM entity e WHERE e.bp = ? AND ` + sel + ` AND e.id IN (?` + strings.Repeat(",?", len(chunk)-1) + `)`
+		got, err := sp.stringsOf(ctx, len(chunk) == 500, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range got {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
+
+// Filters of among.
+const (
+	selDone = `e.data IS NOT NULL AND e.state IN (1, 2)` // written or unchanged in this run
+)
+
+func (sp *spool) addRefs(ctx context.Context, keys []entityKey) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.tx(ctx, func() error {
+		st, err := sp.stmt(ctx, `INSERT INTO ref (bp, id) VALUES (?, ?) ON CONFLICT DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if _, err := st.ExecContext(ctx, k.blueprint, k.identifier); err != nil {
+				return fmt.Errorf("port: spool: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// stale lists the owned entities of bp that the run did not produce and
+// that no entity it wrote relates to, in order.
+func (sp *spool) stale(ctx context.Context, bp string) ([]string, error) {
+	return sp.strings(ctx, `SELECT o.id FROM owned o WHERE o.bp = ?
+AND NOT EXISTS (SELECT 1 FROM entity e WHERE e.bp = o.bp AND e.id = o.id)
+AND NOT EXISTS (SELECT 1 FROM ref r WHERE r.bp = o.bp AND r.id = o.id) ORDER BY o.id`, bp)
+}
+
+// counts returns, per blueprint, the entities in each state.
+func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	rows, err := sp.conn.QueryContext(ctx, `SELECT bp, state, count(*) FROM entity WHERE data IS NOT NULL GROUP BY bp, state`)
+	if err != nil {
+		return nil, fmt.Errorf("port: spool: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][3]int{}
+	for rows.Next() {
+		var bp string
+		var state, n int
+		if err := rows.Scan(&bp, &state, &n); err != nil {
+			return nil, fmt.Errorf("port: spool: %w", err)
+		}
+		c := out[bp]
+		if state >= 0 && state < 3 {
+			c[state] = n
+		}
+		out[bp] = c
+	}
+	return out, rows.Err()
+}
+
+// stateOf returns the state of one entity (-1: not produced or invalid).
+func (sp *spool) stateOf(ctx context.Context, k entityKey) (int, error) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	st, err := sp.stmt(ctx, `SELECT state FROM entity WHERE bp = ? AND id = ? AND data IS NOT NULL`)
+	if err != nil {
+		return -1, err
+	}
+	var s int
+	err = st.QueryRowContext(ctx, k.blueprint, k.identifier).Scan(&s)
+	if errors.Is(err, sql.ErrNoRows) {
+		return -1, nil
+	}
+	if err != nil {
+		return -1, fmt.Errorf("port: spool: %w", err)
+	}
+	return s, nil
+}
