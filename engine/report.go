@@ -86,6 +86,7 @@ type BlueprintReport struct {
 	Rejected   int64 `json:"rejected"`
 	Reconciled bool  `json:"reconciled"` // its stale entities could be deleted
 	Unchanged  int64 `json:"unchanged"`
+	Deleted    int64 `json:"deleted"` // stale entities of the run's owner deleted
 }
 
 // PortSummary is what Port did.
@@ -249,7 +250,7 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 		br := BlueprintReport{Name: name, Produced: res.Entities[name] - dups["blueprint/"+name], Rejected: rejected[name]}
 		if prep != nil {
 			c := res.Dest.Port.Blueprints[name]
-			br.Upserted, br.Unchanged = int64(c.Upserted), int64(c.Unchanged)
+			br.Upserted, br.Unchanged, br.Deleted = int64(c.Upserted), int64(c.Unchanged), int64(c.Deleted)
 		}
 		if sum != nil {
 			br.Reconciled = sum.Blueprints[name]

@@ -362,12 +362,12 @@ func printSummary(w io.Writer, rep *engine.RunReport, dest string, width int) {
 		table(rows, []int{0, 1, 2, 4, 3, 5})
 	}
 	if len(rep.Blueprints) > 0 {
-		rows := [][]string{{"Port blueprint", "", "produced", "upserted", "unchanged", "rejected", "reconciled"}}
+		rows := [][]string{{"Port blueprint", "", "produced", "upserted", "unchanged", "rejected", "deleted", "reconciled"}}
 		for _, bp := range rep.Blueprints {
-			rows = append(rows, []string{bp.Name, "", count(bp.Produced), count(bp.Upserted), count(bp.Unchanged), count(bp.Rejected), yesNo(bp.Reconciled)})
+			rows = append(rows, []string{bp.Name, "", count(bp.Produced), count(bp.Upserted), count(bp.Unchanged), count(bp.Rejected), count(bp.Deleted), yesNo(bp.Reconciled)})
 		}
 		line("")
-		table(rows, []int{0, 1, 3, 5, 4, 2, 6})
+		table(rows, []int{0, 1, 3, 5, 6, 4, 2, 7})
 	}
 	if p := rep.Port; p != nil {
 		line(fmt.Sprintf("port (owner %s): %s upserted, %s unchanged (not sent), %s rejected, %s stale deleted, %s relations dropped", p.Owner, count(int64(p.Upserted)), count(int64(p.Unchanged)), count(int64(p.Rejected)), count(int64(p.Deleted)), count(int64(p.DroppedRelations))))

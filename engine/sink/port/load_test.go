@@ -108,6 +108,16 @@ func TestSecondRunDeletesStale(t *testing.T) {
 	if rep.Deleted != len(want) || len(rep.DeleteErrors) != 0 || len(rep.SkippedDeletes) != 0 {
 		t.Errorf("report %+v, want %d deleted", rep, len(want))
 	}
+	perBlueprint := map[string]int{}
+	for _, g := range want {
+		bp, _, _ := strings.Cut(g, ":")
+		perBlueprint[bp]++
+	}
+	for bp, n := range perBlueprint {
+		if got := rep.Blueprints[bp].Deleted; got != n {
+			t.Errorf("blueprint %s: %d deleted in the report, want %d", bp, got, n)
+		}
+	}
 	// Sources went before their targets: Port never refused a delete.
 	for _, r := range e.srv.Requests() {
 		if strings.HasSuffix(r.Path, "/bulk/entities/delete") && r.Status != http.StatusOK {

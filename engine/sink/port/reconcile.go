@@ -114,6 +114,9 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 				return err
 			}
 			rep.Deleted += len(deleted)
+			c := rep.Blueprints[bp]
+			c.Deleted += len(deleted)
+			rep.Blueprints[bp] = c
 			progress = progress || len(deleted) > 0
 			stale[bp] = slices.Sorted(maps.Keys(left))
 			for id, msg := range left {

@@ -42,6 +42,7 @@ type BlueprintCounts struct {
 	Upserted  int // sent, and accepted by Port
 	Unchanged int // held by Port as the run would write them: not sent
 	Failed    int // not written (see Report.Errors)
+	Deleted   int // stale owned entities deleted
 }
 
 // Conflict is an entity the run produced that Port holds under another

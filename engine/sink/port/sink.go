@@ -417,7 +417,9 @@ func (s *Sink) count(ctx context.Context, st *runState, rep *Report) error {
 		return err
 	}
 	for bp, c := range counts {
-		rep.Blueprints[bp] = BlueprintCounts{Upserted: c[stateWritten], Unchanged: c[stateUnchanged]}
+		bc := rep.Blueprints[bp] // Deleted is already counted
+		bc.Upserted, bc.Unchanged = c[stateWritten], c[stateUnchanged]
+		rep.Blueprints[bp] = bc
 	}
 	for k := range st.failed {
 		state, err := st.sp.stateOf(ctx, k)
