@@ -16,11 +16,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferry-etl/ferry/engine/sim/humanitec"
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
 )
 
 // The performance benchmarks run the real ferry binary (built from this
@@ -30,7 +32,8 @@ import (
 //	go test ./cmd/ferry -run '^$' -bench 'TablePath|AdaptiveRate' -benchtime 1x
 //
 // FERRY_BENCH_BASE=/path/to/an/older/ferry adds that binary's figures
-// (before/after ratios in the same run).
+// (before/after ratios in the same run); FERRY_BENCH_PROFILES=DIR writes a
+// CPU profile of every run there.
 
 // ferryBinary builds ferry from this tree.
 func ferryBinary(b *testing.B) string {
@@ -51,8 +54,12 @@ type child struct {
 	rows  int64 // rows written
 }
 
-// runFerry runs `ferry run spec` with config sets into a fresh SQLite file.
-func runFerry(b *testing.B, bin, spec string, sets map[string]string) child {
+// profileSeq numbers the profiles FERRY_BENCH_PROFILES asks for.
+var profileSeq atomic.Int64
+
+// runFerry runs `ferry run spec` with config sets (and extra environment
+// variables) into a fresh SQLite file.
+func runFerry(b *testing.B, bin, spec string, sets map[string]string, env ...string) child {
 	b.Helper()
 	dir := b.TempDir()
 	report := filepath.Join(dir, "report.json")
@@ -60,8 +67,13 @@ func runFerry(b *testing.B, bin, spec string, sets map[string]string) child {
 	for k, v := range sets {
 		args = append(args, "--set", k+"="+v)
 	}
+	if dir := os.Getenv("FERRY_BENCH_PROFILES"); dir != "" {
+		// Where a run's CPU goes: one profile per run, for go tool pprof.
+		n := profileSeq.Add(1)
+		args = append(args, "--cpuprofile", filepath.Join(dir, fmt.Sprintf("cpu-%d.prof", n)))
+	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = slicesWithout(os.Environ(), "GOGC=", "GODEBUG=") // ferry's own GC setting
+	cmd.Env = append(slicesWithout(os.Environ(), "GOGC=", "GODEBUG="), env...) // ferry's own GC setting
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
@@ -102,6 +114,9 @@ func runFerry(b *testing.B, bin, spec string, sets map[string]string) child {
 		Tables []struct {
 			RowsWritten int64 `json:"rows_written"`
 		} `json:"tables"`
+		Blueprints []struct {
+			Upserted int64 `json:"upserted"`
+		} `json:"blueprints"`
 	}
 	data, err := os.ReadFile(report)
 	if err != nil {
@@ -114,6 +129,9 @@ func runFerry(b *testing.B, bin, spec string, sets map[string]string) child {
 		cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
 	for _, t := range rep.Tables {
 		c.rows += t.RowsWritten
+	}
+	for _, bp := range rep.Blueprints {
+		c.rows += bp.Upserted
 	}
 	return c
 }
@@ -265,6 +283,48 @@ func BenchmarkTablePath(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkPortPath runs specs/humanitec.yaml with the real binary into
+// the Port simulator at about 10k and 200k entities and reports the peak
+// RSS of each and their ratio (entities wait in the Port sink's on-disk
+// spool; the target is 1.2), and CPU per entity, also over the mapping
+// benchmark's CPU per record in the same run.
+func BenchmarkPortPath(b *testing.B) {
+	bin := ferryBinary(b)
+	mapping := mappingCost(b)
+	b.ReportMetric(float64(mapping.Nanoseconds())/1000, "mapping-cpu-us/rec")
+	sizes := map[string]humanitec.Size{
+		"small": {Apps: 35, EnvsPerApp: 5, WorkloadsPerEnv: 8, ValuesPerApp: 10, SetsPerApp: 4, DeltasPerApp: 6, Pipelines: 700, Users: 120, Groups: 12},
+		"large": {Apps: 700, EnvsPerApp: 5, WorkloadsPerEnv: 8, ValuesPerApp: 10, SetsPerApp: 4, DeltasPerApp: 6, Pipelines: 14000, Users: 2400, Groups: 240},
+	}
+	for range b.N {
+		got := map[string]child{}
+		for _, name := range []string{"small", "large"} {
+			org := humanitec.Generate(1, sizes[name])
+			hum, err := humanitec.Start(context.Background(), org, humanitec.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			pt := portsim.New(portsim.Options{RateLimit: -1})
+			got[name] = runFerry(b, bin, "../../specs/humanitec.yaml",
+				map[string]string{"org_id": org.ID, "api_url": hum.URL(), "api_token": humanitec.DefaultToken},
+				"PORT_CLIENT_ID="+pt.ClientID(), "PORT_CLIENT_SECRET="+pt.ClientSecret(), "PORT_BASE_URL="+pt.URL(), "TMPDIR="+b.TempDir())
+			pt.Close()
+			hum.Close()
+		}
+		small, large := got["small"], got["large"]
+		b.ReportMetric(float64(small.rows), "entities-small")
+		b.ReportMetric(float64(large.rows), "entities-large")
+		b.ReportMetric(small.rssMB, "rss-small-MB")
+		b.ReportMetric(large.rssMB, "rss-large-MB")
+		b.ReportMetric(large.rssMB/small.rssMB, "rss-ratio")
+		perEntity := func(c child) float64 { return float64(c.cpu.Nanoseconds()) / float64(c.rows) }
+		b.ReportMetric(perEntity(small)/1000, "cpu-small-us/entity")
+		b.ReportMetric(perEntity(large)/1000, "cpu-large-us/entity")
+		b.ReportMetric(perEntity(small)/float64(mapping.Nanoseconds()), "cpu-small/mapping")
+		b.ReportMetric(perEntity(large)/float64(mapping.Nanoseconds()), "cpu-large/mapping")
 	}
 }
 
