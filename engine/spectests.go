@@ -127,22 +127,8 @@ func RunTests(ctx context.Context, path string, opts TestOptions) (*TestResult, 
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	tf, err := spectest.Load(path)
-	if es := spectest.AsErrors(err); es != nil {
-		list := make(spec.ErrorList, len(es))
-		for i, e := range es {
-			list[i] = &spec.Error{File: e.File, Pos: spec.Pos{Line: e.Pos.Line, Col: e.Pos.Col}, Path: e.Path, Msg: e.Msg}
-		}
-		return nil, list
-	}
+	tf, sp, err := loadTests(path)
 	if err != nil {
-		return nil, &UsageError{Err: err}
-	}
-	sp, err := Load(tf.Spec)
-	if err != nil {
-		if SpecErrors(err) == nil {
-			err = &UsageError{Err: fmt.Errorf("%s: spec: %w", path, err)}
-		}
 		return nil, err
 	}
 	res := &TestResult{File: path, Spec: tf.Spec}
@@ -159,6 +145,37 @@ func RunTests(ctx context.Context, path string, opts TestOptions) (*TestResult, 
 		res.Cases = append(res.Cases, mappingCase(ctx, sp, tf, mc))
 	}
 	return res, nil
+}
+
+// ValidateTests checks a test file offline, as ferry validate checks a
+// spec: its format (positioned errors, as [SpecErrors] gives them) and the
+// spec it tests.
+func ValidateTests(path string) error {
+	_, _, err := loadTests(path)
+	return err
+}
+
+// loadTests reads a test file and the spec it names.
+func loadTests(path string) (*spectest.File, *Spec, error) {
+	tf, err := spectest.Load(path)
+	if es := spectest.AsErrors(err); es != nil {
+		list := make(spec.ErrorList, len(es))
+		for i, e := range es {
+			list[i] = &spec.Error{File: e.File, Pos: spec.Pos{Line: e.Pos.Line, Col: e.Pos.Col}, Path: e.Path, Msg: e.Msg}
+		}
+		return nil, nil, list
+	}
+	if err != nil {
+		return nil, nil, &UsageError{Err: err}
+	}
+	sp, err := Load(tf.Spec)
+	if err != nil {
+		if SpecErrors(err) == nil {
+			err = &UsageError{Err: fmt.Errorf("%s: spec: %w", path, err)}
+		}
+		return nil, nil, err
+	}
+	return tf, sp, nil
 }
 
 // testConfig is a run case's config: its values, and for a required

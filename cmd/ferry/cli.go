@@ -420,8 +420,8 @@ func load(path string, w io.Writer, format string) (*engine.Spec, error) {
 }
 
 // Validating allocates and frees compile garbage around a live heap the
-// size of the spec: it runs with Go's default collector setting (not
-// main's 400, chosen for mapping records) and a soft memory limit, so that a
+// size of the spec: it runs with Go's default collector setting (not the
+// allowance main gives runs, chosen for mapping records) and a soft memory limit, so that a
 // large spec fits in a small address space. GOGC and GOMEMLIMIT still win.
 const validateMemoryLimit = 256 << 20
 
@@ -448,6 +448,21 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	var errs []error
 	warned := 0 // specs valid but for warnings, under --strict
 	for _, path := range files {
+		if strings.HasSuffix(path, ".test.yaml") {
+			// A spec's test file (ferry test): its format and its spec.
+			err := engine.ValidateTests(path)
+			if es := engine.SpecErrors(err); es != nil {
+				(&app{stdin: os.Stdin, stdout: stdout, stderr: stdout}).printSpecErrors(es, *format)
+				err = printed{err}
+			} else if err != nil {
+				fmt.Fprintf(stderr, "%s: %v\n", path, err)
+				err = printed{err}
+			}
+			if err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
 		sp, err := load(path, stdout, *format)
 		if err != nil {
 			var ue *engine.UsageError
@@ -486,7 +501,8 @@ const validateUsage = `Usage: ferry validate [--format text|github] [--strict] S
 Checks specs without any network access: structure, references, jq and
 expr programs, Port blueprints. Every problem is printed as file:line:col.
 Warnings (valid but likely mistaken) exit 0 unless --strict.
-SPEC "-" reads a spec from stdin.
+SPEC "-" reads a spec from stdin; a FILE.test.yaml (ferry test's cases) is
+checked as a test file, with the spec it names.
 
 Examples:
   ferry validate specs/*.yaml
