@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -41,19 +42,25 @@ second Ctrl-C quits at once).
 
 // runFlags are the flags of `ferry run`.
 type runFlags struct {
-	dryRun, noDelete, fullRefresh, demo *bool
-	adoptUnowned                        *bool
-	adoptOwners                         listFlag
-	dest, config, streams, report       *string
-	record, replay                      *string
-	resumeWithin                        *time.Duration
-	sets                                setFlag
-	logLevel, logFormat, progress       *choiceFlag
-	profile                             *profileFlags
+	inputFlags
+	dryRun, fullRefresh           *bool
+	report, record, replay        *string
+	resumeWithin                  *time.Duration
+	logLevel, logFormat, progress *choiceFlag
+	profile                       *profileFlags
+}
+
+// inputFlags are what `run` and `plan` share: where config, Port and the
+// tables are, and what to produce (their help texts differ).
+type inputFlags struct {
+	demo, noDelete, adoptUnowned *bool
+	adoptOwners                  listFlag
+	dest, config, streams        *string
+	sets                         setFlag
 }
 
 func defineRunFlags(fs *flag.FlagSet) *runFlags {
-	f := &runFlags{sets: setFlag{}}
+	f := &runFlags{inputFlags: inputFlags{sets: setFlag{}}}
 	f.dryRun = fs.Bool("dry-run", false, "print every row and entity that would be written, as JSON Lines on stdout; write nothing")
 	f.demo = fs.Bool("demo", false, "run against the built-in simulator of a shipped spec (no credentials, no network)")
 	f.dest = fs.String("dest", "", "table `destination`: sqlite:FILE (default sqlite:ferry.db) or postgres://…")
@@ -146,52 +153,11 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 	for _, w := range sp.Warnings() {
 		log.Warn("spec: " + w.Error())
 	}
-	src := engine.ConfigSources{Sets: f.sets, File: *f.config, DotEnv: ".env"}
-	if *f.config == "-" {
-		data, rerr := io.ReadAll(a.stdin)
-		if rerr != nil {
-			return &engine.UsageError{Err: fmt.Errorf("--config -: %w", rerr)}
-		}
-		src.File, src.FileData = "stdin", data
-	}
-	var portOpts *engine.PortOptions
-	var d *demo.Demo
-	if *f.demo {
-		d, err = demo.Start(ctx, sp.Name())
-		if err != nil {
-			return &engine.UsageError{Err: err}
-		}
-		defer d.Close()
-		a.notice(log, d.About)
-		if sp.WritesPort() && !*f.dryRun {
-			ps, err := d.StartPort(ctx)
-			if err != nil {
-				return err
-			}
-			portOpts = &engine.PortOptions{BaseURL: ps.URL(), ClientID: ps.ClientID(), ClientSecret: ps.ClientSecret()}
-			a.notice(log, "demo: built-in Port simulator at "+ps.URL())
-		}
-		// The demo's values win over the environment, so a user's real
-		// credentials are never sent to the simulator (and vice versa).
-		sets := f.sets
-		src = engine.ConfigSources{Sets: d.Config, Getenv: func(string) (string, bool) { return "", false }}
-		for k, v := range sets {
-			src.Sets[k] = v
-		}
-	}
-	cfg, err := engine.ResolveConfig(sp, src)
+	in, err := a.resolveInputs(ctx, log, sp, specPath, &f.inputFlags, sp.WritesPort() && !*f.dryRun, "")
 	if err != nil {
-		return a.configError(log, sp, specPath, err)
+		return err
 	}
-	if portOpts == nil {
-		portOpts = &cfg.Port
-	}
-	portOpts.NoDelete, portOpts.AdoptOwners, portOpts.AdoptUnowned = *f.noDelete, f.adoptOwners, *f.adoptUnowned
-	var streamList []string
-	if *f.streams != "" {
-		streamList = strings.Split(*f.streams, ",")
-	}
-	tableDest := orDefault(*f.dest, engine.DefaultDest)
+	defer in.close()
 
 	stopLog := make(chan struct{})
 	var logDone chan struct{}
@@ -208,8 +174,8 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 			}()
 		}
 	}
-	res, err = engine.Run(ctx, sp, cfg, engine.RunOptions{
-		DryRun: *f.dryRun, Dest: tableDest, Port: *portOpts, Streams: streamList, FullRefresh: *f.fullRefresh,
+	res, err = engine.Run(ctx, sp, in.cfg, engine.RunOptions{
+		DryRun: *f.dryRun, Dest: in.dest, Port: in.port, Streams: in.streams, FullRefresh: *f.fullRefresh,
 		ResumeWithin: *f.resumeWithin, Stdout: a.stdout, Logger: log, OnStart: onStart,
 		Record: *f.record, Replay: *f.replay,
 	})
@@ -230,9 +196,9 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 			if _, tty := isTerminal(a.stderr); tty {
 				width, _ = con.size()
 			}
-			printSummary(a.stderr, rep, tableDest, width)
-			if d != nil && res.Dest != nil {
-				fmt.Fprint(a.stderr, d.CatalogSummary())
+			printSummary(a.stderr, rep, in.dest, width)
+			if in.demo != nil && res.Dest != nil {
+				fmt.Fprint(a.stderr, in.demo.CatalogSummary())
 			}
 		}
 	}
@@ -477,4 +443,71 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// runInputs are a run's (or a plan's) resolved inputs.
+type runInputs struct {
+	cfg     *engine.Config
+	port    engine.PortOptions
+	streams []string
+	dest    string     // the table destination, defaulted
+	demo    *demo.Demo // with --demo: the simulators, closed by close
+}
+
+func (in *runInputs) close() {
+	if in.demo != nil {
+		in.demo.Close()
+	}
+}
+
+// resolveInputs reads the config (from --config, "-" being stdin, --set,
+// the environment and .env, or the demo's values with --demo) and Port's
+// options. With --demo and startPort the built-in Port simulator is
+// started too; portNote is added to the line that announces it.
+func (a *app) resolveInputs(ctx context.Context, log *slog.Logger, sp *engine.Spec, specPath string, f *inputFlags, startPort bool, portNote string) (_ *runInputs, err error) {
+	in := &runInputs{dest: orDefault(*f.dest, engine.DefaultDest)}
+	defer func() {
+		if err != nil {
+			in.close() // the demo's simulators, if started
+		}
+	}()
+	src := engine.ConfigSources{Sets: f.sets, File: *f.config, DotEnv: ".env"}
+	if *f.config == "-" {
+		data, rerr := io.ReadAll(a.stdin)
+		if rerr != nil {
+			return nil, &engine.UsageError{Err: fmt.Errorf("--config -: %w", rerr)}
+		}
+		src.File, src.FileData = "stdin", data
+	}
+	var demoPort *engine.PortOptions
+	if *f.demo {
+		if in.demo, err = demo.Start(ctx, sp.Name()); err != nil {
+			return nil, &engine.UsageError{Err: err}
+		}
+		a.notice(log, in.demo.About)
+		if startPort {
+			ps, err := in.demo.StartPort(ctx)
+			if err != nil {
+				return nil, err
+			}
+			demoPort = &engine.PortOptions{BaseURL: ps.URL(), ClientID: ps.ClientID(), ClientSecret: ps.ClientSecret()}
+			a.notice(log, "demo: built-in Port simulator at "+ps.URL()+portNote)
+		}
+		// The demo's values win over the environment, so a user's real
+		// credentials are never sent to the simulator (and vice versa).
+		src = engine.ConfigSources{Sets: in.demo.Config, Getenv: func(string) (string, bool) { return "", false }}
+		maps.Copy(src.Sets, f.sets)
+	}
+	if in.cfg, err = engine.ResolveConfig(sp, src); err != nil {
+		return nil, a.configError(log, sp, specPath, err)
+	}
+	in.port = in.cfg.Port
+	if demoPort != nil {
+		in.port = *demoPort
+	}
+	in.port.NoDelete, in.port.AdoptOwners, in.port.AdoptUnowned = *f.noDelete, f.adoptOwners, *f.adoptUnowned
+	if *f.streams != "" {
+		in.streams = strings.Split(*f.streams, ",")
+	}
+	return in, nil
 }

@@ -14,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/ferry-etl/ferry/engine"
-	"github.com/ferry-etl/ferry/engine/demo"
 )
 
 const planUsage = `Usage: ferry plan SPEC [flags]
@@ -51,16 +50,14 @@ func cmdPlan(ctx context.Context, a *app, args []string) error {
 // planFlags are the flags of `ferry plan`: run's that decide what a run
 // would do, and --format.
 type planFlags struct {
-	format, logLevel, logFormat               *choiceFlag
-	demo, fullRefresh, noDelete, adoptUnowned *bool
-	dest, config, streams                     *string
-	resumeWithin                              *time.Duration
-	sets                                      setFlag
-	adoptOwners                               listFlag
+	inputFlags
+	format, logLevel, logFormat *choiceFlag
+	fullRefresh                 *bool
+	resumeWithin                *time.Duration
 }
 
 func definePlanFlags(fs *flag.FlagSet) *planFlags {
-	f := &planFlags{sets: setFlag{}}
+	f := &planFlags{inputFlags: inputFlags{sets: setFlag{}}}
 	f.format = choice(fs, "format", "text", "output `format`: text, or json (for tools)", "text", "json")
 	f.demo = fs.Bool("demo", false, "plan against the built-in simulator of a shipped spec (and an empty built-in Port)")
 	f.dest = fs.String("dest", "", "table `destination` to compare with: sqlite:FILE (default sqlite:ferry.db) or postgres://…")
@@ -100,47 +97,12 @@ func runPlan(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	src := engine.ConfigSources{Sets: f.sets, File: *f.config, DotEnv: ".env"}
-	if *f.config == "-" {
-		data, rerr := io.ReadAll(a.stdin)
-		if rerr != nil {
-			return &engine.UsageError{Err: fmt.Errorf("--config -: %w", rerr)}
-		}
-		src.File, src.FileData = "stdin", data
-	}
-	var portOpts *engine.PortOptions
-	if *f.demo {
-		d, err := demo.Start(ctx, sp.Name())
-		if err != nil {
-			return &engine.UsageError{Err: err}
-		}
-		defer d.Close()
-		a.notice(log, d.About)
-		if sp.WritesPort() {
-			ps, err := d.StartPort(ctx)
-			if err != nil {
-				return err
-			}
-			portOpts = &engine.PortOptions{BaseURL: ps.URL(), ClientID: ps.ClientID(), ClientSecret: ps.ClientSecret()}
-			a.notice(log, "demo: built-in Port simulator at "+ps.URL()+" (empty: every entity is a create)")
-		}
-		src = engine.ConfigSources{Sets: d.Config, Getenv: func(string) (string, bool) { return "", false }}
-		maps.Copy(src.Sets, f.sets)
-	}
-	cfg, err := engine.ResolveConfig(sp, src)
+	in, err := a.resolveInputs(ctx, log, sp, specPath, &f.inputFlags, sp.WritesPort(), " (empty: every entity is a create)")
 	if err != nil {
-		return a.configError(log, sp, specPath, err)
+		return err
 	}
-	if portOpts == nil {
-		portOpts = &cfg.Port
-	}
-	portOpts.NoDelete, portOpts.AdoptOwners, portOpts.AdoptUnowned = *f.noDelete, f.adoptOwners, *f.adoptUnowned
-	var streamList []string
-	if *f.streams != "" {
-		streamList = strings.Split(*f.streams, ",")
-	}
-	tableDest := orDefault(*f.dest, engine.DefaultDest)
-	plan, err := engine.PlanRun(ctx, sp, cfg, engine.PlanOptions{Dest: tableDest, Port: *portOpts, Streams: streamList,
+	defer in.close()
+	plan, err := engine.PlanRun(ctx, sp, in.cfg, engine.PlanOptions{Dest: in.dest, Port: in.port, Streams: in.streams,
 		FullRefresh: *f.fullRefresh, ResumeWithin: *f.resumeWithin, Logger: log})
 	if errors.Is(err, engine.ErrNoPortCredentials) {
 		err = &engine.UsageError{Err: fmt.Errorf("%w\n  (read from --config, the environment or a .env file; or try the spec with --demo)", err)}
@@ -155,7 +117,7 @@ func runPlan(ctx context.Context, a *app, args []string) error {
 				return errors.Join(err, werr)
 			}
 		} else {
-			printPlan(a.stdout, plan, engine.RedactDest(tableDest))
+			printPlan(a.stdout, plan, engine.RedactDest(in.dest))
 		}
 	}
 	switch {
