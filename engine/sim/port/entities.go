@@ -362,21 +362,9 @@ func (s *Server) bulkUpsert(bpID string, q url.Values, body []byte) (int, any, *
 	if err != nil {
 		return 0, nil, err
 	}
-	m, err := decodeObject(body)
+	list, err := bulkEntities(body, maxBulkEntities)
 	if err != nil {
 		return 0, nil, err
-	}
-	for k := range m {
-		if k != "entities" {
-			return 0, nil, invalid("body must NOT have additional properties: %q", k)
-		}
-	}
-	list, ok := m["entities"].([]any)
-	if !ok {
-		return 0, nil, invalid("body must have required array property 'entities'")
-	}
-	if len(list) < 1 || len(list) > maxBulkEntities {
-		return 0, nil, invalid("body/entities must have 1..%d items, got %d", maxBulkEntities, len(list))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -567,21 +555,9 @@ func (s *Server) bulkDelete(bpID string, q url.Values, body []byte) (int, any, *
 	if err != nil {
 		return 0, nil, err
 	}
-	m, err := decodeObject(body)
+	list, err := bulkEntities(body, maxBulkDelete)
 	if err != nil {
 		return 0, nil, err
-	}
-	for k := range m {
-		if k != "entities" {
-			return 0, nil, invalid("body must NOT have additional properties: %q", k)
-		}
-	}
-	list, ok := m["entities"].([]any)
-	if !ok {
-		return 0, nil, invalid("body must have required array property 'entities'")
-	}
-	if len(list) < 1 || len(list) > maxBulkDelete {
-		return 0, nil, invalid("body/entities must have 1..%d items, got %d", maxBulkDelete, len(list))
 	}
 	ids := make([]string, 0, len(list))
 	for _, x := range list {
@@ -608,4 +584,26 @@ func (s *Server) bulkDelete(bpID string, q url.Values, body []byte) (int, any, *
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string]any{"ok": true, "deletedEntities": deleted}, nil
+}
+
+// bulkEntities reads a bulk body, {"entities": [...]} and nothing else,
+// holding 1 to max items, as Port checks it.
+func bulkEntities(body []byte, max int) ([]any, *apiError) {
+	m, err := decodeObject(body)
+	if err != nil {
+		return nil, err
+	}
+	for k := range m {
+		if k != "entities" {
+			return nil, invalid("body must NOT have additional properties: %q", k)
+		}
+	}
+	list, ok := m["entities"].([]any)
+	if !ok {
+		return nil, invalid("body must have required array property 'entities'")
+	}
+	if len(list) < 1 || len(list) > max {
+		return nil, invalid("body/entities must have 1..%d items, got %d", max, len(list))
+	}
+	return list, nil
 }
