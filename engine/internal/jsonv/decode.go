@@ -138,21 +138,29 @@ func (d *decoder) object(depth int) (any, error) {
 			return nil, err
 		}
 		m[k] = v
-		d.space()
-		if d.pos >= len(d.data) {
-			return nil, errors.New("unexpected end of JSON input")
-		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-			d.space()
-		case '}':
-			d.pos++
-			return m, nil
-		default:
-			return nil, d.unexpected("after object key:value pair")
+		if end, err := d.next('}', "after object key:value pair"); end || err != nil {
+			return m, err
 		}
 	}
+}
+
+// next reads what follows a member of an object or an element of an array:
+// a comma (false: another one comes) or the closing byte (true).
+func (d *decoder) next(closing byte, context string) (bool, error) {
+	d.space()
+	if d.pos >= len(d.data) {
+		return false, errors.New("unexpected end of JSON input")
+	}
+	switch d.data[d.pos] {
+	case ',':
+		d.pos++
+		d.space()
+		return false, nil
+	case closing:
+		d.pos++
+		return true, nil
+	}
+	return false, d.unexpected(context)
 }
 
 func (d *decoder) array(depth int) (any, error) {
@@ -172,19 +180,8 @@ func (d *decoder) array(depth int) (any, error) {
 			return nil, err
 		}
 		a = append(a, v)
-		d.space()
-		if d.pos >= len(d.data) {
-			return nil, errors.New("unexpected end of JSON input")
-		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-			d.space()
-		case ']':
-			d.pos++
-			return a, nil
-		default:
-			return nil, d.unexpected("after array element")
+		if end, err := d.next(']', "after array element"); end || err != nil {
+			return a, err
 		}
 	}
 }
