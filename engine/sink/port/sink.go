@@ -562,40 +562,7 @@ func (s *Sink) write(ctx context.Context, st *runState) error {
 // bulk requests in flight. Entities Port already holds as they would be
 // written are marked unchanged instead.
 func (s *Sink) sendLevel(ctx context.Context, st *runState, o *loadOrder, level []string) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.cfg.Concurrency)
-	pk := &packer{}
-	send := func(bs []batch) {
-		for _, b := range bs {
-			g.Go(func() error { return s.sendBatch(gctx, st, b) })
-		}
-	}
-	for _, bpID := range level {
-		def := o.defs[bpID]
-		after := ""
-		for gctx.Err() == nil {
-			rows, err := st.sp.rowsAfter(gctx, bpID, selValid, after, pageSize)
-			if err == nil && len(rows) == 0 {
-				break
-			}
-			var ws []*work
-			if err == nil {
-				after = rows[len(rows)-1].id
-				ws, err = s.prepare(gctx, st, o, def, rows)
-			}
-			if err != nil {
-				if werr := g.Wait(); werr != nil {
-					return werr
-				}
-				return err
-			}
-			for _, w := range ws {
-				send(pk.add(st, w))
-			}
-		}
-	}
-	send(pk.rest())
-	return g.Wait()
+	return s.sendPages(ctx, st, o, level, selValid, &packer{}, s.prepare)
 }
 
 // decodeWork reads spooled entities into work items, their relations
@@ -695,29 +662,39 @@ func relsOf(w *work) map[string]any { return w.rels }
 // secondPass sends the cycle relations of the entities written in the
 // first pass, now that every entity of the cycle exists.
 func (s *Sink) secondPass(ctx context.Context, st *runState, o *loadOrder) error {
+	var cycles []string
+	for _, bpID := range slices.Sorted(maps.Keys(o.defs)) {
+		if o.hasCycle(bpID) {
+			cycles = append(cycles, bpID)
+		}
+	}
+	return s.sendPages(ctx, st, o, cycles, selWritten, &packer{merge: true}, s.second)
+}
+
+// sendPages sends the spooled entities of the blueprints bps, in order,
+// that sel selects: page by page from the spool, each page made into work
+// by build, packed into bulk requests by pk, Concurrency of them in flight.
+func (s *Sink) sendPages(ctx context.Context, st *runState, o *loadOrder, bps []string, sel string, pk *packer,
+	build func(context.Context, *runState, *loadOrder, *Blueprint, []spoolRow) ([]*work, error)) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.Concurrency)
-	pk := &packer{merge: true}
 	send := func(bs []batch) {
 		for _, b := range bs {
 			g.Go(func() error { return s.sendBatch(gctx, st, b) })
 		}
 	}
-	for _, bpID := range slices.Sorted(maps.Keys(o.defs)) {
-		if !o.hasCycle(bpID) {
-			continue
-		}
+	for _, bpID := range bps {
 		def := o.defs[bpID]
 		after := ""
 		for gctx.Err() == nil {
-			rows, err := st.sp.rowsAfter(gctx, bpID, selWritten, after, pageSize)
+			rows, err := st.sp.rowsAfter(gctx, bpID, sel, after, pageSize)
 			if err == nil && len(rows) == 0 {
 				break
 			}
 			var ws []*work
 			if err == nil {
 				after = rows[len(rows)-1].id
-				ws, err = s.second(gctx, st, o, def, rows)
+				ws, err = build(gctx, st, o, def, rows)
 			}
 			if err != nil {
 				if werr := g.Wait(); werr != nil {
