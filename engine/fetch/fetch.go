@@ -417,6 +417,10 @@ func (p *Pool) CloseIdleConnections() {
 	}
 }
 
+// Sleep waits for d or until ctx is done, as the pool waits for rate
+// limits and backoff (not at all in a replay: see Options.Sleep).
+func (p *Pool) Sleep(ctx context.Context, d time.Duration) error { return p.sleep(ctx, d) }
+
 // waitRate takes one token from the host's limiter, sleeping through the
 // pool's Sleep so tests can use a fake clock.
 func (p *Pool) waitRate(ctx context.Context, h *host) error {

@@ -55,7 +55,7 @@ type Options struct {
 	Window int
 	Now    func() time.Time
 	// Sleep waits between the polls of an async job; it must return
-	// ctx.Err() as soon as ctx is done. Default: a timer.
+	// ctx.Err() as soon as ctx is done. Default: the pool's (a timer; none in a replay).
 	Sleep func(ctx context.Context, d time.Duration) error
 }
 
@@ -137,7 +137,7 @@ func New(f *spec.File, opts Options) (*Runner, error) {
 		opts.Now = time.Now
 	}
 	if opts.Sleep == nil {
-		opts.Sleep = sleep
+		opts.Sleep = opts.Pool.Sleep
 	}
 	r := &Runner{f: f, opts: opts, log: opts.Logger, streams: map[string]*stream{}, stats: newStats(opts.Now),
 		targets: newTargets(f), lookups: newLookups(f), seed: maphash.MakeSeed(), started: opts.Now().UTC(),
