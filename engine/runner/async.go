@@ -94,18 +94,7 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 			}
 			req.Header.Set(it.Key, v)
 		}
-		pager := paginate.New(s.Paginate, c.vars, env)
-		if err := pager.Init(&req); err != nil {
-			return err
-		}
-		first := 1
-		if restore && w == start.window {
-			if err := pager.Restore(c.cp.Next, &req); err != nil {
-				return fmt.Errorf("resume: %w", err)
-			}
-			first = start.page
-		}
-		if err := c.pages(client, w, first, pager, &req, urls[w]); err != nil {
+		if err := c.paged(client, w, start, restore, env, &req, urls[w]); err != nil {
 			return err
 		}
 	}

@@ -267,18 +267,7 @@ func (c *chainRun) run() error {
 		if err != nil {
 			return err
 		}
-		pager := paginate.New(s.Paginate, c.vars, env)
-		if err := pager.Init(&req); err != nil {
-			return err
-		}
-		first := 1
-		if restore && w == start.window {
-			if err := pager.Restore(c.cp.Next, &req); err != nil {
-				return fmt.Errorf("resume: %w", err)
-			}
-			first = start.page
-		}
-		if err := c.pages(client, w, first, pager, &req, target); err != nil {
+		if err := c.paged(client, w, start, restore, env, &req, target); err != nil {
 			return err
 		}
 		if c.windows != nil {
@@ -413,6 +402,23 @@ func (c *chainRun) partitions() error {
 
 // pages reads the pages of one window (or of the whole chain, or of one
 // download of an async stream).
+// paged reads window w's chain of pages from its first request: from the
+// page saved at start when the chain resumes there, else from page 1.
+func (c *chainRun) paged(client *fetch.Client, w int, start position, restore bool, env map[string]any, req *paginate.Request, target string) error {
+	pager := paginate.New(c.st.s.Paginate, c.vars, env)
+	if err := pager.Init(req); err != nil {
+		return err
+	}
+	first := 1
+	if restore && w == start.window {
+		if err := pager.Restore(c.cp.Next, req); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+		first = start.page
+	}
+	return c.pages(client, w, first, pager, req, target)
+}
+
 func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pager, req *paginate.Request, target string) error {
 	st, s := c.st, c.st.s
 	last := w == c.spans()-1
