@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 )
 
 // Blueprint is the part of a Port blueprint that entity validation and
@@ -422,15 +424,15 @@ func layers(nodes []string, edges map[string][]string) ([][]string, map[string]i
 	return out, comp
 }
 
+// decodeObject decodes one JSON object, numbers as json.Number.
 func decodeObject(raw []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
+	v, err := jsonv.Decode(raw)
+	if err != nil {
 		return nil, fmt.Errorf("invalid JSON object: %w", err)
 	}
-	if m == nil {
-		return nil, errors.New("want a JSON object, got null")
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("want a JSON object, got %s", jsonv.Kind(v))
 	}
 	return m, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -165,24 +166,59 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 	if len(es) == 0 {
 		return nil
 	}
+	args := make([]any, 0, 3*len(es))
+	for _, e := range es {
+		var data any
+		if e.data != nil {
+			data = e.data
+		}
+		args = append(args, e.bp, e.id, data)
+	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	return sp.tx(ctx, func() error {
-		st, err := sp.stmt(ctx, `INSERT INTO entity (bp, id, data) VALUES (?, ?, ?) ON CONFLICT (bp, id) DO UPDATE SET data = excluded.data`)
-		if err != nil {
+		return sp.insertRows(ctx, `INSERT INTO entity (bp, id, data) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET data = excluded.data`, 3, args)
+	})
+}
+
+// rowsPerInsert is how many rows one INSERT statement carries: a
+// statement per row spent more on the statement than on the row.
+const rowsPerInsert = 64
+
+// insertRows runs head, a VALUES list, tail for args, width values a row,
+// rowsPerInsert rows a statement (rows later in args win a conflict, as
+// they would one statement each). sp.mu is held.
+func (sp *spool) insertRows(ctx context.Context, head, tail string, width int, args []any) error {
+	tuple := "(?" + strings.Repeat(",?", width-1) + ")"
+	for len(args) > 0 {
+		chunk := args[:min(len(args), rowsPerInsert*width)]
+		args = args[len(chunk):]
+		q := head + tuple + strings.Repeat(","+tuple, len(chunk)/width-1) + tail
+		if err := sp.exec(ctx, len(chunk) == rowsPerInsert*width, q, chunk...); err != nil {
 			return err
 		}
-		for _, e := range es {
-			var data any
-			if e.data != nil {
-				data = e.data
-			}
-			if _, err := st.ExecContext(ctx, e.bp, e.id, data); err != nil {
-				return fmt.Errorf("port: spool: %w", err)
-			}
+	}
+	return nil
+}
+
+// exec runs q, prepared once when keep says its text recurs (statements
+// with lists of parameters come in many lengths; only the usual ones are
+// kept). sp.mu is held.
+func (sp *spool) exec(ctx context.Context, keep bool, q string, args ...any) error {
+	var err error
+	if keep {
+		var st *sql.Stmt
+		if st, err = sp.stmt(ctx, q); err != nil {
+			return err
 		}
-		return nil
-	})
+		_, err = st.ExecContext(ctx, args...)
+	} else {
+		_, err = sp.conn.ExecContext(ctx, q, args...)
+	}
+	if err != nil {
+		return fmt.Errorf("port: spool: %w", err)
+	}
+	return nil
 }
 
 // data returns the stored JSON of one entity; nil when there is none or
@@ -311,19 +347,14 @@ func (sp *spool) putOwned(ctx context.Context, bp string, rs []ownedRow) error {
 	if len(rs) == 0 {
 		return nil
 	}
+	args := make([]any, 0, 4*len(rs))
+	for _, r := range rs {
+		args = append(args, bp, r.id, r.owner, r.body)
+	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	return sp.tx(ctx, func() error {
-		st, err := sp.stmt(ctx, `INSERT INTO owned (bp, id, owner, body) VALUES (?, ?, ?, ?) ON CONFLICT (bp, id) DO UPDATE SET owner = excluded.owner, body = excluded.body`)
-		if err != nil {
-			return err
-		}
-		for _, r := range rs {
-			if _, err := st.ExecContext(ctx, bp, r.id, r.owner, r.body); err != nil {
-				return fmt.Errorf("port: spool: %w", err)
-			}
-		}
-		return nil
+		return sp.insertRows(ctx, `INSERT INTO owned (bp, id, owner, body) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET owner = excluded.owner, body = excluded.body`, 4, args)
 	})
 }
 
@@ -370,25 +401,33 @@ func (sp *spool) setState(ctx context.Context, bp string, ids []string, state in
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	return sp.tx(ctx, func() error {
-		st, err := sp.stmt(ctx, `UPDATE entity SET state = ? WHERE bp = ? AND id = ?`)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if _, err := st.ExecContext(ctx, state, bp, id); err != nil {
-				return fmt.Errorf("port: spool: %w", err)
+		for chunk := range slices.Chunk(ids, maxInList) {
+			args := make([]any, 0, len(chunk)+2)
+			args = append(args, state, bp)
+			for _, id := range chunk {
+				args = append(args, id)
+			}
+			// Written entities come a bulk request (at most 20) at a time.
+			keep := len(chunk) == maxInList || len(chunk) <= maxBulkEntities
+			q := `UPDATE entity SET state = ? WHERE bp = ? AND id IN (?` + strings.Repeat(",?", len(chunk)-1) + `)`
+			if err := sp.exec(ctx, keep, q, args...); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
 }
 
+// maxInList is the most identifiers one IN (…) list of the spool's
+// statements holds.
+const maxInList = 500
+
 // among returns which of ids of bp match sel (idsAfter's filters, or a
 // state test on e).
 func (sp *spool) among(ctx context.Context, bp, sel string, ids []string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), 500)]
+		chunk := ids[:min(len(ids), maxInList)]
 		ids = ids[len(chunk):]
 		args := make([]any, 0, len(chunk)+1)
 		args = append(args, bp)
@@ -396,7 +435,7 @@ func (sp *spool) among(ctx context.Context, bp, sel string, ids []string) (map[s
 			args = append(args, id)
 		}
 		q := `SELECT e.id FROM entity e WHERE e.bp = ? AND ` + sel + ` AND e.id IN (?` + strings.Repeat(",?", len(chunk)-1) + `)`
-		got, err := sp.stringsOf(ctx, len(chunk) == 500, q, args...)
+		got, err := sp.stringsOf(ctx, len(chunk) == maxInList, q, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -412,23 +451,25 @@ const (
 	selDone = `e.data IS NOT NULL AND e.state IN (1, 2)` // written or unchanged in this run
 )
 
+// addRefs records relation targets that written entities keep.
 func (sp *spool) addRefs(ctx context.Context, keys []entityKey) error {
 	if len(keys) == 0 {
 		return nil
 	}
+	// Many entities of a page name the same few targets (their app, their
+	// environment): each is inserted once.
+	seen := make(map[entityKey]bool, len(keys))
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		if !seen[k] {
+			seen[k] = true
+			args = append(args, k.blueprint, k.identifier)
+		}
+	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	return sp.tx(ctx, func() error {
-		st, err := sp.stmt(ctx, `INSERT INTO ref (bp, id) VALUES (?, ?) ON CONFLICT DO NOTHING`)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if _, err := st.ExecContext(ctx, k.blueprint, k.identifier); err != nil {
-				return fmt.Errorf("port: spool: %w", err)
-			}
-		}
-		return nil
+		return sp.insertRows(ctx, `INSERT INTO ref (bp, id) VALUES `, ` ON CONFLICT DO NOTHING`, 2, args)
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -41,7 +42,7 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
-func checkID(id string, re *regexp.Regexp, maxLen int) error {
+func checkID(id string, re *regexp.Regexp, symbols string, maxLen int) error {
 	switch {
 	case id == "":
 		return errors.New("must not be empty")
@@ -49,14 +50,38 @@ func checkID(id string, re *regexp.Regexp, maxLen int) error {
 		return fmt.Errorf("must not be %q", id)
 	case utf8.RuneCountInString(id) > maxLen:
 		return fmt.Errorf("must be at most %d characters", maxLen)
-	case !re.MatchString(id):
+	case !asciiID(id, symbols) && !re.MatchString(id):
 		return fmt.Errorf("%q has characters outside Unicode letters, digits and the allowed symbols", id)
 	}
 	return nil
 }
 
-func checkEntityID(id string) error    { return checkID(id, entityIDRe, maxEntityID) }
-func checkBlueprintID(id string) error { return checkID(id, blueprintIDRe, maxBlueprintID) }
+// asciiID reports whether id is made only of ASCII letters, digits and
+// symbols: what the pattern allows, decided without the regexp for the
+// usual identifier (every entity is checked; false sends it to the regexp).
+func asciiID(id, symbols string) bool {
+	for i := range len(id) {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c < utf8.RuneSelf && strings.IndexByte(symbols, c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// The symbols of entityIDPattern and blueprintIDPattern.
+const (
+	entityIDSymbols    = `@_.+:\/=-`
+	blueprintIDSymbols = `@_.+:\/-`
+)
+
+func checkEntityID(id string) error { return checkID(id, entityIDRe, entityIDSymbols, maxEntityID) }
+func checkBlueprintID(id string) error {
+	return checkID(id, blueprintIDRe, blueprintIDSymbols, maxBlueprintID)
+}
 
 // ValidateEntity checks an entity offline against its blueprint, the way
 // Port will: allowed top-level keys, identifier rules, declared and

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	portsim "github.com/ferry-etl/ferry/engine/sim/port"
 	"github.com/ferry-etl/ferry/engine/sink"
@@ -260,6 +262,30 @@ func TestSecretsNeverLogged(t *testing.T) {
 	for _, bad := range append(tokens, secret, "Bearer", "clientSecret") {
 		if strings.Contains(out, bad) {
 			t.Errorf("logs or error contain %q", bad)
+		}
+	}
+}
+
+// The ASCII fast path of identifier checks accepts exactly what the
+// patterns accept, byte by byte and for whole identifiers.
+func TestASCIIIDMatchesPattern(t *testing.T) {
+	for _, c := range []struct {
+		re      *regexp.Regexp
+		symbols string
+	}{{entityIDRe, entityIDSymbols}, {blueprintIDRe, blueprintIDSymbols}} {
+		for b := range utf8.RuneSelf {
+			id := string(rune(b))
+			if fast := asciiID(id, c.symbols); fast != c.re.MatchString(id) {
+				t.Errorf("%s: %q: fast path says %v, the pattern %v", c.re, id, fast, !fast)
+			}
+		}
+		for _, id := range []string{"app-1", "a/b\\c", "x=y", "team@corp.io", "a b", "é", "ação", "日本", "a\x00", "a\u00a0"} {
+			if asciiID(id, c.symbols) && !c.re.MatchString(id) {
+				t.Errorf("%s: %q: fast path accepts what the pattern refuses", c.re, id)
+			}
+			if got, want := checkID(id, c.re, c.symbols, 1000) == nil, c.re.MatchString(id); got != want {
+				t.Errorf("%s: %q: checkID accepts %v, the pattern %v", c.re, id, got, want)
+			}
 		}
 	}
 }
