@@ -1,11 +1,12 @@
 package port
 
 import (
-	"bytes"
 	"encoding/json"
 	"maps"
 	"slices"
 	"strconv"
+
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 )
 
 // canonEntity is an entity reduced to what a write sets and normalised the
@@ -123,13 +124,11 @@ func canonValue(v any) any {
 // encodeCanon encodes a canonical entity (map keys sorted, no HTML
 // escaping); nil if it cannot be encoded.
 func encodeCanon(m map[string]any) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(m); err != nil {
+	b, err := jsonv.Append(nil, m, false)
+	if err != nil {
 		return nil
 	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	return b
 }
 
 // FieldChange is one field of an entity that a write would change: title,

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -13,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 
 	"golang.org/x/sync/errgroup"
 
@@ -96,7 +97,7 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 	}
 	var data []byte
 	if len(errs) == 0 {
-		if data, err = json.Marshal(e.Data); err != nil {
+		if data, err = jsonv.Marshal(e.Data); err != nil {
 			errs = append(errs, fmt.Errorf("entity cannot be encoded as JSON: %w", err))
 		}
 	}
@@ -772,7 +773,7 @@ func (s *Sink) entityMap(def *Blueprint, w *work) map[string]any {
 
 // entityBody is the JSON sent for the first pass.
 func (s *Sink) entityBody(def *Blueprint, w *work) []byte {
-	b, err := json.Marshal(s.entityMap(def, w))
+	b, err := jsonv.Marshal(s.entityMap(def, w))
 	if err != nil {
 		// Data is JSON-shaped by contract; an unencodable value fails the entity.
 		return nil
@@ -794,7 +795,7 @@ func hasTargets(rels map[string]any) bool {
 }
 
 func relationsBody(w *work) []byte {
-	b, err := json.Marshal(map[string]any{"identifier": w.key.identifier, "relations": w.rels})
+	b, err := jsonv.Marshal(map[string]any{"identifier": w.key.identifier, "relations": w.rels})
 	if err != nil {
 		return nil
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
+
 	"github.com/ferry-etl/ferry/engine/sink"
 )
 
@@ -352,7 +354,7 @@ func sameJSON(a, b any) bool {
 		y, ok := toFloat(b)
 		return ok && x == y
 	}
-	x, err1 := json.Marshal(a)
-	y, err2 := json.Marshal(b)
+	x, err1 := jsonv.Marshal(a)
+	y, err2 := jsonv.Marshal(b)
 	return err1 == nil && err2 == nil && string(x) == string(y)
 }
