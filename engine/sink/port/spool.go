@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 
@@ -22,10 +21,13 @@ const SpoolPrefix = "ferry-port-spool-"
 // blueprints, in a temporary SQLite file instead of on the heap, so a
 // load's memory does not grow with its size.
 //
-//	entity(bp, id, data, state)  every entity produced: its JSON as mapped
+//	entity(bp, id, data)         every entity produced: its JSON as mapped
 //	                             (NULL when it failed validation, so it is
-//	                             never sent but still counts as produced),
-//	                             state 0 waiting, 1 written, 2 unchanged
+//	                             never sent but still counts as produced)
+//	outcome(bp, id, state)       entities sent or found unchanged: state 1
+//	                             written, 2 unchanged (none: waiting); apart
+//	                             from entity, so recording one rewrites a
+//	                             small row, not the entity's JSON
 //	owned(bp, id, owner, body)   the owned entities listed before writing:
 //	                             owner and the canonical stored entity
 //	ref(bp, id)                  relation targets that written (or
@@ -64,7 +66,7 @@ func openSpool(ctx context.Context, dir string) (*spool, error) {
 	// No journal on disk: the spool lives for one run, and a journal file
 	// would outlive a crash (an in-memory one rolls back a failed statement).
 	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path) +
-		"?_pragma=journal_mode(MEMORY)&_pragma=synchronous(OFF)&_pragma=cache_size(-2048)&_pragma=temp_store(FILE)"
+		"?_pragma=journal_mode(MEMORY)&_pragma=synchronous(OFF)&_pragma=cache_size(-2048)&_pragma=temp_store(FILE)&_pragma=locking_mode(EXCLUSIVE)"
 	db, err := sql.Open("sqlite", uri)
 	if err != nil {
 		os.Remove(path)
@@ -79,7 +81,8 @@ func openSpool(ctx context.Context, dir string) (*spool, error) {
 	conn, err := db.Conn(ctx)
 	if err == nil {
 		for _, q := range []string{
-			`CREATE TABLE entity (bp TEXT NOT NULL, id TEXT NOT NULL, data BLOB, state INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
+			`CREATE TABLE entity (bp TEXT NOT NULL, id TEXT NOT NULL, data BLOB, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
+			`CREATE TABLE outcome (bp TEXT NOT NULL, id TEXT NOT NULL, state INTEGER NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
 			`CREATE TABLE owned (bp TEXT NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
 			`CREATE TABLE ref (bp TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
 		} {
@@ -187,14 +190,17 @@ const rowsPerInsert = 64
 
 // insertRows runs head, a VALUES list, tail for args, width values a row,
 // rowsPerInsert rows a statement (rows later in args win a conflict, as
-// they would one statement each). sp.mu is held.
+// they would one statement each). Statements of a full chunk, or of at
+// most a bulk request's entities (outcomes come a request at a time), are
+// prepared once. sp.mu is held.
 func (sp *spool) insertRows(ctx context.Context, head, tail string, width int, args []any) error {
 	tuple := "(?" + strings.Repeat(",?", width-1) + ")"
 	for len(args) > 0 {
 		chunk := args[:min(len(args), rowsPerInsert*width)]
 		args = args[len(chunk):]
-		q := head + tuple + strings.Repeat(","+tuple, len(chunk)/width-1) + tail
-		if err := sp.exec(ctx, len(chunk) == rowsPerInsert*width, q, chunk...); err != nil {
+		n := len(chunk) / width
+		q := head + tuple + strings.Repeat(","+tuple, n-1) + tail
+		if err := sp.exec(ctx, n == rowsPerInsert || n <= maxBulkEntities, q, chunk...); err != nil {
 			return err
 		}
 	}
@@ -289,7 +295,7 @@ func (sp *spool) blueprints(ctx context.Context) ([]string, error) {
 const (
 	selValid        = `e.data IS NOT NULL`
 	selValidUnowned = `e.data IS NOT NULL AND NOT EXISTS (SELECT 1 FROM owned o WHERE o.bp = e.bp AND o.id = e.id)`
-	selWritten      = `e.data IS NOT NULL AND e.state = 1`
+	selWritten      = `e.data IS NOT NULL AND EXISTS (SELECT 1 FROM outcome x WHERE x.bp = e.bp AND x.id = e.id AND x.state = 1)`
 	selAll          = `1`
 )
 
@@ -398,23 +404,14 @@ func (sp *spool) setState(ctx context.Context, bp string, ids []string, state in
 	if len(ids) == 0 {
 		return nil
 	}
+	args := make([]any, 0, 3*len(ids))
+	for _, id := range ids {
+		args = append(args, bp, id, state)
+	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	return sp.tx(ctx, func() error {
-		for chunk := range slices.Chunk(ids, maxInList) {
-			args := make([]any, 0, len(chunk)+2)
-			args = append(args, state, bp)
-			for _, id := range chunk {
-				args = append(args, id)
-			}
-			// Written entities come a bulk request (at most 20) at a time.
-			keep := len(chunk) == maxInList || len(chunk) <= maxBulkEntities
-			q := `UPDATE entity SET state = ? WHERE bp = ? AND id IN (?` + strings.Repeat(",?", len(chunk)-1) + `)`
-			if err := sp.exec(ctx, keep, q, args...); err != nil {
-				return err
-			}
-		}
-		return nil
+		return sp.insertRows(ctx, `INSERT INTO outcome (bp, id, state) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET state = excluded.state`, 3, args)
 	})
 }
 
@@ -448,7 +445,7 @@ func (sp *spool) among(ctx context.Context, bp, sel string, ids []string) (map[s
 
 // Filters of among.
 const (
-	selDone = `e.data IS NOT NULL AND e.state IN (1, 2)` // written or unchanged in this run
+	selDone = `e.data IS NOT NULL AND EXISTS (SELECT 1 FROM outcome x WHERE x.bp = e.bp AND x.id = e.id)` // written or unchanged in this run
 )
 
 // addRefs records relation targets that written entities keep.
@@ -485,7 +482,7 @@ AND NOT EXISTS (SELECT 1 FROM ref r WHERE r.bp = o.bp AND r.id = o.id) ORDER BY 
 func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	rows, err := sp.conn.QueryContext(ctx, `SELECT bp, state, count(*) FROM entity WHERE data IS NOT NULL GROUP BY bp, state`)
+	rows, err := sp.conn.QueryContext(ctx, `SELECT e.bp, coalesce(x.state, 0), count(*) FROM entity e LEFT JOIN outcome x ON x.bp = e.bp AND x.id = e.id WHERE e.data IS NOT NULL GROUP BY 1, 2`)
 	if err != nil {
 		return nil, fmt.Errorf("port: spool: %w", err)
 	}
@@ -510,7 +507,7 @@ func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
 func (sp *spool) stateOf(ctx context.Context, k entityKey) (int, error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	st, err := sp.stmt(ctx, `SELECT state FROM entity WHERE bp = ? AND id = ? AND data IS NOT NULL`)
+	st, err := sp.stmt(ctx, `SELECT coalesce(x.state, 0) FROM entity e LEFT JOIN outcome x ON x.bp = e.bp AND x.id = e.id WHERE e.bp = ? AND e.id = ? AND e.data IS NOT NULL`)
 	if err != nil {
 		return -1, err
 	}
