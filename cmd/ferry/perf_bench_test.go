@@ -293,6 +293,10 @@ func BenchmarkTablePath(b *testing.B) {
 // benchmark's CPU per record in the same run.
 func BenchmarkPortPath(b *testing.B) {
 	bin := ferryBinary(b)
+	bins := map[string]string{"": bin}
+	if base := os.Getenv("FERRY_BENCH_BASE"); base != "" {
+		bins["base_"] = base
+	}
 	mapping := mappingCost(b)
 	b.ReportMetric(float64(mapping.Nanoseconds())/1000, "mapping-cpu-us/rec")
 	sizes := map[string]humanitec.Size{
@@ -301,30 +305,39 @@ func BenchmarkPortPath(b *testing.B) {
 	}
 	for range b.N {
 		got := map[string]child{}
+		// Each binary in turn at each size: a loaded machine slows both alike.
 		for _, name := range []string{"small", "large"} {
 			org := humanitec.Generate(1, sizes[name])
-			hum, err := humanitec.Start(context.Background(), org, humanitec.Options{})
-			if err != nil {
-				b.Fatal(err)
+			for prefix, bin := range bins {
+				hum, err := humanitec.Start(context.Background(), org, humanitec.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				pt := portsim.New(portsim.Options{RateLimit: -1})
+				got[prefix+name] = runFerry(b, bin, "../../specs/humanitec.yaml",
+					map[string]string{"org_id": org.ID, "api_url": hum.URL(), "api_token": humanitec.DefaultToken},
+					"PORT_CLIENT_ID="+pt.ClientID(), "PORT_CLIENT_SECRET="+pt.ClientSecret(), "PORT_BASE_URL="+pt.URL(), "TMPDIR="+b.TempDir())
+				pt.Close()
+				hum.Close()
 			}
-			pt := portsim.New(portsim.Options{RateLimit: -1})
-			got[name] = runFerry(b, bin, "../../specs/humanitec.yaml",
-				map[string]string{"org_id": org.ID, "api_url": hum.URL(), "api_token": humanitec.DefaultToken},
-				"PORT_CLIENT_ID="+pt.ClientID(), "PORT_CLIENT_SECRET="+pt.ClientSecret(), "PORT_BASE_URL="+pt.URL(), "TMPDIR="+b.TempDir())
-			pt.Close()
-			hum.Close()
 		}
-		small, large := got["small"], got["large"]
-		b.ReportMetric(float64(small.rows), "entities-small")
-		b.ReportMetric(float64(large.rows), "entities-large")
-		b.ReportMetric(small.rssMB, "rss-small-MB")
-		b.ReportMetric(large.rssMB, "rss-large-MB")
-		b.ReportMetric(large.rssMB/small.rssMB, "rss-ratio")
 		perEntity := func(c child) float64 { return float64(c.cpu.Nanoseconds()) / float64(c.rows) }
-		b.ReportMetric(perEntity(small)/1000, "cpu-small-us/entity")
-		b.ReportMetric(perEntity(large)/1000, "cpu-large-us/entity")
-		b.ReportMetric(perEntity(small)/float64(mapping.Nanoseconds()), "cpu-small/mapping")
-		b.ReportMetric(perEntity(large)/float64(mapping.Nanoseconds()), "cpu-large/mapping")
+		for prefix := range bins {
+			small, large := got[prefix+"small"], got[prefix+"large"]
+			b.ReportMetric(float64(small.rows), prefix+"entities-small")
+			b.ReportMetric(float64(large.rows), prefix+"entities-large")
+			b.ReportMetric(small.rssMB, prefix+"rss-small-MB")
+			b.ReportMetric(large.rssMB, prefix+"rss-large-MB")
+			b.ReportMetric(large.rssMB/small.rssMB, prefix+"rss-ratio")
+			b.ReportMetric(perEntity(small)/1000, prefix+"cpu-small-us/entity")
+			b.ReportMetric(perEntity(large)/1000, prefix+"cpu-large-us/entity")
+			b.ReportMetric(perEntity(small)/float64(mapping.Nanoseconds()), prefix+"cpu-small/mapping")
+			b.ReportMetric(perEntity(large)/float64(mapping.Nanoseconds()), prefix+"cpu-large/mapping")
+		}
+		if _, ok := bins["base_"]; ok {
+			b.ReportMetric(perEntity(got["large"])/perEntity(got["base_large"]), "cpu-large/base")
+			b.ReportMetric(perEntity(got["small"])/perEntity(got["base_small"]), "cpu-small/base")
+		}
 	}
 }
 
