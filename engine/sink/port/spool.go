@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -419,20 +420,25 @@ func (sp *spool) setState(ctx context.Context, bp string, ids []string, state in
 // statements holds.
 const maxInList = 500
 
-// among returns which of ids of bp match sel (idsAfter's filters, or a
-// state test on e).
+// among returns which of ids of bp match sel: one of idsAfter's filters,
+// or selDone.
 func (sp *spool) among(ctx context.Context, bp, sel string, ids []string) (map[string]bool, error) {
+	query := `SELECT e.id FROM entity e WHERE e.bp = ? AND ` + sel + ` AND e.id IN (`
+	if sel == selDone {
+		// Only valid entities get an outcome: the small table answers
+		// alone, without reading an entity's row.
+		query = `SELECT x.id FROM outcome x WHERE x.bp = ? AND x.id IN (`
+	}
 	out := map[string]bool{}
-	for len(ids) > 0 {
-		chunk := ids[:min(len(ids), maxInList)]
-		ids = ids[len(chunk):]
+	for chunk := range slices.Chunk(ids, maxInList) {
 		args := make([]any, 0, len(chunk)+1)
 		args = append(args, bp)
 		for _, id := range chunk {
 			args = append(args, id)
 		}
-		q := `SELECT e.id FROM entity e WHERE e.bp = ? AND ` + sel + ` AND e.id IN (?` + strings.Repeat(",?", len(chunk)-1) + `)`
-		got, err := sp.stringsOf(ctx, len(chunk) == maxInList, q, args...)
+		// Most lists are short (the few apps a page of workloads names).
+		keep := len(chunk) == maxInList || len(chunk) <= maxBulkEntities
+		got, err := sp.stringsOf(ctx, keep, query+`?`+strings.Repeat(",?", len(chunk)-1)+`)`, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -443,10 +449,9 @@ func (sp *spool) among(ctx context.Context, bp, sel string, ids []string) (map[s
 	return out, nil
 }
 
-// Filters of among.
-const (
-	selDone = `e.data IS NOT NULL AND EXISTS (SELECT 1 FROM outcome x WHERE x.bp = e.bp AND x.id = e.id)` // written or unchanged in this run
-)
+// selDone, for among, selects the entities written or found unchanged in
+// this run.
+const selDone = "done"
 
 // addRefs records relation targets that written entities keep.
 func (sp *spool) addRefs(ctx context.Context, keys []entityKey) error {
