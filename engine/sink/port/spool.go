@@ -19,12 +19,16 @@ import (
 const SpoolPrefix = "ferry-port-spool-"
 
 // spool keeps one run's entities, and what Port holds of the run's
-// blueprints, in a temporary SQLite file instead of on the heap, so a
-// load's memory does not grow with its size.
+// blueprints, in temporary files instead of on the heap, so a load's
+// memory does not grow with its size: the entities' JSON, as mapped,
+// appended to a data file, and an SQLite file:
 //
-//	entity(bp, id, data)         every entity produced: its JSON as mapped
-//	                             (NULL when it failed validation, so it is
-//	                             never sent but still counts as produced)
+//	entity(bp, id, off, len)     every entity produced: where its JSON is in
+//	                             the data file (off NULL when it failed
+//	                             validation, so it is never sent but still
+//	                             counts as produced); the JSON is not kept
+//	                             in the table, whose rows then stay small
+//	                             and cheap to insert in key order
 //	outcome(bp, id, state)       entities sent or found unchanged: state 1
 //	                             written, 2 unchanged (none: waiting); apart
 //	                             from entity, so recording one rewrites a
@@ -34,17 +38,23 @@ const SpoolPrefix = "ferry-port-spool-"
 //	ref(bp, id)                  relation targets that written (or
 //	                             unchanged) entities keep: never stale
 //
-// The file is made in the OS temp dir (or Config.SpoolDir), named
-// ferry-port-spool-*.sqlite, and unlinked as soon as it is open where the
-// OS allows it (Unix): the open connection keeps it alive, and nothing is
-// left behind however the process ends. Elsewhere close removes it. One
-// connection serves every goroutine, one call at a time.
+// The files are made in the OS temp dir (or Config.SpoolDir), named
+// ferry-port-spool-*.sqlite and *.data, and unlinked as soon as they are
+// open where the OS allows it (Unix): the open descriptors keep them
+// alive, and nothing is left behind however the process ends. Elsewhere
+// close removes them. One connection serves every goroutine, one call at
+// a time.
 type spool struct {
 	mu    sync.Mutex
 	path  string
 	db    *sql.DB
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
+
+	jsonFile *os.File // the entities' JSON, appended
+	jsonPath string   // "" once unlinked
+	jsonEnd  int64
+	jsonBuf  []byte // one put's JSON, written at once
 }
 
 // Entity states in the spool.
@@ -82,7 +92,7 @@ func openSpool(ctx context.Context, dir string) (*spool, error) {
 	conn, err := db.Conn(ctx)
 	if err == nil {
 		for _, q := range []string{
-			`CREATE TABLE entity (bp TEXT NOT NULL, id TEXT NOT NULL, data BLOB, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
+			`CREATE TABLE entity (bp TEXT NOT NULL, id TEXT NOT NULL, off INTEGER, len INTEGER NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
 			`CREATE TABLE outcome (bp TEXT NOT NULL, id TEXT NOT NULL, state INTEGER NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
 			`CREATE TABLE owned (bp TEXT NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
 			`CREATE TABLE ref (bp TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
@@ -100,10 +110,20 @@ func openSpool(ctx context.Context, dir string) (*spool, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("port: spool: %w", err)
 	}
-	sp := &spool{path: path, db: db, conn: conn, stmts: map[string]*sql.Stmt{}}
+	data, err := os.CreateTemp(dir, SpoolPrefix+"*.data")
+	if err != nil {
+		conn.Close()
+		db.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("port: spool: %w", err)
+	}
+	sp := &spool{path: path, db: db, conn: conn, stmts: map[string]*sql.Stmt{}, jsonFile: data, jsonPath: data.Name()}
 	if runtime.GOOS != "windows" {
 		if err := os.Remove(path); err == nil {
 			sp.path = ""
+		}
+		if err := os.Remove(sp.jsonPath); err == nil {
+			sp.jsonPath = ""
 		}
 	}
 	return sp, nil
@@ -117,12 +137,14 @@ func (sp *spool) close() error {
 		st.Close()
 	}
 	sp.stmts = nil
-	err := errors.Join(sp.conn.Close(), sp.db.Close())
-	if sp.path != "" {
-		if rerr := os.Remove(sp.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			err = errors.Join(err, rerr)
+	err := errors.Join(sp.conn.Close(), sp.db.Close(), sp.jsonFile.Close())
+	for _, p := range []*string{&sp.path, &sp.jsonPath} {
+		if *p != "" {
+			if rerr := os.Remove(*p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				err = errors.Join(err, rerr)
+			}
+			*p = ""
 		}
-		sp.path = ""
 	}
 	if err != nil {
 		return fmt.Errorf("port: spool: %w", err)
@@ -170,19 +192,42 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 	if len(es) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 3*len(es))
-	for _, e := range es {
-		var data any
-		if e.data != nil {
-			data = e.data
-		}
-		args = append(args, e.bp, e.id, data)
-	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
+	// The batch's JSON goes to the data file in one write; a replaced
+	// entity's earlier JSON stays there unread.
+	buf := sp.jsonBuf[:0]
+	args := make([]any, 0, 4*len(es))
+	for _, e := range es {
+		var off any
+		if e.data != nil {
+			off = sp.jsonEnd + int64(len(buf))
+			buf = append(buf, e.data...)
+		}
+		args = append(args, e.bp, e.id, off, len(e.data))
+	}
+	if _, err := sp.jsonFile.WriteAt(buf, sp.jsonEnd); err != nil {
+		return fmt.Errorf("port: spool: %w", err)
+	}
+	sp.jsonEnd += int64(len(buf))
+	if cap(buf) <= 1<<20 {
+		sp.jsonBuf = buf[:0] // reused; an unusually large one is let go
+	}
 	return sp.tx(ctx, func() error {
-		return sp.insertRows(ctx, `INSERT INTO entity (bp, id, data) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET data = excluded.data`, 3, args)
+		return sp.insertRows(ctx, `INSERT INTO entity (bp, id, off, len) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET off = excluded.off, len = excluded.len`, 4, args)
 	})
+}
+
+// readJSON reads the JSON of one entity from the data file. sp.mu is held.
+func (sp *spool) readJSON(off sql.NullInt64, n int) ([]byte, error) {
+	if !off.Valid {
+		return nil, nil
+	}
+	b := make([]byte, n)
+	if _, err := sp.jsonFile.ReadAt(b, off.Int64); err != nil {
+		return nil, fmt.Errorf("port: spool: %w", err)
+	}
+	return b, nil
 }
 
 // rowsPerInsert is how many rows one INSERT statement carries: a
@@ -233,19 +278,20 @@ func (sp *spool) exec(ctx context.Context, keep bool, q string, args ...any) err
 func (sp *spool) data(ctx context.Context, bp, id string) ([]byte, error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	st, err := sp.stmt(ctx, `SELECT data FROM entity WHERE bp = ? AND id = ?`)
+	st, err := sp.stmt(ctx, `SELECT off, len FROM entity WHERE bp = ? AND id = ?`)
 	if err != nil {
 		return nil, err
 	}
-	var b []byte
-	err = st.QueryRowContext(ctx, bp, id).Scan(&b)
+	var off sql.NullInt64
+	var n int
+	err = st.QueryRowContext(ctx, bp, id).Scan(&off, &n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("port: spool: %w", err)
 	}
-	return b, nil
+	return sp.readJSON(off, n)
 }
 
 // strings runs a query, prepared once, whose rows are one string each.
@@ -289,14 +335,14 @@ func (sp *spool) stringsOf(ctx context.Context, prepare bool, q string, args ...
 
 // blueprints lists the blueprints with entities to send, sorted.
 func (sp *spool) blueprints(ctx context.Context) ([]string, error) {
-	return sp.strings(ctx, `SELECT DISTINCT bp FROM entity WHERE data IS NOT NULL ORDER BY bp`)
+	return sp.strings(ctx, `SELECT DISTINCT bp FROM entity WHERE off IS NOT NULL ORDER BY bp`)
 }
 
 // Filters of idsAfter and rowsAfter.
 const (
-	selValid        = `e.data IS NOT NULL`
-	selValidUnowned = `e.data IS NOT NULL AND NOT EXISTS (SELECT 1 FROM owned o WHERE o.bp = e.bp AND o.id = e.id)`
-	selWritten      = `e.data IS NOT NULL AND EXISTS (SELECT 1 FROM outcome x WHERE x.bp = e.bp AND x.id = e.id AND x.state = 1)`
+	selValid        = `e.off IS NOT NULL`
+	selValidUnowned = `e.off IS NOT NULL AND NOT EXISTS (SELECT 1 FROM owned o WHERE o.bp = e.bp AND o.id = e.id)`
+	selWritten      = `e.off IS NOT NULL AND EXISTS (SELECT 1 FROM outcome x WHERE x.bp = e.bp AND x.id = e.id AND x.state = 1)`
 	selAll          = `1`
 )
 
@@ -318,7 +364,7 @@ type spoolRow struct {
 func (sp *spool) rowsAfter(ctx context.Context, bp, sel, after string, limit int) ([]spoolRow, error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	st, err := sp.stmt(ctx, `SELECT e.id, e.data, o.owner, o.body FROM entity e LEFT JOIN owned o ON o.bp = e.bp AND o.id = e.id
+	st, err := sp.stmt(ctx, `SELECT e.id, e.off, e.len, o.owner, o.body FROM entity e LEFT JOIN owned o ON o.bp = e.bp AND o.id = e.id
 WHERE e.bp = ? AND `+sel+` AND e.id > ? ORDER BY e.id LIMIT ?`)
 	if err != nil {
 		return nil, err
@@ -332,8 +378,13 @@ WHERE e.bp = ? AND `+sel+` AND e.id > ? ORDER BY e.id LIMIT ?`)
 	for rows.Next() {
 		var r spoolRow
 		var owner sql.NullString
-		if err := rows.Scan(&r.id, &r.data, &owner, &r.body); err != nil {
+		var off sql.NullInt64
+		var n int
+		if err := rows.Scan(&r.id, &off, &n, &owner, &r.body); err != nil {
 			return nil, fmt.Errorf("port: spool: %w", err)
+		}
+		if r.data, err = sp.readJSON(off, n); err != nil {
+			return nil, err
 		}
 		r.owner = owner.String
 		out = append(out, r)
@@ -380,7 +431,7 @@ func (sp *spool) dropOwned(ctx context.Context, bp string) error {
 func (sp *spool) ownedBy(ctx context.Context, bp, owner string) (map[string]string, error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	st, err := sp.stmt(ctx, `SELECT o.id, o.owner FROM owned o JOIN entity e ON e.bp = o.bp AND e.id = o.id WHERE o.bp = ? AND o.owner != ? AND e.data IS NOT NULL`)
+	st, err := sp.stmt(ctx, `SELECT o.id, o.owner FROM owned o JOIN entity e ON e.bp = o.bp AND e.id = o.id WHERE o.bp = ? AND o.owner != ? AND e.off IS NOT NULL`)
 	if err != nil {
 		return nil, err
 	}
@@ -487,7 +538,7 @@ AND NOT EXISTS (SELECT 1 FROM ref r WHERE r.bp = o.bp AND r.id = o.id) ORDER BY 
 func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	rows, err := sp.conn.QueryContext(ctx, `SELECT e.bp, coalesce(x.state, 0), count(*) FROM entity e LEFT JOIN outcome x ON x.bp = e.bp AND x.id = e.id WHERE e.data IS NOT NULL GROUP BY 1, 2`)
+	rows, err := sp.conn.QueryContext(ctx, `SELECT e.bp, coalesce(x.state, 0), count(*) FROM entity e LEFT JOIN outcome x ON x.bp = e.bp AND x.id = e.id WHERE e.off IS NOT NULL GROUP BY 1, 2`)
 	if err != nil {
 		return nil, fmt.Errorf("port: spool: %w", err)
 	}
@@ -512,7 +563,7 @@ func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
 func (sp *spool) stateOf(ctx context.Context, k entityKey) (int, error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	st, err := sp.stmt(ctx, `SELECT coalesce(x.state, 0) FROM entity e LEFT JOIN outcome x ON x.bp = e.bp AND x.id = e.id WHERE e.bp = ? AND e.id = ? AND e.data IS NOT NULL`)
+	st, err := sp.stmt(ctx, `SELECT coalesce(x.state, 0) FROM entity e LEFT JOIN outcome x ON x.bp = e.bp AND x.id = e.id WHERE e.bp = ? AND e.id = ? AND e.off IS NOT NULL`)
 	if err != nil {
 		return -1, err
 	}
