@@ -644,7 +644,7 @@ func (s *Sink) prepare(ctx context.Context, st *runState, o *loadOrder, def *Blu
 		for i, w := range same {
 			ids[i] = w.key.identifier
 		}
-		if err := st.sp.setState(ctx, def.Identifier, ids, stateUnchanged); err != nil {
+		if err := st.sp.setState(ctx, def.Identifier, ids, stateUnchanged, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -661,7 +661,9 @@ func (s *Sink) prepare(ctx context.Context, st *runState, o *loadOrder, def *Blu
 func relsOf(w *work) map[string]any { return w.rels }
 
 // secondPass sends the cycle relations of the entities written in the
-// first pass, now that every entity of the cycle exists.
+// first pass, now that every entity of the cycle exists: those that named
+// a target in them (their first pass recorded it), not every entity of the
+// blueprints in a cycle.
 func (s *Sink) secondPass(ctx context.Context, st *runState, o *loadOrder) error {
 	var cycles []string
 	for _, bpID := range slices.Sorted(maps.Keys(o.defs)) {
@@ -669,7 +671,7 @@ func (s *Sink) secondPass(ctx context.Context, st *runState, o *loadOrder) error
 			cycles = append(cycles, bpID)
 		}
 	}
-	return s.sendPages(ctx, st, o, cycles, selWritten, &packer{merge: true}, s.second)
+	return s.sendPages(ctx, st, o, cycles, selCycleWritten, &packer{merge: true}, s.second)
 }
 
 // sendPages sends the spooled entities of the blueprints bps, in order,
@@ -1121,6 +1123,7 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 	}
 	seen := make([]bool, len(b.items))
 	var done []string
+	var cycle []bool
 	for _, r := range out.Entities {
 		if r.Index < 0 || r.Index >= len(b.items) {
 			continue
@@ -1131,6 +1134,7 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 			continue
 		}
 		done = append(done, b.items[r.Index].key.identifier)
+		cycle = append(cycle, hasTargets(b.items[r.Index].deferred))
 	}
 	for _, e := range out.Errors {
 		if e.Index >= 0 && e.Index < len(b.items) {
@@ -1144,7 +1148,7 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 		}
 	}
 	if !b.merge {
-		if err := st.sp.setState(ctx, b.blueprint, done, stateWritten); err != nil {
+		if err := st.sp.setState(ctx, b.blueprint, done, stateWritten, cycle); err != nil {
 			return err
 		}
 	}

@@ -29,10 +29,12 @@ const SpoolPrefix = "ferry-port-spool-"
 //	                             counts as produced); the JSON is not kept
 //	                             in the table, whose rows then stay small
 //	                             and cheap to insert in key order
-//	outcome(bp, id, state)       entities sent or found unchanged: state 1
-//	                             written, 2 unchanged (none: waiting); apart
-//	                             from entity, so recording one rewrites a
-//	                             small row, not the entity's JSON
+//	outcome(bp, id, state,       entities sent or found unchanged: state 1
+//	        cycle)               written, 2 unchanged (none: waiting); cycle
+//	                             1 when relations inside a relation cycle
+//	                             remain for the second pass; apart from
+//	                             entity, so recording one rewrites a small
+//	                             row
 //	owned(bp, id, owner, body)   the owned entities listed before writing:
 //	                             owner and the canonical stored entity
 //	ref(bp, id)                  relation targets that written (or
@@ -93,7 +95,7 @@ func openSpool(ctx context.Context, dir string) (*spool, error) {
 	if err == nil {
 		for _, q := range []string{
 			`CREATE TABLE entity (bp TEXT NOT NULL, id TEXT NOT NULL, off INTEGER, len INTEGER NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
-			`CREATE TABLE outcome (bp TEXT NOT NULL, id TEXT NOT NULL, state INTEGER NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
+			`CREATE TABLE outcome (bp TEXT NOT NULL, id TEXT NOT NULL, state INTEGER NOT NULL, cycle INTEGER NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
 			`CREATE TABLE owned (bp TEXT NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
 			`CREATE TABLE ref (bp TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
 		} {
@@ -342,7 +344,7 @@ func (sp *spool) blueprints(ctx context.Context) ([]string, error) {
 const (
 	selValid        = `e.off IS NOT NULL`
 	selValidUnowned = `e.off IS NOT NULL AND NOT EXISTS (SELECT 1 FROM owned o WHERE o.bp = e.bp AND o.id = e.id)`
-	selWritten      = `e.off IS NOT NULL AND EXISTS (SELECT 1 FROM outcome x WHERE x.bp = e.bp AND x.id = e.id AND x.state = 1)`
+	selCycleWritten = `e.off IS NOT NULL AND EXISTS (SELECT 1 FROM outcome x WHERE x.bp = e.bp AND x.id = e.id AND x.state = 1 AND x.cycle = 1)`
 	selAll          = `1`
 )
 
@@ -451,19 +453,21 @@ func (sp *spool) ownedBy(ctx context.Context, bp, owner string) (map[string]stri
 	return out, rows.Err()
 }
 
-// setState records the outcome of entities of one blueprint.
-func (sp *spool) setState(ctx context.Context, bp string, ids []string, state int) error {
+// setState records the outcome of entities of one blueprint; cycle says
+// which of them have relation targets inside a relation cycle left for the
+// second pass (nil: none).
+func (sp *spool) setState(ctx context.Context, bp string, ids []string, state int, cycle []bool) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 3*len(ids))
-	for _, id := range ids {
-		args = append(args, bp, id, state)
+	args := make([]any, 0, 4*len(ids))
+	for i, id := range ids {
+		args = append(args, bp, id, state, cycle != nil && cycle[i])
 	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	return sp.tx(ctx, func() error {
-		return sp.insertRows(ctx, `INSERT INTO outcome (bp, id, state) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET state = excluded.state`, 3, args)
+		return sp.insertRows(ctx, `INSERT INTO outcome (bp, id, state, cycle) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET state = excluded.state, cycle = excluded.cycle`, 4, args)
 	})
 }
 
