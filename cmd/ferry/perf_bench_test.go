@@ -54,6 +54,23 @@ type child struct {
 	rows  int64 // rows written
 }
 
+// cpuPer is CPU per row (or entity) written, in nanoseconds.
+func (c child) cpuPer() float64 { return float64(c.cpu.Nanoseconds()) / float64(c.rows) }
+
+// reportSizes reports what a binary (prefix) did at the two sizes: rows
+// (or entities: unit and its plural), peak RSS and its ratio, CPU per
+// unit and over the mapping benchmark's CPU per record.
+func reportSizes(b *testing.B, prefix, unit, units string, small, large child, mapping time.Duration) {
+	b.Helper()
+	for name, c := range map[string]child{"small": small, "large": large} {
+		b.ReportMetric(float64(c.rows), prefix+units+"-"+name)
+		b.ReportMetric(c.rssMB, prefix+"rss-"+name+"-MB")
+		b.ReportMetric(c.cpuPer()/1000, prefix+"cpu-"+name+"-us/"+unit)
+		b.ReportMetric(c.cpuPer()/float64(mapping.Nanoseconds()), prefix+"cpu-"+name+"/mapping")
+	}
+	b.ReportMetric(large.rssMB/small.rssMB, prefix+"rss-ratio")
+}
+
 // profileSeq numbers the profiles FERRY_BENCH_PROFILES asks for.
 var profileSeq atomic.Int64
 
@@ -270,16 +287,7 @@ func BenchmarkTablePath(b *testing.B) {
 				for prefix, bin := range bins {
 					small := runFerry(b, bin, sc.spec, smallSets)
 					large := runFerry(b, bin, sc.spec, largeSets)
-					perRow := func(c child) float64 { return float64(c.cpu.Nanoseconds()) / float64(c.rows) }
-					b.ReportMetric(float64(small.rows), prefix+"rows-small")
-					b.ReportMetric(float64(large.rows), prefix+"rows-large")
-					b.ReportMetric(small.rssMB, prefix+"rss-small-MB")
-					b.ReportMetric(large.rssMB, prefix+"rss-large-MB")
-					b.ReportMetric(large.rssMB/small.rssMB, prefix+"rss-ratio")
-					b.ReportMetric(perRow(small)/1000, prefix+"cpu-small-us/row")
-					b.ReportMetric(perRow(large)/1000, prefix+"cpu-large-us/row")
-					b.ReportMetric(perRow(small)/float64(mapping.Nanoseconds()), prefix+"cpu-small/mapping")
-					b.ReportMetric(perRow(large)/float64(mapping.Nanoseconds()), prefix+"cpu-large/mapping")
+					reportSizes(b, prefix, "row", "rows", small, large, mapping)
 				}
 			}
 		})
@@ -321,22 +329,12 @@ func BenchmarkPortPath(b *testing.B) {
 				hum.Close()
 			}
 		}
-		perEntity := func(c child) float64 { return float64(c.cpu.Nanoseconds()) / float64(c.rows) }
 		for prefix := range bins {
-			small, large := got[prefix+"small"], got[prefix+"large"]
-			b.ReportMetric(float64(small.rows), prefix+"entities-small")
-			b.ReportMetric(float64(large.rows), prefix+"entities-large")
-			b.ReportMetric(small.rssMB, prefix+"rss-small-MB")
-			b.ReportMetric(large.rssMB, prefix+"rss-large-MB")
-			b.ReportMetric(large.rssMB/small.rssMB, prefix+"rss-ratio")
-			b.ReportMetric(perEntity(small)/1000, prefix+"cpu-small-us/entity")
-			b.ReportMetric(perEntity(large)/1000, prefix+"cpu-large-us/entity")
-			b.ReportMetric(perEntity(small)/float64(mapping.Nanoseconds()), prefix+"cpu-small/mapping")
-			b.ReportMetric(perEntity(large)/float64(mapping.Nanoseconds()), prefix+"cpu-large/mapping")
+			reportSizes(b, prefix, "entity", "entities", got[prefix+"small"], got[prefix+"large"], mapping)
 		}
 		if _, ok := bins["base_"]; ok {
-			b.ReportMetric(perEntity(got["large"])/perEntity(got["base_large"]), "cpu-large/base")
-			b.ReportMetric(perEntity(got["small"])/perEntity(got["base_small"]), "cpu-small/base")
+			b.ReportMetric(got["large"].cpuPer()/got["base_large"].cpuPer(), "cpu-large/base")
+			b.ReportMetric(got["small"].cpuPer()/got["base_small"].cpuPer(), "cpu-small/base")
 		}
 	}
 }
