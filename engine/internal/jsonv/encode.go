@@ -19,6 +19,11 @@ import (
 // of a Port load is encoded twice or more, and encoding/json spent most of
 // that time finding out what it already knew. Anything else goes to
 // encoding/json.
+//
+// The table sink has its own canonical encoder (engine/sink/table
+// appendJSON): its bytes are hashed into the _ferry_id of rows already
+// stored, so its form is frozen and differs from encoding/json's in small
+// ways (no short \b and \f, U+FFFD written as is, no HTML escaping).
 func Append(dst []byte, v any, html bool) ([]byte, error) {
 	switch x := v.(type) {
 	case nil:

@@ -99,10 +99,10 @@ type Config struct {
 
 	MaxAttempts int // per request, for 408/429/5xx/network errors; default DefaultMaxAttempts
 
-	// SpoolDir is where the sink makes the temporary file that holds a
-	// run's entities until they are sent (ferry-port-spool-*.sqlite);
-	// default os.TempDir(). Where the OS allows it the file is unlinked as
-	// soon as it is open, so it never outlives the process.
+	// SpoolDir is where the sink makes the temporary files that hold a
+	// run's entities until they are sent (ferry-port-spool-*.sqlite and
+	// *.data); default os.TempDir(). Where the OS allows it the files are
+	// unlinked as soon as they are open, so they never outlive the process.
 	SpoolDir string
 }
 

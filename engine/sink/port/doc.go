@@ -45,11 +45,12 @@
 // # The spool
 //
 // Entities wait for the end of extraction — they are sent in relation
-// order, so none can go before every entity is known — in a temporary
-// SQLite file (spool.go): ferry-port-spool-*.sqlite in Config.SpoolDir
-// (the OS temp dir), unlinked as soon as it is open where the OS allows
-// it, so it never outlives the process however it ends; Finish, Plan and
-// Close release it. Write keeps a few hundred entities in memory and moves
+// order, so none can go before every entity is known — in two temporary
+// files (spool.go): their JSON appended to ferry-port-spool-*.data, where
+// each is and what became of it in ferry-port-spool-*.sqlite, both in
+// Config.SpoolDir (the OS temp dir) and unlinked as soon as they are open
+// where the OS allows it, so they never outlive the process however it
+// ends; Finish, Plan and Close release them. Write keeps a few hundred entities in memory and moves
 // them in one transaction; Finish reads them back a page at a time. An
 // on_duplicate: merge entity is merged with the earlier one wherever that
 // is. What the sink keeps on the heap grows with failures, adoptions and
