@@ -21,7 +21,8 @@ import (
 // workloads, each with a few hundred bytes of properties) through the
 // sink into the Port simulator, and reports the sink's peak RSS: the
 // load runs in a child process (this test binary running
-// TestSinkMemoryChild, GOGC=400 as the ferry command sets it) that
+// TestSinkMemoryChild, at GOGC=400, which multiplies any growth of the
+// live heap by five: stricter than the ferry command's fixed allowance) that
 // generates its entities one at a time and reads its own peak (VmHWM) at
 // the end; the simulator stays in this process. rss-ratio is the larger
 // load's peak over the smaller's, in the same benchmark run (target ≤
