@@ -25,6 +25,16 @@ import (
 // stored, so its form is frozen and differs from encoding/json's in small
 // ways (no short \b and \f, U+FFFD written as is, no HTML escaping).
 func Append(dst []byte, v any, html bool) ([]byte, error) {
+	return appendValue(dst, v, html, 0)
+}
+
+// appendValue is Append at a depth of nesting: past maxDepth the value is
+// refused, as encoding/json refuses a value that contains itself, instead of
+// recursing until the stack runs out.
+func appendValue(dst []byte, v any, html bool, depth int) ([]byte, error) {
+	if depth > maxDepth {
+		return nil, fmt.Errorf("json: value nested more than %d deep (does it contain itself?)", maxDepth)
+	}
 	switch x := v.(type) {
 	case nil:
 		return append(dst, "null"...), nil
@@ -62,7 +72,7 @@ func Append(dst []byte, v any, html bool) ([]byte, error) {
 				dst = append(dst, ',')
 			}
 			var err error
-			if dst, err = Append(dst, e, html); err != nil {
+			if dst, err = appendValue(dst, e, html, depth+1); err != nil {
 				return nil, err
 			}
 		}
@@ -84,7 +94,7 @@ func Append(dst []byte, v any, html bool) ([]byte, error) {
 			dst = appendString(dst, k, html)
 			dst = append(dst, ':')
 			var err error
-			if dst, err = Append(dst, x[k], html); err != nil {
+			if dst, err = appendValue(dst, x[k], html, depth+1); err != nil {
 				return nil, err
 			}
 		}

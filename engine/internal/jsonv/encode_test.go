@@ -55,7 +55,7 @@ func TestAppendMatchesEncodingJSON(t *testing.T) {
 
 func TestAppendRefusesWhatEncodingJSONRefuses(t *testing.T) {
 	for _, v := range []any{math.NaN(), math.Inf(1), float32(math.Inf(-1)), json.Number("01"), json.Number("1."), json.Number("-"), json.Number("0x10"), json.Number(" 1"),
-		map[string]any{"a": []any{math.NaN()}}} {
+		map[string]any{"a": []any{math.NaN()}}, selfContaining()} {
 		if _, err := referenceEncode(v, true); err == nil {
 			t.Fatalf("%#v: encoding/json accepts it; the case is wrong", v)
 		}
@@ -143,4 +143,12 @@ func BenchmarkAppend(b *testing.B) {
 			_, _ = json.Marshal(v)
 		}
 	})
+}
+
+// selfContaining is a list that holds itself: encoding/json refuses it, and
+// so must Append, not overflow the stack.
+func selfContaining() any {
+	l := []any{nil}
+	l[0] = l
+	return l
 }

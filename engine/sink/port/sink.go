@@ -865,14 +865,10 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 			asked[def.Relations[rk].Target] = append(asked[def.Relations[rk].Target], ids...)
 		}
 	}
-	sel := selDone
-	if predict {
-		sel = selValid
-	}
 	ours := map[entityKey]bool{}
 	for target, ids := range asked {
 		slices.Sort(ids)
-		got, err := st.sp.among(ctx, target, sel, slices.Compact(ids))
+		got, err := st.sp.among(ctx, target, !predict, slices.Compact(ids))
 		if err != nil {
 			return nil, err
 		}

@@ -197,7 +197,8 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	// The batch's JSON goes to the data file in one write; a replaced
-	// entity's earlier JSON stays there unread.
+	// entity's earlier JSON stays there unread until the run ends (the
+	// file grows with duplicates, on disk only).
 	buf := sp.jsonBuf[:0]
 	args := make([]any, 0, 4*len(es))
 	for _, e := range es {
@@ -475,11 +476,11 @@ func (sp *spool) setState(ctx context.Context, bp string, ids []string, state in
 // statements holds.
 const maxInList = 500
 
-// among returns which of ids of bp match sel: one of idsAfter's filters,
-// or selDone.
-func (sp *spool) among(ctx context.Context, bp, sel string, ids []string) (map[string]bool, error) {
-	query := `SELECT e.id FROM entity e WHERE e.bp = ? AND ` + sel + ` AND e.id IN (`
-	if sel == selDone {
+// among returns which of ids of bp the run produced valid or, with done,
+// wrote or found unchanged.
+func (sp *spool) among(ctx context.Context, bp string, done bool, ids []string) (map[string]bool, error) {
+	query := `SELECT e.id FROM entity e WHERE e.bp = ? AND ` + selValid + ` AND e.id IN (`
+	if done {
 		// Only valid entities get an outcome: the small table answers
 		// alone, without reading an entity's row.
 		query = `SELECT x.id FROM outcome x WHERE x.bp = ? AND x.id IN (`
@@ -503,10 +504,6 @@ func (sp *spool) among(ctx context.Context, bp, sel string, ids []string) (map[s
 	}
 	return out, nil
 }
-
-// selDone, for among, selects the entities written or found unchanged in
-// this run.
-const selDone = "done"
 
 // addRefs records relation targets that written entities keep.
 func (sp *spool) addRefs(ctx context.Context, keys []entityKey) error {
