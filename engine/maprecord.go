@@ -190,15 +190,3 @@ func jsonShaped(v any) (any, error) {
 	}
 	return out, nil
 }
-
-// marshalPlain encodes v as compact JSON without HTML escaping, as the
-// dry run prints.
-func marshalPlain(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
-}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 	"github.com/ferry-etl/ferry/engine/spec"
 	"github.com/ferry-etl/ferry/engine/spectest"
 )
@@ -291,7 +292,7 @@ func snapshotKey(f *spec.File) spectest.KeyFunc {
 }
 
 func compactJSON(v any) string {
-	b, err := marshalPlain(v)
+	b, err := jsonv.Append(nil, v, false)
 	if err != nil {
 		return fmt.Sprint(v)
 	}

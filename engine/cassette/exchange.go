@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 )
 
 // Exchange is one request and its answer, as a cassette file holds it.
@@ -61,7 +63,7 @@ func (h Header) MarshalJSON() ([]byte, error) {
 			m[k] = vs
 		}
 	}
-	return marshal(m)
+	return jsonv.Append(nil, m, false)
 }
 
 func (h *Header) UnmarshalJSON(b []byte) error {
@@ -139,7 +141,7 @@ func newBody(raw []byte, red *redactor, volatile bool) (Body, error) {
 				}
 			}
 		}
-		b, err := marshal(redactValue(v, red))
+		b, err := jsonv.Append(nil, redactValue(v, red), false)
 		if err != nil {
 			return Body{}, err
 		}
@@ -199,18 +201,6 @@ func redactValue(v any, red *redactor) any {
 		return x
 	}
 	return v
-}
-
-// marshal encodes compactly without HTML escaping, so placeholders and
-// URLs stay readable.
-func marshal(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // encodeFile is a cassette file's bytes: indented, with a final newline.
@@ -285,7 +275,7 @@ func (r *Request) canonicalBody() string {
 	}
 	if len(r.Body.JSON) > 0 {
 		if v, ok := decodeJSON(raw); ok {
-			if b, err := marshal(v); err == nil {
+			if b, err := jsonv.Append(nil, v, false); err == nil {
 				return string(b)
 			}
 		}
