@@ -1,7 +1,6 @@
 package port
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -206,7 +205,7 @@ func checkValue(d Property, v any) error {
 			return err
 		}
 	case "number":
-		if _, ok := toFloat(v); !ok {
+		if _, ok := jsonv.Float(v); !ok {
 			return fmt.Errorf("must be a number, got %s", jsonType(v))
 		}
 	case "boolean":
@@ -309,27 +308,6 @@ func asList(v any) ([]any, bool) {
 	return nil, false
 }
 
-func toFloat(v any) (float64, bool) {
-	switch n := v.(type) {
-	case json.Number:
-		f, err := n.Float64()
-		return f, err == nil
-	case float64:
-		return n, true
-	case float32:
-		return float64(n), true
-	case int:
-		return float64(n), true
-	case int64:
-		return float64(n), true
-	case int32:
-		return float64(n), true
-	case uint64:
-		return float64(n), true
-	}
-	return 0, false
-}
-
 func jsonType(v any) string {
 	switch v.(type) {
 	case nil:
@@ -343,15 +321,15 @@ func jsonType(v any) string {
 	case []any, []string:
 		return "array"
 	}
-	if _, ok := toFloat(v); ok {
+	if _, ok := jsonv.Float(v); ok {
 		return "number"
 	}
 	return fmt.Sprintf("%T", v)
 }
 
 func sameJSON(a, b any) bool {
-	if x, ok := toFloat(a); ok {
-		y, ok := toFloat(b)
+	if x, ok := jsonv.Float(a); ok {
+		y, ok := jsonv.Float(b)
 		return ok && x == y
 	}
 	x, err1 := jsonv.Marshal(a)
