@@ -571,6 +571,28 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// A blueprint defined twice in the blueprints file is an error at the
+// second one's identifier: Port would keep only the later.
+func TestBlueprintDefinedTwice(t *testing.T) {
+	dir := t.TempDir()
+	spec := minimal + "port:\n  blueprints: blueprints.json\n  entities:\n    - {blueprint: app, from: apps, identifier: .id}\n"
+	bps := "[\n  {\"identifier\": \"app\", \"title\": \"App\", \"schema\": {\"properties\": {}}},\n  {\"identifier\": \"env\", \"title\": \"Env\", \"schema\": {\"properties\": {}}},\n  {\"identifier\": \"app\", \"title\": \"App again\", \"schema\": {\"properties\": {}}}\n]\n"
+	for name, body := range map[string]string{"s.yaml": spec, "blueprints.json": bps} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := Load(filepath.Join(dir, "s.yaml"))
+	list := AsList(err)
+	if len(list) != 1 {
+		t.Fatalf("Load = %v, want one error", err)
+	}
+	e := list[0]
+	if e.File != filepath.Join(dir, "blueprints.json") || e.Pos != (Pos{4, 18}) || e.Path != "[2].identifier" || !strings.Contains(e.Msg, `"app" is already defined at [0]`) {
+		t.Errorf("error = %v (file %s, pos %v, path %s)", e, e.File, e.Pos, e.Path)
+	}
+}
+
 func TestErrorFormat(t *testing.T) {
 	tests := []struct {
 		err  *Error

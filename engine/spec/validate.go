@@ -483,10 +483,21 @@ func (p *parser) loadBlueprints(f *File) map[string]*Blueprint {
 	}
 	f.blueprints = raws
 	out := map[string]*Blueprint{}
+	first := map[string]int{}
 	for i, raw := range raws {
-		if bp := p.checkBlueprint(j, i, raw); bp != nil {
-			out[bp.Identifier] = bp
+		bp := p.checkBlueprint(j, i, raw)
+		if bp == nil {
+			continue
 		}
+		// Both would be sent, the later replacing the earlier in Port:
+		// one of them is not what its author sees.
+		if at, dup := first[bp.Identifier]; dup {
+			off, _ := j.valueAt(i, "identifier")
+			p.jsonErr(j, off, fmt.Sprintf("[%d].identifier", i), "blueprint %q is already defined at [%d]; each blueprint once", bp.Identifier, at)
+			continue
+		}
+		first[bp.Identifier] = i
+		out[bp.Identifier] = bp
 	}
 	// Relation targets: defined in the file, or in every Port account.
 	known := append(mapKeys(out), portSystemBlueprints...)
