@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 	"github.com/go-resty/resty/v2"
 )
 
@@ -214,7 +215,9 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 	case req.Body != nil && req.BodyFormat != "" && req.BodyFormat != FormatJSON:
 		return nil, h, fail(fmt.Errorf("unknown body format %q", req.BodyFormat))
 	case req.Body != nil:
-		if body, err = json.Marshal(req.Body); err != nil {
+		if raw, ok := req.Body.(json.RawMessage); ok && raw != nil {
+			body = raw // already encoded: sent as it is, not compacted again
+		} else if body, err = jsonv.Marshal(req.Body); err != nil {
 			return nil, h, fail(fmt.Errorf("encode body: %w", err))
 		}
 		if hdr.Get("Content-Type") == "" {
