@@ -277,12 +277,18 @@ func flagError(fs *flag.FlagSet, err error) error {
 	return usageErr("ferry %s: %s%s", fs.Name(), msg, more)
 }
 
-// needArgs checks the count of positional arguments.
-func needArgs(fs *flag.FlagSet, pos []string, lo, hi int, what string) error {
-	if len(pos) < lo || hi >= 0 && len(pos) > hi {
-		return usageErr("ferry %s takes %s\nRun 'ferry %s --help' for usage.", fs.Name(), what, fs.Name())
+// parseArgs is parseInterspersed, then a check that there are lo to hi
+// positional arguments (hi < 0: no upper bound); what names them in the
+// usage error.
+func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer, lo, hi int, what string) ([]string, error) {
+	pos, err := parseInterspersed(fs, args, stdout)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	if len(pos) < lo || hi >= 0 && len(pos) > hi {
+		return nil, usageErr("ferry %s takes %s\nRun 'ferry %s --help' for usage.", fs.Name(), what, fs.Name())
+	}
+	return pos, nil
 }
 
 type setFlag map[string]string
@@ -522,11 +528,8 @@ Examples:
   ferry schema > ferry.schema.json
   ferry schema report
 `)
-	pos, err := parseInterspersed(fs, args, a.stdout)
+	pos, err := parseArgs(fs, args, a.stdout, 0, 1, "at most one argument: spec or report")
 	if err != nil {
-		return err
-	}
-	if err := needArgs(fs, pos, 0, 1, "at most one argument: spec or report"); err != nil {
 		return err
 	}
 	which := "spec"

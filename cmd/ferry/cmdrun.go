@@ -92,11 +92,8 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	f := defineRunFlags(fs)
 	fs.Usage = usageFunc(fs, runUsage)
-	pos, err := parseInterspersed(fs, args, a.stdout)
+	pos, err := parseArgs(fs, args, a.stdout, 1, 1, "one SPEC")
 	if err != nil {
-		return err
-	}
-	if err := needArgs(fs, pos, 1, 1, "one SPEC"); err != nil {
 		return err
 	}
 	specPath := pos[0]

@@ -41,11 +41,8 @@ Examples:
   ferry completion zsh > "${fpath[1]}/_ferry"        # zsh
   ferry completion fish > ~/.config/fish/completions/ferry.fish
 `)
-	pos, err := parseInterspersed(fs, args, a.stdout)
+	pos, err := parseArgs(fs, args, a.stdout, 1, 1, "one shell: bash, zsh or fish")
 	if err != nil {
-		return err
-	}
-	if err := needArgs(fs, pos, 1, 1, "one shell: bash, zsh or fish"); err != nil {
 		return err
 	}
 	words := completionWords()

@@ -25,11 +25,8 @@ Examples:
   ferry graph specs/humanitec.yaml > docs/humanitec.mmd
   ferry graph specs/harness.yaml --format dot | dot -Tsvg > harness.svg
 `)
-	pos, err := parseInterspersed(fs, args, a.stdout)
+	pos, err := parseArgs(fs, args, a.stdout, 1, 1, "one SPEC")
 	if err != nil {
-		return err
-	}
-	if err := needArgs(fs, pos, 1, 1, "one SPEC"); err != nil {
 		return err
 	}
 	sp, err := a.readSpec(pos[0], "text")

@@ -78,11 +78,8 @@ func runPlan(ctx context.Context, a *app, args []string) error {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	f := definePlanFlags(fs)
 	fs.Usage = usageFunc(fs, planUsage)
-	pos, err := parseInterspersed(fs, args, a.stdout)
+	pos, err := parseArgs(fs, args, a.stdout, 1, 1, "one SPEC")
 	if err != nil {
-		return err
-	}
-	if err := needArgs(fs, pos, 1, 1, "one SPEC"); err != nil {
 		return err
 	}
 	specPath := pos[0]

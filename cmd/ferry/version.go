@@ -59,11 +59,7 @@ was built from, and the Go version (also: ferry --version).
 Examples:
   ferry version
 `)
-	pos, err := parseInterspersed(fs, args, a.stdout)
-	if err != nil {
-		return err
-	}
-	if err := needArgs(fs, pos, 0, 0, "no arguments"); err != nil {
+	if _, err := parseArgs(fs, args, a.stdout, 0, 0, "no arguments"); err != nil {
 		return err
 	}
 	fmt.Fprintln(a.stdout, versionLine())
