@@ -33,7 +33,7 @@ import (
 //
 // FERRY_BENCH_BASE=/path/to/an/older/ferry adds that binary's figures
 // (before/after ratios in the same run); FERRY_BENCH_PROFILES=DIR writes a
-// CPU profile of every run there.
+// CPU and heap profile of every run there.
 
 // ferryBinary builds ferry from this tree.
 func ferryBinary(b *testing.B) string {
@@ -87,7 +87,8 @@ func runFerry(b *testing.B, bin, spec string, sets map[string]string, env ...str
 	if dir := os.Getenv("FERRY_BENCH_PROFILES"); dir != "" {
 		// Where a run's CPU goes: one profile per run, for go tool pprof.
 		n := profileSeq.Add(1)
-		args = append(args, "--cpuprofile", filepath.Join(dir, fmt.Sprintf("cpu-%d.prof", n)))
+		args = append(args, "--cpuprofile", filepath.Join(dir, fmt.Sprintf("cpu-%d.prof", n)),
+			"--memprofile", filepath.Join(dir, fmt.Sprintf("mem-%d.prof", n)))
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(slicesWithout(os.Environ(), "GOGC=", "GODEBUG="), env...) // ferry's own GC setting

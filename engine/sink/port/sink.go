@@ -956,7 +956,11 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 				}
 			}
 			for _, id := range kept {
-				out[i] = append(out[i], effect{kind: effKeep, target: entityKey{r.Target, id}})
+				// The run's own targets are in the spool and so never stale:
+				// only the others need recording.
+				if k := (entityKey{r.Target, id}); !ours[k] {
+					out[i] = append(out[i], effect{kind: effKeep, target: k})
+				}
 			}
 			switch {
 			case isList:

@@ -1,6 +1,7 @@
 package port
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -37,8 +38,9 @@ const SpoolPrefix = "ferry-port-spool-"
 //	                             row
 //	owned(bp, id, owner, body)   the owned entities listed before writing:
 //	                             owner and the canonical stored entity
-//	ref(bp, id)                  relation targets that written (or
-//	                             unchanged) entities keep: never stale
+//	ref(bp, id)                  relation targets in Port, not of this
+//	                             run, that written (or unchanged)
+//	                             entities keep: never stale
 //
 // The files are made in the OS temp dir (or Config.SpoolDir), named
 // ferry-port-spool-*.sqlite and *.data, and unlinked as soon as they are
@@ -57,7 +59,23 @@ type spool struct {
 	jsonPath string   // "" once unlinked
 	jsonEnd  int64
 	jsonBuf  []byte // one put's JSON, written at once
+
+	outcomes []any // outcome rows not inserted yet, 4 values a row
+
+	knownMu sync.Mutex
+	known   map[knownKey]struct{} // yes answers of among, at most knownMax
 }
+
+// knownKey is one answer of among: id of bp is produced valid, or with
+// done, written or unchanged.
+type knownKey struct {
+	bp, id string
+	done   bool
+}
+
+// knownMax bounds the answers among remembers: many pages name the same
+// few targets (their app, their environment).
+const knownMax = 8192
 
 // Entity states in the spool.
 const (
@@ -194,6 +212,16 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 	if len(es) == 0 {
 		return nil
 	}
+	// In key order, the rows go into the table's B-tree next to each other
+	// and a page read back in key order finds its JSON in a few runs of
+	// the data file (rowsAfter).
+	sp.knownMu.Lock()
+	sp.known = nil
+	sp.knownMu.Unlock()
+	es = slices.Clone(es) // the caller's stays as it is
+	slices.SortFunc(es, func(a, b spooled) int {
+		return cmp.Or(strings.Compare(a.bp, b.bp), strings.Compare(a.id, b.id))
+	})
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	// The batch's JSON goes to the data file in one write; a replaced
@@ -231,6 +259,43 @@ func (sp *spool) readJSON(off sql.NullInt64, n int) ([]byte, error) {
 		return nil, fmt.Errorf("port: spool: %w", err)
 	}
 	return b, nil
+}
+
+// Reading a page's JSON: pieces of the data file closer than spanGap are
+// read in one call, up to spanMax bytes.
+const (
+	spanGap = 4 << 10
+	spanMax = 1 << 20
+)
+
+// jsonRef is where one entity's JSON is and where it goes once read.
+type jsonRef struct {
+	off, n int64
+	dst    *[]byte
+}
+
+// readJSONs reads the JSON of many entities with few calls: sorted by
+// place in the data file, pieces near each other are read together (the
+// entities of one put are next to each other in key order). sp.mu is held.
+func (sp *spool) readJSONs(refs []jsonRef) error {
+	slices.SortFunc(refs, func(a, b jsonRef) int { return cmp.Compare(a.off, b.off) })
+	for i := 0; i < len(refs); {
+		start, end := refs[i].off, refs[i].off+refs[i].n
+		j := i + 1
+		for ; j < len(refs) && refs[j].off-end <= spanGap && refs[j].off+refs[j].n-start <= spanMax; j++ {
+			end = max(end, refs[j].off+refs[j].n)
+		}
+		buf := make([]byte, end-start)
+		if _, err := sp.jsonFile.ReadAt(buf, start); err != nil {
+			return fmt.Errorf("port: spool: %w", err)
+		}
+		for _, r := range refs[i:j] {
+			// Full slice expressions: an entity's JSON never grows into the next.
+			*r.dst = buf[r.off-start : r.off-start+r.n : r.off-start+r.n]
+		}
+		i = j
+	}
+	return nil
 }
 
 // rowsPerInsert is how many rows one INSERT statement carries: a
@@ -279,7 +344,9 @@ func (sp *spool) exec(ctx context.Context, keep bool, q string, args ...any) err
 // data returns the stored JSON of one entity; nil when there is none or
 // it failed validation.
 func (sp *spool) data(ctx context.Context, bp, id string) ([]byte, error) {
-	sp.mu.Lock()
+	if err := sp.lockRead(ctx); err != nil {
+		return nil, err
+	}
 	defer sp.mu.Unlock()
 	st, err := sp.stmt(ctx, `SELECT off, len FROM entity WHERE bp = ? AND id = ?`)
 	if err != nil {
@@ -305,7 +372,9 @@ func (sp *spool) strings(ctx context.Context, q string, args ...any) ([]string, 
 // stringsOf is strings; a query that is not prepared suits one whose text
 // varies (a list of parameters).
 func (sp *spool) stringsOf(ctx context.Context, prepare bool, q string, args ...any) ([]string, error) {
-	sp.mu.Lock()
+	if err := sp.lockRead(ctx); err != nil {
+		return nil, err
+	}
 	defer sp.mu.Unlock()
 	var rows *sql.Rows
 	var err error
@@ -365,7 +434,9 @@ type spoolRow struct {
 
 // rowsAfter pages through the entities of bp that match sel, in order.
 func (sp *spool) rowsAfter(ctx context.Context, bp, sel, after string, limit int) ([]spoolRow, error) {
-	sp.mu.Lock()
+	if err := sp.lockRead(ctx); err != nil {
+		return nil, err
+	}
 	defer sp.mu.Unlock()
 	st, err := sp.stmt(ctx, `SELECT e.id, e.off, e.len, o.owner, o.body FROM entity e LEFT JOIN owned o ON o.bp = e.bp AND o.id = e.id
 WHERE e.bp = ? AND `+sel+` AND e.id > ? ORDER BY e.id LIMIT ?`)
@@ -378,22 +449,31 @@ WHERE e.bp = ? AND `+sel+` AND e.id > ? ORDER BY e.id LIMIT ?`)
 	}
 	defer rows.Close()
 	var out []spoolRow
+	var offs []sql.NullInt64
+	var lens []int64
 	for rows.Next() {
 		var r spoolRow
 		var owner sql.NullString
 		var off sql.NullInt64
-		var n int
+		var n int64
 		if err := rows.Scan(&r.id, &off, &n, &owner, &r.body); err != nil {
 			return nil, fmt.Errorf("port: spool: %w", err)
 		}
-		if r.data, err = sp.readJSON(off, n); err != nil {
-			return nil, err
-		}
 		r.owner = owner.String
 		out = append(out, r)
+		offs, lens = append(offs, off), append(lens, n)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("port: spool: %w", err)
+	}
+	refs := make([]jsonRef, 0, len(out))
+	for i := range out {
+		if offs[i].Valid {
+			refs = append(refs, jsonRef{off: offs[i].Int64, n: lens[i], dst: &out[i].data})
+		}
+	}
+	if err := sp.readJSONs(refs); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -432,7 +512,9 @@ func (sp *spool) dropOwned(ctx context.Context, bp string) error {
 // ownedBy lists the identifiers of bp that the listing found under an
 // owner other than owner (adopted ones), with that owner.
 func (sp *spool) ownedBy(ctx context.Context, bp, owner string) (map[string]string, error) {
-	sp.mu.Lock()
+	if err := sp.lockRead(ctx); err != nil {
+		return nil, err
+	}
 	defer sp.mu.Unlock()
 	st, err := sp.stmt(ctx, `SELECT o.id, o.owner FROM owned o JOIN entity e ON e.bp = o.bp AND e.id = o.id WHERE o.bp = ? AND o.owner != ? AND e.off IS NOT NULL`)
 	if err != nil {
@@ -456,20 +538,48 @@ func (sp *spool) ownedBy(ctx context.Context, bp, owner string) (map[string]stri
 
 // setState records the outcome of entities of one blueprint; cycle says
 // which of them have relation targets inside a relation cycle left for the
-// second pass (nil: none).
+// second pass (nil: none). Outcomes come a bulk request at a time: they
+// are inserted outcomeBatch at a time, and before any query reads.
 func (sp *spool) setState(ctx context.Context, bp string, ids []string, state int, cycle []bool) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	args := make([]any, 0, 4*len(ids))
-	for i, id := range ids {
-		args = append(args, bp, id, state, cycle != nil && cycle[i])
-	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	return sp.tx(ctx, func() error {
-		return sp.insertRows(ctx, `INSERT INTO outcome (bp, id, state, cycle) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET state = excluded.state, cycle = excluded.cycle`, 4, args)
+	for i, id := range ids {
+		sp.outcomes = append(sp.outcomes, bp, id, state, cycle != nil && cycle[i])
+	}
+	if len(sp.outcomes) < 4*outcomeBatch {
+		return nil
+	}
+	return sp.flushOutcomes(ctx)
+}
+
+// outcomeBatch is how many outcomes wait before they are inserted: a
+// transaction per bulk request's 20 cost more than the rows.
+const outcomeBatch = 256
+
+// flushOutcomes inserts the outcomes setState keeps. sp.mu is held.
+func (sp *spool) flushOutcomes(ctx context.Context) error {
+	if len(sp.outcomes) == 0 {
+		return nil
+	}
+	err := sp.tx(ctx, func() error {
+		return sp.insertRows(ctx, `INSERT INTO outcome (bp, id, state, cycle) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET state = excluded.state, cycle = excluded.cycle`, 4, sp.outcomes)
 	})
+	if err != nil {
+		return err
+	}
+	sp.outcomes = sp.outcomes[:0]
+	return nil
+}
+
+// lockRead locks the spool for a query, inserting the outcomes that wait
+// first so that every query sees them. On success sp.mu is held.
+func (sp *spool) lockRead(ctx context.Context) error {
+	sp.mu.Lock()
+	if err := sp.flushOutcomes(ctx); err != nil {
+		sp.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // maxInList is the most identifiers one IN (…) list of the spool's
@@ -486,7 +596,31 @@ func (sp *spool) among(ctx context.Context, bp string, done bool, ids []string) 
 		query = `SELECT x.id FROM outcome x WHERE x.bp = ? AND x.id IN (`
 	}
 	out := map[string]bool{}
-	for chunk := range slices.Chunk(ids, maxInList) {
+	// A yes stays true while Finish reads (nothing is put then, and a
+	// written entity stays written); put forgets them all.
+	sp.knownMu.Lock()
+	var ask []string
+	for _, id := range ids {
+		if _, ok := sp.known[knownKey{bp, id, done}]; ok {
+			out[id] = true
+		} else {
+			ask = append(ask, id)
+		}
+	}
+	sp.knownMu.Unlock()
+	defer func() {
+		sp.knownMu.Lock()
+		defer sp.knownMu.Unlock()
+		if sp.known == nil || len(sp.known)+len(out) > knownMax {
+			sp.known = make(map[knownKey]struct{}, min(len(out), knownMax))
+		}
+		for id := range out {
+			if len(sp.known) < knownMax {
+				sp.known[knownKey{bp, id, done}] = struct{}{}
+			}
+		}
+	}()
+	for chunk := range slices.Chunk(ask, maxInList) {
 		args := make([]any, 0, len(chunk)+1)
 		args = append(args, bp)
 		for _, id := range chunk {
@@ -537,7 +671,9 @@ AND NOT EXISTS (SELECT 1 FROM ref r WHERE r.bp = o.bp AND r.id = o.id) ORDER BY 
 
 // counts returns, per blueprint, the entities in each state.
 func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
-	sp.mu.Lock()
+	if err := sp.lockRead(ctx); err != nil {
+		return nil, err
+	}
 	defer sp.mu.Unlock()
 	rows, err := sp.conn.QueryContext(ctx, `SELECT e.bp, coalesce(x.state, 0), count(*) FROM entity e LEFT JOIN outcome x ON x.bp = e.bp AND x.id = e.id WHERE e.off IS NOT NULL GROUP BY 1, 2`)
 	if err != nil {
@@ -562,7 +698,9 @@ func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
 
 // stateOf returns the state of one entity (-1: not produced or invalid).
 func (sp *spool) stateOf(ctx context.Context, k entityKey) (int, error) {
-	sp.mu.Lock()
+	if err := sp.lockRead(ctx); err != nil {
+		return -1, err
+	}
 	defer sp.mu.Unlock()
 	st, err := sp.stmt(ctx, `SELECT coalesce(x.state, 0) FROM entity e LEFT JOIN outcome x ON x.bp = e.bp AND x.id = e.id WHERE e.bp = ? AND e.id = ? AND e.off IS NOT NULL`)
 	if err != nil {
