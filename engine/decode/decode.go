@@ -91,7 +91,13 @@ func New(r io.Reader, opts Options) (*Decoder, error) {
 	if opts.MaxBytes > 0 {
 		src = &limitReader{r: src, max: opts.MaxBytes}
 	}
-	d.in = newInput(src)
+	size := bufSize
+	if sz, ok := r.(interface{ Size() int64 }); ok && d.gz == nil && sz.Size() < bufSize {
+		// A body known to be small gets a buffer its size (one byte more
+		// to see its end at once), not 64 KiB zeroed per page.
+		size = max(int(sz.Size())+1, 512)
+	}
+	d.in = newInput(src, size)
 	switch opts.Format {
 	case JSON:
 		if opts.Stream {

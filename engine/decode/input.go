@@ -28,8 +28,9 @@ type input struct {
 
 const bufSize = 64 << 10
 
-func newInput(r io.Reader) *input {
-	return &input{src: r, buf: make([]byte, bufSize), line: 1}
+// newInput reads r through a buffer of size bytes at first.
+func newInput(r io.Reader, size int) *input {
+	return &input{src: r, buf: make([]byte, size), line: 1}
 }
 
 // fill reads more bytes, keeping the unread ones; it reports false at the
