@@ -73,7 +73,6 @@ type Decoder struct {
 	doc   any
 	json  *jsonStream
 	csv   *csvReader
-	vd    *valueDecoder
 	ended bool
 }
 
@@ -101,13 +100,12 @@ func New(r io.Reader, opts Options) (*Decoder, error) {
 	switch opts.Format {
 	case JSON:
 		if opts.Stream {
-			d.json = &jsonStream{in: d.in, vd: newValueDecoder(), path: opts.Path, capture: opts.Capture, dflt: opts.Default && len(opts.Path) == 0}
+			d.json = &jsonStream{in: d.in, path: opts.Path, capture: opts.Capture, dflt: opts.Default && len(opts.Path) == 0}
 			d.next = d.nextStreamed
 		} else {
 			d.next = d.nextDocument
 		}
 	case NDJSON:
-		d.vd = newValueDecoder()
 		d.next = d.nextLine
 	case CSV:
 		c, err := newCSVReader(d.in, opts.CSV)
@@ -279,7 +277,7 @@ func (d *Decoder) nextLine() (any, error) {
 			continue
 		}
 		d.raw, d.line = b, line
-		v, err := d.vd.decode(b)
+		v, err := decodeValue(b)
 		if err != nil {
 			return nil, fmt.Errorf("line %d: invalid JSON: %w", line, err)
 		}

@@ -64,7 +64,7 @@ func TestNDJSON(t *testing.T) {
 func TestNDJSONErrors(t *testing.T) {
 	tests := []struct{ name, body, want string }{
 		{"malformed", "{\"id\": 1}\n{\"id\": 2\n{\"id\": 3}\n", "line 2: invalid JSON"},
-		{"two values on a line", "{\"id\": 1}\n\n{\"id\": 2} {\"id\": 3}\n", "line 3: invalid JSON: more than one JSON value"},
+		{"two values on a line", "{\"id\": 1}\n\n{\"id\": 2} {\"id\": 3}\n", "line 3: invalid JSON: trailing data after the JSON value"},
 		{"trailing garbage", "1\n2 x\n", "line 2"},
 		{"cut mid-line", "{\"id\": 1}\n{\"id\": ", "line 2"},
 	}

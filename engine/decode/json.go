@@ -1,7 +1,6 @@
 package decode
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,54 +23,26 @@ func recordsErr(format string, args ...any) error {
 	return &RecordsError{msg: fmt.Sprintf(format, args...)}
 }
 
-// valueDecoder decodes complete JSON texts one after the other with one
-// json.Decoder (numbers as json.Number), fed each text followed by a space
-// so that a number at the end is known to be complete.
-type valueDecoder struct {
-	dec  *json.Decoder
-	feed feed
-}
-
-type feed struct{ b []byte }
-
-var errFeedEmpty = errors.New("incomplete JSON value")
-
-func (f *feed) Read(p []byte) (int, error) {
-	if len(f.b) == 0 {
-		return 0, errFeedEmpty
+// decodeValue decodes text, which must hold exactly one JSON value, with
+// numbers as json.Number (jsonv: encoding/json's values in one pass).
+// Its errors read as encoding/json's, without jsonv's offset: the caller
+// names the line.
+func decodeValue(text []byte) (any, error) {
+	v, err := jsonv.Decode(text)
+	if err == nil {
+		return v, nil
 	}
-	n := copy(p, f.b)
-	f.b = f.b[n:]
-	return n, nil
-}
-
-func newValueDecoder() *valueDecoder {
-	vd := &valueDecoder{}
-	vd.dec = json.NewDecoder(&vd.feed)
-	vd.dec.UseNumber()
-	return vd
-}
-
-// decode decodes text, which must hold exactly one JSON value.
-func (vd *valueDecoder) decode(text []byte) (any, error) {
-	vd.feed.b = append(text, ' ')
-	var v any
-	if err := vd.dec.Decode(&v); err != nil {
-		if errors.Is(err, errFeedEmpty) {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
+	// Read again as followed by a space, as it was in the body: a cut
+	// literal or number is then named for the character that cut it, not
+	// as the end of the input.
+	if _, again := jsonv.Decode(append(slices.Clip(text), ' ')); again != nil {
+		err = again
 	}
-	// What is left of the text must be white space: one value per text.
-	if !onlySpace(vd.dec.Buffered()) || len(bytes.TrimSpace(vd.feed.b)) > 0 {
-		return nil, errors.New("more than one JSON value")
+	var se *jsonv.SyntaxError
+	if errors.As(err, &se) {
+		return nil, errors.New(se.Msg)
 	}
-	return v, nil
-}
-
-func onlySpace(r io.Reader) bool {
-	b, _ := io.ReadAll(r)
-	return len(bytes.TrimSpace(b)) == 0
+	return nil, err
 }
 
 // jsonStream yields the elements of the array at path (or the values of
@@ -79,7 +50,6 @@ func onlySpace(r io.Reader) bool {
 // around them and keeping the captured paths' values.
 type jsonStream struct {
 	in      *input
-	vd      *valueDecoder
 	path    []string
 	capture [][]string
 	dflt    bool // the default records program: a null body has no records, anything but a list fails
@@ -362,7 +332,7 @@ func (s *jsonStream) element() (v any, ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if v, err = s.vd.decode(s.raw); err != nil {
+	if v, err = decodeValue(s.raw); err != nil {
 		return nil, false, fmt.Errorf("line %d: invalid JSON: %w", s.line, err)
 	}
 	return v, true, nil

@@ -119,7 +119,7 @@ func TestStreamFailsOnBrokenBodies(t *testing.T) {
 		{"cut before the closing brace", `{"data": [{"id": 1}]`, ".data[]", "unexpected end of the body"},
 		{"malformed element", "[{\"id\": 1},\n{\"id\": 2,}]", "", "line 2"},
 		{"bad literal", `[1, tru]`, "", "line 1: invalid JSON: invalid character ' ' in literal true"},
-		{"bad number", `[1, 01]`, "", "line 1: invalid JSON: more than one JSON value"},
+		{"bad number", `[1, 01]`, "", "line 1: invalid JSON: trailing data after the JSON value"},
 		{"control character", "[\"a\u0001\"]", "", "invalid character '\\x01' in string literal"},
 		{"bad escape", `["\x"]`, "", "in string escape code"},
 		{"malformed value skipped", `{"other": [1,,2], "data": [1]}`, ".data[]", "unexpected \",\""},
