@@ -155,10 +155,18 @@ func (c *chainRun) create(client *fetch.Client) error {
 	r.log.Info("export job created", "stream", st.s.Name, "parents", describe(c.rn.parent), "job", id)
 	mark := c.mark(position{0, 0}, paginate.State{}, false, false)
 	mark.Retry, mark.flush = nil, true
+	mark.committed = make(chan struct{})
 	if !c.send(item{mark: mark}) {
 		return errCancelled
 	}
-	return nil
+	// The release commits the checkpoint on its own goroutine: the job is
+	// polled only once it is in the destination's state.
+	select {
+	case <-mark.committed:
+		return nil
+	case <-c.ctx.Done():
+		return errCancelled
+	}
 }
 
 func jobID(v any) (string, bool) {

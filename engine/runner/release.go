@@ -82,6 +82,9 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				if err := r.checkpoint(ctx, st, rn, it.mark, out); err != nil {
 					return err
 				}
+				if it.mark.committed != nil {
+					close(it.mark.committed)
+				}
 				continue
 			}
 			if it.err != nil {

@@ -57,6 +57,10 @@ type pageState struct {
 	cursor any
 	// flush: commit at once (a job was just created on the source).
 	flush bool
+	// committed, when not nil, is closed by the release once the
+	// checkpoint was handed to the output (committed, with flush): the
+	// chain that sent it may wait for that.
+	committed chan struct{}
 }
 
 // recordPos is a record's place in its chain, page (1-based) and index,
