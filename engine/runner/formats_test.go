@@ -410,3 +410,57 @@ func TestAsyncURLsNotFound(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 }
+
+// slowCommit is a destination whose commits take a while, as a busy
+// database's do.
+type slowCommit struct{ *stateful }
+
+func (s slowCommit) Checkpoint(ctx context.Context, cp sink.Checkpoint) error {
+	time.Sleep(100 * time.Millisecond)
+	return s.stateful.Checkpoint(ctx, cp)
+}
+
+// An export job is polled only once its checkpoint is committed: a run
+// killed between the two would otherwise forget the job and create
+// another. The destination commits slowly, so polling at once would find
+// the state still empty.
+func TestExportJobPolledAfterItsCheckpoint(t *testing.T) {
+	out := slowCommit{newStateful()}
+	var atFirstPoll string
+	s := export.New(export.Options{Events: 3, Polls: 1, RetryAfter: -1, OnPoll: func(id string, n int) {
+		if n == 1 {
+			out.mu.Lock()
+			defer out.mu.Unlock()
+			atFirstPoll = string(out.state["export"][""])
+		}
+	}})
+	defer s.Close()
+	f := mustSpec(t, `
+version: 1
+name: exports
+config:
+  api: {required: true}
+  token: {required: true, secret: true}
+http:
+  base_url: ${ config.api }
+  auth: {type: bearer, token: "${ config.token }"}
+streams:
+  export:
+    async:
+      create: {path: /exports, body: {format: ndjson}, id: .id}
+      poll: {path: "/exports/${ job.id }", done: .status == "completed"}
+      download: {urls: '[.files[].url]'}
+    response: {format: ndjson}
+tables:
+  exported: {from: export, primary_key: [id]}
+`)
+	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"api": s.URL(), "token": s.Token()}}, out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(atFirstPoll, `"exp_0001"`) {
+		t.Errorf("state at the first poll = %q, want the job", atFirstPoll)
+	}
+	if got := out.field("exported", "id"); len(got) != 3 {
+		t.Errorf("rows = %v, want 3", got)
+	}
+}
