@@ -227,15 +227,18 @@ func mapEntity(ctx context.Context, e *spec.Entity, rec any, vars []any) (map[st
 		return nil, false, fmt.Errorf("identifier: want a non-empty string, got %s", describeValue(id))
 	}
 	ent := map[string]any{"identifier": ids}
-	for name, q := range map[string]*spec.JQ{"title": &e.Title, "icon": &e.Icon, "team": &e.Team} {
-		if q.Code() == nil {
+	for _, f := range [...]struct {
+		name string
+		q    *spec.JQ
+	}{{"title", &e.Title}, {"icon", &e.Icon}, {"team", &e.Team}} {
+		if f.q.Code() == nil {
 			continue
 		}
-		v, err := one(name, q)
+		v, err := one(f.name, f.q)
 		if err != nil {
 			return nil, false, err
 		}
-		ent[name] = v
+		ent[f.name] = v
 	}
 	props := make(map[string]any, len(e.Properties.Items))
 	for i := range e.Properties.Items {
