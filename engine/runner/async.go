@@ -156,11 +156,15 @@ func (c *chainRun) create(client *fetch.Client) error {
 	mark := c.mark(position{0, 0}, paginate.State{}, false, false)
 	mark.Retry, mark.flush = nil, true
 	mark.committed = make(chan struct{})
-	if !c.send(item{mark: mark}) {
+	// The stream's release commits the checkpoint at once, ahead of the
+	// runs before this one, and the job is polled only once it is in the
+	// destination's state: a run killed in between would forget the job
+	// and create another.
+	select {
+	case st.jobMarks <- jobMark{rn: c.rn, mark: mark}:
+	case <-c.ctx.Done():
 		return errCancelled
 	}
-	// The release commits the checkpoint on its own goroutine: the job is
-	// polled only once it is in the destination's state.
 	select {
 	case <-mark.committed:
 		return nil

@@ -464,3 +464,69 @@ tables:
 		t.Errorf("rows = %v, want 3", got)
 	}
 }
+
+// The export jobs of many parents are polled side by side: a job's
+// checkpoint is committed ahead of the runs before it, so no job waits for
+// another parent's whole export before its first poll. The first job's
+// first poll is held until another job is polled; were the jobs taken one
+// after the other, that would never come.
+func TestExportJobsOfManyParentsPolledTogether(t *testing.T) {
+	other := make(chan struct{})
+	var once sync.Once
+	var waited atomic.Bool
+	s := export.New(export.Options{Events: 3, Polls: 1, RetryAfter: -1, OnPoll: func(id string, n int) {
+		if id != "exp_0001" {
+			once.Do(func() { close(other) })
+			return
+		}
+		if n == 1 {
+			select {
+			case <-other:
+			case <-time.After(10 * time.Second):
+				waited.Store(true)
+			}
+		}
+	}})
+	defer s.Close()
+	f := mustSpec(t, `
+version: 1
+name: exports
+config:
+  api: {required: true}
+  token: {required: true, secret: true}
+http:
+  base_url: ${ config.api }
+  auth: {type: bearer, token: "${ config.token }"}
+  concurrency: 4
+streams:
+  lines:
+    request: {path: /events.ndjson}
+    response: {format: ndjson}
+    paginate: {type: cursor, token_header: X-Next-Cursor, param: cursor}
+  export:
+    for_each: lines
+    async:
+      create: {path: /exports, body: {format: ndjson}, id: .id}
+      poll: {path: "/exports/${ job.id }", done: .status == "completed"}
+      download: {urls: '[.files[].url]'}
+    response: {format: ndjson}
+tables:
+  exported: {from: export}
+`)
+	out := slowCommit{newStateful()}
+	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"api": s.URL(), "token": s.Token()}}, out); err != nil {
+		t.Fatal(err)
+	}
+	if waited.Load() {
+		t.Error("the first job's poll waited 10 s and no other job was polled: the parents' jobs ran one after the other")
+	}
+	var creates int
+	for _, r := range s.Requests() {
+		if r.Method == "POST" && r.Path == "/exports" {
+			creates++
+		}
+	}
+	if creates != 3 {
+		t.Errorf("jobs created = %d, want one per parent (3)", creates)
+	}
+}

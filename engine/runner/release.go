@@ -48,11 +48,28 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 			close(b.runs)
 		}
 	}()
+	// An export job's checkpoint, from any run of the stream, is committed
+	// whenever it comes (see chainRun.create).
+	commitJob := func(jm jobMark) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.checkpoint(ctx, st, jm.rn, jm.mark, out); err != nil {
+			return err
+		}
+		close(jm.mark.committed)
+		return nil
+	}
 	for {
 		var rn *run
 		var ok bool
 		select {
 		case rn, ok = <-st.runs:
+		case jm := <-st.jobMarks:
+			if err := commitJob(jm); err != nil {
+				return err
+			}
+			continue
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -72,7 +89,20 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 		}
 		var batch []any
 		failed, bad := false, false
-		for it := range rn.out {
+		for {
+			var it item
+			var open bool
+			select {
+			case it, open = <-rn.out:
+			case jm := <-st.jobMarks:
+				if err := commitJob(jm); err != nil {
+					return err
+				}
+				continue
+			}
+			if !open {
+				break
+			}
 			if ctx.Err() != nil {
 				// Interrupted: release nothing more, above all no checkpoint
 				// that could cover records not written.
@@ -81,9 +111,6 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 			if it.mark != nil {
 				if err := r.checkpoint(ctx, st, rn, it.mark, out); err != nil {
 					return err
-				}
-				if it.mark.committed != nil {
-					close(it.mark.committed)
 				}
 				continue
 			}

@@ -106,6 +106,16 @@ type streamState struct {
 	tables   []*spec.Table  // mapped in this stage
 	entities []*spec.Entity // mapped in this stage
 	runs     chan *run      // in release order
+	// jobMarks carries the checkpoint of an export job just created, to
+	// commit ahead of release order: it covers no records, and the job
+	// must be in the state before it is polled (see chainRun.create).
+	jobMarks chan jobMark
+}
+
+// jobMark is an export job's checkpoint and the run it belongs to.
+type jobMark struct {
+	rn   *run
+	mark *pageState
 }
 
 // lazyClient resolves a stream's HTTP settings once, when first needed: a
@@ -338,7 +348,7 @@ func (r *Runner) stage(k int) []*streamState {
 			return n
 		}
 		own := st.s.Stage() == k
-		n := &streamState{stream: st, produce: own && st.selected, fill: own, runs: make(chan *run, r.window(st.s))}
+		n := &streamState{stream: st, produce: own && st.selected, fill: own, runs: make(chan *run, r.window(st.s)), jobMarks: make(chan jobMark)}
 		if n.produce {
 			n.tables, n.entities = st.allTables, st.allEntities
 		}

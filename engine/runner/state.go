@@ -57,9 +57,8 @@ type pageState struct {
 	cursor any
 	// flush: commit at once (a job was just created on the source).
 	flush bool
-	// committed, when not nil, is closed by the release once the
-	// checkpoint was handed to the output (committed, with flush): the
-	// chain that sent it may wait for that.
+	// committed, on an export job's checkpoint (st.jobMarks), is closed
+	// by the release once the output has it (committed, with flush).
 	committed chan struct{}
 }
 
