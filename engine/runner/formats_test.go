@@ -467,21 +467,27 @@ tables:
 
 // The export jobs of many parents are polled side by side: a job's
 // checkpoint is committed ahead of the runs before it, so no job waits for
-// another parent's whole export before its first poll. The first job's
-// first poll is held until another job is polled; were the jobs taken one
-// after the other, that would never come.
+// another parent's whole export before its first poll. The first poll of
+// all is held until another job is polled; were the jobs taken one after
+// the other, that would never come.
 func TestExportJobsOfManyParentsPolledTogether(t *testing.T) {
 	other := make(chan struct{})
-	var once sync.Once
+	var mu sync.Mutex
+	first := ""
 	var waited atomic.Bool
 	s := export.New(export.Options{Events: 3, Polls: 1, RetryAfter: -1, OnPoll: func(id string, n int) {
-		if id != "exp_0001" {
-			once.Do(func() { close(other) })
-			return
+		mu.Lock()
+		if first == "" {
+			first = id
+		} else if id != first && n == 1 && other != nil {
+			close(other)
+			other = nil
 		}
-		if n == 1 {
+		hold, wait := id == first && n == 1, other
+		mu.Unlock()
+		if hold && wait != nil {
 			select {
-			case <-other:
+			case <-wait:
 			case <-time.After(10 * time.Second):
 				waited.Store(true)
 			}
