@@ -215,9 +215,13 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 	// In key order, the rows go into the table's B-tree next to each other
 	// and a page read back in key order finds its JSON in a few runs of
 	// the data file (rowsAfter).
-	sp.knownMu.Lock()
-	sp.known = nil
-	sp.knownMu.Unlock()
+	// among's remembered answers may no longer hold once this is in:
+	// forgotten when it is (an answer remembered meanwhile too).
+	defer func() {
+		sp.knownMu.Lock()
+		sp.known = nil
+		sp.knownMu.Unlock()
+	}()
 	es = slices.Clone(es) // the caller's stays as it is
 	slices.SortFunc(es, func(a, b spooled) int {
 		return cmp.Or(strings.Compare(a.bp, b.bp), strings.Compare(a.id, b.id))
