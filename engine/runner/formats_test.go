@@ -411,6 +411,27 @@ func TestAsyncURLsNotFound(t *testing.T) {
 	}
 }
 
+// jobSpecHead and jobStream make the specs of the export job tests: the
+// head up to streams, and the body of an async stream.
+const (
+	jobSpecHead = `
+version: 1
+name: exports
+config:
+  api: {required: true}
+  token: {required: true, secret: true}
+http:
+  base_url: ${ config.api }
+  auth: {type: bearer, token: "${ config.token }"}
+`
+	jobStream = `    async:
+      create: {path: /exports, body: {format: ndjson}, id: .id}
+      poll: {path: "/exports/${ job.id }", done: .status == "completed"}
+      download: {urls: '[.files[].url]'}
+    response: {format: ndjson}
+`
+)
+
 // slowCommit is a destination whose commits take a while, as a busy
 // database's do.
 type slowCommit struct{ *stateful }
@@ -435,23 +456,9 @@ func TestExportJobPolledAfterItsCheckpoint(t *testing.T) {
 		}
 	}})
 	defer s.Close()
-	f := mustSpec(t, `
-version: 1
-name: exports
-config:
-  api: {required: true}
-  token: {required: true, secret: true}
-http:
-  base_url: ${ config.api }
-  auth: {type: bearer, token: "${ config.token }"}
-streams:
+	f := mustSpec(t, jobSpecHead+`streams:
   export:
-    async:
-      create: {path: /exports, body: {format: ndjson}, id: .id}
-      poll: {path: "/exports/${ job.id }", done: .status == "completed"}
-      download: {urls: '[.files[].url]'}
-    response: {format: ndjson}
-tables:
+`+jobStream+`tables:
   exported: {from: export, primary_key: [id]}
 `)
 	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"api": s.URL(), "token": s.Token()}}, out); err != nil {
@@ -494,16 +501,7 @@ func TestExportJobsOfManyParentsPolledTogether(t *testing.T) {
 		}
 	}})
 	defer s.Close()
-	f := mustSpec(t, `
-version: 1
-name: exports
-config:
-  api: {required: true}
-  token: {required: true, secret: true}
-http:
-  base_url: ${ config.api }
-  auth: {type: bearer, token: "${ config.token }"}
-  concurrency: 4
+	f := mustSpec(t, jobSpecHead+`  concurrency: 4
 streams:
   lines:
     request: {path: /events.ndjson}
@@ -511,12 +509,7 @@ streams:
     paginate: {type: cursor, token_header: X-Next-Cursor, param: cursor}
   export:
     for_each: lines
-    async:
-      create: {path: /exports, body: {format: ndjson}, id: .id}
-      poll: {path: "/exports/${ job.id }", done: .status == "completed"}
-      download: {urls: '[.files[].url]'}
-    response: {format: ndjson}
-tables:
+`+jobStream+`tables:
   exported: {from: export}
 `)
 	out := slowCommit{newStateful()}
