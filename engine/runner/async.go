@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -130,8 +131,23 @@ func (c *chainRun) create(client *fetch.Client) error {
 	if err != nil {
 		return fmt.Errorf("async.create: %w", err)
 	}
+	key := a.Create.IdempotencyKey.V
+	if key != "" {
+		// One key per job, sent again with every retry of this request:
+		// the source makes one job however many attempts reach it.
+		if req.Header == nil {
+			req.Header = http.Header{}
+		}
+		req.Header.Set(key, rand.Text())
+	}
 	resp, err := client.Do(c.ctx, &fetch.Request{Method: rq.Method.V, URL: target, Query: req.Query, Header: req.Header, Body: req.Body, BodyFormat: rq.BodyFormat.V})
 	st.stat.answered(attemptsOf(resp), err)
+	if n := attemptsOf(resp); n > 1 && key == "" {
+		// An attempt whose answer was lost may have made a job too: it is
+		// never polled nor downloaded, but the source keeps it.
+		r.log.Warn("export job create was sent more than once: the source may hold a job ferry does not read (async.create.idempotency_key avoids it where the API honours one)",
+			"stream", st.s.Name, "parents", describe(c.rn.parent), "attempts", n)
+	}
 	if err != nil {
 		if c.ctx.Err() != nil {
 			return errCancelled

@@ -509,7 +509,7 @@ streams:
     paginate: {type: cursor, token_header: X-Next-Cursor, param: cursor}
   export:
     for_each: lines
-`+jobStream+`tables:
+`+strings.Replace(jobStream, "id: .id}", "id: .id, idempotency_key: Idempotency-Key}", 1)+`tables:
   exported: {from: export}
 `)
 	out := slowCommit{newStateful()}
@@ -525,7 +525,38 @@ streams:
 			creates++
 		}
 	}
-	if creates != 3 {
-		t.Errorf("jobs created = %d, want one per parent (3)", creates)
+	if creates != 3 || s.JobsMade() != 3 {
+		t.Errorf("create requests = %d, jobs made = %d, want one per parent (3): each job has an idempotency key of its own", creates, s.JobsMade())
+	}
+}
+
+// A create whose answer is lost (the job made, 503 returned) is retried:
+// with async.create.idempotency_key the retry carries the same key, and
+// the source makes one job; without it, it makes two, and the run still
+// reads its events exactly once from the job it knows.
+func TestExportCreateRetriedWithIdempotencyKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, key string
+		jobs      int
+	}{
+		{"with a key", ", idempotency_key: Idempotency-Key", 1},
+		{"without", "", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := export.New(export.Options{Events: 5, Polls: 1, RetryAfter: -1, LoseCreate: func(n int) bool { return n == 1 }})
+			defer s.Close()
+			stream := strings.Replace(jobStream, "id: .id}", "id: .id"+tc.key+"}", 1)
+			f := mustSpec(t, jobSpecHead+"streams:\n  export:\n"+stream+"tables:\n  exported: {from: export, primary_key: [id]}\n")
+			out := newStateful()
+			if _, err := runWith(t, f, runOpts{cfg: map[string]any{"api": s.URL(), "token": s.Token()}}, out); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.JobsMade(); got != tc.jobs {
+				t.Errorf("jobs made = %d, want %d", got, tc.jobs)
+			}
+			if d := cmp.Diff(eventIDs(s.Events()), out.field("exported", "id")); d != "" {
+				t.Errorf("exported ids (-want +got):\n%s", d)
+			}
+		})
 	}
 }

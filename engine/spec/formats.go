@@ -157,6 +157,9 @@ func (p *parser) checkAsync(s *Stream, a *Async, path string) {
 	if (a.Create.Body.Set || a.Create.BodyJQ.Set) && a.Create.Method.V == "GET" {
 		p.errorAt(a.Create.Method.P, ap+".create.method", "a request body needs method POST, PUT or PATCH, not GET")
 	}
+	if k := a.Create.IdempotencyKey; k.Set && !isToken(k.V) {
+		p.errorAt(k.P, ap+".create.idempotency_key", "invalid header name %q: letters, digits and !#$%%&'*+-.^_`|~ only", k.V)
+	}
 	p.checkTarget(a.Poll.Path, a.Poll.URL, a.Poll.Pos, ap+".poll")
 	for key, d := range map[string]Duration{"every": a.Poll.Every, "timeout": a.Poll.Timeout} {
 		if d.Set && d.V <= 0 {

@@ -222,6 +222,9 @@ type AsyncCreate struct {
 	BodyJQ     JQ         `yaml:"body_jq" doc:"Body built by a jq program (input: the parent record, or null)."`
 	BodyFormat Str        `yaml:"body_format" enum:"json,form" doc:"json (default) or form."`
 	ID         JQ         `yaml:"id" ferry:"required" doc:"jq on the create answer giving the job's id (a string or a number): job.id in the poll and download templates."`
+	// IdempotencyKey names the header that carries a key of ferry's own,
+	// new for each job and the same on every retry of its create request.
+	IdempotencyKey Str `yaml:"idempotency_key" doc:"Header carrying a random key, new for each job and the same on every retry of its create request (Idempotency-Key for Stripe and the APIs that honour it): a create retried after a lost answer then makes one job, not two."`
 }
 
 // AsyncPoll is the request that asks how an export job stands.

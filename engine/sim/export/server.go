@@ -39,6 +39,11 @@ type Options struct {
 	Cut func(path string, n int) int
 	// OnPoll, when set, is called before a job's n-th poll is answered.
 	OnPoll func(id string, n int)
+	// LoseCreate says whether the n-th create request (from 1) makes its
+	// job but answers 503, as when a gateway times out after the API
+	// acted; default none. A create whose Idempotency-Key header repeats
+	// an earlier one answers that one's job, as Stripe's API does.
+	LoseCreate func(n int) bool
 }
 
 // Event is one generated event.
@@ -77,6 +82,8 @@ type Server struct {
 	mu    sync.Mutex
 	jobs  map[string]*job
 	made  int
+	keyed map[string]*job // by Idempotency-Key
+	posts int             // create requests
 	log   []*Request
 	count map[string]int // requests per path, for Cut
 }
@@ -107,7 +114,7 @@ func New(opts Options) *Server {
 	if opts.MaxKeys == 0 {
 		opts.MaxKeys = 10
 	}
-	s := &Server{opts: opts, jobs: map[string]*job{}, count: map[string]int{}, events: generate(opts.Events, opts.Seed)}
+	s := &Server{opts: opts, jobs: map[string]*job{}, keyed: map[string]*job{}, count: map[string]int{}, events: generate(opts.Events, opts.Seed)}
 	s.api = httptest.NewServer(http.HandlerFunc(s.serveAPI))
 	s.storage = httptest.NewServer(http.HandlerFunc(s.serveStorage))
 	return s
@@ -130,6 +137,13 @@ func (s *Server) Objects() []string {
 		keys[i] = fmt.Sprintf("exports/2026/01/%03d & part.csv", i)
 	}
 	return keys
+}
+
+// JobsMade is how many export jobs the API made.
+func (s *Server) JobsMade() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.made
 }
 
 // Requests returns the request log.
@@ -252,12 +266,25 @@ func (s *Server) createJob(x *exchange, w http.ResponseWriter, r *http.Request) 
 		x.writeJSON(w, http.StatusBadRequest, map[string]any{"error": "want {\"format\": \"ndjson\"}"})
 		return
 	}
+	key := r.Header.Get("Idempotency-Key")
 	s.mu.Lock()
-	s.made++
-	j := &job{id: fmt.Sprintf("exp_%04d", s.made), n: s.made, since: req.Since}
-	j.failed = s.opts.Fail != nil && s.opts.Fail(j.n)
-	s.jobs[j.id] = j
+	s.posts++
+	lose := s.opts.LoseCreate != nil && s.opts.LoseCreate(s.posts)
+	j := s.keyed[key]
+	if j == nil {
+		s.made++
+		j = &job{id: fmt.Sprintf("exp_%04d", s.made), n: s.made, since: req.Since}
+		j.failed = s.opts.Fail != nil && s.opts.Fail(j.n)
+		s.jobs[j.id] = j
+		if key != "" {
+			s.keyed[key] = j
+		}
+	}
 	s.mu.Unlock()
+	if lose {
+		x.writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": "upstream timed out"})
+		return
+	}
 	x.writeJSON(w, http.StatusAccepted, map[string]any{"id": j.id, "status": "queued"})
 }
 
