@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,6 +105,7 @@ type runOpts struct {
 	state map[string]map[string]json.RawMessage
 	clock *fakeTime
 	cfg   map[string]any
+	log   *slog.Logger
 }
 
 func runWith(t *testing.T, f *spec.File, o runOpts, out runner.Output) (*runner.Summary, error) {
@@ -112,7 +114,7 @@ func runWith(t *testing.T, f *spec.File, o runOpts, out runner.Output) (*runner.
 		o.clock = newFakeTime()
 	}
 	pool := fetch.NewPool(fetch.Options{Sleep: func(ctx context.Context, d time.Duration) error { return ctx.Err() }})
-	r, err := runner.New(f, runner.Options{Config: o.cfg, Pool: pool, State: o.state, Now: o.clock.Now, Sleep: o.clock.Sleep})
+	r, err := runner.New(f, runner.Options{Config: o.cfg, Pool: pool, State: o.state, Now: o.clock.Now, Sleep: o.clock.Sleep, Logger: o.log})
 	if err != nil {
 		t.Fatalf("runner: %v", err)
 	}
@@ -538,9 +540,10 @@ func TestExportCreateRetriedWithIdempotencyKey(t *testing.T) {
 	for _, tc := range []struct {
 		name, key string
 		jobs      int
+		warned    bool
 	}{
-		{"with a key", ", idempotency_key: Idempotency-Key", 1},
-		{"without", "", 2},
+		{"with a key", ", idempotency_key: Idempotency-Key", 1, false},
+		{"without", "", 2, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := export.New(export.Options{Events: 5, Polls: 1, RetryAfter: -1, LoseCreate: func(n int) bool { return n == 1 }})
@@ -548,8 +551,13 @@ func TestExportCreateRetriedWithIdempotencyKey(t *testing.T) {
 			stream := strings.Replace(jobStream, "id: .id}", "id: .id"+tc.key+"}", 1)
 			f := mustSpec(t, jobSpecHead+"streams:\n  export:\n"+stream+"tables:\n  exported: {from: export, primary_key: [id]}\n")
 			out := newStateful()
-			if _, err := runWith(t, f, runOpts{cfg: map[string]any{"api": s.URL(), "token": s.Token()}}, out); err != nil {
+			var logged strings.Builder
+			log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			if _, err := runWith(t, f, runOpts{cfg: map[string]any{"api": s.URL(), "token": s.Token()}, log: log}, out); err != nil {
 				t.Fatal(err)
+			}
+			if warned := strings.Contains(logged.String(), "export job create was sent more than once"); warned != tc.warned {
+				t.Errorf("warned of a second job: %v, want %v; log:\n%s", warned, tc.warned, logged.String())
 			}
 			if got := s.JobsMade(); got != tc.jobs {
 				t.Errorf("jobs made = %d, want %d", got, tc.jobs)
