@@ -1,0 +1,127 @@
+package engine_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine"
+)
+
+// serveList serves all at path, paged by the query parameters page (with
+// per_page) or offset (with limit), whichever the request carries, with at
+// most max elements a page. wrap puts the page's elements into the body.
+func (fx *fixture) serveList(path string, all []any, max int, wrap func(items []any, more bool, r *http.Request) any) {
+	fx.mu.Lock()
+	defer fx.mu.Unlock()
+	fx.routes[path] = func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		num := func(k string, d int) int {
+			if n, err := strconv.Atoi(q.Get(k)); err == nil {
+				return n
+			}
+			return d
+		}
+		var lo, n int
+		if q.Has("page") {
+			n = min(num("per_page", 30), max)
+			lo = (num("page", 1) - 1) * n
+		} else {
+			n = min(num("limit", 25), max)
+			lo = num("offset", 0)
+		}
+		lo = min(lo, len(all))
+		hi := min(lo+n, len(all))
+		json.NewEncoder(w).Encode(wrap(all[lo:hi], hi < len(all), r))
+	}
+}
+
+// issuesAndPulls is GitHub's issues list: pull requests are issues too,
+// and a page may hold nothing but pull requests.
+func issuesAndPulls() (all []any, issues []string) {
+	for i := 1; i <= 8; i++ {
+		it := map[string]any{"id": i}
+		if i == 3 || i == 4 || i == 7 {
+			it["pull_request"] = map[string]any{"url": "…"}
+		} else {
+			issues = append(issues, strconv.Itoa(i))
+		}
+		all = append(all, it)
+	}
+	return all, issues
+}
+
+// TestFilteredPageDoesNotEndPaging: a records program that drops elements
+// (GitHub's issues list holds pull requests, which a spec filters out) can
+// leave a page without records while the list goes on. The end of paging
+// is the server's list running out, not the filter's output: every issue
+// is written. (A page emptied by the filter used to end a page or offset
+// chain, and one shortened by it an offset chain with a size: exit 0, the
+// issues after it never read.)
+func TestFilteredPageDoesNotEndPaging(t *testing.T) {
+	all, issues := issuesAndPulls()
+	bare := func(items []any, _ bool, _ *http.Request) any { return items }
+	wrapped := func(items []any, _ bool, _ *http.Request) any {
+		return map[string]any{"data": items, "count": len(items)}
+	}
+	for name, c := range map[string]struct {
+		records, paginate string
+		wrap              func([]any, bool, *http.Request) any
+	}{
+		"page, streamed list":    {`.[] | select(.pull_request == null)`, `{type: page, param: page, size: 2, size_param: per_page}`, bare},
+		"page, wrapped list":     {`.data[] | select(.pull_request == null)`, `{type: page, param: page, size: 2, size_param: per_page, stop_when: 'response.count == 0'}`, wrapped},
+		"page, document whole":   {`.data[] | select(.pull_request == null)`, `{type: page, param: page, size: 2, size_param: per_page, stop_when: 'len(response.data) == 0'}`, wrapped},
+		"offset, no size":        {`.[] | select(.pull_request == null)`, `{type: offset, param: offset}`, bare},
+		"offset, size":           {`.[] | select(.pull_request == null)`, `{type: offset, param: offset, size: 2, size_param: limit}`, bare},
+		"offset, document whole": {`.data[] | select(.pull_request == null)`, `{type: offset, param: offset, size: 2, size_param: limit, stop_when: 'len(response.data) == 0'}`, wrapped},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fx := newFixture(t, specHead+`streams:
+  issues:
+    request: {path: /issues, query: {limit: 2}}
+    records: '`+c.records+`'
+    paginate: `+c.paginate+`
+tables:
+  issues: {from: issues, primary_key: [id]}
+`, "")
+			fx.serveList("/issues", all, 2, c.wrap)
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if got := fx.query(`SELECT id FROM "nl__issues" ORDER BY id`); !slices.Equal(got, issues) {
+				t.Errorf("issues = %v, want %v", got, issues)
+			}
+		})
+	}
+}
+
+// TestOffsetShortPageBeforeStopWhen: PagerDuty pages by offset and limit,
+// caps limit at 100 and says whether there is more in `more`; the spec
+// says so in stop_when. A page shorter than the size asked for (capped by
+// the server) does not end paging before stop_when does: all 250 records
+// are written. (It used to end after the first 100, exit 0.)
+func TestOffsetShortPageBeforeStopWhen(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  incidents:
+    request: {path: /incidents}
+    records: .incidents[]
+    paginate: {type: offset, param: offset, size: 250, size_param: limit, stop_when: response.more == false}
+tables:
+  incidents: {from: incidents, primary_key: [id]}
+`, "")
+	var all []any
+	for i := 1; i <= 250; i++ {
+		all = append(all, map[string]any{"id": i})
+	}
+	fx.serveList("/incidents", all, 100, func(items []any, more bool, r *http.Request) any {
+		return map[string]any{"incidents": items, "limit": len(items), "offset": r.URL.Query().Get("offset"), "more": more, "total": nil}
+	})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.query(`SELECT count(*) FROM "nl__incidents"`); !slices.Equal(got, []string{"250"}) {
+		t.Errorf("incidents = %v, want 250", got)
+	}
+}
