@@ -2,18 +2,21 @@ package paginate
 
 import "context"
 
-// offset sends the number of records read so far in `param`. It advances
-// by the records a page yielded, not by the size asked for: servers cap
-// page sizes below what was asked (Jira returns 50 when 100 are asked).
-// The chain ends on an empty page; with `total`, once the offset reaches
-// it; without `total`, also on a page shorter than `size` (when size is
-// given). So a server that caps its page size and gives no total needs
-// `total`, or `size` left unset (send the limit in request.query or body),
-// or it stops after its first short page.
+// offset sends the number of items read so far in `param`. It advances
+// by the items a page held (the elements of its list, before the records
+// program filtered them, when known: see Page.Listed), not by the size
+// asked for: servers cap page sizes below what was asked (Jira returns 50
+// when 100 are asked). The chain ends on an empty page; with `total`, once
+// the offset reaches it; without `total` and without stop_when, also on a
+// page shorter than `size` (when size is given). So a server that caps its
+// page size and gives neither a total nor a sign of more (for stop_when)
+// needs `size` left unset (send the limit in request.query or body), or it
+// stops after its first short page.
 type offset struct {
-	at    param
-	size  int // page size asked for; 0 when the server's default is used
-	total jq
+	at       param
+	size     int // page size asked for; 0 when the server's default is used
+	total    jq
+	stopWhen bool // the spec says when paging ends: a short page does not
 
 	position int // offset of the next request
 }
@@ -24,10 +27,11 @@ func (o *offset) start(req *Request) error {
 }
 
 func (o *offset) advance(ctx context.Context, page Page, req *Request) (bool, string, error) {
-	if page.Records == 0 {
+	n := page.length()
+	if n == 0 {
 		return false, "", nil
 	}
-	next := o.position + page.Records
+	next := o.position + n
 	total, known, err := o.total.count(ctx, page.Body)
 	if err != nil {
 		return false, "", err
@@ -35,10 +39,11 @@ func (o *offset) advance(ctx context.Context, page Page, req *Request) (bool, st
 	switch {
 	case known && next >= total:
 		return false, "", nil
-	case o.total.q.Code() != nil:
-		// A total is given (and may be missing on this page): a short
-		// page is no end, only the total or an empty page is.
-	case o.size > 0 && page.Records < o.size:
+	case o.total.q.Code() != nil, o.stopWhen:
+		// A total is given (and may be missing on this page), or
+		// stop_when says when the list ends (PagerDuty's `more`): a
+		// short page is no end, only they or an empty page are.
+	case o.size > 0 && n < o.size:
 		return false, "", nil
 	}
 	o.position = next

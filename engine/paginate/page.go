@@ -4,7 +4,9 @@ import "context"
 
 // pageNumber counts pages in `param` from `start` (default 1). The chain
 // ends on an empty page, or after the page whose position in the chain
-// reaches `total_pages`. A server token (jq `token`), when present, is sent
+// reaches `total_pages`. A page is empty when the server's list on it is
+// (see Page.Listed): a page the records program filtered to nothing is
+// not the end. A server token (jq `token`), when present, is sent
 // along in the query parameter `token_param`.
 type pageNumber struct {
 	at         param
@@ -23,7 +25,7 @@ func (p *pageNumber) start(req *Request) error {
 }
 
 func (p *pageNumber) advance(ctx context.Context, page Page, req *Request) (bool, string, error) {
-	if page.Records == 0 {
+	if page.length() == 0 {
 		return false, "", nil
 	}
 	total, known, err := p.total.count(ctx, page.Body)

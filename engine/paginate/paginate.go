@@ -32,6 +32,23 @@ type Page struct {
 	Header  http.Header
 	URL     string // URL that was requested, to resolve relative next links
 	Records int    // records the page yielded
+	// Listed is how many elements the list on the page held before the
+	// records program filtered or expanded them, when ListedKnown (the
+	// records program reads one list: .[], .a.b[], .a.b[] | f, or the
+	// default; NDJSON lines, CSV rows). The server pages through that
+	// list, so its length, not the records, says whether a page is empty
+	// or short and how far an offset moves.
+	Listed      int
+	ListedKnown bool
+}
+
+// length is how many items the server put on the page: the elements of
+// its list when known, else the records.
+func (p Page) length() int {
+	if p.ListedKnown {
+		return p.Listed
+	}
+	return p.Records
 }
 
 // State is where a chain stands after a page: enough to send the next
@@ -98,7 +115,7 @@ func New(cfg *spec.Paginate, vars []any, env map[string]any) *Pager {
 		}
 		p.kind = pn
 	case "offset":
-		o := &offset{at: at, total: jq{&cfg.Total, vars, "total"}}
+		o := &offset{at: at, total: jq{&cfg.Total, vars, "total"}, stopWhen: cfg.StopWhen.Program() != nil}
 		if cfg.Size.Set {
 			o.size = cfg.Size.V
 		}

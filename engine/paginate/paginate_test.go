@@ -646,3 +646,37 @@ func TestNilPager(t *testing.T) {
 		t.Errorf("Next = %v, %v; want false, nil: a stream without paginate has one page", more, err)
 	}
 }
+
+// TestListedItemsMovePaging: where the page's list is known, its length,
+// not the records a filter left of it, says whether a page is empty or
+// short and how far an offset moves; and a short offset page is no end
+// when stop_when says when paging ends.
+func TestListedItemsMovePaging(t *testing.T) {
+	filtered := paginate.Page{Number: 1, Records: 0, Listed: 2, ListedKnown: true}
+	for _, block := range []string{`{type: page, param: p}`, `{type: offset, param: o, size: 2, size_param: l}`} {
+		p := paginate.New(paginateOf(t, block), vars, nil)
+		req := paginate.Request{}
+		if err := p.Init(&req); err != nil {
+			t.Fatal(err)
+		}
+		if more, err := p.Next(t.Context(), filtered, &req); !more || err != nil {
+			t.Errorf("%s: Next = %v, %v on a page of 2 items, all filtered; want more", block, more, err)
+		}
+		if got := req.Query.Get("o"); block[7] == 'o' && got != "2" {
+			t.Errorf("%s: next offset %q, want 2 (the items, not the records)", block, got)
+		}
+	}
+	p := paginate.New(paginateOf(t, `{type: offset, param: o, size: 100, size_param: l, stop_when: response.more == false}`), vars, nil)
+	req := paginate.Request{}
+	if err := p.Init(&req); err != nil {
+		t.Fatal(err)
+	}
+	capped := paginate.Page{Number: 1, Body: map[string]any{"more": true}, Records: 25}
+	if more, err := p.Next(t.Context(), capped, &req); !more || err != nil || req.Query.Get("o") != "25" {
+		t.Errorf("Next = %v, %v, offset %q on a capped page with more; want more at 25", more, err, req.Query.Get("o"))
+	}
+	capped.Body = map[string]any{"more": false}
+	if more, err := p.Next(t.Context(), capped, &req); more || err != nil {
+		t.Errorf("Next = %v, %v when more is false; want the end", more, err)
+	}
+}

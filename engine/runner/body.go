@@ -29,8 +29,13 @@ type bodyPlan struct {
 	format string
 	// stream: the body's values come one at a time (NDJSON, CSV, a JSON
 	// array the records program iterates); else the document is one value.
-	stream  bool
-	path    []string   // JSON streamed: the array's keys
+	stream bool
+	path   []string // JSON streamed: the array's keys
+	// list is the keys of the list the records program reads (.a.b of
+	// .a.b[] | f; none for the default or .[]) when listed, also for a
+	// document read whole: the page's length is that list's.
+	list    []string
+	listed  bool
 	dflt    bool       // JSON streamed: the default records program
 	capture [][]string // JSON streamed: what pagination programs read
 	// each is the program giving the records of one value: the rest of a
@@ -107,6 +112,7 @@ func (p *bodyPlan) streamJSON(s *spec.Stream) {
 			return
 		}
 	}
+	p.list, p.listed = path, true
 	var capture [][]string
 	if pg := s.Paginate; pg != nil {
 		for _, q := range []spec.JQ{pg.Token, pg.URL, pg.TotalPages, pg.Total} {
@@ -161,6 +167,8 @@ type pageRead struct {
 	resp    *fetch.Response
 	body    any // the document, the captured part of a streamed one, or nil
 	records int
+	listed  int  // elements of the page's list (see paginate.Page.Listed)
+	known   bool // listed is known
 	retried bool // records of a committed page were written again where they had failed
 	empty   bool // a rule said "no data": the chain is done
 	skipped bool // a rule skipped the request
@@ -276,6 +284,9 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 			digest.Write(n[:])
 			digest.Write(dec.Raw())
 		}
+		if !plan.stream && plan.listed {
+			pg.listed, pg.known = listLength(v, plan.list)
+		}
 		recs := []any{v}
 		if plan.each != nil {
 			if recs, err = plan.each.Run(c.ctx, v, c.vars...); err != nil {
@@ -307,8 +318,34 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 	if values < skip {
 		return c.pageChanged(at, state, skip)
 	}
+	if plan.stream {
+		pg.listed, pg.known = values, true
+	}
 	pg.body = dec.Doc()
 	return nil
+}
+
+// listLength is the number of values the list at path in doc holds (an
+// object's values, as jq iterates them; none for null), or false when
+// there is no list there.
+func listLength(doc any, path []string) (int, bool) {
+	v := doc
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return 0, false
+		}
+		v = m[k]
+	}
+	switch x := v.(type) {
+	case []any:
+		return len(x), true
+	case map[string]any:
+		return len(x), true
+	case nil:
+		return 0, true
+	}
+	return 0, false
 }
 
 // cursors moves the chain's largest incremental cursor over recs.

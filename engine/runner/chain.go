@@ -438,7 +438,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		state := pager.State()
 		var more bool
 		if !empty {
-			more, err = pager.Next(c.ctx, paginate.Page{Number: page, Body: pg.body, Header: resp.Header, URL: resp.URL, Records: pg.records}, req)
+			more, err = pager.Next(c.ctx, paginate.Page{Number: page, Body: pg.body, Header: resp.Header, URL: resp.URL, Records: pg.records, Listed: pg.listed, ListedKnown: pg.known}, req)
 		}
 		if err != nil {
 			// The page's records went out; what follows it is unknown. The
