@@ -3,8 +3,8 @@ package paginate
 import "context"
 
 // pageNumber counts pages in `param` from `start` (default 1). The chain
-// ends on an empty page, or after the page whose position in the chain
-// reaches `total_pages`. A page is empty when the server's list on it is
+// ends after the page whose position in the chain reaches `total_pages`,
+// or on an empty page that gives no total_pages. A page is empty when the server's list on it is
 // (see Page.Listed): a page the records program filtered to nothing is
 // not the end. A server token (jq `token`), when present, is sent
 // along in the query parameter `token_param`.
@@ -25,14 +25,17 @@ func (p *pageNumber) start(req *Request) error {
 }
 
 func (p *pageNumber) advance(ctx context.Context, page Page, req *Request) (bool, string, error) {
-	if page.length() == 0 {
-		return false, "", nil
-	}
 	total, known, err := p.total.count(ctx, page.Body)
 	if err != nil {
 		return false, "", err
 	}
-	if known && page.Number >= total {
+	switch {
+	case known && page.Number >= total:
+		return false, "", nil
+	case page.length() == 0 && !known:
+		// An empty page ends the chain, unless the page says more pages
+		// follow (an API that filters pages by permission can send an
+		// empty one in the middle): the pages it counts are read.
 		return false, "", nil
 	}
 	tok, hasToken, err := p.token.token(ctx, page.Body)

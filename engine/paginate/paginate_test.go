@@ -680,3 +680,37 @@ func TestListedItemsMovePaging(t *testing.T) {
 		t.Errorf("Next = %v, %v when more is false; want the end", more, err)
 	}
 }
+
+// TestEmptyPageBeforeTotalPages: an empty page the body says is not the
+// last (total_pages beyond it) does not end paging; one without a total
+// does, and so does the page that reaches the total.
+func TestEmptyPageBeforeTotalPages(t *testing.T) {
+	p := paginate.New(paginateOf(t, `{type: page, param: p, total_pages: .pages}`), vars, nil)
+	req := paginate.Request{}
+	if err := p.Init(&req); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		body any
+		n    int
+		more bool
+	}{
+		{map[string]any{"pages": 4}, 3, true},
+		{map[string]any{"pages": 4}, 0, true}, // empty, but 2 of 4
+		{map[string]any{"pages": 4}, 2, true},
+		{map[string]any{"pages": 4}, 1, false}, // 4 of 4
+	}
+	for i, s := range steps {
+		more, err := p.Next(t.Context(), paginate.Page{Number: i + 1, Body: s.body, Records: s.n}, &req)
+		if err != nil || more != s.more {
+			t.Fatalf("page %d: Next = %v, %v; want %v", i+1, more, err, s.more)
+		}
+	}
+	p = paginate.New(paginateOf(t, `{type: page, param: p, total_pages: .pages}`), vars, nil)
+	if err := p.Init(&req); err != nil {
+		t.Fatal(err)
+	}
+	if more, err := p.Next(t.Context(), paginate.Page{Number: 1, Body: map[string]any{}, Records: 0}, &req); more || err != nil {
+		t.Fatalf("empty page without a total: Next = %v, %v; want the end", more, err)
+	}
+}

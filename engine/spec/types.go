@@ -267,7 +267,7 @@ type Paginate struct {
 	Start       Int  `yaml:"start" only:"page" doc:"Number of the first page (default 1)."`
 	Size        Int  `yaml:"size" only:"page,offset,cursor,link_header" doc:"Page size to ask for, sent in size_param. For offset, a page shorter than size ends paging unless total or stop_when is given; leave it unset when the server may return fewer than asked and gives neither."`
 	SizeParam   Str  `yaml:"size_param" only:"page,offset,cursor,link_header" doc:"Parameter carrying size, where in says (link_header: query)."`
-	TotalPages  JQ   `yaml:"total_pages" only:"page" doc:"jq on the body giving the number of pages; without it paging stops on an empty page."`
+	TotalPages  JQ   `yaml:"total_pages" only:"page" doc:"jq on the body giving the number of pages: paging stops at that page, and an empty page before it does not stop it; without it paging stops on an empty page."`
 	Total       JQ   `yaml:"total" only:"offset" doc:"jq on the body giving the number of items in all; paging stops when the offset reaches it (or on an empty page), not on a short page. Null means unknown."`
 	StopWhen    Expr `yaml:"stop_when" doc:"expr stop condition, asked after each page's records are read; sees response (body), page (1-based count) and records (on this page)."`
 	MaxPages    Int  `yaml:"max_pages" doc:"Cap on pages per request chain (default 10000); a chain that has more fails the stream."`
