@@ -3,6 +3,8 @@ package jsonv
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -98,4 +100,49 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestMember holds Member to Decode: on objects encoded by Append (random
+// keys and nested values, escapes included), the value Member finds for
+// each key decodes to what Decode gives for it, and a missing key or a
+// non-object is not found.
+func TestMember(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	vals := []any{nil, true, false, "plain", `q"u\o\te` + "\u2028<>&", json.Number("-12.5e3"), 7.25,
+		[]any{}, []any{"a", map[string]any{"x": []any{1.0, "]}"}}}, map[string]any{}, map[string]any{"k": "}", "l": map[string]any{"[": nil}}}
+	for i := range 5000 {
+		m := map[string]any{}
+		for range rng.IntN(6) {
+			m[fmt.Sprintf("k%d\"\\%d", rng.IntN(8), rng.IntN(2))] = vals[rng.IntN(len(vals))]
+		}
+		b, err := Append(nil, m, i%2 == 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, want := range m {
+			s, e, found, err := Member(b, k)
+			if err != nil || !found {
+				t.Fatalf("%s: Member(%q) = %v, %v", b, k, found, err)
+			}
+			got, err := Decode(b[s:e])
+			if err != nil || !reflect.DeepEqual(got, normalize(want)) {
+				t.Fatalf("%s: Member(%q) = %s (%v), want %#v", b, k, b[s:e], err, want)
+			}
+		}
+		if _, _, found, err := Member(b, "absent"); found || err != nil {
+			t.Fatalf("%s: absent key found (%v)", b, err)
+		}
+	}
+	for _, b := range []string{`[1]`, `"s"`, `{}`, ` { } `} {
+		if _, _, found, err := Member([]byte(b), "k"); found || err != nil {
+			t.Fatalf("%s: found %v, %v", b, found, err)
+		}
+	}
+}
+
+// normalize gives v as Decode would read it back.
+func normalize(v any) any {
+	b, _ := Append(nil, v, false)
+	out, _ := Decode(b)
+	return out
 }

@@ -460,7 +460,8 @@ func compareEntityErrors(a, b EntityError) int {
 // work is one entity on its way to Port.
 type work struct {
 	key      entityKey
-	data     map[string]any
+	raw      []byte         // the entity's JSON as spooled
+	data     map[string]any // raw decoded, when needed (see decodeWork)
 	rels     map[string]any // relations of this pass, resolved in place
 	deferred map[string]any // cycle relations kept for the second pass
 	stub     bool           // needs create_missing_related_entities
@@ -567,16 +568,31 @@ func (s *Sink) sendLevel(ctx context.Context, st *runState, o *loadOrder, level 
 }
 
 // decodeWork reads spooled entities into work items, their relations
-// split into this pass's and the cycle ones kept for the second.
+// split into this pass's and the cycle ones kept for the second. Only an
+// entity Port holds (its stored form to compare with) is decoded whole;
+// for the others only the relations are, and the body is their JSON with
+// the resolved relations put in (entityBody).
 func decodeWork(o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) {
 	ws := make([]*work, 0, len(rows))
 	for _, r := range rows {
-		data, err := decodeObject(r.data)
-		if err != nil {
+		w := &work{key: entityKey{def.Identifier, r.id}, raw: r.data, rels: map[string]any{}, deferred: map[string]any{}, stored: r.body}
+		var rels map[string]any
+		if r.body != nil {
+			data, err := decodeObject(r.data)
+			if err != nil {
+				return nil, fmt.Errorf("port: spool: entity %q: %w", r.id, err)
+			}
+			w.data = data
+			rels, _ = data["relations"].(map[string]any)
+		} else if start, end, found, err := jsonv.Member(r.data, "relations"); err != nil {
 			return nil, fmt.Errorf("port: spool: entity %q: %w", r.id, err)
+		} else if found {
+			v, err := jsonv.Decode(r.data[start:end])
+			if err != nil {
+				return nil, fmt.Errorf("port: spool: entity %q: %w", r.id, err)
+			}
+			rels, _ = v.(map[string]any)
 		}
-		w := &work{key: entityKey{def.Identifier, r.id}, data: data, rels: map[string]any{}, deferred: map[string]any{}, stored: r.body}
-		rels, _ := data["relations"].(map[string]any)
 		for rk, v := range rels {
 			if o.inCycle(def.Identifier, def.Relations[rk]) {
 				w.deferred[rk] = v
@@ -773,14 +789,63 @@ func (s *Sink) entityMap(def *Blueprint, w *work) map[string]any {
 	return out
 }
 
-// entityBody is the JSON sent for the first pass.
+// entityBody is the JSON sent for the first pass: the entity as mapped,
+// with the resolved relations and the ownership marker.
 func (s *Sink) entityBody(def *Blueprint, w *work) []byte {
+	if w.data == nil {
+		if b, ok := s.splicedBody(def, w); ok {
+			return b
+		}
+		data, err := decodeObject(w.raw)
+		if err != nil {
+			return nil
+		}
+		w.data = data
+	}
 	b, err := jsonv.Marshal(s.entityMap(def, w))
 	if err != nil {
 		// Data is JSON-shaped by contract; an unencodable value fails the entity.
 		return nil
 	}
 	return b
+}
+
+// splicedBody is entityBody without decoding the entity: its spooled JSON
+// with the relations replaced by the resolved ones and the ownership
+// marker added as the last property (the same object; Port does not read
+// key order). ok is false when the JSON is not as jsonv wrote a mapped
+// entity (properties an object before relations).
+func (s *Sink) splicedBody(def *Blueprint, w *work) ([]byte, bool) {
+	b := w.raw
+	rs, re, found, err := jsonv.Member(b, "relations")
+	if err != nil || !found {
+		return nil, false
+	}
+	rels, err := jsonv.Marshal(w.rels)
+	if err != nil {
+		return nil, false
+	}
+	ps, pe, found, err := jsonv.Member(b, "properties")
+	if err != nil || !found || b[ps] != '{' || pe > rs {
+		return nil, false
+	}
+	_, owned := def.Properties[OwnerProperty]
+	owned = owned && s.cfg.Owner != ""
+	out := make([]byte, 0, len(b)+len(rels)+len(s.cfg.Owner)+len(OwnerProperty)+8)
+	if owned {
+		out = append(out, b[:pe-1]...)
+		if pe-ps > 2 {
+			out = append(out, ',')
+		}
+		out, _ = jsonv.Append(out, OwnerProperty, true)
+		out = append(out, ':')
+		out, _ = jsonv.Append(out, s.cfg.Owner, true)
+		out = append(out, b[pe-1:rs]...)
+	} else {
+		out = append(out, b[:rs]...)
+	}
+	out = append(out, rels...)
+	return append(out, b[re:]...), true
 }
 
 func hasTargets(rels map[string]any) bool {

@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 )
 
 // TestSpoolReadsBackWhatWasPut puts entities of many sizes, some replaced
@@ -122,4 +125,55 @@ func TestAmongRemembersOnlyWhatHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	ask(false, false) // replaced by an invalid entity
+}
+
+// TestSplicedBodyIsTheMappedEntity holds the first pass's body made from
+// the spooled JSON (relations replaced, ownership marker added) to the
+// entity built whole: the same JSON object for entities with and without
+// properties, with empty ones, with and without an owner, and with values
+// that need escaping; and a decoded entity is never needed for it.
+func TestSplicedBodyIsTheMappedEntity(t *testing.T) {
+	defs := map[string]*Blueprint{
+		"owned": {Identifier: "svc", Properties: map[string]Property{OwnerProperty: {Type: "string"}, "a": {Type: "string"}}},
+		"plain": {Identifier: "svc", Properties: map[string]Property{"a": {Type: "string"}}},
+	}
+	entities := []map[string]any{
+		{"identifier": "x", "title": "X <&>", "properties": map[string]any{"a": "v\u2028\"", "z": []any{1.5, nil}}, "relations": map[string]any{"app": "a1", "deps": []any{"d1", "d2"}}, "team": []any{"t"}},
+		{"identifier": "y", "properties": map[string]any{}, "relations": map[string]any{}},
+		{"identifier": "z", "relations": map[string]any{"app": nil}},
+		{"identifier": "w", "properties": map[string]any{"a": "b"}},
+	}
+	for name, def := range defs {
+		for _, owner := range []string{"", "team/acme \"<>\""} {
+			s := &Sink{cfg: Config{Owner: owner}}
+			for _, e := range entities {
+				raw, err := jsonv.Marshal(e)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resolved := map[string]any{"app": "a2", "deps": []any{"d1"}}
+				whole := &work{raw: raw, rels: resolved}
+				if whole.data, err = decodeObject(raw); err != nil {
+					t.Fatal(err)
+				}
+				want, err := decodeObject(s.entityBody(def, whole))
+				if err != nil {
+					t.Fatal(err)
+				}
+				spliced := &work{raw: raw, rels: resolved}
+				got, err := decodeObject(s.entityBody(def, spliced))
+				if err != nil {
+					t.Fatalf("%s, owner %q, %s: %v", name, owner, raw, err)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("%s, owner %q, %s:\n got %v\nwant %v", name, owner, raw, got, want)
+				}
+				_, props := e["properties"]
+				_, rels := e["relations"]
+				if (spliced.data == nil) != (props && rels) {
+					t.Errorf("%s, owner %q, %s: decoded whole = %v", name, owner, raw, spliced.data != nil)
+				}
+			}
+		}
+	}
 }
