@@ -27,6 +27,27 @@ type chain struct {
 	label  string // names the record in messages, e.g. "[id=a]"
 	up     *chain
 	gates  []*cursorGate // of the incremental chains this record descends from (or belongs to)
+	// cursor is the record's incremental cursor, when its stream has one:
+	// the chains below it save their ancestors' (see upCursors).
+	cursor any
+}
+
+// upCursors names the versions of the incremental records a chain descends
+// from: their cursors, "" when it descends from none. A chain's checkpoint
+// holds them; one of an earlier run below a record that changed since is
+// not resumed, but read afresh, as any changed record's children are.
+func upCursors(c *chain) string {
+	var parts []any
+	for x := c; x != nil; x = x.up {
+		if x.cursor != nil {
+			parts = append(parts, x.stream, x.cursor)
+		}
+	}
+	if parts == nil {
+		return ""
+	}
+	b, _ := json.Marshal(parts)
+	return string(b)
 }
 
 // describe names a chain's ancestry, "" for a root stream's run.
@@ -162,8 +183,14 @@ type chainRun struct {
 	from, until      string   // start of the first window, end of the last
 
 	replayUntil position           // pages up to here were committed before: written again only where they failed
-	retry       map[recordPos]bool // records whose table mappings failed before
+	retry       map[recordPos]bool // records whose table mappings failed before, saved without their key
+	retryKeys   map[retryKey]bool  // records whose table mappings failed before, by key
+	retried     map[retryKey]bool  // of retryKeys, those this run tried again
 	failed      []recordPos        // records whose table mappings failed in this run
+	// committedMax is the largest cursor of the pages committed before
+	// (replayed): a replayed record with a later one changed since, and is
+	// written again, or the cursor saved at the end would pass its change.
+	committedMax any
 
 	job       *jobState // an async stream's export job, saved with every checkpoint
 	downloads []string  // an async stream's result URLs: one chain of pages each, in place of windows
@@ -196,6 +223,13 @@ func (c *chainRun) run() error {
 	s := st.s
 	c.env = r.env(rn)
 	c.cp = r.resumePoint(st, rn.partition)
+	if up := upCursors(rn.parent); c.cp != nil && c.cp.Up != "" && c.cp.Up != up {
+		// A record above changed since this chain was checkpointed: what
+		// it reads may have changed too (the comment that moved a ticket's
+		// updated_at), and the cursor saved above will pass that change.
+		r.log.Info("a parent record changed since the chain's checkpoint: reading it afresh", "stream", s.Name, "parents", rn.parent.describe())
+		c.cp = nil
+	}
 	if err := c.planIncremental(); err != nil {
 		return err
 	}
@@ -223,6 +257,7 @@ func (c *chainRun) run() error {
 	start := position{0, 1}
 	restore := false
 	if cp := c.cp; cp != nil {
+		c.committedMax = cp.Max
 		switch {
 		case len(st.children) > 0 || len(st.batchers) > 0 || len(st.entities) > 0 || (st.fill && len(st.fills) > 0) || len(cp.Retry) > 0:
 			// Children need the parent records again, Port entities are
@@ -230,9 +265,14 @@ func (c *chainRun) run() error {
 			// records that failed their mapping are tried again: re-read
 			// the committed pages, writing rows only for those records.
 			c.replayUntil = position{cp.Window, cp.Pages}
-			c.retry = make(map[recordPos]bool, len(cp.Retry))
+			c.retry = map[recordPos]bool{}
+			c.retryKeys, c.retried = map[retryKey]bool{}, map[retryKey]bool{}
 			for _, rp := range cp.Retry {
-				c.retry[rp] = true
+				if rp.Key != "" {
+					c.retryKeys[retryKey{rp.Key, rp.Table}] = true
+				} else {
+					c.retry[rp] = true
+				}
 			}
 		case cp.Done:
 			st.stat.windows(len(c.windows), len(c.windows))
@@ -469,6 +509,11 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		}
 		switch {
 		case more:
+		case len(mark.Retry) > 0:
+			// Records of the chain failed their mapping: the cursor stays
+			// before them. A resumed run tries them again and then moves
+			// it; a new sync (the unfinished one too old to resume) asks
+			// for them again rather than starting after them.
 		case c.windows != nil:
 			// A window is done: the cursor moves to its end.
 			mark.cursor = c.windows[w].end.Format(time.RFC3339)
@@ -497,8 +542,8 @@ func (c *chainRun) windowLabel(w int) string {
 // mark is the checkpoint after the page at pos: next is where the chain
 // goes on from there.
 func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *pageState {
-	return &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo,
-		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at), Job: c.job}
+	return &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo, Up: upCursors(c.rn.parent),
+		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at, c.retried), Job: c.job}
 }
 
 // spans is the number of sub-chains: windows, an async stream's
@@ -518,14 +563,28 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 	for j, rec := range recs {
 		i := first + j
 		tables := st.tables
-		if replay {
+		key := ""
+		switch {
+		case !replay:
+		case c.changed(rec):
+			// Written whole: its page's checkpoint must follow.
+			retried = true
+		default:
 			// Rows were committed before, but for the tables whose
 			// mapping of this record failed.
 			tables = nil
+			if len(c.retryKeys) > 0 {
+				key, _ = c.r.identify(c.ctx, st.s, rec, c.vars)
+			}
 			for _, t := range st.tables {
-				if c.retry[recordPos{Window: at.window, Page: at.page, Index: i, Table: t.Name}] {
-					tables = append(tables, t)
+				k := retryKey{key, t.Name}
+				switch {
+				case key != "" && c.retryKeys[k]:
+					c.retried[k] = true
+				case !c.retry[recordPos{Window: at.window, Page: at.page, Index: i, Table: t.Name}]:
+					continue
 				}
+				tables = append(tables, t)
 			}
 			retried = retried || len(tables) > 0
 		}
@@ -536,7 +595,10 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		if m != nil {
 			for _, f := range m.fails {
 				if f.Table != "" {
-					c.failed = append(c.failed, recordPos{Window: at.window, Page: at.page, Index: i, Table: f.Table})
+					if key == "" {
+						key, _ = c.r.identify(c.ctx, st.s, rec, c.vars)
+					}
+					c.failed = append(c.failed, recordPos{Window: at.window, Page: at.page, Index: i, Table: f.Table, Key: key})
 				}
 			}
 		}
@@ -545,6 +607,32 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		}
 	}
 	return retried, nil
+}
+
+// changed tells a record of a replayed page of an incremental chain whose
+// cursor is later than any the committed pages held: it changed after they
+// were committed, so its rows are written again. (A resumed chain asks the
+// same question; the answer holds records' new versions.)
+func (c *chainRun) changed(rec any) bool {
+	inc := c.st.s.Incremental
+	if inc == nil || inc.Cursor.Code() == nil {
+		return false
+	}
+	cur := c.r.cursorOf(c.ctx, c.st.s, rec, c.vars)
+	return cur != nil && later(cur, c.committedMax)
+}
+
+// cursorOf is a record's incremental cursor, nil without one.
+func (r *Runner) cursorOf(ctx context.Context, s *spec.Stream, rec any, vars []any) any {
+	inc := s.Incremental
+	if inc == nil || inc.Cursor.Code() == nil {
+		return nil
+	}
+	cur, _, err := inc.Cursor.Code().First(ctx, rec, vars...)
+	if err != nil {
+		return nil
+	}
+	return cur
 }
 
 // buildRequest renders the first request of a run. target is the URL or

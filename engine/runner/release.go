@@ -128,7 +128,9 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 			bad = bad || !ok
 			if len(st.children) > 0 {
 				here := &chain{stream: st.s.Name, data: it.rec, up: rn.parent, gates: gates}
-				here.key, here.label = r.identify(ctx, st.s, it.rec, r.jqVars(st.s, rn))
+				vars := r.jqVars(st.s, rn)
+				here.key, here.label = r.identify(ctx, st.s, it.rec, vars)
+				here.cursor = r.cursorOf(ctx, st.s, it.rec, vars)
 				for _, c := range st.children {
 					if err := r.submit(ctx, c, &run{parent: here, gates: gates}, runs); err != nil {
 						return err

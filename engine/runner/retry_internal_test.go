@@ -10,17 +10,23 @@ import (
 // interruption there must not forget them), drops those of the pages read
 // again (they succeeded or are in failed), and adds this run's failures.
 func TestPendingKeepsLaterRetries(t *testing.T) {
-	saved := &pageState{Retry: []recordPos{{0, 1, 0, "a"}, {0, 2, 1, "a"}, {0, 3, 4, "b"}, {1, 1, 0, "c"}}}
-	got := pending([]recordPos{{0, 2, 1, "a"}}, saved, position{0, 2})
-	want := []recordPos{{0, 2, 1, "a"}, {0, 3, 4, "b"}, {1, 1, 0, "c"}}
+	saved := &pageState{Retry: []recordPos{{0, 1, 0, "a", ""}, {0, 2, 1, "a", ""}, {0, 3, 4, "b", ""}, {1, 1, 0, "c", ""}}}
+	got := pending([]recordPos{{0, 2, 1, "a", ""}}, saved, position{0, 2}, nil)
+	want := []recordPos{{0, 2, 1, "a", ""}, {0, 3, 4, "b", ""}, {1, 1, 0, "c", ""}}
 	if !slices.Equal(got, want) {
 		t.Errorf("pending = %v, want %v", got, want)
 	}
 	// Past the first window, only the later window's retry is left.
-	if got := pending(nil, saved, position{1, 0}); !slices.Equal(got, []recordPos{{1, 1, 0, "c"}}) {
+	if got := pending(nil, saved, position{1, 0}, nil); !slices.Equal(got, []recordPos{{1, 1, 0, "c", ""}}) {
 		t.Errorf("pending after window 0 = %v", got)
 	}
-	if got := pending(nil, nil, position{0, 5}); len(got) != 0 {
+	if got := pending(nil, nil, position{0, 5}, nil); len(got) != 0 {
 		t.Errorf("pending without a checkpoint = %v", got)
+	}
+	// A saved retry with a key that this run tried again (found at another
+	// place) is not kept for its page.
+	keyed := &pageState{Retry: []recordPos{{0, 3, 0, "a", "x"}, {0, 3, 1, "a", "y"}}}
+	if got := pending(nil, keyed, position{0, 1}, map[retryKey]bool{{"x", "a"}: true}); !slices.Equal(got, []recordPos{{0, 3, 1, "a", "y"}}) {
+		t.Errorf("pending with x tried again = %v", got)
 	}
 }

@@ -49,6 +49,9 @@ type pageState struct {
 	// without writing and goes on after them, unless the page changed.
 	Part   int    `json:"part,omitempty"`
 	Digest string `json:"digest,omitempty"`
+	// Up is upCursors of the chain's parent: the versions of the
+	// incremental records above it that it was read for.
+	Up string `json:"up,omitempty"`
 	// Job is an async stream's export job: a resumed run polls it rather
 	// than creating a new one, while it is still valid.
 	Job *jobState `json:"job,omitempty"`
@@ -64,22 +67,30 @@ type pageState struct {
 
 // recordPos is a record's place in its chain, page (1-based) and index,
 // and a table whose mapping of it failed. (Entities need no list: a chain
-// feeding Port is re-read whole on resume.)
+// feeding Port is re-read whole on resume.) Key identifies the record (see
+// identify): a resumed run asks the same question, but the answer may have
+// moved records (one that changed in between goes to the end of a list
+// sorted by cursor), so the record tried again is found by its key, not by
+// what now stands at its place.
 type recordPos struct {
 	Window int    `json:"w,omitempty"`
 	Page   int    `json:"p"`
 	Index  int    `json:"i"`
 	Table  string `json:"t"`
+	Key    string `json:"k,omitempty"`
 }
+
+// retryKey is a failed record of a checkpoint's retry list by its key.
+type retryKey struct{ key, table string }
 
 // pending is the retry list of a chain's checkpoint after page: the records
 // that failed in this run, and those of the saved list on later pages that
-// this run has not read again yet.
-func pending(failed []recordPos, cp *pageState, at position) []recordPos {
+// this run has not read (or tried again) yet.
+func pending(failed []recordPos, cp *pageState, at position, retried map[retryKey]bool) []recordPos {
 	out := slices.Clone(failed)
 	if cp != nil {
 		for _, rp := range cp.Retry {
-			if !(position{rp.Window, rp.Page}).atMost(at) {
+			if !(position{rp.Window, rp.Page}).atMost(at) && !(rp.Key != "" && retried[retryKey{rp.Key, rp.Table}]) {
 				out = append(out, rp)
 			}
 		}
