@@ -1,11 +1,13 @@
 package engine_test
 
 import (
+	"database/sql"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -99,5 +101,91 @@ func TestIncrementalReadsOnlyWhatChanged(t *testing.T) {
 	want := []string{"1970-01-01T00:00:00Z", "2024-03-01T00:00:00Z", "2024-05-01T00:00:00Z", "1970-01-01T00:00:00Z"}
 	if diff := cmp.Diff(want, sinces); diff != "" {
 		t.Errorf("since parameters (-want +got):\n%s", diff)
+	}
+}
+
+// TestIncrementalLookback: with lookback, a run asks from that long before
+// the saved cursor, so records that came late (at the cursor's own time,
+// which an API filtering since exclusively leaves out, or just before it)
+// are read; and the saved cursor never moves back when every record read
+// is older than it.
+func TestIncrementalLookback(t *testing.T) {
+	var mu sync.Mutex
+	events := []map[string]any{
+		{"id": 1, "updated_at": "2024-01-01T00:00:00Z"},
+		{"id": 2, "updated_at": "2024-03-01T00:00:00Z"},
+	}
+	var sinces []string
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		since := r.URL.Query().Get("since")
+		sinces = append(sinces, since)
+		out := []map[string]any{}
+		for _, e := range events {
+			if e["updated_at"].(string) > since { // exclusive, as many APIs are
+				out = append(out, e)
+			}
+		}
+		json.NewEncoder(w).Encode(out)
+	}))
+	defer api.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inc.yaml")
+	spec := strings.Replace(incrementalSpec, "      initial: \"1970-01-01T00:00:00Z\"\n", "      initial: \"1970-01-01T00:00:00Z\"\n      lookback: 1h\n", 1)
+	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := engine.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": api.URL}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := "sqlite:" + filepath.Join(dir, "inc.db")
+	run := func() {
+		t.Helper()
+		if _, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{Dest: dest}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run()
+	mu.Lock()
+	events = append(events,
+		map[string]any{"id": 4, "updated_at": "2024-03-01T00:00:00Z"}, // late, at the cursor's time
+		map[string]any{"id": 5, "updated_at": "2024-02-29T23:30:00Z"}) // late, just before it
+	mu.Unlock()
+	run()
+	mu.Lock()
+	events = events[3:] // only the late one before the cursor is still listed
+	mu.Unlock()
+	run()
+	run()
+	want := []string{"1970-01-01T00:00:00Z", "2024-02-29T23:00:00Z", "2024-02-29T23:00:00Z", "2024-02-29T23:00:00Z"}
+	if d := cmp.Diff(want, sinces); d != "" {
+		t.Errorf("since parameters (-want +got):\n%s", d)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, "inc.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var ids []int
+	rows, err := db.Query(`SELECT id FROM inc__events ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if d := cmp.Diff([]int{1, 2, 4, 5}, ids); d != "" {
+		t.Errorf("ids written (-want +got):\n%s", d)
 	}
 }

@@ -179,6 +179,7 @@ type chainRun struct {
 	vars             []any
 	cp               *pageState // where an earlier run left the chain, or nil
 	since, maxCursor any
+	floor            any      // the saved cursor a lookback asked from before: the new one is later or none
 	windows          []window // nil: one pass, no windows
 	from, until      string   // start of the first window, end of the last
 
@@ -333,6 +334,19 @@ func (c *chainRun) planIncremental() error {
 		// This chain reads only what changed: its stream's targets cannot
 		// tell a deleted record from an unchanged one.
 		c.st.stat.partial()
+	}
+	if wm, wmSaved := c.r.watermark(c.st.stream, c.rn.partition); wmSaved && inc.Lookback.V > 0 {
+		// Ask again from a while before the saved cursor (a resumed chain
+		// asks what it asked before); the cursor saved at the end never
+		// goes back before it (floor).
+		t, err := time.Parse(time.RFC3339, fmt.Sprint(wm))
+		if err != nil {
+			return fmt.Errorf("incremental.lookback: the saved cursor %v is not an RFC 3339 time: %w", wm, err)
+		}
+		c.floor = wm
+		if c.cp == nil || c.cp.Since == nil {
+			since = t.Add(-inc.Lookback.V).UTC().Format(time.RFC3339Nano)
+		}
 	}
 	c.since = since
 	c.env[spec.VarCursor] = eval.Normalize(since)
@@ -517,7 +531,9 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		case c.windows != nil:
 			// A window is done: the cursor moves to its end.
 			mark.cursor = c.windows[w].end.Format(time.RFC3339)
-		case s.Incremental != nil && c.maxCursor != nil && last:
+		case s.Incremental != nil && c.maxCursor != nil && last && (c.floor == nil || later(c.maxCursor, c.floor)):
+			// (With a lookback, the records read may all be older than
+			// the cursor saved before: it stays.)
 			mark.cursor = c.maxCursor
 		}
 		if (!replay || retried || mark.cursor != nil) && !c.send(item{mark: mark}) {

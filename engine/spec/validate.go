@@ -107,6 +107,12 @@ func (p *parser) checkIncremental(f *File) {
 		}
 		path := "streams." + s.Name + ".incremental"
 		w := inc.Window
+		switch {
+		case inc.Lookback.Set && w != nil:
+			p.errorAt(inc.Lookback.P, path+".lookback", "a windowed stream's lookback is window.lookback")
+		case inc.Lookback.Set && inc.Lookback.V <= 0:
+			p.errorAt(inc.Lookback.P, path+".lookback", "must be longer than 0")
+		}
 		if w == nil {
 			if !inc.Cursor.Set {
 				p.errorAt(inc.Pos, path, "missing required field %q (or a window)", "cursor")
