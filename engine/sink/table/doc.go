@@ -91,7 +91,10 @@
 // (a field missing from the new row becomes NULL), unless identical (see
 // change-only writes above). A later row with the same
 // key wins, also within one Write. A row without a key value is an error
-// (the runner fails such a record before it gets here). With Table.Merge, a
+// (the runner fails such a record before it gets here). On PostgreSQL,
+// whose text holds neither NUL bytes nor invalid UTF-8 (other values lose
+// their NULs and have invalid bytes replaced), a key value holding either
+// is an error: cleaned, it could be another record's key. With Table.Merge, a
 // row whose key the sync already wrote keeps the stored value of every
 // column the new row has null (within one Write too): the table keeps a
 // sync generation, as replace tables do, and a stored row counts as this

@@ -965,6 +965,13 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 	for i, c := range next.cols {
 		ctypes[i] = c.typ
 	}
+	var isKey []bool // PostgreSQL cleans text: its key values are checked
+	if d.conv.pg && len(next.keys) > 0 {
+		isKey = make([]bool, len(next.cols))
+		for _, k := range next.keys {
+			isKey[k] = true
+		}
+	}
 	for ri := range rows {
 		base := ri * w
 		for _, e := range entries[starts[ri]:starts[ri+1]] {
@@ -979,6 +986,11 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 			}
 			setRow[ci], setKey[ci] = int32(ri+1), e.key
 			p.args[base+ci] = d.conv.value(ctypes[ci], e.v)
+			if isKey != nil && isKey[ci] && pgAltered(e.v) {
+				// Cleaned, the key could be another record's: one of the
+				// two would be lost without a word.
+				return nil, fmt.Errorf("table %q: row %d: primary key column %q holds a NUL byte or invalid UTF-8, which PostgreSQL cannot store as it is", cfg.name, ri, next.cols[ci].name)
+			}
 		}
 		if cfg.hasID() {
 			var id string
@@ -992,6 +1004,21 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// pgAltered reports whether cleaning for PostgreSQL (NUL bytes dropped,
+// invalid UTF-8 replaced) changes a value.
+func pgAltered(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return cleanPG(x) != x
+	case nil, bool, json.Number:
+		return false
+	}
+	if k, _ := classify(v); k == kindComposite {
+		return string(appendJSON(nil, v, true)) != string(appendJSON(nil, v, false))
+	}
+	return false
 }
 
 // quoteIdent quotes an SQL identifier.

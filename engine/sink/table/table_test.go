@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -657,6 +658,36 @@ func TestClearStateEndsGenerations(t *testing.T) {
 		mustWrite(t, d, rowsOf("g", row("id", "new")))
 		if m, err := d.FinishRun(ctx, map[string]bool{"g": true}, nil); err != nil || m["g"] != 2 {
 			t.Errorf("FinishRun after ClearState = %v, %v; want g: 2 (old, partial)", m, err)
+		}
+	})
+}
+
+// TestPGKeyNotAltered: PostgreSQL text cannot hold NUL or invalid UTF-8,
+// and a value is cleaned before it is stored. In a primary key that would
+// make two distinct records one row ("a\x00" and "a"; "\xff" and "\xfe"),
+// the first lost without a word: such a key is an error instead.
+func TestPGKeyNotAltered(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		for i, keys := range [][2]string{{"a\x00", "a"}, {"\xff", "\xfe"}} {
+			name := fmt.Sprint("k", i)
+			d := e.open(t, Table{Name: name, PrimaryKey: []string{"id"}})
+			err := d.Write(t.Context(), rowsOf(name, row("id", keys[0], "v", "x"), row("id", keys[1], "v", "y")), nil)
+			if e.kind == "sqlite" {
+				if err != nil {
+					t.Fatalf("Write: %v", err)
+				}
+				if c := count(t, d, name); c != 2 {
+					t.Errorf("keys %q: %d rows, want 2", keys, c)
+				}
+				d.Close()
+				continue
+			}
+			if err == nil {
+				t.Errorf("keys %q: Write succeeded with %d rows stored; want an error naming the key", keys, count(t, d, name))
+			} else if !strings.Contains(err.Error(), "primary key") {
+				t.Errorf("keys %q: error %v does not name the primary key", keys, err)
+			}
+			d.Close()
 		}
 	})
 }
