@@ -38,8 +38,10 @@
 //
 // Declared types map to native types; undeclared fields are inferred from
 // their first non-null value (bool -> BOOLEAN, integral number -> LONG, other
-// number -> DOUBLE, string -> STRING, object/array -> JSON). A field that is
-// null in every row seen so far makes no column yet.
+// number -> DOUBLE, or DECIMAL when a float64 cannot hold it exactly, string
+// -> STRING, object/array -> JSON). A field that is null in every row seen
+// so far makes no column yet. A later number a DOUBLE column cannot hold
+// exactly (9007199254740993, 1e-400) widens it to DECIMAL.
 //
 //	declared      PostgreSQL         SQLite (declared type, storage)
 //	STRING        text               TEXT

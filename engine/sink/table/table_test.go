@@ -691,3 +691,21 @@ func TestPGKeyNotAltered(t *testing.T) {
 		}
 	})
 }
+
+// TestDoubleKeepsValue: a number a DOUBLE column cannot hold exactly (an
+// integer past 2^53, more digits than a float64 keeps, an underflow to
+// zero) widens the column to DECIMAL rather than being rounded in silence.
+func TestDoubleKeepsValue(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "dbl", PrimaryKey: []string{"id"}})
+		mustWrite(t, d, rowsOf("dbl", row("id", "1", "v", n("1.5"))))
+		mustWrite(t, d, rowsOf("dbl", row("id", "2", "v", n("9007199254740993")), row("id", "3", "v", n("0.25"))))
+		got := dump(t, d, "dbl", "id")
+		want := []any{"1.5", "9007199254740993", "0.25"}
+		for i, r := range got {
+			if i < len(want) && r["v"] != want[i] {
+				t.Errorf("row %d: v = %#v, want %q", i, r["v"], want[i])
+			}
+		}
+	})
+}

@@ -295,6 +295,30 @@ func toFloat(v any, k valueKind, num string) (float64, bool) {
 	return f, err == nil
 }
 
+// exactFloat reports whether a JSON number literal survives a float64: it
+// parses, and the float's shortest form has the same value (so 0.1 does,
+// while 9007199254740993, 0.1000000000000000000001 and 1e-400 do not).
+func exactFloat(lit string) bool {
+	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil {
+		return false
+	}
+	back := strconv.FormatFloat(f, 'g', -1, 64)
+	if back == lit {
+		return true
+	}
+	if i := strings.IndexAny(lit, "eE"); i >= 0 {
+		// big.Rat would build 10^exp: bound it (past it no float is exact
+		// anyway, bar zeros, which DECIMAL holds as well).
+		if e, err := strconv.Atoi(lit[i+1:]); err != nil || e > 400 || e < -400 {
+			return false
+		}
+	}
+	a, ok1 := new(big.Rat).SetString(lit)
+	b, ok2 := new(big.Rat).SetString(back)
+	return ok1 && ok2 && a.Cmp(b) == 0
+}
+
 // datetimeLayouts are the accepted UTC_DATETIME inputs; a value without a zone
 // is taken as UTC. Fractional seconds are accepted after the seconds by
 // time.Parse even though the layouts do not show them.
@@ -360,8 +384,8 @@ func fits(t colType, v any) bool {
 		_, ok := toInt64(v, k, num)
 		return ok
 	case typeDouble:
-		_, ok := toFloat(v, k, num)
-		return ok
+		lit, ok := numberOf(v, k, num)
+		return ok && exactFloat(lit)
 	case typeDecimal:
 		_, ok := numberOf(v, k, num)
 		return ok
@@ -393,7 +417,7 @@ func infer(v any) colType {
 			}
 			return typeDecimal
 		}
-		if _, err := strconv.ParseFloat(num, 64); err == nil {
+		if exactFloat(num) {
 			return typeDouble
 		}
 		return typeDecimal
