@@ -357,8 +357,9 @@ func parseDate(s string) bool {
 	if len(s) != 10 || s[4] != '-' {
 		return false
 	}
-	_, err := time.Parse("2006-01-02", s)
-	return err == nil
+	t, err := time.Parse("2006-01-02", s)
+	// Year 0 parses, but PostgreSQL's DATE has none: it would fail the batch.
+	return err == nil && t.Year() >= 1
 }
 
 // fits reports whether v can be stored in a column of type t without losing

@@ -48,6 +48,7 @@ func TestFitsAndWiden(t *testing.T) {
 		{typeDatetime, n("1700000000"), false, typeString},
 		{typeDate, "2024-02-29", true, 0},
 		{typeDate, "2023-02-29", false, typeString},
+		{typeDate, "0000-01-01", false, typeString}, // PostgreSQL has no year 0
 		{typeDate, row(), false, typeJSON},
 		{typeInt, nil, true, 0},
 		{typeLong, math.NaN(), false, typeString},
