@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"os"
 	"slices"
 	"strconv"
@@ -314,16 +315,27 @@ func dedupe(p *plan) [][]any {
 	if n.cfg.mode == ModeAppend {
 		return rows
 	}
+	// A number key is one key by its value: 1.0 and 1, or 0 and -0, are
+	// one row to PostgreSQL, and the statement cannot touch it twice.
+	part := func(r []any, k int) string {
+		s := r[k].(string)
+		if t := n.cols[k].typ; t == typeDouble || t == typeDecimal {
+			if v, ok := new(big.Rat).SetString(s); ok {
+				return v.RatString()
+			}
+		}
+		return s
+	}
 	key := func(r []any) string {
 		if !n.cfg.keyed() {
 			return r[w-1].(string)
 		}
 		if len(n.keys) == 1 {
-			return r[n.keys[0]].(string)
+			return part(r, n.keys[0])
 		}
 		var b strings.Builder
 		for _, k := range n.keys {
-			b.WriteString(r[k].(string))
+			b.WriteString(part(r, k))
 			b.WriteByte(0)
 		}
 		return b.String()

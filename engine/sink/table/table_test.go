@@ -709,3 +709,23 @@ func TestDoubleKeepsValue(t *testing.T) {
 		}
 	})
 }
+
+// TestNumberKeysByValue: two rows of one Write whose number keys differ
+// only in how they are written (1.0 and 1, 0 and -0) are one row, the
+// later winning, as with any repeated key; PostgreSQL refused the whole
+// batch ("cannot affect row a second time").
+func TestNumberKeysByValue(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "nk", PrimaryKey: []string{"id"}, Columns: map[string]string{"id": "DECIMAL"}})
+		mustWrite(t, d, rowsOf("nk", row("id", n("1.0"), "v", "a"), row("id", n("1"), "v", "b"), row("id", n("0"), "v", "c"), row("id", n("-0"), "v", "d")))
+		got := dump(t, d, "nk", "id")
+		if len(got) != 2 {
+			t.Fatalf("rows = %v, want 2 (one per value)", got)
+		}
+		for _, r := range got {
+			if r["v"] != "b" && r["v"] != "d" {
+				t.Errorf("row %v: want the later row of its key", r)
+			}
+		}
+	})
+}
