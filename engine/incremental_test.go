@@ -36,43 +36,61 @@ tables:
   events: {from: events, primary_key: [id]}
 `
 
-// TestIncrementalReadsOnlyWhatChanged: the second run asks only for what
-// changed since the largest cursor the first run saw; --full-refresh asks
-// for everything again.
-func TestIncrementalReadsOnlyWhatChanged(t *testing.T) {
-	var mu sync.Mutex
-	events := []map[string]any{
-		{"id": 1, "updated_at": "2024-01-01T00:00:00Z"},
-		{"id": 2, "updated_at": "2024-03-01T00:00:00Z"},
-	}
-	var sinces []string
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
+// eventAPI serves the events updated after ?since= (exclusive, as many
+// APIs filter) and keeps the since values it was asked.
+type eventAPI struct {
+	mu     sync.Mutex
+	events []map[string]any
+	sinces []string
+	srv    *httptest.Server
+}
+
+func newEventAPI(t *testing.T, events ...map[string]any) *eventAPI {
+	a := &eventAPI{events: events}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
 		since := r.URL.Query().Get("since")
-		sinces = append(sinces, since)
-		var out []map[string]any
-		for _, e := range events {
+		a.sinces = append(a.sinces, since)
+		out := []map[string]any{}
+		for _, e := range a.events {
 			if e["updated_at"].(string) > since {
 				out = append(out, e)
 			}
 		}
 		json.NewEncoder(w).Encode(out)
 	}))
-	defer api.Close()
-	dir := t.TempDir()
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+// loadIncremental writes spec to dir, loads it and resolves its config with url.
+func loadIncremental(t *testing.T, dir, spec, url string) (*engine.Spec, *engine.Config) {
+	t.Helper()
 	path := filepath.Join(dir, "inc.yaml")
-	if err := os.WriteFile(path, []byte(incrementalSpec), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	f, err := engine.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": api.URL}, Getenv: func(string) (string, bool) { return "", false }})
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": url}, Getenv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f, cfg
+}
+
+// TestIncrementalReadsOnlyWhatChanged: the second run asks only for what
+// changed since the largest cursor the first run saw; --full-refresh asks
+// for everything again.
+func TestIncrementalReadsOnlyWhatChanged(t *testing.T) {
+	api := newEventAPI(t,
+		map[string]any{"id": 1, "updated_at": "2024-01-01T00:00:00Z"},
+		map[string]any{"id": 2, "updated_at": "2024-03-01T00:00:00Z"})
+	dir := t.TempDir()
+	f, cfg := loadIncremental(t, dir, incrementalSpec, api.srv.URL)
 	dest := "sqlite:" + filepath.Join(dir, "inc.db")
 	runOnce := func(full bool) int64 {
 		t.Helper()
@@ -85,10 +103,10 @@ func TestIncrementalReadsOnlyWhatChanged(t *testing.T) {
 	if n := runOnce(false); n != 2 {
 		t.Fatalf("first run read %d records, want 2", n)
 	}
-	mu.Lock()
-	events = append(events, map[string]any{"id": 3, "updated_at": "2024-05-01T00:00:00Z"})
-	events[0]["updated_at"] = "2024-04-01T00:00:00Z" // record 1 changed too
-	mu.Unlock()
+	api.mu.Lock()
+	api.events = append(api.events, map[string]any{"id": 3, "updated_at": "2024-05-01T00:00:00Z"})
+	api.events[0]["updated_at"] = "2024-04-01T00:00:00Z" // record 1 changed too
+	api.mu.Unlock()
 	if n := runOnce(false); n != 2 {
 		t.Fatalf("second run read %d records, want the 2 that changed", n)
 	}
@@ -99,7 +117,7 @@ func TestIncrementalReadsOnlyWhatChanged(t *testing.T) {
 		t.Fatalf("full refresh read %d records, want 3", n)
 	}
 	want := []string{"1970-01-01T00:00:00Z", "2024-03-01T00:00:00Z", "2024-05-01T00:00:00Z", "1970-01-01T00:00:00Z"}
-	if diff := cmp.Diff(want, sinces); diff != "" {
+	if diff := cmp.Diff(want, api.sinces); diff != "" {
 		t.Errorf("since parameters (-want +got):\n%s", diff)
 	}
 }
@@ -110,40 +128,12 @@ func TestIncrementalReadsOnlyWhatChanged(t *testing.T) {
 // are read; and the saved cursor never moves back when every record read
 // is older than it.
 func TestIncrementalLookback(t *testing.T) {
-	var mu sync.Mutex
-	events := []map[string]any{
-		{"id": 1, "updated_at": "2024-01-01T00:00:00Z"},
-		{"id": 2, "updated_at": "2024-03-01T00:00:00Z"},
-	}
-	var sinces []string
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		since := r.URL.Query().Get("since")
-		sinces = append(sinces, since)
-		out := []map[string]any{}
-		for _, e := range events {
-			if e["updated_at"].(string) > since { // exclusive, as many APIs are
-				out = append(out, e)
-			}
-		}
-		json.NewEncoder(w).Encode(out)
-	}))
-	defer api.Close()
+	api := newEventAPI(t,
+		map[string]any{"id": 1, "updated_at": "2024-01-01T00:00:00Z"},
+		map[string]any{"id": 2, "updated_at": "2024-03-01T00:00:00Z"})
 	dir := t.TempDir()
-	path := filepath.Join(dir, "inc.yaml")
 	spec := strings.Replace(incrementalSpec, "      initial: \"1970-01-01T00:00:00Z\"\n", "      initial: \"1970-01-01T00:00:00Z\"\n      lookback: 1h\n", 1)
-	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := engine.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": api.URL}, Getenv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, cfg := loadIncremental(t, dir, spec, api.srv.URL)
 	dest := "sqlite:" + filepath.Join(dir, "inc.db")
 	run := func() {
 		t.Helper()
@@ -152,19 +142,19 @@ func TestIncrementalLookback(t *testing.T) {
 		}
 	}
 	run()
-	mu.Lock()
-	events = append(events,
+	api.mu.Lock()
+	api.events = append(api.events,
 		map[string]any{"id": 4, "updated_at": "2024-03-01T00:00:00Z"}, // late, at the cursor's time
 		map[string]any{"id": 5, "updated_at": "2024-02-29T23:30:00Z"}) // late, just before it
-	mu.Unlock()
+	api.mu.Unlock()
 	run()
-	mu.Lock()
-	events = events[3:] // only the late one before the cursor is still listed
-	mu.Unlock()
+	api.mu.Lock()
+	api.events = api.events[3:] // only the late one before the cursor is still listed
+	api.mu.Unlock()
 	run()
 	run()
 	want := []string{"1970-01-01T00:00:00Z", "2024-02-29T23:00:00Z", "2024-02-29T23:00:00Z", "2024-02-29T23:00:00Z"}
-	if d := cmp.Diff(want, sinces); d != "" {
+	if d := cmp.Diff(want, api.sinces); d != "" {
 		t.Errorf("since parameters (-want +got):\n%s", d)
 	}
 	db, err := sql.Open("sqlite", filepath.Join(dir, "inc.db"))
