@@ -10,20 +10,27 @@ import (
 
 // counting wraps a run's Output and counts, per table, the rows written and,
 // per blueprint, the entities produced: for the live view and the report.
-// Behind a destination that commits rows with their page's checkpoint, a
-// row counts once its checkpoint came (rows of a page left unfinished are
-// not written; the next run fetches them again).
+// Behind a destination that commits rows in batches (with their page's
+// checkpoint), a row counts once its batch is committed: rows of a page
+// left unfinished, or of a batch the database refused, are not written.
 type counting struct {
 	out runner.Output
 
 	mu       sync.Mutex
-	pending  map[partKey]map[string]int64 // rows awaiting their checkpoint, by table
 	rows     map[string]int64
 	entities map[string]int64
 	total    int64 // entities, every blueprint
 }
 
-// countingCP is counting for an Output that keeps checkpoints.
+// committer is an Output that writes rows in batches and says which rows
+// each successful commit wrote.
+type committer interface {
+	runner.Checkpointer
+	onCommit(func(rows []sink.Row))
+}
+
+// countingCP is counting for an Output that keeps checkpoints and commits
+// rows in batches: rows are counted by the commits, not as they come.
 type countingCP struct {
 	*counting
 	cp runner.Checkpointer
@@ -31,9 +38,10 @@ type countingCP struct {
 
 // newCounting wraps out, keeping it a Checkpointer when it is one.
 func newCounting(out runner.Output) (runner.Output, *counting) {
-	c := &counting{out: out, pending: map[partKey]map[string]int64{}, rows: map[string]int64{}, entities: map[string]int64{}}
-	if cp, ok := out.(runner.Checkpointer); ok {
-		return countingCP{counting: c, cp: cp}, c
+	c := &counting{out: out, rows: map[string]int64{}, entities: map[string]int64{}}
+	if cm, ok := out.(committer); ok {
+		cm.onCommit(c.committed)
+		return countingCP{counting: c, cp: cm}, c
 	}
 	return c, c
 }
@@ -59,32 +67,22 @@ func (c *counting) Entity(ctx context.Context, e sink.Entity) error {
 	return nil
 }
 
-func (c countingCP) Row(ctx context.Context, r sink.Row) error {
-	if err := c.out.Row(ctx, r); err != nil {
-		return err
-	}
+// committed counts the rows of a commit.
+func (c *counting) committed(rows []sink.Row) {
 	c.mu.Lock()
-	k := partKey{r.Stream, r.Partition}
-	if c.pending[k] == nil {
-		c.pending[k] = map[string]int64{}
+	for _, r := range rows {
+		c.rows[r.Table]++
 	}
-	c.pending[k][r.Table]++
 	c.mu.Unlock()
-	return nil
+}
+
+// Row is counted when its batch is committed (see committed).
+func (c countingCP) Row(ctx context.Context, r sink.Row) error {
+	return c.out.Row(ctx, r)
 }
 
 func (c countingCP) Checkpoint(ctx context.Context, cp sink.Checkpoint) error {
-	if err := c.cp.Checkpoint(ctx, cp); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	k := partKey{cp.Stream, cp.Partition}
-	for t, n := range c.pending[k] {
-		c.rows[t] += n
-	}
-	delete(c.pending, k)
-	c.mu.Unlock()
-	return nil
+	return c.cp.Checkpoint(ctx, cp)
 }
 
 // snapshot copies the counts.

@@ -68,10 +68,13 @@ type destinations struct {
 	// cpAt finds a partition's checkpoint in cps: a later one replaces it,
 	// since only the last is read back (many pages of one chain often fall
 	// in one batch).
-	cpAt     map[partKey]int
-	batch    int
-	resuming bool // the destination held checkpoints of an unfinished sync
-	some     bool // --streams: the run produces some streams only
+	cpAt  map[partKey]int
+	batch int
+	// committed, when set, is told the rows of every successful commit
+	// (the run's counts: a row refused by the database is not written).
+	committed func(rows []sink.Row)
+	resuming  bool // the destination held checkpoints of an unfinished sync
+	some      bool // --streams: the run produces some streams only
 }
 
 // syncKey is the state entry that dates the sync a run belongs to. It is
@@ -402,12 +405,22 @@ func (d *destinations) flushLocked(ctx context.Context) error {
 	if err := d.tables.Write(ctx, d.rows, d.cps); err != nil {
 		return fmt.Errorf("write tables: %w", err)
 	}
+	if d.committed != nil {
+		d.committed(d.rows)
+	}
 	// Drop the references: rows and states can go before the next batch fills.
 	clear(d.rows)
 	clear(d.cps)
 	d.rows, d.cps = d.rows[:0], d.cps[:0]
 	clear(d.cpAt)
 	return nil
+}
+
+// onCommit sets what is told the rows of every successful commit.
+func (d *destinations) onCommit(f func(rows []sink.Row)) {
+	d.mu.Lock()
+	d.committed = f
+	d.mu.Unlock()
 }
 
 func (d *destinations) Entity(ctx context.Context, e sink.Entity) error {
