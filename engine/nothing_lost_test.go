@@ -682,3 +682,47 @@ tables:
 		t.Errorf("hard = %v, want 2 deleted", got)
 	}
 }
+
+// TestIncrementalParentNeverReconcilesChildren: a child stream driven by an
+// incremental parent read from a saved cursor sees only the children of
+// parents that changed; the child's replace table must not mark the
+// others' rows deleted.
+func TestIncrementalParentNeverReconcilesChildren(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  repos:
+    incremental: {cursor: .at, initial: "0"}
+    request:
+      path: /repos
+      query: {since: '${ cursor }'}
+  issues:
+    for_each: repos
+    request: {path: '/repos/${ parent.id }/issues'}
+tables:
+  issues: {from: issues, primary_key: [id], mode: replace}
+`, "")
+	fx.mu.Lock()
+	fx.routes["/repos"] = func(w http.ResponseWriter, r *http.Request) {
+		all := []map[string]any{{"id": "a", "at": "1"}, {"id": "b", "at": "2"}}
+		out := []any{}
+		for _, e := range all {
+			if e["at"].(string) > r.URL.Query().Get("since") {
+				out = append(out, e)
+			}
+		}
+		json.NewEncoder(w).Encode(out)
+	}
+	for _, repo := range []string{"a", "b"} {
+		fx.routes["/repos/"+repo+"/issues"] = func(w http.ResponseWriter, r *http.Request) {
+			json.NewEncoder(w).Encode([]map[string]any{{"id": repo + "1"}})
+		}
+	}
+	fx.mu.Unlock()
+	for range 2 {
+		if _, err := fx.run(engine.RunOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fx.query(`SELECT id FROM "nl__issues" WHERE _ferry_deleted ORDER BY id`); len(got) != 0 {
+		t.Errorf("child rows marked deleted after a run whose parent read only what changed: %v", got)
+	}
+}

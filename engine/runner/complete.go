@@ -14,8 +14,21 @@ func (r *Runner) summary(f *failures, fatal error) *Summary {
 		Tables: map[string]bool{}, Blueprints: map[string]bool{}, Duplicates: r.targets.report()}
 	complete, targetFailed := r.completeness(list, fatal)
 	// full: the stream's targets saw every record, not only those changed
-	// since a saved incremental cursor.
-	full := func(st *stream) bool { return !st.stat.partialRead.Load() }
+	// since a saved incremental cursor — nor only the children of the
+	// parents (or batches) that changed: an ancestor read from a cursor
+	// drives this stream's chains for some of its records only.
+	var full func(st *stream) bool
+	full = func(st *stream) bool {
+		if st.stat.partialRead.Load() {
+			return false
+		}
+		for _, up := range []string{nameOf(st.s.Parent()), nameOf(st.s.BatchOf())} {
+			if u := r.streams[up]; u != nil && u != st && !full(u) {
+				return false
+			}
+		}
+		return true
+	}
 	for _, st := range r.order {
 		sum.Complete[st.s.Name] = complete(st)
 	}
