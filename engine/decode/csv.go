@@ -24,12 +24,13 @@ type CSVOptions struct {
 // csvReader reads RFC 4180 records: fields separated by the delimiter,
 // records by \n or \r\n, quoted fields holding anything (a quote doubled).
 type csvReader struct {
-	in     *input
-	opts   CSVOptions
-	names  []string
-	header bool // the header row is still to be read
-	field  []byte
-	fields []string
+	in      *input
+	opts    CSVOptions
+	names   []string
+	header  bool // the header row is still to be read
+	started bool // the byte order mark, if any, was skipped
+	field   []byte
+	fields  []string
 }
 
 var (
@@ -83,11 +84,6 @@ func (d *Decoder) nextRow() (any, error) {
 		d.raw, d.line = c.in.rec, line
 		if c.header {
 			c.header = false
-			if len(fields) > 0 {
-				if b := []byte(fields[0]); bytes.HasPrefix(b, utf8BOM) {
-					fields[0] = string(b[len(utf8BOM):])
-				}
-			}
 			c.names = append([]string(nil), fields...)
 			if err := checkNames(c.names, line); err != nil {
 				return nil, err
@@ -116,6 +112,13 @@ func (d *Decoder) nextRow() (any, error) {
 // last. Its text is left in c.in.rec.
 func (c *csvReader) record() (fields []string, line int, err error) {
 	in := c.in
+	if !c.started {
+		// A byte order mark precedes the first field, quoted or not.
+		c.started = true
+		if bytes.HasPrefix(in.ensure(len(utf8BOM)), utf8BOM) {
+			in.advance(len(utf8BOM))
+		}
+	}
 	for {
 		b, ok := in.peek()
 		if !ok {
@@ -129,7 +132,7 @@ func (c *csvReader) record() (fields []string, line int, err error) {
 			continue
 		}
 		if b == '\r' {
-			if rest := in.available(); len(rest) > 1 && rest[1] == '\n' {
+			if rest := in.ensure(2); len(rest) > 1 && rest[1] == '\n' {
 				in.advance(2)
 				continue
 			}
@@ -197,9 +200,8 @@ func (c *csvReader) readField() (end bool, err error) {
 				in.advance(1)
 				return true, nil
 			case next == '\r':
-				if rest := in.available(); len(rest) > 1 && rest[1] == '\n' {
-					in.advance(2)
-					return true, nil
+				if end, err := c.lineEnd(); end || err != nil {
+					return end, err
 				}
 				fallthrough
 			default:
@@ -216,7 +218,7 @@ func (c *csvReader) readField() (end bool, err error) {
 			return true, nil
 		}
 		i := 0
-		for i < len(b) && b[i] != delim && b[i] != '\n' {
+		for i < len(b) && b[i] != delim && b[i] != '\n' && b[i] != '\r' {
 			i++
 		}
 		c.field = append(c.field, b[:i]...)
@@ -224,11 +226,38 @@ func (c *csvReader) readField() (end bool, err error) {
 			in.advance(i)
 			continue
 		}
+		if b[i] == '\r' && delim != '\r' {
+			in.advance(i)
+			if end, err := c.lineEnd(); end || err != nil {
+				return end, err
+			}
+			// A lone \r would make one record of many (classic Mac
+			// line endings): the rows would be lost in the header.
+			return false, fmt.Errorf("line %d: a carriage return without a line feed outside quotes (records end with \\n or \\r\\n; a field holding a line break is quoted)", in.line)
+		}
 		in.advance(i + 1)
 		if b[i] == delim {
 			return false, nil
 		}
-		c.field = trimCR(c.field)
 		return true, nil
 	}
+}
+
+// lineEnd consumes the \r\n, or the \r that ends the body, at the input;
+// end is false, nothing consumed, when the \r is followed by anything else.
+func (c *csvReader) lineEnd() (end bool, err error) {
+	in := c.in
+	rest := in.ensure(2)
+	switch {
+	case len(rest) > 1 && rest[1] == '\n':
+		in.advance(2)
+		return true, nil
+	case len(rest) == 1:
+		if in.err != nil && in.err != io.EOF {
+			return false, fmt.Errorf("line %d: %w", in.line, in.err)
+		}
+		in.advance(1)
+		return true, nil
+	}
+	return false, nil
 }

@@ -72,6 +72,14 @@ func (in *input) available() []byte {
 	return in.buf[in.pos:in.end]
 }
 
+// ensure buffers n unread bytes, or as many as the input still holds,
+// and returns the unread bytes: what comes next even when a read split it.
+func (in *input) ensure(n int) []byte {
+	for in.end-in.pos < n && in.fill() {
+	}
+	return in.buf[in.pos:in.end]
+}
+
 // advance consumes n buffered bytes.
 func (in *input) advance(n int) {
 	b := in.buf[in.pos : in.pos+n]

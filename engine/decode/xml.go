@@ -110,6 +110,12 @@ func (d *Decoder) nextXML() (any, error) {
 				if a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns" {
 					continue
 				}
+				for _, b := range e.attrs {
+					if b.Name.Local == a.Name.Local {
+						// Without their prefixes both would be one key.
+						return nil, fmt.Errorf("line %d: element <%s> has two attributes named %q (namespace prefixes are dropped)", d.in.line, t.Name.Local, a.Name.Local)
+					}
+				}
 				e.attrs = append(e.attrs, a)
 			}
 			stack = append(stack, e)
