@@ -101,6 +101,12 @@ func (p *parser) checkLookups(f *File) {
 			p.errorAt(l.From.P, path+".from", "unknown stream %q%s", l.From.V, didYouMean(l.From.V, names))
 		case src.Incremental != nil:
 			p.errorAt(l.From.P, path+".from", "stream %q is incremental: it reads only what changed, so a lookup filled from it would miss the rest", l.From.V)
+		default:
+			// Below an incremental parent (or batch source), the stream is
+			// read only for the records that changed: the same loss.
+			if up := incrementalAbove(src); up != nil {
+				p.errorAt(l.From.P, path+".from", "stream %q runs below the incremental stream %q: it reads only the children of what changed, so a lookup filled from it would miss the rest", l.From.V, up.Name)
+			}
 		}
 	}
 	has := len(f.Lookups.Items) > 0
@@ -282,4 +288,27 @@ func (p *parser) stages(f *File) {
 			}
 		}
 	}
+}
+
+// incrementalAbove is the nearest incremental ancestor or batch source of
+// s, nil for none.
+func incrementalAbove(s *Stream) *Stream {
+	seen := map[*Stream]bool{}
+	var walk func(s *Stream) *Stream
+	walk = func(s *Stream) *Stream {
+		for _, up := range []*Stream{s.parent, s.batch} {
+			if up == nil || seen[up] {
+				continue
+			}
+			seen[up] = true
+			if up.Incremental != nil {
+				return up
+			}
+			if found := walk(up); found != nil {
+				return found
+			}
+		}
+		return nil
+	}
+	return walk(s)
 }
