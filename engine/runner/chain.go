@@ -182,6 +182,10 @@ type chainRun struct {
 	floor            any      // the saved cursor a lookback asked from before: the new one is later or none
 	windows          []window // nil: one pass, no windows
 	from, until      string   // start of the first window, end of the last
+	// windowSkipped: a response rule skipped a request of a window; what
+	// it holds is unknown, so the cursor stays before it (the windows after
+	// it are still read, and read again by the next run).
+	windowSkipped bool
 
 	replayUntil position           // pages up to here were committed before: written again only where they failed
 	retry       map[recordPos]bool // records whose table mappings failed before, saved without their key
@@ -486,6 +490,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			return err
 		}
 		if pg.skipped {
+			c.windowSkipped = c.windows != nil
 			return nil
 		}
 		resp, empty, retried := pg.resp, pg.empty, pg.retried
@@ -529,8 +534,11 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			// it; a new sync (the unfinished one too old to resume) asks
 			// for them again rather than starting after them.
 		case c.windows != nil:
-			// A window is done: the cursor moves to its end.
-			mark.cursor = c.windows[w].end.Format(time.RFC3339)
+			// A window is done: the cursor moves to its end, unless a
+			// window before it was skipped.
+			if !c.windowSkipped {
+				mark.cursor = c.windows[w].end.Format(time.RFC3339)
+			}
 		case s.Incremental != nil && c.maxCursor != nil && last && (c.floor == nil || later(c.maxCursor, c.floor)):
 			// (With a lookback, the records read may all be older than
 			// the cursor saved before: it stays.)

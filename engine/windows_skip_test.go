@@ -1,0 +1,41 @@
+package engine_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-etl/ferry/engine"
+)
+
+// TestSkippedWindowIsAskedAgain: a response rule skips a window in the
+// middle (what it holds is unknown); the windows after it finish. The
+// saved cursor must not move past the skipped window, or no later run
+// ever asks for its events.
+func TestSkippedWindowIsAskedAgain(t *testing.T) {
+	api := &auditAPI{fail: map[string]bool{}}
+	src := strings.Replace(auditSpec, "mode: append", "on_duplicate: warn", 1)
+	src = strings.Replace(src, "  retry: {attempts: 1}\n", "  retry: {attempts: 1}\n  rules:\n    - {status: 500, action: skip}\n", 1)
+	fx := newFixture(t, src, "")
+	fx.mu.Lock()
+	fx.routes["/audit"] = api.handle
+	fx.mu.Unlock()
+	day := func(d int, h int) string {
+		return time.Date(2026, 1, 1+d, h, 0, 0, 0, time.UTC).Format(time.RFC3339)
+	}
+	api.events = []map[string]any{{"id": 1, "at": day(0, 5)}, {"id": 2, "at": day(1, 7)}, {"id": 3, "at": day(2, 23)}}
+	api.fail[day(1, 0)] = true
+	now := func(d, h int) func() time.Time {
+		return func() time.Time { return time.Date(2026, 1, 1+d, h, 0, 0, 0, time.UTC) }
+	}
+	_, err1 := fx.run(engine.RunOptions{Now: now(3, 0)})
+	delete(api.fail, day(1, 0))
+	_, err2 := fx.run(engine.RunOptions{Now: now(3, 1)})
+	if got := api.take(); !slices.Contains(got, day(0, 23)+".."+day(1, 23)) {
+		t.Errorf("runs asked %v: the second never asked the skipped window again (less the lookback)", got)
+	}
+	if got := fx.query(`SELECT id FROM "nl__events" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3"}) {
+		t.Errorf("events = %v after the skipped window's API recovered: event 2 lost for good (runs: %v, %v)", got, err1, err2)
+	}
+}
