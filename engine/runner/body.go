@@ -203,6 +203,9 @@ func (c *chainRun) readPage(client *fetch.Client, req *paginate.Request, target 
 		// it would have read is unknown, so its stream is incomplete.
 		st.stat.ruleSkipped()
 		c.r.log.Warn("request skipped", "stream", s.Name, "parents", describe(c.rn.parent), "page", at.page, "reason", err.Error())
+		if !c.send(item{skipped: true}) {
+			return nil, errCancelled
+		}
 		return &pageRead{skipped: true}, nil
 	}
 	// A response rule said "no data": the page has no records and the

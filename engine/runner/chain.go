@@ -86,6 +86,10 @@ type item struct {
 	out  *mapped // what rec maps to; nil for a record of a page committed before a restart, which only drives children
 	err  error
 	mark *pageState // end of a page: checkpoint
+	// skipped: a response rule skipped a request of the chain. Nothing
+	// failed, but what it would have read is unknown: the cursors of the
+	// incremental parents above it must not move past it.
+	skipped bool
 }
 
 // env is the expr environment of a run.

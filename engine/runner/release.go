@@ -114,6 +114,10 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				}
 				continue
 			}
+			if it.skipped {
+				bad = true
+				continue
+			}
 			if it.err != nil {
 				failed, bad = true, true
 				st.stat.failed()

@@ -1,6 +1,8 @@
 package engine_test
 
 import (
+	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -37,5 +39,47 @@ func TestSkippedWindowIsAskedAgain(t *testing.T) {
 	}
 	if got := fx.query(`SELECT id FROM "nl__events" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3"}) {
 		t.Errorf("events = %v after the skipped window's API recovered: event 2 lost for good (runs: %v, %v)", got, err1, err2)
+	}
+}
+
+// TestSkippedChildHoldsParentCursor: a rule skips a child's request (what
+// it holds is unknown); the incremental parent's cursor must not move past
+// that parent record, or no later run asks for the child again.
+func TestSkippedChildHoldsParentCursor(t *testing.T) {
+	src := specHead + `streams:
+  tickets:
+    incremental: {cursor: .updated, initial: "0"}
+    request:
+      path: /tickets
+      query: {since: '${ cursor }'}
+  comments:
+    for_each: tickets
+    http:
+      rules:
+        - {status: 503, action: skip}
+    request:
+      path: /tickets/${ parent.id }/comments
+tables:
+  comments: {from: comments, row: '{ticket: $parent.id, id}', primary_key: [ticket, id]}
+`
+	fx := newFixture(t, src, "")
+	fx.mu.Lock()
+	fx.routes["/tickets"] = func(w http.ResponseWriter, r *http.Request) {
+		var out []any
+		for _, tk := range []map[string]any{{"id": "t1", "updated": "1"}, {"id": "t2", "updated": "2"}} {
+			if tk["updated"].(string) > r.URL.Query().Get("since") {
+				out = append(out, tk)
+			}
+		}
+		json.NewEncoder(w).Encode(out)
+	}
+	fx.mu.Unlock()
+	fx.json("/tickets/t1/comments", []any{map[string]any{"id": "c1"}})
+	fx.raw("/tickets/t2/comments", http.StatusServiceUnavailable, "down")
+	_, err1 := fx.run(engine.RunOptions{})
+	fx.json("/tickets/t2/comments", []any{map[string]any{"id": "c2"}})
+	_, err2 := fx.run(engine.RunOptions{})
+	if got := fx.query(`SELECT ticket || ':' || id FROM "nl__comments" ORDER BY 1`); !slices.Equal(got, []string{"t1:c1", "t2:c2"}) {
+		t.Errorf("comments = %v (runs: %v, %v): t2's were lost by a cursor saved past its skipped request", got, err1, err2)
 	}
 }
