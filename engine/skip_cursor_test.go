@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strings"
@@ -63,17 +62,7 @@ tables:
   comments: {from: comments, row: '{ticket: $parent.id, id}', primary_key: [ticket, id]}
 `
 	fx := newFixture(t, src, "")
-	fx.mu.Lock()
-	fx.routes["/tickets"] = func(w http.ResponseWriter, r *http.Request) {
-		var out []any
-		for _, tk := range []map[string]any{{"id": "t1", "updated": "1"}, {"id": "t2", "updated": "2"}} {
-			if tk["updated"].(string) > r.URL.Query().Get("since") {
-				out = append(out, tk)
-			}
-		}
-		json.NewEncoder(w).Encode(out)
-	}
-	fx.mu.Unlock()
+	serveTicketsSince(fx)
 	fx.json("/tickets/t1/comments", []any{map[string]any{"id": "c1"}})
 	fx.raw("/tickets/t2/comments", http.StatusServiceUnavailable, "down")
 	_, err1 := fx.run(engine.RunOptions{})

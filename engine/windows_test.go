@@ -248,17 +248,7 @@ func TestIncrementalParentCursorWaitsForChildren(t *testing.T) {
 tables:
   comments: {from: comments, row: '{ticket: $parent.id, id}', primary_key: [ticket, id]}
 `, "")
-	fx.mu.Lock()
-	fx.routes["/tickets"] = func(w http.ResponseWriter, r *http.Request) {
-		var out []any
-		for _, tk := range []map[string]any{{"id": "t1", "updated": "1"}, {"id": "t2", "updated": "2"}} {
-			if tk["updated"].(string) > r.URL.Query().Get("since") {
-				out = append(out, tk)
-			}
-		}
-		json.NewEncoder(w).Encode(out)
-	}
-	fx.mu.Unlock()
+	serveTicketsSince(fx)
 	fx.json("/tickets/t1/comments", []any{map[string]any{"id": "c1"}})
 	fx.raw("/tickets/t2/comments", http.StatusBadGateway, "down")
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
@@ -270,5 +260,21 @@ tables:
 	}
 	if got := fx.query(`SELECT ticket || ':' || id FROM "nl__comments" ORDER BY 1`); !slices.Equal(got, []string{"t1:c1", "t2:c2"}) {
 		t.Errorf("comments = %v: t2's were skipped by a cursor saved past it", got)
+	}
+}
+
+// serveTicketsSince serves tickets t1 (updated "1") and t2 (updated "2"),
+// those updated after ?since=.
+func serveTicketsSince(fx *fixture) {
+	fx.mu.Lock()
+	defer fx.mu.Unlock()
+	fx.routes["/tickets"] = func(w http.ResponseWriter, r *http.Request) {
+		var out []any
+		for _, tk := range []map[string]any{{"id": "t1", "updated": "1"}, {"id": "t2", "updated": "2"}} {
+			if tk["updated"].(string) > r.URL.Query().Get("since") {
+				out = append(out, tk)
+			}
+		}
+		json.NewEncoder(w).Encode(out)
 	}
 }
