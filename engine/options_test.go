@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ferry-etl/ferry/engine"
 )
@@ -81,6 +82,14 @@ port:
 	}
 	if res.Dest.Port.Deleted != 0 || len(res.Dest.Port.SkippedDeletes) != 1 || !strings.Contains(res.Dest.Port.SkippedDeletes[0].Reason, "40%") {
 		t.Errorf("deleted %d, skipped %+v; want nothing deleted, above the 40%% threshold", res.Dest.Port.Deleted, res.Dest.Port.SkippedDeletes)
+	}
+	// The report does not call the blueprint reconciled: its stale entity
+	// is still there.
+	rep := engine.NewRunReport(fx.spec, "spec.yaml", res, nil, 0, false, time.Now())
+	for _, bp := range rep.Blueprints {
+		if bp.Name == "team" && bp.Reconciled {
+			t.Errorf("report: team reconciled = true, want false (its deletion was skipped)")
+		}
 	}
 }
 

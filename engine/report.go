@@ -84,7 +84,7 @@ type BlueprintReport struct {
 	Produced   int64 `json:"produced"`
 	Upserted   int64 `json:"upserted"`
 	Rejected   int64 `json:"rejected"`
-	Reconciled bool  `json:"reconciled"` // its stale entities could be deleted
+	Reconciled bool  `json:"reconciled"` // complete, and its stale entities deleted (not skipped over the threshold)
 	Unchanged  int64 `json:"unchanged"`
 	Deleted    int64 `json:"deleted"` // stale entities of the run's owner deleted
 }
@@ -223,6 +223,7 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 	}
 	var prep *PortSummary
 	rejected := map[string]int64{}
+	notReconciled := map[string]bool{} // its deletion was skipped or its listing failed
 	if res.Dest != nil && res.Dest.Port != nil {
 		p := res.Dest.Port
 		prep = &PortSummary{Owner: p.Owner, Upserted: p.Upserted, Unchanged: p.Unchanged, Rejected: p.Failed, Deleted: p.Deleted, DroppedRelations: p.DroppedRelations,
@@ -236,6 +237,7 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 		}
 		for _, e := range p.ReconcileErrors {
 			prep.ReconcileErrors = append(prep.ReconcileErrors, e.Blueprint+": "+e.Message)
+			notReconciled[e.Blueprint] = true
 		}
 		for _, e := range p.Errors {
 			prep.Errors = append(prep.Errors, e.Error())
@@ -243,6 +245,7 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 		}
 		for _, s := range p.SkippedDeletes {
 			prep.SkippedDeletes = append(prep.SkippedDeletes, s.Blueprint+": "+s.Reason)
+			notReconciled[s.Blueprint] = true
 		}
 		rep.Port = prep
 	}
@@ -253,7 +256,9 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 			br.Upserted, br.Unchanged, br.Deleted = int64(c.Upserted), int64(c.Unchanged), int64(c.Deleted)
 		}
 		if sum != nil {
-			br.Reconciled = sum.Blueprints[name]
+			// Complete, and its stale entities were deleted (not skipped
+			// over the threshold, nor left for a listing that failed).
+			br.Reconciled = sum.Blueprints[name] && !notReconciled[name]
 		}
 		rep.Blueprints = append(rep.Blueprints, br)
 	}
