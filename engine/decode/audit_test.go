@@ -94,3 +94,44 @@ func TestXMLAttributesCollide(t *testing.T) {
 		t.Fatalf("%v, %v; want an error naming the attribute", got, err)
 	}
 }
+
+// TestJSONByteOrderMark: a UTF-8 byte order mark before a JSON document,
+// streamed or whole, or before NDJSON lines is skipped: every record is
+// read.
+func TestJSONByteOrderMark(t *testing.T) {
+	bom := "\uFEFF"
+	for _, tc := range []struct {
+		name string
+		body string
+		opts Options
+	}{
+		{"streamed list", bom + `[{"id":1},{"id":2}]`, Options{Stream: true, Default: true}},
+		{"whole document", bom + `{"items":[{"id":1},{"id":2}]}`, Options{}},
+		{"ndjson", bom + "{\"id\":1}\n{\"id\":2}\n", Options{Format: NDJSON}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := New(strings.NewReader(tc.body), tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []any
+			for {
+				v, err := d.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("after %d values: %v", len(got), err)
+				}
+				got = append(got, v)
+			}
+			want := 2
+			if !tc.opts.Stream && tc.opts.Format != NDJSON {
+				want = 1 // the document
+			}
+			if len(got) != want {
+				t.Fatalf("values = %v, want %d", got, want)
+			}
+		})
+	}
+}

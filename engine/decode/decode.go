@@ -76,8 +76,9 @@ type Decoder struct {
 	ended bool
 }
 
-// New prepares to decode r. It reads nothing yet but, with Auto
-// compression, the first bytes that tell whether the body is gzip.
+// New prepares to decode r. It reads nothing yet but the first bytes:
+// with Auto compression those that tell whether the body is gzip, and for
+// JSON and NDJSON the three of a byte order mark.
 func New(r io.Reader, opts Options) (*Decoder, error) {
 	if opts.Format == "" {
 		opts.Format = JSON
@@ -97,6 +98,13 @@ func New(r io.Reader, opts Options) (*Decoder, error) {
 		size = max(int(sz.Size())+1, 512)
 	}
 	d.in = newInput(src, size)
+	if opts.Format == JSON || opts.Format == NDJSON {
+		// A byte order mark before the text (some Windows exports write
+		// one) is not JSON; RFC 8259 lets a reader ignore it.
+		if bytes.HasPrefix(d.in.ensure(len(utf8BOM)), utf8BOM) {
+			d.in.advance(len(utf8BOM))
+		}
+	}
 	switch opts.Format {
 	case JSON:
 		if opts.Stream {
