@@ -2,7 +2,6 @@ package decode
 
 import (
 	"bytes"
-	"io"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -64,20 +63,9 @@ func TestCSVLineBreakAcrossReads(t *testing.T) {
 		{"a\r\n1\r\n\r\n2\r\n", []any{map[string]any{"a": "1"}, map[string]any{"a": "2"}}},
 	}
 	for _, tc := range tests {
-		d, err := New(iotest.OneByteReader(bytes.NewReader([]byte(tc.body))), Options{Format: CSV})
+		got, err := allFrom(t, iotest.OneByteReader(bytes.NewReader([]byte(tc.body))), Options{Format: CSV})
 		if err != nil {
-			t.Fatal(err)
-		}
-		var got []any
-		for {
-			v, err := d.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatalf("%q: %v", tc.body, err)
-			}
-			got = append(got, v)
+			t.Fatalf("%q: %v", tc.body, err)
 		}
 		if d := cmp.Diff(tc.want, got); d != "" {
 			t.Errorf("%q (-want +got):\n%s", tc.body, d)
@@ -110,20 +98,9 @@ func TestJSONByteOrderMark(t *testing.T) {
 		{"ndjson", bom + "{\"id\":1}\n{\"id\":2}\n", Options{Format: NDJSON}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := New(strings.NewReader(tc.body), tc.opts)
+			got, err := all(t, []byte(tc.body), tc.opts)
 			if err != nil {
-				t.Fatal(err)
-			}
-			var got []any
-			for {
-				v, err := d.Next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatalf("after %d values: %v", len(got), err)
-				}
-				got = append(got, v)
+				t.Fatalf("after %d values: %v", len(got), err)
 			}
 			want := 2
 			if !tc.opts.Stream && tc.opts.Format != NDJSON {

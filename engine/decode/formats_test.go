@@ -15,7 +15,13 @@ import (
 // all reads every value of body, or the first error.
 func all(t *testing.T, body []byte, opts Options) ([]any, error) {
 	t.Helper()
-	d, err := New(bytes.NewReader(body), opts)
+	return allFrom(t, bytes.NewReader(body), opts)
+}
+
+// allFrom is all, read from r (a reader that splits its bytes, say).
+func allFrom(t *testing.T, r io.Reader, opts Options) ([]any, error) {
+	t.Helper()
+	d, err := New(r, opts)
 	if err != nil {
 		return nil, err
 	}
