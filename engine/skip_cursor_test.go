@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ferry-etl/ferry/engine"
 )
@@ -19,17 +18,10 @@ func TestSkippedWindowIsAskedAgain(t *testing.T) {
 	src := strings.Replace(auditSpec, "mode: append", "on_duplicate: warn", 1)
 	src = strings.Replace(src, "  retry: {attempts: 1}\n", "  retry: {attempts: 1}\n  rules:\n    - {status: 500, action: skip}\n", 1)
 	fx := newFixture(t, src, "")
-	fx.mu.Lock()
-	fx.routes["/audit"] = api.handle
-	fx.mu.Unlock()
-	day := func(d int, h int) string {
-		return time.Date(2026, 1, 1+d, h, 0, 0, 0, time.UTC).Format(time.RFC3339)
-	}
-	api.events = []map[string]any{{"id": 1, "at": day(0, 5)}, {"id": 2, "at": day(1, 7)}, {"id": 3, "at": day(2, 23)}}
+	serveAudit(fx, api)
+	day := auditDay
 	api.fail[day(1, 0)] = true
-	now := func(d, h int) func() time.Time {
-		return func() time.Time { return time.Date(2026, 1, 1+d, h, 0, 0, 0, time.UTC) }
-	}
+	now := auditNow
 	_, err1 := fx.run(engine.RunOptions{Now: now(3, 0)})
 	delete(api.fail, day(1, 0))
 	_, err2 := fx.run(engine.RunOptions{Now: now(3, 1)})

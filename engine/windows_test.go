@@ -76,16 +76,9 @@ tables:
 func TestTimeWindows(t *testing.T) {
 	api := &auditAPI{fail: map[string]bool{}}
 	fx := newFixture(t, strings.Replace(auditSpec, "mode: append", "on_duplicate: warn", 1), "")
-	fx.mu.Lock()
-	fx.routes["/audit"] = api.handle
-	fx.mu.Unlock()
-	day := func(d int, h int) string {
-		return time.Date(2026, 1, 1+d, h, 0, 0, 0, time.UTC).Format(time.RFC3339)
-	}
-	api.events = []map[string]any{{"id": 1, "at": day(0, 5)}, {"id": 2, "at": day(1, 7)}, {"id": 3, "at": day(2, 23)}}
-	now := func(d, h int) func() time.Time {
-		return func() time.Time { return time.Date(2026, 1, 1+d, h, 0, 0, 0, time.UTC) }
-	}
+	serveAudit(fx, api)
+	day := auditDay
+	now := auditNow
 	res, err := fx.run(engine.RunOptions{Now: now(3, 0)})
 	if err != nil {
 		t.Fatal(err)
@@ -277,4 +270,23 @@ func serveTicketsSince(fx *fixture) {
 		}
 		json.NewEncoder(w).Encode(out)
 	}
+}
+
+// serveAudit serves api at /audit with three events: on days 0, 1 and 2
+// (see auditDay).
+func serveAudit(fx *fixture, api *auditAPI) {
+	fx.mu.Lock()
+	fx.routes["/audit"] = api.handle
+	fx.mu.Unlock()
+	api.events = []map[string]any{{"id": 1, "at": auditDay(0, 5)}, {"id": 2, "at": auditDay(1, 7)}, {"id": 3, "at": auditDay(2, 23)}}
+}
+
+// auditDay is hour h of day d of January 2026 (from 0), RFC 3339.
+func auditDay(d, h int) string {
+	return time.Date(2026, 1, 1+d, h, 0, 0, 0, time.UTC).Format(time.RFC3339)
+}
+
+// auditNow is a clock stopped at hour h of day d of January 2026.
+func auditNow(d, h int) func() time.Time {
+	return func() time.Time { return time.Date(2026, 1, 1+d, h, 0, 0, 0, time.UTC) }
 }
