@@ -461,6 +461,8 @@ func compareEntityErrors(a, b EntityError) int {
 type work struct {
 	key      entityKey
 	raw      []byte         // the entity's JSON as spooled
+	relAt    [2]int         // where in raw its relations are, when relFound
+	relFound bool
 	data     map[string]any // raw decoded, when needed (see decodeWork)
 	rels     map[string]any // relations of this pass, resolved in place
 	deferred map[string]any // cycle relations kept for the second pass
@@ -592,6 +594,7 @@ func decodeWork(o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) 
 				return nil, fmt.Errorf("port: spool: entity %q: %w", r.id, err)
 			}
 			rels, _ = v.(map[string]any)
+			w.relAt, w.relFound = [2]int{start, end}, true
 		}
 		for rk, v := range rels {
 			if o.inCycle(def.Identifier, def.Relations[rk]) {
@@ -817,10 +820,10 @@ func (s *Sink) entityBody(def *Blueprint, w *work) []byte {
 // entity (properties an object before relations).
 func (s *Sink) splicedBody(def *Blueprint, w *work) ([]byte, bool) {
 	b := w.raw
-	rs, re, found, err := jsonv.Member(b, "relations")
-	if err != nil || !found {
+	if !w.relFound {
 		return nil, false
 	}
+	rs, re := w.relAt[0], w.relAt[1]
 	rels, err := jsonv.Marshal(w.rels)
 	if err != nil {
 		return nil, false

@@ -160,7 +160,12 @@ func TestSplicedBodyIsTheMappedEntity(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				spliced := &work{raw: raw, rels: resolved}
+				ws, err := decodeWork(&loadOrder{}, def, []spoolRow{{id: "x", data: raw}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				spliced := ws[0]
+				spliced.rels = resolved
 				got, err := decodeObject(s.entityBody(def, spliced))
 				if err != nil {
 					t.Fatalf("%s, owner %q, %s: %v", name, owner, raw, err)
