@@ -24,13 +24,12 @@ type CSVOptions struct {
 // csvReader reads RFC 4180 records: fields separated by the delimiter,
 // records by \n or \r\n, quoted fields holding anything (a quote doubled).
 type csvReader struct {
-	in      *input
-	opts    CSVOptions
-	names   []string
-	header  bool // the header row is still to be read
-	started bool // the byte order mark, if any, was skipped
-	field   []byte
-	fields  []string
+	in     *input
+	opts   CSVOptions
+	names  []string
+	header bool // the header row is still to be read
+	field  []byte
+	fields []string
 }
 
 var (
@@ -112,13 +111,6 @@ func (d *Decoder) nextRow() (any, error) {
 // last. Its text is left in c.in.rec.
 func (c *csvReader) record() (fields []string, line int, err error) {
 	in := c.in
-	if !c.started {
-		// A byte order mark precedes the first field, quoted or not.
-		c.started = true
-		if bytes.HasPrefix(in.ensure(len(utf8BOM)), utf8BOM) {
-			in.advance(len(utf8BOM))
-		}
-	}
 	for {
 		b, ok := in.peek()
 		if !ok {

@@ -98,12 +98,11 @@ func New(r io.Reader, opts Options) (*Decoder, error) {
 		size = max(int(sz.Size())+1, 512)
 	}
 	d.in = newInput(src, size)
-	if opts.Format == JSON || opts.Format == NDJSON {
-		// A byte order mark before the text (some Windows exports write
-		// one) is not JSON; RFC 8259 lets a reader ignore it.
-		if bytes.HasPrefix(d.in.ensure(len(utf8BOM)), utf8BOM) {
-			d.in.advance(len(utf8BOM))
-		}
+	// A byte order mark before the text (Windows exports write one) is
+	// neither JSON (RFC 8259 lets a reader ignore it) nor part of a CSV
+	// body's first field, quoted or not.
+	if bytes.HasPrefix(d.in.ensure(len(utf8BOM)), utf8BOM) {
+		d.in.advance(len(utf8BOM))
 	}
 	switch opts.Format {
 	case JSON:
