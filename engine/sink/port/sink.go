@@ -460,8 +460,8 @@ func compareEntityErrors(a, b EntityError) int {
 // work is one entity on its way to Port.
 type work struct {
 	key      entityKey
-	raw      []byte         // the entity's JSON as spooled
-	relAt    [2]int         // where in raw its relations are, when relFound
+	raw      []byte // the entity's JSON as spooled
+	relAt    [2]int // where in raw its relations are, when relFound
 	relFound bool
 	data     map[string]any // raw decoded, when needed (see decodeWork)
 	rels     map[string]any // relations of this pass, resolved in place
