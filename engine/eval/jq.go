@@ -20,10 +20,10 @@ type JQ struct {
 	// all says they are 0, 1, …: the first values, in order.
 	args []int
 	all  bool
-	// path is set when the program is only a path of field names into its
-	// input (".", ".id", ".metadata.name"), as most mapped fields are:
-	// First and Run follow it without starting gojq's machine.
-	path []string
+	// fast is set when the program is of the subset most mapped fields
+	// are written in (".metadata.name", `$parent.id + "/" + .id`,
+	// ".tags // []"): First and Run try it before starting gojq's machine.
+	fast fastFunc
 }
 
 // CompileJQ parses and compiles a jq program. vars are the names of the
@@ -114,43 +114,7 @@ func CompileJQVars(src string, vars Vars, opts ...Option) (*JQ, error) {
 		}
 		o.cache.putJQ(key, code)
 	}
-	return &JQ{src: src, code: code, args: args, all: all, path: fieldPath(src)}, nil
-}
-
-// fieldPath returns the field names of a program that is only a path
-// into its input: ".", ".a", ".a.b" (identifiers, no spaces); nil for any
-// other program.
-func fieldPath(src string) []string {
-	src = strings.TrimSpace(src)
-	if src == "." {
-		return []string{}
-	}
-	if !strings.HasPrefix(src, ".") {
-		return nil
-	}
-	names := strings.Split(src[1:], ".")
-	for _, n := range names {
-		if !isJQIdent(n) {
-			return nil
-		}
-	}
-	return names
-}
-
-// follow walks q.path through v as jq would, where jq gives a value: null
-// and objects; ok is false for anything else (jq's error is gojq's to
-// word).
-func (q *JQ) follow(v any) (out any, ok bool) {
-	for _, name := range q.path {
-		switch m := v.(type) {
-		case nil:
-		case map[string]any:
-			v = m[name]
-		default:
-			return nil, false
-		}
-	}
-	return v, true
+	return &JQ{src: src, code: code, args: args, all: all, fast: compileFast(q, vars)}, nil
 }
 
 // Source returns the program text given to [CompileJQ].
@@ -177,8 +141,8 @@ func (q *JQ) values(vars []any) []any {
 // []any, map[string]any): decode with json.Decoder.UseNumber, never pass
 // structs. The first error the program emits stops it and is returned.
 func (q *JQ) Run(ctx context.Context, input any, vars ...any) ([]any, error) {
-	if q.path != nil {
-		if v, ok := q.follow(input); ok {
+	if q.fast != nil {
+		if v, ok := q.fast(input, vars); ok {
 			return []any{v}, nil
 		}
 	}
@@ -202,8 +166,8 @@ func (q *JQ) Run(ctx context.Context, input any, vars ...any) ([]any, error) {
 // First runs the program and returns its first output; ok is false when the
 // program produced no output. Later outputs are not computed.
 func (q *JQ) First(ctx context.Context, input any, vars ...any) (v any, ok bool, err error) {
-	if q.path != nil {
-		if v, ok := q.follow(input); ok {
+	if q.fast != nil {
+		if v, ok := q.fast(input, vars); ok {
 			return v, true, nil
 		}
 	}
