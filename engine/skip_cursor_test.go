@@ -33,6 +33,45 @@ func TestSkippedWindowIsAskedAgain(t *testing.T) {
 	}
 }
 
+// TestSkippedWindowHeldAcrossResume: a rule skips window 1 of 4, window 3
+// fails, so the run keeps its checkpoint (at window 3, as after an
+// interrupt); the resumed chain reads window 3 only. Its cursor must still
+// stay before the skipped window, though that skip happened in the run
+// before: moved to window 3's end, no later run asks for window 1 again.
+func TestSkippedWindowHeldAcrossResume(t *testing.T) {
+	api := &auditAPI{fail: map[string]bool{}, down: map[string]bool{}}
+	src := strings.Replace(auditSpec, "mode: append", "on_duplicate: warn", 1)
+	src = strings.Replace(src, "  retry: {attempts: 1}\n", "  retry: {attempts: 1}\n  rules:\n    - {status: 500, action: skip}\n", 1)
+	fx := newFixture(t, src, "")
+	serveAudit(fx, api)
+	day := auditDay
+	api.events = append(api.events, map[string]any{"id": 4, "at": day(3, 4)})
+	api.fail[day(1, 0)] = true
+	api.down[day(3, 0)] = true
+	_, err := fx.run(engine.RunOptions{Now: auditNow(4, 0)})
+	runErrorOf(t, err)
+	if got := api.take(); len(got) != 4 {
+		t.Fatalf("first run asked %v, want the 4 windows", got)
+	}
+	// The API recovers; the resumed run reads the window that failed.
+	clear(api.fail)
+	clear(api.down)
+	res, err2 := fx.run(engine.RunOptions{Now: auditNow(4, 1)})
+	if got := api.take(); !slices.Equal(got, []string{day(3, 0) + ".." + day(4, 0)}) {
+		t.Fatalf("resumed run asked %v (%v), want only the window that failed", got, err2)
+	}
+	if res.Summary.Complete["events"] {
+		t.Errorf("the resumed run calls events complete: the skipped window is still unread")
+	}
+	_, err3 := fx.run(engine.RunOptions{Now: auditNow(4, 2)})
+	if got := api.take(); !slices.Contains(got, day(0, 23)+".."+day(1, 23)) {
+		t.Errorf("the run after asked %v: the window skipped before the resume was never asked again", got)
+	}
+	if got := fx.query(`SELECT id FROM "nl__events" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4"}) {
+		t.Errorf("events = %v: event 2, in the skipped window, lost for good (runs: %v, %v)", got, err2, err3)
+	}
+}
+
 // TestSkippedChildHoldsParentCursor: a rule skips a child's request (what
 // it holds is unknown); the incremental parent's cursor must not move past
 // that parent record, or no later run asks for the child again.

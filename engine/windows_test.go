@@ -19,6 +19,7 @@ type auditAPI struct {
 	events  []map[string]any // {id, at}
 	windows []string         // "start..end" asked, in order
 	fail    map[string]bool  // window start -> answer 500
+	down    map[string]bool  // window start -> answer 502
 }
 
 func (a *auditAPI) handle(w http.ResponseWriter, r *http.Request) {
@@ -34,6 +35,10 @@ func (a *auditAPI) handle(w http.ResponseWriter, r *http.Request) {
 	a.windows = append(a.windows, q.Get("start_time")+".."+q.Get("end_time"))
 	if a.fail[q.Get("start_time")] {
 		http.Error(w, "boom", http.StatusInternalServerError)
+		return
+	}
+	if a.down[q.Get("start_time")] {
+		http.Error(w, "bad gateway", http.StatusBadGateway)
 		return
 	}
 	out := []any{}

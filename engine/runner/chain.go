@@ -267,6 +267,11 @@ func (c *chainRun) run() error {
 	restore := false
 	if cp := c.cp; cp != nil {
 		c.committedMax = cp.Max
+		if cp.Held {
+			c.windowSkipped = true
+			st.stat.heldSkip()
+			r.log.Warn("a window a rule skipped before the chain stopped is still unread: the cursor stays before it, and the next run asks for it again", "stream", s.Name, "parents", describe(rn.parent))
+		}
 		switch {
 		case len(st.children) > 0 || len(st.batchers) > 0 || len(st.entities) > 0 || (st.fill && len(st.fills) > 0) || len(cp.Retry) > 0:
 			// Children need the parent records again, Port entities are
@@ -527,7 +532,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			// The chain got further before: keep its position, with the
 			// records tried again that succeeded taken off the list.
 			saved := *c.cp
-			saved.Retry = mark.Retry
+			saved.Retry, saved.Held = mark.Retry, mark.Held
 			mark = &saved
 		}
 		switch {
@@ -571,7 +576,7 @@ func (c *chainRun) windowLabel(w int) string {
 // goes on from there.
 func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *pageState {
 	return &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo, Up: upCursors(c.rn.parent),
-		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at, c.retried), Job: c.job}
+		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at, c.retried), Held: c.windowSkipped, Job: c.job}
 }
 
 // spans is the number of sub-chains: windows, an async stream's

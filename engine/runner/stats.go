@@ -59,6 +59,11 @@ func (s *StreamStats) chainQueued()   { s.chains.Add(1) }
 func (s *StreamStats) chainReleased() { s.chainsDone.Add(1) }
 func (s *StreamStats) finished()      { s.done.Store(true) }
 
+// heldSkip: a request a rule skipped before the chain stopped is still
+// unread (see pageState.Held): not counted as skipped again, but the stream
+// is not complete.
+func (s *StreamStats) heldSkip() { s.ruleSkips.Add(1) }
+
 // Snapshot is a copy of one stream's counters.
 type Snapshot struct {
 	Stream                                                      string
