@@ -35,8 +35,11 @@ type RunReport struct {
 	Blueprints []BlueprintReport `json:"blueprints"`
 	Port       *PortSummary      `json:"port,omitempty"` // nil when Port was not written (dry run, no entities, stopped early)
 	Failures   []FailureReport   `json:"failures"`       // every failed request chain and record
-	Duplicates []DuplicateReport `json:"duplicates"`
-	Hosts      []HostReport      `json:"hosts"` // HTTP attempts per host, Port's included
+	// SkippedRequests are the requests a response rule skipped: not
+	// failures, but what they would have read was not written.
+	SkippedRequests []SkipReport      `json:"skipped_requests"`
+	Duplicates      []DuplicateReport `json:"duplicates"`
+	Hosts           []HostReport      `json:"hosts"` // HTTP attempts per host, Port's included
 }
 
 // StreamReport is what one stream read.
@@ -115,6 +118,15 @@ type FailureReport struct {
 	Error     string `json:"error"`
 }
 
+// SkipReport is one request a response rule skipped.
+type SkipReport struct {
+	Stream  string `json:"stream"`
+	Parents string `json:"parents,omitempty"` // the parent chain it was for, e.g. apps[id=a] > envs[id=dev]
+	Window  string `json:"window,omitempty"`  // a windowed stream's window, start..end
+	Page    int    `json:"page"`
+	Reason  string `json:"reason"`
+}
+
 // DuplicateReport counts the rows or entities that repeated a key.
 type DuplicateReport struct {
 	Kind     string         `json:"kind"` // table or blueprint
@@ -154,7 +166,7 @@ func ExitStatus(code int) string {
 func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRun bool, now time.Time) *RunReport {
 	rep := &RunReport{SpecFile: path, DryRun: dryRun, ExitCode: code, Status: ExitStatus(code),
 		Streams: []StreamReport{}, Tables: []TableReport{}, Blueprints: []BlueprintReport{}, Failures: []FailureReport{},
-		Duplicates: []DuplicateReport{}, Hosts: []HostReport{}}
+		SkippedRequests: []SkipReport{}, Duplicates: []DuplicateReport{}, Hosts: []HostReport{}}
 	if sp == nil {
 		sp = &Spec{f: &spec.File{}}
 	} else {
@@ -201,6 +213,9 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 				fr.Kind = "record"
 			}
 			rep.Failures = append(rep.Failures, fr)
+		}
+		for _, s := range sum.Skips {
+			rep.SkippedRequests = append(rep.SkippedRequests, SkipReport{Stream: s.Stream, Parents: s.Parents, Window: s.Window, Page: s.Page, Reason: s.Reason})
 		}
 		for _, d := range sum.Duplicates {
 			dr := DuplicateReport{Kind: d.Kind, Name: d.Name, Count: d.Count, Modes: map[string]int{}, Examples: append([]string{}, d.Examples...)}

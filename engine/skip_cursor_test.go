@@ -22,7 +22,10 @@ func TestSkippedWindowIsAskedAgain(t *testing.T) {
 	day := auditDay
 	api.fail[day(1, 0)] = true
 	now := auditNow
-	_, err1 := fx.run(engine.RunOptions{Now: now(3, 0)})
+	res, err1 := fx.run(engine.RunOptions{Now: now(3, 0)})
+	if got := res.Summary.Skips; len(got) != 1 || got[0].Window != day(1, 0)+".."+day(2, 0) || got[0].Page != 1 || got[0].Reason == "" {
+		t.Errorf("skips = %+v, want the window skipped, named", got)
+	}
 	delete(api.fail, day(1, 0))
 	_, err2 := fx.run(engine.RunOptions{Now: now(3, 1)})
 	if got := api.take(); !slices.Contains(got, day(0, 23)+".."+day(1, 23)) {

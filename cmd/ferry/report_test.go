@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -228,5 +229,68 @@ func TestRunReportOutcomes(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run(t.Context(), []string{"run", "ok.yaml", "--dry-run", "--report", "-"}, strings.NewReader(""), &stdout, &stderr); code != engine.ExitUsage {
 		t.Errorf("--dry-run --report -: exit %d, want %d", code, engine.ExitUsage)
+	}
+}
+
+// TestRunReportNamesSkippedRequest: a response rule skips one parent's
+// child request; its records are unknown, not written, so the report names
+// it: the stream, the parent chain it was for, and why.
+func TestRunReportNamesSkippedRequest(t *testing.T) {
+	sch := reportSchema(t)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/tickets":
+			w.Write([]byte(`[{"id": "t1"}, {"id": "t2"}]`))
+		case "/tickets/t1/comments":
+			w.Write([]byte(`[{"id": "c1"}]`))
+		case "/tickets/t2/comments":
+			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		default:
+			http.Error(w, "nope", http.StatusNotFound)
+		}
+	}))
+	defer api.Close()
+	t.Chdir(t.TempDir())
+	spec := `version: 1
+name: skips
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+  retry: {attempts: 1}
+streams:
+  tickets:
+    request: {path: /tickets}
+  comments:
+    for_each: tickets
+    http:
+      rules:
+        - {status: 503, action: skip}
+    request: {path: '/tickets/${ parent.id }/comments'}
+tables:
+  comments: {from: comments, row: '{ticket: $parent.id, id}', primary_key: [ticket, id]}
+`
+	if err := os.WriteFile("spec.yaml", []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"run", "spec.yaml", "--set", "url=" + api.URL, "--progress", "none", "--report", "report.json"}, strings.NewReader(""), &stdout, &stderr)
+	data, err := os.ReadFile("report.json")
+	if err != nil {
+		t.Fatalf("exit %d, no report: %v\n%s", code, err, stderr.String())
+	}
+	checkReport(t, sch, data)
+	var raw struct {
+		Skipped []map[string]any `json:"skipped_requests"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if len(raw.Skipped) != 1 {
+		t.Fatalf("skipped_requests = %v, want t2's comments request\n%s", raw.Skipped, data)
+	}
+	s := raw.Skipped[0]
+	if s["stream"] != "comments" || s["parents"] != "tickets[id=t2]" || s["page"] != 1.0 || !strings.Contains(fmt.Sprint(s["reason"]), "503") {
+		t.Errorf("skipped request = %v, want stream comments, parents tickets[id=t2], page 1 and the reason", s)
 	}
 }

@@ -203,7 +203,8 @@ func (c *chainRun) readPage(client *fetch.Client, req *paginate.Request, target 
 		// it would have read is unknown, so its stream is incomplete.
 		st.stat.ruleSkipped()
 		c.r.log.Warn("request skipped", "stream", s.Name, "parents", describe(c.rn.parent), "page", at.page, "reason", err.Error())
-		if !c.send(item{skipped: true}) {
+		sk := &Skip{Stream: s.Name, Parents: describe(c.rn.parent), Window: c.windowName(at.window), Page: at.page, Reason: err.Error()}
+		if !c.send(item{skip: sk}) {
 			return nil, errCancelled
 		}
 		return &pageRead{skipped: true}, nil

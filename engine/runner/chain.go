@@ -86,10 +86,11 @@ type item struct {
 	out  *mapped // what rec maps to; nil for a record of a page committed before a restart, which only drives children
 	err  error
 	mark *pageState // end of a page: checkpoint
-	// skipped: a response rule skipped a request of the chain. Nothing
+	// skip: a response rule skipped a request of the chain. Nothing
 	// failed, but what it would have read is unknown: the cursors of the
-	// incremental parents above it must not move past it.
-	skipped bool
+	// incremental parents above it must not move past it, and the report
+	// names it.
+	skip *Skip
 }
 
 // env is the expr environment of a run.
@@ -560,6 +561,14 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			return nil
 		}
 	}
+}
+
+// windowName is window w as "start..end", "" for a chain without windows.
+func (c *chainRun) windowName(w int) string {
+	if c.windows == nil || c.downloads != nil {
+		return ""
+	}
+	return c.windows[w].start.Format(time.RFC3339) + ".." + c.windows[w].end.Format(time.RFC3339)
 }
 
 func (c *chainRun) windowLabel(w int) string {

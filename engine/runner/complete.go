@@ -1,6 +1,10 @@
 package runner
 
-import "github.com/ferry-etl/ferry/engine/spec"
+import (
+	"slices"
+
+	"github.com/ferry-etl/ferry/engine/spec"
+)
 
 // summary builds the run's outcome, and computes completeness once, for
 // every stream and target, by one rule: a table or blueprint may be
@@ -10,7 +14,10 @@ import "github.com/ferry-etl/ferry/engine/spec"
 func (r *Runner) summary(f *failures, fatal error) *Summary {
 	snaps, elapsed := r.stats.Snapshot()
 	list := f.snapshot()
-	sum := &Summary{Streams: snaps, Elapsed: elapsed, Failures: list, Complete: map[string]bool{},
+	f.mu.Lock()
+	skips := slices.Clone(f.skips)
+	f.mu.Unlock()
+	sum := &Summary{Streams: snaps, Elapsed: elapsed, Failures: list, Skips: skips, Complete: map[string]bool{},
 		Tables: map[string]bool{}, Blueprints: map[string]bool{}, Duplicates: r.targets.report()}
 	complete, targetFailed := r.completeness(list, fatal)
 	// full: the stream's targets saw every record, not only those changed

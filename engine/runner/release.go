@@ -114,8 +114,9 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				}
 				continue
 			}
-			if it.skipped {
+			if it.skip != nil {
 				bad = true
+				fails.skipped(*it.skip)
 				continue
 			}
 			if it.err != nil {

@@ -124,6 +124,8 @@ type Summary struct {
 	Streams  []Snapshot
 	Elapsed  time.Duration
 	Failures []Failure
+	// Skips are the requests a response rule skipped.
+	Skips []Skip
 	// Complete says, per stream, whether everything it should have read was
 	// read: see [Runner.Run] and complete.go.
 	Complete map[string]bool
@@ -162,8 +164,25 @@ func (f Failure) Error() string {
 func (f Failure) Unwrap() error { return f.Err }
 
 type failures struct {
-	mu   sync.Mutex
-	list []Failure
+	mu    sync.Mutex
+	list  []Failure
+	skips []Skip
+}
+
+// Skip is a request a response rule skipped: not a failure, but what it
+// would have read is unknown and was not written.
+type Skip struct {
+	Stream  string
+	Parents string // the ancestor chain it was for, e.g. apps[id=a] > envs[id=dev]; "" for a root stream
+	Window  string // a windowed stream's window, "start..end"
+	Page    int
+	Reason  string
+}
+
+func (f *failures) skipped(x Skip) {
+	f.mu.Lock()
+	f.skips = append(f.skips, x)
+	f.mu.Unlock()
 }
 
 func (f *failures) add(x Failure) {
