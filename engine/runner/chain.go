@@ -187,10 +187,11 @@ type chainRun struct {
 	floor            any      // the saved cursor a lookback asked from before: the new one is later or none
 	windows          []window // nil: one pass, no windows
 	from, until      string   // start of the first window, end of the last
-	// windowSkipped: a response rule skipped a request of a window; what
-	// it holds is unknown, so the cursor stays before it (the windows after
-	// it are still read, and read again by the next run).
-	windowSkipped bool
+	// spanSkipped: a response rule skipped a request of a window (or of an
+	// export's download); what it holds is unknown, so the cursor stays
+	// before it (the windows or downloads after it are still read, and
+	// the windows read again by the next run).
+	spanSkipped bool
 
 	replayUntil position           // pages up to here were committed before: written again only where they failed
 	retry       map[recordPos]bool // records whose table mappings failed before, saved without their key
@@ -269,9 +270,9 @@ func (c *chainRun) run() error {
 	if cp := c.cp; cp != nil {
 		c.committedMax = cp.Max
 		if cp.Held {
-			c.windowSkipped = true
+			c.spanSkipped = true
 			st.stat.heldSkip()
-			r.log.Warn("a window a rule skipped before the chain stopped is still unread: the cursor stays before it, and the next run asks for it again", "stream", s.Name, "parents", describe(rn.parent))
+			r.log.Warn("a request a rule skipped before the chain stopped is still unread: the cursor stays before it, and the next run asks for it again", "stream", s.Name, "parents", describe(rn.parent))
 		}
 		switch {
 		case len(st.children) > 0 || len(st.batchers) > 0 || len(st.entities) > 0 || (st.fill && len(st.fills) > 0) || len(cp.Retry) > 0:
@@ -500,7 +501,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			return err
 		}
 		if pg.skipped {
-			c.windowSkipped = c.windows != nil
+			c.spanSkipped = true
 			return nil
 		}
 		resp, empty, retried := pg.resp, pg.empty, pg.retried
@@ -546,12 +547,13 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		case c.windows != nil:
 			// A window is done: the cursor moves to its end, unless a
 			// window before it was skipped.
-			if !c.windowSkipped {
+			if !c.spanSkipped {
 				mark.cursor = c.windows[w].end.Format(time.RFC3339)
 			}
-		case s.Incremental != nil && c.maxCursor != nil && last && (c.floor == nil || later(c.maxCursor, c.floor)):
+		case s.Incremental != nil && c.maxCursor != nil && last && !c.spanSkipped && (c.floor == nil || later(c.maxCursor, c.floor)):
 			// (With a lookback, the records read may all be older than
-			// the cursor saved before: it stays.)
+			// the cursor saved before: it stays. After a skipped download
+			// it stays too: the skipped file's records may be older.)
 			mark.cursor = c.maxCursor
 		}
 		if (!replay || retried || mark.cursor != nil) && !c.send(item{mark: mark}) {
@@ -585,7 +587,7 @@ func (c *chainRun) windowLabel(w int) string {
 // goes on from there.
 func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *pageState {
 	return &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo, Up: upCursors(c.rn.parent),
-		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at, c.retried), Held: c.windowSkipped, Job: c.job}
+		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at, c.retried), Held: c.spanSkipped, Job: c.job}
 }
 
 // spans is the number of sub-chains: windows, an async stream's

@@ -52,8 +52,8 @@ type pageState struct {
 	// Up is upCursors of the chain's parent: the versions of the
 	// incremental records above it that it was read for.
 	Up string `json:"up,omitempty"`
-	// Held: a rule skipped a window before Window, so the cursor stays
-	// before it; a resumed chain, which reads on from Window, keeps it
+	// Held: a rule skipped a window (or download) before Window, so the
+	// cursor stays before it; a resumed chain, which reads on from Window, keeps it
 	// held, or the next run would never ask for the skipped window.
 	Held bool `json:"held,omitempty"`
 	// Job is an async stream's export job: a resumed run polls it rather
