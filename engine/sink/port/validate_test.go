@@ -93,6 +93,15 @@ func TestValidateEntity(t *testing.T) {
 		}, nil},
 		{"required relation missing", func(d map[string]any) { delete(rels(d), "app") }, []string{"relations.app"}},
 		{"required relation null", func(d map[string]any) { rels(d)["app"] = nil }, []string{"relations.app"}},
+		// Errors come in field order, each map's keys in no order of Go's.
+		{"many errors in field order", func(d map[string]any) {
+			d["zz"], d["aa"], d["mm"] = 1, 2, 3
+			p := props(d)
+			p["z"], p["n"], p["b"], p["s"], p["y"] = 1, "x", "x", 1.0, 2
+			rels(d)["r2"], rels(d)["deps"], rels(d)["r1"] = "x", []any{"ok", "..", "a b"}, "y"
+			delete(rels(d), "app")
+		}, []string{"aa", "mm", "zz", "properties.b", "properties.n", "properties.s", "properties.y", "properties.z",
+			"relations.deps", "relations.deps", "relations.r1", "relations.r2", "relations.app"}},
 	}
 	bp := testBlueprint(t)
 	for _, tc := range tests {
