@@ -192,6 +192,11 @@ type Sink struct {
 	buf     []spooled             // entities not yet moved to the spool
 	bufAt   map[entityKey]int     // index in buf of each key
 	invalid []EntityError
+
+	// merging makes a merge (read the queued entity, merge, queue the
+	// result) one step: two parts of one entity written at once must not
+	// both merge into the same earlier one, the later losing the other.
+	merging sync.Mutex
 }
 
 // New validates cfg and returns a Sink. It does no I/O.

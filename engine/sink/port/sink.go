@@ -76,6 +76,8 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 	}
 	id, _ := e.Data["identifier"].(string)
 	if e.Merge && id != "" {
+		s.merging.Lock()
+		defer s.merging.Unlock()
 		prev, err := s.queued(ctx, entityKey{e.Blueprint, id})
 		if err != nil {
 			return err
