@@ -34,6 +34,14 @@ type target struct {
 	kind, name string
 	mode       string // the table's on_duplicate; entity mappings pass their own
 
+	// merges is set when an entity mapping into this blueprint merges its
+	// duplicates; delivering then holds deliver from deciding a key's
+	// part first or a merge until the Output has it, so a merge never
+	// reaches the Port sink before the part it merges into (which would
+	// replace it there).
+	merges     bool
+	delivering sync.Mutex
+
 	mu       sync.Mutex
 	keys     keySet
 	count    int
@@ -59,6 +67,9 @@ func newTargets(f *spec.File) *targets {
 		for _, e := range f.Port.Entities {
 			if t.blueprints[e.Blueprint.V] == nil {
 				t.blueprints[e.Blueprint.V] = &target{kind: "blueprint", name: e.Blueprint.V, mode: DupWarn}
+			}
+			if e.OnDuplicate.V == DupMerge {
+				t.blueprints[e.Blueprint.V].merges = true
 			}
 		}
 	}

@@ -285,20 +285,36 @@ func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Ou
 		st.stat.output()
 	}
 	for i := range m.ents {
-		e := &m.ents[i]
-		switch r.targets.blueprint(e.Blueprint).seenAs(r.seed, e.key, m.place, e.onDup) {
-		case dupFail:
-			fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Blueprint: e.Blueprint, Err: fmt.Errorf("blueprint %s: identifier %q already produced by this run (on_duplicate: fail)", e.Blueprint, e.key)})
-			st.stat.failed()
-			ok = false
-			continue
-		case dupMerge:
-			e.Merge = true
+		delivered, err := r.deliverEntity(ctx, st, m, &m.ents[i], out, fails)
+		if err != nil {
+			return false, err
 		}
-		if err := out.Entity(ctx, e.Entity); err != nil {
-			return false, fmt.Errorf("blueprint %s: %w", e.Blueprint, err)
-		}
-		st.stat.output()
+		ok = ok && delivered
 	}
 	return ok, nil
+}
+
+// deliverEntity hands one entity to the Output after the duplicate rules
+// of its blueprint; delivered is false when they fail it.
+func (r *Runner) deliverEntity(ctx context.Context, st *streamState, m *mapped, e *mappedEntity, out Output, fails *failures) (delivered bool, err error) {
+	t := r.targets.blueprint(e.Blueprint)
+	if t != nil && t.merges {
+		// Another stream's part of this entity must not overtake this one
+		// between the decision and the Output.
+		t.delivering.Lock()
+		defer t.delivering.Unlock()
+	}
+	switch t.seenAs(r.seed, e.key, m.place, e.onDup) {
+	case dupFail:
+		fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Blueprint: e.Blueprint, Err: fmt.Errorf("blueprint %s: identifier %q already produced by this run (on_duplicate: fail)", e.Blueprint, e.key)})
+		st.stat.failed()
+		return false, nil
+	case dupMerge:
+		e.Merge = true
+	}
+	if err := out.Entity(ctx, e.Entity); err != nil {
+		return false, fmt.Errorf("blueprint %s: %w", e.Blueprint, err)
+	}
+	st.stat.output()
+	return true, nil
 }
