@@ -288,3 +288,36 @@ func TestAuditTwoBlueprintCycle(t *testing.T) {
 		t.Fatal("an entity is gone")
 	}
 }
+
+// A self-relation (second pass) naming a node that is neither in the run
+// nor in Port follows the policy like any relation: dropped and counted,
+// a stub, or the entity failed (it was written in the first pass, without
+// its cycle relations; it is reported, not counted as upserted). A node
+// naming itself keeps the relation.
+func TestAuditSelfRelationMissingTarget(t *testing.T) {
+	ents := []sink.Entity{
+		{Blueprint: bpGraph, Data: map[string]any{"identifier": "n1", "properties": map[string]any{}, "relations": map[string]any{bpGraph: []any{"n1", "ghost", "n2"}}}},
+		{Blueprint: bpGraph, Data: map[string]any{"identifier": "n2", "properties": map[string]any{}, "relations": map[string]any{bpGraph: []any{}}}},
+	}
+	for _, policy := range []RelationPolicy{RelationDrop, RelationFail, RelationStub} {
+		t.Run(string(policy), func(t *testing.T) {
+			e := newEnv(t, portsim.Options{})
+			rep, err := e.run(e.sink(func(c *Config) { c.RelationPolicy = policy }), humanitecBlueprints(t, bpApp, bpEnv, bpGraph), ents, map[string]bool{bpGraph: true})
+			rel := e.srv.Entity(bpGraph, "n1")["relations"].(map[string]any)[bpGraph]
+			switch policy {
+			case RelationDrop:
+				if err != nil || rep.DroppedRelations != 1 || rep.Upserted != 2 || !slices.Equal(rel.([]any), []any{"n1", "n2"}) {
+					t.Errorf("err %v report %+v relation %v", err, rep, rel)
+				}
+			case RelationFail:
+				if !errors.Is(err, ErrEntitiesFailed) || !slices.Equal(failedIDs(rep), []string{bpGraph + ":n1"}) || rep.Upserted != 1 || rep.Blueprints[bpGraph].Failed != 1 {
+					t.Errorf("err %v report %+v", err, rep)
+				}
+			case RelationStub:
+				if err != nil || rep.Upserted != 2 || e.srv.Entity(bpGraph, "ghost") == nil || !slices.Equal(rel.([]any), []any{"n1", "ghost", "n2"}) {
+					t.Errorf("err %v report %+v relation %v", err, rep, rel)
+				}
+			}
+		})
+	}
+}
