@@ -321,3 +321,30 @@ func TestAuditSelfRelationMissingTarget(t *testing.T) {
 		})
 	}
 }
+
+// A node the run no longer produces but an unchanged node still names in
+// its self-relation (kept: Port holds it) is not stale: deleting it would
+// take the relation with it.
+func TestAuditCycleTargetOfUnchangedKept(t *testing.T) {
+	e := newEnv(t, portsim.Options{})
+	n := func(id string, deps ...any) sink.Entity {
+		if deps == nil {
+			deps = []any{}
+		}
+		return sink.Entity{Blueprint: bpGraph, Data: map[string]any{"identifier": id, "properties": map[string]any{}, "relations": map[string]any{bpGraph: deps}}}
+	}
+	bps := humanitecBlueprints(t, bpApp, bpEnv, bpGraph)
+	complete := map[string]bool{bpGraph: true}
+	if _, err := e.run(e.sink(), bps, []sink.Entity{n("n1", "n2"), n("n2"), n("n3")}, complete); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.run(e.sink(), nil, []sink.Entity{n("n1", "n2"), n("n3")}, complete)
+	if err != nil || rep.Unchanged != 2 || rep.Deleted != 0 || e.srv.Entity(bpGraph, "n2") == nil {
+		t.Fatalf("err %v report %+v", err, rep)
+	}
+	// Once nothing names it, it goes.
+	rep, err = e.run(e.sink(), nil, []sink.Entity{n("n1"), n("n3")}, complete)
+	if err != nil || rep.Deleted != 1 || e.srv.Entity(bpGraph, "n2") != nil {
+		t.Fatalf("err %v report %+v", err, rep)
+	}
+}
