@@ -348,3 +348,40 @@ func TestAuditCycleTargetOfUnchangedKept(t *testing.T) {
 		t.Fatalf("err %v report %+v", err, rep)
 	}
 }
+
+// A stub Port made for a relation (missing_relations: stub) has no owner:
+// the run that first produces that entity finds it unowned and does not
+// overwrite it. The failure names the stub as a likely maker, and only
+// where the spec lets Port make stubs of that blueprint.
+func TestStubLaterProducedIsNamedInConflict(t *testing.T) {
+	bps := rawBlueprints(
+		`{"identifier":"lib","title":"Lib","schema":{"properties":{}},"relations":{}}`,
+		`{"identifier":"svc","title":"Svc","schema":{"properties":{}},"relations":{"uses":{"title":"Uses","target":"lib","many":true,"required":false}}}`,
+	)
+	svc := sink.Entity{Blueprint: "svc", Data: map[string]any{"identifier": "s", "properties": map[string]any{}, "relations": map[string]any{"uses": []any{"l1"}}}}
+	lib := sink.Entity{Blueprint: "lib", Data: map[string]any{"identifier": "l1", "title": "Lib one", "properties": map[string]any{}, "relations": map[string]any{}}}
+	for _, policy := range []RelationPolicy{RelationStub, RelationDrop} {
+		t.Run(string(policy), func(t *testing.T) {
+			e := newEnv(t, portsim.Options{})
+			withPolicy := e.sink(func(c *Config) { c.RelationPolicy = policy })
+			if _, err := e.run(withPolicy, bps, []sink.Entity{svc}, map[string]bool{"svc": true}); err != nil {
+				t.Fatalf("first run: %v", err)
+			}
+			if policy == RelationDrop { // made by hand, unowned as a stub is
+				if err := e.srv.SeedEntity("lib", []byte(`{"identifier":"l1","title":"by hand"}`)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if e.srv.Entity("lib", "l1") == nil {
+				t.Fatal("no l1 in Port after the first run")
+			}
+			rep, err := e.run(e.sink(func(c *Config) { c.RelationPolicy = policy }), bps, []sink.Entity{svc, lib}, map[string]bool{"svc": true, "lib": true})
+			if !errors.Is(err, ErrEntitiesFailed) || !slices.Equal(failedIDs(rep), []string{"lib:l1"}) {
+				t.Fatalf("err %v, failed %v", err, failedIDs(rep))
+			}
+			if named := strings.Contains(rep.Errors[0].Message, "stub"); named != (policy == RelationStub) {
+				t.Errorf("policy %s: message %q names a stub: %v", policy, rep.Errors[0].Message, named)
+			}
+		})
+	}
+}

@@ -203,15 +203,30 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 			}
 			after = unknown[len(unknown)-1]
 			for chunk := range slices.Chunk(unknown, lookupChunk) {
-				g.Go(func() error { return s.claimChunk(gctx, st, bp, chunk) })
+				g.Go(func() error { return s.claimChunk(gctx, st, bp, chunk, s.stubbed(defs, bp)) })
 			}
 		}
 	}
 	return g.Wait()
 }
 
-// claimChunk looks up who owns ids of bp, none of them known as the run's.
-func (s *Sink) claimChunk(ctx context.Context, st *runState, bp string, ids []string) error {
+// stubbed reports whether the spec lets Port make empty stubs of bp: a
+// relation to it under missing_relations: stub. Port makes them without
+// an owner, so the run that first produces one finds it unowned.
+func (s *Sink) stubbed(defs map[string]*Blueprint, bp string) bool {
+	for from, def := range defs {
+		for name, rel := range def.Relations {
+			if rel.Target == bp && s.cfg.policy(from, name) == RelationStub {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// claimChunk looks up who owns ids of bp, none of them known as the run's;
+// stubbed is [Sink.stubbed] of bp.
+func (s *Sink) claimChunk(ctx context.Context, st *runState, bp string, ids []string, stubbed bool) error {
 	q := map[string]any{"combinator": "and", "rules": []any{
 		map[string]any{"property": "$identifier", "operator": "in", "value": ids},
 	}}
@@ -240,14 +255,18 @@ func (s *Sink) claimChunk(ctx context.Context, st *runState, bp string, ids []st
 		case h.owner == "" && s.cfg.AdoptUnowned, h.owner != "" && slices.Contains(s.cfg.AdoptOwners, h.owner):
 			st.adopt(k, h.owner)
 		default:
-			st.conflict(k, h.owner)
+			st.conflict(k, h.owner, stubbed)
 		}
 	}
 	return nil
 }
 
-// conflictMessage says why an entity was not written.
-func conflictMessage(owner string) string {
+// conflictMessage says why an entity was not written; stubbed says Port
+// may have made it as an empty stub (see [Sink.stubbed]).
+func conflictMessage(owner string, stubbed bool) string {
+	if owner == "" && stubbed {
+		return fmt.Sprintf("not overwritten: the entity exists in Port without a %s: an empty stub Port made for a relation (missing_relations: stub), or one made by hand or by another tool (adopt unowned entities to take it over)", OwnerProperty)
+	}
 	if owner == "" {
 		return fmt.Sprintf("not overwritten: the entity exists in Port without a %s, made by hand or by another tool (adopt unowned entities to take it over)", OwnerProperty)
 	}

@@ -303,9 +303,10 @@ func newRunState(sp *spool) *runState {
 		conflicts: map[entityKey]string{}, adopted: map[entityKey]string{}, owned: map[string]int{}, listErr: map[string]error{}}
 }
 
-// conflict records that k belongs to owner ("" for nobody) and fails it.
-func (st *runState) conflict(k entityKey, owner string) {
-	st.fail(k, conflictMessage(owner))
+// conflict records that k belongs to owner ("" for nobody) and fails it;
+// stubbed: see [conflictMessage].
+func (st *runState) conflict(k entityKey, owner string, stubbed bool) {
+	st.fail(k, conflictMessage(owner, stubbed))
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.conflicts[k] = owner
