@@ -258,3 +258,79 @@ func TestRefreshMargin(t *testing.T) {
 		}
 	}
 }
+
+// Many requests that get 401 with the same token (it died while they were
+// in flight) share one refresh, and each is sent again and succeeds: none
+// is dropped, none counted as data without its answer. The first 401
+// comes back alone; the others only once the new token is in use, so a
+// 401 of the old token must not throw the new one away.
+func TestConcurrent401sShareOneRefresh(t *testing.T) {
+	const n = 8
+	var mu sync.Mutex
+	fetches, arrived, refused := 0, 0, 0
+	all, renewed := make(chan struct{}), make(chan struct{})
+	var renewedOnce sync.Once
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/oauth/token" {
+			mu.Lock()
+			fetches++
+			tok := fmt.Sprintf("at-%d", fetches)
+			mu.Unlock()
+			fmt.Fprintf(w, `{"access_token":%q,"token_type":"bearer"}`, tok)
+			return
+		}
+		switch r.Header.Get("Authorization") {
+		case "Bearer at-1":
+			// Every request is in flight with the first token before it dies.
+			mu.Lock()
+			if arrived++; arrived == n {
+				close(all)
+			}
+			mu.Unlock()
+			waitFor(t, all, "the requests in flight together")
+			mu.Lock()
+			refused++
+			first := refused == 1
+			mu.Unlock()
+			if !first {
+				waitFor(t, renewed, "a request with the new token")
+			}
+			w.WriteHeader(http.StatusUnauthorized)
+		case "Bearer at-2":
+			renewedOnce.Do(func() { close(renewed) })
+			fmt.Fprintf(w, `{"path":%q}`, r.URL.Path)
+		default:
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	})
+	c := mustClient(t, testPool(newFakeClock(), 0, nil), HostConfig{BaseURL: srv.URL, Concurrency: n,
+		Auth: Auth{Type: AuthOAuth2, TokenURL: srv.URL + "/oauth/token", ClientID: "id", ClientSecret: "secret"}})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			path := fmt.Sprintf("/api/%d", i)
+			resp, err := c.Do(t.Context(), &Request{URL: path})
+			if err != nil {
+				t.Errorf("%s: %v", path, err)
+				return
+			}
+			if want := fmt.Sprintf(`{"path":%q}`, path); string(resp.Body) != want || resp.Attempts != 2 {
+				t.Errorf("%s: body %s in %d attempts, want %s in 2", path, resp.Body, resp.Attempts, want)
+			}
+		})
+	}
+	wg.Wait()
+	if fetches != 2 {
+		t.Errorf("token fetches = %d, want 2: one, and one refresh shared by the %d 401s", fetches, n)
+	}
+}
+
+// waitFor waits for ch, failing the test rather than hanging when it never
+// comes.
+func waitFor(t *testing.T, ch <-chan struct{}, what string) {
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Errorf("waited 10s for %s", what)
+	}
+}
