@@ -231,11 +231,10 @@ func (c *chainRun) poll(client *fetch.Client, resumed bool) (answer any, gone bo
 	for n := 1; ; n++ {
 		resp, err := client.Do(c.ctx, &fetch.Request{Method: rq.Method.V, URL: target, Query: req.Query, Header: req.Header})
 		st.stat.answered(attemptsOf(resp), err)
-		var se *fetch.StatusError
 		switch {
 		case err != nil && c.ctx.Err() != nil:
 			return nil, false, errCancelled
-		case err != nil && resumed && n == 1 && errors.As(err, &se) && (se.Status == http.StatusNotFound || se.Status == http.StatusGone):
+		case err != nil && resumed && n == 1 && jobGone(err):
 			return nil, true, nil
 		case err != nil:
 			return nil, false, fmt.Errorf("export job %s: poll: %w", id, err)
@@ -270,6 +269,22 @@ func (c *chainRun) poll(client *fetch.Client, resumed bool) (answer any, gone bo
 			return nil, false, errCancelled
 		}
 	}
+}
+
+// jobGone tells a poll answered 404 or 410: the API no longer knows the
+// job. A response rule that matched the answer does not change that: the
+// rules say what an answer means as data, not whether the job exists.
+func jobGone(err error) bool {
+	status := 0
+	var se *fetch.StatusError
+	var re *fetch.RuleError
+	switch {
+	case errors.As(err, &se):
+		status = se.Status
+	case errors.As(err, &re):
+		status = re.Status
+	}
+	return status == http.StatusNotFound || status == http.StatusGone
 }
 
 // holds runs a predicate: true unless it yields nothing, false or null.

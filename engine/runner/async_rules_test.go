@@ -1,0 +1,124 @@
+package runner_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine/apitest"
+	"github.com/ferry-etl/ferry/engine/runner"
+	"github.com/ferry-etl/ferry/engine/sim/export"
+)
+
+// asyncRulesSpec is an incremental export job whose results are two
+// files; a 404 on a result file is skipped by a response rule.
+const asyncRulesSpec = `
+version: 1
+name: t
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+streams:
+  export:
+    incremental: {cursor: .at, initial: "2026-01-01T00:00:00Z"}
+    http:
+      rules:
+        - {status: 404, action: skip}
+    async:
+      create: {path: /exports, body: {since: "${ cursor }"}, id: .id}
+      poll: {path: "/exports/${ job.id }", done: .status == "completed"}
+      download: {urls: '[.files[].url]'}
+    response: {format: ndjson}
+tables:
+  exported: {from: export, primary_key: [id]}
+`
+
+// A result file a rule skipped was never read: the stream is incomplete,
+// and the cursor must not move past it, though the files after it were
+// read (their records are later than the skipped file's). Otherwise the
+// next run's job starts after the skipped records, and they are lost.
+func TestAsyncSkippedDownloadKeepsTheCursor(t *testing.T) {
+	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
+		{Method: "POST", Path: "/exports", Status: 202, Body: map[string]any{"id": "j1"}},
+		{Path: "/exports/j1", Body: map[string]any{"status": "completed", "files": []any{
+			map[string]any{"url": "/files/1"}, map[string]any{"url": "/files/2"},
+		}}},
+		{Path: "/files/1", Status: 404, Body: map[string]any{"message": "not found"}},
+		{Path: "/files/2", RawBody: `{"id":"b","at":"2026-03-01T00:00:00Z"}` + "\n"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out := newStateful()
+	sum, err := runWith(t, mustSpec(t, asyncRulesSpec), runOpts{cfg: map[string]any{"url": s.URL()}}, out)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if got := out.field("exported", "id"); len(got) != 1 || got[0] != "b" {
+		t.Errorf("rows = %v, want the second file's", got)
+	}
+	if sum.Complete["export"] {
+		t.Error("the stream is complete though a result file was skipped")
+	}
+	if cur, ok := out.state["export"+runner.WatermarkSuffix][""]; ok {
+		t.Errorf("cursor saved past a skipped result file: %s", cur)
+	}
+}
+
+// A resumed chain remembers the skip of a run before: the downloads it
+// reads after resuming do not move the cursor past the skipped one.
+func TestAsyncSkippedDownloadKeepsTheCursorWhenResumed(t *testing.T) {
+	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
+		{Method: "POST", Path: "/exports", Status: 202, Body: map[string]any{"id": "j1"}},
+		{Path: "/exports/j1", Body: map[string]any{"status": "completed", "files": []any{
+			map[string]any{"url": "/files/1"}, map[string]any{"url": "/files/2"}, map[string]any{"url": "/files/3"},
+		}}},
+		{Path: "/files/1", Status: 404, Body: map[string]any{"message": "not found"}},
+		{Path: "/files/2", RawBody: `{"id":"b","at":"2026-03-01T00:00:00Z"}` + "\n"},
+		// The first run fails here; the second reads it.
+		{Path: "/files/3", RawBody: `{"id":"c","at":"2026-03-02T00:00:00Z"}` + "\n", Faults: []apitest.Fault{{Status: 400}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f := mustSpec(t, asyncRulesSpec)
+	first := newStateful()
+	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}}, first); err == nil {
+		t.Fatal("first run: no error, want the third file's 400")
+	}
+	again := newStateful()
+	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}, state: first.state}, again); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if got := again.field("exported", "id"); len(got) != 1 || got[0] != "c" {
+		t.Errorf("second run rows = %v, want the third file's (resumed after the second)", got)
+	}
+	if n := s.Count("POST", "/exports"); n != 1 {
+		t.Errorf("jobs created = %d, want 1 (the second run resumes the job)", n)
+	}
+	if cur, ok := again.state["export"+runner.WatermarkSuffix][""]; ok {
+		t.Errorf("cursor saved past a result file the first run skipped: %s", cur)
+	}
+}
+
+// A saved job the API no longer knows (404) is replaced by a new one even
+// when a response rule turns 404s into "no data" (GitHub's README rule):
+// the rule is about data, not about whether the job still exists. Treated
+// as an answer about data, the job would fail every run until it expired.
+func TestAsyncGoneJobWithA404Rule(t *testing.T) {
+	s := export.New(export.Options{Events: 7, Polls: 1, RetryAfter: -1})
+	defer s.Close()
+	f := mustSpec(t, strings.Replace(exportSpec, "  auth: {type: bearer, token: \"${ config.token }\"}\n",
+		"  auth: {type: bearer, token: \"${ config.token }\"}\n  rules:\n    - {status: 404, action: empty}\n", 1))
+	gone := map[string]map[string]json.RawMessage{"export": {"": json.RawMessage(`{"pages":0,"next":{},"job":{"id":"exp_0404","created":"2026-02-01T00:00:00Z"}}`)}}
+	out := newStateful()
+	if _, err := runWith(t, f, runOpts{cfg: simConfig(s), state: gone}, out); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if s.JobsMade() != 1 || len(out.rows["exported"]) != 7 {
+		t.Errorf("jobs created = %d, rows %d; want 1 and 7", s.JobsMade(), len(out.rows["exported"]))
+	}
+}
