@@ -44,6 +44,7 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 		expires = a.Expires.V
 	}
 	var answer any
+	var urls []string
 	if job := c.savedJob(); job != nil {
 		if age := r.opts.Now().Sub(job.Created); age >= expires {
 			r.log.Warn("export job expired: creating a new one", "stream", s.Name, "parents", describe(c.rn.parent), "job", job.ID, "age", age.Round(time.Second))
@@ -60,6 +61,19 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 			}
 		}
 	}
+	if c.job != nil {
+		var err error
+		if urls, err = c.downloadURLs(answer); err != nil {
+			return err
+		}
+		if cp := c.cp; cp != nil && cp.Window >= len(urls) && (cp.Window > 0 || cp.Pages > 0 || cp.Part > 0) {
+			// The job lists fewer results than the chain had reached: what
+			// the ones it no longer lists held is unknown, and going on
+			// would end the chain without them.
+			r.log.Warn("export job lists fewer results than were read: creating a new one", "stream", s.Name, "parents", describe(c.rn.parent), "job", c.job.ID, "results", len(urls), "reached", cp.Window+1)
+			c.job = nil
+		}
+	}
 	if c.job == nil {
 		if c.cp != nil && (c.cp.Window > 0 || c.cp.Pages > 0 || c.cp.Part > 0) {
 			// What was committed came from another job: the new one is
@@ -74,10 +88,9 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 		if answer, _, err = c.poll(client, false); err != nil {
 			return err
 		}
-	}
-	urls, err := c.downloadURLs(answer)
-	if err != nil {
-		return err
+		if urls, err = c.downloadURLs(answer); err != nil {
+			return err
+		}
 	}
 	c.downloads = urls
 	if len(urls) == 0 {

@@ -3,6 +3,7 @@ package runner_test
 import (
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ferry-etl/ferry/engine/apitest"
@@ -120,5 +121,47 @@ func TestAsyncGoneJobWithA404Rule(t *testing.T) {
 	}
 	if s.JobsMade() != 1 || len(out.rows["exported"]) != 7 {
 		t.Errorf("jobs created = %d, rows %d; want 1 and 7", s.JobsMade(), len(out.rows["exported"]))
+	}
+}
+
+// A resumed job whose fresh poll lists fewer result files than the run
+// before had reached cannot be resumed: what the files it no longer lists
+// held is unknown. Going on would end the chain with nothing more read and
+// no error; a new job is made and read from its start instead, as for a
+// job the API no longer knows.
+func TestAsyncResumedJobWithFewerFiles(t *testing.T) {
+	var polls atomic.Int32
+	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
+		{Method: "POST", Path: "/exports", Status: 202, Body: map[string]any{"id": "j1"}},
+		{Path: "/exports/j1", BodyFunc: func(map[string]string) any {
+			files := []any{map[string]any{"url": "/files/1"}, map[string]any{"url": "/files/2"}, map[string]any{"url": "/files/3"}}
+			if polls.Add(1) == 2 {
+				files = files[:2] // the resumed job's first poll
+			}
+			return map[string]any{"status": "completed", "files": files}
+		}},
+		{Path: "/files/1", RawBody: `{"id":"a","at":"2026-03-01T00:00:00Z"}` + "\n"},
+		{Path: "/files/2", RawBody: `{"id":"b","at":"2026-03-02T00:00:00Z"}` + "\n"},
+		// The first run fails here; the second reads it.
+		{Path: "/files/3", RawBody: `{"id":"c","at":"2026-03-03T00:00:00Z"}` + "\n", Faults: []apitest.Fault{{Status: 400}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f := mustSpec(t, asyncRulesSpec)
+	first := newStateful()
+	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}}, first); err == nil {
+		t.Fatal("first run: no error, want the third file's 400")
+	}
+	again := newStateful()
+	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}, state: first.state}, again); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if got := strings.Join(again.field("exported", "id"), ","); got != "a,b,c" {
+		t.Errorf("second run rows = %s, want a new job's a,b,c", got)
+	}
+	if n := s.Count("POST", "/exports"); n != 2 {
+		t.Errorf("jobs created = %d, want 2", n)
 	}
 }
