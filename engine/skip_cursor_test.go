@@ -66,6 +66,9 @@ func TestSkippedWindowHeldAcrossResume(t *testing.T) {
 	if res.Summary.Complete["events"] {
 		t.Errorf("the resumed run calls events complete: the skipped window is still unread")
 	}
+	if len(res.Summary.Skips) != 1 || res.Summary.Skips[0].Stream != "events" {
+		t.Errorf("the resumed run's skips %+v: its report does not name the request still unread", res.Summary.Skips)
+	}
 	_, err3 := fx.run(engine.RunOptions{Now: auditNow(4, 2)})
 	if got := api.take(); !slices.Contains(got, day(0, 23)+".."+day(1, 23)) {
 		t.Errorf("the run after asked %v: the window skipped before the resume was never asked again", got)

@@ -105,6 +105,46 @@ func TestAsyncSkippedDownloadKeepsTheCursorWhenResumed(t *testing.T) {
 	}
 }
 
+// The run that resumes a sync whose first run skipped a result file does
+// not call the stream complete: a replace table fed by it would have the
+// skipped file's rows, which this sync never saw, marked deleted.
+func TestAsyncSkipBeforeResumeKeepsTheStreamIncomplete(t *testing.T) {
+	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
+		{Method: "POST", Path: "/exports", Status: 202, Body: map[string]any{"id": "j1"}},
+		{Path: "/exports/j1", Body: map[string]any{"status": "completed", "files": []any{
+			map[string]any{"url": "/files/1"}, map[string]any{"url": "/files/2"}, map[string]any{"url": "/files/3"},
+		}}},
+		{Path: "/files/1", Status: 404, Body: map[string]any{"message": "not found"}},
+		{Path: "/files/2", RawBody: `{"id":"b"}` + "\n"},
+		// The first run fails here; the second reads it.
+		{Path: "/files/3", RawBody: `{"id":"c"}` + "\n", Faults: []apitest.Fault{{Status: 400}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	src := strings.Replace(asyncRulesSpec, `    incremental: {cursor: .at, initial: "2026-01-01T00:00:00Z"}
+`, "", 1)
+	src = strings.Replace(src, `body: {since: "${ cursor }"}`, `body: {}`, 1)
+	src = strings.Replace(src, "primary_key: [id]}", "primary_key: [id], mode: replace}", 1)
+	f := mustSpec(t, src)
+	first := newStateful()
+	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}}, first); err == nil {
+		t.Fatal("first run: no error, want the third file's 400")
+	}
+	again := newStateful()
+	sum, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}, state: first.state}, again)
+	if err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if got := again.field("exported", "id"); len(got) != 1 || got[0] != "c" {
+		t.Fatalf("second run rows = %v, want the third file's (resumed after the second)", got)
+	}
+	if sum.Complete["export"] || sum.Tables["exported"] {
+		t.Errorf("the resumed run calls the stream complete (%v) and its table reconcilable (%v), though the sync skipped a file", sum.Complete["export"], sum.Tables["exported"])
+	}
+}
+
 // A saved job the API no longer knows (404) is replaced by a new one even
 // when a response rule turns 404s into "no data" (GitHub's README rule):
 // the rule is about data, not about whether the job still exists. Treated

@@ -272,7 +272,12 @@ func (c *chainRun) run() error {
 		if cp.Held {
 			c.spanSkipped = true
 			st.stat.heldSkip()
-			r.log.Warn("a request a rule skipped before the chain stopped is still unread: the cursor stays before it, and the next run asks for it again", "stream", s.Name, "parents", describe(rn.parent))
+			const why = "a request a rule skipped before the chain stopped is still unread: the cursor stays before it, and the next run asks for it again"
+			r.log.Warn(why, "stream", s.Name, "parents", describe(rn.parent))
+			// Its parents' cursors stay too, and the report names it.
+			if !c.send(item{skip: &Skip{Stream: s.Name, Parents: describe(rn.parent), Page: cp.Pages, Reason: why}}) {
+				return errCancelled
+			}
 		}
 		switch {
 		case len(st.children) > 0 || len(st.batchers) > 0 || len(st.entities) > 0 || (st.fill && len(st.fills) > 0) || len(cp.Retry) > 0:
