@@ -385,3 +385,27 @@ func TestStubLaterProducedIsNamedInConflict(t *testing.T) {
 		})
 	}
 }
+
+// Merging a relation's identifiers with what is not an identifier (a
+// search query, a number) cannot be a union: the entity fails, naming the
+// relation, rather than the merge dropping the part it cannot hold.
+func TestMergeKeepsWhatItCannotUnion(t *testing.T) {
+	bps := rawBlueprints(
+		`{"identifier":"lib","title":"Lib","schema":{"properties":{}},"relations":{}}`,
+		`{"identifier":"svc","title":"Svc","schema":{"properties":{}},"relations":{"uses":{"title":"Uses","target":"lib","many":true,"required":false}}}`,
+	)
+	part := func(uses any, merge bool) sink.Entity {
+		return sink.Entity{Blueprint: "svc", Merge: merge, Data: map[string]any{"identifier": "s", "properties": map[string]any{}, "relations": map[string]any{"uses": uses}}}
+	}
+	lib := sink.Entity{Blueprint: "lib", Data: map[string]any{"identifier": "l1", "properties": map[string]any{}, "relations": map[string]any{}}}
+	query := map[string]any{"combinator": "and", "rules": []any{}}
+	for name, second := range map[string]any{"query": query, "number in list": []any{json.Number("7")}, "number": json.Number("7")} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, portsim.Options{})
+			rep, err := e.run(e.sink(), bps, []sink.Entity{lib, part([]any{"l1"}, false), part(second, true)}, map[string]bool{"svc": true, "lib": true})
+			if !errors.Is(err, ErrEntitiesFailed) || !slices.Equal(failedIDs(rep), []string{"svc:s"}) || !strings.Contains(rep.Errors[0].Message, "relations.uses") {
+				t.Fatalf("err %v, failed %v (%+v), entity in Port %v", err, failedIDs(rep), rep.Errors, e.srv.Entity("svc", "s"))
+			}
+		})
+	}
+}

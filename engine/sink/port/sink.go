@@ -226,26 +226,34 @@ func mergeEntity(prev, next map[string]any) map[string]any {
 }
 
 // unionIDs is the sorted, de-duplicated union of two relation values
-// (each a list of identifiers, one identifier, or null).
+// (each a list of identifiers, one identifier, or null). Anything else (a
+// search query, a number) is kept after the identifiers, so validation
+// fails the entity naming the relation rather than the merge dropping it.
 func unionIDs(a, b any) []any {
 	set := map[string]bool{}
+	var other []any
 	for _, v := range []any{a, b} {
 		switch x := v.(type) {
+		case nil:
 		case string:
 			set[x] = true
 		case []any:
 			for _, e := range x {
 				if s, ok := e.(string); ok {
 					set[s] = true
+				} else {
+					other = append(other, e)
 				}
 			}
+		default:
+			other = append(other, x)
 		}
 	}
-	out := make([]any, 0, len(set))
+	out := make([]any, 0, len(set)+len(other))
 	for _, id := range slices.Sorted(maps.Keys(set)) {
 		out = append(out, id)
 	}
-	return out
+	return append(out, other...)
 }
 
 func joinErrors(errs []error) string {
