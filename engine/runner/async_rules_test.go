@@ -205,3 +205,42 @@ func TestAsyncResumedJobWithFewerFiles(t *testing.T) {
 		t.Errorf("jobs created = %d, want 2", n)
 	}
 }
+
+// A skip or empty rule that matches the create or a poll answer fails the
+// chain: there is no job to read, and "no records" from a job still
+// running would end the stream early with the job's records unread.
+func TestAsyncRulesOnCreateAndPollFail(t *testing.T) {
+	for _, tc := range []struct{ name, action, failing string }{
+		{"skip on create", "skip", "/exports"},
+		{"empty on create", "empty", "/exports"},
+		{"skip on poll", "skip", "/exports/j1"},
+		{"empty on poll", "empty", "/exports/j1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			routes := []apitest.Route{
+				{Method: "POST", Path: "/exports", Status: 202, Body: map[string]any{"id": "j1"}},
+				{Path: "/exports/j1", Body: map[string]any{"status": "completed", "files": []any{map[string]any{"url": "/files/1"}}}},
+				{Path: "/files/1", RawBody: `{"id":"a","at":"2026-03-01T00:00:00Z"}` + "\n"},
+			}
+			for i := range routes {
+				if routes[i].Path == tc.failing {
+					routes[i].Status, routes[i].Body = 404, map[string]any{"message": "not found"}
+				}
+			}
+			s, err := apitest.Start(apitest.Fixture{Routes: routes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			src := strings.Replace(asyncRulesSpec, "action: skip", "action: "+tc.action, 1)
+			out := newStateful()
+			sum, err := runWith(t, mustSpec(t, src), runOpts{cfg: map[string]any{"url": s.URL()}}, out)
+			if err == nil || sum.Complete["export"] {
+				t.Fatalf("run error %v, complete %v: want the chain failed", err, sum.Complete["export"])
+			}
+			if cur, ok := out.state["export"+runner.WatermarkSuffix][""]; ok {
+				t.Errorf("cursor saved: %s", cur)
+			}
+		})
+	}
+}
