@@ -135,16 +135,25 @@ func (q *JQ) values(vars []any) []any {
 	return out
 }
 
+// tryFast runs the fast evaluator, if the program has one, where gojq
+// would run at all: with fewer values than the variables compiled in,
+// gojq may fail before the first instruction, even where the fast
+// evaluator never reads the missing value (". // $x").
+func (q *JQ) tryFast(input any, vars []any) (any, bool) {
+	if q.fast == nil || len(vars) < len(q.args) {
+		return nil, false
+	}
+	return q.fast(input, vars)
+}
+
 // Run runs the program on input and returns all its outputs. vars are the
 // values of the variables named at compile time, in the same order. Values
 // must be JSON-shaped (nil, bool, int, float64, *big.Int, json.Number, string,
 // []any, map[string]any): decode with json.Decoder.UseNumber, never pass
 // structs. The first error the program emits stops it and is returned.
 func (q *JQ) Run(ctx context.Context, input any, vars ...any) ([]any, error) {
-	if q.fast != nil {
-		if v, ok := q.fast(input, vars); ok {
-			return []any{v}, nil
-		}
+	if v, ok := q.tryFast(input, vars); ok {
+		return []any{v}, nil
 	}
 	iter := q.code.RunWithContext(ctx, input, q.values(vars)...)
 	var out []any
@@ -166,10 +175,8 @@ func (q *JQ) Run(ctx context.Context, input any, vars ...any) ([]any, error) {
 // First runs the program and returns its first output; ok is false when the
 // program produced no output. Later outputs are not computed.
 func (q *JQ) First(ctx context.Context, input any, vars ...any) (v any, ok bool, err error) {
-	if q.fast != nil {
-		if v, ok := q.fast(input, vars); ok {
-			return v, true, nil
-		}
+	if v, ok := q.tryFast(input, vars); ok {
+		return v, true, nil
 	}
 	iter := q.code.RunWithContext(ctx, input, q.values(vars)...)
 	v, ok = iter.Next()

@@ -45,10 +45,12 @@ func TestFastJQAsGojq(t *testing.T) {
 				in, vs[0] = kinds[j%len(kinds)], kinds[j/len(kinds)]
 			} else if j >= 12 {
 				break
+			} else if j%4 == 3 {
+				vs = vs[:rng.IntN(2)] // a caller passing too few values
 			}
 			want, wantErr := slow.Run(ctx, in, vs...)
 			asked++
-			if v, ok := q.fast(in, vs); ok {
+			if v, ok := q.tryFast(in, vs); ok {
 				answered++
 				if wantErr != nil || len(want) != 1 || !reflect.DeepEqual(v, want[0]) {
 					t.Fatalf("%s on %#v, vars %#v: fast %#v, gojq %#v (error %v)", src, in, vs, v, want, wantErr)
@@ -148,9 +150,42 @@ func randValue(rng *rand.Rand, depth int) any {
 	case n == 10:
 		return []any{"a"}
 	case n == 11:
-		return []any{1.5, 7, json.Number("4"), big.NewInt(3)}[rng.IntN(4)]
+		return []any{1.5, 7, json.Number("4"), big.NewInt(3), json.Number("1e400"), json.Number("-0"),
+			new(big.Int).Lsh(big.NewInt(1), 80), 0.0}[rng.IntN(8)]
 	case n == 12:
 		return strings.Repeat("a", rng.IntN(3))
 	}
 	return map[string]any{}
+}
+
+// TestFastJQMissingValue: with fewer values than the variables a program
+// uses (when they are the first ones named), gojq fails before running
+// ("defined but not bound"); the fast evaluator answered, null for the
+// missing value or the input for ". // $x", so such a caller got a value
+// or an error depending only on the program's shape.
+func TestFastJQMissingValue(t *testing.T) {
+	ctx := context.Background()
+	for _, src := range []string{"$x", "$x.a", `$x // "d"`, "$y == null", ". or $x", `. // $x`, `if . then "t" else $x end`} {
+		q, err := CompileJQ(src, []string{"x", "y"})
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if q.fast == nil {
+			t.Fatalf("%s: not taken by the fast evaluator", src)
+		}
+		slow := *q
+		slow.fast = nil
+		for _, vs := range [][]any{nil, {"X"}} {
+			want, wantErr := slow.Run(ctx, "in", vs...)
+			got, gotErr := q.Run(ctx, "in", vs...)
+			if (gotErr == nil) != (wantErr == nil) || !reflect.DeepEqual(got, want) {
+				t.Errorf("%s with %d values: Run %#v %v, gojq %#v %v", src, len(vs), got, gotErr, want, wantErr)
+			}
+			first, firstOK, firstErr := q.First(ctx, "in", vs...)
+			wantFirst, wantOK, wantFirstErr := slow.First(ctx, "in", vs...)
+			if (firstErr == nil) != (wantFirstErr == nil) || firstOK != wantOK || !reflect.DeepEqual(first, wantFirst) {
+				t.Errorf("%s with %d values: First %#v %v %v, gojq %#v %v %v", src, len(vs), first, firstOK, firstErr, wantFirst, wantOK, wantFirstErr)
+			}
+		}
+	}
 }
