@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/itchyny/gojq"
 )
 
 // TestFastJQAsGojq holds the fast evaluator to gojq on random programs of
@@ -97,12 +99,12 @@ func TestFastJQRefusesOtherPrograms(t *testing.T) {
 // randProgram writes a random program of the fast evaluator's subset.
 func randProgram(rng *rand.Rand, depth int) string {
 	terms := []string{".", ".a", ".b", ".a.b", ".a.a.b", "$x", "$x.a", "$y.b.a", `"s"`, `""`, `"a\"b"`, `"ab"`,
-		"null", "true", "false", "[]", "{}", `"Title case-me"`}
+		"null", "true", "false", "[]", "{}", `"Title case-me"`, ".if", ".and.a", "$y", `"\u00e9\t"`}
 	if depth == 0 || rng.IntN(3) == 0 {
 		return terms[rng.IntN(len(terms))]
 	}
 	sub := func() string { return randProgram(rng, depth-1) }
-	switch rng.IntN(12) {
+	switch rng.IntN(14) {
 	case 0:
 		return sub() + " + " + sub()
 	case 1:
@@ -125,6 +127,10 @@ func randProgram(rng *rand.Rand, depth int) string {
 		return sub() + " | " + []string{"clean_title", "title_case", "path_escape", "query_escape"}[rng.IntN(4)]
 	case 10:
 		return sub() + ` | ltrimstr("a")`
+	case 11:
+		return "if " + sub() + " then " + sub() + " end"
+	case 12:
+		return "if " + sub() + " then " + sub() + " elif " + sub() + " then " + sub() + " else " + sub() + " end"
 	default:
 		return sub() + ` | startswith("a")`
 	}
@@ -135,7 +141,7 @@ func randValue(rng *rand.Rand, depth int) any {
 	switch n := rng.IntN(14); {
 	case n < 4 && depth > 0:
 		m := map[string]any{}
-		for _, k := range []string{"a", "b"} {
+		for _, k := range []string{"a", "b", "if", "and"} {
 			if rng.IntN(4) > 0 {
 				m[k] = randValue(rng, depth-1)
 			}
@@ -186,6 +192,22 @@ func TestFastJQMissingValue(t *testing.T) {
 			if (firstErr == nil) != (wantFirstErr == nil) || firstOK != wantOK || !reflect.DeepEqual(first, wantFirst) {
 				t.Errorf("%s with %d values: First %#v %v %v, gojq %#v %v %v", src, len(vs), first, firstOK, firstErr, wantFirst, wantOK, wantFirstErr)
 			}
+		}
+	}
+}
+
+// TestFastJQExtraFuncsNotBuiltins: gojq calls a function given with
+// WithFunction only when it has no builtin of that name and arity; the fast
+// evaluator always calls ferry's. A gojq that gains, say, path_escape would
+// make the two disagree without this failing first.
+func TestFastJQExtraFuncsNotBuiltins(t *testing.T) {
+	for _, f := range extraFuncs() {
+		q, err := gojq.Parse(f.name)
+		if err != nil {
+			t.Fatalf("%s: %v", f.name, err)
+		}
+		if _, err := gojq.Compile(q); err == nil || !strings.Contains(err.Error(), "function not defined") {
+			t.Errorf("%s is a gojq builtin (compile error %v): the fast evaluator must not call ferry's", f.name, err)
 		}
 	}
 }
