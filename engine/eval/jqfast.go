@@ -17,7 +17,8 @@ type fastFunc func(in any, vars []any) (v any, ok bool)
 // compileFast returns the fastFunc of a program made only of
 //
 //	paths of field names into the input or a variable: . .a.b $parent.id
-//	string literals without interpolation, null, true, false, [] and {}
+//	string literals without interpolation, null, true, false and []
+//	objects with constant keys: {id, name: .n, "a b": $x.a}
 //	a + b on strings and null, a // b, a == b and a != b on strings,
 //	booleans and null, a and b, a or b, if … then … elif … else … end,
 //	a | b, parentheses, ltrimstr("…"), startswith("…") and the zero-argument
@@ -131,10 +132,7 @@ func fastTerm(t *gojq.Term, vars Vars) fastFunc {
 		// A new value each time: callers may change what they are given.
 		base = func(any, []any) (any, bool) { return []any{}, true }
 	case gojq.TermTypeObject:
-		if t.Object == nil || len(t.Object.KeyVals) > 0 {
-			return nil
-		}
-		base = func(any, []any) (any, bool) { return map[string]any{}, true }
+		base = fastObject(t.Object, vars)
 	case gojq.TermTypeQuery:
 		base = compileFast(t.Query, vars)
 	case gojq.TermTypeIf:
@@ -160,6 +158,45 @@ func fastTerm(t *gojq.Term, vars Vars) fastFunc {
 			return nil, false
 		}
 		return followPath(v, names)
+	}
+}
+
+// fastObject compiles an object construction whose keys are constant:
+// {a: …, "b c": …, d} ({d} is {d: .d}); nil for computed keys ({(…): …})
+// and the shorthands of variables and formats ({$x}, {@base64}).
+func fastObject(o *gojq.Object, vars Vars) fastFunc {
+	if o == nil {
+		return nil
+	}
+	keys := make([]string, len(o.KeyVals))
+	vals := make([]fastFunc, len(o.KeyVals))
+	for i, kv := range o.KeyVals {
+		switch {
+		case kv.Key != "" && !strings.HasPrefix(kv.Key, "$") && !strings.HasPrefix(kv.Key, "@"):
+			keys[i] = kv.Key
+		case kv.Key == "" && kv.KeyString != nil && len(kv.KeyString.Queries) == 0 && kv.KeyQuery == nil:
+			keys[i] = kv.KeyString.Str
+		default:
+			return nil
+		}
+		if kv.Val == nil {
+			name := []string{keys[i]}
+			vals[i] = func(in any, _ []any) (any, bool) { return followPath(in, name) }
+		} else if vals[i] = compileFast(kv.Val, vars); vals[i] == nil {
+			return nil
+		}
+	}
+	// A new map each time: callers may change what they are given.
+	return func(in any, vs []any) (any, bool) {
+		out := make(map[string]any, len(keys))
+		for i, k := range keys {
+			v, ok := vals[i](in, vs)
+			if !ok {
+				return nil, false
+			}
+			out[k] = v
+		}
+		return out, true
 	}
 }
 

@@ -24,7 +24,7 @@ func TestFastJQAsGojq(t *testing.T) {
 	// Edge programs first, on every kind of value: numbers are where gojq
 	// normalizes what it passes through (null + a json.Number is an int).
 	edges := []string{". + null", "null + .", "$x + .", ". + $x", ". // $x", ". == $x", ". != null",
-		".a + .b", "if . then . else $x end", ". and $x", ". or $x", ". | ltrimstr(\"a\")", ". | clean_title"}
+		".a + .b", "if . then . else $x end", ". and $x", ". or $x", ". | ltrimstr(\"a\")", ". | clean_title", "{a, b: .}", `{"a": $x, a: .}`}
 	kinds := []any{nil, true, false, "", "a", 7, 1.5, json.Number("4"), json.Number("1e400"), big.NewInt(3),
 		[]any{}, []any{"a"}, map[string]any{}, map[string]any{"a": "x", "b": json.Number("2")}}
 	for i := range 3000 + len(edges) {
@@ -83,7 +83,7 @@ func TestFastJQRefusesOtherPrograms(t *testing.T) {
 	for _, src := range []string{
 		".a[0]", `."a"`, ".a?", "..", ".a,.b", ".[]", "1", ".a + 1", `"\(.a)"`, `@base64 "x"`,
 		"def f: .; f", ".a as $v | $v", "$ENV", "ltrimstr(.a)",
-		"@base64", "-.a", "try .a", "[.a]", "{a: .b}", "length", "ascii_downcase", ".a - .b",
+		"@base64", "-.a", "try .a", "[.a]", "{(.a): 1}", "{$x}", `{"\(.a)": 1}`, "{a: (.b, .c)}", "{a: 1}", "length", "ascii_downcase", ".a - .b",
 		".a < .b", "if .a then .b elif .c then 1 else .d end", "empty", "error",
 	} {
 		q, err := CompileJQ(src, []string{"x"})
@@ -104,7 +104,11 @@ func randProgram(rng *rand.Rand, depth int) string {
 		return terms[rng.IntN(len(terms))]
 	}
 	sub := func() string { return randProgram(rng, depth-1) }
-	switch rng.IntN(14) {
+	switch rng.IntN(16) {
+	case 14:
+		return "{a, b: (" + sub() + "), \"c d\": (" + sub() + ")}"
+	case 15:
+		return "{if: (" + sub() + "), a: (" + sub() + "), a: " + terms[rng.IntN(len(terms))] + "}" // the later a wins
 	case 0:
 		return sub() + " + " + sub()
 	case 1:
