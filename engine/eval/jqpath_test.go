@@ -32,15 +32,7 @@ func TestFastJQAsGojq(t *testing.T) {
 		if i < len(edges) {
 			src = edges[i]
 		}
-		q, err := CompileJQ(src, vars)
-		if err != nil {
-			t.Fatalf("%s: %v", src, err)
-		}
-		if q.fast == nil {
-			t.Fatalf("%s: not taken by the fast evaluator", src)
-		}
-		slow := *q
-		slow.fast = nil
+		q, slow := fastAndSlow(t, src, vars)
 		for j := range max(12, len(kinds)*len(kinds)) {
 			in, vs := randValue(rng, 3), []any{randValue(rng, 2), randValue(rng, 2)}
 			if i < len(edges) {
@@ -75,6 +67,22 @@ func TestFastJQAsGojq(t *testing.T) {
 		t.Fatalf("the fast evaluator answered %d of %d", answered, asked)
 	}
 	t.Logf("the fast evaluator answered %d of %d", answered, asked)
+}
+
+// fastAndSlow compiles src, which the fast evaluator must take, and
+// returns it and a copy that always runs gojq.
+func fastAndSlow(t *testing.T, src string, vars []string) (fast, slow *JQ) {
+	t.Helper()
+	q, err := CompileJQ(src, vars)
+	if err != nil {
+		t.Fatalf("%s: %v", src, err)
+	}
+	if q.fast == nil {
+		t.Fatalf("%s: not taken by the fast evaluator", src)
+	}
+	gojqOnly := *q
+	gojqOnly.fast = nil
+	return q, &gojqOnly
 }
 
 // TestFastJQRefusesOtherPrograms: a program outside the subset goes to
@@ -176,15 +184,7 @@ func randValue(rng *rand.Rand, depth int) any {
 func TestFastJQMissingValue(t *testing.T) {
 	ctx := context.Background()
 	for _, src := range []string{"$x", "$x.a", `$x // "d"`, "$y == null", ". or $x", `. // $x`, `if . then "t" else $x end`} {
-		q, err := CompileJQ(src, []string{"x", "y"})
-		if err != nil {
-			t.Fatalf("%s: %v", src, err)
-		}
-		if q.fast == nil {
-			t.Fatalf("%s: not taken by the fast evaluator", src)
-		}
-		slow := *q
-		slow.fast = nil
+		q, slow := fastAndSlow(t, src, []string{"x", "y"})
 		for _, vs := range [][]any{nil, {"X"}} {
 			want, wantErr := slow.Run(ctx, "in", vs...)
 			got, gotErr := q.Run(ctx, "in", vs...)

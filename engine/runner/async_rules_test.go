@@ -9,6 +9,7 @@ import (
 	"github.com/ferry-etl/ferry/engine/apitest"
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/sim/export"
+	"github.com/ferry-etl/ferry/engine/spec"
 )
 
 // asyncRulesSpec is an incremental export job whose results are two
@@ -34,6 +35,23 @@ streams:
 tables:
   exported: {from: export, primary_key: [id]}
 `
+
+// failThenResume runs f against url twice: the first run must fail (what
+// fails it is the test's API), the second resumes its sync and must not.
+// It returns both runs' outputs and the second's summary.
+func failThenResume(t *testing.T, f *spec.File, url, fails string) (first, again *stateful, sum *runner.Summary) {
+	t.Helper()
+	first = newStateful()
+	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"url": url}}, first); err == nil {
+		t.Fatalf("first run: no error, want %s", fails)
+	}
+	again = newStateful()
+	sum, err := runWith(t, f, runOpts{cfg: map[string]any{"url": url}, state: first.state}, again)
+	if err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	return first, again, sum
+}
 
 // A result file a rule skipped was never read: the stream is incomplete,
 // and the cursor must not move past it, though the files after it were
@@ -85,15 +103,7 @@ func TestAsyncSkippedDownloadKeepsTheCursorWhenResumed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	f := mustSpec(t, asyncRulesSpec)
-	first := newStateful()
-	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}}, first); err == nil {
-		t.Fatal("first run: no error, want the third file's 400")
-	}
-	again := newStateful()
-	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}, state: first.state}, again); err != nil {
-		t.Fatalf("second run: %v", err)
-	}
+	_, again, _ := failThenResume(t, mustSpec(t, asyncRulesSpec), s.URL(), "the third file's 400")
 	if got := again.field("exported", "id"); len(got) != 1 || got[0] != "c" {
 		t.Errorf("second run rows = %v, want the third file's (resumed after the second)", got)
 	}
@@ -127,16 +137,7 @@ func TestAsyncSkipBeforeResumeKeepsTheStreamIncomplete(t *testing.T) {
 `, "", 1)
 	src = strings.Replace(src, `body: {since: "${ cursor }"}`, `body: {}`, 1)
 	src = strings.Replace(src, "primary_key: [id]}", "primary_key: [id], mode: replace}", 1)
-	f := mustSpec(t, src)
-	first := newStateful()
-	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}}, first); err == nil {
-		t.Fatal("first run: no error, want the third file's 400")
-	}
-	again := newStateful()
-	sum, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}, state: first.state}, again)
-	if err != nil {
-		t.Fatalf("second run: %v", err)
-	}
+	_, again, sum := failThenResume(t, mustSpec(t, src), s.URL(), "the third file's 400")
 	if got := again.field("exported", "id"); len(got) != 1 || got[0] != "c" {
 		t.Fatalf("second run rows = %v, want the third file's (resumed after the second)", got)
 	}
@@ -189,15 +190,7 @@ func TestAsyncResumedJobWithFewerFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	f := mustSpec(t, asyncRulesSpec)
-	first := newStateful()
-	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}}, first); err == nil {
-		t.Fatal("first run: no error, want the third file's 400")
-	}
-	again := newStateful()
-	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}, state: first.state}, again); err != nil {
-		t.Fatalf("second run: %v", err)
-	}
+	_, again, _ := failThenResume(t, mustSpec(t, asyncRulesSpec), s.URL(), "the third file's 400")
 	if got := strings.Join(again.field("exported", "id"), ","); got != "a,b,c" {
 		t.Errorf("second run rows = %s, want a new job's a,b,c", got)
 	}
