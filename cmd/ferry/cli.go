@@ -553,6 +553,9 @@ func cmdHelp(ctx context.Context, a *app, args []string) error {
 		return nil
 	}
 	c := findCommand(args[0])
+	if slices.Contains([]string{"-h", "-help", "--help"}, args[0]) {
+		c = findCommand("help") // every command takes --help, help too
+	}
 	if c == nil {
 		hint := ""
 		if best := engine.Closest(args[0], commandNames()); best != "" {
