@@ -204,6 +204,62 @@ func TestHarnessGolden(t *testing.T) {
 	}
 }
 
+// TestReadmeKeyTables keeps the README's key tables (Top level, Streams,
+// Response rules) naming every key the format accepts there, and no key it
+// does not: a newcomer writes a spec from them.
+func TestReadmeKeyTables(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema struct {
+		Defs map[string]struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		} `json:"$defs"`
+	}
+	raw, err := os.ReadFile("ferry.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	for _, c := range []struct{ heading, def string }{
+		{"### Top level", "File"},
+		{"### Streams", "Stream"},
+		{"### Response rules", "Rule"},
+	} {
+		start := strings.Index(text, "\n"+c.heading+"\n")
+		if start < 0 {
+			t.Errorf("README has no %q section", c.heading)
+			continue
+		}
+		section := text[start+len(c.heading)+2:]
+		if end := strings.Index(section, "\n### "); end >= 0 {
+			section = section[:end]
+		}
+		// The first column of the table's rows: | `key` | meaning |
+		var inREADME []string
+		for _, line := range strings.Split(section, "\n") {
+			if k, ok := strings.CutPrefix(line, "| `"); ok {
+				if i := strings.Index(k, "`"); i > 0 {
+					inREADME = append(inREADME, k[:i])
+				}
+			}
+		}
+		var inSchema []string
+		for k := range schema.Defs[c.def].Properties {
+			inSchema = append(inSchema, k)
+		}
+		slices.Sort(inREADME)
+		slices.Sort(inSchema)
+		if diff := cmp.Diff(inSchema, inREADME); diff != "" {
+			t.Errorf("README %q table against the schema's %s keys (-schema +README):\n%s", c.heading, c.def, diff)
+		}
+	}
+}
+
 // TestReadmeExample keeps the README's complete example a valid spec.
 func TestReadmeExample(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
