@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -256,6 +257,57 @@ func TestReadmeKeyTables(t *testing.T) {
 		slices.Sort(inSchema)
 		if diff := cmp.Diff(inSchema, inREADME); diff != "" {
 			t.Errorf("README %q table against the schema's %s keys (-schema +README):\n%s", c.heading, c.def, diff)
+		}
+	}
+}
+
+// TestSpecInputsRead keeps every config input of the shipped and example
+// specs read by one of their programs: an input nothing reads is a setting
+// a user gives for nothing, silently (the audit-log example's since was one:
+// the window's start is initial, which takes no template).
+func TestSpecInputsRead(t *testing.T) {
+	files, err := filepath.Glob("*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	examples, err := filepath.Glob(filepath.Join("examples", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range append(files, examples...) {
+		if strings.HasSuffix(file, ".test.yaml") {
+			continue
+		}
+		sp, err := spec.Load(file)
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range sp.Config.Items {
+			if !regexp.MustCompile(`config\.` + regexp.QuoteMeta(in.Value.Name) + `\b`).Match(src) {
+				t.Errorf("%s: config input %q is read by no program", file, in.Value.Name)
+			}
+		}
+	}
+}
+
+// TestExamplesListed keeps specs/README.md's table of examples naming every
+// example spec.
+func TestExamplesListed(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	examples, err := filepath.Glob(filepath.Join("examples", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range examples {
+		if !strings.Contains(string(readme), "| [`"+filepath.ToSlash(file)+"`]") {
+			t.Errorf("specs/README.md's table of examples has no row for %s", file)
 		}
 	}
 }
