@@ -182,7 +182,7 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 		<-logDone
 	}
 	if errors.Is(err, engine.ErrNoPortCredentials) {
-		err = &engine.UsageError{Err: fmt.Errorf("%w\n  (read from --config, the environment or a .env file; or try the spec with --demo)", err)}
+		err = &engine.UsageError{Err: fmt.Errorf("%w\n  (%s)", err, portCredentialsHint(sp))}
 	}
 	if res.Summary != nil {
 		rep := engine.NewRunReport(sp, specPath, res, err, exitCode(ctx, err), *f.dryRun, time.Now())
@@ -210,6 +210,17 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// portCredentialsHint says where Port's credentials are read from, and
+// offers --demo only for a spec that has one (others fail with "no
+// built-in simulator").
+func portCredentialsHint(sp *engine.Spec) string {
+	hint := "read from --config, the environment or a .env file"
+	if slices.Contains(demo.Specs(), sp.Name()) {
+		hint += "; or try the spec with --demo"
+	}
+	return hint
 }
 
 // configError prints every config problem, with the ways to give values.

@@ -102,7 +102,7 @@ func runPlan(ctx context.Context, a *app, args []string) error {
 	plan, err := engine.PlanRun(ctx, sp, in.cfg, engine.PlanOptions{Dest: in.dest, Port: in.port, Streams: in.streams,
 		FullRefresh: *f.fullRefresh, ResumeWithin: *f.resumeWithin, Logger: log})
 	if errors.Is(err, engine.ErrNoPortCredentials) {
-		err = &engine.UsageError{Err: fmt.Errorf("%w\n  (read from --config, the environment or a .env file; or try the spec with --demo)", err)}
+		err = &engine.UsageError{Err: fmt.Errorf("%w\n  (%s)", err, portCredentialsHint(sp))}
 	}
 	if plan != nil && plan.Summary != nil {
 		if f.format.value == "json" {
