@@ -666,7 +666,10 @@ func (p *parser) checkTables(f *File) {
 		if t.HardDelete.V && t.Mode.V != "replace" {
 			p.errorAt(t.HardDelete.P, path+".hard_delete", "hard_delete needs mode: replace (only a replace table deletes rows)")
 		}
-		if t.OnDuplicate.Set && len(t.PrimaryKey) == 0 {
+		if t.OnDuplicate.Set && t.Mode.V == "append" {
+			// Not "needs a primary_key": append refuses one just above.
+			p.errorAt(t.OnDuplicate.P, path+".on_duplicate", "on_duplicate does not apply to an append table: its rows are appended, never matched by key")
+		} else if t.OnDuplicate.Set && len(t.PrimaryKey) == 0 {
 			p.errorAt(t.OnDuplicate.P, path+".on_duplicate", "on_duplicate needs a primary_key: without one, rows are keyed by their whole content and cannot be duplicates")
 		}
 	}
