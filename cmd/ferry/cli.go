@@ -440,17 +440,18 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	format := fs.String("format", "text", "output format: text or github (GitHub Actions annotations)")
+	formatFlag := choice(fs, "format", "text", "output `format`: text or github (GitHub Actions annotations)", "text", "github")
 	strict := fs.Bool("strict", false, "fail (exit 3) on warnings too")
 	fs.Usage = usageFunc(fs, validateUsage)
 	files, err := parseInterspersed(fs, args, stdout)
 	if err != nil {
 		return err
 	}
-	if len(files) == 0 || (*format != "text" && *format != "github") {
+	if len(files) == 0 {
 		fs.Usage()
-		return printed{usageErr("ferry validate needs SPEC files and --format text or github")}
+		return printed{usageErr("ferry validate needs SPEC files")}
 	}
+	format := &formatFlag.value
 	var errs []error
 	warned := 0 // specs valid but for warnings, under --strict
 	for _, path := range files {

@@ -32,16 +32,13 @@ func cmdTest(ctx context.Context, a *app, args []string) error {
 	stdout, stderr := a.stdout, a.stderr
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	update := fs.Bool("update", false, "rewrite the run cases' snapshots with what the runs give (review the diff before committing)")
-	format := fs.String("format", "text", "output `format`: text, or github (also GitHub Actions annotations on the spec)")
+	formatFlag := choice(fs, "format", "text", "output `format`: text, or github (also GitHub Actions annotations on the spec)", "text", "github")
 	fs.Usage = usageFunc(fs, testUsage)
 	paths, err := parseInterspersed(fs, args, stdout)
 	if err != nil {
 		return err
 	}
-	if *format != "text" && *format != "github" {
-		fs.Usage()
-		return printed{usageErr("--format: want text or github, got %q", *format)}
-	}
+	format := &formatFlag.value
 	files, err := engine.FindTests(paths)
 	if err != nil {
 		return err
