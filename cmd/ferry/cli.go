@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/term"
 
@@ -313,6 +314,32 @@ func (l *listFlag) Set(v string) error {
 	}
 	*l = append(*l, v)
 	return nil
+}
+
+// durationFlag is flag.Duration with an error that says what a duration
+// looks like (the flag package says only "parse error").
+type durationFlag struct{ d *time.Duration }
+
+func (f durationFlag) String() string {
+	if f.d == nil {
+		return ""
+	}
+	return f.d.String()
+}
+
+func (f durationFlag) Set(v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("want a duration such as 24h or 90m, got %q", v)
+	}
+	*f.d = d
+	return nil
+}
+
+func duration(fs *flag.FlagSet, name string, def time.Duration, usage string) *time.Duration {
+	d := def
+	fs.Var(durationFlag{&d}, name, usage)
+	return &d
 }
 
 // choiceFlag is a string flag limited to a few values.

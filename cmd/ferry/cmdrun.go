@@ -69,7 +69,7 @@ func defineRunFlags(fs *flag.FlagSet) *runFlags {
 	f.streams = fs.String("streams", "", "comma-separated `streams` to produce (their parents are fetched too)")
 	f.report = fs.String("report", "", "write a JSON report of the run to `file` (\"-\": stdout, not with --dry-run)")
 	f.fullRefresh = fs.Bool("full-refresh", false, "ignore saved checkpoints and incremental cursors; read everything")
-	f.resumeWithin = fs.Duration("resume-within", engine.DefaultResumeWithin, "resume an unfinished sync only if it began this recently; older ones start over")
+	f.resumeWithin = duration(fs, "resume-within", engine.DefaultResumeWithin, "resume an unfinished sync only if it began within this `duration`; older ones start over")
 	f.noDelete = fs.Bool("no-delete", false, "never delete stale Port entities")
 	fs.Var(&f.adoptOwners, "adopt-owner", "take over the Port entities of this former `owner` (a ferryOwner value, e.g. after the owner key changed): overwrite and re-mark what the run produces, delete its stale ones (repeatable)")
 	f.adoptUnowned = fs.Bool("adopt-unowned", false, "overwrite, and mark as this run's, Port entities without an owner (made by hand or by another tool) instead of reporting them as conflicts")

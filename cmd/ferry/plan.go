@@ -65,7 +65,7 @@ func definePlanFlags(fs *flag.FlagSet) *planFlags {
 	fs.Var(f.sets, "set", "config value `key=value` (repeatable; highest precedence)")
 	f.streams = fs.String("streams", "", "comma-separated `streams` to produce (their parents are fetched too)")
 	f.fullRefresh = fs.Bool("full-refresh", false, "plan a run that ignores saved checkpoints and incremental cursors")
-	f.resumeWithin = fs.Duration("resume-within", engine.DefaultResumeWithin, "an unfinished sync younger than this is resumed (and deletes no Port entity)")
+	f.resumeWithin = duration(fs, "resume-within", engine.DefaultResumeWithin, "an unfinished sync younger than this `duration` is resumed (and deletes no Port entity)")
 	f.noDelete = fs.Bool("no-delete", false, "plan a run that never deletes stale Port entities")
 	fs.Var(&f.adoptOwners, "adopt-owner", "plan a run that takes over this former `owner`'s Port entities (repeatable)")
 	f.adoptUnowned = fs.Bool("adopt-unowned", false, "plan a run that takes over Port entities without an owner")
