@@ -127,10 +127,24 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 	}
 	// A stream's own rules are tried first, then the top-level ones.
 	hc.Rules = append(own, top...)
-	if hc.BaseURL == "" && !s.Request.URL.Set {
+	if hc.BaseURL == "" && needsBaseURL(s) {
 		return hc, fmt.Errorf("no base_url: set http.base_url or request.url")
 	}
 	return hc, nil
+}
+
+// needsBaseURL reports whether a stream sends a request by path, which
+// joins the base URL. Partitions send nothing, and a request or export job
+// given by url needs no base (relative result links of a job are resolved,
+// and fail, when they come).
+func needsBaseURL(s *spec.Stream) bool {
+	if s.Partitions != nil {
+		return false
+	}
+	if a := s.Async; a != nil {
+		return a.Create.Path.Set || a.Poll.Path.Set || a.Download.Path.Set
+	}
+	return !s.Request.URL.Set
 }
 
 // program binds a compiled jq program of a host setting to its one

@@ -38,6 +38,16 @@ func (p *parser) checkRequests(f *File) {
 				p.errorAt(p.progPos(r.Path.Str, off), path+".request.path", "this part is always empty: every request would go to a path with an empty segment")
 			}
 		}
+		if a := s.Async; a != nil && !f.HTTP.BaseURL.Set && (s.HTTP == nil || !s.HTTP.BaseURL.Set) {
+			for _, x := range []struct {
+				t    *Tmpl
+				name string
+			}{{&a.Create.Path, "create"}, {&a.Poll.Path, "poll"}, {&a.Download.Path, "download"}} {
+				if x.t.Set {
+					p.errorAt(x.t.P, path+".async."+x.name+".path", "a path needs a base URL: set http.base_url (or this stream's http.base_url), or give url")
+				}
+			}
+		}
 		if pg := s.Paginate; pg != nil {
 			p.checkPagingPlace(s, pg, path)
 		}
