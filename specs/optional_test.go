@@ -3,6 +3,7 @@ package specs_test
 import (
 	"context"
 	"database/sql"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,10 +15,20 @@ import (
 )
 
 // TestHarnessWithoutSEI: most Harness accounts have no SEI module. With the
-// platform token and account id alone, the three platform tables load, the
-// run succeeds, the summary says why mean_time was skipped, and its table
+// platform token and account id alone, or SEI lists given empty
+// (HARNESS_SEI_OU_IDS=""), the three platform tables load, the run
+// succeeds, the summary says why mean_time was skipped, and its table
 // exists, empty.
 func TestHarnessWithoutSEI(t *testing.T) {
+	for name, sei := range map[string]map[string]string{
+		"no SEI config":   {},
+		"empty SEI lists": {"sei_api_key": "k", "sei_ou_ids": "", "sei_integration_ids": ""},
+	} {
+		t.Run(name, func(t *testing.T) { harnessWithoutSEI(t, sei) })
+	}
+}
+
+func harnessWithoutSEI(t *testing.T, sei map[string]string) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	acct := harness.Generate(1, harness.Small)
@@ -30,8 +41,10 @@ func TestHarnessWithoutSEI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sets := map[string]string{"base_url": srv.URL(), "account_id": acct.ID, "api_token": srv.Options().Token}
+	maps.Copy(sets, sei)
 	cfg, err := engine.ResolveConfig(sp, engine.ConfigSources{
-		Sets:   map[string]string{"base_url": srv.URL(), "account_id": acct.ID, "api_token": srv.Options().Token},
+		Sets:   sets,
 		Getenv: func(string) (string, bool) { return "", false },
 	})
 	if err != nil {
