@@ -319,7 +319,7 @@ func printSummary(w io.Writer, rep *engine.RunReport, dest string, width int) {
 		line("")
 		switch path, ok := strings.CutPrefix(dest, "sqlite:"); {
 		case rep.DryRun:
-			line("tables (a dry run: rows printed, not written):")
+			line("tables (a dry run: rows printed, not written; reconciled says whether a real run would reconcile):")
 		case ok || !strings.Contains(dest, "://"):
 			if !ok {
 				path = dest
@@ -341,6 +341,9 @@ func printSummary(w io.Writer, rep *engine.RunReport, dest string, width int) {
 			rows = append(rows, []string{bp.Name, "", count(bp.Produced), count(bp.Upserted), count(bp.Unchanged), count(bp.Rejected), count(bp.Deleted), yesNo(bp.Reconciled)})
 		}
 		line("")
+		if rep.DryRun {
+			line("Port blueprints (a dry run: entities printed, not sent; reconciled says whether a real run would reconcile):")
+		}
 		table(rows, []int{0, 1, 3, 5, 6, 4, 2, 7})
 	}
 	if p := rep.Port; p != nil {
