@@ -1,10 +1,13 @@
 package fetch
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Redacted replaces every secret in redacted text.
@@ -41,8 +44,8 @@ func newRedactor() *redactor {
 // garble every message and are no secret worth the name.
 const minSecret = 4
 
-// addSecrets registers values, with their URL-escaped forms, since a
-// secret may reach a URL or an error message escaped.
+// addSecrets registers values with the forms they reach a URL, an
+// answer or an error message in (see secretForms).
 func (r *redactor) addSecrets(vals ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -51,7 +54,7 @@ func (r *redactor) addSecrets(vals ...string) {
 		if len(v) < minSecret {
 			continue
 		}
-		for _, f := range []string{v, url.QueryEscape(v), url.PathEscape(v)} {
+		for _, f := range secretForms(v) {
 			if _, ok := r.secrets[f]; !ok {
 				r.secrets[f] = struct{}{}
 				changed = true
@@ -74,9 +77,50 @@ func (r *redactor) addSecrets(vals ...string) {
 	})
 	args := make([]string, 0, 2*len(all))
 	for _, s := range all {
-		args = append(args, s, Redacted)
+		to := Redacted
+		if strings.HasSuffix(s, previewCut) {
+			to = `"` + Redacted + previewCut
+		}
+		args = append(args, s, to)
 	}
 	r.rep = strings.NewReplacer(args...)
+}
+
+// previewCut ends a value jq's error messages cut short: gojq previews a
+// value in at most 30 bytes, so a string in it may end in its first bytes
+// and this (`cannot add: string ("abcd ...")`).
+const previewCut = " ..."
+
+// maxPreview bounds the bytes of a string a jq error's preview keeps.
+const maxPreview = 30
+
+// secretForms are v as it is, URL-escaped (a query, a path), escaped in
+// JSON the ways servers write it (Go escapes & < >, PHP escapes /), and
+// the starts of its JSON form that a jq error's preview keeps, with their
+// opening quote and previewCut.
+func secretForms(v string) []string {
+	forms := []string{v, url.QueryEscape(v), url.PathEscape(v)}
+	var js []string
+	for _, html := range []bool{false, true} {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(html)
+		if enc.Encode(v) != nil {
+			continue
+		}
+		e := strings.TrimSuffix(b.String(), "\n")
+		e = e[1 : len(e)-1]
+		js = append(js, e, strings.ReplaceAll(e, "/", `\/`))
+	}
+	forms = append(forms, js...)
+	plain := js[0]
+	for n := minSecret; n < len(plain) && n < maxPreview; n++ {
+		if utf8.RuneStart(plain[n]) {
+			forms = append(forms, `"`+plain[:n]+previewCut)
+		}
+	}
+	slices.Sort(forms)
+	return slices.Compact(forms)
 }
 
 // values lists the secrets known, sorted.

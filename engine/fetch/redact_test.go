@@ -2,12 +2,15 @@ package fetch
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/itchyny/gojq"
 )
 
 func TestRedactionInErrorsAndLogs(t *testing.T) {
@@ -129,5 +132,39 @@ func TestErrorBodyTruncated(t *testing.T) {
 	got := errorBody([]byte(long), func(s string) string { return s })
 	if len(got) > maxErrorBody+len("…") || !strings.HasSuffix(got, "…") || !strings.HasPrefix(long, strings.TrimSuffix(got, "…")) {
 		t.Errorf("errorBody kept %d bytes: %q", len(got), got)
+	}
+}
+
+// A secret comes back escaped: in JSON a server wrote (Go escapes & < >,
+// PHP escapes /), and cut short in a jq error's preview of a value, which
+// keeps its first bytes. Each form is redacted.
+func TestRedactEscapedAndPreviewedSecrets(t *testing.T) {
+	const tok = "ab/cd+ef&gh<ij>kl-0123456789-abcdefghij"
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		b, _ := json.Marshal(map[string]string{"error": "bad token " + r.Header.Get("Authorization")})
+		w.Write(b)
+	})
+	p := NewPool(Options{})
+	c := mustClient(t, p, HostConfig{BaseURL: srv.URL, Auth: Auth{Type: AuthBearer, Token: tok}})
+	_, err := c.Do(t.Context(), &Request{URL: "/x"})
+	if err == nil {
+		t.Fatal("Do succeeded on a 401")
+	}
+	if want := `"bad token Bearer REDACTED"`; !strings.Contains(err.Error(), want) {
+		t.Errorf("error = %v, want it to hold %s", err, want)
+	}
+	php := strings.ReplaceAll(tok, "/", `\/`)
+	tests := []struct{ name, in, want string }{
+		{"php json", `{"error":"bad token ` + php + `"}`, `{"error":"bad token REDACTED"}`},
+		{"jq preview of the string", "cannot add: number (1) and string (" + gojq.Preview(tok) + ")", `cannot add: number (1) and string ("REDACTED ...")`},
+		{"jq preview of an object", "cannot iterate over: object (" + gojq.Preview(map[string]any{"k": tok}) + ")", `cannot iterate over: object ({"k":"REDACTED ...})`},
+		{"jq preview of a short secret", "string (" + gojq.Preview("s3cret") + ")", `string ("REDACTED")`},
+	}
+	p.Client(HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthBearer, Token: "s3cret"}})
+	for _, tc := range tests {
+		if got := p.Redact(tc.in); got != tc.want {
+			t.Errorf("%s: redact(%q) = %q, want %q", tc.name, tc.in, got, tc.want)
+		}
 	}
 }
