@@ -122,8 +122,8 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 			if it.err != nil {
 				failed, bad = true, true
 				st.stat.failed()
-				fails.add(Failure{Stream: st.s.Name, Parents: rn.parent.describe(), Err: it.err})
-				r.log.Error("stream failed", "stream", st.s.Name, "parents", rn.parent.describe(), "error", it.err)
+				f := fails.add(Failure{Stream: st.s.Name, Parents: rn.parent.describe(), Err: it.err})
+				r.log.Error("stream failed", "stream", f.Stream, "parents", f.Parents, "error", f.Err)
 				continue
 			}
 			ok, err := r.deliver(ctx, st, it.out, out, fails)

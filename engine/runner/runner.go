@@ -139,7 +139,12 @@ func (l *lazyClient) get() (*fetch.Client, error) {
 // that will certainly be requested have their HTTP settings resolved here,
 // so a missing credential stops the run before the first request; a stream
 // with a per-parent `when` resolves them on its first request.
-func New(f *spec.File, opts Options) (*Runner, error) {
+func New(f *spec.File, opts Options) (_ *Runner, err error) {
+	defer func() {
+		// Resolving a template may fail on the secret it renders, and an
+		// expr or jq message quotes the value.
+		err = redactErr(err, opts.Pool.Redact)
+	}()
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -304,7 +309,7 @@ func (r *Runner) Stats() *Stats { return r.stats }
 // on error; the error is a *RunError listing every failed request chain and
 // record, or the first fatal error (an Output failure, cancellation).
 func (r *Runner) Run(ctx context.Context, out Output) (*Summary, error) {
-	fails := &failures{}
+	fails := &failures{redact: r.opts.Pool.Redact}
 	var err error
 	for k := 0; k <= r.lastStage() && err == nil; k++ {
 		sts := r.stage(k)
@@ -321,7 +326,7 @@ func (r *Runner) Run(ctx context.Context, out Output) (*Summary, error) {
 		r.log.Warn("duplicate keys", "kind", d.Kind, "name", d.Name, "count", d.Count, "examples", strings.Join(d.Examples, "; "))
 	}
 	if err != nil {
-		return sum, err
+		return sum, redactErr(err, fails.redact)
 	}
 	if len(fails.list) > 0 {
 		return sum, &RunError{Failures: fails.list}

@@ -164,6 +164,11 @@ func (f Failure) Error() string {
 func (f Failure) Unwrap() error { return f.Err }
 
 type failures struct {
+	// redact hides the secrets the pool knows: a failure is printed, logged
+	// and reported, and what failed may quote a secret (a jq error previews
+	// the value it failed on; an export job's answer may echo a key).
+	redact func(string) string // nil: nothing to hide
+
 	mu    sync.Mutex
 	list  []Failure
 	skips []Skip
@@ -180,15 +185,46 @@ type Skip struct {
 }
 
 func (f *failures) skipped(x Skip) {
+	if f.redact != nil {
+		x.Parents, x.Reason = f.redact(x.Parents), f.redact(x.Reason)
+	}
 	f.mu.Lock()
 	f.skips = append(f.skips, x)
 	f.mu.Unlock()
 }
 
-func (f *failures) add(x Failure) {
+// add records x, redacted, and returns it as recorded.
+func (f *failures) add(x Failure) Failure {
+	if f.redact != nil {
+		x.Parents, x.Err = f.redact(x.Parents), redactErr(x.Err, f.redact)
+	}
 	f.mu.Lock()
 	f.list = append(f.list, x)
 	f.mu.Unlock()
+	return x
+}
+
+// redactedError is an error whose message had secrets; it keeps the cause
+// for errors.Is and errors.As.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redactErr is err with every secret redact knows hidden from its message;
+// err itself when there was none.
+func redactErr(err error, redact func(string) string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if clean := redact(msg); clean != msg {
+		return &redactedError{msg: clean, err: err}
+	}
+	return err
 }
 
 // snapshot copies the failures so far.
