@@ -144,15 +144,71 @@ func (r *redactor) addParam(name string) {
 	r.mu.Unlock()
 }
 
-// text replaces every known secret value in s.
+// text replaces every known secret value in s, and the values of secret
+// query parameters in the links s holds.
 func (r *redactor) text(s string) string {
 	r.mu.RLock()
 	rep := r.rep
+	if strings.IndexByte(s, '=') >= 0 {
+		s = r.textParams(s)
+	}
 	r.mu.RUnlock()
 	if rep == nil {
 		return s
 	}
 	return rep.Replace(s)
+}
+
+// maxParamName bounds the name looked up after a query separator.
+const maxParamName = 64
+
+// textParams redacts the value of every secret query parameter that
+// follows a query separator in s: "?" or "&", as written in HTML ("&amp;")
+// or escaped in JSON ("\u0026"). A presigned link is a key to its file
+// wherever it is printed: an error body echoing it, an export job's
+// answer. The value ends where a link does in text. r.mu is held.
+func (r *redactor) textParams(s string) string {
+	var b strings.Builder
+	done := 0
+	for i := 0; i < len(s); i++ {
+		start := -1
+		switch {
+		case s[i] == '?' || s[i] == '&' || s[i] == ';':
+			start = i + 1
+		case s[i] == '\\' && len(s) >= i+6 && strings.EqualFold(s[i:i+6], `\u0026`):
+			start = i + 6
+		}
+		if start < 0 {
+			continue
+		}
+		eq := strings.IndexByte(s[start:min(len(s), start+maxParamName+1)], '=')
+		if eq <= 0 {
+			continue
+		}
+		name, err := url.QueryUnescape(s[start : start+eq])
+		if err != nil {
+			name = s[start : start+eq]
+		}
+		if _, ok := r.params[strings.ToLower(name)]; !ok {
+			continue
+		}
+		from := start + eq + 1
+		end := from
+		for end < len(s) && !strings.ContainsRune("&#;:\"'<>,()[]{} \t\r\n\\", rune(s[end])) {
+			end++
+		}
+		if end == from {
+			continue
+		}
+		b.WriteString(s[done:from])
+		b.WriteString(Redacted)
+		done, i = end, end-1
+	}
+	if done == 0 {
+		return s
+	}
+	b.WriteString(s[done:])
+	return b.String()
 }
 
 // url redacts the values of secret query parameters and any userinfo

@@ -168,3 +168,37 @@ func TestRedactEscapedAndPreviewedSecrets(t *testing.T) {
 		}
 	}
 }
+
+// The signature of a presigned link is secret by its parameter's name,
+// whatever its value, in any text: an error body that echoes the link a
+// redirect led to, a JSON answer (where Go escapes & as \u0026), HTML.
+func TestRedactSecretParamsInText(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/export" {
+			http.Redirect(w, r, "/bucket/part-0?X-Amz-Credential=AKIA%2F2026&X-Amz-Signature=deadbeef01&x=1", http.StatusFound)
+			return
+		}
+		http.Error(w, "no such key: "+r.URL.String(), http.StatusNotFound)
+	})
+	p := NewPool(Options{})
+	c := mustClient(t, p, HostConfig{BaseURL: srv.URL})
+	_, err := c.Do(t.Context(), &Request{URL: "/export"})
+	if err == nil {
+		t.Fatal("Do succeeded on a 404")
+	}
+	if want := "no such key: /bucket/part-0?X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED&x=1"; !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("error = %v\nwant it to end with %s", err, want)
+	}
+	tests := []struct{ in, want string }{
+		{`{"url":"https://h/f?sv=1\u0026sig=s1gn%2Bx\u0026se=2"}`, `{"url":"https://h/f?sv=1\u0026sig=REDACTED\u0026se=2"}`},
+		{`<a href="https://h/f?a=1&amp;Signature=abc~d">`, `<a href="https://h/f?a=1&amp;Signature=REDACTED">`},
+		{"see https://h/f?access_token=zz#top, then", "see https://h/f?access_token=REDACTED#top, then"},
+		{"sig=kept: not in a query", "sig=kept: not in a query"},
+		{"https://h/f?design=1&signal=2", "https://h/f?design=1&signal=2"},
+	}
+	for _, tc := range tests {
+		if got := p.Redact(tc.in); got != tc.want {
+			t.Errorf("redact(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+		}
+	}
+}
