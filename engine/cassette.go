@@ -31,7 +31,7 @@ func newNetwork(f *spec.File, cfg *Config, opts RunOptions) (*network, error) {
 		return nil, usage("--record and --replay: give one")
 	}
 	vals := cassetteValues(f, cfg)
-	vals.Known = n.secrets
+	vals.Known, vals.Params = n.secrets, n.secretParams
 	if opts.Record != "" {
 		n.rec = cassette.NewRecorder(opts.Record, opts.Transport, vals)
 		n.transport = n.rec
@@ -50,6 +50,13 @@ func (n *network) secrets() []string {
 		return nil
 	}
 	return n.pool.Secrets()
+}
+
+func (n *network) secretParams() []string {
+	if n.pool == nil {
+		return nil
+	}
+	return n.pool.SecretParams()
 }
 
 // sleep is the pool's wait: none in a replay, where there is no server to

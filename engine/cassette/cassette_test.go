@@ -469,3 +469,48 @@ func TestPartialRecordingPrunesNothing(t *testing.T) {
 		t.Errorf("a partial recording left %d files of %d", len(after), len(before))
 	}
 }
+
+// A presigned link's signature is secret by its parameter's name: neither
+// the answer that gives the link nor the request to it keeps it, and the
+// request with another signature (a later job's link) replays.
+func TestPresignedSignatureNotRecorded(t *testing.T) {
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/job" {
+			fmt.Fprintf(w, `{"files": [%q]}`, srv.URL+"/bucket/f.ndjson?X-Amz-Expires=60&X-Amz-Signature=abc123sig")
+			return
+		}
+		fmt.Fprint(w, `{"id": 1}`+"\n")
+	}))
+	defer srv.Close()
+	vals := values(srv.URL, token)
+	vals.Params = func() []string { return []string{"x-amz-signature"} }
+	dir := t.TempDir()
+	rec := NewRecorder(dir, nil, vals)
+	for _, c := range []call{{method: "GET", url: srv.URL + "/job"}, {method: "GET", url: srv.URL + "/bucket/f.ndjson?X-Amz-Expires=60&X-Amz-Signature=abc123sig"}} {
+		if _, _, _, err := c.send(t, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := rec.Save(true); err != nil {
+		t.Fatal(err)
+	}
+	var all strings.Builder
+	for name, text := range readDir(t, dir) {
+		all.WriteString(name + "\n" + text)
+	}
+	if strings.Contains(all.String(), "abc123sig") {
+		t.Errorf("the cassette holds the signature:\n%s", all.String())
+	}
+	if !strings.Contains(all.String(), "X-Amz-Signature=<secret>") {
+		t.Errorf("the cassette lacks the redacted link:\n%s", all.String())
+	}
+	p, err := Open(dir, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _, body, err := call{method: "GET", url: srv.URL + "/bucket/f.ndjson?X-Amz-Expires=60&X-Amz-Signature=other456"}.send(t, p)
+	if err != nil || status != 200 || body != `{"id":1}` {
+		t.Errorf("replay = %d %q, %v; want the recorded file", status, body, err)
+	}
+}

@@ -79,6 +79,9 @@ func (p *Player) redactor() *redactor {
 	if p.values.Known != nil {
 		n = len(p.values.Known())
 	}
+	if p.values.Params != nil {
+		n += len(p.values.Params())
+	}
 	if p.red == nil || n != p.redKnown {
 		p.red, p.redKnown = p.values.redactor(), n
 	}

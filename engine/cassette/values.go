@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/ferry-etl/ferry/engine/internal/redact"
 )
 
 // Values are the values a cassette holds by name instead of by value.
@@ -19,6 +21,10 @@ type Values struct {
 	// (fetched tokens, derived credentials, with their escaped forms):
 	// written <secret>. It may be nil.
 	Known func() []string
+	// Params returns the query parameter names (lower-case) whose values
+	// are secret whatever they hold, such as presigned links' signatures:
+	// written <secret>. It may be nil.
+	Params func() []string
 }
 
 // minSecret is the shortest value replaced, as in package fetch: a value
@@ -47,6 +53,7 @@ type redactor struct {
 	secrets *strings.Replacer // nil without secrets
 	urls    []namedValue      // longest first
 	raw     []string          // every secret value replaced, to check files for leaks
+	params  map[string]bool   // lower-case names of secret query parameters
 }
 
 type namedValue struct{ value, placeholder string }
@@ -70,7 +77,12 @@ func (v Values) redactor() *redactor {
 			to[form] = secretPlaceholder(name)
 		}
 	}
-	r := &redactor{}
+	r := &redactor{params: map[string]bool{}}
+	if v.Params != nil {
+		for _, p := range v.Params() {
+			r.params[strings.ToLower(p)] = true
+		}
+	}
 	if len(to) > 0 {
 		olds := make([]string, 0, len(to))
 		for s := range to {
@@ -126,10 +138,14 @@ func sortedKeys(m map[string]string) []string {
 // same place.
 func trimURL(u string) string { return strings.TrimRight(u, "/") }
 
-// text replaces secrets, then URL values, by their placeholders.
+// text replaces secrets, then the values of secret query parameters in
+// links, then URL values, by their placeholders.
 func (r *redactor) text(s string) string {
 	if r.secrets != nil {
 		s = r.secrets.Replace(s)
+	}
+	if len(r.params) > 0 {
+		s = redact.QueryParams(s, func(name string) bool { return r.params[strings.ToLower(name)] }, anySecret)
 	}
 	for _, u := range r.urls {
 		s = replaceURL(s, u.value, u.placeholder)

@@ -156,6 +156,11 @@ func (p *Pool) Redact(s string) string { return p.red.text(s) }
 // cassette. Fetched tokens join the list when they are fetched.
 func (p *Pool) Secrets() []string { return p.red.values() }
 
+// SecretParams returns the query parameter names, lower-case, whose
+// values Redact and RedactURL hide whatever they hold: presigned links'
+// signatures, OAuth2's tokens, a query auth's parameter.
+func (p *Pool) SecretParams() []string { return p.red.paramNames() }
+
 // RedactURL is Redact plus the values of secret query parameters (the
 // "query" auth params, access_token, client_secret) and userinfo passwords,
 // whatever their value.

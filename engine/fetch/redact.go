@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/ferry-etl/ferry/engine/internal/redact"
 )
 
 // Redacted replaces every secret in redacted text.
@@ -135,6 +137,18 @@ func (r *redactor) values() []string {
 	return out
 }
 
+// paramNames lists the secret query parameter names, sorted.
+func (r *redactor) paramNames() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.params))
+	for s := range r.params {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
 func (r *redactor) addParam(name string) {
 	if name == "" {
 		return
@@ -149,9 +163,7 @@ func (r *redactor) addParam(name string) {
 func (r *redactor) text(s string) string {
 	r.mu.RLock()
 	rep := r.rep
-	if strings.IndexByte(s, '=') >= 0 {
-		s = r.textParams(s)
-	}
+	s = r.textParams(s)
 	r.mu.RUnlock()
 	if rep == nil {
 		return s
@@ -159,56 +171,14 @@ func (r *redactor) text(s string) string {
 	return rep.Replace(s)
 }
 
-// maxParamName bounds the name looked up after a query separator.
-const maxParamName = 64
-
-// textParams redacts the value of every secret query parameter that
-// follows a query separator in s: "?" or "&", as written in HTML ("&amp;")
-// or escaped in JSON ("\u0026"). A presigned link is a key to its file
-// wherever it is printed: an error body echoing it, an export job's
-// answer. The value ends where a link does in text. r.mu is held.
+// textParams redacts the values of secret query parameters in the links s
+// holds: a presigned link is a key to its file wherever it is printed (an
+// error body echoing it, an export job's answer). r.mu is held.
 func (r *redactor) textParams(s string) string {
-	var b strings.Builder
-	done := 0
-	for i := 0; i < len(s); i++ {
-		start := -1
-		switch {
-		case s[i] == '?' || s[i] == '&' || s[i] == ';':
-			start = i + 1
-		case s[i] == '\\' && len(s) >= i+6 && strings.EqualFold(s[i:i+6], `\u0026`):
-			start = i + 6
-		}
-		if start < 0 {
-			continue
-		}
-		eq := strings.IndexByte(s[start:min(len(s), start+maxParamName+1)], '=')
-		if eq <= 0 {
-			continue
-		}
-		name, err := url.QueryUnescape(s[start : start+eq])
-		if err != nil {
-			name = s[start : start+eq]
-		}
-		if _, ok := r.params[strings.ToLower(name)]; !ok {
-			continue
-		}
-		from := start + eq + 1
-		end := from
-		for end < len(s) && !strings.ContainsRune("&#;:\"'<>,()[]{} \t\r\n\\", rune(s[end])) {
-			end++
-		}
-		if end == from {
-			continue
-		}
-		b.WriteString(s[done:from])
-		b.WriteString(Redacted)
-		done, i = end, end-1
-	}
-	if done == 0 {
-		return s
-	}
-	b.WriteString(s[done:])
-	return b.String()
+	return redact.QueryParams(s, func(name string) bool {
+		_, ok := r.params[strings.ToLower(name)]
+		return ok
+	}, Redacted)
 }
 
 // url redacts the values of secret query parameters and any userinfo
