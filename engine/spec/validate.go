@@ -88,6 +88,7 @@ func (p *parser) validate(f *File) {
 	p.checkGraph(f)
 	placeStreams(f)
 	p.checkLookups(f)
+	p.checkSecretOutputs(f)
 	blueprints := p.loadBlueprints(f)
 	p.checkTables(f)
 	p.checkPort(f, blueprints)
