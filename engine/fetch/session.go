@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/big"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,7 +72,7 @@ func (ts *tokenSource) tokenRequest(ctx context.Context, tr *TokenRequest, extra
 		}
 		v, ok, err := tr.Token(ctx, b)
 		if err != nil {
-			return "", 0, fmt.Errorf("%s %s: token: %w", req.Method, resp.URL, err)
+			return "", 0, hideAnswer(req.Method+" "+resp.URL+": token", b, err)
 		}
 		if s, isStr := v.(string); ok && isStr {
 			tok = s
@@ -94,7 +96,7 @@ func (ts *tokenSource) tokenRequest(ctx context.Context, tr *TokenRequest, extra
 		}
 		v, ok, err := tr.ExpiresIn(ctx, b)
 		if err != nil {
-			return "", 0, fmt.Errorf("%s %s: expires_in: %w", req.Method, resp.URL, err)
+			return "", 0, hideAnswer(req.Method+" "+resp.URL+": expires_in", b, err)
 		}
 		if ok && v != nil {
 			d, err := lifetimeOf(v, ts.pool.now())
@@ -154,4 +156,42 @@ func cookiePairs(setCookies []string) string {
 		}
 	}
 	return strings.Join(pairs, "; ")
+}
+
+// answerError is a program's failure on a token answer. The answer is a
+// credential, and a jq error quotes the value it failed on, so the message
+// says where it failed and the answer's shape only; the cause is kept for
+// errors.Is and errors.As.
+type answerError struct {
+	msg string
+	err error
+}
+
+func (e *answerError) Error() string { return e.msg }
+func (e *answerError) Unwrap() error { return e.err }
+
+// maxShapeKeys bounds the keys an answer's shape lists.
+const maxShapeKeys = 10
+
+func hideAnswer(where string, answer any, err error) error {
+	return &answerError{msg: where + ": the program fails on the answer (not shown: it holds credentials), which is " + shape(answer), err: err}
+}
+
+// shape describes a JSON value without its values: its kind, and for an
+// object its keys with their kinds.
+func shape(v any) string {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) == 0 {
+		return jsonv.Kind(v)
+	}
+	keys := slices.Sorted(maps.Keys(m))
+	var parts []string
+	for i, k := range keys {
+		if i == maxShapeKeys {
+			parts = append(parts, fmt.Sprintf("and %d more", len(keys)-i))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%q (%s)", k, jsonv.Kind(m[k])))
+	}
+	return "an object with " + strings.Join(parts, ", ")
 }

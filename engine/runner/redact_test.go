@@ -144,3 +144,53 @@ tables:
 		t.Errorf("error = %v, want it to name the header and not the secret", err)
 	}
 }
+
+// A login whose token program does not fit the answer: the answer is a
+// credential (here the session token sits one level up), and gojq's
+// message would preview it. The error says where it failed, not what the
+// answer holds.
+func TestLoginTokenProgramErrorHidesTheAnswer(t *testing.T) {
+	const session = "sess-0f9e8d7c6b5a"
+	const spec = `
+version: 1
+name: t
+config:
+  url: {required: true}
+  password: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+  auth:
+    type: session
+    header: X-Auth
+    login:
+      path: /login
+      body: {password: "${ config.password }"}
+      token: .credentials.token
+streams:
+  items:
+    request: {path: /items}
+tables:
+  items: {from: items}
+`
+	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
+		{Method: "POST", Path: "/login", Body: map[string]any{"credentials": session}},
+		{Path: "/items", Body: []any{map[string]any{"id": "a"}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sum, err := runWith(t, mustSpec(t, spec), runOpts{cfg: map[string]any{"url": s.URL(), "password": "pa55-w0rd"}, log: log}, newStateful())
+	if err == nil || len(sum.Failures) != 1 {
+		t.Fatalf("run: %v, want one failed chain", err)
+	}
+	msg := checkRedacted(t, sum, err, logs.String())
+	if strings.Contains(msg, session[:8]) {
+		t.Errorf("the login answer reached a message:\n%s", msg)
+	}
+	if !strings.Contains(msg, "token") || !strings.Contains(msg, "/login") {
+		t.Errorf("the failure no longer says which program failed on which answer:\n%s", msg)
+	}
+}
