@@ -202,3 +202,28 @@ func TestRedactSecretParamsInText(t *testing.T) {
 		}
 	}
 }
+
+// A session of several cookies is sent as one Cookie header, but each
+// cookie is a credential of its own: an answer that names one (an error
+// body, the login's own Set-Cookie headers in a cassette) hides it.
+func TestSessionCookiesRedactedOneByOne(t *testing.T) {
+	const sid, route = "sid-7a6b5c4d3e", "route-9z8y7x6w"
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/login" {
+			http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: sid, Path: "/"})
+			http.SetCookie(w, &http.Cookie{Name: "route", Value: route, Path: "/"})
+			return
+		}
+		c, _ := r.Cookie("JSESSIONID")
+		http.Error(w, "session "+c.Value+" expired", http.StatusInternalServerError)
+	})
+	p := NewPool(Options{})
+	c := mustClient(t, p, HostConfig{BaseURL: srv.URL, Auth: Auth{Type: AuthSession, Login: &TokenRequest{URL: "/login", TokenHeader: "Set-Cookie"}}})
+	_, err := c.Do(t.Context(), &Request{URL: "/x"})
+	if err == nil || !strings.Contains(err.Error(), "session REDACTED expired") {
+		t.Errorf("error = %v, want the cookie's value redacted", err)
+	}
+	if got := p.Redact("Set-Cookie: route=" + route + "; Path=/"); strings.Contains(got, route) {
+		t.Errorf("redact kept the cookie: %s", got)
+	}
+}

@@ -63,6 +63,11 @@ func (ts *tokenSource) tokenRequest(ctx context.Context, tr *TokenRequest, extra
 	switch {
 	case tr.TokenHeader != "" && isSetCookie(tr.TokenHeader):
 		tok = cookiePairs(resp.Header.Values("Set-Cookie"))
+		// Each cookie is a credential alone too: an answer may name one.
+		for _, pair := range strings.Split(tok, "; ") {
+			_, v, _ := strings.Cut(pair, "=")
+			ts.pool.red.addSecrets(pair, v)
+		}
 	case tr.TokenHeader != "":
 		tok = strings.TrimSpace(resp.Header.Get(tr.TokenHeader))
 	default:
