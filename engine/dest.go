@@ -186,7 +186,9 @@ func PortOwner(sp *Spec, cfg *Config) (string, error) {
 	if f.Port != nil && f.Port.Owner.Template() != nil {
 		v, err := f.Port.Owner.Template().RenderString(map[string]any{spec.VarConfig: cfg.Values})
 		if err != nil {
-			return "", &ConfigError{Problems: []string{fmt.Sprintf("port.owner: %v", err)}}
+			// The message may quote the value it failed on, a secret's too.
+			red := fetch.NewPool(fetch.Options{Secrets: cfg.Secrets})
+			return "", &ConfigError{Problems: []string{red.Redact(fmt.Sprintf("port.owner: %v", err))}}
 		}
 		if strings.TrimSpace(v) == "" {
 			return "", &ConfigError{Problems: []string{fmt.Sprintf("port.owner %q renders empty: the owner key must tell this source from others", f.Port.Owner.V)}}

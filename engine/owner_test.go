@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ferry-etl/ferry/engine"
@@ -36,6 +37,7 @@ port:
 		{"default: required non-secret inputs, escaped", "", map[string]string{"region": "eu/1"}, "src/acme/eu%2F1", false},
 		{"declared empty", "  owner: '${ config.page_size == 10 ? \"\" : \"x\" }'\n", nil, "", true},
 		{"declared secret", "  owner: ${ config.token }\n", nil, "", true},
+		{"failing on a secret", "  owner: ${ int(config.token) }\n", nil, "", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,6 +62,9 @@ port:
 			if tc.wantErr {
 				if !errors.As(err, &ce) {
 					t.Errorf("owner %q, err %v; want a config error", got, err)
+				}
+				if err != nil && strings.Contains(err.Error(), "tok-secret") {
+					t.Errorf("the error shows the secret: %v", err)
 				}
 				// A dry run refuses it as a real run would, before any request.
 				_, err := engine.Run(t.Context(), sp, cfg, engine.RunOptions{DryRun: true, Stdout: io.Discard})
