@@ -261,7 +261,12 @@ func parseDotEnv(src string, out map[string]string) error {
 			if end >= 0 {
 				b.WriteString(unescape(v[:end], quote))
 				if rest := strings.TrimSpace(v[end+1:]); rest != "" && !strings.HasPrefix(rest, "#") {
-					return fmt.Errorf("%d: %s: unexpected %q after the closing quote", line, k, rest)
+					// The text may be the tail of a secret with a quote in it.
+					hint := `a ' inside the value needs the value in double quotes`
+					if quote == '"' {
+						hint = `a " inside the value is written \"`
+					}
+					return fmt.Errorf("%d: %s: unexpected text after the closing quote (not shown: it may be part of a secret; %s)", line, k, hint)
 				}
 				break
 			}
