@@ -196,9 +196,12 @@ func (p *Pool) registerSecrets(a Auth) {
 		p.red.addSecrets(a.Token)
 		p.red.addParam(a.Param)
 	case AuthBasic:
-		if a.Password != "" {
-			v := basicValue(a.Username, a.Password)
-			p.red.addSecrets(a.Password, v, strings.TrimPrefix(v, "Basic "))
+		// The header is a credential whatever it holds; without a password
+		// the username is the key (Stripe's).
+		v := basicValue(a.Username, a.Password)
+		p.red.addSecrets(a.Password, v, strings.TrimPrefix(v, "Basic "))
+		if a.Password == "" {
+			p.red.addSecrets(a.Username)
 		}
 	case AuthOAuth2:
 		v := oauthBasicValue(a.ClientID, a.ClientSecret)

@@ -227,3 +227,31 @@ func TestSessionCookiesRedactedOneByOne(t *testing.T) {
 		t.Errorf("redact kept the cookie: %s", got)
 	}
 }
+
+// Basic auth with a key for username and no password (Stripe's): the key
+// is the credential, and the header carries it in base64.
+func TestBasicKeyWithoutPasswordRedacted(t *testing.T) {
+	const key = "sk_live_4eC39HqLyjWDarjtT1"
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, `{"error":"bad credentials","auth":%q}`, r.Header.Get("Authorization"))
+	})
+	p := NewPool(Options{})
+	c := mustClient(t, p, HostConfig{BaseURL: srv.URL, Auth: Auth{Type: AuthBasic, Username: key}})
+	_, err := c.Do(t.Context(), &Request{URL: "/x"})
+	if err == nil {
+		t.Fatal("Do succeeded on a 401")
+	}
+	if want := `"auth":"REDACTED"`; !strings.Contains(err.Error(), want) {
+		t.Errorf("error = %v, want it to hold %s", err, want)
+	}
+	if got := p.Redact("key " + key); got != "key REDACTED" {
+		t.Errorf("redact = %q, want the key hidden", got)
+	}
+	for _, s := range p.Secrets() {
+		if s == base64.StdEncoding.EncodeToString([]byte(key+":")) {
+			return
+		}
+	}
+	t.Errorf("Secrets() lacks the header's base64, which a cassette must not hold: %v", p.Secrets())
+}
