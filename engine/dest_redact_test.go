@@ -2,7 +2,12 @@ package engine_test
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -46,5 +51,57 @@ func TestDestinationCredentialsRedacted(t *testing.T) {
 				t.Errorf("the message no longer says which destination: %v", err)
 			}
 		})
+	}
+}
+
+// A dry run prints records to stdout: a record that echoes a credential
+// ferry fetched (an OAuth2 access token) or a presigned link shows neither,
+// as it shows no secret input.
+func TestDryRunRedactsFetchedTokens(t *testing.T) {
+	const access = "at-5f4e3d2c1b0a"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			fmt.Fprintf(w, `{"access_token": %q, "expires_in": 3600}`, access)
+			return
+		}
+		fmt.Fprintf(w, `[{"id": "me", "auth": %q, "file": "https://b.example/f?X-Amz-Signature=s1gn4ture"}]`, r.Header.Get("Authorization"))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.yaml")
+	spec := `version: 1
+name: s
+config:
+  url: {required: true}
+  secret: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+  auth: {type: oauth2, token_url: "${ config.url }/token", client_id: id, client_secret: "${ config.secret }"}
+streams:
+  me:
+    request: {path: /me}
+tables:
+  me: {from: me}
+`
+	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := engine.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": srv.URL, "secret": "cs-9a8b7c"}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{DryRun: true, Stdout: &out, StateFile: filepath.Join(dir, "state.json")}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), access) || strings.Contains(out.String(), "s1gn4ture") {
+		t.Errorf("stdout shows a secret:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), `"id":"me"`) {
+		t.Errorf("stdout lacks the record:\n%s", out.String())
 	}
 }

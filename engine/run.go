@@ -122,7 +122,9 @@ func run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *networ
 		if err != nil {
 			return res, err
 		}
-		printer := jsonl.New(opts.Stdout, cfg.Secrets...)
+		// The pool's redaction: tokens fetched during the run and presigned
+		// links' signatures too, not only the secret inputs.
+		printer := jsonl.NewRedact(opts.Stdout, pool.Redact)
 		out, err := newCheckedOutput(f, printer)
 		if err != nil {
 			return res, err

@@ -24,7 +24,7 @@ type Writer struct {
 	w      *bufio.Writer
 	buf    bytes.Buffer
 	enc    *json.Encoder
-	redact *strings.Replacer // nil without secrets
+	redact func(string) string // nil without secrets
 }
 
 // minSecret is the shortest secret redacted, as in package fetch: a value
@@ -51,10 +51,19 @@ func New(w io.Writer, secrets ...string) *Writer {
 		for _, s := range sec {
 			args = append(args, s, "REDACTED")
 		}
-		jw.redact = strings.NewReplacer(args...)
+		jw.redact = strings.NewReplacer(args...).Replace
 	}
 	jw.enc = json.NewEncoder(&jw.buf)
 	jw.enc.SetEscapeHTML(false)
+	return jw
+}
+
+// NewRedact is New with redact hiding the secrets from every printed
+// string, for a caller that learns secrets while it prints (tokens fetched
+// during a run).
+func NewRedact(w io.Writer, redact func(string) string) *Writer {
+	jw := New(w)
+	jw.redact = redact
 	return jw
 }
 
@@ -100,11 +109,11 @@ func (w *Writer) clean(m map[string]any) map[string]any {
 func (w *Writer) value(v any) any {
 	switch x := v.(type) {
 	case string:
-		return w.redact.Replace(x)
+		return w.redact(x)
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			out[w.redact.Replace(k)] = w.value(e)
+			out[w.redact(k)] = w.value(e)
 		}
 		return out
 	case []any:
