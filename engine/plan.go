@@ -274,7 +274,7 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 		}
 		plan.Changes = plan.Changes || pp.Changes()
 	}
-	redactPlan(plan, secrets)
+	redactPlan(plan, pool.Redact)
 	return plan, runErr
 }
 
@@ -368,25 +368,11 @@ func blueprintPlan(b port.BlueprintPlan) BlueprintPlan {
 	return out
 }
 
-// redactPlan replaces every secret value inside the plan's strings (keys,
-// values old and new, identifiers, messages) with REDACTED.
-func redactPlan(p *Plan, secrets []string) {
-	var sec []string
-	for _, s := range secrets {
-		if len(s) >= 4 {
-			sec = append(sec, s)
-		}
-	}
-	if len(sec) == 0 {
-		return
-	}
-	slices.SortFunc(sec, func(a, b string) int { return len(b) - len(a) })
-	var args []string
-	for _, s := range sec {
-		args = append(args, s, "REDACTED")
-	}
-	rep := strings.NewReplacer(args...)
-	str := rep.Replace
+// redactPlan replaces every secret inside the plan's strings (keys,
+// values old and new, identifiers, messages) as str does: the pool's
+// redaction, which knows the secret inputs, the tokens fetched and the
+// presigned links' signatures.
+func redactPlan(p *Plan, str func(string) string) {
 	var val func(v any) any
 	val = func(v any) any {
 		switch x := v.(type) {

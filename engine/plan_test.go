@@ -347,3 +347,19 @@ func TestPlanRunResumeRefuses(t *testing.T) {
 		t.Errorf("full refresh: delete %d refused %+v", app.Delete, app.Refused)
 	}
 }
+
+// A plan redacts as a run does: a presigned link's signature in a value is
+// hidden, not only the secret inputs.
+func TestPlanRedactsPresignedSignature(t *testing.T) {
+	fx := planFixture(t)
+	fx.realRun()
+	fx.json("/apps", []any{map[string]any{"id": "a", "name": "A", "tier": "gold", "note": "https://b.example/f?sv=1&sig=s1gn4ture"}})
+	p, err := fx.plan(engine.PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(p.Tables[0].Updates, p.Port.Blueprints[0].Updates)
+	if strings.Contains(got, "s1gn4ture") || !strings.Contains(got, "sig=REDACTED") {
+		t.Errorf("updates %s", got)
+	}
+}
