@@ -270,10 +270,10 @@ func isSetCookie(h string) bool { return strings.EqualFold(h, "Set-Cookie") }
 func tokenOrigin(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("token url: %w", err)
+		return nil, fmt.Errorf("token url %q: %w", shownURL(raw), parseError(err))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("token url %q: must be an absolute http or https url", u.Redacted())
+		return nil, fmt.Errorf("token url %q: must be an absolute http or https url", shownURL(raw))
 	}
 	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
 }

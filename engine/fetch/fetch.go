@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -325,18 +326,42 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 func parseBase(raw string) (*url.URL, string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, "", fmt.Errorf("base url: %w", err)
+		return nil, "", fmt.Errorf("base url %q: %w", shownURL(raw), parseError(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, "", fmt.Errorf("base url %q: scheme must be http or https", u.Redacted())
+		return nil, "", fmt.Errorf("base url %q: scheme must be http or https", shownURL(raw))
 	}
 	if u.Host == "" {
-		return nil, "", fmt.Errorf("base url %q: no host", u.Redacted())
+		return nil, "", fmt.Errorf("base url %q: no host", shownURL(raw))
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, "", fmt.Errorf("base url %q: query and fragment are not allowed", u.Redacted())
+		return nil, "", fmt.Errorf("base url %q: query and fragment are not allowed", shownURL(raw))
 	}
 	return u, origin(u), nil
+}
+
+// shownURL is a configured URL for a message about it: without a
+// userinfo password, and without a query or fragment, where a key may be.
+func shownURL(raw string) string {
+	s := (&redactor{}).url(raw)
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s = s[:i] + "?…"
+	}
+	return s
+}
+
+// parseError is url.Parse's error without the URL it quotes whole (a
+// password with it) or the bytes of a bad escape (which may be in one).
+func parseError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var ee url.EscapeError
+	if errors.As(err, &ee) {
+		return errors.New("does not parse: a % not followed by two hex digits (write a % in a password as %25)")
+	}
+	return fmt.Errorf("does not parse: %w", err)
 }
 
 func origin(u *url.URL) string {

@@ -255,3 +255,16 @@ func TestBasicKeyWithoutPasswordRedacted(t *testing.T) {
 	}
 	t.Errorf("Secrets() lacks the header's base64, which a cassette must not hold: %v", p.Secrets())
 }
+
+// A base URL that does not parse is named without its password: url.Parse
+// quotes the URL it was given whole.
+func TestUnparsableBaseURLRedacted(t *testing.T) {
+	p := NewPool(Options{})
+	_, err := p.Client(HostConfig{BaseURL: "https://ferry:pa%zz55word@api.example.com/v1"})
+	if err == nil {
+		t.Fatal("Client accepted a base url that does not parse")
+	}
+	if strings.Contains(err.Error(), "pa%zz55word") || !strings.Contains(err.Error(), "api.example.com") {
+		t.Errorf("error = %v, want the url without its password", err)
+	}
+}
