@@ -518,7 +518,7 @@ func (c *Client) resolve(req *Request) (target, targetOrigin string, same bool, 
 		u, err = url.Parse(joined)
 	}
 	if err != nil {
-		return "", "", false, err
+		return "", "", false, parseError(err)
 	}
 	if u.Host == "" {
 		return "", "", false, fmt.Errorf("url has no host")

@@ -267,4 +267,10 @@ func TestUnparsableBaseURLRedacted(t *testing.T) {
 	if strings.Contains(err.Error(), "pa%zz55word") || !strings.Contains(err.Error(), "api.example.com") {
 		t.Errorf("error = %v, want the url without its password", err)
 	}
+	// A request path that does not parse, below a base URL with a password.
+	c := mustClient(t, p, HostConfig{BaseURL: "https://ferry:pw-1234@api.example.com"})
+	_, err = c.Do(t.Context(), &Request{URL: "/items/%zz"})
+	if err == nil || strings.Contains(err.Error(), "pw-1234") || !strings.Contains(err.Error(), "/items/") {
+		t.Errorf("error = %v, want the url without its password", err)
+	}
 }
