@@ -186,6 +186,11 @@ func (p *Pool) Client(cfg HostConfig) (*Client, error) {
 		if base, _, err = parseBase(cfg.BaseURL); err != nil {
 			return nil, err
 		}
+		if pw, ok := base.User.Password(); ok {
+			// Go sends userinfo as a Basic header.
+			v := basicValue(base.User.Username(), pw)
+			p.red.addSecrets(pw, v, strings.TrimPrefix(v, "Basic "))
+		}
 	}
 	p.registerSecrets(cfg.Auth)
 	if err := cfg.Auth.validate(); err != nil {

@@ -274,3 +274,23 @@ func TestUnparsableBaseURLRedacted(t *testing.T) {
 		t.Errorf("error = %v, want the url without its password", err)
 	}
 }
+
+// A password in the base URL's userinfo is a credential as basic auth's
+// is: Go sends it as a Basic header, which an answer may echo and a
+// cassette would hold.
+func TestBaseURLPasswordIsASecret(t *testing.T) {
+	const pass = "pw-5678-xyz"
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, `{"auth":%q}`, r.Header.Get("Authorization"))
+	})
+	p := NewPool(Options{})
+	c := mustClient(t, p, HostConfig{BaseURL: strings.Replace(srv.URL, "://", "://ferry:"+pass+"@", 1)})
+	_, err := c.Do(t.Context(), &Request{URL: "/x"})
+	if err == nil || !strings.Contains(err.Error(), `{"auth":"REDACTED"}`) {
+		t.Errorf("error = %v, want the echoed header redacted", err)
+	}
+	if got := p.Redact("password " + pass); got != "password REDACTED" {
+		t.Errorf("redact = %q", got)
+	}
+}
