@@ -96,12 +96,17 @@ const previewCut = " ..."
 // maxPreview bounds the bytes of a string a jq error's preview keeps.
 const maxPreview = 30
 
-// secretForms are v as it is, URL-escaped (a query, a path), escaped in
-// JSON the ways servers write it (Go escapes & < >, PHP escapes /), and
-// the starts of its JSON form that a jq error's preview keeps, with their
-// opening quote and previewCut.
+// secretForms are v as it is; URL-escaped (a query, a path) as Go, as
+// JavaScript's encodeURIComponent, as Python's quote, and each with
+// lower-case hex; escaped in JSON the ways servers write it (Go escapes
+// & < >, PHP escapes /); and the starts of its JSON form that a jq error's
+// preview keeps, with their opening quote and previewCut.
 func secretForms(v string) []string {
-	forms := []string{v, url.QueryEscape(v), url.PathEscape(v)}
+	q := url.QueryEscape(v)
+	forms := []string{v, q, url.PathEscape(v), uriComponent.Replace(q), strings.ReplaceAll(q, "+", "%20")}
+	for _, f := range forms[1:] {
+		forms = append(forms, lowerHex(f))
+	}
 	var js []string
 	for _, html := range []bool{false, true} {
 		var b bytes.Buffer
@@ -123,6 +128,24 @@ func secretForms(v string) []string {
 	}
 	slices.Sort(forms)
 	return slices.Compact(forms)
+}
+
+// uriComponent turns Go's query escaping into encodeURIComponent's.
+var uriComponent = strings.NewReplacer("+", "%20", "%21", "!", "%27", "'", "%28", "(", "%29", ")", "%2A", "*")
+
+// lowerHex writes the hex digits of s's percent escapes in lower case.
+func lowerHex(s string) string {
+	b := []byte(s)
+	for i := 0; i+2 < len(b); i++ {
+		if b[i] == '%' {
+			for j := i + 1; j <= i+2; j++ {
+				if 'A' <= b[j] && b[j] <= 'F' {
+					b[j] += 'a' - 'A'
+				}
+			}
+		}
+	}
+	return string(b)
 }
 
 // values lists the secrets known, sorted.

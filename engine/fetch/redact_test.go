@@ -294,3 +294,20 @@ func TestBaseURLPasswordIsASecret(t *testing.T) {
 		t.Errorf("redact = %q", got)
 	}
 }
+
+// Other encoders escape a secret otherwise than Go: JavaScript's
+// encodeURIComponent keeps !'()* and writes a space %20, and some write
+// the hex digits in lower case.
+func TestRedactOtherURLEscapes(t *testing.T) {
+	const secret = "p@ss w0rd!(x)/y"
+	p := NewPool(Options{Secrets: []string{secret}})
+	for _, in := range []string{
+		"p%40ss%20w0rd!(x)%2Fy",       // encodeURIComponent
+		"p%40ss+w0rd%21%28x%29%2fy",   // lower-case hex
+		"p%40ss%20w0rd%21%28x%29%2fy", // both
+	} {
+		if got := p.Redact("key=" + in); got != "key=REDACTED" {
+			t.Errorf("redact(%q) = %q", in, got)
+		}
+	}
+}
