@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const secretsSpec = `version: 1
+name: leak
+config:
+  url: {required: true}
+  key: {required: true, secret: true}
+  org: {required: true, secret: true}
+  cs: {required: true, secret: true}
+  pw: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+  auth: {type: query, param: api_key, value: "${ config.key }"}
+  retry: {attempts: 2, initial: 1ms, max: 2ms}
+streams:
+  items:
+    request: {path: "/orgs/${ config.org }/items"}
+    paginate: {type: link_header}
+  gql:
+    request: {method: POST, path: /graphql, body: {query: "{ org(id: \"${ config.org }\") { x } }"}}
+  moved:
+    request: {path: /moved}
+  oauth:
+    http:
+      auth: {type: oauth2, token_url: "${ config.url }/token", client_id: cid, client_secret: "${ config.cs }"}
+    request: {path: /oauth}
+  session:
+    http:
+      auth:
+        type: session
+        login: {path: /login, body: {user: bob, pw: "${ config.pw }"}, token_header: Set-Cookie}
+    request: {path: /session}
+tables:
+  items: {from: items, primary_key: [id]}
+  gql: {from: gql}
+  moved: {from: moved}
+  oauth: {from: oauth}
+  session: {from: session}
+`
+
+// TestRunShowsNoSecret: a run against an API that echoes every credential
+// it gets (a query key in next links and error bodies, a secret in a path
+// and a GraphQL body, a presigned link a redirect leads to, an OAuth2 token
+// and client secret with characters JSON escapes, a session of two
+// cookies) fails, and no secret is in stdout, stderr (debug logs
+// included), the report, the cassette or the database.
+func TestRunShowsNoSecret(t *testing.T) {
+	const (
+		key, org = "KEYs3cret-abcdef", "ORGs3cret-ghijkl"
+		cs, pw   = "cs/s3c&ret<x>", `pw"s3cret\z`
+		access   = "at-abcdef0123"
+		sid, lb  = "sid-998877665544", "lb-route-123456"
+		sig      = "abcdefSIG"
+	)
+	var api *httptest.Server
+	api = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		echo := func(status int, v any) {
+			w.WriteHeader(status)
+			b, _ := json.Marshal(v)
+			w.Write(b)
+		}
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/orgs/"):
+			if r.URL.Query().Get("page") == "" {
+				w.Header().Set("Link", fmt.Sprintf("<%s%s?page=2&api_key=%s>; rel=\"next\"", api.URL, r.URL.Path, r.URL.Query().Get("api_key")))
+				w.Write([]byte(`[{"id": "1"}]`))
+				return
+			}
+			http.Error(w, "page 2 broken for "+r.URL.String(), http.StatusInternalServerError)
+		case r.URL.Path == "/graphql":
+			body := new(bytes.Buffer)
+			body.ReadFrom(r.Body)
+			echo(http.StatusBadRequest, map[string]any{"bad query": body.String(), "q": r.URL.RawQuery})
+		case r.URL.Path == "/moved":
+			http.Redirect(w, r, "/bucket/f?sig="+sig+"&"+r.URL.RawQuery, http.StatusFound)
+		case r.URL.Path == "/bucket/f":
+			http.Error(w, "no such key "+r.URL.String(), http.StatusNotFound)
+		case r.URL.Path == "/token":
+			body := new(bytes.Buffer)
+			body.ReadFrom(r.Body)
+			json.NewEncoder(w).Encode(map[string]any{"access_token": access, "expires_in": 3600, "you_sent": body.String()})
+		case r.URL.Path == "/oauth":
+			echo(http.StatusForbidden, map[string]any{"token": r.Header.Get("Authorization"), "hint": "see https://x/y?access_token=" + access})
+		case r.URL.Path == "/login":
+			http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: sid})
+			http.SetCookie(w, &http.Cookie{Name: "lb", Value: lb})
+		case r.URL.Path == "/session":
+			c, _ := r.Cookie("JSESSIONID")
+			echo(http.StatusInternalServerError, map[string]any{"expired": c.Value})
+		}
+	}))
+	defer api.Close()
+	t.Chdir(t.TempDir())
+	if err := os.WriteFile("spec.yaml", []byte(secretsSpec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"run", "spec.yaml", "--set", "url=" + api.URL, "--set", "key=" + key, "--set", "org=" + org, "--set", "cs=" + cs, "--set", "pw=" + pw,
+		"--progress", "none", "--report", "report.json", "--record", "cas", "--log-level", "debug", "--dest", "sqlite:out.db"}, strings.NewReader(""), &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "5 failed request chain(s)") {
+		t.Fatalf("exit %d, want 1 with five failed chains:\n%s", code, stderr.String())
+	}
+	secrets := []string{key, org, cs, pw, access, sid, lb, sig, "s3cret", "s3c\\u0026ret"}
+	files := 0
+	err := filepath.Walk(".", func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() || p == "spec.yaml" {
+			return err
+		}
+		files++
+		b, err := os.ReadFile(p)
+		for _, s := range secrets {
+			if bytes.Contains(b, []byte(s)) || strings.Contains(p, s) {
+				t.Errorf("%s holds %s", p, s)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 8 {
+		t.Errorf("%d files written, want the report, the database and the cassette's exchanges", files)
+	}
+	for _, s := range secrets {
+		if strings.Contains(stdout.String()+stderr.String(), s) {
+			t.Errorf("the output holds %s", s)
+		}
+	}
+}
