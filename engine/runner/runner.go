@@ -76,6 +76,9 @@ type Runner struct {
 	started          time.Time // the run's start: the end of the last time window by default
 	// exprConfig is the config as expr sees it (typed dates and durations).
 	exprConfig map[string]any
+
+	linksOnce sync.Once
+	links     *linkSecrets // see secretLinks
 }
 
 // stream is what a run knows of one stream, whatever the stage.

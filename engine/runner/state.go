@@ -117,9 +117,11 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 	}
 	if ps.Next.URL != "" {
 		// A next link may echo a query API key; state never holds secrets.
-		// The HTTP client puts the real key back on the resumed request.
+		// The HTTP client puts the real key back on the resumed request; a
+		// secret input (in a path, say) is held by name and put back by
+		// resumePoint.
 		saved := *ps
-		saved.Next.URL = r.opts.Pool.RedactURL(ps.Next.URL)
+		saved.Next.URL = r.opts.Pool.RedactURL(r.secretLinks().hold.Replace(ps.Next.URL))
 		ps = &saved
 	}
 	val, err := json.Marshal(ps)
@@ -159,7 +161,47 @@ func (r *Runner) resumePoint(st *streamState, partition string) *pageState {
 		r.log.Warn("ignoring unreadable checkpoint", "stream", st.s.Name, "error", err)
 		return nil
 	}
+	ps.Next.URL = r.secretLinks().restore.Replace(ps.Next.URL)
 	return &ps
+}
+
+// linkSecrets hold the secret inputs in a saved next link by name, in the
+// forms a link carries them (as they are, escaped for a query or a path),
+// and put this run's values back.
+type linkSecrets struct{ hold, restore *strings.Replacer }
+
+// minLinkSecret is the shortest value held by name, as the pool redacts.
+const minLinkSecret = 4
+
+func (r *Runner) secretLinks() *linkSecrets {
+	r.linksOnce.Do(func() {
+		type form struct{ value, name string }
+		var forms []form
+		for _, it := range r.f.Config.Items {
+			v, ok := r.opts.Config[it.Key]
+			if !it.Value.Secret.V || !ok || v == nil {
+				continue
+			}
+			s := fmt.Sprint(v)
+			if len(s) < minLinkSecret {
+				continue
+			}
+			forms = append(forms, form{s, "{{secret:" + it.Key + "}}"}, form{url.QueryEscape(s), "{{secret:" + it.Key + ":query}}"}, form{url.PathEscape(s), "{{secret:" + it.Key + ":path}}"})
+		}
+		// Longest first, so a secret that holds another is held whole.
+		slices.SortStableFunc(forms, func(a, b form) int { return len(b.value) - len(a.value) })
+		var hold, restore []string
+		seen := map[string]bool{}
+		for _, f := range forms {
+			if !seen[f.value] {
+				seen[f.value] = true
+				hold = append(hold, f.value, f.name)
+			}
+			restore = append(restore, f.name, f.value)
+		}
+		r.links = &linkSecrets{hold: strings.NewReplacer(hold...), restore: strings.NewReplacer(restore...)}
+	})
+	return r.links
 }
 
 // watermark is the cursor an incremental chain starts from: the one saved by
