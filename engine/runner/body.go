@@ -213,7 +213,7 @@ func (c *chainRun) readPage(client *fetch.Client, req *paginate.Request, target 
 	// chain is done, complete.
 	empty := errors.Is(err, fetch.ErrEmpty)
 	if empty {
-		st.stat.emptied()
+		st.read.emptied()
 		err = nil
 	}
 	if err != nil {
@@ -306,7 +306,7 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 			return err
 		}
 		pg.records += len(recs)
-		st.stat.records(len(recs))
+		st.read.records(len(recs))
 		values++
 		switch {
 		case values == skip && sum(digest) != want:

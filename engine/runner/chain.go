@@ -250,7 +250,7 @@ func (c *chainRun) run() error {
 			return fmt.Errorf("when: %w", err)
 		}
 		if !ok {
-			st.stat.skipped()
+			st.read.skipped()
 			return nil
 		}
 	}
@@ -296,7 +296,7 @@ func (c *chainRun) run() error {
 				}
 			}
 		case cp.Done:
-			st.stat.windows(len(c.windows), len(c.windows))
+			st.read.windows(len(c.windows), len(c.windows))
 			return nil
 		default:
 			// Pages 0: the chain stands at the start of a window.
@@ -316,8 +316,8 @@ func (c *chainRun) run() error {
 		return nil // no time has passed since the cursor: nothing to ask
 	}
 	n := max(1, len(c.windows))
-	st.stat.windows(0, len(c.windows))
-	st.stat.windows(start.window, 0)
+	st.read.windows(0, len(c.windows))
+	st.read.windows(start.window, 0)
 	for w := start.window; w < n; w++ {
 		env := c.env
 		if c.windows != nil {
@@ -332,7 +332,7 @@ func (c *chainRun) run() error {
 			return err
 		}
 		if c.windows != nil {
-			st.stat.windows(1, 0)
+			st.read.windows(1, 0)
 		}
 	}
 	return nil
@@ -467,7 +467,7 @@ func (c *chainRun) partitions() error {
 			return errCancelled
 		}
 	}
-	st.stat.records(len(values))
+	st.read.records(len(values))
 	if !replay {
 		c.send(item{mark: &pageState{Pages: 1, Done: true}})
 	}

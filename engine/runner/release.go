@@ -27,7 +27,7 @@ func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *syn
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	st.stat.chainQueued()
+	st.read.chainQueued()
 	runs.Add(1)
 	go func() {
 		defer runs.Done()
@@ -149,7 +149,7 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		st.stat.chainReleased()
+		st.read.chainReleased()
 		for _, b := range st.batchers {
 			if failed {
 				// A partial batch would send a wrong list: skip, and say so.

@@ -102,8 +102,14 @@ type stream struct {
 // the children that run there.
 type streamState struct {
 	*stream
-	produce  bool           // writes rows, entities and checkpoints
-	fill     bool           // fills its lookups
+	produce bool // writes rows, entities and checkpoints
+	fill    bool // fills its lookups
+	// read counts what the stream reads (chains, pages' records, windows,
+	// parents skipped by `when`, empty answers): its own counters in its
+	// stage; in a later stage, which reads it again only to drive its
+	// children, counters nobody shows, or its records and chains would be
+	// counted twice. Requests (sent again), pages and failures always count.
+	read     *StreamStats
 	children []*streamState // fan out per record (for_each, no batch)
 	batchers []*streamState // run once per run of this stream, with its records
 	tables   []*spec.Table  // mapped in this stage
@@ -356,7 +362,10 @@ func (r *Runner) stage(k int) []*streamState {
 			return n
 		}
 		own := st.s.Stage() == k
-		n := &streamState{stream: st, produce: own && st.selected, fill: own, runs: make(chan *run, r.window(st.s)), jobMarks: make(chan jobMark)}
+		n := &streamState{stream: st, produce: own && st.selected, fill: own, read: st.stat, runs: make(chan *run, r.window(st.s)), jobMarks: make(chan jobMark)}
+		if !own {
+			n.read = &StreamStats{Name: st.s.Name}
+		}
 		if n.produce {
 			n.tables, n.entities = st.allTables, st.allEntities
 		}

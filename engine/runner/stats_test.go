@@ -59,3 +59,66 @@ tables:
 		}
 	}
 }
+
+// TestStatsDriverReadAgainCountsOnce: a stream read again in a later stage,
+// only to drive children that read a lookup, sends its requests again
+// (counted: they were sent), but its records, chains and skipped parents
+// are the API's once: counted twice, the summary showed more records than
+// outputs for a stream that lost none, and chains done beyond the parents.
+func TestStatsDriverReadAgainCountsOnce(t *testing.T) {
+	s := apitest.New(apitest.Fixture{Routes: []apitest.Route{
+		{Path: "/orgs", Items: []any{map[string]any{"id": "o1", "active": true}, map[string]any{"id": "o2", "active": false}}},
+		{Path: "/orgs/{o}/groups", ItemsFunc: func(p map[string]string) []any {
+			return []any{map[string]any{"id": p["o"] + "-g1", "name": "one"}, map[string]any{"id": p["o"] + "-g2", "name": "two"}}
+		}},
+		{Path: "/groups/{g}/users", ItemsFunc: func(p map[string]string) []any {
+			return []any{map[string]any{"id": p["g"] + "-u"}}
+		}},
+	}})
+	t.Cleanup(s.Close)
+	f := mustSpec(t, `
+version: 1
+name: t
+http: {base_url: `+s.URL()+`}
+streams:
+  orgs:
+    request: {path: /orgs}
+  groups:
+    for_each: orgs
+    when: parent.active
+    request: {path: '/orgs/${ parent.id }/groups'}
+  members:
+    for_each: groups
+    request: {path: '/groups/${ parent.id }/users'}
+lookups:
+  gname: {from: groups, key: .id, value: .name}
+tables:
+  groups: {from: groups}
+  members: {from: members, row: '{id, g: $lookups.gname[$parent.id]}'}
+`)
+	out := newCollector()
+	sum, err := runSpec(t, f, nil, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(out.rows["members"]); n != 2 {
+		t.Fatalf("members rows = %d, want 2 (the stage that reads the lookup did not run?)", n)
+	}
+	type counts struct{ Requests, Pages, Records, Outputs, Skipped, Chains, ChainsDone int64 }
+	got := map[string]counts{}
+	for _, sn := range sum.Streams {
+		got[sn.Stream] = counts{sn.Requests, sn.Pages, sn.Records, sn.Outputs, sn.Skipped, sn.Chains, sn.ChainsDone}
+	}
+	// orgs and groups are read twice (stage 0, then to drive members):
+	// requests and pages twice, the rest once.
+	want := map[string]counts{
+		"orgs":    {Requests: 2, Pages: 2, Records: 2, Chains: 1, ChainsDone: 1},
+		"groups":  {Requests: 2, Pages: 2, Records: 2, Outputs: 2, Skipped: 1, Chains: 2, ChainsDone: 2},
+		"members": {Requests: 2, Pages: 2, Records: 2, Outputs: 2, Chains: 2, ChainsDone: 2},
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("stream %s = %+v, want %+v", k, got[k], w)
+		}
+	}
+}
