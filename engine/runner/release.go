@@ -88,7 +88,7 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 			gates = append(slices.Clone(gates), rn.gate)
 		}
 		var batch []any
-		failed, bad := false, false
+		failed, skipped, bad := false, false, false
 		for {
 			var it item
 			var open bool
@@ -115,7 +115,7 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				continue
 			}
 			if it.skip != nil {
-				bad = true
+				skipped, bad = true, true
 				fails.skipped(*it.skip)
 				continue
 			}
@@ -155,6 +155,14 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				// A partial batch would send a wrong list: skip, and say so.
 				fails.add(Failure{Stream: b.s.Name, Parents: rn.parent.describe(), Err: fmt.Errorf("skipped: batch stream %s failed for this parent", st.s.Name)})
 				b.stat.failed()
+				bad = true
+				continue
+			}
+			if skipped {
+				// What the skipped request held is unknown: the list would
+				// be partial too, and its answer written as if whole.
+				fails.skipped(Skip{Stream: b.s.Name, Parents: rn.parent.describe(), Page: 1, Reason: fmt.Sprintf("batch stream %s skipped a request for this parent: the batch would be partial", st.s.Name)})
+				b.read.skipped()
 				bad = true
 				continue
 			}

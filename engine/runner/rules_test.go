@@ -137,6 +137,72 @@ streams:
 	}
 }
 
+// TestBatchNotSentAfterItsSourceSkipped: a batch source's request that a
+// response rule skipped read records no one knows: the batch stream's
+// request for that parent would carry a partial list (here an empty one,
+// which the API answers as "no resources") and its answer would be written
+// as if whole. It is not sent, and the report names it as skipped.
+func TestBatchNotSentAfterItsSourceSkipped(t *testing.T) {
+	s, count := jsonAPI(t, map[string]string{
+		"/envs":               `[{"id": "dev"}, {"id": "prod"}]`,
+		"/envs/dev/resources": `[{"id": "db"}]`,
+		"/envs/dev/graph":     `{"nodes": [{"id": "db"}]}`,
+		"/envs/prod/graph":    `{"nodes": []}`,
+	})
+	f := mustSpec(t, `
+version: 1
+name: t
+http: {base_url: `+s.URL+`, retry: {attempts: 1}}
+streams:
+  envs:
+    request: {path: /envs}
+  resources:
+    for_each: envs
+    http: {rules: [{status: 404, action: skip}]}
+    request:
+      path: /envs/${ parent.id }/resources
+  graph:
+    for_each: envs
+    batch: resources
+    request:
+      method: POST
+      path: /envs/${ parent.id }/graph
+      body_jq: '[$batch[] | .id]'
+    records: .nodes[]
+tables:
+  graph: {from: graph, row: '{env: $parent.id, id}'}
+`)
+	out := newCollector()
+	sum, err := runSpec(t, f, nil, out)
+	if err != nil {
+		t.Fatalf("run: %v (a skip is not a failure)", err)
+	}
+	if n := count("/envs/prod/graph"); n != 0 {
+		t.Errorf("prod's graph was asked %d times with a partial batch", n)
+	}
+	if n := count("/envs/dev/graph"); n != 1 {
+		t.Errorf("dev's graph was asked %d times, want 1", n)
+	}
+	if got := out.field("graph", "env"); len(got) != 1 || got[0] != "dev" {
+		t.Errorf("graph rows for envs %v, want dev's only", got)
+	}
+	var named bool
+	for _, sk := range sum.Skips {
+		if sk.Stream == "graph" && sk.Parents == "envs[id=prod]" && sk.Page == 1 && strings.Contains(sk.Reason, "resources") {
+			named = true
+		}
+	}
+	if !named {
+		t.Errorf("skips = %+v, want graph for envs[id=prod] named", sum.Skips)
+	}
+	if sn := snapshot(sum, "graph"); sn.Skipped != 1 {
+		t.Errorf("graph skipped = %d, want 1", sn.Skipped)
+	}
+	if sum.Complete["graph"] || sum.Tables["graph"] {
+		t.Errorf("graph complete = %v, table %v, want neither", sum.Complete["graph"], sum.Tables["graph"])
+	}
+}
+
 func asRunError(err error, re **runner.RunError) bool {
 	r, ok := err.(*runner.RunError)
 	*re = r
