@@ -192,6 +192,7 @@ type chainRun struct {
 	// before it (the windows or downloads after it are still read, and
 	// the windows read again by the next run).
 	spanSkipped bool
+	batch       string // batchDigest of the run, saved with every checkpoint
 
 	replayUntil position           // pages up to here were committed before: written again only where they failed
 	retry       map[recordPos]bool // records whose table mappings failed before, saved without their key
@@ -239,6 +240,12 @@ func (c *chainRun) run() error {
 		// it reads may have changed too (the comment that moved a ticket's
 		// updated_at), and the cursor saved above will pass that change.
 		r.log.Info("a parent record changed since the chain's checkpoint: reading it afresh", "stream", s.Name, "parents", rn.parent.describe())
+		c.cp = nil
+	}
+	if c.batch = batchDigest(rn); c.cp != nil && c.cp.Batch != "" && c.cp.Batch != c.batch {
+		// The batch source's records changed since: the saved pages
+		// answer another list, and the new answer's pages may differ.
+		r.log.Info("a batch changed since the chain's checkpoint: reading it afresh", "stream", s.Name, "parents", rn.parent.describe())
 		c.cp = nil
 	}
 	if err := c.planIncremental(); err != nil {
@@ -591,7 +598,7 @@ func (c *chainRun) windowLabel(w int) string {
 // mark is the checkpoint after the page at pos: next is where the chain
 // goes on from there.
 func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *pageState {
-	return &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo, Up: upCursors(c.rn.parent),
+	return &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo, Up: upCursors(c.rn.parent), Batch: c.batch,
 		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at, c.retried), Held: c.spanSkipped, Job: c.job}
 }
 

@@ -52,6 +52,9 @@ type pageState struct {
 	// Up is upCursors of the chain's parent: the versions of the
 	// incremental records above it that it was read for.
 	Up string `json:"up,omitempty"`
+	// Batch is batchDigest of a batch stream's list: the answer belongs
+	// to the list sent, so a chain whose list changed is read afresh.
+	Batch string `json:"batch,omitempty"`
 	// Held: a rule skipped a window (or download) before Window, so the
 	// cursor stays before it; a resumed chain, which reads on from Window, keeps it
 	// held, or the next run would never ask for the skipped window.
@@ -232,6 +235,17 @@ func later(a, b any) bool {
 		return fa > fb
 	}
 	return fmt.Sprint(a) > fmt.Sprint(b)
+}
+
+// batchDigest names the list a batch stream's run sends ("" for a run of
+// another stream): a hash of its records' JSON.
+func batchDigest(rn *run) string {
+	if !rn.batchStream {
+		return ""
+	}
+	b, _ := json.Marshal(nonNil(rn.batch))
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // partitionKey names a run by its ancestor records, stably across runs.
