@@ -149,6 +149,18 @@ func (p *parser) checkPartitions(f *File) {
 			p.errorAt(pt.Pos, path+".partitions", "missing required field %q (or %q)", "values", "range")
 		case pt.Range != nil && pt.Range.Step.Set && pt.Range.Step.V == 0:
 			p.errorAt(pt.Range.Step.P, path+".partitions.range.step", "must not be 0")
+		case pt.Range != nil && rangeEmpty(pt.Range):
+			// A run would read nothing from it and call every table it
+			// feeds complete: a mistake, never a wish.
+			r := pt.Range
+			step, hint := 1, "counting down needs a negative step"
+			if r.Step.Set {
+				step = r.Step.V
+			}
+			if step < 0 {
+				hint = "counting up needs a positive step"
+			}
+			p.errorAt(r.From.P, path+".partitions.range", "from %d to %d by %d gives no value (%s)", r.From.V, r.To.V, step, hint)
 		case pt.Values.Set && pt.Values.Node.Kind == yaml.MappingNode:
 			p.errorAt(pt.Values.P, path+".partitions.values", "expected a list or a ${ } template giving one, got a mapping")
 		}
@@ -173,6 +185,16 @@ func (p *parser) checkPartitions(f *File) {
 			}
 		}
 	}
+}
+
+// rangeEmpty reports whether a partitions range gives no value: its step
+// leads away from its end.
+func rangeEmpty(r *Range) bool {
+	step := 1
+	if r.Step.Set {
+		step = r.Step.V
+	}
+	return step > 0 && r.From.V > r.To.V || step < 0 && r.From.V < r.To.V
 }
 
 // posOf is the position of an optional block, zero for none.
