@@ -456,14 +456,36 @@ func (c *chainRun) partitions() error {
 		}
 		values = list
 	}
-	if c.cp != nil && c.cp.Done && len(st.children) == 0 && len(st.batchers) == 0 && len(st.entities) == 0 && !(st.fill && len(st.fills) > 0) {
+	replay := c.cp != nil && c.cp.Done
+	// On replay, the values whose rows were committed; nil for all (a
+	// checkpoint from before they were saved). A value added since (the
+	// config edited, a template reading the date) is written now.
+	var committed map[string]bool
+	keys := []string{}
+	if replay && c.cp.Values != nil {
+		committed = map[string]bool{}
+		for _, k := range *c.cp.Values {
+			committed[k] = true
+		}
+		keys = append(keys, *c.cp.Values...)
+	}
+	recs := make([]map[string]any, len(values))
+	fresh := make([]bool, len(values))
+	added := false
+	for i, v := range values {
+		recs[i] = map[string]any{"value": v}
+		key, _ := c.r.identify(c.ctx, st.s, recs[i], c.vars)
+		if fresh[i] = !replay || committed != nil && !committed[key]; fresh[i] {
+			added = added || replay
+			keys = append(keys, key)
+		}
+	}
+	if replay && !added && len(st.children) == 0 && len(st.batchers) == 0 && len(st.entities) == 0 && !(st.fill && len(st.fills) > 0) {
 		return nil
 	}
-	replay := c.cp != nil && c.cp.Done
-	for _, v := range values {
-		rec := map[string]any{"value": v}
+	for i, rec := range recs {
 		var tables []*spec.Table
-		if !replay {
+		if fresh[i] {
 			tables = st.tables
 		}
 		m, err := c.r.mapRecord(c.ctx, st, c.rn, rec, c.vars, tables)
@@ -475,8 +497,8 @@ func (c *chainRun) partitions() error {
 		}
 	}
 	st.read.records(len(values))
-	if !replay {
-		c.send(item{mark: &pageState{Pages: 1, Done: true}})
+	if !replay || added {
+		c.send(item{mark: &pageState{Pages: 1, Done: true, Values: &keys}})
 	}
 	return nil
 }

@@ -55,6 +55,10 @@ type pageState struct {
 	// Batch is batchDigest of a batch stream's list: the answer belongs
 	// to the list sent, so a chain whose list changed is read afresh.
 	Batch string `json:"batch,omitempty"`
+	// Values are the keys of a partitions stream's values whose rows are
+	// committed: a resumed run whose values changed writes the new ones
+	// only. nil in a checkpoint from before they were saved: all were.
+	Values *[]string `json:"values,omitempty"`
 	// Held: a rule skipped a window (or download) before Window, so the
 	// cursor stays before it; a resumed chain, which reads on from Window, keeps it
 	// held, or the next run would never ask for the skipped window.
