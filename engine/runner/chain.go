@@ -91,6 +91,9 @@ type item struct {
 	// incremental parents above it must not move past it, and the report
 	// names it.
 	skip *Skip
+	// held: skip is a request skipped by an earlier run, still unread
+	// (see pageState.Held): named again, not counted again.
+	held bool
 }
 
 // env is the expr environment of a run.
@@ -278,11 +281,11 @@ func (c *chainRun) run() error {
 		c.committedMax = cp.Max
 		if cp.Held {
 			c.spanSkipped = true
-			st.stat.heldSkip()
+			st.stat.unread()
 			const why = "a request a rule skipped before the chain stopped is still unread: the cursor stays before it, and the next run asks for it again"
 			r.log.Warn(why, "stream", s.Name, "parents", describe(rn.parent))
 			// Its parents' cursors stay too, and the report names it.
-			if !c.send(item{skip: &Skip{Stream: s.Name, Parents: describe(rn.parent), Page: cp.Pages, Reason: why}}) {
+			if !c.send(item{skip: &Skip{Stream: s.Name, Parents: describe(rn.parent), Page: cp.Pages, Reason: why}, held: true}) {
 				return errCancelled
 			}
 		}

@@ -116,7 +116,11 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 			}
 			if it.skip != nil {
 				skipped, bad = true, true
-				fails.skipped(*it.skip)
+				// A stream read again to drive its children (a later
+				// stage) is skipped again: the same request, once.
+				if fails.skipped(*it.skip) && !it.held {
+					st.stat.skipped()
+				}
 				continue
 			}
 			if it.err != nil {
@@ -161,8 +165,9 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 			if skipped {
 				// What the skipped request held is unknown: the list would
 				// be partial too, and its answer written as if whole.
-				fails.skipped(Skip{Stream: b.s.Name, Parents: rn.parent.describe(), Page: 1, Reason: fmt.Sprintf("batch stream %s skipped a request for this parent: the batch would be partial", st.s.Name)})
-				b.read.skipped()
+				if fails.skipped(Skip{Stream: b.s.Name, Parents: rn.parent.describe(), Page: 1, Reason: fmt.Sprintf("batch stream %s skipped a request for this parent: the batch would be partial", st.s.Name)}) {
+					b.stat.skipped()
+				}
 				bad = true
 				continue
 			}

@@ -47,7 +47,6 @@ func (s *StreamStats) records(n int)      { s.recs.Add(int64(n)) }
 func (s *StreamStats) output()            { s.outs.Add(1) }
 func (s *StreamStats) failed()            { s.errors.Add(1) }
 func (s *StreamStats) skipped()           { s.skips.Add(1) }
-func (s *StreamStats) ruleSkipped()       { s.skips.Add(1); s.ruleSkips.Add(1) }
 func (s *StreamStats) emptied()           { s.empties.Add(1) }
 func (s *StreamStats) partial()           { s.partialRead.Store(true) }
 func (s *StreamStats) skip(reason string) { s.skipReason = reason }
@@ -59,10 +58,10 @@ func (s *StreamStats) chainQueued()   { s.chains.Add(1) }
 func (s *StreamStats) chainReleased() { s.chainsDone.Add(1) }
 func (s *StreamStats) finished()      { s.done.Store(true) }
 
-// heldSkip: a request a rule skipped before the chain stopped is still
-// unread (see pageState.Held): not counted as skipped again, but the stream
-// is not complete.
-func (s *StreamStats) heldSkip() { s.ruleSkips.Add(1) }
+// unread: a request a rule skipped, in this run or before the chain
+// stopped (see pageState.Held), is unread: the stream is not complete. It
+// is counted as skipped where it is listed (see failures.skipped).
+func (s *StreamStats) unread() { s.ruleSkips.Add(1) }
 
 // Snapshot is a copy of one stream's counters.
 type Snapshot struct {
@@ -169,9 +168,10 @@ type failures struct {
 	// the value it failed on; an export job's answer may echo a key).
 	redact func(string) string // nil: nothing to hide
 
-	mu    sync.Mutex
-	list  []Failure
-	skips []Skip
+	mu       sync.Mutex
+	list     []Failure
+	skips    []Skip
+	skipSeen map[Skip]bool
 }
 
 // Skip is a request a response rule skipped: not a failure, but what it
@@ -184,13 +184,23 @@ type Skip struct {
 	Reason  string
 }
 
-func (f *failures) skipped(x Skip) {
+// skipped lists x, redacted, once: added is false when the same request
+// was listed already (a stream read again in a later stage asks it again).
+func (f *failures) skipped(x Skip) (added bool) {
 	if f.redact != nil {
 		x.Parents, x.Reason = f.redact(x.Parents), f.redact(x.Reason)
 	}
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.skipSeen[x] {
+		return false
+	}
+	if f.skipSeen == nil {
+		f.skipSeen = map[Skip]bool{}
+	}
+	f.skipSeen[x] = true
 	f.skips = append(f.skips, x)
-	f.mu.Unlock()
+	return true
 }
 
 // add records x, redacted, and returns it as recorded.

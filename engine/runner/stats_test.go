@@ -122,3 +122,50 @@ tables:
 		}
 	}
 }
+
+// TestStatsDriverSkipListedOnce: a request a rule skipped in a parent's own
+// stage is skipped again when a later stage reads the parent again to
+// drive its children: it is the same request, counted and listed once.
+func TestStatsDriverSkipListedOnce(t *testing.T) {
+	s := apitest.New(apitest.Fixture{Routes: []apitest.Route{
+		{Path: "/orgs", Items: []any{map[string]any{"id": "o1"}, map[string]any{"id": "o2"}}},
+		{Path: "/orgs/o1/groups", Items: []any{map[string]any{"id": "g1", "name": "one"}}},
+		{Path: "/orgs/o2/groups", Status: 403, Body: map[string]any{"message": "no"}},
+		{Path: "/groups/{g}/users", ItemsFunc: func(p map[string]string) []any {
+			return []any{map[string]any{"id": p["g"] + "-u"}}
+		}},
+	}})
+	t.Cleanup(s.Close)
+	f := mustSpec(t, `
+version: 1
+name: t
+http: {base_url: `+s.URL()+`, rules: [{status: 403, action: skip}]}
+streams:
+  orgs:
+    request: {path: /orgs}
+  groups:
+    for_each: orgs
+    request: {path: '/orgs/${ parent.id }/groups'}
+  members:
+    for_each: groups
+    request: {path: '/groups/${ parent.id }/users'}
+lookups:
+  gname: {from: groups, key: .id, value: .name}
+tables:
+  groups: {from: groups}
+  members: {from: members, row: '{id, g: $lookups.gname[$parent.id] // "?"}'}
+`)
+	sum, _ := runSpec(t, f, nil, newCollector())
+	if n := s.Count("GET", "/orgs/o2/groups"); n != 2 {
+		t.Fatalf("o2's groups asked %d times, want 2 (its own stage, then to drive members)", n)
+	}
+	if sn := snapshot(sum, "groups"); sn.Skipped != 1 {
+		t.Errorf("groups skipped = %d, want 1", sn.Skipped)
+	}
+	if len(sum.Skips) != 1 || sum.Skips[0].Parents != "orgs[id=o2]" {
+		t.Errorf("skipped requests = %+v, want o2's groups once", sum.Skips)
+	}
+	if sum.Complete["groups"] || sum.Complete["members"] {
+		t.Errorf("complete = %v, want groups and members not", sum.Complete)
+	}
+}
