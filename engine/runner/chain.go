@@ -458,6 +458,12 @@ func (c *chainRun) partitions() error {
 			return fmt.Errorf("partitions.values: want a list, got %s", jsonv.Kind(v))
 		}
 		values = list
+		if len(list) == 0 {
+			// Maybe meant (no accounts yet), maybe a config left empty by
+			// mistake: either way the tables fed by it read nothing, and a
+			// replace table marks every row deleted. Said, not failed.
+			c.r.log.Warn("partitions: the values are an empty list, so this stream and its children read nothing (and a replace table they feed marks its rows deleted)", "stream", st.s.Name)
+		}
 	}
 	replay := c.cp != nil && c.cp.Done
 	// On replay, the values whose rows were committed; nil for all (a

@@ -1,6 +1,7 @@
 package runner_test
 
 import (
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -68,5 +69,38 @@ tables:
 	}
 	if !sum.Tables["accounts"] {
 		t.Errorf("accounts not complete: %v", sum.Tables)
+	}
+}
+
+// TestPartitionsEmptyValuesWarn: a values template that gives an empty list
+// (a config left empty) reads nothing; the run says so, since a replace
+// table it feeds then marks every row deleted. A list with values does not.
+func TestPartitionsEmptyValuesWarn(t *testing.T) {
+	f := mustSpec(t, `
+version: 1
+name: t
+config:
+  accounts: {type: list}
+http: {base_url: http://127.0.0.1:9}
+streams:
+  accounts:
+    partitions:
+      values: ${ config.accounts ?? [] }
+tables:
+  accounts: {from: accounts, mode: replace}
+`)
+	for _, tc := range []struct {
+		accounts []any
+		warned   bool
+	}{{[]any{}, true}, {[]any{"a"}, false}} {
+		var logged strings.Builder
+		log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		out := newStateful()
+		if _, err := runWith(t, f, runOpts{cfg: map[string]any{"accounts": tc.accounts}, log: log}, out); err != nil {
+			t.Fatal(err)
+		}
+		if warned := strings.Contains(logged.String(), "the values are an empty list"); warned != tc.warned {
+			t.Errorf("accounts %v: warned %v, want %v; log:\n%s", tc.accounts, warned, tc.warned, logged.String())
+		}
 	}
 }
