@@ -83,7 +83,8 @@ func (n *network) save(opts RunOptions, runErr error) error {
 }
 
 // cassetteValues names the config values a cassette must not hold as they
-// are: secrets, and URLs (so a cassette replays against any base URL).
+// are: secrets, and URLs (so a cassette replays against any base URL); and
+// the headers of ferry's own random values (idempotency keys).
 func cassetteValues(f *spec.File, cfg *Config) cassette.Values {
 	vals := cassette.Values{Secrets: map[string]string{}, URLs: map[string]string{}}
 	for _, it := range f.Config.Items {
@@ -97,6 +98,11 @@ func cassetteValues(f *spec.File, cfg *Config) cassette.Values {
 			vals.Secrets[it.Key] = s
 		case cassette.IsURL(s):
 			vals.URLs[it.Key] = s
+		}
+	}
+	for _, it := range f.Streams.Items {
+		if a := it.Value.Async; a != nil && a.Create.IdempotencyKey.V != "" {
+			vals.Volatile = append(vals.Volatile, a.Create.IdempotencyKey.V)
 		}
 	}
 	return vals

@@ -97,7 +97,9 @@ var (
 		"Server-Timing", "Transfer-Encoding", "X-Amz-Cf-Id", "X-Amzn-Requestid", "X-Amzn-Trace-Id", "X-Correlation-Id", "X-Request-Id"}
 )
 
-func keepHeaders(h http.Header, noise []string, red *redactor) Header {
+// keepHeaders keeps a request's headers (request true: volatile ones
+// become Volatile) or an answer's.
+func keepHeaders(h http.Header, noise []string, red *redactor, request bool) Header {
 	out := Header{}
 	for k, vs := range h {
 		k = textproto.CanonicalMIMEHeaderKey(k)
@@ -106,6 +108,10 @@ func keepHeaders(h http.Header, noise []string, red *redactor) Header {
 		}
 		kept := make([]string, len(vs))
 		for i, v := range vs {
+			if request && red.volatile[k] {
+				kept[i] = Volatile
+				continue
+			}
 			kept[i] = red.text(v)
 		}
 		out[k] = kept
@@ -116,7 +122,8 @@ func keepHeaders(h http.Header, noise []string, red *redactor) Header {
 	return out
 }
 
-// Volatile is what a cassette holds instead of a per-response id.
+// Volatile is what a cassette holds instead of a per-response id, or a
+// request header's value ferry makes anew on every run.
 const Volatile = "<volatile>"
 
 // volatileFields are top-level fields of JSON answers that identify the

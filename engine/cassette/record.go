@@ -207,7 +207,7 @@ func (x *rawExchange) exchange(red *redactor) (*Exchange, error) {
 		return nil, err
 	}
 	return &Exchange{
-		Request:  Request{Method: strings.ToUpper(x.method), URL: red.text(x.url), Header: keepHeaders(x.header, requestNoise, red), Body: reqBody},
-		Response: Response{Status: x.status, Header: keepHeaders(x.respHeader, responseNoise, red), Body: respBody},
+		Request:  Request{Method: strings.ToUpper(x.method), URL: red.text(x.url), Header: keepHeaders(x.header, requestNoise, red, true), Body: reqBody},
+		Response: Response{Status: x.status, Header: keepHeaders(x.respHeader, responseNoise, red, false), Body: respBody},
 	}, nil
 }

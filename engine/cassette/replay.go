@@ -102,7 +102,7 @@ func (p *Player) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	asked := Request{Method: strings.ToUpper(req.Method), URL: red.text(req.URL.String()), Header: keepHeaders(req.Header, requestNoise, red), Body: reqBody}
+	asked := Request{Method: strings.ToUpper(req.Method), URL: red.text(req.URL.String()), Header: keepHeaders(req.Header, requestNoise, red, true), Body: reqBody}
 	rec := p.byKey[asked.key()]
 	if rec == nil {
 		return nil, p.miss(&asked)

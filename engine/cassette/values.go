@@ -2,6 +2,7 @@ package cassette
 
 import (
 	"encoding/json"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
@@ -25,6 +26,10 @@ type Values struct {
 	// are secret whatever they hold, such as presigned links' signatures:
 	// written <secret>. It may be nil.
 	Params func() []string
+	// Volatile are request headers whose values ferry makes anew on every
+	// run (an export job's idempotency key): written Volatile, and matched
+	// whatever they hold, or no recording would ever replay.
+	Volatile []string
 }
 
 // minSecret is the shortest value replaced, as in package fetch: a value
@@ -54,6 +59,8 @@ type redactor struct {
 	urls    []namedValue      // longest first
 	raw     []string          // every secret value replaced, to check files for leaks
 	params  map[string]bool   // lower-case names of secret query parameters
+	// volatile are the canonical names of request headers written Volatile.
+	volatile map[string]bool
 }
 
 type namedValue struct{ value, placeholder string }
@@ -77,7 +84,10 @@ func (v Values) redactor() *redactor {
 			to[form] = secretPlaceholder(name)
 		}
 	}
-	r := &redactor{params: map[string]bool{}}
+	r := &redactor{params: map[string]bool{}, volatile: map[string]bool{}}
+	for _, h := range v.Volatile {
+		r.volatile[textproto.CanonicalMIMEHeaderKey(h)] = true
+	}
 	if v.Params != nil {
 		for _, p := range v.Params() {
 			r.params[strings.ToLower(p)] = true
