@@ -514,3 +514,35 @@ func TestPresignedSignatureNotRecorded(t *testing.T) {
 		t.Errorf("replay = %d %q, %v; want the recorded file", status, body, err)
 	}
 }
+
+// TestVolatileKeptWhenSent: an answer's per-response id is recorded as
+// Volatile unless a request sent it back whole (a job polled by its id);
+// a short value, or one inside a longer word, does not count as sent.
+func TestVolatileKeptWhenSent(t *testing.T) {
+	raws := []rawExchange{
+		{method: "GET", url: "http://h/exports/job-7f3a?x=1", header: http.Header{"X-Trace": {"ab12cd34ef"}}},
+		{method: "POST", url: "http://h/search", body: []byte(`{"after":"tok 99"}`)},
+	}
+	used := sentValues(raws)
+	for v, want := range map[string]bool{
+		"job-7f3a":   true,  // in a path
+		"ab12cd34ef": true,  // in a header
+		"tok 99":     true,  // in a body
+		"1":          false, // too short to tell
+		"job-7f":     false, // part of a longer id
+		"b12cd34e":   false, // inside a word
+		"r-123456":   false, // never sent
+	} {
+		if got := used(v); got != want {
+			t.Errorf("sent %q = %v, want %v", v, got, want)
+		}
+	}
+	red := Values{}.redactor()
+	b, err := newBody([]byte(`{"requestId":"job-7f3a","traceId":"r-123456"}`), red, used)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b.JSON), `{"requestId":"job-7f3a","traceId":"<volatile>"}`; got != want {
+		t.Errorf("body = %s, want %s", got, want)
+	}
+}

@@ -135,15 +135,17 @@ var volatileFields = []string{"correlationid", "correlation_id", "requestid", "r
 // newBody stores raw bytes: JSON decoded, redacted string by string and
 // re-encoded with sorted keys (so an escaped secret cannot slip through,
 // and key order never makes a diff); other text redacted as text. In an
-// answer (volatile), per-response ids become Volatile.
-func newBody(raw []byte, red *redactor, volatile bool) (Body, error) {
+// answer (used not nil), per-response ids become Volatile, except those
+// used reports the run sent back (an export job known by its requestId):
+// those are data, and a replay must give them.
+func newBody(raw []byte, red *redactor, used func(string) bool) (Body, error) {
 	if len(raw) == 0 {
 		return Body{}, nil
 	}
 	if v, ok := decodeJSON(raw); ok {
-		if m, isObj := v.(map[string]any); isObj && volatile {
+		if m, isObj := v.(map[string]any); isObj && used != nil {
 			for k, x := range m {
-				if _, isStr := x.(string); isStr && slices.Contains(volatileFields, strings.ToLower(k)) {
+				if s, isStr := x.(string); isStr && slices.Contains(volatileFields, strings.ToLower(k)) && !used(s) {
 					m[k] = Volatile
 				}
 			}

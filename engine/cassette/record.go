@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -121,9 +122,10 @@ func (r *Recorder) Save(prune bool) (Stats, error) {
 	r.mu.Unlock()
 
 	red := r.values.redactor()
+	used := sentValues(raws)
 	files := map[string][]byte{}
 	for _, x := range raws {
-		ex, err := x.exchange(red)
+		ex, err := x.exchange(red, used)
 		if err != nil {
 			return Stats{}, fmt.Errorf("record %s %s: %w", x.method, red.text(x.url), err)
 		}
@@ -197,12 +199,60 @@ type Stats struct {
 	Oversize  int // answers too large to keep
 }
 
-func (x *rawExchange) exchange(red *redactor) (*Exchange, error) {
-	reqBody, err := newBody(x.body, red, false)
+// sentValues reports whether a value was sent in a request of the
+// recording (in its URL, escaped or not, a header or the body), whole: not
+// as part of a longer word, and not a value of a few characters, which
+// any request may hold by chance.
+func sentValues(raws []rawExchange) func(string) bool {
+	var b strings.Builder
+	for _, x := range raws {
+		b.WriteString(x.url + "\n")
+		for _, vs := range x.header {
+			b.WriteString(strings.Join(vs, "\n") + "\n")
+		}
+		b.Write(x.body)
+		b.WriteString("\n")
+	}
+	sent := b.String()
+	return func(v string) bool {
+		if len(v) < minSecret {
+			return false
+		}
+		for _, form := range []string{v, url.PathEscape(v), url.QueryEscape(v)} {
+			if containsWord(sent, form) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// containsWord reports whether w is in s with no letter or digit right
+// before or after it.
+func containsWord(s, w string) bool {
+	for i := 0; ; {
+		j := strings.Index(s[i:], w)
+		if j < 0 {
+			return false
+		}
+		at, end := i+j, i+j+len(w)
+		if (at == 0 || !isAlnum(s[at-1])) && (end == len(s) || !isAlnum(s[end])) {
+			return true
+		}
+		i = at + 1
+	}
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+func (x *rawExchange) exchange(red *redactor, used func(string) bool) (*Exchange, error) {
+	reqBody, err := newBody(x.body, red, nil)
 	if err != nil {
 		return nil, err
 	}
-	respBody, err := newBody(x.respBody, red, true)
+	respBody, err := newBody(x.respBody, red, used)
 	if err != nil {
 		return nil, err
 	}

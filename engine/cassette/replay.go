@@ -98,7 +98,7 @@ func (p *Player) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	red := p.redactor()
-	reqBody, err := newBody(body, red, false)
+	reqBody, err := newBody(body, red, nil)
 	if err != nil {
 		return nil, err
 	}
