@@ -1,6 +1,9 @@
 package engine_test
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,5 +76,52 @@ func TestChangedMappingFailsWithTheField(t *testing.T) {
 	a := c.Annotations[0]
 	if a.File != filepath.Join(dir, "humanitec.yaml") || a.Line != line || a.Col != 15 || !strings.Contains(a.Msg, `properties.type: got "DEVELOPMENT", want "development"`) && !strings.Contains(a.Msg, "properties.type: got ") {
 		t.Errorf("annotation = %+v, want the spec at %d:15 naming properties.type", a, line)
+	}
+}
+
+// TestEmptyCassetteNeverReachesTheNetwork: a run case whose cassette is
+// "" (a template left unfilled) is refused with its position, before any
+// request: replaying nothing would run the spec against the live API, and
+// --update would then write what it answered into the snapshot.
+func TestEmptyCassetteNeverReachesTheNetwork(t *testing.T) {
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits++
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `[{"id":"a"}]`)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	files := map[string]string{
+		"s.yaml": `version: 1
+name: s
+config:
+  api_url: {required: true}
+http: {base_url: "${ config.api_url }"}
+streams:
+  apps: {request: {path: /apps}}
+tables:
+  apps: {from: apps, primary_key: [id]}
+`,
+		"s.test.yaml": `runs:
+  - name: live
+    config: {api_url: "` + srv.URL + `"}
+    cassette: ""
+    snapshot: snap.jsonl
+`,
+		"snap.jsonl": `{"table":"apps","op":"upsert","row":{"id":"a"}}` + "\n",
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := engine.RunTests(t.Context(), filepath.Join(dir, "s.test.yaml"), engine.TestOptions{Update: true})
+	errs := engine.SpecErrors(err)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "s.test.yaml:4:15: runs[0].cassette: ") {
+		t.Errorf("err = %v, want the empty cassette refused at 4:15", err)
+	}
+	if hits > 0 {
+		t.Errorf("the case sent %d requests to the API", hits)
 	}
 }

@@ -258,10 +258,12 @@ func keysOf(n *yaml.Node) map[string]bool {
 func (d *decoder) run(n *yaml.Node, path string) Run {
 	r := Run{Pos: pos(n)}
 	d.mapping(n, path, map[string]func(*yaml.Node, string){
-		"name":     func(n *yaml.Node, p string) { r.Name = d.str(n, p) },
-		"config":   func(n *yaml.Node, p string) { r.Config = d.obj(n, p) },
-		"cassette": func(n *yaml.Node, p string) { r.Cassette = d.path(n, p) },
-		"snapshot": func(n *yaml.Node, p string) { r.Snapshot = d.path(n, p) },
+		"name":   func(n *yaml.Node, p string) { r.Name = d.str(n, p) },
+		"config": func(n *yaml.Node, p string) { r.Config = d.obj(n, p) },
+		// Never empty: a run case without a cassette would read the live
+		// API (and --update write its answers into the snapshot).
+		"cassette": func(n *yaml.Node, p string) { r.Cassette = d.filePath(n, p, "the cassette's directory") },
+		"snapshot": func(n *yaml.Node, p string) { r.Snapshot = d.filePath(n, p, "the snapshot file") },
 		"streams": func(n *yaml.Node, p string) {
 			d.list(n, p, func(n *yaml.Node, p string) { r.Streams = append(r.Streams, d.str(n, p)) })
 		},
@@ -325,6 +327,15 @@ func (d *decoder) mappingCase(n *yaml.Node, path string) Mapping {
 }
 
 // path resolves a path against the test file's directory.
+// filePath is path for a value that must name something: what says what.
+func (d *decoder) filePath(n *yaml.Node, path, what string) string {
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" && strings.TrimSpace(n.Value) == "" {
+		d.errorf(n, path, "empty: want the path of %s", what)
+		return ""
+	}
+	return d.path(n, path)
+}
+
 func (d *decoder) path(n *yaml.Node, path string) string {
 	s := d.str(n, path)
 	if s == "" || filepath.IsAbs(s) {
