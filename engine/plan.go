@@ -275,7 +275,29 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 		plan.Changes = plan.Changes || pp.Changes()
 	}
 	redactPlan(plan, pool.Redact)
+	if runErr == nil {
+		runErr = plan.notWritten()
+	}
 	return plan, runErr
+}
+
+// notWritten fails a plan whose run would leave entities unwritten
+// (conflicts with another owner, entities Port would reject): that run
+// fails, so the plan must not pass as "no changes" while records of the
+// source never reach Port.
+func (p *Plan) notWritten() error {
+	if p.Port == nil {
+		return nil
+	}
+	var conflicts, invalid int
+	for _, b := range p.Port.Blueprints {
+		conflicts += len(b.Conflicts)
+		invalid += len(b.Invalid)
+	}
+	if conflicts+invalid == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d entities would not be written (%d conflict(s) with another owner, %d invalid): a run would fail", conflicts+invalid, conflicts, invalid)
 }
 
 // resumeRefusal says why a run would delete no Port entity: it would

@@ -249,8 +249,8 @@ func TestPlanRunForeignEntities(t *testing.T) {
 	})
 	fx.json("/apps/theirs/envs", []any{})
 	p, err = fx.plan(engine.PlanOptions{})
-	if err != nil {
-		t.Fatal(err)
+	if err == nil || p == nil {
+		t.Fatalf("a plan with a conflict: err = %v, want it to fail as the run would", err)
 	}
 	app := p.Port.Blueprints[0]
 	if app.Update != 0 || app.Create != 0 || len(app.Conflicts) != 1 || app.Conflicts[0] != (engine.ConflictPlan{Identifier: "theirs", Owner: "pl/someone-else"}) {
@@ -361,5 +361,40 @@ func TestPlanRedactsPresignedSignature(t *testing.T) {
 	got := fmt.Sprint(p.Tables[0].Updates, p.Port.Blueprints[0].Updates)
 	if strings.Contains(got, "s1gn4ture") || !strings.Contains(got, "sig=REDACTED") {
 		t.Errorf("updates %s", got)
+	}
+}
+
+// Entities a run would not write — one another owner holds, one that does
+// not fit its blueprint — fail the plan (a run would exit 1), even when
+// nothing else would change: "no changes" would say the destinations
+// match the source while records of it never reach Port.
+func TestPlanRunFailsOnEntitiesNotWritten(t *testing.T) {
+	fx := planFixture(t)
+	fx.realRun()
+	if err := fx.port.SeedEntity("app", []byte(`{"identifier":"theirs","title":"T","properties":{"ferryOwner":"pl/someone-else"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	apps := []any{
+		map[string]any{"id": "a", "name": "A", "tier": "gold"}, map[string]any{"id": "b", "name": "B", "tier": "silver"},
+		map[string]any{"id": "c", "name": "C", "tier": "bronze"},
+	}
+	for _, tc := range []struct {
+		name  string
+		extra map[string]any
+		want  string
+	}{
+		{"conflict", map[string]any{"id": "theirs", "name": "T"}, "1 conflict"},
+		{"invalid", map[string]any{"id": "d", "name": 7}, "1 invalid"},
+	} {
+		fx.json("/apps", append(slices.Clone(apps), tc.extra))
+		fx.json("/apps/"+tc.extra["id"].(string)+"/envs", []any{})
+		p, err := fx.plan(engine.PlanOptions{})
+		if p == nil {
+			t.Fatalf("%s: no plan: %v", tc.name, err)
+		}
+		code := engine.ExitCode(&engine.PlanError{Err: err}, false)
+		if err == nil || code != engine.ExitFailed || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: plan err = %v (exit %d), want it to fail with %q (exit %d)", tc.name, err, code, tc.want, engine.ExitFailed)
+		}
 	}
 }

@@ -33,7 +33,8 @@ Examples:
 
 Exit codes (as terraform plan -detailed-exitcode): 0 nothing would
 change, 2 something would, 1 the plan failed (extraction failures
-included: the plan shown is then incomplete), 3 invalid spec, 64 usage or
+included: the plan shown is then incomplete; also when a run would fail
+to write entities: conflicts, invalid ones), 3 invalid spec, 64 usage or
 config error (not 2, which means changes), 130 interrupted.
 `
 
@@ -149,7 +150,7 @@ func printPlan(w io.Writer, p *engine.Plan, dest string) {
 			line(indent, "%s: %s → %s", c.Field, show(c.Old), show(c.New))
 		}
 	}
-	var create, update, del int
+	var create, update, del, notWritten int
 	if len(p.Tables) > 0 {
 		line(0, "Tables (%s):", dest)
 		for _, t := range p.Tables {
@@ -192,6 +193,7 @@ func printPlan(w io.Writer, p *engine.Plan, dest string) {
 		}
 		for _, bp := range pp.Blueprints {
 			create, update, del = create+bp.Create, update+bp.Update, del+bp.Delete
+			notWritten += len(bp.Conflicts) + len(bp.Invalid)
 			line(1, "%s: %s", bp.Name, counts(bp.Create, bp.Update, bp.Delete, bp.Unchanged))
 			for _, id := range bp.Creates[:min(len(bp.Creates), planShown)] {
 				line(2, "+ %s", id)
@@ -234,8 +236,13 @@ func printPlan(w io.Writer, p *engine.Plan, dest string) {
 		fallthrough
 	case p.Changes:
 		line(0, "Plan: %d to create, %d to update, %d to delete.", create, update, del)
-	default:
+	case notWritten == 0:
 		line(0, "No changes: the destinations match the source.")
+	default:
+		line(0, "No changes would be made, but the destinations do not match the source:")
+	}
+	if notWritten > 0 {
+		line(0, "%d entities would not be written (marked !): a run would fail.", notWritten)
 	}
 	io.WriteString(w, b.String())
 }
