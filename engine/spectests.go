@@ -220,6 +220,13 @@ func runCase(ctx context.Context, sp *Spec, tf *spectest.File, rc spectest.Run, 
 		return res
 	}
 	if opts.Update {
+		// A snapshot the run matches is left as it is: the parts of a merged
+		// record may come in another order, and that is no change to review.
+		if old, err := os.ReadFile(rc.Snapshot); err == nil {
+			if want, err := spectest.ParseLines(old, key); err == nil && len(spectest.Compare(want, got)) == 0 {
+				return res
+			}
+		}
 		res.Updated, res.Err = writeSnapshot(rc.Snapshot, spectest.Format(got))
 		return res
 	}

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -123,5 +124,62 @@ tables:
 	}
 	if hits > 0 {
 		t.Errorf("the case sent %d requests to the API", hits)
+	}
+}
+
+// TestUpdateKeepsAMatchingSnapshot: --update leaves a snapshot the run
+// matches as it is, even written otherwise (spacing, key order, the parts
+// of a merged record in another order), and such a snapshot passes: a
+// rewrite would be a diff to review with nothing in it.
+func TestUpdateKeepsAMatchingSnapshot(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `[{"id":"a","name":"A"}]`)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	spec := `version: 1
+name: s
+config:
+  api_url: {required: true}
+http: {base_url: "${ config.api_url }"}
+streams:
+  apps: {request: {path: /apps}}
+tables:
+  apps: {from: apps, primary_key: [id]}
+`
+	snapshot := `{ "table": "apps", "op": "upsert", "row": {"name": "A", "id": "a"} }` + "\n"
+	files := map[string]string{
+		"s.yaml":      spec,
+		"s.test.yaml": "runs:\n  - name: one\n    config: {api_url: \"http://x.invalid\"}\n    cassette: rec\n    snapshot: snap.jsonl\n",
+		"snap.jsonl":  snapshot,
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp, err := engine.Load(filepath.Join(dir, "s.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.ResolveConfig(sp, engine.ConfigSources{Sets: map[string]string{"api_url": srv.URL}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.Run(t.Context(), sp, cfg, engine.RunOptions{DryRun: true, Stdout: io.Discard, Record: filepath.Join(dir, "rec")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, update := range []bool{false, true} {
+		res, err := engine.RunTests(t.Context(), filepath.Join(dir, "s.test.yaml"), engine.TestOptions{Update: update})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := res.Cases[0]; !c.Passed() || c.Updated {
+			t.Errorf("update %v: passed %v, updated %v, diffs %+v", update, c.Passed(), c.Updated, c.Diffs)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "snap.jsonl")); string(got) != snapshot {
+		t.Errorf("--update rewrote a matching snapshot:\n%s", got)
 	}
 }

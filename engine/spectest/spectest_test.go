@@ -192,3 +192,40 @@ func TestFieldDiffs(t *testing.T) {
 		t.Errorf("FieldDiffs (-want +got):\n%s", diff)
 	}
 }
+
+// TestCompareMergeOrder: the parts of a record merged from several streams
+// (on_duplicate: merge) arrive in an order that is not fixed across
+// streams, so which part is the upsert and which the merge changes from
+// run to run: the parts are compared, not their order. A part that
+// changed, or ops that changed otherwise, still differ.
+func TestCompareMergeOrder(t *testing.T) {
+	want := lines(t, `{"blueprint":"svc","op":"upsert","entity":{"identifier":"s1","properties":{"lang":"go"}}}
+{"blueprint":"svc","op":"merge","entity":{"identifier":"s1","properties":{"tier":"gold"}}}
+`)
+	got := lines(t, `{"blueprint":"svc","op":"upsert","entity":{"identifier":"s1","properties":{"tier":"gold"}}}
+{"blueprint":"svc","op":"merge","entity":{"identifier":"s1","properties":{"lang":"go"}}}
+`)
+	if d := Compare(want, got); len(d) != 0 {
+		var text []string
+		for _, x := range d {
+			text = append(text, x.Lines()...)
+		}
+		t.Errorf("the same parts in another order differ:\n%s", strings.Join(text, "\n"))
+	}
+	if a, b := string(Format(want)), string(Format(got)); strings.Index(a, "lang") > strings.Index(a, "tier") != (strings.Index(b, "lang") > strings.Index(b, "tier")) {
+		t.Errorf("snapshots of the same parts in another order list them in another order:\n%s\n%s", a, b)
+	}
+	changed := lines(t, `{"blueprint":"svc","op":"upsert","entity":{"identifier":"s1","properties":{"tier":"silver"}}}
+{"blueprint":"svc","op":"merge","entity":{"identifier":"s1","properties":{"lang":"go"}}}
+`)
+	d := Compare(want, changed)
+	if len(d) != 1 || len(d[0].Fields) != 1 || d[0].Fields[0].Path != "properties.tier" {
+		t.Errorf("a changed part: %+v, want properties.tier", d)
+	}
+	both := lines(t, `{"blueprint":"svc","op":"upsert","entity":{"identifier":"s1","properties":{"lang":"go"}}}
+{"blueprint":"svc","op":"upsert","entity":{"identifier":"s1","properties":{"tier":"gold"}}}
+`)
+	if d := Compare(want, both); len(d) == 0 {
+		t.Error("a merge become an upsert does not differ")
+	}
+}
