@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/sink"
@@ -156,6 +157,7 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	ctx = eval.ContextWithClock(ctx, opts.Now)
 	if opts.ResumeWithin == 0 {
 		opts.ResumeWithin = DefaultResumeWithin
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/sink/jsonl"
@@ -73,6 +74,9 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	// jq's now reads the run's clock too (ferry test's now), not only the
+	// runner's windows and expiries.
+	ctx = eval.ContextWithClock(ctx, opts.Now)
 	if opts.ResumeWithin == 0 {
 		opts.ResumeWithin = DefaultResumeWithin
 	}

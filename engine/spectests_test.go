@@ -183,3 +183,45 @@ tables:
 		t.Errorf("--update rewrote a matching snapshot:\n%s", got)
 	}
 }
+
+// TestCaseClockPinsJQNow: a case's now is the clock jq's now reads in the
+// spec's mappings, so a row stamped with it gives the same snapshot run
+// after run (the wall clock made the case fail a second after --update).
+func TestCaseClockPinsJQNow(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"s.yaml": `version: 1
+name: s
+config:
+  api_url: {required: true}
+http: {base_url: "${ config.api_url }"}
+streams:
+  apps: {request: {path: /apps}}
+tables:
+  apps: {from: apps, primary_key: [id], row: '{id, seen: (now | todate)}'}
+`,
+		"s.test.yaml": "runs:\n  - name: one\n    config: {api_url: \"http://x.invalid\"}\n    cassette: rec\n    snapshot: snap.jsonl\n    now: 2026-01-08T00:00:00Z\n",
+		"snap.jsonl":  `{"table":"apps","op":"upsert","row":{"id":"a","seen":"2026-01-08T00:00:00Z"}}` + "\n",
+		"rec/GET_apps_0000000000.json": `{"request": {"method": "GET", "url": "<config:api_url>/apps", "headers": {"Accept": "application/json"}},
+ "response": {"status": 200, "headers": {"Content-Type": "application/json"}, "body": [{"id": "a"}]}}`,
+	}
+	for name, data := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := engine.RunTests(t.Context(), filepath.Join(dir, "s.test.yaml"), engine.TestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Cases[0]; !c.Passed() {
+		var text []string
+		for _, d := range c.Diffs {
+			text = append(text, d.Lines()...)
+		}
+		t.Errorf("case failed: %v\n%s", c.Err, strings.Join(text, "\n"))
+	}
+}

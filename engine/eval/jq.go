@@ -24,6 +24,9 @@ type JQ struct {
 	// are written in (".metadata.name", `$parent.id + "/" + .id`,
 	// ".tags // []"): First and Run try it before starting gojq's machine.
 	fast fastFunc
+	// clock says the program calls now, read from its last variable,
+	// nowVar, whose value Run and First add (see ContextWithClock).
+	clock bool
 }
 
 // CompileJQ parses and compiles a jq program. vars are the names of the
@@ -82,6 +85,7 @@ func CompileJQVars(src string, vars Vars, opts ...Option) (*JQ, error) {
 	if err != nil {
 		return nil, jqParseError(src, err)
 	}
+	clock := rewriteNow(q)
 	// The lexer sees every $name, string interpolations included.
 	toks, _ := lexJQ(src)
 	type use struct {
@@ -106,6 +110,10 @@ func CompileJQVars(src string, vars Vars, opts ...Option) (*JQ, error) {
 		args[i], names[i] = u.index, u.name
 		all = all && u.index == i
 	}
+	if clock {
+		names = append(names, nowVar)
+		all = false // the values get nowVar's appended
+	}
 	key := jqKey(src, names)
 	code := o.cache.getJQ(key)
 	if code == nil {
@@ -114,7 +122,11 @@ func CompileJQVars(src string, vars Vars, opts ...Option) (*JQ, error) {
 		}
 		o.cache.putJQ(key, code)
 	}
-	return &JQ{src: src, code: code, args: args, all: all, fast: compileFast(q, vars)}, nil
+	j := &JQ{src: src, code: code, args: args, all: all, clock: clock}
+	if !clock {
+		j.fast = compileFast(q, vars)
+	}
+	return j, nil
 }
 
 // Source returns the program text given to [CompileJQ].
@@ -122,15 +134,18 @@ func (q *JQ) Source() string { return q.src }
 
 // values picks, from the values of every variable named at compile time,
 // those of the variables compiled in.
-func (q *JQ) values(vars []any) []any {
+func (q *JQ) values(ctx context.Context, vars []any) []any {
 	if q.all {
 		return vars[:min(len(q.args), len(vars))]
 	}
-	out := make([]any, len(q.args))
+	out := make([]any, len(q.args), len(q.args)+1)
 	for i, a := range q.args {
 		if a < len(vars) {
 			out[i] = vars[a]
 		}
+	}
+	if q.clock {
+		out = append(out, nowValue(ctx))
 	}
 	return out
 }
@@ -155,7 +170,7 @@ func (q *JQ) Run(ctx context.Context, input any, vars ...any) ([]any, error) {
 	if v, ok := q.tryFast(input, vars); ok {
 		return []any{v}, nil
 	}
-	iter := q.code.RunWithContext(ctx, input, q.values(vars)...)
+	iter := q.code.RunWithContext(ctx, input, q.values(ctx, vars)...)
 	var out []any
 	for {
 		v, ok := iter.Next()
@@ -178,7 +193,7 @@ func (q *JQ) First(ctx context.Context, input any, vars ...any) (v any, ok bool,
 	if v, ok := q.tryFast(input, vars); ok {
 		return v, true, nil
 	}
-	iter := q.code.RunWithContext(ctx, input, q.values(vars)...)
+	iter := q.code.RunWithContext(ctx, input, q.values(ctx, vars)...)
 	v, ok = iter.Next()
 	if !ok {
 		return nil, false, nil
