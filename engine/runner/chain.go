@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +32,34 @@ type chain struct {
 	// cursor is the record's incremental cursor, when its stream has one:
 	// the chains below it save their ancestors' (see upCursors).
 	cursor any
+	// digest identifies the record and its ancestors by content (see
+	// chainDigest).
+	digest string
+}
+
+// chainDigest is a digest of c's records, its ancestors' included. Siblings
+// that share a key (ids unique only per type, say) share their children's
+// checkpoints: a chain's checkpoint holds its parents' digest, so a resumed
+// chain never takes a sibling's progress for its own (it would skip what
+// the sibling had read, and its own records were never asked).
+func chainDigest(c *chain) string {
+	h := fnv.New64a()
+	if c.up != nil {
+		h.Write([]byte(c.up.digest))
+	}
+	h.Write([]byte(c.stream))
+	h.Write([]byte{0})
+	b, _ := jsonv.Marshal(c.data)
+	h.Write(b)
+	return strconv.FormatUint(h.Sum64(), 36)
+}
+
+// digestOf is c's digest, "" for a root stream's run.
+func digestOf(c *chain) string {
+	if c == nil {
+		return ""
+	}
+	return c.digest
 }
 
 // upCursors names the versions of the incremental records a chain descends
@@ -243,6 +273,12 @@ func (c *chainRun) run() error {
 		// it reads may have changed too (the comment that moved a ticket's
 		// updated_at), and the cursor saved above will pass that change.
 		r.log.Info("a parent record changed since the chain's checkpoint: reading it afresh", "stream", s.Name, "parents", rn.parent.describe())
+		c.cp = nil
+	}
+	if of := digestOf(rn.parent); c.cp != nil && c.cp.Of != "" && c.cp.Of != of {
+		// The checkpoint is of another record of the same key (a sibling),
+		// or of this one before it changed: read afresh.
+		r.log.Info("the chain's checkpoint is of another parent record, or of this one before it changed: reading it afresh", "stream", s.Name, "parents", rn.parent.describe())
 		c.cp = nil
 	}
 	if c.batch = batchDigest(rn); c.cp != nil && c.cp.Batch != "" && c.cp.Batch != c.batch {
@@ -507,7 +543,7 @@ func (c *chainRun) partitions() error {
 	}
 	st.read.records(len(values))
 	if !replay || added {
-		c.send(item{mark: &pageState{Pages: 1, Done: true, Values: &keys}})
+		c.send(item{mark: &pageState{Pages: 1, Done: true, Values: &keys, Of: digestOf(c.rn.parent)}})
 	}
 	return nil
 }
@@ -629,7 +665,7 @@ func (c *chainRun) windowLabel(w int) string {
 // mark is the checkpoint after the page at pos: next is where the chain
 // goes on from there.
 func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *pageState {
-	return &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo, Up: upCursors(c.rn.parent), Batch: c.batch,
+	return &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo, Up: upCursors(c.rn.parent), Of: digestOf(c.rn.parent), Batch: c.batch,
 		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at, c.retried), Held: c.spanSkipped, Job: c.job}
 }
 

@@ -139,6 +139,7 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				here := &chain{stream: st.s.Name, data: it.rec, up: rn.parent, gates: gates}
 				vars := r.jqVars(st.s, rn)
 				here.key, here.label = r.identify(ctx, st.s, it.rec, vars)
+				here.digest = chainDigest(here)
 				here.cursor = r.cursorOf(ctx, st.s, it.rec, vars)
 				for _, c := range st.children {
 					if err := r.submit(ctx, c, &run{parent: here, gates: gates}, runs); err != nil {

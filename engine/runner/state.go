@@ -52,6 +52,10 @@ type pageState struct {
 	// Up is upCursors of the chain's parent: the versions of the
 	// incremental records above it that it was read for.
 	Up string `json:"up,omitempty"`
+	// Of is chainDigest of the chain's parent: a resumed chain whose
+	// parent is another record (a sibling of the same key) or changed
+	// since is read afresh.
+	Of string `json:"of,omitempty"`
 	// Batch is batchDigest of a batch stream's list: the answer belongs
 	// to the list sent, so a chain whose list changed is read afresh.
 	Batch string `json:"batch,omitempty"`
