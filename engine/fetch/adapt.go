@@ -34,7 +34,7 @@ type adaptive struct {
 	cut     time.Time // when the rate was last cut
 	peak    float64   // the rate sent when it was last cut
 	grown   time.Time // the last additive increase
-	limited time.Time // the last time pacing held a request back
+	limited time.Time // the latest start pacing held a request back to
 	starts  [adaptRing]time.Time
 	nstarts uint64 // requests started, the sequence number of the next
 
@@ -98,7 +98,7 @@ func (a *adaptive) wait(ctx context.Context) (uint64, error) {
 			start := later(now, a.next)
 			a.next = start.Add(time.Duration(float64(time.Second) / a.rate))
 			if d = start.Sub(now); d > 0 {
-				a.limited = now
+				a.limited = later(a.limited, start)
 			}
 		}
 		if d <= 0 {
@@ -151,7 +151,7 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 		}
 	}
 	if status != http.StatusTooManyRequests && status != http.StatusServiceUnavailable {
-		a.grow(recv)
+		a.grow(sent, recv)
 		return
 	}
 	if d, ok := retryAfter(h, recv); ok {
@@ -174,9 +174,12 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 }
 
 // grow raises the rate additively while the rate is what holds requests
-// back (an idle host's rate stays where its answers left it).
-func (a *adaptive) grow(now time.Time) {
-	if a.rate == 0 || now.Sub(a.limited) > time.Second {
+// back (an idle host's rate stays where its answers left it): the request
+// answered at now, sent at sent, was held back or followed one that was.
+// It is judged by when it was sent, not answered, so a slow host's paced
+// requests count as held back however long their answers take.
+func (a *adaptive) grow(sent, now time.Time) {
+	if a.rate == 0 || sent.Sub(a.limited) > time.Second {
 		a.grown = now
 		return
 	}

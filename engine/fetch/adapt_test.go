@@ -272,3 +272,32 @@ func TestAnnouncedBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestAdaptiveGrowthSlowHost: a host answering in 2 s, asked one request
+// after another (a chain of pages), is cut by a 503; its pacing then holds
+// each request back, so the rate must grow back as on a fast host. Each
+// request's answer comes more than a second after the pacing last held one
+// back, which must not pass for an idle host.
+func TestAdaptiveGrowthSlowHost(t *testing.T) {
+	clk := newFakeClock()
+	a := newAdaptive(clk.Now, clk.Sleep)
+	ctx := context.Background()
+	const latency = 2 * time.Second
+	seq, _ := a.wait(ctx)
+	sent := clk.Now()
+	clk.Advance(latency)
+	a.observe(http.Header{}, http.StatusServiceUnavailable, seq, sent, clk.Now())
+	r0, cuts := a.state()
+	if cuts != 1 || math.Abs(r0-0.8*0.5) > 1e-9 {
+		t.Fatalf("after the 503: rate %v, %d cuts; want 0.8 × 0.5 = 0.4, 1 cut", r0, cuts)
+	}
+	for end := clk.Now().Add(30 * time.Second); clk.Now().Before(end); {
+		seq, _ := a.wait(ctx)
+		sent := clk.Now()
+		clk.Advance(latency)
+		a.observe(http.Header{}, http.StatusOK, seq, sent, clk.Now())
+	}
+	if r, _ := a.state(); r < adaptNear*0.5 {
+		t.Errorf("30 s of paced requests after the cut: rate %.3f, want back to at least %.3f", r, adaptNear*0.5)
+	}
+}
