@@ -20,7 +20,8 @@ import (
 //
 // Gate: when a response says remaining is 0, or is a 429, no request starts
 // before x-ratelimit-reset — or before Retry-After when present, or a second
-// after a 429 that still reports quota left — but never after the reset
+// after a 429 that still reports quota left or a reset not after the
+// answer — but never after the reset
 // (when it lies ahead), nor later than MaxServerWait from the answer. The reset is read as by [serverHint]. Whole
 // seconds until the reset are coarse (a "1" may mean 10 ms), so every
 // response narrows an interval that must hold the window's end —
@@ -144,9 +145,12 @@ func (t *throttle) observe(h http.Header, status int, sent, recv time.Time) {
 		// limit, a proxy) says nothing about the window: pause briefly
 		// instead of holding every request until the window ends.
 		until = recv.Add(time.Second)
-	case !end.IsZero():
+	case end.After(recv):
 		until = end
 	default:
+		// No reset, or one not after the answer (a server clock behind
+		// ours): the window is spent all the same, so pause rather than
+		// spend the retries at once.
 		until = now.Add(time.Second)
 	}
 	// Never past the reset: the window's end brings the quota back. A

@@ -41,6 +41,11 @@ func TestThrottleObserve(t *testing.T) {
 		{"the pause never passes the reset", 429, map[string]string{"x-ratelimit-remaining": "40", "x-ratelimit-reset": fmt.Sprint(base.Add(500 * time.Millisecond).UnixMilli())}, base.Add(500 * time.Millisecond)},
 		{"Retry-After never passes the reset", 429, map[string]string{"x-ratelimit-remaining": "0", "x-ratelimit-reset": "4", "Retry-After": "30"}, base.Add(4 * time.Second)},
 		{"Retry-After past an epoch reset", 429, map[string]string{"x-ratelimit-reset": fmt.Sprint(base.Add(5 * time.Second).Unix()), "Retry-After": "30"}, base.Add(5 * time.Second)},
+		// Our clock ahead of the server's: the reset it names is past here,
+		// yet the window is still spent there; retrying at once would spend
+		// the retries in a burst of 429s.
+		{"429, an epoch reset already past: a pause", 429, map[string]string{"x-ratelimit-remaining": "0", "x-ratelimit-reset": fmt.Sprint(base.Add(-5 * time.Second).Unix())}, base.Add(time.Second)},
+		{"spent, an epoch reset already past: a pause", 200, map[string]string{"x-ratelimit-remaining": "0", "x-ratelimit-reset": fmt.Sprint(base.Add(-5 * time.Second).Unix())}, base.Add(time.Second)},
 		{"a reset already past bounds nothing", 429, map[string]string{"x-ratelimit-reset": fmt.Sprint(base.Add(-5 * time.Second).Unix()), "Retry-After": "2"}, base.Add(2 * time.Second)},
 	}
 	for _, tc := range tests {
@@ -261,6 +266,24 @@ func TestRateHeaders429WaitsForTheGate(t *testing.T) {
 		t.Fatalf("Do = %+v, %v; want success on attempt 2", resp, err)
 	}
 	if d := cmp.Diff([]time.Duration{3 * time.Second}, clk.Sleeps()); d != "" {
+		t.Errorf("waits (-want +got):\n%s", d)
+	}
+}
+
+func TestRateHeaders429SkewedEpochPauses(t *testing.T) {
+	// The server's clock is behind ours: its 429s name a reset that is
+	// already past here. Each retry must still pause, not fire at once.
+	clk := newFakeClock()
+	past := fmt.Sprint(clk.Now().Add(-5 * time.Second).Unix())
+	r := reply{429, map[string]string{"x-ratelimit-reset": past, "x-ratelimit-remaining": "0"}}
+	h, n := scripted(r, r, r)
+	srv := newServer(t, h)
+	c := mustClient(t, testPool(clk, 0.5, nil), HostConfig{BaseURL: srv.URL, RateHeaders: true})
+	resp, err := c.Do(t.Context(), &Request{URL: "/x"})
+	if err != nil || resp.Attempts != 4 || n.Load() != 4 {
+		t.Fatalf("Do = %+v, %v; want success on attempt 4", resp, err)
+	}
+	if d := cmp.Diff([]time.Duration{time.Second, time.Second, time.Second}, clk.Sleeps()); d != "" {
 		t.Errorf("waits (-want +got):\n%s", d)
 	}
 }
