@@ -110,7 +110,7 @@ func serverHint(h http.Header, status int, now time.Time) time.Duration {
 	return secs(v)
 }
 
-// retryAfter reads Retry-After, delta-seconds or an HTTP-date, as a wait
+// retryAfter reads Retry-After, delta-seconds (also decimal) or an HTTP-date, as a wait
 // from now; ok is false when it is absent or malformed.
 func retryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
 	v := strings.TrimSpace(h.Get("Retry-After"))
@@ -123,10 +123,32 @@ func retryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
 		}
 		return secs(float64(n)), true
 	}
+	if decimal(v) {
+		// Not RFC 9110's delta-seconds, but what some APIs send (Shopify's
+		// "2.0"): dropping it would retry sooner than asked.
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return secs(f), true
+		}
+	}
 	if t, err := http.ParseTime(v); err == nil {
 		return max(t.Sub(now), 0), true
 	}
 	return 0, false
+}
+
+// decimal reports whether s is digits, a point and digits, such as "2.5".
+func decimal(s string) bool {
+	whole, frac, ok := strings.Cut(s, ".")
+	return ok && whole != "" && frac != "" && allDigits(whole) && allDigits(frac)
+}
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // maxEpoch bounds the epoch seconds read from x-ratelimit-reset: later

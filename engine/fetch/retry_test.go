@@ -50,6 +50,10 @@ func TestRetryWaits(t *testing.T) {
 		{name: "retry-after http-date", replies: []reply{r429(map[string]string{"Retry-After": now.Add(10 * time.Second).Format(http.TimeFormat)})}, wantWaits: []time.Duration{10 * time.Second}},
 		{name: "x-ratelimit-reset epoch", replies: []reply{r429(map[string]string{"x-ratelimit-reset": strconv.FormatInt(now.Add(12*time.Second).Unix(), 10)})}, wantWaits: []time.Duration{12 * time.Second}},
 		{name: "x-ratelimit-reset seconds", replies: []reply{r429(map[string]string{"x-ratelimit-reset": "3"})}, wantWaits: []time.Duration{3 * time.Second}},
+		{name: "retry-after decimal seconds", replies: []reply{r429(map[string]string{"Retry-After": "2.0"})}, wantWaits: []time.Duration{2 * time.Second}}, // Shopify
+		{name: "retry-after fractional seconds", replies: []reply{r429(map[string]string{"Retry-After": "1.25"})}, wantWaits: []time.Duration{1250 * time.Millisecond}},
+		{name: "retry-after garbage backs off", rnd: 0.5, replies: []reply{r429(map[string]string{"Retry-After": "soon"})}, wantWaits: []time.Duration{250 * time.Millisecond}},
+		{name: "retry-after negative backs off", rnd: 0.5, replies: []reply{r429(map[string]string{"Retry-After": "-3"})}, wantWaits: []time.Duration{250 * time.Millisecond}},
 		{name: "retry-after wins over x-ratelimit-reset", replies: []reply{r429(map[string]string{"Retry-After": "2", "x-ratelimit-reset": "9"})}, wantWaits: []time.Duration{2 * time.Second}},
 		{
 			name: "429 without headers backs off exponentially", rnd: 0.5,
