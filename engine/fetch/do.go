@@ -112,7 +112,8 @@ func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource
 // the longer of the jittered backoff and the server's Retry-After or (on
 // 429) x-ratelimit-reset; a server hint may exceed Retry.Max, up to
 // MaxServerWait. On a host with RateHeaders a 429 waits for the host's
-// throttle instead, which every request to the host honours. With OAuth2,
+// throttle instead, which every request to the host honours (a 429 that
+// leaves it open, such as Retry-After: 0, backs off as elsewhere). With OAuth2,
 // a 401 refreshes the token once and re-sends without counting against
 // Attempts. A body over MaxBodyBytes fails at once with ErrBodyTooLarge.
 func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
@@ -369,8 +370,11 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 		if th := h.throttle.Load(); th != nil && status == http.StatusTooManyRequests {
 			// The 429 closed the host's gate until the window resets, more
 			// precisely than the hint: the next attempt waits for it there.
-			c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "wait", th.gateDelay())
-			continue
+			// A gate left open (Retry-After: 0) backs off as below instead.
+			if d := th.gateDelay(); d > 0 {
+				c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "wait", d)
+				continue
+			}
 		}
 		wait := c.retry.wait(c.retry.backoff(failures, c.pool.rnd), serverHint(resp.Header, status, c.pool.now()))
 		c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "wait", wait)

@@ -287,3 +287,19 @@ func TestRateHeaders429SkewedEpochPauses(t *testing.T) {
 		t.Errorf("waits (-want +got):\n%s", d)
 	}
 }
+
+func TestRateHeaders429OpenGateBacksOff(t *testing.T) {
+	// A 429 whose Retry-After is 0 leaves the gate open: the retry still
+	// backs off, as on any host, rather than firing at once.
+	h, n := scripted(reply{429, map[string]string{"Retry-After": "0"}}, reply{429, map[string]string{"Retry-After": "0"}})
+	srv := newServer(t, h)
+	clk := newFakeClock()
+	c := mustClient(t, testPool(clk, 0.5, nil), HostConfig{BaseURL: srv.URL, RateHeaders: true})
+	resp, err := c.Do(t.Context(), &Request{URL: "/x"})
+	if err != nil || resp.Attempts != 3 || n.Load() != 3 {
+		t.Fatalf("Do = %+v, %v; want success on attempt 3", resp, err)
+	}
+	if d := cmp.Diff([]time.Duration{250 * time.Millisecond, 500 * time.Millisecond}, clk.Sleeps()); d != "" {
+		t.Errorf("waits (-want +got):\n%s", d)
+	}
+}
