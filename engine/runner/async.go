@@ -23,6 +23,9 @@ const (
 	defaultPollEvery   = 5 * time.Second
 	defaultPollTimeout = time.Hour
 	defaultJobExpires  = 24 * time.Hour
+	// maxPollRetryAfter bounds a poll's Retry-After; the poll's timeout
+	// bounds it further.
+	maxPollRetryAfter = 24 * time.Hour
 )
 
 // jobState is an async stream's export job as checkpointed: its id, and
@@ -389,7 +392,8 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, true
+		// Bounded first: an absurd value overflowed into a negative wait.
+		return time.Duration(min(n, int64(maxPollRetryAfter/time.Second))) * time.Second, true
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return max(t.Sub(now), 0), true

@@ -1,8 +1,10 @@
 package runner
 
 import (
+	"net/http"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestPendingKeepsLaterRetries: a checkpoint written while a resumed chain
@@ -28,5 +30,28 @@ func TestPendingKeepsLaterRetries(t *testing.T) {
 	keyed := &pageState{Retry: []recordPos{{0, 3, 0, "a", "x"}, {0, 3, 1, "a", "y"}}}
 	if got := pending(nil, keyed, position{0, 1}, map[retryKey]bool{{"x", "a"}: true}); !slices.Equal(got, []recordPos{{0, 3, 1, "a", "y"}}) {
 		t.Errorf("pending with x tried again = %v", got)
+	}
+}
+
+// TestPollRetryAfter: an export job's Retry-After is read as a wait that
+// is never negative: an absurd number of seconds overflowed Duration into
+// a negative wait, and the poll loop asked again at once until its timeout.
+func TestPollRetryAfter(t *testing.T) {
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	for _, tc := range []struct {
+		v    string
+		want time.Duration
+		ok   bool
+	}{
+		{"7", 7 * time.Second, true},
+		{"9999999999", 24 * time.Hour, true}, // times 1e9 wraps negative
+		{"99999999999", 24 * time.Hour, true},
+		{"-1", 0, false},
+		{"soon", 0, false},
+		{now.Add(9 * time.Second).Format(http.TimeFormat), 9 * time.Second, true},
+	} {
+		if d, ok := retryAfter(tc.v, now); d != tc.want || ok != tc.ok {
+			t.Errorf("retryAfter(%q) = %v, %v; want %v, %v", tc.v, d, ok, tc.want, tc.ok)
+		}
 	}
 }
