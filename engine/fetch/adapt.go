@@ -234,7 +234,8 @@ func (a *adaptive) state() (rate float64, cuts int64) {
 // epoch as [rateReset] reads it) or the IETF RateLimit fields: the
 // separate RateLimit-Remaining and RateLimit-Reset of the early drafts,
 // `RateLimit: limit=100, remaining=50, reset=30`, or the later
-// `RateLimit: "default";r=50;t=30` (the smallest remaining of its items).
+// `RateLimit: "default";r=50;t=30` (the smallest remaining of its items);
+// their reset too may be an epoch (see [resetAt]).
 func announcedBudget(h http.Header, recv time.Time) (remaining int, reset time.Time, ok bool) {
 	if r, okR := headerCount(h, "X-Ratelimit-Remaining"); okR {
 		if v, epoch, okT := rateReset(h); okT {
@@ -246,7 +247,7 @@ func announcedBudget(h http.Header, recv time.Time) (remaining int, reset time.T
 	}
 	if r, okR := headerCount(h, "Ratelimit-Remaining"); okR {
 		if t, okT := headerCount(h, "Ratelimit-Reset"); okT {
-			return r, recv.Add(time.Duration(t) * time.Second), true
+			return r, resetAt(float64(t), recv), true
 		}
 	}
 	v := h.Get("Ratelimit")
@@ -257,7 +258,7 @@ func announcedBudget(h http.Header, recv time.Time) (remaining int, reset time.T
 	for _, item := range strings.Split(v, ",") {
 		r, t, okItem := ratelimitItem(item)
 		if okItem && (!found || r < remaining) {
-			remaining, reset, found = r, recv.Add(time.Duration(t)*time.Second), true
+			remaining, reset, found = r, resetAt(float64(t), recv), true
 		}
 	}
 	if found {
@@ -274,7 +275,20 @@ func announcedBudget(h http.Header, recv time.Time) (remaining int, reset time.T
 	if errR != nil || errT != nil || r < 0 || t < 0 {
 		return 0, time.Time{}, false
 	}
-	return r, recv.Add(time.Duration(t) * time.Second), true
+	return r, resetAt(float64(t), recv), true
+}
+
+// resetAt reads an IETF reset, seconds from recv by the drafts, as
+// [rateReset] reads x-ratelimit-reset: some servers send an epoch there
+// too, which read as seconds would lie decades ahead.
+func resetAt(v float64, recv time.Time) time.Time {
+	if v > 1e12 {
+		v /= 1000
+	}
+	if v > 1e9 {
+		return epochTime(v)
+	}
+	return recv.Add(secs(v))
 }
 
 // ratelimitItem reads one `"policy";r=50;t=30` item.

@@ -261,6 +261,11 @@ func TestAnnouncedBudget(t *testing.T) {
 		{"draft separate fields", http.Header{"Ratelimit-Remaining": {"7"}, "Ratelimit-Reset": {"4"}}, 7, 4 * time.Second, true},
 		{"draft dictionary", http.Header{"Ratelimit": {"limit=100, remaining=50, reset=30"}}, 50, 30 * time.Second, true},
 		{"structured items", http.Header{"Ratelimit": {`"burst";r=9;t=1, "day";r=4;t=600`}}, 4, 600 * time.Second, true},
+		// Servers that send the reset as an epoch in the IETF fields: read
+		// as seconds it held a spent budget for MaxServerWait, not 20 s.
+		{"draft separate fields, epoch reset", http.Header{"Ratelimit-Remaining": {"0"}, "Ratelimit-Reset": {strconv.FormatInt(recv.Unix()+20, 10)}}, 0, 20 * time.Second, true},
+		{"draft dictionary, epoch reset", http.Header{"Ratelimit": {"limit=100, remaining=0, reset=" + strconv.FormatInt(recv.Unix()+20, 10)}}, 0, 20 * time.Second, true},
+		{"structured, epoch reset", http.Header{"Ratelimit": {`"day";r=0;t=` + strconv.FormatInt(recv.Unix()+20, 10)}}, 0, 20 * time.Second, true},
 		{"structured without t", http.Header{"Ratelimit": {`"day";r=4`}}, 0, 0, false},
 		{"none", http.Header{}, 0, 0, false},
 	} {
