@@ -28,7 +28,9 @@
 //     succeed, 207 with per-index errors otherwise), GET single and list,
 //     PUT (replace) and PATCH (merge) single, DELETE single (404 if gone),
 //     POST …/bulk/entities/delete (1..100 ids) and POST …/entities/search
-//     (limit 1..1000, default 200; `next` → `from`). Entity identifiers: Unicode
+//     (limit 1..1000, default 200; `next` → `from`; results in no
+//     particular order, as Port's; a full page carries `next` even when
+//     nothing follows, and the page after it is empty). Entity identifiers: Unicode
 //     letters, digits and @ _ . + : \ / = -, not "." or "..", at most 1000
 //     characters. Properties must be declared and type-correct (string,
 //     number, boolean, object, array; formats date-time, url, email, ipv4,

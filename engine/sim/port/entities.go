@@ -2,10 +2,12 @@ package port
 
 import (
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -194,7 +196,7 @@ func (s *Server) writeEntityLocked(bp *blueprint, b entityBody, mode writeMode, 
 	now := s.opts.Now()
 	for _, k := range missing {
 		if _, ok := s.entities[k.blueprint][k.identifier]; !ok {
-			delete(s.sortedIDs, k.blueprint)
+			delete(s.searchOrder, k.blueprint)
 			s.entities[k.blueprint][k.identifier] = &entity{id: k.identifier, props: map[string]any{}, rels: map[string]any{}, createdAt: now, updatedAt: now}
 		}
 	}
@@ -204,7 +206,7 @@ func (s *Server) writeEntityLocked(bp *blueprint, b entityBody, mode writeMode, 
 	}
 	c.updatedAt = now
 	if existing == nil {
-		delete(s.sortedIDs, bp.id)
+		delete(s.searchOrder, bp.id)
 	}
 	s.entities[bp.id][c.id] = c
 	return c, created, nil
@@ -288,17 +290,28 @@ func (s *Server) checkEntityLocked(bp *blueprint, c *entity) ([]entityKey, *apiE
 	return missing, nil
 }
 
-// idsLocked returns bp's entity identifiers, sorted: computed once and
-// kept until an entity of bp is added or deleted (searches page through
-// them). s.mu is held.
+// idsLocked returns bp's entity identifiers in search order: computed once
+// and kept until an entity of bp is added or deleted (searches page through
+// them). Port does not sort search results, so neither does the simulator:
+// the order is a hash of the identifier, stable between calls (the cursor
+// depends on it) but unrelated to the identifiers' own order. s.mu is held.
 func (s *Server) idsLocked(bp string) []string {
-	if ids, ok := s.sortedIDs[bp]; ok {
+	if ids, ok := s.searchOrder[bp]; ok {
 		return ids
 	}
-	ids := slices.Sorted(maps.Keys(s.entities[bp]))
-	s.sortedIDs[bp] = ids
+	ids := slices.SortedFunc(maps.Keys(s.entities[bp]), compareSearchOrder)
+	s.searchOrder[bp] = ids
 	return ids
 }
+
+// searchKey is an identifier's position in search order.
+func searchKey(id string) string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id))
+	return fmt.Sprintf("%016x\x00%s", h.Sum64(), id)
+}
+
+func compareSearchOrder(a, b string) int { return strings.Compare(searchKey(a), searchKey(b)) }
 
 func (e *entity) view(bp string) map[string]any {
 	out := map[string]any{
@@ -526,7 +539,7 @@ func (s *Server) deleteLocked(del map[entityKey]bool, cascade bool) *apiError {
 	}
 	for k := range del {
 		delete(s.entities[k.blueprint], k.identifier)
-		delete(s.sortedIDs, k.blueprint)
+		delete(s.searchOrder, k.blueprint)
 	}
 	return nil
 }

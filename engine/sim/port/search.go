@@ -8,8 +8,9 @@ import (
 )
 
 // searchEntities serves POST /v1/blueprints/{bp}/entities/search: rules are
-// evaluated in memory, results are ordered by identifier, and `next` is an
-// opaque cursor (the last identifier returned) to send back as `from`.
+// evaluated in memory, results are in no particular order (see idsLocked),
+// and `next` is an opaque cursor (after the last entity returned) to send
+// back as `from`; a full page carries one even when nothing follows.
 func (s *Server) searchEntities(bpID string, body []byte) (int, any, *apiError) {
 	m, err := decodeObject(body)
 	if err != nil {
@@ -70,21 +71,26 @@ func (s *Server) searchEntities(bpID string, body []byte) (int, any, *apiError) 
 	if cand := identifiersIn(query); cand != nil {
 		ids = cand // only these can match: no scan of the blueprint
 	}
-	start, _ := slices.BinarySearch(ids, after)
+	start := 0
+	if after != "" {
+		start, _ = slices.BinarySearchFunc(ids, after, func(id, key string) int { return strings.Compare(searchKey(id), key) })
+	}
 	for _, id := range ids[start:] {
 		e, ok := s.entities[bpID][id]
-		if !ok || after != "" && id <= after {
+		if !ok || after != "" && searchKey(id) <= after {
 			continue
 		}
 		v := e.view(bpID)
 		if query != nil && !matchQuery(query, v) {
 			continue
 		}
+		out = append(out, v)
 		if len(out) == limit {
-			next = base64.RawURLEncoding.EncodeToString([]byte("after:" + out[len(out)-1].(map[string]any)["identifier"].(string)))
+			// A full page always has a cursor, whether or not more follow:
+			// the client learns the end from a page without one.
+			next = base64.RawURLEncoding.EncodeToString([]byte("after:" + searchKey(id)))
 			break
 		}
-		out = append(out, v)
 	}
 	for i, x := range out {
 		out[i] = project(x.(map[string]any), include, exclude)
@@ -96,7 +102,7 @@ func (s *Server) searchEntities(bpID string, body []byte) (int, any, *apiError) 
 	return http.StatusOK, resp, nil
 }
 
-// identifiersIn returns the sorted identifiers of an "and" query's
+// identifiersIn returns, in search order, the identifiers of an "and" query's
 // top-level `$identifier in [...]` rule, nil when it has none.
 func identifiersIn(q map[string]any) []string {
 	if q == nil || q["combinator"] != "and" {
@@ -113,7 +119,7 @@ func identifiersIn(q map[string]any) []string {
 				ids = append(ids, id)
 			}
 		}
-		slices.Sort(ids)
+		slices.SortFunc(ids, compareSearchOrder)
 		return slices.Compact(ids)
 	}
 	return nil

@@ -73,19 +73,19 @@ type Server struct {
 	url   string
 	serve sync.WaitGroup
 
-	mu         sync.Mutex
-	blueprints map[string]*blueprint
-	entities   map[string]map[string]*entity
-	sortedIDs  map[string][]string  // blueprint -> its entity identifiers, sorted (see idsLocked)
-	tokens     map[string]time.Time // token -> expiry
-	current    string               // live token of the credential pair
-	tokenSeq   int
-	genSeq     int
-	rejects    map[entityKey]*apiError
-	faults     []*Fault
-	requests   []Request
-	inFlight   int
-	peak       int
+	mu          sync.Mutex
+	blueprints  map[string]*blueprint
+	entities    map[string]map[string]*entity
+	searchOrder map[string][]string  // blueprint -> its entity identifiers in search order (see idsLocked)
+	tokens      map[string]time.Time // token -> expiry
+	current     string               // live token of the credential pair
+	tokenSeq    int
+	genSeq      int
+	rejects     map[entityKey]*apiError
+	faults      []*Fault
+	requests    []Request
+	inFlight    int
+	peak        int
 }
 
 type entityKey struct{ blueprint, identifier string }
@@ -160,14 +160,14 @@ func newServer(opts Options) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Server{
-		opts:       opts,
-		log:        log,
-		limiter:    &windowLimiter{limit: opts.RateLimit, window: opts.Window},
-		blueprints: map[string]*blueprint{},
-		entities:   map[string]map[string]*entity{},
-		sortedIDs:  map[string][]string{},
-		tokens:     map[string]time.Time{},
-		rejects:    map[entityKey]*apiError{},
+		opts:        opts,
+		log:         log,
+		limiter:     &windowLimiter{limit: opts.RateLimit, window: opts.Window},
+		blueprints:  map[string]*blueprint{},
+		entities:    map[string]map[string]*entity{},
+		searchOrder: map[string][]string{},
+		tokens:      map[string]time.Time{},
+		rejects:     map[entityKey]*apiError{},
 	}
 }
 
