@@ -379,6 +379,9 @@ func (s *Server) bulkUpsert(bpID string, q url.Values, body []byte) (int, any, *
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := checkBulkSchema(list); err != nil {
+		return 0, nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	bp, err := s.lookupBlueprintLocked(bpID)
@@ -597,6 +600,94 @@ func (s *Server) bulkDelete(bpID string, q url.Values, body []byte) (int, any, *
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string]any{"ok": true, "deletedEntities": deleted}, nil
+}
+
+// checkBulkSchema checks the entities of a bulk upsert against the route's
+// JSON schema, which Port applies to the whole body before any entity is
+// written: one entity that does not match (an identifier or relation
+// target outside the pattern, a title that is not a string, properties
+// that are not an object, …) fails the whole request with a 422, not a
+// 207 naming it. Blueprint rules (declared properties, types, relation
+// targets) are per entity and come later.
+func checkBulkSchema(list []any) *apiError {
+	for i, raw := range list {
+		m, ok := raw.(map[string]any)
+		if !ok {
+			return invalid("body/entities/%d must be object", i)
+		}
+		if v, ok := m["identifier"]; ok {
+			switch id := v.(type) {
+			case string:
+				if err := checkEntityID(id); err != nil {
+					return invalid("body/entities/%d/identifier %v", i, err)
+				}
+			case map[string]any:
+			default:
+				return invalid("body/entities/%d/identifier must be string or a search query", i)
+			}
+		}
+		for _, k := range []string{"title", "icon"} {
+			if v, ok := m[k]; ok {
+				if _, ok := v.(string); !ok {
+					return invalid("body/entities/%d/%s must be string", i, k)
+				}
+			}
+		}
+		if v, ok := m["team"]; ok {
+			switch t := v.(type) {
+			case string, map[string]any:
+			case []any:
+				for _, x := range t {
+					if _, ok := x.(string); !ok {
+						return invalid("body/entities/%d/team must be a string, an array of strings or a query", i)
+					}
+				}
+			default:
+				return invalid("body/entities/%d/team must be a string, an array of strings or a query", i)
+			}
+		}
+		if v, ok := m["properties"]; ok {
+			if _, ok := v.(map[string]any); !ok {
+				return invalid("body/entities/%d/properties must be object", i)
+			}
+		}
+		if v, ok := m["relations"]; ok {
+			rels, ok := v.(map[string]any)
+			if !ok {
+				return invalid("body/entities/%d/relations must be object", i)
+			}
+			for _, k := range slices.Sorted(maps.Keys(rels)) {
+				if err := checkRelationSchema(rels[k]); err != nil {
+					return invalid("body/entities/%d/relations/%s %v", i, k, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// checkRelationSchema checks a relation value against the route schema: an
+// identifier, a list of identifiers (the pattern only: the schema sets no
+// length on list items), null or a search query.
+func checkRelationSchema(v any) error {
+	switch x := v.(type) {
+	case nil, map[string]any:
+		return nil
+	case string:
+		return checkEntityID(x)
+	case []any:
+		for _, y := range x {
+			id, ok := y.(string)
+			if !ok {
+				return fmt.Errorf("must contain strings")
+			}
+			if !entityIDRe.MatchString(id) || id == "." || id == ".." {
+				return fmt.Errorf("item %q must match pattern %s", id, entityIDRe)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("must be string, array of strings, null or a search query")
 }
 
 // bulkEntities reads a bulk body, {"entities": [...]} and nothing else,

@@ -260,7 +260,7 @@ func TestBulkUpsert(t *testing.T) {
 		body := map[string]any{"entities": []any{
 			appEntity("p0", nil),
 			appEntity("p1", map[string]any{"size": "not a number"}),
-			appEntity("..", nil),
+			appEntity("p2", map[string]any{"undeclared": "x"}),
 			map[string]any{"identifier": "p3", "properties": map[string]any{"kind": "x"}, "relations": map[string]any{}},
 			appEntity("p4", nil),
 		}}
@@ -276,11 +276,34 @@ func TestBulkUpsert(t *testing.T) {
 				t.Errorf("error item without code/message: %v", m)
 			}
 		}
-		if got, want := strings.Join(idx, ","), "1:p1:422,2:..:422,3:p3:422"; got != want {
+		if got, want := strings.Join(idx, ","), "1:p1:422,2:p2:422,3:p3:422"; got != want {
 			t.Errorf("errors %s, want %s", got, want)
 		}
 		if len(r.body["entities"].([]any)) != 2 || srv.Entity("app", "p0") == nil || srv.Entity("app", "p4") == nil {
 			t.Errorf("successes not stored: %s", r.raw)
+		}
+	})
+	// The route's schema is checked on the whole body first: one entity
+	// outside it fails the request, and nothing of it is written.
+	t.Run("schema", func(t *testing.T) {
+		for name, bad := range map[string]map[string]any{
+			"identifier pattern":  appEntity("has space", nil),
+			"identifier dots":     appEntity("..", nil),
+			"title null":          {"identifier": "s1", "title": nil},
+			"properties array":    {"identifier": "s1", "properties": []any{}},
+			"relation target":     {"identifier": "s1", "relations": map[string]any{"x": "a b"}},
+			"relation list items": {"identifier": "s1", "relations": map[string]any{"x": []any{"ok", 3}}},
+		} {
+			t.Run(name, func(t *testing.T) {
+				body := map[string]any{"entities": []any{appEntity("s0", nil), bad}}
+				r := c.with(t).must("POST", path, body, http.StatusUnprocessableEntity)
+				if r.body["ok"] != false || r.body["message"] == "" {
+					t.Errorf("answer %s", r.raw)
+				}
+				if srv.Entity("app", "s0") != nil {
+					t.Errorf("a request refused by the schema stored its valid entity")
+				}
+			})
 		}
 	})
 	t.Run("missing relation target", func(t *testing.T) {
