@@ -24,8 +24,12 @@
 //     replaces each top-level key it sends. DELETE fails while entities of the
 //     blueprint, or relations from other blueprints to it, exist.
 //   - Entities: POST …/entities (upsert, merge, create_missing_related_entities,
-//     validation_only), POST …/entities/bulk (1..20 entities; 200 when all
-//     succeed, 207 with per-index errors otherwise), GET single and list,
+//     validation_only), POST …/entities/bulk (1..20 entities; the
+//     route's JSON schema — identifier and relation-target patterns,
+//     title/icon strings, properties and relations objects — is checked on
+//     the whole body first, and one entity outside it fails the request
+//     with a 422; then 200 when all succeed, 207 with per-index errors
+//     otherwise), GET single and list,
 //     PUT (replace) and PATCH (merge) single, DELETE single (404 if gone),
 //     POST …/bulk/entities/delete (1..100 ids) and POST …/entities/search
 //     (limit 1..1000, default 200; `next` → `from`; results in no
