@@ -450,6 +450,7 @@ func (s *Server) putBlueprint(m map[string]any, pathID string, patch bool) (map[
 		}
 		bp.createdAt = now
 		s.entities[bp.id] = map[string]*entity{}
+		s.index[bp.id] = map[string]*entity{}
 	} else {
 		if err := checkImmutable(old, bp); err != nil {
 			return nil, err
@@ -482,5 +483,7 @@ func (s *Server) deleteBlueprint(id string) (int, any, *apiError) {
 	}
 	delete(s.blueprints, id)
 	delete(s.entities, id)
+	delete(s.index, id)
+	s.pending = slices.DeleteFunc(s.pending, func(u indexUpdate) bool { return u.key.blueprint == id })
 	return http.StatusOK, map[string]any{"ok": true}, nil
 }

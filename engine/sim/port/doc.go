@@ -50,6 +50,10 @@
 //     for bulk, nothing is deleted) when an entity outside the deletion set
 //     depends on one inside it, unless delete_dependents=true, which deletes
 //     dependents transitively.
+//   - Search is eventually consistent with Options.SearchLag (on the Now
+//     clock): until it has passed, search sees an entity just created,
+//     changed or deleted as it was before; GET and writes see it at once.
+//     SeedEntity brings search up to date. The default, 0, is current.
 //   - Every request body is limited to Options.MaxBodyBytes (1 MiB): 413.
 //   - Rate limit: fixed windows of Options.Window aligned to the Unix epoch,
 //     Options.RateLimit authenticated requests each (the auth route is not

@@ -196,8 +196,9 @@ func (s *Server) writeEntityLocked(bp *blueprint, b entityBody, mode writeMode, 
 	now := s.opts.Now()
 	for _, k := range missing {
 		if _, ok := s.entities[k.blueprint][k.identifier]; !ok {
-			delete(s.searchOrder, k.blueprint)
-			s.entities[k.blueprint][k.identifier] = &entity{id: k.identifier, props: map[string]any{}, rels: map[string]any{}, createdAt: now, updatedAt: now}
+			stub := &entity{id: k.identifier, props: map[string]any{}, rels: map[string]any{}, createdAt: now, updatedAt: now}
+			s.entities[k.blueprint][k.identifier] = stub
+			s.reindexLocked(k, stub, now)
 		}
 	}
 	c.createdAt = now
@@ -205,10 +206,8 @@ func (s *Server) writeEntityLocked(bp *blueprint, b entityBody, mode writeMode, 
 		c.createdAt = existing.createdAt
 	}
 	c.updatedAt = now
-	if existing == nil {
-		delete(s.searchOrder, bp.id)
-	}
 	s.entities[bp.id][c.id] = c
+	s.reindexLocked(entityKey{bp.id, c.id}, c, now)
 	return c, created, nil
 }
 
@@ -299,9 +298,52 @@ func (s *Server) idsLocked(bp string) []string {
 	if ids, ok := s.searchOrder[bp]; ok {
 		return ids
 	}
-	ids := slices.SortedFunc(maps.Keys(s.entities[bp]), compareSearchOrder)
+	ids := slices.SortedFunc(maps.Keys(s.index[bp]), compareSearchOrder)
 	s.searchOrder[bp] = ids
 	return ids
+}
+
+// indexUpdate is a write on its way to the search index: e is the entity
+// as written, nil when deleted.
+type indexUpdate struct {
+	key entityKey
+	e   *entity
+	at  time.Time
+}
+
+// reindexLocked queues a write for the search index, which it reaches
+// Options.SearchLag after now. s.mu is held.
+func (s *Server) reindexLocked(k entityKey, e *entity, now time.Time) {
+	s.pending = append(s.pending, indexUpdate{key: k, e: e, at: now.Add(s.opts.SearchLag)})
+	if s.opts.SearchLag <= 0 {
+		s.catchUpLocked(now)
+	}
+}
+
+// catchUpLocked applies the writes due by now to the search index, in the
+// order they were made. s.mu is held.
+func (s *Server) catchUpLocked(now time.Time) {
+	n := 0
+	for _, u := range s.pending {
+		if u.at.After(now) {
+			break
+		}
+		n++
+		idx := s.index[u.key.blueprint]
+		if idx == nil {
+			continue // blueprint deleted since
+		}
+		_, had := idx[u.key.identifier]
+		if u.e == nil {
+			delete(idx, u.key.identifier)
+		} else {
+			idx[u.key.identifier] = u.e
+		}
+		if had != (u.e != nil) {
+			delete(s.searchOrder, u.key.blueprint)
+		}
+	}
+	s.pending = s.pending[n:]
 }
 
 // searchKey is an identifier's position in search order.
@@ -540,9 +582,10 @@ func (s *Server) deleteLocked(del map[entityKey]bool, cascade bool) *apiError {
 			del[d] = true
 		}
 	}
+	now := s.opts.Now()
 	for k := range del {
 		delete(s.entities[k.blueprint], k.identifier)
-		delete(s.searchOrder, k.blueprint)
+		s.reindexLocked(k, nil, now)
 	}
 	return nil
 }

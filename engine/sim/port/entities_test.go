@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func appEntity(id string, props map[string]any) map[string]any {
@@ -533,4 +534,54 @@ func TestSearch(t *testing.T) {
 	t.Run("unknown blueprint", func(t *testing.T) {
 		c.with(t).must("POST", "/v1/blueprints/nope/entities/search", map[string]any{}, http.StatusNotFound)
 	})
+}
+
+// Search is eventually consistent: for SearchLag a write is not seen by
+// search (created: absent; changed: the old version; deleted: still
+// there), while GET sees it at once.
+func TestSearchLag(t *testing.T) {
+	clock := newClock()
+	srv := New(Options{Now: clock.Now, SearchLag: time.Second})
+	defer srv.Close()
+	c := newClient(t, srv)
+	catalogFixture(t, c)
+	const path = "/v1/blueprints/app/entities/search"
+	tiers := func() string {
+		r := c.must("POST", path, map[string]any{}, http.StatusOK)
+		var out []string
+		for _, e := range r.body["entities"].([]any) {
+			m := e.(map[string]any)
+			out = append(out, fmt.Sprint(m["identifier"], "=", m["properties"].(map[string]any)["tier"]))
+		}
+		slices.Sort(out)
+		return strings.Join(out, ",")
+	}
+	c.must("POST", "/v1/blueprints/app/entities", appEntity("a", map[string]any{"tier": "gold"}), http.StatusCreated)
+	if got := tiers(); got != "" {
+		t.Errorf("just created: search sees %q, want nothing", got)
+	}
+	c.must("GET", "/v1/blueprints/app/entities/a", nil, http.StatusOK)
+	clock.Add(time.Second)
+	if got := tiers(); got != "a=gold" {
+		t.Errorf("after the lag: %q", got)
+	}
+	c.must("POST", "/v1/blueprints/app/entities?upsert=true", appEntity("a", map[string]any{"tier": "silver"}), http.StatusCreated)
+	if got := tiers(); got != "a=gold" {
+		t.Errorf("just changed: search sees %q, want the old version", got)
+	}
+	clock.Add(time.Second)
+	c.must("DELETE", "/v1/blueprints/app/entities/a", nil, http.StatusOK)
+	if got := tiers(); got != "a=silver" {
+		t.Errorf("just deleted: search sees %q, want the last version", got)
+	}
+	clock.Add(time.Second)
+	if got := tiers(); got != "" {
+		t.Errorf("deleted, after the lag: search sees %q", got)
+	}
+	if err := srv.SeedEntity("app", []byte(`{"identifier":"seed","properties":{"tier":"gold"},"relations":{}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := tiers(); got != "seed=gold" {
+		t.Errorf("seeded: search sees %q, want it at once", got)
+	}
 }

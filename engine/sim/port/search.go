@@ -65,6 +65,7 @@ func (s *Server) searchEntities(bpID string, body []byte) (int, any, *apiError) 
 	if _, err := s.lookupBlueprintLocked(bpID); err != nil {
 		return 0, nil, err
 	}
+	s.catchUpLocked(s.opts.Now())
 	out := []any{}
 	next := ""
 	ids := s.idsLocked(bpID)
@@ -76,7 +77,7 @@ func (s *Server) searchEntities(bpID string, body []byte) (int, any, *apiError) 
 		start, _ = slices.BinarySearchFunc(ids, after, func(id, key string) int { return strings.Compare(searchKey(id), key) })
 	}
 	for _, id := range ids[start:] {
-		e, ok := s.entities[bpID][id]
+		e, ok := s.index[bpID][id]
 		if !ok || after != "" && searchKey(id) <= after {
 			continue
 		}

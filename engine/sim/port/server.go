@@ -48,6 +48,12 @@ type Options struct {
 	Now          func() time.Time // clock for tokens, windows and timestamps; default time.Now
 	TokenTTL     time.Duration    // default DefaultTokenTTL (expiresIn 10800)
 	MaxBodyBytes int64            // request body limit; default DefaultMaxBodyBytes (413 above)
+	// SearchLag is how long, on the Now clock, a write takes to reach the
+	// search routes: Port's search is eventually consistent, so an entity
+	// just created, changed or deleted is seen by search as it was until
+	// then. Other routes (GET, writes, relation checks) see it at once.
+	// 0 makes search current. SeedEntity brings search up to date.
+	SearchLag time.Duration
 
 	Addr   string       // listen address for Start; default 127.0.0.1:0
 	Logger *slog.Logger // default discard
@@ -76,9 +82,11 @@ type Server struct {
 	mu          sync.Mutex
 	blueprints  map[string]*blueprint
 	entities    map[string]map[string]*entity
-	searchOrder map[string][]string  // blueprint -> its entity identifiers in search order (see idsLocked)
-	tokens      map[string]time.Time // token -> expiry
-	current     string               // live token of the credential pair
+	index       map[string]map[string]*entity // what search sees (see Options.SearchLag)
+	pending     []indexUpdate                 // writes not yet in index, oldest first
+	searchOrder map[string][]string           // blueprint -> its entity identifiers in search order (see idsLocked)
+	tokens      map[string]time.Time          // token -> expiry
+	current     string                        // live token of the credential pair
 	tokenSeq    int
 	genSeq      int
 	rejects     map[entityKey]*apiError
@@ -165,6 +173,7 @@ func newServer(opts Options) *Server {
 		limiter:     &windowLimiter{limit: opts.RateLimit, window: opts.Window},
 		blueprints:  map[string]*blueprint{},
 		entities:    map[string]map[string]*entity{},
+		index:       map[string]map[string]*entity{},
 		searchOrder: map[string][]string{},
 		tokens:      map[string]time.Time{},
 		rejects:     map[entityKey]*apiError{},
