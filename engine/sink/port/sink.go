@@ -1058,7 +1058,11 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 	return out, nil
 }
 
-// lookup reports which of ids exist in blueprint target.
+// lookup reports which of ids exist in blueprint target. Port's search is
+// eventually consistent — an entity written moments ago may not show yet —
+// so an identifier search does not find is asked for by itself (GET, which
+// reads the entity, not the search index) before it counts as missing:
+// otherwise a relation to an entity Port holds would be dropped or failed.
 func (s *Sink) lookup(ctx context.Context, target string, ids []string) (map[string]bool, error) {
 	found := map[string]bool{}
 	for chunk := range slices.Chunk(ids, lookupChunk) {
@@ -1076,6 +1080,27 @@ func (s *Sink) lookup(ctx context.Context, target string, ids []string) (map[str
 		for _, h := range got {
 			found[h.id] = true
 		}
+	}
+	for _, id := range ids {
+		if found[id] {
+			continue
+		}
+		var out struct {
+			Entity *struct {
+				Identifier string `json:"identifier"`
+			} `json:"entity"`
+		}
+		_, err := s.api.do(ctx, http.MethodGet, "/blueprints/"+url.PathEscape(target)+"/entities/"+url.PathEscape(id), nil, nil, &out)
+		var se *StatusError
+		switch {
+		case errors.As(err, &se) && se.Status == http.StatusNotFound:
+			continue // not there
+		case err != nil:
+			return nil, fmt.Errorf("port: look up %s entity %q: %w", target, id, err)
+		case out.Entity == nil || out.Entity.Identifier != id:
+			return nil, fmt.Errorf("port: look up %s entity %q: %w: the answer does not hold it", target, id, ErrMalformedAnswer)
+		}
+		found[id] = true
 	}
 	return found, nil
 }
