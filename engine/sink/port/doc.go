@@ -85,9 +85,9 @@
 // in Port (entity search, $identifier in […]; one search does not find is
 // then read by itself with GET, since Port's search is eventually
 // consistent and may not show an entity written moments ago). If it is
-// not there either,
-// Config.RelationPolicy decides: drop it with a warning (default), let Port
-// create a stub (create_missing_related_entities=true), or fail the entity.
+// not there either, Config.RelationPolicy decides: drop it with a warning
+// (default), let Port create a stub (create_missing_related_entities=true),
+// or fail the entity.
 // Per-entity failures — offline validation, policy, Port's 207 errors with
 // blueprint, identifier and Port's message — are collected in the Report;
 // the run continues and Finish returns an error wrapping ErrEntitiesFailed.
