@@ -83,7 +83,8 @@
 // deterministic snapshot for golden files), [Server.Entity]. To arrange
 // state: [Server.SeedBlueprint], [Server.SeedEntity] (also entities made by
 // hand or by another tool: any owner property, or none), [Server.ExpireTokens],
-// [Server.RejectEntity] (per-entity fault injection), [Server.InjectFault]
+// [Server.RejectEntity] (per-entity fault injection), [Server.RefuseDelete]
+// (a bulk delete that succeeds in part), [Server.InjectFault]
 // (answers that make no sense: a 2xx whose body is garbled, empty or of the
 // wrong shape while the request is applied; a 429 that still reports quota
 // left, with or without Retry-After).

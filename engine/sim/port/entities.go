@@ -603,6 +603,9 @@ func (s *Server) deleteEntity(bpID, id string, q url.Values) (int, any, *apiErro
 	if _, ok := s.entities[bpID][id]; !ok {
 		return 0, nil, notFound("entity %q of blueprint %q not found", id, bpID)
 	}
+	if s.keeps[entityKey{bpID, id}] {
+		return 0, nil, invalid("entity %q of blueprint %q cannot be deleted", id, bpID)
+	}
 	if err := s.deleteLocked(map[entityKey]bool{{bpID, id}: true}, cascade); err != nil {
 		return 0, nil, err
 	}
@@ -634,7 +637,7 @@ func (s *Server) bulkDelete(bpID string, q url.Values, body []byte) (int, any, *
 	del := map[entityKey]bool{}
 	deleted := []string{}
 	for _, id := range ids {
-		if _, ok := s.entities[bpID][id]; ok && !del[entityKey{bpID, id}] {
+		if _, ok := s.entities[bpID][id]; ok && !del[entityKey{bpID, id}] && !s.keeps[entityKey{bpID, id}] {
 			del[entityKey{bpID, id}] = true
 			deleted = append(deleted, id)
 		}

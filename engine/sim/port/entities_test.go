@@ -338,6 +338,22 @@ func TestDeleteDependents(t *testing.T) {
 		c.must("POST", "/v1/blueprints/env/entities", envEntity("e2", map[string]any{"app": "app1", "deps": []any{"e1"}}), http.StatusCreated)
 		return srv, c
 	}
+	// Port's bulk delete may succeed in part: what it kept is only missing
+	// from deletedEntities.
+	t.Run("refused", func(t *testing.T) {
+		srv, c := setup(t)
+		defer srv.Close()
+		srv.RefuseDelete("app", "app2")
+		r := c.must("POST", "/v1/blueprints/env/bulk/entities/delete", map[string]any{"entities": []any{"e2"}}, http.StatusOK)
+		if fmt.Sprint(r.body["deletedEntities"]) != "[e2]" {
+			t.Errorf("deleted %v", r.body["deletedEntities"])
+		}
+		r = c.must("POST", "/v1/blueprints/app/bulk/entities/delete?delete_dependents=true", map[string]any{"entities": []any{"app2"}}, http.StatusOK)
+		if fmt.Sprint(r.body["deletedEntities"]) != "[]" || srv.Entity("app", "app2") == nil {
+			t.Errorf("deleted %v, app2 %v", r.body["deletedEntities"], srv.Entity("app", "app2"))
+		}
+		c.must("DELETE", "/v1/blueprints/app/entities/app2", nil, http.StatusUnprocessableEntity)
+	})
 	t.Run("single fails with dependents", func(t *testing.T) {
 		srv, c := setup(t)
 		defer srv.Close()

@@ -90,6 +90,7 @@ type Server struct {
 	tokenSeq    int
 	genSeq      int
 	rejects     map[entityKey]*apiError
+	keeps       map[entityKey]bool // RefuseDelete
 	faults      []*Fault
 	requests    []Request
 	inFlight    int
@@ -177,6 +178,7 @@ func newServer(opts Options) *Server {
 		searchOrder: map[string][]string{},
 		tokens:      map[string]time.Time{},
 		rejects:     map[entityKey]*apiError{},
+		keeps:       map[entityKey]bool{},
 	}
 }
 
@@ -252,6 +254,16 @@ func (s *Server) RejectEntity(blueprint, identifier string, status int, code, me
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rejects[entityKey{blueprint, identifier}] = &apiError{status: status, code: code, msg: message}
+}
+
+// RefuseDelete makes Port keep blueprint/identifier when asked to delete
+// it: a bulk delete still answers 200 but leaves it out of
+// deletedEntities (Port's bulk delete may succeed in part, and says so
+// only there); a single DELETE answers 422. Fault injection.
+func (s *Server) RefuseDelete(blueprint, identifier string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keeps[entityKey{blueprint, identifier}] = true
 }
 
 // statusWriter remembers the status code for the request log.
