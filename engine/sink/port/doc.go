@@ -128,5 +128,7 @@
 // were conflicts still count as produced. Deletion uses the bulk route
 // (≤ 100 ids) with delete_dependents=false, sources before targets; a
 // refused call is split to isolate entities with dependents outside the
-// stale set, which are reported, not forced.
+// stale set, which are reported, not forced. An id the answer leaves out
+// of deletedEntities (Port's bulk delete may succeed in part) is read
+// back: reported (DeleteErrors) while Port still holds it.
 package port

@@ -219,13 +219,20 @@ func (s *Sink) deleteIDs(ctx context.Context, bp string, ids []string) (deleted 
 		case err != nil:
 			return fmt.Errorf("port: delete %d %s entities: %w", len(chunk), bp, err)
 		}
-		// Only what was asked counts as deleted.
-		for _, id := range *out.DeletedEntities {
-			if slices.Contains(chunk, id) {
+		// Only what was asked counts as deleted. Port's bulk delete may
+		// succeed in part and says so only by leaving ids out: each one
+		// left out is read back, and reported unless it is gone (deleted
+		// meanwhile, or listed by a search that lagged behind).
+		for _, id := range chunk {
+			if slices.Contains(*out.DeletedEntities, id) {
 				deleted = append(deleted, id)
+				continue
+			}
+			if msg := s.stillThere(ctx, bp, id); msg != "" {
+				left[id] = msg
 			}
 		}
-		return nil
+		return ctx.Err()
 	}
 	for chunk := range slices.Chunk(ids, maxBulkDelete) {
 		if err := try(chunk); err != nil {
@@ -233,4 +240,25 @@ func (s *Sink) deleteIDs(ctx context.Context, bp string, ids []string) (deleted 
 		}
 	}
 	return deleted, left, nil
+}
+
+// stillThere says why id, which a bulk delete answer left out of
+// deletedEntities, is not deleted; "" when Port no longer holds it.
+func (s *Sink) stillThere(ctx context.Context, bp, id string) string {
+	var out struct {
+		Entity *struct {
+			Identifier string `json:"identifier"`
+		} `json:"entity"`
+	}
+	_, err := s.api.do(ctx, http.MethodGet, "/blueprints/"+url.PathEscape(bp)+"/entities/"+url.PathEscape(id), nil, nil, &out)
+	var se *StatusError
+	switch {
+	case errors.As(err, &se) && se.Status == http.StatusNotFound:
+		return ""
+	case err != nil:
+		return "Port's bulk delete answer left it out of deletedEntities, and whether it is still there could not be checked: " + err.Error()
+	case out.Entity == nil || out.Entity.Identifier != id:
+		return fmt.Sprintf("Port's bulk delete answer left it out of deletedEntities, and whether it is still there could not be checked: %v: the answer does not hold it", ErrMalformedAnswer)
+	}
+	return "not deleted: Port's bulk delete answer left it out of deletedEntities, and Port still holds it"
 }

@@ -322,3 +322,46 @@ func TestMalformedDeleteAnswer(t *testing.T) {
 		t.Errorf("deleted %d, delete errors %+v", rep.Deleted, rep.DeleteErrors)
 	}
 }
+
+// Port's bulk delete may succeed in part and says so only by leaving an
+// entity out of deletedEntities. A stale entity Port kept is reported (it
+// is still in the catalog though the source no longer has it); one that
+// was already gone (deleted by someone else, or a listing that lagged
+// behind) is not.
+func TestPartialDeleteReported(t *testing.T) {
+	e := newEnv(t, portsim.Options{})
+	bps := humanitecBlueprints(t, bpApp)
+	if _, err := e.run(e.sink(), bps, apps(10), map[string]bool{bpApp: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.RefuseDelete(bpApp, "app-0009")
+	rep, err := e.run(e.sink(), nil, apps(8), map[string]bool{bpApp: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.srv.Entity(bpApp, "app-0009") == nil || e.srv.Entity(bpApp, "app-0008") != nil {
+		t.Fatalf("catalog: app-0009 %v, app-0008 %v", e.srv.Entity(bpApp, "app-0009"), e.srv.Entity(bpApp, "app-0008"))
+	}
+	if rep.Deleted != 1 || len(rep.DeleteErrors) != 1 || rep.DeleteErrors[0].Identifier != "app-0009" {
+		t.Errorf("deleted %d, delete errors %+v; want 1 and app-0009 reported", rep.Deleted, rep.DeleteErrors)
+	}
+}
+
+// An id a bulk delete answer leaves out but Port no longer holds is not
+// reported: it is gone, whoever deleted it.
+func TestPartialDeleteGoneNotReported(t *testing.T) {
+	e := newEnv(t, portsim.Options{})
+	bps := humanitecBlueprints(t, bpApp)
+	if _, err := e.run(e.sink(), bps, apps(10), map[string]bool{bpApp: true}); err != nil {
+		t.Fatal(err)
+	}
+	// The delete is applied; the answer names nothing.
+	e.srv.InjectFault(portsim.Fault{Path: "*/bulk/entities/delete", Kind: portsim.FaultBody, Body: `{"ok":true,"deletedEntities":[]}`})
+	rep, err := e.run(e.sink(), nil, apps(9), map[string]bool{bpApp: true})
+	if err != nil || len(rep.DeleteErrors) != 0 || e.srv.Entity(bpApp, "app-0009") != nil {
+		t.Errorf("err %v delete errors %+v app-0009 %v", err, rep.DeleteErrors, e.srv.Entity(bpApp, "app-0009"))
+	}
+	if n := e.srv.CountRequests("GET", "*/entities/app-0009"); n != 1 {
+		t.Errorf("%d reads of app-0009, want 1", n)
+	}
+}
