@@ -95,3 +95,27 @@ func TestUnauthenticated(t *testing.T) {
 		}
 	}
 }
+
+// Token requests are Port's unauthenticated requests: limited apart from
+// the rest (100 per window by default), so a client that asks for a token
+// per request is refused.
+func TestTokenRateLimit(t *testing.T) {
+	clk := newClock()
+	srv := New(Options{Now: clk.Now, AuthRateLimit: 3, Window: time.Minute})
+	defer srv.Close()
+	c := newClient(t, srv)
+	ask := func() int {
+		return c.do(http.MethodPost, "/v1/auth/access_token", map[string]any{"clientId": srv.ClientID(), "clientSecret": srv.ClientSecret()}).status
+	}
+	if a, b, third := ask(), ask(), ask(); a != http.StatusOK || b != http.StatusOK || third != http.StatusTooManyRequests {
+		t.Errorf("token requests 2-4: %d %d %d, want 200 200 429", a, b, third)
+	}
+	c.must("GET", "/v1/blueprints", nil, http.StatusOK) // other routes unaffected
+	clk.Add(time.Minute)
+	if got := ask(); got != http.StatusOK {
+		t.Errorf("next window: %d", got)
+	}
+	if newServer(Options{}).opts.AuthRateLimit != DefaultAuthRateLimit || newServer(Options{RateLimit: -1}).opts.AuthRateLimit >= 0 {
+		t.Error("AuthRateLimit defaults")
+	}
+}

@@ -56,8 +56,9 @@
 //     SeedEntity brings search up to date. The default, 0, is current.
 //   - Every request body is limited to Options.MaxBodyBytes (1 MiB): 413.
 //   - Rate limit: fixed windows of Options.Window aligned to the Unix epoch,
-//     Options.RateLimit authenticated requests each (the auth route is not
-//     counted). Every response carries x-ratelimit-period (seconds),
+//     Options.RateLimit authenticated requests each; the auth route is
+//     counted apart, Options.AuthRateLimit (100, Port's unauthenticated
+//     limit) per window. Every response carries x-ratelimit-period (seconds),
 //     x-ratelimit-limit, x-ratelimit-remaining and x-ratelimit-reset (seconds
 //     until the window ends, rounded up; or its epoch second with
 //     Options.ResetEpoch). Over the limit → 429. Options.Latency is added to

@@ -24,8 +24,11 @@ const (
 	DefaultClientSecret = "portsim-secret"
 	DefaultTokenTTL     = 3 * time.Hour
 	DefaultRateLimit    = 35000 // entities API, per 5-minute window
-	DefaultWindow       = 5 * time.Minute
-	DefaultMaxBodyBytes = 1 << 20
+	// DefaultAuthRateLimit is Port's limit on unauthenticated requests
+	// (the token route), per window.
+	DefaultAuthRateLimit = 100
+	DefaultWindow        = 5 * time.Minute
+	DefaultMaxBodyBytes  = 1 << 20
 )
 
 // Options configures a Server. The zero value is a usable Port with the
@@ -38,7 +41,11 @@ type Options struct {
 	// (fixed windows aligned to the Unix epoch). 0 means DefaultRateLimit;
 	// a negative value disables limiting and the x-ratelimit-* headers.
 	RateLimit int
-	Window    time.Duration // default DefaultWindow
+	// AuthRateLimit is the number of token requests allowed per Window,
+	// counted apart from RateLimit. 0 means DefaultAuthRateLimit, or no
+	// limit when RateLimit is negative; a negative value disables it.
+	AuthRateLimit int
+	Window        time.Duration // default DefaultWindow
 	// ResetEpoch makes x-ratelimit-reset carry the window end as Unix epoch
 	// seconds instead of the number of seconds until it; Port's documents
 	// disagree on which form the live API sends.
@@ -70,9 +77,10 @@ type Request struct {
 
 // Server is an in-process Port API. It is safe for concurrent use.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	limiter *windowLimiter
+	opts        Options
+	log         *slog.Logger
+	limiter     *windowLimiter
+	authLimiter *windowLimiter // the token route (Options.AuthRateLimit)
 
 	ts    *httptest.Server // set by New
 	srv   *http.Server     // set by Start
@@ -152,6 +160,12 @@ func newServer(opts Options) *Server {
 	if opts.RateLimit == 0 {
 		opts.RateLimit = DefaultRateLimit
 	}
+	if opts.AuthRateLimit == 0 {
+		opts.AuthRateLimit = DefaultAuthRateLimit
+		if opts.RateLimit < 0 {
+			opts.AuthRateLimit = -1
+		}
+	}
 	if opts.Window <= 0 {
 		opts.Window = DefaultWindow
 	}
@@ -172,6 +186,7 @@ func newServer(opts Options) *Server {
 		opts:        opts,
 		log:         log,
 		limiter:     &windowLimiter{limit: opts.RateLimit, window: opts.Window},
+		authLimiter: &windowLimiter{limit: opts.AuthRateLimit, window: opts.Window},
 		blueprints:  map[string]*blueprint{},
 		entities:    map[string]map[string]*entity{},
 		index:       map[string]map[string]*entity{},
@@ -302,9 +317,13 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	now := s.opts.Now()
 	ok := true
 	var st limitState
-	if isAuth || throttled {
+	switch {
+	case isAuth:
 		st = s.limiter.peek(now)
-	} else {
+		ok, _ = s.authLimiter.take(now)
+	case throttled:
+		st = s.limiter.peek(now)
+	default:
 		ok, st = s.limiter.take(now)
 	}
 	s.setRateHeaders(w.Header(), st, now)
