@@ -1,6 +1,8 @@
 package port
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -444,7 +446,41 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte, faul
 		_, _ = w.Write([]byte(fault.Body))
 		return
 	}
+	if strings.HasSuffix(r.URL.EscapedPath(), "/entities/search") && acceptsGzip(r) {
+		writeGzipJSON(w, status, resp)
+		return
+	}
 	writeJSON(w, status, resp)
+}
+
+// acceptsGzip reports whether the request's Accept-Encoding allows gzip.
+func acceptsGzip(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept-Encoding"), ",") {
+		enc, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(enc), "gzip") && strings.ReplaceAll(strings.TrimSpace(q), " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
+}
+
+// writeGzipJSON is writeJSON compressed: Port compresses search answers
+// ("this response can be compressed") for a client that accepts it.
+func writeGzipJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeJSON(w, status, v)
+		return
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, _ = zw.Write(b)
+	_ = zw.Close()
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Encoding", "gzip")
+	w.Header().Set("Vary", "Accept-Encoding")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
 }
 
 // splitPath splits an escaped path and unescapes each segment, so an

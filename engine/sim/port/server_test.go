@@ -2,9 +2,11 @@ package port
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -258,5 +260,42 @@ func TestStart(t *testing.T) {
 	if res, err := http.DefaultClient.Do(req); err == nil {
 		res.Body.Close()
 		t.Errorf("server still answers after Close")
+	}
+}
+
+// Port may compress search answers; the simulator does whenever the client
+// accepts gzip, so a client that asks for it must also undo it.
+func TestSearchGzip(t *testing.T) {
+	srv := New(Options{})
+	defer srv.Close()
+	c := newClient(t, srv)
+	catalogFixture(t, c)
+	for _, enc := range []string{"gzip", ""} {
+		req, err := http.NewRequestWithContext(t.Context(), "POST", srv.URL()+"/v1/blueprints/app/entities/search", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+c.token)
+		req.Header.Set("Accept-Encoding", enc)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var body io.Reader = bytes.NewReader(raw)
+		if got := res.Header.Get("Content-Encoding"); (got == "gzip") != (enc == "gzip") {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q", enc, got)
+		} else if got == "gzip" {
+			zr, err := gzip.NewReader(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = zr
+		}
+		var out map[string]any
+		if err := json.NewDecoder(body).Decode(&out); err != nil || out["ok"] != true {
+			t.Errorf("Accept-Encoding %q: %v %v", enc, out, err)
+		}
 	}
 }
