@@ -34,7 +34,8 @@
 //     POST …/bulk/entities/delete (1..100 ids) and POST …/entities/search
 //     (limit 1..1000, default 200; `next` → `from`; results in no
 //     particular order, as Port's; a full page carries `next` even when
-//     nothing follows, and the page after it is empty; the answer is
+//     nothing follows, and the page after it is empty; the last page has
+//     next null after a `from`, no next otherwise; the answer is
 //     gzip-compressed when the client accepts it, as Port may). Entity identifiers: Unicode
 //     letters, digits and @ _ . + : \ / = -, not "." or "..", at most 1000
 //     characters. Properties must be declared and type-correct (string,

@@ -443,6 +443,10 @@ func TestSearch(t *testing.T) {
 			}
 			next, ok := r.body["next"].(string)
 			if !ok {
+				// A later page ends with next: null, as Port's may.
+				if v, has := r.body["next"]; !has || v != nil {
+					t.Errorf("last page: next %v (present %v), want null", v, has)
+				}
 				break
 			}
 			body["from"] = next
@@ -508,6 +512,9 @@ func TestSearch(t *testing.T) {
 		rest, last := search(next)
 		if got := strings.Join(slices.Sorted(slices.Values(ids)), ","); got != "a03,a07" || next == "" || len(rest) != 0 || last != "" {
 			t.Errorf("ids %v next %q then %v next %q, want a03,a07, a cursor, then nothing", ids, next, rest, last)
+		}
+		if r := c.must("POST", path, map[string]any{"limit": 100}, http.StatusOK); r.body["next"] != nil || strings.Contains(string(r.raw), `"next"`) {
+			t.Errorf("a first page that ends the results has next: %s", r.raw)
 		}
 		c.must("POST", "/v1/blueprints/app/entities", appEntity("new", map[string]any{"tier": "silver"}), http.StatusCreated)
 		ids, next = search("")

@@ -97,8 +97,13 @@ func (s *Server) searchEntities(bpID string, body []byte) (int, any, *apiError) 
 		out[i] = project(x.(map[string]any), include, exclude)
 	}
 	resp := map[string]any{"ok": true, "entities": out}
-	if next != "" {
+	switch {
+	case next != "":
 		resp["next"] = next
+	case after != "":
+		// Port's last page has next null or no next at all: a later
+		// page says null, a first page leaves it out, so clients meet both.
+		resp["next"] = nil
 	}
 	return http.StatusOK, resp, nil
 }
