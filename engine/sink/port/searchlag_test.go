@@ -74,3 +74,24 @@ func TestTargetCheckMalformed(t *testing.T) {
 		})
 	}
 }
+
+// The owned listing pages through Port's search as Port answers it: in no
+// particular order, a full last page that still carries next, and an end
+// marked by next: null. Every owned entity is listed: a rerun finds all of
+// them unchanged and deletes exactly the one no longer produced.
+func TestOwnedListingPages(t *testing.T) {
+	e := newEnv(t, portsim.Options{RateLimit: -1})
+	bps := humanitecBlueprints(t, bpApp)
+	n := 2 * searchPageSize
+	if _, err := e.run(e.sink(), bps, apps(n), map[string]bool{bpApp: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.ResetRequests()
+	rep, err := e.run(e.sink(), nil, apps(n-1), map[string]bool{bpApp: true})
+	if err != nil || rep.Unchanged != n-1 || rep.Upserted != 0 || rep.Deleted != 1 {
+		t.Errorf("err %v report upserted %d unchanged %d deleted %d", err, rep.Upserted, rep.Unchanged, rep.Deleted)
+	}
+	if got := e.srv.CountRequests("POST", "*/entities/search"); got != 3 {
+		t.Errorf("%d search requests, want 3 (two full pages, then an empty one)", got)
+	}
+}
