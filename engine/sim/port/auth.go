@@ -58,17 +58,17 @@ func (s *Server) authorize(r *http.Request) *apiError {
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: "missing bearer token"}
+		return &apiError{status: http.StatusUnauthorized, code: "unauthorized"}
 	}
 	now := s.opts.Now()
 	s.mu.Lock()
 	exp, known := s.tokens[tok]
 	s.mu.Unlock()
 	if !known {
-		return &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: "invalid token"}
+		return &apiError{status: http.StatusUnauthorized, code: "unauthorized"}
 	}
 	if !now.Before(exp) {
-		return &apiError{status: http.StatusUnauthorized, code: "token_expired", msg: "token expired"}
+		return &apiError{status: http.StatusUnauthorized, code: "token_expired"}
 	}
 	return nil
 }

@@ -350,7 +350,8 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if tooLarge {
-		writeError(w, &apiError{status: http.StatusRequestEntityTooLarge, code: "request_too_large", msg: fmt.Sprintf("request body is too large (limit is %d bytes)", s.opts.MaxBodyBytes)})
+		// Port's 413 (like its 401) may carry no message.
+		writeError(w, &apiError{status: http.StatusRequestEntityTooLarge, code: "request_too_large"})
 		return
 	}
 	if isAuth {
@@ -523,8 +524,14 @@ func conflict(format string, args ...any) *apiError {
 	return &apiError{status: http.StatusConflict, code: "conflict", msg: fmt.Sprintf(format, args...)}
 }
 
+// writeError answers {ok:false, error, message}; message is left out when
+// empty, as Port's 401 and 413 answers may (their schemas do not require it).
 func writeError(w http.ResponseWriter, e *apiError) {
-	writeJSON(w, e.status, map[string]any{"ok": false, "error": e.code, "message": e.msg})
+	body := map[string]any{"ok": false, "error": e.code}
+	if e.msg != "" {
+		body["message"] = e.msg
+	}
+	writeJSON(w, e.status, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
