@@ -25,8 +25,11 @@ type StatusError struct {
 
 func (e *StatusError) Error() string {
 	msg := e.Message
-	if e.Code != "" {
+	switch {
+	case e.Code != "" && msg != "":
 		msg = e.Code + ": " + msg
+	case e.Code != "":
+		msg = e.Code // Port's 401 and 413 may carry no message
 	}
 	return fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.Status, msg)
 }

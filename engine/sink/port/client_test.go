@@ -295,3 +295,18 @@ func exhaust(t *testing.T, srv *portsim.Server) {
 	}
 	t.Fatal("window never exhausted")
 }
+
+// Port's 401 and 413 answers may carry an error code and no message: the
+// error names the code without a dangling separator.
+func TestStatusErrorWithoutMessage(t *testing.T) {
+	id := func(s string) string { return s }
+	for raw, want := range map[string]string{
+		`{"ok":false,"error":"request_too_large"}`:                 "POST /v1/x: 413 request_too_large",
+		`{"ok":false,"error":"request_too_large","message":"big"}`: "POST /v1/x: 413 request_too_large: big",
+		`{"ok":false,"message":"big"}`:                             "POST /v1/x: 413 big",
+	} {
+		if got := statusError("POST", "/v1/x", http.StatusRequestEntityTooLarge, []byte(raw), id).Error(); got != want {
+			t.Errorf("%s: %q, want %q", raw, got, want)
+		}
+	}
+}
