@@ -92,6 +92,14 @@
 // blueprint, identifier and Port's message — are collected in the Report;
 // the run continues and Finish returns an error wrapping ErrEntitiesFailed.
 //
+// Port's search is eventually consistent, and the owned listing, the
+// ownership lookups and the target lookups all search. A target search
+// does not show is read by GET before it counts as missing; the listing and
+// ownership lookups are not re-read (that would cost a request per entity),
+// so a run started moments after a write may take an entity that write
+// changed for unchanged, leave one it created undeleted, or not see one
+// another owner just created (engine/sim/port's SearchLag models this).
+//
 // # Ownership and reconciliation
 //
 // Port's `$datasource` meta-property is how Port's own framework (Ocean)
