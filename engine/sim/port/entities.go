@@ -1,6 +1,7 @@
 package port
 
 import (
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"maps"
@@ -298,7 +299,15 @@ func (s *Server) idsLocked(bp string) []string {
 	if ids, ok := s.searchOrder[bp]; ok {
 		return ids
 	}
-	ids := slices.SortedFunc(maps.Keys(s.index[bp]), compareSearchOrder)
+	keyed := make([][2]string, 0, len(s.index[bp]))
+	for id := range s.index[bp] {
+		keyed = append(keyed, [2]string{searchKey(id), id})
+	}
+	slices.SortFunc(keyed, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	ids := make([]string, len(keyed))
+	for i, k := range keyed {
+		ids[i] = k[1]
+	}
 	s.searchOrder[bp] = ids
 	return ids
 }
@@ -350,7 +359,9 @@ func (s *Server) catchUpLocked(now time.Time) {
 func searchKey(id string) string {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(id))
-	return fmt.Sprintf("%016x\x00%s", h.Sum64(), id)
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], h.Sum64()) // big-endian: bytes sort as the number
+	return string(b[:]) + id
 }
 
 func compareSearchOrder(a, b string) int { return strings.Compare(searchKey(a), searchKey(b)) }
