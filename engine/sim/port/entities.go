@@ -441,6 +441,14 @@ func (s *Server) bulkUpsert(bpID string, q url.Values, body []byte) (int, any, *
 	if err != nil {
 		return 0, nil, err
 	}
+	for _, raw := range list {
+		if m, ok := raw.(map[string]any); ok {
+			id, _ := m["identifier"].(string)
+			if e := s.batchFails[entityKey{bp.id, id}]; e != nil {
+				return 0, nil, e
+			}
+		}
+	}
 	oks, fails := []any{}, []any{}
 	for i, raw := range list {
 		b, err := parseEntityBody(raw)

@@ -100,7 +100,8 @@ type Server struct {
 	tokenSeq    int
 	genSeq      int
 	rejects     map[entityKey]*apiError
-	keeps       map[entityKey]bool // RefuseDelete
+	batchFails  map[entityKey]*apiError // RejectBatchWith
+	keeps       map[entityKey]bool      // RefuseDelete
 	faults      []*Fault
 	requests    []Request
 	inFlight    int
@@ -195,6 +196,7 @@ func newServer(opts Options) *Server {
 		searchOrder: map[string][]string{},
 		tokens:      map[string]time.Time{},
 		rejects:     map[entityKey]*apiError{},
+		batchFails:  map[entityKey]*apiError{},
 		keeps:       map[entityKey]bool{},
 	}
 }
@@ -271,6 +273,17 @@ func (s *Server) RejectEntity(blueprint, identifier string, status int, code, me
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rejects[entityKey{blueprint, identifier}] = &apiError{status: status, code: code, msg: message}
+}
+
+// RejectBatchWith makes every later bulk upsert that holds
+// blueprint/identifier fail whole with the given status, error code and
+// message, as Port's route schema check fails a bulk request for one
+// entity (fault injection for a rule ferry's offline validation does not
+// know).
+func (s *Server) RejectBatchWith(blueprint, identifier string, status int, code, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.batchFails[entityKey{blueprint, identifier}] = &apiError{status: status, code: code, msg: message}
 }
 
 // RefuseDelete makes Port keep blueprint/identifier when asked to delete

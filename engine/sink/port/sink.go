@@ -1183,9 +1183,22 @@ type bulkResult struct {
 	} `json:"errors"`
 }
 
+// splits reports whether a bulk request Port refused whole with status is
+// sent again in halves: too large, or refused for what one of its
+// entities holds. Other answers (401, 403, 404) are about the request.
+func splits(status int) bool {
+	switch status {
+	case http.StatusRequestEntityTooLarge, http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
+}
+
 // sendBatch sends one bulk request. Per-entity failures (207) and whole-batch
-// 4xx answers are recorded; a 413 splits the batch; anything else that the
-// client could not retry away ends the run.
+// 4xx answers are recorded; a 413 splits the batch, and so does a 400 or 422
+// (Port fails a whole bulk request for one entity its schema refuses: the
+// halves isolate it, so it fails alone); anything else that the client
+// could not retry away ends the run.
 func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 	var buf bytes.Buffer
 	buf.WriteString(`{"entities":[`)
@@ -1201,9 +1214,9 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 	_, err := s.api.doRaw(ctx, http.MethodPost, "/blueprints/"+url.PathEscape(b.blueprint)+"/entities/bulk", q, buf.Bytes(), &out)
 	var se *StatusError
 	switch {
-	case errors.As(err, &se) && se.Status == http.StatusRequestEntityTooLarge && len(b.items) > 1:
+	case errors.As(err, &se) && splits(se.Status) && len(b.items) > 1:
 		half := len(b.items) / 2
-		s.log.Debug("port bulk request too large, splitting", "blueprint", b.blueprint, "entities", len(b.items))
+		s.log.Debug("port refused a bulk request whole, splitting it", "blueprint", b.blueprint, "entities", len(b.items), "status", se.Status)
 		left, right := b, b
 		left.items, right.items = b.items[:half], b.items[half:]
 		if err := s.sendBatch(ctx, st, left); err != nil {
