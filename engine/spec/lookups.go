@@ -52,6 +52,30 @@ var (
 	exprLookupRE = regexp.MustCompile(`\blookups\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*"([^"\\]*)"\s*\])?`)
 )
 
+// memberRead is where a program reads a variable: at offset, its member
+// name ("" where it reads the variable whole).
+type memberRead struct {
+	offset int
+	name   string
+}
+
+// memberReads lists the reads of the variable re matches in src, re being
+// one of the jq or expr patterns above ($v.name, $v["name"], $v).
+func memberReads(re *regexp.Regexp, src string) []memberRead {
+	var out []memberRead
+	for _, m := range re.FindAllStringSubmatchIndex(src, -1) {
+		rd := memberRead{offset: m[0]}
+		switch {
+		case m[2] >= 0:
+			rd.name = src[m[2]:m[3]]
+		case m[4] >= 0:
+			rd.name = src[m[4]:m[5]]
+		}
+		out = append(out, rd)
+	}
+	return out
+}
+
 // lookupReads adds the lookups that program src reads to into, reporting
 // an unknown one at its position.
 func (p *parser) lookupReads(f *File, src Str, path string, re *regexp.Regexp, into map[string]bool) {
@@ -59,14 +83,8 @@ func (p *parser) lookupReads(f *File, src Str, path string, re *regexp.Regexp, i
 		return
 	}
 	names := f.Lookups.Keys()
-	for _, m := range re.FindAllStringSubmatchIndex(src.V, -1) {
-		name := ""
-		switch {
-		case m[2] >= 0:
-			name = src.V[m[2]:m[3]]
-		case m[4] >= 0:
-			name = src.V[m[4]:m[5]]
-		}
+	for _, rd := range memberReads(re, src.V) {
+		name := rd.name
 		if name == "" {
 			for _, n := range names {
 				into[n] = true
@@ -76,7 +94,7 @@ func (p *parser) lookupReads(f *File, src Str, path string, re *regexp.Regexp, i
 		if f.Lookups.Get(name) == nil {
 			// expr's own scope check reports an unknown field of lookups.
 			if re == jqLookupRE {
-				p.errorAt(p.progPos(src, m[0]), path, "unknown lookup %q%s", name, didYouMean(name, names))
+				p.errorAt(p.progPos(src, rd.offset), path, "unknown lookup %q%s", name, didYouMean(name, names))
 			}
 			continue
 		}

@@ -26,19 +26,12 @@ func (p *parser) checkSecretOutputs(f *File) {
 		return
 	}
 	check := func(src Str, path, where string) {
-		for _, m := range jqConfigRE.FindAllStringSubmatchIndex(src.V, -1) {
-			name := ""
+		for _, rd := range memberReads(jqConfigRE, src.V) {
 			switch {
-			case m[2] >= 0:
-				name = src.V[m[2]:m[3]]
-			case m[4] >= 0:
-				name = src.V[m[4]:m[5]]
-			}
-			switch {
-			case name == "":
-				p.warnAt(p.progPos(src, m[0]), path, "reads $config whole, secret inputs included (%s): their values would be written %s", strings.Join(secrets, ", "), where)
-			case slices.Contains(secrets, name):
-				p.warnAt(p.progPos(src, m[0]), path, "reads the secret input %s: its value would be written %s", name, where)
+			case rd.name == "":
+				p.warnAt(p.progPos(src, rd.offset), path, "reads $config whole, secret inputs included (%s): their values would be written %s", strings.Join(secrets, ", "), where)
+			case slices.Contains(secrets, rd.name):
+				p.warnAt(p.progPos(src, rd.offset), path, "reads the secret input %s: its value would be written %s", rd.name, where)
 			}
 		}
 	}
