@@ -41,9 +41,19 @@ tables:
 // It returns both runs' outputs and the second's summary.
 func failThenResume(t *testing.T, f *spec.File, url, fails string) (first, again *stateful, sum *runner.Summary) {
 	t.Helper()
+	return failThenResumeAfter(t, f, url, fails, nil)
+}
+
+// failThenResumeAfter is failThenResume with between run between the two
+// runs (the API changing, or recovering).
+func failThenResumeAfter(t *testing.T, f *spec.File, url, fails string, between func()) (first, again *stateful, sum *runner.Summary) {
+	t.Helper()
 	first = newStateful()
 	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"url": url}}, first); err == nil {
 		t.Fatalf("first run: no error, want %s", fails)
+	}
+	if between != nil {
+		between()
 	}
 	again = newStateful()
 	sum, err := runWith(t, f, runOpts{cfg: map[string]any{"url": url}, state: first.state}, again)

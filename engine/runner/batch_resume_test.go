@@ -13,6 +13,34 @@ import (
 	"testing"
 )
 
+// batchGraphSpec reads, per env, a graph whose request carries the env's
+// resources as a batch, paged.
+const batchGraphSpec = `
+version: 1
+name: t
+config:
+  url: {required: true}
+http: {base_url: "${ config.url }", retry: {attempts: 1}}
+streams:
+  envs:
+    request: {path: /envs}
+  resources:
+    for_each: envs
+    request:
+      path: /envs/${ parent.id }/resources
+  graph:
+    for_each: envs
+    batch: resources
+    request:
+      method: POST
+      path: /envs/${ parent.id }/graph
+      body_jq: '[$batch[] | .id]'
+    records: .nodes[]
+    paginate: {type: page, param: page, total_pages: .pages}
+tables:
+  graph: {from: graph, row: '{env: $parent.id, id}'}
+`
+
 // TestBatchResumedWithAChangedListReadsAfresh: a batch stream's answer
 // belongs to the list it was sent. A run that failed after the first page
 // of a parent's batch answer, resumed once the batch source has gained a
@@ -61,38 +89,7 @@ func TestBatchResumedWithAChangedListReadsAfresh(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	f := mustSpec(t, `
-version: 1
-name: t
-http: {base_url: `+srv.URL+`, retry: {attempts: 1}}
-streams:
-  envs:
-    request: {path: /envs}
-  resources:
-    for_each: envs
-    request:
-      path: /envs/${ parent.id }/resources
-  graph:
-    for_each: envs
-    batch: resources
-    request:
-      method: POST
-      path: /envs/${ parent.id }/graph
-      body_jq: '[$batch[] | .id]'
-    records: .nodes[]
-    paginate: {type: page, param: page, total_pages: .pages}
-tables:
-  graph: {from: graph, row: '{env: $parent.id, id}'}
-`)
-	first := newStateful()
-	if _, err := runWith(t, f, runOpts{}, first); err == nil {
-		t.Fatal("first run: no error, want graph's page 2 to fail")
-	}
-	resumed.Store(true)
-	again := newStateful()
-	if _, err := runWith(t, f, runOpts{state: first.state}, again); err != nil {
-		t.Fatalf("resumed run: %v", err)
-	}
+	first, again, _ := failThenResumeAfter(t, mustSpec(t, batchGraphSpec), srv.URL, "graph's page 2 to fail", func() { resumed.Store(true) })
 	if n := pageOnes.Load(); n != 2 {
 		t.Errorf("graph's page 1 asked %d times, want 2 (the resumed chain asks it again for the new list)", n)
 	}
@@ -138,38 +135,7 @@ func TestBatchResumedWithTheSameListGoesOn(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	f := mustSpec(t, `
-version: 1
-name: t
-http: {base_url: `+srv.URL+`, retry: {attempts: 1}}
-streams:
-  envs:
-    request: {path: /envs}
-  resources:
-    for_each: envs
-    request:
-      path: /envs/${ parent.id }/resources
-  graph:
-    for_each: envs
-    batch: resources
-    request:
-      method: POST
-      path: /envs/${ parent.id }/graph
-      body_jq: '[$batch[] | .id]'
-    records: .nodes[]
-    paginate: {type: page, param: page, total_pages: .pages}
-tables:
-  graph: {from: graph, row: '{env: $parent.id, id}'}
-`)
-	first := newStateful()
-	if _, err := runWith(t, f, runOpts{}, first); err == nil {
-		t.Fatal("first run: no error, want graph's page 2 to fail")
-	}
-	resumed.Store(true)
-	again := newStateful()
-	if _, err := runWith(t, f, runOpts{state: first.state}, again); err != nil {
-		t.Fatalf("resumed run: %v", err)
-	}
+	_, again, _ := failThenResumeAfter(t, mustSpec(t, batchGraphSpec), srv.URL, "graph's page 2 to fail", func() { resumed.Store(true) })
 	if got := again.field("graph", "id"); !slices.Equal(got, []string{"c"}) {
 		t.Errorf("resumed run wrote %v, want [c] (b was committed by the first)", got)
 	}
