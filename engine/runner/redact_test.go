@@ -59,22 +59,15 @@ streams:
 tables:
   exported: {from: export, primary_key: [id]}
 `
-	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
+	sum, logs, err := runWithSecret(t, spec, []apitest.Route{
 		{Method: "POST", Path: "/exports", Status: 202, Body: map[string]any{"id": "j1"}},
 		{Path: "/exports/j1", Body: map[string]any{"status": "running", "self": "/exports/j1?api_key=" + redactKey}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	sum, err := runWith(t, mustSpec(t, spec), runOpts{cfg: map[string]any{"url": s.URL(), "key": redactKey}, log: log}, newStateful())
+	})
 	var re *runner.RunError
 	if !errors.As(err, &re) || len(sum.Failures) != 1 {
 		t.Fatalf("run: %v, want one failed chain", err)
 	}
-	if msg := checkRedacted(t, sum, err, logs.String()); !strings.Contains(msg, "api_key=REDACTED") {
+	if msg := checkRedacted(t, sum, err, logs); !strings.Contains(msg, "api_key=REDACTED") {
 		t.Errorf("the failure no longer shows the last answer:\n%s", msg)
 	}
 }
@@ -97,20 +90,13 @@ streams:
 tables:
   items: {from: items, row: '{id, x: (.n + $config.key)}'}
 `
-	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
+	sum, logs, err := runWithSecret(t, spec, []apitest.Route{
 		{Path: "/items", Body: []any{map[string]any{"id": "a", "n": 1}}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	sum, err := runWith(t, mustSpec(t, spec), runOpts{cfg: map[string]any{"url": s.URL(), "key": redactKey}, log: log}, newStateful())
+	})
 	if err == nil || len(sum.Failures) != 1 || !sum.Failures[0].Record() {
 		t.Fatalf("run: %v, want one failed record", err)
 	}
-	if msg := checkRedacted(t, sum, err, logs.String()); !strings.Contains(msg, "cannot add") {
+	if msg := checkRedacted(t, sum, err, logs); !strings.Contains(msg, "cannot add") {
 		t.Errorf("the failure no longer says why:\n%s", msg)
 	}
 }
@@ -193,4 +179,20 @@ tables:
 	if !strings.Contains(msg, "token") || !strings.Contains(msg, "/login") {
 		t.Errorf("the failure no longer says which program failed on which answer:\n%s", msg)
 	}
+}
+
+// runWithSecret runs spec, whose config takes url and the secret key
+// (redactKey), against an API of routes, logging at debug level; it returns
+// the summary, the log and the run's error.
+func runWithSecret(t *testing.T, spec string, routes []apitest.Route) (*runner.Summary, string, error) {
+	t.Helper()
+	s, err := apitest.Start(apitest.Fixture{Routes: routes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sum, err := runWith(t, mustSpec(t, spec), runOpts{cfg: map[string]any{"url": s.URL(), "key": redactKey}, log: log}, newStateful())
+	return sum, logs.String(), err
 }
