@@ -75,16 +75,7 @@ tables:
 // A mapping whose jq fails on a secret value: gojq's message quotes the
 // value, or its first bytes.
 func TestJQErrorOnSecretRedacted(t *testing.T) {
-	const spec = `
-version: 1
-name: t
-config:
-  url: {required: true}
-  key: {required: true, secret: true}
-http:
-  base_url: ${ config.url }
-  auth: {type: bearer, token: "${ config.key }"}
-streams:
+	const spec = secretSpecHead + `streams:
   items:
     request: {path: /items}
 tables:
@@ -104,16 +95,7 @@ tables:
 // A credential's template fails on the secret it renders: the run stops
 // before its first request, and gojq's message previews the value.
 func TestTemplateErrorOnSecretRedacted(t *testing.T) {
-	const spec = `
-version: 1
-name: t
-config:
-  url: {required: true}
-  key: {required: true, secret: true}
-http:
-  base_url: ${ config.url }
-  auth: {type: bearer, token: "${ config.key }"}
-  headers:
+	const spec = secretSpecHead + `  headers:
     x-sig: "${ int(config.key) }"
 streams:
   items:
@@ -196,3 +178,16 @@ func runWithSecret(t *testing.T, spec string, routes []apitest.Route) (*runner.S
 	sum, err := runWith(t, mustSpec(t, spec), runOpts{cfg: map[string]any{"url": s.URL(), "key": redactKey}, log: log}, newStateful())
 	return sum, logs.String(), err
 }
+
+// secretSpecHead starts the specs of runWithSecret: a url, and the secret
+// key as a bearer token.
+const secretSpecHead = `
+version: 1
+name: t
+config:
+  url: {required: true}
+  key: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+  auth: {type: bearer, token: "${ config.key }"}
+`
