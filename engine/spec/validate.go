@@ -251,6 +251,13 @@ func (p *parser) checkStreams(f *File) {
 				s.batch = b
 			}
 		}
+		switch {
+		case !s.BatchSize.Set:
+		case !s.Batch.Set:
+			p.errorAt(s.BatchSize.P, path+".batch_size", "batch_size needs batch: it caps the items of a batch request")
+		case s.BatchSize.V < 1:
+			p.errorAt(s.BatchSize.P, path+".batch_size", "must be at least 1 (the most items one batch request may carry)")
+		}
 		r := &s.Request
 		switch {
 		case s.Partitions != nil:
