@@ -50,7 +50,7 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 	var urls []string
 	if job := c.savedJob(); job != nil {
 		if age := r.opts.Now().Sub(job.Created); age >= expires {
-			r.log.Warn("export job expired: creating a new one", "stream", s.Name, "parents", describe(c.rn.parent), "job", job.ID, "age", age.Round(time.Second))
+			r.log.Warn("export job expired: creating a new one", "stream", s.Name, "parents", c.rn.describe(), "job", job.ID, "age", age.Round(time.Second))
 		} else {
 			c.job = job
 			var gone bool
@@ -59,7 +59,7 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 				return err
 			}
 			if gone {
-				r.log.Warn("export job is gone: creating a new one", "stream", s.Name, "parents", describe(c.rn.parent), "job", job.ID)
+				r.log.Warn("export job is gone: creating a new one", "stream", s.Name, "parents", c.rn.describe(), "job", job.ID)
 				c.job = nil
 			}
 		}
@@ -73,7 +73,7 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 			// The job lists fewer results than the chain had reached: what
 			// the ones it no longer lists held is unknown, and going on
 			// would end the chain without them.
-			r.log.Warn("export job lists fewer results than were read: creating a new one", "stream", s.Name, "parents", describe(c.rn.parent), "job", c.job.ID, "results", len(urls), "reached", cp.Window+1)
+			r.log.Warn("export job lists fewer results than were read: creating a new one", "stream", s.Name, "parents", c.rn.describe(), "job", c.job.ID, "results", len(urls), "reached", cp.Window+1)
 			c.job = nil
 		}
 	}
@@ -162,7 +162,7 @@ func (c *chainRun) create(client *fetch.Client) error {
 		// An attempt whose answer was lost may have made a job too: it is
 		// never polled nor downloaded, but the source keeps it.
 		r.log.Warn("export job create was sent more than once: the source may hold a job ferry does not read (async.create.idempotency_key avoids it where the API honours one)",
-			"stream", st.s.Name, "parents", describe(c.rn.parent), "attempts", n)
+			"stream", st.s.Name, "parents", c.rn.describe(), "attempts", n)
 	}
 	if err != nil {
 		if c.ctx.Err() != nil {
@@ -184,7 +184,7 @@ func (c *chainRun) create(client *fetch.Client) error {
 	}
 	c.job = &jobState{ID: id, Created: r.opts.Now().UTC()}
 	st.jobs.Store(c.rn.partition, c.job)
-	r.log.Info("export job created", "stream", st.s.Name, "parents", describe(c.rn.parent), "job", id)
+	r.log.Info("export job created", "stream", st.s.Name, "parents", c.rn.describe(), "job", id)
 	mark := c.mark(position{0, 0}, paginate.State{}, false, false)
 	mark.Retry, mark.flush = nil, true
 	mark.committed = make(chan struct{})

@@ -202,8 +202,8 @@ func (c *chainRun) readPage(client *fetch.Client, req *paginate.Request, target 
 		// A response rule skipped the request: nothing failed, but what
 		// it would have read is unknown, so its stream is incomplete.
 		st.stat.unread() // counted as skipped once listed (see release)
-		c.r.log.Warn("request skipped", "stream", s.Name, "parents", describe(c.rn.parent), "page", at.page, "reason", err.Error())
-		sk := &Skip{Stream: s.Name, Parents: describe(c.rn.parent), Window: c.windowName(at.window), Page: at.page, Reason: err.Error()}
+		c.r.log.Warn("request skipped", "stream", s.Name, "parents", c.rn.describe(), "page", at.page, "reason", err.Error())
+		sk := &Skip{Stream: s.Name, Parents: c.rn.describe(), Window: c.windowName(at.window), Page: at.page, Reason: err.Error()}
 		if !c.send(item{skip: sk}) {
 			return nil, errCancelled
 		}

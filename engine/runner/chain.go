@@ -103,12 +103,61 @@ type run struct {
 	parent      *chain
 	batch       []any
 	batchStream bool // the stream takes a batch (batch may still be empty)
+	part        batchPart
 	partition   string
 	out         chan item
 	// gates are the cursor gates of the incremental ancestors' chains this
 	// run descends from: each waits for it to finish (see cursorGate).
 	gates []*cursorGate
 	gate  *cursorGate // this run's own, when its stream is an incremental parent
+}
+
+// describe names the run in reports: its parents, and the chunk of its
+// batch when the list was split (batch_size).
+func (rn *run) describe() string {
+	d := describe(rn.parent)
+	if rn.part.of == 0 {
+		return d
+	}
+	return d + " " + rn.part.label()
+}
+
+// batchPart is the chunk of its batch source's list one run of a batch
+// stream with batch_size carries: items from..to (1-based) of of. Zero for
+// a run that carries the whole list.
+type batchPart struct {
+	items        []any
+	index        int // 0-based
+	from, to, of int
+}
+
+func (p batchPart) label() string {
+	return fmt.Sprintf("[batch items %d-%d of %d]", p.from, p.to, p.of)
+}
+
+// suffix keeps the checkpoints of a parent's chunks apart: each chunk is a
+// chain of its own. The first keeps the parent's key, as an unsplit list
+// does; the chunk's batch digest (pageState.Batch) still tells whether a
+// checkpoint answers this very chunk.
+func (p batchPart) suffix() string {
+	if p.index == 0 {
+		return ""
+	}
+	return fmt.Sprintf("#batch%d", p.index+1)
+}
+
+// batchParts splits a batch into consecutive chunks of at most size items;
+// the whole list (even empty) is one part when size is 0 or it fits.
+func batchParts(batch []any, size int) []batchPart {
+	if size <= 0 || len(batch) <= size {
+		return []batchPart{{items: batch}}
+	}
+	var parts []batchPart
+	for i := 0; i < len(batch); i += size {
+		j := min(i+size, len(batch))
+		parts = append(parts, batchPart{items: batch[i:j:j], index: len(parts), from: i + 1, to: j, of: len(batch)})
+	}
+	return parts
 }
 
 type item struct {
@@ -272,19 +321,19 @@ func (c *chainRun) run() error {
 		// A record above changed since this chain was checkpointed: what
 		// it reads may have changed too (the comment that moved a ticket's
 		// updated_at), and the cursor saved above will pass that change.
-		r.log.Info("a parent record changed since the chain's checkpoint: reading it afresh", "stream", s.Name, "parents", rn.parent.describe())
+		r.log.Info("a parent record changed since the chain's checkpoint: reading it afresh", "stream", s.Name, "parents", rn.describe())
 		c.cp = nil
 	}
 	if of := digestOf(rn.parent); c.cp != nil && c.cp.Of != "" && c.cp.Of != of {
 		// The checkpoint is of another record of the same key (a sibling),
 		// or of this one before it changed: read afresh.
-		r.log.Info("the chain's checkpoint is of another parent record, or of this one before it changed: reading it afresh", "stream", s.Name, "parents", rn.parent.describe())
+		r.log.Info("the chain's checkpoint is of another parent record, or of this one before it changed: reading it afresh", "stream", s.Name, "parents", rn.describe())
 		c.cp = nil
 	}
 	if c.batch = batchDigest(rn); c.cp != nil && c.cp.Batch != "" && c.cp.Batch != c.batch {
 		// The batch source's records changed since: the saved pages
 		// answer another list, and the new answer's pages may differ.
-		r.log.Info("a batch changed since the chain's checkpoint: reading it afresh", "stream", s.Name, "parents", rn.parent.describe())
+		r.log.Info("a batch changed since the chain's checkpoint: reading it afresh", "stream", s.Name, "parents", rn.describe())
 		c.cp = nil
 	}
 	if err := c.planIncremental(); err != nil {
@@ -319,9 +368,9 @@ func (c *chainRun) run() error {
 			c.spanSkipped = true
 			st.stat.unread()
 			const why = "a request a rule skipped before the chain stopped is still unread: the cursor stays before it, and the next run asks for it again"
-			r.log.Warn(why, "stream", s.Name, "parents", describe(rn.parent))
+			r.log.Warn(why, "stream", s.Name, "parents", rn.describe())
 			// Its parents' cursors stay too, and the report names it.
-			if !c.send(item{skip: &Skip{Stream: s.Name, Parents: describe(rn.parent), Page: cp.Pages, Reason: why}, held: true}) {
+			if !c.send(item{skip: &Skip{Stream: s.Name, Parents: rn.describe(), Page: cp.Pages, Reason: why}, held: true}) {
 				return errCancelled
 			}
 		}

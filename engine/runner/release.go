@@ -18,7 +18,7 @@ const runBuffer = 128
 // while the stream's window is full: that is the back-pressure.
 func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *sync.WaitGroup) error {
 	rn.out = make(chan item, runBuffer)
-	rn.partition = partitionKey(rn.parent)
+	rn.partition = partitionKey(rn.parent) + rn.part.suffix()
 	for _, g := range rn.gates {
 		g.add()
 	}
@@ -126,7 +126,7 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 			if it.err != nil {
 				failed, bad = true, true
 				st.stat.failed()
-				f := fails.add(Failure{Stream: st.s.Name, Parents: rn.parent.describe(), Err: it.err})
+				f := fails.add(Failure{Stream: st.s.Name, Parents: rn.describe(), Err: it.err})
 				r.log.Error("stream failed", "stream", f.Stream, "parents", f.Parents, "error", f.Err)
 				continue
 			}
@@ -172,8 +172,10 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				bad = true
 				continue
 			}
-			if err := r.submit(ctx, b, &run{parent: rn.parent, batch: batch, batchStream: true, gates: gates}, runs); err != nil {
-				return err
+			for _, part := range batchParts(batch, b.s.BatchSize.V) {
+				if err := r.submit(ctx, b, &run{parent: rn.parent, batch: part.items, part: part, batchStream: true, gates: gates}, runs); err != nil {
+					return err
+				}
 			}
 		}
 		// This run is over: the gates above it may open, and its own can
