@@ -179,7 +179,7 @@ func TestBatchSizeChunkSkipNamesTheChunk(t *testing.T) {
 	for _, s := range sum.Skips {
 		named = append(named, s.Stream+" ("+s.Parents+")")
 	}
-	if want := []string{"graph (envs[id=dev] [batch items 7-7 of 7])"}; !slices.Equal(named, want) {
+	if want := []string{"graph (envs[id=dev] [batch item 7 of 7])"}; !slices.Equal(named, want) {
 		t.Errorf("skips %q, want %q", named, want)
 	}
 	if got := sorted(out.field("graph", "id")); !slices.Equal(got, []string{"a", "b", "c", "d", "e", "f"}) {

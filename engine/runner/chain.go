@@ -132,6 +132,9 @@ type batchPart struct {
 }
 
 func (p batchPart) label() string {
+	if p.from == p.to {
+		return fmt.Sprintf("[batch item %d of %d]", p.from, p.of)
+	}
 	return fmt.Sprintf("[batch items %d-%d of %d]", p.from, p.to, p.of)
 }
 
