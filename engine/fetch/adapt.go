@@ -13,11 +13,12 @@ import (
 // rate the host accepts from what the host answers, so a spec need not
 // guess a rate_limit (one it gives stays a ceiling, in Pool.waitRate).
 //
-// It starts unpaced: the host's concurrency is the only limit. A 429 or 503
-// cuts the rate multiplicatively (to adaptCut of the rate sent over the
-// last second, once per round: answers to requests sent before the cut
-// tell nothing new), and Retry-After on them holds every request to the
-// host until then. While the rate is what holds requests back, it grows
+// It starts unpaced: the host's concurrency is the only limit. A rate
+// limit ([rateLimited]: a 429, or GitHub's 403) or a 503 cuts the rate
+// multiplicatively (to adaptCut of the rate sent over the last second,
+// once per round: answers to requests sent before the cut tell nothing
+// new), and Retry-After on them holds every request to the host until
+// then. While the rate is what holds requests back, it grows
 // additively: quickly back to just under the rate of the last cut, then
 // slowly past it (a probe for a limit that rose), and quickly again once
 // well past it without a complaint. The host's announced budget —
@@ -150,7 +151,7 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 			a.budget, a.budgetUsed, a.budgetEnd, a.hasBudget = remaining, a.out, reset, true
 		}
 	}
-	if status != http.StatusTooManyRequests && status != http.StatusServiceUnavailable {
+	if status != http.StatusServiceUnavailable && !rateLimited(status, h) {
 		a.grow(sent, recv)
 		return
 	}

@@ -160,6 +160,26 @@ func TestAdaptiveRetryAfterHoldsHost(t *testing.T) {
 	}
 }
 
+// TestAdaptiveRateLimit403HoldsHost: GitHub's secondary rate limit is a
+// 403 with Retry-After; like a 429's, it holds every request to the host.
+func TestAdaptiveRateLimit403HoldsHost(t *testing.T) {
+	clk := newFakeClock()
+	a := newAdaptive(clk.Now, clk.Sleep)
+	ctx := context.Background()
+	seq, _ := a.wait(ctx)
+	a.observe(http.Header{"Retry-After": {"60"}}, http.StatusForbidden, seq, clk.Now(), clk.Now())
+	before := clk.Now()
+	if _, err := a.wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := clk.Now().Sub(before); got != time.Minute {
+		t.Errorf("next request waited %v, want Retry-After's 1m", got)
+	}
+	if _, cuts := a.state(); cuts != 1 {
+		t.Errorf("cuts = %d, want 1", cuts)
+	}
+}
+
 // TestAdaptiveGrowth: the rate grows back while it holds requests back,
 // quickly to near the rate of the cut, then slowly; an idle host's rate
 // stays.
@@ -266,6 +286,7 @@ func TestAnnouncedBudget(t *testing.T) {
 		{"draft separate fields, epoch reset", http.Header{"Ratelimit-Remaining": {"0"}, "Ratelimit-Reset": {strconv.FormatInt(recv.Unix()+20, 10)}}, 0, 20 * time.Second, true},
 		{"draft dictionary, epoch reset", http.Header{"Ratelimit": {"limit=100, remaining=0, reset=" + strconv.FormatInt(recv.Unix()+20, 10)}}, 0, 20 * time.Second, true},
 		{"structured, epoch reset", http.Header{"Ratelimit": {`"day";r=0;t=` + strconv.FormatInt(recv.Unix()+20, 10)}}, 0, 20 * time.Second, true},
+		{"x-ratelimit ISO 8601 (Jira)", http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {"2026-03-04T05:08Z"}}, 0, 113 * time.Second, true},
 		{"structured without t", http.Header{"Ratelimit": {`"day";r=4`}}, 0, 0, false},
 		{"none", http.Header{}, 0, 0, false},
 	} {

@@ -108,10 +108,15 @@ func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource
 // host's concurrency slots only while it is in flight (not while backing
 // off), under its own timeout. Retried: network errors, a body cut short,
 // timed-out attempts and the Retry statuses, for GET, HEAD, PUT, DELETE,
-// OPTIONS, and POST unless RetryPOST is false. The wait before a retry is
-// the longer of the jittered backoff and the server's Retry-After or (on
-// 429) x-ratelimit-reset; a server hint may exceed Retry.Max, up to
-// MaxServerWait. On a host with RateHeaders a 429 waits for the host's
+// OPTIONS, and POST unless RetryPOST is false. A 403 that says it is a
+// rate limit (Retry-After, or x-ratelimit-remaining 0: GitHub's) is
+// retried as a 429 is. Stripe-Should-Retry overrides the status either
+// way (false: not retried; true: retried) but not the method. The wait
+// before a retry is the longer of the jittered backoff and the server's
+// Retry-After or (on a rate limit) its reset, x-ratelimit-reset (epoch,
+// seconds or ISO 8601) or the IETF RateLimit fields'; a server hint may
+// exceed Retry.Max, up to MaxServerWait. On a host with RateHeaders a
+// rate limit waits for the host's
 // throttle instead, which every request to the host honours (a 429 that
 // leaves it open, such as Retry-After: 0, backs off as elsewhere). With OAuth2,
 // a 401 refreshes the token once and re-sends without counting against
@@ -363,11 +368,19 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 		}
 		discard()
 		serr := &StatusError{Method: method, URL: shown, Status: status, Body: errorBody(resp.Body, c.pool.red.text)}
-		if !canRetry || !c.retry.statuses[status] || failures+1 >= c.retry.attempts {
+		limited := rateLimited(status, resp.Header)
+		// A rate limit sent as a 403 is retried as a 429 is.
+		retryStatus := c.retry.statuses[status] || limited && c.retry.statuses[http.StatusTooManyRequests]
+		if says, set := serverRetry(resp.Header); set {
+			// The server knows better than the status; a method not
+			// retried here stays so (see HostConfig.RetryPOST).
+			retryStatus = says
+		}
+		if !canRetry || !retryStatus || failures+1 >= c.retry.attempts {
 			return resp, h, serr
 		}
 		failures++
-		if th := h.throttle.Load(); th != nil && status == http.StatusTooManyRequests {
+		if th := h.throttle.Load(); th != nil && limited {
 			// The 429 closed the host's gate until the window resets, more
 			// precisely than the hint: the next attempt waits for it there.
 			// A gate left open (Retry-After: 0) backs off as below instead.

@@ -19,8 +19,12 @@
 // [Client.Do] retries network errors, bodies cut short, timed-out
 // attempts and the configured statuses (408, 429 and 5xx by default) with
 // capped exponential backoff and full jitter, honouring Retry-After
-// (seconds or HTTP date) and, on 429, x-ratelimit-reset (epoch seconds
-// when above 1e9, else seconds to wait). A server hint longer than
+// (seconds or HTTP date) and, on a rate limit, x-ratelimit-reset (epoch
+// seconds when above 1e9, an ISO 8601 time as Jira sends, else seconds to
+// wait) or the IETF RateLimit reset. A rate limit is a 429, or a 403 with
+// Retry-After or x-ratelimit-remaining 0 (GitHub), retried when 429 is.
+// Stripe-Should-Retry: false stops a retry, true asks for one whatever
+// the status, within the method rules below. A server hint longer than
 // Retry.Max is honoured up to [MaxServerWait] (5 minutes). POSTs are
 // retried too unless HostConfig.RetryPOST is false, because ferry's POSTs
 // are read-only queries. A request that still fails with a non-2xx status
@@ -29,7 +33,7 @@
 // [ErrBodyTooLarge], never truncated and not retried.
 //
 // Every other host has adaptive rate control: it starts unpaced, at its
-// concurrency, and follows what the host answers. A 429 or 503 cuts the
+// concurrency, and follows what the host answers. A rate limit or 503 cuts the
 // host's rate multiplicatively (once per round) and its Retry-After holds
 // every request to the host; while the rate holds requests back it
 // recovers additively; an announced budget (x-ratelimit-remaining and
@@ -38,7 +42,7 @@
 //
 // HostConfig.RateHeaders throttles a host by its own x-ratelimit-* headers
 // (Port sends them on every answer): requests are paced to
-// x-ratelimit-limit per x-ratelimit-period, and after a 429 or
+// x-ratelimit-limit per x-ratelimit-period, and after a rate limit or
 // x-ratelimit-remaining 0 none starts before x-ratelimit-reset.
 //
 // HostConfig.Rules decide, before that default handling, what an answer

@@ -52,7 +52,7 @@ type HostConfig struct {
 	Concurrency   int     // requests in flight to the host; 0 means 8
 	// RateHeaders paces the host's requests to the rate its
 	// x-ratelimit-limit and x-ratelimit-period headers announce, and holds
-	// them after a 429 or x-ratelimit-remaining 0 until x-ratelimit-reset
+	// them after a rate limit or x-ratelimit-remaining 0 until x-ratelimit-reset
 	// (Retry-After wins). Like the other limits it belongs to the host:
 	// one config asking for it throttles every client of the host.
 	RateHeaders bool

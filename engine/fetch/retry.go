@@ -88,19 +88,24 @@ func (p retryPolicy) wait(backoff, hint time.Duration) time.Duration {
 }
 
 // serverHint reads how long the server asks us to wait. Retry-After
-// (delta-seconds or HTTP-date) counts on any retried status;
-// x-ratelimit-reset only on 429, because some servers (Port) send it on
-// every response, where it names the end of the current window.
+// (delta-seconds or HTTP-date) counts on any retried status; a reset —
+// x-ratelimit-reset, else the IETF RateLimit fields' (PagerDuty's 429
+// has only ratelimit-reset) — only on a rate limit ([rateLimited]),
+// because some servers (Port) send it on every response, where it names
+// the end of the current window.
 func serverHint(h http.Header, status int, now time.Time) time.Duration {
 	if d, ok := retryAfter(h, now); ok {
 		return d
 	}
-	if status != http.StatusTooManyRequests {
+	if !rateLimited(status, h) {
 		return 0
 	}
 	v, epoch, ok := rateReset(h)
 	switch {
 	case !ok:
+		if t, ok := ietfReset(h, now); ok {
+			return max(t.Sub(now), 0)
+		}
 		return 0
 	case v > maxEpoch:
 		return secs(v) // absurd; the caller caps it
@@ -108,6 +113,49 @@ func serverHint(h http.Header, status int, now time.Time) time.Duration {
 		return max(epochTime(v).Sub(now), 0)
 	}
 	return secs(v)
+}
+
+// ietfReset reads the reset of the IETF RateLimit fields: RateLimit-Reset
+// alone, else the one [announcedBudget] reads with its remaining.
+func ietfReset(h http.Header, now time.Time) (time.Time, bool) {
+	if t, ok := headerCount(h, "Ratelimit-Reset"); ok {
+		return resetAt(float64(t), now), true
+	}
+	_, reset, ok := announcedBudget(h, now)
+	return reset, ok
+}
+
+// rateLimited reports whether an answer is a rate limit: a 429, or a 403
+// that says it is one, as GitHub's do (its primary limit carries
+// x-ratelimit-remaining: 0, its secondary limit Retry-After). A 403
+// without them is a refusal, never retried.
+func rateLimited(status int, h http.Header) bool {
+	switch status {
+	case http.StatusTooManyRequests:
+		return true
+	case http.StatusForbidden:
+		if h.Get("Retry-After") != "" {
+			return true
+		}
+		n, ok := headerCount(h, "X-Ratelimit-Remaining")
+		return ok && n == 0
+	}
+	return false
+}
+
+// serverRetry reads Stripe-Should-Retry, the server's own word on whether
+// the request may be sent again: false even for a 5xx or 429 (it would
+// fail the same way, or repeat work already done), true even for a status
+// not retried otherwise (a 409 lock timeout). set is false when the
+// header is absent or neither true nor false.
+func serverRetry(h http.Header) (retry, set bool) {
+	switch v := strings.TrimSpace(h.Get("Stripe-Should-Retry")); {
+	case strings.EqualFold(v, "true"):
+		return true, true
+	case strings.EqualFold(v, "false"):
+		return false, true
+	}
+	return false, false
 }
 
 // retryAfter reads Retry-After, delta-seconds (also decimal) or an HTTP-date, as a wait
@@ -157,20 +205,52 @@ const maxEpoch = 1e11
 
 // rateReset reads x-ratelimit-reset, which servers send either as the
 // epoch second the window ends (above 1e9; epoch milliseconds above 1e12
-// are converted) or as the seconds left until it does.
+// are converted), as the seconds left until it does, or (Jira Cloud) as
+// an ISO 8601 time such as 2024-01-01T10:00Z. Anything else is not a
+// reset: the caller backs off as without one.
 func rateReset(h http.Header) (v float64, epoch, ok bool) {
 	s := strings.TrimSpace(h.Get("X-Ratelimit-Reset"))
 	if s == "" {
 		return 0, false, false
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || !(f >= 0) { // !(f >= 0) also rejects NaN
+	if err != nil {
+		t, ok := isoTime(s)
+		if !ok {
+			return 0, false, false
+		}
+		// A time before 1970 is in the past all the same. (UnixNano
+		// would overflow past 2262.)
+		return max(float64(t.Unix())+float64(t.Nanosecond())/1e9, 0), true, true
+	}
+	if !(f >= 0) { // also rejects NaN
 		return 0, false, false
 	}
 	if f > 1e12 {
 		f /= 1000 // epoch milliseconds: no seconds epoch is that large
 	}
 	return f, f > 1e9, true
+}
+
+// isoTime reads an ISO 8601 date-time with a zone (Z or an offset):
+// Jira's own yyyy-MM-ddTHH:mmZ without seconds, and with seconds,
+// fractions and offsets written with or without a colon. One without a
+// zone names no instant and is not read.
+func isoTime(s string) (time.Time, bool) {
+	if len(s) < len("2006-01-02T15:04Z") || s[4] != '-' {
+		return time.Time{}, false
+	}
+	for _, layout := range [...]string{
+		time.RFC3339Nano,
+		"2006-01-02T15:04Z07:00",
+		"2006-01-02T15:04:05.999999999Z0700",
+		"2006-01-02T15:04Z0700",
+	} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // epochTime converts epoch seconds, clamped to maxEpoch.

@@ -70,6 +70,20 @@ func TestRetryWaits(t *testing.T) {
 		{name: "hint beyond hard cap is capped", replies: []reply{r429(map[string]string{"Retry-After": "3600"})}, wantWaits: []time.Duration{MaxServerWait}},
 		{name: "503 honours retry-after", replies: []reply{{503, map[string]string{"Retry-After": "4"}}}, wantWaits: []time.Duration{4 * time.Second}},
 		{name: "503 ignores x-ratelimit-reset", rnd: 0.5, replies: []reply{{503, map[string]string{"x-ratelimit-reset": "40"}}}, wantWaits: []time.Duration{250 * time.Millisecond}},
+		// Jira Cloud: the reset is an ISO 8601 time, to the minute.
+		{name: "x-ratelimit-reset ISO 8601 minutes", replies: []reply{r429(map[string]string{"X-RateLimit-Reset": now.Add(3 * time.Minute).Truncate(time.Minute).Format("2006-01-02T15:04Z")})}, wantWaits: []time.Duration{3*time.Minute - 7*time.Second}},
+		{name: "x-ratelimit-reset ISO 8601 offset", replies: []reply{r429(map[string]string{"X-RateLimit-Reset": "2026-03-04T06:06:17+01:00"})}, wantWaits: []time.Duration{10 * time.Second}},
+		{name: "x-ratelimit-reset ISO 8601 fraction, offset without colon", replies: []reply{r429(map[string]string{"X-RateLimit-Reset": "2026-03-04T05:06:09.500+0000"})}, wantWaits: []time.Duration{2500 * time.Millisecond}},
+		{name: "x-ratelimit-reset ISO 8601 in the past backs off", rnd: 0.5, replies: []reply{r429(map[string]string{"X-RateLimit-Reset": "2026-03-04T05:00Z"})}, wantWaits: []time.Duration{250 * time.Millisecond}},
+		// Unreadable resets neither retry at once nor wait without end.
+		{name: "x-ratelimit-reset ISO 8601 without zone backs off", rnd: 0.5, replies: []reply{r429(map[string]string{"X-RateLimit-Reset": "2026-03-04T05:09"})}, wantWaits: []time.Duration{250 * time.Millisecond}},
+		{name: "x-ratelimit-reset garbage backs off", rnd: 0.5, replies: []reply{r429(map[string]string{"X-RateLimit-Reset": "tomorrow"}), r429(map[string]string{"X-RateLimit-Reset": "tomorrow"})}, wantWaits: []time.Duration{250 * time.Millisecond, 500 * time.Millisecond}},
+		// PagerDuty: a 429 names the wait in ratelimit-reset only.
+		{name: "429 honours ratelimit-reset", replies: []reply{r429(map[string]string{"ratelimit-limit": "960", "ratelimit-remaining": "0", "ratelimit-reset": "30"})}, wantWaits: []time.Duration{30 * time.Second}},
+		{name: "429 honours a RateLimit item's reset", replies: []reply{r429(map[string]string{"RateLimit": `"default";r=0;t=6`})}, wantWaits: []time.Duration{6 * time.Second}},
+		// GitHub: its rate limits are 403s that say so.
+		{name: "403 secondary rate limit honours retry-after", replies: []reply{{403, map[string]string{"Retry-After": "60", "x-ratelimit-remaining": "4000"}}}, wantWaits: []time.Duration{60 * time.Second}},
+		{name: "403 primary rate limit waits for the reset", replies: []reply{{403, map[string]string{"x-ratelimit-remaining": "0", "x-ratelimit-reset": strconv.FormatInt(now.Add(12*time.Second).Unix(), 10)}}}, wantWaits: []time.Duration{12 * time.Second}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,8 +111,12 @@ func TestNoRetry(t *testing.T) {
 		cfg    HostConfig
 		method string
 		status int
+		header map[string]string
 	}{
 		{name: "404", method: "GET", status: 404},
+		{name: "403 refusal", method: "GET", status: 403, header: map[string]string{"x-ratelimit-remaining": "4999", "x-ratelimit-reset": "60"}},
+		{name: "403 rate limit with no retry statuses", cfg: HostConfig{Retry: Retry{Statuses: []int{}}}, method: "GET", status: 403, header: map[string]string{"Retry-After": "1"}},
+		{name: "403 rate limit when 429 is not retried", cfg: HostConfig{Retry: Retry{Statuses: []int{503}}}, method: "GET", status: 403, header: map[string]string{"x-ratelimit-remaining": "0"}},
 		{name: "400 POST", method: "POST", status: 400},
 		{name: "500 POST with RetryPOST false", cfg: HostConfig{RetryPOST: ptr(false)}, method: "POST", status: 500},
 		{name: "503 PATCH", method: "PATCH", status: 503},
@@ -109,6 +127,9 @@ func TestNoRetry(t *testing.T) {
 			var n atomic.Int32
 			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				n.Add(1)
+				for k, v := range tc.header {
+					w.Header().Set(k, v)
+				}
 				w.WriteHeader(tc.status)
 				io.WriteString(w, `{"error":"nope"}`)
 			})
@@ -360,6 +381,14 @@ func TestServerHint(t *testing.T) {
 		{"reset on 500 ignored", map[string]string{"X-RateLimit-Reset": "10"}, 500, 0},
 		{"reset epoch milliseconds", map[string]string{"X-RateLimit-Reset": strconv.FormatInt(now.Add(8*time.Second).UnixMilli(), 10)}, 429, 8 * time.Second},
 		{"huge reset does not overflow", map[string]string{"X-RateLimit-Reset": "1e300"}, 429, 24 * time.Hour},
+		{"reset ISO 8601", map[string]string{"X-RateLimit-Reset": "2026-03-04T05:08Z"}, 429, 113 * time.Second},
+		{"reset ISO 8601 far future is only clamped", map[string]string{"X-RateLimit-Reset": "9999-12-31T23:59Z"}, 429, 24 * time.Hour},
+		{"reset ISO 8601 before 1970", map[string]string{"X-RateLimit-Reset": "1960-01-01T00:00Z"}, 429, 0},
+		{"reset on a 403 refusal ignored", map[string]string{"X-RateLimit-Remaining": "10", "X-RateLimit-Reset": "10"}, 403, 0},
+		{"reset on a spent 403", map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "10"}, 403, 10 * time.Second},
+		{"ratelimit-reset on 429", map[string]string{"RateLimit-Reset": "9"}, 429, 9 * time.Second},
+		{"ratelimit-reset on 503 ignored", map[string]string{"RateLimit-Reset": "9"}, 503, 0},
+		{"x-ratelimit-reset wins over ratelimit-reset", map[string]string{"X-RateLimit-Reset": "3", "RateLimit-Reset": "9"}, 429, 3 * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -433,6 +462,50 @@ func TestDefaultStatusesRetried(t *testing.T) {
 			resp, err := c.Do(t.Context(), &Request{Method: http.MethodPost, URL: "/x"})
 			if err != nil || resp.Attempts != 2 || n.Load() != 2 {
 				t.Errorf("Do = %+v, %v; want success on the retry", resp, err)
+			}
+		})
+	}
+}
+
+// TestStripeShouldRetry: Stripe-Should-Retry overrides the status, both
+// ways, but never makes a method retryable that is not otherwise.
+func TestStripeShouldRetry(t *testing.T) {
+	tests := []struct {
+		name         string
+		cfg          HostConfig
+		method       string
+		status       int
+		value        string
+		wantAttempts int
+	}{
+		{name: "true retries a 409", method: "GET", status: 409, value: "true", wantAttempts: 2},
+		{name: "true retries a POST's 409", method: "POST", status: 409, value: "true", wantAttempts: 2},
+		{name: "any case", method: "GET", status: 409, value: " True ", wantAttempts: 2},
+		{name: "false stops a 503", method: "GET", status: 503, value: "false", wantAttempts: 1},
+		{name: "false stops a 500 POST", method: "POST", status: 500, value: "false", wantAttempts: 1},
+		{name: "false stops a 429", method: "GET", status: 429, value: "false", wantAttempts: 1},
+		{name: "another value is ignored", method: "GET", status: 500, value: "maybe", wantAttempts: 2},
+		{name: "another value retries no 409", method: "GET", status: 409, value: "1", wantAttempts: 1},
+		{name: "true does not retry a POST with RetryPOST false", cfg: HostConfig{RetryPOST: ptr(false)}, method: "POST", status: 409, value: "true", wantAttempts: 1},
+		{name: "true does not retry a PATCH", method: "PATCH", status: 409, value: "true", wantAttempts: 1},
+		{name: "true within attempts", cfg: HostConfig{Retry: Retry{Attempts: 1}}, method: "GET", status: 409, value: "true", wantAttempts: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, n := scripted(reply{tc.status, map[string]string{"Stripe-Should-Retry": tc.value}})
+			srv := newServer(t, h)
+			tc.cfg.BaseURL = srv.URL
+			c := mustClient(t, testPool(newFakeClock(), 0.5, nil), tc.cfg)
+			resp, err := c.Do(t.Context(), &Request{Method: tc.method, URL: "/x"})
+			if int(n.Load()) != tc.wantAttempts {
+				t.Errorf("server saw %d requests, want %d", n.Load(), tc.wantAttempts)
+			}
+			var se *StatusError
+			switch {
+			case tc.wantAttempts == 1 && (!errors.As(err, &se) || se.Status != tc.status):
+				t.Errorf("Do error = %v, want the %d StatusError", err, tc.status)
+			case tc.wantAttempts > 1 && (err != nil || resp.Status != 200):
+				t.Errorf("Do = %v, %v; want the 200 of the retry", resp, err)
 			}
 		})
 	}

@@ -271,7 +271,8 @@ func ruleWait(r *Rule, h http.Header, now time.Time) (time.Duration, bool) {
 }
 
 // waitValue reads a wait from a header value: seconds (epoch seconds when
-// above 1e9, epoch milliseconds above 1e12) or an HTTP date.
+// above 1e9, epoch milliseconds above 1e12), an HTTP date or an ISO 8601
+// time.
 func waitValue(s string, now time.Time) (time.Duration, bool) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -290,6 +291,9 @@ func waitValue(s string, now time.Time) (time.Duration, bool) {
 		return secs(f), true
 	}
 	if t, err := http.ParseTime(s); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	if t, ok := isoTime(s); ok {
 		return max(t.Sub(now), 0), true
 	}
 	return 0, false

@@ -3,6 +3,8 @@ package fetch
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -278,5 +280,37 @@ func TestRuleValidate(t *testing.T) {
 		if _, err := p.Client(HostConfig{BaseURL: "http://h", Rules: []Rule{r}}); err == nil || !strings.Contains(err.Error(), "rule "+r.Name) {
 			t.Errorf("rule %+v: Client error = %v, want it named", r, err)
 		}
+	}
+}
+
+// TestRuleWait: a retry rule reads its wait header as seconds, an epoch,
+// an HTTP date or (Jira) an ISO 8601 time, then Retry-After, then
+// x-ratelimit-reset; what it cannot read is no hint.
+func TestRuleWait(t *testing.T) {
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		header map[string]string
+		want   time.Duration
+		ok     bool
+	}{
+		{"seconds", map[string]string{"X-Wait": "4"}, 4 * time.Second, true},
+		{"epoch", map[string]string{"X-Wait": strconv.FormatInt(now.Unix()+9, 10)}, 9 * time.Second, true},
+		{"http date", map[string]string{"X-Wait": now.Add(5 * time.Second).Format(http.TimeFormat)}, 5 * time.Second, true},
+		{"ISO 8601", map[string]string{"X-Wait": "2026-03-04T05:07Z"}, 53 * time.Second, true},
+		{"unreadable falls to Retry-After", map[string]string{"X-Wait": "later", "Retry-After": "2"}, 2 * time.Second, true},
+		{"x-ratelimit-reset ISO 8601", map[string]string{"X-RateLimit-Reset": "2026-03-04T06:07:07+01:00"}, time.Minute, true},
+		{"nothing readable", map[string]string{"X-Wait": "later", "X-RateLimit-Reset": "soon"}, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			for k, v := range tc.header {
+				h.Set(k, v)
+			}
+			got, ok := ruleWait(&Rule{WaitHeader: "X-Wait"}, h, now)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("ruleWait = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+			}
+		})
 	}
 }

@@ -18,7 +18,8 @@ import (
 // the window), so a long load runs at the allowed rate instead of bursting
 // into 429s.
 //
-// Gate: when a response says remaining is 0, or is a 429, no request starts
+// Gate: when a response says remaining is 0, or is a rate limit
+// ([rateLimited]: a 429, or GitHub's 403), no request starts
 // before x-ratelimit-reset — or before Retry-After when present, or a second
 // after a 429 that still reports quota left or a reset not after the
 // answer — but never after the reset
@@ -126,7 +127,7 @@ func (t *throttle) observe(h http.Header, status int, sent, recv time.Time) {
 		}
 	}
 	spent := okR && remaining <= 0
-	if status != http.StatusTooManyRequests && !spent {
+	if !spent && !rateLimited(status, h) {
 		return
 	}
 	var end time.Time // the window's end, when the answer tells it
