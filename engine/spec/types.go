@@ -66,7 +66,7 @@ type Rule struct {
 	Body       JQ       `yaml:"body" doc:"jq predicate on the JSON response body (sees $config): the rule matches when it yields neither false nor null. A body that is not JSON never matches; an error fails the request."`
 	Action     Str      `yaml:"action" ferry:"required" enum:"ok,empty,skip,retry,fail" doc:"ok: data, whatever the status. empty: no records, the request chain is done (404 = no children). skip: the request is skipped and counted as skipped; its stream is not complete, so nothing fed by it is reconciled. retry: sent again after the server's wait, on any status. fail: the request chain fails with message."`
 	Message    JQ       `yaml:"message" doc:"jq on the JSON body giving the failure's message (fail), or the reason logged (skip, retry)."`
-	WaitHeader Str      `yaml:"wait_header" doc:"retry: response header holding how long to wait (seconds, epoch seconds or an HTTP date), read before Retry-After and x-ratelimit-reset."`
+	WaitHeader Str      `yaml:"wait_header" doc:"retry: response header holding how long to wait (seconds, epoch seconds, an HTTP date or an ISO 8601 time), read before Retry-After and x-ratelimit-reset."`
 	MaxWait    Duration `yaml:"max_wait" doc:"retry: the longest wait the server may ask for (default 5m, or retry.max when longer); a longer one fails the request at once."`
 
 	ranges []StatusRange
