@@ -235,19 +235,21 @@ func rateReset(h http.Header) (v float64, epoch, ok bool) {
 // isoTime reads an ISO 8601 date-time with a zone (Z or an offset):
 // Jira's own yyyy-MM-ddTHH:mmZ without seconds, and with seconds,
 // fractions and offsets written with or without a colon. One without a
-// zone names no instant and is not read.
+// zone names no instant and is not read. A time to the minute is read as
+// the minute's end: Jira's reset is the request's time plus Retry-After,
+// cut to the minute, so only then has it surely passed.
 func isoTime(s string) (time.Time, bool) {
 	if len(s) < len("2006-01-02T15:04Z") || s[4] != '-' {
 		return time.Time{}, false
 	}
-	for _, layout := range [...]string{
-		time.RFC3339Nano,
-		"2006-01-02T15:04Z07:00",
-		"2006-01-02T15:04:05.999999999Z0700",
-		"2006-01-02T15:04Z0700",
-	} {
+	for _, layout := range [...]string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999Z0700"} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t, true
+		}
+	}
+	for _, layout := range [...]string{"2006-01-02T15:04Z07:00", "2006-01-02T15:04Z0700"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.Add(time.Minute), true
 		}
 	}
 	return time.Time{}, false

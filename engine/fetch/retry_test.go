@@ -70,8 +70,9 @@ func TestRetryWaits(t *testing.T) {
 		{name: "hint beyond hard cap is capped", replies: []reply{r429(map[string]string{"Retry-After": "3600"})}, wantWaits: []time.Duration{MaxServerWait}},
 		{name: "503 honours retry-after", replies: []reply{{503, map[string]string{"Retry-After": "4"}}}, wantWaits: []time.Duration{4 * time.Second}},
 		{name: "503 ignores x-ratelimit-reset", rnd: 0.5, replies: []reply{{503, map[string]string{"x-ratelimit-reset": "40"}}}, wantWaits: []time.Duration{250 * time.Millisecond}},
-		// Jira Cloud: the reset is an ISO 8601 time, to the minute.
-		{name: "x-ratelimit-reset ISO 8601 minutes", replies: []reply{r429(map[string]string{"X-RateLimit-Reset": now.Add(3 * time.Minute).Truncate(time.Minute).Format("2006-01-02T15:04Z")})}, wantWaits: []time.Duration{3*time.Minute - 7*time.Second}},
+		// Jira Cloud: the reset is an ISO 8601 time, cut to the minute:
+		// waited out to the minute's end, when it has surely passed.
+		{name: "x-ratelimit-reset ISO 8601 minutes", replies: []reply{r429(map[string]string{"X-RateLimit-Reset": now.Add(3 * time.Minute).Truncate(time.Minute).Format("2006-01-02T15:04Z")})}, wantWaits: []time.Duration{4*time.Minute - 7*time.Second}},
 		{name: "x-ratelimit-reset ISO 8601 offset", replies: []reply{r429(map[string]string{"X-RateLimit-Reset": "2026-03-04T06:06:17+01:00"})}, wantWaits: []time.Duration{10 * time.Second}},
 		{name: "x-ratelimit-reset ISO 8601 fraction, offset without colon", replies: []reply{r429(map[string]string{"X-RateLimit-Reset": "2026-03-04T05:06:09.500+0000"})}, wantWaits: []time.Duration{2500 * time.Millisecond}},
 		{name: "x-ratelimit-reset ISO 8601 in the past backs off", rnd: 0.5, replies: []reply{r429(map[string]string{"X-RateLimit-Reset": "2026-03-04T05:00Z"})}, wantWaits: []time.Duration{250 * time.Millisecond}},
@@ -381,7 +382,8 @@ func TestServerHint(t *testing.T) {
 		{"reset on 500 ignored", map[string]string{"X-RateLimit-Reset": "10"}, 500, 0},
 		{"reset epoch milliseconds", map[string]string{"X-RateLimit-Reset": strconv.FormatInt(now.Add(8*time.Second).UnixMilli(), 10)}, 429, 8 * time.Second},
 		{"huge reset does not overflow", map[string]string{"X-RateLimit-Reset": "1e300"}, 429, 24 * time.Hour},
-		{"reset ISO 8601", map[string]string{"X-RateLimit-Reset": "2026-03-04T05:08Z"}, 429, 113 * time.Second},
+		{"reset ISO 8601 to the minute: its end", map[string]string{"X-RateLimit-Reset": "2026-03-04T05:08Z"}, 429, 173 * time.Second},
+		{"reset ISO 8601 with seconds", map[string]string{"X-RateLimit-Reset": "2026-03-04T05:08:00Z"}, 429, 113 * time.Second},
 		{"reset ISO 8601 far future is only clamped", map[string]string{"X-RateLimit-Reset": "9999-12-31T23:59Z"}, 429, 24 * time.Hour},
 		{"reset ISO 8601 before 1970", map[string]string{"X-RateLimit-Reset": "1960-01-01T00:00Z"}, 429, 0},
 		{"reset on a 403 refusal ignored", map[string]string{"X-RateLimit-Remaining": "10", "X-RateLimit-Reset": "10"}, 403, 0},

@@ -297,7 +297,7 @@ func TestRuleWait(t *testing.T) {
 		{"seconds", map[string]string{"X-Wait": "4"}, 4 * time.Second, true},
 		{"epoch", map[string]string{"X-Wait": strconv.FormatInt(now.Unix()+9, 10)}, 9 * time.Second, true},
 		{"http date", map[string]string{"X-Wait": now.Add(5 * time.Second).Format(http.TimeFormat)}, 5 * time.Second, true},
-		{"ISO 8601", map[string]string{"X-Wait": "2026-03-04T05:07Z"}, 53 * time.Second, true},
+		{"ISO 8601", map[string]string{"X-Wait": "2026-03-04T05:07Z"}, 113 * time.Second, true},
 		{"unreadable falls to Retry-After", map[string]string{"X-Wait": "later", "Retry-After": "2"}, 2 * time.Second, true},
 		{"x-ratelimit-reset ISO 8601", map[string]string{"X-RateLimit-Reset": "2026-03-04T06:07:07+01:00"}, time.Minute, true},
 		{"nothing readable", map[string]string{"X-Wait": "later", "X-RateLimit-Reset": "soon"}, 0, false},

@@ -48,7 +48,9 @@ func TestThrottleObserve(t *testing.T) {
 		{"spent, an epoch reset already past: a pause", 200, map[string]string{"x-ratelimit-remaining": "0", "x-ratelimit-reset": fmt.Sprint(base.Add(-5 * time.Second).Unix())}, base.Add(time.Second)},
 		{"403 with Retry-After gates", 403, map[string]string{"Retry-After": "6", "x-ratelimit-remaining": "100"}, base.Add(6 * time.Second)},
 		{"403 refusal does not gate", 403, map[string]string{"x-ratelimit-remaining": "100", "x-ratelimit-reset": "60"}, time.Time{}},
-		{"429, ISO 8601 reset", 429, map[string]string{"x-ratelimit-reset": "2026-03-01T12:01Z"}, base.Add(time.Minute)},
+		{"429, ISO 8601 reset to the minute", 429, map[string]string{"x-ratelimit-reset": "2026-03-01T12:01Z"}, base.Add(2 * time.Minute)},
+		// Jira's reset is cut to the minute: it must not cut Retry-After short.
+		{"Retry-After within the ISO 8601 reset's minute", 429, map[string]string{"x-ratelimit-reset": "2026-03-01T12:01Z", "Retry-After": "90"}, base.Add(90 * time.Second)},
 		{"spent, ISO 8601 reset with offset", 200, map[string]string{"x-ratelimit-remaining": "0", "x-ratelimit-reset": "2026-03-01T13:00:30+01:00"}, base.Add(30 * time.Second)},
 		{"a reset already past bounds nothing", 429, map[string]string{"x-ratelimit-reset": fmt.Sprint(base.Add(-5 * time.Second).Unix()), "Retry-After": "2"}, base.Add(2 * time.Second)},
 	}
