@@ -41,7 +41,10 @@
 // number -> DOUBLE, or DECIMAL when a float64 cannot hold it exactly, string
 // -> STRING, object/array -> JSON). A field that is null in every row seen
 // so far makes no column yet. A later number a DOUBLE column cannot hold
-// exactly (9007199254740993, 1e-400) widens it to DECIMAL.
+// exactly (9007199254740993, 1e-400) widens it to DECIMAL. On SQLite, whose
+// NUMERIC affinity keeps a number only as an int64 or a float64, a number
+// neither holds exactly (2^64+1, 1e400, 0.1000000000000000000001) widens a
+// DECIMAL column to STRING, which keeps its literal.
 //
 //	declared      PostgreSQL         SQLite (declared type, storage)
 //	STRING        text               TEXT

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -803,7 +804,7 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 	retype := func(ci int, v any) {
 		old := types[ci]
 		typ := old
-		for i := 0; i < 4 && !fits(typ, v); i++ {
+		for i := 0; i < 4 && !d.fits(typ, v); i++ {
 			typ = widen(typ, v)
 		}
 		types[ci] = typ
@@ -865,7 +866,7 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 				}
 			}
 			if v != nil {
-				if typ := types[ci]; typ != typeString && typ != typeJSON && !fits(typ, v) {
+				if typ := types[ci]; typ != typeString && typ != typeJSON && !d.fits(typ, v) {
 					retype(ci, v)
 				}
 			}
@@ -1004,6 +1005,29 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// fits is [fits] on this backend: SQLite's NUMERIC affinity turns a
+// number's text into an int64 or a float64, so there DECIMAL holds only
+// the numbers one of those holds exactly (PostgreSQL's numeric holds all).
+func (d *DB) fits(t colType, v any) bool {
+	if !fits(t, v) {
+		return false
+	}
+	if t != typeDecimal || d.conv.pg {
+		return true
+	}
+	k, num := classify(v)
+	lit, ok := numberOf(v, k, num)
+	if !ok {
+		return true // null
+	}
+	if isIntegerLiteral(lit) {
+		if _, err := strconv.ParseInt(lit, 10, 64); err == nil {
+			return true
+		}
+	}
+	return exactFloat(lit)
 }
 
 // pgAltered reports whether cleaning for PostgreSQL (NUL bytes dropped,
