@@ -321,6 +321,32 @@ tables:
 	}
 }
 
+// TestDuplicateRowsAcrossKeyTypes: keys 1 and "1" (or true and "true")
+// land on one row in every column type but JSON (the table stores "1" as 1
+// in a number column, and 1 as "1" in a text one), so they are one key to
+// the duplicate check: the second row was written over the first with no
+// word, whatever on_duplicate said.
+func TestDuplicateRowsAcrossKeyTypes(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  s:
+    request: {path: /s}
+tables:
+  t: {from: s, primary_key: [id, ok], on_duplicate: fail}
+`, "")
+	fx.json("/s", []any{map[string]any{"id": 1, "ok": true, "a": "a1"}, map[string]any{"id": "1", "ok": "true", "a": "b1"}})
+	res, err := fx.run(engine.RunOptions{})
+	re := runErrorOf(t, err)
+	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "already written by this run") {
+		t.Errorf("failures = %v, want the second row failed as a duplicate", re.Failures)
+	}
+	if len(res.Summary.Duplicates) != 1 || res.Summary.Duplicates[0].Count != 1 {
+		t.Errorf("duplicates = %+v, want 1", res.Summary.Duplicates)
+	}
+	if got := fx.query(`SELECT a FROM "nl__t"`); !slices.Equal(got, []string{"a1"}) {
+		t.Errorf("rows = %v, want the first row kept", got)
+	}
+}
+
 // TestBrokenAnswersAreFailures: a 200 with an empty body, or with an object
 // where the list was, fails its chain; nothing fed by it is deleted, the
 // run exits 1, no request goes to a URL built from a garbage record, and a

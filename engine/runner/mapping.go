@@ -172,7 +172,8 @@ func fillLookup(ctx context.Context, l *lookup, rec any, vars []any) (*string, a
 }
 
 // primaryKey checks that a row has a value for every primary-key column and
-// returns the values as JSON, which identifies the row within its table.
+// returns the values as JSON (scalars as text, see keyText), which
+// identifies the row within its table.
 func primaryKey(t *spec.Table, row map[string]any) (string, error) {
 	if len(t.PrimaryKey) == 0 || t.Mode.V == "append" {
 		return "", nil
@@ -183,7 +184,7 @@ func primaryKey(t *spec.Table, row map[string]any) (string, error) {
 		if !ok || v == nil {
 			return "", fmt.Errorf("row has no value for primary key column %q", k.V)
 		}
-		vals[i] = v
+		vals[i] = keyText(v)
 	}
 	var b []byte
 	var err error
@@ -196,6 +197,22 @@ func primaryKey(t *spec.Table, row map[string]any) (string, error) {
 		return "", fmt.Errorf("primary key: %w", err)
 	}
 	return string(b), nil
+}
+
+// keyText is a scalar key value as text: 1 and "1" (true and "true") are
+// one row to every column type but JSON, the table storing "1" as 1 in a
+// number column and 1 as "1" in a text one, so they must be one key here.
+func keyText(v any) any {
+	switch x := v.(type) {
+	case string, map[string]any, []any:
+		return v
+	case json.Number:
+		return string(x)
+	}
+	if b, err := json.Marshal(v); err == nil {
+		return string(b)
+	}
+	return v
 }
 
 // mapEntity applies one Port mapping. ok is false when the selector
