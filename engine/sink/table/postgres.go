@@ -44,6 +44,10 @@ func openPostgres(ctx context.Context, url, schema string, log *slog.Logger) (*p
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	cfg.RuntimeParams["timezone"] = "UTC"
+	// float8 as text (a DOUBLE column widened to STRING, DECIMAL or JSON)
+	// keeps every digit only with extra_float_digits > 0 (3 before
+	// PostgreSQL 12); a server may default to 0.
+	cfg.RuntimeParams["extra_float_digits"] = "3"
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "ferry"
 	}
@@ -480,6 +484,11 @@ func pgConvExpr(c string, from, to colType) string {
 			return `to_jsonb(` + pgText(c, from) + `)`
 		}
 		return `to_jsonb(` + c + `)`
+	case typeDecimal:
+		if from == typeDouble {
+			// float8::numeric rounds to 15 digits; its text is exact.
+			return c + "::text::numeric"
+		}
 	}
 	return c + "::" + pgType(to)
 }

@@ -779,3 +779,42 @@ func TestDecimalKeepsValue(t *testing.T) {
 		})
 	}
 }
+
+// TestWidenedDoubleKeepsValue: a DOUBLE column widened to DECIMAL (or
+// STRING) keeps the values it held. PostgreSQL's float8-to-numeric cast
+// rounds to 15 digits (0.30000000000000004 became 0.3, 9007199254740992
+// 9007199254740990), and float8's text depends on extra_float_digits,
+// which a server may set to 0.
+func TestWidenedDoubleKeepsValue(t *testing.T) {
+	stored := []json.Number{"0.30000000000000004", "9007199254740992", "1.2345678901234567e+300"}
+	for _, later := range []any{n("1e400"), "n/a"} {
+		t.Run(fmt.Sprint(later), func(t *testing.T) {
+			eachBackend(t, func(t *testing.T, e *env) {
+				if e.kind == "postgres" {
+					// As from a server whose configuration sets it.
+					sep := "?"
+					if strings.Contains(e.dest, "?") {
+						sep = "&"
+					}
+					e.dest += sep + "options=-c%20extra_float_digits%3D0"
+				}
+				d := e.open(t, Table{Name: "w", PrimaryKey: []string{"id"}, Columns: map[string]string{"v": "DOUBLE"}})
+				var rows []map[string]any
+				for i, v := range stored {
+					rows = append(rows, row("id", fmt.Sprint(i), "v", v))
+				}
+				mustWrite(t, d, rowsOf("w", rows...))
+				mustWrite(t, d, rowsOf("w", row("id", "9", "v", later)))
+				got := dump(t, d, "w", "id")
+				for i, v := range stored {
+					s, _ := got[i]["v"].(string)
+					a, ok := new(big.Rat).SetString(s)
+					b, _ := new(big.Rat).SetString(string(v))
+					if !ok || a.Cmp(b) != 0 {
+						t.Errorf("row %d: v = %#v after widening, want the value %s", i, got[i]["v"], v)
+					}
+				}
+			})
+		})
+	}
+}
