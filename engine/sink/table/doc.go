@@ -98,7 +98,8 @@
 // key wins, also within one Write. A row without a key value is an error
 // (the runner fails such a record before it gets here). On PostgreSQL,
 // whose text holds neither NUL bytes nor invalid UTF-8 (other values lose
-// their NULs and have invalid bytes replaced), a key value holding either
+// their NULs and have invalid bytes replaced, with a warning once per
+// column), a key value holding either
 // is an error: cleaned, it could be another record's key. With Table.Merge, a
 // row whose key the sync already wrote keeps the stored value of every
 // column the new row has null (within one Write too): the table keeps a

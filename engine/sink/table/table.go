@@ -987,6 +987,11 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 			}
 			setRow[ci], setKey[ci] = int32(ri+1), e.key
 			p.args[base+ci] = d.conv.value(ctypes[ci], e.v)
+			if d.conv.altered {
+				d.conv.altered = false
+				d.warnOnce(cfg.name+"\x00altered\x00"+next.cols[ci].name, "value stored altered: NUL bytes dropped (PostgreSQL) or invalid UTF-8 replaced by U+FFFD",
+					"table", cfg.name, "column", next.cols[ci].name, "row", ri)
+			}
 			if isKey != nil && isKey[ci] && pgAltered(e.v) {
 				// Cleaned, the key could be another record's: one of the
 				// two would be lost without a word.

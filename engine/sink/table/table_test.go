@@ -818,3 +818,26 @@ func TestWidenedDoubleKeepsValue(t *testing.T) {
 		})
 	}
 }
+
+// TestAlteredTextWarns: text that cannot be stored as given (a NUL byte on
+// PostgreSQL, invalid UTF-8 in PostgreSQL text or in JSON anywhere) is
+// stored cleaned, and the log says so, naming the column: it was altered
+// in silence.
+func TestAlteredTextWarns(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "tx", PrimaryKey: []string{"id"}, Columns: map[string]string{"note": "STRING", "doc": "JSON", "raw": "STRING"}})
+		mustWrite(t, d, rowsOf("tx",
+			row("id", "1", "note", "a\x00b", "doc", row("k", []any{"x\xffy"}), "raw", "b\xfe", "ok", "fine"),
+			row("id", "2", "note", "clean", "doc", row("k", "clean"), "raw", "clean", "ok", "fine")))
+		logs := e.logs.String()
+		for col, want := range map[string]bool{"note": e.kind == "postgres", "doc": true, "raw": e.kind == "postgres", "ok": false} {
+			got := false
+			for _, line := range strings.Split(logs, "\n") {
+				got = got || strings.Contains(line, "value stored altered") && strings.Contains(line, "column="+col+" ")
+			}
+			if got != want {
+				t.Errorf("column %s: warned = %v, want %v; logs:\n%s", col, got, want, logs)
+			}
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // colType is the logical type of a destination column: one of the declared
@@ -462,6 +463,32 @@ type conv struct {
 	text bool // every value as text (PostgreSQL COPY into a text staging table)
 	pg   bool // strip NUL and invalid UTF-8, which PostgreSQL rejects
 	buf  []byte
+	// altered is set by value when the stored text is not the given one
+	// (NUL dropped, invalid UTF-8 replaced); the caller warns and clears it.
+	altered bool
+}
+
+// badText reports whether a string in v (object keys too) holds invalid
+// UTF-8, or with nul a NUL byte: text that JSON, or PostgreSQL, cannot
+// store as it is.
+func badText(v any, nul bool) bool {
+	switch x := v.(type) {
+	case string:
+		return !utf8.ValidString(x) || nul && strings.IndexByte(x, 0) >= 0
+	case map[string]any:
+		for k, e := range x {
+			if badText(k, nul) || badText(e, nul) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if badText(e, nul) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // value converts v, which fits t, into a driver argument.
@@ -510,17 +537,20 @@ func (c *conv) value(t colType, v any) any {
 		s, _ := v.(string)
 		return s
 	case typeJSON:
+		c.altered = c.altered || badText(v, c.pg)
 		c.buf = appendJSON(c.buf[:0], v, c.pg)
 		return string(c.buf)
 	}
 	// STRING and anything unknown: text.
 	if k == kindComposite {
+		c.altered = c.altered || badText(v, c.pg)
 		c.buf = appendJSON(c.buf[:0], v, c.pg)
 		return string(c.buf)
 	}
 	if s, ok := v.(string); ok {
 		if c.pg {
 			if cs := cleanPG(s); cs != s {
+				c.altered = true
 				return cs
 			}
 		}
