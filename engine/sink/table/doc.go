@@ -31,8 +31,9 @@
 // namespace keeps the file usable from any SQLite tool with no ATTACH.
 // ferry's own tables are "<schema>___ferry_state", "…___ferry_sync" and
 // "…___ferry_lock". SQLite column names are case-insensitive (ASCII): two
-// fields that differ only in case share one column (the smaller name wins,
-// with a warning).
+// fields that differ only in case share one column (the primary key's own
+// field wins, else the smaller name, with a warning; so do two names cut
+// to the same 63 bytes on PostgreSQL).
 //
 // # Columns and types
 //

@@ -91,7 +91,8 @@ type DB struct {
 type tableCfg struct {
 	name     string
 	mode     string
-	pk       []string // physical column names
+	pk       []string        // physical column names
+	keyField map[string]bool // the primary key's field names, as the rows have them
 	declared map[string]colType
 	order    []string // declared column names, sorted
 	hard     bool
@@ -370,6 +371,10 @@ func (d *DB) tableConfig(t Table) (*tableCfg, error) {
 		}
 		seen[d.be.fold(name)] = true
 		c.pk = append(c.pk, name)
+		if c.keyField == nil {
+			c.keyField = map[string]bool{}
+		}
+		c.keyField[k] = true
 	}
 	for k, ts := range t.Columns {
 		typ, ok := parseType(ts)
@@ -979,11 +984,22 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 			ci := remap(int(e.ci))
 			if setRow[ci] == int32(ri+1) {
 				// Two fields land in one column (names equal once folded or
-				// truncated): keep the smaller name, whatever the map order.
-				if e.key > setKey[ci] {
+				// truncated): the primary key's own field wins (the runner
+				// checked it; the other would move the row to another key),
+				// else the smaller name, whatever the map order.
+				prev := setKey[ci]
+				win := e.key < prev
+				if cfg.keyField[prev] || cfg.keyField[e.key] {
+					win = cfg.keyField[e.key]
+				}
+				winner, loser := prev, e.key
+				if win {
+					winner, loser = e.key, prev
+				}
+				d.warnOnce(cfg.name+"\x00dup\x00"+winner, "row fields share a column", "table", cfg.name, "field", winner, "other", loser)
+				if !win {
 					continue
 				}
-				d.warnOnce(cfg.name+"\x00dup\x00"+e.key, "row fields share a column", "table", cfg.name, "field", e.key, "other", setKey[ci])
 			}
 			setRow[ci], setKey[ci] = int32(ri+1), e.key
 			p.args[base+ci] = d.conv.value(ctypes[ci], e.v)
