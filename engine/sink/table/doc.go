@@ -45,7 +45,9 @@
 // exactly (9007199254740993, 1e-400) widens it to DECIMAL. On SQLite, whose
 // NUMERIC affinity keeps a number only as an int64 or a float64, a number
 // neither holds exactly (2^64+1, 1e400, 0.1000000000000000000001) widens a
-// DECIMAL column to STRING, which keeps its literal.
+// DECIMAL column to STRING, which keeps its literal; on PostgreSQL, so does
+// a number beyond numeric's range (131072 digits before the point, 16383
+// after), which it would refuse.
 //
 //	declared      PostgreSQL         SQLite (declared type, storage)
 //	STRING        text               TEXT

@@ -1035,7 +1035,7 @@ func (d *DB) fits(t colType, v any) bool {
 	if !fits(t, v) {
 		return false
 	}
-	if t != typeDecimal || d.conv.pg {
+	if t != typeDecimal {
 		return true
 	}
 	k, num := classify(v)
@@ -1043,12 +1043,35 @@ func (d *DB) fits(t colType, v any) bool {
 	if !ok {
 		return true // null
 	}
+	if d.conv.pg {
+		return pgNumeric(lit)
+	}
 	if isIntegerLiteral(lit) {
 		if _, err := strconv.ParseInt(lit, 10, 64); err == nil {
 			return true
 		}
 	}
 	return exactFloat(lit)
+}
+
+// pgNumeric reports whether PostgreSQL's numeric takes a JSON number
+// literal: at most 131072 digits before the point and 16383 after.
+func pgNumeric(lit string) bool {
+	mant, exp := lit, 0
+	if i := strings.IndexAny(lit, "eE"); i >= 0 {
+		e, err := strconv.Atoi(lit[i+1:])
+		if err != nil {
+			return false // beyond any int: beyond numeric too
+		}
+		mant, exp = lit[:i], e
+	}
+	mant = strings.TrimPrefix(mant, "-")
+	whole, frac, _ := strings.Cut(mant, ".")
+	before := 0 // digits before the point, from the first non-zero one
+	if f := strings.IndexFunc(whole+frac, func(r rune) bool { return r != '0' }); f >= 0 {
+		before = len(whole) + exp - f
+	}
+	return before <= 131072 && len(frac)-exp <= 16383
 }
 
 // pgAltered reports whether cleaning for PostgreSQL (NUL bytes dropped,

@@ -873,3 +873,37 @@ func TestCollidingFieldsKeepKey(t *testing.T) {
 		}
 	})
 }
+
+// TestDecimalBeyondNumeric: a number past what PostgreSQL's numeric holds
+// (more than 131072 digits before the point or 16383 after) widens its
+// column to STRING. PostgreSQL refused the whole batch ("value overflows
+// numeric format"), and every resumed run refused it again.
+func TestDecimalBeyondNumeric(t *testing.T) {
+	vals := []json.Number{"1e-16384", "1e131072", "-1.5e-20000", "0.5e131073", json.Number("1." + strings.Repeat("0", 16384)), "1e99999999999999999999"}
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "big", PrimaryKey: []string{"id"}, Columns: map[string]string{"v": "DECIMAL"}})
+		// The largest it holds stay numbers.
+		mustWrite(t, d, rowsOf("big", row("id", "a", "v", n("1e-16383")), row("id", "b", "v", n("0.9e131072"))))
+		if e.kind == "postgres" && nativeTypes(t, d, "big")["v"] != "numeric" {
+			t.Errorf("v is %s after values numeric holds, want numeric", nativeTypes(t, d, "big")["v"])
+		}
+		var rows []map[string]any
+		for i, v := range vals {
+			rows = append(rows, row("id", fmt.Sprint(i), "v", v))
+		}
+		if err := d.Write(t.Context(), rowsOf("big", rows...), nil); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		got := dump(t, d, "big", "id")
+		for i, v := range vals {
+			s, _ := got[i]["v"].(string)
+			if s == string(v) {
+				continue
+			}
+			a, ok := new(big.Rat).SetString(s)
+			if b, _ := new(big.Rat).SetString(string(v)); !ok || a.Cmp(b) != 0 {
+				t.Errorf("row %d: v = %.40q, want the value %.40s", i, s, v)
+			}
+		}
+	})
+}
