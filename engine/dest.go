@@ -471,6 +471,13 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 		if err != nil {
 			errs = append(errs, err)
 		}
+		if dropped > 0 && runErr == nil && err == nil {
+			// Every page the runner gives rows for ends with a checkpoint;
+			// ending the sync now would clear the checkpoints that make
+			// the next run fetch these rows.
+			err = fmt.Errorf("%d rows came without their page's checkpoint: not written; the checkpoints are kept for the next run", dropped)
+			errs = append(errs, err)
+		}
 		rep.Unchanged = d.tables.Unchanged()
 		if eerr := d.tables.EnsureTables(ctx); eerr != nil {
 			errs = append(errs, fmt.Errorf("create empty tables: %w", eerr))

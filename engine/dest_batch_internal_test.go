@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/sink"
 	"github.com/ferry-etl/ferry/engine/sink/table"
 )
@@ -52,5 +53,38 @@ func TestCheckpointBatching(t *testing.T) {
 	}
 	if got := string(st["s"]["p0"]); got != `{"pages":3}` {
 		t.Errorf("partition p0 = %s, want its last checkpoint", got)
+	}
+}
+
+// TestRowsWithoutCheckpointFailTheRun: rows still waiting for their page's
+// checkpoint when a run ends without an error are a broken promise of the
+// runner (every page it produces rows for ends with a checkpoint). They
+// were dropped with a warning while the sync was ended and its checkpoints
+// cleared, so no later run fetched them again and the run exited 0.
+// Instead the run fails and keeps its checkpoints.
+func TestRowsWithoutCheckpointFailTheRun(t *testing.T) {
+	ctx := context.Background()
+	db, err := table.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "b.db"), table.Options{Schema: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	d := &destinations{tables: db, batch: db.BatchRows(), pending: map[partKey][]sink.Row{}, log: slog.New(slog.DiscardHandler)}
+	if err := d.Checkpoint(ctx, sink.Checkpoint{Stream: "s", Partition: "p0", Value: []byte(`{"pages":1}`), Flush: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Row(ctx, sink.Row{Table: "t", Stream: "s", Partition: "p1", Data: map[string]any{"id": "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	sum := &runner.Summary{Streams: []runner.Snapshot{{Stream: "s"}}, Tables: map[string]bool{"t": true}}
+	if _, err := d.finish(ctx, sum, nil); err == nil {
+		t.Fatal("finish succeeded with a row neither written nor left for a resumed run")
+	}
+	st, err := db.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st["s"]["p0"]; !ok {
+		t.Errorf("state = %v: the checkpoints were cleared, so no run fetches the row again", st)
 	}
 }
