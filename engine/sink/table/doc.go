@@ -47,7 +47,8 @@
 // neither holds exactly (2^64+1, 1e400, 0.1000000000000000000001) widens a
 // DECIMAL column to STRING, which keeps its literal; on PostgreSQL, so does
 // a number beyond numeric's range (131072 digits before the point, 16383
-// after), which it would refuse.
+// after), which it would refuse, and so does a JSON column a value holding
+// such a number (jsonb keeps numbers as numeric).
 //
 //	declared      PostgreSQL         SQLite (declared type, storage)
 //	STRING        text               TEXT

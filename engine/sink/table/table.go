@@ -871,7 +871,7 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 				}
 			}
 			if v != nil {
-				if typ := types[ci]; typ != typeString && typ != typeJSON && !d.fits(typ, v) {
+				if typ := types[ci]; typ != typeString && (typ != typeJSON || d.conv.pg) && !d.fits(typ, v) {
 					retype(ci, v)
 				}
 			}
@@ -1035,6 +1035,10 @@ func (d *DB) fits(t colType, v any) bool {
 	if !fits(t, v) {
 		return false
 	}
+	if t == typeJSON {
+		// jsonb keeps its numbers as numeric.
+		return !d.conv.pg || pgJSONNumbers(v)
+	}
 	if t != typeDecimal {
 		return true
 	}
@@ -1072,6 +1076,30 @@ func pgNumeric(lit string) bool {
 		before = len(whole) + exp - f
 	}
 	return before <= 131072 && len(frac)-exp <= 16383
+}
+
+// pgJSONNumbers reports whether every number in v is one numeric takes.
+func pgJSONNumbers(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			if !pgJSONNumbers(e) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range x {
+			if !pgJSONNumbers(e) {
+				return false
+			}
+		}
+		return true
+	}
+	if k, num := classify(v); k == kindNumber {
+		return pgNumeric(num)
+	}
+	return true
 }
 
 // pgAltered reports whether cleaning for PostgreSQL (NUL bytes dropped,

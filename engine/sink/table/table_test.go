@@ -907,3 +907,43 @@ func TestDecimalBeyondNumeric(t *testing.T) {
 		}
 	})
 }
+
+// TestJSONBeyondNumeric: an object holding a number PostgreSQL's jsonb
+// cannot hold (it keeps numbers as numeric) makes its column STRING, which
+// keeps the JSON text. PostgreSQL refused the whole batch, and every
+// resumed run again.
+func TestJSONBeyondNumeric(t *testing.T) {
+	for _, declared := range []string{"JSON", ""} {
+		t.Run("declared="+declared, func(t *testing.T) {
+			eachBackend(t, func(t *testing.T, e *env) {
+				tab := Table{Name: "j", PrimaryKey: []string{"id"}}
+				if declared != "" {
+					tab.Columns = map[string]string{"v": declared}
+				}
+				d := e.open(t, tab)
+				mustWrite(t, d, rowsOf("j", row("id", "0", "v", row("a", n("1e400")))))
+				if err := d.Write(t.Context(), rowsOf("j", row("id", "1", "v", row("a", []any{n("1e-20000")})), row("id", "2", "v", n("1e200000"))), nil); err != nil {
+					t.Fatalf("Write: %v", err)
+				}
+				got := dump(t, d, "j", "id")
+				if len(got) != 3 {
+					t.Fatalf("rows = %v, want 3", got)
+				}
+				// SQLite keeps the JSON; PostgreSQL the JSON text.
+				text := func(v any) string {
+					if s, ok := v.(string); ok {
+						return s
+					}
+					b, _ := json.Marshal(v)
+					return string(b)
+				}
+				if s := text(got[1]["v"]); s != `{"a":[1e-20000]}` {
+					t.Errorf("row 1: v = %.60q, want its JSON text", s)
+				}
+				if s := text(got[2]["v"]); s != "1e200000" {
+					t.Errorf("row 2: v = %.40q, want 1e200000", s)
+				}
+			})
+		})
+	}
+}

@@ -435,8 +435,8 @@ func infer(v any) colType {
 func widen(t colType, v any) colType {
 	k, _ := classify(v)
 	if k == kindComposite {
-		if t == typeString {
-			return typeString
+		if t == typeString || t == typeJSON {
+			return typeString // JSON that jsonb cannot hold: its text
 		}
 		return typeJSON
 	}
