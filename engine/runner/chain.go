@@ -104,8 +104,11 @@ type run struct {
 	batch       []any
 	batchStream bool // the stream takes a batch (batch may still be empty)
 	part        batchPart
-	partition   string
-	out         chan item
+	// list is listDigest of the batch's keys (a batch stream's run): the
+	// cursor it saves answers for these items.
+	list      string
+	partition string
+	out       chan item
 	// gates are the cursor gates of the incremental ancestors' chains this
 	// run descends from: each waits for it to finish (see cursorGate).
 	gates []*cursorGate
@@ -127,7 +130,8 @@ func (rn *run) describe() string {
 // a run that carries the whole list.
 type batchPart struct {
 	items        []any
-	index        int // 0-based
+	keys         []string // the items' keys (identify), in order
+	index        int      // 0-based
 	from, to, of int
 }
 
@@ -149,16 +153,17 @@ func (p batchPart) suffix() string {
 	return fmt.Sprintf("#batch%d", p.index+1)
 }
 
-// batchParts splits a batch into consecutive chunks of at most size items;
-// the whole list (even empty) is one part when size is 0 or it fits.
-func batchParts(batch []any, size int) []batchPart {
+// batchParts splits a batch, and its items' keys, into consecutive chunks
+// of at most size items; the whole list (even empty) is one part when size
+// is 0 or it fits.
+func batchParts(batch []any, keys []string, size int) []batchPart {
 	if size <= 0 || len(batch) <= size {
-		return []batchPart{{items: batch}}
+		return []batchPart{{items: batch, keys: keys}}
 	}
 	var parts []batchPart
 	for i := 0; i < len(batch); i += size {
 		j := min(i+size, len(batch))
-		parts = append(parts, batchPart{items: batch[i:j:j], index: len(parts), from: i + 1, to: j, of: len(batch)})
+		parts = append(parts, batchPart{items: batch[i:j:j], keys: keys[i:j:j], index: len(parts), from: i + 1, to: j, of: len(batch)})
 	}
 	return parts
 }
@@ -444,7 +449,26 @@ func (c *chainRun) planIncremental() error {
 	if inc == nil {
 		return nil
 	}
-	since, saved := c.r.watermark(c.st.stream, c.rn.partition)
+	wm, wmSaved, list := c.r.watermark(c.st.stream, c.rn.partition)
+	if wmSaved && c.rn.batchStream && list != c.rn.list {
+		// The saved cursor answers for other items: one added since (or
+		// moved here from another chunk) asked only for what changed after
+		// it would never have its older records read.
+		why := "the batch is not the list the saved cursor answers for (an item was added, removed or moved to another chunk): this chain starts from the initial cursor"
+		if list == "" {
+			why = "the saved cursor was saved without the batch it answers for: this chain starts from the initial cursor"
+		}
+		wm, wmSaved = inc.Initial.Tree(), false
+		if c.cp != nil && c.cp.Since != nil && (later(c.cp.Since, wm) || later(wm, c.cp.Since)) {
+			// Resumed, but started from that cursor (by a ferry that did
+			// not save lists): its question is as wrong.
+			c.cp = nil
+		}
+		if c.cp == nil || c.cp.Since == nil {
+			c.r.log.Info(why, "stream", c.st.s.Name, "parents", c.rn.describe())
+		}
+	}
+	since, saved := wm, wmSaved
 	if c.cp != nil && c.cp.Since != nil {
 		since, saved = c.cp.Since, true
 	}
@@ -453,7 +477,7 @@ func (c *chainRun) planIncremental() error {
 		// tell a deleted record from an unchanged one.
 		c.st.stat.partial()
 	}
-	if wm, wmSaved := c.r.watermark(c.st.stream, c.rn.partition); wmSaved && inc.Lookback.V > 0 {
+	if wmSaved && inc.Lookback.V > 0 {
 		// Ask again from a while before the saved cursor (a resumed chain
 		// asks what it asked before); the cursor saved at the end never
 		// goes back before it (floor).

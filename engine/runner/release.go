@@ -19,6 +19,9 @@ const runBuffer = 128
 func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *sync.WaitGroup) error {
 	rn.out = make(chan item, runBuffer)
 	rn.partition = partitionKey(rn.parent) + rn.part.suffix()
+	if rn.batchStream {
+		rn.list = listDigest(rn.part.keys)
+	}
 	for _, g := range rn.gates {
 		g.add()
 	}
@@ -88,6 +91,8 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 			gates = append(slices.Clone(gates), rn.gate)
 		}
 		var batch []any
+		var keys []string // of the batch's records
+		var vars []any    // of this run, for identify and cursorOf
 		failed, skipped, bad := false, false, false
 		for {
 			var it item
@@ -135,9 +140,11 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				return err
 			}
 			bad = bad || !ok
+			if vars == nil && (len(st.children) > 0 || len(st.batchers) > 0) {
+				vars = r.jqVars(st.s, rn)
+			}
 			if len(st.children) > 0 {
 				here := &chain{stream: st.s.Name, data: it.rec, up: rn.parent, gates: gates}
-				vars := r.jqVars(st.s, rn)
 				here.key, here.label = r.identify(ctx, st.s, it.rec, vars)
 				here.digest = chainDigest(here)
 				here.cursor = r.cursorOf(ctx, st.s, it.rec, vars)
@@ -149,6 +156,8 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 			}
 			if len(st.batchers) > 0 {
 				batch = append(batch, it.rec)
+				k, _ := r.identify(ctx, st.s, it.rec, vars)
+				keys = append(keys, k)
 			}
 		}
 		if ctx.Err() != nil {
@@ -172,7 +181,7 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				bad = true
 				continue
 			}
-			for _, part := range batchParts(batch, b.s.BatchSize.V) {
+			for _, part := range batchParts(batch, keys, b.s.BatchSize.V) {
 				if err := r.submit(ctx, b, &run{parent: rn.parent, batch: part.items, part: part, batchStream: true, gates: gates}, runs); err != nil {
 					return err
 				}

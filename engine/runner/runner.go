@@ -257,7 +257,7 @@ func (r *Runner) decideSkip(st *stream, cfgEnv map[string]any, decided map[*stre
 	}
 	env := cfgEnv
 	if s.Incremental != nil {
-		cur, _ := r.watermark(st, "")
+		cur, _, _ := r.watermark(st, "")
 		env = map[string]any{spec.VarConfig: cfgEnv[spec.VarConfig], spec.VarCursor: eval.Normalize(cur)}
 	}
 	ok, err := w.EvalBool(env)

@@ -146,7 +146,13 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 		// Committed with the chain's last rows: a crash before it leaves
 		// the old cursor, and the next run reads those records again. A
 		// parent's cursor waits for its children (cursorGate).
-		cur, err := json.Marshal(ps.cursor)
+		var cur []byte
+		var err error
+		if rn.batchStream {
+			cur, err = json.Marshal(listCursor{Cursor: ps.cursor, List: rn.list})
+		} else {
+			cur, err = json.Marshal(ps.cursor)
+		}
 		if err != nil {
 			return fmt.Errorf("cursor: %w", err)
 		}
@@ -215,17 +221,34 @@ func (r *Runner) secretLinks() *linkSecrets {
 	return r.links
 }
 
+// listCursor is how a batch stream's cursor is saved: with listDigest of
+// the items it answers for. Asked of other items, it would lose them: an
+// item added to the list has changes older than it, never read.
+type listCursor struct {
+	Cursor any    `json:"cursor"`
+	List   string `json:"list"`
+}
+
 // watermark is the cursor an incremental chain starts from: the one saved by
-// the last run (saved is true), else the spec's initial value.
-func (r *Runner) watermark(st *stream, partition string) (cursor any, saved bool) {
+// the last run (saved is true), else the spec's initial value. list is the
+// listDigest a batch stream's cursor was saved with ("" when unknown: saved
+// before lists were, or by a stream without a batch).
+func (r *Runner) watermark(st *stream, partition string) (cursor any, saved bool, list string) {
 	inc := st.s.Incremental
 	if raw, ok := r.opts.State[st.s.Name+WatermarkSuffix][partition]; ok && len(raw) > 0 {
 		if v, err := jsonv.Decode(raw); err == nil {
-			return v, true
+			if m, ok := v.(map[string]any); ok && len(m) == 2 {
+				if l, ok := m["list"].(string); ok {
+					if c, ok := m["cursor"]; ok {
+						return c, true, l
+					}
+				}
+			}
+			return v, true, ""
 		}
 		r.log.Warn("ignoring unreadable cursor", "stream", st.s.Name)
 	}
-	return inc.Initial.Tree(), false
+	return inc.Initial.Tree(), false, ""
 }
 
 // later reports whether cursor a is after b: numbers by value, anything else
@@ -254,6 +277,21 @@ func batchDigest(rn *run) string {
 	b, _ := json.Marshal(nonNil(rn.batch))
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
+}
+
+// listDigest names the items a batch stream's run asks about by their keys
+// (identify), whatever their order: a list whose records only changed
+// fields (as repositories do on each push) is the same question, and its
+// saved cursor still answers it. A record without a key is known by its
+// content, so any change to it reads afresh: more, never less.
+func listDigest(keys []string) string {
+	ks := slices.Compact(slices.Sorted(slices.Values(keys)))
+	h := sha256.New()
+	for _, k := range ks {
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // partitionKey names a run by its ancestor records, stably across runs.
