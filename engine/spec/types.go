@@ -150,7 +150,7 @@ type Stream struct {
 	Async       *Async       `yaml:"async" doc:"An export job instead of a request: created once, polled until done, then its results downloaded (each a chain of pages read as response says). The job is checkpointed: a resumed run polls the same job while it is still valid."`
 	Records     JQ           `yaml:"records" doc:"jq program from a response body to records (default: .[] for an array, nothing for null, else the body)."`
 	Paginate    *Paginate    `yaml:"paginate" doc:"How to reach the next page."`
-	Incremental *Incremental `yaml:"incremental" doc:"Read only what changed since the last run: the largest cursor seen is saved per parent, and templates see it as cursor."`
+	Incremental *Incremental `yaml:"incremental" doc:"Read only what changed since the last run: the largest cursor seen is saved per parent (per batch chunk, with the keys of the items it answers for: a batch stream whose list changed starts from initial), and templates see it as cursor."`
 	Key         JQ           `yaml:"key" doc:"jq on a record giving what identifies it among its siblings: names the request chains of its children in checkpoints, the items of the batch an incremental batch stream's cursor answers for, and records in errors (default: its id, identifier or uuid field, else a hash of the record)."`
 	Response    *Response    `yaml:"response" doc:"How answers are read."`
 
