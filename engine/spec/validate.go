@@ -291,6 +291,15 @@ func (p *parser) checkStreams(f *File) {
 		}
 		p.checkRequestFormat(r, path+".request")
 	}
+	for i := range f.Streams.Items {
+		// A batch stream's runs are its chunks: a stream batched on it
+		// would get one run per chunk, each chunk's answer as its whole
+		// list, where it is promised one list per parent.
+		s := &f.Streams.Items[i].Value
+		if b := s.batch; b != nil && b.BatchSize.Set {
+			p.errorAt(b.BatchSize.P, "streams."+b.Name+".batch_size", "stream %q takes this stream as its batch: split into chunks, its list would be cut into one partial list per chunk", s.Name)
+		}
+	}
 	p.checkHTTP(&f.HTTP, "http")
 }
 
