@@ -142,7 +142,7 @@ type Stream struct {
 	Description Str          `yaml:"description" doc:"Free text."`
 	ForEach     Str          `yaml:"for_each" doc:"Parent stream (any stream of the spec, declared before or after this one; no cycles): one request chain per parent record. expr sees parent and parents.<name>; jq sees $parent, $parents and $<name>."`
 	Batch       Str          `yaml:"batch" doc:"A stream fanned out from the same parent whose records, for that parent, are collected into a list (batch in expr, $batch in jq): one request per parent carrying the list."`
-	BatchSize   Int          `yaml:"batch_size" doc:"With batch: the most items one request may carry (the API's cap). The list is split into consecutive chunks of at most this many, one request chain each with $batch the chunk; each chunk is checkpointed, failed and reported on its own (items i-j of n). Without it the whole list goes in one request."`
+	BatchSize   Int          `yaml:"batch_size" doc:"With batch: the most items one request may carry (the API's cap). The list is split into consecutive chunks of at most this many, one request chain each with $batch the chunk; each chunk is checkpointed, failed and reported on its own (items i-j of n). Without it the whole list goes in one request. Refused on a stream another stream batches on: that stream's list would be cut per chunk."`
 	When        Expr         `yaml:"when" doc:"expr condition evaluated per parent; false skips the request."`
 	HTTP        *HTTP        `yaml:"http" doc:"Overrides of the top-level http block, e.g. another host and auth."`
 	Request     Request      `yaml:"request" ferry:"required" unless:"partitions,async" doc:"The request (required unless partitions or async are given)."`
