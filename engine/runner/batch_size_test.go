@@ -239,3 +239,31 @@ func TestBatchSizeResumedWithAShiftedList(t *testing.T) {
 		t.Errorf("resumed run wrote %v, want %v (every chunk changed)", got, want)
 	}
 }
+
+// TestBatchSizeAtAndJustOverTheCap: a list of exactly batch_size items is
+// one request, as without batch_size; one item more is two, the second
+// carrying that item alone.
+func TestBatchSizeAtAndJustOverTheCap(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want []string
+	}{
+		{capItems, []string{"a:1", "a:2", "a:3"}},
+		{capItems + 1, []string{"a:1", "a:2", "a:3", "d:1"}},
+	} {
+		t.Run(strconv.Itoa(tc.n), func(t *testing.T) {
+			ids := sevenIDs()[:tc.n]
+			g := &cappedGraph{capItems: capItems, ids: func() []string { return ids }}
+			out := newStateful()
+			if _, err := runWith(t, mustSpec(t, chunkedGraphSpec), runOpts{cfg: map[string]any{"url": g.start(t)}}, out); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			if got := g.requests(); !slices.Equal(got, tc.want) {
+				t.Errorf("graph requests %v, want %v", got, tc.want)
+			}
+			if got := sorted(out.field("graph", "id")); !slices.Equal(got, ids) {
+				t.Errorf("rows %v, want %v", got, ids)
+			}
+		})
+	}
+}
