@@ -1,0 +1,98 @@
+package examples_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-etl/ferry/engine"
+)
+
+// vendorRun is a dry run of an example spec, as dryRun, that also returns
+// everything the run let out: stdout, every log line (debug included), the
+// error and the failures of the summary, so that a test can look for a
+// secret in them. now is the run's clock (zero: the real one).
+type vendorRun struct {
+	rows map[string][]map[string]any
+	res  *engine.Result
+	err  error
+	said string // stdout, logs, error and failures, together
+}
+
+func runVendor(t *testing.T, path string, sets map[string]string, now time.Time) vendorRun {
+	t.Helper()
+	f, err := engine.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: sets, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, logs bytes.Buffer
+	opts := engine.RunOptions{DryRun: true, Stdout: &out,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if !now.IsZero() {
+		opts.Now = func() time.Time { return now }
+	}
+	res, err := engine.Run(t.Context(), f, cfg, opts)
+	r := vendorRun{rows: map[string][]map[string]any{}, res: res, err: err}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var l struct {
+			Table string         `json:"table"`
+			Row   map[string]any `json:"row"`
+		}
+		if jerr := json.Unmarshal([]byte(line), &l); jerr != nil {
+			t.Fatalf("not JSON: %q", line)
+		}
+		r.rows[l.Table] = append(r.rows[l.Table], l.Row)
+	}
+	var said strings.Builder
+	said.WriteString(out.String())
+	said.WriteString(logs.String())
+	if err != nil {
+		said.WriteString(err.Error())
+	}
+	if res != nil && res.Summary != nil {
+		for _, f := range res.Summary.Failures {
+			fmt.Fprintf(&said, "\n%s %s %v", f.Stream, f.Parents, f.Err)
+		}
+	}
+	r.said = said.String()
+	return r
+}
+
+// noSecret fails the test when secret, or its base64 in a basic auth
+// header, appears in what the run said.
+func noSecret(t *testing.T, r vendorRun, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if strings.Contains(r.said, s) {
+			t.Errorf("the secret %q appears in the run's output, logs or error", s)
+		}
+	}
+}
+
+// writeJSON answers v with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ids lists a column of rows, in the order written.
+func ids(rows []map[string]any, name string) []string {
+	out := make([]string, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, fmt.Sprint(r[name]))
+	}
+	return out
+}
