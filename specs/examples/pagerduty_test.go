@@ -237,7 +237,7 @@ func TestPagerDutyErrors(t *testing.T) {
 		if r.err == nil {
 			t.Fatalf("the run succeeded with %d incidents: want it to fail", len(r.rows["incidents"]))
 		}
-		for _, w := range []string{"stream incidents", "400", "Invalid Input Provided", "offset + limit must be at most 20", "2026-01-01"} {
+		for _, w := range []string{"stream incidents", "400", "Invalid Input Provided: offset + limit must be at most 20", "2026-01-01"} {
 			if !strings.Contains(r.err.Error(), w) {
 				t.Errorf("the error does not say %q:\n%v", w, r.err)
 			}
