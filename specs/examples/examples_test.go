@@ -179,7 +179,7 @@ func TestSlack(t *testing.T) {
 }
 
 // Port as a source: a JSON token call, then the search API paged by
-// sending `next` back as `from` in the body.
+// sending `next` back as `from` in the body; a 429 is retried.
 func TestPortSource(t *testing.T) {
 	srv := portsim.New(portsim.Options{})
 	defer srv.Close()
@@ -196,6 +196,9 @@ func TestPortSource(t *testing.T) {
 	if err := srv.SeedEntity("team", []byte(`{"identifier":"platform","title":"Platform"}`)); err != nil {
 		t.Fatal(err)
 	}
+	// A rate limit mid-search (Port's 429 carries its error body, which a
+	// rule for Port's errors must not fail): waited out, nothing lost.
+	srv.InjectFault(portsim.Fault{Method: "POST", Path: "*/entities/search", Times: 1, Kind: portsim.FaultThrottle, RetryAfter: "1"})
 	rows, res, err := dryRun(t, "port-source.yaml", map[string]string{"base_url": srv.URL(), "client_id": srv.ClientID(),
 		"client_secret": srv.ClientSecret(), "blueprints": "service, team", "page_size": "3"})
 	if err != nil {
@@ -213,8 +216,12 @@ func TestPortSource(t *testing.T) {
 	if got := srv.CountRequests("POST", "/v1/auth/access_token"); got != 1 {
 		t.Errorf("token requests = %d, want 1", got)
 	}
-	if got := srv.CountRequests("POST", "/v1/blueprints/service/entities/search"); got != 3 {
-		t.Errorf("service searches = %d, want 3 (7 entities, 3 a page)", got)
+	searches := srv.CountRequests("POST", "/v1/blueprints/service/entities/search") + srv.CountRequests("POST", "/v1/blueprints/team/entities/search")
+	if searches != 5 {
+		t.Errorf("searches = %d, want 5 (7 services, 3 a page, and one team), one of them answered 429 and sent again", searches)
+	}
+	if got := stream(res, "entities"); got.Retries != 1 {
+		t.Errorf("entities retries = %d, want 1 (the 429)", got.Retries)
 	}
 	if !res.Summary.Tables["entities"] {
 		t.Errorf("entities not complete: %v", res.Summary.Tables)
