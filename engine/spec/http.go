@@ -2,6 +2,8 @@ package spec
 
 import (
 	"fmt"
+	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -80,6 +82,43 @@ func (p *parser) checkRules(h *HTTP, path string) {
 		if r.Message.Set && (act == "ok" || act == "empty") {
 			p.errorAt(r.Message.P, rp+".message", "message is only used by actions fail, skip and retry, not %s", act)
 		}
+	}
+}
+
+// warnRuleTakes429 warns of a rule that takes a 429 away from the retry
+// that would wait the rate limit out: a catch-all for the API's error
+// bodies (status 4xx, action fail) then fails the run at its first rate
+// limit. Rules are tried in order, a stream's (h) before the top level's
+// (top, nil for the top level itself): the first rule whose status covers
+// 429 decides, and a retry there (with any further condition) is taken as
+// the spec's way of handling rate limits. Nothing is said when retry.on
+// leaves 429 out: it is not retried anyway. The top level's own rules are
+// warned of once, at the top level.
+func (p *parser) warnRuleTakes429(h, top *HTTP) {
+	var on []Int
+	switch {
+	case h.Retry != nil && h.Retry.On != nil:
+		on = h.Retry.On
+	case top != nil && top.Retry != nil && top.Retry.On != nil:
+		on = top.Retry.On
+	}
+	if on != nil && !slices.ContainsFunc(on, func(st Int) bool { return st.V == http.StatusTooManyRequests }) {
+		return
+	}
+	for i := range h.Rules {
+		r := &h.Rules[i]
+		k := slices.IndexFunc(r.ranges, func(sr StatusRange) bool {
+			return sr.Min <= http.StatusTooManyRequests && http.StatusTooManyRequests <= sr.Max
+		})
+		if k < 0 || k >= len(r.Status.V) || !r.Action.Set {
+			continue
+		}
+		if r.Action.V != "retry" {
+			what := map[string]string{"fail": "fails its chain", "skip": "is skipped",
+				"ok": "is stored as data", "empty": "ends its chain as empty"}[r.Action.V]
+			p.warnAt(r.Status.V[k].P, r.path+".status", "%s also matches 429: a rate limit %s instead of being retried after the server's wait; put a rule {status: 429, action: retry} before it", r.Status.V[k].V, what)
+		}
+		return
 	}
 }
 

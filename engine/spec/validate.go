@@ -301,6 +301,12 @@ func (p *parser) checkStreams(f *File) {
 		}
 	}
 	p.checkHTTP(&f.HTTP, "http")
+	p.warnRuleTakes429(&f.HTTP, nil)
+	for i := range f.Streams.Items {
+		if h := f.Streams.Items[i].Value.HTTP; h != nil {
+			p.warnRuleTakes429(h, &f.HTTP)
+		}
+	}
 }
 
 func (p *parser) checkHTTP(h *HTTP, path string) {
