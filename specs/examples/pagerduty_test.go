@@ -55,7 +55,7 @@ func newPDSim(key string, now time.Time) *pdSim {
 	for i, t := range at {
 		s.incidents = append(s.incidents, map[string]any{"id": fmt.Sprintf("PINC%04d", i), "type": "incident", "incident_number": i + 1,
 			"title": fmt.Sprintf("incident %d", i), "status": "resolved", "urgency": "high",
-			"service": map[string]any{"id": fmt.Sprintf("PSVC%03d", i%130), "type": "service_reference"},
+			"service":    map[string]any{"id": fmt.Sprintf("PSVC%03d", i%130), "type": "service_reference"},
 			"created_at": t.Format(time.RFC3339), "last_status_change_at": t.Add(time.Hour).Format(time.RFC3339),
 			"resolved_at": t.Add(time.Hour).Format(time.RFC3339), "html_url": fmt.Sprintf("https://acme.pagerduty.com/incidents/PINC%04d", i)})
 	}

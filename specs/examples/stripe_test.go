@@ -36,7 +36,7 @@ type stripeSim struct {
 }
 
 type stripeFault struct {
-	status      int // 200: an empty list that says has_more
+	status      int    // 200: an empty list that says has_more
 	shouldRetry string // Stripe-Should-Retry, "" for none
 	typ, code   string
 }
