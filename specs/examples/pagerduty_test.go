@@ -173,10 +173,8 @@ var pdNow = time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 // boundary; the 429 is retried; the key is never printed.
 func TestPagerDuty(t *testing.T) {
 	sim := newPDSim(pdKey, pdNow)
-	// The last window's first request is rate limited. (A 429 early in a
-	// run without Retry-After makes engine/fetch's adaptive rate space
-	// every later request to the host further apart, 28 s for this test
-	// instead of 0.05 s: an engine issue, kept out of this test's way.)
+	// The last window's first request is rate limited: after a 429 the
+	// rate control paces the host, which would slow the windows after it.
 	sim.limitSince = "2026-11-27T00:00:00Z"
 	srv := httptest.NewServer(sim)
 	defer srv.Close()

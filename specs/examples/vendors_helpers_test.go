@@ -16,7 +16,8 @@ import (
 // vendorRun is a dry run of an example spec, as dryRun, that also returns
 // everything the run let out: stdout, every log line (debug included), the
 // error and the failures of the summary, so that a test can look for a
-// secret in them. now is the run's clock (zero: the real one).
+// secret in them. now is when the run starts by its clock (zero: the
+// real time).
 type vendorRun struct {
 	rows map[string][]map[string]any
 	res  *engine.Result
@@ -38,7 +39,11 @@ func runVendor(t *testing.T, path string, sets map[string]string, now time.Time)
 	opts := engine.RunOptions{DryRun: true, Stdout: &out,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if !now.IsZero() {
-		opts.Now = func() time.Time { return now }
+		// The clock moves from now: the rate control paces by the run's
+		// clock, and a frozen one would hold each request after a 429 one
+		// pacing interval longer than the last.
+		began := time.Now()
+		opts.Now = func() time.Time { return now.Add(time.Since(began)) }
 	}
 	res, err := engine.Run(t.Context(), f, cfg, opts)
 	r := vendorRun{rows: map[string][]map[string]any{}, res: res, err: err}
@@ -70,8 +75,8 @@ func runVendor(t *testing.T, path string, sets map[string]string, now time.Time)
 	return r
 }
 
-// noSecret fails the test when secret, or its base64 in a basic auth
-// header, appears in what the run said.
+// noSecret fails the test when any of secrets (a key, or the base64 a
+// basic auth header carries) appears in what the run said.
 func noSecret(t *testing.T, r vendorRun, secrets ...string) {
 	t.Helper()
 	for _, s := range secrets {
