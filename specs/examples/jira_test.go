@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ferry-etl/ferry/engine"
 )
 
 // jiraSim answers /rest/api/3/project/search and /rest/api/3/search/jql as
@@ -322,6 +324,9 @@ func TestJiraErrors(t *testing.T) {
 			r := runVendor(t, "jira.yaml", map[string]string{"site": srv.URL, "email": jiraEmail, "api_token": token}, time.Time{})
 			if r.err == nil {
 				t.Fatalf("the run succeeded with %d issues: want it to fail", len(r.rows["issues"]))
+			}
+			if code := engine.ExitCode(r.err, false); code != engine.ExitFailed {
+				t.Errorf("exit code %d, want %d", code, engine.ExitFailed)
 			}
 			for _, w := range c.want {
 				if !strings.Contains(r.err.Error(), w) {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ferry-etl/ferry/engine"
 )
 
 // pdSim answers /services and /incidents as PagerDuty's REST API v2 does
@@ -235,6 +237,9 @@ func TestPagerDutyErrors(t *testing.T) {
 		if r.err == nil {
 			t.Fatalf("the run succeeded with %d incidents: want it to fail", len(r.rows["incidents"]))
 		}
+		if code := engine.ExitCode(r.err, false); code != engine.ExitFailed {
+			t.Errorf("exit code %d, want %d", code, engine.ExitFailed)
+		}
 		for _, w := range []string{"stream incidents", "400", "Invalid Input Provided: offset + limit must be at most 20", "2026-01-01"} {
 			if !strings.Contains(r.err.Error(), w) {
 				t.Errorf("the error does not say %q:\n%v", w, r.err)
@@ -250,6 +255,9 @@ func TestPagerDutyErrors(t *testing.T) {
 		r := runVendor(t, "pagerduty.yaml", map[string]string{"api_url": srv.URL, "api_token": wrong}, pdNow)
 		if r.err == nil || !strings.Contains(r.err.Error(), "401") || !strings.Contains(r.err.Error(), "Unauthorized") {
 			t.Errorf("err = %v, want PagerDuty's 401 Unauthorized", r.err)
+		}
+		if code := engine.ExitCode(r.err, false); code != engine.ExitFailed {
+			t.Errorf("exit code %d, want %d", code, engine.ExitFailed)
 		}
 		noSecret(t, r, wrong)
 	})

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ferry-etl/ferry/engine"
 )
 
 // stripeSim answers /v1/customers, /v1/invoices and /v1/invoices/{id}/lines
@@ -308,6 +310,9 @@ func TestStripeErrors(t *testing.T) {
 			r := runVendor(t, "stripe.yaml", sets, time.Time{})
 			if r.err == nil {
 				t.Fatalf("the run succeeded with %d customers: want it to fail", len(r.rows["customers"]))
+			}
+			if code := engine.ExitCode(r.err, false); code != engine.ExitFailed {
+				t.Errorf("exit code %d, want %d", code, engine.ExitFailed)
 			}
 			for _, w := range c.want {
 				if !strings.Contains(r.said, w) {
