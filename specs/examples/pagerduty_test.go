@@ -1,9 +1,11 @@
 package examples_test
 
 import (
+	"database/sql"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,7 +147,7 @@ func (s *pdSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	end := min(offset+limit, len(list))
-	page := list[min(offset, len(list)):end]
+	page := append([]map[string]any{}, list[min(offset, len(list)):end]...)
 	var total any
 	if q.Get("total") == "true" {
 		total = len(list)
@@ -261,4 +263,58 @@ func TestPagerDutyErrors(t *testing.T) {
 		}
 		noSecret(t, r, wrong)
 	})
+}
+
+// PagerDuty incidents change after the window that created them was read:
+// a later run reads the 30 days before its cursor again, so an incident
+// resolved ten days after it was first read is resolved in the table.
+func TestPagerDutyRerunUpdatesStatus(t *testing.T) {
+	sim := newPDSim(pdKey, pdNow)
+	late := map[string]any{"id": "PLATE01", "type": "incident", "incident_number": 9999, "title": "disk full", "status": "triggered",
+		"urgency": "high", "service": map[string]any{"id": "PSVC001", "type": "service_reference"},
+		"created_at": pdNow.Add(-10 * 24 * time.Hour).Format(time.RFC3339), "last_status_change_at": pdNow.Add(-10 * 24 * time.Hour).Format(time.RFC3339),
+		"resolved_at": nil, "html_url": "https://acme.pagerduty.com/incidents/PLATE01"}
+	sim.incidents = append(sim.incidents, late)
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	f, err := engine.Load("pagerduty.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"api_url": srv.URL, "api_token": pdKey},
+		Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(t.TempDir(), "pd.db")
+	run := func(now time.Time) {
+		t.Helper()
+		if _, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{Dest: "sqlite:" + db, Now: func() time.Time { return now }}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status := func() string {
+		t.Helper()
+		conn, err := sql.Open("sqlite", db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var s string
+		if err := conn.QueryRow(`SELECT status FROM "pagerduty__incidents" WHERE id = 'PLATE01'`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	run(pdNow)
+	if s := status(); s != "triggered" {
+		t.Fatalf("after the first run PLATE01 is %q, want triggered", s)
+	}
+	sim.mu.Lock()
+	late["status"], late["resolved_at"] = "resolved", pdNow.Add(24*time.Hour).Format(time.RFC3339)
+	sim.mu.Unlock()
+	run(pdNow.Add(48 * time.Hour))
+	if s := status(); s != "resolved" {
+		t.Errorf("after the second run PLATE01 is %q, want resolved (read again within the lookback)", s)
+	}
 }
