@@ -142,8 +142,9 @@ func TestGitHub(t *testing.T) {
 	}
 }
 
-// Slack: errors come in 200 answers. A transient one is retried; a channel
-// the app is not in is skipped (counted, not failed, and the messages
+// Slack: errors come in 200 answers. A transient one is retried, and so
+// is a 429 (whose body is an error too); a channel the app is not in is
+// skipped (counted, not failed, and the messages
 // table not reconciled); a bad token fails with Slack's code.
 func TestSlack(t *testing.T) {
 	s := startFixture(t, "slack-api.yaml")
@@ -164,6 +165,9 @@ func TestSlack(t *testing.T) {
 	}
 	if got := len(rows["users"]); got != 2 {
 		t.Errorf("users = %d, want 2", got)
+	}
+	if got := stream(res, "users"); got.Retries != 1 || got.Errors != 0 {
+		t.Errorf("users counters = %+v, want 1 retry (the 429, whose body says ok: false), no error", got)
 	}
 	if got := stream(res, "messages"); got.Skipped != 1 || got.Errors != 0 || got.Retries != 1 {
 		t.Errorf("messages counters = %+v, want 1 skipped (not_in_channel), 1 retry (internal_error), no error", got)
