@@ -177,7 +177,7 @@ func TestSlack(t *testing.T) {
 	}
 
 	_, _, err = dryRun(t, "slack.yaml", map[string]string{"api_url": s.URL(), "token": "xoxb-revoked"})
-	if err == nil || !strings.Contains(err.Error(), "200 OK: rule http.rules[2] (fail): invalid_auth") {
+	if err == nil || !strings.Contains(err.Error(), "200 OK: rule http.rules[3] (fail): invalid_auth") {
 		t.Errorf("a bad token: err = %v, want Slack's invalid_auth from a 200", err)
 	}
 }
