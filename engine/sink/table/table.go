@@ -787,6 +787,14 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 		if newFold == nil {
 			newFold = map[string]int{}
 		}
+		for _, k := range cfg.pk {
+			// A field that folds onto the key's column (ID beside id on
+			// SQLite) does not name it: the key's own name does, whichever
+			// of the two a row's map gave first.
+			if d.be.fold(k) == d.be.fold(name) {
+				name = k
+			}
+		}
 		i := ncur + len(newNames)
 		newNames = append(newNames, name)
 		types = append(types, typ)
