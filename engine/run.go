@@ -106,7 +106,7 @@ func run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *networ
 	if opts.Port.ClientSecret != "" {
 		secrets = append(slices.Clip(secrets), opts.Port.ClientSecret)
 	}
-	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: opts.Now, Credentials: creds,
+	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: poolClock(opts.Now), Credentials: creds,
 		Transport: nw.transport, Sleep: nw.sleep()})
 	nw.pool = pool
 	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
