@@ -138,8 +138,14 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 		// The report is written however the run ends, once flags are read.
 		defer func() {
 			rep := engine.NewRunReport(sp, specPath, res, err, exitCode(ctx, err), *f.dryRun, time.Now())
-			if werr := a.writeReport(*f.report, rep); werr != nil && err == nil {
+			switch werr := a.writeReport(*f.report, rep); {
+			case werr == nil:
+			case err == nil:
 				err = werr
+			default:
+				// The run's own error keeps its exit code; a missing report
+				// is still said.
+				log.Error("report not written", "error", werr.Error())
 			}
 		}()
 	}

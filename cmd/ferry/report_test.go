@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -292,5 +293,45 @@ tables:
 	s := raw.Skipped[0]
 	if s["stream"] != "comments" || s["parents"] != "tickets[id=t2]" || s["page"] != 1.0 || !strings.Contains(fmt.Sprint(s["reason"]), "503") {
 		t.Errorf("skipped request = %v, want stream comments, parents tickets[id=t2], page 1 and the reason", s)
+	}
+}
+
+// TestReportNotWrittenIsSaid: a --report that cannot be written is said,
+// on a failed run too (whose own error keeps the exit code): an
+// orchestrator that finds no report must learn why from stderr.
+func TestReportNotWrittenIsSaid(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/broken" {
+			http.Error(w, "boom", http.StatusBadRequest)
+			return
+		}
+		w.Write([]byte(`[{"id": 1}]`))
+	}))
+	defer api.Close()
+	dir := t.TempDir()
+	t.Chdir(dir)
+	spec := "version: 1\nname: rf\nconfig:\n  url: {required: true}\nhttp:\n  base_url: ${ config.url }\nstreams:\n  items:\n    request: {path: /items}\n  broken:\n    request: {path: /broken}\ntables:\n  items: {from: items}\n  broken: {from: broken}\n"
+	if err := os.WriteFile("rf.yaml", []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "no-such-dir", "report.json")
+	for _, tc := range []struct {
+		name    string
+		streams string
+		code    int
+	}{
+		{"ok run", "items", engine.ExitUsage},
+		{"failed run", "items,broken", engine.ExitFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), []string{"run", "rf.yaml", "--set", "url=" + api.URL, "--streams", tc.streams, "--progress", "none", "--report", missing}, strings.NewReader(""), &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d:\n%s", code, tc.code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "--report") || !strings.Contains(stderr.String(), "no-such-dir") {
+				t.Errorf("stderr does not say the report was not written:\n%s", stderr.String())
+			}
+		})
 	}
 }
