@@ -105,6 +105,10 @@ type PortSummary struct {
 	Errors           []string `json:"errors"`
 	SkippedDeletes   []string `json:"skipped_deletes"`
 	ReconcileErrors  []string `json:"reconcile_errors"` // blueprints whose stale entities could not be listed: nothing deleted
+	// DeleteErrors are stale entities Port did not delete (another entity
+	// relates to them, or Port still holds them): their blueprint is not
+	// reconciled.
+	DeleteErrors []string `json:"delete_errors"`
 }
 
 // FailureReport is one failed request chain or record.
@@ -238,11 +242,11 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 	}
 	var prep *PortSummary
 	rejected := map[string]int64{}
-	notReconciled := map[string]bool{} // its deletion was skipped or its listing failed
+	notReconciled := map[string]bool{} // its deletion was skipped, its listing failed or an entity stayed
 	if res.Dest != nil && res.Dest.Port != nil {
 		p := res.Dest.Port
 		prep = &PortSummary{Owner: p.Owner, Upserted: p.Upserted, Unchanged: p.Unchanged, Rejected: p.Failed, Deleted: p.Deleted, DroppedRelations: p.DroppedRelations,
-			Adopted: p.Adopted, Conflicts: []string{}, Errors: []string{}, SkippedDeletes: []string{}, ReconcileErrors: []string{}}
+			Adopted: p.Adopted, Conflicts: []string{}, Errors: []string{}, SkippedDeletes: []string{}, ReconcileErrors: []string{}, DeleteErrors: []string{}}
 		for _, c := range p.Conflicts {
 			owner := c.Owner
 			if owner == "" {
@@ -257,6 +261,10 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 		for _, e := range p.Errors {
 			prep.Errors = append(prep.Errors, e.Error())
 			rejected[e.Blueprint]++
+		}
+		for _, e := range p.DeleteErrors {
+			prep.DeleteErrors = append(prep.DeleteErrors, e.Error())
+			notReconciled[e.Blueprint] = true
 		}
 		for _, s := range p.SkippedDeletes {
 			prep.SkippedDeletes = append(prep.SkippedDeletes, s.Blueprint+": "+s.Reason)

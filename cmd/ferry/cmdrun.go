@@ -373,6 +373,9 @@ func printSummary(w io.Writer, rep *engine.RunReport, dest string, width int) {
 		for _, e := range p.ReconcileErrors {
 			line("  reconciliation failed: " + e)
 		}
+		for _, e := range p.DeleteErrors {
+			line("  not deleted: " + e)
+		}
 	}
 	if len(rep.Hosts) > 0 {
 		line("")

@@ -335,3 +335,64 @@ func TestReportNotWrittenIsSaid(t *testing.T) {
 		})
 	}
 }
+
+// TestReportNamesUndeletedStaleEntities: a stale entity Port refuses to
+// delete (another entity relates to it) is logged, and the report names it
+// too, with its blueprint not reconciled: an orchestrator reading the
+// report must not see a reconciled catalog that still holds it.
+func TestReportNamesUndeletedStaleEntities(t *testing.T) {
+	sch := reportSchema(t)
+	ids := `[{"id": "1"}, {"id": "2"}]`
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(ids))
+	}))
+	defer api.Close()
+	port := portsim.New(portsim.Options{RateLimit: -1})
+	defer port.Close()
+	dir := t.TempDir()
+	t.Chdir(dir)
+	spec := "version: 1\nname: stale\nconfig:\n  url: {required: true}\nhttp:\n  base_url: ${ config.url }\nstreams:\n  items:\n    request: {path: /items}\nport:\n  blueprints: bp.json\n  entities:\n    - {blueprint: item, from: items, identifier: .id}\n"
+	for name, body := range map[string]string{
+		"spec.yaml": spec,
+		"bp.json":   `[{"identifier": "item", "title": "Item", "schema": {"properties": {}, "required": []}}]`,
+		".env":      "PORT_CLIENT_ID=" + port.ClientID() + "\nPORT_CLIENT_SECRET=" + port.ClientSecret() + "\nPORT_BASE_URL=" + port.URL() + "\n",
+	} {
+		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ferry := func() (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), []string{"run", "spec.yaml", "--set", "url=" + api.URL, "--progress", "none", "--report", "report.json"}, strings.NewReader(""), &stdout, &stderr)
+		return code, stderr.String()
+	}
+	if code, stderr := ferry(); code != engine.ExitOK {
+		t.Fatalf("first run: exit %d:\n%s", code, stderr)
+	}
+	// A hand-made entity relates to item 2, which the next run finds stale.
+	if err := port.SeedBlueprint([]byte(`{"identifier": "note", "title": "Note", "schema": {"properties": {}}, "relations": {"item": {"title": "Item", "target": "item", "many": false, "required": false}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := port.SeedEntity("note", []byte(`{"identifier": "n1", "relations": {"item": "2"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	ids = `[{"id": "1"}]`
+	_, stderr := ferry()
+	if port.Entity("item", "2") == nil {
+		t.Fatalf("Port deleted item 2 despite its dependent:\n%s", stderr)
+	}
+	data, err := os.ReadFile("report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := checkReport(t, sch, data)
+	if rep.Port == nil || len(rep.Port.DeleteErrors) != 1 || !strings.Contains(rep.Port.DeleteErrors[0], `blueprint item entity "2"`) {
+		t.Errorf("port: %+v, want item 2 among delete_errors", rep.Port)
+	}
+	if len(rep.Blueprints) != 1 || rep.Blueprints[0].Reconciled {
+		t.Errorf("blueprints: %+v, want item not reconciled", rep.Blueprints)
+	}
+	if !strings.Contains(stderr, `not deleted: blueprint item entity "2"`) {
+		t.Errorf("the summary does not name the entity not deleted:\n%s", stderr)
+	}
+}
