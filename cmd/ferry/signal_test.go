@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -127,5 +129,65 @@ port:
 	}
 	if code := cmd.ProcessState.ExitCode(); code != engine.ExitInterrupted {
 		t.Errorf("exit %d, want %d:\n%s", code, engine.ExitInterrupted, strings.Join(seen, "\n"))
+	}
+}
+
+// TestDryRunIntoClosedPipe: `ferry run --dry-run | head -1` whose reader
+// is gone before the rows are printed is a dry run cut short: ferry says so
+// (exit 1, not a silent death by SIGPIPE) and the --report it was given
+// is written, with the failure, as it is however a run ends.
+func TestDryRunIntoClosedPipe(t *testing.T) {
+	bin := ferryBin(t)
+	var rows strings.Builder
+	rows.WriteString("[")
+	for i := range 5000 { // far more than a pipe's buffer
+		if i > 0 {
+			rows.WriteString(",")
+		}
+		fmt.Fprintf(&rows, `{"id": %d, "name": "item number %d"}`, i, i)
+	}
+	rows.WriteString("]")
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(rows.String()))
+	}))
+	defer api.Close()
+	dir := t.TempDir()
+	spec := "version: 1\nname: pipe\nconfig:\n  url: {required: true}\nhttp:\n  base_url: ${ config.url }\nstreams:\n  items:\n    request: {path: /items}\ntables:\n  items: {from: items, primary_key: [id]}\n"
+	if err := os.WriteFile(filepath.Join(dir, "spec.yaml"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close() // the reader has gone: every write to the pipe fails
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "run", "spec.yaml", "--dry-run", "--set", "url="+api.URL, "--progress", "none", "--report", "report.json")
+	cmd.Dir = dir
+	cmd.Stdout = w
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	w.Close()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		t.Fatalf("ferry was killed by %v (%v): no report, no message", ws.Signal(), err)
+	}
+	if code := cmd.ProcessState.ExitCode(); code != engine.ExitFailed {
+		t.Errorf("exit %d, want %d:\n%s", code, engine.ExitFailed, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "broken pipe") {
+		t.Errorf("stderr does not say the output was cut:\n%s", stderr.String())
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatalf("no report: %v", err)
+	}
+	var rep engine.RunReport
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status != "failed" || !strings.Contains(rep.Error, "broken pipe") {
+		t.Errorf("report: status %q, error %q; want failed, naming the broken pipe", rep.Status, rep.Error)
 	}
 }
