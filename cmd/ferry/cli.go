@@ -317,7 +317,8 @@ func (l *listFlag) Set(v string) error {
 }
 
 // durationFlag is flag.Duration with an error that says what a duration
-// looks like (the flag package says only "parse error").
+// looks like (the flag package says only "parse error"), refusing one not
+// longer than 0.
 type durationFlag struct{ d *time.Duration }
 
 func (f durationFlag) String() string {
@@ -331,6 +332,11 @@ func (f durationFlag) Set(v string) error {
 	d, err := time.ParseDuration(v)
 	if err != nil {
 		return fmt.Errorf("want a duration such as 24h or 90m, got %q", v)
+	}
+	if d <= 0 {
+		// The engine reads 0 as its default and a negative as "always":
+		// neither is what the number says.
+		return fmt.Errorf("want a duration longer than 0, such as 24h or 90m, got %q", v)
 	}
 	*f.d = d
 	return nil
