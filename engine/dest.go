@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -74,7 +76,15 @@ type destinations struct {
 	// (the run's counts: a row refused by the database is not written).
 	committed func(rows []sink.Row)
 	resuming  bool // the destination held checkpoints of an unfinished sync
-	some      bool // --streams: the run produces some streams only
+	// portCursors are the incremental cursors that wait for Port, with
+	// the blueprints they feed (runner.PortCursors). Their checkpoints are
+	// held, not committed, until Port has taken the run's entities: a sync
+	// that is then abandoned (--resume-within) starts again from the
+	// cursors Port has everything below.
+	portCursors map[string][]string
+	held        []sink.Checkpoint
+	heldAt      map[partKey]int
+	some        bool // --streams: the run produces some streams only
 }
 
 // syncKey is the state entry that dates the sync a run belongs to. It is
@@ -150,6 +160,9 @@ func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOp
 			return nil, fmt.Errorf("port: blueprints: %w", err)
 		}
 		d.port = ps
+		if d.tables != nil {
+			d.portCursors = runner.PortCursors(f)
+		}
 	}
 	return d, nil
 }
@@ -381,6 +394,19 @@ func (d *destinations) Checkpoint(ctx context.Context, cp sink.Checkpoint) error
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	k := partKey{cp.Stream, cp.Partition}
+	if _, ok := d.portCursors[cp.Stream]; ok {
+		// A cursor has no rows of its own: nothing pending waits for it.
+		if i, ok := d.heldAt[k]; ok {
+			d.held[i] = cp
+		} else {
+			if d.heldAt == nil {
+				d.heldAt = map[partKey]int{}
+			}
+			d.heldAt[k] = len(d.held)
+			d.held = append(d.held, cp)
+		}
+		return nil
+	}
 	d.rows = append(d.rows, d.pending[k]...)
 	delete(d.pending, k)
 	if i, ok := d.cpAt[k]; ok {
@@ -453,6 +479,7 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 	rep := &Report{Tables: map[string]int{}}
 	fatal := runErr != nil && !isRunError(runErr)
 	var errs []error
+	tablesOK := false // every row and checkpoint given is committed
 	if d.tables != nil {
 		d.mu.Lock()
 		// Rows of a page whose checkpoint never came: a resumed run fetches
@@ -471,6 +498,7 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 		if err != nil {
 			errs = append(errs, err)
 		}
+		tablesOK = err == nil
 		if dropped > 0 && runErr == nil && err == nil {
 			// Every page the runner gives rows for ends with a checkpoint;
 			// ending the sync now would clear the checkpoints that make
@@ -510,6 +538,9 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 		}
 		prep, err := d.port.Finish(ctx, complete)
 		rep.Port = &prep
+		if cerr := d.commitPortCursors(ctx, &prep, err, tablesOK); cerr != nil {
+			errs = append(errs, cerr)
+		}
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "port: ") {
 				err = fmt.Errorf("port: %w", err)
@@ -517,7 +548,44 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 			errs = append(errs, err)
 		}
 	}
+	if len(d.held) > 0 && fatal {
+		d.log.Warn("cursors of streams feeding Port not advanced: the run ended before Port was sent its entities; the next run reads those records again", "cursors", len(d.held))
+	}
 	return rep, errors.Join(errs...)
+}
+
+// commitPortCursors commits the held cursors of the streams whose
+// blueprints Port took whole: Finish reported no entity of theirs failed,
+// and its error, if any, is only the per-entity or reconciliation one
+// (after any other error the report may not tell what was sent). Cursors
+// are committed after their rows, so only when every row is (tablesOK).
+// The others stay where they were: the next run reads those records
+// again and sends their entities, whether it resumes the sync or not.
+func (d *destinations) commitPortCursors(ctx context.Context, prep *port.Report, finishErr error, tablesOK bool) error {
+	if len(d.held) == 0 {
+		return nil
+	}
+	trusted := finishErr == nil || errors.Is(finishErr, port.ErrEntitiesFailed) || errors.Is(finishErr, port.ErrReconcileFailed)
+	var commit []sink.Checkpoint
+	kept := map[string]bool{}
+	for _, cp := range d.held {
+		ok := tablesOK && trusted
+		for _, bp := range d.portCursors[cp.Stream] {
+			ok = ok && prep.Blueprints[bp].Failed == 0
+		}
+		if ok {
+			commit = append(commit, cp)
+		} else {
+			kept[strings.TrimSuffix(cp.Stream, runner.WatermarkSuffix)] = true
+		}
+	}
+	if len(kept) > 0 {
+		d.log.Warn("cursors of streams feeding Port not advanced: Port did not take all of their entities; the next run reads those records again", "streams", slices.Sorted(maps.Keys(kept)))
+	}
+	if err := d.tables.Write(ctx, nil, commit); err != nil {
+		return fmt.Errorf("write cursors of streams feeding Port: %w", err)
+	}
+	return nil
 }
 
 // ranStreams names the streams this run fetched: only their checkpoints

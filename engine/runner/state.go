@@ -118,6 +118,41 @@ func pending(failed []recordPos, cp *pageState, at position, retried map[retryKe
 // are kept until --full-refresh.
 const WatermarkSuffix = "@cursor"
 
+// PortCursors names the incremental cursors that must wait for Port: by
+// state key ("<stream>@cursor"), the blueprints fed by the stream's
+// records or by those of a stream below it (for_each, batch). Entities
+// reach Port only when a run ends, while a cursor is committed with its
+// chain's last rows: a cursor committed before Port took those entities
+// would let the next sync that does not resume read past them, and they
+// would never be sent. The Output commits these once Port has them.
+func PortCursors(f *spec.File) map[string][]string {
+	out := map[string][]string{}
+	if f.Port == nil {
+		return out
+	}
+	for i := range f.Port.Entities {
+		e := &f.Port.Entities[i]
+		seen := map[*spec.Stream]bool{}
+		var up func(s *spec.Stream)
+		up = func(s *spec.Stream) {
+			if s == nil || seen[s] {
+				return
+			}
+			seen[s] = true
+			if s.Incremental != nil {
+				k := s.Name + WatermarkSuffix
+				if !slices.Contains(out[k], e.Blueprint.V) {
+					out[k] = append(out[k], e.Blueprint.V)
+				}
+			}
+			up(s.Parent())
+			up(s.BatchOf())
+		}
+		up(f.Stream(e.From.V))
+	}
+	return out
+}
+
 // checkpoint hands a page's checkpoint to an Output that keeps state.
 func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *pageState, out Output) error {
 	cp, ok := out.(Checkpointer)

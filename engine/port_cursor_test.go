@@ -1,0 +1,153 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ferry-etl/ferry/engine"
+)
+
+// portCursorSpec has three incremental streams: items feeds Port (and a
+// table); tickets feeds only a table, but its child comments feeds Port;
+// logs feeds only a table. late reads a lookup, so it runs in a later
+// stage, once the others are done: a test interrupts the run there.
+const portCursorSpec = specHead + `streams:
+  items:
+    incremental: {cursor: .updated, initial: "0"}
+    request:
+      path: /items
+      query: {since: '${ cursor }'}
+  tickets:
+    incremental: {cursor: .updated, initial: "0"}
+    request:
+      path: /tickets
+      query: {since: '${ cursor }'}
+  comments:
+    for_each: tickets
+    request:
+      path: /tickets/${ parent.id }/comments
+  logs:
+    incremental: {cursor: .updated, initial: "0"}
+    request:
+      path: /logs
+      query: {since: '${ cursor }'}
+  kinds:
+    request: {path: /kinds}
+  late:
+    request:
+      path: /late/${ lookups.kind["k"] }
+lookups:
+  kind:
+    from: kinds
+    key: .id
+    value: .name
+tables:
+  items: {from: items, primary_key: [id]}
+  tickets: {from: tickets, primary_key: [id]}
+  logs: {from: logs, primary_key: [id]}
+  late: {from: late, primary_key: [id]}
+port:
+  blueprints: bp.json
+  entities:
+    - blueprint: item
+      from: items
+      identifier: .id
+      properties: {v: .v}
+    - blueprint: group
+      from: comments
+      identifier: .id
+`
+
+// servePortCursor serves the records of portCursorSpec; /late calls late
+// (when set) before answering.
+func servePortCursor(fx *fixture, late func()) {
+	since := func(path string, recs ...map[string]any) {
+		fx.mu.Lock()
+		defer fx.mu.Unlock()
+		fx.routes[path] = func(w http.ResponseWriter, r *http.Request) {
+			out := []any{}
+			for _, x := range recs {
+				if x["updated"].(string) > r.URL.Query().Get("since") {
+					out = append(out, x)
+				}
+			}
+			json.NewEncoder(w).Encode(out)
+		}
+	}
+	since("/items", map[string]any{"id": "i1", "updated": "1", "v": "a"}, map[string]any{"id": "i2", "updated": "2", "v": "b"})
+	since("/tickets", map[string]any{"id": "t1", "updated": "1"})
+	since("/logs", map[string]any{"id": "l1", "updated": "5"})
+	fx.json("/tickets/t1/comments", []any{map[string]any{"id": "c1"}})
+	fx.json("/kinds", []any{map[string]any{"id": "k", "name": "x"}})
+	fx.mu.Lock()
+	fx.routes["/late/x"] = func(w http.ResponseWriter, r *http.Request) {
+		if late != nil {
+			late()
+		}
+		json.NewEncoder(w).Encode([]any{map[string]any{"id": 1}})
+	}
+	fx.mu.Unlock()
+}
+
+// runCtx is fx.run with its own context.
+func (fx *fixture) runCtx(ctx context.Context, opts engine.RunOptions) (*engine.Result, error) {
+	fx.t.Helper()
+	cfg, err := engine.ResolveConfig(fx.spec, engine.ConfigSources{Sets: map[string]string{"url": fx.api.URL}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		fx.t.Fatal(err)
+	}
+	opts.Dest = fx.db
+	opts.Port = engine.PortOptions{BaseURL: fx.port.URL(), ClientID: fx.port.ClientID(), ClientSecret: fx.port.ClientSecret()}
+	return engine.Run(ctx, fx.spec, cfg, opts)
+}
+
+// TestExpiredSyncStillSendsPortEntities: a run interrupted after its
+// incremental streams were read sends nothing to Port (entities go at the
+// end of a run). The next run, past --resume-within, does not resume that
+// sync; it must still read those records again from the cursors they were
+// read under, and deliver them to Port: the entities of items, and of
+// comments below the incremental tickets. The table-only logs stream keeps
+// the cursor committed with its rows.
+func TestExpiredSyncStillSendsPortEntities(t *testing.T) {
+	fx := newFixture(t, portCursorSpec, itemBlueprint)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	servePortCursor(fx, cancel)
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	_, err := fx.runCtx(ctx, engine.RunOptions{Now: func() time.Time { return start }})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("first run: %v, want it interrupted", err)
+	}
+	if n := len(fx.port.Catalog().Entities); n != 0 {
+		t.Fatalf("the interrupted run sent %d entities to Port; this test needs none sent", n)
+	}
+	if got := fx.query(`SELECT id FROM "nl__items" ORDER BY id`); !slices.Equal(got, []string{"i1", "i2"}) {
+		t.Fatalf("items table after the interrupted run = %v, want its rows committed", got)
+	}
+	servePortCursor(fx, nil)
+	// The table-only stream's cursor was committed with its rows by the
+	// interrupted run: the second run asks only for what changed after it.
+	fx.mu.Lock()
+	fx.routes["/logs"] = func(w http.ResponseWriter, r *http.Request) {
+		if s := r.URL.Query().Get("since"); s != "5" {
+			http.Error(w, "logs asked since "+s+", want 5", http.StatusTeapot)
+			return
+		}
+		w.Write([]byte("[]"))
+	}
+	fx.mu.Unlock()
+	if _, err := fx.runCtx(t.Context(), engine.RunOptions{Now: func() time.Time { return start.Add(48 * time.Hour) }}); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if got := fx.entities("item"); !slices.Equal(got, []string{"i1", "i2"}) {
+		t.Errorf("item entities = %v, want i1 and i2: read under a cursor Port never got them for", got)
+	}
+	if got := fx.entities("group"); !slices.Equal(got, []string{"c1"}) {
+		t.Errorf("group entities = %v, want c1: its incremental parent's cursor moved past t1", got)
+	}
+}
