@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferry-etl/ferry/engine"
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
 )
 
 // portCursorSpec has three incremental streams: items feeds Port (and a
@@ -149,5 +150,45 @@ func TestExpiredSyncStillSendsPortEntities(t *testing.T) {
 	}
 	if got := fx.entities("group"); !slices.Equal(got, []string{"c1"}) {
 		t.Errorf("group entities = %v, want c1: its incremental parent's cursor moved past t1", got)
+	}
+}
+
+// TestPortRejectionKeepsItsStreamsCursor: a run that read everything but
+// whose entity Port refused ends its sync (the tables have every row), so
+// nothing resumes it. The cursor of the stream feeding that blueprint must
+// not have moved past the refused entity: the next run reads those records
+// again and sends them. A stream whose blueprint Port took whole keeps
+// its new cursor.
+func TestPortRejectionKeepsItsStreamsCursor(t *testing.T) {
+	fx := newFixture(t, portCursorSpec, itemBlueprint)
+	servePortCursor(fx, nil)
+	fx.port.RejectEntity("item", "i1", http.StatusUnprocessableEntity, "invalid", "refused for the test")
+	_, err := fx.runCtx(t.Context(), engine.RunOptions{})
+	if !errors.Is(err, engine.ErrPortEntitiesFailed) {
+		t.Fatalf("first run: %v, want Port's refusal", err)
+	}
+	if got := fx.entities("item"); !slices.Equal(got, []string{"i2"}) {
+		t.Fatalf("item entities after the first run = %v, want i2 only (i1 refused)", got)
+	}
+	// Port takes everything now (a fresh one: the refusal cannot be lifted).
+	fx.port = portsim.New(portsim.Options{RateLimit: -1})
+	t.Cleanup(fx.port.Close)
+	fx.mu.Lock()
+	fx.routes["/tickets"] = func(w http.ResponseWriter, r *http.Request) {
+		if s := r.URL.Query().Get("since"); s != "1" {
+			http.Error(w, "tickets asked since "+s+", want 1", http.StatusTeapot)
+			return
+		}
+		w.Write([]byte("[]"))
+	}
+	fx.mu.Unlock()
+	if _, err := fx.runCtx(t.Context(), engine.RunOptions{}); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if got := fx.entities("item"); !slices.Equal(got, []string{"i1", "i2"}) {
+		t.Errorf("item entities = %v, want i1 and i2: the cursor moved past the entity Port refused", got)
+	}
+	if got := fx.entities("group"); len(got) != 0 {
+		t.Errorf("group entities = %v, want none: Port had them, their streams' cursors moved on", got)
 	}
 }
