@@ -67,22 +67,9 @@ port:
 // servePortCursor serves the records of portCursorSpec; /late calls late
 // (when set) before answering.
 func servePortCursor(fx *fixture, late func()) {
-	since := func(path string, recs ...map[string]any) {
-		fx.mu.Lock()
-		defer fx.mu.Unlock()
-		fx.routes[path] = func(w http.ResponseWriter, r *http.Request) {
-			out := []any{}
-			for _, x := range recs {
-				if x["updated"].(string) > r.URL.Query().Get("since") {
-					out = append(out, x)
-				}
-			}
-			json.NewEncoder(w).Encode(out)
-		}
-	}
-	since("/items", map[string]any{"id": "i1", "updated": "1", "v": "a"}, map[string]any{"id": "i2", "updated": "2", "v": "b"})
-	since("/tickets", map[string]any{"id": "t1", "updated": "1"})
-	since("/logs", map[string]any{"id": "l1", "updated": "5"})
+	serveSince(fx, "/items", map[string]any{"id": "i1", "updated": "1", "v": "a"}, map[string]any{"id": "i2", "updated": "2", "v": "b"})
+	serveSince(fx, "/tickets", map[string]any{"id": "t1", "updated": "1"})
+	serveSince(fx, "/logs", map[string]any{"id": "l1", "updated": "5"})
 	fx.json("/tickets/t1/comments", []any{map[string]any{"id": "c1"}})
 	fx.json("/kinds", []any{map[string]any{"id": "k", "name": "x"}})
 	fx.mu.Lock()
@@ -93,6 +80,21 @@ func servePortCursor(fx *fixture, late func()) {
 		json.NewEncoder(w).Encode([]any{map[string]any{"id": 1}})
 	}
 	fx.mu.Unlock()
+}
+
+// serveSince serves at path the records updated after ?since=.
+func serveSince(fx *fixture, path string, recs ...map[string]any) {
+	fx.mu.Lock()
+	defer fx.mu.Unlock()
+	fx.routes[path] = func(w http.ResponseWriter, r *http.Request) {
+		out := []any{}
+		for _, x := range recs {
+			if x["updated"].(string) > r.URL.Query().Get("since") {
+				out = append(out, x)
+			}
+		}
+		json.NewEncoder(w).Encode(out)
+	}
 }
 
 // runCtx is fx.run with its own context.
@@ -190,5 +192,37 @@ func TestPortRejectionKeepsItsStreamsCursor(t *testing.T) {
 	}
 	if got := fx.entities("group"); len(got) != 0 {
 		t.Errorf("group entities = %v, want none: Port had them, their streams' cursors moved on", got)
+	}
+}
+
+// TestExpiredFullRefreshStillSendsPortEntities: a --full-refresh run reads
+// from the initial cursors; interrupted before Port got its entities, and
+// not resumed (too old), the next run must not start from the cursors it
+// read under: the change to i1 it read reaches Port.
+func TestExpiredFullRefreshStillSendsPortEntities(t *testing.T) {
+	fx := newFixture(t, portCursorSpec, itemBlueprint)
+	servePortCursor(fx, nil)
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := fx.runCtx(t.Context(), engine.RunOptions{Now: func() time.Time { return start }}); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	servePortCursor(fx, cancel)
+	changed := func() {
+		serveSince(fx, "/items", map[string]any{"id": "i1", "updated": "3", "v": "new"}, map[string]any{"id": "i2", "updated": "2", "v": "b"})
+	}
+	changed()
+	_, err := fx.runCtx(ctx, engine.RunOptions{FullRefresh: true, Now: func() time.Time { return start.Add(time.Hour) }})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("full refresh: %v, want it interrupted", err)
+	}
+	servePortCursor(fx, nil)
+	changed()
+	if _, err := fx.runCtx(t.Context(), engine.RunOptions{Now: func() time.Time { return start.Add(48 * time.Hour) }}); err != nil {
+		t.Fatalf("third run: %v", err)
+	}
+	if v := fx.port.Entity("item", "i1")["properties"].(map[string]any)["v"]; v != "new" {
+		t.Errorf("i1 in Port has v = %v, want the change the full refresh read", v)
 	}
 }
