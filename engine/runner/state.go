@@ -180,7 +180,8 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 	if ps.cursor != nil {
 		// Committed with the chain's last rows: a crash before it leaves
 		// the old cursor, and the next run reads those records again. A
-		// parent's cursor waits for its children (cursorGate).
+		// parent's cursor waits for its children (cursorGate); a cursor
+		// feeding Port waits for Port in the Output (PortCursors).
 		var cur []byte
 		var err error
 		if rn.batchStream {
