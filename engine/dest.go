@@ -396,34 +396,32 @@ func (d *destinations) Checkpoint(ctx context.Context, cp sink.Checkpoint) error
 	k := partKey{cp.Stream, cp.Partition}
 	if _, ok := d.portCursors[cp.Stream]; ok {
 		// A cursor has no rows of its own: nothing pending waits for it.
-		if i, ok := d.heldAt[k]; ok {
-			d.held[i] = cp
-		} else {
-			if d.heldAt == nil {
-				d.heldAt = map[partKey]int{}
-			}
-			d.heldAt[k] = len(d.held)
-			d.held = append(d.held, cp)
-		}
+		setCheckpoint(&d.held, &d.heldAt, k, cp)
 		return nil
 	}
 	d.rows = append(d.rows, d.pending[k]...)
 	delete(d.pending, k)
-	if i, ok := d.cpAt[k]; ok {
-		d.cps[i] = cp
-	} else {
-		if d.cpAt == nil {
-			d.cpAt = map[partKey]int{}
-		}
-		d.cpAt[k] = len(d.cps)
-		d.cps = append(d.cps, cp)
-	}
+	setCheckpoint(&d.cps, &d.cpAt, k, cp)
 	// Checkpoints count too: chains of few rows (a fan-out over thousands
 	// of parents) must not pile them up in memory.
 	if len(d.rows) >= d.batch || len(d.cps) >= d.batch || cp.Flush {
 		return d.flushLocked(ctx)
 	}
 	return nil
+}
+
+// setCheckpoint puts cp into cps, replacing the one of its partition k
+// (at says where each partition's is): only the latest counts.
+func setCheckpoint(cps *[]sink.Checkpoint, at *map[partKey]int, k partKey, cp sink.Checkpoint) {
+	if i, ok := (*at)[k]; ok {
+		(*cps)[i] = cp
+		return
+	}
+	if *at == nil {
+		*at = map[partKey]int{}
+	}
+	(*at)[k] = len(*cps)
+	*cps = append(*cps, cp)
 }
 
 func (d *destinations) flushLocked(ctx context.Context) error {
