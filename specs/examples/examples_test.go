@@ -48,8 +48,14 @@ func dryRun(t *testing.T, path string, sets map[string]string) (map[string][]map
 	}
 	var out bytes.Buffer
 	res, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{DryRun: true, Stdout: &out})
+	return tableRows(t, out.String()), res, err
+}
+
+// tableRows reads a dry run's output into its rows by table.
+func tableRows(t *testing.T, out string) map[string][]map[string]any {
+	t.Helper()
 	rows := map[string][]map[string]any{}
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if line == "" {
 			continue
 		}
@@ -62,7 +68,7 @@ func dryRun(t *testing.T, path string, sets map[string]string) (map[string][]map
 		}
 		rows[l.Table] = append(rows[l.Table], l.Row)
 	}
-	return rows, res, err
+	return rows
 }
 
 // column lists one column of a table's rows, sorted.

@@ -39,27 +39,12 @@ func runVendor(t *testing.T, path string, sets map[string]string, now time.Time)
 	opts := engine.RunOptions{DryRun: true, Stdout: &out,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	if !now.IsZero() {
-		// The clock moves from now: the rate control paces by the run's
-		// clock, and a frozen one would hold each request after a 429 one
-		// pacing interval longer than the last.
-		began := time.Now()
-		opts.Now = func() time.Time { return now.Add(time.Since(began)) }
+		// A pinned clock, as a ferry test case's now: gives (the HTTP
+		// pool's waits still pass in real time).
+		opts.Now = func() time.Time { return now }
 	}
 	res, err := engine.Run(t.Context(), f, cfg, opts)
-	r := vendorRun{rows: map[string][]map[string]any{}, res: res, err: err}
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var l struct {
-			Table string         `json:"table"`
-			Row   map[string]any `json:"row"`
-		}
-		if jerr := json.Unmarshal([]byte(line), &l); jerr != nil {
-			t.Fatalf("not JSON: %q", line)
-		}
-		r.rows[l.Table] = append(r.rows[l.Table], l.Row)
-	}
+	r := vendorRun{rows: tableRows(t, out.String()), res: res, err: err}
 	var said strings.Builder
 	said.WriteString(out.String())
 	said.WriteString(logs.String())
