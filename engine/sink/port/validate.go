@@ -1,12 +1,17 @@
 package port
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"math/big"
 	"net/mail"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -222,6 +227,9 @@ func checkValue(d Property, v any) error {
 			return err
 		}
 	case "number":
+		if err := checkDouble(v); err != nil {
+			return err
+		}
 		if _, ok := jsonv.Float(v); !ok {
 			return fmt.Errorf("must be a number, got %s", jsonType(v))
 		}
@@ -233,10 +241,16 @@ func checkValue(d Property, v any) error {
 		if _, ok := asObject(v); !ok {
 			return fmt.Errorf("must be an object, got %s", jsonType(v))
 		}
+		if err := checkDoubles(v); err != nil {
+			return err
+		}
 	case "array":
 		list, ok := asList(v)
 		if !ok {
 			return fmt.Errorf("must be an array, got %s", jsonType(v))
+		}
+		if err := checkDoubles(v); err != nil {
+			return err
 		}
 		if d.Items != nil {
 			for i, x := range list {
@@ -251,6 +265,59 @@ func checkValue(d Property, v any) error {
 	}
 	if len(d.Enum) > 0 && !slices.ContainsFunc(d.Enum, func(e any) bool { return sameJSON(e, v) }) {
 		return fmt.Errorf("must be one of %v", d.Enum)
+	}
+	return nil
+}
+
+// checkDoubles finds a number in v, at any depth, that checkDouble
+// refuses: an object or array property is sent as it is, and Port would
+// not keep such a number as it was mapped.
+func checkDoubles(v any) error {
+	switch x := v.(type) {
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			if err := checkDoubles(x[k]); err != nil {
+				return fmt.Errorf("%s: %w", k, err)
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if err := checkDoubles(e); err != nil {
+				return fmt.Errorf("item %d: %w", i, err)
+			}
+		}
+	default:
+		return checkDouble(v)
+	}
+	return nil
+}
+
+// checkDouble refuses a number beyond the range of a double (1e400), or
+// not a number at all (NaN): Port keeps numbers as doubles, so it would
+// hold something else (infinity, or null), silently. Other values pass.
+func checkDouble(v any) error {
+	var f float64
+	switch x := v.(type) {
+	case json.Number:
+		var err error
+		if f, err = strconv.ParseFloat(string(x), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
+			return nil // not a number literal: encoding reports it
+		}
+	case *big.Int:
+		f, _ = new(big.Float).SetInt(x).Float64()
+	case float64:
+		f = x
+	case float32:
+		f = float64(x)
+	default:
+		return nil
+	}
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		s := fmt.Sprint(v)
+		if len(s) > 40 {
+			s = s[:37] + "..."
+		}
+		return fmt.Errorf("number %s is beyond the range of a double, in which Port keeps numbers", s)
 	}
 	return nil
 }

@@ -68,6 +68,13 @@ func TestValidateEntity(t *testing.T) {
 		{"string wrong", func(d map[string]any) { props(d)["s"] = 1.0 }, []string{"properties.s"}},
 		{"number json.Number", func(d map[string]any) { props(d)["n"] = json.Number("3.5") }, nil},
 		{"number int", func(d map[string]any) { props(d)["n"] = 3 }, nil},
+		{"number beyond a double", func(d map[string]any) { props(d)["n"] = json.Number("-1e400") }, []string{"properties.n"}},
+		{"number in object beyond a double", func(d map[string]any) {
+			props(d)["o"] = map[string]any{"k": []any{1, json.Number("1e309")}}
+		}, []string{"properties.o"}},
+		{"number in object within a double", func(d map[string]any) {
+			props(d)["o"] = map[string]any{"k": []any{1, json.Number("1e308"), json.Number("1e-400")}}
+		}, nil},
 		{"number wrong", func(d map[string]any) { props(d)["n"] = "3" }, []string{"properties.n"}},
 		{"boolean wrong", func(d map[string]any) { props(d)["b"] = "true" }, []string{"properties.b"}},
 		{"object wrong", func(d map[string]any) { props(d)["o"] = []any{} }, []string{"properties.o"}},

@@ -1,0 +1,67 @@
+package port
+
+import (
+	"encoding/json"
+	"errors"
+	"math/big"
+	"strings"
+	"testing"
+
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
+	"github.com/ferry-etl/ferry/engine/sink"
+)
+
+// valuesBlueprint has one property of each free-form type.
+const valuesBlueprint = `{"identifier":"probe","title":"Probe","schema":{"properties":{
+ "s":{"type":"string"},"n":{"type":"number"},"o":{"type":"object"},"a":{"type":"array"}}}}`
+
+func probeEntity(id string, props map[string]any) sink.Entity {
+	return sink.Entity{Blueprint: "probe", Data: map[string]any{"identifier": id, "properties": props, "relations": map[string]any{}}}
+}
+
+// A number beyond a double's range is reported with its entity, wherever
+// it is — inside an object or array property too — and never sent: Port
+// keeps numbers as doubles (in Port it would become something else; in
+// the simulator, which keeps it, it made every later listing of the
+// blueprint unreadable, so its reconciliation failed and nothing of it
+// counted as unchanged).
+func TestNumberBeyondDoubleReported(t *testing.T) {
+	e := newEnv(t, portsim.Options{})
+	bps := []json.RawMessage{json.RawMessage(valuesBlueprint)}
+	huge, _ := new(big.Int).SetString("1"+strings.Repeat("0", 400), 10)
+	ents := func() []sink.Entity {
+		return []sink.Entity{
+			probeEntity("keep", map[string]any{"o": map[string]any{"x": json.Number("1e300")}, "a": []any{json.Number("-0.5")}}),
+			probeEntity("top", map[string]any{"n": json.Number("1e400")}),
+			probeEntity("nested", map[string]any{"o": map[string]any{"x": map[string]any{"y": json.Number("1e400")}}}),
+			probeEntity("list", map[string]any{"a": []any{"ok", []any{json.Number("-1e999")}}}),
+			probeEntity("bigint", map[string]any{"o": map[string]any{"x": huge}}),
+		}
+	}
+	complete := map[string]bool{"probe": true}
+	rep, err := e.run(e.sink(), bps, ents(), complete)
+	if !errors.Is(err, ErrEntitiesFailed) {
+		t.Fatalf("Finish: %v, want ErrEntitiesFailed", err)
+	}
+	want := map[string]string{"top": "properties.n", "nested": "properties.o", "list": "properties.a", "bigint": "properties.o"}
+	for _, x := range rep.Errors {
+		field, ok := want[x.Identifier]
+		if !ok || !strings.HasPrefix(x.Message, field+": ") || !strings.Contains(x.Message, "double") {
+			t.Errorf("error %s: %s", x.Identifier, x.Message)
+		}
+		delete(want, x.Identifier)
+	}
+	if len(want) != 0 {
+		t.Errorf("not reported: %v", want)
+	}
+	if got := keys(e.srv.Catalog()); len(got) != 1 || !got["probe:keep"] {
+		t.Errorf("Port holds %v, want only probe:keep", got)
+	}
+	rep, err = e.run(e.sink(), bps, ents(), complete)
+	if !errors.Is(err, ErrEntitiesFailed) || errors.Is(err, ErrReconcileFailed) {
+		t.Errorf("rerun: %v, want entities failed and nothing else", err)
+	}
+	if rep.Unchanged != 1 || rep.Upserted != 0 || rep.Failed != 4 {
+		t.Errorf("rerun: unchanged %d upserted %d failed %d, want 1, 0, 4", rep.Unchanged, rep.Upserted, rep.Failed)
+	}
+}
