@@ -3,6 +3,7 @@ package port
 import (
 	"encoding/json"
 	"maps"
+	"math/big"
 	"slices"
 	"strconv"
 
@@ -22,7 +23,8 @@ import (
 //   - an empty many-relation, a null one and an absent one are the same,
 //     and many-relations are sets (Port does not keep their order);
 //   - team is a sorted list (a single team is a list of one);
-//   - numbers compare as Port keeps them, as JSON doubles (1 and 1.0).
+//   - numbers compare as Port keeps them, as JSON doubles (1 and 1.0,
+//     -0 and 0, a big integer and the double nearest to it).
 func canonEntity(def *Blueprint, m map[string]any) map[string]any {
 	out := map[string]any{"identifier": m["identifier"]}
 	for _, k := range []string{"title", "icon"} {
@@ -92,19 +94,26 @@ func canonIDs(v any) []any {
 	return out
 }
 
-// canonValue turns numbers into float64, as Port keeps them; maps and lists
+// canonValue turns numbers into float64, as Port keeps them (-0 as 0); maps and lists
 // are copied with their values normalised.
 func canonValue(v any) any {
 	switch x := v.(type) {
 	case json.Number:
 		if f, err := strconv.ParseFloat(string(x), 64); err == nil {
-			return f
+			return f + 0 // -0 is 0: Port answers 0 for it
 		}
 		return string(x)
+	case float64:
+		return x + 0
 	case int:
 		return float64(x)
 	case int64:
 		return float64(x)
+	case *big.Int:
+		// A big integer (jq's, past int64) is sent whole; Port keeps the
+		// double nearest to it.
+		f, _ := new(big.Float).SetInt(x).Float64()
+		return f
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {

@@ -3,6 +3,7 @@ package port
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"math/big"
 	"strings"
 	"testing"
@@ -63,5 +64,35 @@ func TestNumberBeyondDoubleReported(t *testing.T) {
 	}
 	if rep.Unchanged != 1 || rep.Upserted != 0 || rep.Failed != 4 {
 		t.Errorf("rerun: unchanged %d upserted %d failed %d, want 1, 0, 4", rep.Unchanged, rep.Upserted, rep.Failed)
+	}
+}
+
+// Port answers numbers as doubles: -0 as 0 (JSON has no negative zero to a
+// JavaScript or a numeric column), a big integer rounded. The canonical
+// form must see them as Port will, or an entity holding one is sent again
+// on every run and never counts as unchanged.
+func TestCanonNumbersAsPortKeepsThem(t *testing.T) {
+	def := &Blueprint{Identifier: "probe", Properties: map[string]Property{
+		"n": {Type: "number"}, "o": {Type: "object"}, "a": {Type: "array"},
+	}}
+	big70 := new(big.Int).Lsh(big.NewInt(1), 70)
+	mapped := map[string]any{"identifier": "x", "properties": map[string]any{
+		"n": json.Number("-0"),
+		"o": map[string]any{"z": json.Number("-0.0"), "big": big70, "f": math.Copysign(0, -1)},
+		"a": []any{json.Number("-0e5"), big70},
+	}}
+	stored := map[string]any{"identifier": "x", "properties": map[string]any{
+		"n": 0.0,
+		"o": map[string]any{"z": 0.0, "big": 1180591620717411303424.0, "f": 0.0},
+		"a": []any{0.0, 1180591620717411303424.0},
+	}}
+	a, b := encodeCanon(canonEntity(def, mapped)), encodeCanon(canonEntity(def, stored))
+	if string(a) != string(b) {
+		t.Errorf("mapped %s\nstored %s", a, b)
+	}
+	// A real difference stays one.
+	stored["properties"].(map[string]any)["n"] = 1.0
+	if c := encodeCanon(canonEntity(def, stored)); string(a) == string(c) {
+		t.Errorf("0 and 1 compare equal: %s", c)
 	}
 }
