@@ -3,6 +3,7 @@ package port
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"math"
 	"math/big"
 	"strings"
@@ -95,4 +96,76 @@ func TestCanonNumbersAsPortKeepsThem(t *testing.T) {
 	if c := encodeCanon(canonEntity(def, stored)); string(a) == string(c) {
 		t.Errorf("0 and 1 compare equal: %s", c)
 	}
+}
+
+// What reaches Port is the entity as mapped, value for value, through the
+// spool (encoded, stored, read back, relations spliced in): strings with
+// escapes, quotes, braces and member names that look like the ones the
+// splice looks for, U+2028, HTML characters, numbers of every form.
+func TestValuesReachPortAsMapped(t *testing.T) {
+	e := newEnv(t, portsim.Options{})
+	bp := `{"identifier":"probe","title":"Probe","schema":{"properties":{
+	 "s":{"type":"string"},"n":{"type":"number"},"o":{"type":"object"},"a":{"type":"array"}}},
+	 "relations":{"peers":{"target":"probe","many":true,"required":false},"up":{"target":"probe","many":false,"required":false}}}`
+	tricky := "a\"b\\c}{][,:\u2028\u2029<&>\u0001\t\n é 😀 \"relations\":{\"x\":1}"
+	props := map[string]any{
+		"s": tricky,
+		"n": json.Number("-12.5e-3"),
+		"o": map[string]any{
+			"relations":  map[string]any{"properties": "}", "up": []any{"x"}},
+			"properties": nil,
+			tricky:       []any{json.Number("9007199254740993"), 1, 2.5, true, false, nil, map[string]any{}, []any{}},
+			"":           "empty key",
+		},
+		"a": []any{tricky, map[string]any{"relations": tricky}, json.Number("0"), []any{nil}},
+	}
+	ents := []sink.Entity{
+		{Blueprint: "probe", Data: map[string]any{"identifier": "t", "properties": map[string]any{}, "relations": map[string]any{}}},
+		{Blueprint: "probe", Data: map[string]any{"identifier": "x", "title": tricky, "icon": "<i>", "team": []any{"b", "a"},
+			"properties": props, "relations": map[string]any{"peers": []any{"t"}, "up": "t"}}},
+	}
+	if _, err := e.run(e.sink(), []json.RawMessage{json.RawMessage(bp)}, ents, map[string]bool{"probe": true}); err != nil {
+		t.Fatal(err)
+	}
+	var got *portsim.CatalogEntity
+	for _, c := range e.srv.Catalog().Entities {
+		if c.Identifier == "x" {
+			got = &c
+		}
+	}
+	if got == nil {
+		t.Fatal("x not in Port")
+	}
+	norm := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := json.NewDecoder(strings.NewReader(string(b)))
+		d.UseNumber()
+		var out any
+		if err := d.Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		b, _ = json.Marshal(out)
+		return string(b)
+	}
+	wantProps := maps.Clone(props)
+	wantProps[OwnerProperty] = "humanitec"
+	if g, w := norm(got.Properties), norm(wantProps); g != w {
+		t.Errorf("properties in Port\n%s\nwant\n%s", g, w)
+	}
+	if g, w := norm(got.Relations), norm(map[string]any{"peers": []any{"t"}, "up": "t"}); g != w {
+		t.Errorf("relations in Port %s, want %s", g, w)
+	}
+	if got.Title == nil || *got.Title != tricky || got.Icon == nil || *got.Icon != "<i>" || norm(got.Team) != `["b","a"]` {
+		t.Errorf("title %q icon %v team %v", deref(got.Title), deref(got.Icon), got.Team)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
 }
