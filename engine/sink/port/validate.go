@@ -127,13 +127,17 @@ func ValidateEntity(bp *Blueprint, e sink.Entity) []error {
 	}
 	for _, k := range []string{"title", "icon"} {
 		if v, ok := e.Data[k]; ok {
-			if _, ok := v.(string); !ok {
+			if s, ok := v.(string); !ok {
 				add(k, "must be a string, got %s", jsonType(v))
+			} else if err := checkUTF8(s); err != nil {
+				add(k, "%v", err)
 			}
 		}
 	}
 	if v, ok := e.Data["team"]; ok && !isStringOrStrings(v) {
 		add("team", "must be a string or a list of strings")
+	} else if err := checkNested(v); ok && err != nil {
+		add("team", "%v", err)
 	}
 
 	props, ok := asObject(e.Data["properties"])
@@ -223,6 +227,9 @@ func checkValue(d Property, v any) error {
 		if !ok {
 			return fmt.Errorf("must be a string, got %s", jsonType(v))
 		}
+		if err := checkUTF8(s); err != nil {
+			return err
+		}
 		if err := checkFormat(d.Format, s); err != nil {
 			return err
 		}
@@ -241,7 +248,7 @@ func checkValue(d Property, v any) error {
 		if _, ok := asObject(v); !ok {
 			return fmt.Errorf("must be an object, got %s", jsonType(v))
 		}
-		if err := checkDoubles(v); err != nil {
+		if err := checkNested(v); err != nil {
 			return err
 		}
 	case "array":
@@ -249,7 +256,7 @@ func checkValue(d Property, v any) error {
 		if !ok {
 			return fmt.Errorf("must be an array, got %s", jsonType(v))
 		}
-		if err := checkDoubles(v); err != nil {
+		if err := checkNested(v); err != nil {
 			return err
 		}
 		if d.Items != nil {
@@ -269,20 +276,31 @@ func checkValue(d Property, v any) error {
 	return nil
 }
 
-// checkDoubles finds a number in v, at any depth, that checkDouble
-// refuses: an object or array property is sent as it is, and Port would
-// not keep such a number as it was mapped.
-func checkDoubles(v any) error {
+// checkNested finds what in v, at any depth (an object or array
+// property is sent as it is), Port would not hold as mapped: a number
+// checkDouble refuses, a string or object key that is not valid UTF-8.
+func checkNested(v any) error {
 	switch x := v.(type) {
+	case string:
+		return checkUTF8(x)
 	case map[string]any:
 		for _, k := range slices.Sorted(maps.Keys(x)) {
-			if err := checkDoubles(x[k]); err != nil {
+			if err := checkUTF8(k); err != nil {
+				return fmt.Errorf("key %q %w", k, err)
+			}
+			if err := checkNested(x[k]); err != nil {
 				return fmt.Errorf("%s: %w", k, err)
 			}
 		}
 	case []any:
 		for i, e := range x {
-			if err := checkDoubles(e); err != nil {
+			if err := checkNested(e); err != nil {
+				return fmt.Errorf("item %d: %w", i, err)
+			}
+		}
+	case []string:
+		for i, e := range x {
+			if err := checkUTF8(e); err != nil {
 				return fmt.Errorf("item %d: %w", i, err)
 			}
 		}
@@ -290,6 +308,17 @@ func checkDoubles(v any) error {
 		return checkDouble(v)
 	}
 	return nil
+}
+
+// checkUTF8 refuses a string that is not valid UTF-8 (jq's @base64d can
+// make one): JSON cannot carry it, encoding writes U+FFFD for each bad
+// byte, so Port would hold another string — and two object keys that
+// differ only there would become one, a value lost.
+func checkUTF8(s string) error {
+	if utf8.ValidString(s) {
+		return nil
+	}
+	return errors.New("is not valid UTF-8 (Port would get U+FFFD in its place)")
 }
 
 // checkDouble refuses a number beyond the range of a double (1e400), or

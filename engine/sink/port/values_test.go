@@ -169,3 +169,48 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// A string that is not valid UTF-8 (jq's @base64d makes them) cannot go
+// into JSON as it is: encoding writes U+FFFD for each bad byte, so Port
+// would hold another value, and two object keys that differ only there
+// would become one, one value lost. Such an entity is reported, not sent.
+func TestInvalidUTF8Reported(t *testing.T) {
+	e := newEnv(t, portsim.Options{})
+	bps := []json.RawMessage{json.RawMessage(valuesBlueprint)}
+	ent := func(id string, title any, team any, props map[string]any) sink.Entity {
+		en := probeEntity(id, props)
+		if title != nil {
+			en.Data["title"] = title
+		}
+		if team != nil {
+			en.Data["team"] = team
+		}
+		return en
+	}
+	ents := []sink.Entity{
+		ent("keep", "T é 😀", []any{"t"}, map[string]any{"s": "\ufffd is fine", "o": map[string]any{"é": "ü"}}),
+		ent("string", nil, nil, map[string]any{"s": "a\xffb"}),
+		ent("key", nil, nil, map[string]any{"o": map[string]any{"a\xfe": json.Number("1"), "a\xff": json.Number("2")}}),
+		ent("deep", nil, nil, map[string]any{"a": []any{"ok", map[string]any{"k": []any{"\xed\xa0\x80"}}}}),
+		ent("title", "T\xff", nil, map[string]any{}),
+		ent("team", nil, []any{"t", "u\xc3"}, map[string]any{}),
+	}
+	rep, err := e.run(e.sink(), bps, ents, map[string]bool{"probe": true})
+	if !errors.Is(err, ErrEntitiesFailed) {
+		t.Fatalf("Finish: %v, want ErrEntitiesFailed", err)
+	}
+	want := map[string]string{"string": "properties.s", "key": "properties.o", "deep": "properties.a", "title": "title", "team": "team"}
+	for _, x := range rep.Errors {
+		field, ok := want[x.Identifier]
+		if !ok || !strings.HasPrefix(x.Message, field+": ") || !strings.Contains(x.Message, "UTF-8") {
+			t.Errorf("error %s: %s", x.Identifier, x.Message)
+		}
+		delete(want, x.Identifier)
+	}
+	if len(want) != 0 {
+		t.Errorf("not reported: %v", want)
+	}
+	if got := keys(e.srv.Catalog()); len(got) != 1 || !got["probe:keep"] {
+		t.Errorf("Port holds %v, want only probe:keep", got)
+	}
+}
