@@ -93,8 +93,11 @@ func checkBlueprintID(id string) error {
 // type-correct properties (formats date-time, url and email checked; enum),
 // required properties, declared relations with the right shape (a string
 // or null unless many, a list of identifiers if many; search-query objects
-// pass unchecked) and required relations. It does not check that relation
-// targets exist. The result is nil when the entity is valid.
+// pass unchecked) and required relations; and, beyond Port's own checks,
+// what Port would not hold as mapped: numbers out of a double's range and
+// strings or keys that are not valid UTF-8, at any depth. It does not
+// check that relation targets exist. The result is nil when the entity is
+// valid.
 func ValidateEntity(bp *Blueprint, e sink.Entity) []error {
 	var errs []error
 	add := func(field, format string, args ...any) {
