@@ -282,7 +282,44 @@ func checkValue(d Property, v any) error {
 // checkNested finds what in v, at any depth (an object or array
 // property is sent as it is), Port would not hold as mapped: a number
 // checkDouble refuses, a string or object key that is not valid UTF-8.
+// The first problem in key order is named.
 func checkNested(v any) error {
+	if nestedOK(v) {
+		return nil // the usual case, without sorting every object's keys
+	}
+	return nestedErr(v)
+}
+
+// nestedOK is checkNested's answer without the message.
+func nestedOK(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return utf8.ValidString(x)
+	case map[string]any:
+		for k, e := range x {
+			if !utf8.ValidString(k) || !nestedOK(e) {
+				return false
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if !nestedOK(e) {
+				return false
+			}
+		}
+	case []string:
+		for _, e := range x {
+			if !utf8.ValidString(e) {
+				return false
+			}
+		}
+	default:
+		return checkDouble(v) == nil
+	}
+	return true
+}
+
+func nestedErr(v any) error {
 	switch x := v.(type) {
 	case string:
 		return checkUTF8(x)
@@ -291,13 +328,13 @@ func checkNested(v any) error {
 			if err := checkUTF8(k); err != nil {
 				return fmt.Errorf("key %q %w", k, err)
 			}
-			if err := checkNested(x[k]); err != nil {
+			if err := nestedErr(x[k]); err != nil {
 				return fmt.Errorf("%s: %w", k, err)
 			}
 		}
 	case []any:
 		for i, e := range x {
-			if err := checkNested(e); err != nil {
+			if err := nestedErr(e); err != nil {
 				return fmt.Errorf("item %d: %w", i, err)
 			}
 		}
