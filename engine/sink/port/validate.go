@@ -386,7 +386,7 @@ func checkDouble(v any) error {
 		if len(s) > 40 {
 			s = s[:37] + "..."
 		}
-		return fmt.Errorf("number %s is beyond the range of a double, in which Port keeps numbers", s)
+		return fmt.Errorf("number %s is not a finite double, the only numbers Port keeps", s)
 	}
 	return nil
 }
