@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ferry-etl/ferry/engine/sink"
 )
@@ -263,6 +264,9 @@ func (s *pgBackend) write(ctx context.Context, job *writeJob) (err error) {
 		if err := job.afterRows(); err != nil {
 			return err
 		}
+	}
+	if job.trial {
+		return errTrial
 	}
 	if err := s.putState(ctx, tx, job.cps, job.now); err != nil {
 		return err
@@ -742,4 +746,25 @@ func (s *pgBackend) query(ctx context.Context, q string, args []any) ([][]any, e
 		out = append(out, vals)
 	}
 	return out, rows.Err()
+}
+
+// refuses reads the SQLSTATE: data exceptions (22), integrity constraint
+// violations (23) and program limits (54: an index row too large, too many
+// columns) are the data's fault.
+func (s *pgBackend) refuses(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || len(pe.Code) < 2 {
+		return false
+	}
+	switch pe.Code[:2] {
+	case "22", "23", "54":
+		return true
+	}
+	return false
+}
+
+func (s *pgBackend) swapLog(l *slog.Logger) *slog.Logger {
+	old := s.log
+	s.log = l
+	return old
 }

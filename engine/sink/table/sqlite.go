@@ -16,7 +16,7 @@ import (
 
 	"github.com/ferry-etl/ferry/engine/sink"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlite "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // sqliteChunk is the number of rows per multi-row INSERT statement; fewer
@@ -276,6 +276,9 @@ func (s *sqliteBackend) write(ctx context.Context, job *writeJob) (err error) {
 		if err := job.afterRows(); err != nil {
 			return err
 		}
+	}
+	if job.trial {
+		return errTrial
 	}
 	if err := s.putState(ctx, job.cps, job.now); err != nil {
 		return err
@@ -878,4 +881,28 @@ func (s *sqliteBackend) query(ctx context.Context, q string, args []any) ([][]an
 		out = append(out, vals)
 	}
 	return out, rows.Err()
+}
+
+// refuses reads SQLite's result code: a value too big (SQLITE_TOOBIG), a
+// constraint (SQLITE_CONSTRAINT), a datatype mismatch (SQLITE_MISMATCH), or
+// a table that would have too many columns (a plain SQLITE_ERROR, told by
+// its message) are the data's fault.
+func (s *sqliteBackend) refuses(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case 18, 19, 20:
+		return true
+	case 1:
+		return strings.Contains(se.Error(), "too many columns")
+	}
+	return false
+}
+
+func (s *sqliteBackend) swapLog(l *slog.Logger) *slog.Logger {
+	old := s.log
+	s.log = l
+	return old
 }

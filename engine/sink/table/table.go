@@ -204,6 +204,9 @@ type writeJob struct {
 	now       time.Time // updated_at of the checkpoints
 	runTime   time.Time
 	afterRows func() error
+	// trial: the backend rolls back instead of committing, returning
+	// errTrial once everything but the commit succeeded.
+	trial bool
 }
 
 // backend is a database dialect.
@@ -222,6 +225,11 @@ type backend interface {
 	clearState(ctx context.Context, all bool, streams []string, endGenerations bool) error
 	lock(ctx context.Context, holder string, now time.Time) error
 	close() error
+	// refuses tells an error of write caused by the rows' data (see
+	// ErrRefused) from any other.
+	refuses(err error) bool
+	// swapLog makes l the backend's logger, returning the one it had.
+	swapLog(l *slog.Logger) *slog.Logger
 
 	// For plans (Reader): whether the state table exists; a column read
 	// back in the form normValue reads; the i-th (1-based) parameter of a
@@ -506,7 +514,16 @@ func (d *DB) Write(ctx context.Context, rows []sink.Row, cps []sink.Checkpoint) 
 	if d.closed {
 		return errClosed
 	}
-	job := &writeJob{cps: cps, now: d.now().UTC(), runTime: d.runTime, afterRows: d.afterRows}
+	return d.writeLocked(ctx, rows, cps, false)
+}
+
+// writeLocked is Write with d.mu held. A trial write does all of it, then
+// rolls back, keeping nothing (see FindRefused).
+func (d *DB) writeLocked(ctx context.Context, rows []sink.Row, cps []sink.Checkpoint, trial bool) error {
+	job := &writeJob{cps: cps, now: d.now().UTC(), runTime: d.runTime, afterRows: d.afterRows, trial: trial}
+	if trial {
+		job.afterRows = nil
+	}
 	for _, g := range groupRows(rows) {
 		t, err := d.table(ctx, g[0].Table)
 		if err != nil {
@@ -514,12 +531,25 @@ func (d *DB) Write(ctx context.Context, rows []sink.Row, cps []sink.Checkpoint) 
 		}
 		p, err := d.plan(t, g)
 		if err != nil {
+			var re *rowError
+			if errors.As(err, &re) {
+				return refused(ctx, err)
+			}
 			return err
 		}
 		job.plans = append(job.plans, p)
 	}
 	if err := d.be.write(ctx, job); err != nil {
+		if trial && errors.Is(err, errTrial) {
+			return nil
+		}
+		if d.be.refuses(err) {
+			return refused(ctx, err)
+		}
 		return err
+	}
+	if trial {
+		return nil
 	}
 	for _, p := range job.plans {
 		n := p.next
@@ -951,7 +981,7 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 				for _, k := range cfg.pk {
 					i, ok := n.byFold[d.be.fold(k)]
 					if !ok {
-						return nil, fmt.Errorf("table %q: no row has primary key column %q", cfg.name, k)
+						return nil, &rowError{fmt.Errorf("table %q: no row has primary key column %q", cfg.name, k)}
 					}
 					n.keys = append(n.keys, i)
 				}
@@ -1019,7 +1049,7 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 			if isKey != nil && isKey[ci] && pgAltered(e.v) {
 				// Cleaned, the key could be another record's: one of the
 				// two would be lost without a word.
-				return nil, fmt.Errorf("table %q: row %d: primary key column %q holds a NUL byte or invalid UTF-8, which PostgreSQL cannot store as it is", cfg.name, ri, next.cols[ci].name)
+				return nil, &rowError{fmt.Errorf("table %q: row %d: primary key column %q holds a NUL byte or invalid UTF-8, which PostgreSQL cannot store as it is", cfg.name, ri, next.cols[ci].name)}
 			}
 		}
 		if cfg.hasID() {
@@ -1029,7 +1059,7 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 		}
 		for _, ki := range next.keys {
 			if p.args[base+ki] == nil {
-				return nil, fmt.Errorf("table %q: row %d has no value for primary key column %q", cfg.name, ri, next.cols[ki].name)
+				return nil, &rowError{fmt.Errorf("table %q: row %d has no value for primary key column %q", cfg.name, ri, next.cols[ki].name)}
 			}
 		}
 	}

@@ -1,0 +1,94 @@
+package table
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+
+	"github.com/ferry-etl/ferry/engine/sink"
+)
+
+// ErrRefused is wrapped by the error of a [DB.Write] that failed because of
+// the rows' data, as opposed to the connection, the context or the
+// destination's own state: the database refused a value (PostgreSQL
+// SQLSTATE classes 22, 23 and 54, SQLite's too-big, constraint, mismatch
+// and too-many-columns errors), or the sink refused a row itself (a
+// primary key PostgreSQL cannot store as it is). Nothing of the Write was
+// committed; [DB.FindRefused] tells which row is at fault.
+var ErrRefused = errors.New("the database refused the rows")
+
+// refusedError marks an error as one of the data; its message is the
+// database's.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string   { return e.err.Error() }
+func (e *refusedError) Unwrap() []error { return []error{e.err, ErrRefused} }
+
+// refused marks err as the data's fault. A cancelled context is never the
+// data's: the run stops as it did.
+func refused(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &refusedError{err: err}
+}
+
+// FindRefused finds a row the database refuses, after a Write of rows
+// failed with [ErrRefused]: the first row whose addition to the rows
+// before it makes a write fail. The writes it tries are rolled back, never
+// committed; they number log2(len(rows))+1. It returns the row's index and
+// the error the database gave for it; or -1 and nil when all of rows are
+// taken (the failure lay elsewhere, in the checkpoints); or an error not
+// wrapping ErrRefused, when a trial failed for another reason.
+func (d *DB) FindRefused(ctx context.Context, rows []sink.Row) (int, error, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return -1, nil, errClosed
+	}
+	// Trials change no warning, log no column added, publish no table.
+	log, warned := d.log, maps.Clone(d.warned)
+	quiet := slog.New(slog.DiscardHandler)
+	d.log = quiet
+	beLog := d.be.swapLog(quiet)
+	defer func() {
+		d.log, d.warned = log, warned
+		d.be.swapLog(beLog)
+	}()
+	try := func(n int) (error, error) {
+		err := d.writeLocked(ctx, rows[:n], nil, true)
+		if err == nil || errors.Is(err, ErrRefused) {
+			return err, nil
+		}
+		return nil, err
+	}
+	// lo rows are taken (none are, trivially), hi are not.
+	lo, hi := 0, len(rows)
+	reason, err := try(hi)
+	if err != nil || reason == nil {
+		return -1, nil, err
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		why, err := try(mid)
+		if err != nil {
+			return -1, nil, err
+		}
+		if why != nil {
+			hi, reason = mid, why
+		} else {
+			lo = mid
+		}
+	}
+	return hi - 1, reason, nil
+}
+
+// errTrial ends a trial write: the backend rolls its transaction back.
+var errTrial = errors.New("trial write: rolled back")
+
+// rowError is a row the sink refuses itself, before the database sees it.
+type rowError struct{ err error }
+
+func (e *rowError) Error() string { return e.err.Error() }
+func (e *rowError) Unwrap() error { return e.err }

@@ -1,0 +1,126 @@
+package table
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine/sink"
+)
+
+// wide is a row with n fields: more columns than a table may have (1600 on
+// PostgreSQL, 2000 on SQLite) when n is large.
+func wide(id string, n int) map[string]any {
+	r := row("id", id)
+	for i := range n {
+		r[fmt.Sprintf("f%04d", i)] = "v"
+	}
+	return r
+}
+
+// longKey is a key too long for a PostgreSQL btree index (over ~2.7 kB,
+// and random, so compression cannot save it).
+func longKey(t *testing.T) string {
+	buf := make([]byte, 10000)
+	if _, err := rand.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(buf)
+}
+
+// poisoned is a batch of 40 rows, one of them (at index 23) one the
+// database refuses.
+func poisoned(bad map[string]any) []sink.Row {
+	var data []map[string]any
+	for i := range 40 {
+		if i == 23 {
+			data = append(data, bad)
+			continue
+		}
+		data = append(data, row("id", fmt.Sprintf("r%02d", i), "x", n(fmt.Sprint(i))))
+	}
+	return rowsOf("a", data...)
+}
+
+// TestRefusedRowFound: a Write holding one row the database refuses fails
+// as a whole with ErrRefused, commits nothing, and FindRefused names that
+// row (by rolled-back trials that leave the table as it was); without it,
+// the batch is written.
+func TestRefusedRowFound(t *testing.T) {
+	cases := []struct {
+		name   string
+		pgOnly bool
+		bad    func(t *testing.T) map[string]any
+	}{
+		{"too many columns", false, func(*testing.T) map[string]any { return wide("bad", 2100) }},
+		{"key too long for the index", true, func(t *testing.T) map[string]any { return row("id", longKey(t), "x", n("1")) }},
+		{"key with a NUL byte", true, func(*testing.T) map[string]any { return row("id", "b\x00d", "x", n("1")) }},
+	}
+	for _, c := range cases {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			eachBackend(t, func(t *testing.T, e *env) {
+				if c.pgOnly && e.kind != "postgres" {
+					t.Skip("PostgreSQL only")
+				}
+				ctx := t.Context()
+				d := e.open(t, Table{Name: "a", PrimaryKey: []string{"id"}}, Table{Name: "b", PrimaryKey: []string{"id"}})
+				// Another table holds a row, and a checkpoint is stored:
+				// the trials must leave both as they are.
+				old := sink.Checkpoint{Stream: "a", Value: json.RawMessage(`"old"`)}
+				mustWrite(t, d, rowsOf("b", row("id", "b0")), old)
+				rows := append(poisoned(c.bad(t)), rowsOf("b", row("id", "b1"))...)
+				cp := sink.Checkpoint{Stream: "a", Value: json.RawMessage(`"new"`)}
+				err := d.Write(ctx, rows, []sink.Checkpoint{cp})
+				if !errors.Is(err, ErrRefused) {
+					t.Fatalf("Write = %v, want ErrRefused", err)
+				}
+				unchanged := func(when string) {
+					t.Helper()
+					if got := count(t, d, "b"); got != 1 {
+						t.Errorf("rows of b %s = %d, want 1", when, got)
+					}
+					if st, _ := d.State(ctx); string(st["a"][""]) != `"old"` {
+						t.Errorf("state %s = %s, want \"old\"", when, st["a"][""])
+					}
+					if d.tables["a"] != nil && d.tables["a"].exists {
+						t.Errorf("table a known to exist %s", when)
+					}
+				}
+				unchanged("after the refused Write")
+				i, reason, err := d.FindRefused(ctx, rows)
+				if err != nil || i != 23 || reason == nil {
+					t.Fatalf("FindRefused = %d, %v, %v; want 23, a reason, nil", i, reason, err)
+				}
+				t.Logf("reason: %v", reason)
+				unchanged("after FindRefused (trials are rolled back)")
+				ok := append(rows[:23:23], rows[24:]...)
+				mustWrite(t, d, ok, cp)
+				if got, gotB := count(t, d, "a"), count(t, d, "b"); got != 39 || gotB != 2 {
+					t.Errorf("rows after writing the others = %d in a, %d in b; want 39, 2", got, gotB)
+				}
+				if i, reason, err := d.FindRefused(ctx, ok); i != -1 || reason != nil || err != nil {
+					t.Errorf("FindRefused of rows all taken = %d, %v, %v; want -1, nil, nil", i, reason, err)
+				}
+			})
+		})
+	}
+}
+
+// TestRefusedNotOnCancel: a Write that fails because its context ended is
+// not the data's fault, whatever the rows hold.
+func TestRefusedNotOnCancel(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		d := e.open(t, Table{Name: "a", PrimaryKey: []string{"id"}})
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		err := d.Write(ctx, poisoned(wide("bad", 2100)), nil)
+		if err == nil || errors.Is(err, ErrRefused) {
+			t.Fatalf("Write with a cancelled context = %v, want an error that is not ErrRefused", err)
+		}
+	})
+}
