@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -85,6 +86,18 @@ type destinations struct {
 	held        []sink.Checkpoint
 	heldAt      map[partKey]int
 	some        bool // --streams: the run produces some streams only
+
+	// refused are the rows the database refused, each a failed record;
+	// blocked the partitions they came from. A blocked partition commits
+	// nothing more in this run, neither rows nor checkpoint: its stored
+	// checkpoint stays before the refused row, so the next run reads it
+	// (and the rows after it) again. dropped counts the rows of blocked
+	// partitions not written for that reason.
+	refused []runner.Failure
+	blocked map[partKey]bool
+	dropped int
+	defs    map[string]table.Table
+	redact  func(string) string
 }
 
 // syncKey is the state entry that dates the sync a run belongs to. It is
@@ -135,6 +148,10 @@ func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOp
 			return nil, fmt.Errorf("destination %s: %w", redactDSN(dest), err)
 		}
 		d.tables, d.batch, d.pending = db, db.BatchRows(), map[partKey][]sink.Row{}
+		d.defs, d.redact = map[string]table.Table{}, pool.Redact
+		for _, t := range tableDefs(f) {
+			d.defs[t.Name] = t
+		}
 		if opts.FullRefresh {
 			// Everything but the credentials a server rotated: without them
 			// the next request could not authenticate.
@@ -381,6 +398,10 @@ func (d *destinations) Row(ctx context.Context, r sink.Row) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	k := partKey{r.Stream, r.Partition}
+	if d.blocked[k] {
+		d.dropped++
+		return nil
+	}
 	d.pending[k] = append(d.pending[k], r)
 	return nil
 }
@@ -394,6 +415,11 @@ func (d *destinations) Checkpoint(ctx context.Context, cp sink.Checkpoint) error
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	k := partKey{cp.Stream, cp.Partition}
+	if d.blockedCheckpoint(cp) {
+		d.dropped += len(d.pending[k])
+		delete(d.pending, k)
+		return nil
+	}
 	if _, ok := d.portCursors[cp.Stream]; ok {
 		// A cursor has no rows of its own: nothing pending waits for it.
 		setCheckpoint(&d.held, &d.heldAt, k, cp)
@@ -428,7 +454,12 @@ func (d *destinations) flushLocked(ctx context.Context) error {
 	if len(d.rows) == 0 && len(d.cps) == 0 {
 		return nil
 	}
-	if err := d.tables.Write(ctx, d.rows, d.cps); err != nil {
+	err := d.tables.Write(ctx, d.rows, d.cps)
+	if errors.Is(err, table.ErrRefused) {
+		// Only now, after a failure, is the batch probed.
+		err = d.writeAround(ctx, err)
+	}
+	if err != nil {
 		return fmt.Errorf("write tables: %w", err)
 	}
 	if d.committed != nil {
@@ -493,6 +524,9 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 		if dropped > 0 && !fatal {
 			d.log.Warn("rows of unfinished pages not written; the next run fetches them again", "rows", dropped)
 		}
+		if len(d.refused) > 0 {
+			d.log.Warn("rows refused by the database: their partitions' checkpoints are kept; the next run reads those partitions again", "refused", len(d.refused), "rows_not_written_after_them", d.dropped)
+		}
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -509,7 +543,9 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 			errs = append(errs, fmt.Errorf("create empty tables: %w", eerr))
 		}
 		switch {
-		case runErr == nil && err == nil:
+		case runErr == nil && err == nil && len(d.refused) == 0:
+			// A refused row keeps the sync open: its partition's
+			// checkpoint (kept) makes the next run read it again.
 			clear := ranStreams(sum)
 			if !d.some {
 				// The whole sync is done; a --streams run ends only its part.
@@ -567,7 +603,8 @@ func (d *destinations) commitPortCursors(ctx context.Context, prep *port.Report,
 	var commit []sink.Checkpoint
 	kept := map[string]bool{}
 	for _, cp := range d.held {
-		ok := tablesOK && trusted
+		// A cursor above a row refused after it was held stays too.
+		ok := tablesOK && trusted && !d.blockedCheckpoint(cp)
 		for _, bp := range d.portCursors[cp.Stream] {
 			ok = ok && prep.Blueprints[bp].Failed == 0
 		}
@@ -615,4 +652,157 @@ func (d *destinations) close() {
 			d.log.Warn("close destination", "error", err)
 		}
 	}
+}
+
+// writeAround writes the batch without the rows the database refuses,
+// after its write failed with werr (table.ErrRefused): each such row is
+// found (table.FindRefused: log2 of the batch in rolled-back trials),
+// reported as a failed record, and its partition blocked, its other rows
+// and checkpoint taken out of the batch; the rest is written.
+func (d *destinations) writeAround(ctx context.Context, werr error) error {
+	for {
+		i, reason, err := d.tables.FindRefused(ctx, d.rows)
+		if err != nil {
+			return err
+		}
+		if i < 0 {
+			return werr // not a row's fault: the run fails as it did
+		}
+		d.refuse(d.rows[i], reason)
+		d.rows = slices.Delete(d.rows, i, i+1)
+		d.rows = slices.DeleteFunc(d.rows, func(r sink.Row) bool {
+			if d.blocked[partKey{r.Stream, r.Partition}] {
+				d.dropped++
+				return true
+			}
+			return false
+		})
+		d.cps = slices.DeleteFunc(d.cps, d.blockedCheckpoint)
+		d.cpAt = map[partKey]int{}
+		for j, cp := range d.cps {
+			d.cpAt[partKey{cp.Stream, cp.Partition}] = j
+		}
+		werr = d.tables.Write(ctx, d.rows, d.cps)
+		if !errors.Is(werr, table.ErrRefused) {
+			return werr
+		}
+	}
+}
+
+// refuse reports the row r, which the database refused with reason, as a
+// failed record, and blocks its partition.
+func (d *destinations) refuse(r sink.Row, reason error) {
+	if d.blocked == nil {
+		d.blocked = map[partKey]bool{}
+	}
+	d.blocked[partKey{r.Stream, r.Partition}] = true
+	msg := reason.Error()
+	if d.redact != nil {
+		msg = d.redact(msg)
+	}
+	what := r.Stream + "[" + d.rowKey(r) + "]"
+	parents := what
+	if r.Partition != "" {
+		parents = r.Partition + " > " + what
+	}
+	d.refused = append(d.refused, runner.Failure{Stream: r.Stream, Parents: parents, Table: r.Table,
+		Err: fmt.Errorf("table %s: row refused by the database, not written; the next run reads its partition again: %s", r.Table, msg)})
+	d.log.Warn("row refused by the database: its partition writes nothing more in this run", "stream", r.Stream, "partition", r.Partition, "table", r.Table, "row", d.rowKey(r), "error", msg)
+}
+
+// rowKey names a row in messages: its primary key's values, or for a
+// table without one the first of its id, identifier, uuid or key fields.
+// Long values are cut.
+func (d *destinations) rowKey(r sink.Row) string {
+	names := d.defs[r.Table].PrimaryKey
+	if len(names) == 0 {
+		for _, f := range []string{"id", "identifier", "uuid", "key"} {
+			if _, ok := r.Data[f]; ok {
+				names = []string{f}
+				break
+			}
+		}
+	}
+	if len(names) == 0 {
+		return "no key"
+	}
+	parts := make([]string, len(names))
+	for i, k := range names {
+		v := fmt.Sprint(r.Data[k])
+		if s, ok := r.Data[k].(string); ok {
+			if len(s) > 64 {
+				s = strings.ToValidUTF8(s[:64], "") + "…"
+			}
+			v = strconv.Quote(s)
+		}
+		parts[i] = k + "=" + v
+	}
+	return strings.Join(parts, ",")
+}
+
+// blockedCheckpoint tells a checkpoint not to commit: that of a blocked
+// partition, or an incremental cursor that covers one (its own stream's
+// for that partition, or an ancestor's above it): a cursor moved past a
+// refused row would make the next sync skip it.
+func (d *destinations) blockedCheckpoint(cp sink.Checkpoint) bool {
+	if len(d.blocked) == 0 {
+		return false
+	}
+	if d.blocked[partKey{cp.Stream, cp.Partition}] {
+		return true
+	}
+	base, ok := strings.CutSuffix(cp.Stream, runner.WatermarkSuffix)
+	if !ok {
+		return false
+	}
+	for k := range d.blocked {
+		if k.stream == base && k.partition == cp.Partition {
+			return true
+		}
+		rest := k.partition
+		if cp.Partition != "" {
+			var below bool
+			if rest, below = strings.CutPrefix(rest, cp.Partition+"/"); !below {
+				continue
+			}
+		}
+		if strings.HasPrefix(rest, base+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// addRefused adds the rows the database refused to the run's failures
+// (sum's, and runErr's when it lists them) and returns the run's error:
+// a run that had any fails.
+func (d *destinations) addRefused(sum *runner.Summary, runErr error) error {
+	if len(d.refused) == 0 {
+		return runErr
+	}
+	if sum != nil {
+		sum.Failures = append(sum.Failures, d.refused...)
+		for _, f := range d.refused {
+			for i := range sum.Streams {
+				if sum.Streams[i].Stream == f.Stream {
+					sum.Streams[i].Errors++
+				}
+			}
+			if sum.Complete != nil {
+				sum.Complete[f.Stream] = false
+			}
+			if sum.Tables != nil {
+				sum.Tables[f.Table] = false
+			}
+		}
+	}
+	if re, ok := runErr.(*runner.RunError); ok {
+		re.Failures = append(re.Failures, d.refused...)
+		return re
+	}
+	if runErr != nil {
+		// A fatal error stays the run's; the summary lists the records.
+		return runErr
+	}
+	return &runner.RunError{Failures: slices.Clone(d.refused)}
 }

@@ -178,6 +178,7 @@ func run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *networ
 	// written: it gets its own context.
 	fctx := context.WithoutCancel(ctx)
 	rep, ferr := dests.finish(fctx, res.Summary, err)
+	err = dests.addRefused(res.Summary, err)
 	res.Dest = rep
 	res.finish(live, opts.Now())
 	return res, errors.Join(err, ferr)
