@@ -11,6 +11,7 @@
 //	err = d.ClearState(ctx, streams)                // --full-refresh; nil = every stream
 //	err = d.Restart(ctx, keep)                      // abandon an unfinished sync, keeping some state
 //	err = d.Write(ctx, rows, checkpoints)           // one transaction, ~BatchRows rows
+//	i, reason, err := d.FindRefused(ctx, rows)      // after ErrRefused: the row at fault
 //	err = d.EnsureTables(ctx)                       // declared tables exist, empty if need be
 //	marked, err := d.FinishRun(ctx, complete, clearStreams) // end the sync, in one transaction
 //	err = d.Close()                                 // releases the lock
@@ -152,6 +153,24 @@
 // that partition's state. Killed at any moment (even SIGKILL), a run leaves
 // either all of a Write or nothing, so resuming from State gives no loss
 // and no duplicates.
+//
+// # Refused rows
+//
+// A Write that fails because of its rows' data wraps ErrRefused: the
+// database refused a value (PostgreSQL SQLSTATE classes 22 data exception,
+// 23 integrity, 54 program limit — a key too long for its btree index, more
+// than 1600 columns; SQLite's SQLITE_TOOBIG, SQLITE_CONSTRAINT,
+// SQLITE_MISMATCH and "too many columns", over 2000), or the sink refused a
+// row itself (a key value PostgreSQL would store altered, a row without a
+// key value). A cancelled context, a lost connection or any other error is
+// not wrapped: it is no row's fault. Nothing of the Write is committed.
+// FindRefused then finds the row at fault, the first whose addition to
+// the rows before it makes the write fail, by trial writes that do all
+// of a Write but roll back (log2 of the rows plus one of them; no table,
+// column, state or warning survives them). The caller (the engine) writes
+// the batch again without it and without the rest of its partition,
+// whose checkpoint it keeps back so that the next run reads it again. A
+// Write that succeeds pays nothing for this.
 //
 // # Lock
 //

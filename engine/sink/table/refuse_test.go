@@ -3,6 +3,7 @@ package table
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ferry-etl/ferry/engine/sink"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // wide is a row with n fields: more columns than a table may have (1600 on
@@ -123,4 +125,44 @@ func TestRefusedNotOnCancel(t *testing.T) {
 			t.Fatalf("Write with a cancelled context = %v, want an error that is not ErrRefused", err)
 		}
 	})
+}
+
+// TestRefusesPostgresClasses: PostgreSQL errors of classes 22, 23 and 54
+// are the data's; a lost connection, an admin shutdown, an aborted
+// transaction or a cancelled statement are not.
+func TestRefusesPostgresClasses(t *testing.T) {
+	s := &pgBackend{}
+	for code, want := range map[string]bool{
+		"22021": true, "23505": true, "54000": true, "54011": true,
+		"08006": false, "57P01": false, "57014": false, "25P02": false, "42P01": false, "53100": false,
+	} {
+		err := fmt.Errorf("table %q: %w", "a", &pgconn.PgError{Code: code})
+		if got := s.refuses(err); got != want {
+			t.Errorf("refuses(SQLSTATE %s) = %v, want %v", code, got, want)
+		}
+	}
+	if s.refuses(errors.New("conn closed")) {
+		t.Error("refuses(a plain error) = true, want false")
+	}
+}
+
+// TestRefusedNotOtherSQLiteErrors: a SQLite error that is no row's fault
+// (here a table dropped behind the run's back: "no such table", the same
+// result code as "too many columns") is not ErrRefused.
+func TestRefusedNotOtherSQLiteErrors(t *testing.T) {
+	e := newSQLiteEnv(t)
+	d := e.open(t, Table{Name: "a", PrimaryKey: []string{"id"}})
+	mustWrite(t, d, rowsOf("a", row("id", "1")))
+	db, err := sql.Open("sqlite", strings.TrimPrefix(e.dest, "sqlite:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP TABLE "spec__a"`); err != nil {
+		t.Fatal(err)
+	}
+	err = d.Write(t.Context(), rowsOf("a", row("id", "2")), nil)
+	if err == nil || errors.Is(err, ErrRefused) {
+		t.Fatalf("Write into a dropped table = %v, want an error that is not ErrRefused", err)
+	}
 }
