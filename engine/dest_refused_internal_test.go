@@ -67,6 +67,9 @@ func TestRefusedRowBlocksItsPartition(t *testing.T) {
 				}
 			}
 		}
+		if k := (partKey{"items", part}); d.blocked[k] && len(d.pending[k]) > 0 {
+			t.Errorf("%d rows of the blocked partition %s held in memory", len(d.pending[k]), part)
+		}
 		if err := d.Checkpoint(ctx, sink.Checkpoint{Stream: "items", Partition: part, Value: json.RawMessage(fmt.Sprint(n))}); err != nil {
 			t.Fatalf("Checkpoint: %v", err)
 		}

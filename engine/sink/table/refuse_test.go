@@ -113,16 +113,24 @@ func TestRefusedRowFound(t *testing.T) {
 	}
 }
 
-// TestRefusedNotOnCancel: a Write that fails because its context ended is
-// not the data's fault, whatever the rows hold.
+// TestRefusedNotOnCancel: a Write that fails once its context ended is not
+// the data's fault, whatever the rows hold: neither when the database
+// would refuse them, nor when the sink itself refuses a row (here, one
+// without its key).
 func TestRefusedNotOnCancel(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *env) {
 		d := e.open(t, Table{Name: "a", PrimaryKey: []string{"id"}})
+		mustWrite(t, d, rowsOf("a", row("id", "1")))
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		err := d.Write(ctx, poisoned(wide("bad", 2100)), nil)
-		if err == nil || errors.Is(err, ErrRefused) {
-			t.Fatalf("Write with a cancelled context = %v, want an error that is not ErrRefused", err)
+		for name, rows := range map[string][]sink.Row{
+			"too many columns": poisoned(wide("bad", 2100)),
+			"no key":           rowsOf("a", row("x", "1")),
+		} {
+			err := d.Write(ctx, rows, nil)
+			if err == nil || errors.Is(err, ErrRefused) {
+				t.Errorf("%s: Write with a cancelled context = %v, want an error that is not ErrRefused", name, err)
+			}
 		}
 	})
 }
