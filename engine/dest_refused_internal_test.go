@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/sink"
+	"github.com/ferry-etl/ferry/engine/sink/port"
 	"github.com/ferry-etl/ferry/engine/sink/table"
 )
 
@@ -211,5 +212,35 @@ func TestWriteErrorNotRefusedFailsRun(t *testing.T) {
 	err := d.Checkpoint(ctx, sink.Checkpoint{Stream: "items", Partition: "p", Value: json.RawMessage(`1`), Flush: true})
 	if err == nil || len(d.refused) != 0 {
 		t.Fatalf("Checkpoint on a closed destination = %v with %d refused records, want an error and none", err, len(d.refused))
+	}
+}
+
+// TestRefusedRowHoldsPortCursor: an incremental cursor feeding Port, held
+// until Port took the run's entities, stays where it was when a row below
+// it was refused after it was held; another one commits.
+func TestRefusedRowHoldsPortCursor(t *testing.T) {
+	ctx := context.Background()
+	d, db, _ := refusedDest(t)
+	cur := "items" + runner.WatermarkSuffix
+	d.portCursors = map[string][]string{cur: {"bp"}}
+	for _, part := range []string{"roots=p1", "roots=p2"} {
+		if err := d.Checkpoint(ctx, sink.Checkpoint{Stream: cur, Partition: part, Value: json.RawMessage(`"2026"`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The refusal comes after the cursors were held (at the last flush).
+	d.blocked = map[partKey]bool{{"items", "roots=p2"}: true}
+	if err := d.commitPortCursors(ctx, &port.Report{Blueprints: map[string]port.BlueprintCounts{"bp": {}}}, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	st, err := db.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st[cur]["roots=p1"]; !ok {
+		t.Error("the held cursor of p1 not committed")
+	}
+	if _, ok := st[cur]["roots=p2"]; ok {
+		t.Error("the held cursor over the refused row (p2) committed")
 	}
 }
