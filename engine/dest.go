@@ -89,10 +89,10 @@ type destinations struct {
 
 	// refused are the rows the database refused, each a failed record;
 	// blocked the partitions they came from. A blocked partition commits
-	// nothing more in this run, neither rows nor checkpoint: its stored
-	// checkpoint stays before the refused row, so the next run reads it
-	// (and the rows after it) again. dropped counts the rows of blocked
-	// partitions not written for that reason.
+	// no checkpoint more in this run, nor rows of append tables (see
+	// heldBack): its stored checkpoint stays before the refused row, so the
+	// next run reads it (and the rows after it) again. dropped counts the
+	// rows held back.
 	refused []runner.Failure
 	blocked map[partKey]bool
 	dropped int
@@ -398,7 +398,7 @@ func (d *destinations) Row(ctx context.Context, r sink.Row) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	k := partKey{r.Stream, r.Partition}
-	if d.blocked[k] {
+	if d.heldBack(r) {
 		d.dropped++
 		return nil
 	}
@@ -416,8 +416,19 @@ func (d *destinations) Checkpoint(ctx context.Context, cp sink.Checkpoint) error
 	defer d.mu.Unlock()
 	k := partKey{cp.Stream, cp.Partition}
 	if d.blockedCheckpoint(cp) {
-		d.dropped += len(d.pending[k])
+		// Its rows are written but those held back (some came before the
+		// partition was blocked); the checkpoint is not.
+		for _, r := range d.pending[k] {
+			if d.heldBack(r) {
+				d.dropped++
+			} else {
+				d.rows = append(d.rows, r)
+			}
+		}
 		delete(d.pending, k)
+		if len(d.rows) >= d.batch {
+			return d.flushLocked(ctx)
+		}
 		return nil
 	}
 	if _, ok := d.portCursors[cp.Stream]; ok {
@@ -525,7 +536,7 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 			d.log.Warn("rows of unfinished pages not written; the next run fetches them again", "rows", dropped)
 		}
 		if len(d.refused) > 0 {
-			d.log.Warn("rows refused by the database: their partitions' checkpoints are kept; the next run reads those partitions again", "refused", len(d.refused), "rows_not_written_after_them", d.dropped)
+			d.log.Warn("rows refused by the database: their partitions' checkpoints are kept; the next run reads those partitions again", "refused", len(d.refused), "append_rows_held_back", d.dropped)
 		}
 		if err != nil {
 			errs = append(errs, err)
@@ -657,8 +668,9 @@ func (d *destinations) close() {
 // writeAround writes the batch without the rows the database refuses,
 // after its write failed with werr (table.ErrRefused): each such row is
 // found (table.FindRefused: log2 of the batch in rolled-back trials),
-// reported as a failed record, and its partition blocked, its other rows
-// and checkpoint taken out of the batch; the rest is written.
+// reported as a failed record, and its partition blocked, its checkpoint
+// and its rows of append tables taken out of the batch; the rest is
+// written.
 func (d *destinations) writeAround(ctx context.Context, werr error) error {
 	for {
 		i, reason, err := d.tables.FindRefused(ctx, d.rows)
@@ -671,7 +683,7 @@ func (d *destinations) writeAround(ctx context.Context, werr error) error {
 		d.refuse(d.rows[i], reason)
 		d.rows = slices.Delete(d.rows, i, i+1)
 		d.rows = slices.DeleteFunc(d.rows, func(r sink.Row) bool {
-			if d.blocked[partKey{r.Stream, r.Partition}] {
+			if d.heldBack(r) {
 				d.dropped++
 				return true
 			}
@@ -687,6 +699,14 @@ func (d *destinations) writeAround(ctx context.Context, werr error) error {
 			return werr
 		}
 	}
+}
+
+// heldBack tells a row not to write: one of an append table from a
+// partition a refused row blocked. The next run reads the partition again
+// and writes it then; written now, it would be there twice. A row of any
+// other table is written: the next run's writes it over.
+func (d *destinations) heldBack(r sink.Row) bool {
+	return d.blocked[partKey{r.Stream, r.Partition}] && d.defs[r.Table].Mode == table.ModeAppend
 }
 
 // refuse reports the row r, which the database refused with reason, as a

@@ -168,8 +168,8 @@
 // the rows before it makes the write fail, by trial writes that do all
 // of a Write but roll back (log2 of the rows plus one of them; no table,
 // column, state or warning survives them). The caller (the engine) writes
-// the batch again without it and without the rest of its partition,
-// whose checkpoint it keeps back so that the next run reads it again. A
+// the batch again without it, keeping back its partition's checkpoint (the
+// next run reads the partition again) and its rows of append tables. A
 // Write that succeeds pays nothing for this.
 //
 // # Lock
