@@ -92,7 +92,7 @@ func TestRefusedRowBlocksItsPartition(t *testing.T) {
 	cursor("roots", "")         // the parent stream's cursor, above p2
 	cursor("other", "")         // another stream's
 	cursor("stuff", "roots=p2") // a stream that is no ancestor of items
-	rows("roots=p2", "b3") // the next page of p2, waiting for its checkpoint
+	rows("roots=p2", "b3")      // the next page of p2, waiting for its checkpoint
 	if len(d.rows) != 8 {
 		t.Fatalf("%d rows in the batch before it is flushed, want 8", len(d.rows))
 	}
