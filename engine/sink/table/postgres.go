@@ -748,6 +748,9 @@ func (s *pgBackend) query(ctx context.Context, q string, args []any) ([][]any, e
 	return out, rows.Err()
 }
 
+// maxColumns is PostgreSQL's MaxHeapAttributeNumber.
+func (s *pgBackend) maxColumns() int { return 1600 }
+
 // refuses reads the SQLSTATE: data exceptions (22), integrity constraint
 // violations (23) and program limits (54: an index row too large, too many
 // columns) are the data's fault.

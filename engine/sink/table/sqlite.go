@@ -883,6 +883,9 @@ func (s *sqliteBackend) query(ctx context.Context, q string, args []any) ([][]an
 	return out, rows.Err()
 }
 
+// maxColumns is SQLite's SQLITE_MAX_COLUMN as built.
+func (s *sqliteBackend) maxColumns() int { return 2000 }
+
 // refuses reads SQLite's result code: a value too big (SQLITE_TOOBIG), a
 // constraint (SQLITE_CONSTRAINT), a datatype mismatch (SQLITE_MISMATCH), or
 // a table that would have too many columns (a plain SQLITE_ERROR, told by

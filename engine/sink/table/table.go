@@ -228,6 +228,9 @@ type backend interface {
 	// refuses tells an error of write caused by the rows' data (see
 	// ErrRefused) from any other.
 	refuses(err error) bool
+	// maxColumns is the most columns a table may have, ferry's own
+	// included.
+	maxColumns() int
 	// swapLog makes l the backend's logger, returning the one it had.
 	swapLog(l *slog.Logger) *slog.Logger
 
@@ -954,6 +957,18 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 			return perm[ci-ncur]
 		}
 		return ci
+	}
+
+	if len(newNames) > 0 {
+		// Refused here, before any column is added: the database would
+		// refuse it after adding them all, once per trial of FindRefused.
+		total := ncur + len(newNames) + 2 // _ferry_synced, _ferry_deleted
+		if cfg.hasID() {
+			total++
+		}
+		if most := d.be.maxColumns(); total > most {
+			return nil, &rowError{fmt.Errorf("table %q: too many columns: the rows need %d, ferry's own included, and the database allows %d", cfg.name, total, most)}
+		}
 	}
 
 	p := &plan{t: t, next: t, n: len(rows)}
