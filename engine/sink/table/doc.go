@@ -162,7 +162,8 @@
 // than 1600 columns; SQLite's SQLITE_TOOBIG, SQLITE_CONSTRAINT,
 // SQLITE_MISMATCH and "too many columns", over 2000), or the sink refused a
 // row itself (a key value PostgreSQL would store altered, a row without a
-// key value). A cancelled context, a lost connection or any other error is
+// key value, rows that would give the table more columns than the
+// database allows: counted before any is added). A cancelled context, a lost connection or any other error is
 // not wrapped: it is no row's fault. Nothing of the Write is committed.
 // FindRefused then finds the row at fault, the first whose addition to
 // the rows before it makes the write fail, by trial writes that do all
