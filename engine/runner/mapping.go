@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 	"github.com/ferry-etl/ferry/engine/sink"
@@ -207,12 +209,60 @@ func keyText(v any) any {
 	case string, map[string]any, []any:
 		return v
 	case json.Number:
-		return string(x)
+		return numberText(string(x))
 	}
 	if b, err := json.Marshal(v); err == nil {
+		if len(b) > 0 && (b[0] == '-' || b[0] >= '0' && b[0] <= '9') {
+			return numberText(string(b))
+		}
 		return string(b)
 	}
 	return v
+}
+
+// numberText writes a JSON number by its value: 1.0, 1e0 and 1 (or -0 and
+// 0) are one row to a number column, as the table dedupes them, so they
+// must be one key here. An integer is written plainly (1, as "1" is). A
+// number whose plain form would be long (1e400) keeps its text: the table
+// stores it as text too.
+func numberText(s string) string {
+	const maxZeros = 40
+	if u := strings.TrimPrefix(s, "-"); u != "" && u[0] != '0' && !strings.ContainsAny(u, ".eE") {
+		return s // an integer as written: the common case
+	}
+	neg := strings.HasPrefix(s, "-")
+	m, e := strings.TrimPrefix(s, "-"), "0"
+	if i := strings.IndexAny(m, "eE"); i >= 0 {
+		m, e = m[:i], m[i+1:]
+	}
+	exp, err := strconv.Atoi(e)
+	whole, frac, _ := strings.Cut(m, ".")
+	all := whole + frac
+	if err != nil || all == "" || strings.Trim(all, "0123456789") != "" {
+		return s
+	}
+	digits := strings.TrimLeft(all, "0")
+	if digits == "" {
+		return "0" // -0 and 0.0 too
+	}
+	trimmed := strings.TrimRight(digits, "0")
+	exp += len(digits) - len(trimmed) - len(frac)
+	digits = trimmed
+	var out string
+	switch {
+	case exp > maxZeros || exp < -len(digits)-maxZeros:
+		return s
+	case exp >= 0:
+		out = digits + strings.Repeat("0", exp)
+	case -exp < len(digits):
+		out = digits[:len(digits)+exp] + "." + digits[len(digits)+exp:]
+	default:
+		out = "0." + strings.Repeat("0", -exp-len(digits)) + digits
+	}
+	if neg {
+		out = "-" + out
+	}
+	return out
 }
 
 // mapEntity applies one Port mapping. ok is false when the selector
