@@ -273,7 +273,9 @@ func (r *Runner) watermark(st *stream, partition string) (cursor any, saved bool
 	inc := st.s.Incremental
 	if raw, ok := r.opts.State[st.s.Name+WatermarkSuffix][partition]; ok && len(raw) > 0 {
 		if v, err := jsonv.Decode(raw); err == nil {
-			if m, ok := v.(map[string]any); ok && len(m) == 2 {
+			// Only a batch stream's cursor is saved wrapped: another's may
+			// be any object, these two members too.
+			if m, ok := v.(map[string]any); ok && len(m) == 2 && st.s.BatchOf() != nil {
 				if l, ok := m["list"].(string); ok {
 					if c, ok := m["cursor"]; ok {
 						return c, true, l
