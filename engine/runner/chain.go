@@ -282,7 +282,11 @@ type chainRun struct {
 	// before it (the windows or downloads after it are still read, and
 	// the windows read again by the next run).
 	spanSkipped bool
-	batch       string // batchDigest of the run, saved with every checkpoint
+	// entityFailed: a record's entity failed its mapping in this run; it
+	// never reaches Port, so the cursor stays before it (a new sync reads
+	// it again; a resumed one maps every entity again anyway).
+	entityFailed bool
+	batch        string // batchDigest of the run, saved with every checkpoint
 
 	replayUntil position           // pages up to here were committed before: written again only where they failed
 	retry       map[recordPos]bool // records whose table mappings failed before, saved without their key
@@ -699,6 +703,8 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			// before them. A resumed run tries them again and then moves
 			// it; a new sync (the unfinished one too old to resume) asks
 			// for them again rather than starting after them.
+		case c.entityFailed:
+			// So with an entity that failed: the cursor stays before it.
 		case c.windows != nil:
 			// A window is done: the cursor moves to its end, unless a
 			// window before it was skipped.
@@ -793,6 +799,7 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		}
 		if m != nil {
 			for _, f := range m.fails {
+				c.entityFailed = c.entityFailed || f.Blueprint != ""
 				if f.Table != "" {
 					if key == "" {
 						key, _ = c.r.identify(c.ctx, st.s, rec, c.vars)
