@@ -60,12 +60,13 @@ func (n *network) secretParams() []string {
 }
 
 // sleep is the pool's wait: none in a replay, where there is no server to
-// spare and no rate to keep (a run's rate limit would only slow it down).
-func (n *network) sleep() func(context.Context, time.Duration) error {
+// spare and no rate to keep (a run's rate limit would only slow it down);
+// the pool's clock jumps instead, so a recorded hold ends at once.
+func (n *network) sleep(clock *poolClock) func(context.Context, time.Duration) error {
 	if !n.replaying {
 		return nil
 	}
-	return func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	return clock.skip
 }
 
 // save writes a recorded cassette; only a run that succeeded replaces it

@@ -177,7 +177,7 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 	if opts.Port.ClientSecret != "" {
 		secrets = append(slices.Clip(secrets), opts.Port.ClientSecret)
 	}
-	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: poolClock(opts.Now), Credentials: creds})
+	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: newPoolClock(opts.Now).now, Credentials: creds})
 	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
 
 	// What a run would resume from: incremental cursors (it reads only
