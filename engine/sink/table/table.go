@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -1117,8 +1118,8 @@ func pgNumeric(lit string) bool {
 	mant, exp := lit, 0
 	if i := strings.IndexAny(lit, "eE"); i >= 0 {
 		e, err := strconv.Atoi(lit[i+1:])
-		if err != nil {
-			return false // beyond any int: beyond numeric too
+		if err != nil || e >= math.MaxInt32/2 || e <= -math.MaxInt32/2 {
+			return false // PostgreSQL refuses such an exponent, even on a zero
 		}
 		mant, exp = lit[:i], e
 	}
