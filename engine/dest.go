@@ -583,7 +583,7 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 		}
 		prep, err := d.port.Finish(ctx, complete)
 		rep.Port = &prep
-		if cerr := d.commitPortCursors(ctx, &prep, err, tablesOK); cerr != nil {
+		if cerr := d.commitPortCursors(ctx, sum, &prep, err, tablesOK); cerr != nil {
 			errs = append(errs, cerr)
 		}
 		if err != nil {
@@ -600,24 +600,53 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 }
 
 // commitPortCursors commits the held cursors of the streams whose
-// blueprints Port took whole: Finish reported no entity of theirs failed,
+// entities Port took: Finish reported none of their blueprints' failed,
 // and its error, if any, is only the per-entity or reconciliation one
-// (after any other error the report may not tell what was sent). Cursors
-// are committed after their rows, so only when every row is (tablesOK).
-// The others stay where they were: the next run reads those records
-// again and sends their entities, whether it resumes the sync or not.
-func (d *destinations) commitPortCursors(ctx context.Context, prep *port.Report, finishErr error, tablesOK bool) error {
+// (after any other error the report may not tell what was sent); none
+// failed its mapping either (sum). A blueprint whose relation points to
+// one with a failed entity counts as failed too: its entities were sent
+// with that relation dropped, and only a re-read sends them again once
+// the target is in. Cursors are committed after their rows, so only when
+// every row is (tablesOK). The others stay where they were: the next run
+// reads those records again and sends their entities, whether it resumes
+// the sync or not.
+func (d *destinations) commitPortCursors(ctx context.Context, sum *runner.Summary, prep *port.Report, finishErr error, tablesOK bool) error {
 	if len(d.held) == 0 {
 		return nil
 	}
-	trusted := finishErr == nil || errors.Is(finishErr, port.ErrEntitiesFailed) || errors.Is(finishErr, port.ErrReconcileFailed)
+	trusted := tablesOK && (finishErr == nil || errors.Is(finishErr, port.ErrEntitiesFailed) || errors.Is(finishErr, port.ErrReconcileFailed))
+	failed := map[string]bool{}
+	for bp, c := range prep.Blueprints {
+		failed[bp] = failed[bp] || c.Failed > 0
+	}
+	if sum != nil {
+		for _, f := range sum.Failures {
+			if f.Blueprint != "" {
+				failed[f.Blueprint] = true
+			}
+		}
+	}
+	whole := func(bp string) bool {
+		if failed[bp] {
+			return false
+		}
+		if d.port == nil {
+			return true
+		}
+		for _, t := range d.port.RelationTargets(bp) {
+			if failed[t] {
+				return false
+			}
+		}
+		return true
+	}
 	var commit []sink.Checkpoint
 	kept := map[string]bool{}
 	for _, cp := range d.held {
 		// A cursor above a row refused after it was held stays too.
-		ok := tablesOK && trusted && !d.blockedCheckpoint(cp)
+		ok := trusted && !d.blockedCheckpoint(cp)
 		for _, bp := range d.portCursors[cp.Stream] {
-			ok = ok && prep.Blueprints[bp].Failed == 0
+			ok = ok && whole(bp)
 		}
 		if ok {
 			commit = append(commit, cp)
@@ -626,7 +655,7 @@ func (d *destinations) commitPortCursors(ctx context.Context, prep *port.Report,
 		}
 	}
 	if len(kept) > 0 {
-		d.log.Warn("cursors of streams feeding Port not advanced: Port did not take all of their entities; the next run reads those records again", "streams", slices.Sorted(maps.Keys(kept)))
+		d.log.Warn("cursors of streams feeding Port not advanced: Port did not take all of their entities, or took them with a relation to a failed one dropped; the next run reads those records again", "streams", slices.Sorted(maps.Keys(kept)))
 	}
 	if err := d.tables.Write(ctx, nil, commit); err != nil {
 		return fmt.Errorf("write cursors of streams feeding Port: %w", err)

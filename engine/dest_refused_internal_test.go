@@ -241,7 +241,7 @@ func TestRefusedRowHoldsPortCursor(t *testing.T) {
 	}
 	// The refusal comes after the cursors were held (at the last flush).
 	d.blocked = map[partKey]bool{{"items", "roots=p2"}: true}
-	if err := d.commitPortCursors(ctx, &port.Report{Blueprints: map[string]port.BlueprintCounts{"bp": {}}}, nil, true); err != nil {
+	if err := d.commitPortCursors(ctx, nil, &port.Report{Blueprints: map[string]port.BlueprintCounts{"bp": {}}}, nil, true); err != nil {
 		t.Fatal(err)
 	}
 	st, err := db.State(ctx)

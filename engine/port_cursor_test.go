@@ -162,7 +162,12 @@ func TestExpiredSyncStillSendsPortEntities(t *testing.T) {
 // again and sends them. A stream whose blueprint Port took whole keeps
 // its new cursor.
 func TestPortRejectionKeepsItsStreamsCursor(t *testing.T) {
-	fx := newFixture(t, portCursorSpec, itemBlueprint)
+	// group relates to nothing here: a blueprint relating to item would
+	// have had its entities sent with their relations to i1 dropped, and
+	// its stream's cursor would stay too (TestRelationToAFailedTarget…).
+	const blueprints = `[{"identifier": "item", "title": "Item", "schema": {"properties": {"v": {"type": "string", "title": "V"}}, "required": []}, "relations": {}},
+ {"identifier": "group", "title": "Group", "schema": {"properties": {}, "required": []}, "relations": {}}]`
+	fx := newFixture(t, portCursorSpec, blueprints)
 	servePortCursor(fx, nil)
 	fx.port.RejectEntity("item", "i1", http.StatusUnprocessableEntity, "invalid", "refused for the test")
 	_, err := fx.runCtx(t.Context(), engine.RunOptions{})

@@ -60,6 +60,22 @@ func (s *Sink) blueprint(ctx context.Context, id string) (*Blueprint, error) {
 	return bp, nil
 }
 
+// RelationTargets lists the blueprints bp's relations point to, as Port
+// holds bp (nil when this sink never read it).
+func (s *Sink) RelationTargets(bp string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	def := s.bps[bp]
+	if def == nil {
+		return nil
+	}
+	var out []string
+	for _, r := range def.Relations {
+		out = append(out, r.Target)
+	}
+	return out
+}
+
 // Write validates e and queues it until Finish: on disk, in the sink's
 // spool (see spool.go), so memory does not grow with the load. An invalid
 // entity is recorded as failed (and still counts as produced, so
