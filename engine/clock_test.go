@@ -28,21 +28,7 @@ func TestFrozenRunClockWaitsOutRetryAfter(t *testing.T) {
 		fmt.Fprint(w, `{"results": [{"id": 1}, {"id": 2}]}`)
 	}))
 	defer api.Close()
-	f := writeSpec(t, t.TempDir(), "frozen.yaml", `version: 1
-name: frozen
-config:
-  url: {required: true}
-http:
-  base_url: ${ config.url }
-streams:
-  items:
-    request: {path: /items}
-    records: .results[]
-`)
-	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": api.URL}, Getenv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, cfg := itemsSpec(t, api.URL, "")
 	frozen := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	// Not a timing assert: a run that never ends would hold the test until
 	// the package's timeout, with nothing said.
@@ -64,3 +50,25 @@ streams:
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// itemsSpec writes a spec that reads /items (records .results[]) from the
+// API at url, then the streams more holds, and resolves its config.
+func itemsSpec(t *testing.T, url, more string) (*engine.Spec, *engine.Config) {
+	t.Helper()
+	f := writeSpec(t, t.TempDir(), "items.yaml", `version: 1
+name: items
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+streams:
+  items:
+    request: {path: /items}
+    records: .results[]
+`+more)
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": url}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, cfg
+}

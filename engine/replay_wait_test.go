@@ -30,25 +30,11 @@ func TestReplayDoesNotWaitForABudgetReset(t *testing.T) {
 		fmt.Fprint(w, `{"results": [{"id": 2}]}`)
 	}))
 	defer api.Close()
-	f := writeSpec(t, t.TempDir(), "replay.yaml", `version: 1
-name: replay
-config:
-  url: {required: true}
-http:
-  base_url: ${ config.url }
-streams:
-  items:
-    request: {path: /items}
-    records: .results[]
-  details:
+	f, cfg := itemsSpec(t, api.URL, `  details:
     for_each: items
     request: {path: '/items/${ parent.id }'}
     records: .results[]
 `)
-	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": api.URL}, Getenv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := filepath.Join(t.TempDir(), "cassette")
 	if _, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{DryRun: true, Stdout: new(discard), Record: dir}); err != nil {
 		t.Fatalf("record: %v", err)
