@@ -819,7 +819,35 @@ func (d *destinations) blockedCheckpoint(cp sink.Checkpoint) bool {
 			return true
 		}
 	}
+	// A batch stream's chain (and so any below it) has the partition of
+	// the chain whose records it batches, not one under it: the prefix
+	// above misses it, the spec tells.
+	for k := range d.blocked {
+		if d.descends(k.stream, base) && (cp.Partition == "" || k.partition == cp.Partition ||
+			strings.HasPrefix(k.partition, cp.Partition+"/") || strings.HasPrefix(k.partition, cp.Partition+"#")) {
+			return true
+		}
+	}
 	return false
+}
+
+// descends tells whether the records of stream s descend from those of
+// stream base: base is above s through for_each or batch.
+func (d *destinations) descends(s, base string) bool {
+	if d.f == nil {
+		return false
+	}
+	seen := map[*spec.Stream]bool{}
+	var up func(x *spec.Stream) bool
+	up = func(x *spec.Stream) bool {
+		if x == nil || seen[x] {
+			return false
+		}
+		seen[x] = true
+		return x.Name == base || up(x.Parent()) || up(x.BatchOf())
+	}
+	st := d.f.Stream(s)
+	return st != nil && (up(st.Parent()) || up(st.BatchOf()))
 }
 
 // addRefused adds the rows the database refused to the run's failures
