@@ -91,3 +91,52 @@ func TestRelationToAFailedTargetKeepsItsStreamsCursor(t *testing.T) {
 		t.Errorf("g1 members in Port = %v, want [i1]: the relation dropped while i1 had failed is never sent", rels["members"])
 	}
 }
+
+// TestRelationToAnUnreadTargetKeepsItsStreamsCursor: the request of the
+// items stream fails in the first run, so i1 is never produced and g1's
+// relation to it is dropped (no entity of item failed: there was none).
+// The next run reads i1; g1 must then get its relation too, so the cursor
+// of the stream feeding g1 must not have moved past it.
+func TestRelationToAnUnreadTargetKeepsItsStreamsCursor(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  items:
+    incremental: {cursor: .updated, initial: "0"}
+    request:
+      path: /items
+      query: {since: '${ cursor }'}
+  groups:
+    incremental: {cursor: .updated, initial: "0"}
+    request:
+      path: /groups
+      query: {since: '${ cursor }'}
+tables:
+  items: {from: items, primary_key: [id]}
+port:
+  blueprints: bp.json
+  entities:
+    - blueprint: item
+      from: items
+      identifier: .id
+      properties: {v: .v}
+    - blueprint: group
+      from: groups
+      identifier: .id
+      relations: {members: .members}
+`, itemBlueprint)
+	fx.raw("/items", 400, `{"message": "bad request"}`)
+	serveSince(fx, "/groups", map[string]any{"id": "g1", "updated": "1", "members": []any{"i1"}})
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	_, err := fx.runCtx(t.Context(), engine.RunOptions{Now: func() time.Time { return start }})
+	runErrorOf(t, err)
+	serveSince(fx, "/items", map[string]any{"id": "i1", "updated": "1", "v": "a"})
+	if _, err := fx.runCtx(t.Context(), engine.RunOptions{Now: func() time.Time { return start.Add(48 * time.Hour) }}); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if got := fx.entities("item"); !slices.Equal(got, []string{"i1"}) {
+		t.Fatalf("item entities = %v, want i1", got)
+	}
+	rels, _ := fx.port.Entity("group", "g1")["relations"].(map[string]any)
+	if m, _ := rels["members"].([]any); !slices.Equal(m, []any{"i1"}) {
+		t.Errorf("g1 members in Port = %v, want [i1]: the relation dropped while items was not read is never sent", rels["members"])
+	}
+}
