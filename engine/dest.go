@@ -606,8 +606,9 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 // failed its mapping either (sum). A blueprint whose relation points to
 // one with a failed entity counts as failed too: its entities were sent
 // with that relation dropped, and only a re-read sends them again once
-// the target is in. Cursors are committed after their rows, so only when
-// every row is (tablesOK). The others stay where they were: the next run
+// the target is in; so does one relating to a blueprint fed by a chain
+// that failed or was skipped (its entities were never produced). Cursors
+// are committed after their rows, so only when every row is (tablesOK). The others stay where they were: the next run
 // reads those records again and sends their entities, whether it resumes
 // the sync or not.
 func (d *destinations) commitPortCursors(ctx context.Context, sum *runner.Summary, prep *port.Report, finishErr error, tablesOK bool) error {
@@ -626,6 +627,28 @@ func (d *destinations) commitPortCursors(ctx context.Context, sum *runner.Summar
 			}
 		}
 	}
+	// unread: blueprints some of whose records were never read (a chain
+	// feeding them, or above one, failed or a rule skipped it): a relation
+	// to one of those was dropped as missing, though no entity failed.
+	unread := map[string]bool{}
+	if sum != nil && d.f != nil && d.f.Port != nil {
+		var bad []string
+		for _, f := range sum.Failures {
+			if !f.Record() {
+				bad = append(bad, f.Stream)
+			}
+		}
+		for _, sk := range sum.Skips {
+			bad = append(bad, sk.Stream)
+		}
+		for _, e := range d.f.Port.Entities {
+			for _, s := range bad {
+				if e.From.V == s || d.descends(e.From.V, s) {
+					unread[e.Blueprint.V] = true
+				}
+			}
+		}
+	}
 	whole := func(bp string) bool {
 		if failed[bp] {
 			return false
@@ -634,7 +657,7 @@ func (d *destinations) commitPortCursors(ctx context.Context, sum *runner.Summar
 			return true
 		}
 		for _, t := range d.port.RelationTargets(bp) {
-			if failed[t] {
+			if failed[t] || unread[t] {
 				return false
 			}
 		}
