@@ -180,3 +180,31 @@ func TestRefusedNotOtherSQLiteErrors(t *testing.T) {
 		t.Fatalf("Write into a dropped table = %v, want an error that is not ErrRefused", err)
 	}
 }
+
+// TestFindRefusedKeepsFieldWarnings: a field the sink skips (its name is
+// reserved) is said once, when a write first meets it. A trial of
+// FindRefused is the first to meet it when the refused Write stopped
+// before its table (the sink refused a row of another table first); the
+// trial logs nothing, so the write after it must still say it.
+func TestFindRefusedKeepsFieldWarnings(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ctx := t.Context()
+		d := e.open(t, Table{Name: "a", PrimaryKey: []string{"id"}}, Table{Name: "b", PrimaryKey: []string{"id"}})
+		rows := append(rowsOf("a", row("id", "a0")), rowsOf("b", row("id", "b1", ColSynced, "x"))...)
+		rows = append(rows, rowsOf("a", wide("bad", 2100))...)
+		if err := d.Write(ctx, rows, nil); !errors.Is(err, ErrRefused) {
+			t.Fatalf("Write = %v, want ErrRefused", err)
+		}
+		if strings.Contains(e.logs.String(), "row field skipped") {
+			t.Fatal("the refused Write already planned table b: the test does not test the trials")
+		}
+		i, reason, err := d.FindRefused(ctx, rows)
+		if err != nil || i != 2 || reason == nil {
+			t.Fatalf("FindRefused = %d, %v, %v; want 2, a reason, nil", i, reason, err)
+		}
+		mustWrite(t, d, rows[:2])
+		if !strings.Contains(e.logs.String(), "row field skipped") {
+			t.Errorf("the skipped field %s of table b was never logged:\n%s", ColSynced, e.logs.String())
+		}
+	})
+}
