@@ -55,6 +55,15 @@ func (d *DB) FindRefused(ctx context.Context, rows []sink.Row) (int, error, erro
 	defer func() {
 		d.log, d.warned = log, warned
 		d.be.swapLog(beLog)
+		// A field skipped in a trial only is forgotten: its warning went
+		// nowhere, and the next write must say it.
+		for name, t := range d.tables {
+			for k, ci := range t.keyCache {
+				if ci < 0 && !warned[name+"\x00"+k] {
+					delete(t.keyCache, k)
+				}
+			}
+		}
 	}()
 	try := func(n int) (error, error) {
 		err := d.writeLocked(ctx, rows[:n], nil, true)
