@@ -616,48 +616,46 @@ func (d *destinations) commitPortCursors(ctx context.Context, sum *runner.Summar
 		return nil
 	}
 	trusted := tablesOK && (finishErr == nil || errors.Is(finishErr, port.ErrEntitiesFailed) || errors.Is(finishErr, port.ErrReconcileFailed))
-	failed := map[string]bool{}
+	// short: blueprints Port may lack entities of. One of theirs failed
+	// (in the run's mapping or in Port), or some of their records were
+	// never read (a chain feeding them, or above one, failed or a rule
+	// skipped it): a relation to one of those was dropped as missing.
+	short := map[string]bool{}
 	for bp, c := range prep.Blueprints {
-		failed[bp] = failed[bp] || c.Failed > 0
+		short[bp] = short[bp] || c.Failed > 0
 	}
 	if sum != nil {
+		var unread []string
 		for _, f := range sum.Failures {
 			if f.Blueprint != "" {
-				failed[f.Blueprint] = true
+				short[f.Blueprint] = true
 			}
-		}
-	}
-	// unread: blueprints some of whose records were never read (a chain
-	// feeding them, or above one, failed or a rule skipped it): a relation
-	// to one of those was dropped as missing, though no entity failed.
-	unread := map[string]bool{}
-	if sum != nil && d.f != nil && d.f.Port != nil {
-		var bad []string
-		for _, f := range sum.Failures {
 			if !f.Record() {
-				bad = append(bad, f.Stream)
+				unread = append(unread, f.Stream)
 			}
 		}
 		for _, sk := range sum.Skips {
-			bad = append(bad, sk.Stream)
+			unread = append(unread, sk.Stream)
 		}
-		for _, e := range d.f.Port.Entities {
-			for _, s := range bad {
-				if e.From.V == s || d.descends(e.From.V, s) {
-					unread[e.Blueprint.V] = true
+		if d.f != nil && d.f.Port != nil {
+			for _, e := range d.f.Port.Entities {
+				for _, s := range unread {
+					if e.From.V == s || d.descends(e.From.V, s) {
+						short[e.Blueprint.V] = true
+					}
 				}
 			}
 		}
 	}
 	whole := func(bp string) bool {
-		if failed[bp] {
+		if short[bp] {
 			return false
 		}
 		if d.port == nil {
 			return true
 		}
 		for _, t := range d.port.RelationTargets(bp) {
-			if failed[t] || unread[t] {
+			if short[t] {
 				return false
 			}
 		}

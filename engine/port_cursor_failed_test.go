@@ -98,37 +98,14 @@ func TestRelationToAFailedTargetKeepsItsStreamsCursor(t *testing.T) {
 // The next run reads i1; g1 must then get its relation too, so the cursor
 // of the stream feeding g1 must not have moved past it.
 func TestRelationToAnUnreadTargetKeepsItsStreamsCursor(t *testing.T) {
-	fx := newFixture(t, specHead+`streams:
-  items:
-    incremental: {cursor: .updated, initial: "0"}
-    request:
-      path: /items
-      query: {since: '${ cursor }'}
-  groups:
-    incremental: {cursor: .updated, initial: "0"}
-    request:
-      path: /groups
-      query: {since: '${ cursor }'}
-tables:
-  items: {from: items, primary_key: [id]}
-port:
-  blueprints: bp.json
-  entities:
-    - blueprint: item
-      from: items
-      identifier: .id
-      properties: {v: .v}
-    - blueprint: group
-      from: groups
-      identifier: .id
-      relations: {members: .members}
-`, itemBlueprint)
+	fx := newFixture(t, failedEntitySpec, itemBlueprint)
 	fx.raw("/items", 400, `{"message": "bad request"}`)
 	serveSince(fx, "/groups", map[string]any{"id": "g1", "updated": "1", "members": []any{"i1"}})
+	fx.json("/kinds", []any{map[string]any{"id": "k", "name": "x"}})
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	_, err := fx.runCtx(t.Context(), engine.RunOptions{Now: func() time.Time { return start }})
 	runErrorOf(t, err)
-	serveSince(fx, "/items", map[string]any{"id": "i1", "updated": "1", "v": "a"})
+	serveSince(fx, "/items", map[string]any{"id": "i1", "updated": "1", "kind": "k"})
 	if _, err := fx.runCtx(t.Context(), engine.RunOptions{Now: func() time.Time { return start.Add(48 * time.Hour) }}); err != nil {
 		t.Fatalf("second run: %v", err)
 	}
