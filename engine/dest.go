@@ -829,20 +829,11 @@ func (d *destinations) blockedCheckpoint(cp sink.Checkpoint) bool {
 		if k.stream == base && k.partition == cp.Partition {
 			return true
 		}
-		rest := k.partition
-		if cp.Partition != "" {
-			var below bool
-			if rest, below = strings.CutPrefix(rest, cp.Partition+"/"); !below {
-				continue
-			}
-		}
-		if strings.HasPrefix(rest, base+"=") {
-			return true
-		}
 	}
-	// A batch stream's chain (and so any below it) has the partition of
-	// the chain whose records it batches, not one under it: the prefix
-	// above misses it, the spec tells.
+	// A chain below the cursor's stream has a partition under the
+	// cursor's (its for_each children, "P/base=…"), or the same one (a
+	// batch stream's chain, "P" or "P#batchN"); the spec tells which
+	// streams are below.
 	for k := range d.blocked {
 		if d.descends(k.stream, base) && (cp.Partition == "" || k.partition == cp.Partition ||
 			strings.HasPrefix(k.partition, cp.Partition+"/") || strings.HasPrefix(k.partition, cp.Partition+"#")) {
@@ -858,17 +849,8 @@ func (d *destinations) descends(s, base string) bool {
 	if d.f == nil {
 		return false
 	}
-	seen := map[*spec.Stream]bool{}
-	var up func(x *spec.Stream) bool
-	up = func(x *spec.Stream) bool {
-		if x == nil || seen[x] {
-			return false
-		}
-		seen[x] = true
-		return x.Name == base || up(x.Parent()) || up(x.BatchOf())
-	}
 	st := d.f.Stream(s)
-	return st != nil && (up(st.Parent()) || up(st.BatchOf()))
+	return st != nil && slices.ContainsFunc(st.Upstream(), func(x *spec.Stream) bool { return x.Name == base })
 }
 
 // addRefused adds the rows the database refused to the run's failures

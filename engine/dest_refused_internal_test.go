@@ -15,6 +15,7 @@ import (
 	"github.com/ferry-etl/ferry/engine/sink"
 	"github.com/ferry-etl/ferry/engine/sink/port"
 	"github.com/ferry-etl/ferry/engine/sink/table"
+	"github.com/ferry-etl/ferry/engine/spec"
 )
 
 // refusedDest is destinations over a fresh SQLite file whose batches hold
@@ -29,7 +30,24 @@ func refusedDest(t *testing.T) (*destinations, *table.DB, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	d := &destinations{tables: db, batch: db.BatchRows(), pending: map[partKey][]sink.Row{}, log: slog.New(slog.DiscardHandler),
+	// The streams the tests name: items and stuff fan out from roots.
+	f, err := spec.Parse("r.yaml", []byte(`version: 1
+name: r
+http: {base_url: "http://127.0.0.1:1"}
+streams:
+  roots:
+    request: {path: /roots}
+  items:
+    for_each: roots
+    request: {path: /items}
+  stuff:
+    for_each: roots
+    request: {path: /stuff}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &destinations{f: f, tables: db, batch: db.BatchRows(), pending: map[partKey][]sink.Row{}, log: slog.New(slog.DiscardHandler),
 		defs: map[string]table.Table{"t": defs[0], "log": defs[1]}}
 	return d, db, path
 }

@@ -132,23 +132,19 @@ func PortCursors(f *spec.File) map[string][]string {
 	}
 	for i := range f.Port.Entities {
 		e := &f.Port.Entities[i]
-		seen := map[*spec.Stream]bool{}
-		var up func(s *spec.Stream)
-		up = func(s *spec.Stream) {
-			if s == nil || seen[s] {
-				return
-			}
-			seen[s] = true
-			if s.Incremental != nil {
-				k := s.Name + WatermarkSuffix
-				if !slices.Contains(out[k], e.Blueprint.V) {
-					out[k] = append(out[k], e.Blueprint.V)
-				}
-			}
-			up(s.Parent())
-			up(s.BatchOf())
+		from := f.Stream(e.From.V)
+		if from == nil {
+			continue
 		}
-		up(f.Stream(e.From.V))
+		for _, s := range append([]*spec.Stream{from}, from.Upstream()...) {
+			if s.Incremental == nil {
+				continue
+			}
+			k := s.Name + WatermarkSuffix
+			if !slices.Contains(out[k], e.Blueprint.V) {
+				out[k] = append(out[k], e.Blueprint.V)
+			}
+		}
 	}
 	return out
 }

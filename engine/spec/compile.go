@@ -49,6 +49,26 @@ func (s *Stream) Ancestors() []*Stream {
 	return out
 }
 
+// Upstream lists every stream whose records lead to s's requests: its
+// parents and the streams it batches, and theirs, each once.
+func (s *Stream) Upstream() []*Stream {
+	var out []*Stream
+	seen := map[*Stream]bool{s: true}
+	var walk func(x *Stream)
+	walk = func(x *Stream) {
+		if x == nil || seen[x] {
+			return
+		}
+		seen[x] = true
+		out = append(out, x)
+		walk(x.parent)
+		walk(x.batch)
+	}
+	walk(s.parent)
+	walk(s.batch)
+	return out
+}
+
 // ancestorCount is how many distinct streams follow s on its parent chain,
 // found without allocating (Brent's cycle detection): chains may be
 // thousands of streams deep.
