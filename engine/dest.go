@@ -504,7 +504,11 @@ type Report struct {
 	// Unchanged counts, per table, the rows identical to the stored ones,
 	// not rewritten (upsert tables).
 	Unchanged map[string]int64
-	Port      *port.Report
+	// Finished are the tables whose sync this run ended (FinishRun
+	// committed): only those had their unseen rows marked. A run with
+	// failures, refused rows or a failed FinishRun ends none.
+	Finished map[string]bool
+	Port     *port.Report
 }
 
 // finish writes what is buffered and completes the targets. Every
@@ -516,7 +520,7 @@ type Report struct {
 // Port deletes stale owned entities of the blueprints the summary calls
 // complete, never after an interrupt or in a resumed run.
 func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr error) (*Report, error) {
-	rep := &Report{Tables: map[string]int{}}
+	rep := &Report{Tables: map[string]int{}, Finished: map[string]bool{}}
 	fatal := runErr != nil && !isRunError(runErr)
 	var errs []error
 	tablesOK := false // every row and checkpoint given is committed
@@ -565,9 +569,13 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 			marked, ferr := d.tables.FinishRun(ctx, sum.Tables, clear)
 			if ferr != nil {
 				errs = append(errs, fmt.Errorf("finish tables: %w", ferr))
+				break
 			}
 			for k, n := range marked {
 				rep.Tables[k] = n
+			}
+			for k := range sum.Tables {
+				rep.Finished[k] = true
 			}
 		case !fatal:
 			d.log.Info("checkpoints kept: the next run resumes, fetching only what failed or was not reached (--full-refresh reads everything)")

@@ -71,7 +71,10 @@ type TableReport struct {
 	// rows of a replace table not seen in this full sync, marked deleted.
 	RowsWritten int64 `json:"rows_written"`
 	RowsDeleted int   `json:"rows_deleted"`
-	Reconciled  bool  `json:"reconciled"` // every stream feeding it was complete
+	// Reconciled: every stream feeding it was complete and the run ended
+	// its sync (replace: unseen rows marked deleted). A run whose sync end
+	// failed or did not happen (failures, refused rows) reconciles none.
+	Reconciled bool `json:"reconciled"`
 	// RowsUnchanged are rows written that were identical to the row the
 	// table held: not rewritten (upsert tables; see README).
 	RowsUnchanged int64 `json:"rows_unchanged"`
@@ -235,6 +238,9 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 			tr.Reconciled = sum.Tables[name]
 		}
 		if res.Dest != nil {
+			// Reconciled only if the sync ended: unseen rows were marked
+			// (a dry run, without destinations, says what a run would do).
+			tr.Reconciled = tr.Reconciled && res.Dest.Finished[name]
 			tr.RowsDeleted = res.Dest.Tables[name]
 			tr.RowsUnchanged = min(res.Dest.Unchanged[name], tr.RowsWritten)
 		}
