@@ -41,7 +41,10 @@
 //     characters. Properties must be declared and type-correct (string,
 //     number, boolean, object, array; formats date-time, url, email, ipv4,
 //     ipv6 checked; enum, min/max length, pattern, minimum/maximum, array
-//     items). Required properties and relations must be present. Relations
+//     items). Numbers are kept as Port keeps them, as doubles: an integer
+//     a double cannot hold (9007199254740993) is answered as the nearest
+//     one (9007199254740992), at any depth. Required properties and
+//     relations must be present. Relations
 //     must be declared, a string (or null) unless `many`, a list of strings
 //     if `many`, and their targets must exist unless
 //     create_missing_related_entities=true, which creates empty stubs.

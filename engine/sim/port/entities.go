@@ -115,7 +115,7 @@ func parseEntityBody(raw any) (entityBody, *apiError) {
 		if !ok {
 			return b, invalid("properties must be object")
 		}
-		b.props, b.hasProps = p, true
+		b.props, b.hasProps = asDoubles(p).(map[string]any), true
 	}
 	if v, ok := m["relations"]; ok {
 		r, ok := v.(map[string]any)

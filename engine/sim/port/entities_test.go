@@ -608,3 +608,22 @@ func TestSearchLag(t *testing.T) {
 		t.Errorf("seeded: search sees %q, want it at once", got)
 	}
 }
+
+// TestEntityNumbersKeptAsDoubles: Port keeps numbers as doubles, so an
+// integer a double cannot hold (9007199254740993, past 2^53) comes back as
+// the double nearest to it, written as JavaScript writes it, at any depth;
+// integers a double holds (2^60) and decimals come back as sent.
+func TestEntityNumbersKeptAsDoubles(t *testing.T) {
+	srv := New(Options{})
+	t.Cleanup(srv.Close)
+	c := newClient(t, srv)
+	catalogFixture(t, c)
+	c.must("POST", "/v1/blueprints/app/entities", `{"identifier":"big","properties":{"size":9007199254740993,
+ "meta":{"k":[-9007199254740993,1152921504606846976,18446744073709551617,0.1,1e300]}},"relations":{}}`, http.StatusCreated)
+	r := c.must("GET", "/v1/blueprints/app/entities/big", nil, http.StatusOK)
+	for _, want := range []string{`"size":9007199254740992`, `"k":[-9007199254740992,1152921504606846976,18446744073709552000,0.1,1e300]`} {
+		if !strings.Contains(string(r.raw), want) {
+			t.Errorf("GET answered %s, want %s in it", r.raw, want)
+		}
+	}
+}

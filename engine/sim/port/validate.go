@@ -4,11 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 	"net"
 	"net/mail"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -174,6 +178,64 @@ func checkFormat(format, s string) error {
 		}
 	}
 	return nil
+}
+
+// asDoubles copies a property map with every integer a double cannot
+// hold exactly (past 2^53) replaced by the double nearest to it, written
+// as JavaScript writes it: Port keeps numbers as doubles and answers
+// 9007199254740992 for 9007199254740993, at any depth. Other values are
+// kept as sent.
+func asDoubles(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		s := string(x)
+		if strings.ContainsAny(s, ".eE") {
+			return x
+		}
+		n, ok := new(big.Int).SetString(s, 10)
+		if !ok {
+			return x
+		}
+		f, acc := new(big.Float).SetInt(n).Float64()
+		if acc == big.Exact || math.IsInf(f, 0) {
+			return x // out of range: the property check refuses it
+		}
+		return json.Number(jsInteger(f))
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = asDoubles(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = asDoubles(e)
+		}
+		return out
+	}
+	return v
+}
+
+// jsInteger writes an integral double as JavaScript's JSON.stringify
+// does: its shortest digits that read back as it, padded with zeros below
+// 1e21 (18446744073709552000), in exponent form from there (1e+21).
+func jsInteger(f float64) string {
+	e := strconv.FormatFloat(f, 'e', -1, 64) // d.ddde+XX
+	if math.Abs(f) >= 1e21 {
+		return e
+	}
+	mant, exp, _ := strings.Cut(e, "e")
+	n, _ := strconv.Atoi(exp)
+	sign := ""
+	if strings.HasPrefix(mant, "-") {
+		sign, mant = "-", mant[1:]
+	}
+	digits := strings.Replace(mant, ".", "", 1)
+	if n+1 < len(digits) {
+		return strconv.FormatFloat(f, 'f', -1, 64) // not integral
+	}
+	return sign + digits + strings.Repeat("0", n+1-len(digits))
 }
 
 func number(v any) (float64, bool) {

@@ -94,7 +94,8 @@ func checkBlueprintID(id string) error {
 // required properties, declared relations with the right shape (a string
 // or null unless many, a list of identifiers if many; search-query objects
 // pass unchecked) and required relations; and, beyond Port's own checks,
-// what Port would not hold as mapped: numbers out of a double's range and
+// what Port would not hold as mapped: numbers out of a double's range,
+// integers a double cannot hold exactly (past 2^53), and
 // strings or keys that are not valid UTF-8, at any depth. It does not
 // check that relation targets exist. The result is nil when the entity is
 // valid.
@@ -361,9 +362,12 @@ func checkUTF8(s string) error {
 	return errors.New("is not valid UTF-8 (Port would get U+FFFD in its place)")
 }
 
-// checkDouble refuses a number beyond the range of a double (1e400), or
-// not a number at all (NaN): Port keeps numbers as doubles, so it would
-// hold something else (infinity, or null), silently. Other values pass.
+// checkDouble refuses a number beyond the range of a double (1e400), not
+// a number at all (NaN), or an integer a double cannot hold exactly
+// (9007199254740993, past 2^53): Port keeps numbers as doubles, so it
+// would hold something else (infinity, null, a neighbouring integer),
+// silently. Other values pass, decimals too (a double holds few exactly,
+// and that is what a decimal number means in JSON).
 func checkDouble(v any) error {
 	var f float64
 	switch x := v.(type) {
@@ -372,8 +376,25 @@ func checkDouble(v any) error {
 		if f, err = strconv.ParseFloat(string(x), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
 			return nil // not a number literal: encoding reports it
 		}
+		if !math.IsInf(f, 0) && math.Abs(f) >= 1<<53 && isIntLiteral(string(x)) {
+			if n, ok := new(big.Int).SetString(string(x), 10); ok {
+				return checkExactInt(n)
+			}
+		}
 	case *big.Int:
 		f, _ = new(big.Float).SetInt(x).Float64()
+		if !math.IsInf(f, 0) {
+			return checkExactInt(x)
+		}
+	case int:
+		return checkExactInt64(int64(x))
+	case int64:
+		return checkExactInt64(x)
+	case uint64:
+		if x > 1<<53 {
+			return checkExactInt(new(big.Int).SetUint64(x))
+		}
+		return nil
 	case float64:
 		f = x
 	case float32:
@@ -389,6 +410,31 @@ func checkDouble(v any) error {
 		return fmt.Errorf("number %s is not a finite double, the only numbers Port keeps", s)
 	}
 	return nil
+}
+
+// checkExactInt64 is checkExactInt for the integers jq and decoding give
+// as int: those within ±2^53 are always exact.
+func checkExactInt64(x int64) error {
+	if -1<<53 <= x && x <= 1<<53 {
+		return nil
+	}
+	return checkExactInt(big.NewInt(x))
+}
+
+// checkExactInt refuses an integer the nearest double is not equal to.
+func checkExactInt(n *big.Int) error {
+	f, acc := new(big.Float).SetInt(n).Float64()
+	if acc == big.Exact {
+		return nil
+	}
+	return fmt.Errorf("integer %s is not exactly a double, the only numbers Port keeps: Port would hold %s; map it as a string (tostring) to keep it whole",
+		n, strconv.FormatFloat(f, 'f', -1, 64))
+}
+
+// isIntLiteral reports whether a JSON number literal is an integer one
+// (no fraction, no exponent).
+func isIntLiteral(s string) bool {
+	return !strings.ContainsAny(s, ".eE")
 }
 
 func checkFormat(format, s string) error {
