@@ -417,7 +417,10 @@ func (d *destinations) Checkpoint(ctx context.Context, cp sink.Checkpoint) error
 	k := partKey{cp.Stream, cp.Partition}
 	if d.blockedCheckpoint(cp) {
 		// Its rows are written but those held back (some came before the
-		// partition was blocked); the checkpoint is not.
+		// partition was blocked); the checkpoint is not, even a Flush one:
+		// its value is opaque here, and one past the refused row would
+		// lose it. An export job's is never dropped so: it is committed
+		// when the job is made, before the partition has rows to refuse.
 		for _, r := range d.pending[k] {
 			if d.heldBack(r) {
 				d.dropped++
