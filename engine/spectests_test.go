@@ -225,3 +225,48 @@ tables:
 		t.Errorf("case failed: %v\n%s", c.Err, strings.Join(text, "\n"))
 	}
 }
+
+// TestCaseClockPinsExprNow: a case's now is also the clock expr's now()
+// reads in templates, so a request built from it (since yesterday) matches
+// its recording whenever the case runs (the wall clock made it miss).
+func TestCaseClockPinsExprNow(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"s.yaml": `version: 1
+name: s
+config:
+  api_url: {required: true}
+http: {base_url: "${ config.api_url }"}
+streams:
+  apps:
+    request:
+      path: /apps
+      query: {since: '${ (now() - duration("24h")).Format("2006-01-02") }'}
+tables:
+  apps: {from: apps, primary_key: [id]}
+`,
+		"s.test.yaml": "runs:\n  - name: one\n    config: {api_url: \"http://x.invalid\"}\n    cassette: rec\n    snapshot: snap.jsonl\n    now: 2026-01-08T00:00:00Z\n",
+		"snap.jsonl":  `{"table":"apps","op":"upsert","row":{"id":"a"}}` + "\n",
+		"rec/GET_apps_0000000000.json": `{"request": {"method": "GET", "url": "<config:api_url>/apps?since=2026-01-07", "headers": {"Accept": "application/json"}},
+ "response": {"status": 200, "headers": {"Content-Type": "application/json"}, "body": [{"id": "a"}]}}`,
+	}
+	for name, data := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := engine.RunTests(t.Context(), filepath.Join(dir, "s.test.yaml"), engine.TestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Cases[0]; !c.Passed() {
+		var text []string
+		for _, d := range c.Diffs {
+			text = append(text, d.Lines()...)
+		}
+		t.Errorf("case failed: %v\n%s", c.Err, strings.Join(text, "\n"))
+	}
+}

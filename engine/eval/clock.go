@@ -2,22 +2,77 @@ package eval
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"time"
 
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/itchyny/gojq"
 )
 
 type clockKey struct{}
 
 // ContextWithClock makes the jq programs run with ctx read now from clock (a
-// run's clock, which `ferry test` sets), as expr's now() does; without it
-// they read the wall clock.
+// run's clock, which `ferry test` sets), as expr's now() does from the env
+// (ClockVar); without it they read the wall clock.
 func ContextWithClock(ctx context.Context, clock func() time.Time) context.Context {
 	if clock == nil {
 		return ctx
 	}
 	return context.WithValue(ctx, clockKey{}, clock)
+}
+
+// ClockVar is the env entry expr's now() reads a run's clock from (a
+// func() time.Time; without it, now() reads [WithClock]'s or the wall
+// clock). A program cannot name it (it has a space), so no spec reads or
+// shadows it; the runner sets it in every env it builds.
+const ClockVar = "ferry clock"
+
+// patchNow gives every call of now() (ferry's Function, which replaces
+// expr's builtin: now() or now(location)) the env's ClockVar as its first
+// argument, so that the clock a run puts into its env answers it (a
+// Function cannot read the env, and programs are compiled once, before
+// any run).
+func patchNow(node *ast.Node) {
+	ast.Walk(node, nowPatcher{})
+}
+
+type nowPatcher struct{}
+
+func (nowPatcher) Visit(node *ast.Node) {
+	c, ok := (*node).(*ast.CallNode)
+	if !ok {
+		return
+	}
+	if id, ok := c.Callee.(*ast.IdentifierNode); ok && id.Value == "now" {
+		c.Arguments = append([]ast.Node{&ast.IdentifierNode{Value: ClockVar}}, c.Arguments...)
+	}
+}
+
+// nowFunction is now(): the env's clock (its first argument, see
+// patchNow), else fallback (WithClock's), else the wall clock; with a
+// location, that time there.
+func nowFunction(fallback func() time.Time) expr.Option {
+	return expr.Function("now", func(params ...any) (any, error) {
+		clock := fallback
+		if len(params) > 0 {
+			if c, ok := params[0].(func() time.Time); ok {
+				clock = c
+			}
+		}
+		if clock == nil {
+			clock = time.Now
+		}
+		if len(params) == 2 {
+			loc, ok := params[1].(*time.Location)
+			if !ok {
+				return nil, fmt.Errorf("now: expected a location, got %s", typeOf(params[1]))
+			}
+			return clock().In(loc), nil
+		}
+		return clock(), nil
+	}, new(func(any) time.Time), new(func(any, *time.Location) time.Time))
 }
 
 // nowVar is the variable jq's now is read from (see rewriteNow).

@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -48,4 +49,41 @@ func toJSONText(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestExprNowReadsTheEnvClock: expr's now() reads the clock a run puts in
+// its env (ClockVar), in templates and conditions, one program serving
+// runs with different clocks; without one it reads WithClock's.
+func TestExprNowReadsTheEnvClock(t *testing.T) {
+	day := func(d int) func() time.Time {
+		return func() time.Time { return time.Date(2026, 3, d, 5, 6, 7, 0, time.FixedZone("east", 9*3600)) }
+	}
+	tpl, err := CompileTemplate(`/since/${ (now() - duration("24h")).Format("2006-01-02") }/${ config.x }`, Scope{"config": nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []int{4, 10} {
+		got, err := tpl.RenderString(map[string]any{"config": map[string]any{"x": 1}, ClockVar: day(d)})
+		if want := fmt.Sprintf("/since/2026-03-%02d/1", d-1); err != nil || got != want {
+			t.Errorf("day %d: RenderString = %q, %v; want %q", d, got, err, want)
+		}
+	}
+	cond, err := CompileExpr(`now(timezone("UTC")).Hour() == 20 && config.x == 1`, Scope{"config": nil}, BoolKind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := cond.EvalBool(map[string]any{"config": map[string]any{"x": 1}, ClockVar: day(4)}); err != nil || !ok {
+		t.Errorf("EvalBool = %v, %v; want true (05:06 at UTC+9 is 20:06 UTC)", ok, err)
+	}
+	// No clock in the env: WithClock's.
+	e, err := CompileExpr(`now().Year()`, nil, IntKind, WithClock(day(4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if y, err := e.EvalInt(nil); err != nil || y != 2026 {
+		t.Errorf("WithClock: EvalInt = %d, %v; want 2026", y, err)
+	}
+	if y, err := e.EvalInt(map[string]any{ClockVar: func() time.Time { return time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC) }}); err != nil || y != 1999 {
+		t.Errorf("env clock over WithClock: EvalInt = %d, %v; want 1999", y, err)
+	}
 }

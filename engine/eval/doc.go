@@ -25,7 +25,8 @@
 //	TitleCase(s), CleanTitle(s) string             Python str.title() and ferry's title cleaning
 //	Normalize(v) any                               json.Number -> int / float64
 //	FormatScalar(v) string                         a value as templates concatenate it
-//	WithClock(func() time.Time) Option             expr's now() reads an injected clock
+//	WithClock(func() time.Time) Option             expr's now() reads an injected clock (an env's ClockVar wins)
+//	ClockVar                                       the env entry (a func() time.Time) a run puts its clock in, for now()
 //
 // Compile errors are [*Error] values carrying the byte offset of the
 // offending token in the source text that was compiled, so that callers can

@@ -156,6 +156,7 @@ func (e *Env) compileExpr(src string, kind Kind) (*Expr, error) {
 	if ee != nil {
 		return nil, ee
 	}
+	patchNow(&tree.Node)
 	var typed []string // members read that have a declared type
 	for _, path := range read.members {
 		if len(path) == 2 {
@@ -215,8 +216,12 @@ func (e *Env) compileExpr(src string, kind Kind) (*Expr, error) {
 // (which copies every builtin).
 func compileRun(src string, base *conf.Config) (*vm.Program, error) {
 	cfg := *base
-	tree, err := checker.ParseCheck(src, &cfg)
+	tree, err := parser.ParseWithConfig(src, &cfg)
 	if err != nil {
+		return nil, err
+	}
+	patchNow(&tree.Node)
+	if _, err := checker.Check(tree, &cfg); err != nil {
 		return nil, err
 	}
 	return compileTree(tree, base)
@@ -262,7 +267,8 @@ func newBaseConfig(clock func() time.Time) *conf.Config {
 // (checkScope has checked them), except the typed ones ("config.page_size")
 // a program reads, which get their declared types.
 func envType(scope Scope, members map[string]Members, typed []string, samples map[string]any) types.Map {
-	env := make(types.Map, len(scope))
+	env := make(types.Map, len(scope)+1)
+	env[ClockVar] = types.Any // read by now() (patchNow), set by the run
 	for name, sub := range scope {
 		if _, ok := members[name]; sub == nil && !ok {
 			env[name] = types.Any

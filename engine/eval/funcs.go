@@ -64,8 +64,9 @@ func jqOptions() []gojq.CompilerOption {
 	return opts
 }
 
-// exprOptions returns the expr options that add the extra functions and, when
-// clock is set, a now() that reads it instead of the wall clock.
+// exprOptions returns the expr options that add the extra functions and
+// now(), which reads the env's clock, else clock when set, else the wall
+// clock.
 func exprOptions(clock func() time.Time) []expr.Option {
 	fs := extraFuncs()
 	opts := make([]expr.Option, 0, len(fs)+1)
@@ -86,18 +87,8 @@ func exprOptions(clock func() time.Time) []expr.Option {
 			return f.fn(s), nil
 		}, typ))
 	}
-	if clock != nil {
-		// Same signatures as expr's builtin: now() and now(timezone("…")).
-		opts = append(opts, expr.Function("now", func(params ...any) (any, error) {
-			if len(params) == 1 {
-				if loc, ok := params[0].(*time.Location); ok {
-					return clock().In(loc), nil
-				}
-				return nil, fmt.Errorf("now: expected a location, got %s", typeOf(params[0]))
-			}
-			return clock(), nil
-		}, new(func() time.Time), new(func(*time.Location) time.Time)))
-	}
+	// now() and now(location), given the env's clock by patchNow.
+	opts = append(opts, nowFunction(clock))
 	return opts
 }
 

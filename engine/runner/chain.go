@@ -185,7 +185,7 @@ type item struct {
 
 // env is the expr environment of a run.
 func (r *Runner) env(rn *run) map[string]any {
-	env := map[string]any{spec.VarConfig: r.exprConfig}
+	env := map[string]any{spec.VarConfig: r.exprConfig, eval.ClockVar: r.opts.Now}
 	if rn.parent != nil {
 		env[spec.VarParent] = eval.Normalize(rn.parent.data)
 		parents := map[string]any{}

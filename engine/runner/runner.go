@@ -166,7 +166,8 @@ func New(f *spec.File, opts Options) (_ *Runner, err error) {
 	r := &Runner{f: f, opts: opts, log: opts.Logger, streams: map[string]*stream{}, stats: newStats(opts.Now),
 		targets: newTargets(f), lookups: newLookups(f), seed: maphash.MakeSeed(), started: opts.Now().UTC(),
 		exprConfig: eval.Normalize(f.ExprValues(opts.Config)).(map[string]any)}
-	cfgEnv := map[string]any{spec.VarConfig: r.exprConfig}
+	// The run's clock answers now() in templates (ferry test pins it).
+	cfgEnv := map[string]any{spec.VarConfig: r.exprConfig, eval.ClockVar: opts.Now}
 	want, err := r.selection()
 	if err != nil {
 		return nil, err
@@ -258,7 +259,7 @@ func (r *Runner) decideSkip(st *stream, cfgEnv map[string]any, decided map[*stre
 	env := cfgEnv
 	if s.Incremental != nil {
 		cur, _, _ := r.watermark(st, "")
-		env = map[string]any{spec.VarConfig: cfgEnv[spec.VarConfig], spec.VarCursor: eval.Normalize(cur)}
+		env = map[string]any{spec.VarConfig: cfgEnv[spec.VarConfig], eval.ClockVar: cfgEnv[eval.ClockVar], spec.VarCursor: eval.Normalize(cur)}
 	}
 	ok, err := w.EvalBool(env)
 	if err != nil {
