@@ -75,6 +75,15 @@ func TestExprNowReadsTheEnvClock(t *testing.T) {
 	if ok, err := cond.EvalBool(map[string]any{"config": map[string]any{"x": 1}, ClockVar: day(4)}); err != nil || !ok {
 		t.Errorf("EvalBool = %v, %v; want true (05:06 at UTC+9 is 20:06 UTC)", ok, err)
 	}
+	// A program reading a typed member is compiled again for the run
+	// (compileRun): now() still reads the env's clock there.
+	typed, err := CompileExpr(`now().Day() + config.n`, Scope{"config": &Scope{"n": nil}}, IntKind, WithTypes(map[string]any{"config.n": 0}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := typed.EvalInt(map[string]any{"config": map[string]any{"n": 1}, ClockVar: day(10)}); err != nil || n != 11 {
+		t.Errorf("typed: EvalInt = %d, %v; want 11", n, err)
+	}
 	// No clock in the env: WithClock's.
 	e, err := CompileExpr(`now().Year()`, nil, IntKind, WithClock(day(4)))
 	if err != nil {
