@@ -98,6 +98,14 @@ type destinations struct {
 	dropped int
 	defs    map[string]table.Table
 	redact  func(string) string
+
+	// keys are the key hashes of the rows made ready with their
+	// partition's checkpoint, committed with it (see keysSuffix); keySeq
+	// numbers the next entry. saved are the keys the sync's earlier runs
+	// committed, for the runner.
+	keys   map[partKey]map[string][]uint64
+	keySeq int
+	saved  *runner.SavedKeys
 }
 
 // syncKey is the state entry that dates the sync a run belongs to. It is
@@ -374,6 +382,7 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 			d.resuming = false
 			return d.state(ctx, now, resumeWithin)
 		}
+		d.saved, d.keySeq = d.readKeys(st)
 		return st, nil
 	}
 	val, err := json.Marshal(syncState{Started: now.UTC()})
@@ -439,6 +448,7 @@ func (d *destinations) Checkpoint(ctx context.Context, cp sink.Checkpoint) error
 		setCheckpoint(&d.held, &d.heldAt, k, cp)
 		return nil
 	}
+	d.addKeys(k, d.pending[k])
 	d.rows = append(d.rows, d.pending[k]...)
 	delete(d.pending, k)
 	setCheckpoint(&d.cps, &d.cpAt, k, cp)
@@ -468,7 +478,10 @@ func (d *destinations) flushLocked(ctx context.Context) error {
 	if len(d.rows) == 0 && len(d.cps) == 0 {
 		return nil
 	}
-	err := d.tables.Write(ctx, d.rows, d.cps)
+	cps, err := d.withKeys()
+	if err == nil {
+		err = d.tables.Write(ctx, d.rows, cps)
+	}
 	if errors.Is(err, table.ErrRefused) {
 		// Only now, after a failure, is the batch probed.
 		err = d.writeAround(ctx, err)
@@ -484,6 +497,7 @@ func (d *destinations) flushLocked(ctx context.Context) error {
 	clear(d.cps)
 	d.rows, d.cps = d.rows[:0], d.cps[:0]
 	clear(d.cpAt)
+	clear(d.keys)
 	return nil
 }
 
@@ -695,15 +709,16 @@ func (d *destinations) commitPortCursors(ctx context.Context, sum *runner.Summar
 	return nil
 }
 
-// ranStreams names the streams this run fetched: only their checkpoints
-// are cleared (a --streams run leaves the others' for a resume).
+// ranStreams names the streams this run fetched: only their checkpoints,
+// and the keys they saved, are cleared (a --streams run leaves the others'
+// for a resume).
 func ranStreams(sum *runner.Summary) []string {
 	if sum == nil {
 		return nil
 	}
-	out := make([]string, len(sum.Streams))
-	for i, sn := range sum.Streams {
-		out[i] = sn.Stream
+	out := make([]string, 0, 2*len(sum.Streams))
+	for _, sn := range sum.Streams {
+		out = append(out, sn.Stream, sn.Stream+keysSuffix)
 	}
 	return out
 }
@@ -755,7 +770,11 @@ func (d *destinations) writeAround(ctx context.Context, werr error) error {
 		for j, cp := range d.cps {
 			d.cpAt[partKey{cp.Stream, cp.Partition}] = j
 		}
-		werr = d.tables.Write(ctx, d.rows, d.cps)
+		cps, err := d.withKeys()
+		if err != nil {
+			return err
+		}
+		werr = d.tables.Write(ctx, d.rows, cps)
 		if !errors.Is(werr, table.ErrRefused) {
 			return werr
 		}

@@ -22,7 +22,7 @@ tables:
 	fx.raw("/s", 200, `[{"id": 1, "a": "a1"}, {"id": 1.0, "a": "b1"}, {"id": 2, "a": "a2"}, {"id": 2e0, "a": "b2"}]`)
 	res, err := fx.run(engine.RunOptions{})
 	re := runErrorOf(t, err)
-	if len(re.Failures) != 2 || !strings.Contains(re.Failures[0].Error(), "already written by this run") {
+	if len(re.Failures) != 2 || !strings.Contains(re.Failures[0].Error(), "already written by this sync") {
 		t.Errorf("failures = %v, want the second rows failed as duplicates", re.Failures)
 	}
 	if len(res.Summary.Duplicates) != 1 || res.Summary.Duplicates[0].Count != 2 {

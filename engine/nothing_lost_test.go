@@ -336,7 +336,7 @@ tables:
 	fx.json("/s", []any{map[string]any{"id": 1, "ok": true, "a": "a1"}, map[string]any{"id": "1", "ok": "true", "a": "b1"}})
 	res, err := fx.run(engine.RunOptions{})
 	re := runErrorOf(t, err)
-	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "already written by this run") {
+	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "already written by this sync") {
 		t.Errorf("failures = %v, want the second row failed as a duplicate", re.Failures)
 	}
 	if len(res.Summary.Duplicates) != 1 || res.Summary.Duplicates[0].Count != 1 {

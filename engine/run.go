@@ -158,8 +158,9 @@ func run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *networ
 		return res, err
 	}
 	if dests.resuming {
-		opts.Logger.Info("resuming an unfinished sync from its checkpoints", "spec", f.Name.V)
+		opts.Logger.Info("resuming an unfinished sync from its checkpoints", "spec", f.Name.V, "saved_keys", dests.saved.Len())
 	}
+	ropts.SavedKeys = dests.saved
 	r, err := runner.New(f, ropts)
 	if err != nil {
 		return res, err

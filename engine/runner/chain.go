@@ -617,6 +617,13 @@ func (c *chainRun) partitions() error {
 		if err != nil {
 			return errCancelled
 		}
+		if m != nil {
+			// A partitions chain commits once, whole: its rows are new or
+			// the ones it committed before.
+			for i := range m.rows {
+				m.rows[i].reread = true
+			}
+		}
 		if !c.send(item{rec: rec, out: m}) {
 			return errCancelled
 		}
@@ -796,6 +803,14 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		m, err := c.r.mapRecord(c.ctx, st, c.rn, rec, c.vars, tables)
 		if err != nil {
 			return retried, errCancelled
+		}
+		if m != nil && (replay || c.cp == nil) {
+			// A committed page read again, or a chain read from its start
+			// (afresh, or for the first time): its rows may be the ones
+			// its partition committed before.
+			for i := range m.rows {
+				m.rows[i].reread = true
+			}
 		}
 		if m != nil {
 			for _, f := range m.fails {

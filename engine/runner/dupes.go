@@ -2,8 +2,8 @@ package runner
 
 import (
 	"cmp"
-	"hash/maphash"
 	"slices"
+	"sort"
 	"sync"
 
 	"github.com/ferry-etl/ferry/engine/spec"
@@ -27,9 +27,10 @@ const (
 )
 
 // target tracks the keys one table or blueprint received in this run, to
-// find duplicates. Keys are kept as 64-bit hashes: about 9 bytes a key (see
-// keySet), and a false match among a million keys has odds of about 1 in
-// 10^7.
+// find duplicates. Keys are kept as 64-bit hashes (KeyHash): about 9 bytes
+// a key (see keySet), and a false match among a million keys has odds of
+// about 1 in 10^7. A table's rows are also checked against the keys the
+// earlier runs of the sync committed (saved).
 type target struct {
 	kind, name string
 	mode       string // the table's on_duplicate; entity mappings pass their own
@@ -44,6 +45,8 @@ type target struct {
 
 	mu       sync.Mutex
 	keys     keySet
+	saved    *savedSet // nil: no earlier run of the sync committed a row here
+	parts    map[partRef]uint32
 	count    int
 	modes    map[string]int // duplicates by the mode applied
 	examples []string
@@ -58,10 +61,16 @@ type targets struct {
 	tables, blueprints map[string]*target
 }
 
-func newTargets(f *spec.File) *targets {
+// newTargets makes the targets of f; saved (may be nil) holds the keys of
+// the rows the sync's earlier runs committed.
+func newTargets(f *spec.File, saved *SavedKeys) *targets {
 	t := &targets{tables: map[string]*target{}, blueprints: map[string]*target{}}
 	for _, it := range f.Tables.Items {
 		t.tables[it.Key] = &target{kind: "table", name: it.Key, mode: cmp.Or(it.Value.OnDuplicate.V, DupWarn)}
+		if s := saved.table(it.Key); s != nil {
+			sort.Sort(s)
+			t.tables[it.Key].saved, t.tables[it.Key].parts = s, saved.parts
+		}
 	}
 	if f.Port != nil {
 		for _, e := range f.Port.Entities {
@@ -79,41 +88,75 @@ func newTargets(f *spec.File) *targets {
 func (t *targets) table(name string) *target     { return t.tables[name] }
 func (t *targets) blueprint(name string) *target { return t.blueprints[name] }
 
-// seen records key under the table's own mode.
-func (t *target) seen(seed maphash.Seed, key string, place func() string) dupResult {
-	return t.seenAs(seed, key, place, t.mode)
+// origin is where a row comes from: its stream partition, and whether it
+// re-reads records of that partition a committed checkpoint covers (the
+// chain read afresh, or a committed page read again). A re-read rewrites
+// its partition's own rows: the keys its partition saved are no
+// duplicates of it; a chain that goes on after its checkpoint writes new
+// records, which are.
+type origin struct {
+	stream, partition string
+	reread            bool
 }
 
-// seenAs records key and says what to do with its row or entity: the first
-// of a key is written; a later one follows mode. place names the record,
-// for the report's examples. An empty key (a table without a primary key)
-// is never a duplicate.
-func (t *target) seenAs(seed maphash.Seed, key string, place func() string, mode string) dupResult {
+// seen records key under the table's own mode.
+func (t *target) seen(key string, from origin, place func() string) (dupResult, uint64) {
+	return t.seenAs(key, from, place, t.mode)
+}
+
+// seenAs records key and says what to do with its row or entity, and
+// returns the key's hash: the first of a key in the sync is written; a
+// later one follows mode. place names the record, for the report's
+// examples. An empty key (a table without a primary key) is never a
+// duplicate.
+func (t *target) seenAs(key string, from origin, place func() string, mode string) (dupResult, uint64) {
 	if t == nil || key == "" {
-		return dupNone
+		return dupNone, 0
 	}
-	h := maphash.String(seed, key)
+	h := KeyHash(key)
+	mode = cmp.Or(mode, DupWarn)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.keys.add(h) {
-		return dupNone
+	if !t.keys.has(h) {
+		if !t.savedHas(h, from) {
+			t.keys.insert(h)
+			return dupNone, h
+		}
+		// An earlier run of the sync committed a row of this key. One
+		// failed here is not written: a later row of the key meets the
+		// saved one, not this one.
+		if mode != DupFail {
+			t.keys.insert(h)
+		}
 	}
 	t.count++
 	if t.modes == nil {
 		t.modes = map[string]int{}
 	}
-	mode = cmp.Or(mode, DupWarn)
 	t.modes[mode]++
 	if len(t.examples) < maxExamples {
 		t.examples = append(t.examples, key+" at "+place())
 	}
 	switch mode {
 	case DupFail:
-		return dupFail
+		return dupFail, h
 	case DupMerge:
-		return dupMerge
+		return dupMerge, h
 	}
-	return dupWarn
+	return dupWarn, h
+}
+
+// savedHas tells whether an earlier run of the sync committed a row of key
+// hash h that a row from `from` would duplicate.
+func (t *target) savedHas(h uint64, from origin) bool {
+	if t.saved == nil {
+		return false
+	}
+	p, ok := t.parts[partRef{from.stream, from.partition}]
+	if !ok {
+		p = noPart
+	}
+	return t.saved.has(h, p, from.reread)
 }
 
 // Duplicate reports the repeated keys of one table or blueprint.
@@ -161,12 +204,24 @@ const compactAt = 4096
 
 // add inserts h and reports whether it is new.
 func (s *keySet) add(h uint64) bool {
+	if s.has(h) {
+		return false
+	}
+	s.insert(h)
+	return true
+}
+
+// has reports whether h is in the set.
+func (s *keySet) has(h uint64) bool {
 	if _, ok := s.recent[h]; ok {
-		return false
+		return true
 	}
-	if _, ok := slices.BinarySearch(s.sorted, h); ok {
-		return false
-	}
+	_, ok := slices.BinarySearch(s.sorted, h)
+	return ok
+}
+
+// insert adds h, which is not in the set.
+func (s *keySet) insert(h uint64) {
 	if s.recent == nil {
 		s.recent = map[uint64]struct{}{}
 	}
@@ -174,7 +229,6 @@ func (s *keySet) add(h uint64) bool {
 	if len(s.recent) >= compactAt {
 		s.compact()
 	}
-	return true
 }
 
 // compact merges the map part into the sorted part, in place from the end.
@@ -200,3 +254,97 @@ func (s *keySet) compact() {
 
 // len is the number of keys in the set.
 func (s *keySet) len() int { return len(s.recent) + len(s.sorted) }
+
+// KeyHash is the hash the duplicate check keeps of a primary key or an
+// identifier: FNV-1a, 64 bits. It is the same in every process, so the
+// keys a run commits (sink.Row.KeyHash) are read back by the run that
+// resumes its sync (SavedKeys).
+func KeyHash(key string) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= prime
+	}
+	return h
+}
+
+// SavedKeys are the key hashes of the rows the earlier runs of a sync
+// committed, by table and by the stream partition that wrote them. They
+// are kept as compactly as the run's own (12 bytes a key): a hash, and the
+// number of its partition.
+type SavedKeys struct {
+	parts  map[partRef]uint32
+	tables map[string]*savedSet
+}
+
+// partRef names a stream partition (see sink.Checkpoint).
+type partRef struct{ stream, partition string }
+
+// noPart is the partition number of a row whose partition saved no key.
+const noPart = ^uint32(0)
+
+// Add records hashes as committed into table by a stream partition.
+func (s *SavedKeys) Add(table, stream, partition string, hashes []uint64) {
+	if s.parts == nil {
+		s.parts, s.tables = map[partRef]uint32{}, map[string]*savedSet{}
+	}
+	ref := partRef{stream, partition}
+	p, ok := s.parts[ref]
+	if !ok {
+		p = uint32(len(s.parts))
+		s.parts[ref] = p
+	}
+	set := s.tables[table]
+	if set == nil {
+		set = &savedSet{}
+		s.tables[table] = set
+	}
+	set.hashes = append(set.hashes, hashes...)
+	for range hashes {
+		set.parts = append(set.parts, p)
+	}
+}
+
+// Len is the number of keys saved.
+func (s *SavedKeys) Len() int {
+	if s == nil {
+		return 0
+	}
+	n := 0
+	for _, t := range s.tables {
+		n += len(t.hashes)
+	}
+	return n
+}
+
+func (s *SavedKeys) table(name string) *savedSet {
+	if s == nil {
+		return nil
+	}
+	return s.tables[name]
+}
+
+// savedSet is one table's saved keys, sorted by hash once the run starts.
+type savedSet struct {
+	hashes []uint64
+	parts  []uint32 // the partition of each hash
+}
+
+func (s *savedSet) Len() int           { return len(s.hashes) }
+func (s *savedSet) Less(i, j int) bool { return s.hashes[i] < s.hashes[j] }
+func (s *savedSet) Swap(i, j int) {
+	s.hashes[i], s.hashes[j] = s.hashes[j], s.hashes[i]
+	s.parts[i], s.parts[j] = s.parts[j], s.parts[i]
+}
+
+// has tells whether h was saved by another partition than p, or by p
+// itself when the row does not re-read p's committed records.
+func (s *savedSet) has(h uint64, p uint32, reread bool) bool {
+	for i, _ := slices.BinarySearch(s.hashes, h); i < len(s.hashes) && s.hashes[i] == h; i++ {
+		if s.parts[i] != p || !reread {
+			return true
+		}
+	}
+	return false
+}

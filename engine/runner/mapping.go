@@ -32,6 +32,9 @@ type lookupEntry struct {
 type mappedRow struct {
 	sink.Row
 	key string // the primary key's values as JSON; "" without a primary key
+	// reread: the record is one a committed checkpoint of its partition
+	// covers, read again (see origin).
+	reread bool
 }
 
 type mappedEntity struct {

@@ -295,15 +295,18 @@ func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Ou
 	}
 	for i := range m.rows {
 		row := &m.rows[i]
-		switch r.targets.table(row.Table).seen(r.seed, row.key, m.place) {
+		dup, h := r.targets.table(row.Table).seen(row.key, origin{row.Stream, row.Partition, row.reread}, m.place)
+		switch dup {
 		case dupFail:
-			fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Table: row.Table, Err: fmt.Errorf("table %s: primary key %s already written by this run (on_duplicate: fail)", row.Table, row.key)})
+			fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Table: row.Table, Err: fmt.Errorf("table %s: primary key %s already written by this sync (on_duplicate: fail)", row.Table, row.key)})
 			st.stat.failed()
 			ok = false
 			continue
 		case dupMerge:
 			row.Merge = true
 		}
+		// Committed with the row, so that a run resuming the sync knows it.
+		row.KeyHash = h
 		if err := out.Row(ctx, row.Row); err != nil {
 			return false, fmt.Errorf("table %s: %w", row.Table, err)
 		}
@@ -329,7 +332,11 @@ func (r *Runner) deliverEntity(ctx context.Context, st *streamState, m *mapped, 
 		t.delivering.Lock()
 		defer t.delivering.Unlock()
 	}
-	switch t.seenAs(r.seed, e.key, m.place, e.onDup) {
+	// Identifiers need no origin: a resumed run reads every chain that
+	// feeds Port again (entities reach Port only when a run ends), so the
+	// run meets every entity of the sync itself.
+	dup, _ := t.seenAs(e.key, origin{}, m.place, e.onDup)
+	switch dup {
 	case dupFail:
 		fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Blueprint: e.Blueprint, Err: fmt.Errorf("blueprint %s: identifier %q already produced by this run (on_duplicate: fail)", e.Blueprint, e.key)})
 		st.stat.failed()

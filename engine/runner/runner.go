@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
 	"maps"
 	"slices"
@@ -44,6 +43,10 @@ type Options struct {
 	// State holds the checkpoints of an interrupted run, by stream and
 	// partition; the run resumes from them (see Checkpoint).
 	State map[string]map[string]json.RawMessage
+	// SavedKeys are the primary keys of the rows the interrupted runs of
+	// the sync committed: a row of this run with one of them is a
+	// duplicate, unless it re-reads the partition that saved it.
+	SavedKeys *SavedKeys
 
 	Config  map[string]any // resolved config values, by name
 	Pool    *fetch.Pool
@@ -69,7 +72,6 @@ type Runner struct {
 	stats   *Stats
 	targets *targets
 	lookups *lookups
-	seed    maphash.Seed
 	// exprReadsLookups: some stream's own programs read a lookup, so the
 	// lookups are also kept normalized for expr.
 	exprReadsLookups bool
@@ -164,7 +166,7 @@ func New(f *spec.File, opts Options) (_ *Runner, err error) {
 		opts.Sleep = opts.Pool.Sleep
 	}
 	r := &Runner{f: f, opts: opts, log: opts.Logger, streams: map[string]*stream{}, stats: newStats(opts.Now),
-		targets: newTargets(f), lookups: newLookups(f), seed: maphash.MakeSeed(), started: opts.Now().UTC(),
+		targets: newTargets(f, opts.SavedKeys), lookups: newLookups(f), started: opts.Now().UTC(),
 		exprConfig: eval.Normalize(f.ExprValues(opts.Config)).(map[string]any)}
 	// The run's clock answers now() in templates (ferry test pins it).
 	cfgEnv := map[string]any{spec.VarConfig: r.exprConfig, eval.ClockVar: opts.Now}

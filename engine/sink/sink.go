@@ -15,6 +15,10 @@ type Row struct {
 	// Merge marks a row whose primary key an earlier row of the run had,
 	// in a table with on_duplicate: merge.
 	Merge bool
+	// KeyHash is the hash of the row's primary key (runner.KeyHash), 0
+	// without one. A table destination commits it with the row's
+	// checkpoint, for the duplicate check of a run that resumes the sync.
+	KeyHash uint64
 }
 
 // Entity is one Port entity produced by a spec's `port.entities` mapping.

@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ferry-etl/ferry/engine/runner"
+	"github.com/ferry-etl/ferry/engine/sink"
+)
+
+// The primary keys a sync's runs committed are saved in the state, so that
+// a run resuming the sync finds the duplicates of rows an earlier run
+// wrote: under "<stream>@keys", one entry per partition and Write,
+// partition "<partition>|<n>" (n numbers the entries, so a partition's
+// later pages add theirs rather than rewrite every key it had), value a
+// JSON object of table -> the rows' runner.KeyHash values (8 bytes each,
+// little-endian, base64). An entry is committed in the transaction of the
+// checkpoint its rows came with, never for rows whose checkpoint is not
+// (a partition a refused row blocked is read again). They are page state:
+// a finished sync, a stale one or --full-refresh clears them.
+const keysSuffix = "@keys"
+
+// readKeys takes the saved keys out of st and returns them, with the
+// number of the next entry. An entry it cannot read is skipped, with a
+// warning: the duplicates of its rows go unnoticed.
+func (d *destinations) readKeys(st map[string]map[string]json.RawMessage) (*runner.SavedKeys, int) {
+	saved := &runner.SavedKeys{}
+	next := 0
+	for stream, parts := range st {
+		base, ok := strings.CutSuffix(stream, keysSuffix)
+		if !ok {
+			continue
+		}
+		delete(st, stream)
+		for part, raw := range parts {
+			i := strings.LastIndexByte(part, '|')
+			n, err := strconv.Atoi(part[i+1:])
+			if i < 0 || err != nil {
+				d.log.Warn("ignoring unreadable saved keys", "stream", base, "entry", part)
+				continue
+			}
+			next = max(next, n+1)
+			var tables map[string]string
+			if err := json.Unmarshal(raw, &tables); err != nil {
+				d.log.Warn("ignoring unreadable saved keys", "stream", base, "entry", part, "error", err)
+				continue
+			}
+			for table, text := range tables {
+				b, err := base64.StdEncoding.DecodeString(text)
+				if err != nil || len(b)%8 != 0 {
+					d.log.Warn("ignoring unreadable saved keys", "stream", base, "entry", part, "table", table)
+					continue
+				}
+				hashes := make([]uint64, len(b)/8)
+				for j := range hashes {
+					hashes[j] = binary.LittleEndian.Uint64(b[8*j:])
+				}
+				saved.Add(table, base, part[:i], hashes)
+			}
+		}
+	}
+	return saved, next
+}
+
+// addKeys notes the keys of rows made ready with partition k's checkpoint.
+func (d *destinations) addKeys(k partKey, rows []sink.Row) {
+	for _, r := range rows {
+		if r.KeyHash == 0 {
+			continue
+		}
+		if d.keys == nil {
+			d.keys = map[partKey]map[string][]uint64{}
+		}
+		if d.keys[k] == nil {
+			d.keys[k] = map[string][]uint64{}
+		}
+		d.keys[k][r.Table] = append(d.keys[k][r.Table], r.KeyHash)
+	}
+}
+
+// withKeys is the batch's checkpoints and an entry of the keys of each
+// partition whose checkpoint is among them (not blocked).
+func (d *destinations) withKeys() ([]sink.Checkpoint, error) {
+	if len(d.keys) == 0 {
+		return d.cps, nil
+	}
+	out := slices.Clone(d.cps)
+	ks := slices.SortedFunc(maps.Keys(d.keys), func(a, b partKey) int {
+		return strings.Compare(a.stream+"\x00"+a.partition, b.stream+"\x00"+b.partition)
+	})
+	for _, k := range ks {
+		if d.blocked[k] {
+			continue
+		}
+		tables := map[string]string{}
+		for table, hs := range d.keys[k] {
+			b := make([]byte, 0, 8*len(hs))
+			for _, h := range hs {
+				b = binary.LittleEndian.AppendUint64(b, h)
+			}
+			tables[table] = base64.StdEncoding.EncodeToString(b)
+		}
+		val, err := json.Marshal(tables)
+		if err != nil {
+			return nil, fmt.Errorf("saved keys: %w", err)
+		}
+		out = append(out, sink.Checkpoint{Stream: k.stream + keysSuffix, Partition: k.partition + "|" + strconv.Itoa(d.keySeq), Value: val})
+		d.keySeq++
+	}
+	return out, nil
+}
