@@ -478,17 +478,18 @@ func (d *destinations) flushLocked(ctx context.Context) error {
 	if len(d.rows) == 0 && len(d.cps) == 0 {
 		return nil
 	}
-	cps, err := d.withKeys()
+	cps, entries, err := d.withKeys()
 	if err == nil {
 		err = d.tables.Write(ctx, d.rows, cps)
 	}
 	if errors.Is(err, table.ErrRefused) {
 		// Only now, after a failure, is the batch probed.
-		err = d.writeAround(ctx, err)
+		entries, err = d.writeAround(ctx, err)
 	}
 	if err != nil {
 		return fmt.Errorf("write tables: %w", err)
 	}
+	d.keySeq += entries
 	if d.committed != nil {
 		d.committed(d.rows)
 	}
@@ -745,16 +746,17 @@ func (d *destinations) close() {
 // after its write failed with werr (table.ErrRefused): each such row is
 // found (table.FindRefused: log2 of the batch in rolled-back trials),
 // reported as a failed record, and its partition blocked, its checkpoint
-// and its rows of append tables taken out of the batch; the rest is
+// and its rows of append tables taken out of the batch (and its keys, see
+// withKeys); the rest is written. entries is the number of key entries
 // written.
-func (d *destinations) writeAround(ctx context.Context, werr error) error {
+func (d *destinations) writeAround(ctx context.Context, werr error) (entries int, err error) {
 	for {
 		i, reason, err := d.tables.FindRefused(ctx, d.rows)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if i < 0 {
-			return werr // not a row's fault: the run fails as it did
+			return 0, werr // not a row's fault: the run fails as it did
 		}
 		d.refuse(d.rows[i], reason)
 		d.rows = slices.Delete(d.rows, i, i+1)
@@ -770,13 +772,13 @@ func (d *destinations) writeAround(ctx context.Context, werr error) error {
 		for j, cp := range d.cps {
 			d.cpAt[partKey{cp.Stream, cp.Partition}] = j
 		}
-		cps, err := d.withKeys()
+		cps, n, err := d.withKeys()
 		if err != nil {
-			return err
+			return 0, err
 		}
 		werr = d.tables.Write(ctx, d.rows, cps)
 		if !errors.Is(werr, table.ErrRefused) {
-			return werr
+			return n, werr
 		}
 	}
 }

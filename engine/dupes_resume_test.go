@@ -20,8 +20,8 @@ import (
 // partition yields K again. And the partition a resumed run reads again
 // rewrites its own keys: no duplicate.
 
-// dupBackend is a destination for the tests below: its dest URL (""
-// for the fixture's SQLite file), and the rows of table t as "a|b".
+// dupBackend is a destination for the tests below: the spec's name, and
+// a query on the destination, %t naming table t and %s the state table.
 type dupBackend struct {
 	name string
 	// setup gives the spec's name and points fx at the destination.
@@ -31,7 +31,9 @@ type dupBackend struct {
 func dupBackends() []dupBackend {
 	sqlite := dupBackend{name: "sqlite", setup: func(t *testing.T) (string, func(fx *fixture) func(string) []string) {
 		return "nl", func(fx *fixture) func(string) []string {
-			return func(q string) []string { return fx.query(strings.ReplaceAll(q, "%t", `"nl__t"`)) }
+			return func(q string) []string {
+				return fx.query(strings.NewReplacer("%t", `"nl__t"`, "%s", `"nl___ferry_state"`).Replace(q))
+			}
 		}
 	}}
 	pg := dupBackend{name: "postgres", setup: func(t *testing.T) (string, func(fx *fixture) func(string) []string) {
@@ -52,7 +54,8 @@ func dupBackends() []dupBackend {
 				ctx := t.Context()
 				conn := pgConnect(t, ctx, url)
 				defer conn.Close(ctx)
-				rows, err := conn.Query(ctx, strings.ReplaceAll(q, "%t", pgx.Identifier{name, "t"}.Sanitize()))
+				q = strings.NewReplacer("%t", pgx.Identifier{name, "t"}.Sanitize(), "%s", pgx.Identifier{name, "_ferry_state"}.Sanitize()).Replace(q)
+				rows, err := conn.Query(ctx, q)
 				if err != nil {
 					t.Fatalf("%s: %v", q, err)
 				}
@@ -137,6 +140,10 @@ func TestDuplicateAcrossResumedRuns(t *testing.T) {
 				if got := query(rows); !slices.Equal(got, []string{"k|a1|-"}) {
 					t.Fatalf("after the failed run, t = %v, want p1's row", got)
 				}
+				const keys = `SELECT CAST(count(*) AS TEXT) FROM %s WHERE stream = 'items@keys'`
+				if got := query(keys); !slices.Equal(got, []string{"1"}) {
+					t.Errorf("after the failed run, %v entries of saved keys, want p1's", got)
+				}
 				fx.pages("/parents/p2/items", []any{rec("k", nil, "b1")})
 				fx.takeRequests()
 				res, err := fx.run(engine.RunOptions{})
@@ -158,6 +165,12 @@ func TestDuplicateAcrossResumedRuns(t *testing.T) {
 				}
 				if got := query(rows); !slices.Equal(got, []string{tc.want}) {
 					t.Errorf("t = %v, want %q", got, tc.want)
+				}
+				if !tc.failed {
+					// The sync is over: its saved keys go with its checkpoints.
+					if got := query(keys); !slices.Equal(got, []string{"0"}) {
+						t.Errorf("after the sync ended, %v entries of saved keys, want none", got)
+					}
 				}
 			})
 		}

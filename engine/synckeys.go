@@ -85,10 +85,11 @@ func (d *destinations) addKeys(k partKey, rows []sink.Row) {
 }
 
 // withKeys is the batch's checkpoints and an entry of the keys of each
-// partition whose checkpoint is among them (not blocked).
-func (d *destinations) withKeys() ([]sink.Checkpoint, error) {
+// partition whose checkpoint is among them (not blocked), numbered from
+// keySeq; n is how many (keySeq moves on once they are committed).
+func (d *destinations) withKeys() (cps []sink.Checkpoint, n int, err error) {
 	if len(d.keys) == 0 {
-		return d.cps, nil
+		return d.cps, 0, nil
 	}
 	out := slices.Clone(d.cps)
 	ks := slices.SortedFunc(maps.Keys(d.keys), func(a, b partKey) int {
@@ -108,10 +109,10 @@ func (d *destinations) withKeys() ([]sink.Checkpoint, error) {
 		}
 		val, err := json.Marshal(tables)
 		if err != nil {
-			return nil, fmt.Errorf("saved keys: %w", err)
+			return nil, 0, fmt.Errorf("saved keys: %w", err)
 		}
-		out = append(out, sink.Checkpoint{Stream: k.stream + keysSuffix, Partition: k.partition + "|" + strconv.Itoa(d.keySeq), Value: val})
-		d.keySeq++
+		out = append(out, sink.Checkpoint{Stream: k.stream + keysSuffix, Partition: k.partition + "|" + strconv.Itoa(d.keySeq+n), Value: val})
+		n++
 	}
-	return out, nil
+	return out, n, nil
 }

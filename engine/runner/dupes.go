@@ -318,6 +318,23 @@ func (s *SavedKeys) Len() int {
 	return n
 }
 
+// Has reports whether the partition saved h for table (tests use it).
+func (s *SavedKeys) Has(table, stream, partition string, h uint64) bool {
+	set, p, ok := s.table(table), uint32(0), false
+	if set != nil {
+		p, ok = s.parts[partRef{stream, partition}]
+	}
+	if !ok {
+		return false
+	}
+	for i, x := range set.hashes {
+		if x == h && set.parts[i] == p {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *SavedKeys) table(name string) *savedSet {
 	if s == nil {
 		return nil
