@@ -275,3 +275,31 @@ func TestDuplicateEntityAcrossResumedRuns(t *testing.T) {
 		t.Errorf("entity k = %v, want p1's", e)
 	}
 }
+
+// TestFailedDuplicateLeavesItsKey: p1's page with key k is committed, then
+// the run fails. In the resumed run p2 (first now) yields k: a duplicate
+// of p1's row, failed, not written. Then p1, changed, is read afresh and
+// yields k again: its own row, rewritten, not a duplicate of p2's, which
+// was never written.
+func TestFailedDuplicateLeavesItsKey(t *testing.T) {
+	fx := newFixture(t, dupSpec("nl", "fail", ""), "")
+	fx.json("/parents", []any{map[string]any{"id": "p1", "v": 1}, map[string]any{"id": "p2"}})
+	fx.pages("/parents/p1/items", []any{rec("k", "a1", nil), rec("m", "a1", nil)}, 1)
+	fx.pages("/parents/p2/items", nil, 0)
+	_, err := fx.run(engine.RunOptions{})
+	runErrorOf(t, err)
+	fx.json("/parents", []any{map[string]any{"id": "p2"}, map[string]any{"id": "p1", "v": 2}})
+	fx.pages("/parents/p2/items", []any{rec("k", nil, "b1")})
+	fx.pages("/parents/p1/items", []any{rec("k", "a2", nil)})
+	res, err := fx.run(engine.RunOptions{})
+	re := runErrorOf(t, err)
+	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "p2") {
+		t.Errorf("failures = %v, want p2's row only", re.Failures)
+	}
+	if len(res.Summary.Duplicates) != 1 || res.Summary.Duplicates[0].Count != 1 {
+		t.Errorf("duplicates = %+v, want t: 1", res.Summary.Duplicates)
+	}
+	if got := fx.query(`SELECT id || '|' || coalesce(a, '-') || '|' || coalesce(b, '-') FROM "nl__t" ORDER BY id`); !slices.Equal(got, []string{"k|a2|-"}) {
+		t.Errorf("t = %v, want p1's k rewritten", got)
+	}
+}

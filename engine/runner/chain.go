@@ -617,9 +617,10 @@ func (c *chainRun) partitions() error {
 		if err != nil {
 			return errCancelled
 		}
-		if m != nil {
-			// A partitions chain commits once, whole: its rows are new or
-			// the ones it committed before.
+		if m != nil && c.cp == nil {
+			// Read from the start: maybe afresh, writing again the rows
+			// it committed before. (A replay writes only values added
+			// since: new records.)
 			for i := range m.rows {
 				m.rows[i].reread = true
 			}
