@@ -103,9 +103,10 @@ type destinations struct {
 	// partition's checkpoint, committed with it (see keysSuffix); keySeq
 	// numbers the next entry. saved are the keys the sync's earlier runs
 	// committed, for the runner.
-	keys   map[partKey]map[string][]uint64
-	keySeq int
-	saved  *runner.SavedKeys
+	keys    map[partKey]map[string][]uint64
+	keySeq  int
+	saved   *runner.SavedKeys
+	entries map[partKey][]string // the partitions' committed entries of keys
 }
 
 // syncKey is the state entry that dates the sync a run belongs to. It is
@@ -382,7 +383,7 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 			d.resuming = false
 			return d.state(ctx, now, resumeWithin)
 		}
-		d.saved, d.keySeq = d.readKeys(st)
+		d.saved, d.keySeq, d.entries = d.readKeys(st)
 		return st, nil
 	}
 	val, err := json.Marshal(syncState{Started: now.UTC()})
@@ -447,6 +448,9 @@ func (d *destinations) Checkpoint(ctx context.Context, cp sink.Checkpoint) error
 		// A cursor has no rows of its own: nothing pending waits for it.
 		setCheckpoint(&d.held, &d.heldAt, k, cp)
 		return nil
+	}
+	if cp.Fresh {
+		d.dropKeys(k)
 	}
 	d.addKeys(k, d.pending[k])
 	d.rows = append(d.rows, d.pending[k]...)
@@ -852,6 +856,11 @@ func (d *destinations) blockedCheckpoint(cp sink.Checkpoint) bool {
 	}
 	if d.blocked[partKey{cp.Stream, cp.Partition}] {
 		return true
+	}
+	if base, ok := strings.CutSuffix(cp.Stream, keysSuffix); ok {
+		// A blocked partition's saved keys stay as its checkpoint does.
+		i := strings.LastIndexByte(cp.Partition, '|')
+		return i >= 0 && d.blocked[partKey{base, cp.Partition[:i]}]
 	}
 	base, ok := strings.CutSuffix(cp.Stream, runner.WatermarkSuffix)
 	if !ok {

@@ -303,3 +303,34 @@ func TestFailedDuplicateLeavesItsKey(t *testing.T) {
 		t.Errorf("t = %v, want p1's k rewritten", got)
 	}
 }
+
+// TestPartitionReadAfreshDropsItsKeys: p2's first page (x) is committed,
+// its second request fails, and p1 fails. p2, changed, is read afresh by
+// the resumed run and now yields y only: the keys of its earlier reading go
+// with its old checkpoint. So x, which p1 yields in the third run, is no
+// duplicate of the sync's (p2 no longer has it).
+func TestPartitionReadAfreshDropsItsKeys(t *testing.T) {
+	fx := newFixture(t, dupSpec("nl", "fail", ""), "")
+	fx.json("/parents", []any{map[string]any{"id": "p1"}, map[string]any{"id": "p2", "v": 1}})
+	fx.pages("/parents/p1/items", nil, 0)
+	fx.pages("/parents/p2/items", []any{rec("x", "1", nil), rec("y", "1", nil)}, 1)
+	_, err := fx.run(engine.RunOptions{})
+	runErrorOf(t, err)
+	fx.json("/parents", []any{map[string]any{"id": "p1"}, map[string]any{"id": "p2", "v": 2}})
+	fx.pages("/parents/p2/items", []any{rec("y", "2", nil)})
+	res, err := fx.run(engine.RunOptions{})
+	if re := runErrorOf(t, err); len(re.Failures) != 1 || len(res.Summary.Duplicates) != 0 {
+		t.Fatalf("failures = %v, duplicates %+v; want p1's request only", re.Failures, res.Summary.Duplicates)
+	}
+	fx.pages("/parents/p1/items", []any{rec("x", "3", nil)})
+	res, err = fx.run(engine.RunOptions{})
+	if err != nil {
+		t.Fatalf("third run: %v", err)
+	}
+	if len(res.Summary.Duplicates) != 0 {
+		t.Errorf("duplicates = %+v, want none", res.Summary.Duplicates)
+	}
+	if got := fx.query(`SELECT id || '|' || a FROM "nl__t" ORDER BY id`); !slices.Equal(got, []string{"x|3", "y|2"}) {
+		t.Errorf("t = %v", got)
+	}
+}

@@ -27,11 +27,11 @@ import (
 const keysSuffix = "@keys"
 
 // readKeys takes the saved keys out of st and returns them, with the
-// number of the next entry. An entry it cannot read is skipped, with a
-// warning: the duplicates of its rows go unnoticed.
-func (d *destinations) readKeys(st map[string]map[string]json.RawMessage) (*runner.SavedKeys, int) {
-	saved := &runner.SavedKeys{}
-	next := 0
+// number of the next entry and the entries of each partition. An entry it
+// cannot read is skipped, with a warning: the duplicates of its rows go
+// unnoticed.
+func (d *destinations) readKeys(st map[string]map[string]json.RawMessage) (saved *runner.SavedKeys, next int, entries map[partKey][]string) {
+	saved, entries = &runner.SavedKeys{}, map[partKey][]string{}
 	for stream, parts := range st {
 		base, ok := strings.CutSuffix(stream, keysSuffix)
 		if !ok {
@@ -46,6 +46,7 @@ func (d *destinations) readKeys(st map[string]map[string]json.RawMessage) (*runn
 				continue
 			}
 			next = max(next, n+1)
+			entries[partKey{base, part[:i]}] = append(entries[partKey{base, part[:i]}], part)
 			var tables map[string]string
 			if err := json.Unmarshal(raw, &tables); err != nil {
 				d.log.Warn("ignoring unreadable saved keys", "stream", base, "entry", part, "error", err)
@@ -65,7 +66,18 @@ func (d *destinations) readKeys(st map[string]map[string]json.RawMessage) (*runn
 			}
 		}
 	}
-	return saved, next
+	return saved, next, entries
+}
+
+// dropKeys deletes, with the checkpoint being made ready, the entries of
+// partition k committed before: it is read from its start again, and
+// saves the keys of this reading.
+func (d *destinations) dropKeys(k partKey) {
+	for _, e := range d.entries[k] {
+		stream := k.stream + keysSuffix
+		setCheckpoint(&d.cps, &d.cpAt, partKey{stream, e}, sink.Checkpoint{Stream: stream, Partition: e})
+	}
+	delete(d.entries, k)
 }
 
 // addKeys notes the keys of rows made ready with partition k's checkpoint.

@@ -64,7 +64,7 @@ func TestSavedKeysFollowTheirCheckpoint(t *testing.T) {
 		t.Errorf("entries = %q, want %q (p2's second page blocked)", entries, want)
 	}
 	r := &destinations{log: d.log}
-	saved, next := r.readKeys(st)
+	saved, next, _ := r.readKeys(st)
 	if next != 3 {
 		t.Errorf("next entry = %d, want 3", next)
 	}
@@ -81,6 +81,74 @@ func TestSavedKeysFollowTheirCheckpoint(t *testing.T) {
 		{"a1", "roots=p1", true}, {"a3", "roots=p1", true}, {"b1", "roots=p2", true},
 		{"a4", "roots=p1", false}, {"b2", "roots=p2", false}, {"bad", "roots=p2", false},
 	} {
+		if got := saved.Has("t", "items", c.part, runner.KeyHash(c.id)); got != c.want {
+			t.Errorf("key %s of %s saved = %v, want %v", c.id, c.part, got, c.want)
+		}
+	}
+}
+
+// TestFreshCheckpointDropsSavedKeys: a partition read from its start again
+// (Fresh) replaces the entries of keys it committed before, in the
+// transaction of its new checkpoint; those of a partition a refused row
+// blocks stay, as its old checkpoint does.
+func TestFreshCheckpointDropsSavedKeys(t *testing.T) {
+	ctx := context.Background()
+	d, db, _ := refusedDest(t)
+	page := func(part string, fresh bool, ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			data := map[string]any{"id": id}
+			if id == "bad" {
+				data = tooWide(id)
+			}
+			if err := d.Row(ctx, sink.Row{Table: "t", Stream: "items", Partition: part, Data: data, KeyHash: runner.KeyHash(id)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.Checkpoint(ctx, sink.Checkpoint{Stream: "items", Partition: part, Value: json.RawMessage(`1`), Fresh: fresh}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush := func() {
+		t.Helper()
+		if err := d.Checkpoint(ctx, sink.Checkpoint{Stream: "x", Value: json.RawMessage(`1`), Flush: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func() map[string]map[string]json.RawMessage {
+		t.Helper()
+		st, err := db.State(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	// The first run.
+	page("roots=p1", false, "a1")
+	page("roots=p2", false, "b1")
+	flush()
+	page("roots=p1", false, "a2")
+	flush()
+	// The resumed run reads p1 and p2 afresh; p2's reading is refused.
+	d.saved, d.keySeq, d.entries = d.readKeys(state())
+	page("roots=p1", true, "a3")
+	page("roots=p2", true, "b2", "bad")
+	flush()
+	saved, _, entries := d.readKeys(state())
+	var got []string
+	for k, es := range entries {
+		for _, e := range es {
+			got = append(got, k.partition+" "+e)
+		}
+	}
+	slices.Sort(got)
+	if want := []string{"roots=p1 roots=p1|3", "roots=p2 roots=p2|1"}; !slices.Equal(got, want) {
+		t.Errorf("entries = %q, want p1's new one and p2's old one", got)
+	}
+	for _, c := range []struct {
+		id, part string
+		want     bool
+	}{{"a1", "roots=p1", false}, {"a2", "roots=p1", false}, {"a3", "roots=p1", true}, {"b1", "roots=p2", true}, {"b2", "roots=p2", false}} {
 		if got := saved.Has("t", "items", c.part, runner.KeyHash(c.id)); got != c.want {
 			t.Errorf("key %s of %s saved = %v, want %v", c.id, c.part, got, c.want)
 		}

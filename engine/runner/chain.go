@@ -297,6 +297,10 @@ type chainRun struct {
 	// (replayed): a replayed record with a later one changed since, and is
 	// written again, or the cursor saved at the end would pass its change.
 	committedMax any
+	// checkpointed: the sync committed a checkpoint of this chain's
+	// partition; one read from its start all the same (c.cp nil) replaces
+	// what that reading committed (see pageState.fresh).
+	checkpointed bool
 
 	job       *jobState // an async stream's export job, saved with every checkpoint
 	downloads []string  // an async stream's result URLs: one chain of pages each, in place of windows
@@ -329,6 +333,7 @@ func (c *chainRun) run() error {
 	s := st.s
 	c.env = r.env(rn)
 	c.cp = r.resumePoint(st, rn.partition)
+	_, c.checkpointed = r.opts.State[s.Name][rn.partition]
 	if up := upCursors(rn.parent); c.cp != nil && c.cp.Up != "" && c.cp.Up != up {
 		// A record above changed since this chain was checkpointed: what
 		// it reads may have changed too (the comment that moved a ticket's
@@ -631,7 +636,7 @@ func (c *chainRun) partitions() error {
 	}
 	st.read.records(len(values))
 	if !replay || added {
-		c.send(item{mark: &pageState{Pages: 1, Done: true, Values: &keys, Of: digestOf(c.rn.parent)}})
+		c.send(item{mark: &pageState{Pages: 1, Done: true, Values: &keys, Of: digestOf(c.rn.parent), fresh: c.cp == nil && c.checkpointed}})
 	}
 	return nil
 }
@@ -756,7 +761,8 @@ func (c *chainRun) windowLabel(w int) string {
 // goes on from there.
 func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *pageState {
 	return &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo, Up: upCursors(c.rn.parent), Of: digestOf(c.rn.parent), Batch: c.batch,
-		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at, c.retried), Held: c.spanSkipped, Job: c.job}
+		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at, c.retried), Held: c.spanSkipped, Job: c.job,
+		fresh: c.cp == nil && c.checkpointed}
 }
 
 // spans is the number of sub-chains: windows, an async stream's

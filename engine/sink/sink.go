@@ -46,4 +46,9 @@ type Checkpoint struct {
 	// ready, rather than with a later batch: it records a change made on
 	// the source (an export job created) that a crash must not forget.
 	Flush bool
+	// Fresh: the partition is being read from its start again, though the
+	// sync committed a checkpoint of it (its parent changed, say): what a
+	// destination kept of the earlier reading with that checkpoint (the
+	// primary keys of its rows) goes, with this one.
+	Fresh bool
 }
