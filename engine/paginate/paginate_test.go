@@ -255,6 +255,41 @@ func chainCases() []chainCase {
 				{url: "https://api.test/x?page=2", header: hdr("Link", `</x?page=2>; rel="next"`), records: 1, err: paginate.ErrNoProgress},
 			},
 		},
+		{
+			// Sentry: rel="next" is always sent; results="false" on it
+			// says the page it points to is empty, so the chain ends here.
+			name:     "link_header stop_params end on a next link that says there is nothing more",
+			paginate: `{type: link_header, stop_params: {results: "false"}}`,
+			steps: []step{
+				{header: hdr("Link", `</x?cursor=0:0:1>; rel="previous"; results="false"; cursor="0:0:1", </x?cursor=0:100:0>; rel="next"; results="true"; cursor="0:100:0"`), records: 100, more: true,
+					next: wire{URL: "https://api.test/x?cursor=0:100:0"}},
+				{url: "https://api.test/x?cursor=0:100:0", header: hdr("Link", `</x?cursor=0:0:1>; rel="previous"; results="true"; cursor="0:0:1", </x?cursor=0:200:0>; rel="next"; results="false"; cursor="0:200:0"`), records: 40},
+			},
+		},
+		{
+			// Only the next link's parameters count (previous says false
+			// on the first page), names are case-insensitive, and a next
+			// link without the parameter is followed (reading on is safe;
+			// stopping early would lose records).
+			name:     "link_header stop_params read only the next link",
+			paginate: `{type: link_header, stop_params: {results: "false"}}`,
+			steps: []step{
+				{header: hdr("Link", `</x?c=1>; rel="previous"; results="false", </x?c=2>; rel="next"; RESULTS=true`), records: 1, more: true,
+					next: wire{URL: "https://api.test/x?c=2"}},
+				{url: "https://api.test/x?c=2", header: hdr("Link", `</x?c=3>; rel="next"`), records: 1, more: true,
+					next: wire{URL: "https://api.test/x?c=3"}},
+				{url: "https://api.test/x?c=3", header: hdr("Link", `</x?c=4>; Results="false"; rel="next"`), records: 1},
+			},
+		},
+		{
+			name:     "link_header stop_params must all match",
+			paginate: `{type: link_header, stop_params: {results: "false", scope: "all"}}`,
+			steps: []step{
+				{header: hdr("Link", `</x?c=2>; rel="next"; results="false"; scope="page"`), records: 1, more: true,
+					next: wire{URL: "https://api.test/x?c=2"}},
+				{url: "https://api.test/x?c=2", header: hdr("Link", `</x?c=3>; rel="next"; results="false"; scope="all"`), records: 1},
+			},
+		},
 
 		// page
 		{
