@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/spec"
@@ -106,7 +107,14 @@ func New(cfg *spec.Paginate, vars []any, env map[string]any) *Pager {
 	case "next_url":
 		p.kind = &nextURL{url: jq{&cfg.URL, vars, "url"}}
 	case "link_header":
-		p.kind = &linkHeader{}
+		lh := &linkHeader{}
+		for _, it := range cfg.StopParams.Items {
+			if lh.stop == nil {
+				lh.stop = map[string]string{}
+			}
+			lh.stop[strings.ToLower(it.Key)] = it.Value.V
+		}
+		p.kind = lh
 	case "page":
 		pn := &pageNumber{at: at, first: 1, total: jq{&cfg.TotalPages, vars, "total_pages"},
 			token: jq{&cfg.Token, vars, "token"}, tokenParam: cfg.TokenParam.V}

@@ -258,20 +258,21 @@ type AsyncDownload struct {
 type Paginate struct {
 	Pos Pos `yaml:"-"`
 
-	Type        Str  `yaml:"type" ferry:"required" enum:"cursor,next_url,link_header,page,offset" doc:"Pagination kind."`
-	Token       JQ   `yaml:"token" only:"cursor,page" doc:"jq on the response body giving the next token (a string or a number, which stays a number in a JSON body); null, false or empty ends (cursor). For page: an optional token sent as token_param when present."`
-	Param       Str  `yaml:"param" only:"cursor,page,offset" doc:"Where the token, page number or offset goes (query name, header name, or dotted body path)."`
-	In          Str  `yaml:"in" only:"cursor,page,offset" enum:"query,header,body,path" doc:"Where param and size_param live: query (default), header, or body (a dotted path in the JSON body, where numbers stay numbers; the body must be a JSON object, or absent with method POST, PUT or PATCH). path (cursor only): the token is the next request's path, joined to base_url as request.path is; when it carries a query, that query replaces the spec's."`
-	TokenHeader Str  `yaml:"token_header" only:"cursor" doc:"Response header holding the next token (e.g. X-Next-Page), instead of token; a missing or empty header ends."`
-	TokenParam  Str  `yaml:"token_param" only:"page" doc:"Query parameter for the optional token of a page-number API."`
-	URL         JQ   `yaml:"url" only:"next_url" doc:"jq on the response body giving the next URL; null or empty ends."`
-	Start       Int  `yaml:"start" only:"page" doc:"Number of the first page (default 1)."`
-	Size        Int  `yaml:"size" only:"page,offset,cursor,link_header" doc:"Page size to ask for, sent in size_param. For offset, a page shorter than size ends paging unless total or stop_when is given; leave it unset when the server may return fewer than asked and gives neither."`
-	SizeParam   Str  `yaml:"size_param" only:"page,offset,cursor,link_header" doc:"Parameter carrying size, where in says (link_header: query)."`
-	TotalPages  JQ   `yaml:"total_pages" only:"page" doc:"jq on the body giving the number of pages: paging stops at that page, and an empty page before it does not stop it; without it paging stops on an empty page."`
-	Total       JQ   `yaml:"total" only:"offset" doc:"jq on the body giving the number of items in all; paging stops when the offset reaches it (or on an empty page), not on a short page. Null means unknown."`
-	StopWhen    Expr `yaml:"stop_when" doc:"expr stop condition, asked after each page's records are read; sees response (body), page (1-based count) and records (on this page)."`
-	MaxPages    Int  `yaml:"max_pages" doc:"Cap on pages per request chain (default 10000); a chain that has more fails the stream."`
+	Type        Str      `yaml:"type" ferry:"required" enum:"cursor,next_url,link_header,page,offset" doc:"Pagination kind."`
+	Token       JQ       `yaml:"token" only:"cursor,page" doc:"jq on the response body giving the next token (a string or a number, which stays a number in a JSON body); null, false or empty ends (cursor). For page: an optional token sent as token_param when present."`
+	Param       Str      `yaml:"param" only:"cursor,page,offset" doc:"Where the token, page number or offset goes (query name, header name, or dotted body path)."`
+	In          Str      `yaml:"in" only:"cursor,page,offset" enum:"query,header,body,path" doc:"Where param and size_param live: query (default), header, or body (a dotted path in the JSON body, where numbers stay numbers; the body must be a JSON object, or absent with method POST, PUT or PATCH). path (cursor only): the token is the next request's path, joined to base_url as request.path is; when it carries a query, that query replaces the spec's."`
+	TokenHeader Str      `yaml:"token_header" only:"cursor" doc:"Response header holding the next token (e.g. X-Next-Page), instead of token; a missing or empty header ends."`
+	TokenParam  Str      `yaml:"token_param" only:"page" doc:"Query parameter for the optional token of a page-number API."`
+	URL         JQ       `yaml:"url" only:"next_url" doc:"jq on the response body giving the next URL; null or empty ends."`
+	Start       Int      `yaml:"start" only:"page" doc:"Number of the first page (default 1)."`
+	Size        Int      `yaml:"size" only:"page,offset,cursor,link_header" doc:"Page size to ask for, sent in size_param. For offset, a page shorter than size ends paging unless total or stop_when is given; leave it unset when the server may return fewer than asked and gives neither."`
+	SizeParam   Str      `yaml:"size_param" only:"page,offset,cursor,link_header" doc:"Parameter carrying size, where in says (link_header: query)."`
+	TotalPages  JQ       `yaml:"total_pages" only:"page" doc:"jq on the body giving the number of pages: paging stops at that page, and an empty page before it does not stop it; without it paging stops on an empty page."`
+	Total       JQ       `yaml:"total" only:"offset" doc:"jq on the body giving the number of items in all; paging stops when the offset reaches it (or on an empty page), not on a short page. Null means unknown."`
+	StopParams  Map[Str] `yaml:"stop_params" only:"link_header" doc:"Parameters of the rel=\"next\" link that say it leads nowhere: a next link carrying all of them with these values (names case-insensitive) ends the chain, e.g. Sentry's results: \"false\" on a next link it always sends. A next link without them is followed."`
+	StopWhen    Expr     `yaml:"stop_when" doc:"expr stop condition, asked after each page's records are read; sees response (body), page (1-based count) and records (on this page)."`
+	MaxPages    Int      `yaml:"max_pages" doc:"Cap on pages per request chain (default 10000); a chain that has more fails the stream."`
 }
 
 // Incremental makes a stream read only what changed since the last
