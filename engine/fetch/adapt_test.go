@@ -287,6 +287,10 @@ func TestAnnouncedBudget(t *testing.T) {
 		{"draft dictionary, epoch reset", http.Header{"Ratelimit": {"limit=100, remaining=0, reset=" + strconv.FormatInt(recv.Unix()+20, 10)}}, 0, 20 * time.Second, true},
 		{"structured, epoch reset", http.Header{"Ratelimit": {`"day";r=0;t=` + strconv.FormatInt(recv.Unix()+20, 10)}}, 0, 20 * time.Second, true},
 		{"x-ratelimit ISO 8601 (Jira)", http.Header{"X-Ratelimit-Remaining": {"0"}, "X-Ratelimit-Reset": {"2026-03-04T05:08Z"}}, 0, 173 * time.Second, true},
+		// Okta's and X's spelling, with a hyphen between Rate and Limit.
+		{"x-rate-limit epoch (Okta)", http.Header{"X-Rate-Limit-Remaining": {"0"}, "X-Rate-Limit-Reset": {strconv.FormatInt(recv.Unix()+45, 10)}}, 0, 45 * time.Second, true},
+		{"x-rate-limit without reset", http.Header{"X-Rate-Limit-Remaining": {"3"}}, 0, 0, false},
+		{"x-ratelimit wins over x-rate-limit", http.Header{"X-Ratelimit-Remaining": {"5"}, "X-Ratelimit-Reset": {"10"}, "X-Rate-Limit-Remaining": {"0"}, "X-Rate-Limit-Reset": {"99"}}, 5, 10 * time.Second, true},
 		{"structured without t", http.Header{"Ratelimit": {`"day";r=4`}}, 0, 0, false},
 		{"none", http.Header{}, 0, 0, false},
 	} {

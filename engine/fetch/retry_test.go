@@ -391,6 +391,9 @@ func TestServerHint(t *testing.T) {
 		{"ratelimit-reset on 429", map[string]string{"RateLimit-Reset": "9"}, 429, 9 * time.Second},
 		{"ratelimit-reset on 503 ignored", map[string]string{"RateLimit-Reset": "9"}, 503, 0},
 		{"x-ratelimit-reset wins over ratelimit-reset", map[string]string{"X-RateLimit-Reset": "3", "RateLimit-Reset": "9"}, 429, 3 * time.Second},
+		{"x-rate-limit-reset epoch on 429 (Okta)", map[string]string{"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": strconv.FormatInt(now.Add(40*time.Second).Unix(), 10)}, 429, 40 * time.Second},
+		{"x-rate-limit-reset on a spent 403", map[string]string{"X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": "12"}, 403, 12 * time.Second},
+		{"x-rate-limit-reset on a 403 refusal ignored", map[string]string{"X-Rate-Limit-Remaining": "4", "X-Rate-Limit-Reset": "12"}, 403, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
