@@ -209,7 +209,7 @@ const maxEpoch = 1e11
 // an ISO 8601 time such as 2024-01-01T10:00Z. Anything else is not a
 // reset: the caller backs off as without one.
 func rateReset(h http.Header) (v float64, epoch, ok bool) {
-	s := strings.TrimSpace(h.Get("X-Ratelimit-Reset"))
+	s := rateHeader(h, "X-Ratelimit-Reset")
 	if s == "" {
 		return 0, false, false
 	}
@@ -264,7 +264,7 @@ func epochTime(v float64) time.Time {
 // headerCount reads a non-negative count header such as
 // x-ratelimit-limit; a fractional value is rounded up.
 func headerCount(h http.Header, key string) (int, bool) {
-	s := strings.TrimSpace(h.Get(key))
+	s := rateHeader(h, key)
 	if s == "" {
 		return 0, false
 	}
@@ -276,6 +276,17 @@ func headerCount(h http.Header, key string) (int, bool) {
 		return 0, false
 	}
 	return int(math.Ceil(f)), true
+}
+
+// rateHeader returns h's key, trimmed. An X-Ratelimit-* field that is
+// absent is read in its other spelling, X-Rate-Limit-* (Okta's and X's),
+// so their budget and reset count as everyone else's.
+func rateHeader(h http.Header, key string) string {
+	v := strings.TrimSpace(h.Get(key))
+	if rest, ok := strings.CutPrefix(key, "X-Ratelimit-"); ok && v == "" {
+		v = strings.TrimSpace(h.Get("X-Rate-Limit-" + rest))
+	}
+	return v
 }
 
 // secs converts seconds to a Duration without overflowing.
