@@ -23,8 +23,8 @@
 // seconds when above 1e9, an ISO 8601 time as Jira sends, else seconds to
 // wait) or the IETF RateLimit reset. A rate limit is a 429, or a 403 with
 // Retry-After or x-ratelimit-remaining 0 (GitHub), retried when 429 is.
-// Every x-ratelimit-* field is also read as X-Rate-Limit-* (Okta's
-// spelling) when absent.
+// Every x-ratelimit-* field is also read in its other spelling,
+// X-Rate-Limit-*, when absent.
 // Stripe-Should-Retry: false stops a retry, true asks for one whatever
 // the status, within the method rules below. A server hint longer than
 // Retry.Max is honoured up to [MaxServerWait] (5 minutes). POSTs are

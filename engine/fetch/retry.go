@@ -279,8 +279,8 @@ func headerCount(h http.Header, key string) (int, bool) {
 }
 
 // rateHeader returns h's key, trimmed. An X-Ratelimit-* field that is
-// absent is read in its other spelling, X-Rate-Limit-* (Okta's and X's),
-// so their budget and reset count as everyone else's.
+// absent is read in its other spelling, X-Rate-Limit-*, which some APIs
+// send: their budget and reset count as everyone else's.
 func rateHeader(h http.Header, key string) string {
 	v := strings.TrimSpace(h.Get(key))
 	if rest, ok := strings.CutPrefix(key, "X-Ratelimit-"); ok && v == "" {

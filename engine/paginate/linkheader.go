@@ -9,7 +9,7 @@ import (
 // resolved against the URL requested. The chain ends when there is none,
 // or when the next link carries every one of stop (parameter name, lower
 // case, to value): some servers always send a next link and mark the one
-// that leads nowhere (Sentry's results="false"). Other relations (prev,
+// that leads nowhere (results="false"). Other relations (prev,
 // first, last) are never followed.
 type linkHeader struct {
 	stop map[string]string

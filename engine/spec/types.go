@@ -270,7 +270,7 @@ type Paginate struct {
 	SizeParam   Str      `yaml:"size_param" only:"page,offset,cursor,link_header" doc:"Parameter carrying size, where in says (link_header: query)."`
 	TotalPages  JQ       `yaml:"total_pages" only:"page" doc:"jq on the body giving the number of pages: paging stops at that page, and an empty page before it does not stop it; without it paging stops on an empty page."`
 	Total       JQ       `yaml:"total" only:"offset" doc:"jq on the body giving the number of items in all; paging stops when the offset reaches it (or on an empty page), not on a short page. Null means unknown."`
-	StopParams  Map[Str] `yaml:"stop_params" only:"link_header" doc:"Parameters of the rel=\"next\" link that say it leads nowhere: a next link carrying all of them with these values (names case-insensitive) ends the chain, e.g. Sentry's results: \"false\" on a next link it always sends. A next link without them is followed."`
+	StopParams  Map[Str] `yaml:"stop_params" only:"link_header" doc:"Parameters of the rel=\"next\" link that say it leads nowhere: a next link carrying all of them with these values (names case-insensitive) ends the chain, e.g. results: \"false\" from a server that always sends a next link. A next link without them is followed."`
 	StopWhen    Expr     `yaml:"stop_when" doc:"expr stop condition, asked after each page's records are read; sees response (body), page (1-based count) and records (on this page)."`
 	MaxPages    Int      `yaml:"max_pages" doc:"Cap on pages per request chain (default 10000); a chain that has more fails the stream."`
 }
