@@ -23,7 +23,8 @@ import (
 // slowly past it (a probe for a limit that rose), and quickly again once
 // well past it without a complaint. The host's announced budget —
 // x-ratelimit-remaining and -reset, or the IETF RateLimit fields — holds
-// requests while it is spent, until its reset.
+// requests while it is spent, until its reset; a rate limit that comes
+// with its budget spent is that, and cuts nothing.
 type adaptive struct {
 	now   func() time.Time
 	sleep func(context.Context, time.Duration) error
@@ -141,7 +142,9 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.out--
+	spent := false // the answer says its host's budget is spent
 	if remaining, reset, ok := announcedBudget(h, recv); ok {
+		spent = remaining == 0 && reset.After(recv)
 		reset = earlier(reset, recv.Add(MaxServerWait))
 		// Answers overtake each other: within a window, one that leaves
 		// more than known is older news.
@@ -162,6 +165,12 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 	}
 	if sent.Before(a.cut) {
 		return // sent at the rate already cut
+	}
+	if spent && rateLimited(status, h) {
+		// The announced budget explains the rejection, and holds
+		// requests until its reset; the rate sent before it (a handful
+		// early in a run) says nothing of the limit.
+		return
 	}
 	sentRate := a.sentRate(recv, max(recv.Sub(sent), time.Second))
 	if a.rate > 0 {

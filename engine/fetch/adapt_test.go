@@ -331,3 +331,36 @@ func TestAdaptiveGrowthSlowHost(t *testing.T) {
 		t.Errorf("30 s of paced requests after the cut: rate %.3f, want back to at least %.3f", r, adaptNear*0.5)
 	}
 }
+
+// TestAdaptiveSpentBudgetNoCut: a rejection that announces its own spent
+// budget (remaining 0 until a reset) is explained by it: requests wait
+// for the reset, and the rate is not cut. Cut, it would be 0.8 of the
+// rate sent in the last second, which early in a run is a handful: the
+// run would then crawl at it, growing by a fraction of a request a
+// second, long after the budget came back.
+func TestAdaptiveSpentBudgetNoCut(t *testing.T) {
+	clk := newFakeClock()
+	a := newAdaptive(clk.Now, clk.Sleep)
+	ctx := context.Background()
+	seq, _ := a.wait(ctx)
+	a.wait(ctx)
+	spent := http.Header{"Ratelimit-Remaining": {"0"}, "Ratelimit-Reset": {"3"}, "Retry-After": {"1"}}
+	a.observe(spent, http.StatusTooManyRequests, seq, clk.Now(), clk.Now())
+	if rate, cuts := a.state(); cuts != 0 || rate != 0 {
+		t.Errorf("after a 429 of a spent budget: rate %v, %d cuts; want unpaced, no cut", rate, cuts)
+	}
+	before := clk.Now()
+	if _, err := a.wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := clk.Now().Sub(before); got != 3*time.Second {
+		t.Errorf("next request waited %v, want the reset's 3s", got)
+	}
+	// A rejection while budget remains is a limit the host did not
+	// announce: cut.
+	seq, _ = a.wait(ctx)
+	a.observe(http.Header{"Ratelimit-Remaining": {"40"}, "Ratelimit-Reset": {"60"}}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now())
+	if _, cuts := a.state(); cuts != 1 {
+		t.Errorf("a 429 with budget left: %d cuts, want 1", cuts)
+	}
+}

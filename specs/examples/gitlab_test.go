@@ -251,12 +251,14 @@ const gitlabToken = "glpat-SimulatorOnlyExampleToken01"
 // GitLab: every member project over keyset pages (no public project of
 // others), every issue of every project each written once, the one created
 // mid-read too, paged by X-Next-Page also where X-Total is left out; a 502
-// on a keyset page and a 429 with a plain-text body mid-chain are retried,
+// and a 429 of a spent budget on a keyset page (early in the run: it must
+// not pace the rest to the handful of requests sent before it), and a 429
+// with a plain-text body mid-chain are retried,
 // not lost; the token is never printed.
 func TestGitLab(t *testing.T) {
 	sim := newGitLabSim(gitlabToken)
 	sim.bigTotal = 220 // the first project's 250 issues come without X-Total
-	sim.faults["/projects|"+strconv.Itoa(sim.projects[99]["id"].(int))] = []int{502}
+	sim.faults["/projects|"+strconv.Itoa(sim.projects[99]["id"].(int))] = []int{502, 429}
 	sim.faults["/projects/5003/issues|2"] = []int{429}
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
@@ -289,10 +291,10 @@ func TestGitLab(t *testing.T) {
 		t.Errorf("the issue created while its project was read is missing")
 	}
 
-	// 230 projects at 100 a keyset page: three, one retried.
+	// 230 projects at 100 a keyset page: three, the second retried twice.
 	pages := sim.asked("/projects")
-	if len(pages) != 4 {
-		t.Errorf("%d project requests, want 4 (three keyset pages, one retried)", len(pages))
+	if len(pages) != 5 {
+		t.Errorf("%d project requests, want 5 (three keyset pages, the second retried twice)", len(pages))
 	}
 	for i, p := range pages {
 		if q := p.URL.Query(); q.Get("pagination") != "keyset" || q.Get("order_by") != "id" || q.Get("membership") != "true" {
@@ -304,8 +306,8 @@ func TestGitLab(t *testing.T) {
 			t.Errorf("%d requests for project %d's issues, want %d", n, id, want)
 		}
 	}
-	if s := stream(r.res, "projects"); s.Retries != 1 {
-		t.Errorf("projects retries = %d, want 1 (the 502)", s.Retries)
+	if s := stream(r.res, "projects"); s.Retries != 2 {
+		t.Errorf("projects retries = %d, want 2 (the 502, the 429)", s.Retries)
 	}
 	if s := stream(r.res, "issues"); s.Retries != 1 {
 		t.Errorf("issues retries = %d, want 1 (the 429)", s.Retries)
