@@ -1,0 +1,47 @@
+package runner
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// TestLater: cursors compare as what they stand for, whatever their text.
+func TestLater(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b any
+		want bool
+	}{
+		{"nil after nil", nil, nil, false},
+		{"value after nil", "x", nil, true},
+		{"nil after value", nil, "x", false},
+		{"offset after the clocks went back", "2026-10-25T02:10:00+01:00", "2026-10-25T02:50:00+02:00", true},
+		{"offset before the clocks went back", "2026-10-25T02:50:00+02:00", "2026-10-25T02:10:00+01:00", false},
+		{"Jira's offset without colon", "2026-10-25T02:10:00.000+0100", "2026-10-25T02:50:00.000+0200", true},
+		{"offset against Z", "2024-05-01T10:00:00+02:00", "2024-05-01T09:00:00Z", false},
+		{"Z against offset", "2024-05-01T09:00:00Z", "2024-05-01T10:00:00+02:00", true},
+		{"same instant, two forms", "2024-05-01T10:00:00+02:00", "2024-05-01T08:00:00Z", false},
+		{"same instant, other way", "2024-05-01T08:00:00Z", "2024-05-01T10:00:00+02:00", false},
+		{"fraction after none", "2024-05-01T10:00:00.5Z", "2024-05-01T10:00:00Z", true},
+		{"none before fraction", "2024-05-01T10:00:00Z", "2024-05-01T10:00:00.5Z", false},
+		{"longer fraction", "2024-05-01T10:00:00.55Z", "2024-05-01T10:00:00.5Z", true},
+		{"int64 as a string", "100", "99", true},
+		{"int64 as a string, before", "99", "100", false},
+		{"Slack ts", "1714550400.000200", "1714550400.0002", false},
+		{"Slack ts, later", "1714550400.000201", "1714550400.0002", true},
+		{"number and digits", json.Number("1714550401"), "1714550400", true},
+		{"past float64", json.Number("1761353400000000100"), json.Number("1761353400000000000"), true},
+		{"past float64, before", json.Number("1761353400000000000"), json.Number("1761353400000000100"), false},
+		{"float and int", 2.5, 2, true},
+		{"exponent", json.Number("1e3"), 999, true},
+		{"not digits", "1.2.3", "1.2", true},
+		{"text", "b", "a", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := later(tc.a, tc.b); got != tc.want {
+				t.Errorf("later(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
+			}
+		})
+	}
+}
