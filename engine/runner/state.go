@@ -6,9 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
+	"math/big"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 	"github.com/ferry-etl/ferry/engine/paginate"
@@ -288,8 +291,13 @@ func (r *Runner) watermark(st *stream, partition string) (cursor any, saved bool
 	return inc.Initial.Tree(), false, ""
 }
 
-// later reports whether cursor a is after b: numbers by value, anything else
-// as text (ISO-8601 timestamps sort as text).
+// later reports whether cursor a is after b. Numbers compare by value,
+// exactly (a nanosecond epoch or a 64-bit id is past float64's 2^53), and
+// so do strings of digits (proto3 JSON writes an int64 as one: "99" is
+// before "100"). Times with an offset compare as instants: an API stamping
+// records in its account's zone writes "02:10+01:00" after "02:50+02:00"
+// when the clocks go back, and Go's RFC 3339 drops a zero fraction
+// ("10:00:00Z" before "10:00:00.5Z"). Anything else compares as text.
 func later(a, b any) bool {
 	if b == nil {
 		return a != nil
@@ -297,12 +305,72 @@ func later(a, b any) bool {
 	if a == nil {
 		return false
 	}
-	fa, aok := jsonv.Float(a)
-	fb, bok := jsonv.Float(b)
-	if aok && bok {
-		return fa > fb
+	if na, ok := numeric(a); ok {
+		if nb, ok := numeric(b); ok {
+			return na.Cmp(nb) > 0
+		}
+	}
+	if ta, ok := instant(a); ok {
+		if tb, ok := instant(b); ok {
+			return ta.After(tb)
+		}
 	}
 	return fmt.Sprint(a) > fmt.Sprint(b)
+}
+
+// numeric reads cursor v as an exact number: a JSON number, or a string
+// of digits with an optional fraction (Slack's ts).
+func numeric(v any) (*big.Rat, bool) {
+	var s string
+	switch x := v.(type) {
+	case json.Number:
+		s = string(x)
+		if strings.ContainsAny(s, "eE") {
+			// Read as a float: an exponent of billions would make
+			// big.Rat build a number of that many digits.
+			f, ok := jsonv.Float(x)
+			return ratOf(f, ok)
+		}
+	case string:
+		if !decimal(x) {
+			return nil, false
+		}
+		s = x
+	default:
+		return ratOf(jsonv.Float(v))
+	}
+	return new(big.Rat).SetString(s)
+}
+
+func ratOf(f float64, ok bool) (*big.Rat, bool) {
+	if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, false
+	}
+	return new(big.Rat).SetFloat64(f), true
+}
+
+// decimal tells digits with at most one point between digits.
+func decimal(s string) bool {
+	whole, frac, _ := strings.Cut(s, ".")
+	digits := func(t string) bool {
+		return t != "" && strings.Trim(t, "0123456789") == ""
+	}
+	return digits(whole) && (frac == "" && !strings.HasSuffix(s, ".") || digits(frac))
+}
+
+// instant reads cursor v as an ISO 8601 time with a UTC offset: RFC 3339
+// (any fraction), or with the offset's colon left out, as Jira writes it.
+func instant(v any) (time.Time, bool) {
+	s, ok := v.(string)
+	if !ok || len(s) < len("2006-01-02T15:04:05Z") {
+		return time.Time{}, false
+	}
+	for _, layout := range [...]string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999Z0700"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // batchDigest names the list a batch stream's run sends ("" for a run of
