@@ -15,7 +15,11 @@ import (
 // auditAPI serves events in [start, end) windows, refusing a window longer
 // than 24 h as audit-log APIs do; events can be added between runs.
 type auditAPI struct {
-	mu      sync.Mutex
+	mu sync.Mutex
+	// clock and lag: an event is listed only once clock() is lag past its
+	// time (CloudTrail and Okta list events minutes after they happen).
+	clock   func() time.Time
+	lag     time.Duration
 	events  []map[string]any // {id, at}
 	windows []string         // "start..end" asked, in order
 	fail    map[string]bool  // window start -> answer 500
@@ -44,6 +48,9 @@ func (a *auditAPI) handle(w http.ResponseWriter, r *http.Request) {
 	out := []any{}
 	for _, e := range a.events {
 		at, _ := time.Parse(time.RFC3339, e["at"].(string))
+		if a.clock != nil && a.clock().Before(at.Add(a.lag)) {
+			continue // not listed yet
+		}
 		if !at.Before(start) && at.Before(end) {
 			out = append(out, e)
 		}
@@ -294,4 +301,34 @@ func auditDay(d, h int) string {
 // auditNow is a clock stopped at hour h of day d of January 2026.
 func auditNow(d, h int) func() time.Time {
 	return func() time.Time { return time.Date(2026, 1, 1+d, h, 0, 0, 0, time.UTC) }
+}
+
+// TestWindowLookbackReadsLateEvents: an audit API lists an event minutes
+// after it happened, so a run can end its last window past an event it
+// was not shown. The window's end is saved as the cursor: only the
+// lookback makes the next run ask for that event, and a window without
+// one is warned of.
+func TestWindowLookbackReadsLateEvents(t *testing.T) {
+	api := &auditAPI{lag: 5 * time.Minute}
+	fx := newFixture(t, strings.Replace(auditSpec, "mode: append", "on_duplicate: warn", 1), "")
+	serveAudit(fx, api)
+	api.events = []map[string]any{{"id": 1, "at": auditDay(0, 5)}, {"id": 2, "at": time.Date(2026, 1, 1, 23, 58, 0, 0, time.UTC).Format(time.RFC3339)}}
+	for _, now := range []func() time.Time{auditNow(1, 0), auditNow(1, 2)} {
+		api.mu.Lock()
+		api.clock = now
+		api.mu.Unlock()
+		if _, err := fx.run(engine.RunOptions{Now: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fx.query(`SELECT id FROM "nl__events" ORDER BY id`); !slices.Equal(got, []string{"1", "2"}) {
+		t.Errorf("events = %v, want 1 2 (event 2, listed late, lost)", got)
+	}
+	bare, err := engine.Parse("bare.yaml", []byte(strings.Replace(strings.Replace(auditSpec, "mode: append", "on_duplicate: warn", 1), ", lookback: 1h", "", 1)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ws := bare.Warnings(); len(ws) != 1 || !strings.Contains(ws[0].Error(), "without lookback") {
+		t.Errorf("a window without lookback warned %v, want one warning of it", ws)
+	}
 }
