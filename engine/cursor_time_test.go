@@ -2,8 +2,10 @@ package engine_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -132,5 +134,163 @@ tables:
 	}
 	if got := fx.query(`SELECT id FROM "nl__comments" ORDER BY id`); !slices.Equal(got, []string{"10", "11", "20"}) {
 		t.Errorf("comments = %v, want 10 11 20 (the comment that changed ticket 1 lost)", got)
+	}
+}
+
+// githubIssues serves GET /issues as GitHub does: ?since= keeps the issues
+// updated at or after it, sorted by creation, newest first (GitHub's
+// default sort), per_page at a time with a Link header to the next page.
+// afterPage runs once a page is served: the API's world goes on while a
+// run reads.
+type githubIssues struct {
+	mu        sync.Mutex
+	all       []map[string]any // {id, created_at, updated_at}
+	afterPage func(page int)
+}
+
+func (g *githubIssues) set(id int, created, updated string) {
+	for _, x := range g.all {
+		if x["id"] == id {
+			x["updated_at"] = updated
+			return
+		}
+	}
+	g.all = append(g.all, map[string]any{"id": id, "created_at": created, "updated_at": updated})
+}
+
+func (g *githubIssues) serve(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	q := r.URL.Query()
+	var since time.Time
+	if s := q.Get("since"); s != "" {
+		var err error
+		if since, err = time.Parse(time.RFC3339, s); err != nil {
+			http.Error(w, `{"message": "Validation Failed"}`, http.StatusUnprocessableEntity)
+			return
+		}
+	}
+	var out []map[string]any
+	for _, x := range g.all {
+		at, _ := time.Parse(time.RFC3339, x["updated_at"].(string))
+		if !at.Before(since) {
+			out = append(out, x)
+		}
+	}
+	slices.SortFunc(out, func(a, b map[string]any) int { return -cmpString(a["created_at"].(string), b["created_at"].(string)) })
+	per, page := 2, 1
+	fmt.Sscan(q.Get("per_page"), &per)
+	fmt.Sscan(q.Get("page"), &page)
+	lo, hi := min((page-1)*per, len(out)), min(page*per, len(out))
+	if hi < len(out) {
+		next := *r.URL
+		nq := next.Query()
+		nq.Set("page", strconv.Itoa(page+1))
+		next.RawQuery = nq.Encode()
+		w.Header().Set("Link", fmt.Sprintf(`<http://%s%s>; rel="next"`, r.Host, next.String()))
+	}
+	json.NewEncoder(w).Encode(out[lo:hi])
+	if g.afterPage != nil {
+		g.afterPage(page)
+	}
+}
+
+// TestCursorStopsAtTheRunsStart: while a run reads, an issue is opened
+// (it goes to the first page, already read) and an old one is commented
+// on (read on a later page). The largest updated_at read is the comment's,
+// after the new issue's: saved as the cursor, it passes the new issue and
+// no run ever reads it. A time cursor is saved no later than the time the
+// run started, so the next run asks for what changed while it read.
+func TestCursorStopsAtTheRunsStart(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  issues:
+    incremental: {cursor: .updated_at, initial: "2026-01-01T00:00:00Z"}
+    request:
+      path: /issues
+      query: {since: '${ cursor }', state: all}
+    paginate: {type: link_header, size: 2, size_param: per_page}
+tables:
+  issues: {from: issues, primary_key: [id], row: '{id, updated_at}'}
+`, "")
+	api := &githubIssues{}
+	for i, d := range []string{"01", "02", "03", "04"} {
+		api.set(i+1, "2026-03-"+d+"T09:00:00Z", "2026-03-"+d+"T09:00:00Z")
+	}
+	fx.mu.Lock()
+	fx.routes["/issues"] = api.serve
+	fx.mu.Unlock()
+	api.afterPage = func(page int) {
+		if page == 1 {
+			api.set(5, "2026-03-05T10:00:05Z", "2026-03-05T10:00:05Z") // opened
+			api.set(1, "2026-03-01T09:00:00Z", "2026-03-05T10:00:06Z") // commented
+			api.afterPage = nil
+		}
+	}
+	start := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
+	for _, now := range []time.Time{start, start.Add(time.Hour)} {
+		if _, err := fx.run(engine.RunOptions{Now: func() time.Time { return now }}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fx.query(`SELECT id FROM "nl__issues" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4", "5"}) {
+		t.Errorf("issues = %v, want 1 to 5 (issue 5, opened while the first run read, lost)", got)
+	}
+}
+
+// TestResumedCursorStopsAtTheFirstRunsStart: the run that read the first
+// page failed on the second; an issue opened after that first page went
+// onto it. The run that resumes the chain an hour later reads on from the
+// second page: its own start is after the new issue, so the cursor is held
+// at the start of the run that began the chain, which the checkpoint keeps.
+func TestResumedCursorStopsAtTheFirstRunsStart(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  issues:
+    incremental: {cursor: .updated_at, initial: "2026-01-01T00:00:00Z"}
+    request:
+      path: /issues
+      query: {since: '${ cursor }', state: all}
+    paginate: {type: link_header, size: 2, size_param: per_page}
+tables:
+  issues: {from: issues, primary_key: [id], row: '{id, updated_at}'}
+`, "")
+	api := &githubIssues{}
+	for i, d := range []string{"01", "02", "03", "04"} {
+		api.set(i+1, "2026-03-"+d+"T09:00:00Z", "2026-03-"+d+"T09:00:00Z")
+	}
+	down := true
+	fx.mu.Lock()
+	fx.routes["/issues"] = func(w http.ResponseWriter, r *http.Request) {
+		api.mu.Lock()
+		fail := down && r.URL.Query().Get("page") == "2"
+		api.mu.Unlock()
+		if fail {
+			http.Error(w, `{"message": "Server Error"}`, http.StatusBadGateway)
+			return
+		}
+		api.serve(w, r)
+	}
+	fx.mu.Unlock()
+	api.afterPage = func(page int) {
+		if page == 1 {
+			api.set(5, "2026-03-05T10:00:05Z", "2026-03-05T10:00:05Z") // opened
+			api.set(1, "2026-03-01T09:00:00Z", "2026-03-05T10:00:06Z") // commented
+			api.afterPage = nil
+		}
+	}
+	start := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) engine.RunOptions {
+		return engine.RunOptions{Now: func() time.Time { return start.Add(d) }}
+	}
+	runErrorOf(t, func() error { _, err := fx.run(at(0)); return err }())
+	api.mu.Lock()
+	down = false
+	api.mu.Unlock()
+	for _, d := range []time.Duration{time.Hour, 2 * time.Hour} {
+		if _, err := fx.run(at(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fx.query(`SELECT id FROM "nl__issues" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4", "5"}) {
+		t.Errorf("issues = %v, want 1 to 5 (issue 5, opened while the first run read, lost)", got)
 	}
 }
