@@ -275,6 +275,9 @@ type chainRun struct {
 	cp               *pageState // where an earlier run left the chain, or nil
 	since, maxCursor any
 	floor            any      // the saved cursor a lookback asked from before: the new one is later or none
+	// began is when the run that started the chain started (a resumed
+	// chain keeps it): a time cursor is saved no later than that.
+	began time.Time
 	windows          []window // nil: one pass, no windows
 	from, until      string   // start of the first window, end of the last
 	// spanSkipped: a response rule skipped a request of a window (or of an
@@ -501,6 +504,12 @@ func (c *chainRun) planIncremental() error {
 	}
 	c.since = since
 	c.env[spec.VarCursor] = eval.Normalize(since)
+	c.began = c.r.started
+	if c.cp != nil && c.cp.Began != "" {
+		if t, err := time.Parse(time.RFC3339Nano, c.cp.Began); err == nil {
+			c.began = t
+		}
+	}
 	w := inc.Window
 	if w == nil {
 		return nil
@@ -724,11 +733,11 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			if !c.spanSkipped {
 				mark.cursor = c.windows[w].end.Format(time.RFC3339)
 			}
-		case s.Incremental != nil && c.maxCursor != nil && last && !c.spanSkipped && (c.floor == nil || later(c.maxCursor, c.floor)):
+		case s.Incremental != nil && c.maxCursor != nil && last && !c.spanSkipped && (c.floor == nil || later(c.capped(c.maxCursor), c.floor)):
 			// (With a lookback, the records read may all be older than
 			// the cursor saved before: it stays. After a skipped download
 			// it stays too: the skipped file's records may be older.)
-			mark.cursor = c.maxCursor
+			mark.cursor = c.capped(c.maxCursor)
 		}
 		if (!replay || retried || mark.cursor != nil) && !c.send(item{mark: mark}) {
 			return errCancelled
@@ -760,9 +769,29 @@ func (c *chainRun) windowLabel(w int) string {
 // mark is the checkpoint after the page at pos: next is where the chain
 // goes on from there.
 func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *pageState {
-	return &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo, Up: upCursors(c.rn.parent), Of: digestOf(c.rn.parent), Batch: c.batch,
+	ps := &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo, Up: upCursors(c.rn.parent), Of: digestOf(c.rn.parent), Batch: c.batch,
 		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at, c.retried), Held: c.spanSkipped, Job: c.job,
 		fresh: c.cp == nil && c.checkpointed}
+	if !c.began.IsZero() {
+		ps.Began = c.began.Format(time.RFC3339Nano)
+	}
+	return ps
+}
+
+// capped is cursor cur, when it is a time (see instant) after the run that
+// started the chain began, moved back to that time, written as cur is (its
+// offset and fraction digits). A record changed while the run read may
+// move to a page already read (a list sorted by creation, newest first,
+// takes a new issue on its first page; one sorted by update moves a
+// changed record to the end, past one not read yet): stamped before
+// the latest one read, it is passed by a cursor taken from the records;
+// the next run asks again for what changed since the run began.
+func (c *chainRun) capped(cur any) any {
+	t, ok := instant(cur)
+	if !ok || c.began.IsZero() || !t.After(c.began) {
+		return cur
+	}
+	return stampLike(c.began.In(t.Location()), cur.(string))
 }
 
 // spans is the number of sub-chains: windows, an async stream's

@@ -3,6 +3,7 @@ package runner
 import (
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 // TestLater: cursors compare as what they stand for, whatever their text.
@@ -43,5 +44,29 @@ func TestLater(t *testing.T) {
 				t.Errorf("later(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestStampLike: a cursor moved back to a run's start is written as the
+// records write theirs.
+func TestStampLike(t *testing.T) {
+	at := time.Date(2026, 3, 5, 10, 0, 0, 987654321, time.UTC)
+	tests := []struct{ like, want string }{
+		{"2026-03-05T10:00:06Z", "2026-03-05T10:00:00Z"},
+		{"2026-03-05T10:00:06.5Z", "2026-03-05T10:00:00.9Z"},
+		{"2026-03-05T10:00:06.123456Z", "2026-03-05T10:00:00.987654Z"},
+		{"2026-03-05T11:00:06+01:00", "2026-03-05T11:00:00+01:00"},
+		{"2026-03-05T10:00:06+00:00", "2026-03-05T10:00:00+00:00"},
+		{"2026-03-05T11:00:06.000+0100", "2026-03-05T11:00:00.987+0100"},
+		{"2026-03-05T10:00:06.000+0000", "2026-03-05T10:00:00.987+0000"},
+	}
+	for _, tc := range tests {
+		lt, ok := instant(tc.like)
+		if !ok {
+			t.Fatalf("instant(%q) = false", tc.like)
+		}
+		if got := stampLike(at.In(lt.Location()), tc.like); got != tc.want {
+			t.Errorf("stampLike(%v, %q) = %q, want %q", at, tc.like, got, tc.want)
+		}
 	}
 }

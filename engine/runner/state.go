@@ -36,6 +36,9 @@ type pageState struct {
 	// chain asks the same question. Max is the largest cursor seen so far.
 	Since any `json:"since,omitempty"`
 	Max   any `json:"max,omitempty"`
+	// Began is when the run that started the chain started (RFC 3339): a
+	// time cursor is saved no later (see capped), resumed or not.
+	Began string `json:"began,omitempty"`
 	// From and Until are the start of a windowed chain's first window and
 	// the end of its last: a resumed chain reads the same windows.
 	From  string `json:"from,omitempty"`
@@ -356,6 +359,25 @@ func decimal(s string) bool {
 		return t != "" && strings.Trim(t, "0123456789") == ""
 	}
 	return digits(whole) && (frac == "" && !strings.HasSuffix(s, ".") || digits(frac))
+}
+
+// stampLike writes t as like, a time instant reads, is written: the same
+// offset form and as many fraction digits (t is cut, never rounded up).
+func stampLike(t time.Time, like string) string {
+	layout := "2006-01-02T15:04:05"
+	if rest := like[len(layout):]; strings.HasPrefix(rest, ".") {
+		n := len(rest) - len(strings.TrimLeft(rest[1:], "0123456789")) - 1
+		layout += "." + strings.Repeat("0", n)
+	}
+	switch {
+	case strings.HasSuffix(like, "Z"):
+		layout += "Z07:00"
+	case like[len(like)-3] == ':':
+		layout += "-07:00"
+	default:
+		layout += "-0700"
+	}
+	return t.Format(layout)
 }
 
 // instant reads cursor v as an ISO 8601 time with a UTC offset: RFC 3339
