@@ -274,12 +274,12 @@ type chainRun struct {
 	vars             []any
 	cp               *pageState // where an earlier run left the chain, or nil
 	since, maxCursor any
-	floor            any      // the saved cursor a lookback asked from before: the new one is later or none
+	floor            any // the saved cursor a lookback asked from before: the new one is later or none
 	// began is when the run that started the chain started (a resumed
 	// chain keeps it): a time cursor is saved no later than that.
-	began time.Time
-	windows          []window // nil: one pass, no windows
-	from, until      string   // start of the first window, end of the last
+	began       time.Time
+	windows     []window // nil: one pass, no windows
+	from, until string   // start of the first window, end of the last
 	// spanSkipped: a response rule skipped a request of a window (or of an
 	// export's download); what it holds is unknown, so the cursor stays
 	// before it (the windows or downloads after it are still read, and

@@ -280,7 +280,7 @@ type Paginate struct {
 type Incremental struct {
 	Pos Pos `yaml:"-"`
 
-	Cursor  JQ      `yaml:"cursor" doc:"jq on a record giving its cursor value (a timestamp string or a number); the largest one is saved. Required unless window is given."`
+	Cursor  JQ      `yaml:"cursor" doc:"jq on a record giving its cursor value (a timestamp string or a number); the largest one is saved (times compare as instants, numbers by value; a time no later than the run began). Required unless window is given."`
 	Initial Value   `yaml:"initial" doc:"cursor value of the first run (default null; with window: the start of the first window, an RFC 3339 time)."`
 	Window  *Window `yaml:"window" doc:"Read in bounded time windows, one request chain each: templates see window.start and window.end (RFC 3339, UTC)."`
 	// Lookback is window.lookback for a stream read by its cursor.
@@ -291,7 +291,7 @@ type Incremental struct {
 type Window struct {
 	Step     Duration `yaml:"step" ferry:"required" doc:"Length of a window, e.g. 24h."`
 	End      Tmpl     `yaml:"end" doc:"End of the last window (template giving an RFC 3339 time; default: the time the run started)."`
-	Lookback Duration `yaml:"lookback" doc:"How far before the saved cursor a rerun starts again, for late events (default 0)."`
+	Lookback Duration `yaml:"lookback" doc:"How far before the saved cursor a rerun starts again, for late events (default 0; a window with neither lookback nor end is warned of: its cursor is the time the run started). 0s when the API lists every event at once."`
 }
 
 // Partitions are the values a partitions stream gives, one record each.
