@@ -146,6 +146,8 @@ type githubIssues struct {
 	mu        sync.Mutex
 	all       []map[string]any // {id, created_at, updated_at}
 	afterPage func(page int)
+	// clock, when set, is the API's: its Date header.
+	clock func() time.Time
 }
 
 func (g *githubIssues) set(id int, created, updated string) {
@@ -188,6 +190,9 @@ func (g *githubIssues) serve(w http.ResponseWriter, r *http.Request) {
 		nq.Set("page", strconv.Itoa(page+1))
 		next.RawQuery = nq.Encode()
 		w.Header().Set("Link", fmt.Sprintf(`<http://%s%s>; rel="next"`, r.Host, next.String()))
+	}
+	if g.clock != nil {
+		w.Header().Set("Date", g.clock().UTC().Format(http.TimeFormat))
 	}
 	json.NewEncoder(w).Encode(out[lo:hi])
 	if g.afterPage != nil {
@@ -287,6 +292,50 @@ tables:
 	api.mu.Unlock()
 	for _, d := range []time.Duration{time.Hour, 2 * time.Hour} {
 		if _, err := fx.run(at(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fx.query(`SELECT id FROM "nl__issues" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4", "5"}) {
+		t.Errorf("issues = %v, want 1 to 5 (issue 5, opened while the first run read, lost)", got)
+	}
+}
+
+// TestCursorStopsAtTheAPIsClock: ferry's clock is five minutes ahead of
+// the API's. An issue opened while the run read is stamped by the API
+// before the run's start by ferry's clock, so holding the cursor at that
+// start does not cover it; the API's Date header on the first page says
+// when, by its own clock, the run began to read.
+func TestCursorStopsAtTheAPIsClock(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  issues:
+    incremental: {cursor: .updated_at, initial: "2026-01-01T00:00:00Z"}
+    request:
+      path: /issues
+      query: {since: '${ cursor }', state: all}
+    paginate: {type: link_header, size: 2, size_param: per_page}
+tables:
+  issues: {from: issues, primary_key: [id], row: '{id, updated_at}'}
+`, "")
+	apiNow := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
+	api := &githubIssues{clock: func() time.Time { return apiNow }}
+	for i, d := range []string{"01", "02", "03", "04"} {
+		api.set(i+1, "2026-03-"+d+"T09:00:00Z", "2026-03-"+d+"T09:00:00Z")
+	}
+	fx.mu.Lock()
+	fx.routes["/issues"] = api.serve
+	fx.mu.Unlock()
+	api.afterPage = func(page int) {
+		if page == 1 {
+			api.set(5, "2026-03-05T10:00:05Z", "2026-03-05T10:00:05Z") // opened
+			api.set(1, "2026-03-01T09:00:00Z", "2026-03-05T10:00:06Z") // commented
+			apiNow = apiNow.Add(10 * time.Second)
+			api.afterPage = nil
+		}
+	}
+	ahead := 5 * time.Minute
+	for _, d := range []time.Duration{ahead, time.Hour + ahead} {
+		now := apiNow.Add(d)
+		if _, err := fx.run(engine.RunOptions{Now: func() time.Time { return now }}); err != nil {
 			t.Fatal(err)
 		}
 	}
