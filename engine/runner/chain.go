@@ -275,8 +275,9 @@ type chainRun struct {
 	cp               *pageState // where an earlier run left the chain, or nil
 	since, maxCursor any
 	floor            any // the saved cursor a lookback asked from before: the new one is later or none
-	// began is when the run that started the chain started (a resumed
-	// chain keeps it): a time cursor is saved no later than that.
+	// began is when the run that started the chain started, or the
+	// API's Date on an answer of the chain if earlier (a resumed chain
+	// keeps it): a time cursor is saved no later than that.
 	began       time.Time
 	windows     []window // nil: one pass, no windows
 	from, until string   // start of the first window, end of the last
@@ -686,6 +687,11 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			return nil
 		}
 		resp, empty, retried := pg.resp, pg.empty, pg.retried
+		if d, err := dateOf(resp); err == nil && d.Before(c.began) {
+			// By the API's clock, which stamps what changes while the
+			// chain reads, the chain began no later than this answer.
+			c.began = d
+		}
 		state := pager.State()
 		var more bool
 		if !empty {
@@ -962,4 +968,12 @@ func queryValues(v any) []string {
 		return []string{string(b)}
 	}
 	return []string{eval.FormatScalar(v)}
+}
+
+// dateOf is the Date header of an answer (none: an error).
+func dateOf(resp *fetch.Response) (time.Time, error) {
+	if resp == nil {
+		return time.Time{}, errors.New("no answer")
+	}
+	return http.ParseTime(resp.Header.Get("Date"))
 }
