@@ -343,3 +343,59 @@ tables:
 		t.Errorf("issues = %v, want 1 to 5 (issue 5, opened while the first run read, lost)", got)
 	}
 }
+
+// TestUnreadableCursorIsNotTheLargest: one record's updated_at is "Invalid
+// date" (what moment.js formats an invalid date as), which sorts after
+// every time as text. Saved as the cursor, it would be sent back as since,
+// where a JavaScript API's new Date("Invalid date") matches nothing: every
+// later run reads nothing and exits 0. A value that is not a time never
+// passes one: the record is written, and the cursor stays a time.
+func TestUnreadableCursorIsNotTheLargest(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  issues:
+    incremental: {cursor: .updated_at, initial: "2026-01-01T00:00:00Z"}
+    request:
+      path: /issues
+      query: {since: '${ cursor }'}
+tables:
+  issues: {from: issues, primary_key: [id], row: '{id, updated_at}'}
+`, "")
+	var mu sync.Mutex
+	all := []map[string]any{
+		{"id": 1, "updated_at": "2026-03-01T09:00:00.000Z"},
+		{"id": 2, "updated_at": "Invalid date"},
+		{"id": 3, "updated_at": "2026-03-02T09:00:00.000Z"},
+	}
+	fx.mu.Lock()
+	fx.routes["/issues"] = func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		// new Date(since): an unreadable one compares false with all.
+		since, err := time.Parse(time.RFC3339, r.URL.Query().Get("since"))
+		out := []any{}
+		for _, x := range all {
+			at, e := time.Parse(time.RFC3339, x["updated_at"].(string))
+			if err == nil && (e != nil || !at.Before(since)) {
+				out = append(out, x)
+			}
+		}
+		json.NewEncoder(w).Encode(out)
+	}
+	fx.mu.Unlock()
+	start := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
+	for i := range 2 {
+		now := start.Add(time.Duration(i) * time.Hour)
+		if _, err := fx.run(engine.RunOptions{Now: func() time.Time { return now }}); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		all = append(all, map[string]any{"id": 4 + i, "updated_at": now.Add(time.Minute).Format("2006-01-02T15:04:05.000Z")})
+		mu.Unlock()
+	}
+	if _, err := fx.run(engine.RunOptions{Now: func() time.Time { return start.Add(3 * time.Hour) }}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.query(`SELECT id FROM "nl__issues" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4", "5"}) {
+		t.Errorf("issues = %v, want 1 to 5 (the issues after the unreadable cursor lost)", got)
+	}
+}

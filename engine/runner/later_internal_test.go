@@ -37,6 +37,9 @@ func TestLater(t *testing.T) {
 		{"exponent", json.Number("1e3"), 999, true},
 		{"not digits", "1.2.3", "1.2", true},
 		{"text", "b", "a", true},
+		{"time after what is not one", "2026-03-01T09:00:00Z", "Invalid date", true},
+		{"what is not a time before one", "Invalid date", "2026-03-01T09:00:00Z", false},
+		{"a number is not a time", json.Number("1714550400"), "2026-03-01T09:00:00Z", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
