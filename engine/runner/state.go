@@ -300,7 +300,8 @@ func (r *Runner) watermark(st *stream, partition string) (cursor any, saved bool
 // before "100"). Times with an offset compare as instants: an API stamping
 // records in its account's zone writes "02:10+01:00" after "02:50+02:00"
 // when the clocks go back, and Go's RFC 3339 drops a zero fraction
-// ("10:00:00Z" before "10:00:00.5Z"). Anything else compares as text.
+// ("10:00:00Z" before "10:00:00.5Z"); a time is after anything that is
+// not one. Anything else compares as text.
 func later(a, b any) bool {
 	if b == nil {
 		return a != nil
@@ -313,10 +314,15 @@ func later(a, b any) bool {
 			return na.Cmp(nb) > 0
 		}
 	}
-	if ta, ok := instant(a); ok {
-		if tb, ok := instant(b); ok {
-			return ta.After(tb)
-		}
+	ta, aok := instant(a)
+	tb, bok := instant(b)
+	switch {
+	case aok && bok:
+		return ta.After(tb)
+	case aok || bok:
+		// Beside times, a value that is not one ("Invalid date", "n/a")
+		// is no cursor: sent back, an API may match nothing with it.
+		return aok
 	}
 	return fmt.Sprint(a) > fmt.Sprint(b)
 }
