@@ -148,6 +148,9 @@ type githubIssues struct {
 	afterPage func(page int)
 	// clock, when set, is the API's: its Date header.
 	clock func() time.Time
+	// after: since keeps the issues updated after it, not at it (as
+	// updated_after filters do elsewhere).
+	after bool
 }
 
 func (g *githubIssues) set(id int, created, updated string) {
@@ -175,7 +178,7 @@ func (g *githubIssues) serve(w http.ResponseWriter, r *http.Request) {
 	var out []map[string]any
 	for _, x := range g.all {
 		at, _ := time.Parse(time.RFC3339, x["updated_at"].(string))
-		if !at.Before(since) {
+		if at.After(since) || !g.after && at.Equal(since) {
 			out = append(out, x)
 		}
 	}
@@ -397,5 +400,46 @@ tables:
 	}
 	if got := fx.query(`SELECT id FROM "nl__issues" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4", "5"}) {
 		t.Errorf("issues = %v, want 1 to 5 (the issues after the unreadable cursor lost)", got)
+	}
+}
+
+// TestCursorHeldBeforeTheRunsStartSecond: the API stamps to the second and
+// filters since exclusively. An issue opened in the very second the run
+// started (stamped with it) goes onto the first page, already read: the
+// cursor held at the run's start would leave it out of the next run's
+// answer; it is held a second before.
+func TestCursorHeldBeforeTheRunsStartSecond(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  issues:
+    incremental: {cursor: .updated_at, initial: "2026-01-01T00:00:00Z"}
+    request:
+      path: /issues
+      query: {since: '${ cursor }', state: all}
+    paginate: {type: link_header, size: 2, size_param: per_page}
+tables:
+  issues: {from: issues, primary_key: [id], row: '{id, updated_at}'}
+`, "")
+	api := &githubIssues{after: true}
+	for i, d := range []string{"01", "02", "03", "04"} {
+		api.set(i+1, "2026-03-"+d+"T09:00:00Z", "2026-03-"+d+"T09:00:00Z")
+	}
+	fx.mu.Lock()
+	fx.routes["/issues"] = api.serve
+	fx.mu.Unlock()
+	api.afterPage = func(page int) {
+		if page == 1 {
+			api.set(5, "2026-03-05T10:00:00Z", "2026-03-05T10:00:00Z") // opened
+			api.set(1, "2026-03-01T09:00:00Z", "2026-03-05T10:00:01Z") // commented
+			api.afterPage = nil
+		}
+	}
+	start := time.Date(2026, 3, 5, 10, 0, 0, 200_000_000, time.UTC)
+	for _, now := range []time.Time{start, start.Add(time.Hour)} {
+		if _, err := fx.run(engine.RunOptions{Now: func() time.Time { return now }}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fx.query(`SELECT id FROM "nl__issues" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4", "5"}) {
+		t.Errorf("issues = %v, want 1 to 5 (issue 5, opened in the second the run started, lost)", got)
 	}
 }
