@@ -791,13 +791,17 @@ func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *page
 // takes a new issue on its first page; one sorted by update moves a
 // changed record to the end, past one not read yet): stamped before
 // the latest one read, it is passed by a cursor taken from the records;
-// the next run asks again for what changed since the run began.
+// the next run asks again for what changed since the run began (less a
+// second).
 func (c *chainRun) capped(cur any) any {
 	t, ok := instant(cur)
 	if !ok || c.began.IsZero() || !t.After(c.began) {
 		return cur
 	}
-	return stampLike(c.began.In(t.Location()), cur.(string))
+	// A second before: a record changed as the run began is stamped with
+	// that second when the API cuts its stamps to seconds, which a since
+	// filtering exclusively would leave out.
+	return stampLike(c.began.Add(-time.Second).In(t.Location()), cur.(string))
 }
 
 // spans is the number of sub-chains: windows, an async stream's
