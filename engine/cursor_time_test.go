@@ -443,3 +443,62 @@ tables:
 		t.Errorf("issues = %v, want 1 to 5 (issue 5, opened in the second the run started, lost)", got)
 	}
 }
+
+// TestRecordsWithoutCursor: records whose cursor is missing or null are
+// written, and the cursor is the largest of the others; a stream none of
+// whose records has one (a cursor program naming the wrong field) keeps
+// asking from where it started: read again, never passed.
+func TestRecordsWithoutCursor(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  issues:
+    incremental: {cursor: .updated_at, initial: "2026-01-01T00:00:00Z"}
+    request:
+      path: /issues
+      query: {since: '${ cursor }'}
+  other:
+    incremental: {cursor: .updatedAt, initial: "2026-01-01T00:00:00Z"}
+    request:
+      path: /other
+      query: {since: '${ cursor }'}
+tables:
+  issues: {from: issues, primary_key: [id]}
+  other: {from: other, primary_key: [id]}
+`, "")
+	recs := []any{
+		map[string]any{"id": 1, "updated_at": "2026-03-01T09:00:00Z"},
+		map[string]any{"id": 2},
+		map[string]any{"id": 3, "updated_at": nil},
+	}
+	var mu sync.Mutex
+	var asked []string
+	fx.mu.Lock()
+	for _, path := range []string{"/issues", "/other"} {
+		fx.routes[path] = func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			asked = append(asked, r.URL.Path+" "+r.URL.Query().Get("since"))
+			mu.Unlock()
+			json.NewEncoder(w).Encode(recs)
+		}
+	}
+	fx.mu.Unlock()
+	for range 2 {
+		if _, err := fx.run(engine.RunOptions{Now: func() time.Time { return time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC) }}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, table := range []string{"issues", "other"} {
+		if got := fx.query(`SELECT id FROM "nl__` + table + `" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3"}) {
+			t.Errorf("%s = %v, want 1 2 3", table, got)
+		}
+	}
+	want := []string{
+		"/issues 2026-01-01T00:00:00Z", "/issues 2026-03-01T09:00:00Z",
+		"/other 2026-01-01T00:00:00Z", "/other 2026-01-01T00:00:00Z",
+	}
+	mu.Lock()
+	slices.Sort(asked)
+	mu.Unlock()
+	if !slices.Equal(asked, want) {
+		t.Errorf("asked %v, want %v", asked, want)
+	}
+}
