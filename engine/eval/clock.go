@@ -51,8 +51,8 @@ func (nowPatcher) Visit(node *ast.Node) {
 }
 
 // nowFunction is now(): the env's clock (its first argument, see
-// patchNow), else fallback (WithClock's), else the wall clock; with a
-// location, that time there.
+// patchNow), else fallback (WithClock's), else the wall clock, in UTC;
+// with a location, that time there.
 func nowFunction(fallback func() time.Time) expr.Option {
 	return expr.Function("now", func(params ...any) (any, error) {
 		clock := fallback
@@ -71,7 +71,11 @@ func nowFunction(fallback func() time.Time) expr.Option {
 			}
 			return clock().In(loc), nil
 		}
-		return clock(), nil
+		// UTC, as date() and window.start are, whatever the machine's
+		// zone (expr's builtin is local): an API taking a time without
+		// offset as UTC would be asked from hours later than meant east
+		// of UTC.
+		return clock().UTC(), nil
 	}, new(func(any) time.Time), new(func(any, *time.Location) time.Time))
 }
 

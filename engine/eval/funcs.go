@@ -66,7 +66,7 @@ func jqOptions() []gojq.CompilerOption {
 
 // exprOptions returns the expr options that add the extra functions and
 // now(), which reads the env's clock, else clock when set, else the wall
-// clock.
+// clock, in UTC.
 func exprOptions(clock func() time.Time) []expr.Option {
 	fs := extraFuncs()
 	opts := make([]expr.Option, 0, len(fs)+1)
