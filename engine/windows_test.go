@@ -37,6 +37,9 @@ func (a *auditAPI) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.windows = append(a.windows, q.Get("start_time")+".."+q.Get("end_time"))
+	if a.clock != nil {
+		w.Header().Set("Date", a.clock().UTC().Format(http.TimeFormat))
+	}
 	if a.fail[q.Get("start_time")] {
 		http.Error(w, "boom", http.StatusInternalServerError)
 		return
@@ -330,5 +333,38 @@ func TestWindowLookbackReadsLateEvents(t *testing.T) {
 	}
 	if ws := bare.Warnings(); len(ws) != 1 || !strings.Contains(ws[0].Error(), "without lookback") {
 		t.Errorf("a window without lookback warned %v, want one warning of it", ws)
+	}
+}
+
+// TestWindowCursorStopsAtTheAPIsClock: ferry's host clock is two hours
+// ahead of the API's (a clock kept in local time taken for UTC). The last
+// window ends at the run's start by ferry's clock, in the API's future:
+// events the API stamps in the two hours after it answered are before
+// that end, and an hour of lookback does not reach them. The API's Date
+// says when, by its clock, the window was read: the cursor stays there.
+func TestWindowCursorStopsAtTheAPIsClock(t *testing.T) {
+	apiNow := time.Date(2026, 1, 3, 10, 0, 0, 0, time.UTC)
+	api := &auditAPI{clock: func() time.Time { return apiNow }}
+	fx := newFixture(t, strings.Replace(auditSpec, "mode: append", "on_duplicate: warn", 1), "")
+	serveAudit(fx, api)
+	api.events = api.events[:2] // 1 and 2, before the first run
+	ahead := 2 * time.Hour
+	run := func() {
+		t.Helper()
+		api.mu.Lock()
+		now := apiNow.Add(ahead)
+		api.mu.Unlock()
+		if _, err := fx.run(engine.RunOptions{Now: func() time.Time { return now }}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run()
+	api.mu.Lock()
+	api.events = append(api.events, map[string]any{"id": 3, "at": time.Date(2026, 1, 3, 10, 30, 0, 0, time.UTC).Format(time.RFC3339)})
+	apiNow = apiNow.Add(2 * time.Hour)
+	api.mu.Unlock()
+	run()
+	if got := fx.query(`SELECT id FROM "nl__events" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3"}) {
+		t.Errorf("events = %v, want 1 2 3 (event 3, stamped by the API after the first run read, lost)", got)
 	}
 }
