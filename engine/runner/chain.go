@@ -737,7 +737,14 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			// A window is done: the cursor moves to its end, unless a
 			// window before it was skipped.
 			if !c.spanSkipped {
-				mark.cursor = c.windows[w].end.Format(time.RFC3339)
+				// No later than the chain began (by the API's Date when
+				// earlier): a window ending in the API's future, its clock
+				// behind ferry's, holds events stamped after it answered.
+				end := c.windows[w].end
+				if !c.began.IsZero() {
+					end = minTime(end, c.began.UTC())
+				}
+				mark.cursor = end.Format(time.RFC3339)
 			}
 		case s.Incremental != nil && c.maxCursor != nil && last && !c.spanSkipped && (c.floor == nil || later(c.capped(c.maxCursor), c.floor)):
 			// (With a lookback, the records read may all be older than
