@@ -126,7 +126,7 @@ func (p *parser) checkIncremental(f *File) {
 		if !w.Lookback.Set && !w.End.Set {
 			// The cursor moves to the run's start, not to the last event
 			// read: what the API had not listed yet by then is passed.
-			p.warnAt(w.Step.P, path+".window", "without lookback, a rerun starts at the saved cursor, the time the last run started: an event stamped before it that the API listed only later (audit logs list events minutes late), or stamped by a clock behind ferry's, is never read; give window.lookback (e.g. 1h; 0s when the API lists every event at once)")
+			p.warnAt(w.Step.P, path+".window", "without lookback, a rerun starts at the saved cursor, the time the last run started: an event stamped before it that the API listed only later (audit logs list events minutes late) is never read; give window.lookback (e.g. 1h; 0s when the API lists every event at once)")
 		}
 		if !inc.Initial.Set {
 			p.errorAt(inc.Pos, path, "a window needs initial: the start of the first window (an RFC 3339 time)")
