@@ -829,6 +829,22 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		i := first + j
 		tables := st.tables
 		key := ""
+		// failedBefore: tables this record's mapping failed for before, so
+		// its partition committed no row of it there.
+		var failedBefore map[string]bool
+		if replay {
+			if len(c.retryKeys) > 0 {
+				key, _ = c.r.identify(c.ctx, st.s, rec, c.vars)
+			}
+			for _, t := range st.tables {
+				if key != "" && c.retryKeys[retryKey{key, t.Name}] || c.retry[recordPos{Window: at.window, Page: at.page, Index: i, Table: t.Name}] {
+					if failedBefore == nil {
+						failedBefore = map[string]bool{}
+					}
+					failedBefore[t.Name] = true
+				}
+			}
+		}
 		switch {
 		case !replay:
 		case c.changed(rec):
@@ -838,16 +854,12 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 			// Rows were committed before, but for the tables whose
 			// mapping of this record failed.
 			tables = nil
-			if len(c.retryKeys) > 0 {
-				key, _ = c.r.identify(c.ctx, st.s, rec, c.vars)
-			}
 			for _, t := range st.tables {
-				k := retryKey{key, t.Name}
-				switch {
-				case key != "" && c.retryKeys[k]:
-					c.retried[k] = true
-				case !c.retry[recordPos{Window: at.window, Page: at.page, Index: i, Table: t.Name}]:
+				if !failedBefore[t.Name] {
 					continue
+				}
+				if key != "" && c.retryKeys[retryKey{key, t.Name}] {
+					c.retried[retryKey{key, t.Name}] = true
 				}
 				tables = append(tables, t)
 			}
@@ -858,11 +870,13 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 			return retried, errCancelled
 		}
 		if m != nil && (replay || c.cp == nil) {
-			// A committed page read again, or a chain read from its start
-			// (afresh, or for the first time): its rows may be the ones
-			// its partition committed before.
+			// A chain read from its start (afresh, or for the first time),
+			// or a record of a committed page written again: its rows may
+			// be the ones its partition committed before. Not a row whose
+			// mapping failed before: its partition's key is another
+			// record's, which this row duplicates.
 			for i := range m.rows {
-				m.rows[i].reread = true
+				m.rows[i].reread = c.cp == nil || !failedBefore[m.rows[i].Table]
 			}
 		}
 		if m != nil {
