@@ -1,6 +1,8 @@
 package engine_test
 
 import (
+	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -57,4 +59,109 @@ func ridRec(rid int, id, a string) map[string]any {
 	r := rec(id, a, nil)
 	r["rid"] = rid
 	return r
+}
+
+// batchDupSpec sends env dev's resources to /envs/dev/graph in chunks of
+// two; each id answers one node, into table t keyed by id.
+func batchDupSpec(mode string) string {
+	return specHead + `streams:
+  envs:
+    request: {path: /envs}
+  resources:
+    for_each: envs
+    request: {path: '/envs/${ parent.id }/resources'}
+  graph:
+    for_each: envs
+    batch: resources
+    batch_size: 2
+    request:
+      method: POST
+      path: '/envs/${ parent.id }/graph'
+      body_jq: '[$batch[] | .id]'
+    records: .nodes[]
+tables:
+  t: {from: graph, primary_key: [id], row: '{id, a}', columns: {id: STRING, a: STRING}, on_duplicate: ` + mode + `}
+`
+}
+
+// graph serves /envs/dev with resources ids, and its graph: a node per id
+// sent, with a = v; a list holding fail answers 500.
+func (fx *fixture) graph(ids []string, v, fail string) {
+	var res []any
+	for _, id := range ids {
+		res = append(res, map[string]any{"id": id})
+	}
+	fx.json("/envs", []any{map[string]any{"id": "dev"}})
+	fx.json("/envs/dev/resources", res)
+	fx.mu.Lock()
+	defer fx.mu.Unlock()
+	fx.routes["/envs/dev/graph"] = func(w http.ResponseWriter, r *http.Request) {
+		var sent []string
+		if err := json.NewDecoder(r.Body).Decode(&sent); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var nodes []any
+		for _, id := range sent {
+			if id == fail {
+				http.Error(w, "busy", http.StatusInternalServerError)
+				return
+			}
+			nodes = append(nodes, map[string]any{"id": id, "a": v})
+		}
+		json.NewEncoder(w).Encode(map[string]any{"nodes": nodes})
+	}
+}
+
+// TestBatchChunksShiftedAreNoDuplicates: the first run commits chunk [a b]
+// and fails on chunk [c d]. An item added at the front since shifts every
+// chunk ([x a] [b c] [d]): each is read afresh, and b now comes from the
+// second chunk. The first chunk's reading that saved b is replaced by this
+// run's: b is written once in the sync's last reading, no duplicate.
+func TestBatchChunksShiftedAreNoDuplicates(t *testing.T) {
+	fx := newFixture(t, batchDupSpec("fail"), "")
+	fx.graph([]string{"a", "b", "c", "d"}, "1", "c")
+	_, err := fx.run(engine.RunOptions{})
+	runErrorOf(t, err)
+	if got := fx.query(`SELECT id FROM "nl__t" ORDER BY id`); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("after the failed run, t = %v, want the first chunk's", got)
+	}
+	fx.graph([]string{"x", "a", "b", "c", "d"}, "2", "")
+	res, err := fx.run(engine.RunOptions{})
+	if err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	if len(res.Summary.Duplicates) != 0 {
+		t.Errorf("duplicates = %+v, want none", res.Summary.Duplicates)
+	}
+	if got := fx.query(`SELECT id || '|' || a FROM "nl__t" ORDER BY id`); !slices.Equal(got, []string{"a|2", "b|2", "c|2", "d|2", "x|2"}) {
+		t.Errorf("t = %v, want every item's new node", got)
+	}
+}
+
+// TestMovedChildIsNoDuplicate: the first run commits p1's item k and fails
+// on p2. Before the resumed run, k moved from p1 (changed, so read afresh,
+// now empty) to p2. p1's new reading replaces the one that saved k, so p2's
+// k is the sync's only one: no duplicate. (p1's chain is released before
+// p2's, as its parent comes first.)
+func TestMovedChildIsNoDuplicate(t *testing.T) {
+	fx := newFixture(t, dupSpec("nl", "fail", ""), "")
+	fx.json("/parents", []any{map[string]any{"id": "p1", "v": 1}, map[string]any{"id": "p2"}})
+	fx.pages("/parents/p1/items", []any{rec("k", "1", nil)})
+	fx.pages("/parents/p2/items", nil, 0)
+	_, err := fx.run(engine.RunOptions{})
+	runErrorOf(t, err)
+	fx.json("/parents", []any{map[string]any{"id": "p1", "v": 2}, map[string]any{"id": "p2"}})
+	fx.pages("/parents/p1/items", nil)
+	fx.pages("/parents/p2/items", []any{rec("k", "2", nil)})
+	res, err := fx.run(engine.RunOptions{})
+	if err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	if len(res.Summary.Duplicates) != 0 {
+		t.Errorf("duplicates = %+v, want none", res.Summary.Duplicates)
+	}
+	if got := fx.query(`SELECT id || '|' || a FROM "nl__t" ORDER BY id`); !slices.Equal(got, []string{"k|2"}) {
+		t.Errorf("t = %v, want p2's k", got)
+	}
 }

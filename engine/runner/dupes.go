@@ -43,10 +43,13 @@ type target struct {
 	merges     bool
 	delivering sync.Mutex
 
-	mu       sync.Mutex
-	keys     keySet
-	saved    *savedSet // nil: no earlier run of the sync committed a row here
-	parts    map[partRef]uint32
+	mu    sync.Mutex
+	keys  keySet
+	saved *savedSet // nil: no earlier run of the sync committed a row here
+	parts map[partRef]uint32
+	// dropped are the partitions (numbers of parts) this run reads afresh:
+	// their saved keys belong to a reading that this run's replaces.
+	dropped  map[uint32]bool
 	count    int
 	modes    map[string]int // duplicates by the mode applied
 	examples []string
@@ -156,7 +159,29 @@ func (t *target) savedHas(h uint64, from origin) bool {
 	if !ok {
 		p = noPart
 	}
-	return t.saved.has(h, p, from.reread)
+	return t.saved.has(h, p, from.reread, t.dropped)
+}
+
+// dropSaved forgets the keys a partition saved in the sync's earlier runs:
+// this run reads it from its start again (its first checkpoint is on its
+// way), and a key its new reading does not give is no longer the sync's.
+// A stream's chains are released in order, so a later chain of the stream
+// (a batch chunk, a sibling's child) no longer meets them; one released
+// before it has already.
+func (t *targets) dropSaved(stream, partition string) {
+	for _, x := range t.tables {
+		if x.saved == nil {
+			continue
+		}
+		x.mu.Lock()
+		if p, ok := x.parts[partRef{stream, partition}]; ok {
+			if x.dropped == nil {
+				x.dropped = map[uint32]bool{}
+			}
+			x.dropped[p] = true
+		}
+		x.mu.Unlock()
+	}
 }
 
 // Duplicate reports the repeated keys of one table or blueprint.
@@ -356,10 +381,11 @@ func (s *savedSet) Swap(i, j int) {
 }
 
 // has tells whether h was saved by another partition than p, or by p
-// itself when the row does not re-read p's committed records.
-func (s *savedSet) has(h uint64, p uint32, reread bool) bool {
+// itself when the row does not re-read p's committed records; the keys of
+// the dropped partitions do not count.
+func (s *savedSet) has(h uint64, p uint32, reread bool, dropped map[uint32]bool) bool {
 	for i, _ := slices.BinarySearch(s.hashes, h); i < len(s.hashes) && s.hashes[i] == h; i++ {
-		if s.parts[i] != p || !reread {
+		if (s.parts[i] != p || !reread) && !dropped[s.parts[i]] {
 			return true
 		}
 	}

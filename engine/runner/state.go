@@ -166,6 +166,9 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 		// rows: a checkpoint would make a later run skip writing them.
 		return nil
 	}
+	if ps.fresh {
+		r.targets.dropSaved(st.s.Name, rn.partition)
+	}
 	if ps.Next.URL != "" {
 		// A next link may echo a query API key; state never holds secrets.
 		// The HTTP client puts the real key back on the resumed request; a
