@@ -165,3 +165,40 @@ func TestMovedChildIsNoDuplicate(t *testing.T) {
 		t.Errorf("t = %v, want p2's k", got)
 	}
 }
+
+// TestChangedRecordDuplicatesItsOwnPartition: an incremental chain's pages
+// are committed with A (key k) written and B (key k too) failed as its
+// duplicate; C fails its mapping, so the resumed run replays the committed
+// pages. B changed since (a later cursor): it is written whole, and is
+// still a duplicate of A, which its partition saved, as in an
+// uninterrupted run; taking it for a re-read of its own row would
+// overwrite A silently.
+func TestChangedRecordDuplicatesItsOwnPartition(t *testing.T) {
+	src := strings.Replace(dupSpec("nl", "fail", ""), `row: '{id, a, b}'`,
+		`row: '{id, a: (if .a == "bad" then error("bad a") else .a end), b}'`, 1)
+	src = strings.Replace(src, "    paginate:", "    key: .rid\n    incremental: {cursor: .u, initial: \"0\"}\n    paginate:", 1)
+	fx := newFixture(t, src, "")
+	item := func(rid int, id, a, u string) map[string]any {
+		r := ridRec(rid, id, a)
+		r["u"] = u
+		return r
+	}
+	fx.json("/parents", []any{map[string]any{"id": "p1"}})
+	fx.pages("/parents/p1/items", []any{item(1, "k", "a1", "1"), item(2, "k", "b1", "1"), item(3, "z", "bad", "1")})
+	_, err := fx.run(engine.RunOptions{})
+	if re := runErrorOf(t, err); len(re.Failures) != 2 {
+		t.Fatalf("first run failures = %v, want B's duplicate and C's mapping", re.Failures)
+	}
+	fx.pages("/parents/p1/items", []any{item(1, "k", "a1", "1"), item(2, "k", "b2", "5"), item(3, "z", "c", "1")})
+	res, err := fx.run(engine.RunOptions{})
+	re := runErrorOf(t, err)
+	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "on_duplicate: fail") {
+		t.Errorf("resumed run failures = %v, want B failed as a duplicate of A", re.Failures)
+	}
+	if len(res.Summary.Duplicates) != 1 || res.Summary.Duplicates[0].Count != 1 {
+		t.Errorf("duplicates = %+v, want t: 1", res.Summary.Duplicates)
+	}
+	if got := fx.query(`SELECT id || '|' || coalesce(a, '-') FROM "nl__t" ORDER BY id`); !slices.Equal(got, []string{"k|a1", "z|c"}) {
+		t.Errorf("t = %v, want A's row kept and C's written", got)
+	}
+}

@@ -832,6 +832,7 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		// failedBefore: tables this record's mapping failed for before, so
 		// its partition committed no row of it there.
 		var failedBefore map[string]bool
+		whole := false // a record of a replayed page written whole
 		if replay {
 			if len(c.retryKeys) > 0 {
 				key, _ = c.r.identify(c.ctx, st.s, rec, c.vars)
@@ -849,7 +850,7 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		case !replay:
 		case c.changed(rec):
 			// Written whole: its page's checkpoint must follow.
-			retried = true
+			retried, whole = true, true
 		default:
 			// Rows were committed before, but for the tables whose
 			// mapping of this record failed.
@@ -868,6 +869,13 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		m, err := c.r.mapRecord(c.ctx, st, c.rn, rec, c.vars, tables)
 		if err != nil {
 			return retried, errCancelled
+		}
+		if replay && !whole && c.changes() {
+			// A record written whole on a replayed page (it changed since)
+			// rewrites its own saved key; the committed records around it
+			// are met in their order, so that one that changed to another
+			// record's key is a duplicate still.
+			m = c.noteCommitted(m, rec, failedBefore)
 		}
 		if m != nil && (replay || c.cp == nil) {
 			// A chain read from its start (afresh, or for the first time),
@@ -895,6 +903,35 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		}
 	}
 	return retried, nil
+}
+
+// changes tells a chain whose replayed records may be written whole
+// (changed): an incremental one with a cursor.
+func (c *chainRun) changes() bool {
+	inc := c.st.s.Incremental
+	return inc != nil && inc.Cursor.Code() != nil
+}
+
+// noteCommitted adds to m (made when nil) the primary keys of rec's rows
+// its chain committed before and does not write again (the tables but
+// those its mapping failed for): a mapping that fails now notes nothing.
+func (c *chainRun) noteCommitted(m *mapped, rec any, failedBefore map[string]bool) *mapped {
+	for _, t := range c.st.tables {
+		if failedBefore[t.Name] || len(t.PrimaryKey) == 0 {
+			continue
+		}
+		rows, _ := tableRows(c.ctx, t, rec, c.vars)
+		for _, row := range rows {
+			if row.key == "" {
+				continue
+			}
+			if m == nil {
+				m = &mapped{place: func() string { return "" }}
+			}
+			m.seen = append(m.seen, seenKey{t.Name, row.key})
+		}
+	}
+	return m
 }
 
 // changed tells a record of a replayed page of an incremental chain whose

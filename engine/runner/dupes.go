@@ -149,6 +149,18 @@ func (t *target) seenAs(key string, from origin, place func() string, mode strin
 	return dupWarn, h
 }
 
+// note records key as met, without a row: one its partition committed
+// before, met again by a replay that does not write it.
+func (t *target) note(key string) {
+	if t == nil || key == "" {
+		return
+	}
+	h := KeyHash(key)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.keys.add(h)
+}
+
 // savedHas tells whether an earlier run of the sync committed a row of key
 // hash h that a row from `from` would duplicate.
 func (t *target) savedHas(h uint64, from origin) bool {

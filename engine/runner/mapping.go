@@ -20,7 +20,13 @@ type mapped struct {
 	entries []lookupEntry
 	fails   []Failure
 	place   func() string // names the record and its ancestors, for reports
+	// seen are the primary keys of the rows a replayed record committed
+	// before and does not write again, by table: noted by the duplicate
+	// check in their place, as an uninterrupted run would have met them.
+	seen []seenKey
 }
+
+type seenKey struct{ table, key string }
 
 // lookupEntry is what one record adds to a lookup.
 type lookupEntry struct {

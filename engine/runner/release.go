@@ -293,6 +293,9 @@ func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Ou
 			ok = false
 		}
 	}
+	for _, sk := range m.seen {
+		r.targets.table(sk.table).note(sk.key)
+	}
 	for i := range m.rows {
 		row := &m.rows[i]
 		dup, h := r.targets.table(row.Table).seen(row.key, origin{row.Stream, row.Partition, row.reread}, m.place)
