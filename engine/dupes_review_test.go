@@ -202,3 +202,70 @@ func TestChangedRecordDuplicatesItsOwnPartition(t *testing.T) {
 		t.Errorf("t = %v, want A's row kept and C's written", got)
 	}
 }
+
+// TestChangedRecordOnANewPageIsNoDuplicate: an incremental stream read in
+// cursor order with keyset paging (after=<last cursor>). The first run
+// commits A (u 1) and B (u 2), then fails on the next page. A changes
+// (u 9) before the resumed run, which goes on after B and meets A's new
+// version there. An uninterrupted run would have met A once: its own
+// partition's saved key is rewritten, no duplicate, and A's change is
+// written (failing it would let the cursor pass it: lost to later syncs).
+//
+// Known, not fixed: the saved keys do not say which record saved them, so
+// A's new version cannot be told from another record of A's key (a real
+// duplicate). Today it fails A's change and the cursor passes it (the
+// report names it); see the review report.
+func TestChangedRecordOnANewPageIsNoDuplicate(t *testing.T) {
+	t.Skip("known false positive: a resumed incremental chain's changed record meets its own saved key (see the comment)")
+	fx := newFixture(t, specHead+`streams:
+  items:
+    incremental: {cursor: .u, initial: "0"}
+    request:
+      path: /items
+      query: {since: '${ cursor }'}
+    records: .items[]
+    paginate: {type: cursor, token: .next, param: after}
+tables:
+  t: {from: items, primary_key: [id], row: '{id, a}', columns: {id: STRING, a: STRING}, on_duplicate: fail}
+`, "")
+	serve := func(items []map[string]any, failAfter string) {
+		fx.mu.Lock()
+		defer fx.mu.Unlock()
+		fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+			after := r.URL.Query().Get("after")
+			if after == failAfter {
+				http.Error(w, "busy", http.StatusInternalServerError)
+				return
+			}
+			for _, it := range items {
+				if after == "" || it["u"].(string) > after {
+					next := any(nil)
+					if it["u"] != items[len(items)-1]["u"] {
+						next = it["u"]
+					}
+					json.NewEncoder(w).Encode(map[string]any{"items": []any{it}, "next": next})
+					return
+				}
+			}
+			json.NewEncoder(w).Encode(map[string]any{"items": []any{}})
+		}
+	}
+	item := func(id, a, u string) map[string]any { return map[string]any{"id": id, "a": a, "u": u} }
+	serve([]map[string]any{item("a", "1", "1"), item("b", "1", "2"), item("c", "1", "3")}, "2")
+	_, err := fx.run(engine.RunOptions{})
+	runErrorOf(t, err)
+	if got := fx.query(`SELECT id || '|' || a FROM "nl__t" ORDER BY id`); !slices.Equal(got, []string{"a|1", "b|1"}) {
+		t.Fatalf("after the failed run, t = %v", got)
+	}
+	serve([]map[string]any{item("b", "1", "2"), item("c", "1", "3"), item("a", "2", "9")}, "")
+	res, err := fx.run(engine.RunOptions{})
+	if err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	if len(res.Summary.Duplicates) != 0 {
+		t.Errorf("duplicates = %+v, want none", res.Summary.Duplicates)
+	}
+	if got := fx.query(`SELECT id || '|' || a FROM "nl__t" ORDER BY id`); !slices.Equal(got, []string{"a|2", "b|1", "c|1"}) {
+		t.Errorf("t = %v, want A's change written", got)
+	}
+}
