@@ -93,7 +93,7 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 		var batch []any
 		var keys []string // of the batch's records
 		var vars []any    // of this run, for identify and cursorOf
-		failed, skipped, bad := false, false, false
+		failed, skipped, bad, undelivered := false, false, false, false
 		for {
 			var it item
 			var open bool
@@ -114,6 +114,15 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				return ctx.Err()
 			}
 			if it.mark != nil {
+				if undelivered && it.mark.cursor != nil {
+					// A record failed on delivery (a duplicate under
+					// on_duplicate: fail) is not written: as for one whose
+					// mapping failed, the cursor stays before it, and the
+					// next sync asks for it again.
+					held := *it.mark
+					held.cursor = nil
+					it.mark = &held
+				}
 				if err := r.checkpoint(ctx, st, rn, it.mark, out); err != nil {
 					return err
 				}
@@ -139,7 +148,7 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 			if err != nil {
 				return err
 			}
-			bad = bad || !ok
+			bad, undelivered = bad || !ok, undelivered || !ok
 			if vars == nil && (len(st.children) > 0 || len(st.batchers) > 0) {
 				vars = r.jqVars(st.s, rn)
 			}
