@@ -46,6 +46,11 @@ type HostProgress struct {
 	Port                      bool   // Port's API
 	Requests, Retries, Errors int64
 	RatePerSecond             float64 // the host's current limit (0: none); Port's follows its rate-limit headers
+	// RateCuts counts the times the host's answers (a rate limit, a 503)
+	// cut the rate ferry sends at; AdaptiveRate is that rate now (0: not
+	// paced), which a run that sent slowly is explained by.
+	RateCuts     int64
+	AdaptiveRate float64
 }
 
 func newLive(stats *runner.Stats, pool *fetch.Pool, counts *counting, portBase string) *Live {
@@ -64,7 +69,7 @@ func (l *Live) Progress() Progress {
 	p.Rows, p.Entities, p.EntitiesTotal = l.counts.snapshot()
 	for origin, h := range l.pool.Stats().Hosts {
 		p.Hosts = append(p.Hosts, HostProgress{Host: origin, Port: origin == l.portOrigin, Requests: h.Requests,
-			Retries: h.Retries, Errors: h.Errors, RatePerSecond: h.RatePerSecond})
+			Retries: h.Retries, Errors: h.Errors, RatePerSecond: h.RatePerSecond, RateCuts: h.RateCuts, AdaptiveRate: h.AdaptiveRate})
 	}
 	slices.SortFunc(p.Hosts, func(a, b HostProgress) int {
 		switch {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"time"
 
 	"github.com/ferry-etl/ferry/engine/spec"
@@ -150,6 +151,11 @@ type HostReport struct {
 	Requests int64  `json:"requests"`
 	Retries  int64  `json:"retries"`
 	Errors   int64  `json:"errors"`
+	// RateCuts are the times the host's answers (a rate limit, a 503) cut
+	// the rate sent to it; PacedPerSecond is that rate at the end (0: not
+	// paced).
+	RateCuts       int64   `json:"rate_cuts"`
+	PacedPerSecond float64 `json:"paced_per_second"`
 }
 
 // ExitStatus names an exit code in a report.
@@ -292,7 +298,8 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 		rep.Blueprints = append(rep.Blueprints, br)
 	}
 	for _, h := range res.Hosts {
-		rep.Hosts = append(rep.Hosts, HostReport{Host: h.Host, Port: h.Port, Requests: h.Requests, Retries: h.Retries, Errors: h.Errors})
+		rep.Hosts = append(rep.Hosts, HostReport{Host: h.Host, Port: h.Port, Requests: h.Requests, Retries: h.Retries, Errors: h.Errors,
+			RateCuts: h.RateCuts, PacedPerSecond: math.Round(h.AdaptiveRate*100) / 100})
 	}
 	return rep
 }

@@ -384,7 +384,12 @@ func printSummary(w io.Writer, rep *engine.RunReport, dest string, width int) {
 			if h.Port {
 				name = "Port at " + name
 			}
-			line(fmt.Sprintf("http: %s, %s to %s", plural(h.Requests, "request", "requests"), plural(h.Retries, "retry", "retries"), name))
+			paced := ""
+			if h.RateCuts > 0 {
+				// Why a run took longer than its requests needed.
+				paced = fmt.Sprintf(" (the rate was cut %s by rate limits or 503s; paced at %.4g/s at the end)", plural(h.RateCuts, "time", "times"), h.PacedPerSecond)
+			}
+			line(fmt.Sprintf("http: %s, %s to %s%s", plural(h.Requests, "request", "requests"), plural(h.Retries, "retry", "retries"), name, paced))
 		}
 	}
 	line(fmt.Sprintf("time %s", time.Duration(rep.Seconds*float64(time.Second)).Round(time.Millisecond)))

@@ -167,7 +167,16 @@ func TestRunReport(t *testing.T) {
 			if h.Requests == 0 {
 				t.Errorf("Port host %s: no requests", h.Host)
 			}
+			continue
 		}
+		// The API's 503 cut the rate sent to it: the report and the
+		// summary say so, which explains a slow run.
+		if h.RateCuts != 1 || h.PacedPerSecond <= 0 {
+			t.Errorf("API host %+v: want 1 rate cut and the rate it paced at", h)
+		}
+	}
+	if said := stdout.String() + stderr.String(); !strings.Contains(said, "the rate was cut 1 time by rate limits or 503s; paced at ") {
+		t.Errorf("the summary does not say the rate was cut:\n%s", said)
 	}
 	if ports != 1 || len(rep.Hosts) != 2 {
 		t.Errorf("hosts: %+v, want the API's and Port's", rep.Hosts)
