@@ -123,7 +123,12 @@ func (a Auth) validate() error {
 	case AuthQuery:
 		return errors.Join(need("param", a.Param), need("token", a.Token))
 	case AuthBasic:
-		return need("username", a.Username)
+		// Either may be empty: a key as the user (Stripe's) or a token as
+		// the password with an empty user (Azure DevOps' PAT); not both.
+		if a.Username == "" && a.Password == "" {
+			return fmt.Errorf("auth %q: username or password is required", a.Type)
+		}
+		return nil
 	case AuthOAuth2:
 		if err := errors.Join(need("token_url", a.TokenURL), need("client_id", a.ClientID), need("client_secret", a.ClientSecret)); err != nil {
 			return err

@@ -30,6 +30,8 @@ func TestAuthKinds(t *testing.T) {
 		{name: "header with prefix", auth: Auth{Type: AuthHeader, Header: "Authorization", Prefix: "ApiKey ", Token: "k2"}, want: seenAuth{Authorization: "ApiKey k2", Query: "a=1"}},
 		{name: "query", auth: Auth{Type: AuthQuery, Param: "token", Token: "k/3+"}, want: seenAuth{Query: "a=1&token=k%2F3%2B"}},
 		{name: "basic", auth: Auth{Type: AuthBasic, Username: "u", Password: "p:w"}, want: seenAuth{Authorization: "Basic " + base64.StdEncoding.EncodeToString([]byte("u:p:w")), Query: "a=1"}},
+		// A personal access token with an empty user (Azure DevOps').
+		{name: "basic with an empty user", auth: Auth{Type: AuthBasic, Password: "pat"}, want: seenAuth{Authorization: "Basic " + base64.StdEncoding.EncodeToString([]byte(":pat")), Query: "a=1"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -23,7 +23,7 @@ func TestClientConfigErrors(t *testing.T) {
 		{"bearer without token", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthBearer}}, "token is required"},
 		{"header without name", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthHeader, Token: "k"}}, "header is required"},
 		{"query without param", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthQuery, Token: "k"}}, "param is required"},
-		{"basic without user", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthBasic, Password: "p"}}, "username is required"},
+		{"basic without user or password", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthBasic}}, "username or password is required"},
 		{"oauth2 without secret", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthOAuth2, TokenURL: "https://h/t", ClientID: "i"}}, "client_secret is required"},
 		{"oauth2 relative token url", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthOAuth2, TokenURL: "/t", ClientID: "i", ClientSecret: "s"}}, "must be an absolute http or https url"},
 		{"oauth2 bad style", HostConfig{BaseURL: "https://h", Auth: Auth{Type: AuthOAuth2, TokenURL: "https://h/t", ClientID: "i", ClientSecret: "s", AuthStyle: "xml"}}, `unknown auth_style "xml"`},
