@@ -90,7 +90,7 @@ func newAzureSim(pat string) *azureSim {
 func azureError(w http.ResponseWriter, status int, typeKey, msg string) {
 	writeJSON(w, status, map[string]any{"$id": "1", "innerException": nil, "message": msg,
 		"typeName": "Microsoft.VisualStudio.Services.WebApi." + typeKey + ", Microsoft.VisualStudio.Services.WebApi",
-		"typeKey": typeKey, "errorCode": 0, "eventId": 3000})
+		"typeKey":  typeKey, "errorCode": 0, "eventId": 3000})
 }
 
 func (s *azureSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {

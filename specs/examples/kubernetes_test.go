@@ -170,11 +170,7 @@ func (s *kubeSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// Compacted: the token is too old for a consistent list.
 			delete(s.expire, key)
 			if s.onExpire != nil {
-				s.onExpire(s)
-				list = s.pods
-				if kind == "NamespaceList" {
-					list = s.namespaces
-				}
+				s.onExpire(s) // the next chunk lists the changed cluster
 			}
 			s.rv++
 			s.status(w, 410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
