@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -218,7 +219,12 @@ func (r *Runner) resumePoint(st *streamState, partition string) *pageState {
 		return nil
 	}
 	var ps pageState
-	if err := json.Unmarshal(raw, &ps); err != nil {
+	// Numbers kept as written: Since and Max as float64 were rounded past
+	// 2^53 (a nanosecond epoch), and the resumed chain saved a cursor
+	// later than any it read.
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(&ps); err != nil {
 		r.log.Warn("ignoring unreadable checkpoint", "stream", st.s.Name, "error", err)
 		return nil
 	}
