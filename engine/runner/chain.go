@@ -808,7 +808,11 @@ func (c *chainRun) capped(cur any) any {
 	// A second before: a record changed as the run began is stamped with
 	// that second when the API cuts its stamps to seconds, which a since
 	// filtering exclusively would leave out.
-	return stampLike(c.began.Add(-time.Second).In(t.Location()), cur.(string))
+	// In cur's offset, not its location: Go parses "+00:00" into the local
+	// zone when that is its offset then, and the cap, in another season,
+	// came out in the other offset.
+	_, offset := t.Zone()
+	return stampLike(c.began.Add(-time.Second).In(time.FixedZone("", offset)), cur.(string))
 }
 
 // spans is the number of sub-chains: windows, an async stream's

@@ -2,8 +2,12 @@ package runner
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata" // the child's TZ where the machine has no zoneinfo
 )
 
 // TestLater: cursors compare as what they stand for, whatever their text.
@@ -70,6 +74,42 @@ func TestStampLike(t *testing.T) {
 		}
 		if got := stampLike(at.In(lt.Location()), tc.like); got != tc.want {
 			t.Errorf("stampLike(%v, %q) = %q, want %q", at, tc.like, got, tc.want)
+		}
+	}
+}
+
+// TestCappedKeepsTheRecordsOffset: a capped cursor is written with the
+// offset the records are written with, whatever the machine's zone. Go
+// parses "+00:00" into the local zone when that is its offset then
+// (Europe/London in winter); moved back into summer, the cap came out
+// "+01:00", an hour later to an API that reads the wall time only, or
+// compares stamps as text. Run in a child process with TZ set, as the
+// local zone is read once per process.
+func TestCappedKeepsTheRecordsOffset(t *testing.T) {
+	if os.Getenv("FERRY_TZ_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCappedKeepsTheRecordsOffset$", "-test.v")
+		cmd.Env = append(os.Environ(), "FERRY_TZ_CHILD=1", "TZ=Europe/London")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestCappedKeepsTheRecordsOffset") {
+			t.Fatalf("child (TZ=Europe/London): %v\n%s", err, out)
+		}
+		return
+	}
+	if time.Local.String() != "Europe/London" {
+		t.Fatalf("local zone %s, want Europe/London (TZ not applied)", time.Local)
+	}
+	// The run began in summer time; the records are stamped after the
+	// clocks went back.
+	c := &chainRun{began: time.Date(2026, 10, 24, 12, 0, 0, 0, time.UTC)}
+	tests := []struct{ cur, want string }{
+		{"2026-10-27T12:00:00+00:00", "2026-10-24T11:59:59+00:00"},
+		{"2026-10-27T12:00:00.000+0000", "2026-10-24T11:59:59.000+0000"},
+		{"2026-10-27T12:00:00Z", "2026-10-24T11:59:59Z"},
+		{"2026-10-27T13:00:00+01:00", "2026-10-24T12:59:59+01:00"},
+	}
+	for _, tc := range tests {
+		if got := c.capped(tc.cur); got != tc.want {
+			t.Errorf("capped(%q) = %v, want %q", tc.cur, got, tc.want)
 		}
 	}
 }
