@@ -2,6 +2,7 @@ package runner
 
 import (
 	"encoding/json"
+	"math/big"
 	"os"
 	"os/exec"
 	"strings"
@@ -44,6 +45,15 @@ func TestLater(t *testing.T) {
 		{"time after what is not one", "2026-03-01T09:00:00Z", "Invalid date", true},
 		{"what is not a time before one", "Invalid date", "2026-03-01T09:00:00Z", false},
 		{"a number is not a time", json.Number("1714550400"), "2026-03-01T09:00:00Z", false},
+		// What a cursor program computes: jq gives an int, or a *big.Int
+		// past int64.
+		{"big.Int past int64", bigInt("10000000000000000000"), bigInt("9999999999999999999"), true},
+		{"big.Int past int64, before", bigInt("9999999999999999999"), bigInt("10000000000000000000"), false},
+		{"big.Int and number", bigInt("10000000000000000000"), json.Number("9999999999999999999"), true},
+		{"int past float64", 1761353400000000100, 1761353400000000000, true},
+		{"int past float64, before", 1761353400000000000, 1761353400000000100, false},
+		{"int and number past float64", 1761353400000000001, json.Number("1761353400000000000"), true},
+		{"uint64 past float64", uint64(1761353400000000001), uint64(1761353400000000000), true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,4 +122,12 @@ func TestCappedKeepsTheRecordsOffset(t *testing.T) {
 			t.Errorf("capped(%q) = %v, want %q", tc.cur, got, tc.want)
 		}
 	}
+}
+
+func bigInt(s string) *big.Int {
+	n, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		panic(s)
+	}
+	return n
 }

@@ -354,6 +354,21 @@ func numeric(v any) (*big.Rat, bool) {
 			return nil, false
 		}
 		s = x
+	// What a cursor program computes (jq's arithmetic, tonumber): exact
+	// too, not through float64.
+	case int:
+		return new(big.Rat).SetInt64(int64(x)), true
+	case int64:
+		return new(big.Rat).SetInt64(x), true
+	case int32:
+		return new(big.Rat).SetInt64(int64(x)), true
+	case uint64:
+		return new(big.Rat).SetUint64(x), true
+	case *big.Int:
+		if x == nil {
+			return nil, false
+		}
+		return new(big.Rat).SetInt(x), true
 	default:
 		return ratOf(jsonv.Float(v))
 	}
