@@ -363,8 +363,8 @@ func (c *chainRun) cursors(recs []any) error {
 		if err != nil {
 			return err
 		}
-		if later(cur, c.maxCursor) {
-			c.maxCursor = cur
+		if k := keyOf(cur); k.after(c.maxKey) {
+			c.maxCursor, c.maxKey = cur, k
 		}
 	}
 	return nil

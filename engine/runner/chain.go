@@ -274,7 +274,8 @@ type chainRun struct {
 	vars             []any
 	cp               *pageState // where an earlier run left the chain, or nil
 	since, maxCursor any
-	floor            any // the saved cursor a lookback asked from before: the new one is later or none
+	maxKey           cursorKey // maxCursor read for comparing (see cursors)
+	floor            any       // the saved cursor a lookback asked from before: the new one is later or none
 	// began is when the run that started the chain started, or the
 	// API's Date on an answer of the chain if earlier (a resumed chain
 	// keeps it): a time cursor is saved no later than that.
@@ -301,6 +302,7 @@ type chainRun struct {
 	// (replayed): a replayed record with a later one changed since, and is
 	// written again, or the cursor saved at the end would pass its change.
 	committedMax any
+	committedKey cursorKey // committedMax read for comparing
 	// checkpointed: the sync committed a checkpoint of this chain's
 	// partition; one read from its start all the same (c.cp nil) replaces
 	// what that reading committed (see pageState.fresh).
@@ -384,7 +386,7 @@ func (c *chainRun) run() error {
 	start := position{0, 1}
 	restore := false
 	if cp := c.cp; cp != nil {
-		c.committedMax = cp.Max
+		c.committedMax, c.committedKey = cp.Max, keyOf(cp.Max)
 		if cp.Held {
 			c.spanSkipped = true
 			st.stat.unread()
@@ -416,7 +418,7 @@ func (c *chainRun) run() error {
 			return nil
 		default:
 			// Pages 0: the chain stands at the start of a window.
-			start, restore, c.maxCursor = position{cp.Window, cp.Pages + 1}, cp.Pages > 0, cp.Max
+			start, restore, c.maxCursor, c.maxKey = position{cp.Window, cp.Pages + 1}, cp.Pages > 0, cp.Max, keyOf(cp.Max)
 			if cp.Redo {
 				// The last committed page's records were delivered, but
 				// what follows it was never learnt: ask for it again,
@@ -948,7 +950,7 @@ func (c *chainRun) changed(rec any) bool {
 		return false
 	}
 	cur := c.r.cursorOf(c.ctx, c.st.s, rec, c.vars)
-	return cur != nil && later(cur, c.committedMax)
+	return cur != nil && keyOf(cur).after(c.committedKey)
 }
 
 // cursorOf is a record's incremental cursor, nil without one.

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"math/big"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -312,83 +314,198 @@ func (r *Runner) watermark(st *stream, partition string) (cursor any, saved bool
 // ("10:00:00Z" before "10:00:00.5Z"); a time is after anything that is
 // not one. Anything else compares as text.
 func later(a, b any) bool {
-	if b == nil {
-		return a != nil
+	return keyOf(a).after(keyOf(b))
+}
+
+// cursorKey is a cursor read for comparing (see later). A chain keeps its
+// largest cursor read (maxKey): each record's is read once, not the
+// largest again with each.
+type cursorKey struct {
+	v      any
+	num    number
+	isNum  bool
+	t      time.Time
+	isTime bool
+}
+
+func keyOf(v any) cursorKey {
+	k := cursorKey{v: v}
+	if v == nil {
+		return k
 	}
-	if a == nil {
+	if k.num, k.isNum = numeric(v); !k.isNum {
+		// A number is never a time: instant reads strings only.
+		k.t, k.isTime = instant(v)
+	}
+	return k
+}
+
+// after reports whether cursor a is after b (see later).
+func (a cursorKey) after(b cursorKey) bool {
+	if b.v == nil {
+		return a.v != nil
+	}
+	if a.v == nil {
 		return false
 	}
-	if na, ok := numeric(a); ok {
-		if nb, ok := numeric(b); ok {
-			return na.Cmp(nb) > 0
-		}
+	if a.isNum && b.isNum {
+		return a.num.cmp(b.num) > 0
 	}
-	ta, aok := instant(a)
-	tb, bok := instant(b)
 	switch {
-	case aok && bok:
-		return ta.After(tb)
-	case aok || bok:
+	case a.isTime && b.isTime:
+		return a.t.After(b.t)
+	case a.isTime || b.isTime:
 		// Beside times, a value that is not one ("Invalid date", "n/a")
 		// is no cursor: sent back, an API may match nothing with it.
-		return aok
+		return a.isTime
 	}
-	return fmt.Sprint(a) > fmt.Sprint(b)
+	return text(a.v) > text(b.v)
+}
+
+func text(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	return fmt.Sprint(v)
+}
+
+// number is an exact number, held as it came so that two of a kind
+// compare without arithmetic (later runs for every record): decimal
+// digits as they are written, an int or a float64 as itself; any other
+// pair, or a number of another kind, as big.Rats.
+type number struct {
+	kind numKind
+	neg  bool
+	// whole without leading zeros, frac without trailing ones (digits).
+	whole, frac string
+	i           int64
+	f           float64
+	rat         *big.Rat
+}
+
+type numKind uint8
+
+const (
+	numDigits numKind = iota
+	numInt
+	numFloat
+	numRat
+)
+
+// digitsOf holds s, digits with an optional fraction (see decimal), as a
+// number.
+func digitsOf(s string, neg bool) number {
+	whole, frac, _ := strings.Cut(s, ".")
+	whole, frac = strings.TrimLeft(whole, "0"), strings.TrimRight(frac, "0")
+	return number{kind: numDigits, neg: neg && (whole != "" || frac != ""), whole: whole, frac: frac}
+}
+
+func (n number) ratOf() *big.Rat {
+	switch n.kind {
+	case numInt:
+		return new(big.Rat).SetInt64(n.i)
+	case numFloat:
+		return new(big.Rat).SetFloat64(n.f)
+	case numRat:
+		return n.rat
+	}
+	r, _ := new(big.Rat).SetString("0" + n.whole + "." + n.frac + "0")
+	if n.neg {
+		r.Neg(r)
+	}
+	return r
+}
+
+func (n number) cmp(m number) int {
+	switch {
+	case n.kind != m.kind || n.kind == numRat:
+		return n.ratOf().Cmp(m.ratOf())
+	case n.kind == numInt:
+		return cmp.Compare(n.i, m.i)
+	case n.kind == numFloat:
+		return cmp.Compare(n.f, m.f) // finite: NaN and Inf are no numbers here
+	case n.neg != m.neg:
+		if n.neg {
+			return -1
+		}
+		return 1
+	}
+	c := cmp.Compare(len(n.whole), len(m.whole))
+	if c == 0 {
+		c = strings.Compare(n.whole, m.whole)
+	}
+	if c == 0 {
+		c = strings.Compare(n.frac, m.frac)
+	}
+	if n.neg {
+		return -c
+	}
+	return c
 }
 
 // numeric reads cursor v as an exact number: a JSON number, or a string
 // of digits with an optional fraction (Slack's ts).
-func numeric(v any) (*big.Rat, bool) {
+func numeric(v any) (number, bool) {
 	var s string
 	switch x := v.(type) {
 	case json.Number:
 		s = string(x)
+		if d, neg := strings.CutPrefix(s, "-"); decimal(d) {
+			return digitsOf(d, neg), true
+		}
 		if strings.ContainsAny(s, "eE") {
 			// Read as a float: an exponent of billions would make
 			// big.Rat build a number of that many digits.
-			f, ok := jsonv.Float(x)
-			return ratOf(f, ok)
+			return floatOf(jsonv.Float(x))
 		}
 	case string:
 		if !decimal(x) {
-			return nil, false
+			return number{}, false
 		}
-		s = x
+		return digitsOf(x, false), true
 	// What a cursor program computes (jq's arithmetic, tonumber): exact
 	// too, not through float64.
 	case int:
-		return new(big.Rat).SetInt64(int64(x)), true
+		return number{kind: numInt, i: int64(x)}, true
 	case int64:
-		return new(big.Rat).SetInt64(x), true
+		return number{kind: numInt, i: x}, true
 	case int32:
-		return new(big.Rat).SetInt64(int64(x)), true
+		return number{kind: numInt, i: int64(x)}, true
 	case uint64:
-		return new(big.Rat).SetUint64(x), true
+		return digitsOf(strconv.FormatUint(x, 10), false), true
 	case *big.Int:
 		if x == nil {
-			return nil, false
+			return number{}, false
 		}
-		return new(big.Rat).SetInt(x), true
+		return number{kind: numRat, rat: new(big.Rat).SetInt(x)}, true
 	default:
-		return ratOf(jsonv.Float(v))
+		return floatOf(jsonv.Float(v))
 	}
-	return new(big.Rat).SetString(s)
+	r, ok := new(big.Rat).SetString(s)
+	return number{kind: numRat, rat: r}, ok
 }
 
-func ratOf(f float64, ok bool) (*big.Rat, bool) {
+func floatOf(f float64, ok bool) (number, bool) {
 	if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, false
+		return number{}, false
 	}
-	return new(big.Rat).SetFloat64(f), true
+	return number{kind: numFloat, f: f}, true
 }
 
-// decimal tells digits with at most one point between digits.
+// decimal tells digits with at most one point between digits. (A loop:
+// it runs for every record's cursor.)
 func decimal(s string) bool {
-	whole, frac, _ := strings.Cut(s, ".")
-	digits := func(t string) bool {
-		return t != "" && strings.Trim(t, "0123456789") == ""
+	point := -1
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case '0' <= c && c <= '9':
+		case c == '.' && point < 0:
+			point = i
+		default:
+			return false
+		}
 	}
-	return digits(whole) && (frac == "" && !strings.HasSuffix(s, ".") || digits(frac))
+	return s != "" && point != 0 && point != len(s)-1
 }
 
 // stampLike writes t as like, a time instant reads, is written: the same
@@ -417,12 +534,14 @@ func instant(v any) (time.Time, bool) {
 	if !ok || len(s) < len("2006-01-02T15:04:05Z") {
 		return time.Time{}, false
 	}
-	for _, layout := range [...]string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999Z0700"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, true
-		}
+	// One parse, by how the offset ends: RFC 3339's "Z" or "+hh:mm", else
+	// Jira's "+hhmm" (a failed parse costs an error: with every record).
+	layout := time.RFC3339Nano
+	if s[len(s)-1] != 'Z' && s[len(s)-3] != ':' {
+		layout = "2006-01-02T15:04:05.999999999Z0700"
 	}
-	return time.Time{}, false
+	t, err := time.Parse(layout, s)
+	return t, err == nil
 }
 
 // batchDigest names the list a batch stream's run sends ("" for a run of
