@@ -743,8 +743,9 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 				// earlier): a window ending in the API's future, its clock
 				// behind ferry's, holds events stamped after it answered.
 				end := c.windows[w].end
-				if !c.began.IsZero() {
-					end = minTime(end, c.began.UTC())
+				if !c.began.IsZero() && c.began.Before(end) {
+					end = c.began.UTC()
+					c.warnHeldBack()
 				}
 				mark.cursor = end.Format(time.RFC3339)
 			}
@@ -753,6 +754,9 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			// the cursor saved before: it stays. After a skipped download
 			// it stays too: the skipped file's records may be older.)
 			mark.cursor = c.capped(c.maxCursor)
+			if t, ok := instant(c.maxCursor); ok && t.After(c.began) {
+				c.warnHeldBack()
+			}
 		}
 		if (!replay || retried || mark.cursor != nil) && !c.send(item{mark: mark}) {
 			return errCancelled
@@ -815,6 +819,19 @@ func (c *chainRun) capped(cur any) any {
 	// came out in the other offset.
 	_, offset := t.Zone()
 	return stampLike(c.began.Add(-time.Second).In(time.FixedZone("", offset)), cur.(string))
+}
+
+// warnHeldBack says, once for the stream, that a cursor held at when its
+// chain began (see capped) is before the cursor the chain started from: a
+// clock is behind, this machine's or the API's Date. Nothing is lost, but
+// every run would read again from there, unsaid.
+func (c *chainRun) warnHeldBack() {
+	since, ok := instant(c.since)
+	if !ok || !c.began.Before(since) || c.st.heldBack.Swap(true) {
+		return
+	}
+	c.r.log.Warn("the saved cursor is held at when the chain began, before the cursor the run started from: this machine's clock, or the API's (its Date header), is behind; the next run reads again from there",
+		"stream", c.st.s.Name, "began", c.began.UTC().Format(time.RFC3339), "since", c.since)
 }
 
 // spans is the number of sub-chains: windows, an async stream's

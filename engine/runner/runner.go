@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -121,6 +122,9 @@ type streamState struct {
 	// commit ahead of release order: it covers no records, and the job
 	// must be in the state before it is polled (see chainRun.create).
 	jobMarks chan jobMark
+	// heldBack: a chain's cursor was held back before the one it started
+	// from, and the run said so (see warnHeldBack).
+	heldBack atomic.Bool
 }
 
 // jobMark is an export job's checkpoint and the run it belongs to.

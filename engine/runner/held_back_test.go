@@ -1,0 +1,124 @@
+package runner_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-etl/ferry/engine/apitest"
+	"github.com/ferry-etl/ferry/engine/fetch"
+	"github.com/ferry-etl/ferry/engine/runner"
+)
+
+// TestCursorHeldBackIsWarned: a time cursor held at when its chain began
+// goes back before the cursor the run started from when a clock is behind
+// (this machine's, or the API's Date): nothing is lost, but each run
+// reads again from there, so the run says so, once for the stream.
+func TestCursorHeldBackIsWarned(t *testing.T) {
+	items := []any{
+		map[string]any{"id": 1, "updated": "2026-03-05T10:05:00Z"},
+		map[string]any{"id": 2, "updated": "2026-03-05T10:06:00Z"},
+	}
+	api := apitest.New(apitest.Fixture{Routes: []apitest.Route{{Path: "/events", Items: items}}})
+	defer api.Close()
+	f := mustSpec(t, `
+version: 1
+name: heldback
+http: {base_url: `+api.URL()+`}
+streams:
+  events:
+    incremental: {cursor: .updated, initial: "2026-01-01T00:00:00Z"}
+    request:
+      path: /events
+      query: {since: "${ cursor }"}
+tables:
+  events: {from: events, primary_key: [id]}
+`)
+	state := map[string]map[string]json.RawMessage{"events" + runner.WatermarkSuffix: {"": json.RawMessage(`"2026-03-05T10:00:00Z"`)}}
+	run := func(now time.Time) (saved []string, logged string) {
+		t.Helper()
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		r, err := runner.New(f, runner.Options{Pool: fetch.NewPool(fetch.Options{}), State: state, Logger: log, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := &checkpoints{collector: *newCollector()}
+		if _, err := r.Run(t.Context(), out); err != nil {
+			t.Fatal(err)
+		}
+		for _, cp := range out.cps {
+			if cp.Stream == "events"+runner.WatermarkSuffix {
+				saved = append(saved, string(cp.Value))
+			}
+		}
+		return saved, logs.String()
+	}
+	// This machine's clock an hour behind the API's (which stamps the
+	// records): the cursor goes back before the saved one.
+	saved, logged := run(time.Date(2026, 3, 5, 9, 0, 0, 0, time.UTC))
+	if strings.Join(saved, ",") != `"2026-03-05T08:59:59Z"` {
+		t.Errorf("saved cursor %v, want 2026-03-05T08:59:59Z (a second before the run began)", saved)
+	}
+	if !strings.Contains(logged, "stream=events") || !strings.Contains(logged, "before the cursor the run started from") {
+		t.Errorf("no warning of the cursor held back:\n%s", logged)
+	}
+	// The clocks agreeing: the largest read, and nothing said.
+	saved, logged = run(time.Date(2026, 3, 5, 11, 0, 0, 0, time.UTC))
+	if strings.Join(saved, ",") != `"2026-03-05T10:06:00Z"` {
+		t.Errorf("saved cursor %v, want 2026-03-05T10:06:00Z", saved)
+	}
+	if strings.Contains(logged, "before the cursor the run started from") {
+		t.Errorf("warned of a cursor not held back:\n%s", logged)
+	}
+}
+
+// TestWindowHeldBackIsWarned: so for a window's cursor, held at the API's
+// Date when its clock is behind the cursor the run started from.
+func TestWindowHeldBackIsWarned(t *testing.T) {
+	api := apitest.New(apitest.Fixture{Routes: []apitest.Route{{Path: "/audit", Items: []any{map[string]any{"id": 1}},
+		Headers: map[string]string{"Date": "Thu, 05 Mar 2026 09:00:00 GMT"}}}})
+	defer api.Close()
+	f := mustSpec(t, `
+version: 1
+name: heldwindow
+http: {base_url: `+api.URL()+`}
+streams:
+  audit:
+    incremental:
+      initial: "2026-01-01T00:00:00Z"
+      window: {step: 24h, lookback: 0s}
+    request:
+      path: /audit
+      query: {since: "${ window.start }", until: "${ window.end }"}
+tables:
+  audit: {from: audit, primary_key: [id]}
+`)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	state := map[string]map[string]json.RawMessage{"audit" + runner.WatermarkSuffix: {"": json.RawMessage(`"2026-03-05T10:00:00Z"`)}}
+	now := time.Date(2026, 3, 5, 11, 0, 0, 0, time.UTC)
+	r, err := runner.New(f, runner.Options{Pool: fetch.NewPool(fetch.Options{}), State: state, Logger: log, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &checkpoints{collector: *newCollector()}
+	if _, err := r.Run(t.Context(), out); err != nil {
+		t.Fatal(err)
+	}
+	var saved []string
+	for _, cp := range out.cps {
+		if cp.Stream == "audit"+runner.WatermarkSuffix {
+			saved = append(saved, string(cp.Value))
+		}
+	}
+	if strings.Join(saved, ",") != `"2026-03-05T09:00:00Z"` {
+		t.Errorf("saved cursor %v, want 2026-03-05T09:00:00Z (the API's Date)", saved)
+	}
+	if !strings.Contains(logs.String(), "stream=audit") || !strings.Contains(logs.String(), "before the cursor the run started from") {
+		t.Errorf("no warning of the cursor held back:\n%s", logs.String())
+	}
+}
