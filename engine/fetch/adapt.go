@@ -24,7 +24,9 @@ import (
 // well past it without a complaint. The host's announced budget —
 // x-ratelimit-remaining and -reset, or the IETF RateLimit fields — holds
 // requests while it is spent, until its reset; a rate limit that comes
-// with its budget spent is that, and cuts nothing.
+// with its budget spent is that, and cuts nothing, when the host announces
+// its budget on other answers too (one that announces it only on its
+// rejections has a limit the budget never held requests to).
 type adaptive struct {
 	now   func() time.Time
 	sleep func(context.Context, time.Duration) error
@@ -49,7 +51,11 @@ type adaptive struct {
 	budgetUsed int
 	budgetEnd  time.Time
 	hasBudget  bool
-	out        int // requests started and not yet answered or abandoned
+	// budgeted: an answer that was no rejection announced a budget, so
+	// the budget holds requests before it is spent; only then does a
+	// rejection announcing it spent mean its end rather than a limit.
+	budgeted bool
+	out      int // requests started and not yet answered or abandoned
 
 	cuts int64 // times the rate was cut
 }
@@ -144,7 +150,11 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 	a.out--
 	spent := false // the answer says its host's budget is spent
 	if remaining, reset, ok := announcedBudget(h, recv); ok {
-		spent = remaining == 0 && reset.After(recv)
+		// A host that says its budget is spent only when it rejects
+		// (remaining 0 until a second frees a slot) has a limit the budget
+		// never holds requests to: its rejections cut as any other.
+		spent = remaining == 0 && reset.After(recv) && a.budgeted
+		a.budgeted = a.budgeted || status != http.StatusServiceUnavailable && !rateLimited(status, h)
 		reset = earlier(reset, recv.Add(MaxServerWait))
 		// Answers overtake each other: within a window, one that leaves
 		// more than known is older news.

@@ -22,6 +22,10 @@ type hiddenLimit struct {
 	latency    time.Duration
 	retryAfter bool
 	status     int // the rejection's status; 429 when 0
+	// spent: a rejection says X-RateLimit-Remaining 0 until the oldest
+	// counted request leaves the window (X-RateLimit-Reset, seconds); an
+	// accepted answer announces nothing.
+	spent bool
 
 	mu       sync.Mutex
 	accepted []time.Time
@@ -41,6 +45,11 @@ func (s *hiddenLimit) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.retryAfter {
 			wait := s.accepted[0].Add(s.window).Sub(now)
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+		}
+		if s.spent {
+			wait := s.accepted[0].Add(s.window).Sub(now)
+			w.Header().Set("X-RateLimit-Remaining", "0")
+			w.Header().Set("X-RateLimit-Reset", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
 		}
 		w.WriteHeader(cmpOr(s.status, http.StatusTooManyRequests))
 		return
@@ -67,15 +76,21 @@ func TestAdaptiveHiddenLimit(t *testing.T) {
 		latency    time.Duration
 		retryAfter bool
 		status     int
+		spent      bool
 	}{
 		{limit: 30, latency: 20 * time.Millisecond, retryAfter: true},
 		{limit: 100, latency: 5 * time.Millisecond, retryAfter: true},
 		{limit: 30, latency: 10 * time.Millisecond},                                // a bare 429, as Humanitec and Harness send it
 		{limit: 30, latency: 10 * time.Millisecond, status: 503, retryAfter: true}, // overloaded rather than limited
+		// Its rejections alone say the budget is spent until the window
+		// frees a slot: the budget never held a request before them, so
+		// they are a limit to learn, not a budget's end.
+		{limit: 30, latency: 20 * time.Millisecond, retryAfter: true, spent: true},
+		{limit: 30, latency: 10 * time.Millisecond, spent: true},
 	} {
-		t.Run(fmt.Sprintf("limit=%d/retry-after=%v/status=%d", tc.limit, tc.retryAfter, cmpOr(tc.status, 429)), func(t *testing.T) {
+		t.Run(fmt.Sprintf("limit=%d/retry-after=%v/status=%d/spent=%v", tc.limit, tc.retryAfter, cmpOr(tc.status, 429), tc.spent), func(t *testing.T) {
 			clk := newFakeClock()
-			s := &hiddenLimit{clk: clk, limit: tc.limit, window: time.Second, latency: tc.latency, retryAfter: tc.retryAfter, status: tc.status}
+			s := &hiddenLimit{clk: clk, limit: tc.limit, window: time.Second, latency: tc.latency, retryAfter: tc.retryAfter, status: tc.status, spent: tc.spent}
 			srv := newServer(t, s.ServeHTTP)
 			p := testPool(clk, 0.5, nil)
 			c := mustClient(t, p, HostConfig{BaseURL: srv.URL, Retry: Retry{Attempts: 10}})
@@ -333,8 +348,9 @@ func TestAdaptiveGrowthSlowHost(t *testing.T) {
 }
 
 // TestAdaptiveSpentBudgetNoCut: a rejection that announces its own spent
-// budget (remaining 0 until a reset) is explained by it: requests wait
-// for the reset, and the rate is not cut. Cut, it would be 0.8 of the
+// budget (remaining 0 until a reset), from a host that announces its
+// budget on its answers, is explained by it: requests wait for the reset,
+// and the rate is not cut. Cut, it would be 0.8 of the
 // rate sent in the last second, which early in a run is a handful: the
 // run would then crawl at it, growing by a fraction of a request a
 // second, long after the budget came back.
@@ -343,6 +359,9 @@ func TestAdaptiveSpentBudgetNoCut(t *testing.T) {
 	a := newAdaptive(clk.Now, clk.Sleep)
 	ctx := context.Background()
 	seq, _ := a.wait(ctx)
+	a.observe(http.Header{"Ratelimit-Remaining": {"40"}, "Ratelimit-Reset": {"1"}}, http.StatusOK, seq, clk.Now(), clk.Now())
+	clk.Advance(time.Second) // the window of that budget reset
+	seq, _ = a.wait(ctx)
 	a.wait(ctx)
 	spent := http.Header{"Ratelimit-Remaining": {"0"}, "Ratelimit-Reset": {"3"}, "Retry-After": {"1"}}
 	a.observe(spent, http.StatusTooManyRequests, seq, clk.Now(), clk.Now())
@@ -362,5 +381,13 @@ func TestAdaptiveSpentBudgetNoCut(t *testing.T) {
 	a.observe(http.Header{"Ratelimit-Remaining": {"40"}, "Ratelimit-Reset": {"60"}}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now())
 	if _, cuts := a.state(); cuts != 1 {
 		t.Errorf("a 429 with budget left: %d cuts, want 1", cuts)
+	}
+	// A host that announces a budget only on its rejections has a limit
+	// that budget never held a request to: cut.
+	b := newAdaptive(clk.Now, clk.Sleep)
+	seq, _ = b.wait(ctx)
+	b.observe(spent, http.StatusTooManyRequests, seq, clk.Now(), clk.Now())
+	if _, cuts := b.state(); cuts != 1 {
+		t.Errorf("a 429 of a spent budget never announced before: %d cuts, want 1", cuts)
 	}
 }
