@@ -63,13 +63,9 @@ func nextLink(values []string) (string, map[string]string) {
 				break
 			}
 			target := v[start+1 : start+end]
-			rest := v[start+end+1:]
-			params := rest
-			if next := strings.IndexByte(rest, '<'); next >= 0 {
-				params = rest[:next]
-			}
-			if relIsNext(params) {
-				return strings.TrimSpace(target), linkParams(params)
+			params, rest := linkParams(v[start+end+1:])
+			if relIsNext(params["rel"]) {
+				return strings.TrimSpace(target), params
 			}
 			v = rest
 		}
@@ -77,35 +73,63 @@ func nextLink(values []string) (string, map[string]string) {
 	return "", nil
 }
 
-// linkParams reads `; name="value"` parameters (or bare values) by
-// lower-case name; the first of a repeated name counts (RFC 8288 3.3).
-func linkParams(params string) map[string]string {
+// linkParams reads the `; name="value"` parameters (or bare values) that
+// follow a link's <target>, by lower-case name, the first of a repeated
+// name counting (RFC 8288 3.3), and returns what follows them. A quoted
+// value is read whole (its ';', ',', '<' and \-escaped quotes are part of
+// it): a parameter or link inside it would end a chain early.
+func linkParams(s string) (map[string]string, string) {
 	out := map[string]string{}
-	for _, p := range strings.Split(params, ";") {
-		k, val, ok := strings.Cut(strings.TrimSpace(p), "=")
-		if !ok {
-			continue
+	i := 0
+	skip := func() {
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+			i++
 		}
-		k = strings.ToLower(strings.TrimSpace(k))
-		if _, seen := out[k]; seen || k == "" {
-			continue
-		}
-		out[k] = strings.Trim(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(val), ",")), `"`)
 	}
-	return out
+	for {
+		skip()
+		if i >= len(s) || s[i] != ';' {
+			return out, s[i:]
+		}
+		i++
+		skip()
+		n := i
+		for i < len(s) && !strings.ContainsRune("=;,<", rune(s[i])) {
+			i++
+		}
+		name := strings.ToLower(strings.TrimSpace(s[n:i]))
+		var val strings.Builder
+		if i < len(s) && s[i] == '=' {
+			i++
+			skip()
+			if i < len(s) && s[i] == '"' {
+				for i++; i < len(s) && s[i] != '"'; i++ {
+					if s[i] == '\\' && i+1 < len(s) {
+						i++
+					}
+					val.WriteByte(s[i])
+				}
+				i++ // the closing quote
+			} else {
+				v := i
+				for i < len(s) && !strings.ContainsRune(";,<", rune(s[i])) {
+					i++
+				}
+				val.WriteString(strings.TrimSpace(s[v:i]))
+			}
+		}
+		if _, seen := out[name]; !seen && name != "" {
+			out[name] = val.String()
+		}
+		i = min(i, len(s))
+	}
 }
 
-func relIsNext(params string) bool {
-	for _, p := range strings.Split(params, ";") {
-		k, val, ok := strings.Cut(strings.TrimSpace(p), "=")
-		if !ok || !strings.EqualFold(strings.TrimSpace(k), "rel") {
-			continue
-		}
-		val = strings.Trim(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(val), ",")), `"`)
-		for _, r := range strings.Fields(val) {
-			if strings.EqualFold(r, "next") {
-				return true
-			}
+// relIsNext reports whether a rel value lists "next".
+func relIsNext(rel string) bool {
+	for _, r := range strings.Fields(rel) {
+		if strings.EqualFold(r, "next") {
+			return true
 		}
 	}
 	return false

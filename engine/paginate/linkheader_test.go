@@ -1,6 +1,7 @@
 package paginate
 
 import (
+	"maps"
 	"strings"
 	"testing"
 )
@@ -45,4 +46,39 @@ func FuzzNextLink(f *testing.F) {
 			t.Errorf("NextLink(%q) = %q, not taken from the input", v, got)
 		}
 	})
+}
+
+// TestNextLinkParams: a Link parameter's quoted value may hold ';', ',',
+// '<' and escaped quotes (RFC 8288 quoted-string): none of it is read as
+// a parameter, nor as another link, so a next link never takes a
+// stop_params value from inside another parameter (the chain would end
+// early, its remaining pages unread), nor a rel from one.
+func TestNextLinkParams(t *testing.T) {
+	tests := []struct {
+		name   string
+		values []string
+		want   string
+		params map[string]string
+	}{
+		{"semicolon in a quoted value", []string{`<https://h/x?c=2>; rel="next"; title="a;results=false"`},
+			"https://h/x?c=2", map[string]string{"rel": "next", "title": "a;results=false"}},
+		{"comma and link in a quoted value", []string{`<https://h/x?c=2>; rel="next"; title="see, <https://h/y>; results=false"; results="true"`},
+			"https://h/x?c=2", map[string]string{"rel": "next", "title": "see, <https://h/y>; results=false", "results": "true"}},
+		{"escaped quote", []string{`<https://h/x?c=2>; rel="next"; title="say \"hi\"; results=false"`},
+			"https://h/x?c=2", map[string]string{"rel": "next", "title": `say "hi"; results=false`}},
+		{"rel inside a quoted value is no rel", []string{`<https://h/x?c=1>; title="x;rel=next"; rel="prev", <https://h/x?c=3>; rel="next"; results="false"`},
+			"https://h/x?c=3", map[string]string{"rel": "next", "results": "false"}},
+		{"spaces, case, the first of a repeated name", []string{`<https://h/x?c=2> ;  REL = "next" ; Results = "false" ; results="true"`},
+			"https://h/x?c=2", map[string]string{"rel": "next", "results": "false"}},
+		{"bare values", []string{`<https://h/x?c=2>; rel=next; results=false, <https://h/x?c=9>; rel=last`},
+			"https://h/x?c=2", map[string]string{"rel": "next", "results": "false"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, params := nextLink(tc.values)
+			if got != tc.want || !maps.Equal(params, tc.params) {
+				t.Errorf("nextLink(%q) = %q, %q; want %q, %q", tc.values, got, params, tc.want, tc.params)
+			}
+		})
+	}
 }

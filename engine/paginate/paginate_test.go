@@ -290,6 +290,17 @@ func chainCases() []chainCase {
 				{url: "https://api.test/x?c=2", header: hdr("Link", `</x?c=3>; rel="next"; results="false"; scope="all"`), records: 1},
 			},
 		},
+		{
+			// A quoted value is read whole: results=false inside a title
+			// is no parameter of the link, which is followed.
+			name:     "link_header stop_params are not read inside quoted values",
+			paginate: `{type: link_header, stop_params: {results: "false"}}`,
+			steps: []step{
+				{header: hdr("Link", `</x?c=2>; rel="next"; title="page 2; results=false"`), records: 1, more: true,
+					next: wire{URL: "https://api.test/x?c=2"}},
+				{url: "https://api.test/x?c=2", header: hdr("Link", `</x?c=3>; rel="next"; title="a, b"; results="false"`), records: 1},
+			},
+		},
 
 		// page
 		{
