@@ -109,6 +109,8 @@ func canonValue(v any) any {
 		return float64(x)
 	case int64:
 		return float64(x)
+	case uint64:
+		return float64(x)
 	case *big.Int:
 		// A big integer (jq's, past int64) is sent whole; Port keeps the
 		// double nearest to it.

@@ -363,8 +363,9 @@ func checkUTF8(s string) error {
 }
 
 // checkDouble refuses a number beyond the range of a double (1e400), not
-// a number at all (NaN), or an integer a double cannot hold exactly
-// (9007199254740993, past 2^53): Port keeps numbers as doubles, so it
+// a number at all (NaN), or an integer Port would answer as another
+// (9007199254740993, past 2^53; 9007199254740993.0 and 9007199254740993e0
+// too: an integer in any form): Port keeps numbers as doubles, so it
 // would hold something else (infinity, null, a neighbouring integer),
 // silently. Other values pass, decimals too (a double holds few exactly,
 // and that is what a decimal number means in JSON).
@@ -376,9 +377,10 @@ func checkDouble(v any) error {
 		if f, err = strconv.ParseFloat(string(x), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
 			return nil // not a number literal: encoding reports it
 		}
-		if !math.IsInf(f, 0) && math.Abs(f) >= 1<<53 && isIntLiteral(string(x)) {
-			if n, ok := new(big.Int).SetString(string(x), 10); ok {
-				return checkExactInt(n)
+		if !math.IsInf(f, 0) && math.Abs(f) >= 1<<53 {
+			// Finite: the exponent is small enough to read it exactly.
+			if r, ok := new(big.Rat).SetString(string(x)); ok && r.IsInt() {
+				return checkExactInt(r.Num())
 			}
 		}
 	case *big.Int:
@@ -421,20 +423,22 @@ func checkExactInt64(x int64) error {
 	return checkExactInt(big.NewInt(x))
 }
 
-// checkExactInt refuses an integer the nearest double is not equal to.
+// checkExactInt refuses an integer Port would answer as another: it
+// answers the double nearest to it, as the integer when exact, else in
+// that double's shortest digits (JavaScript's): 2^64+1 as
+// 18446744073709552000. An integer written as those digits (2^64 as
+// JavaScript and Go write it) is answered as itself, and passes.
 func checkExactInt(n *big.Int) error {
 	f, acc := new(big.Float).SetInt(n).Float64()
 	if acc == big.Exact {
 		return nil
 	}
+	port := strconv.FormatFloat(f, 'f', -1, 64)
+	if m, ok := new(big.Int).SetString(port, 10); ok && m.Cmp(n) == 0 {
+		return nil
+	}
 	return fmt.Errorf("integer %s is not exactly a double, the only numbers Port keeps: Port would hold %s; map it as a string (tostring) to keep it whole",
-		n, strconv.FormatFloat(f, 'f', -1, 64))
-}
-
-// isIntLiteral reports whether a JSON number literal is an integer one
-// (no fraction, no exponent).
-func isIntLiteral(s string) bool {
-	return !strings.ContainsAny(s, ".eE")
+		n, port)
 }
 
 func checkFormat(format, s string) error {

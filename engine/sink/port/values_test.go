@@ -271,3 +271,47 @@ func TestInvalidUTF8Reported(t *testing.T) {
 		t.Errorf("Port holds %v, want only probe:keep", got)
 	}
 }
+
+// TestCheckDoubleNumberForms: an integer is judged by its value, whatever
+// its form (an integer literal, a fraction of zeros, an exponent, jq's int
+// or *big.Int), against what Port answers for it: the integer itself when
+// a double holds it exactly, else the shortest digits of the nearest
+// double (JavaScript's, and the Port simulator's). So 9007199254740993.0
+// fails as 9007199254740993 does, and an integer written as a double's
+// shortest digits (18446744073709552000, 2^64 as JavaScript and Go write
+// it) passes: Port answers that very number. The unchanged check (canon)
+// sees every passing form as the double Port answers.
+func TestCheckDoubleNumberForms(t *testing.T) {
+	big64, _ := new(big.Int).SetString("18446744073709552000", 10)
+	for _, v := range []any{json.Number("9007199254740993"), json.Number("9007199254740993.0"), json.Number("9007199254740993e0"),
+		json.Number("90071992547409930E-1"), json.Number("-9007199254740993.000"), json.Number("18446744073709551615"),
+		json.Number("123456789012345678901"), new(big.Int).SetUint64(1<<64 - 1), uint64(1<<64 - 1), int64(1<<62 + 1), 1<<53 + 1} {
+		if err := checkDouble(v); err == nil || !strings.Contains(err.Error(), "tostring") {
+			t.Errorf("checkDouble(%T %v) = %v, want refused (Port would hold another integer)", v, v, err)
+		}
+	}
+	for _, c := range []struct {
+		v    any
+		port string // what Port answers for it
+	}{
+		{json.Number("1e20"), "100000000000000000000"},
+		{json.Number("1152921504606846976"), "1152921504606846976"}, // 2^60, exact
+		{json.Number("18446744073709552000"), "18446744073709552000"},
+		{json.Number("-18446744073709552000"), "-18446744073709552000"},
+		{json.Number("1.8446744073709552e19"), "18446744073709552000"},
+		{json.Number("123456789012345680000"), "123456789012345680000"},
+		{big64, "18446744073709552000"},
+		{uint64(1 << 63), "9223372036854775808"},
+		{json.Number("9007199254740992.0"), "9007199254740992"},
+		{json.Number("0.1"), "0.1"},
+		{json.Number("12345678901234567.89"), "12345678901234568"}, // a decimal: rounded as decimals are
+		{1.0e300, "1e300"},
+	} {
+		if err := checkDouble(c.v); err != nil {
+			t.Errorf("checkDouble(%T %v) = %v, want nil", c.v, c.v, err)
+		}
+		if got, want := canonValue(c.v), canonValue(json.Number(c.port)); got != want {
+			t.Errorf("canonValue(%T %v) = %v, want %v as Port's answer %s", c.v, c.v, got, want, c.port)
+		}
+	}
+}
