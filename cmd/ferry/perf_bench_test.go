@@ -348,6 +348,9 @@ type hiddenLimitServer struct {
 	limit   int
 	latency time.Duration
 	pages   int
+	// spent: a 429 also says X-RateLimit-Remaining 0 until a slot frees
+	// (X-RateLimit-Reset), as a per-second limit may; nothing else does.
+	spent bool
 
 	mu       sync.Mutex
 	accepted []time.Time
@@ -366,6 +369,10 @@ func (s *hiddenLimitServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wait := s.accepted[0].Add(time.Second).Sub(now)
 		s.mu.Unlock()
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+		if s.spent {
+			w.Header().Set("X-RateLimit-Remaining", "0")
+			w.Header().Set("X-RateLimit-Reset", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+		}
 		w.WriteHeader(http.StatusTooManyRequests)
 		return
 	}
@@ -401,7 +408,8 @@ func (s *hiddenLimitServer) counts() (ok, rejected int) {
 // the spec. It reports wall time over requests ÷ limit (the target: at
 // most 1.2) and the share of requests rejected (at most 3 %); and, for
 // comparison, the same spec with a guessed rate_limit of 20/s, the
-// Humanitec spec's old guess.
+// Humanitec spec's old guess; and (spent_) the same limit whose 429s say
+// the budget is spent until a slot frees, which must be learnt as well.
 func BenchmarkAdaptiveRate(b *testing.B) {
 	bin := ferryBinary(b)
 	bins := map[string]string{"": bin}
@@ -436,7 +444,7 @@ tables:
 		return path
 	}
 	run := func(b *testing.B, bin, rateLimit, prefix string) {
-		s := &hiddenLimitServer{limit: limit, latency: 20 * time.Millisecond, pages: pages}
+		s := &hiddenLimitServer{limit: limit, latency: 20 * time.Millisecond, pages: pages, spent: strings.HasPrefix(prefix, "spent_")}
 		srv := httptest.NewServer(s)
 		defer srv.Close()
 		c := runFerry(b, bin, specFor(srv.URL, rateLimit), nil)
@@ -454,5 +462,6 @@ tables:
 			run(b, bin, "", prefix)
 		}
 		run(b, bin, "  rate_limit: {per_second: 20, burst: 10}", "guessed20_")
+		run(b, bin, "", "spent_")
 	}
 }
