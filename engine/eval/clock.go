@@ -33,7 +33,8 @@ const ClockVar = "ferry clock"
 // expr's builtin: now() or now(location)) the env's ClockVar as its first
 // argument, so that the clock a run puts into its env answers it (a
 // Function cannot read the env, and programs are compiled once, before
-// any run).
+// any run). Every $env becomes the env without ClockVar (envFunc), so
+// the clock is no value a program sees (toJSON($env) failed on it).
 func patchNow(node *ast.Node) {
 	ast.Walk(node, nowPatcher{})
 }
@@ -41,13 +42,38 @@ func patchNow(node *ast.Node) {
 type nowPatcher struct{}
 
 func (nowPatcher) Visit(node *ast.Node) {
-	c, ok := (*node).(*ast.CallNode)
-	if !ok {
-		return
+	switch n := (*node).(type) {
+	case *ast.CallNode:
+		if id, ok := n.Callee.(*ast.IdentifierNode); ok && id.Value == "now" {
+			n.Arguments = append([]ast.Node{&ast.IdentifierNode{Value: ClockVar}}, n.Arguments...)
+		}
+	case *ast.IdentifierNode:
+		if n.Value == "$env" {
+			call := &ast.CallNode{Callee: &ast.IdentifierNode{Value: envFunc}, Arguments: []ast.Node{&ast.IdentifierNode{Value: "$env"}}}
+			call.SetLocation(n.Location())
+			*node = call
+		}
 	}
-	if id, ok := c.Callee.(*ast.IdentifierNode); ok && id.Value == "now" {
-		c.Arguments = append([]ast.Node{&ast.IdentifierNode{Value: ClockVar}}, c.Arguments...)
-	}
+}
+
+// envFunc is the Function patchNow reads $env through: the env without
+// ClockVar. A program cannot call it (its name has a space).
+const envFunc = "ferry env"
+
+func envFunction() expr.Option {
+	return expr.Function(envFunc, func(params ...any) (any, error) {
+		env, ok := params[0].(map[string]any)
+		if _, clock := env[ClockVar]; !ok || !clock {
+			return params[0], nil
+		}
+		out := make(map[string]any, len(env)-1)
+		for k, v := range env {
+			if k != ClockVar {
+				out[k] = v
+			}
+		}
+		return out, nil
+	})
 }
 
 // nowFunction is now(): the env's clock (its first argument, see

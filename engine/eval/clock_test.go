@@ -96,3 +96,27 @@ func TestExprNowReadsTheEnvClock(t *testing.T) {
 		t.Errorf("env clock over WithClock: EvalInt = %d, %v; want 1999", y, err)
 	}
 }
+
+// TestEnvHidesTheClock: the clock a run puts in its env (ClockVar) is not
+// part of $env as a program sees it: toJSON($env) failed on it (a func is
+// no JSON) and keys($env) listed it; now() still reads it.
+func TestEnvHidesTheClock(t *testing.T) {
+	clock := func() time.Time { return time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC) }
+	for src, want := range map[string]string{
+		`${ toJSON($env) == toJSON({"config": {"x": 1}}) }`: `true`,
+		`${ join(keys($env), ",") }`:                        `config`,
+		`${ len($env) }/${ now().Year() }`:                  `1/2001`,
+		`${ $env.config.x }`:                                `1`,
+		`${ map([1], len($env))[0] }`:                       `1`,
+		`${ "config" in $env && !("now" in $env) }`:         `true`,
+	} {
+		tpl, err := CompileTemplate(src, Scope{"config": nil})
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		got, err := tpl.RenderString(map[string]any{"config": map[string]any{"x": 1}, ClockVar: clock})
+		if err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", src, got, err, want)
+		}
+	}
+}

@@ -69,7 +69,7 @@ func jqOptions() []gojq.CompilerOption {
 // clock, in UTC.
 func exprOptions(clock func() time.Time) []expr.Option {
 	fs := extraFuncs()
-	opts := make([]expr.Option, 0, len(fs)+1)
+	opts := make([]expr.Option, 0, len(fs)+2)
 	for _, f := range fs {
 		// Declared types let the checker reject e.g. clean_title(1) at validate time.
 		var typ any = new(func(string) string)
@@ -88,7 +88,7 @@ func exprOptions(clock func() time.Time) []expr.Option {
 		}, typ))
 	}
 	// now() and now(location), given the env's clock by patchNow.
-	opts = append(opts, nowFunction(clock))
+	opts = append(opts, nowFunction(clock), envFunction())
 	return opts
 }
 
