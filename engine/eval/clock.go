@@ -33,22 +33,24 @@ const ClockVar = "ferry clock"
 // expr's builtin: now() or now(location)) the env's ClockVar as its first
 // argument, so that the clock a run puts into its env answers it (a
 // Function cannot read the env, and programs are compiled once, before
-// any run). Every $env becomes the env without ClockVar (envFunc), so
-// the clock is no value a program sees (toJSON($env) failed on it).
-func patchNow(node *ast.Node) {
-	ast.Walk(node, nowPatcher{})
+// any run). With env, every $env becomes the env without ClockVar
+// (envFunc), so the clock is no value a program sees (toJSON($env) failed
+// on it): for the program that runs, not the one type-checked against the
+// scope (the call's result has no declared member types).
+func patchNow(node *ast.Node, env bool) {
+	ast.Walk(node, nowPatcher{env: env})
 }
 
-type nowPatcher struct{}
+type nowPatcher struct{ env bool }
 
-func (nowPatcher) Visit(node *ast.Node) {
+func (p nowPatcher) Visit(node *ast.Node) {
 	switch n := (*node).(type) {
 	case *ast.CallNode:
 		if id, ok := n.Callee.(*ast.IdentifierNode); ok && id.Value == "now" {
 			n.Arguments = append([]ast.Node{&ast.IdentifierNode{Value: ClockVar}}, n.Arguments...)
 		}
 	case *ast.IdentifierNode:
-		if n.Value == "$env" {
+		if p.env && n.Value == "$env" {
 			call := &ast.CallNode{Callee: &ast.IdentifierNode{Value: envFunc}, Arguments: []ast.Node{&ast.IdentifierNode{Value: "$env"}}}
 			call.SetLocation(n.Location())
 			*node = call

@@ -99,8 +99,18 @@ func TestExprNowReadsTheEnvClock(t *testing.T) {
 
 // TestEnvHidesTheClock: the clock a run puts in its env (ClockVar) is not
 // part of $env as a program sees it: toJSON($env) failed on it (a func is
-// no JSON) and keys($env) listed it; now() still reads it.
+// no JSON) and keys($env) listed it; now() still reads it. A declared
+// type is still checked through $env.
 func TestEnvHidesTheClock(t *testing.T) {
+	typed := WithTypes(map[string]any{"config.n": 0})
+	if _, err := CompileExpr(`$env.config.n + "x"`, Scope{"config": &Scope{"n": nil}}, AnyKind, typed); err == nil {
+		t.Errorf(`$env.config.n + "x" compiled with config.n an int`)
+	}
+	if x, err := CompileExpr(`$env.config.n + 1`, Scope{"config": &Scope{"n": nil}}, IntKind, typed); err != nil {
+		t.Error(err)
+	} else if n, err := x.EvalInt(map[string]any{"config": map[string]any{"n": 2}, ClockVar: time.Now}); err != nil || n != 3 {
+		t.Errorf("$env.config.n + 1 = %d, %v; want 3", n, err)
+	}
 	clock := func() time.Time { return time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC) }
 	for src, want := range map[string]string{
 		`${ toJSON($env) == toJSON({"config": {"x": 1}}) }`: `true`,

@@ -156,7 +156,7 @@ func (e *Env) compileExpr(src string, kind Kind) (*Expr, error) {
 	if ee != nil {
 		return nil, ee
 	}
-	patchNow(&tree.Node)
+	patchNow(&tree.Node, false)
 	var typed []string // members read that have a declared type
 	for _, path := range read.members {
 		if len(path) == 2 {
@@ -194,7 +194,9 @@ func (e *Env) compileExpr(src string, kind Kind) (*Expr, error) {
 		return nil, &Error{Lang: "expr", Msg: "expected int, but got " + t.String()}
 	}
 	var prog *vm.Program
-	if len(typed) > 0 {
+	if len(typed) > 0 || read.dynamic {
+		// Compiled again without the declared types, and with $env
+		// patched (see patchNow).
 		prog, err = compileRun(src, base)
 	} else {
 		// Every name was of unknown type: the checked tree is what a check
@@ -220,7 +222,7 @@ func compileRun(src string, base *conf.Config) (*vm.Program, error) {
 	if err != nil {
 		return nil, err
 	}
-	patchNow(&tree.Node)
+	patchNow(&tree.Node, true)
 	if _, err := checker.Check(tree, &cfg); err != nil {
 		return nil, err
 	}
