@@ -297,3 +297,127 @@ tables:
 		t.Errorf("saved cursor %v after a failed duplicate, want none (the cursor stays before it)", got)
 	}
 }
+
+// TestFailedDuplicateHoldsTheCursorResumed: a chain stopped after a
+// record of it failed as a duplicate (a later page failed) keeps its
+// cursor held when a run resumes it: the resumed chain saves the largest
+// cursor of its committed pages too, which passed the failed record, so
+// its new version was never written by any later sync. The next sync
+// asks for it again, and once the source no longer holds both, writes it
+// and moves the cursor.
+func TestFailedDuplicateHoldsTheCursorResumed(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  items:
+    incremental: {cursor: .u, initial: "0"}
+    request:
+      path: /items
+      query: {since: '${ cursor }'}
+    records: .items[]
+    paginate: {type: page, param: page, start: 1, total_pages: .total}
+tables:
+  t: {from: items, primary_key: [id], row: '{id, a}', columns: {id: STRING, a: STRING}, on_duplicate: fail}
+`, "")
+	item := func(id, a, u string) map[string]any { return map[string]any{"id": id, "a": a, "u": u} }
+	page1 := []any{item("a", "1", "1"), item("a", "2", "3")}
+	page2 := http.StatusInternalServerError
+	fx.mu.Lock()
+	fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+		fx.mu.Lock()
+		p1, p2 := page1, page2
+		fx.mu.Unlock()
+		switch r.URL.Query().Get("page") {
+		case "1":
+			json.NewEncoder(w).Encode(map[string]any{"total": 2, "items": p1})
+		case "2":
+			if p2 != http.StatusOK {
+				http.Error(w, "down", p2)
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]any{"total": 2, "items": []any{item("b", "1", "2")}})
+		}
+	}
+	fx.mu.Unlock()
+	_, err := fx.run(engine.RunOptions{})
+	if re := runErrorOf(t, err); len(re.Failures) != 2 {
+		t.Fatalf("failures = %v, want a's second record (a duplicate) and page 2", re.Failures)
+	}
+	fx.mu.Lock()
+	page2 = http.StatusOK
+	fx.mu.Unlock()
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	if got := fx.query(`SELECT value FROM "nl___ferry_state" WHERE stream = 'items@cursor'`); len(got) != 0 {
+		t.Errorf("saved cursor %v after the resumed chain, want none (the cursor stays before the failed duplicate)", got)
+	}
+	// The source keeps a's new version only: the next sync writes it.
+	fx.mu.Lock()
+	page1 = []any{item("a", "2", "3")}
+	fx.mu.Unlock()
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("next sync: %v", err)
+	}
+	if got := fx.query(`SELECT id || '=' || a FROM nl__t ORDER BY id`); !slices.Equal(got, []string{"a=2", "b=1"}) {
+		t.Errorf("rows %v, want a=2 b=1 (a's new version written by the next sync)", got)
+	}
+	if got := fx.query(`SELECT value FROM "nl___ferry_state" WHERE stream = 'items@cursor'`); !slices.Equal(got, []string{`"3"`}) {
+		t.Errorf("saved cursor %v, want \"3\" (moved once the duplicate is gone)", got)
+	}
+}
+
+// TestFailedChildDuplicateHoldsTheParentCursorResumed: a child record
+// failed as a duplicate holds its parent's cursor (cursorGate), and still
+// does when a run resumes the parent's chain (stopped on a later page):
+// the child's chain, done, is not read again, and its parent's cursor
+// moved past the record whose child failed.
+func TestFailedChildDuplicateHoldsTheParentCursorResumed(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  owners:
+    incremental: {cursor: .u, initial: "0"}
+    request:
+      path: /owners
+      query: {since: '${ cursor }'}
+    records: .items[]
+    paginate: {type: page, param: page, start: 1, total_pages: .total}
+  items:
+    for_each: owners
+    request:
+      path: /owners/${ parent.id }/items
+    records: .items[]
+tables:
+  t: {from: items, primary_key: [id], row: '{id}', columns: {id: STRING}, on_duplicate: fail}
+`, "")
+	page2 := http.StatusInternalServerError
+	fx.mu.Lock()
+	fx.routes["/owners"] = func(w http.ResponseWriter, r *http.Request) {
+		fx.mu.Lock()
+		p2 := page2
+		fx.mu.Unlock()
+		switch r.URL.Query().Get("page") {
+		case "1":
+			json.NewEncoder(w).Encode(map[string]any{"total": 2, "items": []any{map[string]any{"id": "p1", "u": "1"}}})
+		case "2":
+			if p2 != http.StatusOK {
+				http.Error(w, "down", p2)
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]any{"total": 2, "items": []any{map[string]any{"id": "p2", "u": "2"}}})
+		}
+	}
+	fx.mu.Unlock()
+	fx.json("/owners/p1/items", map[string]any{"items": []any{map[string]any{"id": "x"}, map[string]any{"id": "x"}}})
+	fx.json("/owners/p2/items", map[string]any{"items": []any{map[string]any{"id": "y"}}})
+	_, err := fx.run(engine.RunOptions{})
+	if re := runErrorOf(t, err); len(re.Failures) != 2 {
+		t.Fatalf("failures = %v, want p1's second item (a duplicate) and page 2", re.Failures)
+	}
+	fx.mu.Lock()
+	page2 = http.StatusOK
+	fx.mu.Unlock()
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	if got := fx.query(`SELECT value FROM "nl___ferry_state" WHERE stream = 'owners@cursor'`); len(got) != 0 {
+		t.Errorf("saved owners cursor %v after the resumed chain, want none (it stays before p1, whose child failed)", got)
+	}
+}

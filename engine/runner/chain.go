@@ -181,6 +181,10 @@ type item struct {
 	// held: skip is a request skipped by an earlier run, still unread
 	// (see pageState.Held): named again, not counted again.
 	held bool
+	// undelivered: a record of the chain failed on delivery in an
+	// earlier run (see pageState.Undelivered): the chain's cursor, and
+	// its parents', stay before it.
+	undelivered bool
 }
 
 // env is the expr environment of a run.
@@ -394,6 +398,13 @@ func (c *chainRun) run() error {
 			r.log.Warn(why, "stream", s.Name, "parents", rn.describe())
 			// Its parents' cursors stay too, and the report names it.
 			if !c.send(item{skip: &Skip{Stream: s.Name, Parents: rn.describe(), Page: cp.Pages, Reason: why}, held: true}) {
+				return errCancelled
+			}
+		}
+		if cp.Undelivered {
+			const why = "a record that failed on delivery before the chain stopped is not written: the cursor stays before it, and the next sync asks for it again"
+			r.log.Warn(why, "stream", s.Name, "parents", rn.describe())
+			if !c.send(item{undelivered: true}) {
 				return errCancelled
 			}
 		}

@@ -114,18 +114,24 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				return ctx.Err()
 			}
 			if it.mark != nil {
-				if undelivered && it.mark.cursor != nil {
+				if undelivered {
 					// A record failed on delivery (a duplicate under
 					// on_duplicate: fail) is not written: as for one whose
 					// mapping failed, the cursor stays before it, and the
-					// next sync asks for it again.
+					// next sync asks for it again. The checkpoint says so,
+					// for a run that resumes the chain.
 					held := *it.mark
-					held.cursor = nil
+					held.cursor, held.Undelivered = nil, true
 					it.mark = &held
 				}
 				if err := r.checkpoint(ctx, st, rn, it.mark, out); err != nil {
 					return err
 				}
+				continue
+			}
+			if it.undelivered {
+				// Failed on delivery in the run that stopped the chain.
+				bad, undelivered = true, true
 				continue
 			}
 			if it.skip != nil {

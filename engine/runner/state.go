@@ -76,6 +76,12 @@ type pageState struct {
 	// cursor stays before it; a resumed chain, which reads on from Window, keeps it
 	// held, or the next run would never ask for the skipped window.
 	Held bool `json:"held,omitempty"`
+	// Undelivered: a record of the chain failed on delivery (a duplicate
+	// under on_duplicate: fail, a lookup conflict) before Window and
+	// Pages, so the cursor stays before it; a resumed chain keeps it
+	// held, or it saved its committed pages' largest cursor, past the
+	// record, and no later sync asked for it again.
+	Undelivered bool `json:"undelivered,omitempty"`
 	// Job is an async stream's export job: a resumed run polls it rather
 	// than creating a new one, while it is still valid.
 	Job *jobState `json:"job,omitempty"`
