@@ -45,10 +45,11 @@ type HostProgress struct {
 	Host                      string // scheme://host
 	Port                      bool   // Port's API
 	Requests, Retries, Errors int64
-	RatePerSecond             float64 // the host's current limit (0: none); Port's follows its rate-limit headers
+	RatePerSecond             float64 // the host's configured ceiling (rate_limit; 0: none), not the pacing of Port's rate-limit headers
 	// RateCuts counts the times the host's answers (a rate limit, a 503)
 	// cut the rate ferry sends at; AdaptiveRate is that rate now (0: not
-	// paced), which a run that sent slowly is explained by.
+	// paced), which a run that sent slowly is explained by. Both are 0
+	// for Port's host, paced by its rate-limit headers instead.
 	RateCuts     int64
 	AdaptiveRate float64
 }
