@@ -51,8 +51,8 @@
 // is ([Rule]): data whatever its status, empty (Do returns the Response
 // with a *RuleError that is ErrEmpty), skipped (ErrSkipped), retried on
 // any status after the server's wait (a named header, Retry-After or
-// x-ratelimit-reset, epoch or seconds; a wait beyond MaxWait fails at
-// once), or a failure with a message read from the body by jq. Rules match
+// x-ratelimit-reset, epoch or seconds, unless x-ratelimit-remaining says
+// budget is left; a wait beyond MaxWait fails at once), or a failure with a message read from the body by jq. Rules match
 // on status ranges, header values and a predicate on the JSON body, so
 // GitHub's 403 rate limit and Slack's {"ok": false} in a 200 are plain
 // configuration. Request.BodyFormat "form" sends a body form encoded.

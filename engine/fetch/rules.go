@@ -55,7 +55,8 @@ type Rule struct {
 	Message Extract
 	// WaitHeader (retry) names a header holding how long to wait: seconds,
 	// epoch seconds or an HTTP date. It is read before Retry-After and
-	// x-ratelimit-reset, which a retry rule honours on any status.
+	// x-ratelimit-reset, which a retry rule honours on any status (the
+	// reset only when x-ratelimit-remaining is absent or 0).
 	WaitHeader string
 	// MaxWait (retry) is the longest wait a server may ask for; a longer
 	// one fails the request at once instead of holding the run. 0 means
@@ -250,8 +251,11 @@ func (r *Rule) message(ctx context.Context, body *ruleBody) string {
 
 // ruleWait is how long a retry rule waits before the next attempt, as
 // the server asks: the rule's WaitHeader, else Retry-After, else
-// x-ratelimit-reset (epoch or seconds), on any status. ok is false when
-// the server gives no hint.
+// x-ratelimit-reset (epoch or seconds), on any status, unless the answer
+// says budget is left (x-ratelimit-remaining above 0): GitHub and Port
+// send the reset on every answer, where it names the end of the window,
+// so a retried timeout would wait out the hour. ok is false when the
+// server gives no hint.
 func ruleWait(r *Rule, h http.Header, now time.Time) (time.Duration, bool) {
 	if r.WaitHeader != "" {
 		if d, ok := waitValue(h.Get(r.WaitHeader), now); ok {
@@ -260,6 +264,9 @@ func ruleWait(r *Rule, h http.Header, now time.Time) (time.Duration, bool) {
 	}
 	if d, ok := retryAfter(h, now); ok {
 		return d, true
+	}
+	if n, ok := headerCount(h, "X-Ratelimit-Remaining"); ok && n > 0 {
+		return 0, false
 	}
 	if v, epoch, ok := rateReset(h); ok {
 		if epoch {

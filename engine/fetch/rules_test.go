@@ -240,6 +240,42 @@ func TestRuleFailGraphQLErrors(t *testing.T) {
 	}
 }
 
+// GitHub sends x-ratelimit-reset on every answer, where it names the end
+// of the hour's window: a retry rule for a GraphQL timeout (a 200 with an
+// error) on an answer with budget left backs off and sends again at once
+// instead of waiting out the hour (or failing over max_wait); the same
+// answer saying the budget is spent waits for the reset.
+func TestRuleRetryResetOnlyWhenSpent(t *testing.T) {
+	for _, tc := range []struct {
+		remaining string
+		wantWait  bool // the sleep is the reset's hour
+	}{{"4999", false}, {"0", true}} {
+		t.Run("remaining "+tc.remaining, func(t *testing.T) {
+			clk := newFakeClock()
+			reset := strconv.FormatInt(clk.Now().Add(time.Hour).Unix(), 10)
+			s := startSim(t, apitest.Fixture{Routes: []apitest.Route{
+				{Method: "POST", Path: "/graphql", Body: map[string]any{"data": map[string]any{"viewer": map[string]any{"login": "ada"}}},
+					Faults: []apitest.Fault{{Status: 200, Body: `{"data":null,"errors":[{"message":"Something went wrong while executing your query."}]}`,
+						Headers: map[string]string{"X-RateLimit-Remaining": tc.remaining, "X-RateLimit-Reset": reset}}}},
+			}}, clk)
+			c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: s.URL(), Rules: []Rule{
+				{Name: "r0", Body: jqx(t, `any(.errors[]?; .message | startswith("Something went wrong"))`), Action: ActionRetry, MaxWait: 2 * time.Hour},
+			}})
+			resp, err := c.Do(t.Context(), &Request{Method: "POST", URL: "/graphql", Body: map[string]any{"query": "{ viewer { login } }"}})
+			if err != nil || resp.Attempts != 2 {
+				t.Fatalf("Do = %v (attempts %d), want success on the second attempt", err, resp.Attempts)
+			}
+			var total time.Duration
+			for _, d := range clk.Sleeps() {
+				total += d
+			}
+			if waited := total >= 59*time.Minute; waited != tc.wantWait {
+				t.Errorf("slept %v in all (%v); want the hour to the reset: %v", total, clk.Sleeps(), tc.wantWait)
+			}
+		})
+	}
+}
+
 // ok makes an answer data whatever its status, and stops later rules.
 func TestRuleOK(t *testing.T) {
 	clk := newFakeClock()
@@ -301,6 +337,10 @@ func TestRuleWait(t *testing.T) {
 		{"unreadable falls to Retry-After", map[string]string{"X-Wait": "later", "Retry-After": "2"}, 2 * time.Second, true},
 		{"x-ratelimit-reset ISO 8601", map[string]string{"X-RateLimit-Reset": "2026-03-04T06:07:07+01:00"}, time.Minute, true},
 		{"nothing readable", map[string]string{"X-Wait": "later", "X-RateLimit-Reset": "soon"}, 0, false},
+		{"x-ratelimit-reset with budget left names the window's end", map[string]string{"X-RateLimit-Remaining": "4999", "X-RateLimit-Reset": strconv.FormatInt(now.Unix()+3600, 10)}, 0, false},
+		{"x-ratelimit-reset with the budget spent", map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": strconv.FormatInt(now.Unix()+30, 10)}, 30 * time.Second, true},
+		{"Okta's spelling with budget left", map[string]string{"X-Rate-Limit-Remaining": "12", "X-Rate-Limit-Reset": strconv.FormatInt(now.Unix()+60, 10)}, 0, false},
+		{"budget left, Retry-After still counts", map[string]string{"X-RateLimit-Remaining": "12", "X-RateLimit-Reset": strconv.FormatInt(now.Unix()+60, 10), "Retry-After": "3"}, 3 * time.Second, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := http.Header{}
