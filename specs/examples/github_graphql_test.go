@@ -48,6 +48,11 @@ type githubGQLSim struct {
 	// after] are answered, in order, to the first requests for that page.
 	faults map[string][]string
 	used   int
+	// Until spentUntil every request is refused with the primary limit,
+	// x-ratelimit-remaining spentLeft.
+	spentUntil time.Time
+	spentLeft  string
+	refused    map[string]int // requests refused for the spent budget, by page
 }
 
 // gqlCall is what one request asked for.
@@ -57,7 +62,7 @@ type gqlCall struct {
 }
 
 func newGitHubGQLSim(token string) *githubGQLSim {
-	s := &githubGQLSim{token: token, org: "acme", issues: map[string][]map[string]any{}, faults: map[string][]string{}}
+	s := &githubGQLSim{token: token, org: "acme", issues: map[string][]map[string]any{}, faults: map[string][]string{}, refused: map[string]int{}}
 	base := time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
 	ts := func(d time.Duration) string { return base.Add(d).Format(time.RFC3339) }
 	issueID := 3000000000
@@ -162,16 +167,37 @@ func (s *githubGQLSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f := s.faults[key]; len(f) > 0 {
 		fault, s.faults[key] = f[0], f[1:]
 	}
+	now := time.Now()
+	switch fault {
+	case "primary", "primary-points":
+		// The budget is spent until the next whole second but one: a
+		// request before then is refused again. GitHub says remaining 0;
+		// a query costing more points than are left is refused with
+		// some left.
+		s.spentUntil, s.spentLeft = now.Add(2*time.Second).Truncate(time.Second), map[string]string{"primary": "0", "primary-points": "2"}[fault]
+	}
+	spent := now.Before(s.spentUntil)
+	if spent {
+		s.refused[key]++
+	}
+	spentUntil, spentLeft := s.spentUntil, s.spentLeft
 	s.used++
 	remaining := 5000 - s.used
 	s.mu.Unlock()
 
-	reset := time.Now().Add(time.Second).Truncate(time.Second)
+	reset := now.Add(time.Second).Truncate(time.Second)
 	h.Set("x-ratelimit-limit", "5000")
 	h.Set("x-ratelimit-used", strconv.Itoa(5000-remaining))
 	h.Set("x-ratelimit-remaining", strconv.Itoa(remaining))
 	h.Set("x-ratelimit-reset", strconv.FormatInt(reset.Unix()+3600, 10))
 	h.Set("x-ratelimit-resource", "graphql")
+	if spent {
+		h.Set("x-ratelimit-remaining", spentLeft)
+		h.Set("x-ratelimit-reset", strconv.FormatInt(spentUntil.Unix(), 10))
+		writeJSON(w, 200, map[string]any{"errors": []any{map[string]any{"type": "RATE_LIMIT", "code": "graphql_rate_limit",
+			"message": "API rate limit already exceeded for user ID 1234567."}}})
+		return
+	}
 	secondary := map[string]any{"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID 0400:1E2F:3A4B5C:6D7E8F:12345678.",
 		"documentation_url": "https://docs.github.com/graphql/overview/rate-limits-and-query-limits-for-the-graphql-api#secondary-rate-limits"}
 	switch fault {
@@ -182,12 +208,6 @@ func (s *githubGQLSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "secondary403-message":
 		writeJSON(w, 403, secondary)
-		return
-	case "primary":
-		h.Set("x-ratelimit-remaining", "0")
-		h.Set("x-ratelimit-reset", strconv.FormatInt(reset.Unix(), 10))
-		writeJSON(w, 200, map[string]any{"errors": []any{map[string]any{"type": "RATE_LIMIT", "code": "graphql_rate_limit",
-			"message": "API rate limit already exceeded for user ID 1234567."}}})
 		return
 	case "timeout":
 		writeJSON(w, 200, map[string]any{"data": nil, "errors": []any{map[string]any{
@@ -304,9 +324,10 @@ const githubGQLToken = "ghp_SimulatorOnlyGraphQLToken0123456789"
 // hasNextPage false (no request after a last page that still has an
 // endCursor), the cursor sent back at variables.after and `first` a
 // number; a secondary limit (a 403 with Retry-After) and a spent primary
-// limit (a 200 with a RATE_LIMIT error) on repository pages, a timeout in
-// a 200 and a 502 on issue pages are retried, not lost; the token is
-// never printed. (Secondary limits in a row slow the host, rightly: they
+// limit (a 200 with a RATE_LIMIT error, x-ratelimit-remaining 0) on
+// repository pages, a timeout in a 200 and a 502 on issue pages are
+// retried, not lost; the token is never printed. (Other limits are
+// tested on a small organisation below: they slow or hold the host.) (Secondary limits in a row slow the host, rightly: they
 // are tested on a small organisation below.)
 func TestGitHubGraphQL(t *testing.T) {
 	sim := newGitHubGQLSim(githubGQLToken)
@@ -379,16 +400,19 @@ func TestGitHubGraphQL(t *testing.T) {
 }
 
 // GitHub GraphQL's secondary limits in each of their forms, a 429 and a
-// 403 with Retry-After and a 403 that says so only in its message, are
-// waited out and sent again: every issue of a small organisation is
-// written once.
-func TestGitHubGraphQLSecondaryLimits(t *testing.T) {
+// 403 with Retry-After and a 403 that says so only in its message, and a
+// primary limit refused with points left (x-ratelimit-remaining 2: the
+// query costs more) are waited out and sent again: every issue of a
+// small organisation is written once, and no page is refused twice for
+// the spent budget (each waits for x-ratelimit-reset, not a backoff).
+func TestGitHubGraphQLRateLimits(t *testing.T) {
 	sim := newGitHubGQLSim(githubGQLToken)
 	sim.repos = sim.repos[:3] // 250, 200 and no issues
 	r0, r1 := sim.repos[0]["id"].(string), sim.repos[1]["id"].(string)
 	sim.faults["issues|"+r0+"|"+gqlCursor(99)] = []string{"secondary429"}
 	sim.faults["issues|"+r0+"|"+gqlCursor(199)] = []string{"secondary403"}
 	sim.faults["issues|"+r1+"|"+gqlCursor(99)] = []string{"secondary403-message"}
+	sim.faults["issues|"+r1+"|"] = []string{"primary-points"}
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 
@@ -408,8 +432,16 @@ func TestGitHubGraphQLSecondaryLimits(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("issues, each once (-want +got):\n%s", d)
 	}
-	if s := stream(r.res, "issues"); s.Retries != 3 {
-		t.Errorf("issues retries = %d, want 3 (the 429, the 403, the 403 with its message only)", s.Retries)
+	if s := stream(r.res, "issues"); s.Retries < 4 {
+		t.Errorf("issues retries = %d, want at least 4 (the 429, the 403, the 403 with its message only, the primary limit)", s.Retries)
+	}
+	for page, n := range sim.refused {
+		if n > 1 {
+			t.Errorf("%s was refused %d times for the spent primary limit: it was sent again before x-ratelimit-reset", page, n)
+		}
+	}
+	if len(sim.refused) == 0 {
+		t.Errorf("no request was refused for the primary limit")
 	}
 	noSecret(t, r, githubGQLToken)
 }
