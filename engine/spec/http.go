@@ -122,6 +122,40 @@ func (p *parser) warnRuleTakes429(h, top *HTTP) {
 	}
 }
 
+// warnGraphQLErrorsUnread warns of a GraphQL request (a body whose
+// query is a string) that no response rule guards: GraphQL answers its
+// errors in a 200, beside data that is null or partial (a null where a
+// node could not be read), so without a rule whose body reads .errors a
+// partial page would pass as data, and its stream as complete. A rule
+// of the stream's or of the top level counts when its body names
+// errors and its action is not ok or empty.
+func (p *parser) warnGraphQLErrorsUnread(s *Stream, top *HTTP) {
+	b := s.Request.Body
+	if !b.Set || b.Node == nil || b.Node.Kind != yaml.MappingNode {
+		return
+	}
+	var query *yaml.Node
+	for i := 0; i+1 < len(b.Node.Content); i += 2 {
+		if k, v := b.Node.Content[i], b.Node.Content[i+1]; k.Value == "query" && v.Kind == yaml.ScalarNode && v.Tag == "!!str" {
+			query = k
+		}
+	}
+	if query == nil {
+		return
+	}
+	rules := top.Rules
+	if s.HTTP != nil {
+		rules = append(slices.Clip(s.HTTP.Rules), rules...)
+	}
+	for _, r := range rules {
+		if r.Body.Set && strings.Contains(r.Body.V, "errors") && r.Action.V != "ok" && r.Action.V != "empty" {
+			return
+		}
+	}
+	p.warnAt(nodePos(query), "streams."+s.Name+".request.body.query",
+		"a GraphQL query, and no response rule reads .errors: a 200 whose errors say its data is partial or missing would pass as data; add a rule {status: 200, body: '(.errors // []) | length > 0', action: fail, message: '[.errors[].message] | join(\"; \")'}")
+}
+
 func (d Duration) str() Str { return Str{P: d.P, Set: d.Set} }
 
 // checkCursor checks what a cursor needs: a token from the body or a

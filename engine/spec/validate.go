@@ -311,6 +311,7 @@ func (p *parser) checkStreams(f *File) {
 		if h := f.Streams.Items[i].Value.HTTP; h != nil {
 			p.warnRuleTakes429(h, &f.HTTP)
 		}
+		p.warnGraphQLErrorsUnread(&f.Streams.Items[i].Value, &f.HTTP)
 	}
 }
 
