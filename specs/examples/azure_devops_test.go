@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/ferry-etl/ferry/engine"
 )
 
 // azureSim answers /{org}/_apis/projects and
@@ -190,15 +188,7 @@ func (s *azureSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *azureSim) asked(path string) []*http.Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*http.Request
-	for _, r := range s.requests {
-		if r.URL.Path == path {
-			out = append(out, r)
-		}
-	}
-	return out
+	return requestsTo(&s.mu, &s.requests, path)
 }
 
 const azurePAT = "3xampl3patq7w2k4n5b6v8c9x0z1a2s3d4f5g6h7j8k9l0mnbvc"
@@ -310,17 +300,7 @@ func TestAzureDevOpsErrors(t *testing.T) {
 				sets[k] = v
 			}
 			r := runVendor(t, "azure-devops.yaml", sets, time.Time{})
-			if r.err == nil {
-				t.Fatalf("the run succeeded with %d projects: want it to fail", len(r.rows["projects"]))
-			}
-			if code := engine.ExitCode(r.err, false); code != engine.ExitFailed {
-				t.Errorf("exit code %d, want %d", code, engine.ExitFailed)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(r.said, w) {
-					t.Errorf("the run's error and failures do not say %q:\n%v", w, r.said)
-				}
-			}
+			failedRun(t, r, c.want)
 			noSecret(t, r, azurePAT, sets["pat"], base64.StdEncoding.EncodeToString([]byte(":"+sets["pat"])))
 		})
 	}

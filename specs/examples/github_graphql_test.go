@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/ferry-etl/ferry/engine"
 )
 
 // githubGQLSim answers POST /graphql as GitHub's GraphQL API v4 does
@@ -495,17 +493,7 @@ func TestGitHubGraphQLErrors(t *testing.T) {
 				sets[k] = v
 			}
 			r := runVendor(t, "github-graphql.yaml", sets, time.Time{})
-			if r.err == nil {
-				t.Fatalf("the run succeeded with %d repositories, %d issues: want it to fail", len(r.rows["repositories"]), len(r.rows["issues"]))
-			}
-			if code := engine.ExitCode(r.err, false); code != engine.ExitFailed {
-				t.Errorf("exit code %d, want %d", code, engine.ExitFailed)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(r.said, w) {
-					t.Errorf("the run's error and failures do not say %q:\n%v", w, r.said)
-				}
-			}
+			failedRun(t, r, c.want)
 			switch c.partial {
 			case "repos":
 				// The page's good nodes are not written as a whole page:

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/ferry-etl/ferry/engine"
 )
 
 // gitlabSim answers /projects and /projects/{id}/issues as GitLab's REST
@@ -235,15 +233,7 @@ func (s *gitlabSim) offsetPage(w http.ResponseWriter, r *http.Request, list []ma
 }
 
 func (s *gitlabSim) asked(path string) []*http.Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*http.Request
-	for _, r := range s.requests {
-		if r.URL.Path == path {
-			out = append(out, r)
-		}
-	}
-	return out
+	return requestsTo(&s.mu, &s.requests, path)
 }
 
 const gitlabToken = "glpat-SimulatorOnlyExampleToken01"
@@ -350,17 +340,7 @@ func TestGitLabErrors(t *testing.T) {
 				sets[k] = v
 			}
 			r := runVendor(t, "gitlab.yaml", sets, time.Time{})
-			if r.err == nil {
-				t.Fatalf("the run succeeded with %d issues: want it to fail", len(r.rows["issues"]))
-			}
-			if code := engine.ExitCode(r.err, false); code != engine.ExitFailed {
-				t.Errorf("exit code %d, want %d", code, engine.ExitFailed)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(r.said, w) {
-					t.Errorf("the run's error and failures do not say %q:\n%v", w, r.said)
-				}
-			}
+			failedRun(t, r, c.want)
 			noSecret(t, r, gitlabToken, sets["token"])
 		})
 	}

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/ferry-etl/ferry/engine"
 )
 
 // kubeSim answers /api/v1/namespaces and /api/v1/pods as a Kubernetes API
@@ -213,15 +211,7 @@ func (s *kubeSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *kubeSim) asked(path string) []*http.Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*http.Request
-	for _, r := range s.requests {
-		if r.URL.Path == path {
-			out = append(out, r)
-		}
-	}
-	return out
+	return requestsTo(&s.mu, &s.requests, path)
 }
 
 const kubeToken1 = "eyJhbGciOiJSUzI1NiIsImtpZCI6InNpbSJ9.c2VydmljZWFjY291bnQ6ZmVycnk.c2lnbmF0dXJlLXNpbQ"
@@ -352,17 +342,7 @@ func TestKubernetesErrors(t *testing.T) {
 				sets[k] = v
 			}
 			r := runVendor(t, "kubernetes.yaml", sets, time.Time{})
-			if r.err == nil {
-				t.Fatalf("the run succeeded with %d pods: want it to fail", len(r.rows["pods"]))
-			}
-			if code := engine.ExitCode(r.err, false); code != engine.ExitFailed {
-				t.Errorf("exit code %d, want %d", code, engine.ExitFailed)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(r.said, w) {
-					t.Errorf("the run's error and failures do not say %q:\n%v", w, r.said)
-				}
-			}
+			failedRun(t, r, c.want)
 			noSecret(t, r, kubeToken1, sets["token"])
 		})
 	}

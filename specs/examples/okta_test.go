@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/ferry-etl/ferry/engine"
 )
 
 // oktaSim answers /api/v1/users, /api/v1/groups and
@@ -220,15 +218,7 @@ func (s *oktaSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *oktaSim) asked(path string) []*http.Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*http.Request
-	for _, r := range s.requests {
-		if r.URL.Path == path {
-			out = append(out, r)
-		}
-	}
-	return out
+	return requestsTo(&s.mu, &s.requests, path)
 }
 
 const oktaToken = "00aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789_Sim"
@@ -349,17 +339,7 @@ func TestOktaErrors(t *testing.T) {
 				sets[k] = v
 			}
 			r := runVendor(t, "okta.yaml", sets, time.Time{})
-			if r.err == nil {
-				t.Fatalf("the run succeeded with %d users: want it to fail", len(r.rows["users"]))
-			}
-			if code := engine.ExitCode(r.err, false); code != engine.ExitFailed {
-				t.Errorf("exit code %d, want %d", code, engine.ExitFailed)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(r.said, w) {
-					t.Errorf("the run's error and failures do not say %q:\n%v", w, r.said)
-				}
-			}
+			failedRun(t, r, c.want)
 			noSecret(t, r, oktaToken, sets["api_token"])
 		})
 	}

@@ -156,15 +156,7 @@ func (s *pdSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *pdSim) asked(path string) []*http.Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*http.Request
-	for _, r := range s.requests {
-		if r.URL.Path == path {
-			out = append(out, r)
-		}
-	}
-	return out
+	return requestsTo(&s.mu, &s.requests, path)
 }
 
 const pdKey = "u+ExampleKeyForTheSimulatorOnly"

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/ferry-etl/ferry/engine"
 )
 
 // sentrySim answers /api/0/organizations/{org}/projects/ and
@@ -298,17 +296,7 @@ func TestSentryErrors(t *testing.T) {
 				sets[k] = v
 			}
 			r := runVendor(t, "sentry.yaml", sets, time.Time{})
-			if r.err == nil {
-				t.Fatalf("the run succeeded with %d issues: want it to fail", len(r.rows["issues"]))
-			}
-			if code := engine.ExitCode(r.err, false); code != engine.ExitFailed {
-				t.Errorf("exit code %d, want %d", code, engine.ExitFailed)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(r.said, w) {
-					t.Errorf("the run's error and failures do not say %q:\n%v", w, r.said)
-				}
-			}
+			failedRun(t, r, c.want)
 			noSecret(t, r, sentryToken, sets["auth_token"])
 		})
 	}

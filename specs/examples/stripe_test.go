@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/ferry-etl/ferry/engine"
 )
 
 // stripeSim answers /v1/customers, /v1/invoices and /v1/invoices/{id}/lines
@@ -171,15 +169,7 @@ func (s *stripeSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *stripeSim) asked(path string) []*http.Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*http.Request
-	for _, r := range s.requests {
-		if r.URL.Path == path {
-			out = append(out, r)
-		}
-	}
-	return out
+	return requestsTo(&s.mu, &s.requests, path)
 }
 
 func cloneMap(m map[string]any) map[string]any {
@@ -308,17 +298,7 @@ func TestStripeErrors(t *testing.T) {
 				sets[k] = v
 			}
 			r := runVendor(t, "stripe.yaml", sets, time.Time{})
-			if r.err == nil {
-				t.Fatalf("the run succeeded with %d customers: want it to fail", len(r.rows["customers"]))
-			}
-			if code := engine.ExitCode(r.err, false); code != engine.ExitFailed {
-				t.Errorf("exit code %d, want %d", code, engine.ExitFailed)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(r.said, w) {
-					t.Errorf("the run's error and failures do not say %q:\n%v", w, r.said)
-				}
-			}
+			failedRun(t, r, c.want)
 			if c.asked != "" {
 				if n := len(sim.asked(c.asked)); n != c.times {
 					t.Errorf("%s asked %d times, want %d", c.asked, n, c.times)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,6 +84,40 @@ func ids(rows []map[string]any, name string) []string {
 	out := make([]string, 0, len(rows))
 	for _, r := range rows {
 		out = append(out, fmt.Sprint(r[name]))
+	}
+	return out
+}
+
+// failedRun checks a run that must fail: it did, with exit code 1, and
+// its error, failures or logs say each of want.
+func failedRun(t *testing.T, r vendorRun, want []string) {
+	t.Helper()
+	if r.err == nil {
+		counts := map[string]int{}
+		for table, rows := range r.rows {
+			counts[table] = len(rows)
+		}
+		t.Fatalf("the run succeeded (rows %v): want it to fail", counts)
+	}
+	if code := engine.ExitCode(r.err, false); code != engine.ExitFailed {
+		t.Errorf("exit code %d, want %d", code, engine.ExitFailed)
+	}
+	for _, w := range want {
+		if !strings.Contains(r.said, w) {
+			t.Errorf("the run's error and failures do not say %q:\n%v", w, r.said)
+		}
+	}
+}
+
+// requestsTo are the requests of *all, which mu guards, sent to path.
+func requestsTo(mu *sync.Mutex, all *[]*http.Request, path string) []*http.Request {
+	mu.Lock()
+	defer mu.Unlock()
+	var out []*http.Request
+	for _, r := range *all {
+		if r.URL.Path == path {
+			out = append(out, r)
+		}
 	}
 	return out
 }
