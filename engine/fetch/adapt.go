@@ -19,8 +19,8 @@ import (
 // once per round: answers to requests sent before the cut tell nothing
 // new), and Retry-After on them holds every request to the host until
 // then; unpaced, one alone cuts nothing, a second soon after it (or after
-// its Retry-After, once a request sent since was accepted) does. While
-// the rate is what holds requests back, it grows additively: quickly back to just under the rate of the last cut, then
+// its Retry-After) does. While the rate is what holds requests back, it grows
+// additively: quickly back to just under the rate of the last cut, then
 // slowly past it (a probe for a limit that rose), and quickly again once
 // well past it without a complaint. The host's announced budget —
 // x-ratelimit-remaining and -reset, or the IETF RateLimit fields — holds
@@ -59,10 +59,7 @@ type adaptive struct {
 	out      int // requests started and not yet answered or abandoned
 
 	rejected time.Time // when the hold of the last lone rejection ended (its receipt without one)
-	// heldLone: that rejection's Retry-After held the host; accepted: an
-	// answer to a request sent since the hold ended was no rejection.
-	heldLone, accepted bool
-	cuts               int64 // times the rate was cut
+	cuts     int64     // times the rate was cut
 }
 
 const (
@@ -174,7 +171,6 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 		}
 	}
 	if status != http.StatusServiceUnavailable && !rateLimited(status, h) {
-		a.accepted = a.accepted || !sent.Before(a.rejected)
 		a.grow(sent, recv)
 		return
 	}
@@ -192,7 +188,7 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 		// early in a run) says nothing of the limit.
 		return
 	}
-	if a.rate == 0 && (recv.Sub(a.rejected) > adaptPair || a.heldLone && !recv.Before(a.rejected) && !a.accepted) {
+	if a.rate == 0 && recv.Sub(a.rejected) > adaptPair {
 		// Unpaced, a rejection alone is no rate: a host's passing 503,
 		// or one 429 early in a run, when the rate sent over the last
 		// second is the handful of requests started so far (cut to it,
@@ -201,12 +197,8 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 		// the host reopens cuts. Soon after the reopening, not the
 		// rejection: a Retry-After past adaptPair (a limit over a
 		// window of seconds) would otherwise leave every rejection
-		// alone, the run never paced and rejected once a window. But a
-		// host that rejects again with nothing accepted since its hold
-		// ended (down for maintenance, answering 503 with a Retry-After)
-		// is still closed, not limiting a rate: that is alone too.
+		// alone, the run never paced and rejected once a window.
 		a.rejected = later(recv, a.until)
-		a.heldLone, a.accepted = a.until.After(recv), false
 		return
 	}
 	sentRate := a.sentRate(recv, max(recv.Sub(sent), time.Second))
