@@ -18,8 +18,7 @@ import (
 // multiplicatively (to adaptCut of the rate sent over the last second,
 // once per round: answers to requests sent before the cut tell nothing
 // new), and Retry-After on them holds every request to the host until
-// then; unpaced, one alone cuts nothing, a second soon after it (or after
-// its Retry-After) does. While the rate is what holds requests back, it grows
+// then; unpaced, one alone cuts nothing, a second soon after does. While the rate is what holds requests back, it grows
 // additively: quickly back to just under the rate of the last cut, then
 // slowly past it (a probe for a limit that rose), and quickly again once
 // well past it without a complaint. The host's announced budget —
@@ -58,7 +57,7 @@ type adaptive struct {
 	budgeted bool
 	out      int // requests started and not yet answered or abandoned
 
-	rejected time.Time // when the hold of the last lone rejection ended (its receipt without one)
+	rejected time.Time // the last rejection (a rate limit, a 503) seen
 	cuts     int64     // times the rate was cut
 }
 
@@ -78,8 +77,7 @@ const (
 	// cut, so a steady limit costs one rejection per ~500 requests.
 	adaptProbe = 0.003
 	// adaptPair: an unpaced host's rejection cuts only this soon after
-	// another, or after the end of the other's Retry-After; one alone is
-	// no measure of a rate.
+	// another; one alone is no measure of a rate.
 	adaptPair = 2 * time.Second
 	// adaptMin is the lowest rate a cut leads to.
 	adaptMin = 0.2
@@ -194,13 +192,11 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 		// second is the handful of requests started so far (cut to it,
 		// the run would crawl there). Its Retry-After still holds the
 		// host, and its request is retried; a second one soon after
-		// the host reopens cuts. Soon after the reopening, not the
-		// rejection: a Retry-After past adaptPair (a limit over a
-		// window of seconds) would otherwise leave every rejection
-		// alone, the run never paced and rejected once a window.
-		a.rejected = later(recv, a.until)
+		// cuts.
+		a.rejected = recv
 		return
 	}
+	a.rejected = recv
 	sentRate := a.sentRate(recv, max(recv.Sub(sent), time.Second))
 	if a.rate > 0 {
 		sentRate = min(sentRate, a.rate)
