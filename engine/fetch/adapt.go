@@ -220,29 +220,6 @@ func (a *adaptive) grow(sent, now time.Time) {
 	a.rate += perSecond * dt
 }
 
-// withdraw takes back a request that passed wait but was not sent, when
-// the host has closed since (see closedFor): true when it did, and the
-// request must wait again. Its start stays in the ring: the rate sent
-// over the last second reads one more, and a cut then is that much
-// milder.
-func (a *adaptive) withdraw() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	counted := a.hasBudget && a.budgetUsed > 0
-	a.out--
-	if counted {
-		a.budgetUsed--
-	}
-	if a.closedFor(a.now()) > 0 {
-		return true
-	}
-	a.out++
-	if counted && a.hasBudget {
-		a.budgetUsed++
-	}
-	return false
-}
-
 // abandon ends a started request that got no answer (it failed before or
 // on the network).
 func (a *adaptive) abandon() {

@@ -424,9 +424,8 @@ func withParam(target, name, value string) string {
 }
 
 // attempt sends one request: rate limiter and throttle first, then a
-// concurrency slot held only while the request is in flight (a host
-// closed while the request waited for the slot is waited for again),
-// under a per-attempt timeout. sent is false when it failed before reaching the
+// concurrency slot held only while the request is in flight, under a
+// per-attempt timeout. sent is false when it failed before reaching the
 // network.
 //
 // For a download (dl set), a 2xx body is received into a Spool, and the
@@ -438,34 +437,22 @@ func (c *Client) attempt(ctx context.Context, h *host, method, target string, hd
 	th := h.throttle.Load()
 	var ad *adaptive
 	var seq uint64
-	for {
-		switch {
-		case th != nil:
-			if err := th.wait(ctx); err != nil {
-				return nil, nil, false, 0, err
-			}
-		case h.adapt != nil:
-			ad = h.adapt
-			if seq, err = ad.wait(ctx); err != nil {
-				return nil, nil, false, 0, err
-			}
-		}
-		if err := h.gate.acquire(ctx); err != nil {
-			if ad != nil {
-				ad.abandon()
-			}
+	switch {
+	case th != nil:
+		if err := th.wait(ctx); err != nil {
 			return nil, nil, false, 0, err
 		}
-		// The host may have closed while this request waited for a slot:
-		// the answer to one ahead of it (a 429's Retry-After, a spent
-		// budget) came meanwhile. Sent now it would be refused in turn,
-		// as every request queued at concurrency 1 was: it gives the slot
-		// back and waits for the host again.
-		if th != nil && th.gateDelay() > 0 || ad != nil && ad.withdraw() {
-			h.gate.release()
-			continue
+	case h.adapt != nil:
+		ad = h.adapt
+		if seq, err = ad.wait(ctx); err != nil {
+			return nil, nil, false, 0, err
 		}
-		break
+	}
+	if err := h.gate.acquire(ctx); err != nil {
+		if ad != nil {
+			ad.abandon()
+		}
+		return nil, nil, false, 0, err
 	}
 	defer h.gate.release()
 	var actx context.Context
