@@ -18,7 +18,7 @@ import (
 // multiplicatively (to adaptCut of the rate sent over the last second,
 // once per round: answers to requests sent before the cut tell nothing
 // new), and Retry-After on them holds every request to the host until
-// then. While the rate is what holds requests back, it grows
+// then; unpaced, one alone cuts nothing, a second soon after does. While the rate is what holds requests back, it grows
 // additively: quickly back to just under the rate of the last cut, then
 // slowly past it (a probe for a limit that rose), and quickly again once
 // well past it without a complaint. The host's announced budget —
@@ -57,7 +57,8 @@ type adaptive struct {
 	budgeted bool
 	out      int // requests started and not yet answered or abandoned
 
-	cuts int64 // times the rate was cut
+	rejected time.Time // the last rejection (a rate limit, a 503) seen
+	cuts     int64     // times the rate was cut
 }
 
 const (
@@ -75,6 +76,9 @@ const (
 	// that rate per second: about 17 s from adaptNear to the rate of the
 	// cut, so a steady limit costs one rejection per ~500 requests.
 	adaptProbe = 0.003
+	// adaptPair: an unpaced host's rejection cuts only this soon after
+	// another; one alone is no measure of a rate.
+	adaptPair = 2 * time.Second
 	// adaptMin is the lowest rate a cut leads to.
 	adaptMin = 0.2
 	// adaptRing holds the start times of the last requests, to measure
@@ -182,6 +186,17 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 		// early in a run) says nothing of the limit.
 		return
 	}
+	if a.rate == 0 && recv.Sub(a.rejected) > adaptPair {
+		// Unpaced, a rejection alone is no rate: a host's passing 503,
+		// or one 429 early in a run, when the rate sent over the last
+		// second is the handful of requests started so far (cut to it,
+		// the run would crawl there). Its Retry-After still holds the
+		// host, and its request is retried; a second one soon after
+		// cuts.
+		a.rejected = recv
+		return
+	}
+	a.rejected = recv
 	sentRate := a.sentRate(recv, max(recv.Sub(sent), time.Second))
 	if a.rate > 0 {
 		sentRate = min(sentRate, a.rate)

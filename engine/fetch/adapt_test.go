@@ -181,6 +181,7 @@ func TestAdaptiveRateLimit403HoldsHost(t *testing.T) {
 	clk := newFakeClock()
 	a := newAdaptive(clk.Now, clk.Sleep)
 	ctx := context.Background()
+	strike(a, clk) // a rejection alone cuts nothing (TestAdaptiveLoneRejection)
 	seq, _ := a.wait(ctx)
 	a.observe(http.Header{"Retry-After": {"60"}}, http.StatusForbidden, seq, clk.Now(), clk.Now())
 	before := clk.Now()
@@ -202,7 +203,8 @@ func TestAdaptiveGrowth(t *testing.T) {
 	clk := newFakeClock()
 	a := newAdaptive(clk.Now, clk.Sleep)
 	ctx := context.Background()
-	for range 50 {
+	strike(a, clk)
+	for range 49 {
 		a.wait(ctx)
 	}
 	seq, _ := a.wait(ctx)
@@ -328,11 +330,15 @@ func TestAdaptiveGrowthSlowHost(t *testing.T) {
 	a := newAdaptive(clk.Now, clk.Sleep)
 	ctx := context.Background()
 	const latency = 2 * time.Second
-	seq, _ := a.wait(ctx)
-	sent := clk.Now()
-	clk.Advance(latency)
-	a.observe(http.Header{}, http.StatusServiceUnavailable, seq, sent, clk.Now())
-	r0, cuts := a.state()
+	var r0 float64
+	var cuts int64
+	for range 2 { // the first 503 alone cuts nothing
+		seq, _ := a.wait(ctx)
+		sent := clk.Now()
+		clk.Advance(latency)
+		a.observe(http.Header{}, http.StatusServiceUnavailable, seq, sent, clk.Now())
+		r0, cuts = a.state()
+	}
 	if cuts != 1 || math.Abs(r0-0.8*0.5) > 1e-9 {
 		t.Fatalf("after the 503: rate %v, %d cuts; want 0.8 × 0.5 = 0.4, 1 cut", r0, cuts)
 	}
@@ -361,6 +367,7 @@ func TestAdaptiveSpentBudgetNoCut(t *testing.T) {
 	seq, _ := a.wait(ctx)
 	a.observe(http.Header{"Ratelimit-Remaining": {"40"}, "Ratelimit-Reset": {"1"}}, http.StatusOK, seq, clk.Now(), clk.Now())
 	clk.Advance(time.Second) // the window of that budget reset
+	strike(a, clk)           // so that the 429 below is no lone rejection
 	seq, _ = a.wait(ctx)
 	a.wait(ctx)
 	spent := http.Header{"Ratelimit-Remaining": {"0"}, "Ratelimit-Reset": {"3"}, "Retry-After": {"1"}}
@@ -377,6 +384,7 @@ func TestAdaptiveSpentBudgetNoCut(t *testing.T) {
 	}
 	// A rejection while budget remains is a limit the host did not
 	// announce: cut.
+	strike(a, clk)
 	seq, _ = a.wait(ctx)
 	a.observe(http.Header{"Ratelimit-Remaining": {"40"}, "Ratelimit-Reset": {"60"}}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now())
 	if _, cuts := a.state(); cuts != 1 {
@@ -385,9 +393,62 @@ func TestAdaptiveSpentBudgetNoCut(t *testing.T) {
 	// A host that announces a budget only on its rejections has a limit
 	// that budget never held a request to: cut.
 	b := newAdaptive(clk.Now, clk.Sleep)
+	strike(b, clk)
 	seq, _ = b.wait(ctx)
 	b.observe(spent, http.StatusTooManyRequests, seq, clk.Now(), clk.Now())
 	if _, cuts := b.state(); cuts != 1 {
 		t.Errorf("a 429 of a spent budget never announced before: %d cuts, want 1", cuts)
+	}
+}
+
+// strike answers one request to a with a 503 and no Retry-After: a lone
+// rejection, which cuts nothing but makes the next one within adaptPair
+// cut.
+func strike(a *adaptive, clk *fakeClock) {
+	seq, _ := a.wait(context.Background())
+	a.observe(http.Header{}, http.StatusServiceUnavailable, seq, clk.Now(), clk.Now())
+}
+
+// TestAdaptiveLoneRejection: an unpaced host's rejection alone (a passing
+// 503, a 429 after the first few requests of a run) cuts no rate: cut to
+// 0.8 of the handful of requests sent in the last second, a run crawled
+// there (a 503 on an API's first request: 235 requests took 110 s, not
+// 0.2). Its Retry-After still holds the host. A second rejection within
+// adaptPair cuts; once paced, every rejection does (the probe found the
+// limit).
+func TestAdaptiveLoneRejection(t *testing.T) {
+	clk := newFakeClock()
+	a := newAdaptive(clk.Now, clk.Sleep)
+	ctx := context.Background()
+	strike(a, clk)
+	if rate, cuts := a.state(); rate != 0 || cuts != 0 {
+		t.Fatalf("after a lone 503: rate %v, %d cuts; want unpaced", rate, cuts)
+	}
+	clk.Advance(3 * time.Second)
+	seq, _ := a.wait(ctx)
+	a.observe(http.Header{"Retry-After": {"5"}}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now())
+	if rate, cuts := a.state(); rate != 0 || cuts != 0 {
+		t.Errorf("a 429 3 s after it: rate %v, %d cuts; want unpaced (still alone)", rate, cuts)
+	}
+	before := clk.Now()
+	seq, _ = a.wait(ctx)
+	if got := clk.Now().Sub(before); got != 5*time.Second {
+		t.Errorf("next request waited %v, want the lone 429's Retry-After (5s)", got)
+	}
+	clk.Advance(time.Second)
+	a.observe(http.Header{}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now())
+	if _, cuts := a.state(); cuts != 0 {
+		t.Errorf("a 429 6 s after the last: %d cuts, want 0", cuts)
+	}
+	seq, _ = a.wait(ctx)
+	a.observe(http.Header{}, http.StatusServiceUnavailable, seq, clk.Now(), clk.Now())
+	if rate, cuts := a.state(); cuts != 1 || rate <= 0 {
+		t.Errorf("a 503 right after a 429: rate %v, %d cuts; want paced, 1 cut", rate, cuts)
+	}
+	clk.Advance(10 * time.Second)
+	seq, _ = a.wait(ctx)
+	a.observe(http.Header{}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now())
+	if _, cuts := a.state(); cuts != 2 {
+		t.Errorf("paced, a lone 429: %d cuts, want 2", cuts)
 	}
 }
