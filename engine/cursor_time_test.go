@@ -221,12 +221,7 @@ tables:
   issues: {from: issues, primary_key: [id], row: '{id, updated_at}'}
 `, "")
 	api := &githubIssues{}
-	for i, d := range []string{"01", "02", "03", "04"} {
-		api.set(i+1, "2026-03-"+d+"T09:00:00Z", "2026-03-"+d+"T09:00:00Z")
-	}
-	fx.mu.Lock()
-	fx.routes["/issues"] = api.serve
-	fx.mu.Unlock()
+	api.serveFour(fx)
 	api.afterPage = func(page int) {
 		if page == 1 {
 			api.set(5, "2026-03-05T10:00:05Z", "2026-03-05T10:00:05Z") // opened
@@ -262,9 +257,7 @@ tables:
   issues: {from: issues, primary_key: [id], row: '{id, updated_at}'}
 `, "")
 	api := &githubIssues{}
-	for i, d := range []string{"01", "02", "03", "04"} {
-		api.set(i+1, "2026-03-"+d+"T09:00:00Z", "2026-03-"+d+"T09:00:00Z")
-	}
+	api.fourIssues()
 	down := true
 	fx.mu.Lock()
 	fx.routes["/issues"] = func(w http.ResponseWriter, r *http.Request) {
@@ -321,12 +314,7 @@ tables:
 `, "")
 	apiNow := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
 	api := &githubIssues{clock: func() time.Time { return apiNow }}
-	for i, d := range []string{"01", "02", "03", "04"} {
-		api.set(i+1, "2026-03-"+d+"T09:00:00Z", "2026-03-"+d+"T09:00:00Z")
-	}
-	fx.mu.Lock()
-	fx.routes["/issues"] = api.serve
-	fx.mu.Unlock()
+	api.serveFour(fx)
 	api.afterPage = func(page int) {
 		if page == 1 {
 			api.set(5, "2026-03-05T10:00:05Z", "2026-03-05T10:00:05Z") // opened
@@ -420,12 +408,7 @@ tables:
   issues: {from: issues, primary_key: [id], row: '{id, updated_at}'}
 `, "")
 	api := &githubIssues{after: true}
-	for i, d := range []string{"01", "02", "03", "04"} {
-		api.set(i+1, "2026-03-"+d+"T09:00:00Z", "2026-03-"+d+"T09:00:00Z")
-	}
-	fx.mu.Lock()
-	fx.routes["/issues"] = api.serve
-	fx.mu.Unlock()
+	api.serveFour(fx)
 	api.afterPage = func(page int) {
 		if page == 1 {
 			api.set(5, "2026-03-05T10:00:00Z", "2026-03-05T10:00:00Z") // opened
@@ -501,4 +484,20 @@ tables:
 	if !slices.Equal(asked, want) {
 		t.Errorf("asked %v, want %v", asked, want)
 	}
+}
+
+// fourIssues holds issues 1 to 4, opened and last updated on March 1 to 4
+// at 09:00 UTC.
+func (g *githubIssues) fourIssues() {
+	for i, d := range []string{"01", "02", "03", "04"} {
+		g.set(i+1, "2026-03-"+d+"T09:00:00Z", "2026-03-"+d+"T09:00:00Z")
+	}
+}
+
+// serveFour serves the four issues at fx's /issues.
+func (g *githubIssues) serveFour(fx *fixture) {
+	g.fourIssues()
+	fx.mu.Lock()
+	fx.routes["/issues"] = g.serve
+	fx.mu.Unlock()
 }
