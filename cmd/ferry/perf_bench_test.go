@@ -51,7 +51,8 @@ type child struct {
 	rssMB float64       // peak resident memory
 	cpu   time.Duration // user + system
 	wall  time.Duration
-	rows  int64 // rows written
+	rows  int64           // rows written
+	hosts json.RawMessage // the report's hosts, for a benchmark that explains an outlier
 }
 
 // cpuPer is CPU per row (or entity) written, in nanoseconds.
@@ -135,6 +136,7 @@ func runFerry(b *testing.B, bin, spec string, sets map[string]string, env ...str
 		Blueprints []struct {
 			Upserted int64 `json:"upserted"`
 		} `json:"blueprints"`
+		Hosts json.RawMessage `json:"hosts"`
 	}
 	data, err := os.ReadFile(report)
 	if err != nil {
@@ -143,7 +145,7 @@ func runFerry(b *testing.B, bin, spec string, sets map[string]string, env ...str
 	if err := json.Unmarshal(data, &rep); err != nil {
 		b.Fatal(err)
 	}
-	c := child{rssMB: peak, wall: wall,
+	c := child{rssMB: peak, wall: wall, hosts: rep.Hosts,
 		cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
 	for _, t := range rep.Tables {
 		c.rows += t.RowsWritten
@@ -353,19 +355,27 @@ type hiddenLimitServer struct {
 	spent bool
 
 	mu       sync.Mutex
+	first    time.Time
 	accepted []time.Time
 	ok, rej  int
+	// rejectedAt: when each 429 was sent, since the first request (a slow
+	// run's log says when its rejections came).
+	rejectedAt []time.Duration
 }
 
 func (s *hiddenLimitServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	time.Sleep(s.latency)
 	s.mu.Lock()
 	now := time.Now()
+	if s.first.IsZero() {
+		s.first = now
+	}
 	for len(s.accepted) > 0 && now.Sub(s.accepted[0]) >= time.Second {
 		s.accepted = s.accepted[1:]
 	}
 	if len(s.accepted) >= s.limit {
 		s.rej++
+		s.rejectedAt = append(s.rejectedAt, now.Sub(s.first).Round(time.Millisecond))
 		wait := s.accepted[0].Add(time.Second).Sub(now)
 		s.mu.Unlock()
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
@@ -453,6 +463,11 @@ tables:
 			b.Fatalf("%d rows, want %d", c.rows, 30*pages*10)
 		}
 		bound := time.Duration(ok) * time.Second / limit
+		if ratio := float64(c.wall) / float64(bound); ratio > 1.2 {
+			s.mu.Lock()
+			b.Logf("%swall/bound %.3f (wall %v): hosts %s; 429s at %v", prefix, ratio, c.wall.Round(time.Millisecond), c.hosts, s.rejectedAt)
+			s.mu.Unlock()
+		}
 		b.ReportMetric(float64(c.wall)/float64(bound), prefix+"wall/bound")
 		b.ReportMetric(100*float64(rej)/float64(ok+rej), prefix+"rejected-%")
 		b.ReportMetric(float64(ok+rej), prefix+"requests")
