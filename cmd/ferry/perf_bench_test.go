@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -48,11 +49,12 @@ func ferryBinary(b *testing.B) string {
 
 // child is what one ferry process did.
 type child struct {
-	rssMB float64       // peak resident memory
-	cpu   time.Duration // user + system
-	wall  time.Duration
-	rows  int64           // rows written
-	hosts json.RawMessage // the report's hosts, for a benchmark that explains an outlier
+	rssMB  float64       // peak resident memory
+	cpu    time.Duration // user + system
+	wall   time.Duration
+	rows   int64           // rows written
+	hosts  json.RawMessage // the report's hosts, for a benchmark that explains an outlier
+	output string          // what it printed
 }
 
 // cpuPer is CPU per row (or entity) written, in nanoseconds.
@@ -78,10 +80,15 @@ var profileSeq atomic.Int64
 // runFerry runs `ferry run spec` with config sets (and extra environment
 // variables) into a fresh SQLite file.
 func runFerry(b *testing.B, bin, spec string, sets map[string]string, env ...string) child {
+	return runFerryArgs(b, bin, spec, sets, nil, env...)
+}
+
+// runFerryArgs is runFerry with more arguments for `ferry run`.
+func runFerryArgs(b *testing.B, bin, spec string, sets map[string]string, extra []string, env ...string) child {
 	b.Helper()
 	dir := b.TempDir()
 	report := filepath.Join(dir, "report.json")
-	args := []string{"run", spec, "--dest", "sqlite:" + filepath.Join(dir, "out.db"), "--progress", "none", "--report", report}
+	args := append([]string{"run", spec, "--dest", "sqlite:" + filepath.Join(dir, "out.db"), "--progress", "none", "--report", report}, extra...)
 	for k, v := range sets {
 		args = append(args, "--set", k+"="+v)
 	}
@@ -145,7 +152,7 @@ func runFerry(b *testing.B, bin, spec string, sets map[string]string, env ...str
 	if err := json.Unmarshal(data, &rep); err != nil {
 		b.Fatal(err)
 	}
-	c := child{rssMB: peak, wall: wall, hosts: rep.Hosts,
+	c := child{rssMB: peak, wall: wall, hosts: rep.Hosts, output: out.String(),
 		cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
 	for _, t := range rep.Tables {
 		c.rows += t.RowsWritten
@@ -457,7 +464,7 @@ tables:
 		s := &hiddenLimitServer{limit: limit, latency: 20 * time.Millisecond, pages: pages, spent: strings.HasPrefix(prefix, "spent_")}
 		srv := httptest.NewServer(s)
 		defer srv.Close()
-		c := runFerry(b, bin, specFor(srv.URL, rateLimit), nil)
+		c := runFerryArgs(b, bin, specFor(srv.URL, rateLimit), nil, []string{"--log-level", "debug"})
 		ok, rej := s.counts()
 		if c.rows != 30*pages*10 {
 			b.Fatalf("%d rows, want %d", c.rows, 30*pages*10)
@@ -465,7 +472,15 @@ tables:
 		bound := time.Duration(ok) * time.Second / limit
 		if ratio := float64(c.wall) / float64(bound); ratio > 1.2 {
 			s.mu.Lock()
-			b.Logf("%swall/bound %.3f (wall %v): hosts %s; 429s at %v", prefix, ratio, c.wall.Round(time.Millisecond), c.hosts, s.rejectedAt)
+			var hosts bytes.Buffer
+			_ = json.Compact(&hosts, c.hosts)
+			var cuts []string
+			for _, l := range strings.Split(c.output, "\n") {
+				if strings.Contains(l, "http rate cut") {
+					cuts = append(cuts, l)
+				}
+			}
+			b.Logf("%swall/bound %.3f (wall %v): hosts %s; 429s at %v; cuts:\n%s", prefix, ratio, c.wall.Round(time.Millisecond), hosts.String(), s.rejectedAt, strings.Join(cuts, "\n"))
 			s.mu.Unlock()
 		}
 		b.ReportMetric(float64(c.wall)/float64(bound), prefix+"wall/bound")

@@ -59,6 +59,10 @@ type adaptive struct {
 
 	rejected time.Time // the last rejection (a rate limit, a 503) seen
 	cuts     int64     // times the rate was cut
+
+	// onCut, when set, hears of each cut (under a.mu: it must not call
+	// back): the answer's status, the rate sent before it and the new rate.
+	onCut func(status int, sentRate, rate float64)
 }
 
 const (
@@ -206,6 +210,9 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 	a.cut, a.grown = recv, recv
 	a.next = recv
 	a.cuts++
+	if a.onCut != nil {
+		a.onCut(status, sentRate, a.rate)
+	}
 }
 
 // grow raises the rate additively while the rate is what holds requests

@@ -6,7 +6,9 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -451,4 +453,34 @@ func TestAdaptiveLoneRejection(t *testing.T) {
 	if _, cuts := a.state(); cuts != 2 {
 		t.Errorf("paced, a lone 429: %d cuts, want 2", cuts)
 	}
+}
+
+// TestAdaptiveCutLogged: a cut is logged at debug with the rates, which is
+// how a user (or a benchmark) learns why a run slowed down.
+func TestAdaptiveCutLogged(t *testing.T) {
+	var n atomic.Int32
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) <= 2 {
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	})
+	var logs syncBuffer
+	clk := newFakeClock()
+	c := mustClient(t, testPool(clk, 0, textLogger(&logs)), HostConfig{BaseURL: srv.URL, Retry: Retry{Attempts: 3}})
+	if _, err := c.Do(t.Context(), &Request{URL: "/x"}); err != nil {
+		t.Fatalf("Do: %v", err)
+	}
+	line := firstLineWith(logs.String(), "http rate cut")
+	if line == "" || !strings.Contains(line, "status=429") || !strings.Contains(line, "per_second=") || !strings.Contains(line, "host="+srv.URL) {
+		t.Errorf("no debug line for the cut (host, status, rates):\n%s", logs.String())
+	}
+}
+
+func firstLineWith(text, s string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -236,6 +237,10 @@ func (p *Pool) host(origin string, cfg HostConfig, merge bool) *host {
 	if !ok {
 		h = p.newHost(origin, cfg.Concurrency)
 		h.adapt = newAdaptive(p.now, p.sleep)
+		h.adapt.onCut = func(status int, sentRate, rate float64) {
+			p.log.Debug("http rate cut", "host", origin, "status", status,
+				"sent_per_second", math.Round(sentRate*100)/100, "per_second", math.Round(rate*100)/100)
+		}
 		p.hosts[origin] = h
 		p.tightenRate(h, cfg.RatePerSecond, cfg.Burst)
 		p.throttleHost(h, cfg.RateHeaders)
