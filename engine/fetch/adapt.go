@@ -106,6 +106,11 @@ func (a *adaptive) wait(ctx context.Context) (uint64, error) {
 			if err := a.sleep(ctx, d); err != nil {
 				return 0, err
 			}
+			// A slot taken before the host closed is spent: taking a new
+			// one spreads the requests held here over the rate, where
+			// each would start the moment the hold ended, a burst that
+			// breaks the limit again.
+			paced = false
 			continue
 		}
 		var d time.Duration

@@ -484,3 +484,45 @@ func firstLineWith(text, s string) string {
 	}
 	return ""
 }
+
+// TestAdaptiveNoBurstAfterHold: a request that took its pacing slot before
+// a Retry-After closed the host takes a new one when the hold ends. Before,
+// every such request (one per concurrency slot) started the moment the hold
+// ended, with the next paced one: a burst that broke the limit again, each
+// rejection cut the rate once more, and a run against a hidden 30/s limit
+// spiralled down to 17/s (BenchmarkAdaptiveRate 1.43–1.50×).
+func TestAdaptiveNoBurstAfterHold(t *testing.T) {
+	clk := newFakeClock()
+	var a *adaptive
+	held := false
+	a = newAdaptive(clk.Now, func(ctx context.Context, d time.Duration) error {
+		if !held {
+			// While B waits for its pacing slot, A's answer closes the
+			// host for a second.
+			held = true
+			if err := clk.Sleep(ctx, d); err != nil {
+				return err
+			}
+			a.observe(http.Header{"Retry-After": {"1"}}, http.StatusTooManyRequests, 0, clk.Now(), clk.Now())
+			return nil
+		}
+		return clk.Sleep(ctx, d)
+	})
+	a.rate = 10
+	ctx := context.Background()
+	if _, err := a.wait(ctx); err != nil { // A
+		t.Fatal(err)
+	}
+	if _, err := a.wait(ctx); err != nil { // B: paced, then held
+		t.Fatal(err)
+	}
+	startB := clk.Now()
+	if _, err := a.wait(ctx); err != nil { // C
+		t.Fatal(err)
+	}
+	startC := clk.Now()
+	rate, _ := a.state()
+	if gap, want := startC.Sub(startB), time.Duration(float64(time.Second)/rate); gap < want {
+		t.Errorf("after the hold, B and C started %v apart, want the paced %v (rate %.2f/s)", gap, want, rate)
+	}
+}
