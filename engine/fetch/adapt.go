@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,7 +19,10 @@ import (
 // multiplicatively (to adaptCut of the rate sent over the last second,
 // once per round: answers to requests sent before the cut tell nothing
 // new), and Retry-After on them holds every request to the host until
-// then; unpaced, one alone cuts nothing, a second soon after does. While the rate is what holds requests back, it grows
+// then; unpaced, one alone cuts nothing, a second soon after does. A cut
+// that counted a handful of requests, with no other cut shortly before, is
+// no sure measure of a limit: its rate doubles each second until the next
+// rejection. Otherwise, while the rate is what holds requests back, it grows
 // additively: quickly back to just under the rate of the last cut, then
 // slowly past it (a probe for a limit that rose), and quickly again once
 // well past it without a complaint. The host's announced budget —
@@ -59,6 +63,11 @@ type adaptive struct {
 
 	rejected time.Time // the last rejection (a rate limit, a 503) seen
 	cuts     int64     // times the rate was cut
+	// sure: the last cut measured a limit — it counted adaptSure requests
+	// or more, or came soon after another cut. A cut from a handful of
+	// requests (two passing rejections early in a run) may be no limit
+	// at all: its rate doubles each second until the next rejection.
+	sure bool
 
 	// onCut, when set, hears of each cut (under a.mu: it must not call
 	// back): the answer's status, the rate sent before it and the new rate.
@@ -83,6 +92,11 @@ const (
 	// adaptPair: an unpaced host's rejection cuts only this soon after
 	// another; one alone is no measure of a rate.
 	adaptPair = 2 * time.Second
+	// adaptSure is how many requests a cut must count over its span to
+	// be a measure of the host's limit; adaptConfirm how soon after
+	// another a cut confirms the limit however few it counts.
+	adaptSure    = 10
+	adaptConfirm = 30 * time.Second
 	// adaptMin is the lowest rate a cut leads to.
 	adaptMin = 0.2
 	// adaptRing holds the start times of the last requests, to measure
@@ -206,7 +220,8 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 		return
 	}
 	a.rejected = recv
-	sentRate := a.sentRate(recv, max(recv.Sub(sent), time.Second))
+	sentRate, counted := a.sentRate(recv, max(recv.Sub(sent), time.Second))
+	a.sure = counted >= adaptSure || a.cuts > 0 && recv.Sub(a.cut) < adaptConfirm
 	if a.rate > 0 {
 		sentRate = min(sentRate, a.rate)
 	}
@@ -235,6 +250,10 @@ func (a *adaptive) grow(sent, now time.Time) {
 		return
 	}
 	a.grown = now
+	if !a.sure {
+		a.rate *= math.Exp2(dt)
+		return
+	}
 	var perSecond float64
 	switch {
 	case a.rate < adaptNear*a.peak:
@@ -255,9 +274,9 @@ func (a *adaptive) abandon() {
 	a.mu.Unlock()
 }
 
-// sentRate is the rate of the requests started in the span before now:
-// a second, or a slow request's round trip.
-func (a *adaptive) sentRate(now time.Time, span time.Duration) float64 {
+// sentRate is the rate of the requests started in the span before now (a
+// second, or a slow request's round trip), and how many it counted.
+func (a *adaptive) sentRate(now time.Time, span time.Duration) (float64, int) {
 	n := 0
 	for i := uint64(0); i < min(a.nstarts, adaptRing); i++ {
 		t := a.starts[(a.nstarts-1-i)%adaptRing]
@@ -266,7 +285,7 @@ func (a *adaptive) sentRate(now time.Time, span time.Duration) float64 {
 		}
 		n++
 	}
-	return float64(n) / span.Seconds()
+	return float64(n) / span.Seconds(), n
 }
 
 // state is the current rate (0: unpaced) and the number of cuts so far.

@@ -89,6 +89,10 @@ func TestAdaptiveHiddenLimit(t *testing.T) {
 		// they are a limit to learn, not a budget's end.
 		{limit: 30, latency: 20 * time.Millisecond, retryAfter: true, spent: true},
 		{limit: 30, latency: 10 * time.Millisecond, spent: true},
+		// A limit lower than adaptSure: its first cut counts too few
+		// requests to be sure, and the second confirms it.
+		{limit: 4, latency: 20 * time.Millisecond, retryAfter: true},
+		{limit: 4, latency: 20 * time.Millisecond},
 	} {
 		t.Run(fmt.Sprintf("limit=%d/retry-after=%v/status=%d/spent=%v", tc.limit, tc.retryAfter, cmpOr(tc.status, 429), tc.spent), func(t *testing.T) {
 			clk := newFakeClock()
@@ -524,5 +528,40 @@ func TestAdaptiveNoBurstAfterHold(t *testing.T) {
 	rate, _ := a.state()
 	if gap, want := startC.Sub(startB), time.Duration(float64(time.Second)/rate); gap < want {
 		t.Errorf("after the hold, B and C started %v apart, want the paced %v (rate %.2f/s)", gap, want, rate)
+	}
+}
+
+// TestAdaptiveFalseCutRecovers: two passing rejections early in a run (a
+// 429, then a 503 within adaptPair, on an API with no limit at all) cut the
+// rate to 0.8 of the handful of requests sent so far. No rejection follows,
+// so the rate must come back: before, it stayed near that handful for over a
+// minute (Microsoft Graph's example: 63 requests in 60 s).
+func TestAdaptiveFalseCutRecovers(t *testing.T) {
+	clk := newFakeClock()
+	var n atomic.Int32
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		clk.Advance(20 * time.Millisecond)
+		switch n.Add(1) {
+		case 3:
+			w.WriteHeader(http.StatusTooManyRequests)
+		case 4:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	p := testPool(clk, 0.5, nil)
+	c := mustClient(t, p, HostConfig{BaseURL: srv.URL, Retry: Retry{Attempts: 5}})
+	const requests = 1500
+	start := clk.Now()
+	for i := range requests {
+		if _, err := c.Do(t.Context(), &Request{URL: "/x"}); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	took := clk.Now().Sub(start)
+	unpaced := time.Duration(requests) * 20 * time.Millisecond
+	ratio := float64(took) / float64(unpaced)
+	t.Logf("%d requests took %v, %.2f × their unpaced %v; rate now %.1f/s", requests, took.Round(time.Millisecond), ratio, unpaced, p.Stats().Hosts[origin(c.base)].AdaptiveRate)
+	if ratio > 1.5 {
+		t.Errorf("took %.2f × the unpaced time, want at most 1.5", ratio)
 	}
 }
