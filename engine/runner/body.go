@@ -133,6 +133,14 @@ func (p *bodyPlan) streamJSON(s *spec.Stream) {
 			capture = append(capture, paths...)
 		}
 	}
+	if inc := s.Incremental; inc != nil && inc.Token.Set {
+		// The next sync's token lies beside the list, like a next link.
+		keys, ok := decode.PathOf(inc.Token.V)
+		if !ok {
+			return
+		}
+		capture = append(capture, keys)
+	}
 	for _, c := range capture {
 		if isPrefix(c, path) || isPrefix(path, c) {
 			return // pagination reads the array itself (or the whole body)

@@ -719,6 +719,13 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			}
 			return fmt.Errorf("%spage %d: %s %s: %w", c.windowLabel(w), page, st.method, resp.URL, err)
 		}
+		if !more && last && !empty {
+			if err := c.token(pg.body); err != nil {
+				// The page's records went out; the chain's last page gave
+				// no usable token: the cursor stays where it was.
+				return fmt.Errorf("%spage %d: %s %s: incremental.token: %w", c.windowLabel(w), page, st.method, resp.URL, err)
+			}
+		}
 		var mark *pageState
 		if more {
 			mark = c.mark(at, pager.State(), false, false)
@@ -765,6 +772,11 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			// the cursor saved before: it stays. After a skipped download
 			// it stays too: the skipped file's records may be older.)
 			mark.cursor = c.capped(c.maxCursor)
+			if s.Incremental.Token.Set {
+				// The API's own token, not a time read from records.
+				mark.cursor = c.maxCursor
+				break
+			}
 			if t, ok := instant(c.maxCursor); ok && t.After(c.began) {
 				c.warnHeldBack()
 			}
@@ -776,6 +788,39 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			return nil
 		}
 	}
+}
+
+// token takes the next sync's token from the body of the chain's last
+// page (incremental.token). Only the last page's counts: an API hands it
+// out when the list is read to its end (Graph's deltaLink), and an earlier
+// page's would start the next sync inside this one. A last page without
+// one leaves the cursor where it was, with a warning; a token that is not a
+// string or a number fails the chain rather than be saved as something the
+// next request cannot send.
+func (c *chainRun) token(body any) error {
+	inc := c.st.s.Incremental
+	if inc == nil || inc.Token.Code() == nil {
+		return nil
+	}
+	v, _, err := inc.Token.Code().First(c.ctx, body, c.vars...)
+	if err != nil {
+		return err
+	}
+	switch x := v.(type) {
+	case nil:
+	case string:
+		if x != "" {
+			c.maxCursor = x
+			return nil
+		}
+	case json.Number, float64, int, int64:
+		c.maxCursor = x
+		return nil
+	default:
+		return fmt.Errorf("want a string or a number, got %s", jsonv.Kind(v))
+	}
+	c.r.log.Warn("the chain's last page gave no incremental.token: the cursor stays where it was, and the next run asks the same again", "stream", c.st.s.Name, "parents", c.rn.describe())
+	return nil
 }
 
 // windowName is window w as "start..end", "" for a chain without windows.

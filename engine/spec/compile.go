@@ -369,6 +369,7 @@ func (p *parser) compile(f *File) {
 		p.compileJQ(&s.Key, path+".key", vars)
 		if inc := s.Incremental; inc != nil {
 			p.compileJQ(&inc.Cursor, path+".incremental.cursor", vars)
+			p.compileJQ(&inc.Token, path+".incremental.token", vars)
 			p.compileValue(&inc.Initial, path+".incremental.initial", nil)
 			if w := inc.Window; w != nil {
 				wsc, opts := p.exprScope(s, config)

@@ -162,6 +162,7 @@ func (p *parser) checkLookups(f *File) {
 		}
 		if inc := s.Incremental; inc != nil {
 			jq(&inc.Cursor, path+".incremental.cursor")
+			jq(&inc.Token, path+".incremental.token")
 		}
 		for _, l := range f.LookupsFrom(s.Name) {
 			jq(&l.Key, "lookups."+l.Name+".key")

@@ -114,9 +114,24 @@ func (p *parser) checkIncremental(f *File) {
 		case inc.Lookback.Set && inc.Lookback.V <= 0:
 			p.errorAt(inc.Lookback.P, path+".lookback", "must be longer than 0")
 		}
+		if inc.Token.Set {
+			// One source of the cursor: the records' largest, a window's
+			// end, or the token the last page's body hands out.
+			switch {
+			case inc.Cursor.Set:
+				p.errorAt(inc.Token.P, path+".token", "give cursor or token, not both")
+			case w != nil:
+				p.errorAt(inc.Token.P, path+".token", "give window or token, not both")
+			case inc.Lookback.Set:
+				p.errorAt(inc.Lookback.P, path+".lookback", "a token is the API's own: there is no time to look back from")
+			case s.Async != nil:
+				p.errorAt(inc.Token.P, path+".token", "an async stream's results have no last page to take a token from")
+			}
+			continue
+		}
 		if w == nil {
 			if !inc.Cursor.Set {
-				p.errorAt(inc.Pos, path, "missing required field %q (or a window)", "cursor")
+				p.errorAt(inc.Pos, path, "missing required field %q (or a window, or a token)", "cursor")
 			}
 			continue
 		}

@@ -1,0 +1,197 @@
+package engine_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferry-etl/ferry/engine"
+)
+
+// tokenSpec reads a change feed whose pages each hand out the token the
+// next sync starts from (.next_sync), as Zendesk's after_cursor does;
+// Graph's deltaLink is the same on the last page only. A record with bad:
+// true fails its row.
+const tokenSpec = `
+version: 1
+name: tok
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+streams:
+  changes:
+    incremental:
+      token: .next_sync
+    request:
+      path: /changes
+      query:
+        from: ${ cursor }
+    records: .items[]
+    paginate: {type: cursor, token: .page_after, param: page}
+tables:
+  changes:
+    from: changes
+    primary_key: [id]
+    row: 'if .bad then error("bad record \(.id)") else . end'
+`
+
+// changeAPI serves /changes?from=N (N: the sequence the last sync reached;
+// none: from the start) two items a page, each page's next_sync the
+// sequence after its last item (the last page's too). fail[page] answers
+// that page (the items from 2*(page-1)) with a 400; noToken leaves
+// next_sync out of the last page.
+type changeAPI struct {
+	mu      sync.Mutex
+	items   []map[string]any
+	froms   []string // from of each chain's first request
+	fail    map[int]bool
+	noToken bool
+	srv     *httptest.Server
+}
+
+func newChangeAPI(t *testing.T, n int) *changeAPI {
+	a := &changeAPI{fail: map[int]bool{}}
+	for i := range n {
+		a.items = append(a.items, map[string]any{"id": i + 1})
+	}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		q := r.URL.Query()
+		from, _ := strconv.Atoi(q.Get("from"))
+		start, _ := strconv.Atoi(q.Get("page"))
+		if q.Get("page") == "" {
+			a.froms = append(a.froms, q.Get("from"))
+			start = from
+		}
+		if a.fail[start/2+1] {
+			w.WriteHeader(400)
+			return
+		}
+		end := min(start+2, len(a.items))
+		body := map[string]any{"items": a.items[start:end], "next_sync": strconv.Itoa(end)}
+		if end < len(a.items) {
+			body["page_after"] = strconv.Itoa(end)
+		} else if a.noToken {
+			delete(body, "next_sync")
+		}
+		json.NewEncoder(w).Encode(body)
+	}))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *changeAPI) add(n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for range n {
+		a.items = append(a.items, map[string]any{"id": len(a.items) + 1})
+	}
+}
+
+func (a *changeAPI) asked() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.froms)
+}
+
+// tokenRun runs the spec into dest; newSync abandons an unfinished sync,
+// as a run after --resume-within does. It returns the run's logs and error.
+func tokenRun(t *testing.T, f *engine.Spec, cfg *engine.Config, dest string, newSync bool) (string, error) {
+	t.Helper()
+	var logs bytes.Buffer
+	opts := engine.RunOptions{Dest: dest, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	if newSync {
+		opts.ResumeWithin = time.Nanosecond
+	}
+	_, err := engine.Run(t.Context(), f, cfg, opts)
+	return logs.String(), err
+}
+
+// incremental.token: the token of the chain's last page is where the next
+// sync starts; a chain that failed (on a middle page, or a record of its
+// last page) leaves the token before it, so a new sync asks the same
+// again; a last page without a token keeps the cursor, with a warning.
+func TestIncrementalToken(t *testing.T) {
+	api := newChangeAPI(t, 5)
+	dir := t.TempDir()
+	f, cfg := loadIncremental(t, dir, tokenSpec, api.srv.URL)
+	dest := "sqlite:" + filepath.Join(dir, "tok.db")
+
+	if _, err := tokenRun(t, f, cfg, dest, false); err != nil {
+		t.Fatal(err)
+	}
+	api.add(3) // 6..8
+	if _, err := tokenRun(t, f, cfg, dest, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := api.asked(), []string{"", "5"}; !slices.Equal(got, want) {
+		t.Fatalf("syncs started from %q, want %q: the second from the first's last page's token", got, want)
+	}
+
+	// A middle page fails: from 8 the chain's pages are items 9-10, 11-12
+	// and 13, and its second is refused (a 400: not retried).
+	api.add(5) // 9..13
+	api.mu.Lock()
+	api.fail[6] = true
+	api.mu.Unlock()
+	if _, err := tokenRun(t, f, cfg, dest, false); err == nil {
+		t.Fatal("a run whose chain failed on its second page succeeded")
+	}
+	api.mu.Lock()
+	api.fail = map[int]bool{}
+	api.mu.Unlock()
+	if _, err := tokenRun(t, f, cfg, dest, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := api.asked(); got[len(got)-1] != "8" {
+		t.Fatalf("the sync after a failed chain started from %q, want 8: the failed chain's first page must not move the token (asked %q)", got[len(got)-1], got)
+	}
+
+	// A record of the last page fails its row: the token stays.
+	api.add(2) // 14, 15: the chain from 13 is one page
+	api.mu.Lock()
+	api.items[14]["bad"] = true
+	api.mu.Unlock()
+	if _, err := tokenRun(t, f, cfg, dest, false); err == nil {
+		t.Fatal("a run whose last page's record failed succeeded")
+	}
+	api.mu.Lock()
+	delete(api.items[14], "bad")
+	api.mu.Unlock()
+	if _, err := tokenRun(t, f, cfg, dest, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := api.asked(); got[len(got)-1] != "13" {
+		t.Fatalf("the sync after a failed record started from %q, want 13: a token must not pass a record not written (asked %q)", got[len(got)-1], got)
+	}
+
+	// The last page gives no token: the cursor stays, said in the log.
+	api.add(1)
+	api.mu.Lock()
+	api.noToken = true
+	api.mu.Unlock()
+	logs, err := tokenRun(t, f, cfg, dest, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs, "gave no incremental.token") {
+		t.Errorf("no warning of a last page without a token:\n%s", logs)
+	}
+	if _, err := tokenRun(t, f, cfg, dest, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := api.asked(); got[len(got)-1] != "15" {
+		t.Errorf("after a last page without a token the sync started from %q, want 15 (asked %q)", got[len(got)-1], got)
+	}
+}
