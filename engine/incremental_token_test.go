@@ -176,8 +176,10 @@ func TestIncrementalToken(t *testing.T) {
 		t.Fatalf("the sync after a failed record started from %q, want 13: a token must not pass a record not written (asked %q)", got[len(got)-1], got)
 	}
 
-	// The last page gives no token: the cursor stays, said in the log.
-	api.add(1)
+	// The last page gives no token: the cursor stays, said in the log,
+	// and the first page's token is not taken instead (item 18 would be
+	// passed).
+	api.add(3) // 16..18: pages 16-17 and 18
 	api.mu.Lock()
 	api.noToken = true
 	api.mu.Unlock()
