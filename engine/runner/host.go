@@ -105,8 +105,14 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 					*x.dst = v
 				}
 			}
-			for _, sc := range a.Scopes {
-				auth.Scopes = append(auth.Scopes, sc.V)
+			for i := range a.Scopes {
+				// Rendered as the other fields are: sent as written, a
+				// "${ config.scope }" reached the server literally.
+				v, err := render(&a.Scopes[i], fmt.Sprintf("auth.scopes[%d]", i))
+				if err != nil {
+					return hc, err
+				}
+				auth.Scopes = append(auth.Scopes, v)
 			}
 			switch {
 			case a.BodyFormat.V == "json":

@@ -459,6 +459,9 @@ func (p *parser) compileHTTP(h *HTTP, path string, sc *eval.Env) {
 		for name, t := range map[string]*Tmpl{"token": &a.Token, "value": &a.Value, "username": &a.Username, "password": &a.Password, "token_url": &a.TokenURL, "client_id": &a.ClientID, "client_secret": &a.ClientSecret} {
 			p.compileTmpl(t, path+".auth."+name, sc)
 		}
+		for i := range a.Scopes {
+			p.compileTmpl(&a.Scopes[i], fmt.Sprintf("%s.auth.scopes[%d]", path, i), sc)
+		}
 		p.compileAuthFlow(a, path, sc)
 	}
 	p.compileRules(h, path)

@@ -89,7 +89,7 @@ type Auth struct {
 	TokenURL     Tmpl         `yaml:"token_url" only:"oauth2" doc:"OAuth2 token endpoint."`
 	ClientID     Tmpl         `yaml:"client_id" only:"oauth2" doc:"OAuth2 client id."`
 	ClientSecret Tmpl         `yaml:"client_secret" only:"oauth2" doc:"OAuth2 client secret."`
-	Scopes       []Str        `yaml:"scopes" only:"oauth2" doc:"OAuth2 scopes."`
+	Scopes       []Tmpl       `yaml:"scopes" only:"oauth2" doc:"OAuth2 scopes (templates: a national cloud's Graph asks another scope)."`
 	RefreshToken Tmpl         `yaml:"refresh_token" only:"oauth2" doc:"grant refresh_token: the refresh token. When the server rotates it, the new one is kept in ferry's state (never in logs) and later runs use it, for as long as this value stays the one it descends from."`
 	BodyFormat   Str          `yaml:"body_format" only:"oauth2" enum:"form,json" doc:"Token request body: form (default, RFC 6749) or json (Port's {clientId, clientSecret}, client_credentials only)."`
 	ClientAuth   Str          `yaml:"client_auth" only:"oauth2" enum:"basic,body" doc:"Where a form token request puts the client id and secret: basic (default, HTTP basic auth) or body (client_id and client_secret fields)."`

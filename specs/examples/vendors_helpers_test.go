@@ -28,6 +28,19 @@ type vendorRun struct {
 
 func runVendor(t *testing.T, path string, sets map[string]string, now time.Time) vendorRun {
 	t.Helper()
+	opts := engine.RunOptions{DryRun: true}
+	if !now.IsZero() {
+		// A pinned clock, as a ferry test case's now: gives (the HTTP
+		// pool's waits still pass in real time).
+		opts.Now = func() time.Time { return now }
+	}
+	return runVendorOpts(t, path, sets, opts)
+}
+
+// runVendorOpts runs an example spec with opts (a destination, say), as
+// runVendor does a dry run.
+func runVendorOpts(t *testing.T, path string, sets map[string]string, opts engine.RunOptions) vendorRun {
+	t.Helper()
 	f, err := engine.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -37,13 +50,8 @@ func runVendor(t *testing.T, path string, sets map[string]string, now time.Time)
 		t.Fatal(err)
 	}
 	var out, logs bytes.Buffer
-	opts := engine.RunOptions{DryRun: true, Stdout: &out,
-		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	if !now.IsZero() {
-		// A pinned clock, as a ferry test case's now: gives (the HTTP
-		// pool's waits still pass in real time).
-		opts.Now = func() time.Time { return now }
-	}
+	opts.Stdout = &out
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	res, err := engine.Run(t.Context(), f, cfg, opts)
 	r := vendorRun{rows: tableRows(t, out.String()), res: res, err: err}
 	var said strings.Builder
