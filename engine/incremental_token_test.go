@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -51,22 +52,31 @@ tables:
 // that page (the items from 2*(page-1)) with a 400; noToken leaves
 // next_sync out of the last page.
 type changeAPI struct {
-	mu      sync.Mutex
-	items   []map[string]any
-	froms   []string // from of each chain's first request
-	fail    map[int]bool
-	noToken bool
-	srv     *httptest.Server
+	mu         sync.Mutex
+	items      []map[string]any
+	froms      []string // from of each chain's first request
+	fail       map[int]bool
+	failDetail map[string]bool // /details/{id} answered 400
+	noToken    bool
+	srv        *httptest.Server
 }
 
 func newChangeAPI(t *testing.T, n int) *changeAPI {
 	a := &changeAPI{fail: map[int]bool{}}
 	for i := range n {
-		a.items = append(a.items, map[string]any{"id": i + 1})
+		a.items = append(a.items, map[string]any{"id": i + 1, "name": "v1"})
 	}
 	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
+		if id, ok := strings.CutPrefix(r.URL.Path, "/details/"); ok {
+			if a.failDetail[id] {
+				w.WriteHeader(400)
+				return
+			}
+			json.NewEncoder(w).Encode([]map[string]any{{"id": id}})
+			return
+		}
 		q := r.URL.Query()
 		from, _ := strconv.Atoi(q.Get("from"))
 		start, _ := strconv.Atoi(q.Get("page"))
@@ -95,7 +105,7 @@ func (a *changeAPI) add(n int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for range n {
-		a.items = append(a.items, map[string]any{"id": len(a.items) + 1})
+		a.items = append(a.items, map[string]any{"id": len(a.items) + 1, "name": "v1"})
 	}
 }
 
@@ -196,4 +206,74 @@ func TestIncrementalToken(t *testing.T) {
 	if got := api.asked(); got[len(got)-1] != "15" {
 		t.Errorf("after a last page without a token the sync started from %q, want 15 (asked %q)", got[len(got)-1], got)
 	}
+}
+
+// A resumed sync reads a token chain's committed pages again (to drive a
+// child that failed); the API answers them as they are now, and the
+// token saved at the end passes what changed in between: a record that
+// changed since its page was committed is written again, not left at its
+// old version.
+func TestIncrementalTokenResumeWritesChanges(t *testing.T) {
+	api := newChangeAPI(t, 4)
+	api.failDetail = map[string]bool{"2": true}
+	dir := t.TempDir()
+	// tokenSpec with a child per change.
+	spec := strings.Replace(tokenSpec, "\ntables:\n", `
+  details:
+    for_each: changes
+    request:
+      path: /details/${ parent.id }
+tables:
+  details: {from: details, primary_key: [id]}
+`, 1)
+	f, cfg := loadIncremental(t, dir, spec, api.srv.URL)
+	dest := "sqlite:" + filepath.Join(dir, "tok.db")
+	if _, err := tokenRun(t, f, cfg, dest, false); err == nil {
+		t.Fatal("a run with a failed child succeeded")
+	}
+	api.mu.Lock()
+	api.failDetail = nil
+	api.items[0]["name"] = "changed since its page was committed"
+	api.mu.Unlock()
+	if _, err := tokenRun(t, f, cfg, dest, false); err != nil {
+		t.Fatal(err)
+	}
+	rows := queryStrings(t, filepath.Join(dir, "tok.db"), `SELECT id, coalesce(name, '') FROM "tok__changes" ORDER BY id`)
+	if want := []string{"1|changed since its page was committed", "2|v1", "3|v1", "4|v1"}; !slices.Equal(rows, want) {
+		t.Errorf("rows %q, want %q", rows, want)
+	}
+	if got := queryStrings(t, filepath.Join(dir, "tok.db"), `SELECT count(*), 0 FROM "tok__details"`); !slices.Equal(got, []string{"4|0"}) {
+		t.Errorf("details %q, want 4", got)
+	}
+	api.add(1)
+	if _, err := tokenRun(t, f, cfg, dest, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := api.asked(); got[len(got)-1] != "4" {
+		t.Errorf("the sync after the resumed one started from %q, want 4, the token the resumed run saved (asked %q)", got[len(got)-1], got)
+	}
+}
+
+// queryStrings reads two-column rows of the SQLite file db as "a|b".
+func queryStrings(t *testing.T, db, q string) []string {
+	t.Helper()
+	conn, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rows, err := conn.Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var a, b string
+		if err := rows.Scan(&a, &b); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a+"|"+b)
+	}
+	return out
 }

@@ -1019,6 +1019,12 @@ func (c *chainRun) noteCommitted(m *mapped, rec any, failedBefore map[string]boo
 // same question; the answer holds records' new versions.)
 func (c *chainRun) changed(rec any) bool {
 	inc := c.st.s.Incremental
+	if inc != nil && inc.Token.Set {
+		// A record carries no cursor to tell: the token saved at the end,
+		// from the answer as it is now, passes whatever changed since the
+		// page was committed, so every record is written again.
+		return true
+	}
 	if inc == nil || inc.Cursor.Code() == nil {
 		return false
 	}
