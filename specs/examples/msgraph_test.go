@@ -465,6 +465,9 @@ func TestMSGraph(t *testing.T) {
 	sim.remove(gone, "deleted")
 	sim.remove(soft, "changed")
 	added := sim.addUser(5000)
+	team1 := sim.groups[1]["id"].(string)
+	leaver := sim.members[team1][0]
+	sim.members[team1] = sim.members[team1][1:]
 	sim.faults["/v1.0/users/delta|D1251"] = []int{503}
 	sim.mu.Unlock()
 	r2 := graphRun(t, sim, srv.URL, db, engine.RunOptions{})
@@ -486,6 +489,9 @@ func TestMSGraph(t *testing.T) {
 	}
 	if got := query(t, db, `SELECT display_name FROM msgraph__users WHERE id IN ('`+renamed+`', '`+gone+`', '`+added+`') ORDER BY id`); !slices.Equal(got, []string{"User 5 (renamed)", "User 7", "User 5000"}) {
 		t.Errorf("renamed, deleted (last known) and added users: %q", got)
+	}
+	if got := query(t, db, `SELECT group_id, member_id FROM msgraph__group_members WHERE _ferry_deleted`); !slices.Equal(got, []string{team1 + "|" + leaver}) {
+		t.Errorf("memberships marked deleted: %q, want the one removed between syncs", got)
 	}
 	noSecret(t, r, sim.secret, "eyJ0eXAiOiJKV1Qi.sim0001")
 	noSecret(t, r2, sim.secret)
