@@ -195,6 +195,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, at Pos) {
 	n = resolveAlias(n)
 	if v.CanAddr() && v.Addr().Type().Implements(nodeDecoderType) {
 		v.Addr().Interface().(nodeDecoder).decodeNode(d, n, path)
+		if s, ok := v.Addr().Interface().(*Str); ok && strings.Contains(s.V, "${") && !strings.HasSuffix(path, ".description") && path != "description" {
+			// A plain string field is sent as written: a template there
+			// (auth scopes were one) reached the server literally.
+			d.warnAt(s.P, path, "not a template: %q is used as written, ${ } and all", s.V)
+		}
 		return
 	}
 	switch v.Kind() {
