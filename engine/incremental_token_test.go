@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -276,4 +277,84 @@ func queryStrings(t *testing.T, db, q string) []string {
 		out = append(out, a+"|"+b)
 	}
 	return out
+}
+
+// A token that is a link echoing the API key (query auth) is saved with
+// the key held by name, never the key itself, and the next sync sends the
+// real key again.
+func TestIncrementalTokenHoldsSecrets(t *testing.T) {
+	const key = "k3y-Sim-0123456789abcdef"
+	var mu sync.Mutex
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		q := r.URL.Query()
+		if q.Get("api_key") != key {
+			w.WriteHeader(401)
+			return
+		}
+		asked = append(asked, q.Get("since"))
+		n, _ := strconv.Atoi(q.Get("since"))
+		json.NewEncoder(w).Encode(map[string]any{"items": []map[string]any{{"id": n + 1, "bad": n == 2}},
+			"delta": "http://" + r.Host + "/changes?api_key=" + key + "&since=" + strconv.Itoa(n+1)})
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inc.yaml")
+	spec := `
+version: 1
+name: tok
+config:
+  url: {required: true}
+  key: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+  auth: {type: query, param: api_key, value: "${ config.key }"}
+streams:
+  changes:
+    incremental: {token: .delta}
+    request:
+      url: '${ cursor ?? (config.url + "/changes") }'
+    records: .items[]
+tables:
+  changes: {from: changes, primary_key: [id], row: 'if .bad then error("bad") else . end'}
+`
+	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := engine.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": srv.URL, "key": key}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := "sqlite:" + filepath.Join(dir, "tok.db")
+	for range 2 {
+		if _, err := tokenRun(t, f, cfg, dest, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The third fails its record: its checkpoint stays, with the token
+	// it read and the question it asked.
+	if _, err := tokenRun(t, f, cfg, dest, false); err == nil {
+		t.Fatal("a run whose record failed succeeded")
+	}
+	if !slices.Equal(asked, []string{"", "1", "2"}) {
+		t.Errorf("asked since %q, want the first sync from the start, the next from the saved links", asked)
+	}
+	for _, row := range queryStrings(t, filepath.Join(dir, "tok.db"), `SELECT stream, value FROM "tok___ferry_state"`) {
+		if strings.Contains(row, key) {
+			t.Errorf("the state holds the API key: %s", row)
+		}
+	}
+	// The sync resumes from its checkpoint, the key put back.
+	if _, err := tokenRun(t, f, cfg, dest, false); err == nil {
+		t.Fatal("the resumed run succeeded: the record still fails")
+	}
+	if !slices.Equal(asked, []string{"", "1", "2", "2"}) {
+		t.Errorf("asked since %q: the resumed run asks its question again, with the real key", asked)
+	}
 }

@@ -187,6 +187,14 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 		saved.Next.URL = r.opts.Pool.RedactURL(r.secretLinks().hold.Replace(ps.Next.URL))
 		ps = &saved
 	}
+	if _, ok := ps.Since.(string); ok || isString(ps.Max) {
+		// A token cursor may be a link echoing a query API key (see
+		// holdCursor): the question a resumed chain asks again, and the
+		// token it read, are.
+		saved := *ps
+		saved.Since, saved.Max = r.holdCursor(ps.Since), r.holdCursor(ps.Max)
+		ps = &saved
+	}
 	val, err := json.Marshal(ps)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
@@ -202,9 +210,9 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 		var cur []byte
 		var err error
 		if rn.batchStream {
-			cur, err = json.Marshal(listCursor{Cursor: ps.cursor, List: rn.list})
+			cur, err = json.Marshal(listCursor{Cursor: r.holdCursor(ps.cursor), List: rn.list})
 		} else {
-			cur, err = json.Marshal(ps.cursor)
+			cur, err = json.Marshal(r.holdCursor(ps.cursor))
 		}
 		if err != nil {
 			return fmt.Errorf("cursor: %w", err)
@@ -237,6 +245,7 @@ func (r *Runner) resumePoint(st *streamState, partition string) *pageState {
 		return nil
 	}
 	ps.Next.URL = r.secretLinks().restore.Replace(ps.Next.URL)
+	ps.Since, ps.Max = r.restoreCursor(ps.Since), r.restoreCursor(ps.Max)
 	return &ps
 }
 
@@ -300,15 +309,39 @@ func (r *Runner) watermark(st *stream, partition string) (cursor any, saved bool
 			if m, ok := v.(map[string]any); ok && len(m) == 2 && st.s.BatchOf() != nil {
 				if l, ok := m["list"].(string); ok {
 					if c, ok := m["cursor"]; ok {
-						return c, true, l
+						return r.restoreCursor(c), true, l
 					}
 				}
 			}
-			return v, true, ""
+			return r.restoreCursor(v), true, ""
 		}
 		r.log.Warn("ignoring unreadable cursor", "stream", st.s.Name)
 	}
 	return inc.Initial.Tree(), false, ""
+}
+
+// holdCursor is a cursor as state keeps it: a string with each secret
+// input's value held by name, as in a next link. An API hands out links
+// as tokens (incremental.token), and one that echoes a query API key in
+// them would put the key in the state.
+func (r *Runner) holdCursor(v any) any {
+	if s, ok := v.(string); ok {
+		return r.secretLinks().hold.Replace(s)
+	}
+	return v
+}
+
+func isString(v any) bool {
+	_, ok := v.(string)
+	return ok
+}
+
+// restoreCursor puts back the secrets holdCursor held.
+func (r *Runner) restoreCursor(v any) any {
+	if s, ok := v.(string); ok {
+		return r.secretLinks().restore.Replace(s)
+	}
+	return v
 }
 
 // later reports whether cursor a is after b. Numbers compare by value,
