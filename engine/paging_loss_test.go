@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/ferry-etl/ferry/engine"
@@ -123,5 +124,66 @@ tables:
 	}
 	if got := fx.query(`SELECT count(*) FROM "nl__incidents"`); !slices.Equal(got, []string{"250"}) {
 		t.Errorf("incidents = %v, want 250", got)
+	}
+}
+
+// TestEmptyRuleOnLinkedPage: a rule that reads a 404 as no data (right
+// for a first page: "this repository has no README") also matches a later
+// page the server itself linked to (a next URL, a Link rel="next", a
+// cursor) when that link leads nowhere: Confluence v1's _links.next is
+// relative to its /wiki base, and resolved against the host it 404s. The
+// server said there was more, so the chain fails naming the page, its
+// first page's records written, instead of ending complete (exit 0, every
+// page after the first lost). Page-number paging computes its next page
+// itself, so there a 404 past the end still ends the chain.
+func TestEmptyRuleOnLinkedPage(t *testing.T) {
+	for name, c := range map[string]struct {
+		paginate string
+		fails    bool
+	}{
+		"next_url":    {paginate: `{type: next_url, url: .next}`, fails: true},
+		"link_header": {paginate: `{type: link_header}`, fails: true},
+		"cursor":      {paginate: `{type: cursor, token: .cursor, param: cursor}`, fails: true},
+		"cursor path": {paginate: `{type: cursor, token: .next, in: path}`, fails: true},
+		"page":        {paginate: `{type: page, param: page}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fx := newFixture(t, specHead+`  rules:
+    - {status: 404, action: empty}
+streams:
+  items:
+    request: {path: /items}
+    records: .items[]
+    paginate: `+c.paginate+`
+tables:
+  items: {from: items, primary_key: [id]}
+`, "")
+			fx.mu.Lock()
+			fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+				q := r.URL.Query()
+				if q.Get("cursor") != "" || q.Get("page") == "2" {
+					http.Error(w, "not found", http.StatusNotFound)
+					return
+				}
+				w.Header().Set("Link", `</rest/items?start=2>; rel="next"`)
+				json.NewEncoder(w).Encode(map[string]any{"items": []any{map[string]any{"id": 1}, map[string]any{"id": 2}},
+					"next": "/rest/items?start=2", "cursor": "c2"})
+			}
+			fx.mu.Unlock()
+			_, err := fx.run(engine.RunOptions{})
+			if got := fx.query(`SELECT id FROM "nl__items" ORDER BY id`); !slices.Equal(got, []string{"1", "2"}) {
+				t.Errorf("items = %v, want the first page's 1, 2", got)
+			}
+			if !c.fails {
+				if err != nil {
+					t.Fatalf("a 404 past the last page number: %v, want the chain ended", err)
+				}
+				return
+			}
+			re := runErrorOf(t, err)
+			if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Err.Error(), "page 2") || !strings.Contains(re.Failures[0].Err.Error(), "404") {
+				t.Errorf("failures %v, want page 2's 404 named", re.Failures)
+			}
+		})
 	}
 }

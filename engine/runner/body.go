@@ -175,11 +175,12 @@ type pageRead struct {
 	resp    *fetch.Response
 	body    any // the document, the captured part of a streamed one, or nil
 	records int
-	listed  int  // elements of the page's list (see paginate.Page.Listed)
-	known   bool // listed is known
-	retried bool // records of a committed page were written again where they had failed
-	empty   bool // a rule said "no data": the chain is done
-	skipped bool // a rule skipped the request
+	listed  int   // elements of the page's list (see paginate.Page.Listed)
+	known   bool  // listed is known
+	retried bool  // records of a committed page were written again where they had failed
+	empty   bool  // a rule said "no data": the chain is done
+	emptyBy error // the rule's answer, when empty
+	skipped bool  // a rule skipped the request
 }
 
 // readPage sends a page's request and releases its records (see
@@ -220,9 +221,10 @@ func (c *chainRun) readPage(client *fetch.Client, req *paginate.Request, target 
 	// A response rule said "no data": the page has no records and the
 	// chain is done, complete.
 	empty := errors.Is(err, fetch.ErrEmpty)
+	var emptyBy error
 	if empty {
 		st.read.emptied()
-		err = nil
+		emptyBy, err = err, nil
 	}
 	if err != nil {
 		if c.ctx.Err() != nil {
@@ -231,7 +233,7 @@ func (c *chainRun) readPage(client *fetch.Client, req *paginate.Request, target 
 		return nil, fmt.Errorf("%spage %d: %w", c.windowLabel(at.window), at.page, err)
 	}
 	st.stat.page()
-	pg := &pageRead{resp: resp, empty: empty}
+	pg := &pageRead{resp: resp, empty: empty, emptyBy: emptyBy}
 	if empty || resp.Status == http.StatusNoContent {
 		// No content: no records, whatever the records program says.
 		return pg, nil

@@ -700,6 +700,17 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			return nil
 		}
 		resp, empty, retried := pg.resp, pg.empty, pg.retried
+		if empty && page > 1 && serverLinked(s.Paginate) {
+			// The server named this page (a next URL or link, a
+			// cursor): there was more. A rule's "no data" here (a 404
+			// read as none, right for a first page) would end the chain
+			// complete with the rest unread. Failed, a resumed run asks
+			// this page again.
+			if !replay {
+				c.send(item{mark: c.mark(at, pager.State(), false, true)})
+			}
+			return fmt.Errorf("%spage %d: the previous page linked to it, so the rule's \"no data\" would lose the rest of the list: %w", c.windowLabel(w), page, pg.emptyBy)
+		}
 		if d, err := dateOf(resp); err == nil && d.Before(c.began) {
 			// By the API's clock, which stamps what changes while the
 			// chain reads, the chain began no later than this answer.
@@ -1123,4 +1134,18 @@ func dateOf(resp *fetch.Response) (time.Time, error) {
 		return time.Time{}, errors.New("no answer")
 	}
 	return http.ParseTime(resp.Header.Get("Date"))
+}
+
+// serverLinked reports whether a chain's later pages are ones the server
+// named (next_url, link_header, cursor), not positions ferry counts
+// (page, offset), past whose end some APIs answer 404.
+func serverLinked(p *spec.Paginate) bool {
+	if p == nil {
+		return false
+	}
+	switch p.Type.V {
+	case "next_url", "link_header", "cursor":
+		return true
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -124,15 +125,20 @@ func TestRulesEmptyAndSkip(t *testing.T) {
 	}
 }
 
-// An empty answer on a later page ends the chain and keeps the pages
-// before it.
+// An empty answer on a later page that ferry counted to (page, offset)
+// ends the chain, complete, and keeps the pages before it: some APIs
+// answer 404 past their last page. On a later page the server named (a
+// cursor, a next link), the server said there was more: "no data" there
+// ("cursor expired") fails the chain, the pages before it kept, rather
+// than end it complete with the rest unread.
 func TestRuleEmptyEndsChain(t *testing.T) {
 	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
 		{Path: "/events", Query: map[string]string{"cursor": "p2"}, Status: 404, Body: map[string]any{"message": "cursor expired", "next": "p3"}},
 		{Path: "/events", Body: map[string]any{"items": []any{map[string]any{"id": 1}}, "next": "p2"}},
-		// A "no data" answer that still links on is done all the same.
 		{Path: "/logs", Query: map[string]string{"page": "2"}, Status: 404, Headers: map[string]string{"Link": `</logs?page=3>; rel="next"`}},
 		{Path: "/logs", Items: []any{map[string]any{"id": 1}}, Headers: map[string]string{"Link": `</logs?page=2>; rel="next"`}},
+		{Path: "/pages", Query: map[string]string{"page": "2"}, Status: 404},
+		{Path: "/pages", Items: []any{map[string]any{"id": 1}}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +161,9 @@ streams:
   logs:
     request: {path: /logs}
     paginate: {type: link_header}
+  pages:
+    request: {path: /pages}
+    paginate: {type: page, param: page}
 tables:
   events:
     from: events
@@ -162,15 +171,23 @@ tables:
 `)
 	out := newCollector()
 	sum, err := runSpec(t, f, map[string]any{"url": s.URL()}, out)
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		t.Fatal("the run succeeded: want the events and logs chains failed")
+	}
+	for _, w := range []string{"stream events: page 2", "stream logs: page 2", "404"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+	if strings.Contains(err.Error(), "stream pages") {
+		t.Errorf("error %q: want the page-numbered chain ended, not failed", err)
 	}
 	if got := out.field("events", "id"); len(got) != 1 || got[0] != "1" {
 		t.Errorf("rows = %v, want the first page's", got)
 	}
-	for _, stream := range []string{"events", "logs"} {
-		if n := s.Count("GET", "/"+stream); n != 2 || !sum.Complete[stream] {
-			t.Errorf("%s: requests = %d, complete = %v; want 2 and a complete stream", stream, n, sum.Complete[stream])
+	for stream, complete := range map[string]bool{"events": false, "logs": false, "pages": true} {
+		if n := s.Count("GET", "/"+stream); n != 2 || sum.Complete[stream] != complete {
+			t.Errorf("%s: requests = %d, complete = %v; want 2 and complete %v", stream, n, sum.Complete[stream], complete)
 		}
 	}
 }
