@@ -252,6 +252,7 @@ func TestBitbucket(t *testing.T) {
 	if s := stream(r.res, "repositories"); s.Retries != 1 {
 		t.Errorf("repositories retries = %d, want 1 (the 429)", s.Retries)
 	}
+	noDuplicates(t, r)
 	basic := base64.StdEncoding.EncodeToString([]byte(bitbucketUser + ":" + bitbucketPassword))
 	noSecret(t, r, bitbucketPassword, basic)
 }

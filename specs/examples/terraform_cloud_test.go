@@ -269,6 +269,7 @@ func TestTerraformCloud(t *testing.T) {
 		t.Errorf("runs retries = %d, want at least 2 (the 503, the 429)", s.Retries)
 	}
 	t.Logf("%d requests, %d refused by the 30-a-second limit", len(sim.requests), sim.limited)
+	noDuplicates(t, r)
 	noSecret(t, r, tfcToken)
 }
 

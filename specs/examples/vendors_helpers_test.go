@@ -129,3 +129,14 @@ func requestsTo(mu *sync.Mutex, all *[]*http.Request, path string) []*http.Reque
 	}
 	return out
 }
+
+// noDuplicates fails the test when the run wrote two rows of one table
+// under one primary key: the later overwrote the earlier, a record lost
+// to a key that does not tell them apart (pull request ids count from 1
+// in each repository).
+func noDuplicates(t *testing.T, r vendorRun) {
+	t.Helper()
+	if r.res != nil && r.res.Summary != nil && len(r.res.Summary.Duplicates) > 0 {
+		t.Errorf("duplicates: %+v", r.res.Summary.Duplicates)
+	}
+}
