@@ -3,6 +3,7 @@ package examples_test
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -22,12 +23,15 @@ import (
 // URL carrying the request's query on (state repeated), absent on the
 // last page, size left out of pull request lists; pagelen at most 100
 // for repositories and 50 for pull requests, served capped without a
-// word; pull requests without state are the OPEN ones only; 429 without
+// word; pull requests without state are the OPEN ones only, most recently
+// updated first unless sort says otherwise (one of svc-0's is updated
+// while svc-0 is read); 429 without
 // Retry-After; errors {"type": "error", "error": {"message"}}; basic auth.
 type bitbucketSim struct {
 	user, password, workspace string
 	repos                     []map[string]any
-	prs                       map[string][]map[string]any // repo slug -> its pull requests
+	prs                       map[string][]map[string]any // repo slug -> its pull requests, oldest first
+	touched                   bool                        // svc-0's pull request updated mid-read
 
 	mu       sync.Mutex
 	requests []*http.Request
@@ -135,7 +139,31 @@ func (s *bitbucketSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		list, maxLen, withSize = s.repos, 100, true
 	case len(parts) == 5 && parts[1] == "repositories" && parts[4] == "pullrequests":
+		s.mu.Lock()
+		if parts[3] == "svc-0" && q.Get("page") == "2" && !s.touched {
+			// Updated while the repository is read: by default
+			// (most recently updated first) it moves to the first page,
+			// read already, from the last, not read yet.
+			s.touched = true
+			pr := maps.Clone(s.prs["svc-0"][5])
+			pr["updated_on"] = "2026-01-01T00:00:00.000000+00:00"
+			s.prs["svc-0"][5] = pr
+		}
 		all, ok := s.prs[parts[3]]
+		all = slices.Clone(all)
+		s.mu.Unlock()
+		switch q.Get("sort") {
+		case "", "-updated_on":
+			slices.SortStableFunc(all, func(a, b map[string]any) int {
+				return strings.Compare(b["updated_on"].(string), a["updated_on"].(string))
+			})
+		case "created_on", "id":
+		case "-created_on", "-id":
+			slices.Reverse(all)
+		default:
+			bitbucketError(w, 400, "Invalid field name: "+q.Get("sort"))
+			return
+		}
 		if !ok && !slices.ContainsFunc(s.repos, func(r map[string]any) bool { return r["slug"] == parts[3] }) {
 			bitbucketError(w, 404, "Repository "+parts[2]+"/"+parts[3]+" not found")
 			return
@@ -202,7 +230,8 @@ func (s *bitbucketSim) asked(path string) []*http.Request {
 
 // Bitbucket: every repository and every pull request of every state
 // written once (state repeated on every request, next links followed
-// over pages capped at 50 without size), a 429 without Retry-After and a
+// over pages capped at 50 without size; sorted by creation, so the one
+// updated mid-read does not move to a page read already), a 429 without Retry-After and a
 // 500 mid-chain retried, not lost; neither the app password nor its basic
 // header is ever printed.
 func TestBitbucket(t *testing.T) {

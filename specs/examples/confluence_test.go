@@ -258,9 +258,9 @@ func TestConfluence(t *testing.T) {
 	cursor := func(n int) string { return base64.RawURLEncoding.EncodeToString([]byte("offset:" + strconv.Itoa(n))) }
 	sim.faults["/wiki/api/v2/spaces/30000/pages|"+cursor(250)] = []int{429, 502}
 	// One 429 only. Two, on the first chains' second pages a handful of
-	// requests into the run, are a pair that cuts the host's rate to that
-	// handful a second, and the run crawls there (117 s instead of 1.4 s:
-	// a known gap of the adaptive rate). A 500 is retried without a cut.
+	// requests into the run, are a pair: the adaptive rate takes them for
+	// a limit of that handful a second and probes slowly past it, and the
+	// run took 117 s instead of 1.4 s. A 500 is retried without a cut.
 	sim.faults["/wiki/rest/api/content|25"] = []int{500}
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
