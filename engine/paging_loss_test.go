@@ -1,11 +1,15 @@
 package engine_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ferry-etl/ferry/engine"
@@ -185,5 +189,46 @@ tables:
 				t.Errorf("failures %v, want page 2's 404 named", re.Failures)
 			}
 		})
+	}
+}
+
+// TestNextLinkToAnotherOrigin: a next link to another origin is followed
+// without the credentials (only base_url's origin gets them); when that
+// host answers, its records are written, and the run says, once per
+// stream, that the list went on elsewhere, naming both hosts, so it is
+// no silent change of source.
+func TestNextLinkToAnotherOrigin(t *testing.T) {
+	var gotAuth []string
+	var mu sync.Mutex
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		gotAuth = append(gotAuth, r.Header.Get("Authorization"))
+		mu.Unlock()
+		json.NewEncoder(w).Encode(map[string]any{"items": []any{map[string]any{"id": 3}}})
+	}))
+	defer other.Close()
+	fx := newFixture(t, specHead+`  auth: {type: bearer, token: tok-SimOnly-123456}
+streams:
+  items:
+    request: {path: /items}
+    records: .items[]
+    paginate: {type: next_url, url: .next}
+tables:
+  items: {from: items, primary_key: [id]}
+`, "")
+	fx.json("/items", map[string]any{"items": []any{map[string]any{"id": 1}, map[string]any{"id": 2}}, "next": other.URL + "/items?page=2"})
+	var logs bytes.Buffer
+	if _, err := fx.run(engine.RunOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.query(`SELECT id FROM "nl__items" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3"}) {
+		t.Errorf("items = %v, want 1, 2, 3", got)
+	}
+	if len(gotAuth) != 1 || gotAuth[0] != "" {
+		t.Errorf("the other host got Authorization %q, want none", gotAuth)
+	}
+	host := strings.TrimPrefix(other.URL, "http://")
+	if n := strings.Count(logs.String(), "another origin"); n != 1 || !strings.Contains(logs.String(), host) || !strings.Contains(logs.String(), "stream=items") {
+		t.Errorf("logs say %d times that the list went on at another origin (want once, naming the stream and %s):\n%s", n, host, logs.String())
 	}
 }

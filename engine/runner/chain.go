@@ -739,6 +739,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		}
 		var mark *pageState
 		if more {
+			c.warnOffOrigin(resp.URL, req.URL)
 			mark = c.mark(at, pager.State(), false, false)
 		} else {
 			// The window (or chain) is done: the next position is the
@@ -899,6 +900,37 @@ func (c *chainRun) warnHeldBack() {
 	}
 	c.r.log.Warn("the saved cursor is held at when the chain began, before the cursor the run started from: this machine's clock, or the API's (its Date header), is behind; the next run reads again from there",
 		"stream", c.st.s.Name, "began", c.began.UTC().Format(time.RFC3339), "since", c.since)
+}
+
+// warnOffOrigin says, once per stream, that a chain's next page is on
+// another origin than the page that linked to it: the client sends it
+// without the credentials and config headers (base_url's origin only),
+// and records from there are written all the same, so the change of
+// source must not pass unsaid.
+func (c *chainRun) warnOffOrigin(from, next string) {
+	f, err1 := url.Parse(from)
+	n, err2 := url.Parse(next)
+	if err1 != nil || err2 != nil || !n.IsAbs() || sameOrigin(f, n) || c.st.offOrigin.Swap(true) {
+		return
+	}
+	c.r.log.Warn("a next page is on another origin: the list goes on there, asked without the credentials and headers of base_url",
+		"stream", c.st.s.Name, "parents", c.rn.describe(), "from", f.Scheme+"://"+f.Host, "to", n.Scheme+"://"+n.Host)
+}
+
+// sameOrigin compares scheme and host (with its port; a default port
+// written out is the same origin).
+func sameOrigin(a, b *url.URL) bool {
+	host := func(u *url.URL) string {
+		h := strings.ToLower(u.Host)
+		switch {
+		case strings.EqualFold(u.Scheme, "https"):
+			h = strings.TrimSuffix(h, ":443")
+		case strings.EqualFold(u.Scheme, "http"):
+			h = strings.TrimSuffix(h, ":80")
+		}
+		return h
+	}
+	return strings.EqualFold(a.Scheme, b.Scheme) && host(a) == host(b)
 }
 
 // spans is the number of sub-chains: windows, an async stream's

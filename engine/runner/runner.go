@@ -125,6 +125,9 @@ type streamState struct {
 	// heldBack: a chain's cursor was held back before the one it started
 	// from, and the run said so (see warnHeldBack).
 	heldBack atomic.Bool
+	// offOrigin: a chain's next page was on another origin, and the run
+	// said so (see warnOffOrigin).
+	offOrigin atomic.Bool
 }
 
 // jobMark is an export job's checkpoint and the run it belongs to.

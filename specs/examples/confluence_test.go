@@ -326,9 +326,9 @@ func TestConfluence(t *testing.T) {
 }
 
 // A next link to another host is followed without the credentials (the
-// basic header goes only to base_url's origin): the other host refuses
-// it and the run fails naming the stream and space, never handing the
-// API token to that host.
+// basic header goes only to base_url's origin), and the run says so: the
+// other host refuses it and the run fails naming the stream and space,
+// never handing the API token to that host.
 func TestConfluenceForeignNext(t *testing.T) {
 	var (
 		mu      sync.Mutex
@@ -351,7 +351,7 @@ func TestConfluenceForeignNext(t *testing.T) {
 	defer srv.Close()
 
 	r := runVendor(t, "confluence.yaml", map[string]string{"site_url": srv.URL, "email": confluenceEmail, "api_token": confluenceToken}, time.Time{})
-	failedRun(t, r, []string{"pages", "30000", "401"})
+	failedRun(t, r, []string{"pages", "30000", "401", "another origin"})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(seen) == 0 {
