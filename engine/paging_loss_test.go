@@ -200,11 +200,12 @@ tables:
 func TestNextLinkToAnotherOrigin(t *testing.T) {
 	var gotAuth []string
 	var mu sync.Mutex
+	var back string // where the other host links back to
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		gotAuth = append(gotAuth, r.Header.Get("Authorization"))
 		mu.Unlock()
-		json.NewEncoder(w).Encode(map[string]any{"items": []any{map[string]any{"id": 3}}})
+		json.NewEncoder(w).Encode(map[string]any{"items": []any{map[string]any{"id": 3}}, "next": back})
 	}))
 	defer other.Close()
 	fx := newFixture(t, specHead+`  auth: {type: bearer, token: tok-SimOnly-123456}
@@ -217,12 +218,15 @@ tables:
   items: {from: items, primary_key: [id]}
 `, "")
 	fx.json("/items", map[string]any{"items": []any{map[string]any{"id": 1}, map[string]any{"id": 2}}, "next": other.URL + "/items?page=2"})
+	// Back to base_url's origin, another hop: still one warning.
+	back = fx.api.URL + "/items3"
+	fx.json("/items3", map[string]any{"items": []any{map[string]any{"id": 4}}})
 	var logs bytes.Buffer
 	if _, err := fx.run(engine.RunOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))}); err != nil {
 		t.Fatal(err)
 	}
-	if got := fx.query(`SELECT id FROM "nl__items" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3"}) {
-		t.Errorf("items = %v, want 1, 2, 3", got)
+	if got := fx.query(`SELECT id FROM "nl__items" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4"}) {
+		t.Errorf("items = %v, want 1, 2, 3, 4", got)
 	}
 	if len(gotAuth) != 1 || gotAuth[0] != "" {
 		t.Errorf("the other host got Authorization %q, want none", gotAuth)
