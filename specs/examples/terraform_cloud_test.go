@@ -35,6 +35,10 @@ type tfcSim struct {
 	requests []*http.Request
 	window   []time.Time // requests accepted in the last second
 	limited  int         // 429s for the rate limit
+	// notBefore[path + "|" + page number] is when a 429's reset ends
+	// for that page; early counts the pages asked again before it.
+	notBefore map[string]time.Time
+	early     int
 	// faults[path + "|" + page number] are answered, in order, to the
 	// first requests for that page.
 	faults map[string][]int
@@ -43,7 +47,7 @@ type tfcSim struct {
 const tfcToken = "SimOnlyTfcTok.atlasv1.q9W8e7R6t5Y4u3I2o1P0aSdFgHjKlZxCv"
 
 func newTFCSim(token, org string) *tfcSim {
-	s := &tfcSim{token: token, org: org, runs: map[string][]map[string]any{}, faults: map[string][]int{}}
+	s := &tfcSim{token: token, org: org, runs: map[string][]map[string]any{}, faults: map[string][]int{}, notBefore: map[string]time.Time{}}
 	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
 	ts := func(d time.Duration) string { return base.Add(d).Format("2006-01-02T15:04:05.000Z") }
 	run := 0
@@ -130,17 +134,24 @@ func (s *tfcSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f := s.faults[key]; len(f) > 0 {
 		fault, s.faults[key] = f[0], f[1:]
 	}
+	if t, ok := s.notBefore[key]; ok && time.Now().Before(t) {
+		s.early++
+	}
 	s.mu.Unlock()
 
 	if r.Header.Get("Authorization") != "Bearer "+s.token {
 		tfcError(w, 401, "unauthorized")
 		return
 	}
-	if _, ok := s.limit(w); !ok || fault == http.StatusTooManyRequests {
+	if wait, ok := s.limit(w); !ok || fault == http.StatusTooManyRequests {
 		if ok {
+			wait = 0.766
 			w.Header().Set("X-RateLimit-Remaining", "0")
 			w.Header().Set("X-RateLimit-Reset", "0.766")
 		}
+		s.mu.Lock()
+		s.notBefore[key] = time.Now().Add(time.Duration(wait * float64(time.Second)))
+		s.mu.Unlock()
 		w.Header().Set("Content-Type", "application/vnd.api+json")
 		w.WriteHeader(429)
 		_, _ = w.Write([]byte(`{"errors":[{"status":"429","title":"Too many requests","detail":"You have exceeded the API's rate limit."}]}`))
@@ -219,7 +230,7 @@ func (s *tfcSim) asked(path string) []*http.Request { return requestsTo(&s.mu, &
 // followed by links.next over bracketed page[number]/page[size] params
 // from vnd.api+json answers; the 30-a-second limit's 429s (reset a
 // decimal of seconds, no Retry-After) and a 503 mid-chain retried, not
-// lost; the token never printed.
+// lost, none before its reset; the token never printed.
 func TestTerraformCloud(t *testing.T) {
 	sim := newTFCSim(tfcToken, "acme")
 	sim.faults["/api/v2/workspaces/ws-0000000000000000/runs|2"] = []int{503, 429}
@@ -269,6 +280,9 @@ func TestTerraformCloud(t *testing.T) {
 		t.Errorf("runs retries = %d, want at least 2 (the 503, the 429)", s.Retries)
 	}
 	t.Logf("%d requests, %d refused by the 30-a-second limit", len(sim.requests), sim.limited)
+	if sim.early > 0 {
+		t.Errorf("%d pages asked again before the reset (x-ratelimit-reset, decimal seconds) of their 429", sim.early)
+	}
 	noDuplicates(t, r)
 	noSecret(t, r, tfcToken)
 }
