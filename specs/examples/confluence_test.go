@@ -257,11 +257,13 @@ func TestConfluence(t *testing.T) {
 	sim := newConfluenceSim(confluenceEmail, confluenceToken)
 	cursor := func(n int) string { return base64.RawURLEncoding.EncodeToString([]byte("offset:" + strconv.Itoa(n))) }
 	sim.faults["/wiki/api/v2/spaces/30000/pages|"+cursor(250)] = []int{429, 502}
-	// One 429 only. Two, on the first chains' second pages a handful of
-	// requests into the run, are a pair: the adaptive rate takes them for
-	// a limit of that handful a second and probes slowly past it, and the
-	// run took 117 s instead of 1.4 s. A 500 is retried without a cut.
-	sim.faults["/wiki/rest/api/content|25"] = []int{500}
+	// Two 429s on the first chains' second pages, a handful of requests
+	// into the run, are a pair: a cut to that handful a second. It counted
+	// too few requests to be sure of a limit, so its rate doubles back
+	// (before, it probed slowly past it, and the run took 117 s, not 1.4;
+	// now about 15: the third 429, above, cuts the rate it has doubled to,
+	// and that cut counts enough requests to be taken for a limit).
+	sim.faults["/wiki/rest/api/content|25"] = []int{429}
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 
