@@ -15,6 +15,9 @@ import (
 // cassette being recorded or replayed.
 type network struct {
 	transport http.RoundTripper // nil: the pool's own per-host transports
+	// wrap records through the pool's own transports, which carry the
+	// spec's TLS settings (a recorder over a default transport would not).
+	wrap      func(http.RoundTripper) http.RoundTripper
 	rec       *cassette.Recorder
 	replaying bool
 	pool      *fetch.Pool // set once made: it knows the secrets fetched during the run
@@ -34,7 +37,11 @@ func newNetwork(f *spec.File, cfg *Config, opts RunOptions) (*network, error) {
 	vals.Known, vals.Params = n.secrets, n.secretParams
 	if opts.Record != "" {
 		n.rec = cassette.NewRecorder(opts.Record, opts.Transport, vals)
-		n.transport = n.rec
+		if opts.Transport != nil {
+			n.transport = n.rec
+		} else {
+			n.wrap = n.rec.Wrap
+		}
 		return n, nil
 	}
 	p, err := cassette.Open(opts.Replay, vals)

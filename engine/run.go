@@ -108,7 +108,7 @@ func run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *networ
 	}
 	clock := newPoolClock(opts.Now)
 	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: clock.now, Credentials: creds,
-		Transport: nw.transport, Sleep: nw.sleep(clock)})
+		Transport: nw.transport, WrapTransport: nw.wrap, Sleep: nw.sleep(clock)})
 	nw.pool = pool
 	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
 	if opts.DryRun {

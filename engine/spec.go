@@ -33,6 +33,7 @@ func Parse(name string, src []byte, dir string) (*Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.Dir = dir
 	return &Spec{f: f}, nil
 }
 

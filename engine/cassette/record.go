@@ -55,6 +55,21 @@ func NewRecorder(dir string, next http.RoundTripper, values Values) *Recorder {
 // RoundTrip sends req on and keeps the exchange. A failure that got no
 // answer (a network error) is not an exchange and is not kept.
 func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	return r.roundTrip(r.next, req)
+}
+
+// Wrap returns a transport that sends through next and keeps its
+// exchanges in r: the recording of a client whose transports are its own
+// (one per host, with a spec's TLS settings).
+func (r *Recorder) Wrap(next http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) { return r.roundTrip(next, req) })
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+func (r *Recorder) roundTrip(next http.RoundTripper, req *http.Request) (*http.Response, error) {
 	body, err := readBody(req)
 	if err != nil {
 		return nil, err
@@ -64,7 +79,7 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
-	resp, err := r.next.RoundTrip(out)
+	resp, err := next.RoundTrip(out)
 	if err != nil {
 		return nil, err
 	}

@@ -64,6 +64,9 @@ type Client struct {
 	authParam, authToken  string // query auth
 	tokens                *tokenSource
 	rules                 []Rule
+
+	tls     *tlsSetup // nil: Go's default verification, no client certificate
+	tlsName string    // the server name verified at the config's own host
 }
 
 func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource) *Client {
@@ -80,6 +83,12 @@ func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource
 		header:    http.Header{"Accept": {"application/json"}, "User-Agent": {"ferry"}},
 		tokens:    ts,
 		rules:     cfg.Rules,
+		tlsName:   cfg.TLS.ServerName,
+	}
+	if !cfg.TLS.zero() {
+		p.mu.Lock()
+		c.tls = p.tlsSetups[cfg.TLS] // read by Client, which made the config's token source too
+		p.mu.Unlock()
 	}
 	if base != nil {
 		c.origin = origin(base)
@@ -189,6 +198,9 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 		if errors.As(err, &ue) {
 			err = ue.Err // its text holds the unredacted URL
 		}
+		if hint := tlsHint(err, targetOrigin, c); hint != "" {
+			err = fmt.Errorf("%w: %s", err, hint)
+		}
 		return &requestError{msg: c.pool.red.text(method + " " + shown + ": " + err.Error()), err: err, attempts: attempts}
 	}
 
@@ -250,7 +262,7 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 			}
 			tokenUsed = v
 		}
-		rr, spool, sent, dur, err := c.attempt(ctx, h, method, sendTo, hdr, body, dl)
+		rr, spool, sent, dur, err := c.attempt(ctx, h, c.restFor(targetOrigin, h), method, sendTo, hdr, body, dl)
 		if sent {
 			attempts++
 			c.pool.requests.Add(1)
@@ -430,7 +442,7 @@ func withParam(target, name, value string) string {
 //
 // For a download (dl set), a 2xx body is received into a Spool, and the
 // timeout bounds each wait for data instead of the whole attempt.
-func (c *Client) attempt(ctx context.Context, h *host, method, target string, hdr http.Header, body []byte, dl *Download) (rr *resty.Response, spool *Spool, sent bool, dur time.Duration, err error) {
+func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method, target string, hdr http.Header, body []byte, dl *Download) (rr *resty.Response, spool *Spool, sent bool, dur time.Duration, err error) {
 	if err := c.pool.waitRate(ctx, h); err != nil {
 		return nil, nil, false, 0, err
 	}
@@ -469,7 +481,7 @@ func (c *Client) attempt(ctx context.Context, h *host, method, target string, hd
 		defer idle.stop()
 	}
 
-	r := h.rest.R().SetContext(actx).SetResponseBodyLimit(int(min(c.maxBody, math.MaxInt)))
+	r := rc.R().SetContext(actx).SetResponseBodyLimit(int(min(c.maxBody, math.MaxInt)))
 	if dl != nil {
 		r.SetDoNotParseResponse(true)
 	}

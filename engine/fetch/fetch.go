@@ -64,6 +64,10 @@ type HostConfig struct {
 	// Rules decide, in order, what an answer is before the default
 	// handling (see [Rule]); the first that matches wins.
 	Rules []Rule
+	// TLS verifies the hosts and carries a client certificate; its files
+	// are read by Client, once per pool (see [TLS] for which hosts get
+	// what).
+	TLS TLS
 }
 
 // Options configures a Pool. Every field is optional.
@@ -77,7 +81,11 @@ type Options struct {
 	// Transport replaces the pool's per-host transports for every host;
 	// its connection limits are then the caller's business.
 	Transport http.RoundTripper
-	Rand      func() float64 // jitter source in [0, 1); default math/rand/v2
+	// WrapTransport, when set, wraps each transport the pool makes (with
+	// its TLS settings), e.g. to record what goes through it. Not applied
+	// to Transport.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+	Rand          func() float64 // jitter source in [0, 1); default math/rand/v2
 	// Credentials keeps rotated OAuth2 refresh tokens for the next run;
 	// nil keeps them for this run only (with a warning when one rotates).
 	Credentials Credentials
@@ -92,6 +100,7 @@ type Pool struct {
 	now       func() time.Time
 	rnd       func() float64
 	transport http.RoundTripper
+	wrap      func(http.RoundTripper) http.RoundTripper
 	red       *redactor
 	creds     Credentials
 
@@ -101,6 +110,9 @@ type Pool struct {
 	hosts    map[string]*host
 	tokens   map[string]*tokenSource
 	authHost *host
+
+	tlsSetups map[TLS]*tlsSetup
+	tlsRest   map[restKey]*resty.Client // transports with a config's TLS, by host
 }
 
 // host is the state shared by all clients of one scheme+host.
@@ -126,7 +138,10 @@ func NewPool(opts Options) *Pool {
 		now:       opts.Now,
 		rnd:       opts.Rand,
 		transport: opts.Transport,
+		wrap:      opts.WrapTransport,
 		red:       newRedactor(),
+		tlsSetups: map[TLS]*tlsSetup{},
+		tlsRest:   map[restKey]*resty.Client{},
 		hosts:     map[string]*host{},
 		tokens:    map[string]*tokenSource{},
 		creds:     opts.Credentials,
@@ -214,6 +229,9 @@ func (p *Pool) Client(cfg HostConfig) (*Client, error) {
 	if cfg.RatePerSecond > 0 && cfg.Burst == 0 {
 		cfg.Burst = 1
 	}
+	if _, err := p.loadTLS(cfg.TLS); err != nil {
+		return nil, fmt.Errorf("base url %s: %w", p.red.url(cfg.BaseURL), err)
+	}
 
 	var h *host
 	if base != nil {
@@ -285,19 +303,26 @@ func (p *Pool) throttleHost(h *host, on bool) {
 }
 
 func (p *Pool) newHost(origin string, concurrency int) *host {
-	t := p.transport
-	if t == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConns = max(tr.MaxIdleConns, concurrency)
-		tr.MaxIdleConnsPerHost = concurrency
-		tr.MaxConnsPerHost = concurrency
-		t = tr
+	var rc *resty.Client
+	if p.transport != nil {
+		rc = p.restClient(p.transport)
+	} else {
+		rc = p.restClient(p.hostTransport(concurrency))
+	}
+	return &host{origin: origin, gate: newGate(concurrency), rest: rc}
+}
+
+// restClient is the one HTTP client of ferry, over t: the pool's own
+// transports are wrapped by Options.WrapTransport, Options.Transport is
+// not.
+func (p *Pool) restClient(t http.RoundTripper) *resty.Client {
+	if p.wrap != nil && t != p.transport {
+		t = p.wrap(t)
 	}
 	hc := &http.Client{Transport: t, CheckRedirect: checkRedirect}
-	rc := resty.NewWithClient(hc).
+	return resty.NewWithClient(hc).
 		SetLogger(restyLogger{log: p.log, redact: p.red.text}).
 		SetAllowGetMethodPayload(true)
-	return &host{origin: origin, gate: newGate(concurrency), rest: rc}
 }
 
 // tokenHost is the unlimited host used to fetch OAuth2 tokens: token
@@ -448,12 +473,19 @@ func (p *Pool) CloseIdleConnections() {
 	if p.authHost != nil {
 		hosts = append(hosts, p.authHost)
 	}
+	rests := make([]*resty.Client, 0, len(hosts)+len(p.tlsRest))
+	for _, h := range hosts {
+		rests = append(rests, h.rest)
+	}
+	for _, rc := range p.tlsRest {
+		rests = append(rests, rc)
+	}
 	p.mu.Unlock()
 	if p.transport != nil {
 		return
 	}
-	for _, h := range hosts {
-		h.rest.GetClient().CloseIdleConnections()
+	for _, rc := range rests {
+		rc.GetClient().CloseIdleConnections()
 	}
 }
 

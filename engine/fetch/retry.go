@@ -303,7 +303,8 @@ func secs(f float64) time.Duration {
 type Permanent interface{ Permanent() bool }
 
 // retryableErr reports whether a failed attempt may be retried: transport
-// failures and a body cut short are; TLS verification failures, redirect
+// failures and a body cut short are; TLS verification failures (the
+// client's of the server, the server's of the client certificate), redirect
 // loops, permanent transport errors and errors raised before anything was
 // sent are not.
 func retryableErr(err error, gotResponse bool) bool {
@@ -320,6 +321,8 @@ func retryableErr(err error, gotResponse bool) bool {
 	switch {
 	case errors.As(err, &cve), errors.As(err, &uae), errors.As(err, &hne), errors.As(err, &cie), errors.As(err, &redi):
 		return false
+	case remoteAlert(err, clientCertAlerts...):
+		return false // the server refused the client certificate, or its absence
 	case errors.As(err, &perm) && perm.Permanent():
 		return false
 	case errors.As(err, &idle):

@@ -20,7 +20,7 @@ func (p *Pool) tokenSource(cfg HostConfig) *tokenSource {
 	if ts, ok := p.tokens[k]; ok {
 		return ts
 	}
-	ts := &tokenSource{pool: p, auth: cfg.Auth, retry: cfg.Retry, timeout: cfg.Timeout, base: cfg.BaseURL, headers: cfg.Headers}
+	ts := &tokenSource{pool: p, auth: cfg.Auth, retry: cfg.Retry, timeout: cfg.Timeout, base: cfg.BaseURL, headers: cfg.Headers, tls: cfg.TLS}
 	ts.header, ts.param = cfg.Auth.placement()
 	p.tokens[k] = ts
 	return ts
@@ -34,7 +34,8 @@ func tokenKey(cfg HostConfig) string {
 	k := struct {
 		A    Auth
 		Base string
-	}{A: a}
+		TLS  TLS // the token requests' TLS: a config with other files gets its own
+	}{A: a, TLS: cfg.TLS}
 	if a.Type != AuthOAuth2 {
 		k.Base = cfg.BaseURL // a relative login path resolves against it
 	}
@@ -58,6 +59,7 @@ type tokenSource struct {
 	timeout time.Duration
 	base    string            // the config's BaseURL: relative login paths join it
 	headers map[string]string // the config's headers: sent with a login to the base's host
+	tls     TLS               // the config's: its token requests are the config's too
 	header  string            // where the credential goes: a header,
 	param   string            // or a query parameter
 
@@ -158,7 +160,7 @@ func (ts *tokenSource) tokenClient() (*Client, error) {
 	if ts.client != nil {
 		return ts.client, nil
 	}
-	cfg := HostConfig{Timeout: ts.timeout, Retry: ts.retry}
+	cfg := HostConfig{Timeout: ts.timeout, Retry: ts.retry, TLS: ts.tls}
 	var base *url.URL
 	switch {
 	case ts.auth.Type == AuthOAuth2:
@@ -188,6 +190,10 @@ func (ts *tokenSource) tokenClient() (*Client, error) {
 	}
 	cfg.BaseURL = base.String()
 	ts.client = ts.pool.newClient(cfg, base, ts.pool.tokenHost(), nil)
+	if b, _, err := parseBase(ts.base); err != nil || origin(b) != origin(base) {
+		// server_name names the base URL's host, not the token URL's.
+		ts.client.tlsName = ""
+	}
 	return ts.client, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path/filepath"
 
 	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/spec"
@@ -124,6 +125,30 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 				return hc, err
 			}
 			hc.Auth = auth
+		}
+		if t := h.TLS; t != nil {
+			// A tls block replaces the inherited one whole, as auth does.
+			tc := fetch.TLS{NoSystemRoots: t.SystemRoots.Set && !t.SystemRoots.V, MinVersion: t.MinVersion.V}
+			for _, x := range []struct {
+				t    *spec.Tmpl
+				name string
+				dst  *string
+				file bool
+			}{
+				{&t.CAFile, "ca_file", &tc.CAFile, true}, {&t.ClientCertFile, "client_cert_file", &tc.ClientCertFile, true},
+				{&t.ClientKeyFile, "client_key_file", &tc.ClientKeyFile, true}, {&t.ServerName, "server_name", &tc.ServerName, false},
+			} {
+				v, err := render(x.t, "tls."+x.name)
+				if err != nil {
+					return hc, err
+				}
+				if x.file && v != "" && !filepath.IsAbs(v) {
+					// As at validation: relative to the spec, wherever ferry runs.
+					v = filepath.Join(specDir(f), v)
+				}
+				*x.dst = v
+			}
+			hc.TLS = tc
 		}
 		if i == 0 {
 			top = rules(h.Rules, env)
@@ -249,4 +274,13 @@ func tokenRequest(r *spec.AuthRequest, env map[string]any) (*fetch.TokenRequest,
 		}
 	}
 	return tr, nil
+}
+
+// specDir is the directory a spec's relative file references resolve
+// against.
+func specDir(f *spec.File) string {
+	if f.Dir != "" {
+		return f.Dir
+	}
+	return filepath.Dir(f.Path)
 }

@@ -464,6 +464,11 @@ func (p *parser) compileHTTP(h *HTTP, path string, sc *eval.Env) {
 		}
 		p.compileAuthFlow(a, path, sc)
 	}
+	if t := h.TLS; t != nil {
+		for name, x := range map[string]*Tmpl{"ca_file": &t.CAFile, "client_cert_file": &t.ClientCertFile, "client_key_file": &t.ClientKeyFile, "server_name": &t.ServerName} {
+			p.compileTmpl(x, path+".tls."+name, sc)
+		}
+	}
 	p.compileRules(h, path)
 }
 

@@ -28,7 +28,11 @@ func Load(path string) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read spec: %w", err)
 	}
-	return Parse(path, src, os.DirFS(filepath.Dir(path)))
+	sf, err := Parse(path, src, os.DirFS(filepath.Dir(path)))
+	if sf != nil {
+		sf.Dir = filepath.Dir(path)
+	}
+	return sf, err
 }
 
 // MaxSpecSize is the largest spec, and side file, ferry reads: validating

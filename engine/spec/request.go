@@ -60,6 +60,7 @@ func (p *parser) checkHostURLs(h *HTTP, path string) {
 	if t := h.BaseURL.Template(); t != nil {
 		p.checkScheme(h.BaseURL.Str, t, path+".base_url", "base url", true)
 	}
+	p.checkTLSFiles(h.TLS, path+".tls")
 }
 
 // checkScheme checks that a URL template names an http or https URL: all

@@ -3,6 +3,7 @@ package spec
 import (
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 )
 
@@ -158,9 +159,14 @@ func withNames(s map[string]any, kind string) map[string]any {
 
 func withEnum(s map[string]any, enum []string) map[string]any {
 	c := clone(s)
-	vals := make([]any, len(enum))
-	for i, e := range enum {
-		vals[i] = e
+	vals := make([]any, 0, len(enum))
+	for _, e := range enum {
+		vals = append(vals, e)
+		if f, err := strconv.ParseFloat(e, 64); err == nil && strconv.FormatFloat(f, 'f', -1, 64) == e {
+			// A value YAML reads as a number (min_version: 1.3) is one
+			// to the schema too; the decoder takes its text.
+			vals = append(vals, f)
+		}
 	}
 	if ap, ok := c["additionalProperties"].(map[string]any); ok {
 		ap = clone(ap)

@@ -54,6 +54,21 @@ type HTTP struct {
 	RateLimit   *RateLimit `yaml:"rate_limit" doc:"A ceiling on requests per second to this host, shared by every stream using it. Without it ferry still slows down to what the host accepts (429 and 503 answers, Retry-After, rate-limit headers); give one only where the API documents its limit."`
 	Concurrency Int        `yaml:"concurrency" doc:"Requests in flight to this host at once, shared by every stream and fan-out level."`
 	Rules       []Rule     `yaml:"rules" doc:"Response rules, tried in order before the default handling (2xx is data, retry.on statuses are retried, other statuses fail); the first that matches decides. A stream's rules are tried before the top-level ones."`
+	TLS         *TLS       `yaml:"tls" doc:"TLS for a self-hosted API: a CA bundle to trust, a client certificate, the name to verify. A stream's tls replaces the top-level one whole."`
+}
+
+// TLS says how requests verify their hosts and prove who sends them. The
+// files are PEM; a relative path is relative to the spec's directory. An
+// empty path (an optional config input left unset) is no file.
+type TLS struct {
+	Pos Pos `yaml:"-"`
+
+	CAFile         Tmpl `yaml:"ca_file" doc:"PEM bundle of CA certificates trusted besides the system's (template, e.g. ${ config.ca_file }): for every host the spec's requests reach (the base URL's, the OAuth2 token URL's, export and next-page links)."`
+	SystemRoots    Bool `yaml:"system_roots" doc:"Trust the system's CAs too (default true); false trusts ca_file alone, as kubectl trusts only its cluster's CA."`
+	ClientCertFile Tmpl `yaml:"client_cert_file" doc:"PEM client certificate (with its chain) for mutual TLS (Kubernetes client certificates); offered to the base URL's host and the auth's token, login and exchange hosts, not to other hosts links lead to. Needs client_key_file."`
+	ClientKeyFile  Tmpl `yaml:"client_key_file" doc:"PEM private key of client_cert_file, unencrypted; its path may be logged, its content never."`
+	ServerName     Tmpl `yaml:"server_name" doc:"Name the base URL's host must have a certificate for, and the SNI sent to it, when it differs from the URL's host (a server reached by IP address or an internal alias)."`
+	MinVersion     Str  `yaml:"min_version" enum:"1.2,1.3" doc:"Lowest TLS version accepted (default 1.2)."`
 }
 
 // Rule decides what a matching answer is: data, empty, skip, retry or

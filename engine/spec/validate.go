@@ -363,6 +363,7 @@ func (p *parser) checkHTTP(h *HTTP, path string) {
 		p.checkAuthFlow(a, path)
 	}
 	p.checkRules(h, path)
+	p.checkTLS(h.TLS, path+".tls")
 }
 
 func (p *parser) checkPaginate(pg *Paginate, path string) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ferry-etl/ferry/engine/apitest/tlstest"
 )
 
 // kubeSim answers /api/v1/namespaces and /api/v1/pods as a Kubernetes API
@@ -346,4 +349,48 @@ func TestKubernetesErrors(t *testing.T) {
 			noSecret(t, r, kubeToken1, sets["token"])
 		})
 	}
+}
+
+// An API server of a private CA that requires client certificates (the
+// simulator, unkind as in TestKubernetes, served over mutual TLS with
+// certificates made by the test): without ca_file the run fails before any
+// request reaches it, naming the host and tls.ca_file; with the CA but no
+// client certificate the server refuses the handshake and the run says to
+// set client_cert_file; with both it reads every namespace and pod. The
+// key's content is never printed.
+func TestKubernetesTLS(t *testing.T) {
+	pki := tlstest.New(t)
+	sim := newKubeSim(kubeToken1)
+	sim.faults["/api/v1/namespaces|1"] = []int{429}
+	srv := tlstest.Server(t, pki.ServerConfig(t, true), sim)
+	host := strings.TrimPrefix(srv.URL, "https://")
+	sets := map[string]string{"api_url": srv.URL, "token": kubeToken1}
+
+	r := runVendor(t, "kubernetes.yaml", sets, time.Time{})
+	failedRun(t, r, []string{host, "not signed by a CA the system trusts", "http.tls.ca_file"})
+	if n := len(sim.asked("/api/v1/namespaces")) + len(sim.asked("/api/v1/pods")); n != 0 {
+		t.Errorf("%d requests reached the server through a failed handshake", n)
+	}
+
+	sets["ca_file"] = pki.CAFile
+	r = runVendor(t, "kubernetes.yaml", sets, time.Time{})
+	failedRun(t, r, []string{host, "asks for a client certificate", "client_cert_file"})
+
+	sets["client_cert"], sets["client_key"] = pki.ClientCertFile, pki.ClientKeyFile
+	r = runVendor(t, "kubernetes.yaml", sets, time.Time{})
+	if r.err != nil {
+		t.Fatalf("with the CA and the client certificate: %v", r.err)
+	}
+	if got, want := len(r.rows["namespaces"]), len(sim.namespaces); got != want {
+		t.Errorf("%d namespaces, want %d", got, want)
+	}
+	if got, want := len(r.rows["pods"]), len(sim.pods); got != want {
+		t.Errorf("%d pods, want %d", got, want)
+	}
+	key, err := os.ReadFile(pki.ClientKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Split(strings.TrimSpace(string(key)), "\n")[1]
+	noSecret(t, r, kubeToken1, body)
 }

@@ -1,0 +1,68 @@
+package engine_test
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine"
+	"github.com/ferry-etl/ferry/engine/apitest/tlstest"
+)
+
+// A spec's tls files named relative to the spec are read from the spec's
+// directory, not the working directory; a run recorded with --record goes
+// through the spec's TLS (the recorder wraps the pool's transports), so a
+// server of a private CA that requires a client certificate is recorded,
+// and its answers are in the cassette.
+func TestTLSRecordRelativeFiles(t *testing.T) {
+	pki := tlstest.New(t)
+	srv := tlstest.Server(t, pki.ServerConfig(t, true), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`[{"id":"a1"},{"id":"a2"}]`))
+	}))
+	spec := `version: 1
+name: demo
+config:
+  api_url: {required: true}
+  key: {default: client-key.pem}
+http:
+  base_url: ${ config.api_url }
+  tls:
+    ca_file: ca.pem
+    client_cert_file: client.pem
+    client_key_file: ${ config.key }
+streams:
+  apps:
+    request:
+      path: /apps
+tables:
+  apps: {from: apps, primary_key: [id]}
+`
+	path := filepath.Join(pki.Dir, "spec.yaml")
+	if err := os.WriteFile(path, []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := engine.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.ResolveConfig(sp, engine.ConfigSources{Sets: map[string]string{"api_url": srv.URL}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cassette := filepath.Join(t.TempDir(), "cassette")
+	var out bytes.Buffer
+	if _, err := engine.Run(t.Context(), sp, cfg, engine.RunOptions{DryRun: true, Stdout: &out, Record: cassette}); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if n := strings.Count(out.String(), `"row"`); n != 2 {
+		t.Errorf("dry run printed %d records, want 2:\n%s", n, out.String())
+	}
+	files, err := os.ReadDir(cassette)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("cassette %s: %v, %d files; want the recorded exchange", cassette, err, len(files))
+	}
+}
