@@ -305,18 +305,18 @@ func (p *Pool) throttleHost(h *host, on bool) {
 func (p *Pool) newHost(origin string, concurrency int) *host {
 	var rc *resty.Client
 	if p.transport != nil {
-		rc = p.restClient(p.transport)
+		rc = p.restClient(p.transport, false)
 	} else {
-		rc = p.restClient(p.hostTransport(concurrency))
+		rc = p.restClient(p.hostTransport(concurrency), true)
 	}
 	return &host{origin: origin, gate: newGate(concurrency), rest: rc}
 }
 
 // restClient is the one HTTP client of ferry, over t: the pool's own
-// transports are wrapped by Options.WrapTransport, Options.Transport is
-// not.
-func (p *Pool) restClient(t http.RoundTripper) *resty.Client {
-	if p.wrap != nil && t != p.transport {
+// transports (own) are wrapped by Options.WrapTransport, Options.Transport
+// is not.
+func (p *Pool) restClient(t http.RoundTripper, own bool) *resty.Client {
+	if p.wrap != nil && own {
 		t = p.wrap(t)
 	}
 	hc := &http.Client{Transport: t, CheckRedirect: checkRedirect}

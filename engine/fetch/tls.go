@@ -23,8 +23,9 @@ import (
 // requests reach (its base URL's, its token URL's, links to other hosts):
 // trusting a CA sends nothing. The client certificate, a credential, goes
 // only where the config's credentials go (its base URL's host, and the
-// auth's token, login and exchange requests); ServerName only to the base
-// URL's host (and a token request to that host), as it names that host.
+// auth's token, login and exchange requests; without a BaseURL, every
+// host, as credentials); ServerName only to the base URL's host (and a
+// token request to that host), as it names that host.
 type TLS struct {
 	CAFile         string // PEM bundle trusted besides the system's roots
 	NoSystemRoots  bool   // trust CAFile alone
@@ -154,7 +155,7 @@ func (c *Client) restFor(origin string, h *host) *resty.Client {
 	limit, _ := h.gate.stats()
 	tr := p.hostTransport(limit)
 	tr.TLSClientConfig = c.tls.config(own, k.serverName)
-	rc := p.restClient(tr)
+	rc := p.restClient(tr, true)
 	p.tlsRest[k] = rc
 	return rc
 }

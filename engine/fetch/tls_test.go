@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"net/http"
 	"os"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ferry-etl/ferry/engine/apitest/tlstest"
+	"github.com/ferry-etl/ferry/engine/internal/tlsfiles"
 )
 
 func okHandler(w http.ResponseWriter, _ *http.Request) {
@@ -73,6 +75,25 @@ func TestTLSNoSystemRoots(t *testing.T) {
 	}
 	if _, err := testPool(newFakeClock(), 0, nil).Client(HostConfig{BaseURL: srv.URL, TLS: TLS{NoSystemRoots: true}}); err == nil {
 		t.Error("system roots off without a bundle was accepted: every host would be refused")
+	}
+
+	// What is trusted: the bundle alone, or the system's roots and it.
+	cas, err := tlsfiles.ReadCAs(pki.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	only := x509.NewCertPool()
+	only.AddCert(cas[0])
+	s, err := testPool(newFakeClock(), 0, nil).loadTLS(TLS{CAFile: pki.CAFile, NoSystemRoots: true})
+	if err != nil || !s.roots.Equal(only) {
+		t.Errorf("system_roots false: roots are not the bundle alone (err %v)", err)
+	}
+	if sys, err := x509.SystemCertPool(); err != nil || sys.Equal(x509.NewCertPool()) {
+		t.Skip("no system roots here to compare with")
+	}
+	s, err = testPool(newFakeClock(), 0, nil).loadTLS(TLS{CAFile: pki.CAFile})
+	if err != nil || s.roots.Equal(only) {
+		t.Errorf("default: the system's roots were dropped (err %v)", err)
 	}
 }
 
@@ -173,11 +194,14 @@ func TestTLSTokenURL(t *testing.T) {
 	auth := Auth{Type: AuthOAuth2, TokenURL: tokens.URL + "/token", ClientID: "id", ClientSecret: "secret-value"}
 	ctx := context.Background()
 
-	c := mustClient(t, testPool(newFakeClock(), 0, nil), HostConfig{BaseURL: api.URL, Auth: auth, TLS: TLS{CAFile: pki.CAFile}})
+	// One pool: a config with other TLS does not share the token source
+	// (and its client) of one with the same auth.
+	p := testPool(newFakeClock(), 0, nil)
+	c := mustClient(t, p, HostConfig{BaseURL: api.URL, Auth: auth, TLS: TLS{CAFile: pki.CAFile}})
 	if _, err := c.Do(ctx, &Request{URL: "/apps"}); err == nil || !strings.Contains(err.Error(), "client_cert_file") {
 		t.Errorf("token URL requiring a client certificate, none given: error %v, want one naming client_cert_file", err)
 	}
-	c = mustClient(t, testPool(newFakeClock(), 0, nil), HostConfig{BaseURL: api.URL, Auth: auth,
+	c = mustClient(t, p, HostConfig{BaseURL: api.URL, Auth: auth,
 		TLS: TLS{CAFile: pki.CAFile, ClientCertFile: pki.ClientCertFile, ClientKeyFile: pki.ClientKeyFile}})
 	if _, err := c.Do(ctx, &Request{URL: "/apps"}); err != nil {
 		t.Fatalf("token URL with the spec's tls: %v", err)

@@ -19,6 +19,7 @@ import (
 func TestTLSFilesValidate(t *testing.T) {
 	pki := tlstest.New(t)
 	pki.Write(t, "ca.der", []byte{0x30, 0x82, 0x01, 0x0a})
+	pki.Write(t, "encrypted-key.pem", []byte("-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBAA==\n-----END ENCRYPTED PRIVATE KEY-----\n"))
 	spec := func(ca, cert, key string) string {
 		return "version: 1\nname: demo\nhttp:\n  base_url: https://k8s.example.com:6443\n  tls:\n" +
 			"    ca_file: " + ca + "\n    client_cert_file: " + cert + "\n    client_key_file: " + key + "\n" +
@@ -40,6 +41,8 @@ func TestTLSFilesValidate(t *testing.T) {
 			want: "spec.yaml:6:14: http.tls.ca_file: client-key.pem: holds a private key (PRIVATE KEY) block: want CERTIFICATE blocks only\n"},
 		{name: "cert and key swapped", ca: "ca.pem", cert: "client-key.pem", key: "client.pem",
 			want: "spec.yaml:7:23: http.tls.client_cert_file: client-key.pem: starts with a private key (PRIVATE KEY) block: want the client certificate (CERTIFICATE) here, its key in client_key_file\n"},
+		{name: "encrypted key", ca: "ca.pem", cert: "client.pem", key: "encrypted-key.pem",
+			want: "spec.yaml:8:22: http.tls.client_key_file: encrypted-key.pem: the key is encrypted: give it decrypted (openssl pkey -in KEY -out KEY.plain), in a file only ferry's user can read\n"},
 		{name: "another key", ca: "ca.pem", cert: "client.pem", key: "other-key.pem",
 			want: "spec.yaml:8:22: http.tls.client_key_file: other-key.pem: does not go with client_cert_file client.pem: tls: private key does not match public key\n"},
 	} {
