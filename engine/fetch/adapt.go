@@ -170,8 +170,8 @@ func (a *adaptive) closedFor(now time.Time) time.Duration {
 }
 
 // observe learns from the answer to request seq, sent at sent and answered
-// at recv.
-func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv time.Time) {
+// at recv; again: the request's last attempt was answered 503 too.
+func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv time.Time, again bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.out--
@@ -202,6 +202,13 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 	}
 	if sent.Before(a.cut) {
 		return // sent at the rate already cut
+	}
+	if again && status == http.StatusServiceUnavailable {
+		// One request's 503 over and over is that request's failure (one
+		// broken endpoint), not the host's load: cut for each retry, it
+		// slowed every other request to the host (a 105 s run where a 502
+		// took 2 s). An overloaded host's 503s reach other requests too.
+		return
 	}
 	if spent && rateLimited(status, h) {
 		// The announced budget explains the rejection, and holds

@@ -192,6 +192,9 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 		attempts, failures int
 		refreshed          bool
 		tokenUsed          string
+		// unavailable: this request's last answer was a 503 (see
+		// adaptive.observe: its retries' 503s cut no rate).
+		unavailable bool
 	)
 	fail := func(err error) error {
 		var ue *url.Error
@@ -262,7 +265,7 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 			}
 			tokenUsed = v
 		}
-		rr, spool, sent, dur, err := c.attempt(ctx, h, c.restFor(targetOrigin, h), method, sendTo, hdr, body, dl)
+		rr, spool, sent, dur, err := c.attempt(ctx, h, c.restFor(targetOrigin, h), method, sendTo, hdr, body, dl, unavailable)
 		if sent {
 			attempts++
 			c.pool.requests.Add(1)
@@ -306,6 +309,7 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 		}
 
 		status := rr.StatusCode()
+		unavailable = status == http.StatusServiceUnavailable
 		c.log.Debug("http request", "method", method, "url", shown, "status", status, "attempt", attempts, "duration", dur)
 		resp := &Response{Status: status, Header: rr.Header(), Body: rr.Body(), URL: shown, Attempts: attempts, Spool: spool}
 		if dl != nil && spool == nil {
@@ -441,8 +445,9 @@ func withParam(target, name, value string) string {
 // network.
 //
 // For a download (dl set), a 2xx body is received into a Spool, and the
-// timeout bounds each wait for data instead of the whole attempt.
-func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method, target string, hdr http.Header, body []byte, dl *Download) (rr *resty.Response, spool *Spool, sent bool, dur time.Duration, err error) {
+// timeout bounds each wait for data instead of the whole attempt. again:
+// the request's last attempt was answered 503.
+func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method, target string, hdr http.Header, body []byte, dl *Download, again bool) (rr *resty.Response, spool *Spool, sent bool, dur time.Duration, err error) {
 	if err := c.pool.waitRate(ctx, h); err != nil {
 		return nil, nil, false, 0, err
 	}
@@ -500,7 +505,7 @@ func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method,
 	case th != nil && answered:
 		th.observe(rr.Header(), rr.StatusCode(), start, recv)
 	case ad != nil && answered:
-		ad.observe(rr.Header(), rr.StatusCode(), seq, start, recv)
+		ad.observe(rr.Header(), rr.StatusCode(), seq, start, recv, again)
 	case ad != nil:
 		ad.abandon()
 	}
