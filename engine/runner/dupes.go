@@ -2,10 +2,12 @@ package runner
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"sort"
 	"sync"
 
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
 
@@ -24,6 +26,11 @@ const (
 	dupWarn                   // a duplicate: write, counted
 	dupFail                   // a duplicate: do not write, fail the record
 	dupMerge                  // a duplicate: write as a merge
+	// dupCollision: a duplicate under no on_duplicate that replaces
+	// another record's row (other values, from another chain): written,
+	// the last one wins as under warn, but the record it replaced is lost,
+	// so the run fails.
+	dupCollision
 )
 
 // target tracks the keys one table or blueprint received in this run, to
@@ -44,15 +51,18 @@ type target struct {
 	delivering sync.Mutex
 
 	mu    sync.Mutex
-	keys  keySet
+	keys  keySet    // with each key, the fingerprint of its first row
 	saved *savedSet // nil: no earlier run of the sync committed a row here
 	parts map[partRef]uint32
 	// dropped are the partitions (numbers of parts) this run reads afresh:
 	// their saved keys belong to a reading that this run's replaces.
-	dropped  map[uint32]bool
-	count    int
-	modes    map[string]int // duplicates by the mode applied
-	examples []string
+	dropped map[uint32]bool
+	count   int
+	modes   map[string]int // duplicates by the mode applied
+	// collisions: duplicates under no on_duplicate that replaced another
+	// record's row (each also a failure of the run).
+	collisions int
+	examples   []string
 }
 
 // maxExamples bounds the duplicates a report names.
@@ -69,7 +79,8 @@ type targets struct {
 func newTargets(f *spec.File, saved *SavedKeys) *targets {
 	t := &targets{tables: map[string]*target{}, blueprints: map[string]*target{}}
 	for _, it := range f.Tables.Items {
-		t.tables[it.Key] = &target{kind: "table", name: it.Key, mode: cmp.Or(it.Value.OnDuplicate.V, DupWarn)}
+		// No on_duplicate ("") is warn with a check for collisions.
+		t.tables[it.Key] = &target{kind: "table", name: it.Key, mode: it.Value.OnDuplicate.V}
 		if s := saved.table(it.Key); s != nil {
 			sort.Sort(s)
 			t.tables[it.Key].saved, t.tables[it.Key].parts = s, saved.parts
@@ -78,7 +89,7 @@ func newTargets(f *spec.File, saved *SavedKeys) *targets {
 	if f.Port != nil {
 		for _, e := range f.Port.Entities {
 			if t.blueprints[e.Blueprint.V] == nil {
-				t.blueprints[e.Blueprint.V] = &target{kind: "blueprint", name: e.Blueprint.V, mode: DupWarn}
+				t.blueprints[e.Blueprint.V] = &target{kind: "blueprint", name: e.Blueprint.V}
 			}
 			if e.OnDuplicate.V == DupMerge {
 				t.blueprints[e.Blueprint.V].merges = true
@@ -103,33 +114,37 @@ type origin struct {
 }
 
 // seen records key under the table's own mode.
-func (t *target) seen(key string, from origin, place func() string) (dupResult, uint64) {
-	return t.seenAs(key, from, place, t.mode)
+func (t *target) seen(key string, from origin, fp uint64, place func() string) (dupResult, uint64) {
+	return t.seenAs(key, from, fp, place, t.mode)
 }
 
 // seenAs records key and says what to do with its row or entity, and
 // returns the key's hash: the first of a key in the sync is written; a
-// later one follows mode. place names the record, for the report's
-// examples. An empty key (a table without a primary key) is never a
-// duplicate.
-func (t *target) seenAs(key string, from origin, place func() string, mode string) (dupResult, uint64) {
+// later one follows mode. fp is the row's fingerprint (see fingerprint;
+// 0: unknown), which tells a collision under no mode ("") from a record
+// met twice. place names the record, for the report's examples. An empty
+// key (a table without a primary key) is never a duplicate.
+func (t *target) seenAs(key string, from origin, fp uint64, place func() string, mode string) (dupResult, uint64) {
 	if t == nil || key == "" {
 		return dupNone, 0
 	}
 	h := KeyHash(key)
+	check := mode == ""
 	mode = cmp.Or(mode, DupWarn)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.keys.has(h) {
+	first, met := t.keys.get(h)
+	if !met {
 		if !t.savedHas(h, from) {
-			t.keys.insert(h)
+			t.keys.insert(h, fp)
 			return dupNone, h
 		}
 		// An earlier run of the sync committed a row of this key. One
 		// failed here is not written: a later row of the key meets the
-		// saved one, not this one.
+		// saved one, not this one. (The saved key has no fingerprint: no
+		// collision is told across runs.)
 		if mode != DupFail {
-			t.keys.insert(h)
+			t.keys.insert(h, 0)
 		}
 	}
 	t.count++
@@ -146,7 +161,59 @@ func (t *target) seenAs(key string, from origin, place func() string, mode strin
 	case DupMerge:
 		return dupMerge, h
 	}
+	if check && collides(first, fp) {
+		t.collisions++
+		return dupCollision, h
+	}
 	return dupWarn, h
+}
+
+// fingerprint is a row's fingerprint when the table's mode checks for
+// collisions (no on_duplicate), else 0: the encoding costs a little CPU.
+func (t *target) fingerprint(from origin, data map[string]any) uint64 {
+	if t == nil {
+		return 0
+	}
+	return t.fingerprintAs(t.mode, from, data)
+}
+
+// fingerprintAs is fingerprint under mode.
+func (t *target) fingerprintAs(mode string, from origin, data map[string]any) uint64 {
+	if t == nil || mode != "" {
+		return 0
+	}
+	b, err := jsonv.Append(nil, data, false)
+	if err != nil {
+		return 0 // a row that cannot be encoded fails when it is written
+	}
+	return fingerprintOf(from, b)
+}
+
+// collisionError says what a collision lost, and what to do about it.
+func collisionError(target, what, key string) error {
+	return fmt.Errorf("%s: %s %s already written by another record of this run (other values, from another parent or stream): this one replaced it, and that record is lost; make the key unique (add the parent's key), or set on_duplicate: warn (the last one wins), merge or fail", target, what, key)
+}
+
+// fingerprintOf packs where a row came from (its stream partition, the
+// chain that read it) and its values, 32 bits of a hash each, to tell a
+// record met twice from two records under one key; never 0 (unknown).
+func fingerprintOf(from origin, data []byte) uint64 {
+	o := KeyHash(from.stream + "\x00" + from.partition)
+	fp := o<<32 | KeyHash(string(data))&0xffffffff
+	return max(fp, 1)
+}
+
+// collides tells whether a row of fingerprint fp replaces another record's:
+// its values differ from the first row of its key, which another chain
+// read. A record listed twice has the same values (a shifted page, a
+// child under two parents), and one met again on its own chain with new
+// values is the same record changed while it was read (an incremental
+// export lists it again): the latest version is what is wanted.
+func collides(first, fp uint64) bool {
+	if first == 0 || fp == 0 {
+		return false
+	}
+	return first>>32 != fp>>32 && uint32(first) != uint32(fp)
 }
 
 // note records key as met, without a row: one its partition committed
@@ -158,7 +225,9 @@ func (t *target) note(key string) {
 	h := KeyHash(key)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.keys.add(h)
+	if _, ok := t.keys.get(h); !ok {
+		t.keys.insert(h, 0)
+	}
 }
 
 // savedHas tells whether an earlier run of the sync committed a row of key
@@ -224,45 +293,49 @@ func (t *targets) report() []Duplicate {
 	return out
 }
 
-// keySet is a set of key hashes that grows by 8 bytes a key (plus the
-// slack of a growing slice), where a map takes 16 to 20: the latest keys
-// sit in a small map, and every compactAt of them are merged into one
-// sorted slice, searched by bisection. The duplicate check is the one
-// memory cost of a run that grows with its rows, so it is kept small.
+// keySet is a set of key hashes, each with a fingerprint of its first row
+// (see fingerprint), that grows by 16 bytes a key (plus the slack of a
+// growing slice), where a map takes 32 to 40: the latest keys sit in a
+// small map, and every compactAt of them are merged into sorted slices,
+// searched by bisection. The duplicate check is the one memory cost of a
+// run that grows with its rows, so it is kept small.
 type keySet struct {
-	recent map[uint64]struct{}
+	recent map[uint64]uint64
 	sorted []uint64
+	fps    []uint64 // the fingerprint of sorted[i]
 }
 
-// compactAt bounds the map part of a keySet (about 100 kB). A merge is a
+// compactAt bounds the map part of a keySet (about 200 kB). A merge is a
 // pass over the sorted part: a million keys take 244 merges of half a
 // million keys on average, about a millisecond each.
 const compactAt = 4096
 
-// add inserts h and reports whether it is new.
+// add inserts h with no fingerprint and reports whether it is new.
 func (s *keySet) add(h uint64) bool {
-	if s.has(h) {
+	if _, ok := s.get(h); ok {
 		return false
 	}
-	s.insert(h)
+	s.insert(h, 0)
 	return true
 }
 
-// has reports whether h is in the set.
-func (s *keySet) has(h uint64) bool {
-	if _, ok := s.recent[h]; ok {
-		return true
+// get reports whether h is in the set, and its fingerprint.
+func (s *keySet) get(h uint64) (fp uint64, ok bool) {
+	if fp, ok := s.recent[h]; ok {
+		return fp, true
 	}
-	_, ok := slices.BinarySearch(s.sorted, h)
-	return ok
+	if i, ok := slices.BinarySearch(s.sorted, h); ok {
+		return s.fps[i], true
+	}
+	return 0, false
 }
 
-// insert adds h, which is not in the set.
-func (s *keySet) insert(h uint64) {
+// insert adds h, which is not in the set, with fingerprint fp.
+func (s *keySet) insert(h, fp uint64) {
 	if s.recent == nil {
-		s.recent = map[uint64]struct{}{}
+		s.recent = map[uint64]uint64{}
 	}
-	s.recent[h] = struct{}{}
+	s.recent[h] = fp
 	if len(s.recent) >= compactAt {
 		s.compact()
 	}
@@ -275,18 +348,19 @@ func (s *keySet) compact() {
 		add = append(add, h)
 	}
 	slices.Sort(add)
-	clear(s.recent)
 	i, j := len(s.sorted)-1, len(add)-1
 	s.sorted = append(s.sorted, add...) // grows; the tail is overwritten below
+	s.fps = append(s.fps, add...)
 	for k := len(s.sorted) - 1; j >= 0; k-- {
 		if i >= 0 && s.sorted[i] > add[j] {
-			s.sorted[k] = s.sorted[i]
+			s.sorted[k], s.fps[k] = s.sorted[i], s.fps[i]
 			i--
 		} else {
-			s.sorted[k] = add[j]
+			s.sorted[k], s.fps[k] = add[j], s.recent[add[j]]
 			j--
 		}
 	}
+	clear(s.recent)
 }
 
 // len is the number of keys in the set.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/ferry-etl/ferry/engine/sink"
@@ -313,13 +314,21 @@ func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Ou
 	}
 	for i := range m.rows {
 		row := &m.rows[i]
-		dup, h := r.targets.table(row.Table).seen(row.key, origin{row.Stream, row.Partition, row.reread}, m.place)
+		t := r.targets.table(row.Table)
+		from := origin{row.Stream, row.Partition, row.reread}
+		dup, h := t.seen(row.key, from, t.fingerprint(from, row.Data), m.place)
 		switch dup {
 		case dupFail:
 			fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Table: row.Table, Err: fmt.Errorf("table %s: primary key %s already written by this sync (on_duplicate: fail)", row.Table, row.key)})
 			st.stat.failed()
 			ok = false
 			continue
+		case dupCollision:
+			// Written (the last one wins), but the record whose row it
+			// replaces is lost: the run fails, naming both.
+			fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Table: row.Table, Err: collisionError("table "+row.Table, "primary key", row.key)})
+			st.stat.failed()
+			ok = false
 		case dupMerge:
 			row.Merge = true
 		}
@@ -353,12 +362,17 @@ func (r *Runner) deliverEntity(ctx context.Context, st *streamState, m *mapped, 
 	// Identifiers need no origin: a resumed run reads every chain that
 	// feeds Port again (entities reach Port only when a run ends), so the
 	// run meets every entity of the sync itself.
-	dup, _ := t.seenAs(e.key, origin{}, m.place, e.onDup)
+	from := origin{stream: e.Stream, partition: e.Partition}
+	dup, _ := t.seenAs(e.key, origin{}, t.fingerprintAs(e.onDup, from, e.Data), m.place, e.onDup)
 	switch dup {
 	case dupFail:
 		fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Blueprint: e.Blueprint, Err: fmt.Errorf("blueprint %s: identifier %q already produced by this run (on_duplicate: fail)", e.Blueprint, e.key)})
 		st.stat.failed()
 		return false, nil
+	case dupCollision:
+		// Sent (the last one wins), but the entity it replaces is lost.
+		fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Blueprint: e.Blueprint, Err: collisionError("blueprint "+e.Blueprint, "identifier", strconv.Quote(e.key))})
+		st.stat.failed()
 	case dupMerge:
 		e.Merge = true
 	}
@@ -366,5 +380,5 @@ func (r *Runner) deliverEntity(ctx context.Context, st *streamState, m *mapped, 
 		return false, fmt.Errorf("blueprint %s: %w", e.Blueprint, err)
 	}
 	st.stat.output()
-	return true, nil
+	return dup != dupCollision, nil
 }

@@ -351,7 +351,7 @@ type Table struct {
 	Mode       Str      `yaml:"mode" enum:"upsert,append,replace" doc:"Write mode (default upsert); append takes no primary_key."`
 	HardDelete Bool     `yaml:"hard_delete" doc:"replace mode: delete the rows a complete sync did not see, instead of marking them _ferry_deleted."`
 	// OnDuplicate is what happens when two rows of one run share a primary key.
-	OnDuplicate Str `yaml:"on_duplicate" enum:"warn,fail,merge" doc:"Two rows of one run with the same primary key: warn (default; the last one wins, reported), fail (the later row is a failed record, not written), or merge (later non-null columns win)."`
+	OnDuplicate Str `yaml:"on_duplicate" enum:"warn,fail,merge" doc:"Two rows of one run with the same primary key: not given, the last one wins, reported, unless the two are different records from different parents or streams (a collision: the earlier is lost, and the run fails); warn (the last one wins, reported, never fails), fail (the later row is a failed record, not written), or merge (later non-null columns win)."`
 
 	reads map[string]bool // lookups its row program reads
 }
@@ -384,7 +384,7 @@ type Entity struct {
 	Relations  Map[JQ] `yaml:"relations" doc:"Relation name to jq (a string, a list for many, or null)."`
 	// OnDuplicate is what happens when two entities of one run share a
 	// blueprint and identifier (from this mapping or another).
-	OnDuplicate Str `yaml:"on_duplicate" enum:"warn,fail,merge" doc:"An entity whose blueprint and identifier an earlier entity of the run already had: warn (default; the last one wins, reported), fail (the later entity is a failed record, not sent), or merge (later non-null title, properties and single relations win; many-relations are the sorted union)."`
+	OnDuplicate Str `yaml:"on_duplicate" enum:"warn,fail,merge" doc:"An entity whose blueprint and identifier an earlier entity of the run already had: not given, the last one wins, reported, unless the two are different records from different parents or streams (a collision: the earlier is lost, and the run fails); warn (the last one wins, reported, never fails), fail (the later entity is a failed record, not sent), or merge (later non-null title, properties and single relations win; many-relations are the sorted union)."`
 	// MissingRelations overrides port.missing_relations per relation.
 	MissingRelations Map[Str] `yaml:"missing_relations" enum:"drop,stub,fail" doc:"Per relation of this blueprint: drop, stub or fail (see port.missing_relations)."`
 
