@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"testing"
 )
@@ -36,6 +37,27 @@ func TestKeySet(t *testing.T) {
 	for h := range want {
 		if s.add(h) {
 			t.Fatalf("%d: seen before, reported new", h)
+		}
+	}
+}
+
+// TestValueHash: an object's members hash in any order; a change anywhere,
+// or a string for a number, changes the hash.
+func TestValueHash(t *testing.T) {
+	a := map[string]any{"id": "1", "n": json.Number("2"), "tags": []any{"x", "y"}, "in": map[string]any{"k": true, "z": nil}}
+	b := map[string]any{"in": map[string]any{"z": nil, "k": true}, "tags": []any{"x", "y"}, "n": json.Number("2"), "id": "1"}
+	if valueHash(a) != valueHash(b) {
+		t.Error("the same object in another member order hashes differently")
+	}
+	for name, c := range map[string]map[string]any{
+		"a string for a number": {"id": "1", "n": "2", "tags": []any{"x", "y"}, "in": map[string]any{"k": true, "z": nil}},
+		"array order":           {"id": "1", "n": json.Number("2"), "tags": []any{"y", "x"}, "in": map[string]any{"k": true, "z": nil}},
+		"nested value":          {"id": "1", "n": json.Number("2"), "tags": []any{"x", "y"}, "in": map[string]any{"k": false, "z": nil}},
+		"a member renamed":      {"id": "1", "n": json.Number("2"), "tags": []any{"x", "y"}, "in": map[string]any{"k": true, "y": nil}},
+		"values swapped":        {"id": "2", "n": json.Number("1"), "tags": []any{"x", "y"}, "in": map[string]any{"k": true, "z": nil}},
+	} {
+		if valueHash(c) == valueHash(a) {
+			t.Errorf("%s: same hash", name)
 		}
 	}
 }
