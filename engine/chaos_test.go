@@ -1,0 +1,696 @@
+package engine_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferry-etl/ferry/engine"
+	"github.com/jackc/pgx/v5"
+)
+
+// The chaos property test: a parents → children API paged four ways
+// answers each request with a random fault (seeded), ferry runs into
+// SQLite (and PostgreSQL), and whatever the faults, nothing is lost
+// silently: a run that exits 0 wrote exactly the source's records, one
+// that does not names the stream and parent of every record it misses,
+// and a resumed run without faults converges to exactly the source's
+// records. FERRY_CHAOS_SEEDS=n runs n seeds (default a few, for speed);
+// FERRY_CHAOS_SEED=s runs seed s alone.
+
+// chaosKids are the child streams, one per pagination style.
+var chaosKids = []string{"kids_page", "kids_cursor", "kids_link", "kids_offset"}
+
+// chaosRec is one source record.
+type chaosRec struct {
+	ID, V, Note, Parent string
+	hasNote             bool
+}
+
+func (r chaosRec) json() map[string]any {
+	m := map[string]any{"id": r.ID, "v": r.V}
+	if r.Parent != "" {
+		m["parent"] = r.Parent
+	}
+	if r.hasNote { // an optional field the API omits when unset
+		m["note"] = r.Note
+	}
+	return m
+}
+
+// row is the record as the table holds it, for comparison.
+func (r chaosRec) row() string {
+	note := "<null>"
+	if r.hasNote {
+		note = r.Note
+	}
+	return r.V + "|" + note + "|" + r.Parent
+}
+
+// chaosAPI is the simulated source.
+type chaosAPI struct {
+	seed    uint64
+	parents []chaosRec
+	gone    string                           // a listed parent deleted since: its children answer 404
+	kids    map[string]map[string][]chaosRec // stream → parent → records
+	srv     *httptest.Server
+
+	mu        sync.Mutex
+	faultRate float64        // 0: no faults
+	seen      map[string]int // request URL → times asked (faults depend on it, not on arrival order)
+	served    int
+	onRequest func(n int)
+	injected  map[string]int
+	trace     []string // each request and its fault, for a failing seed's log
+}
+
+const chaosPageCap = 3 // the server's page size cap: the spec asks for 5
+
+func newChaosAPI(t *testing.T, seed uint64) *chaosAPI {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	a := &chaosAPI{seed: seed, kids: map[string]map[string][]chaosRec{}, seen: map[string]int{}, injected: map[string]int{}}
+	n := 3 + rng.IntN(4)
+	goneAt := rng.IntN(n + 1)
+	for i := 0; i <= n; i++ {
+		id := fmt.Sprintf("p%d", i)
+		if i == goneAt {
+			id = "gone" + strconv.Itoa(i)
+			a.gone = id
+		}
+		a.parents = append(a.parents, chaosRec{ID: id, V: fmt.Sprintf("pv%d", rng.IntN(100)), Note: "pn", hasNote: rng.IntN(2) == 0})
+	}
+	for _, s := range chaosKids {
+		a.kids[s] = map[string][]chaosRec{}
+		for _, p := range a.parents {
+			if p.ID == a.gone {
+				continue
+			}
+			for j := range rng.IntN(11) {
+				a.kids[s][p.ID] = append(a.kids[s][p.ID], chaosRec{
+					ID: fmt.Sprintf("%s-%s-%d", s, p.ID, j), V: fmt.Sprintf("v%d", rng.IntN(1000)),
+					Note: "n" + strconv.Itoa(j), hasNote: rng.IntN(3) > 0, Parent: p.ID,
+				})
+			}
+		}
+	}
+	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *chaosAPI) setFaults(rate float64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.faultRate = rate
+}
+
+// rand is a generator for the n-th asking of url: the same seed gives the
+// same answers whatever order concurrent chains ask in.
+func (a *chaosAPI) rand(url string, n int) *rand.Rand {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s#%d", url, n)
+	return rand.New(rand.NewPCG(a.seed, h.Sum64()))
+}
+
+var chaosFaults = []string{"429-retry-after", "429-reset", "500", "502", "503", "error-body", "fatal-body", "truncated-json", "cut-body", "reset", "slow"}
+
+func (a *chaosAPI) serve(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	a.served++
+	n, hook := a.served, a.onRequest
+	a.seen[r.URL.String()]++
+	rng := a.rand(r.URL.String(), a.seen[r.URL.String()])
+	rate := a.faultRate
+	fault, shape := "", ""
+	if rate > 0 && rng.Float64() < rate {
+		fault = chaosFaults[rng.IntN(len(chaosFaults))]
+		a.injected[fault]++
+	} else if rate > 0 && rng.Float64() < rate {
+		shape = []string{"short", "dup", "omit"}[rng.IntN(3)]
+		a.injected[shape]++
+	}
+	a.trace = append(a.trace, fmt.Sprintf("%s %s %s", r.URL, fault, shape))
+	a.mu.Unlock()
+	if hook != nil {
+		hook(n)
+	}
+	switch fault {
+	case "429-retry-after":
+		w.Header().Set("Retry-After", "0")
+		w.WriteHeader(http.StatusTooManyRequests)
+		return
+	case "429-reset":
+		w.Header().Set("x-ratelimit-remaining", "0")
+		w.Header().Set("x-ratelimit-reset", "0")
+		w.WriteHeader(http.StatusTooManyRequests)
+		return
+	case "500", "502", "503":
+		code, _ := strconv.Atoi(fault)
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(code)
+		fmt.Fprintf(w, "<html><body><h1>%d</h1>upstream trouble</body></html>", code)
+		return
+	case "error-body": // a rule retries it
+		json.NewEncoder(w).Encode(map[string]any{"error": "backend busy", "retryable": true})
+		return
+	case "fatal-body": // a rule fails the chain with it
+		json.NewEncoder(w).Encode(map[string]any{"error": "internal", "retryable": false})
+		return
+	case "reset":
+		hijackClose(w, "")
+		return
+	case "slow": // past the spec's timeout
+		select {
+		case <-r.Context().Done():
+		case <-time.After(2 * time.Second):
+		}
+		return
+	}
+	status, hdr, body := a.answer(r, shape, rng)
+	switch fault {
+	case "truncated-json": // a whole HTTP answer whose JSON stops halfway
+		body = body[:len(body)/2]
+	case "cut-body": // the connection drops halfway through the promised body
+		hijackClose(w, fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body[:len(body)/2]))
+		return
+	}
+	for k, v := range hdr {
+		w.Header().Set(k, v)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+func hijackClose(w http.ResponseWriter, raw string) {
+	conn, buf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(err)
+	}
+	buf.WriteString(raw)
+	buf.Flush()
+	conn.Close()
+}
+
+// window is the part of list a page serves from position lo with size n,
+// shaped: a short page (cut below n; not the last), a duplicate (the
+// previous page's last record again, as when a record added at the front
+// shifts the list), or as it is.
+func window(list []chaosRec, lo, n int, shape string, rng *rand.Rand) (page []chaosRec, next int) {
+	lo = min(lo, len(list))
+	hi := min(lo+n, len(list))
+	if shape == "short" && hi-lo > 1 && hi < len(list) {
+		hi = lo + 1 + rng.IntN(hi-lo-1)
+	}
+	page = slices.Clone(list[lo:hi])
+	if shape == "dup" && lo > 0 {
+		page = append([]chaosRec{list[lo-1]}, page...)
+	}
+	return page, hi
+}
+
+func recsJSON(rs []chaosRec) []any {
+	out := []any{}
+	for _, r := range rs {
+		out = append(out, r.json())
+	}
+	return out
+}
+
+func posToken(pos int) string {
+	return base64.StdEncoding.EncodeToString([]byte("pos/" + strconv.Itoa(pos) + "?="))
+}
+
+func posUntoken(s string) int {
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || !strings.HasPrefix(string(b), "pos/") {
+		return -1
+	}
+	n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(string(b), "pos/"), "?="))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+func (a *chaosAPI) answer(r *http.Request, shape string, rng *rand.Rand) (int, map[string]string, []byte) {
+	q := r.URL.Query()
+	size := func(name string) int {
+		n, err := strconv.Atoi(q.Get(name))
+		if err != nil || n <= 0 {
+			return chaosPageCap
+		}
+		return min(n, chaosPageCap)
+	}
+	enc := func(v any) []byte { b, _ := json.Marshal(v); return b }
+	bad := func(msg string) (int, map[string]string, []byte) {
+		return http.StatusBadRequest, nil, enc(map[string]any{"message": msg})
+	}
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if len(parts) == 1 && parts[0] == "parents" {
+		lo := 0
+		if c := q.Get("cursor"); c != "" {
+			if lo = posUntoken(c); lo < 0 {
+				return bad("bad cursor")
+			}
+		}
+		page, hi := window(a.parents, lo, 2, shape, rng)
+		body := map[string]any{"items": recsJSON(page)}
+		if hi < len(a.parents) {
+			body["next"] = posToken(hi)
+		}
+		return 200, nil, enc(body)
+	}
+	if len(parts) != 3 || parts[0] != "parents" {
+		return http.StatusNotFound, nil, enc(map[string]any{"message": "no route"})
+	}
+	p, stream := parts[1], parts[2]
+	if p == a.gone {
+		return http.StatusNotFound, nil, enc(map[string]any{"message": "parent not found"})
+	}
+	list := a.kids[stream][p]
+	switch stream {
+	case "kids_page": // page numbers from 1 with total_pages; a short page would lose records here, so none
+		n := size("per_page")
+		pg, err := strconv.Atoi(q.Get("page"))
+		if err != nil || pg < 1 {
+			return bad("bad page")
+		}
+		if shape == "short" {
+			shape = ""
+		}
+		page, _ := window(list, (pg-1)*n, n, shape, rng)
+		body := map[string]any{"items": recsJSON(page)}
+		if shape != "omit" {
+			body["total_pages"] = (len(list) + n - 1) / n
+		}
+		return 200, nil, enc(body)
+	case "kids_cursor":
+		lo := 0
+		if c := q.Get("after"); c != "" {
+			if lo = posUntoken(c); lo < 0 {
+				return bad("bad cursor")
+			}
+		}
+		page, hi := window(list, lo, size("limit"), shape, rng)
+		meta := map[string]any{}
+		if hi < len(list) {
+			meta["next_cursor"] = posToken(hi)
+		}
+		return 200, nil, enc(map[string]any{"data": recsJSON(page), "meta": meta})
+	case "kids_link":
+		lo, err := strconv.Atoi(q.Get("start"))
+		if q.Get("start") == "" {
+			lo, err = 0, nil
+		}
+		if err != nil {
+			return bad("bad start")
+		}
+		n := size("per_page")
+		page, hi := window(list, lo, n, shape, rng)
+		hdr := map[string]string{}
+		if hi < len(list) {
+			hdr["Link"] = fmt.Sprintf(`<%s%s?start=%d&per_page=%d>; rel="next", <%s%s?start=0&per_page=%d>; rel="first"`, a.srv.URL, r.URL.Path, hi, n, a.srv.URL, r.URL.Path, n)
+		}
+		return 200, hdr, enc(recsJSON(page))
+	case "kids_offset": // offsets advance by what a page held: a duplicate would shift it, so none
+		lo, err := strconv.Atoi(q.Get("offset"))
+		if q.Get("offset") == "" {
+			lo, err = 0, nil
+		}
+		if err != nil {
+			return bad("bad offset")
+		}
+		if shape == "dup" {
+			shape = ""
+		}
+		page, _ := window(list, lo, size("limit"), shape, rng)
+		body := map[string]any{"results": recsJSON(page)}
+		if shape != "omit" {
+			body["total"] = len(list)
+		}
+		return 200, nil, enc(body)
+	}
+	return http.StatusNotFound, nil, enc(map[string]any{"message": "no route"})
+}
+
+const chaosSpec = `version: 1
+name: NAME
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+  timeout: 300ms
+  concurrency: 4
+  retry: {attempts: 4, initial: 1ms, max: 2ms}
+  rules:
+    - status: 404
+      action: empty
+    - status: 200
+      body: '.retryable? == true'
+      action: retry
+      message: .error
+    - status: 200
+      body: '.retryable? == false'
+      action: fail
+      message: .error
+streams:
+  orgs:
+    request: {path: /parents}
+    records: .items[]
+    paginate: {type: cursor, token: .next, param: cursor}
+  kids_page:
+    for_each: orgs
+    request: {path: '/parents/${ parent.id }/kids_page'}
+    records: .items[]
+    paginate: {type: page, param: page, size: 5, size_param: per_page, total_pages: .total_pages}
+  kids_cursor:
+    for_each: orgs
+    request: {path: '/parents/${ parent.id }/kids_cursor'}
+    records: .data[]
+    paginate: {type: cursor, token: .meta.next_cursor, param: after, size: 5, size_param: limit}
+  kids_link:
+    for_each: orgs
+    request: {path: '/parents/${ parent.id }/kids_link', query: {per_page: 5}}
+    paginate: {type: link_header}
+  kids_offset:
+    for_each: orgs
+    request: {path: '/parents/${ parent.id }/kids_offset'}
+    records: .results[]
+    paginate: {type: offset, param: offset, size: 5, size_param: limit, total: .total}
+tables:
+  orgs: {from: orgs, primary_key: [id], row: '{id, v, note}', columns: {id: STRING, v: STRING, note: STRING}}
+  kids_page: {from: kids_page, primary_key: [id], row: '{id, v, note, parent}', columns: {id: STRING, v: STRING, note: STRING, parent: STRING}}
+  kids_cursor: {from: kids_cursor, primary_key: [id], row: '{id, v, note, parent}', columns: {id: STRING, v: STRING, note: STRING, parent: STRING}}
+  kids_link: {from: kids_link, primary_key: [id], row: '{id, v, note, parent}', columns: {id: STRING, v: STRING, note: STRING, parent: STRING}}
+  kids_offset: {from: kids_offset, primary_key: [id], row: '{id, v, note, parent}', columns: {id: STRING, v: STRING, note: STRING, parent: STRING}}
+`
+
+// truth is what each table must hold: id → row.
+func (a *chaosAPI) truth() map[string]map[string]string {
+	out := map[string]map[string]string{"orgs": {}}
+	for _, p := range a.parents {
+		out["orgs"][p.ID] = p.row()
+	}
+	for _, s := range chaosKids {
+		out[s] = map[string]string{}
+		for _, rs := range a.kids[s] {
+			for _, r := range rs {
+				out[s][r.ID] = r.row()
+			}
+		}
+	}
+	return out
+}
+
+// chaosDest is a destination the test can read back.
+type chaosDest struct {
+	url  string
+	read func(t *testing.T, table string) map[string]string
+}
+
+func sqliteChaosDest(dir, name string) chaosDest {
+	path := filepath.Join(dir, "t.db")
+	return chaosDest{url: "sqlite:" + path, read: func(t *testing.T, table string) map[string]string {
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		return readChaosRows(t, func(q string) (*sql.Rows, error) { return db.Query(q) }, fmt.Sprintf(`"%s__%s"`, name, table))
+	}}
+}
+
+func readChaosRows(t *testing.T, query func(string) (*sql.Rows, error), table string) map[string]string {
+	t.Helper()
+	rows, err := query(`SELECT id, coalesce(v, '<null>'), coalesce(note, '<null>'), ` + parentCol(table) + ` FROM ` + table)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") {
+			return map[string]string{}
+		}
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var id, v, note, parent string
+		if err := rows.Scan(&id, &v, &note, &parent); err != nil {
+			t.Fatal(err)
+		}
+		out[id] = v + "|" + note + "|" + parent
+	}
+	return out
+}
+
+func parentCol(table string) string {
+	if strings.Contains(table, "orgs") {
+		return "''"
+	}
+	return "coalesce(parent, '<null>')"
+}
+
+func pgChaosDest(t *testing.T, url, name string) chaosDest {
+	drop := func(ctx context.Context) error {
+		conn := pgConnect(t, ctx, url)
+		defer conn.Close(ctx)
+		_, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{name}.Sanitize()+` CASCADE`)
+		return err
+	}
+	if err := drop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := drop(context.Background()); err != nil {
+			t.Errorf("drop schema %s: %v", name, err)
+		}
+	})
+	return chaosDest{url: url, read: func(t *testing.T, table string) map[string]string {
+		ctx := t.Context()
+		conn := pgConnect(t, ctx, url)
+		defer conn.Close(ctx)
+		q := `SELECT id, coalesce(v, '<null>'), coalesce(note, '<null>'), ` + parentCol(table) + ` FROM ` + pgx.Identifier{name, table}.Sanitize()
+		rows, err := conn.Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		out := map[string]string{}
+		for rows.Next() {
+			var id, v, note, parent string
+			if err := rows.Scan(&id, &v, &note, &parent); err != nil {
+				if strings.Contains(err.Error(), "does not exist") {
+					return map[string]string{}
+				}
+				t.Fatal(err)
+			}
+			out[id] = v + "|" + note + "|" + parent
+		}
+		if err := rows.Err(); err != nil && !strings.Contains(err.Error(), "does not exist") {
+			t.Fatal(err)
+		}
+		return out
+	}}
+}
+
+func chaosSeeds(t *testing.T) []uint64 {
+	if s := os.Getenv("FERRY_CHAOS_SEED"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("FERRY_CHAOS_SEED: %v", err)
+		}
+		return []uint64{n}
+	}
+	count := 6
+	if testing.Short() {
+		count = 2
+	}
+	if s := os.Getenv("FERRY_CHAOS_SEEDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("FERRY_CHAOS_SEEDS: %v", err)
+		}
+		count = n
+	}
+	var out []uint64
+	for i := range count {
+		out = append(out, uint64(i+1))
+	}
+	return out
+}
+
+// TestChaos is the property: per seed, a run under faults, and a run
+// cancelled at a random request, each resumed without faults.
+func TestChaos(t *testing.T) {
+	dests := []string{"sqlite"}
+	if os.Getenv("FERRY_TEST_POSTGRES_URL") != "" {
+		dests = append(dests, "postgres")
+	}
+	for _, seed := range chaosSeeds(t) {
+		for _, dest := range dests {
+			for _, mode := range []string{"faults", "cancel"} {
+				t.Run(fmt.Sprintf("seed=%d/%s/%s", seed, dest, mode), func(t *testing.T) {
+					t.Parallel()
+					chaosRun(t, seed, dest, mode)
+				})
+			}
+		}
+	}
+}
+
+func chaosRun(t *testing.T, seed uint64, destKind, mode string) {
+	a := newChaosAPI(t, seed)
+	dir := t.TempDir()
+	name := fmt.Sprintf("chaos_%d_%d_%s", os.Getpid(), seed, mode)
+	var dest chaosDest
+	if destKind == "postgres" {
+		dest = pgChaosDest(t, os.Getenv("FERRY_TEST_POSTGRES_URL"), name)
+	} else {
+		dest = sqliteChaosDest(dir, name)
+	}
+	path := filepath.Join(dir, "s.yaml")
+	if err := os.WriteFile(path, []byte(strings.Replace(chaosSpec, "name: NAME", "name: "+name, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := engine.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.ResolveConfig(sp, engine.ConfigSources{Sets: map[string]string{"url": a.srv.URL}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(ctx context.Context) error {
+		_, err := engine.Run(ctx, sp, cfg, engine.RunOptions{Dest: dest.url, ResumeWithin: -1})
+		return err
+	}
+	rng := rand.New(rand.NewPCG(seed, 1))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	if mode == "faults" {
+		a.setFaults(0.1 + 0.3*rng.Float64())
+	} else {
+		stop := 1 + rng.IntN(40)
+		a.onRequest = func(n int) {
+			if n == stop {
+				cancel()
+			}
+		}
+	}
+	err = run(ctx)
+	a.mu.Lock()
+	a.onRequest, a.faultRate = nil, 0
+	injected := fmt.Sprint(a.injected)
+	a.mu.Unlock()
+	t.Logf("seed %d %s: first run: %v; injected %s", seed, mode, err, injected)
+	defer func() {
+		if t.Failed() {
+			a.mu.Lock()
+			t.Logf("requests (url fault shape):\n%s", strings.Join(a.trace, "\n"))
+			a.mu.Unlock()
+		}
+	}()
+	truth := a.truth()
+	if err == nil {
+		chaosExact(t, dest, truth, "a run that exited 0")
+	} else {
+		if ctx.Err() == nil {
+			chaosReported(t, a, dest, truth, err)
+		}
+		chaosNoExtra(t, dest, truth)
+		if err := run(t.Context()); err != nil {
+			t.Fatalf("seed %d: resumed run without faults: %v", seed, err)
+		}
+		chaosExact(t, dest, truth, "the resumed run")
+	}
+}
+
+// chaosExact: every table holds exactly the source's records.
+func chaosExact(t *testing.T, dest chaosDest, truth map[string]map[string]string, what string) {
+	t.Helper()
+	for table, want := range truth {
+		got := dest.read(t, table)
+		for id, row := range want {
+			if g, ok := got[id]; !ok {
+				t.Errorf("%s: table %s misses %s", what, table, id)
+			} else if g != row {
+				t.Errorf("%s: table %s: %s = %q, want %q", what, table, id, g, row)
+			}
+		}
+		for id := range got {
+			if _, ok := want[id]; !ok {
+				t.Errorf("%s: table %s holds %s, which the source never had", what, table, id)
+			}
+		}
+	}
+}
+
+func chaosNoExtra(t *testing.T, dest chaosDest, truth map[string]map[string]string) {
+	t.Helper()
+	for table, want := range truth {
+		for id, g := range dest.read(t, table) {
+			if w, ok := want[id]; !ok || g != w {
+				t.Errorf("failed run: table %s: %s = %q, source has %q", table, id, g, w)
+			}
+		}
+	}
+}
+
+// chaosReported: a failed run names, for each record it misses, its
+// stream and parent (or the parents' stream, when the parent is missing).
+func chaosReported(t *testing.T, a *chaosAPI, dest chaosDest, truth map[string]map[string]string, err error) {
+	t.Helper()
+	var re *engine.RunError
+	if !errors.As(err, &re) {
+		t.Errorf("failed run: %v is not a RunError listing its failures", err)
+		return
+	}
+	if engine.ExitCode(err, false) == 0 {
+		t.Errorf("failed run exits 0: %v", err)
+	}
+	failed := func(stream, parent string) bool {
+		for _, f := range re.Failures {
+			if f.Stream == stream && (parent == "" || strings.Contains(f.Parents, "orgs[id="+parent+"]")) {
+				return true
+			}
+		}
+		return false
+	}
+	gotParents := dest.read(t, "orgs")
+	for id := range truth["orgs"] {
+		if _, ok := gotParents[id]; !ok && !failed("orgs", "") {
+			t.Errorf("seed %d: parent %s missing, no failure of stream orgs: %v", a.seed, id, err)
+		}
+	}
+	for _, s := range chaosKids {
+		got := dest.read(t, s)
+		for _, p := range a.parents {
+			for _, r := range a.kids[s][p.ID] {
+				if _, ok := got[r.ID]; ok {
+					continue
+				}
+				if failed(s, p.ID) {
+					continue
+				}
+				if _, ok := gotParents[p.ID]; !ok && failed("orgs", "") {
+					continue
+				}
+				t.Errorf("seed %d: %s record %s (parent %s) missing silently: %v", a.seed, s, r.ID, p.ID, err)
+			}
+		}
+	}
+}
