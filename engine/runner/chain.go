@@ -975,10 +975,13 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 			retried, whole = true, true
 		default:
 			// Rows were committed before, but for the tables whose
-			// mapping of this record failed.
+			// mapping of this record failed, and those where the page
+			// did not hold it when committed (a server that cut that
+			// page short, or a record added since): its partition saved
+			// no key of its row.
 			tables = nil
 			for _, t := range st.tables {
-				if !failedBefore[t.Name] {
+				if !failedBefore[t.Name] && c.committed(t, rec) {
 					continue
 				}
 				if key != "" && c.retryKeys[retryKey{key, t.Name}] {
@@ -997,7 +1000,7 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 			// rewrites its own saved key; the committed records around it
 			// are met in their order, so that one that changed to another
 			// record's key is a duplicate still.
-			m = c.noteCommitted(m, rec, failedBefore)
+			m = c.noteCommitted(m, rec, tables)
 		}
 		if m != nil && (replay || c.cp == nil) {
 			// A chain read from its start (afresh, or for the first time),
@@ -1027,6 +1030,28 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 	return retried, nil
 }
 
+// committed tells whether the rows of rec in table t were committed by
+// this chain's partition in the sync's earlier runs, as far as the keys
+// they saved say: a table without a primary key saves none, and its rows
+// are taken as committed (writing them again would append them twice), as
+// are all when no keys are saved (no table destination).
+func (c *chainRun) committed(t *spec.Table, rec any) bool {
+	if len(t.PrimaryKey) == 0 {
+		return true
+	}
+	rows, errs := tableRows(c.ctx, t, rec, c.vars)
+	if len(errs) > 0 {
+		// A mapping that fails now: mapped again, it fails the record.
+		return false
+	}
+	for _, row := range rows {
+		if row.key != "" && !c.r.targets.committedBy(t.Name, row.key, c.st.s.Name, c.rn.partition) {
+			return false
+		}
+	}
+	return true
+}
+
 // changes tells a chain whose replayed records may be written whole
 // (changed): an incremental one with a cursor.
 func (c *chainRun) changes() bool {
@@ -1036,10 +1061,11 @@ func (c *chainRun) changes() bool {
 
 // noteCommitted adds to m (made when nil) the primary keys of rec's rows
 // its chain committed before and does not write again (the tables but
-// those its mapping failed for): a mapping that fails now notes nothing.
-func (c *chainRun) noteCommitted(m *mapped, rec any, failedBefore map[string]bool) *mapped {
+// written, those its mapping failed for or that did not hold it): a
+// mapping that fails now notes nothing.
+func (c *chainRun) noteCommitted(m *mapped, rec any, written []*spec.Table) *mapped {
 	for _, t := range c.st.tables {
-		if failedBefore[t.Name] || len(t.PrimaryKey) == 0 {
+		if slices.Contains(written, t) || len(t.PrimaryKey) == 0 {
 			continue
 		}
 		rows, _ := tableRows(c.ctx, t, rec, c.vars)

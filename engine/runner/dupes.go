@@ -73,12 +73,16 @@ const maxExamples = 5
 // so lookups need no lock.
 type targets struct {
 	tables, blueprints map[string]*target
+	// keyed: the destination saves the keys of the rows it commits (the
+	// sync's earlier runs' are in the tables' saved), so a key that no
+	// partition saved was not committed.
+	keyed bool
 }
 
 // newTargets makes the targets of f; saved (may be nil) holds the keys of
 // the rows the sync's earlier runs committed.
 func newTargets(f *spec.File, saved *SavedKeys) *targets {
-	t := &targets{tables: map[string]*target{}, blueprints: map[string]*target{}}
+	t := &targets{tables: map[string]*target{}, blueprints: map[string]*target{}, keyed: saved != nil}
 	for _, it := range f.Tables.Items {
 		// No on_duplicate ("") is warn with a check for collisions.
 		t.tables[it.Key] = &target{kind: "table", name: it.Key, mode: it.Value.OnDuplicate.V}
@@ -289,6 +293,32 @@ func (t *target) note(key string) {
 	if _, ok := t.keys.get(h); !ok {
 		t.keys.insert(h, 0)
 	}
+}
+
+// committedBy tells whether an earlier run of the sync committed a row of
+// key from partition (stream, partition), which this run does not read
+// afresh. Without saved keys to tell (no destination saving them), any.
+func (ts *targets) committedBy(table, key, stream, partition string) bool {
+	t := ts.table(table)
+	if !ts.keyed || t == nil {
+		return true
+	}
+	if t.saved == nil {
+		return false
+	}
+	h := KeyHash(key)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.parts[partRef{stream, partition}]
+	if !ok || t.dropped[p] {
+		return false
+	}
+	for i, _ := slices.BinarySearch(t.saved.hashes, h); i < len(t.saved.hashes) && t.saved.hashes[i] == h; i++ {
+		if t.saved.parts[i] == p {
+			return true
+		}
+	}
+	return false
 }
 
 // savedHas tells whether an earlier run of the sync committed a row of key

@@ -1,0 +1,75 @@
+package engine_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine"
+)
+
+// TestReplayedPageWritesRecordsNewToIt: a parent stream's committed page
+// is read again by the resumed run (its children need the records), but
+// it holds a record it did not hold when committed: the first run's page 1
+// was short (a server cutting a page), the chain failed on page 2, and the
+// resumed run's page 1 is whole, its next cursor past that record. The
+// record is written. (It was read for its children only: exit 0, its row
+// missing. Found by TestChaos, seed 77.)
+func TestReplayedPageWritesRecordsNewToIt(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  orgs:
+    request: {path: /orgs}
+    records: .items[]
+    paginate: {type: cursor, token: .next, param: cursor}
+  repos:
+    for_each: orgs
+    request: {path: '/orgs/${ parent.id }/repos'}
+tables:
+  orgs: {from: orgs, primary_key: [id]}
+  repos: {from: repos, primary_key: [id]}
+`, "")
+	all := []string{"o1", "o2", "o3"}
+	var firstRun atomic.Bool
+	firstRun.Store(true)
+	fx.mu.Lock()
+	fx.routes["/orgs"] = func(w http.ResponseWriter, r *http.Request) {
+		lo, _ := strconv.Atoi(r.URL.Query().Get("cursor"))
+		n := 2
+		switch {
+		case firstRun.Load() && lo == 0:
+			n = 1 // a short page: o2 goes to the next one
+		case firstRun.Load():
+			http.Error(w, "<html>down</html>", http.StatusBadGateway)
+			return
+		}
+		hi := min(lo+n, len(all))
+		var items []any
+		for _, id := range all[lo:hi] {
+			items = append(items, map[string]any{"id": id})
+		}
+		body := map[string]any{"items": items}
+		if hi < len(all) {
+			body["next"] = strconv.Itoa(hi)
+		}
+		json.NewEncoder(w).Encode(body)
+	}
+	fx.mu.Unlock()
+	for _, o := range all {
+		fx.json("/orgs/"+o+"/repos", []any{map[string]any{"id": o + "-r"}})
+	}
+	_, err := fx.run(engine.RunOptions{})
+	runErrorOf(t, err)
+	firstRun.Store(false)
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	if got := fx.query(`SELECT id FROM "nl__orgs" ORDER BY id`); !slices.Equal(got, all) {
+		t.Errorf("orgs = %v, want %v", got, all)
+	}
+	if got := fx.query(`SELECT id FROM "nl__repos" ORDER BY id`); !slices.Equal(got, []string{"o1-r", "o2-r", "o3-r"}) {
+		t.Errorf("repos = %v", got)
+	}
+}
