@@ -68,6 +68,7 @@ type chaosAPI struct {
 	parents []chaosRec
 	gone    string                           // a listed parent deleted since: its children answer 404
 	kids    map[string]map[string][]chaosRec // stream → parent → records
+	notes   map[string][]chaosRec            // kids_cursor record → its notes (grandchildren)
 	srv     *httptest.Server
 
 	mu        sync.Mutex
@@ -83,7 +84,7 @@ const chaosPageCap = 3 // the server's page size cap: the spec asks for 5
 
 func newChaosAPI(t *testing.T, seed uint64) *chaosAPI {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
-	a := &chaosAPI{seed: seed, kids: map[string]map[string][]chaosRec{}, seen: map[string]int{}, injected: map[string]int{}}
+	a := &chaosAPI{seed: seed, kids: map[string]map[string][]chaosRec{}, notes: map[string][]chaosRec{}, seen: map[string]int{}, injected: map[string]int{}}
 	n := 3 + rng.IntN(4)
 	goneAt := rng.IntN(n + 1)
 	for i := 0; i <= n; i++ {
@@ -105,6 +106,17 @@ func newChaosAPI(t *testing.T, seed uint64) *chaosAPI {
 					ID: fmt.Sprintf("%s-%s-%d", s, p.ID, j), V: fmt.Sprintf("v%d", rng.IntN(1000)),
 					Note: "n" + strconv.Itoa(j), hasNote: rng.IntN(3) > 0, Parent: p.ID,
 				})
+			}
+			if s != "kids_cursor" {
+				continue
+			}
+			for _, k := range a.kids[s][p.ID] {
+				for j := range rng.IntN(5) {
+					a.notes[k.ID] = append(a.notes[k.ID], chaosRec{
+						ID: fmt.Sprintf("%s-n%d", k.ID, j), V: fmt.Sprintf("v%d", rng.IntN(1000)),
+						Note: "x", hasNote: rng.IntN(2) > 0, Parent: k.ID,
+					})
+				}
 			}
 		}
 	}
@@ -276,6 +288,26 @@ func (a *chaosAPI) answer(r *http.Request, shape string, rng *rand.Rand) (int, m
 		}
 		return 200, nil, enc(body)
 	}
+	if len(parts) == 5 && parts[0] == "parents" && parts[2] == "kids_cursor" && parts[4] == "notes" {
+		// next_url paging: the next page's whole URL in the body.
+		if parts[1] == a.gone {
+			return http.StatusNotFound, nil, enc(map[string]any{"message": "parent not found"})
+		}
+		lo, err := strconv.Atoi(q.Get("from"))
+		if q.Get("from") == "" {
+			lo, err = 0, nil
+		}
+		if err != nil {
+			return bad("bad from")
+		}
+		list := a.notes[parts[3]]
+		page, hi := window(list, lo, 2, shape, rng)
+		body := map[string]any{"notes": recsJSON(page), "next": nil}
+		if hi < len(list) {
+			body["next"] = fmt.Sprintf("%s%s?from=%d", a.srv.URL, r.URL.Path, hi)
+		}
+		return 200, nil, enc(body)
+	}
 	if len(parts) != 3 || parts[0] != "parents" {
 		return http.StatusNotFound, nil, enc(map[string]any{"message": "no route"})
 	}
@@ -384,6 +416,11 @@ streams:
     request: {path: '/parents/${ parent.id }/kids_cursor'}
     records: .data[]
     paginate: {type: cursor, token: .meta.next_cursor, param: after, size: 5, size_param: limit}
+  notes:
+    for_each: kids_cursor
+    request: {path: '/parents/${ parent.parent }/kids_cursor/${ parent.id }/notes'}
+    records: .notes[]
+    paginate: {type: next_url, url: .next}
   kids_link:
     for_each: orgs
     request: {path: '/parents/${ parent.id }/kids_link', query: {per_page: 5}}
@@ -398,6 +435,7 @@ tables:
   kids_page: {from: kids_page, primary_key: [id], row: '{id, v, note, parent}', columns: {id: STRING, v: STRING, note: STRING, parent: STRING}}
   kids_cursor: {from: kids_cursor, primary_key: [id], row: '{id, v, note, parent}', columns: {id: STRING, v: STRING, note: STRING, parent: STRING}}
   kids_link: {from: kids_link, primary_key: [id], row: '{id, v, note, parent}', columns: {id: STRING, v: STRING, note: STRING, parent: STRING}}
+  notes: {from: notes, primary_key: [id], row: '{id, v, note, parent}', columns: {id: STRING, v: STRING, note: STRING, parent: STRING}}
   kids_offset: {from: kids_offset, primary_key: [id], row: '{id, v, note, parent}', columns: {id: STRING, v: STRING, note: STRING, parent: STRING}}
 `
 
@@ -413,6 +451,12 @@ func (a *chaosAPI) truth() map[string]map[string]string {
 			for _, r := range rs {
 				out[s][r.ID] = r.row()
 			}
+		}
+	}
+	out["notes"] = map[string]string{}
+	for _, ns := range a.notes {
+		for _, n := range ns {
+			out["notes"][n.ID] = n.row()
 		}
 	}
 	return out
@@ -579,24 +623,6 @@ func chaosRun(t *testing.T, seed uint64, destKind, mode string) {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(seed, 1))
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	if mode == "faults" {
-		a.setFaults(0.1 + 0.3*rng.Float64())
-	} else {
-		stop := 1 + rng.IntN(40)
-		a.onRequest = func(n int) {
-			if n == stop {
-				cancel()
-			}
-		}
-	}
-	err = run(ctx)
-	a.mu.Lock()
-	a.onRequest, a.faultRate = nil, 0
-	injected := fmt.Sprint(a.injected)
-	a.mu.Unlock()
-	t.Logf("seed %d %s: first run: %v; injected %s", seed, mode, err, injected)
 	defer func() {
 		if t.Failed() {
 			a.mu.Lock()
@@ -605,18 +631,50 @@ func chaosRun(t *testing.T, seed uint64, destKind, mode string) {
 		}
 	}()
 	truth := a.truth()
-	if err == nil {
-		chaosExact(t, dest, truth, "a run that exited 0")
-	} else {
-		if ctx.Err() == nil {
+	// One to three runs under faults, each resuming the last (the
+	// cancel mode cuts each at a random request, with faults or not),
+	// then one without faults that must finish the sync.
+	runs := 1 + rng.IntN(3)
+	for i := range runs {
+		ctx, cancel := context.WithCancel(t.Context())
+		rate := 0.1 + 0.3*rng.Float64()
+		if mode == "cancel" {
+			rate *= float64(rng.IntN(2))
+			a.mu.Lock()
+			stop := a.served + 1 + rng.IntN(60)
+			a.onRequest = func(n int) {
+				if n == stop {
+					cancel()
+				}
+			}
+			a.mu.Unlock()
+		}
+		a.setFaults(rate)
+		err := run(ctx)
+		a.mu.Lock()
+		a.onRequest, a.faultRate = nil, 0
+		injected := fmt.Sprint(a.injected)
+		a.trace = append(a.trace, fmt.Sprintf("-- run %d ended: %v", i+1, err))
+		a.mu.Unlock()
+		t.Logf("seed %d %s: run %d: %v; injected so far %s", seed, mode, i+1, err, injected)
+		cut := ctx.Err() != nil
+		cancel()
+		if err == nil {
+			chaosExact(t, dest, truth, fmt.Sprintf("run %d, which exited 0", i+1))
+			return
+		}
+		if !cut {
 			chaosReported(t, a, dest, truth, err)
 		}
 		chaosNoExtra(t, dest, truth)
-		if err := run(t.Context()); err != nil {
-			t.Fatalf("seed %d: resumed run without faults: %v", seed, err)
+		if t.Failed() {
+			return
 		}
-		chaosExact(t, dest, truth, "the resumed run")
 	}
+	if err := run(t.Context()); err != nil {
+		t.Fatalf("seed %d: resumed run without faults: %v", seed, err)
+	}
+	chaosExact(t, dest, truth, "the resumed run without faults")
 }
 
 // chaosExact: every table holds exactly the source's records.
@@ -651,45 +709,54 @@ func chaosNoExtra(t *testing.T, dest chaosDest, truth map[string]map[string]stri
 }
 
 // chaosReported: a failed run names, for each record it misses, its
-// stream and parent (or the parents' stream, when the parent is missing).
+// stream and parent, or the failed chain of an ancestor (whose rows an
+// earlier run of the sync may have written: the chain failed before
+// reaching them again, so their children were not asked for).
 func chaosReported(t *testing.T, a *chaosAPI, dest chaosDest, truth map[string]map[string]string, err error) {
 	t.Helper()
 	var re *engine.RunError
 	if !errors.As(err, &re) {
-		t.Errorf("failed run: %v is not a RunError listing its failures", err)
+		t.Errorf("seed %d: failed run: %v is not a RunError listing its failures", a.seed, err)
 		return
 	}
 	if engine.ExitCode(err, false) == 0 {
-		t.Errorf("failed run exits 0: %v", err)
+		t.Errorf("seed %d: failed run exits 0: %v", a.seed, err)
 	}
 	failed := func(stream, parent string) bool {
 		for _, f := range re.Failures {
-			if f.Stream == stream && (parent == "" || strings.Contains(f.Parents, "orgs[id="+parent+"]")) {
+			if f.Stream == stream && strings.Contains(f.Parents, parent) {
 				return true
 			}
 		}
 		return false
 	}
-	gotParents := dest.read(t, "orgs")
-	for id := range truth["orgs"] {
-		if _, ok := gotParents[id]; !ok && !failed("orgs", "") {
-			t.Errorf("seed %d: parent %s missing, no failure of stream orgs: %v", a.seed, id, err)
+	got := map[string]map[string]string{}
+	for table := range truth {
+		got[table] = dest.read(t, table)
+	}
+	has := func(table, id string) bool { _, ok := got[table][id]; return ok }
+	for _, o := range a.parents {
+		if !has("orgs", o.ID) && !failed("orgs", "") {
+			t.Errorf("seed %d: org %s missing, no failure of stream orgs", a.seed, o.ID)
 		}
 	}
+	kidExplained := func(s string, k chaosRec) bool {
+		return failed(s, "orgs[id="+k.Parent+"]") || failed("orgs", "")
+	}
 	for _, s := range chaosKids {
-		got := dest.read(t, s)
-		for _, p := range a.parents {
-			for _, r := range a.kids[s][p.ID] {
-				if _, ok := got[r.ID]; ok {
+		for _, o := range a.parents {
+			for _, k := range a.kids[s][o.ID] {
+				if !has(s, k.ID) && !kidExplained(s, k) {
+					t.Errorf("seed %d: %s record %s (parent %s) missing silently", a.seed, s, k.ID, o.ID)
+				}
+				if s != "kids_cursor" {
 					continue
 				}
-				if failed(s, p.ID) {
-					continue
+				for _, n := range a.notes[k.ID] {
+					if !has("notes", n.ID) && !failed("notes", "kids_cursor[id="+k.ID+"]") && !kidExplained(s, k) {
+						t.Errorf("seed %d: notes record %s (parents %s > %s) missing silently", a.seed, n.ID, o.ID, k.ID)
+					}
 				}
-				if _, ok := gotParents[p.ID]; !ok && failed("orgs", "") {
-					continue
-				}
-				t.Errorf("seed %d: %s record %s (parent %s) missing silently: %v", a.seed, s, r.ID, p.ID, err)
 			}
 		}
 	}
