@@ -666,6 +666,15 @@ func chaosRun(t *testing.T, seed uint64, destKind, mode string) {
 		}[a.orgsPaging],
 		"concurrency: 4", fmt.Sprintf("concurrency: %d", 1+seed%6),
 	).Replace(chaosSpec)
+	if os.Getenv("FERRY_CHAOS_DUP_FAIL") != "" {
+		// Known gap, not yet fixed: an org listed twice (a shifted page)
+		// runs two kids_link chains in one partition; with a failure in
+		// each, the resumed run meets the rows of the further one as
+		// duplicates of themselves (FERRY_CHAOS_DUP_FAIL=1
+		// FERRY_CHAOS_SEED=4: "already written by this sync" in the
+		// run without faults). Under warn they are only counted.
+		text = strings.Replace(text, "  kids_link: {from: kids_link, ", "  kids_link: {from: kids_link, on_duplicate: fail, ", 1)
+	}
 	t.Logf("seed %d: orgs paged by %s, pages capped at %d, concurrency %d", seed, a.orgsPaging, a.pageCap, 1+seed%6)
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
