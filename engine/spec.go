@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/internal/suggest"
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/spec"
@@ -210,6 +211,7 @@ func ExitCode(err error, interrupted bool) int {
 	var ce *ConfigError
 	var se SpecError // a warning made an error (validate --strict)
 	var pe *PlanError
+	var te *fetch.SetupError // a TLS file named through config
 	if errors.As(err, &pe) {
 		switch code := ExitCode(pe.Err, interrupted); {
 		case errors.Is(pe.Err, ErrPlanChanges):
@@ -225,7 +227,7 @@ func ExitCode(err error, interrupted bool) int {
 		return ExitOK
 	case SpecErrors(err) != nil, errors.As(err, &se):
 		return ExitInvalidSpec
-	case errors.As(err, &ue), errors.As(err, &ce):
+	case errors.As(err, &ue), errors.As(err, &ce), errors.As(err, &te):
 		return ExitUsage
 	case interrupted:
 		return ExitInterrupted

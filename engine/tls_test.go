@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -64,5 +65,47 @@ tables:
 	files, err := os.ReadDir(cassette)
 	if err != nil || len(files) == 0 {
 		t.Fatalf("cassette %s: %v, %d files; want the recorded exchange", cassette, err, len(files))
+	}
+}
+
+// A TLS file named through config that cannot be read is the config's
+// problem: the run stops before any request, with the usage exit code (2),
+// not a failed run's (1), naming the option.
+func TestTLSBadFileIsAUsageError(t *testing.T) {
+	var asked bool
+	srv := tlstest.Server(t, tlstest.New(t).ServerConfig(t, false), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asked = true }))
+	dir := t.TempDir()
+	path := filepath.Join(dir, "spec.yaml")
+	spec := `version: 1
+name: demo
+config:
+  api_url: {required: true}
+  ca: {required: true}
+http:
+  base_url: ${ config.api_url }
+  tls: {ca_file: "${ config.ca }"}
+streams:
+  apps:
+    request: {path: /apps}
+tables:
+  apps: {from: apps, primary_key: [id]}
+`
+	if err := os.WriteFile(path, []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := engine.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.ResolveConfig(sp, engine.ConfigSources{Sets: map[string]string{"api_url": srv.URL, "ca": filepath.Join(dir, "missing.pem")}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = engine.Run(t.Context(), sp, cfg, engine.RunOptions{DryRun: true, Stdout: &bytes.Buffer{}})
+	if code := engine.ExitCode(err, false); code != engine.ExitUsage || !strings.Contains(fmt.Sprint(err), "tls.ca_file") {
+		t.Errorf("run: exit %d, %v; want %d naming tls.ca_file", code, err, engine.ExitUsage)
+	}
+	if asked {
+		t.Error("a request was sent")
 	}
 }

@@ -46,9 +46,26 @@ type tlsSetup struct {
 	serverName string
 }
 
+// SetupError is a TLS setting that cannot be used (a file missing,
+// unreadable or malformed, a certificate without its key): the config's
+// problem, told before any request, not a failed run.
+type SetupError struct{ Err error }
+
+func (e *SetupError) Error() string { return e.Err.Error() }
+func (e *SetupError) Unwrap() error { return e.Err }
+
 // loadTLS reads t's files once per pool and settings: a missing, unreadable
-// or malformed file fails Pool.Client, before any request.
+// or malformed file fails Pool.Client, before any request, with a
+// SetupError.
 func (p *Pool) loadTLS(t TLS) (*tlsSetup, error) {
+	s, err := p.readTLS(t)
+	if err != nil {
+		return nil, &SetupError{Err: err}
+	}
+	return s, nil
+}
+
+func (p *Pool) readTLS(t TLS) (*tlsSetup, error) {
 	if t.zero() {
 		return nil, nil
 	}
