@@ -37,6 +37,17 @@ type jiraSim struct {
 	requests []*http.Request
 	// faults[project id] answer that project's first search.
 	faults map[string]jiraFault
+	// move, when set, moves an issue to another project once its project's
+	// search has listed it; the other project's search waits for that.
+	move *jiraMove
+}
+
+// jiraMove is an issue moved between projects while they are read: Jira
+// keeps its id and gives it a key of its new project.
+type jiraMove struct {
+	from, to string // project ids
+	issue    string // issue id
+	done     chan struct{}
 }
 
 type jiraFault struct {
@@ -139,7 +150,20 @@ func (s *jiraSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		project := m[1]
+		s.mu.Lock()
+		mv := s.move
+		s.mu.Unlock()
+		if mv != nil && project == mv.to {
+			select {
+			case <-mv.done:
+			case <-time.After(10 * time.Second): // the test then finds the issue not moved
+			case <-r.Context().Done():
+				return
+			}
+		}
+		s.mu.Lock()
 		issues, known := s.issues[project]
+		s.mu.Unlock()
 		if !known && !slices.ContainsFunc(s.projects, func(p map[string]any) bool { return p["id"] == project }) {
 			jiraError(w, 400, []string{"project " + project + " does not exist or you may not browse it"}, map[string]string{})
 			return
@@ -204,9 +228,33 @@ func (s *jiraSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			body["nextPageToken"] = base64.URLEncoding.EncodeToString([]byte(fmt.Sprintf("jira-sim:%s:%d", project, end)))
 		}
 		writeJSON(w, 200, body)
+		if mv != nil && project == mv.from && slices.ContainsFunc(page, func(in map[string]any) bool { return in["id"] == mv.issue }) {
+			s.moveIssue(mv)
+		}
 	default:
 		jiraError(w, 404, []string{"not found"}, nil)
 	}
+}
+
+// moveIssue moves mv's issue to its new project, under a new key, and
+// lets that project's search go on.
+func (s *jiraSim) moveIssue(mv *jiraMove) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.issues[mv.from], func(in map[string]any) bool { return in["id"] == mv.issue })
+	if i < 0 {
+		return
+	}
+	in := s.issues[mv.from][i]
+	s.issues[mv.from] = slices.Delete(slices.Clone(s.issues[mv.from]), i, i+1)
+	moved := map[string]any{"id": in["id"], "self": in["self"], "fields": in["fields"]}
+	for _, p := range s.projects {
+		if p["id"] == mv.to {
+			moved["key"] = fmt.Sprintf("%s-%d", p["key"], len(s.issues[mv.to])+1)
+		}
+	}
+	s.issues[mv.to] = append(slices.Clone(s.issues[mv.to]), moved)
+	close(mv.done)
 }
 
 // searches lists the issue searches of one project, in order.
@@ -335,5 +383,41 @@ func TestJiraErrors(t *testing.T) {
 			}
 			noSecret(t, r, token, base64.StdEncoding.EncodeToString([]byte(jiraEmail+":"+token)))
 		})
+	}
+}
+
+// An issue moved to another project while the projects are read (listed
+// under P003, then under P005 with a new key): it is the same issue, under
+// its global id, so nothing is lost and the run succeeds, the issue in its
+// new project (the last one read wins). The default duplicate rule took it
+// for two records under one key: a collision, exit 1.
+func TestJiraIssueMovedWhileRead(t *testing.T) {
+	sim := newJiraSim(jiraEmail, jiraToken)
+	issue := sim.issues["10003"][1]["id"].(string)
+	sim.move = &jiraMove{from: "10003", to: "10005", issue: issue, done: make(chan struct{})}
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+
+	r := runVendor(t, "jira.yaml", map[string]string{"site": srv.URL, "email": jiraEmail, "api_token": jiraToken}, time.Time{})
+	select {
+	case <-sim.move.done:
+	default:
+		t.Fatal("the issue was not moved: P003's search never listed it")
+	}
+	if r.err != nil {
+		t.Fatalf("run: %v", r.err)
+	}
+	var rows []map[string]any
+	for _, row := range r.rows["issues"] {
+		if row["id"] == issue {
+			rows = append(rows, row)
+		}
+	}
+	// Rows as written: the last one of a key is what the table keeps.
+	if len(rows) != 2 || rows[1]["project"] != "P005" || rows[1]["key"] != "P005-2" {
+		t.Errorf("issue %s rows written = %v, want two, the last in P005 as P005-2", issue, rows)
+	}
+	if d := r.res.Summary.Duplicates; len(d) != 1 || d[0].Count != 1 {
+		t.Errorf("duplicates = %+v, want the moved issue counted once", d)
 	}
 }
