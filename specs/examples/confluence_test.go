@@ -3,6 +3,7 @@ package examples_test
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -41,6 +42,17 @@ type confluenceSim struct {
 	// faults[path + "|" + cursor or start] are answered, in order, to
 	// the first requests for that page.
 	faults map[string][]int
+	// move, when set, moves a page to another space once its space's
+	// pages list gave it; the other space's list waits for that.
+	move *confluenceMove
+}
+
+// confluenceMove is a page moved between spaces while they are read: it
+// keeps its id, its spaceId changes.
+type confluenceMove struct {
+	from, to string // space ids
+	page     string // page id
+	done     chan struct{}
 }
 
 const (
@@ -147,7 +159,20 @@ func (s *confluenceSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case rest == "api/v2/spaces":
 		s.v2List(w, r, s.spaces, "")
 	case len(parts) == 5 && parts[0] == "api" && parts[1] == "v2" && parts[2] == "spaces" && parts[4] == "pages":
+		s.mu.Lock()
+		mv := s.move
+		s.mu.Unlock()
+		if mv != nil && parts[3] == mv.to {
+			select {
+			case <-mv.done:
+			case <-time.After(10 * time.Second): // the test then finds the page not moved
+			case <-r.Context().Done():
+				return
+			}
+		}
+		s.mu.Lock()
 		list, ok := s.pages[parts[3]]
+		s.mu.Unlock()
 		if !ok {
 			confluenceV2Error(w, 404, "Not Found")
 			return
@@ -157,6 +182,9 @@ func (s *confluenceSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			foreign = s.foreign
 		}
 		s.v2List(w, r, list, foreign)
+		if mv != nil && parts[3] == mv.from && slices.ContainsFunc(list, func(p map[string]any) bool { return p["id"] == mv.page }) {
+			s.movePage(mv)
+		}
 	case rest == "rest/api/content":
 		list, ok := s.blogs[q.Get("spaceKey")]
 		if !ok || q.Get("type") != "blogpost" {
@@ -242,6 +270,24 @@ func (s *confluenceSim) v1List(w http.ResponseWriter, r *http.Request, list []ma
 		links["next"] = "/rest/api/content?" + nq.Encode()
 	}
 	writeJSON(w, 200, map[string]any{"results": list[from:end], "start": from, "limit": limit, "size": end - from, "_links": links})
+}
+
+// movePage moves mv's page to its new space and lets that space's list go
+// on.
+func (s *confluenceSim) movePage(mv *confluenceMove) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.pages[mv.from], func(p map[string]any) bool { return p["id"] == mv.page })
+	if i < 0 {
+		return
+	}
+	moved := maps.Clone(s.pages[mv.from][i])
+	moved["spaceId"] = mv.to
+	delete(moved, "parentId") // a top page of its new space
+	delete(moved, "parentType")
+	s.pages[mv.from] = slices.Delete(slices.Clone(s.pages[mv.from]), i, i+1)
+	s.pages[mv.to] = append(slices.Clone(s.pages[mv.to]), moved)
+	close(mv.done)
 }
 
 func (s *confluenceSim) asked(path string) []*http.Request {
@@ -365,4 +411,37 @@ func TestConfluenceForeignNext(t *testing.T) {
 		}
 	}
 	noSecret(t, r, confluenceToken, base64.StdEncoding.EncodeToString([]byte(confluenceEmail+":"+confluenceToken)))
+}
+
+// A page moved to another space while the spaces are read (listed under
+// one, then the other): it keeps its id, so it is one page, nothing is
+// lost and the run succeeds, the page in its new space (the last one
+// written wins). The default duplicate rule took it for two records under
+// one key: a collision, exit 1.
+func TestConfluencePageMovedWhileRead(t *testing.T) {
+	sim := newConfluenceSim(confluenceEmail, confluenceToken)
+	page := sim.pages["30004"][0]["id"].(string)
+	sim.move = &confluenceMove{from: "30004", to: "30005", page: page, done: make(chan struct{})}
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+
+	r := runVendor(t, "confluence.yaml", map[string]string{"site_url": srv.URL, "email": confluenceEmail, "api_token": confluenceToken}, time.Time{})
+	select {
+	case <-sim.move.done:
+	default:
+		t.Fatal("the page was not moved: its space's list never gave it")
+	}
+	if r.err != nil {
+		t.Fatalf("run: %v", r.err)
+	}
+	var rows []map[string]any
+	for _, row := range r.rows["pages"] {
+		if row["id"] == page {
+			rows = append(rows, row)
+		}
+	}
+	// Rows as written: the last one of a key is what the table keeps.
+	if len(rows) != 2 || rows[1]["space_id"] != "30005" {
+		t.Errorf("page %s rows written = %v, want two, the last in space 30005", page, rows)
+	}
 }
