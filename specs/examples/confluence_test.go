@@ -44,7 +44,8 @@ type confluenceSim struct {
 	faults map[string][]int
 	// move, when set, moves a page to another space once its space's
 	// pages list gave it; the other space's list waits for that.
-	move *confluenceMove
+	// moveBlog moves a blog post so (spaces by key).
+	move, moveBlog *confluenceMove
 }
 
 // confluenceMove is a page moved between spaces while they are read: it
@@ -186,12 +187,28 @@ func (s *confluenceSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.movePage(mv)
 		}
 	case rest == "rest/api/content":
+		s.mu.Lock()
+		mv := s.moveBlog
+		s.mu.Unlock()
+		if mv != nil && q.Get("spaceKey") == mv.to {
+			select {
+			case <-mv.done:
+			case <-time.After(10 * time.Second): // the test then finds the post not moved
+			case <-r.Context().Done():
+				return
+			}
+		}
+		s.mu.Lock()
 		list, ok := s.blogs[q.Get("spaceKey")]
+		s.mu.Unlock()
 		if !ok || q.Get("type") != "blogpost" {
 			confluenceV1Error(w, 404, "No space with key : "+q.Get("spaceKey"))
 			return
 		}
 		s.v1List(w, r, list)
+		if mv != nil && q.Get("spaceKey") == mv.from && slices.ContainsFunc(list, func(p map[string]any) bool { return p["id"] == mv.page }) {
+			s.moveBlogPost(mv)
+		}
 	default:
 		confluenceV2Error(w, 404, "Not Found")
 	}
@@ -287,6 +304,21 @@ func (s *confluenceSim) movePage(mv *confluenceMove) {
 	delete(moved, "parentType")
 	s.pages[mv.from] = slices.Delete(slices.Clone(s.pages[mv.from]), i, i+1)
 	s.pages[mv.to] = append(slices.Clone(s.pages[mv.to]), moved)
+	close(mv.done)
+}
+
+// moveBlogPost moves mv's blog post to its new space and lets that
+// space's list go on.
+func (s *confluenceSim) moveBlogPost(mv *confluenceMove) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.blogs[mv.from], func(p map[string]any) bool { return p["id"] == mv.page })
+	if i < 0 {
+		return
+	}
+	moved := s.blogs[mv.from][i]
+	s.blogs[mv.from] = slices.Delete(slices.Clone(s.blogs[mv.from]), i, i+1)
+	s.blogs[mv.to] = append(slices.Clone(s.blogs[mv.to]), moved)
 	close(mv.done)
 }
 
@@ -413,23 +445,28 @@ func TestConfluenceForeignNext(t *testing.T) {
 	noSecret(t, r, confluenceToken, base64.StdEncoding.EncodeToString([]byte(confluenceEmail+":"+confluenceToken)))
 }
 
-// A page moved to another space while the spaces are read (listed under
-// one, then the other): it keeps its id, so it is one page, nothing is
+// A page, and a blog post, moved to another space while the spaces are
+// read (listed under one, then the other): each keeps its id, so it is one
+// page or post, nothing is
 // lost and the run succeeds, the page in its new space (the last one
 // written wins). The default duplicate rule took it for two records under
 // one key: a collision, exit 1.
-func TestConfluencePageMovedWhileRead(t *testing.T) {
+func TestConfluenceMovedWhileRead(t *testing.T) {
 	sim := newConfluenceSim(confluenceEmail, confluenceToken)
 	page := sim.pages["30004"][0]["id"].(string)
 	sim.move = &confluenceMove{from: "30004", to: "30005", page: page, done: make(chan struct{})}
+	post := sim.blogs["SP3"][0]["id"].(string)
+	sim.moveBlog = &confluenceMove{from: "SP3", to: "SP5", page: post, done: make(chan struct{})}
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 
 	r := runVendor(t, "confluence.yaml", map[string]string{"site_url": srv.URL, "email": confluenceEmail, "api_token": confluenceToken}, time.Time{})
-	select {
-	case <-sim.move.done:
-	default:
-		t.Fatal("the page was not moved: its space's list never gave it")
+	for _, mv := range []*confluenceMove{sim.move, sim.moveBlog} {
+		select {
+		case <-mv.done:
+		default:
+			t.Fatalf("%s was not moved: its space's list never gave it", mv.page)
+		}
 	}
 	if r.err != nil {
 		t.Fatalf("run: %v", r.err)
@@ -443,5 +480,14 @@ func TestConfluencePageMovedWhileRead(t *testing.T) {
 	// Rows as written: the last one of a key is what the table keeps.
 	if len(rows) != 2 || rows[1]["space_id"] != "30005" {
 		t.Errorf("page %s rows written = %v, want two, the last in space 30005", page, rows)
+	}
+	rows = nil
+	for _, row := range r.rows["blogposts"] {
+		if row["id"] == post {
+			rows = append(rows, row)
+		}
+	}
+	if len(rows) != 2 || rows[1]["space_key"] != "SP5" {
+		t.Errorf("blog post %s rows written = %v, want two, the last in SP5", post, rows)
 	}
 }
