@@ -358,3 +358,77 @@ tables:
 		t.Errorf("asked since %q: the resumed run asks its question again, with the real key", asked)
 	}
 }
+
+// A token that is a link echoing a session token (session auth in a query
+// parameter: a secret got at run time, no input) is saved without it, as
+// a next link is; the next sync sends its own session again.
+func TestIncrementalTokenHoldsSessionToken(t *testing.T) {
+	const session = "sess-Sim-0123456789abcdef"
+	var mu sync.Mutex
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path == "/login" {
+			json.NewEncoder(w).Encode(map[string]any{"token": session})
+			return
+		}
+		q := r.URL.Query()
+		if q.Get("session") != session {
+			w.WriteHeader(401)
+			return
+		}
+		asked = append(asked, q.Get("since"))
+		n, _ := strconv.Atoi(q.Get("since"))
+		json.NewEncoder(w).Encode(map[string]any{"items": []map[string]any{{"id": n + 1}},
+			"delta": "http://" + r.Host + "/changes?session=" + session + "&since=" + strconv.Itoa(n+1)})
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "inc.yaml")
+	spec := `
+version: 1
+name: tok
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+  auth:
+    type: session
+    param: session
+    login: {path: /login, token: .token}
+streams:
+  changes:
+    incremental: {token: .delta}
+    request:
+      url: '${ cursor ?? (config.url + "/changes") }'
+    records: .items[]
+tables:
+  changes: {from: changes, primary_key: [id]}
+`
+	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := engine.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": srv.URL}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dest := "sqlite:" + filepath.Join(dir, "tok.db")
+	for range 2 {
+		if _, err := tokenRun(t, f, cfg, dest, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(asked, []string{"", "1"}) {
+		t.Errorf("asked since %q, want the first sync from the start, the next from the saved link", asked)
+	}
+	for _, row := range queryStrings(t, filepath.Join(dir, "tok.db"), `SELECT stream, value FROM "tok___ferry_state"`) {
+		if strings.Contains(row, session) {
+			t.Errorf("the state holds the session token: %s", row)
+		}
+	}
+}

@@ -321,12 +321,18 @@ func (r *Runner) watermark(st *stream, partition string) (cursor any, saved bool
 }
 
 // holdCursor is a cursor as state keeps it: a string with each secret
-// input's value held by name, as in a next link. An API hands out links
-// as tokens (incremental.token), and one that echoes a query API key in
-// them would put the key in the state.
+// input's value held by name, and the secrets got at run time (a session
+// token in a query parameter) redacted, as in a next link. An API hands
+// out links as tokens (incremental.token), and one that echoes a query
+// API key or token in them would put it in the state. (The HTTP client
+// sets the auth parameter again on the link's request.)
 func (r *Runner) holdCursor(v any) any {
 	if s, ok := v.(string); ok {
-		return r.secretLinks().hold.Replace(s)
+		s = r.secretLinks().hold.Replace(s)
+		if r.opts.Pool != nil {
+			s = r.opts.Pool.RedactURL(s)
+		}
+		return s
 	}
 	return v
 }
