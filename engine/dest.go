@@ -99,11 +99,11 @@ type destinations struct {
 	defs    map[string]table.Table
 	redact  func(string) string
 
-	// keys are the key hashes of the rows made ready with their
-	// partition's checkpoint, committed with it (see keysSuffix); keySeq
-	// numbers the next entry. saved are the keys the sync's earlier runs
-	// committed, for the runner.
-	keys    map[partKey]map[string][]uint64
+	// keys are the key hashes (and values' fingerprints) of the rows made
+	// ready with their partition's checkpoint, committed with it (see
+	// keysSuffix); keySeq numbers the next entry. saved are the keys the
+	// sync's earlier runs committed, for the runner.
+	keys    map[partKey]map[string]*keyList
 	keySeq  int
 	saved   *runner.SavedKeys
 	entries map[partKey][]string // the partitions' committed entries of keys

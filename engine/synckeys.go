@@ -20,7 +20,10 @@ import (
 // partition "<partition>|<n>" (n numbers the entries, so a partition's
 // later pages add theirs rather than rewrite every key it had), value a
 // JSON object of table -> the rows' runner.KeyHash values (8 bytes each,
-// little-endian, base64). An entry is committed in the transaction of the
+// little-endian, base64), then "." and their rows' fingerprints (4 bytes
+// each, as runner.SavedKeys.Add takes them), when one
+// is known: a resumed run tells a collision with a committed row by them
+// (an entry without them, from an older ferry, only counts). An entry is committed in the transaction of the
 // checkpoint its rows came with, never for rows whose checkpoint is not
 // (a partition a refused row blocked is read again). They are page state:
 // a finished sync, a stale one or --full-refresh clears them.
@@ -53,8 +56,13 @@ func (d *destinations) readKeys(st map[string]map[string]json.RawMessage) (saved
 				continue
 			}
 			for table, text := range tables {
+				text, fpText, withFps := strings.Cut(text, ".")
 				b, err := base64.StdEncoding.DecodeString(text)
-				if err != nil || len(b)%8 != 0 {
+				var f []byte
+				if err == nil && withFps {
+					f, err = base64.StdEncoding.DecodeString(fpText)
+				}
+				if err != nil || len(b)%8 != 0 || withFps && len(f) != len(b)/2 {
 					d.log.Warn("ignoring unreadable saved keys", "stream", base, "entry", part, "table", table)
 					continue
 				}
@@ -62,7 +70,14 @@ func (d *destinations) readKeys(st map[string]map[string]json.RawMessage) (saved
 				for j := range hashes {
 					hashes[j] = binary.LittleEndian.Uint64(b[8*j:])
 				}
-				saved.Add(table, base, part[:i], hashes)
+				var fps []uint32
+				if withFps {
+					fps = make([]uint32, len(hashes))
+					for j := range fps {
+						fps[j] = binary.LittleEndian.Uint32(f[4*j:])
+					}
+				}
+				saved.Add(table, base, part[:i], hashes, fps...)
 			}
 		}
 	}
@@ -87,13 +102,29 @@ func (d *destinations) addKeys(k partKey, rows []sink.Row) {
 			continue
 		}
 		if d.keys == nil {
-			d.keys = map[partKey]map[string][]uint64{}
+			d.keys = map[partKey]map[string]*keyList{}
 		}
 		if d.keys[k] == nil {
-			d.keys[k] = map[string][]uint64{}
+			d.keys[k] = map[string]*keyList{}
 		}
-		d.keys[k][r.Table] = append(d.keys[k][r.Table], r.KeyHash)
+		l := d.keys[k][r.Table]
+		if l == nil {
+			l = &keyList{}
+			d.keys[k][r.Table] = l
+		}
+		l.hashes = append(l.hashes, r.KeyHash)
+		l.fps = append(l.fps, r.Fingerprint)
+		l.known = l.known || r.Fingerprint != 0
 	}
+}
+
+// keyList is the keys of one partition's rows in one table, waiting for
+// their checkpoint: hashes, and each row's fingerprint. known: some
+// fingerprint is.
+type keyList struct {
+	hashes []uint64
+	fps    []uint32
+	known  bool
 }
 
 // withKeys is the batch's checkpoints and an entry of the keys of each
@@ -112,12 +143,20 @@ func (d *destinations) withKeys() (cps []sink.Checkpoint, n int, err error) {
 			continue
 		}
 		tables := map[string]string{}
-		for table, hs := range d.keys[k] {
-			b := make([]byte, 0, 8*len(hs))
-			for _, h := range hs {
+		for table, l := range d.keys[k] {
+			b := make([]byte, 0, 8*len(l.hashes))
+			for _, h := range l.hashes {
 				b = binary.LittleEndian.AppendUint64(b, h)
 			}
-			tables[table] = base64.StdEncoding.EncodeToString(b)
+			text := base64.StdEncoding.EncodeToString(b)
+			if l.known {
+				f := make([]byte, 0, 4*len(l.fps))
+				for _, fp := range l.fps {
+					f = binary.LittleEndian.AppendUint32(f, fp)
+				}
+				text += "." + base64.StdEncoding.EncodeToString(f)
+			}
+			tables[table] = text
 		}
 		val, err := json.Marshal(tables)
 		if err != nil {

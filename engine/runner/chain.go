@@ -1076,7 +1076,9 @@ func (c *chainRun) noteCommitted(m *mapped, rec any, written []*spec.Table) *map
 			if m == nil {
 				m = &mapped{place: func() string { return "" }}
 			}
-			m.seen = append(m.seen, seenKey{t.Name, row.key})
+			x := c.r.targets.table(t.Name)
+			fp := x.fingerprint(origin{stream: c.st.s.Name, partition: c.rn.partition}, row.data)
+			m.seen = append(m.seen, seenKey{t.Name, row.key, fp})
 		}
 	}
 	return m

@@ -140,16 +140,19 @@ func (t *target) seenAs(key string, from origin, fp uint32, place func() string,
 	defer t.mu.Unlock()
 	first, met := t.keys.get(h)
 	if !met {
-		if !t.savedHas(h, from) {
+		saved, ok := t.savedFind(h, from)
+		if !ok {
 			t.keys.insert(h, fp)
 			return dupNone, h
 		}
-		// An earlier run of the sync committed a row of this key. One
-		// failed here is not written: a later row of the key meets the
-		// saved one, not this one. (The saved key has no fingerprint: no
-		// collision is told across runs.)
+		// An earlier run of the sync committed a row of this key: the
+		// first of the sync, which this one meets as it would in one run
+		// (0 when its fingerprint was not saved, by an older ferry: no
+		// collision told). One failed here is not written: a later row of
+		// the key meets the saved one, not this one.
+		first = saved
 		if mode != DupFail {
-			t.keys.insert(h, 0)
+			t.keys.insert(h, first)
 		}
 	}
 	t.count++
@@ -282,8 +285,10 @@ func collides(first, fp uint32) bool {
 }
 
 // note records key as met, without a row: one its partition committed
-// before, met again by a replay that does not write it.
-func (t *target) note(key string) {
+// before, met again by a replay that does not write it; fp is the row's
+// fingerprint, which a later row of the key from another chain is told a
+// collision by.
+func (t *target) note(key string, fp uint32) {
 	if t == nil || key == "" {
 		return
 	}
@@ -291,7 +296,7 @@ func (t *target) note(key string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.keys.get(h); !ok {
-		t.keys.insert(h, 0)
+		t.keys.insert(h, fp)
 	}
 }
 
@@ -321,17 +326,22 @@ func (ts *targets) committedBy(table, key, stream, partition string) bool {
 	return false
 }
 
-// savedHas tells whether an earlier run of the sync committed a row of key
-// hash h that a row from `from` would duplicate.
-func (t *target) savedHas(h uint64, from origin) bool {
+// savedFind tells whether an earlier run of the sync committed a row of
+// key hash h that a row from `from` would duplicate, and that row's
+// fingerprint (0 when not saved).
+func (t *target) savedFind(h uint64, from origin) (fp uint32, ok bool) {
 	if t.saved == nil {
-		return false
+		return 0, false
 	}
 	p, ok := t.parts[partRef{from.stream, from.partition}]
 	if !ok {
 		p = noPart
 	}
-	return t.saved.has(h, p, from.reread, t.dropped)
+	i, ok := t.saved.find(h, p, from.reread, t.dropped)
+	if !ok || t.saved.fps == nil {
+		return 0, ok
+	}
+	return t.saved.fps[i], true
 }
 
 // dropSaved forgets the keys a partition saved in the sync's earlier runs:
@@ -473,8 +483,8 @@ func KeyHash(key string) uint64 {
 
 // SavedKeys are the key hashes of the rows the earlier runs of a sync
 // committed, by table and by the stream partition that wrote them. They
-// are kept in 12 bytes a key: a hash, and the
-// number of its partition.
+// are kept in 16 bytes a key: a hash, the number of its partition, and
+// its row's fingerprint (0: unknown).
 type SavedKeys struct {
 	parts  map[partRef]uint32
 	tables map[string]*savedSet
@@ -486,8 +496,9 @@ type partRef struct{ stream, partition string }
 // noPart is the partition number of a row whose partition saved no key.
 const noPart = ^uint32(0)
 
-// Add records hashes as committed into table by a stream partition.
-func (s *SavedKeys) Add(table, stream, partition string, hashes []uint64) {
+// Add records hashes as committed into table by a stream partition, with
+// their rows' fingerprints when known (fps: none, or one for each hash).
+func (s *SavedKeys) Add(table, stream, partition string, hashes []uint64, fps ...uint32) {
 	if s.parts == nil {
 		s.parts, s.tables = map[partRef]uint32{}, map[string]*savedSet{}
 	}
@@ -502,9 +513,19 @@ func (s *SavedKeys) Add(table, stream, partition string, hashes []uint64) {
 		set = &savedSet{}
 		s.tables[table] = set
 	}
+	if len(fps) > 0 && set.fps == nil {
+		set.fps = make([]uint32, len(set.hashes))
+	}
 	set.hashes = append(set.hashes, hashes...)
-	for range hashes {
+	for i := range hashes {
 		set.parts = append(set.parts, p)
+		if set.fps != nil {
+			var fp uint32
+			if i < len(fps) {
+				fp = fps[i]
+			}
+			set.fps = append(set.fps, fp)
+		}
 	}
 }
 
@@ -548,6 +569,7 @@ func (s *SavedKeys) table(name string) *savedSet {
 type savedSet struct {
 	hashes []uint64
 	parts  []uint32 // the partition of each hash
+	fps    []uint32 // nil, or each row's fingerprint (0: unknown)
 }
 
 func (s *savedSet) Len() int           { return len(s.hashes) }
@@ -555,16 +577,19 @@ func (s *savedSet) Less(i, j int) bool { return s.hashes[i] < s.hashes[j] }
 func (s *savedSet) Swap(i, j int) {
 	s.hashes[i], s.hashes[j] = s.hashes[j], s.hashes[i]
 	s.parts[i], s.parts[j] = s.parts[j], s.parts[i]
+	if s.fps != nil {
+		s.fps[i], s.fps[j] = s.fps[j], s.fps[i]
+	}
 }
 
-// has tells whether h was saved by another partition than p, or by p
-// itself when the row does not re-read p's committed records; the keys of
-// the dropped partitions do not count.
-func (s *savedSet) has(h uint64, p uint32, reread bool, dropped map[uint32]bool) bool {
+// find tells whether (and where) h was saved by another partition than p,
+// or by p itself when the row does not re-read p's committed records; the
+// keys of the dropped partitions do not count.
+func (s *savedSet) find(h uint64, p uint32, reread bool, dropped map[uint32]bool) (int, bool) {
 	for i, _ := slices.BinarySearch(s.hashes, h); i < len(s.hashes) && s.hashes[i] == h; i++ {
 		if (s.parts[i] != p || !reread) && !dropped[s.parts[i]] {
-			return true
+			return i, true
 		}
 	}
-	return false
+	return 0, false
 }

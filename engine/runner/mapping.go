@@ -26,7 +26,10 @@ type mapped struct {
 	seen []seenKey
 }
 
-type seenKey struct{ table, key string }
+type seenKey struct {
+	table, key string
+	fp         uint32 // the row's fingerprint (see target.fingerprint)
+}
 
 // lookupEntry is what one record adds to a lookup.
 type lookupEntry struct {

@@ -310,13 +310,14 @@ func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Ou
 		}
 	}
 	for _, sk := range m.seen {
-		r.targets.table(sk.table).note(sk.key)
+		r.targets.table(sk.table).note(sk.key, sk.fp)
 	}
 	for i := range m.rows {
 		row := &m.rows[i]
 		t := r.targets.table(row.Table)
 		from := origin{row.Stream, row.Partition, row.reread}
-		dup, h := t.seen(row.key, from, t.fingerprint(from, row.Data), m.place)
+		fp := t.fingerprint(from, row.Data)
+		dup, h := t.seen(row.key, from, fp, m.place)
 		switch dup {
 		case dupFail:
 			fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Table: row.Table, Err: fmt.Errorf("table %s: primary key %s already written by this sync (on_duplicate: fail)", row.Table, row.key)})
@@ -333,7 +334,7 @@ func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Ou
 			row.Merge = true
 		}
 		// Committed with the row, so that a run resuming the sync knows it.
-		row.KeyHash = h
+		row.KeyHash, row.Fingerprint = h, fp
 		if err := out.Row(ctx, row.Row); err != nil {
 			return false, fmt.Errorf("table %s: %w", row.Table, err)
 		}

@@ -19,6 +19,10 @@ type Row struct {
 	// without one. A table destination commits it with the row's
 	// checkpoint, for the duplicate check of a run that resumes the sync.
 	KeyHash uint64
+	// Fingerprint is the row's (runner: its chain and values), 0 unknown:
+	// committed with KeyHash, so that a resumed run tells a collision with
+	// the committed row from the same record met again.
+	Fingerprint uint32
 }
 
 // Entity is one Port entity produced by a spec's `port.entities` mapping.
