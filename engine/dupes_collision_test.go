@@ -40,8 +40,8 @@ func TestKeyCollisionFailsTheRun(t *testing.T) {
 	if got := fx.query(`SELECT count(*) FROM "nl__t"`); !slices.Equal(got, []string{"2"}) {
 		t.Errorf("t holds %v rows, want 2 (the later row of key 1 written)", got)
 	}
-	if len(res.Summary.Duplicates) != 1 || res.Summary.Duplicates[0].Count != 1 {
-		t.Errorf("duplicates = %+v, want t: 1", res.Summary.Duplicates)
+	if d := res.Summary.Duplicates; len(d) != 1 || d[0].Count != 1 || d[0].Modes["collision"] != 1 || d[0].Modes["warn"] != 0 {
+		t.Errorf("duplicates = %+v, want t: 1, counted as a collision", res.Summary.Duplicates)
 	}
 
 	// on_duplicate: warn says the repeats are expected: the last one wins.

@@ -410,9 +410,9 @@ func printSummary(w io.Writer, rep *engine.RunReport, dest string, width int) {
 			what = "entities repeated an identifier"
 		}
 		var modes []string
-		for _, m := range []string{"warn", "fail", "merge"} {
+		for _, m := range []string{"warn", "collision", "fail", "merge"} {
 			if n := d.Modes[m]; n > 0 {
-				modes = append(modes, fmt.Sprintf("%d %s", n, map[string]string{"warn": "kept the last (warn)", "fail": "failed (fail)", "merge": "merged (merge)"}[m]))
+				modes = append(modes, fmt.Sprintf("%d %s", n, map[string]string{"warn": "kept the last (warn)", "collision": "kept the last, each another record's key (collision: the run fails)", "fail": "failed (fail)", "merge": "merged (merge)"}[m]))
 			}
 		}
 		line(fmt.Sprintf("duplicates: %s %s: %d %s: %s", d.Kind, d.Name, d.Count, what, strings.Join(modes, ", ")))

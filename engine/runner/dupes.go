@@ -60,9 +60,6 @@ type target struct {
 	dropped map[uint32]bool
 	count   int
 	modes   map[string]int // duplicates by the mode applied
-	// collisions: duplicates under no on_duplicate that replaced another
-	// record's row (each also a failure of the run).
-	collisions int
 	examples   []string
 }
 
@@ -159,22 +156,29 @@ func (t *target) seenAs(key string, from origin, fp uint32, place func() string,
 	if t.modes == nil {
 		t.modes = map[string]int{}
 	}
-	t.modes[mode]++
+	collision := check && collides(first, fp)
+	if collision {
+		t.modes[dupCollisionMode]++
+	} else {
+		t.modes[mode]++
+	}
 	if len(t.examples) < maxExamples {
 		t.examples = append(t.examples, key+" at "+place())
 	}
-	switch mode {
-	case DupFail:
+	switch {
+	case mode == DupFail:
 		return dupFail, h
-	case DupMerge:
+	case mode == DupMerge:
 		return dupMerge, h
-	}
-	if check && collides(first, fp) {
-		t.collisions++
+	case collision:
 		return dupCollision, h
 	}
 	return dupWarn, h
 }
+
+// dupCollisionMode counts collisions in a report's duplicate modes: kept
+// the last, as warn, and failed the run.
+const dupCollisionMode = "collision"
 
 // fingerprint is a row's fingerprint when the table's mode checks for
 // collisions (no on_duplicate), else 0.
