@@ -57,10 +57,10 @@ type target struct {
 	parts map[partRef]uint32
 	// dropped are the partitions (numbers of parts) this run reads afresh:
 	// their saved keys belong to a reading that this run's replaces.
-	dropped map[uint32]bool
-	count   int
-	modes   map[string]int // duplicates by the mode applied
-	examples   []string
+	dropped  map[uint32]bool
+	count    int
+	modes    map[string]int // duplicates by the mode applied
+	examples []string
 }
 
 // maxExamples bounds the duplicates a report names.
