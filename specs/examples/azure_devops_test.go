@@ -151,15 +151,12 @@ func (s *azureSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		azureError(w, 404, "ControllerNotFoundException", "The controller for path '"+r.URL.Path+"' was not found or does not implement IController.")
 		return
 	}
-	top := maxTop
-	if v := q.Get("$top"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			azureError(w, 400, "InvalidArgumentValueException", "The value specified for the following variable must be a positive integer: $top.")
-			return
-		}
-		top = min(n, maxTop)
+	top, ok := queryInt(q, "$top", maxTop, 1)
+	if !ok {
+		azureError(w, 400, "InvalidArgumentValueException", "The value specified for the following variable must be a positive integer: $top.")
+		return
 	}
+	top = min(top, maxTop)
 	from := 0
 	if token != "" {
 		s.mu.Lock()

@@ -189,23 +189,16 @@ func (s *bitbucketSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		bitbucketError(w, 404, "Resource not found")
 		return
 	}
-	pagelen := 10
-	if v := q.Get("pagelen"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			bitbucketError(w, 400, "Invalid pagelen")
-			return
-		}
-		pagelen = min(n, maxLen)
+	pagelen, ok := queryInt(q, "pagelen", 10, 1)
+	if !ok {
+		bitbucketError(w, 400, "Invalid pagelen")
+		return
 	}
-	page := 1
-	if v := q.Get("page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			bitbucketError(w, 400, "Invalid page")
-			return
-		}
-		page = n
+	pagelen = min(pagelen, maxLen)
+	page, ok := queryInt(q, "page", 1, 1)
+	if !ok {
+		bitbucketError(w, 400, "Invalid page")
+		return
 	}
 	from := min((page-1)*pagelen, len(list))
 	end := min(from+pagelen, len(list))

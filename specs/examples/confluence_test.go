@@ -255,23 +255,16 @@ func (s *confluenceSim) v2List(w http.ResponseWriter, r *http.Request, list []ma
 // _links.next relative to _links.base.
 func (s *confluenceSim) v1List(w http.ResponseWriter, r *http.Request, list []map[string]any) {
 	q := r.URL.Query()
-	limit := 25
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			confluenceV1Error(w, 400, "limit must be a positive number")
-			return
-		}
-		limit = min(n, 25)
+	limit, ok := queryInt(q, "limit", 25, 0)
+	if !ok {
+		confluenceV1Error(w, 400, "limit must be a positive number")
+		return
 	}
-	start := 0
-	if v := q.Get("start"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			confluenceV1Error(w, 400, "start must be a positive number")
-			return
-		}
-		start = n
+	limit = min(limit, 25)
+	start, ok := queryInt(q, "start", 0, 0)
+	if !ok {
+		confluenceV1Error(w, 400, "start must be a positive number")
+		return
 	}
 	from := min(start, len(list))
 	end := min(from+limit, len(list))

@@ -181,15 +181,12 @@ func (s *oktaSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		oktaError(w, 404, "E0000022", "The endpoint does not support the provided HTTP method")
 		return
 	}
-	limit := maxLimit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			oktaError(w, 400, "E0000001", "Api validation failed: limit", "limit: must be a positive integer")
-			return
-		}
-		limit = min(n, maxLimit)
+	limit, ok := queryInt(q, "limit", maxLimit, 1)
+	if !ok {
+		oktaError(w, 400, "E0000001", "Api validation failed: limit", "limit: must be a positive integer")
+		return
 	}
+	limit = min(limit, maxLimit)
 	from := 0
 	if after := q.Get("after"); after != "" {
 		i := slices.IndexFunc(list, func(o map[string]any) bool { return o["id"] == after })

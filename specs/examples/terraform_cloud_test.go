@@ -161,23 +161,16 @@ func (s *tfcSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tfcError(w, fault, http.StatusText(fault))
 		return
 	}
-	size := 20
-	if v := q.Get("page[size]"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			tfcError(w, 400, "invalid page[size]")
-			return
-		}
-		size = min(n, 100)
+	size, ok := queryInt(q, "page[size]", 20, 1)
+	if !ok {
+		tfcError(w, 400, "invalid page[size]")
+		return
 	}
-	number := 1
-	if v := q.Get("page[number]"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			tfcError(w, 400, "invalid page[number]")
-			return
-		}
-		number = n
+	size = min(size, 100)
+	number, ok := queryInt(q, "page[number]", 1, 1)
+	if !ok {
+		tfcError(w, 400, "invalid page[number]")
+		return
 	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	var list []map[string]any

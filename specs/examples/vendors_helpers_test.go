@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -139,4 +141,18 @@ func noDuplicates(t *testing.T, r vendorRun) {
 	if r.res != nil && r.res.Summary != nil && len(r.res.Summary.Duplicates) > 0 {
 		t.Errorf("duplicates: %+v", r.res.Summary.Duplicates)
 	}
+}
+
+// queryInt reads an integer query parameter of a simulated API: def when
+// absent; ok false when it is no integer or below least (the API's 400).
+func queryInt(q url.Values, name string, def, least int) (n int, ok bool) {
+	v := q.Get(name)
+	if v == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < least {
+		return 0, false
+	}
+	return n, true
 }

@@ -100,15 +100,12 @@ func (s *zendeskSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 404, map[string]any{"error": "InvalidEndpoint", "description": "Not found"})
 		return
 	}
-	perPage := 1000
-	if v := q.Get("per_page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			writeJSON(w, 400, map[string]any{"error": "InvalidValue", "description": "per_page must be a positive integer"})
-			return
-		}
-		perPage = min(n, 1000)
+	perPage, ok := queryInt(q, "per_page", 1000, 1)
+	if !ok {
+		writeJSON(w, 400, map[string]any{"error": "InvalidValue", "description": "per_page must be a positive integer"})
+		return
 	}
+	perPage = min(perPage, 1000)
 	after := 0
 	switch st := q.Get("start_time"); {
 	case (st == "") == (cursor == ""):
