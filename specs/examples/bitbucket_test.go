@@ -12,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 // bitbucketSim answers a workspace's repositories and their pull requests
@@ -245,19 +243,12 @@ func TestBitbucket(t *testing.T) {
 			wantPRs = append(wantPRs, fmt.Sprintf("%s#%d", repo["uuid"], pr["id"]))
 		}
 	}
-	slices.Sort(wantRepos)
-	slices.Sort(wantPRs)
-	if d := cmp.Diff(wantRepos, column(r.rows["repositories"], "uuid")); d != "" {
-		t.Errorf("repositories (-want +got):\n%s", d)
-	}
+	sameIDs(t, "repositories", wantRepos, column(r.rows["repositories"], "uuid"))
 	var gotPRs []string
 	for _, row := range r.rows["pullrequests"] {
 		gotPRs = append(gotPRs, fmt.Sprintf("%v#%v", row["repository_uuid"], row["id"]))
 	}
-	slices.Sort(gotPRs)
-	if d := cmp.Diff(wantPRs, gotPRs); d != "" {
-		t.Errorf("pull requests of every state, each once (-want +got):\n%s", d)
-	}
+	sameIDs(t, "pull requests of every state, each once", wantPRs, gotPRs)
 	for _, p := range sim.asked("/2.0/repositories/acme/svc-0/pullrequests") {
 		if got := p.URL.Query()["state"]; !slices.Equal(got, bitbucketStates) {
 			t.Errorf("pull request request %s: state %v, want every state", p.URL.RawQuery, got)

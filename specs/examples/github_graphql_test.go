@@ -345,24 +345,14 @@ func TestGitHubGraphQL(t *testing.T) {
 	for _, p := range sim.repos {
 		wantRepos = append(wantRepos, strconv.Itoa(p["databaseId"].(int)))
 	}
-	slices.Sort(wantRepos)
-	gotRepos := wholeIDs(r.rows["repositories"], "id")
-	slices.Sort(gotRepos)
-	if d := cmp.Diff(wantRepos, gotRepos); d != "" {
-		t.Errorf("repositories, each once (-want +got):\n%s", d)
-	}
+	sameIDs(t, "repositories, each once", wantRepos, wholeIDs(r.rows["repositories"], "id"))
 	var wantIssues []string
 	for _, list := range sim.issues {
 		for _, is := range list {
 			wantIssues = append(wantIssues, strconv.Itoa(is["databaseId"].(int)))
 		}
 	}
-	slices.Sort(wantIssues)
-	gotIssues := wholeIDs(r.rows["issues"], "id")
-	slices.Sort(gotIssues)
-	if d := cmp.Diff(wantIssues, gotIssues); d != "" {
-		t.Errorf("issues, each once (-want +got):\n%s", d)
-	}
+	sameIDs(t, "issues, each once", wantIssues, wholeIDs(r.rows["issues"], "id"))
 
 	// Three repository pages, the second and third asked twice; each
 	// chain stops at hasNextPage false.
@@ -428,12 +418,7 @@ func TestGitHubGraphQLRateLimits(t *testing.T) {
 			want = append(want, strconv.Itoa(is["databaseId"].(int)))
 		}
 	}
-	slices.Sort(want)
-	got := wholeIDs(r.rows["issues"], "id")
-	slices.Sort(got)
-	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("issues, each once (-want +got):\n%s", d)
-	}
+	sameIDs(t, "issues, each once", want, wholeIDs(r.rows["issues"], "id"))
 	if s := stream(r.res, "issues"); s.Retries < 4 {
 		t.Errorf("issues retries = %d, want at least 4 (the 429, the 403, the 403 with its message only, the primary limit)", s.Retries)
 	}

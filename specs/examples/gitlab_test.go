@@ -261,10 +261,7 @@ func TestGitLab(t *testing.T) {
 	for _, p := range sim.projects {
 		wantProjects = append(wantProjects, strconv.Itoa(p["id"].(int)))
 	}
-	slices.Sort(wantProjects)
-	if d := cmp.Diff(wantProjects, column(r.rows["projects"], "id")); d != "" {
-		t.Errorf("projects (-want +got):\n%s", d)
-	}
+	sameIDs(t, "projects", wantProjects, column(r.rows["projects"], "id"))
 	var wantIssues []string
 	for _, list := range sim.issues {
 		for _, is := range list {

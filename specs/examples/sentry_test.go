@@ -222,12 +222,7 @@ func TestSentry(t *testing.T) {
 			wantIssues = append(wantIssues, is["id"].(string))
 		}
 	}
-	slices.Sort(wantIssues)
-	gotIssues := ids(r.rows["issues"], "id")
-	slices.Sort(gotIssues)
-	if d := cmp.Diff(wantIssues, gotIssues); d != "" {
-		t.Errorf("issues, each once (-want +got):\n%s", d)
-	}
+	sameIDs(t, "issues, each once", wantIssues, ids(r.rows["issues"], "id"))
 
 	// Each chain reads its pages and stops at results="false": projects
 	// 2 pages; svc-000 3 pages (+ the 429 and the 502); svc-001 one full

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 // tfcSim answers the workspaces and runs lists of HCP Terraform's API v2
@@ -241,14 +239,8 @@ func TestTerraformCloud(t *testing.T) {
 			wantRuns = append(wantRuns, run["id"].(string))
 		}
 	}
-	slices.Sort(wantWS)
-	slices.Sort(wantRuns)
-	if d := cmp.Diff(wantWS, column(r.rows["workspaces"], "id")); d != "" {
-		t.Errorf("workspaces (-want +got):\n%s", d)
-	}
-	if d := cmp.Diff(wantRuns, column(r.rows["runs"], "id")); d != "" {
-		t.Errorf("runs, each once (-want +got):\n%s", d)
-	}
+	sameIDs(t, "workspaces", wantWS, column(r.rows["workspaces"], "id"))
+	sameIDs(t, "runs, each once", wantRuns, column(r.rows["runs"], "id"))
 	for _, row := range r.rows["runs"] {
 		if row["workspace_id"] == nil || !strings.HasPrefix(fmt.Sprint(row["workspace_id"]), "ws-") {
 			t.Errorf("run %v has no workspace id: %v", row["id"], row)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferry-etl/ferry/engine"
+	"github.com/google/go-cmp/cmp"
 )
 
 // vendorRun is a dry run of an example spec, as dryRun, that also returns
@@ -155,4 +157,14 @@ func queryInt(q url.Values, name string, def, least int) (n int, ok bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// sameIDs fails t unless got holds exactly want's ids, each as often (in
+// any order): every record written once.
+func sameIDs(t *testing.T, what string, want, got []string) {
+	t.Helper()
+	want, got = slices.Sorted(slices.Values(want)), slices.Sorted(slices.Values(got))
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("%s (-want +got):\n%s", what, d)
+	}
 }
