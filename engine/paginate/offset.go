@@ -14,8 +14,8 @@ import "context"
 // stops after its first short page.
 type offset struct {
 	at       param
-	size     int // page size asked for; 0 when the server's default is used
-	total    jq
+	size     int  // page size asked for; 0 when the server's default is used
+	hasTotal bool // total or total_header is given
 	stopWhen bool // the spec says when paging ends: a short page does not
 
 	position int // offset of the next request
@@ -26,20 +26,16 @@ func (o *offset) start(req *Request) error {
 	return o.at.set(req, 0)
 }
 
-func (o *offset) advance(ctx context.Context, page Page, req *Request) (bool, string, error) {
+func (o *offset) advance(_ context.Context, page Page, req *Request) (bool, string, error) {
 	n := page.length()
 	if n == 0 {
 		return false, "", nil
 	}
 	next := o.position + n
-	total, known, err := o.total.count(ctx, page.Body)
-	if err != nil {
-		return false, "", err
-	}
 	switch {
-	case known && next >= total:
+	case page.totalKnown && next >= page.total:
 		return false, "", nil
-	case o.total.q.Code() != nil, o.stopWhen:
+	case o.hasTotal, o.stopWhen:
 		// A total is given (and may be missing on this page), or
 		// stop_when says when the list ends (PagerDuty's `more`): a
 		// short page is no end, only they or an empty page are.

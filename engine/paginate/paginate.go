@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/ferry-etl/ferry/engine/eval"
@@ -41,6 +42,11 @@ type Page struct {
 	// or short and how far an offset moves.
 	Listed      int
 	ListedKnown bool
+
+	// The list's size in all as this page reports it (total or
+	// total_header), when totalKnown: set by the Pager for its kind.
+	total      int
+	totalKnown bool
 }
 
 // length is how many items the server put on the page: the elements of
@@ -66,6 +72,13 @@ type State struct {
 	// TokenNumber: Token is the text of a JSON number, sent back as a
 	// number in a JSON body.
 	TokenNumber bool `json:"token_number,omitempty"`
+	// Listed is how many items the chain's pages before this position
+	// listed, and Total the smallest total they reported (on page
+	// TotalPage; 0 when none did), so a resumed chain still knows whether
+	// it read the total.
+	Listed    int `json:"listed,omitempty"`
+	Total     int `json:"total,omitempty"`
+	TotalPage int `json:"total_page,omitempty"`
 }
 
 // strategy is one pagination kind: it owns the chain's position, writes it
@@ -91,6 +104,14 @@ type Pager struct {
 	kind  strategy
 	env   map[string]any // expr env for stop_when (config, parent, parents)
 	guard guard
+	total jq // the list's size in all, from the body (or cfg.TotalHeader)
+
+	listed  int  // items the chain's pages listed (Page.length), pages before a resume too
+	counted bool // listed counts every page: false after a checkpoint that did not save it
+	// fewest is the smallest total a page reported (page fewestAt), when
+	// reported.
+	fewest, fewestAt int
+	reported         bool
 }
 
 // New returns a pager for cfg, or nil when the stream does not paginate.
@@ -99,7 +120,7 @@ func New(cfg *spec.Paginate, vars []any, env map[string]any) *Pager {
 	if cfg == nil {
 		return nil
 	}
-	p := &Pager{cfg: cfg, env: env, guard: newGuard(cfg)}
+	p := &Pager{cfg: cfg, env: env, guard: newGuard(cfg), total: jq{&cfg.Total, vars, "total"}, counted: true}
 	at := param{in: cfg.In.V, name: cfg.Param.V}
 	switch cfg.Type.V {
 	case "cursor":
@@ -123,7 +144,7 @@ func New(cfg *spec.Paginate, vars []any, env map[string]any) *Pager {
 		}
 		p.kind = pn
 	case "offset":
-		o := &offset{at: at, total: jq{&cfg.Total, vars, "total"}, stopWhen: cfg.StopWhen.Program() != nil}
+		o := &offset{at: at, hasTotal: cfg.Total.Set || cfg.TotalHeader.Set, stopWhen: cfg.StopWhen.Program() != nil}
 		if cfg.Size.Set {
 			o.size = cfg.Size.V
 		}
@@ -171,6 +192,20 @@ func (p *Pager) Restore(st State, req *Request) error {
 		return err
 	}
 	p.guard.remember(mark)
+	p.listed = st.Listed
+	if st.Total > 0 {
+		p.fewest, p.fewestAt, p.reported = st.Total, st.TotalPage, true
+	}
+	position := st
+	position.Listed, position.Total, position.TotalPage = 0, 0, 0
+	if o, ok := p.kind.(*offset); ok {
+		// An offset is the count, in checkpoints of any age.
+		p.listed = o.position
+	} else if st.Listed == 0 && position != (State{}) {
+		// Saved before ferry counted items (or after pages that were all
+		// empty): the count is unknown, so the total is not checked.
+		p.counted = false
+	}
 	return nil
 }
 
@@ -179,28 +214,99 @@ func (p *Pager) State() State {
 	if p == nil {
 		return State{}
 	}
-	return p.kind.state()
+	st := p.kind.state()
+	st.Listed = p.listed
+	if p.reported {
+		st.Total, st.TotalPage = p.fewest, p.fewestAt
+	}
+	return st
 }
 
 // Next inspects page and rewrites req for the following page. It returns
 // false when the chain is complete. stop_when is asked first: it can end a
 // chain, but the records of the page it stops on have already been read.
+//
+// A chain that ends having listed fewer items than a page said the list
+// holds in all (total, total_header) ends with a *ShortError: the server
+// stopped paging early, and the rest is unread.
 func (p *Pager) Next(ctx context.Context, page Page, req *Request) (bool, error) {
 	if p == nil {
 		return false, nil
 	}
+	if err := p.readTotal(ctx, &page); err != nil {
+		return false, err
+	}
+	p.listed += page.length()
 	stop, err := p.stopWhen(page)
-	if err != nil || stop {
+	if err != nil {
 		return false, err
 	}
-	more, mark, err := p.kind.advance(ctx, page, req)
-	if err != nil || !more {
-		return false, err
+	if !stop {
+		more, mark, err := p.kind.advance(ctx, page, req)
+		if err != nil {
+			return false, err
+		}
+		if more {
+			return true, p.guard.check(mark, page.Number)
+		}
 	}
-	if err := p.guard.check(mark, page.Number); err != nil {
-		return false, err
+	return false, p.Ended()
+}
+
+// ShortError is a chain that ended with fewer items listed than a page
+// reported in all.
+type ShortError struct {
+	Listed int // items the chain's pages listed
+	Total  int // the smallest total a page reported
+	Page   int // the page that reported it
+}
+
+func (e *ShortError) Error() string {
+	return fmt.Sprintf("paging ended after %d items, but page %d said the list holds %d (paginate.total): the server stopped early, at least %d are unread",
+		e.Listed, e.Page, e.Total, e.Total-e.Listed)
+}
+
+// Ended checks a chain that has ended (after its last page, or on a page
+// a response rule read as no data): an error when a total was reported
+// and the chain listed fewer items. The smallest total reported is the
+// one compared: a list that grows while it is read reports more on later
+// pages than it held at the start (an item added before the read
+// position is not on the pages still to come), one that shrinks reports
+// less. A list that held that many items as it was read and came out
+// shorter lost some.
+func (p *Pager) Ended() error {
+	if p == nil || !p.counted || !p.reported || p.listed >= p.fewest {
+		return nil
 	}
-	return true, nil
+	return &ShortError{Listed: p.listed, Total: p.fewest, Page: p.fewestAt}
+}
+
+// readTotal sets page's total from the body (total) or a header
+// (total_header) and keeps the smallest one. A total that is missing or
+// null is unknown (GitLab leaves X-Total out above 10,000 items).
+func (p *Pager) readTotal(ctx context.Context, page *Page) error {
+	var n int
+	var known bool
+	if name := p.cfg.TotalHeader.V; p.cfg.TotalHeader.Set {
+		v := strings.TrimSpace(page.Header.Get(name))
+		if v != "" {
+			var err error
+			if n, err = strconv.Atoi(v); err != nil || n < 0 {
+				return fmt.Errorf("paginate.total_header: %s is %q, want a whole number", name, v)
+			}
+			known = true
+		}
+	} else {
+		var err error
+		if n, known, err = p.total.count(ctx, page.Body); err != nil {
+			return err
+		}
+	}
+	page.total, page.totalKnown = n, known
+	if known && (!p.reported || n < p.fewest) {
+		p.fewest, p.fewestAt, p.reported = n, page.Number, true
+	}
+	return nil
 }
 
 // stopWhen evaluates stop_when over the config/parent env plus response

@@ -392,7 +392,65 @@ func chainCases() []chainCase {
 				{body: `{}`, records: 50, more: true, next: wire{Query: "limit=100&offset=100"}},
 				{body: `{"total":null}`, records: 50, more: true, next: wire{Query: "limit=100&offset=150"}},
 				{body: `{"total":300}`, records: 10, more: true, next: wire{Query: "limit=100&offset=160"}},
-				{body: `{"total":300}`, records: 0},
+				{body: `{"total":160}`, records: 0}, // items were deleted as it was read
+			},
+		},
+		{
+			name:     "offset: an empty page before the total is a server that stopped early",
+			paginate: `{type: offset, param: offset, total: .total}`,
+			start:    wire{Query: "offset=0"},
+			steps: []step{
+				{body: `{"total":300}`, records: 100, more: true, next: wire{Query: "offset=100"}},
+				{body: `{"total":300}`, records: 100, more: true, next: wire{Query: "offset=200"}},
+				{body: `{"total":300}`, records: 0, errHas: "paging ended after 200 items, but page 1 said the list holds 300 (paginate.total): the server stopped early, at least 100 are unread"},
+			},
+		},
+		{
+			name:     "cursor with total: the last token before the total is a server that stopped early",
+			paginate: `{type: cursor, token: .next, param: c, total: .count}`,
+			steps: []step{
+				{body: `{"next":"b","count":5}`, records: 2, more: true, next: wire{Query: "c=b"}},
+				{body: `{"count":5}`, records: 2, errHas: "paging ended after 4 items, but page 1 said the list holds 5"},
+			},
+		},
+		{
+			name:     "cursor with total: a list that grew or shrank as it was read is compared with its smallest total",
+			paginate: `{type: cursor, token: .next, param: c, total: .count}`,
+			steps: []step{
+				{body: `{"next":"b","count":5}`, records: 2, more: true, next: wire{Query: "c=b"}},
+				{body: `{"next":"c","count":3}`, records: 1, more: true, next: wire{Query: "c=c"}},
+				{body: `{"count":9}`, records: 0},
+			},
+		},
+		{
+			name:     "next_url with total_header: stopped early, and a missing header is unknown",
+			paginate: `{type: next_url, url: .next, total_header: X-Total-Count}`,
+			steps: []step{
+				{body: `{"next":"https://api.test/x?p=2"}`, header: hdr("X-Total-Count", "7"), records: 3, more: true, next: wire{URL: "https://api.test/x?p=2"}},
+				{body: `{"next":"https://api.test/x?p=3"}`, records: 3, more: true, next: wire{URL: "https://api.test/x?p=3"}},
+				{body: `{}`, header: hdr("X-Total-Count", "8"), records: 0, errHas: "paging ended after 6 items, but page 1 said the list holds 7"},
+			},
+		},
+		{
+			name:     "link_header with total_header: all read",
+			paginate: `{type: link_header, total_header: X-Total-Count}`,
+			steps: []step{
+				{header: hdr("Link", `<https://api.test/x?p=2>; rel="next"`, "X-Total-Count", "4"), records: 2, more: true, next: wire{URL: "https://api.test/x?p=2"}},
+				{header: hdr("X-Total-Count", "4"), records: 2},
+			},
+		},
+		{
+			name:     "total_header that is no number is an error",
+			paginate: `{type: link_header, total_header: X-Total-Count}`,
+			steps:    []step{{header: hdr("X-Total-Count", "many"), records: 2, errHas: `paginate.total_header: X-Total-Count is "many", want a whole number`}},
+		},
+		{
+			name:     "page with total: stop_when ending before the total is stopping early",
+			paginate: `{type: page, param: p, total: .total, stop_when: response.last == true}`,
+			start:    wire{Query: "p=1"},
+			steps: []step{
+				{body: `{"total":4,"last":false}`, records: 2, more: true, next: wire{Query: "p=2"}},
+				{body: `{"total":4,"last":true}`, records: 1, errHas: "paging ended after 3 items, but page 1 said the list holds 4"},
 			},
 		},
 		{
@@ -667,6 +725,47 @@ func TestRestoreOlderCheckpoint(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, wireOf(t, req)); diff != "" {
 				t.Errorf("resumed request (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestOlderCheckpointTotal: a chain resumed from a checkpoint that did not
+// save how many items it listed does not know whether it read the total:
+// it is not checked (no false "stopped early"); an offset is its count.
+func TestOlderCheckpointTotal(t *testing.T) {
+	tests := []struct {
+		name, paginate, saved string
+		last                  paginate.Page
+		errHas                string
+	}{
+		{"cursor", `{type: cursor, token: .next, param: c, total: .count}`, `{"token":"abc"}`,
+			paginate.Page{Number: 3, Body: map[string]any{"count": 100}, Records: 2}, ""},
+		{"offset", `{type: offset, param: o, total: .count}`, `{"n":50}`,
+			paginate.Page{Number: 3, Body: map[string]any{"count": 100}, Records: 0}, "paging ended after 50 items, but page 3 said the list holds 100"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var st paginate.State
+			if err := json.Unmarshal([]byte(tc.saved), &st); err != nil {
+				t.Fatal(err)
+			}
+			p := paginate.New(paginateOf(t, tc.paginate), vars, nil)
+			req := chainCase{}.firstRequest(nil)
+			if err := p.Init(&req); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Restore(st, &req); err != nil {
+				t.Fatal(err)
+			}
+			more, err := p.Next(t.Context(), tc.last, &req)
+			switch {
+			case more:
+				t.Fatalf("Next = more, want the end")
+			case tc.errHas == "" && err != nil:
+				t.Errorf("Next: %v; want the end, unchecked", err)
+			case tc.errHas != "" && (err == nil || !strings.Contains(err.Error(), tc.errHas)):
+				t.Errorf("Next: %v; want %q", err, tc.errHas)
 			}
 		})
 	}

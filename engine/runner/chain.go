@@ -718,7 +718,11 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		}
 		state := pager.State()
 		var more bool
-		if !empty {
+		if empty {
+			// A rule's "no data" ends the chain: short of a total a page
+			// reported, that is the server stopping early.
+			err = pager.Ended()
+		} else {
 			more, err = pager.Next(c.ctx, paginate.Page{Number: page, Body: pg.body, Header: resp.Header, URL: resp.URL, Records: pg.records, Listed: pg.listed, ListedKnown: pg.known}, req)
 		}
 		if err != nil {

@@ -155,7 +155,7 @@ func (p *parser) checkLookups(f *File) {
 		}
 		jq(&s.Key, path+".key")
 		if pg := s.Paginate; pg != nil {
-			for name, q := range map[string]*JQ{"token": &pg.Token, "url": &pg.URL, "total_pages": &pg.TotalPages} {
+			for name, q := range map[string]*JQ{"token": &pg.Token, "url": &pg.URL, "total_pages": &pg.TotalPages, "total": &pg.Total} {
 				jq(q, path+".paginate."+name)
 			}
 			ex(pg.StopWhen.Str, path+".paginate.stop_when")

@@ -401,7 +401,10 @@ func (p *parser) checkPaginate(pg *Paginate, path string) {
 	case pg.SizeParam.Set && !pg.Size.Set:
 		p.errorAt(pg.SizeParam.P, path+".size_param", "size_param needs size, the page size to send")
 	}
-	if pg.Type.V == "offset" && pg.Size.Set && !pg.Total.Set && !pg.StopWhen.Set {
+	if pg.Total.Set && pg.TotalHeader.Set {
+		p.errorAt(pg.TotalHeader.P, path+".total_header", "give total or total_header, not both")
+	}
+	if pg.Type.V == "offset" && pg.Size.Set && !pg.Total.Set && !pg.TotalHeader.Set && !pg.StopWhen.Set {
 		p.warnAt(pg.Size.P, path+".size", "a page shorter than size ends paging: a server that caps its pages below %d stops this stream after its first page, silently; give total or stop_when, or leave size out and send the limit in request.query", pg.Size.V)
 	}
 	// param and size_param go to the same place (in); there they must not

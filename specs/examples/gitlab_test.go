@@ -36,6 +36,9 @@ type gitlabSim struct {
 	created map[int]map[string]any
 	// bigTotal: a project's issue count above which X-Total is left out.
 	bigTotal int
+	// stopEarly: a path whose second page links to no next one, as a
+	// server that ends paging early does.
+	stopEarly string
 
 	mu       sync.Mutex
 	requests []*http.Request
@@ -222,7 +225,7 @@ func (s *gitlabSim) offsetPage(w http.ResponseWriter, r *http.Request, list []ma
 		h.Set("X-Prev-Page", strconv.Itoa(page-1))
 	}
 	h.Set("X-Next-Page", "")
-	if end < len(list) {
+	if end < len(list) && (r.URL.Path != s.stopEarly || page != 2) {
 		h.Set("X-Next-Page", strconv.Itoa(page+1))
 	}
 	if len(list) <= maxTotal {
@@ -307,6 +310,30 @@ func TestGitLab(t *testing.T) {
 		}
 	}
 	noSecret(t, r, gitlabToken)
+}
+
+// GitLab: a project whose issue pages stop early (X-Next-Page empty on the
+// second of three pages while X-Total says 250) fails the run naming the
+// project and the counts, with the issues read written; the spec's
+// total_header is what catches it (without it the run exits 0, 50 issues
+// unread).
+func TestGitLabStopsEarly(t *testing.T) {
+	sim := newGitLabSim(gitlabToken)
+	sim.stopEarly = "/projects/5000/issues" // 250 issues, 100 a page
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+
+	r := runVendor(t, "gitlab.yaml", map[string]string{"api_url": srv.URL, "token": gitlabToken}, time.Time{})
+	failedRun(t, r, []string{"issues", "id=5000", "paging ended after 200 items, but page 1 said the list holds 250"})
+	n := 0
+	for _, row := range r.rows["issues"] {
+		if fmt.Sprint(row["project_id"]) == "5000" {
+			n++
+		}
+	}
+	if n != 200 {
+		t.Errorf("%d issues of project 5000 written, want the 200 read", n)
+	}
 }
 
 // GitLab's errors fail the run with its message, naming the stream; the

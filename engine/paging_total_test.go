@@ -1,0 +1,109 @@
+package engine_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine"
+)
+
+// TestTotalCatchesAServerThatStopsEarly: a list that reports its size
+// (paginate.total, total_header) and ends short of it lost the rest: a
+// server that drops its next cursor early, or a rule's "no data" (a 404)
+// on an offset page before the total. The chain fails naming its parent
+// and the counts, the pages read are written, the other parents' chains
+// are whole, and a run after the server is fixed reads the rest. (Without
+// the check the run exits 0 with the rest unread.)
+func TestTotalCatchesAServerThatStopsEarly(t *testing.T) {
+	var repos []any
+	for i := 1; i <= 7; i++ {
+		repos = append(repos, map[string]any{"id": i})
+	}
+	for name, c := range map[string]struct {
+		paginate string
+		serve    func(w http.ResponseWriter, r *http.Request, broken bool)
+	}{
+		"cursor, total in the body": {
+			paginate: `{type: cursor, token: .next, param: after, total: .total_count}`,
+			serve: func(w http.ResponseWriter, r *http.Request, broken bool) {
+				lo, _ := strconv.Atoi(r.URL.Query().Get("after"))
+				hi := min(lo+3, len(repos))
+				body := map[string]any{"items": repos[lo:hi], "total_count": len(repos)}
+				// The broken server hands out no cursor after its second page.
+				if hi < len(repos) && !(broken && lo >= 3) {
+					body["next"] = strconv.Itoa(hi)
+				}
+				json.NewEncoder(w).Encode(body)
+			},
+		},
+		"offset, total_header, a 404 read as no data": {
+			paginate: `{type: offset, param: offset, size: 3, size_param: limit, total_header: X-Total-Count}`,
+			serve: func(w http.ResponseWriter, r *http.Request, broken bool) {
+				lo, _ := strconv.Atoi(r.URL.Query().Get("offset"))
+				if broken && lo >= 6 {
+					http.Error(w, "not found", http.StatusNotFound)
+					return
+				}
+				w.Header().Set("X-Total-Count", strconv.Itoa(len(repos)))
+				json.NewEncoder(w).Encode(map[string]any{"items": repos[lo:min(lo+3, len(repos))]})
+			},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fx := newFixture(t, specHead+`  rules:
+    - {status: 404, action: empty}
+streams:
+  orgs:
+    request: {path: /orgs}
+  repos:
+    for_each: orgs
+    request: {path: '/orgs/${ parent.name }/repos'}
+    records: .items[]
+    paginate: `+c.paginate+`
+tables:
+  repos:
+    from: repos
+    primary_key: [org, id]
+    row: '{org: $parent.name, id}'
+`, "")
+			fx.json("/orgs", []any{map[string]any{"name": "a"}, map[string]any{"name": "b"}})
+			var broken atomic.Bool
+			broken.Store(true)
+			for _, org := range []string{"a", "b"} {
+				fx.mu.Lock()
+				fx.routes["/orgs/"+org+"/repos"] = func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, org == "b" && broken.Load()) }
+				fx.mu.Unlock()
+			}
+			_, err := fx.run(engine.RunOptions{})
+			re := runErrorOf(t, err)
+			if len(re.Failures) != 1 {
+				t.Fatalf("failures = %v, want org b's chain", re.Failures)
+			}
+			f := re.Failures[0].Error()
+			for _, want := range []string{"repos", "orgs[name=b]", "paging ended after 6 items, but page 1 said the list holds 7", "stopped early"} {
+				if !strings.Contains(f, want) {
+					t.Errorf("failure %q does not name %q", f, want)
+				}
+			}
+			count := func(org string) string {
+				return strings.Join(fx.query(`SELECT count(*) FROM "nl__repos" WHERE org = '`+org+`'`), "")
+			}
+			if a, b := count("a"), count("b"); a != "7" || b != "6" {
+				t.Errorf("rows: org a %s, org b %s; want 7 and the 6 read", a, b)
+			}
+
+			broken.Store(false)
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatalf("the run after the server is fixed: %v", err)
+			}
+			if got := fx.query(`SELECT id FROM "nl__repos" WHERE org = 'b' ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4", "5", "6", "7"}) {
+				t.Errorf("org b after the fixed run = %v, want all 7", got)
+			}
+		})
+	}
+}
