@@ -107,3 +107,64 @@ tables:
 		})
 	}
 }
+
+// TestShortChainResumesFromItsStart: a chain that ended short of its total
+// lost items on pages it already passed (here a page-number list whose
+// second page came back one item short, so the third started past it).
+// Asking its last page again, as a resumed run does after other failures,
+// would never find them: the resumed run reads that chain again from its
+// first page, and the run after the fault is whole. The other parent's
+// chain, done, is not read again.
+func TestShortChainResumesFromItsStart(t *testing.T) {
+	var repos []any
+	for i := 1; i <= 7; i++ {
+		repos = append(repos, map[string]any{"id": i})
+	}
+	fx := newFixture(t, specHead+`streams:
+  orgs:
+    request: {path: /orgs}
+  repos:
+    for_each: orgs
+    request: {path: '/orgs/${ parent.name }/repos'}
+    records: .items[]
+    paginate: {type: page, param: page, size: 3, size_param: per_page, total: .total_count}
+tables:
+  repos:
+    from: repos
+    primary_key: [org, id]
+    row: '{org: $parent.name, id}'
+`, "")
+	fx.json("/orgs", []any{map[string]any{"name": "a"}, map[string]any{"name": "b"}})
+	var broken atomic.Bool
+	broken.Store(true)
+	for _, org := range []string{"a", "b"} {
+		fx.mu.Lock()
+		fx.routes["/orgs/"+org+"/repos"] = func(w http.ResponseWriter, r *http.Request) {
+			page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+			lo := min((page-1)*3, len(repos))
+			hi := min(lo+3, len(repos))
+			if org == "b" && page == 2 && broken.Load() {
+				hi-- // one item short: it is on no page
+			}
+			json.NewEncoder(w).Encode(map[string]any{"items": repos[lo:hi], "total_count": len(repos)})
+		}
+		fx.mu.Unlock()
+	}
+	_, err := fx.run(engine.RunOptions{})
+	re := runErrorOf(t, err)
+	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "paging ended after 6 items, but page 1 said the list holds 7") {
+		t.Fatalf("failures = %v, want org b's chain, 6 of 7", re.Failures)
+	}
+	fx.takeRequests()
+	broken.Store(false)
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("the resumed run, the fault gone: %v", err)
+	}
+	asked := fx.takeRequests()
+	if slices.Contains(asked, "/orgs/a/repos") || !slices.Contains(asked, "/orgs/b/repos") {
+		t.Errorf("resumed run asked %v, want org b's chain again and not org a's, which was done", asked)
+	}
+	if got := fx.query(`SELECT id FROM "nl__repos" WHERE org = 'b' ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4", "5", "6", "7"}) {
+		t.Errorf("org b after the resumed run = %v, want all 7", got)
+	}
+}

@@ -351,6 +351,10 @@ func (c *chainRun) run() error {
 		r.log.Info("a parent record changed since the chain's checkpoint: reading it afresh", "stream", s.Name, "parents", rn.describe())
 		c.cp = nil
 	}
+	if c.cp != nil && c.cp.Afresh {
+		r.log.Info("the chain ended short of the total its pages reported: reading it afresh", "stream", s.Name, "parents", rn.describe())
+		c.cp = nil
+	}
 	if of := digestOf(rn.parent); c.cp != nil && c.cp.Of != "" && c.cp.Of != of {
 		// The checkpoint is of another record of the same key (a sibling),
 		// or of this one before it changed: read afresh.
@@ -726,10 +730,20 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			more, err = pager.Next(c.ctx, paginate.Page{Number: page, Body: pg.body, Header: resp.Header, URL: resp.URL, Records: pg.records, Listed: pg.listed, ListedKnown: pg.known}, req)
 		}
 		if err != nil {
-			// The page's records went out; what follows it is unknown. The
-			// checkpoint says so, so a resumed run asks this page again
-			// (writing nothing from it) rather than losing or doubling it.
-			if !replay {
+			var short *paginate.ShortError
+			switch {
+			case errors.As(err, &short):
+				// The items missing are on pages already passed, where
+				// asking this page again would never find them: a resumed
+				// run reads the chain afresh.
+				mark := c.mark(at, state, false, true)
+				mark.Afresh = true
+				c.send(item{mark: mark})
+			case !replay:
+				// The page's records went out; what follows it is
+				// unknown. The checkpoint says so, so a resumed run asks
+				// this page again (writing nothing from it) rather than
+				// losing or doubling it.
 				c.send(item{mark: c.mark(at, state, false, true)})
 			}
 			return fmt.Errorf("%spage %d: %s %s: %w", c.windowLabel(w), page, st.method, resp.URL, err)

@@ -35,6 +35,10 @@ type pageState struct {
 	// it could not be worked out; Next is the request of page Pages, which
 	// a resumed chain sends again without writing its records.
 	Redo bool `json:"redo,omitempty"`
+	// Afresh: the chain ended short of the total its pages reported, so
+	// items are missing from pages it passed: a resumed run reads it from
+	// its start, as a chain without a checkpoint.
+	Afresh bool `json:"afresh,omitempty"`
 	// Since is the incremental cursor the chain started from: a resumed
 	// chain asks the same question. Max is the largest cursor seen so far.
 	Since any `json:"since,omitempty"`
