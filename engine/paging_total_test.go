@@ -168,3 +168,38 @@ tables:
 		t.Errorf("org b after the resumed run = %v, want all 7", got)
 	}
 }
+
+// TestTotalCountsARepeatOnce: a page that repeats the item before it (a
+// list shifted by an insertion) and a page that lost one make up the
+// total between them; counted as listed, the chain looks whole. The
+// repeated item is counted once: the chain fails, 6 of 7.
+func TestTotalCountsARepeatOnce(t *testing.T) {
+	var repos []any
+	for i := 1; i <= 7; i++ {
+		repos = append(repos, map[string]any{"id": i})
+	}
+	fx := newFixture(t, specHead+`streams:
+  repos:
+    request: {path: /repos}
+    records: .items[]
+    paginate: {type: page, param: page, size: 3, size_param: per_page, total: .total_count}
+tables:
+  repos: {from: repos, primary_key: [id]}
+`, "")
+	fx.mu.Lock()
+	fx.routes["/repos"] = func(w http.ResponseWriter, r *http.Request) {
+		pages := [][]any{repos[0:3], append([]any{repos[2]}, repos[3:5]...), repos[6:7]} // 3 again, 6 lost
+		page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		items := []any{}
+		if page >= 1 && page <= len(pages) {
+			items = pages[page-1]
+		}
+		json.NewEncoder(w).Encode(map[string]any{"items": items, "total_count": len(repos)})
+	}
+	fx.mu.Unlock()
+	_, err := fx.run(engine.RunOptions{})
+	re := runErrorOf(t, err)
+	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "paging ended after 6 items, but page 1 said the list holds 7") {
+		t.Fatalf("failures = %v, want the chain, 6 distinct items of 7", re.Failures)
+	}
+}

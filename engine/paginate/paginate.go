@@ -42,6 +42,9 @@ type Page struct {
 	// or short and how far an offset moves.
 	Listed      int
 	ListedKnown bool
+	// Repeats is how many of the page's items the chain listed before (a
+	// shifted page repeats one): the total check counts them once.
+	Repeats int
 
 	// The list's size in all as this page reports it (total or
 	// total_header), when totalKnown: set by the Pager for its kind.
@@ -198,8 +201,9 @@ func (p *Pager) Restore(st State, req *Request) error {
 	}
 	position := st
 	position.Listed, position.Total, position.TotalPage = 0, 0, 0
-	if o, ok := p.kind.(*offset); ok {
-		// An offset is the count, in checkpoints of any age.
+	if o, ok := p.kind.(*offset); ok && st.Listed == 0 {
+		// An offset counts the items (repeats too), in checkpoints of any
+		// age.
 		p.listed = o.position
 	} else if st.Listed == 0 && position != (State{}) {
 		// Saved before ferry counted items (or after pages that were all
@@ -236,7 +240,7 @@ func (p *Pager) Next(ctx context.Context, page Page, req *Request) (bool, error)
 	if err := p.readTotal(ctx, &page); err != nil {
 		return false, err
 	}
-	p.listed += page.length()
+	p.listed += max(0, page.length()-page.Repeats)
 	stop, err := p.stopWhen(page)
 	if err != nil {
 		return false, err

@@ -177,6 +177,7 @@ type pageRead struct {
 	records int
 	listed  int   // elements of the page's list (see paginate.Page.Listed)
 	known   bool  // listed is known
+	repeats int   // of them, items the chain listed before (see paginate.Page.Repeats)
 	retried bool  // records of a committed page were written again where they had failed
 	empty   bool  // a rule said "no data": the chain is done
 	emptyBy error // the rule's answer, when empty
@@ -269,6 +270,9 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 	}
 	defer dec.Close()
 	skip, want := c.committedPart(at)
+	if c.listedTwice != nil {
+		c.listedTwice.turn()
+	}
 	var digest hash.Hash
 	if plan.stream {
 		digest = sha256.New()
@@ -309,6 +313,15 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 		}
 		if err := c.cursors(recs); err != nil {
 			return fmt.Errorf("%spage %d: incremental.cursor: %w", c.windowLabel(at.window), at.page, err)
+		}
+		if c.listedTwice != nil && (plan.stream && len(recs) == 1 || !plan.stream && (!pg.known || pg.listed == len(recs))) {
+			// Records that are the list's items, one each: a repeated
+			// record is a repeated item.
+			for _, rec := range recs {
+				if key, _ := c.r.identify(c.ctx, st.s, rec, c.vars); c.listedTwice.again(key) {
+					pg.repeats++
+				}
+			}
 		}
 		retried, err := c.release(recs, at, pg.records, replay || values < skip)
 		pg.retried = pg.retried || retried

@@ -312,6 +312,10 @@ type chainRun struct {
 	// what that reading committed (see pageState.fresh).
 	checkpointed bool
 
+	// listedTwice finds the records a page lists again, for the total
+	// check (nil without a total).
+	listedTwice *repeats
+
 	job       *jobState // an async stream's export job, saved with every checkpoint
 	downloads []string  // an async stream's result URLs: one chain of pages each, in place of windows
 }
@@ -677,6 +681,9 @@ func (c *chainRun) paged(client *fetch.Client, w int, start position, restore bo
 	if err := pager.Init(req); err != nil {
 		return err
 	}
+	if pg := c.st.s.Paginate; pg != nil && (pg.Total.Set || pg.TotalHeader.Set) {
+		c.listedTwice = &repeats{}
+	}
 	first := 1
 	if restore && w == start.window {
 		if err := pager.Restore(c.cp.Next, req); err != nil {
@@ -727,7 +734,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			// reported, that is the server stopping early.
 			err = pager.Ended()
 		} else {
-			more, err = pager.Next(c.ctx, paginate.Page{Number: page, Body: pg.body, Header: resp.Header, URL: resp.URL, Records: pg.records, Listed: pg.listed, ListedKnown: pg.known}, req)
+			more, err = pager.Next(c.ctx, paginate.Page{Number: page, Body: pg.body, Header: resp.Header, URL: resp.URL, Records: pg.records, Listed: pg.listed, ListedKnown: pg.known, Repeats: pg.repeats}, req)
 		}
 		if err != nil {
 			var short *paginate.ShortError
@@ -1226,4 +1233,27 @@ func serverLinked(p *spec.Paginate) bool {
 		return true
 	}
 	return false
+}
+
+// repeats remembers the records of a chain's current page and the page
+// before it, so that the total check counts once an item a page lists
+// again: a list that shifts as it is read (an item added before the read
+// position) repeats the last item of one page at the top of the next, and
+// counted twice it would make up for an item lost elsewhere. Two pages,
+// whatever the chain's length: a repeat from further back still counts
+// twice.
+type repeats struct{ prev, cur map[string]struct{} }
+
+// turn starts a new page.
+func (r *repeats) turn() {
+	r.prev, r.cur = r.cur, make(map[string]struct{}, len(r.cur))
+}
+
+// again tells whether key was listed on this page or the one before, and
+// remembers it on this one.
+func (r *repeats) again(key string) bool {
+	_, before := r.prev[key]
+	_, here := r.cur[key]
+	r.cur[key] = struct{}{}
+	return before || here
 }
