@@ -172,8 +172,16 @@ tables:
 // TestTotalCountsARepeatOnce: a page that repeats the item before it (a
 // list shifted by an insertion) and a page that lost one make up the
 // total between them; counted as listed, the chain looks whole. The
-// repeated item is counted once: the chain fails, 6 of 7.
+// repeated item is counted once: the chain fails, 6 of 7. (By its text
+// in a list read value by value; by its record's id in a document read
+// whole.)
 func TestTotalCountsARepeatOnce(t *testing.T) {
+	for _, records := range []string{".items[]", "[.items[]] | .[]"} {
+		t.Run(records, func(t *testing.T) { totalCountsARepeatOnce(t, records) })
+	}
+}
+
+func totalCountsARepeatOnce(t *testing.T, records string) {
 	var repos []any
 	for i := 1; i <= 7; i++ {
 		repos = append(repos, map[string]any{"id": i})
@@ -181,7 +189,7 @@ func TestTotalCountsARepeatOnce(t *testing.T) {
 	fx := newFixture(t, specHead+`streams:
   repos:
     request: {path: /repos}
-    records: .items[]
+    records: '`+records+`'
     paginate: {type: page, param: page, size: 3, size_param: per_page, total: .total_count}
 tables:
   repos: {from: repos, primary_key: [id]}

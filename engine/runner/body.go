@@ -314,11 +314,19 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 		if err := c.cursors(recs); err != nil {
 			return fmt.Errorf("%spage %d: incremental.cursor: %w", c.windowLabel(at.window), at.page, err)
 		}
-		if c.listedTwice != nil && (plan.stream && len(recs) == 1 || !plan.stream && (!pg.known || pg.listed == len(recs))) {
+		switch {
+		case c.listedTwice == nil:
+		case plan.stream:
+			// v is one item of the list, as the server wrote it: a
+			// shifted page repeats the same text.
+			if c.listedTwice.again(dec.Raw()) {
+				pg.repeats++
+			}
+		case !pg.known || pg.listed == len(recs):
 			// Records that are the list's items, one each: a repeated
 			// record is a repeated item.
 			for _, rec := range recs {
-				if key, _ := c.r.identify(c.ctx, st.s, rec, c.vars); c.listedTwice.again(key) {
+				if key, _ := c.r.identify(c.ctx, st.s, rec, c.vars); c.listedTwice.again([]byte(key)) {
 					pg.repeats++
 				}
 			}

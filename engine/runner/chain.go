@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"hash/maphash"
 	"maps"
 	"net/http"
 	"net/url"
@@ -682,7 +683,7 @@ func (c *chainRun) paged(client *fetch.Client, w int, start position, restore bo
 		return err
 	}
 	if pg := c.st.s.Paginate; pg != nil && (pg.Total.Set || pg.TotalHeader.Set) {
-		c.listedTwice = &repeats{}
+		c.listedTwice = &repeats{seed: maphash.MakeSeed()}
 	}
 	first := 1
 	if restore && w == start.window {
@@ -1241,19 +1242,23 @@ func serverLinked(p *spec.Paginate) bool {
 // position) repeats the last item of one page at the top of the next, and
 // counted twice it would make up for an item lost elsewhere. Two pages,
 // whatever the chain's length: a repeat from further back still counts
-// twice.
-type repeats struct{ prev, cur map[string]struct{} }
+// twice. Items are remembered by a 64-bit hash.
+type repeats struct {
+	seed      maphash.Seed
+	prev, cur map[uint64]struct{}
+}
 
 // turn starts a new page.
 func (r *repeats) turn() {
-	r.prev, r.cur = r.cur, make(map[string]struct{}, len(r.cur))
+	r.prev, r.cur = r.cur, make(map[uint64]struct{}, len(r.cur))
 }
 
-// again tells whether key was listed on this page or the one before, and
-// remembers it on this one.
-func (r *repeats) again(key string) bool {
-	_, before := r.prev[key]
-	_, here := r.cur[key]
-	r.cur[key] = struct{}{}
+// again tells whether the item (its JSON text, or its record's key) was
+// listed on this page or the one before, and remembers it on this one.
+func (r *repeats) again(item []byte) bool {
+	h := maphash.Bytes(r.seed, item)
+	_, before := r.prev[h]
+	_, here := r.cur[h]
+	r.cur[h] = struct{}{}
 	return before || here
 }
