@@ -59,6 +59,7 @@ type changeAPI struct {
 	fail       map[int]bool
 	failDetail map[string]bool // /details/{id} answered 400
 	noToken    bool
+	expired    map[string]bool // from values answered 410, as an expired token
 	srv        *httptest.Server
 }
 
@@ -84,6 +85,11 @@ func newChangeAPI(t *testing.T, n int) *changeAPI {
 		if q.Get("page") == "" {
 			a.froms = append(a.froms, q.Get("from"))
 			start = from
+		}
+		if a.expired[q.Get("from")] {
+			w.WriteHeader(http.StatusGone)
+			json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": "syncStateNotFound", "message": "token " + q.Get("from") + " expired"}})
+			return
 		}
 		if a.fail[start/2+1] {
 			w.WriteHeader(400)

@@ -19,6 +19,9 @@ const (
 	ActionSkip  = "skip"  // the request is skipped: reported, not failed
 	ActionRetry = "retry" // sent again after the server's wait, on any status
 	ActionFail  = "fail"  // a failure, with a message from the body
+	// ActionRestart: the API refuses the chain's saved position (an
+	// expired delta token or cursor); the chain starts over.
+	ActionRestart = "restart"
 )
 
 // Outcomes of [Client.Do] decided by a rule. They come wrapped in a
@@ -27,6 +30,7 @@ const (
 var (
 	ErrEmpty   = errors.New("no data")
 	ErrSkipped = errors.New("request skipped")
+	ErrRestart = errors.New("the saved position is refused")
 )
 
 // Extract runs a compiled program (jq) on a decoded JSON body and returns
@@ -66,7 +70,7 @@ type Rule struct {
 
 func (r Rule) validate() error {
 	switch r.Action {
-	case ActionOK, ActionEmpty, ActionSkip, ActionRetry, ActionFail:
+	case ActionOK, ActionEmpty, ActionSkip, ActionRetry, ActionFail, ActionRestart:
 	default:
 		return fmt.Errorf("rule %s: unknown action %q", r.Name, r.Action)
 	}
@@ -117,13 +121,15 @@ func (e *RuleError) Is(target error) bool {
 		return e.Action == ActionEmpty
 	case ErrSkipped:
 		return e.Action == ActionSkip
+	case ErrRestart:
+		return e.Action == ActionRestart
 	}
 	return false
 }
 
 // isOutcome reports whether err is a rule outcome that is not a failure.
 func isOutcome(err error) bool {
-	return errors.Is(err, ErrEmpty) || errors.Is(err, ErrSkipped)
+	return errors.Is(err, ErrEmpty) || errors.Is(err, ErrSkipped) || errors.Is(err, ErrRestart)
 }
 
 // ruleBody decodes a response body once for the rules that read it.

@@ -263,7 +263,18 @@ func nonNil(l []any) []any {
 // its windows one after the other, each a chain of pages.
 func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 	c := &chainRun{r: r, st: st, rn: rn, ctx: ctx}
-	if err := c.run(); err != nil && ctx.Err() == nil {
+	err := c.run()
+	if errors.Is(err, fetch.ErrRestart) && ctx.Err() == nil {
+		// The API refused where the chain stood (a delta token or cursor
+		// saved by an earlier run, expired since): read it all again,
+		// as a first sync would. Once: refused again, the chain fails.
+		r.log.Warn("the API refused the chain's saved position: reading it again from its start, with the initial cursor", "stream", st.s.Name, "parents", rn.describe(), "reason", err.Error())
+		c = &chainRun{r: r, st: st, rn: rn, ctx: ctx, restarted: true}
+		if err = c.run(); errors.Is(err, fetch.ErrRestart) {
+			err = fmt.Errorf("refused again when read from its start: %w", err)
+		}
+	}
+	if err != nil && ctx.Err() == nil {
 		c.send(item{err: err})
 	}
 }
@@ -313,6 +324,9 @@ type chainRun struct {
 	// what that reading committed (see pageState.fresh).
 	checkpointed bool
 
+	// restarted: the API refused the chain's saved position (see fetch);
+	// it reads from its start, with the stream's initial cursor.
+	restarted bool
 	// listedTwice finds the records a page lists again, for the total
 	// check (nil without a total).
 	listedTwice *repeats
@@ -354,6 +368,9 @@ func (c *chainRun) run() error {
 		// it reads may have changed too (the comment that moved a ticket's
 		// updated_at), and the cursor saved above will pass that change.
 		r.log.Info("a parent record changed since the chain's checkpoint: reading it afresh", "stream", s.Name, "parents", rn.describe())
+		c.cp = nil
+	}
+	if c.restarted {
 		c.cp = nil
 	}
 	if c.cp != nil && c.cp.Afresh {
@@ -485,6 +502,9 @@ func (c *chainRun) planIncremental() error {
 		return nil
 	}
 	wm, wmSaved, list := c.r.watermark(c.st.stream, c.rn.partition)
+	if c.restarted {
+		wm, wmSaved = inc.Initial.Tree(), false
+	}
 	if wmSaved && c.rn.batchStream && list != c.rn.list {
 		// The saved cursor answers for other items: one added since (or
 		// moved here from another chunk) asked only for what changed after

@@ -80,7 +80,7 @@ func (p *parser) checkRules(h *HTTP, path string) {
 			}
 		}
 		if r.Message.Set && (act == "ok" || act == "empty") {
-			p.errorAt(r.Message.P, rp+".message", "message is only used by actions fail, skip and retry, not %s", act)
+			p.errorAt(r.Message.P, rp+".message", "message is only used by actions fail, skip, retry and restart, not %s", act)
 		}
 	}
 }
@@ -115,7 +115,7 @@ func (p *parser) warnRuleTakes429(h, top *HTTP) {
 		}
 		if r.Action.V != "retry" {
 			what := map[string]string{"fail": "fails its chain", "skip": "is skipped",
-				"ok": "is stored as data", "empty": "ends its chain as empty"}[r.Action.V]
+				"ok": "is stored as data", "empty": "ends its chain as empty", "restart": "restarts its chain"}[r.Action.V]
 			p.warnAt(r.Status.V[k].P, r.path+".status", "%s also matches 429: a rate limit %s instead of being retried after the server's wait; put a rule {status: 429, action: retry} before it", r.Status.V[k].V, what)
 		}
 		return

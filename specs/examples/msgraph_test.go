@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -266,12 +265,12 @@ func (s *graphSim) delta(w http.ResponseWriter, q map[string][]string, base stri
 	default:
 		s.starts = append(s.starts, strings.Join(q["$deltatoken"], ""))
 		since, sel := 0, q["$select"]
+		if s.expired[strings.Join(q["$deltatoken"], "")] {
+			graphError(w, 410, "syncStateNotFound", "The sync state generation is not found. Delta tokens are valid for a limited time.")
+			return
+		}
 		if dt := q["$deltatoken"]; len(dt) > 0 {
 			sel = s.selects[dt[0]]
-			if s.expired[dt[0]] {
-				graphError(w, 410, "syncStateNotFound", "The sync state generation is not found. Delta tokens are valid for a limited time.")
-				return
-			}
 			n, err := strconv.Atoi(strings.TrimPrefix(dt[0], "D"))
 			if err != nil {
 				graphError(w, 400, "Request_BadRequest", "Invalid deltatoken.")
@@ -497,10 +496,11 @@ func TestMSGraph(t *testing.T) {
 	noSecret(t, r2, sim.secret)
 }
 
-// An expired delta token (410 syncStateNotFound) fails the run naming it
-// and --full-refresh, and keeps the saved deltaLink (a later run asks it
-// again, never a newer one it did not earn); --full-refresh reads every
-// user again and saves a new deltaLink.
+// An expired delta token (410 syncStateNotFound) makes the chain start
+// over, as Graph asks: the same run reads every user again from
+// /users/delta, the user renamed meanwhile included, and saves a new
+// deltaLink, which the next run asks. Refused from the start too, the run
+// fails naming the 410.
 func TestMSGraphExpiredDelta(t *testing.T) {
 	sim := newGraphSim()
 	sim.tokenUses = 1000
@@ -515,24 +515,29 @@ func TestMSGraphExpiredDelta(t *testing.T) {
 	sim.change(sim.order[1], "displayName", "renamed")
 	sim.mu.Unlock()
 	r := graphRun(t, sim, srv.URL, db, engine.RunOptions{})
-	failedRun(t, r, []string{"users", "410", "syncStateNotFound", "the saved delta token can no longer be used", "with --full-refresh to read every user again"})
-	r = graphRun(t, sim, srv.URL, db, engine.RunOptions{ResumeWithin: time.Nanosecond})
-	failedRun(t, r, []string{"syncStateNotFound"})
-	r = graphRun(t, sim, srv.URL, db, engine.RunOptions{FullRefresh: true})
 	if r.err != nil {
-		t.Fatalf("full refresh: %v", r.err)
+		t.Fatalf("the run whose delta token expired: %v", r.err)
 	}
-	if n := stream(r.res, "users").Records; n != 1250 {
-		t.Errorf("full refresh read %d users, want all 1250", n)
+	if !strings.Contains(r.said, "reading it again from its start") || !strings.Contains(r.said, "the saved delta token can no longer be used (syncStateNotFound") {
+		t.Errorf("the run does not say it read the users again, and why")
+	}
+	if n := stream(r.res, "users").Records; n < 1250 {
+		t.Errorf("the restarted chain read %d users, want all 1250", n)
 	}
 	if r = graphRun(t, sim, srv.URL, db, engine.RunOptions{}); r.err != nil {
-		t.Fatalf("after the full refresh: %v", r.err)
+		t.Fatalf("after the restart: %v", r.err)
 	}
-	if got, want := sim.deltaAsks(), []string{"", "D1250", "D1250", "", "D1251"}; !slices.Equal(got, want) {
+	if got, want := sim.deltaAsks(), []string{"", "D1250", "", "D1251"}; !slices.Equal(got, want) {
 		t.Errorf("delta chains started with %q, want %q", got, want)
 	}
 	if got := query(t, db, `SELECT display_name FROM msgraph__users WHERE id = '`+sim.order[1]+`'`); !slices.Equal(got, []string{"renamed"}) {
 		t.Errorf("the user renamed while the token was expired: %q", got)
 	}
 	noSecret(t, r, sim.secret)
+
+	sim.mu.Lock()
+	sim.expired["D1251"], sim.expired[""] = true, true
+	sim.mu.Unlock()
+	r = graphRun(t, sim, srv.URL, db, engine.RunOptions{})
+	failedRun(t, r, []string{"users", "410", "syncStateNotFound", "refused again when read from its start"})
 }

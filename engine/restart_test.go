@@ -1,0 +1,64 @@
+package engine_test
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// restartSpec is tokenSpec with a rule that reads a 410 naming an expired
+// token (Microsoft Graph's syncStateNotFound) as "start over".
+var restartSpec = strings.Replace(tokenSpec, "  base_url: ${ config.url }\n", `  base_url: ${ config.url }
+  rules:
+    - status: 410
+      body: .error.code == "syncStateNotFound"
+      action: restart
+      message: .error.message
+`, 1)
+
+// TestRestartRule: a saved token the API no longer takes (a 410 the spec's
+// rule names restart) makes the chain read everything again from the
+// initial cursor, in the same run: every record is written, the run exits
+// 0, and the new token is saved, so the next sync asks from it. Refused
+// again from the start, the chain fails naming both. (Without the rule's
+// action the run fails until someone runs --full-refresh.)
+func TestRestartRule(t *testing.T) {
+	api := newChangeAPI(t, 5)
+	dir := t.TempDir()
+	f, cfg := loadIncremental(t, dir, restartSpec, api.srv.URL)
+	dest := "sqlite:" + filepath.Join(dir, "tok.db")
+	if _, err := tokenRun(t, f, cfg, dest, false); err != nil {
+		t.Fatal(err)
+	}
+
+	api.add(3) // 6..8
+	api.mu.Lock()
+	api.expired = map[string]bool{"5": true}
+	api.items[0]["name"] = "v2" // changed while the token was unused: the full read brings it
+	api.mu.Unlock()
+	logs, err := tokenRun(t, f, cfg, dest, false)
+	if err != nil {
+		t.Fatalf("the run whose token expired: %v", err)
+	}
+	if !strings.Contains(logs, "reading it again from its start") || !strings.Contains(logs, "token 5 expired") {
+		t.Errorf("logs do not say the chain was read again, and why:\n%s", logs)
+	}
+	if got := queryStrings(t, strings.TrimPrefix(dest, "sqlite:"), `SELECT id, name FROM "tok__changes" ORDER BY id`); !slices.Equal(got, []string{"1|v2", "2|v1", "3|v1", "4|v1", "5|v1", "6|v1", "7|v1", "8|v1"}) {
+		t.Errorf("changes = %v, want all eight, 1 at v2", got)
+	}
+	if _, err := tokenRun(t, f, cfg, dest, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := api.asked(), []string{"", "5", "", "8"}; !slices.Equal(got, want) {
+		t.Fatalf("chains started from %q, want %q: the expired 5, the start again, then the new token", got, want)
+	}
+
+	api.mu.Lock()
+	api.expired = map[string]bool{"8": true, "": true}
+	api.mu.Unlock()
+	_, err = tokenRun(t, f, cfg, dest, false)
+	if err == nil || !strings.Contains(err.Error(), "refused again when read from its start") || !strings.Contains(err.Error(), "token  expired") {
+		t.Fatalf("refused from the start too: err = %v, want the chain failed, saying so", err)
+	}
+}
