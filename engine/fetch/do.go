@@ -357,7 +357,7 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 					return resp, h, c.ruleError(method, shown, resp, rule, rule.Action, msg)
 				}
 				discard()
-				hint, hinted := ruleWait(rule, resp.Header, c.pool.now())
+				hint, hinted := ruleWait(rule, status, resp.Header, c.pool.now())
 				limit := rule.MaxWait
 				if limit <= 0 {
 					limit = max(c.retry.max, MaxServerWait)

@@ -60,7 +60,7 @@ type Rule struct {
 	// WaitHeader (retry) names a header holding how long to wait: seconds,
 	// epoch seconds or an HTTP date. It is read before Retry-After and
 	// x-ratelimit-reset, which a retry rule honours on any status (the
-	// reset only when x-ratelimit-remaining is absent or 0).
+	// reset only when x-ratelimit-remaining is 0, or absent from a 429).
 	WaitHeader string
 	// MaxWait (retry) is the longest wait a server may ask for; a longer
 	// one fails the request at once instead of holding the run. 0 means
@@ -257,12 +257,16 @@ func (r *Rule) message(ctx context.Context, body *ruleBody) string {
 
 // ruleWait is how long a retry rule waits before the next attempt, as
 // the server asks: the rule's WaitHeader, else Retry-After, else
-// x-ratelimit-reset (epoch or seconds), on any status, unless the answer
-// says budget is left (x-ratelimit-remaining above 0): GitHub and Port
-// send the reset on every answer, where it names the end of the window,
-// so a retried timeout would wait out the hour. ok is false when the
+// x-ratelimit-reset (epoch or seconds) when the answer says the budget is
+// spent (x-ratelimit-remaining 0, on any status), or is a rate limit (a
+// 429, or a 403 that says it is one) without a remaining count (Jira's).
+// GitHub and Port send the reset on every answer, beside budget left, and
+// ServiceNow sends its rate limit rule's reset (the hour's end) on every
+// answer with no remaining count at all: there it names the end of the
+// window, not a wait, and a retried timeout or cancelled transaction
+// would wait out the hour (or fail over max_wait). ok is false when the
 // server gives no hint.
-func ruleWait(r *Rule, h http.Header, now time.Time) (time.Duration, bool) {
+func ruleWait(r *Rule, status int, h http.Header, now time.Time) (time.Duration, bool) {
 	if r.WaitHeader != "" {
 		if d, ok := waitValue(h.Get(r.WaitHeader), now); ok {
 			return d, true
@@ -271,7 +275,8 @@ func ruleWait(r *Rule, h http.Header, now time.Time) (time.Duration, bool) {
 	if d, ok := retryAfter(h, now); ok {
 		return d, true
 	}
-	if n, ok := headerCount(h, "X-Ratelimit-Remaining"); ok && n > 0 {
+	n, counted := headerCount(h, "X-Ratelimit-Remaining")
+	if counted && n > 0 || !counted && !rateLimited(status, h) {
 		return 0, false
 	}
 	if v, epoch, ok := rateReset(h); ok {

@@ -244,19 +244,26 @@ func TestRuleFailGraphQLErrors(t *testing.T) {
 // of the hour's window: a retry rule for a GraphQL timeout (a 200 with an
 // error) on an answer with budget left backs off and sends again at once
 // instead of waiting out the hour (or failing over max_wait); the same
-// answer saying the budget is spent waits for the reset.
+// answer saying the budget is spent waits for the reset. ServiceNow sends
+// its rate limit rule's X-RateLimit-Reset (the hour's end) on every
+// answer and no remaining count at all: a retried 200 that is no rate
+// limit (a cancelled transaction) backs off too.
 func TestRuleRetryResetOnlyWhenSpent(t *testing.T) {
 	for _, tc := range []struct {
-		remaining string
-		wantWait  bool // the sleep is the reset's hour
-	}{{"4999", false}, {"0", true}} {
+		remaining string // "" sends none
+		wantWait  bool   // the sleep is the reset's hour
+	}{{"4999", false}, {"0", true}, {"", false}} {
 		t.Run("remaining "+tc.remaining, func(t *testing.T) {
 			clk := newFakeClock()
 			reset := strconv.FormatInt(clk.Now().Add(time.Hour).Unix(), 10)
+			headers := map[string]string{"X-RateLimit-Reset": reset}
+			if tc.remaining != "" {
+				headers["X-RateLimit-Remaining"] = tc.remaining
+			}
 			s := startSim(t, apitest.Fixture{Routes: []apitest.Route{
 				{Method: "POST", Path: "/graphql", Body: map[string]any{"data": map[string]any{"viewer": map[string]any{"login": "ada"}}},
 					Faults: []apitest.Fault{{Status: 200, Body: `{"data":null,"errors":[{"message":"Something went wrong while executing your query."}]}`,
-						Headers: map[string]string{"X-RateLimit-Remaining": tc.remaining, "X-RateLimit-Reset": reset}}}},
+						Headers: headers}}},
 			}}, clk)
 			c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: s.URL(), Rules: []Rule{
 				{Name: "r0", Body: jqx(t, `any(.errors[]?; .message | startswith("Something went wrong"))`), Action: ActionRetry, MaxWait: 2 * time.Hour},
@@ -321,7 +328,8 @@ func TestRuleValidate(t *testing.T) {
 
 // TestRuleWait: a retry rule reads its wait header as seconds, an epoch,
 // an HTTP date or (Jira) an ISO 8601 time, then Retry-After, then
-// x-ratelimit-reset; what it cannot read is no hint.
+// x-ratelimit-reset (of a 429, or with the budget spent); what it cannot
+// read is no hint.
 func TestRuleWait(t *testing.T) {
 	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	for _, tc := range []struct {
@@ -329,25 +337,34 @@ func TestRuleWait(t *testing.T) {
 		header map[string]string
 		want   time.Duration
 		ok     bool
+		status int // 0: a 429
 	}{
-		{"seconds", map[string]string{"X-Wait": "4"}, 4 * time.Second, true},
-		{"epoch", map[string]string{"X-Wait": strconv.FormatInt(now.Unix()+9, 10)}, 9 * time.Second, true},
-		{"http date", map[string]string{"X-Wait": now.Add(5 * time.Second).Format(http.TimeFormat)}, 5 * time.Second, true},
-		{"ISO 8601", map[string]string{"X-Wait": "2026-03-04T05:07Z"}, 113 * time.Second, true},
-		{"unreadable falls to Retry-After", map[string]string{"X-Wait": "later", "Retry-After": "2"}, 2 * time.Second, true},
-		{"x-ratelimit-reset ISO 8601", map[string]string{"X-RateLimit-Reset": "2026-03-04T06:07:07+01:00"}, time.Minute, true},
-		{"nothing readable", map[string]string{"X-Wait": "later", "X-RateLimit-Reset": "soon"}, 0, false},
-		{"x-ratelimit-reset with budget left names the window's end", map[string]string{"X-RateLimit-Remaining": "4999", "X-RateLimit-Reset": strconv.FormatInt(now.Unix()+3600, 10)}, 0, false},
-		{"x-ratelimit-reset with the budget spent", map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": strconv.FormatInt(now.Unix()+30, 10)}, 30 * time.Second, true},
-		{"Okta's spelling with budget left", map[string]string{"X-Rate-Limit-Remaining": "12", "X-Rate-Limit-Reset": strconv.FormatInt(now.Unix()+60, 10)}, 0, false},
-		{"budget left, Retry-After still counts", map[string]string{"X-RateLimit-Remaining": "12", "X-RateLimit-Reset": strconv.FormatInt(now.Unix()+60, 10), "Retry-After": "3"}, 3 * time.Second, true},
+		{"a 200 with the reset and no remaining count (ServiceNow)", map[string]string{"X-RateLimit-Reset": strconv.FormatInt(now.Unix()+3600, 10)}, 0, false, 200},
+		{"a 500 with the reset and no remaining count", map[string]string{"X-RateLimit-Reset": strconv.FormatInt(now.Unix()+3600, 10)}, 0, false, 500},
+		{"a 200 with the budget spent (GitHub GraphQL)", map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": strconv.FormatInt(now.Unix()+30, 10)}, 30 * time.Second, true, 200},
+		{"a 200 with Retry-After", map[string]string{"Retry-After": "3", "X-RateLimit-Reset": strconv.FormatInt(now.Unix()+3600, 10)}, 3 * time.Second, true, 200},
+		{"seconds", map[string]string{"X-Wait": "4"}, 4 * time.Second, true, 0},
+		{"epoch", map[string]string{"X-Wait": strconv.FormatInt(now.Unix()+9, 10)}, 9 * time.Second, true, 0},
+		{"http date", map[string]string{"X-Wait": now.Add(5 * time.Second).Format(http.TimeFormat)}, 5 * time.Second, true, 0},
+		{"ISO 8601", map[string]string{"X-Wait": "2026-03-04T05:07Z"}, 113 * time.Second, true, 0},
+		{"unreadable falls to Retry-After", map[string]string{"X-Wait": "later", "Retry-After": "2"}, 2 * time.Second, true, 0},
+		{"x-ratelimit-reset ISO 8601", map[string]string{"X-RateLimit-Reset": "2026-03-04T06:07:07+01:00"}, time.Minute, true, 0},
+		{"nothing readable", map[string]string{"X-Wait": "later", "X-RateLimit-Reset": "soon"}, 0, false, 0},
+		{"x-ratelimit-reset with budget left names the window's end", map[string]string{"X-RateLimit-Remaining": "4999", "X-RateLimit-Reset": strconv.FormatInt(now.Unix()+3600, 10)}, 0, false, 0},
+		{"x-ratelimit-reset with the budget spent", map[string]string{"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": strconv.FormatInt(now.Unix()+30, 10)}, 30 * time.Second, true, 0},
+		{"Okta's spelling with budget left", map[string]string{"X-Rate-Limit-Remaining": "12", "X-Rate-Limit-Reset": strconv.FormatInt(now.Unix()+60, 10)}, 0, false, 0},
+		{"budget left, Retry-After still counts", map[string]string{"X-RateLimit-Remaining": "12", "X-RateLimit-Reset": strconv.FormatInt(now.Unix()+60, 10), "Retry-After": "3"}, 3 * time.Second, true, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := http.Header{}
 			for k, v := range tc.header {
 				h.Set(k, v)
 			}
-			got, ok := ruleWait(&Rule{WaitHeader: "X-Wait"}, h, now)
+			status := tc.status
+			if status == 0 {
+				status = http.StatusTooManyRequests
+			}
+			got, ok := ruleWait(&Rule{WaitHeader: "X-Wait"}, status, h, now)
 			if got != tc.want || ok != tc.ok {
 				t.Errorf("ruleWait = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
 			}
