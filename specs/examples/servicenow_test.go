@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +39,13 @@ type snSim struct {
 	tables         map[string][]map[string]string
 	hidden         map[string]bool // sys_ids the user's ACLs hide
 	added          bool            // the incident created mid-read
+	// OAuth (the password grant at /oauth_token.do): the client's
+	// credentials, and each access token issued with the requests it
+	// has left before the instance takes it for expired.
+	clientID, clientSecret string
+	tokens                 map[string]int
+	logins                 int
+	tokenLife              int
 
 	mu       sync.Mutex
 	requests []*http.Request
@@ -53,7 +62,9 @@ const (
 	snCancelled = -1 // a 200: part of the page, then the cancelled transaction's error
 	snTruncated = -2 // the same, cut off inside a record
 	snSemaphore = 430
-	snRefs      = "assignment_group caller_id"
+	// snClientSecret is the OAuth client's secret.
+	snClientSecret = "SimOnlyClientSecret-abcdef012345"
+	snRefs         = "assignment_group caller_id"
 )
 
 // snID is a sys_id: 32 hex digits, in no relation to creation order.
@@ -63,7 +74,8 @@ func snID(kind string, i int) string {
 }
 
 func newSNSim() *snSim {
-	s := &snSim{user: snUser, password: snPassword, tables: map[string][]map[string]string{"incident": nil, "cmdb_ci": nil}, hidden: map[string]bool{}, faults: map[string][]int{}}
+	s := &snSim{user: snUser, password: snPassword, tables: map[string][]map[string]string{"incident": nil, "cmdb_ci": nil}, hidden: map[string]bool{}, faults: map[string][]int{},
+		clientID: "sim-client-0001", clientSecret: snClientSecret, tokens: map[string]int{}, tokenLife: 1 << 30}
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) string { return base.Add(d).Format("2006-01-02 15:04:05") }
 	// 3,345 incidents, imported seven a second (ties in sys_created_on,
@@ -184,8 +196,11 @@ func (s *snSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-RateLimit-Limit", "50000")
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
 	h.Set("X-RateLimit-Rule", snID("rule", 1))
-	user, pass, ok := r.BasicAuth()
-	if !ok || user != s.user || pass != s.password {
+	if r.URL.Path == "/oauth_token.do" {
+		s.token(w, r)
+		return
+	}
+	if !s.authorized(r) {
 		snError(w, 401, "User Not Authenticated", "Required to provide Auth information")
 		return
 	}
@@ -307,6 +322,46 @@ func (s *snSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, map[string]any{"result": result})
+}
+
+// authorized accepts the user's basic credentials, or a bearer token
+// issued by token that has not expired.
+func (s *snSim) authorized(r *http.Request) bool {
+	if user, pass, ok := r.BasicAuth(); ok {
+		return user == s.user && pass == s.password
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !ok || s.tokens[tok] <= 0 {
+		return false
+	}
+	s.tokens[tok]--
+	return true
+}
+
+// token answers the OAuth password grant: a form with grant_type,
+// client_id, client_secret, username and password.
+func (s *snSim) token(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.ParseForm() != nil {
+		writeJSON(w, 400, map[string]any{"error": "invalid_request", "error_description": "POST a form"})
+		return
+	}
+	f := r.PostForm
+	if f.Get("grant_type") != "password" || f.Get("client_id") != s.clientID || f.Get("client_secret") != s.clientSecret {
+		writeJSON(w, 401, map[string]any{"error": "access_denied", "error_description": "access_denied"})
+		return
+	}
+	if f.Get("username") != s.user || f.Get("password") != s.password {
+		writeJSON(w, 401, map[string]any{"error": "server_error", "error_description": "access_denied"})
+		return
+	}
+	s.mu.Lock()
+	s.logins++
+	tok := fmt.Sprintf("SimOnlyAccessToken%04d_%s", s.logins, snID("tok", s.logins)[:20])
+	s.tokens[tok] = s.tokenLife
+	s.mu.Unlock()
+	writeJSON(w, 200, map[string]any{"access_token": tok, "refresh_token": "SimOnlyRefresh" + snID("ref", 1)[:20], "scope": "useraccount", "token_type": "Bearer", "expires_in": 1799})
 }
 
 func (s *snSim) asked(path string) []*http.Request { return requestsTo(&s.mu, &s.requests, path) }
@@ -437,4 +492,68 @@ func TestServiceNowErrors(t *testing.T) {
 			noSecret(t, r, snPassword, sets["password"])
 		})
 	}
+}
+
+// The OAuth password grant the spec's comments describe, as a session
+// login: the token asked once with the client's and the user's
+// credentials, sent as a bearer token, asked again when the instance
+// answers 401 to one it takes for expired; every record written once,
+// no credential printed.
+func TestServiceNowOAuth(t *testing.T) {
+	b, err := os.ReadFile("servicenow.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := string(b)
+	basic := `  auth:
+    type: basic
+    username: ${ config.username }
+    password: ${ config.password }
+`
+	session := `  auth:
+    type: session
+    login:
+      path: /oauth_token.do
+      body_format: form
+      body: {grant_type: password, client_id: "${ config.client_id }", client_secret: "${ config.client_secret }", username: "${ config.username }", password: "${ config.password }"}
+      token: .access_token
+      expires_in: .expires_in
+`
+	inputs := `config:
+  client_id:
+    required: true
+  client_secret:
+    required: true
+    secret: true
+`
+	if !strings.Contains(spec, basic) || !strings.Contains(spec, "config:\n") {
+		t.Fatal("servicenow.yaml's auth block is not the one this test replaces")
+	}
+	spec = strings.Replace(strings.Replace(spec, basic, session, 1), "config:\n", inputs, 1)
+	path := filepath.Join(t.TempDir(), "servicenow-oauth.yaml")
+	if err := os.WriteFile(path, []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sim := newSNSim()
+	sim.tokenLife = 3 // the first token expires after three requests
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	sets := snSets(srv.URL)
+	sets["client_id"], sets["client_secret"] = sim.clientID, snClientSecret
+	r := runVendor(t, path, sets, time.Time{})
+	if r.err != nil {
+		t.Fatalf("run: %v", r.err)
+	}
+	sameIDs(t, "incidents", sim.visible("incident"), column(r.rows["incidents"], "sys_id"))
+	sameIDs(t, "configuration items", sim.visible("cmdb_ci"), column(r.rows["configuration_items"], "sys_id"))
+	if sim.logins < 2 {
+		t.Errorf("%d token requests, want a second after the first token expired", sim.logins)
+	}
+	for _, req := range sim.requests {
+		if strings.HasPrefix(req.URL.Path, "/api/") && !strings.HasPrefix(req.Header.Get("Authorization"), "Bearer ") {
+			t.Errorf("%s sent without the bearer token", req.URL)
+			break
+		}
+	}
+	noSecret(t, r, snPassword, snClientSecret, "SimOnlyAccessToken")
 }
