@@ -3,14 +3,18 @@ package examples_test
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-etl/ferry/engine"
 )
 
 // ddSim answers Datadog's API v2 incidents list and logs search as the
@@ -29,6 +33,9 @@ type ddSim struct {
 	apiKey, appKey string
 	incidents      []map[string]any
 	logs           []map[string]any // by timestamp
+	// late are logs not searchable yet: indexed minutes after their
+	// timestamp.
+	late map[string]bool
 
 	mu       sync.Mutex
 	requests []*http.Request
@@ -59,7 +66,7 @@ const (
 var ddStart = time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
 
 func newDDSim() *ddSim {
-	s := &ddSim{apiKey: ddAPIKey, appKey: ddAppKey, used: map[string]int{}, notBefore: map[string]time.Time{}, faults: map[string][]int{}}
+	s := &ddSim{apiKey: ddAPIKey, appKey: ddAppKey, used: map[string]int{}, notBefore: map[string]time.Time{}, faults: map[string][]int{}, late: map[string]bool{}}
 	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	// 230 incidents: three pages of 100, the last short.
 	for i := range 230 {
@@ -215,9 +222,13 @@ func (s *ddSim) serveLogs(w http.ResponseWriter, r *http.Request, q map[string][
 		return
 	}
 	var match []map[string]any
-	for _, l := range s.logs {
+	s.mu.Lock()
+	logs := slices.Clone(s.logs)
+	late := maps.Clone(s.late)
+	s.mu.Unlock()
+	for _, l := range logs {
 		at, _ := time.Parse(time.RFC3339, l["attributes"].(map[string]any)["timestamp"].(string))
-		if !at.Before(from) && at.Before(to) {
+		if !at.Before(from) && at.Before(to) && !late[l["id"].(string)] {
 			match = append(match, l)
 		}
 	}
@@ -240,7 +251,7 @@ func (s *ddSim) serveLogs(w http.ResponseWriter, r *http.Request, q map[string][
 		at = n
 	}
 	end := min(at+limit, len(match))
-	data := match[at:end]
+	data := append([]map[string]any{}, match[at:end]...) // [] when none, as Datadog sends
 	meta := map[string]any{"elapsed": 42, "request_id": "pddv1ChZTaW0", "status": "done"}
 	switch fault {
 	case ddTimeout:
@@ -370,5 +381,63 @@ func TestDatadogErrors(t *testing.T) {
 			failedRun(t, r, c.want)
 			noSecret(t, r, ddAPIKey, ddAppKey, sets["app_key"])
 		})
+	}
+}
+
+// Datadog indexes logs late: a log stamped 05:55 that is not searchable
+// when the 06:00 run reads its window is read by the next run, which
+// starts 15 minutes before the first one's cursor (lookback) rather than
+// at it; that run asks for no window before 05:45, and the table holds
+// every log once.
+func TestDatadogLateLogs(t *testing.T) {
+	sim := newDDSim()
+	lateLog := map[string]any{"id": "AQAAAZlate00000000000001", "type": "log", "attributes": map[string]any{
+		"timestamp": ddStart.Add(5*time.Hour + 55*time.Minute).Format("2006-01-02T15:04:05.000Z"), "status": "error", "service": "web",
+		"message": "indexed late", "tags": []string{"env:prod"}}}
+	sim.logs = append(sim.logs, lateLog)
+	sim.late["AQAAAZlate00000000000001"] = true
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	db := filepath.Join(t.TempDir(), "dd.db")
+
+	run := func(now time.Time) vendorRun {
+		t.Helper()
+		r := runVendorOpts(t, "datadog.yaml", ddSets(srv.URL), engine.RunOptions{Dest: "sqlite:" + db, Now: func() time.Time { return now }})
+		if r.err != nil {
+			t.Fatalf("run at %s: %v", now, r.err)
+		}
+		return r
+	}
+	run(ddNow)
+	if got := query(t, db, `SELECT count(*) FROM datadog__logs WHERE id = 'AQAAAZlate00000000000001'`); !slices.Equal(got, []string{"0"}) {
+		t.Fatalf("the late log is in the table before it was searchable: %v", got)
+	}
+	// Indexed now; and a log in the hours after the first run.
+	sim.mu.Lock()
+	delete(sim.late, "AQAAAZlate00000000000001")
+	sim.mu.Unlock()
+	sim.logs = append(sim.logs, map[string]any{"id": "AQAAAZnext00000000000001", "type": "log", "attributes": map[string]any{
+		"timestamp": ddNow.Add(30 * time.Minute).Format("2006-01-02T15:04:05.000Z"), "status": "info", "service": "web", "message": "after"}})
+	n := len(sim.asked("/api/v2/logs/events"))
+	run(ddNow.Add(2 * time.Hour))
+
+	var want []string
+	for _, l := range sim.logs {
+		want = append(want, l["id"].(string))
+	}
+	sameIDs(t, "logs after two runs, each once", want, query(t, db, `SELECT id FROM datadog__logs`))
+	sim.mu.Lock()
+	second := slices.Clone(sim.requests)
+	sim.mu.Unlock()
+	var froms []string
+	for _, r := range second {
+		if r.URL.Path == "/api/v2/logs/events" {
+			froms = append(froms, r.URL.Query().Get("filter[from]"))
+		}
+	}
+	froms = froms[n:]
+	slices.Sort(froms)
+	if len(froms) == 0 || froms[0] != "2026-11-30T05:45:00Z" {
+		t.Errorf("the second run's windows start at %v, want 2026-11-30T05:45:00Z (15 minutes before the first run's end)", froms)
 	}
 }
