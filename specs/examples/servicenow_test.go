@@ -62,6 +62,11 @@ const (
 	snCancelled = -1 // a 200: part of the page, then the cancelled transaction's error
 	snTruncated = -2 // the same, cut off inside a record
 	snSemaphore = 430
+	// snQueued is a 202 with no body: a request queued behind too many of
+	// its session's (a client that sends the session cookie back).
+	snQueued = 202
+	// snHibernating is a 200 HTML page: a developer instance asleep.
+	snHibernating = -3
 	// snClientSecret is the OAuth client's secret.
 	snClientSecret = "SimOnlyClientSecret-abcdef012345"
 	snRefs         = "assignment_group caller_id"
@@ -184,6 +189,17 @@ func (s *snSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
+	switch fault {
+	case snQueued:
+		// One session's queue overflowed: accepted, never processed.
+		w.WriteHeader(http.StatusAccepted)
+		return
+	case snHibernating:
+		// A developer instance asleep answers its wake-up page as a 200.
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte("<html><head><title>Instance Hibernating page</title></head><body>Your instance is hibernating</body></html>"))
+		return
+	}
 	if fault == snSemaphore {
 		// A full API_INT queue: refused before any rule is applied.
 		w.Header().Set("Content-Type", "text/html")
@@ -389,12 +405,12 @@ func snSets(url string) map[string]string {
 // (one to nothing), ordered by creation and sys_id so that ties are read
 // once and an incident created mid-read comes last; times stored in UTC,
 // "" read as null; a 429 with Retry-After, a semaphore's 429 without it,
-// a 500 and a 200 that carries a cancelled transaction retried; the
-// password never printed.
+// a 500, a 200 that carries a cancelled transaction and a 202 with
+// nothing done retried; the password never printed.
 func TestServiceNow(t *testing.T) {
 	sim := newSNSim()
 	sim.faults["/api/now/v2/table/incident|2000"] = []int{429, snSemaphore, snCancelled, 500}
-	sim.faults["/api/now/v2/table/cmdb_ci|1000"] = []int{snCancelled}
+	sim.faults["/api/now/v2/table/cmdb_ci|1000"] = []int{snCancelled, snQueued}
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 
@@ -429,6 +445,9 @@ func TestServiceNow(t *testing.T) {
 	}
 	if s := stream(r.res, "incidents"); s.Retries != 4 {
 		t.Errorf("incidents retries = %d, want 4", s.Retries)
+	}
+	if s := stream(r.res, "configuration_items"); s.Retries != 2 {
+		t.Errorf("configuration_items retries = %d, want 2 (the cancelled answer, the 202)", s.Retries)
 	}
 	noDuplicates(t, r)
 	basic := base64.StdEncoding.EncodeToString([]byte(snUser + ":" + snPassword))
@@ -470,6 +489,9 @@ func TestServiceNowErrors(t *testing.T) {
 		{name: "a transaction cancelled on every attempt",
 			faults: map[string][]int{"/api/now/v2/table/cmdb_ci|1000": {snCancelled, snCancelled, snCancelled, snCancelled, snCancelled, snCancelled, snCancelled, snCancelled}},
 			want:   []string{"configuration_items", "sysparm_offset=1000", "Transaction cancelled"}},
+		{name: "a hibernating instance's page",
+			faults: map[string][]int{"/api/now/v2/table/cmdb_ci|": {snHibernating}},
+			want:   []string{"configuration_items", "200"}},
 		{name: "a page cut off by a cancelled transaction",
 			faults: map[string][]int{"/api/now/v2/table/cmdb_ci|1000": {snTruncated, snTruncated, snTruncated, snTruncated, snTruncated, snTruncated, snTruncated, snTruncated}},
 			want:   []string{"configuration_items", "sysparm_offset=1000"}},
