@@ -162,11 +162,9 @@ func snOrder(rows []map[string]string, query, salt string) ([]map[string]string,
 }
 
 // snDisplay renders a stored value as the display value the API user
-// sees: times in the user's time zone (America/Los_Angeles here).
-func snDisplay(field, v string) string {
-	if v == "" || !strings.HasSuffix(field, "_at") && !strings.HasPrefix(field, "sys_") || field == "sys_id" || field == "sys_class_name" {
-		return v
-	}
+// sees: date-times in the user's time zone (America/Los_Angeles here),
+// in the same layout, so nothing in the answer tells them apart.
+func snDisplay(v string) string {
 	t, err := time.Parse("2006-01-02 15:04:05", v)
 	if err != nil {
 		return v
@@ -279,7 +277,7 @@ func (s *snSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		out := map[string]any{}
 		for f, v := range row {
-			stored, display := v, snDisplay(f, v)
+			stored, display := v, snDisplay(v)
 			switch q.Get("sysparm_display_value") {
 			case "true":
 				out[f] = display
