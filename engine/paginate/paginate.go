@@ -82,6 +82,10 @@ type State struct {
 	Listed    int `json:"listed,omitempty"`
 	Total     int `json:"total,omitempty"`
 	TotalPage int `json:"total_page,omitempty"`
+	// Counted: Listed is a count from the chain's first page although it
+	// is 0, where a checkpoint written before ferry counted looks the
+	// same (pages all empty so far).
+	Counted bool `json:"counted,omitempty"`
 }
 
 // strategy is one pagination kind: it owns the chain's position, writes it
@@ -200,14 +204,15 @@ func (p *Pager) Restore(st State, req *Request) error {
 		p.fewest, p.fewestAt, p.reported = st.Total, st.TotalPage, true
 	}
 	position := st
-	position.Listed, position.Total, position.TotalPage = 0, 0, 0
-	if o, ok := p.kind.(*offset); ok && st.Listed == 0 {
+	position.Listed, position.Total, position.TotalPage, position.Counted = 0, 0, 0, false
+	if o, ok := p.kind.(*offset); ok && st.Listed == 0 && !st.Counted {
 		// An offset counts the items (repeats too), in checkpoints of any
 		// age.
 		p.listed = o.position
-	} else if st.Listed == 0 && position != (State{}) {
-		// Saved before ferry counted items (or after pages that were all
-		// empty): the count is unknown, so the total is not checked.
+	} else if st.Listed == 0 && !st.Counted && position != (State{}) {
+		// Saved before ferry counted items (or by a chain resumed from
+		// such a checkpoint): the count is unknown, so the total is not
+		// checked.
 		p.counted = false
 	}
 	return nil
@@ -219,7 +224,11 @@ func (p *Pager) State() State {
 		return State{}
 	}
 	st := p.kind.state()
-	st.Listed = p.listed
+	if p.counted {
+		// A chain resumed from a checkpoint that did not count saves no
+		// count: what it counted since is not the chain's.
+		st.Listed, st.Counted = p.listed, p.listed == 0
+	}
 	if p.reported {
 		st.Total, st.TotalPage = p.fewest, p.fewestAt
 	}

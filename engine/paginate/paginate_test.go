@@ -432,6 +432,36 @@ func chainCases() []chainCase {
 			},
 		},
 		{
+			// Its checkpoint after page 1 has listed nothing yet: the
+			// resumed chain must still know it counted, or it ends short
+			// unchecked (exit 0, 2 of 3).
+			name:     "cursor with total: an empty first page, then a chain that stops early",
+			paginate: `{type: cursor, token: .next, param: c, total: .count}`,
+			steps: []step{
+				{body: `{"next":"b","count":3}`, records: 0, more: true, next: wire{Query: "c=b"}},
+				{body: `{"next":"c","count":3}`, records: 1, more: true, next: wire{Query: "c=c"}},
+				{body: `{"count":3}`, records: 1, errHas: "paging ended after 2 items, but page 1 said the list holds 3"},
+			},
+		},
+		{
+			// A negative total kept as the smallest would pass every
+			// chain, the later pages' real totals unchecked.
+			name:     "a negative total is an error, not a check passed",
+			paginate: `{type: cursor, token: .next, param: c, total: .count}`,
+			steps: []step{
+				{body: `{"next":"b","count":-1}`, records: 2, errHas: "paginate.total: got -1, want a whole number"},
+			},
+		},
+		{
+			// Taken as a count, it would end paging after page 1.
+			name:     "a negative total_pages is an error, not the end",
+			paginate: `{type: page, param: p, total_pages: .pages}`,
+			start:    wire{Query: "p=1"},
+			steps: []step{
+				{body: `{"pages":-1}`, records: 2, errHas: "paginate.total_pages: got -1, want a whole number"},
+			},
+		},
+		{
 			name:     "link_header with total_header: all read",
 			paginate: `{type: link_header, total_header: X-Total-Count}`,
 			steps: []step{
@@ -768,6 +798,41 @@ func TestOlderCheckpointTotal(t *testing.T) {
 				t.Errorf("Next: %v; want %q", err, tc.errHas)
 			}
 		})
+	}
+}
+
+// TestOlderCheckpointResumedTwice: a chain resumed from a checkpoint that
+// did not count, and interrupted again, has counted only the items since:
+// its next checkpoint must not pass that off as the chain's count, or the
+// run after it fails a whole chain ("stopped early").
+func TestOlderCheckpointResumedTwice(t *testing.T) {
+	cfg := paginateOf(t, `{type: cursor, token: .next, param: c, total: .count}`)
+	st := paginate.State{Token: "abc"} // written before ferry counted
+	pages := []paginate.Page{
+		{Number: 3, Body: map[string]any{"next": "def", "count": 100}, Records: 2},
+		{Number: 4, Body: map[string]any{"count": 100}, Records: 2},
+	}
+	for i, page := range pages {
+		p := paginate.New(cfg, vars, nil)
+		req := chainCase{}.firstRequest(nil)
+		if err := p.Init(&req); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Restore(st, &req); err != nil {
+			t.Fatal(err)
+		}
+		more, err := p.Next(t.Context(), page, &req)
+		if err != nil || more != (i == 0) {
+			t.Fatalf("page %d: Next = %v, %v; want more %v, unchecked", page.Number, more, err, i == 0)
+		}
+		saved, err := json.Marshal(p.State())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = paginate.State{}
+		if err := json.Unmarshal(saved, &st); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -160,21 +160,28 @@ func (j jq) count(ctx context.Context, body any) (n int, set bool, err error) {
 	if err != nil || !set {
 		return 0, false, err
 	}
+	whole := false
 	switch x := v.(type) {
 	case int:
-		return x, true, nil
+		n, whole = x, true
 	case float64:
 		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
-			return int(x), true, nil
+			n, whole = int(x), true
 		}
 	case json.Number:
-		if i, err := strconv.Atoi(x.String()); err == nil {
-			return i, true, nil
-		}
+		n, err = strconv.Atoi(x.String())
+		whole = err == nil
 	case string:
-		if i, err := strconv.Atoi(strings.TrimSpace(x)); err == nil {
-			return i, true, nil
-		}
+		n, err = strconv.Atoi(strings.TrimSpace(x))
+		whole = err == nil
+	}
+	switch {
+	case whole && n >= 0:
+		return n, true, nil
+	case whole:
+		// A count below zero (an API's -1 for "unknown") taken as one
+		// would end paging at once, or pass every total check.
+		return 0, false, fmt.Errorf("paginate.%s: got %d, want a whole number", j.name, n)
 	}
 	if s, ok := v.(string); ok {
 		return 0, false, fmt.Errorf("paginate.%s: got string %q, want a whole number", j.name, s)
