@@ -15,6 +15,7 @@ import (
 	"github.com/ferry-etl/ferry/engine/decode"
 	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/fetch"
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 	"github.com/ferry-etl/ferry/engine/paginate"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
@@ -322,11 +323,11 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 			if c.listedTwice.again(dec.Raw()) {
 				pg.repeats++
 			}
-		case !pg.known || pg.listed == len(recs):
-			// Records that are the list's items, one each: a repeated
-			// record is a repeated item.
-			for _, rec := range recs {
-				if key, _ := c.r.identify(c.ctx, st.s, rec, c.vars); c.listedTwice.again([]byte(key)) {
+		case pg.known:
+			// The document read whole: its list's items, encoded.
+			var buf []byte
+			for _, item := range listItems(v, plan.list) {
+				if buf, err = jsonv.Append(buf[:0], item, false); err == nil && c.listedTwice.again(buf) {
 					pg.repeats++
 				}
 			}
@@ -381,6 +382,21 @@ func listLength(doc any, path []string) (int, bool) {
 		return 0, true
 	}
 	return 0, false
+}
+
+// listItems is the list at path in doc (an object's values are not
+// counted as repeats: nothing shifts them from page to page).
+func listItems(doc any, path []string) []any {
+	v := doc
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	items, _ := v.([]any)
+	return items
 }
 
 // cursors moves the chain's largest incremental cursor over recs.

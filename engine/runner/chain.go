@@ -1256,13 +1256,15 @@ func serverLinked(p *spec.Paginate) bool {
 	return false
 }
 
-// repeats remembers the records of a chain's current page and the page
+// repeats remembers the items of a chain's current page and the page
 // before it, so that the total check counts once an item a page lists
 // again: a list that shifts as it is read (an item added before the read
 // position) repeats the last item of one page at the top of the next, and
-// counted twice it would make up for an item lost elsewhere. Two pages,
-// whatever the chain's length: a repeat from further back still counts
-// twice. Items are remembered by a 64-bit hash.
+// counted twice it would make up for an item lost elsewhere. Only a repeat
+// of the page before counts: two alike items on one page are the list's
+// own. Two pages, whatever the chain's length: a repeat from further back
+// still counts twice. Items are told apart by their JSON text, hashed to
+// 64 bits.
 type repeats struct {
 	seed      maphash.Seed
 	prev, cur map[uint64]struct{}
@@ -1273,12 +1275,11 @@ func (r *repeats) turn() {
 	r.prev, r.cur = r.cur, make(map[uint64]struct{}, len(r.cur))
 }
 
-// again tells whether the item (its JSON text, or its record's key) was
-// listed on this page or the one before, and remembers it on this one.
+// again tells whether the item (its JSON text) was listed on the page
+// before, and remembers it on this one.
 func (r *repeats) again(item []byte) bool {
 	h := maphash.Bytes(r.seed, item)
 	_, before := r.prev[h]
-	_, here := r.cur[h]
 	r.cur[h] = struct{}{}
-	return before || here
+	return before
 }
