@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"io"
 	"net/http"
 	"slices"
@@ -176,13 +177,23 @@ type pageRead struct {
 	resp    *fetch.Response
 	body    any // the document, the captured part of a streamed one, or nil
 	records int
-	listed  int   // elements of the page's list (see paginate.Page.Listed)
-	known   bool  // listed is known
-	repeats int   // of them, items the chain listed before (see paginate.Page.Repeats)
-	retried bool  // records of a committed page were written again where they had failed
-	empty   bool  // a rule said "no data": the chain is done
-	emptyBy error // the rule's answer, when empty
-	skipped bool  // a rule skipped the request
+	listed  int    // elements of the page's list (see paginate.Page.Listed)
+	known   bool   // listed is known
+	repeats int    // of them, items the chain listed before (see paginate.Page.Repeats)
+	bodySum uint64 // hash of the body as sent (paginated streams)
+	retried bool   // records of a committed page were written again where they had failed
+	empty   bool   // a rule said "no data": the chain is done
+	emptyBy error  // the rule's answer, when empty
+	skipped bool   // a rule skipped the request
+}
+
+// length is how many items the server put on the page: the elements of its
+// list when known, else the records.
+func (pg *pageRead) length() int {
+	if pg.known {
+		return pg.listed
+	}
+	return pg.records
 }
 
 // readPage sends a page's request and releases its records (see
@@ -242,6 +253,17 @@ func (c *chainRun) readPage(client *fetch.Client, req *paginate.Request, target 
 	}
 	if err := c.decodePage(pg, method, at, replay, state); err != nil {
 		return nil, err
+	}
+	if s.Paginate != nil && resp.Spool != nil {
+		// The body as the server sent it, hashed while its spool is
+		// open: a page the same as the one before is a server that did
+		// not move (see pages).
+		var h maphash.Hash
+		h.SetSeed(c.seed)
+		if _, err := io.Copy(&h, resp.Spool.Reader()); err != nil {
+			return nil, fmt.Errorf("%spage %d: reading the body again: %w", c.windowLabel(at.window), at.page, err)
+		}
+		pg.bodySum = h.Sum64()
 	}
 	return pg, nil
 }

@@ -262,14 +262,14 @@ func nonNil(l []any) []any {
 // covered by the checkpoints sent before it. A windowed stream's chain is
 // its windows one after the other, each a chain of pages.
 func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
-	c := &chainRun{r: r, st: st, rn: rn, ctx: ctx}
+	c := &chainRun{r: r, st: st, rn: rn, ctx: ctx, seed: maphash.MakeSeed()}
 	err := c.run()
 	if errors.Is(err, fetch.ErrRestart) && ctx.Err() == nil {
 		// The API refused where the chain stood (a delta token or cursor
 		// saved by an earlier run, expired since): read it all again,
 		// as a first sync would. Once: refused again, the chain fails.
 		r.log.Warn("the API refused the chain's saved position: reading it again from its start, with the initial cursor", "stream", st.s.Name, "parents", rn.describe(), "reason", err.Error())
-		c = &chainRun{r: r, st: st, rn: rn, ctx: ctx, restarted: true}
+		c = &chainRun{r: r, st: st, rn: rn, ctx: ctx, seed: c.seed, restarted: true}
 		if err = c.run(); errors.Is(err, fetch.ErrRestart) {
 			err = fmt.Errorf("refused again when read from its start: %w", err)
 		}
@@ -327,6 +327,8 @@ type chainRun struct {
 	// restarted: the API refused the chain's saved position (see fetch);
 	// it reads from its start, with the stream's initial cursor.
 	restarted bool
+	// seed hashes the chain's page bodies (see pageRead.bodySum).
+	seed maphash.Seed
 	// listedTwice finds the records a page lists again, for the total
 	// check (nil without a total).
 	listedTwice *repeats
@@ -703,7 +705,7 @@ func (c *chainRun) paged(client *fetch.Client, w int, start position, restore bo
 		return err
 	}
 	if pg := c.st.s.Paginate; pg != nil && (pg.Total.Set || pg.TotalHeader.Set) {
-		c.listedTwice = &repeats{seed: maphash.MakeSeed()}
+		c.listedTwice = &repeats{seed: c.seed}
 	}
 	first := 1
 	if restore && w == start.window {
@@ -718,6 +720,9 @@ func (c *chainRun) paged(client *fetch.Client, w int, start position, restore bo
 func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pager, req *paginate.Request, target string) error {
 	st, s := c.st, c.st.s
 	last := w == c.spans()-1
+	// The hash of the page before's body: a page the same as it, byte for
+	// byte, is a server that did not move.
+	var before uint64
 	for page := first; ; page++ {
 		at := position{w, page}
 		replay := at.atMost(c.replayUntil)
@@ -750,7 +755,15 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		}
 		state := pager.State()
 		var more bool
-		if empty {
+		if s.Paginate != nil && !empty && pg.length() > 0 {
+			sum := pg.bodySum
+			if page > first && sum == before {
+				err = fmt.Errorf("the answer is page %d's again, byte for byte: the server did not move to the next page%s, and the pages after it would never be read", page-1, paramHint(s.Paginate))
+			}
+			before = sum
+		}
+		if err != nil {
+		} else if empty {
 			// A rule's "no data" ends the chain: short of a total a page
 			// reported, that is the server stopping early.
 			err = pager.Ended()
@@ -1254,6 +1267,14 @@ func serverLinked(p *spec.Paginate) bool {
 		return true
 	}
 	return false
+}
+
+// paramHint names the parameter a server that does not move may not read.
+func paramHint(pg *spec.Paginate) string {
+	if pg.Param.Set {
+		return fmt.Sprintf(" (does it read paginate.param %q?)", pg.Param.V)
+	}
+	return ""
 }
 
 // repeats remembers the items of a chain's current page and the page

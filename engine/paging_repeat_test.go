@@ -1,0 +1,54 @@
+package engine_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine"
+)
+
+// TestPageRepeatsTheOneBefore: a server that ignores the paging parameter
+// (a spec that names it wrongly: `page` where the API reads `pageIndex`)
+// answers the first page again and again. Page-number paging with
+// total_pages, or offsets with a total, then end on time with only the
+// first page read, every later one a copy of it (exit 0, the rest lost); a
+// cursor in a header goes on to max_pages. A page whose answer is the one
+// before it, byte for byte, fails the chain naming both pages.
+func TestPageRepeatsTheOneBefore(t *testing.T) {
+	for name, paginate := range map[string]string{
+		"page, total_pages":  `{type: page, param: page, total_pages: .pages}`,
+		"offset, total":      `{type: offset, param: offset, total: .total}`,
+		"cursor in a header": `{type: cursor, token_header: X-Next, param: cursor}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			fx := newFixture(t, specHead+`streams:
+  items:
+    request: {path: /items}
+    records: .items[]
+    paginate: `+paginate+`
+tables:
+  items: {from: items, primary_key: [id]}
+`, "")
+			asked := 0
+			fx.mu.Lock()
+			fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+				asked++
+				w.Header().Set("X-Next", "c"+strconv.Itoa(asked)) // a new cursor, the same page
+				// It reads pageIndex and start, never page or offset.
+				json.NewEncoder(w).Encode(map[string]any{"items": []any{map[string]any{"id": 1}, map[string]any{"id": 2}}, "pages": 3, "total": 6})
+			}
+			fx.mu.Unlock()
+			_, err := fx.run(engine.RunOptions{})
+			re := runErrorOf(t, err)
+			if asked != 2 {
+				t.Errorf("%d requests, want 2: the chain stops at the copy", asked)
+			}
+			if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "page 2: GET") || !strings.Contains(re.Failures[0].Error(), "the answer is page 1's again, byte for byte") {
+				t.Fatalf("failures = %v, want page 2 named as a copy of page 1", re.Failures)
+			}
+		})
+	}
+}
