@@ -755,7 +755,10 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		}
 		state := pager.State()
 		var more bool
-		if s.Paginate != nil && !empty && pg.length() > 0 {
+		if s.Paginate != nil && !empty && pg.length() > 1 {
+			// (A page of one item repeats the one before when the list
+			// shifts by one as it is read: no sign of a server that did
+			// not move.)
 			sum := pg.bodySum
 			if page > first && sum == before {
 				err = fmt.Errorf("the answer is page %d's again, byte for byte: the server did not move to the next page%s, and the pages after it would never be read", page-1, paramHint(s.Paginate))
