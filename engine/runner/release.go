@@ -23,6 +23,15 @@ func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *syn
 	if rn.batchStream {
 		rn.list = listDigest(rn.part.keys)
 	}
+	if !st.chainOnce(rn) {
+		// Its parent was listed twice, the same both times (a shifted
+		// page repeats a record): the chain already ran in this stage.
+		// Run again, it would ask the same question, meet its own rows as
+		// duplicates, and its checkpoints would overwrite the first
+		// reading's (which may be further on, with the keys it saved).
+		r.log.Debug("a parent record listed again: its chain already ran", "stream", st.s.Name, "parents", rn.describe())
+		return nil
+	}
 	for _, g := range rn.gates {
 		g.add()
 	}
@@ -39,6 +48,25 @@ func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *syn
 		r.fetch(ctx, st, rn)
 	}()
 	return nil
+}
+
+// chainOnce records that rn's chain runs in this stage and tells whether
+// it is the first of its partition for the same parent records (by their
+// digest, see chainDigest); a parent that changed between its listings is
+// another question, which runs. A partition is kept as two 64-bit hashes
+// (about 40 bytes with the map's own), for a fan-out's lifetime.
+func (st *streamState) chainOnce(rn *run) bool {
+	p, d := KeyHash(rn.partition), KeyHash(digestOf(rn.parent))
+	st.chainsMu.Lock()
+	defer st.chainsMu.Unlock()
+	if prev, ok := st.chains[p]; ok && prev == d {
+		return false
+	}
+	if st.chains == nil {
+		st.chains = map[uint64]uint64{}
+	}
+	st.chains[p] = d
+	return true
 }
 
 // release takes the stream's runs in order and releases their records:

@@ -128,6 +128,11 @@ type streamState struct {
 	// offOrigin: a chain's next page was on another origin, and the run
 	// said so (see warnOffOrigin).
 	offOrigin atomic.Bool
+	// chains are the partitions this stage has run chains of, each with
+	// the digest of the parent records it ran for (both hashed; see
+	// chainOnce).
+	chainsMu sync.Mutex
+	chains   map[uint64]uint64
 }
 
 // jobMark is an export job's checkpoint and the run it belongs to.
