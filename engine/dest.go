@@ -106,7 +106,10 @@ type destinations struct {
 	keys    map[partKey]map[string]*keyList
 	keySeq  int
 	saved   *runner.SavedKeys
-	entries map[partKey][]string // the partitions' committed entries of keys
+	entries map[partKey][]string // the partitions' committed entries of keys, this run's too
+	// written are the entries of keys of the batch being written (see
+	// withKeys): once it is committed, they are the partitions' entries.
+	written []keyEntry
 }
 
 // syncKey is the state entry that dates the sync a run belongs to. It is
@@ -494,6 +497,12 @@ func (d *destinations) flushLocked(ctx context.Context) error {
 		return fmt.Errorf("write tables: %w", err)
 	}
 	d.keySeq += entries
+	for _, e := range d.written {
+		if d.entries == nil {
+			d.entries = map[partKey][]string{}
+		}
+		d.entries[e.part] = append(d.entries[e.part], e.name)
+	}
 	if d.committed != nil {
 		d.committed(d.rows)
 	}

@@ -85,14 +85,23 @@ func (d *destinations) readKeys(st map[string]map[string]json.RawMessage) (saved
 }
 
 // dropKeys deletes, with the checkpoint being made ready, the entries of
-// partition k committed before: it is read from its start again, and
-// saves the keys of this reading.
+// partition k committed before, and drops the keys made ready with its
+// earlier checkpoints: it is read from its start again, and saves the keys
+// of this reading. Those before are an earlier run's, or an earlier
+// chain's of this run (its parent listed twice, changed in between).
 func (d *destinations) dropKeys(k partKey) {
 	for _, e := range d.entries[k] {
 		stream := k.stream + keysSuffix
 		setCheckpoint(&d.cps, &d.cpAt, partKey{stream, e}, sink.Checkpoint{Stream: stream, Partition: e})
 	}
 	delete(d.entries, k)
+	delete(d.keys, k)
+}
+
+// keyEntry is an entry of saved keys: its partition and its name.
+type keyEntry struct {
+	part partKey
+	name string
 }
 
 // addKeys notes the keys of rows made ready with partition k's checkpoint.
@@ -131,6 +140,7 @@ type keyList struct {
 // partition whose checkpoint is among them (not blocked), numbered from
 // keySeq; n is how many (keySeq moves on once they are committed).
 func (d *destinations) withKeys() (cps []sink.Checkpoint, n int, err error) {
+	d.written = d.written[:0]
 	if len(d.keys) == 0 {
 		return d.cps, 0, nil
 	}
@@ -162,7 +172,9 @@ func (d *destinations) withKeys() (cps []sink.Checkpoint, n int, err error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("saved keys: %w", err)
 		}
-		out = append(out, sink.Checkpoint{Stream: k.stream + keysSuffix, Partition: k.partition + "|" + strconv.Itoa(d.keySeq+n), Value: val})
+		name := k.partition + "|" + strconv.Itoa(d.keySeq+n)
+		out = append(out, sink.Checkpoint{Stream: k.stream + keysSuffix, Partition: name, Value: val})
+		d.written = append(d.written, keyEntry{k, name})
 		n++
 	}
 	return out, n, nil

@@ -154,3 +154,52 @@ func TestFreshCheckpointDropsSavedKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestFreshCheckpointDropsThisRunsKeys: a partition read afresh by a later
+// chain of the same run (its parent listed twice, changed in between)
+// replaces the keys the earlier chain saved in this run, committed (an
+// earlier Write) or not yet: the resumed run goes on after the later
+// reading's checkpoint, and would meet the earlier one's keys there as
+// duplicates of its own partition's new records.
+func TestFreshCheckpointDropsThisRunsKeys(t *testing.T) {
+	ctx := context.Background()
+	d, db, _ := refusedDest(t)
+	page := func(part string, fresh bool, ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			if err := d.Row(ctx, sink.Row{Table: "t", Stream: "items", Partition: part, Data: map[string]any{"id": id}, KeyHash: runner.KeyHash(id)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.Checkpoint(ctx, sink.Checkpoint{Stream: "items", Partition: part, Value: json.RawMessage(`1`), Fresh: fresh}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush := func() {
+		t.Helper()
+		if err := d.Checkpoint(ctx, sink.Checkpoint{Stream: "x", Value: json.RawMessage(`1`), Flush: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The earlier chain: one page committed, one made ready.
+	page("roots=p1", false, "a1")
+	page("roots=p2", false, "b1")
+	flush()
+	page("roots=p1", false, "a2")
+	// The later chain of p1, afresh.
+	page("roots=p1", true, "a3")
+	flush()
+	st, err := db.State(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved, _, _ := d.readKeys(st)
+	for _, c := range []struct {
+		id, part string
+		want     bool
+	}{{"a1", "roots=p1", false}, {"a2", "roots=p1", false}, {"a3", "roots=p1", true}, {"b1", "roots=p2", true}} {
+		if got := saved.Has("t", "items", c.part, runner.KeyHash(c.id)); got != c.want {
+			t.Errorf("key %s of %s saved = %v, want %v", c.id, c.part, got, c.want)
+		}
+	}
+}

@@ -97,3 +97,113 @@ func TestParentListedTwiceFailedResumes(t *testing.T) {
 		t.Errorf("t = %v", got)
 	}
 }
+
+// TestParentListedTwiceChangedReadsAgain: p1 changed between its two
+// listings (its second is its latest version). The children may have
+// changed with it (the comment that moved a ticket's updated_at), so the
+// second version's chain reads them again, afresh: its rows rewrite the
+// first reading's, no duplicates of them, even under on_duplicate: fail.
+func TestParentListedTwiceChangedReadsAgain(t *testing.T) {
+	fx := newFixture(t, twiceSpec("fail"), "")
+	fx.json("/parents", []any{parentV("p1", "1"), parentV("p2", "1"), parentV("p1", "2")})
+	fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("c", "1", nil)})
+	fx.twiceItems("/parents/p2/items", []any{rec("d", "1", nil)})
+	res, err := fx.run(engine.RunOptions{})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	reqs := fx.takeRequests()
+	if n := strings.Count(strings.Join(reqs, " "), "/parents/p1/items"); n != 8 {
+		t.Errorf("p1's items asked %d times (%v), want 8: read for each version", n, reqs)
+	}
+	if got := fx.query(twiceRows); !slices.Equal(got, []string{"a|1", "b|1", "c|1", "d|1"}) {
+		t.Errorf("t = %v", got)
+	}
+	if len(res.Summary.Duplicates) != 0 {
+		t.Errorf("duplicates = %+v, want none: the second reading rewrites the first", res.Summary.Duplicates)
+	}
+}
+
+// TestParentListedTwiceChangedResumes: p1 changed between its two
+// listings, and one of its two readings fails. The partition's checkpoint
+// and saved keys are the second reading's, which replaced the first: the
+// resumed run (p1 now listed once, as changed) goes on after it, and meets
+// no key of the first reading as a duplicate.
+func TestParentListedTwiceChangedResumes(t *testing.T) {
+	for _, tc := range []struct {
+		name, fail string
+		again      int // requests of p1's items in the resumed run
+	}{
+		{"first reading fails", "1@1", 0},
+		{"second reading fails", "2@2", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newFixture(t, twiceSpec("fail"), "")
+			fx.json("/parents", []any{parentV("p1", "1"), parentV("p1", "2")})
+			fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("c", "1", nil)}, tc.fail)
+			_, err := fx.run(engine.RunOptions{})
+			re := runErrorOf(t, err)
+			if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "500") {
+				t.Fatalf("failures = %v, want the one request", re.Failures)
+			}
+			fx.json("/parents", []any{parentV("p1", "2")})
+			fx.takeRequests()
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatalf("resumed run: %v", err)
+			}
+			reqs := fx.takeRequests()
+			if n := strings.Count(strings.Join(reqs, " "), "/parents/p1/items"); n != tc.again {
+				t.Errorf("resumed run asked p1's items %d times (%v), want %d", n, reqs, tc.again)
+			}
+			if got := fx.query(twiceRows); !slices.Equal(got, []string{"a|1", "b|1", "c|1"}) {
+				t.Errorf("t = %v", got)
+			}
+		})
+	}
+}
+
+// TestParentListedTwiceChangedRepeatIsDuplicate: the second reading
+// rewrites the first's rows, but a record repeated within the second
+// reading (a shifted page of its own) is a duplicate still: failed under
+// on_duplicate: fail.
+func TestParentListedTwiceChangedRepeatIsDuplicate(t *testing.T) {
+	fx := newFixture(t, twiceSpec("fail"), "")
+	fx.json("/parents", []any{parentV("p1", "1"), parentV("p1", "2")})
+	byV := map[string][]any{
+		"1": {rec("a", "1", nil), rec("b", "1", nil)},
+		"2": {rec("a", "2", nil), rec("b", "2", nil), rec("a", "2", nil)},
+	}
+	fx.routes["/parents/p1/items"] = func(w http.ResponseWriter, r *http.Request) {
+		var off int
+		fmt.Sscan(r.URL.Query().Get("offset"), &off)
+		recs := byV[r.URL.Query().Get("v")]
+		json.NewEncoder(w).Encode(recs[min(off, len(recs)):min(off+1, len(recs))])
+	}
+	_, err := fx.run(engine.RunOptions{})
+	re := runErrorOf(t, err)
+	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), `primary key "a" already written`) {
+		t.Errorf("failures = %v, want the second reading's repeat of a", re.Failures)
+	}
+	if got := fx.query(twiceRows); !slices.Equal(got, []string{"a|2", "b|2"}) {
+		t.Errorf("t = %v, want the second reading's rows", got)
+	}
+}
+
+// TestParentListedTwiceChangedKeepsItsKeys: the second reading of p1
+// (changed) commits two pages, then fails. Its saved keys are those of
+// both pages: the resumed run, whose next page repeats a (a shifted page),
+// meets it as a duplicate, as one run would have.
+func TestParentListedTwiceChangedKeepsItsKeys(t *testing.T) {
+	fx := newFixture(t, twiceSpec("fail"), "")
+	fx.json("/parents", []any{parentV("p1", "1"), parentV("p1", "2")})
+	fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("c", "1", nil)}, "2@2")
+	_, err := fx.run(engine.RunOptions{})
+	runErrorOf(t, err)
+	fx.json("/parents", []any{parentV("p1", "2")})
+	fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("a", "1", nil)})
+	_, err = fx.run(engine.RunOptions{})
+	re := runErrorOf(t, err)
+	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), `primary key "a" already written`) {
+		t.Errorf("failures = %v, want a's repeat after the resumed checkpoint", re.Failures)
+	}
+}

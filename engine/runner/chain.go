@@ -114,6 +114,10 @@ type run struct {
 	// run descends from: each waits for it to finish (see cursorGate).
 	gates []*cursorGate
 	gate  *cursorGate // this run's own, when its stream is an incremental parent
+	// again counts the chains of the same partition that ran before this
+	// one in the stage, for another version of its parent (see
+	// chainOnce): this one reads the partition afresh, replacing theirs.
+	again uint32
 }
 
 // describe names the run in reports: its parents, and the chunk of its
@@ -323,6 +327,7 @@ type chainRun struct {
 	// partition; one read from its start all the same (c.cp nil) replaces
 	// what that reading committed (see pageState.fresh).
 	checkpointed bool
+	freshSent    bool // a checkpoint of this chain went out fresh (see send)
 
 	// restarted: the API refused the chain's saved position (see fetch);
 	// it reads from its start, with the stream's initial cursor.
@@ -351,6 +356,17 @@ type window struct{ start, end time.Time }
 var errCancelled = errors.New("cancelled")
 
 func (c *chainRun) send(it item) bool {
+	if it.mark != nil && it.mark.fresh {
+		// Only the chain's first checkpoint replaces what its partition
+		// saved before (keys, in the destination): the later ones follow
+		// it, and must keep the keys of the pages before them.
+		if c.freshSent {
+			m := *it.mark
+			m.fresh = false
+			it.mark = &m
+		}
+		c.freshSent = true
+	}
 	select {
 	case c.rn.out <- it:
 		return true
@@ -390,6 +406,15 @@ func (c *chainRun) run() error {
 		// answer another list, and the new answer's pages may differ.
 		r.log.Info("a batch changed since the chain's checkpoint: reading it afresh", "stream", s.Name, "parents", rn.describe())
 		c.cp = nil
+	}
+	if rn.again > 0 {
+		// The parent changed between two listings of this run: the chain
+		// of its earlier version ran (and may have committed), so this one
+		// reads afresh and replaces that reading, its checkpoint and saved
+		// keys (fresh), as a chain whose parent changed since an earlier
+		// run does.
+		r.log.Info("a parent record listed again in this run, changed: its chain reads afresh", "stream", s.Name, "parents", rn.describe())
+		c.cp, c.checkpointed = nil, true
 	}
 	if err := c.planIncremental(); err != nil {
 		return err
@@ -1139,8 +1164,8 @@ func (c *chainRun) noteCommitted(m *mapped, rec any, written []*spec.Table) *map
 				m = &mapped{place: func() string { return "" }}
 			}
 			x := c.r.targets.table(t.Name)
-			fp := x.fingerprint(origin{stream: c.st.s.Name, partition: c.rn.partition}, row.data)
-			m.seen = append(m.seen, seenKey{t.Name, row.key, fp})
+			from := origin{stream: c.st.s.Name, partition: c.rn.partition, again: c.rn.again}
+			m.seen = append(m.seen, seenKey{t.Name, row.key, x.reading(from, x.fingerprint(from, row.data))})
 		}
 	}
 	return m

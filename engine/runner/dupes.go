@@ -113,6 +113,50 @@ func (t *targets) blueprint(name string) *target { return t.blueprints[name] }
 type origin struct {
 	stream, partition string
 	reread            bool
+	// again: the row's chain replaces again earlier chains of its
+	// partition in this run, run for other versions of its parent (see
+	// chainOnce): their rows are no duplicates of its own.
+	again uint32
+}
+
+// reading is what the duplicate check keeps of a row of fingerprint fp
+// (0: none, as under an on_duplicate mode) from `from`: its partition half
+// names the row's reading of its partition (from.again), under every mode,
+// so that a reading replacing an earlier one of the run tells that one's
+// rows from another partition's (see seenAs). The first reading's is the
+// fingerprint itself.
+func (t *target) reading(from origin, fp uint32) uint32 {
+	if t == nil {
+		return 0
+	}
+	if from.again == 0 && fp != 0 {
+		return fp // the first reading's half is the fingerprint's own
+	}
+	return readingHalf(from.stream, from.partition, from.again)<<16 | fp&0xffff
+}
+
+// readingHalf is the 16-bit hash of a partition's reading number again
+// (0: its first in the run, which is the fingerprint's partition half).
+func readingHalf(stream, partition string, again uint32) uint32 {
+	o := mix(fnvString(fnvString(fnvString(fnvOffset, stream), "\x00"), partition))
+	if again > 0 {
+		o = mix(o ^ uint64(again))
+	}
+	return uint32(o >> 48)
+}
+
+// replaces tells whether a row from `from` replaces the row the check
+// keeps as first: one an earlier reading of its partition in this run
+// gave. Told by 16 bits: a duplicate from another partition passes for
+// one (and is written over, not failed) about once in 65,536, and only in
+// a partition read again in the run.
+func replaces(first uint32, from origin) bool {
+	for n := range from.again {
+		if readingHalf(from.stream, from.partition, n) == first>>16 {
+			return true
+		}
+	}
+	return false
 }
 
 // seen records key under the table's own mode.
@@ -124,8 +168,11 @@ func (t *target) seen(key string, from origin, fp uint32, place func() string) (
 // returns the key's hash: the first of a key in the sync is written; a
 // later one follows mode. fp is the row's fingerprint (see fingerprint;
 // 0: unknown), which tells a collision under no mode ("") from a record
-// met twice. place names the record, for the report's examples. An empty
-// key (a table without a primary key) is never a duplicate.
+// met twice; a table's row gives it as its reading (see reading). place
+// names the record, for the report's examples. An empty key (a table
+// without a primary key) is never a duplicate, nor is a row whose reading
+// replaces the one that gave the key first (see replaces): it rewrites it,
+// and is kept as first.
 func (t *target) seenAs(key string, from origin, fp uint32, place func() string, mode string) (dupResult, uint64) {
 	if t == nil || key == "" {
 		return dupNone, 0
@@ -136,6 +183,10 @@ func (t *target) seenAs(key string, from origin, fp uint32, place func() string,
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	first, met := t.keys.get(h)
+	if met && from.again > 0 && replaces(first, from) {
+		t.keys.set(h, fp)
+		return dupNone, h
+	}
 	if !met {
 		saved, ok := t.savedFind(h, from)
 		if !ok {
@@ -211,8 +262,7 @@ func collisionError(target, what, key string) error {
 // The values are hashed as they are, with no encoding: encoding each row
 // to hash it cost 15–20% more CPU a row on the table path.
 func fingerprintOf(from origin, data map[string]any) uint32 {
-	o := mix(fnvString(fnvString(fnvString(fnvOffset, from.stream), "\x00"), from.partition))
-	fp := uint32(o>>48)<<16 | uint32(valueHash(data)&0xffff)
+	fp := readingHalf(from.stream, from.partition, 0)<<16 | uint32(valueHash(data)&0xffff)
 	return max(fp, 1)
 }
 
@@ -466,6 +516,17 @@ func (s *keySet) compact() {
 		}
 	}
 	clear(s.recent)
+}
+
+// set gives h, which is in the set, the fingerprint fp.
+func (s *keySet) set(h uint64, fp uint32) {
+	if _, ok := s.recent[h]; ok {
+		s.recent[h] = fp
+		return
+	}
+	if i, ok := slices.BinarySearch(s.sorted, h); ok {
+		s.fps[i] = fp
+	}
 }
 
 // len is the number of keys in the set.

@@ -28,7 +28,7 @@ type mapped struct {
 
 type seenKey struct {
 	table, key string
-	fp         uint32 // the row's fingerprint (see target.fingerprint)
+	fp         uint32 // the row's fingerprint as its reading (see target.reading)
 }
 
 // lookupEntry is what one record adds to a lookup.
@@ -44,6 +44,7 @@ type mappedRow struct {
 	// reread: the record is one a committed checkpoint of its partition
 	// covers, read again (see origin).
 	reread bool
+	again  uint32 // the run's (see run.again)
 }
 
 type mappedEntity struct {
@@ -107,7 +108,7 @@ func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec an
 			fail(Failure{Table: t.Name}, err)
 		}
 		for _, row := range rows {
-			m.rows = append(m.rows, mappedRow{Row: sink.Row{Table: t.Name, Stream: st.s.Name, Partition: rn.partition, Data: row.data}, key: row.key})
+			m.rows = append(m.rows, mappedRow{Row: sink.Row{Table: t.Name, Stream: st.s.Name, Partition: rn.partition, Data: row.data}, key: row.key, again: rn.again})
 		}
 	}
 	for _, e := range st.entities {

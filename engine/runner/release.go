@@ -51,21 +51,26 @@ func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *syn
 }
 
 // chainOnce records that rn's chain runs in this stage and tells whether
-// it is the first of its partition for the same parent records (by their
-// digest, see chainDigest); a parent that changed between its listings is
-// another question, which runs. A partition is kept as two 64-bit hashes
-// (about 40 bytes with the map's own), for a fan-out's lifetime.
+// it is to run: not when the latest chain of its partition ran for the
+// same parent records (by their digest, see chainDigest). A parent that
+// changed between its listings (an update moved it to a later page) asks
+// again, of children that may have changed with it: the chain runs, and
+// rn.again counts the chains of the partition before it, whose reading it
+// replaces. A partition is kept as two 64-bit hashes and a count (about
+// 50 bytes with the map's own), for the stage's lifetime.
 func (st *streamState) chainOnce(rn *run) bool {
 	p, d := KeyHash(rn.partition), KeyHash(digestOf(rn.parent))
 	st.chainsMu.Lock()
 	defer st.chainsMu.Unlock()
-	if prev, ok := st.chains[p]; ok && prev == d {
+	prev, ok := st.chains[p]
+	if ok && prev.digest == d {
 		return false
 	}
 	if st.chains == nil {
-		st.chains = map[uint64]uint64{}
+		st.chains = map[uint64]chainsOf{}
 	}
-	st.chains[p] = d
+	rn.again = prev.n
+	st.chains[p] = chainsOf{digest: d, n: prev.n + 1}
 	return true
 }
 
@@ -343,9 +348,9 @@ func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Ou
 	for i := range m.rows {
 		row := &m.rows[i]
 		t := r.targets.table(row.Table)
-		from := origin{row.Stream, row.Partition, row.reread}
+		from := origin{row.Stream, row.Partition, row.reread, row.again}
 		fp := t.fingerprint(from, row.Data)
-		dup, h := t.seen(row.key, from, fp, m.place)
+		dup, h := t.seen(row.key, from, t.reading(from, fp), m.place)
 		switch dup {
 		case dupFail:
 			fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Table: row.Table, Err: fmt.Errorf("table %s: primary key %s already written by this sync (on_duplicate: fail)", row.Table, row.key)})

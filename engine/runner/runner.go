@@ -128,11 +128,17 @@ type streamState struct {
 	// offOrigin: a chain's next page was on another origin, and the run
 	// said so (see warnOffOrigin).
 	offOrigin atomic.Bool
-	// chains are the partitions this stage has run chains of, each with
-	// the digest of the parent records it ran for (both hashed; see
-	// chainOnce).
+	// chains are the partitions this stage has run chains of, by hash
+	// (see chainOnce).
 	chainsMu sync.Mutex
-	chains   map[uint64]uint64
+	chains   map[uint64]chainsOf
+}
+
+// chainsOf is what a stage ran of one partition: the digest (hashed) of
+// the parent records its latest chain ran for, and how many chains ran.
+type chainsOf struct {
+	digest uint64
+	n      uint32
 }
 
 // jobMark is an export job's checkpoint and the run it belongs to.
