@@ -1082,6 +1082,9 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		if err != nil {
 			return retried, errCancelled
 		}
+		if whole {
+			c.dropAppended(m)
+		}
 		if replay && !whole && c.changes() {
 			// A record written whole on a replayed page (it changed since)
 			// rewrites its own saved key; the committed records around it
@@ -1115,6 +1118,19 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		}
 	}
 	return retried, nil
+}
+
+// dropAppended takes out of m, a replayed record written whole, the rows
+// of append tables that its partition committed as they are now (see
+// target.contentKeyed): appended again, they would be there twice.
+func (c *chainRun) dropAppended(m *mapped) {
+	if m == nil {
+		return
+	}
+	m.rows = slices.DeleteFunc(m.rows, func(row mappedRow) bool {
+		return row.key == "" && c.r.targets.table(row.Table).contentKeyed(c.st.s) &&
+			c.r.targets.committedHash(row.Table, contentHash(row.Data), c.st.s.Name, c.rn.partition)
+	})
 }
 
 // committed tells whether the rows of rec in table t were committed by

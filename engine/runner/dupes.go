@@ -42,6 +42,9 @@ const (
 type target struct {
 	kind, name string
 	mode       string // the table's on_duplicate; entity mappings pass their own
+	// appends: an append table, whose rows have no key; those of a token
+	// stream are saved by their content instead (see contentKeyed).
+	appends bool
 
 	// merges is set when an entity mapping into this blueprint merges its
 	// duplicates; delivering then holds deliver from deciding a key's
@@ -82,7 +85,7 @@ func newTargets(f *spec.File, saved *SavedKeys) *targets {
 	t := &targets{tables: map[string]*target{}, blueprints: map[string]*target{}, keyed: saved != nil}
 	for _, it := range f.Tables.Items {
 		// No on_duplicate ("") is warn with a check for collisions.
-		t.tables[it.Key] = &target{kind: "table", name: it.Key, mode: it.Value.OnDuplicate.V}
+		t.tables[it.Key] = &target{kind: "table", name: it.Key, mode: it.Value.OnDuplicate.V, appends: it.Value.Mode.V == "append"}
 		if s := saved.table(it.Key); s != nil {
 			sort.Sort(s)
 			t.tables[it.Key].saved, t.tables[it.Key].parts = s, saved.parts
@@ -358,6 +361,12 @@ func (t *target) note(key string, fp uint32) {
 // key from partition (stream, partition), which this run does not read
 // afresh. Without saved keys to tell (no destination saving them), any.
 func (ts *targets) committedBy(table, key, stream, partition string) bool {
+	return ts.committedHash(table, KeyHash(key), stream, partition)
+}
+
+// committedHash is committedBy for a key's hash (KeyHash, or contentHash
+// for a row saved by its content).
+func (ts *targets) committedHash(table string, h uint64, stream, partition string) bool {
 	t := ts.table(table)
 	if !ts.keyed || t == nil {
 		return true
@@ -365,7 +374,6 @@ func (ts *targets) committedBy(table, key, stream, partition string) bool {
 	if t.saved == nil {
 		return false
 	}
-	h := KeyHash(key)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p, ok := t.parts[partRef{stream, partition}]
@@ -378,6 +386,23 @@ func (ts *targets) committedBy(table, key, stream, partition string) bool {
 		}
 	}
 	return false
+}
+
+// contentKeyed tells the rows of stream s in table t that are saved by
+// their content (contentHash), in place of a key: an append table's rows
+// from an incremental.token stream. A resumed run writes a token chain's
+// replayed records whole (the token it saves passes what changed since
+// their pages were committed), and appends only the rows that its
+// partition did not commit as they are: no row twice, and a record's new
+// version as a new row.
+func (t *target) contentKeyed(s *spec.Stream) bool {
+	return t != nil && t.appends && s.Incremental != nil && s.Incremental.Token.Set
+}
+
+// contentHash stands for a row saved by its content (see contentKeyed):
+// 64 bits of a hash of its values, never 0.
+func contentHash(data map[string]any) uint64 {
+	return max(valueHash(data), 1)
 }
 
 // savedFind tells whether an earlier run of the sync committed a row of

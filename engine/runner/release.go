@@ -366,6 +366,9 @@ func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Ou
 		case dupMerge:
 			row.Merge = true
 		}
+		if row.key == "" && t.contentKeyed(st.s) {
+			h = contentHash(row.Data)
+		}
 		// Committed with the row, so that a run resuming the sync knows it.
 		row.KeyHash, row.Fingerprint = h, fp
 		if err := out.Row(ctx, row.Row); err != nil {
