@@ -20,8 +20,8 @@ import (
 // twiceSpec is dupSpec whose items request carries its parent's v, so the
 // two readings of a parent that changed between its listings are told
 // apart by the API.
-func twiceSpec(mode string) string {
-	return strings.Replace(dupSpec("nl", mode, ""), "      path: /parents/${ parent.id }/items\n",
+func twiceSpec(name, mode string) string {
+	return strings.Replace(dupSpec(name, mode, ""), "      path: /parents/${ parent.id }/items\n",
 		"      path: /parents/${ parent.id }/items\n      query:\n        v: ${ parent.v }\n", 1)
 }
 
@@ -51,29 +51,35 @@ func (fx *fixture) twiceItems(path string, recs []any, fail ...string) {
 
 func parentV(id, v string) map[string]any { return map[string]any{"id": id, "v": v} }
 
-const twiceRows = `SELECT id || '|' || coalesce(a, '-') FROM "nl__t" ORDER BY id`
+const twiceRows = `SELECT id || '|' || coalesce(a, '-') FROM %t ORDER BY id`
 
 // TestParentListedTwiceReadsItsChildrenOnce: p1 listed twice, the same
 // both times: its items are asked once, and under on_duplicate: fail none
 // of them is a duplicate of itself.
 func TestParentListedTwiceReadsItsChildrenOnce(t *testing.T) {
-	fx := newFixture(t, twiceSpec("fail"), "")
-	fx.json("/parents", []any{parentV("p1", "1"), parentV("p2", "1"), parentV("p1", "1")})
-	fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("c", "1", nil)})
-	fx.twiceItems("/parents/p2/items", []any{rec("d", "1", nil)})
-	res, err := fx.run(engine.RunOptions{})
-	if err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	reqs := fx.takeRequests()
-	if n := strings.Count(strings.Join(reqs, " "), "/parents/p1/items"); n != 4 {
-		t.Errorf("p1's items asked %d times (%v), want 4 (three pages and the empty one): one reading", n, reqs)
-	}
-	if got := fx.query(twiceRows); !slices.Equal(got, []string{"a|1", "b|1", "c|1", "d|1"}) {
-		t.Errorf("t = %v", got)
-	}
-	if len(res.Summary.Duplicates) != 0 {
-		t.Errorf("duplicates = %+v, want none: one reading of p1's items", res.Summary.Duplicates)
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			fx := newFixture(t, twiceSpec(name, "fail"), "")
+			query := use(fx)
+			fx.json("/parents", []any{parentV("p1", "1"), parentV("p2", "1"), parentV("p1", "1")})
+			fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("c", "1", nil)})
+			fx.twiceItems("/parents/p2/items", []any{rec("d", "1", nil)})
+			res, err := fx.run(engine.RunOptions{})
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			reqs := fx.takeRequests()
+			if n := strings.Count(strings.Join(reqs, " "), "/parents/p1/items"); n != 4 {
+				t.Errorf("p1's items asked %d times (%v), want 4 (three pages and the empty one): one reading", n, reqs)
+			}
+			if got := query(twiceRows); !slices.Equal(got, []string{"a|1", "b|1", "c|1", "d|1"}) {
+				t.Errorf("t = %v", got)
+			}
+			if len(res.Summary.Duplicates) != 0 {
+				t.Errorf("duplicates = %+v, want none: one reading of p1's items", res.Summary.Duplicates)
+			}
+		})
 	}
 }
 
@@ -82,19 +88,25 @@ func TestParentListedTwiceReadsItsChildrenOnce(t *testing.T) {
 // duplicate; the resumed run (p1 still listed twice) goes on after the
 // committed page and ends the sync with exit 0.
 func TestParentListedTwiceFailedResumes(t *testing.T) {
-	fx := newFixture(t, twiceSpec("fail"), "")
-	fx.json("/parents", []any{parentV("p1", "1"), parentV("p1", "1")})
-	fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("c", "1", nil)}, "1@1")
-	_, err := fx.run(engine.RunOptions{})
-	re := runErrorOf(t, err)
-	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "page 2") {
-		t.Fatalf("failures = %v, want p1's page 2 alone", re.Failures)
-	}
-	if _, err := fx.run(engine.RunOptions{}); err != nil {
-		t.Fatalf("resumed run: %v", err)
-	}
-	if got := fx.query(twiceRows); !slices.Equal(got, []string{"a|1", "b|1", "c|1"}) {
-		t.Errorf("t = %v", got)
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			fx := newFixture(t, twiceSpec(name, "fail"), "")
+			query := use(fx)
+			fx.json("/parents", []any{parentV("p1", "1"), parentV("p1", "1")})
+			fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("c", "1", nil)}, "1@1")
+			_, err := fx.run(engine.RunOptions{})
+			re := runErrorOf(t, err)
+			if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "page 2") {
+				t.Fatalf("failures = %v, want p1's page 2 alone", re.Failures)
+			}
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatalf("resumed run: %v", err)
+			}
+			if got := query(twiceRows); !slices.Equal(got, []string{"a|1", "b|1", "c|1"}) {
+				t.Errorf("t = %v", got)
+			}
+		})
 	}
 }
 
@@ -104,23 +116,29 @@ func TestParentListedTwiceFailedResumes(t *testing.T) {
 // second version's chain reads them again, afresh: its rows rewrite the
 // first reading's, no duplicates of them, even under on_duplicate: fail.
 func TestParentListedTwiceChangedReadsAgain(t *testing.T) {
-	fx := newFixture(t, twiceSpec("fail"), "")
-	fx.json("/parents", []any{parentV("p1", "1"), parentV("p2", "1"), parentV("p1", "2")})
-	fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("c", "1", nil)})
-	fx.twiceItems("/parents/p2/items", []any{rec("d", "1", nil)})
-	res, err := fx.run(engine.RunOptions{})
-	if err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	reqs := fx.takeRequests()
-	if n := strings.Count(strings.Join(reqs, " "), "/parents/p1/items"); n != 8 {
-		t.Errorf("p1's items asked %d times (%v), want 8: read for each version", n, reqs)
-	}
-	if got := fx.query(twiceRows); !slices.Equal(got, []string{"a|1", "b|1", "c|1", "d|1"}) {
-		t.Errorf("t = %v", got)
-	}
-	if len(res.Summary.Duplicates) != 0 {
-		t.Errorf("duplicates = %+v, want none: the second reading rewrites the first", res.Summary.Duplicates)
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			fx := newFixture(t, twiceSpec(name, "fail"), "")
+			query := use(fx)
+			fx.json("/parents", []any{parentV("p1", "1"), parentV("p2", "1"), parentV("p1", "2")})
+			fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("c", "1", nil)})
+			fx.twiceItems("/parents/p2/items", []any{rec("d", "1", nil)})
+			res, err := fx.run(engine.RunOptions{})
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			reqs := fx.takeRequests()
+			if n := strings.Count(strings.Join(reqs, " "), "/parents/p1/items"); n != 8 {
+				t.Errorf("p1's items asked %d times (%v), want 8: read for each version", n, reqs)
+			}
+			if got := query(twiceRows); !slices.Equal(got, []string{"a|1", "b|1", "c|1", "d|1"}) {
+				t.Errorf("t = %v", got)
+			}
+			if len(res.Summary.Duplicates) != 0 {
+				t.Errorf("duplicates = %+v, want none: the second reading rewrites the first", res.Summary.Duplicates)
+			}
+		})
 	}
 }
 
@@ -137,28 +155,32 @@ func TestParentListedTwiceChangedResumes(t *testing.T) {
 		{"first reading fails", "1@1", 0},
 		{"second reading fails", "2@2", 2},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			fx := newFixture(t, twiceSpec("fail"), "")
-			fx.json("/parents", []any{parentV("p1", "1"), parentV("p1", "2")})
-			fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("c", "1", nil)}, tc.fail)
-			_, err := fx.run(engine.RunOptions{})
-			re := runErrorOf(t, err)
-			if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "500") {
-				t.Fatalf("failures = %v, want the one request", re.Failures)
-			}
-			fx.json("/parents", []any{parentV("p1", "2")})
-			fx.takeRequests()
-			if _, err := fx.run(engine.RunOptions{}); err != nil {
-				t.Fatalf("resumed run: %v", err)
-			}
-			reqs := fx.takeRequests()
-			if n := strings.Count(strings.Join(reqs, " "), "/parents/p1/items"); n != tc.again {
-				t.Errorf("resumed run asked p1's items %d times (%v), want %d", n, reqs, tc.again)
-			}
-			if got := fx.query(twiceRows); !slices.Equal(got, []string{"a|1", "b|1", "c|1"}) {
-				t.Errorf("t = %v", got)
-			}
-		})
+		for _, be := range dupBackends() {
+			t.Run(be.name+"/"+tc.name, func(t *testing.T) {
+				name, use := be.setup(t)
+				fx := newFixture(t, twiceSpec(name, "fail"), "")
+				query := use(fx)
+				fx.json("/parents", []any{parentV("p1", "1"), parentV("p1", "2")})
+				fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("c", "1", nil)}, tc.fail)
+				_, err := fx.run(engine.RunOptions{})
+				re := runErrorOf(t, err)
+				if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "500") {
+					t.Fatalf("failures = %v, want the one request", re.Failures)
+				}
+				fx.json("/parents", []any{parentV("p1", "2")})
+				fx.takeRequests()
+				if _, err := fx.run(engine.RunOptions{}); err != nil {
+					t.Fatalf("resumed run: %v", err)
+				}
+				reqs := fx.takeRequests()
+				if n := strings.Count(strings.Join(reqs, " "), "/parents/p1/items"); n != tc.again {
+					t.Errorf("resumed run asked p1's items %d times (%v), want %d", n, reqs, tc.again)
+				}
+				if got := query(twiceRows); !slices.Equal(got, []string{"a|1", "b|1", "c|1"}) {
+					t.Errorf("t = %v", got)
+				}
+			})
+		}
 	}
 }
 
@@ -167,25 +189,31 @@ func TestParentListedTwiceChangedResumes(t *testing.T) {
 // reading (a shifted page of its own) is a duplicate still: failed under
 // on_duplicate: fail.
 func TestParentListedTwiceChangedRepeatIsDuplicate(t *testing.T) {
-	fx := newFixture(t, twiceSpec("fail"), "")
-	fx.json("/parents", []any{parentV("p1", "1"), parentV("p1", "2")})
-	byV := map[string][]any{
-		"1": {rec("a", "1", nil), rec("b", "1", nil)},
-		"2": {rec("a", "2", nil), rec("b", "2", nil), rec("a", "2", nil)},
-	}
-	fx.routes["/parents/p1/items"] = func(w http.ResponseWriter, r *http.Request) {
-		var off int
-		fmt.Sscan(r.URL.Query().Get("offset"), &off)
-		recs := byV[r.URL.Query().Get("v")]
-		json.NewEncoder(w).Encode(recs[min(off, len(recs)):min(off+1, len(recs))])
-	}
-	_, err := fx.run(engine.RunOptions{})
-	re := runErrorOf(t, err)
-	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), `primary key "a" already written`) {
-		t.Errorf("failures = %v, want the second reading's repeat of a", re.Failures)
-	}
-	if got := fx.query(twiceRows); !slices.Equal(got, []string{"a|2", "b|2"}) {
-		t.Errorf("t = %v, want the second reading's rows", got)
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			fx := newFixture(t, twiceSpec(name, "fail"), "")
+			query := use(fx)
+			fx.json("/parents", []any{parentV("p1", "1"), parentV("p1", "2")})
+			byV := map[string][]any{
+				"1": {rec("a", "1", nil), rec("b", "1", nil)},
+				"2": {rec("a", "2", nil), rec("b", "2", nil), rec("a", "2", nil)},
+			}
+			fx.routes["/parents/p1/items"] = func(w http.ResponseWriter, r *http.Request) {
+				var off int
+				fmt.Sscan(r.URL.Query().Get("offset"), &off)
+				recs := byV[r.URL.Query().Get("v")]
+				json.NewEncoder(w).Encode(recs[min(off, len(recs)):min(off+1, len(recs))])
+			}
+			_, err := fx.run(engine.RunOptions{})
+			re := runErrorOf(t, err)
+			if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), `primary key "a" already written`) {
+				t.Errorf("failures = %v, want the second reading's repeat of a", re.Failures)
+			}
+			if got := query(twiceRows); !slices.Equal(got, []string{"a|2", "b|2"}) {
+				t.Errorf("t = %v, want the second reading's rows", got)
+			}
+		})
 	}
 }
 
@@ -194,16 +222,25 @@ func TestParentListedTwiceChangedRepeatIsDuplicate(t *testing.T) {
 // both pages: the resumed run, whose next page repeats a (a shifted page),
 // meets it as a duplicate, as one run would have.
 func TestParentListedTwiceChangedKeepsItsKeys(t *testing.T) {
-	fx := newFixture(t, twiceSpec("fail"), "")
-	fx.json("/parents", []any{parentV("p1", "1"), parentV("p1", "2")})
-	fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("c", "1", nil)}, "2@2")
-	_, err := fx.run(engine.RunOptions{})
-	runErrorOf(t, err)
-	fx.json("/parents", []any{parentV("p1", "2")})
-	fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("a", "1", nil)})
-	_, err = fx.run(engine.RunOptions{})
-	re := runErrorOf(t, err)
-	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), `primary key "a" already written`) {
-		t.Errorf("failures = %v, want a's repeat after the resumed checkpoint", re.Failures)
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			fx := newFixture(t, twiceSpec(name, "fail"), "")
+			query := use(fx)
+			fx.json("/parents", []any{parentV("p1", "1"), parentV("p1", "2")})
+			fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("c", "1", nil)}, "2@2")
+			_, err := fx.run(engine.RunOptions{})
+			runErrorOf(t, err)
+			fx.json("/parents", []any{parentV("p1", "2")})
+			fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("a", "1", nil)})
+			_, err = fx.run(engine.RunOptions{})
+			re := runErrorOf(t, err)
+			if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), `primary key "a" already written`) {
+				t.Errorf("failures = %v, want a's repeat after the resumed checkpoint", re.Failures)
+			}
+			if got := query(twiceRows); !slices.Equal(got, []string{"a|1", "b|1", "c|1"}) {
+				t.Errorf("t = %v", got)
+			}
+		})
 	}
 }
