@@ -244,3 +244,38 @@ func TestParentListedTwiceChangedKeepsItsKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestParentListedTwiceChangedEntities: the second, changed reading of p1
+// replaces the first's entities as it does its rows: under on_duplicate:
+// fail none is a duplicate of the first reading's, and Port gets the
+// latest; a repeat within the second reading still is one.
+func TestParentListedTwiceChangedEntities(t *testing.T) {
+	fx := newFixture(t, strings.Replace(twiceSpec("nl", "warn"), "\ntables:\n", `
+port:
+  blueprints: bp.json
+  entities:
+    - {blueprint: item, from: items, identifier: .id, properties: {v: .a}, on_duplicate: fail}
+tables:
+`, 1), itemBlueprint)
+	fx.json("/parents", []any{parentV("p1", "1"), parentV("p1", "2")})
+	byV := map[string][]any{
+		"1": {rec("a", "1", nil), rec("b", "1", nil)},
+		"2": {rec("a", "2", nil), rec("b", "2", nil), rec("b", "2", nil)},
+	}
+	fx.routes["/parents/p1/items"] = func(w http.ResponseWriter, r *http.Request) {
+		var off int
+		fmt.Sscan(r.URL.Query().Get("offset"), &off)
+		recs := byV[r.URL.Query().Get("v")]
+		json.NewEncoder(w).Encode(recs[min(off, len(recs)):min(off+1, len(recs))])
+	}
+	_, err := fx.run(engine.RunOptions{})
+	re := runErrorOf(t, err)
+	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), `identifier "b" already produced`) {
+		t.Errorf("failures = %v, want the second reading's repeat of b alone", re.Failures)
+	}
+	for _, id := range []string{"a", "b"} {
+		if e := fx.port.Entity("item", id); e == nil || fmt.Sprint(e["properties"].(map[string]any)["v"]) != "2" {
+			t.Errorf("entity %s = %v, want the second reading's", id, e)
+		}
+	}
+}

@@ -75,3 +75,49 @@ func BenchmarkFingerprint(b *testing.B) {
 		_ = fingerprintOf(from, row)
 	}
 }
+
+// TestReadingMarks: an entity mapping with an on_duplicate mode keeps its
+// identifier with its reading's mark and no values; a mapping without
+// one, into the same blueprint, meeting it from another stream is not
+// told a collision by that mark (the values are unknown), as before marks.
+// A reading that replaces an earlier one of its partition rewrites its
+// keys; a repeat within it, or a key from another partition, is a
+// duplicate still.
+func TestReadingMarks(t *testing.T) {
+	place := func() string { return "here" }
+	bp := &target{kind: "blueprint", name: "item"}
+	a := origin{stream: "a", partition: "p=1"}
+	b := origin{stream: "b", partition: "p=2"}
+	if got, _ := bp.seenAs("k", a, bp.reading(a, bp.fingerprintAs(DupWarn, a, map[string]any{"v": 1})), place, DupWarn); got != dupNone {
+		t.Fatalf("first = %v", got)
+	}
+	if got, _ := bp.seenAs("k", b, bp.reading(b, bp.fingerprintAs("", b, map[string]any{"v": 2})), place, ""); got != dupWarn {
+		t.Errorf("no on_duplicate meeting a warn mapping's key = %v, want dupWarn (its values unknown)", got)
+	}
+
+	tb := &target{kind: "table", name: "t", mode: DupFail}
+	first := origin{stream: "s", partition: "p=1"}
+	again := origin{stream: "s", partition: "p=1", again: 1}
+	seen := func(key string, from origin) dupResult {
+		got, _ := tb.seen(key, from, tb.reading(from, tb.fingerprint(from, map[string]any{"v": key})), place)
+		return got
+	}
+	for _, c := range []struct {
+		key  string
+		from origin
+		want dupResult
+	}{
+		{"x", first, dupNone},
+		{"x", first, dupFail}, // a repeat within the first reading
+		{"y", b, dupNone},     // another partition's key
+		{"x", again, dupNone}, // the second reading rewrites the first's
+		{"x", again, dupFail}, // a repeat within the second reading
+		{"y", again, dupFail}, // another partition's key
+		{"z", again, dupNone}, // new
+		{"z", first, dupFail}, // the earlier reading does not replace a later one
+	} {
+		if got := seen(c.key, c.from); got != c.want {
+			t.Errorf("%s from %+v = %v, want %v", c.key, c.from, got, c.want)
+		}
+	}
+}

@@ -51,6 +51,7 @@ type mappedEntity struct {
 	sink.Entity
 	key   string // the identifier
 	onDup string // the mapping's on_duplicate
+	again uint32 // the run's (see run.again)
 }
 
 // mapRecord applies every table and entity mapping of the record's stream.
@@ -127,7 +128,7 @@ func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec an
 		if ok {
 			m.ents = append(m.ents, mappedEntity{
 				Entity: sink.Entity{Blueprint: e.Blueprint.V, Stream: st.s.Name, Partition: rn.partition, Data: ent},
-				key:    ent["identifier"].(string), onDup: e.OnDuplicate.V,
+				key:    ent["identifier"].(string), onDup: e.OnDuplicate.V, again: rn.again,
 			})
 		}
 	}

@@ -396,11 +396,12 @@ func (r *Runner) deliverEntity(ctx context.Context, st *streamState, m *mapped, 
 		t.delivering.Lock()
 		defer t.delivering.Unlock()
 	}
-	// Identifiers need no origin: a resumed run reads every chain that
+	// Identifiers are never saved: a resumed run reads every chain that
 	// feeds Port again (entities reach Port only when a run ends), so the
-	// run meets every entity of the sync itself.
-	from := origin{stream: e.Stream, partition: e.Partition}
-	dup, _ := t.seenAs(e.key, origin{}, t.fingerprintAs(e.onDup, from, e.Data), m.place, e.onDup)
+	// run meets every entity of the sync itself. The origin tells a
+	// reading that replaces an earlier one of its partition (see replaces).
+	from := origin{stream: e.Stream, partition: e.Partition, again: e.again}
+	dup, _ := t.seenAs(e.key, from, t.reading(from, t.fingerprintAs(e.onDup, from, e.Data)), m.place, e.onDup)
 	switch dup {
 	case dupFail:
 		fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Blueprint: e.Blueprint, Err: fmt.Errorf("blueprint %s: identifier %q already produced by this run (on_duplicate: fail)", e.Blueprint, e.key)})
