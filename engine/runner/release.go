@@ -367,7 +367,9 @@ func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Ou
 			row.Merge = true
 		}
 		if row.key == "" && t.contentKeyed(st.s) {
-			h = contentHash(row.Data)
+			// Saved by its content: the hash is the row, and a
+			// fingerprint would tell nothing more.
+			h, fp = contentHash(row.Data), 0
 		}
 		// Committed with the row, so that a run resuming the sync knows it.
 		row.KeyHash, row.Fingerprint = h, fp
