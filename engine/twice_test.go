@@ -1,8 +1,10 @@
 package engine_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -124,9 +126,14 @@ func TestParentListedTwiceChangedReadsAgain(t *testing.T) {
 			fx.json("/parents", []any{parentV("p1", "1"), parentV("p2", "1"), parentV("p1", "2")})
 			fx.twiceItems("/parents/p1/items", []any{rec("a", "1", nil), rec("b", "1", nil), rec("c", "1", nil)})
 			fx.twiceItems("/parents/p2/items", []any{rec("d", "1", nil)})
-			res, err := fx.run(engine.RunOptions{})
+			var logs bytes.Buffer
+			res, err := fx.run(engine.RunOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			if err != nil {
 				t.Fatalf("run: %v", err)
+			}
+			// Not silent: two records of one key would look the same.
+			if n := strings.Count(logs.String(), "a parent record listed again with other values"); n != 1 || !strings.Contains(logs.String(), `parents="owners[id=p1]"`) {
+				t.Errorf("the run warned %d times of p1 listed again changed, want once naming it:\n%s", n, logs.String())
 			}
 			reqs := fx.takeRequests()
 			if n := strings.Count(strings.Join(reqs, " "), "/parents/p1/items"); n != 8 {

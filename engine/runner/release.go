@@ -32,6 +32,12 @@ func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *syn
 		r.log.Debug("a parent record listed again: its chain already ran", "stream", st.s.Name, "parents", rn.describe())
 		return nil
 	}
+	if rn.again > 0 {
+		// Said, not silent: two records of one key (a key too narrow)
+		// look the same as one that changed, and the later reading's
+		// rows write over the earlier's.
+		r.log.Warn("a parent record listed again with other values (changed while its list was read, or another record of the same key): its children are read again and replace the first reading's", "stream", st.s.Name, "parents", rn.describe())
+	}
 	for _, g := range rn.gates {
 		g.add()
 	}
