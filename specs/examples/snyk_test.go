@@ -24,7 +24,8 @@ import (
 // OpenAPI specification"; JSON:API bodies as application/vnd.api+json;
 // `starting_after` cursors (base64 with `=`) in relative links.next that
 // carry the whole query, without the /rest prefix (with it for orgs),
-// present on every full page, so a full last page leads to an empty one;
+// a string or (issues) the contract's {href, meta} object, present on
+// every full page, so a full last page leads to an empty one;
 // JSON:API errors; over the rate limit a 429 and every request refused
 // until they stop for the interval (here snykInterval), each refused one
 // starting it again.
@@ -280,6 +281,10 @@ func (s *snykSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	links := map[string]any{"self": link(q.Get("starting_after"))}
 	if len(data) == limit {
 		links["next"] = link(snykCursor(data[len(data)-1]["id"].(string)))
+		if parts[len(parts)-1] == "issues" {
+			// The contract's other form of a link: {href, meta}.
+			links["next"] = map[string]any{"href": links["next"], "meta": map[string]any{}}
+		}
 	}
 	w.Header().Set("Content-Type", "application/vnd.api+json")
 	writeJSONAs(w, 200, map[string]any{"jsonapi": map[string]any{"version": "1.0"}, "data": data, "links": links})
