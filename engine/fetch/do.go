@@ -358,6 +358,10 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 				}
 				discard()
 				hint, hinted := ruleWait(rule, status, resp.Header, c.pool.now())
+				if !hinted && rule.Wait > 0 {
+					hint, hinted = rule.Wait, true
+					h.hold(c.pool.now().Add(hint))
+				}
 				limit := rule.MaxWait
 				if limit <= 0 {
 					limit = max(c.retry.max, MaxServerWait)

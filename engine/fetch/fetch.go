@@ -130,6 +130,27 @@ type host struct {
 	requests, retries, errors atomic.Int64
 }
 
+// hold keeps every request to the host from starting before until (a
+// retry rule's wait, for an API that refuses all requests until it has had
+// a quiet spell).
+func (h *host) hold(until time.Time) {
+	if th := h.throttle.Load(); th != nil {
+		th.mu.Lock()
+		if until.After(th.until) {
+			th.until = until
+		}
+		th.mu.Unlock()
+		return
+	}
+	if a := h.adapt; a != nil {
+		a.mu.Lock()
+		if until.After(a.until) {
+			a.until = until
+		}
+		a.mu.Unlock()
+	}
+}
+
 // NewPool returns an empty pool.
 func NewPool(opts Options) *Pool {
 	p := &Pool{

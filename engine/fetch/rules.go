@@ -66,6 +66,10 @@ type Rule struct {
 	// one fails the request at once instead of holding the run. 0 means
 	// the larger of Retry.Max and MaxServerWait.
 	MaxWait time.Duration
+	// Wait (retry) is the wait when the answer names none; it holds every
+	// request to the host, not this one alone (an API that refuses all
+	// requests until it has had a quiet spell).
+	Wait time.Duration
 }
 
 func (r Rule) validate() error {

@@ -371,3 +371,36 @@ func TestRuleWait(t *testing.T) {
 		})
 	}
 }
+
+// A retry rule's wait, for a 429 that names none (Snyk refuses every
+// request until it has had a quiet minute), holds the whole host: a request
+// started after the refusal waits it out, where it used to go at once and
+// keep the block alive. The refused request itself waits it too.
+func TestRuleWaitHoldsTheHost(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wait time.Duration
+		want time.Duration // the least the next request waits
+	}{{"wait 1m", time.Minute, time.Minute}, {"no wait", 0, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			s := startSim(t, apitest.Fixture{Routes: []apitest.Route{
+				{Path: "/refused", Status: 429, Body: map[string]any{"message": "Too many requests"}},
+				{Path: "/other", Body: map[string]any{"ok": true}},
+			}}, clk)
+			c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: s.URL(), Retry: Retry{Attempts: 1}, Rules: []Rule{
+				{Name: "r0", Statuses: []StatusRange{{429, 429}}, Action: ActionRetry, Wait: tc.wait},
+			}})
+			if _, err := c.Do(t.Context(), &Request{Method: "GET", URL: "/refused"}); err == nil {
+				t.Fatal("the refused request succeeded")
+			}
+			before := clk.Now()
+			if _, err := c.Do(t.Context(), &Request{Method: "GET", URL: "/other"}); err != nil {
+				t.Fatal(err)
+			}
+			if waited := clk.Now().Sub(before); waited < tc.want || tc.want == 0 && waited > time.Second {
+				t.Errorf("the next request waited %v, want %v", waited, tc.want)
+			}
+		})
+	}
+}

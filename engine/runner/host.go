@@ -195,7 +195,7 @@ func rules(rs []spec.Rule, env map[string]any) []fetch.Rule {
 	for i := range rs {
 		r := &rs[i]
 		fr := fetch.Rule{Name: r.Path(), Action: r.Action.V, Body: program(&r.Body, env), Message: program(&r.Message, env),
-			WaitHeader: r.WaitHeader.V, MaxWait: r.MaxWait.V}
+			WaitHeader: r.WaitHeader.V, MaxWait: r.MaxWait.V, Wait: r.Wait.V}
 		for _, sr := range r.Ranges() {
 			fr.Statuses = append(fr.Statuses, fetch.StatusRange{Min: sr.Min, Max: sr.Max})
 		}

@@ -73,7 +73,7 @@ func (p *parser) checkRules(h *HTTP, path string) {
 		}
 		act := r.Action.V
 		if act != "retry" {
-			for key, f := range map[string]Str{"wait_header": r.WaitHeader, "max_wait": r.MaxWait.str()} {
+			for key, f := range map[string]Str{"wait_header": r.WaitHeader, "max_wait": r.MaxWait.str(), "wait": r.Wait.str()} {
 				if f.Set {
 					p.errorAt(f.P, rp+"."+key, "%s is only used by action retry, not %s", key, act)
 				}

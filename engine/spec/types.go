@@ -83,6 +83,7 @@ type Rule struct {
 	Message    JQ       `yaml:"message" doc:"jq on the JSON body giving the failure's message (fail), or the reason logged (skip, retry)."`
 	WaitHeader Str      `yaml:"wait_header" doc:"retry: response header holding how long to wait (seconds, epoch seconds, an HTTP date or an ISO 8601 time), read before Retry-After and x-ratelimit-reset."`
 	MaxWait    Duration `yaml:"max_wait" doc:"retry: the longest wait the server may ask for (default 5m, or retry.max when longer); a longer one fails the request at once."`
+	Wait       Duration `yaml:"wait" doc:"retry: the wait when the answer names none (no wait_header, Retry-After or spent budget's reset), and every request to the host waits it too: an API that refuses all requests until it has had a quiet spell (Snyk's minute) needs the whole host stopped, not one request."`
 
 	ranges []StatusRange
 	path   string // e.g. http.rules[1], set at validation

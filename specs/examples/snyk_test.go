@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -310,7 +312,7 @@ func TestSnyk(t *testing.T) {
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 
-	r := runVendor(t, "snyk.yaml", map[string]string{"api_url": srv.URL + "/rest", "token": snykToken, "page_size": "10"}, time.Time{})
+	r := runVendor(t, snykSpec(t), map[string]string{"api_url": srv.URL + "/rest", "token": snykToken, "page_size": "10"}, time.Time{})
 	if r.err != nil {
 		t.Fatalf("run: %v", r.err)
 	}
@@ -392,9 +394,28 @@ func TestSnykErrors(t *testing.T) {
 			for k, v := range c.sets {
 				sets[k] = v
 			}
-			r := runVendor(t, "snyk.yaml", sets, time.Time{})
+			r := runVendor(t, snykSpec(t), sets, time.Time{})
 			failedRun(t, r, c.want)
 			noSecret(t, r, snykToken, sets["token"])
 		})
 	}
+}
+
+// snykSpec is snyk.yaml with its 429 rule's wait of a minute and a second
+// (Snyk's interval) cut to just past the simulator's snykInterval.
+func snykSpec(t *testing.T) string {
+	t.Helper()
+	src, err := os.ReadFile("snyk.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(src), "      wait: 61s\n", "      wait: 25ms\n", 1)
+	if text == string(src) {
+		t.Fatal("snyk.yaml has no 429 rule waiting 61s")
+	}
+	path := filepath.Join(t.TempDir(), "snyk.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
