@@ -12,6 +12,45 @@ import (
 	"github.com/ferry-etl/ferry/engine"
 )
 
+// sevenRepos are the items of the total tests' lists: ids 1 to 7.
+func sevenRepos() []any {
+	var repos []any
+	for i := 1; i <= 7; i++ {
+		repos = append(repos, map[string]any{"id": i})
+	}
+	return repos
+}
+
+// orgReposFixture serves orgs a and b, each with repos paged by paginate;
+// serve answers a repos page, broken for org b while the returned flag
+// is set (it starts set).
+func orgReposFixture(t *testing.T, rules, paginate string, serve func(w http.ResponseWriter, r *http.Request, broken bool)) (*fixture, *atomic.Bool) {
+	t.Helper()
+	fx := newFixture(t, specHead+rules+`streams:
+  orgs:
+    request: {path: /orgs}
+  repos:
+    for_each: orgs
+    request: {path: '/orgs/${ parent.name }/repos'}
+    records: .items[]
+    paginate: `+paginate+`
+tables:
+  repos:
+    from: repos
+    primary_key: [org, id]
+    row: '{org: $parent.name, id}'
+`, "")
+	fx.json("/orgs", []any{map[string]any{"name": "a"}, map[string]any{"name": "b"}})
+	broken := &atomic.Bool{}
+	broken.Store(true)
+	for _, org := range []string{"a", "b"} {
+		fx.mu.Lock()
+		fx.routes["/orgs/"+org+"/repos"] = func(w http.ResponseWriter, r *http.Request) { serve(w, r, org == "b" && broken.Load()) }
+		fx.mu.Unlock()
+	}
+	return fx, broken
+}
+
 // TestTotalCatchesAServerThatStopsEarly: a list that reports its size
 // (paginate.total, total_header) and ends short of it lost the rest: a
 // server that drops its next cursor early, or a rule's "no data" (a 404)
@@ -20,10 +59,7 @@ import (
 // are whole, and a run after the server is fixed reads the rest. (Without
 // the check the run exits 0 with the rest unread.)
 func TestTotalCatchesAServerThatStopsEarly(t *testing.T) {
-	var repos []any
-	for i := 1; i <= 7; i++ {
-		repos = append(repos, map[string]any{"id": i})
-	}
+	repos := sevenRepos()
 	for name, c := range map[string]struct {
 		paginate string
 		serve    func(w http.ResponseWriter, r *http.Request, broken bool)
@@ -55,30 +91,7 @@ func TestTotalCatchesAServerThatStopsEarly(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			fx := newFixture(t, specHead+`  rules:
-    - {status: 404, action: empty}
-streams:
-  orgs:
-    request: {path: /orgs}
-  repos:
-    for_each: orgs
-    request: {path: '/orgs/${ parent.name }/repos'}
-    records: .items[]
-    paginate: `+c.paginate+`
-tables:
-  repos:
-    from: repos
-    primary_key: [org, id]
-    row: '{org: $parent.name, id}'
-`, "")
-			fx.json("/orgs", []any{map[string]any{"name": "a"}, map[string]any{"name": "b"}})
-			var broken atomic.Bool
-			broken.Store(true)
-			for _, org := range []string{"a", "b"} {
-				fx.mu.Lock()
-				fx.routes["/orgs/"+org+"/repos"] = func(w http.ResponseWriter, r *http.Request) { c.serve(w, r, org == "b" && broken.Load()) }
-				fx.mu.Unlock()
-			}
+			fx, broken := orgReposFixture(t, "  rules:\n    - {status: 404, action: empty}\n", c.paginate, c.serve)
 			_, err := fx.run(engine.RunOptions{})
 			re := runErrorOf(t, err)
 			if len(re.Failures) != 1 {
@@ -116,40 +129,16 @@ tables:
 // first page, and the run after the fault is whole. The other parent's
 // chain, done, is not read again.
 func TestShortChainResumesFromItsStart(t *testing.T) {
-	var repos []any
-	for i := 1; i <= 7; i++ {
-		repos = append(repos, map[string]any{"id": i})
-	}
-	fx := newFixture(t, specHead+`streams:
-  orgs:
-    request: {path: /orgs}
-  repos:
-    for_each: orgs
-    request: {path: '/orgs/${ parent.name }/repos'}
-    records: .items[]
-    paginate: {type: page, param: page, size: 3, size_param: per_page, total: .total_count}
-tables:
-  repos:
-    from: repos
-    primary_key: [org, id]
-    row: '{org: $parent.name, id}'
-`, "")
-	fx.json("/orgs", []any{map[string]any{"name": "a"}, map[string]any{"name": "b"}})
-	var broken atomic.Bool
-	broken.Store(true)
-	for _, org := range []string{"a", "b"} {
-		fx.mu.Lock()
-		fx.routes["/orgs/"+org+"/repos"] = func(w http.ResponseWriter, r *http.Request) {
-			page, _ := strconv.Atoi(r.URL.Query().Get("page"))
-			lo := min((page-1)*3, len(repos))
-			hi := min(lo+3, len(repos))
-			if org == "b" && page == 2 && broken.Load() {
-				hi-- // one item short: it is on no page
-			}
-			json.NewEncoder(w).Encode(map[string]any{"items": repos[lo:hi], "total_count": len(repos)})
+	repos := sevenRepos()
+	fx, broken := orgReposFixture(t, "", `{type: page, param: page, size: 3, size_param: per_page, total: .total_count}`, func(w http.ResponseWriter, r *http.Request, broken bool) {
+		page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		lo := min((page-1)*3, len(repos))
+		hi := min(lo+3, len(repos))
+		if broken && page == 2 {
+			hi-- // one item short: it is on no page
 		}
-		fx.mu.Unlock()
-	}
+		json.NewEncoder(w).Encode(map[string]any{"items": repos[lo:hi], "total_count": len(repos)})
+	})
 	_, err := fx.run(engine.RunOptions{})
 	re := runErrorOf(t, err)
 	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "paging ended after 6 items, but page 1 said the list holds 7") {
@@ -182,10 +171,7 @@ func TestTotalCountsARepeatOnce(t *testing.T) {
 }
 
 func totalCountsARepeatOnce(t *testing.T, total string) {
-	var repos []any
-	for i := 1; i <= 7; i++ {
-		repos = append(repos, map[string]any{"id": i})
-	}
+	repos := sevenRepos()
 	fx := newFixture(t, specHead+`streams:
   repos:
     request: {path: /repos}
