@@ -60,7 +60,11 @@ type changeAPI struct {
 	failDetail map[string]bool // /details/{id} answered 400
 	noToken    bool
 	expired    map[string]bool // from values answered 410, as an expired token
-	srv        *httptest.Server
+	// expiredPage: page values (a next page's cursor) answered 410 once,
+	// as a cursor that expired while the chain was read
+	expiredPage map[string]bool
+	onExpire    func(*changeAPI) // called (locked) when an expiredPage is answered
+	srv         *httptest.Server
 }
 
 func newChangeAPI(t *testing.T, n int) *changeAPI {
@@ -89,6 +93,15 @@ func newChangeAPI(t *testing.T, n int) *changeAPI {
 		if a.expired[q.Get("from")] {
 			w.WriteHeader(http.StatusGone)
 			json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": "syncStateNotFound", "message": "token " + q.Get("from") + " expired"}})
+			return
+		}
+		if p := q.Get("page"); a.expiredPage[p] {
+			delete(a.expiredPage, p)
+			if a.onExpire != nil {
+				a.onExpire(a)
+			}
+			w.WriteHeader(http.StatusGone)
+			json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": "syncStateNotFound", "message": "cursor " + p + " expired"}})
 			return
 		}
 		if a.fail[start/2+1] {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ferry-etl/ferry/engine"
 )
 
 // restartSpec is tokenSpec with a rule that reads a 410 naming an expired
@@ -60,5 +62,72 @@ func TestRestartRule(t *testing.T) {
 	_, err = tokenRun(t, f, cfg, dest, false)
 	if err == nil || !strings.Contains(err.Error(), "refused again when read from its start") || !strings.Contains(err.Error(), "token  expired") {
 		t.Fatalf("refused from the start too: err = %v, want the chain failed, saying so", err)
+	}
+}
+
+// TestRestartOnALaterPage: the API refuses a chain's position on a later
+// page (a next cursor that expired while the chain was read), after the
+// first pages' rows were written. The chain read again from its start
+// rewrites those rows: they are not duplicates of themselves (under
+// on_duplicate: fail they were failed, exit 1, though every record was
+// written), and the run is counted as it is.
+func TestRestartOnALaterPage(t *testing.T) {
+	for _, onDup := range []string{"", "fail"} {
+		t.Run("on_duplicate "+onDup, func(t *testing.T) {
+			api := newChangeAPI(t, 5)
+			api.expiredPage = map[string]bool{"4": true} // the third page's cursor, once
+			dir := t.TempDir()
+			spec := restartSpec
+			if onDup != "" {
+				spec = strings.Replace(spec, "    primary_key: [id]\n", "    primary_key: [id]\n    on_duplicate: "+onDup+"\n", 1)
+			}
+			f, cfg := loadIncremental(t, dir, spec, api.srv.URL)
+			dest := "sqlite:" + filepath.Join(dir, "tok.db")
+			res, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{Dest: dest})
+			if err != nil {
+				t.Fatalf("the run whose cursor expired on its third page: %v", err)
+			}
+			if d := res.Summary.Duplicates; len(d) != 0 {
+				t.Errorf("duplicates = %+v, want none: the restarted chain rewrote its own rows", d)
+			}
+			if got := queryStrings(t, strings.TrimPrefix(dest, "sqlite:"), `SELECT id, name FROM "tok__changes" ORDER BY id`); !slices.Equal(got, []string{"1|v1", "2|v1", "3|v1", "4|v1", "5|v1"}) {
+				t.Errorf("changes = %v, want all five", got)
+			}
+			api.add(1)
+			if _, err := tokenRun(t, f, cfg, dest, false); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := api.asked(), []string{"", "", "5"}; !slices.Equal(got, want) {
+				t.Fatalf("chains started from %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestRestartedChainResumed: the chain read again after a refusal fails
+// on a later page, and the next run resumes it. The rows the refused
+// reading committed are not the resumed reading's duplicates: its first
+// checkpoint replaced what that reading saved (under on_duplicate: fail
+// the resumed run failed records 3 and 4 as duplicates of themselves).
+func TestRestartedChainResumed(t *testing.T) {
+	api := newChangeAPI(t, 5)
+	api.expiredPage = map[string]bool{"4": true} // the third page's cursor, once
+	api.onExpire = func(a *changeAPI) { a.fail[2] = true }
+	dir := t.TempDir()
+	spec := strings.Replace(restartSpec, "    primary_key: [id]\n", "    primary_key: [id]\n    on_duplicate: fail\n", 1)
+	f, cfg := loadIncremental(t, dir, spec, api.srv.URL)
+	dest := "sqlite:" + filepath.Join(dir, "tok.db")
+	_, err := tokenRun(t, f, cfg, dest, false)
+	if err == nil || !strings.Contains(err.Error(), "page 2") {
+		t.Fatalf("the restarted chain's second page failed: err = %v, want it named", err)
+	}
+	api.mu.Lock()
+	api.fail = map[int]bool{}
+	api.mu.Unlock()
+	if _, err := tokenRun(t, f, cfg, dest, false); err != nil {
+		t.Fatalf("the resumed run: %v", err)
+	}
+	if got := queryStrings(t, strings.TrimPrefix(dest, "sqlite:"), `SELECT id, name FROM "tok__changes" ORDER BY id`); !slices.Equal(got, []string{"1|v1", "2|v1", "3|v1", "4|v1", "5|v1"}) {
+		t.Errorf("changes = %v, want all five", got)
 	}
 }

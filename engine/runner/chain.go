@@ -273,6 +273,10 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		// saved by an earlier run, expired since): read it all again,
 		// as a first sync would. Once: refused again, the chain fails.
 		r.log.Warn("the API refused the chain's saved position: reading it again from its start, with the initial cursor", "stream", st.s.Name, "parents", rn.describe(), "reason", err.Error())
+		// A new reading of the partition: its rows rewrite the refused
+		// one's (pages it wrote before the refusal), as those of a parent
+		// listed again, changed, do (see chainOnce).
+		st.readAgain(rn)
 		c = &chainRun{r: r, st: st, rn: rn, ctx: ctx, seed: c.seed, restarted: true}
 		if err = c.run(); errors.Is(err, fetch.ErrRestart) {
 			err = fmt.Errorf("refused again when read from its start: %w", err)
@@ -389,7 +393,9 @@ func (c *chainRun) run() error {
 		c.cp = nil
 	}
 	if c.restarted {
-		c.cp = nil
+		// Its first checkpoint replaces what the refused reading saved,
+		// in this run or before (fresh): the keys of its rows too.
+		c.cp, c.checkpointed = nil, true
 	}
 	if c.cp != nil && c.cp.Afresh {
 		r.log.Info("the chain ended short of the total its pages reported: reading it afresh", "stream", s.Name, "parents", rn.describe())
@@ -407,7 +413,7 @@ func (c *chainRun) run() error {
 		r.log.Info("a batch changed since the chain's checkpoint: reading it afresh", "stream", s.Name, "parents", rn.describe())
 		c.cp = nil
 	}
-	if rn.again > 0 {
+	if rn.again > 0 && !c.restarted {
 		// The parent changed between two listings of this run: the chain
 		// of its earlier version ran (and may have committed), so this one
 		// reads afresh and replaces that reading, its checkpoint and saved

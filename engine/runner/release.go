@@ -80,6 +80,21 @@ func (st *streamState) chainOnce(rn *run) bool {
 	return true
 }
 
+// readAgain makes rn a new reading of its partition, which replaces the
+// readings before it in this run (see chainOnce): its chain is read again
+// from its start, after the API refused its position (a restart rule).
+func (st *streamState) readAgain(rn *run) {
+	p := KeyHash(rn.partition)
+	st.chainsMu.Lock()
+	defer st.chainsMu.Unlock()
+	if st.chains == nil {
+		st.chains = map[uint64]chainsOf{}
+	}
+	prev := st.chains[p]
+	rn.again = max(prev.n, 1)
+	st.chains[p] = chainsOf{digest: prev.digest, n: rn.again + 1}
+}
+
 // release takes the stream's runs in order and releases their records:
 // mapping, output, child runs. It closes the runs queues it feeds once done.
 func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs *sync.WaitGroup, fails *failures) error {
