@@ -3,6 +3,7 @@ package engine_test
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,6 +49,47 @@ tables:
 			}
 			if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "page 2: GET") || !strings.Contains(re.Failures[0].Error(), "the answer is page 1's again, byte for byte") {
 				t.Fatalf("failures = %v, want page 2 named as a copy of page 1", re.Failures)
+			}
+		})
+	}
+}
+
+// TestRepeatedPageResumed: a page answered as the one before once (a cache
+// that served the first page's answer for the second) fails the chain; the
+// next run resumes it and reads the second page as it is now. The copy's
+// records were page 1's, not page 2's: had the checkpoint taken page 2 as
+// read, the resumed run would have asked it only to learn what follows,
+// writing nothing from it, and an append table (no keys saved to tell)
+// lost its records, exit 0.
+func TestRepeatedPageResumed(t *testing.T) {
+	for _, table := range []string{"{from: items, mode: append}", "{from: items, primary_key: [id]}"} {
+		t.Run(table, func(t *testing.T) {
+			fx := newFixture(t, specHead+`streams:
+  items:
+    request: {path: /items}
+    records: .items[]
+    paginate: {type: page, param: page, total_pages: .pages}
+tables:
+  items: `+table+`
+`, "")
+			copied := false
+			fx.mu.Lock()
+			fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+				p, _ := strconv.Atoi(r.URL.Query().Get("page"))
+				if p == 2 && !copied {
+					copied, p = true, 1
+				}
+				json.NewEncoder(w).Encode(map[string]any{"items": []any{map[string]any{"id": 2*p - 1}, map[string]any{"id": 2 * p}}, "pages": 3})
+			}
+			fx.mu.Unlock()
+			if _, err := fx.run(engine.RunOptions{}); err == nil || !strings.Contains(err.Error(), "the answer is page 1's again") {
+				t.Fatalf("err = %v, want page 2 named as a copy of page 1", err)
+			}
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatalf("the resumed run: %v", err)
+			}
+			if got := fx.query(`SELECT DISTINCT id FROM "nl__items" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4", "5", "6"}) {
+				t.Errorf("ids = %v, want 1 to 6", got)
 			}
 		})
 	}

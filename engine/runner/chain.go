@@ -785,13 +785,13 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			c.began = d
 		}
 		state := pager.State()
-		var more bool
+		var more, copied bool
 		if s.Paginate != nil && !empty && pg.length() > 1 {
 			// (A page of one item repeats the one before when the list
 			// shifts by one as it is read: no sign of a server that did
 			// not move.)
 			sum := pg.bodySum
-			if page > first && sum == before {
+			if copied = page > first && sum == before; copied {
 				err = fmt.Errorf("the answer is page %d's again, byte for byte: the server did not move to the next page%s, and the pages after it would never be read", page-1, paramHint(s.Paginate))
 			}
 			before = sum
@@ -807,6 +807,14 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		if err != nil {
 			var short *paginate.ShortError
 			switch {
+			case copied && !replay:
+				// Its records were the page before's, not its own: the
+				// checkpoint goes back to its start, so a resumed run asks
+				// it again and writes what it holds then (taken as read, it
+				// was asked only to learn what follows, writing nothing).
+				mark := c.mark(at, state, false, false)
+				mark.Pages = page - 1
+				c.send(item{mark: mark})
 			case errors.As(err, &short):
 				// The items missing are on pages already passed, where
 				// asking this page again would never find them: a resumed
