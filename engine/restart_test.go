@@ -1,8 +1,11 @@
 package engine_test
 
 import (
+	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -129,5 +132,86 @@ func TestRestartedChainResumed(t *testing.T) {
 	}
 	if got := queryStrings(t, strings.TrimPrefix(dest, "sqlite:"), `SELECT id, name FROM "tok__changes" ORDER BY id`); !slices.Equal(got, []string{"1|v1", "2|v1", "3|v1", "4|v1", "5|v1"}) {
 		t.Errorf("changes = %v, want all five", got)
+	}
+}
+
+// TestRestartInAChildStream: a child chain (for_each) refused on a later
+// page is read again from its start: its rows are its own reading's, not
+// duplicates (on_duplicate: fail), its sibling's chain is left as it is,
+// and its own children run once for the records read twice.
+func TestRestartInAChildStream(t *testing.T) {
+	fx := newFixture(t, specHead+`  rules:
+    - status: 410
+      action: restart
+      message: .error
+streams:
+  owners:
+    request: {path: /owners}
+    records: .items[]
+  kids:
+    for_each: owners
+    request: {path: '/kids/${ parent.id }'}
+    records: .items[]
+    paginate: {type: cursor, token: .next, param: after}
+  toys:
+    for_each: kids
+    request: {path: '/toys/${ parent.id }'}
+    records: .items[]
+tables:
+  kids: {from: kids, primary_key: [id], on_duplicate: fail}
+  toys: {from: toys, primary_key: [id], on_duplicate: fail}
+`, "")
+	fx.json("/owners", map[string]any{"items": []any{map[string]any{"id": "a"}, map[string]any{"id": "b"}}})
+	refused := false
+	toys := map[string]int{}
+	fx.mu.Lock()
+	for _, p := range []string{"a", "b"} {
+		fx.routes["/kids/"+p] = func(w http.ResponseWriter, r *http.Request) {
+			after, _ := strconv.Atoi(r.URL.Query().Get("after"))
+			if p == "a" && after == 4 && !refused {
+				refused = true
+				w.WriteHeader(http.StatusGone)
+				w.Write([]byte(`{"error": "cursor expired"}`))
+				return
+			}
+			body := map[string]any{"items": []any{map[string]any{"id": p + strconv.Itoa(after+1)}, map[string]any{"id": p + strconv.Itoa(after+2)}}}
+			if after+2 < 6 {
+				body["next"] = strconv.Itoa(after + 2)
+			}
+			json.NewEncoder(w).Encode(body)
+		}
+		for i := 1; i <= 6; i++ {
+			id := p + strconv.Itoa(i)
+			fx.routes["/toys/"+id] = func(w http.ResponseWriter, r *http.Request) {
+				fx.mu.Lock()
+				toys[id]++
+				fx.mu.Unlock()
+				json.NewEncoder(w).Encode(map[string]any{"items": []any{map[string]any{"id": "t" + id}}})
+			}
+		}
+	}
+	fx.mu.Unlock()
+	res, err := fx.run(engine.RunOptions{})
+	if err != nil {
+		t.Fatalf("the run whose child cursor expired: %v", err)
+	}
+	if !refused {
+		t.Fatal("the cursor was never refused")
+	}
+	if d := res.Summary.Duplicates; len(d) != 0 {
+		t.Errorf("duplicates = %+v, want none", d)
+	}
+	if got := fx.query(`SELECT id FROM "nl__kids" ORDER BY id`); !slices.Equal(got, []string{"a1", "a2", "a3", "a4", "a5", "a6", "b1", "b2", "b3", "b4", "b5", "b6"}) {
+		t.Errorf("kids = %v", got)
+	}
+	if got := fx.query(`SELECT count(*) FROM "nl__toys"`); !slices.Equal(got, []string{"12"}) {
+		t.Errorf("toys = %v, want 12", got)
+	}
+	fx.mu.Lock()
+	defer fx.mu.Unlock()
+	for id, n := range toys {
+		if n != 1 {
+			t.Errorf("toys of %s asked %d times, want once", id, n)
+		}
 	}
 }
