@@ -239,7 +239,9 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 	}
 	for _, name := range sp.Tables() {
 		// A repeated primary key overwrote (or merged into) its row.
-		tr := TableReport{Name: name, RowsWritten: max(res.Rows[name]-dups["table/"+name], 0)}
+		// So did a row of a reading that replaced an earlier one of its
+		// partition (Rewritten).
+		tr := TableReport{Name: name, RowsWritten: max(res.Rows[name]-dups["table/"+name]-rewritten(sum, name), 0)}
 		if sum != nil {
 			tr.Reconciled = sum.Tables[name]
 		}
@@ -302,4 +304,13 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 			RateCuts: h.RateCuts, PacedPerSecond: math.Round(h.AdaptiveRate*100) / 100})
 	}
 	return rep
+}
+
+// rewritten is how many rows of table rewrote an earlier reading's row of
+// their key in the run (see runner.Summary.Rewritten).
+func rewritten(sum *Summary, table string) int64 {
+	if sum == nil {
+		return 0
+	}
+	return int64(sum.Rewritten[table])
 }

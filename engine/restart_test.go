@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-etl/ferry/engine"
 )
@@ -92,6 +93,10 @@ func TestRestartOnALaterPage(t *testing.T) {
 			}
 			if d := res.Summary.Duplicates; len(d) != 0 {
 				t.Errorf("duplicates = %+v, want none: the restarted chain rewrote its own rows", d)
+			}
+			rep := engine.NewRunReport(f, "inc.yaml", res, nil, 0, false, time.Now())
+			if len(rep.Tables) != 1 || rep.Tables[0].RowsWritten != 5 {
+				t.Errorf("report tables = %+v, want changes: 5 rows written (the first reading's four rewritten, once each)", rep.Tables)
 			}
 			if got := queryStrings(t, strings.TrimPrefix(dest, "sqlite:"), `SELECT id, name FROM "tok__changes" ORDER BY id`); !slices.Equal(got, []string{"1|v1", "2|v1", "3|v1", "4|v1", "5|v1"}) {
 				t.Errorf("changes = %v, want all five", got)

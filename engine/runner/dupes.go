@@ -60,9 +60,13 @@ type target struct {
 	parts map[partRef]uint32
 	// dropped are the partitions (numbers of parts) this run reads afresh:
 	// their saved keys belong to a reading that this run's replaces.
-	dropped  map[uint32]bool
-	count    int
-	modes    map[string]int // duplicates by the mode applied
+	dropped map[uint32]bool
+	count   int
+	modes   map[string]int // duplicates by the mode applied
+	// rewrites: rows that rewrote the row of an earlier reading of their
+	// partition in this run (see replaces): no duplicates, but one row
+	// of the table written twice.
+	rewrites int
 	examples []string
 }
 
@@ -188,6 +192,7 @@ func (t *target) seenAs(key string, from origin, fp uint32, place func() string,
 	first, met := t.keys.get(h)
 	if met && from.again > 0 && replaces(first, from) {
 		t.keys.set(h, fp)
+		t.rewrites++
 		return dupNone, h
 	}
 	if !met {
@@ -446,6 +451,20 @@ func (t *targets) dropSaved(stream, partition string) {
 		}
 		x.mu.Unlock()
 	}
+}
+
+// rewritten counts, by table, the rows that rewrote an earlier reading's
+// row of the same key in this run (see target.rewrites).
+func (t *targets) rewritten() map[string]int {
+	out := map[string]int{}
+	for name, x := range t.tables {
+		x.mu.Lock()
+		if x.rewrites > 0 {
+			out[name] = x.rewrites
+		}
+		x.mu.Unlock()
+	}
+	return out
 }
 
 // Duplicate reports the repeated keys of one table or blueprint.

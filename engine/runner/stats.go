@@ -138,6 +138,11 @@ type Summary struct {
 	// Duplicates lists, per table and blueprint, the rows or entities whose
 	// key an earlier one of this run had.
 	Duplicates []Duplicate
+	// Rewritten counts, by table, the rows that rewrote the row of an
+	// earlier reading of their partition in this run (a parent listed
+	// again, changed; a chain restarted by a rule): one row each, written
+	// twice.
+	Rewritten map[string]int
 }
 
 // Failure is one failed request chain or record.
