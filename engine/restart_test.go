@@ -220,3 +220,42 @@ tables:
 		}
 	}
 }
+
+// TestRestartInWindows: a windowed chain refused in its second window is
+// read again from the initial cursor, every window; the summary counts its
+// windows once (the refused reading's are not left as windows unread).
+func TestRestartInWindows(t *testing.T) {
+	api := &auditAPI{fail: map[string]bool{}}
+	fx := newFixture(t, strings.Replace(strings.Replace(auditSpec, "mode: append", "on_duplicate: fail", 1), "streams:\n", `  rules:
+    - status: 410
+      action: restart
+      message: .error
+streams:
+`, 1), "")
+	serveAudit(fx, api)
+	refused := false
+	fx.mu.Lock()
+	fx.routes["/audit"] = func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("start_time") == auditDay(1, 0) && !refused {
+			refused = true
+			w.WriteHeader(http.StatusGone)
+			w.Write([]byte(`{"error": "window expired"}`))
+			return
+		}
+		api.handle(w, r)
+	}
+	fx.mu.Unlock()
+	res, err := fx.run(engine.RunOptions{Now: auditNow(3, 0)})
+	if err != nil {
+		t.Fatalf("the run refused in its second window: %v", err)
+	}
+	if !refused {
+		t.Fatal("never refused")
+	}
+	if s := res.Summary.Streams[0]; s.WindowsDone != 3 || s.WindowsTotal != 3 {
+		t.Errorf("windows %d of %d, want 3 of 3", s.WindowsDone, s.WindowsTotal)
+	}
+	if got := fx.query(`SELECT id FROM "nl__events" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3"}) {
+		t.Errorf("events = %v", got)
+	}
+}

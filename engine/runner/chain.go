@@ -277,6 +277,9 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		// one's (pages it wrote before the refusal), as those of a parent
 		// listed again, changed, do (see chainOnce).
 		st.readAgain(rn)
+		// Its windows are counted again: the refused reading's are not
+		// windows left unread.
+		st.read.windows(-c.windowsDone, -c.windowsTotal)
 		c = &chainRun{r: r, st: st, rn: rn, ctx: ctx, seed: c.seed, restarted: true}
 		if err = c.run(); errors.Is(err, fetch.ErrRestart) {
 			err = fmt.Errorf("refused again when read from its start: %w", err)
@@ -336,6 +339,9 @@ type chainRun struct {
 	// restarted: the API refused the chain's saved position (see fetch);
 	// it reads from its start, with the stream's initial cursor.
 	restarted bool
+	// windowsDone and windowsTotal are what the chain counted in its
+	// stream's windows (see windowsRead).
+	windowsDone, windowsTotal int
 	// seed hashes the chain's page bodies (see pageRead.bodySum).
 	seed maphash.Seed
 	// listedTwice finds the records a page lists again, for the total
@@ -484,7 +490,7 @@ func (c *chainRun) run() error {
 				}
 			}
 		case cp.Done:
-			st.read.windows(len(c.windows), len(c.windows))
+			c.windowsRead(len(c.windows), len(c.windows))
 			return nil
 		default:
 			// Pages 0: the chain stands at the start of a window.
@@ -504,8 +510,8 @@ func (c *chainRun) run() error {
 		return nil // no time has passed since the cursor: nothing to ask
 	}
 	n := max(1, len(c.windows))
-	st.read.windows(0, len(c.windows))
-	st.read.windows(start.window, 0)
+	c.windowsRead(0, len(c.windows))
+	c.windowsRead(start.window, 0)
 	for w := start.window; w < n; w++ {
 		env := c.env
 		if c.windows != nil {
@@ -520,10 +526,17 @@ func (c *chainRun) run() error {
 			return err
 		}
 		if c.windows != nil {
-			st.read.windows(1, 0)
+			c.windowsRead(1, 0)
 		}
 	}
 	return nil
+}
+
+// windowsRead counts windows of the chain in its stream's: done of total.
+func (c *chainRun) windowsRead(done, total int) {
+	c.windowsDone += done
+	c.windowsTotal += total
+	c.st.read.windows(done, total)
 }
 
 // planIncremental sets the cursor the chain starts from (the saved one, or
