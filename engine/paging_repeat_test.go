@@ -17,7 +17,8 @@ import (
 // total_pages, or offsets with a total, then end on time with only the
 // first page read, every later one a copy of it (exit 0, the rest lost); a
 // cursor in a header goes on to max_pages. A page whose answer is the one
-// before it, byte for byte, fails the chain naming both pages.
+// before it, byte for byte (whatever else the body holds: each answer
+// here has a request id of its own), fails the chain naming both pages.
 func TestPageRepeatsTheOneBefore(t *testing.T) {
 	for name, paginate := range map[string]string{
 		"page, total_pages":  `{type: page, param: page, total_pages: .pages}`,
@@ -39,7 +40,8 @@ tables:
 				asked++
 				w.Header().Set("X-Next", "c"+strconv.Itoa(asked)) // a new cursor, the same page
 				// It reads pageIndex and start, never page or offset.
-				json.NewEncoder(w).Encode(map[string]any{"items": []any{map[string]any{"id": 1}, map[string]any{"id": 2}}, "pages": 3, "total": 6})
+				// Each answer has an id of its own: the items are the copy.
+				json.NewEncoder(w).Encode(map[string]any{"items": []any{map[string]any{"id": 1}, map[string]any{"id": 2}}, "pages": 3, "total": 6, "request_id": asked})
 			}
 			fx.mu.Unlock()
 			_, err := fx.run(engine.RunOptions{})
@@ -47,7 +49,7 @@ tables:
 			if asked != 2 {
 				t.Errorf("%d requests, want 2: the chain stops at the copy", asked)
 			}
-			if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "page 2: GET") || !strings.Contains(re.Failures[0].Error(), "the answer is page 1's again, byte for byte") {
+			if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "page 2: GET") || !strings.Contains(re.Failures[0].Error(), "the page holds page 1's items again, byte for byte") {
 				t.Fatalf("failures = %v, want page 2 named as a copy of page 1", re.Failures)
 			}
 		})
@@ -82,7 +84,7 @@ tables:
 				json.NewEncoder(w).Encode(map[string]any{"items": []any{map[string]any{"id": 2*p - 1}, map[string]any{"id": 2 * p}}, "pages": 3})
 			}
 			fx.mu.Unlock()
-			if _, err := fx.run(engine.RunOptions{}); err == nil || !strings.Contains(err.Error(), "the answer is page 1's again") {
+			if _, err := fx.run(engine.RunOptions{}); err == nil || !strings.Contains(err.Error(), "the page holds page 1's items again") {
 				t.Fatalf("err = %v, want page 2 named as a copy of page 1", err)
 			}
 			if _, err := fx.run(engine.RunOptions{}); err != nil {

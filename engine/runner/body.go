@@ -180,7 +180,7 @@ type pageRead struct {
 	listed  int    // elements of the page's list (see paginate.Page.Listed)
 	known   bool   // listed is known
 	repeats int    // of them, items the chain listed before (see paginate.Page.Repeats)
-	bodySum uint64 // hash of the body as sent (paginated streams)
+	bodySum uint64 // hash of the list's items as sent, or of the body when read whole (paginated streams)
 	retried bool   // records of a committed page were written again where they had failed
 	empty   bool   // a rule said "no data": the chain is done
 	emptyBy error  // the rule's answer, when empty
@@ -254,10 +254,11 @@ func (c *chainRun) readPage(client *fetch.Client, req *paginate.Request, target 
 	if err := c.decodePage(pg, method, at, replay, state); err != nil {
 		return nil, err
 	}
-	if s.Paginate != nil && resp.Spool != nil {
+	if s.Paginate != nil && resp.Spool != nil && !st.body.stream {
 		// The body as the server sent it, hashed while its spool is
 		// open: a page the same as the one before is a server that did
-		// not move (see pages).
+		// not move (see pages). A list read value by value hashes its
+		// items instead (decodePage).
 		var h maphash.Hash
 		h.SetSeed(c.seed)
 		if _, err := io.Copy(&h, resp.Spool.Reader()); err != nil {
@@ -296,6 +297,14 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 	if c.listedTwice != nil {
 		c.listedTwice.turn()
 	}
+	// items hashes the list's items as the server wrote them, not the
+	// rest of the body: a copy of the page before that carries a new
+	// request id or time is still a copy (see pages).
+	var items *maphash.Hash
+	if plan.stream && st.s.Paginate != nil {
+		items = &maphash.Hash{}
+		items.SetSeed(c.seed)
+	}
 	var digest hash.Hash
 	if plan.stream {
 		digest = sha256.New()
@@ -318,6 +327,12 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 				return fmt.Errorf("%s: %w", where, err)
 			}
 			return fmt.Errorf("%s: response is not valid %s: %w", where, kind, err)
+		}
+		if items != nil {
+			var n [8]byte
+			binary.BigEndian.PutUint64(n[:], uint64(len(dec.Raw())))
+			items.Write(n[:])
+			items.Write(dec.Raw())
 		}
 		if digest != nil {
 			var n [8]byte
@@ -378,6 +393,9 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 	}
 	if plan.stream {
 		pg.listed, pg.known = values, true
+	}
+	if items != nil {
+		pg.bodySum = items.Sum64()
 	}
 	pg.body = dec.Doc()
 	return nil

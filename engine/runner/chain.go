@@ -805,7 +805,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			// not move.)
 			sum := pg.bodySum
 			if copied = page > first && sum == before; copied {
-				err = fmt.Errorf("the answer is page %d's again, byte for byte: the server did not move to the next page%s, and the pages after it would never be read", page-1, paramHint(s.Paginate))
+				err = fmt.Errorf("the page holds page %d's items again, byte for byte: the server did not move to the next page%s, and the pages after it would never be read", page-1, paramHint(s.Paginate))
 			}
 			before = sum
 		}
