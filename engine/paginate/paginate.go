@@ -275,7 +275,7 @@ type ShortError struct {
 }
 
 func (e *ShortError) Error() string {
-	return fmt.Sprintf("paging ended after %d items, but page %d said the list holds %d (paginate.total): the server stopped early, at least %d are unread",
+	return fmt.Sprintf("paging ended after %d items, but page %d said the list holds %d (paginate.total): the server stopped early, with at least %d not read",
 		e.Listed, e.Page, e.Total, e.Total-e.Listed)
 }
 

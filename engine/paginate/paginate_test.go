@@ -402,7 +402,7 @@ func chainCases() []chainCase {
 			steps: []step{
 				{body: `{"total":300}`, records: 100, more: true, next: wire{Query: "offset=100"}},
 				{body: `{"total":300}`, records: 100, more: true, next: wire{Query: "offset=200"}},
-				{body: `{"total":300}`, records: 0, errHas: "paging ended after 200 items, but page 1 said the list holds 300 (paginate.total): the server stopped early, at least 100 are unread"},
+				{body: `{"total":300}`, records: 0, errHas: "paging ended after 200 items, but page 1 said the list holds 300 (paginate.total): the server stopped early, with at least 100 not read"},
 			},
 		},
 		{
