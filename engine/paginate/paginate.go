@@ -45,6 +45,11 @@ type Page struct {
 	// Repeats is how many of the page's items the chain listed before (a
 	// shifted page repeats one): the total check counts them once.
 	Repeats int
+	// Sum hashes the page's items as the server wrote them (or its body,
+	// read whole), when Summed: a page the same as the one before is a
+	// server that did not move (see CopyError).
+	Sum    uint64
+	Summed bool
 
 	// The list's size in all as this page reports it (total or
 	// total_header), when totalKnown: set by the Pager for its kind.
@@ -115,6 +120,10 @@ type Pager struct {
 
 	listed  int  // items the chain's pages listed (Page.length), pages before a resume too
 	counted bool // listed counts every page: false after a checkpoint that did not save it
+	// before is the Sum of the page before, when beforeSet (never across
+	// a resume).
+	before    uint64
+	beforeSet bool
 	// fewest is the smallest total a page reported (page fewestAt), when
 	// reported.
 	fewest, fewestAt int
@@ -246,6 +255,9 @@ func (p *Pager) Next(ctx context.Context, page Page, req *Request) (bool, error)
 	if p == nil {
 		return false, nil
 	}
+	if err := p.notCopied(page); err != nil {
+		return false, err
+	}
 	if err := p.readTotal(ctx, &page); err != nil {
 		return false, err
 	}
@@ -264,6 +276,39 @@ func (p *Pager) Next(ctx context.Context, page Page, req *Request) (bool, error)
 		}
 	}
 	return false, p.Ended()
+}
+
+// CopyError is a page that holds the page before's items again, byte for
+// byte: the server did not move (one that ignores a misnamed param answers
+// its first page again and again), and the pages after it would never be
+// read. Its records were the page before's, not its own.
+type CopyError struct {
+	Page  int    // the copy's position in the chain
+	Param string // the spec's param, "" when it has none
+}
+
+func (e *CopyError) Error() string {
+	hint := ""
+	if e.Param != "" {
+		hint = fmt.Sprintf(" (does it read paginate.param %q?)", e.Param)
+	}
+	return fmt.Sprintf("the page holds page %d's items again, byte for byte: the server did not move to the next page%s, and the pages after it would never be read", e.Page-1, hint)
+}
+
+// notCopied checks page against the page before it. A page of one item
+// repeats the one before when the list shifts by one as it is read: no
+// sign of a server that did not move, so only pages of two or more count.
+func (p *Pager) notCopied(page Page) error {
+	if !page.Summed || page.length() < 2 {
+		p.beforeSet = false // the next page's before is this one
+		return nil
+	}
+	copied := p.beforeSet && page.Sum == p.before
+	p.before, p.beforeSet = page.Sum, true
+	if copied {
+		return &CopyError{Page: page.Number, Param: p.cfg.Param.V}
+	}
+	return nil
 }
 
 // ShortError is a chain that ended with fewer items listed than a page

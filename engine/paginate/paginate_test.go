@@ -924,3 +924,44 @@ func TestEmptyPageBeforeTotalPages(t *testing.T) {
 		t.Fatalf("empty page without a total: Next = %v, %v; want the end", more, err)
 	}
 }
+
+// TestCopiedPage: a page of two items or more whose Sum is the page
+// before's is a CopyError naming both pages and the param; a page of one
+// item, or one without a Sum, is not; the page after a restore has no page
+// before it.
+func TestCopiedPage(t *testing.T) {
+	start := func() (*paginate.Pager, *paginate.Request) {
+		p := paginate.New(paginateOf(t, `{type: page, param: page}`), vars, nil)
+		req := &paginate.Request{Query: url.Values{}}
+		if err := p.Init(req); err != nil {
+			t.Fatal(err)
+		}
+		return p, req
+	}
+	p, req := start()
+	for i, pg := range []paginate.Page{
+		{Number: 1, Records: 1, Sum: 7, Summed: true},
+		{Number: 2, Records: 1, Sum: 7, Summed: true}, // one item: a shift by one
+		{Number: 3, Records: 2, Sum: 8, Summed: true},
+		{Number: 4, Records: 2, Sum: 9}, // no Sum
+	} {
+		if more, err := p.Next(t.Context(), pg, req); !more || err != nil {
+			t.Fatalf("page %d: Next = %v, %v; want more", i+1, more, err)
+		}
+	}
+	if _, err := p.Next(t.Context(), paginate.Page{Number: 5, Records: 2, Sum: 8, Summed: true}, req); err != nil {
+		t.Fatalf("page 5, the same as page 3 but not the page before: %v", err)
+	}
+	_, err := p.Next(t.Context(), paginate.Page{Number: 6, Records: 2, Sum: 8, Summed: true}, req)
+	var copied *paginate.CopyError
+	if !errors.As(err, &copied) || copied.Page != 6 || !strings.Contains(err.Error(), `page 5's items again`) || !strings.Contains(err.Error(), `paginate.param "page"`) {
+		t.Fatalf("page 6, page 5 again: err = %v, want a CopyError naming page 5 and param page", err)
+	}
+	p, req = start()
+	if err := p.Restore(paginate.State{Number: 6}, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Next(t.Context(), paginate.Page{Number: 6, Records: 2, Sum: 8, Summed: true}, req); err != nil {
+		t.Fatalf("the first page after a restore: %v", err)
+	}
+}

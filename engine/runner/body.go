@@ -180,20 +180,12 @@ type pageRead struct {
 	listed  int    // elements of the page's list (see paginate.Page.Listed)
 	known   bool   // listed is known
 	repeats int    // of them, items the chain listed before (see paginate.Page.Repeats)
-	bodySum uint64 // hash of the list's items as sent, or of the body when read whole (paginated streams)
+	bodySum uint64 // hash of the list's items as sent, or of the body when read whole (see paginate.Page.Sum)
+	summed  bool   // bodySum is set
 	retried bool   // records of a committed page were written again where they had failed
 	empty   bool   // a rule said "no data": the chain is done
 	emptyBy error  // the rule's answer, when empty
 	skipped bool   // a rule skipped the request
-}
-
-// length is how many items the server put on the page: the elements of its
-// list when known, else the records.
-func (pg *pageRead) length() int {
-	if pg.known {
-		return pg.listed
-	}
-	return pg.records
 }
 
 // readPage sends a page's request and releases its records (see
@@ -264,7 +256,7 @@ func (c *chainRun) readPage(client *fetch.Client, req *paginate.Request, target 
 		if _, err := io.Copy(&h, resp.Spool.Reader()); err != nil {
 			return nil, fmt.Errorf("%spage %d: reading the body again: %w", c.windowLabel(at.window), at.page, err)
 		}
-		pg.bodySum = h.Sum64()
+		pg.bodySum, pg.summed = h.Sum64(), true
 	}
 	return pg, nil
 }
@@ -395,7 +387,7 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 		pg.listed, pg.known = values, true
 	}
 	if items != nil {
-		pg.bodySum = items.Sum64()
+		pg.bodySum, pg.summed = items.Sum64(), true
 	}
 	pg.body = dec.Doc()
 	return nil
@@ -405,13 +397,9 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 // object's values, as jq iterates them; none for null), or false when
 // there is no list there.
 func listLength(doc any, path []string) (int, bool) {
-	v := doc
-	for _, k := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return 0, false
-		}
-		v = m[k]
+	v, ok := valueAt(doc, path)
+	if !ok {
+		return 0, false
 	}
 	switch x := v.(type) {
 	case []any:
@@ -427,16 +415,23 @@ func listLength(doc any, path []string) (int, bool) {
 // listItems is the list at path in doc (an object's values are not
 // counted as repeats: nothing shifts them from page to page).
 func listItems(doc any, path []string) []any {
+	v, _ := valueAt(doc, path)
+	items, _ := v.([]any)
+	return items
+}
+
+// valueAt is the value at path in doc (nil where an object lacks a key);
+// false when a step of the path is no object.
+func valueAt(doc any, path []string) (any, bool) {
 	v := doc
 	for _, k := range path {
 		m, ok := v.(map[string]any)
 		if !ok {
-			return nil
+			return nil, false
 		}
 		v = m[k]
 	}
-	items, _ := v.([]any)
-	return items
+	return v, true
 }
 
 // cursors moves the chain's largest incremental cursor over recs.

@@ -764,9 +764,6 @@ func (c *chainRun) paged(client *fetch.Client, w int, start position, restore bo
 func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pager, req *paginate.Request, target string) error {
 	st, s := c.st, c.st.s
 	last := w == c.spans()-1
-	// The hash of the page before's body: a page the same as it, byte for
-	// byte, is a server that did not move.
-	var before uint64
 	for page := first; ; page++ {
 		at := position{w, page}
 		replay := at.atMost(c.replayUntil)
@@ -798,29 +795,19 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			c.began = d
 		}
 		state := pager.State()
-		var more, copied bool
-		if s.Paginate != nil && !empty && pg.length() > 1 {
-			// (A page of one item repeats the one before when the list
-			// shifts by one as it is read: no sign of a server that did
-			// not move.)
-			sum := pg.bodySum
-			if copied = page > first && sum == before; copied {
-				err = fmt.Errorf("the page holds page %d's items again, byte for byte: the server did not move to the next page%s, and the pages after it would never be read", page-1, paramHint(s.Paginate))
-			}
-			before = sum
-		}
-		if err != nil {
-		} else if empty {
+		var more bool
+		if empty {
 			// A rule's "no data" ends the chain: short of a total a page
 			// reported, that is the server stopping early.
 			err = pager.Ended()
 		} else {
-			more, err = pager.Next(c.ctx, paginate.Page{Number: page, Body: pg.body, Header: resp.Header, URL: resp.URL, Records: pg.records, Listed: pg.listed, ListedKnown: pg.known, Repeats: pg.repeats}, req)
+			more, err = pager.Next(c.ctx, paginate.Page{Number: page, Body: pg.body, Header: resp.Header, URL: resp.URL, Records: pg.records, Listed: pg.listed, ListedKnown: pg.known, Repeats: pg.repeats, Sum: pg.bodySum, Summed: pg.summed}, req)
 		}
 		if err != nil {
 			var short *paginate.ShortError
+			var copied *paginate.CopyError
 			switch {
-			case copied && !replay:
+			case errors.As(err, &copied) && !replay:
 				// Its records were the page before's, not its own: the
 				// checkpoint goes back to its start, so a resumed run asks
 				// it again and writes what it holds then (taken as read, it
@@ -1338,14 +1325,6 @@ func serverLinked(p *spec.Paginate) bool {
 		return true
 	}
 	return false
-}
-
-// paramHint names the parameter a server that does not move may not read.
-func paramHint(pg *spec.Paginate) string {
-	if pg.Param.Set {
-		return fmt.Sprintf(" (does it read paginate.param %q?)", pg.Param.V)
-	}
-	return ""
 }
 
 // repeats remembers the items of a chain's current page and the page
