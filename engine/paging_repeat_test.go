@@ -21,9 +21,11 @@ import (
 // here has a request id of its own), fails the chain naming both pages.
 func TestPageRepeatsTheOneBefore(t *testing.T) {
 	for name, paginate := range map[string]string{
-		"page, total_pages":  `{type: page, param: page, total_pages: .pages}`,
-		"offset, total":      `{type: offset, param: offset, total: .total}`,
-		"cursor in a header": `{type: cursor, token_header: X-Next, param: cursor}`,
+		"page, total_pages": `{type: page, param: page, total_pages: .pages}`,
+		// More than a path: the document is read whole, its items compared.
+		"page, total_pages read whole": `{type: page, param: page, total_pages: '.pages + 0'}`,
+		"offset, total":                `{type: offset, param: offset, total: .total}`,
+		"cursor in a header":           `{type: cursor, token_header: X-Next, param: cursor}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			fx := newFixture(t, specHead+`streams:

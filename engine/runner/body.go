@@ -246,7 +246,7 @@ func (c *chainRun) readPage(client *fetch.Client, req *paginate.Request, target 
 	if err := c.decodePage(pg, method, at, replay, state); err != nil {
 		return nil, err
 	}
-	if s.Paginate != nil && resp.Spool != nil && !st.body.stream {
+	if s.Paginate != nil && resp.Spool != nil && !pg.summed {
 		// The body as the server sent it, hashed while its spool is
 		// open: a page the same as the one before is a server that did
 		// not move (see pages). A list read value by value hashes its
@@ -386,10 +386,31 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 	if plan.stream {
 		pg.listed, pg.known = values, true
 	}
+	pg.body = dec.Doc()
+	if !plan.stream && st.s.Paginate != nil && plan.listed {
+		// A document read whole whose list is an array: its items,
+		// encoded, as a streamed list's are hashed (the rest of the
+		// body, a request id, is not the page's content).
+		if list, _ := valueAt(pg.body, plan.list); list != nil {
+			if arr, ok := list.([]any); ok {
+				items = &maphash.Hash{}
+				items.SetSeed(c.seed)
+				var buf []byte
+				for _, item := range arr {
+					if buf, err = jsonv.Append(buf[:0], item, false); err != nil {
+						return fmt.Errorf("%s: %w", where, err)
+					}
+					var n [8]byte
+					binary.BigEndian.PutUint64(n[:], uint64(len(buf)))
+					items.Write(n[:])
+					items.Write(buf)
+				}
+			}
+		}
+	}
 	if items != nil {
 		pg.bodySum, pg.summed = items.Sum64(), true
 	}
-	pg.body = dec.Doc()
 	return nil
 }
 
