@@ -109,3 +109,82 @@ tables:
 		t.Error("a request was sent")
 	}
 }
+
+// The PEM itself, from secret config inputs (a CI secret that holds it):
+// a server of a private CA that requires a client certificate answers.
+// An inline key that is not the certificate's stops the run before any
+// request (exit 2), naming tls.client_key_pem and showing no key.
+func TestTLSInlinePEMFromConfig(t *testing.T) {
+	pki := tlstest.New(t)
+	var asked int
+	srv := tlstest.Server(t, pki.ServerConfig(t, true), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked++
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`[{"id":"a1"},{"id":"a2"}]`))
+	}))
+	spec := `version: 1
+name: demo
+config:
+  api_url: {required: true}
+  ca: {required: true}
+  cert: {required: true}
+  key: {required: true, secret: true}
+http:
+  base_url: ${ config.api_url }
+  tls:
+    ca_pem: ${ config.ca }
+    client_cert_pem: ${ config.cert }
+    client_key_pem: ${ config.key }
+streams:
+  apps:
+    request: {path: /apps}
+tables:
+  apps: {from: apps, primary_key: [id]}
+`
+	path := filepath.Join(t.TempDir(), "spec.yaml")
+	if err := os.WriteFile(path, []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := engine.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemOf := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	run := func(key string) (string, error) {
+		cfg, err := engine.ResolveConfig(sp, engine.ConfigSources{
+			Sets:   map[string]string{"api_url": srv.URL, "ca": pemOf(pki.CAFile), "cert": pemOf(pki.ClientCertFile), "key": key},
+			Getenv: func(string) (string, bool) { return "", false }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		_, err = engine.Run(t.Context(), sp, cfg, engine.RunOptions{DryRun: true, Stdout: &out})
+		return out.String(), err
+	}
+	out, err := run(pemOf(pki.ClientKeyFile))
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if n := strings.Count(out, `"row"`); n != 2 {
+		t.Errorf("dry run printed %d records, want 2:\n%s", n, out)
+	}
+
+	asked = 0
+	other := pemOf(pki.OtherKeyFile)
+	_, err = run(other)
+	if code := engine.ExitCode(err, false); code != engine.ExitUsage || !strings.Contains(fmt.Sprint(err), "tls.client_key_pem") {
+		t.Errorf("another key: exit %d, %v; want %d naming tls.client_key_pem", code, err, engine.ExitUsage)
+	}
+	if strings.Contains(fmt.Sprint(err), other[40:80]) {
+		t.Errorf("the error shows the key: %v", err)
+	}
+	if asked != 0 {
+		t.Errorf("%d requests sent with a key that is not the certificate's", asked)
+	}
+}

@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -15,8 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
+
+	"github.com/ferry-etl/ferry/engine/internal/tlsfiles"
 )
 
 // JWT algorithms (Auth.Algorithm).
@@ -38,10 +40,7 @@ const jwtSkew = time.Minute
 // literal \n sequences (as environment variables often hold them) is
 // accepted.
 func parseSigningKey(pemText, alg string) (crypto.Signer, string, error) {
-	if !strings.Contains(pemText, "\n") && strings.Contains(pemText, `\n`) {
-		pemText = strings.ReplaceAll(pemText, `\n`, "\n")
-	}
-	block, _ := pem.Decode([]byte(strings.TrimSpace(pemText)))
+	block, _ := pem.Decode(bytes.TrimSpace(tlsfiles.Unfold([]byte(pemText))))
 	if block == nil {
 		return nil, "", errors.New("private_key: not a PEM private key (-----BEGIN … PRIVATE KEY-----)")
 	}

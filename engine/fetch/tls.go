@@ -26,11 +26,17 @@ import (
 // auth's token, login and exchange requests; without a BaseURL, every
 // host, as credentials); ServerName only to the base URL's host (and a
 // token request to that host), as it names that host.
+//
+// Each PEM comes from a file or inline (the *PEM fields: a CI secret that
+// holds the PEM itself), not both.
 type TLS struct {
 	CAFile         string // PEM bundle trusted besides the system's roots
-	NoSystemRoots  bool   // trust CAFile alone
+	CAPEM          string // or the bundle itself
+	NoSystemRoots  bool   // trust the bundle alone
 	ClientCertFile string // PEM client certificate (mutual TLS), with
 	ClientKeyFile  string // its unencrypted PEM key
+	ClientCertPEM  string // or the certificate itself,
+	ClientKeyPEM   string // and the key itself
 	ServerName     string // the name the base URL's host is verified against, and its SNI
 	MinVersion     string // "1.2" or "1.3"; "" is Go's default (1.2)
 }
@@ -83,11 +89,19 @@ func (p *Pool) readTLS(t TLS) (*tlsSetup, error) {
 		}
 		s.min = v
 	}
+	ca, err := pemSource(t.CAFile, t.CAPEM, "ca_file", "ca_pem")
+	if err != nil {
+		return nil, err
+	}
 	switch {
-	case t.NoSystemRoots && t.CAFile == "":
-		return nil, errors.New("tls.system_roots is false and ca_file is empty: every host would be refused")
-	case t.CAFile != "":
-		cas, err := tlsfiles.ReadCAs(t.CAFile)
+	case t.NoSystemRoots && ca == nil:
+		return nil, errors.New("tls.system_roots is false and there is no CA bundle (ca_file, ca_pem): every host would be refused")
+	case ca != nil:
+		data, err := tlsfiles.Data(*ca, t.CAPEM)
+		if err != nil {
+			return nil, tlsFileErr(err)
+		}
+		cas, err := tlsfiles.ParseCAs(*ca, data)
 		if err != nil {
 			return nil, tlsFileErr(err)
 		}
@@ -102,17 +116,33 @@ func (p *Pool) readTLS(t TLS) (*tlsSetup, error) {
 			s.roots.AddCert(c)
 		}
 	}
+	cert, err := pemSource(t.ClientCertFile, t.ClientCertPEM, "client_cert_file", "client_cert_pem")
+	if err != nil {
+		return nil, err
+	}
+	key, err := pemSource(t.ClientKeyFile, t.ClientKeyPEM, "client_key_file", "client_key_pem")
+	if err != nil {
+		return nil, err
+	}
 	switch {
-	case t.ClientCertFile != "" && t.ClientKeyFile != "":
-		pair, err := tlsfiles.ReadKeyPair(t.ClientCertFile, t.ClientKeyFile)
+	case cert != nil && key != nil:
+		certPEM, err := tlsfiles.Data(*cert, t.ClientCertPEM)
+		if err != nil {
+			return nil, tlsFileErr(err)
+		}
+		keyPEM, err := tlsfiles.Data(*key, t.ClientKeyPEM)
+		if err != nil {
+			return nil, tlsFileErr(err)
+		}
+		pair, err := tlsfiles.ParseKeyPair(*cert, certPEM, *key, keyPEM)
 		if err != nil {
 			return nil, tlsFileErr(err)
 		}
 		s.certs = []tls.Certificate{pair}
-	case t.ClientCertFile != "":
-		return nil, fmt.Errorf("tls.client_cert_file %s: client_key_file is empty", t.ClientCertFile)
-	case t.ClientKeyFile != "":
-		return nil, fmt.Errorf("tls.client_key_file %s: client_cert_file is empty", t.ClientKeyFile)
+	case cert != nil:
+		return nil, fmt.Errorf("tls.%s: there is no client key (client_key_file, client_key_pem)", cert)
+	case key != nil:
+		return nil, fmt.Errorf("tls.%s: there is no client certificate (client_cert_file, client_cert_pem)", key)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -123,9 +153,26 @@ func (p *Pool) readTLS(t TLS) (*tlsSetup, error) {
 	return s, nil
 }
 
+// pemSource is where one PEM comes from: the file, the PEM given inline,
+// or neither (nil); both is an error, as a spec cannot mean both.
+func pemSource(file, inline, fileOpt, inlineOpt string) (*tlsfiles.Source, error) {
+	switch {
+	case file != "" && inline != "":
+		return nil, fmt.Errorf("tls.%s and tls.%s are both given: one or the other", fileOpt, inlineOpt)
+	case file != "":
+		return &tlsfiles.Source{Option: fileOpt, Path: file}, nil
+	case inline != "":
+		return &tlsfiles.Source{Option: inlineOpt}, nil
+	}
+	return nil, nil
+}
+
 func tlsFileErr(err error) error {
 	var fe *tlsfiles.FileError
 	if errors.As(err, &fe) {
+		if fe.Path == "" {
+			return fmt.Errorf("tls.%s: %w", fe.Option, err)
+		}
 		return fmt.Errorf("tls.%s %w", fe.Option, err)
 	}
 	return fmt.Errorf("tls: %w", err)

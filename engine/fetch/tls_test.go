@@ -131,6 +131,47 @@ func TestTLSClientCertificate(t *testing.T) {
 	}
 }
 
+// The CA bundle, the client certificate and its key may each be given as
+// the PEM itself (a CI secret holds it) instead of a file, mixed with
+// files as the secrets come; a server of the private CA that requires a
+// client certificate then answers.
+func TestTLSInlinePEM(t *testing.T) {
+	pki := tlstest.New(t)
+	var seen atomic.Value
+	srv := tlstest.Server(t, pki.ServerConfig(t, true), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.TLS.PeerCertificates[0].Subject.CommonName)
+		okHandler(w, r)
+	}))
+	pemOf := func(path string) string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for name, tc := range map[string]TLS{
+		"all inline":    {CAPEM: pemOf(pki.CAFile), ClientCertPEM: pemOf(pki.ClientCertFile), ClientKeyPEM: pemOf(pki.ClientKeyFile)},
+		"key inline":    {CAFile: pki.CAFile, ClientCertFile: pki.ClientCertFile, ClientKeyPEM: pemOf(pki.ClientKeyFile)},
+		"bundle inline": {CAPEM: pemOf(pki.CAFile), NoSystemRoots: true, ClientCertPEM: pemOf(pki.ClientCertFile), ClientKeyFile: pki.ClientKeyFile},
+		// As environment variables and CI secrets often hold PEM.
+		"on one line": {CAPEM: oneLine(pemOf(pki.CAFile)), ClientCertPEM: oneLine(pemOf(pki.ClientCertFile)), ClientKeyPEM: oneLine(pemOf(pki.ClientKeyFile))},
+	} {
+		t.Run(name, func(t *testing.T) {
+			seen.Store("")
+			c := mustClient(t, testPool(newFakeClock(), 0, nil), HostConfig{BaseURL: srv.URL, TLS: tc})
+			if _, err := c.Do(context.Background(), &Request{URL: "/api/v1/nodes"}); err != nil {
+				t.Fatalf("request: %v", err)
+			}
+			if got := seen.Load(); got != "ferry" {
+				t.Errorf("server saw client certificate %q, want ferry's", got)
+			}
+		})
+	}
+}
+
+// oneLine is PEM squeezed onto one line, \n sequences for its line breaks.
+func oneLine(pem string) string { return strings.ReplaceAll(pem, "\n", `\n`) }
+
 // The CA bundle verifies every host the config's requests reach (a link to
 // another host of the same private CA); the client certificate, a
 // credential, is offered only to the config's own host, as headers and
@@ -217,6 +258,16 @@ func TestTLSBadFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	notPEM := pki.Write(t, "ca.der", []byte{0x30, 0x82, 0x01, 0x0a})
+	other, err := os.ReadFile(pki.OtherKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey := string(other)
+	ca, err := os.ReadFile(pki.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM := string(ca)
 	for _, tc := range []struct {
 		name string
 		tls  TLS
@@ -225,10 +276,14 @@ func TestTLSBadFiles(t *testing.T) {
 		{"missing ca", TLS{CAFile: pki.Dir + "/nope.pem"}, []string{"tls.ca_file", "nope.pem", "no such file"}},
 		{"ca not PEM", TLS{CAFile: notPEM}, []string{"tls.ca_file", "ca.der", "DER"}},
 		{"key as ca", TLS{CAFile: pki.ClientKeyFile}, []string{"tls.ca_file", "private key"}},
-		{"cert without key", TLS{ClientCertFile: pki.ClientCertFile}, []string{"tls.client_cert_file", "client_key_file is empty"}},
-		{"key without cert", TLS{ClientKeyFile: pki.ClientKeyFile}, []string{"tls.client_key_file", "client_cert_file is empty"}},
+		{"cert without key", TLS{ClientCertFile: pki.ClientCertFile}, []string{"tls.client_cert_file", "no client key (client_key_file, client_key_pem)"}},
+		{"key without cert", TLS{ClientKeyFile: pki.ClientKeyFile}, []string{"tls.client_key_file", "no client certificate (client_cert_file, client_cert_pem)"}},
 		{"key of another cert", TLS{ClientCertFile: pki.ClientCertFile, ClientKeyFile: pki.OtherKeyFile}, []string{"tls.client_key_file", "other-key.pem", "does not go with client_cert_file"}},
 		{"min version", TLS{MinVersion: "1.1"}, []string{"tls.min_version"}},
+		{"inline key of another cert", TLS{ClientCertFile: pki.ClientCertFile, ClientKeyPEM: otherKey}, []string{"tls.client_key_pem: does not go with client_cert_file"}},
+		{"inline key, no cert", TLS{ClientKeyPEM: string(keyPEM)}, []string{"tls.client_key_pem: there is no client certificate"}},
+		{"ca file and inline", TLS{CAFile: pki.CAFile, CAPEM: caPEM}, []string{"tls.ca_file and tls.ca_pem are both given"}},
+		{"inline key as cert", TLS{ClientCertPEM: string(keyPEM), ClientKeyPEM: string(keyPEM)}, []string{"tls.client_cert_pem: starts with a private key", "its key in client_key_pem"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var hits atomic.Int64
@@ -242,8 +297,10 @@ func TestTLSBadFiles(t *testing.T) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
 			}
-			if strings.Contains(err.Error(), string(keyPEM[30:60])) {
-				t.Errorf("error %q shows key material", err)
+			for _, k := range [][]byte{keyPEM, other} {
+				if strings.Contains(err.Error(), string(k[30:60])) {
+					t.Errorf("error %q shows key material", err)
+				}
 			}
 			if hits.Load() != 0 {
 				t.Error("a request was sent")

@@ -137,6 +137,8 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 			}{
 				{&t.CAFile, "ca_file", &tc.CAFile, true}, {&t.ClientCertFile, "client_cert_file", &tc.ClientCertFile, true},
 				{&t.ClientKeyFile, "client_key_file", &tc.ClientKeyFile, true}, {&t.ServerName, "server_name", &tc.ServerName, false},
+				{&t.CAPEM, "ca_pem", &tc.CAPEM, false}, {&t.ClientCertPEM, "client_cert_pem", &tc.ClientCertPEM, false},
+				{&t.ClientKeyPEM, "client_key_pem", &tc.ClientKeyPEM, false},
 			} {
 				v, err := render(x.t, "tls."+x.name)
 				if err != nil {

@@ -465,7 +465,8 @@ func (p *parser) compileHTTP(h *HTTP, path string, sc *eval.Env) {
 		p.compileAuthFlow(a, path, sc)
 	}
 	if t := h.TLS; t != nil {
-		for name, x := range map[string]*Tmpl{"ca_file": &t.CAFile, "client_cert_file": &t.ClientCertFile, "client_key_file": &t.ClientKeyFile, "server_name": &t.ServerName} {
+		for name, x := range map[string]*Tmpl{"ca_file": &t.CAFile, "client_cert_file": &t.ClientCertFile, "client_key_file": &t.ClientKeyFile, "server_name": &t.ServerName,
+			"ca_pem": &t.CAPEM, "client_cert_pem": &t.ClientCertPEM, "client_key_pem": &t.ClientKeyPEM} {
 			p.compileTmpl(x, path+".tls."+name, sc)
 		}
 	}

@@ -59,14 +59,18 @@ type HTTP struct {
 
 // TLS says how requests verify their hosts and prove who sends them. The
 // files are PEM; a relative path is relative to the spec's directory. An
-// empty path (an optional config input left unset) is no file.
+// empty path (an optional config input left unset) is no file. Each PEM
+// may be given inline instead (the *_pem options), not both.
 type TLS struct {
 	Pos Pos `yaml:"-"`
 
 	CAFile         Tmpl `yaml:"ca_file" doc:"PEM bundle of CA certificates trusted besides the system's (template, e.g. ${ config.ca_file }): for every host the spec's requests reach (the base URL's, the OAuth2 token URL's, export and next-page links)."`
-	SystemRoots    Bool `yaml:"system_roots" doc:"Trust the system's CAs too (default true); false trusts ca_file alone, as kubectl trusts only its cluster's CA."`
-	ClientCertFile Tmpl `yaml:"client_cert_file" doc:"PEM client certificate (with its chain) for mutual TLS (Kubernetes client certificates); offered to the base URL's host and the auth's token, login and exchange hosts, not to other hosts links lead to. Needs client_key_file."`
+	SystemRoots    Bool `yaml:"system_roots" doc:"Trust the system's CAs too (default true); false trusts ca_file (or ca_pem) alone, as kubectl trusts only its cluster's CA."`
+	ClientCertFile Tmpl `yaml:"client_cert_file" doc:"PEM client certificate (with its chain) for mutual TLS (Kubernetes client certificates); offered to the base URL's host and the auth's token, login and exchange hosts, not to other hosts links lead to. Needs client_key_file (or client_key_pem)."`
 	ClientKeyFile  Tmpl `yaml:"client_key_file" doc:"PEM private key of client_cert_file, unencrypted; its path may be logged, its content never."`
+	CAPEM          Tmpl `yaml:"ca_pem" doc:"The CA bundle itself, PEM, instead of ca_file: for a CI secret or environment variable that holds the PEM (template, e.g. ${ config.ca_pem })."`
+	ClientCertPEM  Tmpl `yaml:"client_cert_pem" doc:"The client certificate itself, PEM, instead of client_cert_file."`
+	ClientKeyPEM   Tmpl `yaml:"client_key_pem" doc:"The client key itself, PEM, unencrypted, instead of client_key_file: from a secret config input (${ config.client_key } with secret: true), never written in the spec."`
 	ServerName     Tmpl `yaml:"server_name" doc:"Name the base URL's host must have a certificate for, and the SNI sent to it, when it differs from the URL's host (a server reached by IP address or an internal alias)."`
 	MinVersion     Str  `yaml:"min_version" enum:"1.2,1.3" doc:"Lowest TLS version accepted (default 1.2)."`
 }

@@ -89,6 +89,7 @@ func (p *parser) validate(f *File) {
 	placeStreams(f)
 	p.checkLookups(f)
 	p.checkSecretOutputs(f)
+	p.checkInlineKeys(f)
 	blueprints := p.loadBlueprints(f)
 	p.checkTables(f)
 	p.checkPort(f, blueprints)

@@ -1,8 +1,9 @@
-// Package tlsfiles reads the PEM files of a spec's http.tls: a CA bundle
-// and a client certificate with its key. Package spec checks them at
-// validation, package fetch loads them for the run; both say the same
-// thing about a bad file. Messages name the file, never its content (a
-// key is a secret).
+// Package tlsfiles reads the PEM of a spec's http.tls, from files or given
+// inline (a CI secret holds the PEM itself): a CA bundle and a client
+// certificate with its key. Package spec checks them at validation,
+// package fetch loads them for the run; both say the same thing about bad
+// PEM. Messages name the option and the file, never the content (a key is
+// a secret).
 package tlsfiles
 
 import (
@@ -26,16 +27,36 @@ const MaxFileSize = 8 << 20
 // refuses anything older than 1.2; lowering it is not offered.
 var MinVersions = map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
 
-// FileError is a problem with one file of a tls block. Its message is
-// "PATH: what is wrong"; Option names the option that gave the path.
+// FileError is a problem with the PEM of one option of a tls block. Its
+// message is "PATH: what is wrong", or only what is wrong for PEM given
+// inline; Option names the option.
 type FileError struct {
-	Option string // ca_file, client_cert_file or client_key_file
-	Path   string
+	Option string // ca_file, ca_pem, client_cert_file, client_cert_pem…
+	Path   string // "" for PEM given inline
 	Err    error
 }
 
-func (e *FileError) Error() string { return e.Path + ": " + e.Err.Error() }
+func (e *FileError) Error() string {
+	if e.Path == "" {
+		return e.Err.Error()
+	}
+	return e.Path + ": " + e.Err.Error()
+}
 func (e *FileError) Unwrap() error { return e.Err }
+
+// Source is where PEM comes from: the option that gives it, and the file
+// it names, or no Path for PEM given inline.
+type Source struct{ Option, Path string }
+
+func (s Source) fail(err error) error { return &FileError{Option: s.Option, Path: s.Path, Err: err} }
+
+// String names the source in a message: the option, and the file if any.
+func (s Source) String() string {
+	if s.Path == "" {
+		return s.Option
+	}
+	return s.Option + " " + s.Path
+}
 
 var errNoFile = errors.New("no such file")
 
@@ -85,6 +106,25 @@ func readAll(option, path string, r io.Reader) ([]byte, error) {
 	return b, nil
 }
 
+// Unfold gives PEM pasted into one line with literal \n sequences (as
+// environment variables and CI secrets often hold it) its line breaks
+// back; other text is returned as it is.
+func Unfold(pem []byte) []byte {
+	if bytes.IndexByte(pem, '\n') < 0 && bytes.Contains(pem, []byte(`\n`)) {
+		return bytes.ReplaceAll(pem, []byte(`\n`), []byte("\n"))
+	}
+	return pem
+}
+
+// Data is the PEM of src: its file's content, or inline when src names no
+// file.
+func Data(src Source, inline string) ([]byte, error) {
+	if src.Path == "" {
+		return []byte(inline), nil
+	}
+	return read(src.Option, src.Path)
+}
+
 // ReadCAs reads a PEM bundle of CA certificates. A file holding no
 // certificate, a block that is not one (a key given as the CA) or a
 // certificate that does not parse is an error: trusting part of a bundle
@@ -94,12 +134,13 @@ func ReadCAs(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ParseCAs(path, data)
+	return ParseCAs(Source{"ca_file", path}, data)
 }
 
-// ParseCAs is ReadCAs of a file already read.
-func ParseCAs(path string, data []byte) ([]*x509.Certificate, error) {
-	fail := func(err error) error { return &FileError{Option: "ca_file", Path: path, Err: err} }
+// ParseCAs is ReadCAs of PEM already read, or given inline.
+func ParseCAs(src Source, data []byte) ([]*x509.Certificate, error) {
+	fail := src.fail
+	data = Unfold(data)
 	var certs []*x509.Certificate
 	rest := data
 	for {
@@ -135,17 +176,17 @@ func ReadKeyPair(certPath, keyPath string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	return ParseKeyPair(certPath, certPEM, keyPath, keyPEM)
+	return ParseKeyPair(Source{"client_cert_file", certPath}, certPEM, Source{"client_key_file", keyPath}, keyPEM)
 }
 
-// ParseKeyPair is ReadKeyPair of files already read.
-func ParseKeyPair(certPath string, certPEM []byte, keyPath string, keyPEM []byte) (tls.Certificate, error) {
-	certErr := func(err error) error { return &FileError{Option: "client_cert_file", Path: certPath, Err: err} }
-	keyErr := func(err error) error { return &FileError{Option: "client_key_file", Path: keyPath, Err: err} }
+// ParseKeyPair is ReadKeyPair of PEM already read, or given inline.
+func ParseKeyPair(cert Source, certPEM []byte, key Source, keyPEM []byte) (tls.Certificate, error) {
+	certErr, keyErr := cert.fail, key.fail
+	certPEM, keyPEM = Unfold(certPEM), Unfold(keyPEM)
 	if b, _ := pem.Decode(certPEM); b == nil {
 		return tls.Certificate{}, certErr(errors.New(noPEM(certPEM, "a certificate")))
 	} else if b.Type != "CERTIFICATE" {
-		return tls.Certificate{}, certErr(fmt.Errorf("starts with a %s block: want the client certificate (CERTIFICATE) here, its key in client_key_file", blockName(b.Type)))
+		return tls.Certificate{}, certErr(fmt.Errorf("starts with a %s block: want the client certificate (CERTIFICATE) here, its key in %s", blockName(b.Type), key.Option))
 	}
 	b, _ := pem.Decode(keyPEM)
 	switch {
@@ -154,12 +195,12 @@ func ParseKeyPair(certPath string, certPEM []byte, keyPath string, keyPEM []byte
 	case strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") || b.Type == "ENCRYPTED PRIVATE KEY":
 		return tls.Certificate{}, keyErr(errors.New("the key is encrypted: give it decrypted (openssl pkey -in KEY -out KEY.plain), in a file only ferry's user can read"))
 	case !strings.HasSuffix(b.Type, "PRIVATE KEY"):
-		return tls.Certificate{}, keyErr(fmt.Errorf("starts with a %s block: want the private key of client_cert_file", b.Type))
+		return tls.Certificate{}, keyErr(fmt.Errorf("starts with a %s block: want the private key of %s", b.Type, cert.Option))
 	}
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		// crypto/tls's messages name block types and mismatches, never bytes.
-		return tls.Certificate{}, keyErr(fmt.Errorf("does not go with client_cert_file %s: %w", certPath, err))
+		return tls.Certificate{}, keyErr(fmt.Errorf("does not go with %s: %w", cert, err))
 	}
 	return pair, nil
 }
