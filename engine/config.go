@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -97,7 +98,11 @@ func ResolveConfig(sp *Spec, src ConfigSources) (*Config, error) {
 	cfg := &Config{Values: map[string]any{}}
 	for _, it := range f.Config.Items {
 		name, v := it.Key, &it.Value
-		val, from, ok := lookup(name, v, src.Sets, src.Values, fileVals, getenv, dotenv, src.File)
+		val, from, ok, err := lookup(name, v, src.Sets, src.Values, fileVals, getenv, dotenv, src.File)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("input %q: %v", name, err))
+			continue
+		}
 		if !ok && v.Default.Set {
 			// The default as plain data: a YAML date stays the text written.
 			val, from, ok = v.Default.Tree(), "the spec's default", true
@@ -132,10 +137,21 @@ func ResolveConfig(sp *Spec, src ConfigSources) (*Config, error) {
 		if x, ok := fileVals[name]; ok && x != nil {
 			return fmt.Sprint(x)
 		}
-		if s, ok := getenv(name); ok && s != "" {
-			return s
+		dot := func(k string) (string, bool) { s, ok := dotenv[k]; return s, ok }
+		for _, get := range []struct {
+			get   func(string) (string, bool)
+			where string
+		}{{getenv, "environment variable "}, {dot, ".env "}} {
+			s, _, ok, err := fromEnv(name, get.get, get.where)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("Port credential %s: %v", name, err))
+				return ""
+			}
+			if ok {
+				return s
+			}
 		}
-		return dotenv[name]
+		return ""
 	}
 	cfg.Port = PortOptions{ClientID: port(EnvPortClientID), ClientSecret: port(EnvPortClientSecret), BaseURL: port(EnvPortBaseURL)}
 	if len(problems) > 0 {
@@ -150,27 +166,70 @@ type ConfigError struct{ Problems []string }
 
 func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
 
-func lookup(name string, v *spec.ConfigVar, sets map[string]string, values, file map[string]any, getenv func(string) (string, bool), dotenv map[string]string, fileName string) (any, string, bool) {
+func lookup(name string, v *spec.ConfigVar, sets map[string]string, values, file map[string]any, getenv func(string) (string, bool), dotenv map[string]string, fileName string) (any, string, bool, error) {
 	if s, ok := sets[name]; ok {
-		return s, "--set", true
+		return s, "--set", true, nil
 	}
 	if x, ok := values[name]; ok {
-		return x, "the test case's config", true
+		return x, "the test case's config", true, nil
 	}
 	if x, ok := file[name]; ok {
-		return x, "config file " + fileName, true
+		return x, "config file " + fileName, true, nil
 	}
 	for _, e := range v.Env.V {
-		if s, ok := getenv(e.V); ok && s != "" {
-			return s, "environment variable " + e.V, true
+		if s, from, ok, err := fromEnv(e.V, getenv, "environment variable "); ok || err != nil {
+			return s, from, ok, err
 		}
 	}
+	dot := func(k string) (string, bool) { s, ok := dotenv[k]; return s, ok }
 	for _, e := range v.Env.V {
-		if s, ok := dotenv[e.V]; ok && s != "" {
-			return s, ".env " + e.V, true
+		if s, from, ok, err := fromEnv(e.V, dot, ".env "); ok || err != nil {
+			return s, from, ok, err
 		}
 	}
-	return nil, "", false
+	return nil, "", false, nil
+}
+
+// FileSuffix names, after an environment variable's name, a variable that
+// holds the path of a file whose content is the value: TOKEN_FILE for
+// TOKEN. Secrets mounted as files (Docker and Kubernetes secrets) are read
+// so, as official container images read them.
+const FileSuffix = "_FILE"
+
+// maxValueFile bounds a value read from a NAME_FILE file: a CA bundle of
+// every public root is about 250 KiB.
+const maxValueFile = 8 << 20
+
+// fromEnv reads name from get (the environment, or .env), or the file that
+// name_FILE names, without its trailing line breaks (an editor's, or
+// echo's). Both set is an error: which one is meant is unknown.
+func fromEnv(name string, get func(string) (string, bool), where string) (string, string, bool, error) {
+	s, ok := get(name)
+	path, isFile := get(name + FileSuffix)
+	switch {
+	case ok && s != "" && isFile && path != "":
+		return "", "", false, fmt.Errorf("%s%s and %s%s are both set: one or the other", where, name, where, name+FileSuffix)
+	case ok && s != "":
+		return s, where + name, true, nil
+	case !isFile || path == "":
+		return "", "", false, nil
+	}
+	from := where + name + FileSuffix + " (" + path + ")"
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", false, fmt.Errorf("%s: %w", from, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxValueFile+1))
+	switch {
+	case err != nil:
+		return "", "", false, fmt.Errorf("%s: %w", from, err)
+	case len(b) > maxValueFile:
+		return "", "", false, fmt.Errorf("%s: larger than %d MiB", from, maxValueFile>>20)
+	}
+	// An empty file is an empty value, as an empty variable is: unset.
+	v := strings.TrimRight(string(b), "\r\n")
+	return v, from, v != "", nil
 }
 
 func missing(name string, v *spec.ConfigVar) string {
@@ -181,7 +240,7 @@ func missing(name string, v *spec.ConfigVar) string {
 		for i, e := range v.Env.V {
 			envs[i] = e.V
 		}
-		ways = append(ways, "environment variable "+strings.Join(envs, " or ")+" (also read from a .env file: "+envs[0]+"=…)")
+		ways = append(ways, "environment variable "+strings.Join(envs, " or ")+" (also read from a .env file: "+envs[0]+"=…; or "+envs[0]+FileSuffix+" naming a file that holds it)")
 	}
 	ways = append(ways, "a --config file")
 	msg := fmt.Sprintf("missing required input %q: give it with %s", name, strings.Join(ways, ", "))

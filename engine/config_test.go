@@ -148,3 +148,65 @@ func TestTypedConfigReachesPrograms(t *testing.T) {
 		t.Errorf("dry run printed:\n%s\nwant:\n%s", out.String(), row)
 	}
 }
+
+// A value may come from a file that NAME_FILE names (a secret mounted as a
+// file, as Docker and Kubernetes mount them), without its trailing line
+// break, from the environment or .env; the secret read so is redacted.
+// NAME set beside NAME_FILE, or a file that cannot be read, stops the run
+// with both named; the variable itself still comes first in the order.
+func TestResolveConfigFromFiles(t *testing.T) {
+	sp := loadTyped(t)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	token := write("token", "4321\n")
+	ids := write("ids", "a,b\r\n")
+	dotenv := write(".env", "T_NAME_FILE="+write("name", "from-file")+"\n")
+	cfg, err := engine.ResolveConfig(sp, engine.ConfigSources{
+		Sets:   map[string]string{"url": "http://x"},
+		Getenv: noEnv(map[string]string{"T_TOKEN_FILE": token, "T_IDS_FILE": ids}),
+		DotEnv: dotenv,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]any{"token": 4321, "ids": []any{"a", "b"}, "name": "from-file"} {
+		if diff := cmp.Diff(want, cfg.Values[k]); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", k, diff)
+		}
+	}
+	if len(cfg.Secrets) != 1 || cfg.Secrets[0] != "4321" {
+		t.Errorf("Secrets = %v, want the token read from its file", cfg.Secrets)
+	}
+
+	// The environment's T_NAME_FILE wins over .env's, as its T_NAME would.
+	cfg, err = engine.ResolveConfig(sp, engine.ConfigSources{
+		Sets:   map[string]string{"url": "http://x"},
+		Getenv: noEnv(map[string]string{"T_NAME_FILE": write("name2", "env-file\n\n")}),
+		DotEnv: dotenv,
+	})
+	if err != nil || cfg.Values["name"] != "env-file" {
+		t.Errorf("name = %v (%v), want env-file", cfg.Values["name"], err)
+	}
+
+	_, err = engine.ResolveConfig(sp, engine.ConfigSources{
+		Sets:   map[string]string{"url": "http://x"},
+		Getenv: noEnv(map[string]string{"T_TOKEN": "1", "T_TOKEN_FILE": token, "T_IDS_FILE": filepath.Join(dir, "nope")}),
+	})
+	var ce *engine.ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v, want a *ConfigError", err)
+	}
+	want := []string{
+		`input "ids": environment variable T_IDS_FILE (` + filepath.Join(dir, "nope") + `): open ` + filepath.Join(dir, "nope") + `: no such file or directory`,
+		`input "token": environment variable T_TOKEN and environment variable T_TOKEN_FILE are both set: one or the other`,
+	}
+	if diff := cmp.Diff(want, ce.Problems); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}

@@ -89,6 +89,16 @@ func TestPortCredentialSources(t *testing.T) {
 	if cfg.Port.ClientSecret != "dotenv-secret" || cfg.Port.BaseURL != "https://api.us.port.io" {
 		t.Errorf("Port from .env = %+v", cfg.Port)
 	}
+	// A secret mounted as a file: PORT_CLIENT_SECRET_FILE names it.
+	env["PORT_CLIENT_SECRET_FILE"] = write("port-secret", "mounted-secret\n")
+	cfg, err = ResolveConfig(sp, ConfigSources{DotEnv: dotenv, Getenv: getenv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Port.ClientSecret != "mounted-secret" || cfg.Port.ClientID != "from-dotenv" {
+		t.Errorf("Port with PORT_CLIENT_SECRET_FILE = %+v", cfg.Port)
+	}
+	delete(env, "PORT_CLIENT_SECRET_FILE")
 	_, err = ResolveConfig(sp, ConfigSources{File: write("bad.yaml", "PORT_CLIENT_IDX: x\n"), Getenv: getenv})
 	if err == nil || !strings.Contains(err.Error(), `unknown input "PORT_CLIENT_IDX"`) {
 		t.Errorf("a misspelt Port key: error = %v", err)
