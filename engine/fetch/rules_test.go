@@ -375,32 +375,48 @@ func TestRuleWait(t *testing.T) {
 // A retry rule's wait, for a 429 that names none (Snyk refuses every
 // request until it has had a quiet minute), holds the whole host: a request
 // started after the refusal waits it out, where it used to go at once and
-// keep the block alive. The refused request itself waits it too.
+// keep the block alive. The refused request itself waits it too. It holds
+// on each of a host's rate paths: the adaptive control, a rate_limit
+// ceiling beside it, and RateHeaders' throttle, which reads its own gate
+// and not the adaptive one, here from a 429 that reports quota left in its
+// window (the throttle then pauses only a second of its own).
 func TestRuleWaitHoldsTheHost(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		wait time.Duration
-		want time.Duration // the least the next request waits
-	}{{"wait 1m", time.Minute, time.Minute}, {"no wait", 0, 0}} {
-		t.Run(tc.name, func(t *testing.T) {
-			clk := newFakeClock()
-			s := startSim(t, apitest.Fixture{Routes: []apitest.Route{
-				{Path: "/refused", Status: 429, Body: map[string]any{"message": "Too many requests"}},
-				{Path: "/other", Body: map[string]any{"ok": true}},
-			}}, clk)
-			c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: s.URL(), Retry: Retry{Attempts: 1}, Rules: []Rule{
-				{Name: "r0", Statuses: []StatusRange{{429, 429}}, Action: ActionRetry, Wait: tc.wait},
-			}})
-			if _, err := c.Do(t.Context(), &Request{Method: "GET", URL: "/refused"}); err == nil {
-				t.Fatal("the refused request succeeded")
-			}
-			before := clk.Now()
-			if _, err := c.Do(t.Context(), &Request{Method: "GET", URL: "/other"}); err != nil {
-				t.Fatal(err)
-			}
-			if waited := clk.Now().Sub(before); waited < tc.want || tc.want == 0 && waited > time.Second {
-				t.Errorf("the next request waited %v, want %v", waited, tc.want)
-			}
-		})
+	for _, host := range []struct {
+		name    string
+		cfg     HostConfig
+		headers map[string]string // on the 429
+	}{
+		{name: "adaptive"},
+		{name: "rate_limit", cfg: HostConfig{RatePerSecond: 100, Burst: 1}},
+		{name: "RateHeaders", cfg: HostConfig{RateHeaders: true}, headers: map[string]string{
+			"X-RateLimit-Limit": "100", "X-RateLimit-Period": "60", "X-RateLimit-Remaining": "40", "X-RateLimit-Reset": "30"}},
+	} {
+		for _, tc := range []struct {
+			name string
+			wait time.Duration
+			want time.Duration // the least the next request waits
+		}{{"wait 1m", time.Minute, time.Minute}, {"no wait", 0, 0}} {
+			t.Run(host.name+"/"+tc.name, func(t *testing.T) {
+				clk := newFakeClock()
+				s := startSim(t, apitest.Fixture{Routes: []apitest.Route{
+					{Path: "/refused", Status: 429, Headers: host.headers, Body: map[string]any{"message": "Too many requests"}},
+					{Path: "/other", Body: map[string]any{"ok": true}},
+				}}, clk)
+				cfg := host.cfg
+				cfg.BaseURL, cfg.Retry = s.URL(), Retry{Attempts: 1}
+				cfg.Rules = []Rule{{Name: "r0", Statuses: []StatusRange{{429, 429}}, Action: ActionRetry, Wait: tc.wait}}
+				c := mustClient(t, testPool(clk, 0, nil), cfg)
+				if _, err := c.Do(t.Context(), &Request{Method: "GET", URL: "/refused"}); err == nil {
+					t.Fatal("the refused request succeeded")
+				}
+				before := clk.Now()
+				if _, err := c.Do(t.Context(), &Request{Method: "GET", URL: "/other"}); err != nil {
+					t.Fatal(err)
+				}
+				if waited := clk.Now().Sub(before); waited < tc.want || tc.want == 0 && waited > time.Second {
+					t.Errorf("the next request waited %v, want %v", waited, tc.want)
+				}
+			})
+		}
 	}
 }
