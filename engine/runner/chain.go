@@ -749,7 +749,7 @@ func (c *chainRun) paged(client *fetch.Client, w int, start position, restore bo
 		return err
 	}
 	if pg := c.st.s.Paginate; pg != nil && (pg.Total.Set || pg.TotalHeader.Set) {
-		c.listedTwice = &repeats{seed: c.seed}
+		c.listedTwice = newRepeats(c.seed)
 	}
 	first := 1
 	if restore && w == start.window {
@@ -1327,30 +1327,40 @@ func serverLinked(p *spec.Paginate) bool {
 	return false
 }
 
-// repeats remembers the items of a chain's current page and the page
-// before it, so that the total check counts once an item a page lists
-// again: a list that shifts as it is read (an item added before the read
-// position) repeats the last item of one page at the top of the next, and
-// counted twice it would make up for an item lost elsewhere. Only a repeat
-// of the page before counts: two alike items on one page are the list's
-// own. Two pages, whatever the chain's length: a repeat from further back
-// still counts twice. Items are told apart by their JSON text, hashed to
-// 64 bits.
+// repeats remembers the items of a chain's pages, so that the total check
+// counts once an item a page lists again: a list that shifts as it is read
+// (an item added before the read position) repeats the last item of one
+// page at the top of the next, and one read in an order that is not
+// stable (offset or page paging over rows sorted by no unique key) lists
+// an item again pages later in place of one it never lists; counted twice,
+// the repeat would make up for the item lost. Any earlier page of the
+// chain counts, not only the one before: a repeat from further back hid a
+// loss as well. Two alike items on one page are the list's own. Items are
+// told apart by their JSON text, hashed to 64 bits; the hashes of a
+// chain's items are held until it ends (only for a stream with a total).
 type repeats struct {
-	seed      maphash.Seed
-	prev, cur map[uint64]struct{}
+	seed maphash.Seed
+	seen map[uint64]struct{} // items of the pages before this one
+	cur  map[uint64]struct{} // items of this page
+}
+
+func newRepeats(seed maphash.Seed) *repeats {
+	return &repeats{seed: seed, seen: map[uint64]struct{}{}, cur: map[uint64]struct{}{}}
 }
 
 // turn starts a new page.
 func (r *repeats) turn() {
-	r.prev, r.cur = r.cur, make(map[uint64]struct{}, len(r.cur))
+	for h := range r.cur {
+		r.seen[h] = struct{}{}
+	}
+	clear(r.cur)
 }
 
-// again tells whether the item (its JSON text) was listed on the page
-// before, and remembers it on this one.
+// again tells whether the item (its JSON text) was listed on an earlier
+// page of the chain, and remembers it on this one.
 func (r *repeats) again(item []byte) bool {
 	h := maphash.Bytes(r.seed, item)
-	_, before := r.prev[h]
+	_, before := r.seen[h]
 	r.cur[h] = struct{}{}
 	return before
 }
