@@ -1340,18 +1340,18 @@ func serverLinked(p *spec.Paginate) bool {
 // chain's items are held until it ends (only for a stream with a total).
 type repeats struct {
 	seed maphash.Seed
-	seen map[uint64]struct{} // items of the pages before this one
+	seen keySet              // items of the pages before this one: 12 bytes an item, as the duplicate check's keys
 	cur  map[uint64]struct{} // items of this page
 }
 
 func newRepeats(seed maphash.Seed) *repeats {
-	return &repeats{seed: seed, seen: map[uint64]struct{}{}, cur: map[uint64]struct{}{}}
+	return &repeats{seed: seed, cur: map[uint64]struct{}{}}
 }
 
 // turn starts a new page.
 func (r *repeats) turn() {
 	for h := range r.cur {
-		r.seen[h] = struct{}{}
+		r.seen.add(h)
 	}
 	clear(r.cur)
 }
@@ -1360,7 +1360,7 @@ func (r *repeats) turn() {
 // page of the chain, and remembers it on this one.
 func (r *repeats) again(item []byte) bool {
 	h := maphash.Bytes(r.seed, item)
-	_, before := r.seen[h]
+	_, before := r.seen.get(h)
 	r.cur[h] = struct{}{}
 	return before
 }
