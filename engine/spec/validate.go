@@ -367,6 +367,9 @@ func (p *parser) checkHTTP(h *HTTP, path string) {
 	p.checkTLS(h.TLS, path+".tls")
 }
 
+// readsResponseRE tells an expr program that reads the response.
+var readsResponseRE = regexp.MustCompile(`\bresponse\b`)
+
 func (p *parser) checkPaginate(pg *Paginate, path string) {
 	p.checkCursor(pg, path)
 	need := map[string][]string{
@@ -408,15 +411,17 @@ func (p *parser) checkPaginate(pg *Paginate, path string) {
 	if pg.Type.V == "offset" && pg.Size.Set && !pg.Total.Set && !pg.TotalHeader.Set && !pg.StopWhen.Set {
 		p.warnAt(pg.Size.P, path+".size", "a page shorter than size ends paging: a server that caps its pages below %d stops this stream after its first page, silently; give total or stop_when, or leave size out and send the limit in request.query", pg.Size.V)
 	}
-	// A warning, not an error: the pair is right where stop_when reads the
-	// server's own end signal (the total then catches a server that sends
-	// it early), and validate cannot tell that from an early stop.
-	if pg.StopWhen.Set && (pg.Total.Set || pg.TotalHeader.Set) {
+	// The pair is right where stop_when reads the server's own sign that
+	// the list ended (response.more == false: the total then catches one
+	// sent early), so only a stop_when that reads no response is warned
+	// of (page >= 5, a cutoff on the records): it ends the chain early on
+	// purpose, and with a total every longer list fails as short.
+	if pg.StopWhen.Set && (pg.Total.Set || pg.TotalHeader.Set) && !readsResponseRE.MatchString(pg.StopWhen.V) {
 		field := "total"
 		if pg.TotalHeader.Set {
 			field = "total_header"
 		}
-		p.warnAt(pg.StopWhen.P, path+".stop_when", "with %s, a chain that stop_when ends before the total's items are listed fails as short; right where stop_when says the list has ended (response.more == false), but a stop_when that stops early on purpose (a page cap, a cutoff) fails every longer list: leave %[1]s out there", field)
+		p.warnAt(pg.StopWhen.P, path+".stop_when", "with %s, a chain that stop_when ends before the total's items are listed fails as short: a stop_when over page or records that stops early on purpose (a page cap, a cutoff) fails every longer list; leave %[1]s out there, or end on what the response says", field)
 	}
 	// param and size_param go to the same place (in); there they must not
 	// be one parameter, nor, in a body, one path inside the other.
