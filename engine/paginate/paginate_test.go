@@ -965,3 +965,48 @@ func TestCopiedPage(t *testing.T) {
 		t.Fatalf("the first page after a restore: %v", err)
 	}
 }
+
+// TestBodyPathIntoList: a dotted body path names a list's item by its
+// index, so a token can go where a search API keeps its filter value
+// (filterGroups.0.filters.0.value: keyset paging past a cap on how deep
+// its pages go). The body the spec built is not changed, and an index
+// past the list's end fails rather than make an object of it.
+func TestBodyPathIntoList(t *testing.T) {
+	const body = `{"filterGroups":[{"filters":[{"propertyName":"ts","value":"0"},{"propertyName":"x","value":"y"}]}],"limit":2}`
+	tests := []struct {
+		name, param, want, errHas string
+	}{
+		{"into a list", "filterGroups.0.filters.0.value",
+			`{"filterGroups":[{"filters":[{"propertyName":"ts","value":"42"},{"propertyName":"x","value":"y"}]}],"limit":2}`, ""},
+		{"second item", "filterGroups.0.filters.1.value",
+			`{"filterGroups":[{"filters":[{"propertyName":"ts","value":"0"},{"propertyName":"x","value":"42"}]}],"limit":2}`, ""},
+		{"past the end", "filterGroups.1.filters.0.value", "", "filterGroups has no item 1"},
+		{"not an index", "filterGroups.first.value", "", "filterGroups is a list"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := paginate.New(paginateOf(t, `{type: cursor, token: .next, param: `+tc.param+`, in: body}`), vars, nil)
+			orig := decodeJSON(t, body)
+			req := chainCase{}.firstRequest(orig)
+			if err := p.Init(&req); err != nil {
+				t.Fatal(err)
+			}
+			more, err := p.Next(t.Context(), paginate.Page{Number: 1, Body: decodeJSON(t, `{"next":"42"}`), Records: 2}, &req)
+			if tc.errHas != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+					t.Fatalf("Next: more %v, err %v; want an error with %q", more, err, tc.errHas)
+				}
+				return
+			}
+			if err != nil || !more {
+				t.Fatalf("Next: more %v, err %v", more, err)
+			}
+			if got := wireOf(t, req).Body; got != tc.want {
+				t.Errorf("next body:\n got %s\nwant %s", got, tc.want)
+			}
+			if b, _ := json.Marshal(orig); string(b) != body {
+				t.Errorf("the spec's body changed: %s", b)
+			}
+		})
+	}
+}

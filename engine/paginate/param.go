@@ -51,7 +51,11 @@ func (p param) set(req *Request, value any) error {
 		if !ok {
 			return fmt.Errorf("paginate: %s goes in the body, but the body is not a JSON object", p.name)
 		}
-		req.Body = setPath(m, strings.Split(p.name, "."), value)
+		body, err := setPath(m, strings.Split(p.name, "."), value)
+		if err != nil {
+			return err
+		}
+		req.Body = body
 	default:
 		if req.Query == nil {
 			req.Query = url.Values{}
@@ -74,20 +78,53 @@ func text(value any) string {
 	return fmt.Sprint(value)
 }
 
-// setPath returns a copy of m with the dotted path set. Only the maps on
-// the path are copied; the rest is shared, and nothing is modified.
-func setPath(m map[string]any, path []string, value any) map[string]any {
+// setPath returns a copy of m with the dotted path set. A part that meets
+// a list is an item's index (filterGroups.0.filters.0.value: where a
+// search API keeps its filter). Only the maps and lists on the path are
+// copied; the rest is shared, and nothing is modified. A list item that
+// is not there is an error, never an object made of the list.
+func setPath(m map[string]any, path []string, value any) (map[string]any, error) {
+	v, err := setIn(m, path, value, 0)
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]any), nil
+}
+
+// setIn sets path[at:] inside v (a map, a list, or nothing: an object is
+// made) and returns the changed copy.
+func setIn(v any, path []string, value any, at int) (any, error) {
+	if at == len(path) {
+		return value, nil
+	}
+	part := path[at]
+	if list, ok := v.([]any); ok {
+		i, err := strconv.Atoi(part)
+		switch {
+		case err != nil || i < 0 || strconv.Itoa(i) != part:
+			return nil, fmt.Errorf("paginate: %s is a list: name an item by its index, not %q", strings.Join(path[:at], "."), part)
+		case i >= len(list):
+			return nil, fmt.Errorf("paginate: %s has no item %d (it has %d)", strings.Join(path[:at], "."), i, len(list))
+		}
+		item, err := setIn(list[i], path, value, at+1)
+		if err != nil {
+			return nil, err
+		}
+		out := append([]any(nil), list...)
+		out[i] = item
+		return out, nil
+	}
+	m, _ := v.(map[string]any)
 	out := make(map[string]any, len(m)+1)
-	for k, v := range m {
-		out[k] = v
+	for k, x := range m {
+		out[k] = x
 	}
-	if len(path) == 1 {
-		out[path[0]] = value
-		return out
+	child, err := setIn(m[part], path, value, at+1)
+	if err != nil {
+		return nil, err
 	}
-	child, _ := out[path[0]].(map[string]any)
-	out[path[0]] = setPath(child, path[1:], value)
-	return out
+	out[part] = child
+	return out, nil
 }
 
 // jq is one jq program of the paginate block, with the stream's variables

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -177,27 +178,54 @@ func bodyKind(n *yaml.Node) string {
 }
 
 // checkBodyPath reports a dotted body path that would replace a value of
-// the body that is not an object: paging would drop what the spec sends.
+// the body that is not an object or list (paging would drop what the spec
+// sends), or name a list's item that is not there (paging would fail).
+// Inside a list a part is an item's index.
 func (p *parser) checkBodyPath(tree any, param Str, path string) {
 	parts := strings.Split(param.V, ".")
 	at := tree
 	for i, part := range parts[:len(parts)-1] {
-		m, ok := at.(map[string]any)
-		if !ok {
+		var v any
+		switch x := at.(type) {
+		case map[string]any:
+			var ok bool
+			if v, ok = x[part]; !ok {
+				return // paging adds the object
+			}
+		case []any:
+			n, err := strconv.Atoi(part)
+			switch {
+			case err != nil || n < 0 || strconv.Itoa(n) != part:
+				p.errorAt(param.P, path, "%q goes inside the body's %s, which is a list: name an item by its index (%s.0)", param.V, strings.Join(parts[:i], "."), strings.Join(parts[:i], "."))
+				return
+			case n >= len(x):
+				p.errorAt(param.P, path, "%q names item %d of the body's %s, a list of %d: paging would fail", param.V, n, strings.Join(parts[:i], "."), len(x))
+				return
+			}
+			v = x[n]
+		default:
 			return
 		}
-		v, ok := m[part]
-		if !ok {
-			return // paging adds the object
-		}
 		switch v.(type) {
-		case map[string]any:
+		case map[string]any, []any:
 			at = v
 		case *eval.Template:
 			return // may well render to an object
 		default:
 			p.errorAt(param.P, path, "%q goes inside the body's %s, which is %s, not an object: paging would replace it", param.V, strings.Join(parts[:i+1], "."), valueKind(v))
 			return
+		}
+	}
+	if list, ok := at.([]any); ok {
+		// The last part names an item to replace.
+		last := parts[len(parts)-1]
+		n, err := strconv.Atoi(last)
+		where := strings.Join(parts[:len(parts)-1], ".")
+		switch {
+		case err != nil || n < 0 || strconv.Itoa(n) != last:
+			p.errorAt(param.P, path, "%q goes inside the body's %s, which is a list: name an item by its index (%s.0)", param.V, where, where)
+		case n >= len(list):
+			p.errorAt(param.P, path, "%q names item %d of the body's %s, a list of %d: paging would fail", param.V, n, where, len(list))
 		}
 	}
 }
