@@ -113,6 +113,11 @@ func (p *parser) warnRuleTakes429(h, top *HTTP) {
 		if k < 0 || k >= len(r.Status.V) || !r.Action.Set {
 			continue
 		}
+		if r.Action.V != "retry" && onlyStatus(r.ranges, http.StatusTooManyRequests) && (r.Body.Set || len(r.Headers.Items) > 0) {
+			// Some 429s, picked on purpose (HubSpot's DAILY limit, failed
+			// rather than waited out for hours): the next rule decides.
+			continue
+		}
 		if r.Action.V != "retry" {
 			what := map[string]string{"fail": "fails its chain", "skip": "is skipped",
 				"ok": "is stored as data", "empty": "ends its chain as empty", "restart": "restarts its chain"}[r.Action.V]
@@ -120,6 +125,11 @@ func (p *parser) warnRuleTakes429(h, top *HTTP) {
 		}
 		return
 	}
+}
+
+// onlyStatus reports whether ranges are the one status st.
+func onlyStatus(ranges []StatusRange, st int) bool {
+	return len(ranges) == 1 && ranges[0].Min == st && ranges[0].Max == st
 }
 
 // warnGraphQLErrorsUnread warns of a GraphQL request (a body whose
