@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-etl/ferry/engine"
 )
 
 // sonarSim answers /api/projects/search and /api/issues/search as a
@@ -39,6 +42,10 @@ type sonarSim struct {
 	// requests of that project (a status; 429 without Retry-After, as
 	// Cloud's docs name none).
 	faults map[string][]int
+	// brokenAfter[project key] = n: the project's issue requests after
+	// its n-th are answered 502, every time.
+	brokenAfter map[string]int
+	served      map[string]int // issue requests answered, by project
 }
 
 type sonarIssue struct {
@@ -57,7 +64,8 @@ var sonarZone = time.FixedZone("CEST", 2*3600)
 // project i's issues are created in one second (the same instant), from
 // its first third on (or earlier, to fit).
 func newSonarSim(n int, sizes map[int]int, tie map[int]int) *sonarSim {
-	s := &sonarSim{token: sonarToken, shape: "both", issues: map[string][]sonarIssue{}, faults: map[string][]int{}}
+	s := &sonarSim{token: sonarToken, shape: "both", issues: map[string][]sonarIssue{}, faults: map[string][]int{},
+		brokenAfter: map[string]int{}, served: map[string]int{}}
 	base := time.Date(2021, 6, 1, 9, 0, 0, 0, sonarZone)
 	seq := 0
 	for i := range n {
@@ -137,8 +145,13 @@ func (s *sonarSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, r.Clone(r.Context()))
 	fault := 0
 	if r.URL.Path == "/api/issues/search" {
-		if f := s.faults[q.Get("componentKeys")]; len(f) > 0 {
-			fault, s.faults[q.Get("componentKeys")] = f[0], f[1:]
+		k := q.Get("componentKeys")
+		if f := s.faults[k]; len(f) > 0 {
+			fault, s.faults[k] = f[0], f[1:]
+		} else if n, ok := s.brokenAfter[k]; ok && s.served[k] >= n {
+			fault = 502
+		} else {
+			s.served[k]++
 		}
 	}
 	s.mu.Unlock()
@@ -451,4 +464,43 @@ func TestSonarQubeErrors(t *testing.T) {
 			noSecret(t, r, sonarToken, sets["token"])
 		})
 	}
+}
+
+// A run that fails in the middle of a big project's issues (the server
+// answers 502 from its 12th request on) keeps what it read; the next run
+// resumes the chain at its saved path, createdAfter and all, and the table
+// holds every issue once.
+func TestSonarQubeResume(t *testing.T) {
+	s := newSonarSim(8, map[int]int{3: 14000}, map[int]int{3: 900})
+	s.brokenAfter["com.acme:svc-003"] = 12
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	db := filepath.Join(t.TempDir(), "sonar.db")
+	sets := map[string]string{"api_url": srv.URL, "token": sonarToken}
+	first := runVendorOpts(t, "sonarqube.yaml", sets, engine.RunOptions{Dest: "sqlite:" + db})
+	failedRun(t, first, []string{"issues", "com.acme:svc-003", "502"})
+	before := query(t, db, `SELECT count(*) FROM sonarqube__issues`)
+
+	s.mu.Lock()
+	delete(s.brokenAfter, "com.acme:svc-003")
+	n := len(s.requests)
+	s.mu.Unlock()
+	second := runVendorOpts(t, "sonarqube.yaml", sets, engine.RunOptions{Dest: "sqlite:" + db})
+	if second.err != nil {
+		t.Fatalf("resumed run: %v", second.err)
+	}
+	sameIDs(t, "issues after the resumed run", s.issueIDs(), query(t, db, `SELECT key FROM sonarqube__issues`))
+	s.mu.Lock()
+	var resumed []string
+	for _, r := range s.requests[n:] {
+		if r.URL.Query().Get("componentKeys") == "com.acme:svc-003" {
+			resumed = append(resumed, r.URL.Query().Get("createdAfter"))
+		}
+	}
+	s.mu.Unlock()
+	if len(resumed) == 0 || resumed[0] == "" {
+		t.Errorf("the resumed run asked the big project from its start (createdAfter %q), want the saved position", resumed)
+	}
+	t.Logf("%v issues written by the failed run; the resumed one asked %d pages of the big project", before, len(resumed))
+	noSecret(t, second, sonarToken)
 }
