@@ -3,8 +3,10 @@ package examples_test
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -52,7 +54,10 @@ func newCircleSim() *circleSim {
 		"bb/acme/legacy": 0,
 	}
 	w, j := 0, 0
-	for slug, n := range projects {
+	// In a fixed order: ids count across projects, and a test that picks
+	// one from one simulator finds it in the next.
+	for _, slug := range slices.Sorted(maps.Keys(projects)) {
+		n := projects[slug]
 		var list []map[string]any
 		for i := range n {
 			id := fmt.Sprintf("%08x-0000-4000-8000-%012x", len(slug), i+1000*len(s.pipelines))
