@@ -122,6 +122,30 @@ func TestIncrementalReadsOnlyWhatChanged(t *testing.T) {
 	}
 }
 
+// TestIncrementalLookbackOffsetWithoutColon: a cursor whose times write
+// the offset without its colon (Salesforce's 2024-03-01T00:00:00.000+0000,
+// Jira's +0200), which cursors compare as instants, takes a lookback too:
+// the next run asks from that long before it (in RFC 3339, UTC), where it
+// failed every chain as "not an RFC 3339 time".
+func TestIncrementalLookbackOffsetWithoutColon(t *testing.T) {
+	api := newEventAPI(t,
+		map[string]any{"id": 1, "updated_at": "2024-01-01T00:00:00.000+0000"},
+		map[string]any{"id": 2, "updated_at": "2024-03-01T01:00:00.000+0100"})
+	dir := t.TempDir()
+	spec := strings.Replace(incrementalSpec, "      initial: \"1970-01-01T00:00:00Z\"\n", "      initial: \"1970-01-01T00:00:00Z\"\n      lookback: 1h\n", 1)
+	f, cfg := loadIncremental(t, dir, spec, api.srv.URL)
+	dest := "sqlite:" + filepath.Join(dir, "inc.db")
+	for range 2 {
+		if _, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{Dest: dest}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"1970-01-01T00:00:00Z", "2024-02-29T23:00:00Z"}
+	if d := cmp.Diff(want, api.sinces); d != "" {
+		t.Errorf("since parameters (-want +got):\n%s", d)
+	}
+}
+
 // TestIncrementalLookback: with lookback, a run asks from that long before
 // the saved cursor, so records that came late (at the cursor's own time,
 // which an API filtering since exclusively leaves out, or just before it)

@@ -582,9 +582,11 @@ func (c *chainRun) planIncremental() error {
 		// Ask again from a while before the saved cursor (a resumed chain
 		// asks what it asked before); the cursor saved at the end never
 		// goes back before it (floor).
-		t, err := time.Parse(time.RFC3339, fmt.Sprint(wm))
-		if err != nil {
-			return fmt.Errorf("incremental.lookback: the saved cursor %v is not an RFC 3339 time: %w", wm, err)
+		// Read as cursors compare times: RFC 3339, or an offset without
+		// its colon (Salesforce's +0000, Jira's +0200).
+		t, ok := instant(wm)
+		if !ok {
+			return fmt.Errorf("incremental.lookback: the saved cursor %v is not a time with a UTC offset (RFC 3339, or +hhmm)", wm)
 		}
 		c.floor = wm
 		if c.cp == nil || c.cp.Since == nil {

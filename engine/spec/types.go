@@ -308,7 +308,7 @@ type Incremental struct {
 	Initial Value   `yaml:"initial" doc:"cursor value of the first run (default null; with window: the start of the first window, an RFC 3339 time)."`
 	Window  *Window `yaml:"window" doc:"Read in bounded time windows, one request chain each: templates see window.start and window.end (RFC 3339, UTC)."`
 	// Lookback is window.lookback for a stream read by its cursor.
-	Lookback Duration `yaml:"lookback" doc:"How far before the saved cursor (an RFC 3339 time) a run asks again, for records that arrive late or share the cursor's time where the API filters since exclusively; the saved cursor never moves back (default 0). With a window, give window.lookback."`
+	Lookback Duration `yaml:"lookback" doc:"How far before the saved cursor (a time: RFC 3339, or with the offset written +hhmm) a run asks again, for records that arrive late or share the cursor's time where the API filters since exclusively; the saved cursor never moves back (default 0). With a window, give window.lookback."`
 }
 
 // Window splits an incremental stream's reads into time windows.
