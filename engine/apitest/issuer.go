@@ -29,6 +29,9 @@ const (
 	IssueJWT     = "jwt"     // GitHub App style: a signed JWT exchanged for a token
 )
 
+// GrantJWTBearer is RFC 7523's grant_type for a JWT sent as assertion.
+const GrantJWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
 // Issuer is the API's own token endpoint, as unkind as real ones: its
 // tokens expire (after TTL on the server's Clock, or after Uses requests),
 // a rotated refresh token is good once, and a JWT must verify, name the
@@ -70,6 +73,12 @@ type Issuer struct {
 	// jwt: requests may also authenticate with the JWT itself, as
 	// GitHub's /app endpoints take it.
 	Direct bool `json:"direct,omitempty" yaml:"direct,omitempty"`
+	// jwt: the JWT comes as the form field assertion, with grant_type
+	// urn:ietf:params:oauth:grant-type:jwt-bearer (RFC 7523, as Google's
+	// and Salesforce's token endpoints take it), not as Authorization;
+	// the answer is {access_token, token_type, expires_in} and errors
+	// RFC 6749's {error, error_description}.
+	Assertion bool `json:"assertion,omitempty" yaml:"assertion,omitempty"`
 
 	TTL  Duration `json:"ttl" yaml:"ttl"`                       // lifetime of a token (0: no limit)
 	Uses int      `json:"uses,omitempty" yaml:"uses,omitempty"` // requests a token serves (0: no limit)
@@ -339,8 +348,23 @@ func oauthError(status int, code, desc string) reply {
 	return jsonReply(status, nil, map[string]any{"error": code, "error_description": desc})
 }
 
-// exchange answers GitHub's POST /app/installations/{id}/access_tokens.
+// exchange answers GitHub's POST /app/installations/{id}/access_tokens,
+// or with Assertion an RFC 7523 token endpoint.
 func (st *issuerState) exchange(rq *request, now time.Time) reply {
+	if st.cfg.Assertion {
+		f := requestFields(rq)
+		if f.Get("grant_type") != GrantJWTBearer {
+			return oauthError(http.StatusBadRequest, "unsupported_grant_type", "grant type not supported")
+		}
+		if problem := verifyJWT(f.Get("assertion"), st.pub, st.cfg.Iss, now); problem != "" {
+			return oauthError(http.StatusBadRequest, "invalid_grant", problem)
+		}
+		body := map[string]any{"access_token": st.newToken("at_", now), "token_type": "Bearer"}
+		if !st.cfg.Silent && st.cfg.TTL.Duration > 0 {
+			body["expires_in"] = int(st.cfg.TTL.Duration.Seconds())
+		}
+		return jsonReply(http.StatusOK, nil, body)
+	}
 	jwt, ok := strings.CutPrefix(rq.r.Header.Get("Authorization"), "Bearer ")
 	if !ok {
 		return githubError(http.StatusUnauthorized, "A JSON web token could not be decoded")

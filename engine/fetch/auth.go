@@ -78,6 +78,10 @@ type Auth struct {
 	Algorithm  string
 	Claims     map[string]any
 	TTL        time.Duration
+	// Assertion names the field of the exchange's body (an object, or
+	// none) that carries the JWT, as RFC 7523's jwt-bearer grant sends
+	// it (assertion); "" sends it as Authorization: Bearer.
+	Assertion string
 
 	// ID names the auth block in a spec: clients whose Auth has the same
 	// ID and values share one token. Blocks whose programs (TokenRequest's
@@ -163,7 +167,13 @@ func (a Auth) validate() error {
 			return fmt.Errorf("auth %q: %w", a.Type, err)
 		}
 		if a.Login != nil {
+			if _, isObj := a.Login.Body.(map[string]any); a.Assertion != "" && a.Login.Body != nil && !isObj {
+				return fmt.Errorf("auth %q: assertion: the exchange's body must be an object to carry the JWT", a.Type)
+			}
 			return a.Login.validate("exchange")
+		}
+		if a.Assertion != "" {
+			return fmt.Errorf("auth %q: assertion needs an exchange request to carry the JWT", a.Type)
 		}
 		return nil
 	}

@@ -336,6 +336,39 @@ func TestJWT(t *testing.T) {
 			t.Errorf("%d answers were 401: an expired JWT was sent", n)
 		}
 	})
+	// RFC 7523's jwt-bearer grant (Google service accounts, Salesforce):
+	// the JWT goes in the exchange's form as assertion, beside the
+	// spec's own fields, and not as Authorization.
+	t.Run("assertion", func(t *testing.T) {
+		clk := newFakeClock()
+		s := startSim(t, apitest.Fixture{
+			Issuer: &apitest.Issuer{Kind: apitest.IssueJWT, Assertion: true, Path: "/services/oauth2/token", PublicKey: rsaPub, Iss: "3MVG9client",
+				TTL: apitest.Duration{Duration: time.Hour}},
+			Auth:   &apitest.AuthCheck{Header: "Authorization", Prefix: "Bearer "},
+			Routes: []apitest.Route{{Path: "/services/data/v62.0/limits", Body: map[string]any{}}},
+		}, clk)
+		log := &syncBuffer{}
+		p := NewPool(Options{Now: clk.Now, Sleep: clk.Sleep, Logger: textLogger(log)})
+		c := mustClient(t, p, HostConfig{BaseURL: s.URL(), Auth: Auth{Type: AuthJWT, PrivateKey: rsaKey, Assertion: "assertion",
+			Claims: map[string]any{"iss": "3MVG9client", "sub": "etl@acme.example", "aud": "https://login.salesforce.com"},
+			Login: &TokenRequest{URL: "/services/oauth2/token", BodyFormat: FormatForm, Body: map[string]any{"grant_type": apitest.GrantJWTBearer},
+				Token: jqx(t, ".access_token"), ExpiresIn: jqx(t, ".expires_in")}}})
+		for i, adv := range []time.Duration{0, 50 * time.Minute, 5 * time.Minute} {
+			clk.Advance(adv)
+			if _, err := c.Do(t.Context(), &Request{URL: "/services/data/v62.0/limits"}); err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+		}
+		if got := s.IssuerStats().Issued; got != 2 {
+			t.Errorf("access tokens = %d, want 2 (the first renewed in its last tenth)", got)
+		}
+		if n := count401(s); n != 0 {
+			t.Errorf("%d answers were 401", n)
+		}
+		if strings.Contains(log.String(), "at_") || strings.Contains(log.String(), "eyJ") {
+			t.Errorf("a token reached the log:\n%s", log)
+		}
+	})
 	t.Run("a wrong issuer is refused", func(t *testing.T) {
 		clk := newFakeClock()
 		s := startSim(t, apitest.Fixture{

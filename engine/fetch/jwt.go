@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"time"
 
@@ -140,7 +141,20 @@ func (ts *tokenSource) jwt(ctx context.Context) (string, time.Duration, error) {
 	if a.Login == nil {
 		return a.prefix() + token, ttl, nil
 	}
-	tok, lifetime, err := ts.tokenRequest(ctx, a.Login, http.Header{"Authorization": {"Bearer " + token}})
+	tr, extra := a.Login, http.Header{"Authorization": {"Bearer " + token}}
+	if a.Assertion != "" {
+		// RFC 7523: the JWT is a field of the token request's body, beside
+		// the spec's own (grant_type); a copy, the configured body kept.
+		body := map[string]any{}
+		if m, ok := tr.Body.(map[string]any); ok {
+			maps.Copy(body, m)
+		}
+		body[a.Assertion] = token
+		cp := *tr
+		cp.Body = body
+		tr, extra = &cp, nil
+	}
+	tok, lifetime, err := ts.tokenRequest(ctx, tr, extra)
 	if err != nil {
 		return "", 0, fmt.Errorf("jwt exchange: %w", err)
 	}

@@ -82,7 +82,7 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 			// An auth block replaces the inherited one whole: another host
 			// usually means another scheme (Harness SEI's ApiKey header).
 			auth := fetch.Auth{Type: a.Type.V, Header: a.Header.V, Prefix: a.Prefix.V, Param: a.Param.V,
-				Grant: a.Grant.V, Algorithm: a.Algorithm.V, TTL: a.TTL.V,
+				Grant: a.Grant.V, Algorithm: a.Algorithm.V, TTL: a.TTL.V, Assertion: a.Assertion.V,
 				ID: fmt.Sprintf("%s:%d:%d", f.Path, a.Pos.Line, a.Pos.Col)}
 			if auth.Type == "none" {
 				auth.Type = fetch.AuthNone

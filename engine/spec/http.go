@@ -234,6 +234,12 @@ func (p *parser) checkAuthFlow(a *Auth, path string) {
 		if a.Exchange != nil {
 			p.checkAuthRequest(a.Exchange, path+".exchange")
 		}
+		if a.Assertion.Set && a.Exchange == nil {
+			p.errorAt(a.Assertion.P, path+".assertion", "assertion names the exchange's body field that carries the JWT: give an exchange")
+		}
+		if a.Assertion.Set && a.Exchange != nil && a.Exchange.Body.Set && a.Exchange.Body.Node.Kind != yaml.MappingNode {
+			p.errorAt(a.Exchange.Body.P, path+".exchange.body", "with assertion the body must be an object, to carry the JWT as a field")
+		}
 		if a.Header.Set && a.Param.Set {
 			p.errorAt(a.Param.P, path+".param", "give header or param, not both")
 		}

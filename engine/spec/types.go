@@ -118,7 +118,8 @@ type Auth struct {
 	Algorithm    Str          `yaml:"algorithm" only:"jwt" enum:"RS256,ES256" doc:"Signing algorithm (default: RS256 for an RSA key, ES256 for an EC key)."`
 	Claims       Map[Value]   `yaml:"claims" only:"jwt" doc:"JWT claims (values may be templates), e.g. iss; iat (a minute back, for clock drift) and exp (now + ttl) are added."`
 	TTL          Duration     `yaml:"ttl" only:"jwt" doc:"JWT lifetime (default 9m: under GitHub's 10-minute cap); it is signed again before it expires."`
-	Exchange     *AuthRequest `yaml:"exchange" only:"jwt" doc:"A request that exchanges the JWT (sent as Authorization: Bearer) for an access token, as GitHub's installation tokens; without it the JWT itself is sent."`
+	Exchange     *AuthRequest `yaml:"exchange" only:"jwt" doc:"A request that exchanges the JWT (sent as Authorization: Bearer, or in the body with assertion) for an access token, as GitHub's installation tokens; without it the JWT itself is sent."`
+	Assertion    Str          `yaml:"assertion" only:"jwt" doc:"With exchange: the body field that carries the JWT instead of Authorization (RFC 7523's jwt-bearer grant: assertion, as Google service accounts and Salesforce take it); the exchange's body, if given, must be an object (form or JSON)."`
 }
 
 // AuthRequest is a request made to obtain a token: a session login, or the
