@@ -1,11 +1,19 @@
 package examples_test
 
 import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -33,6 +41,10 @@ import (
 type sfSim struct {
 	clientID, secret string
 	tokenLife        int // requests a token serves before its session times out
+	// The JWT bearer flow: the app's certificate key, and the user the
+	// JWT names (sub).
+	jwtKey  *rsa.PublicKey
+	jwtUser string
 
 	mu       sync.Mutex
 	records  map[string][]map[string]any // by object, in creation order
@@ -329,19 +341,24 @@ func (s *sfSim) authorized(r *http.Request) bool {
 	return true
 }
 
-// token answers the client credentials grant: a form with grant_type,
-// client_id and client_secret; no expires_in, no refresh token.
+// token answers the client credentials grant (a form with grant_type,
+// client_id and client_secret) and, with jwtKey, the JWT bearer grant
+// (grant_type and assertion); no expires_in, no refresh token.
 func (s *sfSim) token(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost || r.ParseForm() != nil {
 		writeJSON(w, 400, map[string]any{"error": "invalid_request", "error_description": "must use HTTP POST"})
 		return
 	}
 	f := r.PostForm
-	if f.Get("grant_type") != "client_credentials" {
+	if f.Get("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer" && s.jwtKey != nil {
+		if problem := s.checkJWT(f.Get("assertion")); problem != "" {
+			writeJSON(w, 400, map[string]any{"error": "invalid_grant", "error_description": problem})
+			return
+		}
+	} else if f.Get("grant_type") != "client_credentials" {
 		writeJSON(w, 400, map[string]any{"error": "unsupported_grant_type", "error_description": "grant type not supported"})
 		return
-	}
-	if f.Get("client_id") != s.clientID || f.Get("client_secret") != s.secret {
+	} else if f.Get("client_id") != s.clientID || f.Get("client_secret") != s.secret {
 		writeJSON(w, 400, map[string]any{"error": "invalid_client", "error_description": "invalid client credentials"})
 		return
 	}
@@ -353,6 +370,41 @@ func (s *sfSim) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{"access_token": tok, "signature": "c2lnbmF0dXJlLXNpbQ==", "token_format": "opaque", "scope": "api",
 		"instance_url": "http://" + r.Host, "id": "https://login.salesforce.com/id/00DSIM000000001/005SIM000000001",
 		"token_type": "Bearer", "issued_at": strconv.FormatInt(time.Now().UnixMilli(), 10)})
+}
+
+// checkJWT checks a JWT bearer flow's assertion: RS256 signed by the
+// app's certificate key, iss the consumer key, sub the user, aud the login
+// host, exp in the next three minutes; it says what is wrong, or "".
+func (s *sfSim) checkJWT(tok string) string {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return "invalid assertion"
+	}
+	head, err1 := base64.RawURLEncoding.DecodeString(parts[0])
+	body, err2 := base64.RawURLEncoding.DecodeString(parts[1])
+	sig, err3 := base64.RawURLEncoding.DecodeString(parts[2])
+	var h struct{ Alg string }
+	var c struct {
+		Iss, Sub, Aud string
+		Exp           int64
+	}
+	if err1 != nil || err2 != nil || err3 != nil || json.Unmarshal(head, &h) != nil || json.Unmarshal(body, &c) != nil {
+		return "invalid assertion"
+	}
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	switch exp := time.Unix(c.Exp, 0); {
+	case h.Alg != "RS256" || rsa.VerifyPKCS1v15(s.jwtKey, crypto.SHA256, digest[:], sig) != nil:
+		return "invalid assertion"
+	case c.Iss != s.clientID:
+		return "invalid client credentials"
+	case c.Sub != s.jwtUser:
+		return "user hasn't approved this consumer"
+	case c.Aud != "https://login.salesforce.com":
+		return "audience is invalid"
+	case !exp.After(time.Now()) || exp.After(time.Now().Add(3*time.Minute+5*time.Second)):
+		return "expired authorization code"
+	}
+	return ""
 }
 
 // revoke makes every token, present and future, refused.
@@ -404,7 +456,11 @@ func sfRun(t *testing.T, url, db string) vendorRun {
 // form; the secret and tokens never printed.
 func TestSalesforce(t *testing.T) {
 	sim := newSFSim()
-	sim.tokenLife = 3 // the session times out after three requests
+	// The session times out after six requests: more than the contacts
+	// stream sends in all, so that it cannot spend a token renewed while an
+	// account request is in flight (a session times out idle, never a
+	// moment after it began).
+	sim.tokenLife = 6
 	sim.faults["Account|1"] = []int{503, sfConcurrent}
 	sim.faults["Contact|0"] = []int{500}
 	srv := httptest.NewServer(sim)
@@ -599,4 +655,85 @@ func TestSalesforceErrors(t *testing.T) {
 			noSecret(t, r, sfClientSecret, sets["client_secret"], sfTokenPrefix)
 		})
 	}
+}
+
+// The JWT bearer flow the spec's comments describe: a JWT signed with the
+// app's key (iss the consumer key, sub the user, aud the login host, exp
+// three minutes ahead) sent as the form field assertion; asked again when
+// the session times out; every record written once; neither the key, the
+// JWT nor a token printed.
+func TestSalesforceJWT(t *testing.T) {
+	b, err := os.ReadFile("salesforce.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := string(b)
+	// The auth block as the spec's comments give it, their "# " cut.
+	var variant []string
+	in := false
+	for _, line := range strings.Split(spec, "\n") {
+		switch {
+		case strings.HasPrefix(line, "# JWT bearer flow:"):
+			in = true
+		case in && strings.HasPrefix(line, "#   "):
+			variant = append(variant, strings.TrimPrefix(line, "# "))
+		case !strings.HasPrefix(line, "#"):
+			in = false
+		}
+	}
+	current := `  auth:
+    type: oauth2
+    token_url: ${ config.instance_url }/services/oauth2/token
+    client_id: ${ config.client_id }
+    client_secret: ${ config.client_secret }
+    client_auth: body
+`
+	if len(variant) < 5 || !strings.Contains(spec, current) {
+		t.Fatalf("salesforce.yaml's auth block or its JWT variant is not the one this test reads: %q", variant)
+	}
+	spec = strings.Replace(spec, current, strings.Join(variant, "\n")+"\n", 1)
+	spec = strings.Replace(spec, "config:\n", `config:
+  username:
+    required: true
+  private_key:
+    required: true
+    secret: true
+`, 1)
+	spec = strings.Replace(spec, "  client_secret:\n    required: true\n", "  client_secret:\n", 1)
+	path := filepath.Join(t.TempDir(), "salesforce-jwt.yaml")
+	if err := os.WriteFile(path, []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: must(x509.MarshalPKCS8PrivateKey(key))}))
+	sim := newSFSim()
+	sim.jwtKey, sim.jwtUser = &key.PublicKey, "etl@acme.example"
+	sim.tokenLife = 4 // the session times out after four requests (contacts send three)
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	sets := map[string]string{"instance_url": srv.URL, "client_id": sfClientID, "username": "etl@acme.example", "private_key": keyPEM}
+	r := runVendor(t, path, sets, time.Time{})
+	if r.err != nil {
+		t.Fatalf("run: %v", r.err)
+	}
+	sameIDs(t, "accounts, each once", sim.ids("Account"), ids(r.rows["accounts"], "id"))
+	sameIDs(t, "contacts, each once", sim.ids("Contact"), ids(r.rows["contacts"], "id"))
+	if sim.logins < 2 {
+		t.Errorf("%d tokens issued, want another after the session timed out", sim.logins)
+	}
+	keyLine := strings.Split(keyPEM, "\n")[3]
+	noSecret(t, r, keyLine, "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.", sfTokenPrefix)
+
+	sim.jwtUser = "someone.else@acme.example" // the app is not approved for this user
+	failedRun(t, runVendor(t, path, sets, time.Time{}), []string{"accounts", "invalid_grant", "user hasn't approved this consumer"})
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
