@@ -240,6 +240,9 @@ func (p *parser) checkAuthFlow(a *Auth, path string) {
 		if a.Assertion.Set && a.Exchange != nil && a.Exchange.Body.Set && a.Exchange.Body.Node.Kind != yaml.MappingNode {
 			p.errorAt(a.Exchange.Body.P, path+".exchange.body", "with assertion the body must be an object, to carry the JWT as a field")
 		}
+		if a.Assertion.Set && a.Exchange != nil && strings.EqualFold(a.Exchange.Method.V, "GET") {
+			p.errorAt(a.Exchange.Method.P, path+".exchange.method", "with assertion the JWT goes in the body: the exchange needs method POST, PUT or PATCH, not GET")
+		}
 		if a.Header.Set && a.Param.Set {
 			p.errorAt(a.Param.P, path+".param", "give header or param, not both")
 		}
