@@ -170,7 +170,8 @@ func (a *adaptive) closedFor(now time.Time) time.Duration {
 }
 
 // observe learns from the answer to request seq, sent at sent and answered
-// at recv; again: the request's last attempt was answered 503 too.
+// at recv; again: the request's last attempt was refused too (a 503 or a
+// rate limit).
 func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv time.Time, again bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -203,11 +204,13 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 	if sent.Before(a.cut) {
 		return // sent at the rate already cut
 	}
-	if again && status == http.StatusServiceUnavailable {
-		// One request's 503 over and over is that request's failure (one
-		// broken endpoint), not the host's load: cut for each retry, it
-		// slowed every other request to the host (a 105 s run where a 502
-		// took 2 s). An overloaded host's 503s reach other requests too.
+	if again {
+		// One request refused over and over (a 503, a rate limit) is that
+		// request's: one broken endpoint, a limit on one resource, not
+		// the host's load or limit. Cut for each retry, it slowed every
+		// other request to the host (a 105 s run where a 502 took 2 s; 34
+		// s where one search's two 429s took 2 s). A host's limit or load
+		// reaches other requests too, and their refusals cut.
 		return
 	}
 	if spent && rateLimited(status, h) {

@@ -464,15 +464,18 @@ func TestAdaptiveLoneRejection(t *testing.T) {
 func TestAdaptiveCutLogged(t *testing.T) {
 	var n atomic.Int32
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1) <= 2 {
+		// The first attempts of two requests: a pair of rejections.
+		if k := n.Add(1); k == 1 || k == 3 {
 			w.WriteHeader(http.StatusTooManyRequests)
 		}
 	})
 	var logs syncBuffer
 	clk := newFakeClock()
 	c := mustClient(t, testPool(clk, 0, textLogger(&logs)), HostConfig{BaseURL: srv.URL, Retry: Retry{Attempts: 3}})
-	if _, err := c.Do(t.Context(), &Request{URL: "/x"}); err != nil {
-		t.Fatalf("Do: %v", err)
+	for _, u := range []string{"/x", "/y"} {
+		if _, err := c.Do(t.Context(), &Request{URL: u}); err != nil {
+			t.Fatalf("Do: %v", err)
+		}
 	}
 	line := firstLineWith(logs.String(), "http rate cut")
 	if line == "" || !strings.Contains(line, "status=429") || !strings.Contains(line, "per_second=") || !strings.Contains(line, "host="+srv.URL) {
@@ -592,5 +595,35 @@ func TestAdaptiveBrokenEndpointNoCut(t *testing.T) {
 	}
 	if hs := p.Stats().Hosts[origin(c.base)]; hs.RateCuts != 1 {
 		t.Errorf("a second request's 503 soon after: %d cuts, want 1", hs.RateCuts)
+	}
+}
+
+// TestAdaptiveLimitedResourceNoCut: one request rate limited on every
+// attempt (a limit on one resource: a search, a project being indexed)
+// is that request's, as one broken endpoint's 503s are: its retries' 429s
+// cut nothing, so the host's other requests go on unpaced (one search's
+// two 429s slowed 500 other chains from 2 s to 34 s). Another request's
+// 429 soon after is the host's limit: a pair, which cuts.
+func TestAdaptiveLimitedResourceNoCut(t *testing.T) {
+	clk := newFakeClock()
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		clk.Advance(20 * time.Millisecond)
+		if strings.HasPrefix(r.URL.Path, "/search") {
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+	})
+	p := testPool(clk, 0.5, nil)
+	c := mustClient(t, p, HostConfig{BaseURL: srv.URL, Retry: Retry{Attempts: 4, Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
+	if _, err := c.Do(t.Context(), &Request{URL: "/search/1"}); err == nil {
+		t.Fatal("a 429 to every attempt: want an error")
+	}
+	if hs := p.Stats().Hosts[origin(c.base)]; hs.RateCuts != 0 || hs.AdaptiveRate != 0 {
+		t.Errorf("one request's four 429s: %d cuts, rate %.2f; want unpaced", hs.RateCuts, hs.AdaptiveRate)
+	}
+	if _, err := c.Do(t.Context(), &Request{URL: "/search/2"}); err == nil {
+		t.Fatal("want an error")
+	}
+	if hs := p.Stats().Hosts[origin(c.base)]; hs.RateCuts != 1 {
+		t.Errorf("a second request's 429 soon after: %d cuts, want 1", hs.RateCuts)
 	}
 }

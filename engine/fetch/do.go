@@ -192,9 +192,9 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 		attempts, failures int
 		refreshed          bool
 		tokenUsed          string
-		// unavailable: this request's last answer was a 503 (see
-		// adaptive.observe: its retries' 503s cut no rate).
-		unavailable bool
+		// refused: this request's last answer was a 503 or a rate limit
+		// (see adaptive.observe: its retries' refusals cut no rate).
+		refused bool
 	)
 	fail := func(err error) error {
 		var ue *url.Error
@@ -265,7 +265,7 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 			}
 			tokenUsed = v
 		}
-		rr, spool, sent, dur, err := c.attempt(ctx, h, c.restFor(targetOrigin, h), method, sendTo, hdr, body, dl, unavailable)
+		rr, spool, sent, dur, err := c.attempt(ctx, h, c.restFor(targetOrigin, h), method, sendTo, hdr, body, dl, refused)
 		if sent {
 			attempts++
 			c.pool.requests.Add(1)
@@ -309,7 +309,7 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 		}
 
 		status := rr.StatusCode()
-		unavailable = status == http.StatusServiceUnavailable
+		refused = status == http.StatusServiceUnavailable || rateLimited(status, rr.Header())
 		c.log.Debug("http request", "method", method, "url", shown, "status", status, "attempt", attempts, "duration", dur)
 		resp := &Response{Status: status, Header: rr.Header(), Body: rr.Body(), URL: shown, Attempts: attempts, Spool: spool}
 		if dl != nil && spool == nil {
@@ -450,7 +450,7 @@ func withParam(target, name, value string) string {
 //
 // For a download (dl set), a 2xx body is received into a Spool, and the
 // timeout bounds each wait for data instead of the whole attempt. again:
-// the request's last attempt was answered 503.
+// the request's last attempt was refused too (a 503 or a rate limit).
 func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method, target string, hdr http.Header, body []byte, dl *Download, again bool) (rr *resty.Response, spool *Spool, sent bool, dur time.Duration, err error) {
 	if err := c.pool.waitRate(ctx, h); err != nil {
 		return nil, nil, false, 0, err
