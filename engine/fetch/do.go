@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 	"github.com/go-resty/resty/v2"
+	"golang.org/x/time/rate"
 )
 
 // Request is one logical request; Do may send it several times.
@@ -67,6 +68,8 @@ type Client struct {
 
 	tls     *tlsSetup // nil: Go's default verification, no client certificate
 	tlsName string    // the server name verified at the config's own host
+
+	own *rate.Limiter // HostConfig.OwnRatePerSecond; nil: none
 }
 
 func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource) *Client {
@@ -104,6 +107,9 @@ func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource
 		c.cfgHeader.Set(k, v)
 	}
 	c.authHeader, c.authValue, c.authParam, c.authToken = cfg.Auth.static()
+	if cfg.OwnRatePerSecond > 0 {
+		c.own = rate.NewLimiter(rate.Limit(cfg.OwnRatePerSecond), max(cfg.OwnBurst, 1))
+	}
 	return c
 }
 
@@ -452,6 +458,11 @@ func withParam(target, name, value string) string {
 // timeout bounds each wait for data instead of the whole attempt. again:
 // the request's last attempt was refused too (a 503 or a rate limit).
 func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method, target string, hdr http.Header, body []byte, dl *Download, again bool) (rr *resty.Response, spool *Spool, sent bool, dur time.Duration, err error) {
+	// The client's own ceiling first: a request it holds takes none of
+	// the host's tokens meanwhile.
+	if err := c.pool.waitLimiter(ctx, c.own); err != nil {
+		return nil, nil, false, 0, err
+	}
 	if err := c.pool.waitRate(ctx, h); err != nil {
 		return nil, nil, false, 0, err
 	}

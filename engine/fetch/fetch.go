@@ -50,7 +50,16 @@ type HostConfig struct {
 	RetryPOST     *bool
 	RatePerSecond float64 // 0 means unlimited
 	Burst         int     // with RatePerSecond; 0 means 1
-	Concurrency   int     // requests in flight to the host; 0 means 8
+	// OwnRatePerSecond is a ceiling on this client's own requests (a
+	// stream's rate_limit: one endpoint's limit, such as a search API's),
+	// besides the host's; 0 means none. OwnBurst is its burst (0: 1).
+	OwnRatePerSecond float64
+	OwnBurst         int
+	// OwnRateGroup names a ceiling the clients of one base URL's host
+	// that give the same name share (one limit across a search API's
+	// object types); "" is the client's alone.
+	OwnRateGroup string
+	Concurrency  int // requests in flight to the host; 0 means 8
 	// RateHeaders paces the host's requests to the rate its
 	// x-ratelimit-limit and x-ratelimit-period headers announce, and holds
 	// them after a rate limit or x-ratelimit-remaining 0 until x-ratelimit-reset
@@ -111,6 +120,7 @@ type Pool struct {
 	tokens   map[string]*tokenSource
 	authHost *host
 
+	groups    map[string]*rate.Limiter // OwnRateGroup's, by origin and name
 	tlsSetups map[TLS]*tlsSetup
 	tlsRest   map[restKey]*resty.Client // transports with a config's TLS, by host
 }
@@ -238,7 +248,7 @@ func (p *Pool) Client(cfg HostConfig) (*Client, error) {
 			return nil, fmt.Errorf("base url %s: %w", p.red.url(cfg.BaseURL), err)
 		}
 	}
-	if cfg.RatePerSecond < 0 || cfg.Burst < 0 || cfg.Concurrency < 0 || cfg.MaxBodyBytes < 0 {
+	if cfg.RatePerSecond < 0 || cfg.Burst < 0 || cfg.OwnRatePerSecond < 0 || cfg.OwnBurst < 0 || cfg.Concurrency < 0 || cfg.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("base url %s: negative limit", p.red.url(cfg.BaseURL))
 	}
 	if cfg.Concurrency == 0 {
@@ -249,6 +259,9 @@ func (p *Pool) Client(cfg HostConfig) (*Client, error) {
 	}
 	if cfg.RatePerSecond > 0 && cfg.Burst == 0 {
 		cfg.Burst = 1
+	}
+	if cfg.OwnRatePerSecond > 0 && cfg.OwnBurst == 0 {
+		cfg.OwnBurst = 1
 	}
 	if _, err := p.loadTLS(cfg.TLS); err != nil {
 		return nil, fmt.Errorf("base url %s: %w", p.red.url(cfg.BaseURL), err)
@@ -262,7 +275,21 @@ func (p *Pool) Client(cfg HostConfig) (*Client, error) {
 	if cfg.Auth.dynamic() {
 		ts = p.tokenSource(cfg)
 	}
-	return p.newClient(cfg, base, h, ts), nil
+	c := p.newClient(cfg, base, h, ts)
+	if c.own != nil && cfg.OwnRateGroup != "" {
+		p.mu.Lock()
+		key := c.origin + "\x00" + cfg.OwnRateGroup
+		if g, ok := p.groups[key]; ok {
+			c.own = g // the group's first limit; validation made them one
+		} else {
+			if p.groups == nil {
+				p.groups = map[string]*rate.Limiter{}
+			}
+			p.groups[key] = c.own
+		}
+		p.mu.Unlock()
+	}
+	return c, nil
 }
 
 // host returns the shared state of origin, creating it with cfg's limits.
@@ -517,7 +544,11 @@ func (p *Pool) Sleep(ctx context.Context, d time.Duration) error { return p.slee
 // waitRate takes one token from the host's limiter, sleeping through the
 // pool's Sleep so tests can use a fake clock.
 func (p *Pool) waitRate(ctx context.Context, h *host) error {
-	lim := h.lim.Load()
+	return p.waitLimiter(ctx, h.lim.Load())
+}
+
+// waitLimiter waits for lim's next token (nil: none to wait for).
+func (p *Pool) waitLimiter(ctx context.Context, lim *rate.Limiter) error {
 	if lim == nil {
 		return ctx.Err()
 	}

@@ -123,6 +123,13 @@ func TestRateLimit(t *testing.T) {
 		{name: "shared by two configs, strictest rate", configs: []HostConfig{{RatePerSecond: 4}, {RatePerSecond: 2}}, n: 5, want: []time.Duration{500 * ms, 500 * ms, 500 * ms, 500 * ms}},
 		{name: "unlimited config does not loosen", configs: []HostConfig{{RatePerSecond: 10}, {}}, n: 3, want: []time.Duration{100 * ms, 100 * ms}},
 		{name: "unlimited", configs: []HostConfig{{}}, n: 5, want: nil},
+		// A stream's own ceiling paces that client alone (the second
+		// client's requests wait for nothing), and the host's still holds.
+		{name: "own ceiling, its client only", configs: []HostConfig{{OwnRatePerSecond: 2}, {}}, n: 6, want: []time.Duration{500 * ms, 500 * ms}},
+		// Two clients of one group share its bucket; apart, each has its own.
+		{name: "own ceiling, one group", configs: []HostConfig{{OwnRatePerSecond: 2, OwnRateGroup: "search"}, {OwnRatePerSecond: 2, OwnRateGroup: "search"}}, n: 4, want: []time.Duration{500 * ms, 500 * ms, 500 * ms}},
+		{name: "own ceiling, two groups", configs: []HostConfig{{OwnRatePerSecond: 2, OwnRateGroup: "a"}, {OwnRatePerSecond: 2, OwnRateGroup: "b"}}, n: 4, want: []time.Duration{500 * ms}},
+		{name: "own ceiling besides the host's", configs: []HostConfig{{RatePerSecond: 1, OwnRatePerSecond: 2}}, n: 3, want: []time.Duration{500 * ms, 500 * ms, time.Second}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -53,9 +53,17 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 		if h.Concurrency.Set {
 			hc.Concurrency = h.Concurrency.V
 		}
-		if rl := h.RateLimit; rl != nil {
+		if rl := h.RateLimit; rl != nil && i == 0 {
+			// The top level's: the host's ceiling, shared by its streams.
 			hc.RatePerSecond = rl.PerSecond.V
 			hc.Burst = rl.Burst.V
+		} else if rl != nil {
+			// A stream's own: one endpoint's limit (a search API's, a
+			// Slack method's tier), on its requests only; held to it, the
+			// host's other streams go at the host's pace.
+			hc.OwnRatePerSecond = rl.PerSecond.V
+			hc.OwnBurst = rl.Burst.V
+			hc.OwnRateGroup = rl.Group.V
 		}
 		if rt := h.Retry; rt != nil {
 			if rt.Attempts.Set {

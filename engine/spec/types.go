@@ -51,7 +51,7 @@ type HTTP struct {
 	Auth        *Auth      `yaml:"auth" doc:"Authentication."`
 	Timeout     Duration   `yaml:"timeout" doc:"Timeout of one attempt, e.g. 30s."`
 	Retry       *Retry     `yaml:"retry" doc:"Retry policy for network errors and retryable statuses."`
-	RateLimit   *RateLimit `yaml:"rate_limit" doc:"A ceiling on requests per second to this host, shared by every stream using it. Without it ferry still slows down to what the host accepts (429 and 503 answers, Retry-After, rate-limit headers); give one only where the API documents its limit."`
+	RateLimit   *RateLimit `yaml:"rate_limit" doc:"A ceiling on requests per second: at the top level, to the host, shared by every stream using it; in a stream's http, on that stream's own requests only (one endpoint's limit, such as a search API's or a Slack method's tier), besides the host's. Without it ferry still slows down to what the host accepts (429 and 503 answers, Retry-After, rate-limit headers); give one only where the API documents its limit."`
 	Concurrency Int        `yaml:"concurrency" doc:"Requests in flight to this host at once, shared by every stream and fan-out level."`
 	Rules       []Rule     `yaml:"rules" doc:"Response rules, tried in order before the default handling (2xx is data, retry.on statuses are retried, other statuses fail); the first that matches decides. A stream's rules are tried before the top-level ones."`
 	TLS         *TLS       `yaml:"tls" doc:"TLS for a self-hosted API: a CA bundle to trust, a client certificate, the name to verify. A stream's tls replaces the top-level one whole."`
@@ -149,10 +149,12 @@ type Retry struct {
 	Post     Bool     `yaml:"post" doc:"Retry POST requests too (default true: most API POSTs are read-only queries; set false where a POST creates something, so a retry cannot create it twice)."`
 }
 
-// RateLimit is a token bucket shared by every request to one host.
+// RateLimit is a token bucket: at the top level, shared by every request
+// to one host; in a stream's http, for that stream's requests.
 type RateLimit struct {
 	PerSecond Float `yaml:"per_second" ferry:"required" doc:"Sustained requests per second."`
 	Burst     Int   `yaml:"burst" doc:"Requests allowed at once above the rate (default 1)."`
+	Group     Str   `yaml:"group" doc:"In a stream's http: a name the streams whose requests count against one limit share (a search API's limit across its object types); each stream's own otherwise. Every stream of a group gives the same per_second and burst."`
 }
 
 // Stream is one endpoint read, possibly once per record of a parent stream.

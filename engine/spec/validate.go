@@ -322,12 +322,37 @@ func (p *parser) checkStreams(f *File) {
 		}
 	}
 	p.checkHTTP(&f.HTTP, "http")
+	if rl := f.HTTP.RateLimit; rl != nil && rl.Group.Set {
+		p.errorAt(rl.Group.P, "http.rate_limit.group", "the top level's rate_limit is the host's, shared by every stream already: give group in a stream's http")
+	}
+	p.checkRateGroups(f)
 	p.warnRuleTakes429(&f.HTTP, nil)
 	for i := range f.Streams.Items {
 		if h := f.Streams.Items[i].Value.HTTP; h != nil {
 			p.warnRuleTakes429(h, &f.HTTP)
 		}
 		p.warnGraphQLErrorsUnread(&f.Streams.Items[i].Value, &f.HTTP)
+	}
+}
+
+// checkRateGroups checks that the streams of one rate_limit group give
+// one limit: they share one bucket, which cannot hold two rates.
+func (p *parser) checkRateGroups(f *File) {
+	first := map[string]*RateLimit{}
+	for i := range f.Streams.Items {
+		s := &f.Streams.Items[i].Value
+		if s.HTTP == nil || s.HTTP.RateLimit == nil || !s.HTTP.RateLimit.Group.Set {
+			continue
+		}
+		rl := s.HTTP.RateLimit
+		g, ok := first[rl.Group.V]
+		if !ok {
+			first[rl.Group.V] = rl
+			continue
+		}
+		if g.PerSecond.V != rl.PerSecond.V || g.Burst.V != rl.Burst.V {
+			p.errorAt(rl.Group.P, "streams."+s.Name+".http.rate_limit.group", "group %q is %v a second (burst %d) at %d:%d: one group is one limit, give the same", rl.Group.V, g.PerSecond.V, max(g.Burst.V, 1), g.Group.P.Line, g.Group.P.Col)
+		}
 	}
 }
 

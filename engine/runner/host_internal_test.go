@@ -1,0 +1,44 @@
+package runner
+
+import (
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine/spec"
+)
+
+// The top level's rate_limit is the host's ceiling, shared by its
+// streams; a stream's own rate_limit is that stream's alone (one
+// endpoint's limit, such as a search API's), and does not tighten the
+// host for the others. A stream without one has only the host's.
+func TestStreamRateLimitIsItsOwn(t *testing.T) {
+	f, err := spec.Parse("spec.yaml", []byte(`version: 1
+name: t
+http:
+  base_url: https://api.example.com
+  rate_limit: {per_second: 10, burst: 10}
+streams:
+  search:
+    http:
+      rate_limit: {per_second: 4, group: search}
+    request: {path: /search}
+  list:
+    request: {path: /list}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][4]float64{"search": {10, 10, 4, 0}, "list": {10, 10, 0, 0}} {
+		s := f.Stream(name)
+		hc, err := hostConfig(f, s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := [4]float64{hc.RatePerSecond, float64(hc.Burst), hc.OwnRatePerSecond, float64(hc.OwnBurst)}
+		if got != want {
+			t.Errorf("%s: host %v/s burst %v, own %v/s burst %v; want %v", name, got[0], got[1], got[2], got[3], want)
+		}
+		if g := map[string]string{"search": "search"}[name]; hc.OwnRateGroup != g {
+			t.Errorf("%s: group %q, want %q", name, hc.OwnRateGroup, g)
+		}
+	}
+}
