@@ -244,6 +244,14 @@ func (p *Pager) State() State {
 	return st
 }
 
+// Total is the smallest total the chain's pages reported, if any did.
+func (p *Pager) Total() (int, bool) {
+	if p == nil || !p.reported {
+		return 0, false
+	}
+	return p.fewest, true
+}
+
 // Next inspects page and rewrites req for the following page. It returns
 // false when the chain is complete. stop_when is asked first: it can end a
 // chain, but the records of the page it stops on have already been read.
