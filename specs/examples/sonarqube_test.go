@@ -22,7 +22,8 @@ import (
 // deprecated top-level p, ps and total (shape); issues/search refuses
 // p*ps > 10000 with a 400 "Can return only the first 10000 results. …",
 // sorts by creation date then key (s=CREATION_DATE, asc), filters by
-// createdAfter (inclusive, at the second the date names) and gives dates
+// createdAfter (inclusive, at the second the date names) and
+// createdBefore (exclusive) and gives dates
 // as 2013-05-13T17:55:39+0200; optional fields left out (line, effort,
 // author, resolution, closeDate, a project's lastAnalysisDate); the token
 // as basic auth's user name with an empty password (else a 401 with no
@@ -212,9 +213,17 @@ func (s *sonarSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+		var before time.Time // createdBefore: exclusive
+		if v := q.Get("createdBefore"); v != "" {
+			var err error
+			if before, err = time.Parse("2006-01-02T15:04:05-0700", v); err != nil {
+				sonarError(w, 400, fmt.Sprintf("'%s' cannot be parsed as either a date or date+time", v))
+				return
+			}
+		}
 		list := []map[string]any{} // an empty list is [], never null
 		for _, is := range all {
-			if !is.created.Before(after) {
+			if !is.created.Before(after) && (before.IsZero() || is.created.Before(before)) {
 				list = append(list, is.body)
 			}
 		}
@@ -334,8 +343,12 @@ func TestSonarQube(t *testing.T) {
 	big := 0
 	for _, req := range s.asked("/api/issues/search") {
 		q := req.URL.Query()
-		if q.Get("componentKeys") == "" || q.Get("ps") != "500" || q.Get("s") != "CREATION_DATE" {
-			t.Errorf("issues request %s: want componentKeys, ps=500, s=CREATION_DATE", req.URL.RawQuery)
+		ps := "500"
+		if q.Has("createdBefore") {
+			ps = "499" // inside one second
+		}
+		if q.Get("componentKeys") == "" || q.Get("ps") != ps || q.Get("s") != "CREATION_DATE" {
+			t.Errorf("issues request %s: want componentKeys, ps=%s, s=CREATION_DATE", req.URL.RawQuery, ps)
 		}
 		if q.Get("componentKeys") == "com.acme:svc-007" {
 			big++
@@ -394,8 +407,8 @@ func TestSonarQubeCloud(t *testing.T) {
 	}
 }
 
-// The cap is where no other reading is left: more than 10,000 issues
-// created in one second are paged by p in that second, and the 21st
+// The cap is where no other reading is left: more than 9,980 issues
+// created in one second are paged by p in that second (499 a page), and the 21st
 // page's 400 fails the project's chain with the server's words, naming
 // it, on the Server (whose total says more) and on Cloud (whose total
 // says 10000: the chain must not take that for the end). The other
@@ -406,7 +419,7 @@ func TestSonarQubeCapFails(t *testing.T) {
 			s := newSonarSim(6, map[int]int{2: 10300}, map[int]int{2: 10250})
 			s.org = org
 			r := runSonar(t, s, nil)
-			failedRun(t, r, []string{"issues", "com.acme:svc-002", "Can return only the first 10000 results. 10500th result asked."})
+			failedRun(t, r, []string{"issues", "com.acme:svc-002", "Can return only the first 10000 results. 10479th result asked."})
 			if s.capped != 1 {
 				t.Errorf("%d requests refused by the cap, want 1", s.capped)
 			}
@@ -503,4 +516,36 @@ func TestSonarQubeResume(t *testing.T) {
 	}
 	t.Logf("%v issues written by the failed run; the resumed one asked %d pages of the big project", before, len(resumed))
 	noSecret(t, second, sonarToken)
+}
+
+// Two seconds of many issues each (a first analysis and the next, all
+// stamped with their analysis date), the first exactly a page long: the
+// page after it is all the second one's, and read by p inside "one
+// second" it would be taken for more of the first and skip a page of the
+// second (500 issues lost, exit 0). Every issue is read, and a page all
+// of one second is known to be one by createdBefore.
+func TestSonarQubeSecondsMeetAtAPageEnd(t *testing.T) {
+	s := newSonarSim(2, map[int]int{0: 0, 1: 3}, nil)
+	key := "com.acme:svc-000"
+	first := time.Date(2022, 3, 1, 10, 0, 0, 0, sonarZone)
+	var list []sonarIssue
+	for j, n := range []int{500, 1200, 40} {
+		at := first.Add(time.Duration(j) * 24 * time.Hour)
+		for i := range n {
+			k := fmt.Sprintf("AZ%d%06d", j, i)
+			created := at
+			if j == 2 {
+				created = at.Add(time.Duration(i) * time.Second) // one a second after the two analyses
+			}
+			list = append(list, sonarIssue{created: created, body: map[string]any{"key": k, "rule": "java:S1192", "severity": "MAJOR",
+				"component": key + ":src/Main.java", "project": key, "status": "OPEN", "message": "Issue " + k, "type": "CODE_SMELL",
+				"tags": []any{}, "creationDate": created.Format("2006-01-02T15:04:05-0700"), "updateDate": created.Format("2006-01-02T15:04:05-0700")}})
+		}
+	}
+	s.issues[key] = list
+	r := runSonar(t, s, nil)
+	if r.err != nil {
+		t.Fatalf("run: %v", r.err)
+	}
+	onceEach(t, s, r)
 }
