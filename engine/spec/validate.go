@@ -777,6 +777,11 @@ func (p *parser) checkTables(f *File) {
 		if t.HardDelete.V && t.Mode.V != "replace" {
 			p.errorAt(t.HardDelete.P, path+".hard_delete", "hard_delete needs mode: replace (only a replace table deletes rows)")
 		}
+		if dt := t.DeleteThreshold; dt.Set && (dt.V <= 0 || dt.V > 1) {
+			p.errorAt(dt.P, path+".delete_threshold", "want a share greater than 0 and at most 1, got %v", dt.V)
+		} else if dt.Set && t.Mode.V != "replace" {
+			p.errorAt(dt.P, path+".delete_threshold", "delete_threshold needs mode: replace (only a replace table deletes rows)")
+		}
 		if t.OnDuplicate.Set && t.Mode.V == "append" {
 			// Not "needs a primary_key": append refuses one just above.
 			p.errorAt(t.OnDuplicate.P, path+".on_duplicate", "on_duplicate does not apply to an append table: its rows are appended, never matched by key")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferry-etl/ferry/engine/fetch"
+	"github.com/ferry-etl/ferry/engine/sink"
 )
 
 // RelationPolicy says what to do with a relation whose target entity is
@@ -36,7 +37,7 @@ const OwnerProperty = "ferryOwner"
 const (
 	DefaultBaseURL         = "https://api.port.io"
 	DefaultConcurrency     = 4
-	DefaultDeleteThreshold = 0.9
+	DefaultDeleteThreshold = sink.DefaultDeleteThreshold
 	DefaultMaxAttempts     = 10
 	maxBodyBytes           = 1 << 20 // Port's request body limit
 	maxBulkEntities        = 20

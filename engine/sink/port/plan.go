@@ -329,7 +329,7 @@ func (s *Sink) planDeletes(ctx context.Context, st *runState, complete map[strin
 			reason = "deletion is off (--no-delete)"
 		case !complete[id]:
 			reason = "not every stream feeding it completed, or a record of it failed: nothing of it is deleted"
-		case float64(len(stale)) > s.cfg.DeleteThreshold*float64(owned):
+		default:
 			reason = thresholdReason(len(stale), owned, s.cfg.DeleteThreshold)
 		}
 		bp := get(id)

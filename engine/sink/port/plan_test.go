@@ -205,7 +205,7 @@ func TestPlanRefusedDeletes(t *testing.T) {
 	if len(app.Delete) != 0 || app.Refused == nil || len(app.Refused.Identifiers) != 4 || !strings.Contains(app.Refused.Reason, "not every stream") {
 		t.Errorf("apps: delete %v refused %+v", app.Delete, app.Refused)
 	}
-	if len(envs.Delete) != 0 || envs.Refused == nil || envs.Refused.Owned != 10 || envs.Refused.Reason != "would delete 8 of 10 owned entities, above the 70% threshold" {
+	if len(envs.Delete) != 0 || envs.Refused == nil || envs.Refused.Owned != 10 || envs.Refused.Reason != "would delete 8 of 10 owned entities, above the 70% threshold (port.delete_threshold)" {
 		t.Errorf("envs: delete %v refused %+v", envs.Delete, envs.Refused)
 	}
 	if p.Changes() {

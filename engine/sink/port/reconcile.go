@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+
+	"github.com/ferry-etl/ferry/engine/sink"
 )
 
 // reconcile deletes stale owned entities of every complete blueprint. See
@@ -91,8 +93,7 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 		if len(cand) == 0 {
 			continue
 		}
-		if float64(len(cand)) > s.cfg.DeleteThreshold*float64(owned) {
-			reason := thresholdReason(len(cand), owned, s.cfg.DeleteThreshold)
+		if reason := thresholdReason(len(cand), owned, s.cfg.DeleteThreshold); reason != "" {
 			s.log.Warn("port deletion skipped", "blueprint", bp, "stale", len(cand), "owned", owned, "threshold", s.cfg.DeleteThreshold)
 			rep.SkippedDeletes = append(rep.SkippedDeletes, SkippedDelete{Blueprint: bp, Stale: len(cand), Owned: owned, Reason: reason})
 			continue
@@ -143,9 +144,10 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 	return nil
 }
 
-// thresholdReason says why deleting stale of owned entities is refused.
+// thresholdReason says why deleting stale of owned entities is refused;
+// "" when it is not.
 func thresholdReason(stale, owned int, threshold float64) string {
-	return fmt.Sprintf("would delete %d of %d owned entities, above the %.0f%% threshold", stale, owned, 100*threshold)
+	return sink.DeleteRefusal(stale, owned, threshold, "owned entities", "port.delete_threshold")
 }
 
 // listOwned lists bp's entities owned by the run's owner or by an owner it
