@@ -14,6 +14,7 @@
 //	i, reason, err := d.FindRefused(ctx, rows)      // after ErrRefused: the row at fault
 //	err = d.EnsureTables(ctx)                       // declared tables exist, empty if need be
 //	marked, err := d.FinishRun(ctx, complete, clearStreams) // end the sync, in one transaction
+//	skipped := d.SkippedDeletes()                  // replace tables left unmarked over their threshold
 //	err = d.Close()                                 // releases the lock
 //
 // dest is "sqlite:PATH", a plain file path, or a "postgres://" /
@@ -130,8 +131,14 @@
 // FinishRun ends the sync in one transaction: each table it names ends its
 // generation, a complete replace table first having the rows with
 // _ferry_synced before the generation's start marked (_ferry_deleted =
-// true, or DELETE with HardDelete); the checkpoints it names are deleted
-// with it, so a crash can never leave a finished generation with stale
+// true, or DELETE with HardDelete) — unless they are more than its
+// DeleteThreshold (default 0.9) of the rows not marked deleted, when none
+// is marked, the generation still ends, a warning names the table, the
+// counts and the option, and SkippedDeletes reports it (an API answering
+// a complete-looking empty list must not empty the table; no floor for
+// small tables: at 0.9 a table of ten rows or fewer may lose any of them
+// but not all at once, and 1 allows all); the checkpoints it names are
+// deleted with it, so a crash can never leave a finished generation with stale
 // checkpoints that would make the next run "resume" and delete everything it
 // did not re-fetch. A row seen again is un-deleted. ClearState with no
 // streams, and Restart, also discard open generations. The clock going

@@ -547,16 +547,11 @@ ON CONFLICT (stream, "partition") DO UPDATE SET value = excluded.value, updated_
 
 // finishRun finishes several tables and clears the streams' checkpoints in
 // one transaction (see DB.FinishRun).
-func (s *pgBackend) finishRun(ctx context.Context, ts []finishing, clear []string, runTime time.Time) (map[string]int, error) {
-	marked := map[string]int{}
-	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
+func (s *pgBackend) finishRun(ctx context.Context, ts []*finishing, clear []string, runTime time.Time) error {
+	return pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 		for _, f := range ts {
-			n, err := s.finishIn(ctx, tx, f.t, f.complete, runTime)
-			if err != nil {
+			if err := s.finishIn(ctx, tx, f, runTime); err != nil {
 				return err
-			}
-			if f.complete {
-				marked[f.t.cfg.name] = n
 			}
 		}
 		if len(clear) > 0 {
@@ -566,35 +561,41 @@ func (s *pgBackend) finishRun(ctx context.Context, ts []finishing, clear []strin
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return marked, nil
 }
 
-// finishIn ends one table's sync generation inside tx; with mark it first
-// marks the rows the generation did not write.
-func (s *pgBackend) finishIn(ctx context.Context, tx pgx.Tx, t *tbl, mark bool, runTime time.Time) (marked int, err error) {
+// finishIn ends one table's sync generation inside tx; a complete one
+// first has the rows the generation did not write marked, unless more of
+// its live rows than its threshold allows would be.
+func (s *pgBackend) finishIn(ctx context.Context, tx pgx.Tx, f *finishing, runTime time.Time) (err error) {
+	t := f.t
 	cutoff := runTime
 	err = tx.QueryRow(ctx, `SELECT started_at FROM `+s.syncT+` WHERE tbl = $1`, t.cfg.name).Scan(&cutoff)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("table %q: read sync generation: %w", t.cfg.name, err)
+		return fmt.Errorf("table %q: read sync generation: %w", t.cfg.name, err)
 	}
-	if mark && t.exists {
+	if f.complete && t.exists {
+		var live, stale int64
+		q := `SELECT COUNT(*), COUNT(*) FILTER (WHERE ` + quoteIdent(ColSynced) + ` < $1) FROM ` + t.ident + ` WHERE NOT ` + quoteIdent(ColDeleted)
+		if err := tx.QueryRow(ctx, q, cutoff).Scan(&live, &stale); err != nil {
+			return fmt.Errorf("table %q: count unseen rows: %w", t.cfg.name, err)
+		}
+		f.skipped = t.cfg.skipDelete(int(stale), int(live))
+	}
+	if f.complete && t.exists && f.skipped == nil {
 		q := `UPDATE ` + t.ident + ` SET ` + quoteIdent(ColDeleted) + ` = true WHERE ` + quoteIdent(ColSynced) + ` < $1 AND NOT ` + quoteIdent(ColDeleted)
 		if t.cfg.hard {
 			q = `DELETE FROM ` + t.ident + ` WHERE ` + quoteIdent(ColSynced) + ` < $1`
 		}
 		tag, err := tx.Exec(ctx, q, cutoff)
 		if err != nil {
-			return 0, fmt.Errorf("table %q: mark unseen rows: %w", t.cfg.name, err)
+			return fmt.Errorf("table %q: mark unseen rows: %w", t.cfg.name, err)
 		}
-		marked = int(tag.RowsAffected())
+		f.marked = int(tag.RowsAffected())
 	}
 	if _, err := tx.Exec(ctx, `DELETE FROM `+s.syncT+` WHERE tbl = $1`, t.cfg.name); err != nil {
-		return 0, fmt.Errorf("table %q: end sync generation: %w", t.cfg.name, err)
+		return fmt.Errorf("table %q: end sync generation: %w", t.cfg.name, err)
 	}
-	return marked, nil
+	return nil
 }
 
 func (s *pgBackend) state(ctx context.Context) (map[string]map[string]json.RawMessage, error) {

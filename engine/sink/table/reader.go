@@ -94,7 +94,8 @@ type TablePlan struct {
 	Unchanged int
 	// Delete are the rows a complete sync of a replace table did not see:
 	// marked _ferry_deleted, or deleted with HardDelete. Refused, when not
-	// empty, is why such rows would be kept (the sync is not complete).
+	// empty, is why such rows would be kept (the sync is not complete, or
+	// more of its live rows than the table's delete threshold would go).
 	Delete     []Key
 	HardDelete bool
 	Refused    string
@@ -261,12 +262,16 @@ func (r *Reader) Plan(ctx context.Context, table string, rows []sink.Row, comple
 			}
 		}
 		slices.Sort(stale)
-		if complete {
+		switch sk := n.cfg.skipDelete(len(stale), len(live)); {
+		case len(stale) == 0:
+		case !complete:
+			tp.Refused, tp.Kept = "not every stream feeding it completed, or a record of it failed: no row is marked deleted", len(stale)
+		case sk != nil:
+			tp.Refused, tp.Kept = sk.Reason+": no row is marked deleted", len(stale)
+		default:
 			for _, ks := range stale {
 				tp.Delete = append(tp.Delete, live[ks])
 			}
-		} else if len(stale) > 0 {
-			tp.Refused, tp.Kept = "not every stream feeding it completed, or a record of it failed: no row is marked deleted", len(stale)
 		}
 	}
 	return tp, nil

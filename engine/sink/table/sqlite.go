@@ -614,61 +614,66 @@ ON CONFLICT (stream, "partition") DO UPDATE SET value = excluded.value, updated_
 
 // finishRun finishes several tables and clears the streams' checkpoints in
 // one transaction (see DB.FinishRun).
-func (s *sqliteBackend) finishRun(ctx context.Context, ts []finishing, clear []string, runTime time.Time) (marked map[string]int, err error) {
+func (s *sqliteBackend) finishRun(ctx context.Context, ts []*finishing, clear []string, runTime time.Time) (err error) {
 	if err := s.begin(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	defer func() {
 		if err != nil {
 			s.rollback(ctx)
 		}
 	}()
-	marked = map[string]int{}
 	for _, f := range ts {
-		n, err := s.finishIn(ctx, f.t, f.complete, runTime)
-		if err != nil {
-			return nil, err
-		}
-		if f.complete {
-			marked[f.t.cfg.name] = n
+		if err := s.finishIn(ctx, f, runTime); err != nil {
+			return err
 		}
 	}
 	for _, st := range clear {
 		if _, err := s.exec(ctx, `DELETE FROM `+s.stateT+` WHERE stream = ?`, st); err != nil {
-			return nil, fmt.Errorf("sqlite %s: clear state: %w", s.path, err)
+			return fmt.Errorf("sqlite %s: clear state: %w", s.path, err)
 		}
 	}
-	return marked, s.commit(ctx)
+	return s.commit(ctx)
 }
 
 // finishIn ends one table's sync generation, inside the caller's
-// transaction; with mark it first marks the rows the generation did not
-// write (all rows older than this run when no generation began).
-func (s *sqliteBackend) finishIn(ctx context.Context, t *tbl, mark bool, runTime time.Time) (marked int, err error) {
+// transaction; a complete one first has the rows the generation did not
+// write (all rows older than this run when no generation began) marked,
+// unless more of its live rows than its threshold allows would be.
+func (s *sqliteBackend) finishIn(ctx context.Context, f *finishing, runTime time.Time) (err error) {
+	t := f.t
 	cutoff := runTime.Format(datetimeFormat)
 	err = s.conn.QueryRowContext(ctx, `SELECT started_at FROM `+s.syncT+` WHERE tbl = ?`, t.cfg.name).Scan(&cutoff)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("table %q: read sync generation: %w", t.cfg.name, err)
+		return fmt.Errorf("table %q: read sync generation: %w", t.cfg.name, err)
 	}
-	if mark && t.exists {
+	if f.complete && t.exists {
+		var live, stale int
+		q := `SELECT COUNT(*), COUNT(CASE WHEN ` + quoteIdent(ColSynced) + ` < ? THEN 1 END) FROM ` + t.ident + ` WHERE NOT ` + quoteIdent(ColDeleted)
+		if err := s.conn.QueryRowContext(ctx, q, cutoff).Scan(&live, &stale); err != nil {
+			return fmt.Errorf("table %q: count unseen rows: %w", t.cfg.name, err)
+		}
+		f.skipped = t.cfg.skipDelete(stale, live)
+	}
+	if f.complete && t.exists && f.skipped == nil {
 		q := `UPDATE ` + t.ident + ` SET ` + quoteIdent(ColDeleted) + ` = 1 WHERE ` + quoteIdent(ColSynced) + ` < ? AND NOT ` + quoteIdent(ColDeleted)
 		if t.cfg.hard {
 			q = `DELETE FROM ` + t.ident + ` WHERE ` + quoteIdent(ColSynced) + ` < ?`
 		}
 		res, err := s.exec(ctx, q, cutoff)
 		if err != nil {
-			return 0, fmt.Errorf("table %q: mark unseen rows: %w", t.cfg.name, err)
+			return fmt.Errorf("table %q: mark unseen rows: %w", t.cfg.name, err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return 0, fmt.Errorf("table %q: mark unseen rows: %w", t.cfg.name, err)
+			return fmt.Errorf("table %q: mark unseen rows: %w", t.cfg.name, err)
 		}
-		marked = int(n)
+		f.marked = int(n)
 	}
 	if _, err := s.exec(ctx, `DELETE FROM `+s.syncT+` WHERE tbl = ?`, t.cfg.name); err != nil {
-		return 0, fmt.Errorf("table %q: end sync generation: %w", t.cfg.name, err)
+		return fmt.Errorf("table %q: end sync generation: %w", t.cfg.name, err)
 	}
-	return marked, nil
+	return nil
 }
 
 func (s *sqliteBackend) state(ctx context.Context) (map[string]map[string]json.RawMessage, error) {

@@ -44,6 +44,11 @@ type Table struct {
 	Columns    map[string]string
 	Mode       string // upsert (default) | append | replace
 	HardDelete bool   // replace mode: delete unseen rows instead of marking them
+	// DeleteThreshold (replace mode) is the largest share, in (0, 1], of
+	// the live rows (not marked deleted) one sync may mark (or delete);
+	// above it FinishRun marks none (see SkippedDeletes). 0 means
+	// sink.DefaultDeleteThreshold.
+	DeleteThreshold float64
 	// Merge: a row whose key was already written in this sync (on_duplicate:
 	// merge) keeps the stored value of every column the new row has null.
 	Merge bool
@@ -85,7 +90,8 @@ type DB struct {
 	afterRows func() error
 
 	unchanged map[string]int64 // per table: rows left as they were (change-only tables)
-	rewrite   bool             // Options.rewriteUnchanged
+	skipped   map[string]SkippedDelete
+	rewrite   bool // Options.rewriteUnchanged
 }
 
 // tableCfg is a validated [Table].
@@ -98,6 +104,8 @@ type tableCfg struct {
 	order    []string // declared column names, sorted
 	hard     bool
 	merge    bool
+	// threshold is Table.DeleteThreshold, the default filled in.
+	threshold float64
 	// changeOnly: an upsert table (not merge) leaves a stored row that is
 	// identical to the new one, and not marked deleted, as it is —
 	// _ferry_synced included. Replace and merge tables rewrite every row
@@ -219,7 +227,8 @@ type backend interface {
 	load(ctx context.Context, phys string) (exists bool, cols []column, pk []string, err error)
 	hasRows(ctx context.Context, ident string) (bool, error)
 	write(ctx context.Context, job *writeJob) error
-	finishRun(ctx context.Context, ts []finishing, clear []string, runTime time.Time) (map[string]int, error)
+	// finishRun fills each table's marked or skipped.
+	finishRun(ctx context.Context, ts []*finishing, clear []string, runTime time.Time) error
 	state(ctx context.Context) (map[string]map[string]json.RawMessage, error)
 	// clearState deletes the state of streams (of every stream when all),
 	// and with endGenerations every open sync generation, in one transaction.
@@ -295,6 +304,7 @@ func newDB(opts Options) (*DB, error) {
 		tables:    map[string]*tbl{},
 		warned:    map[string]bool{},
 		unchanged: map[string]int64{},
+		skipped:   map[string]SkippedDelete{},
 		rewrite:   opts.rewriteUnchanged,
 	}
 	if d.log == nil {
@@ -357,7 +367,13 @@ func (d *DB) tableConfig(t Table) (*tableCfg, error) {
 	if err := checkTableName(t.Name); err != nil {
 		return nil, err
 	}
-	c := &tableCfg{name: t.Name, mode: t.Mode, hard: t.HardDelete, merge: t.Merge, declared: map[string]colType{}}
+	c := &tableCfg{name: t.Name, mode: t.Mode, hard: t.HardDelete, merge: t.Merge, threshold: t.DeleteThreshold, declared: map[string]colType{}}
+	if c.threshold == 0 {
+		c.threshold = sink.DefaultDeleteThreshold
+	}
+	if c.threshold < 0 || c.threshold > 1 {
+		return nil, fmt.Errorf("table %q: delete threshold %v: want a share in (0, 1]", t.Name, t.DeleteThreshold)
+	}
 	switch t.Mode {
 	case "":
 		c.mode = ModeUpsert
@@ -608,16 +624,44 @@ func groupRows(rows []sink.Row) [][]sink.Row {
 }
 
 // finishing is one table of FinishRun: whether its unseen rows may be
-// marked.
+// marked; then, from the backend, how many were, or why none was.
 type finishing struct {
 	t        *tbl
 	complete bool
+
+	marked  int
+	skipped *SkippedDelete
+}
+
+// SkippedDelete is a replace table whose complete sync marked none of its
+// unseen rows: Stale of its Live rows (those not marked deleted) would
+// have gone, more than its delete threshold allows. An API that answers
+// a complete-looking empty list (a token allowed to see nothing, a wrong
+// org) must not empty the table.
+type SkippedDelete struct {
+	Table     string
+	Stale     int
+	Live      int
+	Threshold float64
+	Reason    string
+}
+
+// skipDelete is the SkippedDelete of marking stale of live rows of c, nil
+// when the threshold allows it.
+func (c *tableCfg) skipDelete(stale, live int) *SkippedDelete {
+	r := sink.DeleteRefusal(stale, live, c.threshold, "live rows", "tables."+c.name+".delete_threshold")
+	if r == "" {
+		return nil
+	}
+	return &SkippedDelete{Table: c.name, Stale: stale, Live: live, Threshold: c.threshold, Reason: r}
 }
 
 // FinishRun ends a sync in one transaction: every table named in tables
 // ends its sync generation, and a replace table named with true (complete:
 // everything feeding it was read) first has its rows that the sync did not
-// write marked _ferry_deleted (deleted with HardDelete); the checkpoints
+// write marked _ferry_deleted (deleted with HardDelete) — unless more
+// than its delete threshold of its live rows would be, when none is (see
+// SkippedDeletes); the checkpoints
 // of clearStreams are deleted. Doing it at once is what makes a crash
 // while finishing harmless: either nothing happened (the checkpoints are
 // still there, a rerun resumes and finishes) or all of it did. Tables not
@@ -628,29 +672,44 @@ func (d *DB) FinishRun(ctx context.Context, tables map[string]bool, clearStreams
 	if d.closed {
 		return nil, errClosed
 	}
-	var fs []finishing
+	var fs []*finishing
 	for _, name := range slices.Sorted(maps.Keys(tables)) {
 		t, err := d.table(ctx, name)
 		if err != nil {
 			return nil, err
 		}
 		if t.cfg.generational() {
-			fs = append(fs, finishing{t: t, complete: tables[name] && t.cfg.mode == ModeReplace})
+			fs = append(fs, &finishing{t: t, complete: tables[name] && t.cfg.mode == ModeReplace})
 		}
 	}
-	marked, err := d.be.finishRun(ctx, fs, clearStreams, d.runTime)
-	if err != nil {
+	if err := d.be.finishRun(ctx, fs, clearStreams, d.runTime); err != nil {
 		return nil, err
 	}
+	marked := map[string]int{}
 	for _, f := range fs {
 		n := *f.t
 		n.begun = false
 		d.tables[f.t.cfg.name] = &n
-		if f.complete {
-			d.log.Info("table finished", "table", f.t.cfg.name, "marked", marked[f.t.cfg.name], "hard_delete", f.t.cfg.hard)
+		switch {
+		case f.skipped != nil:
+			sk := f.skipped
+			d.skipped[sk.Table] = *sk
+			d.log.Warn("table deletion skipped: no unseen row marked", "table", sk.Table, "stale", sk.Stale, "live", sk.Live,
+				"threshold", sk.Threshold, "option", "tables."+sk.Table+".delete_threshold", "reason", sk.Reason)
+		case f.complete:
+			marked[f.t.cfg.name] = f.marked
+			d.log.Info("table finished", "table", f.t.cfg.name, "marked", f.marked, "hard_delete", f.t.cfg.hard)
 		}
 	}
 	return marked, nil
+}
+
+// SkippedDeletes returns, per table, the replace tables whose unseen
+// rows FinishRun left unmarked over their delete threshold.
+func (d *DB) SkippedDeletes() map[string]SkippedDelete {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(d.skipped)
 }
 
 // EnsureTables creates every declared table that does not exist yet, with

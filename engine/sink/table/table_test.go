@@ -337,9 +337,12 @@ func TestReplace(t *testing.T) {
 			t.Errorf("complete run after a crash marked %d, want 1 (a)", m)
 		}
 		check(map[string]bool{"a": true, "b": false, "c": false})
-		// A fresh complete run that sees nothing marks everything left.
+		// A fresh complete run that sees nothing marks everything left
+		// (with a threshold that allows it: see TestDeleteThreshold).
 		e.clock.Add(time.Hour)
-		d := e.open(t, tab)
+		all := tab
+		all.DeleteThreshold = 1
+		d := e.open(t, all)
 		if m, err := d.FinishRun(ctx, map[string]bool{"r": true}, nil); err != nil || m["r"] != 2 {
 			t.Errorf("empty complete run: marked %v, %v; want r: 2 (b, c)", m, err)
 		}
