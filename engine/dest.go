@@ -127,7 +127,8 @@ func tableDefs(f *spec.File) []table.Table {
 	var out []table.Table
 	for _, it := range f.Tables.Items {
 		t := it.Value
-		def := table.Table{Name: t.Name, Mode: t.Mode.V, Columns: map[string]string{}, Merge: t.OnDuplicate.V == runner.DupMerge, HardDelete: t.HardDelete.V}
+		def := table.Table{Name: t.Name, Mode: t.Mode.V, Columns: map[string]string{}, Merge: t.OnDuplicate.V == runner.DupMerge, HardDelete: t.HardDelete.V,
+			DeleteThreshold: t.DeleteThreshold.V}
 		for _, k := range t.PrimaryKey {
 			def.PrimaryKey = append(def.PrimaryKey, k.V)
 		}
@@ -539,7 +540,12 @@ type Report struct {
 	// committed): only those had their unseen rows marked. A run with
 	// failures, refused rows or a failed FinishRun ends none.
 	Finished map[string]bool
-	Port     *port.Report
+	// SkippedDeletes are the replace tables whose sync ended without
+	// marking their unseen rows: more than the table's delete_threshold
+	// of its live rows would have been. Not reconciled; the run still
+	// succeeds, as a Port deletion skipped over its threshold does.
+	SkippedDeletes map[string]table.SkippedDelete
+	Port           *port.Report
 }
 
 // finish writes what is buffered and completes the targets. Every
@@ -605,6 +611,7 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 			for k, n := range marked {
 				rep.Tables[k] = n
 			}
+			rep.SkippedDeletes = d.tables.SkippedDeletes()
 			for k := range sum.Tables {
 				rep.Finished[k] = true
 			}

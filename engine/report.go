@@ -76,6 +76,10 @@ type TableReport struct {
 	// its sync (replace: unseen rows marked deleted). A run whose sync end
 	// failed or did not happen (failures, refused rows) reconciles none.
 	Reconciled bool `json:"reconciled"`
+	// SkippedDelete is why a complete sync of a replace table marked none
+	// of its unseen rows: more than its delete_threshold of its live rows
+	// would have gone (the table is then not reconciled).
+	SkippedDelete string `json:"skipped_delete,omitempty"`
 	// RowsUnchanged are rows written that were identical to the row the
 	// table held: not rewritten (upsert tables; see README).
 	RowsUnchanged int64 `json:"rows_unchanged"`
@@ -249,6 +253,9 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 			// Reconciled only if the sync ended: unseen rows were marked
 			// (a dry run, without destinations, says what a run would do).
 			tr.Reconciled = tr.Reconciled && res.Dest.Finished[name]
+			if sk, ok := res.Dest.SkippedDeletes[name]; ok {
+				tr.Reconciled, tr.SkippedDelete = false, sk.Reason
+			}
 			tr.RowsDeleted = res.Dest.Tables[name]
 			tr.RowsUnchanged = min(res.Dest.Unchanged[name], tr.RowsWritten)
 		}

@@ -340,6 +340,11 @@ func printSummary(w io.Writer, rep *engine.RunReport, dest string, width int) {
 			rows = append(rows, []string{tb.Name, "", count(tb.RowsWritten), count(tb.RowsUnchanged), count(int64(tb.RowsDeleted)), yesNo(tb.Reconciled)})
 		}
 		table(rows, []int{0, 1, 2, 4, 3, 5})
+		for _, tb := range rep.Tables {
+			if tb.SkippedDelete != "" {
+				line(fmt.Sprintf("  table %s not reconciled: deletion skipped: %s", tb.Name, tb.SkippedDelete))
+			}
+		}
 	}
 	if len(rep.Blueprints) > 0 {
 		rows := [][]string{{"Port blueprint", "", "produced", "upserted", "unchanged", "rejected", "deleted", "reconciled"}}

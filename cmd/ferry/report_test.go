@@ -412,3 +412,57 @@ func TestReportNamesUndeletedStaleEntities(t *testing.T) {
 		t.Errorf("the summary does not name the entity not deleted:\n%s", stderr)
 	}
 }
+
+// TestRunReportSkippedDelete: a replace table whose deletion the
+// threshold skipped is reported not reconciled, with the reason, in a
+// report that fits the schema; the run exits 0.
+func TestRunReportSkippedDelete(t *testing.T) {
+	sch := reportSchema(t)
+	var mu sync.Mutex
+	body := `[{"id": "1"}, {"id": "2"}, {"id": "3"}]`
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Write([]byte(body))
+	}))
+	defer api.Close()
+	t.Chdir(t.TempDir())
+	spec := `version: 1
+name: rep
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+streams:
+  items:
+    request: {path: /items}
+tables:
+  items: {from: items, primary_key: [id], mode: replace}
+`
+	if err := os.WriteFile("spec.yaml", []byte(spec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runOnce := func() engine.TableReport {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), []string{"run", "spec.yaml", "--set", "url=" + api.URL, "--progress", "none", "--report", "report.json"}, strings.NewReader(""), &stdout, &stderr)
+		if code != engine.ExitOK {
+			t.Fatalf("exit %d, want 0:\n%s", code, stderr.String())
+		}
+		data, err := os.ReadFile("report.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return checkReport(t, sch, data).Tables[0]
+	}
+	if tr := runOnce(); !tr.Reconciled || tr.SkippedDelete != "" {
+		t.Fatalf("first run: %+v", tr)
+	}
+	mu.Lock()
+	body = `[]`
+	mu.Unlock()
+	want := "would delete 3 of 3 live rows, above the 90% threshold (tables.items.delete_threshold)"
+	if tr := runOnce(); tr.Reconciled || tr.RowsDeleted != 0 || tr.SkippedDelete != want {
+		t.Errorf("empty answer: %+v; want not reconciled, nothing deleted, skipped_delete %q", tr, want)
+	}
+}

@@ -89,9 +89,9 @@ type DB struct {
 	// written and before the checkpoints and the commit.
 	afterRows func() error
 
-	unchanged map[string]int64 // per table: rows left as they were (change-only tables)
-	skipped   map[string]SkippedDelete
-	rewrite   bool // Options.rewriteUnchanged
+	unchanged map[string]int64         // per table: rows left as they were (change-only tables)
+	skipped   map[string]SkippedDelete // per table: unseen rows FinishRun left unmarked (threshold)
+	rewrite   bool                     // Options.rewriteUnchanged
 }
 
 // tableCfg is a validated [Table].
