@@ -377,6 +377,7 @@ func (p *parser) checkHTTP(h *HTTP, path string) {
 		need := map[string][]string{
 			"bearer": {"token"}, "header": {"header", "value"}, "query": {"param", "value"},
 			"basic": {"username"}, "oauth2": {"token_url", "client_id", "client_secret"},
+			"aws_sigv4": {"access_key_id", "secret_access_key", "region", "service"},
 		}[a.Type.V]
 		av := reflect.ValueOf(a).Elem()
 		for _, key := range need {
