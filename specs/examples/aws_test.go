@@ -170,8 +170,155 @@ func (s *orgSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(out)
 }
 
-func awsSets(url string) map[string]string {
-	return map[string]string{"endpoint": url, "access_key_id": awsKeyID, "secret_access_key": awsSecret, "session_token": awsSession}
+// awsSets are the inputs of a run against the simulators at orgURL and
+// ctURL (CloudTrail, in eu-west-1).
+func awsSets(orgURL, ctURL string) map[string]string {
+	return map[string]string{"endpoint": orgURL, "cloudtrail_endpoint": ctURL, "cloudtrail_region": "eu-west-1",
+		"access_key_id": awsKeyID, "secret_access_key": awsSecret, "session_token": awsSession}
+}
+
+// startAWS serves Organizations and CloudTrail until the test ends.
+func startAWS(t *testing.T, org *orgSim, ct *ctSim) map[string]string {
+	t.Helper()
+	o, c := httptest.NewServer(org), httptest.NewServer(ct)
+	t.Cleanup(o.Close)
+	t.Cleanup(c.Close)
+	return awsSets(o.URL, c.URL)
+}
+
+// ctSim is CloudTrail's LookupEvents (testdata/aws.md): signatures
+// verified for eu-west-1 and service cloudtrail, MaxResults at most 50,
+// two requests a second (a token bucket; a 400 ThrottlingException
+// beyond), a NextToken valid only with the StartTime and EndTime it was
+// issued for, newest events first, optional fields left out.
+type ctSim struct {
+	verify apitest.SigV4
+	events []map[string]any
+	faults map[int]string
+
+	mu        sync.Mutex
+	requests  int
+	pages     int
+	throttled int
+	bucket    float64
+	last      time.Time
+	tokens    map[string]ctToken
+	starts    []float64 // StartTime of each request
+}
+
+type ctToken struct {
+	off        int
+	start, end any
+}
+
+func newCTSim(n int, session string) *ctSim {
+	s := &ctSim{
+		verify: apitest.SigV4{Region: "eu-west-1", Service: "cloudtrail",
+			Keys: map[string]apitest.SigV4Key{awsKeyID: {Secret: awsSecret, SessionToken: session}}},
+		faults: map[int]string{}, tokens: map[string]ctToken{}, bucket: 2,
+	}
+	now := float64(time.Now().Unix())
+	for i := range n {
+		e := map[string]any{
+			"EventId":         fmt.Sprintf("0f3c%04d-8f9e-4bd1-9d2a-%012d", i, i),
+			"EventName":       []string{"ConsoleLogin", "DescribeInstances", "PutObject", "AssumeRole"}[i%4],
+			"ReadOnly":        []string{"false", "true"}[i%2],
+			"EventTime":       now - float64(i)*301.25,
+			"EventSource":     "signin.amazonaws.com",
+			"CloudTrailEvent": fmt.Sprintf(`{"eventVersion":"1.09","eventID":"%d","awsRegion":"eu-west-1"}`, i),
+		}
+		if i%4 != 1 {
+			e["Username"] = fmt.Sprintf("user%d", i%7) // left out of some
+			e["AccessKeyId"] = "ASIAEXAMPLE" + strconv.Itoa(i%3)
+		}
+		s.events = append(s.events, e)
+	}
+	return s
+}
+
+func (s *ctSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	fail := func(status int, typ, msg string) {
+		(&apitest.AWSError{Status: status, Type: typ, Message: msg}).Write(w)
+	}
+	body, _ := io.ReadAll(r.Body)
+	if e := s.verify.Check(r, body); e != nil {
+		e.Write(w)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests++
+	now := time.Now()
+	if !s.last.IsZero() {
+		s.bucket = min(2, s.bucket+2*now.Sub(s.last).Seconds())
+	}
+	s.last = now
+	if s.bucket < 1 || s.faults[s.requests] == "ThrottlingException" {
+		s.throttled++
+		fail(http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
+		return
+	}
+	s.bucket--
+	if r.Header.Get("X-Amz-Target") != "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents" || r.Header.Get("Content-Type") != "application/x-amz-json-1.1" {
+		fail(http.StatusBadRequest, "UnknownOperationException", "")
+		return
+	}
+	var in map[string]any
+	if err := json.Unmarshal(body, &in); err != nil {
+		fail(http.StatusBadRequest, "SerializationException", "")
+		return
+	}
+	start, ok := in["StartTime"].(float64)
+	if !ok {
+		fail(http.StatusBadRequest, "SerializationException", "STRING_VALUE can not be converted to a Timestamp")
+		return
+	}
+	s.starts = append(s.starts, start)
+	size := 50
+	if m, ok := in["MaxResults"].(float64); ok {
+		if m < 1 || m > 50 {
+			fail(http.StatusBadRequest, "InvalidMaxResultsException", "MaxResults must be between 1 and 50.")
+			return
+		}
+		size = int(m)
+	}
+	from := 0
+	if tok, ok := in["NextToken"].(string); ok {
+		t, known := s.tokens[tok]
+		if !known || t.start != in["StartTime"] || t.end != in["EndTime"] {
+			fail(http.StatusBadRequest, "InvalidNextTokenException", "Invalid NextToken: the token was issued for other parameters.")
+			return
+		}
+		from = t.off
+	}
+	var match []map[string]any
+	for _, e := range s.events {
+		if e["EventTime"].(float64) >= start {
+			match = append(match, e)
+		}
+	}
+	s.pages++
+	if s.pages == 2 {
+		size = 13
+	}
+	end := min(from+size, len(match))
+	out := map[string]any{"Events": match[from:end]}
+	if end < len(match) {
+		tok := fmt.Sprintf("kbOt5LlLU%d/%d+==", s.pages, end)
+		s.tokens[tok] = ctToken{off: end, start: in["StartTime"], end: in["EndTime"]}
+		out["NextToken"] = tok
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+func (s *ctSim) ids() []string {
+	var out []string
+	for _, e := range s.events {
+		out = append(out, e["EventId"].(string))
+	}
+	return out
 }
 
 func (s *orgSim) ids() []string {
@@ -190,14 +337,32 @@ func TestAWS(t *testing.T) {
 	sim := newOrgSim(53, awsSession)
 	sim.faults[2] = "TooManyRequestsException"
 	sim.faults[5] = "ServiceException"
-	srv := httptest.NewServer(sim)
-	defer srv.Close()
+	ct := newCTSim(130, awsSession)
+	ct.faults[2] = "ThrottlingException"
 
-	r := runVendor(t, "aws.yaml", awsSets(srv.URL), time.Time{})
+	r := runVendor(t, "aws.yaml", startAWS(t, sim, ct), time.Time{})
 	if r.err != nil {
 		t.Fatalf("run: %v", r.err)
 	}
 	sameIDs(t, "accounts", sim.ids(), column(r.rows["accounts"], "id"))
+	sameIDs(t, "events", ct.ids(), column(r.rows["events"], "id"))
+	for i, st := range ct.starts {
+		if st != ct.starts[0] {
+			t.Errorf("LookupEvents request %d: StartTime %v, the first's %v", i+1, st, ct.starts[0])
+		}
+	}
+	if first := time.Unix(int64(ct.starts[0]), 0); time.Since(first) < 23*time.Hour || time.Since(first) > 25*time.Hour {
+		t.Errorf("StartTime %v: want 24 hours back (lookback's default)", first)
+	}
+	for _, row := range r.rows["events"] {
+		if row["at"] == nil || row["event"] == nil || row["read_only"] == nil {
+			t.Errorf("event row %v: want its time, read_only and the parsed CloudTrailEvent", row)
+			break
+		}
+	}
+	if ct.throttled != 1 {
+		t.Errorf("CloudTrail throttled %d requests, want only the one forced (rate_limit keeps under two a second)", ct.throttled)
+	}
 	for _, row := range r.rows["accounts"] {
 		if row["state"] != "ACTIVE" || row["joined_at"] == nil {
 			t.Errorf("account row %v: want its state (State, or Status alone) and joined_at", row)
@@ -240,9 +405,7 @@ func TestAWSErrors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			sim := newOrgSim(30, awsSession)
 			sim.deny = c.deny
-			srv := httptest.NewServer(sim)
-			defer srv.Close()
-			sets := awsSets(srv.URL)
+			sets := startAWS(t, sim, newCTSim(10, awsSession))
 			for k, v := range c.sets {
 				sets[k] = v
 			}
@@ -258,9 +421,7 @@ func TestAWSErrors(t *testing.T) {
 func TestAWSClockSkew(t *testing.T) {
 	sim := newOrgSim(30, awsSession)
 	sim.skew = 9 * time.Minute
-	srv := httptest.NewServer(sim)
-	defer srv.Close()
-	r := runVendor(t, "aws.yaml", awsSets(srv.URL), time.Time{})
+	r := runVendor(t, "aws.yaml", startAWS(t, sim, newCTSim(10, awsSession)), time.Time{})
 	failedRun(t, r, []string{"accounts", "Signature expired", "the local clock is", "behind the server's", "NTP"})
 	noSecret(t, r, awsSecret, awsSession)
 }
@@ -270,10 +431,17 @@ func TestAWSClockSkew(t *testing.T) {
 // headers are held as <volatile>, so the cassette replays.
 func TestAWSRecordReplay(t *testing.T) {
 	sim := newOrgSim(45, awsSession)
-	srv := httptest.NewServer(sim)
+	ct := newCTSim(60, awsSession)
+	org, cts := httptest.NewServer(sim), httptest.NewServer(ct)
+	sets := awsSets(org.URL, cts.URL)
 	dir := t.TempDir()
-	r := runVendorOpts(t, "aws.yaml", awsSets(srv.URL), engine.RunOptions{DryRun: true, Record: dir})
-	srv.Close()
+	// Both runs at one time by their clock, as a ferry test case's now:
+	// pins it: StartTime is computed from it.
+	t0 := time.Now()
+	at := func() time.Time { return t0 }
+	r := runVendorOpts(t, "aws.yaml", sets, engine.RunOptions{DryRun: true, Record: dir, Now: at})
+	org.Close()
+	cts.Close()
 	if r.err != nil {
 		t.Fatalf("record: %v", r.err)
 	}
@@ -297,18 +465,20 @@ func TestAWSRecordReplay(t *testing.T) {
 	if err != nil || files == 0 {
 		t.Fatalf("cassette: %d files, %v", files, err)
 	}
-	// Replayed later, with signatures made anew at another time.
-	re := runVendorOpts(t, "aws.yaml", awsSets(srv.URL), engine.RunOptions{DryRun: true, Replay: dir, Now: func() time.Time { return time.Now().Add(time.Hour) }})
+	re := runVendorOpts(t, "aws.yaml", sets, engine.RunOptions{DryRun: true, Replay: dir, Now: at})
 	if re.err != nil {
 		t.Fatalf("replay: %v", re.err)
 	}
 	sameIDs(t, "replayed accounts", sim.ids(), column(re.rows["accounts"], "id"))
+	sameIDs(t, "replayed events", ct.ids(), column(re.rows["events"], "id"))
 }
 
 // A long-term key: session_token left unset sends no
 // X-Amz-Security-Token (an empty one, or "null", AWS would refuse).
 func TestAWSLongTermKey(t *testing.T) {
 	sim := newOrgSim(21, "")
+	ct := httptest.NewServer(newCTSim(5, ""))
+	defer ct.Close()
 	var mu sync.Mutex
 	var tokens []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -318,7 +488,7 @@ func TestAWSLongTermKey(t *testing.T) {
 		sim.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	sets := awsSets(srv.URL)
+	sets := awsSets(srv.URL, ct.URL)
 	delete(sets, "session_token")
 	r := runVendor(t, "aws.yaml", sets, time.Time{})
 	if r.err != nil {
