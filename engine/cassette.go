@@ -92,7 +92,7 @@ func (n *network) save(opts RunOptions, runErr error) error {
 
 // cassetteValues names the config values a cassette must not hold as they
 // are: secrets, and URLs (so a cassette replays against any base URL); and
-// the headers of ferry's own random values (idempotency keys).
+// the headers of ferry's own random values (idempotency keys, AWS signatures).
 func cassetteValues(f *spec.File, cfg *Config) cassette.Values {
 	vals := cassette.Values{Secrets: map[string]string{}, URLs: map[string]string{}}
 	for _, it := range f.Config.Items {
@@ -108,10 +108,20 @@ func cassetteValues(f *spec.File, cfg *Config) cassette.Values {
 			vals.URLs[it.Key] = s
 		}
 	}
+	signed := f.HTTP.Auth != nil && f.HTTP.Auth.Type.V == "aws_sigv4"
 	for _, it := range f.Streams.Items {
 		if a := it.Value.Async; a != nil && a.Create.IdempotencyKey.V != "" {
 			vals.Volatile = append(vals.Volatile, a.Create.IdempotencyKey.V)
 		}
+		if h := it.Value.HTTP; h != nil && h.Auth != nil && h.Auth.Type.V == "aws_sigv4" {
+			signed = true
+		}
+	}
+	if signed {
+		// A signature is made anew for each request, at its time: held
+		// as it is, it would never match a replay, and it is a credential
+		// for its request until AWS's clock moves 5 minutes past it.
+		vals.Volatile = append(vals.Volatile, "Authorization", "X-Amz-Date")
 	}
 	return vals
 }

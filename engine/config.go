@@ -96,9 +96,16 @@ func ResolveConfig(sp *Spec, src ConfigSources) (*Config, error) {
 		getenv = os.LookupEnv
 	}
 	cfg := &Config{Values: map[string]any{}}
+	// The environment variables the spec's inputs list, and Port's.
+	envNames := map[string]bool{EnvPortClientID: true, EnvPortClientSecret: true, EnvPortBaseURL: true}
+	for _, it := range f.Config.Items {
+		for _, e := range it.Value.Env.V {
+			envNames[e.V] = true
+		}
+	}
 	for _, it := range f.Config.Items {
 		name, v := it.Key, &it.Value
-		val, from, ok, err := lookup(name, v, src.Sets, src.Values, fileVals, getenv, dotenv, src.File)
+		val, from, ok, err := lookup(name, v, src.Sets, src.Values, fileVals, getenv, dotenv, src.File, envNames)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("input %q: %v", name, err))
 			continue
@@ -142,7 +149,7 @@ func ResolveConfig(sp *Spec, src ConfigSources) (*Config, error) {
 			get   func(string) (string, bool)
 			where string
 		}{{getenv, "environment variable "}, {dot, ".env "}} {
-			s, _, ok, err := fromEnv(name, get.get, get.where)
+			s, _, ok, err := fromEnv(name, get.get, get.where, envNames)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("Port credential %s: %v", name, err))
 				return ""
@@ -166,7 +173,7 @@ type ConfigError struct{ Problems []string }
 
 func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
 
-func lookup(name string, v *spec.ConfigVar, sets map[string]string, values, file map[string]any, getenv func(string) (string, bool), dotenv map[string]string, fileName string) (any, string, bool, error) {
+func lookup(name string, v *spec.ConfigVar, sets map[string]string, values, file map[string]any, getenv func(string) (string, bool), dotenv map[string]string, fileName string, own map[string]bool) (any, string, bool, error) {
 	if s, ok := sets[name]; ok {
 		return s, "--set", true, nil
 	}
@@ -177,13 +184,13 @@ func lookup(name string, v *spec.ConfigVar, sets map[string]string, values, file
 		return x, "config file " + fileName, true, nil
 	}
 	for _, e := range v.Env.V {
-		if s, from, ok, err := fromEnv(e.V, getenv, "environment variable "); ok || err != nil {
+		if s, from, ok, err := fromEnv(e.V, getenv, "environment variable ", own); ok || err != nil {
 			return s, from, ok, err
 		}
 	}
 	dot := func(k string) (string, bool) { s, ok := dotenv[k]; return s, ok }
 	for _, e := range v.Env.V {
-		if s, from, ok, err := fromEnv(e.V, dot, ".env "); ok || err != nil {
+		if s, from, ok, err := fromEnv(e.V, dot, ".env ", own); ok || err != nil {
 			return s, from, ok, err
 		}
 	}
@@ -202,10 +209,17 @@ const maxValueFile = 8 << 20
 
 // fromEnv reads name from get (the environment, or .env), or the file that
 // name_FILE names, without its trailing line breaks (an editor's, or
-// echo's). Both set is an error: which one is meant is unknown.
-func fromEnv(name string, get func(string) (string, bool), where string) (string, string, bool, error) {
+// echo's), unless an input of the spec (own) lists name_FILE itself.
+// Both set in one source is an error: which one is meant is unknown.
+func fromEnv(name string, get func(string) (string, bool), where string, own map[string]bool) (string, string, bool, error) {
 	s, ok := get(name)
-	path, isFile := get(name + FileSuffix)
+	path, isFile := "", false
+	if !own[name+FileSuffix] {
+		// NAME_FILE that an input of the spec lists as its own (ca and
+		// ca_file, K8S_CA and K8S_CA_FILE) is that input's value, a path:
+		// read as this one's file too, it filled both.
+		path, isFile = get(name + FileSuffix)
+	}
 	switch {
 	case ok && s != "" && isFile && path != "":
 		return "", "", false, fmt.Errorf("%s%s and %s%s are both set: one or the other", where, name, where, name+FileSuffix)

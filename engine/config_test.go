@@ -210,3 +210,41 @@ func TestResolveConfigFromFiles(t *testing.T) {
 		t.Errorf("problems (-want +got):\n%s", diff)
 	}
 }
+
+// NAME_FILE that another input lists as its own environment variable is
+// that input's value (a path), not a file holding NAME's: ca (K8S_CA) and
+// ca_file (K8S_CA_FILE) each take their own variable.
+func TestResolveConfigFileSuffixOfAnotherInput(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "spec.yaml")
+	if err := os.WriteFile(path, []byte(`version: 1
+name: k8s
+config:
+  ca: {env: K8S_CA}
+  ca_file: {env: K8S_CA_FILE}
+http:
+  base_url: https://k8s.example.com
+streams:
+  a:
+    request: {path: /a}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := engine.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.ResolveConfig(sp, engine.ConfigSources{Getenv: noEnv(map[string]string{"K8S_CA_FILE": ca})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := cfg.Values["ca"]; ok {
+		t.Errorf("ca = %q, read from ca_file's path; want unset", got)
+	}
+	if cfg.Values["ca_file"] != ca {
+		t.Errorf("ca_file = %v, want %s", cfg.Values["ca_file"], ca)
+	}
+}

@@ -13,13 +13,14 @@ import (
 // Auth types.
 const (
 	AuthNone    = ""
-	AuthBearer  = "bearer"  // Authorization: Bearer <Token>
-	AuthHeader  = "header"  // <Header>: <Prefix><Token>
-	AuthQuery   = "query"   // ?<Param>=<Token>
-	AuthBasic   = "basic"   // Authorization: Basic base64(<Username>:<Password>)
-	AuthOAuth2  = "oauth2"  // an OAuth2 grant, token sent as Authorization
-	AuthSession = "session" // a login request whose token is sent as a header or parameter
-	AuthJWT     = "jwt"     // a signed JWT, sent as is or exchanged for an access token
+	AuthBearer  = "bearer"    // Authorization: Bearer <Token>
+	AuthHeader  = "header"    // <Header>: <Prefix><Token>
+	AuthQuery   = "query"     // ?<Param>=<Token>
+	AuthBasic   = "basic"     // Authorization: Basic base64(<Username>:<Password>)
+	AuthOAuth2  = "oauth2"    // an OAuth2 grant, token sent as Authorization
+	AuthSession = "session"   // a login request whose token is sent as a header or parameter
+	AuthJWT     = "jwt"       // a signed JWT, sent as is or exchanged for an access token
+	AuthSigV4   = "aws_sigv4" // every request signed with AWS Signature Version 4
 )
 
 // OAuth2 token request styles (Auth.AuthStyle).
@@ -82,6 +83,11 @@ type Auth struct {
 	// none) that carries the JWT, as RFC 7523's jwt-bearer grant sends
 	// it (assertion); "" sends it as Authorization: Bearer.
 	Assertion string
+
+	// "aws_sigv4": the credentials (SessionToken only for temporary
+	// ones), and the region and service the requests are signed for.
+	AccessKeyID, SecretAccessKey, SessionToken string
+	Region, Service                            string
 
 	// ID names the auth block in a spec: clients whose Auth has the same
 	// ID and values share one token. Blocks whose programs (TokenRequest's
@@ -176,6 +182,9 @@ func (a Auth) validate() error {
 			return fmt.Errorf("auth %q: assertion needs an exchange request to carry the JWT", a.Type)
 		}
 		return nil
+	case AuthSigV4:
+		return errors.Join(need("access_key_id", a.AccessKeyID), need("secret_access_key", a.SecretAccessKey),
+			need("region", a.Region), need("service", a.Service))
 	}
 	return fmt.Errorf("unknown auth type %q", a.Type)
 }
@@ -225,6 +234,10 @@ func (p *Pool) registerSecrets(a Auth) {
 	case AuthSession, AuthJWT:
 		p.red.addSecrets(a.PrivateKey)
 		p.red.addParam(a.Param)
+	case AuthSigV4:
+		// The access key id is no secret (it names the key, as a user
+		// name does), and the signatures are made anew per request.
+		p.red.addSecrets(a.SecretAccessKey, a.SessionToken)
 	}
 }
 

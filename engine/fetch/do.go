@@ -64,6 +64,7 @@ type Client struct {
 	authHeader, authValue string // static header auth
 	authParam, authToken  string // query auth
 	tokens                *tokenSource
+	sigv4                 *sigv4 // nil: requests are not signed
 	rules                 []Rule
 
 	tls     *tlsSetup // nil: Go's default verification, no client certificate
@@ -109,6 +110,9 @@ func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource
 	c.authHeader, c.authValue, c.authParam, c.authToken = cfg.Auth.static()
 	if cfg.OwnRatePerSecond > 0 {
 		c.own = rate.NewLimiter(rate.Limit(cfg.OwnRatePerSecond), max(cfg.OwnBurst, 1))
+	}
+	if cfg.Auth.Type == AuthSigV4 {
+		c.sigv4 = newSigV4(cfg.Auth)
 	}
 	return c
 }
@@ -255,6 +259,10 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 		hdr.Set(c.authHeader, c.authValue)
 	}
 	dynamic := same && c.tokens != nil
+	var sign *sigv4
+	if same {
+		sign = c.sigv4
+	}
 	canRetry := retryableMethod(method, c.retryPOST)
 
 	for {
@@ -271,7 +279,7 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 			}
 			tokenUsed = v
 		}
-		rr, spool, sent, dur, err := c.attempt(ctx, h, c.restFor(targetOrigin, h), method, sendTo, hdr, body, dl, refused)
+		rr, spool, sent, dur, err := c.attempt(ctx, h, c.restFor(targetOrigin, h), method, sendTo, hdr, body, dl, refused, sign)
 		if sent {
 			attempts++
 			c.pool.requests.Add(1)
@@ -327,6 +335,13 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 		discard := func() {
 			if resp.Spool != nil {
 				resp.Spool.Close()
+			}
+		}
+		if sign != nil && status >= 400 && status < 500 {
+			// A clock AWS refuses is set right by no retry and no rule.
+			if hint := skewHint(resp.Header, resp.Body, c.pool.now()); hint != "" {
+				discard()
+				return resp, h, &StatusError{Method: method, URL: shown, Status: status, Body: errorBody(resp.Body, c.pool.red.text), Hint: hint}
 			}
 		}
 		if status == http.StatusUnauthorized && dynamic && !refreshed {
@@ -457,7 +472,9 @@ func withParam(target, name, value string) string {
 // For a download (dl set), a 2xx body is received into a Spool, and the
 // timeout bounds each wait for data instead of the whole attempt. again:
 // the request's last attempt was refused too (a 503 or a rate limit).
-func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method, target string, hdr http.Header, body []byte, dl *Download, again bool) (rr *resty.Response, spool *Spool, sent bool, dur time.Duration, err error) {
+// sign, when set, signs the attempt once it may go (after the waits: the
+// signature holds its time).
+func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method, target string, hdr http.Header, body []byte, dl *Download, again bool, sign *sigv4) (rr *resty.Response, spool *Spool, sent bool, dur time.Duration, err error) {
 	// The client's own ceiling first: a request it holds takes none of
 	// the host's tokens meanwhile.
 	if err := c.pool.waitLimiter(ctx, c.own); err != nil {
@@ -506,6 +523,14 @@ func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method,
 		r.SetDoNotParseResponse(true)
 	}
 	r.Header = hdr.Clone()
+	if sign != nil {
+		if target, err = sign.sign(ctx, r.Header, method, target, body, c.pool.now()); err != nil {
+			if ad != nil {
+				ad.abandon()
+			}
+			return nil, nil, false, 0, err
+		}
+	}
 	if body != nil {
 		r.SetBody(body)
 	}

@@ -64,7 +64,10 @@
 // token, read by jq or from a header or cookies, goes in a header or a
 // query parameter) and a JWT (RS256 or ES256, signed with the standard
 // library, sent as is or exchanged for an access token, as GitHub Apps
-// do). Fetched credentials are cached until a tenth of their lifetime, at
+// do), and AWS Signature Version 4 (the AWS SDK's signer: each attempt
+// signed as it goes out, after its waits, since the signature holds its
+// time; a 4xx that says the clock is over 5 minutes off AWS's fails
+// naming the clock). Fetched credentials are cached until a tenth of their lifetime, at
 // most 5 minutes, before a known expiry, one fetch shared by concurrent
 // callers and by every client with the same Auth, and renewed once on a
 // 401. A refresh token the server rotates is kept in Options.Credentials
@@ -74,8 +77,8 @@
 // without them.
 //
 // Secrets never reach logs or errors: every token, key, password, client
-// secret, refresh token, private key, fetched token or session, JWT and
-// Options.Secrets value is replaced by
+// secret, refresh token, private key, AWS secret key and session token,
+// fetched token or session, JWT and Options.Secrets value is replaced by
 // REDACTED in URLs, error messages and log lines ([Pool.Redact]). Logs go
 // to the injected slog.Logger: Debug per attempt, Warn per retry.
 //

@@ -23,6 +23,9 @@ type StatusError struct {
 	URL    string // redacted
 	Status int
 	Body   string // redacted, truncated to about 512 bytes
+	// Hint says what to do about it, where ferry knows (a clock AWS
+	// refuses).
+	Hint string
 }
 
 func (e *StatusError) Error() string {
@@ -33,6 +36,9 @@ func (e *StatusError) Error() string {
 	}
 	if e.Body != "" {
 		b.WriteString(": " + e.Body)
+	}
+	if e.Hint != "" {
+		b.WriteString(": " + e.Hint)
 	}
 	return b.String()
 }

@@ -105,6 +105,8 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 				{&a.TokenURL, "token_url", &auth.TokenURL}, {&a.ClientID, "client_id", &auth.ClientID},
 				{&a.ClientSecret, "client_secret", &auth.ClientSecret},
 				{&a.RefreshToken, "refresh_token", &auth.RefreshToken}, {&a.PrivateKey, "private_key", &auth.PrivateKey},
+				{&a.AccessKeyID, "access_key_id", &auth.AccessKeyID}, {&a.SecretAccessKey, "secret_access_key", &auth.SecretAccessKey},
+				{&a.SessionToken, "session_token", &auth.SessionToken}, {&a.Region, "region", &auth.Region}, {&a.Service, "service", &auth.Service},
 			} {
 				if x.t.Set {
 					v, err := render(x.t, "auth."+x.name)

@@ -456,7 +456,8 @@ func (p *parser) compileHTTP(h *HTTP, path string, sc *eval.Env) {
 		p.compileTmpl(&it.Value, path+".headers."+it.Key, sc)
 	}
 	if a := h.Auth; a != nil {
-		for name, t := range map[string]*Tmpl{"token": &a.Token, "value": &a.Value, "username": &a.Username, "password": &a.Password, "token_url": &a.TokenURL, "client_id": &a.ClientID, "client_secret": &a.ClientSecret} {
+		for name, t := range map[string]*Tmpl{"token": &a.Token, "value": &a.Value, "username": &a.Username, "password": &a.Password, "token_url": &a.TokenURL, "client_id": &a.ClientID, "client_secret": &a.ClientSecret,
+			"access_key_id": &a.AccessKeyID, "secret_access_key": &a.SecretAccessKey, "session_token": &a.SessionToken, "region": &a.Region, "service": &a.Service} {
 			p.compileTmpl(t, path+".auth."+name, sc)
 		}
 		for i := range a.Scopes {

@@ -97,29 +97,34 @@ type Rule struct {
 type Auth struct {
 	Pos Pos `yaml:"-"`
 
-	Type         Str          `yaml:"type" ferry:"required" enum:"none,bearer,header,query,basic,oauth2,session,jwt" doc:"Scheme."`
-	Token        Tmpl         `yaml:"token" only:"bearer" doc:"Bearer token (template, usually ${ config.x })."`
-	Header       Str          `yaml:"header" only:"header,session,jwt" doc:"Header carrying the API key (header), or the session or JWT token (session, jwt; default Authorization with prefix \"Bearer \")."`
-	Prefix       Str          `yaml:"prefix" only:"header,session,jwt" doc:"Text put before the key or token, e.g. \"ApiKey \"."`
-	Param        Str          `yaml:"param" only:"query,session,jwt" doc:"Query parameter carrying the API key (query), or the session or JWT token instead of a header."`
-	Value        Tmpl         `yaml:"value" only:"header,query" doc:"The API key (template)."`
-	Username     Tmpl         `yaml:"username" only:"basic" doc:"Basic-auth user."`
-	Password     Tmpl         `yaml:"password" only:"basic" doc:"Basic-auth password."`
-	Grant        Str          `yaml:"grant" only:"oauth2" enum:"client_credentials,refresh_token" doc:"OAuth2 grant (default client_credentials)."`
-	TokenURL     Tmpl         `yaml:"token_url" only:"oauth2" doc:"OAuth2 token endpoint."`
-	ClientID     Tmpl         `yaml:"client_id" only:"oauth2" doc:"OAuth2 client id."`
-	ClientSecret Tmpl         `yaml:"client_secret" only:"oauth2" doc:"OAuth2 client secret."`
-	Scopes       []Tmpl       `yaml:"scopes" only:"oauth2" doc:"OAuth2 scopes (templates: a national cloud's Graph asks another scope)."`
-	RefreshToken Tmpl         `yaml:"refresh_token" only:"oauth2" doc:"grant refresh_token: the refresh token. When the server rotates it, the new one is kept in ferry's state (never in logs) and later runs use it, for as long as this value stays the one it descends from."`
-	BodyFormat   Str          `yaml:"body_format" only:"oauth2" enum:"form,json" doc:"Token request body: form (default, RFC 6749) or json (Port's {clientId, clientSecret}, client_credentials only)."`
-	ClientAuth   Str          `yaml:"client_auth" only:"oauth2" enum:"basic,body" doc:"Where a form token request puts the client id and secret: basic (default, HTTP basic auth) or body (client_id and client_secret fields)."`
-	Login        *AuthRequest `yaml:"login" only:"session" doc:"The login request; its token is sent with every request, renewed before a known expiry and once on a 401."`
-	PrivateKey   Tmpl         `yaml:"private_key" only:"jwt" doc:"PEM private key (RSA or P-256; PKCS #1, PKCS #8 or SEC 1) that signs the JWT; usually ${ config.x } of a secret input."`
-	Algorithm    Str          `yaml:"algorithm" only:"jwt" enum:"RS256,ES256" doc:"Signing algorithm (default: RS256 for an RSA key, ES256 for an EC key)."`
-	Claims       Map[Value]   `yaml:"claims" only:"jwt" doc:"JWT claims (values may be templates), e.g. iss; iat (a minute back, for clock drift) and exp (now + ttl) are added."`
-	TTL          Duration     `yaml:"ttl" only:"jwt" doc:"JWT lifetime (default 9m: under GitHub's 10-minute cap); it is signed again before it expires."`
-	Exchange     *AuthRequest `yaml:"exchange" only:"jwt" doc:"A request that exchanges the JWT (sent as Authorization: Bearer, or in the body with assertion) for an access token, as GitHub's installation tokens; without it the JWT itself is sent."`
-	Assertion    Str          `yaml:"assertion" only:"jwt" doc:"With exchange: the body field that carries the JWT instead of Authorization (RFC 7523's jwt-bearer grant: assertion, as Google service accounts and Salesforce take it); the exchange's body, if given, must be an object (form or JSON)."`
+	Type            Str          `yaml:"type" ferry:"required" enum:"none,bearer,header,query,basic,oauth2,session,jwt,aws_sigv4" doc:"Scheme."`
+	Token           Tmpl         `yaml:"token" only:"bearer" doc:"Bearer token (template, usually ${ config.x })."`
+	Header          Str          `yaml:"header" only:"header,session,jwt" doc:"Header carrying the API key (header), or the session or JWT token (session, jwt; default Authorization with prefix \"Bearer \")."`
+	Prefix          Str          `yaml:"prefix" only:"header,session,jwt" doc:"Text put before the key or token, e.g. \"ApiKey \"."`
+	Param           Str          `yaml:"param" only:"query,session,jwt" doc:"Query parameter carrying the API key (query), or the session or JWT token instead of a header."`
+	Value           Tmpl         `yaml:"value" only:"header,query" doc:"The API key (template)."`
+	Username        Tmpl         `yaml:"username" only:"basic" doc:"Basic-auth user."`
+	Password        Tmpl         `yaml:"password" only:"basic" doc:"Basic-auth password."`
+	Grant           Str          `yaml:"grant" only:"oauth2" enum:"client_credentials,refresh_token" doc:"OAuth2 grant (default client_credentials)."`
+	TokenURL        Tmpl         `yaml:"token_url" only:"oauth2" doc:"OAuth2 token endpoint."`
+	ClientID        Tmpl         `yaml:"client_id" only:"oauth2" doc:"OAuth2 client id."`
+	ClientSecret    Tmpl         `yaml:"client_secret" only:"oauth2" doc:"OAuth2 client secret."`
+	Scopes          []Tmpl       `yaml:"scopes" only:"oauth2" doc:"OAuth2 scopes (templates: a national cloud's Graph asks another scope)."`
+	RefreshToken    Tmpl         `yaml:"refresh_token" only:"oauth2" doc:"grant refresh_token: the refresh token. When the server rotates it, the new one is kept in ferry's state (never in logs) and later runs use it, for as long as this value stays the one it descends from."`
+	BodyFormat      Str          `yaml:"body_format" only:"oauth2" enum:"form,json" doc:"Token request body: form (default, RFC 6749) or json (Port's {clientId, clientSecret}, client_credentials only)."`
+	ClientAuth      Str          `yaml:"client_auth" only:"oauth2" enum:"basic,body" doc:"Where a form token request puts the client id and secret: basic (default, HTTP basic auth) or body (client_id and client_secret fields)."`
+	Login           *AuthRequest `yaml:"login" only:"session" doc:"The login request; its token is sent with every request, renewed before a known expiry and once on a 401."`
+	PrivateKey      Tmpl         `yaml:"private_key" only:"jwt" doc:"PEM private key (RSA or P-256; PKCS #1, PKCS #8 or SEC 1) that signs the JWT; usually ${ config.x } of a secret input."`
+	Algorithm       Str          `yaml:"algorithm" only:"jwt" enum:"RS256,ES256" doc:"Signing algorithm (default: RS256 for an RSA key, ES256 for an EC key)."`
+	Claims          Map[Value]   `yaml:"claims" only:"jwt" doc:"JWT claims (values may be templates), e.g. iss; iat (a minute back, for clock drift) and exp (now + ttl) are added."`
+	TTL             Duration     `yaml:"ttl" only:"jwt" doc:"JWT lifetime (default 9m: under GitHub's 10-minute cap); it is signed again before it expires."`
+	Exchange        *AuthRequest `yaml:"exchange" only:"jwt" doc:"A request that exchanges the JWT (sent as Authorization: Bearer, or in the body with assertion) for an access token, as GitHub's installation tokens; without it the JWT itself is sent."`
+	AccessKeyID     Tmpl         `yaml:"access_key_id" only:"aws_sigv4" doc:"AWS access key id (template, e.g. ${ config.access_key_id } from AWS_ACCESS_KEY_ID)."`
+	SecretAccessKey Tmpl         `yaml:"secret_access_key" only:"aws_sigv4" doc:"AWS secret access key (template; from a secret input): signs every request, never sent."`
+	SessionToken    Tmpl         `yaml:"session_token" only:"aws_sigv4" doc:"Session token of temporary credentials (STS, SSO), sent as X-Amz-Security-Token; empty (an optional input left unset) sends none."`
+	Region          Tmpl         `yaml:"region" only:"aws_sigv4" doc:"Region the requests are signed for, e.g. us-east-1 (global services such as Organizations and IAM sign for us-east-1)."`
+	Service         Tmpl         `yaml:"service" only:"aws_sigv4" doc:"Signing name of the service, e.g. organizations, ecr, cloudtrail (the endpoint's first label, for most)."`
+	Assertion       Str          `yaml:"assertion" only:"jwt" doc:"With exchange: the body field that carries the JWT instead of Authorization (RFC 7523's jwt-bearer grant: assertion, as Google service accounts and Salesforce take it); the exchange's body, if given, must be an object (form or JSON)."`
 }
 
 // AuthRequest is a request made to obtain a token: a session login, or the

@@ -377,6 +377,7 @@ func (p *parser) checkHTTP(h *HTTP, path string) {
 		need := map[string][]string{
 			"bearer": {"token"}, "header": {"header", "value"}, "query": {"param", "value"},
 			"basic": {"username"}, "oauth2": {"token_url", "client_id", "client_secret"},
+			"aws_sigv4": {"access_key_id", "secret_access_key", "region", "service"},
 		}[a.Type.V]
 		av := reflect.ValueOf(a).Elem()
 		for _, key := range need {
@@ -392,8 +393,13 @@ func (p *parser) checkHTTP(h *HTTP, path string) {
 	p.checkTLS(h.TLS, path+".tls")
 }
 
-// readsResponseRE tells an expr program that reads the response.
-var readsResponseRE = regexp.MustCompile(`\bresponse\b`)
+// readsResponseRE tells an expr program that reads the response;
+// readsPageRE one that reads the page number (a page cap, whatever else
+// it reads: page >= 5 or response.more == false).
+var (
+	readsResponseRE = regexp.MustCompile(`\bresponse\b`)
+	readsPageRE     = regexp.MustCompile(`(^|[^.\w])page\b`)
+)
 
 func (p *parser) checkPaginate(pg *Paginate, path string) {
 	p.checkCursor(pg, path)
@@ -438,10 +444,11 @@ func (p *parser) checkPaginate(pg *Paginate, path string) {
 	}
 	// The pair is right where stop_when reads the server's own sign that
 	// the list ended (response.more == false: the total then catches one
-	// sent early), so only a stop_when that reads no response is warned
-	// of (page >= 5, a cutoff on the records): it ends the chain early on
-	// purpose, and with a total every longer list fails as short.
-	if pg.StopWhen.Set && (pg.Total.Set || pg.TotalHeader.Set) && !readsResponseRE.MatchString(pg.StopWhen.V) {
+	// sent early), so only a stop_when that reads the page number or no
+	// response is warned of (page >= 5, a cutoff on the records): it ends
+	// the chain early on purpose, and with a total every longer list fails
+	// as short.
+	if pg.StopWhen.Set && (pg.Total.Set || pg.TotalHeader.Set) && (readsPageRE.MatchString(pg.StopWhen.V) || !readsResponseRE.MatchString(pg.StopWhen.V)) {
 		field := "total"
 		if pg.TotalHeader.Set {
 			field = "total_header"
