@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-etl/ferry/engine"
 )
 
 // argoSim answers Argo CD's GET /api/v1/applications and /api/v1/projects
@@ -292,5 +295,58 @@ func TestArgoCDErrors(t *testing.T) {
 			failedRun(t, r, c.want)
 			noSecret(t, r, argoToken, sets["token"])
 		})
+	}
+}
+
+// A token whose RBAC allows no application reads an empty list, a 200:
+// the applications table's delete threshold keeps every row then (none
+// marked deleted, a warning naming the table and the option), and the
+// table is not reconciled; the run does not fail, as a Port deletion
+// skipped does not. An application really deleted is marked by the next
+// run that lists the others.
+func TestArgoCDNoApplicationAllowed(t *testing.T) {
+	sim := newArgoSim(argoToken, 40, 1)
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	db := filepath.Join(t.TempDir(), "argo.db")
+	sets := map[string]string{"server_url": srv.URL, "token": argoToken}
+	sp, err := engine.Load("argocd.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := runVendorOpts(t, "argocd.yaml", sets, engine.RunOptions{Dest: "sqlite:" + db}); r.err != nil {
+		t.Fatalf("first run: %v", r.err)
+	}
+	all := sim.apps
+	sim.mu.Lock()
+	sim.apps = nil
+	sim.mu.Unlock()
+	r := runVendorOpts(t, "argocd.yaml", sets, engine.RunOptions{Dest: "sqlite:" + db})
+	if r.err != nil {
+		t.Fatalf("empty list: %v", r.err)
+	}
+	if got := query(t, db, `SELECT count(*) FROM argocd__applications WHERE _ferry_deleted`); !slices.Equal(got, []string{"0"}) {
+		t.Errorf("empty list: %v rows marked deleted, want none", got)
+	}
+	sk, ok := r.res.Dest.SkippedDeletes["applications"]
+	if !ok || sk.Stale != 40 || sk.Live != 40 || !strings.Contains(r.said, "table deletion skipped") || !strings.Contains(r.said, "option=tables.applications.delete_threshold") {
+		t.Errorf("empty list: skipped %+v, want 40 of 40 and a warning naming the option:\n%s", sk, r.said)
+	}
+	for _, tr := range engine.NewRunReport(sp, "argocd.yaml", r.res, r.err, engine.ExitCode(r.err, false), false, time.Now()).Tables {
+		if tr.Name == "applications" && (tr.Reconciled || tr.SkippedDelete != sk.Reason) {
+			t.Errorf("empty list: report %+v, want not reconciled, skipped_delete %q", tr, sk.Reason)
+		}
+	}
+
+	gone := all[0]["metadata"].(map[string]any)
+	sim.mu.Lock()
+	sim.apps = all[1:]
+	sim.mu.Unlock()
+	if r := runVendorOpts(t, "argocd.yaml", sets, engine.RunOptions{Dest: "sqlite:" + db}); r.err != nil {
+		t.Fatalf("one application gone: %v", r.err)
+	}
+	want := []string{fmt.Sprint(gone["namespace"], "|", gone["name"])}
+	if got := query(t, db, `SELECT namespace, name FROM argocd__applications WHERE _ferry_deleted`); !slices.Equal(got, want) {
+		t.Errorf("one application gone: marked %v, want %v", got, want)
 	}
 }
