@@ -350,7 +350,8 @@ func (p *parser) checkRateGroups(f *File) {
 			first[rl.Group.V] = rl
 			continue
 		}
-		if g.PerSecond.V != rl.PerSecond.V || g.Burst.V != rl.Burst.V {
+		// A burst left out is 1, as the run takes it (fetch.HostConfig).
+		if g.PerSecond.V != rl.PerSecond.V || max(g.Burst.V, 1) != max(rl.Burst.V, 1) {
 			p.errorAt(rl.Group.P, "streams."+s.Name+".http.rate_limit.group", "group %q is %v a second (burst %d) at %d:%d: one group is one limit, give the same", rl.Group.V, g.PerSecond.V, max(g.Burst.V, 1), g.Group.P.Line, g.Group.P.Col)
 		}
 	}
