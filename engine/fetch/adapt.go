@@ -62,6 +62,7 @@ type adaptive struct {
 	out      int // requests started and not yet answered or abandoned
 
 	rejected time.Time // the last rejection (a rate limit, a 503) seen
+	passed   time.Time // the last answer that was no rejection
 	cuts     int64     // times the rate was cut
 	// sure: the last cut measured a limit — it counted adaptSure requests
 	// or more, or came soon after another cut. A cut from a handful of
@@ -170,9 +171,9 @@ func (a *adaptive) closedFor(now time.Time) time.Duration {
 }
 
 // observe learns from the answer to request seq, sent at sent and answered
-// at recv; again: the request's last attempt was refused too (a 503 or a
-// rate limit).
-func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv time.Time, again bool) {
+// at recv; again, when set, is when the request's last attempt was refused
+// too (a 503 or a rate limit).
+func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv time.Time, again time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.out--
@@ -193,6 +194,7 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 		}
 	}
 	if status != http.StatusServiceUnavailable && !rateLimited(status, h) {
+		a.passed = later(a.passed, recv)
 		a.grow(sent, recv)
 		return
 	}
@@ -204,13 +206,17 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 	if sent.Before(a.cut) {
 		return // sent at the rate already cut
 	}
-	if again {
-		// One request refused over and over (a 503, a rate limit) is that
-		// request's: one broken endpoint, a limit on one resource, not
-		// the host's load or limit. Cut for each retry, it slowed every
-		// other request to the host (a 105 s run where a 502 took 2 s; 34
-		// s where one search's two 429s took 2 s). A host's limit or load
-		// reaches other requests too, and their refusals cut.
+	if !again.IsZero() && (status == http.StatusServiceUnavailable || a.passed.After(again)) {
+		// One request refused over and over is that request's: a 503,
+		// one broken endpoint, not the host's load; a rate limit while
+		// other requests get through, a limit on one resource. Cut for
+		// each retry, it slowed every other request to the host (a 105 s
+		// run where a 502 took 2 s; 34 s where one search's two 429s took
+		// 2 s). A rate limit with none through since the request's last
+		// (one request at a time, a host refusing all) may be the host's,
+		// and counts as any refusal: excused, a window limit at
+		// concurrency 1 was never cut, its requests refused until their
+		// retries ran out.
 		return
 	}
 	if spent && rateLimited(status, h) {

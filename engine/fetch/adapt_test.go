@@ -143,7 +143,7 @@ func TestAdaptiveCutOncePerRound(t *testing.T) {
 	}
 	clk.Advance(100 * time.Millisecond)
 	for i := range seqs[:8] {
-		a.observe(http.Header{}, http.StatusTooManyRequests, seqs[i], sent[i], clk.Now(), false)
+		a.observe(http.Header{}, http.StatusTooManyRequests, seqs[i], sent[i], clk.Now(), time.Time{})
 	}
 	rate, cuts := a.state()
 	if cuts != 1 || rate != 32 {
@@ -158,7 +158,7 @@ func TestAdaptiveCutOncePerRound(t *testing.T) {
 	if got := clk.Now().Sub(s1); got != time.Second/32 {
 		t.Errorf("second request after the cut waited %v, want %v", got, time.Second/32)
 	}
-	a.observe(http.Header{}, http.StatusTooManyRequests, seq, s1, clk.Now(), false)
+	a.observe(http.Header{}, http.StatusTooManyRequests, seq, s1, clk.Now(), time.Time{})
 	if rate, cuts = a.state(); cuts != 2 || math.Abs(rate-0.8*32) > 1e-9 {
 		t.Errorf("a rejection sent after the cut: rate %v, %d cuts; want 25.6, 2 cuts", rate, cuts)
 	}
@@ -171,7 +171,7 @@ func TestAdaptiveRetryAfterHoldsHost(t *testing.T) {
 	a := newAdaptive(clk.Now, clk.Sleep)
 	ctx := context.Background()
 	seq, _ := a.wait(ctx)
-	a.observe(http.Header{"Retry-After": {"7"}}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), false)
+	a.observe(http.Header{"Retry-After": {"7"}}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), time.Time{})
 	before := clk.Now()
 	if _, err := a.wait(ctx); err != nil {
 		t.Fatal(err)
@@ -189,7 +189,7 @@ func TestAdaptiveRateLimit403HoldsHost(t *testing.T) {
 	ctx := context.Background()
 	strike(a, clk) // a rejection alone cuts nothing (TestAdaptiveLoneRejection)
 	seq, _ := a.wait(ctx)
-	a.observe(http.Header{"Retry-After": {"60"}}, http.StatusForbidden, seq, clk.Now(), clk.Now(), false)
+	a.observe(http.Header{"Retry-After": {"60"}}, http.StatusForbidden, seq, clk.Now(), clk.Now(), time.Time{})
 	before := clk.Now()
 	if _, err := a.wait(ctx); err != nil {
 		t.Fatal(err)
@@ -214,14 +214,14 @@ func TestAdaptiveGrowth(t *testing.T) {
 		a.wait(ctx)
 	}
 	seq, _ := a.wait(ctx)
-	a.observe(http.Header{}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), false)
+	a.observe(http.Header{}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), time.Time{})
 	r0, _ := a.state()
 	if math.Abs(r0-0.8*51) > 1e-9 {
 		t.Fatalf("rate after the cut = %v, want %v", r0, 0.8*51)
 	}
 	// Idle: a success a second later, nothing was held back.
 	clk.Advance(3 * time.Second)
-	a.observe(http.Header{}, http.StatusOK, seq, clk.Now(), clk.Now(), false)
+	a.observe(http.Header{}, http.StatusOK, seq, clk.Now(), clk.Now(), time.Time{})
 	if r, _ := a.state(); r != r0 {
 		t.Errorf("idle host: rate %v, want it unchanged at %v", r, r0)
 	}
@@ -230,7 +230,7 @@ func TestAdaptiveGrowth(t *testing.T) {
 		end := clk.Now().Add(d)
 		for clk.Now().Before(end) {
 			seq, _ := a.wait(ctx)
-			a.observe(http.Header{}, http.StatusOK, seq, clk.Now(), clk.Now(), false)
+			a.observe(http.Header{}, http.StatusOK, seq, clk.Now(), clk.Now(), time.Time{})
 		}
 		r, _ := a.state()
 		return r
@@ -253,7 +253,7 @@ func TestAdaptiveBudget(t *testing.T) {
 	a := newAdaptive(clk.Now, clk.Sleep)
 	ctx := context.Background()
 	seq, _ := a.wait(ctx)
-	a.observe(http.Header{"Ratelimit": {`"default";r=2;t=5`}}, http.StatusOK, seq, clk.Now(), clk.Now(), false)
+	a.observe(http.Header{"Ratelimit": {`"default";r=2;t=5`}}, http.StatusOK, seq, clk.Now(), clk.Now(), time.Time{})
 	for range 2 {
 		a.wait(ctx)
 	}
@@ -280,9 +280,9 @@ func TestAdaptiveBudgetInFlight(t *testing.T) {
 	}
 	now := clk.Now()
 	// The answer to the last says 3 left; the other three are still out.
-	a.observe(http.Header{"Ratelimit": {`"q";r=3;t=5`}}, http.StatusOK, seqs[3], now, now, false)
+	a.observe(http.Header{"Ratelimit": {`"q";r=3;t=5`}}, http.StatusOK, seqs[3], now, now, time.Time{})
 	// The first's answer, made earlier, arrives late: 6 left.
-	a.observe(http.Header{"Ratelimit": {`"q";r=6;t=5`}}, http.StatusOK, seqs[0], now, now, false)
+	a.observe(http.Header{"Ratelimit": {`"q";r=6;t=5`}}, http.StatusOK, seqs[0], now, now, time.Time{})
 	a.wait(ctx) // 3 left, 3 taken by the requests out: none for this one
 	if got := clk.Sleeps(); len(got) != 1 || got[0] != 5*time.Second {
 		t.Errorf("a request with the budget taken by those out waited %v, want the reset (5s)", got)
@@ -342,7 +342,7 @@ func TestAdaptiveGrowthSlowHost(t *testing.T) {
 		seq, _ := a.wait(ctx)
 		sent := clk.Now()
 		clk.Advance(latency)
-		a.observe(http.Header{}, http.StatusServiceUnavailable, seq, sent, clk.Now(), false)
+		a.observe(http.Header{}, http.StatusServiceUnavailable, seq, sent, clk.Now(), time.Time{})
 		r0, cuts = a.state()
 	}
 	if cuts != 1 || math.Abs(r0-0.8*0.5) > 1e-9 {
@@ -352,7 +352,7 @@ func TestAdaptiveGrowthSlowHost(t *testing.T) {
 		seq, _ := a.wait(ctx)
 		sent := clk.Now()
 		clk.Advance(latency)
-		a.observe(http.Header{}, http.StatusOK, seq, sent, clk.Now(), false)
+		a.observe(http.Header{}, http.StatusOK, seq, sent, clk.Now(), time.Time{})
 	}
 	if r, _ := a.state(); r < adaptNear*0.5 {
 		t.Errorf("30 s of paced requests after the cut: rate %.3f, want back to at least %.3f", r, adaptNear*0.5)
@@ -371,13 +371,13 @@ func TestAdaptiveSpentBudgetNoCut(t *testing.T) {
 	a := newAdaptive(clk.Now, clk.Sleep)
 	ctx := context.Background()
 	seq, _ := a.wait(ctx)
-	a.observe(http.Header{"Ratelimit-Remaining": {"40"}, "Ratelimit-Reset": {"1"}}, http.StatusOK, seq, clk.Now(), clk.Now(), false)
+	a.observe(http.Header{"Ratelimit-Remaining": {"40"}, "Ratelimit-Reset": {"1"}}, http.StatusOK, seq, clk.Now(), clk.Now(), time.Time{})
 	clk.Advance(time.Second) // the window of that budget reset
 	strike(a, clk)           // so that the 429 below is no lone rejection
 	seq, _ = a.wait(ctx)
 	a.wait(ctx)
 	spent := http.Header{"Ratelimit-Remaining": {"0"}, "Ratelimit-Reset": {"3"}, "Retry-After": {"1"}}
-	a.observe(spent, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), false)
+	a.observe(spent, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), time.Time{})
 	if rate, cuts := a.state(); cuts != 0 || rate != 0 {
 		t.Errorf("after a 429 of a spent budget: rate %v, %d cuts; want unpaced, no cut", rate, cuts)
 	}
@@ -392,7 +392,7 @@ func TestAdaptiveSpentBudgetNoCut(t *testing.T) {
 	// announce: cut.
 	strike(a, clk)
 	seq, _ = a.wait(ctx)
-	a.observe(http.Header{"Ratelimit-Remaining": {"40"}, "Ratelimit-Reset": {"60"}}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), false)
+	a.observe(http.Header{"Ratelimit-Remaining": {"40"}, "Ratelimit-Reset": {"60"}}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), time.Time{})
 	if _, cuts := a.state(); cuts != 1 {
 		t.Errorf("a 429 with budget left: %d cuts, want 1", cuts)
 	}
@@ -401,7 +401,7 @@ func TestAdaptiveSpentBudgetNoCut(t *testing.T) {
 	b := newAdaptive(clk.Now, clk.Sleep)
 	strike(b, clk)
 	seq, _ = b.wait(ctx)
-	b.observe(spent, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), false)
+	b.observe(spent, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), time.Time{})
 	if _, cuts := b.state(); cuts != 1 {
 		t.Errorf("a 429 of a spent budget never announced before: %d cuts, want 1", cuts)
 	}
@@ -412,7 +412,7 @@ func TestAdaptiveSpentBudgetNoCut(t *testing.T) {
 // cut.
 func strike(a *adaptive, clk *fakeClock) {
 	seq, _ := a.wait(context.Background())
-	a.observe(http.Header{}, http.StatusServiceUnavailable, seq, clk.Now(), clk.Now(), false)
+	a.observe(http.Header{}, http.StatusServiceUnavailable, seq, clk.Now(), clk.Now(), time.Time{})
 }
 
 // TestAdaptiveLoneRejection: an unpaced host's rejection alone (a passing
@@ -432,7 +432,7 @@ func TestAdaptiveLoneRejection(t *testing.T) {
 	}
 	clk.Advance(3 * time.Second)
 	seq, _ := a.wait(ctx)
-	a.observe(http.Header{"Retry-After": {"5"}}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), false)
+	a.observe(http.Header{"Retry-After": {"5"}}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), time.Time{})
 	if rate, cuts := a.state(); rate != 0 || cuts != 0 {
 		t.Errorf("a 429 3 s after it: rate %v, %d cuts; want unpaced (still alone)", rate, cuts)
 	}
@@ -442,18 +442,18 @@ func TestAdaptiveLoneRejection(t *testing.T) {
 		t.Errorf("next request waited %v, want the lone 429's Retry-After (5s)", got)
 	}
 	clk.Advance(time.Second)
-	a.observe(http.Header{}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), false)
+	a.observe(http.Header{}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), time.Time{})
 	if _, cuts := a.state(); cuts != 0 {
 		t.Errorf("a 429 6 s after the last: %d cuts, want 0", cuts)
 	}
 	seq, _ = a.wait(ctx)
-	a.observe(http.Header{}, http.StatusServiceUnavailable, seq, clk.Now(), clk.Now(), false)
+	a.observe(http.Header{}, http.StatusServiceUnavailable, seq, clk.Now(), clk.Now(), time.Time{})
 	if rate, cuts := a.state(); cuts != 1 || rate <= 0 {
 		t.Errorf("a 503 right after a 429: rate %v, %d cuts; want paced, 1 cut", rate, cuts)
 	}
 	clk.Advance(10 * time.Second)
 	seq, _ = a.wait(ctx)
-	a.observe(http.Header{}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), false)
+	a.observe(http.Header{}, http.StatusTooManyRequests, seq, clk.Now(), clk.Now(), time.Time{})
 	if _, cuts := a.state(); cuts != 2 {
 		t.Errorf("paced, a lone 429: %d cuts, want 2", cuts)
 	}
@@ -510,7 +510,7 @@ func TestAdaptiveNoBurstAfterHold(t *testing.T) {
 			if err := clk.Sleep(ctx, d); err != nil {
 				return err
 			}
-			a.observe(http.Header{"Retry-After": {"1"}}, http.StatusTooManyRequests, 0, clk.Now(), clk.Now(), false)
+			a.observe(http.Header{"Retry-After": {"1"}}, http.StatusTooManyRequests, 0, clk.Now(), clk.Now(), time.Time{})
 			return nil
 		}
 		return clk.Sleep(ctx, d)
@@ -602,8 +602,9 @@ func TestAdaptiveBrokenEndpointNoCut(t *testing.T) {
 // attempt (a limit on one resource: a search, a project being indexed)
 // is that request's, as one broken endpoint's 503s are: its retries' 429s
 // cut nothing, so the host's other requests go on unpaced (one search's
-// two 429s slowed 500 other chains from 2 s to 34 s). Another request's
-// 429 soon after is the host's limit: a pair, which cuts.
+// two 429s slowed 500 other chains from 2 s to 34 s), as long as other
+// requests get through meanwhile (here one during each wait). Another
+// request's 429 soon after is the host's limit: a pair, which cuts.
 func TestAdaptiveLimitedResourceNoCut(t *testing.T) {
 	clk := newFakeClock()
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
@@ -612,8 +613,20 @@ func TestAdaptiveLimitedResourceNoCut(t *testing.T) {
 			w.WriteHeader(http.StatusTooManyRequests)
 		}
 	})
-	p := testPool(clk, 0.5, nil)
-	c := mustClient(t, p, HostConfig{BaseURL: srv.URL, Retry: Retry{Attempts: 4, Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
+	var c *Client
+	busy := false // the requests are sequential: no lock needed
+	p := NewPool(Options{Now: clk.Now, Rand: func() float64 { return 0.5 }, Sleep: func(ctx context.Context, d time.Duration) error {
+		err := clk.Sleep(ctx, d)
+		if !busy && c != nil {
+			busy = true
+			if _, err := c.Do(ctx, &Request{URL: "/list"}); err != nil {
+				t.Errorf("another request, meanwhile: %v", err)
+			}
+			busy = false
+		}
+		return err
+	}})
+	c = mustClient(t, p, HostConfig{BaseURL: srv.URL, Retry: Retry{Attempts: 4, Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
 	if _, err := c.Do(t.Context(), &Request{URL: "/search/1"}); err == nil {
 		t.Fatal("a 429 to every attempt: want an error")
 	}
@@ -625,5 +638,47 @@ func TestAdaptiveLimitedResourceNoCut(t *testing.T) {
 	}
 	if hs := p.Stats().Hosts[origin(c.base)]; hs.RateCuts != 1 {
 		t.Errorf("a second request's 429 soon after: %d cuts, want 1", hs.RateCuts)
+	}
+}
+
+// A request refused again while others get through is one resource's
+// limit and cuts nothing; refused again with none through since (one
+// request at a time against a host-wide window limit), it is a refusal
+// like any other: a second soon after the first cuts.
+func TestAdaptiveRefusedAgainAloneCuts(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		between  bool // another request answered 200 between the refusals
+		wantCuts int64
+	}{
+		{name: "others through between", between: true, wantCuts: 0},
+		{name: "none through between", between: false, wantCuts: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			a := newAdaptive(clk.Now, clk.Sleep)
+			ctx := t.Context()
+			seq, _ := a.wait(ctx)
+			sent := clk.Now()
+			clk.Advance(20 * time.Millisecond)
+			first := clk.Now()
+			a.observe(http.Header{}, http.StatusTooManyRequests, seq, sent, first, time.Time{})
+			if _, cuts := a.state(); cuts != 0 {
+				t.Fatalf("a first refusal alone, unpaced: %d cuts, want 0", cuts)
+			}
+			clk.Advance(200 * time.Millisecond)
+			if tc.between {
+				seq, _ := a.wait(ctx)
+				a.observe(http.Header{}, http.StatusOK, seq, clk.Now(), clk.Now(), time.Time{})
+			}
+			clk.Advance(300 * time.Millisecond)
+			seq, _ = a.wait(ctx)
+			sent = clk.Now()
+			clk.Advance(20 * time.Millisecond)
+			a.observe(http.Header{}, http.StatusTooManyRequests, seq, sent, clk.Now(), first)
+			if _, cuts := a.state(); cuts != tc.wantCuts {
+				t.Errorf("the retry refused again: %d cuts, want %d", cuts, tc.wantCuts)
+			}
+		})
 	}
 }

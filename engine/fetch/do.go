@@ -202,9 +202,10 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 		attempts, failures int
 		refreshed          bool
 		tokenUsed          string
-		// refused: this request's last answer was a 503 or a rate limit
-		// (see adaptive.observe: its retries' refusals cut no rate).
-		refused bool
+		// refused: when this request's last answer was a 503 or a rate
+		// limit, zero if it was not (see adaptive.observe: its retries'
+		// refusals cut no rate while other requests get through).
+		refused time.Time
 	)
 	fail := func(err error) error {
 		var ue *url.Error
@@ -323,7 +324,10 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 		}
 
 		status := rr.StatusCode()
-		refused = status == http.StatusServiceUnavailable || rateLimited(status, rr.Header())
+		refused = time.Time{}
+		if status == http.StatusServiceUnavailable || rateLimited(status, rr.Header()) {
+			refused = c.pool.now()
+		}
 		c.log.Debug("http request", "method", method, "url", shown, "status", status, "attempt", attempts, "duration", dur)
 		resp := &Response{Status: status, Header: rr.Header(), Body: rr.Body(), URL: shown, Attempts: attempts, Spool: spool}
 		if dl != nil && spool == nil {
@@ -470,11 +474,12 @@ func withParam(target, name, value string) string {
 // network.
 //
 // For a download (dl set), a 2xx body is received into a Spool, and the
-// timeout bounds each wait for data instead of the whole attempt. again:
-// the request's last attempt was refused too (a 503 or a rate limit).
+// timeout bounds each wait for data instead of the whole attempt. again,
+// when set: when the request's last attempt was refused too (a 503 or a
+// rate limit).
 // sign, when set, signs the attempt once it may go (after the waits: the
 // signature holds its time).
-func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method, target string, hdr http.Header, body []byte, dl *Download, again bool, sign *sigv4) (rr *resty.Response, spool *Spool, sent bool, dur time.Duration, err error) {
+func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method, target string, hdr http.Header, body []byte, dl *Download, again time.Time, sign *sigv4) (rr *resty.Response, spool *Spool, sent bool, dur time.Duration, err error) {
 	// The client's own ceiling first: a request it holds takes none of
 	// the host's tokens meanwhile.
 	if err := c.pool.waitLimiter(ctx, c.own); err != nil {
