@@ -481,9 +481,12 @@ func withParam(target, name, value string) string {
 // signature holds its time).
 func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method, target string, hdr http.Header, body []byte, dl *Download, again time.Time, sign *sigv4) (rr *resty.Response, spool *Spool, sent bool, dur time.Duration, err error) {
 	// The client's own ceiling first: a request it holds takes none of
-	// the host's tokens meanwhile.
-	if err := c.pool.waitLimiter(ctx, c.own); err != nil {
-		return nil, nil, false, 0, err
+	// the host's tokens meanwhile. It is an endpoint's limit of the API,
+	// so a link to another host (an export's storage) does not wait on it.
+	if c.host == nil || h == c.host {
+		if err := c.pool.waitLimiter(ctx, c.own); err != nil {
+			return nil, nil, false, 0, err
+		}
 	}
 	if err := c.pool.waitRate(ctx, h); err != nil {
 		return nil, nil, false, 0, err

@@ -153,6 +153,31 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// A stream's own ceiling is an endpoint's limit of its API: a link to
+// another host (an export's storage) does not wait on it.
+func TestOwnRateLimitOnlyItsHost(t *testing.T) {
+	api := newServer(t, func(w http.ResponseWriter, r *http.Request) {})
+	storage := newServer(t, func(w http.ResponseWriter, r *http.Request) {})
+	clk := newFakeClock()
+	c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: api.URL, OwnRatePerSecond: 1})
+	for range 3 {
+		if _, err := c.Do(t.Context(), &Request{URL: storage.URL + "/export.ndjson"}); err != nil {
+			t.Fatalf("Do: %v", err)
+		}
+	}
+	if s := clk.Sleeps(); len(s) != 0 {
+		t.Errorf("requests to another host waited %v on the stream's own limit", s)
+	}
+	for range 2 {
+		if _, err := c.Do(t.Context(), &Request{URL: "/x"}); err != nil {
+			t.Fatalf("Do: %v", err)
+		}
+	}
+	if s := clk.Sleeps(); len(s) != 1 || s[0] != time.Second {
+		t.Errorf("two requests to its own host waited %v; want one second once", s)
+	}
+}
+
 func TestStats(t *testing.T) {
 	var n atomic.Int32
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
