@@ -1348,10 +1348,9 @@ func serverLinked(p *spec.Paginate) bool {
 // it took two to three times that at its peak, and a 200,000-item chain's
 // peak memory grew by 3.5 MB).
 type repeats struct {
-	seed   maphash.Seed
-	recent map[uint64]struct{} // items of earlier pages, not yet in sorted
-	sorted []uint64            // items of earlier pages, sorted
-	cur    map[uint64]struct{} // items of this page
+	seed maphash.Seed
+	seen keySet              // items of earlier pages, bare: 8 bytes an item
+	cur  map[uint64]struct{} // items of this page
 }
 
 // repeatsReserveMax bounds what a reported total reserves (a slice's
@@ -1359,55 +1358,25 @@ type repeats struct {
 const repeatsReserveMax = 1 << 24
 
 func newRepeats(seed maphash.Seed) *repeats {
-	return &repeats{seed: seed, recent: map[uint64]struct{}{}, cur: map[uint64]struct{}{}}
+	return &repeats{seed: seed, seen: keySet{bare: true}, cur: map[uint64]struct{}{}}
 }
 
 // expect reserves room for the items of a list of total items.
-func (r *repeats) expect(total int) {
-	if n := min(total, repeatsReserveMax) - len(r.recent); n > cap(r.sorted) {
-		r.sorted = slices.Grow(r.sorted, n-len(r.sorted))
-	}
-}
+func (r *repeats) expect(total int) { r.seen.reserve(min(total, repeatsReserveMax)) }
 
 // turn starts a new page.
 func (r *repeats) turn() {
 	for h := range r.cur {
-		if !r.seen(h) {
-			r.recent[h] = struct{}{}
-		}
+		r.seen.add(h)
 	}
 	clear(r.cur)
-	if len(r.recent) >= compactAt {
-		add := slices.Sorted(maps.Keys(r.recent))
-		i, j := len(r.sorted)-1, len(add)-1
-		r.sorted = append(r.sorted, add...) // within the reserve, no copy; the tail is overwritten below
-		for k := len(r.sorted) - 1; j >= 0; k-- {
-			if i >= 0 && r.sorted[i] > add[j] {
-				r.sorted[k] = r.sorted[i]
-				i--
-			} else {
-				r.sorted[k] = add[j]
-				j--
-			}
-		}
-		clear(r.recent)
-	}
-}
-
-// seen tells whether an earlier page listed the item of hash h.
-func (r *repeats) seen(h uint64) bool {
-	if _, ok := r.recent[h]; ok {
-		return true
-	}
-	_, ok := slices.BinarySearch(r.sorted, h)
-	return ok
 }
 
 // again tells whether the item (its JSON text) was listed on an earlier
 // page of the chain, and remembers it on this one.
 func (r *repeats) again(item []byte) bool {
 	h := maphash.Bytes(r.seed, item)
-	before := r.seen(h)
+	_, before := r.seen.get(h)
 	r.cur[h] = struct{}{}
 	return before
 }

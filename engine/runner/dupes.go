@@ -504,7 +504,21 @@ func (t *targets) report() []Duplicate {
 type keySet struct {
 	recent map[uint64]uint32
 	sorted []uint64
-	fps    []uint32 // the fingerprint of sorted[i]
+	fps    []uint32 // the fingerprint of sorted[i]; none when bare
+	// bare: no fingerprints, 8 bytes a key (the total check's repeats,
+	// which only ask whether an item was listed).
+	bare bool
+}
+
+// reserve makes room for n keys in all, so that the sorted part grows by
+// no copy (at its peak a copy holds two to three times the keys).
+func (s *keySet) reserve(n int) {
+	if n -= len(s.recent); n > cap(s.sorted) {
+		s.sorted = slices.Grow(s.sorted, n-len(s.sorted))
+		if !s.bare {
+			s.fps = slices.Grow(s.fps, n-len(s.fps))
+		}
+	}
 }
 
 // compactAt bounds the map part of a keySet (about 200 kB). A merge is a
@@ -527,6 +541,9 @@ func (s *keySet) get(h uint64) (fp uint32, ok bool) {
 		return fp, true
 	}
 	if i, ok := slices.BinarySearch(s.sorted, h); ok {
+		if s.bare {
+			return 0, true
+		}
 		return s.fps[i], true
 	}
 	return 0, false
@@ -551,14 +568,22 @@ func (s *keySet) compact() {
 	}
 	slices.Sort(add)
 	i, j := len(s.sorted)-1, len(add)-1
-	s.sorted = append(s.sorted, add...) // grows; the tail is overwritten below
-	s.fps = append(s.fps, make([]uint32, len(add))...)
+	s.sorted = append(s.sorted, add...) // grows (unless reserved); the tail is overwritten below
+	if !s.bare {
+		s.fps = append(s.fps, make([]uint32, len(add))...)
+	}
 	for k := len(s.sorted) - 1; j >= 0; k-- {
 		if i >= 0 && s.sorted[i] > add[j] {
-			s.sorted[k], s.fps[k] = s.sorted[i], s.fps[i]
+			s.sorted[k] = s.sorted[i]
+			if !s.bare {
+				s.fps[k] = s.fps[i]
+			}
 			i--
 		} else {
-			s.sorted[k], s.fps[k] = add[j], s.recent[add[j]]
+			s.sorted[k] = add[j]
+			if !s.bare {
+				s.fps[k] = s.recent[add[j]]
+			}
 			j--
 		}
 	}
@@ -571,7 +596,7 @@ func (s *keySet) set(h uint64, fp uint32) {
 		s.recent[h] = fp
 		return
 	}
-	if i, ok := slices.BinarySearch(s.sorted, h); ok {
+	if i, ok := slices.BinarySearch(s.sorted, h); ok && !s.bare {
 		s.fps[i] = fp
 	}
 }

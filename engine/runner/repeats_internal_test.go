@@ -34,8 +34,11 @@ func TestRepeatsRemembersEveryEarlierPage(t *testing.T) {
 		if second := r.again(item(50_000)); first || second {
 			t.Errorf("reserve %d: a new item twice on one page taken for a repeat", reserve)
 		}
-		if len(r.sorted)+len(r.recent) != pages*per {
-			t.Errorf("reserve %d: %d items remembered, want %d", reserve, len(r.sorted)+len(r.recent), pages*per)
+		if n := r.seen.len(); n != pages*per {
+			t.Errorf("reserve %d: %d items remembered, want %d", reserve, n, pages*per)
+		}
+		if r.seen.fps != nil {
+			t.Errorf("reserve %d: fingerprints kept for the bare set of repeats", reserve)
 		}
 	}
 }
