@@ -331,14 +331,7 @@ func (s *sfSim) expireAll() {
 }
 
 func (s *sfSim) authorized(r *http.Request) bool {
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !ok || s.tokens[tok] <= 0 {
-		return false
-	}
-	s.tokens[tok]--
-	return true
+	return spendBearer(&s.mu, s.tokens, r)
 }
 
 // token answers the client credentials grant (a form with grant_type,

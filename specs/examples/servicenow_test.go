@@ -344,14 +344,7 @@ func (s *snSim) authorized(r *http.Request) bool {
 	if user, pass, ok := r.BasicAuth(); ok {
 		return user == s.user && pass == s.password
 	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !ok || s.tokens[tok] <= 0 {
-		return false
-	}
-	s.tokens[tok]--
-	return true
+	return spendBearer(&s.mu, s.tokens, r)
 }
 
 // token answers the OAuth password grant: a form with grant_type,

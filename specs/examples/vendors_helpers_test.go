@@ -168,3 +168,17 @@ func sameIDs(t *testing.T, what string, want, got []string) {
 		t.Errorf("%s (-want +got):\n%s", what, d)
 	}
 }
+
+// spendBearer tells whether r carries a bearer token of tokens (each the
+// requests it has left) with a request left, and spends one: a
+// simulator's sessions that expire after so many requests.
+func spendBearer(mu *sync.Mutex, tokens map[string]int, r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	mu.Lock()
+	defer mu.Unlock()
+	if !ok || tokens[tok] <= 0 {
+		return false
+	}
+	tokens[tok]--
+	return true
+}
