@@ -526,6 +526,11 @@ func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method,
 		defer idle.stop()
 	}
 
+	if sign != nil {
+		actx = context.WithValue(actx, resignKey{}, func(req *http.Request) error {
+			return sign.resign(ctx, req, c.pool.now())
+		})
+	}
 	r := rc.R().SetContext(actx).SetResponseBodyLimit(int(min(c.maxBody, math.MaxInt)))
 	if dl != nil {
 		r.SetDoNotParseResponse(true)

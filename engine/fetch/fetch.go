@@ -386,7 +386,9 @@ func (p *Pool) tokenHost() *host {
 
 // checkRedirect follows up to 10 redirects and drops every header but a
 // few harmless ones when a redirect leaves the origin, so API keys in
-// custom headers do not follow (net/http strips only Authorization).
+// custom headers do not follow (net/http strips only Authorization). A
+// request signed with AWS SigV4 that stays on its origin is signed again
+// for where it goes.
 func checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) >= 10 {
 		return &redirectError{n: len(via)}
@@ -400,6 +402,10 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 				req.Header.Del(k)
 			}
 		}
+		return nil
+	}
+	if resign, ok := req.Context().Value(resignKey{}).(func(*http.Request) error); ok {
+		return resign(req)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -47,6 +48,11 @@ func (s *sigv4) sign(ctx context.Context, hdr http.Header, method, target string
 	if err != nil {
 		return "", fmt.Errorf("aws_sigv4: %w", parseError(err))
 	}
+	// AWS signs the Host header as it arrives, and the SDK signs a host
+	// without its scheme's default port: the URL must not carry it either.
+	if p := u.Port(); p == "" || p == map[string]string{"http": "80", "https": "443"}[u.Scheme] {
+		u.Host = strings.TrimSuffix(strings.TrimSuffix(u.Host, ":"+p), ":")
+	}
 	req := &http.Request{Method: method, URL: u, Host: u.Host, Header: hdr, ContentLength: int64(len(body))}
 	// A header set by an earlier attempt would be signed as a header of
 	// this one.
@@ -58,6 +64,37 @@ func (s *sigv4) sign(ctx context.Context, hdr http.Header, method, target string
 		return "", fmt.Errorf("aws_sigv4: %w", err)
 	}
 	return u.String(), nil
+}
+
+// resignKey holds, in a signed request's context, the function that signs
+// its redirects (see checkRedirect).
+type resignKey struct{}
+
+// resign signs a redirected request (req) anew at now: the signature
+// covers the first request's path and query, which AWS would refuse at
+// the new place.
+func (s *sigv4) resign(ctx context.Context, req *http.Request, now time.Time) error {
+	var body []byte
+	if req.GetBody != nil && req.ContentLength != 0 {
+		rc, err := req.GetBody()
+		if err != nil {
+			return fmt.Errorf("aws_sigv4: signing a redirect: %w", err)
+		}
+		body, err = io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("aws_sigv4: signing a redirect: %w", err)
+		}
+	}
+	target, err := s.sign(ctx, req.Header, req.Method, req.URL.String(), body, now)
+	if err != nil {
+		return err
+	}
+	if req.URL, err = url.Parse(target); err != nil {
+		return fmt.Errorf("aws_sigv4: signing a redirect: %w", parseError(err))
+	}
+	req.Host = req.URL.Host
+	return nil
 }
 
 // skewHint explains an AWS refusal of a request's time, from the answer's

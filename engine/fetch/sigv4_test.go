@@ -214,3 +214,82 @@ func TestSigV4StaysOnOrigin(t *testing.T) {
 		t.Errorf("another host got %q", got)
 	}
 }
+
+// TestSigV4RedirectSignsAgain: a redirect on the API's host is signed for
+// its new path (the first request's signature covers the old one, and AWS
+// would refuse it); a redirect to another host is not signed at all.
+func TestSigV4RedirectSignsAgain(t *testing.T) {
+	var got string
+	other := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Get("Authorization") + r.Header.Get("X-Amz-Date") + r.Header.Get("X-Amz-Security-Token")
+		io.WriteString(w, `{"ok": true}`)
+	})
+	for _, method := range []string{"GET", "POST"} {
+		t.Run(method, func(t *testing.T) {
+			clk := newFakeClock()
+			srv, seen := awsServer(t, clk, apitest.SigV4Key{Secret: awsSecret, SessionToken: awsSession}, func(n int, r *http.Request, w http.ResponseWriter) bool {
+				switch r.URL.Path {
+				case "/old":
+					http.Redirect(w, r, "/new?b=1", http.StatusTemporaryRedirect)
+					return true
+				case "/away":
+					http.Redirect(w, r, other.URL+"/x", http.StatusTemporaryRedirect)
+					return true
+				}
+				return false
+			})
+			c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: srv.URL, Auth: sigAuth(awsSecret, awsSession)})
+			req := Request{Method: method, URL: "/old"}
+			if method == "POST" {
+				req.Body = map[string]any{"MaxResults": 20}
+			}
+			if _, err := c.Do(t.Context(), &req); err != nil {
+				t.Fatalf("Do through a redirect: %v", err)
+			}
+			if len(*seen) != 2 {
+				t.Fatalf("%d requests, want 2", len(*seen))
+			}
+			if (*seen)[0].Get("Authorization") == (*seen)[1].Get("Authorization") {
+				t.Errorf("the redirected request carried the first one's signature")
+			}
+			got = "unset"
+			away := Request{Method: method, URL: "/away", Body: req.Body}
+			if _, err := c.Do(t.Context(), &away); err != nil {
+				t.Fatalf("Do through a redirect to another host: %v", err)
+			}
+			if got != "" {
+				t.Errorf("another host got %q", got)
+			}
+		})
+	}
+}
+
+// TestSigV4DefaultPort: a base URL that names its scheme's default port
+// is signed and sent without it, as AWS reads the Host header: signed with
+// the port and sent without (or the other way), AWS refuses it.
+func TestSigV4DefaultPort(t *testing.T) {
+	s := newSigV4(Auth{AccessKeyID: awsKeyID, SecretAccessKey: awsSecret, Region: "us-east-1", Service: "service"})
+	at := time.Date(2015, 8, 30, 12, 36, 0, 0, time.UTC)
+	want := http.Header{}
+	if _, err := s.sign(t.Context(), want, "GET", "https://example.amazonaws.com/", nil, at); err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range []string{"https://example.amazonaws.com:443/", "https://example.amazonaws.com:/"} {
+		hdr := http.Header{}
+		target, err := s.sign(t.Context(), hdr, "GET", raw, nil, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u, _ := url.Parse(target); u.Host != "example.amazonaws.com" {
+			t.Errorf("%s is sent to host %q, want it without :443", raw, u.Host)
+		}
+		if hdr.Get("Authorization") != want.Get("Authorization") {
+			t.Errorf("%s: Authorization %q, want the signature without the port %q", raw, hdr.Get("Authorization"), want.Get("Authorization"))
+		}
+	}
+	hdr := http.Header{}
+	target, err := s.sign(t.Context(), hdr, "GET", "http://localhost:8443/", nil, at)
+	if err != nil || !strings.Contains(target, ":8443") {
+		t.Errorf("another port: %q, %v: want it kept", target, err)
+	}
+}
