@@ -69,10 +69,22 @@ type EntityError struct {
 	Blueprint  string
 	Identifier string
 	Message    string
+	// Stream and Partition (its parent chain) name where the entity was
+	// mapped from, when the sink still knows it: for an entity refused
+	// before it was spooled (offline validation), not for Port's refusals.
+	Stream    string
+	Partition string
 }
 
 func (e EntityError) Error() string {
-	return fmt.Sprintf("blueprint %s entity %q: %s", e.Blueprint, e.Identifier, e.Message)
+	from := ""
+	switch {
+	case e.Stream != "" && e.Partition != "":
+		from = fmt.Sprintf(" (stream %s, parents %s)", e.Stream, e.Partition)
+	case e.Stream != "":
+		from = fmt.Sprintf(" (stream %s)", e.Stream)
+	}
+	return fmt.Sprintf("blueprint %s entity %q%s: %s", e.Blueprint, e.Identifier, from, e.Message)
 }
 
 // SkippedDelete is a blueprint whose stale entities were left in place.

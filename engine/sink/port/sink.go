@@ -122,7 +122,7 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(errs) > 0 {
-		s.invalid = append(s.invalid, EntityError{Blueprint: e.Blueprint, Identifier: id, Message: joinErrors(errs)})
+		s.invalid = append(s.invalid, EntityError{Blueprint: e.Blueprint, Identifier: id, Message: joinErrors(errs), Stream: e.Stream, Partition: e.Partition})
 		data = nil
 	}
 	if id == "" {
@@ -394,8 +394,13 @@ func (s *Sink) Finish(ctx context.Context, complete map[string]bool) (rep Report
 		}
 	}()
 	st := newRunState(sp)
+	from := map[entityKey]EntityError{} // where the invalid entities came from
 	for _, e := range invalid {
-		st.fail(entityKey{e.Blueprint, e.Identifier}, e.Message)
+		k := entityKey{e.Blueprint, e.Identifier}
+		st.fail(k, e.Message)
+		if _, ok := from[k]; !ok {
+			from[k] = e
+		}
 	}
 	rep = Report{Owner: s.cfg.Owner, Blueprints: map[string]BlueprintCounts{}}
 	err = s.write(ctx, st)
@@ -408,7 +413,8 @@ func (s *Sink) Finish(ctx context.Context, complete map[string]bool) (rep Report
 		rep.DroppedRelations += n
 	}
 	for k, msg := range st.failed {
-		rep.Errors = append(rep.Errors, EntityError{Blueprint: k.blueprint, Identifier: k.identifier, Message: msg})
+		rep.Errors = append(rep.Errors, EntityError{Blueprint: k.blueprint, Identifier: k.identifier, Message: msg,
+			Stream: from[k].Stream, Partition: from[k].Partition})
 	}
 	slices.SortFunc(rep.Errors, compareEntityErrors)
 	for k, owner := range st.conflicts {

@@ -96,7 +96,7 @@ func checkBlueprintID(id string) error {
 // pass unchecked) and required relations; and, beyond Port's own checks,
 // what Port would not hold as mapped: numbers out of a double's range,
 // integers a double cannot hold exactly (past 2^53), and
-// strings or keys that are not valid UTF-8, at any depth. It does not
+// strings or keys that are not valid UTF-8 or hold U+0000, at any depth. It does not
 // check that relation targets exist. The result is nil when the entity is
 // valid.
 func ValidateEntity(bp *Blueprint, e sink.Entity) []error {
@@ -295,10 +295,10 @@ func checkNested(v any) error {
 func nestedOK(v any) bool {
 	switch x := v.(type) {
 	case string:
-		return utf8.ValidString(x)
+		return textOK(x)
 	case map[string]any:
 		for k, e := range x {
-			if !utf8.ValidString(k) || !nestedOK(e) {
+			if !textOK(k) || !nestedOK(e) {
 				return false
 			}
 		}
@@ -310,7 +310,7 @@ func nestedOK(v any) bool {
 		}
 	case []string:
 		for _, e := range x {
-			if !utf8.ValidString(e) {
+			if !textOK(e) {
 				return false
 			}
 		}
@@ -351,15 +351,28 @@ func nestedErr(v any) error {
 	return nil
 }
 
-// checkUTF8 refuses a string that is not valid UTF-8 (jq's @base64d can
-// make one): JSON cannot carry it, encoding writes U+FFFD for each bad
-// byte, so Port would hold another string — and two object keys that
-// differ only there would become one, a value lost.
+// checkUTF8 refuses a string Port would not hold as it is: one that is
+// not valid UTF-8 (jq's @base64d can make one) — JSON cannot carry it,
+// encoding writes U+FFFD for each bad byte, so Port would hold another
+// string, and two object keys that differ only there would become one, a
+// value lost — or one holding U+0000: Port keeps entities in PostgreSQL
+// jsonb, whose text refuses \u0000 ("unsupported Unicode escape
+// sequence"), so the entity's whole bulk request would fail, or the
+// string be stored otherwise. Identifiers and relation targets refuse it
+// by their pattern.
 func checkUTF8(s string) error {
-	if utf8.ValidString(s) {
+	switch {
+	case textOK(s):
 		return nil
+	case !utf8.ValidString(s):
+		return errors.New("is not valid UTF-8 (Port would get U+FFFD in its place)")
 	}
-	return errors.New("is not valid UTF-8 (Port would get U+FFFD in its place)")
+	return errors.New(`holds U+0000 (NUL), which Port cannot store in text; remove it in the mapping (e.g. gsub("\\u0000"; ""))`)
+}
+
+// textOK is checkUTF8's answer without the message.
+func textOK(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
 
 // checkDouble refuses a number beyond the range of a double (1e400), not

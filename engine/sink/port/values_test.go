@@ -315,3 +315,61 @@ func TestCheckDoubleNumberForms(t *testing.T) {
 		}
 	}
 }
+
+// A NUL (U+0000) in any string of an entity fails that entity alone,
+// before anything is sent: Port keeps entities in PostgreSQL jsonb, which
+// refuses \u0000 in text ("unsupported Unicode escape sequence"), so sent
+// it would fail the entity's whole bulk request, or be stored otherwise.
+// The error names blueprint, identifier, field and the stream the entity
+// was mapped from; the other entities are written.
+func TestNULReported(t *testing.T) {
+	e := newEnv(t, portsim.Options{})
+	bp := `{"identifier":"probe","title":"Probe","schema":{"properties":{
+	 "s":{"type":"string"},"n":{"type":"number"},"o":{"type":"object"},"a":{"type":"array"}}},
+	 "relations":{"peers":{"target":"probe","many":true,"required":false}}}`
+	ent := func(id string, extra map[string]any, props map[string]any) sink.Entity {
+		en := probeEntity(id, props)
+		en.Stream, en.Partition = "items", "p1"
+		maps.Copy(en.Data, extra)
+		return en
+	}
+	ents := []sink.Entity{
+		ent("keep", map[string]any{"title": "T \u0001 ok", "team": []any{"t"}}, map[string]any{"s": "\\u0000 as text is fine", "o": map[string]any{"k": "v"}}),
+		ent("string", nil, map[string]any{"s": "a\x00b"}),
+		ent("key", nil, map[string]any{"o": map[string]any{"a\x00": json.Number("1")}}),
+		ent("deep", nil, map[string]any{"a": []any{"ok", map[string]any{"k": []any{"\x00"}}}}),
+		ent("title", map[string]any{"title": "T\x00"}, map[string]any{}),
+		ent("icon", map[string]any{"icon": "\x00"}, map[string]any{}),
+		ent("team", map[string]any{"team": []any{"t", "u\x00"}}, map[string]any{}),
+		ent("rel", map[string]any{"relations": map[string]any{"peers": []any{"keep", "x\x00"}}}, map[string]any{}),
+		ent("id\x00", nil, map[string]any{}),
+	}
+	rep, err := e.run(e.sink(), []json.RawMessage{json.RawMessage(bp)}, ents, map[string]bool{"probe": true})
+	if !errors.Is(err, ErrEntitiesFailed) {
+		t.Fatalf("Finish: %v, want ErrEntitiesFailed", err)
+	}
+	want := map[string]string{"string": "properties.s", "key": "properties.o", "deep": "properties.a", "title": "title",
+		"icon": "icon", "team": "team", "rel": "relations.peers", "id\x00": "identifier"}
+	for _, x := range rep.Errors {
+		field, ok := want[x.Identifier]
+		// Identifiers and targets are refused by their pattern, which
+		// names the character (\x00).
+		why := "U+0000"
+		if field == "identifier" || field == "relations.peers" {
+			why = `\x00" has characters outside`
+		}
+		if !ok || !strings.HasPrefix(x.Message, field+": ") || !strings.Contains(x.Message, why) {
+			t.Errorf("error %q: %s", x.Identifier, x.Message)
+		}
+		if s := x.Error(); !strings.Contains(s, "blueprint probe") || !strings.Contains(s, "(stream items, parents p1)") {
+			t.Errorf("error %q does not name blueprint and stream: %s", x.Identifier, s)
+		}
+		delete(want, x.Identifier)
+	}
+	if len(want) != 0 {
+		t.Errorf("not reported: %v", want)
+	}
+	if got := keys(e.srv.Catalog()); len(got) != 1 || !got["probe:keep"] {
+		t.Errorf("Port holds %v, want only probe:keep", got)
+	}
+}
