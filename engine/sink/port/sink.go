@@ -1034,7 +1034,20 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 			}
 			policy := s.cfg.policy(def.Identifier, rk)
 			var kept []string
+			// A many-relation is a set: a target named again is sent,
+			// dropped or failed once (Port's handling of a repeat is
+			// undocumented; the change check sees sets already).
+			var seen map[string]bool
+			if len(ids) > 1 {
+				seen = make(map[string]bool, len(ids))
+			}
 			for _, id := range ids {
+				if seen[id] {
+					continue
+				}
+				if seen != nil {
+					seen[id] = true
+				}
 				k := entityKey{r.Target, id}
 				st.mu.Lock()
 				there := st.exists[k]
