@@ -29,6 +29,10 @@ type propDef struct {
 	pattern     string
 	minimum     *float64
 	maximum     *float64
+	// def is the property's default (nil: none), given to an entity
+	// created without the property (Port's docs: "in case an entity is
+	// created without explicitly providing a value").
+	def any
 }
 
 type relDef struct {
@@ -278,6 +282,7 @@ func parsePropDef(v any, where string, formats []string) (propDef, *apiError) {
 	if p, ok := m["pattern"].(string); ok {
 		d.pattern = p
 	}
+	d.def = m["default"]
 	return d, nil
 }
 

@@ -79,7 +79,8 @@ func (s *Server) SeedBlueprint(raw []byte) error {
 }
 
 // SeedEntity upserts an entity with the same validation as
-// POST /v1/blueprints/{bp}/entities?upsert=true, without going through HTTP.
+// POST /v1/blueprints/{bp}/entities?upsert=true, without going through HTTP,
+// and stores it as given (no default filled in).
 func (s *Server) SeedEntity(blueprint string, raw []byte) error {
 	m, derr := decodeObject(raw)
 	if derr != nil {
@@ -95,7 +96,7 @@ func (s *Server) SeedEntity(blueprint string, raw []byte) error {
 	if err != nil {
 		return fmt.Errorf("seed entity: %w", err)
 	}
-	if _, _, err := s.writeEntityLocked(bp, b, modePost, writeFlags{upsert: true}); err != nil {
+	if _, _, err := s.writeEntityLocked(bp, b, modePost, writeFlags{upsert: true, seed: true}); err != nil {
 		return fmt.Errorf("seed entity %q: %w", b.id, err)
 	}
 	// Seeds stand for state made long ago: search sees them (and every

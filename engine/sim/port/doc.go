@@ -49,7 +49,10 @@
 //     if `many`, and their targets must exist unless
 //     create_missing_related_entities=true, which creates empty stubs.
 //     upsert=true replaces the whole entity; with merge=true it updates only
-//     the supplied fields (properties and relations key by key).
+//     the supplied fields (properties and relations key by key). A
+//     property's `default` is given to an entity created without it (null
+//     or absent), on creation only, as Port's docs word it: an update that
+//     leaves it out or null makes it null. SeedEntity stores as given.
 //   - Deletion and dependents: an entity is a dependent of another when one of
 //     its relations names it. DELETE and bulk delete fail (422 has_dependents;
 //     for bulk, nothing is deleted) when an entity outside the deletion set

@@ -38,6 +38,9 @@ type entityBody struct {
 
 type writeFlags struct {
 	upsert, merge, createMissing, validationOnly bool
+	// seed stores the entity as given, no default filled in: a seed
+	// stands for state made long ago, before a default was declared.
+	seed bool
 }
 
 func parseFlags(q url.Values, names ...string) (writeFlags, *apiError) {
@@ -177,6 +180,18 @@ func (s *Server) writeEntityLocked(bp *blueprint, b entityBody, mode writeMode, 
 		maps.Copy(c.rels, b.rels)
 	} else {
 		c = &entity{id: b.id, title: b.title, icon: b.icon, team: b.team, props: maps.Clone(b.props), rels: maps.Clone(b.rels)}
+	}
+	if existing == nil && !f.seed {
+		// Defaults are given on creation only: an update that sets a
+		// property null leaves it null.
+		for k, d := range bp.props {
+			if d.def != nil && c.props[k] == nil {
+				if c.props == nil {
+					c.props = map[string]any{}
+				}
+				c.props[k] = asDoubles(d.def)
+			}
+		}
 	}
 
 	missing, err := s.checkEntityLocked(bp, c)

@@ -1,6 +1,7 @@
 package port
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"math/big"
@@ -19,7 +20,10 @@ import (
 //     the blueprint declares count (Port adds meta-properties, calculated,
 //     mirror and aggregation properties; they are not written);
 //   - null and absent are the same (Port answers null for what was not
-//     sent), and so are a property absent and one equal to its default;
+//     sent); a property equal to its default is kept, for Port may hold
+//     null there (an entity updated with null, or made before the default
+//     was declared), and then the value must be sent — [sameAsStored]
+//     takes a null against the default Port gave for the same;
 //   - an empty many-relation, a null one and an absent one are the same,
 //     and many-relations are sets (Port does not keep their order);
 //   - team is a sorted list (a single team is a list of one);
@@ -37,12 +41,10 @@ func canonEntity(def *Blueprint, m map[string]any) map[string]any {
 	}
 	props := map[string]any{}
 	in, _ := m["properties"].(map[string]any)
-	for k, p := range def.Properties {
-		v := canonValue(in[k])
-		if v == nil || p.Default != nil && sameJSON(v, canonValue(p.Default)) {
-			continue
+	for k := range def.Properties {
+		if v := canonValue(in[k]); v != nil {
+			props[k] = v
 		}
-		props[k] = v
 	}
 	out["properties"] = props
 	rels := map[string]any{}
@@ -65,6 +67,53 @@ func canonEntity(def *Blueprint, m map[string]any) map[string]any {
 		}
 	}
 	out["relations"] = rels
+	return out
+}
+
+// sameAsStored reports whether the canonical entity next (the run's)
+// is what Port holds, stored (canonical, encoded): byte-equal, or equal
+// once each property next leaves null and Port holds at its default is
+// taken as that default. Port gives a property's default to an entity
+// created without it, so the default is what ferry's null became there;
+// sending the null again would change nothing, every run. The reverse is
+// not the same: a value equal to the default against Port's null is a
+// change, and is sent.
+func sameAsStored(def *Blueprint, next map[string]any, stored []byte) bool {
+	if bytes.Equal(encodeCanon(next), stored) {
+		return true
+	}
+	if !slices.ContainsFunc(slices.Collect(maps.Values(def.Properties)), func(p Property) bool { return p.Default != nil }) {
+		return false
+	}
+	var old map[string]any
+	if err := json.Unmarshal(stored, &old); err != nil {
+		return false
+	}
+	filled := withStoredDefaults(def, next, old)
+	return filled != nil && bytes.Equal(encodeCanon(filled), stored)
+}
+
+// withStoredDefaults returns a copy of the canonical entity next with the
+// default put in for each property next leaves null and old (what Port
+// holds, canonical) has at its default; nil when there is none.
+func withStoredDefaults(def *Blueprint, next, old map[string]any) map[string]any {
+	props, _ := next["properties"].(map[string]any)
+	held, _ := old["properties"].(map[string]any)
+	var out map[string]any
+	for k, p := range def.Properties {
+		if p.Default == nil || props[k] != nil || held[k] == nil || !sameJSON(held[k], canonValue(p.Default)) {
+			continue
+		}
+		if out == nil {
+			out = maps.Clone(next)
+			props = maps.Clone(props)
+			if props == nil {
+				props = map[string]any{}
+			}
+			out["properties"] = props
+		}
+		props[k] = canonValue(p.Default)
+	}
 	return out
 }
 

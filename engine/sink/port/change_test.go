@@ -203,6 +203,12 @@ func TestUnchangedComparesStoredShape(t *testing.T) {
 		{"a property Port has that the mapping no longer sets",
 			`{"identifier":"x","title":"x","properties":{"url":"https://x","ferryOwner":"humanitec"},"relations":{}}`,
 			mapped("x", map[string]any{}, nil), false},
+		{"the default's value where Port holds null (made before the default)",
+			`{"identifier":"x","title":"x","properties":{"tier":null,"ferryOwner":"humanitec"},"relations":{}}`,
+			mapped("x", map[string]any{"tier": "gold"}, nil), false},
+		{"the default's value where Port holds it",
+			`{"identifier":"x","title":"x","properties":{"tier":"gold","ferryOwner":"humanitec"},"relations":{}}`,
+			mapped("x", map[string]any{"tier": "gold"}, nil), true},
 		{"a default overridden",
 			`{"identifier":"x","title":"x","properties":{"tier":"gold","ferryOwner":"humanitec"},"relations":{}}`,
 			mapped("x", map[string]any{"tier": "silver"}, nil), false},
@@ -367,15 +373,23 @@ func TestCanonEntity(t *testing.T) {
 	mapped := map[string]any{"identifier": "x", "title": "X",
 		"properties": map[string]any{"n": json.Number("2"), OwnerProperty: "me"},
 		"relations":  map[string]any{"many": []any{"a", "b"}}}
-	if a, b := enc(stored), enc(mapped); a != b {
-		t.Errorf("stored %s\nmapped %s", a, b)
+	// s: Port gave the default where the mapping has null, the same.
+	if !sameAsStored(def, canonEntity(def, mapped), encodeCanon(canonEntity(def, stored))) {
+		t.Errorf("stored %s\nmapped %s", enc(stored), enc(mapped))
+	}
+	// The default's value against Port's null is not the same.
+	withS := map[string]any{"identifier": "x", "title": "X", "properties": map[string]any{"n": 2, "s": "d", OwnerProperty: "me"},
+		"relations": map[string]any{"many": []any{"a", "b"}}}
+	if sameAsStored(def, canonEntity(def, withS), encodeCanon(canonEntity(def, mapped))) {
+		t.Error("s: the default's value taken for the null Port holds")
 	}
 	want := `{"identifier":"x","properties":{"ferryOwner":"me","n":2},"relations":{"many":["a","b"]},"title":"X"}`
 	if got := enc(mapped); got != want {
 		t.Errorf("canonical %s, want %s", got, want)
 	}
-	changes := diffCanon(canonEntity(def, stored), canonEntity(def, map[string]any{"identifier": "x",
-		"properties": map[string]any{"n": 3, OwnerProperty: "me"}, "relations": map[string]any{"one": "y", "many": []any{"a", "b"}}}))
+	old, next := canonEntity(def, stored), canonEntity(def, map[string]any{"identifier": "x",
+		"properties": map[string]any{"n": 3, OwnerProperty: "me"}, "relations": map[string]any{"one": "y", "many": []any{"a", "b"}}})
+	changes := diffCanon(old, withStoredDefaults(def, next, old))
 	var fields []string
 	for _, c := range changes {
 		fields = append(fields, fmt.Sprintf("%s:%v>%v", c.Field, c.Old, c.New))
@@ -385,5 +399,52 @@ func TestCanonEntity(t *testing.T) {
 	}
 	if !slices.Equal(canonIDs("a"), []any{"a"}) || canonIDs([]any{}) != nil {
 		t.Error("canonIDs")
+	}
+}
+
+// A property with a default: Port gives the default to an entity created
+// without the property, and (its docs say "created") keeps null on an
+// update that sends null. The change check must neither take a value
+// equal to the default for the null Port holds (it was never sent: lost)
+// nor send a null every run that Port answers with the default.
+func TestDefaultAgainstNull(t *testing.T) {
+	e := newEnv(t, portsim.Options{})
+	bps := []json.RawMessage{json.RawMessage(`{"identifier":"svc","title":"Service","schema":{"properties":{
+		"tier":{"type":"string","default":"gold"}}}}`)}
+	ent := func(tier any) []sink.Entity {
+		return []sink.Entity{{Blueprint: "svc", Data: map[string]any{"identifier": "x", "title": "x",
+			"properties": map[string]any{"tier": tier}, "relations": map[string]any{}}}}
+	}
+	steps := []struct {
+		name string
+		tier any
+		sent int
+		want any // tier in Port after the step
+	}{
+		{"created without it: Port gives the default", nil, 1, "gold"},
+		{"rerun: the default Port gave is what null means", nil, 0, "gold"},
+		{"another value", "silver", 1, "silver"},
+		{"null on an update: Port holds null", nil, 1, nil},
+		{"rerun: null against null", nil, 0, nil},
+		{"the default's value against Port's null", "gold", 1, "gold"},
+		{"rerun: the default's value against itself", "gold", 0, "gold"},
+	}
+	for i, st := range steps {
+		if i > 0 {
+			// The plan (dry-run) says the same.
+			_, p := e.plan(e.sink(), bps, ent(st.tier), map[string]bool{"svc": true}, "")
+			if n := len(p.Blueprints[0].Update); n != st.sent {
+				t.Errorf("%s: plan updates %d (%+v), want %d", st.name, n, p.Blueprints[0].Update, st.sent)
+			}
+		}
+		e.srv.ResetRequests()
+		rep, err := e.run(e.sink(), bps, ent(st.tier), map[string]bool{"svc": true})
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		got := e.srv.Entity("svc", "x")["properties"].(map[string]any)["tier"]
+		if sent := bulkSent(e)["svc first"]; sent != st.sent || got != st.want {
+			t.Errorf("%s: sent %d, Port holds %v; want %d and %v (report %+v)", st.name, sent, got, st.sent, st.want, rep)
+		}
 	}
 }

@@ -61,11 +61,14 @@
 // The owned-entity listing of each blueprint (below) is read whole, once,
 // before writing, and kept in the spool in canonical form (canon.go): the
 // fields a write sets, as Port stores them — undeclared and meta
-// properties left out, null and absent alike, a property equal to its
-// default as absent, many-relations as sorted sets, team as a sorted list,
+// properties left out, null and absent alike (and a null the same as the
+// default Port gave an entity created without the property, but a value
+// equal to the default not the same as Port's null: it is sent),
+// many-relations as sorted sets, team as a sorted list,
 // numbers as doubles. An entity whose canonical form, cycle relations
 // included (resolved as they will be once the run's own targets exist), is
-// byte-equal to what Port holds is not sent: it counts as unchanged
+// byte-equal to what Port holds (or is once its nulls where Port holds
+// the default are taken as the default) is not sent: it counts as unchanged
 // (Report.Unchanged) and as written for the relations of later entities.
 // An adopted entity is always written (it must be re-marked).
 //

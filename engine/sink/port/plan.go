@@ -279,6 +279,9 @@ func (s *Sink) planPage(ctx context.Context, st *runState, o *loadOrder, def *Bl
 			if err := json.Unmarshal(encodeCanon(canonEntity(def, s.entityMap(def, w))), &next); err != nil {
 				return fmt.Errorf("port: entity %q: %w", w.key.identifier, err)
 			}
+			if filled := withStoredDefaults(def, next, old); filled != nil {
+				next = filled // a null against the default Port gave: no change (sameAsStored)
+			}
 			up.Changes = diffCanon(old, next)
 			if len(up.Changes) == 0 && !adopted {
 				bp.Unchanged++

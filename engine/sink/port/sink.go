@@ -683,7 +683,7 @@ func (s *Sink) prepare(ctx context.Context, st *runState, o *loadOrder, def *Blu
 			if failing(later[i]) {
 				continue // the second pass decides
 			}
-			if bytes.Equal(encodeCanon(canonEntity(def, s.fullEntity(def, w, finals[i]))), w.stored) {
+			if sameAsStored(def, canonEntity(def, s.fullEntity(def, w, finals[i])), w.stored) {
 				unchanged[w] = true
 				same = append(same, w)
 				sameEffs = append(sameEffs, later[i])
