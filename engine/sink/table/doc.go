@@ -174,7 +174,10 @@
 // not wrapped: it is no row's fault. Nothing of the Write is committed.
 // FindRefused then finds the row at fault, the first whose addition to
 // the rows before it makes the write fail, by trial writes that do all
-// of a Write but roll back (log2 of the rows plus one of them; no table,
+// of a Write but roll back — but for too many columns, where the row that
+// crossed the limit may be one of a single column after one of 1590, the
+// first row that needs too many alone, else the one bringing the most
+// columns no other row needs (no trial) (log2 of the rows plus one of them; no table,
 // column, state or warning survives them). The caller (the engine) writes
 // the batch again without it, keeping back its partition's checkpoint (the
 // next run reads the partition again) and its rows of append tables. A

@@ -3,6 +3,7 @@ package table
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 
@@ -36,8 +37,10 @@ func refused(ctx context.Context, err error) error {
 
 // FindRefused finds a row the database refuses, after a Write of rows
 // failed with [ErrRefused]: the first row whose addition to the rows
-// before it makes a write fail. The writes it tries are rolled back, never
-// committed; they number log2(len(rows))+1. It returns the row's index and
+// before it makes a write fail — or, when the rows need more columns than
+// the database allows, the row [blameColumns] picks (the one at fault is
+// not the one that crossed the limit). The writes it tries are rolled
+// back, never committed; they number at most log2(len(rows))+1. It returns the row's index and
 // the error the database gave for it; or -1 and nil when all of rows are
 // taken (the failure lay elsewhere, in the checkpoints); or an error not
 // wrapping ErrRefused, when a trial failed for another reason.
@@ -78,6 +81,20 @@ func (d *DB) FindRefused(ctx context.Context, rows []sink.Row) (int, error, erro
 	if err != nil || reason == nil {
 		return -1, nil, err
 	}
+	var re *rowError
+	if errors.As(reason, &re) && re.blame {
+		// The sink named the row itself: the at-th of its table.
+		n := 0
+		for i, r := range rows {
+			if r.Table != re.table {
+				continue
+			}
+			if n == re.at {
+				return i, reason, nil
+			}
+			n++
+		}
+	}
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
 		why, err := try(mid)
@@ -97,7 +114,58 @@ func (d *DB) FindRefused(ctx context.Context, rows []sink.Row) (int, error, erro
 var errTrial = errors.New("trial write: rolled back")
 
 // rowError is a row the sink refuses itself, before the database sees it.
-type rowError struct{ err error }
+// With blame, it names the row at fault: at, among the write's rows of
+// table (trials alone would name the row whose addition made the write
+// fail, which for too many columns need not be the one at fault).
+type rowError struct {
+	err   error
+	blame bool
+	table string
+	at    int
+}
+
+// blameColumns picks the row to refuse when the rows of a write to table
+// need more columns, total, than the database allows, most: the first row
+// that needs too many alone (with the columns no row brings, fixed: the
+// table's, the declared ones, ferry's own), else the one bringing the most
+// new columns no other row needs — the last on a tie, so that the rows
+// before it are kept, as writing them in order would. Which row crossed
+// the limit says nothing: a row of one column after one of 1590 would be
+// refused, and every row after it in turn. entries[starts[ri]:starts[ri+1]]
+// are row ri's fields; the row's new columns are the n from index first.
+func blameColumns(table string, entries []entry, starts []int, first, n, fixed, total, most int) (int, error) {
+	rows := len(starts) - 1
+	users := make([]int32, n)  // rows with a value for each new column
+	marked := make([]int32, n) // the row (±(ri+1)) that last counted it
+	for ri := range rows {
+		for _, en := range entries[starts[ri]:starts[ri+1]] {
+			if c := int(en.ci) - first; c >= 0 && en.v != nil && marked[c] != int32(ri+1) {
+				marked[c] = int32(ri + 1)
+				users[c]++
+			}
+		}
+	}
+	best, bestOwn := 0, -1
+	for ri := range rows {
+		need, own := 0, 0
+		for _, en := range entries[starts[ri]:starts[ri+1]] {
+			if c := int(en.ci) - first; c >= 0 && en.v != nil && marked[c] != -int32(ri+1) {
+				marked[c] = -int32(ri + 1)
+				need++
+				if users[c] == 1 {
+					own++
+				}
+			}
+		}
+		if fixed+need > most {
+			return ri, fmt.Errorf("table %q: too many columns: this row alone needs %d, ferry's own included, and the database allows %d", table, fixed+need, most)
+		}
+		if own >= bestOwn {
+			best, bestOwn = ri, own
+		}
+	}
+	return best, fmt.Errorf("table %q: too many columns: the rows need %d, ferry's own included, and the database allows %d; this row brings the most that no other row needs (%d)", table, total, most, bestOwn)
+}
 
 func (e *rowError) Error() string { return e.err.Error() }
 func (e *rowError) Unwrap() error { return e.err }

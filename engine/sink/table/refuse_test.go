@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -205,6 +206,91 @@ func TestFindRefusedKeepsFieldWarnings(t *testing.T) {
 		mustWrite(t, d, rows[:2])
 		if !strings.Contains(e.logs.String(), "row field skipped") {
 			t.Errorf("the skipped field %s of table b was never logged:\n%s", ColSynced, e.logs.String())
+		}
+	})
+}
+
+// TestColumnRefusalBlamesTheWideRow: when the rows of a write need more
+// columns than the database allows together, the row refused is the one
+// that needs too many alone, or else the one bringing the most columns no
+// other row needs — not the row whose addition crossed the limit, which
+// may be one of a single column (and then each row after it was refused
+// in turn). Refusing row after row as the engine does, only the wide rows
+// go; the others are written.
+func TestColumnRefusalBlamesTheWideRow(t *testing.T) {
+	narrow := func(i int) map[string]any {
+		return row("id", fmt.Sprintf("r%02d", i), fmt.Sprintf("e%02d", i), "v")
+	}
+	half := func(i, n int) map[string]any {
+		r := row("id", fmt.Sprintf("h%02d", i))
+		for j := range n {
+			r[fmt.Sprintf("h%02d_%04d", i, j)] = "v"
+		}
+		return r
+	}
+	narrows := func() []map[string]any {
+		var data []map[string]any
+		for i := range 40 {
+			data = append(data, narrow(i))
+		}
+		return data
+	}
+	layouts := []struct {
+		name string
+		rows func(most int) []map[string]any
+		want []string // the rows refused, in order
+	}{
+		{"one that fits alone, then rows of a column each", func(most int) []map[string]any {
+			return append([]map[string]any{wide("bad", most-10)}, narrows()[1:]...)
+		}, []string{"bad"}},
+		{"two halves that fit together, then one too wide alone", func(most int) []map[string]any {
+			data := narrows()
+			data[5], data[10], data[23] = half(5, most/2-20), half(10, most/2-20), wide("bad", most+100)
+			return data
+		}, []string{"bad"}},
+		{"too wide alone, last", func(most int) []map[string]any {
+			return append(narrows()[1:], wide("bad", most+100))
+		}, []string{"bad"}},
+		{"two too wide alone, with the same columns", func(most int) []map[string]any {
+			data := narrows()
+			data[10], data[30] = wide("bad", most+100), wide("bad2", most+100)
+			return data
+		}, []string{"bad", "bad2"}},
+	}
+	eachBackend(t, func(t *testing.T, e *env) {
+		most := 2000
+		if e.kind == "postgres" {
+			most = 1600
+		}
+		for li, l := range layouts {
+			t.Run(strings.ReplaceAll(l.name, " ", "_"), func(t *testing.T) {
+				name := fmt.Sprintf("t%d", li)
+				d := e.open(t, Table{Name: name, PrimaryKey: []string{"id"}})
+				rows := rowsOf(name, l.rows(most)...)
+				var refused []string
+				for len(refused) <= len(l.want) {
+					err := d.Write(t.Context(), rows, nil)
+					if err == nil {
+						break
+					}
+					if !errors.Is(err, ErrRefused) {
+						t.Fatalf("Write = %v, want ErrRefused", err)
+					}
+					i, reason, err := d.FindRefused(t.Context(), rows)
+					if err != nil || i < 0 {
+						t.Fatalf("FindRefused = %d, %v, %v", i, reason, err)
+					}
+					t.Logf("refused %v: %v", rows[i].Data["id"], reason)
+					refused = append(refused, fmt.Sprint(rows[i].Data["id"]))
+					rows = slices.Delete(rows, i, i+1)
+				}
+				if !slices.Equal(refused, l.want) {
+					t.Errorf("refused %v, want %v", refused, l.want)
+				}
+				if got := count(t, d, name); got != len(rows) {
+					t.Errorf("rows written %d, want the %d not refused", got, len(rows))
+				}
+			})
 		}
 	})
 }

@@ -907,6 +907,7 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 			}
 		}
 	}
+	declaredNew := len(newNames) // new columns no row brings
 	retype := func(ci int, v any) {
 		old := types[ci]
 		typ := old
@@ -1027,7 +1028,12 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 			total++
 		}
 		if most := d.be.maxColumns(); total > most {
-			return nil, &rowError{fmt.Errorf("table %q: too many columns: the rows need %d, ferry's own included, and the database allows %d", cfg.name, total, most)}
+			fixed := total - len(newNames) + declaredNew
+			if len(rows) == 0 {
+				return nil, &rowError{err: fmt.Errorf("table %q: too many columns: %d declared, ferry's own included, and the database allows %d", cfg.name, total, most)}
+			}
+			at, err := blameColumns(cfg.name, entries, starts, ncur+declaredNew, len(newNames)-declaredNew, fixed, total, most)
+			return nil, &rowError{err: err, blame: true, table: rows[0].Table, at: at}
 		}
 	}
 
@@ -1056,7 +1062,7 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 				for _, k := range cfg.pk {
 					i, ok := n.byFold[d.be.fold(k)]
 					if !ok {
-						return nil, &rowError{fmt.Errorf("table %q: no row has primary key column %q", cfg.name, k)}
+						return nil, &rowError{err: fmt.Errorf("table %q: no row has primary key column %q", cfg.name, k)}
 					}
 					n.keys = append(n.keys, i)
 				}
@@ -1124,7 +1130,7 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 			if isKey != nil && isKey[ci] && pgAltered(e.v) {
 				// Cleaned, the key could be another record's: one of the
 				// two would be lost without a word.
-				return nil, &rowError{fmt.Errorf("table %q: row %d: primary key column %q holds a NUL byte or invalid UTF-8, which PostgreSQL cannot store as it is", cfg.name, ri, next.cols[ci].name)}
+				return nil, &rowError{err: fmt.Errorf("table %q: row %d: primary key column %q holds a NUL byte or invalid UTF-8, which PostgreSQL cannot store as it is", cfg.name, ri, next.cols[ci].name)}
 			}
 		}
 		if cfg.hasID() {
@@ -1134,7 +1140,7 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 		}
 		for _, ki := range next.keys {
 			if p.args[base+ki] == nil {
-				return nil, &rowError{fmt.Errorf("table %q: row %d has no value for primary key column %q", cfg.name, ri, next.cols[ki].name)}
+				return nil, &rowError{err: fmt.Errorf("table %q: row %d has no value for primary key column %q", cfg.name, ri, next.cols[ki].name)}
 			}
 		}
 	}
