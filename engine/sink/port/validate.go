@@ -355,10 +355,10 @@ func nestedErr(v any) error {
 // not valid UTF-8 (jq's @base64d can make one) — JSON cannot carry it,
 // encoding writes U+FFFD for each bad byte, so Port would hold another
 // string, and two object keys that differ only there would become one, a
-// value lost — or one holding U+0000: Port keeps entities in PostgreSQL
-// jsonb, whose text refuses \u0000 ("unsupported Unicode escape
-// sequence"), so the entity's whole bulk request would fail, or the
-// string be stored otherwise. Identifiers and relation targets refuse it
+// value lost — or one holding U+0000: JSON stores such as PostgreSQL's
+// jsonb refuse \u0000 ("unsupported Unicode escape sequence"), and where
+// Port keeps its entities is not documented, so sent, the entity's whole
+// bulk request may fail or the string be stored otherwise. Identifiers and relation targets refuse it
 // by their pattern.
 func checkUTF8(s string) error {
 	switch {

@@ -317,9 +317,9 @@ func TestCheckDoubleNumberForms(t *testing.T) {
 }
 
 // A NUL (U+0000) in any string of an entity fails that entity alone,
-// before anything is sent: Port keeps entities in PostgreSQL jsonb, which
-// refuses \u0000 in text ("unsupported Unicode escape sequence"), so sent
-// it would fail the entity's whole bulk request, or be stored otherwise.
+// before anything is sent: JSON stores such as PostgreSQL's jsonb refuse
+// \u0000 in text, and Port does not document where it keeps entities, so
+// sent it could fail the entity's whole bulk request, or be stored otherwise.
 // The error names blueprint, identifier, field and the stream the entity
 // was mapped from; the other entities are written.
 func TestNULReported(t *testing.T) {
