@@ -340,10 +340,10 @@ func TestBuildkite(t *testing.T) {
 	wantBuilds, wantJobs := sim.want()
 	var started map[string]any
 	sim.served = func(path string, page int) {
+		sim.mu.Lock()
+		defer sim.mu.Unlock()
 		if path == apiBuilds && page == 1 && started == nil {
-			sim.mu.Lock()
 			started = sim.add("acme", "api")
-			sim.mu.Unlock()
 		}
 	}
 	srv := httptest.NewServer(sim)
@@ -353,9 +353,15 @@ func TestBuildkite(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("run: %v", r.err)
 	}
+	sim.mu.Lock()
 	if started == nil {
+		sim.mu.Unlock()
 		t.Fatal("no build was started mid-read")
 	}
+	// The build on the bottom of api's first page (index 99 before the
+	// new build) is listed again at the top of its second.
+	startedID, repeat := started["id"].(string), sim.builds["acme/api"][100]["id"].(string)
+	sim.mu.Unlock()
 	sameIDs(t, "organizations", []string{"org-acme", "org-globex"}, ids(r.rows["organizations"], "id"))
 	var wantPipelines []string
 	for _, org := range sim.orgs {
@@ -365,16 +371,14 @@ func TestBuildkite(t *testing.T) {
 	}
 	sameIDs(t, "pipelines, each once", wantPipelines, ids(r.rows["pipelines"], "id"))
 
-	// The build on the bottom of api's first page is listed again at the
-	// top of its second: written twice, reported as a duplicate.
-	repeat := sim.builds["acme/api"][100]["id"].(string) // index 99 before the new build
+	// The repeat is written twice and reported as a duplicate.
 	gotBuilds := ids(r.rows["builds"], "id")
 	if i := slices.Index(gotBuilds, repeat); i < 0 || slices.Index(gotBuilds[i+1:], repeat) < 0 {
 		t.Errorf("build %s (the last of api's first page) written %d times, want twice", repeat, count(gotBuilds, repeat))
 	}
 	sameIDs(t, "builds, each once (the repeat aside)", wantBuilds, unique(gotBuilds))
 	sameIDs(t, "jobs (retried tries too), each once", wantJobs, unique(ids(r.rows["jobs"], "id")))
-	if slices.Contains(gotBuilds, started["id"].(string)) {
+	if slices.Contains(gotBuilds, startedID) {
 		t.Errorf("the build started mid-read was written: it is on a page read before it came")
 	}
 	dup := map[string]int{}
