@@ -229,7 +229,8 @@ func (s *gcpSim) fault(w http.ResponseWriter, key, project string) bool {
 }
 
 // page answers list[from the pageToken:] cut to n, under name (or, with
-// shape, as shape builds it), and a nextPageToken only when more follow.
+// shape, as shape builds it), and a nextPageToken only when more follow
+// (an empty one on the last page of an odd-sized instance list).
 func (s *gcpSim) page(w http.ResponseWriter, r *http.Request, list []map[string]any, n int, name string, shape func([]map[string]any, map[string]any)) {
 	from := 0
 	if t := r.URL.Query().Get("pageToken"); t != "" {
@@ -250,8 +251,13 @@ func (s *gcpSim) page(w http.ResponseWriter, r *http.Request, list []map[string]
 	} else if end > from {
 		body[name] = list[from:end]
 	}
-	if end < len(list) {
+	switch {
+	case end < len(list):
 		body["nextPageToken"] = base64.RawURLEncoding.EncodeToString([]byte("after:" + strconv.Itoa(end)))
+	case shape != nil && len(list)%2 == 1:
+		// An empty token on the last page, as a server that writes
+		// default values would send: it ends the list as an absent one.
+		body["nextPageToken"] = ""
 	}
 	writeJSON(w, 200, body)
 }
