@@ -61,6 +61,14 @@ type adaptive struct {
 	budgeted bool
 	out      int // requests started and not yet answered or abandoned
 
+	// names: the headers a spec declared for the host's budget, read
+	// before the standard ones.
+	names BudgetHeaders
+	// rollLimit requests in any rollWindow: a rolling window's budget as
+	// the latest answer with one declared it (0: none known).
+	rollLimit  int
+	rollWindow time.Duration
+
 	rejected time.Time // the last rejection (a rate limit, a 503) seen
 	passed   time.Time // the last answer that was no rejection
 	cuts     int64     // times the rate was cut
@@ -103,10 +111,23 @@ const (
 	// adaptRing holds the start times of the last requests, to measure
 	// the rate sent over the last second.
 	adaptRing = 1024
+	// adaptRollSlack widens a rolling window the host's own starts are
+	// counted over: a request reaches the host a little after it starts
+	// here, and two that started a window apart may arrive closer.
+	adaptRollSlack = 0.05
 )
 
 func newAdaptive(now func() time.Time, sleep func(context.Context, time.Duration) error) *adaptive {
 	return &adaptive{now: now, sleep: sleep}
+}
+
+// declare names the headers of the host's budget, unless named already.
+func (a *adaptive) declare(b BudgetHeaders) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.names.declared() {
+		a.names = b
+	}
 }
 
 // wait blocks until a request may start and returns its sequence number,
@@ -160,6 +181,12 @@ func (a *adaptive) wait(ctx context.Context) (uint64, error) {
 // budget until its reset. a.mu must be held.
 func (a *adaptive) closedFor(now time.Time) time.Duration {
 	d := a.until.Sub(now)
+	if n := a.rollLimit; n > 0 && n <= adaptRing && a.nstarts >= uint64(n) {
+		// A rolling window holds the requests of its length: the n-th
+		// latest start must have left it before another may start.
+		span := a.rollWindow + time.Duration(adaptRollSlack*float64(a.rollWindow))
+		d = max(d, a.starts[(a.nstarts-uint64(n))%adaptRing].Add(span).Sub(now))
+	}
 	if a.hasBudget {
 		if !now.Before(a.budgetEnd) {
 			a.hasBudget = false // the window reset: the next answer tells
@@ -178,7 +205,10 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 	defer a.mu.Unlock()
 	a.out--
 	spent := false // the answer says its host's budget is spent
-	if remaining, reset, ok := announcedBudget(h, recv); ok {
+	if n, w, ok := a.names.limit(h); ok {
+		a.rollLimit, a.rollWindow = n, w
+	}
+	if remaining, reset, ok := a.names.budget(h, recv); ok {
 		// A host that says its budget is spent only when it rejects
 		// (remaining 0 until a second frees a slot) has a limit the budget
 		// never holds requests to: its rejections cut as any other.

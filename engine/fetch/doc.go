@@ -41,6 +41,11 @@
 // recovers additively; an announced budget (x-ratelimit-remaining and
 // -reset, or the IETF RateLimit fields) holds requests while spent, until
 // its reset. HostConfig.RatePerSecond stays a ceiling (see adapt.go).
+// HostConfig.Budget names a budget's headers where an API gives them names
+// of its own (HubSpot's X-HubSpot-RateLimit-*), read before the standard
+// ones: the requests left and a reset, or a rolling window's length (the
+// budget then holds until the answer is that old) and limit (the host's
+// own requests are kept to the limit in any window, counted as they start).
 //
 // HostConfig.RateHeaders throttles a host by its own x-ratelimit-* headers
 // (Port sends them on every answer): requests are paced to

@@ -66,6 +66,11 @@ type HostConfig struct {
 	// (Retry-After wins). Like the other limits it belongs to the host:
 	// one config asking for it throttles every client of the host.
 	RateHeaders bool
+	// Budget names the headers in which the host announces its request
+	// budget, when they are not the standard ones (see [BudgetHeaders]).
+	// Like the other limits it belongs to the host: the first config
+	// that names them names them for every client of the host.
+	Budget BudgetHeaders
 	// MaxBodyBytes caps a response body; 0 means DefaultMaxBodyBytes. A
 	// larger body fails the request with ErrBodyTooLarge (never
 	// truncated) and is not retried.
@@ -248,6 +253,9 @@ func (p *Pool) Client(cfg HostConfig) (*Client, error) {
 			return nil, fmt.Errorf("base url %s: %w", p.red.url(cfg.BaseURL), err)
 		}
 	}
+	if err := cfg.Budget.validate(); err != nil {
+		return nil, fmt.Errorf("base url %s: %w", p.red.url(cfg.BaseURL), err)
+	}
 	if cfg.RatePerSecond < 0 || cfg.Burst < 0 || cfg.OwnRatePerSecond < 0 || cfg.OwnBurst < 0 || cfg.Concurrency < 0 || cfg.MaxBodyBytes < 0 {
 		return nil, fmt.Errorf("base url %s: negative limit", p.red.url(cfg.BaseURL))
 	}
@@ -310,12 +318,16 @@ func (p *Pool) host(origin string, cfg HostConfig, merge bool) *host {
 		p.hosts[origin] = h
 		p.tightenRate(h, cfg.RatePerSecond, cfg.Burst)
 		p.throttleHost(h, cfg.RateHeaders)
+		h.adapt.declare(cfg.Budget)
 		return h
 	}
 	if !merge {
 		return h
 	}
 	p.throttleHost(h, cfg.RateHeaders)
+	if h.adapt != nil {
+		h.adapt.declare(cfg.Budget)
+	}
 	if lim, _ := h.gate.stats(); cfg.Concurrency < lim {
 		p.log.Debug("http host limit tightened", "host", origin, "concurrency", cfg.Concurrency)
 		h.gate.setLimit(cfg.Concurrency)

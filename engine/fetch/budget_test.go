@@ -1,0 +1,167 @@
+package fetch
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// hubSpotHeaders are HubSpot's names for its rolling ten-second budget:
+// no reset, the window's length in milliseconds and its limit instead.
+var hubSpotHeaders = BudgetHeaders{
+	Remaining: "X-HubSpot-RateLimit-Remaining",
+	Limit:     "X-HubSpot-RateLimit-Max",
+	Window:    "X-HubSpot-RateLimit-Interval-Milliseconds",
+	Millis:    true,
+}
+
+func TestDeclaredBudget(t *testing.T) {
+	recv := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	linear := BudgetHeaders{Remaining: "X-RateLimit-Requests-Remaining", Reset: "X-RateLimit-Requests-Reset"}
+	for _, tc := range []struct {
+		name      string
+		names     BudgetHeaders
+		h         http.Header
+		remaining int
+		reset     time.Duration
+		ok        bool
+	}{
+		{"rolling window in milliseconds", hubSpotHeaders, http.Header{"X-Hubspot-Ratelimit-Remaining": {"7"}, "X-Hubspot-Ratelimit-Interval-Milliseconds": {"10000"}}, 7, 10 * time.Second, true},
+		{"rolling window in seconds", BudgetHeaders{Remaining: "A-Left", Window: "A-Window"}, http.Header{"A-Left": {"3"}, "A-Window": {"60"}}, 3, time.Minute, true},
+		{"reset as epoch milliseconds", linear, http.Header{"X-Ratelimit-Requests-Remaining": {"0"}, "X-Ratelimit-Requests-Reset": {strconv.FormatInt(recv.UnixMilli()+30000, 10)}}, 0, 30 * time.Second, true},
+		{"reset as seconds", linear, http.Header{"X-Ratelimit-Requests-Remaining": {"4"}, "X-Ratelimit-Requests-Reset": {"12"}}, 4, 12 * time.Second, true},
+		{"reset as milliseconds", BudgetHeaders{Remaining: "A-Left", Reset: "A-Reset", Millis: true}, http.Header{"A-Left": {"4"}, "A-Reset": {"1500"}}, 4, 1500 * time.Millisecond, true},
+		// The declared names come first; the standard ones still count
+		// on an answer without them.
+		{"declared before standard", hubSpotHeaders, http.Header{"X-Hubspot-Ratelimit-Remaining": {"7"}, "X-Hubspot-Ratelimit-Interval-Milliseconds": {"10000"}, "X-Ratelimit-Remaining": {"90"}, "X-Ratelimit-Reset": {"60"}}, 7, 10 * time.Second, true},
+		{"standard when the declared are absent", hubSpotHeaders, http.Header{"X-Ratelimit-Remaining": {"90"}, "X-Ratelimit-Reset": {"60"}}, 90, time.Minute, true},
+		{"remaining without its window", hubSpotHeaders, http.Header{"X-Hubspot-Ratelimit-Remaining": {"7"}}, 0, 0, false},
+		{"a window that is no number", hubSpotHeaders, http.Header{"X-Hubspot-Ratelimit-Remaining": {"7"}, "X-Hubspot-Ratelimit-Interval-Milliseconds": {"soon"}}, 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, reset, ok := tc.names.budget(tc.h, recv)
+			if ok != tc.ok || ok && (r != tc.remaining || reset.Sub(recv) != tc.reset) {
+				t.Errorf("= %d, %v, %v; want %d, %v, %v", r, reset.Sub(recv), ok, tc.remaining, tc.reset, tc.ok)
+			}
+		})
+	}
+}
+
+// rollingBudget answers like HubSpot's general limit: at most limit
+// requests in any window (rolling, counted when they arrive), a 429
+// beyond; every answer announces the window's limit, its length in
+// milliseconds and what remains, under HubSpot's names.
+type rollingBudget struct {
+	clk     *fakeClock
+	limit   int
+	window  time.Duration
+	latency time.Duration
+
+	mu       sync.Mutex
+	accepted []time.Time
+	ok, rej  int
+}
+
+func (s *rollingBudget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.clk.Advance(s.latency)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clk.Now()
+	for len(s.accepted) > 0 && now.Sub(s.accepted[0]) >= s.window {
+		s.accepted = s.accepted[1:]
+	}
+	status := http.StatusOK
+	if len(s.accepted) >= s.limit {
+		s.rej++
+		status = http.StatusTooManyRequests
+	} else {
+		s.accepted = append(s.accepted, now)
+		s.ok++
+	}
+	h := w.Header()
+	h.Set("X-HubSpot-RateLimit-Max", strconv.Itoa(s.limit))
+	h.Set("X-HubSpot-RateLimit-Interval-Milliseconds", strconv.FormatInt(s.window.Milliseconds(), 10))
+	h.Set("X-HubSpot-RateLimit-Remaining", strconv.Itoa(s.limit-len(s.accepted)))
+	w.WriteHeader(status)
+}
+
+// TestAdaptiveRollingBudget: a host that announces a rolling window's
+// budget under names of its own, declared by the spec, gets no request
+// past it: none is refused, and the run still goes at about the limit.
+// Requests go one after another on a fake clock, so the count is exact.
+func TestAdaptiveRollingBudget(t *testing.T) {
+	clk := newFakeClock()
+	s := &rollingBudget{clk: clk, limit: 10, window: time.Second, latency: 5 * time.Millisecond}
+	srv := newServer(t, s.ServeHTTP)
+	p := testPool(clk, 0.5, nil)
+	c := mustClient(t, p, HostConfig{BaseURL: srv.URL, Retry: Retry{Attempts: 10}, Budget: hubSpotHeaders})
+	const n = 300
+	start := clk.Now()
+	for i := range n {
+		if _, err := c.Do(t.Context(), &Request{URL: "/x"}); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	took := clk.Now().Sub(start)
+	bound := time.Duration(n) * s.window / time.Duration(s.limit)
+	t.Logf("%d requests: %v, %.3f × the bound %v; %d refused", s.ok+s.rej, took.Round(time.Millisecond), float64(took)/float64(bound), bound, s.rej)
+	if s.rej != 0 {
+		t.Errorf("%d requests refused, want none: the announced budget holds them", s.rej)
+	}
+	if took > bound*6/5 {
+		t.Errorf("took %v, more than 1.2 × requests ÷ limit (%v)", took, bound)
+	}
+}
+
+// TestAdaptiveRollingBudgetConcurrent: requests in flight together, as
+// a run's streams send them, neither overrun the window nor wait past it.
+func TestAdaptiveRollingBudgetConcurrent(t *testing.T) {
+	clk := newFakeClock()
+	s := &rollingBudget{clk: clk, limit: 6, window: time.Second, latency: 5 * time.Millisecond}
+	srv := newServer(t, s.ServeHTTP)
+	p := testPool(clk, 0.5, nil)
+	c := mustClient(t, p, HostConfig{BaseURL: srv.URL, Retry: Retry{Attempts: 10}, Budget: hubSpotHeaders, Concurrency: 4})
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			for range 15 {
+				if _, err := c.Do(t.Context(), &Request{URL: "/x"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if s.rej != 0 {
+		t.Errorf("%d requests refused, want none", s.rej)
+	}
+}
+
+func TestBudgetHeadersValidate(t *testing.T) {
+	for _, tc := range []struct {
+		b    BudgetHeaders
+		want string
+	}{
+		{BudgetHeaders{}, ""},
+		{hubSpotHeaders, ""},
+		{BudgetHeaders{Remaining: "A", Reset: "B"}, ""},
+		{BudgetHeaders{Reset: "B"}, "needs the remaining header"},
+		{BudgetHeaders{Remaining: "A"}, "needs a reset or a window header"},
+		{BudgetHeaders{Remaining: "A", Reset: "B", Window: "C"}, "a reset or a window header, not both"},
+		{BudgetHeaders{Remaining: "A", Reset: "B", Limit: "C"}, "limit is read with a window"},
+	} {
+		err := tc.b.validate()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%+v: %v, want %q", tc.b, err, tc.want)
+		}
+	}
+}
