@@ -65,6 +65,11 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 			hc.OwnBurst = rl.Burst.V
 			hc.OwnRateGroup = rl.Group.V
 		}
+		if rh := h.RateLimitHeaders; rh != nil {
+			// The top level's only (validation): the host's budget.
+			hc.Budget = fetch.BudgetHeaders{Remaining: rh.Remaining.V, Reset: rh.Reset.V,
+				Window: rh.Window.V, Limit: rh.Limit.V, Millis: rh.Unit.V == "ms"}
+		}
 		if rt := h.Retry; rt != nil {
 			if rt.Attempts.Set {
 				hc.Retry.Attempts = rt.Attempts.V

@@ -3,6 +3,7 @@ package runner
 import (
 	"testing"
 
+	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
 
@@ -39,6 +40,42 @@ streams:
 		}
 		if g := map[string]string{"search": "search"}[name]; hc.OwnRateGroup != g {
 			t.Errorf("%s: group %q, want %q", name, hc.OwnRateGroup, g)
+		}
+	}
+}
+
+// rate_limit_headers reaches every stream's client as the host's budget
+// headers, the unit ms as milliseconds.
+func TestRateLimitHeadersToBudget(t *testing.T) {
+	f, err := spec.Parse("spec.yaml", []byte(`version: 1
+name: t
+http:
+  base_url: https://api.example.com
+  rate_limit_headers:
+    remaining: X-HubSpot-RateLimit-Remaining
+    limit: X-HubSpot-RateLimit-Max
+    window: X-HubSpot-RateLimit-Interval-Milliseconds
+    unit: ms
+streams:
+  list:
+    request: {path: /list}
+  own:
+    http:
+      concurrency: 2
+    request: {path: /own}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fetch.BudgetHeaders{Remaining: "X-HubSpot-RateLimit-Remaining", Limit: "X-HubSpot-RateLimit-Max",
+		Window: "X-HubSpot-RateLimit-Interval-Milliseconds", Millis: true}
+	for _, name := range []string{"list", "own"} {
+		hc, err := hostConfig(f, f.Stream(name), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hc.Budget != want {
+			t.Errorf("%s: budget headers %+v, want %+v", name, hc.Budget, want)
 		}
 	}
 }

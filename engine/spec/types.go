@@ -46,15 +46,16 @@ type ConfigVar struct {
 
 // HTTP holds request defaults. A stream's `http` block overrides any of them.
 type HTTP struct {
-	BaseURL     Tmpl       `yaml:"base_url" doc:"Base URL (template) that request paths are joined to; its path prefix is kept."`
-	Headers     Map[Tmpl]  `yaml:"headers" doc:"Headers sent with every request (templates)."`
-	Auth        *Auth      `yaml:"auth" doc:"Authentication."`
-	Timeout     Duration   `yaml:"timeout" doc:"Timeout of one attempt, e.g. 30s."`
-	Retry       *Retry     `yaml:"retry" doc:"Retry policy for network errors and retryable statuses."`
-	RateLimit   *RateLimit `yaml:"rate_limit" doc:"A ceiling on requests per second: at the top level, to the host, shared by every stream using it; in a stream's http, on that stream's own requests only (one endpoint's limit, such as a search API's or a Slack method's tier), besides the host's. Without it ferry still slows down to what the host accepts (429 and 503 answers, Retry-After, rate-limit headers); give one only where the API documents its limit."`
-	Concurrency Int        `yaml:"concurrency" doc:"Requests in flight to this host at once, shared by every stream and fan-out level."`
-	Rules       []Rule     `yaml:"rules" doc:"Response rules, tried in order before the default handling (2xx is data, retry.on statuses are retried, other statuses fail); the first that matches decides. A stream's rules are tried before the top-level ones."`
-	TLS         *TLS       `yaml:"tls" doc:"TLS for a self-hosted API: a CA bundle to trust, a client certificate, the name to verify. A stream's tls replaces the top-level one whole."`
+	BaseURL          Tmpl              `yaml:"base_url" doc:"Base URL (template) that request paths are joined to; its path prefix is kept."`
+	Headers          Map[Tmpl]         `yaml:"headers" doc:"Headers sent with every request (templates)."`
+	Auth             *Auth             `yaml:"auth" doc:"Authentication."`
+	Timeout          Duration          `yaml:"timeout" doc:"Timeout of one attempt, e.g. 30s."`
+	Retry            *Retry            `yaml:"retry" doc:"Retry policy for network errors and retryable statuses."`
+	RateLimit        *RateLimit        `yaml:"rate_limit" doc:"A ceiling on requests per second: at the top level, to the host, shared by every stream using it; in a stream's http, on that stream's own requests only (one endpoint's limit, such as a search API's or a Slack method's tier), besides the host's. Without it ferry still slows down to what the host accepts (429 and 503 answers, Retry-After, rate-limit headers); give one only where the API documents its limit."`
+	RateLimitHeaders *RateLimitHeaders `yaml:"rate_limit_headers" doc:"Where the API announces its request budget under names of its own (HubSpot's X-HubSpot-RateLimit-*): read before the standard ones (x-ratelimit-remaining and -reset, X-Rate-Limit-*, the IETF RateLimit fields, which need no declaring), so no request starts while the budget is spent. Top level only: the budget is the host's."`
+	Concurrency      Int               `yaml:"concurrency" doc:"Requests in flight to this host at once, shared by every stream and fan-out level."`
+	Rules            []Rule            `yaml:"rules" doc:"Response rules, tried in order before the default handling (2xx is data, retry.on statuses are retried, other statuses fail); the first that matches decides. A stream's rules are tried before the top-level ones."`
+	TLS              *TLS              `yaml:"tls" doc:"TLS for a self-hosted API: a CA bundle to trust, a client certificate, the name to verify. A stream's tls replaces the top-level one whole."`
 }
 
 // TLS says how requests verify their hosts and prove who sends them. The
@@ -160,6 +161,19 @@ type RateLimit struct {
 	PerSecond Float `yaml:"per_second" ferry:"required" doc:"Sustained requests per second."`
 	Burst     Int   `yaml:"burst" doc:"Requests allowed at once above the rate (default 1)."`
 	Group     Str   `yaml:"group" doc:"In a stream's http: a name the streams whose requests count against one limit share (a search API's limit across its object types); each stream's own otherwise. Every stream of a group gives the same per_second and burst."`
+}
+
+// RateLimitHeaders names the response headers of an API's budget: the
+// requests left, and either when the window ends or a rolling window's
+// length (and limit).
+type RateLimitHeaders struct {
+	Pos Pos `yaml:"-"`
+
+	Remaining Str `yaml:"remaining" ferry:"required" doc:"Header holding the requests left, e.g. X-HubSpot-RateLimit-Remaining."`
+	Reset     Str `yaml:"reset" doc:"Header holding when the window ends: seconds from the answer (milliseconds with unit ms), an epoch in seconds or milliseconds, or an ISO 8601 time."`
+	Window    Str `yaml:"window" doc:"Header holding a rolling window's length, for an API that sends no reset (HubSpot's X-HubSpot-RateLimit-Interval-Milliseconds, with unit ms): what an answer counts has left the window once the answer is that old."`
+	Limit     Str `yaml:"limit" doc:"With window: header holding the requests allowed in any window (X-HubSpot-RateLimit-Max); ferry's own requests are then kept to it, counted as they start."`
+	Unit      Str `yaml:"unit" enum:"s,ms" doc:"Unit of window, and of a reset that is a delay: s (default) or ms."`
 }
 
 // Stream is one endpoint read, possibly once per record of a parent stream.

@@ -322,6 +322,13 @@ func (p *parser) checkStreams(f *File) {
 		}
 	}
 	p.checkHTTP(&f.HTTP, "http")
+	p.checkRateLimitHeaders(f.HTTP.RateLimitHeaders, "http.rate_limit_headers")
+	for i := range f.Streams.Items {
+		s := &f.Streams.Items[i].Value
+		if s.HTTP != nil && s.HTTP.RateLimitHeaders != nil {
+			p.errorAt(s.HTTP.RateLimitHeaders.Pos, "streams."+s.Name+".http.rate_limit_headers", "the budget is the host's, read from every answer of it: give rate_limit_headers at the top level only")
+		}
+	}
 	if rl := f.HTTP.RateLimit; rl != nil && rl.Group.Set {
 		p.errorAt(rl.Group.P, "http.rate_limit.group", "the top level's rate_limit is the host's, shared by every stream already: give group in a stream's http")
 	}
@@ -333,6 +340,45 @@ func (p *parser) checkStreams(f *File) {
 		}
 		p.warnGraphQLErrorsUnread(&f.Streams.Items[i].Value, &f.HTTP)
 	}
+}
+
+// checkRateLimitHeaders checks the names of a budget's headers: the
+// remaining count with a reset or a rolling window (the time the count is
+// good until), a limit only with a window, and names that are header names.
+func (p *parser) checkRateLimitHeaders(rh *RateLimitHeaders, path string) {
+	if rh == nil {
+		return
+	}
+	for _, x := range []struct {
+		key string
+		f   Str
+	}{{"remaining", rh.Remaining}, {"reset", rh.Reset}, {"window", rh.Window}, {"limit", rh.Limit}} {
+		if x.f.Set && !headerName(x.f.V) {
+			p.errorAt(x.f.P, path+"."+x.key, "%q is not an HTTP header name", x.f.V)
+		}
+	}
+	switch {
+	case rh.Reset.Set && rh.Window.Set:
+		p.errorAt(rh.Window.P, path+".window", "give reset or window, not both: reset when the API says when its window ends, window when it names a rolling window's length")
+	case !rh.Reset.Set && !rh.Window.Set:
+		p.errorAt(rh.Pos, path, "give reset (when the window ends) or window (a rolling window's length): a remaining count alone says nothing of when it is good until")
+	}
+	if rh.Limit.Set && !rh.Window.Set {
+		p.errorAt(rh.Limit.P, path+".limit", "a limit is a rolling window's: give it with window, not reset")
+	}
+}
+
+// headerName reports whether s is an HTTP field name (RFC 9110's token).
+func headerName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r > '~' || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
+			return false
+		}
+	}
+	return true
 }
 
 // checkRateGroups checks that the streams of one rate_limit group give
