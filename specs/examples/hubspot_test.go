@@ -29,10 +29,19 @@ import (
 // archived records left out; 4 searches a second (a 429 with policyName
 // SECONDLY beyond), requested properties only (unset ones omitted);
 // errors {"status": "error", "message", "correlationId", "category"}.
+// The other endpoints share the general limit, a rolling window (at most
+// generalMax requests in any generalWindow, counted as they arrive; a 429
+// with policyName TEN_SECONDLY_ROLLING beyond), whose headers come on
+// each of their answers: X-HubSpot-RateLimit-Max, -Interval-Milliseconds
+// and -Remaining, what is left once the request is counted.
 type hsSim struct {
 	token string
 	// searchPerSecond is the search endpoints' limit (HubSpot's: 4).
 	searchPerSecond int
+	// generalMax requests in any generalWindow: the general limit
+	// (HubSpot's lowest tier: 100 in 10 s).
+	generalMax    int
+	generalWindow time.Duration
 
 	mu      sync.Mutex
 	objects map[string][]*hsObject // by type: contacts, companies, deals
@@ -41,6 +50,9 @@ type hsSim struct {
 	searches []hsSearch
 	window   []time.Time // searches in the last second
 	limited  int         // 429s of the search limit
+	general  []time.Time // other requests in the last generalWindow
+	// generalLimited counts the 429s of the general limit.
+	generalLimited int
 	// faults[path][n] answers the n-th request (from 1) to path with a
 	// fault: a status (429 is TEN_SECONDLY_ROLLING), or -1 for DAILY.
 	faults map[string]map[int]int
@@ -84,7 +96,7 @@ func hsModified(typ string) string {
 func hsTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 func newHSSim() *hsSim {
-	return &hsSim{token: hsToken, searchPerSecond: 4, objects: map[string][]*hsObject{},
+	return &hsSim{token: hsToken, searchPerSecond: 4, generalMax: 100, generalWindow: 10 * time.Second, objects: map[string][]*hsObject{},
 		faults: map[string]map[int]int{}, seen: map[string]int{}}
 }
 
@@ -168,9 +180,15 @@ func (s *hsSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The general limits' headers come on the other endpoints' answers.
 		h.Set("X-HubSpot-RateLimit-Daily", "500000")
 		h.Set("X-HubSpot-RateLimit-Daily-Remaining", "499000")
-		h.Set("X-HubSpot-RateLimit-Max", "190")
-		h.Set("X-HubSpot-RateLimit-Interval-Milliseconds", "10000")
-		h.Set("X-HubSpot-RateLimit-Remaining", "150")
+		left, ok := s.generalLimit()
+		h.Set("X-HubSpot-RateLimit-Max", strconv.Itoa(s.generalMax))
+		h.Set("X-HubSpot-RateLimit-Interval-Milliseconds", strconv.FormatInt(s.generalWindow.Milliseconds(), 10))
+		h.Set("X-HubSpot-RateLimit-Remaining", strconv.Itoa(left))
+		if !ok {
+			writeJSON(w, 429, map[string]any{"status": "error", "message": "You have reached your ten_secondly_rolling limit.",
+				"errorType": "RATE_LIMIT", "correlationId": "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a", "policyName": "TEN_SECONDLY_ROLLING", "groupName": "publicapi:private-app:api-calls"})
+			return
+		}
 	}
 	switch fault {
 	case 0:
@@ -199,6 +217,28 @@ func (s *hsSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		hsError(w, 404, "OBJECT_NOT_FOUND", "resource not found")
 	}
+}
+
+// generalLimit counts a request against the general limit: ok is false
+// when the window is full (the request refused, not counted), and left
+// what remains of it once the request is counted.
+func (s *hsSim) generalLimit() (left int, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	kept := s.general[:0]
+	for _, t := range s.general {
+		if now.Sub(t) < s.generalWindow {
+			kept = append(kept, t)
+		}
+	}
+	s.general = kept
+	if len(s.general) >= s.generalMax {
+		s.generalLimited++
+		return 0, false
+	}
+	s.general = append(s.general, now)
+	return s.generalMax - len(s.general), true
 }
 
 // searchLimited keeps searchPerSecond searches in any second.
@@ -486,6 +526,10 @@ func TestHubSpot(t *testing.T) {
 	sim.fault("/crm/v3/objects/contacts/search", 2, 429)
 	sim.fault("/crm/v3/objects/contacts/search", 3, 502)
 	sim.fault("/crm/v3/objects/deals", 2, 504)
+	// The general limit scaled down (5 requests in any 2 s, so the test
+	// is short), below what the spec's ceiling lets through: its headers
+	// say so on every list answer, and the run keeps to them.
+	sim.generalMax, sim.generalWindow = 5, 2*time.Second
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 
@@ -566,7 +610,10 @@ func TestHubSpot(t *testing.T) {
 	if n := stream(r.res, "deal_associations").Retries + stream(r.res, "archived").Retries; n < 1 {
 		t.Errorf("retries of the deal lists = %d, want at least 1 (the 504)", n)
 	}
-	t.Logf("%d requests, %d searches refused by the 4-a-second limit", len(sim.requests), sim.limited)
+	t.Logf("%d requests, %d searches refused by the 4-a-second limit, %d requests by the general limit", len(sim.requests), sim.limited, sim.generalLimited)
+	if sim.generalLimited > 0 {
+		t.Errorf("%d requests refused by the general limit, whose budget every answer announced (rate_limit_headers): want none", sim.generalLimited)
+	}
 	noSecret(t, r, hsToken)
 }
 
