@@ -30,7 +30,14 @@ import (
 // requests while it is spent, until its reset; a rate limit that comes
 // with its budget spent is that, and cuts nothing, when the host announces
 // its budget on other answers too (one that announces it only on its
-// rejections has a limit the budget never held requests to).
+// rejections has a limit the budget never held requests to). A budget
+// that slides (its reset is when one place frees, not the whole budget:
+// HCP Terraform's) shows itself by such a rejection, when the budget was
+// taken back whole at a reset; from then on the host's own starts are
+// kept to its x-ratelimit-limit in the longest reset it announced (unless
+// its answers announce more than one limit or resource: GitHub's). A
+// spec's rolling window (BudgetHeaders.Window and Limit) is kept the same
+// way from the first answer.
 type adaptive struct {
 	now   func() time.Time
 	sleep func(context.Context, time.Duration) error
@@ -68,6 +75,20 @@ type adaptive struct {
 	// the latest answer with one declared it (0: none known).
 	rollLimit  int
 	rollWindow time.Duration
+	// slides: a rate limit came with the announced budget spent, so the
+	// budget did not come back whole at its reset (a sliding window,
+	// whose reset is when one place frees); resetMax is the longest reset
+	// announced, the shortest the window can be. The host's own starts
+	// are then kept to its x-ratelimit-limit in any resetMax.
+	slides   bool
+	resetMax time.Duration
+	// limitSeen and resourceSeen: the limit (and x-ratelimit-resource)
+	// the last answer announced; mixed, once two answers differed: the
+	// host has more than one budget (GitHub's resources), which no one
+	// count of its starts can keep.
+	limitSeen    int
+	resourceSeen string
+	mixed        bool
 
 	rejected time.Time // the last rejection (a rate limit, a 503) seen
 	passed   time.Time // the last answer that was no rejection
@@ -222,6 +243,11 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 		if !a.hasBudget || reset.After(a.budgetEnd.Add(time.Second)) || remaining-a.out < a.budget-a.budgetUsed {
 			a.budget, a.budgetUsed, a.budgetEnd, a.hasBudget = remaining, a.out, reset, true
 		}
+		a.resetMax = max(a.resetMax, reset.Sub(recv))
+		if spent && rateLimited(status, h) {
+			a.slides = true
+		}
+		a.slide(h)
 	}
 	if status != http.StatusServiceUnavailable && !rateLimited(status, h) {
 		a.passed = later(a.passed, recv)
@@ -388,6 +414,38 @@ func announcedBudget(h http.Header, recv time.Time) (remaining int, reset time.T
 		return 0, time.Time{}, false
 	}
 	return r, resetAt(float64(t), recv), true
+}
+
+// slide keeps the host's own starts to its announced limit in the
+// longest reset seen, once its budget is known to slide, and stops when
+// answers announce more than one budget. A declared rolling window
+// counts starts by its own headers instead. a.mu must be held.
+func (a *adaptive) slide(h http.Header) {
+	l, ok := announcedLimit(h)
+	if !ok || a.names.Window != "" {
+		return
+	}
+	res := strings.TrimSpace(h.Get("X-Ratelimit-Resource"))
+	if a.limitSeen != 0 && (l != a.limitSeen || res != a.resourceSeen) {
+		a.mixed = true
+	}
+	a.limitSeen, a.resourceSeen = l, res
+	switch {
+	case a.mixed:
+		a.rollLimit = 0
+	case a.slides:
+		a.rollLimit, a.rollWindow = l, a.resetMax
+	}
+}
+
+// announcedLimit reads the requests a window allows: x-ratelimit-limit
+// (or X-Rate-Limit-Limit), else RateLimit-Limit.
+func announcedLimit(h http.Header) (int, bool) {
+	if n, ok := headerCount(h, "X-Ratelimit-Limit"); ok && n > 0 {
+		return n, true
+	}
+	n, ok := headerCount(h, "Ratelimit-Limit")
+	return n, ok && n > 0
 }
 
 // resetAt reads an IETF reset, seconds from recv by the drafts, as

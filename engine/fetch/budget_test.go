@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -163,5 +164,54 @@ func TestBudgetHeadersValidate(t *testing.T) {
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%+v: %v, want %q", tc.b, err, tc.want)
 		}
+	}
+}
+
+// TestAdaptiveSlidingBudget: a host whose budget slides (HCP Terraform:
+// its reset is when the oldest request leaves the window, one place
+// frees, not the whole budget) refuses a request while the budget it
+// announced is spent; from then on the host's own starts are kept to
+// x-ratelimit-limit in the longest reset seen (and 5% more), rather than
+// released whole when the reset passes. A host that announces two limits
+// (GitHub's resources: search's 30 a minute, core's 5000 an hour) has two
+// budgets no one count can keep: its starts are not counted.
+func TestAdaptiveSlidingBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		other string // a third answer's x-ratelimit-limit and resource
+		want  []time.Duration
+	}{
+		{name: "one budget", want: []time.Duration{500 * time.Millisecond, 445 * time.Millisecond}},
+		{name: "two limits", other: "2", want: []time.Duration{500 * time.Millisecond}},
+		{name: "two resources", other: "3 search", want: []time.Duration{500 * time.Millisecond}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newFakeClock()
+			a := newAdaptive(clk.Now, clk.Sleep)
+			ctx := t.Context()
+			budget := func(limit, remaining, reset string) http.Header {
+				h := http.Header{"X-Ratelimit-Limit": {limit}, "X-Ratelimit-Remaining": {remaining}, "X-Ratelimit-Reset": {reset}}
+				if l, res, ok := strings.Cut(limit, " "); ok {
+					h.Set("X-Ratelimit-Limit", l)
+					h.Set("X-Ratelimit-Resource", res)
+				}
+				return h
+			}
+			t0 := clk.Now()
+			seq, _ := a.wait(ctx)
+			a.observe(budget("3", "2", "0.900"), http.StatusOK, seq, t0, t0, time.Time{})
+			seq, _ = a.wait(ctx)
+			// Refused with the budget spent, until one place frees.
+			a.observe(budget("3", "0", "0.500"), http.StatusTooManyRequests, seq, t0, t0, time.Time{})
+			if tc.other != "" {
+				seq, _ = a.wait(ctx)
+				a.observe(budget(tc.other, "20", "40"), http.StatusOK, seq, t0, t0, time.Time{})
+			}
+			a.wait(ctx) // held by the spent budget until its reset
+			a.wait(ctx)
+			if got := clk.Sleeps(); !slices.Equal(got, tc.want) {
+				t.Errorf("waits %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
