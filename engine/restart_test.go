@@ -259,3 +259,115 @@ streams:
 		t.Errorf("events = %v", got)
 	}
 }
+
+// restartEvents is an events API paged by cursor, two a page, whose
+// second and seventh events are alike (two identical events: the source
+// gives the same row twice in one reading). refuse tells whether to
+// answer a request for the page after `after` with 410 (the cursor
+// expired); fail, with 500.
+func restartEvents(fx *fixture, refuse, fail func(after int) bool) {
+	events := []any{}
+	for i := 1; i <= 8; i++ {
+		e := map[string]any{"id": "e" + strconv.Itoa(i), "v": "click"}
+		if i == 2 || i == 7 {
+			e = map[string]any{"id": "x", "v": "same"}
+		}
+		events = append(events, e)
+	}
+	fx.mu.Lock()
+	defer fx.mu.Unlock()
+	fx.routes["/events"] = func(w http.ResponseWriter, r *http.Request) {
+		after, _ := strconv.Atoi(r.URL.Query().Get("after"))
+		switch {
+		case refuse(after):
+			w.WriteHeader(http.StatusGone)
+			w.Write([]byte(`{"error": "cursor expired"}`))
+			return
+		case fail(after):
+			http.Error(w, "busy", http.StatusInternalServerError)
+			return
+		}
+		body := map[string]any{"items": events[after:min(after+2, len(events))]}
+		if after+2 < len(events) {
+			body["next"] = strconv.Itoa(after + 2)
+		}
+		json.NewEncoder(w).Encode(body)
+	}
+}
+
+const restartAppendSpec = specHead + `  rules:
+    - status: 410
+      action: restart
+      message: .error
+streams:
+  events:
+    request: {path: /events}
+    records: .items[]
+    paginate: {type: cursor, token: .next, param: after}
+tables:
+  events: {from: events, mode: append}
+`
+
+// TestRestartAppendsOnce: a chain refused on a later page is read again
+// from its start; an append table gets the rows of the pages the refused
+// reading wrote once, not twice, in the run that restarts (same run) and
+// in one that resumes a chain an earlier run stopped and is refused there
+// (resumed). Rows are matched by their content, counted: the two alike
+// events the restarted reading gives (the refused one gave only the
+// first) are both in the table.
+func TestRestartAppendsOnce(t *testing.T) {
+	want := []string{"e1|1", "e3|1", "e4|1", "e5|1", "e6|1", "e8|1", "x|2"}
+	count := `SELECT id || '|' || count(*) FROM "nl__events" GROUP BY id ORDER BY id`
+	t.Run("same run", func(t *testing.T) {
+		fx := newFixture(t, restartAppendSpec, "")
+		refused := false
+		restartEvents(fx, func(after int) bool {
+			if after == 6 && !refused {
+				refused = true
+				return true
+			}
+			return false
+		}, func(int) bool { return false })
+		res, err := fx.run(engine.RunOptions{})
+		if err != nil {
+			t.Fatalf("the run whose cursor expired on its fourth page: %v", err)
+		}
+		if !refused {
+			t.Fatal("never refused")
+		}
+		if got := fx.query(count); !slices.Equal(got, want) {
+			t.Errorf("events = %v, want %v: each once, the two alike events twice", got, want)
+		}
+		rep := engine.NewRunReport(fx.spec, "s.yaml", res, nil, 0, false, time.Now())
+		if len(rep.Tables) != 1 || rep.Tables[0].RowsWritten != 8 {
+			t.Errorf("report tables = %+v, want events: 8 rows written", rep.Tables)
+		}
+	})
+	t.Run("resumed", func(t *testing.T) {
+		fx := newFixture(t, restartAppendSpec, "")
+		run, refused := 1, false
+		restartEvents(fx, func(after int) bool {
+			if run == 2 && after == 4 && !refused {
+				refused = true
+				return true
+			}
+			return false
+		}, func(after int) bool { return run == 1 && after == 4 })
+		if _, err := fx.run(engine.RunOptions{}); err == nil {
+			t.Fatal("the first run's third page failed: want the run failed")
+		}
+		if got := fx.query(`SELECT count(*) FROM "nl__events"`); !slices.Equal(got, []string{"4"}) {
+			t.Fatalf("events after the failed run = %v, want its two pages' 4", got)
+		}
+		run = 2
+		if _, err := fx.run(engine.RunOptions{}); err != nil {
+			t.Fatalf("the resumed run, refused where the chain stood: %v", err)
+		}
+		if !refused {
+			t.Fatal("never refused")
+		}
+		if got := fx.query(count); !slices.Equal(got, want) {
+			t.Errorf("events = %v, want %v: each once, the two alike events twice", got, want)
+		}
+	})
+}

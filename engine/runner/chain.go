@@ -118,6 +118,9 @@ type run struct {
 	// one in the stage, for another version of its parent (see
 	// chainOnce): this one reads the partition afresh, replacing theirs.
 	again uint32
+	// appends is what the chain appended, for a restart (nil unless its
+	// stream may restart; see appendLedger).
+	appends *appendLedger
 }
 
 // describe names the run in reports: its parents, and the chunk of its
@@ -1147,7 +1150,7 @@ func (c *chainRun) dropAppended(m *mapped) {
 		return
 	}
 	m.rows = slices.DeleteFunc(m.rows, func(row mappedRow) bool {
-		return row.key == "" && c.r.targets.table(row.Table).contentKeyed(c.st.s) &&
+		return row.key == "" && c.r.targets.contentKeyed(row.Table, c.st.s) &&
 			c.r.targets.committedHash(row.Table, contentHash(row.Data), c.st.s.Name, c.rn.partition)
 	})
 }

@@ -16,7 +16,8 @@
 // windows, partitions), release.go (release order, delivery, the cursor
 // gates of incremental parents), mapping.go (rows, entities, lookup
 // entries of one record), state.go (checkpoints, resume, partition keys),
-// dupes.go (duplicate keys), lookups.go, complete.go (the completeness
+// dupes.go (duplicate keys), appends.go (a restarted chain's append
+// rows), lookups.go, complete.go (the completeness
 // rule, computed once), host.go (a stream's HTTP settings), stats.go.
 //
 // Rules the code keeps, each pinned by a test:
@@ -32,6 +33,8 @@
 //   - Completeness (summary): a target may be reconciled only when every
 //     chain and record feeding it, and their ancestors, completed, the run
 //     was not cut short, and the streams were read in full.
+//   - A chain restarted by a rule appends only the rows its refused
+//     reading did not, matched by content and counted (appendLedger).
 //
 // Output receives rows and entities from each stream's releaser (one
 // goroutine per stream); Checkpointer.Checkpoint is also called from the

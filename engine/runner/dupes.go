@@ -9,6 +9,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
 
@@ -81,12 +82,20 @@ type targets struct {
 	// sync's earlier runs' are in the tables' saved), so a key that no
 	// partition saved was not committed.
 	keyed bool
+	// restarts are the streams a response rule may restart (see
+	// canRestart), by name.
+	restarts map[string]bool
 }
 
 // newTargets makes the targets of f; saved (may be nil) holds the keys of
 // the rows the sync's earlier runs committed.
 func newTargets(f *spec.File, saved *SavedKeys) *targets {
-	t := &targets{tables: map[string]*target{}, blueprints: map[string]*target{}, keyed: saved != nil}
+	t := &targets{tables: map[string]*target{}, blueprints: map[string]*target{}, keyed: saved != nil, restarts: map[string]bool{}}
+	for _, it := range f.Streams.Items {
+		if canRestart(f, &it.Value) {
+			t.restarts[it.Key] = true
+		}
+	}
 	for _, it := range f.Tables.Items {
 		// No on_duplicate ("") is warn with a check for collisions.
 		t.tables[it.Key] = &target{kind: "table", name: it.Key, mode: it.Value.OnDuplicate.V, appends: it.Value.Mode.V == "append"}
@@ -396,15 +405,52 @@ func (ts *targets) committedHash(table string, h uint64, stream, partition strin
 	return false
 }
 
-// contentKeyed tells the rows of stream s in table t that are saved by
-// their content (contentHash), in place of a key: an append table's rows
-// from an incremental.token stream. A resumed run writes a token chain's
-// replayed records whole (the token it saves passes what changed since
-// their pages were committed), and appends only the rows that its
-// partition did not commit as they are: no row twice, and a record's new
-// version as a new row.
-func (t *target) contentKeyed(s *spec.Stream) bool {
-	return t != nil && t.appends && s.Incremental != nil && s.Incremental.Token.Set
+// contentKeyed tells the rows of stream s in table `table` that are saved
+// by their content (contentHash), in place of a key: an append table's
+// rows from an incremental.token stream, or from a stream a response rule
+// may restart. A resumed run writes a token chain's replayed records
+// whole (the token it saves passes what changed since their pages were
+// committed), and appends only the rows that its partition did not commit
+// as they are: no row twice, and a record's new version as a new row. A
+// chain read again from its start after a restart appends only the rows
+// its refused reading did not (see appendLedger), in that run or in the
+// sync's earlier ones.
+func (ts *targets) contentKeyed(table string, s *spec.Stream) bool {
+	t := ts.table(table)
+	return t != nil && t.appends && (s.Incremental != nil && s.Incremental.Token.Set || ts.restarts[s.Name])
+}
+
+// canRestart tells whether a response rule (the stream's own or a
+// top-level one) may restart the chains of stream s.
+func canRestart(f *spec.File, s *spec.Stream) bool {
+	rules := slices.Clone(f.HTTP.Rules)
+	if s.HTTP != nil {
+		rules = append(rules, s.HTTP.Rules...)
+	}
+	return slices.ContainsFunc(rules, func(r spec.Rule) bool { return r.Action.V == fetch.ActionRestart })
+}
+
+// savedOf is the content hashes (see contentKeyed) that stream partition
+// (stream, partition) saved for table in the sync's earlier runs, one for
+// each row, unless this run dropped them (it read the partition afresh).
+func (ts *targets) savedOf(table, stream, partition string) []uint64 {
+	t := ts.table(table)
+	if t == nil || t.saved == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.parts[partRef{stream, partition}]
+	if !ok || t.dropped[p] {
+		return nil
+	}
+	var out []uint64
+	for i, h := range t.saved.hashes {
+		if t.saved.parts[i] == p {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // contentHash stands for a row saved by its content (see contentKeyed):

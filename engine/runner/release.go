@@ -38,6 +38,7 @@ func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *syn
 		// rows write over the earlier's.
 		r.log.Warn("a parent record listed again with other values (changed while its list was read, or another record of the same key): its children are read again and replace the first reading's", "stream", st.s.Name, "parents", rn.describe())
 	}
+	rn.appends = r.newAppendLedger(st, rn)
 	for _, g := range rn.gates {
 		g.add()
 	}
@@ -205,6 +206,7 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				r.log.Error("stream failed", "stream", f.Stream, "parents", f.Parents, "error", f.Err)
 				continue
 			}
+			rn.appends.take(r.targets, st, rn, it.out)
 			ok, err := r.deliver(ctx, st, it.out, out, fails)
 			if err != nil {
 				return err
@@ -387,7 +389,7 @@ func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Ou
 		case dupMerge:
 			row.Merge = true
 		}
-		if row.key == "" && t.contentKeyed(st.s) {
+		if row.key == "" && r.targets.contentKeyed(row.Table, st.s) {
 			// Saved by its content: the hash is the row, and a
 			// fingerprint would tell nothing more.
 			h, fp = contentHash(row.Data), 0
