@@ -457,6 +457,7 @@ func (d *destinations) Checkpoint(ctx context.Context, cp sink.Checkpoint) error
 		d.dropKeys(k)
 	}
 	d.addKeys(k, d.pending[k])
+	d.addListed(k, cp.Listed)
 	d.rows = append(d.rows, d.pending[k]...)
 	delete(d.pending, k)
 	setCheckpoint(&d.cps, &d.cpAt, k, cp)

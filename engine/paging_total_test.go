@@ -232,3 +232,58 @@ tables:
 		t.Errorf("events rows = %v, want 3", got)
 	}
 }
+
+// TestTotalCountsARepeatAcrossAResume: a run reads pages 1 and 2 of a
+// list with a total and fails on page 3; the run that resumes it reads
+// page 3, which lists item 1 again in place of item 7 (an order that is
+// not stable). The items pages before the resume listed are saved with
+// their checkpoints (8 bytes an item), so the repeat is counted once and
+// the chain fails, 6 of 7; counted again, it made up for the item lost
+// and the run exited 0. The run after the fault reads the chain afresh
+// and is whole.
+func TestTotalCountsARepeatAcrossAResume(t *testing.T) {
+	repos := sevenRepos()
+	fx := newFixture(t, specHead+`streams:
+  repos:
+    request: {path: /repos}
+    records: .items[]
+    paginate: {type: page, param: page, size: 3, size_param: per_page, total: .total_count}
+tables:
+  repos: {from: repos, primary_key: [id]}
+`, "")
+	run := 1
+	fx.mu.Lock()
+	fx.routes["/repos"] = func(w http.ResponseWriter, r *http.Request) {
+		page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		pages := [][]any{repos[0:3], repos[3:6], repos[6:7]}
+		switch {
+		case run == 1 && page == 3:
+			http.Error(w, "busy", http.StatusInternalServerError)
+			return
+		case run == 2:
+			pages[2] = repos[0:1] // 1 again, 7 lost
+		}
+		items := []any{}
+		if page >= 1 && page <= len(pages) {
+			items = pages[page-1]
+		}
+		json.NewEncoder(w).Encode(map[string]any{"items": items, "total_count": len(repos)})
+	}
+	fx.mu.Unlock()
+	if _, err := fx.run(engine.RunOptions{}); err == nil {
+		t.Fatal("the first run's third page failed: want the run failed")
+	}
+	run = 2
+	_, err := fx.run(engine.RunOptions{})
+	re := runErrorOf(t, err)
+	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "paging ended after 6 items, but page 1 said the list holds 7") {
+		t.Fatalf("failures = %v, want the chain, 6 distinct items of 7", re.Failures)
+	}
+	run = 3
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("the run after the fault: %v", err)
+	}
+	if got := fx.query(`SELECT count(*) FROM "nl__repos"`); !slices.Equal(got, []string{"7"}) {
+		t.Errorf("repos = %v, want 7", got)
+	}
+}

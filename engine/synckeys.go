@@ -26,7 +26,9 @@ import (
 // (an entry without them, from an older ferry, only counts). An entry is committed in the transaction of the
 // checkpoint its rows came with, never for rows whose checkpoint is not
 // (a partition a refused row blocked is read again). They are page state:
-// a finished sync, a stale one or --full-refresh clears them.
+// a finished sync, a stale one or --full-refresh clears them. The hashes
+// of the items a chain's pages listed, for its total check, are saved the
+// same way under the table name runner.ListedTable.
 const keysSuffix = "@keys"
 
 // readKeys takes the saved keys out of st and returns them, with the
@@ -110,21 +112,38 @@ func (d *destinations) addKeys(k partKey, rows []sink.Row) {
 		if r.KeyHash == 0 {
 			continue
 		}
-		if d.keys == nil {
-			d.keys = map[partKey]map[string]*keyList{}
-		}
-		if d.keys[k] == nil {
-			d.keys[k] = map[string]*keyList{}
-		}
-		l := d.keys[k][r.Table]
-		if l == nil {
-			l = &keyList{}
-			d.keys[k][r.Table] = l
-		}
+		l := d.keyList(k, r.Table)
 		l.hashes = append(l.hashes, r.KeyHash)
 		l.fps = append(l.fps, r.Fingerprint)
 		l.known = l.known || r.Fingerprint != 0
 	}
+}
+
+// addListed notes the hashes of the items partition k's chain listed (see
+// sink.Checkpoint.Listed), saved as its keys are, under runner.ListedTable.
+func (d *destinations) addListed(k partKey, hashes []uint64) {
+	if len(hashes) == 0 {
+		return
+	}
+	l := d.keyList(k, runner.ListedTable)
+	l.hashes = append(l.hashes, hashes...)
+	l.fps = append(l.fps, make([]uint32, len(hashes))...)
+}
+
+// keyList is partition k's list of keys for table, made when new.
+func (d *destinations) keyList(k partKey, table string) *keyList {
+	if d.keys == nil {
+		d.keys = map[partKey]map[string]*keyList{}
+	}
+	if d.keys[k] == nil {
+		d.keys[k] = map[string]*keyList{}
+	}
+	l := d.keys[k][table]
+	if l == nil {
+		l = &keyList{}
+		d.keys[k][table] = l
+	}
+	return l
 }
 
 // keyList is the keys of one partition's rows in one table, waiting for

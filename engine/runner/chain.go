@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc64"
 	"hash/fnv"
 	"hash/maphash"
 	"maps"
@@ -350,6 +351,9 @@ type chainRun struct {
 	// listedTwice finds the records a page lists again, for the total
 	// check (nil without a total).
 	listedTwice *repeats
+	// unsaved are the items listedTwice met on pages whose marks were not
+	// sent yet (see repeats.listed).
+	unsaved []uint64
 
 	job       *jobState // an async stream's export job, saved with every checkpoint
 	downloads []string  // an async stream's result URLs: one chain of pages each, in place of windows
@@ -754,7 +758,7 @@ func (c *chainRun) paged(client *fetch.Client, w int, start position, restore bo
 		return err
 	}
 	if pg := c.st.s.Paginate; pg != nil && (pg.Total.Set || pg.TotalHeader.Set) {
-		c.listedTwice = newRepeats(c.seed)
+		c.listedTwice = newRepeats(w)
 	}
 	first := 1
 	if restore && w == start.window {
@@ -762,8 +766,26 @@ func (c *chainRun) paged(client *fetch.Client, w int, start position, restore bo
 			return fmt.Errorf("resume: %w", err)
 		}
 		first = start.page
+		if c.listedTwice != nil {
+			c.knowListed()
+		}
 	}
 	return c.pages(client, w, first, pager, req, target)
+}
+
+// knowListed gives the total check of a chain resumed mid-list the items
+// its pages listed before (saved with their checkpoints). A checkpoint
+// that counted items but saved none of them (written by a ferry from
+// before they were saved) leaves the check unable to tell their repeats:
+// said, not passed silently.
+func (c *chainRun) knowListed() {
+	known := c.r.opts.SavedKeys.listedBy(c.st.s.Name, c.rn.partition)
+	if len(known) == 0 && c.cp.Next.Listed > 0 {
+		c.r.log.Warn("paginate.total: the items the chain's pages listed before this resume are unknown, so a later page that lists one of them again is counted as new and can make up for an item lost; the total check cannot vouch for this chain (--full-refresh reads it whole)",
+			"stream", c.st.s.Name, "parents", c.rn.describe(), "listed_before", c.cp.Next.Listed)
+		return
+	}
+	c.listedTwice.know(known)
 }
 
 func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pager, req *paginate.Request, target string) error {
@@ -822,6 +844,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 				// was asked only to learn what follows, writing nothing).
 				mark := c.mark(at, state, false, false)
 				mark.Pages = page - 1
+				mark.listed, c.unsaved = c.unsaved, nil
 				c.send(item{mark: mark})
 			case errors.As(err, &short):
 				// The items missing are on pages already passed, where
@@ -835,7 +858,9 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 				// unknown. The checkpoint says so, so a resumed run asks
 				// this page again (writing nothing from it) rather than
 				// losing or doubling it.
-				c.send(item{mark: c.mark(at, state, false, true)})
+				mark := c.mark(at, state, false, true)
+				mark.listed, c.unsaved = c.unsaved, nil
+				c.send(item{mark: mark})
 			}
 			return fmt.Errorf("%spage %d: %s %s: %w", c.windowLabel(w), page, st.method, resp.URL, err)
 		}
@@ -902,8 +927,17 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 				c.warnHeldBack()
 			}
 		}
-		if (!replay || retried || mark.cursor != nil) && !c.send(item{mark: mark}) {
-			return errCancelled
+		if c.listedTwice != nil {
+			// The page's items, counted in the position the mark saves
+			// (see knowListed); those of a replayed page whose mark is not
+			// sent go with the next one that is.
+			c.unsaved = append(c.unsaved, c.listedTwice.listed()...)
+		}
+		if !replay || retried || mark.cursor != nil {
+			mark.listed, c.unsaved = c.unsaved, nil
+			if !c.send(item{mark: mark}) {
+				return errCancelled
+			}
 		}
 		if !more {
 			return nil
@@ -1342,16 +1376,19 @@ func serverLinked(p *spec.Paginate) bool {
 // stable (offset or page paging over rows sorted by no unique key) lists
 // an item again pages later in place of one it never lists; counted twice,
 // the repeat would make up for the item lost. Any earlier page of the
-// chain counts, not only the one before: a repeat from further back hid a
-// loss as well. Two alike items on one page are the list's own. Items are
-// told apart by their JSON text, hashed to 64 bits; the hashes of a
-// chain's items are held until it ends (only for a stream with a total),
-// 8 bytes an item: the latest in a small map, the rest merged into one
-// sorted slice, reserved for the total the pages report (grown by copies,
-// it took two to three times that at its peak, and a 200,000-item chain's
-// peak memory grew by 3.5 MB).
+// chain counts, not only the one before, nor only this run's: a repeat
+// from further back hid a loss as well, and so did one of an item a page
+// before a resume listed (the pages' items are saved with their
+// checkpoints, see listed). Two alike items on one page are the list's
+// own. Items are told apart by their JSON text, hashed to 64 bits (the
+// same in every run: CRC-64, mixed); the hashes of a chain's items are
+// held until it ends (only for a stream with a total), 8 bytes an item:
+// the latest in a small map, the rest merged into one sorted slice,
+// reserved for the total the pages report (grown by copies, it took two to
+// three times that at its peak, and a 200,000-item chain's peak memory
+// grew by 3.5 MB).
 type repeats struct {
-	seed maphash.Seed
+	salt uint64              // the window's: each window is a list of its own
 	seen keySet              // items of earlier pages, bare: 8 bytes an item
 	cur  map[uint64]struct{} // items of this page
 }
@@ -1360,8 +1397,16 @@ type repeats struct {
 // capacity costs memory only as it fills, but a total is the API's word).
 const repeatsReserveMax = 1 << 24
 
-func newRepeats(seed maphash.Seed) *repeats {
-	return &repeats{seed: seed, seen: keySet{bare: true}, cur: map[uint64]struct{}{}}
+// crcTable hashes items' text (see repeats): fixed, so that a run that
+// resumes a chain hashes them as the run that saved them did.
+var crcTable = crc64.MakeTable(crc64.ECMA)
+
+func newRepeats(window int) *repeats {
+	r := &repeats{seen: keySet{bare: true}, cur: map[uint64]struct{}{}}
+	if window > 0 {
+		r.salt = KeyHash("window " + strconv.Itoa(window))
+	}
+	return r
 }
 
 // expect reserves room for the items of a list of total items.
@@ -1378,8 +1423,28 @@ func (r *repeats) turn() {
 // again tells whether the item (its JSON text) was listed on an earlier
 // page of the chain, and remembers it on this one.
 func (r *repeats) again(item []byte) bool {
-	h := maphash.Bytes(r.seed, item)
+	h := mix(crc64.Update(uint64(len(item)), crcTable, item) ^ r.salt)
 	_, before := r.seen.get(h)
 	r.cur[h] = struct{}{}
 	return before
+}
+
+// listed are the items of this page no earlier page listed: saved with the
+// page's checkpoint, as the pages before a resume listed them (see know).
+func (r *repeats) listed() []uint64 {
+	var out []uint64
+	for h := range r.cur {
+		if _, ok := r.seen.get(h); !ok {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// know takes the items the chain's pages listed before a resume as
+// listed by earlier pages.
+func (r *repeats) know(hashes []uint64) {
+	for _, h := range hashes {
+		r.seen.add(h)
+	}
 }

@@ -671,6 +671,23 @@ func KeyHash(key string) uint64 {
 type SavedKeys struct {
 	parts  map[partRef]uint32
 	tables map[string]*savedSet
+	// listed are the items the chains' pages listed (ListedTable), by
+	// partition: only the chain of that partition reads them (8 bytes an
+	// item).
+	listed map[partRef][]uint64
+}
+
+// ListedTable is the name the hashes of the items a chain's pages listed
+// are saved under, with its partition's keys, for the total check (see
+// sink.Checkpoint.Listed): no table's name (table names have no "@").
+const ListedTable = "@listed"
+
+// listedBy is what partition (stream, partition) saved under ListedTable.
+func (s *SavedKeys) listedBy(stream, partition string) []uint64 {
+	if s == nil {
+		return nil
+	}
+	return s.listed[partRef{stream, partition}]
 }
 
 // partRef names a stream partition (see sink.Checkpoint).
@@ -682,6 +699,14 @@ const noPart = ^uint32(0)
 // Add records hashes as committed into table by a stream partition, with
 // their rows' fingerprints when known (fps: none, or one for each hash).
 func (s *SavedKeys) Add(table, stream, partition string, hashes []uint64, fps ...uint32) {
+	if table == ListedTable {
+		if s.listed == nil {
+			s.listed = map[partRef][]uint64{}
+		}
+		ref := partRef{stream, partition}
+		s.listed[ref] = append(s.listed[ref], hashes...)
+		return
+	}
 	if s.parts == nil {
 		s.parts, s.tables = map[partRef]uint32{}, map[string]*savedSet{}
 	}

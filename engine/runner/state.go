@@ -97,6 +97,9 @@ type pageState struct {
 	// fresh: the chain reads its partition from the start again, though
 	// the sync committed a checkpoint of it (see sink.Checkpoint.Fresh).
 	fresh bool
+	// listed: the items the pages up to this mark listed that no earlier
+	// mark saved (see sink.Checkpoint.Listed).
+	listed []uint64
 	// committed, on an export job's checkpoint (st.jobMarks), is closed
 	// by the release once the output has it (committed, with flush).
 	committed chan struct{}
@@ -203,7 +206,7 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name, Partition: rn.partition, Value: val, Flush: ps.flush, Fresh: ps.fresh}); err != nil {
+	if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name, Partition: rn.partition, Value: val, Flush: ps.flush, Fresh: ps.fresh, Listed: ps.listed}); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", st.s.Name, err)
 	}
 	if ps.cursor != nil {

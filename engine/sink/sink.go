@@ -55,4 +55,10 @@ type Checkpoint struct {
 	// destination kept of the earlier reading with that checkpoint (the
 	// primary keys of its rows) goes, with this one.
 	Fresh bool
+	// Listed are the hashes of the items the chain's pages listed since
+	// its last checkpoint, for a paginate.total check (runner.ListedTable):
+	// a table destination saves them with the partition's keys, so a run
+	// that resumes the chain tells an item a later page lists again from
+	// a new one.
+	Listed []uint64
 }
