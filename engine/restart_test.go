@@ -343,31 +343,56 @@ func TestRestartAppendsOnce(t *testing.T) {
 			t.Errorf("report tables = %+v, want events: 8 rows written", rep.Tables)
 		}
 	})
-	t.Run("resumed", func(t *testing.T) {
-		fx := newFixture(t, restartAppendSpec, "")
-		run, refused := 1, false
-		restartEvents(fx, func(after int) bool {
-			if run == 2 && after == 4 && !refused {
-				refused = true
-				return true
+	for _, emptyFirst := range []bool{false, true} {
+		name := "resumed"
+		if emptyFirst {
+			name += ", the new reading's first page empty"
+		}
+		t.Run(name, func(t *testing.T) { restartAppendsOnceResumed(t, emptyFirst, count, want) })
+	}
+}
+
+// restartAppendsOnceResumed: a run stops a chain after two pages; the
+// next resumes it and is refused there. With emptyFirst the new reading's
+// first page lists nothing (its checkpoint, the first of a new reading,
+// drops what the partition saved before its rows come): the rows the
+// earlier run appended are in the table all the same.
+func restartAppendsOnceResumed(t *testing.T, emptyFirst bool, count string, want []string) {
+	fx := newFixture(t, restartAppendSpec, "")
+	run, refused := 1, false
+	restartEvents(fx, func(after int) bool {
+		if run == 2 && after == 4 && !refused {
+			refused = true
+			return true
+		}
+		return false
+	}, func(after int) bool { return run == 1 && after == 4 })
+	if emptyFirst {
+		fx.mu.Lock()
+		serve := fx.routes["/events"]
+		fx.routes["/events"] = func(w http.ResponseWriter, r *http.Request) {
+			if run == 2 && refused && !r.URL.Query().Has("after") {
+				json.NewEncoder(w).Encode(map[string]any{"items": []any{}, "next": "start"}) // after=start reads as 0
+				return
 			}
-			return false
-		}, func(after int) bool { return run == 1 && after == 4 })
-		if _, err := fx.run(engine.RunOptions{}); err == nil {
-			t.Fatal("the first run's third page failed: want the run failed")
+			serve(w, r)
 		}
-		if got := fx.query(`SELECT count(*) FROM "nl__events"`); !slices.Equal(got, []string{"4"}) {
-			t.Fatalf("events after the failed run = %v, want its two pages' 4", got)
-		}
-		run = 2
-		if _, err := fx.run(engine.RunOptions{}); err != nil {
-			t.Fatalf("the resumed run, refused where the chain stood: %v", err)
-		}
-		if !refused {
-			t.Fatal("never refused")
-		}
-		if got := fx.query(count); !slices.Equal(got, want) {
-			t.Errorf("events = %v, want %v: each once, the two alike events twice", got, want)
-		}
-	})
+		fx.mu.Unlock()
+	}
+	if _, err := fx.run(engine.RunOptions{}); err == nil {
+		t.Fatal("the first run's third page failed: want the run failed")
+	}
+	if got := fx.query(`SELECT count(*) FROM "nl__events"`); !slices.Equal(got, []string{"4"}) {
+		t.Fatalf("events after the failed run = %v, want its two pages' 4", got)
+	}
+	run = 2
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("the resumed run, refused where the chain stood: %v", err)
+	}
+	if !refused {
+		t.Fatal("never refused")
+	}
+	if got := fx.query(count); !slices.Equal(got, want) {
+		t.Errorf("events = %v, want %v: each once, the two alike events twice", got, want)
+	}
 }

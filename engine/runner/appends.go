@@ -57,10 +57,11 @@ func (l *appendLedger) take(ts *targets, st *streamState, rn *run, m *mapped) {
 		h := contentHash(row.Data)
 		if row.again != l.reading && !l.restarted {
 			// The first row of the reading after a restart (a chain is
-			// restarted once a run): what the refused one appended is
-			// what it delivered in this run, and what its partition
-			// committed in the sync's earlier runs, unless it was read
-			// afresh (its saved rows dropped).
+			// restarted once a run): what is in the table already is
+			// what the refused reading delivered in this run, and what
+			// the partition committed in the sync's earlier runs (even
+			// if its first checkpoint has dropped them since: the rows
+			// stay).
 			l.restarted, l.reading = true, row.again
 			l.before, l.met = map[string][]uint64{}, map[string]map[uint64]int{}
 			for table, rows := range l.rows {

@@ -432,7 +432,9 @@ func canRestart(f *spec.File, s *spec.Stream) bool {
 
 // savedOf is the content hashes (see contentKeyed) that stream partition
 // (stream, partition) saved for table in the sync's earlier runs, one for
-// each row, unless this run dropped them (it read the partition afresh).
+// each row: those rows are in the table, even when this run reads the
+// partition afresh (dropped: its keys are no longer the partition's, but
+// an appended row stays).
 func (ts *targets) savedOf(table, stream, partition string) []uint64 {
 	t := ts.table(table)
 	if t == nil || t.saved == nil {
@@ -441,7 +443,7 @@ func (ts *targets) savedOf(table, stream, partition string) []uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p, ok := t.parts[partRef{stream, partition}]
-	if !ok || t.dropped[p] {
+	if !ok {
 		return nil
 	}
 	var out []uint64
