@@ -279,7 +279,9 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		r.log.Warn("the API refused the chain's saved position: reading it again from its start, with the initial cursor", "stream", st.s.Name, "parents", rn.describe(), "reason", err.Error())
 		// A new reading of the partition: its rows rewrite the refused
 		// one's (pages it wrote before the refusal), as those of a parent
-		// listed again, changed, do (see chainOnce).
+		// listed again, changed, do (see chainOnce); an append table
+		// gets only the rows the refused one did not append (see
+		// appendLedger).
 		st.readAgain(rn)
 		// Its windows are counted again: the refused reading's are not
 		// windows left unread.
