@@ -17,7 +17,7 @@ type cursor struct {
 	next   token
 }
 
-func (c *cursor) start(*Request) error { return nil }
+func (c *cursor) start(context.Context, *Request) error { return nil }
 
 func (c *cursor) advance(ctx context.Context, page Page, req *Request) (bool, string, error) {
 	var tok token
@@ -45,7 +45,7 @@ func (c *cursor) state() State {
 	return State{Token: c.next.text, TokenNumber: c.next.number}
 }
 
-func (c *cursor) restore(st State, req *Request) (string, error) {
+func (c *cursor) restore(_ context.Context, st State, req *Request) (string, error) {
 	if st.Token == "" {
 		return "", nil
 	}

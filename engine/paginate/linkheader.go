@@ -16,7 +16,7 @@ type linkHeader struct {
 	follower
 }
 
-func (l *linkHeader) start(*Request) error { return nil }
+func (l *linkHeader) start(context.Context, *Request) error { return nil }
 
 func (l *linkHeader) advance(_ context.Context, page Page, req *Request) (bool, string, error) {
 	next, params := nextLink(page.Header.Values("Link"))

@@ -13,7 +13,7 @@ type nextURL struct {
 	follower
 }
 
-func (n *nextURL) start(*Request) error { return nil }
+func (n *nextURL) start(context.Context, *Request) error { return nil }
 
 func (n *nextURL) advance(ctx context.Context, page Page, req *Request) (bool, string, error) {
 	next, ok, err := n.url.token(ctx, page.Body)
@@ -51,7 +51,7 @@ func (f *follower) follow(current, next string, req *Request) (bool, string, err
 
 func (f *follower) state() State { return State{URL: f.next} }
 
-func (f *follower) restore(st State, req *Request) (string, error) {
+func (f *follower) restore(_ context.Context, st State, req *Request) (string, error) {
 	if st.URL == "" {
 		return "", nil
 	}

@@ -13,7 +13,7 @@ import "context"
 // needs `size` left unset (send the limit in request.query or body), or it
 // stops after its first short page.
 type offset struct {
-	at       param
+	at       position
 	size     int  // page size asked for; 0 when the server's default is used
 	hasTotal bool // total or total_header is given
 	stopWhen bool // the spec says when paging ends: a short page does not
@@ -21,12 +21,12 @@ type offset struct {
 	position int // offset of the next request
 }
 
-func (o *offset) start(req *Request) error {
+func (o *offset) start(ctx context.Context, req *Request) error {
 	o.position = 0
-	return o.at.set(req, 0)
+	return o.at.set(ctx, req, 0)
 }
 
-func (o *offset) advance(_ context.Context, page Page, req *Request) (bool, string, error) {
+func (o *offset) advance(ctx context.Context, page Page, req *Request) (bool, string, error) {
 	n := page.length()
 	if n == 0 {
 		return false, "", nil
@@ -43,12 +43,12 @@ func (o *offset) advance(_ context.Context, page Page, req *Request) (bool, stri
 		return false, "", nil
 	}
 	o.position = next
-	return true, "", o.at.set(req, o.position)
+	return true, "", o.at.set(ctx, req, o.position)
 }
 
 func (o *offset) state() State { return State{Number: o.position} }
 
-func (o *offset) restore(st State, req *Request) (string, error) {
+func (o *offset) restore(ctx context.Context, st State, req *Request) (string, error) {
 	o.position = st.Number
-	return "", o.at.set(req, o.position)
+	return "", o.at.set(ctx, req, o.position)
 }

@@ -9,7 +9,7 @@ import "context"
 // not the end. A server token (jq `token`), when present, is sent
 // along in the query parameter `token_param`.
 type pageNumber struct {
-	at         param
+	at         position
 	first      int // number of the first page
 	total      jq
 	token      jq
@@ -19,9 +19,9 @@ type pageNumber struct {
 	tok    string // token sent with it ("" for none)
 }
 
-func (p *pageNumber) start(req *Request) error {
+func (p *pageNumber) start(ctx context.Context, req *Request) error {
 	p.number = p.first
-	return p.at.set(req, p.number)
+	return p.at.set(ctx, req, p.number)
 }
 
 func (p *pageNumber) advance(ctx context.Context, page Page, req *Request) (bool, string, error) {
@@ -43,7 +43,7 @@ func (p *pageNumber) advance(ctx context.Context, page Page, req *Request) (bool
 		return false, "", err
 	}
 	p.number++
-	if err := p.at.set(req, p.number); err != nil {
+	if err := p.at.set(ctx, req, p.number); err != nil {
 		return false, "", err
 	}
 	p.tok = tok.text
@@ -59,9 +59,9 @@ func (p *pageNumber) advance(ctx context.Context, page Page, req *Request) (bool
 
 func (p *pageNumber) state() State { return State{Number: p.number, Token: p.tok} }
 
-func (p *pageNumber) restore(st State, req *Request) (string, error) {
+func (p *pageNumber) restore(ctx context.Context, st State, req *Request) (string, error) {
 	p.number, p.tok = st.Number, st.Token
-	if err := p.at.set(req, p.number); err != nil {
+	if err := p.at.set(ctx, req, p.number); err != nil {
 		return "", err
 	}
 	if st.Token == "" || p.tokenParam == "" {

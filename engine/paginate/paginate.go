@@ -97,7 +97,7 @@ type State struct {
 // into requests and moves it after each page.
 type strategy interface {
 	// start writes the first request's position into req.
-	start(req *Request) error
+	start(ctx context.Context, req *Request) error
 	// advance reads page and rewrites req for the following page. more is
 	// false when the chain is complete; mark names the new position for
 	// the repeat guard ("" when the kind cannot repeat).
@@ -106,7 +106,7 @@ type strategy interface {
 	state() State
 	// restore writes a saved position into a freshly started req and
 	// returns its mark.
-	restore(st State, req *Request) (mark string, err error)
+	restore(ctx context.Context, st State, req *Request) (mark string, err error)
 }
 
 // Pager prepares the requests of one chain. It is not safe for concurrent
@@ -138,6 +138,7 @@ func New(cfg *spec.Paginate, vars []any, env map[string]any) *Pager {
 	}
 	p := &Pager{cfg: cfg, env: env, guard: newGuard(cfg), total: jq{&cfg.Total, vars, "total"}, counted: true}
 	at := param{in: cfg.In.V, name: cfg.Param.V}
+	pos := position{param: at, value: jq{&cfg.ParamValue, vars, "param_value"}}
 	switch cfg.Type.V {
 	case "cursor":
 		p.kind = &cursor{token: jq{&cfg.Token, vars, "token"}, header: cfg.TokenHeader.V, at: at}
@@ -153,14 +154,14 @@ func New(cfg *spec.Paginate, vars []any, env map[string]any) *Pager {
 		}
 		p.kind = lh
 	case "page":
-		pn := &pageNumber{at: at, first: 1, total: jq{&cfg.TotalPages, vars, "total_pages"},
+		pn := &pageNumber{at: pos, first: 1, total: jq{&cfg.TotalPages, vars, "total_pages"},
 			token: jq{&cfg.Token, vars, "token"}, tokenParam: cfg.TokenParam.V}
 		if cfg.Start.Set {
 			pn.first = cfg.Start.V
 		}
 		p.kind = pn
 	case "offset":
-		o := &offset{at: at, hasTotal: cfg.Total.Set || cfg.TotalHeader.Set, stopWhen: cfg.StopWhen.Program() != nil}
+		o := &offset{at: pos, hasTotal: cfg.Total.Set || cfg.TotalHeader.Set, stopWhen: cfg.StopWhen.Program() != nil}
 		if cfg.Size.Set {
 			o.size = cfg.Size.V
 		}
@@ -175,17 +176,17 @@ func New(cfg *spec.Paginate, vars []any, env map[string]any) *Pager {
 // hand-built config fails on its first use instead of panicking.
 type unknown string
 
-func (u unknown) err() error                              { return fmt.Errorf("unknown pagination type %q", string(u)) }
-func (u unknown) start(*Request) error                    { return u.err() }
-func (u unknown) state() State                            { return State{} }
-func (u unknown) restore(State, *Request) (string, error) { return "", u.err() }
+func (u unknown) err() error                                               { return fmt.Errorf("unknown pagination type %q", string(u)) }
+func (u unknown) start(context.Context, *Request) error                    { return u.err() }
+func (u unknown) state() State                                             { return State{} }
+func (u unknown) restore(context.Context, State, *Request) (string, error) { return "", u.err() }
 func (u unknown) advance(context.Context, Page, *Request) (bool, string, error) {
 	return false, "", u.err()
 }
 
 // Init sets the paging parameters of the first request: the page size
 // where `in` says (query for link_header), then the kind's first position.
-func (p *Pager) Init(req *Request) error {
+func (p *Pager) Init(ctx context.Context, req *Request) error {
 	if p == nil {
 		return nil
 	}
@@ -194,16 +195,16 @@ func (p *Pager) Init(req *Request) error {
 			return err
 		}
 	}
-	return p.kind.start(req)
+	return p.kind.start(ctx, req)
 }
 
 // Restore moves a freshly initialised request to a saved position. The
 // request it leaves is the one the interrupted chain would have sent next.
-func (p *Pager) Restore(st State, req *Request) error {
+func (p *Pager) Restore(ctx context.Context, st State, req *Request) error {
 	if p == nil {
 		return nil
 	}
-	mark, err := p.kind.restore(st, req)
+	mark, err := p.kind.restore(ctx, st, req)
 	if err != nil {
 		return err
 	}

@@ -503,6 +503,28 @@ func chainCases() []chainCase {
 			},
 		},
 		{
+			// Jenkins takes a range inside tree: allBuilds[…]{M,N}, the
+			// position written into a larger value.
+			name:     "offset written by param_value inside a larger value (Jenkins' tree ranges)",
+			paginate: `{type: offset, param: tree, param_value: '"allBuilds[number]{\(.),\(. + 3)}"', stop_when: 'records < 3'}`,
+			start:    wire{Query: "tree=allBuilds%5Bnumber%5D%7B0%2C3%7D"},
+			steps: []step{
+				{records: 3, more: true, next: wire{Query: "tree=allBuilds%5Bnumber%5D%7B3%2C6%7D"}},
+				{records: 3, more: true, next: wire{Query: "tree=allBuilds%5Bnumber%5D%7B6%2C9%7D"}},
+				{records: 1},
+			},
+		},
+		{
+			name:     "page number written by param_value, a number stays a number in a body",
+			paginate: `{type: page, param: p.n, in: body, param_value: '. * 10', total_pages: .pages}`,
+			body:     `{"p":{}}`,
+			start:    wire{Body: `{"p":{"n":10}}`},
+			steps: []step{
+				{body: `{"pages":2}`, records: 1, more: true, next: wire{Body: `{"p":{"n":20}}`}},
+				{body: `{"pages":2}`, records: 1},
+			},
+		},
+		{
 			name:     "offset total of another type is an error",
 			paginate: `{type: offset, param: offset, total: .total}`,
 			start:    wire{Query: "offset=0"},
@@ -663,7 +685,7 @@ func TestChains(t *testing.T) {
 			tmpl := decodeJSON(t, tc.body)
 			req := tc.firstRequest(tmpl)
 			p := paginate.New(cfg, vars, nil)
-			if err := p.Init(&req); err != nil {
+			if err := p.Init(t.Context(), &req); err != nil {
 				t.Fatalf("Init: %v", err)
 			}
 			if diff := cmp.Diff(tc.start, wireOf(t, req)); diff != "" {
@@ -689,7 +711,7 @@ func TestResume(t *testing.T) {
 			cfg := paginateOf(t, tc.paginate)
 			live := paginate.New(cfg, vars, nil)
 			req := tc.firstRequest(decodeJSON(t, tc.body))
-			if err := live.Init(&req); err != nil {
+			if err := live.Init(t.Context(), &req); err != nil {
 				t.Fatalf("Init: %v", err)
 			}
 			for i, s := range tc.steps {
@@ -707,10 +729,10 @@ func TestResume(t *testing.T) {
 				}
 				resumed := paginate.New(cfg, vars, nil)
 				rreq := tc.firstRequest(decodeJSON(t, tc.body))
-				if err := resumed.Init(&rreq); err != nil {
+				if err := resumed.Init(t.Context(), &rreq); err != nil {
 					t.Fatalf("Init: %v", err)
 				}
-				if err := resumed.Restore(st, &rreq); err != nil {
+				if err := resumed.Restore(t.Context(), st, &rreq); err != nil {
 					t.Fatalf("after page %d: Restore(%s): %v", i+1, saved, err)
 				}
 				if diff := cmp.Diff(wireOf(t, req), wireOf(t, rreq)); diff != "" {
@@ -747,10 +769,10 @@ func TestRestoreOlderCheckpoint(t *testing.T) {
 			}
 			p := paginate.New(paginateOf(t, tc.paginate), vars, nil)
 			req := chainCase{}.firstRequest(decodeJSON(t, tc.body))
-			if err := p.Init(&req); err != nil {
+			if err := p.Init(t.Context(), &req); err != nil {
 				t.Fatal(err)
 			}
-			if err := p.Restore(st, &req); err != nil {
+			if err := p.Restore(t.Context(), st, &req); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tc.want, wireOf(t, req)); diff != "" {
@@ -782,10 +804,10 @@ func TestOlderCheckpointTotal(t *testing.T) {
 			}
 			p := paginate.New(paginateOf(t, tc.paginate), vars, nil)
 			req := chainCase{}.firstRequest(nil)
-			if err := p.Init(&req); err != nil {
+			if err := p.Init(t.Context(), &req); err != nil {
 				t.Fatal(err)
 			}
-			if err := p.Restore(st, &req); err != nil {
+			if err := p.Restore(t.Context(), st, &req); err != nil {
 				t.Fatal(err)
 			}
 			more, err := p.Next(t.Context(), tc.last, &req)
@@ -815,10 +837,10 @@ func TestOlderCheckpointResumedTwice(t *testing.T) {
 	for i, page := range pages {
 		p := paginate.New(cfg, vars, nil)
 		req := chainCase{}.firstRequest(nil)
-		if err := p.Init(&req); err != nil {
+		if err := p.Init(t.Context(), &req); err != nil {
 			t.Fatal(err)
 		}
-		if err := p.Restore(st, &req); err != nil {
+		if err := p.Restore(t.Context(), st, &req); err != nil {
 			t.Fatal(err)
 		}
 		more, err := p.Next(t.Context(), page, &req)
@@ -841,7 +863,7 @@ func TestOlderCheckpointResumedTwice(t *testing.T) {
 func TestBodyNotAnObject(t *testing.T) {
 	p := paginate.New(paginateOf(t, `{type: offset, param: o, in: body}`), vars, nil)
 	req := paginate.Request{Body: []any{1, 2}}
-	if err := p.Init(&req); err == nil || !strings.Contains(err.Error(), "not a JSON object") {
+	if err := p.Init(t.Context(), &req); err == nil || !strings.Contains(err.Error(), "not a JSON object") {
 		t.Errorf("Init = %v, want an error about the body", err)
 	}
 }
@@ -866,7 +888,7 @@ func TestListedItemsMovePaging(t *testing.T) {
 	for _, block := range []string{`{type: page, param: p}`, `{type: offset, param: o, size: 2, size_param: l}`} {
 		p := paginate.New(paginateOf(t, block), vars, nil)
 		req := paginate.Request{}
-		if err := p.Init(&req); err != nil {
+		if err := p.Init(t.Context(), &req); err != nil {
 			t.Fatal(err)
 		}
 		if more, err := p.Next(t.Context(), filtered, &req); !more || err != nil {
@@ -878,7 +900,7 @@ func TestListedItemsMovePaging(t *testing.T) {
 	}
 	p := paginate.New(paginateOf(t, `{type: offset, param: o, size: 100, size_param: l, stop_when: response.more == false}`), vars, nil)
 	req := paginate.Request{}
-	if err := p.Init(&req); err != nil {
+	if err := p.Init(t.Context(), &req); err != nil {
 		t.Fatal(err)
 	}
 	capped := paginate.Page{Number: 1, Body: map[string]any{"more": true}, Records: 25}
@@ -897,7 +919,7 @@ func TestListedItemsMovePaging(t *testing.T) {
 func TestEmptyPageBeforeTotalPages(t *testing.T) {
 	p := paginate.New(paginateOf(t, `{type: page, param: p, total_pages: .pages}`), vars, nil)
 	req := paginate.Request{}
-	if err := p.Init(&req); err != nil {
+	if err := p.Init(t.Context(), &req); err != nil {
 		t.Fatal(err)
 	}
 	steps := []struct {
@@ -917,7 +939,7 @@ func TestEmptyPageBeforeTotalPages(t *testing.T) {
 		}
 	}
 	p = paginate.New(paginateOf(t, `{type: page, param: p, total_pages: .pages}`), vars, nil)
-	if err := p.Init(&req); err != nil {
+	if err := p.Init(t.Context(), &req); err != nil {
 		t.Fatal(err)
 	}
 	if more, err := p.Next(t.Context(), paginate.Page{Number: 1, Body: map[string]any{}, Records: 0}, &req); more || err != nil {
@@ -933,7 +955,7 @@ func TestCopiedPage(t *testing.T) {
 	start := func() (*paginate.Pager, *paginate.Request) {
 		p := paginate.New(paginateOf(t, `{type: page, param: page}`), vars, nil)
 		req := &paginate.Request{Query: url.Values{}}
-		if err := p.Init(req); err != nil {
+		if err := p.Init(t.Context(), req); err != nil {
 			t.Fatal(err)
 		}
 		return p, req
@@ -958,7 +980,7 @@ func TestCopiedPage(t *testing.T) {
 		t.Fatalf("page 6, page 5 again: err = %v, want a CopyError naming page 5 and param page", err)
 	}
 	p, req = start()
-	if err := p.Restore(paginate.State{Number: 6}, req); err != nil {
+	if err := p.Restore(t.Context(), paginate.State{Number: 6}, req); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.Next(t.Context(), paginate.Page{Number: 6, Records: 2, Sum: 8, Summed: true}, req); err != nil {
@@ -988,7 +1010,7 @@ func TestBodyPathIntoList(t *testing.T) {
 			p := paginate.New(paginateOf(t, `{type: cursor, token: .next, param: `+tc.param+`, in: body}`), vars, nil)
 			orig := decodeJSON(t, body)
 			req := chainCase{}.firstRequest(orig)
-			if err := p.Init(&req); err != nil {
+			if err := p.Init(t.Context(), &req); err != nil {
 				t.Fatal(err)
 			}
 			more, err := p.Next(t.Context(), paginate.Page{Number: 1, Body: decodeJSON(t, `{"next":"42"}`), Records: 2}, &req)
@@ -1006,6 +1028,30 @@ func TestBodyPathIntoList(t *testing.T) {
 			}
 			if b, _ := json.Marshal(orig); string(b) != body {
 				t.Errorf("the spec's body changed: %s", b)
+			}
+		})
+	}
+}
+
+// TestParamValueRefused: a param_value that gives no string or number
+// fails the chain where it is written, the first request or a later one,
+// never sending a request without its position (the first page again).
+func TestParamValueRefused(t *testing.T) {
+	for _, c := range []struct{ name, program, want string }{
+		{"an object", `{at: .}`, "paginate.param_value: got object for 0, want a string or a number"},
+		{"null", `null`, "paginate.param_value: got null for 0"},
+		{"nothing", `empty`, "paginate.param_value: gave nothing for 0"},
+		{"nothing after the first page", `if . == 0 then "a" else empty end`, "paginate.param_value: gave nothing for 2"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := paginate.New(paginateOf(t, `{type: offset, param: at, param_value: '`+c.program+`'}`), vars, nil)
+			req := paginate.Request{Query: url.Values{}}
+			err := p.Init(t.Context(), &req)
+			if err == nil {
+				_, err = p.Next(t.Context(), paginate.Page{Number: 1, Records: 2}, &req)
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error saying %q", err, c.want)
 			}
 		})
 	}

@@ -65,6 +65,43 @@ func (p param) set(req *Request, value any) error {
 	return nil
 }
 
+// position is where a page number or an offset goes: param, with the
+// number written by the spec's param_value when it has one (an API that
+// takes the position inside a larger value, as Jenkins' tree ranges
+// allBuilds[number]{100,200}).
+type position struct {
+	param
+	value jq
+}
+
+// set writes the position n into req.
+func (p position) set(ctx context.Context, req *Request, n int) error {
+	if p.value.q == nil || p.value.q.Code() == nil {
+		return p.param.set(req, n)
+	}
+	v, ok, err := p.value.q.Code().First(ctx, n, p.value.vars...)
+	if err != nil {
+		return fmt.Errorf("paginate.%s: %w", p.value.name, err)
+	}
+	switch x := v.(type) {
+	case string:
+		return p.param.set(req, x)
+	case int:
+		return p.param.set(req, x)
+	case float64:
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return p.param.set(req, int(x))
+		}
+		return p.param.set(req, json.Number(strconv.FormatFloat(x, 'f', -1, 64)))
+	}
+	if !ok {
+		// No value is no position: the request would be the first
+		// page's again, or the whole list.
+		return fmt.Errorf("paginate.%s: gave nothing for %d, want a string or a number", p.value.name, n)
+	}
+	return fmt.Errorf("paginate.%s: got %s for %d, want a string or a number", p.value.name, kind(v), n)
+}
+
 // text is value as it goes in a query string or header.
 func text(value any) string {
 	switch v := value.(type) {

@@ -756,7 +756,7 @@ func (c *chainRun) partitions() error {
 // page saved at start when the chain resumes there, else from page 1.
 func (c *chainRun) paged(client *fetch.Client, w int, start position, restore bool, env map[string]any, req *paginate.Request, target string) error {
 	pager := paginate.New(c.st.s.Paginate, c.vars, env)
-	if err := pager.Init(req); err != nil {
+	if err := pager.Init(c.ctx, req); err != nil {
 		return err
 	}
 	if pg := c.st.s.Paginate; pg != nil && (pg.Total.Set || pg.TotalHeader.Set) {
@@ -764,7 +764,7 @@ func (c *chainRun) paged(client *fetch.Client, w int, start position, restore bo
 	}
 	first := 1
 	if restore && w == start.window {
-		if err := pager.Restore(c.cp.Next, req); err != nil {
+		if err := pager.Restore(c.ctx, c.cp.Next, req); err != nil {
 			return fmt.Errorf("resume: %w", err)
 		}
 		first = start.page

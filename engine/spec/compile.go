@@ -387,6 +387,7 @@ func (p *parser) compile(f *File) {
 			p.compileJQ(&pg.URL, pp+".url", vars)
 			p.compileJQ(&pg.TotalPages, pp+".total_pages", vars)
 			p.compileJQ(&pg.Total, pp+".total", vars)
+			p.compileJQ(&pg.ParamValue, pp+".param_value", vars)
 			psc := p.exprEnv(s, config, "response", "page", "records")
 			p.compileExpr(&pg.StopWhen, pp+".stop_when", psc, eval.BoolKind)
 		}
