@@ -16,8 +16,8 @@ import (
 //
 // It starts unpaced: the host's concurrency is the only limit. A rate
 // limit ([rateLimited]: a 429, or GitHub's 403) or a 503 cuts the rate
-// multiplicatively (to adaptCut of the rate sent over the last second,
-// once per round: answers to requests sent before the cut tell nothing
+// multiplicatively (to adaptCut of the rate sent over the last second
+// the host was open, once per round: answers to requests sent before the cut tell nothing
 // new), and Retry-After on them holds every request to the host until
 // then; unpaced, one alone cuts nothing, a second soon after does. A cut
 // that counted a handful of requests, with no other cut shortly before, is
@@ -90,6 +90,7 @@ type adaptive struct {
 	resourceSeen string
 	mixed        bool
 
+	heldFrom time.Time // when the latest Retry-After hold (until) began
 	rejected time.Time // the last rejection (a rate limit, a 503) seen
 	passed   time.Time // the last answer that was no rejection
 	cuts     int64     // times the rate was cut
@@ -256,6 +257,9 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 	}
 	if d, ok := retryAfter(h, recv); ok {
 		if until := recv.Add(min(d, MaxServerWait)); until.After(a.until) {
+			if a.until.Before(recv) {
+				a.heldFrom = recv
+			}
 			a.until = until
 		}
 	}
@@ -292,7 +296,7 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 		return
 	}
 	a.rejected = recv
-	sentRate, counted := a.sentRate(recv, max(recv.Sub(sent), time.Second))
+	sentRate, counted := a.openRate(recv, max(recv.Sub(sent), time.Second))
 	a.sure = counted >= adaptSure || a.cuts > 0 && recv.Sub(a.cut) < adaptConfirm
 	if a.rate > 0 {
 		sentRate = min(sentRate, a.rate)
@@ -348,6 +352,19 @@ func (a *adaptive) abandon() {
 
 // sentRate is the rate of the requests started in the span before now (a
 // second, or a slow request's round trip), and how many it counted.
+// openRate is the rate sent over the span before now that the host was
+// open: a Retry-After hold within it sent nothing, and counted as time it
+// made a rejection right after the hold read as a host that takes a
+// handful of requests a second. a.mu must be held.
+func (a *adaptive) openRate(now time.Time, span time.Duration) (float64, int) {
+	held := earlier(now, a.until).Sub(later(now.Add(-span), a.heldFrom))
+	if held <= 0 || a.heldFrom.IsZero() {
+		return a.sentRate(now, span)
+	}
+	r, n := a.sentRate(now, span+held)
+	return r * (span + held).Seconds() / span.Seconds(), n
+}
+
 func (a *adaptive) sentRate(now time.Time, span time.Duration) (float64, int) {
 	n := 0
 	for i := uint64(0); i < min(a.nstarts, adaptRing); i++ {

@@ -682,3 +682,39 @@ func TestAdaptiveRefusedAgainAloneCuts(t *testing.T) {
 		})
 	}
 }
+
+// TestAdaptiveCutNotFromHold: a rejection right after a Retry-After hold
+// cuts from the rate the host was sent while it was open, not from the
+// handful of requests started since the hold ended. Before, the second of
+// two 429s a second apart (a hold of 1 s between them) measured the last
+// second, nearly all of it held, and cut a host sent 20 a second to under
+// 2 (the LaunchDarkly example's run took 55–114 s where it takes 4).
+func TestAdaptiveCutNotFromHold(t *testing.T) {
+	clk := newFakeClock()
+	a := newAdaptive(clk.Now, clk.Sleep)
+	ctx := context.Background()
+	send := func(n int, status int, h http.Header) {
+		for range n {
+			seq, err := a.wait(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk.Advance(50 * time.Millisecond)
+			a.observe(h, status, seq, clk.Now(), clk.Now(), time.Time{})
+		}
+	}
+	send(60, http.StatusOK, http.Header{}) // 3 s at 20 a second
+	send(1, http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}})
+	if rate, cuts := a.state(); rate != 0 || cuts != 0 {
+		t.Fatalf("a lone 429: rate %v, %d cuts; want none yet", rate, cuts)
+	}
+	send(2, http.StatusOK, http.Header{})              // the hold, then two
+	send(1, http.StatusTooManyRequests, http.Header{}) // the pair's second
+	rate, cuts := a.state()
+	if cuts != 1 {
+		t.Fatalf("%d cuts, want 1", cuts)
+	}
+	if rate < 0.8*adaptCut*20 || rate > 1.15*adaptCut*20 {
+		t.Errorf("cut to %.2f/s: want about %.0f/s (%.1f of the 20/s sent while the host was open)", rate, adaptCut*20, adaptCut)
+	}
+}
