@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ferry-etl/ferry/engine"
@@ -234,5 +235,53 @@ tables:
 	host := strings.TrimPrefix(other.URL, "http://")
 	if n := strings.Count(logs.String(), "another origin"); n != 1 || !strings.Contains(logs.String(), host) || !strings.Contains(logs.String(), "stream=items") {
 		t.Errorf("logs say %d times that the list went on at another origin (want once, naming the stream and %s):\n%s", n, host, logs.String())
+	}
+}
+
+// TestEmptyRuleOnLinkedPageResumes: the run that a rule's "no data" on a
+// page the server linked to failed (see TestEmptyRuleOnLinkedPage) is
+// resumed at that page, and the resumed run writes what the page holds
+// then, to an append table too. Its checkpoint said the page's records
+// had gone out (none had): the resumed run asked it again only to learn
+// what follows and wrote nothing from it, so an append table lost the
+// page's records and the run exited 0.
+func TestEmptyRuleOnLinkedPageResumes(t *testing.T) {
+	for _, table := range []string{"mode: append", "primary_key: [id]"} {
+		t.Run(table, func(t *testing.T) {
+			fx := newFixture(t, specHead+`  rules:
+    - {status: 404, action: empty}
+streams:
+  items:
+    request: {path: /items}
+    records: .items[]
+    paginate: {type: cursor, token: .cursor, param: cursor}
+tables:
+  items: {from: items, `+table+`}
+`, "")
+			var found atomic.Bool // page 2 is there (a link that led nowhere, fixed)
+			fx.mu.Lock()
+			fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Query().Get("cursor") == "c2" {
+					if !found.Load() {
+						http.Error(w, "not found", http.StatusNotFound)
+						return
+					}
+					json.NewEncoder(w).Encode(map[string]any{"items": []any{map[string]any{"id": 3}, map[string]any{"id": 4}}})
+					return
+				}
+				json.NewEncoder(w).Encode(map[string]any{"items": []any{map[string]any{"id": 1}, map[string]any{"id": 2}}, "cursor": "c2"})
+			}
+			fx.mu.Unlock()
+			if _, err := fx.run(engine.RunOptions{}); err == nil {
+				t.Fatal("page 2's 404 read as no data: want the run failed")
+			}
+			found.Store(true)
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatalf("the resumed run: %v", err)
+			}
+			if got := fx.query(`SELECT id FROM "nl__items" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4"}) {
+				t.Errorf("items = %v, want 1, 2 once and page 2's 3, 4", got)
+			}
+		})
 	}
 }

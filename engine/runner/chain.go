@@ -814,7 +814,13 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			// complete with the rest unread. Failed, a resumed run asks
 			// this page again.
 			if !replay {
-				c.send(item{mark: c.mark(at, pager.State(), false, true)})
+				// None of its records went out: the checkpoint is the
+				// page's start, so a resumed run writes what it holds
+				// then (a redo mark, "its records went out", made the
+				// resumed run skip them: an append table lost them).
+				mark := c.mark(at, pager.State(), false, false)
+				mark.Pages = page - 1
+				c.send(item{mark: mark})
 			}
 			return fmt.Errorf("%spage %d: the previous page linked to it, so the rule's \"no data\" would lose the rest of the list: %w", c.windowLabel(w), page, pg.emptyBy)
 		}
