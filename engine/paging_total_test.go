@@ -287,3 +287,64 @@ tables:
 		t.Errorf("repos = %v, want 7", got)
 	}
 }
+
+// TestTotalCountsARepeatAcrossTwoResumes: the items a resumed run's
+// replayed page lists are saved with the next checkpoint it commits,
+// whichever it is. Run 1 delivers page 2 but fails on its total (what
+// follows is unknown: run 2 asks page 2 again, writing nothing); run 2
+// replays page 2 (its items, unsaved until a later checkpoint) and fails
+// on page 3, a 404 read as no data on a page the server linked to; run 3
+// resumes at page 3, which lists item 4 again in place of item 7. The
+// checkpoint page 3's failure made carried none of page 2's items, so run
+// 3 counted item 4 as new, 7 of 7, and exited 0 with item 7 lost.
+func TestTotalCountsARepeatAcrossTwoResumes(t *testing.T) {
+	repos := sevenRepos()
+	fx := newFixture(t, specHead+`  rules:
+    - {status: 404, action: empty}
+streams:
+  repos:
+    request: {path: /repos}
+    records: .items[]
+    paginate: {type: cursor, token: .next, param: after, total: .total_count}
+tables:
+  repos: {from: repos, primary_key: [id]}
+`, "")
+	run := 1
+	fx.mu.Lock()
+	fx.routes["/repos"] = func(w http.ResponseWriter, r *http.Request) {
+		after, _ := strconv.Atoi(r.URL.Query().Get("after"))
+		body := map[string]any{"items": repos[after:min(after+3, 7)], "total_count": 7}
+		if after+3 < 7 {
+			body["next"] = strconv.Itoa(after + 3)
+		}
+		switch {
+		case run == 1 && after == 3:
+			body["total_count"] = "seven" // page 2 delivered, its total unreadable
+		case run == 2 && after == 6:
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		case run == 3 && after == 6:
+			body["items"] = repos[3:4] // 4 again, 7 lost
+		}
+		json.NewEncoder(w).Encode(body)
+	}
+	fx.mu.Unlock()
+	for run = 1; run <= 2; run++ {
+		if _, err := fx.run(engine.RunOptions{}); err == nil {
+			t.Fatalf("run %d: want the run failed", run)
+		}
+	}
+	run = 3
+	_, err := fx.run(engine.RunOptions{})
+	re := runErrorOf(t, err)
+	if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "paging ended after 6 items") {
+		t.Fatalf("failures = %v, want the chain, 6 distinct items of 7", re.Failures)
+	}
+	run = 4
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("the run after the fault: %v", err)
+	}
+	if got := fx.query(`SELECT count(*) FROM "nl__repos"`); !slices.Equal(got, []string{"7"}) {
+		t.Errorf("repos = %v, want 7", got)
+	}
+}

@@ -354,7 +354,7 @@ type chainRun struct {
 	// check (nil without a total).
 	listedTwice *repeats
 	// unsaved are the items listedTwice met on pages whose marks were not
-	// sent yet (see repeats.listed).
+	// sent yet (see repeats.listed): send gives them to the next mark.
 	unsaved []uint64
 
 	job       *jobState // an async stream's export job, saved with every checkpoint
@@ -375,6 +375,16 @@ type window struct{ start, end time.Time }
 var errCancelled = errors.New("cancelled")
 
 func (c *chainRun) send(it item) bool {
+	if it.mark != nil && len(c.unsaved) > 0 {
+		// Every checkpoint carries the items the total check met on the
+		// pages before it that no checkpoint sent yet carried (a replayed
+		// page's), whichever checkpoint it is (a part of a page, a page
+		// read again from its start): one that dropped them left a run
+		// resuming after it unable to tell their repeats.
+		m := *it.mark
+		m.listed = append(slices.Clip(m.listed), c.unsaved...)
+		it.mark, c.unsaved = &m, nil
+	}
 	if it.mark != nil && it.mark.fresh {
 		// Only the chain's first checkpoint replaces what its partition
 		// saved before (keys, in the destination): the later ones follow
@@ -852,7 +862,6 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 				// was asked only to learn what follows, writing nothing).
 				mark := c.mark(at, state, false, false)
 				mark.Pages = page - 1
-				mark.listed, c.unsaved = c.unsaved, nil
 				c.send(item{mark: mark})
 			case errors.As(err, &short):
 				// The items missing are on pages already passed, where
@@ -867,7 +876,6 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 				// this page again (writing nothing from it) rather than
 				// losing or doubling it.
 				mark := c.mark(at, state, false, true)
-				mark.listed, c.unsaved = c.unsaved, nil
 				c.send(item{mark: mark})
 			}
 			return fmt.Errorf("%spage %d: %s %s: %w", c.windowLabel(w), page, st.method, resp.URL, err)
@@ -938,11 +946,10 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		if c.listedTwice != nil {
 			// The page's items, counted in the position the mark saves
 			// (see knowListed); those of a replayed page whose mark is not
-			// sent go with the next one that is.
+			// sent go with the next one that is (see send).
 			c.unsaved = append(c.unsaved, c.listedTwice.listed()...)
 		}
 		if !replay || retried || mark.cursor != nil {
-			mark.listed, c.unsaved = c.unsaved, nil
 			if !c.send(item{mark: mark}) {
 				return errCancelled
 			}
