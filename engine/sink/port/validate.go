@@ -179,6 +179,11 @@ func ValidateEntity(bp *Blueprint, e sink.Entity) []error {
 		}
 		v := rels[k]
 		if _, query := v.(map[string]any); query || v == nil {
+			// A search query is sent as it is: checked as a property's
+			// object is (a NUL in it could fail the whole bulk request).
+			if err := checkNested(v); err != nil {
+				add("relations."+k, "%v", err)
+			}
 			continue
 		}
 		ids, isList := relationIDs(v)

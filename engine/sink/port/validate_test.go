@@ -98,6 +98,17 @@ func TestValidateEntity(t *testing.T) {
 		{"relation query passes", func(d map[string]any) {
 			rels(d)["app"] = map[string]any{"combinator": "and", "rules": []any{}}
 		}, nil},
+		// A search query is sent as it is: a NUL or invalid UTF-8 in it
+		// fails its entity as anywhere else in it (sent, it could fail
+		// the whole bulk request).
+		{"relation query with a NUL", func(d map[string]any) {
+			rels(d)["app"] = map[string]any{"combinator": "and", "rules": []any{
+				map[string]any{"property": "$identifier", "operator": "=", "value": "a\x00b"}}}
+		}, []string{"relations.app"}},
+		{"relation query with invalid UTF-8", func(d map[string]any) {
+			rels(d)["deps"] = map[string]any{"combinator": "and", "rules": []any{
+				map[string]any{"property": "$title", "operator": "=", "value": "\xff"}}}
+		}, []string{"relations.deps"}},
 		{"required relation missing", func(d map[string]any) { delete(rels(d), "app") }, []string{"relations.app"}},
 		{"required relation null", func(d map[string]any) { rels(d)["app"] = nil }, []string{"relations.app"}},
 		// Errors come in field order, each map's keys in no order of Go's.
