@@ -356,6 +356,9 @@ type chainRun struct {
 	// unsaved are the items listedTwice met on pages whose marks were not
 	// sent yet (see repeats.listed): send gives them to the next mark.
 	unsaved []uint64
+	// savedListed are the items the partition's checkpoints saved in the
+	// sync's earlier runs, sorted (see notSaved); made when first needed.
+	savedListed []uint64
 
 	job       *jobState // an async stream's export job, saved with every checkpoint
 	downloads []string  // an async stream's result URLs: one chain of pages each, in place of windows
@@ -800,6 +803,27 @@ func (c *chainRun) knowListed() {
 	c.listedTwice.know(known)
 }
 
+// notSaved takes out of hs, the items a page listed, those the sync's
+// earlier runs saved for the partition: a resumed chain (its checkpoints
+// add to what they saved, none replaces it) that reads committed pages
+// again would otherwise save their items again, a copy for every run
+// until the sync ends.
+func (c *chainRun) notSaved(hs []uint64) []uint64 {
+	if c.cp == nil || len(hs) == 0 {
+		return hs // read from the start: its first checkpoint drops them
+	}
+	if c.savedListed == nil {
+		c.savedListed = slices.Sorted(slices.Values(c.r.opts.SavedKeys.listedBy(c.st.s.Name, c.rn.partition)))
+		if c.savedListed == nil {
+			c.savedListed = []uint64{}
+		}
+	}
+	return slices.DeleteFunc(hs, func(h uint64) bool {
+		_, ok := slices.BinarySearch(c.savedListed, h)
+		return ok
+	})
+}
+
 func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pager, req *paginate.Request, target string) error {
 	st, s := c.st, c.st.s
 	last := w == c.spans()-1
@@ -947,7 +971,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			// The page's items, counted in the position the mark saves
 			// (see knowListed); those of a replayed page whose mark is not
 			// sent go with the next one that is (see send).
-			c.unsaved = append(c.unsaved, c.listedTwice.listed()...)
+			c.unsaved = append(c.unsaved, c.notSaved(c.listedTwice.listed())...)
 		}
 		if !replay || retried || mark.cursor != nil {
 			if !c.send(item{mark: mark}) {
