@@ -81,25 +81,21 @@ func (d *DB) FindRefused(ctx context.Context, rows []sink.Row) (int, error, erro
 	if err != nil || reason == nil {
 		return -1, nil, err
 	}
-	var re *rowError
-	if errors.As(reason, &re) && re.blame {
-		// The sink named the row itself: the at-th of its table.
-		n := 0
-		for i, r := range rows {
-			if r.Table != re.table {
-				continue
-			}
-			if n == re.at {
-				return i, reason, nil
-			}
-			n++
-		}
+	if i, ok := blamed(rows, reason); ok {
+		return i, reason, nil
 	}
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
 		why, err := try(mid)
 		if err != nil {
 			return -1, nil, err
+		}
+		if i, ok := blamed(rows[:mid], why); ok {
+			// Fewer rows, refused for too many columns (the rows of
+			// another table, refused for their own fault, come later):
+			// the row to refuse is the one blamed, not the one whose
+			// addition crossed the limit.
+			return i, why, nil
 		}
 		if why != nil {
 			hi, reason = mid, why
@@ -108,6 +104,27 @@ func (d *DB) FindRefused(ctx context.Context, rows []sink.Row) (int, error, erro
 		}
 	}
 	return hi - 1, reason, nil
+}
+
+// blamed is the index in rows of the row a write of rows was refused for,
+// when the sink named it itself (see rowError.blame): the at-th of its
+// table.
+func blamed(rows []sink.Row, reason error) (int, bool) {
+	var re *rowError
+	if !errors.As(reason, &re) || !re.blame {
+		return 0, false
+	}
+	n := 0
+	for i, r := range rows {
+		if r.Table != re.table {
+			continue
+		}
+		if n == re.at {
+			return i, true
+		}
+		n++
+	}
+	return 0, false
 }
 
 // errTrial ends a trial write: the backend rolls its transaction back.

@@ -294,3 +294,49 @@ func TestColumnRefusalBlamesTheWideRow(t *testing.T) {
 		}
 	})
 }
+
+// TestColumnRefusalBlamesTheWideRowBesideAnotherTable: the write also
+// holds a row of another table, written first, that is refused for its
+// own fault (no primary key) and comes after the wide rows. The trials
+// that look for it write fewer rows, some of which need too many columns
+// together: the row they blame is refused, not the row whose addition
+// crossed the limit (one of a single column, then each after it in turn).
+func TestColumnRefusalBlamesTheWideRowBesideAnotherTable(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		most := 2000
+		if e.kind == "postgres" {
+			most = 1600
+		}
+		d := e.open(t, Table{Name: "a", PrimaryKey: []string{"id"}}, Table{Name: "b", PrimaryKey: []string{"id"}})
+		rows := rowsOf("a", row("id", "a1", "v", 1))
+		rows = append(rows, rowsOf("b", wide("bad", most-10))...)
+		for i := range 40 {
+			rows = append(rows, rowsOf("b", row("id", fmt.Sprintf("r%02d", i), fmt.Sprintf("e%02d", i), "v"))...)
+		}
+		rows = append(rows, rowsOf("a", row("v", 2))...) // no id
+		var refused []string
+		for len(refused) <= 2 {
+			err := d.Write(t.Context(), rows, nil)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, ErrRefused) {
+				t.Fatalf("Write = %v, want ErrRefused", err)
+			}
+			i, reason, err := d.FindRefused(t.Context(), rows)
+			if err != nil || i < 0 {
+				t.Fatalf("FindRefused = %d, %v, %v", i, reason, err)
+			}
+			t.Logf("refused %s %v: %v", rows[i].Table, rows[i].Data["id"], reason)
+			refused = append(refused, fmt.Sprint(rows[i].Table, ":", rows[i].Data["id"]))
+			rows = slices.Delete(rows, i, i+1)
+		}
+		slices.Sort(refused)
+		if want := []string{"a:<nil>", "b:bad"}; !slices.Equal(refused, want) {
+			t.Errorf("refused %v, want %v", refused, want)
+		}
+		if got := count(t, d, "b"); got != 40 {
+			t.Errorf("b rows written %d, want the 40 narrow ones", got)
+		}
+	})
+}
