@@ -448,3 +448,42 @@ func TestDefaultAgainstNull(t *testing.T) {
 		}
 	}
 }
+
+// A default that is a number, an object or an array compares as Port
+// keeps it (numbers as doubles: 1 and 1.0 alike): a null against the
+// default Port gave is no change, and the default's value against Port's
+// null is one.
+func TestDefaultShapes(t *testing.T) {
+	def, err := ParseBlueprint(json.RawMessage(`{"identifier":"svc","title":"Svc","schema":{"properties":{
+	  "n":{"type":"number","default":1},
+	  "o":{"type":"object","default":{"b":[1,{"c":2.0}],"a":"x"}},
+	  "a":{"type":"array","default":[3,"y"]}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ent := func(props string) map[string]any {
+		p, err := decodeObject([]byte(props))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return canonEntity(def, map[string]any{"identifier": "x", "title": "x", "properties": p, "relations": map[string]any{}})
+	}
+	defaults := `{"n":1.0,"o":{"a":"x","b":[1.0,{"c":2}]},"a":[3.0,"y"]}`
+	nulls := `{"n":null,"o":null,"a":null}`
+	for _, tc := range []struct {
+		name         string
+		next, stored string
+		same         bool
+	}{
+		{"null against the defaults Port gave", nulls, defaults, true},
+		{"absent against the defaults Port gave", `{}`, defaults, true},
+		{"the defaults against themselves", defaults, defaults, true},
+		{"the defaults against Port's null", defaults, nulls, false},
+		{"one default against Port's null", `{"n":1}`, `{}`, false},
+		{"null against another value", nulls, `{"n":2,"o":{"a":"x"},"a":[3]}`, false},
+	} {
+		if got := sameAsStored(def, ent(tc.next), encodeCanon(ent(tc.stored))); got != tc.same {
+			t.Errorf("%s: same %v, want %v", tc.name, got, tc.same)
+		}
+	}
+}
