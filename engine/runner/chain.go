@@ -963,7 +963,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 				mark.cursor = c.maxCursor
 				break
 			}
-			if t, ok := instant(c.maxCursor); ok && t.After(c.began) {
+			if c.afterBegan(c.maxCursor) {
 				c.warnHeldBack()
 			}
 		}
@@ -1047,9 +1047,9 @@ func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *page
 	return ps
 }
 
-// capped is cursor cur, when it is a time (see instant) after the run that
-// started the chain began, moved back to that time, written as cur is (its
-// offset and fraction digits). A record changed while the run read may
+// capped is cursor cur, when it is a time (see afterBegan) after the run
+// that started the chain began, moved back to that time, written as cur is
+// (its offset and fraction digits; a number in the initial cursor's unit). A record changed while the run read may
 // move to a page already read (a list sorted by creation, newest first,
 // takes a new issue on its first page; one sorted by update moves a
 // changed record to the end, past one not read yet): stamped before
@@ -1057,9 +1057,15 @@ func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *page
 // the next run asks again for what changed since the run began (less a
 // second).
 func (c *chainRun) capped(cur any) any {
-	t, ok := instant(cur)
-	if !ok || c.began.IsZero() || !t.After(c.began) {
+	if c.began.IsZero() || !c.afterBegan(cur) {
 		return cur
+	}
+	t, ok := instant(cur)
+	if !ok {
+		// A time written as a number (see epochUnit), in the initial
+		// cursor's unit: a cursor in a larger one (milliseconds among
+		// seconds) is held too, rather than ask from millennia ahead.
+		return epochLike(c.began.Add(-time.Second), epochUnit(c.st.s.Incremental.Initial.Tree()), cur)
 	}
 	// A second before: a record changed as the run began is stamped with
 	// that second when the API cuts its stamps to seconds, which a since
@@ -1071,13 +1077,27 @@ func (c *chainRun) capped(cur any) any {
 	return stampLike(c.began.Add(-time.Second).In(time.FixedZone("", offset)), cur.(string))
 }
 
+// afterBegan reports whether cursor cur is a time after the chain began:
+// one with a UTC offset (see instant), or a number when the initial cursor
+// is a time written as one (see epochUnit).
+func (c *chainRun) afterBegan(cur any) bool {
+	if t, ok := instant(cur); ok {
+		return t.After(c.began)
+	}
+	unit := epochUnit(c.st.s.Incremental.Initial.Tree())
+	if unit == 0 {
+		return false
+	}
+	after, _ := epochAfter(cur, unit, c.began)
+	return after
+}
+
 // warnHeldBack says, once for the stream, that a cursor held at when its
 // chain began (see capped) is before the cursor the chain started from: a
 // clock is behind, this machine's or the API's Date. Nothing is lost, but
 // every run would read again from there, unsaid.
 func (c *chainRun) warnHeldBack() {
-	since, ok := instant(c.since)
-	if !ok || !c.began.Before(since) || c.st.heldBack.Swap(true) {
+	if !c.afterBegan(c.since) || c.st.heldBack.Swap(true) {
 		return
 	}
 	c.r.log.Warn("the saved cursor is held at when the chain began, before the cursor the run started from: this machine's clock, or the API's (its Date header), is behind; the next run reads again from there",

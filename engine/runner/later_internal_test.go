@@ -124,6 +124,60 @@ func TestCappedKeepsTheRecordsOffset(t *testing.T) {
 	}
 }
 
+// TestEpochCursors: an initial cursor of 10, 13, 16 or 19 whole digits is
+// a time in epoch seconds, milliseconds, microseconds or nanoseconds (any
+// other number may be an id); a cursor after a time, in that unit, is held
+// at it written as the cursor is (a Slack ts keeps its six fraction digits).
+func TestEpochCursors(t *testing.T) {
+	units := []struct {
+		initial any
+		want    time.Duration
+	}{
+		{1767225600, time.Second}, {json.Number("1767225600000"), time.Millisecond},
+		{"1767225600.000100", time.Second}, {json.Number("1767225600000000"), time.Microsecond},
+		{json.Number("1767225600000000000"), time.Nanosecond}, {0, 0}, {json.Number("123456"), 0},
+		{"2026-01-01T00:00:00Z", 0}, {-1767225600, 0}, {nil, 0},
+	}
+	for _, tc := range units {
+		if got := epochUnit(tc.initial); got != tc.want {
+			t.Errorf("epochUnit(%v) = %v, want %v", tc.initial, got, tc.want)
+		}
+	}
+	began := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC) // 1772704800
+	after := []struct {
+		cur  any
+		unit time.Duration
+		want bool
+	}{
+		{json.Number("1772704801"), time.Second, true}, {json.Number("1772704800"), time.Second, false},
+		{"1772704800.000001", time.Second, true}, {json.Number("1772704800001"), time.Millisecond, true},
+		// Milliseconds among seconds: far past what a time.Time holds.
+		{json.Number("1772704700000"), time.Second, true},
+		{json.Number("1772704700"), time.Millisecond, false},
+	}
+	for _, tc := range after {
+		if got, ok := epochAfter(tc.cur, tc.unit, began); !ok || got != tc.want {
+			t.Errorf("epochAfter(%v, %v) = %v, %v, want %v", tc.cur, tc.unit, got, ok, tc.want)
+		}
+	}
+	like := []struct {
+		cur  any
+		unit time.Duration
+		want any
+	}{
+		{json.Number("1772709999"), time.Second, json.Number("1772704800")},
+		{json.Number("1772709999000"), time.Millisecond, json.Number("1772704800000")},
+		{"1772709999.123456", time.Second, "1772704800.000000"},
+		{int64(1772709999), time.Second, int64(1772704800)},
+		{float64(1772709999), time.Second, float64(1772704800)},
+	}
+	for _, tc := range like {
+		if got := epochLike(began, tc.unit, tc.cur); got != tc.want {
+			t.Errorf("epochLike(%v, %v) = %#v, want %#v", tc.cur, tc.unit, got, tc.want)
+		}
+	}
+}
+
 func bigInt(s string) *big.Int {
 	n, ok := new(big.Int).SetString(s, 10)
 	if !ok {

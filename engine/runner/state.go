@@ -673,3 +673,62 @@ func labelOf(field, value string) string {
 	}
 	return fmt.Sprintf("[%s=%s]", field, value)
 }
+
+// epochUnit is the unit of a time written as a number that v, an
+// incremental stream's initial cursor, is in: epoch seconds, milliseconds,
+// microseconds or nanoseconds by its whole digits (10, 13, 16 or 19: a
+// time since 2001), 0 for another value. An initial cursor written so says
+// the records' cursors are times too, and a time cursor is held at when
+// its chain began (see capped); a number alone could be an id.
+func epochUnit(v any) time.Duration {
+	n, ok := numeric(v)
+	if !ok || n.neg {
+		return 0
+	}
+	r := n.ratOf()
+	switch len(new(big.Int).Quo(r.Num(), r.Denom()).String()) {
+	case 10:
+		return time.Second
+	case 13:
+		return time.Millisecond
+	case 16:
+		return time.Microsecond
+	case 19:
+		return time.Nanosecond
+	}
+	return 0
+}
+
+// epochAfter reports whether cursor v, a number of unit since the epoch
+// (see epochUnit), is after t; ok is false when v is no number. Compared
+// exactly: a cursor in a larger unit than the initial one (milliseconds
+// among seconds) is far past what a time.Time holds.
+func epochAfter(v any, unit time.Duration, t time.Time) (after, ok bool) {
+	n, ok := numeric(v)
+	if !ok {
+		return false, false
+	}
+	return n.ratOf().Cmp(big.NewRat(t.UnixNano(), int64(unit))) > 0, true
+}
+
+// epochLike writes t as a number of unit since the epoch, of cursor like's
+// kind (a JSON number, a string of digits with as many fraction digits, a
+// Go number), cut to the unit, never rounded up.
+func epochLike(t time.Time, unit time.Duration, like any) any {
+	n := t.UnixNano() / int64(unit)
+	switch x := like.(type) {
+	case string:
+		s := strconv.FormatInt(n, 10)
+		if _, frac, ok := strings.Cut(x, "."); ok {
+			s += "." + strings.Repeat("0", len(frac))
+		}
+		return s
+	case int:
+		return int(n)
+	case int64:
+		return n
+	case float64:
+		return float64(n)
+	}
+	return json.Number(strconv.FormatInt(n, 10))
+}

@@ -324,7 +324,7 @@ type Paginate struct {
 type Incremental struct {
 	Pos Pos `yaml:"-"`
 
-	Cursor JQ `yaml:"cursor" doc:"jq on a record giving its cursor value (a timestamp string or a number); the largest one is saved (times compare as instants, numbers by value; a time no later than the run began). Required unless window or token is given."`
+	Cursor JQ `yaml:"cursor" doc:"jq on a record giving its cursor value (a timestamp string or a number); the largest one is saved (times compare as instants, numbers by value; a time no later than the run began, and so a number when initial is epoch seconds, milliseconds, microseconds or nanoseconds). Required unless window or token is given."`
 	// Token is for APIs that hand out the next sync's starting point in
 	// the body of a list's last page, not in its records.
 	Token   JQ      `yaml:"token" doc:"jq on the body of the chain's last page giving a token the API hands out for the next sync (Microsoft Graph's @odata.deltaLink, Zendesk's after_cursor): saved as the cursor only when the whole chain was read and written, as a cursor is. Instead of cursor; not with window or lookback."`
