@@ -450,6 +450,15 @@ func (c *chainRun) run() error {
 		r.log.Info("a parent record listed again in this run, changed: its chain reads afresh", "stream", s.Name, "parents", rn.describe())
 		c.cp, c.checkpointed = nil, true
 	}
+	if inc := s.Incremental; c.cp != nil && c.cp.Step != "" && inc != nil && inc.Window != nil && c.cp.Step != inc.Window.Step.V.String() {
+		// A resumed chain plans its windows again from the checkpoint's
+		// first: numbered by another step, the checkpoint's window is
+		// another time range, and those between were never asked while
+		// the cursor moved past them. Read afresh from the saved cursor,
+		// which stays before the window the chain stopped in.
+		r.log.Info("the window step changed since the chain's checkpoint: reading it afresh from the saved cursor", "stream", s.Name, "parents", rn.describe(), "was", c.cp.Step, "now", inc.Window.Step.V.String())
+		c.cp = nil
+	}
 	if err := c.planIncremental(); err != nil {
 		return err
 	}
@@ -1043,6 +1052,9 @@ func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *page
 		fresh: c.cp == nil && c.checkpointed}
 	if !c.began.IsZero() {
 		ps.Began = c.began.Format(time.RFC3339Nano)
+	}
+	if inc := c.st.s.Incremental; c.from != "" && inc != nil && inc.Window != nil {
+		ps.Step = inc.Window.Step.V.String()
 	}
 	return ps
 }

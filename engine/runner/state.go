@@ -50,6 +50,9 @@ type pageState struct {
 	// the end of its last: a resumed chain reads the same windows.
 	From  string `json:"from,omitempty"`
 	Until string `json:"until,omitempty"`
+	// Step is the window step the windows were planned with: numbered
+	// from From by another, Window would be another time range.
+	Step string `json:"step,omitempty"`
 	// Retry lists the records of committed pages whose table mappings
 	// failed: a resumed run re-reads those pages and maps these records
 	// into those tables only, so a failure is tried again rather than
