@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -192,5 +193,46 @@ func TestEpochCursorInAnotherUnit(t *testing.T) {
 	}
 	if got := fx.query(`SELECT id FROM "nl__conversations" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4", "5", "6"}) {
 		t.Errorf("conversations = %v, want 1 to 6 (6, after the millisecond stamp was saved, lost)", got)
+	}
+}
+
+// TestEpochCursorLookback: a lookback on a cursor in epoch seconds (an
+// initial cursor written so) asks from that long before the saved one, in
+// seconds, and reads a conversation the API listed only after the run
+// that passed its time; it failed the second run as "not a time".
+func TestEpochCursorLookback(t *testing.T) {
+	fx := newFixture(t, strings.Replace(fmt.Sprintf(epochSpec, "1767225600"), "initial: 1767225600}", "initial: 1767225600, lookback: 1h}", 1), "")
+	api := &epochConversations{unit: time.Second}
+	api.fourConversations()
+	start := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
+	api.set(5, start.Add(-5*time.Minute), start.Add(-5*time.Minute))
+	var asked []string
+	fx.mu.Lock()
+	fx.routes["/conversations"] = func(w http.ResponseWriter, r *http.Request) {
+		api.mu.Lock()
+		if r.URL.Query().Get("page") == "" {
+			asked = append(asked, r.URL.Query().Get("updated_since"))
+		}
+		api.mu.Unlock()
+		api.serve(w, r)
+	}
+	fx.mu.Unlock()
+	for i, now := range []time.Time{start, start.Add(time.Hour), start.Add(2 * time.Hour)} {
+		if _, err := fx.run(engine.RunOptions{Now: func() time.Time { return now }}); err != nil {
+			t.Fatalf("run %d: %v", i+1, err)
+		}
+		if i == 0 {
+			api.mu.Lock()
+			api.set(6, start.Add(-10*time.Minute), start.Add(-10*time.Minute)) // listed late
+			api.mu.Unlock()
+		}
+	}
+	if got := fx.query(`SELECT id FROM "nl__conversations" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4", "5", "6"}) {
+		t.Errorf("conversations = %v, want 1 to 6 (6, listed late, lost)", got)
+	}
+	saved := strconv.FormatInt(start.Add(-5*time.Minute).Unix(), 10)
+	looked := strconv.FormatInt(start.Add(-65*time.Minute).Unix(), 10)
+	if want := []string{"1767225600", looked, looked}; !slices.Equal(asked, want) {
+		t.Errorf("asked updated_since %v, want %v (an hour before the saved %s, which never moves back)", asked, want, saved)
 	}
 }

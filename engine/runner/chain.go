@@ -615,13 +615,25 @@ func (c *chainRun) planIncremental() error {
 		// goes back before it (floor).
 		// Read as cursors compare times: RFC 3339, or an offset without
 		// its colon (Salesforce's +0000, Jira's +0200).
+		// Or a number in the unit of an initial cursor that is a time
+		// written as one (see epochUnit), asked in that unit.
 		t, ok := instant(wm)
+		unit := epochUnit(inc.Initial.Tree())
+		var back any
+		switch {
+		case ok:
+			back = t.Add(-inc.Lookback.V).UTC().Format(time.RFC3339Nano)
+		case unit != 0:
+			if t, ok = epochTime(wm, unit); ok {
+				back = epochLike(t.Add(-inc.Lookback.V), unit, wm)
+			}
+		}
 		if !ok {
-			return fmt.Errorf("incremental.lookback: the saved cursor %v is not a time with a UTC offset (RFC 3339, or +hhmm)", wm)
+			return fmt.Errorf("incremental.lookback: the saved cursor %v is not a time with a UTC offset (RFC 3339, or +hhmm), nor a number in the unit of an initial cursor in epoch seconds, milliseconds, microseconds or nanoseconds", wm)
 		}
 		c.floor = wm
 		if c.cp == nil || c.cp.Since == nil {
-			since = t.Add(-inc.Lookback.V).UTC().Format(time.RFC3339Nano)
+			since = back
 		}
 	}
 	c.since = since

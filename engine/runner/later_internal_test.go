@@ -160,6 +160,15 @@ func TestEpochCursors(t *testing.T) {
 			t.Errorf("epochAfter(%v, %v) = %v, %v, want %v", tc.cur, tc.unit, got, ok, tc.want)
 		}
 	}
+	if got, ok := epochTime(json.Number("1772704800000"), time.Millisecond); !ok || !got.Equal(began) {
+		t.Errorf("epochTime(1772704800000, ms) = %v, %v, want %v", got, ok, began)
+	}
+	if got, ok := epochTime("1772704800.5", time.Second); !ok || !got.Equal(began.Add(500*time.Millisecond)) {
+		t.Errorf("epochTime(\"1772704800.5\", s) = %v, %v, want half a second after %v", got, ok, began)
+	}
+	if _, ok := epochTime(json.Number("1772704800000"), time.Second); ok {
+		t.Error("epochTime(1772704800000, s): a time past what time.Time holds was read")
+	}
 	like := []struct {
 		cur  any
 		unit time.Duration

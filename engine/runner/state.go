@@ -714,6 +714,21 @@ func epochAfter(v any, unit time.Duration, t time.Time) (after, ok bool) {
 	return n.ratOf().Cmp(big.NewRat(t.UnixNano(), int64(unit))) > 0, true
 }
 
+// epochTime reads cursor v as a number of unit since the epoch (see
+// epochUnit); false for another value, or one past what a time.Time holds.
+func epochTime(v any, unit time.Duration) (time.Time, bool) {
+	n, ok := numeric(v)
+	if !ok {
+		return time.Time{}, false
+	}
+	r := new(big.Rat).Mul(n.ratOf(), big.NewRat(int64(unit), 1))
+	ns := new(big.Int).Quo(r.Num(), r.Denom())
+	if !ns.IsInt64() {
+		return time.Time{}, false
+	}
+	return time.Unix(0, ns.Int64()).UTC(), true
+}
+
 // epochLike writes t as a number of unit since the epoch, of cursor like's
 // kind (a JSON number, a string of digits with as many fraction digits, a
 // Go number), cut to the unit, never rounded up.

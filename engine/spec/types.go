@@ -328,10 +328,10 @@ type Incremental struct {
 	// Token is for APIs that hand out the next sync's starting point in
 	// the body of a list's last page, not in its records.
 	Token   JQ      `yaml:"token" doc:"jq on the body of the chain's last page giving a token the API hands out for the next sync (Microsoft Graph's @odata.deltaLink, Zendesk's after_cursor): saved as the cursor only when the whole chain was read and written, as a cursor is. Instead of cursor; not with window or lookback."`
-	Initial Value   `yaml:"initial" doc:"cursor value of the first run (default null; with window: the start of the first window, an RFC 3339 time)."`
+	Initial Value   `yaml:"initial" doc:"cursor value of the first run (default null; with window: the start of the first window, an RFC 3339 time). A number of 10, 13, 16 or 19 digits is epoch seconds, milliseconds, microseconds or nanoseconds, and says the cursor's numbers are times in that unit (held at the run's start, lookback)."`
 	Window  *Window `yaml:"window" doc:"Read in bounded time windows, one request chain each: templates see window.start and window.end (RFC 3339, UTC)."`
 	// Lookback is window.lookback for a stream read by its cursor.
-	Lookback Duration `yaml:"lookback" doc:"How far before the saved cursor (a time: RFC 3339, or with the offset written +hhmm) a run asks again, for records that arrive late or share the cursor's time where the API filters since exclusively; the saved cursor never moves back (default 0). With a window, give window.lookback."`
+	Lookback Duration `yaml:"lookback" doc:"How far before the saved cursor (a time: RFC 3339, or with the offset written +hhmm; or a number when initial is epoch seconds, milliseconds, microseconds or nanoseconds) a run asks again, for records that arrive late or share the cursor's time where the API filters since exclusively; the saved cursor never moves back (default 0). With a window, give window.lookback."`
 }
 
 // Window splits an incremental stream's reads into time windows.
