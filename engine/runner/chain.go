@@ -1089,7 +1089,15 @@ func (c *chainRun) capped(cur any) any {
 		// A time written as a number (see epochUnit), in the initial
 		// cursor's unit: a cursor in a larger one (milliseconds among
 		// seconds) is held too, rather than ask from millennia ahead.
-		return epochLike(c.began.Add(-time.Second), epochUnit(c.st.s.Incremental.Initial.Tree()), cur)
+		initial := c.st.s.Incremental.Initial.Tree()
+		unit := epochUnit(initial)
+		if epochUnit(cur) != unit && !c.st.otherUnit.Swap(true) {
+			// Or the initial cursor is in the wrong unit, and every run
+			// reads again from its start: said, not silent.
+			c.r.log.Warn("a number cursor read is not in the unit of the initial cursor: read in that unit it is after the run began, so the cursor is held there; if the API's times are in the records' unit, write initial in it too, or each run reads again from when the last began",
+				"stream", c.st.s.Name, "cursor", cur, "initial", initial, "unit", unit.String())
+		}
+		return epochLike(c.began.Add(-time.Second), unit, cur)
 	}
 	// A second before: a record changed as the run began is stamped with
 	// that second when the API cuts its stamps to seconds, which a since

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,67 @@ tables:
 	}
 	if !strings.Contains(logs.String(), "stream=audit") || !strings.Contains(logs.String(), "before the cursor the run started from") {
 		t.Errorf("no warning of the cursor held back:\n%s", logs.String())
+	}
+}
+
+// TestEpochCursorInAnotherUnitIsWarned: the initial cursor is in epoch
+// seconds and a record's cursor in milliseconds. Read in seconds it is far
+// ahead: held at the run's start, in seconds, and said once, since the
+// initial cursor may be the one in the wrong unit (each run would then
+// read again from its start). A cursor in seconds, held as it changed
+// while the run read, is not warned of.
+func TestEpochCursorInAnotherUnitIsWarned(t *testing.T) {
+	at := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
+	run := func(items []any) (saved []string, logged string) {
+		t.Helper()
+		api := apitest.New(apitest.Fixture{Routes: []apitest.Route{{Path: "/events", Items: items}}})
+		defer api.Close()
+		f := mustSpec(t, `
+version: 1
+name: units
+http: {base_url: `+api.URL()+`}
+streams:
+  events:
+    incremental: {cursor: .updated, initial: 1767225600}
+    request:
+      path: /events
+      query: {since: "${ cursor }"}
+tables:
+  events: {from: events, primary_key: [id]}
+`)
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		r, err := runner.New(f, runner.Options{Pool: fetch.NewPool(fetch.Options{}), Logger: log, Now: func() time.Time { return at }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := &checkpoints{collector: *newCollector()}
+		if _, err := r.Run(t.Context(), out); err != nil {
+			t.Fatal(err)
+		}
+		for _, cp := range out.cps {
+			if cp.Stream == "events"+runner.WatermarkSuffix {
+				saved = append(saved, string(cp.Value))
+			}
+		}
+		return saved, logs.String()
+	}
+	held := strconv.FormatInt(at.Unix()-1, 10)
+	saved, logged := run([]any{
+		map[string]any{"id": 1, "updated": at.Add(-time.Hour).Unix()},
+		map[string]any{"id": 2, "updated": at.Add(-time.Hour).UnixMilli()},
+	})
+	if strings.Join(saved, ",") != held {
+		t.Errorf("saved cursor %v, want %s (a second before the run began, in seconds)", saved, held)
+	}
+	if !strings.Contains(logged, "not in the unit of the initial cursor") || !strings.Contains(logged, "stream=events") {
+		t.Errorf("no warning of the cursor in another unit:\n%s", logged)
+	}
+	saved, logged = run([]any{map[string]any{"id": 1, "updated": at.Add(time.Minute).Unix()}})
+	if strings.Join(saved, ",") != held {
+		t.Errorf("saved cursor %v, want %s", saved, held)
+	}
+	if strings.Contains(logged, "not in the unit") {
+		t.Errorf("warned of a cursor in the initial cursor's unit:\n%s", logged)
 	}
 }

@@ -125,6 +125,9 @@ type streamState struct {
 	// heldBack: a chain's cursor was held back before the one it started
 	// from, and the run said so (see warnHeldBack).
 	heldBack atomic.Bool
+	// otherUnit: a number cursor in another unit than the initial epoch
+	// cursor's was held at the run's start, and the run said so.
+	otherUnit atomic.Bool
 	// offOrigin: a chain's next page was on another origin, and the run
 	// said so (see warnOffOrigin).
 	offOrigin atomic.Bool
