@@ -151,6 +151,9 @@ type githubIssues struct {
 	// after: since keeps the issues updated after it, not at it (as
 	// updated_after filters do elsewhere).
 	after bool
+	// layout, when set, is how updated_at and since are written (else
+	// RFC 3339).
+	layout string
 }
 
 func (g *githubIssues) set(id int, created, updated string) {
@@ -167,17 +170,21 @@ func (g *githubIssues) serve(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	q := r.URL.Query()
+	layout := time.RFC3339
+	if g.layout != "" {
+		layout = g.layout
+	}
 	var since time.Time
 	if s := q.Get("since"); s != "" {
 		var err error
-		if since, err = time.Parse(time.RFC3339, s); err != nil {
+		if since, err = time.Parse(layout, s); err != nil {
 			http.Error(w, `{"message": "Validation Failed"}`, http.StatusUnprocessableEntity)
 			return
 		}
 	}
 	var out []map[string]any
 	for _, x := range g.all {
-		at, _ := time.Parse(time.RFC3339, x["updated_at"].(string))
+		at, _ := time.Parse(layout, x["updated_at"].(string))
 		if at.After(since) || !g.after && at.Equal(since) {
 			out = append(out, x)
 		}
@@ -500,4 +507,47 @@ func (g *githubIssues) serveFour(fx *fixture) {
 	fx.mu.Lock()
 	fx.routes["/issues"] = g.serve
 	fx.mu.Unlock()
+}
+
+// TestSpacedCursorStopsAtTheRunsStart: TestCursorStopsAtTheRunsStart with
+// the times as Python's str of a datetime writes them, a space for the "T"
+// ("2026-03-05 10:00:06.000000+00:00"). Compared as text and never held at
+// the run's start, the cursor taken from the issue commented on while the
+// run read passed the one opened then.
+func TestSpacedCursorStopsAtTheRunsStart(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  issues:
+    incremental: {cursor: .updated_at, initial: "2026-01-01 00:00:00.000000+00:00"}
+    request:
+      path: /issues
+      query: {since: '${ cursor }', state: all}
+    paginate: {type: link_header, size: 2, size_param: per_page}
+tables:
+  issues: {from: issues, primary_key: [id], row: '{id, updated_at}'}
+`, "")
+	const py = "2006-01-02 15:04:05.000000-07:00"
+	api := &githubIssues{layout: py}
+	stamp := func(d, h, m, s int) string { return time.Date(2026, 3, d, h, m, s, 0, time.UTC).Format(py) }
+	for i := range 4 {
+		api.set(i+1, stamp(1+i, 9, 0, 0), stamp(1+i, 9, 0, 0))
+	}
+	fx.mu.Lock()
+	fx.routes["/issues"] = api.serve
+	fx.mu.Unlock()
+	api.afterPage = func(page int) {
+		if page == 1 {
+			api.set(5, stamp(5, 10, 0, 5), stamp(5, 10, 0, 5)) // opened
+			api.set(1, stamp(1, 9, 0, 0), stamp(5, 10, 0, 6))  // commented
+			api.afterPage = nil
+		}
+	}
+	start := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
+	for _, now := range []time.Time{start, start.Add(time.Hour)} {
+		if _, err := fx.run(engine.RunOptions{Now: func() time.Time { return now }}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fx.query(`SELECT id FROM "nl__issues" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4", "5"}) {
+		t.Errorf("issues = %v, want 1 to 5 (issue 5, opened while the first run read, lost)", got)
+	}
 }

@@ -614,7 +614,8 @@ func (c *chainRun) planIncremental() error {
 		// asks what it asked before); the cursor saved at the end never
 		// goes back before it (floor).
 		// Read as cursors compare times: RFC 3339, or an offset without
-		// its colon (Salesforce's +0000, Jira's +0200).
+		// its colon (Salesforce's +0000, Jira's +0200) or of hours only,
+		// or a space for the T (see instant).
 		// Or a number in the unit of an initial cursor that is a time
 		// written as one (see epochUnit), asked in that unit.
 		t, ok := instant(wm)
@@ -629,7 +630,7 @@ func (c *chainRun) planIncremental() error {
 			}
 		}
 		if !ok {
-			return fmt.Errorf("incremental.lookback: the saved cursor %v is not a time with a UTC offset (RFC 3339, or +hhmm), nor a number in the unit of an initial cursor in epoch seconds, milliseconds, microseconds or nanoseconds", wm)
+			return fmt.Errorf("incremental.lookback: the saved cursor %v is not a time with a UTC offset (RFC 3339, or +hhmm, +hh, a space for the T), nor a number in the unit of an initial cursor in epoch seconds, milliseconds, microseconds or nanoseconds", wm)
 		}
 		c.floor = wm
 		if c.cp == nil || c.cp.Since == nil {

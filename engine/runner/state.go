@@ -567,15 +567,20 @@ func decimal(s string) bool {
 // offset form and as many fraction digits (t is cut, never rounded up).
 func stampLike(t time.Time, like string) string {
 	layout := "2006-01-02T15:04:05"
+	if like[10] == ' ' {
+		layout = "2006-01-02 15:04:05"
+	}
 	if rest := like[len(layout):]; strings.HasPrefix(rest, ".") {
 		n := len(rest) - len(strings.TrimLeft(rest[1:], "0123456789")) - 1
 		layout += "." + strings.Repeat("0", n)
 	}
-	switch {
+	switch c := like[len(like)-3]; {
 	case strings.HasSuffix(like, "Z"):
 		layout += "Z07:00"
-	case like[len(like)-3] == ':':
+	case c == ':':
 		layout += "-07:00"
+	case c == '+' || c == '-':
+		layout += "-07"
 	default:
 		layout += "-0700"
 	}
@@ -583,17 +588,34 @@ func stampLike(t time.Time, like string) string {
 }
 
 // instant reads cursor v as an ISO 8601 time with a UTC offset: RFC 3339
-// (any fraction), or with the offset's colon left out, as Jira writes it.
+// (any fraction), with the offset's colon left out (Jira's "+0200") or
+// of hours only (PostgreSQL's "+00"), and a space for the "T" (Python's
+// str of a datetime, PostgreSQL's text).
 func instant(v any) (time.Time, bool) {
 	s, ok := v.(string)
 	if !ok || len(s) < len("2006-01-02T15:04:05Z") {
 		return time.Time{}, false
 	}
-	// One parse, by how the offset ends: RFC 3339's "Z" or "+hh:mm", else
-	// Jira's "+hhmm" (a failed parse costs an error: with every record).
-	layout := time.RFC3339Nano
-	if s[len(s)-1] != 'Z' && s[len(s)-3] != ':' {
+	// One parse, by how the offset ends: "Z" or "+hh:mm", "+hh", else
+	// "+hhmm" (a failed parse costs an error: with every record).
+	space := s[10] == ' '
+	var layout string
+	switch c := s[len(s)-3]; {
+	case s[len(s)-1] == 'Z' || c == ':':
+		layout = time.RFC3339Nano
+		if space {
+			layout = "2006-01-02 15:04:05.999999999Z07:00"
+		}
+	case c == '+' || c == '-':
+		layout = "2006-01-02T15:04:05.999999999Z07"
+		if space {
+			layout = "2006-01-02 15:04:05.999999999Z07"
+		}
+	default:
 		layout = "2006-01-02T15:04:05.999999999Z0700"
+		if space {
+			layout = "2006-01-02 15:04:05.999999999Z0700"
+		}
 	}
 	t, err := time.Parse(layout, s)
 	return t, err == nil

@@ -331,7 +331,7 @@ type Incremental struct {
 	Initial Value   `yaml:"initial" doc:"cursor value of the first run (default null; with window: the start of the first window, an RFC 3339 time). A number of 10, 13, 16 or 19 digits is epoch seconds, milliseconds, microseconds or nanoseconds, and says the cursor's numbers are times in that unit (held at the run's start, lookback)."`
 	Window  *Window `yaml:"window" doc:"Read in bounded time windows, one request chain each: templates see window.start and window.end (RFC 3339, UTC)."`
 	// Lookback is window.lookback for a stream read by its cursor.
-	Lookback Duration `yaml:"lookback" doc:"How far before the saved cursor (a time: RFC 3339, or with the offset written +hhmm; or a number when initial is epoch seconds, milliseconds, microseconds or nanoseconds) a run asks again, for records that arrive late or share the cursor's time where the API filters since exclusively; the saved cursor never moves back (default 0). With a window, give window.lookback."`
+	Lookback Duration `yaml:"lookback" doc:"How far before the saved cursor (a time: RFC 3339, or with the offset written +hhmm or +hh, or a space for the T; or a number when initial is epoch seconds, milliseconds, microseconds or nanoseconds) a run asks again, for records that arrive late or share the cursor's time where the API filters since exclusively; the saved cursor never moves back (default 0). With a window, give window.lookback."`
 }
 
 // Window splits an incremental stream's reads into time windows.
