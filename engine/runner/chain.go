@@ -979,12 +979,12 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			// (With a lookback, the records read may all be older than
 			// the cursor saved before: it stays. After a skipped download
 			// it stays too: the skipped file's records may be older.)
-			mark.cursor = c.capped(c.maxCursor)
 			if s.Incremental.Token.Set {
 				// The API's own token, not a time read from records.
 				mark.cursor = c.maxCursor
 				break
 			}
+			mark.cursor = c.capped(c.maxCursor)
 			if c.afterBegan(c.maxCursor) {
 				c.warnHeldBack()
 			}
@@ -1074,13 +1074,13 @@ func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *page
 
 // capped is cursor cur, when it is a time (see afterBegan) after the run
 // that started the chain began, moved back to that time, written as cur is
-// (its offset and fraction digits; a number in the initial cursor's unit). A record changed while the run read may
-// move to a page already read (a list sorted by creation, newest first,
-// takes a new issue on its first page; one sorted by update moves a
-// changed record to the end, past one not read yet): stamped before
-// the latest one read, it is passed by a cursor taken from the records;
-// the next run asks again for what changed since the run began (less a
-// second).
+// (its offset and fraction digits; a number in the initial cursor's
+// unit). A record changed while the run read may move to a page already
+// read (a list sorted by creation, newest first, takes a new issue on its
+// first page; one sorted by update moves a changed record to the end, past
+// one not read yet): stamped before the latest one read, it is passed by a
+// cursor taken from the records; the next run asks again for what changed
+// since the run began (less a second).
 func (c *chainRun) capped(cur any) any {
 	if c.began.IsZero() || !c.afterBegan(cur) {
 		return cur
