@@ -985,6 +985,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 				break
 			}
 			mark.cursor = c.capped(c.maxCursor)
+			c.warnNaive(c.maxCursor)
 			if c.afterBegan(c.maxCursor) {
 				c.warnHeldBack()
 			}
@@ -1135,6 +1136,20 @@ func (c *chainRun) warnHeldBack() {
 	}
 	c.r.log.Warn("the saved cursor is held at when the chain began, before the cursor the run started from: this machine's clock, or the API's (its Date header), is behind; the next run reads again from there",
 		"stream", c.st.s.Name, "began", c.began.UTC().Format(time.RFC3339), "since", c.since)
+}
+
+// warnNaive says, once for the stream, that cursor cur is a time without a
+// UTC offset ("2026-03-05T10:00:06"): it compares as text and cannot be
+// held at when the chain began (its zone is unknown), so a record changed
+// while the run read, onto a page already read, is passed by it, and no
+// lookback takes it. Where the API's times are UTC, a cursor program that
+// adds the offset makes it one that is.
+func (c *chainRun) warnNaive(cur any) {
+	if !naiveTime(cur) || c.st.naive.Swap(true) {
+		return
+	}
+	c.r.log.Warn(`the cursor is a time without a UTC offset: it cannot be held at when the run began, so a record changed while the run read, onto a page already read, is passed by it; if the API's times are UTC, give the offset in the cursor program (cursor: '.updated_at + "Z"')`,
+		"stream", c.st.s.Name, "cursor", cur)
 }
 
 // warnOffOrigin says, once per stream, that a chain's next page is on

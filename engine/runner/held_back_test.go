@@ -186,3 +186,45 @@ tables:
 		t.Errorf("warned of a cursor in the initial cursor's unit:\n%s", logged)
 	}
 }
+
+// TestNaiveCursorIsWarned: a cursor that is a time without a UTC offset
+// cannot be held at the run's start (its zone is unknown): a record changed
+// while the run read may be passed by it, so the run says so, once for the
+// stream, and how to give the offset. A time with one is not warned of.
+func TestNaiveCursorIsWarned(t *testing.T) {
+	run := func(updated string) string {
+		t.Helper()
+		items := []any{map[string]any{"id": 1, "updated": updated}}
+		api := apitest.New(apitest.Fixture{Routes: []apitest.Route{{Path: "/events", Items: items}}})
+		defer api.Close()
+		f := mustSpec(t, `
+version: 1
+name: naive
+http: {base_url: `+api.URL()+`}
+streams:
+  events:
+    incremental: {cursor: .updated, initial: "2026-01-01T00:00:00"}
+    request:
+      path: /events
+      query: {since: "${ cursor }"}
+tables:
+  events: {from: events, primary_key: [id]}
+`)
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		r, err := runner.New(f, runner.Options{Pool: fetch.NewPool(fetch.Options{}), Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Run(t.Context(), &checkpoints{collector: *newCollector()}); err != nil {
+			t.Fatal(err)
+		}
+		return logs.String()
+	}
+	if logged := run("2026-03-05T10:00:06.123"); !strings.Contains(logged, "without a UTC offset") || !strings.Contains(logged, "stream=events") {
+		t.Errorf("no warning of a cursor without an offset:\n%s", logged)
+	}
+	if logged := run("2026-03-05T10:00:06.123Z"); strings.Contains(logged, "without a UTC offset") {
+		t.Errorf("warned of a cursor with an offset:\n%s", logged)
+	}
+}

@@ -195,6 +195,20 @@ func TestEpochCursors(t *testing.T) {
 	}
 }
 
+// TestNaiveTime: a date and time without a UTC offset is told from a time
+// with one, a date alone and anything else.
+func TestNaiveTime(t *testing.T) {
+	for v, want := range map[any]bool{
+		"2026-03-05T10:00:06": true, "2026-03-05 10:00:06.123": true, "2026-03-05T10:00": true,
+		"2026-03-05T10:00:06Z": false, "2026-03-05 10:00:06+00": false, "2026-03-05T10:00:06.5+0200": false,
+		"2026-03-05": false, "Invalid date": false, "2026-13-05T10:00:06": false, 1767225600: false,
+	} {
+		if got := naiveTime(v); got != want {
+			t.Errorf("naiveTime(%v) = %v, want %v", v, got, want)
+		}
+	}
+}
+
 func bigInt(s string) *big.Int {
 	n, ok := new(big.Int).SetString(s, 10)
 	if !ok {

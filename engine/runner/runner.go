@@ -128,6 +128,9 @@ type streamState struct {
 	// otherUnit: a number cursor in another unit than the initial epoch
 	// cursor's was held at the run's start, and the run said so.
 	otherUnit atomic.Bool
+	// naive: a cursor saved was a time without a UTC offset, never held
+	// at the run's start, and the run said so (see warnNaive).
+	naive atomic.Bool
 	// offOrigin: a chain's next page was on another origin, and the run
 	// said so (see warnOffOrigin).
 	offOrigin atomic.Bool

@@ -621,6 +621,23 @@ func instant(v any) (time.Time, bool) {
 	return t, err == nil
 }
 
+// naiveTime reports whether cursor v is a date and time without a UTC
+// offset: "2006-01-02T15:04" or with seconds and a fraction, a space for
+// the "T" too.
+func naiveTime(v any) bool {
+	s, ok := v.(string)
+	if !ok || len(s) < len("2006-01-02T15:04") || s[10] != 'T' && s[10] != ' ' {
+		return false
+	}
+	t := s[:10] + "T" + s[11:]
+	for _, layout := range []string{"2006-01-02T15:04:05.999999999", "2006-01-02T15:04"} {
+		if _, err := time.Parse(layout, t); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // batchDigest names the list a batch stream's run sends ("" for a run of
 // another stream): a hash of its records' JSON.
 func batchDigest(rn *run) string {
