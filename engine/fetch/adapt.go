@@ -78,7 +78,7 @@ type adaptive struct {
 	// slides: a rate limit came with the announced budget spent, so the
 	// budget did not come back whole at its reset (a sliding window,
 	// whose reset is when one place frees); resetMax is the longest reset
-	// announced, the shortest the window can be. The host's own starts
+	// announced with the limit, the shortest the window can be. The host's own starts
 	// are then kept to its x-ratelimit-limit in any resetMax.
 	slides   bool
 	resetMax time.Duration
@@ -244,11 +244,10 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 		if !a.hasBudget || reset.After(a.budgetEnd.Add(time.Second)) || remaining-a.out < a.budget-a.budgetUsed {
 			a.budget, a.budgetUsed, a.budgetEnd, a.hasBudget = remaining, a.out, reset, true
 		}
-		a.resetMax = max(a.resetMax, reset.Sub(recv))
 		if spent && rateLimited(status, h) {
 			a.slides = true
 		}
-		a.slide(h)
+		a.slide(h, reset.Sub(recv))
 	}
 	if status != http.StatusServiceUnavailable && !rateLimited(status, h) {
 		a.passed = later(a.passed, recv)
@@ -435,9 +434,12 @@ func announcedBudget(h http.Header, recv time.Time) (remaining int, reset time.T
 
 // slide keeps the host's own starts to its announced limit in the
 // longest reset seen, once its budget is known to slide, and stops when
-// answers announce more than one budget. A declared rolling window
-// counts starts by its own headers instead. a.mu must be held.
-func (a *adaptive) slide(h http.Header) {
+// answers announce more than one budget. reset is the answer's, from its
+// arrival: only an answer announcing the limit measures the window (one
+// without is maybe another budget's, a daily quota's). A declared
+// rolling window counts starts by its own headers instead. a.mu must be
+// held.
+func (a *adaptive) slide(h http.Header, reset time.Duration) {
 	l, ok := announcedLimit(h)
 	if !ok || a.names.Window != "" {
 		return
@@ -447,6 +449,7 @@ func (a *adaptive) slide(h http.Header) {
 		a.mixed = true
 	}
 	a.limitSeen, a.resourceSeen = l, res
+	a.resetMax = max(a.resetMax, reset)
 	switch {
 	case a.mixed:
 		a.rollLimit = 0

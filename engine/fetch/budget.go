@@ -76,22 +76,24 @@ func (b BudgetHeaders) budget(h http.Header, recv time.Time) (remaining int, res
 		return r, recv.Add(w), okW
 	}
 	s := strings.TrimSpace(h.Get(b.Reset))
-	if f, err := strconv.ParseFloat(s, 64); err == nil && b.Millis && f >= 0 && f <= 1e12 {
-		// A delay in milliseconds; an epoch in milliseconds reads as one
-		// either way.
+	if f, err := strconv.ParseFloat(s, 64); err == nil && b.Millis && f >= 0 && f <= 1e9 {
+		// A delay in milliseconds (up to 11 days); above, an epoch in
+		// seconds or milliseconds, as waitValue reads it.
 		return r, recv.Add(secs(f / 1000)), true
 	}
 	d, okT := waitValue(s, recv)
 	return r, recv.Add(d), okT
 }
 
-// window reads the declared rolling window's length.
+// window reads the declared rolling window's length, at most
+// MaxServerWait, as a reset is honoured: a window read far too long (a
+// unit mistaken, an epoch) would hold every limit-th request for it.
 func (b BudgetHeaders) window(h http.Header) (time.Duration, bool) {
 	f, err := strconv.ParseFloat(strings.TrimSpace(h.Get(b.Window)), 64)
 	if err != nil || !(f > 0) {
 		return 0, false
 	}
-	return secs(f * b.unit().Seconds()), true
+	return min(secs(f*b.unit().Seconds()), MaxServerWait), true
 }
 
 // limit reads the declared rolling window's limit and length.

@@ -35,6 +35,10 @@ func TestDeclaredBudget(t *testing.T) {
 		{"reset as epoch milliseconds", linear, http.Header{"X-Ratelimit-Requests-Remaining": {"0"}, "X-Ratelimit-Requests-Reset": {strconv.FormatInt(recv.UnixMilli()+30000, 10)}}, 0, 30 * time.Second, true},
 		{"reset as seconds", linear, http.Header{"X-Ratelimit-Requests-Remaining": {"4"}, "X-Ratelimit-Requests-Reset": {"12"}}, 4, 12 * time.Second, true},
 		{"reset as milliseconds", BudgetHeaders{Remaining: "A-Left", Reset: "A-Reset", Millis: true}, http.Header{"A-Left": {"4"}, "A-Reset": {"1500"}}, 4, 1500 * time.Millisecond, true},
+		// With unit ms, an epoch in seconds is still an epoch (read as
+		// milliseconds it was a delay of 20 days).
+		{"reset as epoch seconds, unit ms", BudgetHeaders{Remaining: "A-Left", Reset: "A-Reset", Millis: true}, http.Header{"A-Left": {"0"}, "A-Reset": {strconv.FormatInt(recv.Unix()+30, 10)}}, 0, 30 * time.Second, true},
+		{"reset as epoch milliseconds, unit ms", BudgetHeaders{Remaining: "A-Left", Reset: "A-Reset", Millis: true}, http.Header{"A-Left": {"0"}, "A-Reset": {strconv.FormatInt(recv.UnixMilli()+30000, 10)}}, 0, 30 * time.Second, true},
 		// The declared names come first; the standard ones still count
 		// on an answer without them.
 		{"declared before standard", hubSpotHeaders, http.Header{"X-Hubspot-Ratelimit-Remaining": {"7"}, "X-Hubspot-Ratelimit-Interval-Milliseconds": {"10000"}, "X-Ratelimit-Remaining": {"90"}, "X-Ratelimit-Reset": {"60"}}, 7, 10 * time.Second, true},
@@ -213,5 +217,71 @@ func TestAdaptiveSlidingBudget(t *testing.T) {
 				t.Errorf("waits %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestRollingWindowCapped: a declared window that reads far too long (the
+// spec's unit s for an API sending milliseconds, an epoch, "Inf") holds
+// no request longer than any server's word is honoured (MaxServerWait),
+// as a reset is: counted as given, every limit-th request of the run
+// waited up to a day.
+func TestRollingWindowCapped(t *testing.T) {
+	for _, win := range []string{"10000", "1700000000", "Inf"} {
+		t.Run(win, func(t *testing.T) {
+			clk := newFakeClock()
+			a := newAdaptive(clk.Now, clk.Sleep)
+			a.declare(BudgetHeaders{Remaining: "A-Left", Window: "A-Window", Limit: "A-Max"})
+			ctx := t.Context()
+			t0 := clk.Now()
+			seq, _ := a.wait(ctx)
+			a.observe(http.Header{"A-Left": {"1"}, "A-Window": {win}, "A-Max": {"2"}}, http.StatusOK, seq, t0, t0, time.Time{})
+			a.wait(ctx)
+			a.wait(ctx) // the window's two are spent
+			var waited time.Duration
+			for _, d := range clk.Sleeps() {
+				waited += d
+			}
+			if limit := MaxServerWait + time.Duration(adaptRollSlack*float64(MaxServerWait)); waited > limit || waited < MaxServerWait {
+				t.Errorf("window %s: waited %v, want %v to %v", win, waited, MaxServerWait, limit)
+			}
+		})
+	}
+}
+
+// TestSlideWindowOfItsOwnLimit: the window a sliding budget is kept to
+// is the longest reset of the answers announcing the limit kept. An
+// answer with a budget and no limit (another budget's: a daily quota
+// announced when it is the nearer one) is no measure of it: counted, a
+// per-second API of 10 a second was kept to 10 in every 5¼ minutes.
+func TestSlideWindowOfItsOwnLimit(t *testing.T) {
+	clk := newFakeClock()
+	a := newAdaptive(clk.Now, clk.Sleep)
+	ctx := t.Context()
+	second := func(remaining, reset string) http.Header {
+		return http.Header{"X-Ratelimit-Limit": {"10"}, "X-Ratelimit-Remaining": {remaining}, "X-Ratelimit-Reset": {reset}}
+	}
+	now := clk.Now()
+	seq, _ := a.wait(ctx)
+	a.observe(second("9", "1"), http.StatusOK, seq, now, now, time.Time{})
+	seq, _ = a.wait(ctx)
+	// The day's quota, nearer spent than the second's budget.
+	a.observe(http.Header{"X-Ratelimit-Remaining": {"8"}, "X-Ratelimit-Reset": {"40000"}}, http.StatusOK, seq, now, now, time.Time{})
+	clk.Advance(10 * time.Minute) // the day's answer is long past
+	now = clk.Now()
+	seq, _ = a.wait(ctx)
+	// Refused with the second's budget spent: it slides.
+	a.observe(second("0", "0.5"), http.StatusTooManyRequests, seq, now, now, time.Time{})
+	for range 40 {
+		seq, _ = a.wait(ctx)
+		now = clk.Now()
+		a.observe(second("5", "0.5"), http.StatusOK, seq, now, now, time.Time{})
+	}
+	var waited time.Duration
+	for _, d := range clk.Sleeps() {
+		waited += d
+	}
+	// 40 requests at 10 in any ~1 s: about 4 s of waits, not minutes.
+	if waited > 10*time.Second {
+		t.Errorf("40 requests waited %v: the day's reset was taken for the second's window", waited)
 	}
 }
