@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +53,9 @@ type adaptive struct {
 	limited time.Time // the latest start pacing held a request back to
 	starts  [adaptRing]time.Time
 	nstarts uint64 // requests started, the sequence number of the next
+	// answered: when each of the last requests was answered (zero while
+	// it is out, or if it got no answer).
+	answered [adaptRing]time.Time
 
 	// The budget the host announced in its latest answer with one:
 	// remaining until budgetEnd, of which budgetUsed are taken by the
@@ -62,6 +66,11 @@ type adaptive struct {
 	budgetUsed int
 	budgetEnd  time.Time
 	hasBudget  bool
+	// frees: when the places a rolling window's budget counted free,
+	// ascending, when they were all the run's own requests (ownWindow):
+	// each frees a window after its answer at the latest. nil: the
+	// budget holds until budgetEnd.
+	frees []time.Time
 	// budgeted: an answer that was no rejection announced a budget, so
 	// the budget holds requests before it is spent; only then does a
 	// rejection announcing it spent mean its end rather than a limit.
@@ -183,6 +192,7 @@ func (a *adaptive) wait(ctx context.Context) (uint64, error) {
 		if d <= 0 {
 			seq := a.nstarts
 			a.starts[seq%adaptRing] = now
+			a.answered[seq%adaptRing] = time.Time{}
 			a.nstarts++
 			a.out++
 			if a.hasBudget {
@@ -211,9 +221,13 @@ func (a *adaptive) closedFor(now time.Time) time.Duration {
 	}
 	if a.hasBudget {
 		if !now.Before(a.budgetEnd) {
-			a.hasBudget = false // the window reset: the next answer tells
-		} else if a.budgetUsed >= a.budget {
-			d = max(d, a.budgetEnd.Sub(now))
+			a.hasBudget, a.frees = false, nil // the window reset: the next answer tells
+		} else if a.budgetUsed >= a.budget+a.freed(now) {
+			end := a.budgetEnd
+			if i := a.budgetUsed - a.budget; i >= 0 && i < len(a.frees) {
+				end = a.frees[i] // the place the next request needs
+			}
+			d = max(d, end.Sub(now))
 		}
 	}
 	return max(d, 0)
@@ -226,11 +240,18 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.out--
+	if a.nstarts-seq <= adaptRing {
+		defer func() { a.answered[seq%adaptRing] = recv }()
+	}
 	spent := false // the answer says its host's budget is spent
+	var frees []time.Time
 	if n, w, ok := a.names.limit(h); ok {
 		a.rollLimit, a.rollWindow = n, w
 	}
 	if remaining, reset, ok := a.names.budget(h, recv); ok {
+		if n, w, ok := a.names.limit(h); ok {
+			frees = a.ownWindow(n-remaining, w, seq, sent, recv)
+		}
 		// A host that says its budget is spent only when it rejects
 		// (remaining 0 until a second frees a slot) has a limit the budget
 		// never holds requests to: its rejections cut as any other.
@@ -241,8 +262,12 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 		// more than known is older news.
 		// (A reset in seconds moves with the answer's arrival: only one
 		// more than a second later is a new window.)
-		if !a.hasBudget || reset.After(a.budgetEnd.Add(time.Second)) || remaining-a.out < a.budget-a.budgetUsed {
+		if !a.hasBudget || reset.After(a.budgetEnd.Add(time.Second)) || remaining-a.out < a.budget+a.freed(recv)-a.budgetUsed {
 			a.budget, a.budgetUsed, a.budgetEnd, a.hasBudget = remaining, a.out, reset, true
+			// A rolling window holding only the run's own requests frees
+			// as they leave it: held until the answer is a window old, a
+			// run paced at the limit stalled a window long in each.
+			a.frees = frees
 		}
 		if spent && rateLimited(status, h) {
 			a.slides = true
@@ -308,6 +333,55 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 	if a.onCut != nil {
 		a.onCut(status, sentRate, a.rate)
 	}
+}
+
+// ownWindow tells when the places of a rolling window of length w free,
+// when the requests it holds (counted, by the answer to request seq, sent
+// at sent and received at recv) can all be the run's own: seq itself and
+// the requests answered before seq was sent that may have reached the
+// host within the window (started in it, or answered in it) are as many.
+// Each leaves the window a window after its answer at the latest. nil
+// when the count holds more: another client's requests, which leave at a
+// time nothing here tells (or the run's own, answered late: the budget
+// then holds until budgetEnd, as without a limit). A request still out
+// when the answer came is taken from the budget already (budgetUsed), so
+// if the count holds it in place of a boundary one listed here, its
+// place is still kept. a.mu must be held.
+func (a *adaptive) ownWindow(counted int, w time.Duration, seq uint64, sent, recv time.Time) []time.Time {
+	if counted <= 0 || counted > adaptRing {
+		return nil
+	}
+	from := recv.Add(-w)
+	frees := []time.Time{recv.Add(w)}
+	for i := uint64(0); i < min(a.nstarts, adaptRing); i++ {
+		j := a.nstarts - 1 - i
+		st, at := a.starts[j%adaptRing], a.answered[j%adaptRing]
+		if !st.After(from.Add(-w)) {
+			break // older ones left out make the list short, never wrong
+		}
+		if j == seq || at.IsZero() || at.After(sent) || !st.After(from) && !at.After(from) {
+			continue
+		}
+		frees = append(frees, at.Add(w))
+	}
+	if len(frees) < counted {
+		return nil
+	}
+	slices.SortFunc(frees, func(x, y time.Time) int { return x.Compare(y) })
+	// More than the answer counted: the latest are kept.
+	return frees[len(frees)-counted:]
+}
+
+// freed is how many of the budget's places have freed by now. a.mu must
+// be held.
+func (a *adaptive) freed(now time.Time) int {
+	n, _ := slices.BinarySearchFunc(a.frees, now, func(f, t time.Time) int {
+		if f.After(t) {
+			return 1
+		}
+		return -1
+	})
+	return n
 }
 
 // grow raises the rate additively while the rate is what holds requests

@@ -27,7 +27,9 @@ type BudgetHeaders struct {
 	// the answer is that old.
 	Window string
 	// Limit, with Window, holds the requests allowed in any window: the
-	// host's own requests are then kept to it, counted as they start.
+	// host's own requests are then kept to it, counted as they start; and
+	// when what an answer counts can all be the run's own requests, each
+	// frees its place a window after its own answer (see ownWindow).
 	Limit string
 	// Millis reads Window, and a Reset that is a delay, in milliseconds.
 	Millis bool

@@ -65,9 +65,13 @@ type rollingBudget struct {
 	window  time.Duration
 	latency time.Duration
 
+	// steady: another client's requests a second, taking places too.
+	steady float64
+
 	mu       sync.Mutex
 	accepted []time.Time
 	ok, rej  int
+	last     time.Time // the other client's last request
 }
 
 func (s *rollingBudget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -77,6 +81,18 @@ func (s *rollingBudget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := s.clk.Now()
 	for len(s.accepted) > 0 && now.Sub(s.accepted[0]) >= s.window {
 		s.accepted = s.accepted[1:]
+	}
+	if s.steady > 0 {
+		if s.last.IsZero() {
+			s.last = now
+		}
+		// The other client's requests since the last, while places last.
+		for every := time.Duration(float64(time.Second) / s.steady); !s.last.Add(every).After(now); {
+			s.last = s.last.Add(every)
+			if len(s.accepted) < s.limit && now.Sub(s.last) < s.window {
+				s.accepted = append(s.accepted, s.last)
+			}
+		}
 	}
 	status := http.StatusOK
 	if len(s.accepted) >= s.limit {
@@ -283,5 +299,50 @@ func TestSlideWindowOfItsOwnLimit(t *testing.T) {
 	// 40 requests at 10 in any ~1 s: about 4 s of waits, not minutes.
 	if waited > 10*time.Second {
 		t.Errorf("40 requests waited %v: the day's reset was taken for the second's window", waited)
+	}
+}
+
+// TestAdaptiveRollingBudgetPaced: a rolling window's budget spent by the
+// run's own requests alone, paced at about the limit (HubSpot's example:
+// a ceiling of 9 a second, 100 in any 10 s), frees as those requests
+// leave it, which their starts tell: holding every request until the
+// answer that spent it was a window old stalled ~10 s in each window
+// (600 requests in 110 s where the pace takes 67). Places another client
+// takes (half the window just before the run, or 3 a second throughout)
+// are not the run's: the remaining holds requests, none refused.
+func TestAdaptiveRollingBudgetPaced(t *testing.T) {
+	for _, tc := range []struct {
+		rate   float64
+		others int     // places another client took just before the run
+		steady float64 // another client's requests a second
+	}{{9, 0, 0}, {12, 0, 0}, {12, 50, 0}, {12, 0, 3}} {
+		t.Run(strconv.FormatFloat(tc.rate, 'f', -1, 64)+"/others "+strconv.Itoa(tc.others)+"/steady "+strconv.FormatFloat(tc.steady, 'f', -1, 64), func(t *testing.T) {
+			rate := tc.rate
+			clk := newFakeClock()
+			s := &rollingBudget{clk: clk, limit: 100, window: 10 * time.Second, latency: 5 * time.Millisecond, steady: tc.steady}
+			for range tc.others {
+				s.accepted = append(s.accepted, clk.Now())
+			}
+			srv := newServer(t, s.ServeHTTP)
+			c := mustClient(t, testPool(clk, 0.5, nil), HostConfig{BaseURL: srv.URL, Retry: Retry{Attempts: 10}, Budget: hubSpotHeaders, RatePerSecond: rate, Burst: 10})
+			const n = 600
+			start := clk.Now()
+			for i := range n {
+				if _, err := c.Do(t.Context(), &Request{URL: "/x"}); err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+			}
+			took := clk.Now().Sub(start)
+			bound := max(time.Duration(float64(n)/rate*float64(time.Second)), time.Duration(n)*s.window/time.Duration(s.limit))
+			t.Logf("%d requests: %v, %.3f × the bound %v; %d refused", n, took.Round(time.Millisecond), float64(took)/float64(bound), bound, s.rej)
+			if s.rej != 0 {
+				t.Errorf("%d requests refused, want none", s.rej)
+			}
+			// Beside a steady other client the window holds places no
+			// start here tells of: its remaining holds requests as before.
+			if tc.steady == 0 && took > bound*6/5 {
+				t.Errorf("took %v, more than 1.2 × the bound %v (the pace, or requests ÷ limit)", took, bound)
+			}
+		})
 	}
 }
