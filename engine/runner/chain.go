@@ -1495,9 +1495,11 @@ func serverLinked(p *spec.Paginate) bool {
 // three times that at its peak, and a 200,000-item chain's peak memory
 // grew by 3.5 MB).
 type repeats struct {
-	salt uint64              // the window's: each window is a list of its own
-	seen keySet              // items of earlier pages, bare: 8 bytes an item
-	cur  map[uint64]struct{} // items of this page
+	salt uint64 // the window's: each window is a list of its own
+	seen keySet // items of earlier pages, bare: 8 bytes an item
+	// cur holds the items of this page, each true when no earlier page
+	// listed it: turn and listed need not look it up again.
+	cur map[uint64]bool
 }
 
 // repeatsReserveMax bounds what a reported total reserves (a slice's
@@ -1509,7 +1511,7 @@ const repeatsReserveMax = 1 << 24
 var crcTable = crc64.MakeTable(crc64.ECMA)
 
 func newRepeats(window int) *repeats {
-	r := &repeats{seen: keySet{bare: true}, cur: map[uint64]struct{}{}}
+	r := &repeats{seen: keySet{bare: true}, cur: map[uint64]bool{}}
 	if window > 0 {
 		r.salt = KeyHash("window " + strconv.Itoa(window))
 	}
@@ -1521,8 +1523,10 @@ func (r *repeats) expect(total int) { r.seen.reserve(min(total, repeatsReserveMa
 
 // turn starts a new page.
 func (r *repeats) turn() {
-	for h := range r.cur {
-		r.seen.add(h)
+	for h, isNew := range r.cur {
+		if isNew {
+			r.seen.insert(h, 0)
+		}
 	}
 	clear(r.cur)
 }
@@ -1532,7 +1536,7 @@ func (r *repeats) turn() {
 func (r *repeats) again(item []byte) bool {
 	h := mix(crc64.Update(uint64(len(item)), crcTable, item) ^ r.salt)
 	_, before := r.seen.get(h)
-	r.cur[h] = struct{}{}
+	r.cur[h] = !before
 	return before
 }
 
@@ -1540,8 +1544,8 @@ func (r *repeats) again(item []byte) bool {
 // page's checkpoint, as the pages before a resume listed them (see know).
 func (r *repeats) listed() []uint64 {
 	var out []uint64
-	for h := range r.cur {
-		if _, ok := r.seen.get(h); !ok {
+	for h, isNew := range r.cur {
+		if isNew {
 			out = append(out, h)
 		}
 	}
