@@ -316,6 +316,9 @@ func (s *jenkinsSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		jenkinsHTML(w, fault, http.StatusText(fault))
 		return
 	}
+	// The tree is read under the lock: a test changes it mid-run.
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	itemPath, ok := strings.CutSuffix(r.URL.Path, "/api/json")
 	if !ok || r.Method != http.MethodGet {
 		jenkinsHTML(w, 404, "Not Found")
