@@ -39,13 +39,26 @@ type ldSim struct {
 	cut   map[string]int
 	early int // requests sent again before their 429's wait was over
 	after map[string]time.Time
+
+	// The account's global limit: globalMax requests in each fixed
+	// window of globalWindow (LaunchDarkly's is ten seconds, its number
+	// unpublished), counted as they arrive. Every answer announces what
+	// is left of it once the request is counted and the window's end in
+	// epoch milliseconds; a request past it is refused (429, not
+	// counted) with remaining 0 and no Retry-After.
+	globalMax     int
+	globalWindow  time.Duration
+	windowEnd     time.Time
+	used          int
+	globalLimited int // requests refused by the global limit
 }
 
 const ldKey = "api-5f0c1d2e-3b4a-4c5d-8e9f-0a1b2c3d4e5f" // simulator only
 
 func newLDSim() *ldSim {
 	s := &ldSim{key: ldKey, envs: map[string][]map[string]any{}, flags: map[string][]map[string]any{},
-		faults: map[string][]int{}, cut: map[string]int{}, after: map[string]time.Time{}}
+		faults: map[string][]int{}, cut: map[string]int{}, after: map[string]time.Time{},
+		globalMax: 1000, globalWindow: 10 * time.Second}
 	base := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC).UnixMilli()
 	for i := range 45 { // three pages of projects
 		pk := fmt.Sprintf("proj-%02d", i)
@@ -107,13 +120,31 @@ func (s *ldSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t, ok := s.after[key]; ok && now.Before(t) {
 		s.early++
 	}
+	if !now.Before(s.windowEnd) {
+		// A new window; its end a whole millisecond, as announced.
+		s.windowEnd, s.used = time.UnixMilli(now.Add(s.globalWindow).UnixMilli()), 0
+	}
+	// Only authenticated requests count against the account's limit.
+	authed := r.Header.Get("Authorization") == s.key
+	spent := authed && s.used >= s.globalMax
+	switch {
+	case !authed:
+	case spent:
+		s.globalLimited++
+	default:
+		s.used++
+	}
+	left, reset := s.globalMax-s.used, s.windowEnd.UnixMilli()
 	s.mu.Unlock()
-	reset := now.Add(10 * time.Second).UnixMilli()
-	w.Header().Set("X-Ratelimit-Global-Remaining", "180")
+	w.Header().Set("X-Ratelimit-Global-Remaining", strconv.Itoa(left))
 	w.Header().Set("X-Ratelimit-Route-Remaining", "40")
 	w.Header().Set("X-Ratelimit-Reset", strconv.FormatInt(reset, 10))
-	if r.Header.Get("Authorization") != s.key {
+	if !authed {
 		ldError(w, 401, "unauthorized", "Invalid access token")
+		return
+	}
+	if spent {
+		ldError(w, 429, "rate_limited", "You've exceeded the API rate limit. Try again later.")
 		return
 	}
 	if r.Header.Get("LD-API-Version") != "20240415" {
@@ -253,7 +284,8 @@ func pairs(rows []map[string]any, cols ...string) []string {
 // against totalCount; the key sent as it is with LD-API-Version on every
 // request; a 429 with only an epoch-millisecond X-Ratelimit-Reset waited
 // out to it (not early; not read as seconds, which would wait for
-// millennia), a 500 and a 502 retried; the key never printed.
+// millennia), a 500 and a 502 retried; the global budget every answer
+// announces kept to, no request refused by it; the key never printed.
 func TestLaunchDarkly(t *testing.T) {
 	s := newLDSim()
 	// One rate limit in the run: two within two seconds would cut the
@@ -262,6 +294,10 @@ func TestLaunchDarkly(t *testing.T) {
 	s.faults["/api/v2/flags/proj-00?100|"] = []int{-429}
 	s.faults["/api/v2/flags/proj-00?100|state:archived"] = []int{502}
 	s.faults["/api/v2/projects/proj-00/environments?20|"] = []int{500}
+	// The global limit scaled down (30 in each 1 s window, so the test is
+	// short): the run meets several windows, and keeps to what every
+	// answer says is left (rate_limit_headers), none refused.
+	s.globalMax, s.globalWindow = 30, time.Second
 	r := runLD(t, s, nil)
 	if r.err != nil {
 		t.Fatalf("run: %v\n%s", r.err, r.said)
@@ -292,6 +328,12 @@ func TestLaunchDarkly(t *testing.T) {
 	}
 	if s.early > 0 {
 		t.Errorf("%d requests sent again before their 429's wait was over", s.early)
+	}
+	if n := len(s.requests); n < 3*s.globalMax {
+		t.Errorf("%d requests: want several windows' worth (%d each)", n, s.globalMax)
+	}
+	if s.globalLimited > 0 {
+		t.Errorf("%d requests refused by the global limit, whose budget every answer announced (X-Ratelimit-Global-Remaining, X-Ratelimit-Reset): want none", s.globalLimited)
 	}
 	for _, name := range []string{"projects", "flags", "environments"} {
 		if st := stream(r.res, name); st.Retries < 1 {
