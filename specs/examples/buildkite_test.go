@@ -23,12 +23,16 @@ import (
 // a retried job's earlier tries only with include_retried_jobs=true;
 // created_from (on or after, RFC 3339) filtering builds; the
 // organization's budget in RateLimit-Remaining, -Limit and -Reset
-// (seconds to the window's end) on every answer, a request past it a 429
-// with remaining 0; errors {"message"}. Its windows are bkWindow seconds
-// long and hold budget requests (Buildkite's: a minute, 200).
+// (seconds to the window's end) and the token's user's in
+// RateLimit-User-Remaining, -Limit and -Reset on every answer, a request
+// past either a 429 naming its scope (rest, rest_user) with that
+// remaining 0; errors {"message"}. Its windows are bkWindow seconds long
+// and hold budget requests of the organization and userBudget of the
+// user (Buildkite's: a minute, 200 and 50).
 type bkSim struct {
-	token  string
-	budget int
+	token      string
+	budget     int
+	userBudget int
 
 	mu        sync.Mutex
 	orgs      []map[string]any
@@ -38,6 +42,8 @@ type bkSim struct {
 	window    int64 // the current window: the epoch second over bkWindow
 	used      int
 	overrun   int // requests answered 429 for a spent budget
+	userUsed  int
+	userOver  int // requests answered 429 for the user's spent budget
 	// faults[path + "|" + page] are answered, in order, to the first
 	// requests for that page: a status, or "cut" (a body cut short).
 	faults map[string][]string
@@ -54,7 +60,7 @@ var bkBase = time.Now().UTC().Add(-30 * 24 * time.Hour).Truncate(time.Second)
 func bkTime(d time.Duration) string { return bkBase.Add(d).Format("2006-01-02T15:04:05.000Z") }
 
 func newBKSim(token string) *bkSim {
-	s := &bkSim{token: token, budget: 40, pipelines: map[string][]map[string]any{}, builds: map[string][]map[string]any{}, faults: map[string][]string{}}
+	s := &bkSim{token: token, budget: 80, userBudget: 40, pipelines: map[string][]map[string]any{}, builds: map[string][]map[string]any{}, faults: map[string][]string{}}
 	// acme: 104 pipelines (two pages of 100); api holds 250 builds
 	// (three pages), web exactly 100 (one full page, no next link), docs
 	// none, the others i%3. globex: two pipelines of 5 builds.
@@ -160,12 +166,17 @@ func (s *bkSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u := *r.URL
 	s.requests = append(s.requests, &u)
 	if win := now.Unix() / bkWindow; win != s.window {
-		s.window, s.used = win, 0
+		s.window, s.used, s.userUsed = win, 0, 0
 	}
+	// A request counts against both limits, refused or not.
 	s.used++
-	spent := s.used > s.budget
-	if spent {
+	s.userUsed++
+	orgSpent, userSpent := s.used > s.budget, s.userUsed > s.userBudget
+	spent := orgSpent || userSpent
+	if orgSpent {
 		s.overrun++
+	} else if userSpent {
+		s.userOver++
 	}
 	page, okPage := queryInt(q, "page", 1, 1)
 	key := r.URL.Path + "|" + strconv.Itoa(page)
@@ -173,17 +184,31 @@ func (s *bkSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f := s.faults[key]; len(f) > 0 && !spent {
 		fault, s.faults[key] = f[0], f[1:]
 	}
-	remaining, window := max(s.budget-s.used, 0), s.window
+	remaining, userRemaining, window := max(s.budget-s.used, 0), max(s.userBudget-s.userUsed, 0), s.window
+	used, userUsed := s.used, s.userUsed
 	s.mu.Unlock()
 
 	h := w.Header()
+	// Seconds to the window's end, rounded up.
+	resetN := max((window+1)*bkWindow-now.Unix(), 1)
+	reset := strconv.FormatInt(resetN, 10)
+	h.Set("RateLimit-Scope", "rest")
 	h.Set("RateLimit-Limit", strconv.Itoa(s.budget))
 	h.Set("RateLimit-Remaining", strconv.Itoa(remaining))
-	// Seconds to the window's end, rounded up.
-	h.Set("RateLimit-Reset", strconv.FormatInt(max((window+1)*bkWindow-now.Unix(), 1), 10))
-	if spent || fault == "429" {
+	h.Set("RateLimit-Reset", reset)
+	h.Set("RateLimit-User-Scope", "rest_user")
+	h.Set("RateLimit-User-Limit", strconv.Itoa(s.userBudget))
+	h.Set("RateLimit-User-Remaining", strconv.Itoa(userRemaining))
+	h.Set("RateLimit-User-Reset", reset)
+	if orgSpent || fault == "429" {
 		h.Set("RateLimit-Remaining", "0")
-		bkError(w, 429, "You have exceeded your rate limit. Please wait before making more requests.")
+		writeJSON(w, 429, map[string]any{"message": "You have exceeded your API rate limit. Please wait " + reset + " seconds before making more requests.",
+			"scope": "rest", "limit": s.budget, "current": used, "reset": resetN})
+		return
+	}
+	if spent {
+		writeJSON(w, 429, map[string]any{"message": "You have exceeded your API rate limit. Please wait " + reset + " seconds before making more requests.",
+			"scope": "rest_user", "limit": s.userBudget, "current": userUsed, "reset": resetN})
 		return
 	}
 	switch fault {
@@ -329,8 +354,9 @@ const bkToken = "bkua_SimulatorOnlyToken0123456789abcdef01234567"
 // tries too, include_retried_jobs sent) written once, per_page 100 asked;
 // a build started while a pipeline's builds are read, which pushes the
 // last build of a page onto the next, met twice and reported as one
-// duplicate, none lost; the budget in RateLimit-Remaining kept (no
-// request past it), a 429 waited out to RateLimit-Reset, a 500 and a
+// duplicate, none lost; the user's budget in RateLimit-User-Remaining,
+// the lower, kept (no request past it, nor past the organization's), a
+// 429 waited out to RateLimit-Reset, a 500 and a
 // 502 retried mid-chain; the token never printed.
 func TestBuildkite(t *testing.T) {
 	sim := newBKSim(bkToken)
@@ -412,6 +438,12 @@ func TestBuildkite(t *testing.T) {
 	sim.mu.Unlock()
 	if overrun != 0 {
 		t.Errorf("%d requests sent with the budget in RateLimit-Remaining spent, want none (held until RateLimit-Reset)", overrun)
+	}
+	sim.mu.Lock()
+	userOver := sim.userOver
+	sim.mu.Unlock()
+	if userOver != 0 {
+		t.Errorf("%d requests refused by the per-user limit (RateLimit-User-Remaining spent), want none (held until RateLimit-User-Reset)", userOver)
 	}
 	if s := stream(r.res, "builds"); s.Retries != 2 {
 		t.Errorf("builds retries = %d, want 2 (the 429, the 500)", s.Retries)
