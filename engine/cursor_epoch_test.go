@@ -23,6 +23,7 @@ import (
 type epochConversations struct {
 	mu        sync.Mutex
 	unit      time.Duration // of updated_at and updated_since
+	exclusive bool          // updated_since keeps those updated after it only
 	all       []map[string]any
 	afterPage func(page int)
 }
@@ -53,7 +54,7 @@ func (e *epochConversations) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	var out []map[string]any
 	for _, x := range e.all {
-		if at, _ := x["updated_at"].(json.Number).Int64(); at >= since {
+		if at, _ := x["updated_at"].(json.Number).Int64(); at > since || at == since && !e.exclusive {
 			out = append(out, x)
 		}
 	}
@@ -234,5 +235,39 @@ func TestEpochCursorLookback(t *testing.T) {
 	looked := strconv.FormatInt(start.Add(-65*time.Minute).Unix(), 10)
 	if want := []string{"1767225600", looked, looked}; !slices.Equal(asked, want) {
 		t.Errorf("asked updated_since %v, want %v (an hour before the saved %s, which never moves back)", asked, want, saved)
+	}
+}
+
+// TestEpochCursorInTheRunsFirstSecond: the API stamps in whole seconds and
+// filters updated_since exclusively. The run starts at 10:00:00.3; a
+// conversation replied to at 10:00:00.1 (stamped 10:00:00, the largest
+// read) and one opened at 10:00:00.5 onto the first page, already read
+// (stamped 10:00:00 too). The largest cursor, 10:00:00, is not after the
+// run began, but saved as read the next run asks after it and never reads
+// the new conversation: it is held a second before the run began, as a
+// cursor after it is.
+func TestEpochCursorInTheRunsFirstSecond(t *testing.T) {
+	fx := newFixture(t, fmt.Sprintf(epochSpec, "1767225600"), "")
+	api := &epochConversations{unit: time.Second, exclusive: true}
+	api.fourConversations()
+	second := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
+	start := second.Add(300 * time.Millisecond)
+	api.set(1, time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), second.Add(100*time.Millisecond)) // replied to
+	api.afterPage = func(page int) {
+		if page == 1 {
+			api.set(5, second.Add(500*time.Millisecond), second.Add(500*time.Millisecond)) // opened
+			api.afterPage = nil
+		}
+	}
+	fx.mu.Lock()
+	fx.routes["/conversations"] = api.serve
+	fx.mu.Unlock()
+	for _, now := range []time.Time{start, start.Add(time.Hour)} {
+		if _, err := fx.run(engine.RunOptions{Now: func() time.Time { return now }}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fx.query(`SELECT id FROM "nl__conversations" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4", "5"}) {
+		t.Errorf("conversations = %v, want 1 to 5 (conversation 5, opened in the first run's first second, lost)", got)
 	}
 }

@@ -1073,8 +1073,8 @@ func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *page
 	return ps
 }
 
-// capped is cursor cur, when it is a time (see afterBegan) after the run
-// that started the chain began, moved back to that time, written as cur is
+// capped is cursor cur, when it is a time (see afterBegan) after a second
+// before the run that started the chain began, moved back there, written as cur is
 // (its offset and fraction digits; a number in the initial cursor's
 // unit). A record changed while the run read may move to a page already
 // read (a list sorted by creation, newest first, takes a new issue on its
@@ -1111,18 +1111,23 @@ func (c *chainRun) capped(cur any) any {
 	return stampLike(c.began.Add(-time.Second).In(time.FixedZone("", offset)), cur.(string))
 }
 
-// afterBegan reports whether cursor cur is a time after the chain began:
-// one with a UTC offset (see instant), or a number when the initial cursor
-// is a time written as one (see epochUnit).
+// afterBegan reports whether cursor cur is a time after a second before
+// the chain began (where capped holds it): one with a UTC offset (see
+// instant), or a number when the initial cursor is a time written as one
+// (see epochUnit). Not after the start itself: a record changed in the
+// run's first second, onto a page already read, is stamped with the same
+// whole second as one read before it, and a since filtering exclusively
+// would leave it out were that stamp saved.
 func (c *chainRun) afterBegan(cur any) bool {
+	hold := c.began.Add(-time.Second)
 	if t, ok := instant(cur); ok {
-		return t.After(c.began)
+		return t.After(hold)
 	}
 	unit := epochUnit(c.st.s.Incremental.Initial.Tree())
 	if unit == 0 {
 		return false
 	}
-	after, _ := epochAfter(cur, unit, c.began)
+	after, _ := epochAfter(cur, unit, hold)
 	return after
 }
 
