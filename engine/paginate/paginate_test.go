@@ -1056,3 +1056,36 @@ func TestParamValueRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestParamValueNumbers: a number param_value gives is sent as written,
+// exactly: a whole one past 2^63 (jq's arbitrary precision integers) is a
+// number too, not refused as "got number, want a number"; one that is not
+// finite is refused, not sent as "+Inf".
+func TestParamValueNumbers(t *testing.T) {
+	for _, c := range []struct{ name, program, want, err string }{
+		{"whole", `. + 100`, "100", ""},
+		{"a fraction", `. + 0.5`, "0.5", ""},
+		{"a float written with an exponent", `. + 1.7e9`, "1700000000", ""},
+		{"past 2^63", `. + 100000000000000000000`, "100000000000000000000", ""},
+		{"a string with spaces", `"a b&c=\(.)"`, "a b&c=0", ""},
+		{"infinite", `. + infinite`, "", "paginate.param_value: got a number that is not finite for 0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := paginate.New(paginateOf(t, `{type: offset, param: at, param_value: '`+c.program+`'}`), vars, nil)
+			req := paginate.Request{Query: url.Values{}}
+			err := p.Init(t.Context(), &req)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("got %v (at=%q), want an error saying %q", err, req.Query.Get("at"), c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := req.Query.Get("at"); got != c.want {
+				t.Errorf("at = %q, want %q", got, c.want)
+			}
+		})
+	}
+}

@@ -89,10 +89,21 @@ func (p position) set(ctx context.Context, req *Request, n int) error {
 	case int:
 		return p.param.set(req, x)
 	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			// Written "+Inf" or "NaN", no API's position.
+			return fmt.Errorf("paginate.%s: got a number that is not finite for %d, want a string or a number", p.value.name, n)
+		}
 		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
 			return p.param.set(req, int(x))
 		}
 		return p.param.set(req, json.Number(strconv.FormatFloat(x, 'f', -1, 64)))
+	case *big.Int:
+		// jq's whole numbers past int64: exact.
+		if x != nil {
+			return p.param.set(req, json.Number(x.String()))
+		}
+	case json.Number:
+		return p.param.set(req, x)
 	}
 	if !ok {
 		// No value is no position: the request would be the first
