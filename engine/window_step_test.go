@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"database/sql"
 	"os"
 	"path/filepath"
 	"slices"
@@ -28,6 +29,51 @@ func TestResumedWindowsAfterTheStepChanged(t *testing.T) {
 	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{Now: auditNow(3, 0)}); return err }())
 	delete(api.fail, day(0, 12))
 	api.take()
+	path := filepath.Join(fx.dir, "s.yaml")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := engine.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.spec = sp
+	if _, err := fx.run(engine.RunOptions{Now: auditNow(3, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.query(`SELECT id FROM "nl__events" ORDER BY id`); !slices.Equal(got, []string{"1", "2", "3", "4"}) {
+		t.Errorf("events = %v, want 1 to 4 (event 4, in the window that failed, lost); asked %v", got, api.take())
+	}
+}
+
+// TestResumedWindowsAfterTheStepChangedOldCheckpoint: as
+// TestResumedWindowsAfterTheStepChanged, but the checkpoint was written by
+// a ferry that did not save the step: its windows are as unknown, and the
+// chain is read afresh from the saved cursor rather than resumed in a
+// window numbered by another step.
+func TestResumedWindowsAfterTheStepChangedOldCheckpoint(t *testing.T) {
+	api := &auditAPI{fail: map[string]bool{}}
+	src := strings.Replace(auditSpec, "mode: append", "on_duplicate: warn", 1)
+	fx := newFixture(t, strings.Replace(src, "step: 24h", "step: 12h", 1), "")
+	serveAudit(fx, api)
+	day := auditDay
+	api.events = append(api.events, map[string]any{"id": 4, "at": day(0, 18)})
+	api.fail[day(0, 12)] = true
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{Now: auditNow(3, 0)}); return err }())
+	delete(api.fail, day(0, 12))
+	api.take()
+	db, err := sql.Open("sqlite", strings.TrimPrefix(fx.db, "sqlite:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.Exec(`UPDATE "nl___ferry_state" SET value = replace(value, '"step":"12h0m0s"', '"stepWas":"12h0m0s"') WHERE value LIKE '%"step":"12h0m0s"%'`)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		t.Fatal("no checkpoint saved the step: the test no longer writes an old one")
+	}
 	path := filepath.Join(fx.dir, "s.yaml")
 	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 		t.Fatal(err)

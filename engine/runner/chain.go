@@ -450,13 +450,18 @@ func (c *chainRun) run() error {
 		r.log.Info("a parent record listed again in this run, changed: its chain reads afresh", "stream", s.Name, "parents", rn.describe())
 		c.cp, c.checkpointed = nil, true
 	}
-	if inc := s.Incremental; c.cp != nil && c.cp.Step != "" && inc != nil && inc.Window != nil && c.cp.Step != inc.Window.Step.V.String() {
+	if inc := s.Incremental; c.cp != nil && c.cp.From != "" && inc != nil && inc.Window != nil && c.cp.Step != inc.Window.Step.V.String() {
 		// A resumed chain plans its windows again from the checkpoint's
 		// first: numbered by another step, the checkpoint's window is
 		// another time range, and those between were never asked while
 		// the cursor moved past them. Read afresh from the saved cursor,
-		// which stays before the window the chain stopped in.
-		r.log.Info("the window step changed since the chain's checkpoint: reading it afresh from the saved cursor", "stream", s.Name, "parents", rn.describe(), "was", c.cp.Step, "now", inc.Window.Step.V.String())
+		// which stays before the window the chain stopped in. So too a
+		// checkpoint from before the step was saved: its step is unknown.
+		was := c.cp.Step
+		if was == "" {
+			was = "not saved"
+		}
+		r.log.Info("the window step changed since the chain's checkpoint, or the checkpoint does not say it: reading the chain afresh from the saved cursor", "stream", s.Name, "parents", rn.describe(), "was", was, "now", inc.Window.Step.V.String())
 		c.cp = nil
 	}
 	if err := c.planIncremental(); err != nil {
