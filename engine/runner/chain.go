@@ -1098,11 +1098,22 @@ func (c *chainRun) capped(cur any) any {
 		// seconds) is held too, rather than ask from millennia ahead.
 		initial := c.st.s.Incremental.Initial.Tree()
 		unit := epochUnit(initial)
-		if epochUnit(cur) != unit && !c.st.otherUnit.Swap(true) {
-			// Or the initial cursor is in the wrong unit, and every run
-			// reads again from its start: said, not silent.
-			c.r.log.Warn("a number cursor read is not in the unit of the initial cursor: read in that unit it is after the run began, so the cursor is held there; if the API's times are in the records' unit, write initial in it too, or each run reads again from when the last began",
-				"stream", c.st.s.Name, "cursor", cur, "initial", initial, "unit", unit.String())
+		switch {
+		case epochUnit(cur) != unit:
+			if !c.st.otherUnit.Swap(true) {
+				// Or the initial cursor is in the wrong unit, and every
+				// run reads again from its start: said, not silent.
+				c.r.log.Warn("a number cursor read is not in the unit of the initial cursor: read in that unit it is after the run began, so the cursor is held there; if the API's times are in the records' unit, write initial in it too, or each run reads again from when the last began",
+					"stream", c.st.s.Name, "cursor", cur, "initial", initial, "unit", unit.String())
+			}
+		default:
+			// A day ahead is no skewed clock: ids with as many digits as
+			// the initial one (snowflakes are 19), read as times, are
+			// years ahead, and every run reads again all after its start.
+			if far, _ := epochAfter(cur, unit, c.began.Add(24*time.Hour)); far && !c.st.farAhead.Swap(true) {
+				c.r.log.Warn("a number cursor read is more than a day after the run began, read as a time in the unit of the initial cursor: held there, so each run reads again from when the last began; if the cursor is an id, not a time, write initial with other than 10, 13, 16 or 19 digits (0)",
+					"stream", c.st.s.Name, "cursor", cur, "initial", initial, "unit", unit.String())
+			}
 		}
 		return epochLike(c.began.Add(-time.Second), unit, cur)
 	}

@@ -228,3 +228,59 @@ tables:
 		t.Errorf("warned of a cursor with an offset:\n%s", logged)
 	}
 }
+
+// TestEpochLikeIdsAreWarned: since_id-style ids of 19 digits (Twitter's
+// and Discord's snowflakes) with an initial id of 19 digits read as epoch
+// nanoseconds, years after the run began: each is held at the run's start,
+// and every run reads again everything after that id, more each run,
+// unsaid. Held, and said once: a cursor more than a day after the run
+// began is no skewed clock. A cursor a minute ahead is not warned of.
+func TestEpochLikeIdsAreWarned(t *testing.T) {
+	at := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
+	run := func(items []any) (saved []string, logged string) {
+		t.Helper()
+		api := apitest.New(apitest.Fixture{Routes: []apitest.Route{{Path: "/posts", Items: items}}})
+		defer api.Close()
+		f := mustSpec(t, `
+version: 1
+name: ids
+http: {base_url: `+api.URL()+`}
+streams:
+  posts:
+    incremental: {cursor: .id, initial: 1000000000000000000}
+    request:
+      path: /posts
+      query: {since_id: "${ cursor }"}
+tables:
+  posts: {from: posts, primary_key: [id]}
+`)
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		r, err := runner.New(f, runner.Options{Pool: fetch.NewPool(fetch.Options{}), Logger: log, Now: func() time.Time { return at }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := &checkpoints{collector: *newCollector()}
+		if _, err := r.Run(t.Context(), out); err != nil {
+			t.Fatal(err)
+		}
+		for _, cp := range out.cps {
+			if cp.Stream == "posts"+runner.WatermarkSuffix {
+				saved = append(saved, string(cp.Value))
+			}
+		}
+		return saved, logs.String()
+	}
+	held := strconv.FormatInt(at.Add(-time.Second).UnixNano(), 10)
+	saved, logged := run([]any{map[string]any{"id": int64(1901234567890123456)}, map[string]any{"id": int64(1901234567890123457)}})
+	if strings.Join(saved, ",") != held {
+		t.Errorf("saved cursor %v, want %s (a second before the run began, in nanoseconds)", saved, held)
+	}
+	if !strings.Contains(logged, "more than a day after the run began") || !strings.Contains(logged, "stream=posts") {
+		t.Errorf("no warning of the cursor far ahead:\n%s", logged)
+	}
+	_, logged = run([]any{map[string]any{"id": at.Add(time.Minute).UnixNano()}})
+	if strings.Contains(logged, "more than a day after the run began") {
+		t.Errorf("a cursor a minute ahead warned of:\n%s", logged)
+	}
+}

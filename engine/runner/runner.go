@@ -128,6 +128,9 @@ type streamState struct {
 	// otherUnit: a number cursor in another unit than the initial epoch
 	// cursor's was held at the run's start, and the run said so.
 	otherUnit atomic.Bool
+	// farAhead: a number cursor more than a day after the run began, in
+	// the initial epoch cursor's unit, was held, and the run said so.
+	farAhead atomic.Bool
 	// naive: a cursor saved was a time without a UTC offset, never held
 	// at the run's start, and the run said so (see warnNaive).
 	naive atomic.Bool
