@@ -991,6 +991,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			}
 			mark.cursor = c.capped(c.maxCursor)
 			c.warnNaive(c.maxCursor)
+			c.warnEpochUnheld(c.maxCursor)
 			if c.afterBegan(c.maxCursor) {
 				c.warnHeldBack()
 			}
@@ -1171,6 +1172,27 @@ func (c *chainRun) warnNaive(cur any) {
 	}
 	c.r.log.Warn(`the cursor is a time without a UTC offset: it cannot be held at when the run began, so a record changed while the run read, onto a page already read, is passed by it; if the API's times are UTC, give the offset in the cursor program (cursor: '.updated_at + "Z"')`,
 		"stream", c.st.s.Name, "cursor", cur)
+}
+
+// warnEpochUnheld says, once for the stream, that number cursor cur reads
+// as a time in epoch seconds, milliseconds, microseconds or nanoseconds
+// (by its digits, see epochUnit) within a day of when the chain began,
+// while the initial cursor is no such number (0, or none): saved as read,
+// as an id is, it is never held at when the chain began (see capped), so
+// a record changed while the run read, onto a page already read, is
+// passed by it. An id seldom falls within that day.
+func (c *chainRun) warnEpochUnheld(cur any) {
+	initial := c.st.s.Incremental.Initial.Tree()
+	unit := epochUnit(cur)
+	if c.began.IsZero() || unit == 0 || epochUnit(initial) != 0 {
+		return
+	}
+	t, ok := epochTime(cur, unit)
+	if !ok || t.Before(c.began.Add(-24*time.Hour)) || t.After(c.began.Add(24*time.Hour)) || c.st.epochUnheld.Swap(true) {
+		return
+	}
+	c.r.log.Warn("the number cursor looks like a time in epoch "+unitName(unit)+" near when the run began, but the initial cursor is not one (10, 13, 16 or 19 digits): it is saved as read, not held at when the run began, so a record changed while the run read, onto a page already read, is passed by it; if it is a time, write initial in its unit (1000000000 for seconds)",
+		"stream", c.st.s.Name, "cursor", cur, "initial", initial)
 }
 
 // warnOffOrigin says, once per stream, that a chain's next page is on

@@ -284,3 +284,61 @@ tables:
 		t.Errorf("a cursor a minute ahead warned of:\n%s", logged)
 	}
 }
+
+// TestEpochCursorWithoutEpochInitialIsWarned: with initial 0 a number
+// cursor is saved as read (it may be an id), so one that is a time, in
+// epoch seconds, is never held at the run's start: a record changed while
+// the run read, onto a page already read, is passed. A number cursor that
+// reads as a time within a day of the run's start is warned of, once; an
+// id of other digits, or of ten far from now, is not.
+func TestEpochCursorWithoutEpochInitialIsWarned(t *testing.T) {
+	at := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
+	run := func(items []any) (saved []string, logged string) {
+		t.Helper()
+		api := apitest.New(apitest.Fixture{Routes: []apitest.Route{{Path: "/events", Items: items}}})
+		defer api.Close()
+		f := mustSpec(t, `
+version: 1
+name: units
+http: {base_url: `+api.URL()+`}
+streams:
+  events:
+    incremental: {cursor: .updated, initial: 0}
+    request:
+      path: /events
+      query: {since: "${ cursor }"}
+tables:
+  events: {from: events, primary_key: [id]}
+`)
+		var logs bytes.Buffer
+		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		r, err := runner.New(f, runner.Options{Pool: fetch.NewPool(fetch.Options{}), Logger: log, Now: func() time.Time { return at }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := &checkpoints{collector: *newCollector()}
+		if _, err := r.Run(t.Context(), out); err != nil {
+			t.Fatal(err)
+		}
+		for _, cp := range out.cps {
+			if cp.Stream == "events"+runner.WatermarkSuffix {
+				saved = append(saved, string(cp.Value))
+			}
+		}
+		return saved, logs.String()
+	}
+	const warning = "looks like a time in epoch"
+	stamp := at.Add(-time.Minute).Unix()
+	saved, logged := run([]any{map[string]any{"id": 1, "updated": stamp}})
+	if want := strconv.FormatInt(stamp, 10); strings.Join(saved, ",") != want {
+		t.Errorf("saved cursor %v, want %s (as read)", saved, want)
+	}
+	if !strings.Contains(logged, warning) || !strings.Contains(logged, "stream=events") {
+		t.Errorf("no warning of the epoch cursor never held:\n%s", logged)
+	}
+	for _, id := range []int64{4242, 1234567890} {
+		if _, logged = run([]any{map[string]any{"id": 1, "updated": id}}); strings.Contains(logged, warning) {
+			t.Errorf("an id, %d, warned of:\n%s", id, logged)
+		}
+	}
+}

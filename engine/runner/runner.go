@@ -131,6 +131,10 @@ type streamState struct {
 	// farAhead: a number cursor more than a day after the run began, in
 	// the initial epoch cursor's unit, was held, and the run said so.
 	farAhead atomic.Bool
+	// epochUnheld: a number cursor that reads as an epoch time near the
+	// run's start was saved as read (initial is no epoch), and the run
+	// said so (see warnEpochUnheld).
+	epochUnheld atomic.Bool
 	// naive: a cursor saved was a time without a UTC offset, never held
 	// at the run's start, and the run said so (see warnNaive).
 	naive atomic.Bool

@@ -789,3 +789,16 @@ func epochLike(t time.Time, unit time.Duration, like any) any {
 	}
 	return json.Number(strconv.FormatInt(n, 10))
 }
+
+// unitName names an epoch unit (see epochUnit) in words.
+func unitName(unit time.Duration) string {
+	switch unit {
+	case time.Second:
+		return "seconds"
+	case time.Millisecond:
+		return "milliseconds"
+	case time.Microsecond:
+		return "microseconds"
+	}
+	return "nanoseconds"
+}
