@@ -38,7 +38,9 @@ import (
 // kept to its x-ratelimit-limit in the longest reset it announced (unless
 // its answers announce more than one limit or resource: GitHub's). A
 // spec's rolling window (BudgetHeaders.Window and Limit) is kept the same
-// way from the first answer.
+// way from the first answer. Further budgets a spec declares
+// (HostConfig.OtherBudgets: an organization's beside its user's) are each
+// followed on their own, as the first: any spent holds requests.
 type adaptive struct {
 	now   func() time.Time
 	sleep func(context.Context, time.Duration) error
@@ -57,33 +59,12 @@ type adaptive struct {
 	// it is out, or if it got no answer).
 	answered [adaptRing]time.Time
 
-	// The budget the host announced in its latest answer with one:
-	// remaining until budgetEnd, of which budgetUsed are taken by the
-	// requests started since and those still out when it came (they may
-	// have reached the host after the answer was made: a request can wait
-	// for a concurrency slot after its start here).
-	budget     int
-	budgetUsed int
-	budgetEnd  time.Time
-	hasBudget  bool
-	// frees: when the places a rolling window's budget counted free,
-	// ascending, when they were all the run's own requests (ownWindow):
-	// each frees a window after its answer at the latest. nil: the
-	// budget holds until budgetEnd.
-	frees []time.Time
-	// budgeted: an answer that was no rejection announced a budget, so
-	// the budget holds requests before it is spent; only then does a
-	// rejection announcing it spent mean its end rather than a limit.
-	budgeted bool
-	out      int // requests started and not yet answered or abandoned
+	// The budget of the host's declared (or standard) headers; more: the
+	// further budgets a spec declared, each kept on its own.
+	budgetTrack
+	more []*budgetTrack
+	out  int // requests started and not yet answered or abandoned
 
-	// names: the headers a spec declared for the host's budget, read
-	// before the standard ones.
-	names BudgetHeaders
-	// rollLimit requests in any rollWindow: a rolling window's budget as
-	// the latest answer with one declared it (0: none known).
-	rollLimit  int
-	rollWindow time.Duration
 	// slides: a rate limit came with the announced budget spent, so the
 	// budget did not come back whole at its reset (a sliding window,
 	// whose reset is when one place frees); resetMax is the longest reset
@@ -112,6 +93,38 @@ type adaptive struct {
 	// onCut, when set, hears of each cut (under a.mu: it must not call
 	// back): the answer's status, the rate sent before it and the new rate.
 	onCut func(status int, sentRate, rate float64)
+}
+
+// budgetTrack follows one budget the host announces.
+type budgetTrack struct {
+	// The budget the host announced in its latest answer with one:
+	// remaining until budgetEnd, of which budgetUsed are taken by the
+	// requests started since and those still out when it came (they may
+	// have reached the host after the answer was made: a request can wait
+	// for a concurrency slot after its start here).
+	budget     int
+	budgetUsed int
+	budgetEnd  time.Time
+	hasBudget  bool
+	// frees: when the places a rolling window's budget counted free,
+	// ascending, when they were all the run's own requests (ownWindow):
+	// each frees a window after its answer at the latest. nil: the
+	// budget holds until budgetEnd.
+	frees []time.Time
+	// budgeted: an answer that was no rejection announced a budget, so
+	// the budget holds requests before it is spent; only then does a
+	// rejection announcing it spent mean its end rather than a limit.
+	budgeted bool
+
+	// names: the headers a spec declared for the budget, read before the
+	// standard ones (the first budget's only: strict, a further one's
+	// are read alone).
+	names  BudgetHeaders
+	strict bool
+	// rollLimit requests in any rollWindow: a rolling window's budget as
+	// the latest answer with one declared it (0: none known).
+	rollLimit  int
+	rollWindow time.Duration
 }
 
 const (
@@ -152,12 +165,20 @@ func newAdaptive(now func() time.Time, sleep func(context.Context, time.Duration
 	return &adaptive{now: now, sleep: sleep}
 }
 
-// declare names the headers of the host's budget, unless named already.
-func (a *adaptive) declare(b BudgetHeaders) {
+// declare names the headers of the host's budget and of its further
+// ones, unless named already.
+func (a *adaptive) declare(b BudgetHeaders, more []BudgetHeaders) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.names.declared() {
 		a.names = b
+	}
+	if len(a.more) == 0 {
+		for _, m := range more {
+			if m.declared() {
+				a.more = append(a.more, &budgetTrack{names: m, strict: true})
+			}
+		}
 	}
 }
 
@@ -195,8 +216,10 @@ func (a *adaptive) wait(ctx context.Context) (uint64, error) {
 			a.answered[seq%adaptRing] = time.Time{}
 			a.nstarts++
 			a.out++
-			if a.hasBudget {
-				a.budgetUsed++
+			for _, t := range a.tracks() {
+				if t.hasBudget {
+					t.budgetUsed++
+				}
 			}
 			a.mu.Unlock()
 			return seq, ctx.Err()
@@ -213,24 +236,40 @@ func (a *adaptive) wait(ctx context.Context) (uint64, error) {
 // budget until its reset. a.mu must be held.
 func (a *adaptive) closedFor(now time.Time) time.Duration {
 	d := a.until.Sub(now)
-	if n := a.rollLimit; n > 0 && n <= adaptRing && a.nstarts >= uint64(n) {
+	for _, t := range a.tracks() {
+		d = max(d, t.closedFor(a, now))
+	}
+	return max(d, 0)
+}
+
+// tracks are the budgets followed: the first, then the further ones.
+// a.mu must be held.
+func (a *adaptive) tracks() []*budgetTrack {
+	return append([]*budgetTrack{&a.budgetTrack}, a.more...)
+}
+
+// closedFor is how long the budget holds every request: its rolling
+// window's, or its spent count's until its reset. a.mu must be held.
+func (t *budgetTrack) closedFor(a *adaptive, now time.Time) time.Duration {
+	var d time.Duration
+	if n := t.rollLimit; n > 0 && n <= adaptRing && a.nstarts >= uint64(n) {
 		// A rolling window holds the requests of its length: the n-th
 		// latest start must have left it before another may start.
-		span := a.rollWindow + time.Duration(adaptRollSlack*float64(a.rollWindow))
+		span := t.rollWindow + time.Duration(adaptRollSlack*float64(t.rollWindow))
 		d = max(d, a.starts[(a.nstarts-uint64(n))%adaptRing].Add(span).Sub(now))
 	}
-	if a.hasBudget {
-		if !now.Before(a.budgetEnd) {
-			a.hasBudget, a.frees = false, nil // the window reset: the next answer tells
-		} else if a.budgetUsed >= a.budget+a.freed(now) {
-			end := a.budgetEnd
-			if i := a.budgetUsed - a.budget; i >= 0 && i < len(a.frees) {
-				end = a.frees[i] // the place the next request needs
+	if t.hasBudget {
+		if !now.Before(t.budgetEnd) {
+			t.hasBudget, t.frees = false, nil // the window reset: the next answer tells
+		} else if t.budgetUsed >= t.budget+t.freed(now) {
+			end := t.budgetEnd
+			if i := t.budgetUsed - t.budget; i >= 0 && i < len(t.frees) {
+				end = t.frees[i] // the place the next request needs
 			}
 			d = max(d, end.Sub(now))
 		}
 	}
-	return max(d, 0)
+	return d
 }
 
 // observe learns from the answer to request seq, sent at sent and answered
@@ -243,36 +282,24 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 	if a.nstarts-seq <= adaptRing {
 		defer func() { a.answered[seq%adaptRing] = recv }()
 	}
-	spent := false // the answer says its host's budget is spent
-	var frees []time.Time
-	if n, w, ok := a.names.limit(h); ok {
-		a.rollLimit, a.rollWindow = n, w
-	}
-	if remaining, reset, ok := a.names.budget(h, recv); ok {
-		if n, w, ok := a.names.limit(h); ok {
-			frees = a.ownWindow(n-remaining, w, seq, sent, recv)
+	spent := false // the answer says one of its host's budgets is spent
+	for i, t := range a.tracks() {
+		remaining, reset, ok := t.observe(a, h, status, seq, sent, recv)
+		if !ok {
+			continue
 		}
 		// A host that says its budget is spent only when it rejects
 		// (remaining 0 until a second frees a slot) has a limit the budget
 		// never holds requests to: its rejections cut as any other.
-		spent = remaining == 0 && reset.After(recv) && a.budgeted
-		a.budgeted = a.budgeted || status != http.StatusServiceUnavailable && !rateLimited(status, h)
-		reset = earlier(reset, recv.Add(MaxServerWait))
-		// Answers overtake each other: within a window, one that leaves
-		// more than known is older news.
-		// (A reset in seconds moves with the answer's arrival: only one
-		// more than a second later is a new window.)
-		if !a.hasBudget || reset.After(a.budgetEnd.Add(time.Second)) || remaining-a.out < a.budget+a.freed(recv)-a.budgetUsed {
-			a.budget, a.budgetUsed, a.budgetEnd, a.hasBudget = remaining, a.out, reset, true
-			// A rolling window holding only the run's own requests frees
-			// as they leave it: held until the answer is a window old, a
-			// run paced at the limit stalled a window long in each.
-			a.frees = frees
+		spentHere := remaining == 0 && reset.After(recv) && t.budgeted
+		t.budgeted = t.budgeted || status != http.StatusServiceUnavailable && !rateLimited(status, h)
+		spent = spent || spentHere
+		if i == 0 {
+			if spentHere && rateLimited(status, h) {
+				a.slides = true
+			}
+			a.slide(h, earlier(reset, recv.Add(MaxServerWait)).Sub(recv))
 		}
-		if spent && rateLimited(status, h) {
-			a.slides = true
-		}
-		a.slide(h, reset.Sub(recv))
 	}
 	if status != http.StatusServiceUnavailable && !rateLimited(status, h) {
 		a.passed = later(a.passed, recv)
@@ -335,6 +362,41 @@ func (a *adaptive) observe(h http.Header, status int, seq uint64, sent, recv tim
 	}
 }
 
+// observe reads the budget from the answer to request seq: the remaining
+// count and its reset as announced, ok when it carries them. a.mu must be
+// held.
+func (t *budgetTrack) observe(a *adaptive, h http.Header, status int, seq uint64, sent, recv time.Time) (remaining int, reset time.Time, ok bool) {
+	if n, w, ok := t.names.limit(h); ok {
+		t.rollLimit, t.rollWindow = n, w
+	}
+	if t.strict && strings.TrimSpace(h.Get(t.names.Remaining)) == "" {
+		// A further budget's names are read alone: the standard
+		// headers are the first budget's.
+		return 0, time.Time{}, false
+	}
+	remaining, reset, ok = t.names.budget(h, recv)
+	if !ok {
+		return 0, time.Time{}, false
+	}
+	var frees []time.Time
+	if n, w, ok := t.names.limit(h); ok {
+		frees = a.ownWindow(n-remaining, w, seq, sent, recv)
+	}
+	end := earlier(reset, recv.Add(MaxServerWait))
+	// Answers overtake each other: within a window, one that leaves
+	// more than known is older news.
+	// (A reset in seconds moves with the answer's arrival: only one
+	// more than a second later is a new window.)
+	if !t.hasBudget || end.After(t.budgetEnd.Add(time.Second)) || remaining-a.out < t.budget+t.freed(recv)-t.budgetUsed {
+		t.budget, t.budgetUsed, t.budgetEnd, t.hasBudget = remaining, a.out, end, true
+		// A rolling window holding only the run's own requests frees
+		// as they leave it: held until the answer is a window old, a
+		// run paced at the limit stalled a window long in each.
+		t.frees = frees
+	}
+	return remaining, reset, true
+}
+
 // ownWindow tells when the places of a rolling window of length w free,
 // when the requests it holds (counted, by the answer to request seq, sent
 // at sent and received at recv) can all be the run's own: seq itself and
@@ -374,8 +436,8 @@ func (a *adaptive) ownWindow(counted int, w time.Duration, seq uint64, sent, rec
 
 // freed is how many of the budget's places have freed by now. a.mu must
 // be held.
-func (a *adaptive) freed(now time.Time) int {
-	n, _ := slices.BinarySearchFunc(a.frees, now, func(f, t time.Time) int {
+func (t *budgetTrack) freed(now time.Time) int {
+	n, _ := slices.BinarySearchFunc(t.frees, now, func(f, t time.Time) int {
 		if f.After(t) {
 			return 1
 		}

@@ -246,7 +246,7 @@ func TestRollingWindowCapped(t *testing.T) {
 		t.Run(win, func(t *testing.T) {
 			clk := newFakeClock()
 			a := newAdaptive(clk.Now, clk.Sleep)
-			a.declare(BudgetHeaders{Remaining: "A-Left", Window: "A-Window", Limit: "A-Max"})
+			a.declare(BudgetHeaders{Remaining: "A-Left", Window: "A-Window", Limit: "A-Max"}, nil)
 			ctx := t.Context()
 			t0 := clk.Now()
 			seq, _ := a.wait(ctx)

@@ -71,6 +71,13 @@ type HostConfig struct {
 	// Like the other limits it belongs to the host: the first config
 	// that names them names them for every client of the host.
 	Budget BudgetHeaders
+	// OtherBudgets names further budgets every answer announces (an
+	// organization's and its user's: Buildkite's), each tracked on its
+	// own as Budget is: no request starts while any is spent, until its
+	// reset. Unlike Budget's, their counts are read only from the named
+	// headers, never from the standard ones. Named by the first config
+	// that names them, as Budget.
+	OtherBudgets []BudgetHeaders
 	// MaxBodyBytes caps a response body; 0 means DefaultMaxBodyBytes. A
 	// larger body fails the request with ErrBodyTooLarge (never
 	// truncated) and is not retried.
@@ -318,7 +325,7 @@ func (p *Pool) host(origin string, cfg HostConfig, merge bool) *host {
 		p.hosts[origin] = h
 		p.tightenRate(h, cfg.RatePerSecond, cfg.Burst)
 		p.throttleHost(h, cfg.RateHeaders)
-		h.adapt.declare(cfg.Budget)
+		h.adapt.declare(cfg.Budget, cfg.OtherBudgets)
 		return h
 	}
 	if !merge {
@@ -326,7 +333,7 @@ func (p *Pool) host(origin string, cfg HostConfig, merge bool) *host {
 	}
 	p.throttleHost(h, cfg.RateHeaders)
 	if h.adapt != nil {
-		h.adapt.declare(cfg.Budget)
+		h.adapt.declare(cfg.Budget, cfg.OtherBudgets)
 	}
 	if lim, _ := h.gate.stats(); cfg.Concurrency < lim {
 		p.log.Debug("http host limit tightened", "host", origin, "concurrency", cfg.Concurrency)
