@@ -65,10 +65,16 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 			hc.OwnBurst = rl.Burst.V
 			hc.OwnRateGroup = rl.Group.V
 		}
-		if rh := h.RateLimitHeaders; rh != nil {
-			// The top level's only (validation): the host's budget.
-			hc.Budget = fetch.BudgetHeaders{Remaining: rh.Remaining.V, Reset: rh.Reset.V,
+		for j, rh := range h.RateLimitHeaders.V {
+			// The top level's only (validation): the host's budgets, the
+			// first read before the standard headers.
+			b := fetch.BudgetHeaders{Remaining: rh.Remaining.V, Reset: rh.Reset.V,
 				Window: rh.Window.V, Limit: rh.Limit.V, Millis: rh.Unit.V == "ms"}
+			if j == 0 {
+				hc.Budget = b
+			} else {
+				hc.OtherBudgets = append(hc.OtherBudgets, b)
+			}
 		}
 		if rt := h.Retry; rt != nil {
 			if rt.Attempts.Set {

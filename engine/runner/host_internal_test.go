@@ -79,3 +79,31 @@ streams:
 		}
 	}
 }
+
+// A list of rate_limit_headers reaches the client as the host's budget
+// (the first) and its further ones, in order.
+func TestRateLimitHeadersListToBudgets(t *testing.T) {
+	f, err := spec.Parse("spec.yaml", []byte(`version: 1
+name: t
+http:
+  base_url: https://api.example.com
+  rate_limit_headers:
+    - {remaining: RateLimit-Remaining, reset: RateLimit-Reset}
+    - {remaining: RateLimit-User-Remaining, reset: RateLimit-User-Reset, unit: ms}
+streams:
+  list:
+    request: {path: /list}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := hostConfig(f, f.Stream("list"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := fetch.BudgetHeaders{Remaining: "RateLimit-Remaining", Reset: "RateLimit-Reset"}
+	other := fetch.BudgetHeaders{Remaining: "RateLimit-User-Remaining", Reset: "RateLimit-User-Reset", Millis: true}
+	if hc.Budget != first || len(hc.OtherBudgets) != 1 || hc.OtherBudgets[0] != other {
+		t.Errorf("budgets %+v and %+v, want %+v and [%+v]", hc.Budget, hc.OtherBudgets, first, other)
+	}
+}

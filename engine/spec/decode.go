@@ -193,6 +193,12 @@ func shorten(s string) string {
 // missing field, are reported there, and a struct's Pos records it.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, at Pos) {
 	n = resolveAlias(n)
+	if v.CanAddr() {
+		if b, ok := v.Addr().Interface().(*Budgets); ok {
+			b.decodeAt(d, n, path, at)
+			return
+		}
+	}
 	if v.CanAddr() && v.Addr().Type().Implements(nodeDecoderType) {
 		v.Addr().Interface().(nodeDecoder).decodeNode(d, n, path)
 		if s, ok := v.Addr().Interface().(*Str); ok && strings.Contains(s.V, "${") && !strings.HasSuffix(path, ".description") && path != "description" {
@@ -504,6 +510,33 @@ func (x *Strs) decodeNode(d *decoder, n *yaml.Node, path string) {
 	s.decodeNode(d, n, path)
 	if s.Set {
 		x.V = []Str{s}
+	}
+}
+
+// decodeAt reads one block, or a list of them; a single block's errors
+// are placed as before lists were taken (at its key).
+func (b *Budgets) decodeAt(d *decoder, n *yaml.Node, path string, at Pos) {
+	if isNull(n) {
+		return
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		b.V, b.P, b.Set = make([]RateLimitHeaders, 1), at, true
+		d.decodeStruct(n, reflect.ValueOf(&b.V[0]).Elem(), path, at)
+	case yaml.SequenceNode:
+		if len(n.Content) == 0 {
+			d.errorf(n, path, "an empty list names no budget: give one block or a list of them, or leave rate_limit_headers out")
+			return
+		}
+		b.V, b.P, b.Set, b.List = make([]RateLimitHeaders, len(n.Content)), at, true, true
+		for i, item := range n.Content {
+			// An entry that is no mapping is an error here, and keeps no
+			// Pos: validation passes over it.
+			item = resolveAlias(item)
+			d.decodeStruct(item, reflect.ValueOf(&b.V[i]).Elem(), fmt.Sprintf("%s[%d]", path, i), nodePos(item))
+		}
+	default:
+		d.errorf(n, path, "expected a mapping or a list of mappings, got %s", kindName(n))
 	}
 }
 

@@ -33,6 +33,8 @@ func (*Strs) jsonSchema() map[string]any {
 	}}
 }
 func (*Value) jsonSchema() map[string]any { return map[string]any{} }
+
+// Budgets' schema is built in schemaOf: it refers to RateLimitHeaders.
 func (*JQ) jsonSchema() map[string]any {
 	return withDoc(scalarSchema(), "jq program")
 }
@@ -71,6 +73,10 @@ func schemaOf(t reflect.Type, defs map[string]any) map[string]any {
 	if pt.Implements(reflect.TypeFor[mapTyper]()) {
 		elem := reflect.New(t).Interface().(mapTyper).elemType()
 		return map[string]any{"type": "object", "additionalProperties": schemaOf(elem, defs)}
+	}
+	if t == reflect.TypeFor[Budgets]() {
+		one := schemaOf(reflect.TypeFor[RateLimitHeaders](), defs)
+		return map[string]any{"oneOf": []any{one, map[string]any{"type": "array", "items": one, "minItems": 1}}}
 	}
 	if pt.Implements(reflect.TypeFor[schemaTyper]()) {
 		return reflect.New(t).Interface().(schemaTyper).jsonSchema()

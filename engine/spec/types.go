@@ -52,7 +52,7 @@ type HTTP struct {
 	Timeout          Duration          `yaml:"timeout" doc:"Timeout of one attempt, e.g. 30s."`
 	Retry            *Retry            `yaml:"retry" doc:"Retry policy for network errors and retryable statuses."`
 	RateLimit        *RateLimit        `yaml:"rate_limit" doc:"A ceiling on requests per second: at the top level, to the host, shared by every stream using it; in a stream's http, on that stream's own requests only (one endpoint's limit, such as a search API's or a Slack method's tier), besides the host's. Without it ferry still slows down to what the host accepts (429 and 503 answers, Retry-After, rate-limit headers); give one only where the API documents its limit."`
-	RateLimitHeaders *RateLimitHeaders `yaml:"rate_limit_headers" doc:"Where the API announces its request budget under names of its own (HubSpot's X-HubSpot-RateLimit-*): read before the standard ones (x-ratelimit-remaining and -reset, X-Rate-Limit-*, the IETF RateLimit fields, which need no declaring), so no request starts while the budget is spent. Top level only: the budget is the host's."`
+	RateLimitHeaders Budgets `yaml:"rate_limit_headers" doc:"Where the API announces its request budget under names of its own (HubSpot's X-HubSpot-RateLimit-*): read before the standard ones (x-ratelimit-remaining and -reset, X-Rate-Limit-*, the IETF RateLimit fields, which need no declaring), so no request starts while the budget is spent. A list for an API announcing several budgets on every answer (Buildkite's organization and user): each is followed on its own, and no request starts while any is spent; the first is read before the standard headers, the others only from their own. Top level only: the budget is the host's."`
 	Concurrency      Int               `yaml:"concurrency" doc:"Requests in flight to this host at once, shared by every stream and fan-out level."`
 	Rules            []Rule            `yaml:"rules" doc:"Response rules, tried in order before the default handling (2xx is data, retry.on statuses are retried, other statuses fail); the first that matches decides. A stream's rules are tried before the top-level ones."`
 	TLS              *TLS              `yaml:"tls" doc:"TLS for a self-hosted API: a CA bundle to trust, a client certificate, the name to verify. A stream's tls replaces the top-level one whole."`
@@ -161,6 +161,15 @@ type RateLimit struct {
 	PerSecond Float `yaml:"per_second" ferry:"required" doc:"Sustained requests per second."`
 	Burst     Int   `yaml:"burst" doc:"Requests allowed at once above the rate (default 1)."`
 	Group     Str   `yaml:"group" doc:"In a stream's http: a name the streams whose requests count against one limit share (a search API's limit across its object types); each stream's own otherwise. Every stream of a group gives the same per_second and burst."`
+}
+
+// Budgets is rate_limit_headers: one block, or a list of them for an API
+// that announces several budgets on every answer.
+type Budgets struct {
+	V    []RateLimitHeaders
+	P    Pos
+	Set  bool
+	List bool // given as a list (its errors name the entry)
 }
 
 // RateLimitHeaders names the response headers of an API's budget: the

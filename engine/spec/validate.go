@@ -322,11 +322,20 @@ func (p *parser) checkStreams(f *File) {
 		}
 	}
 	p.checkHTTP(&f.HTTP, "http")
-	p.checkRateLimitHeaders(f.HTTP.RateLimitHeaders, "http.rate_limit_headers")
+	for i, b := 0, f.HTTP.RateLimitHeaders; i < len(b.V); i++ {
+		if b.V[i].Pos == (Pos{}) {
+			continue // no mapping: an error already
+		}
+		path := "http.rate_limit_headers"
+		if b.List {
+			path = fmt.Sprintf("%s[%d]", path, i)
+		}
+		p.checkRateLimitHeaders(&b.V[i], path)
+	}
 	for i := range f.Streams.Items {
 		s := &f.Streams.Items[i].Value
-		if s.HTTP != nil && s.HTTP.RateLimitHeaders != nil {
-			p.errorAt(s.HTTP.RateLimitHeaders.Pos, "streams."+s.Name+".http.rate_limit_headers", "the budget is the host's, read from every answer of it: give rate_limit_headers at the top level only")
+		if s.HTTP != nil && s.HTTP.RateLimitHeaders.Set {
+			p.errorAt(s.HTTP.RateLimitHeaders.P, "streams."+s.Name+".http.rate_limit_headers", "the budget is the host's, read from every answer of it: give rate_limit_headers at the top level only")
 		}
 	}
 	if rl := f.HTTP.RateLimit; rl != nil && rl.Group.Set {
