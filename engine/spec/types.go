@@ -46,16 +46,16 @@ type ConfigVar struct {
 
 // HTTP holds request defaults. A stream's `http` block overrides any of them.
 type HTTP struct {
-	BaseURL          Tmpl              `yaml:"base_url" doc:"Base URL (template) that request paths are joined to; its path prefix is kept."`
-	Headers          Map[Tmpl]         `yaml:"headers" doc:"Headers sent with every request (templates)."`
-	Auth             *Auth             `yaml:"auth" doc:"Authentication."`
-	Timeout          Duration          `yaml:"timeout" doc:"Timeout of one attempt, e.g. 30s."`
-	Retry            *Retry            `yaml:"retry" doc:"Retry policy for network errors and retryable statuses."`
-	RateLimit        *RateLimit        `yaml:"rate_limit" doc:"A ceiling on requests per second: at the top level, to the host, shared by every stream using it; in a stream's http, on that stream's own requests only (one endpoint's limit, such as a search API's or a Slack method's tier), besides the host's. Without it ferry still slows down to what the host accepts (429 and 503 answers, Retry-After, rate-limit headers); give one only where the API documents its limit."`
-	RateLimitHeaders Budgets `yaml:"rate_limit_headers" doc:"Where the API announces its request budget under names of its own (HubSpot's X-HubSpot-RateLimit-*): read before the standard ones (x-ratelimit-remaining and -reset, X-Rate-Limit-*, the IETF RateLimit fields, which need no declaring), so no request starts while the budget is spent. A list for an API announcing several budgets on every answer (Buildkite's organization and user): each is followed on its own, and no request starts while any is spent; the first is read before the standard headers, the others only from their own. Top level only: the budget is the host's."`
-	Concurrency      Int               `yaml:"concurrency" doc:"Requests in flight to this host at once, shared by every stream and fan-out level."`
-	Rules            []Rule            `yaml:"rules" doc:"Response rules, tried in order before the default handling (2xx is data, retry.on statuses are retried, other statuses fail); the first that matches decides. A stream's rules are tried before the top-level ones."`
-	TLS              *TLS              `yaml:"tls" doc:"TLS for a self-hosted API: a CA bundle to trust, a client certificate, the name to verify. A stream's tls replaces the top-level one whole."`
+	BaseURL          Tmpl       `yaml:"base_url" doc:"Base URL (template) that request paths are joined to; its path prefix is kept."`
+	Headers          Map[Tmpl]  `yaml:"headers" doc:"Headers sent with every request (templates)."`
+	Auth             *Auth      `yaml:"auth" doc:"Authentication."`
+	Timeout          Duration   `yaml:"timeout" doc:"Timeout of one attempt, e.g. 30s."`
+	Retry            *Retry     `yaml:"retry" doc:"Retry policy for network errors and retryable statuses."`
+	RateLimit        *RateLimit `yaml:"rate_limit" doc:"A ceiling on requests per second: at the top level, to the host, shared by every stream using it; in a stream's http, on that stream's own requests only (one endpoint's limit, such as a search API's or a Slack method's tier), besides the host's. Without it ferry still slows down to what the host accepts (429 and 503 answers, Retry-After, rate-limit headers); give one only where the API documents its limit."`
+	RateLimitHeaders Budgets    `yaml:"rate_limit_headers" doc:"Where the API announces its request budget under names of its own (HubSpot's X-HubSpot-RateLimit-*): read before the standard ones (x-ratelimit-remaining and -reset, X-Rate-Limit-*, the IETF RateLimit fields, which need no declaring), so no request starts while the budget is spent. A list for an API announcing several budgets on every answer (Buildkite's organization and user): each is followed on its own, and no request starts while any is spent; the first is read before the standard headers, the others only from their own. Top level only: the budget is the host's."`
+	Concurrency      Int        `yaml:"concurrency" doc:"Requests in flight to this host at once, shared by every stream and fan-out level."`
+	Rules            []Rule     `yaml:"rules" doc:"Response rules, tried in order before the default handling (2xx is data, retry.on statuses are retried, other statuses fail); the first that matches decides. A stream's rules are tried before the top-level ones."`
+	TLS              *TLS       `yaml:"tls" doc:"TLS for a self-hosted API: a CA bundle to trust, a client certificate, the name to verify. A stream's tls replaces the top-level one whole."`
 }
 
 // TLS says how requests verify their hosts and prove who sends them. The
