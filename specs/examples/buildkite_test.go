@@ -33,6 +33,11 @@ type bkSim struct {
 	token      string
 	budget     int
 	userBudget int
+	// other: the organization's requests another client (another user's
+	// token) spends at the start of every other window, so the budget
+	// that runs out first is the organization's in one window, the
+	// user's in the next.
+	other int
 
 	mu        sync.Mutex
 	orgs      []map[string]any
@@ -167,6 +172,9 @@ func (s *bkSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.requests = append(s.requests, &u)
 	if win := now.Unix() / bkWindow; win != s.window {
 		s.window, s.used, s.userUsed = win, 0, 0
+		if win%2 == 0 {
+			s.used = s.other
+		}
 	}
 	// A request counts against both limits, refused or not.
 	s.used++
@@ -354,12 +362,14 @@ const bkToken = "bkua_SimulatorOnlyToken0123456789abcdef01234567"
 // tries too, include_retried_jobs sent) written once, per_page 100 asked;
 // a build started while a pipeline's builds are read, which pushes the
 // last build of a page onto the next, met twice and reported as one
-// duplicate, none lost; the user's budget in RateLimit-User-Remaining,
-// the lower, kept (no request past it, nor past the organization's), a
+// duplicate, none lost; both budgets kept, no request past either: the
+// user's in RateLimit-User-Remaining, and the organization's, most of
+// which another client spends (the run's share of it the lower); a
 // 429 waited out to RateLimit-Reset, a 500 and a
 // 502 retried mid-chain; the token never printed.
 func TestBuildkite(t *testing.T) {
 	sim := newBKSim(bkToken)
+	sim.other = 50 // 30 of the organization's 80 left every other window, the user's 40
 	apiBuilds := "/organizations/acme/pipelines/api/builds"
 	sim.faults[apiBuilds+"|2"] = []string{"429", "500"}
 	sim.faults["/organizations/acme/pipelines|2"] = []string{"502"}
