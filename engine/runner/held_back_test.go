@@ -12,6 +12,7 @@ import (
 	"github.com/ferry-etl/ferry/engine/apitest"
 	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/runner"
+	"github.com/ferry-etl/ferry/engine/spec"
 )
 
 // TestCursorHeldBackIsWarned: a time cursor held at when its chain began
@@ -41,22 +42,7 @@ tables:
 	state := map[string]map[string]json.RawMessage{"events" + runner.WatermarkSuffix: {"": json.RawMessage(`"2026-03-05T10:00:00Z"`)}}
 	run := func(now time.Time) (saved []string, logged string) {
 		t.Helper()
-		var logs bytes.Buffer
-		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		r, err := runner.New(f, runner.Options{Pool: fetch.NewPool(fetch.Options{}), State: state, Logger: log, Now: func() time.Time { return now }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := &checkpoints{collector: *newCollector()}
-		if _, err := r.Run(t.Context(), out); err != nil {
-			t.Fatal(err)
-		}
-		for _, cp := range out.cps {
-			if cp.Stream == "events"+runner.WatermarkSuffix {
-				saved = append(saved, string(cp.Value))
-			}
-		}
-		return saved, logs.String()
+		return runWatched(t, f, "events", now, state)
 	}
 	// This machine's clock an hour behind the API's (which stamps the
 	// records): the cursor goes back before the saved one.
@@ -99,29 +85,13 @@ streams:
 tables:
   audit: {from: audit, primary_key: [id]}
 `)
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	state := map[string]map[string]json.RawMessage{"audit" + runner.WatermarkSuffix: {"": json.RawMessage(`"2026-03-05T10:00:00Z"`)}}
-	now := time.Date(2026, 3, 5, 11, 0, 0, 0, time.UTC)
-	r, err := runner.New(f, runner.Options{Pool: fetch.NewPool(fetch.Options{}), State: state, Logger: log, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := &checkpoints{collector: *newCollector()}
-	if _, err := r.Run(t.Context(), out); err != nil {
-		t.Fatal(err)
-	}
-	var saved []string
-	for _, cp := range out.cps {
-		if cp.Stream == "audit"+runner.WatermarkSuffix {
-			saved = append(saved, string(cp.Value))
-		}
-	}
+	saved, logged := runWatched(t, f, "audit", time.Date(2026, 3, 5, 11, 0, 0, 0, time.UTC), state)
 	if strings.Join(saved, ",") != `"2026-03-05T09:00:00Z"` {
 		t.Errorf("saved cursor %v, want 2026-03-05T09:00:00Z (the API's Date)", saved)
 	}
-	if !strings.Contains(logs.String(), "stream=audit") || !strings.Contains(logs.String(), "before the cursor the run started from") {
-		t.Errorf("no warning of the cursor held back:\n%s", logs.String())
+	if !strings.Contains(logged, "stream=audit") || !strings.Contains(logged, "before the cursor the run started from") {
+		t.Errorf("no warning of the cursor held back:\n%s", logged)
 	}
 }
 
@@ -150,22 +120,7 @@ streams:
 tables:
   events: {from: events, primary_key: [id]}
 `)
-		var logs bytes.Buffer
-		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		r, err := runner.New(f, runner.Options{Pool: fetch.NewPool(fetch.Options{}), Logger: log, Now: func() time.Time { return at }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := &checkpoints{collector: *newCollector()}
-		if _, err := r.Run(t.Context(), out); err != nil {
-			t.Fatal(err)
-		}
-		for _, cp := range out.cps {
-			if cp.Stream == "events"+runner.WatermarkSuffix {
-				saved = append(saved, string(cp.Value))
-			}
-		}
-		return saved, logs.String()
+		return runWatched(t, f, "events", at, nil)
 	}
 	held := strconv.FormatInt(at.Unix()-1, 10)
 	saved, logged := run([]any{
@@ -210,16 +165,8 @@ streams:
 tables:
   events: {from: events, primary_key: [id]}
 `)
-		var logs bytes.Buffer
-		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		r, err := runner.New(f, runner.Options{Pool: fetch.NewPool(fetch.Options{}), Logger: log})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.Run(t.Context(), &checkpoints{collector: *newCollector()}); err != nil {
-			t.Fatal(err)
-		}
-		return logs.String()
+		_, logged := runWatched(t, f, "events", time.Time{}, nil)
+		return logged
 	}
 	if logged := run("2026-03-05T10:00:06.123"); !strings.Contains(logged, "without a UTC offset") || !strings.Contains(logged, "stream=events") {
 		t.Errorf("no warning of a cursor without an offset:\n%s", logged)
@@ -254,22 +201,7 @@ streams:
 tables:
   posts: {from: posts, primary_key: [id]}
 `)
-		var logs bytes.Buffer
-		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		r, err := runner.New(f, runner.Options{Pool: fetch.NewPool(fetch.Options{}), Logger: log, Now: func() time.Time { return at }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := &checkpoints{collector: *newCollector()}
-		if _, err := r.Run(t.Context(), out); err != nil {
-			t.Fatal(err)
-		}
-		for _, cp := range out.cps {
-			if cp.Stream == "posts"+runner.WatermarkSuffix {
-				saved = append(saved, string(cp.Value))
-			}
-		}
-		return saved, logs.String()
+		return runWatched(t, f, "posts", at, nil)
 	}
 	held := strconv.FormatInt(at.Add(-time.Second).UnixNano(), 10)
 	saved, logged := run([]any{map[string]any{"id": int64(1901234567890123456)}, map[string]any{"id": int64(1901234567890123457)}})
@@ -310,22 +242,7 @@ streams:
 tables:
   events: {from: events, primary_key: [id]}
 `)
-		var logs bytes.Buffer
-		log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		r, err := runner.New(f, runner.Options{Pool: fetch.NewPool(fetch.Options{}), Logger: log, Now: func() time.Time { return at }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := &checkpoints{collector: *newCollector()}
-		if _, err := r.Run(t.Context(), out); err != nil {
-			t.Fatal(err)
-		}
-		for _, cp := range out.cps {
-			if cp.Stream == "events"+runner.WatermarkSuffix {
-				saved = append(saved, string(cp.Value))
-			}
-		}
-		return saved, logs.String()
+		return runWatched(t, f, "events", at, nil)
 	}
 	const warning = "looks like a time in epoch"
 	stamp := at.Add(-time.Minute).Unix()
@@ -341,4 +258,29 @@ tables:
 			t.Errorf("an id, %d, warned of:\n%s", id, logged)
 		}
 	}
+}
+
+// runWatched runs f at now (the real clock when zero) from state, and
+// returns the cursors saved for stream's watermark and the warnings logged.
+func runWatched(t *testing.T, f *spec.File, stream string, now time.Time, state map[string]map[string]json.RawMessage) (saved []string, logged string) {
+	t.Helper()
+	var logs bytes.Buffer
+	opts := runner.Options{Pool: fetch.NewPool(fetch.Options{}), State: state, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if !now.IsZero() {
+		opts.Now = func() time.Time { return now }
+	}
+	r, err := runner.New(f, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &checkpoints{collector: *newCollector()}
+	if _, err := r.Run(t.Context(), out); err != nil {
+		t.Fatal(err)
+	}
+	for _, cp := range out.cps {
+		if cp.Stream == stream+runner.WatermarkSuffix {
+			saved = append(saved, string(cp.Value))
+		}
+	}
+	return saved, logs.String()
 }
