@@ -63,7 +63,8 @@ type adaptive struct {
 	// further budgets a spec declared, each kept on its own.
 	budgetTrack
 	more []*budgetTrack
-	out  int // requests started and not yet answered or abandoned
+	all  []*budgetTrack // the first and more, see tracks
+	out  int            // requests started and not yet answered or abandoned
 
 	// slides: a rate limit came with the announced budget spent, so the
 	// budget did not come back whole at its reset (a sliding window,
@@ -245,7 +246,11 @@ func (a *adaptive) closedFor(now time.Time) time.Duration {
 // tracks are the budgets followed: the first, then the further ones.
 // a.mu must be held.
 func (a *adaptive) tracks() []*budgetTrack {
-	return append([]*budgetTrack{&a.budgetTrack}, a.more...)
+	// Made once, not with every request that waits or is answered.
+	if len(a.all) != 1+len(a.more) {
+		a.all = append([]*budgetTrack{&a.budgetTrack}, a.more...)
+	}
+	return a.all
 }
 
 // closedFor is how long the budget holds every request: its rolling
