@@ -82,7 +82,7 @@ func sameAsStored(def *Blueprint, next map[string]any, stored []byte) bool {
 	if bytes.Equal(encodeCanon(next), stored) {
 		return true
 	}
-	if !slices.ContainsFunc(slices.Collect(maps.Values(def.Properties)), func(p Property) bool { return p.Default != nil }) {
+	if !hasDefault(def) {
 		return false
 	}
 	var old map[string]any
@@ -91,6 +91,16 @@ func sameAsStored(def *Blueprint, next map[string]any, stored []byte) bool {
 	}
 	filled := withStoredDefaults(def, next, old)
 	return filled != nil && bytes.Equal(encodeCanon(filled), stored)
+}
+
+// hasDefault reports whether a property of def has a default.
+func hasDefault(def *Blueprint) bool {
+	for _, p := range def.Properties {
+		if p.Default != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // withStoredDefaults returns a copy of the canonical entity next with the
