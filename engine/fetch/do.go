@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -545,7 +546,10 @@ func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method,
 		}
 	}
 	if body != nil {
-		r.SetBody(body)
+		// A reader, not the slice: resty copies a slice twice (into its
+		// pool's buffer, then again for the request); net/http takes the
+		// length and a GetBody for redirects from a *bytes.Reader.
+		r.SetBody(bytes.NewReader(body))
 	}
 	start := c.pool.now()
 	rr, err = r.Execute(method, target)
@@ -571,9 +575,9 @@ func (c *Client) receiveBody(rr *resty.Response, dl *Download, idle *idleTimer) 
 	raw := rr.RawBody()
 	defer raw.Close()
 	if st := rr.StatusCode(); st >= 200 && st < 300 {
-		return receive(raw, dl.MaxBytes, idle)
+		return receive(raw, dl.MaxBytes, rr.RawResponse.ContentLength, idle)
 	}
-	sp, err := receive(raw, c.maxBody, idle)
+	sp, err := receive(raw, c.maxBody, rr.RawResponse.ContentLength, idle)
 	if err != nil {
 		return nil, err
 	}

@@ -107,32 +107,55 @@ func newIdleTimer(d time.Duration, cancel context.CancelCauseFunc) *idleTimer {
 func (it *idleTimer) touch() { it.t.Reset(it.d) }
 func (it *idleTimer) stop()  { it.t.Stop() }
 
-// receive reads body into a Spool of at most max bytes, touching idle on
+// receive reads body into a Spool of at most limit bytes, touching idle on
 // every read. A read error is returned as is: the caller retries a body cut
-// short like any transport failure.
-func receive(body io.Reader, max int64, idle *idleTimer) (*Spool, error) {
+// short like any transport failure. hint is the announced length (-1 when
+// unknown): a body that fits in memory is read straight into one buffer of
+// that size, not through a scratch buffer into a growing one (most of what
+// a run allocates per page, before this).
+func receive(body io.Reader, limit, hint int64, idle *idleTimer) (*Spool, error) {
 	s := &Spool{}
-	buf := make([]byte, 32<<10)
-	var w io.Writer
-	mem := &bytes.Buffer{}
-	w = mem
+	first := int64(32 << 10)
+	if hint >= 0 && hint < spillBytes {
+		first = hint + 1 // the extra byte lets the read that meets EOF not grow it
+	}
+	if limit >= 0 && limit < first {
+		first = limit + 1
+	}
+	mem := make([]byte, 0, first)
+	var scratch []byte // once spilled: what the file's reads go through
 	for {
-		n, err := body.Read(buf)
+		var chunk []byte
+		if s.file == nil {
+			if len(mem) == cap(mem) {
+				// Doubling, but never past what spills: memory stays bounded.
+				grown := make([]byte, len(mem), max(len(mem)+1, min(2*len(mem), spillBytes+1)))
+				copy(grown, mem)
+				mem = grown
+			}
+			chunk = mem[len(mem):cap(mem)]
+		} else {
+			chunk = scratch
+		}
+		n, err := body.Read(chunk)
 		if n > 0 {
 			idle.touch()
 			s.size += int64(n)
-			if s.size > max {
+			if s.size > limit {
 				s.Close()
-				return nil, fmt.Errorf("%w: over the limit of %d bytes", ErrBodyTooLarge, max)
+				return nil, fmt.Errorf("%w: over the limit of %d bytes", ErrBodyTooLarge, limit)
 			}
-			if s.file == nil && mem.Len()+n > spillBytes {
-				f, name, ferr := spillFile(mem.Bytes())
-				if ferr != nil {
-					return nil, ferr
+			if s.file == nil {
+				mem = mem[:len(mem)+n]
+				if len(mem) > spillBytes {
+					f, name, ferr := spillFile(mem)
+					if ferr != nil {
+						return nil, ferr
+					}
+					s.file, s.name = f, name
+					scratch, mem = mem[:32<<10:32<<10], nil
 				}
-				s.file, s.name, w, mem = f, name, f, nil
-			}
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			} else if _, werr := s.file.Write(chunk[:n]); werr != nil {
 				s.Close()
 				return nil, fmt.Errorf("keep the body: %w", werr)
 			}
@@ -146,7 +169,7 @@ func receive(body io.Reader, max int64, idle *idleTimer) (*Spool, error) {
 		}
 	}
 	if s.file == nil {
-		s.mem = mem.Bytes()
+		s.mem = mem
 	}
 	return s, nil
 }

@@ -234,3 +234,65 @@ func TestSpoolFile(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// chunkReader hands out its data at most n bytes a read, as a network
+// connection does.
+type chunkReader struct {
+	data []byte
+	n    int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	k := min(len(p), r.n, len(r.data))
+	copy(p, r.data[:k])
+	r.data = r.data[k:]
+	return k, nil
+}
+
+// receive keeps every byte whatever the announced length says (none, the
+// right one, too small, too large), keeps a body in memory up to
+// spillBytes and in a file past it, never lets the memory buffer grow
+// far past spillBytes, and refuses a body over its limit.
+func TestReceiveSizes(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	for _, size := range []int{0, 1, 700, 32 << 10, 32<<10 + 1, spillBytes - 1, spillBytes, spillBytes + 1, spillBytes + 50_000} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte('a' + i%26)
+		}
+		for _, hint := range []int64{-1, int64(size), int64(size / 2), int64(size) + 9000} {
+			t.Run(fmt.Sprintf("size=%d/hint=%d", size, hint), func(t *testing.T) {
+				idle := &idleTimer{t: time.NewTimer(time.Hour), d: time.Hour}
+				defer idle.stop()
+				s, err := receive(&chunkReader{data: data, n: 7001}, DefaultMaxDownloadBytes, hint, idle)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				if (s.file != nil) != (size > spillBytes) {
+					t.Errorf("in a file: %v, want %v", s.file != nil, size > spillBytes)
+				}
+				if s.file == nil && cap(s.mem) > spillBytes+1 {
+					t.Errorf("memory buffer of %d bytes for a %d-byte body: past the spill threshold", cap(s.mem), size)
+				}
+				got, err := io.ReadAll(s.Reader())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s.Size() != int64(size) || string(got) != string(data) {
+					t.Errorf("kept %d bytes (size %d), want the %d sent, equal", len(got), s.Size(), size)
+				}
+			})
+		}
+	}
+	idle := &idleTimer{t: time.NewTimer(time.Hour), d: time.Hour}
+	defer idle.stop()
+	for _, hint := range []int64{-1, 5000} {
+		if _, err := receive(&chunkReader{data: make([]byte, 5000), n: 512}, 4999, hint, idle); !errors.Is(err, ErrBodyTooLarge) {
+			t.Errorf("hint %d: a body one byte over the limit: %v, want ErrBodyTooLarge", hint, err)
+		}
+	}
+}

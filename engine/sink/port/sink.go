@@ -1236,6 +1236,11 @@ func splits(status int) bool {
 // could not retry away ends the run.
 func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 	var buf bytes.Buffer
+	size := len(`{"entities":[]}`)
+	for _, w := range b.items {
+		size += len(w.body) + 1
+	}
+	buf.Grow(size) // one allocation, not a doubling for each
 	buf.WriteString(`{"entities":[`)
 	for i, w := range b.items {
 		if i > 0 {
