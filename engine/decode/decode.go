@@ -97,7 +97,39 @@ func New(r io.Reader, opts Options) (*Decoder, error) {
 		// to see its end at once), not 64 KiB zeroed per page.
 		size = max(int(sz.Size())+1, 512)
 	}
-	d.in = newInput(src, size)
+	return d.start(newInput(src, size))
+}
+
+// NewBytes is New over a body already in memory, read in place: b is
+// never written to and, unless it is compressed or over MaxBytes (then it
+// is read as New reads it), not copied into a buffer of the decoder's own.
+// Every page a run reads comes here.
+func NewBytes(b []byte, opts Options) (*Decoder, error) {
+	switch opts.Compression {
+	case None:
+	case Auto, "":
+		if isGzip(opts.ContentEncoding, opts.ContentType) || bytes.HasPrefix(b, gzipMagic) {
+			return New(bytes.NewReader(b), opts)
+		}
+	default:
+		return New(bytes.NewReader(b), opts)
+	}
+	if opts.MaxBytes > 0 && int64(len(b)) > opts.MaxBytes {
+		return New(bytes.NewReader(b), opts)
+	}
+	if opts.Format == "" {
+		opts.Format = JSON
+	}
+	d := &Decoder{opts: opts}
+	// All of it is buffered already: the end is known, so nothing ever
+	// refills (and so moves) the buffer.
+	return d.start(&input{buf: b, end: len(b), err: io.EOF, line: 1})
+}
+
+// start reads from in.
+func (d *Decoder) start(in *input) (*Decoder, error) {
+	opts := d.opts
+	d.in = in
 	// A byte order mark before the text (Windows exports write one) is
 	// neither JSON (RFC 8259 lets a reader ignore it) nor part of a CSV
 	// body's first field, quoted or not.
@@ -230,21 +262,23 @@ func (d *Decoder) nextDocument() (any, error) {
 		}
 		return nil, ErrEmpty
 	}
-	var buf bytes.Buffer
-	for {
-		b := in.available()
-		if len(b) == 0 {
-			break
+	data := in.available()
+	in.advance(len(data))
+	if in.src != nil { // not NewBytes's: more may follow, gather it
+		var buf bytes.Buffer
+		buf.Write(data)
+		for b := in.available(); len(b) > 0; b = in.available() {
+			buf.Write(b)
+			in.advance(len(b))
 		}
-		buf.Write(b)
-		in.advance(len(b))
+		data = buf.Bytes()
 	}
 	if in.err != nil && in.err != io.EOF {
 		return nil, in.err
 	}
-	v, err := jsonv.Decode(buf.Bytes())
+	v, err := jsonv.Decode(data)
 	if err != nil {
-		return nil, jsonError(buf.Bytes(), err)
+		return nil, jsonError(data, err)
 	}
 	d.doc, d.line = v, 1
 	return v, nil

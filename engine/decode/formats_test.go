@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -12,10 +13,46 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// all reads every value of body, or the first error.
+// all reads every value of body, or the first error; and holds NewBytes
+// (the body read in place) to what New gives, value by value, with each
+// value's raw text and line, and to the same error.
 func all(t *testing.T, body []byte, opts Options) ([]any, error) {
 	t.Helper()
+	orig := bytes.Clone(body)
+	want, wantErr := readAll(New(bytes.NewReader(body), opts))
+	got, gotErr := readAll(NewBytes(body, opts))
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || !cmp.Equal(got, want) {
+		t.Errorf("NewBytes read %d values (%v), New %d (%v): they differ", len(got), gotErr, len(want), wantErr)
+	}
+	if !bytes.Equal(body, orig) {
+		t.Error("NewBytes changed the body it read")
+	}
 	return allFrom(t, bytes.NewReader(body), opts)
+}
+
+// read is a value as a Decoder gives it, with its raw text and line.
+type read struct {
+	V    any
+	Raw  string
+	Line int
+}
+
+func readAll(d *Decoder, err error) ([]read, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	var out []read
+	for {
+		v, err := d.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, read{v, string(d.Raw()), d.Line()})
+	}
 }
 
 // allFrom is all, read from r (a reader that splits its bytes, say).
@@ -257,6 +294,8 @@ func TestCompression(t *testing.T) {
 		{"none keeps the bytes", zipped, Options{Compression: None}, -1},
 		{"truncated gzip", zipped[:len(zipped)-6], Options{}, -1},
 		{"over the limit after decompression", gz(t, ndjson+strings.Repeat(" ", 4096)), Options{MaxBytes: 1024}, -1},
+		{"plain, over the limit", []byte(ndjson + strings.Repeat(" ", 4096)), Options{MaxBytes: 1024}, -1},
+		{"plain, at the limit", []byte(ndjson), Options{MaxBytes: int64(len(ndjson))}, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

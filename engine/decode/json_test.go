@@ -46,6 +46,11 @@ func streamed(t *testing.T, doc, program string) ([]any, error) {
 		}
 		opts.Path, rest = path, r
 	}
+	want, wantErr := readAll(New(strings.NewReader(doc), opts))
+	got, gotErr := readAll(NewBytes([]byte(doc), opts))
+	if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || !cmp.Equal(got, want) {
+		t.Errorf("%q: NewBytes read %d values (%v), New %d (%v): they differ", doc, len(got), gotErr, len(want), wantErr)
+	}
 	d, err := New(strings.NewReader(doc), opts)
 	if err != nil {
 		return nil, err

@@ -55,6 +55,15 @@ func (s *Spool) Reader() io.Reader {
 	return bytes.NewReader(s.mem)
 }
 
+// Memory returns the body when it is held in memory (not in a file), for
+// reading in place; the caller must not change it.
+func (s *Spool) Memory() ([]byte, bool) {
+	if s.file != nil {
+		return nil, false
+	}
+	return s.mem, true
+}
+
 // Close releases the body (its file).
 func (s *Spool) Close() error {
 	var err error

@@ -280,7 +280,13 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 	plan, resp := st.body, pg.resp
 	where := fmt.Sprintf("%spage %d: %s %s: %d", c.windowLabel(at.window), at.page, method, resp.URL, resp.Status)
 	kind := strings.ToUpper(plan.format)
-	dec, err := decode.New(resp.Spool.Reader(), plan.options(resp.Header))
+	var dec *decode.Decoder
+	var err error
+	if b, ok := resp.Spool.Memory(); ok {
+		dec, err = decode.NewBytes(b, plan.options(resp.Header)) // in place, not copied
+	} else {
+		dec, err = decode.New(resp.Spool.Reader(), plan.options(resp.Header))
+	}
 	if err != nil {
 		return fmt.Errorf("%s: response is not valid %s: %w", where, kind, err)
 	}
