@@ -118,10 +118,11 @@ func (it *idleTimer) stop()  { it.t.Stop() }
 
 // receive reads body into a Spool of at most limit bytes, touching idle on
 // every read. A read error is returned as is: the caller retries a body cut
-// short like any transport failure. hint is the announced length (-1 when
-// unknown): a body that fits in memory is read straight into one buffer of
-// that size, not through a scratch buffer into a growing one (most of what
-// a run allocates per page, before this).
+// short like any transport failure. hint is the length expected (the
+// announced one, or a guess; -1: none): a body that fits in memory is read
+// straight into one buffer of that size, not through a scratch buffer into
+// a growing one (most of what a run allocated per page, before this); a
+// body longer than the hint only grows the buffer.
 func receive(body io.Reader, limit, hint int64, idle *idleTimer) (*Spool, error) {
 	s := &Spool{}
 	first := int64(32 << 10)
