@@ -42,6 +42,7 @@ func commands() []*command {
 	return []*command{
 		{"run", "extract and load (--dry-run: print what would be written)", cmdRun},
 		{"plan", "show what a run would change, writing nothing (exit 2 when something would)", cmdPlan},
+		{"check", "try the credentials and every stream's endpoint with one request each; writes nothing", cmdCheck},
 		{"validate", "check specs offline; every problem as file:line:col", func(_ context.Context, a *app, args []string) error {
 			return cmdValidate(args, a.stdout, a.stderr)
 		}},

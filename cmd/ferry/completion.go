@@ -79,6 +79,9 @@ func completionWords() completion {
 	pf := flag.NewFlagSet("plan", flag.ContinueOnError)
 	definePlanFlags(pf)
 	pf.VisitAll(func(f *flag.Flag) { c.flags["plan"] = append(c.flags["plan"], "--"+f.Name) })
+	cf := flag.NewFlagSet("check", flag.ContinueOnError)
+	defineCheckFlags(cf)
+	cf.VisitAll(func(f *flag.Flag) { c.flags["check"] = append(c.flags["check"], "--"+f.Name) })
 	c.flags["validate"] = []string{"--format"}
 	c.flags["graph"] = []string{"--format"}
 	return c

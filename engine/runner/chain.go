@@ -484,6 +484,9 @@ func (c *chainRun) run() error {
 	if s.Partitions != nil {
 		return c.partitions()
 	}
+	if r.opts.Probe && !st.probed.CompareAndSwap(false, true) {
+		return nil // another chain of the stream is its probe
+	}
 	client, err := st.client.get()
 	if err != nil {
 		return err
@@ -547,6 +550,9 @@ func (c *chainRun) run() error {
 	}
 	n := max(1, len(c.windows))
 	c.windowsRead(0, len(c.windows))
+	if r.opts.Probe {
+		start.window = n - 1 // the latest window: the one likeliest to hold records
+	}
 	c.windowsRead(start.window, 0)
 	for w := start.window; w < n; w++ {
 		env := c.env
@@ -930,6 +936,9 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 				c.send(item{mark: mark})
 			}
 			return fmt.Errorf("%spage %d: %s %s: %w", c.windowLabel(w), page, st.method, resp.URL, err)
+		}
+		if c.r.opts.Probe {
+			return nil // its first page answered and was read: enough
 		}
 		if !more && last && !empty {
 			if err := c.token(pg.body); err != nil {

@@ -61,6 +61,12 @@ type Options struct {
 	// Sleep waits between the polls of an async job; it must return
 	// ctx.Err() as soon as ctx is done. Default: the pool's (a timer; none in a replay).
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Probe reads one page of each stream (ferry check): the first of its
+	// request chains to send a request reads its first page (of its last
+	// time window) and stops; no other chain of the stream sends one.
+	// Only for a run that saves nothing (its checkpoints would say chains
+	// were read that were not).
+	Probe bool
 }
 
 // Runner runs one spec.
@@ -122,6 +128,8 @@ type streamState struct {
 	// commit ahead of release order: it covers no records, and the job
 	// must be in the state before it is polled (see chainRun.create).
 	jobMarks chan jobMark
+	// probed: a chain of the stream sent its request (Options.Probe).
+	probed atomic.Bool
 	// heldBack: a chain's cursor was held back before the one it started
 	// from, and the run said so (see warnHeldBack).
 	heldBack atomic.Bool

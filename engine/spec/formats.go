@@ -254,15 +254,24 @@ func (f *File) SideEffects() []string {
 	var out []string
 	for i := range f.Streams.Items {
 		s := &f.Streams.Items[i].Value
-		if a := s.Async; a != nil {
-			rq := a.Create.Request()
-			out = append(out, fmt.Sprintf("stream %s: async.create %s %s creates an export job", s.Name, rq.Method.V, target(rq)))
-		}
-		if m := s.Request.Method.V; m == "PUT" || m == "PATCH" {
-			out = append(out, fmt.Sprintf("stream %s: request %s %s may change the source", s.Name, m, target(&s.Request)))
+		if se := s.SideEffect(); se != "" {
+			out = append(out, "stream "+s.Name+": "+se)
 		}
 	}
 	return out
+}
+
+// SideEffect says how the stream's own requests may change the source
+// ("" when they only read): an export job created, a PUT or PATCH.
+func (s *Stream) SideEffect() string {
+	if a := s.Async; a != nil {
+		rq := a.Create.Request()
+		return fmt.Sprintf("async.create %s %s creates an export job", rq.Method.V, target(rq))
+	}
+	if m := s.Request.Method.V; m == "PUT" || m == "PATCH" {
+		return fmt.Sprintf("request %s %s may change the source", m, target(&s.Request))
+	}
+	return ""
 }
 
 func target(rq *Request) string {

@@ -1,0 +1,183 @@
+package engine_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-etl/ferry/engine"
+)
+
+// checkSpec has a paged root with a child, a root whose token is refused,
+// a windowed stream, an export job with a child, a stream whose `when` is
+// false, and a stream below a parent that lists nothing.
+const checkSpec = `version: 1
+name: ck
+config:
+  url: {required: true}
+  key: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+  auth: {type: query, param: key, value: '${ config.key }'}
+  retry: {attempts: 1}
+streams:
+  items:
+    request: {path: /items}
+    paginate: {type: cursor, token: .next, param: cursor}
+    records: '.items[]'
+  kids:
+    for_each: items
+    request: {path: '/items/${ parent.id }/kids'}
+  secure:
+    request: {path: /secure}
+  events:
+    request: {path: /events, query: {from: '${ window.start }', to: '${ window.end }'}}
+    incremental: {cursor: .at, initial: "2026-01-01T00:00:00Z", window: {step: 720h}}
+  export:
+    async:
+      create: {path: /exports, id: .id}
+      poll: {path: '/exports/${ job.id }', done: .done}
+      download: {urls: '[.files[]]'}
+  export_rows:
+    for_each: export
+    request: {path: '/rows/${ parent.id }'}
+  off:
+    when: 'false'
+    request: {path: /off}
+  empty:
+    request: {path: /empty}
+  below_empty:
+    for_each: empty
+    request: {path: '/below/${ parent.id }'}
+tables:
+  items: {from: items, primary_key: [id]}
+  kids: {from: kids, primary_key: [id]}
+  secure: {from: secure, primary_key: [id]}
+  events: {from: events, primary_key: [id]}
+  export: {from: export, primary_key: [id]}
+  export_rows: {from: export_rows, primary_key: [id]}
+  off: {from: off, primary_key: [id]}
+  below_empty: {from: below_empty, primary_key: [id]}
+`
+
+// TestCheck: each stream is asked once (its first chain's first page, in
+// the latest window), a refused token fails its stream naming the request
+// and status with the key redacted, the export job is never created (it
+// and the stream below it are left out), and streams that sent nothing
+// say why.
+func TestCheck(t *testing.T) {
+	fx := newFixture(t, checkSpec, "")
+	fx.json("/items", map[string]any{"items": []any{map[string]any{"id": "a"}, map[string]any{"id": "b"}}, "next": "p2"})
+	for _, id := range []string{"a", "b"} {
+		fx.json("/items/"+id+"/kids", []any{map[string]any{"id": id + "1"}})
+	}
+	fx.raw("/secure", http.StatusUnauthorized, `{"message": "bad key"}`)
+	var windowFrom string
+	fx.mu.Lock()
+	fx.routes["/events"] = func(w http.ResponseWriter, r *http.Request) {
+		fx.mu.Lock()
+		windowFrom = r.URL.Query().Get("from")
+		fx.mu.Unlock()
+		json.NewEncoder(w).Encode([]any{map[string]any{"id": "e1", "at": "2026-01-02T00:00:00Z"}})
+	}
+	fx.mu.Unlock()
+	fx.json("/exports", map[string]any{"id": "x1"})
+	fx.json("/empty", []any{})
+
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	cfg, err := engine.ResolveConfig(fx.spec, engine.ConfigSources{Sets: map[string]string{"url": fx.api.URL, "key": "s3cret-key"}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := engine.Check(t.Context(), fx.spec, cfg, engine.CheckOptions{Dest: fx.db, Now: func() time.Time { return now }})
+	if !errors.Is(err, engine.ErrCheckFailed) {
+		t.Fatalf("Check error = %v, want ErrCheckFailed (stream secure failed)", err)
+	}
+	got := map[string]engine.StreamCheck{}
+	for _, s := range res.Streams {
+		got[s.Stream] = s
+	}
+	want := map[string]string{"items": engine.CheckOK, "kids": engine.CheckOK, "secure": engine.CheckFailed, "events": engine.CheckOK,
+		"export": engine.CheckLeftOut, "export_rows": engine.CheckLeftOut, "off": engine.CheckNotReached, "empty": engine.CheckOK, "below_empty": engine.CheckNotReached}
+	for name, status := range want {
+		if got[name].Status != status {
+			t.Errorf("stream %s: %q (%s), want %q", name, got[name].Status, got[name].Detail, status)
+		}
+	}
+	if len(res.Streams) != len(want) {
+		t.Errorf("%d streams checked, want %d", len(res.Streams), len(want))
+	}
+	if d := got["secure"].Detail; !strings.Contains(d, "/secure") || !strings.Contains(d, "401") || !strings.Contains(d, "bad key") || strings.Contains(d, "s3cret-key") {
+		t.Errorf("secure's failure %q: want the request, its status and the server's message, the key redacted", d)
+	}
+	if d := got["export_rows"].Detail; !strings.Contains(d, "needs stream export") || !strings.Contains(d, "creates an export job") {
+		t.Errorf("export_rows left out because %q: want its parent's export job named", d)
+	}
+	if d := got["below_empty"].Detail; !strings.Contains(d, "stream empty") {
+		t.Errorf("below_empty not reached because %q: want its parent named", d)
+	}
+	if got["items"].Records != 2 || got["kids"].Records != 1 {
+		t.Errorf("records read: items %d, kids %d; want 2 (its first page) and 1 (one parent's)", got["items"].Records, got["kids"].Records)
+	}
+	counts := map[string]int{}
+	for _, p := range fx.takeRequests() {
+		// Chains run at once: whichever parent's sends first is the probe.
+		p = strings.NewReplacer("/items/a/", "/items/*/", "/items/b/", "/items/*/").Replace(p)
+		counts[p]++
+	}
+	wantReqs := map[string]int{"/items": 1, "/items/*/kids": 1, "/secure": 1, "/events": 1, "/empty": 1}
+	if fmt.Sprint(counts) != fmt.Sprint(wantReqs) {
+		t.Errorf("requests %v, want %v: one per stream asked, none to the export job, no second page, no second parent", counts, wantReqs)
+	}
+	if windowFrom != "2026-05-31T00:00:00Z" {
+		t.Errorf("events asked from %q, want the latest 30-day window's start (2026-05-31T00:00:00Z)", windowFrom)
+	}
+	if n := len(fx.query(`SELECT name FROM sqlite_master WHERE name LIKE 'ck__%'`)); n != 0 {
+		t.Errorf("the check created %d tables: it writes nothing", n)
+	}
+}
+
+// TestCheckPort: with Port's credentials, the check gets a token and lists
+// the blueprints (those a run would create named); with a wrong secret,
+// Port fails the check, the secret not shown.
+func TestCheckPort(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  items:
+    request: {path: /items}
+port:
+  blueprints: bp.json
+  entities:
+    - {blueprint: item, from: items, identifier: .id}
+`, itemBlueprint)
+	fx.json("/items", []any{map[string]any{"id": "i1"}})
+	cfg, err := engine.ResolveConfig(fx.spec, engine.ConfigSources{Sets: map[string]string{"url": fx.api.URL}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := engine.PortOptions{BaseURL: fx.port.URL(), ClientID: fx.port.ClientID(), ClientSecret: fx.port.ClientSecret()}
+	res, err := engine.Check(t.Context(), fx.spec, cfg, engine.CheckOptions{Port: creds})
+	if err != nil || res.Port == nil || res.Port.Status != engine.CheckOK {
+		t.Fatalf("Check = %+v, %v: want Port ok", res, err)
+	}
+	if got := strings.Join(res.Port.Changes, ", "); got != "group: create, item: create" && got != "item: create, group: create" {
+		t.Errorf("blueprints a run would change: %q, want both created", got)
+	}
+	if len(fx.port.Catalog().Entities) != 0 {
+		t.Error("the check wrote entities")
+	}
+	creds.ClientSecret = "wrong-secret-123"
+	res, err = engine.Check(t.Context(), fx.spec, cfg, engine.CheckOptions{Port: creds})
+	if !errors.Is(err, engine.ErrCheckFailed) || res.Port.Status != engine.CheckFailed {
+		t.Fatalf("Check with a wrong secret = %+v, %v: want Port failed", res.Port, err)
+	}
+	if d := res.Port.Detail; d == "" || strings.Contains(d, "wrong-secret-123") {
+		t.Errorf("Port's failure %q: want a reason, the secret redacted", d)
+	}
+	if res.Streams[0].Status != engine.CheckOK {
+		t.Errorf("items: %+v, want ok (only Port failed)", res.Streams[0])
+	}
+}
