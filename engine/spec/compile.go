@@ -109,8 +109,12 @@ func (s *Stream) ancestorCount() int {
 // stream fans out, then $batch when it takes one.
 func (s *Stream) JQVars() []string {
 	vars := []string{VarConfig}
-	if s.parent != nil {
+	if s.parent != nil || s.Recurse != nil {
 		vars = append(vars, VarParent, VarParents)
+		if s.Recurse != nil && isIdent(s.Name) {
+			// Its own records are its nearest ancestors (null in a root chain).
+			vars = append(vars, s.Name)
+		}
 		for _, a := range s.Ancestors() {
 			// An invalid name is reported once, on the stream; it is no
 			// reason to fail every program below it.
@@ -222,20 +226,31 @@ type streamVars struct {
 
 func (v streamVars) Index(name string) (int, bool) {
 	s := v.s
+	fans := s.parent != nil || s.Recurse != nil
 	switch {
 	case name == VarConfig:
 		return 0, true
-	case s.parent != nil && name == VarParent:
+	case fans && name == VarParent:
 		return 1, true
-	case s.parent != nil && name == VarParents:
+	case fans && name == VarParents:
 		return 2, true
 	}
+	self := 0 // a recursive stream's own name comes before its ancestors'
+	if s.Recurse != nil && isIdent(s.Name) {
+		if name == s.Name {
+			return 3, true
+		}
+		self = 1
+	}
 	before := 1 // variables before $batch
+	if fans {
+		before = 3 + self
+	}
 	if s.parent != nil {
-		before = 3 + s.parent.chain.named
+		before = 3 + self + s.parent.chain.named
 		if a := v.f.streams[name]; a != nil && isIdent(name) && isAncestor(a, s) {
 			// The nearest ancestor comes first.
-			return 3 + s.parent.chain.named - a.chain.named, true
+			return 3 + self + s.parent.chain.named - a.chain.named, true
 		}
 	}
 	if s.batch != nil {
@@ -295,15 +310,18 @@ func (p *parser) exprScope(s *Stream, config *eval.Scope, extra ...string) (eval
 	switch {
 	case s.chain.broken:
 		sc[VarParent], sc[VarParents], sc[VarBatch] = nil, nil, nil
-	case s.parent != nil:
+	case s.parent != nil || s.Recurse != nil:
 		sc[VarParent], sc[VarParents] = nil, nil
 		opts = append(opts, eval.WithMembers(VarParents, eval.Members{
 			Has: func(name string) bool {
 				a := f.streams[name]
-				return a != nil && isAncestor(a, s)
+				return a != nil && (isAncestor(a, s) || a == s && s.Recurse != nil)
 			},
 			Names: func() []string {
 				var names []string
+				if s.Recurse != nil {
+					names = append(names, s.Name)
+				}
 				for _, a := range s.Ancestors() {
 					names = append(names, a.Name)
 				}
@@ -367,6 +385,9 @@ func (p *parser) compile(f *File) {
 		}
 		p.compileJQ(&s.Records, path+".records", vars)
 		p.compileJQ(&s.Key, path+".key", vars)
+		if rc := s.Recurse; rc != nil {
+			p.compileJQ(&rc.When, path+".recurse.when", vars)
+		}
 		if inc := s.Incremental; inc != nil {
 			p.compileJQ(&inc.Cursor, path+".incremental.cursor", vars)
 			p.compileJQ(&inc.Token, path+".incremental.token", vars)

@@ -766,8 +766,13 @@ streams:
   leaves: {for_each: envs, request: {path: /l}}
   deep: {for_each: deploys, request: {path: /deep}}
   single: {request: {path: /single}}
+  folders: {recurse: {when: .folder, max_depth: 9}, request: {path: /f}}
+  blocks: {for_each: envs, recurse: {when: .has_children, max_depth: 9}, request: {path: /b}}
+  under: {for_each: blocks, request: {path: /u}}
+lookups:
+  names: {from: single, key: .id}
 `)
-	all := append(f.Streams.Keys(), VarConfig, VarParent, VarParents, VarBatch, VarCursor)
+	all := append(f.Streams.Keys(), VarConfig, VarParent, VarParents, VarBatch, VarCursor, VarLookups)
 	for _, name := range f.Streams.Keys() {
 		s := f.Stream(name)
 		list := s.JQVars()
@@ -780,8 +785,16 @@ streams:
 			}
 		}
 	}
-	if got := f.jqVars(f.Stream("deep")).Names(); !slices.Equal(got, []string{"config", "parent", "parents", "deploys", "envs", "apps"}) {
-		t.Errorf("Names() of deep = %v", got)
+	for name, want := range map[string][]string{
+		"deep": {"config", "parent", "parents", "deploys", "envs", "apps", "lookups"},
+		// A recursive stream's own records are its nearest ancestors.
+		"folders": {"config", "parent", "parents", "folders", "lookups"},
+		"blocks":  {"config", "parent", "parents", "blocks", "envs", "apps", "lookups"},
+		"under":   {"config", "parent", "parents", "blocks", "envs", "apps", "lookups"},
+	} {
+		if got := f.jqVars(f.Stream(name)).Names(); !slices.Equal(got, want) {
+			t.Errorf("Names() of %s = %v, want %v", name, got, want)
+		}
 	}
 }
 

@@ -192,6 +192,7 @@ type Stream struct {
 
 	Description Str          `yaml:"description" doc:"Free text."`
 	ForEach     Str          `yaml:"for_each" doc:"Parent stream (any stream of the spec, declared before or after this one; no cycles): one request chain per parent record. expr sees parent and parents.<name>; jq sees $parent, $parents and $<name>."`
+	Recurse     *Recurse     `yaml:"recurse" doc:"Fan out from the stream's own records, for trees of unknown depth (folders in folders, block children, subgroups): the request chain runs once per root parent (for_each's record, or once without for_each) and again for every record of its own for which when holds, with parent that record. Not with incremental, partitions, async or batch."`
 	Batch       Str          `yaml:"batch" doc:"A stream fanned out from the same parent whose records, for that parent, are collected into a list (batch in expr, $batch in jq): one request per parent carrying the list."`
 	BatchSize   Int          `yaml:"batch_size" doc:"With batch: the most items one request may carry (the API's cap). The list is split into consecutive chunks of at most this many, one request chain each with $batch the chunk; each chunk is checkpointed, failed and reported on its own (items i-j of n). Without it the whole list goes in one request. Refused on a stream another stream batches on: that stream's list would be cut per chunk."`
 	When        Expr         `yaml:"when" doc:"expr condition evaluated per parent; false skips the request."`
@@ -211,6 +212,15 @@ type Stream struct {
 	stage   int             // see Stage
 	reads   map[string]bool // lookups read by the stream's own programs (request, records, paging …)
 	chain   chainPos        // where it sits in the fan-out forest; set by validation
+}
+
+// Recurse makes a stream fan out from its own records: each record for
+// which When holds is the parent of one more request chain of the stream.
+type Recurse struct {
+	Pos Pos `yaml:"-"`
+
+	When     JQ  `yaml:"when" ferry:"required" doc:"jq on a record of the stream (it sees the stream's variables): the record has children to read when it yields neither false nor null, e.g. .has_children or .type == \"folder\". An error fails the record."`
+	MaxDepth Int `yaml:"max_depth" ferry:"required" doc:"The deepest level read, the records of a root chain being level 1: a record of that level whose when still holds fails the run, named with its ancestors, instead of leaving its children unread."`
 }
 
 // Request describes the HTTP request of a stream.

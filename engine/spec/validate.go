@@ -82,6 +82,7 @@ func (p *parser) validate(f *File) {
 		}
 	}
 	p.checkStreams(f)
+	p.checkRecurse(f)
 	p.checkIncremental(f)
 	p.checkPartitions(f)
 	p.checkFormats(f)
