@@ -115,6 +115,9 @@ type run struct {
 	// run descends from: each waits for it to finish (see cursorGate).
 	gates []*cursorGate
 	gate  *cursorGate // this run's own, when its stream is an incremental parent
+	// depth is how many records of its own stream a recursive stream's
+	// run descends from (0: a root chain, whose records are level 1).
+	depth int
 	// again counts the chains of the same partition that ran before this
 	// one in the stage, for another version of its parent (see
 	// chainOnce): this one reads the partition afresh, replacing theirs.
@@ -196,16 +199,25 @@ type item struct {
 	undelivered bool
 }
 
-// env is the expr environment of a run.
-func (r *Runner) env(rn *run) map[string]any {
+// env is the expr environment of a run of stream s.
+func (r *Runner) env(s *spec.Stream, rn *run) map[string]any {
 	env := map[string]any{spec.VarConfig: r.exprConfig, eval.ClockVar: r.opts.Now}
-	if rn.parent != nil {
+	switch {
+	case rn.parent != nil:
 		env[spec.VarParent] = eval.Normalize(rn.parent.data)
 		parents := map[string]any{}
 		for c := rn.parent; c != nil; c = c.up {
-			parents[c.stream] = eval.Normalize(c.data)
+			// The nearest record of a stream, as in jq: a recursive
+			// stream's chain holds many of its own.
+			if _, ok := parents[c.stream]; !ok {
+				parents[c.stream] = eval.Normalize(c.data)
+			}
 		}
 		env[spec.VarParents] = parents
+	case s.Recursive():
+		// The root chain of a recursive stream without for_each: its
+		// programs name parent, which is null here.
+		env[spec.VarParent], env[spec.VarParents] = nil, map[string]any{}
 	}
 	if rn.batchStream {
 		// Always a list, empty when the batch source had no records.
@@ -410,7 +422,7 @@ func (c *chainRun) send(it item) bool {
 func (c *chainRun) run() error {
 	r, st, rn := c.r, c.st, c.rn
 	s := st.s
-	c.env = r.env(rn)
+	c.env = r.env(s, rn)
 	c.cp = r.resumePoint(st, rn.partition)
 	_, c.checkpointed = r.opts.State[s.Name][rn.partition]
 	if up := upCursors(rn.parent); c.cp != nil && c.cp.Up != "" && c.cp.Up != up {
@@ -513,11 +525,12 @@ func (c *chainRun) run() error {
 			}
 		}
 		switch {
-		case len(st.children) > 0 || len(st.batchers) > 0 || len(st.entities) > 0 || (st.fill && len(st.fills) > 0) || len(cp.Retry) > 0:
-			// Children need the parent records again, Port entities are
-			// only sent when a run ends, lookups are filled anew, and
-			// records that failed their mapping are tried again: re-read
-			// the committed pages, writing rows only for those records.
+		case len(st.children) > 0 || len(st.batchers) > 0 || s.Recursive() || len(st.entities) > 0 || (st.fill && len(st.fills) > 0) || len(cp.Retry) > 0:
+			// Children (a recursive stream's own chains below its records
+			// too) need the parent records again, Port entities are only
+			// sent when a run ends, lookups are filled anew, and records
+			// that failed their mapping are tried again: re-read the
+			// committed pages, writing rows only for those records.
 			c.replayUntil = position{cp.Window, cp.Pages}
 			c.retry = map[recordPos]bool{}
 			c.retryKeys, c.retried = map[retryKey]bool{}, map[retryKey]bool{}

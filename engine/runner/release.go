@@ -18,6 +18,22 @@ const runBuffer = 128
 // submit queues a run in release order and starts fetching it. It blocks
 // while the stream's window is full: that is the back-pressure.
 func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *sync.WaitGroup) error {
+	if !r.prepare(st, rn) {
+		return nil
+	}
+	select {
+	case st.runs <- rn:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	st.read.chainQueued()
+	r.start(ctx, st, rn, runs)
+	return nil
+}
+
+// prepare readies a run for its queue, and tells whether it is to run at
+// all (see chainOnce).
+func (r *Runner) prepare(st *streamState, rn *run) bool {
 	rn.out = make(chan item, runBuffer)
 	rn.partition = partitionKey(rn.parent) + rn.part.suffix()
 	if rn.batchStream {
@@ -30,7 +46,7 @@ func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *syn
 		// duplicates, and its checkpoints would overwrite the first
 		// reading's (which may be further on, with the keys it saved).
 		r.log.Debug("a parent record listed again: its chain already ran", "stream", st.s.Name, "parents", rn.describe())
-		return nil
+		return false
 	}
 	if rn.again > 0 {
 		// Said, not silent: two records of one key (a key too narrow)
@@ -42,19 +58,17 @@ func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *syn
 	for _, g := range rn.gates {
 		g.add()
 	}
-	select {
-	case st.runs <- rn:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	st.read.chainQueued()
+	return true
+}
+
+// start fetches a prepared run's chain.
+func (r *Runner) start(ctx context.Context, st *streamState, rn *run, runs *sync.WaitGroup) {
 	runs.Add(1)
 	go func() {
 		defer runs.Done()
 		defer close(rn.out)
 		r.fetch(ctx, st, rn)
 	}()
-	return nil
 }
 
 // chainOnce records that rn's chain runs in this stage and tells whether
@@ -119,18 +133,29 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 		close(jm.mark.committed)
 		return nil
 	}
+	// A recursive stream's chains below its own records, released after
+	// the chain they descend from and before the next root chain: each
+	// root's tree level by level, in the order its records came.
+	var tree *treeQueue
+	if st.s.Recursive() {
+		tree = &treeQueue{window: r.window(st.s)}
+	}
 	for {
 		var rn *run
 		var ok bool
-		select {
-		case rn, ok = <-st.runs:
-		case jm := <-st.jobMarks:
-			if err := commitJob(jm); err != nil {
-				return err
+		if tree.waiting() {
+			rn, ok = tree.pop(func(rn *run) { r.start(ctx, st, rn, runs) }), true
+		} else {
+			select {
+			case rn, ok = <-st.runs:
+			case jm := <-st.jobMarks:
+				if err := commitJob(jm); err != nil {
+					return err
+				}
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-			continue
-		case <-ctx.Done():
-			return ctx.Err()
 		}
 		if !ok {
 			st.stat.finished()
@@ -215,11 +240,30 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 			if vars == nil && (len(st.children) > 0 || len(st.batchers) > 0) {
 				vars = r.jqVars(st.s, rn)
 			}
-			if len(st.children) > 0 {
-				here := &chain{stream: st.s.Name, data: it.rec, up: rn.parent, gates: gates}
+			if vars == nil && tree != nil {
+				vars = r.jqVars(st.s, rn)
+			}
+			var here *chain
+			if len(st.children) > 0 || tree != nil {
+				here = &chain{stream: st.s.Name, data: it.rec, up: rn.parent, gates: gates}
 				here.key, here.label = r.identify(ctx, st.s, it.rec, vars)
 				here.digest = chainDigest(here)
 				here.cursor = r.cursorOf(ctx, st.s, it.rec, vars)
+			}
+			if tree != nil {
+				below, err := r.recurse(ctx, st, rn, here, vars)
+				if err != nil {
+					bad = true
+					st.stat.failed()
+					f := fails.add(Failure{Stream: st.s.Name, Parents: here.describe(), Err: err})
+					r.log.Error("record failed", "stream", f.Stream, "parents", f.Parents, "error", f.Err)
+				}
+				if below != nil && r.prepare(st, below) {
+					st.read.chainQueued()
+					tree.push(below, func(rn *run) { r.start(ctx, st, rn, runs) })
+				}
+			}
+			if len(st.children) > 0 {
 				for _, c := range st.children {
 					if err := r.submit(ctx, c, &run{parent: here, gates: gates}, runs); err != nil {
 						return err

@@ -302,6 +302,12 @@ func (r *Runner) decideSkip(st *stream, cfgEnv map[string]any, decided map[*stre
 		cur, _, _ := r.watermark(st, "")
 		env = map[string]any{spec.VarConfig: cfgEnv[spec.VarConfig], eval.ClockVar: cfgEnv[eval.ClockVar], spec.VarCursor: eval.Normalize(cur)}
 	}
+	if s.Recursive() {
+		// Its when may name parent: null for the root chain, as the
+		// chain's own environment has it (see Runner.env).
+		env = maps.Clone(env)
+		env[spec.VarParent], env[spec.VarParents] = nil, map[string]any{}
+	}
 	ok, err := w.EvalBool(env)
 	if err != nil {
 		return fmt.Errorf("stream %s: when: %w", s.Name, err)
