@@ -81,6 +81,10 @@ type GraphStream struct {
 	When             string   // its `when` condition, if any
 	Tables           []string // tables mapped from it
 	Blueprints       []string // blueprints mapped from it
+	// Recurse is its recurse.when, when it fans out from its own records
+	// (a self-edge), and MaxDepth its recurse.max_depth.
+	Recurse  string
+	MaxDepth int
 }
 
 // Graph returns the spec's stream DAG with its tables and blueprints.
@@ -94,6 +98,9 @@ func (s *Spec) Graph() Graph {
 		}
 		if b := st.BatchOf(); b != nil {
 			gs.BatchOf = b.Name
+		}
+		if rc := st.Recurse; rc != nil {
+			gs.Recurse, gs.MaxDepth = rc.When.V, rc.MaxDepth.V
 		}
 		for _, t := range s.f.Tables.Items {
 			if t.Value.From.V == st.Name {

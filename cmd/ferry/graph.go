@@ -17,7 +17,8 @@ func cmdGraph(_ context.Context, a *app, args []string) error {
 	fs.Usage = usageFunc(fs, `Usage: ferry graph SPEC [--format mermaid|dot]
 
 Prints the spec's data flow: each stream, the stream it fans out from
-(for_each) or takes a batch of, and the tables and Port blueprints its
+(for_each; recurse: from its own records, a self-edge) or takes a batch
+of, and the tables and Port blueprints its
 records are written to. Mermaid renders in GitHub and GitLab Markdown;
 DOT renders with Graphviz. SPEC "-" reads the spec from stdin.
 
@@ -90,6 +91,10 @@ func writeMermaid(w io.Writer, g engine.Graph) error {
 		if s.BatchOf != "" {
 			fmt.Fprintf(&b, "  %s -->|batch| %s\n", nodeID("s", s.BatchOf), nodeID("s", s.Name))
 		}
+		if s.Recurse != "" {
+			// A self-edge: the stream fans out from its own records.
+			fmt.Fprintf(&b, "  %s -->|%s| %s\n", nodeID("s", s.Name), mermaidLabel(fmt.Sprintf("recurse, max_depth %d", s.MaxDepth)), nodeID("s", s.Name))
+		}
 		for _, t := range s.Tables {
 			fmt.Fprintf(&b, "  %s --> %s\n", nodeID("s", s.Name), nodeID("t", t))
 		}
@@ -130,6 +135,9 @@ func writeDOT(w io.Writer, g engine.Graph) error {
 		}
 		if s.BatchOf != "" {
 			fmt.Fprintf(&b, "  %s -> %s [label=\"batch\", style=dashed];\n", nodeID("s", s.BatchOf), nodeID("s", s.Name))
+		}
+		if s.Recurse != "" {
+			fmt.Fprintf(&b, "  %s -> %s [label=%s];\n", nodeID("s", s.Name), nodeID("s", s.Name), strconv.Quote(fmt.Sprintf("recurse when %s\n(max_depth %d)", s.Recurse, s.MaxDepth)))
 		}
 		for _, t := range s.Tables {
 			fmt.Fprintf(&b, "  %s -> %s;\n", nodeID("s", s.Name), nodeID("t", t))
