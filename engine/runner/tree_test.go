@@ -277,3 +277,55 @@ tables:
 		t.Errorf("blocks (-want +got):\n%s", diff)
 	}
 }
+
+// TestTreeSharedRecord: a record under two parents (a DAG) is read under
+// each, its subtree too: a table keyed by the record alone gets it once,
+// the second reading reported as a duplicate (the same row: no failure);
+// a table keyed by record and parent gets both links.
+func TestTreeSharedRecord(t *testing.T) {
+	sim := tree.New(tree.Options{Roots: 1, Depth: 4, Share: map[string]string{"p1.0.1": "p1.1"}})
+	defer sim.Close()
+	src := strings.Replace(treeSpec(4), `tables:
+  blocks:
+    from: blocks
+    primary_key: [id]
+    row: '{id, parent: $parent.id, page: $pages.id, nearest: $blocks.id, title}'`, `tables:
+  blocks:
+    from: blocks
+    primary_key: [id]
+    row: '{id, title}'
+  links:
+    from: blocks
+    primary_key: [id, parent]
+    row: '{id, parent: $parent.id}'`, 1)
+	out := newCollector()
+	sum, err := runSpec(t, mustSpec(t, src), map[string]any{"url": sim.URL()}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	below := 0 // p1.0.1 and the blocks under it
+	for _, n := range sim.Nodes() {
+		if n.ID == "p1.0.1" || strings.HasPrefix(n.ID, "p1.0.1.") {
+			below++
+		}
+	}
+	if below < 2 {
+		t.Fatal("simulator: the shared block has no children")
+	}
+	links := map[string]int{}
+	for _, r := range out.rows["links"] {
+		links[fmt.Sprint(r["id"], " < ", r["parent"])]++
+	}
+	if links["p1.0.1 < p1.0"] != 1 || links["p1.0.1 < p1.1"] != 1 || len(out.rows["links"]) != len(sim.Nodes())+below {
+		t.Errorf("links: %d rows, p1.0.1 under p1.0 %d, under p1.1 %d; want %d rows, one each", len(out.rows["links"]), links["p1.0.1 < p1.0"], links["p1.0.1 < p1.1"], len(sim.Nodes())+below)
+	}
+	var dups int
+	for _, d := range sum.Duplicates {
+		if d.Name == "blocks" {
+			dups = d.Count
+		}
+	}
+	if dups != below {
+		t.Errorf("blocks: %d duplicates reported, want %d (the shared block and its subtree, read twice): %+v", dups, below, sum.Duplicates)
+	}
+}

@@ -44,6 +44,10 @@ type Options struct {
 	// Cycle names a block whose children list its grandparent too (a
 	// corrupt tree, or a link followed as a child).
 	Cycle string
+	// Share lists a block under a second parent too (Drive's file in two
+	// folders): Share[block] is that other parent, whose children end
+	// with it.
+	Share map[string]string
 }
 
 // Node is one item of the tree: a block, its parent (a page or block id)
@@ -102,7 +106,8 @@ func (s *Server) Pages() []string {
 }
 
 // Nodes lists every block of the tree once, level by level under each
-// page (without the cycle's repeated grandparent).
+// page (without the cycle's repeated grandparent or a shared block's
+// second parent).
 func (s *Server) Nodes() []Node {
 	var out []Node
 	for _, p := range s.Pages() {
@@ -229,6 +234,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		kids := s.children(id, level)
 		if id == s.opts.Cycle {
 			kids = append(kids, grandparent(id))
+		}
+		for block, parent := range s.opts.Share {
+			if parent == id {
+				kids = append(kids, block)
+			}
 		}
 		start := 0
 		if c := r.URL.Query().Get("start_cursor"); c != "" {
