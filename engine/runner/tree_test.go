@@ -233,8 +233,8 @@ func TestTreeCycleFails(t *testing.T) {
 }
 
 // TestTreeWithoutForEach: a recursive stream without for_each starts from
-// one root chain, where parent is null; parents.<itself> is its nearest
-// own record, as $<itself> is in jq.
+// one root chain, where parent is null (its when sees so, before the run and in the chain);
+// parents.<itself> is its nearest own record, as $<itself> is in jq.
 func TestTreeWithoutForEach(t *testing.T) {
 	sim := tree.New(tree.Options{Roots: 1, Depth: 4})
 	defer sim.Close()
@@ -248,6 +248,9 @@ http:
   base_url: ${ config.url }
 streams:
   blocks:
+    # Evaluated before the run (a stream without for_each) and per chain:
+    # parent is null in the root chain.
+    when: parents.blocks == nil || parent.has_children
     recurse: {when: .has_children, max_depth: 4}
     request:
       path: /v1/blocks/${ parents.blocks?.id ?? config.root }/children
