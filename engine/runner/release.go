@@ -237,21 +237,17 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				return err
 			}
 			bad, undelivered = bad || !ok, undelivered || !ok
-			if vars == nil && (len(st.children) > 0 || len(st.batchers) > 0) {
+			if vars == nil && (len(st.children) > 0 || len(st.batchers) > 0 || tree != nil) {
 				vars = r.jqVars(st.s, rn)
 			}
-			if vars == nil && tree != nil {
-				vars = r.jqVars(st.s, rn)
-			}
-			var here *chain
-			if len(st.children) > 0 || tree != nil {
-				here = &chain{stream: st.s.Name, data: it.rec, up: rn.parent, gates: gates}
-				here.key, here.label = r.identify(ctx, st.s, it.rec, vars)
-				here.digest = chainDigest(here)
-				here.cursor = r.cursorOf(ctx, st.s, it.rec, vars)
+			var here *chain // the record as a parent
+			if len(st.children) > 0 {
+				here = r.parentChain(ctx, st, rn, it.rec, vars, gates)
 			}
 			if tree != nil {
-				below, err := r.recurse(ctx, st, rn, here, vars)
+				var below *run
+				var err error
+				below, here, err = r.recurse(ctx, st, rn, it.rec, vars, gates, here)
 				if err != nil {
 					bad = true
 					st.stat.failed()
@@ -309,6 +305,15 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 			return err
 		}
 	}
+}
+
+// parentChain is a record of st's run rn as the parent of the chains below it.
+func (r *Runner) parentChain(ctx context.Context, st *streamState, rn *run, rec any, vars []any, gates []*cursorGate) *chain {
+	here := &chain{stream: st.s.Name, data: rec, up: rn.parent, gates: gates}
+	here.key, here.label = r.identify(ctx, st.s, rec, vars)
+	here.digest = chainDigest(here)
+	here.cursor = r.cursorOf(ctx, st.s, rec, vars)
+	return here
 }
 
 // finished tells the gates a run descends from (and its own) that it is

@@ -46,29 +46,34 @@ func (q *treeQueue) fill(start func(*run)) {
 }
 
 // recurse decides whether a record of a recursive stream has children to
-// read, and gives the chain that reads them (nil: none). A record whose
-// children cannot be read fails, never is passed over: one at max_depth
-// whose when still holds (raise max_depth), one already among its own
-// ancestors (a cycle: reading on would never end), or one whose when fails.
-func (r *Runner) recurse(ctx context.Context, st *streamState, rn *run, here *chain, vars []any) (*run, error) {
+// read, and gives the chain that reads them (nil: none), and the record as
+// a parent (here, when given; made when the record has children or
+// fails). A record whose children cannot be read fails, never is passed
+// over: one at max_depth whose when still holds (raise max_depth), one
+// already among its own ancestors (a cycle: reading on would never end),
+// or one whose when fails.
+func (r *Runner) recurse(ctx context.Context, st *streamState, rn *run, rec any, vars []any, gates []*cursorGate, here *chain) (*run, *chain, error) {
 	rc := st.s.Recurse
-	v, ok, err := rc.When.Code().First(ctx, here.data, vars...)
-	if err != nil {
-		return nil, fmt.Errorf("recurse.when: %w", err)
+	v, ok, err := rc.When.Code().First(ctx, rec, vars...)
+	if err == nil && (!ok || v == nil || v == false) {
+		return nil, here, nil
 	}
-	if !ok || v == nil || v == false {
-		return nil, nil
+	if here == nil {
+		here = r.parentChain(ctx, st, rn, rec, vars, gates)
+	}
+	if err != nil {
+		return nil, here, fmt.Errorf("recurse.when: %w", err)
 	}
 	for x := rn.parent; x != nil; x = x.up {
 		if x.stream == st.s.Name && x.key == here.key {
-			return nil, fmt.Errorf("recurse: a cycle, the record is its own ancestor (%s): its children are not read", cycleOf(here, x))
+			return nil, here, fmt.Errorf("recurse: a cycle, the record is its own ancestor (%s): its children are not read", cycleOf(here, x))
 		}
 	}
 	level := rn.depth + 1 // of the record
 	if level >= rc.MaxDepth.V {
-		return nil, fmt.Errorf("recurse: the record is at level %d, max_depth, and has children to read (recurse.when holds): they are not read; raise max_depth", level)
+		return nil, here, fmt.Errorf("recurse: the record is at level %d, max_depth, and has children to read (recurse.when holds): they are not read; raise max_depth", level)
 	}
-	return &run{parent: here, gates: here.gates, depth: level}, nil
+	return &run{parent: here, gates: gates, depth: level}, here, nil
 }
 
 // cycleOf names the records of a cycle: from the ancestor the record

@@ -332,3 +332,29 @@ func TestTreeSharedRecord(t *testing.T) {
 		t.Errorf("blocks: %d duplicates reported, want %d (the shared block and its subtree, read twice): %+v", dups, below, sum.Duplicates)
 	}
 }
+
+// TestTreeWhenErrorFails: recurse.when failing on a record fails the run,
+// naming the record with its ancestors; the rest of the tree is read.
+func TestTreeWhenErrorFails(t *testing.T) {
+	sim := tree.New(tree.Options{Roots: 1, Depth: 3})
+	defer sim.Close()
+	src := strings.Replace(treeSpec(3), `when: .has_children,`, `when: 'if .id == "p1.1" then error("no children here") else .has_children end',`, 1)
+	out := newCollector()
+	_, err := runSpec(t, mustSpec(t, src), map[string]any{"url": sim.URL()}, out)
+	var re *runner.RunError
+	if !errors.As(err, &re) || len(re.Failures) != 1 {
+		t.Fatalf("run: %v; want one failure", err)
+	}
+	if f := re.Failures[0]; f.Parents != "pages[id=p1] > blocks[id=p1.1]" || !strings.Contains(f.Err.Error(), "recurse.when") || !strings.Contains(f.Err.Error(), "no children here") {
+		t.Errorf("failure %q: %v", f.Parents, f.Err)
+	}
+	var want []string
+	for _, n := range sim.Nodes() {
+		if !strings.HasPrefix(n.ID, "p1.1.") {
+			want = append(want, n.ID)
+		}
+	}
+	if diff := cmp.Diff(want, out.field("blocks", "id")); diff != "" {
+		t.Errorf("blocks (-want +got):\n%s", diff)
+	}
+}
