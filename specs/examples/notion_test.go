@@ -46,7 +46,7 @@ func newNotionSim(deep int) *notionSim {
 	page := func(id, title, parentType string) {
 		s.pages = append(s.pages, map[string]any{"object": "page", "id": id, "url": "https://www.notion.so/" + id,
 			"created_time": "2025-01-02T03:04:00.000Z", "last_edited_time": "2025-02-03T04:05:00.000Z", "in_trash": false,
-			"parent": map[string]any{"type": parentType},
+			"parent":     map[string]any{"type": parentType},
 			"properties": map[string]any{"Name": map[string]any{"id": "title", "type": "title", "title": []any{map[string]any{"plain_text": title}}}}})
 	}
 	page("page-a", "Alpha", "workspace")
