@@ -265,12 +265,12 @@ func TestNotion(t *testing.T) {
 			if q.URL.Query().Get("page_size") != "100" {
 				t.Errorf("%s: page_size %q, want 100", q.URL, q.URL.Query().Get("page_size"))
 			}
-			if id := strings.Split(q.URL.Path, "/")[3]; id == "page-c" && len(requestsTo(&sync.Mutex{}, &sim.requests, q.URL.Path)) > 1 {
-				// Gamma is asked once without a cursor (its blocks fit
-				// one answer) plus retries: never again as a child_page.
-				t.Errorf("page-c's children asked %d times", len(requestsTo(&sync.Mutex{}, &sim.requests, q.URL.Path)))
-			}
 		}
+	}
+	// Gamma's content is read once, as search's page (its blocks fit one
+	// answer), never again under Alpha's child_page block.
+	if n := len(requestsTo(&sim.mu, &sim.requests, "/v1/blocks/page-c/children")); n != 1 {
+		t.Errorf("page-c's children asked %d times, want once", n)
 	}
 	if children == 0 || len(sim.faults["/v1/search|"])+len(sim.faults["/v1/blocks/page-a/children|cur-3"])+len(sim.faults["/v1/blocks/blk-002/children|"]) != 0 {
 		t.Errorf("the faults were not all answered: %v", sim.faults)
