@@ -21,6 +21,8 @@ func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *syn
 	if !r.prepare(st, rn) {
 		return nil
 	}
+	// Made before the releaser can take the run.
+	rn.out = make(chan item, runBuffer)
 	select {
 	case st.runs <- rn:
 	case <-ctx.Done():
@@ -34,7 +36,6 @@ func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *syn
 // prepare readies a run for its queue, and tells whether it is to run at
 // all (see chainOnce).
 func (r *Runner) prepare(st *streamState, rn *run) bool {
-	rn.out = make(chan item, runBuffer)
 	rn.partition = partitionKey(rn.parent) + rn.part.suffix()
 	if rn.batchStream {
 		rn.list = listDigest(rn.part.keys)
@@ -61,8 +62,13 @@ func (r *Runner) prepare(st *streamState, rn *run) bool {
 	return true
 }
 
-// start fetches a prepared run's chain.
+// start fetches a prepared run's chain. A tree's queued run gets its
+// buffer only now (see treeQueue): a buffer is made whole, and a wide
+// level may queue many runs.
 func (r *Runner) start(ctx context.Context, st *streamState, rn *run, runs *sync.WaitGroup) {
+	if rn.out == nil {
+		rn.out = make(chan item, runBuffer)
+	}
 	runs.Add(1)
 	go func() {
 		defer runs.Done()
