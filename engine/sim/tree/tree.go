@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Options configures a Server; the zero value is usable.
@@ -41,6 +42,8 @@ type Options struct {
 	// OnRequest is called with the count of requests so far (from 1),
 	// before the request is answered.
 	OnRequest func(n int)
+	// Latency is how long the answer to a path (with its query) waits.
+	Latency func(path string) time.Duration
 	// Cycle names a block whose children list its grandparent too (a
 	// corrupt tree, or a link followed as a child).
 	Cycle string
@@ -195,6 +198,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if s.opts.OnRequest != nil {
 		s.opts.OnRequest(total)
+	}
+	if s.opts.Latency != nil {
+		time.Sleep(s.opts.Latency(key))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	fail := func(status int, code, msg string) {
