@@ -191,7 +191,7 @@ type Stream struct {
 	Pos  Pos    `yaml:"-"`
 
 	Description Str          `yaml:"description" doc:"Free text."`
-	ForEach     Str          `yaml:"for_each" doc:"Parent stream (any stream of the spec, declared before or after this one; no cycles): one request chain per parent record. expr sees parent and parents.<name>; jq sees $parent, $parents and $<name>."`
+	ForEach     Str          `yaml:"for_each" doc:"Parent stream (any stream of the spec, declared before or after this one; no cycles: for a stream's own records, see recurse): one request chain per parent record. expr sees parent and parents.<name>; jq sees $parent, $parents and $<name>."`
 	Recurse     *Recurse     `yaml:"recurse" doc:"Fan out from the stream's own records, for trees of unknown depth (folders in folders, block children, subgroups): the request chain runs once per root parent (for_each's record, or once without for_each) and again for every record of its own for which when holds, with parent that record. Not with incremental, partitions, async or batch."`
 	Batch       Str          `yaml:"batch" doc:"A stream fanned out from the same parent whose records, for that parent, are collected into a list (batch in expr, $batch in jq): one request per parent carrying the list."`
 	BatchSize   Int          `yaml:"batch_size" doc:"With batch: the most items one request may carry (the API's cap). The list is split into consecutive chunks of at most this many, one request chain each with $batch the chunk; each chunk is checkpointed, failed and reported on its own (items i-j of n). Without it the whole list goes in one request. Refused on a stream another stream batches on: that stream's list would be cut per chunk."`
