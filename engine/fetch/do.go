@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/ferry-etl/ferry/engine/internal/jsonv"
@@ -73,12 +72,6 @@ type Client struct {
 	tlsName string    // the server name verified at the config's own host
 
 	own *rate.Limiter // HostConfig.OwnRatePerSecond; nil: none
-
-	// lastBody is the size of the last body received without a
-	// Content-Length (chunked, or decompressed by the transport): the next
-	// one, likely a page like it, starts with a buffer about that big
-	// instead of doubling its way up.
-	lastBody atomic.Int64
 }
 
 func (p *Pool) newClient(cfg HostConfig, base *url.URL, h *host, ts *tokenSource) *Client {
@@ -578,24 +571,14 @@ func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method,
 
 // receiveBody reads a download's body: a 2xx into a Spool, anything else
 // into memory (bounded by MaxBodyBytes) for the error and the rules.
-func (c *Client) receiveBody(rr *resty.Response, dl *Download, idle *idleTimer) (sp *Spool, err error) {
+func (c *Client) receiveBody(rr *resty.Response, dl *Download, idle *idleTimer) (*Spool, error) {
 	raw := rr.RawBody()
 	defer raw.Close()
 	hint := rr.RawResponse.ContentLength
-	if hint < 0 {
-		if last := c.lastBody.Load(); last > 0 {
-			hint = last + last/8 + 1024 // a guess: reading past it only grows the buffer
-		}
-		defer func() {
-			if sp != nil {
-				c.lastBody.Store(sp.Size())
-			}
-		}()
-	}
 	if st := rr.StatusCode(); st >= 200 && st < 300 {
-		return receive(raw, dl.MaxBytes, hint, idle)
+		return receive(raw, dl.MaxBytes, hint, idle, &c.pool.chunks)
 	}
-	sp, err = receive(raw, c.maxBody, hint, idle)
+	sp, err := receive(raw, c.maxBody, hint, idle, &c.pool.chunks)
 	if err != nil {
 		return nil, err
 	}

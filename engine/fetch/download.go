@@ -118,56 +118,62 @@ func (it *idleTimer) stop()  { it.t.Stop() }
 
 // receive reads body into a Spool of at most limit bytes, touching idle on
 // every read. A read error is returned as is: the caller retries a body cut
-// short like any transport failure. hint is the length expected (the
-// announced one, or a guess; -1: none): a body that fits in memory is read
-// straight into one buffer of that size, not through a scratch buffer into
-// a growing one (most of what a run allocated per page, before this); a
-// body longer than the hint only grows the buffer.
-func receive(body io.Reader, limit, hint int64, idle *idleTimer) (*Spool, error) {
+// short like any transport failure. hint is the announced length (-1:
+// none). A body that stays in memory costs one allocation of its own size:
+// with a hint it is read straight into it; without one, into chunks taken
+// from a pool and copied out at the end (a growing buffer allocated about
+// three times the body, and a scratch buffer per response before that).
+func receive(body io.Reader, limit, hint int64, idle *idleTimer, lend *chunks) (*Spool, error) {
+	if hint >= 0 && hint <= spillBytes {
+		return receiveSized(body, limit, hint, idle, lend)
+	}
 	s := &Spool{}
-	first := int64(32 << 10)
-	if hint >= 0 && hint < spillBytes {
-		first = hint + 1 // the extra byte lets the read that meets EOF not grow it
-	}
-	if limit >= 0 && limit < first {
-		first = limit + 1
-	}
-	mem := make([]byte, 0, first)
-	var scratch []byte // once spilled: what the file's reads go through
-	for {
-		var chunk []byte
-		if s.file == nil {
-			if len(mem) == cap(mem) {
-				// Doubling, but never past what spills: memory stays bounded.
-				grown := make([]byte, len(mem), max(len(mem)+1, min(2*len(mem), spillBytes+1)))
-				copy(grown, mem)
-				mem = grown
-			}
-			chunk = mem[len(mem):cap(mem)]
-		} else {
-			chunk = scratch
+	var held []*[]byte // in memory, full but the last
+	n := 0             // bytes in the last chunk
+	defer func() {
+		for _, c := range held {
+			lend.put(c)
 		}
-		n, err := body.Read(chunk)
-		if n > 0 {
+	}()
+	for {
+		if len(held) == 0 || n == chunkSize {
+			held, n = append(held, lend.get()), 0
+		}
+		last := *held[len(held)-1]
+		k, err := body.Read(last[n:])
+		if k > 0 {
 			idle.touch()
-			s.size += int64(n)
+			s.size += int64(k)
 			if s.size > limit {
 				s.Close()
 				return nil, fmt.Errorf("%w: over the limit of %d bytes", ErrBodyTooLarge, limit)
 			}
-			if s.file == nil {
-				mem = mem[:len(mem)+n]
-				if len(mem) > spillBytes {
-					f, name, ferr := spillFile(mem)
-					if ferr != nil {
-						return nil, ferr
-					}
-					s.file, s.name = f, name
-					scratch, mem = mem[:32<<10:32<<10], nil
+			if s.file != nil {
+				if _, werr := s.file.Write(last[:k]); werr != nil {
+					s.Close()
+					return nil, fmt.Errorf("keep the body: %w", werr)
 				}
-			} else if _, werr := s.file.Write(chunk[:n]); werr != nil {
-				s.Close()
-				return nil, fmt.Errorf("keep the body: %w", werr)
+			} else if n += k; s.size > spillBytes {
+				f, name, ferr := spillFile(nil)
+				if ferr != nil {
+					return nil, ferr
+				}
+				s.file, s.name = f, name
+				for i, c := range held {
+					part := *c
+					if i == len(held)-1 {
+						part = part[:n]
+					}
+					if _, werr := f.Write(part); werr != nil {
+						s.Close()
+						return nil, fmt.Errorf("keep the body: %w", werr)
+					}
+				}
+				// From here on one chunk is the scratch the reads go through.
+				for _, c := range held[1:] {
+					lend.put(c)
+				}
+				held, n = held[:1], 0
 			}
 		}
 		if err == io.EOF {
@@ -179,10 +185,69 @@ func receive(body io.Reader, limit, hint int64, idle *idleTimer) (*Spool, error)
 		}
 	}
 	if s.file == nil {
-		s.mem = mem
+		s.mem = make([]byte, 0, s.size)
+		for _, c := range held {
+			s.mem = append(s.mem, (*c)[:min(chunkSize, int(s.size)-len(s.mem))]...)
+		}
 	}
 	return s, nil
 }
+
+// receiveSized is receive for a body whose length was announced (and is
+// at most spillBytes): read into one buffer of that size. A body longer
+// than announced (a transport that does not hold the server to it) grows
+// the buffer, and spills past spillBytes.
+func receiveSized(body io.Reader, limit, hint int64, idle *idleTimer, lend *chunks) (*Spool, error) {
+	s := &Spool{}
+	// The extra byte lets the read that meets EOF not grow it.
+	mem := make([]byte, 0, min(hint, limit)+1)
+	for {
+		if len(mem) == cap(mem) {
+			if len(mem) > spillBytes {
+				// Longer than announced, past what memory holds: the
+				// rest as a body of unknown length does.
+				return receive(io.MultiReader(bytes.NewReader(mem), body), limit, -1, idle, lend)
+			}
+			grown := make([]byte, len(mem), max(len(mem)+1, min(2*len(mem), spillBytes+1)))
+			copy(grown, mem)
+			mem = grown
+		}
+		k, err := body.Read(mem[len(mem):cap(mem)])
+		if k > 0 {
+			idle.touch()
+			if s.size += int64(k); s.size > limit {
+				return nil, fmt.Errorf("%w: over the limit of %d bytes", ErrBodyTooLarge, limit)
+			}
+			mem = mem[:len(mem)+k]
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.mem = mem
+	return s, nil
+}
+
+// chunkSize is the size of the chunks a body of unknown length is read
+// into.
+const chunkSize = 32 << 10
+
+// chunks lends the chunks bodies of unknown length are read into; each
+// Pool has its own.
+type chunks struct{ pool sync.Pool }
+
+func (c *chunks) get() *[]byte {
+	if b, ok := c.pool.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, chunkSize)
+	return &b
+}
+
+func (c *chunks) put(b *[]byte) { c.pool.Put(b) }
 
 // spillFile creates a temporary file holding head, unlinked at once: the
 // open file stays readable, and its disk space comes back when it is

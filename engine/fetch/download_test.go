@@ -258,6 +258,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 // far past spillBytes, and refuses a body over its limit.
 func TestReceiveSizes(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
+	lend := &chunks{} // shared by every body, as a Pool's is
 	for _, size := range []int{0, 1, 700, 32 << 10, 32<<10 + 1, spillBytes - 1, spillBytes, spillBytes + 1, spillBytes + 50_000} {
 		data := make([]byte, size)
 		for i := range data {
@@ -267,7 +268,7 @@ func TestReceiveSizes(t *testing.T) {
 			t.Run(fmt.Sprintf("size=%d/hint=%d", size, hint), func(t *testing.T) {
 				idle := &idleTimer{t: time.NewTimer(time.Hour), d: time.Hour}
 				defer idle.stop()
-				s, err := receive(&chunkReader{data: data, n: 7001}, DefaultMaxDownloadBytes, hint, idle)
+				s, err := receive(&chunkReader{data: data, n: 7001}, DefaultMaxDownloadBytes, hint, idle, lend)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -277,6 +278,9 @@ func TestReceiveSizes(t *testing.T) {
 				}
 				if s.file == nil && cap(s.mem) > spillBytes+1 {
 					t.Errorf("memory buffer of %d bytes for a %d-byte body: past the spill threshold", cap(s.mem), size)
+				}
+				if exact := hint == -1 || hint == int64(size); s.file == nil && exact && cap(s.mem) > size+1 {
+					t.Errorf("memory buffer of %d bytes for a %d-byte body whose length was known or not announced: want its size", cap(s.mem), size)
 				}
 				got, err := io.ReadAll(s.Reader())
 				if err != nil {
@@ -291,7 +295,7 @@ func TestReceiveSizes(t *testing.T) {
 	idle := &idleTimer{t: time.NewTimer(time.Hour), d: time.Hour}
 	defer idle.stop()
 	for _, hint := range []int64{-1, 5000} {
-		if _, err := receive(&chunkReader{data: make([]byte, 5000), n: 512}, 4999, hint, idle); !errors.Is(err, ErrBodyTooLarge) {
+		if _, err := receive(&chunkReader{data: make([]byte, 5000), n: 512}, 4999, hint, idle, lend); !errors.Is(err, ErrBodyTooLarge) {
 			t.Errorf("hint %d: a body one byte over the limit: %v, want ErrBodyTooLarge", hint, err)
 		}
 	}

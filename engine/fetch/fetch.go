@@ -116,6 +116,7 @@ type Options struct {
 // redactor shared by every Client it hands out. It is safe for
 // concurrent use.
 type Pool struct {
+	chunks    chunks // what bodies of unknown length are read into
 	log       *slog.Logger
 	sleep     func(context.Context, time.Duration) error
 	now       func() time.Time
