@@ -1,0 +1,400 @@
+package examples_test
+
+import (
+	"encoding/base32"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// vercelSim answers Vercel's projects and deployments lists as the facts
+// in testdata/vercel.md say, kept unkind where the docs are silent: a
+// bearer token and teamId on every request (else a 403 forbidden);
+// limit 20 when not asked, more than 100 served as 100 without a word;
+// deployments newest first, until read as "created strictly before", and
+// pagination.next the last deployment's created (so a client that sends
+// next back as until loses the rest of that millisecond, silently);
+// projects paged by an opaque continuation token in from; a budget per
+// endpoint in fixed one-second windows, every answer carrying
+// X-RateLimit-Limit/-Remaining/-Reset (epoch seconds), over it a 429
+// rate_limited; errors {"error": {code, message}}.
+type vercelSim struct {
+	token, team string
+	projects    []map[string]any
+	deployments []map[string]any // newest first; created ties in uid order
+	perWindow   int
+
+	mu       sync.Mutex
+	requests []string // path?query of each request
+	window   map[string][2]int64
+	limited  int
+	// notBefore[key] is a 429's reset (epoch seconds) for the request
+	// key (path|until|from); early counts requests sent before it.
+	notBefore map[string]int64
+	early     int
+	// faults[key] are answered, in order, to the first requests of key.
+	faults map[string][]int
+}
+
+const vercelToken = "SimOnlyVercelTok9f8e7d6c5b4a3f2e1d0c"
+
+// newVercelSim holds 250 projects and n deployments, created in groups of
+// group that share one millisecond (a push that deploys several projects
+// at once), so that page boundaries fall inside such groups.
+func newVercelSim(n, group int) *vercelSim {
+	s := &vercelSim{token: vercelToken, team: "team_acme", perWindow: 8, window: map[string][2]int64{}, notBefore: map[string]int64{}, faults: map[string][]int{}}
+	base := int64(1735689600000) // 2025-01-01 in epoch ms
+	for i := range 250 {
+		p := map[string]any{"id": fmt.Sprintf("prj_%04d", i), "name": fmt.Sprintf("app-%d", i), "framework": "nextjs",
+			"nodeVersion": "20.x", "createdAt": base + int64(i)*1000, "updatedAt": base + int64(i)*2000}
+		if i%9 == 0 {
+			p["framework"] = nil // no framework detected
+			delete(p, "nodeVersion")
+		}
+		s.projects = append(s.projects, p)
+	}
+	for i := range n {
+		d := map[string]any{"uid": fmt.Sprintf("dpl_%05d", i), "name": fmt.Sprintf("app-%d", i%250), "projectId": fmt.Sprintf("prj_%04d", i%250),
+			"url": fmt.Sprintf("app-%d-%05d.vercel.app", i%250, i), "created": base - int64(i/group)*1000, "readyState": "READY",
+			"state": "READY", "target": "production", "source": "git", "buildingAt": base - int64(i/group)*1000 + 50, "ready": base - int64(i/group)*1000 + 9000,
+			"creator": map[string]any{"uid": "u1", "username": "dev"}, "meta": map[string]any{"githubCommitSha": "abc123", "githubCommitRef": "main"}}
+		switch i % 6 {
+		case 1:
+			d["target"] = nil // a preview
+		case 2:
+			d["url"] = nil // still uploading
+			d["readyState"], d["state"] = "INITIALIZING", "INITIALIZING"
+			delete(d, "ready")
+		case 3:
+			delete(d, "meta") // deployed by the CLI
+		case 4:
+			delete(d, "readyState") // an older answer: state only
+		}
+		s.deployments = append(s.deployments, d)
+	}
+	return s
+}
+
+func vercelError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": message}})
+}
+
+// limit counts the request against its endpoint's budget, in windows of
+// one second aligned to the epoch, and sets the headers every answer
+// carries; false: over the budget.
+func (s *vercelSim) limit(w http.ResponseWriter, path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now().Unix()
+	win := s.window[path]
+	if win[0] != now {
+		win = [2]int64{now, 0}
+	}
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(s.perWindow))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(now+1, 10))
+	if win[1] >= int64(s.perWindow) {
+		h.Set("X-RateLimit-Remaining", "0")
+		s.limited++
+		return false
+	}
+	win[1]++
+	s.window[path] = win
+	h.Set("X-RateLimit-Remaining", strconv.FormatInt(int64(s.perWindow)-win[1], 10))
+	return true
+}
+
+func (s *vercelSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	key := r.URL.Path + "|" + q.Get("until") + "|" + q.Get("from")
+	s.mu.Lock()
+	s.requests = append(s.requests, r.URL.RequestURI())
+	fault := 0
+	if f := s.faults[key]; len(f) > 0 {
+		fault, s.faults[key] = f[0], f[1:]
+	}
+	if t, ok := s.notBefore[key]; ok && time.Now().Unix() < t {
+		s.early++
+	}
+	s.mu.Unlock()
+
+	if r.Header.Get("Authorization") != "Bearer "+s.token {
+		vercelError(w, 403, "forbidden", "Not authorized")
+		return
+	}
+	if q.Get("teamId") != s.team {
+		vercelError(w, 403, "forbidden", "You don't have permission to access this team")
+		return
+	}
+	if !s.limit(w, r.URL.Path) || fault == http.StatusTooManyRequests {
+		reset := time.Now().Unix() + 1
+		w.Header().Set("X-RateLimit-Remaining", "0")
+		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(reset, 10))
+		s.mu.Lock()
+		s.notBefore[key] = reset
+		s.mu.Unlock()
+		writeJSON(w, 429, map[string]any{"error": map[string]any{"code": "rate_limited", "message": "Too many requests - try again in 1 second.",
+			"limit": map[string]any{"remaining": 0, "reset": reset, "resetMs": reset * 1000, "total": s.perWindow}}})
+		return
+	}
+	if fault == -1 {
+		writeJSON(w, 200, map[string]any{"message": "maintenance"}) // a proxy's JSON: no list
+		return
+	}
+	if fault != 0 {
+		vercelError(w, fault, "internal_server_error", "An unexpected internal error occurred")
+		return
+	}
+	limit, ok := queryInt(q, "limit", 20, 1)
+	if !ok {
+		vercelError(w, 400, "bad_request", "Invalid limit")
+		return
+	}
+	limit = min(limit, 100)
+	switch r.URL.Path {
+	case "/v10/projects":
+		from := 0
+		if tok := q.Get("from"); tok != "" {
+			b, err := base32.StdEncoding.DecodeString(tok)
+			n, aerr := strconv.Atoi(strings.TrimPrefix(string(b), "p:"))
+			if err != nil || aerr != nil {
+				vercelError(w, 400, "bad_request", "Invalid continuation token")
+				return
+			}
+			from = n
+		}
+		end := min(from+limit, len(s.projects))
+		var next any
+		if end < len(s.projects) {
+			next = base32.StdEncoding.EncodeToString([]byte("p:" + strconv.Itoa(end)))
+		}
+		page := s.projects[min(from, len(s.projects)):end]
+		writeJSON(w, 200, map[string]any{"projects": page, "pagination": map[string]any{"count": len(page), "next": next, "prev": nil}})
+	case "/v6/deployments":
+		var in []map[string]any
+		for _, d := range s.deployments {
+			if u := q.Get("until"); u != "" {
+				until, err := strconv.ParseInt(u, 10, 64)
+				if err != nil {
+					vercelError(w, 400, "bad_request", "Invalid until")
+					return
+				}
+				if d["created"].(int64) >= until {
+					continue
+				}
+			}
+			in = append(in, d)
+		}
+		page := in[:min(limit, len(in))]
+		pg := map[string]any{"count": len(page), "next": nil, "prev": nil}
+		if len(page) > 0 {
+			pg["prev"] = page[0]["created"]
+			if len(in) > len(page) {
+				pg["next"] = page[len(page)-1]["created"]
+			}
+		}
+		writeJSON(w, 200, map[string]any{"deployments": page, "pagination": pg})
+	default:
+		vercelError(w, 404, "not_found", "The requested URL was not found")
+	}
+}
+
+func (s *vercelSim) asked(prefix string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, u := range s.requests {
+		if strings.HasPrefix(u, prefix) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+func vercelSets(url string) map[string]string {
+	return map[string]string{"api_url": url, "token": vercelToken, "team_id": "team_acme"}
+}
+
+// Vercel: every project and every deployment of the team written, the
+// deployments that share the millisecond a page ends in included (that
+// millisecond asked again whole: its deployments read already are written
+// again and counted as duplicates, exactly those); the per-endpoint
+// budget kept, a 429 waited out to its X-RateLimit-Reset (epoch seconds),
+// a 500 mid-chain retried; the token never printed.
+func TestVercel(t *testing.T) {
+	sim := newVercelSim(1234, 7)
+	// Deployments' third page: a 500, then a 429.
+	third := strconv.FormatInt(sim.deployments[199]["created"].(int64)+1, 10)
+	sim.faults["/v6/deployments|"+third+"|"] = []int{500, 429}
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+
+	r := runVendor(t, "vercel.yaml", vercelSets(srv.URL), time.Time{})
+	if r.err != nil {
+		t.Fatalf("run: %v", r.err)
+	}
+	var wantProjects, wantDeployments []string
+	for _, p := range sim.projects {
+		wantProjects = append(wantProjects, p["id"].(string))
+	}
+	for _, d := range sim.deployments {
+		wantDeployments = append(wantDeployments, d["uid"].(string))
+	}
+	sameIDs(t, "projects, each once", wantProjects, ids(r.rows["projects"], "id"))
+	got := ids(r.rows["deployments"], "uid")
+	sameIDs(t, "deployments (repeats aside)", wantDeployments, unique(got))
+
+	// The repeats are exactly the deployments of a page's last
+	// millisecond that the page held: each page of 100 read from an until
+	// ends inside a group of 7 sharing one millisecond.
+	want := 0
+	until := int64(0)
+	for {
+		var in []map[string]any
+		for _, d := range sim.deployments {
+			if until == 0 || d["created"].(int64) < until {
+				in = append(in, d)
+			}
+		}
+		if len(in) <= 100 {
+			break
+		}
+		last := in[99]["created"].(int64)
+		for _, d := range in[:100] {
+			if d["created"].(int64) == last {
+				want++
+			}
+		}
+		until = last + 1
+	}
+	if len(got)-len(wantDeployments) != want || want == 0 {
+		t.Errorf("%d deployment rows for %d deployments, want %d repeats (a page's last millisecond asked again)", len(got), len(wantDeployments), want)
+	}
+	dup := map[string]int{}
+	for _, d := range r.res.Summary.Duplicates {
+		dup[d.Name] = d.Count
+	}
+	if dup["deployments"] != want {
+		t.Errorf("duplicates = %+v, want deployments: %d", r.res.Summary.Duplicates, want)
+	}
+	rows := map[string]map[string]any{}
+	for _, row := range r.rows["deployments"] {
+		rows[row["uid"].(string)] = row
+	}
+	if row := rows["dpl_00004"]; row["state"] != "READY" {
+		t.Errorf("a deployment answered with state only: row %v, want state READY", row)
+	}
+	if row := rows["dpl_00002"]; row["url"] != nil || row["state"] != "INITIALIZING" || row["ready"] != nil {
+		t.Errorf("an uploading deployment: row %v, want url and ready null", row)
+	}
+	if row := rows["dpl_00003"]; row["commit_sha"] != nil || row["project_id"] != "prj_0003" {
+		t.Errorf("a deployment without meta: row %v", row)
+	}
+	for _, u := range sim.asked("/v") {
+		if !strings.Contains(u, "teamId=team_acme") || !strings.Contains(u, "limit=100") {
+			t.Errorf("request %s: without teamId or limit=100", u)
+		}
+	}
+	if s := stream(r.res, "deployments"); s.Retries < 2 {
+		t.Errorf("deployments retries = %d, want at least 2 (the 500, the 429)", s.Retries)
+	}
+	t.Logf("%d requests, %d refused by the budget", len(sim.requests), sim.limited)
+	if sim.early > 0 {
+		t.Errorf("%d requests sent again before their 429's X-RateLimit-Reset", sim.early)
+	}
+	noSecret(t, r, vercelToken)
+}
+
+// A spec that sends pagination.next back as until, as the docs suggest,
+// loses the deployments of each page's last millisecond that did not fit
+// on it, and exits 0: what the example's until (last created + 1) is for.
+// This checks the simulator is that unkind, so that TestVercel proves
+// something.
+func TestVercelNaiveUntilLoses(t *testing.T) {
+	sim := newVercelSim(1234, 7)
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	b, err := os.ReadFile("vercel.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ours = `token: 'if .pagination.next == null or (.deployments | length) == 0 then null else .deployments[-1].created + 1 end'`
+	if !strings.Contains(string(b), ours) {
+		t.Fatal("vercel.yaml's deployments token is not the one this test replaces")
+	}
+	naive := filepath.Join(t.TempDir(), "vercel.yaml")
+	if err := os.WriteFile(naive, []byte(strings.Replace(string(b), ours, "token: .pagination.next", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runVendor(t, naive, vercelSets(srv.URL), time.Time{})
+	if r.err != nil {
+		t.Fatalf("run: %v", r.err)
+	}
+	if got := len(unique(ids(r.rows["deployments"], "uid"))); got >= len(sim.deployments) {
+		t.Errorf("the naive spec wrote %d of %d deployments: the simulator does not lose a millisecond's rest", got, len(sim.deployments))
+	}
+}
+
+// More deployments in one millisecond than a page holds cannot be read
+// past by time: the chain fails naming the stream, with what it read
+// written, rather than skip the rest of that millisecond.
+func TestVercelMillisecondOverPage(t *testing.T) {
+	sim := newVercelSim(400, 1)
+	// The 60th to the 209th deployment share one millisecond: page 1 ends
+	// with 40 of them, page 2 (until that millisecond + 1) holds 100 of
+	// them and asks the same until again.
+	same := sim.deployments[60]["created"]
+	for _, d := range sim.deployments[60:210] {
+		d["created"] = same
+	}
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	r := runVendor(t, "vercel.yaml", vercelSets(srv.URL), time.Time{})
+	failedRun(t, r, []string{"deployments", "pagination made no progress"})
+	if n := len(unique(ids(r.rows["deployments"], "uid"))); n == 0 || n >= 400 {
+		t.Errorf("%d deployments written, want those read before the failure", n)
+	}
+	noSecret(t, r, vercelToken)
+}
+
+// Vercel's errors fail the run with their code and message, naming the
+// stream; a 200 without its list fails its chain; the token is never
+// printed.
+func TestVercelErrors(t *testing.T) {
+	cases := []struct {
+		name   string
+		sets   map[string]string
+		faults map[string][]int
+		want   []string
+	}{
+		{name: "a wrong token", sets: map[string]string{"token": "WrongVercelTokenWrongWrong"}, want: []string{"projects", "forbidden: Not authorized"}},
+		{name: "a team the token cannot see", sets: map[string]string{"team_id": "team_other"}, want: []string{"deployments", "forbidden: You don't have permission"}},
+		{name: "a 200 without deployments", faults: map[string][]int{"/v6/deployments||": {-1}}, want: []string{"deployments", "records"}},
+		{name: "a 500 on every attempt", faults: map[string][]int{"/v10/projects||": slices.Repeat([]int{500}, 12)}, want: []string{"projects", "500"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sim := newVercelSim(50, 3)
+			for k, v := range c.faults {
+				sim.faults[k] = v
+			}
+			srv := httptest.NewServer(sim)
+			defer srv.Close()
+			sets := vercelSets(srv.URL)
+			for k, v := range c.sets {
+				sets[k] = v
+			}
+			r := runVendor(t, "vercel.yaml", sets, time.Time{})
+			failedRun(t, r, c.want)
+			noSecret(t, r, vercelToken, sets["token"])
+		})
+	}
+}
