@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ferry-etl/ferry/engine/apitest"
+	"github.com/google/go-cmp/cmp"
 )
 
 // statuses lists the statuses a simulator answered, in order.
@@ -438,5 +440,44 @@ func TestFormBody(t *testing.T) {
 	_, err = c.Do(t.Context(), &Request{Method: "POST", URL: "/search", BodyFormat: FormatForm, Body: map[string]any{"filter": map[string]any{"a": 1}}})
 	if err == nil || !strings.Contains(err.Error(), `form field "filter": an object has no form encoding`) {
 		t.Errorf("nested object: err = %v", err)
+	}
+}
+
+// A text body (body_format: text) is sent byte for byte, as text/plain
+// unless the request names its own Content-Type, on every attempt of a
+// retried request; anything but a string is refused, never encoded.
+func TestTextBody(t *testing.T) {
+	var mu sync.Mutex
+	var bodies, types []string
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies, types = append(bodies, string(b)), append(types, r.Header.Get("Content-Type"))
+		n := len(bodies)
+		mu.Unlock()
+		if n == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	c := mustClient(t, testPool(newFakeClock(), 0, nil), HostConfig{BaseURL: srv.URL})
+	const q = `items.find({"repo":"libs"}).sort({"$asc":["name"]}).offset(0).limit(100)`
+	if _, err := c.Do(t.Context(), &Request{Method: "POST", URL: "/aql", BodyFormat: FormatText, Body: q}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(t.Context(), &Request{Method: "POST", URL: "/aql", BodyFormat: FormatText, Body: "x",
+		Header: http.Header{"Content-Type": {"text/x-aql"}}}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if d := cmp.Diff([]string{q, q, "x"}, bodies); d != "" {
+		t.Errorf("bodies (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"text/plain", "text/plain", "text/x-aql"}, types); d != "" {
+		t.Errorf("content types (-want +got):\n%s", d)
+	}
+	mu.Unlock()
+	_, err := c.Do(t.Context(), &Request{Method: "POST", URL: "/aql", BodyFormat: FormatText, Body: map[string]any{"q": 1}})
+	if err == nil || !strings.Contains(err.Error(), "a text body must be a string") {
+		t.Errorf("an object as a text body: err = %v", err)
 	}
 }

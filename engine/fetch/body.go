@@ -16,6 +16,7 @@ import (
 const (
 	FormatJSON = "json" // application/json (default)
 	FormatForm = "form" // application/x-www-form-urlencoded, as RFC 6749 token requests
+	FormatText = "text" // a string sent as it is, text/plain (a query language's text: Artifactory's AQL)
 )
 
 // formValues encodes a JSON object as form fields: a string as it is, a

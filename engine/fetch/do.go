@@ -29,7 +29,8 @@ type Request struct {
 	Header http.Header // overrides HostConfig.Headers; sent wherever URL points
 	Body   any         // JSON-encoded when non-nil (json.RawMessage passes through)
 	// BodyFormat FormatForm sends Body, a JSON object of fields, form
-	// encoded (see formValues); "" and FormatJSON send JSON.
+	// encoded (see formValues); FormatText sends Body, a string, as it
+	// is; "" and FormatJSON send JSON.
 	BodyFormat string
 
 	form url.Values // form-encoded body, for OAuth2 token requests
@@ -244,6 +245,15 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 		body = []byte(form.Encode())
 		if hdr.Get("Content-Type") == "" {
 			hdr.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+	case req.Body != nil && req.BodyFormat == FormatText:
+		text, ok := req.Body.(string)
+		if !ok {
+			return nil, h, fail(fmt.Errorf("encode body: a text body must be a string, not %T", req.Body))
+		}
+		body = []byte(text)
+		if hdr.Get("Content-Type") == "" {
+			hdr.Set("Content-Type", "text/plain")
 		}
 	case req.Body != nil && req.BodyFormat != "" && req.BodyFormat != FormatJSON:
 		return nil, h, fail(fmt.Errorf("unknown body format %q", req.BodyFormat))

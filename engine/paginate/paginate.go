@@ -25,6 +25,10 @@ type Request struct {
 	Query  url.Values
 	Header http.Header
 	Body   any // JSON value; never mutated in place, only replaced by a changed copy
+	// Text, for a text body (body_format text), renders the body sent
+	// from Body, which then holds only the paging values put in: body
+	// (the template's paging.<param>).
+	Text func(paging any) (string, error)
 }
 
 // Page is what a strategy inspects after each response.

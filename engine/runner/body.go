@@ -198,11 +198,17 @@ func (c *chainRun) readPage(client *fetch.Client, req *paginate.Request, target 
 	if req.URL != "" {
 		u = req.URL
 	}
-	method, bodyFormat := st.method, s.Request.BodyFormat.V
+	method, bodyFormat, body := st.method, s.Request.BodyFormat.V, req.Body
 	if c.downloads != nil {
 		method, bodyFormat = http.MethodGet, ""
+	} else if req.Text != nil {
+		text, err := req.Text(req.Body)
+		if err != nil {
+			return nil, fmt.Errorf("%spage %d: %w", c.windowLabel(at.window), at.page, err)
+		}
+		body = text
 	}
-	resp, err := client.Download(c.ctx, &fetch.Request{Method: method, URL: u, Query: req.Query, Header: plan.header(req.Header), Body: req.Body, BodyFormat: bodyFormat},
+	resp, err := client.Download(c.ctx, &fetch.Request{Method: method, URL: u, Query: req.Query, Header: plan.header(req.Header), Body: body, BodyFormat: bodyFormat},
 		fetch.Download{MaxBytes: plan.maxBytes, NotJSON: plan.format != spec.FormatJSON})
 	answered := 0
 	if resp != nil {

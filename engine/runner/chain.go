@@ -1479,6 +1479,25 @@ func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, en
 		req.Header.Set(it.Key, v)
 	}
 	switch {
+	case rq.Body.Set && rq.BodyFormat.V == spec.BodyText:
+		// Rendered for each request with the paging values it carries,
+		// which the pager puts in Body (see paginate.Request.Text).
+		tree := rq.Body.Tree()
+		req.Body = map[string]any{}
+		req.Text = func(paging any) (string, error) {
+			e := maps.Clone(env)
+			e[spec.VarPaging] = paging
+			v, err := spec.RenderValue(tree, e)
+			if err != nil {
+				return "", fmt.Errorf("request body: %w", err)
+			}
+			text, ok := v.(string)
+			if !ok {
+				// A body that is one ${ } gives its value: text only.
+				return "", fmt.Errorf("request body: body_format text wants a string, the template gave %T", v)
+			}
+			return text, nil
+		}
 	case rq.Body.Set:
 		req.Body, err = spec.RenderValue(rq.Body.Tree(), env)
 		if err != nil {

@@ -21,7 +21,12 @@ const (
 	VarBatch   = "batch"
 	VarCursor  = "cursor" // expr, in incremental streams: the saved watermark
 	VarWindow  = "window" // expr, in windowed streams: {start, end} of the window
+	VarPaging  = "paging" // expr, in a text body paged in: body: {<param>, <size_param>}
 )
+
+// BodyText is the body_format of a request whose body is one string,
+// sent as it is.
+const BodyText = "text"
 
 // DefaultRecords is the records program of a stream that sets none: the
 // body must be a JSON list, whose items are the records, or null (APIs
@@ -378,7 +383,19 @@ func (p *parser) compile(f *File) {
 			it := &r.Headers.Items[j]
 			p.compileTmpl(&it.Value, path+".request.headers."+it.Key, sc)
 		}
-		p.compileValue(&r.Body, path+".request.body", sc)
+		bsc := sc
+		if names := textPaging(s); len(names) > 0 {
+			// A text body takes the page's values as paging.<param>
+			// (see checkPagingPlace); nothing else sees them.
+			wsc, opts := p.exprScope(s, config)
+			fields := eval.Scope{}
+			for _, n := range names {
+				fields[n] = nil
+			}
+			wsc[VarPaging] = &fields
+			bsc = eval.NewEnv(wsc, opts...)
+		}
+		p.compileValue(&r.Body, path+".request.body", bsc)
 		p.compileJQ(&r.BodyJQ, path+".request.body_jq", vars)
 		if !s.Records.Set {
 			s.Records.Str = Str{V: DefaultRecords, Set: false}
@@ -727,4 +744,20 @@ func RenderValue(tree any, env map[string]any) (any, error) {
 		return out, nil
 	}
 	return tree, nil
+}
+
+// textPaging names the paging values a stream's text body gets as
+// paging.<name>: param and size_param of a paginate block in: body.
+func textPaging(s *Stream) []string {
+	pg := s.Paginate
+	if s.Request.BodyFormat.V != BodyText || pg == nil || pg.In.V != "body" {
+		return nil
+	}
+	var names []string
+	for _, n := range []Str{pg.Param, pg.SizeParam} {
+		if n.Set && n.V != "" {
+			names = append(names, n.V)
+		}
+	}
+	return names
 }

@@ -276,6 +276,14 @@ func (p *parser) checkRequestFormat(r *Request, path string) {
 		p.errorAt(r.BodyFormat.P, path+".body_format", "body_format needs body or body_jq")
 	}
 	p.checkFormBody(r.BodyFormat, r.Body, path)
+	if r.BodyFormat.V == BodyText {
+		switch n := resolveAlias(r.Body.Node); {
+		case r.BodyJQ.Set:
+			p.errorAt(r.BodyJQ.P, path+".body_jq", "body_format text sends body, one string (a template), as it is: give body, not body_jq")
+		case r.Body.Set && (n.Kind != yaml.ScalarNode || n.Tag != "!!str"):
+			p.errorAt(r.Body.P, path+".body", "body_format text sends body as it is: give one string (a template), not %s", kindName(n))
+		}
+	}
 }
 
 // checkFormBody refuses a literal form body that is not a mapping of

@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,6 +143,8 @@ func (p *parser) checkPagingPlace(s *Stream, pg *Paginate, path string) {
 			return
 		}
 		switch {
+		case r.BodyFormat.V == BodyText:
+			p.checkTextPaging(r, params[0].v, params[1].v, path)
 		case r.Body.Set:
 			if kind := bodyKind(r.Body.Node); kind != "" {
 				p.errorAt(r.Body.P, path+".request.body", "paginate puts %s in the body (in: body), so the body must be a JSON object, not %s", first.V, kind)
@@ -280,3 +283,28 @@ func valueKind(v any) string {
 	}
 	return jsonv.Kind(v)
 }
+
+// checkTextPaging checks paging values in: body for a text body: each goes
+// into its template as paging.<name>, so a name is one identifier, and
+// the body uses it (a value it never uses would send every page the same
+// request: the first page again and again, or a list read short).
+func (p *parser) checkTextPaging(r *Request, param, sizeParam Str, path string) {
+	src := ""
+	if n := resolveAlias(r.Body.Node); r.Body.Set && n != nil && n.Kind == yaml.ScalarNode {
+		src = n.Value
+	}
+	for _, x := range []struct {
+		key string
+		v   Str
+	}{{"param", param}, {"size_param", sizeParam}} {
+		switch {
+		case !x.v.Set:
+		case !identRe.MatchString(x.v.V):
+			p.errorAt(x.v.P, path+".paginate."+x.key, "a text body takes %q as paging.%s: give a name of letters, digits and _ (no dots: the body is no JSON object)", x.v.V, x.v.V)
+		case src != "" && !regexp.MustCompile(`\b`+VarPaging+`\s*\.\s*`+x.v.V+`\b`).MatchString(src):
+			p.errorAt(r.Body.P, path+".request.body", "paginate puts %s in the body (in: body), but the text body never uses ${ %s.%s }: every page would send the same request", x.v.V, VarPaging, x.v.V)
+		}
+	}
+}
+
+var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

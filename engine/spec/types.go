@@ -235,7 +235,7 @@ type Request struct {
 	Body    Value      `yaml:"body" doc:"JSON body as YAML, with method POST, PUT or PATCH; strings may hold templates."`
 	BodyJQ  JQ         `yaml:"body_jq" doc:"JSON body built by a jq program (input: the parent record, or null), with method POST, PUT or PATCH."`
 	// BodyFormat is how the body is encoded.
-	BodyFormat Str `yaml:"body_format" enum:"json,form" doc:"How body or body_jq is sent: json (default) or form (application/x-www-form-urlencoded, RFC 6749 style: an object of fields; a list repeats the field, null leaves it out)."`
+	BodyFormat Str `yaml:"body_format" enum:"json,form,text" doc:"How body or body_jq is sent: json (default), form (application/x-www-form-urlencoded, RFC 6749 style: an object of fields; a list repeats the field, null leaves it out) or text (body is one string, a template, sent as it is as text/plain: a query language such as Artifactory's AQL; paging values in: body are paging.<param> in it)."`
 }
 
 // Response says how a stream's answers are read.

@@ -1,0 +1,129 @@
+package runner_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// aqlLike answers a text query that ends with .offset(N).limit(M), as
+// Artifactory's AQL does: the items of repository repo from N, at most M
+// (capped at 4), with the query's text kept for the test.
+type aqlLike struct {
+	mu      sync.Mutex
+	bodies  []string
+	types   []string
+	items   map[string]int // repo -> items
+	pattern *regexp.Regexp
+}
+
+func (s *aqlLike) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	s.bodies = append(s.bodies, string(b))
+	s.types = append(s.types, r.Header.Get("Content-Type"))
+	s.mu.Unlock()
+	m := s.pattern.FindStringSubmatch(string(b))
+	if m == nil {
+		http.Error(w, `{"errors":[{"status":400,"message":"bad query"}]}`, http.StatusBadRequest)
+		return
+	}
+	offset, _ := strconv.Atoi(m[2])
+	limit, _ := strconv.Atoi(m[3])
+	limit = min(limit, 4)
+	n := s.items[m[1]]
+	out := []any{}
+	for i := offset; i < min(offset+limit, n); i++ {
+		out = append(out, map[string]any{"repo": m[1], "name": fmt.Sprintf("%s-%d", m[1], i)})
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"results": out})
+}
+
+// A text body (body_format: text) is sent as it is, as text/plain, and
+// offset paging in: body gives the page's values to its template as
+// paging.<param> (paging.limit for size_param): each page's request
+// carries its own offset, and every item of every repository is read
+// once, a short page (the server caps limit at 4) not taken for the end.
+func TestTextBodyPaging(t *testing.T) {
+	sim := &aqlLike{items: map[string]int{"libs": 10, "docker": 0, "npm": 4},
+		pattern: regexp.MustCompile(`^items\.find\(\{"repo":"([a-z]+)"\}\)\.sort\(\{"\$asc":\["name"\]\}\)\.offset\((\d+)\)\.limit\((\d+)\)$`)}
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	f := mustSpec(t, `
+version: 1
+name: t
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+streams:
+  repos:
+    partitions: {values: [libs, docker, npm]}
+  items:
+    for_each: repos
+    request:
+      method: POST
+      path: /api/search/aql
+      body_format: text
+      body: 'items.find({"repo":"${ parent.value }"}).sort({"$asc":["name"]}).offset(${ paging.offset }).limit(${ paging.limit })'
+    records: .results[]
+    key: .name
+    paginate: {type: offset, param: offset, in: body, size: 10, size_param: limit, stop_when: records == 0}
+tables:
+  items:
+    from: items
+    primary_key: [name]
+    row: '{name, repo}'
+`)
+	out := newCollector()
+	if _, err := runSpec(t, f, map[string]any{"url": srv.URL}, out); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	var want []string
+	for _, repo := range []string{"docker", "libs", "npm"} {
+		for i := range sim.items[repo] {
+			want = append(want, fmt.Sprintf("%s-%d", repo, i))
+		}
+	}
+	if d := cmp.Diff(want, sortedCopy(out.field("items", "name"))); d != "" {
+		t.Errorf("items (-want +got):\n%s", d)
+	}
+	sim.mu.Lock()
+	defer sim.mu.Unlock()
+	libs := []string{}
+	for _, b := range sim.bodies {
+		if m := sim.pattern.FindStringSubmatch(b); m != nil && m[1] == "libs" {
+			libs = append(libs, m[2]+"/"+m[3])
+		}
+	}
+	// Offsets move by the items served (4 of the 10 asked), to the
+	// empty page that ends the list.
+	if d := cmp.Diff([]string{"0/10", "4/10", "8/10", "10/10"}, libs); d != "" {
+		t.Errorf("libs' requests offset/limit (-want +got):\n%s", d)
+	}
+	for i, ct := range sim.types {
+		if ct != "text/plain" {
+			t.Errorf("request %d: Content-Type %q, want text/plain", i, ct)
+		}
+	}
+}
+
+func sortedCopy(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
