@@ -7,10 +7,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
+	"github.com/ferry-etl/ferry/engine/fetch"
+	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -116,14 +120,48 @@ tables:
 	}
 }
 
-func sortedCopy(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
+func sortedCopy(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
+// A text body chain resumed from a checkpoint sends the request the
+// interrupted chain would have sent next: the saved offset rendered into
+// the body, not the first page's again.
+func TestTextBodyResume(t *testing.T) {
+	sim := &aqlLike{items: map[string]int{"libs": 10},
+		pattern: regexp.MustCompile(`^items\.find\(\{"repo":"([a-z]+)"\}\)\.offset\((\d+)\)\.limit\((\d+)\)$`)}
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	f := mustSpec(t, `
+version: 1
+name: t
+http: {base_url: `+srv.URL+`}
+streams:
+  items:
+    request:
+      method: POST
+      path: /aql
+      body_format: text
+      body: 'items.find({"repo":"libs"}).offset(${ paging.offset }).limit(4)'
+    records: .results[]
+    key: .name
+    paginate: {type: offset, param: offset, in: body}
+tables:
+  items: {from: items, primary_key: [name]}
+`)
+	state := map[string]map[string]json.RawMessage{"items": {"": json.RawMessage(`{"pages": 2, "next": {"n": 8}}`)}}
+	r, err := runner.New(f, runner.Options{Pool: fetch.NewPool(fetch.Options{}), State: state})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	out := &checkpoints{collector: *newCollector()}
+	if _, err := r.Run(t.Context(), out); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if d := cmp.Diff([]string{"libs-8", "libs-9"}, sortedCopy(out.field("items", "name"))); d != "" {
+		t.Errorf("items after the resume (-want +got):\n%s", d)
+	}
+	sim.mu.Lock()
+	defer sim.mu.Unlock()
+	if len(sim.bodies) == 0 || !strings.HasSuffix(sim.bodies[0], ".offset(8).limit(4)") {
+		t.Errorf("the resumed chain's first body = %q, want offset 8", sim.bodies)
+	}
 }
