@@ -165,3 +165,43 @@ tables:
 		t.Errorf("the resumed chain's first body = %q, want offset 8", sim.bodies)
 	}
 }
+
+// A cursor in a text body: paging.<param> is null on the first request
+// (rendered as nothing), then each token the server gave.
+func TestTextBodyCursor(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		next := map[string]any{"query x after ": "t1", "query x after t1": "t2"}[string(b)]
+		_ = json.NewEncoder(w).Encode(map[string]any{"items": []any{map[string]any{"id": string(b)}}, "next": next})
+	}))
+	defer srv.Close()
+	f := mustSpec(t, `
+version: 1
+name: t
+http: {base_url: `+srv.URL+`}
+streams:
+  items:
+    request:
+      method: POST
+      path: /q
+      body_format: text
+      body: 'query x after ${ paging.after }'
+    records: .items[]
+    paginate: {type: cursor, token: .next, param: after, in: body}
+tables:
+  items: {from: items, primary_key: [id]}
+`)
+	if _, err := runSpec(t, f, nil, newCollector()); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if d := cmp.Diff([]string{"query x after ", "query x after t1", "query x after t2"}, bodies); d != "" {
+		t.Errorf("bodies (-want +got):\n%s", d)
+	}
+}
