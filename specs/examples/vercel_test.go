@@ -307,6 +307,11 @@ func TestVercel(t *testing.T) {
 		t.Errorf("deployments retries = %d, want at least 2 (the 500, the 429)", s.Retries)
 	}
 	t.Logf("%d requests, %d refused by the budget", len(sim.requests), sim.limited)
+	// 13 pages of deployments at 8 a second: the budget is met, and kept
+	// (without X-RateLimit-Remaining on its answers, one is refused).
+	if sim.limited > 0 {
+		t.Errorf("%d requests refused by a spent budget its X-RateLimit-Remaining/-Reset announced", sim.limited)
+	}
 	if sim.early > 0 {
 		t.Errorf("%d requests sent again before their 429's X-RateLimit-Reset", sim.early)
 	}
