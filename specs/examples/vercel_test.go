@@ -13,13 +13,16 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferry-etl/ferry/engine"
 )
 
 // vercelSim answers Vercel's projects and deployments lists as the facts
 // in testdata/vercel.md say, kept unkind where the docs are silent: a
 // bearer token and teamId on every request (else a 403 forbidden);
 // limit 20 when not asked, more than 100 served as 100 without a word;
-// deployments newest first, until read as "created strictly before", and
+// deployments newest first, until read as "created strictly before" and
+// since as "created strictly after", and
 // pagination.next the last deployment's created (so a client that sends
 // next back as until loses the rest of that millisecond, silently);
 // projects paged by an opaque continuation token in from; a budget per
@@ -179,8 +182,23 @@ func (s *vercelSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		page := s.projects[min(from, len(s.projects)):end]
 		writeJSON(w, 200, map[string]any{"projects": page, "pagination": map[string]any{"count": len(page), "next": next, "prev": nil}})
 	case "/v6/deployments":
+		since := int64(-1)
+		if v := q.Get("since"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				vercelError(w, 400, "bad_request", "Invalid since")
+				return
+			}
+			since = n
+		}
 		var in []map[string]any
-		for _, d := range s.deployments {
+		s.mu.Lock()
+		all := slices.Clone(s.deployments)
+		s.mu.Unlock()
+		for _, d := range all {
+			if d["created"].(int64) <= since {
+				continue // "created after"
+			}
 			if u := q.Get("until"); u != "" {
 				until, err := strconv.ParseInt(u, 10, 64)
 				if err != nil {
@@ -401,5 +419,49 @@ func TestVercelErrors(t *testing.T) {
 			failedRun(t, r, c.want)
 			noSecret(t, r, vercelToken, sets["token"])
 		})
+	}
+}
+
+// Vercel incremental: a second sync asks deployments since the newest
+// created written less a day, so the deployment still initializing at
+// the first sync is written again ready, and the new one is added once.
+func TestVercelIncremental(t *testing.T) {
+	sim := newVercelSim(300, 7)
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	db := t.TempDir() + "/vercel.db"
+	sets := vercelSets(srv.URL)
+	if r := runVendorOpts(t, "vercel.yaml", sets, engine.RunOptions{Dest: "sqlite:" + db}); r.err != nil {
+		t.Fatalf("first sync: %v", r.err)
+	}
+	if first := sim.asked("/v6/deployments"); len(first) == 0 || !strings.Contains(first[0], "since=1262304000000") {
+		t.Errorf("the first sync's first deployments request %v: want since the initial 2010-01-01", first)
+	}
+	sim.mu.Lock()
+	newest := sim.deployments[0]["created"].(int64)
+	building := sim.deployments[2] // INITIALIZING, url null
+	building["readyState"], building["state"], building["url"], building["ready"] = "READY", "READY", "app-2-00002.vercel.app", newest+60000
+	fresh := map[string]any{"uid": "dpl_fresh", "name": "app-1", "projectId": "prj_0001", "url": "app-1-fresh.vercel.app", "created": newest + 3600000,
+		"readyState": "READY", "state": "READY", "target": "production", "source": "git", "creator": map[string]any{"username": "dev"}}
+	sim.deployments = append([]map[string]any{fresh}, sim.deployments...)
+	sim.requests = nil
+	sim.mu.Unlock()
+
+	if r := runVendorOpts(t, "vercel.yaml", sets, engine.RunOptions{Dest: "sqlite:" + db}); r.err != nil {
+		t.Fatalf("second sync: %v", r.err)
+	}
+	asked := sim.asked("/v6/deployments")
+	want := "since=" + strconv.FormatInt(newest-24*3600*1000, 10)
+	if len(asked) == 0 || !strings.Contains(asked[0], want) {
+		t.Errorf("second sync asked %v, want %s (the newest written, less a day)", asked, want)
+	}
+	if got := query(t, db, `SELECT state FROM vercel__deployments WHERE uid = 'dpl_00002'`); !slices.Equal(got, []string{"READY"}) {
+		t.Errorf("the deployment initializing at the first sync has state %v, want [READY]", got)
+	}
+	if got := query(t, db, `SELECT count(*) FROM vercel__deployments WHERE uid = 'dpl_fresh'`); !slices.Equal(got, []string{"1"}) {
+		t.Errorf("the new deployment written %v times, want 1", got)
+	}
+	if got := query(t, db, `SELECT count(*) FROM vercel__deployments`); !slices.Equal(got, []string{"301"}) {
+		t.Errorf("%v deployments in the table, want 301", got)
 	}
 }
