@@ -165,7 +165,21 @@ func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOp
 		for _, t := range tableDefs(f) {
 			d.defs[t.Name] = t
 		}
-		if opts.FullRefresh {
+		switch {
+		case opts.FullRefresh && len(opts.Streams) > 0:
+			// Only the streams asked for start afresh: the others keep
+			// their cursors and checkpoints (discarded, the next run would
+			// read them all again from their initial cursors, and append
+			// their rows again). The sync and its generations go on.
+			keys, err := refreshedKeys(ctx, db, opts.Streams)
+			if err == nil && len(keys) > 0 { // none: ClearState would clear all
+				err = db.ClearState(ctx, keys)
+			}
+			if err != nil {
+				d.close()
+				return nil, fmt.Errorf("destination: full refresh: %w", err)
+			}
+		case opts.FullRefresh:
 			// Everything but the credentials a server rotated: without them
 			// the next request could not authenticate.
 			if err := db.Restart(ctx, func(stream string) bool { return stream == authStateStream }); err != nil {
@@ -401,6 +415,30 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 
 // isPageState tells the state of a sync in progress (page checkpoints and
 // the sync's date) from incremental cursors, which outlive syncs.
+// stateStream is the stream a state key belongs to: "<stream>" or
+// "<stream>@<kind>"; "" for the run's own keys (@sync, @auth).
+func stateStream(key string) string {
+	name, _, _ := strings.Cut(key, "@")
+	return name
+}
+
+// refreshedKeys lists the state keys a full refresh of only these
+// streams discards: their checkpoints, cursors and saved keys.
+func refreshedKeys(ctx context.Context, db *table.DB, streams []string) ([]string, error) {
+	st, err := db.State(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for key := range st {
+		if slices.Contains(streams, stateStream(key)) {
+			out = append(out, key)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
 func isPageState(stream string) bool {
 	return !strings.HasSuffix(stream, runner.WatermarkSuffix) && stream != authStateStream
 }

@@ -157,6 +157,21 @@ func run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *networ
 	if ropts.State, err = dests.state(ctx, opts.Now(), opts.ResumeWithin); err != nil {
 		return res, err
 	}
+	if opts.FullRefresh && len(opts.Streams) > 0 {
+		// The streams that drive those refreshed are read in full too (from
+		// an incremental parent's cursor, the children of the parents it
+		// leaves out would not be read again); their state stays in the
+		// destination for the runs that produce them.
+		for _, name := range opts.Streams {
+			for _, up := range f.Stream(name).Upstream() {
+				for key := range ropts.State {
+					if stateStream(key) == up.Name {
+						delete(ropts.State, key)
+					}
+				}
+			}
+		}
+	}
 	if dests.resuming {
 		opts.Logger.Info("resuming an unfinished sync from its checkpoints", "spec", f.Name.V, "saved_keys", dests.saved.Len())
 	}
