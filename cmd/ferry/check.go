@@ -137,7 +137,7 @@ func printCheck(w io.Writer, res *engine.CheckResult) {
 			failed++
 			line += "\n    " + p.Detail
 		case len(p.Changes) > 0:
-			line += "  token and blueprints read; a run would change blueprints: " + strings.Join(p.Changes, ", ")
+			line += fmt.Sprintf("  token and blueprints read; a run would create or update %d blueprint(s) (--format json lists them)", len(p.Changes))
 		default:
 			line += "  token and blueprints read"
 		}
