@@ -1041,6 +1041,7 @@ func TestParamValueRefused(t *testing.T) {
 		{"an object", `{at: .}`, "paginate.param_value: got object for 0, want a string or a number"},
 		{"null", `null`, "paginate.param_value: got null for 0"},
 		{"nothing", `empty`, "paginate.param_value: gave nothing for 0"},
+		{"an empty string", `if . == 0 then "a" else "" end`, "paginate.param_value: got an empty string for 2"},
 		{"nothing after the first page", `if . == 0 then "a" else empty end`, "paginate.param_value: gave nothing for 2"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

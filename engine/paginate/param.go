@@ -85,6 +85,10 @@ func (p position) set(ctx context.Context, req *Request, n int) error {
 	}
 	switch x := v.(type) {
 	case string:
+		if x == "" {
+			// As no value: the position is lost (the first page again).
+			return fmt.Errorf("paginate.%s: got an empty string for %d, want a string holding the position or a number", p.value.name, n)
+		}
 		return p.param.set(req, x)
 	case int:
 		return p.param.set(req, x)
