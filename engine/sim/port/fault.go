@@ -14,6 +14,19 @@ const (
 	// window's quota as left (the request is not counted), with
 	// Fault.RetryAfter as Retry-After when set. Nothing is applied.
 	FaultThrottle
+	// FaultStatus answers Fault.Status (a 5xx from Port or the gateway in
+	// front of it) with Port's error body. Nothing is applied, unless
+	// Applied: then the request is served first and its answer replaced,
+	// as when a gateway times out while Port applies a write.
+	FaultStatus
+	// FaultDrop serves the request (its writes happen), then closes the
+	// connection without an answer: the client's timeout or reset after
+	// Port applied the write.
+	FaultDrop
+	// FaultOmit serves the request, then leaves the first entity out of
+	// the answer's list — entities of a bulk upsert, deletedEntities of a
+	// bulk delete — though Port applied it: an answer that forgets one.
+	FaultOmit
 )
 
 // Fault is one injected misbehaviour for requests matching Method and Path.
@@ -30,7 +43,24 @@ type Fault struct {
 	Kind         FaultKind
 
 	Body       string // FaultBody: the 2xx body sent instead of the real one
-	RetryAfter string // FaultThrottle: the Retry-After value ("" sends none)
+	RetryAfter string // FaultThrottle, FaultStatus: the Retry-After value ("" sends none)
+	Status     int    // FaultStatus: the status answered (500 when 0)
+	Applied    bool   // FaultStatus: serve the request before answering the status
+}
+
+// FaultFunc decides, for a request no injected fault matched, whether it
+// fails and how (nil: answered as usual). It is called once per request
+// (the token route excepted), from the request's goroutine, with the
+// escaped path and the body; tests use it for seeded, per-request faults
+// and to act at the n-th request (cancel a run).
+type FaultFunc func(method, path string, body []byte) *Fault
+
+// SetFaultFunc sets the function consulted after the injected faults (nil
+// removes it).
+func (s *Server) SetFaultFunc(fn FaultFunc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faultFn = fn
 }
 
 // InjectFault adds f; faults are tried in the order added, and the first
@@ -51,6 +81,20 @@ func (s *Server) ClearFaults() {
 
 // takeFault returns the fault that answers this request, counting it.
 func (s *Server) takeFault(method, path string, body []byte) *Fault {
+	if f := s.takeInjected(method, path, body); f != nil {
+		return f
+	}
+	s.mu.Lock()
+	fn := s.faultFn
+	s.mu.Unlock()
+	if fn == nil {
+		return nil
+	}
+	// Called unlocked: the function may use the server (read its catalog).
+	return fn(method, path, body)
+}
+
+func (s *Server) takeInjected(method, path string, body []byte) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, f := range s.faults {
@@ -67,6 +111,31 @@ func (s *Server) takeFault(method, path string, body []byte) *Fault {
 		return &out
 	}
 	return nil
+}
+
+// omitFirst removes the first entity from a bulk answer's list
+// (FaultOmit); other answers are left as they are.
+func omitFirst(resp any) {
+	m, ok := resp.(map[string]any)
+	if !ok {
+		return
+	}
+	for _, k := range []string{"entities", "deletedEntities"} {
+		switch l := m[k].(type) {
+		case []map[string]any:
+			if len(l) > 0 {
+				m[k] = l[1:]
+			}
+		case []any:
+			if len(l) > 0 {
+				m[k] = l[1:]
+			}
+		case []string:
+			if len(l) > 0 {
+				m[k] = l[1:]
+			}
+		}
+	}
 }
 
 // pathMatches matches an escaped path against an exact path, a prefix

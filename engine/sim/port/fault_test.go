@@ -1,7 +1,10 @@
 package port
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -80,4 +83,69 @@ func TestFaultThrottle(t *testing.T) {
 	if r.header.Get("x-ratelimit-remaining") != "7" {
 		t.Errorf("remaining %q after two injected 429s, want 7 (they are not counted)", r.header.Get("x-ratelimit-remaining"))
 	}
+}
+
+// TestFaultStatusDropOmit: a 5xx that applied nothing, a 5xx after the
+// write was applied, a dropped connection after it, and a bulk answer
+// that leaves out an entity Port wrote; SetFaultFunc picks per request.
+func TestFaultStatusDropOmit(t *testing.T) {
+	srv := New(Options{})
+	defer srv.Close()
+	c := newClient(t, srv)
+	catalogFixture(t, c)
+	const path = "/v1/blueprints/app/entities/bulk?upsert=true"
+	one := func(id string) []byte {
+		b, _ := json.Marshal(bulkBody(1, func(int) map[string]any { return appEntity(id, nil) }))
+		return b
+	}
+
+	srv.InjectFault(Fault{Path: "*/entities/bulk", Times: 1, Kind: FaultStatus, Status: 503, RetryAfter: "0"})
+	r := c.must("POST", path, one("s1"), http.StatusServiceUnavailable)
+	if r.body["error"] != "internal_error" || r.header.Get("Retry-After") != "0" {
+		t.Errorf("503 answer %s %v", r.raw, r.header)
+	}
+	if srv.Entity("app", "s1") != nil {
+		t.Error("a FaultStatus request without Applied was applied")
+	}
+	srv.InjectFault(Fault{Path: "*/entities/bulk", Times: 1, Kind: FaultStatus, Status: 504, Applied: true})
+	c.must("POST", path, one("s2"), http.StatusGatewayTimeout)
+	if srv.Entity("app", "s2") == nil {
+		t.Error("a FaultStatus request with Applied was not applied")
+	}
+
+	srv.InjectFault(Fault{Path: "*/entities/bulk", Times: 1, Kind: FaultDrop})
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", srv.URL()+path, bytes.NewReader(one("d1")))
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	if res, err := http.DefaultClient.Do(req); err == nil {
+		res.Body.Close()
+		t.Errorf("a FaultDrop request was answered %d", res.StatusCode)
+	}
+	if srv.Entity("app", "d1") == nil {
+		t.Error("a FaultDrop request was not applied")
+	}
+
+	srv.SetFaultFunc(func(method, path string, body []byte) *Fault {
+		if strings.Contains(string(body), `"o1"`) {
+			return &Fault{Kind: FaultOmit}
+		}
+		return nil
+	})
+	two, _ := json.Marshal(bulkBody(2, func(i int) map[string]any { return appEntity([]string{"o1", "o2"}[i], nil) }))
+	r = c.must("POST", path, two, http.StatusOK)
+	if l := r.body["entities"].([]any); len(l) != 1 || l[0].(map[string]any)["identifier"] != "o2" {
+		t.Errorf("omitting answer %s, want only o2", r.raw)
+	}
+	if srv.Entity("app", "o1") == nil || srv.Entity("app", "o2") == nil {
+		t.Error("a FaultOmit request was not applied whole")
+	}
+	r = c.must("POST", "/v1/blueprints/app/bulk/entities/delete", map[string]any{"entities": []string{"o1", "o2"}}, http.StatusOK)
+	if l := r.body["deletedEntities"].([]any); len(l) != 1 || l[0] != "o2" {
+		t.Errorf("omitting delete answer %s, want only o2", r.raw)
+	}
+	if srv.Entity("app", "o1") != nil {
+		t.Error("the entity a delete answer left out was not deleted")
+	}
+	srv.SetFaultFunc(nil)
+	c.must("POST", path, one("o1"), http.StatusOK)
 }

@@ -103,6 +103,7 @@ type Server struct {
 	batchFails  map[entityKey]*apiError // RejectBatchWith
 	keeps       map[entityKey]bool      // RefuseDelete
 	faults      []*Fault
+	faultFn     FaultFunc
 	requests    []Request
 	inFlight    int
 	peak        int
@@ -328,7 +329,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if !isAuth {
 		fault = s.takeFault(r.Method, r.URL.EscapedPath(), body)
 	}
-	throttled := fault != nil && fault.Kind == FaultThrottle
+	throttled := fault != nil && (fault.Kind == FaultThrottle || fault.Kind == FaultStatus && !fault.Applied)
 	now := s.opts.Now()
 	ok := true
 	var st limitState
@@ -345,6 +346,10 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	if throttled {
 		if fault.RetryAfter != "" {
 			w.Header().Set("Retry-After", fault.RetryAfter)
+		}
+		if fault.Kind == FaultStatus {
+			writeError(w, faultError(fault))
+			return
 		}
 		writeError(w, &apiError{status: http.StatusTooManyRequests, code: "rate_limit_exceeded", msg: "too many requests"})
 		return
@@ -450,9 +455,28 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte, faul
 		return
 	}
 	status, resp, err := h()
+	if fault != nil && fault.Kind == FaultDrop {
+		// Applied (or refused) as usual; the client hears nothing.
+		if sw, ok := w.(*statusWriter); ok {
+			if conn, _, herr := http.NewResponseController(sw.ResponseWriter).Hijack(); herr == nil {
+				_ = conn.Close()
+				sw.Status = 0
+				return
+			}
+		}
+		panic(http.ErrAbortHandler) // no hijacking: abort the answer instead
+	}
+	if fault != nil && fault.Kind == FaultStatus {
+		// Served; the gateway's status is what the client gets.
+		writeError(w, faultError(fault))
+		return
+	}
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	if fault != nil && fault.Kind == FaultOmit {
+		omitFirst(resp)
 	}
 	if fault != nil && fault.Kind == FaultBody {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -531,6 +555,16 @@ func invalid(format string, args ...any) *apiError {
 
 func notFound(format string, args ...any) *apiError {
 	return &apiError{status: http.StatusNotFound, code: "not_found", msg: fmt.Sprintf(format, args...)}
+}
+
+// faultError is the answer of a FaultStatus: Port's error shape, as its
+// gateway's 5xx carries it (or would, translated).
+func faultError(f *Fault) *apiError {
+	status := f.Status
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	return &apiError{status: status, code: "internal_error", msg: fmt.Sprintf("injected %d", status)}
 }
 
 func conflict(format string, args ...any) *apiError {
