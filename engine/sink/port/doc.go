@@ -128,14 +128,16 @@
 // After writing, for every blueprint with complete[bp] == true (every stream
 // feeding it succeeded), Finish lists the entities whose ferryOwner equals
 // Owner (or an adopted owner) and deletes those this run did not produce —
-// except any that an entity written in this run relates to. An answer to
+// except any that an entity written in this run relates to (those are
+// kept, and reported in DeleteErrors: the blueprint is not reconciled
+// while they stay). An answer to
 // that listing that holds an entity of anyone else is malformed. Never
 // deleted: entities without the marker or with another owner (manual ones,
 // other specs and source instances, stubs), anything of a blueprint whose
 // streams did not all complete, anything when Owner is empty or NoDelete
 // is set, and everything of a blueprint where the stale share exceeds
 // DeleteThreshold (default 0.9) of its owned entities (the Report lists
-// the skip). Entities that failed validation, were rejected by Port or
+// the skip, as it does each blueprint NoDelete keeps stale entities of). Entities that failed validation, were rejected by Port or
 // were conflicts still count as produced. Deletion uses the bulk route
 // (≤ 100 ids) with delete_dependents=false, sources before targets; a
 // refused call is split to isolate entities with dependents outside the

@@ -326,9 +326,18 @@ func TestStaleButReferencedIsKept(t *testing.T) {
 	if e.srv.Entity(bpApp, "b") == nil || e.srv.Entity(bpApp, "c") != nil || rep.Deleted != 1 {
 		t.Errorf("b kept=%v c kept=%v deleted=%d; want b kept, c deleted", e.srv.Entity(bpApp, "b") != nil, e.srv.Entity(bpApp, "c") != nil, rep.Deleted)
 	}
-	// Kept by the sink's own rule, not by Port refusing the delete.
-	if len(rep.DeleteErrors) != 0 {
-		t.Errorf("the sink tried to delete a referenced entity: %v", rep.DeleteErrors)
+	// Kept by the sink's own rule, not by Port refusing the delete: never
+	// asked to go.
+	for _, r := range e.srv.Requests() {
+		if strings.HasSuffix(r.Path, "/bulk/entities/delete") && strings.Contains(string(r.Body), `"b"`) {
+			t.Errorf("the sink tried to delete a referenced entity: %s", r.Body)
+		}
+	}
+	// But it is stale and stays: not silent (README "Ownership of Port
+	// entities": a stale entity not deleted because another relates to it
+	// is named in delete_errors, and its blueprint is not reconciled).
+	if len(rep.DeleteErrors) != 1 || rep.DeleteErrors[0].Identifier != "b" || !strings.Contains(rep.DeleteErrors[0].Message, "relates to it") {
+		t.Errorf("delete errors %+v, want b named as kept because an entity relates to it", rep.DeleteErrors)
 	}
 }
 
@@ -558,5 +567,48 @@ func TestWriteDedupAndOrderIndependence(t *testing.T) {
 	}
 	if n := len(keys(e.srv.Catalog())); n != len(ents)-1 {
 		t.Errorf("%d entities in Port, want %d", n, len(ents)-1)
+	}
+}
+
+// TestNoDeleteSaysSo: with NoDelete a stale owned entity stays, and the
+// report says its blueprint's deletion was skipped (so it is not
+// reconciled), also for a blueprint the run wrote nothing to; a blueprint
+// with nothing stale is not named.
+func TestNoDeleteSaysSo(t *testing.T) {
+	e := newEnv(t, portsim.Options{})
+	bps := humanitecBlueprints(t, bpApp, bpEnv)
+	ents := []sink.Entity{
+		{Blueprint: bpApp, Data: map[string]any{"identifier": "a", "properties": map[string]any{}}},
+		{Blueprint: bpApp, Data: map[string]any{"identifier": "b", "properties": map[string]any{}}},
+		{Blueprint: bpApp, Data: map[string]any{"identifier": "c", "properties": map[string]any{}}},
+		{Blueprint: bpEnv, Data: map[string]any{"identifier": "a/dev", "properties": map[string]any{}}},
+	}
+	complete := map[string]bool{bpApp: true, bpEnv: true}
+	if _, err := e.run(e.sink(), bps, ents, complete); err != nil {
+		t.Fatal(err)
+	}
+	noDelete := func(c *Config) { c.NoDelete = true }
+	rep, err := e.run(e.sink(noDelete), bps, []sink.Entity{ents[0], ents[1], ents[3]}, complete)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.srv.Entity(bpApp, "c") == nil || rep.Deleted != 0 {
+		t.Fatalf("no-delete deleted %d (c kept: %v)", rep.Deleted, e.srv.Entity(bpApp, "c") != nil)
+	}
+	if len(rep.SkippedDeletes) != 1 || rep.SkippedDeletes[0].Blueprint != bpApp || rep.SkippedDeletes[0].Stale != 1 || !strings.Contains(rep.SkippedDeletes[0].Reason, "no-delete") {
+		t.Errorf("skipped deletes %+v, want %s's one stale entity kept by no-delete", rep.SkippedDeletes, bpApp)
+	}
+	// The environment is gone from the source: nothing of it is written,
+	// its owned entities are listed for the report all the same.
+	rep, err = e.run(e.sink(noDelete), bps, []sink.Entity{ents[0], ents[1]}, complete)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, sd := range rep.SkippedDeletes {
+		got[sd.Blueprint] = sd.Stale
+	}
+	if len(got) != 2 || got[bpApp] != 1 || got[bpEnv] != 1 || e.srv.Entity(bpEnv, "a/dev") == nil {
+		t.Errorf("skipped deletes %+v, want one stale entity each of %s and %s, kept", rep.SkippedDeletes, bpApp, bpEnv)
 	}
 }

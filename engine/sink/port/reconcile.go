@@ -24,10 +24,6 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 	if len(bps) == 0 {
 		return nil
 	}
-	if s.cfg.NoDelete {
-		s.log.Info("port deletion disabled (no-delete)")
-		return nil
-	}
 	if s.cfg.Owner == "" {
 		s.log.Info("port deletion disabled: no owner set, so no entity is known to be ours")
 		return nil
@@ -65,7 +61,12 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 		order = append(order, levels[i]...)
 	}
 
+	if s.cfg.NoDelete {
+		s.log.Info("port deletion disabled (no-delete)")
+		return s.noDelete(ctx, st, defs, order, rep)
+	}
 	stale := map[string][]string{}
+	failed := map[entityKey]string{}
 	for _, bp := range order {
 		// Listed before the writes when the run wrote to bp (see claim):
 		// what the run created then is produced, so never stale.
@@ -74,10 +75,14 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 			owned, err = s.listOwned(ctx, st.sp, defs[bp])
 		}
 		var cand []string
+		var kept []string
 		if err == nil {
 			// Keep what this run produced (even if its write failed) and
 			// anything a written entity relates to.
 			cand, err = st.sp.stale(ctx, bp)
+		}
+		if err == nil {
+			kept, err = st.sp.kept(ctx, bp)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -89,6 +94,11 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 			s.log.Error("port reconciliation failed", "blueprint", bp, "error", err)
 			rep.ReconcileErrors = append(rep.ReconcileErrors, BlueprintError{Blueprint: bp, Message: msg})
 			continue
+		}
+		// Stale but kept for a relation: it stays, so the blueprint is not
+		// reconciled, and the run says which and why.
+		for _, id := range kept {
+			failed[entityKey{bp, id}] = "not deleted: stale (this run did not produce it), but an entity this run wrote relates to it"
 		}
 		if len(cand) == 0 {
 			continue
@@ -103,7 +113,6 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 
 	// Rounds: an entity whose dependents are deleted later in this pass can
 	// go in the next round.
-	failed := map[entityKey]string{}
 	for {
 		progress := false
 		for _, bp := range order {
@@ -140,6 +149,44 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 	slices.SortFunc(rep.DeleteErrors, compareEntityErrors)
 	for _, e := range rep.DeleteErrors {
 		s.log.Warn("port stale entity not deleted", "blueprint", e.Blueprint, "identifier", e.Identifier, "reason", e.Message)
+	}
+	return nil
+}
+
+// noDeleteReason is the SkippedDelete reason of a blueprint whose stale
+// entities NoDelete keeps.
+const noDeleteReason = "deletion is off (--no-delete)"
+
+// noDelete reports, under NoDelete, each complete blueprint that keeps
+// stale owned entities (or whose owned entities could not be listed, so
+// whether it has any is unknown): it is not reconciled, and the run says
+// so rather than leaving them silently. As `ferry plan` does, a blueprint
+// the run wrote nothing to is listed for it.
+func (s *Sink) noDelete(ctx context.Context, st *runState, defs map[string]*Blueprint, order []string, rep *Report) error {
+	for _, bp := range order {
+		owned, listed, err := st.ownedOf(bp)
+		if !listed {
+			owned, err = s.listOwned(ctx, st.sp, defs[bp])
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			rep.SkippedDeletes = append(rep.SkippedDeletes, SkippedDelete{Blueprint: bp, Reason: noDeleteReason + "; whether it has stale entities is unknown: " + err.Error()})
+			continue
+		}
+		cand, err := st.sp.stale(ctx, bp)
+		if err != nil {
+			return err
+		}
+		kept, err := st.sp.kept(ctx, bp)
+		if err != nil {
+			return err
+		}
+		if n := len(cand) + len(kept); n > 0 {
+			s.log.Warn("port deletion skipped", "blueprint", bp, "stale", n, "owned", owned, "reason", noDeleteReason)
+			rep.SkippedDeletes = append(rep.SkippedDeletes, SkippedDelete{Blueprint: bp, Stale: n, Owned: owned, Reason: noDeleteReason})
+		}
 	}
 	return nil
 }

@@ -30,11 +30,11 @@ type Report struct {
 
 	Errors         []EntityError   // one per failed entity, sorted
 	Conflicts      []Conflict      // entities of another owner, not written (also in Errors)
-	SkippedDeletes []SkippedDelete // blueprints whose reconciliation was skipped
+	SkippedDeletes []SkippedDelete // blueprints whose reconciliation was skipped (threshold, NoDelete)
 	// ReconcileErrors are blueprints whose owned entities could not be
 	// listed: nothing of them was deleted, and Finish fails.
 	ReconcileErrors []BlueprintError
-	DeleteErrors    []EntityError // stale entities Port refused to delete (e.g. dependents)
+	DeleteErrors    []EntityError // stale entities not deleted: Port refused (e.g. dependents), or an entity the run wrote relates to them
 }
 
 // BlueprintCounts are one blueprint's entities by outcome.

@@ -673,6 +673,14 @@ AND NOT EXISTS (SELECT 1 FROM entity e WHERE e.bp = o.bp AND e.id = o.id)
 AND NOT EXISTS (SELECT 1 FROM ref r WHERE r.bp = o.bp AND r.id = o.id) ORDER BY o.id`, bp)
 }
 
+// kept lists the owned entities of bp that the run did not produce but
+// that an entity it wrote relates to: stale, yet not deleted, in order.
+func (sp *spool) kept(ctx context.Context, bp string) ([]string, error) {
+	return sp.strings(ctx, `SELECT o.id FROM owned o WHERE o.bp = ?
+AND NOT EXISTS (SELECT 1 FROM entity e WHERE e.bp = o.bp AND e.id = o.id)
+AND EXISTS (SELECT 1 FROM ref r WHERE r.bp = o.bp AND r.id = o.id) ORDER BY o.id`, bp)
+}
+
 // counts returns, per blueprint, the entities in each state.
 func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
 	if err := sp.lockRead(ctx); err != nil {
