@@ -438,7 +438,9 @@ func (s *Server) createEntity(bpID string, q url.Values, body []byte) (int, any,
 	return http.StatusCreated, map[string]any{"ok": true, "entity": e.view(bpID)}, nil
 }
 
-func (s *Server) bulkUpsert(bpID string, q url.Values, body []byte) (int, any, *apiError) {
+// bulkUpsert serves a bulk upsert; skipFirst (FaultOmit with Unapplied)
+// leaves the first entity unwritten and out of the answer.
+func (s *Server) bulkUpsert(bpID string, q url.Values, body []byte, skipFirst bool) (int, any, *apiError) {
 	f, err := parseFlags(q, postFlags...)
 	if err != nil {
 		return 0, nil, err
@@ -466,6 +468,9 @@ func (s *Server) bulkUpsert(bpID string, q url.Values, body []byte) (int, any, *
 	}
 	oks, fails := []any{}, []any{}
 	for i, raw := range list {
+		if skipFirst && i == 0 {
+			continue
+		}
 		b, err := parseEntityBody(raw)
 		var e *entity
 		var created bool
@@ -646,7 +651,9 @@ func (s *Server) deleteEntity(bpID, id string, q url.Values) (int, any, *apiErro
 	return http.StatusOK, map[string]any{"ok": true}, nil
 }
 
-func (s *Server) bulkDelete(bpID string, q url.Values, body []byte) (int, any, *apiError) {
+// bulkDelete serves a bulk delete; skipFirst (FaultOmit with Unapplied)
+// keeps the first entity and leaves it out of the answer.
+func (s *Server) bulkDelete(bpID string, q url.Values, body []byte, skipFirst bool) (int, any, *apiError) {
 	cascade, err := boolParam(q, "delete_dependents")
 	if err != nil {
 		return 0, nil, err
@@ -670,7 +677,10 @@ func (s *Server) bulkDelete(bpID string, q url.Values, body []byte) (int, any, *
 	}
 	del := map[entityKey]bool{}
 	deleted := []string{}
-	for _, id := range ids {
+	for i, id := range ids {
+		if skipFirst && i == 0 {
+			continue
+		}
 		if _, ok := s.entities[bpID][id]; ok && !del[entityKey{bpID, id}] && !s.keeps[entityKey{bpID, id}] {
 			del[entityKey{bpID, id}] = true
 			deleted = append(deleted, id)

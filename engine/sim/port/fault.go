@@ -26,6 +26,8 @@ const (
 	// FaultOmit serves the request, then leaves the first entity out of
 	// the answer's list — entities of a bulk upsert, deletedEntities of a
 	// bulk delete — though Port applied it: an answer that forgets one.
+	// With Unapplied the first entity is neither written (deleted) nor
+	// named: Port skipped it without a word.
 	FaultOmit
 )
 
@@ -46,6 +48,7 @@ type Fault struct {
 	RetryAfter string // FaultThrottle, FaultStatus: the Retry-After value ("" sends none)
 	Status     int    // FaultStatus: the status answered (500 when 0)
 	Applied    bool   // FaultStatus: serve the request before answering the status
+	Unapplied  bool   // FaultOmit: the entity left out of the answer is not applied either
 }
 
 // FaultFunc decides, for a request no injected fault matched, whether it

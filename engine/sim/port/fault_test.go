@@ -148,4 +148,23 @@ func TestFaultStatusDropOmit(t *testing.T) {
 	}
 	srv.SetFaultFunc(nil)
 	c.must("POST", path, one("o1"), http.StatusOK)
+
+	// Unapplied: the entity left out was not written (deleted) either.
+	srv.InjectFault(Fault{Path: "*/entities/bulk", Times: 1, Kind: FaultOmit, Unapplied: true})
+	three, _ := json.Marshal(bulkBody(2, func(i int) map[string]any { return appEntity([]string{"u1", "u2"}[i], nil) }))
+	r = c.must("POST", path, three, http.StatusOK)
+	if l := r.body["entities"].([]any); len(l) != 1 || l[0].(map[string]any)["identifier"] != "u2" {
+		t.Errorf("unapplied omitting answer %s, want only u2", r.raw)
+	}
+	if srv.Entity("app", "u1") != nil || srv.Entity("app", "u2") == nil {
+		t.Error("an unapplied FaultOmit wrote the entity it left out, or not the other")
+	}
+	srv.InjectFault(Fault{Path: "*/bulk/entities/delete", Times: 1, Kind: FaultOmit, Unapplied: true})
+	r = c.must("POST", "/v1/blueprints/app/bulk/entities/delete", map[string]any{"entities": []string{"o1", "u2"}}, http.StatusOK)
+	if l := r.body["deletedEntities"].([]any); len(l) != 1 || l[0] != "u2" {
+		t.Errorf("unapplied omitting delete answer %s, want only u2", r.raw)
+	}
+	if srv.Entity("app", "o1") == nil || srv.Entity("app", "u2") != nil {
+		t.Error("an unapplied FaultOmit deleted the entity it left out, or kept the other")
+	}
 }

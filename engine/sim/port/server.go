@@ -403,6 +403,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte, faul
 		return
 	}
 	segs = segs[2:]
+	skipFirst := fault != nil && fault.Kind == FaultOmit && fault.Unapplied
 	q := r.URL.Query()
 	m := r.Method
 	var h func() (int, any, *apiError)
@@ -432,7 +433,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte, faul
 			h = func() (int, any, *apiError) { return s.createEntity(bp, q, body) }
 		}
 	case len(segs) == 3 && segs[1] == "entities" && segs[2] == "bulk" && m == http.MethodPost:
-		h = func() (int, any, *apiError) { return s.bulkUpsert(segs[0], q, body) }
+		h = func() (int, any, *apiError) { return s.bulkUpsert(segs[0], q, body, skipFirst) }
 	case len(segs) == 3 && segs[1] == "entities" && segs[2] == "search" && m == http.MethodPost:
 		h = func() (int, any, *apiError) { return s.searchEntities(segs[0], body) }
 	case len(segs) == 3 && segs[1] == "entities":
@@ -448,7 +449,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte, faul
 			h = func() (int, any, *apiError) { return s.deleteEntity(bp, id, q) }
 		}
 	case len(segs) == 4 && segs[1] == "bulk" && segs[2] == "entities" && segs[3] == "delete" && m == http.MethodPost:
-		h = func() (int, any, *apiError) { return s.bulkDelete(segs[0], q, body) }
+		h = func() (int, any, *apiError) { return s.bulkDelete(segs[0], q, body, skipFirst) }
 	}
 	if h == nil {
 		writeError(w, &apiError{status: http.StatusNotFound, code: "not_found", msg: fmt.Sprintf("route %s %s not found", m, r.URL.EscapedPath())})
@@ -475,7 +476,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte, faul
 		writeError(w, err)
 		return
 	}
-	if fault != nil && fault.Kind == FaultOmit {
+	if fault != nil && fault.Kind == FaultOmit && !fault.Unapplied {
 		omitFirst(resp)
 	}
 	if fault != nil && fault.Kind == FaultBody {
