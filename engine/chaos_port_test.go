@@ -492,15 +492,22 @@ func (h *cpHarness) portFault(rate float64, method, path string, body []byte) *p
 	hs := fnv.New64a()
 	fmt.Fprintf(hs, "%s#%d", k, h.portSeen[k])
 	rng := rand.New(rand.NewPCG(h.seed, hs.Sum64()))
+	bulk := strings.HasSuffix(path, "/entities/bulk")
+	del := strings.HasSuffix(path, "/bulk/entities/delete")
+	search := strings.HasSuffix(path, "/entities/search")
+	if del {
+		rate *= 3 // deletes are few: fault them more, they are where loss hides
+	}
 	if rng.Float64() >= rate {
 		return nil
 	}
 	var f *portsim.Fault
 	name := ""
-	bulk := strings.HasSuffix(path, "/entities/bulk")
-	del := strings.HasSuffix(path, "/bulk/entities/delete")
-	search := strings.HasSuffix(path, "/entities/search")
-	switch r := rng.IntN(8); {
+	r := rng.IntN(8)
+	if del && r < 4 && rng.IntN(2) == 0 {
+		r = 4 // an answer leaving out an entity, the delete's own hazard
+	}
+	switch {
 	case r == 0:
 		f, name = &portsim.Fault{Kind: portsim.FaultThrottle, RetryAfter: "0"}, "429"
 	case r == 1:
@@ -511,7 +518,9 @@ func (h *cpHarness) portFault(rate float64, method, path string, body []byte) *p
 	case r == 3:
 		f, name = &portsim.Fault{Kind: portsim.FaultDrop}, "drop-applied"
 	case r == 4 && (bulk || del):
-		f, name = &portsim.Fault{Kind: portsim.FaultOmit}, "omit"
+		// Port applied the entity it left out of the answer, or skipped it.
+		f = &portsim.Fault{Kind: portsim.FaultOmit, Unapplied: rng.IntN(2) == 0}
+		name = map[bool]string{false: "omit-applied", true: "omit-unapplied"}[f.Unapplied]
 	case r == 5 && (bulk || del || search):
 		body := []string{`{"ok":true}`, `not json`, ``}[rng.IntN(3)]
 		f, name = &portsim.Fault{Kind: portsim.FaultBody, Body: body}, "garbled"
