@@ -88,7 +88,7 @@ streams:
     request: {path: /deploys, query: {limit: PAGE}}
     records: .items[]
     paginate: {type: cursor, token: .next, param: after}
-port:
+TABLESport:
   blueprints: bp.json
 THRESHOLD  entities:
     - blueprint: cteam
@@ -249,6 +249,37 @@ func (s *cpSource) mutateLocked() string {
 	}
 }
 
+// massRemoveLocked removes every record of one kind but at most one: a
+// source that emptied, or an answer that looks like it (the delete
+// threshold's case).
+func (s *cpSource) massRemoveLocked() string {
+	bp := cpKinds[s.rng.IntN(len(cpKinds))].bp
+	ids := s.idsLocked(bp)
+	keep := s.rng.IntN(2)
+	for _, id := range ids[min(keep, len(ids)):] {
+		delete(s.recs, cpKey{bp, id})
+	}
+	return fmt.Sprintf("remove all %s but %d", bp, keep)
+}
+
+// cpForeign are team identifiers Port holds under another owner or none.
+var cpForeign = []string{"other-1", "hand-1"}
+
+// foreignLocked makes the source produce (or stop producing) an entity
+// Port holds under another owner, or under none: a conflict while it does.
+func (s *cpSource) foreignLocked(produce bool) string {
+	id := cpForeign[s.rng.IntN(len(cpForeign))]
+	k := cpKey{"cteam", id}
+	if !produce {
+		for _, id := range cpForeign {
+			delete(s.recs, cpKey{"cteam", id})
+		}
+		return "stop producing " + strings.Join(cpForeign, ", ")
+	}
+	s.versionLocked(k)
+	return "produce " + id + " (not the run's in Port)"
+}
+
 func (s *cpSource) json(k cpKey, v cpVer) map[string]any {
 	m := map[string]any{"id": k.id, "v": "v" + strconv.Itoa(v.ver)}
 	if v.n != nil {
@@ -371,6 +402,7 @@ type cpHarness struct {
 	path  string
 	dir   string
 	owner string
+	lag   time.Duration // Port's search lag
 
 	mu       sync.Mutex
 	portSeen map[string]int
@@ -381,11 +413,23 @@ type cpHarness struct {
 func chaosPortRun(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	h := &cpHarness{t: t, seed: seed, src: newCPSource(t, seed), dir: t.TempDir(), portSeen: map[string]int{}, injected: map[string]int{}}
-	h.port = portsim.New(portsim.Options{RateLimit: 30 + rng.IntN(200), Window: time.Second})
+	// Port's search lags its writes on some seeds; runs start once it has
+	// caught up (README "Search lag": a run started moments after a write
+	// may not see it, and is not expected to).
+	if rng.IntN(2) == 0 {
+		h.lag = time.Duration(20+rng.IntN(80)) * time.Millisecond
+	}
+	h.port = portsim.New(portsim.Options{RateLimit: 30 + rng.IntN(200), Window: time.Second, SearchLag: h.lag})
 	t.Cleanup(h.port.Close)
 	threshold := []string{"", "  delete_threshold: 0.5\n", "  delete_threshold: 1\n"}[rng.IntN(3)]
 	name := fmt.Sprintf("cp%d", seed)
-	text := strings.NewReplacer("name: NAME", "name: "+name, "PAGE", strconv.Itoa(2+rng.IntN(3)), "THRESHOLD", threshold).Replace(cpSpec)
+	// With a table, a failed run keeps its checkpoints and the next one
+	// resumes the sync (deleting no stale entity: README "Ownership").
+	tables := ""
+	if rng.IntN(2) == 0 {
+		tables = "tables:\n  teams: {from: teams, primary_key: [id], row: '{id, v}'}\n"
+	}
+	text := strings.NewReplacer("name: NAME", "name: "+name, "PAGE", strconv.Itoa(2+rng.IntN(3)), "THRESHOLD", threshold, "TABLES", tables).Replace(cpSpec)
 	h.path = filepath.Join(h.dir, "s.yaml")
 	for p, b := range map[string]string{h.path: text, filepath.Join(h.dir, "bp.json"): cpBlueprints} {
 		if err := os.WriteFile(p, []byte(b), 0o644); err != nil {
@@ -402,7 +446,7 @@ func chaosPortRun(t *testing.T, seed uint64) {
 	if h.owner, err = engine.PortOwner(h.sp, h.cfg); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("seed %d: threshold %q", seed, strings.TrimSpace(threshold))
+	t.Logf("seed %d: threshold %q, search lag %s, table: %v", seed, strings.TrimSpace(threshold), h.lag, tables != "")
 	defer func() {
 		if t.Failed() {
 			h.mu.Lock()
@@ -431,6 +475,14 @@ func chaosPortRun(t *testing.T, seed uint64) {
 		for range rng.IntN(5) {
 			h.trace = append(h.trace, "between runs: "+h.src.mutateLocked())
 		}
+		switch rng.IntN(10) {
+		case 0:
+			h.trace = append(h.trace, "between runs: "+h.src.massRemoveLocked())
+		case 1:
+			h.trace = append(h.trace, "between runs: "+h.src.foreignLocked(true))
+		case 2, 3:
+			h.trace = append(h.trace, "between runs: "+h.src.foreignLocked(false))
+		}
 		h.src.mu.Unlock()
 		rc := cpRun{faults: 0.3 * rng.Float64(), noDelete: rng.IntN(6) == 0}
 		if rng.IntN(4) == 0 {
@@ -448,6 +500,9 @@ func chaosPortRun(t *testing.T, seed uint64) {
 		}
 	}
 	// Quiet runs: the first converges, the second has nothing to send.
+	h.src.mu.Lock()
+	h.trace = append(h.trace, "before the quiet runs: "+h.src.foreignLocked(false))
+	h.src.mu.Unlock()
 	for i := range 2 {
 		res := h.run(cpRun{}, fmt.Sprintf("quiet run %d", i+1))
 		if t.Failed() {
@@ -536,6 +591,7 @@ func (h *cpHarness) portFault(rate float64, method, path string, body []byte) *p
 func (h *cpHarness) run(rc cpRun, what string) *engine.Result {
 	t := h.t
 	t.Helper()
+	time.Sleep(h.lag) // search has caught up with the last run's writes
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var count sync.Mutex

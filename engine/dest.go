@@ -660,11 +660,13 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 	}
 	if d.port != nil && !fatal {
 		if d.resuming {
-			d.log.Warn("resumed run: stale Port entities are not deleted this time")
+			// Reported per blueprint that keeps stale entities, so none of
+			// them is said to be reconciled.
+			d.port.KeepStale("a resumed run deletes no stale entity (a run of a new sync does)")
 		}
 		complete := map[string]bool{}
 		for bp, ok := range sum.Blueprints {
-			complete[bp] = ok && !d.resuming
+			complete[bp] = ok
 		}
 		prep, err := d.port.Finish(ctx, complete)
 		rep.Port = &prep

@@ -193,6 +193,7 @@ type Sink struct {
 	buf     []spooled             // entities not yet moved to the spool
 	bufAt   map[entityKey]int     // index in buf of each key
 	invalid []EntityError
+	keep    string // KeepStale's reason: Finish deletes nothing
 
 	// merging makes a merge (read the queued entity, merge, queue the
 	// result) one step: two parts of one entity written at once must not

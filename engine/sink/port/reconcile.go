@@ -61,9 +61,15 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 		order = append(order, levels[i]...)
 	}
 
+	s.mu.Lock()
+	keep := s.keep
+	s.mu.Unlock()
 	if s.cfg.NoDelete {
-		s.log.Info("port deletion disabled (no-delete)")
-		return s.noDelete(ctx, st, defs, order, rep)
+		keep = noDeleteReason
+	}
+	if keep != "" {
+		s.log.Info("port deletion disabled", "reason", keep)
+		return s.keepStale(ctx, st, defs, order, keep, rep)
 	}
 	stale := map[string][]string{}
 	failed := map[entityKey]string{}
@@ -157,12 +163,23 @@ func (s *Sink) reconcile(ctx context.Context, st *runState, complete map[string]
 // entities NoDelete keeps.
 const noDeleteReason = "deletion is off (--no-delete)"
 
-// noDelete reports, under NoDelete, each complete blueprint that keeps
-// stale owned entities (or whose owned entities could not be listed, so
-// whether it has any is unknown): it is not reconciled, and the run says
-// so rather than leaving them silently. As `ferry plan` does, a blueprint
-// the run wrote nothing to is listed for it.
-func (s *Sink) noDelete(ctx context.Context, st *runState, defs map[string]*Blueprint, order []string, rep *Report) error {
+// KeepStale makes Finish delete no stale entity, reporting each complete
+// blueprint that keeps some (SkippedDeletes, with reason) instead: for a
+// run that must not delete (ferry's engine: one that resumed an
+// unfinished sync) but must not say its blueprints are reconciled either.
+func (s *Sink) KeepStale(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keep = reason
+}
+
+// keepStale reports, when deletion is off (NoDelete, KeepStale), each
+// complete blueprint that keeps stale owned entities (or whose owned
+// entities could not be listed, so whether it has any is unknown): it is
+// not reconciled, and the run says so rather than leaving them silently.
+// As `ferry plan` does, a blueprint the run wrote nothing to is listed for
+// it.
+func (s *Sink) keepStale(ctx context.Context, st *runState, defs map[string]*Blueprint, order []string, reason string, rep *Report) error {
 	for _, bp := range order {
 		owned, listed, err := st.ownedOf(bp)
 		if !listed {
@@ -172,7 +189,7 @@ func (s *Sink) noDelete(ctx context.Context, st *runState, defs map[string]*Blue
 			if ctx.Err() != nil {
 				return err
 			}
-			rep.SkippedDeletes = append(rep.SkippedDeletes, SkippedDelete{Blueprint: bp, Reason: noDeleteReason + "; whether it has stale entities is unknown: " + err.Error()})
+			rep.SkippedDeletes = append(rep.SkippedDeletes, SkippedDelete{Blueprint: bp, Reason: reason + "; whether it has stale entities is unknown: " + err.Error()})
 			continue
 		}
 		cand, err := st.sp.stale(ctx, bp)
@@ -184,8 +201,8 @@ func (s *Sink) noDelete(ctx context.Context, st *runState, defs map[string]*Blue
 			return err
 		}
 		if n := len(cand) + len(kept); n > 0 {
-			s.log.Warn("port deletion skipped", "blueprint", bp, "stale", n, "owned", owned, "reason", noDeleteReason)
-			rep.SkippedDeletes = append(rep.SkippedDeletes, SkippedDelete{Blueprint: bp, Stale: n, Owned: owned, Reason: noDeleteReason})
+			s.log.Warn("port deletion skipped", "blueprint", bp, "stale", n, "owned", owned, "reason", reason)
+			rep.SkippedDeletes = append(rep.SkippedDeletes, SkippedDelete{Blueprint: bp, Stale: n, Owned: owned, Reason: reason})
 		}
 	}
 	return nil
