@@ -124,15 +124,17 @@ type cpSource struct {
 	seed uint64
 	srv  *httptest.Server
 
-	mu      sync.Mutex
-	rng     *rand.Rand
-	ver     int                     // the last version given
-	recs    map[cpKey]cpVer         // what the source holds now
-	hist    map[cpKey]map[int]cpVer // every version each key had
-	nextID  int
-	faults  float64 // the share of source requests failed (a 400)
-	served  int
-	onServe func(n int) // called (unlocked) before each answer
+	mu     sync.Mutex
+	rng    *rand.Rand
+	ver    int                     // the last version given
+	recs   map[cpKey]cpVer         // what the source holds now
+	hist   map[cpKey]map[int]cpVer // every version each key had
+	nextID int
+	// handMade: Port holds hand-1 (made by hand), a relation target.
+	handMade bool
+	faults   float64 // the share of source requests failed (a 400)
+	served   int
+	onServe  func(n int) // called (unlocked) before each answer
 	// During a run: keys created, changed or removed (see startRun).
 	touched map[cpKey]bool
 	removed map[cpKey]bool
@@ -170,7 +172,7 @@ func (s *cpSource) targetLocked(bp string) string {
 	switch r := s.rng.IntN(10); {
 	case r == 0:
 		return fmt.Sprintf("ghost-%s-%d", bp, s.rng.IntN(3))
-	case r == 1 && bp == "cteam":
+	case r == 1 && bp == "cteam" && s.handMade:
 		return "hand-1"
 	case len(ids) == 0:
 		return fmt.Sprintf("ghost-%s-%d", bp, s.rng.IntN(3))
@@ -278,6 +280,51 @@ func (s *cpSource) foreignLocked(produce bool) string {
 	}
 	s.versionLocked(k)
 	return "produce " + id + " (not the run's in Port)"
+}
+
+// unghostLocked gives every record relating to a target the source does
+// not hold (a ghost, a removed record; not the hand-made one) a new
+// version without: under missing_relations: fail they fail until then.
+func (s *cpSource) unghostLocked() string {
+	missing := func(bp, id string) bool {
+		_, ok := s.recs[cpKey{bp, id}]
+		return !ok && id != "hand-1"
+	}
+	n := 0
+	for _, k := range slices.SortedFunc(maps.Keys(s.recs), func(a, b cpKey) int { return strings.Compare(a.bp+"/"+a.id, b.bp+"/"+b.id) }) {
+		v := s.recs[k]
+		nv := cpVer{n: v.n, rels: map[string]any{}}
+		changed := false
+		for rel, t := range v.rels {
+			target := cpTarget(k.bp, rel)
+			switch x := t.(type) {
+			case string:
+				if missing(target, x) {
+					t, changed = nil, true
+				}
+			case []any:
+				keep := []any{}
+				for _, id := range x {
+					if missing(target, id.(string)) {
+						changed = true
+					} else {
+						keep = append(keep, id)
+					}
+				}
+				t = keep
+			}
+			nv.rels[rel] = t
+		}
+		if !changed {
+			continue
+		}
+		s.ver++
+		nv.ver = s.ver
+		s.recs[k] = nv
+		s.hist[k][nv.ver] = nv
+		n++
+	}
+	return fmt.Sprintf("%d records relate to missing targets no more", n)
 }
 
 func (s *cpSource) json(k cpKey, v cpVer) map[string]any {
@@ -403,6 +450,8 @@ type cpHarness struct {
 	dir   string
 	owner string
 	lag   time.Duration // Port's search lag
+	// policy is the spec's missing_relations (drop, stub or fail).
+	policy string
 
 	mu       sync.Mutex
 	portSeen map[string]int
@@ -429,6 +478,12 @@ func chaosPortRun(t *testing.T, seed uint64) {
 	if rng.IntN(2) == 0 {
 		tables = "tables:\n  teams: {from: teams, primary_key: [id], row: '{id, v}'}\n"
 	}
+	// What becomes of a relation to a target neither written nor in Port
+	// (the ghosts): dropped, stubbed by Port, or failing its entity.
+	h.policy = []string{"drop", "drop", "drop", "stub", "fail"}[rng.IntN(5)]
+	if h.policy != "drop" {
+		threshold += "  missing_relations: " + h.policy + "\n"
+	}
 	text := strings.NewReplacer("name: NAME", "name: "+name, "PAGE", strconv.Itoa(2+rng.IntN(3)), "THRESHOLD", threshold, "TABLES", tables).Replace(cpSpec)
 	h.path = filepath.Join(h.dir, "s.yaml")
 	for p, b := range map[string]string{h.path: text, filepath.Join(h.dir, "bp.json"): cpBlueprints} {
@@ -446,7 +501,7 @@ func chaosPortRun(t *testing.T, seed uint64) {
 	if h.owner, err = engine.PortOwner(h.sp, h.cfg); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("seed %d: threshold %q, search lag %s, table: %v", seed, strings.TrimSpace(threshold), h.lag, tables != "")
+	t.Logf("seed %d: port options %q, search lag %s, table: %v", seed, strings.TrimSpace(threshold), h.lag, tables != "")
 	defer func() {
 		if t.Failed() {
 			h.mu.Lock()
@@ -467,6 +522,9 @@ func chaosPortRun(t *testing.T, seed uint64) {
 			t.Fatal(err)
 		}
 	}
+	h.src.mu.Lock()
+	h.src.handMade = true
+	h.src.mu.Unlock()
 	others := h.others()
 
 	runs := 4 + rng.IntN(4)
@@ -502,6 +560,9 @@ func chaosPortRun(t *testing.T, seed uint64) {
 	// Quiet runs: the first converges, the second has nothing to send.
 	h.src.mu.Lock()
 	h.trace = append(h.trace, "before the quiet runs: "+h.src.foreignLocked(false))
+	if h.policy == "fail" {
+		h.trace = append(h.trace, "before the quiet runs: "+h.src.unghostLocked())
+	}
 	h.src.mu.Unlock()
 	for i := range 2 {
 		res := h.run(cpRun{}, fmt.Sprintf("quiet run %d", i+1))
@@ -528,10 +589,13 @@ func equalJSON(a, b any) bool {
 }
 
 // others are the Port entities not owned by the run.
-func (h *cpHarness) others() []portsim.CatalogEntity {
+func (h *cpHarness) others() []portsim.CatalogEntity { return h.othersOf(h.port.Catalog()) }
+
+func (h *cpHarness) othersOf(c portsim.Catalog) []portsim.CatalogEntity {
 	var out []portsim.CatalogEntity
-	for _, e := range h.port.Catalog().Entities {
-		if e.Properties["ferryOwner"] != h.owner {
+	for _, e := range c.Entities {
+		// Stubs Port made for ghosts (missing_relations: stub) are no one's.
+		if e.Properties["ferryOwner"] != h.owner && !strings.HasPrefix(e.Identifier, "ghost-") {
 			out = append(out, e)
 		}
 	}
@@ -667,7 +731,10 @@ func (h *cpHarness) run(rc cpRun, what string) *engine.Result {
 		wasIn[cpKey{e.Blueprint, e.Identifier}] = true
 	}
 
-	// 1. Nothing held is deleted, nor asked to be.
+	// 1. Nothing held is deleted, nor asked to be; nothing of others is touched.
+	if got := h.othersOf(after); !equalJSON(got, h.othersOf(before)) {
+		t.Errorf("%s: entities of others changed:\n%+v\nwant\n%+v", what, got, h.othersOf(before))
+	}
 	for k := range held {
 		if wasIn[k] {
 			if _, ok := inPort[k]; !ok {
@@ -786,6 +853,11 @@ func (h *cpHarness) relationExplained(k cpKey, inPort map[cpKey]portsim.CatalogE
 	for rel, want := range v.rels {
 		target := cpTarget(k.bp, rel)
 		got := idSet(e.Relations[rel])
+		for id := range got {
+			if !idSet(want)[id] {
+				return false // a target the version does not name: nothing explains it
+			}
+		}
 		for id := range idSet(want) {
 			if !got[id] && !named[cpKey{target, id}] && !h.streamFailed(res, target) {
 				if _, there := inPort[cpKey{target, id}]; there {
