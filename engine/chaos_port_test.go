@@ -26,33 +26,42 @@ import (
 // The Port chaos property test: a source of three related kinds (teams
 // with a parent team, services with a team and dependencies on other
 // services, deploys with a service and teams; some targets never exist,
-// one is a hand-made Port entity) changes between runs and during them;
-// ferry runs it into the Port simulator several times, Port answering
-// with seeded faults (429, 5xx before and after applying, a dropped
-// connection after applying, a bulk answer that leaves an entity out, a
-// garbled answer), some runs cancelled at a random request, some with
-// --no-delete. "Held" below means held by the source from the run's start
-// to its end (a record removed during a run may go either way).
+// one is a hand-made Port entity) changes between runs and during them
+// (records created, changed, removed; a kind emptied; a record Port holds
+// under another owner or none produced for a while); ferry runs it into
+// the Port simulator several times, Port answering with seeded faults
+// (429; 5xx before and after applying; a dropped connection after
+// applying; a bulk answer that leaves an entity out, applied or not; a
+// garbled answer), the source failing a page now and then, some runs
+// cancelled at a random request (an interrupt stops extraction; Port's
+// load, once begun, finishes), some with --no-delete. Per seed: the
+// delete threshold (default, 0.5, 1), missing_relations (drop, stub,
+// fail), Port's rate limit and search lag, and whether a table makes a
+// failed run's sync resumable. "Held" below means held by the source from
+// the run's start to its end (a record removed during a run may go
+// either way).
 //
-//  1. No run deletes, or asks Port to delete, an entity the source held.
+//  1. No run deletes, or asks Port to delete, an entity the source held;
+//     none touches an entity of another owner or of none.
 //  2. A run that exits 0 leaves every held entity in Port, owned by the
 //     run's owner, with the values of a version the source had during the
 //     run (that at its start or newer) and that version's relations to
-//     every target Port holds (a target never in the source is dropped,
-//     README "Port"); and a blueprint that keeps an owned entity the
-//     source did not have during the run is not reported reconciled
-//     (threshold, --no-delete).
+//     every target Port holds (README "Port": one neither written nor in
+//     Port is dropped, or stubbed); and a blueprint that keeps an owned
+//     entity the source did not have during the run is not reported
+//     reconciled (threshold, --no-delete, a resumed sync, a relation to
+//     it: README "Ownership of Port entities").
 //  3. A run that exits non-zero names every held entity it did not write
-//     as the source had it: in Port's errors, as a failed chain of the
-//     stream feeding it, as a relation target so named, or it failed the
-//     whole Port load (interrupted, or Port's error after its retries).
+//     as the source had it: in Port's errors (conflicts included), as a
+//     failed chain of the stream feeding it, or as the failed target of
+//     a relation it lacks; or it did not get to Port's load, or that
+//     load failed whole (Port's error after its retries).
 //  4. After two quiet runs (no faults, no changes) Port's owned entities
-//     are exactly the source's, stale ones gone unless the delete
-//     threshold holds them and the run says so; the second run sends no
-//     upsert. Entities of other owners are never touched.
+//     are exactly the source's, a stale one left only where the run names
+//     it (skipped_deletes, delete_errors); the second run sends no upsert.
 //
 // FERRY_CHAOS_PORT_SEEDS=n runs n seeds (default 3); FERRY_CHAOS_PORT_SEED=s
-// runs seed s alone.
+// runs seed s alone (its trace is logged when it fails).
 
 // cpKinds are the source lists, each a blueprint.
 var cpKinds = []struct{ path, bp string }{{"teams", "cteam"}, {"services", "csvc"}, {"deploys", "cdeploy"}}
@@ -436,6 +445,7 @@ type cpRun struct {
 	cancelAt int     // cancel at this request (source and Port counted together); 0: never
 	mid      []int   // source requests before which the source changes
 	noDelete bool
+	adopt    bool // --adopt-unowned
 }
 
 // cpHarness runs one seed.
@@ -565,7 +575,10 @@ func chaosPortRun(t *testing.T, seed uint64) {
 	}
 	h.src.mu.Unlock()
 	for i := range 2 {
-		res := h.run(cpRun{}, fmt.Sprintf("quiet run %d", i+1))
+		// A stub Port made for a record a run did not write is a conflict
+		// when a run produces the record (README "Ownership of Port
+		// entities"): the quiet runs adopt such stubs, as the README says.
+		res := h.run(cpRun{adopt: h.policy == "stub"}, fmt.Sprintf("quiet run %d", i+1))
 		if t.Failed() {
 			return
 		}
@@ -594,8 +607,10 @@ func (h *cpHarness) others() []portsim.CatalogEntity { return h.othersOf(h.port.
 func (h *cpHarness) othersOf(c portsim.Catalog) []portsim.CatalogEntity {
 	var out []portsim.CatalogEntity
 	for _, e := range c.Entities {
-		// Stubs Port made for ghosts (missing_relations: stub) are no one's.
-		if e.Properties["ferryOwner"] != h.owner && !strings.HasPrefix(e.Identifier, "ghost-") {
+		// Stubs Port made (missing_relations: stub) are no one's, and empty:
+		// for ghosts, and for records a run did not write (a failed page).
+		stub := h.policy == "stub" && len(e.Properties) == 0
+		if e.Properties["ferryOwner"] != h.owner && !stub {
 			out = append(out, e)
 		}
 	}
@@ -700,7 +715,7 @@ func (h *cpHarness) run(rc cpRun, what string) *engine.Result {
 	h.mu.Unlock()
 
 	res, err := engine.Run(ctx, h.sp, h.cfg, engine.RunOptions{Dest: "sqlite:" + filepath.Join(h.dir, "t.db"),
-		Port: engine.PortOptions{BaseURL: h.port.URL(), ClientID: h.port.ClientID(), ClientSecret: h.port.ClientSecret(), NoDelete: rc.noDelete}})
+		Port: engine.PortOptions{BaseURL: h.port.URL(), ClientID: h.port.ClientID(), ClientSecret: h.port.ClientSecret(), NoDelete: rc.noDelete, AdoptUnowned: rc.adopt}})
 
 	h.src.mu.Lock()
 	h.src.onServe, h.src.faults = nil, 0
