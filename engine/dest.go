@@ -415,6 +415,29 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 
 // isPageState tells the state of a sync in progress (page checkpoints and
 // the sync's date) from incremental cursors, which outlive syncs.
+// unreadBlueprints names the blueprints some stream feeding them ran and
+// did not complete (a failed chain, its own or an ancestor's; a request a
+// rule skipped), with why: their entities the run did not write may still
+// be in the source. A stream not run (--streams, a false `when`) is not
+// counted: its blueprint is not read by this spec's runs so configured.
+func unreadBlueprints(f *spec.File, sum *runner.Summary) map[string]string {
+	skipped := map[string]bool{}
+	for _, s := range sum.Streams {
+		skipped[s.Stream] = s.SkipReason != ""
+	}
+	out := map[string]string{}
+	if f.Port == nil {
+		return out
+	}
+	for _, e := range f.Port.Entities {
+		from := e.From.V
+		if !sum.Complete[from] && !skipped[from] && out[e.Blueprint.V] == "" {
+			out[e.Blueprint.V] = fmt.Sprintf("stream %s, which feeds blueprint %s, did not complete", from, e.Blueprint.V)
+		}
+	}
+	return out
+}
+
 // stateStream is the stream a state key belongs to: "<stream>" or
 // "<stream>@<kind>"; "" for the run's own keys (@sync, @auth).
 func stateStream(key string) string {
@@ -668,6 +691,7 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 		for bp, ok := range sum.Blueprints {
 			complete[bp] = ok
 		}
+		d.port.UnreadTargets(unreadBlueprints(d.f, sum))
 		prep, err := d.port.Finish(ctx, complete)
 		rep.Port = &prep
 		if cerr := d.commitPortCursors(ctx, sum, &prep, err, tablesOK); cerr != nil {

@@ -194,6 +194,9 @@ type Sink struct {
 	bufAt   map[entityKey]int     // index in buf of each key
 	invalid []EntityError
 	keep    string // KeepStale's reason: Finish deletes nothing
+	// unread are the blueprints whose source streams did not all complete
+	// (UnreadTargets), with why: a missing target of theirs is not stubbed.
+	unread map[string]string
 
 	// merging makes a merge (read the queued entity, merge, queue the
 	// result) one step: two parts of one entity written at once must not

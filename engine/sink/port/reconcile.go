@@ -173,6 +173,18 @@ func (s *Sink) KeepStale(reason string) {
 	s.keep = reason
 }
 
+// UnreadTargets names the blueprints whose source streams did not all
+// complete in this run, with why. A relation to one of their entities that
+// is neither written by the run nor in Port may name an entity the source
+// has and the run did not read: under missing_relations stub it is dropped
+// (with a warning), not stubbed, since a stub is no one's and would be a
+// conflict once the run reads that entity. The next run sets the relation.
+func (s *Sink) UnreadTargets(unread map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unread = unread
+}
+
 // keepStale reports, when deletion is off (NoDelete, KeepStale), each
 // complete blueprint that keeps stale owned entities (or whose owned
 // entities could not be listed, so whether it has any is unknown): it is

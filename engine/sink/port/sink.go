@@ -958,6 +958,9 @@ func (s *Sink) apply(ctx context.Context, st *runState, ws []*work, effs [][]eff
 // and it has not failed so far (cycle relations before their targets are
 // written; plans) — or when Port holds it (looked up once per run).
 func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*work, pick func(*work) map[string]any, predict bool) ([][]effect, error) {
+	s.mu.Lock()
+	unread := s.unread
+	s.mu.Unlock()
 	// The run's own targets, by blueprint.
 	asked := map[string][]string{}
 	for _, w := range ws {
@@ -1059,6 +1062,8 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 				case lookupFailed:
 					out[i] = append(out[i], effect{kind: effFail, msg: fmt.Sprintf("relations.%s: whether target %q of blueprint %q exists could not be checked: %s", rk, id, r.Target, unknown)})
 					kept = append(kept, id)
+				case policy == RelationStub && unread[r.Target] != "":
+					out[i] = append(out[i], effect{kind: effDrop, name: def.Identifier + "." + rk + " (not stubbed: " + unread[r.Target] + ")", target: k})
 				case policy == RelationStub:
 					kept = append(kept, id)
 					out[i] = append(out[i], effect{kind: effStub})
