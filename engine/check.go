@@ -87,7 +87,7 @@ var ErrCheckFailed = errors.New("check failed")
 // spec writes entities, gives a token and lists its blueprints. Nothing is
 // written, no checkpoint or cursor is saved; requests that would change
 // the source (export jobs, PUT and PATCH) are not sent, and neither are
-// those of streams below them. Records whose mapping fails are not a
+// those of streams below them or reading a lookup they fill. Records whose mapping fails are not a
 // failed check (a page of a lookup is not the whole of it): the run
 // reports them.
 func Check(ctx context.Context, sp *Spec, cfg *Config, opts CheckOptions) (*CheckResult, error) {
@@ -111,7 +111,7 @@ func Check(ctx context.Context, sp *Spec, cfg *Config, opts CheckOptions) (*Chec
 		if len(opts.Streams) > 0 && !slices.Contains(opts.Streams, name) {
 			continue
 		}
-		if why := changesSource(f.Stream(name)); why != "" {
+		if why := changesSource(f, f.Stream(name)); why != "" {
 			leftOut[name] = why
 			continue
 		}
@@ -185,24 +185,68 @@ func Check(ctx context.Context, sp *Spec, cfg *Config, opts CheckOptions) (*Chec
 }
 
 // changesSource says why a check does not ask the stream: its own
-// requests, or those of a stream it needs (its parent, its batch source),
-// would change the source.
-func changesSource(s *spec.Stream) string {
+// requests, or those of a stream it needs, would change the source. It
+// needs what a run reads with it (see runner's selection): its parent, its
+// batch source, and the streams filling the lookups that it, its tables'
+// rows or its entities read.
+func changesSource(f *spec.File, s *spec.Stream) string {
+	return changesSourceSeen(f, s, map[string]bool{})
+}
+
+func changesSourceSeen(f *spec.File, s *spec.Stream, seen map[string]bool) string {
+	if seen[s.Name] {
+		return "" // a cycle is the spec's to refuse; told once is enough
+	}
+	seen[s.Name] = true
 	if se := s.SideEffect(); se != "" {
 		return se
 	}
+	type need struct {
+		s   *spec.Stream
+		via string // how s needs it
+	}
+	var needs []need
 	for _, up := range []*spec.Stream{s.Parent(), s.BatchOf()} {
-		if up == nil {
-			continue
+		if up != nil {
+			needs = append(needs, need{up, "stream " + up.Name})
 		}
-		if why := changesSource(up); why != "" {
-			if !strings.HasPrefix(why, "needs stream ") {
-				why = fmt.Sprintf("needs stream %s, whose %s", up.Name, why)
+	}
+	for _, name := range lookupsReadBy(f, s) {
+		if l := f.Lookups.Get(name); l != nil {
+			if from := f.Stream(l.From.V); from != nil {
+				needs = append(needs, need{from, "lookup " + name + " of stream " + from.Name})
+			}
+		}
+	}
+	for _, n := range needs {
+		if why := changesSourceSeen(f, n.s, seen); why != "" {
+			if !strings.HasPrefix(why, "needs ") {
+				why = fmt.Sprintf("needs %s, whose %s", n.via, why)
 			}
 			return why
 		}
 	}
 	return ""
+}
+
+// lookupsReadBy lists the lookups a stream's own programs, its tables'
+// rows and its Port entities read.
+func lookupsReadBy(f *spec.File, s *spec.Stream) []string {
+	names := slices.Clone(s.Reads())
+	for i := range f.Tables.Items {
+		if t := &f.Tables.Items[i].Value; t.From.V == s.Name {
+			names = append(names, t.Reads()...)
+		}
+	}
+	if f.Port != nil {
+		for i := range f.Port.Entities {
+			if e := &f.Port.Entities[i]; e.From.V == s.Name {
+				names = append(names, e.Reads()...)
+			}
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // notReached says why a stream sent no request.

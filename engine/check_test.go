@@ -181,3 +181,73 @@ port:
 		t.Errorf("items: %+v, want ok (only Port failed)", res.Streams[0])
 	}
 }
+
+// TestCheckLeavesOutLookupSources: a stream that reads a lookup needs the
+// stream that fills it (a run reads that one first, --streams or not). A
+// lookup filled from an export job, or from a PUT, would have the check
+// create the job or send the PUT: the streams reading it, in their own
+// programs or in their tables' rows, are left out, naming why, and so is
+// a stream below one of them.
+func TestCheckLeavesOutLookupSources(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  export:
+    async:
+      create: {path: /exports, id: .id}
+      poll: {path: '/exports/${ job.id }', done: .done}
+      download: {urls: '[.files[]]'}
+  touch:
+    request: {path: /touch, method: PUT}
+  by_request:
+    request: {path: '/items/${ lookups.kind["k"] }'}
+  by_row:
+    request: {path: /rows}
+  below:
+    for_each: by_row
+    request: {path: '/below/${ parent.id }'}
+  plain:
+    request: {path: /plain}
+lookups:
+  kind: {from: export, key: .id}
+  touched: {from: touch, key: .id}
+tables:
+  by_request: {from: by_request, primary_key: [id]}
+  by_row: {from: by_row, row: '{id, t: $lookups.touched[.id]}', primary_key: [id]}
+  below: {from: below, primary_key: [id]}
+  plain: {from: plain, primary_key: [id]}
+`, "")
+	fx.json("/exports", map[string]any{"id": "x1"})
+	fx.json("/touch", []any{map[string]any{"id": "t1"}})
+	fx.json("/plain", []any{map[string]any{"id": "p1"}})
+	fx.json("/rows", []any{map[string]any{"id": "r1"}})
+	for _, streams := range [][]string{nil, {"by_request", "by_row", "plain"}} {
+		cfg, err := engine.ResolveConfig(fx.spec, engine.ConfigSources{Sets: map[string]string{"url": fx.api.URL}, Getenv: func(string) (string, bool) { return "", false }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := engine.Check(t.Context(), fx.spec, cfg, engine.CheckOptions{Dest: fx.db, Streams: streams})
+		if err != nil {
+			t.Fatalf("--streams %v: Check: %v (%+v; requests %v)", streams, err, res, fx.takeRequests())
+		}
+		for _, p := range fx.takeRequests() {
+			if p != "/plain" {
+				t.Errorf("--streams %v: the check sent %s: only /plain may be asked", streams, p)
+			}
+		}
+		got := map[string]engine.StreamCheck{}
+		for _, s := range res.Streams {
+			got[s.Stream] = s
+		}
+		if d := got["by_request"].Detail; got["by_request"].Status != engine.CheckLeftOut || !strings.Contains(d, "lookup kind") || !strings.Contains(d, "export job") {
+			t.Errorf("--streams %v: by_request %+v: want left out, naming lookup kind and the export job", streams, got["by_request"])
+		}
+		if d := got["by_row"].Detail; got["by_row"].Status != engine.CheckLeftOut || !strings.Contains(d, "lookup touched") || !strings.Contains(d, "PUT") {
+			t.Errorf("--streams %v: by_row %+v: want left out, naming lookup touched and the PUT", streams, got["by_row"])
+		}
+		if streams == nil && got["below"].Status != engine.CheckLeftOut {
+			t.Errorf("below %+v: want left out (its parent is)", got["below"])
+		}
+		if got["plain"].Status != engine.CheckOK {
+			t.Errorf("--streams %v: plain %+v: want ok", streams, got["plain"])
+		}
+	}
+}

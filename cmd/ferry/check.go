@@ -19,8 +19,9 @@ per stream: each stream reads one page (under the first parent record
 that leads to a request, in the latest time window) and, when the spec
 writes Port entities, Port gives a token and lists its blueprints.
 Nothing is written and no cursor moves. Requests that would change the
-source (export jobs, PUT and PATCH) are not sent: those streams, and the
-streams below them, are listed as left out. Config comes as for 'ferry
+source (export jobs, PUT and PATCH) are not sent: those streams, the
+streams below them and those reading a lookup they fill are listed as
+left out. Config comes as for 'ferry
 run'. A rotated OAuth2 refresh token is saved where a run keeps it
 (--dest, or the state file beside the spec).
 
