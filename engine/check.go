@@ -38,6 +38,10 @@ const (
 	CheckFailed     = "failed"      // its request, or reading its answer, failed
 	CheckNotReached = "not reached" // it sent no request (no parent record led to one, or `when` was false)
 	CheckLeftOut    = "left out"    // not asked: it would change the source, or needs a stream that would
+	// CheckSkipped: its request was answered, but a response rule skipped
+	// the answer or read it as no data: it proves nothing of the endpoint
+	// (a wrong base URL answers 404 too). Not a failure: a run reads it so.
+	CheckSkipped = "skipped"
 )
 
 // StreamCheck is what a check learnt of one stream.
@@ -148,9 +152,13 @@ func Check(ctx context.Context, sp *Spec, cfg *Config, opts CheckOptions) (*Chec
 		}
 	}
 	stats := map[string]runner.Snapshot{}
+	skips := map[string][]string{}
 	if sum != nil {
 		for _, s := range sum.Streams {
 			stats[s.Stream] = s
+		}
+		for _, sk := range sum.Skips {
+			skips[sk.Stream] = append(skips[sk.Stream], pool.Redact(sk.Reason))
 		}
 	}
 	for _, name := range f.Streams.Keys() {
@@ -167,6 +175,10 @@ func Check(ctx context.Context, sp *Spec, cfg *Config, opts CheckOptions) (*Chec
 			sc.Status, sc.Detail = CheckFailed, strings.Join(failures[name], "; ")
 		case f.Stream(name).Partitions != nil:
 			sc.Status, sc.Detail = CheckOK, "partitions: values from the spec, no request"
+		case len(skips[name]) > 0:
+			sc.Status, sc.Detail = CheckSkipped, "a response rule skipped its answer: "+strings.Join(skips[name], "; ")
+		case st.Empty > 0:
+			sc.Status, sc.Detail = CheckSkipped, "a response rule read its answer as no data"
 		case st.Requests == 0:
 			sc.Status, sc.Detail = CheckNotReached, notReached(f.Stream(name), st)
 		default:

@@ -21,8 +21,9 @@ writes Port entities, Port gives a token and lists its blueprints.
 Nothing is written and no cursor moves. Requests that would change the
 source (export jobs, PUT and PATCH) are not sent: those streams, the
 streams below them and those reading a lookup they fill are listed as
-left out. Config comes as for 'ferry
-run'. A rotated OAuth2 refresh token is saved where a run keeps it
+left out. A stream whose answer a response rule skipped or read as no
+data is listed as skipped (it proves nothing; not a failure). Config
+comes as for 'ferry run'. A rotated OAuth2 refresh token is saved where a run keeps it
 (--dest, or the state file beside the spec).
 
 Examples:
