@@ -266,6 +266,8 @@ func notReached(s *spec.Stream, st runner.Snapshot) string {
 	switch {
 	case st.SkipReason != "":
 		return st.SkipReason
+	case s.BatchOf() != nil && st.Skipped == 0:
+		return fmt.Sprintf("the page of stream %s read held no record for its batch (a check sends no empty batch)", s.BatchOf().Name)
 	case s.Parent() != nil:
 		return fmt.Sprintf("no record of stream %s led to a request (none on the page read, or `when` false for it)", s.Parent().Name)
 	case st.Skipped > 0:

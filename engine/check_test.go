@@ -251,3 +251,76 @@ tables:
 		}
 	}
 }
+
+// TestCheckBatchNotEmptied: a batch stream's list is its source's records
+// under one parent; the check reads the source under one parent only, so
+// under the others the list is empty for want of reading, not because
+// there is none. The batch request the check sends carries the list it
+// read, never an empty one a run would not send for that parent.
+func TestCheckBatchNotEmptied(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  groups:
+    request: {path: /groups}
+  members:
+    for_each: groups
+    request: {path: '/members/${ parent.id }'}
+  details:
+    for_each: groups
+    batch: members
+    request: {path: /details, method: POST, body_jq: '{ids: [$batch[].id]}'}
+tables:
+  groups: {from: groups, primary_key: [id]}
+  members: {from: members, primary_key: [id]}
+  details: {from: details, primary_key: [id]}
+`, "")
+	var ids []string
+	groups := []any{}
+	for i := range 8 {
+		g := fmt.Sprintf("g%d", i)
+		groups = append(groups, map[string]any{"id": g})
+		fx.json("/members/"+g, []any{map[string]any{"id": "m-" + g}})
+	}
+	fx.json("/groups", groups)
+	fx.mu.Lock()
+	fx.routes["/details"] = func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ IDs []string }
+		json.NewDecoder(r.Body).Decode(&body)
+		fx.mu.Lock()
+		ids = append(ids, fmt.Sprint(body.IDs))
+		fx.mu.Unlock()
+		if len(body.IDs) == 0 {
+			http.Error(w, `{"message": "ids must not be empty"}`, http.StatusBadRequest)
+			return
+		}
+		w.Write([]byte(`[{"id": "d1"}]`))
+	}
+	fx.mu.Unlock()
+	cfg, err := engine.ResolveConfig(fx.spec, engine.ConfigSources{Sets: map[string]string{"url": fx.api.URL}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 { // which parent's chains run first varies
+		res, err := engine.Check(t.Context(), fx.spec, cfg, engine.CheckOptions{Dest: fx.db})
+		if err != nil {
+			t.Fatalf("Check: %v (%+v)", err, res)
+		}
+		fx.mu.Lock()
+		got := ids
+		ids = nil
+		fx.mu.Unlock()
+		if len(got) != 1 || got[0] == "[]" {
+			t.Fatalf("details asked with the lists %v: want one request, carrying the members read", got)
+		}
+	}
+	// No member anywhere: no list to send, and the check says why.
+	for i := range 8 {
+		fx.json(fmt.Sprintf("/members/g%d", i), []any{})
+	}
+	res, err := engine.Check(t.Context(), fx.spec, cfg, engine.CheckOptions{Dest: fx.db})
+	if err != nil {
+		t.Fatalf("Check: %v (%+v)", err, res)
+	}
+	if d := res.Streams[2]; d.Status != engine.CheckNotReached || !strings.Contains(d.Detail, "stream members") || len(ids) != 0 {
+		t.Errorf("details %+v, asked with %v: want not reached, naming its batch's stream, nothing sent", d, ids)
+	}
+}

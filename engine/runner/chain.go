@@ -496,8 +496,16 @@ func (c *chainRun) run() error {
 	if s.Partitions != nil {
 		return c.partitions()
 	}
-	if r.opts.Probe && !st.probed.CompareAndSwap(false, true) {
-		return nil // another chain of the stream is its probe
+	if r.opts.Probe {
+		if rn.batchStream && len(rn.batch) == 0 {
+			// The probe read the batch's source under another parent (or
+			// none): this list is empty for want of reading it, and a run
+			// would not send it so. The parent whose list was read probes.
+			return nil
+		}
+		if !st.probed.CompareAndSwap(false, true) {
+			return nil // another chain of the stream is its probe
+		}
 	}
 	client, err := st.client.get()
 	if err != nil {
