@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -298,5 +299,54 @@ func TestReceiveSizes(t *testing.T) {
 		if _, err := receive(&chunkReader{data: make([]byte, 5000), n: 512}, 4999, hint, idle, lend); !errors.Is(err, ErrBodyTooLarge) {
 			t.Errorf("hint %d: a body one byte over the limit: %v, want ErrBodyTooLarge", hint, err)
 		}
+	}
+}
+
+// A body whose length is known (announced, or guessed from the last one)
+// is read into one buffer of that length, not grown to it: what receive's
+// hint is for. A Content-Length is honoured at once; a chunked body sizes
+// the client's next one (lastBody), and a body shorter than the guess is
+// kept whole all the same.
+func TestReceiveSizedByHint(t *testing.T) {
+	idle := &idleTimer{t: time.NewTimer(time.Hour), d: time.Hour}
+	defer idle.stop()
+	data := bytes.Repeat([]byte("x"), 200_000)
+	s, err := receive(&chunkReader{data: data, n: 7001}, DefaultMaxDownloadBytes, int64(len(data)), idle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(s.mem) != len(data)+1 {
+		t.Errorf("a %d-byte body announced as such: buffer of %d bytes, want one of %d (no growing)", len(data), cap(s.mem), len(data)+1)
+	}
+
+	body := strings.Repeat("y", 300_000)
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.(http.Flusher).Flush() // no Content-Length: chunked
+		if r.URL.Path == "/short" {
+			io.WriteString(w, "short")
+			return
+		}
+		io.WriteString(w, body)
+	})
+	c := mustClient(t, testPool(newFakeClock(), 0, nil), HostConfig{BaseURL: srv.URL})
+	caps := []int{}
+	for _, path := range []string{"/a", "/b", "/short"} {
+		resp, err := c.Download(t.Context(), &Request{URL: path}, Download{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := body
+		if path == "/short" {
+			want = "short"
+		}
+		caps = append(caps, cap(resp.Spool.mem))
+		if got := readSpool(t, resp); got != want {
+			t.Errorf("%s: %d bytes kept, want the %d sent", path, len(got), len(want))
+		}
+	}
+	// Doubling from 32 KB would end at 512 KB; the guess is the last size
+	// and an eighth.
+	if most := len(body) + len(body)/8 + 1024 + 1; caps[1] < len(body) || caps[1] > most {
+		t.Errorf("the second chunked body of %d bytes went into a buffer of %d: want one sized by the first's (%d to %d)", len(body), caps[1], len(body), most)
 	}
 }
