@@ -266,6 +266,8 @@ func notReached(s *spec.Stream, st runner.Snapshot) string {
 	switch {
 	case st.SkipReason != "":
 		return st.SkipReason
+	case len(s.Reads()) > 0 && st.Skipped == 0:
+		return "no request could be built from the lookups' values the check read (one page of each lookup's stream; the log names the first error), or no parent led to one"
 	case s.BatchOf() != nil && st.Skipped == 0:
 		return fmt.Sprintf("the page of stream %s read held no record for its batch (a check sends no empty batch)", s.BatchOf().Name)
 	case s.Parent() != nil:

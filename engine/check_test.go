@@ -324,3 +324,71 @@ tables:
 		t.Errorf("details %+v, asked with %v: want not reached, naming its batch's stream, nothing sent", d, ids)
 	}
 }
+
+// TestCheckPartialLookup: a check reads one page of a lookup's stream, so
+// the lookup holds the values of that page only. A parent whose value is
+// on another page cannot build its request (a run, reading every page,
+// can): that is no failure of the endpoint, and the check probes with a
+// parent whose request can be built. When none can, the stream is not
+// reached, saying why.
+func TestCheckPartialLookup(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  teams:
+    request: {path: /teams}
+  leads:
+    request: {path: /leads}
+    paginate: {type: cursor, token: .next, param: cursor}
+    records: '.items[]'
+  projects:
+    for_each: teams
+    request:
+      path: /people/${ lookups.lead_of[parent.id] }/projects
+lookups:
+  lead_of: {from: leads, key: .team, value: .person}
+tables:
+  projects: {from: projects, primary_key: [id]}
+`, "")
+	teams := []any{}
+	for i := range 8 {
+		teams = append(teams, map[string]any{"id": fmt.Sprintf("t%d", (i+4)%8)})
+	}
+	fx.json("/teams", teams)
+	fx.mu.Lock()
+	fx.routes["/leads"] = func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("cursor") == "" { // page 1: t0's lead; the others' on page 2
+			json.NewEncoder(w).Encode(map[string]any{"items": []any{map[string]any{"team": "t0", "person": "ann"}}, "next": "p2"})
+			return
+		}
+		items := []any{}
+		for i := 1; i < 8; i++ {
+			items = append(items, map[string]any{"team": fmt.Sprintf("t%d", i), "person": fmt.Sprintf("p%d", i)})
+		}
+		json.NewEncoder(w).Encode(map[string]any{"items": items})
+	}
+	fx.mu.Unlock()
+	fx.json("/people/ann/projects", []any{map[string]any{"id": 1}})
+	cfg, err := engine.ResolveConfig(fx.spec, engine.ConfigSources{Sets: map[string]string{"url": fx.api.URL}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := engine.Check(t.Context(), fx.spec, cfg, engine.CheckOptions{Dest: fx.db})
+	if err != nil {
+		t.Fatalf("Check: %v (%+v)", err, res)
+	}
+	if p := res.Streams[2]; p.Status != engine.CheckOK || p.Requests != 1 || p.Records != 1 {
+		t.Errorf("projects %+v: want ok, asked once, for t0 (the one lead the check read)", p)
+	}
+	// No lead on the page read: no request can be built.
+	fx.mu.Lock()
+	fx.routes["/leads"] = func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{"items": []any{}, "next": "p2"})
+	}
+	fx.mu.Unlock()
+	res, err = engine.Check(t.Context(), fx.spec, cfg, engine.CheckOptions{Dest: fx.db})
+	if err != nil {
+		t.Fatalf("Check with no lead read: %v (%+v)", err, res)
+	}
+	if p := res.Streams[2]; p.Status != engine.CheckNotReached || !strings.Contains(p.Detail, "lookup") {
+		t.Errorf("projects %+v: want not reached, naming the lookups", p)
+	}
+}

@@ -503,7 +503,9 @@ func (c *chainRun) run() error {
 			// would not send it so. The parent whose list was read probes.
 			return nil
 		}
-		if !st.probed.CompareAndSwap(false, true) {
+		// A stream reading lookups probes with the first chain whose
+		// request can be built (see below); any other, with the first.
+		if len(s.Reads()) == 0 && !st.probed.CompareAndSwap(false, true) {
 			return nil // another chain of the stream is its probe
 		}
 	}
@@ -582,6 +584,20 @@ func (c *chainRun) run() error {
 			env[spec.VarWindow] = map[string]any{"start": c.windows[w].start.Format(time.RFC3339), "end": c.windows[w].end.Format(time.RFC3339)}
 		}
 		req, target, err := r.buildRequest(c.ctx, &s.Request, rn, env, c.vars)
+		if r.opts.Probe && len(s.Reads()) > 0 {
+			if err != nil {
+				// The probe read one page of each lookup's stream: this
+				// parent's value may be on another (a run reads them all).
+				// No failure of the endpoint; another parent's may build.
+				if st.probeUnbuilt.CompareAndSwap(false, true) {
+					r.log.Warn("check: a request could not be built from the lookups' values the check read (one page of each lookup's stream); trying other parents", "stream", s.Name, "parents", rn.describe(), "error", err)
+				}
+				return nil
+			}
+			if !st.probed.CompareAndSwap(false, true) {
+				return nil // another chain of the stream is its probe
+			}
+		}
 		if err != nil {
 			return err
 		}

@@ -128,8 +128,10 @@ type streamState struct {
 	// commit ahead of release order: it covers no records, and the job
 	// must be in the state before it is polled (see chainRun.create).
 	jobMarks chan jobMark
-	// probed: a chain of the stream sent its request (Options.Probe).
-	probed atomic.Bool
+	// probed: a chain of the stream sent its request (Options.Probe);
+	// probeUnbuilt: a chain could not build its request from the lookups
+	// the probe read (logged once).
+	probed, probeUnbuilt atomic.Bool
 	// heldBack: a chain's cursor was held back before the one it started
 	// from, and the run said so (see warnHeldBack).
 	heldBack atomic.Bool
