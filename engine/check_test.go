@@ -392,3 +392,37 @@ tables:
 		t.Errorf("projects %+v: want not reached, naming the lookups", p)
 	}
 }
+
+// TestCheckLeavesOutLookupSourceOfEntities: a lookup read by a stream's
+// Port entities needs its stream as much as one read by a table's rows.
+func TestCheckLeavesOutLookupSourceOfEntities(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  items:
+    request: {path: /items}
+  touch:
+    request: {path: /touch, method: PATCH}
+lookups:
+  touched: {from: touch, key: .id, value: .v}
+port:
+  blueprints: bp.json
+  entities:
+    - {blueprint: item, from: items, identifier: .id, properties: {v: '$lookups.touched[.id]'}}
+`, itemBlueprint)
+	fx.json("/items", []any{map[string]any{"id": "i1"}})
+	fx.json("/touch", []any{map[string]any{"id": "i1", "v": "x"}})
+	cfg, err := engine.ResolveConfig(fx.spec, engine.ConfigSources{Sets: map[string]string{"url": fx.api.URL}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := engine.PortOptions{BaseURL: fx.port.URL(), ClientID: fx.port.ClientID(), ClientSecret: fx.port.ClientSecret()}
+	res, err := engine.Check(t.Context(), fx.spec, cfg, engine.CheckOptions{Port: creds})
+	if err != nil {
+		t.Fatalf("Check: %v (%+v)", err, res)
+	}
+	if reqs := fx.takeRequests(); len(reqs) != 0 {
+		t.Errorf("the check sent %v: want nothing (items' entities read a lookup of the PATCH stream)", reqs)
+	}
+	if s := res.Streams[0]; s.Status != engine.CheckLeftOut || !strings.Contains(s.Detail, "lookup touched") {
+		t.Errorf("items %+v: want left out, naming lookup touched", s)
+	}
+}
