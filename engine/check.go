@@ -80,9 +80,25 @@ func (r *CheckResult) Failed() bool {
 	return r.Port != nil && r.Port.Status == CheckFailed
 }
 
+// Proved reports whether anything answered: a stream's request (ok), or
+// Port. A check in which every stream was left out, not reached or
+// skipped tried no credential against any endpoint.
+func (r *CheckResult) Proved() bool {
+	for _, s := range r.Streams {
+		if s.Status == CheckOK && s.Requests > 0 {
+			return true
+		}
+	}
+	return r.Port != nil && r.Port.Status == CheckOK
+}
+
 // ErrCheckFailed is Check's error when a stream or Port failed: the
 // result says which.
 var ErrCheckFailed = errors.New("check failed")
+
+// ErrCheckedNothing is Check's error when no request answered (see
+// CheckResult.Proved): passing, the check would vouch for nothing.
+var ErrCheckedNothing = errors.New("nothing was checked: every stream was left out, not reached or skipped")
 
 // Check tries the spec's credentials and endpoints with as few requests
 // as tell whether a run could read them: each stream reads one page (that
@@ -190,8 +206,11 @@ func Check(ctx context.Context, sp *Spec, cfg *Config, opts CheckOptions) (*Chec
 	if sp.WritesPort() {
 		res.Port = checkPort(ctx, f, cfg, opts, pool)
 	}
-	if res.Failed() {
+	switch {
+	case res.Failed():
 		return res, ErrCheckFailed
+	case !res.Proved():
+		return res, ErrCheckedNothing
 	}
 	return res, nil
 }

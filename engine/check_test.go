@@ -426,3 +426,32 @@ port:
 		t.Errorf("items %+v: want left out, naming lookup touched", s)
 	}
 }
+
+// TestCheckNothingAnswered: a check whose every stream is left out or not
+// reached tried no credential: it fails, saying so, rather than pass.
+func TestCheckNothingAnswered(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  export:
+    async:
+      create: {path: /exports, id: .id}
+      poll: {path: '/exports/${ job.id }', done: .done}
+      download: {urls: '[.files[]]'}
+  off:
+    when: 'false'
+    request: {path: /off}
+tables:
+  export: {from: export, primary_key: [id]}
+  off: {from: off, primary_key: [id]}
+`, "")
+	cfg, err := engine.ResolveConfig(fx.spec, engine.ConfigSources{Sets: map[string]string{"url": fx.api.URL}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := engine.Check(t.Context(), fx.spec, cfg, engine.CheckOptions{Dest: fx.db})
+	if !errors.Is(err, engine.ErrCheckedNothing) || res == nil || res.Proved() {
+		t.Fatalf("Check = %+v, %v: want ErrCheckedNothing", res, err)
+	}
+	if reqs := fx.takeRequests(); len(reqs) != 0 {
+		t.Errorf("requests %v, want none", reqs)
+	}
+}

@@ -33,8 +33,8 @@ Examples:
 
 Exit codes: 0 every stream asked answered (and Port, when used), 1 one
 failed (each is named, with the request, its status and the server's
-message, secrets redacted), 2 usage or config error, 3 invalid spec,
-130 interrupted.
+message, secrets redacted) or none answered (nothing was checked), 2
+usage or config error, 3 invalid spec, 130 interrupted.
 `
 
 // checkFlags are the flags of `ferry check`: run's that say where the
@@ -98,6 +98,10 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 		}
 	} else {
 		printCheck(a.stdout, res)
+	}
+	if errors.Is(err, engine.ErrCheckedNothing) {
+		fmt.Fprintf(a.stdout, "\n%v\n", err)
+		return printed{err}
 	}
 	if errors.Is(err, engine.ErrCheckFailed) {
 		return printed{err} // each failure is in the output above
