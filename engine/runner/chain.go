@@ -1320,7 +1320,7 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 			// no key of its row.
 			tables = nil
 			for _, t := range st.tables {
-				if !failedBefore[t.Name] && c.committed(t, rec) {
+				if !failedBefore[t.Name] && c.committed(t, rec, failedBefore) {
 					continue
 				}
 				if key != "" && c.retryKeys[retryKey{key, t.Name}] {
@@ -1387,24 +1387,48 @@ func (c *chainRun) dropAppended(m *mapped) {
 
 // committed tells whether the rows of rec in table t were committed by
 // this chain's partition in the sync's earlier runs, as far as the keys
-// they saved say: a table without a primary key saves none, and its rows
-// are taken as committed (writing them again would append them twice), as
-// are all when no keys are saved (no table destination).
-func (c *chainRun) committed(t *spec.Table, rec any) bool {
+// they saved say (all are, when no keys are saved: no table destination).
+// A table without a primary key saves none: its rows were committed with
+// the page's checkpoint as the record's rows in the stream's keyed tables
+// were, so those tell (a record the page did not hold when committed, one
+// shifted onto it since, is appended, not taken for committed and lost),
+// but those its mapping failed for before (failedBefore: no key saved, the
+// page committed all the same); without such a table its rows are taken
+// as committed (writing them again would append them twice).
+func (c *chainRun) committed(t *spec.Table, rec any, failedBefore map[string]bool) bool {
 	if len(t.PrimaryKey) == 0 {
+		for _, k := range c.st.tables {
+			if len(k.PrimaryKey) == 0 || failedBefore[k.Name] {
+				continue
+			}
+			if done, known := c.committedKeys(k, rec); known {
+				return done
+			}
+		}
 		return true
 	}
+	done, _ := c.committedKeys(t, rec)
+	return done
+}
+
+// committedKeys is committed for a keyed table, and whether rec has a row
+// there to tell by.
+func (c *chainRun) committedKeys(t *spec.Table, rec any) (done, known bool) {
 	rows, errs := tableRows(c.ctx, t, rec, c.vars)
 	if len(errs) > 0 {
 		// A mapping that fails now: mapped again, it fails the record.
-		return false
+		return false, true
 	}
 	for _, row := range rows {
-		if row.key != "" && !c.r.targets.committedBy(t.Name, row.key, c.st.s.Name, c.rn.partition) {
-			return false
+		if row.key == "" {
+			continue
+		}
+		known = true
+		if !c.r.targets.committedBy(t.Name, row.key, c.st.s.Name, c.rn.partition) {
+			return false, true
 		}
 	}
-	return true
+	return true, known
 }
 
 // changes tells a chain whose replayed records may be written whole
