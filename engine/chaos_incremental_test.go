@@ -101,27 +101,31 @@ func TestChaosIncremental(t *testing.T) {
 
 // ciVariant is the kind of API and spec a seed tests.
 type ciVariant struct {
-	stamps    string // rfc3339 (mixed shapes), epoch (seconds), epochms
-	exclusive bool   // since is exclusive: > rather than >=; a window is (start, end] rather than [start, end)
-	byID      bool   // the list is sorted by id: an update moves nothing
-	paging    string // cursor (keyset), offset, page
-	window    bool   // a time window instead of a cursor
-	mode      string // upsert, append (an upsert table and a log), replace
+	stamps    string        // rfc3339 (mixed shapes), epoch (seconds), epochms
+	exclusive bool          // since is exclusive: > rather than >=; a window is (start, end] rather than [start, end)
+	order     string        // asc or desc by updated_at, or id (unkind: an update moves nothing)
+	skew      time.Duration // the API's clock (its stamps, its Date) is this far behind the runs'
+	coarse    bool          // the API keeps its stamps to the second
+	paging    string        // cursor (keyset), offset, page
+	window    bool          // a time window instead of a cursor
+	mode      string        // upsert, append (an upsert table and a log), replace
 	lookback  bool
 	param     string // since or updated_since
 	pageCap   int
 }
 
 func (v ciVariant) String() string {
-	return fmt.Sprintf("stamps=%s exclusive=%v byID=%v paging=%s window=%v mode=%s lookback=%v cap=%d",
-		v.stamps, v.exclusive, v.byID, v.paging, v.window, v.mode, v.lookback, v.pageCap)
+	return fmt.Sprintf("stamps=%s exclusive=%v order=%s skew=%v coarse=%v paging=%s window=%v mode=%s lookback=%v cap=%d",
+		v.stamps, v.exclusive, v.order, v.skew, v.coarse, v.paging, v.window, v.mode, v.lookback, v.pageCap)
 }
 
 func ciPickVariant(rng *rand.Rand) ciVariant {
 	v := ciVariant{
 		stamps:    []string{"rfc3339", "rfc3339", "epoch", "epochms"}[rng.IntN(4)],
 		exclusive: rng.IntN(2) == 0,
-		byID:      rng.IntN(3) == 0,
+		order:     []string{"asc", "asc", "desc", "id"}[rng.IntN(4)],
+		skew:      []time.Duration{0, 0, 2500 * time.Millisecond, -3 * time.Second}[rng.IntN(4)],
+		coarse:    rng.IntN(4) == 0,
 		paging:    []string{"cursor", "cursor", "offset", "page"}[rng.IntN(4)],
 		window:    rng.IntN(4) == 0,
 		mode:      []string{"upsert", "append", "replace"}[rng.IntN(3)],
@@ -136,7 +140,8 @@ func ciPickVariant(rng *rand.Rand) ciVariant {
 type ciRec struct {
 	id, item int // item: a comment's item
 	ver      int
-	at       time.Time // its last change
+	at       time.Time // its stamp: the API's clock at its last change
+	changed  time.Time // its last change, by the runs' clock
 	shape    int       // how its stamp is written
 	deleted  bool
 }
@@ -192,14 +197,21 @@ func (s *ciSim) clock() time.Time {
 
 func (s *ciSim) tick(d time.Duration) { s.now = s.now.Add(d) }
 
+// apiNow is the API's clock.
+func (s *ciSim) apiNow() time.Time { return s.now.Add(-s.v.skew) }
+
 func (s *ciSim) record(table string, r *ciRec) {
 	k := ciKey(table, r.id)
-	s.history[k] = append(s.history[k], ciVer{ver: r.ver, at: r.at, deleted: r.deleted})
+	s.history[k] = append(s.history[k], ciVer{ver: r.ver, at: r.changed, deleted: r.deleted})
 }
 
 func (s *ciSim) stamp(r *ciRec) {
 	r.ver++
-	r.at = s.now
+	r.changed = s.now
+	r.at = s.apiNow()
+	if s.v.coarse {
+		r.at = r.at.Truncate(time.Second)
+	}
 	r.shape = s.rng.IntN(8)
 }
 
@@ -244,8 +256,12 @@ func (s *ciSim) change(midRun bool) string {
 		kinds = append(kinds, "delete", "delete-comment")
 	}
 	if midRun && s.v.paging != "cursor" {
+		// Sorted by id, an update moves nothing; newest first, a change
+		// moves a record to the front, shifting those before it forwards
+		// (read again, not skipped); oldest first, to the end, shifting
+		// those after it back past the read position; a window loses it.
 		kinds = []string{"create"}
-		if s.v.byID && !s.v.window {
+		if s.v.order != "asc" && !s.v.window {
 			kinds = []string{"create", "update", "comment", "edit-comment"}
 		}
 	}
@@ -269,7 +285,7 @@ func (s *ciSim) change(midRun bool) string {
 	case kind == "delete":
 		it := items[s.rng.IntN(len(items))]
 		it.deleted = true
-		it.at = s.now
+		it.changed = s.now
 		s.record("items", it)
 		return "delete " + strconv.Itoa(it.id)
 	case len(comments) == 0:
@@ -278,7 +294,7 @@ func (s *ciSim) change(midRun bool) string {
 		c := comments[s.rng.IntN(len(comments))]
 		if kind == "delete-comment" {
 			c.deleted = true
-			c.at = s.now
+			c.changed = s.now
 		} else {
 			s.stamp(c)
 		}
@@ -362,7 +378,7 @@ func (s *ciSim) serve(w http.ResponseWriter, r *http.Request) {
 		note += " cancel"
 	}
 	s.trace = append(s.trace, fmt.Sprintf("%d %s %s %s %s", s.served, s.now.Format("15:04:05.000"), r.URL, fault, note))
-	w.Header().Set("Date", s.now.UTC().Format(http.TimeFormat))
+	w.Header().Set("Date", s.apiNow().UTC().Format(http.TimeFormat))
 	switch fault {
 	case "429":
 		s.mu.Unlock()
@@ -410,7 +426,20 @@ func (s *ciSim) answer(r *http.Request) (int, []byte) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	var list []*ciRec
 	table := "items"
-	keyed := !s.v.byID // keyset by (updated_at, id)
+	// order compares two records as the list sorts them: comments, and
+	// the unkind lists, by id.
+	order := func(a, b *ciRec) int {
+		switch {
+		case table == "comments" || s.v.order == "id":
+		case s.v.order == "desc" && !a.at.Equal(b.at):
+			return b.at.Compare(a.at)
+		case s.v.order == "desc":
+			return b.id - a.id
+		case !a.at.Equal(b.at):
+			return a.at.Compare(b.at)
+		}
+		return a.id - b.id
+	}
 	switch {
 	case len(parts) == 1 && parts[0] == "items":
 		var since, until time.Time
@@ -442,15 +471,13 @@ func (s *ciSim) answer(r *http.Request) (int, []byte) {
 			}
 			list = append(list, it)
 		}
-		if !s.v.byID {
-			slices.SortStableFunc(list, func(a, b *ciRec) int { return a.at.Compare(b.at) })
-		}
+		slices.SortFunc(list, order)
 	case len(parts) == 3 && parts[0] == "items" && parts[2] == "comments":
 		id, err := strconv.Atoi(parts[1])
 		if err != nil || s.items[id] == nil || s.items[id].deleted {
 			return http.StatusNotFound, enc(map[string]any{"message": "no such item"})
 		}
-		table, keyed = "comments", false
+		table = "comments"
 		for _, c := range s.live(s.comments) {
 			if c.item == id {
 				list = append(list, c)
@@ -480,12 +507,8 @@ func (s *ciSim) answer(r *http.Request) (int, []byte) {
 			if err != nil {
 				return bad("bad cursor")
 			}
-			list = slices.DeleteFunc(list, func(x *ciRec) bool {
-				if keyed && x.at.UnixMilli() != ms {
-					return x.at.UnixMilli() < ms
-				}
-				return x.id <= id
-			})
+			last := &ciRec{id: id, at: time.UnixMilli(ms)}
+			list = slices.DeleteFunc(list, func(x *ciRec) bool { return order(x, last) <= 0 })
 		}
 		n := size("limit")
 		page = list[:min(n, len(list))]
@@ -742,8 +765,9 @@ func (c *ciChecker) missing(since time.Time) (out []struct {
 	return out
 }
 
-// monotone: property 2.
-func (c *ciChecker) monotone(what string) {
+// monotone: property 2; and a row marked deleted is of a record deleted,
+// or of one changed since the sync began (see ciRun's comment).
+func (c *ciChecker) monotone(reconStart time.Time, what string) {
 	for _, table := range []string{"items", "comments"} {
 		recs := map[string]map[int]*ciRec{"items": c.s.items, "comments": c.s.comments}[table]
 		for id, row := range c.dest.rows(c.t, table) {
@@ -753,6 +777,11 @@ func (c *ciChecker) monotone(what string) {
 				c.t.Errorf("%s: table %s holds %d at version %d, which the source never had", what, table, id, row.ver)
 				continue
 			}
+			gone := r.deleted || r.item != 0 && c.s.items[r.item].deleted
+			moved := !r.changed.Before(reconStart) || r.item != 0 && !c.s.items[r.item].changed.Before(reconStart)
+			if row.deleted && !gone && !moved {
+				c.t.Errorf("%s: table %s: %d is marked deleted, and the source holds it", what, table, id)
+			}
 			if row.ver < c.seen[k] {
 				c.t.Errorf("%s: table %s: %d went back to version %d from %d", what, table, id, row.ver, c.seen[k])
 			}
@@ -761,10 +790,30 @@ func (c *ciChecker) monotone(what string) {
 	}
 }
 
-// complete: property 1 after a run that exited 0.
-func (c *ciChecker) complete(syncStart time.Time, what string) {
+// complete: property 1 after a run that exited 0; and when it ended a
+// --full-refresh sync of replace tables, which reads everything, the rows
+// of the records deleted before the sync began are marked deleted.
+func (c *ciChecker) complete(res *engine.Result, syncStart time.Time, full bool, what string) {
 	for _, m := range c.missing(syncStart) {
 		c.t.Errorf("%s: table %s misses %d (item %d) at its version of %s", what, m.table, m.id, m.item, syncStart.Format("15:04:05.000"))
+	}
+	if !full || c.s.v.mode != "replace" {
+		return
+	}
+	for _, table := range []string{"items", "comments"} {
+		if _, skipped := res.Dest.SkippedDeletes[table]; skipped {
+			continue // over the delete threshold: said in the report
+		}
+		rows := c.dest.rows(c.t, table)
+		for id, r := range map[string]map[int]*ciRec{"items": c.s.items, "comments": c.s.comments}[table] {
+			gone := r.deleted && r.changed.Before(syncStart)
+			if it := c.s.items[r.item]; r.item != 0 && it.deleted && it.changed.Before(syncStart) {
+				gone = true
+			}
+			if got, ok := rows[id]; gone && ok && !got.deleted {
+				c.t.Errorf("%s: table %s: %d, deleted before the full sync began, is not marked deleted (reconcilable %v; complete %v)", what, table, id, res.Summary.Tables[table], res.Summary.Complete)
+			}
+		}
 	}
 }
 
@@ -850,11 +899,15 @@ func (c *ciChecker) exact(what string, deletions bool) {
 // ciBound is the time before which a sync that began at start answers
 // for changes: windows are written to the second (README, Time windows:
 // window.start and window.end are RFC 3339 without fractions), so the
-// last one ends at the second the run started in, and what changed in
-// that second is the next run's.
+// last one ends at the second the run started in ("The last window ends
+// when the run started", by ferry's clock), and what changed in that
+// second, or was stamped after it by an API whose clock is ahead, is the
+// next run's.
 func ciBound(v ciVariant, start time.Time) time.Time {
 	if v.window {
-		return start.Truncate(time.Second)
+		// And by the runs' clock: an API whose clock is ahead stamps
+		// what changed just before as after the run started.
+		return start.Truncate(time.Second).Add(min(v.skew, 0))
 	}
 	return start
 }
@@ -897,7 +950,11 @@ func ciRun(t *testing.T, seed uint64, destKind string) {
 		return engine.Run(ctx, sp, cfg, engine.RunOptions{Dest: dest.url, ResumeWithin: resumeWithin, FullRefresh: full, Now: s.clock})
 	}
 	var syncStart time.Time
-	inSync := false
+	inSync, fullSync := false, false
+	// reconStart: when the last sync that may reconcile began (one that
+	// reads from initial: the first, a --full-refresh).
+	var reconStart time.Time
+	succeeded := false
 	for i := range 4 + rng.IntN(4) {
 		s.mu.Lock()
 		var changes []string
@@ -921,7 +978,10 @@ func ciRun(t *testing.T, seed uint64, destKind string) {
 			full = rng.IntN(2) == 0
 		}
 		if !inSync || resume > 0 || full {
-			syncStart, inSync = ciBound(v, start), true
+			syncStart, inSync, fullSync = ciBound(v, start), true, full
+			if full || !succeeded {
+				reconStart = syncStart
+			}
 		}
 		ctx, cancel := context.WithCancel(t.Context())
 		faults := 0.0
@@ -943,9 +1003,10 @@ func ciRun(t *testing.T, seed uint64, destKind string) {
 		s.mu.Unlock()
 		what := fmt.Sprintf("seed %d run %d (resume %v full %v faults %.2f cancel@%d)", seed, i+1, resume, full, faults, cancelAt)
 		t.Logf("%s: %v", what, err)
-		c.monotone(what)
+		c.monotone(reconStart, what)
 		if err == nil {
-			c.complete(syncStart, what)
+			c.complete(res, syncStart, fullSync, what)
+			succeeded = true
 			if v.mode == "append" {
 				c.logged(syncStart, end, what)
 			}
@@ -967,12 +1028,15 @@ func ciRun(t *testing.T, seed uint64, destKind string) {
 		for try := range 3 {
 			start := s.clock()
 			if !inSync || full {
-				syncStart, inSync = ciBound(v, start), true
+				syncStart, inSync, fullSync = ciBound(v, start), true, full
+				if full {
+					reconStart = syncStart
+				}
 			}
-			_, err := run(t.Context(), -1, full)
-			c.monotone(what)
+			res, err := run(t.Context(), -1, full)
+			c.monotone(reconStart, what)
 			if err == nil {
-				c.complete(syncStart, what)
+				c.complete(res, syncStart, fullSync, what)
 				inSync = false
 				return
 			}

@@ -650,7 +650,11 @@ func (c *chainRun) planIncremental() error {
 	}
 	since, saved := wm, wmSaved
 	if c.cp != nil && c.cp.Since != nil {
-		since, saved = c.cp.Since, true
+		// A resumed chain asks what it asked before: only what changed,
+		// unless that was from the initial cursor (a sync's first reading,
+		// or a --full-refresh), which is everything. Told by its text:
+		// where in doubt, it read what changed (nothing is marked deleted).
+		since, saved = c.cp.Since, fmt.Sprint(c.cp.Since) != fmt.Sprint(inc.Initial.Tree())
 	}
 	if saved {
 		// This chain reads only what changed: its stream's targets cannot
