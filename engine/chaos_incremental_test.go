@@ -604,14 +604,17 @@ streams:
 	case "epochms":
 		initial = strconv.FormatInt(ciEpoch.Add(-2*time.Hour).UnixMilli(), 10)
 	}
+	// A lookback just past the lag: one longer than a run's span would
+	// read again whatever a wrong cursor passed, and hide it.
+	lb := (v.lag + 5*time.Second).String()
 	lookback := ""
 	if v.lookback {
-		lookback = ", lookback: 90s"
+		lookback = ", lookback: " + lb
 	}
 	if v.window {
 		wl := "0s"
 		if v.lookback {
-			wl = "90s"
+			wl = lb
 		}
 		fmt.Fprintf(&b, `    incremental: {initial: "%s", window: {step: 1h, lookback: %s}}
     request:
