@@ -1405,7 +1405,8 @@ func (c *chainRun) committed(t *spec.Table, rec any, failedBefore map[string]boo
 			if len(k.PrimaryKey) == 0 || failedBefore[k.Name] {
 				continue
 			}
-			if done, known := c.committedKeys(k, rec); known {
+			// One whose mapping fails now tells nothing.
+			if done, known := c.committedKeys(k, rec); known && (done || c.maps(k, rec)) {
 				return done
 			}
 		}
@@ -1413,6 +1414,12 @@ func (c *chainRun) committed(t *spec.Table, rec any, failedBefore map[string]boo
 	}
 	done, _ := c.committedKeys(t, rec)
 	return done
+}
+
+// maps tells whether rec maps to table t without an error.
+func (c *chainRun) maps(t *spec.Table, rec any) bool {
+	_, errs := tableRows(c.ctx, t, rec, c.vars)
+	return len(errs) == 0
 }
 
 // committedKeys is committed for a keyed table, and whether rec has a row
