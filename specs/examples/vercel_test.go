@@ -25,7 +25,11 @@ import (
 // since as "created strictly after", and
 // pagination.next the last deployment's created (so a client that sends
 // next back as until loses the rest of that millisecond, silently);
-// projects paged by an opaque continuation token in from; a budget per
+// projects newest updated first and paged by time like deployments: from
+// read as "updated strictly before", pagination.next the last project's
+// updatedAt (epoch ms, as Vercel's CLI pages them), so a client that sends
+// next back as from loses the rest of that millisecond; with
+// opaqueProjects, an opaque continuation token instead; a budget per
 // endpoint in fixed one-second windows, every answer carrying
 // X-RateLimit-Limit/-Remaining/-Reset (epoch seconds), over it a 429
 // rate_limited; errors {"error": {code, message}}.
@@ -34,6 +38,9 @@ type vercelSim struct {
 	projects    []map[string]any
 	deployments []map[string]any // newest first; created ties in uid order
 	perWindow   int
+	// opaqueProjects: projects paged by an opaque token in from, not by
+	// updatedAt.
+	opaqueProjects bool
 
 	mu       sync.Mutex
 	requests []string // path?query of each request
@@ -49,15 +56,17 @@ type vercelSim struct {
 
 const vercelToken = "SimOnlyVercelTok9f8e7d6c5b4a3f2e1d0c"
 
-// newVercelSim holds 250 projects and n deployments, created in groups of
-// group that share one millisecond (a push that deploys several projects
-// at once), so that page boundaries fall inside such groups.
+// newVercelSim holds 250 projects, updated in groups of 7 that share one
+// millisecond (a change made to several projects at once), and n
+// deployments, created in groups of group that share one millisecond (a
+// push that deploys several projects at once), so that page boundaries
+// fall inside such groups.
 func newVercelSim(n, group int) *vercelSim {
 	s := &vercelSim{token: vercelToken, team: "team_acme", perWindow: 8, window: map[string][2]int64{}, notBefore: map[string]int64{}, faults: map[string][]int{}}
 	base := int64(1735689600000) // 2025-01-01 in epoch ms
 	for i := range 250 {
 		p := map[string]any{"id": fmt.Sprintf("prj_%04d", i), "name": fmt.Sprintf("app-%d", i), "framework": "nextjs",
-			"nodeVersion": "20.x", "createdAt": base + int64(i)*1000, "updatedAt": base + int64(i)*2000}
+			"nodeVersion": "20.x", "createdAt": base - int64(i)*1000, "updatedAt": base - int64(i/7)*2000}
 		if i%9 == 0 {
 			p["framework"] = nil // no framework detected
 			delete(p, "nodeVersion")
@@ -164,22 +173,29 @@ func (s *vercelSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	limit = min(limit, 100)
 	switch r.URL.Path {
 	case "/v10/projects":
-		from := 0
-		if tok := q.Get("from"); tok != "" {
-			b, err := base32.StdEncoding.DecodeString(tok)
-			n, aerr := strconv.Atoi(strings.TrimPrefix(string(b), "p:"))
-			if err != nil || aerr != nil {
-				vercelError(w, 400, "bad_request", "Invalid continuation token")
-				return
+		if s.opaqueProjects {
+			s.projectsByToken(w, q.Get("from"), limit)
+			return
+		}
+		var in []map[string]any
+		for _, p := range s.projects {
+			if tok := q.Get("from"); tok != "" {
+				before, err := strconv.ParseInt(tok, 10, 64)
+				if err != nil {
+					vercelError(w, 400, "bad_request", "Invalid from")
+					return
+				}
+				if p["updatedAt"].(int64) >= before {
+					continue // "updated before", strictly
+				}
 			}
-			from = n
+			in = append(in, p)
 		}
-		end := min(from+limit, len(s.projects))
+		page := in[:min(limit, len(in))]
 		var next any
-		if end < len(s.projects) {
-			next = base32.StdEncoding.EncodeToString([]byte("p:" + strconv.Itoa(end)))
+		if len(in) > len(page) {
+			next = page[len(page)-1]["updatedAt"]
 		}
-		page := s.projects[min(from, len(s.projects)):end]
 		writeJSON(w, 200, map[string]any{"projects": page, "pagination": map[string]any{"count": len(page), "next": next, "prev": nil}})
 	case "/v6/deployments":
 		since := int64(-1)
@@ -225,6 +241,54 @@ func (s *vercelSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// projectsByToken answers a page of projects from an opaque continuation
+// token, as the docs' example next (a string) suggests some answers do.
+func (s *vercelSim) projectsByToken(w http.ResponseWriter, tok string, limit int) {
+	from := 0
+	if tok != "" {
+		b, err := base32.StdEncoding.DecodeString(tok)
+		n, aerr := strconv.Atoi(strings.TrimPrefix(string(b), "p:"))
+		if err != nil || aerr != nil {
+			vercelError(w, 400, "bad_request", "Invalid continuation token")
+			return
+		}
+		from = n
+	}
+	end := min(from+limit, len(s.projects))
+	var next any
+	if end < len(s.projects) {
+		next = base32.StdEncoding.EncodeToString([]byte("p:" + strconv.Itoa(end)))
+	}
+	page := s.projects[min(from, len(s.projects)):end]
+	writeJSON(w, 200, map[string]any{"projects": page, "pagination": map[string]any{"count": len(page), "next": next, "prev": nil}})
+}
+
+// timeRepeats counts the items a time-paged list (newest first, pages of
+// 100, each asked from the last item's key + 1) serves twice: those of
+// each page's last millisecond that the page held.
+func timeRepeats(items []map[string]any, key string) int {
+	n := 0
+	until := int64(0)
+	for {
+		var in []map[string]any
+		for _, it := range items {
+			if until == 0 || it[key].(int64) < until {
+				in = append(in, it)
+			}
+		}
+		if len(in) <= 100 {
+			return n
+		}
+		last := in[99][key].(int64)
+		for _, it := range in[:100] {
+			if it[key].(int64) == last {
+				n++
+			}
+		}
+		until = last + 1
+	}
+}
+
 func (s *vercelSim) asked(prefix string) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -241,9 +305,9 @@ func vercelSets(url string) map[string]string {
 	return map[string]string{"api_url": url, "token": vercelToken, "team_id": "team_acme"}
 }
 
-// Vercel: every project and every deployment of the team written, the
-// deployments that share the millisecond a page ends in included (that
-// millisecond asked again whole: its deployments read already are written
+// Vercel: every project and every deployment of the team written, those
+// that share the millisecond a page ends in included (that millisecond
+// asked again whole: its projects or deployments read already are written
 // again and counted as duplicates, exactly those); the per-endpoint
 // budget kept, a 429 waited out to its X-RateLimit-Reset (epoch seconds),
 // a 500 mid-chain retried; the token never printed.
@@ -266,32 +330,17 @@ func TestVercel(t *testing.T) {
 	for _, d := range sim.deployments {
 		wantDeployments = append(wantDeployments, d["uid"].(string))
 	}
-	sameIDs(t, "projects, each once", wantProjects, ids(r.rows["projects"], "id"))
+	gotProjects := ids(r.rows["projects"], "id")
+	sameIDs(t, "projects (repeats aside)", wantProjects, unique(gotProjects))
 	got := ids(r.rows["deployments"], "uid")
 	sameIDs(t, "deployments (repeats aside)", wantDeployments, unique(got))
 
-	// The repeats are exactly the deployments of a page's last
-	// millisecond that the page held: each page of 100 read from an until
-	// ends inside a group of 7 sharing one millisecond.
-	want := 0
-	until := int64(0)
-	for {
-		var in []map[string]any
-		for _, d := range sim.deployments {
-			if until == 0 || d["created"].(int64) < until {
-				in = append(in, d)
-			}
-		}
-		if len(in) <= 100 {
-			break
-		}
-		last := in[99]["created"].(int64)
-		for _, d := range in[:100] {
-			if d["created"].(int64) == last {
-				want++
-			}
-		}
-		until = last + 1
+	// The repeats are exactly the items of a page's last millisecond that
+	// the page held: each page of 100 read from an until (a from for
+	// projects) ends inside a group of 7 sharing one millisecond.
+	wantP, want := timeRepeats(sim.projects, "updatedAt"), timeRepeats(sim.deployments, "created")
+	if len(gotProjects)-len(wantProjects) != wantP || wantP == 0 {
+		t.Errorf("%d project rows for %d projects, want %d repeats (a page's last millisecond asked again)", len(gotProjects), len(wantProjects), wantP)
 	}
 	if len(got)-len(wantDeployments) != want || want == 0 {
 		t.Errorf("%d deployment rows for %d deployments, want %d repeats (a page's last millisecond asked again)", len(got), len(wantDeployments), want)
@@ -300,8 +349,8 @@ func TestVercel(t *testing.T) {
 	for _, d := range r.res.Summary.Duplicates {
 		dup[d.Name] = d.Count
 	}
-	if dup["deployments"] != want {
-		t.Errorf("duplicates = %+v, want deployments: %d", r.res.Summary.Duplicates, want)
+	if dup["deployments"] != want || dup["projects"] != wantP {
+		t.Errorf("duplicates = %+v, want projects: %d, deployments: %d", r.res.Summary.Duplicates, wantP, want)
 	}
 	rows := map[string]map[string]any{}
 	for _, row := range r.rows["deployments"] {
@@ -336,11 +385,11 @@ func TestVercel(t *testing.T) {
 	noSecret(t, r, vercelToken)
 }
 
-// A spec that sends pagination.next back as until, as the docs suggest,
-// loses the deployments of each page's last millisecond that did not fit
-// on it, and exits 0: what the example's until (last created + 1) is for.
-// This checks the simulator is that unkind, so that TestVercel proves
-// something.
+// A spec that sends pagination.next back as until (as from for
+// projects), as the docs suggest, loses the items of each page's last
+// millisecond that did not fit on it, and exits 0: what the example's
+// tokens (the last time + 1) are for. This checks the simulator is that
+// unkind, so that TestVercel proves something.
 func TestVercelNaiveUntilLoses(t *testing.T) {
 	sim := newVercelSim(1234, 7)
 	srv := httptest.NewServer(sim)
@@ -349,12 +398,18 @@ func TestVercelNaiveUntilLoses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	spec := string(b)
 	const ours = `token: 'if .pagination.next == null or (.deployments | length) == 0 then null else .deployments[-1].created + 1 end'`
-	if !strings.Contains(string(b), ours) {
-		t.Fatal("vercel.yaml's deployments token is not the one this test replaces")
+	oursProjects := "token: >-\n" + `        if .pagination.next == null or (.projects | length) == 0 then null
+        elif (.pagination.next | type) == "number" then ([.pagination.next, .projects[-1].updatedAt] | max) + 1
+        else .pagination.next end`
+	if !strings.Contains(spec, ours) || !strings.Contains(spec, oursProjects) {
+		t.Fatal("vercel.yaml's tokens are not the ones this test replaces")
 	}
+	spec = strings.Replace(spec, ours, "token: .pagination.next", 1)
+	spec = strings.Replace(spec, oursProjects, "token: .pagination.next", 1)
 	naive := filepath.Join(t.TempDir(), "vercel.yaml")
-	if err := os.WriteFile(naive, []byte(strings.Replace(string(b), ours, "token: .pagination.next", 1)), 0o600); err != nil {
+	if err := os.WriteFile(naive, []byte(spec), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r := runVendor(t, naive, vercelSets(srv.URL), time.Time{})
@@ -363,6 +418,32 @@ func TestVercelNaiveUntilLoses(t *testing.T) {
 	}
 	if got := len(unique(ids(r.rows["deployments"], "uid"))); got >= len(sim.deployments) {
 		t.Errorf("the naive spec wrote %d of %d deployments: the simulator does not lose a millisecond's rest", got, len(sim.deployments))
+	}
+	if got := len(unique(ids(r.rows["projects"], "id"))); got >= len(sim.projects) {
+		t.Errorf("the naive spec wrote %d of %d projects: the simulator does not lose a millisecond's rest", got, len(sim.projects))
+	}
+}
+
+// Projects paged by an opaque continuation token (a string next, as the
+// docs' example shows) are asked with it as it came: every project once,
+// no repeats.
+func TestVercelOpaqueProjectTokens(t *testing.T) {
+	sim := newVercelSim(10, 1)
+	sim.opaqueProjects = true
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	r := runVendor(t, "vercel.yaml", vercelSets(srv.URL), time.Time{})
+	if r.err != nil {
+		t.Fatalf("run: %v", r.err)
+	}
+	var want []string
+	for _, p := range sim.projects {
+		want = append(want, p["id"].(string))
+	}
+	sameIDs(t, "projects, each once", want, ids(r.rows["projects"], "id"))
+	tok := base32.StdEncoding.EncodeToString([]byte("p:100"))
+	if asked := sim.asked("/v10/projects"); len(asked) != 3 || !strings.Contains(asked[1], "from="+tok+"&") {
+		t.Errorf("projects asked %v: want 3 pages, the second from the token as it came (%s)", asked, tok)
 	}
 }
 
