@@ -469,6 +469,21 @@ func TestVercelMillisecondOverPage(t *testing.T) {
 	noSecret(t, r, vercelToken)
 }
 
+// More projects updated in one millisecond than a page holds fail the
+// projects chain too, naming the stream, rather than skip the rest of it.
+func TestVercelProjectsMillisecondOverPage(t *testing.T) {
+	sim := newVercelSim(10, 1)
+	same := sim.projects[60]["updatedAt"]
+	for _, p := range sim.projects[60:210] {
+		p["updatedAt"] = same
+	}
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	r := runVendor(t, "vercel.yaml", vercelSets(srv.URL), time.Time{})
+	failedRun(t, r, []string{"projects", "pagination made no progress"})
+	noSecret(t, r, vercelToken)
+}
+
 // Vercel's errors fail the run with their code and message, naming the
 // stream; a 200 without its list fails its chain; the token is never
 // printed.
