@@ -39,16 +39,6 @@ type decoder struct {
 	data []byte
 	pos  int
 	buf  []byte // scratch for strings with escapes
-	// members holds the members of the objects being read, innermost
-	// last: an object's map is made once its size is known, not grown
-	// member by member (rehashing a record's map as it grew was a third
-	// of what decoding a page allocated).
-	members []member
-}
-
-type member struct {
-	key   string
-	value any
 }
 
 func (d *decoder) space() {
@@ -123,12 +113,12 @@ func (d *decoder) object(depth int) (any, error) {
 		return nil, d.errorf("exceeded max depth")
 	}
 	d.pos++ // {
+	m := map[string]any{}
 	d.space()
 	if d.pos < len(d.data) && d.data[d.pos] == '}' {
 		d.pos++
-		return map[string]any{}, nil
+		return m, nil
 	}
-	base := len(d.members)
 	for {
 		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 			return nil, d.unexpected("looking for beginning of object key string")
@@ -147,23 +137,11 @@ func (d *decoder) object(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		d.members = append(d.members, member{k, v})
-		end, err := d.next('}', "after object key:value pair")
-		if err != nil {
-			return nil, err
-		}
-		if end {
-			break
+		m[k] = v
+		if end, err := d.next('}', "after object key:value pair"); end || err != nil {
+			return m, err
 		}
 	}
-	ms := d.members[base:]
-	m := make(map[string]any, len(ms))
-	for _, kv := range ms {
-		m[kv.key] = kv.value // in order: the last of a repeated key wins
-	}
-	clear(ms) // the scratch must not keep the values alive
-	d.members = d.members[:base]
-	return m, nil
 }
 
 // next reads what follows a member of an object or an element of an array:
