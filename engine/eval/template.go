@@ -98,6 +98,35 @@ func (env *Env) compileTemplate(s string) (*Template, error) {
 	return t, nil
 }
 
+// TemplateExprs returns the source of each ${ } expression of template
+// text s, in order (not the literal text, nor an escaped $${): what a
+// check of the names a template uses must look at. An unterminated
+// ${ ends the list (compiling s reports it).
+func TemplateExprs(s string) []string {
+	var out []string
+	for i := 0; i < len(s); {
+		j := strings.IndexByte(s[i:], '$')
+		if j < 0 {
+			break
+		}
+		i += j
+		switch {
+		case strings.HasPrefix(s[i:], "$${"):
+			i += 3
+		case strings.HasPrefix(s[i:], "${"):
+			end := exprEnd(s, i+2)
+			if end < 0 {
+				return out
+			}
+			out = append(out, s[i+2:end])
+			i = end + 1
+		default:
+			i++
+		}
+	}
+	return out
+}
+
 // exprEnd returns the index of the '}' that ends the expression starting at
 // i, skipping braces of map literals and string literals, or -1.
 func exprEnd(s string, i int) int {

@@ -289,9 +289,12 @@ func valueKind(v any) string {
 // the body uses it (a value it never uses would send every page the same
 // request: the first page again and again, or a list read short).
 func (p *parser) checkTextPaging(r *Request, param, sizeParam Str, path string) {
-	src := ""
+	// Only the ${ } parts count: paging.offset written as literal text
+	// (a ${ } forgotten, or escaped as $${) is sent as it is, the same
+	// on every page.
+	src, literal := "", false
 	if n := resolveAlias(r.Body.Node); r.Body.Set && n != nil && n.Kind == yaml.ScalarNode {
-		src = n.Value
+		src, literal = strings.Join(eval.TemplateExprs(n.Value), "\n"), true
 	}
 	for _, x := range []struct {
 		key string
@@ -301,7 +304,7 @@ func (p *parser) checkTextPaging(r *Request, param, sizeParam Str, path string) 
 		case !x.v.Set:
 		case !identRe.MatchString(x.v.V):
 			p.errorAt(x.v.P, path+".paginate."+x.key, "a text body takes %q as paging.%s: give a name of letters, digits and _ (no dots: the body is no JSON object)", x.v.V, x.v.V)
-		case src != "" && !regexp.MustCompile(`\b`+VarPaging+`\s*\.\s*`+x.v.V+`\b`).MatchString(src):
+		case literal && !regexp.MustCompile(`\b`+VarPaging+`\s*\.\s*`+x.v.V+`\b`).MatchString(src):
 			p.errorAt(r.Body.P, path+".request.body", "paginate puts %s in the body (in: body), but the text body never uses ${ %s.%s }: every page would send the same request", x.v.V, VarPaging, x.v.V)
 		}
 	}
