@@ -1506,6 +1506,26 @@ func (r *Runner) cursorOf(ctx context.Context, s *spec.Stream, rec any, vars []a
 	return cur
 }
 
+// pagingText gives a text body's template the paging values with a
+// numeric token as its text: the template reads a JSON number as a float64
+// (see eval.Normalize), and 0.29999999999999999 went out as 0.3, a
+// position the server never gave, past what lies between. A query or a
+// JSON body sends it digit for digit; so does a text body now.
+func pagingText(paging any) any {
+	m, ok := paging.(map[string]any)
+	if !ok {
+		return paging
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if n, ok := v.(json.Number); ok {
+			v = n.String()
+		}
+		out[k] = v
+	}
+	return out
+}
+
 // buildRequest renders the first request of a run. target is the URL or
 // path the HTTP client resolves against the base URL.
 func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, env map[string]any, vars []any) (paginate.Request, string, error) {
@@ -1545,7 +1565,7 @@ func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, en
 		req.Body = map[string]any{}
 		req.Text = func(paging any) (string, error) {
 			e := maps.Clone(env)
-			e[spec.VarPaging] = paging
+			e[spec.VarPaging] = pagingText(paging)
 			v, err := spec.RenderValue(tree, e)
 			if err != nil {
 				return "", fmt.Errorf("request body: %w", err)

@@ -205,3 +205,60 @@ tables:
 		t.Errorf("bodies (-want +got):\n%s", d)
 	}
 }
+
+// A cursor's token goes into a text body as the server wrote it: a string
+// token raw (nothing a query string or JSON would escape is escaped), a
+// numeric one digit for digit, as in a query or a JSON body. Read as a
+// float64, 1.50 went out as 1.5 and 1700000000.123456789 as
+// 1700000000.1234567, a position the server never gave (rounded down it
+// asks again; rounded up, what lies between is skipped).
+func TestTextBodyTokenExact(t *testing.T) {
+	tokens := []string{`"a+b/c==&x<y>é"`, `1.50`, `1700000000.123456789`, `0.29999999999999999`, `12345678901234567890123`}
+	var mu sync.Mutex
+	var bodies []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		n := len(bodies)
+		mu.Unlock()
+		next := "null"
+		if n <= len(tokens) {
+			next = tokens[n-1]
+		}
+		fmt.Fprintf(w, `{"items":[{"id":%d}],"next":%s}`, n, next)
+	}))
+	defer srv.Close()
+	f := mustSpec(t, `
+version: 1
+name: t
+http: {base_url: `+srv.URL+`}
+streams:
+  items:
+    request:
+      method: POST
+      path: /q
+      body_format: text
+      body: 'after ${ paging.after }'
+    records: .items[]
+    paginate: {type: cursor, token: .next, param: after, in: body}
+tables:
+  items: {from: items, primary_key: [id]}
+`)
+	out := newCollector()
+	if _, err := runSpec(t, f, nil, out); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	want := []string{"after "}
+	for _, tok := range tokens {
+		want = append(want, "after "+strings.Trim(tok, `"`))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if d := cmp.Diff(want, bodies); d != "" {
+		t.Errorf("bodies (-want +got):\n%s", d)
+	}
+	if n := len(out.rows["items"]); n != len(tokens)+1 {
+		t.Errorf("%d items written, want %d", n, len(tokens)+1)
+	}
+}
