@@ -2,6 +2,8 @@ package runner_test
 
 import (
 	"context"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,5 +45,42 @@ func TestTreeProbe(t *testing.T) {
 	}
 	if !queued {
 		t.Error("no chain queued below the probed page's blocks: the test does not reach the tree")
+	}
+}
+
+// TestTreeFetchesAhead: the chains queued below a tree's records are
+// fetched ahead of their release, several at a time (the stream's window),
+// not one after the other: with one root and concurrency 4, as many block
+// requests as the concurrency allows are in flight (a window of one
+// reaches two: the chain being released and the next).
+func TestTreeFetchesAhead(t *testing.T) {
+	var mu sync.Mutex
+	inflight, most := 0, 0
+	sim := tree.New(tree.Options{Roots: 1, Depth: 3, Latency: func(path string) time.Duration {
+		if !strings.HasPrefix(path, "/v1/blocks/") {
+			return 0
+		}
+		mu.Lock()
+		inflight++
+		most = max(most, inflight)
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		inflight--
+		mu.Unlock()
+		return 0
+	}})
+	defer sim.Close()
+	out := newCollector()
+	if _, err := runSpec(t, mustSpec(t, treeSpec(3)), map[string]any{"url": sim.URL()}, out); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(out.rows["blocks"]); n != len(sim.Nodes()) {
+		t.Fatalf("%d blocks written, want %d", n, len(sim.Nodes()))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most < 3 {
+		t.Errorf("at most %d block request in flight at once; want the tree's chains fetched ahead, up to the concurrency (4)", most)
 	}
 }
