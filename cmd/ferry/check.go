@@ -63,23 +63,7 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	f := defineCheckFlags(fs)
 	fs.Usage = usageFunc(fs, checkUsage)
-	pos, err := parseArgs(fs, args, a.stdout, 1, 1, "one SPEC")
-	if err != nil {
-		return err
-	}
-	specPath := pos[0]
-	if specPath == "-" && *f.config == "-" {
-		return usageErr("the spec and --config cannot both come from stdin")
-	}
-	log, err := newLogger(a.stderr, f.logLevel.value, f.logFormat.value)
-	if err != nil {
-		return err
-	}
-	sp, err := a.readSpec(specPath, "text")
-	if err != nil {
-		return err
-	}
-	in, err := a.resolveInputs(ctx, log, sp, specPath, &f.inputFlags, sp.WritesPort(), "")
+	log, sp, in, err := a.specAndInputs(ctx, fs, args, &f.inputFlags, f.logLevel, f.logFormat, "")
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -79,23 +80,7 @@ func runPlan(ctx context.Context, a *app, args []string) error {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	f := definePlanFlags(fs)
 	fs.Usage = usageFunc(fs, planUsage)
-	pos, err := parseArgs(fs, args, a.stdout, 1, 1, "one SPEC")
-	if err != nil {
-		return err
-	}
-	specPath := pos[0]
-	if specPath == "-" && *f.config == "-" {
-		return usageErr("the spec and --config cannot both come from stdin")
-	}
-	log, err := newLogger(a.stderr, f.logLevel.value, f.logFormat.value)
-	if err != nil {
-		return err
-	}
-	sp, err := a.readSpec(specPath, "text")
-	if err != nil {
-		return err
-	}
-	in, err := a.resolveInputs(ctx, log, sp, specPath, &f.inputFlags, sp.WritesPort(), " (empty: every entity is a create)")
+	log, sp, in, err := a.specAndInputs(ctx, fs, args, &f.inputFlags, f.logLevel, f.logFormat, " (empty: every entity is a create)")
 	if err != nil {
 		return err
 	}
@@ -125,6 +110,33 @@ func runPlan(ctx context.Context, a *app, args []string) error {
 		return printed{engine.ErrPlanChanges}
 	}
 	return nil
+}
+
+// specAndInputs reads the command line of a command that takes one SPEC
+// and run's inputs (plan, check): the spec, its config and Port
+// credentials (the demo's simulators started with --demo), and a logger.
+func (a *app) specAndInputs(ctx context.Context, fs *flag.FlagSet, args []string, f *inputFlags, level, format *choiceFlag, portNote string) (*slog.Logger, *engine.Spec, *runInputs, error) {
+	pos, err := parseArgs(fs, args, a.stdout, 1, 1, "one SPEC")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	specPath := pos[0]
+	if specPath == "-" && *f.config == "-" {
+		return nil, nil, nil, usageErr("the spec and --config cannot both come from stdin")
+	}
+	log, err := newLogger(a.stderr, level.value, format.value)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sp, err := a.readSpec(specPath, "text")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	in, err := a.resolveInputs(ctx, log, sp, specPath, f, sp.WritesPort(), portNote)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return log, sp, in, nil
 }
 
 // planShown bounds the rows or entities of one kind the text form lists
