@@ -403,31 +403,7 @@ func (s *cpSource) snapshot() cpState {
 	return cpState{recs: maps.Clone(s.recs)}
 }
 
-func cpSeeds(t *testing.T) []uint64 {
-	if s := os.Getenv("FERRY_CHAOS_PORT_SEED"); s != "" {
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("FERRY_CHAOS_PORT_SEED: %v", err)
-		}
-		return []uint64{n}
-	}
-	count := 3
-	if testing.Short() {
-		count = 1
-	}
-	if s := os.Getenv("FERRY_CHAOS_PORT_SEEDS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			t.Fatalf("FERRY_CHAOS_PORT_SEEDS: %v", err)
-		}
-		count = n
-	}
-	var out []uint64
-	for i := range count {
-		out = append(out, uint64(i+1))
-	}
-	return out
-}
+func cpSeeds(t *testing.T) []uint64 { return seedsFrom(t, "FERRY_CHAOS_PORT", 3) }
 
 func TestChaosPort(t *testing.T) {
 	for _, seed := range cpSeeds(t) {

@@ -602,22 +602,27 @@ func pgChaosDest(t *testing.T, url, name string) chaosDest {
 	}}
 }
 
-func chaosSeeds(t *testing.T) []uint64 {
-	if s := os.Getenv("FERRY_CHAOS_SEED"); s != "" {
+func chaosSeeds(t *testing.T) []uint64 { return seedsFrom(t, "FERRY_CHAOS", 2) }
+
+// seedsFrom lists the seeds a property test runs: PREFIX_SEED=s runs seed
+// s alone, PREFIX_SEEDS=n seeds 1 to n; otherwise dflt of them (one with
+// -short).
+func seedsFrom(t *testing.T, prefix string, dflt int) []uint64 {
+	if s := os.Getenv(prefix + "_SEED"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			t.Fatalf("FERRY_CHAOS_SEED: %v", err)
+			t.Fatalf("%s_SEED: %v", prefix, err)
 		}
 		return []uint64{n}
 	}
-	count := 2
+	count := dflt
 	if testing.Short() {
 		count = 1
 	}
-	if s := os.Getenv("FERRY_CHAOS_SEEDS"); s != "" {
+	if s := os.Getenv(prefix + "_SEEDS"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			t.Fatalf("FERRY_CHAOS_SEEDS: %v", err)
+			t.Fatalf("%s_SEEDS: %v", prefix, err)
 		}
 		count = n
 	}
