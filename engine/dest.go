@@ -85,7 +85,8 @@ type destinations struct {
 	portCursors map[string][]string
 	held        []sink.Checkpoint
 	heldAt      map[partKey]int
-	some        bool // --streams: the run produces some streams only
+	some        bool     // --streams: the run produces some streams only
+	produced    []string // with some: the streams --streams names
 
 	// refused are the rows the database refused, each a failed record;
 	// blocked the partitions they came from. A blocked partition commits
@@ -143,7 +144,7 @@ func tableDefs(f *spec.File) []table.Table {
 // openDestinations prepares every destination the spec needs, before any
 // request: a missing credential or a locked database stops the run early.
 func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions, pool *fetch.Pool) (*destinations, error) {
-	d := &destinations{f: f, log: opts.Logger, some: len(opts.Streams) > 0}
+	d := &destinations{f: f, log: opts.Logger, some: len(opts.Streams) > 0, produced: opts.Streams}
 	if len(f.Tables.Items) > 0 {
 		dest := opts.Dest
 		if dest == "" {
@@ -413,8 +414,6 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 	return st, nil
 }
 
-// isPageState tells the state of a sync in progress (page checkpoints and
-// the sync's date) from incremental cursors, which outlive syncs.
 // unreadBlueprints names the blueprints some stream feeding them ran and
 // did not complete (a failed chain, its own or an ancestor's; a request a
 // rule skipped), with why: their entities the run did not write may still
@@ -462,6 +461,8 @@ func refreshedKeys(ctx context.Context, db *table.DB, streams []string) ([]strin
 	return out, nil
 }
 
+// isPageState tells the state of a sync in progress (page checkpoints and
+// the sync's date) from incremental cursors, which outlive syncs.
 func isPageState(stream string) bool {
 	return !strings.HasSuffix(stream, runner.WatermarkSuffix) && stream != authStateStream
 }
@@ -660,7 +661,7 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 		case runErr == nil && err == nil && len(d.refused) == 0:
 			// A refused row keeps the sync open: its partition's
 			// checkpoint (kept) makes the next run read it again.
-			clear := ranStreams(sum)
+			clear := ranStreams(sum, d.produced)
 			if !d.some {
 				// The whole sync is done; a --streams run ends only its part.
 				clear = append(clear, syncKey)
@@ -795,15 +796,22 @@ func (d *destinations) commitPortCursors(ctx context.Context, sum *runner.Summar
 	return nil
 }
 
-// ranStreams names the streams this run fetched: only their checkpoints,
-// and the keys they saved, are cleared (a --streams run leaves the others'
-// for a resume).
-func ranStreams(sum *runner.Summary) []string {
+// ranStreams names the streams this run fetched and produced (all, or
+// those of --streams): only their checkpoints, and the keys they saved,
+// are cleared. A --streams run leaves the others' for a resume, those of
+// the streams it read only to drive its own too: it wrote none of their
+// rows, so their checkpoints still say what the sync has written (cleared,
+// the resumed run read them from the start and appended their committed
+// pages again).
+func ranStreams(sum *runner.Summary, produced []string) []string {
 	if sum == nil {
 		return nil
 	}
 	out := make([]string, 0, 2*len(sum.Streams))
 	for _, sn := range sum.Streams {
+		if len(produced) > 0 && !slices.Contains(produced, sn.Stream) {
+			continue
+		}
 		out = append(out, sn.Stream, sn.Stream+keysSuffix)
 	}
 	return out
