@@ -416,13 +416,15 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 
 // unreadBlueprints names the blueprints some stream feeding them ran and
 // did not complete (a failed chain, its own or an ancestor's; a request a
-// rule skipped), with why: their entities the run did not write may still
-// be in the source. A stream not run (--streams, a false `when`) is not
+// rule skipped) or one of whose records failed its mapping to them, with
+// why: their entities the run did not write may still be in the source. A stream not run (--streams, a false `when`) is not
 // counted: its blueprint is not read by this spec's runs so configured.
 func unreadBlueprints(f *spec.File, sum *runner.Summary) map[string]string {
-	skipped := map[string]bool{}
+	// ran: fetched in this run. A stream --streams did not need is not in
+	// the summary at all (nor in Complete), and counts as not run.
+	ran := map[string]bool{}
 	for _, s := range sum.Streams {
-		skipped[s.Stream] = s.SkipReason != ""
+		ran[s.Stream] = s.SkipReason == ""
 	}
 	out := map[string]string{}
 	if f.Port == nil {
@@ -430,8 +432,16 @@ func unreadBlueprints(f *spec.File, sum *runner.Summary) map[string]string {
 	}
 	for _, e := range f.Port.Entities {
 		from := e.From.V
-		if !sum.Complete[from] && !skipped[from] && out[e.Blueprint.V] == "" {
+		if ran[from] && !sum.Complete[from] && out[e.Blueprint.V] == "" {
 			out[e.Blueprint.V] = fmt.Sprintf("stream %s, which feeds blueprint %s, did not complete", from, e.Blueprint.V)
+		}
+	}
+	// A record that failed its mapping to the blueprint is in the source
+	// too, its entity unwritten: stubbed, the run that writes it once fixed
+	// would find a stub that is no one's.
+	for _, x := range sum.Failures {
+		if x.Blueprint != "" && out[x.Blueprint] == "" {
+			out[x.Blueprint] = fmt.Sprintf("a record of stream %s failed its mapping to blueprint %s", x.Stream, x.Blueprint)
 		}
 	}
 	return out

@@ -994,7 +994,13 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 				_, looked := st.exists[k]
 				_, failedLook := st.unknown[k]
 				st.mu.Unlock()
-				if ours[k] || looked || failedLook || s.cfg.policy(def.Identifier, rk) == RelationStub {
+				// A stub needs no look (Port relates an entity it holds),
+				// unless the target's stream did not complete or the
+				// target itself failed in this run: the relation is
+				// dropped then only if Port lacks the target, or a
+				// relation Port holds would be taken away.
+				stubbed := s.cfg.policy(def.Identifier, rk) == RelationStub && unread[r.Target] == "" && !st.failedKey(k)
+				if ours[k] || looked || failedLook || stubbed {
 					continue
 				}
 				if need[r.Target] == nil {
@@ -1062,6 +1068,10 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 				case lookupFailed:
 					out[i] = append(out[i], effect{kind: effFail, msg: fmt.Sprintf("relations.%s: whether target %q of blueprint %q exists could not be checked: %s", rk, id, r.Target, unknown)})
 					kept = append(kept, id)
+				case policy == RelationStub && st.failedKey(k):
+					// In the source, but failed: a stub (no one's) would
+					// refuse it in the run that writes it once fixed.
+					out[i] = append(out[i], effect{kind: effDrop, name: def.Identifier + "." + rk + " (not stubbed: the target failed in this run)", target: k})
 				case policy == RelationStub && unread[r.Target] != "":
 					out[i] = append(out[i], effect{kind: effDrop, name: def.Identifier + "." + rk + " (not stubbed: " + unread[r.Target] + ")", target: k})
 				case policy == RelationStub:
