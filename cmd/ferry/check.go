@@ -84,6 +84,11 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 		printCheck(a.stdout, res)
 	}
 	if errors.Is(err, engine.ErrCheckedNothing) {
+		if f.format.value == "json" {
+			// stdout is the JSON alone, for tools to parse: the error
+			// goes to stderr, as any other.
+			return err
+		}
 		fmt.Fprintf(a.stdout, "\n%v\n", err)
 		return printed{err}
 	}
