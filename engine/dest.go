@@ -417,8 +417,9 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 // unreadBlueprints names the blueprints some stream feeding them ran and
 // did not complete (a failed chain, its own or an ancestor's; a request a
 // rule skipped) or one of whose records failed its mapping to them, with
-// why: their entities the run did not write may still be in the source. A stream not run (--streams, a false `when`) is not
-// counted: its blueprint is not read by this spec's runs so configured.
+// why: their entities the run did not write may still be in the source.
+// A stream not run (--streams, a false `when`) is not counted: its
+// blueprint is not read by this spec's runs so configured.
 func unreadBlueprints(f *spec.File, sum *runner.Summary) map[string]string {
 	// ran: fetched in this run. A stream --streams did not need is not in
 	// the summary at all (nor in Complete), and counts as not run.
