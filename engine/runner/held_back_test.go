@@ -105,22 +105,7 @@ func TestEpochCursorInAnotherUnitIsWarned(t *testing.T) {
 	at := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
 	run := func(items []any) (saved []string, logged string) {
 		t.Helper()
-		api := apitest.New(apitest.Fixture{Routes: []apitest.Route{{Path: "/events", Items: items}}})
-		defer api.Close()
-		f := mustSpec(t, `
-version: 1
-name: units
-http: {base_url: `+api.URL()+`}
-streams:
-  events:
-    incremental: {cursor: .updated, initial: 1767225600}
-    request:
-      path: /events
-      query: {since: "${ cursor }"}
-tables:
-  events: {from: events, primary_key: [id]}
-`)
-		return runWatched(t, f, "events", at, nil)
+		return runCursor(t, at, "events", `{cursor: .updated, initial: 1767225600}`, items)
 	}
 	held := strconv.FormatInt(at.Unix()-1, 10)
 	saved, logged := run([]any{
@@ -150,22 +135,7 @@ func TestNaiveCursorIsWarned(t *testing.T) {
 	run := func(updated string) string {
 		t.Helper()
 		items := []any{map[string]any{"id": 1, "updated": updated}}
-		api := apitest.New(apitest.Fixture{Routes: []apitest.Route{{Path: "/events", Items: items}}})
-		defer api.Close()
-		f := mustSpec(t, `
-version: 1
-name: naive
-http: {base_url: `+api.URL()+`}
-streams:
-  events:
-    incremental: {cursor: .updated, initial: "2026-01-01T00:00:00"}
-    request:
-      path: /events
-      query: {since: "${ cursor }"}
-tables:
-  events: {from: events, primary_key: [id]}
-`)
-		_, logged := runWatched(t, f, "events", time.Time{}, nil)
+		_, logged := runCursor(t, time.Time{}, "events", `{cursor: .updated, initial: "2026-01-01T00:00:00"}`, items)
 		return logged
 	}
 	if logged := run("2026-03-05T10:00:06.123"); !strings.Contains(logged, "without a UTC offset") || !strings.Contains(logged, "stream=events") {
@@ -186,22 +156,7 @@ func TestEpochLikeIdsAreWarned(t *testing.T) {
 	at := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
 	run := func(items []any) (saved []string, logged string) {
 		t.Helper()
-		api := apitest.New(apitest.Fixture{Routes: []apitest.Route{{Path: "/posts", Items: items}}})
-		defer api.Close()
-		f := mustSpec(t, `
-version: 1
-name: ids
-http: {base_url: `+api.URL()+`}
-streams:
-  posts:
-    incremental: {cursor: .id, initial: 1000000000000000000}
-    request:
-      path: /posts
-      query: {since_id: "${ cursor }"}
-tables:
-  posts: {from: posts, primary_key: [id]}
-`)
-		return runWatched(t, f, "posts", at, nil)
+		return runCursor(t, at, "posts", `{cursor: .id, initial: 1000000000000000000}`, items)
 	}
 	held := strconv.FormatInt(at.Add(-time.Second).UnixNano(), 10)
 	saved, logged := run([]any{map[string]any{"id": int64(1901234567890123456)}, map[string]any{"id": int64(1901234567890123457)}})
@@ -227,22 +182,7 @@ func TestEpochCursorWithoutEpochInitialIsWarned(t *testing.T) {
 	at := time.Date(2026, 3, 5, 10, 0, 0, 0, time.UTC)
 	run := func(items []any) (saved []string, logged string) {
 		t.Helper()
-		api := apitest.New(apitest.Fixture{Routes: []apitest.Route{{Path: "/events", Items: items}}})
-		defer api.Close()
-		f := mustSpec(t, `
-version: 1
-name: units
-http: {base_url: `+api.URL()+`}
-streams:
-  events:
-    incremental: {cursor: .updated, initial: 0}
-    request:
-      path: /events
-      query: {since: "${ cursor }"}
-tables:
-  events: {from: events, primary_key: [id]}
-`)
-		return runWatched(t, f, "events", at, nil)
+		return runCursor(t, at, "events", `{cursor: .updated, initial: 0}`, items)
 	}
 	const warning = "looks like a time in epoch"
 	stamp := at.Add(-time.Minute).Unix()
@@ -262,6 +202,29 @@ tables:
 
 // runWatched runs f at now (the real clock when zero) from state, and
 // returns the cursors saved for stream's watermark and the warnings logged.
+// runCursor runs a spec of one incremental stream (incremental is its
+// block), read at /stream with its cursor as ?since=, against an API
+// serving items there, as runWatched does.
+func runCursor(t *testing.T, now time.Time, stream, incremental string, items []any) (saved []string, logged string) {
+	t.Helper()
+	api := apitest.New(apitest.Fixture{Routes: []apitest.Route{{Path: "/" + stream, Items: items}}})
+	defer api.Close()
+	f := mustSpec(t, `
+version: 1
+name: cursors
+http: {base_url: `+api.URL()+`}
+streams:
+  `+stream+`:
+    incremental: `+incremental+`
+    request:
+      path: /`+stream+`
+      query: {since: "${ cursor }"}
+tables:
+  `+stream+`: {from: `+stream+`, primary_key: [id]}
+`)
+	return runWatched(t, f, stream, now, nil)
+}
+
 func runWatched(t *testing.T, f *spec.File, stream string, now time.Time, state map[string]map[string]json.RawMessage) (saved []string, logged string) {
 	t.Helper()
 	var logs bytes.Buffer
