@@ -100,6 +100,13 @@ type stream struct {
 	allTables   []*spec.Table  // mapped from this stream, when selected
 	allEntities []*spec.Entity // mapped from this stream, when selected
 	fills       []*lookup      // lookups filled from this stream
+	// unrunBelow names a stream below this one (for_each or batch, at
+	// any depth) that --streams leaves out: it is not read for the
+	// records this run reads, so this stream's cursor is not saved (the
+	// next run would ask only what changed after them, and never read
+	// their children). "": none. unrunWarned: said once.
+	unrunBelow  string
+	unrunWarned atomic.Bool
 	stat        *StreamStats
 	body        *bodyPlan // how its answers become records
 	jobs        sync.Map  // an async stream's export jobs created in this run, by partition
@@ -236,6 +243,17 @@ func New(f *spec.File, opts Options) (_ *Runner, err error) {
 		r.streams[s.Name] = st
 		r.order = append(r.order, st)
 		r.exprReadsLookups = r.exprReadsLookups || len(s.Reads()) > 0
+	}
+	for i := range f.Streams.Items {
+		d := &f.Streams.Items[i].Value
+		if want.needed[d.Name] {
+			continue
+		}
+		for _, up := range d.Upstream() {
+			if st := r.streams[up.Name]; st != nil && st.unrunBelow == "" {
+				st.unrunBelow = d.Name
+			}
+		}
 	}
 	decided := map[*stream]bool{}
 	for _, st := range r.order {

@@ -212,7 +212,16 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 	if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name, Partition: rn.partition, Value: val, Flush: ps.flush, Fresh: ps.fresh, Listed: ps.listed}); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", st.s.Name, err)
 	}
-	if ps.cursor != nil {
+	if ps.cursor != nil && st.unrunBelow != "" {
+		// Its rows are written, but a stream below it is not read for
+		// them: saved, the cursor would pass those records for good, and
+		// their children's changes with them. The next run reads them
+		// again from the cursor kept (an append table gets them again).
+		if st.unrunWarned.CompareAndSwap(false, true) {
+			r.log.Warn("the cursor is not saved: a stream below this one is not in --streams, and is not read for the records this run read; the next run reads them again from the cursor saved before",
+				"stream", st.s.Name, "not_run", st.unrunBelow)
+		}
+	} else if ps.cursor != nil {
 		// Committed with the chain's last rows: a crash before it leaves
 		// the old cursor, and the next run reads those records again. A
 		// parent's cursor waits for its children (cursorGate); a cursor
