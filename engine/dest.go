@@ -171,10 +171,19 @@ func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOp
 			// Only the streams asked for start afresh: the others keep
 			// their cursors and checkpoints (discarded, the next run would
 			// read them all again from their initial cursors, and append
-			// their rows again). The sync and its generations go on.
+			// their rows again). The sync goes on, and so do the others'
+			// tables' generations; those of the tables these streams feed
+			// end, so that a row the refresh no longer reads is marked
+			// deleted, though an earlier run of the sync wrote it.
 			keys, err := refreshedKeys(ctx, db, opts.Streams)
-			if err == nil && len(keys) > 0 { // none: ClearState would clear all
-				err = db.ClearState(ctx, keys)
+			if err == nil {
+				var tables []string
+				for _, it := range f.Tables.Items {
+					if slices.Contains(opts.Streams, it.Value.From.V) {
+						tables = append(tables, it.Key)
+					}
+				}
+				err = db.Refresh(ctx, keys, tables)
 			}
 			if err != nil {
 				d.close()

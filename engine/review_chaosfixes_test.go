@@ -1,7 +1,9 @@
 package engine_test
 
 import (
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +55,84 @@ func TestStreamsParentCursorWaitsForUnreadChildren(t *testing.T) {
 		if got := fx.query(`SELECT id || ':' || updated FROM "nl__issues" ORDER BY id`); !slices.Equal(got, []string{"i1:5", "i2:1"}) {
 			t.Errorf("refresh=%v: issues = %v, want i1 changed: the --streams projects run moved the projects cursor past p1, whose issues it did not read", refresh, got)
 		}
+	}
+}
+
+// TestShiftedRecordSharingAWitnessKeyIsAppended (7f12166 left this):
+// a record shifted onto a replayed page is appended only if no keyed table
+// of its stream saved its row's key; groups, keyed by a value many items
+// share, saved G for a, so b (G too), shifted onto the committed page
+// when a went away, was taken for committed and never appended to log,
+// with exit 0. Not fixed: a keyed table cannot tell that its key is one
+// record's; what would tell is saving an append table's rows by content
+// (as a token stream's are), a change of what the state holds.
+func TestShiftedRecordSharingAWitnessKeyIsAppended(t *testing.T) {
+	t.Skip("known loss, not fixed: a shifted record whose witness key (a keyed table of its stream) another committed record shares is not appended; needs append rows saved by content")
+	fx := newFixture(t, specHead+`streams:
+  items:
+    incremental: {cursor: .at, initial: "2026-01-01T00:00:00Z"}
+    request: {path: /items, query: {since: '${ cursor }'}}
+    paginate: {type: offset, param: offset}
+  notes:
+    for_each: items
+    request: {path: '/items/${ parent.id }/notes'}
+tables:
+  groups: {from: items, primary_key: [g], row: '{g}', on_duplicate: warn}
+  log: {from: items, mode: append, row: '{id, g}'}
+`, "")
+	a := map[string]any{"id": "a", "g": "G", "at": "2026-01-02T00:00:00Z"}
+	b := map[string]any{"id": "b", "g": "G", "at": "2026-01-01T12:00:00Z"}
+	fx.json("/items/a/notes", []any{})
+	fx.json("/items/b/notes", []any{})
+	fx.pages("/items", []any{a, b}, 1)
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+	fx.pages("/items", []any{b})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	if got, want := fx.query(`SELECT id FROM "nl__log" ORDER BY id`), []string{"a", "b"}; !slices.Equal(got, want) {
+		t.Errorf("log = %v, want %v", got, want)
+	}
+}
+
+// TestRefreshOfSomeStreamsInOpenSyncMarksDeleted: a sync left open (y
+// failed) wrote x's a and b; b is deleted at the source, then
+// `--full-refresh --streams x` reads x again. Its replace table is
+// reconciled, so b must be marked deleted: the refresh took the table's
+// sync generation on (ca8c809 kept the sync), in which b, written by the
+// failed run, counted as seen, and the table was called reconciled with b
+// live.
+func TestRefreshOfSomeStreamsInOpenSyncMarksDeleted(t *testing.T) {
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			fx := newFixture(t, strings.Replace(specHead, "\nname: nl\n", "\nname: "+name+"\n", 1)+`streams:
+  x:
+    request: {path: /x}
+  y:
+    request: {path: /y}
+tables:
+  t: {from: x, mode: replace, primary_key: [id], row: '{id}'}
+  y: {from: y, primary_key: [id], row: '{id}'}
+`, "")
+			query := use(fx)
+			fx.json("/x", []any{map[string]any{"id": "a"}, map[string]any{"id": "b"}})
+			fx.raw("/y", http.StatusBadRequest, `{"message": "no"}`)
+			runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+			fx.json("/x", []any{map[string]any{"id": "a"}})
+			res, err := fx.run(engine.RunOptions{Streams: []string{"x"}, FullRefresh: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep := engine.NewRunReport(fx.spec, "s.yaml", res, err, 0, false, time.Now())
+			for _, tr := range rep.Tables {
+				if tr.Name == "t" && !tr.Reconciled {
+					t.Errorf("t not reconciled after a full refresh of x that read it whole")
+				}
+			}
+			if got, want := query(`SELECT id || ':' || CASE WHEN _ferry_deleted THEN 'deleted' ELSE 'live' END FROM %t ORDER BY id`), []string{"a:live", "b:deleted"}; !slices.Equal(got, want) {
+				t.Errorf("t = %v, want %v: b, gone before the full refresh of x, marked", got, want)
+			}
+		})
 	}
 }

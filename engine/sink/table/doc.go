@@ -9,6 +9,7 @@
 //	err = d.Lock(ctx, holder)                      // ErrLocked if another live run holds it
 //	st, err := d.State(ctx)                         // stream -> partition -> checkpoint
 //	err = d.ClearState(ctx, streams)                // --full-refresh; nil = every stream
+//	err = d.Refresh(ctx, streams, tables)           // --full-refresh --streams: their state, their tables' generations
 //	err = d.Restart(ctx, keep)                      // abandon an unfinished sync, keeping some state
 //	err = d.Write(ctx, rows, checkpoints)           // one transaction, ~BatchRows rows
 //	i, reason, err := d.FindRefused(ctx, rows)      // after ErrRefused: the row at fault

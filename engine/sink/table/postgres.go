@@ -621,7 +621,7 @@ func (s *pgBackend) state(ctx context.Context) (map[string]map[string]json.RawMe
 	return out, nil
 }
 
-func (s *pgBackend) clearState(ctx context.Context, all bool, streams []string, endGenerations bool) error {
+func (s *pgBackend) clearState(ctx context.Context, all bool, streams []string, endGenerations bool, endTables []string) error {
 	err := pgx.BeginFunc(ctx, s.conn, func(tx pgx.Tx) error {
 		if all {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+s.stateT); err != nil {
@@ -634,6 +634,10 @@ func (s *pgBackend) clearState(ctx context.Context, all bool, streams []string, 
 		}
 		if endGenerations {
 			if _, err := tx.Exec(ctx, `DELETE FROM `+s.syncT); err != nil {
+				return err
+			}
+		} else if len(endTables) > 0 {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+s.syncT+` WHERE tbl = ANY ($1)`, endTables); err != nil {
 				return err
 			}
 		}

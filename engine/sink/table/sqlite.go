@@ -699,7 +699,7 @@ func (s *sqliteBackend) state(ctx context.Context) (map[string]map[string]json.R
 	return out, nil
 }
 
-func (s *sqliteBackend) clearState(ctx context.Context, all bool, streams []string, endGenerations bool) (err error) {
+func (s *sqliteBackend) clearState(ctx context.Context, all bool, streams []string, endGenerations bool, endTables []string) (err error) {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
@@ -722,6 +722,11 @@ func (s *sqliteBackend) clearState(ctx context.Context, all bool, streams []stri
 	}
 	for _, st := range streams {
 		if _, err := s.exec(ctx, `DELETE FROM `+s.stateT+` WHERE stream = ?`, st); err != nil {
+			return fmt.Errorf("sqlite %s: clear state: %w", s.path, err)
+		}
+	}
+	for _, t := range endTables {
+		if _, err := s.exec(ctx, `DELETE FROM `+s.syncT+` WHERE tbl = ?`, t); err != nil {
 			return fmt.Errorf("sqlite %s: clear state: %w", s.path, err)
 		}
 	}

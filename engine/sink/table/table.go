@@ -231,8 +231,9 @@ type backend interface {
 	finishRun(ctx context.Context, ts []*finishing, clear []string, runTime time.Time) error
 	state(ctx context.Context) (map[string]map[string]json.RawMessage, error)
 	// clearState deletes the state of streams (of every stream when all),
-	// and with endGenerations every open sync generation, in one transaction.
-	clearState(ctx context.Context, all bool, streams []string, endGenerations bool) error
+	// and with endGenerations every open sync generation, else those of
+	// endTables, in one transaction.
+	clearState(ctx context.Context, all bool, streams []string, endGenerations bool, endTables []string) error
 	lock(ctx context.Context, holder string, now time.Time) error
 	close() error
 	// refuses tells an error of write caused by the rows' data (see
@@ -481,7 +482,16 @@ func (d *DB) State(ctx context.Context) (map[string]map[string]json.RawMessage, 
 // for a full refresh. With no streams it also ends every sync generation,
 // so the next complete run alone decides what is deleted.
 func (d *DB) ClearState(ctx context.Context, streams []string) error {
-	return d.clear(ctx, len(streams) == 0, streams, len(streams) == 0)
+	return d.clear(ctx, len(streams) == 0, streams, len(streams) == 0, nil)
+}
+
+// Refresh forgets the checkpoints of streams (none when empty) and ends
+// the sync generations of tables, in one transaction: a full refresh of
+// some streams, whose tables' next complete run alone decides what is
+// deleted (in their open generation, a row the refresh no longer reads,
+// written before it, would count as seen).
+func (d *DB) Refresh(ctx context.Context, streams, tables []string) error {
+	return d.clear(ctx, false, streams, false, tables)
 }
 
 // Restart begins a new sync: the state of every stream that keep rejects
@@ -499,20 +509,20 @@ func (d *DB) Restart(ctx context.Context, keep func(stream string) bool) error {
 		}
 	}
 	slices.Sort(drop)
-	return d.clear(ctx, false, drop, true)
+	return d.clear(ctx, false, drop, true, nil)
 }
 
-func (d *DB) clear(ctx context.Context, all bool, streams []string, endGenerations bool) error {
+func (d *DB) clear(ctx context.Context, all bool, streams []string, endGenerations bool, endTables []string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
 		return errClosed
 	}
-	if err := d.be.clearState(ctx, all, streams, endGenerations); err != nil {
+	if err := d.be.clearState(ctx, all, streams, endGenerations, endTables); err != nil {
 		return err
 	}
-	if endGenerations {
-		for name, t := range d.tables {
+	for name, t := range d.tables {
+		if endGenerations || slices.Contains(endTables, name) {
 			n := *t
 			n.begun = false
 			d.tables[name] = &n
