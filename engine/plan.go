@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -207,6 +208,15 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 				}
 			}
 			refuse = resumeRefusal(st, opts.Now(), opts.ResumeWithin)
+		} else if len(opts.Streams) > 0 {
+			// A full refresh of some streams discards only their state and
+			// goes on with an unfinished sync (see openDestinations): the
+			// run resumes it, and deletes no Port entity.
+			left := maps.Clone(st)
+			maps.DeleteFunc(left, func(key string, _ map[string]json.RawMessage) bool {
+				return slices.Contains(opts.Streams, stateStream(key))
+			})
+			refuse = resumeRefusal(left, opts.Now(), opts.ResumeWithin)
 		}
 	}
 
@@ -317,7 +327,7 @@ func resumeRefusal(st map[string]map[string]json.RawMessage, now time.Time, with
 	if sy.Started.IsZero() || within > 0 && now.Sub(sy.Started) > within {
 		return "" // too old to resume: the run starts a new sync
 	}
-	return fmt.Sprintf("the next run resumes the unfinished sync begun %s, and a resumed run deletes no Port entity (--full-refresh starts afresh)", sy.Started.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("the next run resumes the unfinished sync begun %s, and a resumed run deletes no Port entity (--full-refresh without --streams starts afresh)", sy.Started.UTC().Format(time.RFC3339))
 }
 
 // planOutput is a plan's runner Output: rows are kept in memory per table

@@ -136,3 +136,30 @@ tables:
 		})
 	}
 }
+
+// TestPlanRefreshOfSomeStreamsInOpenSync: `--full-refresh --streams apps`
+// goes on with an unfinished sync (ca8c809), so the run deletes no stale
+// Port entity (c stays, a resumed run keeps it); the plan of that run said
+// it would delete c, as a plan of a whole --full-refresh does.
+func TestPlanRefreshOfSomeStreamsInOpenSync(t *testing.T) {
+	fx := planFixture(t)
+	fx.realRun()
+	fx.raw("/apps/b/envs", http.StatusInternalServerError, "down")
+	if _, err := engine.Run(t.Context(), fx.spec, fx.config(), engine.RunOptions{Dest: fx.db, Port: fx.portOptions()}); err == nil {
+		t.Fatal("the failing run succeeded")
+	}
+	fx.json("/apps", []any{map[string]any{"id": "a", "name": "A", "tier": "gold"}, map[string]any{"id": "b", "name": "B", "tier": "silver"}})
+	opts := engine.PlanOptions{FullRefresh: true, Streams: []string{"apps"}}
+	p, err := fx.plan(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.Run(t.Context(), fx.spec, fx.config(), engine.RunOptions{Dest: fx.db, Port: fx.portOptions(), FullRefresh: true, Streams: []string{"apps"}}); err != nil {
+		t.Fatal(err)
+	}
+	kept := slices.Contains(fx.entities("app"), "c")
+	app := p.Port.Blueprints[0]
+	if planned := app.Delete == 1 && app.Refused == nil; planned == kept {
+		t.Errorf("plan: delete %d refused %+v; the run kept c: %v", app.Delete, app.Refused, kept)
+	}
+}
