@@ -163,3 +163,39 @@ func TestPlanRefreshOfSomeStreamsInOpenSync(t *testing.T) {
 		t.Errorf("plan: delete %d refused %+v; the run kept c: %v", app.Delete, app.Refused, kept)
 	}
 }
+
+// TestStreamsRunThenResumedSyncAppendsOnce: a sync is left open (y
+// failed) after x, an append table, was read whole; `--streams x` ends
+// x's part of the sync, clearing its checkpoints (9837704 kept only the
+// drivers'), and the run that resumes the sync then reads x from its
+// start within the same sync: a and b appended twice, exit 0. Not fixed:
+// keeping x's checkpoints would make every later --streams x run of the
+// open sync read nothing; the sync would have to record that x's part is
+// done (and when a --streams run begins a part anew), a change of what
+// the state holds.
+func TestStreamsRunThenResumedSyncAppendsOnce(t *testing.T) {
+	t.Skip("known duplicate, not fixed: a --streams run clears its streams' checkpoints in an open sync, and the run resuming the sync appends their rows again")
+	fx := newFixture(t, specHead+`streams:
+  x:
+    request: {path: /x}
+    paginate: {type: offset, param: offset}
+  y:
+    request: {path: /y}
+tables:
+  x: {from: x, mode: append, row: '{id}'}
+  y: {from: y, primary_key: [id], row: '{id}'}
+`, "")
+	fx.pages("/x", []any{map[string]any{"id": "a"}, map[string]any{"id": "b"}})
+	fx.raw("/y", http.StatusBadRequest, `{"message": "no"}`)
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+	if _, err := fx.run(engine.RunOptions{Streams: []string{"x"}}); err != nil {
+		t.Fatal(err)
+	}
+	fx.json("/y", []any{map[string]any{"id": "y1"}})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.query(`SELECT id FROM "nl__x" ORDER BY id`); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("x (append) = %v, want each once", got)
+	}
+}
