@@ -199,3 +199,49 @@ tables:
 		t.Errorf("x (append) = %v, want each once", got)
 	}
 }
+
+// TestStreamsGrandparentCursorWaitsForUnreadGrandchildren: the rule of
+// TestStreamsParentCursorWaitsForUnreadChildren at depth: `--streams
+// projects,issues` leaves out comments, below issues; the projects cursor,
+// saved, would pass p1 for good, and its issue's changed comment with it.
+func TestStreamsGrandparentCursorWaitsForUnreadGrandchildren(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  projects:
+    request: {path: /projects, query: {since: '${ cursor }'}}
+    incremental: {cursor: .updated, initial: "0"}
+  issues:
+    for_each: projects
+    request: {path: '/projects/${ parent.id }/issues'}
+  comments:
+    for_each: issues
+    request: {path: '/issues/${ parent.id }/comments'}
+tables:
+  projects: {from: projects, primary_key: [id]}
+  issues: {from: issues, primary_key: [id]}
+  comments: {from: comments, primary_key: [id], row: '{id, v}'}
+`, "")
+	api := &refreshAPI{sinces: map[string][]string{}, recs: map[string][]map[string]any{
+		"/projects": {{"id": "p1", "updated": "1"}},
+	}}
+	fx.mu.Lock()
+	fx.routes["/projects"] = api.serve("/projects")
+	fx.mu.Unlock()
+	fx.json("/projects/p1/issues", []any{map[string]any{"id": "i1"}})
+	fx.json("/issues/i1/comments", []any{map[string]any{"id": "c1", "v": "old"}})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	api.mu.Lock()
+	api.recs["/projects"] = []map[string]any{{"id": "p1", "updated": "5"}}
+	api.mu.Unlock()
+	fx.json("/issues/i1/comments", []any{map[string]any{"id": "c1", "v": "new"}})
+	if _, err := fx.run(engine.RunOptions{Streams: []string{"projects", "issues"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.query(`SELECT id || ':' || v FROM "nl__comments"`); !slices.Equal(got, []string{"c1:new"}) {
+		t.Errorf("comments = %v, want c1:new: the --streams run moved the projects cursor past p1, whose comments it did not read", got)
+	}
+}
