@@ -22,7 +22,8 @@ const VarLookups = "lookups"
 func (s *Stream) Stage() int { return s.stage }
 
 // Reads lists the lookups a stream's own programs read (request, records,
-// key, when, pagination, incremental cursor), sorted.
+// key, when, recurse.when, partitions.values, pagination, incremental
+// cursor), sorted.
 func (s *Stream) Reads() []string { return sortedKeys(s.reads) }
 
 // Reads lists the lookups a table's row program reads, sorted.
@@ -154,6 +155,14 @@ func (p *parser) checkLookups(f *File) {
 			jq(&s.Records, path+".records")
 		}
 		jq(&s.Key, path+".key")
+		if rc := s.Recurse; rc != nil {
+			jq(&rc.When, path+".recurse.when")
+		}
+		if pt := s.Partitions; pt != nil {
+			for _, t := range valueStrings(&pt.Values) {
+				ex(t, path+".partitions.values")
+			}
+		}
 		if pg := s.Paginate; pg != nil {
 			for name, q := range map[string]*JQ{"token": &pg.Token, "url": &pg.URL, "total_pages": &pg.TotalPages, "total": &pg.Total} {
 				jq(q, path+".paginate."+name)
