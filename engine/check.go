@@ -265,7 +265,7 @@ func changesSourceSeen(f *spec.File, s *spec.Stream, seen map[string]bool) strin
 func lookupsReadBy(f *spec.File, s *spec.Stream) []string {
 	names := slices.Clone(s.Reads())
 	for i := range f.Tables.Items {
-		if t := &f.Tables.Items[i].Value; t.From.V == s.Name {
+		if t := &f.Tables.Items[i].Value; t.FedBy(s.Name) {
 			names = append(names, t.Reads()...)
 		}
 	}

@@ -15,8 +15,9 @@ import (
 // MapInput is one record to map through one mapping, with what a run
 // would give its programs.
 type MapInput struct {
-	// Table names a table mapping; Blueprint an entity mapping instead,
-	// and From its stream when several streams map to that blueprint.
+	// Table names a table mapping; Blueprint an entity mapping instead.
+	// From is the record's stream, needed when several streams feed that
+	// table or map to that blueprint.
 	Table, Blueprint, From string
 	Record                 any            // JSON-shaped (YAML values are converted)
 	Parents                map[string]any // every ancestor record, by stream name
@@ -44,7 +45,17 @@ func MapRecord(ctx context.Context, sp *Spec, in MapInput) ([]map[string]any, er
 		if table = f.Tables.Get(in.Table); table == nil {
 			return nil, fmt.Errorf("no table %q%s (the spec has: %s)", in.Table, didYouMean(in.Table, f.Tables.Keys()), strings.Join(f.Tables.Keys(), ", "))
 		}
-		stream = table.From.V
+		streams := table.Streams()
+		switch {
+		case in.From != "" && !table.FedBy(in.From):
+			return nil, fmt.Errorf("table %s is not fed by stream %q (its from: %s)", in.Table, in.From, strings.Join(streams, ", "))
+		case in.From != "":
+			stream = in.From
+		case len(streams) > 1:
+			return nil, fmt.Errorf("table %s is fed by several streams (%s): give from, the stream the record is of", in.Table, strings.Join(streams, ", "))
+		case len(streams) == 1:
+			stream = streams[0]
+		}
 	case in.Blueprint != "":
 		var err error
 		if entity, err = entityMapping(f, in.Blueprint, in.From); err != nil {
@@ -98,7 +109,7 @@ func MapRecord(ctx context.Context, sp *Spec, in MapInput) ([]map[string]any, er
 	}
 	vars := runner.JQVars(s, config, parent, parents, batchList, lookupMap)
 	if table != nil {
-		return runner.MapRows(ctx, table, rec, vars)
+		return runner.MapRows(ctx, table, stream, rec, vars)
 	}
 	ent, ok, err := runner.MapEntity(ctx, entity, rec, vars)
 	if err != nil || !ok {

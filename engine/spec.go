@@ -103,7 +103,7 @@ func (s *Spec) Graph() Graph {
 			gs.Recurse, gs.MaxDepth = rc.When.V, rc.MaxDepth.V
 		}
 		for _, t := range s.f.Tables.Items {
-			if t.Value.From.V == st.Name {
+			if t.Value.FedBy(st.Name) {
 				gs.Tables = append(gs.Tables, t.Key)
 			}
 		}

@@ -40,8 +40,20 @@ func (r *Runner) summary(f *failures, fatal error) *Summary {
 		sum.Complete[st.s.Name] = complete(st)
 	}
 	for _, it := range r.f.Tables.Items {
-		if st := r.streams[it.Value.From.V]; st != nil && st.selected {
-			sum.Tables[it.Key] = complete(st) && full(st) && !targetFailed["table:"+it.Key]
+		// A table fed by several streams is complete when every one of
+		// them is, and was read in this run (--streams may select some).
+		produced, ok := false, !targetFailed["table:"+it.Key]
+		for _, name := range it.Value.Streams() {
+			st := r.streams[name]
+			if st == nil || !st.selected {
+				ok = false
+				continue
+			}
+			produced = true
+			ok = ok && complete(st) && full(st)
+		}
+		if produced {
+			sum.Tables[it.Key] = ok
 		}
 	}
 	if r.f.Port != nil {

@@ -8,10 +8,10 @@ import (
 )
 
 // MapRows is what a table mapping makes of one record, as a run makes it:
-// its rows, each checked for an object with its primary key. vars are the
-// stream's [JQVars].
-func MapRows(ctx context.Context, t *spec.Table, rec any, vars []any) ([]map[string]any, error) {
-	rows, errs := tableRows(ctx, t, rec, vars)
+// its rows, each checked for an object with its primary key. stream is the
+// record's (one of the table's), vars are that stream's [JQVars].
+func MapRows(ctx context.Context, t *spec.Table, stream string, rec any, vars []any) ([]map[string]any, error) {
+	rows, errs := tableRows(ctx, t, stream, rec, vars)
 	out := make([]map[string]any, len(rows))
 	for i, r := range rows {
 		out[i] = r.data

@@ -101,7 +101,7 @@ func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec an
 			fail(Failure{Table: t.Name}, fmt.Errorf("table %s: %w", t.Name, err))
 			continue
 		}
-		rows, errs := tableRows(ctx, t, rec, vars)
+		rows, errs := tableRows(ctx, t, st.s.Name, rec, vars)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -142,9 +142,10 @@ type keyedRow struct {
 
 // tableRows runs a table mapping on a record: the rows it gives with their
 // primary keys, and an error for the program or for each row that cannot
-// be written (not an object, no value for a primary-key column).
-func tableRows(ctx context.Context, t *spec.Table, rec any, vars []any) ([]keyedRow, []error) {
-	out, err := t.Row.Code().Run(ctx, rec, vars...)
+// be written (not an object, no value for a primary-key column). stream is
+// the record's: a table fed by several has a row program compiled for each.
+func tableRows(ctx context.Context, t *spec.Table, stream string, rec any, vars []any) ([]keyedRow, []error) {
+	out, err := t.RowFor(stream).Code().Run(ctx, rec, vars...)
 	if err != nil {
 		return nil, []error{fmt.Errorf("table %s: row: %w", t.Name, err)}
 	}

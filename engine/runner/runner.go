@@ -275,8 +275,10 @@ func New(f *spec.File, opts Options) (_ *Runner, err error) {
 	}
 	for i := range f.Tables.Items {
 		t := &f.Tables.Items[i].Value
-		if st := r.streams[t.From.V]; st != nil && st.selected {
-			st.allTables = append(st.allTables, t)
+		for _, name := range t.Streams() {
+			if st := r.streams[name]; st != nil && st.selected {
+				st.allTables = append(st.allTables, t)
+			}
 		}
 	}
 	if f.Port != nil {
@@ -521,7 +523,7 @@ func (r *Runner) readsOf(s *spec.Stream) []string {
 		names[n] = true
 	}
 	for i := range r.f.Tables.Items {
-		if t := &r.f.Tables.Items[i].Value; t.From.V == s.Name {
+		if t := &r.f.Tables.Items[i].Value; t.FedBy(s.Name) {
 			for _, n := range t.Reads() {
 				names[n] = true
 			}

@@ -445,16 +445,34 @@ func (p *parser) compile(f *File) {
 	}
 	for i := range f.Tables.Items {
 		t := &f.Tables.Items[i].Value
-		s := f.streams[t.From.V]
-		if s == nil {
-			continue
-		}
 		if !t.Row.Set {
 			t.Row.Str = Str{V: "."}
 		}
-		p.at = s
-		p.compileJQ(&t.Row, "tables."+t.Name+".row", f.jqVars(s))
-		p.warnPrimaryKey(t)
+		path := "tables." + t.Name + ".row"
+		compiled := false
+		for _, name := range t.Streams() {
+			s := f.streams[name]
+			if s == nil {
+				continue
+			}
+			p.at = s
+			if !compiled {
+				compiled = true
+				p.compileJQ(&t.Row, path, f.jqVars(s))
+				if len(t.From.V) > 1 {
+					t.rows = map[string]*JQ{name: &t.Row}
+				}
+				continue
+			}
+			// Another source stream: the same program with that stream's
+			// variables, its errors named with the stream.
+			q := &JQ{Str: t.Row.Str}
+			p.compileJQ(q, path+" (records of "+name+")", f.jqVars(s))
+			t.rows[name] = q
+		}
+		if compiled {
+			p.warnPrimaryKey(t)
+		}
 	}
 	if f.Port != nil {
 		// The owner key is rendered once per run, from config only.

@@ -246,7 +246,7 @@ func (p *parser) stages(f *File) {
 	readsOf := func(s *Stream) map[string]bool {
 		r := maps.Clone(s.reads)
 		for _, t := range f.Tables.Items {
-			if t.Value.From.V == s.Name {
+			if t.Value.FedBy(s.Name) {
 				maps.Copy(r, t.Value.reads)
 			}
 		}

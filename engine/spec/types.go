@@ -392,7 +392,7 @@ type Table struct {
 	Name string `yaml:"-"`
 	Pos  Pos    `yaml:"-"`
 
-	From       Str      `yaml:"from" ferry:"required" doc:"Stream whose records become rows."`
+	From       Strs     `yaml:"from" ferry:"required" doc:"Stream whose records become rows, or a list of streams whose records of one shape go to the same table (e.g. items listed by a search and items fetched one by one): the row program runs on each stream's records with that stream's variables."`
 	Row        JQ       `yaml:"row" doc:"jq from a record to a row object (default .)."`
 	PrimaryKey []Str    `yaml:"primary_key" doc:"Columns of the primary key; without one a _ferry_id hash of the row is used."`
 	Columns    Map[Str] `yaml:"columns" enum:"STRING,BOOLEAN,INT,LONG,DOUBLE,DECIMAL,JSON,UTC_DATETIME,NAIVE_DATE" doc:"Declared column types; other columns are inferred."`
@@ -406,6 +406,35 @@ type Table struct {
 	OnDuplicate Str `yaml:"on_duplicate" enum:"warn,fail,merge" doc:"Two rows of one run with the same primary key: not given, the last one wins, reported, unless the two are different records from different parents or streams (a collision: the earlier is lost, and the run fails); warn (the last one wins, reported, never fails), fail (the later row is a failed record, not written), or merge (later non-null columns win)."`
 
 	reads map[string]bool // lookups its row program reads
+	rows  map[string]*JQ  // the row program compiled per source stream, when from lists several
+}
+
+// Streams names the streams whose records become rows, in spec order.
+func (t *Table) Streams() []string {
+	out := make([]string, 0, len(t.From.V))
+	for _, s := range t.From.V {
+		out = append(out, s.V)
+	}
+	return out
+}
+
+// FedBy tells whether the records of stream become rows of the table.
+func (t *Table) FedBy(stream string) bool {
+	for _, s := range t.From.V {
+		if s.V == stream {
+			return true
+		}
+	}
+	return false
+}
+
+// RowFor is the row program compiled for the records of stream (one of
+// Streams): each stream has its own variables ($parent, ancestors).
+func (t *Table) RowFor(stream string) *JQ {
+	if q := t.rows[stream]; q != nil {
+		return q
+	}
+	return &t.Row
 }
 
 // Port lists the Port entities a spec produces.

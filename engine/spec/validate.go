@@ -825,8 +825,22 @@ func (p *parser) checkTables(f *File) {
 		if !identRE.MatchString(t.Name) {
 			p.errorAt(t.Pos, "tables", "invalid table name %q: use letters, digits and _", t.Name)
 		}
-		if t.From.Set && f.streams[t.From.V] == nil {
-			p.errorAt(t.From.P, path+".from", "unknown stream %q%s", t.From.V, didYouMean(t.From.V, names))
+		if t.From.P.Line > 0 && len(t.From.V) == 0 {
+			p.errorAt(t.From.P, path+".from", "an empty list names no stream: give the stream whose records become rows, or a list of them")
+		}
+		fromSeen := map[string]bool{}
+		for j, from := range t.From.V {
+			at := path + ".from"
+			if len(t.From.V) > 1 {
+				at = fmt.Sprintf("%s.from[%d]", path, j)
+			}
+			switch {
+			case f.streams[from.V] == nil:
+				p.errorAt(from.P, at, "unknown stream %q%s", from.V, didYouMean(from.V, names))
+			case fromSeen[from.V]:
+				p.errorAt(from.P, at, "stream %q is listed twice: its records would become rows twice", from.V)
+			}
+			fromSeen[from.V] = true
 		}
 		seen := map[string]bool{}
 		for j, k := range t.PrimaryKey {

@@ -317,8 +317,6 @@ func (d *decoder) mappingCase(n *yaml.Node, path string) Mapping {
 	switch {
 	case have["table"] == have["blueprint"]:
 		d.errorf(n, path, "give table or blueprint: the mapping tested")
-	case have["from"] && !have["blueprint"]:
-		d.errorf(n, path, "from picks among the mappings of a blueprint")
 	}
 	if have["want"] == have["error"] {
 		d.errorf(n, path, "give want (the rows or entities) or error (what the failure says)")
