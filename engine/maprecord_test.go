@@ -32,6 +32,9 @@ func asJSON(t *testing.T, v any) string {
 func TestMapRecord(t *testing.T) {
 	hum := shippedSpec(t, "humanitec.yaml")
 	har := shippedSpec(t, "harness.yaml")
+	notion := shippedSpec(t, "examples/notion.yaml")
+	page := map[string]any{"id": "p2", "url": "u", "parent": map[string]any{"type": "page_id"}, "archived": false,
+		"properties": map[string]any{"title": map[string]any{"type": "title", "title": []any{map[string]any{"plain_text": "Sub"}}}}}
 	for _, tc := range []struct {
 		name string
 		sp   *engine.Spec
@@ -78,6 +81,14 @@ func TestMapRecord(t *testing.T) {
 		}, `parents: stream apps has no parent stream, so no parents.envs`},
 		{"unknown table", har, engine.MapInput{Table: "budget"}, `no table "budget"; did you mean "budgets"? (the spec has: user_projects, connectors, budgets, mean_time_to_resolution)`},
 		{"unknown config", har, engine.MapInput{Table: "budgets", Config: map[string]any{"pagesize": 1}}, `config: unknown input "pagesize"; did you mean "page_size"?`},
+		{"a table fed by several streams, from one of them", notion, engine.MapInput{
+			Table: "pages", From: "subpages", Record: page,
+			Parents: map[string]any{"listed_pages": map[string]any{"value": "p1"}, "blocks": map[string]any{"id": "p2", "type": "child_page"}},
+		}, `[{"created_time":null,"id":"p2","in_trash":false,"last_edited_time":null,"parent_type":"page_id","title":"Sub","url":"u"}]`},
+		{"a table fed by several streams, without from", notion, engine.MapInput{Table: "pages", Record: page},
+			`table pages is fed by several streams (pages, subpages): give from, the stream the record is of`},
+		{"a table not fed by from", notion, engine.MapInput{Table: "pages", From: "blocks", Record: page},
+			`table pages is not fed by stream "blocks" (its from: pages, subpages)`},
 		{"several mappings", hum, engine.MapInput{Blueprint: "humanitecSharedValue"}, `blueprint humanitecSharedValue is mapped from several streams (app_values, env_values): say which with from`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
