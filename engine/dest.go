@@ -179,7 +179,11 @@ func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOp
 			if err == nil {
 				var tables []string
 				for _, it := range f.Tables.Items {
-					if slices.Contains(opts.Streams, it.Value.From.V) {
+					// A table fed by several streams, only some refreshed,
+					// keeps its generation: ended, the rows the others wrote
+					// earlier in the sync, not read again, would be marked
+					// deleted when the sync reconciles it.
+					if !slices.ContainsFunc(it.Value.Streams(), func(s string) bool { return !slices.Contains(opts.Streams, s) }) {
 						tables = append(tables, it.Key)
 					}
 				}

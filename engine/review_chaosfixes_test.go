@@ -245,3 +245,42 @@ tables:
 		t.Errorf("comments = %v, want c1:new: the --streams run moved the projects cursor past p1, whose comments it did not read", got)
 	}
 }
+
+// TestRefreshOfOneOfATablesStreamsKeepsItsGeneration: t takes rows from
+// x and w (from: [x, w]); in a sync left open, `--full-refresh --streams
+// x` must not end t's generation: w, complete in the sync, is not read
+// again, and the sync reconciling t would mark w's row b deleted though w
+// still lists it (exit 0).
+func TestRefreshOfOneOfATablesStreamsKeepsItsGeneration(t *testing.T) {
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			fx := newFixture(t, strings.Replace(specHead, "\nname: nl\n", "\nname: "+name+"\n", 1)+`streams:
+  x:
+    request: {path: /x}
+  w:
+    request: {path: /w}
+  y:
+    request: {path: /y}
+tables:
+  t: {from: [x, w], mode: replace, primary_key: [id], row: '{id}'}
+  y: {from: y, primary_key: [id], row: '{id}'}
+`, "")
+			query := use(fx)
+			fx.json("/x", []any{map[string]any{"id": "a"}})
+			fx.json("/w", []any{map[string]any{"id": "b"}})
+			fx.raw("/y", http.StatusBadRequest, `{"message": "no"}`)
+			runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+			if _, err := fx.run(engine.RunOptions{Streams: []string{"x"}, FullRefresh: true}); err != nil {
+				t.Fatal(err)
+			}
+			fx.json("/y", []any{map[string]any{"id": "y1"}})
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := query(`SELECT id || ':' || CASE WHEN _ferry_deleted THEN 'deleted' ELSE 'live' END FROM %t ORDER BY id`), []string{"a:live", "b:live"}; !slices.Equal(got, want) {
+				t.Errorf("t = %v, want %v: w still lists b", got, want)
+			}
+		})
+	}
+}

@@ -40,19 +40,21 @@ func (r *Runner) summary(f *failures, fatal error) *Summary {
 		sum.Complete[st.s.Name] = complete(st)
 	}
 	for _, it := range r.f.Tables.Items {
-		// A table fed by several streams is complete when every one of
-		// them is, and was read in this run (--streams may select some).
-		produced, ok := false, !targetFailed["table:"+it.Key]
+		// A table fed by several streams is the run's only when every one
+		// of them was read in it, and complete when every one is. One of
+		// which --streams left some out is not listed: the run ending its
+		// part would end the table's sync generation, and the sync would
+		// then mark deleted the rows the streams not read again wrote.
+		all, ok := true, !targetFailed["table:"+it.Key]
 		for _, name := range it.Value.Streams() {
 			st := r.streams[name]
 			if st == nil || !st.selected {
-				ok = false
-				continue
+				all = false
+				break
 			}
-			produced = true
 			ok = ok && complete(st) && full(st)
 		}
-		if produced {
+		if all {
 			sum.Tables[it.Key] = ok
 		}
 	}
