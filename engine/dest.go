@@ -87,6 +87,8 @@ type destinations struct {
 	heldAt      map[partKey]int
 	some        bool     // --streams: the run produces some streams only
 	produced    []string // with some: the streams --streams names
+	// sync is the resumed sync's entry (see syncState.Parts).
+	sync syncState
 
 	// refused are the rows the database refused, each a failed record;
 	// blocked the partitions they came from. A blocked partition commits
@@ -120,6 +122,12 @@ const syncKey = "@sync"
 
 type syncState struct {
 	Started time.Time `json:"started"`
+	// Parts are the streams a --streams run read whole in this sync (a
+	// --streams run never ends the sync): their checkpoints are kept, so
+	// the run resuming the whole sync does not read them again (an append
+	// table got their rows twice), and a later --streams run of one of
+	// them begins its part anew.
+	Parts []string `json:"parts,omitempty"`
 }
 
 type partKey struct{ stream, partition string }
@@ -415,16 +423,63 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 			d.resuming = false
 			return d.state(ctx, now, resumeWithin)
 		}
+		d.sync = sy
+		if d.some {
+			if err := d.beginParts(ctx, st); err != nil {
+				return nil, err
+			}
+		}
 		d.saved, d.keySeq, d.entries = d.readKeys(st)
 		return st, nil
 	}
-	val, err := json.Marshal(syncState{Started: now.UTC()})
+	d.sync = syncState{Started: now.UTC()}
+	val, err := json.Marshal(d.sync)
 	if err != nil {
 		return nil, err
 	}
 	// Committed with the sync's first rows.
 	d.cps = append(d.cps, sink.Checkpoint{Stream: syncKey, Value: val})
 	return st, nil
+}
+
+// beginParts readies a --streams run in an unfinished sync: the
+// streams it produces whose part of the sync an earlier --streams run
+// ended (syncState.Parts) are read anew, their checkpoints and saved keys
+// discarded (cursors stay).
+func (d *destinations) beginParts(ctx context.Context, st map[string]map[string]json.RawMessage) error {
+	again := slices.DeleteFunc(slices.Clone(d.sync.Parts), func(s string) bool { return !slices.Contains(d.produced, s) })
+	var drop []string
+	if len(again) == 0 {
+		return nil
+	}
+	for key := range st {
+		if key != syncKey && isPageState(key) && slices.Contains(again, stateStream(key)) {
+			drop = append(drop, key)
+		}
+	}
+	slices.Sort(drop)
+	if len(drop) > 0 {
+		if err := d.tables.ClearState(ctx, drop); err != nil {
+			return fmt.Errorf("destination: begin the part of %s anew: %w", strings.Join(again, ", "), err)
+		}
+		for _, key := range drop {
+			delete(st, key)
+		}
+	}
+	d.sync.Parts = slices.DeleteFunc(d.sync.Parts, func(s string) bool { return slices.Contains(again, s) })
+	return d.saveSync(ctx)
+}
+
+// saveSync writes the sync's entry as it now is.
+func (d *destinations) saveSync(ctx context.Context) error {
+	val, err := json.Marshal(d.sync)
+	if err != nil {
+		return err
+	}
+	if err := d.tables.Write(ctx, nil, []sink.Checkpoint{{Stream: syncKey, Value: val}}); err != nil {
+		return fmt.Errorf("destination: save the sync: %w", err)
+	}
+	return nil
 }
 
 // unreadBlueprints names the blueprints some stream feeding them ran and
@@ -686,9 +741,28 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 			// A refused row keeps the sync open: its partition's
 			// checkpoint (kept) makes the next run read it again.
 			clear := ranStreams(sum, d.produced)
-			if !d.some {
+			switch {
+			case !d.some:
 				// The whole sync is done; a --streams run ends only its part.
 				clear = append(clear, syncKey)
+			default:
+				// Its part of the sync, which stays open: its checkpoints
+				// stay, so the run resuming the sync does not read these
+				// streams again (their append tables would get their rows
+				// twice); a later --streams run of one of them begins its
+				// part anew (beginParts).
+				for _, sn := range sum.Streams {
+					if slices.Contains(d.produced, sn.Stream) && !slices.Contains(d.sync.Parts, sn.Stream) {
+						d.sync.Parts = append(d.sync.Parts, sn.Stream)
+					}
+				}
+				// Saved or not (an error is reported), the checkpoints
+				// stay: cleared with no part recorded, the sync would read
+				// these streams again.
+				if serr := d.saveSync(ctx); serr != nil {
+					errs = append(errs, serr)
+				}
+				clear = nil
 			}
 			marked, ferr := d.tables.FinishRun(ctx, sum.Tables, clear)
 			if ferr != nil {

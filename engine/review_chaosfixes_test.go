@@ -168,13 +168,10 @@ func TestPlanRefreshOfSomeStreamsInOpenSync(t *testing.T) {
 // failed) after x, an append table, was read whole; `--streams x` ends
 // x's part of the sync, clearing its checkpoints (9837704 kept only the
 // drivers'), and the run that resumes the sync then reads x from its
-// start within the same sync: a and b appended twice, exit 0. Not fixed:
-// keeping x's checkpoints would make every later --streams x run of the
-// open sync read nothing; the sync would have to record that x's part is
-// done (and when a --streams run begins a part anew), a change of what
-// the state holds.
+// start within the same sync: a and b appended twice, exit 0. Now the
+// sync records x's part as done (syncState.Parts) and keeps its
+// checkpoints.
 func TestStreamsRunThenResumedSyncAppendsOnce(t *testing.T) {
-	t.Skip("known duplicate, not fixed: a --streams run clears its streams' checkpoints in an open sync, and the run resuming the sync appends their rows again")
 	fx := newFixture(t, specHead+`streams:
   x:
     request: {path: /x}
@@ -282,5 +279,49 @@ tables:
 				t.Errorf("t = %v, want %v: w still lists b", got, want)
 			}
 		})
+	}
+}
+
+// TestStreamsPartBegunAnew: in a sync left open (y failed), each --streams
+// x run reads x anew (an earlier one recorded x's part: its checkpoints
+// kept, they would make this run read nothing), the run resuming the sync
+// reads x no more, and the sync's end clears x's checkpoints: the next
+// sync reads x again.
+func TestStreamsPartBegunAnew(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  x:
+    request: {path: /x}
+    paginate: {type: offset, param: offset}
+  y:
+    request: {path: /y}
+tables:
+  x: {from: x, mode: append, row: '{id}'}
+  y: {from: y, primary_key: [id], row: '{id}'}
+`, "")
+	x := func() []string { return fx.query(`SELECT id FROM "nl__x" ORDER BY id`) }
+	fx.pages("/x", []any{map[string]any{"id": "a"}})
+	fx.raw("/y", http.StatusBadRequest, `{"message": "no"}`)
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+	fx.pages("/x", []any{map[string]any{"id": "b"}})
+	for range 2 {
+		if _, err := fx.run(engine.RunOptions{Streams: []string{"x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := x(), []string{"a", "b"}; !slices.Equal(got, want) {
+		t.Fatalf("after two --streams x runs: x = %v, want %v (the first ends x's part of the open sync: nothing read; the second begins it anew)", got, want)
+	}
+	fx.json("/y", []any{map[string]any{"id": "y1"}})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := x(), []string{"a", "b"}; !slices.Equal(got, want) {
+		t.Fatalf("after the run resuming the sync: x = %v, want %v (x's part is done)", got, want)
+	}
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := x(), []string{"a", "b", "b"}; !slices.Equal(got, want) {
+		t.Errorf("after a new sync: x = %v, want %v (the sync's end cleared x's checkpoints)", got, want)
 	}
 }
