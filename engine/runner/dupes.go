@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/ferry-etl/ferry/engine/fetch"
@@ -153,7 +154,12 @@ func (t *target) reading(from origin, fp uint32) uint32 {
 
 // readingHalf is the 16-bit hash of a partition's reading number again
 // (0: its first in the run, which is the fingerprint's partition half).
+// The chunks of one parent's batch list share it: they are one list split
+// (batch_size), and an item that moved to another chunk since an earlier
+// run of the sync (the list's order changed) is the same record read
+// again on the same chain, not a collision.
 func readingHalf(stream, partition string, again uint32) uint32 {
+	partition, _, _ = strings.Cut(partition, "#batch") // keys are path-escaped: no '#' of theirs
 	o := mix(fnvString(fnvString(fnvString(fnvOffset, stream), "\x00"), partition))
 	if again > 0 {
 		o = mix(o ^ uint64(again))
