@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -32,11 +33,13 @@ import (
 // and a `since`: an incremental batch stream, a cursor per chunk). The
 // repos table reads a lookup filled from the users (a repo's owner's
 // name; some users have no login, so add nothing, and some owners are no
-// user: the column is null). The batch endpoints take at most apiCap ids
-// (more: a 400), answer in their own order (by a hash of the id, stable
-// across pages), page their answer, and, as a fault, answer for part of a
-// page's ids only, listing the others as `unprocessed` (DynamoDB's
-// BatchGetItem): the spec's rule retries that. Per seed, batch_size is
+// user: the column is null); the details stream reads it in its request
+// (the names go in the POST body; the API echoes them). The batch
+// endpoints take at most apiCap ids (more: a 400), answer in their own
+// order (by a hash of the id, stable across pages), page their answer,
+// and, as a fault, answer for part of a page's ids only, listing the
+// others as `unprocessed` (DynamoDB's BatchGetItem): the spec's rule
+// retries that. Per seed, batch_size is
 // unset (the whole list in one request), at most the cap, or above it.
 //
 // Between runs users are added and renamed, orgs added, repos inserted
@@ -191,10 +194,12 @@ func (s *cbSim) userChanged(u *cbUser) {
 	if u.Login == "" {
 		return
 	}
+	s.note("username", u.Login, u.Name)
 	for o, rs := range s.repos {
 		for _, r := range rs {
 			if r.Owner == u.Login {
 				s.note("repos", r.ID, s.repoRow(o, r))
+				s.note("details", r.ID, s.detailsRow(r))
 			}
 		}
 	}
@@ -229,7 +234,7 @@ func (s *cbSim) addRepo(o string, pos int) {
 	}
 	s.repos[o] = slices.Insert(s.repos[o], pos, r)
 	s.note("repos", r.ID, s.repoRow(o, r))
-	s.note("details", r.ID, r.Lang+"|")
+	s.note("details", r.ID, s.detailsRow(r))
 	for range s.rng.IntN(4) {
 		s.addEvent(r.ID)
 	}
@@ -253,6 +258,10 @@ func (s *cbSim) userName(login string) string {
 func (s *cbSim) repoRow(o string, r *cbRepo) string {
 	return r.V + "|" + o + "|" + r.Owner + "|" + s.userName(r.Owner) + "|"
 }
+
+// detailsRow: the owner's name is the one the request carried, from the
+// lookup; the API echoes it.
+func (s *cbSim) detailsRow(r *cbRepo) string { return r.Lang + "|" + s.userName(r.Owner) + "|" }
 
 func (s *cbSim) eventRow(e *cbEvent) string { return e.Repo + "|" + cbStamp(e.At) + "|" + e.V + "|" }
 
@@ -307,7 +316,7 @@ func (s *cbSim) change(midRun bool) string {
 		return "repo " + r.ID + " changed"
 	case 1:
 		r.Lang = "go" + strconv.Itoa(s.rng.IntN(9))
-		s.note("details", r.ID, r.Lang+"|")
+		s.note("details", r.ID, s.detailsRow(r))
 		return "details of " + r.ID + " changed"
 	case 2:
 		s.addEvent(r.ID)
@@ -331,7 +340,7 @@ func (s *cbSim) truth() map[string]map[string]string {
 		out["orgs"][o] = s.orgV[o] + "|"
 		for _, r := range s.repos[o] {
 			out["repos"][r.ID] = s.repoRow(o, r)
-			out["details"][r.ID] = r.Lang + "|"
+			out["details"][r.ID] = s.detailsRow(r)
 			for _, e := range s.events[r.ID] {
 				out["changes"][e.ID] = s.eventRow(e)
 			}
@@ -505,7 +514,10 @@ func (s *cbSim) answer(r *http.Request, body []byte, shape string, rng *rand.Ran
 		if r.Method != http.MethodPost {
 			return bad("POST only")
 		}
-		var req struct{ IDs []string }
+		var req struct {
+			IDs   []string
+			Names map[string]*string
+		}
 		if err := json.Unmarshal(body, &req); err != nil || req.IDs == nil {
 			return bad("want {ids: [...]}")
 		}
@@ -513,7 +525,7 @@ func (s *cbSim) answer(r *http.Request, body []byte, shape string, rng *rand.Ran
 			return bad(fmt.Sprintf("at most %d ids", s.apiCap))
 		}
 		if r.URL.Path == "/details" {
-			return s.details(req.IDs, q.Get("after"), shape, rng)
+			return s.details(req.IDs, req.Names, q.Get("after"), shape, rng)
 		}
 		return s.changes(req.IDs, q.Get("since"), q.Get("after"), shape, rng)
 	}
@@ -533,7 +545,7 @@ func (s *cbSim) repo(id string) *cbRepo {
 
 // details answers one record per known id, in the API's own order (a hash
 // of the id), paged by position in it.
-func (s *cbSim) details(ids []string, after, shape string, rng *rand.Rand) (int, []byte) {
+func (s *cbSim) details(ids []string, names map[string]*string, after, shape string, rng *rand.Rand) (int, []byte) {
 	var list []*cbRepo
 	for _, id := range ids {
 		if r := s.repo(id); r != nil && !slices.Contains(list, r) {
@@ -570,7 +582,7 @@ func (s *cbSim) details(ids []string, after, shape string, rng *rand.Rand) (int,
 			unprocessed = append(unprocessed, r.ID)
 			continue
 		}
-		items = append(items, map[string]any{"id": r.ID, "lang": r.Lang})
+		items = append(items, map[string]any{"id": r.ID, "lang": r.Lang, "owner_name": names[r.ID]})
 	}
 	if shape == "unprocessed" && unprocessed == nil && len(page) > 0 {
 		unprocessed, items = []string{page[0].ID}, items[1:]
@@ -699,7 +711,7 @@ streams:
     request:
       method: POST
       path: /details
-      body_jq: '{ids: [$batch[].id]}'
+      body_jq: '{ids: [$batch[].id], names: ([$batch[] | {key: .id, value: $lookups.user_name[.owner]}] | from_entries)}'
     records: .items[]
     paginate: {type: cursor, token: .next, param: after}
   changes:
@@ -726,7 +738,7 @@ tables:
     primary_key: [id]
     row: '{id, v, org: $parent.id, owner, owner_name: $lookups.user_name[.owner]}'
     columns: {id: STRING, v: STRING, org: STRING, owner: STRING, owner_name: STRING}
-  details: {from: details, mode: replace, primary_key: [id], row: '{id, lang}', columns: {id: STRING, lang: STRING}}
+  details: {from: details, mode: replace, primary_key: [id], row: '{id, lang, owner_name}', columns: {id: STRING, lang: STRING, owner_name: STRING}}
   changes: {from: changes, primary_key: [id], row: '{id, repo, at, v}', columns: {id: STRING, repo: STRING, at: STRING, v: STRING}}
 `
 
@@ -734,7 +746,7 @@ tables:
 var cbColumns = map[string][]string{
 	"orgs":    {"v"},
 	"repos":   {"v", "org", "owner", "owner_name"},
-	"details": {"lang"},
+	"details": {"lang", "owner_name"},
 	"changes": {"repo", "at", "v"},
 }
 
@@ -1036,6 +1048,24 @@ func cbNoInvented(t *testing.T, s *cbSim, dest cbDest, what string) {
 	for table := range cbColumns {
 		for id, row := range dest.read(t, table) {
 			live := strings.TrimSuffix(row, "deleted")
+			if table == "repos" || table == "details" {
+				// The owner's name is the lookup's, read before the
+				// record: each part a version, not always of one moment.
+				f := strings.Split(live, "|")
+				n, owner := 3, f[2]
+				if table == "details" {
+					n, owner = 1, s.repo(id).Owner
+				}
+				own := s.history["username/"+owner]
+				if name := f[n]; name != "<null>" && !own[name] || name == "<null>" && s.userName(owner) != "<null>" {
+					t.Errorf("seed %d: %s: table %s: %s = %q, a name its owner never had", s.seed, what, table, id, row)
+				}
+				base := strings.Join(f[:n], "|") + "|"
+				if !slices.ContainsFunc(slices.Collect(maps.Keys(s.history[table+"/"+id])), func(h string) bool { return strings.HasPrefix(h, base) }) {
+					t.Errorf("seed %d: %s: table %s: %s = %q, a version the source never had", s.seed, what, table, id, row)
+				}
+				continue
+			}
 			if !s.history[table+"/"+id][live] {
 				t.Errorf("seed %d: %s: table %s: %s = %q, a version the source never had", s.seed, what, table, id, row)
 			}
