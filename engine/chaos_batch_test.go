@@ -34,7 +34,9 @@ import (
 // repos table reads a lookup filled from the users (a repo's owner's
 // name; some users have no login, so add nothing, and some owners are no
 // user: the column is null); the details stream reads it in its request
-// (the names go in the POST body; the API echoes them). The batch
+// (the names go in the POST body; the API echoes them). A many-valued
+// lookup filled from a child stream (each team's repos, a member listed
+// twice as a fault) gives the repos' teams column. The batch
 // endpoints take at most apiCap ids (more: a 400), answer in their own
 // order (by a hash of the id, stable across pages), page their answer,
 // and, as a fault, answer for part of a page's ids only, listing the
@@ -113,6 +115,8 @@ type cbSim struct {
 	orgs       []string
 	orgV       map[string]string
 	repos      map[string][]*cbRepo // org → repos in list order
+	teams      []string
+	teamRepos  map[string][]string // team → its repos' ids
 	events     map[string][]*cbEvent
 	nextID     int
 	history    map[string]map[string]bool // table/id → every row it ever had
@@ -129,7 +133,7 @@ type cbSim struct {
 func newCBSim(t *testing.T, seed uint64) *cbSim {
 	rng := rand.New(rand.NewPCG(seed, 0xba7c4))
 	s := &cbSim{seed: seed, rng: rng, orgV: map[string]string{}, repos: map[string][]*cbRepo{},
-		events: map[string][]*cbEvent{}, history: map[string]map[string]bool{}, touched: map[string]bool{},
+		events: map[string][]*cbEvent{}, teamRepos: map[string][]string{}, history: map[string]map[string]bool{}, touched: map[string]bool{},
 		seen: map[string]int{}, injected: map[string]int{}}
 	s.apiCap = 3 + rng.IntN(4)
 	s.pageCap = 1 + rng.IntN(4)
@@ -142,6 +146,9 @@ func newCBSim(t *testing.T, seed uint64) *cbSim {
 	}
 	for range 2 + rng.IntN(5) {
 		s.addUser()
+	}
+	for range 1 + rng.IntN(3) {
+		s.teams = append(s.teams, s.id("t"))
 	}
 	for range 2 + rng.IntN(3) {
 		s.addOrg()
@@ -233,6 +240,12 @@ func (s *cbSim) addRepo(o string, pos int) {
 		pos = len(s.repos[o])
 	}
 	s.repos[o] = slices.Insert(s.repos[o], pos, r)
+	for _, tm := range s.teams {
+		if s.rng.IntN(3) == 0 {
+			s.teamRepos[tm] = append(s.teamRepos[tm], r.ID)
+		}
+	}
+	s.note("teams", r.ID, s.teamsOf(r.ID))
 	s.note("repos", r.ID, s.repoRow(o, r))
 	s.note("details", r.ID, s.detailsRow(r))
 	for range s.rng.IntN(4) {
@@ -255,8 +268,20 @@ func (s *cbSim) userName(login string) string {
 	return "<null>"
 }
 
+// teamsOf is what the many-valued lookup gives a repo: its teams, sorted.
+func (s *cbSim) teamsOf(repo string) string {
+	var out []string
+	for _, tm := range s.teams {
+		if slices.Contains(s.teamRepos[tm], repo) {
+			out = append(out, tm)
+		}
+	}
+	slices.Sort(out)
+	return strings.Join(out, ",")
+}
+
 func (s *cbSim) repoRow(o string, r *cbRepo) string {
-	return r.V + "|" + o + "|" + r.Owner + "|" + s.userName(r.Owner) + "|"
+	return r.V + "|" + o + "|" + r.Owner + "|" + s.userName(r.Owner) + "|" + s.teamsOf(r.ID) + "|"
 }
 
 // detailsRow: the owner's name is the one the request carried, from the
@@ -309,7 +334,16 @@ func (s *cbSim) change(midRun bool) string {
 		return "none"
 	}
 	r := rs[s.rng.IntN(len(rs))]
-	switch k := s.rng.IntN(4); k {
+	switch k := s.rng.IntN(5); k {
+	case 4: // a team's list grows at its end
+		tm := s.teams[s.rng.IntN(len(s.teams))]
+		if slices.Contains(s.teamRepos[tm], r.ID) {
+			return "none"
+		}
+		s.teamRepos[tm] = append(s.teamRepos[tm], r.ID)
+		s.note("teams", r.ID, s.teamsOf(r.ID))
+		s.note("repos", r.ID, s.repoRow(orgOf(r), r))
+		return "repo " + r.ID + " joined " + tm
 	case 0:
 		r.V = "v" + strconv.Itoa(s.rng.IntN(100))
 		s.note("repos", r.ID, s.repoRow(orgOf(r), r))
@@ -474,6 +508,21 @@ func (s *cbSim) answer(r *http.Request, body []byte, shape string, rng *rand.Ran
 			b["next"] = posToken(hi)
 		}
 		return 200, enc(b)
+	case r.URL.Path == "/teams":
+		page := []any{}
+		for _, tm := range s.teams {
+			page = append(page, map[string]any{"id": tm})
+		}
+		return 200, enc(page)
+	case len(parts) == 3 && parts[0] == "teams" && parts[2] == "repos":
+		page := []any{}
+		for _, id := range s.teamRepos[parts[1]] {
+			page = append(page, map[string]any{"id": id})
+		}
+		if shape == "dup" && len(page) > 0 { // a member listed twice
+			page = append(page, page[0])
+		}
+		return 200, enc(page)
 	case r.URL.Path == "/orgs": // offset paging with a total
 		lo, err := strconv.Atoi(q.Get("offset"))
 		if q.Get("offset") == "" {
@@ -696,6 +745,11 @@ streams:
     request: {path: /users}
     records: .users[]
     paginate: {type: cursor, token: .next, param: cursor}
+  teams:
+    request: {path: /teams}
+  team_repos:
+    for_each: teams
+    request: {path: '/teams/${ parent.id }/repos'}
   orgs:
     request: {path: /orgs}
     records: .items[]
@@ -730,14 +784,19 @@ lookups:
     from: users
     key: .login
     value: .name
+  teams_of:
+    from: team_repos
+    key: .id
+    value: $parent.id
+    many: true
 tables:
   orgs: {from: orgs, mode: replace, primary_key: [id], row: '{id, v}', columns: {id: STRING, v: STRING}}
   repos:
     from: repos
     mode: replace
     primary_key: [id]
-    row: '{id, v, org: $parent.id, owner, owner_name: $lookups.user_name[.owner]}'
-    columns: {id: STRING, v: STRING, org: STRING, owner: STRING, owner_name: STRING}
+    row: '{id, v, org: $parent.id, owner, owner_name: $lookups.user_name[.owner], teams: ($lookups.teams_of[.id] // [] | join(","))}'
+    columns: {id: STRING, v: STRING, org: STRING, owner: STRING, owner_name: STRING, teams: STRING}
   details: {from: details, mode: replace, primary_key: [id], row: '{id, lang, owner_name}', columns: {id: STRING, lang: STRING, owner_name: STRING}}
   changes: {from: changes, primary_key: [id], row: '{id, repo, at, v}', columns: {id: STRING, repo: STRING, at: STRING, v: STRING}}
 `
@@ -745,7 +804,7 @@ tables:
 // cbColumns are the columns each table's rows are compared by.
 var cbColumns = map[string][]string{
 	"orgs":    {"v"},
-	"repos":   {"v", "org", "owner", "owner_name"},
+	"repos":   {"v", "org", "owner", "owner_name", "teams"},
 	"details": {"lang", "owner_name"},
 	"changes": {"repo", "at", "v"},
 }
@@ -1055,6 +1114,13 @@ func cbNoInvented(t *testing.T, s *cbSim, dest cbDest, what string) {
 				n, owner := 3, f[2]
 				if table == "details" {
 					n, owner = 1, s.repo(id).Owner
+				}
+				// Teams: each one the repo was ever in (read before the
+				// repo, the lookup may lack a team it joined as it came).
+				for _, tm := range strings.Split(f[min(4, len(f)-1)], ",") {
+					if table == "repos" && tm != "" && !slices.ContainsFunc(slices.Collect(maps.Keys(s.history["teams/"+id])), func(h string) bool { return slices.Contains(strings.Split(h, ","), tm) }) {
+						t.Errorf("seed %d: %s: table repos: %s = %q, in a team it never was in", s.seed, what, id, row)
+					}
 				}
 				own := s.history["username/"+owner]
 				if name := f[n]; name != "<null>" && !own[name] || name == "<null>" && s.userName(owner) != "<null>" {
