@@ -374,6 +374,9 @@ type chainRun struct {
 
 	job       *jobState // an async stream's export job, saved with every checkpoint
 	downloads []string  // an async stream's result URLs: one chain of pages each, in place of windows
+	// recs are the hashes of the records of the last page read whole and
+	// of those the resumed checkpoint's page held (see pageRecs).
+	recs chainRecs
 }
 
 // position is a page in a chain: (window, page), ordered.
@@ -515,6 +518,7 @@ func (c *chainRun) run() error {
 	}
 	start := position{0, 1}
 	restore := false
+	c.recs.keep = keepsRecs(st)
 	if cp := c.cp; cp != nil {
 		c.committedMax, c.committedKey = cp.Max, keyOf(cp.Max)
 		if cp.Held {
@@ -564,6 +568,7 @@ func (c *chainRun) run() error {
 				start.page, c.replayUntil = cp.Pages, position{cp.Window, cp.Pages}
 			}
 		}
+		c.resumeRecs(cp)
 	}
 	if s.Async != nil {
 		return c.async(client, start, restore)
@@ -932,6 +937,9 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			}
 			return fmt.Errorf("%spage %d: the previous page linked to it, so the rule's \"no data\" would lose the rest of the list: %w", c.windowLabel(w), page, pg.emptyBy)
 		}
+		// The page's records were all released: checkpoints from now on
+		// hold them.
+		c.pageDone(at)
 		if d, err := dateOf(resp); err == nil && d.Before(c.began) {
 			// By the API's clock, which stamps what changes while the
 			// chain reads, the chain began no later than this answer.
@@ -1005,6 +1013,11 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			// records tried again that succeeded taken off the list.
 			saved := *c.cp
 			saved.Retry, saved.Held = mark.Retry, mark.Held
+			if r := saved.Recs; mark.Recs != nil && (at == position{saved.Window, saved.Pages} || r != nil && at == position{r.Window, r.Page}) {
+				// The page whose records it holds, as committed now (a
+				// record shifted onto it was written).
+				saved.Recs = mark.Recs
+			}
 			mark = &saved
 		}
 		switch {
@@ -1119,7 +1132,7 @@ func (c *chainRun) windowLabel(w int) string {
 func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *pageState {
 	ps := &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo, Up: upCursors(c.rn.parent), Of: digestOf(c.rn.parent), Batch: c.batch,
 		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at, c.retried), Held: c.spanSkipped, Job: c.job,
-		fresh: c.cp == nil && c.checkpointed}
+		Recs: c.markRecs(), fresh: c.cp == nil && c.checkpointed}
 	if !c.began.IsZero() {
 		ps.Began = c.began.Format(time.RFC3339Nano)
 	}
@@ -1292,6 +1305,7 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 	st := c.st
 	for j, rec := range recs {
 		i := first + j
+		c.noteRec(rec)
 		tables := st.tables
 		key := ""
 		// failedBefore: tables this record's mapping failed for before, so
@@ -1323,8 +1337,19 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 			// page short, or a record added since): its partition saved
 			// no key of its row.
 			tables = nil
+			// A table without a primary key is told by the records the
+			// checkpoint's page held, where they tell (see pageHeld).
+			held, heldKnown := c.pageHeld(rec, at)
 			for _, t := range st.tables {
-				if !failedBefore[t.Name] && c.committed(t, rec, failedBefore) {
+				done := false
+				switch {
+				case failedBefore[t.Name]:
+				case len(t.PrimaryKey) == 0 && heldKnown:
+					done = held
+				default:
+					done = c.committed(t, rec, failedBefore)
+				}
+				if done {
 					continue
 				}
 				if key != "" && c.retryKeys[retryKey{key, t.Name}] {

@@ -158,6 +158,10 @@ type streamState struct {
 	// offOrigin: a chain's next page was on another origin, and the run
 	// said so (see warnOffOrigin).
 	offOrigin atomic.Bool
+	// recsUnknown: a chain replayed a committed page whose records'
+	// hashes its checkpoint did not hold, and the run said so (see
+	// chainRun.resumeRecs).
+	recsUnknown atomic.Bool
 	// chains are the partitions this stage has run chains of, by hash
 	// (see chainOnce).
 	chainsMu sync.Mutex

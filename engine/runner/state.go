@@ -92,6 +92,10 @@ type pageState struct {
 	// Job is an async stream's export job: a resumed run polls it rather
 	// than creating a new one, while it is still valid.
 	Job *jobState `json:"job,omitempty"`
+	// Recs are the content hashes of the records of the chain's last page
+	// read whole, for a stream with a table without a primary key (see
+	// pageRecs). nil: unknown (a ferry from before they were saved).
+	Recs *pageRecs `json:"recs,omitempty"`
 	// cursor is the largest incremental cursor of a finished chain; it is
 	// saved under the stream's watermark key, not in the page state.
 	cursor any
