@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -157,6 +158,50 @@ tables:
 				t.Errorf("log = %v, want %v: a record shifted onto a replayed page is appended, one committed is not appended again", got, want)
 			}
 		})
+	}
+}
+
+// TestShiftedRecordOnRedoPageIsAppended: a stream without children reads
+// again only the page whose next request could not be worked out (its
+// records were committed, the cursor it gave repeated); a record shifted
+// onto it since was taken for committed and never appended, and the chain
+// went on after it, with exit 0.
+func TestShiftedRecordOnRedoPageIsAppended(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  items:
+    request: {path: /items}
+    records: .items[]
+    paginate: {type: cursor, token: .next, param: after}
+tables:
+  log: {from: items, mode: append, row: '{id}'}
+`, "")
+	id := func(s string) map[string]any { return map[string]any{"id": s} }
+	second := []any{id("b")}
+	next := "t1" // page 2 names page 2 again: no progress
+	fx.mu.Lock()
+	fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+		fx.mu.Lock()
+		defer fx.mu.Unlock()
+		if r.URL.Query().Get("after") == "" {
+			json.NewEncoder(w).Encode(map[string]any{"items": []any{id("a")}, "next": "t1"})
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]any{"items": second, "next": next})
+	}
+	fx.mu.Unlock()
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+	if got, want := fx.query(`SELECT id FROM "nl__log" ORDER BY id`), []string{"a", "b"}; !slices.Equal(got, want) {
+		t.Fatalf("log after the failed run = %v, want %v", got, want)
+	}
+	// c, on a page after page 2 then, moved onto it; the list ends there.
+	fx.mu.Lock()
+	second, next = []any{id("b"), id("c")}, ""
+	fx.mu.Unlock()
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	if got, want := fx.query(`SELECT id FROM "nl__log" ORDER BY id`), []string{"a", "b", "c"}; !slices.Equal(got, want) {
+		t.Errorf("log = %v, want %v: c, shifted onto the page read again, appended, and b not again", got, want)
 	}
 }
 
