@@ -1345,7 +1345,7 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 				switch {
 				case failedBefore[t.Name]:
 				case len(t.PrimaryKey) == 0 && heldKnown:
-					done = held
+					done = held || c.committedByOwnKey(rec, failedBefore)
 				default:
 					done = c.committed(t, rec, failedBefore)
 				}

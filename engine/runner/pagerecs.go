@@ -155,6 +155,24 @@ func (c *chainRun) pageHeld(rec any, at position) (held, known bool) {
 	return false, at == rs.savedAt || rs.met
 }
 
+// committedByOwnKey tells a record the page's hashes do not hold (pushed
+// onto the page from an earlier one, by a record added before it) that
+// its partition committed all the same, by a keyed table of the stream
+// whose key is one record's: one under the default on_duplicate or fail,
+// where two records sharing a key fail the run as a collision (under warn
+// or merge a key may be many records', and only the hashes tell).
+func (c *chainRun) committedByOwnKey(rec any, failedBefore map[string]bool) bool {
+	for _, k := range c.st.tables {
+		if len(k.PrimaryKey) == 0 || failedBefore[k.Name] || k.OnDuplicate.V != "" && k.OnDuplicate.V != DupFail {
+			continue
+		}
+		if done, known := c.committedKeys(k, rec); known {
+			return done
+		}
+	}
+	return false
+}
+
 // recHash is a record's content hash, never 0.
 func recHash(rec any) uint64 {
 	return max(valueHash(rec), 1)
