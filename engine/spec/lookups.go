@@ -22,8 +22,8 @@ const VarLookups = "lookups"
 func (s *Stream) Stage() int { return s.stage }
 
 // Reads lists the lookups a stream's own programs read (request, records,
-// key, when, recurse.when, partitions.values, pagination, incremental
-// cursor), sorted.
+// key, when, recurse.when, partitions.values, async requests, pagination,
+// incremental cursor and window end), sorted.
 func (s *Stream) Reads() []string { return sortedKeys(s.reads) }
 
 // Reads lists the lookups a table's row program reads, sorted.
@@ -163,8 +163,11 @@ func (p *parser) checkLookups(f *File) {
 				ex(t, path+".partitions.values")
 			}
 		}
+		if a := s.Async; a != nil {
+			asyncReads(a, path+".async", jq, ex)
+		}
 		if pg := s.Paginate; pg != nil {
-			for name, q := range map[string]*JQ{"token": &pg.Token, "url": &pg.URL, "total_pages": &pg.TotalPages, "total": &pg.Total} {
+			for name, q := range map[string]*JQ{"token": &pg.Token, "url": &pg.URL, "total_pages": &pg.TotalPages, "total": &pg.Total, "param_value": &pg.ParamValue} {
 				jq(q, path+".paginate."+name)
 			}
 			ex(pg.StopWhen.Str, path+".paginate.stop_when")
@@ -172,6 +175,9 @@ func (p *parser) checkLookups(f *File) {
 		if inc := s.Incremental; inc != nil {
 			jq(&inc.Cursor, path+".incremental.cursor")
 			jq(&inc.Token, path+".incremental.token")
+			if w := inc.Window; w != nil {
+				ex(w.End.Str, path+".incremental.window.end")
+			}
 		}
 		for _, l := range f.LookupsFrom(s.Name) {
 			jq(&l.Key, "lookups."+l.Name+".key")
@@ -207,6 +213,42 @@ func (p *parser) checkLookups(f *File) {
 	}
 	if has {
 		p.stages(f)
+	}
+}
+
+// asyncReads passes every program of an async stream's create, poll and
+// download requests to jq or ex (they read lookups as its request does).
+func asyncReads(a *Async, path string, jq func(*JQ, string), ex func(Str, string)) {
+	c, pl, dl := &a.Create, &a.Poll, &a.Download
+	for _, t := range []struct {
+		v  Str
+		at string
+	}{{c.Path.Str, ".create.path"}, {c.URL.Str, ".create.url"}, {pl.Path.Str, ".poll.path"}, {pl.URL.Str, ".poll.url"}, {dl.Path.Str, ".download.path"}, {dl.URL.Str, ".download.url"}} {
+		ex(t.v, path+t.at)
+	}
+	for _, hs := range []struct {
+		m  Map[Tmpl]
+		at string
+	}{{c.Headers, ".create.headers."}, {pl.Headers, ".poll.headers."}, {dl.Headers, ".download.headers."}} {
+		for _, it := range hs.m.Items {
+			ex(it.Value.Str, path+hs.at+it.Key)
+		}
+	}
+	for _, qs := range []struct {
+		m  Map[Value]
+		at string
+	}{{c.Query, ".create.query."}, {pl.Query, ".poll.query."}} {
+		for _, it := range qs.m.Items {
+			for _, t := range valueStrings(&it.Value) {
+				ex(t, path+qs.at+it.Key)
+			}
+		}
+	}
+	for _, t := range valueStrings(&c.Body) {
+		ex(t, path+".create.body")
+	}
+	for name, q := range map[string]*JQ{"create.body_jq": &c.BodyJQ, "create.id": &c.ID, "poll.done": &pl.Done, "poll.failed": &pl.Failed, "poll.message": &pl.Message, "download.urls": &dl.URLs} {
+		jq(q, path+"."+name)
 	}
 }
 
