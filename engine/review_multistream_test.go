@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ferry-etl/ferry/engine"
@@ -40,5 +41,45 @@ tables:
 	}
 	if got := fx.query(`SELECT id FROM "nl__e"`); !slices.Equal(got, []string{"r1"}) {
 		t.Errorf("e = %v", got)
+	}
+}
+
+// TestStreamsRunOfOneOfATablesStreamsInAFinishedSync: t takes rows from x
+// and w; with the sync finished, `--streams x` writes c to t and (by
+// 387a85b) leaves t's generation open, as it must in an open sync. But
+// this run began that generation: the next full sync resumed it, counted
+// c (written by the --streams run) as seen, and kept it live though no
+// stream lists it any more: t reconciled with a vanished record's row
+// live, exit 0.
+func TestStreamsRunOfOneOfATablesStreamsInAFinishedSync(t *testing.T) {
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			fx := newFixture(t, strings.Replace(specHead, "\nname: nl\n", "\nname: "+name+"\n", 1)+`streams:
+  x:
+    request: {path: /x}
+  w:
+    request: {path: /w}
+tables:
+  t: {from: [x, w], mode: replace, primary_key: [id], row: '{id}'}
+`, "")
+			query := use(fx)
+			fx.json("/x", []any{map[string]any{"id": "a"}})
+			fx.json("/w", []any{map[string]any{"id": "b"}})
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			fx.json("/x", []any{map[string]any{"id": "a"}, map[string]any{"id": "c"}})
+			if _, err := fx.run(engine.RunOptions{Streams: []string{"x"}}); err != nil {
+				t.Fatal(err)
+			}
+			fx.json("/x", []any{map[string]any{"id": "a"}})
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := query(`SELECT id || ':' || CASE WHEN _ferry_deleted THEN 'deleted' ELSE 'live' END FROM %t ORDER BY id`), []string{"a:live", "b:live", "c:deleted"}; !slices.Equal(got, want) {
+				t.Errorf("t = %v, want %v: the full sync after the --streams run lists no c", got, want)
+			}
+		})
 	}
 }
