@@ -1,6 +1,8 @@
 package engine_test
 
 import (
+	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -81,5 +83,56 @@ tables:
 				t.Errorf("t = %v, want %v: the full sync after the --streams run lists no c", got, want)
 			}
 		})
+	}
+}
+
+// TestParentReadAgainInALaterStageListsLess: p is written in stage 0 and
+// read again in stage 1 to drive d, which reads a lookup. A source whose
+// second listing leaves out a record (a search index that changed) makes
+// stage 1 never read that record's children: its row is written, its
+// children are not, and nothing says so (exit 0). The other way, a record
+// the second listing adds has its children read and its own row never
+// written. Known, not fixed: the runner would have to keep the keys each
+// chain of p gave in its own stage and fail (or write) what the re-read
+// lists differently; specs/examples/notion.yaml avoids it by driving its
+// stage-1 streams from a lookup (partitions), not from a second search.
+func TestParentReadAgainInALaterStageListsLess(t *testing.T) {
+	t.Skip("known loss: a parent read again in a later stage may list other records than it wrote (see comment)")
+	fx := newFixture(t, specHead+`streams:
+  l:
+    request: {path: /l}
+  p:
+    request: {path: /p}
+  d:
+    for_each: p
+    request: {path: '/d/${ parent.id }/${ lookups.names["k"] }'}
+lookups:
+  names: {from: l, key: '"k"', value: .v}
+tables:
+  p: {from: p, primary_key: [id], row: '{id}'}
+  d: {from: d, primary_key: [id], row: '{id}'}
+`, "")
+	fx.json("/l", []any{map[string]any{"v": "n"}})
+	listings := 0
+	fx.mu.Lock()
+	fx.routes["/p"] = func(w http.ResponseWriter, r *http.Request) {
+		fx.mu.Lock()
+		listings++
+		n := listings
+		fx.mu.Unlock()
+		recs := []any{map[string]any{"id": "a"}, map[string]any{"id": "b"}}
+		if n > 1 {
+			recs = recs[:1]
+		}
+		json.NewEncoder(w).Encode(recs)
+	}
+	fx.mu.Unlock()
+	fx.json("/d/a/n", []any{map[string]any{"id": "da"}})
+	fx.json("/d/b/n", []any{map[string]any{"id": "db"}})
+	_, err := fx.run(engine.RunOptions{})
+	p, d := fx.query(`SELECT id FROM "nl__p" ORDER BY id`), fx.query(`SELECT id FROM "nl__d" ORDER BY id`)
+	t.Logf("listings %d, p %v, d %v, err %v", listings, p, d, err)
+	if err == nil && slices.Contains(p, "b") && !slices.Contains(d, "db") {
+		t.Errorf("p has b but d has not db (%v), exit 0: b's children were never read", d)
 	}
 }
