@@ -764,7 +764,7 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 				}
 				clear = nil
 			}
-			marked, ferr := d.tables.FinishRun(ctx, d.ended(sum), clear)
+			marked, ferr := d.tables.FinishRun(ctx, sum.Tables, clear)
 			if ferr != nil {
 				errs = append(errs, fmt.Errorf("finish tables: %w", ferr))
 				break
@@ -892,27 +892,6 @@ func (d *destinations) commitPortCursors(ctx context.Context, sum *runner.Summar
 		return fmt.Errorf("write cursors of streams feeding Port: %w", err)
 	}
 	return nil
-}
-
-// ended is the tables whose sync generation this run ends, true for those
-// reconciled (sum.Tables), and, in a new sync, false for a table fed by
-// several streams of which --streams read some (not reconciled, not in
-// sum.Tables): its generation is this run's own, and the next sync, which
-// reads every stream afresh, must begin its own; resumed, it would count
-// the rows this run wrote as seen, and one no stream lists any more would
-// stay live. In a resumed sync it stays open (see runner summary): the
-// streams not read here are not read again.
-func (d *destinations) ended(sum *runner.Summary) map[string]bool {
-	if !d.some || d.resuming {
-		return sum.Tables
-	}
-	out := maps.Clone(sum.Tables)
-	for _, it := range d.f.Tables.Items {
-		if _, ok := out[it.Key]; !ok && slices.ContainsFunc(it.Value.Streams(), func(s string) bool { return slices.Contains(d.produced, s) }) {
-			out[it.Key] = false
-		}
-	}
-	return out
 }
 
 // ranStreams names the streams this run fetched and produced (all, or

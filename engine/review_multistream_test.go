@@ -47,12 +47,13 @@ tables:
 }
 
 // TestStreamsRunOfOneOfATablesStreamsInAFinishedSync: t takes rows from x
-// and w; with the sync finished, `--streams x` writes c to t and (by
-// 387a85b) leaves t's generation open, as it must in an open sync. But
-// this run began that generation: the next full sync resumed it, counted
-// c (written by the --streams run) as seen, and kept it live though no
-// stream lists it any more: t reconciled with a vanished record's row
-// live, exit 0.
+// and w; with the sync finished, `--streams x` begins a new sync, writes c
+// to t and does x's part of it (its checkpoints kept, t's generation left
+// open). The full run after it resumes that sync: x's part done, it reads
+// only w, and t, reconciled at the sync's end, keeps a and c (x's reading
+// in this sync) and b live; a generation the --streams run ended (as
+// 5d3bcd2 did, before the sync's parts) marked a deleted though x lists
+// it. The next sync reads x again, and c, listed no more, is marked.
 func TestStreamsRunOfOneOfATablesStreamsInAFinishedSync(t *testing.T) {
 	for _, be := range dupBackends() {
 		t.Run(be.name, func(t *testing.T) {
@@ -76,11 +77,20 @@ tables:
 				t.Fatal(err)
 			}
 			fx.json("/x", []any{map[string]any{"id": "a"}})
+			rows := func() []string {
+				return query(`SELECT id || ':' || CASE WHEN _ferry_deleted THEN 'deleted' ELSE 'live' END FROM %t ORDER BY id`)
+			}
 			if _, err := fx.run(engine.RunOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			if got, want := query(`SELECT id || ':' || CASE WHEN _ferry_deleted THEN 'deleted' ELSE 'live' END FROM %t ORDER BY id`), []string{"a:live", "b:live", "c:deleted"}; !slices.Equal(got, want) {
-				t.Errorf("t = %v, want %v: the full sync after the --streams run lists no c", got, want)
+			if got, want := rows(), []string{"a:live", "b:live", "c:live"}; !slices.Equal(got, want) {
+				t.Errorf("after the run resuming the sync: t = %v, want %v (x's part of the sync listed a and c)", got, want)
+			}
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := rows(), []string{"a:live", "b:live", "c:deleted"}; !slices.Equal(got, want) {
+				t.Errorf("after a new sync: t = %v, want %v: x lists no c", got, want)
 			}
 		})
 	}
