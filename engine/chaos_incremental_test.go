@@ -710,20 +710,7 @@ func ciSQLite(dir, name string) ciDest {
 }
 
 func ciPG(t *testing.T, url, name string) ciDest {
-	drop := func(ctx context.Context) error {
-		conn := pgConnect(t, ctx, url)
-		defer conn.Close(ctx)
-		_, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{name}.Sanitize()+` CASCADE`)
-		return err
-	}
-	if err := drop(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := drop(context.Background()); err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-		}
-	})
+	pgFreshSchema(t, url, name)
 	return ciDest{url: url, query: func(t *testing.T, table, q string) [][3]int64 {
 		ctx := t.Context()
 		conn := pgConnect(t, ctx, url)

@@ -560,20 +560,7 @@ func chaosSelect(table string) string {
 }
 
 func pgChaosDest(t *testing.T, url, name string) chaosDest {
-	drop := func(ctx context.Context) error {
-		conn := pgConnect(t, ctx, url)
-		defer conn.Close(ctx)
-		_, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{name}.Sanitize()+` CASCADE`)
-		return err
-	}
-	if err := drop(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := drop(context.Background()); err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-		}
-	})
+	pgFreshSchema(t, url, name)
 	return chaosDest{url: url, read: func(t *testing.T, table string) map[string]string {
 		ctx := t.Context()
 		conn := pgConnect(t, ctx, url)

@@ -55,6 +55,14 @@ func loadPGSpec(t *testing.T, dir, url, suffix string) *engine.Spec {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pgFreshSchema(t, url, name)
+	return f
+}
+
+// pgFreshSchema drops schema name at url, now and when the test ends, so
+// that a run starts with none of an earlier test's tables or state.
+func pgFreshSchema(t *testing.T, url, name string) {
+	t.Helper()
 	drop := func(ctx context.Context) error {
 		conn := pgConnect(t, ctx, url)
 		defer conn.Close(ctx)
@@ -69,7 +77,6 @@ func loadPGSpec(t *testing.T, dir, url, suffix string) *engine.Spec {
 			t.Errorf("drop schema %s: %v", name, err)
 		}
 	})
-	return f
 }
 
 // pgDump is dump for the tables of schema: every table's data columns,
