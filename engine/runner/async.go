@@ -83,6 +83,7 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 			// read from its start, written whole.
 			c.cp, c.replayUntil, c.retry = nil, position{}, nil
 			start, restore = position{0, 1}, false
+			c.jobReplaced = true
 		}
 		if err := c.create(client); err != nil {
 			return err

@@ -377,6 +377,10 @@ type chainRun struct {
 	// recs are the hashes of the records of the last page read whole and
 	// of those the resumed checkpoint's page held (see pageRecs).
 	recs chainRecs
+	// jobReplaced: an async chain whose earlier run committed results of
+	// a job it no longer reads (gone, expired, listing fewer) reads a new
+	// job's from the start.
+	jobReplaced bool
 }
 
 // position is a page in a chain: (window, page), ordered.
@@ -1327,6 +1331,15 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		}
 		switch {
 		case !replay:
+			if (c.cp != nil || c.jobReplaced) && st.s.Incremental == nil && c.appendedBefore(rec) {
+				// A page past those the resumed chain committed holds a
+				// record a committed page held (the server pages it
+				// otherwise now: a short page, or a done chain read again
+				// for the records below), or a new export job's results
+				// hold one the replaced job's did: its rows were
+				// committed, and an append table would get it twice.
+				tables = slices.DeleteFunc(slices.Clone(tables), func(t *spec.Table) bool { return t.Mode.V == "append" })
+			}
 		case c.changed(rec):
 			// Written whole: its page's checkpoint must follow.
 			retried, whole = true, true
@@ -1439,6 +1452,37 @@ func (c *chainRun) committed(t *spec.Table, rec any, failedBefore map[string]boo
 	}
 	done, _ := c.committedKeys(t, rec)
 	return done
+}
+
+// appendedBefore tells whether the sync's earlier runs committed rec's
+// rows in this chain's partition, with the values it has now, as the
+// stream's keyed tables tell (none: not known, so not). A chain whose job
+// was replaced asks of the keys it saved before the new job's start
+// dropped them: they are rows in the tables all the same.
+func (c *chainRun) appendedBefore(rec any) bool {
+	if !slices.ContainsFunc(c.st.tables, func(t *spec.Table) bool { return t.Mode.V == "append" }) {
+		return false
+	}
+	known := false
+	for _, t := range c.st.tables {
+		if len(t.PrimaryKey) == 0 {
+			continue
+		}
+		rows, errs := tableRows(c.ctx, t, c.st.s.Name, rec, c.vars)
+		if len(errs) > 0 {
+			return false
+		}
+		for _, row := range rows {
+			if row.key == "" {
+				continue
+			}
+			if !c.r.targets.committedSame(t.Name, row.key, c.st.s.Name, c.rn.partition, row.data, c.jobReplaced) {
+				return false
+			}
+			known = true
+		}
+	}
+	return known
 }
 
 // maps tells whether rec maps to table t without an error.

@@ -387,6 +387,35 @@ func (ts *targets) committedBy(table, key, stream, partition string) bool {
 	return ts.committedHash(table, KeyHash(key), stream, partition)
 }
 
+// committedSame tells whether the sync's earlier runs committed the row
+// of key in table from this stream partition, with these values as far as
+// its saved fingerprint tells (none saved: taken as the same). Unlike
+// committedBy, false when nothing is known (no saved keys). With dropped,
+// keys the partition dropped (read afresh since) count too.
+func (ts *targets) committedSame(table, key, stream, partition string, data map[string]any, dropped bool) bool {
+	t := ts.table(table)
+	if !ts.keyed || t == nil || t.saved == nil {
+		return false
+	}
+	h := KeyHash(key)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.parts[partRef{stream, partition}]
+	if !ok || t.dropped[p] && !dropped {
+		return false
+	}
+	for i, _ := slices.BinarySearch(t.saved.hashes, h); i < len(t.saved.hashes) && t.saved.hashes[i] == h; i++ {
+		if t.saved.parts[i] != p {
+			continue
+		}
+		if t.saved.fps == nil || t.saved.fps[i] == 0 {
+			return true
+		}
+		return uint16(t.saved.fps[i]) == max(uint16(valueHash(data)), 1)
+	}
+	return false
+}
+
 // committedHash is committedBy for a key's hash (KeyHash, or contentHash
 // for a row saved by its content).
 func (ts *targets) committedHash(table string, h uint64, stream, partition string) bool {
