@@ -174,3 +174,68 @@ tables:
 		t.Errorf("events_log = %v, want %v (each version once)", got, want)
 	}
 }
+
+// TestPastCommittedPagesSharedKeyIsAppended: the rule above asks a keyed
+// table whether a record past the committed pages was committed before;
+// groups is keyed by a value every item shares (on_duplicate: warn, which
+// saves no values), so d, new in the resumed run, was taken for the
+// committed a, b and c and never appended (exit 0). Only a table whose key
+// is one record's tells.
+func TestPastCommittedPagesSharedKeyIsAppended(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  roots:
+    request: {path: /roots}
+  items:
+    for_each: roots
+    request: {path: '/items/${ parent.id }'}
+    records: .results[]
+    paginate: {type: cursor, token: .next, param: after}
+  subs:
+    for_each: items
+    request: {path: '/subs/${ parent.id }'}
+tables:
+  groups: {from: items, primary_key: [g], on_duplicate: warn, row: '{g: "G"}'}
+  items_log: {from: items, mode: append, row: '{id}'}
+`, "")
+	var run atomic.Int32
+	run.Store(1)
+	fx.json("/roots", []any{map[string]any{"id": "r"}})
+	fx.mu.Lock()
+	fx.routes["/items/r"] = func(w http.ResponseWriter, r *http.Request) {
+		all, n := []string{"a", "b", "c"}, 2 // the first run's pages: [a b] [c]
+		if run.Load() > 1 {
+			all, n = []string{"a", "b", "c", "d"}, 1 // the resumed run's: [a] [b] [c] [d]
+		}
+		lo, _ := strconv.Atoi(r.URL.Query().Get("after"))
+		hi := min(lo+n, len(all))
+		var items []any
+		for _, id := range all[lo:hi] {
+			items = append(items, map[string]any{"id": id})
+		}
+		body := map[string]any{"results": items}
+		if hi < len(all) {
+			body["next"] = strconv.Itoa(hi)
+		}
+		json.NewEncoder(w).Encode(body)
+	}
+	fx.routes["/subs/a"] = func(w http.ResponseWriter, r *http.Request) {
+		if run.Load() == 1 {
+			http.Error(w, "<html>down</html>", http.StatusBadGateway)
+			return
+		}
+		json.NewEncoder(w).Encode([]any{})
+	}
+	for _, id := range []string{"b", "c", "d"} {
+		fx.routes["/subs/"+id] = func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode([]any{}) }
+	}
+	fx.mu.Unlock()
+	_, err := fx.run(engine.RunOptions{})
+	runErrorOf(t, err)
+	run.Store(2)
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	if got := fx.query(`SELECT id FROM "nl__items_log" WHERE id = 'd'`); len(got) != 1 {
+		t.Errorf("items_log holds d %d times, want once: d is new in the resumed run", len(got))
+	}
+}
