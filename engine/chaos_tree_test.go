@@ -679,20 +679,7 @@ func ctSQLite(dir, name string) ctDest {
 }
 
 func ctPG(t *testing.T, pgURL, name string) ctDest {
-	drop := func(ctx context.Context) error {
-		conn := pgConnect(t, ctx, pgURL)
-		defer conn.Close(ctx)
-		_, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{name}.Sanitize()+` CASCADE`)
-		return err
-	}
-	if err := drop(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := drop(context.Background()); err != nil {
-			t.Errorf("drop schema %s: %v", name, err)
-		}
-	})
+	pgFreshSchema(t, pgURL, name)
 	read := func(t *testing.T, q string) map[string]string {
 		t.Helper()
 		ctx := t.Context()
