@@ -1,6 +1,8 @@
 package engine_test
 
 import (
+	"encoding/json"
+	"net/http"
 	"slices"
 	"testing"
 
@@ -88,5 +90,67 @@ tables:
 	}
 	if got, want := fx.query(`SELECT id || ':' || _ferry_deleted FROM "nl__items" ORDER BY id`), []string{"a:0", "b:0", "c:1"}; !slices.Equal(got, want) {
 		t.Errorf("items = %v, want %v: c, deleted before the full refresh, marked", got, want)
+	}
+}
+
+// TestAfreshChainOfFullRefreshReconciles (TestChaosIncremental seed 7187):
+// a --full-refresh reads p1's comments from the initial cursor, saves
+// p1's comment cursor, and fails on p2's; p1 changes before the run that
+// resumes the sync, which reads p1's comments afresh (its parent changed).
+// It asked from the cursor the refresh saved: a chain that read only what
+// changed, so the comments table, never reconciled, kept c2 (deleted
+// before the refresh) live, exit 0. Read afresh, a chain the sync read
+// whole asks from the initial cursor again.
+func TestAfreshChainOfFullRefreshReconciles(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  posts:
+    request: {path: /posts}
+  comments:
+    for_each: posts
+    incremental: {cursor: .at, initial: "2026-01-01T00:00:00Z"}
+    request: {path: '/posts/${ parent.id }/comments', query: {since: '${ cursor }'}}
+tables:
+  comments: {from: comments, mode: replace, primary_key: [id], row: '{id}'}
+`, "")
+	post := func(id, v string) map[string]any { return map[string]any{"id": id, "v": v} }
+	comment := func(id, at string) map[string]any { return map[string]any{"id": id, "at": at} }
+	since := func(list []any) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			var out []any
+			for _, c := range list {
+				if c.(map[string]any)["at"].(string) > r.URL.Query().Get("since") {
+					out = append(out, c)
+				}
+			}
+			json.NewEncoder(w).Encode(out)
+		}
+	}
+	route := func(path string, h http.HandlerFunc) {
+		fx.mu.Lock()
+		fx.routes[path] = h
+		fx.mu.Unlock()
+	}
+	c1, c2, c3 := comment("c1", "2026-01-02T00:00:00Z"), comment("c2", "2026-01-03T00:00:00Z"), comment("c3", "2026-01-04T00:00:00Z")
+	fx.json("/posts", []any{post("p1", "1"), post("p2", "1")})
+	route("/posts/p1/comments", since([]any{c1, c2}))
+	route("/posts/p2/comments", since([]any{c3}))
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// c2 is deleted; a full refresh reads p1's comments and fails on p2's.
+	route("/posts/p1/comments", since([]any{c1}))
+	fx.raw("/posts/p2/comments", http.StatusBadRequest, `{"message": "no"}`)
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{FullRefresh: true}); return err }())
+	fx.json("/posts", []any{post("p1", "2"), post("p2", "1")})
+	route("/posts/p2/comments", since([]any{c3}))
+	res, err := fx.run(engine.RunOptions{})
+	if err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	if !res.Summary.Tables["comments"] {
+		t.Errorf("the resumed full refresh's table is not reconciled: %v", res.Summary.Tables)
+	}
+	if got, want := fx.query(`SELECT id || ':' || _ferry_deleted FROM "nl__comments" ORDER BY id`), []string{"c1:0", "c2:1", "c3:0"}; !slices.Equal(got, want) {
+		t.Errorf("comments = %v, want %v: c2, deleted before the full refresh, marked", got, want)
 	}
 }

@@ -357,6 +357,11 @@ type chainRun struct {
 	// restarted: the API refused the chain's saved position (see fetch);
 	// it reads from its start, with the stream's initial cursor.
 	restarted bool
+	// wholeBefore: the sync's reading of this partition asked from the
+	// initial cursor (its first, or a --full-refresh): read afresh, it asks
+	// from there again, not from a cursor that reading saved, so that its
+	// stream's tables are still reconciled when the sync ends.
+	wholeBefore bool
 	// windowsDone and windowsTotal are what the chain counted in its
 	// stream's windows (see windowsRead).
 	windowsDone, windowsTotal int
@@ -432,6 +437,9 @@ func (c *chainRun) run() error {
 	c.env = r.env(s, rn)
 	c.cp = r.resumePoint(st, rn.partition)
 	_, c.checkpointed = r.opts.State[s.Name][rn.partition]
+	if inc := s.Incremental; inc != nil && c.cp != nil && c.cp.Since != nil {
+		c.wholeBefore = fmt.Sprint(c.cp.Since) == fmt.Sprint(inc.Initial.Tree())
+	}
 	if up := upCursors(rn.parent); c.cp != nil && c.cp.Up != "" && c.cp.Up != up {
 		// A record above changed since this chain was checkpointed: what
 		// it reads may have changed too (the comment that moved a ticket's
@@ -636,7 +644,7 @@ func (c *chainRun) planIncremental() error {
 		return nil
 	}
 	wm, wmSaved, list := c.r.watermark(c.st.stream, c.rn.partition)
-	if c.restarted {
+	if c.restarted || c.wholeBefore && c.cp == nil {
 		wm, wmSaved = inc.Initial.Tree(), false
 	}
 	if wmSaved && c.rn.batchStream && list != c.rn.list {
