@@ -98,16 +98,103 @@ tables:
 
 // TestParentReadAgainInALaterStageListsLess: p is written in stage 0 and
 // read again in stage 1 to drive d, which reads a lookup. A source whose
-// second listing leaves out a record (a search index that changed) makes
-// stage 1 never read that record's children: its row is written, its
-// children are not, and nothing says so (exit 0). The other way, a record
-// the second listing adds has its children read and its own row never
-// written. Known, not fixed: the runner would have to keep the keys each
-// chain of p gave in its own stage and fail (or write) what the re-read
-// lists differently; specs/examples/notion.yaml avoids it by driving its
-// stage-1 streams from a lookup (partitions), not from a second search.
+// second listing leaves out a record (a search index that changed) made
+// stage 1 never read that record's children: its row written, its
+// children not, exit 0. The other way, a record the second listing adds
+// had its children read and its own row never written, exit 0. Now the
+// run remembers what each chain of p listed in stage 0 and fails, naming
+// p, its parent chain and the record, for each one the re-read lists
+// differently; the same listing passes. In "nested", p is below q (both
+// stage 0) and q's second listing is the same: p's chain under q=x lists
+// less the second time.
 func TestParentReadAgainInALaterStageListsLess(t *testing.T) {
-	t.Skip("known loss: a parent read again in a later stage may list other records than it wrote (see comment)")
+	ab := []any{map[string]any{"id": "a"}, map[string]any{"id": "b"}}
+	for _, tc := range []struct {
+		name, p    string // p's stream, below q or not
+		first, now []any  // p's listing in stage 0, in stage 1
+		want       []string
+		d          []string // d's rows
+	}{
+		{name: "same", first: ab, now: ab, d: []string{"da", "db"}},
+		{name: "less", first: ab, now: ab[:1], d: []string{"da"},
+			want: []string{"stream p: a record the stream listed when its rows were written (key hash ", "is not listed when read again in a later stage to drive its children: its children there (d) were not read"}},
+		{name: "more", first: ab[:1], now: ab, d: []string{"da", "db"},
+			want: []string{"stream p (p[id=b]): read again in a later stage to drive its children, the source lists this record, which it did not list when the stream's rows were written: its rows"}},
+		{name: "nested", p: "\n    for_each: q", first: ab, now: ab[1:], d: []string{"db"},
+			want: []string{"stream p (q[id=x]): a record the stream listed when its rows were written (key hash "}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newFixture(t, specHead+`streams:
+  l:
+    request: {path: /l}
+  q:
+    request: {path: /q}
+  p:`+tc.p+`
+    request: {path: /p}
+  d:
+    for_each: p
+    request: {path: '/d/${ parent.id }/${ lookups.names["k"] }'}
+lookups:
+  names: {from: l, key: '"k"', value: .v}
+tables:
+  p: {from: p, primary_key: [id], row: '{id}'}
+  d: {from: d, primary_key: [id], row: '{id}'}
+`, "")
+			fx.json("/l", []any{map[string]any{"v": "n"}})
+			fx.json("/q", []any{map[string]any{"id": "x"}})
+			listings := 0
+			fx.mu.Lock()
+			fx.routes["/p"] = func(w http.ResponseWriter, r *http.Request) {
+				fx.mu.Lock()
+				listings++
+				recs := tc.first
+				if listings > 1 {
+					recs = tc.now
+				}
+				fx.mu.Unlock()
+				json.NewEncoder(w).Encode(recs)
+			}
+			fx.mu.Unlock()
+			fx.json("/d/a/n", []any{map[string]any{"id": "da"}})
+			fx.json("/d/b/n", []any{map[string]any{"id": "db"}})
+			_, err := fx.run(engine.RunOptions{})
+			p, d := fx.query(`SELECT id FROM "nl__p" ORDER BY id`), fx.query(`SELECT id FROM "nl__d" ORDER BY id`)
+			t.Logf("listings %d, p %v, d %v, err %v", listings, p, d, err)
+			if listings != 2 {
+				t.Fatalf("p listed %d times, want 2 (stage 0, stage 1)", listings)
+			}
+			if want := []string{"a", "b"}[:len(tc.first)]; !slices.Equal(p, want) {
+				t.Errorf("p = %v, want %v (the rows of stage 0's listing)", p, want)
+			}
+			if !slices.Equal(d, tc.d) {
+				t.Errorf("d = %v, want %v", d, tc.d)
+			}
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("the same listing twice: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("exit 0, want the record listed differently reported")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// TestParentReadAgainAfterAResumeIsNotCompared: the first run fails (d's
+// request for b is refused), so its checkpoints stay and the next run
+// resumes: p's chain, done before, lists nothing in stage 0 of that run
+// (its rows are committed), and stage 1 reads it again whole. What stage
+// 0 listed is then not all p's rows came from: the re-read is not
+// compared with it (as before firstReadings), or a and b would be taken
+// for records only the re-read lists.
+func TestParentReadAgainAfterAResumeIsNotCompared(t *testing.T) {
 	fx := newFixture(t, specHead+`streams:
   l:
     request: {path: /l}
@@ -123,26 +210,24 @@ tables:
   d: {from: d, primary_key: [id], row: '{id}'}
 `, "")
 	fx.json("/l", []any{map[string]any{"v": "n"}})
-	listings := 0
+	fx.json("/p", []any{map[string]any{"id": "a"}, map[string]any{"id": "b"}})
+	fx.json("/d/a/n", []any{map[string]any{"id": "da"}})
 	fx.mu.Lock()
-	fx.routes["/p"] = func(w http.ResponseWriter, r *http.Request) {
-		fx.mu.Lock()
-		listings++
-		n := listings
-		fx.mu.Unlock()
-		recs := []any{map[string]any{"id": "a"}, map[string]any{"id": "b"}}
-		if n > 1 {
-			recs = recs[:1]
-		}
-		json.NewEncoder(w).Encode(recs)
+	fx.routes["/d/b/n"] = func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"error":"no"}`, http.StatusBadRequest)
 	}
 	fx.mu.Unlock()
-	fx.json("/d/a/n", []any{map[string]any{"id": "da"}})
+	if _, err := fx.run(engine.RunOptions{}); err == nil {
+		t.Fatal("the first run passed, want d's refused request failed")
+	}
 	fx.json("/d/b/n", []any{map[string]any{"id": "db"}})
+	fx.takeRequests()
 	_, err := fx.run(engine.RunOptions{})
-	p, d := fx.query(`SELECT id FROM "nl__p" ORDER BY id`), fx.query(`SELECT id FROM "nl__d" ORDER BY id`)
-	t.Logf("listings %d, p %v, d %v, err %v", listings, p, d, err)
-	if err == nil && slices.Contains(p, "b") && !slices.Contains(d, "db") {
-		t.Errorf("p has b but d has not db (%v), exit 0: b's children were never read", d)
+	t.Logf("requests %v", fx.takeRequests())
+	if err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	if d := fx.query(`SELECT id FROM "nl__d" ORDER BY id`); !slices.Equal(d, []string{"da", "db"}) {
+		t.Errorf("d = %v, want [da db]", d)
 	}
 }

@@ -125,6 +125,10 @@ type run struct {
 	// appends is what the chain appended, for a restart (nil unless its
 	// stream may restart; see appendLedger).
 	appends *appendLedger
+	// resumed: the chain went on from an earlier run's checkpoint, so
+	// what it lists in this run may not be all its rows came from (see
+	// firstReadings). Set before its first item, read after its last.
+	resumed bool
 }
 
 // describe names the run in reports: its parents, and the chunk of its
@@ -491,6 +495,7 @@ func (c *chainRun) run() error {
 		r.log.Info("the window step changed since the chain's checkpoint, or the checkpoint does not say it: reading the chain afresh from the saved cursor", "stream", s.Name, "parents", rn.describe(), "was", was, "now", inc.Window.Step.V.String())
 		c.cp = nil
 	}
+	rn.resumed = rn.resumed || c.cp != nil
 	if err := c.planIncremental(); err != nil {
 		return err
 	}

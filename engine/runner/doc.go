@@ -27,7 +27,9 @@
 //   - A record that fails a mapping fails alone (a failed record of that
 //     target), and the resumed run tries it again for that table only.
 //   - Stages: a stream that reads a lookup runs after the stream that fills
-//     it; ancestors from earlier stages are read again without writing.
+//     it; ancestors from earlier stages are read again without writing,
+//     and a record the second reading lists differently fails the run
+//     (firstReadings).
 //   - An incremental parent's cursor is committed only when every chain
 //     below its records finished without failure (cursorGate).
 //   - Completeness (summary): a target may be reconciled only when every

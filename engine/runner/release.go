@@ -181,6 +181,14 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 		var keys []string // of the batch's records
 		var vars []any    // of this run, for identify and cursorOf
 		failed, skipped, bad, undelivered := false, false, false, false
+		// listed are the key hashes of the run's records when a later
+		// stage reads the stream again, or this is such a stage; first is
+		// what its own stage listed then (see firstReadings).
+		var listed, first []uint64
+		compare := false
+		if st.firsts != nil && !st.own {
+			first, compare = st.firsts.get(rn.partition)
+		}
 		for {
 			var it item
 			var open bool
@@ -246,6 +254,20 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 			if vars == nil && (len(st.children) > 0 || len(st.batchers) > 0 || tree != nil) {
 				vars = r.jqVars(st.s, rn)
 			}
+			if st.firsts != nil {
+				if vars == nil {
+					vars = r.jqVars(st.s, rn)
+				}
+				k, label := r.identify(ctx, st.s, it.rec, vars)
+				h := KeyHash(k)
+				listed = append(listed, h)
+				if _, found := slices.BinarySearch(first, h); compare && !found {
+					bad = true
+					st.stat.failed()
+					c := &chain{stream: st.s.Name, data: it.rec, up: rn.parent, label: label}
+					fails.add(Failure{Stream: st.s.Name, Parents: c.describe(), Err: errListedOnlyAgain})
+				}
+			}
 			var here *chain // the record as a parent
 			if len(st.children) > 0 {
 				here = r.parentChain(ctx, st, rn, it.rec, vars, gates)
@@ -280,6 +302,13 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if st.firsts != nil {
+			if st.own {
+				st.firsts.add(rn.partition, listed, rn.resumed || failed || skipped)
+			} else if compare && !failed && !skipped && missingAgain(st, rn, first, listed, fails) {
+				bad = true
+			}
 		}
 		st.read.chainReleased()
 		for _, b := range st.batchers {

@@ -110,6 +110,9 @@ type stream struct {
 	stat        *StreamStats
 	body        *bodyPlan // how its answers become records
 	jobs        sync.Map  // an async stream's export jobs created in this run, by partition
+	// firsts: a later stage reads the stream again; what its own stage
+	// listed, to compare (nil: none does).
+	firsts *firstReadings
 }
 
 // streamState is a stream's part in one stage of the run (see
@@ -120,6 +123,7 @@ type streamState struct {
 	*stream
 	produce bool // writes rows, entities and checkpoints
 	fill    bool // fills its lookups
+	own     bool // the stream's own stage (else read again)
 	// read counts what the stream reads (chains, pages' records, windows,
 	// parents skipped by `when`, empty answers): its own counters in its
 	// stage; in a later stage, which reads it again only to drive its
@@ -265,6 +269,7 @@ func New(f *spec.File, opts Options) (_ *Runner, err error) {
 			return nil, err
 		}
 	}
+	r.markReadAgain()
 	for _, st := range r.order {
 		if st.skip != "" {
 			st.stat.skip(st.skip)
@@ -436,7 +441,7 @@ func (r *Runner) stage(k int) []*streamState {
 			return n
 		}
 		own := st.s.Stage() == k
-		n := &streamState{stream: st, produce: own && st.selected, fill: own, read: st.stat, runs: make(chan *run, r.window(st.s)), jobMarks: make(chan jobMark)}
+		n := &streamState{stream: st, produce: own && st.selected, fill: own, own: own, read: st.stat, runs: make(chan *run, r.window(st.s)), jobMarks: make(chan jobMark)}
 		if !own {
 			n.read = &StreamStats{Name: st.s.Name}
 		}
