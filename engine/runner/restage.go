@@ -68,8 +68,12 @@ func (f *firstReadings) get(partition string) (keys []uint64, ok bool) {
 
 // markReadAgain gives every stream that a later stage reads again (an
 // ancestor or batch source, at any depth, of a stream of that stage) its
-// firstReadings.
+// firstReadings. Not in a probe, which reads a page of a chain, any
+// chain, in each stage.
 func (r *Runner) markReadAgain() {
+	if r.opts.Probe {
+		return
+	}
 	for _, st := range r.order {
 		if st.skip != "" {
 			continue
