@@ -231,3 +231,39 @@ tables:
 		t.Errorf("d = %v, want [da db]", d)
 	}
 }
+
+// TestParentReadAgainComparedPerChain: p is read below q's records x and
+// y, a chain each, listing the same both times: each chain's second
+// reading is compared with its own first (x's a, y's b), not with the
+// stream's, and the run passes.
+func TestParentReadAgainComparedPerChain(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  l:
+    request: {path: /l}
+  q:
+    request: {path: /q}
+  p:
+    for_each: q
+    request: {path: '/p/${ parent.id }'}
+  d:
+    for_each: p
+    request: {path: '/d/${ parent.id }/${ lookups.names["k"] }'}
+lookups:
+  names: {from: l, key: '"k"', value: .v}
+tables:
+  p: {from: p, primary_key: [id], row: '{id}'}
+  d: {from: d, primary_key: [id], row: '{id}'}
+`, "")
+	fx.json("/l", []any{map[string]any{"v": "n"}})
+	fx.json("/q", []any{map[string]any{"id": "x"}, map[string]any{"id": "y"}})
+	fx.json("/p/x", []any{map[string]any{"id": "a"}})
+	fx.json("/p/y", []any{map[string]any{"id": "b"}})
+	fx.json("/d/a/n", []any{map[string]any{"id": "da"}})
+	fx.json("/d/b/n", []any{map[string]any{"id": "db"}})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := fx.query(`SELECT id FROM "nl__d" ORDER BY id`); !slices.Equal(d, []string{"da", "db"}) {
+		t.Errorf("d = %v, want [da db]", d)
+	}
+}
