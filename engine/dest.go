@@ -741,10 +741,12 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 			// A refused row keeps the sync open: its partition's
 			// checkpoint (kept) makes the next run read it again.
 			clear := ranStreams(sum, d.produced)
+			tables := sum.Tables
 			switch {
 			case !d.some:
 				// The whole sync is done; a --streams run ends only its part.
 				clear = append(clear, syncKey)
+				tables = d.partsEnded(sum.Tables)
 			default:
 				// Its part of the sync, which stays open: its checkpoints
 				// stay, so the run resuming the sync does not read these
@@ -764,7 +766,7 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 				}
 				clear = nil
 			}
-			marked, ferr := d.tables.FinishRun(ctx, sum.Tables, clear)
+			marked, ferr := d.tables.FinishRun(ctx, tables, clear)
 			if ferr != nil {
 				errs = append(errs, fmt.Errorf("finish tables: %w", ferr))
 				break
@@ -892,6 +894,27 @@ func (d *destinations) commitPortCursors(ctx context.Context, sum *runner.Summar
 		return fmt.Errorf("write cursors of streams feeding Port: %w", err)
 	}
 	return nil
+}
+
+// partsEnded is tables, the tables the run resuming a sync reconciles,
+// less those fed only by streams whose part of the sync a --streams run
+// ended (syncState.Parts): that run reconciled them and ended their
+// generation, and this one did not read those streams again (a parent
+// replayed for its children writes only a record changed since), so
+// reconciled now, every row written before it would be taken for unseen
+// and marked deleted (exit 0). Their generation, if this run began one,
+// ends unreconciled.
+func (d *destinations) partsEnded(tables map[string]bool) map[string]bool {
+	if len(d.sync.Parts) == 0 {
+		return tables
+	}
+	out := maps.Clone(tables)
+	for _, it := range d.f.Tables.Items {
+		if _, ok := out[it.Key]; ok && !slices.ContainsFunc(it.Value.Streams(), func(s string) bool { return !slices.Contains(d.sync.Parts, s) }) {
+			out[it.Key] = false
+		}
+	}
+	return out
 }
 
 // ranStreams names the streams this run fetched and produced (all, or
