@@ -128,6 +128,9 @@ type syncState struct {
 	// table got their rows twice), and a later --streams run of one of
 	// them begins its part anew.
 	Parts []string `json:"parts,omitempty"`
+	// Ended are the tables a --streams run of this sync reconciled, their
+	// generation ended with its part (see partsEnded).
+	Ended []string `json:"ended,omitempty"`
 }
 
 type partKey struct{ stream, partition string }
@@ -758,6 +761,11 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 						d.sync.Parts = append(d.sync.Parts, sn.Stream)
 					}
 				}
+				for _, t := range slices.Sorted(maps.Keys(sum.Tables)) {
+					if !slices.Contains(d.sync.Ended, t) {
+						d.sync.Ended = append(d.sync.Ended, t)
+					}
+				}
 				// Saved or not (an error is reported), the checkpoints
 				// stay: cleared with no part recorded, the sync would read
 				// these streams again.
@@ -897,20 +905,22 @@ func (d *destinations) commitPortCursors(ctx context.Context, sum *runner.Summar
 }
 
 // partsEnded is tables, the tables the run resuming a sync reconciles,
-// less those fed only by streams whose part of the sync a --streams run
-// ended (syncState.Parts): that run reconciled them and ended their
-// generation, and this one did not read those streams again (a parent
-// replayed for its children writes only a record changed since), so
-// reconciled now, every row written before it would be taken for unseen
-// and marked deleted (exit 0). Their generation, if this run began one,
-// ends unreconciled.
+// less those a --streams run of the sync reconciled (syncState.Ended)
+// that are fed only by streams whose part it ended (syncState.Parts):
+// their generation ended with it, and this run did not read those streams
+// again (a parent replayed for its children writes only a record changed
+// since), so reconciled now, every row written before it would be taken
+// for unseen and marked deleted (exit 0). Their generation, if this run
+// began one, ends unreconciled. (A table of several streams that separate
+// --streams runs read kept its generation open, and is reconciled.)
 func (d *destinations) partsEnded(tables map[string]bool) map[string]bool {
-	if len(d.sync.Parts) == 0 {
+	if len(d.sync.Ended) == 0 {
 		return tables
 	}
 	out := maps.Clone(tables)
 	for _, it := range d.f.Tables.Items {
-		if _, ok := out[it.Key]; ok && !slices.ContainsFunc(it.Value.Streams(), func(s string) bool { return !slices.Contains(d.sync.Parts, s) }) {
+		if _, ok := out[it.Key]; ok && slices.Contains(d.sync.Ended, it.Key) &&
+			!slices.ContainsFunc(it.Value.Streams(), func(s string) bool { return !slices.Contains(d.sync.Parts, s) }) {
 			out[it.Key] = false
 		}
 	}

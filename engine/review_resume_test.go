@@ -64,3 +64,42 @@ tables:
 		}
 	}
 }
+
+// TestStreamsPartsOfATableReconciledByTheSync: t takes rows from x and w;
+// `--streams x` and then `--streams w` each read one of them, neither
+// reconciling t (its generation stays open), and the run resuming the
+// sync reads neither again: it reconciles t, marking s, which w no longer
+// lists (the rule of TestStreamsPartThenResumedSyncKeepsRows is only for
+// a table whose generation a --streams run ended).
+func TestStreamsPartsOfATableReconciledByTheSync(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  x:
+    request: {path: /x}
+  w:
+    request: {path: /w}
+  y:
+    request: {path: /y}
+tables:
+  t: {from: [x, w], mode: replace, primary_key: [id], row: '{id}'}
+  y: {from: y, primary_key: [id], row: '{id}'}
+`, "")
+	fx.json("/x", []any{map[string]any{"id": "a"}})
+	fx.json("/w", []any{map[string]any{"id": "b"}, map[string]any{"id": "s"}})
+	fx.json("/y", []any{map[string]any{"id": "y1"}})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fx.json("/w", []any{map[string]any{"id": "b"}})
+	for _, s := range []string{"x", "w"} {
+		if _, err := fx.run(engine.RunOptions{Streams: []string{s}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a:live", "b:live", "s:deleted"}
+	if got := fx.query(`SELECT id || ':' || CASE WHEN _ferry_deleted THEN 'deleted' ELSE 'live' END FROM "nl__t" ORDER BY id`); !slices.Equal(got, want) {
+		t.Errorf("t = %v, want %v: the sync read x and w whole, in its two parts", got, want)
+	}
+}
