@@ -81,6 +81,7 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 		if c.cp != nil && (c.cp.Window > 0 || c.cp.Pages > 0 || c.cp.Part > 0) {
 			// What was committed came from another job: the new one is
 			// read from its start, written whole.
+			c.replacedRetry = c.cp.Retry
 			c.cp, c.replayUntil, c.retry = nil, position{}, nil
 			start, restore = position{0, 1}, false
 			c.jobReplaced = true

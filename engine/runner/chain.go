@@ -390,6 +390,9 @@ type chainRun struct {
 	// a job it no longer reads (gone, expired, listing fewer) reads a new
 	// job's from the start.
 	jobReplaced bool
+	// replacedRetry: the retry list of the checkpoint a replaced job's
+	// chain had (see failedThen).
+	replacedRetry []recordPos
 }
 
 // position is a page in a chain: (window, page), ordered.
@@ -1351,7 +1354,9 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 				// for the records below), or a new export job's results
 				// hold one the replaced job's did: its rows were
 				// committed, and an append table would get it twice.
-				tables = slices.DeleteFunc(slices.Clone(tables), func(t *spec.Table) bool { return t.Mode.V == "append" })
+				// Not one its mapping failed for then: that row was never
+				// committed.
+				tables = slices.DeleteFunc(slices.Clone(tables), func(t *spec.Table) bool { return t.Mode.V == "append" && !c.failedThen(t.Name, rec) })
 			}
 		case c.changed(rec):
 			// Written whole: its page's checkpoint must follow.
@@ -1500,6 +1505,38 @@ func (c *chainRun) appendedBefore(rec any) bool {
 		}
 	}
 	return known
+}
+
+// failedThen tells whether rec's mapping to table may have failed in the
+// sync's earlier runs, by the retry list of the checkpoint the chain
+// resumed (or of the replaced export job's): an entry for table that the
+// replay of the committed pages did not meet (tried again there, its row
+// is written) with rec's key, with a key of its content (a record without
+// a key or id, which a change since makes another), or with none (a place
+// only). Such a record past the committed pages is taken for it: a
+// duplicate rather than a loss.
+func (c *chainRun) failedThen(table string, rec any) bool {
+	retry := c.replacedRetry
+	if c.cp != nil {
+		retry = c.cp.Retry
+	}
+	key, keyed := "", false
+	for _, rp := range retry {
+		if rp.Table != table || rp.Key != "" && c.retried[retryKey{rp.Key, rp.Table}] {
+			continue
+		}
+		if rp.Key == "" {
+			return true
+		}
+		if !keyed {
+			key, _ = c.r.identify(c.ctx, c.st.s, rec, c.vars)
+			keyed = true
+		}
+		if key == rp.Key || key == contentKey(rec) {
+			return true
+		}
+	}
+	return false
 }
 
 // maps tells whether rec maps to table t without an error.

@@ -717,9 +717,15 @@ func (r *Runner) identify(ctx context.Context, s *spec.Stream, rec any, vars []a
 			break
 		}
 	}
+	return contentKey(rec), label
+}
+
+// contentKey is what identifies a record without a key or an id field:
+// a hash of its content.
+func contentKey(rec any) string {
 	b, _ := json.Marshal(rec)
 	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8]), label
+	return hex.EncodeToString(sum[:8])
 }
 
 func labelOf(field, value string) string {
