@@ -143,3 +143,39 @@ tables:
 		})
 	}
 }
+
+// TestLeafStreamCheckpointHoldsNoRecords: a chain of a stream that a
+// resumed run never reads again (no stream below it, no entities, no
+// lookup, nothing to retry) holds no hashes of its records in its
+// checkpoints (7f12b50 saved them with every checkpoint: 8 bytes a record
+// of the last page, in each partition's state until the sync ends, read
+// by no run). x's is such; w's, whose notes the resumed run drives, holds
+// them.
+func TestLeafStreamCheckpointHoldsNoRecords(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  x:
+    request: {path: /x}
+    paginate: {type: offset, param: offset}
+  w:
+    request: {path: /w}
+    paginate: {type: offset, param: offset}
+  notes:
+    for_each: w
+    request: {path: '/w/${ parent.id }/notes'}
+  y:
+    request: {path: /y}
+tables:
+  x: {from: x, mode: append, row: '{id}'}
+  w: {from: w, mode: append, row: '{id}'}
+  y: {from: y, primary_key: [id], row: '{id}'}
+`, "")
+	fx.pages("/x", []any{map[string]any{"id": "a"}, map[string]any{"id": "b"}})
+	fx.pages("/w", []any{map[string]any{"id": "c"}})
+	fx.json("/w/c/notes", []any{})
+	fx.raw("/y", http.StatusBadRequest, `{"message": "no"}`)
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+	st := fx.query(`SELECT stream || ' ' || value FROM "nl___ferry_state" WHERE stream IN ('x', 'w') ORDER BY stream`)
+	if len(st) != 2 || strings.Contains(st[1], `"recs"`) || !strings.Contains(st[0], `"recs"`) {
+		t.Errorf("checkpoints = %v, want w's holding its last page's records, x's none", st)
+	}
+}

@@ -395,6 +395,16 @@ type chainRun struct {
 	replacedRetry []recordPos
 }
 
+// replayed tells a stream whose committed pages a resumed run reads again
+// (but for a checkpoint's own reasons: records to retry, a page to redo):
+// children (a recursive stream's own chains below its records too) need
+// the parent records again, Port entities are only sent when a run ends,
+// lookups are filled anew.
+func (c *chainRun) replayed() bool {
+	st := c.st
+	return len(st.children) > 0 || len(st.batchers) > 0 || st.s.Recursive() || len(st.entities) > 0 || (st.fill && len(st.fills) > 0)
+}
+
 // position is a page in a chain: (window, page), ordered.
 type position struct{ window, page int }
 
@@ -559,7 +569,7 @@ func (c *chainRun) run() error {
 			}
 		}
 		switch {
-		case len(st.children) > 0 || len(st.batchers) > 0 || s.Recursive() || len(st.entities) > 0 || (st.fill && len(st.fills) > 0) || len(cp.Retry) > 0:
+		case c.replayed() || len(cp.Retry) > 0:
 			// Children (a recursive stream's own chains below its records
 			// too) need the parent records again, Port entities are only
 			// sent when a run ends, lookups are filled anew, and records
@@ -1152,7 +1162,12 @@ func (c *chainRun) windowLabel(w int) string {
 func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *pageState {
 	ps := &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo, Up: upCursors(c.rn.parent), Of: digestOf(c.rn.parent), Batch: c.batch,
 		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at, c.retried), Held: c.spanSkipped, Job: c.job,
-		Recs: c.markRecs(), fresh: c.cp == nil && c.checkpointed}
+		fresh: c.cp == nil && c.checkpointed}
+	if c.replayed() || redo || len(ps.Retry) > 0 {
+		// Only a checkpoint whose pages a resumed run reads again needs
+		// them: the others' would sit in each partition's state, unread.
+		ps.Recs = c.markRecs()
+	}
 	if !c.began.IsZero() {
 		ps.Began = c.began.Format(time.RFC3339Nano)
 	}
