@@ -71,20 +71,7 @@ import (
 // FERRY_CHAOS_BATCH_SEEDS=n runs n seeds, FERRY_CHAOS_BATCH_SEED=s seed s
 // alone; PostgreSQL too when FERRY_TEST_POSTGRES_URL is set.
 func TestChaosBatch(t *testing.T) {
-	dests := []string{"sqlite"}
-	if os.Getenv("FERRY_TEST_POSTGRES_URL") != "" {
-		dests = append(dests, "postgres")
-	}
-	for _, seed := range seedsFrom(t, "FERRY_CHAOS_BATCH", 2) {
-		for _, dest := range dests {
-			for _, mode := range []string{"faults", "cancel"} {
-				t.Run(fmt.Sprintf("seed=%d/%s/%s", seed, dest, mode), func(t *testing.T) {
-					t.Parallel()
-					cbRun(t, seed, dest, mode)
-				})
-			}
-		}
-	}
+	chaosMatrix(t, seedsFrom(t, "FERRY_CHAOS_BATCH", 2), cbRun)
 }
 
 type cbUser struct{ Login, Name string } // Login "": omitted, the lookup gets no key

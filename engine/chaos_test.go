@@ -620,23 +620,30 @@ func seedsFrom(t *testing.T, prefix string, dflt int) []uint64 {
 	return out
 }
 
-// TestChaos is the property: per seed, a run under faults, and a run
-// cancelled at a random request, each resumed without faults.
-func TestChaos(t *testing.T) {
+// chaosMatrix runs run for each seed, destination (SQLite, and
+// PostgreSQL when FERRY_TEST_POSTGRES_URL is set) and mode (faults,
+// cancel), in parallel subtests.
+func chaosMatrix(t *testing.T, seeds []uint64, run func(t *testing.T, seed uint64, dest, mode string)) {
 	dests := []string{"sqlite"}
 	if os.Getenv("FERRY_TEST_POSTGRES_URL") != "" {
 		dests = append(dests, "postgres")
 	}
-	for _, seed := range chaosSeeds(t) {
+	for _, seed := range seeds {
 		for _, dest := range dests {
 			for _, mode := range []string{"faults", "cancel"} {
 				t.Run(fmt.Sprintf("seed=%d/%s/%s", seed, dest, mode), func(t *testing.T) {
 					t.Parallel()
-					chaosRun(t, seed, dest, mode)
+					run(t, seed, dest, mode)
 				})
 			}
 		}
 	}
+}
+
+// TestChaos is the property: per seed, a run under faults, and a run
+// cancelled at a random request, each resumed without faults.
+func TestChaos(t *testing.T) {
+	chaosMatrix(t, chaosSeeds(t), chaosRun)
 }
 
 func chaosRun(t *testing.T, seed uint64, destKind, mode string) {

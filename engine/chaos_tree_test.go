@@ -752,20 +752,7 @@ func (d ctDest) readAll(t *testing.T, tables ...string) map[string]string {
 // changed between syncs (and, in some seeds, between the runs of a sync):
 // runs under faults, or cancelled at random requests, each resumed.
 func TestChaosTree(t *testing.T) {
-	dests := []string{"sqlite"}
-	if os.Getenv("FERRY_TEST_POSTGRES_URL") != "" {
-		dests = append(dests, "postgres")
-	}
-	for _, seed := range ctSeeds(t) {
-		for _, dest := range dests {
-			for _, mode := range []string{"faults", "cancel"} {
-				t.Run(fmt.Sprintf("seed=%d/%s/%s", seed, dest, mode), func(t *testing.T) {
-					t.Parallel()
-					ctRun(t, seed, dest, mode)
-				})
-			}
-		}
-	}
+	chaosMatrix(t, ctSeeds(t), ctRun)
 }
 
 // ctHarness runs one seed against a source.
@@ -1554,20 +1541,7 @@ tables:
 // gone once read, links expired, downloads cut or gzip-corrupt, 429, 5xx,
 // lost connections), or cancelled at random requests, each resumed.
 func TestChaosExport(t *testing.T) {
-	dests := []string{"sqlite"}
-	if os.Getenv("FERRY_TEST_POSTGRES_URL") != "" {
-		dests = append(dests, "postgres")
-	}
-	for _, seed := range ctSeeds(t) {
-		for _, dest := range dests {
-			for _, mode := range []string{"faults", "cancel"} {
-				t.Run(fmt.Sprintf("seed=%d/%s/%s", seed, dest, mode), func(t *testing.T) {
-					t.Parallel()
-					ceRun(t, seed, dest, mode)
-				})
-			}
-		}
-	}
+	chaosMatrix(t, ctSeeds(t), ceRun)
 }
 
 func ceRun(t *testing.T, seed uint64, destKind, mode string) {

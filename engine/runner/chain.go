@@ -1498,11 +1498,7 @@ func (c *chainRun) appendedBefore(rec any) bool {
 	}
 	known := false
 	for _, t := range c.st.tables {
-		if len(t.PrimaryKey) == 0 || t.OnDuplicate.V != "" && t.OnDuplicate.V != DupFail {
-			// Only a key that is one record's tells (see
-			// committedByOwnKey): under warn or merge many records may
-			// share one, and a new record taken for a committed one
-			// would never be appended.
+		if !ownKey(t) {
 			continue
 		}
 		rows, errs := tableRows(c.ctx, t, c.st.s.Name, rec, c.vars)

@@ -163,7 +163,7 @@ func (c *chainRun) pageHeld(rec any, at position) (held, known bool) {
 // or merge a key may be many records', and only the hashes tell).
 func (c *chainRun) committedByOwnKey(rec any, failedBefore map[string]bool) bool {
 	for _, k := range c.st.tables {
-		if len(k.PrimaryKey) == 0 || failedBefore[k.Name] || k.OnDuplicate.V != "" && k.OnDuplicate.V != DupFail {
+		if !ownKey(k) || failedBefore[k.Name] {
 			continue
 		}
 		if done, known := c.committedKeys(k, rec); known {
@@ -171,6 +171,14 @@ func (c *chainRun) committedByOwnKey(rec any, failedBefore map[string]bool) bool
 		}
 	}
 	return false
+}
+
+// ownKey tells a keyed table whose key is one record's: under the default
+// on_duplicate or fail, two records sharing it fail the run as a
+// collision. Under warn or merge many records may share one, and a new
+// record taken for a committed one by it would never be appended.
+func ownKey(t *spec.Table) bool {
+	return len(t.PrimaryKey) > 0 && (t.OnDuplicate.V == "" || t.OnDuplicate.V == DupFail)
 }
 
 // recHash is a record's content hash, never 0.
