@@ -513,3 +513,41 @@ tables:
 		t.Errorf("log counts %v: want a once (committed, pushed onto the replayed page), n and c once", count)
 	}
 }
+
+// TestStreamsPartOfAParentDrivesChildrenOnResume: x's part of an open
+// sync is done by --streams runs (its checkpoints kept, the second run
+// beginning it anew), while its child y, which failed, was read by none:
+// the run resuming the sync reads x again, without writing it, to drive
+// y, and every child is written.
+func TestStreamsPartOfAParentDrivesChildrenOnResume(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  x:
+    request: {path: /x}
+  y:
+    for_each: x
+    request: {path: '/x/${ parent.id }/y'}
+tables:
+  x: {from: x, mode: append, row: '{id}'}
+  y: {from: y, primary_key: [id], row: '{id}'}
+`, "")
+	fx.json("/x", []any{map[string]any{"id": "a"}, map[string]any{"id": "b"}})
+	fx.raw("/x/a/y", http.StatusBadRequest, `{"message": "no"}`)
+	fx.raw("/x/b/y", http.StatusBadRequest, `{"message": "no"}`)
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+	for range 2 {
+		if _, err := fx.run(engine.RunOptions{Streams: []string{"x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fx.json("/x/a/y", []any{map[string]any{"id": "ya"}})
+	fx.json("/x/b/y", []any{map[string]any{"id": "yb"}})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fx.query(`SELECT id FROM "nl__y" ORDER BY id`), []string{"ya", "yb"}; !slices.Equal(got, want) {
+		t.Errorf("y = %v, want %v: x's part done, its children still read", got, want)
+	}
+	if got, want := fx.query(`SELECT id FROM "nl__x" ORDER BY id`), []string{"a", "a", "b", "b"}; !slices.Equal(got, want) {
+		t.Errorf("x (append) = %v, want %v: the first run's reading and the second --streams run's, none by the resuming run", got, want)
+	}
+}
