@@ -194,6 +194,7 @@ func argoAppRows(rows []map[string]any) []string {
 // an ingress's 502 (HTML) and a gateway's 429 (JSON) on the list, a 503 on the
 // projects, retried; the token never printed.
 func TestArgoCD(t *testing.T) {
+	t.Parallel()
 	sim := newArgoSim(argoToken, 250, 3)
 	sim.faults["/api/v1/applications"] = []int{502, 429}
 	sim.faults["/api/v1/projects"] = []int{503}
@@ -246,6 +247,8 @@ func TestArgoCD(t *testing.T) {
 // applications with every resource (a server that answers them whatever
 // `fields` asks): streamed from `.items[]`, every application written.
 func TestArgoCDLargeList(t *testing.T) {
+	// Not parallel: decoding 35 MB under the race detector beside other
+	// tests can outlast the spec's 30 s attempt timeout.
 	if testing.Short() {
 		t.Skip("a 35 MB answer")
 	}
@@ -268,6 +271,7 @@ func TestArgoCDLargeList(t *testing.T) {
 // Argo CD's errors fail the run with the gateway's message and gRPC code,
 // naming the stream; the token is never printed.
 func TestArgoCDErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		token  string
@@ -305,6 +309,7 @@ func TestArgoCDErrors(t *testing.T) {
 // skipped does not. An application really deleted is marked by the next
 // run that lists the others.
 func TestArgoCDNoApplicationAllowed(t *testing.T) {
+	t.Parallel()
 	sim := newArgoSim(argoToken, 40, 1)
 	srv := httptest.NewServer(sim)
 	defer srv.Close()

@@ -214,6 +214,7 @@ func artifactorySets(url string) map[string]string {
 // 429 (too many searches at once) and a 502 retried mid-chain; no more
 // than 3 searches at once; the token never printed.
 func TestArtifactory(t *testing.T) {
+	t.Parallel()
 	sim := newArtifactorySim()
 	// The second page (at the visible files of the first 250) fails
 	// twice.
@@ -304,6 +305,7 @@ func TestArtifactory(t *testing.T) {
 // (said only in range.notification, in a 200); the token is never
 // printed.
 func TestArtifactoryErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		sets  map[string]string

@@ -334,6 +334,7 @@ func (s *orgSim) ids() []string {
 // request signed and verified, with temporary credentials; a throttle
 // (a 400) and a 500 retried, re-signed; no secret printed.
 func TestAWS(t *testing.T) {
+	t.Parallel()
 	sim := newOrgSim(53, awsSession)
 	sim.faults[2] = "TooManyRequestsException"
 	sim.faults[5] = "ServiceException"
@@ -382,6 +383,7 @@ func TestAWS(t *testing.T) {
 // AWS's refusals fail the run, naming the stream, the __type and the
 // message; a wrong secret is refused by the signature check.
 func TestAWSErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		sets map[string]string
@@ -419,6 +421,7 @@ func TestAWSErrors(t *testing.T) {
 // A local clock more than 5 minutes off AWS's: refused (Signature
 // expired), and the run says the clock is the cause.
 func TestAWSClockSkew(t *testing.T) {
+	t.Parallel()
 	sim := newOrgSim(30, awsSession)
 	sim.skew = 9 * time.Minute
 	r := runVendor(t, "aws.yaml", startAWS(t, sim, newCTSim(10, awsSession)), time.Time{})
@@ -430,6 +433,7 @@ func TestAWSClockSkew(t *testing.T) {
 // signature (a credential for its request for minutes): the signed
 // headers are held as <volatile>, so the cassette replays.
 func TestAWSRecordReplay(t *testing.T) {
+	t.Parallel()
 	sim := newOrgSim(45, awsSession)
 	ct := newCTSim(60, awsSession)
 	org, cts := httptest.NewServer(sim), httptest.NewServer(ct)
@@ -476,6 +480,7 @@ func TestAWSRecordReplay(t *testing.T) {
 // A long-term key: session_token left unset sends no
 // X-Amz-Security-Token (an empty one, or "null", AWS would refuse).
 func TestAWSLongTermKey(t *testing.T) {
+	t.Parallel()
 	sim := newOrgSim(21, "")
 	ct := httptest.NewServer(newCTSim(5, ""))
 	defer ct.Close()

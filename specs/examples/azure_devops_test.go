@@ -196,6 +196,7 @@ const azurePAT = "3xampl3patq7w2k4n5b6v8c9x0z1a2s3d4f5g6h7j8k9l0mnbvc"
 // empty user; a 429 and a 503 mid-chain are retried, not lost; a build
 // still running keeps no result; the PAT is never printed.
 func TestAzureDevOps(t *testing.T) {
+	t.Parallel()
 	sim := newAzureSim(azurePAT)
 	first := sim.projects[0]["id"].(string)
 	buildsPath := "/contoso/" + first + "/_apis/build/builds"
@@ -270,6 +271,7 @@ func TestAzureDevOps(t *testing.T) {
 // Azure DevOps' refusals fail the run, naming the stream; the PAT is
 // never printed.
 func TestAzureDevOpsErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		sets   map[string]string

@@ -301,6 +301,7 @@ func bsSets(url string) map[string]string {
 // with fields and limit on every page, past a 429 with Retry-After and a
 // 503 mid-chain; the token never printed.
 func TestBackstage(t *testing.T) {
+	t.Parallel()
 	sim := newBSSim(bsToken, 1234)
 	sim.faults[2] = 429
 	sim.faults[4] = 503
@@ -354,6 +355,7 @@ func TestBackstage(t *testing.T) {
 // one added behind it is not (the next run reads it), and the total
 // check, the first page's count, still passes.
 func TestBackstageChangesWhileRead(t *testing.T) {
+	t.Parallel()
 	sim := newBSSim(bsToken, 1234)
 	var changed string
 	sim.afterPage[1] = func(s *bsSim) {
@@ -386,6 +388,7 @@ func TestBackstageChangesWhileRead(t *testing.T) {
 // ends the list early, or loses an entity while read, below the first
 // page's totalItems; a 500 on every attempt. The token is never printed.
 func TestBackstageErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		token string

@@ -226,6 +226,7 @@ func (s *bitbucketSim) asked(path string) []*http.Request {
 // 500 mid-chain retried, not lost; neither the app password nor its basic
 // header is ever printed.
 func TestBitbucket(t *testing.T) {
+	t.Parallel()
 	sim := newBitbucketSim(bitbucketUser, bitbucketPassword, "acme")
 	sim.faults["/2.0/repositories/acme/svc-0/pullrequests|2"] = []int{429, 500}
 	sim.faults["/2.0/repositories/acme|2"] = []int{429}
@@ -273,6 +274,7 @@ func TestBitbucket(t *testing.T) {
 // Bitbucket's errors fail the run with its message, naming the stream and
 // the repository; the app password is never printed.
 func TestBitbucketErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		sets   map[string]string

@@ -368,6 +368,7 @@ const bkToken = "bkua_SimulatorOnlyToken0123456789abcdef01234567"
 // 429 waited out to RateLimit-Reset, a 500 and a
 // 502 retried mid-chain; the token never printed.
 func TestBuildkite(t *testing.T) {
+	t.Parallel()
 	sim := newBKSim(bkToken)
 	sim.other = 50 // 30 of the organization's 80 left every other window, the user's 40
 	apiBuilds := "/organizations/acme/pipelines/api/builds"
@@ -510,6 +511,7 @@ func unique(list []string) []string {
 // so a build still running at the first sync is written again finished,
 // and new builds are added; nothing written twice as another row.
 func TestBuildkiteIncremental(t *testing.T) {
+	t.Parallel()
 	sim := newBKSim(bkToken)
 	sim.pipelines["acme"] = sim.pipelines["acme"][:4]
 	srv := httptest.NewServer(sim)
@@ -571,6 +573,7 @@ func TestBuildkiteIncremental(t *testing.T) {
 // try (the pages after it unread), a page cut short; the token never
 // printed.
 func TestBuildkiteErrors(t *testing.T) {
+	t.Parallel()
 	apiBuilds := "/organizations/acme/pipelines/api/builds"
 	cases := []struct {
 		name   string

@@ -266,6 +266,7 @@ func runCircle(t *testing.T, s *circleSim, sets map[string]string) vendorRun {
 // jobs without job_number; a 429 with Retry-After waited out, one without
 // and a 500 mid-chain retried; the token never printed.
 func TestCircleCI(t *testing.T) {
+	t.Parallel()
 	s := newCircleSim()
 	p1 := "/project/gh/acme/api/pipeline"
 	s.faults[p1+"|"+circlePageToken(p1, 20)] = []int{429}
@@ -349,6 +350,7 @@ func TestCircleCI(t *testing.T) {
 
 // A branch asks only that branch's pipelines (branch=, every page).
 func TestCircleCIBranch(t *testing.T) {
+	t.Parallel()
 	s := newCircleSim()
 	r := runCircle(t, s, map[string]string{"branch": "feature/x"})
 	if r.err != nil {
@@ -373,6 +375,7 @@ func TestCircleCIBranch(t *testing.T) {
 // CircleCI's errors fail the run with their message, naming the stream
 // and the project; the token is never printed.
 func TestCircleCIErrors(t *testing.T) {
+	t.Parallel()
 	s0 := newCircleSim()
 	var wf string
 	for _, p := range s0.pipelines["gh/acme/api"] {

@@ -325,6 +325,7 @@ func (s *confluenceSim) asked(path string) []*http.Request {
 // with Retry-After, a 502 and a 500 mid-chain retried; the API token
 // never printed.
 func TestConfluence(t *testing.T) {
+	t.Parallel()
 	sim := newConfluenceSim(confluenceEmail, confluenceToken)
 	cursor := func(n int) string { return base64.RawURLEncoding.EncodeToString([]byte("offset:" + strconv.Itoa(n))) }
 	sim.faults["/wiki/api/v2/spaces/30000/pages|"+cursor(250)] = []int{429, 502}
@@ -403,6 +404,7 @@ func TestConfluence(t *testing.T) {
 // other host refuses it and the run fails naming the stream and space,
 // never handing the API token to that host.
 func TestConfluenceForeignNext(t *testing.T) {
+	t.Parallel()
 	var (
 		mu      sync.Mutex
 		seen    []string
@@ -445,6 +447,7 @@ func TestConfluenceForeignNext(t *testing.T) {
 // written wins). The default duplicate rule took it for two records under
 // one key: a collision, exit 1.
 func TestConfluenceMovedWhileRead(t *testing.T) {
+	t.Parallel()
 	sim := newConfluenceSim(confluenceEmail, confluenceToken)
 	page := sim.pages["30004"][0]["id"].(string)
 	sim.move = &confluenceMove{from: "30004", to: "30005", page: page, done: make(chan struct{})}

@@ -297,6 +297,7 @@ func ddSets(url string) map[string]string {
 // asked again, not written as whole; the endpoints' budgets kept and
 // their 429s waited out, a 503 retried; neither key ever printed.
 func TestDatadog(t *testing.T) {
+	t.Parallel()
 	sim := newDDSim()
 	c1 := base64.RawURLEncoding.EncodeToString([]byte("pos:1000"))
 	sim.faults["/api/v2/logs/events|"+c1] = []int{ddTimeout, 503}
@@ -346,6 +347,7 @@ func TestDatadog(t *testing.T) {
 // Datadog's errors, a page that stays partial and one with warnings fail
 // the run, naming the stream; the keys are never printed.
 func TestDatadogErrors(t *testing.T) {
+	t.Parallel()
 	c1 := base64.RawURLEncoding.EncodeToString([]byte("pos:1000"))
 	cases := []struct {
 		name   string
@@ -390,6 +392,7 @@ func TestDatadogErrors(t *testing.T) {
 // at it; that run asks for no window before 05:45, and the table holds
 // every log once.
 func TestDatadogLateLogs(t *testing.T) {
+	t.Parallel()
 	sim := newDDSim()
 	lateLog := map[string]any{"id": "AQAAAZlate00000000000001", "type": "log", "attributes": map[string]any{
 		"timestamp": ddStart.Add(5*time.Hour + 55*time.Minute).Format("2006-01-02T15:04:05.000Z"), "status": "error", "service": "web",

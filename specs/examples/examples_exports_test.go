@@ -18,6 +18,7 @@ import (
 // listing, read to exactly the simulator's data; the next run exports only
 // what is new since the cursor.
 func TestExports(t *testing.T) {
+	t.Parallel()
 	s := export.New(export.Options{Events: 95, Seed: 3, Objects: 23, Polls: 2, RetryAfter: -1})
 	defer s.Close()
 	sets := map[string]string{"api_url": s.URL(), "token": s.Token(), "storage_url": s.StorageURL()}

@@ -23,6 +23,7 @@ import (
 )
 
 func TestExamplesValidate(t *testing.T) {
+	t.Parallel()
 	files, err := filepath.Glob("*.yaml")
 	if err != nil || len(files) < 3 {
 		t.Fatalf("want the example specs, got %v (%v)", files, err)
@@ -104,6 +105,7 @@ func startFixture(t *testing.T, name string) *apitest.Server {
 // repository without a README has no readme row and fails nothing; the
 // primary rate limit (x-ratelimit-remaining 0) is waited out.
 func TestGitHub(t *testing.T) {
+	t.Parallel()
 	s := startFixture(t, "github-api.yaml")
 	rows, res, err := dryRun(t, "github.yaml", map[string]string{"api_url": s.URL(), "org": "acme", "token": "ghp_exampletoken", "per_page": "2"})
 	if err != nil {
@@ -155,6 +157,7 @@ func TestGitHub(t *testing.T) {
 // skipped (counted, not failed, and the messages
 // table not reconciled); a bad token fails with Slack's code.
 func TestSlack(t *testing.T) {
+	t.Parallel()
 	s := startFixture(t, "slack-api.yaml")
 	rows, res, err := dryRun(t, "slack.yaml", map[string]string{"api_url": s.URL(), "token": "xoxb-example-token"})
 	if err != nil {
@@ -193,6 +196,7 @@ func TestSlack(t *testing.T) {
 // Port as a source: a JSON token call, then the search API paged by
 // sending `next` back as `from` in the body; a 429 is retried.
 func TestPortSource(t *testing.T) {
+	t.Parallel()
 	srv := portsim.New(portsim.Options{})
 	defer srv.Close()
 	for _, bp := range []string{"service", "team"} {
@@ -245,6 +249,7 @@ func TestPortSource(t *testing.T) {
 // http: or streams: is completed into a spec (its config names declared, a
 // stream added when it has none) and validated.
 func TestReadmeSnippets(t *testing.T) {
+	t.Parallel()
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)

@@ -393,6 +393,7 @@ func (s *gcpSim) instanceKeys() []string {
 // API skipped and reported, not read as empty; neither the key, the JWT
 // nor a token printed.
 func TestGCP(t *testing.T) {
+	t.Parallel()
 	f := newGCPFixture(t)
 	s := f.sim
 	s.expireAt = 12 // the run sends about 30 API requests
@@ -472,6 +473,7 @@ func gcpFastRetries(t *testing.T) string {
 // fails the project's chain, naming the zone, instead of ending as a
 // whole list; the other projects are written.
 func TestGCPUnreachableZone(t *testing.T) {
+	t.Parallel()
 	f := newGCPFixture(t)
 	f.sim.unreachable["acme-proj-03"] = true
 	r := runVendor(t, gcpFastRetries(t), f.sets(), time.Time{})
@@ -490,6 +492,7 @@ func TestGCPUnreachableZone(t *testing.T) {
 // account may not list instances of, and a key the token endpoint
 // refuses (its JWT signed by another key); no secret printed.
 func TestGCPErrors(t *testing.T) {
+	t.Parallel()
 	f := newGCPFixture(t)
 	f.sim.faults["acme-proj-06|"] = []string{"403denied"}
 	r := runVendor(t, gcpFastRetries(t), f.sets(), time.Time{})

@@ -328,6 +328,7 @@ const githubGQLToken = "ghp_SimulatorOnlyGraphQLToken0123456789"
 // tested on a small organisation below: they slow or hold the host.) (Secondary limits in a row slow the host, rightly: they
 // are tested on a small organisation below.)
 func TestGitHubGraphQL(t *testing.T) {
+	t.Parallel()
 	sim := newGitHubGQLSim(githubGQLToken)
 	r0, r1, r5 := sim.repos[0]["id"].(string), sim.repos[1]["id"].(string), sim.repos[5]["id"].(string)
 	sim.faults["repos|"+gqlCursor(99)] = []string{"secondary403"}
@@ -398,6 +399,7 @@ func TestGitHubGraphQL(t *testing.T) {
 // small organisation is written once, and no page is refused twice for
 // the spent budget (each waits for x-ratelimit-reset, not a backoff).
 func TestGitHubGraphQLRateLimits(t *testing.T) {
+	t.Parallel()
 	sim := newGitHubGQLSim(githubGQLToken)
 	sim.repos = sim.repos[:3] // 250, 200 and no issues
 	r0, r1 := sim.repos[0]["id"].(string), sim.repos[1]["id"].(string)
@@ -439,6 +441,7 @@ func TestGitHubGraphQLRateLimits(t *testing.T) {
 // error rather than a short page, an issue whose labels did not all come
 // fails its row; the token is never printed.
 func TestGitHubGraphQLErrors(t *testing.T) {
+	t.Parallel()
 	sim0 := newGitHubGQLSim(githubGQLToken)
 	r4 := sim0.repos[4]["id"].(string)
 	cases := []struct {

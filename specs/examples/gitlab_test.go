@@ -249,6 +249,7 @@ const gitlabToken = "glpat-SimulatorOnlyExampleToken01"
 // with a plain-text body mid-chain are retried,
 // not lost; the token is never printed.
 func TestGitLab(t *testing.T) {
+	t.Parallel()
 	sim := newGitLabSim(gitlabToken)
 	sim.bigTotal = 220 // the first project's 250 issues come without X-Total
 	sim.faults["/projects|"+strconv.Itoa(sim.projects[99]["id"].(int))] = []int{502, 429}
@@ -318,6 +319,7 @@ func TestGitLab(t *testing.T) {
 // total_header is what catches it (without it the run exits 0, 50 issues
 // unread).
 func TestGitLabStopsEarly(t *testing.T) {
+	t.Parallel()
 	sim := newGitLabSim(gitlabToken)
 	sim.stopEarly = "/projects/5000/issues" // 250 issues, 100 a page
 	srv := httptest.NewServer(sim)
@@ -339,6 +341,7 @@ func TestGitLabStopsEarly(t *testing.T) {
 // GitLab's errors fail the run with its message, naming the stream; the
 // token is never printed.
 func TestGitLabErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		sets   map[string]string

@@ -522,6 +522,7 @@ func distinct(rows []map[string]any, name string) (ids []string, repeats int) {
 // their own table; a TEN_SECONDLY_ROLLING 429, a 502 and a 504 retried
 // mid-chain; the token never printed.
 func TestHubSpot(t *testing.T) {
+	t.Parallel()
 	sim := hsFixture()
 	sim.fault("/crm/v3/objects/contacts/search", 2, 429)
 	sim.fault("/crm/v3/objects/contacts/search", 3, 502)
@@ -622,6 +623,7 @@ func TestHubSpot(t *testing.T) {
 // naive spec that pages by `after` fails there, naming the stream and
 // HubSpot's message, rather than end short with exit 0.
 func TestHubSpotSearchCap(t *testing.T) {
+	t.Parallel()
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	t.Run("keyset", func(t *testing.T) {
 		sim := newHSSim()
@@ -666,6 +668,7 @@ func TestHubSpotSearchCap(t *testing.T) {
 // is the same date again. The run fails naming the stream, and writes
 // what it read, rather than skip the rest of them.
 func TestHubSpotTieBeyondAPage(t *testing.T) {
+	t.Parallel()
 	sim := newHSSim()
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	sim.add("contacts", 50, base, time.Minute)
@@ -683,6 +686,7 @@ func TestHubSpotTieBeyondAPage(t *testing.T) {
 // of waiting for tomorrow; a deal whose companies do not all come inline
 // fails its row; the token is never printed.
 func TestHubSpotErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		token string
@@ -734,6 +738,7 @@ func TestHubSpotErrors(t *testing.T) {
 // largest date written, so it reads only what changed since (and the few
 // records of those last 5 minutes again), and its rows update the table.
 func TestHubSpotIncremental(t *testing.T) {
+	t.Parallel()
 	sim := hsFixture()
 	srv := httptest.NewServer(sim)
 	defer srv.Close()

@@ -396,6 +396,7 @@ func buildKeys(rows []map[string]any) []string {
 // has no builds and null last build; a 503 on the item tree, a 502 and a
 // 429 on build ranges retried; the token never printed.
 func TestJenkins(t *testing.T) {
+	t.Parallel()
 	s := newJenkinsSim()
 	rootTree := ""
 	{
@@ -459,6 +460,7 @@ func TestJenkins(t *testing.T) {
 // the build at the edge of a range is listed again in the next, written
 // once and warned of as a duplicate; none is skipped.
 func TestJenkinsBuildStartedMidRead(t *testing.T) {
+	t.Parallel()
 	s := newJenkinsSim()
 	job, _ := s.find("/job/deploy-prod")
 	first := fmt.Sprintf("allBuilds[number,id,result,building,timestamp,duration,url]{%d,%d},firstBuild[number]", 0, 100)
@@ -499,6 +501,7 @@ func TestJenkinsBuildStartedMidRead(t *testing.T) {
 // folder deeper than folder_depth, a range cut short of the first build,
 // a 200 sign-in page, a wrong token; the token is never printed.
 func TestJenkinsErrors(t *testing.T) {
+	t.Parallel()
 	tree4 := strings.Repeat("jobs[_class,name,fullName,url,color,buildable,lastBuild[number,result,timestamp],", 10) + "jobs[_class]" + strings.Repeat("]", 10)
 	cases := []struct {
 		name  string
@@ -534,6 +537,7 @@ func TestJenkinsErrors(t *testing.T) {
 // folder_depth 4 reads the deepest job (platform/teams/infra/terraform,
 // at level 4); an empty folder at the last level is no failure.
 func TestJenkinsFolderDepth(t *testing.T) {
+	t.Parallel()
 	s := newJenkinsSim()
 	r := runJenkins(t, s, map[string]string{"folder_depth": "4"})
 	if r.err != nil {

@@ -281,6 +281,7 @@ const (
 // otherwise) and null where an optional field is unset or absent; a 429
 // is waited out; neither the token nor the basic credentials are printed.
 func TestJira(t *testing.T) {
+	t.Parallel()
 	sim := newJiraSim(jiraEmail, jiraToken)
 	sim.faults["10119"] = jiraFault{status: 429, message: "rate limit exceeded"}
 	srv := httptest.NewServer(sim)
@@ -342,6 +343,7 @@ func TestJira(t *testing.T) {
 // Jira's errors fail the run, naming the stream, the project, the status
 // and Jira's messages; nothing secret is printed.
 func TestJiraErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		token  string
@@ -392,6 +394,7 @@ func TestJiraErrors(t *testing.T) {
 // new project (the last one read wins). The default duplicate rule took it
 // for two records under one key: a collision, exit 1.
 func TestJiraIssueMovedWhileRead(t *testing.T) {
+	t.Parallel()
 	sim := newJiraSim(jiraEmail, jiraToken)
 	issue := sim.issues["10003"][1]["id"].(string)
 	sim.move = &jiraMove{from: "10003", to: "10005", issue: issue, done: make(chan struct{})}

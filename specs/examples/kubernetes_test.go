@@ -227,6 +227,7 @@ const kubeToken1 = "eyJhbGciOiJSUzI1NiIsImtpZCI6InNpbSJ9.c2VydmljZWFjY291bnQ6ZmV
 // there nor loops; a 429 and a 500 mid-list are retried, not lost; the
 // token is never printed.
 func TestKubernetes(t *testing.T) {
+	t.Parallel()
 	sim := newKubeSim(kubeToken1)
 	sim.short["/api/v1/pods|2"] = 123
 	sim.expire["/api/v1/pods|4"] = true
@@ -304,6 +305,7 @@ func TestKubernetes(t *testing.T) {
 // naming the stream; a 410 without a new token fails it (never a quiet
 // end of the list, nor a loop); the token is never printed.
 func TestKubernetesErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		sets   map[string]string
@@ -359,6 +361,7 @@ func TestKubernetesErrors(t *testing.T) {
 // set client_cert_file; with both it reads every namespace and pod. The
 // key's content is never printed.
 func TestKubernetesTLS(t *testing.T) {
+	t.Parallel()
 	pki := tlstest.New(t)
 	sim := newKubeSim(kubeToken1)
 	sim.faults["/api/v1/namespaces|1"] = []int{429}

@@ -287,6 +287,7 @@ func pairs(rows []map[string]any, cols ...string) []string {
 // millennia), a 500 and a 502 retried; the global budget every answer
 // announces kept to, no request refused by it; the key never printed.
 func TestLaunchDarkly(t *testing.T) {
+	t.Parallel()
 	s := newLDSim()
 	// One rate limit in the run: two within two seconds would cut the
 	// host's pace, which TestLaunchDarklyRetryAfter keeps apart.
@@ -346,6 +347,7 @@ func TestLaunchDarkly(t *testing.T) {
 
 // A 429 with Retry-After is retried after it, not before.
 func TestLaunchDarklyRetryAfter(t *testing.T) {
+	t.Parallel()
 	s := newLDSim()
 	s.faults["/api/v2/projects/proj-00/environments?20|"] = []int{429}
 	r := runLD(t, s, nil)
@@ -365,6 +367,7 @@ func TestLaunchDarklyRetryAfter(t *testing.T) {
 // A flag archived between the project's two lists is listed in both: one
 // row, the archived one (read second), warned of as a duplicate.
 func TestLaunchDarklyArchivedMidRead(t *testing.T) {
+	t.Parallel()
 	s := newLDSim()
 	// The two lists are read concurrently: the archived one waits until
 	// the current one was served and the flag archived.
@@ -414,6 +417,7 @@ func TestLaunchDarklyArchivedMidRead(t *testing.T) {
 // project: a list whose next link stops short of totalCount, a 200
 // without items, a wrong key, a Bearer key; the key is never printed.
 func TestLaunchDarklyErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		sets  map[string]string

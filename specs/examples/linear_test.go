@@ -369,6 +369,7 @@ const (
 // own reset (epoch milliseconds), none sent again before it; a 500 with a
 // GraphQL error and a 502 from the edge retried; the key never printed.
 func TestLinear(t *testing.T) {
+	t.Parallel()
 	sim := newLinearSim(linearKey, "")
 	t0, t1, t5 := sim.teams[0]["id"].(string), sim.teams[1]["id"].(string), sim.teams[5]["id"].(string)
 	sim.faults["teams|"+sim.teams[49]["id"].(string)] = []string{"requests"}
@@ -450,6 +451,7 @@ func TestLinear(t *testing.T) {
 // Linear with an OAuth access token: sent as "Bearer <token>"
 // (token_type oauth), every issue of a small workspace written once.
 func TestLinearOAuth(t *testing.T) {
+	t.Parallel()
 	sim := newLinearSim("lin_api_NotTheOneUsedHere000000000000000000000000", linearOAuth)
 	sim.teams = sim.teams[:4]
 	srv := httptest.NewServer(sim)
@@ -476,6 +478,7 @@ func TestLinearOAuth(t *testing.T) {
 // a 500 on every attempt, an issue with more labels than asked; the key
 // is never printed.
 func TestLinearErrors(t *testing.T) {
+	t.Parallel()
 	sim0 := newLinearSim(linearKey, "")
 	t0, t4 := sim0.teams[0]["id"].(string), sim0.teams[4]["id"].(string)
 	cases := []struct {

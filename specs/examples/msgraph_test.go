@@ -390,6 +390,7 @@ func query(t *testing.T, db, q string) []string {
 // asks that deltaLink and writes only the changes, deletions as removals
 // (the user's row kept); the secret and tokens are never printed.
 func TestMSGraph(t *testing.T) {
+	t.Parallel()
 	sim := newGraphSim()
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
@@ -502,6 +503,7 @@ func TestMSGraph(t *testing.T) {
 // deltaLink, which the next run asks. Refused from the start too, the run
 // fails naming the 410.
 func TestMSGraphExpiredDelta(t *testing.T) {
+	t.Parallel()
 	sim := newGraphSim()
 	sim.tokenUses = 1000
 	srv := httptest.NewServer(sim)

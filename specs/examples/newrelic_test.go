@@ -195,6 +195,7 @@ const nrKey = "NRAK-SIMULATORONLYKEY0123456789AB"
 // the pages checked against `count`; a 429 (the concurrency limit), a
 // 503 and a TIMEOUT error in a 200 retried; the key never printed.
 func TestNewRelic(t *testing.T) {
+	t.Parallel()
 	sim := newNRSim(nrKey, 437)
 	sim.faults[nrCursor(200)] = []string{"429", "timeout"}
 	sim.faults[nrCursor(400)] = []string{"503"}
@@ -270,6 +271,7 @@ func (rt *regionTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 // (any case) their own; any other region stops the run before a request
 // is sent, naming the inputs it takes.
 func TestNewRelicRegion(t *testing.T) {
+	t.Parallel()
 	sim := newNRSim(nrKey, 5)
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
@@ -313,6 +315,7 @@ func TestNewRelicRegion(t *testing.T) {
 // stopped early), a page with neither data nor errors, an unknown key;
 // the key never printed.
 func TestNewRelicErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name    string
 		key     string

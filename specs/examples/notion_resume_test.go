@@ -18,6 +18,7 @@ import (
 // in the failed run, is now reached below Alpha, its content under its
 // child_page block, its row from GET /v1/pages.
 func TestNotionResume(t *testing.T) {
+	t.Parallel()
 	cases := map[string]map[string][]int{
 		"search fails (stage 0)":           {"/v1/search|cur-3": {500, 500, 500, 500, 500, 500, 500, 500}},
 		"a block list fails (stage 1)":     {"/v1/blocks/blk-009/children|": {500, 500, 500, 500, 500, 500, 500, 500}},

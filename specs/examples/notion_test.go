@@ -323,6 +323,7 @@ func (s *notionSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestNotion(t *testing.T) {
+	t.Parallel()
 	sim := newNotionSim(0)
 	sim.faults["/v1/search|"] = []int{429}
 	sim.faults["/v1/blocks/page-a/children|cur-3"] = []int{500}
@@ -429,6 +430,7 @@ func TestNotion(t *testing.T) {
 }
 
 func TestNotionErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		deep   int

@@ -226,6 +226,7 @@ const oktaToken = "00aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789_Sim"
 // kept (no request past it); a 429 and a 500 mid-chain are retried, not
 // lost; the token is never printed.
 func TestOkta(t *testing.T) {
+	t.Parallel()
 	sim := newOktaSim(oktaToken)
 	sim.faults["/api/v1/users|"+sim.users[399]["id"].(string)] = []int{429}
 	everyone := sim.groups[0]["id"].(string)
@@ -311,6 +312,7 @@ func TestOkta(t *testing.T) {
 // Okta's errors fail the run with its code and summary, naming the stream;
 // the token is never printed.
 func TestOktaErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		sets   map[string]string

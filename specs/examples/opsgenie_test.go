@@ -231,6 +231,7 @@ func ogRun(t *testing.T, s *ogSim) vendorRun {
 // a 429 waited out for its X-RateLimit-Period-In-Sec and a 503 retried;
 // teams and schedules with fields left out; the key never printed.
 func TestOpsgenie(t *testing.T) {
+	t.Parallel()
 	s := newOGSim(ogNow)
 	s.faults["/v2/alerts?"+ogWindowQuery(10)+"|20"] = []string{"429"}
 	s.faults["/v2/alerts?"+ogWindowQuery(3)+"|0"] = []string{"503"}
@@ -277,6 +278,7 @@ func TestOpsgenie(t *testing.T) {
 // cap) fails the run with Opsgenie's message, naming the window; the
 // other days are written.
 func TestOpsgenieDepthCap(t *testing.T) {
+	t.Parallel()
 	s := newOGSim(ogNow)
 	s.maxDepth = 40 // the busy day holds 48 alerts
 	r := ogRun(t, s)
@@ -298,6 +300,7 @@ func TestOpsgenieDepthCap(t *testing.T) {
 // says there is more) fails the window, with the records read written;
 // a 200 without data fails its window instead of reading as empty.
 func TestOpsgenieStopsEarly(t *testing.T) {
+	t.Parallel()
 	s := newOGSim(ogNow)
 	s.stopEarly[time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC).UnixMilli()] = true
 	r := ogRun(t, s)
@@ -316,6 +319,7 @@ func TestOpsgenieStopsEarly(t *testing.T) {
 
 // A refused key fails the run with Opsgenie's message and never shows it.
 func TestOpsgenieBadKey(t *testing.T) {
+	t.Parallel()
 	s := newOGSim(ogNow)
 	s.key = "another-key"
 	r := ogRun(t, s)
@@ -331,6 +335,7 @@ func TestOpsgenieBadKey(t *testing.T) {
 // in the table, and alerts created since are added; no window before
 // that week is asked again.
 func TestOpsgenieRerun(t *testing.T) {
+	t.Parallel()
 	s := newOGSim(ogNow)
 	srv := httptest.NewServer(s)
 	defer srv.Close()

@@ -168,6 +168,7 @@ var pdNow = time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 // window at most 6 months, and once each though one lies on a window
 // boundary; the 429 is retried; the key is never printed.
 func TestPagerDuty(t *testing.T) {
+	t.Parallel()
 	sim := newPDSim(pdKey, pdNow)
 	// The last window's first request is rate limited: after a 429 the
 	// rate control paces the host, which would slow the windows after it.
@@ -220,6 +221,7 @@ func TestPagerDuty(t *testing.T) {
 // PagerDuty's errors fail the run, naming the stream, the status and
 // PagerDuty's message; the key is never printed.
 func TestPagerDutyErrors(t *testing.T) {
+	t.Parallel()
 	t.Run("a window past the offset cap", func(t *testing.T) {
 		// 10,000 in the real API; 20 here, so a 30-day window (29 incidents)
 		// passes it.
@@ -261,6 +263,7 @@ func TestPagerDutyErrors(t *testing.T) {
 // a later run reads the 30 days before its cursor again, so an incident
 // resolved ten days after it was first read is resolved in the table.
 func TestPagerDutyRerunUpdatesStatus(t *testing.T) {
+	t.Parallel()
 	sim := newPDSim(pdKey, pdNow)
 	late := map[string]any{"id": "PLATE01", "type": "incident", "incident_number": 9999, "title": "disk full", "status": "triggered",
 		"urgency": "high", "service": map[string]any{"id": "PSVC001", "type": "service_reference"},

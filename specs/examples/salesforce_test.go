@@ -448,6 +448,7 @@ func sfRun(t *testing.T, url, db string) vendorRun {
 // renewed; the first run asks from the initial cursor in SOQL's literal
 // form; the secret and tokens never printed.
 func TestSalesforce(t *testing.T) {
+	t.Parallel()
 	sim := newSFSim()
 	// The session times out after six requests: more than the contacts
 	// stream sends in all, so that it cannot spend a token renewed while an
@@ -508,6 +509,7 @@ func TestSalesforce(t *testing.T) {
 // transaction committed after the first run though it was stamped before
 // that run's cursor are all written.
 func TestSalesforceIncremental(t *testing.T) {
+	t.Parallel()
 	sim := newSFSim()
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
@@ -556,6 +558,7 @@ func TestSalesforceIncremental(t *testing.T) {
 // releases the cursor mid-read (10 open cursors a user). Refused again
 // from the start, the run fails saying so.
 func TestSalesforceExpiredLocator(t *testing.T) {
+	t.Parallel()
 	sim := newSFSim()
 	sim.faults["Account|2"] = []int{sfTimeout}
 	srv := httptest.NewServer(sim)
@@ -606,6 +609,7 @@ func TestSalesforceExpiredLocator(t *testing.T) {
 // the spent 24-hour allocation is not retried; a chain that says done
 // before its totalSize fails; nothing secret is printed.
 func TestSalesforceErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		sets   map[string]string
@@ -656,6 +660,7 @@ func TestSalesforceErrors(t *testing.T) {
 // the session times out; every record written once; neither the key, the
 // JWT nor a token printed.
 func TestSalesforceJWT(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("salesforce.yaml")
 	if err != nil {
 		t.Fatal(err)

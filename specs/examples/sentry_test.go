@@ -196,6 +196,7 @@ const sentryToken = "sntrys_eyJpYXQiOjE3MDAwMDAwMDAsInNpbXVsYXRvciI6dHJ1ZX0_Exam
 // it; a 429 on a later page and a 502 are retried, not lost; the token is
 // never printed.
 func TestSentry(t *testing.T) {
+	t.Parallel()
 	sim := newSentrySim(sentryToken)
 	issues := "/api/0/projects/acme/svc-000/issues/"
 	sim.faults[issues+"|0:100:0"] = []int{429}
@@ -264,6 +265,7 @@ func TestSentry(t *testing.T) {
 // Sentry's errors fail the run with its detail, naming the stream; a
 // page cap is never mistaken for the end.
 func TestSentryErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		sets   map[string]string

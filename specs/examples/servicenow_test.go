@@ -399,6 +399,7 @@ func snSets(url string) map[string]string {
 // a 500, a 200 that carries a cancelled transaction and a 202 with
 // nothing done retried; the password never printed.
 func TestServiceNow(t *testing.T) {
+	t.Parallel()
 	sim := newSNSim()
 	sim.faults["/api/now/v2/table/incident|2000"] = []int{429, snSemaphore, snCancelled, 500}
 	sim.faults["/api/now/v2/table/cmdb_ci|1000"] = []int{snCancelled, snQueued}
@@ -448,6 +449,7 @@ func TestServiceNow(t *testing.T) {
 // An empty table: the v2 path answers an empty result (v1 a 404), and the
 // run writes no configuration item and succeeds.
 func TestServiceNowEmptyTable(t *testing.T) {
+	t.Parallel()
 	sim := newSNSim()
 	sim.tables["cmdb_ci"] = nil
 	srv := httptest.NewServer(sim)
@@ -466,6 +468,7 @@ func TestServiceNowEmptyTable(t *testing.T) {
 // fail the run naming the stream and the page; the password is never
 // printed.
 func TestServiceNowErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		sets   map[string]string
@@ -513,6 +516,7 @@ func TestServiceNowErrors(t *testing.T) {
 // answers 401 to one it takes for expired; every record written once,
 // no credential printed.
 func TestServiceNowOAuth(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("servicenow.yaml")
 	if err != nil {
 		t.Fatal(err)

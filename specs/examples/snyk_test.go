@@ -302,6 +302,7 @@ func (s *snykSim) asked(path string) []*http.Request { return requestsTo(&s.mu, 
 // Retry-After (every request in the interval refused), one with it, a
 // 500 and a 502 mid-chain retried, not lost; the token never printed.
 func TestSnyk(t *testing.T) {
+	t.Parallel()
 	sim := newSnykSim(snykToken)
 	o0 := sim.orgs[0]["id"].(string)
 	p0, p5 := sim.projects[o0][0]["id"].(string), sim.projects[o0][5]["id"].(string)
@@ -365,6 +366,7 @@ func TestSnyk(t *testing.T) {
 // detail, naming the stream and, for a project's issues, the project;
 // the token is never printed.
 func TestSnykErrors(t *testing.T) {
+	t.Parallel()
 	sim0 := newSnykSim(snykToken)
 	p7 := sim0.projects[sim0.orgs[0]["id"].(string)][7]["id"].(string)
 	cases := []struct {

@@ -319,6 +319,7 @@ func onceEach(t *testing.T, s *sonarSim, r vendorRun) {
 // are TestSonarQubeCloud's: here one would slow the host's 500 other
 // chains down, as it should.)
 func TestSonarQube(t *testing.T) {
+	t.Parallel()
 	s := newSonarSim(520, map[int]int{7: 23000, 8: 500, 9: 0}, map[int]int{7: 1234})
 	s.faults["com.acme:svc-007"] = []int{503, 503}
 	r := runSonar(t, s, nil)
@@ -373,6 +374,7 @@ func TestSonarQube(t *testing.T) {
 // Servers before paging was added answer p, ps and total at the top only:
 // read as well, a project past the cap included.
 func TestSonarQubeTopLevelPaging(t *testing.T) {
+	t.Parallel()
 	s := newSonarSim(30, map[int]int{3: 12000}, map[int]int{3: 600})
 	s.shape = "top"
 	r := runSonar(t, s, nil)
@@ -391,6 +393,7 @@ func TestSonarQubeTopLevelPaging(t *testing.T) {
 // or more said as 10000; a project of 15,000 issues read in full; two
 // 429s without Retry-After retried.
 func TestSonarQubeCloud(t *testing.T) {
+	t.Parallel()
 	s := newSonarSim(12, map[int]int{4: 15000}, map[int]int{4: 700})
 	s.org, s.shape = "acme", "paging"
 	s.faults["com.acme:svc-004"] = []int{429, 429}
@@ -414,6 +417,7 @@ func TestSonarQubeCloud(t *testing.T) {
 // says 10000: the chain must not take that for the end). The other
 // projects are read.
 func TestSonarQubeCapFails(t *testing.T) {
+	t.Parallel()
 	for _, org := range []string{"", "acme"} {
 		t.Run("org="+org, func(t *testing.T) {
 			s := newSonarSim(6, map[int]int{2: 10300}, map[int]int{2: 10250})
@@ -436,6 +440,7 @@ func TestSonarQubeCapFails(t *testing.T) {
 // SonarQube's errors fail the run with their msg, naming the stream; the
 // token is never printed.
 func TestSonarQubeErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		sets   map[string]string
@@ -484,6 +489,7 @@ func TestSonarQubeErrors(t *testing.T) {
 // resumes the chain at its saved path, createdAfter and all, and the table
 // holds every issue once.
 func TestSonarQubeResume(t *testing.T) {
+	t.Parallel()
 	s := newSonarSim(8, map[int]int{3: 14000}, map[int]int{3: 900})
 	s.brokenAfter["com.acme:svc-003"] = 12
 	srv := httptest.NewServer(s)
@@ -525,6 +531,7 @@ func TestSonarQubeResume(t *testing.T) {
 // second (500 issues lost, exit 0). Every issue is read, and a page all
 // of one second is known to be one by createdBefore.
 func TestSonarQubeSecondsMeetAtAPageEnd(t *testing.T) {
+	t.Parallel()
 	s := newSonarSim(2, map[int]int{0: 0, 1: 3}, nil)
 	key := "com.acme:svc-000"
 	first := time.Date(2022, 3, 1, 10, 0, 0, 0, sonarZone)

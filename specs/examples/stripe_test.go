@@ -188,6 +188,7 @@ const stripeKey = "sk_test_51ExampleKeyForTheSimulatorOnly0000"
 // backed off and a 409 with Stripe-Should-Retry: true retried; the key is
 // never printed.
 func TestStripe(t *testing.T) {
+	t.Parallel()
 	sim := newStripeSim(stripeKey)
 	sim.faults["/v1/invoices"] = []stripeFault{{status: 429, typ: "invalid_request_error", code: "rate_limit"}}
 	sim.faults["/v1/invoices/in_A/lines"] = []stripeFault{{status: 409, shouldRetry: "true", typ: "invalid_request_error", code: "lock_timeout"}}
@@ -263,6 +264,7 @@ func TestStripe(t *testing.T) {
 // Stripe's errors fail the run, naming the status, the stream and
 // Stripe's type and message; the key is never printed.
 func TestStripeErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		sets   map[string]string

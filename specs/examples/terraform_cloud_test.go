@@ -223,6 +223,7 @@ func (s *tfcSim) asked(path string) []*http.Request { return requestsTo(&s.mu, &
 // decimal of seconds, no Retry-After) and a 503 mid-chain retried, not
 // lost, none before its reset; the token never printed.
 func TestTerraformCloud(t *testing.T) {
+	t.Parallel()
 	sim := newTFCSim(tfcToken, "acme")
 	sim.faults["/api/v2/workspaces/ws-0000000000000000/runs|2"] = []int{503, 429}
 	srv := httptest.NewServer(sim)
@@ -275,6 +276,7 @@ func TestTerraformCloud(t *testing.T) {
 // HCP Terraform's errors fail the run with their status and title, naming
 // the stream; the token is never printed.
 func TestTerraformCloudErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		sets   map[string]string

@@ -312,6 +312,7 @@ func vercelSets(url string) map[string]string {
 // budget kept, a 429 waited out to its X-RateLimit-Reset (epoch seconds),
 // a 500 mid-chain retried; the token never printed.
 func TestVercel(t *testing.T) {
+	t.Parallel()
 	sim := newVercelSim(1234, 7)
 	// Deployments' third page: a 500, then a 429.
 	third := strconv.FormatInt(sim.deployments[199]["created"].(int64)+1, 10)
@@ -391,6 +392,7 @@ func TestVercel(t *testing.T) {
 // tokens (the last time + 1) are for. This checks the simulator is that
 // unkind, so that TestVercel proves something.
 func TestVercelNaiveUntilLoses(t *testing.T) {
+	t.Parallel()
 	sim := newVercelSim(1234, 7)
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
@@ -428,6 +430,7 @@ func TestVercelNaiveUntilLoses(t *testing.T) {
 // docs' example shows) are asked with it as it came: every project once,
 // no repeats.
 func TestVercelOpaqueProjectTokens(t *testing.T) {
+	t.Parallel()
 	sim := newVercelSim(10, 1)
 	sim.opaqueProjects = true
 	srv := httptest.NewServer(sim)
@@ -451,6 +454,7 @@ func TestVercelOpaqueProjectTokens(t *testing.T) {
 // past by time: the chain fails naming the stream, with what it read
 // written, rather than skip the rest of that millisecond.
 func TestVercelMillisecondOverPage(t *testing.T) {
+	t.Parallel()
 	sim := newVercelSim(400, 1)
 	// The 60th to the 209th deployment share one millisecond: page 1 ends
 	// with 40 of them, page 2 (until that millisecond + 1) holds 100 of
@@ -472,6 +476,7 @@ func TestVercelMillisecondOverPage(t *testing.T) {
 // More projects updated in one millisecond than a page holds fail the
 // projects chain too, naming the stream, rather than skip the rest of it.
 func TestVercelProjectsMillisecondOverPage(t *testing.T) {
+	t.Parallel()
 	sim := newVercelSim(10, 1)
 	same := sim.projects[60]["updatedAt"]
 	for _, p := range sim.projects[60:210] {
@@ -488,6 +493,7 @@ func TestVercelProjectsMillisecondOverPage(t *testing.T) {
 // stream; a 200 without its list fails its chain; the token is never
 // printed.
 func TestVercelErrors(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name   string
 		sets   map[string]string
@@ -522,6 +528,7 @@ func TestVercelErrors(t *testing.T) {
 // created written less a day, so the deployment still initializing at
 // the first sync is written again ready, and the new one is added once.
 func TestVercelIncremental(t *testing.T) {
+	t.Parallel()
 	sim := newVercelSim(300, 7)
 	srv := httptest.NewServer(sim)
 	defer srv.Close()

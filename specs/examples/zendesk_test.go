@@ -189,6 +189,7 @@ func zendeskRun(t *testing.T, sim *zendeskSim, url, db string, opts engine.RunOp
 // after_cursor, without start_time, and reads only what changed; a chain
 // that fails keeps the cursor where it was; the token is never printed.
 func TestZendesk(t *testing.T) {
+	t.Parallel()
 	sim := newZendeskSim()
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
