@@ -30,6 +30,13 @@ const SpoolPrefix = "ferry-port-spool-"
 //	                             counts as produced); the JSON is not kept
 //	                             in the table, whose rows then stay small
 //	                             and cheap to insert in key order
+//	arrival(bp, id, off, len)    entity rows put since the last query, in
+//	                             the order they came: appending to a rowid
+//	                             table is cheap where inserting into the
+//	                             keyed one, batch after batch of scattered
+//	                             keys, is not; the first query after them
+//	                             moves them into entity at once, sorted
+//	                             (settle)
 //	outcome(bp, id, state,       entities sent or found unchanged: state 1
 //	        cycle)               written, 2 unchanged (none: waiting); cycle
 //	                             1 when relations inside a relation cycle
@@ -61,6 +68,7 @@ type spool struct {
 	jsonBuf  []byte // one put's JSON, written at once
 
 	outcomes []any // outcome rows not inserted yet, 4 values a row
+	arrived  bool  // arrival holds rows entity does not have yet
 
 	knownMu sync.Mutex
 	known   map[knownKey]struct{} // yes answers of among, at most knownMax
@@ -113,6 +121,7 @@ func openSpool(ctx context.Context, dir string) (*spool, error) {
 	if err == nil {
 		for _, q := range []string{
 			`CREATE TABLE entity (bp TEXT NOT NULL, id TEXT NOT NULL, off INTEGER, len INTEGER NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
+			`CREATE TABLE arrival (bp TEXT NOT NULL, id TEXT NOT NULL, off INTEGER, len INTEGER NOT NULL)`,
 			`CREATE TABLE outcome (bp TEXT NOT NULL, id TEXT NOT NULL, state INTEGER NOT NULL, cycle INTEGER NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
 			`CREATE TABLE owned (bp TEXT NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
 			`CREATE TABLE ref (bp TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
@@ -248,9 +257,33 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 	if cap(buf) <= 1<<20 {
 		sp.jsonBuf = buf[:0] // reused; an unusually large one is let go
 	}
+	sp.arrived = true
 	return sp.tx(ctx, func() error {
-		return sp.insertRows(ctx, `INSERT INTO entity (bp, id, off, len) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET off = excluded.off, len = excluded.len`, 4, args)
+		return sp.insertRows(ctx, `INSERT INTO arrival (bp, id, off, len) VALUES `, ``, 4, args)
 	})
+}
+
+// settle moves the rows put since the last query into entity: sorted by
+// key, so they go into its B-tree in order, a later row of a key
+// replacing the earlier (by rowid, the order of the puts). sp.mu is held.
+func (sp *spool) settle(ctx context.Context) error {
+	if !sp.arrived {
+		return nil
+	}
+	err := sp.tx(ctx, func() error {
+		// WHERE true: SQLite's upsert after INSERT … SELECT wants a WHERE
+		// (its parser could take ON CONFLICT for a join's ON).
+		if err := sp.exec(ctx, true, `INSERT INTO entity (bp, id, off, len) SELECT bp, id, off, len FROM arrival WHERE true ORDER BY bp, id, rowid
+ON CONFLICT (bp, id) DO UPDATE SET off = excluded.off, len = excluded.len`); err != nil {
+			return err
+		}
+		return sp.exec(ctx, true, `DELETE FROM arrival`)
+	})
+	if err != nil {
+		return err
+	}
+	sp.arrived = false
+	return nil
 }
 
 // readJSON reads the JSON of one entity from the data file. sp.mu is held.
@@ -575,10 +608,15 @@ func (sp *spool) flushOutcomes(ctx context.Context) error {
 	return nil
 }
 
-// lockRead locks the spool for a query, inserting the outcomes that wait
-// first so that every query sees them. On success sp.mu is held.
+// lockRead locks the spool for a query, moving the entities put and
+// inserting the outcomes that wait first so that every query sees them.
+// On success sp.mu is held.
 func (sp *spool) lockRead(ctx context.Context) error {
 	sp.mu.Lock()
+	if err := sp.settle(ctx); err != nil {
+		sp.mu.Unlock()
+		return err
+	}
 	if err := sp.flushOutcomes(ctx); err != nil {
 		sp.mu.Unlock()
 		return err

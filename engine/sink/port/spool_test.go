@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -180,5 +182,78 @@ func TestSplicedBodyIsTheMappedEntity(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSpoolLatestPutWinsAcrossQueries interleaves puts with the queries
+// that move them into the keyed table (settle): a key put again in two
+// puts that no query separates, or again after a query, or replaced by an
+// invalid entity, must read back as its latest put in every query (data,
+// rowsAfter, among, blueprints), and a key put once stays as it was.
+func TestSpoolLatestPutWinsAcrossQueries(t *testing.T) {
+	ctx := context.Background()
+	sp, err := openSpool(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	v := func(id string, n int) []byte { return fmt.Appendf(nil, `{"identifier":%q,"v":%d}`, id, n) }
+	put := func(es ...spooled) {
+		t.Helper()
+		if err := sp.put(ctx, es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(want map[string][]byte) {
+		t.Helper()
+		for id, w := range want {
+			got, err := sp.data(ctx, "b", id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, w) {
+				t.Fatalf("data(%s) = %s, want %s", id, got, w)
+			}
+		}
+		rows, err := sp.rowsAfter(ctx, "b", selAll, "", pageSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != len(want) {
+			t.Fatalf("rowsAfter: %d rows, want %d", len(rows), len(want))
+		}
+		var valid []string
+		for _, r := range rows {
+			if !bytes.Equal(r.data, want[r.id]) {
+				t.Fatalf("rowsAfter: %s = %s, want %s", r.id, r.data, want[r.id])
+			}
+			if want[r.id] != nil {
+				valid = append(valid, r.id)
+			}
+		}
+		got, err := sp.among(ctx, "b", false, slices.Sorted(maps.Keys(want)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(valid) {
+			t.Fatalf("among: %v, want %v", got, valid)
+		}
+		for _, id := range valid {
+			if !got[id] {
+				t.Fatalf("among: %v, want %v", got, valid)
+			}
+		}
+	}
+	put(spooled{bp: "b", id: "a", data: v("a", 1)}, spooled{bp: "b", id: "k", data: v("k", 1)})
+	put(spooled{bp: "b", id: "a", data: v("a", 2)}) // no query between
+	put(spooled{bp: "b", id: "a", data: v("a", 3)}, spooled{bp: "b", id: "c", data: v("c", 1)})
+	check(map[string][]byte{"a": v("a", 3), "c": v("c", 1), "k": v("k", 1)})
+	put(spooled{bp: "b", id: "c", data: v("c", 2)}) // after a query
+	put(spooled{bp: "b", id: "k"})                  // now invalid
+	put(spooled{bp: "b", id: "c", data: v("c", 3)})
+	check(map[string][]byte{"a": v("a", 3), "c": v("c", 3), "k": nil})
+	bps, err := sp.blueprints(ctx)
+	if err != nil || !slices.Equal(bps, []string{"b"}) {
+		t.Fatalf("blueprints = %v, %v", bps, err)
 	}
 }
