@@ -597,11 +597,14 @@ func (d *destinations) Checkpoint(ctx context.Context, cp sink.Checkpoint) error
 		setCheckpoint(&d.held, &d.heldAt, k, cp)
 		return nil
 	}
-	if cp.Fresh {
+	switch {
+	case cp.Fresh:
 		d.dropKeys(k)
+	case cp.Replaced:
+		d.retireKeys(k)
 	}
 	d.addKeys(k, d.pending[k])
-	d.addListed(k, cp.Listed)
+	d.addHashes(k, runner.ListedTable, cp.Listed)
 	d.rows = append(d.rows, d.pending[k]...)
 	delete(d.pending, k)
 	setCheckpoint(&d.cps, &d.cpAt, k, cp)

@@ -28,15 +28,26 @@ import (
 // (a partition a refused row blocked is read again). They are page state:
 // a finished sync, a stale one or --full-refresh clears them. The hashes
 // of the items a chain's pages listed, for its total check, are saved the
-// same way under the table name runner.ListedTable.
+// same way under the table name runner.ListedTable. A partition whose reading was replaced (sink.Checkpoint.Replaced) keeps
+// its entries, followed by one of runner.ReplacedTable (see retireKeys).
 const keysSuffix = "@keys"
 
 // readKeys takes the saved keys out of st and returns them, with the
 // number of the next entry and the entries of each partition. An entry it
 // cannot read is skipped, with a warning: the duplicates of its rows go
-// unnoticed.
+// unnoticed. A partition's entries up to its last of runner.ReplacedTable
+// (see retireKeys) are its replaced reading's: given to the runner under
+// runner.ReplacedPartition.
 func (d *destinations) readKeys(st map[string]map[string]json.RawMessage) (saved *runner.SavedKeys, next int, entries map[partKey][]string) {
 	saved, entries = &runner.SavedKeys{}, map[partKey][]string{}
+	type entry struct {
+		k      partKey
+		name   string
+		n      int
+		tables map[string]string
+	}
+	var read []entry
+	retired := map[partKey]int{} // the number of a partition's last ReplacedTable entry
 	for stream, parts := range st {
 		base, ok := strings.CutSuffix(stream, keysSuffix)
 		if !ok {
@@ -51,36 +62,52 @@ func (d *destinations) readKeys(st map[string]map[string]json.RawMessage) (saved
 				continue
 			}
 			next = max(next, n+1)
-			entries[partKey{base, part[:i]}] = append(entries[partKey{base, part[:i]}], part)
+			k := partKey{base, part[:i]}
+			entries[k] = append(entries[k], part)
 			var tables map[string]string
 			if err := json.Unmarshal(raw, &tables); err != nil {
 				d.log.Warn("ignoring unreadable saved keys", "stream", base, "entry", part, "error", err)
 				continue
 			}
-			for table, text := range tables {
-				text, fpText, withFps := strings.Cut(text, ".")
-				b, err := base64.StdEncoding.DecodeString(text)
-				var f []byte
-				if err == nil && withFps {
-					f, err = base64.StdEncoding.DecodeString(fpText)
+			if _, ok := tables[runner.ReplacedTable]; ok {
+				if r, ok := retired[k]; !ok || n > r {
+					retired[k] = n
 				}
-				if err != nil || len(b)%8 != 0 || withFps && len(f) != len(b)/2 {
-					d.log.Warn("ignoring unreadable saved keys", "stream", base, "entry", part, "table", table)
-					continue
-				}
-				hashes := make([]uint64, len(b)/8)
-				for j := range hashes {
-					hashes[j] = binary.LittleEndian.Uint64(b[8*j:])
-				}
-				var fps []uint32
-				if withFps {
-					fps = make([]uint32, len(hashes))
-					for j := range fps {
-						fps[j] = binary.LittleEndian.Uint32(f[4*j:])
-					}
-				}
-				saved.Add(table, base, part[:i], hashes, fps...)
 			}
+			read = append(read, entry{k, part, n, tables})
+		}
+	}
+	for _, e := range read {
+		partition := e.k.partition
+		if r, ok := retired[e.k]; ok && e.n <= r {
+			partition = runner.ReplacedPartition(partition)
+		}
+		for table, text := range e.tables {
+			if table == runner.ReplacedTable {
+				continue
+			}
+			text, fpText, withFps := strings.Cut(text, ".")
+			b, err := base64.StdEncoding.DecodeString(text)
+			var f []byte
+			if err == nil && withFps {
+				f, err = base64.StdEncoding.DecodeString(fpText)
+			}
+			if err != nil || len(b)%8 != 0 || withFps && len(f) != len(b)/2 {
+				d.log.Warn("ignoring unreadable saved keys", "stream", e.k.stream, "entry", e.name, "table", table)
+				continue
+			}
+			hashes := make([]uint64, len(b)/8)
+			for j := range hashes {
+				hashes[j] = binary.LittleEndian.Uint64(b[8*j:])
+			}
+			var fps []uint32
+			if withFps {
+				fps = make([]uint32, len(hashes))
+				for j := range fps {
+					fps[j] = binary.LittleEndian.Uint32(f[4*j:])
+				}
+			}
+			saved.Add(table, e.k.stream, partition, hashes, fps...)
 		}
 	}
 	return saved, next, entries
@@ -119,13 +146,22 @@ func (d *destinations) addKeys(k partKey, rows []sink.Row) {
 	}
 }
 
-// addListed notes the hashes of the items partition k's chain listed (see
-// sink.Checkpoint.Listed), saved as its keys are, under runner.ListedTable.
-func (d *destinations) addListed(k partKey, hashes []uint64) {
+// retireKeys marks what partition k saved until now (its committed
+// entries, and the keys made ready with its earlier checkpoints) as its
+// replaced reading's (see sink.Checkpoint.Replaced): an entry of
+// runner.ReplacedTable, numbered after them, says so to readKeys.
+func (d *destinations) retireKeys(k partKey) {
+	d.keyList(k, runner.ReplacedTable)
+}
+
+// addHashes notes hashes that partition k's checkpoint carries (see
+// sink.Checkpoint.Listed), saved as its keys are, under pseudo-table
+// (runner.ListedTable).
+func (d *destinations) addHashes(k partKey, pseudo string, hashes []uint64) {
 	if len(hashes) == 0 {
 		return
 	}
-	l := d.keyList(k, runner.ListedTable)
+	l := d.keyList(k, pseudo)
 	l.hashes = append(l.hashes, hashes...)
 	l.fps = append(l.fps, make([]uint32, len(hashes))...)
 }

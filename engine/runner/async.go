@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,9 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 	}
 	var answer any
 	var urls []string
+	if c.cp != nil {
+		c.replacedRetry = c.cp.ReplacedRetry
+	}
 	if job := c.savedJob(); job != nil {
 		if age := r.opts.Now().Sub(job.Created); age >= expires {
 			r.log.Warn("export job expired: creating a new one", "stream", s.Name, "parents", c.rn.describe(), "job", job.ID, "age", age.Round(time.Second))
@@ -80,9 +84,14 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 	if c.job == nil {
 		if c.cp != nil && (c.cp.Window > 0 || c.cp.Pages > 0 || c.cp.Part > 0) {
 			// What was committed came from another job: the new one is
-			// read from its start, written whole.
-			c.replacedRetry = c.cp.Retry
+			// read from its start, written whole. Its first checkpoint
+			// replaces the old job's, not what the partition saved with
+			// it (see sink.Checkpoint.Replaced): until the new job's
+			// results are committed, that alone tells the old job's rows,
+			// and an append table would get them again.
+			c.replacedRetry = append(slices.Clone(c.cp.Retry), c.cp.ReplacedRetry...)
 			c.cp, c.replayUntil, c.retry = nil, position{}, nil
+			c.checkpointed = false
 			start, restore = position{0, 1}, false
 			c.jobReplaced = true
 		}
@@ -188,7 +197,7 @@ func (c *chainRun) create(client *fetch.Client) error {
 	st.jobs.Store(c.rn.partition, c.job)
 	r.log.Info("export job created", "stream", st.s.Name, "parents", c.rn.describe(), "job", id)
 	mark := c.mark(position{0, 0}, paginate.State{}, false, false)
-	mark.Retry, mark.flush = nil, true
+	mark.Retry, mark.flush, mark.replacing = nil, true, c.jobReplaced
 	mark.committed = make(chan struct{})
 	// The stream's release commits the checkpoint at once, ahead of the
 	// runs before this one, and the job is polled only once it is in the

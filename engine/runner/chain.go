@@ -390,8 +390,8 @@ type chainRun struct {
 	// a job it no longer reads (gone, expired, listing fewer) reads a new
 	// job's from the start.
 	jobReplaced bool
-	// replacedRetry: the retry list of the checkpoint a replaced job's
-	// chain had (see failedThen).
+	// replacedRetry: the retry lists of the checkpoints the replaced jobs'
+	// chains had (see failedThen), kept in the new job's checkpoints.
 	replacedRetry []recordPos
 }
 
@@ -1162,7 +1162,7 @@ func (c *chainRun) windowLabel(w int) string {
 func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *pageState {
 	ps := &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo, Up: upCursors(c.rn.parent), Of: digestOf(c.rn.parent), Batch: c.batch,
 		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at, c.retried), Held: c.spanSkipped, Job: c.job,
-		fresh: c.cp == nil && c.checkpointed}
+		ReplacedRetry: c.replacedRetry, fresh: c.cp == nil && c.checkpointed}
 	if c.replayed() || redo || len(ps.Retry) > 0 {
 		// Only a checkpoint whose pages a resumed run reads again needs
 		// them: the others' would sit in each partition's state, unread.
@@ -1491,7 +1491,8 @@ func (c *chainRun) committed(t *spec.Table, rec any, failedBefore map[string]boo
 // rows in this chain's partition, with the values it has now, as the
 // stream's keyed tables tell (none: not known, so not). A chain whose job
 // was replaced asks of the keys it saved before the new job's start
-// dropped them: they are rows in the tables all the same.
+// dropped them, and of those of the jobs replaced before
+// (ReplacedPartition): they are rows in the tables all the same.
 func (c *chainRun) appendedBefore(rec any) bool {
 	if !slices.ContainsFunc(c.st.tables, func(t *spec.Table) bool { return t.Mode.V == "append" }) {
 		return false
@@ -1520,16 +1521,16 @@ func (c *chainRun) appendedBefore(rec any) bool {
 
 // failedThen tells whether rec's mapping to table may have failed in the
 // sync's earlier runs, by the retry list of the checkpoint the chain
-// resumed (or of the replaced export job's): an entry for table that the
-// replay of the committed pages did not meet (tried again there, its row
-// is written) with rec's key, with a key of its content (a record without
-// a key or id, which a change since makes another), or with none (a place
-// only). Such a record past the committed pages is taken for it: a
-// duplicate rather than a loss.
+// resumed and those of the export jobs it replaced: an entry for table
+// that the replay of the committed pages did not meet (tried again there,
+// its row is written) with rec's key, with a key of its content (a record
+// without a key or id, which a change since makes another), or with none
+// (a place only). Such a record past the committed pages is taken for
+// it: a duplicate rather than a loss.
 func (c *chainRun) failedThen(table string, rec any) bool {
 	retry := c.replacedRetry
 	if c.cp != nil {
-		retry = c.cp.Retry
+		retry = append(slices.Clip(retry), c.cp.Retry...)
 	}
 	key, keyed := "", false
 	for _, rp := range retry {

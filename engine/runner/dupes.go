@@ -102,7 +102,19 @@ func newTargets(f *spec.File, saved *SavedKeys) *targets {
 		t.tables[it.Key] = &target{kind: "table", name: it.Key, mode: it.Value.OnDuplicate.V, appends: it.Value.Mode.V == "append"}
 		if s := saved.table(it.Key); s != nil {
 			sort.Sort(s)
-			t.tables[it.Key].saved, t.tables[it.Key].parts = s, saved.parts
+			x := t.tables[it.Key]
+			x.saved, x.parts = s, saved.parts
+			for ref, p := range saved.parts {
+				if isReplaced(ref.partition) {
+					// A replaced reading's keys only tell what it
+					// committed (see committedSame); the partition's
+					// rows now are the new reading's.
+					if x.dropped == nil {
+						x.dropped = map[uint32]bool{}
+					}
+					x.dropped[p] = true
+				}
+			}
 		}
 	}
 	if f.Port != nil {
@@ -388,10 +400,11 @@ func (ts *targets) committedBy(table, key, stream, partition string) bool {
 }
 
 // committedSame tells whether the sync's earlier runs committed the row
-// of key in table from this stream partition, with these values as far as
-// its saved fingerprint tells (none saved: taken as the same). Unlike
-// committedBy, false when nothing is known (no saved keys). With dropped,
-// keys the partition dropped (read afresh since) count too.
+// of key in table from this stream partition (or its replaced reading's,
+// see ReplacedPartition), with these values as far as its saved
+// fingerprint tells (none saved: taken as the same). Unlike committedBy,
+// false when nothing is known (no saved keys). With dropped, keys the
+// partition dropped (read afresh since, or its job replaced) count too.
 func (ts *targets) committedSame(table, key, stream, partition string, data map[string]any, dropped bool) bool {
 	t := ts.table(table)
 	if !ts.keyed || t == nil || t.saved == nil {
@@ -401,11 +414,12 @@ func (ts *targets) committedSame(table, key, stream, partition string, data map[
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p, ok := t.parts[partRef{stream, partition}]
-	if !ok || t.dropped[p] && !dropped {
-		return false
+	if ok && t.dropped[p] && !dropped {
+		ok = false
 	}
+	r, rok := t.parts[partRef{stream, ReplacedPartition(partition)}]
 	for i, _ := slices.BinarySearch(t.saved.hashes, h); i < len(t.saved.hashes) && t.saved.hashes[i] == h; i++ {
-		if t.saved.parts[i] != p {
+		if !(ok && t.saved.parts[i] == p || rok && t.saved.parts[i] == r) {
 			continue
 		}
 		if t.saved.fps == nil || t.saved.fps[i] == 0 {
@@ -467,9 +481,10 @@ func canRestart(f *spec.File, s *spec.Stream) bool {
 
 // savedOf is the content hashes (see contentKeyed) that stream partition
 // (stream, partition) saved for table in the sync's earlier runs, one for
-// each row: those rows are in the table, even when this run reads the
-// partition afresh (dropped: its keys are no longer the partition's, but
-// an appended row stays).
+// each row, its replaced reading's too (see ReplacedPartition): those rows
+// are in the table, even when this run reads the partition afresh
+// (dropped: its keys are no longer the partition's, but an appended row
+// stays).
 func (ts *targets) savedOf(table, stream, partition string) []uint64 {
 	t := ts.table(table)
 	if t == nil || t.saved == nil {
@@ -478,12 +493,13 @@ func (ts *targets) savedOf(table, stream, partition string) []uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p, ok := t.parts[partRef{stream, partition}]
-	if !ok {
+	r, rok := t.parts[partRef{stream, ReplacedPartition(partition)}]
+	if !ok && !rok {
 		return nil
 	}
 	var out []uint64
 	for i, h := range t.saved.hashes {
-		if t.saved.parts[i] == p {
+		if ok && t.saved.parts[i] == p || rok && t.saved.parts[i] == r {
 			out = append(out, h)
 		}
 	}
@@ -714,6 +730,21 @@ type SavedKeys struct {
 	listed map[partRef][]uint64
 }
 
+// ReplacedTable names the mark a destination saves with a partition's
+// keys when its reading is replaced (sink.Checkpoint.Replaced): the keys
+// saved before it are the replaced reading's, which it gives the runner
+// under ReplacedPartition.
+const ReplacedTable = "@replaced"
+
+// ReplacedPartition is the partition the keys of partition's replaced
+// readings are saved under (see ReplacedTable): they tell what is in the
+// tables, not what the partition's reading now wrote.
+func ReplacedPartition(partition string) string { return partition + replacedMark }
+
+const replacedMark = "\x00replaced"
+
+func isReplaced(partition string) bool { return strings.HasSuffix(partition, replacedMark) }
+
 // ListedTable is the name the hashes of the items a chain's pages listed
 // are saved under, with its partition's keys, for the total check (see
 // sink.Checkpoint.Listed): no table's name (table names have no "@").
@@ -736,12 +767,15 @@ const noPart = ^uint32(0)
 // Add records hashes as committed into table by a stream partition, with
 // their rows' fingerprints when known (fps: none, or one for each hash).
 func (s *SavedKeys) Add(table, stream, partition string, hashes []uint64, fps ...uint32) {
-	if table == ListedTable {
+	switch table {
+	case ListedTable:
 		if s.listed == nil {
 			s.listed = map[partRef][]uint64{}
 		}
 		ref := partRef{stream, partition}
 		s.listed[ref] = append(s.listed[ref], hashes...)
+		return
+	case ReplacedTable:
 		return
 	}
 	if s.parts == nil {

@@ -92,6 +92,10 @@ type pageState struct {
 	// Job is an async stream's export job: a resumed run polls it rather
 	// than creating a new one, while it is still valid.
 	Job *jobState `json:"job,omitempty"`
+	// ReplacedRetry are the retry lists of the chain's checkpoints of the
+	// export jobs a new job replaced: what they name may not be in the
+	// append tables, though its partition saved its keys (see failedThen).
+	ReplacedRetry []recordPos `json:"replaced_retry,omitempty"`
 	// Recs are the content hashes of the records of the chain's last page
 	// read whole, for a stream with a table without a primary key (see
 	// pageRecs). nil: unknown (a ferry from before they were saved).
@@ -107,6 +111,10 @@ type pageState struct {
 	// listed: the items the pages up to this mark listed that no earlier
 	// mark saved (see sink.Checkpoint.Listed).
 	listed []uint64
+	// replacing: the first checkpoint of an export job that replaces the
+	// one whose results the partition committed (see
+	// sink.Checkpoint.Replaced).
+	replacing bool
 	// committed, on an export job's checkpoint (st.jobMarks), is closed
 	// by the release once the output has it (committed, with flush).
 	committed chan struct{}
@@ -189,7 +197,7 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 		// rows: a checkpoint would make a later run skip writing them.
 		return nil
 	}
-	if ps.fresh {
+	if ps.fresh || ps.replacing {
 		r.targets.dropSaved(st.s.Name, rn.partition)
 	}
 	if ps.Next.URL != "" {
@@ -213,7 +221,7 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name, Partition: rn.partition, Value: val, Flush: ps.flush, Fresh: ps.fresh, Listed: ps.listed}); err != nil {
+	if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name, Partition: rn.partition, Value: val, Flush: ps.flush, Fresh: ps.fresh, Listed: ps.listed, Replaced: ps.replacing}); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", st.s.Name, err)
 	}
 	if ps.cursor != nil && st.unrunBelow != "" {

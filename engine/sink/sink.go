@@ -61,4 +61,11 @@ type Checkpoint struct {
 	// that resumes the chain tells an item a later page lists again from
 	// a new one.
 	Listed []uint64
+	// Replaced: the partition's earlier reading is replaced by one that
+	// does not write its rows again (an export job replaced by a new
+	// one): what a destination kept of it (keys) stays, told apart from
+	// what the partition keeps from now on, so that a run resuming the
+	// sync still knows which of the old reading's rows are in the tables.
+	// It carries no rows of the new reading.
+	Replaced bool
 }
