@@ -94,13 +94,83 @@ tables:
 	}
 }
 
+// TestChangedAppendOnlyFieldPastCommittedPagesIsAppended: run 1 commits
+// the pages of a and b and fails on the third. In the resumed run a has
+// a new amount, which only log (an append table) maps, and records added
+// before it pushed it past the committed pages. Its row in items (id
+// only) is as committed, and appendedBefore, which judged by that row's
+// key and fingerprint, took the new version for committed: never
+// appended, exit 0. b, unchanged and pushed past them too, is appended
+// once.
+func TestChangedAppendOnlyFieldPastCommittedPagesIsAppended(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  items:
+    request: {path: /items}
+    paginate: {type: offset, param: offset}
+tables:
+  items: {from: items, primary_key: [id], row: '{id}'}
+  log: {from: items, mode: append, row: '{id, amount}'}
+`, "")
+	item := func(id, amount string) map[string]any { return map[string]any{"id": id, "amount": amount} }
+	fx.pages("/items", []any{item("a", "1"), item("b", "2"), item("c", "3")}, 2)
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+	fx.pages("/items", []any{item("z", "9"), item("y", "8"), item("a", "5"), item("b", "2"), item("c", "3")})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	want := []string{"a:1", "a:5", "b:2", "c:3"}
+	if got := fx.query(`SELECT id || ':' || amount FROM "nl__log" ORDER BY id, amount`); !slices.Equal(got, want) {
+		t.Errorf("log = %v, want %v: a's new amount is a new row", got, want)
+	}
+}
+
+// TestStateWithoutRecordSumsTellsByKeys: a sync whose earlier run saved
+// no record sums (an older ferry: its keys only) is resumed. b and c,
+// committed and unchanged, pushed past the committed pages, are told by
+// their keyed rows' keys and fingerprints, as before: appended once.
+func TestStateWithoutRecordSumsTellsByKeys(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  items:
+    request: {path: /items}
+    paginate: {type: offset, param: offset}
+tables:
+  items: {from: items, primary_key: [id], row: '{id, amount}'}
+  log: {from: items, mode: append, row: '{id, amount}'}
+`, "")
+	item := func(id, amount string) map[string]any { return map[string]any{"id": id, "amount": amount} }
+	fx.pages("/items", []any{item("a", "1"), item("b", "2"), item("c", "3")}, 2)
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+	stripRecordSums(t, fx, "items")
+	fx.pages("/items", []any{item("z", "9"), item("y", "8"), item("a", "1"), item("b", "2"), item("c", "3")})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	want := []string{"a:1", "b:2", "c:3"}
+	if got := fx.query(`SELECT id || ':' || amount FROM "nl__log" ORDER BY id, amount`); !slices.Equal(got, want) {
+		t.Errorf("log = %v, want %v: a and b were committed as they are (z and y, on the committed pages, are the next sync's)", got, want)
+	}
+}
+
+// stripRecordSums takes the record sums (@appended) out of stream's saved
+// keys, as a ferry from before them left its state; it fails the test
+// when there were none.
+func stripRecordSums(t *testing.T, fx *fixture, stream string) {
+	t.Helper()
+	where := `stream = '` + stream + `@keys' AND json_extract(value, '$."@appended"') IS NOT NULL`
+	if got := fx.query(`SELECT count(*) FROM "nl___ferry_state" WHERE ` + where); slices.Equal(got, []string{"0"}) {
+		t.Fatal("no record sums saved")
+	}
+	fx.query(`UPDATE "nl___ferry_state" SET value = json_remove(value, '$."@appended"') WHERE ` + where)
+}
+
 // TestReplacedExportJobKeepsItsRetryList: in run 1, evt_000002's mapping
 // to log fails in exp_0001's first file, committed (its row in events
 // is), and the run is cut in the second. Run 2 replaces the job and is
 // cut before any of the new job's results are committed; run 3, the
 // mapping mended, reads the new job. Its first checkpoint kept the old
 // job's retry list, so evt_000002, committed in events with the same
-// values, is still appended to log.
+// values, is still appended to log (state without record sums, where
+// the keys alone would take it for committed there too).
 func TestReplacedExportJobKeepsItsRetryList(t *testing.T) {
 	s := export.New(export.Options{Events: 6, Parts: 2, Polls: 0, RetryAfter: -1,
 		Cut: func(path string, n int) int {
@@ -137,6 +207,7 @@ tables:
 	if got := fx.query(`SELECT id FROM "nl__log" ORDER BY id`); !slices.Equal(got, []string{"evt_000001", "evt_000003"}) {
 		t.Fatalf("log after run 1 = %v, want the first file's events but evt_000002", got)
 	}
+	stripRecordSums(t, fx, "events")
 	route("/exports/exp_0001", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no such export", http.StatusNotFound) })
 	route("/exports/exp_0002", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "busy", http.StatusBadRequest) })
 	if _, err := fx.run(engine.RunOptions{}); err == nil {
@@ -158,5 +229,47 @@ tables:
 	want := []string{"evt_000001", "evt_000002", "evt_000003", "evt_000004", "evt_000005", "evt_000006"}
 	if got := fx.query(`SELECT id FROM "nl__log" ORDER BY id`); !slices.Equal(got, want) {
 		t.Errorf("log = %v, want each event once", got)
+	}
+}
+
+// TestReplacedJobAppendsAChangedRecord: run 1 commits job j1's first
+// result file (a and b) and fails on its second. Run 2 finds j1 gone and
+// reads a new job, j2, whose results hold a with a new amount, which only
+// log maps, b as it was, and c: a's new version is appended, b is not
+// again. The partition's record sums, dropped with j1's checkpoint, still
+// tell in the run that replaced the job.
+func TestReplacedJobAppendsAChangedRecord(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  events:
+    async:
+      create: {path: /exports, body: {format: ndjson}, id: .id}
+      poll: {path: "/exports/${ job.id }", done: .status == "completed"}
+      download: {urls: '[.files[].url]'}
+    response: {format: ndjson}
+tables:
+  events: {from: events, primary_key: [id], row: '{id}'}
+  log: {from: events, mode: append, row: '{id, amount}'}
+`, "")
+	job := func(id string, files ...string) {
+		fx.json("/exports", map[string]any{"id": id})
+		var urls []any
+		for _, f := range files {
+			urls = append(urls, map[string]any{"url": fx.api.URL + f})
+		}
+		fx.json("/exports/"+id, map[string]any{"status": "completed", "files": urls})
+	}
+	job("j1", "/files/j1-1", "/files/j1-2")
+	fx.raw("/files/j1-1", http.StatusOK, `{"id":"a","amount":"1"}`+"\n"+`{"id":"b","amount":"2"}`+"\n")
+	fx.raw("/files/j1-2", http.StatusInternalServerError, "busy")
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+	fx.raw("/exports/j1", http.StatusNotFound, `{"error": "no such export"}`)
+	job("j2", "/files/j2-1")
+	fx.raw("/files/j2-1", http.StatusOK, `{"id":"a","amount":"5"}`+"\n"+`{"id":"b","amount":"2"}`+"\n"+`{"id":"c","amount":"3"}`+"\n")
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("run 2: %v", err)
+	}
+	want := []string{"a:1", "a:5", "b:2", "c:3"}
+	if got := fx.query(`SELECT id || ':' || amount FROM "nl__log" ORDER BY id, amount`); !slices.Equal(got, want) {
+		t.Errorf("log = %v, want %v", got, want)
 	}
 }

@@ -605,6 +605,7 @@ func (d *destinations) Checkpoint(ctx context.Context, cp sink.Checkpoint) error
 	}
 	d.addKeys(k, d.pending[k])
 	d.addHashes(k, runner.ListedTable, cp.Listed)
+	d.addHashes(k, runner.AppendedTable, cp.Appended)
 	d.rows = append(d.rows, d.pending[k]...)
 	delete(d.pending, k)
 	setCheckpoint(&d.cps, &d.cpAt, k, cp)

@@ -28,7 +28,9 @@ import (
 // (a partition a refused row blocked is read again). They are page state:
 // a finished sync, a stale one or --full-refresh clears them. The hashes
 // of the items a chain's pages listed, for its total check, are saved the
-// same way under the table name runner.ListedTable. A partition whose reading was replaced (sink.Checkpoint.Replaced) keeps
+// same way under the table name runner.ListedTable, and the hashes of the
+// records a partition wrote to append tables under runner.AppendedTable.
+// A partition whose reading was replaced (sink.Checkpoint.Replaced) keeps
 // its entries, followed by one of runner.ReplacedTable (see retireKeys).
 const keysSuffix = "@keys"
 
@@ -155,8 +157,8 @@ func (d *destinations) retireKeys(k partKey) {
 }
 
 // addHashes notes hashes that partition k's checkpoint carries (see
-// sink.Checkpoint.Listed), saved as its keys are, under pseudo-table
-// (runner.ListedTable).
+// sink.Checkpoint.Listed and Appended), saved as its keys are, under
+// pseudo-table (runner.ListedTable, runner.AppendedTable).
 func (d *destinations) addHashes(k partKey, pseudo string, hashes []uint64) {
 	if len(hashes) == 0 {
 		return

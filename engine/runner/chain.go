@@ -393,6 +393,9 @@ type chainRun struct {
 	// replacedRetry: the retry lists of the checkpoints the replaced jobs'
 	// chains had (see failedThen), kept in the new job's checkpoints.
 	replacedRetry []recordPos
+	// appended are the appendSums of the records released since the last
+	// checkpoint sent (see noteAppended).
+	appended []uint64
 }
 
 // replayed tells a stream whose committed pages a resumed run reads again
@@ -428,6 +431,12 @@ func (c *chainRun) send(it item) bool {
 		m := *it.mark
 		m.listed = append(slices.Clip(m.listed), c.unsaved...)
 		it.mark, c.unsaved = &m, nil
+	}
+	if it.mark != nil && len(c.appended) > 0 {
+		// Committed with the rows of the records they hash.
+		m := *it.mark
+		m.appended = append(slices.Clip(m.appended), c.appended...)
+		it.mark, c.appended = &m, nil
 	}
 	if it.mark != nil && it.mark.fresh {
 		// Only the chain's first checkpoint replaces what its partition
@@ -1409,6 +1418,7 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		if err != nil {
 			return retried, errCancelled
 		}
+		c.noteAppended(m, tables)
 		if whole {
 			c.dropAppended(m)
 		}
@@ -1488,18 +1498,26 @@ func (c *chainRun) committed(t *spec.Table, rec any, failedBefore map[string]boo
 }
 
 // appendedBefore tells whether the sync's earlier runs committed rec's
-// rows in this chain's partition, with the values it has now, as the
-// stream's keyed tables tell (none: not known, so not). A chain whose job
-// was replaced asks of the keys it saved before the new job's start
-// dropped them, and of those of the jobs replaced before
-// (ReplacedPartition): they are rows in the tables all the same.
+// rows in this chain's partition as it would write them now: by its
+// appendSum, which the partition saved (none: not known, so not). A
+// chain whose job was replaced asks of the sums its partition saved
+// before the new job's start dropped them, and of those of the jobs
+// replaced before (ReplacedPartition): they are rows in the tables all
+// the same. A partition that saved no sums (an older ferry's) is told by
+// its keyed tables' keys and 16-bit fingerprints, which miss a change in
+// what only an append table maps.
 func (c *chainRun) appendedBefore(rec any) bool {
 	if !slices.ContainsFunc(c.st.tables, func(t *spec.Table) bool { return t.Mode.V == "append" }) {
 		return false
 	}
-	known := false
+	var sum appendSum
+	type keyed struct {
+		t    *spec.Table
+		rows []keyedRow
+	}
+	var keys []keyed
 	for _, t := range c.st.tables {
-		if !ownKey(t) {
+		if t.Mode.V != "append" && !ownKey(t) {
 			continue
 		}
 		rows, errs := tableRows(c.ctx, t, c.st.s.Name, rec, c.vars)
@@ -1507,16 +1525,27 @@ func (c *chainRun) appendedBefore(rec any) bool {
 			return false
 		}
 		for _, row := range rows {
-			if row.key == "" {
-				continue
-			}
-			if !c.r.targets.committedSame(t.Name, row.key, c.st.s.Name, c.rn.partition, row.data, c.jobReplaced) {
-				return false
-			}
-			known = true
+			sum.add(t, row.key, row.data)
+		}
+		if t.Mode.V != "append" {
+			keys = append(keys, keyed{t, rows})
 		}
 	}
-	return known
+	h, ok := sum.value()
+	if !ok {
+		return false
+	}
+	if same, known := c.r.targets.appendedSame(c.st.s.Name, c.rn.partition, h, c.jobReplaced); known {
+		return same
+	}
+	for _, k := range keys {
+		for _, row := range k.rows {
+			if row.key != "" && !c.r.targets.committedSame(k.t.Name, row.key, c.st.s.Name, c.rn.partition, row.data, c.jobReplaced) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // failedThen tells whether rec's mapping to table may have failed in the

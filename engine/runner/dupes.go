@@ -86,12 +86,25 @@ type targets struct {
 	// restarts are the streams a response rule may restart (see
 	// canRestart), by name.
 	restarts map[string]bool
+
+	// appended are the record hashes (see appendSum) the sync's earlier
+	// runs committed, by partition, sorted; appendedDropped the
+	// partitions this run reads afresh or replaced the job of.
+	appendMu        sync.Mutex
+	appended        map[partRef][]uint64
+	appendedDropped map[partRef]bool
 }
 
 // newTargets makes the targets of f; saved (may be nil) holds the keys of
 // the rows the sync's earlier runs committed.
 func newTargets(f *spec.File, saved *SavedKeys) *targets {
 	t := &targets{tables: map[string]*target{}, blueprints: map[string]*target{}, keyed: saved != nil, restarts: map[string]bool{}}
+	if saved != nil {
+		t.appended = saved.appended
+		for _, hs := range t.appended {
+			slices.Sort(hs)
+		}
+	}
 	for _, it := range f.Streams.Items {
 		if canRestart(f, &it.Value) {
 			t.restarts[it.Key] = true
@@ -405,6 +418,8 @@ func (ts *targets) committedBy(table, key, stream, partition string) bool {
 // fingerprint tells (none saved: taken as the same). Unlike committedBy,
 // false when nothing is known (no saved keys). With dropped, keys the
 // partition dropped (read afresh since, or its job replaced) count too.
+// Only for a partition whose records' hashes were not saved (see
+// appendedSame): by an older ferry.
 func (ts *targets) committedSame(table, key, stream, partition string, data map[string]any, dropped bool) bool {
 	t := ts.table(table)
 	if !ts.keyed || t == nil || t.saved == nil {
@@ -428,6 +443,31 @@ func (ts *targets) committedSame(table, key, stream, partition string, data map[
 		return uint16(t.saved.fps[i]) == max(uint16(valueHash(data)), 1)
 	}
 	return false
+}
+
+// appendedSame tells whether the sync's earlier runs committed, from this
+// stream partition (or its replaced reading, see ReplacedPartition), the
+// record whose appendSum is h: its rows in the append tables are the ones
+// it would write now. known is false when the partition saved no such
+// hash (an older ferry's state). With dropped, the hashes of a partition
+// this run dropped (its job replaced) count too.
+func (ts *targets) appendedSame(stream, partition string, h uint64, dropped bool) (same, known bool) {
+	if !ts.keyed {
+		return false, false
+	}
+	ts.appendMu.Lock()
+	defer ts.appendMu.Unlock()
+	for _, ref := range []partRef{{stream, partition}, {stream, ReplacedPartition(partition)}} {
+		hs := ts.appended[ref]
+		if len(hs) == 0 || ts.appendedDropped[ref] && !dropped {
+			continue
+		}
+		known = true
+		if _, ok := slices.BinarySearch(hs, h); ok {
+			return true, true
+		}
+	}
+	return false, known
 }
 
 // committedHash is committedBy for a key's hash (KeyHash, or contentHash
@@ -537,6 +577,12 @@ func (t *target) savedFind(h uint64, from origin) (fp uint32, ok bool) {
 // (a batch chunk, a sibling's child) no longer meets them; one released
 // before it has already.
 func (t *targets) dropSaved(stream, partition string) {
+	t.appendMu.Lock()
+	if t.appendedDropped == nil {
+		t.appendedDropped = map[partRef]bool{}
+	}
+	t.appendedDropped[partRef{stream, partition}] = true
+	t.appendMu.Unlock()
 	for _, x := range t.tables {
 		if x.saved == nil {
 			continue
@@ -728,7 +774,15 @@ type SavedKeys struct {
 	// partition: only the chain of that partition reads them (8 bytes an
 	// item).
 	listed map[partRef][]uint64
+	// appended are the record hashes saved under AppendedTable, by
+	// partition (8 bytes a record).
+	appended map[partRef][]uint64
 }
+
+// AppendedTable is the name the hashes of the records a partition wrote
+// to append tables (see appendSum) are saved under, with its keys (see
+// sink.Checkpoint.Appended): no table's name.
+const AppendedTable = "@appended"
 
 // ReplacedTable names the mark a destination saves with a partition's
 // keys when its reading is replaced (sink.Checkpoint.Replaced): the keys
@@ -774,6 +828,13 @@ func (s *SavedKeys) Add(table, stream, partition string, hashes []uint64, fps ..
 		}
 		ref := partRef{stream, partition}
 		s.listed[ref] = append(s.listed[ref], hashes...)
+		return
+	case AppendedTable:
+		if s.appended == nil {
+			s.appended = map[partRef][]uint64{}
+		}
+		ref := partRef{stream, partition}
+		s.appended[ref] = append(s.appended[ref], hashes...)
 		return
 	case ReplacedTable:
 		return

@@ -113,8 +113,10 @@ type pageState struct {
 	listed []uint64
 	// replacing: the first checkpoint of an export job that replaces the
 	// one whose results the partition committed (see
-	// sink.Checkpoint.Replaced).
+	// sink.Checkpoint.Replaced); appended the appendSums of the records
+	// since the last mark (see sink.Checkpoint.Appended).
 	replacing bool
+	appended  []uint64
 	// committed, on an export job's checkpoint (st.jobMarks), is closed
 	// by the release once the output has it (committed, with flush).
 	committed chan struct{}
@@ -221,7 +223,7 @@ func (r *Runner) checkpoint(ctx context.Context, st *streamState, rn *run, ps *p
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name, Partition: rn.partition, Value: val, Flush: ps.flush, Fresh: ps.fresh, Listed: ps.listed, Replaced: ps.replacing}); err != nil {
+	if err := cp.Checkpoint(ctx, sink.Checkpoint{Stream: st.s.Name, Partition: rn.partition, Value: val, Flush: ps.flush, Fresh: ps.fresh, Listed: ps.listed, Replaced: ps.replacing, Appended: ps.appended}); err != nil {
 		return fmt.Errorf("checkpoint %s: %w", st.s.Name, err)
 	}
 	if ps.cursor != nil && st.unrunBelow != "" {

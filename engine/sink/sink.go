@@ -68,4 +68,9 @@ type Checkpoint struct {
 	// sync still knows which of the old reading's rows are in the tables.
 	// It carries no rows of the new reading.
 	Replaced bool
+	// Appended are the hashes of the records (runner.AppendedTable) whose
+	// rows to append tables were made ready since the partition's last
+	// checkpoint: a table destination saves them with its keys, so that a
+	// resumed run tells a record appended as it is now from a new version.
+	Appended []uint64
 }
