@@ -85,10 +85,11 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 		if c.cp != nil && (c.cp.Window > 0 || c.cp.Pages > 0 || c.cp.Part > 0) {
 			// What was committed came from another job: the new one is
 			// read from its start, written whole. Its first checkpoint
-			// replaces the old job's, not what the partition saved with
-			// it (see sink.Checkpoint.Replaced): until the new job's
-			// results are committed, that alone tells the old job's rows,
-			// and an append table would get them again.
+			// replaces the old job's, but not what the partition saved
+			// with it, which stays apart (see sink.Checkpoint.Replaced):
+			// a run stopped before the new job's results are committed
+			// leaves the next one knowing the old job's rows, which an
+			// append table would get again.
 			c.replacedRetry = append(slices.Clone(c.cp.Retry), c.cp.ReplacedRetry...)
 			c.cp, c.replayUntil, c.retry = nil, position{}, nil
 			c.checkpointed = false
