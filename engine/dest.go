@@ -910,13 +910,16 @@ func (d *destinations) commitPortCursors(ctx context.Context, sum *runner.Summar
 
 // partsEnded is tables, the tables the run resuming a sync reconciles,
 // less those a --streams run of the sync reconciled (syncState.Ended)
-// that are fed only by streams whose part it ended (syncState.Parts):
-// their generation ended with it, and this run did not read those streams
+// that are fed by a stream whose part is done (syncState.Parts): their
+// generation ended with that run, and this run did not read such a stream
 // again (a parent replayed for its children writes only a record changed
-// since), so reconciled now, every row written before it would be taken
-// for unseen and marked deleted (exit 0). Their generation, if this run
-// began one, ends unreconciled. (A table of several streams that separate
-// --streams runs read kept its generation open, and is reconciled.)
+// since), so reconciled now, every row it wrote before would be taken for
+// unseen and marked deleted (exit 0). That holds for one stream of
+// several too: a later --streams run of another that began its part anew
+// and failed leaves it to this run, whose generation holds that one's
+// rows alone. Their generation, if this run began one, ends unreconciled.
+// (A table of several streams that separate --streams runs read kept its
+// generation open, and is reconciled.)
 func (d *destinations) partsEnded(tables map[string]bool) map[string]bool {
 	if len(d.sync.Ended) == 0 {
 		return tables
@@ -924,7 +927,7 @@ func (d *destinations) partsEnded(tables map[string]bool) map[string]bool {
 	out := maps.Clone(tables)
 	for _, it := range d.f.Tables.Items {
 		if _, ok := out[it.Key]; ok && slices.Contains(d.sync.Ended, it.Key) &&
-			!slices.ContainsFunc(it.Value.Streams(), func(s string) bool { return !slices.Contains(d.sync.Parts, s) }) {
+			slices.ContainsFunc(it.Value.Streams(), func(s string) bool { return slices.Contains(d.sync.Parts, s) }) {
 			out[it.Key] = false
 		}
 	}

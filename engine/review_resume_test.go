@@ -179,3 +179,41 @@ tables:
 		t.Errorf("checkpoints = %v, want w's holding its last page's records, x's none", st)
 	}
 }
+
+// TestStreamsPartRedoneAndFailedKeepsTheOtherPartsRows: t takes rows from
+// x and w. `--streams x,w` reads both in a new sync and reconciles t
+// (its generation ended, syncState.Ended); `--streams x` then begins x's
+// part anew (x no longer a part done) and fails. The run resuming the
+// sync reads x again and not w (its part done): t's new generation holds
+// x's rows only, and reconciling it marked b deleted though w lists it
+// (exit 0). A table a --streams run reconciled is left unreconciled while
+// any of its streams is a part the resumed run does not read again.
+func TestStreamsPartRedoneAndFailedKeepsTheOtherPartsRows(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  x:
+    request: {path: /x}
+  w:
+    request: {path: /w}
+  y:
+    request: {path: /y}
+tables:
+  t: {from: [x, w], mode: replace, primary_key: [id], row: '{id}'}
+  y: {from: y, primary_key: [id], row: '{id}'}
+`, "")
+	fx.json("/x", []any{map[string]any{"id": "a"}})
+	fx.json("/w", []any{map[string]any{"id": "b"}})
+	fx.json("/y", []any{map[string]any{"id": "y1"}})
+	if _, err := fx.run(engine.RunOptions{Streams: []string{"x", "w"}}); err != nil {
+		t.Fatal(err)
+	}
+	fx.raw("/x", http.StatusBadRequest, `{"message": "no"}`)
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{Streams: []string{"x"}}); return err }())
+	fx.json("/x", []any{map[string]any{"id": "a"}})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a:live", "b:live"}
+	if got := fx.query(`SELECT id || ':' || CASE WHEN _ferry_deleted THEN 'deleted' ELSE 'live' END FROM "nl__t" ORDER BY id`); !slices.Equal(got, want) {
+		t.Errorf("t after the run resuming the sync = %v, want %v: w lists b", got, want)
+	}
+}
