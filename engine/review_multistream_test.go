@@ -267,3 +267,84 @@ tables:
 		t.Errorf("d = %v, want [da db]", d)
 	}
 }
+
+// TestParentReadAgainAfterAResumeListsAnew: the first run fails (d's
+// request for b is refused), and the run resuming it finds p's chain
+// done. Stage 0 did not read p again (nothing there below it), so stage
+// 1's reading, not compared with it, listed c, new since, and read dc
+// under a p row never written: p lacked c, exit 0. Now a stream a later
+// stage reads again is read again in its own stage too, whole, writing c
+// (a record its partition did not commit), and the later reading is
+// compared with that one: in "less", stage 1 no longer lists c (a
+// listing that changed in between), and the run fails naming it.
+func TestParentReadAgainAfterAResumeListsAnew(t *testing.T) {
+	abc := []any{map[string]any{"id": "a"}, map[string]any{"id": "b"}, map[string]any{"id": "c"}}
+	for _, tc := range []struct {
+		name     string
+		now      []any // p's listing in stage 1 of the resumed run
+		d        []string
+		wantFail string
+	}{
+		{name: "more", now: abc, d: []string{"da", "db", "dc"}},
+		{name: "less", now: abc[:2], d: []string{"da", "db"},
+			wantFail: "is not listed when read again in a later stage to drive its children"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newFixture(t, specHead+`streams:
+  l:
+    request: {path: /l}
+  p:
+    request: {path: /p}
+  d:
+    for_each: p
+    request: {path: '/d/${ parent.id }/${ lookups.names["k"] }'}
+lookups:
+  names: {from: l, key: '"k"', value: .v}
+tables:
+  p: {from: p, primary_key: [id], row: '{id}'}
+  d: {from: d, primary_key: [id], row: '{id}'}
+`, "")
+			fx.json("/l", []any{map[string]any{"v": "n"}})
+			fx.json("/p", abc[:2])
+			fx.json("/d/a/n", []any{map[string]any{"id": "da"}})
+			fx.mu.Lock()
+			fx.routes["/d/b/n"] = func(w http.ResponseWriter, r *http.Request) {
+				http.Error(w, `{"error":"no"}`, http.StatusBadRequest)
+			}
+			fx.mu.Unlock()
+			if _, err := fx.run(engine.RunOptions{}); err == nil {
+				t.Fatal("the first run passed, want d's refused request failed")
+			}
+			fx.json("/d/b/n", []any{map[string]any{"id": "db"}})
+			fx.json("/d/c/n", []any{map[string]any{"id": "dc"}})
+			listings := 0
+			fx.mu.Lock()
+			fx.routes["/p"] = func(w http.ResponseWriter, r *http.Request) {
+				fx.mu.Lock()
+				listings++
+				recs := abc
+				if listings > 1 {
+					recs = tc.now
+				}
+				fx.mu.Unlock()
+				json.NewEncoder(w).Encode(recs)
+			}
+			fx.mu.Unlock()
+			_, err := fx.run(engine.RunOptions{})
+			p, d := fx.query(`SELECT id FROM "nl__p" ORDER BY id`), fx.query(`SELECT id FROM "nl__d" ORDER BY id`)
+			t.Logf("listings %d, p %v, d %v, err %v", listings, p, d, err)
+			if want := []string{"a", "b", "c"}; !slices.Equal(p, want) {
+				t.Errorf("p = %v, want %v: the resumed run's own reading of p lists c", p, want)
+			}
+			if !slices.Equal(d, tc.d) {
+				t.Errorf("d = %v, want %v", d, tc.d)
+			}
+			switch {
+			case tc.wantFail == "" && err != nil:
+				t.Fatalf("resumed run: %v", err)
+			case tc.wantFail != "" && (err == nil || !strings.Contains(err.Error(), tc.wantFail)):
+				t.Fatalf("resumed run: %v, want a failure naming c: %q", err, tc.wantFail)
+			}
+		})
+	}
+}

@@ -125,9 +125,10 @@ type run struct {
 	// appends is what the chain appended, for a restart (nil unless its
 	// stream may restart; see appendLedger).
 	appends *appendLedger
-	// resumed: the chain went on from an earlier run's checkpoint, so
-	// what it lists in this run may not be all its rows came from (see
-	// firstReadings). Set before its first item, read after its last.
+	// resumed: the chain went on from an earlier run's checkpoint without
+	// listing its committed pages again (done, or going on after them),
+	// so what it lists in this run may not be all its rows came from (see
+	// firstReadings). Set by the chain, read after its last item.
 	resumed bool
 }
 
@@ -402,10 +403,13 @@ type chainRun struct {
 // (but for a checkpoint's own reasons: records to retry, a page to redo):
 // children (a recursive stream's own chains below its records too) need
 // the parent records again, Port entities are only sent when a run ends,
-// lookups are filled anew.
+// lookups are filled anew, and a later stage that reads the stream again
+// compares its listing with this run's whole one (see firstReadings): a
+// record listed only since, whose rows this replay writes, would otherwise
+// drive children there with no row of its own.
 func (c *chainRun) replayed() bool {
 	st := c.st
-	return len(st.children) > 0 || len(st.batchers) > 0 || st.s.Recursive() || len(st.entities) > 0 || (st.fill && len(st.fills) > 0)
+	return len(st.children) > 0 || len(st.batchers) > 0 || st.s.Recursive() || len(st.entities) > 0 || (st.fill && len(st.fills) > 0) || st.firsts != nil
 }
 
 // position is a page in a chain: (window, page), ordered.
@@ -517,7 +521,6 @@ func (c *chainRun) run() error {
 		r.log.Info("the window step changed since the chain's checkpoint, or the checkpoint does not say it: reading the chain afresh from the saved cursor", "stream", s.Name, "parents", rn.describe(), "was", was, "now", inc.Window.Step.V.String())
 		c.cp = nil
 	}
-	rn.resumed = rn.resumed || c.cp != nil
 	if err := c.planIncremental(); err != nil {
 		return err
 	}
@@ -536,6 +539,7 @@ func (c *chainRun) run() error {
 	}
 	c.vars = r.jqVars(s, rn)
 	if s.Partitions != nil {
+		rn.resumed = rn.resumed || c.cp != nil
 		return c.partitions()
 	}
 	if r.opts.Probe {
@@ -595,9 +599,11 @@ func (c *chainRun) run() error {
 				}
 			}
 		case cp.Done:
+			rn.resumed = true
 			c.windowsRead(len(c.windows), len(c.windows))
 			return nil
 		default:
+			rn.resumed = true
 			// Pages 0: the chain stands at the start of a window.
 			start, restore, c.maxCursor, c.maxKey = position{cp.Window, cp.Pages + 1}, cp.Pages > 0, cp.Max, keyOf(cp.Max)
 			if cp.Redo {
