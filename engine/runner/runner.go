@@ -113,6 +113,11 @@ type stream struct {
 	// firsts: a later stage reads the stream again; what its own stage
 	// listed, to compare (nil: none does).
 	firsts *firstReadings
+	// replayable: some run of the spec may read the stream's committed
+	// pages again (a stream is below it, it is recursive, feeds a Port
+	// entity or fills a lookup), whatever this run's --streams reads:
+	// its checkpoints hold their page's records (see pageRecs).
+	replayable bool
 }
 
 // streamState is a stream's part in one stage of the run (see
@@ -260,6 +265,24 @@ func New(f *spec.File, opts Options) (_ *Runner, err error) {
 		for _, up := range d.Upstream() {
 			if st := r.streams[up.Name]; st != nil && st.unrunBelow == "" {
 				st.unrunBelow = d.Name
+			}
+		}
+	}
+	for i := range f.Streams.Items {
+		d := &f.Streams.Items[i].Value
+		for _, up := range []*spec.Stream{d.Parent(), d.BatchOf()} {
+			if st := r.streams[nameOf(up)]; st != nil {
+				st.replayable = true
+			}
+		}
+	}
+	for _, st := range r.order {
+		st.replayable = st.replayable || st.s.Recursive() || len(f.LookupsFrom(st.s.Name)) > 0
+	}
+	if f.Port != nil {
+		for _, e := range f.Port.Entities {
+			if st := r.streams[e.From.V]; st != nil {
+				st.replayable = true
 			}
 		}
 	}
