@@ -772,9 +772,13 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 				}
 				// Saved or not (an error is reported), the checkpoints
 				// stay: cleared with no part recorded, the sync would read
-				// these streams again.
+				// these streams again. Not saved, the run resuming the
+				// sync reads them no more (their chains are done) yet
+				// reconciles their tables: their generations stay open,
+				// holding these rows, rather than end here.
 				if serr := d.saveSync(ctx); serr != nil {
 					errs = append(errs, serr)
+					tables = nil
 				}
 				clear = nil
 			}
@@ -787,7 +791,7 @@ func (d *destinations) finish(ctx context.Context, sum *runner.Summary, runErr e
 				rep.Tables[k] = n
 			}
 			rep.SkippedDeletes = d.tables.SkippedDeletes()
-			for k := range sum.Tables {
+			for k := range tables {
 				rep.Finished[k] = true
 			}
 		case !fatal:

@@ -252,3 +252,38 @@ tables:
 		t.Errorf("log = %v, want %v: c moved onto a committed page", got, want)
 	}
 }
+
+// TestStreamsPartUnsavedKeepsTheTablesOpen: `--streams x` in an open sync
+// (y failed) ends x's part; its sync entry, which records the part done,
+// cannot be saved (the database refuses it), and the run fails saying so.
+// It still reconciled t and ended its generation, and the run resuming the
+// sync, not knowing x's part done and finding x's chain done, read x no
+// more and reconciled t again: a and b marked deleted though x lists
+// them, exit 0. A part not saved now ends no table's generation.
+func TestStreamsPartUnsavedKeepsTheTablesOpen(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  x:
+    request: {path: /x}
+  y:
+    request: {path: /y}
+tables:
+  t: {from: x, mode: replace, delete_threshold: 1, primary_key: [id], row: '{id}'}
+  y: {from: y, primary_key: [id], row: '{id}'}
+`, "")
+	fx.json("/x", []any{map[string]any{"id": "a"}, map[string]any{"id": "b"}})
+	fx.raw("/y", http.StatusBadRequest, `{"message": "no"}`)
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+	fx.query(`CREATE TRIGGER no_sync BEFORE INSERT ON "nl___ferry_state" WHEN NEW.stream = '@sync' BEGIN SELECT RAISE(ABORT, 'refused'); END`)
+	if _, err := fx.run(engine.RunOptions{Streams: []string{"x"}}); err == nil || !strings.Contains(err.Error(), "save the sync") {
+		t.Fatalf("--streams x: %v, want the sync's entry not saved", err)
+	}
+	fx.query(`DROP TRIGGER no_sync`)
+	fx.json("/y", []any{map[string]any{"id": "y1"}})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a:live", "b:live"}
+	if got := fx.query(`SELECT id || ':' || CASE WHEN _ferry_deleted THEN 'deleted' ELSE 'live' END FROM "nl__t" ORDER BY id`); !slices.Equal(got, want) {
+		t.Errorf("t after the run resuming the sync = %v, want %v: x lists both", got, want)
+	}
+}
