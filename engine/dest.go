@@ -929,13 +929,21 @@ func (d *destinations) partsEnded(tables map[string]bool) map[string]bool {
 		return tables
 	}
 	out := maps.Clone(tables)
-	for _, it := range d.f.Tables.Items {
-		if _, ok := out[it.Key]; ok && slices.Contains(d.sync.Ended, it.Key) &&
-			slices.ContainsFunc(it.Value.Streams(), func(s string) bool { return slices.Contains(d.sync.Parts, s) }) {
-			out[it.Key] = false
+	for t := range out {
+		if d.sync.partEnded(d.f, t) {
+			out[t] = false
 		}
 	}
 	return out
+}
+
+// partEnded tells a table a --streams run of the sync reconciled that a
+// stream whose part is done feeds (see partsEnded): the run resuming the
+// sync leaves it unreconciled. ferry plan asks it too.
+func (sy syncState) partEnded(f *spec.File, table string) bool {
+	t := f.Tables.Get(table)
+	return t != nil && slices.Contains(sy.Ended, table) &&
+		slices.ContainsFunc(t.Streams(), func(s string) bool { return slices.Contains(sy.Parts, s) })
 }
 
 // ranStreams names the streams this run fetched and produced (all, or

@@ -186,6 +186,7 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 	// then deletes no Port entity).
 	var reader *table.Reader
 	refuse := ""
+	var resumed syncState // the sync the run would resume, when it resumes one whole
 	if len(f.Tables.Items) > 0 {
 		r, err := table.OpenReader(ctx, opts.Dest, table.Options{Schema: f.Name.V, Tables: tableDefs(f), Logger: opts.Logger, Now: opts.Now})
 		if errors.Is(err, table.ErrBadDestination) {
@@ -208,6 +209,9 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 				}
 			}
 			refuse = resumeRefusal(st, opts.Now(), opts.ResumeWithin)
+			if refuse != "" && len(opts.Streams) == 0 {
+				_ = json.Unmarshal(st[syncKey][""], &resumed)
+			}
 		} else if len(opts.Streams) > 0 {
 			// A full refresh of some streams discards only their state and
 			// goes on with an unfinished sync (see openDestinations): the
@@ -265,8 +269,12 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 	for _, name := range sp.Tables() {
 		tp := &table.TablePlan{Table: name}
 		if reader != nil {
-			if tp, err = reader.Plan(ctx, name, out.rows[name], sum.Tables[name]); err != nil {
+			ended := resumed.partEnded(f, name)
+			if tp, err = reader.Plan(ctx, name, out.rows[name], sum.Tables[name] && !ended); err != nil {
 				return plan, fmt.Errorf("destination %s: %w", redactDSN(opts.Dest), err)
+			}
+			if ended && sum.Tables[name] && tp.Refused != "" {
+				tp.Refused = "a --streams run of the unfinished sync the run would resume reconciled it, and that run leaves it so (--full-refresh reconciles it anew): no row is marked deleted"
 			}
 		}
 		plan.Tables = append(plan.Tables, tablePlan(tp))
