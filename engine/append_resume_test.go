@@ -273,3 +273,55 @@ tables:
 		t.Errorf("log = %v, want %v", got, want)
 	}
 }
+
+// TestReplacedJobRetryListMetAppendedOnce: in run 1, b's mapping to log
+// fails in job j1's first result file (its amount is bad then), which is
+// committed, and the run fails on the second file. Run 2 finds j1 gone
+// and reads j2, whose first file holds b mended: b is appended, and the
+// run fails on j2's second file. Run 3 finds j2 gone too and reads j3.
+// j1's retry list, kept in j2's checkpoints for the rest of the sync,
+// named b, and it overrode b's saved record sum: b, appended by run 2 as
+// it is now, was appended again, exit 0.
+func TestReplacedJobRetryListMetAppendedOnce(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  events:
+    async:
+      create: {path: /exports, body: {format: ndjson}, id: .id}
+      poll: {path: "/exports/${ job.id }", done: .status == "completed"}
+      download: {urls: '[.files[].url]'}
+    response: {format: ndjson}
+tables:
+  events: {from: events, primary_key: [id], row: '{id}'}
+  log: {from: events, mode: append, row: '{id, amount: (if .amount == "bad" then error("bad amount") else .amount end)}'}
+`, "")
+	job := func(id string, files ...string) {
+		fx.json("/exports", map[string]any{"id": id})
+		var urls []any
+		for _, f := range files {
+			urls = append(urls, map[string]any{"url": fx.api.URL + f})
+		}
+		fx.json("/exports/"+id, map[string]any{"status": "completed", "files": urls})
+	}
+	job("j1", "/files/j1-1", "/files/j1-2")
+	fx.raw("/files/j1-1", http.StatusOK, `{"id":"a","amount":"1"}`+"\n"+`{"id":"b","amount":"bad"}`+"\n")
+	fx.raw("/files/j1-2", http.StatusInternalServerError, "busy")
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+	fx.raw("/exports/j1", http.StatusNotFound, `{"error": "no such export"}`)
+	job("j2", "/files/j2-1", "/files/j2-2")
+	fx.raw("/files/j2-1", http.StatusOK, `{"id":"a","amount":"1"}`+"\n"+`{"id":"b","amount":"2"}`+"\n")
+	fx.raw("/files/j2-2", http.StatusInternalServerError, "busy")
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+	if got := fx.query(`SELECT id || ':' || amount FROM "nl__log" ORDER BY id, amount`); !slices.Equal(got, []string{"a:1", "b:2"}) {
+		t.Fatalf("log after run 2 = %v, want a and b once", got)
+	}
+	fx.raw("/exports/j2", http.StatusNotFound, `{"error": "no such export"}`)
+	job("j3", "/files/j3-1")
+	fx.raw("/files/j3-1", http.StatusOK, `{"id":"a","amount":"1"}`+"\n"+`{"id":"b","amount":"2"}`+"\n"+`{"id":"c","amount":"3"}`+"\n")
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("run 3: %v", err)
+	}
+	want := []string{"a:1", "b:2", "c:3"}
+	if got := fx.query(`SELECT id || ':' || amount FROM "nl__log" ORDER BY id, amount`); !slices.Equal(got, want) {
+		t.Errorf("log = %v, want %v", got, want)
+	}
+}

@@ -1379,7 +1379,7 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		}
 		switch {
 		case !replay:
-			if (c.cp != nil || c.jobReplaced) && st.s.Incremental == nil && c.appendedBefore(rec) {
+			if (c.cp != nil || c.jobReplaced) && st.s.Incremental == nil {
 				// A page past those the resumed chain committed holds a
 				// record a committed page held (the server pages it
 				// otherwise now: a short page, or a done chain read again
@@ -1387,8 +1387,15 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 				// hold one the replaced job's did: its rows were
 				// committed, and an append table would get it twice.
 				// Not one its mapping failed for then: that row was never
-				// committed.
-				tables = slices.DeleteFunc(slices.Clone(tables), func(t *spec.Table) bool { return t.Mode.V == "append" && !c.failedThen(t.Name, rec) })
+				// committed. A saved sum tells that itself (it holds the
+				// record's append rows as they are now), and a retry list
+				// kept for the rest of the sync (a replaced job's) may
+				// name a record a later job appended since.
+				if done, bySum := c.appendedBefore(rec); done {
+					tables = slices.DeleteFunc(slices.Clone(tables), func(t *spec.Table) bool {
+						return t.Mode.V == "append" && (bySum || !c.failedThen(t.Name, rec))
+					})
+				}
 			}
 		case c.changed(rec):
 			// Written whole: its page's checkpoint must follow.
@@ -1513,10 +1520,10 @@ func (c *chainRun) committed(t *spec.Table, rec any, failedBefore map[string]boo
 // replaced before (ReplacedPartition): they are rows in the tables all
 // the same. A partition that saved no sums (an older ferry's) is told by
 // its keyed tables' keys and 16-bit fingerprints, which miss a change in
-// what only an append table maps.
-func (c *chainRun) appendedBefore(rec any) bool {
+// what only an append table maps. bySum: the sums told.
+func (c *chainRun) appendedBefore(rec any) (done, bySum bool) {
 	if !slices.ContainsFunc(c.st.tables, func(t *spec.Table) bool { return t.Mode.V == "append" }) {
-		return false
+		return false, false
 	}
 	var sum appendSum
 	type keyed struct {
@@ -1530,7 +1537,7 @@ func (c *chainRun) appendedBefore(rec any) bool {
 		}
 		rows, errs := tableRows(c.ctx, t, c.st.s.Name, rec, c.vars)
 		if len(errs) > 0 {
-			return false
+			return false, false
 		}
 		for _, row := range rows {
 			sum.add(t, row.key, row.data)
@@ -1541,19 +1548,19 @@ func (c *chainRun) appendedBefore(rec any) bool {
 	}
 	h, ok := sum.value()
 	if !ok {
-		return false
+		return false, false
 	}
 	if same, known := c.r.targets.appendedSame(c.st.s.Name, c.rn.partition, h, c.jobReplaced); known {
-		return same
+		return same, true
 	}
 	for _, k := range keys {
 		for _, row := range k.rows {
 			if row.key != "" && !c.r.targets.committedSame(k.t.Name, row.key, c.st.s.Name, c.rn.partition, row.data, c.jobReplaced) {
-				return false
+				return false, false
 			}
 		}
 	}
-	return true
+	return true, false
 }
 
 // failedThen tells whether rec's mapping to table may have failed in the
