@@ -325,3 +325,38 @@ tables:
 		t.Errorf("log = %v, want %v", got, want)
 	}
 }
+
+// TestRetriedAppendPastCommittedPagesIsAppendedOnce: in run 1, x's
+// mapping to log fails (its amount is bad then) on a committed page. Run
+// 2 reads that page again and appends x, mended, to log (its row in
+// items was committed), then fails. In run 3, records added before x
+// pushed it past the committed pages: its record sum was saved only when
+// its mapping to log had failed (run 2's retry, which wrote log alone,
+// saved none), so x was taken for a new version and appended again,
+// exit 0.
+func TestRetriedAppendPastCommittedPagesIsAppendedOnce(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  items:
+    request: {path: /items}
+    paginate: {type: offset, param: offset}
+tables:
+  items: {from: items, primary_key: [id], row: '{id}'}
+  log: {from: items, mode: append, row: '{id, amount: (if .amount == "bad" then error("bad amount") else .amount end)}'}
+`, "")
+	item := func(id, amount string) map[string]any { return map[string]any{"id": id, "amount": amount} }
+	fx.pages("/items", []any{item("a", "1"), item("x", "bad"), item("b", "3")}, 2)
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+	fx.pages("/items", []any{item("a", "1"), item("x", "2"), item("b", "3")}, 2)
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{}); return err }())
+	if got := fx.query(`SELECT id || ':' || amount FROM "nl__log" ORDER BY id, amount`); !slices.Equal(got, []string{"a:1", "x:2"}) {
+		t.Fatalf("log after run 2 = %v, want a and x once", got)
+	}
+	fx.pages("/items", []any{item("z", "9"), item("y", "8"), item("a", "1"), item("x", "2"), item("b", "3")})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("run 3: %v", err)
+	}
+	want := []string{"a:1", "b:3", "x:2"}
+	if got := fx.query(`SELECT id || ':' || amount FROM "nl__log" ORDER BY id, amount`); !slices.Equal(got, want) {
+		t.Errorf("log = %v, want %v (z and y, on the committed pages, are the next sync's)", got, want)
+	}
+}

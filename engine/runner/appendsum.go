@@ -48,17 +48,38 @@ func keepsAppended(st *streamState) bool {
 		slices.ContainsFunc(st.tables, func(t *spec.Table) bool { return t.Mode.V != "append" && ownKey(t) })
 }
 
-// noteAppended keeps the appendSum of m, the record mapped to every table
-// of its stream (tables), for the chain's next checkpoint; not one
+// noteAppended keeps the appendSum of rec, mapped to tables (m), for the
+// chain's next checkpoint: when every append table of its stream is
+// among them. The stream's other tables whose key is one record's are
+// either among them too or were committed before (a record of a committed
+// page tried again for its append tables only: its sum tells it appended
+// as it is now, or a later page meeting it again would append it twice);
+// their keys are counted as appendedBefore counts them. Not a record
 // whose rows a mapping left out.
-func (c *chainRun) noteAppended(m *mapped, tables []*spec.Table) {
-	if m == nil || !keepsAppended(c.st) || len(tables) != len(c.st.tables) {
+func (c *chainRun) noteAppended(m *mapped, rec any, tables []*spec.Table) {
+	if m == nil || !keepsAppended(c.st) {
+		return
+	}
+	written := func(t *spec.Table) bool { return slices.Contains(tables, t) }
+	if slices.ContainsFunc(c.st.tables, func(t *spec.Table) bool { return t.Mode.V == "append" && !written(t) }) {
 		return
 	}
 	var a appendSum
 	for _, row := range m.rows {
 		if i := slices.IndexFunc(c.st.tables, func(t *spec.Table) bool { return t.Name == row.Table }); i >= 0 {
 			a.add(c.st.tables[i], row.key, row.Data)
+		}
+	}
+	for _, t := range c.st.tables {
+		if t.Mode.V == "append" || !ownKey(t) || written(t) {
+			continue
+		}
+		rows, errs := tableRows(c.ctx, t, c.st.s.Name, rec, c.vars)
+		if len(errs) > 0 {
+			return
+		}
+		for _, row := range rows {
+			a.add(t, row.key, row.data)
 		}
 	}
 	if h, ok := a.value(); ok {

@@ -1433,7 +1433,7 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		if err != nil {
 			return retried, errCancelled
 		}
-		c.noteAppended(m, tables)
+		c.noteAppended(m, rec, tables)
 		if whole {
 			c.dropAppended(m)
 		}
