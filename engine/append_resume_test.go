@@ -1,11 +1,13 @@
 package engine_test
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ferry-etl/ferry/engine"
 	"github.com/ferry-etl/ferry/engine/sim/export"
@@ -358,5 +360,71 @@ tables:
 	want := []string{"a:1", "b:3", "x:2"}
 	if got := fx.query(`SELECT id || ':' || amount FROM "nl__log" ORDER BY id, amount`); !slices.Equal(got, want) {
 		t.Errorf("log = %v, want %v (z and y, on the committed pages, are the next sync's)", got, want)
+	}
+}
+
+// TestClockInAppendRowPastCommittedPages: log's row holds the run's
+// clock (jq's now), a load time. In the resumed run, whose clock is an
+// hour later, records added before a and b pushed them past the committed
+// pages: b, unchanged, was taken for a new version by its record sum,
+// which hashed its load time, and appended again, exit 0 (so was every
+// record of a replaced export job's results). Its sum is taken under one
+// fixed clock: b is appended once, and a, whose amount changed, again.
+func TestClockInAppendRowPastCommittedPages(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  items:
+    request: {path: /items}
+    paginate: {type: offset, param: offset}
+tables:
+  items: {from: items, primary_key: [id], row: '{id}'}
+  log: {from: items, mode: append, row: '{id, amount, at: (now | todate)}'}
+`, "")
+	item := func(id, amount string) map[string]any { return map[string]any{"id": id, "amount": amount} }
+	day1 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fx.pages("/items", []any{item("a", "1"), item("b", "2"), item("c", "3")}, 2)
+	runErrorOf(t, func() error { _, err := fx.run(engine.RunOptions{Now: func() time.Time { return day1 }}); return err }())
+	fx.pages("/items", []any{item("z", "9"), item("y", "8"), item("a", "5"), item("b", "2"), item("c", "3")})
+	if _, err := fx.run(engine.RunOptions{Now: func() time.Time { return day1.Add(time.Hour) }}); err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	want := []string{"a:1:2026-01-01T00:00:00Z", "a:5:2026-01-01T01:00:00Z", "b:2:2026-01-01T00:00:00Z", "c:3:2026-01-01T01:00:00Z"}
+	if got := fx.query(`SELECT id || ':' || amount || ':' || at FROM "nl__log" ORDER BY id, amount`); !slices.Equal(got, want) {
+		t.Errorf("log = %v, want %v", got, want)
+	}
+}
+
+// TestClockFailedAppendRowIsNotTakenForAppended: b's mapping to log
+// fails under run 1's clock (a rule of the hour), not under the fixed
+// clock record sums are taken with, nor under the resumed run's. b's
+// sum must not be saved: pushed past the committed pages in the resumed
+// run, b would be taken for appended (the sum tells it, whatever the
+// retry list says) and never be.
+func TestClockFailedAppendRowIsNotTakenForAppended(t *testing.T) {
+	day1 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fx := newFixture(t, specHead+`streams:
+  items:
+    request: {path: /items}
+    paginate: {type: offset, param: offset}
+tables:
+  items: {from: items, primary_key: [id], row: '{id}'}
+  log: {from: items, mode: append, row: '{id, amount: (if .id == "b" and now > `+fmt.Sprint(day1.Unix())+` and now < `+fmt.Sprint(day1.Unix()+1800)+` then error("not now") else .amount end)}'}
+`, "")
+	item := func(id, amount string) map[string]any { return map[string]any{"id": id, "amount": amount} }
+	fx.pages("/items", []any{item("a", "1"), item("b", "2"), item("c", "3")}, 2)
+	runErrorOf(t, func() error {
+		_, err := fx.run(engine.RunOptions{Now: func() time.Time { return day1.Add(time.Minute) }})
+		return err
+	}())
+	if got := fx.query(`SELECT id FROM "nl__log" ORDER BY id`); !slices.Equal(got, []string{"a"}) {
+		t.Fatalf("log after run 1 = %v, want a alone", got)
+	}
+	fx.pages("/items", []any{item("z", "9"), item("y", "8"), item("a", "1"), item("b", "2"), item("c", "3")})
+	if _, err := fx.run(engine.RunOptions{Now: func() time.Time { return day1.Add(time.Hour) }}); err != nil {
+		t.Fatalf("resumed run: %v", err)
+	}
+	// z and y, on the committed pages read again for b, are new there.
+	want := []string{"a", "b", "c", "y", "z"}
+	if got := fx.query(`SELECT id FROM "nl__log" ORDER BY id`); !slices.Equal(got, want) {
+		t.Errorf("log = %v, want %v", got, want)
 	}
 }

@@ -132,6 +132,10 @@ func CompileJQVars(src string, vars Vars, opts ...Option) (*JQ, error) {
 // Source returns the program text given to [CompileJQ].
 func (q *JQ) Source() string { return q.src }
 
+// ReadsClock tells a program that calls now: its output depends on the
+// run's clock (see ContextWithClock), not only on its input.
+func (q *JQ) ReadsClock() bool { return q != nil && q.clock }
+
 // values picks, from the values of every variable named at compile time,
 // those of the variables compiled in.
 func (q *JQ) values(ctx context.Context, vars []any) []any {

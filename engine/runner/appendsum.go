@@ -1,8 +1,11 @@
 package runner
 
 import (
+	"context"
 	"slices"
+	"time"
 
+	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
 
@@ -39,6 +42,17 @@ func (a *appendSum) value() (h uint64, ok bool) {
 	return max(mix(a.sum), 1), a.keyed
 }
 
+// sumRows are rec's rows in append table t as appendSum hashes them: as
+// mapped, but that a row that reads the run's clock (jq's now: a load
+// time) is mapped under one fixed clock, so that a record an earlier run
+// appended is the same in every run, not a new version by the time alone.
+func sumRows(ctx context.Context, t *spec.Table, stream string, rec any, vars []any) ([]keyedRow, []error) {
+	if t.RowFor(stream).Code().ReadsClock() {
+		ctx = eval.ContextWithClock(ctx, func() time.Time { return time.Unix(0, 0).UTC() })
+	}
+	return tableRows(ctx, t, stream, rec, vars)
+}
+
 // keepsAppended tells a stream whose partitions save their records'
 // appendSum: one that feeds an append table and an ownKey table, and whose
 // resumed chains ask appendedBefore (not an incremental one).
@@ -55,7 +69,7 @@ func keepsAppended(st *streamState) bool {
 // page tried again for its append tables only: its sum tells it appended
 // as it is now, or a later page meeting it again would append it twice);
 // their keys are counted as appendedBefore counts them. Not a record
-// whose rows a mapping left out.
+// whose append rows a mapping left out.
 func (c *chainRun) noteAppended(m *mapped, rec any, tables []*spec.Table) {
 	if m == nil || !keepsAppended(c.st) {
 		return
@@ -64,17 +78,25 @@ func (c *chainRun) noteAppended(m *mapped, rec any, tables []*spec.Table) {
 	if slices.ContainsFunc(c.st.tables, func(t *spec.Table) bool { return t.Mode.V == "append" && !written(t) }) {
 		return
 	}
+	if slices.ContainsFunc(m.fails, func(f Failure) bool {
+		return slices.ContainsFunc(c.st.tables, func(t *spec.Table) bool { return t.Name == f.Table && t.Mode.V == "append" })
+	}) {
+		// Its append rows are not all written: no sum tells them.
+		return
+	}
+	// A row that reads the clock is mapped again under sumRows' clock.
+	clocked := func(t *spec.Table) bool { return t.Mode.V == "append" && t.RowFor(c.st.s.Name).Code().ReadsClock() }
 	var a appendSum
 	for _, row := range m.rows {
-		if i := slices.IndexFunc(c.st.tables, func(t *spec.Table) bool { return t.Name == row.Table }); i >= 0 {
+		if i := slices.IndexFunc(c.st.tables, func(t *spec.Table) bool { return t.Name == row.Table }); i >= 0 && !clocked(c.st.tables[i]) {
 			a.add(c.st.tables[i], row.key, row.Data)
 		}
 	}
 	for _, t := range c.st.tables {
-		if t.Mode.V == "append" || !ownKey(t) || written(t) {
+		if !clocked(t) && (t.Mode.V == "append" || !ownKey(t) || written(t)) {
 			continue
 		}
-		rows, errs := tableRows(c.ctx, t, c.st.s.Name, rec, c.vars)
+		rows, errs := sumRows(c.ctx, t, c.st.s.Name, rec, c.vars)
 		if len(errs) > 0 {
 			return
 		}

@@ -1535,7 +1535,7 @@ func (c *chainRun) appendedBefore(rec any) (done, bySum bool) {
 		if t.Mode.V != "append" && !ownKey(t) {
 			continue
 		}
-		rows, errs := tableRows(c.ctx, t, c.st.s.Name, rec, c.vars)
+		rows, errs := sumRows(c.ctx, t, c.st.s.Name, rec, c.vars)
 		if len(errs) > 0 {
 			return false, false
 		}
