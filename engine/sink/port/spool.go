@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -67,8 +68,8 @@ type spool struct {
 	jsonEnd  int64
 	jsonBuf  []byte // one put's JSON, written at once
 
-	outcomes []any // outcome rows not inserted yet, 4 values a row
-	arrived  bool  // arrival holds rows entity does not have yet
+	outcomes map[entityKey]outcomeOf // outcomes not inserted yet, the latest of each key
+	arrived  bool                    // arrival holds rows entity does not have yet
 
 	knownMu sync.Mutex
 	known   map[knownKey]struct{} // yes answers of among, at most knownMax
@@ -84,6 +85,13 @@ type knownKey struct {
 // knownMax bounds the answers among remembers: many pages name the same
 // few targets (their app, their environment).
 const knownMax = 8192
+
+// outcomeOf is one entity's outcome: its state and whether relations
+// inside a relation cycle remain for the second pass.
+type outcomeOf struct {
+	state int
+	cycle bool
+}
 
 // Entity states in the spool.
 const (
@@ -381,7 +389,7 @@ func (sp *spool) exec(ctx context.Context, keep bool, q string, args ...any) err
 // data returns the stored JSON of one entity; nil when there is none or
 // it failed validation.
 func (sp *spool) data(ctx context.Context, bp, id string) ([]byte, error) {
-	if err := sp.lockRead(ctx); err != nil {
+	if err := sp.lockRead(ctx, false); err != nil {
 		return nil, err
 	}
 	defer sp.mu.Unlock()
@@ -403,13 +411,14 @@ func (sp *spool) data(ctx context.Context, bp, id string) ([]byte, error) {
 
 // strings runs a query, prepared once, whose rows are one string each.
 func (sp *spool) strings(ctx context.Context, q string, args ...any) ([]string, error) {
-	return sp.stringsOf(ctx, true, q, args...)
+	return sp.stringsOf(ctx, true, readsOutcome(q), q, args...)
 }
 
 // stringsOf is strings; a query that is not prepared suits one whose text
-// varies (a list of parameters).
-func (sp *spool) stringsOf(ctx context.Context, prepare bool, q string, args ...any) ([]string, error) {
-	if err := sp.lockRead(ctx); err != nil {
+// varies (a list of parameters); outcomes says whether the outcomes that
+// wait in memory must be in the table first (among answers from them).
+func (sp *spool) stringsOf(ctx context.Context, prepare, outcomes bool, q string, args ...any) ([]string, error) {
+	if err := sp.lockRead(ctx, outcomes); err != nil {
 		return nil, err
 	}
 	defer sp.mu.Unlock()
@@ -471,7 +480,7 @@ type spoolRow struct {
 
 // rowsAfter pages through the entities of bp that match sel, in order.
 func (sp *spool) rowsAfter(ctx context.Context, bp, sel, after string, limit int) ([]spoolRow, error) {
-	if err := sp.lockRead(ctx); err != nil {
+	if err := sp.lockRead(ctx, readsOutcome(sel)); err != nil {
 		return nil, err
 	}
 	defer sp.mu.Unlock()
@@ -549,7 +558,7 @@ func (sp *spool) dropOwned(ctx context.Context, bp string) error {
 // ownedBy lists the identifiers of bp that the listing found under an
 // owner other than owner (adopted ones), with that owner.
 func (sp *spool) ownedBy(ctx context.Context, bp, owner string) (map[string]string, error) {
-	if err := sp.lockRead(ctx); err != nil {
+	if err := sp.lockRead(ctx, false); err != nil {
 		return nil, err
 	}
 	defer sp.mu.Unlock()
@@ -576,53 +585,73 @@ func (sp *spool) ownedBy(ctx context.Context, bp, owner string) (map[string]stri
 // setState records the outcome of entities of one blueprint; cycle says
 // which of them have relation targets inside a relation cycle left for the
 // second pass (nil: none). Outcomes come a bulk request at a time: they
-// are inserted outcomeBatch at a time, and before any query reads.
+// wait in memory, the latest of each key, until outcomeBatch do or a
+// query reads the outcome table (among answers from them meanwhile).
 func (sp *spool) setState(ctx context.Context, bp string, ids []string, state int, cycle []bool) error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	for i, id := range ids {
-		sp.outcomes = append(sp.outcomes, bp, id, state, cycle != nil && cycle[i])
+	if sp.outcomes == nil {
+		sp.outcomes = make(map[entityKey]outcomeOf, outcomeBatch)
 	}
-	if len(sp.outcomes) < 4*outcomeBatch {
+	for i, id := range ids {
+		sp.outcomes[entityKey{bp, id}] = outcomeOf{state: state, cycle: cycle != nil && cycle[i]}
+	}
+	if len(sp.outcomes) < outcomeBatch {
 		return nil
 	}
 	return sp.flushOutcomes(ctx)
 }
 
-// outcomeBatch is how many outcomes wait before they are inserted: a
-// transaction per bulk request's 20 cost more than the rows.
-const outcomeBatch = 256
+// outcomeBatch is how many outcomes wait before they are inserted: small
+// transactions (among flushed them for each page it asked) cost more than
+// the rows.
+const outcomeBatch = 2048
 
-// flushOutcomes inserts the outcomes setState keeps. sp.mu is held.
+// flushOutcomes inserts the outcomes setState keeps, in key order (the
+// table's B-tree is filled in order). sp.mu is held.
 func (sp *spool) flushOutcomes(ctx context.Context) error {
 	if len(sp.outcomes) == 0 {
 		return nil
 	}
+	keys := slices.SortedFunc(maps.Keys(sp.outcomes), func(a, b entityKey) int {
+		return cmp.Or(strings.Compare(a.blueprint, b.blueprint), strings.Compare(a.identifier, b.identifier))
+	})
+	args := make([]any, 0, 4*len(keys))
+	for _, k := range keys {
+		o := sp.outcomes[k]
+		args = append(args, k.blueprint, k.identifier, o.state, o.cycle)
+	}
 	err := sp.tx(ctx, func() error {
-		return sp.insertRows(ctx, `INSERT INTO outcome (bp, id, state, cycle) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET state = excluded.state, cycle = excluded.cycle`, 4, sp.outcomes)
+		return sp.insertRows(ctx, `INSERT INTO outcome (bp, id, state, cycle) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET state = excluded.state, cycle = excluded.cycle`, 4, args)
 	})
 	if err != nil {
 		return err
 	}
-	sp.outcomes = sp.outcomes[:0]
+	clear(sp.outcomes)
 	return nil
 }
 
-// lockRead locks the spool for a query, moving the entities put and
-// inserting the outcomes that wait first so that every query sees them.
-// On success sp.mu is held.
-func (sp *spool) lockRead(ctx context.Context) error {
+// lockRead locks the spool for a query, moving the entities put first so
+// that every query sees them, and inserting the outcomes that wait when
+// the query reads the outcome table (outcomes). On success sp.mu is held.
+func (sp *spool) lockRead(ctx context.Context, outcomes bool) error {
 	sp.mu.Lock()
 	if err := sp.settle(ctx); err != nil {
 		sp.mu.Unlock()
 		return err
 	}
-	if err := sp.flushOutcomes(ctx); err != nil {
-		sp.mu.Unlock()
-		return err
+	if outcomes {
+		if err := sp.flushOutcomes(ctx); err != nil {
+			sp.mu.Unlock()
+			return err
+		}
 	}
 	return nil
 }
+
+// readsOutcome says whether query q reads the outcome table, so the
+// outcomes waiting in memory must be inserted first.
+func readsOutcome(q string) bool { return strings.Contains(q, "outcome") }
 
 // maxInList is the most identifiers one IN (…) list of the spool's
 // statements holds.
@@ -638,11 +667,25 @@ func (sp *spool) among(ctx context.Context, bp string, done bool, ids []string) 
 		query = `SELECT x.id FROM outcome x WHERE x.bp = ? AND x.id IN (`
 	}
 	out := map[string]bool{}
+	if done {
+		// The outcomes that wait in memory answer for themselves: the
+		// query leaves them there (the table has every other outcome).
+		sp.mu.Lock()
+		for _, id := range ids {
+			if _, ok := sp.outcomes[entityKey{bp, id}]; ok {
+				out[id] = true
+			}
+		}
+		sp.mu.Unlock()
+	}
 	// A yes stays true while Finish reads (nothing is put then, and a
 	// written entity stays written); put forgets them all.
 	sp.knownMu.Lock()
 	var ask []string
 	for _, id := range ids {
+		if out[id] {
+			continue
+		}
 		if _, ok := sp.known[knownKey{bp, id, done}]; ok {
 			out[id] = true
 		} else {
@@ -670,7 +713,7 @@ func (sp *spool) among(ctx context.Context, bp string, done bool, ids []string) 
 		}
 		// Most lists are short (the few apps a page of workloads names).
 		keep := len(chunk) == maxInList || len(chunk) <= maxBulkEntities
-		got, err := sp.stringsOf(ctx, keep, query+`?`+strings.Repeat(",?", len(chunk)-1)+`)`, args...)
+		got, err := sp.stringsOf(ctx, keep, false, query+`?`+strings.Repeat(",?", len(chunk)-1)+`)`, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -721,7 +764,7 @@ AND EXISTS (SELECT 1 FROM ref r WHERE r.bp = o.bp AND r.id = o.id) ORDER BY o.id
 
 // counts returns, per blueprint, the entities in each state.
 func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
-	if err := sp.lockRead(ctx); err != nil {
+	if err := sp.lockRead(ctx, true); err != nil {
 		return nil, err
 	}
 	defer sp.mu.Unlock()
@@ -748,7 +791,7 @@ func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
 
 // stateOf returns the state of one entity (-1: not produced or invalid).
 func (sp *spool) stateOf(ctx context.Context, k entityKey) (int, error) {
-	if err := sp.lockRead(ctx); err != nil {
+	if err := sp.lockRead(ctx, true); err != nil {
 		return -1, err
 	}
 	defer sp.mu.Unlock()

@@ -257,3 +257,90 @@ func TestSpoolLatestPutWinsAcrossQueries(t *testing.T) {
 		t.Fatalf("blueprints = %v, %v", bps, err)
 	}
 }
+
+// TestOutcomesWaitingAreSeenByEveryQuery records outcomes that stay in
+// memory (fewer than outcomeBatch) and some that fill a batch, and asks
+// every query that reads outcomes: among, the second pass's selection,
+// the counts and one entity's state must all see the latest outcome of
+// each key, whether it waits or was inserted.
+func TestOutcomesWaitingAreSeenByEveryQuery(t *testing.T) {
+	ctx := context.Background()
+	sp, err := openSpool(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	n := outcomeBatch + 300
+	var es []spooled
+	var ids []string
+	for i := range n {
+		id := fmt.Sprintf("e%05d", i)
+		ids = append(ids, id)
+		es = append(es, spooled{bp: "b", id: id, data: []byte(`{}`)})
+	}
+	if err := sp.put(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	// Every entity unchanged, then every third written (every sixth with
+	// cycle relations left), the last ones after the batch was inserted.
+	for start := 0; start < n; start += 20 {
+		if err := sp.setState(ctx, "b", ids[start:min(start+20, n)], stateUnchanged, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var written, cyc []string
+	for i := 0; i < n; i += 3 {
+		written = append(written, ids[i])
+		if i%6 == 0 {
+			cyc = append(cyc, ids[i])
+		}
+	}
+	for start := 0; start < len(written); start += 20 {
+		chunk := written[start:min(start+20, len(written))]
+		cycle := make([]bool, len(chunk))
+		for i, id := range chunk {
+			cycle[i] = slices.Contains(cyc, id)
+		}
+		if err := sp.setState(ctx, "b", chunk, stateWritten, cycle); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(sp.outcomes) == 0 {
+		t.Fatal("no outcome waits in memory: the test asks nothing of them")
+	}
+	got, err := sp.among(ctx, "b", true, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n {
+		t.Fatalf("among(done): %d of %d", len(got), n)
+	}
+	if len(sp.outcomes) == 0 {
+		t.Fatal("among inserted the outcomes that wait")
+	}
+	var second []string
+	if err := (&Sink{}).eachID(ctx, sp, "b", selCycleWritten, func(id string) { second = append(second, id) }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(second, cyc) {
+		t.Fatalf("second pass selects %d, want %d", len(second), len(cyc))
+	}
+	if err := sp.setState(ctx, "b", []string{ids[1]}, stateWritten, nil); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := sp.counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := [3]int{stateWritten: len(written) + 1, stateUnchanged: n - len(written) - 1}; counts["b"] != want {
+		t.Fatalf("counts = %v, want %v", counts["b"], want)
+	}
+	if err := sp.setState(ctx, "b", []string{ids[2]}, stateWritten, nil); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]int{ids[0]: stateWritten, ids[1]: stateWritten, ids[2]: stateWritten, ids[4]: stateUnchanged} {
+		if s, err := sp.stateOf(ctx, entityKey{"b", id}); err != nil || s != want {
+			t.Fatalf("stateOf(%s) = %d, %v, want %d", id, s, err, want)
+		}
+	}
+}
