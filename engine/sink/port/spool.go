@@ -281,11 +281,11 @@ func (sp *spool) settle(ctx context.Context) error {
 	err := sp.tx(ctx, func() error {
 		// WHERE true: SQLite's upsert after INSERT … SELECT wants a WHERE
 		// (its parser could take ON CONFLICT for a join's ON).
-		if err := sp.exec(ctx, true, `INSERT INTO entity (bp, id, off, len) SELECT bp, id, off, len FROM arrival WHERE true ORDER BY bp, id, rowid
+		if err := sp.exec(ctx, `INSERT INTO entity (bp, id, off, len) SELECT bp, id, off, len FROM arrival WHERE true ORDER BY bp, id, rowid
 ON CONFLICT (bp, id) DO UPDATE SET off = excluded.off, len = excluded.len`); err != nil {
 			return err
 		}
-		return sp.exec(ctx, true, `DELETE FROM arrival`)
+		return sp.exec(ctx, `DELETE FROM arrival`)
 	})
 	if err != nil {
 		return err
@@ -349,38 +349,34 @@ const rowsPerInsert = 64
 
 // insertRows runs head, a VALUES list, tail for args, width values a row,
 // rowsPerInsert rows a statement (rows later in args win a conflict, as
-// they would one statement each). Statements of a full chunk, or of at
-// most a bulk request's entities (outcomes come a request at a time), are
-// prepared once. sp.mu is held.
+// they would one statement each). The rows short of a full statement go
+// in statements of a power of two rows each (45: 32, 8, 4, 1), so a
+// statement has one of a few lengths and each is prepared once: parsing
+// one of an odd length cost more than its rows. sp.mu is held.
 func (sp *spool) insertRows(ctx context.Context, head, tail string, width int, args []any) error {
 	tuple := "(?" + strings.Repeat(",?", width-1) + ")"
 	for len(args) > 0 {
-		chunk := args[:min(len(args), rowsPerInsert*width)]
+		n := rowsPerInsert
+		for n*width > len(args) {
+			n /= 2
+		}
+		chunk := args[:n*width]
 		args = args[len(chunk):]
-		n := len(chunk) / width
 		q := head + tuple + strings.Repeat(","+tuple, n-1) + tail
-		if err := sp.exec(ctx, n == rowsPerInsert || n <= maxBulkEntities, q, chunk...); err != nil {
+		if err := sp.exec(ctx, q, chunk...); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// exec runs q, prepared once when keep says its text recurs (statements
-// with lists of parameters come in many lengths; only the usual ones are
-// kept). sp.mu is held.
-func (sp *spool) exec(ctx context.Context, keep bool, q string, args ...any) error {
-	var err error
-	if keep {
-		var st *sql.Stmt
-		if st, err = sp.stmt(ctx, q); err != nil {
-			return err
-		}
-		_, err = st.ExecContext(ctx, args...)
-	} else {
-		_, err = sp.conn.ExecContext(ctx, q, args...)
-	}
+// exec runs q, prepared once. sp.mu is held.
+func (sp *spool) exec(ctx context.Context, q string, args ...any) error {
+	st, err := sp.stmt(ctx, q)
 	if err != nil {
+		return err
+	}
+	if _, err = st.ExecContext(ctx, args...); err != nil {
 		return fmt.Errorf("port: spool: %w", err)
 	}
 	return nil
@@ -411,28 +407,21 @@ func (sp *spool) data(ctx context.Context, bp, id string) ([]byte, error) {
 
 // strings runs a query, prepared once, whose rows are one string each.
 func (sp *spool) strings(ctx context.Context, q string, args ...any) ([]string, error) {
-	return sp.stringsOf(ctx, true, readsOutcome(q), q, args...)
+	return sp.stringsOf(ctx, readsOutcome(q), q, args...)
 }
 
-// stringsOf is strings; a query that is not prepared suits one whose text
-// varies (a list of parameters); outcomes says whether the outcomes that
-// wait in memory must be in the table first (among answers from them).
-func (sp *spool) stringsOf(ctx context.Context, prepare, outcomes bool, q string, args ...any) ([]string, error) {
+// stringsOf is strings; outcomes says whether the outcomes that wait in
+// memory must be in the table first (among answers from them itself).
+func (sp *spool) stringsOf(ctx context.Context, outcomes bool, q string, args ...any) ([]string, error) {
 	if err := sp.lockRead(ctx, outcomes); err != nil {
 		return nil, err
 	}
 	defer sp.mu.Unlock()
-	var rows *sql.Rows
-	var err error
-	if prepare {
-		var st *sql.Stmt
-		if st, err = sp.stmt(ctx, q); err != nil {
-			return nil, err
-		}
-		rows, err = st.QueryContext(ctx, args...)
-	} else {
-		rows, err = sp.conn.QueryContext(ctx, q, args...)
+	st, err := sp.stmt(ctx, q)
+	if err != nil {
+		return nil, err
 	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("port: spool: %w", err)
 	}
@@ -654,8 +643,8 @@ func (sp *spool) lockRead(ctx context.Context, outcomes bool) error {
 func readsOutcome(q string) bool { return strings.Contains(q, "outcome") }
 
 // maxInList is the most identifiers one IN (…) list of the spool's
-// statements holds.
-const maxInList = 500
+// statements holds: a power of two, as every list's length is (inList).
+const maxInList = 512
 
 // among returns which of ids of bp the run produced valid or, with done,
 // wrote or found unchanged.
@@ -706,14 +695,23 @@ func (sp *spool) among(ctx context.Context, bp string, done bool, ids []string) 
 		}
 	}()
 	for chunk := range slices.Chunk(ask, maxInList) {
-		args := make([]any, 0, len(chunk)+1)
+		// The list is padded to a power of two with its last identifier
+		// again (asking twice changes no answer): a few lengths, each
+		// prepared once, where parsing a list of each length cost more
+		// than its lookups.
+		n := 1
+		for n < len(chunk) {
+			n *= 2
+		}
+		args := make([]any, 0, n+1)
 		args = append(args, bp)
 		for _, id := range chunk {
 			args = append(args, id)
 		}
-		// Most lists are short (the few apps a page of workloads names).
-		keep := len(chunk) == maxInList || len(chunk) <= maxBulkEntities
-		got, err := sp.stringsOf(ctx, keep, false, query+`?`+strings.Repeat(",?", len(chunk)-1)+`)`, args...)
+		for len(args) < n+1 {
+			args = append(args, chunk[len(chunk)-1])
+		}
+		got, err := sp.stringsOf(ctx, false, query+`?`+strings.Repeat(",?", n-1)+`)`, args...)
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -342,5 +343,87 @@ func TestOutcomesWaitingAreSeenByEveryQuery(t *testing.T) {
 		if s, err := sp.stateOf(ctx, entityKey{"b", id}); err != nil || s != want {
 			t.Fatalf("stateOf(%s) = %d, %v, want %d", id, s, err, want)
 		}
+	}
+}
+
+// TestSpoolStatementsOfFewLengths inserts batches of every length up to
+// past two full statements, a key repeated within one so that the later
+// row must win, and asks among lists of every length up to past two full
+// lists: every answer must be exact, and the statements prepared for it
+// must be of a few lengths (powers of two), not one per length.
+func TestSpoolStatementsOfFewLengths(t *testing.T) {
+	ctx := context.Background()
+	sp, err := openSpool(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	for n := 1; n <= 2*rowsPerInsert+7; n++ {
+		var args []any
+		for i := range n {
+			args = append(args, fmt.Sprint(n), fmt.Sprintf("e%03d", i%(n/2+1)), i, false)
+		}
+		sp.mu.Lock()
+		err := sp.tx(ctx, func() error {
+			return sp.insertRows(ctx, `INSERT INTO outcome (bp, id, state, cycle) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET state = excluded.state`, 4, args)
+		})
+		sp.mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range n/2 + 1 {
+			last := k
+			for i := k; i < n; i += n/2 + 1 {
+				last = i
+			}
+			var got int
+			if err := sp.conn.QueryRowContext(ctx, `SELECT state FROM outcome WHERE bp = ? AND id = ?`, fmt.Sprint(n), fmt.Sprintf("e%03d", k)).Scan(&got); err != nil || got != last {
+				t.Fatalf("%d rows: e%03d = %d, %v, want %d", n, k, got, err, last)
+			}
+		}
+	}
+	var es []spooled
+	for i := range 2*maxInList + 40 {
+		if i%3 != 1 {
+			es = append(es, spooled{bp: "b", id: fmt.Sprintf("e%04d", i), data: []byte(`{}`)})
+		}
+	}
+	if err := sp.put(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 2*maxInList+40; n += 1 + n/16 {
+		var ask []string
+		want := 0
+		for i := range n {
+			ask = append(ask, fmt.Sprintf("e%04d", i))
+			if i%3 != 1 {
+				want++
+			}
+		}
+		sp.known = nil // asked afresh
+		got, err := sp.among(ctx, "b", false, ask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != want {
+			t.Fatalf("among of %d: %d, want %d", n, len(got), want)
+		}
+		for id := range got {
+			if i, _ := strconv.Atoi(id[1:]); i%3 == 1 || i >= n {
+				t.Fatalf("among of %d: %s", n, id)
+			}
+		}
+	}
+	inserts, amongs := 0, 0
+	for q := range sp.stmts {
+		switch {
+		case strings.HasPrefix(q, `INSERT INTO outcome`):
+			inserts++
+		case strings.HasPrefix(q, `SELECT e.id FROM entity e WHERE e.bp = ? AND `+selValid+` AND e.id IN (`):
+			amongs++
+		}
+	}
+	if inserts > 7 || amongs > 10 {
+		t.Fatalf("%d insert statements, %d among statements prepared: want at most 7 and 10", inserts, amongs)
 	}
 }
