@@ -760,31 +760,49 @@ AND NOT EXISTS (SELECT 1 FROM entity e WHERE e.bp = o.bp AND e.id = o.id)
 AND EXISTS (SELECT 1 FROM ref r WHERE r.bp = o.bp AND r.id = o.id) ORDER BY o.id`, bp)
 }
 
-// counts returns, per blueprint, the entities in each state.
+// counts returns, per blueprint with valid entities, the entities in each
+// state. Two plain scans, not a join: only valid entities get an outcome,
+// so the valid ones without one wait.
 func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
 	if err := sp.lockRead(ctx, true); err != nil {
 		return nil, err
 	}
 	defer sp.mu.Unlock()
-	rows, err := sp.conn.QueryContext(ctx, `SELECT e.bp, coalesce(x.state, 0), count(*) FROM entity e LEFT JOIN outcome x ON x.bp = e.bp AND x.id = e.id WHERE e.off IS NOT NULL GROUP BY 1, 2`)
-	if err != nil {
-		return nil, fmt.Errorf("port: spool: %w", err)
-	}
-	defer rows.Close()
 	out := map[string][3]int{}
-	for rows.Next() {
-		var bp string
-		var state, n int
-		if err := rows.Scan(&bp, &state, &n); err != nil {
-			return nil, fmt.Errorf("port: spool: %w", err)
+	scan := func(q string, fn func(bp string, state, n int)) error {
+		rows, err := sp.conn.QueryContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("port: spool: %w", err)
 		}
-		c := out[bp]
-		if state >= 0 && state < 3 {
-			c[state] = n
+		defer rows.Close()
+		for rows.Next() {
+			var bp string
+			var state, n int
+			if err := rows.Scan(&bp, &state, &n); err != nil {
+				return fmt.Errorf("port: spool: %w", err)
+			}
+			fn(bp, state, n)
 		}
-		out[bp] = c
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("port: spool: %w", err)
+		}
+		return nil
 	}
-	return out, rows.Err()
+	err := scan(`SELECT bp, 0, count(*) FROM entity WHERE off IS NOT NULL GROUP BY bp`, func(bp string, _, n int) {
+		out[bp] = [3]int{stateWaiting: n}
+	})
+	if err == nil {
+		err = scan(`SELECT bp, state, count(*) FROM outcome GROUP BY bp, state`, func(bp string, state, n int) {
+			c, ok := out[bp]
+			if !ok || state <= stateWaiting || state >= len(c) {
+				return // none: outcomes are of valid entities, states 1 and 2
+			}
+			c[state] = n
+			c[stateWaiting] -= n
+			out[bp] = c
+		})
+	}
+	return out, err
 }
 
 // stateOf returns the state of one entity (-1: not produced or invalid).

@@ -279,6 +279,9 @@ func TestOutcomesWaitingAreSeenByEveryQuery(t *testing.T) {
 		ids = append(ids, id)
 		es = append(es, spooled{bp: "b", id: id, data: []byte(`{}`)})
 	}
+	// Invalid entities count nowhere; a blueprint whose entities all wait
+	// is counted.
+	es = append(es, spooled{bp: "b", id: "invalid"}, spooled{bp: "c", id: "y", data: []byte(`{}`)}, spooled{bp: "d", id: "z"})
 	if err := sp.put(ctx, es); err != nil {
 		t.Fatal(err)
 	}
@@ -333,8 +336,8 @@ func TestOutcomesWaitingAreSeenByEveryQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := [3]int{stateWritten: len(written) + 1, stateUnchanged: n - len(written) - 1}; counts["b"] != want {
-		t.Fatalf("counts = %v, want %v", counts["b"], want)
+	if want := [3]int{stateWritten: len(written) + 1, stateUnchanged: n - len(written) - 1}; len(counts) != 2 || counts["b"] != want || counts["c"] != [3]int{1, 0, 0} {
+		t.Fatalf("counts = %v, want b %v and c [1 0 0]", counts, want)
 	}
 	if err := sp.setState(ctx, "b", []string{ids[2]}, stateWritten, nil); err != nil {
 		t.Fatal(err)
