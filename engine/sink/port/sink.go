@@ -493,6 +493,7 @@ func compareEntityErrors(a, b EntityError) int {
 // work is one entity on its way to Port.
 type work struct {
 	key      entityKey
+	n        int64  // its spoolRow.n
 	raw      []byte // the entity's JSON as spooled
 	relAt    [2]int // where in raw its relations are, when relFound
 	relFound bool
@@ -610,7 +611,7 @@ func (s *Sink) sendLevel(ctx context.Context, st *runState, o *loadOrder, level 
 func decodeWork(o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) {
 	ws := make([]*work, 0, len(rows))
 	for _, r := range rows {
-		w := &work{key: entityKey{def.Identifier, r.id}, raw: r.data, rels: map[string]any{}, deferred: map[string]any{}, stored: r.body}
+		w := &work{key: entityKey{def.Identifier, r.id}, n: r.n, raw: r.data, rels: map[string]any{}, deferred: map[string]any{}, stored: r.body}
 		var rels map[string]any
 		if r.body != nil {
 			data, err := decodeObject(r.data)
@@ -692,11 +693,11 @@ func (s *Sink) prepare(ctx context.Context, st *runState, o *loadOrder, def *Blu
 		if err := s.apply(ctx, st, same, sameEffs); err != nil {
 			return nil, err
 		}
-		ids := make([]string, len(same))
+		ids, ns := make([]string, len(same)), make([]int64, len(same))
 		for i, w := range same {
-			ids[i] = w.key.identifier
+			ids[i], ns[i] = w.key.identifier, w.n
 		}
-		if err := st.sp.setState(ctx, def.Identifier, ids, stateUnchanged, nil); err != nil {
+		if err := st.sp.setState(ctx, def.Identifier, ids, ns, stateUnchanged, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -1295,6 +1296,7 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 	}
 	seen := make([]bool, len(b.items))
 	var done []string
+	var ns []int64
 	var cycle []bool
 	for _, r := range out.Entities {
 		if r.Index < 0 || r.Index >= len(b.items) {
@@ -1306,6 +1308,7 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 			continue
 		}
 		done = append(done, b.items[r.Index].key.identifier)
+		ns = append(ns, b.items[r.Index].n)
 		cycle = append(cycle, hasTargets(b.items[r.Index].deferred))
 	}
 	for _, e := range out.Errors {
@@ -1320,7 +1323,7 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 		}
 	}
 	if !b.merge {
-		if err := st.sp.setState(ctx, b.blueprint, done, stateWritten, cycle); err != nil {
+		if err := st.sp.setState(ctx, b.blueprint, done, ns, stateWritten, cycle); err != nil {
 			return err
 		}
 	}

@@ -25,25 +25,27 @@ const SpoolPrefix = "ferry-port-spool-"
 // memory does not grow with its size: the entities' JSON, as mapped,
 // appended to a data file, and an SQLite file:
 //
-//	entity(bp, id, off, len)     every entity produced: where its JSON is in
+//	entity(bp, id, off, len, n)  every entity produced: where its JSON is in
 //	                             the data file (off NULL when it failed
 //	                             validation, so it is never sent but still
 //	                             counts as produced); the JSON is not kept
 //	                             in the table, whose rows then stay small
-//	                             and cheap to insert in key order
-//	arrival(bp, id, off, len)    entity rows put since the last query, in
+//	                             and cheap to insert in key order; n
+//	                             numbers the puts (the outcomes in
+//	                             memory are by n)
+//	arrival(bp, id, off, len, n) entity rows put since the last query, in
 //	                             the order they came: appending to a rowid
 //	                             table is cheap where inserting into the
 //	                             keyed one, batch after batch of scattered
 //	                             keys, is not; the first query after them
 //	                             moves them into entity at once, sorted
 //	                             (settle)
-//	outcome(bp, id, state,       entities sent or found unchanged: state 1
-//	        cycle)               written, 2 unchanged (none: waiting); cycle
-//	                             1 when relations inside a relation cycle
-//	                             remain for the second pass; apart from
-//	                             entity, so recording one rewrites a small
-//	                             row
+//	cycle(n)                     entities written whose relations inside
+//	                             a relation cycle remain for the second
+//	                             pass, by entity.n (the other outcomes,
+//	                             written or unchanged, are kept in memory,
+//	                             a byte an entity: an outcome table cost
+//	                             more to insert into than any query saved)
 //	owned(bp, id, owner, body)   the owned entities listed before writing:
 //	                             owner and the canonical stored entity
 //	ref(bp, id)                  relation targets in Port, not of this
@@ -66,10 +68,13 @@ type spool struct {
 	jsonFile *os.File // the entities' JSON, appended
 	jsonPath string   // "" once unlinked
 	jsonEnd  int64
+	puts     int64  // entities put so far: the next one's n
 	jsonBuf  []byte // one put's JSON, written at once
 
-	outcomes map[entityKey]outcomeOf // outcomes not inserted yet, the latest of each key
-	arrived  bool                    // arrival holds rows entity does not have yet
+	states  []uint8            // outcome of each entity put, by n: stateWaiting, …
+	tally   map[string]*[3]int // entities of each blueprint in each state but waiting
+	cycles  map[int64]struct{} // entities whose row in cycle is not as their state says yet
+	arrived bool               // arrival holds rows entity does not have yet
 
 	knownMu sync.Mutex
 	known   map[knownKey]struct{} // yes answers of among, at most knownMax
@@ -86,18 +91,13 @@ type knownKey struct {
 // few targets (their app, their environment).
 const knownMax = 8192
 
-// outcomeOf is one entity's outcome: its state and whether relations
-// inside a relation cycle remain for the second pass.
-type outcomeOf struct {
-	state int
-	cycle bool
-}
-
-// Entity states in the spool.
+// Entity states in the spool; stateCycle is added to stateWritten when
+// relations inside a relation cycle remain for the second pass.
 const (
 	stateWaiting   = 0
 	stateWritten   = 1
 	stateUnchanged = 2
+	stateCycle     = 4
 )
 
 func openSpool(ctx context.Context, dir string) (*spool, error) {
@@ -128,9 +128,9 @@ func openSpool(ctx context.Context, dir string) (*spool, error) {
 	conn, err := db.Conn(ctx)
 	if err == nil {
 		for _, q := range []string{
-			`CREATE TABLE entity (bp TEXT NOT NULL, id TEXT NOT NULL, off INTEGER, len INTEGER NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
-			`CREATE TABLE arrival (bp TEXT NOT NULL, id TEXT NOT NULL, off INTEGER, len INTEGER NOT NULL)`,
-			`CREATE TABLE outcome (bp TEXT NOT NULL, id TEXT NOT NULL, state INTEGER NOT NULL, cycle INTEGER NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
+			`CREATE TABLE entity (bp TEXT NOT NULL, id TEXT NOT NULL, off INTEGER, len INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
+			`CREATE TABLE arrival (bp TEXT NOT NULL, id TEXT NOT NULL, off INTEGER, len INTEGER NOT NULL, n INTEGER NOT NULL)`,
+			`CREATE TABLE cycle (n INTEGER PRIMARY KEY)`,
 			`CREATE TABLE owned (bp TEXT NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
 			`CREATE TABLE ref (bp TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
 		} {
@@ -249,14 +249,15 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 	// entity's earlier JSON stays there unread until the run ends (the
 	// file grows with duplicates, on disk only).
 	buf := sp.jsonBuf[:0]
-	args := make([]any, 0, 4*len(es))
+	args := make([]any, 0, 5*len(es))
 	for _, e := range es {
 		var off any
 		if e.data != nil {
 			off = sp.jsonEnd + int64(len(buf))
 			buf = append(buf, e.data...)
 		}
-		args = append(args, e.bp, e.id, off, len(e.data))
+		args = append(args, e.bp, e.id, off, len(e.data), sp.puts)
+		sp.puts++
 	}
 	if _, err := sp.jsonFile.WriteAt(buf, sp.jsonEnd); err != nil {
 		return fmt.Errorf("port: spool: %w", err)
@@ -267,7 +268,7 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 	}
 	sp.arrived = true
 	return sp.tx(ctx, func() error {
-		return sp.insertRows(ctx, `INSERT INTO arrival (bp, id, off, len) VALUES `, ``, 4, args)
+		return sp.insertRows(ctx, `INSERT INTO arrival (bp, id, off, len, n) VALUES `, ``, 5, args)
 	})
 }
 
@@ -281,8 +282,8 @@ func (sp *spool) settle(ctx context.Context) error {
 	err := sp.tx(ctx, func() error {
 		// WHERE true: SQLite's upsert after INSERT … SELECT wants a WHERE
 		// (its parser could take ON CONFLICT for a join's ON).
-		if err := sp.exec(ctx, `INSERT INTO entity (bp, id, off, len) SELECT bp, id, off, len FROM arrival WHERE true ORDER BY bp, id, rowid
-ON CONFLICT (bp, id) DO UPDATE SET off = excluded.off, len = excluded.len`); err != nil {
+		if err := sp.exec(ctx, `INSERT INTO entity (bp, id, off, len, n) SELECT bp, id, off, len, n FROM arrival WHERE true ORDER BY bp, id, rowid
+ON CONFLICT (bp, id) DO UPDATE SET off = excluded.off, len = excluded.len, n = excluded.n`); err != nil {
 			return err
 		}
 		return sp.exec(ctx, `DELETE FROM arrival`)
@@ -385,7 +386,7 @@ func (sp *spool) exec(ctx context.Context, q string, args ...any) error {
 // data returns the stored JSON of one entity; nil when there is none or
 // it failed validation.
 func (sp *spool) data(ctx context.Context, bp, id string) ([]byte, error) {
-	if err := sp.lockRead(ctx, false); err != nil {
+	if err := sp.lockRead(ctx); err != nil {
 		return nil, err
 	}
 	defer sp.mu.Unlock()
@@ -407,13 +408,7 @@ func (sp *spool) data(ctx context.Context, bp, id string) ([]byte, error) {
 
 // strings runs a query, prepared once, whose rows are one string each.
 func (sp *spool) strings(ctx context.Context, q string, args ...any) ([]string, error) {
-	return sp.stringsOf(ctx, readsOutcome(q), q, args...)
-}
-
-// stringsOf is strings; outcomes says whether the outcomes that wait in
-// memory must be in the table first (among answers from them itself).
-func (sp *spool) stringsOf(ctx context.Context, outcomes bool, q string, args ...any) ([]string, error) {
-	if err := sp.lockRead(ctx, outcomes); err != nil {
+	if err := sp.lockRead(ctx); err != nil {
 		return nil, err
 	}
 	defer sp.mu.Unlock()
@@ -449,7 +444,7 @@ func (sp *spool) blueprints(ctx context.Context) ([]string, error) {
 const (
 	selValid        = `e.off IS NOT NULL`
 	selValidUnowned = `e.off IS NOT NULL AND NOT EXISTS (SELECT 1 FROM owned o WHERE o.bp = e.bp AND o.id = e.id)`
-	selCycleWritten = `e.off IS NOT NULL AND EXISTS (SELECT 1 FROM outcome x WHERE x.bp = e.bp AND x.id = e.id AND x.state = 1 AND x.cycle = 1)`
+	selCycleWritten = `e.off IS NOT NULL AND EXISTS (SELECT 1 FROM cycle x WHERE x.n = e.n)`
 	selAll          = `1`
 )
 
@@ -462,6 +457,7 @@ func (sp *spool) idsAfter(ctx context.Context, bp, sel, after string, limit int)
 // and body empty when the owned listing did not have it).
 type spoolRow struct {
 	id    string
+	n     int64 // entity.n
 	data  []byte
 	owner string
 	body  []byte
@@ -469,11 +465,11 @@ type spoolRow struct {
 
 // rowsAfter pages through the entities of bp that match sel, in order.
 func (sp *spool) rowsAfter(ctx context.Context, bp, sel, after string, limit int) ([]spoolRow, error) {
-	if err := sp.lockRead(ctx, readsOutcome(sel)); err != nil {
+	if err := sp.lockRead(ctx); err != nil {
 		return nil, err
 	}
 	defer sp.mu.Unlock()
-	st, err := sp.stmt(ctx, `SELECT e.id, e.off, e.len, o.owner, o.body FROM entity e LEFT JOIN owned o ON o.bp = e.bp AND o.id = e.id
+	st, err := sp.stmt(ctx, `SELECT e.id, e.n, e.off, e.len, o.owner, o.body FROM entity e LEFT JOIN owned o ON o.bp = e.bp AND o.id = e.id
 WHERE e.bp = ? AND `+sel+` AND e.id > ? ORDER BY e.id LIMIT ?`)
 	if err != nil {
 		return nil, err
@@ -491,7 +487,7 @@ WHERE e.bp = ? AND `+sel+` AND e.id > ? ORDER BY e.id LIMIT ?`)
 		var owner sql.NullString
 		var off sql.NullInt64
 		var n int64
-		if err := rows.Scan(&r.id, &off, &n, &owner, &r.body); err != nil {
+		if err := rows.Scan(&r.id, &r.n, &off, &n, &owner, &r.body); err != nil {
 			return nil, fmt.Errorf("port: spool: %w", err)
 		}
 		r.owner = owner.String
@@ -547,7 +543,7 @@ func (sp *spool) dropOwned(ctx context.Context, bp string) error {
 // ownedBy lists the identifiers of bp that the listing found under an
 // owner other than owner (adopted ones), with that owner.
 func (sp *spool) ownedBy(ctx context.Context, bp, owner string) (map[string]string, error) {
-	if err := sp.lockRead(ctx, false); err != nil {
+	if err := sp.lockRead(ctx); err != nil {
 		return nil, err
 	}
 	defer sp.mu.Unlock()
@@ -571,76 +567,105 @@ func (sp *spool) ownedBy(ctx context.Context, bp, owner string) (map[string]stri
 	return out, rows.Err()
 }
 
-// setState records the outcome of entities of one blueprint; cycle says
-// which of them have relation targets inside a relation cycle left for the
-// second pass (nil: none). Outcomes come a bulk request at a time: they
-// wait in memory, the latest of each key, until outcomeBatch do or a
-// query reads the outcome table (among answers from them meanwhile).
-func (sp *spool) setState(ctx context.Context, bp string, ids []string, state int, cycle []bool) error {
+// setState records the outcome of entities of one blueprint (ids, their
+// entity.n in ns: spoolRow.n); cycle says which of them have relation
+// targets inside a relation cycle left for the second pass (nil: none).
+// The outcomes are kept in memory; those that change the cycle table go
+// in when cycleBatch wait, or before a query.
+func (sp *spool) setState(ctx context.Context, bp string, ids []string, ns []int64, state int, cycle []bool) error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	if sp.outcomes == nil {
-		sp.outcomes = make(map[entityKey]outcomeOf, outcomeBatch)
+	if sp.tally == nil {
+		sp.tally, sp.cycles = map[string]*[3]int{}, map[int64]struct{}{}
 	}
-	for i, id := range ids {
-		sp.outcomes[entityKey{bp, id}] = outcomeOf{state: state, cycle: cycle != nil && cycle[i]}
+	t := sp.tally[bp]
+	if t == nil {
+		t = &[3]int{}
+		sp.tally[bp] = t
 	}
-	if len(sp.outcomes) < outcomeBatch {
+	for i, n := range ns {
+		if n < 0 || n >= sp.puts {
+			return fmt.Errorf("port: spool: entity %q of %s has no place %d", ids[i], bp, n)
+		}
+		if int(n) >= len(sp.states) {
+			sp.states = slices.Grow(sp.states, int(sp.puts)-len(sp.states))[:sp.puts]
+		}
+		was, now := sp.states[n], uint8(state)
+		if state == stateWritten && cycle != nil && cycle[i] {
+			now |= stateCycle
+		}
+		if was&^stateCycle != stateWaiting {
+			t[was&^stateCycle]--
+		}
+		t[state]++
+		sp.states[n] = now
+		if (was|now)&stateCycle != 0 {
+			sp.cycles[n] = struct{}{}
+		}
+	}
+	if len(sp.cycles) < cycleBatch {
 		return nil
 	}
-	return sp.flushOutcomes(ctx)
+	return sp.flushCycles(ctx)
 }
 
-// outcomeBatch is how many outcomes wait before they are inserted: small
-// transactions (among flushed them for each page it asked) cost more than
-// the rows.
-const outcomeBatch = 2048
+// cycleBatch is how many changes to the cycle table wait before they are
+// made.
+const cycleBatch = 2048
 
-// flushOutcomes inserts the outcomes setState keeps, in key order (the
-// table's B-tree is filled in order). sp.mu is held.
-func (sp *spool) flushOutcomes(ctx context.Context) error {
-	if len(sp.outcomes) == 0 {
+// flushCycles brings the cycle table up to the states, in the order of n
+// (the table's B-tree is filled in order). sp.mu is held.
+func (sp *spool) flushCycles(ctx context.Context) error {
+	if len(sp.cycles) == 0 {
 		return nil
 	}
-	keys := slices.SortedFunc(maps.Keys(sp.outcomes), func(a, b entityKey) int {
-		return cmp.Or(strings.Compare(a.blueprint, b.blueprint), strings.Compare(a.identifier, b.identifier))
-	})
-	args := make([]any, 0, 4*len(keys))
-	for _, k := range keys {
-		o := sp.outcomes[k]
-		args = append(args, k.blueprint, k.identifier, o.state, o.cycle)
+	var in, out []any
+	for _, n := range slices.Sorted(maps.Keys(sp.cycles)) {
+		if sp.states[n]&stateCycle != 0 {
+			in = append(in, n)
+		} else {
+			out = append(out, n) // rare: written again without them
+		}
 	}
 	err := sp.tx(ctx, func() error {
-		return sp.insertRows(ctx, `INSERT INTO outcome (bp, id, state, cycle) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET state = excluded.state, cycle = excluded.cycle`, 4, args)
+		for _, n := range out {
+			if err := sp.exec(ctx, `DELETE FROM cycle WHERE n = ?`, n); err != nil {
+				return err
+			}
+		}
+		return sp.insertRows(ctx, `INSERT INTO cycle (n) VALUES `, ` ON CONFLICT DO NOTHING`, 1, in)
 	})
 	if err != nil {
 		return err
 	}
-	clear(sp.outcomes)
+	clear(sp.cycles)
 	return nil
 }
 
-// lockRead locks the spool for a query, moving the entities put first so
-// that every query sees them, and inserting the outcomes that wait when
-// the query reads the outcome table (outcomes). On success sp.mu is held.
-func (sp *spool) lockRead(ctx context.Context, outcomes bool) error {
+// lockRead locks the spool for a query, moving the entities put and
+// bringing the cycle table up to date first so that every query sees
+// them. On success sp.mu is held.
+func (sp *spool) lockRead(ctx context.Context) error {
 	sp.mu.Lock()
 	if err := sp.settle(ctx); err != nil {
 		sp.mu.Unlock()
 		return err
 	}
-	if outcomes {
-		if err := sp.flushOutcomes(ctx); err != nil {
-			sp.mu.Unlock()
-			return err
-		}
+	if err := sp.flushCycles(ctx); err != nil {
+		sp.mu.Unlock()
+		return err
 	}
 	return nil
 }
 
-// readsOutcome says whether query q reads the outcome table, so the
-// outcomes waiting in memory must be inserted first.
-func readsOutcome(q string) bool { return strings.Contains(q, "outcome") }
+// stateAt is the state of the entity numbered n, without stateCycle.
+// sp.mu is held.
+func (sp *spool) stateAt(n int64) int {
+	if n < 0 || n >= int64(len(sp.states)) {
+		return stateWaiting
+	}
+	return int(sp.states[n] &^ stateCycle)
+}
 
 // maxInList is the most identifiers one IN (…) list of the spool's
 // statements holds: a power of two, as every list's length is (inList).
@@ -649,32 +674,13 @@ const maxInList = 512
 // among returns which of ids of bp the run produced valid or, with done,
 // wrote or found unchanged.
 func (sp *spool) among(ctx context.Context, bp string, done bool, ids []string) (map[string]bool, error) {
-	query := `SELECT e.id FROM entity e WHERE e.bp = ? AND ` + selValid + ` AND e.id IN (`
-	if done {
-		// Only valid entities get an outcome: the small table answers
-		// alone, without reading an entity's row.
-		query = `SELECT x.id FROM outcome x WHERE x.bp = ? AND x.id IN (`
-	}
+	query := `SELECT e.id, e.n FROM entity e WHERE e.bp = ? AND ` + selValid + ` AND e.id IN (`
 	out := map[string]bool{}
-	if done {
-		// The outcomes that wait in memory answer for themselves: the
-		// query leaves them there (the table has every other outcome).
-		sp.mu.Lock()
-		for _, id := range ids {
-			if _, ok := sp.outcomes[entityKey{bp, id}]; ok {
-				out[id] = true
-			}
-		}
-		sp.mu.Unlock()
-	}
 	// A yes stays true while Finish reads (nothing is put then, and a
 	// written entity stays written); put forgets them all.
 	sp.knownMu.Lock()
 	var ask []string
 	for _, id := range ids {
-		if out[id] {
-			continue
-		}
 		if _, ok := sp.known[knownKey{bp, id, done}]; ok {
 			out[id] = true
 		} else {
@@ -711,12 +717,25 @@ func (sp *spool) among(ctx context.Context, bp string, done bool, ids []string) 
 		for len(args) < n+1 {
 			args = append(args, chunk[len(chunk)-1])
 		}
-		got, err := sp.stringsOf(ctx, false, query+`?`+strings.Repeat(",?", n-1)+`)`, args...)
-		if err != nil {
+		// Only valid entities get an outcome: with done, the valid ones
+		// whose state is not waiting.
+		if err := sp.lockRead(ctx); err != nil {
 			return nil, err
 		}
-		for _, id := range got {
-			out[id] = true
+		err := sp.query(ctx, query+`?`+strings.Repeat(",?", n-1)+`)`, args, func(rows *sql.Rows) error {
+			var id string
+			var n int64
+			if err := rows.Scan(&id, &n); err != nil {
+				return err
+			}
+			if !done || sp.stateAt(n) != stateWaiting {
+				out[id] = true
+			}
+			return nil
+		})
+		sp.mu.Unlock()
+		if err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
@@ -761,67 +780,70 @@ AND EXISTS (SELECT 1 FROM ref r WHERE r.bp = o.bp AND r.id = o.id) ORDER BY o.id
 }
 
 // counts returns, per blueprint with valid entities, the entities in each
-// state. Two plain scans, not a join: only valid entities get an outcome,
-// so the valid ones without one wait.
+// state: the valid ones counted in one scan, the written and unchanged
+// ones in memory (only valid entities get an outcome), the rest waiting.
 func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
-	if err := sp.lockRead(ctx, true); err != nil {
+	if err := sp.lockRead(ctx); err != nil {
 		return nil, err
 	}
 	defer sp.mu.Unlock()
 	out := map[string][3]int{}
-	scan := func(q string, fn func(bp string, state, n int)) error {
-		rows, err := sp.conn.QueryContext(ctx, q)
-		if err != nil {
-			return fmt.Errorf("port: spool: %w", err)
+	err := sp.query(ctx, `SELECT bp, count(*) FROM entity WHERE off IS NOT NULL GROUP BY bp`, nil, func(rows *sql.Rows) error {
+		var bp string
+		var n int
+		if err := rows.Scan(&bp, &n); err != nil {
+			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var bp string
-			var state, n int
-			if err := rows.Scan(&bp, &state, &n); err != nil {
-				return fmt.Errorf("port: spool: %w", err)
-			}
-			fn(bp, state, n)
+		c := [3]int{stateWaiting: n}
+		if t := sp.tally[bp]; t != nil {
+			c[stateWritten], c[stateUnchanged] = t[stateWritten], t[stateUnchanged]
+			c[stateWaiting] -= t[stateWritten] + t[stateUnchanged]
 		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("port: spool: %w", err)
-		}
+		out[bp] = c
 		return nil
-	}
-	err := scan(`SELECT bp, 0, count(*) FROM entity WHERE off IS NOT NULL GROUP BY bp`, func(bp string, _, n int) {
-		out[bp] = [3]int{stateWaiting: n}
 	})
-	if err == nil {
-		err = scan(`SELECT bp, state, count(*) FROM outcome GROUP BY bp, state`, func(bp string, state, n int) {
-			c, ok := out[bp]
-			if !ok || state <= stateWaiting || state >= len(c) {
-				return // none: outcomes are of valid entities, states 1 and 2
-			}
-			c[state] = n
-			c[stateWaiting] -= n
-			out[bp] = c
-		})
-	}
 	return out, err
+}
+
+// query runs q, prepared once, calling fn for each row. sp.mu is held.
+func (sp *spool) query(ctx context.Context, q string, args []any, fn func(*sql.Rows) error) error {
+	st, err := sp.stmt(ctx, q)
+	if err != nil {
+		return err
+	}
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return fmt.Errorf("port: spool: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return fmt.Errorf("port: spool: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("port: spool: %w", err)
+	}
+	return nil
 }
 
 // stateOf returns the state of one entity (-1: not produced or invalid).
 func (sp *spool) stateOf(ctx context.Context, k entityKey) (int, error) {
-	if err := sp.lockRead(ctx, true); err != nil {
+	if err := sp.lockRead(ctx); err != nil {
 		return -1, err
 	}
 	defer sp.mu.Unlock()
-	st, err := sp.stmt(ctx, `SELECT coalesce(x.state, 0) FROM entity e LEFT JOIN outcome x ON x.bp = e.bp AND x.id = e.id WHERE e.bp = ? AND e.id = ? AND e.off IS NOT NULL`)
+	st, err := sp.stmt(ctx, `SELECT n FROM entity e WHERE e.bp = ? AND e.id = ? AND e.off IS NOT NULL`)
 	if err != nil {
 		return -1, err
 	}
-	var s int
-	err = st.QueryRowContext(ctx, k.blueprint, k.identifier).Scan(&s)
+	var n int64
+	err = st.QueryRowContext(ctx, k.blueprint, k.identifier).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return -1, nil
 	}
 	if err != nil {
 		return -1, fmt.Errorf("port: spool: %w", err)
 	}
-	return s, nil
+	return sp.stateAt(n), nil
 }

@@ -120,7 +120,7 @@ func TestAmongRemembersOnlyWhatHolds(t *testing.T) {
 	ask(false, true)
 	ask(false, true) // remembered
 	ask(true, false) // produced, not yet written
-	if err := sp.setState(ctx, "b", []string{"x"}, stateWritten, nil); err != nil {
+	if err := sp.setState(ctx, "b", []string{"x"}, ordinals(t, sp, "b", []string{"x"}), stateWritten, nil); err != nil {
 		t.Fatal(err)
 	}
 	ask(true, true)
@@ -259,19 +259,19 @@ func TestSpoolLatestPutWinsAcrossQueries(t *testing.T) {
 	}
 }
 
-// TestOutcomesWaitingAreSeenByEveryQuery records outcomes that stay in
-// memory (fewer than outcomeBatch) and some that fill a batch, and asks
-// every query that reads outcomes: among, the second pass's selection,
-// the counts and one entity's state must all see the latest outcome of
-// each key, whether it waits or was inserted.
-func TestOutcomesWaitingAreSeenByEveryQuery(t *testing.T) {
+// TestOutcomesAreSeenByEveryQuery records outcomes (kept in memory), some
+// with cycle relations left whose rows in the cycle table wait to go in
+// and some that filled a batch of them, and asks every query that reads
+// outcomes: among, the second pass's selection, the counts and one
+// entity's state must all see the latest outcome of each entity.
+func TestOutcomesAreSeenByEveryQuery(t *testing.T) {
 	ctx := context.Background()
 	sp, err := openSpool(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sp.close()
-	n := outcomeBatch + 300
+	n := 6*cycleBatch + 300
 	var es []spooled
 	var ids []string
 	for i := range n {
@@ -288,7 +288,7 @@ func TestOutcomesWaitingAreSeenByEveryQuery(t *testing.T) {
 	// Every entity unchanged, then every third written (every sixth with
 	// cycle relations left), the last ones after the batch was inserted.
 	for start := 0; start < n; start += 20 {
-		if err := sp.setState(ctx, "b", ids[start:min(start+20, n)], stateUnchanged, nil); err != nil {
+		if err := sp.setState(ctx, "b", ids[start:min(start+20, n)], ordinals(t, sp, "b", ids[start:min(start+20, n)]), stateUnchanged, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -305,12 +305,12 @@ func TestOutcomesWaitingAreSeenByEveryQuery(t *testing.T) {
 		for i, id := range chunk {
 			cycle[i] = slices.Contains(cyc, id)
 		}
-		if err := sp.setState(ctx, "b", chunk, stateWritten, cycle); err != nil {
+		if err := sp.setState(ctx, "b", chunk, ordinals(t, sp, "b", chunk), stateWritten, cycle); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if len(sp.outcomes) == 0 {
-		t.Fatal("no outcome waits in memory: the test asks nothing of them")
+	if len(sp.cycles) == 0 {
+		t.Fatal("no row of the cycle table waits: the test asks nothing of them")
 	}
 	got, err := sp.among(ctx, "b", true, ids)
 	if err != nil {
@@ -319,9 +319,16 @@ func TestOutcomesWaitingAreSeenByEveryQuery(t *testing.T) {
 	if len(got) != n {
 		t.Fatalf("among(done): %d of %d", len(got), n)
 	}
-	if len(sp.outcomes) == 0 {
-		t.Fatal("among inserted the outcomes that wait")
+	for _, done := range []bool{false, true} {
+		if got, err := sp.among(ctx, "c", done, []string{"y"}); err != nil || got["y"] != !done {
+			t.Fatalf("among(c, done=%v) = %v, %v: y is produced, not written", done, got, err)
+		}
 	}
+	// Written again without cycle relations left: out of the second pass.
+	if err := sp.setState(ctx, "b", cyc[:1], ordinals(t, sp, "b", cyc[:1]), stateWritten, nil); err != nil {
+		t.Fatal(err)
+	}
+	cyc = cyc[1:]
 	var second []string
 	if err := (&Sink{}).eachID(ctx, sp, "b", selCycleWritten, func(id string) { second = append(second, id) }); err != nil {
 		t.Fatal(err)
@@ -329,7 +336,7 @@ func TestOutcomesWaitingAreSeenByEveryQuery(t *testing.T) {
 	if !slices.Equal(second, cyc) {
 		t.Fatalf("second pass selects %d, want %d", len(second), len(cyc))
 	}
-	if err := sp.setState(ctx, "b", []string{ids[1]}, stateWritten, nil); err != nil {
+	if err := sp.setState(ctx, "b", []string{ids[1]}, ordinals(t, sp, "b", []string{ids[1]}), stateWritten, nil); err != nil {
 		t.Fatal(err)
 	}
 	counts, err := sp.counts(ctx)
@@ -339,12 +346,13 @@ func TestOutcomesWaitingAreSeenByEveryQuery(t *testing.T) {
 	if want := [3]int{stateWritten: len(written) + 1, stateUnchanged: n - len(written) - 1}; len(counts) != 2 || counts["b"] != want || counts["c"] != [3]int{1, 0, 0} {
 		t.Fatalf("counts = %v, want b %v and c [1 0 0]", counts, want)
 	}
-	if err := sp.setState(ctx, "b", []string{ids[2]}, stateWritten, nil); err != nil {
+	if err := sp.setState(ctx, "b", []string{ids[2]}, ordinals(t, sp, "b", []string{ids[2]}), stateWritten, nil); err != nil {
 		t.Fatal(err)
 	}
-	for id, want := range map[string]int{ids[0]: stateWritten, ids[1]: stateWritten, ids[2]: stateWritten, ids[4]: stateUnchanged} {
-		if s, err := sp.stateOf(ctx, entityKey{"b", id}); err != nil || s != want {
-			t.Fatalf("stateOf(%s) = %d, %v, want %d", id, s, err, want)
+	for k, want := range map[entityKey]int{{"b", ids[0]}: stateWritten, {"b", ids[1]}: stateWritten, {"b", ids[2]}: stateWritten, {"b", ids[4]}: stateUnchanged,
+		{"b", ids[6]}: stateWritten, {"c", "y"}: stateWaiting, {"b", "invalid"}: -1, {"b", "none"}: -1} {
+		if s, err := sp.stateOf(ctx, k); err != nil || s != want {
+			t.Fatalf("stateOf(%v) = %d, %v, want %d", k, s, err, want)
 		}
 	}
 }
@@ -364,11 +372,11 @@ func TestSpoolStatementsOfFewLengths(t *testing.T) {
 	for n := 1; n <= 2*rowsPerInsert+7; n++ {
 		var args []any
 		for i := range n {
-			args = append(args, fmt.Sprint(n), fmt.Sprintf("e%03d", i%(n/2+1)), i, false)
+			args = append(args, fmt.Sprint(n), fmt.Sprintf("e%03d", i%(n/2+1)), fmt.Sprint(i), []byte{})
 		}
 		sp.mu.Lock()
 		err := sp.tx(ctx, func() error {
-			return sp.insertRows(ctx, `INSERT INTO outcome (bp, id, state, cycle) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET state = excluded.state`, 4, args)
+			return sp.insertRows(ctx, `INSERT INTO owned (bp, id, owner, body) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET owner = excluded.owner`, 4, args)
 		})
 		sp.mu.Unlock()
 		if err != nil {
@@ -380,7 +388,7 @@ func TestSpoolStatementsOfFewLengths(t *testing.T) {
 				last = i
 			}
 			var got int
-			if err := sp.conn.QueryRowContext(ctx, `SELECT state FROM outcome WHERE bp = ? AND id = ?`, fmt.Sprint(n), fmt.Sprintf("e%03d", k)).Scan(&got); err != nil || got != last {
+			if err := sp.conn.QueryRowContext(ctx, `SELECT owner FROM owned WHERE bp = ? AND id = ?`, fmt.Sprint(n), fmt.Sprintf("e%03d", k)).Scan(&got); err != nil || got != last {
 				t.Fatalf("%d rows: e%03d = %d, %v, want %d", n, k, got, err, last)
 			}
 		}
@@ -420,7 +428,7 @@ func TestSpoolStatementsOfFewLengths(t *testing.T) {
 	inserts, amongs := 0, 0
 	for q := range sp.stmts {
 		switch {
-		case strings.HasPrefix(q, `INSERT INTO outcome`):
+		case strings.HasPrefix(q, `INSERT INTO owned`):
 			inserts++
 		case strings.HasPrefix(q, `SELECT e.id FROM entity e WHERE e.bp = ? AND `+selValid+` AND e.id IN (`):
 			amongs++
@@ -429,4 +437,21 @@ func TestSpoolStatementsOfFewLengths(t *testing.T) {
 	if inserts > 7 || amongs > 10 {
 		t.Fatalf("%d insert statements, %d among statements prepared: want at most 7 and 10", inserts, amongs)
 	}
+}
+
+// ordinals returns the entity.n of each of ids of bp, as rowsAfter gives
+// them to setState.
+func ordinals(t *testing.T, sp *spool, bp string, ids []string) []int64 {
+	t.Helper()
+	ns := make([]int64, len(ids))
+	if err := sp.lockRead(context.Background()); err != nil { // entities put are in entity
+		t.Fatal(err)
+	}
+	defer sp.mu.Unlock()
+	for i, id := range ids {
+		if err := sp.conn.QueryRowContext(context.Background(), `SELECT n FROM entity WHERE bp = ? AND id = ?`, bp, id).Scan(&ns[i]); err != nil {
+			t.Fatalf("entity %s/%s: %v", bp, id, err)
+		}
+	}
+	return ns
 }
