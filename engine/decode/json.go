@@ -326,10 +326,6 @@ func (s *jsonStream) element() (v any, ok bool, err error) {
 		in.skipSpace()
 	}
 	s.line = in.line
-	if v, raw, ok := in.decodeBuffered(); ok {
-		s.raw = raw
-		return v, true, nil
-	}
 	in.startRecording()
 	err = in.scanBounds()
 	s.raw = in.stopRecording()

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"unicode/utf8"
-
-	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 )
 
 // The scanner below walks JSON text without building it: it validates a
@@ -357,29 +355,6 @@ var boundaryStop = func() (t [256]bool) {
 // it only finds where the value ends, minding strings and nesting. It is
 // for text that is decoded right after (whose decoder checks it all) and
 // followed by a strictly checked separator.
-// decodeBuffered decodes the value that starts at the next byte in one
-// pass when the buffer holds all of it (a page held in memory always
-// does), and consumes it: its raw text is the buffer's bytes, valid until
-// the input is read on. ok is false, nothing consumed, where it may not be
-// whole there (a number or literal at the buffer's end) or is not valid:
-// scanBounds and decodeValue then read it and word the error, as before.
-func (in *input) decodeBuffered() (v any, raw []byte, ok bool) {
-	b := in.available()
-	v, n, err := jsonv.DecodePrefix(b)
-	if err != nil {
-		return nil, nil, false
-	}
-	if c := b[0]; c != '{' && c != '[' && c != '"' {
-		// scanBounds takes a number or literal up to the next delimiter.
-		if n == len(b) || b[n] != ',' && b[n] != ']' && b[n] != '}' && !isSpace(b[n]) {
-			return nil, nil, false
-		}
-	}
-	raw = b[:n:n]
-	in.advance(n)
-	return v, raw, true
-}
-
 func (in *input) scanBounds() error {
 	in.skipSpace()
 	c, ok := in.peek()

@@ -32,19 +32,6 @@ func Decode(b []byte) (any, error) {
 	return v, nil
 }
 
-// DecodePrefix decodes the JSON value at the start of b (no white space
-// before it), as Decode would, and says how many bytes it took; what
-// follows is not read. A number or literal that ends b may go on past it:
-// the caller tells that from what follows.
-func DecodePrefix(b []byte) (v any, n int, err error) {
-	d := decoder{data: b}
-	v, err = d.value(0)
-	if err != nil {
-		return nil, 0, err
-	}
-	return v, d.pos, nil
-}
-
 // maxDepth is encoding/json's nesting limit.
 const maxDepth = 10000
 
