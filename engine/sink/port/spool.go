@@ -282,11 +282,11 @@ func (sp *spool) settle(ctx context.Context) error {
 	err := sp.tx(ctx, func() error {
 		// WHERE true: SQLite's upsert after INSERT … SELECT wants a WHERE
 		// (its parser could take ON CONFLICT for a join's ON).
-		if err := sp.exec(ctx, `INSERT INTO entity (bp, id, off, len, n) SELECT bp, id, off, len, n FROM arrival WHERE true ORDER BY bp, id, rowid
+		if err := sp.exec(ctx, true, `INSERT INTO entity (bp, id, off, len, n) SELECT bp, id, off, len, n FROM arrival WHERE true ORDER BY bp, id, rowid
 ON CONFLICT (bp, id) DO UPDATE SET off = excluded.off, len = excluded.len, n = excluded.n`); err != nil {
 			return err
 		}
-		return sp.exec(ctx, `DELETE FROM arrival`)
+		return sp.exec(ctx, true, `DELETE FROM arrival`)
 	})
 	if err != nil {
 		return err
@@ -350,34 +350,37 @@ const rowsPerInsert = 64
 
 // insertRows runs head, a VALUES list, tail for args, width values a row,
 // rowsPerInsert rows a statement (rows later in args win a conflict, as
-// they would one statement each). The rows short of a full statement go
-// in statements of a power of two rows each (45: 32, 8, 4, 1), so a
-// statement has one of a few lengths and each is prepared once: parsing
-// one of an odd length cost more than its rows. sp.mu is held.
+// they would one statement each). Statements of a full chunk, or of at
+// most a bulk request's entities, are prepared once. sp.mu is held.
 func (sp *spool) insertRows(ctx context.Context, head, tail string, width int, args []any) error {
 	tuple := "(?" + strings.Repeat(",?", width-1) + ")"
 	for len(args) > 0 {
-		n := rowsPerInsert
-		for n*width > len(args) {
-			n /= 2
-		}
-		chunk := args[:n*width]
+		chunk := args[:min(len(args), rowsPerInsert*width)]
 		args = args[len(chunk):]
+		n := len(chunk) / width
 		q := head + tuple + strings.Repeat(","+tuple, n-1) + tail
-		if err := sp.exec(ctx, q, chunk...); err != nil {
+		if err := sp.exec(ctx, n == rowsPerInsert || n <= maxBulkEntities, q, chunk...); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// exec runs q, prepared once. sp.mu is held.
-func (sp *spool) exec(ctx context.Context, q string, args ...any) error {
-	st, err := sp.stmt(ctx, q)
-	if err != nil {
-		return err
+// exec runs q, prepared once when keep says its text recurs (statements
+// with lists of parameters come in many lengths; only the usual ones are
+// kept). sp.mu is held.
+func (sp *spool) exec(ctx context.Context, keep bool, q string, args ...any) error {
+	var err error
+	if keep {
+		var st *sql.Stmt
+		if st, err = sp.stmt(ctx, q); err != nil {
+			return err
+		}
+		_, err = st.ExecContext(ctx, args...)
+	} else {
+		_, err = sp.conn.ExecContext(ctx, q, args...)
 	}
-	if _, err = st.ExecContext(ctx, args...); err != nil {
+	if err != nil {
 		return fmt.Errorf("port: spool: %w", err)
 	}
 	return nil
@@ -629,7 +632,7 @@ func (sp *spool) flushCycles(ctx context.Context) error {
 	}
 	err := sp.tx(ctx, func() error {
 		for _, n := range out {
-			if err := sp.exec(ctx, `DELETE FROM cycle WHERE n = ?`, n); err != nil {
+			if err := sp.exec(ctx, true, `DELETE FROM cycle WHERE n = ?`, n); err != nil {
 				return err
 			}
 		}
@@ -668,8 +671,8 @@ func (sp *spool) stateAt(n int64) int {
 }
 
 // maxInList is the most identifiers one IN (…) list of the spool's
-// statements holds: a power of two, as every list's length is (inList).
-const maxInList = 512
+// statements holds.
+const maxInList = 500
 
 // among returns which of ids of bp the run produced valid or, with done,
 // wrote or found unchanged.
@@ -701,28 +704,19 @@ func (sp *spool) among(ctx context.Context, bp string, done bool, ids []string) 
 		}
 	}()
 	for chunk := range slices.Chunk(ask, maxInList) {
-		// The list is padded to a power of two with its last identifier
-		// again (asking twice changes no answer): a few lengths, each
-		// prepared once, where parsing a list of each length cost more
-		// than its lookups.
-		n := 1
-		for n < len(chunk) {
-			n *= 2
-		}
-		args := make([]any, 0, n+1)
+		args := make([]any, 0, len(chunk)+1)
 		args = append(args, bp)
 		for _, id := range chunk {
 			args = append(args, id)
 		}
-		for len(args) < n+1 {
-			args = append(args, chunk[len(chunk)-1])
-		}
+		// Most lists are short (the few apps a page of workloads names).
+		keep := len(chunk) == maxInList || len(chunk) <= maxBulkEntities
 		// Only valid entities get an outcome: with done, the valid ones
 		// whose state is not waiting.
 		if err := sp.lockRead(ctx); err != nil {
 			return nil, err
 		}
-		err := sp.query(ctx, query+`?`+strings.Repeat(",?", n-1)+`)`, args, func(rows *sql.Rows) error {
+		err := sp.query(ctx, keep, query+`?`+strings.Repeat(",?", len(chunk)-1)+`)`, args, func(rows *sql.Rows) error {
 			var id string
 			var n int64
 			if err := rows.Scan(&id, &n); err != nil {
@@ -788,7 +782,7 @@ func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
 	}
 	defer sp.mu.Unlock()
 	out := map[string][3]int{}
-	err := sp.query(ctx, `SELECT bp, count(*) FROM entity WHERE off IS NOT NULL GROUP BY bp`, nil, func(rows *sql.Rows) error {
+	err := sp.query(ctx, true, `SELECT bp, count(*) FROM entity WHERE off IS NOT NULL GROUP BY bp`, nil, func(rows *sql.Rows) error {
 		var bp string
 		var n int
 		if err := rows.Scan(&bp, &n); err != nil {
@@ -805,13 +799,20 @@ func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
 	return out, err
 }
 
-// query runs q, prepared once, calling fn for each row. sp.mu is held.
-func (sp *spool) query(ctx context.Context, q string, args []any, fn func(*sql.Rows) error) error {
-	st, err := sp.stmt(ctx, q)
-	if err != nil {
-		return err
+// query runs q, prepared once when keep says its text recurs (see exec),
+// calling fn for each row. sp.mu is held.
+func (sp *spool) query(ctx context.Context, keep bool, q string, args []any, fn func(*sql.Rows) error) error {
+	var rows *sql.Rows
+	var err error
+	if keep {
+		var st *sql.Stmt
+		if st, err = sp.stmt(ctx, q); err != nil {
+			return err
+		}
+		rows, err = st.QueryContext(ctx, args...)
+	} else {
+		rows, err = sp.conn.QueryContext(ctx, q, args...)
 	}
-	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("port: spool: %w", err)
 	}
