@@ -1,0 +1,729 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine"
+)
+
+// TestChaosStreams is the property of `--streams` runs inside open syncs
+// (README, State and resume: a --streams run ends its part of the sync,
+// which the run resuming the whole sync does not read again nor reconcile
+// again), in TestChaos's manner. The source: orgs, each with items (a
+// child stream), extra items listed at the top (the items table is fed by
+// both streams), and events; the items stream also feeds an append log.
+// Per seed: the items and events tables' modes and on_duplicate, the page
+// cap, whether the source changes between the runs of a sync. Each sync
+// is a random sequence of full runs and --streams runs of random subsets
+// (some --full-refresh), under faults (5xx, bad bodies) or cancelled at
+// random requests, then quiet runs. After each run: no live row the source
+// never had; no row the run marked deleted whose record the source lists
+// (but for README's "not one snapshot" case: an item moved, while the
+// sync was open, under an org whose item list was read whole before);
+// a failed run names a failure above each record of its streams it
+// misses; a run without --streams exiting 0 ends the sync: every record
+// unchanged since the sync began holds its row, every row of a record
+// gone before it is marked deleted, and (the source unchanged in the
+// sync) the log holds each item once, or once more per --full-refresh of
+// items. Quiet runs converge to exactly the source.
+// FERRY_CHAOS_STREAMS_SEEDS=n runs n seeds (default 2),
+// FERRY_CHAOS_STREAMS_SEED=s seed s alone.
+func TestChaosStreams(t *testing.T) {
+	chaosMatrix(t, seedsFrom(t, "FERRY_CHAOS_STREAMS", 2), csRun)
+}
+
+var csStreams = []string{"orgs", "items", "extra", "events"}
+
+var csFaults = []string{"500", "503", "truncated-json", "empty-200", "fatal-body", "reset"}
+
+// csItem is a record of the items or extra streams (org "x" for extra).
+type csItem struct{ v, org string }
+
+// csAPI is the simulated source; all its lists are paged by a keyset
+// cursor (the last id served), pages capped at pageCap.
+type csAPI struct {
+	ctBook
+	srv     *httptest.Server
+	rng     *rand.Rand
+	pageCap int
+	midSync bool
+	next    int
+
+	orgs   map[string]string // id → v
+	items  map[string]*csItem
+	extra  map[string]string
+	events map[string]string
+
+	// read: per org, the pages of its item list served whole (no fault):
+	// the request's number and the last id it passed ("~" for the last
+	// page); movedAt: per item, the request count when it last moved.
+	// They tell README's "not one snapshot" case apart.
+	read    map[string][]csRead
+	movedAt map[string]int
+}
+
+func newCSAPI(t *testing.T, seed uint64) *csAPI {
+	a := &csAPI{ctBook: newCTBook(seed), rng: rand.New(rand.NewPCG(seed, 7)), orgs: map[string]string{}, items: map[string]*csItem{},
+		extra: map[string]string{}, events: map[string]string{}, read: map[string][]csRead{}, movedAt: map[string]int{}}
+	a.pageCap = 1 + a.rng.IntN(3)
+	a.midSync = a.rng.IntN(2) == 0
+	for range 2 + a.rng.IntN(3) {
+		a.addOrg()
+	}
+	for range a.rng.IntN(4) {
+		a.extra[a.newID("x")] = a.val()
+	}
+	for range 1 + a.rng.IntN(5) {
+		a.events[a.newID("e")] = a.val()
+	}
+	a.srv = httptest.NewServer(http.HandlerFunc(a.serve))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *csAPI) newID(prefix string) string {
+	a.next++
+	return fmt.Sprintf("%s%03d", prefix, a.next)
+}
+
+func (a *csAPI) val() string { return "v" + strconv.Itoa(a.rng.IntN(1000)) }
+
+func (a *csAPI) addOrg() string {
+	o := a.newID("o")
+	a.orgs[o] = a.val()
+	for range a.rng.IntN(5) {
+		a.items[a.newID("i")] = &csItem{v: a.val(), org: o}
+	}
+	return o
+}
+
+func pick[V any](rng *rand.Rand, m map[string]V) string {
+	if len(m) == 0 {
+		return ""
+	}
+	ids := slices.Sorted(maps.Keys(m))
+	return ids[rng.IntN(len(ids))]
+}
+
+// mutate changes the source between runs: records added, removed,
+// changed, items moved between orgs; it says what it did.
+func (a *csAPI) mutate() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var did []string
+	for range 1 + a.rng.IntN(4) {
+		switch a.rng.IntN(11) {
+		case 0:
+			did = append(did, "org added "+a.addOrg())
+		case 1:
+			if o := pick(a.rng, a.orgs); len(a.orgs) > 1 {
+				delete(a.orgs, o)
+				for id, it := range a.items {
+					if it.org == o {
+						delete(a.items, id)
+					}
+				}
+				did = append(did, "org removed with its items "+o)
+			}
+		case 2:
+			if o := pick(a.rng, a.orgs); o != "" {
+				a.orgs[o] = a.val()
+				did = append(did, "org changed "+o)
+			}
+		case 3:
+			if o := pick(a.rng, a.orgs); o != "" {
+				id := a.newID("i")
+				a.items[id] = &csItem{v: a.val(), org: o}
+				did = append(did, "item added "+id+" under "+o)
+			}
+		case 4:
+			if id := pick(a.rng, a.items); id != "" {
+				delete(a.items, id)
+				did = append(did, "item removed "+id)
+			}
+		case 5:
+			if id := pick(a.rng, a.items); id != "" {
+				a.items[id].v = a.val()
+				did = append(did, "item changed "+id)
+			}
+		case 6, 7:
+			if id, o := pick(a.rng, a.items), pick(a.rng, a.orgs); id != "" && a.items[id].org != o {
+				did = append(did, "item moved "+id+" from "+a.items[id].org+" to "+o)
+				a.items[id].org = o
+				a.movedAt[id] = a.served
+			}
+		case 8:
+			id := a.newID("x")
+			a.extra[id] = a.val()
+			did = append(did, "extra added "+id)
+		case 9:
+			if id := pick(a.rng, a.extra); id != "" {
+				if a.rng.IntN(2) == 0 {
+					delete(a.extra, id)
+					did = append(did, "extra removed "+id)
+				} else {
+					a.extra[id] = a.val()
+					did = append(did, "extra changed "+id)
+				}
+			}
+		case 10:
+			switch id := pick(a.rng, a.events); {
+			case id == "" || a.rng.IntN(3) == 0:
+				id = a.newID("e")
+				a.events[id] = a.val()
+				did = append(did, "event added "+id)
+			case a.rng.IntN(2) == 0:
+				delete(a.events, id)
+				did = append(did, "event removed "+id)
+			default:
+				a.events[id] = a.val()
+				did = append(did, "event changed "+id)
+			}
+		}
+	}
+	return strings.Join(did, "; ")
+}
+
+func (a *csAPI) serve(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	n, hook, rng, fault := a.arrive(r, csFaults)
+	_ = rng
+	list := []map[string]any{}
+	org := ""
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	switch {
+	case len(parts) == 1 && parts[0] == "orgs":
+		for _, id := range slices.Sorted(maps.Keys(a.orgs)) {
+			list = append(list, map[string]any{"id": id, "v": a.orgs[id]})
+		}
+	case len(parts) == 3 && parts[0] == "orgs" && parts[2] == "items":
+		org = parts[1]
+		if _, ok := a.orgs[org]; !ok {
+			a.mu.Unlock()
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		for _, id := range slices.Sorted(maps.Keys(a.items)) {
+			if it := a.items[id]; it.org == org {
+				list = append(list, map[string]any{"id": id, "v": it.v, "org": org, "gen": "g" + strconv.Itoa(a.gen)})
+			}
+		}
+	case len(parts) == 1 && parts[0] == "extra":
+		for _, id := range slices.Sorted(maps.Keys(a.extra)) {
+			list = append(list, map[string]any{"id": id, "v": a.extra[id], "org": "x"})
+		}
+	case len(parts) == 1 && parts[0] == "events":
+		for _, id := range slices.Sorted(maps.Keys(a.events)) {
+			list = append(list, map[string]any{"id": id, "v": a.events[id]})
+		}
+	default:
+		a.mu.Unlock()
+		w.WriteHeader(http.StatusNotFound)
+		return
+	}
+	after := r.URL.Query().Get("cursor")
+	lo := 0
+	for lo < len(list) && after != "" && list[lo]["id"].(string) <= after {
+		lo++
+	}
+	hi := min(lo+a.pageCap, len(list))
+	body := map[string]any{"items": list[lo:hi]}
+	if hi < len(list) {
+		body["next"] = list[hi-1]["id"]
+	}
+	if org != "" && fault == "" {
+		upTo := "~"
+		if hi < len(list) {
+			upTo = list[hi-1]["id"].(string)
+		}
+		a.read[org] = append(a.read[org], csRead{n, upTo})
+	}
+	a.mu.Unlock()
+	if hook != nil {
+		hook(n)
+	}
+	b, _ := json.Marshal(body)
+	switch fault {
+	case "500", "503":
+		code, _ := strconv.Atoi(fault)
+		w.WriteHeader(code)
+		fmt.Fprintf(w, "<html>%d</html>", code)
+		return
+	case "truncated-json":
+		b = b[:len(b)/2]
+	case "empty-200":
+		w.WriteHeader(http.StatusOK)
+		return
+	case "fatal-body":
+		b = []byte(`{"error": "internal", "retryable": false}`)
+	case "reset":
+		hijackClose(w, "")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+// csRead is a page of an org's item list served: the request's number,
+// the last id it passed.
+type csRead struct {
+	n    int
+	upTo string
+}
+
+// csTruth is what a full read of the source gives: table/id → row (as
+// ctSelect reads it), and each key's stream and org.
+type csTruth struct {
+	rows           map[string]string
+	stream, parent map[string]string
+}
+
+func (a *csAPI) truth() csTruth {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	tr := csTruth{rows: map[string]string{}, stream: map[string]string{}, parent: map[string]string{}}
+	add := func(table, stream, id, v, org string) {
+		key := table + "/" + id
+		row := v + "|<null>|" + org + "|<null>|"
+		tr.rows[key], tr.stream[key], tr.parent[key] = row, stream, org
+		a.note(key, row)
+	}
+	for id, v := range a.orgs {
+		add("orgs", "orgs", id, v, "<null>")
+	}
+	for id, it := range a.items {
+		add("items", "items", id, it.v, it.org)
+	}
+	for id, v := range a.extra {
+		add("items", "extra", id, v, "x")
+	}
+	for id, v := range a.events {
+		add("events", "events", id, v, "<null>")
+	}
+	return tr
+}
+
+const csSpecHead = `version: 1
+name: NAME
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+  timeout: 300ms
+  concurrency: CONC
+  retry: {attempts: 3, initial: 1ms, max: 2ms}
+  rules:
+    - status: 404
+      action: empty
+    - status: 200
+      body: '.retryable? == false'
+      action: fail
+      message: .error
+streams:
+  orgs:
+    request: {path: /orgs}
+    records: .items[]
+    paginate: {type: cursor, token: .next, param: cursor}
+  items:
+    for_each: orgs
+    request: {path: '/orgs/${ parent.id }/items'}
+    records: .items[]
+    paginate: {type: cursor, token: .next, param: cursor}
+  extra:
+    request: {path: /extra}
+    records: .items[]
+    paginate: {type: cursor, token: .next, param: cursor}
+  events:
+    request: {path: /events}
+    records: .items[]
+    paginate: {type: cursor, token: .next, param: cursor}
+tables:
+  orgs: {from: orgs, mode: replace, delete_threshold: 1, primary_key: [id], row: '{id, v}', COLS}
+  items_log: {from: items, mode: append, row: '{id, gen, v}', columns: {id: STRING, gen: STRING, v: STRING}}
+`
+
+const csCols = `columns: {id: STRING, v: STRING, note: STRING, parent: STRING, root: STRING}`
+
+// csTable is a keyed table's line of the spec: mode and on_duplicate
+// chosen by rng.
+func csTable(rng *rand.Rand, name, from string) (line string, replace bool) {
+	mode := []string{"replace", "replace", "upsert"}[rng.IntN(3)]
+	extra := ""
+	if mode == "replace" {
+		extra = ", delete_threshold: 1"
+	}
+	if dup := []string{"", "warn", "fail", "merge"}[rng.IntN(4)]; dup != "" {
+		extra += ", on_duplicate: " + dup
+	}
+	row := "{id, v}"
+	if name == "items" {
+		row = "{id, v, parent: .org}"
+	}
+	return fmt.Sprintf("  %s: {from: %s, mode: %s%s, primary_key: [id], row: '%s', %s}\n", name, from, mode, extra, row, csCols), mode == "replace"
+}
+
+// csHarness runs one seed's syncs and checks each run.
+type csHarness struct {
+	t    *testing.T
+	a    *csAPI
+	dest ctDest
+	sp   *engine.Spec
+	cfg  *engine.Config
+	// replace: the replace tables.
+	replace map[string]bool
+	// The sync: the source as it began, every key the source had since,
+	// whether the source changed in it, how many times a --streams run
+	// read items anew in it, and the request count when it began.
+	start     map[string]string
+	since     map[string]bool
+	changed   bool
+	refreshed int
+	began     int
+	// itemsPart: a --streams run ended the items stream's part of the
+	// sync, which a later one reads anew.
+	itemsPart bool
+}
+
+func csRun(t *testing.T, seed uint64, destKind, mode string) {
+	a := newCSAPI(t, seed)
+	dir := t.TempDir()
+	name := fmt.Sprintf("cstreams_%d_%d_%s", os.Getpid(), seed, mode)
+	var dest ctDest
+	if destKind == "postgres" {
+		dest = ctPG(t, os.Getenv("FERRY_TEST_POSTGRES_URL"), name)
+	} else {
+		dest = ctSQLite(dir, name)
+	}
+	rng := rand.New(rand.NewPCG(seed, 3))
+	conc := 1 + int(seed%4)
+	items, itemsReplace := csTable(rng, "items", "[items, extra]")
+	events, eventsReplace := csTable(rng, "events", "events")
+	text := strings.NewReplacer("name: NAME", "name: "+name, "CONC", strconv.Itoa(conc), "COLS", csCols).Replace(csSpecHead) + items + events
+	t.Logf("seed %d: %d orgs, %d items, %d extra, %d events, cap %d, midSync %v, concurrency %d; tables:\n%s",
+		seed, len(a.orgs), len(a.items), len(a.extra), len(a.events), a.pageCap, a.midSync, conc, text[strings.Index(text, "tables:"):])
+	path := filepath.Join(dir, "s.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := engine.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.ResolveConfig(sp, engine.ConfigSources{Sets: map[string]string{"url": a.srv.URL}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &csHarness{t: t, a: a, dest: dest, sp: sp, cfg: cfg, replace: map[string]bool{"orgs": true, "items": itemsReplace, "events": eventsReplace}}
+	h.loop(rng, mode)
+}
+
+func (h *csHarness) run(ctx context.Context, streams []string, full bool) error {
+	if h.dest.settle != nil {
+		h.dest.settle(h.t)
+	}
+	_, err := engine.Run(ctx, h.sp, h.cfg, engine.RunOptions{Dest: h.dest.url, ResumeWithin: -1, Streams: streams, FullRefresh: full})
+	return err
+}
+
+// begin marks the start of a sync.
+func (h *csHarness) begin() {
+	h.start, h.since, h.changed, h.refreshed, h.itemsPart = nil, map[string]bool{}, false, 0, false
+	h.a.mu.Lock()
+	h.a.gen++
+	h.a.mu.Unlock()
+}
+
+func (h *csHarness) truth() csTruth {
+	tr := h.a.truth()
+	if h.start == nil { // the sync's first run
+		h.start = tr.rows
+		h.a.mu.Lock()
+		h.began = h.a.served
+		h.a.mu.Unlock()
+	}
+	for key := range tr.rows {
+		h.since[key] = true
+	}
+	return tr
+}
+
+var csTables = []string{"orgs", "items", "events"}
+
+func (h *csHarness) loop(rng *rand.Rand, mode string) {
+	t, a, seed := h.t, h.a, h.a.seed
+	defer func() {
+		if t.Failed() {
+			a.mu.Lock()
+			t.Logf("requests (url fault):\n%s", strings.Join(a.trace, "\n"))
+			a.mu.Unlock()
+		}
+	}()
+	h.begin()
+	for sync := range 2 + rng.IntN(2) {
+		if sync > 0 {
+			t.Logf("seed %d: between syncs: %s", seed, a.mutate())
+		}
+		for i := range 1 + rng.IntN(5) {
+			if i > 0 && a.midSync {
+				h.changed = true
+				t.Logf("seed %d: between runs of sync %d: %s", seed, sync+1, a.mutate())
+			}
+			var streams []string
+			full := false
+			if rng.IntN(3) > 0 {
+				for _, s := range csStreams {
+					if rng.IntN(2) == 0 {
+						streams = append(streams, s)
+					}
+				}
+				if len(streams) == 0 {
+					streams = []string{csStreams[rng.IntN(len(csStreams))]}
+				}
+				full = rng.IntN(3) == 0
+			}
+			tr := h.truth()
+			ctx, cancel := context.WithCancel(t.Context())
+			rate := 0.05 + 0.25*rng.Float64()
+			if mode == "cancel" {
+				rate *= float64(rng.IntN(2))
+				a.mu.Lock()
+				stop := a.served + 1 + rng.IntN(30)
+				a.onRequest = func(n int) {
+					if n == stop {
+						cancel()
+					}
+				}
+				a.mu.Unlock()
+			}
+			a.setFaults(rate)
+			before := h.dest.readAll(t, csTables...)
+			what := fmt.Sprintf("sync %d run %d (--streams %s, full refresh %v)", sync+1, i+1, strings.Join(streams, ","), full)
+			a.mu.Lock()
+			a.trace = append(a.trace, "-- "+what)
+			a.mu.Unlock()
+			err := h.run(ctx, streams, full)
+			a.mu.Lock()
+			a.onRequest, a.faultRate = nil, 0
+			injected := fmt.Sprint(a.injected)
+			a.trace = append(a.trace, fmt.Sprintf("-- %s ended: %v", what, err))
+			a.mu.Unlock()
+			cut := ctx.Err() != nil
+			cancel()
+			t.Logf("seed %d %s: %s (cut %v): %v; injected so far %s", seed, mode, what, cut, err, injected)
+			if slices.Contains(streams, "items") {
+				// Read anew (README, --full-refresh and State and resume):
+				// the log may get each item once more.
+				if full || h.itemsPart {
+					h.refreshed++
+				}
+				h.itemsPart = err == nil
+			}
+			h.check(tr, before, streams, err, cut, false, what)
+			if t.Failed() {
+				return
+			}
+			if err == nil && streams == nil {
+				h.begin()
+				break
+			}
+		}
+		// Quiet runs end the sync: a moved item may collide once with
+		// its row of the sync's earlier runs (README: a repeat with
+		// other values from another parent), never silently.
+		for quiet := range 2 {
+			tr := h.truth()
+			before := h.dest.readAll(t, csTables...)
+			err := h.run(t.Context(), nil, false)
+			what := fmt.Sprintf("sync %d quiet run %d", sync+1, quiet+1)
+			t.Logf("seed %d: %s: %v", seed, what, err)
+			h.check(tr, before, nil, err, false, true, what)
+			if t.Failed() {
+				return
+			}
+			if err == nil {
+				break
+			}
+			if quiet == 1 {
+				t.Fatalf("seed %d: %s failed: %v", seed, what, err)
+			}
+		}
+		// A sync of its own, quiet: exact, removed records marked deleted.
+		h.begin()
+		tr := h.truth()
+		if err := h.run(t.Context(), nil, false); err != nil {
+			t.Fatalf("seed %d: sync %d: a new quiet sync: %v", seed, sync+1, err)
+		}
+		h.exitZero(tr, "a new quiet sync")
+		got := h.dest.readAll(t, csTables...)
+		for key, g := range got {
+			if _, ok := tr.rows[key]; !ok && !strings.HasSuffix(g, "|deleted") && h.isReplace(key) {
+				t.Errorf("seed %d: a new quiet sync: %s = %q, which the source no longer has, not marked deleted", seed, key, g)
+			}
+		}
+		if t.Failed() {
+			return
+		}
+		h.begin()
+	}
+}
+
+// isReplace tells whether key's table is a replace table.
+func (h *csHarness) isReplace(key string) bool {
+	table, _, _ := strings.Cut(key, "/")
+	return h.replace[table]
+}
+
+// notSnapshot tells README's "not one snapshot" case (a chain reads the
+// source as it is when it reads it): item id moved while the sync was
+// open to an org whose item list the sync had read past its place before
+// the move (whole: the chain done; or a page of a chain still open, which
+// goes on after it). Its row may be marked deleted (the new org's chain
+// does not list it again in the sync), or keep its old values.
+func (h *csHarness) notSnapshot(key string) bool {
+	id, ok := strings.CutPrefix(key, "items/")
+	if !ok {
+		return false
+	}
+	h.a.mu.Lock()
+	defer h.a.mu.Unlock()
+	it := h.a.items[id]
+	if it == nil || h.a.movedAt[id] <= h.began {
+		return false // not moved in the sync
+	}
+	for _, r := range h.a.read[it.org] {
+		if r.n > h.began && r.n <= h.a.movedAt[id] && r.upTo >= id {
+			return true
+		}
+	}
+	return false
+}
+
+// check is every run's property, whatever its exit.
+func (h *csHarness) check(tr csTruth, before map[string]string, streams []string, err error, cut, quiet bool, what string) {
+	t, seed := h.t, h.a.seed
+	t.Helper()
+	got := h.dest.readAll(t, csTables...)
+	// No live row the source never had.
+	h.a.mu.Lock()
+	for key, row := range got {
+		if !strings.HasSuffix(row, "|deleted") && !h.a.hist[key][row] {
+			t.Errorf("seed %d: %s: %s = %q, a row the source never had (it had %v)", seed, what, key, row, slices.Sorted(maps.Keys(h.a.hist[key])))
+		}
+	}
+	h.a.mu.Unlock()
+	// No row of a record the source lists marked deleted by this run.
+	for key, row := range got {
+		if _, listed := tr.rows[key]; listed && strings.HasSuffix(row, "|deleted") && !strings.HasSuffix(before[key], "|deleted") && !h.notSnapshot(key) {
+			t.Errorf("seed %d: %s (err %v): %s marked deleted (was %q), but the source lists it: %q", seed, what, err, key, before[key], tr.rows[key])
+		}
+	}
+	if err == nil {
+		if streams == nil {
+			h.exitZero(tr, what)
+		}
+		return
+	}
+	var re *engine.RunError
+	if !errors.As(err, &re) {
+		if !cut {
+			t.Errorf("seed %d: %s: %v is not a RunError listing its failures", seed, what, err)
+		}
+		return
+	}
+	if engine.ExitCode(err, false) == 0 {
+		t.Errorf("seed %d: %s: failed run exits 0: %v", seed, what, err)
+	}
+	if quiet {
+		for _, f := range re.Failures {
+			// A moved item met again under its new org: a collision with
+			// its row of the sync's earlier runs (README: a repeat with
+			// other values from another parent), or, under on_duplicate:
+			// fail, a failed record.
+			if !f.Record() || !strings.Contains(f.Error(), "another record") && !strings.Contains(f.Error(), "already written by this sync") {
+				t.Errorf("seed %d: %s fails for %v, which the source does not explain", seed, what, f)
+				continue
+			}
+			segs := strings.Split(f.Parents, " > ")
+			stream, id, _ := strings.Cut(strings.TrimSuffix(segs[len(segs)-1], "]"), "[id=")
+			if key := f.Table + "/" + id; h.start[key] == tr.rows[key] || stream != "items" {
+				t.Errorf("seed %d: %s: a collision of %s, unchanged since the sync began: %v", seed, what, key, f)
+			}
+		}
+	}
+	if cut {
+		return
+	}
+	// Each record of the run's streams it misses (unchanged since the
+	// sync began: a change is the next sync's) is below a failure.
+	covers := func(stream, org string) bool {
+		for _, f := range re.Failures {
+			switch {
+			case f.Stream == "orgs" && stream == "items":
+				return true
+			case f.Stream == stream && (stream != "items" || strings.Contains(f.Parents, "orgs[id="+org+"]")):
+				return true
+			}
+		}
+		return false
+	}
+	for key, want := range tr.rows {
+		stream := tr.stream[key]
+		if streams != nil && !slices.Contains(streams, stream) || got[key] == want || h.start[key] != want || h.notSnapshot(key) {
+			continue
+		}
+		if !covers(stream, tr.parent[key]) {
+			t.Errorf("seed %d: %s: %s = %q, want %q, silently (no failure of stream %s above it)", seed, what, key, got[key], want, stream)
+		}
+	}
+}
+
+// exitZero checks a run without --streams that exited 0, ending the sync.
+func (h *csHarness) exitZero(tr csTruth, what string) {
+	t, seed := h.t, h.a.seed
+	t.Helper()
+	got := h.dest.readAll(t, csTables...)
+	for key, want := range tr.rows {
+		if h.start[key] != want || h.notSnapshot(key) {
+			continue // changed since the sync began: noted as a row the source had
+		}
+		if g, ok := got[key]; !ok {
+			t.Errorf("seed %d: %s exited 0: %s missing (%s)", seed, what, key, tr.stream[key])
+		} else if g != want {
+			t.Errorf("seed %d: %s exited 0: %s = %q, want %q (%s)", seed, what, key, g, want, tr.stream[key])
+		}
+	}
+	for key, g := range got {
+		if !h.since[key] && !strings.HasSuffix(g, "|deleted") && h.isReplace(key) {
+			t.Errorf("seed %d: %s exited 0: %s = %q, a record gone before the sync began, not marked deleted", seed, what, key, g)
+		}
+	}
+	if h.changed {
+		return
+	}
+	h.a.mu.Lock()
+	gen := "g" + strconv.Itoa(h.a.gen)
+	h.a.mu.Unlock()
+	logged := h.dest.logged(t, "items_log", gen)
+	for key := range tr.rows {
+		id, ok := strings.CutPrefix(key, "items/")
+		if !ok || tr.stream[key] != "items" {
+			continue
+		}
+		if n, _ := strconv.Atoi(logged[id]); n < 1 || n > 1+h.refreshed {
+			t.Errorf("seed %d: %s exited 0: item %s logged %q times in the sync, want once (%d readings anew of items)", seed, what, id, logged[id], h.refreshed)
+		}
+	}
+}
