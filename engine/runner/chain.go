@@ -1364,6 +1364,10 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		// its partition committed no row of it there.
 		var failedBefore map[string]bool
 		whole := false // a record of a replayed page written whole
+		// committedThen: a record past the committed pages that its
+		// partition committed (shifted onto a later page): its keyed rows
+		// are its own, not duplicates of them.
+		committedThen := false
 		if replay {
 			if len(c.retryKeys) > 0 {
 				key, _ = c.r.identify(c.ctx, st.s, rec, c.vars)
@@ -1392,6 +1396,7 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 				// kept for the rest of the sync (a replaced job's) may
 				// name a record a later job appended since.
 				if done, bySum := c.appendedBefore(rec); done {
+					committedThen = !c.jobReplaced
 					tables = slices.DeleteFunc(slices.Clone(tables), func(t *spec.Table) bool {
 						return t.Mode.V == "append" && (bySum || !c.failedThen(t.Name, rec))
 					})
@@ -1444,7 +1449,7 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 			// record's key is a duplicate still.
 			m = c.noteCommitted(m, rec, tables)
 		}
-		if m != nil && (replay || c.cp == nil) {
+		if m != nil && (replay || c.cp == nil || committedThen) {
 			// A chain read from its start (afresh, or for the first time),
 			// or a record of a committed page written again: its rows may
 			// be the ones its partition committed before. Not a row whose
