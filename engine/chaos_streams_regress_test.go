@@ -14,8 +14,20 @@ import (
 // notes below it): i2 on page 1, i4 shifted to page 2, past the page its
 // partition committed. Under on_duplicate: fail, i4 (unchanged, same
 // partition, its hash saved for the append log) must not be failed as a
-// duplicate of its own row (exit 1 for nothing).
+// duplicate of its own row (exit 1 for nothing). Without the append log
+// the stream saves no record hashes, and i4 is still failed so: a known
+// bug, run with FERRY_KNOWN_BUGS=1.
 func TestChaosStreamsShiftedRecordNotItsOwnDuplicate(t *testing.T) {
+	t.Run("log", func(t *testing.T) { csShifted(t, false) })
+	t.Run("nolog", func(t *testing.T) {
+		if os.Getenv("FERRY_KNOWN_BUGS") == "" {
+			t.Skip("known bug (FERRY_KNOWN_BUGS=1 runs it): without an append table the shifted record is failed as its own duplicate")
+		}
+		csShifted(t, true)
+	})
+}
+
+func csShifted(t *testing.T, noLog bool) {
 	a := newCSAPI(t, 1)
 	a.pageCap = 1
 	a.orgs = map[string]string{"o1": "v1", "o3": "v3", "o7": "v7"}
@@ -25,7 +37,7 @@ func TestChaosStreamsShiftedRecordNotItsOwnDuplicate(t *testing.T) {
 	tables := fmt.Sprintf("  items: {from: [items, extra], mode: replace, delete_threshold: 1, on_duplicate: fail, primary_key: [id], row: '{id, v, parent: .org}', %s}\n", csCols) +
 		fmt.Sprintf("  events: {from: events, primary_key: [id], row: '{id, v}', %s}\n", csCols) +
 		fmt.Sprintf("  notes: {from: notes, mode: replace, delete_threshold: 1, primary_key: [id], row: '{id, v, parent: .item}', %s}\n", csCols)
-	h := newCSHarness(t, a, fmt.Sprintf("csshift_%d", os.Getpid()), "sqlite", 1, tables)
+	h := newCSHarness(t, a, fmt.Sprintf("csshift_%d_%v", os.Getpid(), noLog), "sqlite", 1, tables, noLog)
 	a.failing["/items/i8/notes"] = 1
 	if err := h.run(t.Context(), nil, false); err == nil || !strings.Contains(err.Error(), "failed request chain") {
 		t.Fatalf("run 1: want the notes of i8 failed, got %v", err)
