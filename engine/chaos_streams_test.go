@@ -24,7 +24,8 @@ import (
 // which the run resuming the whole sync does not read again nor reconcile
 // again), in TestChaos's manner. The source: orgs, each with items (a
 // child stream), extra items listed at the top (the items table is fed by
-// both streams), and events; the items stream also feeds an append log.
+// both streams), and events; in most seeds the items stream also feeds
+// an append log.
 // Per seed: the items and events tables' modes and on_duplicate, the page
 // cap, whether the source changes between the runs of a sync. Each sync
 // is a random sequence of full runs and --streams runs of random subsets
@@ -32,13 +33,16 @@ import (
 // random requests, then quiet runs. After each run: no live row the source
 // never had; no row the run marked deleted whose record the source lists
 // (but for README's "not one snapshot" case: an item moved, while the
-// sync was open, under an org whose item list was read whole before);
+// sync was open, under an org whose item list the sync had read past its
+// place before; its notes with it);
 // a failed run names a failure above each record of its streams it
 // misses; a run without --streams exiting 0 ends the sync: every record
 // unchanged since the sync began holds its row, every row of a record
 // gone before it is marked deleted, and (the source unchanged in the
-// sync) the log holds each item once, or once more per --full-refresh of
-// items. Quiet runs converge to exactly the source.
+// sync) the log holds each item once, or once more per --streams run
+// that read items anew (--full-refresh, or its part ended before). Quiet
+// runs converge to exactly the source (a quiet --full-refresh where
+// on_duplicate: fail keeps a moved item failed while the sync lasts).
 // FERRY_CHAOS_STREAMS_SEEDS=n runs n seeds (default 2),
 // FERRY_CHAOS_STREAMS_SEED=s seed s alone.
 func TestChaosStreams(t *testing.T) {
