@@ -40,6 +40,8 @@ var chaosKids = []string{"kids_page", "kids_cursor", "kids_link", "kids_offset"}
 type chaosRec struct {
 	ID, V, Note, Parent string
 	hasNote             bool
+	// X: a field only TestChaosAppend's append tables map (unset: omitted).
+	X string
 }
 
 func (r chaosRec) json() map[string]any {
@@ -49,6 +51,9 @@ func (r chaosRec) json() map[string]any {
 	}
 	if r.hasNote { // an optional field the API omits when unset
 		m["note"] = r.Note
+	}
+	if r.X != "" {
+		m["x"] = r.X
 	}
 	return m
 }
@@ -75,18 +80,42 @@ type chaosAPI struct {
 	orgsPaging string
 	pageCap    int
 
+	// data guards parents, kids and notes, which TestChaosAppend changes
+	// between runs while a cancelled run's handler may still answer.
+	data sync.RWMutex
+
 	mu        sync.Mutex
 	faultRate float64        // 0: no faults
 	seen      map[string]int // request URL → times asked (faults depend on it, not on arrival order)
 	served    int
 	onRequest func(n int)
 	injected  map[string]int
-	trace     []string // each request and its fault, for a failing seed's log
+	trace     []string       // each request and its fault, for a failing seed's log
+	repeats   map[string]int // record id → times a page repeated it (shape dup)
+	// afresh: stream|parent → times its first page was asked for after
+	// a short page of it was served (a chain with a total that ended
+	// short is read afresh: README, Pagination).
+	afresh map[string]int
+	cutAt  map[string]bool // stream|parent → a short page of it was served
+}
+
+// noteShort counts, for a chain with a total, its readings afresh.
+func (a *chaosAPI) noteShort(stream, parent, shape string, first bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	k := stream + "|" + parent
+	if first && a.cutAt[k] {
+		a.afresh[k]++
+		a.cutAt[k] = false
+	}
+	if shape == "short" || shape == "omit" {
+		a.cutAt[k] = true
+	}
 }
 
 func newChaosAPI(t *testing.T, seed uint64) *chaosAPI {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
-	a := &chaosAPI{seed: seed, kids: map[string]map[string][]chaosRec{}, notes: map[string][]chaosRec{}, seen: map[string]int{}, injected: map[string]int{}}
+	a := &chaosAPI{seed: seed, kids: map[string]map[string][]chaosRec{}, notes: map[string][]chaosRec{}, seen: map[string]int{}, injected: map[string]int{}, repeats: map[string]int{}, afresh: map[string]int{}, cutAt: map[string]bool{}}
 	a.orgsPaging = []string{"cursor", "offset", "link"}[rng.IntN(3)]
 	a.pageCap = 1 + rng.IntN(4)
 	n := 3 + rng.IntN(4)
@@ -213,7 +242,9 @@ func (a *chaosAPI) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	a.data.RLock()
 	status, hdr, body := a.answer(r, shape, rng)
+	a.data.RUnlock()
 	switch fault {
 	case "truncated-json": // a whole HTTP answer whose JSON stops halfway
 		body = body[:len(body)/2]
@@ -254,7 +285,7 @@ func hijackClose(w http.ResponseWriter, raw string) {
 // shaped: a short page (cut below n; not the last), a duplicate (the
 // previous page's last record again, as when a record added at the front
 // shifts the list), or as it is.
-func window(list []chaosRec, lo, n int, shape string, rng *rand.Rand) (page []chaosRec, next int) {
+func (a *chaosAPI) window(list []chaosRec, lo, n int, shape string, rng *rand.Rand) (page []chaosRec, next int) {
 	lo = min(lo, len(list))
 	hi := min(lo+n, len(list))
 	if shape == "short" && hi-lo > 1 && hi < len(list) {
@@ -263,6 +294,9 @@ func window(list []chaosRec, lo, n int, shape string, rng *rand.Rand) (page []ch
 	page = slices.Clone(list[lo:hi])
 	if shape == "dup" && lo > 0 {
 		page = append([]chaosRec{list[lo-1]}, page...)
+		a.mu.Lock()
+		a.repeats[list[lo-1].ID]++
+		a.mu.Unlock()
 	}
 	return page, hi
 }
@@ -327,7 +361,7 @@ func (a *chaosAPI) answer(r *http.Request, shape string, rng *rand.Rand) (int, m
 				return bad("bad start")
 			}
 		}
-		page, hi := window(a.parents, lo, 2, shape, rng)
+		page, hi := a.window(a.parents, lo, 2, shape, rng)
 		body := map[string]any{"items": recsJSON(page), "total": len(a.parents)}
 		hdr := map[string]string{}
 		if hi < len(a.parents) {
@@ -349,7 +383,7 @@ func (a *chaosAPI) answer(r *http.Request, shape string, rng *rand.Rand) (int, m
 			return bad("bad from")
 		}
 		list := a.notes[parts[3]]
-		page, hi := window(list, lo, 2, shape, rng)
+		page, hi := a.window(list, lo, 2, shape, rng)
 		body := map[string]any{"notes": recsJSON(page), "next": nil}
 		if hi < len(list) {
 			body["next"] = fmt.Sprintf("%s%s?from=%d", a.srv.URL, r.URL.Path, hi)
@@ -371,7 +405,8 @@ func (a *chaosAPI) answer(r *http.Request, shape string, rng *rand.Rand) (int, m
 		if err != nil || pg < 1 {
 			return bad("bad page")
 		}
-		page, _ := window(list, (pg-1)*n, n, shape, rng)
+		page, _ := a.window(list, (pg-1)*n, n, shape, rng)
+		a.noteShort(stream, p, shape, pg == 1)
 		body := map[string]any{"items": recsJSON(page)}
 		if shape != "omit" {
 			body["total_pages"] = (len(list) + n - 1) / n
@@ -385,7 +420,7 @@ func (a *chaosAPI) answer(r *http.Request, shape string, rng *rand.Rand) (int, m
 				return bad("bad cursor")
 			}
 		}
-		page, hi := window(list, lo, size("limit"), shape, rng)
+		page, hi := a.window(list, lo, size("limit"), shape, rng)
 		meta := map[string]any{}
 		if hi < len(list) {
 			meta["next_cursor"] = posToken(hi)
@@ -400,7 +435,7 @@ func (a *chaosAPI) answer(r *http.Request, shape string, rng *rand.Rand) (int, m
 			return bad("bad start")
 		}
 		n := size("per_page")
-		page, hi := window(list, lo, n, shape, rng)
+		page, hi := a.window(list, lo, n, shape, rng)
 		hdr := map[string]string{}
 		if hi < len(list) {
 			hdr["Link"] = fmt.Sprintf(`<%s%s?start=%d&per_page=%d>; rel="next", <%s%s?start=0&per_page=%d>; rel="first"`, a.srv.URL, r.URL.Path, hi, n, a.srv.URL, r.URL.Path, n)
@@ -417,7 +452,8 @@ func (a *chaosAPI) answer(r *http.Request, shape string, rng *rand.Rand) (int, m
 		if shape == "dup" {
 			shape = ""
 		}
-		page, _ := window(list, lo, size("limit"), shape, rng)
+		page, _ := a.window(list, lo, size("limit"), shape, rng)
+		a.noteShort(stream, p, shape, lo == 0)
 		body := map[string]any{"results": recsJSON(page)}
 		if shape != "omit" {
 			body["total"] = len(list)
