@@ -70,19 +70,19 @@ func keepsAppended(st *streamState) bool {
 // as it is now, or a later page meeting it again would append it twice);
 // their keys are counted as appendedBefore counts them. Not a record
 // whose append rows a mapping left out.
-func (c *chainRun) noteAppended(m *mapped, rec any, tables []*spec.Table) {
+func (c *chainRun) noteAppended(m *mapped, rec any, tables []*spec.Table) (sum uint64, noted bool) {
 	if m == nil || !keepsAppended(c.st) {
-		return
+		return 0, false
 	}
 	written := func(t *spec.Table) bool { return slices.Contains(tables, t) }
 	if slices.ContainsFunc(c.st.tables, func(t *spec.Table) bool { return t.Mode.V == "append" && !written(t) }) {
-		return
+		return 0, false
 	}
 	if slices.ContainsFunc(m.fails, func(f Failure) bool {
 		return slices.ContainsFunc(c.st.tables, func(t *spec.Table) bool { return t.Name == f.Table && t.Mode.V == "append" })
 	}) {
 		// Its append rows are not all written: no sum tells them.
-		return
+		return 0, false
 	}
 	// A row that reads the clock is mapped again under sumRows' clock.
 	clocked := func(t *spec.Table) bool { return t.Mode.V == "append" && t.RowFor(c.st.s.Name).Code().ReadsClock() }
@@ -98,13 +98,53 @@ func (c *chainRun) noteAppended(m *mapped, rec any, tables []*spec.Table) {
 		}
 		rows, errs := sumRows(c.ctx, t, c.st.s.Name, rec, c.vars)
 		if len(errs) > 0 {
-			return
+			return 0, false
 		}
 		for _, row := range rows {
 			a.add(t, row.key, row.data)
 		}
 	}
-	if h, ok := a.value(); ok {
+	h, ok := a.value()
+	if ok {
 		c.appended = append(c.appended, h)
 	}
+	return h, ok
+}
+
+// nearSums are the appendSums of the records a chain released on the
+// page it reads (cur) and the page before (prev): bounded by two pages.
+type nearSums struct {
+	at        position
+	prev, cur map[uint64]struct{}
+}
+
+// metNear tells whether a record of sum h, released on the page at, was
+// released already, with the same sum, on that page or the one before:
+// the source listed it twice (offset paging repeats the last record of a
+// page on the next when one is added ahead of it). Its one-record keys
+// and append rows are those of the first: the keyed tables count it a
+// duplicate of itself, and its append rows would be there twice. A record
+// changed in between (another sum) is a new version.
+func (c *chainRun) metNear(h uint64, at position) bool {
+	ns := &c.near
+	if ns.cur == nil || at != ns.at {
+		ns.prev, ns.cur, ns.at = ns.cur, map[uint64]struct{}{}, at
+	}
+	if _, ok := ns.prev[h]; ok {
+		return true
+	}
+	if _, ok := ns.cur[h]; ok {
+		return true
+	}
+	ns.cur[h] = struct{}{}
+	return false
+}
+
+// dropAppendRows takes m's rows of append tables out: they were written
+// with the record's first listing (see metNear).
+func (c *chainRun) dropAppendRows(m *mapped) {
+	m.rows = slices.DeleteFunc(m.rows, func(row mappedRow) bool {
+		i := slices.IndexFunc(c.st.tables, func(t *spec.Table) bool { return t.Name == row.Table })
+		return i >= 0 && c.st.tables[i].Mode.V == "append"
+	})
 }

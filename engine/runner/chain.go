@@ -395,8 +395,10 @@ type chainRun struct {
 	// chains had (see failedThen), kept in the new job's checkpoints.
 	replacedRetry []recordPos
 	// appended are the appendSums of the records released since the last
-	// checkpoint sent (see noteAppended).
+	// checkpoint sent (see noteAppended); near those of the page read and
+	// the one before (see metNear).
 	appended []uint64
+	near     nearSums
 }
 
 // replayed tells a stream whose committed pages a resumed run reads again
@@ -1438,7 +1440,9 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		if err != nil {
 			return retried, errCancelled
 		}
-		c.noteAppended(m, rec, tables)
+		if h, ok := c.noteAppended(m, rec, tables); ok && c.metNear(h, at) {
+			c.dropAppendRows(m)
+		}
 		if whole {
 			c.dropAppended(m)
 		}
