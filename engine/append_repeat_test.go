@@ -11,8 +11,8 @@ import (
 // (offset paging: a record added ahead of it shifts it onto the next page
 // too). Its keyed row is written once, counted as a duplicate; its append
 // row was written twice, exit 0. A record met again, the same in what its
-// append rows and one-record keys hold, on the page it was met on or the
-// next, is appended once; c, listed twice with another amount (changed
+// append rows and one-record keys hold, at the start of the next page (as
+// a shift puts it), is appended once; c, listed twice with another amount (changed
 // while read), is a new version: appended again.
 func TestRepeatedRecordAppendedOnce(t *testing.T) {
 	fx := newFixture(t, specHead+`streams:

@@ -113,31 +113,36 @@ func (c *chainRun) noteAppended(m *mapped, rec any, tables []*spec.Table) (sum u
 
 // nearSums are the appendSums of the records a chain released on the
 // page it reads (cur) and the page before (prev): bounded by two pages.
+// lead: every record released on the page so far was met on the page
+// before.
 type nearSums struct {
 	at        position
 	prev, cur map[uint64]struct{}
+	lead      bool
 }
 
-// metNear tells whether a record of sum h, released on the page at, was
-// released already, with the same sum, on that page or the one before:
-// the source listed it twice (offset paging repeats the last record of a
-// page on the next when one is added ahead of it). Its one-record keys
-// and append rows are those of the first: the keyed tables count it a
+// metNear tells whether a record released on the page at, of sum h (ok:
+// it has one), repeats the page before as offset paging does when records
+// are added ahead: the page begins with the last records of the one before
+// (a run of them, each with the same sum there). Its one-record keys and
+// append rows are those of the first: the keyed tables count it a
 // duplicate of itself, and its append rows would be there twice. A record
-// changed in between (another sum) is a new version.
-func (c *chainRun) metNear(h uint64, at position) bool {
+// changed in between (another sum) is a new version. Not one met again on
+// its own page, nor past the page's first new record: a shift does not
+// put it there, and two identical events both real may (a key several
+// records share with the same row, such as a page two views name): left
+// out, one would be lost.
+func (c *chainRun) metNear(h uint64, ok bool, at position) bool {
 	ns := &c.near
 	if ns.cur == nil || at != ns.at {
-		ns.prev, ns.cur, ns.at = ns.cur, map[uint64]struct{}{}, at
+		ns.prev, ns.cur, ns.at, ns.lead = ns.cur, map[uint64]struct{}{}, at, true
 	}
-	if _, ok := ns.prev[h]; ok {
-		return true
+	_, again := ns.prev[h]
+	ns.lead = ns.lead && ok && again
+	if ok {
+		ns.cur[h] = struct{}{}
 	}
-	if _, ok := ns.cur[h]; ok {
-		return true
-	}
-	ns.cur[h] = struct{}{}
-	return false
+	return ns.lead
 }
 
 // dropAppendRows takes m's rows of append tables out: they were written

@@ -1440,7 +1440,7 @@ func (c *chainRun) release(recs []any, at position, first int, replay bool) (ret
 		if err != nil {
 			return retried, errCancelled
 		}
-		if h, ok := c.noteAppended(m, rec, tables); ok && c.metNear(h, at) {
+		if h, ok := c.noteAppended(m, rec, tables); c.metNear(h, ok, at) {
 			c.dropAppendRows(m)
 		}
 		if whole {
