@@ -130,3 +130,20 @@ tables:
 		})
 	}
 }
+
+// TestIdenticalEventOutOfTheShiftsOrderIsAppended: the next page begins
+// with the last view of the page before (p3 by w, which a shift of one
+// would repeat: taken for that), then a view of p1 by u, which the page
+// before held but not after p3: a shift repeats the page before's last
+// records in their order, so this one is another view.
+func TestIdenticalEventOutOfTheShiftsOrderIsAppended(t *testing.T) {
+	fx := newFixture(t, viewsSpec, "")
+	v := func(page, user string) map[string]any { return map[string]any{"page": page, "user": user} }
+	views(fx, []any{v("p1", "u"), v("p2", "w"), v("p3", "w"), v("p3", "w"), v("p1", "u"), v("p5", "z")})
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fx.query(`SELECT page || ':' || user FROM "nl__log" WHERE page = 'p1' ORDER BY 1`); !slices.Equal(got, []string{"p1:u", "p1:u"}) {
+		t.Errorf("log's views of p1 = %v, want two", got)
+	}
+}

@@ -112,36 +112,71 @@ func (c *chainRun) noteAppended(m *mapped, rec any, tables []*spec.Table) (sum u
 }
 
 // nearSums are the appendSums of the records a chain released on the
-// page it reads (cur) and the page before (prev): bounded by two pages.
-// lead: every record released on the page so far was met on the page
-// before.
+// page it reads (cur) and the page before (prev), in their order (0: a
+// record without one), at most nearMax of each, the last. starts are the
+// places in prev where a run of records equal to those released on this
+// page so far begins (see metNear); lead: there are such places.
 type nearSums struct {
 	at        position
-	prev, cur map[uint64]struct{}
+	prev, cur []uint64
+	starts    []int
 	lead      bool
+	released  int // records released on the page
 }
+
+// nearMax bounds the sums kept of a page (a streamed page may hold
+// millions of records): a shift of more records than that, which no
+// paging that lists records added meanwhile makes, is appended twice,
+// never lost.
+const nearMax = 4096
 
 // metNear tells whether a record released on the page at, of sum h (ok:
 // it has one), repeats the page before as offset paging does when records
-// are added ahead: the page begins with the last records of the one before
-// (a run of them, each with the same sum there). Its one-record keys and
+// are added ahead: the page begins with the last records of the one before,
+// in their order, each with the same sum there. Its one-record keys and
 // append rows are those of the first: the keyed tables count it a
 // duplicate of itself, and its append rows would be there twice. A record
 // changed in between (another sum) is a new version. Not one met again on
-// its own page, nor past the page's first new record: a shift does not
-// put it there, and two identical events both real may (a key several
+// its own page, past the page's first record that is not such a repeat,
+// or out of the order the page before listed them in: a shift does not put
+// it there, and two identical records both real may (a key several
 // records share with the same row, such as a page two views name): left
-// out, one would be lost.
+// out, one would be lost. (Two such records, the second beginning the next
+// page, are taken for a repeat: nothing the run sees tells them apart.)
 func (c *chainRun) metNear(h uint64, ok bool, at position) bool {
+	if !keepsAppended(c.st) {
+		return false
+	}
 	ns := &c.near
 	if ns.cur == nil || at != ns.at {
-		ns.prev, ns.cur, ns.at, ns.lead = ns.cur, map[uint64]struct{}{}, at, true
+		ns.prev, ns.cur = ns.cur, ns.prev[:0]
+		if len(ns.prev) > nearMax {
+			ns.prev = ns.prev[len(ns.prev)-nearMax:]
+		}
+		ns.at, ns.starts, ns.lead, ns.released = at, ns.starts[:0], true, 0
 	}
-	_, again := ns.prev[h]
-	ns.lead = ns.lead && ok && again
-	if ok {
-		ns.cur[h] = struct{}{}
+	if !ok {
+		h = 0
 	}
+	j := ns.released
+	ns.released++
+	if len(ns.cur) == 2*nearMax {
+		ns.cur = append(ns.cur[:0], ns.cur[nearMax:]...)
+	}
+	ns.cur = append(ns.cur, h)
+	if !ns.lead {
+		return false
+	}
+	if j == 0 {
+		for s, p := range ns.prev {
+			if p == h && h != 0 {
+				ns.starts = append(ns.starts, s)
+			}
+		}
+	} else {
+		ns.starts = slices.DeleteFunc(ns.starts, func(s int) bool { return s+j >= len(ns.prev) || ns.prev[s+j] != h || h == 0 })
+	}
+	ns.lead = len(ns.starts) > 0
 	return ns.lead
 }
 
