@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -139,6 +140,54 @@ func TestMember(t *testing.T) {
 		if _, _, found, err := Member([]byte(b), "k"); found || err != nil {
 			t.Fatalf("%s: found %v, %v", b, found, err)
 		}
+	}
+}
+
+// TestMembers holds Members to Decode the way TestMember does, with plain
+// keys (compared in place) beside escaped and non-ASCII ones: every key
+// asked at once finds the value Decode gives for it, an absent one
+// {0, 0}; a repeated key finds the last; and a key left open is the
+// error Decode gives.
+func TestMembers(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	names := []string{"properties", "relations", "title", `k"1`, `k\2`, "ké", "k\u2028", ""}
+	vals := []any{nil, "plain", `q"u\o`, 7.25, []any{"a", map[string]any{"x": "]}"}}, map[string]any{"k": "}"}}
+	for i := range 3000 {
+		m := map[string]any{}
+		for range rng.IntN(6) {
+			m[names[rng.IntN(len(names))]] = vals[rng.IntN(len(vals))]
+		}
+		b, err := Append(nil, m, i%2 == 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := append(slices.Clone(names), "absent")
+		spans := make([][2]int, len(keys))
+		if err := Members(b, keys, spans); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		for j, k := range keys {
+			want, ok := m[k]
+			if !ok {
+				if spans[j] != [2]int{} {
+					t.Fatalf("%s: absent %q found at %v", b, k, spans[j])
+				}
+				continue
+			}
+			got, err := Decode(b[spans[j][0]:spans[j][1]])
+			if err != nil || !reflect.DeepEqual(got, normalize(want)) {
+				t.Fatalf("%s: Members %q = %s (%v), want %#v", b, k, b[spans[j][0]:spans[j][1]], err, want)
+			}
+		}
+	}
+	b := []byte(`{"a":1,"b":2,"a":3}`)
+	spans := make([][2]int, 2)
+	if err := Members(b, []string{"a", "b"}, spans); err != nil || string(b[spans[0][0]:spans[0][1]]) != "3" || string(b[spans[1][0]:spans[1][1]]) != "2" {
+		t.Fatalf("repeated key: %v %v", spans, err)
+	}
+	_, want := Decode([]byte(`{"ab`))
+	if err := Members([]byte(`{"ab`), []string{"a"}, spans[:1]); err == nil || want == nil || err.Error() != want.Error() {
+		t.Fatalf("key left open: %v, want %v", err, want)
 	}
 }
 

@@ -497,6 +497,7 @@ type work struct {
 	raw      []byte // the entity's JSON as spooled
 	relAt    [2]int // where in raw its relations are, when relFound
 	relFound bool
+	propAt   [2]int         // where in raw its properties are ({0, 0}: none), when relFound
 	data     map[string]any // raw decoded, when needed (see decodeWork)
 	rels     map[string]any // relations of this pass, resolved in place
 	deferred map[string]any // cycle relations kept for the second pass
@@ -603,6 +604,10 @@ func (s *Sink) sendLevel(ctx context.Context, st *runState, o *loadOrder, level 
 	return s.sendPages(ctx, st, o, level, selValid, &packer{}, s.prepare)
 }
 
+// bodyMembers are the members of a spooled entity that its body is made
+// from without decoding it whole (splicedBody): found in one scan.
+var bodyMembers = [...]string{"properties", "relations"}
+
 // decodeWork reads spooled entities into work items, their relations
 // split into this pass's and the cycle ones kept for the second. Only an
 // entity Port holds (its stored form to compare with) is decoded whole;
@@ -610,6 +615,7 @@ func (s *Sink) sendLevel(ctx context.Context, st *runState, o *loadOrder, level 
 // the resolved relations put in (entityBody).
 func decodeWork(o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) {
 	ws := make([]*work, 0, len(rows))
+	var spans [len(bodyMembers)][2]int
 	for _, r := range rows {
 		w := &work{key: entityKey{def.Identifier, r.id}, n: r.n, raw: r.data, rels: map[string]any{}, deferred: map[string]any{}, stored: r.body}
 		var rels map[string]any
@@ -620,15 +626,15 @@ func decodeWork(o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) 
 			}
 			w.data = data
 			rels, _ = data["relations"].(map[string]any)
-		} else if start, end, found, err := jsonv.Member(r.data, "relations"); err != nil {
+		} else if err := jsonv.Members(r.data, bodyMembers[:], spans[:]); err != nil {
 			return nil, fmt.Errorf("port: spool: entity %q: %w", r.id, err)
-		} else if found {
-			v, err := jsonv.Decode(r.data[start:end])
+		} else if spans[1][1] > 0 {
+			v, err := jsonv.Decode(r.data[spans[1][0]:spans[1][1]])
 			if err != nil {
 				return nil, fmt.Errorf("port: spool: entity %q: %w", r.id, err)
 			}
 			rels, _ = v.(map[string]any)
-			w.relAt, w.relFound = [2]int{start, end}, true
+			w.propAt, w.relAt, w.relFound = spans[0], spans[1], true
 		}
 		for rk, v := range rels {
 			if o.inCycle(def.Identifier, def.Relations[rk]) {
@@ -862,8 +868,8 @@ func (s *Sink) splicedBody(def *Blueprint, w *work) ([]byte, bool) {
 	if err != nil {
 		return nil, false
 	}
-	ps, pe, found, err := jsonv.Member(b, "properties")
-	if err != nil || !found || b[ps] != '{' || pe > rs {
+	ps, pe := w.propAt[0], w.propAt[1]
+	if pe == 0 || b[ps] != '{' || pe > rs {
 		return nil, false
 	}
 	_, owned := def.Properties[OwnerProperty]
