@@ -168,6 +168,9 @@ func (p RelationPolicy) check() error {
 
 // policy returns the policy for one relation of one blueprint.
 func (c Config) policy(blueprint, relation string) RelationPolicy {
+	if len(c.RelationPolicies) == 0 {
+		return c.RelationPolicy // the usual case, without a key to build
+	}
 	if p, ok := c.RelationPolicies[blueprint+"."+relation]; ok {
 		return p
 	}
@@ -202,6 +205,11 @@ type Sink struct {
 	// result) one step: two parts of one entity written at once must not
 	// both merge into the same earlier one, the later losing the other.
 	merging sync.Mutex
+
+	// encoding holds *[]byte scratch buffers Write encodes an entity into
+	// (then copied at its size): grown from nothing for each entity, the
+	// encoding spent more on growing than on writing.
+	encoding sync.Pool
 }
 
 // New validates cfg and returns a Sink. It does no I/O.

@@ -115,7 +115,7 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 	}
 	var data []byte
 	if len(errs) == 0 {
-		if data, err = jsonv.Marshal(e.Data); err != nil {
+		if data, err = s.encode(e.Data); err != nil {
 			errs = append(errs, fmt.Errorf("entity cannot be encoded as JSON: %w", err))
 		}
 	}
@@ -139,6 +139,25 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 		return s.flushLocked(ctx)
 	}
 	return nil
+}
+
+// encode is jsonv.Marshal(m) in a scratch buffer, copied at its size.
+func (s *Sink) encode(m map[string]any) ([]byte, error) {
+	scratch, _ := s.encoding.Get().(*[]byte)
+	if scratch == nil {
+		scratch = new([]byte)
+	}
+	b, err := jsonv.Append((*scratch)[:0], m, true)
+	if err != nil {
+		s.encoding.Put(scratch)
+		return nil, err
+	}
+	out := append([]byte(nil), b...)
+	if cap(b) <= 64<<10 {
+		*scratch = b[:0] // kept; an unusually large one is let go
+	}
+	s.encoding.Put(scratch)
+	return out, nil
 }
 
 // queued returns the valid entity queued for k, nil if none.
@@ -616,8 +635,12 @@ var bodyMembers = [...]string{"properties", "relations"}
 func decodeWork(o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) {
 	ws := make([]*work, 0, len(rows))
 	var spans [len(bodyMembers)][2]int
+	cyclic := false
+	for _, r := range def.Relations {
+		cyclic = cyclic || o.inCycle(def.Identifier, r)
+	}
 	for _, r := range rows {
-		w := &work{key: entityKey{def.Identifier, r.id}, n: r.n, raw: r.data, rels: map[string]any{}, deferred: map[string]any{}, stored: r.body}
+		w := &work{key: entityKey{def.Identifier, r.id}, n: r.n, raw: r.data, stored: r.body}
 		var rels map[string]any
 		if r.body != nil {
 			data, err := decodeObject(r.data)
@@ -636,6 +659,14 @@ func decodeWork(o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) 
 			rels, _ = v.(map[string]any)
 			w.propAt, w.relAt, w.relFound = spans[0], spans[1], true
 		}
+		if !cyclic && rels != nil {
+			// Nothing to keep for the second pass: the decoded map is
+			// this pass's, resolved in place.
+			w.rels = rels
+			ws = append(ws, w)
+			continue
+		}
+		w.rels, w.deferred = map[string]any{}, map[string]any{}
 		for rk, v := range rels {
 			if o.inCycle(def.Identifier, def.Relations[rk]) {
 				w.deferred[rk] = v
@@ -995,6 +1026,7 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 		for rk, v := range pick(w) {
 			r := def.Relations[rk]
 			ids, _ := relationIDs(v)
+			policy := s.cfg.policy(def.Identifier, rk)
 			for _, id := range ids {
 				k := entityKey{r.Target, id}
 				st.mu.Lock()
@@ -1006,7 +1038,7 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 				// target itself failed in this run: the relation is
 				// dropped then only if Port lacks the target, or a
 				// relation Port holds would be taken away.
-				stubbed := s.cfg.policy(def.Identifier, rk) == RelationStub && unread[r.Target] == "" && !st.failedKey(k)
+				stubbed := policy == RelationStub && unread[r.Target] == "" && !st.failedKey(k)
 				if ours[k] || looked || failedLook || stubbed {
 					continue
 				}

@@ -53,7 +53,7 @@ func checkID(id string, re *regexp.Regexp, symbols string, maxLen int) error {
 		return errors.New("must not be empty")
 	case id == "." || id == "..":
 		return fmt.Errorf("must not be %q", id)
-	case utf8.RuneCountInString(id) > maxLen:
+	case len(id) > maxLen && utf8.RuneCountInString(id) > maxLen: // no longer in runes than in bytes
 		return fmt.Errorf("must be at most %d characters", maxLen)
 	case !asciiID(id, symbols) && !re.MatchString(id):
 		return fmt.Errorf("%q has characters outside Unicode letters, digits and the allowed symbols", id)
