@@ -692,10 +692,6 @@ func (sp *spool) stateAt(n int64) int {
 // statements holds.
 const maxInList = 500
 
-// inListSizes are the lengths among fills a list longer than
-// maxBulkEntities up to; the last is maxInList.
-var inListSizes = []int{32, 64, 128, 256, maxInList}
-
 // among returns which of ids of bp the run produced valid or, with done,
 // wrote or found unchanged.
 func (sp *spool) among(ctx context.Context, bp string, done bool, ids []string) (map[string]bool, error) {
@@ -726,26 +722,19 @@ func (sp *spool) among(ctx context.Context, bp string, done bool, ids []string) 
 		}
 	}()
 	for chunk := range slices.Chunk(ask, maxInList) {
-		// A list has one of few lengths, its statement prepared once: most
-		// are short (the few apps a page of workloads names) and kept as
-		// they are; a longer one is filled up with NULLs, which match no
-		// identifier, to the next of inListSizes.
-		size := len(chunk)
-		if size > maxBulkEntities {
-			size = inListSizes[slices.IndexFunc(inListSizes, func(n int) bool { return n >= size })]
-		}
-		args := make([]any, 1, size+1)
-		args[0] = bp
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, bp)
 		for _, id := range chunk {
 			args = append(args, id)
 		}
-		args = args[:size+1] // the rest nil
+		// Most lists are short (the few apps a page of workloads names).
+		keep := len(chunk) == maxInList || len(chunk) <= maxBulkEntities
 		// Only valid entities get an outcome: with done, the valid ones
 		// whose state is not waiting.
 		if err := sp.lockRead(ctx); err != nil {
 			return nil, err
 		}
-		err := sp.query(ctx, true, query+`?`+strings.Repeat(",?", size-1)+`)`, args, func(rows *sql.Rows) error {
+		err := sp.query(ctx, keep, query+`?`+strings.Repeat(",?", len(chunk)-1)+`)`, args, func(rows *sql.Rows) error {
 			var id string
 			var n int64
 			if err := rows.Scan(&id, &n); err != nil {
