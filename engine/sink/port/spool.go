@@ -472,19 +472,8 @@ func (sp *spool) rowsAfter(ctx context.Context, bp, sel, after string, limit int
 		return nil, err
 	}
 	defer sp.mu.Unlock()
-	// Without owned entities of bp (a first load), the rows are read
-	// without the join: every column read back costs (each takes
-	// SQLite's lock), and a third of them would be NULL.
-	var owned bool
-	if err := sp.conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM owned WHERE bp = ?)`, bp).Scan(&owned); err != nil {
-		return nil, fmt.Errorf("port: spool: %w", err)
-	}
-	q := `SELECT e.id, e.n, e.off, e.len FROM entity e WHERE e.bp = ? AND ` + sel + ` AND e.id > ? ORDER BY e.id LIMIT ?`
-	if owned {
-		q = `SELECT e.id, e.n, e.off, e.len, o.owner, o.body FROM entity e LEFT JOIN owned o ON o.bp = e.bp AND o.id = e.id
-WHERE e.bp = ? AND ` + sel + ` AND e.id > ? ORDER BY e.id LIMIT ?`
-	}
-	st, err := sp.stmt(ctx, q)
+	st, err := sp.stmt(ctx, `SELECT e.id, e.n, e.off, e.len, o.owner, o.body FROM entity e LEFT JOIN owned o ON o.bp = e.bp AND o.id = e.id
+WHERE e.bp = ? AND `+sel+` AND e.id > ? ORDER BY e.id LIMIT ?`)
 	if err != nil {
 		return nil, err
 	}
@@ -496,19 +485,12 @@ WHERE e.bp = ? AND ` + sel + ` AND e.id > ? ORDER BY e.id LIMIT ?`
 	var out []spoolRow
 	var offs []sql.NullInt64
 	var lens []int64
-	var (
-		r     spoolRow
-		owner sql.NullString
-		off   sql.NullInt64
-		n     int64
-	)
-	dst := []any{&r.id, &r.n, &off, &n, &owner, &r.body}
-	if !owned {
-		dst = dst[:4]
-	}
 	for rows.Next() {
-		r, owner = spoolRow{}, sql.NullString{}
-		if err := rows.Scan(dst...); err != nil {
+		var r spoolRow
+		var owner sql.NullString
+		var off sql.NullInt64
+		var n int64
+		if err := rows.Scan(&r.id, &r.n, &off, &n, &owner, &r.body); err != nil {
 			return nil, fmt.Errorf("port: spool: %w", err)
 		}
 		r.owner = owner.String
