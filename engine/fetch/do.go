@@ -182,45 +182,84 @@ func (c *Client) send(ctx context.Context, req *Request, dl *Download) (*Respons
 	return resp, err
 }
 
+// exchange is one Do's state across its attempts.
+type exchange struct {
+	method, shown      string
+	target, origin     string // the resolved URL and its origin
+	h                  *host
+	dl                 *Download
+	attempts, failures int
+	refreshed          bool
+	tokenUsed          string
+	dynamic, canRetry  bool
+	sign               *sigv4
+	// refused: when this request's last answer was a 503 or a rate
+	// limit, zero if it was not (see adaptive.observe: its retries'
+	// refusals cut no rate while other requests get through).
+	refused time.Time
+}
+
+// do is kept small: every request's goroutine has it on its stack under
+// resty and net/http, and a big frame here made most of them grow (copy)
+// their stack once per request. What runs once per attempt or per answer
+// is in methods of its own (prepare, outcome, ...).
 func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response, *host, error) {
 	if req == nil {
 		return nil, nil, errors.New("nil request")
 	}
+	x, hdr, body, err := c.prepare(req, dl)
+	if err != nil {
+		return nil, x.h, err
+	}
+	rc := c.restFor(x.origin, x.h)
+	for {
+		sendTo, err := c.credential(ctx, x, hdr)
+		if err != nil {
+			return nil, x.h, err
+		}
+		rr, spool, sent, dur, err := c.attempt(ctx, x.h, rc, x.method, sendTo, hdr, body, dl, x.refused, x.sign)
+		resp, again, err := c.outcome(ctx, x, rr, spool, sent, dur, err)
+		if !again {
+			return resp, x.h, err
+		}
+	}
+}
+
+// fail is the error of x, redacted, wrapping err.
+func (c *Client) fail(x *exchange, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // its text holds the unredacted URL
+	}
+	if hint := tlsHint(err, x.origin, c); hint != "" {
+		err = fmt.Errorf("%w: %s", err, hint)
+	}
+	return &requestError{msg: c.pool.red.text(x.method + " " + x.shown + ": " + err.Error()), err: err, attempts: x.attempts}
+}
+
+// prepare resolves req's URL and builds its headers and body. A failure
+// is returned as Do returns it (x.h set once the host is known).
+func (c *Client) prepare(req *Request, dl *Download) (x *exchange, hdr http.Header, body []byte, err error) {
 	method := strings.ToUpper(req.Method)
 	if method == "" {
 		method = http.MethodGet
 	}
 	target, targetOrigin, same, err := c.resolve(req)
 	if err != nil {
-		return nil, nil, &requestError{msg: c.pool.red.text(fmt.Sprintf("%s %s: %v", method, c.pool.red.url(req.URL), err)), err: err}
+		return &exchange{}, nil, nil, &requestError{msg: c.pool.red.text(fmt.Sprintf("%s %s: %v", method, c.pool.red.url(req.URL), err)), err: err}
 	}
 	h := c.host
 	if targetOrigin != c.origin {
 		// Without a BaseURL the request names the config's own host.
 		h = c.pool.host(targetOrigin, c.cfg, c.base == nil)
 	}
-	shown := c.pool.red.url(target)
-	var (
-		attempts, failures int
-		refreshed          bool
-		tokenUsed          string
-		// refused: when this request's last answer was a 503 or a rate
-		// limit, zero if it was not (see adaptive.observe: its retries'
-		// refusals cut no rate while other requests get through).
-		refused time.Time
-	)
-	fail := func(err error) error {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // its text holds the unredacted URL
-		}
-		if hint := tlsHint(err, targetOrigin, c); hint != "" {
-			err = fmt.Errorf("%w: %s", err, hint)
-		}
-		return &requestError{msg: c.pool.red.text(method + " " + shown + ": " + err.Error()), err: err, attempts: attempts}
+	x = &exchange{method: method, shown: c.pool.red.url(target), target: target, origin: targetOrigin, h: h, dl: dl,
+		dynamic: same && c.tokens != nil, canRetry: retryableMethod(method, c.retryPOST)}
+	if same {
+		x.sign = c.sigv4
 	}
 
-	hdr := c.header.Clone()
+	hdr = c.header.Clone()
 	if same {
 		for k, vs := range c.cfgHeader {
 			hdr[k] = vs
@@ -232,7 +271,6 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 			hdr.Add(k, v)
 		}
 	}
-	var body []byte
 	switch {
 	case req.form != nil:
 		body = []byte(req.form.Encode())
@@ -240,7 +278,7 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 	case req.Body != nil && req.BodyFormat == FormatForm:
 		form, err := formValues(req.Body)
 		if err != nil {
-			return nil, h, fail(fmt.Errorf("encode body: %w", err))
+			return x, nil, nil, c.fail(x, fmt.Errorf("encode body: %w", err))
 		}
 		body = []byte(form.Encode())
 		if hdr.Get("Content-Type") == "" {
@@ -249,19 +287,19 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 	case req.Body != nil && req.BodyFormat == FormatText:
 		text, ok := req.Body.(string)
 		if !ok {
-			return nil, h, fail(fmt.Errorf("encode body: a text body must be a string, not %T", req.Body))
+			return x, nil, nil, c.fail(x, fmt.Errorf("encode body: a text body must be a string, not %T", req.Body))
 		}
 		body = []byte(text)
 		if hdr.Get("Content-Type") == "" {
 			hdr.Set("Content-Type", "text/plain")
 		}
 	case req.Body != nil && req.BodyFormat != "" && req.BodyFormat != FormatJSON:
-		return nil, h, fail(fmt.Errorf("unknown body format %q", req.BodyFormat))
+		return x, nil, nil, c.fail(x, fmt.Errorf("unknown body format %q", req.BodyFormat))
 	case req.Body != nil:
 		if raw, ok := req.Body.(json.RawMessage); ok && raw != nil {
 			body = raw // already encoded: sent as it is, not compacted again
 		} else if body, err = jsonv.Marshal(req.Body); err != nil {
-			return nil, h, fail(fmt.Errorf("encode body: %w", err))
+			return x, nil, nil, c.fail(x, fmt.Errorf("encode body: %w", err))
 		}
 		if hdr.Get("Content-Type") == "" {
 			hdr.Set("Content-Type", "application/json")
@@ -270,187 +308,216 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 	if same && c.authHeader != "" {
 		hdr.Set(c.authHeader, c.authValue)
 	}
-	dynamic := same && c.tokens != nil
-	var sign *sigv4
-	if same {
-		sign = c.sigv4
+	return x, hdr, body, nil
+}
+
+// credential puts the current token of a dynamic auth on the attempt (in
+// hdr, or in the URL it returns).
+func (c *Client) credential(ctx context.Context, x *exchange, hdr http.Header) (string, error) {
+	if !x.dynamic {
+		return x.target, nil
 	}
-	canRetry := retryableMethod(method, c.retryPOST)
+	v, err := c.tokens.get(ctx)
+	if err != nil {
+		return "", c.fail(x, fmt.Errorf("%s: %w", c.tokens.what(), err))
+	}
+	x.tokenUsed = v
+	if c.tokens.param != "" {
+		return withParam(x.target, c.tokens.param, v), nil
+	}
+	hdr.Set(c.tokens.header, v)
+	return x.target, nil
+}
 
-	for {
-		sendTo := target
-		if dynamic {
-			v, err := c.tokens.get(ctx)
-			if err != nil {
-				return nil, h, fail(fmt.Errorf("%s: %w", c.tokens.what(), err))
-			}
-			if c.tokens.param != "" {
-				sendTo = withParam(target, c.tokens.param, v)
-			} else {
-				hdr.Set(c.tokens.header, v)
-			}
-			tokenUsed = v
-		}
-		rr, spool, sent, dur, err := c.attempt(ctx, h, c.restFor(targetOrigin, h), method, sendTo, hdr, body, dl, refused, sign)
-		if sent {
-			attempts++
-			c.pool.requests.Add(1)
-			h.requests.Add(1)
-			if attempts > 1 {
-				c.pool.retries.Add(1)
-				h.retries.Add(1)
-			}
-		}
-		if err != nil && ctx.Err() != nil {
-			c.log.Debug("http request", "method", method, "url", shown, "attempt", attempts, "duration", dur, "error", c.pool.red.text(ctx.Err().Error()))
-			return nil, h, fail(ctx.Err())
-		}
-		if err != nil {
-			if !sent {
-				return nil, h, fail(err)
-			}
-			if errors.Is(err, resty.ErrResponseBodyTooLarge) || errors.Is(err, ErrBodyTooLarge) {
-				// Retrying would fetch the same oversized answer again.
-				if !errors.Is(err, ErrBodyTooLarge) {
-					err = fmt.Errorf("%w: over the limit of %d bytes", ErrBodyTooLarge, c.maxBody)
-				}
-				c.log.Debug("http request", "method", method, "url", shown, "attempt", attempts, "duration", dur, "error", err.Error())
-				return nil, h, fail(err)
-			}
-			retryable := retryableErr(err, rr != nil && rr.RawResponse != nil)
-			if errors.Is(err, context.DeadlineExceeded) {
-				err = fmt.Errorf("attempt timed out after %s: %w", c.timeout, context.DeadlineExceeded)
-			}
-			c.log.Debug("http request", "method", method, "url", shown, "attempt", attempts, "duration", dur, "error", c.pool.red.text(err.Error()))
-			if !canRetry || !retryable || failures+1 >= c.retry.attempts {
-				return nil, h, fail(err)
-			}
-			failures++
-			wait := c.retry.backoff(failures, c.pool.rnd)
-			c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "error", c.pool.red.text(err.Error()), "wait", wait)
-			if err := c.pool.sleep(ctx, wait); err != nil {
-				return nil, h, fail(err)
-			}
-			continue
-		}
-
-		status := rr.StatusCode()
-		refused = time.Time{}
-		if status == http.StatusServiceUnavailable || rateLimited(status, rr.Header()) {
-			refused = c.pool.now()
-		}
-		c.log.Debug("http request", "method", method, "url", shown, "status", status, "attempt", attempts, "duration", dur)
-		resp := &Response{Status: status, Header: rr.Header(), Body: rr.Body(), URL: shown, Attempts: attempts, Spool: spool}
-		if dl != nil && spool == nil {
-			// An answer that is not a 2xx was read into memory; one a rule
-			// turns into data is read from there.
-			resp.Spool = &Spool{mem: resp.Body, size: int64(len(resp.Body))}
-		}
-		// Every path below that does not return resp as data drops it.
-		discard := func() {
-			if resp.Spool != nil {
-				resp.Spool.Close()
-			}
-		}
-		if sign != nil && status >= 400 && status < 500 {
-			// A clock AWS refuses is set right by no retry and no rule.
-			if hint := skewHint(resp.Header, resp.Body, c.pool.now()); hint != "" {
-				discard()
-				return resp, h, &StatusError{Method: method, URL: shown, Status: status, Body: errorBody(resp.Body, c.pool.red.text), Hint: hint}
-			}
-		}
-		if status == http.StatusUnauthorized && dynamic && !refreshed {
-			discard()
-			refreshed = true
-			c.tokens.invalidate(tokenUsed)
-			c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "reason", "refreshing the "+c.tokens.what())
-			continue
-		}
-		if len(c.rules) > 0 {
-			rb := &ruleBody{raw: resp.Body}
-			if spool != nil {
-				rb.spool, rb.limit = spool, c.maxBody
-			}
-			rule, err := matchRule(ctx, c.rules, resp, rb)
-			if err == nil && rb.missed && dl != nil && !dl.NotJSON {
-				// A rule that needed the body could not read it: deciding
-				// without it would guess.
-				discard()
-				return nil, h, fail(fmt.Errorf("the answer has %d bytes, more than the %d a response rule's body predicate reads", spool.Size(), c.maxBody))
-			}
-			if err != nil {
-				// A predicate that cannot be evaluated decides nothing: the
-				// answer is neither data nor what the rule would make of it.
-				return resp, h, c.ruleError(method, shown, resp, rule, ActionFail, err.Error())
-			}
-			if rule != nil {
-				msg := c.pool.red.text(rule.message(ctx, rb))
-				if rule.Action != ActionRetry {
-					c.log.Debug("http rule", "method", method, "url", shown, "status", status, "rule", rule.Name, "action", rule.Action)
-					if rule.Action == ActionOK {
-						return resp, h, nil
-					}
-					return resp, h, c.ruleError(method, shown, resp, rule, rule.Action, msg)
-				}
-				discard()
-				hint, hinted := ruleWait(rule, status, resp.Header, c.pool.now())
-				if !hinted && rule.Wait > 0 {
-					hint, hinted = rule.Wait, true
-					h.hold(c.pool.now().Add(hint))
-				}
-				limit := rule.MaxWait
-				if limit <= 0 {
-					limit = max(c.retry.max, MaxServerWait)
-				}
-				switch {
-				case !canRetry:
-					return resp, h, c.ruleError(method, shown, resp, rule, rule.Action, joinMsg(method+" requests are not retried", msg))
-				case hinted && hint > limit:
-					return resp, h, c.ruleError(method, shown, resp, rule, rule.Action, joinMsg(fmt.Sprintf("the server asks to wait %s, more than max_wait %s", hint.Round(time.Second), limit), msg))
-				case failures+1 >= c.retry.attempts:
-					return resp, h, c.ruleError(method, shown, resp, rule, rule.Action, joinMsg(fmt.Sprintf("gave up after %d attempts", attempts), msg))
-				}
-				failures++
-				wait := max(c.retry.backoff(failures, c.pool.rnd), hint)
-				c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "rule", rule.Name, "reason", msg, "wait", wait)
-				if err := c.pool.sleep(ctx, wait); err != nil {
-					return nil, h, fail(err)
-				}
-				continue
-			}
-		}
-		if status >= 200 && status < 300 {
-			return resp, h, nil
-		}
-		discard()
-		serr := &StatusError{Method: method, URL: shown, Status: status, Body: errorBody(resp.Body, c.pool.red.text)}
-		limited := rateLimited(status, resp.Header)
-		// A rate limit sent as a 403 is retried as a 429 is.
-		retryStatus := c.retry.statuses[status] || limited && c.retry.statuses[http.StatusTooManyRequests]
-		if says, set := serverRetry(resp.Header); set {
-			// The server knows better than the status; a method not
-			// retried here stays so (see HostConfig.RetryPOST).
-			retryStatus = says
-		}
-		if !canRetry || !retryStatus || failures+1 >= c.retry.attempts {
-			return resp, h, serr
-		}
-		failures++
-		if th := h.throttle.Load(); th != nil && limited {
-			// The 429 closed the host's gate until the window resets, more
-			// precisely than the hint: the next attempt waits for it there.
-			// A gate left open (Retry-After: 0) backs off as below instead.
-			if d := th.gateDelay(); d > 0 {
-				c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "wait", d)
-				continue
-			}
-		}
-		wait := c.retry.wait(c.retry.backoff(failures, c.pool.rnd), serverHint(resp.Header, status, c.pool.now()))
-		c.log.Warn("http retry", "method", method, "url", shown, "attempt", attempts, "status", status, "wait", wait)
-		if err := c.pool.sleep(ctx, wait); err != nil {
-			return nil, h, fail(err)
+// outcome counts an attempt and decides what follows it: again to send
+// the request once more (after the wait it took), else what Do returns.
+func (c *Client) outcome(ctx context.Context, x *exchange, rr *resty.Response, spool *Spool, sent bool, dur time.Duration, err error) (*Response, bool, error) {
+	h, method, shown := x.h, x.method, x.shown
+	if sent {
+		x.attempts++
+		c.pool.requests.Add(1)
+		h.requests.Add(1)
+		if x.attempts > 1 {
+			c.pool.retries.Add(1)
+			h.retries.Add(1)
 		}
 	}
+	if err != nil && ctx.Err() != nil {
+		c.log.Debug("http request", "method", method, "url", shown, "attempt", x.attempts, "duration", dur, "error", c.pool.red.text(ctx.Err().Error()))
+		return nil, false, c.fail(x, ctx.Err())
+	}
+	if err != nil {
+		return c.failedAttempt(ctx, x, rr, sent, dur, err)
+	}
+
+	status := rr.StatusCode()
+	x.refused = time.Time{}
+	if status == http.StatusServiceUnavailable || rateLimited(status, rr.Header()) {
+		x.refused = c.pool.now()
+	}
+	c.log.Debug("http request", "method", method, "url", shown, "status", status, "attempt", x.attempts, "duration", dur)
+	resp := &Response{Status: status, Header: rr.Header(), Body: rr.Body(), URL: shown, Attempts: x.attempts, Spool: spool}
+	if x.dl != nil && spool == nil {
+		// An answer that is not a 2xx was read into memory; one a rule
+		// turns into data is read from there.
+		resp.Spool = &Spool{mem: resp.Body, size: int64(len(resp.Body))}
+	}
+	if x.sign != nil && status >= 400 && status < 500 {
+		// A clock AWS refuses is set right by no retry and no rule.
+		if hint := skewHint(resp.Header, resp.Body, c.pool.now()); hint != "" {
+			resp.discard()
+			return resp, false, &StatusError{Method: method, URL: shown, Status: status, Body: errorBody(resp.Body, c.pool.red.text), Hint: hint}
+		}
+	}
+	if status == http.StatusUnauthorized && x.dynamic && !x.refreshed {
+		resp.discard()
+		x.refreshed = true
+		c.tokens.invalidate(x.tokenUsed)
+		c.log.Warn("http retry", "method", method, "url", shown, "attempt", x.attempts, "status", status, "reason", "refreshing the "+c.tokens.what())
+		return nil, true, nil
+	}
+	if len(c.rules) > 0 {
+		if resp, again, decided, err := c.ruled(ctx, x, resp, spool); decided {
+			return resp, again, err
+		}
+	}
+	if status >= 200 && status < 300 {
+		return resp, false, nil
+	}
+	return c.refusedStatus(ctx, x, resp)
+}
+
+// discard drops an answer that is not returned as data (its spool's file).
+func (r *Response) discard() {
+	if r.Spool != nil {
+		r.Spool.Close()
+	}
+}
+
+// failedAttempt decides about an attempt that got no answer (or one cut
+// short): retried when it may be, else the request's error.
+func (c *Client) failedAttempt(ctx context.Context, x *exchange, rr *resty.Response, sent bool, dur time.Duration, err error) (*Response, bool, error) {
+	method, shown := x.method, x.shown
+	if !sent {
+		return nil, false, c.fail(x, err)
+	}
+	if errors.Is(err, resty.ErrResponseBodyTooLarge) || errors.Is(err, ErrBodyTooLarge) {
+		// Retrying would fetch the same oversized answer again.
+		if !errors.Is(err, ErrBodyTooLarge) {
+			err = fmt.Errorf("%w: over the limit of %d bytes", ErrBodyTooLarge, c.maxBody)
+		}
+		c.log.Debug("http request", "method", method, "url", shown, "attempt", x.attempts, "duration", dur, "error", err.Error())
+		return nil, false, c.fail(x, err)
+	}
+	retryable := retryableErr(err, rr != nil && rr.RawResponse != nil)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("attempt timed out after %s: %w", c.timeout, context.DeadlineExceeded)
+	}
+	c.log.Debug("http request", "method", method, "url", shown, "attempt", x.attempts, "duration", dur, "error", c.pool.red.text(err.Error()))
+	if !x.canRetry || !retryable || x.failures+1 >= c.retry.attempts {
+		return nil, false, c.fail(x, err)
+	}
+	x.failures++
+	wait := c.retry.backoff(x.failures, c.pool.rnd)
+	c.log.Warn("http retry", "method", method, "url", shown, "attempt", x.attempts, "error", c.pool.red.text(err.Error()), "wait", wait)
+	if err := c.pool.sleep(ctx, wait); err != nil {
+		return nil, false, c.fail(x, err)
+	}
+	return nil, true, nil
+}
+
+// ruled applies the response rules to an answer; decided is false when
+// none matched (the default handling goes on).
+func (c *Client) ruled(ctx context.Context, x *exchange, resp *Response, spool *Spool) (_ *Response, again, decided bool, _ error) {
+	method, shown, status, h := x.method, x.shown, resp.Status, x.h
+	rb := &ruleBody{raw: resp.Body}
+	if spool != nil {
+		rb.spool, rb.limit = spool, c.maxBody
+	}
+	rule, err := matchRule(ctx, c.rules, resp, rb)
+	if err == nil && rb.missed && x.dl != nil && !x.dl.NotJSON {
+		// A rule that needed the body could not read it: deciding
+		// without it would guess.
+		resp.discard()
+		return nil, false, true, c.fail(x, fmt.Errorf("the answer has %d bytes, more than the %d a response rule's body predicate reads", spool.Size(), c.maxBody))
+	}
+	if err != nil {
+		// A predicate that cannot be evaluated decides nothing: the
+		// answer is neither data nor what the rule would make of it.
+		return resp, false, true, c.ruleError(method, shown, resp, rule, ActionFail, err.Error())
+	}
+	if rule == nil {
+		return nil, false, false, nil
+	}
+	msg := c.pool.red.text(rule.message(ctx, rb))
+	if rule.Action != ActionRetry {
+		c.log.Debug("http rule", "method", method, "url", shown, "status", status, "rule", rule.Name, "action", rule.Action)
+		if rule.Action == ActionOK {
+			return resp, false, true, nil
+		}
+		return resp, false, true, c.ruleError(method, shown, resp, rule, rule.Action, msg)
+	}
+	resp.discard()
+	hint, hinted := ruleWait(rule, status, resp.Header, c.pool.now())
+	if !hinted && rule.Wait > 0 {
+		hint, hinted = rule.Wait, true
+		h.hold(c.pool.now().Add(hint))
+	}
+	limit := rule.MaxWait
+	if limit <= 0 {
+		limit = max(c.retry.max, MaxServerWait)
+	}
+	switch {
+	case !x.canRetry:
+		return resp, false, true, c.ruleError(method, shown, resp, rule, rule.Action, joinMsg(method+" requests are not retried", msg))
+	case hinted && hint > limit:
+		return resp, false, true, c.ruleError(method, shown, resp, rule, rule.Action, joinMsg(fmt.Sprintf("the server asks to wait %s, more than max_wait %s", hint.Round(time.Second), limit), msg))
+	case x.failures+1 >= c.retry.attempts:
+		return resp, false, true, c.ruleError(method, shown, resp, rule, rule.Action, joinMsg(fmt.Sprintf("gave up after %d attempts", x.attempts), msg))
+	}
+	x.failures++
+	wait := max(c.retry.backoff(x.failures, c.pool.rnd), hint)
+	c.log.Warn("http retry", "method", method, "url", shown, "attempt", x.attempts, "status", status, "rule", rule.Name, "reason", msg, "wait", wait)
+	if err := c.pool.sleep(ctx, wait); err != nil {
+		return nil, false, true, c.fail(x, err)
+	}
+	return nil, true, true, nil
+}
+
+// refusedStatus decides about an answer that is not a 2xx (no rule
+// matched): retried when its status and the method allow, else a
+// *StatusError with the answer.
+func (c *Client) refusedStatus(ctx context.Context, x *exchange, resp *Response) (*Response, bool, error) {
+	method, shown, status, h := x.method, x.shown, resp.Status, x.h
+	resp.discard()
+	serr := &StatusError{Method: method, URL: shown, Status: status, Body: errorBody(resp.Body, c.pool.red.text)}
+	limited := rateLimited(status, resp.Header)
+	// A rate limit sent as a 403 is retried as a 429 is.
+	retryStatus := c.retry.statuses[status] || limited && c.retry.statuses[http.StatusTooManyRequests]
+	if says, set := serverRetry(resp.Header); set {
+		// The server knows better than the status; a method not
+		// retried here stays so (see HostConfig.RetryPOST).
+		retryStatus = says
+	}
+	if !x.canRetry || !retryStatus || x.failures+1 >= c.retry.attempts {
+		return resp, false, serr
+	}
+	x.failures++
+	if th := h.throttle.Load(); th != nil && limited {
+		// The 429 closed the host's gate until the window resets, more
+		// precisely than the hint: the next attempt waits for it there.
+		// A gate left open (Retry-After: 0) backs off as below instead.
+		if d := th.gateDelay(); d > 0 {
+			c.log.Warn("http retry", "method", method, "url", shown, "attempt", x.attempts, "status", status, "wait", d)
+			return nil, true, nil
+		}
+	}
+	wait := c.retry.wait(c.retry.backoff(x.failures, c.pool.rnd), serverHint(resp.Header, status, c.pool.now()))
+	c.log.Warn("http retry", "method", method, "url", shown, "attempt", x.attempts, "status", status, "wait", wait)
+	if err := c.pool.sleep(ctx, wait); err != nil {
+		return nil, false, c.fail(x, err)
+	}
+	return nil, true, nil
 }
 
 // ruleError reports what a rule decided about resp.
@@ -568,11 +635,14 @@ func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method,
 	}
 	recv := c.pool.now()
 	answered := rr != nil && rr.RawResponse != nil
+	// RawResponse's own fields, not rr.Header(): its empty-map fallback
+	// would be two map literals in this frame, which is on every request's
+	// stack (see do).
 	switch {
 	case th != nil && answered:
-		th.observe(rr.Header(), rr.StatusCode(), start, recv)
+		th.observe(rr.RawResponse.Header, rr.RawResponse.StatusCode, start, recv)
 	case ad != nil && answered:
-		ad.observe(rr.Header(), rr.StatusCode(), seq, start, recv, again)
+		ad.observe(rr.RawResponse.Header, rr.RawResponse.StatusCode, seq, start, recv, again)
 	case ad != nil:
 		ad.abandon()
 	}
