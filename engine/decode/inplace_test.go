@@ -17,10 +17,10 @@ func within(part, whole []byte) bool {
 }
 
 // TestNewBytesInPlace: NewBytes reads the body where it lies (an NDJSON
-// line's raw text is the body's own bytes, not a copy in a buffer of the
-// decoder's), which is what it is for; a gzip body cannot be, and is read
-// as New reads it. (CSV rows and streamed JSON elements record their text
-// as they read it: a copy either way.)
+// line's or a streamed JSON element's raw text is the body's own bytes,
+// not a copy in a buffer of the decoder's), which is what it is for; a
+// gzip body cannot be, and is read as New reads it. (CSV rows record their
+// text as they read it: a copy either way.)
 func TestNewBytesInPlace(t *testing.T) {
 	cases := []struct {
 		name string
@@ -28,6 +28,7 @@ func TestNewBytesInPlace(t *testing.T) {
 		opts Options
 	}{
 		{"ndjson", "{\"a\":1}\n{\"a\":2}\n", Options{Format: NDJSON}},
+		{"json list", `{"items": [{"a":1}, 2], "next": null}`, Options{Stream: true, Path: []string{"items"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

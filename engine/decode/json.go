@@ -326,6 +326,9 @@ func (s *jsonStream) element() (v any, ok bool, err error) {
 		in.skipSpace()
 	}
 	s.line = in.line
+	if v, ok := s.inPlace(); ok {
+		return v, true, nil
+	}
 	in.startRecording()
 	err = in.scanBounds()
 	s.raw = in.stopRecording()
@@ -336,6 +339,31 @@ func (s *jsonStream) element() (v any, ok bool, err error) {
 		return nil, false, fmt.Errorf("line %d: invalid JSON: %w", s.line, err)
 	}
 	return v, true, nil
+}
+
+// inPlace decodes the next element in one pass where it lies in the
+// buffer, its raw text a slice of it, not a copy: when it is whole there
+// and well formed, and followed by a byte that may end it (a literal or a
+// number runs up to one). Otherwise (ok false) nothing is consumed, and
+// the element is read as before, bounds first: that path names what is
+// wrong, or reads past the buffer's end.
+func (s *jsonStream) inPlace() (v any, ok bool) {
+	in := s.in
+	b := in.buf[in.pos:in.end]
+	v, n, err := jsonv.DecodePrefix(b)
+	if err != nil || n >= len(b) {
+		return nil, false
+	}
+	switch b[0] {
+	case '{', '[', '"':
+	default:
+		if c := b[n]; c != ',' && c != ']' && c != '}' && !isSpace(c) {
+			return nil, false
+		}
+	}
+	s.raw = b[:n]
+	in.advance(n)
+	return v, true
 }
 
 // close reads the rest of the document after the target: the remaining

@@ -32,6 +32,18 @@ func Decode(b []byte) (any, error) {
 	return v, nil
 }
 
+// DecodePrefix decodes the JSON value at the very start of b (no white
+// space before it) and returns it with the number of bytes it spans; what
+// follows it is not read. It is for a list's elements read where they lie,
+// without first finding where each ends.
+func DecodePrefix(b []byte) (v any, n int, err error) {
+	d := decoder{data: b}
+	if v, err = d.value(0); err != nil {
+		return nil, 0, err
+	}
+	return v, d.pos, nil
+}
+
 // maxDepth is encoding/json's nesting limit.
 const maxDepth = 10000
 

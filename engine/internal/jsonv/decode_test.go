@@ -197,3 +197,28 @@ func normalize(v any) any {
 	out, _ := Decode(b)
 	return out
 }
+
+// TestDecodePrefix: the value at the start of the bytes and its length,
+// whatever follows it; a value cut short or malformed fails.
+func TestDecodePrefix(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want any
+		n    int
+	}{
+		{`{"a":[1,"x"]},{"b":2}`, map[string]any{"a": []any{json.Number("1"), "x"}}, 13},
+		{`12]`, json.Number("12"), 2},
+		{`"a\"b" ,`, `a"b`, 6},
+		{`null}`, nil, 4},
+	} {
+		v, n, err := DecodePrefix([]byte(tc.in))
+		if err != nil || n != tc.n || !reflect.DeepEqual(v, tc.want) {
+			t.Errorf("DecodePrefix(%q) = %#v, %d, %v; want %#v, %d", tc.in, v, n, err, tc.want, tc.n)
+		}
+	}
+	for _, in := range []string{`{"a":1`, `[1,]`, `tru`, ` 1`, ``} {
+		if _, _, err := DecodePrefix([]byte(in)); err == nil {
+			t.Errorf("DecodePrefix(%q): no error", in)
+		}
+	}
+}
