@@ -74,6 +74,7 @@ type Decoder struct {
 	json  *jsonStream
 	csv   *csvReader
 	ended bool
+	jv    jsonv.Decoder // NDJSON lines' (their keys shared)
 }
 
 // New prepares to decode r. It reads nothing yet but the first bytes:
@@ -318,7 +319,7 @@ func (d *Decoder) nextLine() (any, error) {
 			continue
 		}
 		d.raw, d.line = b, line
-		v, err := decodeValue(b)
+		v, err := decodeValue(&d.jv, b)
 		if err != nil {
 			return nil, fmt.Errorf("line %d: invalid JSON: %w", line, err)
 		}

@@ -27,8 +27,8 @@ func recordsErr(format string, args ...any) error {
 // numbers as json.Number (jsonv: encoding/json's values in one pass).
 // Its errors read as encoding/json's, without jsonv's offset: the caller
 // names the line.
-func decodeValue(text []byte) (any, error) {
-	v, err := jsonv.Decode(text)
+func decodeValue(jv *jsonv.Decoder, text []byte) (any, error) {
+	v, err := jv.Decode(text)
 	if err == nil {
 		return v, nil
 	}
@@ -62,6 +62,7 @@ type jsonStream struct {
 	doc           map[string]any
 	raw           []byte
 	line          int
+	jv            jsonv.Decoder // the elements' (their keys shared)
 }
 
 // where names the target for messages: ".a.b", or "the response body".
@@ -335,7 +336,7 @@ func (s *jsonStream) element() (v any, ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if v, err = decodeValue(s.raw); err != nil {
+	if v, err = decodeValue(&s.jv, s.raw); err != nil {
 		return nil, false, fmt.Errorf("line %d: invalid JSON: %w", s.line, err)
 	}
 	return v, true, nil
@@ -350,7 +351,7 @@ func (s *jsonStream) element() (v any, ok bool, err error) {
 func (s *jsonStream) inPlace() (v any, ok bool) {
 	in := s.in
 	b := in.buf[in.pos:in.end]
-	v, n, err := jsonv.DecodePrefix(b)
+	v, n, err := s.jv.DecodePrefix(b)
 	if err != nil || n >= len(b) {
 		return nil, false
 	}

@@ -19,7 +19,31 @@ import (
 // pass over b: every page of every response goes through here, and the
 // standard decoder copies the body into its own buffer and scans it twice.
 func Decode(b []byte) (any, error) {
-	d := decoder{data: b}
+	var s Decoder
+	return s.Decode(b)
+}
+
+// Decoder decodes documents one after another, reusing its scratch and
+// the key strings of the objects it met: a page's records share their
+// keys, one string each rather than one per record. Its zero value is
+// ready for use; it is not safe for concurrent use.
+type Decoder struct {
+	// members holds the members of the objects being read, innermost
+	// last, until each is whole: its map is then made at its size, not
+	// grown (and rehashed) member by member.
+	members []member
+	buf     []byte            // scratch for strings with escapes
+	keys    map[string]string // object keys met, each its own value
+}
+
+type member struct {
+	key string
+	val any
+}
+
+// Decode is [Decode], reusing what s holds.
+func (s *Decoder) Decode(b []byte) (any, error) {
+	d := decoder{data: b, s: s}
 	d.space()
 	v, err := d.value(0)
 	if err != nil {
@@ -36,12 +60,34 @@ func Decode(b []byte) (any, error) {
 // space before it) and returns it with the number of bytes it spans; what
 // follows it is not read. It is for a list's elements read where they lie,
 // without first finding where each ends.
-func DecodePrefix(b []byte) (v any, n int, err error) {
-	d := decoder{data: b}
+func (s *Decoder) DecodePrefix(b []byte) (v any, n int, err error) {
+	d := decoder{data: b, s: s}
 	if v, err = d.value(0); err != nil {
 		return nil, 0, err
 	}
 	return v, d.pos, nil
+}
+
+// The bounds of a Decoder's keys: a document whose objects are keyed by
+// ids (not names) has more distinct keys than it is worth keeping.
+const (
+	maxKeys   = 4096
+	maxKeyLen = 64
+)
+
+// intern returns b as a string, the one met before when there is one.
+func (s *Decoder) intern(b []byte) string {
+	if k, ok := s.keys[string(b)]; ok {
+		return k
+	}
+	k := string(b)
+	if len(s.keys) < maxKeys && len(b) <= maxKeyLen {
+		if s.keys == nil {
+			s.keys = map[string]string{}
+		}
+		s.keys[k] = k
+	}
+	return k
 }
 
 // maxDepth is encoding/json's nesting limit.
@@ -50,7 +96,7 @@ const maxDepth = 10000
 type decoder struct {
 	data []byte
 	pos  int
-	buf  []byte // scratch for strings with escapes
+	s    *Decoder
 }
 
 func (d *decoder) space() {
@@ -125,17 +171,17 @@ func (d *decoder) object(depth int) (any, error) {
 		return nil, d.errorf("exceeded max depth")
 	}
 	d.pos++ // {
-	m := map[string]any{}
 	d.space()
 	if d.pos < len(d.data) && d.data[d.pos] == '}' {
 		d.pos++
-		return m, nil
+		return map[string]any{}, nil
 	}
+	base := len(d.s.members) // an error ends the decoding: nothing to reset then
 	for {
 		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 			return nil, d.unexpected("looking for beginning of object key string")
 		}
-		k, err := d.string()
+		k, err := d.key()
 		if err != nil {
 			return nil, err
 		}
@@ -149,9 +195,19 @@ func (d *decoder) object(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		m[k] = v
-		if end, err := d.next('}', "after object key:value pair"); end || err != nil {
-			return m, err
+		d.s.members = append(d.s.members, member{k, v})
+		end, err := d.next('}', "after object key:value pair")
+		if err != nil {
+			return nil, err
+		}
+		if end {
+			m := make(map[string]any, len(d.s.members)-base)
+			for _, e := range d.s.members[base:] {
+				m[e.key] = e.val // in order: the last of a repeated key wins
+			}
+			clear(d.s.members[base:])
+			d.s.members = d.s.members[:base]
+			return m, nil
 		}
 	}
 }
@@ -237,6 +293,22 @@ func (d *decoder) number() (any, error) {
 	return json.Number(d.data[start:d.pos]), nil
 }
 
+// key reads an object's key at d.pos (its opening quote): one of plain
+// ASCII is interned, any other read as a string is.
+func (d *decoder) key() (string, error) {
+	start := d.pos + 1
+	for i := start; i < len(d.data); i++ {
+		switch c := d.data[i]; {
+		case c == '"':
+			d.pos = i + 1
+			return d.s.intern(d.data[start:i]), nil
+		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
+			return d.string()
+		}
+	}
+	return d.string()
+}
+
 // string reads a string at d.pos (its opening quote).
 func (d *decoder) string() (string, error) {
 	d.pos++ // "
@@ -269,13 +341,13 @@ func (d *decoder) string() (string, error) {
 // escaped finishes a string that has escapes or invalid UTF-8, from d.pos;
 // the string began at start.
 func (d *decoder) escaped(start int) (string, error) {
-	b := append(d.buf[:0], d.data[start:d.pos]...)
+	b := append(d.s.buf[:0], d.data[start:d.pos]...)
 	for d.pos < len(d.data) {
 		c := d.data[d.pos]
 		switch {
 		case c == '"':
 			d.pos++
-			d.buf = b
+			d.s.buf = b
 			return string(b), nil
 		case c < 0x20:
 			return "", d.unexpected("in string literal")

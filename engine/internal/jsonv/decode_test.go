@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // reference decodes as encoding/json does with UseNumber, one whole value.
@@ -198,7 +199,7 @@ func normalize(v any) any {
 	return out
 }
 
-// TestDecodePrefix: the value at the start of the bytes and its length,
+// TestDecodePrefix: Decoder.DecodePrefix gives the value at the start of the bytes and its length,
 // whatever follows it; a value cut short or malformed fails.
 func TestDecodePrefix(t *testing.T) {
 	for _, tc := range []struct {
@@ -211,14 +212,44 @@ func TestDecodePrefix(t *testing.T) {
 		{`"a\"b" ,`, `a"b`, 6},
 		{`null}`, nil, 4},
 	} {
-		v, n, err := DecodePrefix([]byte(tc.in))
+		var s Decoder
+		v, n, err := s.DecodePrefix([]byte(tc.in))
 		if err != nil || n != tc.n || !reflect.DeepEqual(v, tc.want) {
 			t.Errorf("DecodePrefix(%q) = %#v, %d, %v; want %#v, %d", tc.in, v, n, err, tc.want, tc.n)
 		}
 	}
 	for _, in := range []string{`{"a":1`, `[1,]`, `tru`, ` 1`, ``} {
-		if _, _, err := DecodePrefix([]byte(in)); err == nil {
+		var s Decoder
+		if _, _, err := s.DecodePrefix([]byte(in)); err == nil {
 			t.Errorf("DecodePrefix(%q): no error", in)
 		}
+	}
+}
+
+// TestDecoderReused: one Decoder reading document after document gives
+// what Decode gives each, whatever keys it met before; the records of a
+// page share their keys' strings.
+func TestDecoderReused(t *testing.T) {
+	var s Decoder
+	docs := append(slices.Clone(decodeCases), `{"id":1,"name":"a"}`, `{"name":"b","id":2,"ID":3}`, `{"nam":"c","names":4}`, `{"\u006eame":5}`)
+	for _, doc := range docs {
+		want, werr := Decode([]byte(doc))
+		got, gerr := s.Decode([]byte(doc))
+		if fmt.Sprint(werr) != fmt.Sprint(gerr) || !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: reused Decoder gives %#v (%v), Decode %#v (%v)", doc, got, gerr, want, werr)
+		}
+	}
+	key := func(doc string) *byte {
+		v, err := s.Decode([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range v.(map[string]any) {
+			return unsafe.StringData(k)
+		}
+		return nil
+	}
+	if key(`{"region":1}`) != key(`{"region":2}`) {
+		t.Errorf("two records' key \"region\" are two strings, not one shared")
 	}
 }

@@ -22,7 +22,8 @@ func Member(b []byte, key string) (start, end int, found bool, err error) {
 // escapes are compared where they are, not copied.
 func Members(b []byte, keys []string, spans [][2]int) error {
 	clear(spans)
-	d := decoder{data: b}
+	var scratch Decoder // for a key with escapes
+	d := decoder{data: b, s: &scratch}
 	d.space()
 	if d.pos >= len(b) || b[d.pos] != '{' {
 		return nil
@@ -36,7 +37,7 @@ func Members(b []byte, keys []string, spans [][2]int) error {
 		if d.pos >= len(b) || b[d.pos] != '"' {
 			return d.unexpected("looking for beginning of object key string")
 		}
-		k, err := d.key()
+		k, err := d.rawKey()
 		if err != nil {
 			return err
 		}
@@ -61,10 +62,10 @@ func Members(b []byte, keys []string, spans [][2]int) error {
 	}
 }
 
-// key reads an object key at d.pos (its opening quote), as string does:
+// rawKey reads an object key at d.pos (its opening quote), as string does:
 // one of plain ASCII (the usual key) is returned where it is in d.data,
 // without a copy; any other goes to string.
-func (d *decoder) key() ([]byte, error) {
+func (d *decoder) rawKey() ([]byte, error) {
 	for i := d.pos + 1; i < len(d.data); i++ {
 		switch c := d.data[i]; {
 		case c == '"':
