@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -523,4 +524,56 @@ tables:
 		run(b, bin, "  rate_limit: {per_second: 20, burst: 10}", "guessed20_")
 		run(b, bin, "", "spent_")
 	}
+}
+
+// BenchmarkPortFloor runs specs/humanitec.yaml at about 200k entities into
+// the Port simulator and then as a dry run (extraction, mapping and
+// validation, every entity printed as JSON, no sink), and reports the CPU
+// per entity of each over the mapping benchmark's: the dry run is the
+// floor that no Port sink can go under, so the gap between the two is all
+// the sink's work.
+func BenchmarkPortFloor(b *testing.B) {
+	bin := ferryBinary(b)
+	mapping := mappingCost(b)
+	b.ReportMetric(float64(mapping.Nanoseconds())/1000, "mapping-cpu-us/rec")
+	org := humanitec.Generate(1, humanitec.Size{Apps: 700, EnvsPerApp: 5, WorkloadsPerEnv: 8, ValuesPerApp: 10, SetsPerApp: 4, DeltasPerApp: 6, Pipelines: 14000, Users: 2400, Groups: 240})
+	for range b.N {
+		hum, err := humanitec.Start(context.Background(), org, humanitec.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sets := map[string]string{"org_id": org.ID, "api_url": hum.URL(), "api_token": humanitec.DefaultToken}
+		pt := portsim.New(portsim.Options{RateLimit: -1})
+		full := runFerry(b, bin, "../../specs/humanitec.yaml", sets,
+			"PORT_CLIENT_ID="+pt.ClientID(), "PORT_CLIENT_SECRET="+pt.ClientSecret(), "PORT_BASE_URL="+pt.URL(), "TMPDIR="+b.TempDir())
+		pt.Close()
+		dry := dryRunCPU(b, bin, "../../specs/humanitec.yaml", sets)
+		hum.Close()
+		if full.rows == 0 {
+			b.Fatal("the full run wrote no entity")
+		}
+		perDry := float64(dry.Nanoseconds()) / float64(full.rows)
+		b.ReportMetric(full.cpuPer()/float64(mapping.Nanoseconds()), "full/mapping")
+		b.ReportMetric(perDry/float64(mapping.Nanoseconds()), "dry/mapping")
+		b.ReportMetric(perDry/full.cpuPer(), "dry/full")
+	}
+}
+
+// dryRunCPU runs `ferry run --dry-run` of spec with its output discarded
+// and returns the child's CPU time (user and system).
+func dryRunCPU(b *testing.B, bin, spec string, sets map[string]string) time.Duration {
+	b.Helper()
+	args := []string{"run", spec, "--dry-run", "--progress", "none"}
+	for k, v := range sets {
+		args = append(args, "--set", k+"="+v)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(slicesWithout(os.Environ(), "GOGC=", "GODEBUG="), "TMPDIR="+b.TempDir())
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("%s %s: %v\n%s", bin, strings.Join(args, " "), err, stderr.String())
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
