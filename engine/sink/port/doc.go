@@ -77,12 +77,19 @@
 // Blueprints are written in layers: relation targets before sources. Where
 // relations form a cycle — a self-relation such as humanitecResourceGraph →
 // humanitecResourceGraph (many), or blueprints relating to each other —
-// those relations are left out of the first pass and sent in a second pass
-// (bulk upsert with merge=true, identifier and relations only) after every
-// entity of the cycle exists. This was chosen over
+// those relations are sent in the first pass only when every target of
+// the relation (a key, whole) is already in Port — written or found
+// unchanged by this run before the entity's page is prepared (a target
+// whose bulk request is still in flight is not), or found there by an
+// earlier lookup; the others are left out of the first pass and sent in a
+// second pass (bulk upsert with merge=true, identifier and relations only)
+// after every entity of the cycle exists. An entity with any key left for
+// the second pass gets all its cycle keys sent again there, those sent
+// early with the same value. This was chosen over
 // create_missing_related_entities because stubs would also be created for
 // targets that never appear, which the default policy must not do. (While
-// a rerun is between its passes, cycle relations are briefly absent.)
+// a rerun is between its passes, cycle relations left for the second pass
+// are briefly absent.)
 //
 // A relation target that this run did not write successfully is looked up
 // in Port (entity search, $identifier in […]; one search does not find is

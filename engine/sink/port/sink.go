@@ -392,8 +392,9 @@ func (s *Sink) take(ctx context.Context) (*spool, []EntityError, error) {
 // Finish writes everything queued, then reconciles. Blueprints are written
 // in relation order (targets first). Relations inside a relation cycle —
 // self-relations such as resource-graph node → node — are left out of the
-// first pass and written in a second pass with merge=true, once every
-// entity of the cycle exists. Relation targets neither written by this run
+// first pass, unless their targets are all in Port already (early), and
+// written in a second pass with merge=true, once every entity of the cycle
+// exists. Relation targets neither written by this run
 // nor present in Port follow the relation policy. An entity that Port
 // already holds exactly as the run would write it is not sent (it counts
 // as unchanged). Per-entity failures do not stop the run; if any occurred
@@ -689,6 +690,9 @@ func (s *Sink) prepare(ctx context.Context, st *runState, o *loadOrder, def *Blu
 	if err != nil {
 		return nil, err
 	}
+	if err := s.early(ctx, st, def, ws); err != nil {
+		return nil, err
+	}
 	effs, err := s.resolve(ctx, st, def, ws, relsOf, false)
 	if err != nil {
 		return nil, err
@@ -749,6 +753,62 @@ func (s *Sink) prepare(ctx context.Context, st *runState, o *loadOrder, def *Blu
 }
 
 func relsOf(w *work) map[string]any { return w.rels }
+
+// early moves into the first pass each cycle relation of ws (a key, whole)
+// whose targets Port already holds: written or found unchanged by this run
+// (a target whose bulk request is still in flight is not), or found in
+// Port by an earlier lookup. Only keys with a target not there yet stay
+// for the second pass; an entity left with none gets no second-pass work.
+// Null, empty and search-query values stay where they were.
+func (s *Sink) early(ctx context.Context, st *runState, def *Blueprint, ws []*work) error {
+	asked := map[string][]string{}
+	for _, w := range ws {
+		for rk, v := range w.deferred {
+			ids, _ := relationIDs(v)
+			t := def.Relations[rk].Target
+			asked[t] = append(asked[t], ids...)
+		}
+	}
+	there := map[entityKey]bool{}
+	for target, ids := range asked {
+		if len(ids) == 0 {
+			continue
+		}
+		slices.Sort(ids)
+		got, err := st.sp.among(ctx, target, true, slices.Compact(ids))
+		if err != nil {
+			return err
+		}
+		for id := range got {
+			if k := (entityKey{target, id}); !st.failedKey(k) {
+				there[k] = true
+			}
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, w := range ws {
+		for rk, v := range w.deferred {
+			ids, _ := relationIDs(v)
+			if len(ids) == 0 {
+				continue
+			}
+			t := def.Relations[rk].Target
+			all := true
+			for _, id := range ids {
+				if k := (entityKey{t, id}); !there[k] && !st.exists[k] {
+					all = false
+					break
+				}
+			}
+			if all {
+				w.rels[rk] = v
+				delete(w.deferred, rk)
+			}
+		}
+	}
+	return nil
+}
 
 // secondPass sends the cycle relations of the entities written in the
 // first pass, now that every entity of the cycle exists: those that named
