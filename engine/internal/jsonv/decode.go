@@ -47,6 +47,7 @@ func (s *Decoder) Decode(b []byte) (any, error) {
 	d.space()
 	v, err := d.value(0)
 	if err != nil {
+		s.drop()
 		return nil, err
 	}
 	d.space()
@@ -63,9 +64,19 @@ func (s *Decoder) Decode(b []byte) (any, error) {
 func (s *Decoder) DecodePrefix(b []byte) (v any, n int, err error) {
 	d := decoder{data: b, s: s}
 	if v, err = d.value(0); err != nil {
+		s.drop()
 		return nil, 0, err
 	}
 	return v, d.pos, nil
+}
+
+// drop forgets the members of the objects an error left unfinished: a
+// Decoder reused after errors (decode's stream tries each element in
+// place, and one cut by the buffer's end fails) would otherwise keep
+// them, and the values they hold, for as long as it lives.
+func (s *Decoder) drop() {
+	clear(s.members)
+	s.members = s.members[:0]
 }
 
 // The bounds of a Decoder's keys: a document whose objects are keyed by
@@ -176,7 +187,7 @@ func (d *decoder) object(depth int) (any, error) {
 		d.pos++
 		return map[string]any{}, nil
 	}
-	base := len(d.s.members) // an error ends the decoding: nothing to reset then
+	base := len(d.s.members) // an error ends the decoding: drop resets then
 	for {
 		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 			return nil, d.unexpected("looking for beginning of object key string")
