@@ -470,14 +470,7 @@ func chaosAppendRun(t *testing.T, seed uint64, destKind, mode string) {
 			rate := 0.1 + 0.3*rng.Float64()
 			if mode == "cancel" {
 				rate *= float64(rng.IntN(2))
-				a.mu.Lock()
-				stop := a.served + 1 + rng.IntN(60)
-				a.onRequest = func(n int) {
-					if n == stop {
-						cancel()
-					}
-				}
-				a.mu.Unlock()
+				a.cancelWithin(rng, 60, cancel)
 			}
 			a.setFaults(rate)
 			err := run(ctx)

@@ -578,14 +578,7 @@ func (h *csHarness) loop(rng *rand.Rand, mode string) {
 			rate := 0.05 + 0.25*rng.Float64()
 			if mode == "cancel" {
 				rate *= float64(rng.IntN(2))
-				a.mu.Lock()
-				stop := a.served + 1 + rng.IntN(30)
-				a.onRequest = func(n int) {
-					if n == stop {
-						cancel()
-					}
-				}
-				a.mu.Unlock()
+				a.cancelWithin(rng, 30, cancel)
 			}
 			a.setFaults(rate)
 			before := h.dest.readAll(t, csTables...)

@@ -158,6 +158,19 @@ func newChaosAPI(t *testing.T, seed uint64) *chaosAPI {
 	return a
 }
 
+// cancelWithin arms cancel at a random one of the next within requests the
+// API serves: the run is cut there, wherever it stands.
+func (a *chaosAPI) cancelWithin(rng *rand.Rand, within int, cancel context.CancelFunc) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	stop := a.served + 1 + rng.IntN(within)
+	a.onRequest = func(n int) {
+		if n == stop {
+			cancel()
+		}
+	}
+}
+
 func (a *chaosAPI) setFaults(rate float64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -735,14 +748,7 @@ func chaosRun(t *testing.T, seed uint64, destKind, mode string) {
 		rate := 0.1 + 0.3*rng.Float64()
 		if mode == "cancel" {
 			rate *= float64(rng.IntN(2))
-			a.mu.Lock()
-			stop := a.served + 1 + rng.IntN(60)
-			a.onRequest = func(n int) {
-				if n == stop {
-					cancel()
-				}
-			}
-			a.mu.Unlock()
+			a.cancelWithin(rng, 60, cancel)
 		}
 		a.setFaults(rate)
 		err := run(ctx)

@@ -84,6 +84,19 @@ func (b *ctBook) note(key, row string) {
 	b.hist[key][row] = true
 }
 
+// cancelWithin arms cancel at a random one of the next within requests the
+// API serves: the run is cut there, wherever it stands.
+func (b *ctBook) cancelWithin(rng *rand.Rand, within int, cancel context.CancelFunc) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	stop := b.served + 1 + rng.IntN(within)
+	b.onRequest = func(n int) {
+		if n == stop {
+			cancel()
+		}
+	}
+}
+
 func (b *ctBook) setFaults(rate float64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -867,14 +880,7 @@ func (h *ctHarness) loop(mode string) {
 			rate := 0.05 + 0.25*rng.Float64()
 			if mode == "cancel" {
 				rate *= float64(rng.IntN(2))
-				a.mu.Lock()
-				stop := a.served + 1 + rng.IntN(40)
-				a.onRequest = func(n int) {
-					if n == stop {
-						cancel()
-					}
-				}
-				a.mu.Unlock()
+				a.cancelWithin(rng, 40, cancel)
 			}
 			a.setFaults(rate)
 			err := h.run(ctx, false)
