@@ -567,6 +567,10 @@ func dryRunCPU(b *testing.B, bin, spec string, sets map[string]string) time.Dura
 	for k, v := range sets {
 		args = append(args, "--set", k+"="+v)
 	}
+	if dir := os.Getenv("FERRY_BENCH_PROFILES"); dir != "" {
+		n := profileSeq.Add(1)
+		args = append(args, "--cpuprofile", filepath.Join(dir, fmt.Sprintf("cpu-%d-dry.prof", n)))
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(slicesWithout(os.Environ(), "GOGC=", "GODEBUG="), "TMPDIR="+b.TempDir())
 	var stderr strings.Builder
