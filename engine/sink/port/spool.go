@@ -75,21 +75,8 @@ type spool struct {
 	tally   map[string]*[3]int // entities of each blueprint in each state but waiting
 	cycles  map[int64]struct{} // entities whose row in cycle is not as their state says yet
 	arrived bool               // arrival holds rows entity does not have yet
-
-	knownMu sync.Mutex
-	known   map[knownKey]struct{} // yes answers of among, at most knownMax
+	index   keyIndex           // every put's key and place, for among
 }
-
-// knownKey is one answer of among: id of bp is produced valid, or with
-// done, written or unchanged.
-type knownKey struct {
-	bp, id string
-	done   bool
-}
-
-// knownMax bounds the answers among remembers: many pages name the same
-// few targets (their app, their environment).
-const knownMax = 8192
 
 // Entity states in the spool; stateCycle is added to stateWritten when
 // relations inside a relation cycle remain for the second pass.
@@ -154,7 +141,7 @@ func openSpool(ctx context.Context, dir string) (*spool, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("port: spool: %w", err)
 	}
-	sp := &spool{path: path, db: db, conn: conn, stmts: map[string]*sql.Stmt{}, jsonFile: data, jsonPath: data.Name()}
+	sp := &spool{path: path, db: db, conn: conn, stmts: map[string]*sql.Stmt{}, jsonFile: data, jsonPath: data.Name(), index: newKeyIndex()}
 	if runtime.GOOS != "windows" {
 		if err := os.Remove(path); err == nil {
 			sp.path = ""
@@ -232,19 +219,15 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 	// In key order, the rows go into the table's B-tree next to each other
 	// and a page read back in key order finds its JSON in a few runs of
 	// the data file (rowsAfter).
-	// among's remembered answers may no longer hold once this is in:
-	// forgotten when it is (an answer remembered meanwhile too).
-	defer func() {
-		sp.knownMu.Lock()
-		sp.known = nil
-		sp.knownMu.Unlock()
-	}()
 	es = slices.Clone(es) // the caller's stays as it is
 	slices.SortFunc(es, func(a, b spooled) int {
 		return cmp.Or(strings.Compare(a.bp, b.bp), strings.Compare(a.id, b.id))
 	})
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
+	if sp.puts+int64(len(es)) > maxIndexedPuts {
+		return fmt.Errorf("port: spool: more than %d entities in one run", maxIndexedPuts)
+	}
 	// The batch's JSON goes to the data file in one write; a replaced
 	// entity's earlier JSON stays there unread until the run ends (the
 	// file grows with duplicates, on disk only).
@@ -257,6 +240,7 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 			buf = append(buf, e.data...)
 		}
 		args = append(args, e.bp, e.id, off, len(e.data), sp.puts)
+		sp.index.add(e.bp, e.id, sp.puts, e.data != nil)
 		sp.puts++
 	}
 	if _, err := sp.jsonFile.WriteAt(buf, sp.jsonEnd); err != nil {
@@ -675,48 +659,35 @@ func (sp *spool) stateAt(n int64) int {
 const maxInList = 500
 
 // among returns which of ids of bp the run produced valid or, with done,
-// wrote or found unchanged.
+// wrote or found unchanged: from the key index, and from the entity table
+// for the few keys the index cannot tell apart.
 func (sp *spool) among(ctx context.Context, bp string, done bool, ids []string) (map[string]bool, error) {
-	query := `SELECT e.id, e.n FROM entity e WHERE e.bp = ? AND ` + selValid + ` AND e.id IN (`
 	out := map[string]bool{}
-	// A yes stays true while Finish reads (nothing is put then, and a
-	// written entity stays written); put forgets them all.
-	sp.knownMu.Lock()
 	var ask []string
+	sp.mu.Lock()
 	for _, id := range ids {
-		if _, ok := sp.known[knownKey{bp, id, done}]; ok {
-			out[id] = true
-		} else {
+		n, valid, found, ambiguous := sp.index.find(bp, id)
+		switch {
+		case ambiguous:
 			ask = append(ask, id)
+		case found && valid && (!done || sp.stateAt(n) != stateWaiting):
+			out[id] = true
 		}
 	}
-	sp.knownMu.Unlock()
-	defer func() {
-		sp.knownMu.Lock()
-		defer sp.knownMu.Unlock()
-		if sp.known == nil || len(sp.known)+len(out) > knownMax {
-			sp.known = make(map[knownKey]struct{}, min(len(out), knownMax))
-		}
-		for id := range out {
-			if len(sp.known) < knownMax {
-				sp.known[knownKey{bp, id, done}] = struct{}{}
-			}
-		}
-	}()
+	sp.mu.Unlock()
+	query := `SELECT e.id, e.n FROM entity e WHERE e.bp = ? AND ` + selValid + ` AND e.id IN (`
 	for chunk := range slices.Chunk(ask, maxInList) {
 		args := make([]any, 0, len(chunk)+1)
 		args = append(args, bp)
 		for _, id := range chunk {
 			args = append(args, id)
 		}
-		// Most lists are short (the few apps a page of workloads names).
-		keep := len(chunk) == maxInList || len(chunk) <= maxBulkEntities
 		// Only valid entities get an outcome: with done, the valid ones
 		// whose state is not waiting.
 		if err := sp.lockRead(ctx); err != nil {
 			return nil, err
 		}
-		err := sp.query(ctx, keep, query+`?`+strings.Repeat(",?", len(chunk)-1)+`)`, args, func(rows *sql.Rows) error {
+		err := sp.query(ctx, false, query+`?`+strings.Repeat(",?", len(chunk)-1)+`)`, args, func(rows *sql.Rows) error {
 			var id string
 			var n int64
 			if err := rows.Scan(&id, &n); err != nil {

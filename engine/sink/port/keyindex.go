@@ -1,0 +1,108 @@
+package port
+
+import (
+	"hash/maphash"
+	"sort"
+)
+
+// keyIndex finds the last put of an entity key without asking SQLite:
+// among asks it for every relation target of every entity sent, and an
+// IN (…) query per page of targets cost more than the rest of the
+// relation work together. It holds, per put, a 64-bit hash of the key and
+// the put's place (n, and whether the entity was valid): 12 bytes a put,
+// on the heap while the spool lives, where the spool keeps the entities
+// themselves on disk.
+//
+// Answers are exact where a key was never put (no hash of it) and where
+// only one put has its hash. A hash held by two or more puts — the same
+// key put again (an on_duplicate: merge entity, a repeat) or two keys
+// whose hashes collide — is ambiguous: the caller asks the spool's table,
+// which knows the keys. The one answer a collision could make wrong is a
+// key never put whose hash equals a put key's: among then says yes, the
+// relation is kept and Port refuses the entity naming a target it does
+// not hold, so that entity fails, loudly (odds about puts² / 2⁶⁴).
+type keyIndex struct {
+	seed   maphash.Seed
+	hashes []uint64
+	places []uint32 // n<<1 | valid; ambiguousPlace when several puts share the hash
+	sorted bool     // hashes ascending, each once
+}
+
+// ambiguousPlace marks a hash held by more than one put.
+const ambiguousPlace = ^uint32(0)
+
+// maxIndexedPuts is the most puts a keyIndex places (n<<1 | 1 must stay
+// below ambiguousPlace).
+const maxIndexedPuts = 1<<31 - 1
+
+func newKeyIndex() keyIndex { return keyIndex{seed: maphash.MakeSeed(), sorted: true} }
+
+func (x *keyIndex) hash(bp, id string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(x.seed)
+	h.WriteString(bp)
+	h.WriteByte(0) // no blueprint identifier holds NUL: bp and id stay apart
+	h.WriteString(id)
+	return h.Sum64()
+}
+
+// add records the put numbered n of key (bp, id).
+func (x *keyIndex) add(bp, id string, n int64, valid bool) {
+	p := uint32(n) << 1
+	if valid {
+		p |= 1
+	}
+	x.hashes = append(x.hashes, x.hash(bp, id))
+	x.places = append(x.places, p)
+	x.sorted = false
+}
+
+// find returns the place of the last put of (bp, id): found false when
+// none was put, ambiguous true when the caller must ask the table.
+func (x *keyIndex) find(bp, id string) (n int64, valid, found, ambiguous bool) {
+	x.settle()
+	h := x.hash(bp, id)
+	i := sort.Search(len(x.hashes), func(i int) bool { return x.hashes[i] >= h })
+	if i == len(x.hashes) || x.hashes[i] != h {
+		return 0, false, false, false
+	}
+	p := x.places[i]
+	if p == ambiguousPlace {
+		return 0, false, true, true
+	}
+	return int64(p >> 1), p&1 == 1, true, false
+}
+
+// settle sorts the puts by hash and keeps one entry a hash, marked
+// ambiguous where several puts share it.
+func (x *keyIndex) settle() {
+	if x.sorted {
+		return
+	}
+	sort.Sort(byHash{x})
+	out := 0
+	for i := 0; i < len(x.hashes); {
+		j := i + 1
+		for j < len(x.hashes) && x.hashes[j] == x.hashes[i] {
+			j++
+		}
+		x.hashes[out], x.places[out] = x.hashes[i], x.places[i]
+		if j-i > 1 {
+			x.places[out] = ambiguousPlace
+		}
+		out++
+		i = j
+	}
+	x.hashes, x.places = x.hashes[:out], x.places[:out]
+	x.sorted = true
+}
+
+// byHash sorts a keyIndex's two slices together.
+type byHash struct{ x *keyIndex }
+
+func (s byHash) Len() int           { return len(s.x.hashes) }
+func (s byHash) Less(i, j int) bool { return s.x.hashes[i] < s.x.hashes[j] }
+func (s byHash) Swap(i, j int) {
+	s.x.hashes[i], s.x.hashes[j] = s.x.hashes[j], s.x.hashes[i]
+	s.x.places[i], s.x.places[j] = s.x.places[j], s.x.places[i]
+}
