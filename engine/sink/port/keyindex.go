@@ -1,6 +1,7 @@
 package port
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"sort"
 )
@@ -40,8 +41,13 @@ func newKeyIndex() keyIndex { return keyIndex{seed: maphash.MakeSeed(), sorted: 
 func (x *keyIndex) hash(bp, id string) uint64 {
 	var h maphash.Hash
 	h.SetSeed(x.seed)
+	// bp's length first: no two keys are the same bytes to the hash, so
+	// only a true collision makes two keys share a hash, whatever bytes
+	// (NUL included) a key holds.
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(bp)))
+	h.Write(n[:])
 	h.WriteString(bp)
-	h.WriteByte(0) // no blueprint identifier holds NUL: bp and id stay apart
 	h.WriteString(id)
 	return h.Sum64()
 }

@@ -2,8 +2,16 @@ package port
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -85,4 +93,214 @@ func TestAmongFromTheIndexMatchesTheSpool(t *testing.T) {
 		}
 		sp.close()
 	}
+}
+
+// amongByTable is what among answered before the key index, from the
+// entity table alone: the last put of the key, valid, and with done
+// written or unchanged.
+func amongByTable(t *testing.T, sp *spool, bp string, done bool, ids []string) map[string]bool {
+	t.Helper()
+	ctx := context.Background()
+	if err := sp.lockRead(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer sp.mu.Unlock()
+	out := map[string]bool{}
+	for _, id := range ids {
+		var n int64
+		var valid bool
+		err := sp.conn.QueryRowContext(ctx, `SELECT n, off IS NOT NULL FROM entity WHERE bp = ? AND id = ?`, bp, id).Scan(&n, &valid)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if valid && (!done || sp.stateAt(n) != stateWaiting) {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// TestAmongAnswersAsTheEntityTableForAnyBytes puts keys of odd bytes —
+// empty, NUL (a blueprint ending in NUL next to an identifier starting
+// with one), a blueprint that is another's prefix, unicode in two
+// normal forms, invalid UTF-8 — valid and not, again in later batches,
+// with outcomes between them, and asks among about every blueprint and
+// identifier after each batch: every answer must be the entity table's.
+func TestAmongAnswersAsTheEntityTableForAnyBytes(t *testing.T) {
+	ctx := context.Background()
+	bps := []string{"a", "a\x00", "", "ab", "é", "e\u0301"}
+	ids := []string{"", "\x00", "\x00b", "b", "a", "ab", "x\x00y", "é", "e\u0301", "\xff\xfe", "\xff", strings.Repeat("long", 100)}
+	for seed := range uint64(8) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		sp, err := openSpool(ctx, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for batch := range 6 {
+			var es []spooled
+			seen := map[entityKey]bool{}
+			// The first batch always holds the pair whose bytes a NUL
+			// between blueprint and identifier would make the same.
+			if batch == 0 {
+				es = append(es, spooled{bp: "a\x00", id: "b", data: []byte(`{}`)})
+				seen[entityKey{"a\x00", "b"}] = true
+			}
+			for range rng.IntN(30) {
+				k := entityKey{bps[rng.IntN(len(bps))], ids[rng.IntN(len(ids))]}
+				if seen[k] {
+					continue
+				}
+				seen[k] = true
+				var data []byte
+				if rng.IntN(3) > 0 {
+					data = []byte(`{}`)
+				}
+				es = append(es, spooled{bp: k.blueprint, id: k.identifier, data: data})
+			}
+			if err := sp.put(ctx, es); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range es {
+				if e.data != nil && rng.IntN(2) == 0 {
+					n := ordinals(t, sp, e.bp, []string{e.id})
+					if err := sp.setState(ctx, e.bp, []string{e.id}, n, stateWritten+rng.IntN(2), nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for _, bp := range bps {
+				for _, done := range []bool{false, true} {
+					got, err := sp.among(ctx, bp, done, ids)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if want := amongByTable(t, sp, bp, done, ids); !maps.Equal(got, want) {
+						t.Fatalf("seed %d batch %d: among(%q, done=%v) = %s, the entity table says %s", seed, batch, bp, done, quoted(got), quoted(want))
+					}
+				}
+			}
+		}
+		sp.close()
+	}
+}
+
+// TestAmongWhileOutcomesAreRecorded asks among from several goroutines
+// while another records outcomes, as Finish's batches do (run it with
+// -race): without done every answer is the table's, with done a key
+// whose outcome was recorded before the question must be yes, and no
+// key without one.
+func TestAmongWhileOutcomesAreRecorded(t *testing.T) {
+	ctx := context.Background()
+	sp, err := openSpool(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.close()
+	const keys = 3000
+	var es []spooled
+	ids := make([]string, keys)
+	for i := range keys {
+		ids[i] = fmt.Sprintf("k%05d", i)
+		var data []byte
+		if i%5 != 0 {
+			data = []byte(`{}`)
+		}
+		es = append(es, spooled{bp: "b", id: ids[i], data: data})
+	}
+	// A fifth of the keys put again, valid and invalid, so that the table
+	// answers for them.
+	var again []spooled
+	for i := range keys {
+		if i%10 <= 1 {
+			again = append(again, es[i])
+		}
+	}
+	for _, b := range [][]spooled{es, again} {
+		if err := sp.put(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns := ordinals(t, sp, "b", ids)
+	valid := func(i int) bool { return i%5 != 0 }
+	// ids[:recorded] have their outcome; no key from ids[begun:] has one.
+	var recorded, begun atomic.Int64
+	var asked atomic.Int64 // questions answered, so outcomes go in between them
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	stop := make(chan struct{})
+	var quit atomic.Int64 // askers that stopped on a wrong answer
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer quit.Add(1)
+			for round := 0; ; round++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				done := (g+round)%2 == 0
+				before := int(recorded.Load())
+				got, err := sp.among(ctx, "b", done, ids)
+				if err != nil {
+					errs <- err
+					return
+				}
+				after := int(begun.Load())
+				asked.Add(1)
+				for i, id := range ids {
+					switch {
+					case !valid(i) && got[id]:
+						errs <- fmt.Errorf("among(done=%v) says invalid %s is there", done, id)
+					case valid(i) && !done && !got[id]:
+						errs <- fmt.Errorf("among says valid %s is not there", id)
+					case valid(i) && done && i < before && !got[id]:
+						errs <- fmt.Errorf("among(done) says %s, written before the question, is not done", id)
+					case done && got[id] && i >= after:
+						errs <- fmt.Errorf("among(done) says %s is done before its outcome", id)
+					default:
+						continue
+					}
+					return
+				}
+			}
+		}()
+	}
+	for from := 0; from < keys; from += 50 {
+		for seen := asked.Load(); asked.Load() < seen+2 && quit.Load() == 0; {
+			runtime.Gosched()
+		}
+		var bid []string
+		var bn []int64
+		for i := from; i < from+50; i++ {
+			if valid(i) {
+				bid, bn = append(bid, ids[i]), append(bn, ns[i])
+			}
+		}
+		begun.Store(int64(from + 50))
+		if err := sp.setState(ctx, "b", bid, bn, stateWritten, nil); err != nil {
+			t.Fatal(err)
+		}
+		recorded.Store(int64(from + 50))
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// quoted lists the identifiers of an answer, sorted, each quoted and cut
+// at 12 characters.
+func quoted(answer map[string]bool) string {
+	var out []string
+	for _, id := range slices.Sorted(maps.Keys(answer)) {
+		out = append(out, fmt.Sprintf("%.12q", id))
+	}
+	return "[" + strings.Join(out, " ") + "]"
 }

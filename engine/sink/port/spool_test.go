@@ -94,9 +94,9 @@ func TestSpoolReadsBackWhatWasPut(t *testing.T) {
 }
 
 // TestAmongRemembersOnlyWhatHolds asks among the same questions before and
-// after the answers change: a remembered yes must answer only its own
-// question (produced is not written) and not outlive a put that replaced
-// the entity with an invalid one.
+// after the answers change: a yes must answer only its own question
+// (produced is not written) and not outlive a put that replaced the
+// entity with an invalid one (the key index then asks the table).
 func TestAmongRemembersOnlyWhatHolds(t *testing.T) {
 	ctx := context.Background()
 	sp, err := openSpool(ctx, t.TempDir())
@@ -118,7 +118,7 @@ func TestAmongRemembersOnlyWhatHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	ask(false, true)
-	ask(false, true) // remembered
+	ask(false, true) // asked again
 	ask(true, false) // produced, not yet written
 	if err := sp.setState(ctx, "b", []string{"x"}, ordinals(t, sp, "b", []string{"x"}), stateWritten, nil); err != nil {
 		t.Fatal(err)
