@@ -687,7 +687,9 @@ func (sp *spool) among(ctx context.Context, bp string, done bool, ids []string) 
 		if err := sp.lockRead(ctx); err != nil {
 			return nil, err
 		}
-		err := sp.query(ctx, false, query+`?`+strings.Repeat(",?", len(chunk)-1)+`)`, args, func(rows *sql.Rows) error {
+		// Most lists are short (keys put again among a page's targets).
+		keep := len(chunk) == maxInList || len(chunk) <= maxBulkEntities
+		err := sp.query(ctx, keep, query+`?`+strings.Repeat(",?", len(chunk)-1)+`)`, args, func(rows *sql.Rows) error {
 			var id string
 			var n int64
 			if err := rows.Scan(&id, &n); err != nil {
