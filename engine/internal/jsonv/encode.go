@@ -78,27 +78,7 @@ func appendValue(dst []byte, v any, html bool, depth int) ([]byte, error) {
 		}
 		return append(dst, ']'), nil
 	case map[string]any:
-		if x == nil {
-			return append(dst, "null"...), nil
-		}
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		dst = append(dst, '{')
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, k, html)
-			dst = append(dst, ':')
-			var err error
-			if dst, err = appendValue(dst, x[k], html, depth+1); err != nil {
-				return nil, err
-			}
-		}
-		return append(dst, '}'), nil
+		return appendObject(dst, x, html, depth)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -107,6 +87,34 @@ func appendValue(dst []byte, v any, html bool, depth int) ([]byte, error) {
 		return nil, err
 	}
 	return append(dst, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...), nil
+}
+
+// appendObject is appendValue for an object. Its keys are sorted in a
+// slice on this frame (not the recursive appendValue's) for the usual
+// object of at most 16: every Port entity is encoded several times.
+func appendObject(dst []byte, x map[string]any, html bool, depth int) ([]byte, error) {
+	if x == nil {
+		return append(dst, "null"...), nil
+	}
+	var onStack [16]string
+	keys := onStack[:0]
+	for k := range x {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, k, html)
+		dst = append(dst, ':')
+		var err error
+		if dst, err = appendValue(dst, x[k], html, depth+1); err != nil {
+			return nil, err
+		}
+	}
+	return append(dst, '}'), nil
 }
 
 // Marshal is Append to nothing, with HTML escaped: encoding/json.Marshal's

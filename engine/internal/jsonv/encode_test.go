@@ -152,3 +152,17 @@ func selfContaining() any {
 	l[0] = l
 	return l
 }
+
+// An entity-sized object is encoded into a buffer of room enough without
+// allocating: its keys are sorted on the stack.
+func TestAppendObjectDoesNotAllocate(t *testing.T) {
+	v := map[string]any{
+		"identifier": "w-1", "title": "W 1",
+		"properties": map[string]any{"a": "x", "b": 2, "c": []any{"y"}, "d": true},
+		"relations":  map[string]any{"app": "a-1", "env": []any{"e-1", "e-2"}},
+	}
+	buf := make([]byte, 0, 4096)
+	if n := testing.AllocsPerRun(100, func() { _, _ = Append(buf[:0], v, true) }); n != 0 {
+		t.Errorf("%v allocations per encoding, want 0", n)
+	}
+}
