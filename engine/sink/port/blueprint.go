@@ -426,7 +426,14 @@ func layers(nodes []string, edges map[string][]string) ([][]string, map[string]i
 
 // decodeObject decodes one JSON object, numbers as json.Number.
 func decodeObject(raw []byte) (map[string]any, error) {
-	v, err := jsonv.Decode(raw)
+	var dec jsonv.Decoder
+	return decodeObjectWith(&dec, raw)
+}
+
+// decodeObjectWith is decodeObject with a Decoder reused across a page of
+// entities (their keys shared, its scratch kept).
+func decodeObjectWith(dec *jsonv.Decoder, raw []byte) (map[string]any, error) {
+	v, err := dec.Decode(raw)
 	if err != nil {
 		return nil, fmt.Errorf("invalid JSON object: %w", err)
 	}

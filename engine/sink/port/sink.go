@@ -636,6 +636,7 @@ var bodyMembers = [...]string{"properties", "relations"}
 func decodeWork(o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) {
 	ws := make([]*work, 0, len(rows))
 	var spans [len(bodyMembers)][2]int
+	var dec jsonv.Decoder // the page's entities share their keys
 	cyclic := false
 	for _, r := range def.Relations {
 		cyclic = cyclic || o.inCycle(def.Identifier, r)
@@ -644,7 +645,7 @@ func decodeWork(o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) 
 		w := &work{key: entityKey{def.Identifier, r.id}, n: r.n, raw: r.data, stored: r.body}
 		var rels map[string]any
 		if r.body != nil {
-			data, err := decodeObject(r.data)
+			data, err := decodeObjectWith(&dec, r.data)
 			if err != nil {
 				return nil, fmt.Errorf("port: spool: entity %q: %w", r.id, err)
 			}
@@ -653,7 +654,7 @@ func decodeWork(o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) 
 		} else if err := jsonv.Members(r.data, bodyMembers[:], spans[:]); err != nil {
 			return nil, fmt.Errorf("port: spool: entity %q: %w", r.id, err)
 		} else if spans[1][1] > 0 {
-			v, err := jsonv.Decode(r.data[spans[1][0]:spans[1][1]])
+			v, err := dec.Decode(r.data[spans[1][0]:spans[1][1]])
 			if err != nil {
 				return nil, fmt.Errorf("port: spool: entity %q: %w", r.id, err)
 			}
@@ -955,17 +956,15 @@ func (s *Sink) splicedBody(def *Blueprint, w *work) ([]byte, bool) {
 		return nil, false
 	}
 	rs, re := w.relAt[0], w.relAt[1]
-	rels, err := jsonv.Marshal(w.rels)
-	if err != nil {
-		return nil, false
-	}
 	ps, pe := w.propAt[0], w.propAt[1]
 	if pe == 0 || b[ps] != '{' || pe > rs {
 		return nil, false
 	}
 	_, owned := def.Properties[OwnerProperty]
 	owned = owned && s.cfg.Owner != ""
-	out := make([]byte, 0, len(b)+len(rels)+len(s.cfg.Owner)+len(OwnerProperty)+8)
+	// The resolved relations are written in place: room for them as
+	// spooled, and then some (a resolved relation is rarely longer).
+	out := make([]byte, 0, len(b)+len(s.cfg.Owner)+len(OwnerProperty)+64)
 	if owned {
 		out = append(out, b[:pe-1]...)
 		if pe-ps > 2 {
@@ -978,7 +977,10 @@ func (s *Sink) splicedBody(def *Blueprint, w *work) ([]byte, bool) {
 	} else {
 		out = append(out, b[:rs]...)
 	}
-	out = append(out, rels...)
+	out, err := jsonv.Append(out, w.rels, true)
+	if err != nil {
+		return nil, false
+	}
 	return append(out, b[re:]...), true
 }
 
