@@ -88,7 +88,13 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 		return statusOf(resp), c.portError(method, path, resp, err)
 	}
 	if out != nil && len(resp.Body) > 0 {
-		if err := json.Unmarshal(resp.Body, out); err != nil {
+		var err error
+		if r, ok := out.(answerReader); ok {
+			err = r.readAnswer(resp.Body)
+		} else {
+			err = json.Unmarshal(resp.Body, out)
+		}
+		if err != nil {
 			return resp.Status, fmt.Errorf("%s /v1%s: %w: %w", method, path, ErrMalformedAnswer, err)
 		}
 	}

@@ -1320,18 +1320,23 @@ func (p *packer) rest() []batch {
 	return out
 }
 
+// bulkResult is what the sink reads of a bulk answer (see readAnswer).
 type bulkResult struct {
-	Entities []struct {
-		Identifier string `json:"identifier"`
-		Index      int    `json:"index"`
-	} `json:"entities"`
-	Errors []struct {
-		Identifier string `json:"identifier"`
-		Index      int    `json:"index"`
-		StatusCode int    `json:"statusCode"`
-		Error      string `json:"error"`
-		Message    string `json:"message"`
-	} `json:"errors"`
+	Entities []bulkEntity `json:"entities"`
+	Errors   []bulkError  `json:"errors"`
+}
+
+type bulkEntity struct {
+	Identifier string `json:"identifier"`
+	Index      int    `json:"index"`
+}
+
+type bulkError struct {
+	Identifier string `json:"identifier"`
+	Index      int    `json:"index"`
+	StatusCode int    `json:"statusCode"`
+	Error      string `json:"error"`
+	Message    string `json:"message"`
 }
 
 // splits reports whether a bulk request Port refused whole with status is

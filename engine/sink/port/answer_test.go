@@ -1,0 +1,64 @@
+package port
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// bulkAnswers are bulk answers, usual and not: readAnswer must give what
+// json.Unmarshal gives for each, result and error alike.
+var bulkAnswers = []string{
+	`{"ok":true,"entities":[{"created":true,"identifier":"a","index":0},{"identifier":"b","index":1,"created":false}],"errors":[]}`,
+	` {"entities" : [ {"identifier" : "a" , "index" : 0 } ] , "errors" : [ ] , "ok" : true } ` + "\n",
+	`{"ok":false,"entities":[],"errors":[{"identifier":"x","index":3,"statusCode":422,"error":"invalid","message":"bad <thing>"}]}`,
+	`{"ok":true,"entities":[{"identifier":"ünïcode/ok","index":0,"additionalData":{"a":[1,-2.5e3,null,true,"s"]}}]}`,
+	`{"ok":true}`, `{}`, `null`, `[]`, `""`, `42`, ``, `{`, `{"ok":tru}`, `{"ok":true}x`, `<html>502 Bad Gateway</html>`,
+	`{"ok":true,"entities":"yes"}`, `{"entities":null}`, `{"entities":[null]}`, `{"entities":[1]}`,
+	`{"entities":[{"identifier":"a","index":0}],"entities":[{"index":1}]}`,
+	`{"entities":[{"identifier":"a","index":"0"}]}`, `{"entities":[{"identifier":"a","index":1.0}]}`,
+	`{"entities":[{"identifier":"a","index":1e2}]}`, `{"entities":[{"identifier":"a","index":-0}]}`,
+	`{"entities":[{"identifier":"a","index":99999999999999999999}]}`, `{"entities":[{"identifier":"a","index":01}]}`,
+	`{"entities":[{"identifier":null,"index":null}]}`, `{"entities":[{"identifier":7,"index":0}]}`,
+	`{"entities":[{"identifier":"a\"b","index":0}]}`, `{"entities":[{"identifier":"a\u0062","index":0}]}`,
+	"{\"entities\":[{\"identifier\":\"a\xffb\",\"index\":0}]}", "{\"entities\":[{\"identifier\":\"a\tb\",\"index\":0}]}",
+	`{"Entities":[{"Identifier":"a","INDEX":2}]}`, `{"entities":[{"identifier":"a","ındex":2}]}`,
+	`{"entities":[{"identifier":"a","index":0,"identifier":"b"}]}`, `{"entities":[{"identifier":"a","index":0,}]}`,
+	`{"entities":[{"identifier":"a","index":0}],}`, `{"entities":[{"identifier":"a","index":0}]`, `{"x":[1,2,]}`,
+	`{"x":truex}`, `{"x":-}`, `{"x":1.}`, `{"x":1e}`, `{"x":{"y":{"z":[[[]]]}}}`, `{"x":nul}`,
+	`{"errors":[{"identifier":"x","index":0,"statusCode":"422"}]}`, `{"errors":{}}`,
+	`{"errors":[{"identifier":"x","index":0}],"errors":[{"identifier":"y","index":1}]}`,
+}
+
+func TestReadBulkAnswerIsUnmarshal(t *testing.T) {
+	for _, body := range bulkAnswers {
+		checkBulkAnswer(t, []byte(body))
+	}
+}
+
+func checkBulkAnswer(t *testing.T, body []byte) {
+	t.Helper()
+	var want, got bulkResult
+	werr := json.Unmarshal(body, &want)
+	gerr := got.readAnswer(body)
+	if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() || !reflect.DeepEqual(got, want) {
+		t.Errorf("%q:\nread      %+v, %v\nUnmarshal %+v, %v", body, got, gerr, want, werr)
+	}
+}
+
+// The usual answers are read by scanBulk, not handed to encoding/json.
+func TestScanBulkReadsTheUsualAnswer(t *testing.T) {
+	for _, body := range bulkAnswers[:4] {
+		var r bulkResult
+		if !scanBulk([]byte(body), &r) {
+			t.Errorf("%q went to encoding/json", body)
+		}
+	}
+}
+
+func FuzzReadBulkAnswer(f *testing.F) {
+	for _, body := range bulkAnswers {
+		f.Add([]byte(body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { checkBulkAnswer(t, body) })
+}
