@@ -641,8 +641,10 @@ func decodeWork(o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) 
 	for _, r := range def.Relations {
 		cyclic = cyclic || o.inCycle(def.Identifier, r)
 	}
-	for _, r := range rows {
-		w := &work{key: entityKey{def.Identifier, r.id}, n: r.n, raw: r.data, stored: r.body}
+	items := make([]work, len(rows)) // one allocation for the page
+	for i, r := range rows {
+		w := &items[i]
+		*w = work{key: entityKey{def.Identifier, r.id}, n: r.n, raw: r.data, stored: r.body}
 		var rels map[string]any
 		if r.body != nil {
 			data, err := decodeObjectWith(&dec, r.data)
@@ -668,11 +670,26 @@ func decodeWork(o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) 
 			ws = append(ws, w)
 			continue
 		}
-		w.rels, w.deferred = map[string]any{}, map[string]any{}
+		// The cycle relations move to deferred (made for the first). The
+		// others stay in the decoded map when it is the work's own (not
+		// the whole entity's), else in a map of their own.
+		own := rels != nil && w.data == nil
+		if own {
+			w.rels = rels
+		} else {
+			w.rels = make(map[string]any, len(rels))
+		}
 		for rk, v := range rels {
-			if o.inCycle(def.Identifier, def.Relations[rk]) {
+			switch {
+			case o.inCycle(def.Identifier, def.Relations[rk]):
+				if w.deferred == nil {
+					w.deferred = map[string]any{}
+				}
 				w.deferred[rk] = v
-			} else {
+				if own {
+					delete(rels, rk)
+				}
+			case !own:
 				w.rels[rk] = v
 			}
 		}
@@ -1133,9 +1150,17 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 		st.mu.Unlock()
 	}
 	out := make([][]effect, len(ws))
+	// Scratch reused across the page: the relation names of one entity
+	// and the targets kept of one relation.
+	var names, kept []string
 	for i, w := range ws {
 		rels := pick(w)
-		for _, rk := range slices.Sorted(maps.Keys(rels)) {
+		names = names[:0]
+		for rk := range rels {
+			names = append(names, rk)
+		}
+		slices.Sort(names)
+		for _, rk := range names {
 			v := rels[rk]
 			r := def.Relations[rk]
 			ids, isList := relationIDs(v)
@@ -1143,16 +1168,17 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 				continue // null or a search query: passed through
 			}
 			policy := s.cfg.policy(def.Identifier, rk)
-			var kept []string
+			kept = kept[:0]
 			// A many-relation is a set: a target named again is sent,
 			// dropped or failed once (Port's handling of a repeat is
 			// undocumented; the change check sees sets already).
+			// (A short list is searched; a long one gets a set.)
 			var seen map[string]bool
-			if len(ids) > 1 {
+			if len(ids) > 16 {
 				seen = make(map[string]bool, len(ids))
 			}
-			for _, id := range ids {
-				if seen[id] {
+			for j, id := range ids {
+				if seen != nil && seen[id] || seen == nil && slices.Contains(ids[:j], id) {
 					continue
 				}
 				if seen != nil {
@@ -1193,6 +1219,9 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 				}
 			}
 			switch {
+			case unchanged(v, kept):
+				// Every target kept, once each, in order: v is its own
+				// rewrite (not boxed again).
 			case isList:
 				list := make([]any, len(kept))
 				for j, id := range kept {
@@ -1207,6 +1236,27 @@ func (s *Sink) resolve(ctx context.Context, st *runState, def *Blueprint, ws []*
 		}
 	}
 	return out, nil
+}
+
+// unchanged reports whether a relation value v (a string or a list) is
+// what resolve would write for the targets kept: a string kept, or a
+// []any of exactly the kept strings in order.
+func unchanged(v any, kept []string) bool {
+	switch x := v.(type) {
+	case string:
+		return len(kept) == 1 && kept[0] == x
+	case []any:
+		if len(x) != len(kept) {
+			return false
+		}
+		for j, e := range x {
+			if s, ok := e.(string); !ok || s != kept[j] {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // lookup reports which of ids exist in blueprint target. Port's search is
@@ -1268,8 +1318,14 @@ type batch struct {
 // flag.
 type packer struct {
 	merge bool
-	open  map[[2]any]*batch
-	size  map[[2]any]int
+	open  map[packKey]*batch
+	size  map[packKey]int
+}
+
+// packKey is what entities share a bulk request by.
+type packKey struct {
+	blueprint string
+	stub      bool
 }
 
 const envelope = len(`{"entities":[]}`)
@@ -1288,10 +1344,10 @@ func (p *packer) add(st *runState, w *work) []batch {
 		return nil
 	}
 	if p.open == nil {
-		p.open, p.size = map[[2]any]*batch{}, map[[2]any]int{}
+		p.open, p.size = map[packKey]*batch{}, map[packKey]int{}
 	}
 	var out []batch
-	k := [2]any{w.key.blueprint, w.stub}
+	k := packKey{w.key.blueprint, w.stub}
 	b := p.open[k]
 	if b != nil && (len(b.items) == maxBulkEntities || p.size[k]+1+len(w.body) > maxBodyBytes) {
 		out = append(out, *b)

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"math/big"
+	"slices"
 	"strings"
 	"testing"
 
@@ -379,15 +380,27 @@ func TestNULReported(t *testing.T) {
 // without it), a missing target named twice is one relation dropped, and
 // a rerun over the same source sees no change.
 func TestRelationRepeatsSentOnce(t *testing.T) {
+	// Twice (a short list, searched for repeats) and seven times (a long
+	// one, which gets a set).
+	for _, times := range []int{2, 7} {
+		t.Run(fmt.Sprint(times), func(t *testing.T) { testRelationRepeatsSentOnce(t, times) })
+	}
+}
+
+func testRelationRepeatsSentOnce(t *testing.T, times int) {
 	e := newEnv(t, portsim.Options{})
 	bps := []json.RawMessage{json.RawMessage(`{"identifier":"probe","title":"Probe","schema":{"properties":{}},
 	 "relations":{"peers":{"target":"probe","many":true,"required":false}}}`)}
+	var peers []any
+	for range times {
+		peers = append(peers, "u", "t", "gone")
+	}
 	ents := func() []sink.Entity {
 		return []sink.Entity{
 			{Blueprint: "probe", Data: map[string]any{"identifier": "t", "properties": map[string]any{}, "relations": map[string]any{}}},
 			{Blueprint: "probe", Data: map[string]any{"identifier": "u", "properties": map[string]any{}, "relations": map[string]any{}}},
 			{Blueprint: "probe", Data: map[string]any{"identifier": "x", "properties": map[string]any{},
-				"relations": map[string]any{"peers": []any{"u", "t", "gone", "u", "t", "gone"}}}},
+				"relations": map[string]any{"peers": slices.Clone(peers)}}},
 		}
 	}
 	rep, err := e.run(e.sink(), bps, ents(), map[string]bool{"probe": true})
