@@ -36,8 +36,38 @@ var (
 	entityIDRe    = regexp.MustCompile(entityIDPattern)
 	blueprintIDRe = regexp.MustCompile(blueprintIDPattern)
 	propertyTypes = []string{"string", "number", "boolean", "object", "array"}
-	entityKeys    = []string{"identifier", "title", "icon", "team", "properties", "relations"}
 )
+
+// entityKeys are an entity's fields, at the key* indexes.
+var entityKeys = [...]string{"identifier", "title", "icon", "team", "properties", "relations"}
+
+const (
+	keyIdentifier = iota
+	keyTitle
+	keyIcon
+	keyTeam
+	keyProperties
+	keyRelations
+)
+
+// entityField is the index of k in entityKeys, -1 if it is none.
+func entityField(k string) int {
+	switch k {
+	case "identifier":
+		return keyIdentifier
+	case "title":
+		return keyTitle
+	case "icon":
+		return keyIcon
+	case "team":
+		return keyTeam
+	case "properties":
+		return keyProperties
+	case "relations":
+		return keyRelations
+	}
+	return -1
+}
 
 // FieldError is one validation problem of an entity.
 type FieldError struct {
@@ -112,14 +142,21 @@ func ValidateEntity(bp *Blueprint, e sink.Entity) []error {
 	}
 	// The loops over maps add their errors in no order; each sorts what it
 	// added by field (sorting the keys of every valid entity cost more).
+	// The entity's fields are read in the same one pass (not looked up one
+	// by one: every entity is checked).
+	var field [len(entityKeys)]any
+	var has [len(entityKeys)]bool
 	from := len(errs)
-	for k := range e.Data {
-		if !slices.Contains(entityKeys, k) {
+	for k, v := range e.Data {
+		i := entityField(k)
+		if i < 0 {
 			add(k, "unknown entity field (want one of %v)", entityKeys)
+			continue
 		}
+		field[i], has[i] = v, true
 	}
 	sortFields(errs[from:])
-	switch id := e.Data["identifier"].(type) {
+	switch id := field[keyIdentifier].(type) {
 	case string:
 		if err := checkEntityID(id); err != nil {
 			add("identifier", "%v", err)
@@ -129,8 +166,8 @@ func ValidateEntity(bp *Blueprint, e sink.Entity) []error {
 	default:
 		add("identifier", "must be a string, got %s", jsonType(id))
 	}
-	for _, k := range []string{"title", "icon"} {
-		if v, ok := e.Data[k]; ok {
+	for _, i := range [...]int{keyTitle, keyIcon} {
+		if v, k := field[i], entityKeys[i]; has[i] {
 			if s, ok := v.(string); !ok {
 				add(k, "must be a string, got %s", jsonType(v))
 			} else if err := checkUTF8(s); err != nil {
@@ -138,24 +175,24 @@ func ValidateEntity(bp *Blueprint, e sink.Entity) []error {
 			}
 		}
 	}
-	if v, ok := e.Data["team"]; ok && !isStringOrStrings(v) {
+	if v, ok := field[keyTeam], has[keyTeam]; ok && !isStringOrStrings(v) {
 		add("team", "must be a string or a list of strings")
 	} else if err := checkNested(v); ok && err != nil {
 		add("team", "%v", err)
 	}
 
-	props, ok := asObject(e.Data["properties"])
+	props, ok := asObject(field[keyProperties])
 	if !ok {
-		add("properties", "must be an object, got %s", jsonType(e.Data["properties"]))
+		add("properties", "must be an object, got %s", jsonType(field[keyProperties]))
 	}
 	from = len(errs)
-	for k := range props {
+	for k, v := range props {
 		def, ok := bp.Properties[k]
 		if !ok {
 			add("properties."+k, "is not declared in blueprint %q", bp.Identifier)
 			continue
 		}
-		if err := checkValue(def, props[k]); err != nil {
+		if err := checkValue(def, v); err != nil {
 			add("properties."+k, "%v", err)
 		}
 	}
@@ -166,18 +203,17 @@ func ValidateEntity(bp *Blueprint, e sink.Entity) []error {
 		}
 	}
 
-	rels, ok := asObject(e.Data["relations"])
+	rels, ok := asObject(field[keyRelations])
 	if !ok {
-		add("relations", "must be an object, got %s", jsonType(e.Data["relations"]))
+		add("relations", "must be an object, got %s", jsonType(field[keyRelations]))
 	}
 	from = len(errs)
-	for k := range rels {
+	for k, v := range rels {
 		def, ok := bp.Relations[k]
 		if !ok {
 			add("relations."+k, "is not declared in blueprint %q", bp.Identifier)
 			continue
 		}
-		v := rels[k]
 		if _, query := v.(map[string]any); query || v == nil {
 			// A search query is sent as it is: checked as a property's
 			// object is (a NUL in it could fail the whole bulk request).
