@@ -1014,12 +1014,17 @@ func hasTargets(rels map[string]any) bool {
 	return false
 }
 
+// relationsBody is the JSON sent for the second pass: what jsonv.Marshal
+// writes for {identifier, relations}, without making that map.
 func relationsBody(w *work) []byte {
-	b, err := jsonv.Marshal(map[string]any{"identifier": w.key.identifier, "relations": w.rels})
+	b := append(make([]byte, 0, 64+len(w.key.identifier)), `{"identifier":`...)
+	b, _ = jsonv.Append(b, w.key.identifier, true)
+	b = append(b, `,"relations":`...)
+	b, err := jsonv.Append(b, w.rels, true)
 	if err != nil {
 		return nil
 	}
-	return b
+	return append(b, '}')
 }
 
 // effect is what resolving one relation target does to the run: keep
