@@ -1,10 +1,18 @@
 package port
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	portsim "github.com/ferry-etl/ferry/engine/sim/port"
 	"github.com/ferry-etl/ferry/engine/sink"
@@ -82,7 +90,11 @@ func TestCycleRelationSentEarly(t *testing.T) {
 	first := ents("a", nil)
 	first = append(first, sink.Entity{Blueprint: "node", Data: map[string]any{"identifier": "ext", "title": "ext",
 		"properties": map[string]any{"v": "a"}, "relations": map[string]any{"dependsOn": []any{}}}})
-	rep, err := e.run(e.sink(), bps, first, complete)
+	// The first run's requests pass a gate that fixes what is written
+	// when the second page is prepared, whatever the scheduling: n0000's
+	// request answered, n0499's not.
+	gate := newWriteGate(t, e.srv.URL(), "n0000", "n0499", "n0500")
+	rep, err := e.run(e.sink(func(c *Config) { c.BaseURL = gate.URL }), bps, first, complete)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,4 +149,52 @@ func TestCycleRelationSentEarly(t *testing.T) {
 	if e.srv.Entity("node", "ext") == nil {
 		t.Error("ext, stale but referenced, was deleted")
 	}
+}
+
+// newWriteGate is a proxy to a Port simulator that orders bulk writes:
+// every other write waits until the one naming first is answered, and the
+// one naming held waits until one naming release has arrived (sent only
+// once the page after held's has been prepared), or 10 s.
+func newWriteGate(t *testing.T, target, first, held, release string) *httptest.Server {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	var once [2]sync.Once
+	firstDone, released := make(chan struct{}), make(chan struct{})
+	names := func(body []byte, id string) bool { return bytes.Contains(body, []byte(`"identifier":"`+id+`"`)) }
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if r.Method != http.MethodPost || !bytes.Contains([]byte(r.URL.Path), []byte("/entities/bulk")) {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		wait := func(ch chan struct{}) {
+			select {
+			case <-ch:
+			case <-time.After(10 * time.Second):
+			}
+		}
+		switch {
+		case names(body, first):
+			proxy.ServeHTTP(w, r)
+			once[0].Do(func() { close(firstDone) })
+			return
+		case names(body, release):
+			once[1].Do(func() { close(released) })
+		case names(body, held):
+			wait(released)
+		}
+		wait(firstDone)
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }
