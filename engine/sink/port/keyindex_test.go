@@ -304,3 +304,27 @@ func quoted(answer map[string]bool) string {
 	}
 	return "[" + strings.Join(out, " ") + "]"
 }
+
+// TestKeyIndexFindsEveryPutKey puts lists of keys of many lengths, around
+// the bucket directory's threshold and its powers of two, and finds every
+// key put, at its place, and none of as many keys never put.
+func TestKeyIndexFindsEveryPutKey(t *testing.T) {
+	for _, n := range []int{1, 63, 64, 65, 127, 128, 129, 1000, 4096, 20_000} {
+		x := newKeyIndex()
+		for i := range n {
+			x.add("bp", fmt.Sprintf("id-%d", i), int64(i), i%5 != 0)
+		}
+		for i := range n {
+			got, valid, found, ambiguous := x.find("bp", fmt.Sprintf("id-%d", i))
+			if !found || ambiguous || got != int64(i) || valid != (i%5 != 0) {
+				t.Fatalf("%d keys: id-%d found %v ambiguous %v at %d valid %v, want found at %d valid %v", n, i, found, ambiguous, got, valid, i, i%5 != 0)
+			}
+			if _, _, found, _ := x.find("bp", fmt.Sprintf("other-%d", i)); found {
+				t.Fatalf("%d keys: other-%d found, never put", n, i)
+			}
+			if _, _, found, _ := x.find("bp2", fmt.Sprintf("id-%d", i)); found {
+				t.Fatalf("%d keys: id-%d of bp2 found, never put", n, i)
+			}
+		}
+	}
+}
