@@ -196,13 +196,15 @@ func (s *scanner) raw() ([]byte, bool) {
 }
 
 // integer reads a JSON number that encoding/json puts into an int: an
-// integer literal within int64.
+// integer literal within int (int32 on a 32-bit build: encoding/json
+// refuses a wider index there, and one cut to int would name another
+// entity).
 func (s *scanner) integer(out *int) bool {
 	start := s.pos
 	if !s.number() {
 		return false
 	}
-	n, err := strconv.ParseInt(string(s.b[start:s.pos]), 10, 64)
+	n, err := strconv.ParseInt(string(s.b[start:s.pos]), 10, strconv.IntSize)
 	if err != nil {
 		return false
 	}

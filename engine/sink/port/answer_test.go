@@ -28,6 +28,31 @@ var bulkAnswers = []string{
 	`{"x":truex}`, `{"x":-}`, `{"x":1.}`, `{"x":1e}`, `{"x":{"y":{"z":[[[]]]}}}`, `{"x":nul}`,
 	`{"errors":[{"identifier":"x","index":0,"statusCode":"422"}]}`, `{"errors":{}}`,
 	`{"errors":[{"identifier":"x","index":0}],"errors":[{"identifier":"y","index":1}]}`,
+	// Adversarial shapes (review): repeated or case-folded keys in an
+	// element, escaped or non-ASCII keys that fold to a field, numbers
+	// encoding/json refuses for an int, a BOM, ok:false, an error without
+	// an index, members of other types.
+	`{"entities":[{"identifier":"a","index":0,"index":1}]}`, `{"entities":[{"index":0,"Index":1,"identifier":"a"}]}`,
+	`{"entities":[{"identifier":"a","index":0,"IDENTIFIER":"b"}]}`, `{"entities":[{"identifier":"a","\u0069ndex":3}]}`,
+	`{"entities":[{"identifier":"a","index":0}],"ENTITIES":[{"identifier":"b","index":1}]}`,
+	"{\"entities\":[{\"identifier\":\"a\",\"inde\u212a\":1}]}", "{\"errors\":[{\"\u017ftatusCode\":1}]}",
+	`{"errors":[{"identifier":"x","index":2,"statusCode":422,"STATUSCODE":200,"message":"m"}]}`,
+	`{"entities":[{"identifier":"a","in_dex":1,"in-dex":2}]}`, `{"errors":[{"index":0,"status_code":422,"Status-Code":500}]}`,
+	`{"entities":[{"identifier":"a","index":1e0}]}`, `{"entities":[{"identifier":"a","index":-1}]}`,
+	`{"entities":[{"identifier":"a","index":9223372036854775807}]}`, `{"entities":[{"identifier":"a","index":9223372036854775808}]}`,
+	`{"entities":[{"identifier":"a","index":-9223372036854775809}]}`, `{"entities":[{"identifier":"a","index":4294967296}]}`,
+	`{"entities":[{"identifier":"a","index":2147483648}]}`, `{"entities":[{"identifier":"a","index":+1}]}`,
+	`{"entities":[{"identifier":"a","index":0.0}]}`, `{"entities":[{"identifier":"a","index":-}]}`,
+	"\ufeff{\"entities\":[]}", "\t\r\n {\"entities\":[]} \t\r\n", "{\"entities\":[]}\x00", "{\"entities\":[]}\u00a0",
+	`{"ok":false,"entities":[],"errors":[{"identifier":"a","statusCode":500,"error":"internal","message":"x"}]}`,
+	`{"entities":[{"identifier":"a","index":0,"created":true,"meta":{"index":5,"identifier":"z","x":[{"index":7}]}}]}`,
+	`{"entities":[{"identifier":"a","index":0}],"errors":null}`, `{"errors":[null]}`, `{"errors":[{"message":null,"statusCode":null}]}`,
+	`{"entities":[{"identifier":"","index":0}]}`, `{"entities":[{}]}`, `{"entities":[{"identifier":"a"}]}`,
+	`{"entities":[{"identifier":"a","index":0}],"errors":[{"identifier":"a","index":0,"statusCode":422,"error":"e","message":"m"}]}`,
+	"{\"entities\":[{\"identifier\":\"\xed\xa0\x80\",\"index\":0}]}", "{\"entities\":[{\"identifier\":\"a\x7f\u2028\",\"index\":0}]}",
+	`{"entities":[{"identifier":"a","index":0}]}{"entities":[]}`, `{"entities":[{"identifier":"a","index":0}]`, `{"entities":[{"identifier":"a","index":0`,
+	`{"entities":[{"identifier":"a","index"`, `{"entities":[{"identifier":"a","index":0},]}`, `{"entities":[{"identifier":"a" "index":0}]}`,
+	`{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
 }
 
 func TestReadBulkAnswerIsUnmarshal(t *testing.T) {
