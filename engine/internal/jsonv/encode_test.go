@@ -166,3 +166,34 @@ func TestAppendObjectDoesNotAllocate(t *testing.T) {
 		t.Errorf("%v allocations per encoding, want 0", n)
 	}
 }
+
+// Objects of more keys than appendObject sorts on its frame (16), and of
+// keys that sort only by bytes past an escape, encode as encoding/json
+// encodes them, nested in each other too.
+func TestAppendObjectOfManyKeys(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 8))
+	keys := []string{"a", "A", "b", "é", "<", "\x00", "\xff", "\u2028", "ab", "a\"", "a\\", "z", "0", ""}
+	for n := range 41 {
+		m := map[string]any{}
+		for len(m) < n {
+			k := keys[rng.IntN(len(keys))] + keys[rng.IntN(len(keys))] + string(rune('a'+rng.IntN(26)))
+			m[k] = len(m)
+			if rng.IntN(4) == 0 {
+				inner := map[string]any{}
+				for j := range 17 + rng.IntN(5) {
+					inner[keys[j%len(keys)]+string(rune('a'+j))] = j
+				}
+				m[k] = inner
+			}
+		}
+		for _, html := range []bool{true, false} {
+			want, err := referenceEncode(m, html)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := Append(nil, m, html); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%d keys:\n got %s (%v)\nwant %s", n, got, err, want)
+			}
+		}
+	}
+}
