@@ -54,10 +54,10 @@
 // them in one transaction; Finish reads them back a page at a time. An
 // on_duplicate: merge entity is merged with the earlier one wherever that
 // is. What the sink keeps on the heap grows with failures, adoptions and
-// missing relation targets, and by about 14 bytes an entity put (its
-// outcome, and a hash of its key with its place, so that a relation
-// target is checked without a query: keyindex.go; 13 bytes and a growing
-// slice's slack), not with the entities' size (BenchmarkSinkMemory).
+// missing relation targets, by a byte an entity put (its outcome), and,
+// once Finish reads, by 12.5 bytes an entity put (a hash of its key with
+// its place, so that a relation target is checked without a query:
+// keyindex.go), not with the entities' size (BenchmarkSinkMemory).
 //
 // # Change-only writes
 //

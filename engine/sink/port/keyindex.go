@@ -1,7 +1,10 @@
 package port
 
 import (
+	"encoding/binary"
+	"fmt"
 	"hash/maphash"
+	"io"
 	"math/bits"
 	"slices"
 	"sort"
@@ -11,9 +14,10 @@ import (
 // among asks it for every relation target of every entity sent, and an
 // IN (…) query per page of targets cost more than the rest of the
 // relation work together. It holds, per put, a 64-bit hash of the key and
-// the put's place (n, and whether the entity was valid): 12 bytes a put,
-// and half a byte of bucket directory, on the heap while the spool lives, where the spool keeps the entities
-// themselves on disk.
+// the put's place (n, and whether the entity was valid): on disk beside
+// the entities' JSON until the first lookup, then 12 bytes a put and half
+// a byte of bucket directory on the heap, sized exactly, until the spool
+// closes. While extracting, the peak of a run, the heap keeps none of it.
 //
 // Answers are exact where a key was never put (no hash of it) and where
 // only one put has its hash. A hash held by two or more puts — the same
@@ -24,7 +28,14 @@ import (
 // relation is kept and Port refuses the entity naming a target it does
 // not hold, so that entity fails, loudly (odds about puts² / 2⁶⁴).
 type keyIndex struct {
-	seed   maphash.Seed
+	seed maphash.Seed
+	// Until the first lookup the puts' records wait on disk, each put's
+	// beside its JSON in the spool's data file (spilled), so the sink's
+	// heap does not grow while extracting; settle reads them into hashes
+	// and places, sized exactly.
+	pending []byte     // the current put's records, recordSize bytes each
+	blocks  []keyBlock // where the records put so far are on disk
+
 	hashes []uint64
 	places []uint32 // n<<1 | valid; ambiguousPlace when several puts share the hash
 	sorted bool     // hashes ascending, each once
@@ -36,6 +47,15 @@ type keyIndex struct {
 	starts []uint32
 	shift  uint
 }
+
+// keyBlock is where one put's records are in the data file.
+type keyBlock struct {
+	off int64
+	n   int
+}
+
+// recordSize is one put's record on disk: its hash and its place.
+const recordSize = 12
 
 // ambiguousPlace marks a hash held by more than one put.
 const ambiguousPlace = ^uint32(0)
@@ -60,15 +80,26 @@ func (x *keyIndex) add(bp, id string, n int64, valid bool) {
 	if valid {
 		p |= 1
 	}
-	x.hashes = append(x.hashes, x.hash(bp, id))
-	x.places = append(x.places, p)
+	x.pending = binary.LittleEndian.AppendUint64(x.pending, x.hash(bp, id))
+	x.pending = binary.LittleEndian.AppendUint32(x.pending, p)
 	x.sorted = false
 }
 
+// spilled records that the pending records were written at off.
+func (x *keyIndex) spilled(off int64) {
+	if len(x.pending) > 0 {
+		x.blocks = append(x.blocks, keyBlock{off: off, n: len(x.pending) / recordSize})
+	}
+	x.pending = x.pending[:0]
+}
+
 // find returns the place of the last put of (bp, id): found false when
-// none was put, ambiguous true when the caller must ask the table.
+// none was put, ambiguous true when the caller must ask the table (also
+// for any key while puts since the last settle are not in).
 func (x *keyIndex) find(bp, id string) (n int64, valid, found, ambiguous bool) {
-	x.settle()
+	if !x.sorted {
+		return 0, false, true, true
+	}
 	h := x.hash(bp, id)
 	lo, hi := 0, len(x.hashes)
 	if x.starts != nil {
@@ -87,12 +118,34 @@ func (x *keyIndex) find(bp, id string) (n int64, valid, found, ambiguous bool) {
 	return int64(p >> 1), p&1 == 1, true, false
 }
 
-// settle sorts the puts by hash and keeps one entry a hash, marked
-// ambiguous where several puts share it.
-func (x *keyIndex) settle() {
+// settle reads every put's record (from r, and those not yet spilled),
+// sorts them by hash and keeps one entry a hash, marked ambiguous where
+// several puts share it.
+func (x *keyIndex) settle(r io.ReaderAt) error {
 	if x.sorted {
-		return
+		return nil
 	}
+	total := len(x.pending) / recordSize
+	for _, b := range x.blocks {
+		total += b.n
+	}
+	x.hashes, x.places = make([]uint64, 0, total), make([]uint32, 0, total)
+	decode := func(recs []byte) {
+		for ; len(recs) >= recordSize; recs = recs[recordSize:] {
+			x.hashes = append(x.hashes, binary.LittleEndian.Uint64(recs))
+			x.places = append(x.places, binary.LittleEndian.Uint32(recs[8:]))
+		}
+	}
+	var buf []byte
+	for _, b := range x.blocks {
+		buf = slices.Grow(buf[:0], b.n*recordSize)[:b.n*recordSize]
+		if _, err := r.ReadAt(buf, b.off); err != nil {
+			x.hashes, x.places = nil, nil
+			return fmt.Errorf("port: spool: key index: %w", err)
+		}
+		decode(buf)
+	}
+	decode(x.pending)
 	sort.Sort(byHash{x})
 	out := 0
 	for i := 0; i < len(x.hashes); {
@@ -111,7 +164,7 @@ func (x *keyIndex) settle() {
 	x.sorted = true
 	x.starts = nil
 	if len(x.hashes) < 64 {
-		return
+		return nil
 	}
 	// 2^k buckets for about eight hashes each.
 	k := uint(bits.Len(uint(len(x.hashes)/8)) - 1)
@@ -126,6 +179,7 @@ func (x *keyIndex) settle() {
 	for ; b <= 1<<k; b++ {
 		x.starts[b] = uint32(len(x.hashes))
 	}
+	return nil
 }
 
 // byHash sorts a keyIndex's two slices together.

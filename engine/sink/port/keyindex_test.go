@@ -1,6 +1,7 @@
 package port
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -311,8 +312,22 @@ func quoted(answer map[string]bool) string {
 func TestKeyIndexFindsEveryPutKey(t *testing.T) {
 	for _, n := range []int{1, 63, 64, 65, 127, 128, 129, 1000, 4096, 20_000} {
 		x := newKeyIndex()
+		// Puts of 100 spilled to a file image between other bytes, as the
+		// spool writes them after each put's JSON; the last ones not.
+		img := []byte("json")
 		for i := range n {
 			x.add("bp", fmt.Sprintf("id-%d", i), int64(i), i%5 != 0)
+			if i%100 == 99 && i < n-50 {
+				at := int64(len(img))
+				img = append(append(img, x.pending...), "json"...)
+				x.spilled(at)
+			}
+		}
+		if _, _, _, ambiguous := x.find("bp", "id-0"); !ambiguous {
+			t.Fatalf("%d keys: a key found before the puts are settled", n)
+		}
+		if err := x.settle(bytes.NewReader(img)); err != nil {
+			t.Fatal(err)
 		}
 		for i := range n {
 			got, valid, found, ambiguous := x.find("bp", fmt.Sprintf("id-%d", i))

@@ -243,9 +243,14 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 		sp.index.add(e.bp, e.id, sp.puts, e.data != nil)
 		sp.puts++
 	}
+	// The batch's key records follow its JSON (keyIndex).
+	keysAt := sp.jsonEnd + int64(len(buf))
+	buf = append(buf, sp.index.pending...)
 	if _, err := sp.jsonFile.WriteAt(buf, sp.jsonEnd); err != nil {
+		sp.index.pending = sp.index.pending[:0]
 		return fmt.Errorf("port: spool: %w", err)
 	}
+	sp.index.spilled(keysAt)
 	sp.jsonEnd += int64(len(buf))
 	if cap(buf) <= 1<<20 {
 		sp.jsonBuf = buf[:0] // reused; an unusually large one is let go
@@ -665,6 +670,10 @@ func (sp *spool) among(ctx context.Context, bp string, done bool, ids []string) 
 	out := map[string]bool{}
 	var ask []string
 	sp.mu.Lock()
+	if err := sp.index.settle(sp.jsonFile); err != nil {
+		sp.mu.Unlock()
+		return nil, err
+	}
 	for _, id := range ids {
 		n, valid, found, ambiguous := sp.index.find(bp, id)
 		switch {
