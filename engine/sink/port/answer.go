@@ -2,6 +2,7 @@ package port
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"unicode/utf8"
 )
@@ -12,17 +13,60 @@ type answerReader interface {
 	readAnswer(b []byte) error
 }
 
-// readAnswer decodes a bulk answer as json.Unmarshal does. Every bulk
-// request's answer is read, and the standard decoder spends its time
-// scanning twice and reflecting: the usual answer (plain keys, strings
-// without escapes, integer indexes) is read by scanBulk in one pass; any
-// other goes to json.Unmarshal, so what is malformed still fails as it did.
+// readAnswer decodes a bulk answer as json.Unmarshal does, and refuses
+// one with an element that has no index. Every bulk request's answer is
+// read, and the standard decoder spends its time scanning twice and
+// reflecting: the usual answer (plain keys, strings without escapes,
+// integer indexes) is read by scanBulk in one pass; any other goes to
+// json.Unmarshal, so what is malformed still fails as it did.
 func (r *bulkResult) readAnswer(b []byte) error {
+	if err := r.decode(b); err != nil {
+		return err
+	}
+	// index is the one key of an element Port documents as reliable (an
+	// identifier may come back "unknown"): without it the element says
+	// nothing of which entity it is about, and taking it as the first
+	// would mark that one written or failed for another's outcome.
+	for i, e := range r.Entities {
+		if !e.Index.Set {
+			return fmt.Errorf("entities[%d] has no index", i)
+		}
+	}
+	for i, e := range r.Errors {
+		if !e.Index.Set {
+			return fmt.Errorf("errors[%d] has no index", i)
+		}
+	}
+	return nil
+}
+
+// decode is json.Unmarshal(b, r), by scanBulk where it can.
+func (r *bulkResult) decode(b []byte) error {
 	if scanBulk(b, r) {
 		return nil
 	}
 	*r = bulkResult{}
 	return json.Unmarshal(b, r)
+}
+
+// bulkIndex is an element's index in a bulk answer, and whether the
+// answer gave it.
+type bulkIndex struct {
+	N   int
+	Set bool
+}
+
+// UnmarshalJSON reads the index as encoding/json reads an int, null
+// leaving it unset.
+func (x *bulkIndex) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(b, &x.N); err != nil {
+		return err
+	}
+	x.Set = true
+	return nil
 }
 
 // scanBulk reads b into r when b is valid JSON of the usual shape (see
@@ -44,7 +88,8 @@ func scanBulk(b []byte, r *bulkResult) bool {
 					case "identifier":
 						return s.str(&e.Identifier)
 					case "index":
-						return s.integer(&e.Index)
+						e.Index.Set = true
+						return s.integer(&e.Index.N)
 					}
 					return s.other(key, "identifier", "index")
 				})
@@ -63,7 +108,8 @@ func scanBulk(b []byte, r *bulkResult) bool {
 					case "identifier":
 						return s.str(&e.Identifier)
 					case "index":
-						return s.integer(&e.Index)
+						e.Index.Set = true
+						return s.integer(&e.Index.N)
 					case "statusCode":
 						return s.integer(&e.StatusCode)
 					case "error":

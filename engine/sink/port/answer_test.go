@@ -2,6 +2,7 @@ package port
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -65,7 +66,7 @@ func checkBulkAnswer(t *testing.T, body []byte) {
 	t.Helper()
 	var want, got bulkResult
 	werr := json.Unmarshal(body, &want)
-	gerr := got.readAnswer(body)
+	gerr := got.decode(body)
 	if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() || !reflect.DeepEqual(got, want) {
 		t.Errorf("%q:\nread      %+v, %v\nUnmarshal %+v, %v", body, got, gerr, want, werr)
 	}
@@ -86,4 +87,25 @@ func FuzzReadBulkAnswer(f *testing.F) {
 		f.Add([]byte(body))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) { checkBulkAnswer(t, body) })
+}
+
+// An element of a bulk answer without its index (absent or null, in
+// entities or errors, read by the scanner or by encoding/json) makes the
+// answer malformed; with every index given it is read.
+func TestReadAnswerRefusesAnElementWithoutIndex(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"entities":[{"identifier":"a","index":0},{"identifier":"b"}],"errors":[]}`:                "entities[1] has no index",
+		`{"entities":[{"identifier":"a","index":null}]}`:                                            "entities[0] has no index",
+		`{"entities":[{"identifier":"a\u0061","Created":true}]}`:                                    "entities[0] has no index",
+		`{"entities":[],"errors":[{"identifier":"unknown","statusCode":422,"message":"no"}]}`:       "errors[0] has no index",
+		`{"entities":[],"errors":[{"identifier":"a","index":null,"statusCode":422}]}`:               "errors[0] has no index",
+		`{"entities":[{"identifier":"a","index":0}],"errors":[{"identifier":"b","index":1}]}`:       "",
+		`{"entities":[{"identifier":"a\u0061","INDEX":0}],"errors":[{"identifier":"b","Index":1}]}`: "",
+	} {
+		var r bulkResult
+		err := r.readAnswer([]byte(body))
+		if got := fmt.Sprint(err); want == "" && err != nil || want != "" && got != want {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
 }

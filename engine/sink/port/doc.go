@@ -35,7 +35,8 @@
 //
 // A 2xx answer that is not the documented shape wraps ErrMalformedAnswer
 // and fails what depended on it, never more and never silently: a bulk
-// answer its entities (the load goes on), an ownership or relation-target
+// answer its entities (the load goes on; an element without its index is
+// such an answer: index is the one key Port documents as reliable), an ownership or relation-target
 // lookup the entities concerned, the owned-entity listing the
 // reconciliation of that blueprint (nothing of it deleted; Finish wraps
 // ErrReconcileFailed), a delete answer its ids (DeleteErrors). Search

@@ -193,6 +193,11 @@ func TestMalformedBulkAnswer(t *testing.T) {
 		`{"ok":true}`,
 		``,
 		`{"ok":true,"entities":[{"identifier":"someone-else","index":0}],"errors":[]}`,
+		// Elements without their index: which entity each is about is not
+		// known (an identifier may come back "unknown"); taken as the
+		// first, app-0000 was counted written on another's word.
+		`{"ok":true,"entities":[{"identifier":"app-0000","created":true}],"errors":[]}`,
+		`{"ok":false,"entities":[` + bulkElements(1, 20) + `],"errors":[{"identifier":"unknown","statusCode":422,"error":"invalid","message":"no"}]}`,
 	} {
 		t.Run(body, func(t *testing.T) {
 			e := newEnv(t, portsim.Options{})
@@ -213,6 +218,16 @@ func TestMalformedBulkAnswer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bulkElements lists the bulk answer's elements of apps from to to-1,
+// each at its index.
+func bulkElements(from, to int) string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf(`{"identifier":"app-%04d","index":%d,"created":true}`, i, i))
+	}
+	return strings.Join(out, ",")
 }
 
 // The owned-entity listing that reconciliation reads must make sense, or

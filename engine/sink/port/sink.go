@@ -1388,16 +1388,16 @@ type bulkResult struct {
 }
 
 type bulkEntity struct {
-	Identifier string `json:"identifier"`
-	Index      int    `json:"index"`
+	Identifier string    `json:"identifier"`
+	Index      bulkIndex `json:"index"`
 }
 
 type bulkError struct {
-	Identifier string `json:"identifier"`
-	Index      int    `json:"index"`
-	StatusCode int    `json:"statusCode"`
-	Error      string `json:"error"`
-	Message    string `json:"message"`
+	Identifier string    `json:"identifier"`
+	Index      bulkIndex `json:"index"`
+	StatusCode int       `json:"statusCode"`
+	Error      string    `json:"error"`
+	Message    string    `json:"message"`
 }
 
 // splits reports whether a bulk request Port refused whole with status is
@@ -1465,22 +1465,22 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 	var ns []int64
 	var cycle []bool
 	for _, r := range out.Entities {
-		if r.Index < 0 || r.Index >= len(b.items) {
+		if r.Index.N < 0 || r.Index.N >= len(b.items) {
 			continue
 		}
-		seen[r.Index] = true
-		if want := b.items[r.Index].key.identifier; r.Identifier != "" && r.Identifier != want {
-			st.fail(b.items[r.Index].key, fmt.Sprintf("Port's bulk answer names %q at this entity's index", r.Identifier))
+		seen[r.Index.N] = true
+		if want := b.items[r.Index.N].key.identifier; r.Identifier != "" && r.Identifier != want {
+			st.fail(b.items[r.Index.N].key, fmt.Sprintf("Port's bulk answer names %q at this entity's index", r.Identifier))
 			continue
 		}
-		done = append(done, b.items[r.Index].key.identifier)
-		ns = append(ns, b.items[r.Index].n)
-		cycle = append(cycle, hasTargets(b.items[r.Index].deferred))
+		done = append(done, b.items[r.Index.N].key.identifier)
+		ns = append(ns, b.items[r.Index.N].n)
+		cycle = append(cycle, hasTargets(b.items[r.Index.N].deferred))
 	}
 	for _, e := range out.Errors {
-		if e.Index >= 0 && e.Index < len(b.items) {
-			seen[e.Index] = true
-			st.fail(b.items[e.Index].key, fmt.Sprintf("%d %s: %s", e.StatusCode, e.Error, e.Message))
+		if e.Index.N >= 0 && e.Index.N < len(b.items) {
+			seen[e.Index.N] = true
+			st.fail(b.items[e.Index.N].key, fmt.Sprintf("%d %s: %s", e.StatusCode, e.Error, e.Message))
 		}
 	}
 	for i, ok := range seen {
