@@ -250,15 +250,23 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 		sp.index.pending = sp.index.pending[:0]
 		return fmt.Errorf("port: spool: %w", err)
 	}
+	blocks := len(sp.index.blocks)
 	sp.index.spilled(keysAt)
 	sp.jsonEnd += int64(len(buf))
 	if cap(buf) <= 1<<20 {
 		sp.jsonBuf = buf[:0] // reused; an unusually large one is let go
 	}
 	sp.arrived = true
-	return sp.tx(ctx, func() error {
+	err := sp.tx(ctx, func() error {
 		return sp.insertRows(ctx, `INSERT INTO arrival (bp, id, off, len, n) VALUES `, ``, 5, args)
 	})
+	if err != nil {
+		// The rows did not reach the table: neither do their key records
+		// reach the index, or among would say produced where the table
+		// says not.
+		sp.index.blocks = sp.index.blocks[:blocks]
+	}
+	return err
 }
 
 // settle moves the rows put since the last query into entity: sorted by
