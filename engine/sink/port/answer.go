@@ -56,10 +56,13 @@ type bulkIndex struct {
 	Set bool
 }
 
-// UnmarshalJSON reads the index as encoding/json reads an int, null
-// leaving it unset.
+// UnmarshalJSON reads the index as encoding/json reads an int; null
+// unsets it, even after a value of an earlier "index" key of the element
+// (JSON.parse, as Port's own code would, keeps a repeated key's last
+// value: the element then names no entity).
 func (x *bulkIndex) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
+		*x = bulkIndex{}
 		return nil
 	}
 	if err := json.Unmarshal(b, &x.N); err != nil {

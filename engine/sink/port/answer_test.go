@@ -33,6 +33,7 @@ var bulkAnswers = []string{
 	// element, escaped or non-ASCII keys that fold to a field, numbers
 	// encoding/json refuses for an int, a BOM, ok:false, an error without
 	// an index, members of other types.
+	`{"entities":[{"identifier":"a","index":0,"index":null}]}`, `{"entities":[{"identifier":"a","index":null,"index":0}]}`,
 	`{"entities":[{"identifier":"a","index":0,"index":1}]}`, `{"entities":[{"index":0,"Index":1,"identifier":"a"}]}`,
 	`{"entities":[{"identifier":"a","index":0,"IDENTIFIER":"b"}]}`, `{"entities":[{"identifier":"a","\u0069ndex":3}]}`,
 	`{"entities":[{"identifier":"a","index":0}],"ENTITIES":[{"identifier":"b","index":1}]}`,
@@ -101,6 +102,14 @@ func TestReadAnswerRefusesAnElementWithoutIndex(t *testing.T) {
 		`{"entities":[],"errors":[{"identifier":"a","index":null,"statusCode":422}]}`:               "errors[0] has no index",
 		`{"entities":[{"identifier":"a","index":0}],"errors":[{"identifier":"b","index":1}]}`:       "",
 		`{"entities":[{"identifier":"a\u0061","INDEX":0}],"errors":[{"identifier":"b","Index":1}]}`: "",
+		// A null element has no index; a repeated key's last value is the
+		// one read (as JSON.parse reads it), null included.
+		`{"entities":[null]}`:                                      "entities[0] has no index",
+		`{"entities":[],"errors":[null]}`:                          "errors[0] has no index",
+		`{"entities":[{"identifier":"a","index":0,"index":null}]}`: "entities[0] has no index",
+		`{"entities":[{"identifier":"a","index":0,"INDEX":null}]}`: "entities[0] has no index",
+		`{"errors":[{"index":0,"statusCode":422,"Index":null}]}`:   "errors[0] has no index",
+		`{"entities":[{"identifier":"a","index":null,"index":0}]}`: "",
 	} {
 		var r bulkResult
 		err := r.readAnswer([]byte(body))

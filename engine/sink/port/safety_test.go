@@ -198,6 +198,8 @@ func TestMalformedBulkAnswer(t *testing.T) {
 		// first, app-0000 was counted written on another's word.
 		`{"ok":true,"entities":[{"identifier":"app-0000","created":true}],"errors":[]}`,
 		`{"ok":false,"entities":[` + bulkElements(1, 20) + `],"errors":[{"identifier":"unknown","statusCode":422,"error":"invalid","message":"no"}]}`,
+		// An index repeated, the last null (JSON.parse keeps the null).
+		`{"ok":true,"entities":[{"identifier":"app-0000","index":0,"index":null},` + bulkElements(1, 20) + `],"errors":[]}`,
 	} {
 		t.Run(body, func(t *testing.T) {
 			e := newEnv(t, portsim.Options{})
