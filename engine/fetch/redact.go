@@ -22,6 +22,9 @@ type redactor struct {
 	secrets map[string]struct{}
 	params  map[string]struct{} // lower-case names
 	rep     *strings.Replacer
+	// find, built with rep, tells whether a text holds a secret at all:
+	// most texts hold none, and Replace copies every text it is given.
+	find *secretIndex
 }
 
 func newRedactor() *redactor {
@@ -86,6 +89,50 @@ func (r *redactor) addSecrets(vals ...string) {
 		args = append(args, s, to)
 	}
 	r.rep = strings.NewReplacer(args...)
+	r.find = newSecretIndex(all)
+}
+
+// secretIndex finds whether a text holds any of a set of strings, exactly:
+// a pass over the text that looks up each pair of adjacent bytes in a
+// bitmap of the strings' first two bytes, and compares the strings that
+// start there only on a hit. It is immutable once built.
+type secretIndex struct {
+	pairs   [1 << 16 / 64]uint64
+	byFirst [256][]string
+	short   bool // a string of under two bytes: every text may hold it
+}
+
+func newSecretIndex(all []string) *secretIndex {
+	x := &secretIndex{}
+	for _, s := range all {
+		if len(s) < 2 {
+			x.short = true
+			continue
+		}
+		p := uint16(s[0])<<8 | uint16(s[1])
+		x.pairs[p/64] |= 1 << (p % 64)
+		x.byFirst[s[0]] = append(x.byFirst[s[0]], s)
+	}
+	return x
+}
+
+// in reports whether s holds one of the strings.
+func (x *secretIndex) in(s string) bool {
+	if x.short {
+		return true
+	}
+	for i := 0; i+1 < len(s); i++ {
+		p := uint16(s[i])<<8 | uint16(s[i+1])
+		if x.pairs[p/64]&(1<<(p%64)) == 0 {
+			continue
+		}
+		for _, f := range x.byFirst[s[i]] {
+			if strings.HasPrefix(s[i:], f) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // previewCut ends a value jq's error messages cut short: gojq previews a
@@ -185,10 +232,11 @@ func (r *redactor) addParam(name string) {
 // query parameters in the links s holds.
 func (r *redactor) text(s string) string {
 	r.mu.RLock()
-	rep := r.rep
+	rep, find := r.rep, r.find
 	s = r.textParams(s)
 	r.mu.RUnlock()
-	if rep == nil {
+	// Replace changes only a text that holds one of its strings.
+	if rep == nil || !find.in(s) {
 		return s
 	}
 	return rep.Replace(s)
@@ -198,11 +246,21 @@ func (r *redactor) text(s string) string {
 // holds: a presigned link is a key to its file wherever it is printed (an
 // error body echoing it, an export job's answer). r.mu is held.
 func (r *redactor) textParams(s string) string {
+	// QueryParams looks for a name only after a separator ("?", "&", ";",
+	// or the backslash of \u0026) and before a "=": without both, s comes
+	// back as it is.
+	if !strings.Contains(s, "=") || !strings.ContainsAny(s, paramSeparators) {
+		return s
+	}
 	return redact.QueryParams(s, func(name string) bool {
 		_, ok := r.params[strings.ToLower(name)]
 		return ok
 	}, Redacted)
 }
+
+// paramSeparators holds the bytes after which redact.QueryParams looks for
+// a parameter's name.
+const paramSeparators = "?&;\\"
 
 // url redacts the values of secret query parameters and any userinfo
 // password, keeping the rest of the URL byte for byte, then known secrets.
