@@ -5,15 +5,15 @@ package jsonl
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 
+	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 	"github.com/ferry-etl/ferry/engine/sink"
 )
 
@@ -22,8 +22,7 @@ import (
 type Writer struct {
 	mu     sync.Mutex
 	w      *bufio.Writer
-	buf    bytes.Buffer
-	enc    *json.Encoder
+	buf    []byte              // the line being encoded
 	redact func(string) string // nil without secrets
 }
 
@@ -53,8 +52,6 @@ func New(w io.Writer, secrets ...string) *Writer {
 		}
 		jw.redact = strings.NewReplacer(args...).Replace
 	}
-	jw.enc = json.NewEncoder(&jw.buf)
-	jw.enc.SetEscapeHTML(false)
 	return jw
 }
 
@@ -65,18 +62,6 @@ func NewRedact(w io.Writer, redact func(string) string) *Writer {
 	jw := New(w)
 	jw.redact = redact
 	return jw
-}
-
-type rowLine struct {
-	Table string         `json:"table"`
-	Op    string         `json:"op"`
-	Row   map[string]any `json:"row"`
-}
-
-type entityLine struct {
-	Blueprint string         `json:"blueprint"`
-	Op        string         `json:"op"`
-	Entity    map[string]any `json:"entity"`
 }
 
 // op is what the destination does with a row or entity: upsert, or merge
@@ -90,12 +75,12 @@ func op(merge bool) string {
 
 // Row prints one table row.
 func (w *Writer) Row(_ context.Context, r sink.Row) error {
-	return w.line(rowLine{Table: r.Table, Op: op(r.Merge), Row: w.clean(r.Data)})
+	return w.line("table", r.Table, op(r.Merge), "row", w.clean(r.Data))
 }
 
 // Entity prints one Port entity.
 func (w *Writer) Entity(_ context.Context, e sink.Entity) error {
-	return w.line(entityLine{Blueprint: e.Blueprint, Op: op(e.Merge), Entity: w.clean(e.Data)})
+	return w.line("blueprint", e.Blueprint, op(e.Merge), "entity", w.clean(e.Data))
 }
 
 // clean returns m with every secret redacted from its strings.
@@ -103,37 +88,105 @@ func (w *Writer) clean(m map[string]any) map[string]any {
 	if w.redact == nil {
 		return m
 	}
-	return w.value(m).(map[string]any)
+	v, _ := w.value(m)
+	return v.(map[string]any)
 }
 
-func (w *Writer) value(v any) any {
+// value returns v with every secret redacted from its strings, and
+// whether that changed anything: an object or list without a secret is
+// returned as it is instead of copied, as most are.
+func (w *Writer) value(v any) (any, bool) {
 	switch x := v.(type) {
 	case string:
-		return w.redact(x)
+		r := w.redact(x)
+		if r == x {
+			return v, false // v as it is: boxing r would allocate
+		}
+		return r, true
 	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[w.redact(k)] = w.value(e)
-		}
-		return out
+		return w.object(x)
 	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = w.value(e)
+		if x == nil {
+			return []any{}, true // printed [] as the copy always was
 		}
-		return out
+		var out []any // the copy, from the first element changed on
+		for i, e := range x {
+			r, changed := w.value(e)
+			if changed && out == nil {
+				out = make([]any, len(x))
+				copy(out, x[:i])
+			}
+			if out != nil {
+				out[i] = r
+			}
+		}
+		if out == nil {
+			return x, false
+		}
+		return out, true
 	}
-	return v
+	return v, false
 }
 
-func (w *Writer) line(v any) error {
+// object is value for an object: a copy only if a key or a value changed.
+// The keys that changed are all removed from the copy before any is added
+// under its redacted name, so a key redacted into another's name does not
+// lose that other.
+func (w *Writer) object(x map[string]any) (any, bool) {
+	type change struct {
+		from, to string
+		v        any
+	}
+	if x == nil {
+		return map[string]any{}, true // printed {} as the copy always was
+	}
+	var changes []change
+	for k, e := range x {
+		rk := w.redact(k)
+		r, changed := w.value(e)
+		if changed || rk != k {
+			changes = append(changes, change{k, rk, r})
+		}
+	}
+	if changes == nil {
+		return x, false
+	}
+	out := maps.Clone(x)
+	for _, c := range changes {
+		delete(out, c.from)
+	}
+	for _, c := range changes {
+		out[c.to] = c.v
+	}
+	return out, true
+}
+
+// line prints {"<targetKey>":target,"op":op,"<dataKey>":data} encoded
+// with jsonv: byte for byte what encoding/json's Encoder (HTML not
+// escaped) wrote for the struct of these fields, without its reflection (a
+// dry run prints every entity). The keys and op are literals that need no
+// escaping.
+func (w *Writer) line(targetKey, target, op, dataKey string, data map[string]any) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.buf.Reset()
-	if err := w.enc.Encode(v); err != nil {
+	b := append(w.buf[:0], `{"`...)
+	b = append(b, targetKey...)
+	b = append(b, `":`...)
+	b, err := jsonv.Append(b, target, false)
+	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	if _, err := w.w.Write(w.buf.Bytes()); err != nil {
+	b = append(b, `,"op":"`...)
+	b = append(b, op...)
+	b = append(b, `","`...)
+	b = append(b, dataKey...)
+	b = append(b, `":`...)
+	if b, err = jsonv.Append(b, data, false); err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	b = append(b, "}\n"...)
+	w.buf = b
+	if _, err := w.w.Write(b); err != nil {
 		return fmt.Errorf("write stdout: %w", err)
 	}
 	return nil
