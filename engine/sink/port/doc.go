@@ -47,8 +47,9 @@
 //
 // Entities wait for the end of extraction — they are sent in relation
 // order, so none can go before every entity is known — in two temporary
-// files (spool.go): their JSON appended to ferry-port-spool-*.data, where
-// each is and what became of it in ferry-port-spool-*.sqlite, both in
+// files (spool.go): their JSON appended to ferry-port-spool-*.data (each
+// put's key records after it, keyindex.go), where each is and what became
+// of it in ferry-port-spool-*.sqlite, both in
 // Config.SpoolDir (the OS temp dir) and unlinked as soon as they are open
 // where the OS allows it, so they never outlive the process however it
 // ends; Finish, Plan and Close release them. Write keeps a few hundred entities in memory and moves
