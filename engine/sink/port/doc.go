@@ -36,30 +36,32 @@
 // A 2xx answer that is not the documented shape wraps ErrMalformedAnswer
 // and fails what depended on it, never more and never silently: a bulk
 // answer its entities (the load goes on; an element without its index is
-// such an answer: index is the one key Port documents as reliable), an ownership or relation-target
-// lookup the entities concerned, the owned-entity listing the
-// reconciliation of that blueprint (nothing of it deleted; Finish wraps
-// ErrReconcileFailed), a delete answer its ids (DeleteErrors). Search
-// answers are read strictly: an empty or garbled body, no entities list,
-// an entity without identifier, a cursor that repeats.
+// such an answer: index is the one key Port documents as reliable), an
+// ownership or relation-target lookup the entities concerned, the
+// owned-entity listing the reconciliation of that blueprint (nothing of
+// it deleted; Finish wraps ErrReconcileFailed), a delete answer its ids
+// (DeleteErrors). Search answers are read strictly: an empty or garbled
+// body, no entities list, an entity without identifier, a cursor that
+// repeats.
 //
 // # The spool
 //
 // Entities wait for the end of extraction — they are sent in relation
 // order, so none can go before every entity is known — in two temporary
 // files (spool.go): their JSON appended to ferry-port-spool-*.data (each
-// put's key records after it, keyindex.go), where each is and what became
-// of it in ferry-port-spool-*.sqlite, both in
-// Config.SpoolDir (the OS temp dir) and unlinked as soon as they are open
-// where the OS allows it, so they never outlive the process however it
-// ends; Finish, Plan and Close release them. Write keeps a few hundred entities in memory and moves
-// them in one transaction; Finish reads them back a page at a time. An
-// on_duplicate: merge entity is merged with the earlier one wherever that
-// is. What the sink keeps on the heap grows with failures, adoptions and
-// missing relation targets, by a byte an entity put (its outcome), and,
-// once Finish reads, by 12.5 bytes an entity put (a hash of its key with
-// its place, so that a relation target is checked without a query:
-// keyindex.go), not with the entities' size (BenchmarkSinkMemory).
+// batch's key records after it, keyindex.go), where each is and what
+// became of it in ferry-port-spool-*.sqlite, both in Config.SpoolDir (the
+// OS temp dir) and unlinked as soon as they are open where the OS allows
+// it, so they never outlive the process however it ends; Finish, Plan and
+// Close release them. Write keeps a few hundred entities in memory and
+// moves them in one transaction; Finish reads them back a page at a time.
+// An on_duplicate: merge entity is merged with the earlier one wherever
+// that is. What the sink keeps on the heap grows with failures, adoptions
+// and missing relation targets, by a byte an entity put (its outcome),
+// and, from the first relation target Finish or Plan checks, by at most
+// 12.5 bytes an entity put (a hash of its key with its place, so that a
+// relation target is checked without a query: keyindex.go), not with the
+// entities' size (BenchmarkSinkMemory).
 //
 // # Change-only writes
 //

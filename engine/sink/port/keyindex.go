@@ -15,9 +15,11 @@ import (
 // IN (…) query per page of targets cost more than the rest of the
 // relation work together. It holds, per put, a 64-bit hash of the key and
 // the put's place (n, and whether the entity was valid): on disk beside
-// the entities' JSON until the first lookup, then 12 bytes a put and half
-// a byte of bucket directory on the heap, sized exactly, until the spool
-// closes. While extracting, the peak of a run, the heap keeps none of it.
+// the entities' JSON until the first lookup, then 12 bytes a put and at
+// most half a byte of bucket directory on the heap, sized exactly, until
+// the spool closes. While extracting, the peak of a run, the heap keeps
+// only where each batch's records are (16 bytes a batch of up to
+// spoolBatch puts).
 //
 // Answers are exact where a key was never put (no hash of it) and where
 // only one put has its hash. A hash held by two or more puts — the same
@@ -29,26 +31,26 @@ import (
 // not hold, so that entity fails, loudly (odds about puts² / 2⁶⁴).
 type keyIndex struct {
 	seed maphash.Seed
-	// Until the first lookup the puts' records wait on disk, each put's
-	// beside its JSON in the spool's data file (spilled), so the sink's
-	// heap does not grow while extracting; settle reads them into hashes
-	// and places, sized exactly.
-	pending []byte     // the current put's records, recordSize bytes each
-	blocks  []keyBlock // where the records put so far are on disk
+	// Until the first lookup the puts' records wait on disk, each
+	// batch's (one spool.put) after its JSON in the spool's data file
+	// (spilled), so the sink's heap does not grow while extracting;
+	// settle reads them into hashes and places, sized exactly.
+	pending []byte     // the current batch's records, recordSize bytes each
+	blocks  []keyBlock // where the batches spilled so far have theirs
 
 	hashes []uint64
 	places []uint32 // n<<1 | valid; ambiguousPlace when several puts share the hash
-	sorted bool     // hashes ascending, each once
-	// starts[b] is where the sorted hashes whose top shift-complement bits
-	// are b begin (starts[b+1] where they end): about eight hashes a
-	// bucket, a cache line, so a lookup reads a few lines where a binary
-	// search over the whole list missed the cache at most of its steps
-	// (half a byte a put). Nil for a short list.
+	sorted bool     // settled: every put is in hashes (ascending, each once)
+	// starts[b] is where the sorted hashes whose top 64-shift bits are b
+	// begin (starts[b+1] where they end): 8 to 16 hashes a bucket, one or
+	// two cache lines, so a lookup reads a few lines where a binary search
+	// over the whole list missed the cache at most of its steps (a quarter
+	// to half a byte a put). Nil for a short list.
 	starts []uint32
 	shift  uint
 }
 
-// keyBlock is where one put's records are in the data file.
+// keyBlock is where one batch's records are in the data file.
 type keyBlock struct {
 	off int64
 	n   int
@@ -166,7 +168,8 @@ func (x *keyIndex) settle(r io.ReaderAt) error {
 	if len(x.hashes) < 64 {
 		return nil
 	}
-	// 2^k buckets for about eight hashes each.
+	// 2^k buckets of 8 to 16 hashes on average: k the largest with
+	// 2^k ≤ len/8.
 	k := uint(bits.Len(uint(len(x.hashes)/8)) - 1)
 	x.shift = 64 - k
 	x.starts = make([]uint32, 1<<k+1)

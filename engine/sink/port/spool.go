@@ -23,7 +23,7 @@ const SpoolPrefix = "ferry-port-spool-"
 // spool keeps one run's entities, and what Port holds of the run's
 // blueprints, in temporary files instead of on the heap, so a load's
 // memory does not grow with its size: the entities' JSON, as mapped,
-// appended to a data file (each put's key records after its JSON: see
+// appended to a data file (each batch's key records after its JSON: see
 // keyIndex), and an SQLite file:
 //
 //	entity(bp, id, off, len, n)  every entity produced: where its JSON is in
