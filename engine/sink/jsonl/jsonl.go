@@ -22,7 +22,7 @@ import (
 type Writer struct {
 	mu     sync.Mutex
 	w      *bufio.Writer
-	buf    []byte              // the line being encoded
+	buf    []byte              // the line being encoded, reused for the next
 	redact func(string) string // nil without secrets
 }
 
@@ -130,8 +130,10 @@ func (w *Writer) value(v any) (any, bool) {
 
 // object is value for an object: a copy only if a key or a value changed.
 // The keys that changed are all removed from the copy before any is added
-// under its redacted name, so a key redacted into another's name does not
-// lose that other.
+// under its redacted name, so a key redacted into the old name of another
+// key that changed does not take that other's place. (Two keys redacted
+// into one name, or one into the name of a key left as it is, print one of
+// their values, as the old copy did; this is a dry run's printing only.)
 func (w *Writer) object(x map[string]any) (any, bool) {
 	type change struct {
 		from, to string
