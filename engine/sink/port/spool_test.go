@@ -93,11 +93,11 @@ func TestSpoolReadsBackWhatWasPut(t *testing.T) {
 	}
 }
 
-// TestAmongRemembersOnlyWhatHolds asks among the same questions before and
+// TestAmongAnswersOnlyWhatHolds asks among the same questions before and
 // after the answers change: a yes must answer only its own question
 // (produced is not written) and not outlive a put that replaced the
 // entity with an invalid one (the key index then asks the table).
-func TestAmongRemembersOnlyWhatHolds(t *testing.T) {
+func TestAmongAnswersOnlyWhatHolds(t *testing.T) {
 	ctx := context.Background()
 	sp, err := openSpool(ctx, t.TempDir())
 	if err != nil {
