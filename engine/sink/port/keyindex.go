@@ -38,9 +38,9 @@ type keyIndex struct {
 	pending []byte     // the current batch's records, recordSize bytes each
 	blocks  []keyBlock // where the batches spilled so far have theirs
 
-	hashes []uint64
-	places []uint32 // n<<1 | valid; ambiguousPlace when several puts share the hash
-	sorted bool     // settled: every put is in hashes (ascending, each once)
+	hashes  []uint64
+	places  []uint32 // n<<1 | valid; ambiguousPlace when several puts share the hash
+	settled bool     // every put is in hashes (ascending, each once)
 	// starts[b] is where the sorted hashes whose top 64-shift bits are b
 	// begin (starts[b+1] where they end): 8 to 16 hashes a bucket, one or
 	// two cache lines, so a lookup reads a few lines where a binary search
@@ -66,7 +66,7 @@ const ambiguousPlace = ^uint32(0)
 // below ambiguousPlace).
 const maxIndexedPuts = 1<<31 - 1
 
-func newKeyIndex() keyIndex { return keyIndex{seed: maphash.MakeSeed(), sorted: true} }
+func newKeyIndex() keyIndex { return keyIndex{seed: maphash.MakeSeed(), settled: true} }
 
 func (x *keyIndex) hash(bp, id string) uint64 {
 	// The key's two strings are hashed as a map hashes them, each with
@@ -84,7 +84,7 @@ func (x *keyIndex) add(bp, id string, n int64, valid bool) {
 	}
 	x.pending = binary.LittleEndian.AppendUint64(x.pending, x.hash(bp, id))
 	x.pending = binary.LittleEndian.AppendUint32(x.pending, p)
-	x.sorted = false
+	x.settled = false
 }
 
 // spilled records that the pending records were written at off.
@@ -99,7 +99,7 @@ func (x *keyIndex) spilled(off int64) {
 // none was put, ambiguous true when the caller must ask the table (also
 // for any key while puts since the last settle are not in).
 func (x *keyIndex) find(bp, id string) (n int64, valid, found, ambiguous bool) {
-	if !x.sorted {
+	if !x.settled {
 		return 0, false, true, true
 	}
 	h := x.hash(bp, id)
@@ -124,7 +124,7 @@ func (x *keyIndex) find(bp, id string) (n int64, valid, found, ambiguous bool) {
 // sorts them by hash and keeps one entry a hash, marked ambiguous where
 // several puts share it.
 func (x *keyIndex) settle(r io.ReaderAt) error {
-	if x.sorted {
+	if x.settled {
 		return nil
 	}
 	total := len(x.pending) / recordSize
@@ -163,7 +163,7 @@ func (x *keyIndex) settle(r io.ReaderAt) error {
 		i = j
 	}
 	x.hashes, x.places = x.hashes[:out], x.places[:out]
-	x.sorted = true
+	x.settled = true
 	x.starts = nil
 	if len(x.hashes) < 64 {
 		return nil
