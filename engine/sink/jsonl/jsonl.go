@@ -187,12 +187,19 @@ func (w *Writer) line(targetKey, target, op, dataKey string, data map[string]any
 		return fmt.Errorf("encode: %w", err)
 	}
 	b = append(b, "}\n"...)
-	w.buf = b
+	if cap(b) <= maxKeptLine {
+		w.buf = b // reused; an unusually long line's buffer is let go
+	} else {
+		w.buf = nil
+	}
 	if _, err := w.w.Write(b); err != nil {
 		return fmt.Errorf("write stdout: %w", err)
 	}
 	return nil
 }
+
+// maxKeptLine is the largest line buffer a Writer keeps for the next line.
+const maxKeptLine = 1 << 20
 
 // Flush writes out buffered lines.
 func (w *Writer) Flush() error {

@@ -2,6 +2,7 @@ package jsonl
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -66,5 +67,32 @@ func TestShortSecretsKeepLinesValid(t *testing.T) {
 		if !json.Valid([]byte(line)) {
 			t.Errorf("invalid JSON line: %s", line)
 		}
+	}
+}
+
+// A line longer than maxKeptLine is printed whole, and its buffer is not
+// kept for the lines after it (one huge entity would otherwise hold its
+// size for the rest of the run); a short line's buffer is.
+func TestLongLineBufferNotKept(t *testing.T) {
+	var out bytes.Buffer
+	w := New(&out)
+	big := strings.Repeat("x", maxKeptLine+1)
+	if err := w.Entity(context.Background(), sink.Entity{Blueprint: "b", Data: map[string]any{"identifier": "a", "title": big}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), big) {
+		t.Fatal("the long line was not printed whole")
+	}
+	if cap(w.buf) > maxKeptLine {
+		t.Errorf("a %d-byte buffer kept after a long line", cap(w.buf))
+	}
+	if err := w.Entity(context.Background(), sink.Entity{Blueprint: "b", Data: map[string]any{"identifier": "c"}}); err != nil {
+		t.Fatal(err)
+	}
+	if cap(w.buf) == 0 {
+		t.Error("a short line's buffer was not kept")
 	}
 }
