@@ -163,8 +163,14 @@ func newChaosAPI(t *testing.T, seed uint64) *chaosAPI {
 func (a *chaosAPI) cancelWithin(rng *rand.Rand, within int, cancel context.CancelFunc) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	stop := a.served + 1 + rng.IntN(within)
-	a.onRequest = func(n int) {
+	a.onRequest = cancelAtRandom(a.served, rng, within, cancel)
+}
+
+// cancelAtRandom returns an onRequest hook of a simulator that has served
+// requests so far: it calls cancel at a random one of the next within.
+func cancelAtRandom(served int, rng *rand.Rand, within int, cancel context.CancelFunc) func(n int) {
+	stop := served + 1 + rng.IntN(within)
+	return func(n int) {
 		if n == stop {
 			cancel()
 		}

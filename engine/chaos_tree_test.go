@@ -89,12 +89,7 @@ func (b *ctBook) note(key, row string) {
 func (b *ctBook) cancelWithin(rng *rand.Rand, within int, cancel context.CancelFunc) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	stop := b.served + 1 + rng.IntN(within)
-	b.onRequest = func(n int) {
-		if n == stop {
-			cancel()
-		}
-	}
+	b.onRequest = cancelAtRandom(b.served, rng, within, cancel)
 }
 
 func (b *ctBook) setFaults(rate float64) {

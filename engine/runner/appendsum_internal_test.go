@@ -15,19 +15,10 @@ import (
 // partition an older ferry committed); the 64-bit appendSum the partition
 // saves tells them apart, so appendedBefore appends the new version.
 func TestAppendSumTellsAFingerprintCollision(t *testing.T) {
-	f, err := spec.Parse("spec.yaml", []byte(`version: 1
-name: t
-http: {base_url: "https://x"}
-streams:
-  items:
-    request: {path: /items}
-tables:
+	f := parseItemsSpec(t, `
   items: {from: items, primary_key: [id], row: '{id, amount}'}
   log: {from: items, mode: append, row: '{id, amount}'}
-`), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	var items, log *spec.Table
 	for i := range f.Tables.Items {
 		switch it := &f.Tables.Items[i]; it.Key {
@@ -87,4 +78,21 @@ tables:
 	if same, _ := ts.appendedSame("items", "", hx, false); !same {
 		t.Errorf("amount %s: appendedSame = false, want the committed version", x)
 	}
+}
+
+// parseItemsSpec parses a spec of one stream, items, and the tables given
+// (the YAML under tables:, indented by two).
+func parseItemsSpec(t *testing.T, tables string) *spec.File {
+	t.Helper()
+	f, err := spec.Parse("spec.yaml", []byte(`version: 1
+name: t
+http: {base_url: "https://x"}
+streams:
+  items:
+    request: {path: /items}
+tables:`+tables), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

@@ -13,19 +13,10 @@ import (
 // keeps, are not (appended twice, never lost); a huge page keeps at most
 // 2·nearMax sums.
 func TestMetNearKeepsTheShiftsOrderAndBounds(t *testing.T) {
-	f, err := spec.Parse("spec.yaml", []byte(`version: 1
-name: t
-http: {base_url: "https://x"}
-streams:
-  items:
-    request: {path: /items}
-tables:
+	f := parseItemsSpec(t, `
   items: {from: items, primary_key: [id], row: '{id}'}
   log: {from: items, mode: append, row: '{id, amount}'}
-`), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	var tables []*spec.Table
 	for i := range f.Tables.Items {
 		tables = append(tables, &f.Tables.Items[i].Value)
