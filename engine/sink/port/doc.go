@@ -48,20 +48,23 @@
 //
 // Entities wait for the end of extraction — they are sent in relation
 // order, so none can go before every entity is known — in two temporary
-// files (spool.go): their JSON appended to ferry-port-spool-*.data (each
-// batch's key records after it, keyindex.go), where each is and what
-// became of it in ferry-port-spool-*.sqlite, both in Config.SpoolDir (the
-// OS temp dir) and unlinked as soon as they are open where the OS allows
-// it, so they never outlive the process however it ends; Finish, Plan and
-// Close release them. Write keeps a few hundred entities in memory and
-// moves them in one transaction; Finish reads them back a page at a time.
-// An on_duplicate: merge entity is merged with the earlier one wherever
-// that is. What the sink keeps on the heap grows with failures, adoptions
-// and missing relation targets, by a byte an entity put (its outcome),
-// and, from the first relation target Finish or Plan checks, by at most
-// 12.5 bytes an entity put (a hash of its key with its place, so that a
-// relation target is checked without a query: keyindex.go), not with the
-// entities' size (BenchmarkSinkMemory).
+// files (spool.go): their JSON appended to ferry-port-spool-*.data, each
+// batch's followed by a run per blueprint (its entities' identifiers,
+// sorted, with where their JSON is: runs.go), and the owned listing in
+// ferry-port-spool-*.sqlite, both in Config.SpoolDir (the OS temp dir)
+// and unlinked as soon as they are open where the OS allows it, so they
+// never outlive the process however it ends; Finish, Plan and Close
+// release them. Write keeps a few hundred entities in memory and moves
+// them in one write; runs are merged as they pile up and once more before
+// Finish reads them back, in identifier order, a page at a time. An
+// on_duplicate: merge entity is merged with the earlier one wherever that
+// is. What the sink keeps on the heap grows with failures, adoptions and
+// missing relation targets, by a byte an entity put (its outcome), by
+// about a byte an entity for the runs' marks (every 64th identifier),
+// and, from the first read in order, by at most 12.5 bytes an entity (a
+// hash of its identifier with its place, so that a relation target is
+// checked without reading the run: runs.go), not with the entities' size
+// (BenchmarkSinkMemory).
 //
 // # Change-only writes
 //

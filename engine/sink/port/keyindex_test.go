@@ -1,11 +1,9 @@
 package port
 
 import (
-	"bytes"
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"math/rand/v2"
 	"runtime"
@@ -96,32 +94,58 @@ func TestAmongFromTheIndexMatchesTheSpool(t *testing.T) {
 	}
 }
 
-// amongByTable is what among answered before the key index, from the
-// entity table alone: the last put of the key, valid, and with done
-// written or unchanged.
-func amongByTable(t *testing.T, sp *spool, bp string, done bool, ids []string) map[string]bool {
+// amongByScan is among's answer from reading bp's run whole, without its
+// hash index: the last put of the key, valid, and with done written or
+// unchanged.
+func amongByScan(t *testing.T, sp *spool, bp string, done bool, ids []string) map[string]bool {
 	t.Helper()
-	ctx := context.Background()
-	if err := sp.lockRead(ctx); err != nil {
-		t.Fatal(err)
-	}
+	entries := runEntries(t, sp, bp)
+	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	out := map[string]bool{}
 	for _, id := range ids {
-		var n int64
-		var valid bool
-		err := sp.conn.QueryRowContext(ctx, `SELECT n, off IS NOT NULL FROM entity WHERE bp = ? AND id = ?`, bp, id).Scan(&n, &valid)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if valid && (!done || sp.stateAt(n) != stateWaiting) {
+		if e, ok := entries[id]; ok && e.valid() && (!done || sp.stateAt(e.n) != stateWaiting) {
 			out[id] = true
 		}
 	}
 	return out
+}
+
+// runEntries reads bp's run, settled, whole, in order: every entry must
+// come after the one before it.
+func runEntries(t *testing.T, sp *spool, bp string) map[string]runEntry {
+	t.Helper()
+	if err := sp.lockRead(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer sp.mu.Unlock()
+	out := map[string]runEntry{}
+	rs := sp.runs[bp]
+	if len(rs) == 0 {
+		return out
+	}
+	if len(rs) > 1 {
+		t.Fatalf("%s has %d runs after settling", bp, len(rs))
+	}
+	s := newScanner(sp.jsonFile, rs[0], 0, 100)
+	last := ""
+	for i := 0; ; i++ {
+		e, ok, err := s.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			if i != rs[0].count {
+				t.Fatalf("%s: %d entries read, the run counts %d", bp, i, rs[0].count)
+			}
+			return out
+		}
+		if i > 0 && e.id <= last {
+			t.Fatalf("%s: entry %q after %q", bp, e.id, last)
+		}
+		last = e.id
+		out[e.id] = e
+	}
 }
 
 // TestAmongAnswersAsTheEntityTableForAnyBytes puts keys of odd bytes —
@@ -178,8 +202,8 @@ func TestAmongAnswersAsTheEntityTableForAnyBytes(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if want := amongByTable(t, sp, bp, done, ids); !maps.Equal(got, want) {
-						t.Fatalf("seed %d batch %d: among(%q, done=%v) = %s, the entity table says %s", seed, batch, bp, done, quoted(got), quoted(want))
+					if want := amongByScan(t, sp, bp, done, ids); !maps.Equal(got, want) {
+						t.Fatalf("seed %d batch %d: among(%q, done=%v) = %s, reading the run says %s", seed, batch, bp, done, quoted(got), quoted(want))
 					}
 				}
 			}
@@ -306,40 +330,35 @@ func quoted(answer map[string]bool) string {
 	return "[" + strings.Join(out, " ") + "]"
 }
 
-// TestKeyIndexFindsEveryPutKey puts lists of keys of many lengths, around
-// the bucket directory's threshold and its powers of two, and finds every
-// key put, at its place, and none of as many keys never put.
-func TestKeyIndexFindsEveryPutKey(t *testing.T) {
+// TestHashIndexFindsEveryKey indexes lists of keys of many lengths,
+// around the bucket directory's threshold and its powers of two, and
+// finds every key, at its place, and none of as many keys not in it.
+func TestHashIndexFindsEveryKey(t *testing.T) {
+	seed := maphash.MakeSeed()
 	for _, n := range []int{1, 63, 64, 65, 127, 128, 129, 1000, 4096, 20_000} {
-		x := newKeyIndex()
-		// Puts of 100 spilled to a file image between other bytes, as the
-		// spool writes them after each put's JSON; the last ones not.
-		img := []byte("json")
+		var hashes []uint64
+		var places []uint32
 		for i := range n {
-			x.add("bp", fmt.Sprintf("id-%d", i), int64(i), i%5 != 0)
-			if i%100 == 99 && i < n-50 {
-				at := int64(len(img))
-				img = append(append(img, x.pending...), "json"...)
-				x.spilled(at)
-			}
+			hashes = append(hashes, idHash(seed, fmt.Sprintf("id-%d", i)))
+			places = append(places, place(runEntry{n: int64(i), off: int64(i%5) - 1}))
 		}
-		if _, _, _, ambiguous := x.find("bp", "id-0"); !ambiguous {
-			t.Fatalf("%d keys: a key found before the puts are settled", n)
-		}
-		if err := x.settle(bytes.NewReader(img)); err != nil {
-			t.Fatal(err)
-		}
+		x := buildIndex(hashes, places)
 		for i := range n {
-			got, valid, found, ambiguous := x.find("bp", fmt.Sprintf("id-%d", i))
+			got, valid, found, ambiguous := x.find(idHash(seed, fmt.Sprintf("id-%d", i)))
 			if !found || ambiguous || got != int64(i) || valid != (i%5 != 0) {
 				t.Fatalf("%d keys: id-%d found %v ambiguous %v at %d valid %v, want found at %d valid %v", n, i, found, ambiguous, got, valid, i, i%5 != 0)
 			}
-			if _, _, found, _ := x.find("bp", fmt.Sprintf("other-%d", i)); found {
+			if _, _, found, _ := x.find(idHash(seed, fmt.Sprintf("other-%d", i))); found {
 				t.Fatalf("%d keys: other-%d found, never put", n, i)
 			}
-			if _, _, found, _ := x.find("bp2", fmt.Sprintf("id-%d", i)); found {
-				t.Fatalf("%d keys: id-%d of bp2 found, never put", n, i)
-			}
 		}
+	}
+	// Two entries of one hash: ambiguous, whatever their order.
+	x := buildIndex([]uint64{7, 3, 7, 9}, []uint32{2, 4, 7, 8})
+	if _, _, found, ambiguous := x.find(7); !found || !ambiguous {
+		t.Fatalf("a shared hash: found %v ambiguous %v", found, ambiguous)
+	}
+	if n, valid, found, ambiguous := x.find(3); !found || ambiguous || n != 2 || valid {
+		t.Fatalf("hash 3: %d %v %v %v", n, valid, found, ambiguous)
 	}
 }

@@ -27,9 +27,10 @@ import (
 // the end; the simulator stays in this process. rss-ratio is the larger
 // load's peak over the smaller's, in the same benchmark run: entities wait
 // for their relation order in the sink's spool on disk, not on the heap
-// (1.19 before the key index), but Finish holds the key index, 12.5 bytes
-// an entity (2.5 MB at 200k), which GOGC=400 multiplies: 1.5 (48 → 58 MB
-// at 200k). The ferry command's allowance adds 32 MiB, not a multiple:
+// (1.19 before the hash index), but Finish holds the hash index of the
+// spool's runs, 12.5 bytes an entity (2.8 MB at 200k, with the runs'
+// marks), which GOGC=400 multiplies: 1.65–1.68 (33–34 → 54–56 MB). The
+// ferry command's allowance adds 32 MiB, not a multiple:
 // cmd/ferry BenchmarkPortPath measures the real binary against the 1.2
 // target. Run with -benchtime=1x.
 func BenchmarkSinkMemory(b *testing.B) {

@@ -585,7 +585,7 @@ func (s *Sink) order(ctx context.Context, st *runState) (*loadOrder, error) {
 }
 
 // eachID calls fn for every identifier of bp that matches sel, in order.
-func (s *Sink) eachID(ctx context.Context, sp *spool, bp, sel string, fn func(id string)) error {
+func (s *Sink) eachID(ctx context.Context, sp *spool, bp string, sel selector, fn func(id string)) error {
 	after := ""
 	for {
 		ids, err := sp.idsAfter(ctx, bp, sel, after, 1000)
@@ -845,7 +845,7 @@ func (s *Sink) secondPass(ctx context.Context, st *runState, o *loadOrder) error
 // sendPages sends the spooled entities of the blueprints bps, in order,
 // that sel selects: page by page from the spool, each page made into work
 // by build, packed into bulk requests by pk, Concurrency of them in flight.
-func (s *Sink) sendPages(ctx context.Context, st *runState, o *loadOrder, bps []string, sel string, pk *packer,
+func (s *Sink) sendPages(ctx context.Context, st *runState, o *loadOrder, bps []string, sel selector, pk *packer,
 	build func(context.Context, *runState, *loadOrder, *Blueprint, []spoolRow) ([]*work, error)) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.Concurrency)

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"os"
 	"runtime"
@@ -22,31 +23,18 @@ const SpoolPrefix = "ferry-port-spool-"
 
 // spool keeps one run's entities, and what Port holds of the run's
 // blueprints, in temporary files instead of on the heap, so a load's
-// memory does not grow with its size: the entities' JSON, as mapped,
-// appended to a data file (each batch's key records after its JSON: see
-// keyIndex), and an SQLite file:
+// memory does not grow with its size: a data file and an SQLite file.
 //
-//	entity(bp, id, off, len, n)  every entity produced: where its JSON is in
-//	                             the data file (off NULL when it failed
-//	                             validation, so it is never sent but still
-//	                             counts as produced); the JSON is not kept
-//	                             in the table, whose rows then stay small
-//	                             and cheap to insert in key order; n
-//	                             numbers the puts (the outcomes in
-//	                             memory are by n)
-//	arrival(bp, id, off, len, n) entity rows put since the last query, in
-//	                             the order they came: appending to a rowid
-//	                             table is cheap where inserting into the
-//	                             keyed one, batch after batch of scattered
-//	                             keys, is not; the first query after them
-//	                             moves them into entity at once, sorted
-//	                             (settle)
-//	cycle(n)                     entities written whose relations inside
-//	                             a relation cycle remain for the second
-//	                             pass, by entity.n (the other outcomes,
-//	                             written or unchanged, are kept in memory,
-//	                             a byte an entity: an outcome table cost
-//	                             more to insert into than any query saved)
+// The data file holds, appended, each put's entities' JSON as mapped and,
+// after it, a sorted run per blueprint of the put: each entity's
+// identifier, the number of its put (n: the outcomes in memory are by n)
+// and where its JSON is (none when it failed validation, so it is never
+// sent but still counts as produced). Runs are merged as they pile up and
+// once more before reading in order (see runs.go); a replaced entity's
+// earlier JSON and entries stay there unread until the run ends (the
+// file grows with duplicates and merges, on disk only). The SQLite file
+// holds what is looked up by key rather than read in order:
+//
 //	owned(bp, id, owner, body)   the owned entities listed before writing:
 //	                             owner and the canonical stored entity
 //	ref(bp, id)                  relation targets in Port, not of this
@@ -66,17 +54,19 @@ type spool struct {
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
 
-	jsonFile *os.File // the entities' JSON, appended
+	jsonFile *os.File // the entities' JSON and runs, appended
 	jsonPath string   // "" once unlinked
 	jsonEnd  int64
 	puts     int64  // entities put so far: the next one's n
-	jsonBuf  []byte // one put's JSON, written at once
+	jsonBuf  []byte // one put's JSON and runs, written at once
 
-	states  []uint8            // outcome of each entity put, by n: stateWaiting, …
-	tally   map[string]*[3]int // entities of each blueprint in each state but waiting
-	cycles  map[int64]struct{} // entities whose row in cycle is not as their state says yet
-	arrived bool               // arrival holds rows entity does not have yet
-	index   keyIndex           // every put's key and place, for among
+	seed    maphash.Seed
+	runs    map[string][]*run // each blueprint's runs, oldest first
+	settled bool              // every blueprint has at most one run
+	owned   map[string]bool   // blueprints with rows in owned
+
+	states []uint8            // outcome of each entity put, by n: stateWaiting, …
+	tally  map[string]*[3]int // entities of each blueprint in each state but waiting
 }
 
 // Entity states in the spool; stateCycle is added to stateWritten when
@@ -116,9 +106,6 @@ func openSpool(ctx context.Context, dir string) (*spool, error) {
 	conn, err := db.Conn(ctx)
 	if err == nil {
 		for _, q := range []string{
-			`CREATE TABLE entity (bp TEXT NOT NULL, id TEXT NOT NULL, off INTEGER, len INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
-			`CREATE TABLE arrival (bp TEXT NOT NULL, id TEXT NOT NULL, off INTEGER, len INTEGER NOT NULL, n INTEGER NOT NULL)`,
-			`CREATE TABLE cycle (n INTEGER PRIMARY KEY)`,
 			`CREATE TABLE owned (bp TEXT NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
 			`CREATE TABLE ref (bp TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (bp, id)) WITHOUT ROWID`,
 		} {
@@ -142,7 +129,8 @@ func openSpool(ctx context.Context, dir string) (*spool, error) {
 		os.Remove(path)
 		return nil, fmt.Errorf("port: spool: %w", err)
 	}
-	sp := &spool{path: path, db: db, conn: conn, stmts: map[string]*sql.Stmt{}, jsonFile: data, jsonPath: data.Name(), index: newKeyIndex()}
+	sp := &spool{path: path, db: db, conn: conn, stmts: map[string]*sql.Stmt{}, jsonFile: data, jsonPath: data.Name(),
+		seed: maphash.MakeSeed(), runs: map[string][]*run{}, settled: true, owned: map[string]bool{}}
 	if runtime.GOOS != "windows" {
 		if err := os.Remove(path); err == nil {
 			sp.path = ""
@@ -212,94 +200,221 @@ type spooled struct {
 	data   []byte
 }
 
-// put stores entities; a later one of the same key replaces the earlier.
+// put stores entities; a later one of the same key replaces the earlier
+// (within es too).
 func (sp *spool) put(ctx context.Context, es []spooled) error {
 	if len(es) == 0 {
 		return nil
 	}
-	// In key order, the rows go into the table's B-tree next to each other
-	// and a page read back in key order finds its JSON in a few runs of
-	// the data file (rowsAfter).
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	es = slices.Clone(es) // the caller's stays as it is
-	slices.SortFunc(es, func(a, b spooled) int {
+	slices.SortStableFunc(es, func(a, b spooled) int {
 		return cmp.Or(strings.Compare(a.bp, b.bp), strings.Compare(a.id, b.id))
 	})
+	// A key twice in es: the later one is put.
+	out := es[:0]
+	for i, e := range es {
+		if i+1 < len(es) && es[i+1].bp == e.bp && es[i+1].id == e.id {
+			continue
+		}
+		out = append(out, e)
+	}
+	es = out
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if sp.puts+int64(len(es)) > maxIndexedPuts {
 		return fmt.Errorf("port: spool: more than %d entities in one run", maxIndexedPuts)
 	}
-	// The batch's JSON goes to the data file in one write; a replaced
-	// entity's earlier JSON stays there unread until the run ends (the
-	// file grows with duplicates, on disk only).
+	// The batch's JSON, then a run of each of its blueprints, go to the
+	// data file in one write.
 	buf := sp.jsonBuf[:0]
-	args := make([]any, 0, 5*len(es))
-	for _, e := range es {
-		var off any
+	entries := make([]runEntry, len(es))
+	for i, e := range es {
+		entries[i] = runEntry{id: e.id, n: sp.puts + int64(i), off: -1, size: int64(len(e.data))}
 		if e.data != nil {
-			off = sp.jsonEnd + int64(len(buf))
+			entries[i].off = sp.jsonEnd + int64(len(buf))
 			buf = append(buf, e.data...)
 		}
-		args = append(args, e.bp, e.id, off, len(e.data), sp.puts)
-		sp.index.add(e.bp, e.id, sp.puts, e.data != nil)
-		sp.puts++
 	}
-	// The batch's key records follow its JSON (keyIndex).
-	keysAt := sp.jsonEnd + int64(len(buf))
-	buf = append(buf, sp.index.pending...)
+	type added struct {
+		bp string
+		rn *run
+	}
+	var runs []added
+	for i := 0; i < len(es); {
+		j := i + 1
+		for j < len(es) && es[j].bp == es[i].bp {
+			j++
+		}
+		b := runBuilder{buf: buf, base: -int64(len(buf))}
+		for _, e := range entries[i:j] {
+			if err := b.add(e); err != nil {
+				return err
+			}
+		}
+		at := int64(len(buf))
+		buf = b.buf
+		runs = append(runs, added{es[i].bp, &run{off: sp.jsonEnd + at, size: int64(len(buf)) - at, count: b.count, valid: b.valid, marks: b.marks}})
+		i = j
+	}
 	if _, err := sp.jsonFile.WriteAt(buf, sp.jsonEnd); err != nil {
-		sp.index.pending = sp.index.pending[:0]
 		return fmt.Errorf("port: spool: %w", err)
 	}
-	blocks := len(sp.index.blocks)
-	sp.index.spilled(keysAt)
 	sp.jsonEnd += int64(len(buf))
+	sp.puts += int64(len(es))
 	if cap(buf) <= 1<<20 {
 		sp.jsonBuf = buf[:0] // reused; an unusually large one is let go
 	}
-	sp.arrived = true
-	err := sp.tx(ctx, func() error {
-		return sp.insertRows(ctx, `INSERT INTO arrival (bp, id, off, len, n) VALUES `, ``, 5, args)
-	})
-	if err != nil {
-		// The rows did not reach the table: neither do their key records
-		// reach the index, or among would say produced where the table
-		// says not.
-		sp.index.blocks = sp.index.blocks[:blocks]
-	}
-	return err
-}
-
-// settle moves the rows put since the last query into entity: sorted by
-// key, so they go into its B-tree in order, a later row of a key
-// replacing the earlier (by rowid, the order of the puts). sp.mu is held.
-func (sp *spool) settle(ctx context.Context) error {
-	if !sp.arrived {
-		return nil
-	}
-	err := sp.tx(ctx, func() error {
-		// WHERE true: SQLite's upsert after INSERT … SELECT wants a WHERE
-		// (its parser could take ON CONFLICT for a join's ON).
-		if err := sp.exec(ctx, true, `INSERT INTO entity (bp, id, off, len, n) SELECT bp, id, off, len, n FROM arrival WHERE true ORDER BY bp, id, rowid
-ON CONFLICT (bp, id) DO UPDATE SET off = excluded.off, len = excluded.len, n = excluded.n`); err != nil {
+	for _, a := range runs {
+		sp.runs[a.bp] = append(sp.runs[a.bp], a.rn)
+		sp.settled = false
+		if err := sp.compact(a.bp); err != nil {
 			return err
 		}
-		return sp.exec(ctx, true, `DELETE FROM arrival`)
-	})
-	if err != nil {
-		return err
 	}
-	sp.arrived = false
 	return nil
 }
 
-// readJSON reads the JSON of one entity from the data file. sp.mu is held.
-func (sp *spool) readJSON(off sql.NullInt64, n int) ([]byte, error) {
-	if !off.Valid {
+// compact merges bp's newest runs while runFanout of them are of one
+// level. sp.mu is held.
+func (sp *spool) compact(bp string) error {
+	for {
+		rs := sp.runs[bp]
+		if len(rs) < runFanout {
+			return nil
+		}
+		tail := rs[len(rs)-runFanout:]
+		for _, rn := range tail {
+			if rn.level != tail[0].level {
+				return nil
+			}
+		}
+		merged, err := sp.merge(tail, tail[0].level+1, false)
+		if err != nil {
+			return err
+		}
+		sp.runs[bp] = append(rs[:len(rs)-runFanout], merged)
+	}
+}
+
+// merge writes runs (oldest first) as one run of level, with its hash
+// index when withIndex. sp.mu is held.
+func (sp *spool) merge(runs []*run, level int, withIndex bool) (*run, error) {
+	start := sp.jsonEnd
+	b := runBuilder{buf: sp.jsonBuf[:0]}
+	var hashes []uint64
+	var places []uint32
+	if withIndex {
+		total := 0
+		for _, rn := range runs {
+			total += rn.count
+		}
+		hashes, places = make([]uint64, 0, total), make([]uint32, 0, total)
+	}
+	flush := func() error {
+		if _, err := sp.jsonFile.WriteAt(b.buf, start+b.base); err != nil {
+			return fmt.Errorf("port: spool: %w", err)
+		}
+		b.base += int64(len(b.buf))
+		b.buf = b.buf[:0]
+		return nil
+	}
+	err := mergeRuns(sp.jsonFile, runs, func(e runEntry) error {
+		if err := b.add(e); err != nil {
+			return err
+		}
+		if withIndex {
+			hashes, places = append(hashes, idHash(sp.seed, e.id)), append(places, place(e))
+		}
+		if len(b.buf) >= 256<<10 {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if cap(b.buf) <= 1<<20 {
+		sp.jsonBuf = b.buf[:0]
+	}
+	if err != nil {
+		return nil, err
+	}
+	sp.jsonEnd = start + b.base
+	rn := &run{off: start, size: b.base, count: b.count, valid: b.valid, level: level, marks: slices.Clip(b.marks)}
+	if withIndex {
+		rn.index = buildIndex(hashes, places)
+	}
+	return rn, nil
+}
+
+// settle merges each blueprint's runs into one, indexed, so that it reads
+// in order and among finds its keys. sp.mu is held.
+func (sp *spool) settle() error {
+	if sp.settled {
+		return nil
+	}
+	for _, bp := range slices.Sorted(maps.Keys(sp.runs)) {
+		rs := sp.runs[bp]
+		if len(rs) < 2 {
+			continue
+		}
+		level := 0
+		for _, rn := range rs {
+			level = max(level, rn.level)
+		}
+		merged, err := sp.merge(rs, level, true)
+		if err != nil {
+			return err
+		}
+		sp.runs[bp] = []*run{merged}
+	}
+	sp.settled = true
+	return nil
+}
+
+// indexed returns rn's hash index, made on first use. sp.mu is held.
+func (sp *spool) indexed(rn *run) (*hashIndex, error) {
+	if rn.index == nil {
+		x, err := indexRun(sp.jsonFile, sp.seed, rn)
+		if err != nil {
+			return nil, err
+		}
+		rn.index = x
+	}
+	return rn.index, nil
+}
+
+// find returns the entry of the last put of (bp, id), without settling:
+// the newest run that holds it has it. sp.mu is held.
+func (sp *spool) find(bp, id string) (runEntry, bool, error) {
+	h := idHash(sp.seed, id)
+	rs := sp.runs[bp]
+	for i := len(rs) - 1; i >= 0; i-- {
+		x, err := sp.indexed(rs[i])
+		if err != nil {
+			return runEntry{}, false, err
+		}
+		if _, _, found, _ := x.find(h); !found {
+			continue
+		}
+		e, ok, err := lookup(sp.jsonFile, rs[i], id)
+		if err != nil || ok {
+			return e, ok, err
+		}
+	}
+	return runEntry{}, false, nil
+}
+
+// readJSON reads the JSON of one entry from the data file. sp.mu is held.
+func (sp *spool) readJSON(e runEntry) ([]byte, error) {
+	if !e.valid() {
 		return nil, nil
 	}
-	b := make([]byte, n)
-	if _, err := sp.jsonFile.ReadAt(b, off.Int64); err != nil {
+	b := make([]byte, e.size)
+	if _, err := sp.jsonFile.ReadAt(b, e.off); err != nil {
 		return nil, fmt.Errorf("port: spool: %w", err)
 	}
 	return b, nil
@@ -385,129 +500,170 @@ func (sp *spool) exec(ctx context.Context, keep bool, q string, args ...any) err
 }
 
 // data returns the stored JSON of one entity; nil when there is none or
-// it failed validation.
+// it failed validation. It reads the runs as they are: a merging stream
+// asks it for every entity it writes, between puts.
 func (sp *spool) data(ctx context.Context, bp, id string) ([]byte, error) {
-	if err := sp.lockRead(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	st, err := sp.stmt(ctx, `SELECT off, len FROM entity WHERE bp = ? AND id = ?`)
-	if err != nil {
+	e, ok, err := sp.find(bp, id)
+	if err != nil || !ok {
 		return nil, err
 	}
-	var off sql.NullInt64
-	var n int
-	err = st.QueryRowContext(ctx, bp, id).Scan(&off, &n)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("port: spool: %w", err)
-	}
-	return sp.readJSON(off, n)
-}
-
-// strings runs a query, prepared once, whose rows are one string each.
-func (sp *spool) strings(ctx context.Context, q string, args ...any) ([]string, error) {
-	if err := sp.lockRead(ctx); err != nil {
-		return nil, err
-	}
-	defer sp.mu.Unlock()
-	st, err := sp.stmt(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := st.QueryContext(ctx, args...)
-	if err != nil {
-		return nil, fmt.Errorf("port: spool: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, fmt.Errorf("port: spool: %w", err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("port: spool: %w", err)
-	}
-	return out, nil
+	return sp.readJSON(e)
 }
 
 // blueprints lists the blueprints with entities to send, sorted.
 func (sp *spool) blueprints(ctx context.Context) ([]string, error) {
-	return sp.strings(ctx, `SELECT DISTINCT bp FROM entity WHERE off IS NOT NULL ORDER BY bp`)
+	if err := sp.lockRead(ctx); err != nil {
+		return nil, err
+	}
+	defer sp.mu.Unlock()
+	var out []string
+	for bp, rs := range sp.runs {
+		if len(rs) > 0 && rs[0].valid > 0 {
+			out = append(out, bp)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
-// Filters of idsAfter and rowsAfter.
+// selector says which entities a page holds.
+type selector int
+
 const (
-	selValid        = `e.off IS NOT NULL`
-	selValidUnowned = `e.off IS NOT NULL AND NOT EXISTS (SELECT 1 FROM owned o WHERE o.bp = e.bp AND o.id = e.id)`
-	selCycleWritten = `e.off IS NOT NULL AND EXISTS (SELECT 1 FROM cycle x WHERE x.n = e.n)`
-	selAll          = `1`
+	selValid        selector = iota // valid ones
+	selValidUnowned                 // valid ones the owned listing does not have
+	selCycleWritten                 // valid ones written with cycle relations left
+	selAll                          // every one
 )
 
-// idsAfter pages through the identifiers of bp that match sel, in order.
-func (sp *spool) idsAfter(ctx context.Context, bp, sel, after string, limit int) ([]string, error) {
-	return sp.strings(ctx, `SELECT e.id FROM entity e WHERE e.bp = ? AND `+sel+` AND e.id > ? ORDER BY e.id LIMIT ?`, bp, after, limit)
+// idsAfter pages through the identifiers of bp that sel selects, in order.
+func (sp *spool) idsAfter(ctx context.Context, bp string, sel selector, after string, limit int) ([]string, error) {
+	rows, err := sp.page(ctx, bp, sel, after, limit, false)
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.id
+	}
+	return ids, err
 }
 
 // spoolRow is one entity read back, with what Port holds for it (owner
 // and body empty when the owned listing did not have it).
 type spoolRow struct {
 	id    string
-	n     int64 // entity.n
+	n     int64 // its put's number
 	data  []byte
 	owner string
 	body  []byte
 }
 
-// rowsAfter pages through the entities of bp that match sel, in order.
-func (sp *spool) rowsAfter(ctx context.Context, bp, sel, after string, limit int) ([]spoolRow, error) {
+// rowsAfter pages through the entities of bp that sel selects, in order.
+func (sp *spool) rowsAfter(ctx context.Context, bp string, sel selector, after string, limit int) ([]spoolRow, error) {
+	return sp.page(ctx, bp, sel, after, limit, true)
+}
+
+// page reads up to limit entities of bp past after that sel selects,
+// with their owned rows, and with their JSON and owned body when full.
+func (sp *spool) page(ctx context.Context, bp string, sel selector, after string, limit int, full bool) ([]spoolRow, error) {
 	if err := sp.lockRead(ctx); err != nil {
 		return nil, err
 	}
 	defer sp.mu.Unlock()
-	st, err := sp.stmt(ctx, `SELECT e.id, e.n, e.off, e.len, o.owner, o.body FROM entity e LEFT JOIN owned o ON o.bp = e.bp AND o.id = e.id
-WHERE e.bp = ? AND `+sel+` AND e.id > ? ORDER BY e.id LIMIT ?`)
+	rs := sp.runs[bp]
+	if len(rs) == 0 || limit <= 0 {
+		return nil, nil
+	}
+	s, first, err := seek(sp.jsonFile, rs[0], after, false, scanChunk)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := st.QueryContext(ctx, bp, after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("port: spool: %w", err)
-	}
-	defer rows.Close()
 	var out []spoolRow
-	var offs []sql.NullInt64
-	var lens []int64
-	for rows.Next() {
-		var r spoolRow
-		var owner sql.NullString
-		var off sql.NullInt64
-		var n int64
-		if err := rows.Scan(&r.id, &r.n, &off, &n, &owner, &r.body); err != nil {
-			return nil, fmt.Errorf("port: spool: %w", err)
+	var refs []jsonRef
+	var offs []int64
+	next := first
+	for next != nil && len(out) < limit {
+		// A stretch of candidates, then their owned rows in one query.
+		var cands []spoolRow
+		var candOffs, candSizes []int64
+		for next != nil && len(cands) < limit-len(out) {
+			e := *next
+			if e.valid() || sel == selAll {
+				if sel != selCycleWritten || (e.n < int64(len(sp.states)) && sp.states[e.n]&stateCycle != 0) {
+					cands = append(cands, spoolRow{id: e.id, n: e.n})
+					candOffs, candSizes = append(candOffs, e.off), append(candSizes, e.size)
+				}
+			}
+			e, ok, err := s.next()
+			if err != nil {
+				return nil, err
+			}
+			next = nil
+			if ok {
+				next = &e
+			}
 		}
-		r.owner = owner.String
-		out = append(out, r)
-		offs, lens = append(offs, off), append(lens, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("port: spool: %w", err)
-	}
-	refs := make([]jsonRef, 0, len(out))
-	for i := range out {
-		if offs[i].Valid {
-			refs = append(refs, jsonRef{off: offs[i].Int64, n: lens[i], dst: &out[i].data})
+		if len(cands) == 0 {
+			break
+		}
+		var listed []bool
+		if sp.owned[bp] {
+			if listed, err = sp.joinOwned(ctx, bp, cands, full); err != nil {
+				return nil, err
+			}
+		}
+		for i, r := range cands {
+			if sel == selValidUnowned && listed != nil && listed[i] {
+				continue
+			}
+			out = append(out, r)
+			if full && candOffs[i] >= 0 {
+				offs = append(offs, candOffs[i], candSizes[i])
+			} else {
+				offs = append(offs, -1, 0)
+			}
 		}
 	}
-	if err := sp.readJSONs(refs); err != nil {
-		return nil, err
+	if full {
+		for i := range out {
+			if off := offs[2*i]; off >= 0 {
+				refs = append(refs, jsonRef{off: off, n: offs[2*i+1], dst: &out[i].data})
+			}
+		}
+		if err := sp.readJSONs(refs); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// joinOwned fills the owner (and, when full, the body) of the rows, in
+// order, that the owned listing of bp has, and says which. sp.mu is held.
+func (sp *spool) joinOwned(ctx context.Context, bp string, rows []spoolRow, full bool) ([]bool, error) {
+	q := `SELECT id, owner, NULL FROM owned WHERE bp = ? AND id >= ? AND id <= ? ORDER BY id`
+	if full {
+		q = `SELECT id, owner, body FROM owned WHERE bp = ? AND id >= ? AND id <= ? ORDER BY id`
+	}
+	i := 0
+	listed := make([]bool, len(rows))
+	err := sp.query(ctx, true, q, []any{bp, rows[0].id, rows[len(rows)-1].id}, func(r *sql.Rows) error {
+		var id, owner string
+		var body []byte
+		if err := r.Scan(&id, &owner, &body); err != nil {
+			return err
+		}
+		for i < len(rows) && rows[i].id < id {
+			i++
+		}
+		if i < len(rows) && rows[i].id == id {
+			rows[i].owner, rows[i].body, listed[i] = owner, body, true
+		}
+		return nil
+	})
+	return listed, err
 }
 
 // ownedRow is one entity of the owned listing.
@@ -526,9 +682,13 @@ func (sp *spool) putOwned(ctx context.Context, bp string, rs []ownedRow) error {
 	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	return sp.tx(ctx, func() error {
+	err := sp.tx(ctx, func() error {
 		return sp.insertRows(ctx, `INSERT INTO owned (bp, id, owner, body) VALUES `, ` ON CONFLICT (bp, id) DO UPDATE SET owner = excluded.owner, body = excluded.body`, 4, args)
 	})
+	if err == nil {
+		sp.owned[bp] = true
+	}
+	return err
 }
 
 // dropOwned forgets what a listing of bp stored.
@@ -538,6 +698,7 @@ func (sp *spool) dropOwned(ctx context.Context, bp string) error {
 	if _, err := sp.conn.ExecContext(ctx, `DELETE FROM owned WHERE bp = ?`, bp); err != nil {
 		return fmt.Errorf("port: spool: %w", err)
 	}
+	delete(sp.owned, bp)
 	return nil
 }
 
@@ -548,36 +709,36 @@ func (sp *spool) ownedBy(ctx context.Context, bp, owner string) (map[string]stri
 		return nil, err
 	}
 	defer sp.mu.Unlock()
-	st, err := sp.stmt(ctx, `SELECT o.id, o.owner FROM owned o JOIN entity e ON e.bp = o.bp AND e.id = o.id WHERE o.bp = ? AND o.owner != ? AND e.off IS NOT NULL`)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := st.QueryContext(ctx, bp, owner)
-	if err != nil {
-		return nil, fmt.Errorf("port: spool: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]string{}
-	for rows.Next() {
+	err := sp.query(ctx, true, `SELECT id, owner FROM owned WHERE bp = ? AND owner != ?`, []any{bp, owner}, func(rows *sql.Rows) error {
 		var id, o string
 		if err := rows.Scan(&id, &o); err != nil {
-			return nil, fmt.Errorf("port: spool: %w", err)
+			return err
 		}
-		out[id] = o
-	}
-	return out, rows.Err()
+		e, ok, err := sp.find(bp, id)
+		if err != nil {
+			return err
+		}
+		if ok && e.valid() {
+			out[id] = o
+		}
+		return nil
+	})
+	return out, err
 }
 
 // setState records the outcome of entities of one blueprint (ids, their
-// entity.n in ns: spoolRow.n); cycle says which of them have relation
-// targets inside a relation cycle left for the second pass (nil: none).
-// The outcomes are kept in memory; those that change the cycle table go
-// in when cycleBatch wait, or before a query.
+// puts' numbers in ns: spoolRow.n); cycle says which of them have
+// relation targets inside a relation cycle left for the second pass (nil:
+// none). The outcomes are kept in memory, a byte an entity.
 func (sp *spool) setState(ctx context.Context, bp string, ids []string, ns []int64, state int, cycle []bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if sp.tally == nil {
-		sp.tally, sp.cycles = map[string]*[3]int{}, map[int64]struct{}{}
+		sp.tally = map[string]*[3]int{}
 	}
 	t := sp.tally[bp]
 	if t == nil {
@@ -600,59 +761,18 @@ func (sp *spool) setState(ctx context.Context, bp string, ids []string, ns []int
 		}
 		t[state]++
 		sp.states[n] = now
-		if (was|now)&stateCycle != 0 {
-			sp.cycles[n] = struct{}{}
-		}
 	}
-	if len(sp.cycles) < cycleBatch {
-		return nil
-	}
-	return sp.flushCycles(ctx)
-}
-
-// cycleBatch is how many changes to the cycle table wait before they are
-// made.
-const cycleBatch = 2048
-
-// flushCycles brings the cycle table up to the states, in the order of n
-// (the table's B-tree is filled in order). sp.mu is held.
-func (sp *spool) flushCycles(ctx context.Context) error {
-	if len(sp.cycles) == 0 {
-		return nil
-	}
-	var in, out []any
-	for _, n := range slices.Sorted(maps.Keys(sp.cycles)) {
-		if sp.states[n]&stateCycle != 0 {
-			in = append(in, n)
-		} else {
-			out = append(out, n) // rare: written again without them
-		}
-	}
-	err := sp.tx(ctx, func() error {
-		for _, n := range out {
-			if err := sp.exec(ctx, true, `DELETE FROM cycle WHERE n = ?`, n); err != nil {
-				return err
-			}
-		}
-		return sp.insertRows(ctx, `INSERT INTO cycle (n) VALUES `, ` ON CONFLICT DO NOTHING`, 1, in)
-	})
-	if err != nil {
-		return err
-	}
-	clear(sp.cycles)
 	return nil
 }
 
-// lockRead locks the spool for a query, moving the entities put and
-// bringing the cycle table up to date first so that every query sees
-// them. On success sp.mu is held.
+// lockRead locks the spool for a query, merging each blueprint's runs
+// first. On success sp.mu is held.
 func (sp *spool) lockRead(ctx context.Context) error {
-	sp.mu.Lock()
-	if err := sp.settle(ctx); err != nil {
-		sp.mu.Unlock()
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := sp.flushCycles(ctx); err != nil {
+	sp.mu.Lock()
+	if err := sp.settle(); err != nil {
 		sp.mu.Unlock()
 		return err
 	}
@@ -668,59 +788,34 @@ func (sp *spool) stateAt(n int64) int {
 	return int(sp.states[n] &^ stateCycle)
 }
 
-// maxInList is the most identifiers one IN (…) list of the spool's
-// statements holds.
-const maxInList = 500
-
 // among returns which of ids of bp the run produced valid or, with done,
-// wrote or found unchanged: from the key index, and from the entity table
-// for the few keys the index cannot tell apart.
+// wrote or found unchanged: from the hash index of bp's run, and from the
+// run itself for the rare hash two of its keys share.
 func (sp *spool) among(ctx context.Context, bp string, done bool, ids []string) (map[string]bool, error) {
+	if err := sp.lockRead(ctx); err != nil {
+		return nil, err
+	}
+	defer sp.mu.Unlock()
 	out := map[string]bool{}
-	var ask []string
-	sp.mu.Lock()
-	if err := sp.index.settle(sp.jsonFile); err != nil {
-		sp.mu.Unlock()
+	rs := sp.runs[bp]
+	if len(rs) == 0 {
+		return out, nil
+	}
+	x, err := sp.indexed(rs[0])
+	if err != nil {
 		return nil, err
 	}
 	for _, id := range ids {
-		n, valid, found, ambiguous := sp.index.find(bp, id)
-		switch {
-		case ambiguous:
-			ask = append(ask, id)
-		case found && valid && (!done || sp.stateAt(n) != stateWaiting):
+		n, valid, found, ambiguous := x.find(idHash(sp.seed, id))
+		if ambiguous {
+			e, ok, err := lookup(sp.jsonFile, rs[0], id)
+			if err != nil {
+				return nil, err
+			}
+			n, valid, found = e.n, e.valid(), ok
+		}
+		if found && valid && (!done || sp.stateAt(n) != stateWaiting) {
 			out[id] = true
-		}
-	}
-	sp.mu.Unlock()
-	query := `SELECT e.id, e.n FROM entity e WHERE e.bp = ? AND ` + selValid + ` AND e.id IN (`
-	for chunk := range slices.Chunk(ask, maxInList) {
-		args := make([]any, 0, len(chunk)+1)
-		args = append(args, bp)
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		// Only valid entities get an outcome: with done, the valid ones
-		// whose state is not waiting.
-		if err := sp.lockRead(ctx); err != nil {
-			return nil, err
-		}
-		// Most lists are short (keys put again among a page's targets).
-		keep := len(chunk) == maxInList || len(chunk) <= maxBulkEntities
-		err := sp.query(ctx, keep, query+`?`+strings.Repeat(",?", len(chunk)-1)+`)`, args, func(rows *sql.Rows) error {
-			var id string
-			var n int64
-			if err := rows.Scan(&id, &n); err != nil {
-				return err
-			}
-			if !done || sp.stateAt(n) != stateWaiting {
-				out[id] = true
-			}
-			return nil
-		})
-		sp.mu.Unlock()
-		if err != nil {
-			return nil, err
 		}
 	}
 	return out, nil
@@ -751,21 +846,58 @@ func (sp *spool) addRefs(ctx context.Context, keys []entityKey) error {
 // stale lists the owned entities of bp that the run did not produce and
 // that no entity it wrote relates to, in order.
 func (sp *spool) stale(ctx context.Context, bp string) ([]string, error) {
-	return sp.strings(ctx, `SELECT o.id FROM owned o WHERE o.bp = ?
-AND NOT EXISTS (SELECT 1 FROM entity e WHERE e.bp = o.bp AND e.id = o.id)
-AND NOT EXISTS (SELECT 1 FROM ref r WHERE r.bp = o.bp AND r.id = o.id) ORDER BY o.id`, bp)
+	return sp.unproduced(ctx, bp, false)
 }
 
 // kept lists the owned entities of bp that the run did not produce but
 // that an entity it wrote relates to: stale, yet not deleted, in order.
 func (sp *spool) kept(ctx context.Context, bp string) ([]string, error) {
-	return sp.strings(ctx, `SELECT o.id FROM owned o WHERE o.bp = ?
-AND NOT EXISTS (SELECT 1 FROM entity e WHERE e.bp = o.bp AND e.id = o.id)
-AND EXISTS (SELECT 1 FROM ref r WHERE r.bp = o.bp AND r.id = o.id) ORDER BY o.id`, bp)
+	return sp.unproduced(ctx, bp, true)
+}
+
+// unproduced lists the owned entities of bp that the run did not produce
+// (valid or not) that ref has (referred) or has not, in order: the owned
+// listing and bp's run read side by side.
+func (sp *spool) unproduced(ctx context.Context, bp string, referred bool) ([]string, error) {
+	if err := sp.lockRead(ctx); err != nil {
+		return nil, err
+	}
+	defer sp.mu.Unlock()
+	var s *entryScanner
+	var next *runEntry
+	if rs := sp.runs[bp]; len(rs) > 0 {
+		var err error
+		if s, next, err = seek(sp.jsonFile, rs[0], "", false, scanChunk); err != nil {
+			return nil, err
+		}
+	}
+	var out []string
+	err := sp.query(ctx, true, `SELECT o.id, EXISTS (SELECT 1 FROM ref r WHERE r.bp = o.bp AND r.id = o.id) FROM owned o WHERE o.bp = ? ORDER BY o.id`, []any{bp}, func(rows *sql.Rows) error {
+		var id string
+		var ref bool
+		if err := rows.Scan(&id, &ref); err != nil {
+			return err
+		}
+		for next != nil && next.id < id {
+			e, ok, err := s.next()
+			if err != nil {
+				return err
+			}
+			next = nil
+			if ok {
+				next = &e
+			}
+		}
+		if (next == nil || next.id != id) && ref == referred {
+			out = append(out, id)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // counts returns, per blueprint with valid entities, the entities in each
-// state: the valid ones counted in one scan, the written and unchanged
+// state: the valid ones counted by the runs, the written and unchanged
 // ones in memory (only valid entities get an outcome), the rest waiting.
 func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
 	if err := sp.lockRead(ctx); err != nil {
@@ -773,21 +905,18 @@ func (sp *spool) counts(ctx context.Context) (map[string][3]int, error) {
 	}
 	defer sp.mu.Unlock()
 	out := map[string][3]int{}
-	err := sp.query(ctx, true, `SELECT bp, count(*) FROM entity WHERE off IS NOT NULL GROUP BY bp`, nil, func(rows *sql.Rows) error {
-		var bp string
-		var n int
-		if err := rows.Scan(&bp, &n); err != nil {
-			return err
+	for bp, rs := range sp.runs {
+		if len(rs) == 0 || rs[0].valid == 0 {
+			continue
 		}
-		c := [3]int{stateWaiting: n}
+		c := [3]int{stateWaiting: rs[0].valid}
 		if t := sp.tally[bp]; t != nil {
 			c[stateWritten], c[stateUnchanged] = t[stateWritten], t[stateUnchanged]
 			c[stateWaiting] -= t[stateWritten] + t[stateUnchanged]
 		}
 		out[bp] = c
-		return nil
-	})
-	return out, err
+	}
+	return out, nil
 }
 
 // query runs q, prepared once when keep says its text recurs (see exec),
@@ -825,17 +954,9 @@ func (sp *spool) stateOf(ctx context.Context, k entityKey) (int, error) {
 		return -1, err
 	}
 	defer sp.mu.Unlock()
-	st, err := sp.stmt(ctx, `SELECT n FROM entity e WHERE e.bp = ? AND e.id = ? AND e.off IS NOT NULL`)
-	if err != nil {
+	e, ok, err := sp.find(k.blueprint, k.identifier)
+	if err != nil || !ok || !e.valid() {
 		return -1, err
 	}
-	var n int64
-	err = st.QueryRowContext(ctx, k.blueprint, k.identifier).Scan(&n)
-	if errors.Is(err, sql.ErrNoRows) {
-		return -1, nil
-	}
-	if err != nil {
-		return -1, fmt.Errorf("port: spool: %w", err)
-	}
-	return sp.stateAt(n), nil
+	return sp.stateAt(e.n), nil
 }
