@@ -209,19 +209,29 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	es = slices.Clone(es) // the caller's stays as it is
-	slices.SortStableFunc(es, func(a, b spooled) int {
+	byKey := func(a, b spooled) int {
 		return cmp.Or(strings.Compare(a.bp, b.bp), strings.Compare(a.id, b.id))
-	})
-	// A key twice in es: the later one is put.
-	out := es[:0]
-	for i, e := range es {
-		if i+1 < len(es) && es[i+1].bp == e.bp && es[i+1].id == e.id {
+	}
+	sorted := slices.Clone(es) // the caller's stays as it is
+	slices.SortFunc(sorted, byKey)
+	for i := 1; i < len(sorted); i++ {
+		if byKey(sorted[i-1], sorted[i]) != 0 {
 			continue
 		}
-		out = append(out, e)
+		// A key twice in es (the sink's buffer holds a key once): the
+		// later one is put, found by a stable sort.
+		sorted = slices.Clone(es)
+		slices.SortStableFunc(sorted, byKey)
+		out := sorted[:0]
+		for j, e := range sorted {
+			if j+1 == len(sorted) || byKey(sorted[j+1], e) != 0 {
+				out = append(out, e)
+			}
+		}
+		sorted = out
+		break
 	}
-	es = out
+	es = sorted
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if sp.puts+int64(len(es)) > maxIndexedPuts {
