@@ -277,9 +277,14 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 	if cap(buf) <= 1<<20 {
 		sp.jsonBuf = buf[:0] // reused; an unusually large one is let go
 	}
+	// Every run of the put is in before any merge: a merge that fails
+	// leaves the put whole (its JSON and numbers are taken), not its later
+	// blueprints left out.
 	for _, a := range runs {
 		sp.runs[a.bp] = append(sp.runs[a.bp], a.rn)
 		sp.settled = false
+	}
+	for _, a := range runs {
 		if err := sp.compact(a.bp); err != nil {
 			return err
 		}
