@@ -10,10 +10,9 @@ import (
 )
 
 // TestAmongAfterFailedPuts: a put whose data file write fails and one
-// whose rows never reach the table (its transaction fails after the
-// write) leave the key index as the entity table is: among says no for
-// their keys, before and after a later put and settle, and the JSON of
-// the entities put around them reads back as put.
+// whose context is done leave the spool as it was: among says no for
+// their keys (as reading the run says), before and after a later put and
+// settle, and the JSON of the entities put around them reads back as put.
 func TestAmongAfterFailedPuts(t *testing.T) {
 	ctx := context.Background()
 	sp, err := openSpool(ctx, t.TempDir())
@@ -67,7 +66,7 @@ func TestAmongAfterFailedPuts(t *testing.T) {
 	ro.Close()
 	check("after a put whose write failed")
 
-	// The write is done, the transaction is not.
+	// The context is done before the put.
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	if err := put("c", cancelled); err == nil {

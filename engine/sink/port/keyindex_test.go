@@ -153,7 +153,8 @@ func runEntries(t *testing.T, sp *spool, bp string) map[string]runEntry {
 // with one), a blueprint that is another's prefix, unicode in two
 // normal forms, invalid UTF-8 — valid and not, again in later batches,
 // with outcomes between them, and asks among about every blueprint and
-// identifier after each batch: every answer must be the entity table's.
+// identifier after each batch: every answer must be what reading the
+// blueprint's run says.
 func TestAmongAnswersAsTheEntityTableForAnyBytes(t *testing.T) {
 	ctx := context.Background()
 	bps := []string{"a", "a\x00", "", "ab", "é", "e\u0301"}

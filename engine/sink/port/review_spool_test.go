@@ -10,8 +10,8 @@ import (
 )
 
 // TestEntityPutTwiceCountsOnce: entities put again after the spool
-// flushed them (a later put, after a query had moved the first into the
-// entity table, gets another n), one made invalid by its second put, one
+// flushed them (a later put, after a merge had looked the first up in
+// the runs, gets another n), one made invalid by its second put, one
 // valid again after an invalid put. Port gets each latest version, and the
 // report counts each entity once, by the state of its latest put: a
 // second run finds the valid ones unchanged.
@@ -32,15 +32,15 @@ func TestEntityPutTwiceCountsOnce(t *testing.T) {
 		put(fmt.Sprintf("e%04d", i), "1")
 	}
 	// Put again before any query, in a later flush of the buffer: both
-	// puts wait in arrival.
+	// puts wait in runs not yet merged.
 	for i := 0; i < n; i += 7 {
 		put(fmt.Sprintf("e%04d", i), "2")
 	}
 	for i := range spoolBatch {
 		put(fmt.Sprintf("f%04d", i), "1")
 	}
-	// A merge asks the spool for the entity queued: a query, which moves
-	// the puts so far into the entity table.
+	// A merge asks the spool for the entity queued: it looks it up in the
+	// runs as they are, unmerged.
 	merged := ent("e0001", nil)
 	merged.Merge = true
 	ents = append(ents, merged)

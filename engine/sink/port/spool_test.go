@@ -96,7 +96,8 @@ func TestSpoolReadsBackWhatWasPut(t *testing.T) {
 // TestAmongAnswersOnlyWhatHolds asks among the same questions before and
 // after the answers change: a yes must answer only its own question
 // (produced is not written) and not outlive a put that replaced the
-// entity with an invalid one (the key index then asks the table).
+// entity with an invalid one (the settled run's hash index then holds
+// the invalid put).
 func TestAmongAnswersOnlyWhatHolds(t *testing.T) {
 	ctx := context.Background()
 	sp, err := openSpool(ctx, t.TempDir())
@@ -260,8 +261,7 @@ func TestSpoolLatestPutWinsAcrossQueries(t *testing.T) {
 }
 
 // TestOutcomesAreSeenByEveryQuery records outcomes (kept in memory), some
-// with cycle relations left whose rows in the cycle table wait to go in
-// and some that filled a batch of them, and asks every query that reads
+// with cycle relations left, many of them, and asks every query that reads
 // outcomes: among, the second pass's selection, the counts and one
 // entity's state must all see the latest outcome of each entity.
 func TestOutcomesAreSeenByEveryQuery(t *testing.T) {
@@ -356,8 +356,8 @@ func TestOutcomesAreSeenByEveryQuery(t *testing.T) {
 
 // TestSpoolStatementsOfEveryLength inserts batches of every length up to
 // past two full statements, a key repeated within one so that the later
-// row must win, and asks among lists of many lengths up to past two full
-// lists: every answer must be exact.
+// row must win, and asks among lists of many lengths: every answer must
+// be exact.
 func TestSpoolStatementsOfEveryLength(t *testing.T) {
 	ctx := context.Background()
 	sp, err := openSpool(ctx, t.TempDir())
@@ -395,9 +395,8 @@ func TestSpoolStatementsOfEveryLength(t *testing.T) {
 			es = append(es, spooled{bp: "b", id: fmt.Sprintf("e%04d", i), data: []byte(`{}`)})
 		}
 	}
-	// Asked of the key index after one put, and of the entity table once
-	// every key is put again (the index cannot tell a key put twice from
-	// two keys of one hash).
+	// Asked after one put, and once every key is put again (two runs
+	// merged into one, each key once).
 	for round := range 2 {
 		if err := sp.put(ctx, es); err != nil {
 			t.Fatal(err)
