@@ -61,10 +61,11 @@
 // is. What the sink keeps on the heap grows with failures, adoptions and
 // missing relation targets, by a byte an entity put (its outcome), by
 // about a byte an entity for the runs' marks (every 64th identifier),
-// and, from the first read in order, by at most 12.5 bytes an entity (a
-// hash of its identifier with its place, so that a relation target is
-// checked without reading the run: runs.go), not with the entities' size
-// (BenchmarkSinkMemory).
+// and, from the first read in order (while extracting already, from an
+// on_duplicate: merge entity's first lookup of an earlier one), by at
+// most 12.5 bytes an entity put (a hash of its identifier with its place,
+// so that a relation target or an earlier entity is found without reading
+// the run: runs.go), not with the entities' size (BenchmarkSinkMemory).
 //
 // # Change-only writes
 //
