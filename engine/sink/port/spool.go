@@ -67,6 +67,8 @@ type spool struct {
 
 	states []uint8            // outcome of each entity put, by n: stateWaiting, …
 	tally  map[string]*[3]int // entities of each blueprint in each state but waiting
+
+	joins int // queries of the owned listing made by pages (tests count them)
 }
 
 // Entity states in the spool; stateCycle is added to stateWritten when
@@ -601,10 +603,13 @@ func (sp *spool) page(ctx context.Context, bp string, sel selector, after string
 	var offs []int64
 	next := first
 	for next != nil && len(out) < limit {
-		// A stretch of candidates, then their owned rows in one query.
+		// A stretch of candidates, then their owned rows in one query: a
+		// page's worth each time, not what the page still lacks, or a page
+		// short of a few where Port owns the entities after them would ask
+		// once an entity (those past the page are read again by the next).
 		var cands []spoolRow
 		var candOffs, candSizes []int64
-		for next != nil && len(cands) < limit-len(out) {
+		for next != nil && len(cands) < limit {
 			e := *next
 			if e.valid() || sel == selAll {
 				if sel != selCycleWritten || (e.n < int64(len(sp.states)) && sp.states[e.n]&stateCycle != 0) {
@@ -631,6 +636,9 @@ func (sp *spool) page(ctx context.Context, bp string, sel selector, after string
 			}
 		}
 		for i, r := range cands {
+			if len(out) == limit {
+				break
+			}
 			if sel == selValidUnowned && listed != nil && listed[i] {
 				continue
 			}
@@ -662,6 +670,7 @@ func (sp *spool) joinOwned(ctx context.Context, bp string, rows []spoolRow, full
 	if full {
 		q = `SELECT id, owner, body FROM owned WHERE bp = ? AND id >= ? AND id <= ? ORDER BY id`
 	}
+	sp.joins++
 	i := 0
 	listed := make([]bool, len(rows))
 	err := sp.query(ctx, true, q, []any{bp, rows[0].id, rows[len(rows)-1].id}, func(r *sql.Rows) error {
