@@ -381,6 +381,9 @@ func (sp *spool) settle() error {
 		level := 0
 		for _, rn := range rs {
 			level = max(level, rn.level)
+			// An unmerged run's index (a merging stream's lookups) is not
+			// kept beside the merged run's while that is made.
+			rn.index = nil
 		}
 		merged, err := sp.merge(rs, level, true)
 		if err != nil {
