@@ -127,7 +127,7 @@ func runEntries(t *testing.T, sp *spool, bp string) map[string]runEntry {
 	if len(rs) > 1 {
 		t.Fatalf("%s has %d runs after settling", bp, len(rs))
 	}
-	s := newScanner(sp.jsonFile, rs[0], 0, 100)
+	s := newScanner(sp.jsonFile, rs[0], 0, &sp.bufs, 100)
 	last := ""
 	for i := 0; ; i++ {
 		e, ok, err := s.next()

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // The spool keeps which entities a run produced as sorted runs in its
@@ -138,13 +139,52 @@ type entryScanner struct {
 	pos, end int64 // the file's next unread byte, and the run's end
 	buf      []byte
 	at       int // next entry in buf
+	bufs     *scanBuffers
+	lent     []byte // the buffer bufs lent, returned by release
 }
 
 // scanChunk is how much of a run a scanner reads at once.
 const scanChunk = 32 << 10
 
-func newScanner(r io.ReaderAt, rn *run, from int64, chunk int) *entryScanner {
-	return &entryScanner{r: r, pos: rn.off + from, end: rn.off + rn.size, buf: make([]byte, 0, chunk)}
+// scanBuffers lends scanners their buffers: a page, a merge or a lookup
+// would otherwise allocate (and clear) a chunk for each run it reads.
+type scanBuffers struct {
+	mu   sync.Mutex
+	free [][]byte
+}
+
+func (p *scanBuffers) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free = p.free[:n-1]
+		return b[:0]
+	}
+	return make([]byte, 0, scanChunk)
+}
+
+func (p *scanBuffers) put(b []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cap(b) == scanChunk && len(p.free) < 64 {
+		p.free = append(p.free, b)
+	}
+}
+
+// newScanner reads rn from the entry at from (bytes from its start),
+// chunk bytes at a time, in a buffer from bufs.
+func newScanner(r io.ReaderAt, rn *run, from int64, bufs *scanBuffers, chunk int) *entryScanner {
+	lent := bufs.get()
+	return &entryScanner{r: r, pos: rn.off + from, end: rn.off + rn.size, buf: lent[:0:min(chunk, cap(lent))], bufs: bufs, lent: lent}
+}
+
+// release returns the scanner's buffer; the scanner is not used again.
+func (s *entryScanner) release() {
+	if s.lent != nil {
+		s.bufs.put(s.lent)
+		s.lent, s.buf = nil, nil
+	}
 }
 
 // next returns the next entry; ok false at the end of the run.
@@ -179,7 +219,7 @@ func (s *entryScanner) next() (e runEntry, ok bool, err error) {
 
 // seek returns a scanner of rn at its first entry whose identifier is
 // greater than after ("": the first entry), or equal to it when orEqual.
-func seek(r io.ReaderAt, rn *run, after string, orEqual bool, chunk int) (*entryScanner, *runEntry, error) {
+func seek(r io.ReaderAt, rn *run, after string, orEqual bool, bufs *scanBuffers, chunk int) (*entryScanner, *runEntry, error) {
 	// The last mark at or before after: every entry from it on that is
 	// not past after is skipped.
 	i := sort.Search(len(rn.marks), func(i int) bool { return rn.marks[i].id > after }) - 1
@@ -187,7 +227,7 @@ func seek(r io.ReaderAt, rn *run, after string, orEqual bool, chunk int) (*entry
 	if i >= 0 {
 		from = rn.marks[i].pos
 	}
-	s := newScanner(r, rn, from, chunk)
+	s := newScanner(r, rn, from, bufs, chunk)
 	for {
 		e, ok, err := s.next()
 		if err != nil || !ok {
@@ -201,8 +241,9 @@ func seek(r io.ReaderAt, rn *run, after string, orEqual bool, chunk int) (*entry
 
 // lookup finds the entry of id in rn (found false when it has none),
 // reading one stretch between two marks.
-func lookup(r io.ReaderAt, rn *run, id string) (runEntry, bool, error) {
-	_, e, err := seek(r, rn, id, true, 4<<10)
+func lookup(r io.ReaderAt, rn *run, id string, bufs *scanBuffers) (runEntry, bool, error) {
+	s, e, err := seek(r, rn, id, true, bufs, 4<<10)
+	s.release()
 	if err != nil || e == nil || e.id != id {
 		return runEntry{}, false, err
 	}
@@ -320,9 +361,10 @@ func (s byHash) Swap(i, j int) {
 }
 
 // indexRun reads rn and makes its hash index.
-func indexRun(r io.ReaderAt, seed maphash.Seed, rn *run) (*hashIndex, error) {
+func indexRun(r io.ReaderAt, seed maphash.Seed, rn *run, bufs *scanBuffers) (*hashIndex, error) {
 	hashes, places := make([]uint64, 0, rn.count), make([]uint32, 0, rn.count)
-	s := newScanner(r, rn, 0, scanChunk)
+	s := newScanner(r, rn, 0, bufs, scanChunk)
+	defer s.release()
 	for {
 		e, ok, err := s.next()
 		if err != nil {
@@ -345,11 +387,18 @@ type mergeHead struct {
 // mergeRuns merges runs (oldest first) into one sorted list of entries,
 // each identifier once with its latest put (highest n), calling emit for
 // each in order.
-func mergeRuns(r io.ReaderAt, runs []*run, emit func(runEntry) error) error {
+func mergeRuns(r io.ReaderAt, runs []*run, bufs *scanBuffers, emit func(runEntry) error) error {
 	chunk := max(4<<10, min(scanChunk, (1<<20)/max(len(runs), 1)))
 	var heads []mergeHead
+	var scanners []*entryScanner
+	defer func() {
+		for _, s := range scanners {
+			s.release()
+		}
+	}()
 	for _, rn := range runs {
-		s := newScanner(r, rn, 0, chunk)
+		s := newScanner(r, rn, 0, bufs, chunk)
+		scanners = append(scanners, s)
 		e, ok, err := s.next()
 		if err != nil {
 			return err

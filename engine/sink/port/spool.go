@@ -64,6 +64,7 @@ type spool struct {
 	runs    map[string][]*run // each blueprint's runs, oldest first
 	settled bool              // every blueprint has at most one run
 	owned   map[string]bool   // blueprints with rows in owned
+	bufs    scanBuffers       // the runs' scanners' buffers
 
 	states []uint8            // outcome of each entity put, by n: stateWaiting, …
 	tally  map[string]*[3]int // entities of each blueprint in each state but waiting
@@ -338,7 +339,7 @@ func (sp *spool) merge(runs []*run, level int, withIndex bool) (*run, error) {
 		b.buf = b.buf[:0]
 		return nil
 	}
-	err := mergeRuns(sp.jsonFile, runs, func(e runEntry) error {
+	err := mergeRuns(sp.jsonFile, runs, &sp.bufs, func(e runEntry) error {
 		if err := b.add(e); err != nil {
 			return err
 		}
@@ -398,7 +399,7 @@ func (sp *spool) settle() error {
 // indexed returns rn's hash index, made on first use. sp.mu is held.
 func (sp *spool) indexed(rn *run) (*hashIndex, error) {
 	if rn.index == nil {
-		x, err := indexRun(sp.jsonFile, sp.seed, rn)
+		x, err := indexRun(sp.jsonFile, sp.seed, rn, &sp.bufs)
 		if err != nil {
 			return nil, err
 		}
@@ -420,7 +421,7 @@ func (sp *spool) find(bp, id string) (runEntry, bool, error) {
 		if _, _, found, _ := x.find(h); !found {
 			continue
 		}
-		e, ok, err := lookup(sp.jsonFile, rs[i], id)
+		e, ok, err := lookup(sp.jsonFile, rs[i], id, &sp.bufs)
 		if err != nil || ok {
 			return e, ok, err
 		}
@@ -597,27 +598,30 @@ func (sp *spool) page(ctx context.Context, bp string, sel selector, after string
 	if len(rs) == 0 || limit <= 0 {
 		return nil, nil
 	}
-	s, first, err := seek(sp.jsonFile, rs[0], after, false, scanChunk)
+	s, next, err := seek(sp.jsonFile, rs[0], after, false, &sp.bufs, scanChunk)
+	defer s.release()
 	if err != nil {
 		return nil, err
 	}
-	var out []spoolRow
-	var refs []jsonRef
-	var offs []int64
-	next := first
+	// Entities not in the owned listing are found a page's worth of
+	// candidates to each query of it, not what the page still lacks, or
+	// a page short of a few where Port owns the entities after them would
+	// ask once an entity (those past the page are read again by the next).
+	unowned := sel == selValidUnowned && sp.owned[bp]
+	out := make([]spoolRow, 0, limit)
+	locs := make([]int64, 0, 2*limit) // each row's JSON: offset and size
 	for next != nil && len(out) < limit {
-		// A stretch of candidates, then their owned rows in one query: a
-		// page's worth each time, not what the page still lacks, or a page
-		// short of a few where Port owns the entities after them would ask
-		// once an entity (those past the page are read again by the next).
-		var cands []spoolRow
-		var candOffs, candSizes []int64
-		for next != nil && len(cands) < limit {
+		start := len(out)
+		want := limit - start
+		if unowned {
+			want = limit
+		}
+		for next != nil && len(out)-start < want {
 			e := *next
 			if e.valid() || sel == selAll {
 				if sel != selCycleWritten || (e.n < int64(len(sp.states)) && sp.states[e.n]&stateCycle != 0) {
-					cands = append(cands, spoolRow{id: e.id, n: e.n})
-					candOffs, candSizes = append(candOffs, e.off), append(candSizes, e.size)
+					out = append(out, spoolRow{id: e.id, n: e.n})
+					locs = append(locs, e.off, e.size)
 				}
 			}
 			e, ok, err := s.next()
@@ -629,34 +633,36 @@ func (sp *spool) page(ctx context.Context, bp string, sel selector, after string
 				next = &e
 			}
 		}
-		if len(cands) == 0 {
+		if len(out) == start {
 			break
 		}
-		var listed []bool
-		if sp.owned[bp] {
-			if listed, err = sp.joinOwned(ctx, bp, cands, full); err != nil {
-				return nil, err
+		if !sp.owned[bp] {
+			continue
+		}
+		listed, err := sp.joinOwned(ctx, bp, out[start:], full)
+		if err != nil {
+			return nil, err
+		}
+		if !unowned {
+			continue
+		}
+		kept := start
+		for i, r := range out[start:] {
+			if !listed[i] {
+				out[kept], locs[2*kept], locs[2*kept+1] = r, locs[2*(start+i)], locs[2*(start+i)+1]
+				kept++
 			}
 		}
-		for i, r := range cands {
-			if len(out) == limit {
-				break
-			}
-			if sel == selValidUnowned && listed != nil && listed[i] {
-				continue
-			}
-			out = append(out, r)
-			if full && candOffs[i] >= 0 {
-				offs = append(offs, candOffs[i], candSizes[i])
-			} else {
-				offs = append(offs, -1, 0)
-			}
-		}
+		out, locs = out[:kept], locs[:2*kept]
+	}
+	if len(out) > limit {
+		out, locs = out[:limit], locs[:2*limit]
 	}
 	if full {
+		refs := make([]jsonRef, 0, len(out))
 		for i := range out {
-			if off := offs[2*i]; off >= 0 {
-				refs = append(refs, jsonRef{off: off, n: offs[2*i+1], dst: &out[i].data})
+			if off := locs[2*i]; off >= 0 {
+				refs = append(refs, jsonRef{off: off, n: locs[2*i+1], dst: &out[i].data})
 			}
 		}
 		if err := sp.readJSONs(refs); err != nil {
@@ -835,7 +841,7 @@ func (sp *spool) among(ctx context.Context, bp string, done bool, ids []string) 
 	for _, id := range ids {
 		n, valid, found, ambiguous := x.find(idHash(sp.seed, id))
 		if ambiguous {
-			e, ok, err := lookup(sp.jsonFile, rs[0], id)
+			e, ok, err := lookup(sp.jsonFile, rs[0], id, &sp.bufs)
 			if err != nil {
 				return nil, err
 			}
@@ -894,7 +900,9 @@ func (sp *spool) unproduced(ctx context.Context, bp string, referred bool) ([]st
 	var next *runEntry
 	if rs := sp.runs[bp]; len(rs) > 0 {
 		var err error
-		if s, next, err = seek(sp.jsonFile, rs[0], "", false, scanChunk); err != nil {
+		s, next, err = seek(sp.jsonFile, rs[0], "", false, &sp.bufs, scanChunk)
+		defer s.release()
+		if err != nil {
 			return nil, err
 		}
 	}
