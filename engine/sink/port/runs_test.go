@@ -2,11 +2,13 @@ package port
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -67,7 +69,7 @@ func TestSpoolMatchesAModel(t *testing.T) {
 			// in a batch once (its later put).
 			sorted := slices.Clone(es)
 			slices.SortStableFunc(sorted, func(a, b spooled) int {
-				return cmpKey(entityKey{a.bp, a.id}, entityKey{b.bp, b.id})
+				return cmp.Or(strings.Compare(a.bp, b.bp), strings.Compare(a.id, b.id))
 			})
 			for i, e := range sorted {
 				if i+1 < len(sorted) && sorted[i+1].bp == e.bp && sorted[i+1].id == e.id {
@@ -104,22 +106,6 @@ func TestSpoolMatchesAModel(t *testing.T) {
 		}
 		sp.close()
 	}
-}
-
-func cmpKey(a, b entityKey) int {
-	if a.blueprint != b.blueprint {
-		if a.blueprint < b.blueprint {
-			return -1
-		}
-		return 1
-	}
-	switch {
-	case a.identifier < b.identifier:
-		return -1
-	case a.identifier > b.identifier:
-		return 1
-	}
-	return 0
 }
 
 // record gives some valid entities an outcome (with outcomes) and lists some keys as
