@@ -98,7 +98,7 @@ type run struct {
 	valid     int // entries that are not off -1
 	level     int
 	marks     []runMark
-	index     *hashIndex // nil until a lookup needs it
+	index     *hashIndex // nil until a lookup needs it or settle merges the run
 }
 
 // runMark is where a run's entry of id begins, from the run's start.
@@ -309,8 +309,13 @@ func buildIndex(hashes []uint64, places []uint32) *hashIndex {
 		out++
 		i = j
 	}
-	// Sized exactly: a settled run's index lives until the spool closes.
-	x.hashes, x.places = slices.Clip(x.hashes[:out]), slices.Clip(x.places[:out])
+	// Sized exactly: a settled run's index lives until the spool closes,
+	// and a merge's lists had room for every merged run's entries (a key
+	// put in many batches is one entry). Clip alone would keep the arrays.
+	x.hashes, x.places = x.hashes[:out], x.places[:out]
+	if out < cap(x.hashes) || out < cap(x.places) {
+		x.hashes, x.places = slices.Clone(x.hashes), slices.Clone(x.places)
+	}
 	if out < 64 {
 		return x
 	}

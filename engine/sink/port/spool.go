@@ -368,8 +368,9 @@ func (sp *spool) merge(runs []*run, level int, withIndex bool) (*run, error) {
 	return rn, nil
 }
 
-// settle merges each blueprint's runs into one, indexed, so that it reads
-// in order and among finds its keys. sp.mu is held.
+// settle merges each blueprint's runs into one, indexed (a blueprint's
+// only run is indexed by its first lookup), so that it reads in order and
+// among finds its keys. sp.mu is held.
 func (sp *spool) settle() error {
 	if sp.settled {
 		return nil
