@@ -29,7 +29,10 @@
 //     title/icon strings, properties and relations objects — is checked on
 //     the whole body first, and one entity outside it fails the request
 //     with a 422; then 200 when all succeed, 207 with per-index errors
-//     otherwise), GET single and list,
+//     otherwise), GET single and list, GET …/entities-count (every
+//     entity of the blueprint, whoever made it, counted at once as GET
+//     sees them: whether Port's count lags as its search does is not
+//     documented),
 //     PUT (replace) and PATCH (merge) single, DELETE single (404 if gone),
 //     POST …/bulk/entities/delete (1..100 ids) and POST …/entities/search
 //     (limit 1..1000, default 200; `next` → `from`; results in no

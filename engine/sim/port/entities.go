@@ -510,6 +510,17 @@ func (s *Server) listEntities(bpID string) (int, any, *apiError) {
 	return http.StatusOK, map[string]any{"ok": true, "entities": out}, nil
 }
 
+// countEntities answers GET /v1/blueprints/{bp}/entities-count: every
+// entity of the blueprint, whoever made it.
+func (s *Server) countEntities(bpID string) (int, any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.lookupBlueprintLocked(bpID); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"ok": true, "count": len(s.entities[bpID])}, nil
+}
+
 func (s *Server) getEntity(bpID, id string) (int, any, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

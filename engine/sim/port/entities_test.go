@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -626,4 +627,25 @@ func TestEntityNumbersKeptAsDoubles(t *testing.T) {
 			t.Errorf("GET answered %s, want %s in it", r.raw, want)
 		}
 	}
+}
+
+// TestEntityCount: GET …/entities-count counts every entity of the
+// blueprint at once, whoever made it; an unknown blueprint is a 404.
+func TestEntityCount(t *testing.T) {
+	srv := New(Options{SearchLag: time.Hour})
+	defer srv.Close()
+	c := newClient(t, srv)
+	catalogFixture(t, c)
+	count := func() string {
+		return fmt.Sprint(c.must("GET", "/v1/blueprints/app/entities-count", nil, http.StatusOK).body["count"])
+	}
+	before, err := strconv.Atoi(count())
+	if err != nil {
+		t.Fatalf("count %v is not a number", count())
+	}
+	c.must("POST", "/v1/blueprints/app/entities", appEntity("counted", map[string]any{"tier": "gold"}), http.StatusCreated)
+	if got := count(); got != strconv.Itoa(before+1) {
+		t.Errorf("after a create: count %v, want %d", got, before+1)
+	}
+	c.must("GET", "/v1/blueprints/nosuch/entities-count", nil, http.StatusNotFound)
 }

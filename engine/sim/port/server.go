@@ -432,6 +432,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte, faul
 		case http.MethodPost:
 			h = func() (int, any, *apiError) { return s.createEntity(bp, q, body) }
 		}
+	case len(segs) == 2 && segs[1] == "entities-count" && m == http.MethodGet:
+		h = func() (int, any, *apiError) { return s.countEntities(segs[0]) }
 	case len(segs) == 3 && segs[1] == "entities" && segs[2] == "bulk" && m == http.MethodPost:
 		h = func() (int, any, *apiError) { return s.bulkUpsert(segs[0], q, body, skipFirst) }
 	case len(segs) == 3 && segs[1] == "entities" && segs[2] == "search" && m == http.MethodPost:

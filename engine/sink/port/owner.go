@@ -170,6 +170,11 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 			// A listing that failed is the reconciliation's failure; the
 			// lookups below still decide about each identifier.
 			st.listed(bp, n, err)
+			// Asked after the listing, so that an entity anyone made
+			// before it is counted.
+			if s.holdsNone(gctx, bp) {
+				st.setEmpty(bp)
+			}
 			return nil
 		})
 	}
@@ -191,6 +196,10 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 		for id, from := range adopted {
 			st.adopt(entityKey{bp, id}, from)
 		}
+		if st.isEmpty(bp) {
+			s.log.Debug("no ownership lookups: Port holds no entity of the blueprint", "blueprint", bp)
+			continue
+		}
 		after := ""
 		for gctx.Err() == nil {
 			unknown, err := st.sp.idsAfter(ctx, bp, selValidUnowned, after, 1000)
@@ -208,6 +217,26 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 		}
 	}
 	return g.Wait()
+}
+
+// holdsNone reports whether Port says it holds no entity of bp at all
+// (GET …/entities-count, 0): then none of the run's can be another's, and
+// the lookups of each identifier the owned listing lacks — on a first
+// load every one, a search of 100 at a time — are not made. Any other
+// answer, or none, leaves them to decide. A count of 0 is as fresh as a
+// lookup's empty answer (both read Port after the listing), and unlike a
+// count equal to the listing's it cannot hide another's entity behind one
+// of the run's deleted since.
+func (s *Sink) holdsNone(ctx context.Context, bp string) bool {
+	var out struct {
+		OK    bool     `json:"ok"`
+		Count *float64 `json:"count"`
+	}
+	if _, err := s.api.do(ctx, http.MethodGet, "/blueprints/"+url.PathEscape(bp)+"/entities-count", nil, nil, &out); err != nil {
+		s.log.Debug("port entity count not read: each identifier is looked up", "blueprint", bp, "error", err)
+		return false
+	}
+	return out.OK && out.Count != nil && *out.Count == 0
 }
 
 // stubbed reports whether the spec lets Port make empty stubs of bp: a

@@ -284,7 +284,12 @@ func TestMalformedOwnedSearch(t *testing.T) {
 func TestMalformedOwnershipSearch(t *testing.T) {
 	e := newEnv(t, portsim.Options{})
 	e.srv.InjectFault(portsim.Fault{Path: "*/entities/search", BodyContains: `"property":"$identifier"`, Times: 1, Kind: portsim.FaultBody, Body: ``})
-	rep, err := e.run(e.sink(), humanitecBlueprints(t, bpApp), apps(150), nil)
+	s := e.sink()
+	if err := s.EnsureBlueprints(t.Context(), humanitecBlueprints(t, bpApp)); err != nil {
+		t.Fatal(err)
+	}
+	seedForeign(t, e) // Port holds apps: each identifier is looked up
+	rep, err := e.run(s, nil, apps(150), nil)
 	if !errors.Is(err, ErrEntitiesFailed) {
 		t.Fatalf("err = %v", err)
 	}

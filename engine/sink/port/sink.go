@@ -316,6 +316,21 @@ type runState struct {
 	adopted    map[entityKey]string // entities taken over from their owner
 	owned      map[string]int       // blueprint -> owned entities listed before writing
 	listErr    map[string]error     // blueprint -> why its listing failed
+	empty      map[string]bool      // blueprints Port held no entity of after their listing
+}
+
+// setEmpty records that Port held no entity of bp after its listing.
+func (st *runState) setEmpty(bp string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.empty[bp] = true
+}
+
+// isEmpty tells whether setEmpty recorded bp.
+func (st *runState) isEmpty(bp string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.empty[bp]
 }
 
 // listed records how many owned entities a blueprint's listing found, or
@@ -343,7 +358,7 @@ func (st *runState) ownedOf(bp string) (n int, listed bool, err error) {
 func newRunState(sp *spool) *runState {
 	return &runState{sp: sp, failed: map[entityKey]string{}, exists: map[entityKey]bool{},
 		unknown: map[entityKey]string{}, dropped: map[string]int{}, dropSample: map[string]string{},
-		conflicts: map[entityKey]string{}, adopted: map[entityKey]string{}, owned: map[string]int{}, listErr: map[string]error{}}
+		conflicts: map[entityKey]string{}, adopted: map[entityKey]string{}, owned: map[string]int{}, listErr: map[string]error{}, empty: map[string]bool{}}
 }
 
 // conflict records that k belongs to owner ("" for nobody) and fails it;

@@ -1,0 +1,86 @@
+package port
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
+)
+
+// lookups counts the ownership searches of identifiers a run made.
+func lookups(srv *portsim.Server) int {
+	n := 0
+	for _, r := range srv.Requests() {
+		if r.Method == "POST" && strings.HasSuffix(r.Path, "/entities/search") && strings.Contains(string(r.Body), `"$identifier"`) {
+			n++
+		}
+	}
+	return n
+}
+
+// A first load into a blueprint Port holds no entity of looks no
+// identifier up: none can be another's. Every entity is written.
+func TestFirstLoadLooksNothingUp(t *testing.T) {
+	e := newEnv(t, portsim.Options{})
+	rep, err := e.run(e.sink(), humanitecBlueprints(t, bpApp), apps(450), nil)
+	if err != nil || rep.Upserted != 450 {
+		t.Fatalf("err %v, report %+v", err, rep)
+	}
+	if n := lookups(e.srv); n != 0 {
+		t.Errorf("%d ownership lookups, want none: Port held no app", n)
+	}
+	if n := e.srv.CountRequests("GET", "/v1/blueprints/"+bpApp+"/entities-count"); n != 1 {
+		t.Errorf("%d entity counts asked, want 1", n)
+	}
+}
+
+// Port holding any entity of the blueprint, or a count that cannot be
+// read, leaves every identifier to its lookup: the foreign ones among
+// the run's are found and not written over.
+func TestLookupsWhenPortHoldsSomeOrCannotCount(t *testing.T) {
+	for name, fault := range map[string]*portsim.Fault{
+		"holds some":     nil,
+		"count fails":    {Path: "*/entities-count", Kind: portsim.FaultStatus, Status: 404},
+		"count garbled":  {Path: "*/entities-count", Kind: portsim.FaultBody, Body: `{"ok":true,"count":"0"}`},
+		"count missing":  {Path: "*/entities-count", Kind: portsim.FaultBody, Body: `{"ok":true}`},
+		"count refused":  {Path: "*/entities-count", Kind: portsim.FaultBody, Body: `{"ok":false,"count":0}`},
+		"count not JSON": {Path: "*/entities-count", Kind: portsim.FaultBody, Body: `0`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, portsim.Options{})
+			s := e.sink()
+			if err := s.EnsureBlueprints(t.Context(), humanitecBlueprints(t, bpApp)); err != nil {
+				t.Fatal(err)
+			}
+			ents := apps(150)
+			if fault == nil {
+				seedForeign(t, e)
+				ents = append(ents, app("manual", nil), app("theirs", nil))
+			} else {
+				e.srv.InjectFault(*fault)
+			}
+			rep, err := e.run(s, nil, ents, nil)
+			if n := lookups(e.srv); n < 2 {
+				t.Errorf("%d ownership lookups, want every identifier looked up (2 searches or more)", n)
+			}
+			if fault != nil {
+				if err != nil || rep.Upserted != 150 {
+					t.Errorf("err %v, report %+v", err, rep)
+				}
+				return
+			}
+			if !errors.Is(err, ErrEntitiesFailed) {
+				t.Fatalf("err = %v, want the conflicts to fail the run", err)
+			}
+			want := []Conflict{{bpApp, "manual", ""}, {bpApp, "theirs", "humanitec/org-b"}}
+			if !slices.Equal(rep.Conflicts, want) {
+				t.Errorf("conflicts %+v, want %+v", rep.Conflicts, want)
+			}
+			if title := e.srv.Entity(bpApp, "manual")["title"]; title != "made by hand" {
+				t.Errorf("manual entity overwritten: title %v", title)
+			}
+		})
+	}
+}
