@@ -604,7 +604,7 @@ func (h *cpHarness) portFault(rate float64, method, path string, body []byte) *p
 	rng := rand.New(rand.NewPCG(h.seed, hs.Sum64()))
 	bulk := strings.HasSuffix(path, "/entities/bulk")
 	del := strings.HasSuffix(path, "/bulk/entities/delete")
-	search := strings.HasSuffix(path, "/entities/search")
+	read := strings.HasSuffix(path, "/entities/search") || strings.HasSuffix(path, "/entities-count") // answers the sink reads
 	if del {
 		rate *= 3 // deletes are few: fault them more, they are where loss hides
 	}
@@ -631,7 +631,7 @@ func (h *cpHarness) portFault(rate float64, method, path string, body []byte) *p
 		// Port applied the entity it left out of the answer, or skipped it.
 		f = &portsim.Fault{Kind: portsim.FaultOmit, Unapplied: rng.IntN(2) == 0}
 		name = map[bool]string{false: "omit-applied", true: "omit-unapplied"}[f.Unapplied]
-	case r == 5 && (bulk || del || search):
+	case r == 5 && (bulk || del || read):
 		body := []string{`{"ok":true}`, `not json`, ``}[rng.IntN(3)]
 		f, name = &portsim.Fault{Kind: portsim.FaultBody, Body: body}, "garbled"
 	default:
