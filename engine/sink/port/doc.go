@@ -116,7 +116,8 @@
 // Port's search is eventually consistent, and the owned listing, the
 // ownership lookups and the target lookups all search. The ownership
 // lookups are not made for a blueprint Port counts no entity of
-// (GET …/entities-count after the listing): a first load into it. A target search
+// (GET …/entities-count, after every listing and only where the listing
+// lacks an identifier the run writes): a first load into it. A target search
 // does not show is read by GET before it counts as missing; the listing and
 // ownership lookups are not re-read (that would cost a request per entity),
 // so a run started moments after a write may take an entity that write

@@ -133,8 +133,9 @@ func parseSearchPage(raw []byte, whole bool) ([]hit, string, error) {
 // reconciliation reuses the list, and so does the change check (an owned
 // entity that would be written exactly as stored is not sent). A rerun
 // therefore looks up only identifiers that are not already its own: a
-// steady catalog costs no lookups. Listings and lookups run Concurrency at
-// a time.
+// steady catalog costs no lookups, and no count. A blueprint Port counts
+// no entity of (see [Sink.holdsNone]) is not looked up either. Listings,
+// counts and lookups run Concurrency at a time.
 func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Blueprint) error {
 	if s.cfg.Owner == "" {
 		return nil
@@ -170,8 +171,33 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 			// A listing that failed is the reconciliation's failure; the
 			// lookups below still decide about each identifier.
 			st.listed(bp, n, err)
-			// Asked after the listing, so that an entity anyone made
-			// before it is counted.
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+
+	// Port's count of each blueprint with identifiers to look up, asked
+	// after every listing, just before the lookups it may spare: asked
+	// after its own listing alone, an entity another tool made while the
+	// next blueprints were listed would not be counted, and would be
+	// written over. A blueprint the listing holds all of asks nothing.
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.Concurrency)
+	for _, bp := range marked {
+		if s.absent[bp] {
+			continue
+		}
+		unknown, err := st.sp.idsAfter(ctx, bp, selValidUnowned, "", 1)
+		if err != nil {
+			_ = g.Wait()
+			return err
+		}
+		if len(unknown) == 0 {
+			continue
+		}
+		g.Go(func() error {
 			if s.holdsNone(gctx, bp) {
 				st.setEmpty(bp)
 			}
@@ -224,7 +250,7 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 // the lookups of each identifier the owned listing lacks — on a first
 // load every one, a search of 100 at a time — are not made. Any other
 // answer, or none, leaves them to decide. A count of 0 is as fresh as a
-// lookup's empty answer (both read Port after the listing), and unlike a
+// lookup's empty answer (both read Port after every listing), and unlike a
 // count equal to the listing's it cannot hide another's entity behind one
 // of the run's deleted since.
 func (s *Sink) holdsNone(ctx context.Context, bp string) bool {

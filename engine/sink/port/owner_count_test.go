@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	portsim "github.com/ferry-etl/ferry/engine/sim/port"
@@ -82,5 +83,59 @@ func TestLookupsWhenPortHoldsSomeOrCannotCount(t *testing.T) {
 				t.Errorf("manual entity overwritten: title %v", title)
 			}
 		})
+	}
+}
+
+// The count is read after every blueprint's listing, just before the
+// lookups it spares would be made: an entity another tool makes in one
+// blueprint while another blueprint is being listed is counted, and found
+// a conflict, as the lookups made after the listings found it before.
+func TestCountReadAfterEveryListing(t *testing.T) {
+	e := newEnv(t, portsim.Options{})
+	e.cfg.Concurrency = 1 // one listing after the other, in blueprint order
+	s := e.sink()
+	if err := s.EnsureBlueprints(t.Context(), humanitecBlueprints(t, allBlueprints...)); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	e.srv.SetFaultFunc(func(method, path string, body []byte) *portsim.Fault {
+		// bpApp is listed first; while bpEnv is listed, org-b makes an app
+		// this run is about to write.
+		if method == "POST" && strings.HasSuffix(path, "/"+bpEnv+"/entities/search") {
+			once.Do(func() {
+				if err := e.srv.SeedEntity(bpApp, []byte(`{"identifier":"a1","title":"theirs","properties":{"ferryOwner":"humanitec/org-b"}}`)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		return nil
+	})
+	rep, err := e.run(s, nil, humanitecSet("a1", "a2"), nil)
+	if !errors.Is(err, ErrEntitiesFailed) {
+		t.Fatalf("err = %v, want the conflict to fail the run", err)
+	}
+	if want := []Conflict{{bpApp, "a1", "humanitec/org-b"}}; !slices.Equal(rep.Conflicts, want) {
+		t.Errorf("conflicts %+v, want %+v", rep.Conflicts, want)
+	}
+	if title := e.srv.Entity(bpApp, "a1")["title"]; title != "theirs" {
+		t.Errorf("org-b's app taken over: title %v", title)
+	}
+}
+
+// A rerun whose listing holds every identifier it writes has nothing to
+// look up, so it does not ask for the count either: a steady catalog costs
+// no request for ownership beyond its listings.
+func TestSteadyRerunAsksNoCount(t *testing.T) {
+	e := newEnv(t, portsim.Options{})
+	if _, err := e.run(e.sink(), humanitecBlueprints(t, bpApp), apps(50), nil); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.ResetRequests()
+	rep, err := e.run(e.sink(), humanitecBlueprints(t, bpApp), apps(50), nil)
+	if err != nil || rep.Unchanged != 50 {
+		t.Fatalf("err %v, report %+v", err, rep)
+	}
+	if n := e.srv.CountRequests("GET", "/v1/blueprints/"+bpApp+"/entities-count"); n != 0 {
+		t.Errorf("%d entity counts asked, want none: nothing to look up", n)
 	}
 }
