@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -254,15 +255,46 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 // count equal to the listing's it cannot hide another's entity behind one
 // of the run's deleted since.
 func (s *Sink) holdsNone(ctx context.Context, bp string) bool {
-	var out struct {
-		OK    bool     `json:"ok"`
-		Count *float64 `json:"count"`
-	}
-	if _, err := s.api.do(ctx, http.MethodGet, "/blueprints/"+url.PathEscape(bp)+"/entities-count", nil, nil, &out); err != nil {
+	var raw json.RawMessage
+	if _, err := s.api.do(ctx, http.MethodGet, "/blueprints/"+url.PathEscape(bp)+"/entities-count", nil, nil, &raw); err != nil {
 		s.log.Debug("port entity count not read: each identifier is looked up", "blueprint", bp, "error", err)
 		return false
 	}
-	return out.OK && out.Count != nil && *out.Count == 0
+	return countsNone(raw)
+}
+
+// countsNone reads a count answer strictly: {"ok": true, "count": 0}, each
+// key once and spelled so. encoding/json alone would take a repeated key's
+// last value and a key in any case, reading an answer that is not Port's
+// as "holds none", which spares the lookups.
+func countsNone(raw []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return false
+	}
+	vals := map[string]any{}
+	for dec.More() {
+		t, err := dec.Token()
+		key, _ := t.(string)
+		if _, dup := vals[key]; err != nil || dup {
+			return false
+		}
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return false
+		}
+		vals[key] = v
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return false
+	}
+	n, _ := vals["count"].(json.Number)
+	f, err := n.Float64()
+	return vals["ok"] == true && n != "" && err == nil && f == 0
 }
 
 // stubbed reports whether the spec lets Port make empty stubs of bp: a

@@ -48,6 +48,15 @@ func TestLookupsWhenPortHoldsSomeOrCannotCount(t *testing.T) {
 		"count missing":  {Path: "*/entities-count", Kind: portsim.FaultBody, Body: `{"ok":true}`},
 		"count refused":  {Path: "*/entities-count", Kind: portsim.FaultBody, Body: `{"ok":false,"count":0}`},
 		"count not JSON": {Path: "*/entities-count", Kind: portsim.FaultBody, Body: `0`},
+		// encoding/json keeps a repeated key's last value and matches keys
+		// whatever their case: neither answer is Port's, so neither is 0.
+		"count repeated": {Path: "*/entities-count", Kind: portsim.FaultBody, Body: `{"ok":true,"count":7,"count":0}`},
+		"count miscased": {Path: "*/entities-count", Kind: portsim.FaultBody, Body: `{"ok":true,"COUNT":0}`},
+		"ok repeated":    {Path: "*/entities-count", Kind: portsim.FaultBody, Body: `{"ok":false,"ok":true,"count":0}`},
+		"count fraction": {Path: "*/entities-count", Kind: portsim.FaultBody, Body: `{"ok":true,"count":1e-9}`},
+		"count huge":     {Path: "*/entities-count", Kind: portsim.FaultBody, Body: `{"ok":true,"count":1e400}`},
+		"count null":     {Path: "*/entities-count", Kind: portsim.FaultBody, Body: `{"ok":true,"count":null}`},
+		"count negative": {Path: "*/entities-count", Kind: portsim.FaultBody, Body: `{"ok":true,"count":-1}`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, portsim.Options{})
@@ -137,5 +146,26 @@ func TestSteadyRerunAsksNoCount(t *testing.T) {
 	}
 	if n := e.srv.CountRequests("GET", "/v1/blueprints/"+bpApp+"/entities-count"); n != 0 {
 		t.Errorf("%d entity counts asked, want none: nothing to look up", n)
+	}
+}
+
+// The count's answer reads as "holds none" in Port's shape, a zero however
+// spelled, whatever else it holds; anything else does not.
+func TestCountsNone(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"ok":true,"count":0}`:                true,
+		` {"count":0.0,"ok":true,"extra":[1]}`: true,
+		`{"ok":true,"count":-0}`:               true,
+		`{"ok":true,"count":0e3}`:              true,
+		`{"ok":true,"count":1}`:                false,
+		`{"ok":true,"count":0}{}`:              false,
+		`{"ok":true,"count":[0]}`:              false,
+		`{"ok":1,"count":0}`:                   false,
+		`[{"ok":true,"count":0}]`:              false,
+		``:                                     false,
+	} {
+		if got := countsNone([]byte(body)); got != want {
+			t.Errorf("countsNone(%s) = %v, want %v", body, got, want)
+		}
 	}
 }
