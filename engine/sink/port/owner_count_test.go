@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	portsim "github.com/ferry-etl/ferry/engine/sim/port"
+	"github.com/ferry-etl/ferry/engine/sink"
 )
 
 // lookups counts the ownership searches of identifiers a run made.
@@ -167,5 +168,33 @@ func TestCountsNone(t *testing.T) {
 		if got := countsNone([]byte(body)); got != want {
 			t.Errorf("countsNone(%s) = %v, want %v", body, got, want)
 		}
+	}
+}
+
+// A stub Port makes during a first load (missing_relations: stub) is made
+// after the count, by the run's own writes, for a target the run does not
+// produce; the next run that produces it counts the blueprint's entities,
+// looks it up, and finds it unowned: a conflict naming the stub, not a
+// takeover.
+func TestStubOfAFirstLoadIsAConflictNext(t *testing.T) {
+	node := func(id string, deps ...any) sink.Entity {
+		return sink.Entity{Blueprint: bpGraph, Data: map[string]any{"identifier": id, "properties": map[string]any{}, "relations": map[string]any{bpGraph: append([]any{}, deps...)}}}
+	}
+	e := newEnv(t, portsim.Options{})
+	stub := func(c *Config) { c.RelationPolicy = RelationStub }
+	bps := humanitecBlueprints(t, bpApp, bpEnv, bpGraph)
+	rep, err := e.run(e.sink(stub), bps, []sink.Entity{node("n1", "ghost", "n2"), node("n2")}, nil)
+	if err != nil || rep.Upserted != 2 || len(rep.Conflicts) != 0 || e.srv.Entity(bpGraph, "ghost") == nil {
+		t.Fatalf("first load: err %v, report %+v", err, rep)
+	}
+	rep, err = e.run(e.sink(stub), bps, []sink.Entity{node("n1", "ghost", "n2"), node("n2"), node("ghost")}, nil)
+	if !errors.Is(err, ErrEntitiesFailed) || !slices.Equal(rep.Conflicts, []Conflict{{bpGraph, "ghost", ""}}) {
+		t.Fatalf("second run: err %v, conflicts %+v", err, rep.Conflicts)
+	}
+	if len(rep.Errors) != 1 || !strings.Contains(rep.Errors[0].Message, "stub") {
+		t.Errorf("errors %+v, want the conflict to say the entity may be a stub", rep.Errors)
+	}
+	if owner, _ := ownerOf(t, e.srv, bpGraph, "ghost"); owner != "" {
+		t.Errorf("stub taken over by %q", owner)
 	}
 }
