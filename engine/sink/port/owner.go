@@ -170,7 +170,7 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 				return err
 			}
 			// A listing that failed is the reconciliation's failure; the
-			// lookups below still decide about each identifier.
+			// count and the lookups below still decide about each identifier.
 			st.listed(bp, n, err)
 			return nil
 		})
