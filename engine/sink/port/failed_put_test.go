@@ -15,11 +15,7 @@ import (
 // settle, and the JSON of the entities put around them reads back as put.
 func TestAmongAfterFailedPuts(t *testing.T) {
 	ctx := context.Background()
-	sp, err := openSpool(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	sp := newTestSpool(t)
 	batch := func(prefix string) []spooled {
 		var es []spooled
 		for i := range 20 {

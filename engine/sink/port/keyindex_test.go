@@ -220,11 +220,7 @@ func TestAmongAnswersAsTheEntityTableForAnyBytes(t *testing.T) {
 // key without one.
 func TestAmongWhileOutcomesAreRecorded(t *testing.T) {
 	ctx := context.Background()
-	sp, err := openSpool(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	sp := newTestSpool(t)
 	const keys = 3000
 	var es []spooled
 	ids := make([]string, keys)

@@ -14,11 +14,7 @@ import (
 // entity at 100k, several times reading the run).
 func TestUnownedPagesJoinInFewQueries(t *testing.T) {
 	ctx := context.Background()
-	sp, err := openSpool(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	sp := newTestSpool(t)
 	const entities, limit = 20000, 1000
 	var es []spooled
 	var owned []ownedRow

@@ -14,11 +14,7 @@ import (
 // is not left out while the put's numbers and JSON stay taken.
 func TestPutKeepsEveryBlueprintWhenAMergeFails(t *testing.T) {
 	ctx := context.Background()
-	sp, err := openSpool(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	sp := newTestSpool(t)
 	for i := range runFanout - 1 {
 		if err := sp.put(ctx, []spooled{{bp: "a", id: fmt.Sprintf("k%02d", i), data: []byte(`{}`)}}); err != nil {
 			t.Fatal(err)

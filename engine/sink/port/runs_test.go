@@ -315,11 +315,7 @@ func (m *spoolModel) check(t *testing.T, sp *spool, at string) {
 // from the run itself, exactly as before.
 func TestAmongLooksUpWhatTheIndexCannotTell(t *testing.T) {
 	ctx := context.Background()
-	sp, err := openSpool(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	sp := newTestSpool(t)
 	var es []spooled
 	var ask []string
 	for i := range 300 {

@@ -13,11 +13,7 @@ import (
 // The heap is measured: a slice cut with slices.Clip keeps its array.
 func TestSettledIndexIsSizedToItsRun(t *testing.T) {
 	ctx := context.Background()
-	sp, err := openSpool(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	sp := newTestSpool(t)
 	const keys = 20000
 	// Fewer batches than runFanout: settle merges them all, unmerged.
 	for batch := range runFanout - 1 {

@@ -22,11 +22,7 @@ import (
 // file or on its own (gaps wider than spanGap, one entity over spanMax).
 func TestSpoolReadsBackWhatWasPut(t *testing.T) {
 	ctx := context.Background()
-	sp, err := openSpool(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	sp := newTestSpool(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	want := map[string][]byte{}
 	body := func(id string, version, size int) []byte {
@@ -100,11 +96,7 @@ func TestSpoolReadsBackWhatWasPut(t *testing.T) {
 // the invalid put).
 func TestAmongAnswersOnlyWhatHolds(t *testing.T) {
 	ctx := context.Background()
-	sp, err := openSpool(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	sp := newTestSpool(t)
 	ask := func(done bool, want bool) {
 		t.Helper()
 		got, err := sp.among(ctx, "b", done, []string{"x"})
@@ -194,11 +186,7 @@ func TestSplicedBodyIsTheMappedEntity(t *testing.T) {
 // rowsAfter, among, blueprints), and a key put once stays as it was.
 func TestSpoolLatestPutWinsAcrossQueries(t *testing.T) {
 	ctx := context.Background()
-	sp, err := openSpool(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	sp := newTestSpool(t)
 	v := func(id string, n int) []byte { return fmt.Appendf(nil, `{"identifier":%q,"v":%d}`, id, n) }
 	put := func(es ...spooled) {
 		t.Helper()
@@ -266,11 +254,7 @@ func TestSpoolLatestPutWinsAcrossQueries(t *testing.T) {
 // entity's state must all see the latest outcome of each entity.
 func TestOutcomesAreSeenByEveryQuery(t *testing.T) {
 	ctx := context.Background()
-	sp, err := openSpool(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	sp := newTestSpool(t)
 	n := 12_600
 	var es []spooled
 	var ids []string
@@ -360,11 +344,7 @@ func TestOutcomesAreSeenByEveryQuery(t *testing.T) {
 // be exact.
 func TestSpoolStatementsOfEveryLength(t *testing.T) {
 	ctx := context.Background()
-	sp, err := openSpool(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sp.close()
+	sp := newTestSpool(t)
 	for n := 1; n <= 2*rowsPerInsert+7; n++ {
 		var args []any
 		for i := range n {
@@ -424,6 +404,18 @@ func TestSpoolStatementsOfEveryLength(t *testing.T) {
 			}
 		}
 	}
+}
+
+// newTestSpool opens a spool in a temporary directory, closed when the
+// test ends.
+func newTestSpool(t *testing.T) *spool {
+	t.Helper()
+	sp, err := openSpool(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.close() })
+	return sp
 }
 
 // ordinals returns the put numbers of each of ids of bp, as rowsAfter
