@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -263,38 +263,35 @@ func (s *Sink) holdsNone(ctx context.Context, bp string) bool {
 	return countsNone(raw)
 }
 
-// countsNone reads a count answer strictly: {"ok": true, "count": 0}, each
-// key once and spelled so. encoding/json alone would take a repeated key's
-// last value and a key in any case, reading an answer that is not Port's
-// as "holds none", which spares the lookups.
+// countsNone reads a count answer strictly, with the bulk answers'
+// scanner: {"ok": true, "count": 0}, each key once and spelled so, nothing
+// after it. encoding/json alone would take a repeated key's last value and
+// a key in any case, reading an answer that is not Port's as "holds none",
+// which spares the lookups.
 func countsNone(raw []byte) bool {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return false
-	}
-	vals := map[string]any{}
-	for dec.More() {
-		t, err := dec.Token()
-		key, _ := t.(string)
-		if _, dup := vals[key]; err != nil || dup {
-			return false
+	s := scanner{b: raw}
+	var sawOK, sawCount, ok, zero bool
+	read := s.object(func(key []byte) bool {
+		start := s.pos
+		switch string(key) {
+		case "ok":
+			if sawOK || !s.skip(0) {
+				return false
+			}
+			sawOK, ok = true, string(s.b[start:s.pos]) == "true"
+			return true
+		case "count":
+			if sawCount || !s.number() {
+				return false
+			}
+			f, err := strconv.ParseFloat(string(s.b[start:s.pos]), 64)
+			sawCount, zero = true, err == nil && f == 0
+			return true
 		}
-		var v any
-		if err := dec.Decode(&v); err != nil {
-			return false
-		}
-		vals[key] = v
-	}
-	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
-		return false
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return false
-	}
-	n, _ := vals["count"].(json.Number)
-	f, err := n.Float64()
-	return vals["ok"] == true && n != "" && err == nil && f == 0
+		return s.other(key, "ok", "count")
+	})
+	s.space()
+	return read && s.pos == len(raw) && ok && zero
 }
 
 // stubbed reports whether the spec lets Port make empty stubs of bp: a
