@@ -159,6 +159,10 @@ func TestCountsNone(t *testing.T) {
 		`{"ok":true,"count":-0}`:               true,
 		`{"ok":true,"count":0e3}`:              true,
 		`{"ok":true,"count":1}`:                false,
+		`{"ok":true,"count":0,"Count":1}`:      false, // a key another reader would take for count
+		`{"ok":true,"ok":true,"count":0}`:      false,
+		`{"ok":true,"count":0,"count":0}`:      false,
+		`{"ok":true,"count":0} x`:              false,
 		`{"ok":true,"count":0}{}`:              false,
 		`{"ok":true,"count":[0]}`:              false,
 		`{"ok":1,"count":0}`:                   false,
