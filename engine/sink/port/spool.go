@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -60,11 +59,10 @@ type spool struct {
 	puts     int64  // entities put so far: the next one's n
 	jsonBuf  []byte // one put's JSON and runs, written at once
 
-	seed    maphash.Seed
-	runs    map[string][]*run // each blueprint's runs, oldest first
-	settled bool              // every blueprint has at most one run
-	owned   map[string]bool   // blueprints with rows in owned
-	bufs    scanBuffers       // the runs' scanners' buffers
+	seed  maphash.Seed
+	runs  map[string][]*run // each blueprint's runs, oldest first
+	owned map[string]bool   // blueprints with rows in owned
+	bufs  scanBuffers       // the runs' scanners' buffers
 
 	states []uint8            // outcome of each entity put, by n: stateWaiting, …
 	tally  map[string]*[3]int // entities of each blueprint in each state but waiting
@@ -133,7 +131,7 @@ func openSpool(ctx context.Context, dir string) (*spool, error) {
 		return nil, fmt.Errorf("port: spool: %w", err)
 	}
 	sp := &spool{path: path, db: db, conn: conn, stmts: map[string]*sql.Stmt{}, jsonFile: data, jsonPath: data.Name(),
-		seed: maphash.MakeSeed(), runs: map[string][]*run{}, settled: true, owned: map[string]bool{}}
+		seed: maphash.MakeSeed(), runs: map[string][]*run{}, owned: map[string]bool{}}
 	if runtime.GOOS != "windows" {
 		if err := os.Remove(path); err == nil {
 			sp.path = ""
@@ -285,7 +283,6 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 	// blueprints left out.
 	for _, a := range runs {
 		sp.runs[a.bp] = append(sp.runs[a.bp], a.rn)
-		sp.settled = false
 	}
 	for _, a := range runs {
 		if err := sp.compact(a.bp); err != nil {
@@ -372,14 +369,15 @@ func (sp *spool) merge(runs []*run, level int, withIndex bool) (*run, error) {
 // only run is indexed by its first lookup), so that it reads in order and
 // among finds its keys. sp.mu is held.
 func (sp *spool) settle() error {
-	if sp.settled {
-		return nil
-	}
-	for _, bp := range slices.Sorted(maps.Keys(sp.runs)) {
-		rs := sp.runs[bp]
-		if len(rs) < 2 {
-			continue
+	var unmerged []string
+	for bp, rs := range sp.runs {
+		if len(rs) > 1 {
+			unmerged = append(unmerged, bp)
 		}
+	}
+	slices.Sort(unmerged) // the data file's layout the same run to run
+	for _, bp := range unmerged {
+		rs := sp.runs[bp]
 		level := 0
 		for _, rn := range rs {
 			level = max(level, rn.level)
@@ -393,7 +391,6 @@ func (sp *spool) settle() error {
 		}
 		sp.runs[bp] = []*run{merged}
 	}
-	sp.settled = true
 	return nil
 }
 
