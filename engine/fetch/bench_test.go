@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -85,4 +87,74 @@ func BenchmarkFanoutBound(b *testing.B) {
 			return err
 		})
 	})
+}
+
+// BenchmarkRequestCost sends one request at a time for a 10 KB answer
+// (no latency, the server in this process) through a bare net/http client
+// on a host's transport, through Do and through Download, interleaved, and
+// reports each one's time and bytes allocated per request, and Do's and
+// Download's over the bare client's: what ferry adds to a request.
+func BenchmarkRequestCost(b *testing.B) {
+	answer := strings.Repeat("x", 10_000)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, answer)
+	}))
+	defer srv.Close()
+	p := NewPool(Options{})
+	c, err := p.Client(HostConfig{BaseURL: srv.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bare := &http.Client{Transport: p.hostTransport(1)}
+	ways := []struct {
+		name string
+		send func() error
+	}{
+		{"bare", func() error {
+			resp, err := bare.Get(srv.URL + "/x")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			_, err = io.ReadAll(resp.Body)
+			return err
+		}},
+		{"do", func() error {
+			_, err := c.Do(context.Background(), &Request{URL: "/x"})
+			return err
+		}},
+		{"download", func() error {
+			resp, err := c.Download(context.Background(), &Request{URL: "/x"}, Download{})
+			if err == nil {
+				resp.Spool.Close()
+			}
+			return err
+		}},
+	}
+	const per = 500
+	took := make([]time.Duration, len(ways))
+	alloc := make([]uint64, len(ways))
+	var ms runtime.MemStats
+	for b.Loop() {
+		for i, w := range ways {
+			runtime.ReadMemStats(&ms)
+			before, start := ms.TotalAlloc, time.Now()
+			for range per {
+				if err := w.send(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			took[i] += time.Since(start)
+			runtime.ReadMemStats(&ms)
+			alloc[i] += ms.TotalAlloc - before
+		}
+	}
+	n := float64(b.N * per)
+	for i, w := range ways {
+		b.ReportMetric(float64(took[i].Microseconds())/n, w.name+"-us/req")
+		b.ReportMetric(float64(alloc[i])/n, w.name+"-B/req")
+		if i > 0 {
+			b.ReportMetric(float64(took[i])/float64(took[0]), w.name+"/bare")
+		}
+	}
 }

@@ -2,12 +2,13 @@ package fetch
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -401,11 +402,8 @@ func (c *Client) failedAttempt(ctx context.Context, x *exchange, rr *resty.Respo
 	if !sent {
 		return nil, false, c.fail(x, err)
 	}
-	if errors.Is(err, resty.ErrResponseBodyTooLarge) || errors.Is(err, ErrBodyTooLarge) {
+	if errors.Is(err, ErrBodyTooLarge) {
 		// Retrying would fetch the same oversized answer again.
-		if !errors.Is(err, ErrBodyTooLarge) {
-			err = fmt.Errorf("%w: over the limit of %d bytes", ErrBodyTooLarge, c.maxBody)
-		}
 		c.log.Debug("http request", "method", method, "url", shown, "attempt", x.attempts, "duration", dur, "error", err.Error())
 		return nil, false, c.fail(x, err)
 	}
@@ -609,10 +607,10 @@ func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method,
 			return sign.resign(ctx, req, c.pool.now())
 		})
 	}
-	r := rc.R().SetContext(actx).SetResponseBodyLimit(int(min(c.maxBody, math.MaxInt)))
-	if dl != nil {
-		r.SetDoNotParseResponse(true)
-	}
+	// The body is read by receive, not resty: into one buffer of the
+	// announced length, or lent chunks, where resty grows a slice from
+	// 512 bytes (about three times the body allocated, and its copies).
+	r := rc.R().SetContext(actx).SetDoNotParseResponse(true)
 	r.Header = hdr.Clone()
 	if sign != nil {
 		if target, err = sign.sign(ctx, r.Header, method, target, body, c.pool.now()); err != nil {
@@ -630,7 +628,7 @@ func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method,
 	}
 	start := c.pool.now()
 	rr, err = r.Execute(method, target)
-	if dl != nil && err == nil {
+	if err == nil {
 		spool, err = c.receiveBody(rr, dl, idle)
 	}
 	recv := c.pool.now()
@@ -649,16 +647,27 @@ func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method,
 	return rr, spool, true, recv.Sub(start), err
 }
 
-// receiveBody reads a download's body: a 2xx into a Spool, anything else
-// into memory (bounded by MaxBodyBytes) for the error and the rules.
+// receiveBody reads an answer's body: a download's 2xx into a Spool, any
+// other into memory (bounded by MaxBodyBytes) as the Response's Body. A
+// gzip body the transport left compressed (the request asked for gzip
+// itself) is unpacked, as resty would: Do's callers read JSON.
 func (c *Client) receiveBody(rr *resty.Response, dl *Download, idle *idleTimer) (*Spool, error) {
 	raw := rr.RawBody()
 	defer raw.Close()
 	hint := rr.RawResponse.ContentLength
-	if st := rr.StatusCode(); st >= 200 && st < 300 {
+	if st := rr.StatusCode(); dl != nil && st >= 200 && st < 300 {
 		return receive(raw, dl.MaxBytes, hint, idle, &c.pool.chunks)
 	}
-	sp, err := receive(raw, c.maxBody, hint, idle, &c.pool.chunks)
+	var body io.Reader = raw
+	if dl == nil && !rr.RawResponse.Uncompressed && hint != 0 && strings.EqualFold(rr.RawResponse.Header.Get("Content-Encoding"), "gzip") {
+		gz, err := gzip.NewReader(raw)
+		if err != nil {
+			return nil, fmt.Errorf("gzip body: %w", err)
+		}
+		defer gz.Close()
+		body, hint = gz, -1
+	}
+	sp, err := receive(body, c.maxBody, hint, idle, &c.pool.chunks)
 	if err != nil {
 		return nil, err
 	}

@@ -113,8 +113,19 @@ func newIdleTimer(d time.Duration, cancel context.CancelCauseFunc) *idleTimer {
 	return &idleTimer{d: d, t: time.AfterFunc(d, func() { cancel(&errIdle{d}) })}
 }
 
-func (it *idleTimer) touch() { it.t.Reset(it.d) }
-func (it *idleTimer) stop()  { it.t.Stop() }
+// touch and stop do nothing on a nil timer: Do's attempts have a deadline
+// instead.
+func (it *idleTimer) touch() {
+	if it != nil {
+		it.t.Reset(it.d)
+	}
+}
+
+func (it *idleTimer) stop() {
+	if it != nil {
+		it.t.Stop()
+	}
+}
 
 // receive reads body into a Spool of at most limit bytes, touching idle on
 // every read. A read error is returned as is: the caller retries a body cut

@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -342,6 +343,39 @@ func TestReceiveSizedByHint(t *testing.T) {
 		}
 		if got := readSpool(t, resp); got != want {
 			t.Errorf("%s: %d bytes kept, want the %d sent", path, len(got), len(want))
+		}
+	}
+}
+
+// TestDoUnpacksGzipItAskedFor: a host whose headers ask for gzip gets it
+// compressed (the transport unpacks only what it asked for itself); Do's
+// body is the JSON, as resty gave it, and counts against MaxBodyBytes
+// unpacked.
+func TestDoUnpacksGzipItAskedFor(t *testing.T) {
+	const doc = `{"items":[1,2,3],"note":"unpacked"}`
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept-Encoding") != "gzip" {
+			t.Errorf("Accept-Encoding = %q, want the host's gzip", r.Header.Get("Accept-Encoding"))
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		gz := gzip.NewWriter(w)
+		io.WriteString(gz, doc)
+		gz.Close()
+	})
+	for _, tc := range []struct {
+		maxBody int64
+		want    string
+	}{{0, doc}, {int64(len(doc)) - 1, ""}} {
+		c := mustClient(t, testPool(newFakeClock(), 0, nil), HostConfig{BaseURL: srv.URL, MaxBodyBytes: tc.maxBody, Headers: map[string]string{"Accept-Encoding": "gzip"}})
+		resp, err := c.Do(t.Context(), &Request{URL: "/doc"})
+		if tc.want == "" {
+			if !errors.Is(err, ErrBodyTooLarge) {
+				t.Errorf("limit %d: Do = %v, want the body cap on the unpacked body", tc.maxBody, err)
+			}
+			continue
+		}
+		if err != nil || string(resp.Body) != tc.want {
+			t.Fatalf("Do = %q, %v; want %q", resp.Body, err, tc.want)
 		}
 	}
 }
