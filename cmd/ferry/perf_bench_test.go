@@ -64,7 +64,12 @@ func (c child) cpuPer() float64 { return float64(c.cpu.Nanoseconds()) / float64(
 
 // reportSizes reports what a binary (prefix) did at the two sizes: rows
 // (or entities: unit and its plural), peak RSS and its ratio, CPU per
-// unit and over the mapping benchmark's CPU per record.
+// unit and over the mapping benchmark's CPU per record; and the CPU the
+// large run spent on each unit the small one did not have (its CPU less
+// the small run's, over the difference in units), over the mapping's:
+// what a unit costs once a run's fixed costs (starting, loading the
+// spec, a sink's setup) are paid, and the fixed cost itself (the small
+// run's CPU less its units at that marginal cost).
 func reportSizes(b *testing.B, prefix, unit, units string, small, large child, mapping time.Duration) {
 	b.Helper()
 	for name, c := range map[string]child{"small": small, "large": large} {
@@ -74,6 +79,11 @@ func reportSizes(b *testing.B, prefix, unit, units string, small, large child, m
 		b.ReportMetric(c.cpuPer()/float64(mapping.Nanoseconds()), prefix+"cpu-"+name+"/mapping")
 	}
 	b.ReportMetric(large.rssMB/small.rssMB, prefix+"rss-ratio")
+	if large.rows > small.rows {
+		marginal := float64(large.cpu-small.cpu) / float64(large.rows-small.rows)
+		b.ReportMetric(marginal/float64(mapping.Nanoseconds()), prefix+"cpu-marginal/mapping")
+		b.ReportMetric((float64(small.cpu)-marginal*float64(small.rows))/1e6, prefix+"cpu-fixed-ms")
+	}
 }
 
 // profileSeq numbers the profiles FERRY_BENCH_PROFILES asks for.
