@@ -379,3 +379,30 @@ func TestDoUnpacksGzipItAskedFor(t *testing.T) {
 		}
 	}
 }
+
+// TestDoKeepsLargeBodiesInMemory: Do's body is returned in memory, so one
+// over the few MiB a Download keeps in memory is read there too, never
+// through a temporary file: a page of 5 MiB is fetched where no temporary
+// file can be made (a read-only file system), as it was when resty read it,
+// with an announced length and without one.
+func TestDoKeepsLargeBodiesInMemory(t *testing.T) {
+	doc := bytes.Repeat([]byte("x"), spillBytes+1<<20)
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/sized" {
+			w.Header().Set("Content-Length", fmt.Sprint(len(doc)))
+		}
+		w.Write(doc)
+	})
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
+	c := mustClient(t, testPool(newFakeClock(), 0, nil), HostConfig{BaseURL: srv.URL})
+	for _, path := range []string{"/sized", "/chunked"} {
+		resp, err := c.Do(t.Context(), &Request{URL: path})
+		if err != nil || !bytes.Equal(resp.Body, doc) {
+			n := -1
+			if resp != nil {
+				n = len(resp.Body)
+			}
+			t.Errorf("%s: Do = %d bytes, %v; want the %d bytes", path, n, err, len(doc))
+		}
+	}
+}
