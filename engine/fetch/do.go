@@ -656,7 +656,7 @@ func (c *Client) receiveBody(rr *resty.Response, dl *Download, idle *idleTimer) 
 	defer raw.Close()
 	hint := rr.RawResponse.ContentLength
 	if st := rr.StatusCode(); dl != nil && st >= 200 && st < 300 {
-		return receive(raw, dl.MaxBytes, hint, idle, &c.pool.chunks)
+		return receive(raw, dl.MaxBytes, hint, spillBytes, idle, &c.pool.chunks)
 	}
 	var body io.Reader = raw
 	if dl == nil && !rr.RawResponse.Uncompressed && hint != 0 && strings.EqualFold(rr.RawResponse.Header.Get("Content-Encoding"), "gzip") {
@@ -667,13 +667,13 @@ func (c *Client) receiveBody(rr *resty.Response, dl *Download, idle *idleTimer) 
 		defer gz.Close()
 		body, hint = gz, -1
 	}
-	sp, err := receive(body, c.maxBody, hint, idle, &c.pool.chunks)
+	// In memory up to MaxBodyBytes, as resty held it: never through a
+	// temporary file, which a read-only file system refuses.
+	sp, err := receive(body, c.maxBody, hint, c.maxBody, idle, &c.pool.chunks)
 	if err != nil {
 		return nil, err
 	}
-	b, _ := sp.bytes(c.maxBody)
-	rr.SetBody(b)
-	sp.Close()
+	rr.SetBody(sp.mem)
 	return nil, nil
 }
 

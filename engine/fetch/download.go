@@ -130,13 +130,15 @@ func (it *idleTimer) stop() {
 // receive reads body into a Spool of at most limit bytes, touching idle on
 // every read. A read error is returned as is: the caller retries a body cut
 // short like any transport failure. hint is the announced length (-1:
-// none). A body that stays in memory costs one allocation of its own size:
+// none). A body over spill bytes goes to a temporary file (a download's
+// 2xx passes spillBytes; a body returned in memory passes its limit, so
+// it never needs a file). A body that stays in memory costs one allocation of its own size:
 // with a hint it is read straight into it; without one, into chunks taken
 // from a pool and copied out at the end (a growing buffer allocated about
 // three times the body, and a scratch buffer per response before that).
-func receive(body io.Reader, limit, hint int64, idle *idleTimer, lend *chunks) (*Spool, error) {
+func receive(body io.Reader, limit, hint, spill int64, idle *idleTimer, lend *chunks) (*Spool, error) {
 	if hint >= 0 && hint <= spillBytes {
-		return receiveSized(body, limit, hint, idle, lend)
+		return receiveSized(body, limit, hint, spill, idle, lend)
 	}
 	s := &Spool{}
 	var held []*[]byte // in memory, full but the last
@@ -164,7 +166,7 @@ func receive(body io.Reader, limit, hint int64, idle *idleTimer, lend *chunks) (
 					s.Close()
 					return nil, fmt.Errorf("keep the body: %w", werr)
 				}
-			} else if n += k; s.size > spillBytes {
+			} else if n += k; s.size > spill {
 				f, name, ferr := spillFile(nil)
 				if ferr != nil {
 					return nil, ferr
@@ -208,7 +210,7 @@ func receive(body io.Reader, limit, hint int64, idle *idleTimer, lend *chunks) (
 // at most spillBytes): read into one buffer of that size. A body longer
 // than announced (a transport that does not hold the server to it) grows
 // the buffer, and spills past spillBytes.
-func receiveSized(body io.Reader, limit, hint int64, idle *idleTimer, lend *chunks) (*Spool, error) {
+func receiveSized(body io.Reader, limit, hint, spill int64, idle *idleTimer, lend *chunks) (*Spool, error) {
 	s := &Spool{}
 	// The extra byte lets the read that meets EOF not grow it.
 	mem := make([]byte, 0, min(hint, limit)+1)
@@ -217,7 +219,7 @@ func receiveSized(body io.Reader, limit, hint int64, idle *idleTimer, lend *chun
 			if len(mem) > spillBytes {
 				// Longer than announced, past what memory holds: the
 				// rest as a body of unknown length does.
-				return receive(io.MultiReader(bytes.NewReader(mem), body), limit, -1, idle, lend)
+				return receive(io.MultiReader(bytes.NewReader(mem), body), limit, -1, spill, idle, lend)
 			}
 			grown := make([]byte, len(mem), max(len(mem)+1, min(2*len(mem), spillBytes+1)))
 			copy(grown, mem)

@@ -270,7 +270,7 @@ func TestReceiveSizes(t *testing.T) {
 			t.Run(fmt.Sprintf("size=%d/hint=%d", size, hint), func(t *testing.T) {
 				idle := &idleTimer{t: time.NewTimer(time.Hour), d: time.Hour}
 				defer idle.stop()
-				s, err := receive(&chunkReader{data: data, n: 7001}, DefaultMaxDownloadBytes, hint, idle, lend)
+				s, err := receive(&chunkReader{data: data, n: 7001}, DefaultMaxDownloadBytes, hint, spillBytes, idle, lend)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -297,7 +297,7 @@ func TestReceiveSizes(t *testing.T) {
 	idle := &idleTimer{t: time.NewTimer(time.Hour), d: time.Hour}
 	defer idle.stop()
 	for _, hint := range []int64{-1, 5000} {
-		if _, err := receive(&chunkReader{data: make([]byte, 5000), n: 512}, 4999, hint, idle, lend); !errors.Is(err, ErrBodyTooLarge) {
+		if _, err := receive(&chunkReader{data: make([]byte, 5000), n: 512}, 4999, hint, spillBytes, idle, lend); !errors.Is(err, ErrBodyTooLarge) {
 			t.Errorf("hint %d: a body one byte over the limit: %v, want ErrBodyTooLarge", hint, err)
 		}
 	}
@@ -311,7 +311,7 @@ func TestReceiveSizedByHint(t *testing.T) {
 	idle := &idleTimer{t: time.NewTimer(time.Hour), d: time.Hour}
 	defer idle.stop()
 	data := bytes.Repeat([]byte("x"), 200_000)
-	s, err := receive(&chunkReader{data: data, n: 7001}, DefaultMaxDownloadBytes, int64(len(data)), idle, &chunks{})
+	s, err := receive(&chunkReader{data: data, n: 7001}, DefaultMaxDownloadBytes, int64(len(data)), spillBytes, idle, &chunks{})
 	if err != nil {
 		t.Fatal(err)
 	}
