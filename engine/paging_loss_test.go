@@ -65,7 +65,9 @@ func issuesAndPulls() (all []any, issues []string) {
 // is the server's list running out, not the filter's output: every issue
 // is written. (A page emptied by the filter used to end a page or offset
 // chain, and one shortened by it an offset chain with a size: exit 0, the
-// issues after it never read.)
+// issues after it never read; and still did for a body read whole whose
+// records program iterates the list optionally, .data[]?, or with a
+// default, (.data // [])[].)
 func TestFilteredPageDoesNotEndPaging(t *testing.T) {
 	all, issues := issuesAndPulls()
 	bare := func(items []any, _ bool, _ *http.Request) any { return items }
@@ -82,6 +84,9 @@ func TestFilteredPageDoesNotEndPaging(t *testing.T) {
 		"offset, no size":        {`.[] | select(.pull_request == null)`, `{type: offset, param: offset}`, bare},
 		"offset, size":           {`.[] | select(.pull_request == null)`, `{type: offset, param: offset, size: 2, size_param: limit}`, bare},
 		"offset, document whole": {`.data[] | select(.pull_request == null)`, `{type: offset, param: offset, size: 2, size_param: limit, stop_when: 'len(response.data) == 0'}`, wrapped},
+		"page, optional list":    {`.data[]? | select(.pull_request == null)`, `{type: page, param: page, size: 2, size_param: per_page}`, wrapped},
+		"offset, optional list":  {`.data[]? | select(.pull_request == null)`, `{type: offset, param: offset, size: 2, size_param: limit}`, wrapped},
+		"offset, default list":   {`(.data // [])[] | select(.pull_request == null)`, `{type: offset, param: offset}`, wrapped},
 	} {
 		t.Run(name, func(t *testing.T) {
 			fx := newFixture(t, specHead+`streams:
