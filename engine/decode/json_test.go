@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -349,3 +350,41 @@ func TestStreamReadError(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// TestListPath: the list a records program reads first, for a body read
+// whole, so that paging counts the server's list and not the records a
+// filter left of it: Split's shapes, an optional iteration and a default
+// for a missing list.
+func TestListPath(t *testing.T) {
+	tests := []struct {
+		src  string
+		path []string
+		ok   bool
+	}{
+		{".[]", []string{}, true},
+		{".a.b[] | select(.x)", []string{"a", "b"}, true},
+		{".[]?", []string{}, true},
+		{".data[]?", []string{"data"}, true},
+		{".data[]? | select(.pull_request == null)", []string{"data"}, true},
+		{"(.data // [])[]", []string{"data"}, true},
+		{"(.a.b // [])[]? | {id}", []string{"a", "b"}, true},
+		{".", nil, false},
+		{".a", nil, false},
+		{".a?[]", nil, false},
+		{".a[]?.b", nil, false},
+		{".a[]??", nil, false},
+		{"(.a // [1])[]", nil, false},
+		{"(.a // .b)[]", nil, false},
+		{"(.a[] // [])[]", nil, false},
+		{"(.a // [])", nil, false},
+		{".a[], .b[]", nil, false},
+		{"[.a[]?]", nil, false},
+		{"def f: .; .a[]? | f", nil, false},
+	}
+	for _, tc := range tests {
+		path, ok := ListPath(tc.src)
+		if ok != tc.ok || !slices.Equal(path, tc.path) {
+			t.Errorf("ListPath(%q) = %q, %v; want %q, %v", tc.src, path, ok, tc.path, tc.ok)
+		}
+	}
+}

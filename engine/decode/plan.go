@@ -193,3 +193,51 @@ func memberPath(m *ast.MemberNode, name string) ([]string, bool) {
 		}
 	}
 }
+
+// ListPath returns the keys of the list a records program iterates first,
+// for a body read whole: what Split takes, and also an optional iteration
+// (.a.b[]? and .a.b[]? | f) and a default for a missing list
+// ((.a.b // [])[] and (.a.b // [])[] | f). Each reads the elements of the
+// list at .a.b, one by one, before anything else, so that list's length
+// is the page's however f filters them. ok is false for anything else.
+func ListPath(src string) (keys []string, ok bool) {
+	q, err := gojq.Parse(src)
+	if err != nil || q.Meta != nil || len(q.Imports) > 0 || len(q.FuncDefs) > 0 {
+		return nil, false
+	}
+	if q.Op == gojq.OpPipe && len(q.Patterns) == 0 && q.Left != nil && q.Left.Op == 0 && plain(q.Left) {
+		q = q.Left
+	} else if !plain(q) {
+		return nil, false
+	}
+	if q.Term == nil {
+		return nil, false
+	}
+	t := *q.Term
+	if n := len(t.SuffixList); n >= 2 && t.SuffixList[n-1].Optional && t.SuffixList[n-2].Iter {
+		t.SuffixList = t.SuffixList[:n-1]
+	}
+	if t.Type == gojq.TermTypeQuery && len(t.SuffixList) == 1 && t.SuffixList[0].Iter {
+		// (.a.b // [])[]
+		alt := t.Query
+		if alt == nil || alt.Op != gojq.OpAlt || alt.Left == nil || alt.Right == nil || !plain(alt.Left) || !plain(alt.Right) ||
+			alt.Left.Term == nil || !emptyArray(alt.Right.Term) {
+			return nil, false
+		}
+		keys, iter := termPath(alt.Left.Term)
+		if iter || keys == nil {
+			return nil, false
+		}
+		return keys, true
+	}
+	keys, iter := termPath(&t)
+	if !iter {
+		return nil, false
+	}
+	return keys, true
+}
+
+// emptyArray reports the literal [].
+func emptyArray(t *gojq.Term) bool {
+	return t != nil && t.Type == gojq.TermTypeArray && t.Array != nil && t.Array.Query == nil && len(t.SuffixList) == 0
+}

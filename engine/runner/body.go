@@ -111,6 +111,11 @@ func (p *bodyPlan) streamJSON(s *spec.Stream) {
 		var ok bool
 		var err error
 		if path, rest, ok, err = decode.Split(s.Records.V, s.JQVars()); !ok || err != nil {
+			// Read whole. Its list, when known, is still what paging
+			// counts: a page a filter emptied is no end of the list.
+			if err == nil {
+				p.list, p.listed = decode.ListPath(s.Records.V)
+			}
 			return
 		}
 	}
