@@ -108,6 +108,63 @@ tables:
 	}
 }
 
+// TestFilteredXMLPageDoesNotEndPaging: an XML body is read whole, and its
+// records program reads one list as a JSON one does: a page whose items
+// the filter drops (GitHub-like issues, pull requests among them) is not
+// the list's end, for page or offset paging. (An XML page's length was
+// always its records: the page of pull requests ended the chain, exit 0,
+// the issues after it never read.)
+func TestFilteredXMLPageDoesNotEndPaging(t *testing.T) {
+	all, issues := issuesAndPulls()
+	for name, c := range map[string]struct{ records, paginate string }{
+		"page":            {`.issues.issue[]? | select(.pull_request == null)`, `{type: page, param: page, size: 2, size_param: per_page}`},
+		"offset":          {`.issues.issue[]? | select(.pull_request == null)`, `{type: offset, param: offset, size: 2, size_param: limit}`},
+		"offset, default": {`(.issues.issue // [])[] | select(.pull_request == null)`, `{type: offset, param: offset, size: 2, size_param: limit}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fx := newFixture(t, specHead+`streams:
+  issues:
+    request: {path: /issues, query: {limit: 2}}
+    response: {format: xml}
+    records: '`+c.records+`'
+    paginate: `+c.paginate+`
+tables:
+  issues: {from: issues, primary_key: [id]}
+`, "")
+			fx.serveList("/issues", all, 2, func(items []any, _ bool, _ *http.Request) any { return items })
+			fx.mu.Lock()
+			list := fx.routes["/issues"]
+			fx.routes["/issues"] = func(w http.ResponseWriter, r *http.Request) {
+				rec := httptest.NewRecorder()
+				list(rec, r)
+				var items []map[string]any
+				if err := json.Unmarshal(rec.Body.Bytes(), &items); err != nil {
+					t.Error(err)
+				}
+				var b strings.Builder
+				b.WriteString("<issues>")
+				for _, it := range items {
+					b.WriteString("<issue><id>" + strconv.Itoa(int(it["id"].(float64))) + "</id>")
+					if it["pull_request"] != nil {
+						b.WriteString("<pull_request>yes</pull_request>")
+					}
+					b.WriteString("</issue>")
+				}
+				b.WriteString("</issues>")
+				w.Header().Set("Content-Type", "application/xml")
+				w.Write([]byte(b.String()))
+			}
+			fx.mu.Unlock()
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if got := fx.query(`SELECT id FROM "nl__issues" ORDER BY id`); !slices.Equal(got, issues) {
+				t.Errorf("issues = %v, want %v", got, issues)
+			}
+		})
+	}
+}
+
 // TestOffsetShortPageBeforeStopWhen: PagerDuty pages by offset and limit,
 // caps limit at 100 and says whether there is more in `more`; the spec
 // says so in stop_when. A page shorter than the size asked for (capped by
