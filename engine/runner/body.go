@@ -89,6 +89,12 @@ func planBody(s *spec.Stream) *bodyPlan {
 		}
 	case spec.FormatJSON:
 		p.streamJSON(s)
+	case spec.FormatXML:
+		// Read whole, as JSON: its list, when known, is what paging
+		// counts.
+		if s.Records.Set {
+			p.list, p.listed = decode.ListPath(s.Records.V)
+		}
 	}
 	if p.maxBytes == 0 {
 		p.maxBytes = fetch.DefaultMaxBodyBytes
