@@ -401,6 +401,7 @@ func (p *parser) compile(f *File) {
 			s.Records.Str = Str{V: DefaultRecords, Set: false}
 		}
 		p.compileJQ(&s.Records, path+".records", vars)
+		p.warnUncountedList(s, path)
 		p.compileJQ(&s.Key, path+".key", vars)
 		if rc := s.Recurse; rc != nil {
 			p.compileJQ(&rc.When, path+".recurse.when", vars)

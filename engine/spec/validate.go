@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ferry-etl/ferry/engine/decode"
 	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 
 	"gopkg.in/yaml.v3"
@@ -457,6 +458,40 @@ var (
 	readsResponseRE = regexp.MustCompile(`\bresponse\b`)
 	readsPageRE     = regexp.MustCompile(`(^|[^.\w])page\b`)
 )
+
+// filtersRE tells a jq program that may drop items: select or empty.
+var filtersRE = regexp.MustCompile(`\b(select|empty)\b`)
+
+// warnUncountedList warns of page or offset paging over a records
+// program that filters (select, empty) and whose list ferry cannot find
+// (see decode.ListPath): a page is
+// then as long as its records, so a page the program filters to nothing
+// ends the chain with the pages after it unread, and an offset moves by
+// the records, not by the items the server listed. Page paging with
+// total_pages reads on past an empty page; NDJSON and CSV count their
+// lines and rows.
+func (p *parser) warnUncountedList(s *Stream, path string) {
+	pg := s.Paginate
+	if pg == nil || !s.Records.Set || s.Records.code == nil {
+		return
+	}
+	if f := s.Format(); f != FormatJSON && f != FormatXML {
+		return
+	}
+	var why string
+	switch {
+	case pg.Type.V == "offset":
+		why = "the offset moves by the records, not by the items the server listed (a filter asks for items again, an expansion skips them), and a page filtered to nothing ends paging"
+	case pg.Type.V == "page" && !pg.TotalPages.Set:
+		why = "a page filtered to nothing ends paging, the pages after it unread"
+	default:
+		return
+	}
+	if _, ok := decode.ListPath(s.Records.V); ok || !filtersRE.MatchString(s.Records.V) {
+		return
+	}
+	p.warnAt(s.Records.P, path+".records", "%s paging counts the list the records program reads, and ferry finds none in this one: a page is as long as its records, so %s; write it as .a.b[] | f (or .a.b[]? | f, or (.a.b // [])[] | f)", pg.Type.V, why)
+}
 
 func (p *parser) checkPaginate(pg *Paginate, path string) {
 	p.checkCursor(pg, path)
