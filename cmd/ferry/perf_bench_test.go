@@ -53,6 +53,7 @@ func ferryBinary(b *testing.B) string {
 type child struct {
 	rssMB  float64       // peak resident memory
 	cpu    time.Duration // user + system
+	sys    time.Duration // the kernel's part of cpu
 	wall   time.Duration
 	rows   int64           // rows written
 	hosts  json.RawMessage // the report's hosts, for a benchmark that explains an outlier
@@ -77,6 +78,8 @@ func reportSizes(b *testing.B, prefix, unit, units string, small, large child, m
 		b.ReportMetric(c.rssMB, prefix+"rss-"+name+"-MB")
 		b.ReportMetric(c.cpuPer()/1000, prefix+"cpu-"+name+"-us/"+unit)
 		b.ReportMetric(c.cpuPer()/float64(mapping.Nanoseconds()), prefix+"cpu-"+name+"/mapping")
+		// The kernel's share: system calls, scheduling, page faults.
+		b.ReportMetric(float64(c.sys)/float64(c.cpu), prefix+"sys-share-"+name)
 	}
 	b.ReportMetric(large.rssMB/small.rssMB, prefix+"rss-ratio")
 	if large.rows > small.rows {
@@ -165,7 +168,7 @@ func runFerryArgs(b *testing.B, bin, spec string, sets map[string]string, extra 
 		b.Fatal(err)
 	}
 	c := child{rssMB: peak, wall: wall, hosts: rep.Hosts, output: out.String(),
-		cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano())}
+		cpu: time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), sys: time.Duration(ru.Stime.Nano())}
 	for _, t := range rep.Tables {
 		c.rows += t.RowsWritten
 	}
