@@ -131,35 +131,82 @@ func TestFilteredXMLPageDoesNotEndPaging(t *testing.T) {
 tables:
   issues: {from: issues, primary_key: [id]}
 `, "")
-			fx.serveList("/issues", all, 2, func(items []any, _ bool, _ *http.Request) any { return items })
-			fx.mu.Lock()
-			list := fx.routes["/issues"]
-			fx.routes["/issues"] = func(w http.ResponseWriter, r *http.Request) {
-				rec := httptest.NewRecorder()
-				list(rec, r)
-				var items []map[string]any
-				if err := json.Unmarshal(rec.Body.Bytes(), &items); err != nil {
-					t.Error(err)
-				}
-				var b strings.Builder
-				b.WriteString("<issues>")
-				for _, it := range items {
-					b.WriteString("<issue><id>" + strconv.Itoa(int(it["id"].(float64))) + "</id>")
-					if it["pull_request"] != nil {
-						b.WriteString("<pull_request>yes</pull_request>")
-					}
-					b.WriteString("</issue>")
-				}
-				b.WriteString("</issues>")
-				w.Header().Set("Content-Type", "application/xml")
-				w.Write([]byte(b.String()))
-			}
-			fx.mu.Unlock()
+			fx.serveXMLIssues(t, all)
 			if _, err := fx.run(engine.RunOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			if got := fx.query(`SELECT id FROM "nl__issues" ORDER BY id`); !slices.Equal(got, issues) {
 				t.Errorf("issues = %v, want %v", got, issues)
+			}
+		})
+	}
+}
+
+// serveXMLIssues serves all at /issues as serveList does, two a page, as
+// XML: <issues><issue><id>1</id>[<pull_request>yes</pull_request>]</issue>...</issues>.
+func (fx *fixture) serveXMLIssues(t *testing.T, all []any) {
+	fx.serveList("/issues", all, 2, func(items []any, _ bool, _ *http.Request) any { return items })
+	fx.mu.Lock()
+	defer fx.mu.Unlock()
+	list := fx.routes["/issues"]
+	fx.routes["/issues"] = func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		list(rec, r)
+		var items []map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &items); err != nil {
+			t.Error(err)
+		}
+		var b strings.Builder
+		b.WriteString("<issues>")
+		for _, it := range items {
+			b.WriteString("<issue><id>" + strconv.Itoa(int(it["id"].(float64))) + "</id>")
+			if it["pull_request"] != nil {
+				b.WriteString("<pull_request>yes</pull_request>")
+			}
+			b.WriteString("</issue>")
+		}
+		b.WriteString("</issues>")
+		w.Header().Set("Content-Type", "application/xml")
+		w.Write([]byte(b.String()))
+	}
+}
+
+// TestXMLRootIsNoList: an XML document is an object holding its one root
+// element, so a records program that iterates the root (.[] | f, or the
+// root element's children by name, .issues[] | f) reads no list the
+// server pages through: the page's length is its records, as before
+// XML's list was known. (Counted as a list of one, every page was one
+// item long: a page chain with an empty page never ended, an offset chain
+// with a size ended after its first page, exit 0, the rest unread.)
+func TestXMLRootIsNoList(t *testing.T) {
+	all, _ := issuesAndPulls()
+	var ids []string
+	for _, it := range all {
+		ids = append(ids, strconv.Itoa(it.(map[string]any)["id"].(int)))
+	}
+	slices.Sort(ids)
+	for name, c := range map[string]struct{ records, paginate string }{
+		"page, root":            {`.[] | .issue[]?`, `{type: page, param: page, size: 2, size_param: per_page, max_pages: 20}`},
+		"offset, root":          {`.[]? | .issue[]?`, `{type: offset, param: offset, size: 2, size_param: limit}`},
+		"offset, root element":  {`.issues[]? | .[]`, `{type: offset, param: offset, size: 2, size_param: limit}`},
+		"page, root, defaulted": {`(. // [])[] | .issue[]?`, `{type: page, param: page, size: 2, size_param: per_page, max_pages: 20}`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fx := newFixture(t, specHead+`streams:
+  issues:
+    request: {path: /issues, query: {limit: 2}}
+    response: {format: xml}
+    records: '`+c.records+`'
+    paginate: `+c.paginate+`
+tables:
+  issues: {from: issues, primary_key: [id]}
+`, "")
+			fx.serveXMLIssues(t, all)
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if got := fx.query(`SELECT id FROM "nl__issues" ORDER BY id`); !slices.Equal(got, ids) {
+				t.Errorf("issues = %v, want %v", got, ids)
 			}
 		})
 	}
