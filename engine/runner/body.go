@@ -91,9 +91,13 @@ func planBody(s *spec.Stream) *bodyPlan {
 		p.streamJSON(s)
 	case spec.FormatXML:
 		// Read whole, as JSON: its list, when known, is what paging
-		// counts.
+		// counts. A list lies below the root element, at a child's name
+		// (.issues.issue): the document is an object of one member, the
+		// root, and the root an object of its children by name, so .[] or
+		// .issues[] would count one item a page, empty or not.
 		if s.Records.Set {
 			p.list, p.listed = decode.ListPath(s.Records.V)
+			p.listed = p.listed && len(p.list) >= 2
 		}
 	}
 	if p.maxBytes == 0 {
