@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 
@@ -25,6 +26,9 @@ type JQFacts struct {
 	// Dollar is the offset of the first "${" in the program: jq keeps it as
 	// text, it is not a template; -1 when there is none.
 	Dollar int
+	// Filters: the program calls select or empty (the functions, not a
+	// field, variable or string of that name), so it may drop an input.
+	Filters bool
 }
 
 // InspectJQ returns the facts of a jq program; a program that does not
@@ -55,7 +59,37 @@ func InspectJQ(src string) JQFacts {
 	if hasAssign(q) {
 		facts.Assign = loneEquals(src)
 	}
+	facts.Filters = callsAny(reflect.ValueOf(q), "select", "empty")
 	return facts
+}
+
+// callsAny reports a call of one of names anywhere in the parsed program
+// v (a gojq syntax tree, walked by reflection: a call may sit in any of
+// its node kinds).
+func callsAny(v reflect.Value, names ...string) bool {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return false
+		}
+		if f, ok := v.Interface().(*gojq.Func); ok && slices.Contains(names, f.Name) {
+			return true
+		}
+		return callsAny(v.Elem(), names...)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() && callsAny(v.Field(i), names...) {
+				return true
+			}
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			if callsAny(v.Index(i), names...) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // lastStage follows a program's pipes (and parentheses) to the query whose

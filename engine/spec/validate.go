@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ferry-etl/ferry/engine/decode"
+	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 
 	"gopkg.in/yaml.v3"
@@ -459,9 +460,6 @@ var (
 	readsPageRE     = regexp.MustCompile(`(^|[^.\w])page\b`)
 )
 
-// filtersRE tells a jq program that may drop items: select or empty.
-var filtersRE = regexp.MustCompile(`\b(select|empty)\b`)
-
 // warnUncountedList warns of page or offset paging over a records
 // program that filters (select, empty) and whose list ferry cannot find
 // (see decode.ListPath): a page is
@@ -487,10 +485,18 @@ func (p *parser) warnUncountedList(s *Stream, path string) {
 	default:
 		return
 	}
-	if _, ok := decode.ListPath(s.Records.V); ok || !filtersRE.MatchString(s.Records.V) {
+	list, ok := decode.ListPath(s.Records.V)
+	xml := s.Format() == FormatXML
+	if ok && (!xml || len(list) >= 2) || !eval.InspectJQ(s.Records.V).Filters {
 		return
 	}
-	p.warnAt(s.Records.P, path+".records", "%s paging counts the list the records program reads, and ferry finds none in this one: a page is as long as its records, so %s; write it as .a.b[] | f (or .a.b[]? | f, or (.a.b // [])[] | f)", pg.Type.V, why)
+	how := "write it as .a.b[] | f (or .a.b[]? | f, or (.a.b // [])[] | f)"
+	if xml {
+		// The runner counts an XML list below the root element only (see
+		// planBody).
+		how = "ferry counts an XML list only below its root element: .root.item[]? | f (or (.root.item // [])[] | f)"
+	}
+	p.warnAt(s.Records.P, path+".records", "%s paging counts the list the records program reads, and ferry finds none in this one: a page is as long as its records, so %s; %s", pg.Type.V, why, how)
 }
 
 func (p *parser) checkPaginate(pg *Paginate, path string) {
