@@ -494,7 +494,7 @@ func (p *parser) warnUncountedList(s *Stream, path string) {
 	if xml {
 		// The runner counts an XML list below the root element only (see
 		// planBody).
-		how = "ferry counts an XML list only below its root element: .root.item[]? | f (or (.root.item // [])[] | f)"
+		how = "ferry counts an XML list only below its root element, .root.item[]? | f (or (.root.item // [])[] | f), and a page of one item is then read wrong (one element is an object, not a list, and those iterate its values): where the server allows, page by number with paginate.total_pages, or by cursor"
 	}
 	p.warnAt(s.Records.P, path+".records", "%s paging counts the list the records program reads, and ferry finds none in this one: a page is as long as its records, so %s; %s", pg.Type.V, why, how)
 }
