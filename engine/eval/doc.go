@@ -19,7 +19,7 @@
 //	NewEnv(scope, opts...) *Env                    one scope prepared for many programs: (*Env).CompileExpr / CompileTemplate
 //	NewCache() *Cache, WithCache(c)                one compiled program per identical source meaning the same
 //	WithTypes(samples), WithMembers(name, m)       declared member types; members answered by a function
-//	InspectJQ(src) JQFacts                         keys of a built object, an assignment, a "${" (for warnings)
+//	InspectJQ(src) JQFacts                         keys of a built object, an assignment, a "${", a select or empty (for warnings)
 //	MaxProgramLen, MaxNesting                      limits on one program
 //	HasTemplate(s) bool
 //	TitleCase(s), CleanTitle(s) string             Python str.title() and ferry's title cleaning
