@@ -41,6 +41,9 @@ type zendeskSim struct {
 	during    func()
 	afterPage int
 	page      int
+	// noAfterURL: the answer to that page of a chain (its number, from 1)
+	// says end_of_stream false with after_url null.
+	noAfterURL int
 }
 
 var zendeskBase = time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
@@ -161,8 +164,25 @@ func (s *zendeskSim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.during()
 		s.during = nil
 	}
-	writeJSON(w, 200, map[string]any{"tickets": page, "after_cursor": ac, "after_url": base + "?cursor=" + ac + "&per_page=" + strconv.Itoa(perPage),
+	var afterURL any = base + "?cursor=" + ac + "&per_page=" + strconv.Itoa(perPage)
+	if s.page == s.noAfterURL {
+		afterURL = nil
+	}
+	writeJSON(w, 200, map[string]any{"tickets": page, "after_cursor": ac, "after_url": afterURL,
 		"before_cursor": zendeskCursor(after), "before_url": base + "?cursor=" + zendeskCursor(after), "end_of_stream": len(page) == len(list)})
+}
+
+// A page that says end_of_stream false without an after_url ends the
+// URLs, not the export: the tickets after it are unread, so the chain
+// fails (and the cursor stays) rather than exit 0 with part of them.
+func TestZendeskNoAfterURLFails(t *testing.T) {
+	t.Parallel()
+	sim := newZendeskSim()
+	sim.noAfterURL = 1
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	r := runVendor(t, "zendesk.yaml", map[string]string{"subdomain": "acme", "email": sim.email, "api_token": sim.token, "api_url": srv.URL}, time.Time{})
+	failedRun(t, r, []string{"end_of_stream"})
 }
 
 // zendeskRun runs zendesk.yaml into the SQLite file db; start is what the
