@@ -38,6 +38,9 @@ type notionSim struct {
 	// faults[path + "|" + cursor] are answered, in order, to the first
 	// requests for that page ("" the first page's cursor).
 	faults map[string][]int
+	// nullCursor: a list page with more after it says has_more true with
+	// next_cursor null.
+	nullCursor bool
 }
 
 const notionToken = "ntn_5im0TokenF0rTests0nlyAbcdefGHIJKLmnopQRSTuvwxyz12"
@@ -223,7 +226,7 @@ func (s *notionSim) list(w http.ResponseWriter, items []map[string]any, cursor s
 		res = append(res, it)
 	}
 	body := map[string]any{"object": "list", "results": res, "next_cursor": nil, "has_more": end < len(items), "type": "block", "block": map[string]any{}}
-	if end < len(items) {
+	if end < len(items) && !s.nullCursor {
 		body["next_cursor"] = "cur-" + strconv.Itoa(end)
 	}
 	writeJSON(w, 200, body)
@@ -466,4 +469,17 @@ func TestNotionErrors(t *testing.T) {
 			noSecret(t, r, notionToken, token)
 		})
 	}
+}
+
+// A list page that says has_more true with next_cursor null ends the
+// cursor, not the list: what follows is unread, so the run fails rather
+// than exit 0 with the first page of each list.
+func TestNotionHasMoreWithoutCursorFails(t *testing.T) {
+	t.Parallel()
+	sim := newNotionSim(0)
+	sim.nullCursor = true
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	r := runVendor(t, "notion.yaml", map[string]string{"api_url": srv.URL, "token": notionToken}, time.Time{})
+	failedRun(t, r, []string{"has_more"})
 }
