@@ -950,3 +950,55 @@ func TestJSONBeyondNumeric(t *testing.T) {
 		})
 	}
 }
+
+// TestIntegerColumnKeepsValue: a number with a fraction or an exponent
+// that is not an integer, though its nearest float64 is one
+// (1.0000000000000000001, 0.99999999999999999999, 1e-400,
+// 9007199254740993.0), does not fit an INT or LONG column: it was stored
+// as that float's integer (1, 1, 0, 9007199254740992), without a word,
+// and as a key it became another record's.
+func TestIntegerColumnKeepsValue(t *testing.T) {
+	vals := []json.Number{"1.0000000000000000001", "0.99999999999999999999", "1e-400", "9007199254740993.0", "4.0000000000000000001e0"}
+	for _, c := range []struct{ name, declared, key string }{
+		{"LONG", "LONG", "id"}, {"INT", "INT", "id"}, {"key", "LONG", "v"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			eachBackend(t, func(t *testing.T, e *env) {
+				tab := Table{Name: "ints", PrimaryKey: []string{c.key}, Columns: map[string]string{"v": c.declared}}
+				d := e.open(t, tab)
+				// The integers the values are closest to, as keys too.
+				mustWrite(t, d, rowsOf("ints", row("id", "a", "v", n("1")), row("id", "b", "v", n("0")),
+					row("id", "c", "v", n("9007199254740992")), row("id", "d", "v", n("4"))))
+				var rows []map[string]any
+				for i, v := range vals {
+					rows = append(rows, row("id", fmt.Sprint(i), "v", v))
+				}
+				mustWrite(t, d, rowsOf("ints", rows...))
+				got := dump(t, d, "ints", "id")
+				if len(got) != len(vals)+4 {
+					t.Fatalf("%d rows, want %d: %v", len(got), len(vals)+4, got)
+				}
+				for _, r := range got {
+					id := r["id"].(string)
+					var i int
+					if _, err := fmt.Sscan(id, &i); err != nil {
+						continue
+					}
+					want := string(vals[i])
+					var s string
+					switch x := r["v"].(type) {
+					case string:
+						s = x
+					case int64:
+						s = fmt.Sprint(x)
+					}
+					a, ok1 := new(big.Rat).SetString(s)
+					b, _ := new(big.Rat).SetString(want)
+					if !ok1 || a.Cmp(b) != 0 {
+						t.Errorf("row %s: v = %#v, want the value %s", id, r["v"], want)
+					}
+				}
+			})
+		})
+	}
+}

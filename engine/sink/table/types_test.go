@@ -31,6 +31,9 @@ func TestFitsAndWiden(t *testing.T) {
 		{typeLong, n("9223372036854775807"), true, 0},
 		{typeLong, n("9223372036854775808"), false, typeDecimal},
 		{typeLong, n("1e3"), true, 0},
+		{typeLong, n("1.0000000000000000001"), false, typeDecimal}, // its float64 is 1
+		{typeInt, n("1e-400"), false, typeDecimal},                 // its float64 is 0
+		{typeLong, n("9007199254740993.0"), false, typeDecimal},    // its float64 is 2^53
 		{typeLong, []any{}, false, typeJSON},
 		{typeLong, 7, true, 0},
 		{typeLong, big.NewInt(5), true, 0},
