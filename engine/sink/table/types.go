@@ -267,8 +267,11 @@ func toInt64(v any, k valueKind, num string) (int64, bool) {
 			n, err := strconv.ParseInt(num, 10, 64)
 			return n, err == nil
 		}
+		// The literal must be its float exactly: 1.0000000000000000001,
+		// 1e-400 and 9007199254740993.0 have integral floats (1, 0, 2^53)
+		// but are not those integers.
 		f, err := strconv.ParseFloat(num, 64)
-		if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 || !exactFloat(num) {
 			return 0, false
 		}
 		return int64(f), true
