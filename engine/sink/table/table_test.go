@@ -1002,3 +1002,40 @@ func TestIntegerColumnKeepsValue(t *testing.T) {
 		})
 	}
 }
+
+// TestDatetimeKeepsSubMicroseconds: a UTC_DATETIME column holds
+// microseconds; a time with more digits that are not zeros
+// (2024-01-02T03:04:05.1234567Z, as .NET and Azure APIs give) does not fit
+// it. It was cut to .123456 without a word, and two keys a tenth of a
+// microsecond apart became one row.
+func TestDatetimeKeepsSubMicroseconds(t *testing.T) {
+	vals := []string{"2024-01-02T03:04:05.1234567Z", "2024-01-02T03:04:05.1234568Z", "2024-01-02T03:04:05.123456001+01:00"}
+	for _, c := range []struct{ name, key string }{{"value", "id"}, {"key", "at"}} {
+		t.Run(c.name, func(t *testing.T) {
+			eachBackend(t, func(t *testing.T, e *env) {
+				tab := Table{Name: "times", PrimaryKey: []string{c.key}, Columns: map[string]string{"at": "UTC_DATETIME"}}
+				d := e.open(t, tab)
+				// Microseconds, and zeros past them, fit.
+				mustWrite(t, d, rowsOf("times", row("id", "a", "at", "2024-01-02T03:04:05.123456Z"), row("id", "b", "at", "2024-01-02T03:04:05.123457000Z")))
+				var rows []map[string]any
+				for i, v := range vals {
+					rows = append(rows, row("id", fmt.Sprint(i), "at", v))
+				}
+				mustWrite(t, d, rowsOf("times", rows...))
+				got := dump(t, d, "times", "id")
+				if len(got) != len(vals)+2 {
+					t.Fatalf("%d rows, want %d: %v", len(got), len(vals)+2, got)
+				}
+				for _, r := range got {
+					var i int
+					if _, err := fmt.Sscan(r["id"].(string), &i); err != nil {
+						continue
+					}
+					if r["at"] != vals[i] {
+						t.Errorf("row %d: at = %#v, want %q", i, r["at"], vals[i])
+					}
+				}
+			})
+		})
+	}
+}
