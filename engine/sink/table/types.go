@@ -357,6 +357,22 @@ func parseDatetime(s string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// pastMicros reports whether a datetime's fraction of a second has a
+// non-zero digit past the sixth: both databases keep microseconds, so
+// such a time (.1234567, as .NET gives) would be stored cut.
+func pastMicros(s string) bool {
+	const frac = len("2006-01-02T15:04:05")
+	if len(s) <= frac || s[frac] != '.' && s[frac] != ',' {
+		return false
+	}
+	for i := frac + 1; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		if i > frac+6 && s[i] != '0' {
+			return true
+		}
+	}
+	return false
+}
+
 func parseDate(s string) bool {
 	if len(s) != 10 || s[4] != '-' {
 		return false
@@ -400,7 +416,7 @@ func fits(t colType, v any) bool {
 			return false
 		}
 		_, ok = parseDatetime(s)
-		return ok
+		return ok && !pastMicros(s)
 	case typeDate:
 		s, ok := v.(string)
 		return ok && parseDate(s)
