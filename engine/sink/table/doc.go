@@ -69,8 +69,10 @@
 // without going through float64 unless the column is DOUBLE. Strings holding
 // a canonical integer ("42", not "042") fit INT/LONG columns, numeric strings
 // fit DOUBLE/DECIMAL, "true"/"false" fit BOOLEAN, RFC 3339 strings (a missing
-// zone means UTC) fit UTC_DATETIME unless their fraction of a second goes
-// past the microsecond (.1234567), which both databases would cut. A
+// zone means UTC) fit UTC_DATETIME. Both databases keep microseconds: a
+// time with non-zero digits past them (.1234567) is stored cut, which a
+// warning says once a column, and widens a key column to STRING instead
+// (two keys 100 ns apart would be one row). A
 // number with a fraction or exponent fits INT/LONG only when it is exactly
 // an integer (3.0, 1e3; not 1.0000000000000000001, whose float64 is 1).
 //

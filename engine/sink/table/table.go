@@ -985,6 +985,21 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 			if v != nil {
 				if typ := types[ci]; typ != typeString && (typ != typeJSON || d.conv.pg) && !d.fits(typ, v) {
 					retype(ci, v)
+				} else if typ == typeDatetime && subMicros(v) {
+					// The databases keep microseconds. A key cut there
+					// could become another record's (two times 100 ns
+					// apart, one row): a key column widens to STRING.
+					// Another column keeps its declared type, and is told
+					// once that it drops the digits past the microsecond.
+					name := d.be.colName(k)
+					if slices.Contains(cfg.pk, name) {
+						types[ci] = typeString
+						d.log.Warn("column type widened", "table", cfg.name, "column", name, "from", typ.String(), "to", typeString.String(),
+							"reason", "a key with digits past the microsecond, which the column would cut")
+					} else {
+						d.warnOnce(cfg.name+"\x00"+name+"\x00micros", "digits past the microsecond dropped", "table", cfg.name, "column", name,
+							"reason", "UTC_DATETIME keeps microseconds; declare the column STRING to keep every digit")
+					}
 				}
 			}
 			entries = append(entries, entry{ci: int32(ci), key: k, v: v})

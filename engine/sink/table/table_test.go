@@ -1005,12 +1005,18 @@ func TestIntegerColumnKeepsValue(t *testing.T) {
 
 // TestDatetimeKeepsSubMicroseconds: a UTC_DATETIME column holds
 // microseconds; a time with more digits that are not zeros
-// (2024-01-02T03:04:05.1234567Z, as .NET and Azure APIs give) does not fit
-// it. It was cut to .123456 without a word, and two keys a tenth of a
-// microsecond apart became one row.
+// (2024-01-02T03:04:05.1234567Z, as .NET and Azure DevOps give) was cut to
+// .123456 without a word, and two keys a tenth of a microsecond apart
+// became one row. A key column now widens to STRING and keeps every
+// digit; another column keeps its declared type, stores the time cut to
+// microseconds, and says so once.
 func TestDatetimeKeepsSubMicroseconds(t *testing.T) {
 	vals := []string{"2024-01-02T03:04:05.1234567Z", "2024-01-02T03:04:05.1234568Z", "2024-01-02T03:04:05.123456001+01:00"}
-	for _, c := range []struct{ name, key string }{{"value", "id"}, {"key", "at"}} {
+	cut := []string{"2024-01-02T03:04:05.123456Z", "2024-01-02T03:04:05.123456Z", "2024-01-02T02:04:05.123456Z"}
+	for _, c := range []struct {
+		name, key string
+		want      []string
+	}{{"value", "id", cut}, {"key", "at", vals}} {
 		t.Run(c.name, func(t *testing.T) {
 			eachBackend(t, func(t *testing.T, e *env) {
 				tab := Table{Name: "times", PrimaryKey: []string{c.key}, Columns: map[string]string{"at": "UTC_DATETIME"}}
@@ -1022,18 +1028,26 @@ func TestDatetimeKeepsSubMicroseconds(t *testing.T) {
 					rows = append(rows, row("id", fmt.Sprint(i), "at", v))
 				}
 				mustWrite(t, d, rowsOf("times", rows...))
+				mustWrite(t, d, rowsOf("times", row("id", "z", "at", "2024-01-02T03:04:05.9999999Z")))
 				got := dump(t, d, "times", "id")
-				if len(got) != len(vals)+2 {
-					t.Fatalf("%d rows, want %d: %v", len(got), len(vals)+2, got)
+				if len(got) != len(vals)+3 {
+					t.Fatalf("%d rows, want %d: %v", len(got), len(vals)+3, got)
 				}
 				for _, r := range got {
 					var i int
 					if _, err := fmt.Sscan(r["id"].(string), &i); err != nil {
 						continue
 					}
-					if r["at"] != vals[i] {
-						t.Errorf("row %d: at = %#v, want %q", i, r["at"], vals[i])
+					if r["at"] != c.want[i] {
+						t.Errorf("row %d: at = %#v, want %q", i, r["at"], c.want[i])
 					}
+				}
+				said := strings.Count(e.logs.String(), "digits past the microsecond dropped")
+				if c.key == "id" && said != 1 {
+					t.Errorf("the cut was said %d times, want once:\n%s", said, e.logs.String())
+				}
+				if c.key == "at" && said != 0 {
+					t.Errorf("a key column kept every digit, yet a cut was said:\n%s", e.logs.String())
 				}
 			})
 		})
