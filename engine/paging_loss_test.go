@@ -122,24 +122,31 @@ func TestFilteredXMLPageDoesNotEndPaging(t *testing.T) {
 		"offset, default": {`(.issues.issue // [])[] | select(.pull_request == null)`, `{type: offset, param: offset, size: 2, size_param: limit}`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			fx := newFixture(t, specHead+`streams:
-  issues:
-    request: {path: /issues, query: {limit: 2}}
-    response: {format: xml}
-    records: '`+c.records+`'
-    paginate: `+c.paginate+`
-tables:
-  issues: {from: issues, primary_key: [id]}
-`, "")
-			fx.serveXMLIssues(t, all)
-			if _, err := fx.run(engine.RunOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if got := fx.query(`SELECT id FROM "nl__issues" ORDER BY id`); !slices.Equal(got, issues) {
+			if got := xmlIssuesRead(t, c.records, c.paginate, all); !slices.Equal(got, issues) {
 				t.Errorf("issues = %v, want %v", got, issues)
 			}
 		})
 	}
+}
+
+// xmlIssuesRead runs a stream of issues read as XML with records and
+// paginate from serveXMLIssues's list of all, and returns the ids written.
+func xmlIssuesRead(t *testing.T, records, paginate string, all []any) []string {
+	t.Helper()
+	fx := newFixture(t, specHead+`streams:
+  issues:
+    request: {path: /issues, query: {limit: 2}}
+    response: {format: xml}
+    records: '`+records+`'
+    paginate: `+paginate+`
+tables:
+  issues: {from: issues, primary_key: [id]}
+`, "")
+	fx.serveXMLIssues(t, all)
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return fx.query(`SELECT id FROM "nl__issues" ORDER BY id`)
 }
 
 // serveXMLIssues serves all at /issues as serveList does, two a page, as
@@ -192,20 +199,7 @@ func TestXMLRootIsNoList(t *testing.T) {
 		"page, root, defaulted": {`(. // [])[] | .issue[]?`, `{type: page, param: page, size: 2, size_param: per_page, max_pages: 20}`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			fx := newFixture(t, specHead+`streams:
-  issues:
-    request: {path: /issues, query: {limit: 2}}
-    response: {format: xml}
-    records: '`+c.records+`'
-    paginate: `+c.paginate+`
-tables:
-  issues: {from: issues, primary_key: [id]}
-`, "")
-			fx.serveXMLIssues(t, all)
-			if _, err := fx.run(engine.RunOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if got := fx.query(`SELECT id FROM "nl__issues" ORDER BY id`); !slices.Equal(got, ids) {
+			if got := xmlIssuesRead(t, c.records, c.paginate, all); !slices.Equal(got, ids) {
 				t.Errorf("issues = %v, want %v", got, ids)
 			}
 		})
