@@ -329,6 +329,28 @@ func TestKubernetesErrors(t *testing.T) {
 				})
 			},
 			want: []string{"pods", "410", "Expired", "too old"}},
+		// A chunk that counts items after it (remainingItemCount, which
+		// the API server omits on the last chunk) but gives no continue
+		// token to ask them: an aggregated API server or a proxy that
+		// drops the token. The list fails rather than end there.
+		{name: "a chunk that says more remain without a continue token",
+			server: func(s *kubeSim) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.URL.Path == "/api/v1/pods" && r.URL.Query().Get("continue") != "" {
+						rec := httptest.NewRecorder()
+						s.ServeHTTP(rec, r)
+						var body map[string]any
+						_ = json.Unmarshal(rec.Body.Bytes(), &body)
+						if meta, ok := body["metadata"].(map[string]any); ok && meta["continue"] != nil {
+							delete(meta, "continue")
+						}
+						writeJSON(w, rec.Code, body)
+						return
+					}
+					s.ServeHTTP(w, r)
+				})
+			},
+			want: []string{"pods", "remainingItemCount"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
