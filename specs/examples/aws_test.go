@@ -505,3 +505,32 @@ func TestAWSLongTermKey(t *testing.T) {
 	}
 	noSecret(t, r, awsSecret)
 }
+
+// CloudTrailEvent is, as every member of an Event in AWS's API model,
+// optional, and the spec parses it as JSON. An event without it is still
+// an event: its row is written with a null `event`. One whose
+// CloudTrailEvent is no JSON document fails its row, reported, the run
+// exiting 1. Neither is dropped without a word (a jq object whose value
+// is empty, `{event: (x | fromjson?)}`, is no object at all: the row
+// vanished, exit 0).
+func TestAWSEventWithoutCloudTrailEvent(t *testing.T) {
+	t.Parallel()
+	t.Run("absent", func(t *testing.T) {
+		ct := newCTSim(12, awsSession)
+		delete(ct.events[3], "CloudTrailEvent")
+		r := runVendor(t, "aws.yaml", startAWS(t, newOrgSim(3, awsSession), ct), time.Time{})
+		if r.err != nil {
+			t.Fatalf("run: %v", r.err)
+		}
+		sameIDs(t, "events", ct.ids(), column(r.rows["events"], "id"))
+	})
+	t.Run("not JSON", func(t *testing.T) {
+		ct := newCTSim(12, awsSession)
+		ct.events[5]["CloudTrailEvent"] = `{"eventVersion":"1.09","eventID":"5","awsRe`
+		r := runVendor(t, "aws.yaml", startAWS(t, newOrgSim(3, awsSession), ct), time.Time{})
+		failedRun(t, r, []string{"events", ct.events[5]["EventId"].(string)})
+		if got := len(r.rows["events"]); got != 11 {
+			t.Errorf("%d events written, want the 11 others", got)
+		}
+	})
+}
