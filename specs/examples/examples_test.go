@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -296,4 +297,22 @@ func TestReadmeSnippets(t *testing.T) {
 	if checked < 8 {
 		t.Errorf("checked %d snippets, want the 8 or more of the auth, rules, streams and pagination sections", checked)
 	}
+}
+
+// A blueprint the spec is asked for that Port does not list (a typo, or
+// one the credentials cannot see) fails the run naming it, rather than
+// read nothing of it and exit 0 as though it held no entities.
+func TestPortSourceUnknownBlueprintFails(t *testing.T) {
+	t.Parallel()
+	srv := portsim.New(portsim.Options{})
+	defer srv.Close()
+	if err := srv.SeedBlueprint([]byte(`{"identifier":"service","title":"service","schema":{"properties":{}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.SeedEntity("service", []byte(`{"identifier":"svc-0","title":"Service 0"}`)); err != nil {
+		t.Fatal(err)
+	}
+	r := runVendor(t, "port-source.yaml", map[string]string{"base_url": srv.URL(), "client_id": srv.ClientID(),
+		"client_secret": srv.ClientSecret(), "blueprints": "service, sevrice"}, time.Time{})
+	failedRun(t, r, []string{"blueprints", "sevrice"})
 }
