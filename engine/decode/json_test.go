@@ -138,6 +138,11 @@ func TestStreamFailsOnBrokenBodies(t *testing.T) {
 		{"data after an object", `{"data": [1]} x`, ".data[]", "data after the JSON value"},
 		{"path key twice", `{"data": [1], "data": [2]}`, ".data[]", `key "data" appears twice`},
 		{"path key twice first", `{"data": [1], "x": 1, "data": [2]}`, ".data[]", `appears twice`},
+		// .[] of an object gives one record a member: jq would see the
+		// last of a repeated key only, and a record would vanish.
+		{"iterated key twice", `{"data": {"a": {"id": 1}, "b": {"id": 2}, "a": {"id": 3}}}`, ".data[]", `key "a" appears twice in .data`},
+		{"iterated key twice at the root", `{"a": 1, "a": 2}`, ".[]", `key "a" appears twice in the response body`},
+		{"iterated keys alike once decoded", "{\"k\xe9\": 1, \"k\xe8\": 2}", ".[]", "appears twice"},
 		{"empty", "  \n", "", "empty body"},
 		{"missing comma", `[1 2]`, "", "expected , or ]"},
 		{"unquoted key", `{data: [1]}`, ".data[]", "expected an object key"},
