@@ -285,9 +285,23 @@ func (s *jsonStream) target() error {
 		return recordsErr("cannot iterate over %s: it is %s", s.where(len(s.path)), kindAt(c))
 	}
 	// .[] of an object yields its values, sorted by key as jq does: the
-	// object is read whole.
+	// object is read whole. Each member is a record: of a key given twice
+	// (or two that decode alike, invalid UTF-8 read as U+FFFD) jq would
+	// see the last only, and the other record would vanish.
+	depth := len(s.path)
+	if depth > maxDepth {
+		return in.syntaxError("nested too deeply")
+	}
+	seen := map[string]bool{}
 	in.startRecording()
-	err := in.scanValue(len(s.path))
+	in.advance(1) // {
+	err := in.scanObject(depth, func(key string) error {
+		if seen[key] {
+			return fmt.Errorf("line %d: key %q appears twice in %s: one of its records would be lost", in.line, key, s.where(depth))
+		}
+		seen[key] = true
+		return in.scanValue(depth + 1)
+	})
 	raw := in.stopRecording()
 	if err != nil {
 		return err
