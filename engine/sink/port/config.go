@@ -196,7 +196,10 @@ type Sink struct {
 	buf     []spooled             // entities not yet moved to the spool
 	bufAt   map[entityKey]int     // index in buf of each key
 	invalid []EntityError
-	keep    string // KeepStale's reason: Finish deletes nothing
+	// invalidAt holds the keys (identifier set) that invalid has an entry
+	// of: a later version of one replaces its failure (Write).
+	invalidAt map[entityKey]bool
+	keep      string // KeepStale's reason: Finish deletes nothing
 	// unread are the blueprints whose source streams did not all complete
 	// (UnreadTargets), with why: a missing target of theirs is not stubbed.
 	unread map[string]string

@@ -79,7 +79,9 @@ func (s *Sink) RelationTargets(bp string) []string {
 // Write validates e and queues it until Finish: on disk, in the sink's
 // spool (see spool.go), so memory does not grow with the load. An invalid
 // entity is recorded as failed (and still counts as produced, so
-// reconciliation never deletes it); Write returns an error only when it
+// reconciliation never deletes it) unless a later version of it, not
+// merged (e.Merge), replaces it: the last one wins, so only the last one's
+// failure is the entity's. Write returns an error only when it
 // cannot proceed (ctx done, Port unreachable while fetching the
 // blueprint, the spool unusable).
 func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
@@ -121,14 +123,30 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	k := entityKey{e.Blueprint, id}
+	if id != "" && !e.Merge && s.invalidAt[k] {
+		// This version replaces the earlier ones (the last one wins), so
+		// an earlier one's failure is no longer the entity's: it fails
+		// only if this one does. (A merged part stays failed: what it
+		// held is not in the merge.)
+		s.invalid = slices.DeleteFunc(s.invalid, func(x EntityError) bool {
+			return x.Blueprint == k.blueprint && x.Identifier == k.identifier
+		})
+		delete(s.invalidAt, k)
+	}
 	if len(errs) > 0 {
 		s.invalid = append(s.invalid, EntityError{Blueprint: e.Blueprint, Identifier: id, Message: joinErrors(errs), Stream: e.Stream, Partition: e.Partition})
 		data = nil
+		if id != "" {
+			if s.invalidAt == nil {
+				s.invalidAt = map[entityKey]bool{}
+			}
+			s.invalidAt[k] = true
+		}
 	}
 	if id == "" {
 		return nil // not produced: nothing can be known of it in Port
 	}
-	k := entityKey{e.Blueprint, id}
 	if i, ok := s.bufAt[k]; ok {
 		s.buf[i].data = data
 	} else {
@@ -202,7 +220,7 @@ func (s *Sink) flushLocked(ctx context.Context) error {
 func (s *Sink) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.buf, s.invalid = s.buf[:0], nil
+	s.buf, s.invalid, s.invalidAt = s.buf[:0], nil, nil
 	clear(s.bufAt)
 	if s.spool == nil {
 		return nil
@@ -400,7 +418,7 @@ func (s *Sink) take(ctx context.Context) (*spool, []EntityError, error) {
 		return nil, nil, err
 	}
 	sp, invalid := s.spool, s.invalid
-	s.spool, s.invalid = nil, nil
+	s.spool, s.invalid, s.invalidAt = nil, nil, nil
 	return sp, invalid, nil
 }
 
