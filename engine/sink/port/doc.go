@@ -164,5 +164,7 @@
 // refused call is split to isolate entities with dependents outside the
 // stale set, which are reported, not forced. An id the answer leaves out
 // of deletedEntities (Port's bulk delete may succeed in part) is read
-// back: reported (DeleteErrors) while Port still holds it.
+// back: reported (DeleteErrors) while Port still holds it, counted as
+// deleted once Port no longer does (a retried request's answer does not
+// name what its first attempt deleted).
 package port

@@ -299,8 +299,13 @@ func (s *Sink) deleteIDs(ctx context.Context, bp string, ids []string) (deleted 
 		}
 		// Only what was asked counts as deleted. Port's bulk delete may
 		// succeed in part and says so only by leaving ids out: each one
-		// left out is read back, and reported unless it is gone (deleted
-		// meanwhile, or listed by a search that lagged behind).
+		// left out is read back, and reported while Port still holds it.
+		// One that is gone counts as deleted: most often this request
+		// deleted it, on an attempt whose answer was lost (the retry's
+		// answer names none of what the first attempt deleted), so not
+		// counting it would report fewer deletions than Port made (it
+		// may also have been deleted meanwhile, or listed by a search
+		// that lagged behind: gone all the same).
 		for _, id := range chunk {
 			if slices.Contains(*out.DeletedEntities, id) {
 				deleted = append(deleted, id)
@@ -308,6 +313,8 @@ func (s *Sink) deleteIDs(ctx context.Context, bp string, ids []string) (deleted 
 			}
 			if msg := s.stillThere(ctx, bp, id); msg != "" {
 				left[id] = msg
+			} else {
+				deleted = append(deleted, id)
 			}
 		}
 		return ctx.Err()
