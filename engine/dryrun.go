@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/ferry-etl/ferry/engine/runner"
@@ -18,10 +19,20 @@ type checkedOutput struct {
 	runner.Output
 	blueprints map[string]*port.Blueprint
 
-	mu       sync.Mutex
-	problems []string
-	count    int
+	mu sync.Mutex
+	// invalid holds why each entity whose last version is invalid would
+	// be rejected, in the order first met (order may hold keys a later
+	// version cleared): a later version, not a merged part, replaces an
+	// earlier one's failure, as the Port sink's Write does.
+	invalid map[dryKey]string
+	order   []dryKey
+	// unkeyed are problems of entities without a string identifier,
+	// which no later version replaces.
+	unkeyed []string
 }
+
+// dryKey names an entity: its blueprint and identifier.
+type dryKey struct{ blueprint, identifier string }
 
 func newCheckedOutput(f *spec.File, out runner.Output) (*checkedOutput, error) {
 	c := &checkedOutput{Output: out, blueprints: map[string]*port.Blueprint{}}
@@ -40,24 +51,49 @@ func newCheckedOutput(f *spec.File, out runner.Output) (*checkedOutput, error) {
 
 func (c *checkedOutput) Entity(ctx context.Context, e sink.Entity) error {
 	if bp := c.blueprints[e.Blueprint]; bp != nil {
-		if errs := port.ValidateEntity(bp, e); errs != nil {
-			c.mu.Lock()
-			c.count++
-			if len(c.problems) < 20 {
-				c.problems = append(c.problems, fmt.Sprintf("blueprint %s, entity %v: %v", e.Blueprint, e.Data["identifier"], errs))
-			}
-			c.mu.Unlock()
+		errs := port.ValidateEntity(bp, e)
+		id, keyed := e.Data["identifier"].(string)
+		k := dryKey{e.Blueprint, id}
+		c.mu.Lock()
+		if keyed && !e.Merge {
+			delete(c.invalid, k)
 		}
+		if errs != nil {
+			msg := fmt.Sprintf("blueprint %s, entity %v: %v", e.Blueprint, e.Data["identifier"], errs)
+			switch {
+			case !keyed:
+				c.unkeyed = append(c.unkeyed, msg)
+			case c.invalid[k] == "":
+				if c.invalid == nil {
+					c.invalid = map[dryKey]string{}
+				}
+				c.invalid[k] = msg
+				c.order = append(c.order, k)
+			}
+		}
+		c.mu.Unlock()
 	}
 	return c.Output.Entity(ctx, e)
 }
 
 // err reports the entities Port would reject.
 func (c *checkedOutput) err() error {
-	if c.count == 0 {
+	count := len(c.invalid) + len(c.unkeyed)
+	if count == 0 {
 		return nil
 	}
-	return &InvalidEntitiesError{Count: c.count, Examples: c.problems}
+	var examples []string
+	for _, k := range c.order {
+		if msg, ok := c.invalid[k]; ok && len(examples) < 20 && !slices.Contains(examples, msg) {
+			examples = append(examples, msg)
+		}
+	}
+	for _, msg := range c.unkeyed {
+		if len(examples) < 20 {
+			examples = append(examples, msg)
+		}
+	}
+	return &InvalidEntitiesError{Count: count, Examples: examples}
 }
 
 // InvalidEntitiesError says how many mapped entities do not fit their
