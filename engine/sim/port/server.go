@@ -311,18 +311,25 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// Read (and drain) the whole body first so a 413 reaches the client
 	// instead of a reset connection.
 	body, tooLarge := readBody(r.Body, s.opts.MaxBodyBytes)
-	defer func() {
-		s.mu.Lock()
-		s.inFlight--
-		logged := body
-		if tooLarge {
-			logged = nil
-		}
-		s.requests = append(s.requests, Request{
-			Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.Query(), Status: w.Status, Body: logged,
+	// done logs the request once it is answered; a dropped connection
+	// logs it before closing, since the client may retry and finish its
+	// run before this handler's deferred work would.
+	var once sync.Once
+	done := func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.inFlight--
+			logged := body
+			if tooLarge {
+				logged = nil
+			}
+			s.requests = append(s.requests, Request{
+				Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.Query(), Status: w.Status, Body: logged,
+			})
+			s.mu.Unlock()
 		})
-		s.mu.Unlock()
-	}()
+	}
+	defer done()
 
 	isAuth := r.URL.EscapedPath() == "/v1/auth/access_token"
 	var fault *Fault
@@ -380,7 +387,7 @@ func (s *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.route(w, r, body, fault)
+	s.route(w, r, body, fault, done)
 }
 
 func readBody(rc io.ReadCloser, limit int64) ([]byte, bool) {
@@ -396,7 +403,8 @@ func readBody(rc io.ReadCloser, limit int64) ([]byte, bool) {
 	return b, false
 }
 
-func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte, fault *Fault) {
+// done logs the request (see ServeHTTP).
+func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte, fault *Fault, done func()) {
 	segs, ok := splitPath(r.URL.EscapedPath())
 	if !ok || len(segs) < 2 || segs[0] != "v1" || segs[1] != "blueprints" {
 		writeError(w, &apiError{status: http.StatusNotFound, code: "not_found", msg: "route not found"})
@@ -462,8 +470,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte, faul
 		// Applied (or refused) as usual; the client hears nothing.
 		if sw, ok := w.(*statusWriter); ok {
 			if conn, _, herr := http.NewResponseController(sw.ResponseWriter).Hijack(); herr == nil {
-				_ = conn.Close()
 				sw.Status = 0
+				done()
+				_ = conn.Close()
 				return
 			}
 		}
