@@ -311,3 +311,34 @@ func TestRedactOtherURLEscapes(t *testing.T) {
 		}
 	}
 }
+
+// A token endpoint may answer the client credentials grant with a refresh
+// token too (and an OpenID id_token): each is a credential the run got,
+// kept out of errors and of a cassette (Secrets) as the access token is,
+// though the run never sends them.
+func TestFetchedTokensAllRedacted(t *testing.T) {
+	const access, refresh, idTok = "acc-1a2b3c4d5e", "ref-9f8e7d6c5b", "eyJhbGciOi.idt-0a1b2c"
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			fmt.Fprintf(w, `{"access_token":%q,"refresh_token":%q,"id_token":%q,"token_type":"bearer","expires_in":3600}`, access, refresh, idTok)
+			return
+		}
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprintf(w, `{"error":"session %s / %s / %s revoked"}`, access, refresh, idTok)
+	})
+	p := NewPool(Options{})
+	c := mustClient(t, p, HostConfig{BaseURL: srv.URL, Auth: Auth{Type: AuthOAuth2, TokenURL: srv.URL + "/token", ClientID: "id", ClientSecret: "cs-secret-1"}})
+	_, err := c.Do(t.Context(), &Request{URL: "/x"})
+	if err == nil {
+		t.Fatal("Do succeeded on a 403")
+	}
+	known := strings.Join(p.Secrets(), "\n")
+	for _, s := range []string{access, refresh, idTok} {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("error holds %q: %v", s, err)
+		}
+		if !strings.Contains(known, s) {
+			t.Errorf("Secrets() lacks %q, which a cassette of the token answer would hold", s)
+		}
+	}
+}
