@@ -153,6 +153,8 @@ func (ts *tokenSource) oauth2(ctx context.Context) (value string, lifetime time.
 		ExpiresInC    json.RawMessage `json:"expiresIn"`
 		RefreshToken  string          `json:"refresh_token"`
 		RefreshTokenC string          `json:"refreshToken"`
+		IDToken       string          `json:"id_token"`
+		IDTokenC      string          `json:"idToken"`
 	}
 	if err := json.Unmarshal(resp.Body, &body); err != nil {
 		return "", 0, fmt.Errorf("token response from %s: %w", resp.URL, err)
@@ -161,7 +163,11 @@ func (ts *tokenSource) oauth2(ctx context.Context) (value string, lifetime time.
 	if tok == "" {
 		return "", 0, fmt.Errorf("token response from %s: no access_token", resp.URL)
 	}
-	ts.pool.red.addSecrets(tok)
+	// Every token of the answer is a credential, though only the access
+	// token is sent: a refresh token the client credentials grant gave
+	// anyway, an OpenID id_token. A cassette of the answer must not hold
+	// them, nor an error body that echoes them.
+	ts.pool.red.addSecrets(tok, body.RefreshToken, body.RefreshTokenC, body.IDToken, body.IDTokenC)
 	if rs != nil {
 		if err := ts.rotate(ctx, rs, cmp.Or(body.RefreshToken, body.RefreshTokenC)); err != nil {
 			return "", 0, err
