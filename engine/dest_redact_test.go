@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -103,5 +104,85 @@ tables:
 	}
 	if !strings.Contains(out.String(), `"id":"me"`) {
 		t.Errorf("stdout lacks the record:\n%s", out.String())
+	}
+}
+
+// A spec may build a credential header itself from a secret input
+// (Azure DevOps' Basic of ":PAT" with expr's toBase64): the header's value
+// is a credential though it does not hold the secret as it is. A record,
+// an error body or a cassette that echoes it shows neither.
+func TestDerivedCredentialHeaderRedacted(t *testing.T) {
+	const pat = "pat-7k6j5h4g3f2d"
+	basic := base64.StdEncoding.EncodeToString([]byte(":" + pat))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/denied" {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintf(w, `{"error":"bad credentials %s"}`, r.Header.Get("Authorization"))
+			return
+		}
+		fmt.Fprintf(w, `[{"id": "me", "auth": %q}]`, r.Header.Get("Authorization"))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	load := func(path string) *engine.Spec {
+		p := filepath.Join(dir, "s.yaml")
+		spec := `version: 1
+name: s
+config:
+  url: {required: true}
+  pat: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+  headers:
+    Authorization: "Basic ${ toBase64(':' + config.pat) }"
+streams:
+  me:
+    request: {path: ` + path + `}
+tables:
+  me: {from: me}
+`
+		if err := os.WriteFile(p, []byte(spec), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := engine.Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	getenv := func(string) (string, bool) { return "", false }
+	f := load("/me")
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": srv.URL, "pat": pat}, Getenv: getenv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, logs bytes.Buffer
+	rec := filepath.Join(dir, "cassette")
+	if _, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{DryRun: true, Stdout: &out, StateFile: filepath.Join(dir, "state.json"),
+		Record: rec, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"id":"me"`) {
+		t.Errorf("stdout lacks the record:\n%s", out.String())
+	}
+	files, _ := os.ReadDir(rec)
+	if len(files) == 0 {
+		t.Errorf("nothing recorded")
+	}
+	var cassette strings.Builder
+	for _, e := range files {
+		b, _ := os.ReadFile(filepath.Join(rec, e.Name()))
+		cassette.Write(b)
+	}
+	f = load("/denied")
+	_, runErr := engine.Run(t.Context(), f, cfg, engine.RunOptions{DryRun: true, Stdout: &out, StateFile: filepath.Join(dir, "state2.json"),
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if runErr == nil || !strings.Contains(runErr.Error(), "bad credentials") {
+		t.Fatalf("run error = %v, want the 401", runErr)
+	}
+	for where, text := range map[string]string{"stdout": out.String(), "logs": logs.String(), "cassette": cassette.String(), "error": runErr.Error()} {
+		if strings.Contains(text, basic) || strings.Contains(text, pat) {
+			t.Errorf("%s shows the credential:\n%s", where, text)
+		}
 	}
 }
