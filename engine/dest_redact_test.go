@@ -114,10 +114,11 @@ tables:
 func TestDerivedCredentialHeaderRedacted(t *testing.T) {
 	const pat = "pat-7k6j5h4g3f2d"
 	basic := base64.StdEncoding.EncodeToString([]byte(":" + pat))
+	key := base64.StdEncoding.EncodeToString([]byte(pat))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/denied" {
 			w.WriteHeader(http.StatusUnauthorized)
-			fmt.Fprintf(w, `{"error":"bad credentials %s"}`, r.Header.Get("Authorization"))
+			fmt.Fprintf(w, `{"error":"bad credentials %s %s"}`, r.Header.Get("Authorization"), r.Header.Get("X-Key"))
 			return
 		}
 		fmt.Fprintf(w, `[{"id": "me", "auth": %q}]`, r.Header.Get("Authorization"))
@@ -135,6 +136,7 @@ http:
   base_url: ${ config.url }
   headers:
     Authorization: "Basic ${ toBase64(':' + config.pat) }"
+    X-Key: ${ toBase64(config.pat) }
 streams:
   me:
     request: {path: ` + path + `}
@@ -181,7 +183,7 @@ tables:
 		t.Fatalf("run error = %v, want the 401", runErr)
 	}
 	for where, text := range map[string]string{"stdout": out.String(), "logs": logs.String(), "cassette": cassette.String(), "error": runErr.Error()} {
-		if strings.Contains(text, basic) || strings.Contains(text, pat) {
+		if strings.Contains(text, basic) || strings.Contains(text, key) || strings.Contains(text, pat) {
 			t.Errorf("%s shows the credential:\n%s", where, text)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -238,6 +239,34 @@ func (p *Pool) registerSecrets(a Auth) {
 		// The access key id is no secret (it names the key, as a user
 		// name does), and the signatures are made anew per request.
 		p.red.addSecrets(a.SecretAccessKey, a.SessionToken)
+	}
+}
+
+// registerHeaders teaches the redactor the configured headers that carry a
+// credential: a header a spec builds itself (Basic of a base64 it makes
+// with toBase64) holds no secret as it is, yet an answer may echo it. The
+// value is registered whole and after its scheme word ("Basic ", "ApiKey ").
+func (p *Pool) registerHeaders(cfg HostConfig) {
+	for k, v := range cfg.Headers {
+		switch {
+		case strings.EqualFold(k, "Authorization"), strings.EqualFold(k, "Proxy-Authorization"), strings.EqualFold(k, "Cookie"):
+		case slices.ContainsFunc(cfg.SecretHeaders, func(s string) bool { return strings.EqualFold(s, k) }):
+		default:
+			continue
+		}
+		vals := []string{v}
+		if _, rest, ok := strings.Cut(v, " "); ok {
+			vals = append(vals, strings.TrimSpace(rest))
+		}
+		if strings.EqualFold(k, "Cookie") {
+			// Each cookie is a credential of its own (see session.go).
+			for _, c := range strings.Split(v, ";") {
+				if _, cv, ok := strings.Cut(c, "="); ok {
+					vals = append(vals, strings.TrimSpace(cv))
+				}
+			}
+		}
+		p.red.addSecrets(vals...)
 	}
 }
 

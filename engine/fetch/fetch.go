@@ -42,9 +42,14 @@ type Retry struct {
 type HostConfig struct {
 	BaseURL string            // scheme://host[:port][/path prefix]; no query; may be empty
 	Headers map[string]string // sent only to BaseURL's scheme and host
-	Auth    Auth
-	Timeout time.Duration // per attempt; 0 means 30s
-	Retry   Retry
+	// SecretHeaders names the Headers whose values are credentials (a
+	// spec's header built from a secret input): redacted as auth tokens
+	// are. Authorization, Proxy-Authorization and Cookie are credentials
+	// whether named here or not.
+	SecretHeaders []string
+	Auth          Auth
+	Timeout       time.Duration // per attempt; 0 means 30s
+	Retry         Retry
 	// RetryPOST lets POSTs be retried like GETs; nil means true, because
 	// ferry's POSTs are read-only queries. PATCH is never retried.
 	RetryPOST     *bool
@@ -253,6 +258,7 @@ func (p *Pool) Client(cfg HostConfig) (*Client, error) {
 		}
 	}
 	p.registerSecrets(cfg.Auth)
+	p.registerHeaders(cfg)
 	if err := cfg.Auth.validate(); err != nil {
 		return nil, fmt.Errorf("base url %s: %w", p.red.url(cfg.BaseURL), err)
 	}

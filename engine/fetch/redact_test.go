@@ -342,3 +342,28 @@ func TestFetchedTokensAllRedacted(t *testing.T) {
 		}
 	}
 }
+
+// A configured Authorization or Cookie header is a credential whatever it
+// holds, and a header HostConfig.SecretHeaders names is one too: an answer
+// echoing them shows neither the value nor what follows its scheme.
+func TestConfiguredCredentialHeadersRedacted(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, "%s|%s|%s", r.Header.Get("Authorization"), r.Header.Get("Cookie"), r.Header.Get("X-Key"))
+	})
+	p := NewPool(Options{})
+	c := mustClient(t, p, HostConfig{BaseURL: srv.URL, SecretHeaders: []string{"x-key"},
+		Headers: map[string]string{"Authorization": "Token tk-11aa22bb", "Cookie": "sid=ck-33cc44dd; lang=en", "X-Key": "xk-55ee66ff", "X-Other": "plain-value"}})
+	_, err := c.Do(t.Context(), &Request{URL: "/x"})
+	if err == nil {
+		t.Fatal("Do succeeded on a 401")
+	}
+	for _, s := range []string{"tk-11aa22bb", "ck-33cc44dd", "xk-55ee66ff"} {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("error holds %q: %v", s, err)
+		}
+	}
+	if got := p.Redact("plain-value"); got != "plain-value" {
+		t.Errorf("a header not secret was redacted: %q", got)
+	}
+}

@@ -6,10 +6,44 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 
 	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
+
+// usesSecret reports whether a template reads a secret input: its value
+// is then a credential though it may not hold the secret as it is
+// (toBase64 of it, say).
+func usesSecret(f *spec.File, t *spec.Tmpl) bool {
+	if t.Template() == nil {
+		return false
+	}
+	src := t.Template().Source()
+	for _, it := range f.Config.Items {
+		if !it.Value.Secret.V {
+			continue
+		}
+		for _, ref := range []string{"config." + it.Key, `config["` + it.Key + `"]`, `config['` + it.Key + `']`} {
+			for i := strings.Index(src, ref); i >= 0; {
+				end := i + len(ref)
+				if end == len(src) || !isIdentByte(src[end]) {
+					return true
+				}
+				j := strings.Index(src[end:], ref)
+				if j < 0 {
+					break
+				}
+				i = end + j
+			}
+		}
+	}
+	return false
+}
+
+func isIdentByte(c byte) bool {
+	return c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
 
 // hostConfig merges the spec's http block with the stream's overrides and
 // renders their templates (which see config only).
@@ -46,6 +80,9 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 				return hc, err
 			}
 			hc.Headers[it.Key] = v
+			if usesSecret(f, &it.Value) {
+				hc.SecretHeaders = append(hc.SecretHeaders, it.Key)
+			}
 		}
 		if h.Timeout.Set {
 			hc.Timeout = h.Timeout.V
