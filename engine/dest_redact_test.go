@@ -188,3 +188,55 @@ tables:
 		}
 	}
 }
+
+// A request's own header built from a secret input (not the http block's)
+// is a credential too: an error body that echoes it shows it not.
+func TestDerivedRequestHeaderRedacted(t *testing.T) {
+	const key = "rk-4d3c2b1a0z9y"
+	derived := base64.StdEncoding.EncodeToString([]byte("me:" + key))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprintf(w, `{"error":"bad credentials %s"}`, r.Header.Get("X-Sig"))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "s.yaml")
+	spec := `version: 1
+name: s
+config:
+  url: {required: true}
+  key: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+streams:
+  me:
+    request:
+      path: /me
+      headers:
+        X-Sig: ${ toBase64('me:' + config.key) }
+tables:
+  me: {from: me}
+`
+	if err := os.WriteFile(p, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := engine.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": srv.URL, "key": key}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, logs bytes.Buffer
+	_, runErr := engine.Run(t.Context(), f, cfg, engine.RunOptions{DryRun: true, Stdout: &out, StateFile: filepath.Join(dir, "state.json"),
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if runErr == nil || !strings.Contains(runErr.Error(), "bad credentials") {
+		t.Fatalf("run error = %v, want the 401", runErr)
+	}
+	for where, text := range map[string]string{"stdout": out.String(), "logs": logs.String(), "error": runErr.Error()} {
+		if strings.Contains(text, derived) || strings.Contains(text, key) {
+			t.Errorf("%s shows the credential:\n%s", where, text)
+		}
+	}
+}
