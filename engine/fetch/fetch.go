@@ -217,6 +217,11 @@ func NewPool(opts Options) *Pool {
 // bytes are left alone: replacing them would garble every message.
 func (p *Pool) Redact(s string) string { return p.red.text(s) }
 
+// AddSecrets teaches the pool values to redact from now on, as
+// Options.Secrets: a credential a spec builds from a secret input for one
+// request (a header's toBase64 of it), which the pool cannot know before.
+func (p *Pool) AddSecrets(vals ...string) { p.red.addSecrets(vals...) }
+
 // Secrets returns every secret value the pool knows at this moment, with
 // the URL-escaped forms it redacts: what a recorder must keep out of a
 // cassette. Fetched tokens join the list when they are fetched.

@@ -121,6 +121,7 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 			if err != nil {
 				return fmt.Errorf("async.download.headers.%s: %w", it.Key, err)
 			}
+			c.r.secretHeader(&it.Value, v)
 			req.Header.Set(it.Key, v)
 		}
 		if err := c.paged(client, w, start, restore, env, &req, urls[w]); err != nil {

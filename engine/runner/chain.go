@@ -1743,6 +1743,7 @@ func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, en
 		if err != nil {
 			return req, "", fmt.Errorf("request header %s: %w", it.Key, err)
 		}
+		r.secretHeader(&it.Value, v)
 		req.Header.Set(it.Key, v)
 	}
 	switch {

@@ -41,6 +41,20 @@ func usesSecret(f *spec.File, t *spec.Tmpl) bool {
 	return false
 }
 
+// secretHeader teaches the pool a request header's value when its
+// template reads a secret input (see usesSecret): whole and after its
+// scheme word, as fetch does for the http block's headers.
+func (r *Runner) secretHeader(t *spec.Tmpl, v string) {
+	if r.opts.Pool == nil || !usesSecret(r.f, t) {
+		return
+	}
+	vals := []string{v}
+	if _, rest, ok := strings.Cut(v, " "); ok {
+		vals = append(vals, strings.TrimSpace(rest))
+	}
+	r.opts.Pool.AddSecrets(vals...)
+}
+
 func isIdentByte(c byte) bool {
 	return c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
