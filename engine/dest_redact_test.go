@@ -126,8 +126,7 @@ func TestDerivedCredentialHeaderRedacted(t *testing.T) {
 	defer srv.Close()
 	dir := t.TempDir()
 	load := func(path string) *engine.Spec {
-		p := filepath.Join(dir, "s.yaml")
-		spec := `version: 1
+		return writeSpec(t, dir, "s.yaml", `version: 1
 name: s
 config:
   url: {required: true}
@@ -139,18 +138,10 @@ http:
     X-Key: ${ toBase64(config.pat) }
 streams:
   me:
-    request: {path: ` + path + `}
+    request: {path: `+path+`}
 tables:
   me: {from: me}
-`
-		if err := os.WriteFile(p, []byte(spec), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		f, err := engine.Load(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f
+`)
 	}
 	getenv := func(string) (string, bool) { return "", false }
 	f := load("/me")
@@ -200,8 +191,7 @@ func TestDerivedRequestHeaderRedacted(t *testing.T) {
 	}))
 	defer srv.Close()
 	dir := t.TempDir()
-	p := filepath.Join(dir, "s.yaml")
-	spec := `version: 1
+	f := writeSpec(t, dir, "s.yaml", `version: 1
 name: s
 config:
   url: {required: true}
@@ -216,14 +206,7 @@ streams:
         X-Sig: ${ toBase64('me:' + config.key) }
 tables:
   me: {from: me}
-`
-	if err := os.WriteFile(p, []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := engine.Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": srv.URL, "key": key}, Getenv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		t.Fatal(err)
