@@ -25,6 +25,11 @@ type redactor struct {
 	// find, built with rep, tells whether a text holds a secret at all:
 	// most texts hold none, and Replace copies every text it is given.
 	find *secretIndex
+	// stale: secrets were added since rep and find were built. They are
+	// built again by the next text to redact, not by every addition: a
+	// header derived from a secret and a parent's id is a new secret for
+	// each request, and a rebuild per request grew with their number.
+	stale bool
 }
 
 func newRedactor() *redactor {
@@ -66,9 +71,26 @@ func (r *redactor) addSecrets(vals ...string) {
 			}
 		}
 	}
-	if !changed {
-		return
+	r.stale = r.stale || changed
+}
+
+// fresh rebuilds rep and find when secrets were added since (see stale).
+func (r *redactor) fresh() {
+	r.mu.RLock()
+	stale := r.stale
+	r.mu.RUnlock()
+	if stale {
+		r.mu.Lock()
+		if r.stale {
+			r.rebuild()
+		}
+		r.mu.Unlock()
 	}
+}
+
+// rebuild makes rep and find from every secret. r.mu is held for writing.
+func (r *redactor) rebuild() {
+	r.stale = false
 	all := make([]string, 0, len(r.secrets))
 	for s := range r.secrets {
 		all = append(all, s)
@@ -231,6 +253,7 @@ func (r *redactor) addParam(name string) {
 // text replaces every known secret value in s, and the values of secret
 // query parameters in the links s holds.
 func (r *redactor) text(s string) string {
+	r.fresh()
 	r.mu.RLock()
 	rep, find := r.rep, r.find
 	s = r.textParams(s)

@@ -13,6 +13,7 @@ import (
 // through QueryParams and the Replacer. It is the oracle of
 // TestTextIsTheOldText.
 func oldText(r *redactor, s string) string {
+	r.fresh() // the Replacer of every secret added so far
 	r.mu.RLock()
 	rep := r.rep
 	s = redact.QueryParams(s, func(name string) bool {
