@@ -161,11 +161,12 @@ func BenchmarkRequestCost(b *testing.B) {
 }
 
 // BenchmarkSecretPerRequest: a header derived from a secret and a parent's
-// id is a new secret for each request (2,000 of them here), each followed
-// by a request's worth of redaction at info level (none) or at debug level
-// (a line each). It reports the time per request with the Replacer rebuilt
-// at the next redaction (lazy) and, as the baseline, rebuilt at every
-// addition (eager), and their ratio.
+// id is a new secret for each request (2,000 of them here), and each
+// request redacts its URL (Do's shown URL), and at debug level a log line
+// too. It reports the time per request with the newest secrets pending
+// (the Replacer rebuilt when a text holds one, or every maxPending forms)
+// and, as the baseline, rebuilt at every addition (eager), and their
+// ratio.
 func BenchmarkSecretPerRequest(b *testing.B) {
 	const n = 2000
 	run := func(eager, debug bool) time.Duration {
@@ -176,8 +177,9 @@ func BenchmarkSecretPerRequest(b *testing.B) {
 			if eager {
 				r.fresh()
 			}
+			r.url(fmt.Sprintf("https://api.example.com/items/%d?page=2", i))
 			if debug {
-				r.text(fmt.Sprintf("GET https://api.example.com/items/%d", i))
+				r.text(fmt.Sprintf("http request GET https://api.example.com/items/%d status 200", i))
 			}
 		}
 		r.text("the end of the run")

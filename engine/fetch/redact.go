@@ -25,12 +25,17 @@ type redactor struct {
 	// find, built with rep, tells whether a text holds a secret at all:
 	// most texts hold none, and Replace copies every text it is given.
 	find *secretIndex
-	// stale: secrets were added since rep and find were built. They are
-	// built again by the next text to redact, not by every addition: a
+	// pending are the secret forms added since rep and find were built:
+	// a text holding none of them is redacted by rep as it stands, and
+	// one holding one rebuilds them first, as do maxPending additions. A
 	// header derived from a secret and a parent's id is a new secret for
-	// each request, and a rebuild per request grew with their number.
-	stale bool
+	// each request, and a rebuild at every addition grew with their
+	// number.
+	pending []string
 }
+
+// maxPending bounds the forms a text is searched for one by one.
+const maxPending = 256
 
 func newRedactor() *redactor {
 	return &redactor{secrets: map[string]struct{}{}, params: map[string]struct{}{
@@ -59,7 +64,6 @@ const minSecret = 4
 func (r *redactor) addSecrets(vals ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	changed := false
 	for _, v := range vals {
 		if len(v) < minSecret {
 			continue
@@ -67,30 +71,27 @@ func (r *redactor) addSecrets(vals ...string) {
 		for _, f := range secretForms(v) {
 			if _, ok := r.secrets[f]; !ok {
 				r.secrets[f] = struct{}{}
-				changed = true
+				r.pending = append(r.pending, f)
 			}
 		}
 	}
-	r.stale = r.stale || changed
+	if len(r.pending) > maxPending || r.rep == nil && len(r.pending) > 0 {
+		r.rebuild()
+	}
 }
 
-// fresh rebuilds rep and find when secrets were added since (see stale).
+// fresh rebuilds rep and find when secrets were added since (pending).
 func (r *redactor) fresh() {
-	r.mu.RLock()
-	stale := r.stale
-	r.mu.RUnlock()
-	if stale {
-		r.mu.Lock()
-		if r.stale {
-			r.rebuild()
-		}
-		r.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.pending) > 0 {
+		r.rebuild()
 	}
 }
 
 // rebuild makes rep and find from every secret. r.mu is held for writing.
 func (r *redactor) rebuild() {
-	r.stale = false
+	r.pending = r.pending[:0]
 	all := make([]string, 0, len(r.secrets))
 	for s := range r.secrets {
 		all = append(all, s)
@@ -253,11 +254,19 @@ func (r *redactor) addParam(name string) {
 // text replaces every known secret value in s, and the values of secret
 // query parameters in the links s holds.
 func (r *redactor) text(s string) string {
-	r.fresh()
 	r.mu.RLock()
 	rep, find := r.rep, r.find
 	s = r.textParams(s)
+	stale := slices.ContainsFunc(r.pending, func(f string) bool { return strings.Contains(s, f) })
 	r.mu.RUnlock()
+	if stale {
+		// A secret added since rep was built is in s: rep must know it
+		// (a longer one may hold a shorter one rep knows).
+		r.fresh()
+		r.mu.RLock()
+		rep, find = r.rep, r.find
+		r.mu.RUnlock()
+	}
 	// Replace changes only a text that holds one of its strings.
 	if rep == nil || !find.in(s) {
 		return s
