@@ -45,7 +45,14 @@ func usesSecret(f *spec.File, t *spec.Tmpl) bool {
 // template reads a secret input (see usesSecret): whole and after its
 // scheme word, as fetch does for the http block's headers.
 func (r *Runner) secretHeader(t *spec.Tmpl, v string) {
-	if r.opts.Pool == nil || !usesSecret(r.f, t) {
+	if r.opts.Pool == nil {
+		return
+	}
+	secret, ok := r.secretTmpls.Load(t)
+	if !ok {
+		secret, _ = r.secretTmpls.LoadOrStore(t, usesSecret(r.f, t))
+	}
+	if !secret.(bool) {
 		return
 	}
 	vals := []string{v}

@@ -71,14 +71,18 @@ type Options struct {
 
 // Runner runs one spec.
 type Runner struct {
-	f       *spec.File
-	opts    Options
-	log     *slog.Logger
-	streams map[string]*stream
-	order   []*stream
-	stats   *Stats
-	targets *targets
-	lookups *lookups
+	// secretTmpls holds, for each request header template met, whether
+	// it reads a secret input (usesSecret): searched once a template, not
+	// once a request.
+	secretTmpls sync.Map // *spec.Tmpl -> bool
+	f           *spec.File
+	opts        Options
+	log         *slog.Logger
+	streams     map[string]*stream
+	order       []*stream
+	stats       *Stats
+	targets     *targets
+	lookups     *lookups
 	// exprReadsLookups: some stream's own programs read a lookup, so the
 	// lookups are also kept normalized for expr.
 	exprReadsLookups bool
