@@ -290,17 +290,19 @@ func mapEntity(ctx context.Context, e *spec.Entity, rec any, vars []any) (map[st
 	if sel != true {
 		return nil, false, nil
 	}
-	one := func(name string, q *spec.JQ) (any, error) {
+	// The field's name is joined only for an error: joined ahead, it
+	// cost two allocations an entity for every property and relation.
+	one := func(section, name string, q *spec.JQ) (any, error) {
 		if q.Code() == nil {
 			return nil, nil
 		}
 		v, _, err := q.Code().First(ctx, rec, vars...)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, fmt.Errorf("%s%s: %w", section, name, err)
 		}
 		return v, nil
 	}
-	id, err := one("identifier", &e.Identifier)
+	id, err := one("", "identifier", &e.Identifier)
 	if err != nil {
 		return nil, false, err
 	}
@@ -316,7 +318,7 @@ func mapEntity(ctx context.Context, e *spec.Entity, rec any, vars []any) (map[st
 		if f.q.Code() == nil {
 			continue
 		}
-		v, err := one(f.name, f.q)
+		v, err := one("", f.name, f.q)
 		if err != nil {
 			return nil, false, err
 		}
@@ -325,7 +327,7 @@ func mapEntity(ctx context.Context, e *spec.Entity, rec any, vars []any) (map[st
 	props := make(map[string]any, len(e.Properties.Items))
 	for i := range e.Properties.Items {
 		it := &e.Properties.Items[i]
-		v, err := one("properties."+it.Key, &it.Value)
+		v, err := one("properties.", it.Key, &it.Value)
 		if err != nil {
 			return nil, false, err
 		}
@@ -334,7 +336,7 @@ func mapEntity(ctx context.Context, e *spec.Entity, rec any, vars []any) (map[st
 	rels := make(map[string]any, len(e.Relations.Items))
 	for i := range e.Relations.Items {
 		it := &e.Relations.Items[i]
-		v, err := one("relations."+it.Key, &it.Value)
+		v, err := one("relations.", it.Key, &it.Value)
 		if err != nil {
 			return nil, false, err
 		}
