@@ -26,10 +26,25 @@ type JQFacts struct {
 	// Dollar is the offset of the first "${" in the program: jq keeps it as
 	// text, it is not a template; -1 when there is none.
 	Dollar int
-	// Filters: the program calls select or empty (the functions, not a
-	// field, variable or string of that name), so it may drop an input.
+	// Filters: the program may drop an input: it calls select, empty or
+	// a builtin made of them (values, objects, limit...), or suppresses
+	// errors (try, ?). A field, variable or string of those names is none.
 	Filters bool
+	// Expands: the program may give more than one output for one item of
+	// a list: it iterates twice or more (.a[].b[], [.a[]] | .[]), joins
+	// outputs with a comma, or recurses (.., recurse, range...). Told from
+	// the syntax, so a collected iteration ([.a[]]) counts too.
+	Expands bool
 }
+
+// filterFuncs and expandFuncs are the builtins that may drop an input or
+// give several outputs for one.
+var (
+	filterFuncs = []string{"select", "empty", "values", "nulls", "booleans", "numbers", "strings",
+		"arrays", "objects", "iterables", "scalars", "limit", "first"}
+	expandFuncs = []string{"recurse", "range", "splits", "scan", "match", "capture", "paths",
+		"leaf_paths", "tostream", "repeat", "while", "combinations"}
+)
 
 // InspectJQ returns the facts of a jq program; a program that does not
 // parse has none.
@@ -59,37 +74,55 @@ func InspectJQ(src string) JQFacts {
 	if hasAssign(q) {
 		facts.Assign = loneEquals(src)
 	}
-	facts.Filters = callsAny(reflect.ValueOf(q), "select", "empty")
+	var w shapeWalk
+	w.walk(reflect.ValueOf(q))
+	facts.Filters, facts.Expands = w.filters, w.expands || w.iterations >= 2
 	return facts
 }
 
-// callsAny reports a call of one of names anywhere in the parsed program
-// v (a gojq syntax tree, walked by reflection: a call may sit in any of
-// its node kinds).
-func callsAny(v reflect.Value, names ...string) bool {
+// shapeWalk gathers, over a parsed program (a gojq syntax tree, walked
+// by reflection: a node may sit in any of its node kinds), what tells
+// whether it may drop or multiply its inputs.
+type shapeWalk struct {
+	iterations       int
+	filters, expands bool
+}
+
+func (w *shapeWalk) walk(v reflect.Value) {
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
-			return false
+			return
 		}
-		if f, ok := v.Interface().(*gojq.Func); ok && slices.Contains(names, f.Name) {
-			return true
+		switch x := v.Interface().(type) {
+		case *gojq.Func:
+			// first and limit filter with a generator argument; bare
+			// first is .[0].
+			w.filters = w.filters || slices.Contains(filterFuncs, x.Name) && (len(x.Args) > 0 || x.Name != "first")
+			w.expands = w.expands || slices.Contains(expandFuncs, x.Name)
+		case *gojq.Suffix:
+			if x.Iter {
+				w.iterations++
+			}
+			w.filters = w.filters || x.Optional
+		case *gojq.Term:
+			w.filters = w.filters || x.Type == gojq.TermTypeTry
+			w.expands = w.expands || x.Type == gojq.TermTypeRecurse
+		case *gojq.Query:
+			w.expands = w.expands || x.Op == gojq.OpComma
 		}
-		return callsAny(v.Elem(), names...)
+		w.walk(v.Elem())
 	case reflect.Struct:
 		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() && callsAny(v.Field(i), names...) {
-				return true
+			if v.Type().Field(i).IsExported() {
+				w.walk(v.Field(i))
 			}
 		}
 	case reflect.Slice:
 		for i := range v.Len() {
-			if callsAny(v.Index(i), names...) {
-				return true
-			}
+			w.walk(v.Index(i))
 		}
 	}
-	return false
 }
 
 // lastStage follows a program's pipes (and parentheses) to the query whose

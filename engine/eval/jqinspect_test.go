@@ -53,3 +53,38 @@ func TestInspectJQ(t *testing.T) {
 		}
 	}
 }
+
+// TestInspectJQShape: what may drop an input (Filters) or multiply one
+// (Expands), told from the syntax: the functions, not a field, variable
+// or string of their names.
+func TestInspectJQShape(t *testing.T) {
+	for _, tc := range []struct {
+		src              string
+		filters, expands bool
+	}{
+		{src: ".data[]"},
+		{src: ".data | map(.x) | .[]"},
+		{src: ".data as $d | $d[]"},
+		{src: `.data[] | {id, blank: .empty, selected: ."select", kind: "empty", r: ."recurse"}`},
+		{src: ".data[] | .tags | first"},
+		{src: ".data[] | select(.x)", filters: true},
+		{src: ".data[] | .x // empty", filters: true},
+		{src: ".data | .[] | values", filters: true},
+		{src: ".data | .[] | objects", filters: true},
+		{src: "first(.data[])", filters: true},
+		{src: ".data | .[]?", filters: true},
+		{src: ".data[] | try (.x | tonumber)", filters: true},
+		{src: ".data[].tags[]", expands: true},
+		{src: ".data | map(.tags[]) | .[]", expands: true},
+		{src: "[.data[] | .x] | .[]", expands: true},
+		{src: "(.data, .included) | .[]", expands: true},
+		{src: ".data | ..", expands: true},
+		{src: ".data[] | recurse(.children[]?)", filters: true, expands: true},
+		{src: ".data | range(length) as $i | .[$i]", expands: true},
+	} {
+		f := InspectJQ(tc.src)
+		if f.Filters != tc.filters || f.Expands != tc.expands {
+			t.Errorf("InspectJQ(%q): Filters %v, Expands %v; want %v, %v", tc.src, f.Filters, f.Expands, tc.filters, tc.expands)
+		}
+	}
+}

@@ -461,11 +461,11 @@ var (
 )
 
 // warnUncountedList warns of page or offset paging over a records
-// program that filters (select, empty) and whose list ferry cannot find
-// (see decode.ListPath): a page is
-// then as long as its records, so a page the program filters to nothing
-// ends the chain with the pages after it unread, and an offset moves by
-// the records, not by the items the server listed. Page paging with
+// program that may filter or expand (eval.JQFacts) and whose list ferry
+// cannot find (see decode.ListPath): a page is then as long as its
+// records, so a page that gives none ends the chain with the pages after
+// it unread, and an offset moves by the records, not by the items the
+// server listed. Page paging with
 // total_pages reads on past an empty page; NDJSON and CSV count their
 // lines and rows.
 func (p *parser) warnUncountedList(s *Stream, path string) {
@@ -479,15 +479,18 @@ func (p *parser) warnUncountedList(s *Stream, path string) {
 	var why string
 	switch {
 	case pg.Type.V == "offset":
-		why = "the offset moves by the records, not by the items the server listed (a filter asks for items again, an expansion skips them), and a page filtered to nothing ends paging"
+		why = "the offset moves by the records, not by the items the server listed (a filter asks for items again, an expansion skips them), and a page that gives no records ends paging"
 	case pg.Type.V == "page" && !pg.TotalPages.Set:
-		why = "a page filtered to nothing ends paging, the pages after it unread"
+		why = "a page that gives no records (all filtered out, or none to expand) ends paging, the pages after it unread"
 	default:
 		return
 	}
 	list, ok := decode.ListPath(s.Records.V)
 	xml := s.Format() == FormatXML
-	if ok && (!xml || len(list) >= 2) || !eval.InspectJQ(s.Records.V).Filters {
+	if ok && (!xml || len(list) >= 2) {
+		return
+	}
+	if facts := eval.InspectJQ(s.Records.V); !facts.Filters && !facts.Expands {
 		return
 	}
 	how := "write it as .a.b[] | f (or .a.b[]? | f, or (.a.b // [])[] | f)"
