@@ -195,10 +195,23 @@ func (t *Template) EmptyPart() (off int, ok bool) {
 // Render evaluates the template with env (see [Expr.Eval]): the raw value for
 // a template that is a single `${ … }`, a string otherwise.
 func (t *Template) Render(env map[string]any) (any, error) {
+	return t.RenderEach(env, nil)
+}
+
+// RenderEach is Render, and calls each (when not nil) with the index and
+// the text of every expression part, in order: a caller can tell a part's
+// value from the literal text around it (to treat a part that reads a
+// secret as one). A single `${ … }` gives its value formatted as in a
+// longer template.
+func (t *Template) RenderEach(env map[string]any, each func(i int, text string)) (any, error) {
 	if t.raw {
-		return t.evalPart(t.parts[0].expr, normalizeEnv(env))
+		v, err := t.evalPart(t.parts[0].expr, normalizeEnv(env))
+		if err == nil && each != nil {
+			each(0, formatScalar(v))
+		}
+		return v, err
 	}
-	return t.render(env, nil)
+	return t.renderChecked(env, nil, false, each)
 }
 
 // RenderString evaluates the template and returns it as a string; a single
@@ -219,19 +232,26 @@ func (t *Template) RenderEscaped(env map[string]any, escape func(string) string)
 // null or "" is an error, because it would send the request to another
 // resource ("/apps/a/envs//resources") instead of failing.
 func (t *Template) RenderPath(env map[string]any) (string, error) {
-	return t.renderChecked(env, pathEscape, true)
+	return t.renderChecked(env, pathEscape, true, nil)
+}
+
+// RenderPathEach is RenderPath, and calls each as RenderEach does, with
+// the text of a part before it is escaped.
+func (t *Template) RenderPathEach(env map[string]any, each func(i int, text string)) (string, error) {
+	return t.renderChecked(env, pathEscape, true, each)
 }
 
 func (t *Template) render(env map[string]any, escape func(string) string) (string, error) {
-	return t.renderChecked(env, escape, false)
+	return t.renderChecked(env, escape, false, nil)
 }
 
-func (t *Template) renderChecked(env map[string]any, escape func(string) string, nonEmpty bool) (string, error) {
+func (t *Template) renderChecked(env map[string]any, escape func(string) string, nonEmpty bool, each func(int, string)) (string, error) {
 	if len(t.parts) == 1 && t.parts[0].expr == nil {
 		return t.parts[0].lit, nil
 	}
 	env = normalizeEnv(env)
 	var b strings.Builder
+	i := 0
 	for _, p := range t.parts {
 		if p.expr == nil {
 			b.WriteString(p.lit)
@@ -242,6 +262,10 @@ func (t *Template) renderChecked(env map[string]any, escape func(string) string,
 			return "", err
 		}
 		s := formatScalar(v)
+		if each != nil {
+			each(i, s)
+		}
+		i++
 		if nonEmpty && s == "" {
 			what := "empty"
 			if v == nil {

@@ -89,6 +89,37 @@ func TestTemplateRenderEscaped(t *testing.T) {
 	}
 }
 
+// RenderEach and RenderPathEach give each expression part's text, before
+// any escaping, with its index among the parts (not the literal text's),
+// and render as Render and RenderPath do.
+func TestTemplateRenderEach(t *testing.T) {
+	type part struct {
+		i    int
+		text string
+	}
+	tm, err := CompileTemplate("/apps/$${x}/${ parent.id }/n/${ parent.n }", testScope())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []part
+	each := func(i int, s string) { got = append(got, part{i, s}) }
+	path, err := tm.RenderPathEach(templateEnv(t), each)
+	if want := []part{{0, "a/b"}, {1, "42"}}; err != nil || path != "/apps/${x}/a%2Fb/n/42" || !cmp.Equal(got, want, cmp.AllowUnexported(part{})) {
+		t.Errorf("RenderPathEach = %q, %v, parts %v; want parts %v", path, err, got, want)
+	}
+	raw, err := CompileTemplate("${ parent.n }", testScope())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	v, err := raw.RenderEach(templateEnv(t), each)
+	if want := []part{{0, "42"}}; err != nil || isString(v) || FormatScalar(v) != "42" || !cmp.Equal(got, want, cmp.AllowUnexported(part{})) {
+		t.Errorf("RenderEach = %#v, %v, parts %v; want the raw value and parts %v", v, err, got, want)
+	}
+}
+
+func isString(v any) bool { _, ok := v.(string); return ok }
+
 // TestTemplateRenderPath: a path part that is null or empty fails instead
 // of sending the request to another resource ("/apps//envs").
 func TestTemplateRenderPath(t *testing.T) {
