@@ -3,16 +3,20 @@ package engine_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ferry-etl/ferry/engine"
+	"github.com/ferry-etl/ferry/engine/fetch"
 )
 
 // A destination URL's credentials never reach a message, in any form
@@ -220,6 +224,183 @@ tables:
 	for where, text := range map[string]string{"stdout": out.String(), "logs": logs.String(), "error": runErr.Error()} {
 		if strings.Contains(text, derived) || strings.Contains(text, key) {
 			t.Errorf("%s shows the credential:\n%s", where, text)
+		}
+	}
+}
+
+// A secret input transformed by a template into a path segment, a query
+// parameter, a URL's query or a JSON body field is a credential too: the
+// rendered value (only the field's, not the whole body's) is redacted
+// from stdout, the logs, the cassette and the run's error.
+func TestDerivedRequestPartsRedacted(t *testing.T) {
+	const key = "dk-8u7y6t5r4e3w"
+	inPath := strings.ToUpper(key)
+	inQuery := base64.StdEncoding.EncodeToString([]byte(key))
+	inBody := base64.StdEncoding.EncodeToString([]byte("mee:" + key))
+	inURL := base64.StdEncoding.EncodeToString([]byte("u@" + key))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/other" {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintf(w, `{"error":"bad token %s"}`, r.URL.Query().Get("token"))
+			return
+		}
+		var body map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, `[{"id": "a", "p": %q, "q": %q, "b": %q, "u": %q, "has": %v}]`, r.URL.Path, r.URL.Query().Get("h"), body["auth"], body["user"], body["has"])
+	}))
+	defer srv.Close()
+	derived := map[string]string{"key": key, "path": inPath, "query": inQuery, "body": inBody, "url": inURL}
+	for a, x := range derived {
+		for b, y := range derived {
+			if a != b && strings.Contains(x, y) {
+				// Redacting one would hide the other: each check proves nothing.
+				t.Fatalf("the %s's value holds the %s's", a, b)
+			}
+		}
+	}
+	dir := t.TempDir()
+	f := writeSpec(t, dir, "s.yaml", `version: 1
+name: s
+config:
+  url: {required: true}
+  user: {required: true}
+  key: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+streams:
+  items:
+    request:
+      method: POST
+      path: /items/${ upper(config.key) }
+      query: {h: "${ toBase64(config.key) }"}
+      body: {auth: "${ toBase64(config.user + ':' + config.key) }", user: "${ config.user }-user", has: "${ config.key != '' }"}
+  other:
+    request:
+      url: "${ config.url }/other?token=${ toBase64('u@' + config.key) }"
+tables:
+  items: {from: items}
+  other: {from: other}
+`)
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": srv.URL, "user": "mee", "key": key}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, logs bytes.Buffer
+	rec := filepath.Join(dir, "cassette")
+	_, runErr := engine.Run(t.Context(), f, cfg, engine.RunOptions{DryRun: true, Stdout: &out, StateFile: filepath.Join(dir, "state.json"),
+		Record: rec, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if runErr == nil || !strings.Contains(runErr.Error(), "bad token") {
+		t.Fatalf("run error = %v, want the 401", runErr)
+	}
+	if !strings.Contains(out.String(), `"u":"mee-user"`) {
+		t.Errorf("stdout lacks the body's other field (the whole body was redacted?):\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), `"has":true`) {
+		// A boolean is one bit of a secret: redacting "true" would garble
+		// every message.
+		t.Errorf("stdout lacks a boolean read from the secret:\n%s", out.String())
+	}
+	var cassette strings.Builder
+	files, _ := os.ReadDir(rec)
+	for _, e := range files {
+		b, _ := os.ReadFile(filepath.Join(rec, e.Name()))
+		cassette.Write(b)
+	}
+	for where, x := range map[string]struct{ text, mark string }{
+		"stdout": {out.String(), fetch.Redacted}, "logs": {logs.String(), fetch.Redacted},
+		"cassette": {cassette.String(), "<secret>"}, "error": {runErr.Error(), fetch.Redacted},
+	} {
+		for what, v := range derived {
+			if strings.Contains(x.text, v) || strings.Contains(x.text, url.QueryEscape(v)) {
+				t.Errorf("%s shows the %s's derived credential:\n%s", where, what, x.text)
+			}
+		}
+		if !strings.Contains(x.text, x.mark) {
+			t.Errorf("%s lacks the mark %s:\n%s", where, x.mark, x.text)
+		}
+	}
+}
+
+// A text body's and an export's download path's parts built from a secret
+// input are credentials: only those parts, not the text around them.
+func TestDerivedTextBodyAndDownloadRedacted(t *testing.T) {
+	const key = "tk-1q2w3e4r5t6y7"
+	inBody := base64.StdEncoding.EncodeToString([]byte(key))
+	inDownload := strings.ToUpper(key)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		switch {
+		case r.URL.Path == "/search":
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"error":"bad query %s"}`, b)
+		case r.URL.Path == "/exports":
+			fmt.Fprint(w, `{"id":"j1"}`)
+		case r.URL.Path == "/exports/j1":
+			fmt.Fprint(w, `{"status":"done"}`)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintf(w, `{"error":"no file %s"}`, r.URL.Path)
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	f := writeSpec(t, dir, "s.yaml", `version: 1
+name: s
+config:
+  url: {required: true}
+  user: {required: true}
+  key: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+streams:
+  search:
+    request:
+      method: POST
+      path: /search
+      body_format: text
+      body: "user=${ config.user }&h=${ toBase64(config.key) }&on=${ config.key != '' }"
+  export:
+    async:
+      create: {path: /exports, body: {x: 1}, id: .id}
+      poll: {path: "/exports/${ job.id }", done: .status == "done", every: 1s, timeout: 5s}
+      download: {path: "/files/${ job.id }/${ upper(config.key) }"}
+tables:
+  search: {from: search}
+  export: {from: export}
+`)
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": srv.URL, "user": "someone", "key": key}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, logs bytes.Buffer
+	rec := filepath.Join(dir, "cassette")
+	_, runErr := engine.Run(t.Context(), f, cfg, engine.RunOptions{DryRun: true, Stdout: &out, StateFile: filepath.Join(dir, "state.json"),
+		Record: rec, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if runErr == nil || !strings.Contains(runErr.Error(), "bad query") || !strings.Contains(runErr.Error(), "no file") {
+		t.Fatalf("run error = %v, want the 400 and the 404", runErr)
+	}
+	if msg := runErr.Error(); !strings.Contains(msg, "user=someone&h="+fetch.Redacted+"&on=true") || !strings.Contains(msg, "/files/j1/"+fetch.Redacted) {
+		t.Errorf("the error no longer shows the text around the secret parts: %v", runErr)
+	}
+	var cassette strings.Builder
+	files, _ := os.ReadDir(rec)
+	for _, e := range files {
+		b, _ := os.ReadFile(filepath.Join(rec, e.Name()))
+		cassette.Write(b)
+	}
+	for where, x := range map[string]struct{ text, mark string }{
+		"logs": {logs.String(), fetch.Redacted}, "cassette": {cassette.String(), "<secret>"}, "error": {runErr.Error(), fetch.Redacted},
+	} {
+		for what, v := range map[string]string{"key": key, "body": inBody, "download": inDownload} {
+			if strings.Contains(x.text, v) || strings.Contains(x.text, url.QueryEscape(v)) {
+				t.Errorf("%s shows the %s's derived credential:\n%s", where, what, x.text)
+			}
+		}
+		if !strings.Contains(x.text, x.mark) {
+			t.Errorf("%s lacks the mark %s:\n%s", where, x.mark, x.text)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 	"github.com/ferry-etl/ferry/engine/paginate"
@@ -121,7 +122,7 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 			if err != nil {
 				return fmt.Errorf("async.download.headers.%s: %w", it.Key, err)
 			}
-			c.r.secretHeader(&it.Value, v)
+			c.r.secretHeader(it.Value.Template(), v)
 			req.Header.Set(it.Key, v)
 		}
 		if err := c.paged(client, w, start, restore, env, &req, urls[w]); err != nil {
@@ -361,17 +362,17 @@ func (c *chainRun) downloadURLs(answer any) ([]string, error) {
 	env := c.jobEnv()
 	switch {
 	case dl.Path.Template() != nil:
-		u, err := dl.Path.Template().RenderPath(env)
+		u, err := dl.Path.Template().RenderPathEach(env, c.r.secretEach(dl.Path.Template()))
 		if err != nil {
 			return nil, fmt.Errorf("async.download.path: %w", err)
 		}
 		return []string{u}, nil
 	case dl.URL.Template() != nil:
-		u, err := dl.URL.Template().RenderString(env)
+		u, err := dl.URL.Template().RenderEach(env, c.r.secretEach(dl.URL.Template()))
 		if err != nil {
 			return nil, fmt.Errorf("async.download.url: %w", err)
 		}
-		return []string{u}, nil
+		return []string{eval.FormatScalar(u)}, nil
 	}
 	outs, err := dl.URLs.Code().Run(c.ctx, answer, c.vars...)
 	if err != nil {

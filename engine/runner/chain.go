@@ -1720,12 +1720,17 @@ func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, en
 	req := paginate.Request{Query: url.Values{}, Header: http.Header{}}
 	var target string
 	var err error
+	// The parts of a request that a template built from a secret input
+	// are credentials: the pool learns them before the request is sent
+	// or logged (a path segment, a query value, a body field, a header).
 	if t := rq.URL.Template(); t != nil {
-		if target, err = t.RenderString(env); err != nil {
+		v, err := t.RenderEach(env, r.secretEach(t))
+		if err != nil {
 			return req, "", fmt.Errorf("request url %s: %w", rq.URL.V, err)
 		}
+		target = eval.FormatScalar(v)
 	} else if t := rq.Path.Template(); t != nil {
-		if target, err = t.RenderPath(env); err != nil {
+		if target, err = t.RenderPathEach(env, r.secretEach(t)); err != nil {
 			return req, "", fmt.Errorf("request path %s: %w", rq.Path.V, err)
 		}
 	}
@@ -1734,6 +1739,7 @@ func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, en
 		if err != nil {
 			return req, "", fmt.Errorf("request query %s: %w", it.Key, err)
 		}
+		r.secretValue(it.Value.Tree(), v)
 		for _, sv := range queryValues(v) {
 			req.Query.Add(it.Key, sv)
 		}
@@ -1743,7 +1749,7 @@ func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, en
 		if err != nil {
 			return req, "", fmt.Errorf("request header %s: %w", it.Key, err)
 		}
-		r.secretHeader(&it.Value, v)
+		r.secretHeader(it.Value.Template(), v)
 		req.Header.Set(it.Key, v)
 	}
 	switch {
@@ -1755,7 +1761,13 @@ func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, en
 		req.Text = func(paging any) (string, error) {
 			e := maps.Clone(env)
 			e[spec.VarPaging] = pagingText(paging)
-			v, err := spec.RenderValue(tree, e)
+			var v any
+			var err error
+			if t, ok := tree.(*eval.Template); ok {
+				v, err = t.RenderEach(e, r.secretEach(t))
+			} else {
+				v, err = spec.RenderValue(tree, e)
+			}
 			if err != nil {
 				return "", fmt.Errorf("request body: %w", err)
 			}
@@ -1771,6 +1783,7 @@ func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, en
 		if err != nil {
 			return req, "", fmt.Errorf("request body: %w", err)
 		}
+		r.secretValue(rq.Body.Tree(), req.Body)
 	case rq.BodyJQ.Code() != nil:
 		var input any
 		if rn.parent != nil {

@@ -6,53 +6,34 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
 
-// usesSecret reports whether a template reads a secret input: its value
-// is then a credential though it may not hold the secret as it is
-// (toBase64 of it, say).
+// usesSecret reports whether a template reads a secret input (see
+// spec.File.SecretParts): its value is then a credential.
 func usesSecret(f *spec.File, t *spec.Tmpl) bool {
-	if t.Template() == nil {
-		return false
+	return slices.Contains(f.SecretParts(t.Template()), true)
+}
+
+// secretParts is spec.File.SecretParts of a request template, cached.
+func (r *Runner) secretParts(t *eval.Template) []bool {
+	parts, ok := r.secretTmpls.Load(t)
+	if !ok {
+		parts, _ = r.secretTmpls.LoadOrStore(t, r.f.SecretParts(t))
 	}
-	src := t.Template().Source()
-	for _, it := range f.Config.Items {
-		if !it.Value.Secret.V {
-			continue
-		}
-		for _, ref := range []string{"config." + it.Key, `config["` + it.Key + `"]`, `config['` + it.Key + `']`} {
-			for i := strings.Index(src, ref); i >= 0; {
-				end := i + len(ref)
-				if end == len(src) || !isIdentByte(src[end]) {
-					return true
-				}
-				j := strings.Index(src[end:], ref)
-				if j < 0 {
-					break
-				}
-				i = end + j
-			}
-		}
-	}
-	return false
+	return parts.([]bool)
 }
 
 // secretHeader teaches the pool a request header's value when its
-// template reads a secret input (see usesSecret): whole and after its
-// scheme word, as fetch does for the http block's headers.
-func (r *Runner) secretHeader(t *spec.Tmpl, v string) {
-	if r.opts.Pool == nil {
-		return
-	}
-	secret, ok := r.secretTmpls.Load(t)
-	if !ok {
-		secret, _ = r.secretTmpls.LoadOrStore(t, usesSecret(r.f, t))
-	}
-	if !secret.(bool) {
+// template reads a secret input: whole and after its scheme word, as
+// fetch does for the http block's headers.
+func (r *Runner) secretHeader(t *eval.Template, v string) {
+	if r.opts.Pool == nil || !slices.Contains(r.secretParts(t), true) {
 		return
 	}
 	vals := []string{v}
@@ -62,8 +43,73 @@ func (r *Runner) secretHeader(t *spec.Tmpl, v string) {
 	r.opts.Pool.AddSecrets(vals...)
 }
 
-func isIdentByte(c byte) bool {
-	return c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+// secretValue teaches the pool what the templates of a rendered query or
+// body value (tree, as spec.RenderValue rendered it to v) that read a
+// secret input gave: each such template's value, not the text around it
+// (a body's other fields). A value that is a list or a map gives its
+// strings and scalars.
+func (r *Runner) secretValue(tree, v any) {
+	if r.opts.Pool == nil {
+		return
+	}
+	switch x := tree.(type) {
+	case *eval.Template:
+		if slices.Contains(r.secretParts(x), true) {
+			r.opts.Pool.AddSecrets(leafTexts(v, nil)...)
+		}
+	case map[string]any:
+		m, _ := v.(map[string]any)
+		for k, sub := range x {
+			r.secretValue(sub, m[k])
+		}
+	case []any:
+		l, _ := v.([]any)
+		for i, sub := range x {
+			if i < len(l) {
+				r.secretValue(sub, l[i])
+			}
+		}
+	}
+}
+
+// leafTexts appends the strings and formatted numbers in v to out: a
+// boolean is one bit of a secret, and "true" redacted would garble every
+// message.
+func leafTexts(v any, out []string) []string {
+	switch x := v.(type) {
+	case nil, bool:
+	case map[string]any:
+		for _, e := range x {
+			out = leafTexts(e, out)
+		}
+	case []any:
+		for _, e := range x {
+			out = leafTexts(e, out)
+		}
+	default:
+		out = append(out, eval.FormatScalar(x))
+	}
+	return out
+}
+
+// secretEach is the each of eval.Template's RenderEach and RenderPathEach
+// for a path, a URL or a text body: it teaches the pool the value of each
+// part of t that reads a secret input (a path segment, a query value),
+// not the whole text. Nil when no part does.
+func (r *Runner) secretEach(t *eval.Template) func(int, string) {
+	if r.opts.Pool == nil {
+		return nil
+	}
+	parts := r.secretParts(t)
+	if !slices.Contains(parts, true) {
+		return nil
+	}
+	return func(i int, s string) {
+		// A boolean's text is one bit of a secret (see leafTexts).
+		if i < len(parts) && parts[i] && s != "true" && s != "false" {
+			r.opts.Pool.AddSecrets(s)
+		}
+	}
 }
 
 // hostConfig merges the spec's http block with the stream's overrides and

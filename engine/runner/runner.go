@@ -71,10 +71,11 @@ type Options struct {
 
 // Runner runs one spec.
 type Runner struct {
-	// secretTmpls holds, for each request header template met, whether
-	// it reads a secret input (usesSecret): searched once a template, not
+	// secretTmpls holds, for each request template met (a header, a
+	// query or body value, a path or URL), which of its parts read a
+	// secret input (spec.File.SecretParts): parsed once a template, not
 	// once a request.
-	secretTmpls sync.Map // *spec.Tmpl -> bool
+	secretTmpls sync.Map // *eval.Template -> []bool
 	f           *spec.File
 	opts        Options
 	log         *slog.Logger

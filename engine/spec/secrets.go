@@ -5,6 +5,11 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/expr-lang/expr/ast"
+	exprparser "github.com/expr-lang/expr/parser"
+
+	"github.com/ferry-etl/ferry/engine/eval"
 )
 
 // jqConfigRE finds $config in jq: read by name ($config.name,
@@ -61,5 +66,86 @@ func (p *parser) checkSecretOutputs(f *File) {
 		for _, it := range e.Relations.Items {
 			check(it.Value.Str, path+".relations."+it.Key, "to Port")
 		}
+	}
+}
+
+// SecretParts tells, for each ${ } expression of t in order, whether it
+// reads a secret input: its value is then a credential though it may not
+// hold the secret as it is (toBase64 of it, say). Exact where it can be
+// and otherwise erring toward true: a part reads a secret when it names
+// config.NAME (config["NAME"], config?.NAME) of a secret NAME, or config
+// other than by a member's fixed name (config whole, config[k], a let of
+// it), or $env.
+func (f *File) SecretParts(t *eval.Template) []bool {
+	if t == nil {
+		return nil
+	}
+	secret := map[string]bool{}
+	for _, it := range f.Config.Items {
+		if it.Value.Secret.V {
+			secret[it.Key] = true
+		}
+	}
+	exprs := eval.TemplateExprs(t.Source())
+	out := make([]bool, len(exprs))
+	if len(secret) == 0 {
+		return out
+	}
+	for i, src := range exprs {
+		out[i] = exprReadsSecret(src, secret)
+	}
+	return out
+}
+
+// exprReadsSecret reports whether an expr program reads one of the
+// secret config inputs (see SecretParts).
+func exprReadsSecret(src string, secret map[string]bool) bool {
+	tree, err := exprparser.Parse(src)
+	if err != nil {
+		return true // compiled before; in doubt, a secret
+	}
+	v := &secretFinder{secret: secret, named: map[*ast.IdentifierNode]bool{}}
+	ast.Walk(&tree.Node, v)
+	if v.found {
+		return true
+	}
+	for _, id := range v.config {
+		if !v.named[id] {
+			return true
+		}
+	}
+	return false
+}
+
+// secretFinder walks an expr program: config.NAME of a secret NAME is
+// found; every other use of config is one of config, which SecretParts
+// counts as a secret unless it is a member of a name that is not.
+type secretFinder struct {
+	secret map[string]bool
+	found  bool
+	config []*ast.IdentifierNode
+	named  map[*ast.IdentifierNode]bool // config read by a fixed member name
+}
+
+func (v *secretFinder) Visit(n *ast.Node) {
+	switch x := (*n).(type) {
+	case *ast.IdentifierNode:
+		switch x.Value {
+		case VarConfig:
+			v.config = append(v.config, x)
+		case "$env":
+			v.found = true
+		}
+	case *ast.MemberNode:
+		id, ok := x.Node.(*ast.IdentifierNode)
+		if !ok || id.Value != VarConfig {
+			return
+		}
+		prop, ok := x.Property.(*ast.StringNode)
+		if !ok {
+			return // config[k]: counted as config whole
+		}
+		v.named[id] = true
+		v.found = v.found || v.secret[prop.Value]
 	}
 }
