@@ -322,6 +322,14 @@ tables:
 			t.Errorf("%s lacks the mark %s:\n%s", where, x.mark, x.text)
 		}
 	}
+	// The placeholders still match the requests of a replay, which sends
+	// the same derived values (the answers' <secret>, no config value, is
+	// not put back).
+	var replayed bytes.Buffer
+	_, replayErr := engine.Run(t.Context(), f, cfg, engine.RunOptions{DryRun: true, Stdout: &replayed, StateFile: filepath.Join(dir, "state2.json"), Replay: rec})
+	if replayErr == nil || !strings.Contains(replayErr.Error(), "bad token") || !strings.Contains(replayed.String(), `"u":"mee-user"`) {
+		t.Errorf("replay: %v\n%s\nwant the recorded 401 and record", replayErr, replayed.String())
+	}
 }
 
 // A text body's and an export's download path's parts built from a secret
