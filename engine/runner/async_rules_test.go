@@ -247,3 +247,47 @@ func TestAsyncRulesOnCreateAndPollFail(t *testing.T) {
 		})
 	}
 }
+
+// A result file the job listed that answers "no data" by a rule (a 404 read
+// as no records, right for a child list, as GitHub's README rule) is no
+// file without records: the job said it holds the export's results. Read
+// as empty, its records were lost with exit 0, and the cursor moved past
+// them on the later files' records. The chain fails instead, the cursor
+// stays, and the next run asks the same job for the file again.
+func TestAsyncEmptyDownloadFails(t *testing.T) {
+	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
+		{Method: "POST", Path: "/exports", Status: 202, Body: map[string]any{"id": "j1"}},
+		{Path: "/exports/j1", Body: map[string]any{"status": "completed", "files": []any{
+			map[string]any{"url": "/files/1"}, map[string]any{"url": "/files/2"},
+		}}},
+		// The first run's answer is a 404; the second's the file.
+		{Path: "/files/1", RawBody: `{"id":"a","at":"2026-02-01T00:00:00Z"}` + "\n", Faults: []apitest.Fault{{Status: 404, Body: `{"message": "not found"}`}}},
+		{Path: "/files/2", RawBody: `{"id":"b","at":"2026-03-01T00:00:00Z"}` + "\n"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f := mustSpec(t, strings.Replace(asyncRulesSpec, "action: skip", "action: empty", 1))
+	first := newStateful()
+	sum, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}}, first)
+	if err == nil || !strings.Contains(err.Error(), "download 1 of 2: page 1: the export job listed it as a result") {
+		t.Fatalf("first run error = %v, want the first result file's chain failed", err)
+	}
+	if sum.Complete["export"] {
+		t.Error("the stream is complete though a result file the job listed was read as empty")
+	}
+	if cur, ok := first.state["export"+runner.WatermarkSuffix][""]; ok {
+		t.Errorf("cursor saved past a result file read as empty: %s", cur)
+	}
+	again := newStateful()
+	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}, state: first.state}, again); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if got := strings.Join(again.field("exported", "id"), ","); got != "a,b" {
+		t.Errorf("second run rows = %s, want a,b", got)
+	}
+	if n := s.Count("POST", "/exports"); n != 1 {
+		t.Errorf("jobs created = %d, want 1 (the second run resumes the job)", n)
+	}
+}

@@ -967,12 +967,13 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			return nil
 		}
 		resp, empty, retried := pg.resp, pg.empty, pg.retried
-		if empty && page > 1 && serverLinked(s.Paginate) {
+		if empty && (page > 1 && serverLinked(s.Paginate) || page == 1 && c.downloads != nil) {
 			// The server named this page (a next URL or link, a
-			// cursor): there was more. A rule's "no data" here (a 404
-			// read as none, right for a first page) would end the chain
-			// complete with the rest unread. Failed, a resumed run asks
-			// this page again.
+			// cursor, an export job's result file): there was more. A
+			// rule's "no data" here (a 404 read as none, right for a
+			// first page of a list) would end the chain (or the
+			// download) complete with the rest unread. Failed, a
+			// resumed run asks this page again.
 			if !replay {
 				// None of its records went out: the checkpoint is the
 				// page's start, so a resumed run writes what it holds
@@ -982,7 +983,11 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 				mark.Pages = page - 1
 				c.send(item{mark: mark})
 			}
-			return fmt.Errorf("%spage %d: the previous page linked to it, so the rule's \"no data\" would lose the rest of the list: %w", c.windowLabel(w), page, pg.emptyBy)
+			named := "the previous page linked to it"
+			if page == 1 {
+				named = "the export job listed it as a result"
+			}
+			return fmt.Errorf("%spage %d: %s, so the rule's \"no data\" would lose the rest of the list: %w", c.windowLabel(w), page, named, pg.emptyBy)
 		}
 		// The page's records were all released: checkpoints from now on
 		// hold them.
