@@ -2,6 +2,7 @@ package runner_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -289,5 +290,67 @@ func TestAsyncEmptyDownloadFails(t *testing.T) {
 	}
 	if n := s.Count("POST", "/exports"); n != 1 {
 		t.Errorf("jobs created = %d, want 1 (the second run resumes the job)", n)
+	}
+}
+
+// A resumed job whose fresh poll lists its result files in another order
+// (an API listing them from an unordered set) cannot be resumed by
+// position: the file now where the chain stopped may be one it read, and
+// one it never read may be before it. Going on read the first file twice
+// and never the second, with exit 0 and the cursor moved past it. A new
+// job is made and read from its start instead, as for one listing fewer.
+func TestAsyncResumedJobWithReorderedFiles(t *testing.T) {
+	var polls atomic.Int32
+	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
+		{Method: "POST", Path: "/exports", Status: 202, Body: map[string]any{"id": "j1"}},
+		{Path: "/exports/j1", BodyFunc: func(map[string]string) any {
+			n := polls.Add(1)
+			// Presigned links: signed anew at every poll.
+			files := []any{map[string]any{"url": fmt.Sprintf("/files/1?sig=%d", n)}, map[string]any{"url": fmt.Sprintf("/files/2?sig=%d", n)}}
+			if n == 2 {
+				files = []any{files[1], files[0]} // the resumed job's first poll
+			}
+			return map[string]any{"status": "completed", "files": files}
+		}},
+		{Path: "/files/1", RawBody: `{"id":"a","at":"2026-03-01T00:00:00Z"}` + "\n"},
+		// The first run fails here; the second reads it.
+		{Path: "/files/2", RawBody: `{"id":"b","at":"2026-03-02T00:00:00Z"}` + "\n", Faults: []apitest.Fault{{Status: 400}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, again, _ := failThenResume(t, mustSpec(t, asyncRulesSpec), s.URL(), "the second file's 400")
+	if got := strings.Join(again.field("exported", "id"), ","); got != "a,b" {
+		t.Errorf("second run rows = %s, want a new job's a,b", got)
+	}
+	if n := s.Count("POST", "/exports"); n != 2 {
+		t.Errorf("jobs created = %d, want 2", n)
+	}
+}
+
+// A resumed job whose links are signed anew at each poll (the same files
+// in the same order) is resumed: the query is no part of a file's name.
+func TestAsyncResumedJobWithResignedFiles(t *testing.T) {
+	var polls atomic.Int32
+	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
+		{Method: "POST", Path: "/exports", Status: 202, Body: map[string]any{"id": "j1"}},
+		{Path: "/exports/j1", BodyFunc: func(map[string]string) any {
+			n := polls.Add(1)
+			return map[string]any{"status": "completed", "files": []any{map[string]any{"url": fmt.Sprintf("/files/1?sig=%d", n)}, map[string]any{"url": fmt.Sprintf("/files/2?sig=%d", n)}}}
+		}},
+		{Path: "/files/1", RawBody: `{"id":"a","at":"2026-03-01T00:00:00Z"}` + "\n"},
+		{Path: "/files/2", RawBody: `{"id":"b","at":"2026-03-02T00:00:00Z"}` + "\n", Faults: []apitest.Fault{{Status: 400}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, again, _ := failThenResume(t, mustSpec(t, asyncRulesSpec), s.URL(), "the second file's 400")
+	if got := strings.Join(again.field("exported", "id"), ","); got != "b" {
+		t.Errorf("second run rows = %s, want b (resumed after the first file)", got)
+	}
+	if n := s.Count("POST", "/exports"); n != 1 {
+		t.Errorf("jobs created = %d, want 1", n)
 	}
 }
