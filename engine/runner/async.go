@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"net/http"
 	"net/url"
@@ -74,11 +75,20 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 		if urls, err = c.downloadURLs(answer); err != nil {
 			return err
 		}
-		if cp := c.cp; cp != nil && cp.Window >= len(urls) && (cp.Window > 0 || cp.Pages > 0 || cp.Part > 0) {
+		cp := c.cp
+		read := cp != nil && (cp.Window > 0 || cp.Pages > 0 || cp.Part > 0)
+		switch {
+		case read && cp.Window >= len(urls):
 			// The job lists fewer results than the chain had reached: what
 			// the ones it no longer lists held is unknown, and going on
 			// would end the chain without them.
 			r.log.Warn("export job lists fewer results than were read: creating a new one", "stream", s.Name, "parents", c.rn.describe(), "job", c.job.ID, "results", len(urls), "reached", cp.Window+1)
+			c.job = nil
+		case read && cp.Results != "" && cp.Results != resultsDigest(urls, cp.Window):
+			// The results up to where the chain stands are listed otherwise
+			// (another order, another file): going on by position would read
+			// one twice and never one it had not reached.
+			r.log.Warn("export job lists its results otherwise than when they were read: creating a new one", "stream", s.Name, "parents", c.rn.describe(), "job", c.job.ID, "results", len(urls), "reached", cp.Window+1)
 			c.job = nil
 		}
 	}
@@ -397,6 +407,29 @@ func (c *chainRun) downloadURLs(answer any) ([]string, error) {
 		urls = []string{}
 	}
 	return urls, nil
+}
+
+// resultsDigest names an export job's results up to the one at index w
+// (those a chain standing there read, and that one) by their URLs without
+// the query (presigned links are signed anew at every poll, for the same
+// files); "" for none. Results told apart by their query only are not
+// told apart here.
+func resultsDigest(urls []string, w int) string {
+	n := min(w+1, len(urls))
+	if n <= 0 {
+		return ""
+	}
+	h := fnv.New64a()
+	for _, u := range urls[:n] {
+		name := u
+		if p, err := url.Parse(u); err == nil {
+			p.RawQuery, p.ForceQuery, p.Fragment, p.RawFragment = "", false, "", ""
+			name = p.String()
+		}
+		h.Write([]byte(name))
+		h.Write([]byte{0})
+	}
+	return strconv.FormatUint(h.Sum64(), 36)
 }
 
 // retryAfter reads a Retry-After value: seconds or an HTTP date.

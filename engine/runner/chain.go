@@ -1184,7 +1184,7 @@ func (c *chainRun) windowLabel(w int) string {
 func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *pageState {
 	ps := &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo, Up: upCursors(c.rn.parent), Of: digestOf(c.rn.parent), Batch: c.batch,
 		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at, c.retried), Held: c.spanSkipped, Job: c.job,
-		ReplacedRetry: c.replacedRetry, fresh: c.cp == nil && c.checkpointed}
+		ReplacedRetry: c.replacedRetry, Results: resultsDigest(c.downloads, at.window), fresh: c.cp == nil && c.checkpointed}
 	if c.st.replayable || c.replayed() || redo || len(ps.Retry) > 0 {
 		// Only a checkpoint whose pages a resumed run reads again needs
 		// them: the others' would sit in each partition's state, unread.

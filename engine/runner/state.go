@@ -92,6 +92,11 @@ type pageState struct {
 	// Job is an async stream's export job: a resumed run polls it rather
 	// than creating a new one, while it is still valid.
 	Job *jobState `json:"job,omitempty"`
+	// Results names the job's results up to the one the chain stands in
+	// (see resultsDigest): a resumed chain goes on by position, which a
+	// job listing them otherwise since (another order) would make another
+	// file. "" in a checkpoint from before it was saved.
+	Results string `json:"results,omitempty"`
 	// ReplacedRetry are the retry lists of the chain's checkpoints of the
 	// export jobs a new job replaced: what they name may not be in the
 	// append tables, though its partition saved its keys (see failedThen).
