@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -166,6 +167,82 @@ tables:
 	}
 	if got := jobs.Load(); got != 2 {
 		t.Fatalf("jobs made = %d, want 2 (the first gone)", got)
+	}
+	if got, want := fx.query(`SELECT id || '=' || v FROM "nl__events" ORDER BY id`), []string{"a=1", "b=1", "c=2", "d=1"}; !slices.Equal(got, want) {
+		t.Errorf("events = %v, want %v", got, want)
+	}
+	if got, want := fx.query(`SELECT id || '=' || v FROM "nl__events_log" ORDER BY id, v`), []string{"a=1", "b=1", "c=1", "c=2", "d=1"}; !slices.Equal(got, want) {
+		t.Errorf("events_log = %v, want %v (each version once)", got, want)
+	}
+}
+
+// TestFailedExportJobIsReplaced: as above, but by the resumed run the API
+// says the job failed (async.poll.failed): that run fails, and the next
+// one makes a new job and reads its results from the start. That job
+// replaces the failed one's committed results as a job the API no longer
+// knows is replaced: its changed c is written, not refused as a
+// duplicate of the failed job's (on_duplicate: fail), and the append
+// table gets each version once. (The failed job's checkpoint went back to
+// the start, so the new job was taken for the first reading: "primary key
+// c already written by this sync", and the stale c kept.)
+func TestFailedExportJobIsReplaced(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  events:
+    async:
+      create: {path: /exports, id: .id}
+      poll:
+        path: /exports/${ job.id }
+        every: 1ms
+        done: .status == "completed"
+        failed: .status == "failed"
+      download:
+        urls: '[.files[].url]'
+    response: {format: ndjson}
+tables:
+  events: {from: events, primary_key: [id], on_duplicate: fail}
+  events_log: {from: events, mode: append, row: '{id, v}'}
+`, "")
+	var jobs, run atomic.Int32
+	run.Store(1)
+	fx.mu.Lock()
+	fx.routes["/exports"] = func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"id": "j%d"}`, jobs.Add(1))
+	}
+	for _, j := range []string{"j1", "j2"} {
+		fx.routes["/exports/"+j] = func(w http.ResponseWriter, r *http.Request) {
+			if j == "j1" && run.Load() > 1 {
+				fmt.Fprint(w, `{"status": "failed"}`)
+				return
+			}
+			fmt.Fprintf(w, `{"status": "completed", "files": [{"url": "%s/files/%s/1"}, {"url": "%s/files/%s/2"}]}`, fx.api.URL, j, fx.api.URL, j)
+		}
+		fx.routes["/files/"+j+"/1"] = func(w http.ResponseWriter, r *http.Request) {
+			c := "1"
+			if j == "j2" {
+				c = "2" // changed since the first job
+			}
+			fmt.Fprintf(w, "{\"id\": \"a\", \"v\": \"1\"}\n{\"id\": \"b\", \"v\": \"1\"}\n{\"id\": \"c\", \"v\": %q}\n", c)
+		}
+		fx.routes["/files/"+j+"/2"] = func(w http.ResponseWriter, r *http.Request) {
+			if run.Load() == 1 {
+				http.Error(w, "<html>down</html>", http.StatusBadGateway)
+				return
+			}
+			w.Write([]byte(`{"id": "d", "v": "1"}` + "\n"))
+		}
+	}
+	fx.mu.Unlock()
+	_, err := fx.run(engine.RunOptions{})
+	runErrorOf(t, err)
+	run.Store(2)
+	if _, err := fx.run(engine.RunOptions{}); err == nil || !strings.Contains(err.Error(), "export job j1 failed") {
+		t.Fatalf("second run: %v, want the job failed", err)
+	}
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatalf("third run: %v", err)
+	}
+	if got := jobs.Load(); got != 2 {
+		t.Fatalf("jobs made = %d, want 2 (the first failed)", got)
 	}
 	if got, want := fx.query(`SELECT id || '=' || v FROM "nl__events" ORDER BY id`), []string{"a=1", "b=1", "c=2", "d=1"}; !slices.Equal(got, want) {
 		t.Errorf("events = %v, want %v", got, want)
