@@ -359,8 +359,19 @@ func (c *chainRun) jobFailed(body any) error {
 	}
 	c.job = nil
 	c.st.jobs.Delete(c.rn.partition)
-	mark := c.mark(position{0, 0}, paginate.State{}, false, false)
-	mark.Retry = nil
+	var mark *pageState
+	if cp := c.cp; cp != nil && (cp.Window > 0 || cp.Pages > 0 || cp.Part > 0) {
+		// The partition committed results of this job: the checkpoint
+		// keeps where they reached (and their retry list), without the
+		// job, so the next run's new job replaces them (see async) rather
+		// than be taken for a first reading, whose rows they duplicate.
+		kept := *cp
+		kept.Job = nil
+		mark = &kept
+	} else {
+		mark = c.mark(position{0, 0}, paginate.State{}, false, false)
+		mark.Retry = nil
+	}
 	c.send(item{mark: mark})
 	return fmt.Errorf("export job %s failed: %s", id, c.r.opts.Pool.Redact(msg))
 }
