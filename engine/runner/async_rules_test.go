@@ -272,7 +272,7 @@ func TestAsyncEmptyDownloadFails(t *testing.T) {
 	f := mustSpec(t, strings.Replace(asyncRulesSpec, "action: skip", "action: empty", 1))
 	first := newStateful()
 	sum, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}}, first)
-	if err == nil || !strings.Contains(err.Error(), "download 1 of 2: page 1: the export job listed it as a result") {
+	if err == nil || !strings.Contains(err.Error(), "download 1 of 2: page 1: it is a result of the export job, which is done") {
 		t.Fatalf("first run error = %v, want the first result file's chain failed", err)
 	}
 	if sum.Complete["export"] {

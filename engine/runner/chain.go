@@ -983,11 +983,11 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 				mark.Pages = page - 1
 				c.send(item{mark: mark})
 			}
-			named := "the previous page linked to it"
+			why := "the previous page linked to it, so the rule's \"no data\" would lose the rest of the list"
 			if page == 1 {
-				named = "the export job listed it as a result"
+				why = "it is a result of the export job, which is done, so the rule's \"no data\" would lose its records"
 			}
-			return fmt.Errorf("%spage %d: %s, so the rule's \"no data\" would lose the rest of the list: %w", c.windowLabel(w), page, named, pg.emptyBy)
+			return fmt.Errorf("%spage %d: %s: %w", c.windowLabel(w), page, why, pg.emptyBy)
 		}
 		// The page's records were all released: checkpoints from now on
 		// hold them.
