@@ -3,9 +3,14 @@ package runner_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ferry-etl/ferry/engine/apitest"
 	"github.com/ferry-etl/ferry/engine/runner"
@@ -352,5 +357,84 @@ func TestAsyncResumedJobWithResignedFiles(t *testing.T) {
 	}
 	if n := s.Count("POST", "/exports"); n != 1 {
 		t.Errorf("jobs created = %d, want 1", n)
+	}
+}
+
+// A parent listed again with other values (it changed while its list was
+// read: a child added moved its updated_at) has its chains read afresh, as
+// their children may have changed with it. An export job per parent is
+// such a chain: the one made for the parent's first listing answers for
+// the children as they were then, so the second reading makes its own job
+// rather than reading that one again (it did: the child added was never
+// read, and the parent's cursor passes it).
+func TestAsyncParentListedAgainMakesANewJob(t *testing.T) {
+	var jobs atomic.Int32
+	polled := make(chan struct{})
+	var once sync.Once
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/parents" && r.URL.Query().Get("page") == "1":
+			w.Write([]byte(`[{"id": "p1", "v": 1}]`))
+		case r.URL.Path == "/parents" && r.URL.Query().Get("page") == "2":
+			// Listed again, changed, once the first listing's job is
+			// being polled.
+			select {
+			case <-polled:
+			case <-time.After(5 * time.Second):
+			}
+			w.Write([]byte(`[{"id": "p1", "v": 2}]`))
+		case r.URL.Path == "/parents":
+			w.Write([]byte(`[]`))
+		case r.Method == http.MethodPost && r.URL.Path == "/parents/p1/exports":
+			fmt.Fprintf(w, `{"id": "j%d"}`, jobs.Add(1))
+		case strings.HasPrefix(r.URL.Path, "/exports/"):
+			once.Do(func() { close(polled) })
+			j := strings.TrimPrefix(r.URL.Path, "/exports/")
+			fmt.Fprintf(w, `{"status": "done", "files": ["/files/%s"]}`, j)
+		case r.URL.Path == "/files/j1":
+			w.Write([]byte(`{"id": "c1"}` + "\n"))
+		case r.URL.Path == "/files/j2":
+			// The child added since.
+			w.Write([]byte(`{"id": "c1"}` + "\n" + `{"id": "c2"}` + "\n"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer s.Close()
+	f := mustSpec(t, `
+version: 1
+name: t
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+  retry: {attempts: 1}
+streams:
+  folders:
+    request: {path: /parents, query: {page: 1}}
+    paginate: {type: page, param: page}
+  exports:
+    for_each: folders
+    async:
+      create: {path: "/parents/${ parent.id }/exports", id: .id}
+      poll: {path: "/exports/${ job.id }", every: 1ms, done: .status == "done"}
+      download: {urls: .files}
+    response: {format: ndjson}
+tables:
+  children: {from: exports, primary_key: [id], row: '{id, v: $parent.v}'}
+`)
+	out := newStateful()
+	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL}}, out); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if n := jobs.Load(); n != 2 {
+		t.Errorf("jobs created = %d, want 2 (one for each listing of the parent)", n)
+	}
+	var got []string
+	for _, r := range out.rows["children"] {
+		got = append(got, fmt.Sprint(r["id"], "@", r["v"]))
+	}
+	if !slices.Contains(got, "c2@2") {
+		t.Errorf("children = %v, want c2 (added since the first listing) under the parent's second version", got)
 	}
 }
