@@ -144,10 +144,15 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 
 // savedJob is the job of the chain's checkpoint, or the one created for
 // the same chain earlier in this run (a parent read again in a later stage
-// polls its job rather than creating another).
+// polls its job rather than creating another). Not for a parent listed
+// again with other values in this stage (see chainOnce): the job made for
+// its earlier version answers for the children as they were then.
 func (c *chainRun) savedJob() *jobState {
 	if c.cp != nil && c.cp.Job != nil {
 		return c.cp.Job
+	}
+	if c.rn.again > 0 && !c.restarted {
+		return nil
 	}
 	if j, ok := c.st.jobs.Load(c.rn.partition); ok {
 		return j.(*jobState)
