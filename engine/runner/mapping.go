@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-etl/ferry/engine/internal/jsonv"
 	"github.com/ferry-etl/ferry/engine/sink"
+	"github.com/ferry-etl/ferry/engine/sink/table"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
 
@@ -201,7 +202,7 @@ func primaryKey(t *spec.Table, row map[string]any) (string, error) {
 		if !ok || v == nil {
 			return "", fmt.Errorf("row has no value for primary key column %q", k.V)
 		}
-		vals[i] = keyText(v)
+		vals[i] = keyText(storedKey(t, k.V, v))
 	}
 	var b []byte
 	var err error
@@ -214,6 +215,24 @@ func primaryKey(t *spec.Table, row map[string]any) (string, error) {
 		return "", fmt.Errorf("primary key: %w", err)
 	}
 	return string(b), nil
+}
+
+// storedKey is the value of key column col as the table stores it when
+// the spec declares the column's type (see table.StoredValue): the
+// database tells rows apart by that, not by the form the record gave (a
+// time in another zone, a DOUBLE as "2.0" or 2), so the duplicate check
+// must too, or one record's row replaces another's with no word. A
+// column of no declared type, a JSON one, or a value the column does not
+// take as it is (it widens and stores the value as given) keeps v.
+func storedKey(t *spec.Table, col string, v any) any {
+	typ := t.Columns.Get(col)
+	if typ == nil {
+		return v
+	}
+	if s, ok := table.StoredValue(typ.V, v); ok {
+		return s
+	}
+	return v
 }
 
 // keyText is a scalar key value as text: 1 and "1" (true and "true") are

@@ -592,3 +592,36 @@ func (c *conv) value(t colType, v any) any {
 	}
 	return s
 }
+
+// StoredValue is v as a column declared typ (a spec type: "UTC_DATETIME",
+// "DOUBLE", …) stores it, for telling which values are one key: a time as
+// its UTC instant to the microsecond (text); a number as a json.Number:
+// an INT's or LONG's integer, a DOUBLE's float in its shortest form, a
+// DECIMAL's literal (whose value the column compares; "2.0" gives 2.0); a
+// STRING as its text (a number as its literal, so 2.0 and 2 stay apart),
+// a BOOLEAN as "true" or "false". ok is false when Write would not store
+// v converted: a JSON or unknown type, or a value that does not fit typ,
+// or a time past the microsecond, for which the column widens to STRING
+// and keeps the value as given (see plan).
+func StoredValue(typ string, v any) (stored any, ok bool) {
+	t, ok := parseType(typ)
+	if !ok || t == typeJSON || v == nil || !fits(t, v) || t == typeDatetime && subMicros(v) {
+		return nil, false
+	}
+	k, num := classify(v)
+	switch t {
+	case typeDouble:
+		// Stored as a float: two literals of one float are one value,
+		// and so are -0 and 0.
+		f, _ := toFloat(v, k, num)
+		if f == 0 {
+			f = 0
+		}
+		return json.Number(formatFloat(f, 64)), true
+	case typeInt, typeLong, typeDecimal:
+		s, _ := (&conv{text: true}).value(t, v).(string)
+		return json.Number(s), true
+	}
+	s, _ := (&conv{text: true}).value(t, v).(string)
+	return s, true
+}

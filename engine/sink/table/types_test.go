@@ -212,3 +212,67 @@ func FuzzAppendJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestStoredValue: the forms a column of the declared type stores as one
+// value give one StoredValue (the runner's duplicate check keys on it);
+// a STRING keeps its text, and a value the column does not take as it is
+// (it widens and keeps the value as given), or a time past the
+// microsecond (a key column widens to STRING for it), gives none.
+func TestStoredValue(t *testing.T) {
+	tests := []struct {
+		typ  string
+		a, b any
+	}{
+		{"UTC_DATETIME", "2024-01-01T00:00:00Z", "2024-01-01T01:00:00+01:00"},
+		{"utc_datetime", "2024-01-01 00:00:00.5", "2024-01-01T02:00:00.500000+02:00"},
+		{"DOUBLE", "2.0", n("2")},
+		{"DOUBLE", n("-0"), 0.0},
+		{"DOUBLE", n("25e-1"), "2.50"},
+		{"INT", "2", n("2.0")},
+		{"LONG", n("1e3"), 1000},
+		{"DECIMAL", "2.50", n("2.50")},
+		{"BOOLEAN", true, "true"},
+		{"STRING", "2", n("2")},
+		{"NAIVE_DATE", "2024-01-01", "2024-01-01"},
+	}
+	for _, tc := range tests {
+		a, aok := StoredValue(tc.typ, tc.a)
+		b, bok := StoredValue(tc.typ, tc.b)
+		if !aok || !bok || a != b {
+			t.Errorf("%s: StoredValue(%#v) = %#v, %v and StoredValue(%#v) = %#v, %v: want one value", tc.typ, tc.a, a, aok, tc.b, b, bok)
+		}
+	}
+	apart := []struct {
+		typ  string
+		a, b any
+	}{
+		{"STRING", "2.0", "2"},
+		{"STRING", n("2.0"), n("2")},
+		{"STRING", "2024-01-01T00:00:00Z", "2024-01-01T01:00:00+01:00"},
+		{"UTC_DATETIME", "2024-01-01T00:00:00.000001Z", "2024-01-01T00:00:00.000002Z"},
+		{"DOUBLE", n("0.1"), n("0.2")},
+	}
+	for _, tc := range apart {
+		a, aok := StoredValue(tc.typ, tc.a)
+		b, bok := StoredValue(tc.typ, tc.b)
+		if !aok || !bok || a == b {
+			t.Errorf("%s: StoredValue(%#v) = %#v, %v and StoredValue(%#v) = %#v, %v: want two values", tc.typ, tc.a, a, aok, tc.b, b, bok)
+		}
+	}
+	for _, tc := range []struct {
+		typ string
+		v   any
+	}{
+		{"JSON", n("1")},
+		{"NOPE", "x"},
+		{"DOUBLE", nil},
+		{"INT", "2.0"},      // INT widens to STRING for it
+		{"DOUBLE", "two"},   // so does DOUBLE
+		{"UTC_DATETIME", 5}, // a number is no time
+		{"UTC_DATETIME", "2024-01-01T00:00:00.0000001Z"},
+	} {
+		if got, ok := StoredValue(tc.typ, tc.v); ok {
+			t.Errorf("%s: StoredValue(%#v) = %#v: want none (the value is stored as given)", tc.typ, tc.v, got)
+		}
+	}
+}

@@ -1,0 +1,129 @@
+package engine_test
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine"
+)
+
+// keyTypeSpec is a table t fed by stream s (the body served at /s), keyed
+// by k of declared type typ, with the on_duplicate mode (none: "").
+func keyTypeSpec(name, typ, mode string) string {
+	dup := ""
+	if mode != "" {
+		dup = ", on_duplicate: " + mode
+	}
+	return strings.Replace(specHead, "\nname: nl\n", "\nname: "+name+"\n", 1) + `streams:
+  s:
+    request: {path: /s}
+tables:
+  t: {from: s, primary_key: [k], row: '{k, a}', columns: {k: ` + typ + `, a: STRING}` + dup + `}
+`
+}
+
+// keyTypeOutcome is what a run of keyTypeSpec tells of two records with
+// keys k1 and k2 (JSON literals), a = "first" and "second": its failures
+// (-1: the run succeeded), its duplicates (count and modes) and the rows
+// t holds (their a).
+type keyTypeOutcome struct {
+	failures int
+	failure  string
+	dups     string
+	rows     []string
+}
+
+func runKeyTypes(t *testing.T, be dupBackend, typ, mode, k1, k2 string) keyTypeOutcome {
+	t.Helper()
+	name, use := be.setup(t)
+	fx := newFixture(t, keyTypeSpec(name, typ, mode), "")
+	query := use(fx)
+	fx.raw("/s", 200, `[{"k": `+k1+`, "a": "first"}, {"k": `+k2+`, "a": "second"}]`)
+	res, err := fx.run(engine.RunOptions{})
+	out := keyTypeOutcome{failures: -1}
+	if err != nil {
+		re := runErrorOf(t, err)
+		out.failures = len(re.Failures)
+		if len(re.Failures) > 0 {
+			out.failure = re.Failures[0].Error()
+		}
+	}
+	var dups []string
+	for _, d := range res.Summary.Duplicates {
+		modes := slices.Sorted(maps.Keys(d.Modes))
+		var ms []string
+		for _, m := range modes {
+			ms = append(ms, fmt.Sprintf("%s=%d", m, d.Modes[m]))
+		}
+		dups = append(dups, fmt.Sprintf("%s %s: %d (%s)", d.Kind, d.Name, d.Count, strings.Join(ms, ",")))
+	}
+	out.dups = strings.Join(dups, "; ")
+	out.rows = query(`SELECT a FROM %t ORDER BY a`)
+	return out
+}
+
+// TestDuplicateKeyInAnotherForm: keys that differ only in form, which a
+// column of the declared type stores as one value (a time in two zones, a
+// number given as a string and as a number), are one row in the table:
+// the duplicate check must see one key, and the run end as it does for two
+// records of the very same key (same failures, same duplicates, same row
+// kept), not with one record overwritten and nothing said.
+func TestDuplicateKeyInAnotherForm(t *testing.T) {
+	cases := []struct{ typ, k1, k2 string }{
+		{"UTC_DATETIME", `"2024-01-01T00:00:00Z"`, `"2024-01-01T01:00:00+01:00"`},
+		{"UTC_DATETIME", `"2024-01-01T00:00:00.5Z"`, `"2024-01-01 00:00:00.500000"`},
+		{"DOUBLE", `"2.0"`, `2`},
+		{"DOUBLE", `2.5`, `"25e-1"`},
+		{"DECIMAL", `"2.0"`, `2`},
+		{"INT", `"2"`, `2.0`},
+		{"LONG", `2`, `"2"`},
+		{"BOOLEAN", `true`, `"true"`},
+	}
+	for _, be := range dupBackends() {
+		for _, mode := range []string{"fail", "warn", ""} {
+			for _, tc := range cases {
+				t.Run(fmt.Sprintf("%s/%s/%s/%s_%s", be.name, mode, tc.typ, tc.k1, tc.k2), func(t *testing.T) {
+					same := runKeyTypes(t, be, tc.typ, mode, tc.k1, tc.k1)
+					if same.dups == "" || len(same.rows) != 1 {
+						t.Fatalf("baseline (one key twice): duplicates %q, rows %v: want one duplicate, one row", same.dups, same.rows)
+					}
+					got := runKeyTypes(t, be, tc.typ, mode, tc.k1, tc.k2)
+					if got.failures != same.failures || got.dups != same.dups || !slices.Equal(got.rows, same.rows) {
+						t.Errorf("keys %s and %s: failures %d (%s), duplicates %q, rows %v; want as for %s twice: failures %d (%s), duplicates %q, rows %v",
+							tc.k1, tc.k2, got.failures, got.failure, got.dups, got.rows, tc.k1, same.failures, same.failure, same.dups, same.rows)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestDistinctStoredKeysNoDuplicates: the reverse. Keys that the table
+// stores as two rows are two keys: a STRING column keeps its text as
+// given ("2.0" and "2", and the numbers 2.0 and 2, which it stores as
+// their literals); an INT column widens to STRING for "2.0", which it
+// cannot hold; a UTC_DATETIME key past the microsecond widens its column
+// to STRING, which keeps each text. No duplicate, no failure, both rows.
+func TestDistinctStoredKeysNoDuplicates(t *testing.T) {
+	cases := []struct{ typ, k1, k2 string }{
+		{"STRING", `"2.0"`, `"2"`},
+		{"STRING", `2.0`, `2`},
+		{"STRING", `"2024-01-01T00:00:00Z"`, `"2024-01-01T01:00:00+01:00"`},
+		{"INT", `"2.0"`, `2`},
+		{"UTC_DATETIME", `"2024-01-01T00:00:00.0000001Z"`, `"2024-01-01T01:00:00.0000001+01:00"`},
+	}
+	for _, be := range dupBackends() {
+		for _, tc := range cases {
+			t.Run(fmt.Sprintf("%s/%s/%s_%s", be.name, tc.typ, tc.k1, tc.k2), func(t *testing.T) {
+				got := runKeyTypes(t, be, tc.typ, "fail", tc.k1, tc.k2)
+				if got.failures != -1 || got.dups != "" || !slices.Equal(got.rows, []string{"first", "second"}) {
+					t.Errorf("keys %s and %s: failures %d (%s), duplicates %q, rows %v; want no failure, no duplicate, both rows",
+						tc.k1, tc.k2, got.failures, got.failure, got.dups, got.rows)
+				}
+			})
+		}
+	}
+}
