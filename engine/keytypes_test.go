@@ -70,7 +70,8 @@ func runKeyTypes(t *testing.T, be dupBackend, typ, mode, k1, k2 string) keyTypeO
 // number given as a string and as a number), are one row in the table:
 // the duplicate check must see one key, and the run end as it does for two
 // records of the very same key (same failures, same duplicates, same row
-// kept), not with one record overwritten and nothing said.
+// kept), under each on_duplicate mode and none, not with one record
+// overwritten and nothing said.
 func TestDuplicateKeyInAnotherForm(t *testing.T) {
 	cases := []struct{ typ, k1, k2 string }{
 		{"UTC_DATETIME", `"2024-01-01T00:00:00Z"`, `"2024-01-01T01:00:00+01:00"`},
@@ -83,7 +84,7 @@ func TestDuplicateKeyInAnotherForm(t *testing.T) {
 		{"BOOLEAN", `true`, `"true"`},
 	}
 	for _, be := range dupBackends() {
-		for _, mode := range []string{"fail", "warn", ""} {
+		for _, mode := range []string{"fail", "warn", "merge", ""} {
 			for _, tc := range cases {
 				t.Run(fmt.Sprintf("%s/%s/%s/%s_%s", be.name, mode, tc.typ, tc.k1, tc.k2), func(t *testing.T) {
 					same := runKeyTypes(t, be, tc.typ, mode, tc.k1, tc.k1)
@@ -125,5 +126,49 @@ func TestDistinctStoredKeysNoDuplicates(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestDuplicateKeyInAnotherFormAcrossResumedRuns: p1's row, keyed by a
+// time given in UTC, is committed by a run that fails on p2; the resumed
+// run reads only p2, whose item gives the same instant in another zone.
+// The key the first run saved is the stored value's, so the resumed run
+// fails p2's row as a duplicate (on_duplicate: fail) and keeps p1's.
+func TestDuplicateKeyInAnotherFormAcrossResumedRuns(t *testing.T) {
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			src := strings.Replace(dupSpec(name, "fail", ""), "columns: {id: STRING,", "columns: {id: UTC_DATETIME,", 1)
+			if !strings.Contains(src, "id: UTC_DATETIME") {
+				t.Fatal("dupSpec declares no id column to retype")
+			}
+			fx := newFixture(t, src, "")
+			query := use(fx)
+			fx.json("/parents", []any{map[string]any{"id": "p1"}, map[string]any{"id": "p2"}})
+			fx.pages("/parents/p1/items", []any{rec("2024-01-01T00:00:00Z", "a1", nil)})
+			fx.pages("/parents/p2/items", []any{rec("2024-01-01T01:00:00+01:00", "a2", nil)}, 0)
+			_, err := fx.run(engine.RunOptions{})
+			runErrorOf(t, err)
+			const rows = `SELECT a FROM %t ORDER BY a`
+			if got := query(rows); !slices.Equal(got, []string{"a1"}) {
+				t.Fatalf("after the failed run, t = %v, want p1's row", got)
+			}
+			fx.pages("/parents/p2/items", []any{rec("2024-01-01T01:00:00+01:00", "a2", nil)})
+			fx.takeRequests()
+			res, err := fx.run(engine.RunOptions{})
+			if got := fx.takeRequests(); slices.Contains(got, "/parents/p1/items") {
+				t.Fatalf("the resumed run read p1's items again (%v): the test needs a run that does not", got)
+			}
+			re := runErrorOf(t, err)
+			if len(re.Failures) != 1 || !strings.Contains(re.Failures[0].Error(), "on_duplicate: fail") {
+				t.Errorf("failures = %v, want p2's row failed as a duplicate", re.Failures)
+			}
+			if len(res.Summary.Duplicates) != 1 || res.Summary.Duplicates[0].Count != 1 {
+				t.Errorf("duplicates = %+v, want t: 1", res.Summary.Duplicates)
+			}
+			if got := query(rows); !slices.Equal(got, []string{"a1"}) {
+				t.Errorf("t = %v, want p1's row kept", got)
+			}
+		})
 	}
 }
