@@ -79,6 +79,7 @@ func TestDuplicateKeyInAnotherForm(t *testing.T) {
 		{"DOUBLE", `"2.0"`, `2`},
 		{"DOUBLE", `2.5`, `"25e-1"`},
 		{"DECIMAL", `"2.0"`, `2`},
+		{"DECIMAL", `1e50`, `10e49`},
 		{"INT", `"2"`, `2.0`},
 		{"LONG", `2`, `"2"`},
 		{"BOOLEAN", `true`, `"true"`},

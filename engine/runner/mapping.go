@@ -221,7 +221,8 @@ func primaryKey(t *spec.Table, row map[string]any) (string, error) {
 // the spec declares the column's type (see table.StoredValue): the
 // database tells rows apart by that, not by the form the record gave (a
 // time in another zone, a DOUBLE as "2.0" or 2), so the duplicate check
-// must too, or one record's row replaces another's with no word. A
+// must too, or one record's row replaces another's with no word; a
+// number as written by its value, however long (numberValue). A
 // column of no declared type, a JSON one, or a value the column does not
 // take as it is (it widens and stores the value as given) keeps v.
 func storedKey(t *spec.Table, col string, v any) any {
@@ -229,10 +230,14 @@ func storedKey(t *spec.Table, col string, v any) any {
 	if typ == nil {
 		return v
 	}
-	if s, ok := table.StoredValue(typ.V, v); ok {
-		return s
+	s, ok := table.StoredValue(typ.V, v)
+	if !ok {
+		return v
 	}
-	return v
+	if n, isNum := s.(json.Number); isNum {
+		return numberValue(string(n))
+	}
+	return s
 }
 
 // keyText is a scalar key value as text: 1 and "1" (true and "true") are
@@ -259,9 +264,17 @@ func keyText(v any) any {
 // must be one key here. An integer is written plainly (1, as "1" is). A
 // number whose plain form would be long (1e400) keeps its text: the table
 // stores it as text too.
-func numberText(s string) string {
+func numberText(s string) string { return writeNumber(s, false) }
+
+// numberValue is numberText for a column declared a number type, which
+// stores every number it takes by its value: a long one too is written by
+// its value, in the shortest scientific form (1e50 and 10e49 are 1e50).
+func numberValue(s string) string { return writeNumber(s, true) }
+
+// writeNumber is numberText, or with long numberValue.
+func writeNumber(s string, long bool) string {
 	const maxZeros = 40
-	if u := strings.TrimPrefix(s, "-"); u != "" && u[0] != '0' && !strings.ContainsAny(u, ".eE") {
+	if u := strings.TrimPrefix(s, "-"); u != "" && u[0] != '0' && !strings.ContainsAny(u, ".eE") && (!long || len(u) <= maxZeros) {
 		return s // an integer as written: the common case
 	}
 	neg := strings.HasPrefix(s, "-")
@@ -285,7 +298,10 @@ func numberText(s string) string {
 	var out string
 	switch {
 	case exp > maxZeros || exp < -len(digits)-maxZeros:
-		return s
+		if !long {
+			return s
+		}
+		out = digits + "e" + strconv.Itoa(exp)
 	case exp >= 0:
 		out = digits + strings.Repeat("0", exp)
 	case -exp < len(digits):

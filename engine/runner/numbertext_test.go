@@ -16,3 +16,16 @@ func TestNumberText(t *testing.T) {
 		}
 	}
 }
+
+// TestNumberValue: in a column declared a number type, a long number is
+// one key in every form too (numberText keeps such a one's text).
+func TestNumberValue(t *testing.T) {
+	for in, want := range map[string]string{
+		"1e50": "1e50", "10e49": "1e50", "100000000000000000000000000000000000000000000000000": "1e50",
+		"-1.50e-60": "-15e-61", "0.15e-59": "15e-61", "2.0": "2", "1e400": "1e400",
+	} {
+		if got := numberValue(in); got != want {
+			t.Errorf("numberValue(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
