@@ -74,7 +74,7 @@ type Decoder struct {
 	json  *jsonStream
 	csv   *csvReader
 	ended bool
-	jv    jsonv.Decoder // NDJSON lines' (their keys shared)
+	jv    jsonv.Decoder // NDJSON lines' or the document's (their keys shared)
 }
 
 // New prepares to decode r. It reads nothing yet but the first bytes:
@@ -238,6 +238,18 @@ func (d *Decoder) Doc() any {
 	return d.doc
 }
 
+// Replaced counts the strings of the values read so far (keys included)
+// that held invalid UTF-8 or a lone surrogate escape, read as U+FFFD: the
+// caller says that they are not written as the source wrote them. CSV
+// and XML count none (CSV keeps the bytes as they are).
+func (d *Decoder) Replaced() int {
+	n := d.jv.Replaced
+	if d.json != nil {
+		n += d.json.jv.Replaced
+	}
+	return n
+}
+
 // Close releases the decompressor. It does not close the body.
 func (d *Decoder) Close() error {
 	if d.gz != nil {
@@ -277,7 +289,7 @@ func (d *Decoder) nextDocument() (any, error) {
 	if in.err != nil && in.err != io.EOF {
 		return nil, in.err
 	}
-	v, err := jsonv.Decode(data)
+	v, err := d.jv.Decode(data)
 	if err != nil {
 		return nil, jsonError(data, err)
 	}
@@ -290,11 +302,14 @@ func jsonError(b []byte, err error) error {
 	offset := -1
 	var syn *json.SyntaxError
 	var vsyn *jsonv.SyntaxError
+	var key *jsonv.KeyError
 	switch {
 	case errors.As(err, &syn):
 		offset = int(syn.Offset)
 	case errors.As(err, &vsyn):
 		offset = vsyn.Offset
+	case errors.As(err, &key):
+		offset = key.Offset
 	}
 	if offset < 0 {
 		return err
@@ -321,7 +336,7 @@ func (d *Decoder) nextLine() (any, error) {
 		d.raw, d.line = b, line
 		v, err := decodeValue(&d.jv, b)
 		if err != nil {
-			return nil, fmt.Errorf("line %d: invalid JSON: %w", line, err)
+			return nil, valueError(line, err)
 		}
 		return v, nil
 	}

@@ -45,6 +45,15 @@ func decodeValue(jv *jsonv.Decoder, text []byte) (any, error) {
 	return nil, err
 }
 
+// valueError names the line of a value decodeValue failed on.
+func valueError(line int, err error) error {
+	var key *jsonv.KeyError
+	if errors.As(err, &key) {
+		return fmt.Errorf("line %d: %w", line, err) // valid JSON, but not one map
+	}
+	return fmt.Errorf("line %d: invalid JSON: %w", line, err)
+}
+
 // jsonStream yields the elements of the array at path (or the values of
 // an object there, in key order as jq does), checking the whole document
 // around them and keeping the captured paths' values.
@@ -232,9 +241,9 @@ func (s *jsonStream) other(level int, key string) error {
 	if err != nil {
 		return err
 	}
-	v, err := jsonv.Decode(raw)
+	v, err := s.jv.Decode(raw)
 	if err != nil {
-		return s.in.syntaxError("%v", err)
+		return valueError(s.in.line, err)
 	}
 	if s.doc == nil {
 		s.doc = map[string]any{}
@@ -306,9 +315,9 @@ func (s *jsonStream) target() error {
 	if err != nil {
 		return err
 	}
-	v, err := jsonv.Decode(raw)
+	v, err := s.jv.Decode(raw)
 	if err != nil {
-		return in.syntaxError("%v", err)
+		return valueError(in.line, err)
 	}
 	obj := v.(map[string]any)
 	for _, k := range slices.Sorted(maps.Keys(obj)) {
@@ -351,7 +360,7 @@ func (s *jsonStream) element() (v any, ok bool, err error) {
 		return nil, false, err
 	}
 	if v, err = decodeValue(&s.jv, s.raw); err != nil {
-		return nil, false, fmt.Errorf("line %d: invalid JSON: %w", s.line, err)
+		return nil, false, valueError(s.line, err)
 	}
 	return v, true, nil
 }
@@ -365,14 +374,17 @@ func (s *jsonStream) element() (v any, ok bool, err error) {
 func (s *jsonStream) inPlace() (v any, ok bool) {
 	in := s.in
 	b := in.buf[in.pos:in.end]
+	replaced := s.jv.Replaced // the element read again counts again
 	v, n, err := s.jv.DecodePrefix(b)
 	if err != nil || n >= len(b) {
+		s.jv.Replaced = replaced
 		return nil, false
 	}
 	switch b[0] {
 	case '{', '[', '"':
 	default:
 		if c := b[n]; c != ',' && c != ']' && c != '}' && !isSpace(c) {
+			s.jv.Replaced = replaced
 			return nil, false
 		}
 	}

@@ -312,6 +312,9 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 		return fmt.Errorf("%s: response is not valid %s: %w", where, kind, err)
 	}
 	defer dec.Close()
+	// Strings read as U+FFFD are counted for the stream, said at the end
+	// of the run: a page that fails halfway released some of them.
+	defer func() { st.stat.replaced(dec.Replaced()) }()
 	skip, want := c.committedPart(at)
 	if c.listedTwice != nil {
 		c.listedTwice.turn()
@@ -342,7 +345,8 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 		}
 		if err != nil {
 			var re *decode.RecordsError
-			if errors.As(err, &re) {
+			var ke *jsonv.KeyError // valid JSON, but two keys read as one
+			if errors.As(err, &re) || errors.As(err, &ke) {
 				return fmt.Errorf("%s: %w", where, err)
 			}
 			return fmt.Errorf("%s: response is not valid %s: %w", where, kind, err)

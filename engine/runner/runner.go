@@ -441,6 +441,14 @@ func (r *Runner) Run(ctx context.Context, out Output) (*Summary, error) {
 	for _, d := range sum.Duplicates {
 		r.log.Warn("duplicate keys", "kind", d.Kind, "name", d.Name, "count", d.Count, "examples", strings.Join(d.Examples, "; "))
 	}
+	for _, s := range sum.Streams {
+		if s.Replaced > 0 {
+			// Once a stream, not once a string: an API that sends such
+			// text sends it often.
+			r.log.Warn("strings of the answers held invalid UTF-8 or a lone surrogate escape: read and written with U+FFFD in their place",
+				"stream", s.Stream, "strings", s.Replaced)
+		}
+	}
 	if err != nil {
 		return sum, redactErr(err, fails.redact)
 	}

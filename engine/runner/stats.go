@@ -18,6 +18,7 @@ type StreamStats struct {
 	chains, chainsDone                   atomic.Int64 // request chains queued, and released to the end
 	done                                 atomic.Bool  // every chain of the stream was released
 	ruleSkips, empties                   atomic.Int64 // requests a response rule skipped, or answered "no data"
+	replacedStrings                      atomic.Int64 // strings of its answers read with U+FFFD in place of invalid UTF-8
 	partialRead                          atomic.Bool  // some chain read only what changed since a saved cursor
 	windowsDone, windowsTotal            atomic.Int64
 	skipReason                           string // set before the run starts: the whole stream is skipped
@@ -48,6 +49,7 @@ func (s *StreamStats) output()            { s.outs.Add(1) }
 func (s *StreamStats) failed()            { s.errors.Add(1) }
 func (s *StreamStats) skipped()           { s.skips.Add(1) }
 func (s *StreamStats) emptied()           { s.empties.Add(1) }
+func (s *StreamStats) replaced(n int)     { s.replacedStrings.Add(int64(n)) }
 func (s *StreamStats) partial()           { s.partialRead.Store(true) }
 func (s *StreamStats) skip(reason string) { s.skipReason = reason }
 func (s *StreamStats) windows(done, total int) {
@@ -70,6 +72,10 @@ type Snapshot struct {
 	// Empty counts answers a response rule read as "no data" (the chain
 	// done, complete); Skipped includes the requests a rule skipped.
 	Empty int64
+	// Replaced counts the strings of its JSON and NDJSON answers (keys
+	// included) that held invalid UTF-8 or a lone surrogate escape, read
+	// with U+FFFD in their place: not written as the source wrote them.
+	Replaced int64
 	// SkipReason is set when the whole stream was not fetched, and says
 	// why (e.g. its `when` is false with this run's config).
 	SkipReason string
@@ -84,7 +90,7 @@ type Snapshot struct {
 
 func (s *StreamStats) snapshot() Snapshot {
 	return Snapshot{Stream: s.Name, Requests: s.requests.Load(), Retries: s.retries.Load(), Pages: s.pages.Load(),
-		Records: s.recs.Load(), Outputs: s.outs.Load(), Errors: s.errors.Load(), Skipped: s.skips.Load(), Empty: s.empties.Load(), SkipReason: s.skipReason,
+		Records: s.recs.Load(), Outputs: s.outs.Load(), Errors: s.errors.Load(), Skipped: s.skips.Load(), Empty: s.empties.Load(), Replaced: s.replacedStrings.Load(), SkipReason: s.skipReason,
 		WindowsDone: s.windowsDone.Load(), WindowsTotal: s.windowsTotal.Load(),
 		Chains: s.chains.Load(), ChainsDone: s.chainsDone.Load(), Done: s.done.Load()}
 }

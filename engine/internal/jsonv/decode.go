@@ -18,6 +18,9 @@ import (
 // lone surrogates in strings as U+FFFD; nesting limited to 10000), in one
 // pass over b: every page of every response goes through here, and the
 // standard decoder copies the body into its own buffer and scans it twice.
+// One difference: two keys of an object that differ in b but are one once
+// read as U+FFFD are a *KeyError, not one key: encoding/json would keep
+// one of the two values without a word.
 func Decode(b []byte) (any, error) {
 	var s Decoder
 	return s.Decode(b)
@@ -34,6 +37,22 @@ type Decoder struct {
 	members []member
 	buf     []byte            // scratch for strings with escapes
 	keys    map[string]string // object keys met, each its own value
+	// mended holds where the keys Replaced counted are in the document,
+	// for the objects being read, innermost last: an object with one
+	// checks that no two of its keys became one (see merged).
+	mended []mendedKey
+
+	// Replaced counts the strings (keys included) read with invalid
+	// UTF-8 or a lone surrogate escape in them, each read as U+FFFD: the
+	// value is then not the source's, which the caller says. Only the
+	// slow path counts, so reading it costs the fast path nothing.
+	Replaced int
+}
+
+// mendedKey is a key Replaced counted: the member it is the key of (an
+// index in members) and the offset of its opening quote.
+type mendedKey struct {
+	member, at int
 }
 
 type member struct {
@@ -77,6 +96,7 @@ func (s *Decoder) DecodePrefix(b []byte) (v any, n int, err error) {
 func (s *Decoder) drop() {
 	clear(s.members)
 	s.members = s.members[:0]
+	s.mended = s.mended[:0]
 }
 
 // The bounds of a Decoder's keys: a document whose objects are keyed by
@@ -108,6 +128,10 @@ type decoder struct {
 	data []byte
 	pos  int
 	s    *Decoder
+	// exact reads invalid UTF-8 and lone surrogates as themselves, each
+	// behind a byte no UTF-8 text holds, not as U+FFFD: two keys are
+	// alike so only when the source wrote them alike (see merged).
+	exact bool
 }
 
 func (d *decoder) space() {
@@ -188,13 +212,18 @@ func (d *decoder) object(depth int) (any, error) {
 		return map[string]any{}, nil
 	}
 	base := len(d.s.members) // an error ends the decoding: drop resets then
+	mbase := len(d.s.mended)
 	for {
 		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 			return nil, d.unexpected("looking for beginning of object key string")
 		}
+		at, replaced := d.pos, d.s.Replaced
 		k, err := d.key()
 		if err != nil {
 			return nil, err
+		}
+		if d.s.Replaced != replaced {
+			d.s.mended = append(d.s.mended, mendedKey{len(d.s.members), at})
 		}
 		d.space()
 		if d.pos >= len(d.data) || d.data[d.pos] != ':' {
@@ -212,6 +241,12 @@ func (d *decoder) object(depth int) (any, error) {
 			return nil, err
 		}
 		if end {
+			if len(d.s.mended) > mbase {
+				if err := d.merged(base, mbase); err != nil {
+					return nil, err
+				}
+				d.s.mended = d.s.mended[:mbase]
+			}
 			m := make(map[string]any, len(d.s.members)-base)
 			for _, e := range d.s.members[base:] {
 				m[e.key] = e.val // in order: the last of a repeated key wins
@@ -221,6 +256,53 @@ func (d *decoder) object(depth int) (any, error) {
 			return m, nil
 		}
 	}
+}
+
+// KeyError is an object with two keys that differ in the document but are
+// one once invalid UTF-8 or lone surrogates are read as U+FFFD: a map
+// would keep one of their values, and the other would be lost. A key the
+// document repeats alike is no error: the last wins, as in jq.
+type KeyError struct {
+	Offset int    // where the replaced one of the two starts
+	Key    string // the key both read as
+}
+
+func (e *KeyError) Error() string {
+	return fmt.Sprintf("key %+q appears twice in one object once invalid UTF-8 and lone surrogates are read as U+FFFD (the document's keys differ): one of its values would be lost", e.Key)
+}
+
+// merged checks the keys of the object whose members start at base, some
+// of them replaced (those of mended[mbase:]): two keys that read alike
+// must be written alike. Rare, so not fast: each replaced key is read
+// again, exactly.
+func (d *decoder) merged(base, mbase int) error {
+	ms := d.s.members[base:]
+	exact := make([]string, len(ms))
+	at := make([]int, len(ms)) // a replaced key's offset, else -1
+	for i, m := range ms {
+		exact[i], at[i] = m.key, -1
+	}
+	for _, mk := range d.s.mended[mbase:] {
+		i := mk.member - base
+		r := decoder{data: d.data, pos: mk.at, s: &Decoder{}, exact: true}
+		var err error
+		if exact[i], err = r.string(); err != nil {
+			return err // read once already: cannot happen
+		}
+		at[i] = mk.at
+	}
+	first := make(map[string]int, len(ms))
+	for i, m := range ms {
+		j, ok := first[m.key]
+		switch {
+		case !ok:
+			first[m.key] = i
+		case exact[i] != exact[j]:
+			// Not both plain (those read exactly): one was replaced.
+			return &KeyError{Offset: max(at[i], at[j]), Key: m.key}
+		}
+	}
+	return nil
 }
 
 // next reads what follows a member of an object or an element of an array:
@@ -353,12 +435,16 @@ func (d *decoder) string() (string, error) {
 // the string began at start.
 func (d *decoder) escaped(start int) (string, error) {
 	b := append(d.s.buf[:0], d.data[start:d.pos]...)
+	replaced := false
 	for d.pos < len(d.data) {
 		c := d.data[d.pos]
 		switch {
 		case c == '"':
 			d.pos++
 			d.s.buf = b
+			if replaced {
+				d.s.Replaced++
+			}
 			return string(b), nil
 		case c < 0x20:
 			return "", d.unexpected("in string literal")
@@ -394,6 +480,7 @@ func (d *decoder) escaped(start int) (string, error) {
 				}
 				if utf16.IsSurrogate(r) {
 					// A pair is one character; a lone half is U+FFFD.
+					lone := r
 					r2 := utf8.RuneError
 					if d.pos+1 < len(d.data) && d.data[d.pos] == '\\' && d.data[d.pos+1] == 'u' {
 						save := d.pos
@@ -408,6 +495,14 @@ func (d *decoder) escaped(start int) (string, error) {
 							return "", d.unexpected("in \\u hexadecimal character escape")
 						}
 					}
+					if r2 == utf8.RuneError {
+						replaced = true
+						if d.exact {
+							// 0xFE, not UTF-8: the half as itself.
+							b = append(b, 0xFE, byte(lone>>8), byte(lone))
+							continue
+						}
+					}
 					r = r2
 				}
 				b = utf8.AppendRune(b, r)
@@ -419,9 +514,13 @@ func (d *decoder) escaped(start int) (string, error) {
 			d.pos++
 		default:
 			r, size := utf8.DecodeRune(d.data[d.pos:])
-			if r == utf8.RuneError && size == 1 {
+			switch {
+			case r == utf8.RuneError && size == 1 && d.exact:
+				b = append(b, 0xFF, c) // 0xFF, not UTF-8: the byte as itself
+			case r == utf8.RuneError && size == 1:
 				b = utf8.AppendRune(b, utf8.RuneError)
-			} else {
+				replaced = true
+			default:
 				b = append(b, d.data[d.pos:d.pos+size]...)
 			}
 			d.pos += size

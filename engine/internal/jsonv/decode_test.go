@@ -3,12 +3,14 @@ package jsonv
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -58,7 +60,11 @@ func checkDecode(t *testing.T, in []byte) {
 	if len(show) > 60 {
 		show = show[:60] + "…"
 	}
+	var ke *KeyError
 	switch {
+	case ok && errors.As(err, &ke) && (!utf8.Valid(in) || bytes.Contains(bytes.ToLower(in), []byte(`\ud`))):
+		// Two keys encoding/json reads as one, only where U+FFFD
+		// replaced something: see TestKeysMergedByReplacement.
 	case ok && err != nil:
 		t.Errorf("Decode(%q): %v; encoding/json accepts it", show, err)
 	case !ok && err == nil:
@@ -251,5 +257,92 @@ func TestDecoderReused(t *testing.T) {
 	}
 	if key(`{"region":1}`) != key(`{"region":2}`) {
 		t.Errorf("two records' key \"region\" are two strings, not one shared")
+	}
+}
+
+// TestDecoderCountsReplaced: Replaced counts the strings, keys included,
+// read with invalid UTF-8 or a lone surrogate escape as U+FFFD, once a
+// string however many places it has; a pair, a valid character or an
+// escaped U+FFFD is no replacement.
+func TestDecoderCountsReplaced(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{
+		{`{"a": "plain", "é": "ünï", "b": "\u00e9 \ud83d\ude00 \ufffd", "c": "�"}`, 0},
+		{"\"a\xffb\"", 1},
+		{"\"\xff\xfe two in one string\"", 1},
+		{`"\ud800"`, 1},
+		{`"\udc00"`, 1},
+		{`"\ud83d\u0041 not a pair"`, 1},
+		{`["\ud800", "\ud800x", "ok"]`, 2},
+		{"{\"k\xff\": \"v\", \"x\": [\"\xe2\x82\", {\"y\\n\": \"\\udfff\"}]}", 3},
+	} {
+		var s Decoder
+		if _, err := s.Decode([]byte(tc.in)); err != nil {
+			t.Fatalf("%q: %v", tc.in, err)
+		}
+		if s.Replaced != tc.want {
+			t.Errorf("%q: Replaced = %d, want %d", tc.in, s.Replaced, tc.want)
+		}
+	}
+	// DecodePrefix counts as Decode, and a Decoder counts on.
+	var s Decoder
+	for range 2 {
+		if _, _, err := s.DecodePrefix([]byte("[\"\xff\"],")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.Replaced != 2 {
+		t.Errorf("two prefixes: Replaced = %d, want 2", s.Replaced)
+	}
+}
+
+// TestKeysMergedByReplacement: two keys of one object that the document
+// writes differently but that read alike once U+FFFD replaced something
+// are a *KeyError naming the key, at any depth; a key the document
+// repeats alike, replaced or not, keeps its last value, as encoding/json
+// and jq do. A Decoder reused after the error reads on as new.
+func TestKeysMergedByReplacement(t *testing.T) {
+	for _, in := range []string{
+		"{\"k\xe9\": 1, \"k\xe8\": 2}",
+		`{"k\ud800": 1, "k\udc00": 2}`,
+		"{\"k\xff\": 1, \"k\\ud800\": 2}",
+		"{\"k\xff\": 1, \"k\uFFFD\": 2}",
+		"{\"k\\ufffd\": 1, \"k\xff\": 2}",
+		"{\"k\xff\": 1, \"k\xff\": 2, \"k\xfe\": 3}",
+		"[{\"a\": {\"b\": [{\"k\xe9\": 1, \"x\": 0, \"k\xe8\": 2}]}}]",
+		// The outer object's keys collide, not the inner's.
+		"{\"k\xff\": {\"k\xfe\": 1, \"a\": 2}, \"k\xfe\": 3}",
+	} {
+		var s Decoder
+		_, err := s.Decode([]byte(in))
+		var ke *KeyError
+		if !errors.As(err, &ke) || ke.Key != "k\uFFFD" || !strings.Contains(err.Error(), `"k\ufffd" appears twice`) {
+			t.Errorf("%q: error = %v, want a KeyError for \"k\\ufffd\"", in, err)
+			continue
+		}
+		if in[ke.Offset] != '"' {
+			t.Errorf("%q: offset %d is not a key's quote", in, ke.Offset)
+		}
+		v, err := s.Decode([]byte("{\"k\xff\": 1, \"b\": {\"k\xfe\": 2}}"))
+		if err != nil || !reflect.DeepEqual(v, map[string]any{"k\uFFFD": json.Number("1"), "b": map[string]any{"k\uFFFD": json.Number("2")}}) {
+			t.Errorf("%q: the Decoder reused reads %#v, %v", in, v, err)
+		}
+	}
+	for _, tc := range []struct {
+		in   string
+		want any
+	}{
+		{`{"a": 1, "a": 2}`, map[string]any{"a": json.Number("2")}},
+		{"{\"k\xff\": 1, \"k\xff\": 2}", map[string]any{"k\uFFFD": json.Number("2")}},
+		{`{"k\ud800": 1, "k\uD800": 2}`, map[string]any{"k\uFFFD": json.Number("2")}},
+		{"{\"\\u00e9\\ud800\": 1, \"é\\ud800\": 2}", map[string]any{"é\uFFFD": json.Number("2")}},
+		{`{"k\ud83d\ude00": 1, "k😀": 2}`, map[string]any{"k😀": json.Number("2")}},
+	} {
+		v, err := Decode([]byte(tc.in))
+		if err != nil || !reflect.DeepEqual(v, tc.want) {
+			t.Errorf("%q = %#v, %v; want %#v", tc.in, v, err, tc.want)
+		}
 	}
 }
