@@ -217,13 +217,9 @@ func (d *decoder) object(depth int) (any, error) {
 		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 			return nil, d.unexpected("looking for beginning of object key string")
 		}
-		at, replaced := d.pos, d.s.Replaced
 		k, err := d.key()
 		if err != nil {
 			return nil, err
-		}
-		if d.s.Replaced != replaced {
-			d.s.mended = append(d.s.mended, mendedKey{len(d.s.members), at})
 		}
 		d.space()
 		if d.pos >= len(d.data) || d.data[d.pos] != ':' {
@@ -396,10 +392,22 @@ func (d *decoder) key() (string, error) {
 			d.pos = i + 1
 			return d.s.intern(d.data[start:i]), nil
 		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
-			return d.string()
+			return d.otherKey()
 		}
 	}
 	return d.string()
+}
+
+// otherKey reads a key that is not plain ASCII as a string; one read with
+// U+FFFD is noted in mended, as the key of the member to come (the object
+// checks its keys at its end: see merged). Only here, off the fast path.
+func (d *decoder) otherKey() (string, error) {
+	at, n := d.pos, d.s.Replaced
+	k, err := d.string()
+	if err == nil && d.s.Replaced != n {
+		d.s.mended = append(d.s.mended, mendedKey{len(d.s.members), at})
+	}
+	return k, err
 }
 
 // string reads a string at d.pos (its opening quote).
