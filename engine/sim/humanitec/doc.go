@@ -51,6 +51,11 @@
 //     Options.FailPath scripts a status for chosen paths; Options.Now is the
 //     clock. [Server.Requests] is the request log.
 //   - Lists are not paginated anywhere else: the whole collection comes back.
+//   - Options.Sparse answers some records as sparsely as the vendor's own
+//     OpenAPI examples (an environment {}, a set without id, values without
+//     source or timestamps, resources without status, driver_type and
+//     scheduled_deletion, a delta with metadata {}, a graph node with
+//     resource null): outside the schemas, which a client meets anyway.
 //   - Users and groups: /users lists accounts (UserRoleResponse, type user,
 //     service or system) and groups (type group, with idp_id) together,
 //     oldest created_at first, so the two kinds are interleaved.

@@ -51,6 +51,13 @@ type Options struct {
 	// runs after auth and routing, before the data is read (so it may call
 	// [Server.Update]).
 	FailGroupMembers func(groupID string) int
+	// Sparse answers some records as sparsely as the vendor's own OpenAPI
+	// examples do, leaving out fields the schemas call required (see
+	// sparsen): the last environment of a list is {}, resources lack
+	// status and driver_type, a value its source and timestamps, a set its
+	// id, a delta its metadata, a graph node its resource. Bodies then no
+	// longer match the schemas.
+	Sparse bool
 	// Logger receives one debug record per request; discarded when nil.
 	Logger *slog.Logger
 	// Addr is the listen address used by [Start]; 127.0.0.1:0 when empty.
@@ -298,7 +305,12 @@ func (c *call) notFound(msg string) { c.fail(http.StatusNotFound, msg) }
 
 func (c *call) badRequest(msg string) { c.fail(http.StatusBadRequest, msg) }
 
-func (c *call) ok(v any) { writeJSON(c.w, http.StatusOK, v) }
+func (c *call) ok(v any) {
+	if c.s.opts.Sparse {
+		v = sparsen("/"+strings.Join(c.rt.segs, "/"), v)
+	}
+	writeJSON(c.w, http.StatusOK, v)
+}
 
 // app looks up the app of the path, answering 404 when it does not exist.
 func (c *call) app() (*App, bool) {
