@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-etl/ferry/engine"
 	"github.com/ferry-etl/ferry/engine/sim/humanitec"
@@ -66,12 +67,22 @@ func sameEntity(a, b portsim.CatalogEntity) bool {
 
 // Issue "Safe by construction" 1: the same spec for two Humanitec orgs
 // into one Port organization. Each owns its own entities; neither run
-// overwrites or deletes the other's.
+// overwrites or deletes the other's — also when Port's search does not
+// show yet what the other run has just written (lagging search).
 func TestTwoOrgsOneCatalog(t *testing.T) {
 	t.Parallel()
+	for name, lag := range map[string]time.Duration{"current search": 0, "lagging search": time.Hour} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			twoOrgsOneCatalog(t, lag)
+		})
+	}
+}
+
+func twoOrgsOneCatalog(t *testing.T, lag time.Duration) {
 	humA, _ := startOrg(t, 1, "org-a")
 	humB, _ := startOrg(t, 2, "org-b")
-	pt := portsim.New(portsim.Options{RateLimit: -1})
+	pt := portsim.New(portsim.Options{RateLimit: -1, SearchLag: lag})
 	defer pt.Close()
 
 	resA, err := runOrg(t, humA, "org-a", pt, engine.PortOptions{})

@@ -22,7 +22,8 @@
 // use, cached, refreshed a tenth of its lifetime (at most 5 minutes) before
 // expiry and once on a 401 — never per entity. Entities go through POST
 // /v1/blueprints/{bp}/entities/bulk with upsert=true (merge=false: the
-// mapped entity replaces Port's), packed by count (≤ 20) and bytes
+// mapped entity replaces Port's) — or upsert=false for those no listing or
+// ownership lookup showed in Port (see below) — packed by count (≤ 20) and bytes
 // (≤ 1 MiB, a 413 splits the batch), Concurrency requests in flight.
 // Requests follow Port's rate-limit headers (fetch's RateHeaders): they
 // are spaced at x-ratelimit-limit / x-ratelimit-period, and when a
@@ -121,8 +122,14 @@
 // does not show is read by GET before it counts as missing; the listing and
 // ownership lookups are not re-read (that would cost a request per entity),
 // so a run started moments after a write may take an entity that write
-// changed for unchanged, leave one it created undeleted, or not see one
-// another owner just created (engine/sim/port's SearchLag models this).
+// changed for unchanged, or leave one it created undeleted
+// (engine/sim/port's SearchLag models this). It does not take over one
+// another owner just created: an entity of a blueprint whose ownership is
+// checked that neither the listing nor the lookup showed is sent with
+// upsert=false, and one Port refuses is read by GET (recheck): another
+// owner's is a Conflict, left as it is; the run's own (search lagging its
+// last run, or a request sent again after a lost answer) or an adopted
+// one is sent again as an upsert.
 //
 // # Ownership and reconciliation
 //

@@ -157,6 +157,11 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 		}
 	}
 
+	st.mu.Lock()
+	for _, bp := range marked {
+		st.claimed[bp] = true
+	}
+	st.mu.Unlock()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.Concurrency)
 	for _, bp := range marked {
@@ -334,15 +339,28 @@ func (s *Sink) claimChunk(ctx context.Context, st *runState, bp string, ids []st
 			continue // not one of ours to write: nothing to decide
 		}
 		k := entityKey{bp, h.id}
-		switch {
-		case h.owner == s.cfg.Owner:
-		case h.owner == "" && s.cfg.AdoptUnowned, h.owner != "" && slices.Contains(s.cfg.AdoptOwners, h.owner):
+		switch adopt, ok := s.mayWrite(h.owner); {
+		case !ok:
+			st.conflict(k, h.owner, stubbed)
+		case adopt:
 			st.adopt(k, h.owner)
 		default:
-			st.conflict(k, h.owner, stubbed)
+			st.foundOwn(k)
 		}
 	}
 	return nil
+}
+
+// mayWrite says whether the run may write an entity Port holds under
+// owner ("" for none): its own, or one it adopts (adopt).
+func (s *Sink) mayWrite(owner string) (adopt, ok bool) {
+	switch {
+	case owner == s.cfg.Owner:
+		return false, true
+	case owner == "" && s.cfg.AdoptUnowned, owner != "" && slices.Contains(s.cfg.AdoptOwners, owner):
+		return true, true
+	}
+	return false, false
 }
 
 // conflictMessage says why an entity was not written; stubbed says Port

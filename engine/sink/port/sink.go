@@ -332,6 +332,8 @@ type runState struct {
 	dropSample map[string]string
 	conflicts  map[entityKey]string // entities of another owner (or none), not written
 	adopted    map[entityKey]string // entities taken over from their owner
+	ownFound   map[entityKey]bool   // the run's own entities the ownership lookup found (not in the listing)
+	claimed    map[string]bool      // blueprints whose ownership claim checks
 	owned      map[string]int       // blueprint -> owned entities listed before writing
 	listErr    map[string]error     // blueprint -> why its listing failed
 	empty      map[string]bool      // blueprints Port held no entity of after their listing
@@ -376,7 +378,7 @@ func (st *runState) ownedOf(bp string) (n int, listed bool, err error) {
 func newRunState(sp *spool) *runState {
 	return &runState{sp: sp, failed: map[entityKey]string{}, exists: map[entityKey]bool{},
 		unknown: map[entityKey]string{}, dropped: map[string]int{}, dropSample: map[string]string{},
-		conflicts: map[entityKey]string{}, adopted: map[entityKey]string{}, owned: map[string]int{}, listErr: map[string]error{}, empty: map[string]bool{}}
+		conflicts: map[entityKey]string{}, adopted: map[entityKey]string{}, ownFound: map[entityKey]bool{}, claimed: map[string]bool{}, owned: map[string]int{}, listErr: map[string]error{}, empty: map[string]bool{}}
 }
 
 // conflict records that k belongs to owner ("" for nobody) and fails it;
@@ -392,6 +394,22 @@ func (st *runState) adopt(k entityKey, from string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.adopted[k] = from
+}
+
+// foundOwn records that the ownership lookup found k as the run's own.
+func (st *runState) foundOwn(k entityKey) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.ownFound[k] = true
+}
+
+// unseen says whether k is of a blueprint whose ownership is checked and
+// no listing or lookup found it in Port (w.stored covers the listing).
+func (st *runState) unseen(w *work) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	_, adopted := st.adopted[w.key]
+	return w.stored == nil && st.claimed[w.key.blueprint] && !adopted && !st.ownFound[w.key]
 }
 
 func (st *runState) fail(k entityKey, msg string) {
@@ -1349,6 +1367,11 @@ type batch struct {
 	items     []*work
 	merge     bool
 	stub      bool
+	// create: no search showed its entities in Port, so they are sent
+	// with upsert=false. Search lags writes, so another owner's entity
+	// written moments ago is refused by Port then, not overwritten (see
+	// recheck).
+	create bool
 }
 
 // packer packs entities (one blueprint each) into bulk requests of at most
@@ -1364,6 +1387,7 @@ type packer struct {
 type packKey struct {
 	blueprint string
 	stub      bool
+	create    bool
 }
 
 const envelope = len(`{"entities":[]}`)
@@ -1385,14 +1409,15 @@ func (p *packer) add(st *runState, w *work) []batch {
 		p.open, p.size = map[packKey]*batch{}, map[packKey]int{}
 	}
 	var out []batch
-	k := packKey{w.key.blueprint, w.stub}
+	create := !p.merge && st.unseen(w)
+	k := packKey{w.key.blueprint, w.stub, create}
 	b := p.open[k]
 	if b != nil && (len(b.items) == maxBulkEntities || p.size[k]+1+len(w.body) > maxBodyBytes) {
 		out = append(out, *b)
 		b = nil
 	}
 	if b == nil {
-		b = &batch{blueprint: w.key.blueprint, merge: p.merge, stub: w.stub}
+		b = &batch{blueprint: w.key.blueprint, merge: p.merge, stub: w.stub, create: create}
 		p.open[k] = b
 		p.size[k] = envelope - 1
 	}
@@ -1404,7 +1429,7 @@ func (p *packer) add(st *runState, w *work) []batch {
 // rest returns the batches still open, in order, and empties the packer.
 func (p *packer) rest() []batch {
 	rest := slices.SortedFunc(maps.Values(p.open), func(a, b *batch) int {
-		return cmp.Or(cmp.Compare(a.blueprint, b.blueprint), cmp.Compare(fmt.Sprint(a.stub), fmt.Sprint(b.stub)))
+		return cmp.Or(cmp.Compare(a.blueprint, b.blueprint), cmp.Compare(fmt.Sprint(a.stub), fmt.Sprint(b.stub)), cmp.Compare(fmt.Sprint(a.create), fmt.Sprint(b.create)))
 	})
 	out := make([]batch, len(rest))
 	for i, b := range rest {
@@ -1464,7 +1489,7 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 		buf.Write(w.body)
 	}
 	buf.WriteString(`]}`)
-	q := url.Values{"upsert": {"true"}, "merge": {fmt.Sprint(b.merge)}, "create_missing_related_entities": {fmt.Sprint(b.stub)}}
+	q := url.Values{"upsert": {fmt.Sprint(!b.create)}, "merge": {fmt.Sprint(b.merge)}, "create_missing_related_entities": {fmt.Sprint(b.stub)}}
 	var out bulkResult
 	_, err := s.api.doRaw(ctx, http.MethodPost, "/blueprints/"+url.PathEscape(b.blueprint)+"/entities/bulk", q, buf.Bytes(), &out)
 	var se *StatusError
@@ -1510,10 +1535,19 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 		ns = append(ns, b.items[r.Index.N].n)
 		cycle = append(cycle, hasTargets(b.items[r.Index.N].deferred))
 	}
+	var recheck []*work
+	var recheckMsg []string
 	for _, e := range out.Errors {
 		if e.Index.N >= 0 && e.Index.N < len(b.items) {
 			seen[e.Index.N] = true
-			st.fail(b.items[e.Index.N].key, fmt.Sprintf("%d %s: %s", e.StatusCode, e.Error, e.Message))
+			msg := fmt.Sprintf("%d %s: %s", e.StatusCode, e.Error, e.Message)
+			if b.create {
+				// Perhaps it exists after all: whose it is decides.
+				recheck = append(recheck, b.items[e.Index.N])
+				recheckMsg = append(recheckMsg, msg)
+				continue
+			}
+			st.fail(b.items[e.Index.N].key, msg)
 		}
 	}
 	for i, ok := range seen {
@@ -1527,5 +1561,53 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 		}
 	}
 	s.log.Debug("port bulk written", "blueprint", b.blueprint, "entities", len(b.items), "errors", len(out.Errors))
+	if len(recheck) > 0 {
+		return s.recheck(ctx, st, b, recheck, recheckMsg)
+	}
 	return nil
+}
+
+// recheck reads each entity a create batch could not create (msgs: Port's
+// errors) by itself: one Port does not hold failed for its own reason; one
+// the run owns or adopts (its search had not shown it yet) is sent again
+// as an upsert; anyone else's is a conflict, left as it is.
+func (s *Sink) recheck(ctx context.Context, st *runState, b batch, items []*work, msgs []string) error {
+	var again []*work
+	for i, w := range items {
+		var out struct {
+			Entity *struct {
+				Identifier string         `json:"identifier"`
+				Properties map[string]any `json:"properties"`
+			} `json:"entity"`
+		}
+		_, err := s.api.do(ctx, http.MethodGet, "/blueprints/"+url.PathEscape(w.key.blueprint)+"/entities/"+url.PathEscape(w.key.identifier), nil, nil, &out)
+		var se *StatusError
+		switch {
+		case errors.As(err, &se) && se.Status == http.StatusNotFound:
+			st.fail(w.key, msgs[i])
+			continue
+		case err != nil:
+			st.fail(w.key, msgs[i]+"; whose the entity is, if Port holds it, could not be checked: "+err.Error())
+			continue
+		case out.Entity == nil || out.Entity.Identifier != w.key.identifier:
+			st.fail(w.key, fmt.Sprintf("%s; whose the entity is, if Port holds it, could not be checked: %v: the answer does not hold it", msgs[i], ErrMalformedAnswer))
+			continue
+		}
+		owner, _ := out.Entity.Properties[OwnerProperty].(string)
+		switch adopt, ok := s.mayWrite(owner); {
+		case !ok:
+			st.conflict(w.key, owner, false)
+		case adopt:
+			st.adopt(w.key, owner)
+			again = append(again, w)
+		default:
+			again = append(again, w)
+		}
+	}
+	if len(again) == 0 {
+		return nil
+	}
+	nb := b
+	nb.items, nb.create = again, false
+	return s.sendBatch(ctx, st, nb)
 }

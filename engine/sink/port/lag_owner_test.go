@@ -1,0 +1,69 @@
+package port
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
+)
+
+// Port's search is eventually consistent: entities another owner wrote
+// moments ago (or is writing now, in a run beside this one) are not in
+// the ownership lookup's answer. Writing them anyway would take them over
+// without a word; every one must instead be a Conflict naming its owner,
+// and stay as that owner wrote it.
+func TestSearchLagNoTakeover(t *testing.T) {
+	e := newEnv(t, portsim.Options{SearchLag: time.Hour})
+	bps := humanitecBlueprints(t, bpApp, bpEnv, bpWork, bpGraph)
+	set := humanitecSet("a1")
+	if _, err := e.run(e.sink(func(c *Config) { c.Owner = "org-a" }), bps, set, completeAll()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.run(e.sink(func(c *Config) { c.Owner = "org-b" }), nil, set, completeAll())
+	if !errors.Is(err, ErrEntitiesFailed) {
+		t.Errorf("org-b: err %v, want its entities failed", err)
+	}
+	if len(rep.Conflicts) != len(set) {
+		t.Errorf("org-b: %d conflicts, want %d: %+v", len(rep.Conflicts), len(set), rep)
+	}
+	for _, c := range rep.Conflicts {
+		if c.Owner != "org-a" {
+			t.Errorf("conflict %+v, want owner org-a", c)
+		}
+	}
+	for _, ent := range set {
+		id := ent.Data["identifier"].(string)
+		got := e.srv.Entity(ent.Blueprint, id)
+		if owner := got["properties"].(map[string]any)[OwnerProperty]; owner != "org-a" {
+			t.Errorf("%s %s: owner %v, want org-a's entity left alone", ent.Blueprint, id, owner)
+		}
+	}
+}
+
+// The run's own entities that search does not show yet — written by the
+// run before, moments ago, or by this run's own request whose answer was
+// lost and which was sent again — are refused by a create, read back as
+// the run's own and written: no failure, no conflict.
+func TestSearchLagOwnEntitiesWritten(t *testing.T) {
+	e := newEnv(t, portsim.Options{SearchLag: time.Hour})
+	bps := humanitecBlueprints(t, bpApp, bpEnv, bpWork, bpGraph)
+	set := humanitecSet("a1")
+	if _, err := e.run(e.sink(), bps, set, completeAll()); err != nil {
+		t.Fatal(err)
+	}
+	// This time the first environment request is applied and its answer lost.
+	e.srv.InjectFault(portsim.Fault{Method: "POST", Path: "/v1/blueprints/" + bpEnv + "/entities/bulk", Times: 1, Kind: portsim.FaultDrop})
+	set[0].Data["title"] = "App a1, renamed"
+	more := append(set, humanitecSet("a2")...)
+	rep, err := e.run(e.sink(), nil, more, completeAll())
+	if err != nil || rep.Failed != 0 || len(rep.Conflicts) != 0 {
+		t.Fatalf("rerun: err %v, report %+v", err, rep)
+	}
+	if got := e.srv.Entity(bpApp, "a1")["title"]; got != "App a1, renamed" {
+		t.Errorf("a1's title %v, want the rerun's", got)
+	}
+	if e.srv.Entity(bpEnv, "a2/production") == nil {
+		t.Error("a2/production not written")
+	}
+}
