@@ -13,12 +13,25 @@ import (
 // the ownership lookup's answer. Writing them anyway would take them over
 // without a word; every one must instead be a Conflict naming its owner,
 // and stay as that owner wrote it.
+// Port's refusal may come per entity (207) or, undocumented, for the
+// whole request: both are checked.
 func TestSearchLagNoTakeover(t *testing.T) {
+	for _, whole := range []bool{false, true} {
+		t.Run(map[bool]string{false: "per entity", true: "whole request"}[whole], func(t *testing.T) {
+			searchLagNoTakeover(t, whole)
+		})
+	}
+}
+
+func searchLagNoTakeover(t *testing.T, whole bool) {
 	e := newEnv(t, portsim.Options{SearchLag: time.Hour})
 	bps := humanitecBlueprints(t, bpApp, bpEnv, bpWork, bpGraph)
 	set := humanitecSet("a1")
 	if _, err := e.run(e.sink(func(c *Config) { c.Owner = "org-a" }), bps, set, completeAll()); err != nil {
 		t.Fatal(err)
+	}
+	if whole {
+		e.srv.InjectFault(portsim.Fault{Method: "POST", Path: "*/entities/bulk", Kind: portsim.FaultStatus, Status: 409})
 	}
 	rep, err := e.run(e.sink(func(c *Config) { c.Owner = "org-b" }), nil, set, completeAll())
 	if !errors.Is(err, ErrEntitiesFailed) {

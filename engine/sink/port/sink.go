@@ -1503,6 +1503,15 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 			return err
 		}
 		return s.sendBatch(ctx, st, right)
+	case errors.As(err, &se) && se.Status >= 400 && se.Status < 500 && b.create:
+		// How Port refuses to create an entity that exists, per entity
+		// (207) or for the whole request, is not documented: either way
+		// whose each entity is decides.
+		msgs := make([]string, len(b.items))
+		for i := range msgs {
+			msgs[i] = se.Error()
+		}
+		return s.recheck(ctx, st, b, b.items, msgs)
 	case errors.As(err, &se) && se.Status >= 400 && se.Status < 500:
 		for _, w := range b.items {
 			st.fail(w.key, se.Error())
