@@ -168,6 +168,20 @@ func (t *Template) IsLiteral() bool {
 	return true
 }
 
+// SingleExpr is the source of the template's expression when the
+// template is that one ${ … } and nothing else (it renders to the raw
+// value, null included).
+func (t *Template) SingleExpr() (string, bool) {
+	if !t.raw {
+		return "", false
+	}
+	exprs := TemplateExprs(t.src)
+	if len(exprs) != 1 {
+		return "", false
+	}
+	return exprs[0], true
+}
+
 // LiteralPrefix is the literal text before the template's first
 // expression part ("$${" undone): all of it for a literal template.
 func (t *Template) LiteralPrefix() string {

@@ -1744,6 +1744,13 @@ func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, en
 		if err != nil {
 			return req, "", fmt.Errorf("request query %s: %w", it.Key, err)
 		}
+		if t, _ := it.Value.Tree().(*eval.Template); v == nil && spec.ReadsRecordOnly(t) {
+			// Left out, the request would ask for more than this parent's
+			// (an unfiltered list, written under it).
+			e, _ := t.SingleExpr()
+			e = strings.TrimSpace(e)
+			return req, "", fmt.Errorf("request query %s: %s is null, and the request would go out without it, asking for more than it should: write ${ %s ?? nil } to leave it out when missing", it.Key, e, e)
+		}
 		r.secretValue(it.Value.Tree(), v)
 		for _, sv := range queryValues(v) {
 			req.Query.Add(it.Key, sv)

@@ -1,0 +1,101 @@
+package runner_test
+
+import (
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine/apitest"
+)
+
+// A child request's query value that only reads the parent's record or a
+// lookup (${ parent.key }, ${ lookups.org[parent.uid] }) and is null
+// would go out without its filter: the API answers for more than this
+// parent (every space's posts, every org's orders), written under it with
+// exit 0. That fails the chain, naming the parameter; a value null on
+// purpose (`?? nil`, a condition) is left out as before, and so is an
+// optional config input.
+func TestNullRecordReadInQueryFails(t *testing.T) {
+	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
+		{Path: "/spaces", Body: []any{
+			map[string]any{"id": "s1", "key": "K1", "uid": "u1"},
+			map[string]any{"id": "s2", "uid": "u2"}, // no key; u2 has no org
+		}},
+		{Path: "/users", Body: []any{map[string]any{"id": "u1", "org": "o1"}}},
+		{Path: "/posts", Body: []any{map[string]any{"id": "p1"}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const base = `
+version: 1
+name: t
+config:
+  url: {required: true}
+  since: {}
+http:
+  base_url: ${ config.url }
+  retry: {attempts: 1}
+streams:
+  users:
+    request: {path: /users}
+  spaces:
+    request: {path: /spaces}
+  posts:
+    for_each: spaces
+    request: {path: /posts, query: {since: "${ config.since }", QUERY}}
+lookups:
+  org: {from: users, key: .id, value: .org}
+tables:
+  posts: {from: posts, primary_key: [space, id], row: '{id, space: $parent.id}'}
+`
+	for _, tc := range []struct {
+		name, query, fails string
+		sent               []string // the query parameters the s2 request carried
+	}{
+		{"parent field", `key: "${ parent.key }"`, "request query key: parent.key is null", nil},
+		{"lookup miss", `org: "${ lookups.org[parent.uid] }"`, "request query org: lookups.org[parent.uid] is null", nil},
+		{"null on purpose", `key: "${ parent.key ?? nil }"`, "", []string{}},
+		{"condition", `key: "${ parent.id == 's2' ? nil : parent.key }"`, "", []string{}},
+		{"whole parent text", `p: "s-${ parent.key }"`, "", []string{"p"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(s.Requests())
+			out := newStateful()
+			_, err := runWith(t, mustSpec(t, strings.Replace(base, "QUERY", tc.query, 1)), runOpts{cfg: map[string]any{"url": s.URL()}}, out)
+			if tc.fails != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.fails) || !strings.Contains(err.Error(), "s2") {
+					t.Fatalf("err = %v, want the chain under s2 failed with %q", err, tc.fails)
+				}
+				if !strings.Contains(err.Error(), "?? nil") {
+					t.Errorf("err = %v, want it to say how to leave the parameter out on purpose", err)
+				}
+			} else if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			var s2 []url.Values
+			for _, r := range s.Requests()[before:] {
+				if r.Path == "/posts" && !slices.Contains(r.Query["key"], "K1") && !slices.Contains(r.Query["org"], "o1") && !slices.Contains(r.Query["p"], "s-K1") {
+					s2 = append(s2, r.Query)
+				}
+			}
+			switch {
+			case tc.sent == nil && len(s2) > 0:
+				t.Errorf("the s2 request went out: %v", s2)
+			case tc.sent != nil && len(s2) != 1:
+				t.Errorf("s2 requests %v, want one", s2)
+			case tc.sent != nil:
+				var keys []string
+				for k := range s2[0] {
+					keys = append(keys, k)
+				}
+				slices.Sort(keys)
+				if !slices.Equal(keys, tc.sent) {
+					t.Errorf("s2 request's parameters %v, want %v (since, null from an unset input, left out)", keys, tc.sent)
+				}
+			}
+		})
+	}
+}
