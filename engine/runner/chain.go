@@ -1038,15 +1038,17 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			}
 			return fmt.Errorf("%spage %d: %s %s: %w", c.windowLabel(w), page, st.method, resp.URL, err)
 		}
-		if c.r.opts.Probe {
-			return nil // its first page answered and was read: enough
-		}
 		if !more && last && !empty {
+			// Before a probe's return too: a check that read the last page
+			// must fail where the run would.
 			if err := c.token(pg.body); err != nil {
 				// The page's records went out; the chain's last page gave
 				// no usable token: the cursor stays where it was.
 				return fmt.Errorf("%spage %d: %s %s: incremental.token: %w", c.windowLabel(w), page, st.method, resp.URL, err)
 			}
+		}
+		if c.r.opts.Probe {
+			return nil // its first page answered and was read: enough
 		}
 		var mark *pageState
 		if more {
