@@ -193,7 +193,8 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 	if res.Summary != nil {
 		rep := engine.NewRunReport(sp, specPath, res, err, exitCode(ctx, err), *f.dryRun, time.Now())
 		if a.jsonLogs {
-			log.Info("run finished", "report", rep)
+			// As the text summary: whatever --log-level hides.
+			a.jsonLogger().Info("run finished", "report", rep)
 		} else {
 			width := 0
 			if _, tty := isTerminal(a.stderr); tty {
@@ -206,7 +207,7 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 		}
 	}
 	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() != nil && !*f.dryRun && len(sp.Tables()) > 0 {
-		a.notice(log, "interrupted; the rows of every completed page are kept, and the next run resumes from there")
+		a.notice("interrupted; the rows of every completed page are kept, and the next run resumes from there")
 	}
 	return err
 }
@@ -252,10 +253,11 @@ func (a *app) configError(log *slog.Logger, sp *engine.Spec, path string, err er
 }
 
 // notice tells the user something outside the logs' levels (demo
-// addresses, how an interrupt ends): a line on stderr, or a JSON record.
-func (a *app) notice(log *slog.Logger, msg string) {
+// addresses, how an interrupt ends): a line on stderr, or a JSON record
+// (not the run's logger, whose --log-level would drop it).
+func (a *app) notice(msg string) {
 	if a.jsonLogs {
-		log.Info(msg)
+		a.jsonLogger().Info(msg)
 		return
 	}
 	var w io.Writer = a.stderr
@@ -514,14 +516,14 @@ func (a *app) resolveInputs(ctx context.Context, log *slog.Logger, sp *engine.Sp
 		if in.demo, err = demo.Start(ctx, sp.Name()); err != nil {
 			return nil, &engine.UsageError{Err: err}
 		}
-		a.notice(log, in.demo.About)
+		a.notice(in.demo.About)
 		if startPort {
 			ps, err := in.demo.StartPort(ctx)
 			if err != nil {
 				return nil, err
 			}
 			demoPort = &engine.PortOptions{BaseURL: ps.URL(), ClientID: ps.ClientID(), ClientSecret: ps.ClientSecret()}
-			a.notice(log, "demo: built-in Port simulator at "+ps.URL()+portNote)
+			a.notice("demo: built-in Port simulator at " + ps.URL() + portNote)
 		}
 		// The demo's values win over the environment, so a user's real
 		// credentials are never sent to the simulator (and vice versa).
