@@ -103,16 +103,6 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 	case specPath == "-" && *f.config == "-":
 		return usageErr("the spec and --config cannot both come from stdin")
 	}
-	stopProfile, err := f.profile.start()
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if perr := stopProfile(); perr != nil && err == nil {
-			err = perr
-		}
-	}()
-
 	mode := f.progress.value
 	fd, liveOK := liveAllowed(a.stderr)
 	if mode == "auto" {
@@ -149,6 +139,17 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 			}
 		}()
 	}
+	// After the report's defer: a profile that cannot be made is in the
+	// report, and so is one not written at the end (its stop runs first).
+	stopProfile, err := f.profile.start()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if perr := stopProfile(); perr != nil && err == nil {
+			err = perr
+		}
+	}()
 	if sp, err = a.readSpec(specPath, "text"); err != nil {
 		return err
 	}
