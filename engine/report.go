@@ -2,12 +2,14 @@ package engine
 
 import (
 	_ "embed"
-	"errors"
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"time"
 
+	"github.com/ferry-etl/ferry/engine/runner"
+	"github.com/ferry-etl/ferry/engine/sink/port"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
 
@@ -205,7 +207,7 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 	rep.Started, rep.Ended = rep.Started.UTC(), rep.Ended.UTC()
 	rep.Seconds = rep.Ended.Sub(rep.Started).Seconds()
 	sum := res.Summary
-	cut := err != nil && !isRunError(err) && !errors.As(err, new(*InvalidEntitiesError))
+	cut := cutShort(err)
 	dups := map[string]int64{} // kind/name -> repeats that did not fail
 	if sum != nil {
 		for _, s := range sum.Streams {
@@ -311,6 +313,23 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 			RateCuts: h.RateCuts, PacedPerSecond: math.Round(h.AdaptiveRate*100) / 100})
 	}
 	return rep
+}
+
+// cutShort tells whether err stopped the run before its streams' reading
+// was written (an interrupt, a destination that failed): any error of the
+// ones it joins but failed chains and records, entities a dry run finds
+// invalid, and Port's rejected entities or failed reconciliation, which
+// leave every stream read.
+func cutShort(err error) bool {
+	switch x := err.(type) {
+	case nil, *runner.RunError, *InvalidEntitiesError:
+		return false
+	case interface{ Unwrap() []error }:
+		return slices.ContainsFunc(x.Unwrap(), cutShort)
+	case interface{ Unwrap() error }:
+		return cutShort(x.Unwrap())
+	}
+	return err != port.ErrEntitiesFailed && err != port.ErrReconcileFailed
 }
 
 // rewritten is how many rows of table rewrote an earlier reading's row of
