@@ -240,7 +240,9 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 			dr := DuplicateReport{Kind: d.Kind, Name: d.Name, Count: d.Count, Modes: map[string]int{}, Examples: append([]string{}, d.Examples...)}
 			maps.Copy(dr.Modes, d.Modes)
 			rep.Duplicates = append(rep.Duplicates, dr)
-			dups[d.Kind+"/"+d.Name] = int64(d.Count - d.Modes["fail"])
+			// A row whose key an earlier run of the sync wrote is this
+			// run's first of it: written, and counted once.
+			dups[d.Kind+"/"+d.Name] = int64(d.Count - d.Modes["fail"] - d.Earlier)
 		}
 	}
 	for _, name := range sp.Tables() {

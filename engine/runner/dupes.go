@@ -65,6 +65,9 @@ type target struct {
 	dropped map[uint32]bool
 	count   int
 	modes   map[string]int // duplicates by the mode applied
+	// earlier: duplicates whose key's first row an earlier run of the
+	// sync committed, written by this one (not failed): its first of the key.
+	earlier int
 	// rewrites: rows that rewrote the row of an earlier reading of their
 	// partition in this run (see replaces): no duplicates, but one row
 	// of the table written twice.
@@ -249,6 +252,7 @@ func (t *target) seenAs(key string, from origin, fp uint32, place func() string,
 		first = saved
 		if mode != DupFail {
 			t.keys.insert(h, first)
+			t.earlier++
 		}
 	}
 	t.count++
@@ -619,6 +623,10 @@ type Duplicate struct {
 	Count    int            // rows or entities whose key an earlier one of the run had
 	Modes    map[string]int // Count by the on_duplicate mode applied
 	Examples []string       // the first few: key and where the record came from
+	// Earlier counts, of Count, those whose key an earlier run of the
+	// sync committed first, written by this run (under any mode but
+	// fail): the first of their key this run wrote.
+	Earlier int
 }
 
 func (t *targets) report() []Duplicate {
@@ -631,7 +639,7 @@ func (t *targets) report() []Duplicate {
 				for k, v := range x.modes {
 					modes[k] = v
 				}
-				out = append(out, Duplicate{Kind: x.kind, Name: x.name, Count: x.count, Modes: modes, Examples: append([]string(nil), x.examples...)})
+				out = append(out, Duplicate{Kind: x.kind, Name: x.name, Count: x.count, Modes: modes, Examples: append([]string(nil), x.examples...), Earlier: x.earlier})
 			}
 			x.mu.Unlock()
 		}
