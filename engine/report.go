@@ -298,7 +298,13 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 		rep.Port = prep
 	}
 	for _, name := range sp.Blueprints() {
-		br := BlueprintReport{Name: name, Produced: res.Entities[name] - dups["blueprint/"+name], Rejected: rejected[name]}
+		// An entity of a reading that replaced an earlier one of its
+		// partition was produced twice, as a rewritten row was written.
+		var again int64
+		if sum != nil {
+			again = int64(sum.RewrittenEntities[name])
+		}
+		br := BlueprintReport{Name: name, Produced: max(res.Entities[name]-dups["blueprint/"+name]-again, 0), Rejected: rejected[name]}
 		if prep != nil {
 			c := res.Dest.Port.Blueprints[name]
 			br.Upserted, br.Unchanged, br.Deleted = int64(c.Upserted), int64(c.Unchanged), int64(c.Deleted)

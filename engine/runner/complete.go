@@ -18,7 +18,8 @@ func (r *Runner) summary(f *failures, fatal error) *Summary {
 	skips := slices.Clone(f.skips)
 	f.mu.Unlock()
 	sum := &Summary{Streams: snaps, Elapsed: elapsed, Failures: list, Skips: skips, Complete: map[string]bool{},
-		Tables: map[string]bool{}, Blueprints: map[string]bool{}, Duplicates: r.targets.report(), Rewritten: r.targets.rewritten()}
+		Tables: map[string]bool{}, Blueprints: map[string]bool{}, Duplicates: r.targets.report(), Rewritten: rewritten(r.targets.tables),
+		RewrittenEntities: rewritten(r.targets.blueprints)}
 	complete, targetFailed := r.completeness(list, fatal)
 	// full: the stream's targets saw every record, not only those changed
 	// since a saved incremental cursor — nor only the children of the

@@ -602,11 +602,12 @@ func (t *targets) dropSaved(stream, partition string) {
 	}
 }
 
-// rewritten counts, by table, the rows that rewrote an earlier reading's
-// row of the same key in this run (see target.rewrites).
-func (t *targets) rewritten() map[string]int {
+// rewritten counts, by table (or blueprint), the rows (entities) that
+// rewrote an earlier reading's of the same key in this run (see
+// target.rewrites).
+func rewritten(group map[string]*target) map[string]int {
 	out := map[string]int{}
-	for name, x := range t.tables {
+	for name, x := range group {
 		x.mu.Lock()
 		if x.rewrites > 0 {
 			out[name] = x.rewrites

@@ -149,6 +149,9 @@ type Summary struct {
 	// again, changed; a chain restarted by a rule): one row each, written
 	// twice.
 	Rewritten map[string]int
+	// RewrittenEntities counts so, by blueprint, the entities of such a
+	// reading: one entity each, produced twice.
+	RewrittenEntities map[string]int
 }
 
 // Failure is one failed request chain or record.
