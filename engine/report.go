@@ -137,8 +137,10 @@ type SkipReport struct {
 	Stream  string `json:"stream"`
 	Parents string `json:"parents,omitempty"` // the parent chain it was for, e.g. apps[id=a] > envs[id=dev]
 	Window  string `json:"window,omitempty"`  // a windowed stream's window, start..end
-	Page    int    `json:"page"`
-	Reason  string `json:"reason"`
+	// Page is the request's page, from 1; 0 when not known: a request an
+	// earlier run of the sync skipped, still unread (see Reason).
+	Page   int    `json:"page"`
+	Reason string `json:"reason"`
 }
 
 // DuplicateReport counts the rows or entities that repeated a key.
