@@ -21,7 +21,8 @@ type fastFunc func(in any, vars []any) (v any, ok bool)
 //	objects with constant keys: {id, name: .n, "a b": $x.a}
 //	a + b on strings and null, a // b, a == b and a != b on strings,
 //	booleans and null, a and b, a or b, if … then … elif … else … end,
-//	a | b, parentheses, ltrimstr("…"), startswith("…") and the zero-argument
+//	a | b, parentheses, ltrimstr("…"), startswith("…"), error("…") (its
+//	caller's answer then is gojq's) and the zero-argument
 //	functions ferry adds (clean_title, title_case, path_escape, query_escape)
 //
 // each of which has one output; nil for any other program.
@@ -309,6 +310,10 @@ func fastFuncTerm(f *gojq.Func, vars Vars) fastFunc {
 			s, ok := in.(string)
 			return strings.HasPrefix(s, lit), ok
 		}
+	case "error":
+		// Met only when it fails: gojq gives the error. A guard such as
+		// .id // error("…") keeps the rest of its program here.
+		return func(any, []any) (any, bool) { return nil, false }
 	}
 	return nil
 }

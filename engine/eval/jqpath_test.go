@@ -107,7 +107,7 @@ func TestFastJQRefusesOtherPrograms(t *testing.T) {
 // randProgram writes a random program of the fast evaluator's subset.
 func randProgram(rng *rand.Rand, depth int) string {
 	terms := []string{".", ".a", ".b", ".a.b", ".a.a.b", "$x", "$x.a", "$y.b.a", `"s"`, `""`, `"a\"b"`, `"ab"`,
-		"null", "true", "false", "[]", "{}", `"Title case-me"`, ".if", ".and.a", "$y", `"\u00e9\t"`}
+		"null", "true", "false", "[]", "{}", `"Title case-me"`, ".if", ".and.a", "$y", `"\u00e9\t"`, `error("e")`}
 	if depth == 0 || rng.IntN(3) == 0 {
 		return terms[rng.IntN(len(terms))]
 	}
@@ -213,5 +213,22 @@ func TestFastJQExtraFuncsNotBuiltins(t *testing.T) {
 		if _, err := gojq.Compile(q); err == nil || !strings.Contains(err.Error(), "function not defined") {
 			t.Errorf("%s is a gojq builtin (compile error %v): the fast evaluator must not call ferry's", f.name, err)
 		}
+	}
+}
+
+// TestFastJQErrorGuard: a guard against a missing field, as the shipped
+// Humanitec spec writes its identifiers, stays with the fast evaluator,
+// which answers while the field is there and leaves the error to gojq.
+func TestFastJQErrorGuard(t *testing.T) {
+	q, _ := fastAndSlow(t, `$x.id + "/" + (.id // error("environment without id"))`, []string{"x"})
+	parent := map[string]any{"id": "app"}
+	if v, ok := q.tryFast(map[string]any{"id": "dev"}, []any{parent}); !ok || v != "app/dev" {
+		t.Errorf("with an id: %v, %v; want app/dev from the fast evaluator", v, ok)
+	}
+	if _, ok := q.tryFast(map[string]any{}, []any{parent}); ok {
+		t.Error("without an id: the fast evaluator answered")
+	}
+	if _, err := q.Run(context.Background(), map[string]any{}, parent); err == nil || !strings.Contains(err.Error(), "environment without id") {
+		t.Errorf("without an id: %v, want gojq's error", err)
 	}
 }
