@@ -118,7 +118,7 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 			return err
 		}
 	}
-	c.downloads = urls
+	c.downloads, c.results = urls, resultsDigests(urls)
 	if len(urls) == 0 {
 		// A job with no results: the chain is done, with no records.
 		c.send(item{mark: c.mark(position{0, 0}, paginate.State{}, true, false)})
@@ -435,8 +435,17 @@ func resultsDigest(urls []string, w int) string {
 	if n <= 0 {
 		return ""
 	}
+	return resultsDigests(urls[:n])[n-1]
+}
+
+// resultsDigests is resultsDigest of urls at every index, in one pass: a
+// chain marks a checkpoint at every page, and digesting the results up to
+// its own afresh each time cost a job of thousands of files time
+// quadratic in their number.
+func resultsDigests(urls []string) []string {
+	out := make([]string, len(urls))
 	h := fnv.New64a()
-	for _, u := range urls[:n] {
+	for i, u := range urls {
 		name := u
 		if p, err := url.Parse(u); err == nil {
 			p.RawQuery, p.ForceQuery, p.Fragment, p.RawFragment = "", false, "", ""
@@ -444,8 +453,9 @@ func resultsDigest(urls []string, w int) string {
 		}
 		h.Write([]byte(name))
 		h.Write([]byte{0})
+		out[i] = strconv.FormatUint(h.Sum64(), 36)
 	}
-	return strconv.FormatUint(h.Sum64(), 36)
+	return out
 }
 
 // retryAfter reads a Retry-After value: seconds or an HTTP date.

@@ -384,6 +384,7 @@ type chainRun struct {
 
 	job       *jobState // an async stream's export job, saved with every checkpoint
 	downloads []string  // an async stream's result URLs: one chain of pages each, in place of windows
+	results   []string  // resultsDigests(downloads): each checkpoint's Results
 	// recs are the hashes of the records of the last page read whole and
 	// of those the resumed checkpoint's page held (see pageRecs).
 	recs chainRecs
@@ -1186,7 +1187,7 @@ func (c *chainRun) windowLabel(w int) string {
 func (c *chainRun) mark(at position, next paginate.State, done, redo bool) *pageState {
 	ps := &pageState{Window: at.window, Pages: at.page, Next: next, Done: done, Redo: redo, Up: upCursors(c.rn.parent), Of: digestOf(c.rn.parent), Batch: c.batch,
 		Since: c.since, From: c.from, Until: c.until, Max: c.maxCursor, Retry: pending(c.failed, c.cp, at, c.retried), Held: c.spanSkipped, Job: c.job,
-		ReplacedRetry: c.replacedRetry, Results: resultsDigest(c.downloads, at.window), fresh: c.cp == nil && c.checkpointed}
+		ReplacedRetry: c.replacedRetry, Results: c.resultsAt(at.window), fresh: c.cp == nil && c.checkpointed}
 	if c.st.replayable || c.replayed() || redo || len(ps.Retry) > 0 {
 		// Only a checkpoint whose pages a resumed run reads again needs
 		// them: the others' would sit in each partition's state, unread.
@@ -1719,6 +1720,14 @@ func pagingText(paging any) any {
 		out[k] = v
 	}
 	return out
+}
+
+// resultsAt is the Results of a checkpoint at window w (resultsDigest).
+func (c *chainRun) resultsAt(w int) string {
+	if len(c.results) == 0 || w < 0 {
+		return ""
+	}
+	return c.results[min(w, len(c.results)-1)]
 }
 
 // buildRequest renders the first request of a run. target is the URL or
