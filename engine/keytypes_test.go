@@ -3,6 +3,8 @@ package engine_test
 import (
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -169,6 +171,50 @@ func TestDuplicateKeyInAnotherFormAcrossResumedRuns(t *testing.T) {
 			}
 			if got := query(rows); !slices.Equal(got, []string{"a1"}) {
 				t.Errorf("t = %v, want p1's row kept", got)
+			}
+		})
+	}
+}
+
+// TestDeclaredTypeChangedOverExistingColumn: a key column's declared type
+// names the type of a column the table makes; a table made earlier keeps
+// its column's type (a DOUBLE declared STRING since stores 2 and 2.0 as one
+// value). The duplicate check must not key them apart, or the second
+// record replaces the first's row with no duplicate counted and exit 0.
+//
+// It fails today (both backends: rows [second zero], no duplicate, exit 0):
+// the check keys by the declared type, not the column's. Skipped until
+// the design is settled: key a STRING column's numbers by value again (a
+// false duplicate, loud, in a new STRING column), or have the runner key
+// by the column's actual type.
+func TestDeclaredTypeChangedOverExistingColumn(t *testing.T) {
+	t.Skip("design question: the duplicate check keys by the declared type, the table by its existing column's (see the comment)")
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			fx := newFixture(t, keyTypeSpec(name, "DOUBLE", "fail"), "")
+			query := use(fx)
+			fx.raw("/s", 200, `[{"k": 1, "a": "zero"}]`)
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(fx.dir, "s2.yaml")
+			if err := os.WriteFile(path, []byte(keyTypeSpec(name, "STRING", "fail")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			sp, err := engine.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fx.spec = sp
+			fx.raw("/s", 200, `[{"k": 2, "a": "first"}, {"k": 2.0, "a": "second"}]`)
+			res, err := fx.run(engine.RunOptions{})
+			rows := query(`SELECT a FROM %t ORDER BY a`)
+			if len(rows) == 3 {
+				return // the column took the declared type: two rows, no loss
+			}
+			if err == nil || len(res.Summary.Duplicates) != 1 {
+				t.Errorf("rows %v, duplicates %+v, err %v: keys 2 and 2.0 are one row of the DOUBLE column, want them a duplicate (on_duplicate: fail)", rows, res.Summary.Duplicates, err)
 			}
 		})
 	}
