@@ -412,3 +412,87 @@ tables:
 		}
 	}
 }
+
+// A session login's parts built from a secret input (a body field, a
+// query value, a header) are credentials too: the cassette, the logs and
+// the error show none of them, but the login's other fields as they are.
+func TestDerivedLoginPartsRedacted(t *testing.T) {
+	const key = "lk-9o8i7u6y5t4r"
+	derived := map[string]string{
+		"body":   base64.StdEncoding.EncodeToString([]byte("b:" + key)),
+		"query":  base64.StdEncoding.EncodeToString([]byte("q:" + key)),
+		"header": base64.StdEncoding.EncodeToString([]byte("h:" + key)),
+		"path":   strings.ToUpper(key),
+	}
+	var loggedIn bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/login/") {
+			var body map[string]any
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			loggedIn = r.URL.Path == "/login/"+derived["path"] && r.URL.Query().Get("q") == derived["query"] &&
+				r.Header.Get("X-Sig") == derived["header"] && body["k"] == derived["body"]
+			fmt.Fprint(w, `{"token":"sess-1234567890"}`)
+			return
+		}
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"error":"nope"}`)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	f := writeSpec(t, dir, "s.yaml", `version: 1
+name: s
+config:
+  url: {required: true}
+  key: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+  auth:
+    type: session
+    param: session
+    login:
+      method: POST
+      path: /login/${ upper(config.key) }
+      query: {q: "${ toBase64('q:' + config.key) }"}
+      headers: {X-Sig: "${ toBase64('h:' + config.key) }"}
+      body: {k: "${ toBase64('b:' + config.key) }", who: "${ config.url != '' ? 'visible-login-field' : '' }"}
+      token: .token
+streams:
+  items:
+    request: {path: /items}
+tables:
+  items: {from: items}
+`)
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": srv.URL, "key": key}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	rec := filepath.Join(dir, "cassette")
+	_, runErr := engine.Run(t.Context(), f, cfg, engine.RunOptions{DryRun: true, Stdout: io.Discard, StateFile: filepath.Join(dir, "state.json"),
+		Record: rec, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if runErr == nil || !loggedIn {
+		t.Fatalf("run error = %v, logged in with the derived parts: %v; want the login as sent and the items' 400", runErr, loggedIn)
+	}
+	var cassette strings.Builder
+	files, _ := os.ReadDir(rec)
+	for _, e := range files {
+		b, _ := os.ReadFile(filepath.Join(rec, e.Name()))
+		cassette.Write(b)
+	}
+	if !strings.Contains(cassette.String(), "visible-login-field") {
+		t.Errorf("the cassette lacks the login's other field (the whole body redacted, or no login recorded?):\n%s", cassette.String())
+	}
+	for where, text := range map[string]string{"cassette": cassette.String(), "logs": logs.String(), "error": runErr.Error()} {
+		for what, v := range derived {
+			if strings.Contains(text, v) || strings.Contains(text, url.QueryEscape(v)) {
+				t.Errorf("%s shows the login %s's derived credential:\n%s", where, what, text)
+			}
+		}
+	}
+	// The recorded login, placeholders and all, still matches the one a
+	// replay sends: the items' 400 comes back, not a missing exchange.
+	_, replayErr := engine.Run(t.Context(), f, cfg, engine.RunOptions{DryRun: true, Stdout: io.Discard, StateFile: filepath.Join(dir, "state2.json"), Replay: rec})
+	if replayErr == nil || !strings.Contains(replayErr.Error(), "nope") {
+		t.Errorf("replay: %v, want the recorded 400", replayErr)
+	}
+}

@@ -115,6 +115,11 @@ type TokenRequest struct {
 	// with neither the token is used until a request gets 401.
 	ExpiresIn Extract `json:"-"`
 	TTL       time.Duration
+	// Secrets are the values of its parts that a template built from a
+	// secret input (a toBase64 of it, a signature): credentials, though
+	// they do not hold the secret as it is. Made of the request's own
+	// fields, so no part of the token's key.
+	Secrets []string `json:"-"`
 }
 
 func (a Auth) validate() error {
@@ -214,6 +219,9 @@ func oauthBasicValue(id, secret string) string {
 
 // registerSecrets teaches the redactor every secret of a.
 func (p *Pool) registerSecrets(a Auth) {
+	if a.Login != nil {
+		p.red.addSecrets(a.Login.Secrets...)
+	}
 	switch a.Type {
 	case AuthBearer, AuthHeader:
 		p.red.addSecrets(a.Token)

@@ -36,40 +36,55 @@ func (r *Runner) secretHeader(t *eval.Template, v string) {
 	if r.opts.Pool == nil || !slices.Contains(r.secretParts(t), true) {
 		return
 	}
+	r.opts.Pool.AddSecrets(headerSecrets(v)...)
+}
+
+// headerSecrets are the forms of a credential header's value: whole and
+// after its scheme word ("Basic ", "ApiKey ").
+func headerSecrets(v string) []string {
 	vals := []string{v}
 	if _, rest, ok := strings.Cut(v, " "); ok {
 		vals = append(vals, strings.TrimSpace(rest))
 	}
-	r.opts.Pool.AddSecrets(vals...)
+	return vals
 }
 
 // secretValue teaches the pool what the templates of a rendered query or
-// body value (tree, as spec.RenderValue rendered it to v) that read a
-// secret input gave: each such template's value, not the text around it
-// (a body's other fields). A value that is a list or a map gives its
-// strings and scalars.
+// body value that read a secret input gave (see derivedSecrets).
 func (r *Runner) secretValue(tree, v any) {
 	if r.opts.Pool == nil {
 		return
 	}
+	if vals := derivedSecrets(r.secretParts, tree, v, nil); len(vals) > 0 {
+		r.opts.Pool.AddSecrets(vals...)
+	}
+}
+
+// derivedSecrets appends to out what the templates of a rendered value
+// (tree, as spec.RenderValue rendered it to v) that read a secret input
+// gave, parts telling which do: each such template's value, not the text
+// around it (a body's other fields). A value that is a list or a map
+// gives its strings and scalars.
+func derivedSecrets(parts func(*eval.Template) []bool, tree, v any, out []string) []string {
 	switch x := tree.(type) {
 	case *eval.Template:
-		if slices.Contains(r.secretParts(x), true) {
-			r.opts.Pool.AddSecrets(leafTexts(v, nil)...)
+		if slices.Contains(parts(x), true) {
+			out = leafTexts(v, out)
 		}
 	case map[string]any:
 		m, _ := v.(map[string]any)
 		for k, sub := range x {
-			r.secretValue(sub, m[k])
+			out = derivedSecrets(parts, sub, m[k], out)
 		}
 	case []any:
 		l, _ := v.([]any)
 		for i, sub := range x {
 			if i < len(l) {
-				r.secretValue(sub, l[i])
+				out = derivedSecrets(parts, sub, l[i], out)
 			}
 		}
 	}
+	return out
 }
 
 // leafTexts appends the strings and formatted numbers in v to out: a
@@ -105,11 +120,17 @@ func (r *Runner) secretEach(t *eval.Template) func(int, string) {
 		return nil
 	}
 	return func(i int, s string) {
-		// A boolean's text is one bit of a secret (see leafTexts).
-		if i < len(parts) && parts[i] && s != "true" && s != "false" {
+		if secretPart(parts, i, s) {
 			r.opts.Pool.AddSecrets(s)
 		}
 	}
+}
+
+// secretPart reports whether part i of a template, which gave s, is a
+// credential: it reads a secret input (parts), and is not a boolean's
+// text, one bit of a secret (see leafTexts).
+func secretPart(parts []bool, i int, s string) bool {
+	return i < len(parts) && parts[i] && s != "true" && s != "false"
 }
 
 // hostConfig merges the spec's http block with the stream's overrides and
@@ -246,7 +267,7 @@ func hostConfig(f *spec.File, s *spec.Stream, env map[string]any) (fetch.HostCon
 			case a.ClientAuth.V == "body":
 				auth.AuthStyle = fetch.StyleForm
 			}
-			if err := authFlow(a, &auth, env); err != nil {
+			if err := authFlow(f, a, &auth, env); err != nil {
 				return hc, err
 			}
 			hc.Auth = auth
@@ -339,7 +360,7 @@ func rules(rs []spec.Rule, env map[string]any) []fetch.Rule {
 
 // authFlow renders what the auth kinds that make requests need: the login
 // or exchange request, and the JWT's claims.
-func authFlow(a *spec.Auth, auth *fetch.Auth, env map[string]any) error {
+func authFlow(f *spec.File, a *spec.Auth, auth *fetch.Auth, env map[string]any) error {
 	if a.Claims.Set {
 		auth.Claims = map[string]any{}
 		for _, it := range a.Claims.Items {
@@ -357,7 +378,7 @@ func authFlow(a *spec.Auth, auth *fetch.Auth, env map[string]any) error {
 		if x.r == nil {
 			continue
 		}
-		tr, err := tokenRequest(x.r, env)
+		tr, err := tokenRequest(f, x.r, env)
 		if err != nil {
 			return fmt.Errorf("http.auth.%s: %w", x.name, err)
 		}
@@ -366,15 +387,30 @@ func authFlow(a *spec.Auth, auth *fetch.Auth, env map[string]any) error {
 	return nil
 }
 
-func tokenRequest(r *spec.AuthRequest, env map[string]any) (*fetch.TokenRequest, error) {
+// tokenRequest renders a login or exchange request. The values of its
+// parts that a template built from a secret input are its Secrets (see
+// Runner.secretValue), which the pool redacts: the request is recorded
+// in a cassette, and an answer may echo them.
+func tokenRequest(f *spec.File, r *spec.AuthRequest, env map[string]any) (*fetch.TokenRequest, error) {
 	tr := &fetch.TokenRequest{Method: r.Method.V, BodyFormat: r.BodyFormat.V, TokenHeader: r.TokenHeader.V, TTL: r.TTL.V,
 		Token: program(&r.Token, env), ExpiresIn: program(&r.ExpiresIn, env), Query: url.Values{}, Header: http.Header{}}
+	each := func(t *eval.Template) func(int, string) {
+		parts := f.SecretParts(t)
+		return func(i int, s string) {
+			if secretPart(parts, i, s) {
+				tr.Secrets = append(tr.Secrets, s)
+			}
+		}
+	}
 	var err error
 	switch {
 	case r.URL.Template() != nil:
-		tr.URL, err = r.URL.Template().RenderString(env)
+		var v any
+		if v, err = r.URL.Template().RenderEach(env, each(r.URL.Template())); err == nil {
+			tr.URL = eval.FormatScalar(v)
+		}
 	case r.Path.Template() != nil:
-		tr.URL, err = r.Path.Template().RenderPath(env)
+		tr.URL, err = r.Path.Template().RenderPathEach(env, each(r.Path.Template()))
 	}
 	if err != nil {
 		return nil, err
@@ -384,6 +420,7 @@ func tokenRequest(r *spec.AuthRequest, env map[string]any) (*fetch.TokenRequest,
 		if err != nil {
 			return nil, fmt.Errorf("query %s: %w", it.Key, err)
 		}
+		tr.Secrets = derivedSecrets(f.SecretParts, it.Value.Tree(), v, tr.Secrets)
 		for _, sv := range queryValues(v) {
 			tr.Query.Add(it.Key, sv)
 		}
@@ -393,12 +430,16 @@ func tokenRequest(r *spec.AuthRequest, env map[string]any) (*fetch.TokenRequest,
 		if err != nil {
 			return nil, fmt.Errorf("headers %s: %w", it.Key, err)
 		}
+		if slices.Contains(f.SecretParts(it.Value.Template()), true) {
+			tr.Secrets = append(tr.Secrets, headerSecrets(v)...)
+		}
 		tr.Header.Set(it.Key, v)
 	}
 	if r.Body.Set {
 		if tr.Body, err = spec.RenderValue(r.Body.Tree(), env); err != nil {
 			return nil, fmt.Errorf("body: %w", err)
 		}
+		tr.Secrets = derivedSecrets(f.SecretParts, r.Body.Tree(), tr.Body, tr.Secrets)
 	}
 	return tr, nil
 }
