@@ -41,7 +41,7 @@ type JQFacts struct {
 // give several outputs for one.
 var (
 	filterFuncs = []string{"select", "empty", "values", "nulls", "booleans", "numbers", "strings",
-		"arrays", "objects", "iterables", "scalars", "limit", "first"}
+		"arrays", "objects", "iterables", "scalars", "limit", "first", "last", "nth", "skip"}
 	expandFuncs = []string{"recurse", "range", "splits", "scan", "match", "capture", "paths",
 		"leaf_paths", "tostream", "repeat", "while", "combinations"}
 )
@@ -96,9 +96,9 @@ func (w *shapeWalk) walk(v reflect.Value) {
 		}
 		switch x := v.Interface().(type) {
 		case *gojq.Func:
-			// first and limit filter with a generator argument; bare
-			// first is .[0].
-			w.filters = w.filters || slices.Contains(filterFuncs, x.Name) && (len(x.Args) > 0 || x.Name != "first")
+			// first, last and nth filter with a generator argument; bare,
+			// they index (first is .[0], nth(1) is .[1]).
+			w.filters = w.filters || slices.Contains(filterFuncs, x.Name) && len(x.Args) >= indexArgs(x.Name)
 			w.expands = w.expands || slices.Contains(expandFuncs, x.Name)
 		case *gojq.Suffix:
 			if x.Iter {
@@ -106,7 +106,7 @@ func (w *shapeWalk) walk(v reflect.Value) {
 			}
 			w.filters = w.filters || x.Optional
 		case *gojq.Term:
-			w.filters = w.filters || x.Type == gojq.TermTypeTry
+			w.filters = w.filters || x.Type == gojq.TermTypeTry || x.Type == gojq.TermTypeBreak
 			w.expands = w.expands || x.Type == gojq.TermTypeRecurse
 		case *gojq.Query:
 			w.expands = w.expands || x.Op == gojq.OpComma
@@ -123,6 +123,18 @@ func (w *shapeWalk) walk(v reflect.Value) {
 			w.walk(v.Index(i))
 		}
 	}
+}
+
+// indexArgs is how many arguments a filter builtin needs to filter: one
+// more than its form that only indexes takes, if it has one.
+func indexArgs(name string) int {
+	switch name {
+	case "first", "last":
+		return 1
+	case "nth":
+		return 2
+	}
+	return 0
 }
 
 // lastStage follows a program's pipes (and parentheses) to the query whose

@@ -81,6 +81,12 @@ func TestInspectJQShape(t *testing.T) {
 		{src: ".data | ..", expands: true},
 		{src: ".data[] | recurse(.children[]?)", filters: true, expands: true},
 		{src: ".data | range(length) as $i | .[$i]", expands: true},
+		{src: ".data | last | .x"},
+		{src: ".data | nth(0) | .x"},
+		{src: "last(.data[])", filters: true},
+		{src: "nth(1; .data[])", filters: true},
+		{src: "skip(1; .data[])", filters: true},
+		{src: "label $out | .data[] | if .end then break $out else . end", filters: true},
 	} {
 		f := InspectJQ(tc.src)
 		if f.Filters != tc.filters || f.Expands != tc.expands {
