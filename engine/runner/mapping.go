@@ -225,9 +225,14 @@ func primaryKey(t *spec.Table, row map[string]any) (string, error) {
 // number as written by its value, however long (numberValue). A
 // column of no declared type, a JSON one, or a value the column does not
 // take as it is (it widens and stores the value as given) keeps v.
+// So does a STRING column, whose numbers keyText keys by value (2.0 and 2
+// one key, though a new STRING column stores two rows): a table made
+// before its declaration changed keeps its column's type, and a DOUBLE
+// there stores them as one row. A false duplicate is said; a missed one
+// loses a record without a word.
 func storedKey(t *spec.Table, col string, v any) any {
 	typ := t.Columns.Get(col)
-	if typ == nil {
+	if typ == nil || strings.EqualFold(strings.TrimSpace(typ.V), "STRING") {
 		return v
 	}
 	s, ok := table.StoredValue(typ.V, v)

@@ -41,10 +41,11 @@ func TestPrimaryKeyByStoredValue(t *testing.T) {
 			t.Errorf("key %s: want another key than %s", k, base)
 		}
 	}
-	// A STRING column keeps the literal it stores; an undeclared one
-	// keeps today's key text (1 and 1.0 one key, "2.0" and 2 two).
-	if a, b := key("2024-01-01T00:00:00Z", num("2"), num("2.0"), "y"), key("2024-01-01T00:00:00Z", num("2"), num("2"), "y"); a == b {
-		t.Errorf("STRING 2.0 and 2: one key %s, want two", a)
+	// A STRING column, like an undeclared one, keeps keyText's key: the
+	// numbers 2.0 and 2 one key (a table made before the declaration may
+	// hold a DOUBLE there), the strings "2.0" and "2" two.
+	if a, b := key("2024-01-01T00:00:00Z", num("2"), num("2.0"), "y"), key("2024-01-01T00:00:00Z", num("2"), num("2"), "y"); a != b {
+		t.Errorf("STRING numbers 2.0 and 2: keys %s and %s, want one", a, b)
 	}
 	if a, b := key("2024-01-01T00:00:00Z", num("2"), "x", num("1.0")), key("2024-01-01T00:00:00Z", num("2"), "x", num("1")); a != b {
 		t.Errorf("undeclared 1.0 and 1: keys %s and %s, want one", a, b)
