@@ -347,6 +347,12 @@ func (r *Runner) release(ctx context.Context, st *streamState, out Output, runs 
 				bad = true
 				continue
 			}
+			if len(batch) == 0 {
+				// No item to ask about: a request built from the list
+				// (ids: []) would lose its filter, and an API that reads
+				// an empty filter as none answers for every item.
+				continue
+			}
 			for _, part := range batchParts(batch, keys, b.s.BatchSize.V) {
 				if err := r.submit(ctx, b, &run{parent: rn.parent, batch: part.items, part: part, batchStream: true, gates: gates}, runs); err != nil {
 					return err
