@@ -76,6 +76,9 @@ func cmdTest(ctx context.Context, a *app, args []string) error {
 			default:
 				passed++
 			}
+			if c.Passed() && c.Warning != "" && *format == "github" {
+				fmt.Fprintf(stdout, "::warning file=%s,line=%d,col=%d::%s\n", path, c.Line, c.Col, ghEscape(c.Warning))
+			}
 		}
 		if err != nil {
 			return err // interrupted
@@ -99,11 +102,15 @@ func cmdTest(ctx context.Context, a *app, args []string) error {
 func printCase(w io.Writer, file string, c *engine.CaseResult) {
 	name := c.Kind + " " + c.Name
 	switch {
-	case c.Passed() && c.Updated:
-		fmt.Fprintf(w, "updated %s: %s: %s\n", file, name, c.Snapshot)
-		return
 	case c.Passed():
-		fmt.Fprintf(w, "ok   %s: %s\n", file, name)
+		if c.Updated {
+			fmt.Fprintf(w, "updated %s: %s: %s\n", file, name, c.Snapshot)
+		} else {
+			fmt.Fprintf(w, "ok   %s: %s\n", file, name)
+		}
+		if c.Warning != "" {
+			fmt.Fprintf(w, "     warning: %s\n", c.Warning)
+		}
 		return
 	}
 	fmt.Fprintf(w, "FAIL %s:%d: %s\n", file, c.Line, name)
