@@ -474,6 +474,10 @@ func (s *Server) bulkUpsert(bpID string, q url.Values, body []byte, skipFirst bo
 		b, err := parseEntityBody(raw)
 		var e *entity
 		var created bool
+		if err == nil && !f.upsert && s.opts.CreateExistingUnwritten && s.entities[bp.id][b.id] != nil && b.id != "" {
+			oks = append(oks, map[string]any{"identifier": b.id, "index": i, "created": false})
+			continue
+		}
 		if err == nil {
 			e, created, err = s.writeEntityLocked(bp, b, modePost, f)
 		}

@@ -63,6 +63,11 @@ type Options struct {
 	// then. Other routes (GET, writes, relation checks) see it at once.
 	// 0 makes search current. SeedEntity brings search up to date.
 	SearchLag time.Duration
+	// CreateExistingUnwritten answers a bulk create (upsert=false) of an
+	// entity that exists with success and "created": false, leaving the
+	// entity as it was: Port does not document this answer, but nothing
+	// says it never gives it.
+	CreateExistingUnwritten bool
 
 	Addr   string       // listen address for Start; default 127.0.0.1:0
 	Logger *slog.Logger // default discard

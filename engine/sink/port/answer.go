@@ -93,8 +93,10 @@ func scanBulk(b []byte, r *bulkResult) bool {
 					case "index":
 						e.Index.Set = true
 						return s.integer(&e.Index.N)
+					case "created":
+						return s.boolean(&e.Created)
 					}
-					return s.other(key, "identifier", "index")
+					return s.other(key, "identifier", "index", "created")
 				})
 				r.Entities = append(r.Entities, e)
 				return ok
@@ -259,6 +261,22 @@ func (s *scanner) integer(out *int) bool {
 	}
 	*out = int(n)
 	return true
+}
+
+// boolean reads true, false or null (nil) into out.
+func (s *scanner) boolean(out **bool) bool {
+	for _, lit := range [...]string{"true", "false", "null"} {
+		if end := s.pos + len(lit); end <= len(s.b) && string(s.b[s.pos:end]) == lit {
+			s.pos = end
+			*out = nil
+			if lit != "null" {
+				v := lit == "true"
+				*out = &v
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // number reads a JSON number, as the grammar has it.

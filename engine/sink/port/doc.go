@@ -126,7 +126,9 @@
 // (engine/sim/port's SearchLag models this). It does not take over one
 // another owner just created: an entity of a blueprint whose ownership is
 // checked that neither the listing nor the lookup showed is sent with
-// upsert=false, and one Port refuses is read by GET (recheck): another
+// upsert=false, and one Port refuses (or answers with created: false,
+// which may mean it existed and was not written) is read by GET
+// (recheck): another
 // owner's is a Conflict, left as it is; the run's own (search lagging its
 // last run, or a request sent again after a lost answer) or an adopted
 // one is sent again as an upsert.

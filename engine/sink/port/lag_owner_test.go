@@ -80,3 +80,36 @@ func TestSearchLagOwnEntitiesWritten(t *testing.T) {
 		t.Error("a2/production not written")
 	}
 }
+
+// A create Port answers with success but "created": false (undocumented:
+// the entity existed and was not written) is read back as a refusal is:
+// another owner's is a Conflict, not counted written, and left as it is.
+func TestCreatedFalseRechecked(t *testing.T) {
+	e := newEnv(t, portsim.Options{SearchLag: time.Hour, CreateExistingUnwritten: true})
+	bps := humanitecBlueprints(t, bpApp, bpEnv, bpWork, bpGraph)
+	set := humanitecSet("a1")
+	if _, err := e.run(e.sink(func(c *Config) { c.Owner = "org-a" }), bps, set, completeAll()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.run(e.sink(func(c *Config) { c.Owner = "org-b" }), nil, set, completeAll())
+	if !errors.Is(err, ErrEntitiesFailed) {
+		t.Errorf("org-b: err %v, want its entities failed", err)
+	}
+	if len(rep.Conflicts) != len(set) || rep.Upserted != 0 {
+		t.Errorf("org-b: %d conflicts, %d upserted, want %d conflicts and none upserted: %+v", len(rep.Conflicts), rep.Upserted, len(set), rep)
+	}
+	for _, c := range rep.Conflicts {
+		if c.Owner != "org-a" {
+			t.Errorf("conflict %+v, want owner org-a", c)
+		}
+	}
+	// The run's own entities answered so are written by an upsert.
+	set[0].Data["title"] = "App a1, renamed"
+	rep, err = e.run(e.sink(func(c *Config) { c.Owner = "org-a" }), nil, set, completeAll())
+	if err != nil || rep.Failed != 0 || len(rep.Conflicts) != 0 {
+		t.Fatalf("org-a again: err %v, report %+v", err, rep)
+	}
+	if got := e.srv.Entity(bpApp, "a1")["title"]; got != "App a1, renamed" {
+		t.Errorf("a1's title %v, want the rerun's", got)
+	}
+}

@@ -1448,6 +1448,9 @@ type bulkResult struct {
 type bulkEntity struct {
 	Identifier string    `json:"identifier"`
 	Index      bulkIndex `json:"index"`
+	// Created false answering a create (upsert=false) may mean the entity
+	// existed and was not written (undocumented): see recheck.
+	Created *bool `json:"created"`
 }
 
 type bulkError struct {
@@ -1528,6 +1531,8 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 		return fmt.Errorf("port: write %d %s entities: %w", len(b.items), b.blueprint, err)
 	}
 	seen := make([]bool, len(b.items))
+	var recheck []*work
+	var recheckMsg []string
 	var done []string
 	var ns []int64
 	var cycle []bool
@@ -1540,12 +1545,15 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 			st.fail(b.items[r.Index.N].key, fmt.Sprintf("Port's bulk answer names %q at this entity's index", r.Identifier))
 			continue
 		}
+		if b.create && r.Created != nil && !*r.Created {
+			recheck = append(recheck, b.items[r.Index.N])
+			recheckMsg = append(recheckMsg, "Port answered its create with created: false")
+			continue
+		}
 		done = append(done, b.items[r.Index.N].key.identifier)
 		ns = append(ns, b.items[r.Index.N].n)
 		cycle = append(cycle, hasTargets(b.items[r.Index.N].deferred))
 	}
-	var recheck []*work
-	var recheckMsg []string
 	for _, e := range out.Errors {
 		if e.Index.N >= 0 && e.Index.N < len(b.items) {
 			seen[e.Index.N] = true
