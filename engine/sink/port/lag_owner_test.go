@@ -2,6 +2,8 @@ package port
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,5 +113,43 @@ func TestCreatedFalseRechecked(t *testing.T) {
 	}
 	if got := e.srv.Entity(bpApp, "a1")["title"]; got != "App a1, renamed" {
 		t.Errorf("a1's title %v, want the rerun's", got)
+	}
+}
+
+// A create request Port refuses whole for what is about the request, not
+// an entity (401, 403, 404, a 429 left after retries), fails its entities
+// with Port's answer as an upsert's refusal does: reading back each entity
+// by GET would change nothing but cost a request per entity of the run.
+func TestCreateRefusedForTheRequestNotRechecked(t *testing.T) {
+	for _, status := range []int{401, 403, 404, 429} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			e := newEnv(t, portsim.Options{SearchLag: time.Hour})
+			bps := humanitecBlueprints(t, bpApp, bpEnv, bpWork, bpGraph)
+			set := humanitecSet("a1")
+			if _, err := e.run(e.sink(), bps, set[:1], completeAll()); err != nil {
+				t.Fatal(err)
+			}
+			e.srv.InjectFault(portsim.Fault{Method: "POST", Path: "*/entities/bulk", Kind: portsim.FaultStatus, Status: status})
+			e.srv.ResetRequests()
+			rep, err := e.run(e.sink(), nil, set, completeAll())
+			if !errors.Is(err, ErrEntitiesFailed) && err == nil {
+				t.Errorf("err %v, want the entities failed", err)
+			}
+			if rep.Failed != len(set) || rep.Upserted != 0 {
+				t.Errorf("%d failed, %d upserted, want %d failed: %+v", rep.Failed, rep.Upserted, len(set), rep)
+			}
+			// Relation targets search does not show are read by GET as
+			// ever (applications, environments); workloads and resource
+			// graphs are no one's target here.
+			gets := 0
+			for _, r := range e.srv.Requests() {
+				if r.Method == "GET" && (strings.HasPrefix(r.Path, "/v1/blueprints/"+bpWork+"/entities/") || strings.HasPrefix(r.Path, "/v1/blueprints/"+bpGraph+"/entities/")) {
+					gets++
+				}
+			}
+			if gets != 0 {
+				t.Errorf("%d entities read by GET after a %d, want none", gets, status)
+			}
+		})
 	}
 }

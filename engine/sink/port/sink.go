@@ -1506,10 +1506,12 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 			return err
 		}
 		return s.sendBatch(ctx, st, right)
-	case errors.As(err, &se) && se.Status >= 400 && se.Status < 500 && b.create:
+	case errors.As(err, &se) && b.create && (se.Status == http.StatusConflict || splits(se.Status)):
 		// How Port refuses to create an entity that exists, per entity
 		// (207) or for the whole request, is not documented: either way
-		// whose each entity is decides.
+		// whose each entity is decides. A refusal about the request
+		// (401, 403, 404, 429) says nothing of an entity: reading each
+		// back would cost a request per entity and change nothing.
 		msgs := make([]string, len(b.items))
 		for i := range msgs {
 			msgs[i] = se.Error()
