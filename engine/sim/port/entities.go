@@ -466,6 +466,13 @@ func (s *Server) bulkUpsert(bpID string, q url.Values, body []byte, skipFirst bo
 			}
 		}
 	}
+	if s.opts.CreateExistingRefusesRequest && !f.upsert {
+		for _, raw := range list {
+			if b, err := parseEntityBody(raw); err == nil && b.id != "" && s.entities[bp.id][b.id] != nil {
+				return 0, nil, conflict("entity %q of blueprint %q already exists", b.id, bp.id)
+			}
+		}
+	}
 	oks, fails := []any{}, []any{}
 	for i, raw := range list {
 		if skipFirst && i == 0 {

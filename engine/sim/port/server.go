@@ -68,6 +68,10 @@ type Options struct {
 	// entity as it was: Port does not document this answer, but nothing
 	// says it never gives it.
 	CreateExistingUnwritten bool
+	// CreateExistingRefusesRequest refuses a whole bulk create
+	// (upsert=false) with a 409 when any of its entities exists, writing
+	// none: the other form of refusal Port's documents leave open.
+	CreateExistingRefusesRequest bool
 
 	Addr   string       // listen address for Start; default 127.0.0.1:0
 	Logger *slog.Logger // default discard

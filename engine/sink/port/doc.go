@@ -131,7 +131,10 @@
 // (recheck): another
 // owner's is a Conflict, left as it is; the run's own (search lagging its
 // last run, or a request sent again after a lost answer) or an adopted
-// one is sent again as an upsert.
+// one is sent again as an upsert. When Port refuses a create request
+// whole, those of its entities Port does not hold are sent again as a
+// create without the others; a refusal about the request (401, 403, 404,
+// 429) is not read back entity by entity.
 //
 // # Ownership and reconciliation
 //

@@ -153,3 +153,54 @@ func TestCreateRefusedForTheRequestNotRechecked(t *testing.T) {
 		})
 	}
 }
+
+// A create Port refuses whole because one of its entities exists (the
+// undocumented form) writes none of the others: those Port does not hold
+// are sent again without the existing ones, not failed for another's
+// refusal.
+func TestCreateRefusedWholeOthersWritten(t *testing.T) {
+	e := newEnv(t, portsim.Options{SearchLag: time.Hour, CreateExistingRefusesRequest: true})
+	bps := humanitecBlueprints(t, bpApp, bpEnv, bpWork, bpGraph)
+	a1 := humanitecSet("a1")
+	if _, err := e.run(e.sink(func(c *Config) { c.Owner = "org-a" }), bps, a1, completeAll()); err != nil {
+		t.Fatal(err)
+	}
+	a2 := humanitecSet("a2")
+	rep, err := e.run(e.sink(func(c *Config) { c.Owner = "org-b" }), nil, append(a1, a2...), completeAll())
+	if !errors.Is(err, ErrEntitiesFailed) {
+		t.Errorf("org-b: err %v, want a1's entities failed", err)
+	}
+	if len(rep.Conflicts) != len(a1) || rep.Failed != len(a1) || rep.Upserted != len(a2) {
+		t.Errorf("org-b: %d conflicts, %d failed, %d upserted; want %d, %d, %d: %+v", len(rep.Conflicts), rep.Failed, rep.Upserted, len(a1), len(a1), len(a2), rep)
+	}
+	for _, ent := range a2 {
+		id := ent.Data["identifier"].(string)
+		got := e.srv.Entity(ent.Blueprint, id)
+		if got == nil || got["properties"].(map[string]any)[OwnerProperty] != "org-b" {
+			t.Errorf("%s %s: %v, want written by org-b", ent.Blueprint, id, got)
+		}
+	}
+}
+
+// A create refused whole (409) though Port holds none of its entities is
+// not sent again: its entities fail with Port's answer, once each.
+func TestCreateRefusedWholeForNoneFails(t *testing.T) {
+	e := newEnv(t, portsim.Options{})
+	bps := humanitecBlueprints(t, bpApp, bpEnv, bpWork, bpGraph)
+	set := humanitecSet("a1")
+	if _, err := e.run(e.sink(), bps, set[:0], completeAll()); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.InjectFault(portsim.Fault{Method: "POST", Path: "*/entities/bulk", Kind: portsim.FaultStatus, Status: 409})
+	e.srv.ResetRequests()
+	rep, err := e.run(e.sink(), nil, set, completeAll())
+	if !errors.Is(err, ErrEntitiesFailed) {
+		t.Errorf("err %v, want the entities failed", err)
+	}
+	if rep.Failed != len(set) || rep.Upserted != 0 || len(rep.Conflicts) != 0 {
+		t.Errorf("%d failed, %d upserted, %d conflicts; want %d failed: %+v", rep.Failed, rep.Upserted, len(rep.Conflicts), len(set), rep)
+	}
+	if n := e.srv.CountRequests("POST", "*/entities/bulk"); n > len(set) {
+		t.Errorf("%d bulk requests for %d entities, want each sent once", n, len(set))
+	}
+}

@@ -1516,7 +1516,7 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 		for i := range msgs {
 			msgs[i] = se.Error()
 		}
-		return s.recheck(ctx, st, b, b.items, msgs)
+		return s.recheck(ctx, st, b, b.items, msgs, true)
 	case errors.As(err, &se) && se.Status >= 400 && se.Status < 500:
 		for _, w := range b.items {
 			st.fail(w.key, se.Error())
@@ -1581,7 +1581,7 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 	}
 	s.log.Debug("port bulk written", "blueprint", b.blueprint, "entities", len(b.items), "errors", len(out.Errors))
 	if len(recheck) > 0 {
-		return s.recheck(ctx, st, b, recheck, recheckMsg)
+		return s.recheck(ctx, st, b, recheck, recheckMsg, false)
 	}
 	return nil
 }
@@ -1589,9 +1589,14 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 // recheck reads each entity a create batch could not create (msgs: Port's
 // errors) by itself: one Port does not hold failed for its own reason; one
 // the run owns or adopts (its search had not shown it yet) is sent again
-// as an upsert; anyone else's is a conflict, left as it is.
-func (s *Sink) recheck(ctx context.Context, st *runState, b batch, items []*work, msgs []string) error {
-	var again []*work
+// as an upsert; anyone else's is a conflict, left as it is. whole says
+// Port refused the request whole: then those it does not hold were not
+// written for another's refusal, and are sent again as a create without
+// the others (when there were others: a request refused whole for none of
+// its entities fails them all, with no loop).
+func (s *Sink) recheck(ctx context.Context, st *runState, b batch, items []*work, msgs []string, whole bool) error {
+	var again, missing []*work
+	var missingMsgs []string
 	for i, w := range items {
 		var out struct {
 			Entity *struct {
@@ -1603,7 +1608,8 @@ func (s *Sink) recheck(ctx context.Context, st *runState, b batch, items []*work
 		var se *StatusError
 		switch {
 		case errors.As(err, &se) && se.Status == http.StatusNotFound:
-			st.fail(w.key, msgs[i])
+			missing = append(missing, w)
+			missingMsgs = append(missingMsgs, msgs[i])
 			continue
 		case err != nil:
 			st.fail(w.key, msgs[i]+"; whose the entity is, if Port holds it, could not be checked: "+err.Error())
@@ -1621,6 +1627,17 @@ func (s *Sink) recheck(ctx context.Context, st *runState, b batch, items []*work
 			again = append(again, w)
 		default:
 			again = append(again, w)
+		}
+	}
+	if whole && len(missing) > 0 && len(missing) < len(items) {
+		nb := b
+		nb.items = missing
+		if err := s.sendBatch(ctx, st, nb); err != nil {
+			return err
+		}
+	} else {
+		for i, w := range missing {
+			st.fail(w.key, missingMsgs[i])
 		}
 	}
 	if len(again) == 0 {
