@@ -649,3 +649,36 @@ func TestEntityCount(t *testing.T) {
 	}
 	c.must("GET", "/v1/blueprints/nosuch/entities-count", nil, http.StatusNotFound)
 }
+
+// The two undocumented answers to a bulk create of an entity that exists:
+// success with created: false (nothing written), or the whole request
+// refused with a 409 (nothing written, the new entity neither).
+func TestBulkCreateExistingKnobs(t *testing.T) {
+	const path = "/v1/blueprints/app/entities/bulk?upsert=false"
+	body := map[string]any{"entities": []any{appEntity("a", map[string]any{"name": "new"}), appEntity("b", nil)}}
+
+	srv := New(Options{CreateExistingUnwritten: true})
+	defer srv.Close()
+	c := newClient(t, srv)
+	catalogFixture(t, c)
+	c.must("POST", "/v1/blueprints/app/entities", appEntity("a", map[string]any{"name": "old"}), http.StatusCreated)
+	r := c.must("POST", path, body, http.StatusOK)
+	ents := r.body["entities"].([]any)
+	if len(ents) != 2 || ents[0].(map[string]any)["created"] != false || ents[1].(map[string]any)["created"] != true {
+		t.Errorf("answer %s, want a created false, b created true", r.raw)
+	}
+	if p := srv.Entity("app", "a")["properties"].(map[string]any); p["name"] != "old" || srv.Entity("app", "b") == nil {
+		t.Errorf("a %v, b %v: want a as it was, b written", p, srv.Entity("app", "b"))
+	}
+
+	srv2 := New(Options{CreateExistingRefusesRequest: true})
+	defer srv2.Close()
+	c2 := newClient(t, srv2)
+	catalogFixture(t, c2)
+	c2.must("POST", "/v1/blueprints/app/entities", appEntity("a", map[string]any{"name": "old"}), http.StatusCreated)
+	c2.must("POST", path, body, http.StatusConflict)
+	if srv2.Entity("app", "b") != nil {
+		t.Error("b written by a refused request")
+	}
+	c2.must("POST", "/v1/blueprints/app/entities/bulk?upsert=true", body, http.StatusOK)
+}
