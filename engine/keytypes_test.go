@@ -216,3 +216,49 @@ func TestDeclaredTypeChangedOverExistingColumn(t *testing.T) {
 		})
 	}
 }
+
+// The same over other forms the check keys apart under STRING but the old
+// column stores as one row: a UTC_DATETIME column given one instant in two
+// zones, a DOUBLE column given "2.0" (a string) and 2. One record replaces
+// the other, no duplicate, exit 0 (sqlite, postgres). Skipped: a design
+// question (the check would need the column's type in the table, or key
+// STRING text coarsely and report real STRING keys such as "1.0" and "1"
+// as duplicates).
+func TestDeclaredTypeChangedOverExistingColumnOtherForms(t *testing.T) {
+	t.Skip("design question: the duplicate check keys by the declared type, not the type an existing column keeps")
+	cases := []struct{ from, k0, k1, k2 string }{
+		{"UTC_DATETIME", `"2024-01-01T00:00:00Z"`, `"2024-01-02T00:00:00Z"`, `"2024-01-02T01:00:00+01:00"`},
+		{"DOUBLE", `1`, `"2.0"`, `2`},
+	}
+	for _, c := range cases {
+		for _, be := range dupBackends() {
+			t.Run(c.from+"/"+be.name, func(t *testing.T) {
+				name, use := be.setup(t)
+				fx := newFixture(t, keyTypeSpec(name, c.from, "fail"), "")
+				query := use(fx)
+				fx.raw("/s", 200, `[{"k": `+c.k0+`, "a": "zero"}]`)
+				if _, err := fx.run(engine.RunOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join(fx.dir, "s2.yaml")
+				if err := os.WriteFile(path, []byte(keyTypeSpec(name, "STRING", "fail")), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				sp, err := engine.Load(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fx.spec = sp
+				fx.raw("/s", 200, `[{"k": `+c.k1+`, "a": "first"}, {"k": `+c.k2+`, "a": "second"}]`)
+				res, err := fx.run(engine.RunOptions{})
+				rows := query(`SELECT a FROM %t ORDER BY a`)
+				if len(rows) == 3 {
+					return // the column took the declared type: no loss
+				}
+				if err == nil || len(res.Summary.Duplicates) != 1 {
+					t.Errorf("rows %v, duplicates %+v, err %v: keys %s and %s are one row of the %s column, want them a duplicate (on_duplicate: fail)", rows, res.Summary.Duplicates, err, c.k1, c.k2, c.from)
+				}
+			})
+		}
+	}
+}
