@@ -43,7 +43,9 @@ var (
 	filterFuncs = []string{"select", "empty", "values", "nulls", "booleans", "numbers", "strings",
 		"arrays", "objects", "iterables", "scalars", "limit", "first", "last", "nth", "skip"}
 	expandFuncs = []string{"recurse", "range", "splits", "scan", "match", "capture", "paths",
-		"leaf_paths", "tostream", "repeat", "while", "combinations"}
+		"leaf_paths", "tostream", "repeat", "while", "combinations",
+		// They join lists of an item into one: .data | map(.tags) | flatten | .[]
+		"flatten", "add"}
 )
 
 // InspectJQ returns the facts of a jq program; a program that does not

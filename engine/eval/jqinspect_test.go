@@ -81,6 +81,8 @@ func TestInspectJQShape(t *testing.T) {
 		{src: ".data | ..", expands: true},
 		{src: ".data[] | recurse(.children[]?)", filters: true, expands: true},
 		{src: ".data | range(length) as $i | .[$i]", expands: true},
+		{src: ".data | map(.tags) | flatten | .[]", expands: true},
+		{src: ".data | map(.tags) | add | .[]", expands: true},
 		{src: ".data | last | .x"},
 		{src: ".data | nth(0) | .x"},
 		{src: "last(.data[])", filters: true},
