@@ -3,11 +3,13 @@ package port
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	portsim "github.com/ferry-etl/ferry/engine/sim/port"
+	"github.com/ferry-etl/ferry/engine/sink"
 )
 
 // Port's search is eventually consistent: entities another owner wrote
@@ -202,5 +204,26 @@ func TestCreateRefusedWholeForNoneFails(t *testing.T) {
 	}
 	if n := e.srv.CountRequests("POST", "*/entities/bulk"); n > len(set) {
 		t.Errorf("%d bulk requests for %d entities, want each sent once", n, len(set))
+	}
+}
+
+// A stub Port made moments ago (search not showing it yet) is found by the
+// recheck, not the lookup: its conflict still says it may be a stub.
+func TestStubFoundByRecheckSaysStub(t *testing.T) {
+	node := func(id string, deps ...any) sink.Entity {
+		return sink.Entity{Blueprint: bpGraph, Data: map[string]any{"identifier": id, "properties": map[string]any{}, "relations": map[string]any{bpGraph: append([]any{}, deps...)}}}
+	}
+	e := newEnv(t, portsim.Options{SearchLag: time.Hour})
+	stub := func(c *Config) { c.RelationPolicy = RelationStub }
+	bps := humanitecBlueprints(t, bpApp, bpEnv, bpGraph)
+	if _, err := e.run(e.sink(stub), bps, []sink.Entity{node("n1", "ghost")}, nil); err != nil || e.srv.Entity(bpGraph, "ghost") == nil {
+		t.Fatalf("first load: err %v", err)
+	}
+	rep, err := e.run(e.sink(stub), bps, []sink.Entity{node("n1", "ghost"), node("ghost")}, nil)
+	if !errors.Is(err, ErrEntitiesFailed) || !slices.Equal(rep.Conflicts, []Conflict{{bpGraph, "ghost", ""}}) {
+		t.Fatalf("second run: err %v, conflicts %+v", err, rep.Conflicts)
+	}
+	if len(rep.Errors) != 1 || !strings.Contains(rep.Errors[0].Message, "stub") {
+		t.Errorf("errors %+v, want the conflict to say the entity may be a stub", rep.Errors)
 	}
 }

@@ -160,6 +160,7 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 	st.mu.Lock()
 	for _, bp := range marked {
 		st.claimed[bp] = true
+		st.stubs[bp] = s.stubbed(defs, bp)
 	}
 	st.mu.Unlock()
 	g, gctx := errgroup.WithContext(ctx)

@@ -334,6 +334,7 @@ type runState struct {
 	adopted    map[entityKey]string // entities taken over from their owner
 	ownFound   map[entityKey]bool   // the run's own entities the ownership lookup found (not in the listing)
 	claimed    map[string]bool      // blueprints whose ownership claim checks
+	stubs      map[string]bool      // claimed blueprints Port may hold empty stubs of ([Sink.stubbed])
 	owned      map[string]int       // blueprint -> owned entities listed before writing
 	listErr    map[string]error     // blueprint -> why its listing failed
 	empty      map[string]bool      // blueprints Port held no entity of after their listing
@@ -378,7 +379,7 @@ func (st *runState) ownedOf(bp string) (n int, listed bool, err error) {
 func newRunState(sp *spool) *runState {
 	return &runState{sp: sp, failed: map[entityKey]string{}, exists: map[entityKey]bool{},
 		unknown: map[entityKey]string{}, dropped: map[string]int{}, dropSample: map[string]string{},
-		conflicts: map[entityKey]string{}, adopted: map[entityKey]string{}, ownFound: map[entityKey]bool{}, claimed: map[string]bool{}, owned: map[string]int{}, listErr: map[string]error{}, empty: map[string]bool{}}
+		conflicts: map[entityKey]string{}, adopted: map[entityKey]string{}, ownFound: map[entityKey]bool{}, claimed: map[string]bool{}, stubs: map[string]bool{}, owned: map[string]int{}, listErr: map[string]error{}, empty: map[string]bool{}}
 }
 
 // conflict records that k belongs to owner ("" for nobody) and fails it;
@@ -1621,7 +1622,10 @@ func (s *Sink) recheck(ctx context.Context, st *runState, b batch, items []*work
 		owner, _ := out.Entity.Properties[OwnerProperty].(string)
 		switch adopt, ok := s.mayWrite(owner); {
 		case !ok:
-			st.conflict(w.key, owner, false)
+			st.mu.Lock()
+			stubbed := st.stubs[w.key.blueprint]
+			st.mu.Unlock()
+			st.conflict(w.key, owner, stubbed)
 		case adopt:
 			st.adopt(w.key, owner)
 			again = append(again, w)
