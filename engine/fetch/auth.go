@@ -57,8 +57,8 @@ type Auth struct {
 
 	// "oauth2". The token is cached until expires_in minus a margin (a
 	// tenth of the lifetime, at most MaxServerWait), shared by every client
-	// of the pool with the same credentials, and refreshed once when a
-	// request gets 401.
+	// of the pool with the same credentials, and refreshed when a request
+	// gets 401 (see exchange.renewed).
 	TokenURL, ClientID, ClientSecret string
 	Scopes                           []string
 	AuthStyle                        string // StyleBasic (default), StyleForm or StyleJSON

@@ -481,3 +481,30 @@ func TestTextBody(t *testing.T) {
 		t.Errorf("an object as a text body: err = %v", err)
 	}
 }
+
+// Requests queued behind a host's one connection each take the session
+// when their turn comes, not before they queue: one taken before would
+// die while the others spend it (a session serving one request here), and
+// the retry its 401 earns, queued again behind them, would meet a dead
+// one again and fail. Each request is renewed at most once.
+func TestQueuedRequestsTakeTheSessionAtTheirTurn(t *testing.T) {
+	clk := newFakeClock()
+	s := startSim(t, sessionFixture(apitest.Issuer{Uses: 1},
+		apitest.AuthCheck{Header: "Authorization", Prefix: "Bearer "}), clk)
+	c := mustClient(t, testPool(clk, 0, nil), HostConfig{BaseURL: s.URL(), Concurrency: 1, Auth: Auth{Type: AuthSession, Login: &TokenRequest{
+		URL: "/api/login", Body: loginBody(), Token: jqx(t, ".token"),
+	}}})
+	const n = 6
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := c.Do(t.Context(), &Request{URL: "/api/incidents"})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("Do: %v", err)
+		}
+	}
+}

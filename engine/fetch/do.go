@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -183,6 +184,10 @@ func (c *Client) send(ctx context.Context, req *Request, dl *Download) (*Respons
 	return resp, err
 }
 
+// maxRenewals bounds the 401s a request renews its token after (see
+// exchange.renewed).
+const maxRenewals = 3
+
 // exchange is one Do's state across its attempts.
 type exchange struct {
 	method, shown      string
@@ -190,10 +195,16 @@ type exchange struct {
 	h                  *host
 	dl                 *Download
 	attempts, failures int
-	refreshed          bool
-	tokenUsed          string
-	dynamic, canRetry  bool
-	sign               *sigv4
+	// renewed: the tokens this request got a 401 with, each renewed: once,
+	// and again (at most maxRenewals in all) only for a token this request
+	// did not fetch (tokenOwn): one another request renewed while this one
+	// waited its turn may die before it, which is no reason to fail it; a
+	// token fetched for it and refused is final.
+	renewed           []string
+	tokenUsed         string
+	tokenOwn          bool
+	dynamic, canRetry bool
+	sign              *sigv4
 	// refused: when this request's last answer was a 503 or a rate
 	// limit, zero if it was not (see adaptive.observe: its retries'
 	// refusals cut no rate while other requests get through).
@@ -214,11 +225,7 @@ func (c *Client) do(ctx context.Context, req *Request, dl *Download) (*Response,
 	}
 	rc := c.restFor(x.origin, x.h)
 	for {
-		sendTo, err := c.credential(ctx, x, hdr)
-		if err != nil {
-			return nil, x.h, err
-		}
-		rr, spool, sent, dur, err := c.attempt(ctx, x.h, rc, x.method, sendTo, hdr, body, dl, x.refused, x.sign)
+		rr, spool, sent, dur, err := c.attempt(ctx, x, rc, hdr, body, dl)
 		resp, again, err := c.outcome(ctx, x, rr, spool, sent, dur, err)
 		if !again {
 			return resp, x.h, err
@@ -313,14 +320,18 @@ func (c *Client) prepare(req *Request, dl *Download) (x *exchange, hdr http.Head
 }
 
 // credential puts the current token of a dynamic auth on the attempt (in
-// hdr, or in the URL it returns).
+// hdr, or in the URL it returns). attempt takes it once the attempt may
+// go: a token taken before the waits could die in the queue (a token that
+// serves so many requests, or so long), and the retry its 401 earns would
+// wait behind the others again.
 func (c *Client) credential(ctx context.Context, x *exchange, hdr http.Header) (string, error) {
 	if !x.dynamic {
 		return x.target, nil
 	}
-	v, err := c.tokens.get(ctx)
+	v, own, err := c.tokens.get(ctx)
+	x.tokenOwn = own
 	if err != nil {
-		return "", c.fail(x, fmt.Errorf("%s: %w", c.tokens.what(), err))
+		return "", fmt.Errorf("%s: %w", c.tokens.what(), err)
 	}
 	x.tokenUsed = v
 	if c.tokens.param != "" {
@@ -370,9 +381,9 @@ func (c *Client) outcome(ctx context.Context, x *exchange, rr *resty.Response, s
 			return resp, false, &StatusError{Method: method, URL: shown, Status: status, Body: errorBody(resp.Body, c.pool.red.text), Hint: hint}
 		}
 	}
-	if status == http.StatusUnauthorized && x.dynamic && !x.refreshed {
+	if status == http.StatusUnauthorized && x.dynamic && (len(x.renewed) == 0 || !x.tokenOwn && len(x.renewed) < maxRenewals && !slices.Contains(x.renewed, x.tokenUsed)) {
 		resp.discard()
-		x.refreshed = true
+		x.renewed = append(x.renewed, x.tokenUsed)
 		c.tokens.invalidate(x.tokenUsed)
 		c.log.Warn("http retry", "method", method, "url", shown, "attempt", x.attempts, "status", status, "reason", "refreshing the "+c.tokens.what())
 		return nil, true, nil
@@ -555,7 +566,8 @@ func withParam(target, name, value string) string {
 // rate limit).
 // sign, when set, signs the attempt once it may go (after the waits: the
 // signature holds its time).
-func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method, target string, hdr http.Header, body []byte, dl *Download, again time.Time, sign *sigv4) (rr *resty.Response, spool *Spool, sent bool, dur time.Duration, err error) {
+func (c *Client) attempt(ctx context.Context, x *exchange, rc *resty.Client, hdr http.Header, body []byte, dl *Download) (rr *resty.Response, spool *Spool, sent bool, dur time.Duration, err error) {
+	h, method, again, sign := x.h, x.method, x.refused, x.sign
 	// The client's own ceiling first: a request it holds takes none of
 	// the host's tokens meanwhile. It is an endpoint's limit of the API,
 	// so a link to another host (an export's storage) does not wait on it.
@@ -588,6 +600,13 @@ func (c *Client) attempt(ctx context.Context, h *host, rc *resty.Client, method,
 		return nil, nil, false, 0, err
 	}
 	defer h.gate.release()
+	target, err := c.credential(ctx, x, hdr)
+	if err != nil {
+		if ad != nil {
+			ad.abandon()
+		}
+		return nil, nil, false, 0, err
+	}
 	var actx context.Context
 	var idle *idleTimer
 	if dl == nil {

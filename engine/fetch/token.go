@@ -78,27 +78,28 @@ type tokenCall struct {
 	err   error
 }
 
-// get returns the credential value, fetching one if needed.
-func (ts *tokenSource) get(ctx context.Context) (string, error) {
+// get returns the credential value, fetching one if needed; own says
+// this call fetched it (not another request, nor before).
+func (ts *tokenSource) get(ctx context.Context) (value string, own bool, err error) {
 	for {
 		ts.mu.Lock()
 		if ts.value != "" && (ts.expiry.IsZero() || ts.pool.now().Before(ts.expiry)) {
 			v := ts.value
 			ts.mu.Unlock()
-			return v, nil
+			return v, false, nil
 		}
 		if c := ts.call; c != nil {
 			ts.mu.Unlock()
 			select {
 			case <-c.done:
 			case <-ctx.Done():
-				return "", ctx.Err()
+				return "", false, ctx.Err()
 			}
 			// The fetcher's own ctx may have ended; ours has not, so try again.
 			if c.err != nil && ctx.Err() == nil && (errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded)) {
 				continue
 			}
-			return c.value, c.err
+			return c.value, false, c.err
 		}
 		c := &tokenCall{done: make(chan struct{})}
 		ts.call = c
@@ -118,7 +119,7 @@ func (ts *tokenSource) get(ctx context.Context) (string, error) {
 		ts.call = nil
 		close(c.done)
 		ts.mu.Unlock()
-		return value, err
+		return value, true, err
 	}
 }
 
