@@ -111,14 +111,32 @@ type PortSummary struct {
 	Deleted          int      `json:"deleted"` // stale owned entities deleted
 	DroppedRelations int      `json:"dropped_relations"`
 	Adopted          int      `json:"adopted"`   // entities taken over from another owner, or none
-	Conflicts        []string `json:"conflicts"` // entities of another owner, not overwritten
-	Errors           []string `json:"errors"`
-	SkippedDeletes   []string `json:"skipped_deletes"`
-	ReconcileErrors  []string `json:"reconcile_errors"` // blueprints whose stale entities could not be listed: nothing deleted
+	Conflicts        []string `json:"conflicts"` // entities of another owner, not overwritten; each names the stream and parents it came from
+	// Errors are the entities not written (Port refused them, offline
+	// validation, conflicts, relation policy "fail"), one line each:
+	// blueprint, identifier, the stream and parent chain of the record it
+	// was mapped from, and why; EntityErrors are the same as fields.
+	Errors          []string           `json:"errors"`
+	EntityErrors    []PortEntityReport `json:"entity_errors"`
+	SkippedDeletes  []string           `json:"skipped_deletes"`
+	ReconcileErrors []string           `json:"reconcile_errors"` // blueprints whose stale entities could not be listed: nothing deleted
 	// DeleteErrors are stale entities Port did not delete (another entity
 	// relates to them, or Port still holds them): their blueprint is not
 	// reconciled.
 	DeleteErrors []string `json:"delete_errors"`
+}
+
+// PortEntityReport is one entity not written, and the record it came
+// from, as a FailureReport names a failed record.
+type PortEntityReport struct {
+	Blueprint  string `json:"blueprint"`
+	Identifier string `json:"identifier"`
+	Stream     string `json:"stream,omitempty"`  // the stream of the record it was mapped from
+	Parents    string `json:"parents,omitempty"` // that record's parent chain, e.g. apps[id=a] > envs[id=dev]
+	// Merged: the entity merges several records (on_duplicate: merge);
+	// Stream and Parents name the last one.
+	Merged bool   `json:"merged,omitempty"`
+	Error  string `json:"error"`
 }
 
 // FailureReport is one failed request chain or record.
@@ -273,13 +291,13 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 	if res.Dest != nil && res.Dest.Port != nil {
 		p := res.Dest.Port
 		prep = &PortSummary{Owner: p.Owner, Upserted: p.Upserted, Unchanged: p.Unchanged, Rejected: p.Failed, Deleted: p.Deleted, DroppedRelations: p.DroppedRelations,
-			Adopted: p.Adopted, Conflicts: []string{}, Errors: []string{}, SkippedDeletes: []string{}, ReconcileErrors: []string{}, DeleteErrors: []string{}}
+			Adopted: p.Adopted, Conflicts: []string{}, Errors: []string{}, EntityErrors: []PortEntityReport{}, SkippedDeletes: []string{}, ReconcileErrors: []string{}, DeleteErrors: []string{}}
 		for _, c := range p.Conflicts {
 			owner := c.Owner
 			if owner == "" {
 				owner = "nobody (made by hand or by another tool)"
 			}
-			prep.Conflicts = append(prep.Conflicts, fmt.Sprintf("blueprint %s entity %q: owned by %s", c.Blueprint, c.Identifier, owner))
+			prep.Conflicts = append(prep.Conflicts, fmt.Sprintf("blueprint %s entity %q%s: owned by %s", c.Blueprint, c.Identifier, c.From(), owner))
 		}
 		for _, e := range p.ReconcileErrors {
 			prep.ReconcileErrors = append(prep.ReconcileErrors, e.Blueprint+": "+e.Message)
@@ -287,6 +305,8 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 		}
 		for _, e := range p.Errors {
 			prep.Errors = append(prep.Errors, e.Error())
+			prep.EntityErrors = append(prep.EntityErrors, PortEntityReport{Blueprint: e.Blueprint, Identifier: e.Identifier,
+				Stream: e.Stream, Parents: e.Parents, Merged: e.Merged, Error: e.Message})
 			rejected[e.Blueprint]++
 		}
 		for _, e := range p.DeleteErrors {

@@ -172,7 +172,8 @@ func TestHandMadeEntityAndOwnerMove(t *testing.T) {
 	if engine.ExitCode(err, false) != engine.ExitFailed {
 		t.Fatalf("err %v: want exit 1 for the conflict", err)
 	}
-	want := fmt.Sprintf("[{%s %s }]", bpApp, appID)
+	// Owned by nobody; mapped from stream apps, a root stream (no parents).
+	want := fmt.Sprintf("[{%s %s  apps  false}]", bpApp, appID)
 	if got := fmt.Sprint(res.Dest.Port.Conflicts); got != want {
 		t.Errorf("conflicts %s, want %s", got, want)
 	}

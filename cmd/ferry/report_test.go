@@ -466,3 +466,98 @@ tables:
 		t.Errorf("empty answer: %+v; want not reconciled, nothing deleted, skipped_delete %q", tr, want)
 	}
 }
+
+// TestRunReportNamesPortRejectionOrigin: Port refuses one entity of a
+// child stream; the report (port.errors and port.entity_errors) and the
+// summary name the stream and the parent chain its record was read under,
+// as a failed record's are: among many entities, the user must find which
+// source record made the bad one.
+func TestRunReportNamesPortRejectionOrigin(t *testing.T) {
+	sch := reportSchema(t)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/apps":
+			w.Write([]byte(`[{"id": "a"}, {"id": "b"}]`))
+		case "/apps/a/envs":
+			w.Write([]byte(`[{"id": "dev"}, {"id": "prod"}]`))
+		case "/apps/b/envs":
+			w.Write([]byte(`[{"id": "qa"}]`))
+		default:
+			http.Error(w, "nope", http.StatusNotFound)
+		}
+	}))
+	defer api.Close()
+	port := portsim.New(portsim.Options{RateLimit: -1})
+	defer port.Close()
+	// Port refuses every write that holds prod (a 422 its offline
+	// validation could not foresee): the bulk request, then prod alone.
+	port.InjectFault(portsim.Fault{Method: http.MethodPost, Path: "*/entities/bulk", BodyContains: `"identifier":"prod"`, Kind: portsim.FaultStatus, Status: http.StatusUnprocessableEntity})
+	t.Chdir(t.TempDir())
+	spec := `version: 1
+name: origin
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+  retry: {attempts: 1}
+streams:
+  apps:
+    request: {path: /apps}
+  envs:
+    for_each: apps
+    request: {path: '/apps/${ parent.id }/envs'}
+port:
+  blueprints: bp.json
+  entities:
+    - {blueprint: env, from: envs, identifier: .id}
+`
+	for name, body := range map[string]string{
+		"spec.yaml": spec,
+		"bp.json":   `[{"identifier": "env", "title": "Env", "schema": {"properties": {}, "required": []}}]`,
+		".env":      "PORT_CLIENT_ID=" + port.ClientID() + "\nPORT_CLIENT_SECRET=" + port.ClientSecret() + "\nPORT_BASE_URL=" + port.URL() + "\n",
+	} {
+		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"run", "spec.yaml", "--set", "url=" + api.URL, "--progress", "none", "--report", "report.json"}, strings.NewReader(""), &stdout, &stderr)
+	if code != engine.ExitFailed {
+		t.Fatalf("exit %d, want %d:\n%s", code, engine.ExitFailed, stderr.String())
+	}
+	data, err := os.ReadFile("report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := checkReport(t, sch, data)
+	if rep.Port == nil || rep.Port.Rejected != 1 || len(rep.Port.Errors) != 1 {
+		t.Fatalf("port: %+v, want prod rejected\n%s", rep.Port, data)
+	}
+	msg := rep.Port.Errors[0]
+	for _, want := range []string{`entity "prod"`, "stream envs", "apps[id=a]", "422"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("port.errors[0] = %q, does not name %s", msg, want)
+		}
+	}
+	var raw struct {
+		Port struct {
+			EntityErrors []map[string]any `json:"entity_errors"`
+		} `json:"port"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if len(raw.Port.EntityErrors) != 1 {
+		t.Fatalf("port.entity_errors = %v, want prod's", raw.Port.EntityErrors)
+	}
+	e := raw.Port.EntityErrors[0]
+	if e["blueprint"] != "env" || e["identifier"] != "prod" || e["stream"] != "envs" || e["parents"] != "apps[id=a]" || !strings.Contains(fmt.Sprint(e["error"]), "422") {
+		t.Errorf("port.entity_errors[0] = %v, want env prod from stream envs, parents apps[id=a], with Port's 422", e)
+	}
+	if said := stdout.String() + stderr.String(); !strings.Contains(said, `entity "prod" (stream envs, parents apps[id=a])`) {
+		t.Errorf("the summary does not name prod's stream and parents:\n%s", said)
+	}
+	if got := catalogCount(port, "env"); got != 2 {
+		t.Errorf("Port holds %d envs, want dev and qa", got)
+	}
+}

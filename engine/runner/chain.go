@@ -110,6 +110,7 @@ type run struct {
 	// cursor it saves answers for these items.
 	list      string
 	partition string
+	parents   string // describe(), once: every entity of the run carries it
 	out       chan item
 	// gates are the cursor gates of the incremental ancestors' chains this
 	// run descends from: each waits for it to finish (see cursorGate).

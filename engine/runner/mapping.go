@@ -128,7 +128,7 @@ func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec an
 		}
 		if ok {
 			m.ents = append(m.ents, mappedEntity{
-				Entity: sink.Entity{Blueprint: e.Blueprint.V, Stream: st.s.Name, Partition: rn.partition, Data: ent},
+				Entity: sink.Entity{Blueprint: e.Blueprint.V, Stream: st.s.Name, Partition: rn.partition, Parents: rn.parents, Data: ent},
 				key:    ent["identifier"].(string), onDup: e.OnDuplicate.V, again: rn.again,
 			})
 		}

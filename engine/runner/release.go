@@ -37,6 +37,7 @@ func (r *Runner) submit(ctx context.Context, st *streamState, rn *run, runs *syn
 // all (see chainOnce).
 func (r *Runner) prepare(st *streamState, rn *run) bool {
 	rn.partition = partitionKey(rn.parent) + rn.part.suffix()
+	rn.parents = rn.describe()
 	if rn.batchStream {
 		rn.list = listDigest(rn.part.keys)
 	}

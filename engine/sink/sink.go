@@ -30,6 +30,11 @@ type Entity struct {
 	Blueprint string
 	Stream    string
 	Partition string
+	// Parents names the parent chain its record was read under, as a
+	// failed record's report does (apps[id=a] > envs[id=dev]); "" for a
+	// root stream. One string for every entity of a chain: a destination
+	// keeps it for the reports of an entity it cannot write.
+	Parents string
 	// Data holds identifier, title, properties, relations (and optionally
 	// icon, team), exactly as it would be sent to Port.
 	Data map[string]any

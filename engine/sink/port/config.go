@@ -199,7 +199,8 @@ type Sink struct {
 	// invalidAt holds the keys (identifier set) that invalid has an entry
 	// of: a later version of one replaces its failure (Write).
 	invalidAt map[entityKey]bool
-	keep      string // KeepStale's reason: Finish deletes nothing
+	origins   origins // the streams and parent chains of the queued entities
+	keep      string  // KeepStale's reason: Finish deletes nothing
 	// unread are the blueprints whose source streams did not all complete
 	// (UnreadTargets), with why: a missing target of theirs is not stubbed.
 	unread map[string]string

@@ -220,7 +220,7 @@ func TestStubFoundByRecheckSaysStub(t *testing.T) {
 		t.Fatalf("first load: err %v", err)
 	}
 	rep, err := e.run(e.sink(stub), bps, []sink.Entity{node("n1", "ghost"), node("ghost")}, nil)
-	if !errors.Is(err, ErrEntitiesFailed) || !slices.Equal(rep.Conflicts, []Conflict{{bpGraph, "ghost", ""}}) {
+	if !errors.Is(err, ErrEntitiesFailed) || !slices.Equal(rep.Conflicts, []Conflict{{Blueprint: bpGraph, Identifier: "ghost", Owner: ""}}) {
 		t.Fatalf("second run: err %v, conflicts %+v", err, rep.Conflicts)
 	}
 	if len(rep.Errors) != 1 || !strings.Contains(rep.Errors[0].Message, "stub") {

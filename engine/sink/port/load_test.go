@@ -352,7 +352,7 @@ func TestPartialFailureReported(t *testing.T) {
 	if rep.Failed != 1 || rep.Upserted != len(ents)-1 {
 		t.Errorf("failed %d upserted %d, want 1 and %d", rep.Failed, rep.Upserted, len(ents)-1)
 	}
-	want := EntityError{Blueprint: bpEnv, Identifier: "a/production", Message: "422 blueprint_schema_mismatch: rejected for the test"}
+	want := EntityError{Blueprint: bpEnv, Identifier: "a/production", Message: "422 blueprint_schema_mismatch: rejected for the test", Stream: "envs"}
 	if len(rep.Errors) != 1 || rep.Errors[0] != want {
 		t.Errorf("errors %+v, want %+v", rep.Errors, want)
 	}

@@ -85,7 +85,7 @@ func TestLookupsWhenPortHoldsSomeOrCannotCount(t *testing.T) {
 			if !errors.Is(err, ErrEntitiesFailed) {
 				t.Fatalf("err = %v, want the conflicts to fail the run", err)
 			}
-			want := []Conflict{{bpApp, "manual", ""}, {bpApp, "theirs", "humanitec/org-b"}}
+			want := []Conflict{{Blueprint: bpApp, Identifier: "manual", Owner: ""}, {Blueprint: bpApp, Identifier: "theirs", Owner: "humanitec/org-b"}}
 			if !slices.Equal(rep.Conflicts, want) {
 				t.Errorf("conflicts %+v, want %+v", rep.Conflicts, want)
 			}
@@ -124,7 +124,7 @@ func TestCountReadAfterEveryListing(t *testing.T) {
 	if !errors.Is(err, ErrEntitiesFailed) {
 		t.Fatalf("err = %v, want the conflict to fail the run", err)
 	}
-	if want := []Conflict{{bpApp, "a1", "humanitec/org-b"}}; !slices.Equal(rep.Conflicts, want) {
+	if want := []Conflict{{Blueprint: bpApp, Identifier: "a1", Owner: "humanitec/org-b", Stream: "apps"}}; !slices.Equal(rep.Conflicts, want) {
 		t.Errorf("conflicts %+v, want %+v", rep.Conflicts, want)
 	}
 	if title := e.srv.Entity(bpApp, "a1")["title"]; title != "theirs" {
@@ -192,7 +192,7 @@ func TestStubOfAFirstLoadIsAConflictNext(t *testing.T) {
 		t.Fatalf("first load: err %v, report %+v", err, rep)
 	}
 	rep, err = e.run(e.sink(stub), bps, []sink.Entity{node("n1", "ghost", "n2"), node("n2"), node("ghost")}, nil)
-	if !errors.Is(err, ErrEntitiesFailed) || !slices.Equal(rep.Conflicts, []Conflict{{bpGraph, "ghost", ""}}) {
+	if !errors.Is(err, ErrEntitiesFailed) || !slices.Equal(rep.Conflicts, []Conflict{{Blueprint: bpGraph, Identifier: "ghost", Owner: ""}}) {
 		t.Fatalf("second run: err %v, conflicts %+v", err, rep.Conflicts)
 	}
 	if len(rep.Errors) != 1 || !strings.Contains(rep.Errors[0].Message, "stub") {

@@ -3,6 +3,7 @@ package port
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrEntitiesFailed is wrapped by Finish's error when at least one entity
@@ -51,6 +52,16 @@ type Conflict struct {
 	Blueprint  string
 	Identifier string
 	Owner      string // its OwnerProperty in Port; "" when it has none (made by hand or another tool)
+	// Stream, Parents and Merged name the record it was mapped from, as
+	// EntityError's do.
+	Stream  string
+	Parents string
+	Merged  bool
+}
+
+// From is EntityError.From.
+func (c Conflict) From() string {
+	return EntityError{Stream: c.Stream, Parents: c.Parents, Merged: c.Merged}.From()
 }
 
 // BlueprintError is a failure that concerns a whole blueprint.
@@ -69,22 +80,37 @@ type EntityError struct {
 	Blueprint  string
 	Identifier string
 	Message    string
-	// Stream and Partition (its parent chain) name where the entity was
-	// mapped from, when the sink still knows it: for an entity refused
-	// before it was spooled (offline validation), not for Port's refusals.
-	Stream    string
-	Partition string
+	// Stream and Parents (sink.Entity.Parents: its parent chain, "" for
+	// a root stream) name the record the entity was mapped from, whether
+	// offline validation or Port refused it; both "" for an entity the
+	// run did not produce (DeleteErrors). Merged: the entity merges
+	// several records (on_duplicate: merge), and they name the last one.
+	Stream  string
+	Parents string
+	Merged  bool
 }
 
 func (e EntityError) Error() string {
-	from := ""
+	return fmt.Sprintf("blueprint %s entity %q%s: %s", e.Blueprint, e.Identifier, e.From(), e.Message)
+}
+
+// From names the record the entity was mapped from, for messages: ""
+// when unknown, else " (stream …, parents …)".
+func (e EntityError) From() string {
+	var b strings.Builder
 	switch {
-	case e.Stream != "" && e.Partition != "":
-		from = fmt.Sprintf(" (stream %s, parents %s)", e.Stream, e.Partition)
+	case e.Stream != "" && e.Parents != "":
+		fmt.Fprintf(&b, " (stream %s, parents %s", e.Stream, e.Parents)
 	case e.Stream != "":
-		from = fmt.Sprintf(" (stream %s)", e.Stream)
+		fmt.Fprintf(&b, " (stream %s", e.Stream)
+	default:
+		return ""
 	}
-	return fmt.Sprintf("blueprint %s entity %q%s: %s", e.Blueprint, e.Identifier, from, e.Message)
+	if e.Merged {
+		b.WriteString("; the last of the records merged into it")
+	}
+	b.WriteString(")")
+	return b.String()
 }
 
 // SkippedDelete is a blueprint whose stale entities were left in place.

@@ -34,25 +34,28 @@ const runFanout = 16
 // most this many entries.
 const markEvery = 64
 
-// runEntry is one entity of a run: its identifier, its put's number, and
-// where its JSON is in the data file (off -1: it failed validation).
+// runEntry is one entity of a run: its identifier, its put's number,
+// where its JSON is in the data file (off -1: it failed validation), and
+// where it was mapped from (origins.ref), for the report of a failure.
 type runEntry struct {
 	id   string
 	n    int64
 	off  int64
 	size int64
+	from uint64
 }
 
 func (e runEntry) valid() bool { return e.off >= 0 }
 
 // appendEntry encodes e: the identifier's length and bytes, then n,
-// off+1 and size, as uvarints.
+// off+1, size and from, as uvarints.
 func appendEntry(b []byte, e runEntry) []byte {
 	b = binary.AppendUvarint(b, uint64(len(e.id)))
 	b = append(b, e.id...)
 	b = binary.AppendUvarint(b, uint64(e.n))
 	b = binary.AppendUvarint(b, uint64(e.off+1))
-	return binary.AppendUvarint(b, uint64(e.size))
+	b = binary.AppendUvarint(b, uint64(e.size))
+	return binary.AppendUvarint(b, e.from)
 }
 
 // errShortEntry says b ends inside an entry.
@@ -62,7 +65,7 @@ var errShortEntry = errors.New("entry cut short")
 // it took.
 func decodeEntry(b []byte) (runEntry, int, error) {
 	var e runEntry
-	var vals [3]uint64
+	var vals [4]uint64
 	l, k := binary.Uvarint(b)
 	if k <= 0 {
 		return e, 0, entryError(k)
@@ -80,7 +83,7 @@ func decodeEntry(b []byte) (runEntry, int, error) {
 		}
 		vals[i], at = v, at+k
 	}
-	e.n, e.off, e.size = int64(vals[0]), int64(vals[1])-1, int64(vals[2])
+	e.n, e.off, e.size, e.from = int64(vals[0]), int64(vals[1])-1, int64(vals[2]), vals[3]
 	return e, at, nil
 }
 

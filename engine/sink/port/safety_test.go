@@ -59,7 +59,7 @@ func TestNoTakeovers(t *testing.T) {
 	if !errors.Is(err, ErrEntitiesFailed) {
 		t.Fatalf("err = %v, want the conflicts to fail the run", err)
 	}
-	want := []Conflict{{bpApp, "manual", ""}, {bpApp, "theirs", "humanitec/org-b"}}
+	want := []Conflict{{Blueprint: bpApp, Identifier: "manual", Owner: ""}, {Blueprint: bpApp, Identifier: "theirs", Owner: "humanitec/org-b"}}
 	if !slices.Equal(rep.Conflicts, want) {
 		t.Errorf("conflicts %+v, want %+v", rep.Conflicts, want)
 	}

@@ -93,6 +93,7 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 		return err
 	}
 	id, _ := e.Data["identifier"].(string)
+	merged := false // e joins an earlier part: the entity is of several records
 	if e.Merge && id != "" {
 		s.merging.Lock()
 		defer s.merging.Unlock()
@@ -102,6 +103,7 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 		}
 		if prev != nil {
 			e.Data = mergeEntity(prev, e.Data)
+			merged = true
 		}
 	}
 	var errs []error
@@ -135,7 +137,7 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 		delete(s.invalidAt, k)
 	}
 	if len(errs) > 0 {
-		s.invalid = append(s.invalid, EntityError{Blueprint: e.Blueprint, Identifier: id, Message: joinErrors(errs), Stream: e.Stream, Partition: e.Partition})
+		s.invalid = append(s.invalid, EntityError{Blueprint: e.Blueprint, Identifier: id, Message: joinErrors(errs), Stream: e.Stream, Parents: e.Parents, Merged: merged})
 		data = nil
 		if id != "" {
 			if s.invalidAt == nil {
@@ -147,11 +149,12 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 	if id == "" {
 		return nil // not produced: nothing can be known of it in Port
 	}
+	from := s.origins.ref(e.Stream, e.Parents, merged)
 	if i, ok := s.bufAt[k]; ok {
-		s.buf[i].data = data
+		s.buf[i].data, s.buf[i].from = data, from
 	} else {
 		s.bufAt[k] = len(s.buf)
-		s.buf = append(s.buf, spooled{bp: e.Blueprint, id: id, data: data})
+		s.buf = append(s.buf, spooled{bp: e.Blueprint, id: id, data: data, from: from})
 	}
 	if len(s.buf) >= spoolBatch {
 		return s.flushLocked(ctx)
@@ -220,7 +223,7 @@ func (s *Sink) flushLocked(ctx context.Context) error {
 func (s *Sink) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.buf, s.invalid, s.invalidAt = s.buf[:0], nil, nil
+	s.buf, s.invalid, s.invalidAt, s.origins = s.buf[:0], nil, nil, origins{}
 	clear(s.bufAt)
 	if s.spool == nil {
 		return nil
@@ -329,7 +332,7 @@ type runState struct {
 	exists     map[entityKey]bool   // Port lookups of relation targets
 	unknown    map[entityKey]string // relation targets whose lookup failed
 	dropped    map[string]int       // "blueprint.relation" -> targets dropped
-	dropSample map[string]string
+	dropSample map[string]dropSample
 	conflicts  map[entityKey]string // entities of another owner (or none), not written
 	adopted    map[entityKey]string // entities taken over from their owner
 	ownFound   map[entityKey]bool   // the run's own entities the ownership lookup found (not in the listing)
@@ -338,6 +341,13 @@ type runState struct {
 	owned      map[string]int       // blueprint -> owned entities listed before writing
 	listErr    map[string]error     // blueprint -> why its listing failed
 	empty      map[string]bool      // blueprints Port held no entity of after their listing
+}
+
+// dropSample is one relation target dropped, for the log: the target,
+// and the entity that named it with its origin (origins.ref).
+type dropSample struct {
+	target, entity string
+	from           uint64
 }
 
 // setEmpty records that Port held no entity of bp after its listing.
@@ -378,7 +388,7 @@ func (st *runState) ownedOf(bp string) (n int, listed bool, err error) {
 
 func newRunState(sp *spool) *runState {
 	return &runState{sp: sp, failed: map[entityKey]string{}, exists: map[entityKey]bool{},
-		unknown: map[entityKey]string{}, dropped: map[string]int{}, dropSample: map[string]string{},
+		unknown: map[entityKey]string{}, dropped: map[string]int{}, dropSample: map[string]dropSample{},
 		conflicts: map[entityKey]string{}, adopted: map[entityKey]string{}, ownFound: map[entityKey]bool{}, claimed: map[string]bool{}, stubs: map[string]bool{}, owned: map[string]int{}, listErr: map[string]error{}, empty: map[string]bool{}}
 }
 
@@ -429,7 +439,8 @@ func (st *runState) failedKey(k entityKey) bool {
 }
 
 // take hands over what Write queued: the spool (opened if nothing was
-// queued, for the listings of reconciliation) and the invalid entities.
+// queued, for the listings of reconciliation), with the origins its
+// entries refer to, and the invalid entities.
 func (s *Sink) take(ctx context.Context) (*spool, []EntityError, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -437,7 +448,8 @@ func (s *Sink) take(ctx context.Context) (*spool, []EntityError, error) {
 		return nil, nil, err
 	}
 	sp, invalid := s.spool, s.invalid
-	s.spool, s.invalid, s.invalidAt = nil, nil, nil
+	sp.origins = s.origins
+	s.spool, s.invalid, s.invalidAt, s.origins = nil, nil, nil, origins{}
 	return sp, invalid, nil
 }
 
@@ -481,17 +493,39 @@ func (s *Sink) Finish(ctx context.Context, complete map[string]bool) (rep Report
 	}
 
 	for k, n := range st.dropped {
-		s.log.Warn("port relation targets missing; relation dropped", "relation", k, "count", n, "example", st.dropSample[k])
+		d := st.dropSample[k]
+		o, merged := sp.origins.of(d.from)
+		s.log.Warn("port relation targets missing; relation dropped", "relation", k, "count", n, "example", d.target,
+			"entity", d.entity, "stream", o.stream, "parents", o.parents, "merged", merged)
 		rep.DroppedRelations += n
 	}
+	// Every failure names the record it came from: Write named the
+	// invalid ones, the spool's entries name the rest.
+	var unnamed []entityKey
+	for k := range st.failed {
+		if _, ok := from[k]; !ok {
+			unnamed = append(unnamed, k)
+		}
+	}
+	srcs, serr := sp.sourcesOf(ctx, unnamed)
+	if serr != nil && err == nil {
+		err = fmt.Errorf("port: where the failed entities came from: %w", serr)
+	}
+	for k, src := range srcs {
+		from[k] = EntityError{Stream: src.stream, Parents: src.parents, Merged: src.merged}
+	}
 	for k, msg := range st.failed {
+		f := from[k]
 		rep.Errors = append(rep.Errors, EntityError{Blueprint: k.blueprint, Identifier: k.identifier, Message: msg,
-			Stream: from[k].Stream, Partition: from[k].Partition})
+			Stream: f.Stream, Parents: f.Parents, Merged: f.Merged})
 	}
 	slices.SortFunc(rep.Errors, compareEntityErrors)
 	for k, owner := range st.conflicts {
-		rep.Conflicts = append(rep.Conflicts, Conflict{Blueprint: k.blueprint, Identifier: k.identifier, Owner: owner})
-		s.log.Warn("port entity of another owner not overwritten", "blueprint", k.blueprint, "identifier", k.identifier, "owner", owner)
+		f := from[k]
+		rep.Conflicts = append(rep.Conflicts, Conflict{Blueprint: k.blueprint, Identifier: k.identifier, Owner: owner,
+			Stream: f.Stream, Parents: f.Parents, Merged: f.Merged})
+		s.log.Warn("port entity of another owner not overwritten", "blueprint", k.blueprint, "identifier", k.identifier, "owner", owner,
+			"stream", f.Stream, "parents", f.Parents, "merged", f.Merged)
 	}
 	slices.SortFunc(rep.Conflicts, func(a, b Conflict) int {
 		return cmp.Or(cmp.Compare(a.Blueprint, b.Blueprint), cmp.Compare(a.Identifier, b.Identifier))
@@ -566,6 +600,7 @@ func compareEntityErrors(a, b EntityError) int {
 type work struct {
 	key      entityKey
 	n        int64  // its spoolRow.n
+	from     uint64 // its spoolRow.from
 	raw      []byte // the entity's JSON as spooled
 	relAt    [2]int // where in raw its relations are, when relFound
 	relFound bool
@@ -696,7 +731,7 @@ func decodeWork(o *loadOrder, def *Blueprint, rows []spoolRow) ([]*work, error) 
 	items := make([]work, len(rows)) // one allocation for the page
 	for i, r := range rows {
 		w := &items[i]
-		*w = work{key: entityKey{def.Identifier, r.id}, n: r.n, raw: r.data, stored: r.body}
+		*w = work{key: entityKey{def.Identifier, r.id}, n: r.n, from: r.from, raw: r.data, stored: r.body}
 		var rels map[string]any
 		if r.body != nil {
 			data, err := decodeObjectWith(&dec, r.data)
@@ -1113,7 +1148,7 @@ func (s *Sink) apply(ctx context.Context, st *runState, ws []*work, effs [][]eff
 			case effDrop:
 				st.mu.Lock()
 				st.dropped[e.name]++
-				st.dropSample[e.name] = e.target.identifier
+				st.dropSample[e.name] = dropSample{target: e.target.identifier, entity: w.key.identifier, from: w.from}
 				st.mu.Unlock()
 			case effFail:
 				st.fail(w.key, e.msg)

@@ -68,6 +68,10 @@ type spool struct {
 	tally  map[string]*[3]int // entities of each blueprint in each state but waiting
 
 	joins int // queries of the owned listing made by pages (tests count them)
+
+	// origins are what the entries' from refer to, handed over with the
+	// spool by Sink.take (Write fills the sink's while it queues).
+	origins origins
 }
 
 // Entity states in the spool; stateCycle is added to stateWritten when
@@ -199,6 +203,7 @@ func (sp *spool) tx(ctx context.Context, fn func() error) error {
 type spooled struct {
 	bp, id string
 	data   []byte
+	from   uint64 // its origin (origins.ref)
 }
 
 // put stores entities; a later one of the same key replaces the earlier
@@ -243,7 +248,7 @@ func (sp *spool) put(ctx context.Context, es []spooled) error {
 	buf := sp.jsonBuf[:0]
 	entries := make([]runEntry, len(es))
 	for i, e := range es {
-		entries[i] = runEntry{id: e.id, n: sp.puts + int64(i), off: -1, size: int64(len(e.data))}
+		entries[i] = runEntry{id: e.id, n: sp.puts + int64(i), off: -1, size: int64(len(e.data)), from: e.from}
 		if e.data != nil {
 			entries[i].off = sp.jsonEnd + int64(len(buf))
 			buf = append(buf, e.data...)
@@ -574,7 +579,8 @@ func (sp *spool) idsAfter(ctx context.Context, bp string, sel selector, after st
 // and body empty when the owned listing did not have it).
 type spoolRow struct {
 	id    string
-	n     int64 // its put's number
+	n     int64  // its put's number
+	from  uint64 // its origin (origins.ref)
 	data  []byte
 	owner string
 	body  []byte
@@ -618,7 +624,7 @@ func (sp *spool) page(ctx context.Context, bp string, sel selector, after string
 			e := *next
 			if e.valid() || sel == selAll {
 				if sel != selCycleWritten || (e.n < int64(len(sp.states)) && sp.states[e.n]&stateCycle != 0) {
-					out = append(out, spoolRow{id: e.id, n: e.n})
+					out = append(out, spoolRow{id: e.id, n: e.n, from: e.from})
 					locs = append(locs, e.off, e.size)
 				}
 			}

@@ -330,7 +330,7 @@ func TestNULReported(t *testing.T) {
 	 "relations":{"peers":{"target":"probe","many":true,"required":false}}}`
 	ent := func(id string, extra map[string]any, props map[string]any) sink.Entity {
 		en := probeEntity(id, props)
-		en.Stream, en.Partition = "items", "p1"
+		en.Stream, en.Parents = "items", "p1"
 		maps.Copy(en.Data, extra)
 		return en
 	}
