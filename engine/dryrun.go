@@ -59,7 +59,9 @@ func (c *checkedOutput) Entity(ctx context.Context, e sink.Entity) error {
 			delete(c.invalid, k)
 		}
 		if errs != nil {
-			msg := fmt.Sprintf("blueprint %s, entity %v: %v", e.Blueprint, e.Data["identifier"], errs)
+			// Named as a real run's report names it: with its record's place.
+			from := port.EntityError{Stream: e.Stream, Parents: e.Parents}.From()
+			msg := fmt.Sprintf("blueprint %s, entity %v%s: %v", e.Blueprint, e.Data["identifier"], from, errs)
 			switch {
 			case !keyed:
 				c.unkeyed = append(c.unkeyed, msg)

@@ -58,3 +58,26 @@ func TestDryRunCountsLastVersions(t *testing.T) {
 		}
 	}
 }
+
+// TestDryRunNamesOrigin: an entity a dry run finds Port would reject is
+// named with the stream and parent chain of its record, as a real run's
+// report names it.
+func TestDryRunNamesOrigin(t *testing.T) {
+	bp, err := port.ParseBlueprint([]byte(`{"identifier": "env", "title": "Env", "schema": {"properties": {"n": {"type": "number"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &checkedOutput{Output: discardOutput{}, blueprints: map[string]*port.Blueprint{"env": bp}}
+	e := sink.Entity{Blueprint: "env", Stream: "envs", Partition: "apps=a", Parents: "apps[id=a]",
+		Data: map[string]any{"identifier": "prod", "properties": map[string]any{"n": "not a number"}}}
+	if err := c.Entity(t.Context(), e); err != nil {
+		t.Fatal(err)
+	}
+	var inv *InvalidEntitiesError
+	if err := c.err(); !errors.As(err, &inv) || len(inv.Examples) != 1 {
+		t.Fatalf("err = %v, want prod invalid", err)
+	}
+	if got := inv.Examples[0]; !strings.Contains(got, "entity prod (stream envs, parents apps[id=a]):") {
+		t.Errorf("example %q does not name prod's stream and parents", got)
+	}
+}
