@@ -131,6 +131,11 @@ type syncState struct {
 	// Ended are the tables a --streams run of this sync reconciled, their
 	// generation ended with its part (see partsEnded).
 	Ended []string `json:"ended,omitempty"`
+	// Keys are the types the sync's duplicate check keys each table's
+	// primary-key columns by (table.DB.KeyTypes as its first run began):
+	// every run of the sync keys alike, so that the keys its earlier runs
+	// saved still match though a column was made or widened since.
+	Keys map[string][]string `json:"keys,omitempty"`
 }
 
 type partKey struct{ stream, partition string }
@@ -427,6 +432,9 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 			return d.state(ctx, now, resumeWithin)
 		}
 		d.sync = sy
+		if err := d.keepKeyTypes(ctx); err != nil {
+			return nil, err
+		}
 		if d.some {
 			if err := d.beginParts(ctx, st); err != nil {
 				return nil, err
@@ -436,6 +444,9 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 		return st, nil
 	}
 	d.sync = syncState{Started: now.UTC()}
+	if err := d.keepKeyTypes(ctx); err != nil {
+		return nil, err
+	}
 	val, err := json.Marshal(d.sync)
 	if err != nil {
 		return nil, err
@@ -444,6 +455,39 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 	d.cps = append(d.cps, sink.Checkpoint{Stream: syncKey, Value: val})
 	return st, nil
 }
+
+// keepKeyTypes fills the sync's key types (syncState.Keys) with the
+// destination's for the tables it has none for (a new sync's, a table the
+// spec added since); the rest keep those the sync began with. A resumed
+// run that added some commits the entry with its first rows.
+func (d *destinations) keepKeyTypes(ctx context.Context) error {
+	cur, err := d.tables.KeyTypes(ctx)
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	added := false
+	for name, types := range cur {
+		if saved, ok := d.sync.Keys[name]; ok && len(saved) == len(types) {
+			continue
+		}
+		if d.sync.Keys == nil {
+			d.sync.Keys = map[string][]string{}
+		}
+		d.sync.Keys[name], added = types, true
+	}
+	if added && d.resuming {
+		val, err := json.Marshal(d.sync)
+		if err != nil {
+			return err
+		}
+		d.cps = append(d.cps, sink.Checkpoint{Stream: syncKey, Value: val})
+	}
+	return nil
+}
+
+// KeyTypes are the types the run's duplicate check keys each table's
+// primary-key columns by (runner.Options.KeyTypes).
+func (d *destinations) KeyTypes() map[string][]string { return d.sync.Keys }
 
 // beginParts readies a --streams run in an unfinished sync: the
 // streams it produces whose part of the sync an earlier --streams run

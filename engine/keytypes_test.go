@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -13,24 +14,29 @@ import (
 )
 
 // keyTypeSpec is a table t fed by stream s (the body served at /s), keyed
-// by k of declared type typ, with the on_duplicate mode (none: "").
+// by k of declared type typ (none: ""), with the on_duplicate mode (none:
+// "").
 func keyTypeSpec(name, typ, mode string) string {
 	dup := ""
 	if mode != "" {
 		dup = ", on_duplicate: " + mode
 	}
+	cols := "a: STRING"
+	if typ != "" {
+		cols = "k: " + typ + ", " + cols
+	}
 	return strings.Replace(specHead, "\nname: nl\n", "\nname: "+name+"\n", 1) + `streams:
   s:
     request: {path: /s}
 tables:
-  t: {from: s, primary_key: [k], row: '{k, a}', columns: {k: ` + typ + `, a: STRING}` + dup + `}
+  t: {from: s, primary_key: [k], row: '{k, a}', columns: {` + cols + `}` + dup + `}
 `
 }
 
-// keyTypeOutcome is what a run of keyTypeSpec tells of two records with
-// keys k1 and k2 (JSON literals), a = "first" and "second": its failures
-// (-1: the run succeeded), its duplicates (count and modes) and the rows
-// t holds (their a).
+// keyTypeOutcome is what a run of keyTypeSpec tells of records with the
+// keys given (JSON literals), a = "first", "second", "third"…: its
+// failures (-1: the run succeeded), its duplicates (count and modes) and
+// the rows t holds (their a).
 type keyTypeOutcome struct {
 	failures int
 	failure  string
@@ -38,12 +44,17 @@ type keyTypeOutcome struct {
 	rows     []string
 }
 
-func runKeyTypes(t *testing.T, be dupBackend, typ, mode, k1, k2 string) keyTypeOutcome {
+func runKeyTypes(t *testing.T, be dupBackend, typ, mode string, keys ...string) keyTypeOutcome {
 	t.Helper()
 	name, use := be.setup(t)
 	fx := newFixture(t, keyTypeSpec(name, typ, mode), "")
 	query := use(fx)
-	fx.raw("/s", 200, `[{"k": `+k1+`, "a": "first"}, {"k": `+k2+`, "a": "second"}]`)
+	names := []string{"first", "second", "third", "fourth"}
+	var recs []string
+	for i, k := range keys {
+		recs = append(recs, `{"k": `+k+`, "a": "`+names[i]+`"}`)
+	}
+	fx.raw("/s", 200, "["+strings.Join(recs, ", ")+"]")
 	res, err := fx.run(engine.RunOptions{})
 	out := keyTypeOutcome{failures: -1}
 	if err != nil {
@@ -69,7 +80,10 @@ func runKeyTypes(t *testing.T, be dupBackend, typ, mode, k1, k2 string) keyTypeO
 
 // TestDuplicateKeyInAnotherForm: keys that differ only in form, which a
 // column of the declared type stores as one value (a time in two zones, a
-// number given as a string and as a number), are one row in the table:
+// number given as a string and as a number; a STRING column a number as
+// written; an INT or LONG column widened to DECIMAL for 2.5, which then
+// takes "2.50"; an undeclared column made DOUBLE or LONG by its first
+// value), are one row in the table:
 // the duplicate check must see one key, and the run end as it does for two
 // records of the very same key (same failures, same duplicates, same row
 // kept), under each on_duplicate mode and none, not with one record
@@ -85,6 +99,12 @@ func TestDuplicateKeyInAnotherForm(t *testing.T) {
 		{"INT", `"2"`, `2.0`},
 		{"LONG", `2`, `"2"`},
 		{"BOOLEAN", `true`, `"true"`},
+		{"STRING", `2.50`, `"2.50"`},
+		{"STRING", `1e2`, `"1e2"`},
+		{"LONG", `2.5`, `"2.50"`},
+		{"INT", `2.5`, `"2.50"`},
+		{"", `2.5`, `"2.50"`},
+		{"", `2.50`, `"2.50"`},
 	}
 	for _, be := range dupBackends() {
 		for _, mode := range []string{"fail", "warn", "merge", ""} {
@@ -107,16 +127,20 @@ func TestDuplicateKeyInAnotherForm(t *testing.T) {
 
 // TestDistinctStoredKeysNoDuplicates: the reverse. Keys that the table
 // stores as two rows are two keys: a STRING column keeps its text as
-// given ("2.0" and "2"; its numbers 2.0 and 2 are one key, a false
-// duplicate said rather than a missed one, see
-// TestDeclaredTypeChangedOverExistingColumn); an INT column widens to STRING for "2.0", which it
-// cannot hold; a UTC_DATETIME key past the microsecond widens its column
-// to STRING, which keeps each text. No duplicate, no failure, both rows.
+// given ("2.0" and "2", the numbers 2.0 and 2 as written); a UTC_DATETIME
+// key past the microsecond widens its column to STRING, which keeps each
+// text. No duplicate, no failure, both rows.
+//
+// Not here: an INT column given "2.0" and 2 widens to STRING, two rows,
+// yet they are one key (a false duplicate, said): given 2.5 first it
+// widens to DECIMAL, which stores them as one row
+// (TestWidenedKeyColumnMergesForms), and the check, keying before a batch
+// is written, keys a number column's numbers by their value.
 func TestDistinctStoredKeysNoDuplicates(t *testing.T) {
 	cases := []struct{ typ, k1, k2 string }{
 		{"STRING", `"2.0"`, `"2"`},
+		{"STRING", `2.0`, `2`},
 		{"STRING", `"2024-01-01T00:00:00Z"`, `"2024-01-01T01:00:00+01:00"`},
-		{"INT", `"2.0"`, `2`},
 		{"UTC_DATETIME", `"2024-01-01T00:00:00.0000001Z"`, `"2024-01-01T01:00:00.0000001+01:00"`},
 	}
 	for _, be := range dupBackends() {
@@ -225,7 +249,6 @@ func TestDeclaredTypeChangedOverExistingColumn(t *testing.T) {
 // STRING text coarsely and report real STRING keys such as "1.0" and "1"
 // as duplicates).
 func TestDeclaredTypeChangedOverExistingColumnOtherForms(t *testing.T) {
-	t.Skip("design question: the duplicate check keys by the declared type, not the type an existing column keeps")
 	cases := []struct{ from, k0, k1, k2 string }{
 		{"UTC_DATETIME", `"2024-01-01T00:00:00Z"`, `"2024-01-02T00:00:00Z"`, `"2024-01-02T01:00:00+01:00"`},
 		{"DOUBLE", `1`, `"2.0"`, `2`},
@@ -260,5 +283,237 @@ func TestDeclaredTypeChangedOverExistingColumnOtherForms(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestWidenedKeyColumnMergesForms: an INT key column given 2.5 widens to
+// DECIMAL, which then stores "2.0" and 2 as one row. The check keys a
+// number column's numbers by value, not by the INT the column had when
+// the batch was keyed: the third record is a duplicate of the second
+// (on_duplicate: fail), not its silent replacement.
+func TestWidenedKeyColumnMergesForms(t *testing.T) {
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			got := runKeyTypes(t, be, "INT", "fail", `2.5`, `"2.0"`, `2`)
+			if got.failures != 1 || got.dups != "table t: 1 (fail=1)" || !slices.Equal(got.rows, []string{"first", "second"}) {
+				t.Errorf("failures %d (%s), duplicates %q, rows %v; want the third failed as a duplicate, rows first and second",
+					got.failures, got.failure, got.dups, got.rows)
+			}
+		})
+	}
+}
+
+// respec makes fx run keyTypeSpec(name, typ, mode) from now on.
+func respec(t *testing.T, fx *fixture, name, typ, mode string) {
+	t.Helper()
+	path := filepath.Join(fx.dir, "s2.yaml")
+	if err := os.WriteFile(path, []byte(keyTypeSpec(name, typ, mode)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := engine.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.spec = sp
+}
+
+// TestDeclaredTypeChangedOverExistingStringColumn: the reverse of
+// TestDeclaredTypeChangedOverExistingColumnOtherForms. A STRING key
+// column later declared UTC_DATETIME stays STRING and keeps one instant
+// in two zones as two rows: the check keys by the column's type, so they
+// are two keys, not a duplicate that fails the run.
+func TestDeclaredTypeChangedOverExistingStringColumn(t *testing.T) {
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			fx := newFixture(t, keyTypeSpec(name, "STRING", "fail"), "")
+			query := use(fx)
+			fx.raw("/s", 200, `[{"k": "x", "a": "zero"}]`)
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			respec(t, fx, name, "UTC_DATETIME", "fail")
+			fx.raw("/s", 200, `[{"k": "2024-01-02T00:00:00Z", "a": "first"}, {"k": "2024-01-02T01:00:00+01:00", "a": "second"}]`)
+			res, err := fx.run(engine.RunOptions{})
+			rows := query(`SELECT a FROM %t ORDER BY a`)
+			if err != nil || len(res.Summary.Duplicates) != 0 || !slices.Equal(rows, []string{"first", "second", "zero"}) {
+				t.Errorf("err %v, duplicates %+v, rows %v: want no duplicate, three rows", err, res.Summary.Duplicates, rows)
+			}
+		})
+	}
+}
+
+// TestKeyTypesKeptAcrossResumedRuns: the first run of a sync makes t,
+// its key column undeclared: typed by its first value, which the check
+// cannot know ahead, so it keys numbers and number strings by value. p1's
+// "2.50" makes the column STRING; the run fails on p2. The run resuming
+// the sync meets p2's 2.50, which the STRING column stores as "2.50", p1's
+// row: it must key it as the sync began (by value), not by the STRING
+// the column is now (as written), or its key misses the one p1 saved and
+// p2's record replaces p1's without a word.
+func TestKeyTypesKeptAcrossResumedRuns(t *testing.T) {
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			src := strings.Replace(dupSpec(name, "fail", ""), "columns: {id: STRING,", "columns: {", 1)
+			if strings.Contains(src, "id: STRING") {
+				t.Fatal("dupSpec's id column is still declared")
+			}
+			fx := newFixture(t, src, "")
+			query := use(fx)
+			fx.json("/parents", []any{map[string]any{"id": "p1"}, map[string]any{"id": "p2"}})
+			fx.pages("/parents/p1/items", []any{rec("2.50", "a1", nil)})
+			p2 := []any{map[string]any{"id": json.Number("2.50"), "a": "a2", "b": nil}}
+			fx.pages("/parents/p2/items", p2, 0)
+			_, err := fx.run(engine.RunOptions{})
+			runErrorOf(t, err)
+			const rows = `SELECT a FROM %t ORDER BY a`
+			if got := query(rows); !slices.Equal(got, []string{"a1"}) {
+				t.Fatalf("after the failed run, t = %v, want p1's row", got)
+			}
+			fx.pages("/parents/p2/items", p2)
+			res, err := fx.run(engine.RunOptions{})
+			if err == nil || len(res.Summary.Duplicates) != 1 {
+				t.Errorf("err %v, duplicates %+v: want p2's row failed as a duplicate", err, res.Summary.Duplicates)
+			}
+			if got := query(rows); !slices.Equal(got, []string{"a1"}) {
+				t.Errorf("t = %v, want p1's row kept", got)
+			}
+		})
+	}
+}
+
+// TestEmptyTableKeyTypedByFirstValue: a run whose stream gave no rows made
+// t empty, its undeclared key column STRING; the next run's first value,
+// 2.5, types the column DOUBLE, as a new column's would, and "2.50" is
+// then the same row. The check must not key by the STRING the column has
+// before the run but as for a column its first value types: a duplicate.
+func TestEmptyTableKeyTypedByFirstValue(t *testing.T) {
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			fx := newFixture(t, keyTypeSpec(name, "", "fail"), "")
+			query := use(fx)
+			fx.raw("/s", 200, `[]`)
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			fx.raw("/s", 200, `[{"k": 2.5, "a": "first"}, {"k": "2.50", "a": "second"}]`)
+			res, err := fx.run(engine.RunOptions{})
+			rows := query(`SELECT a FROM %t ORDER BY a`)
+			if err == nil || len(res.Summary.Duplicates) != 1 || !slices.Equal(rows, []string{"first"}) {
+				t.Errorf("err %v, duplicates %+v, rows %v: want the second failed as a duplicate, the first kept", err, res.Summary.Duplicates, rows)
+			}
+		})
+	}
+}
+
+// TestNativeKeyColumnKeyedByValue: a table made outside ferry whose key
+// column has a type ferry does not make (SQLite's DOUBLE, REAL affinity:
+// "2.50" stored as 2.5), holding a row, is written as it is; its type
+// unknown to the check, which keys as for a column typed by its first
+// value: 2.5 and "2.50" one key, not two that overwrite one row.
+func TestNativeKeyColumnKeyedByValue(t *testing.T) {
+	fx := newFixture(t, keyTypeSpec("nl", "", "fail"), "")
+	fx.query(`CREATE TABLE "nl__t" (k DOUBLE PRIMARY KEY, a TEXT, _ferry_synced TEXT, _ferry_deleted BOOLEAN)`)
+	fx.query(`INSERT INTO "nl__t" (k, a, _ferry_synced, _ferry_deleted) VALUES (1, 'zero', '2024-01-01T00:00:00.000000Z', false)`)
+	fx.raw("/s", 200, `[{"k": 2.5, "a": "first"}, {"k": "2.50", "a": "second"}]`)
+	res, err := fx.run(engine.RunOptions{})
+	rows := fx.query(`SELECT a FROM "nl__t" ORDER BY a`)
+	if err == nil || len(res.Summary.Duplicates) != 1 || !slices.Equal(rows, []string{"first", "zero"}) {
+		t.Errorf("err %v, duplicates %+v, rows %v: want the second failed as a duplicate, the first kept", err, res.Summary.Duplicates, rows)
+	}
+}
+
+// TestPlanKeysByExistingColumnType: ferry plan's duplicate check keys as
+// the run's does, by the existing column's type: a DOUBLE key column
+// declared STRING since stores "2.0" and 2 as one row, a duplicate the
+// plan must show too.
+func TestPlanKeysByExistingColumnType(t *testing.T) {
+	fx := newFixture(t, keyTypeSpec("nl", "DOUBLE", "warn"), "")
+	fx.raw("/s", 200, `[{"k": 1, "a": "zero"}]`)
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	respec(t, fx, "nl", "STRING", "warn")
+	fx.raw("/s", 200, `[{"k": "2.0", "a": "first"}, {"k": 2, "a": "second"}]`)
+	cfg, err := engine.ResolveConfig(fx.spec, engine.ConfigSources{Sets: map[string]string{"url": fx.api.URL}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := engine.PlanRun(t.Context(), fx.spec, cfg, engine.PlanOptions{Dest: fx.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := p.Summary.Duplicates; len(d) != 1 || d[0].Count != 1 {
+		t.Errorf("plan duplicates = %+v, want t: 1", d)
+	}
+}
+
+// TestKeyTypesOfTableAddedMidSync: a table the spec adds while a sync is
+// open (u, its key undeclared) is keyed by the types the run that first
+// meets it finds, saved with the sync as the others': u is made by the
+// second run, typed STRING by p2's "2.50", and the third run, resuming
+// the sync, still keys p3's 2.50 as that run did (by value), so it meets
+// p2's saved key: a duplicate (on_duplicate: fail), not p2's row replaced.
+func TestKeyTypesOfTableAddedMidSync(t *testing.T) {
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			src := func(u bool) string {
+				s := strings.Replace(specHead, "\nname: nl\n", "\nname: "+name+"\n", 1) + `streams:
+  owners:
+    request: {path: /parents}
+  items:
+    for_each: owners
+    request:
+      path: /parents/${ parent.id }/items
+    paginate: {type: offset, param: offset, size: 1, size_param: limit}
+tables:
+  t: {from: items, primary_key: [a], row: '{a}', columns: {a: STRING}, on_duplicate: fail}
+`
+				if u {
+					s += "  u: {from: items, primary_key: [id], row: '{id, a}', on_duplicate: fail}\n"
+				}
+				return s
+			}
+			fx := newFixture(t, src(false), "")
+			query := use(fx)
+			load := func(u bool) {
+				path := filepath.Join(fx.dir, "s2.yaml")
+				if err := os.WriteFile(path, []byte(src(u)), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				sp, err := engine.Load(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fx.spec = sp
+			}
+			fx.json("/parents", []any{map[string]any{"id": "p1"}, map[string]any{"id": "p2"}, map[string]any{"id": "p3"}})
+			p2 := []any{map[string]any{"id": "2.50", "a": "a2"}}
+			p3 := []any{map[string]any{"id": json.Number("2.50"), "a": "a3"}}
+			fx.pages("/parents/p1/items", []any{map[string]any{"id": "x", "a": "a1"}})
+			fx.pages("/parents/p2/items", p2, 0)
+			fx.pages("/parents/p3/items", p3, 0)
+			_, err := fx.run(engine.RunOptions{})
+			runErrorOf(t, err)
+			load(true)
+			fx.pages("/parents/p2/items", p2)
+			_, err = fx.run(engine.RunOptions{})
+			runErrorOf(t, err)
+			urows := strings.Replace(`SELECT a FROM %t ORDER BY a`, "%t", map[bool]string{true: `"` + name + `__u"`, false: `"` + name + `"."u"`}[be.name == "sqlite"], 1)
+			if got := query(urows); !slices.Equal(got, []string{"a2"}) {
+				t.Fatalf("after the second run, u = %v, want p2's row", got)
+			}
+			fx.pages("/parents/p3/items", p3)
+			res, err := fx.run(engine.RunOptions{})
+			if err == nil || len(res.Summary.Duplicates) != 1 {
+				t.Errorf("err %v, duplicates %+v: want p3's row of u failed as a duplicate", err, res.Summary.Duplicates)
+			}
+			if got := query(urows); !slices.Equal(got, []string{"a2"}) {
+				t.Errorf("u = %v, want p2's row kept", got)
+			}
+		})
 	}
 }

@@ -201,6 +201,11 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 		if err != nil {
 			return nil, fmt.Errorf("destination %s: read state: %w", redactDSN(opts.Dest), err)
 		}
+		// The duplicate check keys by the tables' types, as a new sync's
+		// run would (the plan reads no saved keys).
+		if ropts.KeyTypes, err = r.KeyTypes(ctx); err != nil {
+			return nil, fmt.Errorf("destination %s: %w", redactDSN(opts.Dest), err)
+		}
 		if !opts.FullRefresh {
 			ropts.State = map[string]map[string]json.RawMessage{}
 			for stream, parts := range st {

@@ -175,7 +175,7 @@ func run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *networ
 	if dests.resuming {
 		opts.Logger.Info("resuming an unfinished sync from its checkpoints", "spec", f.Name.V, "saved_keys", dests.saved.Len())
 	}
-	ropts.SavedKeys = dests.saved
+	ropts.SavedKeys, ropts.KeyTypes = dests.saved, dests.KeyTypes()
 	r, err := runner.New(f, ropts)
 	if err != nil {
 		return res, err

@@ -46,11 +46,11 @@ func (a *appendSum) value() (h uint64, ok bool) {
 // mapped, but that a row that reads the run's clock (jq's now: a load
 // time) is mapped under one fixed clock, so that a record an earlier run
 // appended is the same in every run, not a new version by the time alone.
-func sumRows(ctx context.Context, t *spec.Table, stream string, rec any, vars []any) ([]keyedRow, []error) {
+func sumRows(ctx context.Context, t *spec.Table, keyTypes []string, stream string, rec any, vars []any) ([]keyedRow, []error) {
 	if t.RowFor(stream).Code().ReadsClock() {
 		ctx = eval.ContextWithClock(ctx, func() time.Time { return time.Unix(0, 0).UTC() })
 	}
-	return tableRows(ctx, t, stream, rec, vars)
+	return tableRows(ctx, t, keyTypes, stream, rec, vars)
 }
 
 // keepsAppended tells a stream whose partitions save their records'
@@ -96,7 +96,7 @@ func (c *chainRun) noteAppended(m *mapped, rec any, tables []*spec.Table) (sum u
 		if !clocked(t) && (t.Mode.V == "append" || !ownKey(t) || written(t)) {
 			continue
 		}
-		rows, errs := sumRows(c.ctx, t, c.st.s.Name, rec, c.vars)
+		rows, errs := sumRows(c.ctx, t, c.r.opts.KeyTypes[t.Name], c.st.s.Name, rec, c.vars)
 		if len(errs) > 0 {
 			return 0, false
 		}

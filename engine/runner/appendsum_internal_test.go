@@ -47,7 +47,7 @@ func TestAppendSumTellsAFingerprintCollision(t *testing.T) {
 		var a appendSum
 		key := ""
 		for _, tb := range []*spec.Table{items, log} {
-			rows, errs := tableRows(context.Background(), tb, "items", r, nil)
+			rows, errs := tableRows(context.Background(), tb, nil, "items", r, nil)
 			if len(errs) > 0 || len(rows) != 1 {
 				t.Fatalf("table %s: %v", tb.Name, errs)
 			}

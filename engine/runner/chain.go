@@ -1553,7 +1553,7 @@ func (c *chainRun) appendedBefore(rec any) (done, bySum bool) {
 		if t.Mode.V != "append" && !ownKey(t) {
 			continue
 		}
-		rows, errs := sumRows(c.ctx, t, c.st.s.Name, rec, c.vars)
+		rows, errs := sumRows(c.ctx, t, c.r.opts.KeyTypes[t.Name], c.st.s.Name, rec, c.vars)
 		if len(errs) > 0 {
 			return false, false
 		}
@@ -1615,14 +1615,14 @@ func (c *chainRun) failedThen(table string, rec any) bool {
 
 // maps tells whether rec maps to table t without an error.
 func (c *chainRun) maps(t *spec.Table, rec any) bool {
-	_, errs := tableRows(c.ctx, t, c.st.s.Name, rec, c.vars)
+	_, errs := tableRows(c.ctx, t, c.r.opts.KeyTypes[t.Name], c.st.s.Name, rec, c.vars)
 	return len(errs) == 0
 }
 
 // committedKeys is committed for a keyed table, and whether rec has a row
 // there to tell by.
 func (c *chainRun) committedKeys(t *spec.Table, rec any) (done, known bool) {
-	rows, errs := tableRows(c.ctx, t, c.st.s.Name, rec, c.vars)
+	rows, errs := tableRows(c.ctx, t, c.r.opts.KeyTypes[t.Name], c.st.s.Name, rec, c.vars)
 	if len(errs) > 0 {
 		// A mapping that fails now: mapped again, it fails the record.
 		return false, true
@@ -1655,7 +1655,7 @@ func (c *chainRun) noteCommitted(m *mapped, rec any, written []*spec.Table) *map
 		if slices.Contains(written, t) || len(t.PrimaryKey) == 0 {
 			continue
 		}
-		rows, _ := tableRows(c.ctx, t, c.st.s.Name, rec, c.vars)
+		rows, _ := tableRows(c.ctx, t, c.r.opts.KeyTypes[t.Name], c.st.s.Name, rec, c.vars)
 		for _, row := range rows {
 			if row.key == "" {
 				continue

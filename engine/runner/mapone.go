@@ -11,7 +11,7 @@ import (
 // its rows, each checked for an object with its primary key. stream is the
 // record's (one of the table's), vars are that stream's [JQVars].
 func MapRows(ctx context.Context, t *spec.Table, stream string, rec any, vars []any) ([]map[string]any, error) {
-	rows, errs := tableRows(ctx, t, stream, rec, vars)
+	rows, errs := tableRows(ctx, t, nil, stream, rec, vars)
 	out := make([]map[string]any, len(rows))
 	for i, r := range rows {
 		out[i] = r.data

@@ -102,7 +102,7 @@ func (r *Runner) mapRecord(ctx context.Context, st *streamState, rn *run, rec an
 			fail(Failure{Table: t.Name}, fmt.Errorf("table %s: %w", t.Name, err))
 			continue
 		}
-		rows, errs := tableRows(ctx, t, st.s.Name, rec, vars)
+		rows, errs := tableRows(ctx, t, r.opts.KeyTypes[t.Name], st.s.Name, rec, vars)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -145,7 +145,9 @@ type keyedRow struct {
 // primary keys, and an error for the program or for each row that cannot
 // be written (not an object, no value for a primary-key column). stream is
 // the record's: a table fed by several has a row program compiled for each.
-func tableRows(ctx context.Context, t *spec.Table, stream string, rec any, vars []any) ([]keyedRow, []error) {
+// keyTypes are the key columns' types in the destination (see
+// Options.KeyTypes), nil for the declared ones.
+func tableRows(ctx context.Context, t *spec.Table, keyTypes []string, stream string, rec any, vars []any) ([]keyedRow, []error) {
 	out, err := t.RowFor(stream).Code().Run(ctx, rec, vars...)
 	if err != nil {
 		return nil, []error{fmt.Errorf("table %s: row: %w", t.Name, err)}
@@ -158,7 +160,7 @@ func tableRows(ctx context.Context, t *spec.Table, stream string, rec any, vars 
 			errs = append(errs, fmt.Errorf("table %s: row: want an object, got %s", t.Name, jsonv.Kind(row)))
 			continue
 		}
-		key, err := primaryKey(t, obj)
+		key, err := primaryKey(t, keyTypes, obj)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("table %s: %w", t.Name, err))
 			continue
@@ -190,9 +192,10 @@ func fillLookup(ctx context.Context, l *lookup, rec any, vars []any) (*string, a
 }
 
 // primaryKey checks that a row has a value for every primary-key column and
-// returns the values as JSON (scalars as text, see keyText), which
-// identifies the row within its table.
-func primaryKey(t *spec.Table, row map[string]any) (string, error) {
+// returns the values as JSON (scalars as text, see storedKey), which
+// identifies the row within its table. keyTypes are the columns' types in
+// the destination, nil for the declared ones.
+func primaryKey(t *spec.Table, keyTypes []string, row map[string]any) (string, error) {
 	if len(t.PrimaryKey) == 0 || t.Mode.V == "append" {
 		return "", nil
 	}
@@ -202,7 +205,16 @@ func primaryKey(t *spec.Table, row map[string]any) (string, error) {
 		if !ok || v == nil {
 			return "", fmt.Errorf("row has no value for primary key column %q", k.V)
 		}
-		vals[i] = keyText(storedKey(t, k.V, v))
+		typ := ""
+		switch {
+		case keyTypes != nil:
+			if i < len(keyTypes) {
+				typ = keyTypes[i]
+			}
+		case t.Columns.Get(k.V) != nil:
+			typ = t.Columns.Get(k.V).V
+		}
+		vals[i] = storedKey(typ, v)
 	}
 	var b []byte
 	var err error
@@ -217,32 +229,51 @@ func primaryKey(t *spec.Table, row map[string]any) (string, error) {
 	return string(b), nil
 }
 
-// storedKey is the value of key column col as the table stores it when
-// the spec declares the column's type (see table.StoredValue): the
-// database tells rows apart by that, not by the form the record gave (a
-// time in another zone, a DOUBLE as "2.0" or 2), so the duplicate check
-// must too, or one record's row replaces another's with no word; a
-// number as written by its value, however long (numberValue). A
-// column of no declared type, a JSON one, or a value the column does not
-// take as it is (it widens and stores the value as given) keeps v.
-// So does a STRING column, whose numbers keyText keys by value (2.0 and 2
-// one key, though a new STRING column stores two rows): a table made
-// before its declaration changed keeps its column's type, and a DOUBLE
-// there stores them as one row. A false duplicate is said; a missed one
-// loses a record without a word.
-func storedKey(t *spec.Table, col string, v any) any {
-	typ := t.Columns.Get(col)
-	if typ == nil || strings.EqualFold(strings.TrimSpace(typ.V), "STRING") {
-		return v
+// storedKey is a key value as a column of type typ ("" unknown: the first
+// value written decides) tells rows apart, as text: the database dedupes
+// by that, not by the form the record gave, so the duplicate check must
+// too, or one record's row replaces another's with no word. Where the
+// column may store two forms as one, they are one key: a false duplicate
+// is said, a missed one loses a record.
+//
+//   - STRING (it never widens): the text the column stores, a number as
+//     written (2.0 and 2 two keys, 2.50 and "2.50" one).
+//   - JSON: keyText (a number by its value, a string as given).
+//   - UTC_DATETIME: a time the column takes as its UTC instant to the
+//     microsecond (table.StoredValue).
+//   - any other type, unknown too, and a value a UTC_DATETIME does not
+//     take: a number, or a string holding one, by its value (numberValue):
+//     a number column (or one made of a first value that is a number)
+//     stores "2.50" as 2.5, and one that widens (INT to DECIMAL or STRING,
+//     DOUBLE to DECIMAL) may store the two forms as one number or as one
+//     text; else keyText (a BOOLEAN's true as "true").
+func storedKey(typ string, v any) any {
+	switch strings.ToUpper(strings.TrimSpace(typ)) {
+	case "STRING":
+		if s, ok := table.StoredValue("STRING", v); ok && !composite(v) {
+			return s
+		}
+		return keyText(v)
+	case "JSON":
+		return keyText(v)
+	case "UTC_DATETIME":
+		if s, ok := table.StoredValue(typ, v); ok {
+			return s
+		}
 	}
-	s, ok := table.StoredValue(typ.V, v)
-	if !ok {
-		return v
+	if s, ok := table.StoredValue("DECIMAL", v); ok {
+		return numberValue(string(s.(json.Number)))
 	}
-	if n, isNum := s.(json.Number); isNum {
-		return numberValue(string(n))
+	return keyText(v)
+}
+
+// composite reports an object or an array.
+func composite(v any) bool {
+	switch v.(type) {
+	case map[string]any, []any:
+		return true
 	}
-	return s
+	return false
 }
 
 // keyText is a scalar key value as text: 1 and "1" (true and "true") are

@@ -48,6 +48,11 @@ type Options struct {
 	// the sync committed: a row of this run with one of them is a
 	// duplicate, unless it re-reads the partition that saved it.
 	SavedKeys *SavedKeys
+	// KeyTypes are, by table, the types of its primary-key columns as the
+	// destination stores them (table.DB.KeyTypes; "" where the first value
+	// written decides), which the duplicate check keys rows by. A table
+	// not in it (a dry run: no table) is keyed by its declared types.
+	KeyTypes map[string][]string
 
 	Config  map[string]any // resolved config values, by name
 	Pool    *fetch.Pool

@@ -7,17 +7,18 @@ import (
 
 // TestPrimaryKeyByStoredValue: a key column of a declared type is keyed by
 // the value the table stores (table.StoredValue), every column of a
-// composite key; a STRING column, an undeclared one (its type is the
-// first value's) and a value the column widens for keep the key text as
-// given.
+// composite key; a STRING column by its text (a number as written); an
+// undeclared one (its type is the first value's) by value for a number or
+// a string holding one; a value the column widens for as given.
 func TestPrimaryKeyByStoredValue(t *testing.T) {
 	f := parseItemsSpec(t, `
   t: {from: items, primary_key: [at, n, s, u], columns: {at: UTC_DATETIME, n: DOUBLE, s: STRING}}
 `)
 	tb := &f.Tables.Items[0].Value
+	var types []string // nil: the declared ones
 	key := func(at, n, s, u any) string {
 		t.Helper()
-		k, err := primaryKey(tb, map[string]any{"at": at, "n": n, "s": s, "u": u})
+		k, err := primaryKey(tb, types, map[string]any{"at": at, "n": n, "s": s, "u": u})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,16 +42,30 @@ func TestPrimaryKeyByStoredValue(t *testing.T) {
 			t.Errorf("key %s: want another key than %s", k, base)
 		}
 	}
-	// A STRING column, like an undeclared one, keeps keyText's key: the
-	// numbers 2.0 and 2 one key (a table made before the declaration may
-	// hold a DOUBLE there), the strings "2.0" and "2" two.
-	if a, b := key("2024-01-01T00:00:00Z", num("2"), num("2.0"), "y"), key("2024-01-01T00:00:00Z", num("2"), num("2"), "y"); a != b {
-		t.Errorf("STRING numbers 2.0 and 2: keys %s and %s, want one", a, b)
+	// A STRING column stores a number as written: 2.0 and 2 two keys,
+	// 2.50 and "2.50" one.
+	if a, b := key("2024-01-01T00:00:00Z", num("2"), num("2.0"), "y"), key("2024-01-01T00:00:00Z", num("2"), num("2"), "y"); a == b {
+		t.Errorf("STRING numbers 2.0 and 2: one key %s, want two", a)
 	}
+	if a, b := key("2024-01-01T00:00:00Z", num("2"), num("2.50"), "y"), key("2024-01-01T00:00:00Z", num("2"), "2.50", "y"); a != b {
+		t.Errorf("STRING 2.50 and \"2.50\": keys %s and %s, want one", a, b)
+	}
+	// An undeclared column may be made a number column by its first
+	// value: numbers and strings holding one by value.
 	if a, b := key("2024-01-01T00:00:00Z", num("2"), "x", num("1.0")), key("2024-01-01T00:00:00Z", num("2"), "x", num("1")); a != b {
 		t.Errorf("undeclared 1.0 and 1: keys %s and %s, want one", a, b)
 	}
-	if a, b := key("2024-01-01T00:00:00Z", num("2"), "x", "2.0"), key("2024-01-01T00:00:00Z", num("2"), "x", num("2")); a == b {
-		t.Errorf("undeclared \"2.0\" and 2: one key %s, want two", a)
+	if a, b := key("2024-01-01T00:00:00Z", num("2"), "x", "2.50"), key("2024-01-01T00:00:00Z", num("2"), "x", num("2.5")); a != b {
+		t.Errorf("undeclared \"2.50\" and 2.5: keys %s and %s, want one", a, b)
+	}
+	// The destination's types, where given, rule over the declared ones:
+	// at a STRING (declared UTC_DATETIME) keeps each time's text, s a
+	// DOUBLE (declared STRING) keys "2.0" and 2 as one.
+	types = []string{"STRING", "DOUBLE", "DOUBLE", ""}
+	if a, b := key("2024-01-01T00:00:00Z", num("2"), "x", "y"), key("2024-01-01T01:00:00+01:00", num("2"), "x", "y"); a == b {
+		t.Errorf("at in a STRING column, one instant in two zones: one key %s, want two", a)
+	}
+	if a, b := key("t", num("2"), "2.0", "y"), key("t", num("2"), num("2"), "y"); a != b {
+		t.Errorf("s in a DOUBLE column, \"2.0\" and 2: keys %s and %s, want one", a, b)
 	}
 }

@@ -68,6 +68,15 @@ func (r *Reader) Close() error {
 	return r.d.Close()
 }
 
+// KeyTypes is DB.KeyTypes; none when the destination does not exist yet
+// (every table is new: the declared types decide).
+func (r *Reader) KeyTypes(ctx context.Context) (map[string][]string, error) {
+	if r.absent {
+		return nil, nil
+	}
+	return r.d.KeyTypes(ctx)
+}
+
 // State returns the committed checkpoints, as DB.State; none when the
 // destination holds no state yet.
 func (r *Reader) State(ctx context.Context) (map[string]map[string]json.RawMessage, error) {

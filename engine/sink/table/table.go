@@ -760,6 +760,61 @@ func (d *DB) EnsureTables(ctx context.Context) error {
 	return nil
 }
 
+// KeyTypes reports, for each keyed table of the spec, the type of each of
+// its primary-key columns (in PrimaryKey's order) as the destination would
+// store a row now: an existing column's own type, which a changed
+// declaration does not change (the database tells rows apart by it, so the
+// runner's duplicate check must key by it too); for a table not made yet,
+// the declared type. "" where the first value written decides (an
+// undeclared key column of a new table, or of an empty one EnsureTables
+// made), or where the column is not one ferry made (a native type).
+func (d *DB) KeyTypes(ctx context.Context) (map[string][]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, errClosed
+	}
+	out := map[string][]string{}
+	for _, name := range slices.Sorted(maps.Keys(d.cfgs)) {
+		cfg := d.cfgs[name]
+		if !cfg.keyed() {
+			continue
+		}
+		t, err := d.table(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		types := make([]string, len(cfg.pk))
+		for i, k := range cfg.pk {
+			types[i] = t.keyType(d.be, k)
+		}
+		out[name] = types
+	}
+	return out, nil
+}
+
+// keyType is KeyTypes' type of key column col (its physical name).
+func (t *tbl) keyType(be backend, col string) string {
+	if !t.exists {
+		if typ, ok := t.cfg.declared[col]; ok {
+			return typ.String()
+		}
+		return ""
+	}
+	ci, ok := t.byFold[be.fold(col)]
+	if !ok {
+		return ""
+	}
+	c := t.cols[ci]
+	if c.native != "" {
+		return ""
+	}
+	if _, declared := t.cfg.declared[c.name]; t.empty && !declared {
+		return "" // typed by its first value, as plan does
+	}
+	return c.typ.String()
+}
+
 // Close releases the lock and the connection.
 func (d *DB) Close() error {
 	d.mu.Lock()
