@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-etl/ferry/engine"
+	"github.com/ferry-etl/ferry/engine/demo"
 	"github.com/ferry-etl/ferry/engine/sim/harness"
 	"github.com/ferry-etl/ferry/engine/sim/humanitec"
 	"github.com/ferry-etl/ferry/engine/spectest"
@@ -56,16 +58,12 @@ func TestShippedCassettes(t *testing.T) {
 		}
 		for _, rc := range tf.Runs {
 			t.Run(file+"/"+rc.Name, func(t *testing.T) {
-				start := simulated[file+"/"+rc.Name]
-				if start == nil {
-					t.Fatalf("no simulator for %s run %s: add it to simulated", file, rc.Name)
-				}
-				sim := start(t)
+				sim := simulatorFor(t, file, tf.Spec, rc)
 				dir := rc.Cassette
 				if !*update {
 					dir = t.TempDir()
 				}
-				record(t, tf.Spec, rc.Config, sim, dir)
+				record(t, tf.Spec, rc, sim, dir)
 				if *update {
 					return
 				}
@@ -90,16 +88,42 @@ func TestShippedCassettes(t *testing.T) {
 	}
 }
 
+// simulatorFor starts the simulator a run case is recorded from and
+// returns the config that points the spec at it: the case's own in
+// simulated, else its spec's --demo simulator, which a case added as
+// specs/README.md says was recorded from. The case's config wins over the
+// demo's, as --set does over --demo.
+func simulatorFor(t *testing.T, file, specPath string, rc spectest.Run) map[string]string {
+	t.Helper()
+	if start := simulated[file+"/"+rc.Name]; start != nil {
+		return start(t)
+	}
+	sp, err := engine.Load(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := demo.Start(t.Context(), sp.Name())
+	if err != nil {
+		t.Fatalf("no simulator for %s run %s (add it to simulated): %v", file, rc.Name, err)
+	}
+	t.Cleanup(d.Close)
+	sim := maps.Clone(d.Config)
+	for k := range rc.Config {
+		delete(sim, k)
+	}
+	return sim
+}
+
 // record runs a shipped spec as a dry run against its simulator, with a
-// case's config, recording into dir.
-func record(t *testing.T, specPath string, caseConfig map[string]any, sim map[string]string, dir string) {
+// case's config, streams and clock, recording into dir.
+func record(t *testing.T, specPath string, rc spectest.Run, sim map[string]string, dir string) {
 	t.Helper()
 	sp, err := engine.Load(specPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sets := map[string]string{}
-	for k, v := range caseConfig {
+	for k, v := range rc.Config {
 		sets[k] = fmt.Sprint(v)
 	}
 	maps.Copy(sets, sim)
@@ -107,8 +131,11 @@ func record(t *testing.T, specPath string, caseConfig map[string]any, sim map[st
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	if _, err := engine.Run(t.Context(), sp, cfg, engine.RunOptions{DryRun: true, Stdout: &out, Record: dir}); err != nil {
+	opts := engine.RunOptions{DryRun: true, Stdout: new(bytes.Buffer), Record: dir, Streams: rc.Streams}
+	if !rc.Now.IsZero() {
+		opts.Now = func() time.Time { return rc.Now }
+	}
+	if _, err := engine.Run(t.Context(), sp, cfg, opts); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -186,5 +213,23 @@ func TestReadmeTestFile(t *testing.T) {
 		if !c.Passed() {
 			t.Errorf("README example case %s: %v %v", c.Name, c.Err, c.Diffs)
 		}
+	}
+}
+
+// TestCaseRecordedFromTheDemo: a run case added as specs/README.md's
+// "Adding an entity" says (recorded with --demo, for its streams) has no
+// entry in simulated: it is recorded again from its spec's demo
+// simulator, with its streams only, so that CI passes without Go.
+func TestCaseRecordedFromTheDemo(t *testing.T) {
+	rc := spectest.Run{Name: "groups only", Config: map[string]any{"org_id": "ferry-demo"}, Streams: []string{"groups"}}
+	dir := t.TempDir()
+	record(t, "humanitec.yaml", rc, simulatorFor(t, "humanitec.test.yaml", "humanitec.yaml", rc), dir)
+	var names []string
+	for name := range readFiles(t, dir) {
+		names = append(names, name)
+	}
+	// groups lists /users?type=group: one request, no group's members.
+	if len(names) != 1 || !strings.HasPrefix(names[0], "GET_orgs_ferry-demo_users_") {
+		t.Fatalf("want the one request of stream groups recorded, got %v", names)
 	}
 }
