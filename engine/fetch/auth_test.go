@@ -242,7 +242,7 @@ func TestOAuth2TokenErrorIsRedacted(t *testing.T) {
 	if !errors.As(err, &se) || se.Status != 401 {
 		t.Fatalf("Do error = %v, want a 401 StatusError from the token endpoint", err)
 	}
-	want := "GET " + srv.URL + "/api: oauth2 token: POST " + srv.URL + `/token: 401 Unauthorized: {"error":"invalid_client","got":"REDACTED"}`
+	want := "GET " + srv.URL + "/api: oauth2 token: POST " + srv.URL + `/token: 401 Unauthorized: {"error":"invalid_client","got":"REDACTED"}: the server refused the credentials of the oauth2 auth: check the config values it reads`
 	if err.Error() != want {
 		t.Errorf("error =\n%s\nwant\n%s", err, want)
 	}

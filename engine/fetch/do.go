@@ -70,6 +70,9 @@ type Client struct {
 	tokens                *tokenSource
 	sigv4                 *sigv4 // nil: requests are not signed
 	rules                 []Rule
+	// tokenOf: the auth whose token or login requests this client sends
+	// (their credentials are in the requests); nil for a spec's client.
+	tokenOf *Auth
 
 	tls     *tlsSetup // nil: Go's default verification, no client certificate
 	tlsName string    // the server name verified at the config's own host
@@ -204,6 +207,7 @@ type exchange struct {
 	tokenUsed         string
 	tokenOwn          bool
 	dynamic, canRetry bool
+	same              bool // sent to BaseURL's origin, with its credentials
 	sign              *sigv4
 	// refused: when this request's last answer was a 503 or a rate
 	// limit, zero if it was not (see adaptive.observe: its retries'
@@ -262,7 +266,7 @@ func (c *Client) prepare(req *Request, dl *Download) (x *exchange, hdr http.Head
 		h = c.pool.host(targetOrigin, c.cfg, c.base == nil)
 	}
 	x = &exchange{method: method, shown: c.pool.red.url(target), target: target, origin: targetOrigin, h: h, dl: dl,
-		dynamic: same && c.tokens != nil, canRetry: retryableMethod(method, c.retryPOST)}
+		dynamic: same && c.tokens != nil, canRetry: retryableMethod(method, c.retryPOST), same: same}
 	if same {
 		x.sign = c.sigv4
 	}
@@ -500,6 +504,9 @@ func (c *Client) refusedStatus(ctx context.Context, x *exchange, resp *Response)
 	method, shown, status, h := x.method, x.shown, resp.Status, x.h
 	resp.discard()
 	serr := &StatusError{Method: method, URL: shown, Status: status, Body: errorBody(resp.Body, c.pool.red.text)}
+	if status == http.StatusUnauthorized {
+		serr.Hint = c.unauthorizedHint(x)
+	}
 	limited := rateLimited(status, resp.Header)
 	// A rate limit sent as a 403 is retried as a 429 is.
 	retryStatus := c.retry.statuses[status] || limited && c.retry.statuses[http.StatusTooManyRequests]

@@ -83,3 +83,28 @@ func (e *requestError) Unwrap() error { return e.err }
 type redirectError struct{ n int }
 
 func (e *redirectError) Error() string { return fmt.Sprintf("stopped after %d redirects", e.n) }
+
+// unauthorizedHint says what to check about a final 401: a status alone
+// does not tell a wrong key from a missing one, or from a request that
+// left BaseURL's origin, where credentials are never sent.
+func (c *Client) unauthorizedHint(x *exchange) string {
+	switch {
+	case c.tokenOf != nil:
+		return fmt.Sprintf("the server refused the credentials of the %s auth%s: check the config values it reads", c.tokenOf.Type, authAt(c.tokenOf))
+	case !x.same:
+		return fmt.Sprintf("sent without credentials: they go only to base_url's origin %s", c.origin)
+	case c.cfg.Auth.Type != AuthNone:
+		return fmt.Sprintf("the server refused the credentials of the %s auth%s: check the config values it reads", c.cfg.Auth.Type, authAt(&c.cfg.Auth))
+	case len(c.cfg.SecretHeaders) > 0:
+		return fmt.Sprintf("the server refused the credentials in http.headers (%s): check the config values they read", strings.Join(c.cfg.SecretHeaders, ", "))
+	}
+	return "ferry sent no credentials: the spec has no http.auth"
+}
+
+// authAt is where a spec's auth block is, for a message ("" outside one).
+func authAt(a *Auth) string {
+	if a.ID == "" {
+		return ""
+	}
+	return " at " + a.ID
+}

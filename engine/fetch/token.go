@@ -191,6 +191,7 @@ func (ts *tokenSource) tokenClient() (*Client, error) {
 	}
 	cfg.BaseURL = base.String()
 	ts.client = ts.pool.newClient(cfg, base, ts.pool.tokenHost(), nil)
+	ts.client.tokenOf = &ts.auth
 	if b, _, err := parseBase(ts.base); err != nil || origin(b) != origin(base) {
 		// server_name names the base URL's host, not the token URL's.
 		ts.client.tlsName = ""
