@@ -271,7 +271,9 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 		// partition (Rewritten).
 		tr := TableReport{Name: name, RowsWritten: max(res.Rows[name]-dups["table/"+name]-rewritten(sum, name), 0)}
 		if sum != nil {
-			tr.Reconciled = sum.Tables[name]
+			// A run cut short (its output too: a dry run's broken pipe)
+			// wrote only part of what its streams read.
+			tr.Reconciled = sum.Tables[name] && !cut
 		}
 		if res.Dest != nil {
 			// Reconciled only if the sync ended: unseen rows were marked
@@ -334,7 +336,7 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 		if sum != nil {
 			// Complete, and its stale entities were deleted (not skipped
 			// over the threshold, nor left for a listing that failed).
-			br.Reconciled = sum.Blueprints[name] && !notReconciled[name]
+			br.Reconciled = sum.Blueprints[name] && !notReconciled[name] && !cut
 		}
 		rep.Blueprints = append(rep.Blueprints, br)
 	}
