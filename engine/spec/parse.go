@@ -200,10 +200,54 @@ func (p *parser) yamlError(err error) *Error {
 			col = 1 + utf8.RuneCountInString(text[:i])
 		}
 		hint = " (a flow mapping or list opened here is not closed)"
-	case msg == "did not find expected key":
+	case msg == "did not find expected key", msg == "did not find expected '-' indicator":
 		hint = " (check the indentation of this line)"
+		if h := p.indentHint(line); h != "" {
+			hint = " (check the indentation: " + h + ")"
+		}
 	}
 	return &Error{File: p.file, Pos: Pos{Line: line, Col: col}, Msg: "yaml: " + msg + hint}
+}
+
+// indentHint says, for a line whose indentation yaml.v3 found wrong, the
+// indentations of the blocks open above it, when the line's matches none:
+// the mistake may be the line's, or a line above's (a key one space short
+// makes its block's next key the one that fails), and the odd one shows.
+// "" when the line's indentation is one of them.
+func (p *parser) indentHint(line int) string {
+	indent := func(s string) int { return len(s) - len(strings.TrimLeft(s, " ")) }
+	own := indent(p.lines[line-1])
+	type block struct{ indent, line int }
+	var open []block
+	lowest := own + 1<<20 // above any line's
+	for i := line - 2; i >= 0 && lowest > 0; i-- {
+		text := p.lines[i]
+		rest := strings.TrimLeft(text, " ")
+		if rest == "" || strings.HasPrefix(rest, "#") {
+			continue
+		}
+		ind := indent(text)
+		if strings.HasPrefix(rest, "- ") && ind+2 < lowest {
+			// A list item's keys start after its dash.
+			lowest = ind + 2
+			open = append(open, block{lowest, i + 1})
+		}
+		if ind < lowest {
+			lowest = ind
+			open = append(open, block{ind, i + 1})
+		}
+	}
+	parts := make([]string, 0, len(open))
+	for i := len(open) - 1; i >= 0; i-- {
+		if open[i].indent == own {
+			return ""
+		}
+		parts = append(parts, fmt.Sprintf("%d (line %d)", open[i].indent, open[i].line))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("this line, indented %d, matches no block above it, whose keys are indented %s", own, strings.Join(parts, ", "))
 }
 
 // yamlErrorLine returns the first line k at or after from such that the
