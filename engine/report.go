@@ -246,6 +246,7 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 			}
 			rep.Streams = append(rep.Streams, sr)
 		}
+		incompleteBelowFailed(sp, rep.Streams)
 		for _, f := range sum.Failures {
 			fr := FailureReport{Kind: "chain", Stream: f.Stream, Parents: f.Parents, Table: f.Table, Blueprint: f.Blueprint, Lookup: f.Lookup, Error: f.Err.Error()}
 			if f.Record() {
@@ -345,6 +346,38 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 			RateCuts: h.RateCuts, PacedPerSecond: math.Round(h.AdaptiveRate*100) / 100})
 	}
 	return rep
+}
+
+// incompleteBelowFailed calls incomplete a stream done whose parent or
+// batch source failed or is incomplete: it was asked for the records that
+// stream gave, not for all it should have, as its Complete says; "done"
+// read as read in full.
+func incompleteBelowFailed(sp *Spec, streams []StreamReport) {
+	byName := map[string]*StreamReport{}
+	for i := range streams {
+		byName[streams[i].Name] = &streams[i]
+	}
+	var short func(name string, depth int) bool
+	short = func(name string, depth int) bool {
+		sr, st := byName[name], sp.f.Streams.Get(name)
+		if sr == nil || st == nil || depth > len(streams) { // a cycle, which validation refuses
+			return false
+		}
+		if sr.State == "failed" || sr.State == "incomplete" {
+			return true
+		}
+		for _, up := range []*spec.Stream{st.Parent(), st.BatchOf()} {
+			if up != nil && up.Name != name && short(up.Name, depth+1) {
+				return true
+			}
+		}
+		return false
+	}
+	for i := range streams {
+		if sr := &streams[i]; sr.State == "done" && !sr.Complete && short(sr.Name, 0) {
+			sr.State = "incomplete"
+		}
+	}
 }
 
 // cutShort tells whether err stopped the run before its streams' reading
