@@ -15,7 +15,12 @@ func TestClientConfigErrors(t *testing.T) {
 		cfg  HostConfig
 		want string
 	}{
-		{"no scheme", HostConfig{BaseURL: "api.example.com"}, "scheme must be http or https"},
+		{"no scheme", HostConfig{BaseURL: "api.example.com"}, `base url "api.example.com": want an absolute URL starting with https:// or http:// (https://api.example.com?)`},
+		// url.Parse reads a host and port without a scheme as an error, or
+		// the host as the scheme: neither said what was missing.
+		{"address without scheme", HostConfig{BaseURL: "127.0.0.1:18431"}, `want an absolute URL starting with https:// or http:// (https://127.0.0.1:18431?)`},
+		{"password without scheme", HostConfig{BaseURL: "user:pw-secret@h:8080"}, `base url "…@h:8080": want an absolute URL starting with https:// or http:// (https://h:8080?)`},
+		{"host and port without scheme", HostConfig{BaseURL: "localhost:8080/api"}, `want an absolute URL starting with https:// or http:// (https://localhost:8080/api?)`},
 		{"ftp", HostConfig{BaseURL: "ftp://h"}, "scheme must be http or https"},
 		{"no host", HostConfig{BaseURL: "https:///x"}, "no host"},
 		{"query", HostConfig{BaseURL: "https://h/x?a=1"}, "query and fragment are not allowed"},

@@ -444,6 +444,16 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 // parseBase checks a BaseURL and returns it with its origin, the key of
 // the host's shared limits (scheme://host, default port dropped).
 func parseBase(raw string) (*url.URL, string, error) {
+	if !strings.Contains(raw, "://") {
+		// url.Parse reads "host:8080" as a scheme, or fails on
+		// "127.0.0.1:8080": neither says what is missing. A userinfo part
+		// (a password, perhaps) is left out of the message.
+		shown := shownURL(raw)
+		if i := strings.LastIndex(shown, "@"); i >= 0 {
+			shown = "…@" + shown[i+1:]
+		}
+		return nil, "", fmt.Errorf("base url %q: want an absolute URL starting with https:// or http:// (https://%s?)", shown, strings.TrimPrefix(shown, "…@"))
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, "", fmt.Errorf("base url %q: %w", shownURL(raw), parseError(err))
