@@ -522,7 +522,18 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if len(errs) == 0 {
-		fmt.Fprintf(stdout, "%d spec(s) valid\n", len(files))
+		// Test files apart: "4 spec(s)" for specs/*.yaml read as four specs.
+		tests := 0
+		for _, path := range files {
+			if strings.HasSuffix(path, ".test.yaml") {
+				tests++
+			}
+		}
+		if tests == 0 {
+			fmt.Fprintf(stdout, "%d spec(s) valid\n", len(files))
+		} else {
+			fmt.Fprintf(stdout, "%d spec(s) and %d test file(s) valid\n", len(files)-tests, tests)
+		}
 		return nil
 	}
 	if warned > 0 {
