@@ -196,6 +196,7 @@ func Check(ctx context.Context, sp *Spec, cfg *Config, opts CheckOptions) (*Chec
 		case st.Empty > 0:
 			sc.Status, sc.Detail = CheckSkipped, "a response rule read its answer as no data"
 		case st.Requests == 0:
+			st.Unbuilt = pool.Redact(st.Unbuilt)
 			sc.Status, sc.Detail = CheckNotReached, notReached(f.Stream(name), st)
 		default:
 			sc.Status = CheckOK
@@ -285,8 +286,10 @@ func notReached(s *spec.Stream, st runner.Snapshot) string {
 	switch {
 	case st.SkipReason != "":
 		return st.SkipReason
+	case len(s.Reads()) > 0 && st.Skipped == 0 && st.Unbuilt != "":
+		return "no request could be built from the lookups' values the check read (one page of each lookup's stream; a run reads every page and may find them): the first error, " + st.Unbuilt
 	case len(s.Reads()) > 0 && st.Skipped == 0:
-		return "no request could be built from the lookups' values the check read (one page of each lookup's stream; the log names the first error), or no parent led to one"
+		return "no request could be built from the lookups' values the check read (one page of each lookup's stream), or no parent led to one"
 	case s.BatchOf() != nil && st.Skipped == 0:
 		return fmt.Sprintf("the page of stream %s read held no record for its batch (a check sends no empty batch)", s.BatchOf().Name)
 	case s.Parent() != nil:

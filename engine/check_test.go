@@ -393,6 +393,63 @@ tables:
 	}
 }
 
+// TestCheckUnbuiltRequestSaysWhy: a stream reading lookups whose request
+// no parent could build is not reached, and the check says the first
+// error (its parent and what was null), not only "the log names it": the
+// user sees whether the lookup's page was short or the spec is wrong. A
+// null parent field is no partial lookup: a run fails that chain too,
+// so the check fails the stream, as it does one reading no lookup.
+func TestCheckUnbuiltRequestSaysWhy(t *testing.T) {
+	for _, tc := range []struct {
+		name, query string
+		status      string
+		detail      []string
+	}{
+		{"lookup miss", `lead: "${ lookups.lead_of[parent.id] }"`, engine.CheckNotReached,
+			[]string{"teams[id=t", "lookups.lead_of[parent.id] is null", "one page of each lookup's stream"}},
+		{"parent field", `lead: "${ lookups.lead_of[parent.id] ?? 'x' }", team: "t-${ parent.name }"`, engine.CheckFailed,
+			[]string{"teams[id=t", "parent.name is null"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newFixture(t, specHead+`streams:
+  teams:
+    request: {path: /teams}
+  leads:
+    request: {path: /leads}
+  projects:
+    for_each: teams
+    request:
+      path: /projects
+      query: {`+tc.query+`}
+lookups:
+  lead_of: {from: leads, key: .team, value: .person}
+tables:
+  projects: {from: projects, primary_key: [id]}
+`, "")
+			fx.json("/teams", []any{map[string]any{"id": "t1"}, map[string]any{"id": "t2"}})
+			fx.json("/leads", []any{})
+			fx.json("/projects", []any{map[string]any{"id": 1}})
+			cfg, err := engine.ResolveConfig(fx.spec, engine.ConfigSources{Sets: map[string]string{"url": fx.api.URL}, Getenv: func(string) (string, bool) { return "", false }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, _ := engine.Check(t.Context(), fx.spec, cfg, engine.CheckOptions{Dest: fx.db})
+			if res == nil {
+				t.Fatal("no result")
+			}
+			p := res.Streams[2]
+			if p.Stream != "projects" || p.Status != tc.status || p.Requests != 0 {
+				t.Fatalf("projects %+v: want %s, no request sent", p, tc.status)
+			}
+			for _, d := range tc.detail {
+				if !strings.Contains(p.Detail, d) {
+					t.Errorf("projects' detail %q lacks %q", p.Detail, d)
+				}
+			}
+		})
+	}
+}
+
 // TestCheckLeavesOutLookupSourceOfEntities: a lookup read by a stream's
 // Port entities needs its stream as much as one read by a table's rows.
 func TestCheckLeavesOutLookupSourceOfEntities(t *testing.T) {

@@ -218,14 +218,40 @@ func (t *Template) Render(env map[string]any) (any, error) {
 // secret as one). A single `${ … }` gives its value formatted as in a
 // longer template.
 func (t *Template) RenderEach(env map[string]any, each func(i int, text string)) (any, error) {
+	return t.RenderParts(env, textOnly(each))
+}
+
+// RenderParts is RenderEach with each given the part's value as well as
+// its text, before either is used: an error it returns ends the render
+// and is its error (a caller refuses a part that is null where that
+// would send another request).
+func (t *Template) RenderParts(env map[string]any, each func(i int, v any, text string) error) (any, error) {
 	if t.raw {
 		v, err := t.evalPart(t.parts[0].expr, normalizeEnv(env))
 		if err == nil && each != nil {
-			each(0, formatScalar(v))
+			err = each(0, v, formatScalar(v))
 		}
-		return v, err
+		if err != nil {
+			return nil, err
+		}
+		return v, nil
 	}
-	return t.renderChecked(env, nil, false, each)
+	s, err := t.renderChecked(env, nil, false, each)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// textOnly adapts a RenderEach each to RenderParts.
+func textOnly(each func(int, string)) func(int, any, string) error {
+	if each == nil {
+		return nil
+	}
+	return func(i int, _ any, s string) error {
+		each(i, s)
+		return nil
+	}
 }
 
 // RenderString evaluates the template and returns it as a string; a single
@@ -252,6 +278,12 @@ func (t *Template) RenderPath(env map[string]any) (string, error) {
 // RenderPathEach is RenderPath, and calls each as RenderEach does, with
 // the text of a part before it is escaped.
 func (t *Template) RenderPathEach(env map[string]any, each func(i int, text string)) (string, error) {
+	return t.renderChecked(env, pathEscape, true, textOnly(each))
+}
+
+// RenderPathParts is RenderPath with each as in RenderParts, called
+// before a part is checked and escaped.
+func (t *Template) RenderPathParts(env map[string]any, each func(i int, v any, text string) error) (string, error) {
 	return t.renderChecked(env, pathEscape, true, each)
 }
 
@@ -259,7 +291,7 @@ func (t *Template) render(env map[string]any, escape func(string) string) (strin
 	return t.renderChecked(env, escape, false, nil)
 }
 
-func (t *Template) renderChecked(env map[string]any, escape func(string) string, nonEmpty bool, each func(int, string)) (string, error) {
+func (t *Template) renderChecked(env map[string]any, escape func(string) string, nonEmpty bool, each func(int, any, string) error) (string, error) {
 	if len(t.parts) == 1 && t.parts[0].expr == nil {
 		return t.parts[0].lit, nil
 	}
@@ -277,7 +309,9 @@ func (t *Template) renderChecked(env map[string]any, escape func(string) string,
 		}
 		s := formatScalar(v)
 		if each != nil {
-			each(i, s)
+			if err := each(i, v, s); err != nil {
+				return "", err
+			}
 		}
 		i++
 		if nonEmpty && s == "" {

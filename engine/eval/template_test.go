@@ -118,6 +118,32 @@ func TestTemplateRenderEach(t *testing.T) {
 	}
 }
 
+// RenderParts gives each part's value with its text, and an error its
+// each returns ends the render (raw or not) and is the render's.
+func TestTemplateRenderParts(t *testing.T) {
+	stop := errors.New("stop")
+	for _, src := range []string{"x:${ parent.missing }:${ parent.n }", "${ parent.missing }"} {
+		tm, err := CompileTemplate(src, testScope())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen []int
+		v, err := tm.RenderParts(templateEnv(t), func(i int, v any, s string) error {
+			seen = append(seen, i)
+			if v == nil && s == "" {
+				return stop
+			}
+			return nil
+		})
+		if !errors.Is(err, stop) || v != nil || len(seen) != 1 {
+			t.Errorf("%s: RenderParts = %#v, %v, parts %v; want the each's error at the first part", src, v, err, seen)
+		}
+		if _, err := tm.RenderPathParts(templateEnv(t), func(int, any, string) error { return stop }); !errors.Is(err, stop) {
+			t.Errorf("%s: RenderPathParts = %v, want the each's error", src, err)
+		}
+	}
+}
+
 func isString(v any) bool { _, ok := v.(string); return ok }
 
 // TestTemplateRenderPath: a path part that is null or empty fails instead

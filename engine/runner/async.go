@@ -388,13 +388,13 @@ func (c *chainRun) downloadURLs(answer any) ([]string, error) {
 	env := c.jobEnv()
 	switch {
 	case dl.Path.Template() != nil:
-		u, err := dl.Path.Template().RenderPathEach(env, c.r.secretEach(dl.Path.Template()))
+		u, err := dl.Path.Template().RenderPathParts(env, c.r.nullRecordPathEach(dl.Path.Template(), c.r.secretEach(dl.Path.Template())))
 		if err != nil {
 			return nil, fmt.Errorf("async.download.path: %w", err)
 		}
 		return []string{u}, nil
 	case dl.URL.Template() != nil:
-		u, err := dl.URL.Template().RenderEach(env, c.r.secretEach(dl.URL.Template()))
+		u, err := dl.URL.Template().RenderParts(env, c.r.nullRecordEach(dl.URL.Template(), c.r.secretEach(dl.URL.Template())))
 		if err != nil {
 			return nil, fmt.Errorf("async.download.url: %w", err)
 		}

@@ -638,12 +638,18 @@ func (c *chainRun) run() error {
 			env[spec.VarWindow] = map[string]any{"start": c.windows[w].start.Format(time.RFC3339), "end": c.windows[w].end.Format(time.RFC3339)}
 		}
 		req, target, err := r.buildRequest(c.ctx, &s.Request, rn, env, c.vars)
-		if r.opts.Probe && len(s.Reads()) > 0 {
+		var nullRead *nullReadError
+		if r.opts.Probe && len(s.Reads()) > 0 && !(errors.As(err, &nullRead) && !nullRead.lookup) {
+			// A null field of the parent is no partial lookup: a run fails
+			// the chain as well, and so does the check (as the first
+			// chain of a stream reading no lookup).
 			if err != nil {
 				// The probe read one page of each lookup's stream: this
 				// parent's value may be on another (a run reads them all).
 				// No failure of the endpoint; another parent's may build.
+				// The first error is the stream's check detail if none does.
 				if st.probeUnbuilt.CompareAndSwap(false, true) {
+					st.read.unbuiltFirst(fmt.Sprintf("under %s: %v", rn.describe(), err))
 					r.log.Warn("check: a request could not be built from the lookups' values the check read (one page of each lookup's stream); trying other parents", "stream", s.Name, "parents", rn.describe(), "error", err)
 				}
 				return nil
@@ -1741,27 +1747,23 @@ func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, en
 	// are credentials: the pool learns them before the request is sent
 	// or logged (a path segment, a query value, a body field, a header).
 	if t := rq.URL.Template(); t != nil {
-		v, err := t.RenderEach(env, r.secretEach(t))
+		v, err := t.RenderParts(env, r.nullRecordEach(t, r.secretEach(t)))
 		if err != nil {
 			return req, "", fmt.Errorf("request url %s: %w", rq.URL.V, err)
 		}
 		target = eval.FormatScalar(v)
 	} else if t := rq.Path.Template(); t != nil {
-		if target, err = t.RenderPathEach(env, r.secretEach(t)); err != nil {
+		if target, err = t.RenderPathParts(env, r.nullRecordPathEach(t, r.secretEach(t))); err != nil {
 			return req, "", fmt.Errorf("request path %s: %w", rq.Path.V, err)
 		}
 	}
 	for _, it := range rq.Query.Items {
-		v, err := spec.RenderValue(it.Value.Tree(), env)
+		// A part that only reads the record and is null fails: left out,
+		// the request would ask for more than this parent's (an
+		// unfiltered list, written under it).
+		v, err := spec.RenderValueParts(it.Value.Tree(), env, r.nullRecordHook)
 		if err != nil {
 			return req, "", fmt.Errorf("request query %s: %w", it.Key, err)
-		}
-		if t, _ := it.Value.Tree().(*eval.Template); v == nil && spec.ReadsRecordOnly(t) {
-			// Left out, the request would ask for more than this parent's
-			// (an unfiltered list, written under it).
-			e, _ := t.SingleExpr()
-			e = strings.TrimSpace(e)
-			return req, "", fmt.Errorf("request query %s: %s is null, and the request would go out without it, asking for more than it should: write ${ %s ?? nil } to leave it out when missing", it.Key, e, e)
 		}
 		r.secretValue(it.Value.Tree(), v)
 		for _, sv := range queryValues(v) {
@@ -1788,9 +1790,9 @@ func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, en
 			var v any
 			var err error
 			if t, ok := tree.(*eval.Template); ok {
-				v, err = t.RenderEach(e, r.secretEach(t))
+				v, err = t.RenderParts(e, r.nullRecordEach(t, r.secretEach(t)))
 			} else {
-				v, err = spec.RenderValue(tree, e)
+				v, err = spec.RenderValueParts(tree, e, r.nullRecordHook)
 			}
 			if err != nil {
 				return "", fmt.Errorf("request body: %w", err)
@@ -1803,7 +1805,7 @@ func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, en
 			return text, nil
 		}
 	case rq.Body.Set:
-		req.Body, err = spec.RenderValue(rq.Body.Tree(), env)
+		req.Body, err = spec.RenderValueParts(rq.Body.Tree(), env, r.nullRecordHook)
 		if err != nil {
 			return req, "", fmt.Errorf("request body: %w", err)
 		}

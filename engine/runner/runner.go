@@ -81,6 +81,9 @@ type Runner struct {
 	// secret input (spec.File.SecretParts): parsed once a template, not
 	// once a request.
 	secretTmpls sync.Map // *eval.Template -> []bool
+	// recordTmpls holds, for each request template met, the sources of
+	// its parts that only read a record (spec.RecordOnlyParts), by index.
+	recordTmpls sync.Map // *eval.Template -> map[int]string
 	f           *spec.File
 	opts        Options
 	log         *slog.Logger

@@ -22,6 +22,7 @@ type StreamStats struct {
 	partialRead                          atomic.Bool  // some chain read only what changed since a saved cursor
 	windowsDone, windowsTotal            atomic.Int64
 	skipReason                           string // set before the run starts: the whole stream is skipped
+	unbuilt                              atomic.Pointer[string]
 }
 
 func (s *StreamStats) request(attempts int) {
@@ -52,6 +53,10 @@ func (s *StreamStats) emptied()           { s.empties.Add(1) }
 func (s *StreamStats) replaced(n int)     { s.replacedStrings.Add(int64(n)) }
 func (s *StreamStats) partial()           { s.partialRead.Store(true) }
 func (s *StreamStats) skip(reason string) { s.skipReason = reason }
+
+// unbuiltFirst keeps the first error of a check's chain whose request
+// could not be built (see Snapshot.Unbuilt).
+func (s *StreamStats) unbuiltFirst(msg string) { s.unbuilt.CompareAndSwap(nil, &msg) }
 func (s *StreamStats) windows(done, total int) {
 	s.windowsDone.Add(int64(done))
 	s.windowsTotal.Add(int64(total))
@@ -79,6 +84,9 @@ type Snapshot struct {
 	// SkipReason is set when the whole stream was not fetched, and says
 	// why (e.g. its `when` is false with this run's config).
 	SkipReason string
+	// Unbuilt is, in a check (Options.Probe), the first error of a chain
+	// whose request could not be built from the lookups' values read.
+	Unbuilt string
 	// WindowsDone of WindowsTotal: the time windows of a windowed stream.
 	WindowsDone, WindowsTotal int64
 	// Chains are the request chains queued so far (one per parent record,
@@ -89,7 +97,11 @@ type Snapshot struct {
 }
 
 func (s *StreamStats) snapshot() Snapshot {
-	return Snapshot{Stream: s.Name, Requests: s.requests.Load(), Retries: s.retries.Load(), Pages: s.pages.Load(),
+	var unbuilt string
+	if p := s.unbuilt.Load(); p != nil {
+		unbuilt = *p
+	}
+	return Snapshot{Unbuilt: unbuilt, Stream: s.Name, Requests: s.requests.Load(), Retries: s.retries.Load(), Pages: s.pages.Load(),
 		Records: s.recs.Load(), Outputs: s.outs.Load(), Errors: s.errors.Load(), Skipped: s.skips.Load(), Empty: s.empties.Load(), Replaced: s.replacedStrings.Load(), SkipReason: s.skipReason,
 		WindowsDone: s.windowsDone.Load(), WindowsTotal: s.windowsTotal.Load(),
 		Chains: s.chains.Load(), ChainsDone: s.chainsDone.Load(), Done: s.done.Load()}

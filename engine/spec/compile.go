@@ -738,13 +738,23 @@ func (p *parser) scalarValue(n *yaml.Node, path func() string, sc *eval.Env) any
 // RenderValue renders a compiled Value tree against env: templates are
 // evaluated, everything else is copied.
 func RenderValue(tree any, env map[string]any) (any, error) {
+	return RenderValueParts(tree, env, nil)
+}
+
+// RenderValueParts is RenderValue, rendering each template of the tree
+// with eval.Template.RenderParts and the each that hook gives for it
+// (nil: none).
+func RenderValueParts(tree any, env map[string]any, hook func(*eval.Template) func(int, any, string) error) (any, error) {
 	switch x := tree.(type) {
 	case *eval.Template:
-		return x.Render(env)
+		if hook == nil {
+			return x.Render(env)
+		}
+		return x.RenderParts(env, hook(x))
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, v := range x {
-			r, err := RenderValue(v, env)
+			r, err := RenderValueParts(v, env, hook)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", k, err)
 			}
@@ -754,7 +764,7 @@ func RenderValue(tree any, env map[string]any) (any, error) {
 	case []any:
 		out := make([]any, len(x))
 		for i, v := range x {
-			r, err := RenderValue(v, env)
+			r, err := RenderValueParts(v, env, hook)
 			if err != nil {
 				return nil, fmt.Errorf("[%d]: %w", i, err)
 			}

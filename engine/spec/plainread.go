@@ -17,9 +17,27 @@ func ReadsRecordOnly(t *eval.Template) bool {
 		return false
 	}
 	src, ok := t.SingleExpr()
-	if !ok {
-		return false
+	return ok && readsRecordOnly(src)
+}
+
+// RecordOnlyParts tells, for each ${ } part of t in order, whether it
+// only reads a field of a parent, a lookup or the batch (see
+// ReadsRecordOnly): in "project_id:${ parent.id }" or
+// "/apps/${ parent.id }/envs" as much as alone.
+func RecordOnlyParts(t *eval.Template) []bool {
+	if t == nil {
+		return nil
 	}
+	exprs := eval.TemplateExprs(t.Source())
+	out := make([]bool, len(exprs))
+	for i, src := range exprs {
+		out[i] = readsRecordOnly(src)
+	}
+	return out
+}
+
+// readsRecordOnly is ReadsRecordOnly of one expression's source.
+func readsRecordOnly(src string) bool {
 	tree, err := exprparser.Parse(src)
 	if err != nil {
 		return false

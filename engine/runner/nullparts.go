@@ -1,0 +1,84 @@
+package runner
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ferry-etl/ferry/engine/eval"
+	"github.com/ferry-etl/ferry/engine/spec"
+)
+
+// recordParts is the source of each part of t that only reads a field
+// of a parent, a lookup or the batch (spec.RecordOnlyParts), by index;
+// cached a template.
+func (r *Runner) recordParts(t *eval.Template) map[int]string {
+	if v, ok := r.recordTmpls.Load(t); ok {
+		return v.(map[int]string)
+	}
+	parts := map[int]string{}
+	exprs := eval.TemplateExprs(t.Source())
+	for i, rec := range spec.RecordOnlyParts(t) {
+		if rec && i < len(exprs) {
+			parts[i] = strings.TrimSpace(exprs[i])
+		}
+	}
+	v, _ := r.recordTmpls.LoadOrStore(t, parts)
+	return v.(map[int]string)
+}
+
+// nullRecordEach is the each of eval.Template's RenderParts for a
+// request template (a query or body value, a path, a URL, a text body):
+// a part that only reads the record and is null fails the render. Left
+// out or rendered as nothing, it would send the request without its
+// filter ("project_id:", /apps//envs), which may answer for more than
+// this parent, or for another: the answer would be written under it. A
+// `?? nil` or a condition says null on purpose, and a config input is
+// the run's. secret, when not nil, is called with each part as
+// RenderEach would. Nil when it has nothing to do.
+func (r *Runner) nullRecordEach(t *eval.Template, secret func(int, string)) func(int, any, string) error {
+	return r.nullRecordEachIn(t, secret, false)
+}
+
+// nullRecordPathEach is nullRecordEach for a path: a part is one segment,
+// which no `?? nil` may leave empty either.
+func (r *Runner) nullRecordPathEach(t *eval.Template, secret func(int, string)) func(int, any, string) error {
+	return r.nullRecordEachIn(t, secret, true)
+}
+
+func (r *Runner) nullRecordEachIn(t *eval.Template, secret func(int, string), path bool) func(int, any, string) error {
+	parts := r.recordParts(t)
+	if len(parts) == 0 && secret == nil {
+		return nil
+	}
+	return func(i int, v any, s string) error {
+		if e, ok := parts[i]; ok && v == nil {
+			return &nullReadError{expr: e, lookup: strings.HasPrefix(e, spec.VarLookups), path: path}
+		}
+		if secret != nil {
+			secret(i, s)
+		}
+		return nil
+	}
+}
+
+// nullRecordHook is nullRecordEach for each template of a query or body
+// value (spec.RenderValueParts), without secrets: the value's are taught
+// whole (see Runner.secretValue).
+func (r *Runner) nullRecordHook(t *eval.Template) func(int, any, string) error {
+	return r.nullRecordEach(t, nil)
+}
+
+// nullReadError is a request part that only reads a record and is null
+// (see nullRecordEach). lookup: the part reads a lookup, which a check
+// reads one page of (a run, every page, may find the value).
+type nullReadError struct {
+	expr         string
+	lookup, path bool
+}
+
+func (e *nullReadError) Error() string {
+	if e.path {
+		return fmt.Sprintf("${ %s } is null: it would leave an empty path segment", e.expr)
+	}
+	return fmt.Sprintf("%s is null, and the request would go out without it, asking for more than it should (or for another resource): write ${ %s ?? nil } to send it without on purpose", e.expr, e.expr)
+}

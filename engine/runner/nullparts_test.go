@@ -1,0 +1,101 @@
+package runner_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine/apitest"
+)
+
+// The null-query rule holds for every ${ } part of a request, not only a
+// query value that is one: a part that only reads the parent's record, a
+// lookup or the batch and is null would send "project_id:" (the API
+// answers for every project), /apps//posts, or a body filter with
+// nothing in it, and the answer is written under this parent with exit
+// 0. The chain fails, naming the part; `?? nil` and config inputs render
+// as before (nothing in their place).
+func TestNullRecordReadInRequestPartFails(t *testing.T) {
+	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
+		{Path: "/spaces", Body: []any{
+			map[string]any{"id": "s1", "key": "K1", "uid": "u1"},
+			map[string]any{"id": "s2", "uid": "u2"}, // no key; u2 has no org
+		}},
+		{Path: "/users", Body: []any{map[string]any{"id": "u1", "org": "o1"}}},
+		{Path: "/posts", Body: []any{map[string]any{"id": "p1"}}},
+		{Method: "POST", Path: "/posts", Body: []any{map[string]any{"id": "p1"}}},
+		{Path: "/apps/{k}/posts", Body: []any{map[string]any{"id": "p1"}}},
+		{Path: "/apps/posts", Body: []any{map[string]any{"id": "p1"}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const base = `
+version: 1
+name: t
+config:
+  url: {required: true}
+  since: {}
+http:
+  base_url: ${ config.url }
+  retry: {attempts: 1}
+streams:
+  users:
+    request: {path: /users}
+  spaces:
+    request: {path: /spaces}
+  posts:
+    for_each: spaces
+    request: {REQUEST}
+lookups:
+  org: {from: users, key: .id, value: .org}
+tables:
+  posts: {from: posts, primary_key: [space, id], row: '{id, space: $parent.id}'}
+`
+	for _, tc := range []struct {
+		name, request, fails string
+		sent                 string // what the s2 request carried, when it goes out
+	}{
+		{"query text", `path: /posts, query: {filter: "project_id:${ parent.key }"}`, "request query filter: parent.key is null", ""},
+		{"query list", `path: /posts, query: {k: ["x", "${ parent.key }"]}`, "request query k: [1]: parent.key is null", ""},
+		{"query lookup in text", `path: /posts, query: {filter: "org:${ lookups.org[parent.uid] }"}`, "request query filter: lookups.org[parent.uid] is null", ""},
+		{"path", `path: "/apps/${ parent.key }/posts"`, "request path /apps/${ parent.key }/posts: ${ parent.key } is null: it would leave an empty path segment", ""},
+		{"url", `url: "${ config.url }/apps/${ parent.key }/posts"`, "parent.key is null", ""},
+		{"body field text", `method: POST, path: /posts, body: {filter: "project:${ parent.key }"}`, "request body: filter: parent.key is null", ""},
+		{"body field", `method: POST, path: /posts, body: {key: "${ parent.key }"}`, "request body: key: parent.key is null", ""},
+		{"body nested", `method: POST, path: /posts, body: {q: {and: [{key: "${ parent.key }"}]}}`, "parent.key is null", ""},
+		{"text body", `method: POST, path: /posts, body_format: text, body: "key = ${ parent.key }"`, "request body: parent.key is null", ""},
+		{"null on purpose", `path: /posts, query: {filter: "project_id:${ parent.key ?? nil }"}`, "", "project_id:"},
+		{"config input", `path: /posts, query: {filter: "since:${ config.since }", s: "${ parent.id }"}`, "", "since:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(s.Requests())
+			_, err := runWith(t, mustSpec(t, strings.Replace(base, "REQUEST", tc.request, 1)), runOpts{cfg: map[string]any{"url": s.URL()}}, newStateful())
+			if tc.fails != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.fails) || !strings.Contains(err.Error(), "s2") || !strings.Contains(err.Error(), "posts") {
+					t.Fatalf("err = %v, want the posts chain under s2 failed with %q", err, tc.fails)
+				}
+				if !strings.Contains(err.Error(), "?? nil") && tc.name != "path" {
+					t.Errorf("err = %v, want it to say how to send it without on purpose", err)
+				}
+			} else if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			var s2 []apitest.Recorded
+			for _, r := range s.Requests()[before:] {
+				if r.Path == "/spaces" || r.Path == "/users" {
+					continue
+				}
+				if !strings.Contains(r.RawPath+r.Path+r.Query.Encode()+string(r.Body), "K1") && !strings.Contains(r.Query.Encode(), "o1") && r.Query.Get("s") != "s1" {
+					s2 = append(s2, r)
+				}
+			}
+			switch {
+			case tc.sent == "" && len(s2) > 0:
+				t.Errorf("the s2 request went out: %s %s?%s %s", s2[0].Method, s2[0].RawPath, s2[0].Query.Encode(), s2[0].Body)
+			case tc.sent != "" && (len(s2) != 1 || s2[0].Query.Get("filter") != tc.sent):
+				t.Errorf("s2 requests %v, want one with filter %q", s2, tc.sent)
+			}
+		})
+	}
+}
