@@ -79,7 +79,10 @@ type Auth struct {
 	PrivateKey string
 	Algorithm  string
 	Claims     map[string]any
-	TTL        time.Duration
+	// ClaimSecrets are the values of claims that a template built from a
+	// secret input: credentials the token endpoint may echo.
+	ClaimSecrets []string `json:"-"`
+	TTL          time.Duration
 	// Assertion names the field of the exchange's body (an object, or
 	// none) that carries the JWT, as RFC 7523's jwt-bearer grant sends
 	// it (assertion); "" sends it as Authorization: Bearer.
@@ -242,6 +245,7 @@ func (p *Pool) registerSecrets(a Auth) {
 		p.red.addParam("refresh_token")
 	case AuthSession, AuthJWT:
 		p.red.addSecrets(a.PrivateKey)
+		p.red.addSecrets(a.ClaimSecrets...)
 		p.red.addParam(a.Param)
 	case AuthSigV4:
 		// The access key id is no secret (it names the key, as a user

@@ -59,13 +59,26 @@ func newRedactor() *redactor {
 // garble every message and are no secret worth the name.
 const minSecret = 4
 
+// trivialSecret reports whether v is a text that a value derived from a
+// secret may render to but that is no secret: "true" or "false" (a header
+// or a part saying whether a key is set: one bit of it) or "null". Each is
+// long enough to redact, and redacted it would garble every message, log
+// line and record holding the word.
+func trivialSecret(v string) bool {
+	switch v {
+	case "true", "false", "null":
+		return true
+	}
+	return false
+}
+
 // addSecrets registers values with the forms they reach a URL, an
 // answer or an error message in (see secretForms).
 func (r *redactor) addSecrets(vals ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, v := range vals {
-		if len(v) < minSecret {
+		if len(v) < minSecret || trivialSecret(v) {
 			continue
 		}
 		for _, f := range secretForms(v) {

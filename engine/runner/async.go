@@ -172,7 +172,7 @@ func (c *chainRun) jobEnv() map[string]any {
 func (c *chainRun) create(client *fetch.Client) error {
 	r, st, a := c.r, c.st, c.st.s.Async
 	rq := a.Create.Request()
-	req, target, err := r.buildRequest(c.ctx, rq, c.rn, c.env, c.vars)
+	req, target, err := r.buildRequest(c.ctx, c.st.s, rq, c.rn, c.env, c.vars)
 	if err != nil {
 		return fmt.Errorf("async.create: %w", err)
 	}
@@ -260,7 +260,7 @@ func (c *chainRun) poll(client *fetch.Client, resumed bool) (answer any, gone bo
 	if !rq.Method.Set {
 		rq.Method = spec.Str{V: http.MethodGet, Set: true}
 	}
-	req, target, err := r.buildRequest(c.ctx, rq, c.rn, c.jobEnv(), c.vars)
+	req, target, err := r.buildRequest(c.ctx, c.st.s, rq, c.rn, c.jobEnv(), c.vars)
 	if err != nil {
 		return nil, false, fmt.Errorf("async.poll: %w", err)
 	}

@@ -637,7 +637,7 @@ func (c *chainRun) run() error {
 			env = maps.Clone(c.env)
 			env[spec.VarWindow] = map[string]any{"start": c.windows[w].start.Format(time.RFC3339), "end": c.windows[w].end.Format(time.RFC3339)}
 		}
-		req, target, err := r.buildRequest(c.ctx, &s.Request, rn, env, c.vars)
+		req, target, err := r.buildRequest(c.ctx, s, &s.Request, rn, env, c.vars)
 		var nullRead *nullReadError
 		if r.opts.Probe && len(s.Reads()) > 0 && !(errors.As(err, &nullRead) && !nullRead.lookup) {
 			// A null field of the parent is no partial lookup: a run fails
@@ -830,6 +830,9 @@ func (c *chainRun) partitions() error {
 		if err != nil {
 			return fmt.Errorf("partitions.values: %w", err)
 		}
+		// A value built from a secret input is a credential: it goes out
+		// in its children's requests and is named in their messages.
+		c.r.secretValue(pt.Values.Tree(), v)
 		list, ok := v.([]any)
 		if !ok {
 			return fmt.Errorf("partitions.values: want a list, got %s", jsonv.Kind(v))
@@ -1737,9 +1740,10 @@ func (c *chainRun) resultsAt(w int) string {
 	return c.results[min(w, len(c.results)-1)]
 }
 
-// buildRequest renders the first request of a run. target is the URL or
-// path the HTTP client resolves against the base URL.
-func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, env map[string]any, vars []any) (paginate.Request, string, error) {
+// buildRequest renders the first request of a run (rq: s's request, or
+// one of its export job's). target is the URL or path the HTTP client
+// resolves against the base URL.
+func (r *Runner) buildRequest(ctx context.Context, s *spec.Stream, rq *spec.Request, rn *run, env map[string]any, vars []any) (paginate.Request, string, error) {
 	req := paginate.Request{Query: url.Values{}, Header: http.Header{}}
 	var target string
 	var err error
@@ -1819,6 +1823,7 @@ func (r *Runner) buildRequest(ctx context.Context, rq *spec.Request, rn *run, en
 		if err != nil {
 			return req, "", fmt.Errorf("request body_jq: %w", err)
 		}
+		r.bodyJQSecrets(ctx, &rq.BodyJQ, s.JQVars(), input, vars, v)
 		req.Body = v
 	}
 	return req, target, nil

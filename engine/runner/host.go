@@ -369,6 +369,7 @@ func authFlow(f *spec.File, a *spec.Auth, auth *fetch.Auth, env map[string]any) 
 				return fmt.Errorf("http.auth.claims.%s: %w", it.Key, err)
 			}
 			auth.Claims[it.Key] = v
+			auth.ClaimSecrets = derivedSecrets(f.SecretParts, it.Value.Tree(), v, auth.ClaimSecrets)
 		}
 	}
 	for _, x := range []struct {

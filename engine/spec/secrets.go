@@ -149,3 +149,28 @@ func (v *secretFinder) Visit(n *ast.Node) {
 		v.found = v.found || v.secret[prop.Value]
 	}
 }
+
+// JQSecretInputs lists the secret config inputs a jq program reads
+// ($config.NAME, $config["NAME"]), all of them when it reads $config
+// otherwise (whole): its output may be built from them.
+func (f *File) JQSecretInputs(src string) []string {
+	var secrets []string
+	for _, it := range f.Config.Items {
+		if it.Value.Secret.V {
+			secrets = append(secrets, it.Key)
+		}
+	}
+	if len(secrets) == 0 {
+		return nil
+	}
+	var out []string
+	for _, rd := range memberReads(jqConfigRE, src) {
+		switch {
+		case rd.name == "":
+			return secrets
+		case slices.Contains(secrets, rd.name) && !slices.Contains(out, rd.name):
+			out = append(out, rd.name)
+		}
+	}
+	return out
+}
