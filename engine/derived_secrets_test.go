@@ -172,12 +172,13 @@ tables:
 
 // A header built from a secret input that renders to a boolean ("has a
 // key": true) is one bit of a secret, not one: registered, "true" would
-// be redacted from every message and record. The records' booleans and
-// the header's own value stay as they are.
-func TestDerivedBooleanHeaderNotRedacted(t *testing.T) {
+// be redacted from every message and record. So is a number a secret
+// input decides (a page size when a key is set), in a query value or a
+// path: "1000" redacted would garble every count. They stay as they are.
+func TestDerivedFlagsNotRedacted(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
-		fmt.Fprintf(w, `{"error":"has key %s, flag true"}`, r.Header.Get("X-Has-Key"))
+		fmt.Fprintf(w, `{"error":"has key %s, flag true, size %s, 1000 items at %s"}`, r.Header.Get("X-Has-Key"), r.URL.Query().Get("size"), r.URL.Path)
 	}))
 	defer srv.Close()
 	_, logs, cassette, runErr := runDerived(t, `version: 1
@@ -191,17 +192,74 @@ http:
 streams:
   items:
     request:
-      path: /items
+      path: "/items/${ config.key != '' ? 2048 : 1 }"
+      query: {size: "${ config.key != '' ? 1000 : 10 }"}
       headers: {X-Has-Key: "${ config.key != '' }"}
 tables:
   items: {from: items}
 `, srv, map[string]string{"key": "hk-1z2x3c4v5b6n"})
-	if runErr == nil || !strings.Contains(runErr.Error(), "has key true, flag true") {
+	if runErr == nil || !strings.Contains(runErr.Error(), "has key true, flag true, size 1000, 1000 items at /items/2048") {
 		t.Errorf("run error = %v, want the 400 with its booleans as they are", runErr)
 	}
 	for where, text := range map[string]string{"logs": logs, "cassette": cassette} {
 		if strings.Contains(text, fetch.Redacted) || strings.Contains(text, "<secret>") {
 			t.Errorf("%s redacted a boolean:\n%s", where, text)
 		}
+	}
+}
+
+// A partition whose value a secret input built (or is) names its
+// children's checkpoints by a hash of it, not by the value: the state
+// never holds a secret. The name is stable, so a later run goes on from
+// the cursor saved.
+func TestDerivedPartitionNotInState(t *testing.T) {
+	const key = "pk-7h6g5f4d3s2a"
+	derived := base64.RawStdEncoding.EncodeToString([]byte("acct:" + key))
+	var since []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		since = append(since, r.URL.Query().Get("since"))
+		fmt.Fprint(w, `[{"id": "i1"}]`)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	f := writeSpec(t, dir, "s.yaml", `version: 1
+name: s
+config:
+  url: {required: true}
+  key: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+  concurrency: 1
+streams:
+  accts:
+    partitions: {values: ["${ toBase64('acct:' + config.key) }", "${ config.key }"]}
+  items:
+    for_each: accts
+    request: {path: "/accounts/${ parent.value }/items", query: {since: "${ cursor }"}}
+    incremental: {cursor: .id, initial: "0"}
+tables:
+  items: {from: items, primary_key: [id]}
+`)
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": srv.URL, "key": key}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "t.db")
+	for range 2 {
+		if _, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{Dest: "sqlite:" + db}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, v := range map[string]string{"key": key, "derived": derived} {
+		if bytes.Contains(b, []byte(v)) || bytes.Contains(b, []byte(url.PathEscape(v))) {
+			t.Errorf("the destination's state holds the %s partition's value", what)
+		}
+	}
+	if want := []string{"0", "0", "i1", "i1"}; strings.Join(since, ",") != strings.Join(want, ",") {
+		t.Errorf("since sent %v, want %v (the second run goes on from the saved cursors)", since, want)
 	}
 }

@@ -2,10 +2,13 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math/big"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -87,12 +90,16 @@ func derivedSecrets(parts func(*eval.Template) []bool, tree, v any, out []string
 	return out
 }
 
-// leafTexts appends the strings and formatted numbers in v to out: a
-// boolean is one bit of a secret, and "true" redacted would garble every
-// message.
+// leafTexts appends the strings in v to out: a boolean is one bit of a
+// secret, and a number one decides is a count or a switch (a page size of
+// 1000 when a key is set), not it; either redacted would garble every
+// message holding the word or the figure. A secret input that is a
+// number is redacted as itself.
 func leafTexts(v any, out []string) []string {
+	if notSecretText(v) {
+		return out
+	}
 	switch x := v.(type) {
-	case nil, bool:
 	case map[string]any:
 		for _, e := range x {
 			out = leafTexts(e, out)
@@ -107,11 +114,27 @@ func leafTexts(v any, out []string) []string {
 	return out
 }
 
-// secretEach is the each of eval.Template's RenderEach and RenderPathEach
-// for a path, a URL or a text body: it teaches the pool the value of each
-// part of t that reads a secret input (a path segment, a query value),
-// not the whole text. Nil when no part does.
-func (r *Runner) secretEach(t *eval.Template) func(int, string) {
+// notSecretText reports whether a value a secret input decided is no
+// credential to redact (see leafTexts): null, a boolean or a number.
+func notSecretText(v any) bool {
+	switch v.(type) {
+	case nil, bool, json.Number, *big.Int:
+		return true
+	}
+	switch reflect.ValueOf(v).Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
+}
+
+// secretEach is the secret each of nullRecordEach (eval.Template's
+// RenderParts) for a path, a URL or a text body: it teaches the pool the
+// value of each part of t that reads a secret input (a path segment, a
+// query value), not the whole text. Nil when no part does.
+func (r *Runner) secretEach(t *eval.Template) func(int, any, string) {
 	if r.opts.Pool == nil {
 		return nil
 	}
@@ -119,18 +142,18 @@ func (r *Runner) secretEach(t *eval.Template) func(int, string) {
 	if !slices.Contains(parts, true) {
 		return nil
 	}
-	return func(i int, s string) {
-		if secretPart(parts, i, s) {
+	return func(i int, v any, s string) {
+		if secretPart(parts, i, v) {
 			r.opts.Pool.AddSecrets(s)
 		}
 	}
 }
 
-// secretPart reports whether part i of a template, which gave s, is a
-// credential: it reads a secret input (parts), and is not a boolean's
-// text, one bit of a secret (see leafTexts).
-func secretPart(parts []bool, i int, s string) bool {
-	return i < len(parts) && parts[i] && s != "true" && s != "false"
+// secretPart reports whether part i of a template, which gave v, is a
+// credential: it reads a secret input (parts), and v is no boolean or
+// number (see leafTexts).
+func secretPart(parts []bool, i int, v any) bool {
+	return i < len(parts) && parts[i] && !notSecretText(v)
 }
 
 // hostConfig merges the spec's http block with the stream's overrides and
@@ -395,23 +418,24 @@ func authFlow(f *spec.File, a *spec.Auth, auth *fetch.Auth, env map[string]any) 
 func tokenRequest(f *spec.File, r *spec.AuthRequest, env map[string]any) (*fetch.TokenRequest, error) {
 	tr := &fetch.TokenRequest{Method: r.Method.V, BodyFormat: r.BodyFormat.V, TokenHeader: r.TokenHeader.V, TTL: r.TTL.V,
 		Token: program(&r.Token, env), ExpiresIn: program(&r.ExpiresIn, env), Query: url.Values{}, Header: http.Header{}}
-	each := func(t *eval.Template) func(int, string) {
+	each := func(t *eval.Template) func(int, any, string) error {
 		parts := f.SecretParts(t)
-		return func(i int, s string) {
-			if secretPart(parts, i, s) {
+		return func(i int, v any, s string) error {
+			if secretPart(parts, i, v) {
 				tr.Secrets = append(tr.Secrets, s)
 			}
+			return nil
 		}
 	}
 	var err error
 	switch {
 	case r.URL.Template() != nil:
 		var v any
-		if v, err = r.URL.Template().RenderEach(env, each(r.URL.Template())); err == nil {
+		if v, err = r.URL.Template().RenderParts(env, each(r.URL.Template())); err == nil {
 			tr.URL = eval.FormatScalar(v)
 		}
 	case r.Path.Template() != nil:
-		tr.URL, err = r.Path.Template().RenderPathEach(env, each(r.Path.Template()))
+		tr.URL, err = r.Path.Template().RenderPathParts(env, each(r.Path.Template()))
 	}
 	if err != nil {
 		return nil, err

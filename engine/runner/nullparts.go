@@ -35,17 +35,17 @@ func (r *Runner) recordParts(t *eval.Template) map[int]string {
 // `?? nil` or a condition says null on purpose, and a config input is
 // the run's. secret, when not nil, is called with each part as
 // RenderEach would. Nil when it has nothing to do.
-func (r *Runner) nullRecordEach(t *eval.Template, secret func(int, string)) func(int, any, string) error {
+func (r *Runner) nullRecordEach(t *eval.Template, secret func(int, any, string)) func(int, any, string) error {
 	return r.nullRecordEachIn(t, secret, false)
 }
 
 // nullRecordPathEach is nullRecordEach for a path: a part is one segment,
 // which no `?? nil` may leave empty either.
-func (r *Runner) nullRecordPathEach(t *eval.Template, secret func(int, string)) func(int, any, string) error {
+func (r *Runner) nullRecordPathEach(t *eval.Template, secret func(int, any, string)) func(int, any, string) error {
 	return r.nullRecordEachIn(t, secret, true)
 }
 
-func (r *Runner) nullRecordEachIn(t *eval.Template, secret func(int, string), path bool) func(int, any, string) error {
+func (r *Runner) nullRecordEachIn(t *eval.Template, secret func(int, any, string), path bool) func(int, any, string) error {
 	parts := r.recordParts(t)
 	if len(parts) == 0 && secret == nil {
 		return nil
@@ -55,7 +55,7 @@ func (r *Runner) nullRecordEachIn(t *eval.Template, secret func(int, string), pa
 			return &nullReadError{expr: e, lookup: strings.HasPrefix(e, spec.VarLookups), path: path}
 		}
 		if secret != nil {
-			secret(i, s)
+			secret(i, v, s)
 		}
 		return nil
 	}

@@ -716,8 +716,14 @@ func (r *Runner) identify(ctx context.Context, s *spec.Stream, rec any, vars []a
 	}
 	m, _ := rec.(map[string]any)
 	if s.Partitions != nil {
-		// A partition's record is its value.
+		// A partition's record is its value. One that holds a secret (a
+		// secret input, or a value built from one) is named by a hash of
+		// it: the key names its children's checkpoints, and state never
+		// holds a secret.
 		v := fmt.Sprint(m["value"])
+		if r.opts.Pool != nil && r.opts.Pool.Redact(v) != v {
+			return "secret-" + contentKey(v), labelOf("value", v)
+		}
 		return url.PathEscape(v), labelOf("value", v)
 	}
 	for _, f := range []string{"id", "identifier", "uuid"} {
