@@ -1775,7 +1775,7 @@ func (r *Runner) buildRequest(ctx context.Context, s *spec.Stream, rq *spec.Requ
 		}
 	}
 	for _, it := range rq.Headers.Items {
-		v, err := it.Value.Template().RenderString(env)
+		v, err := r.renderHeader(it.Value.Template(), env)
 		if err != nil {
 			return req, "", fmt.Errorf("request header %s: %w", it.Key, err)
 		}

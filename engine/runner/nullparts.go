@@ -61,6 +61,21 @@ func (r *Runner) nullRecordEachIn(t *eval.Template, secret func(int, any, string
 	}
 }
 
+// renderHeader renders a request header: a part that only reads the
+// record and is null fails, as in a query value (nullRecordEach), since
+// an API that filters by a header (X-Project) reads an empty one as none.
+func (r *Runner) renderHeader(t *eval.Template, env map[string]any) (string, error) {
+	each := r.nullRecordEach(t, nil)
+	if each == nil {
+		return t.RenderString(env)
+	}
+	v, err := t.RenderParts(env, each)
+	if err != nil {
+		return "", err
+	}
+	return eval.FormatScalar(v), nil
+}
+
 // nullRecordHook is nullRecordEach for each template of a query or body
 // value (spec.RenderValueParts), without secrets: the value's are taught
 // whole (see Runner.secretValue).

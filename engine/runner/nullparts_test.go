@@ -65,6 +65,8 @@ tables:
 		{"body field", `method: POST, path: /posts, body: {key: "${ parent.key }"}`, "request body: key: parent.key is null", ""},
 		{"body nested", `method: POST, path: /posts, body: {q: {and: [{key: "${ parent.key }"}]}}`, "parent.key is null", ""},
 		{"text body", `method: POST, path: /posts, body_format: text, body: "key = ${ parent.key }"`, "request body: parent.key is null", ""},
+		{"header", `path: /posts, headers: {X-Space: "${ parent.key }"}`, "request header X-Space: parent.key is null", ""},
+		{"header text", `path: /posts, headers: {X-Filter: "space=${ parent.key }"}`, "request header X-Filter: parent.key is null", ""},
 		{"null on purpose", `path: /posts, query: {filter: "project_id:${ parent.key ?? nil }"}`, "", "project_id:"},
 		{"config input", `path: /posts, query: {filter: "since:${ config.since }", s: "${ parent.id }"}`, "", "since:"},
 	} {
@@ -86,7 +88,7 @@ tables:
 				if r.Path == "/spaces" || r.Path == "/users" {
 					continue
 				}
-				if !strings.Contains(r.RawPath+r.Path+r.Query.Encode()+string(r.Body), "K1") && !strings.Contains(r.Query.Encode(), "o1") && r.Query.Get("s") != "s1" {
+				if !strings.Contains(r.RawPath+r.Path+r.Query.Encode()+string(r.Body)+r.Header.Get("X-Space")+r.Header.Get("X-Filter"), "K1") && !strings.Contains(r.Query.Encode(), "o1") && r.Query.Get("s") != "s1" {
 					s2 = append(s2, r)
 				}
 			}
