@@ -458,8 +458,10 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 
 // keepKeyTypes fills the sync's key types (syncState.Keys) with the
 // destination's for the tables it has none for (a new sync's, a table the
-// spec added since); the rest keep those the sync began with. A resumed
-// run that added some commits the entry with its first rows.
+// spec added since); the rest keep those the sync began with, but for a
+// column the destination now keys coarser (runner.KeyTypeOf: a table made
+// anew). A resumed run that changed some commits the entry with its first
+// rows.
 func (d *destinations) keepKeyTypes(ctx context.Context) error {
 	cur, err := d.tables.KeyTypes(ctx)
 	if err != nil {
@@ -468,7 +470,14 @@ func (d *destinations) keepKeyTypes(ctx context.Context) error {
 	added := false
 	for name, types := range cur {
 		if saved, ok := d.sync.Keys[name]; ok && len(saved) == len(types) {
-			continue
+			keep := make([]string, len(types))
+			for i := range types {
+				keep[i] = runner.KeyTypeOf(saved[i], types[i])
+			}
+			if slices.Equal(keep, saved) {
+				continue
+			}
+			types = keep
 		}
 		if d.sync.Keys == nil {
 			d.sync.Keys = map[string][]string{}

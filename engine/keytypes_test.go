@@ -517,3 +517,41 @@ tables:
 		})
 	}
 }
+
+// TestKeyTypesOfTableMadeAnewMidSync: t, made by the sync's first run
+// with its key column STRING, is dropped while the sync is open and
+// declared UTC_DATETIME (to change a key column's type, the table is made
+// anew): the run resuming the sync makes it anew, UTC_DATETIME, which
+// stores one instant in two zones as one row. The check must key as that
+// column does (one key: a duplicate, said), not by the STRING the sync
+// saved (two keys, one record replacing the other without a word).
+func TestKeyTypesOfTableMadeAnewMidSync(t *testing.T) {
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			fx := newFixture(t, dupSpec(name, "fail", ""), "")
+			query := use(fx)
+			fx.json("/parents", []any{map[string]any{"id": "p1"}, map[string]any{"id": "p2"}})
+			fx.pages("/parents/p1/items", []any{rec("x", "a1", nil)})
+			p2 := []any{rec("2024-01-02T00:00:00Z", "a2", nil), rec("2024-01-02T01:00:00+01:00", "a3", nil)}
+			fx.pages("/parents/p2/items", p2, 0)
+			_, err := fx.run(engine.RunOptions{})
+			runErrorOf(t, err)
+			query(`DROP TABLE %t`)
+			src := strings.Replace(dupSpec(name, "fail", ""), "columns: {id: STRING,", "columns: {id: UTC_DATETIME,", 1)
+			path := filepath.Join(fx.dir, "s2.yaml")
+			if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if fx.spec, err = engine.Load(path); err != nil {
+				t.Fatal(err)
+			}
+			fx.pages("/parents/p2/items", p2)
+			res, err := fx.run(engine.RunOptions{})
+			rows := query(`SELECT a FROM %t ORDER BY a`)
+			if err == nil || len(res.Summary.Duplicates) != 1 || !slices.Equal(rows, []string{"a2"}) {
+				t.Errorf("err %v, duplicates %+v, rows %v: want a3 failed as a duplicate of a2, a2 kept", err, res.Summary.Duplicates, rows)
+			}
+		})
+	}
+}

@@ -267,6 +267,37 @@ func storedKey(typ string, v any) any {
 	return keyText(v)
 }
 
+// KeyTypeOf is the type to key a column by that a sync saved as saved
+// (Options.KeyTypes) and the destination now has as cur: saved, so that
+// the keys the sync's earlier runs saved still match, unless cur merges
+// forms saved keys apart (a table made anew with another type while the
+// sync is open: its rows are gone, and the new column must not store two
+// keys as one row unsaid). Then the type of storedKey that merges what
+// either does. Ferry's own widening never gets there: a widened column
+// merges no more than it did.
+func KeyTypeOf(saved, cur string) string {
+	// How much each kind of type merges: STRING and JSON least (each
+	// merges forms the other keeps apart), any other by value, and
+	// UTC_DATETIME a time's zones too.
+	rank := func(typ string) int {
+		switch strings.ToUpper(strings.TrimSpace(typ)) {
+		case "STRING", "JSON":
+			return 0
+		case "UTC_DATETIME":
+			return 2
+		}
+		return 1
+	}
+	rs, rc := rank(saved), rank(cur)
+	switch {
+	case rs > rc, rs == rc && (rs > 0 || strings.EqualFold(strings.TrimSpace(saved), strings.TrimSpace(cur))):
+		return saved
+	case rc > rs:
+		return cur
+	}
+	return "" // STRING and JSON: by value merges what both do
+}
+
 // composite reports an object or an array.
 func composite(v any) bool {
 	switch v.(type) {

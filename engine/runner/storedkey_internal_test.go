@@ -69,3 +69,26 @@ func TestPrimaryKeyByStoredValue(t *testing.T) {
 		t.Errorf("s in a DOUBLE column, \"2.0\" and 2: keys %s and %s, want one", a, b)
 	}
 }
+
+// TestKeyTypeOf: a sync keeps a key column's saved type, unless the
+// column now merges forms it keys apart (cur), and STRING against JSON
+// (each merges forms the other keeps apart) keys by value.
+func TestKeyTypeOf(t *testing.T) {
+	for _, c := range []struct{ saved, cur, want string }{
+		{"DOUBLE", "STRING", "DOUBLE"},             // widened: kept
+		{"UTC_DATETIME", "STRING", "UTC_DATETIME"}, // widened for a key past the microsecond
+		{"INT", "DECIMAL", "INT"},
+		{"", "LONG", ""},
+		{"STRING", "UTC_DATETIME", "UTC_DATETIME"}, // made anew
+		{"STRING", "", ""},
+		{"STRING", "DOUBLE", "DOUBLE"},
+		{"LONG", "UTC_DATETIME", "UTC_DATETIME"},
+		{"STRING", "JSON", ""},
+		{"JSON", "STRING", ""},
+		{"JSON", "JSON", "JSON"},
+	} {
+		if got := KeyTypeOf(c.saved, c.cur); got != c.want {
+			t.Errorf("KeyTypeOf(%q, %q) = %q, want %q", c.saved, c.cur, got, c.want)
+		}
+	}
+}
