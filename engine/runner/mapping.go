@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"strconv"
 	"strings"
 
@@ -248,7 +249,11 @@ func primaryKey(t *spec.Table, keyTypes []string, row map[string]any) (string, e
 //     DOUBLE to DECIMAL) may store the two forms as one number or as one
 //     text; else keyText (a BOOLEAN's true as "true").
 func storedKey(typ string, v any) any {
-	switch strings.ToUpper(strings.TrimSpace(typ)) {
+	u := strings.ToUpper(strings.TrimSpace(typ))
+	if k, ok := nativeKey(u, v); ok {
+		return k
+	}
+	switch u {
 	case "STRING":
 		if s, ok := table.StoredValue("STRING", v); ok && !composite(v) {
 			return s
@@ -280,10 +285,11 @@ func KeyTypeOf(saved, cur string) string {
 	// merges forms the other keeps apart), any other by value, and
 	// UTC_DATETIME a time's zones too.
 	rank := func(typ string) int {
-		switch strings.ToUpper(strings.TrimSpace(typ)) {
-		case "STRING", "JSON":
+		switch u := strings.ToUpper(strings.TrimSpace(typ)); {
+		case u == "STRING", u == "JSON":
 			return 0
-		case "UTC_DATETIME":
+		case u == "UTC_DATETIME", u == "UUID", strings.Contains(u, "("):
+			// A time's zones, or a native column's forms (nativeKey).
 			return 2
 		}
 		return 1
@@ -296,6 +302,93 @@ func KeyTypeOf(saved, cur string) string {
 		return cur
 	}
 	return "" // STRING and JSON: by value merges what both do
+}
+
+// nativeKey is storedKey for the key types of a PostgreSQL column that
+// stores more forms as one than ferry's type of it (see table.KeyTypes):
+//
+//   - UUID: 32 hex digits in lower case, the braces and hyphens dropped;
+//   - DECIMAL(p,s), DECIMAL(p): the value rounded to s digits (0), half
+//     away from zero;
+//   - UTC_DATETIME(p), LOCAL_DATETIME(p): table.StoredKeyDatetime.
+//
+// ok is false for another type, or a value not of that kind (the column
+// refuses it, or it is keyed as storedKey's other types key it).
+func nativeKey(typ string, v any) (string, bool) {
+	if typ == "UUID" {
+		s, ok := v.(string)
+		if !ok {
+			return "", false
+		}
+		if len(s) > 1 && s[0] == '{' && s[len(s)-1] == '}' {
+			s = s[1 : len(s)-1]
+		}
+		s = strings.ToLower(strings.ReplaceAll(s, "-", ""))
+		if len(s) != 32 || strings.Trim(s, "0123456789abcdef") != "" {
+			return "", false
+		}
+		return s, true
+	}
+	base, args, ok := strings.Cut(typ, "(")
+	if !ok {
+		return "", false
+	}
+	var p, scale int
+	if _, err := fmt.Sscanf(strings.TrimSuffix(args, ")"), "%d,%d", &p, &scale); err != nil {
+		if _, err := fmt.Sscanf(strings.TrimSuffix(args, ")"), "%d", &p); err != nil {
+			return "", false
+		}
+	}
+	switch base {
+	case "DECIMAL":
+		n, ok := table.StoredValue("DECIMAL", v)
+		if !ok {
+			return "", false
+		}
+		return numberValue(roundDecimal(string(n.(json.Number)), scale)), true
+	case "UTC_DATETIME", "LOCAL_DATETIME":
+		return table.StoredKeyDatetime(v, p, base == "LOCAL_DATETIME")
+	}
+	return "", false
+}
+
+// roundDecimal rounds the number literal lit to scale digits after the
+// point, half away from zero, as PostgreSQL's numeric(p,scale) stores it.
+// A literal whose exponent is far past any precision is kept: the column
+// refuses it, or (a tiny one) stores 0.
+func roundDecimal(lit string, scale int) string {
+	if i := strings.IndexAny(lit, "eE"); i >= 0 {
+		if e, err := strconv.Atoi(lit[i+1:]); err != nil || e > 2000 {
+			return lit
+		} else if e < -2000 {
+			return "0"
+		}
+	}
+	r, ok := new(big.Rat).SetString(lit)
+	if !ok {
+		return lit
+	}
+	pow := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(max(scale, -scale))), nil)
+	if scale >= 0 {
+		r.Mul(r, new(big.Rat).SetInt(pow))
+	} else {
+		r.Quo(r, new(big.Rat).SetInt(pow))
+	}
+	// Half away from zero: |r| + 1/2, truncated, signed back.
+	neg := r.Sign() < 0
+	r.Abs(r)
+	r.Add(r, big.NewRat(1, 2))
+	q := new(big.Int).Quo(r.Num(), r.Denom())
+	if neg {
+		q.Neg(q)
+	}
+	out := new(big.Rat).SetInt(q)
+	if scale >= 0 {
+		out.Quo(out, new(big.Rat).SetInt(pow))
+	} else {
+		out.Mul(out, new(big.Rat).SetInt(pow))
+	}
+	return out.FloatString(max(scale, 0))
 }
 
 // composite reports an object or an array.

@@ -92,3 +92,43 @@ func TestKeyTypeOf(t *testing.T) {
 		}
 	}
 }
+
+// TestNativeKey: the key types of PostgreSQL columns that store more
+// forms as one (table.KeyTypes) key them as PostgreSQL stores them (the
+// values below are what PostgreSQL 16 gave for each).
+func TestNativeKey(t *testing.T) {
+	for _, c := range []struct {
+		typ  string
+		v    any
+		want string
+	}{
+		{"UUID", "{A0EEBC99-9c0b4ef8bb6d6bb9bd380a11}", "a0eebc999c0b4ef8bb6d6bb9bd380a11"},
+		{"DECIMAL(10,2)", json.Number("-2.005"), "-2.01"},
+		{"DECIMAL(10,2)", "2.005", "2.01"},
+		{"DECIMAL(10,2)", json.Number("2.004"), "2"},
+		{"DECIMAL(10,2)", json.Number("1e-3000"), "0"},
+		{"DECIMAL(4)", json.Number("2.5"), "3"},
+		{"DECIMAL(2,-1)", json.Number("125"), "130"},
+		{"UTC_DATETIME(3)", "1999-12-31T23:59:59.9995Z", "1999-12-31T23:59:59.999000"},
+		{"UTC_DATETIME(3)", "2024-01-02T01:00:00.0005+01:00", "2024-01-02T00:00:00.001000"},
+		{"LOCAL_DATETIME(6)", "2024-01-02T00:00:00.0000005Z", "2024-01-02T00:00:00.000000"},
+		{"LOCAL_DATETIME(6)", "2024-01-02 00:00:00.0000015", "2024-01-02T00:00:00.000002"},
+		{"LOCAL_DATETIME(6)", "2024-01-02T05:00:00+05:00", "2024-01-02T05:00:00.000000"},
+	} {
+		got, ok := nativeKey(c.typ, c.v)
+		if !ok || got != c.want {
+			t.Errorf("nativeKey(%s, %v) = %q, %v; want %q", c.typ, c.v, got, ok, c.want)
+		}
+	}
+	for _, c := range []struct {
+		typ string
+		v   any
+	}{{"UUID", "not-a-uuid"}, {"UUID", json.Number("1")}, {"DECIMAL(10,2)", "x"}, {"UTC_DATETIME(3)", "x"}, {"STRING", "x"}} {
+		if got, ok := nativeKey(c.typ, c.v); ok {
+			t.Errorf("nativeKey(%s, %v) = %q, want none", c.typ, c.v, got)
+		}
+	}
+	if got := KeyTypeOf("", "UUID"); got != "UUID" {
+		t.Errorf("KeyTypeOf(\"\", UUID) = %q, want UUID", got)
+	}
+}

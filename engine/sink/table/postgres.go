@@ -167,6 +167,31 @@ func pgLogical(native string) (colType, bool) {
 	return typeString, false
 }
 
+// pgKeyType is how the duplicate check keys a column of PostgreSQL type
+// native (column.keyAs) where it stores as one value forms that the
+// column's type in ferry's terms keeps apart: a uuid any case, braces or
+// hyphens; a numeric of a scale its value rounded to it; a timestamp of a
+// precision its instant rounded to it, and one without a zone its wall
+// clock, whatever offset is given. "" for any other.
+func pgKeyType(native string) string {
+	switch {
+	case native == "uuid":
+		return "UUID"
+	case strings.HasPrefix(native, "numeric("):
+		return "DECIMAL" + strings.TrimPrefix(native, "numeric")
+	case native == "timestamp without time zone":
+		return "LOCAL_DATETIME(6)"
+	}
+	for _, z := range [...]struct{ suffix, typ string }{{" with time zone", "UTC_DATETIME"}, {" without time zone", "LOCAL_DATETIME"}} {
+		if p, ok := strings.CutPrefix(native, "timestamp("); ok {
+			if p, ok = strings.CutSuffix(p, ")"+z.suffix); ok {
+				return z.typ + "(" + p + ")"
+			}
+		}
+	}
+	return ""
+}
+
 func (s *pgBackend) load(ctx context.Context, phys string) (bool, []column, []string, error) {
 	rows, err := s.conn.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod), coalesce(a.attnum = ANY (i.indkey::int2[]), false)
 FROM pg_attribute a
@@ -185,7 +210,7 @@ ORDER BY a.attnum`, s.schemaQ+"."+quoteIdent(phys))
 		if err := rows.Scan(&name, &native, &isPK); err != nil {
 			return false, nil, nil, fmt.Errorf("postgres: read columns: %w", err)
 		}
-		c := column{name: name}
+		c := column{name: name, keyAs: pgKeyType(native)}
 		var known bool
 		if c.typ, known = pgLogical(native); !known {
 			c.native = native

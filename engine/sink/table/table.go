@@ -129,6 +129,10 @@ type column struct {
 	name   string
 	typ    colType
 	native string // backend type name when the column was not made by ferry
+	// keyAs is how the duplicate check keys the column (KeyTypes) where
+	// its backend type stores more forms as one value than typ says (a
+	// PostgreSQL uuid, numeric(10,2), timestamp(3)); "" for typ's way.
+	keyAs string
 }
 
 // tbl is what ferry knows of one destination table. A tbl is never changed
@@ -767,7 +771,10 @@ func (d *DB) EnsureTables(ctx context.Context) error {
 // runner's duplicate check must key by it too); for a table not made yet,
 // the declared type. "" where the first value written decides (an
 // undeclared key column of a new table, or of an empty one EnsureTables
-// made), or where the column is not one ferry made (a native type).
+// made), or where the column is not one ferry made (a native type). A
+// PostgreSQL column whose type stores forms as one that the check would
+// key apart has a type of its own (pgKeyType: "UUID", "DECIMAL(10,2)",
+// "UTC_DATETIME(3)", "LOCAL_DATETIME(6)"; see StoredKeyDatetime).
 func (d *DB) KeyTypes(ctx context.Context) (map[string][]string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -806,11 +813,14 @@ func (t *tbl) keyType(be backend, col string) string {
 		return ""
 	}
 	c := t.cols[ci]
+	if _, declared := t.cfg.declared[c.name]; t.empty && !declared && c.native == "" {
+		return "" // typed by its first value, as plan does
+	}
+	if c.keyAs != "" {
+		return c.keyAs
+	}
 	if c.native != "" {
 		return ""
-	}
-	if _, declared := t.cfg.declared[c.name]; t.empty && !declared {
-		return "" // typed by its first value, as plan does
 	}
 	return c.typ.String()
 }

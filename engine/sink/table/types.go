@@ -625,3 +625,56 @@ func StoredValue(typ string, v any) (stored any, ok bool) {
 	s, _ := (&conv{text: true}).value(t, v).(string)
 	return s, true
 }
+
+// StoredKeyDatetime is v as a PostgreSQL timestamp column with digits
+// digits of the second stores it, as text for telling keys apart: its
+// instant (local: its wall clock, the offset given ignored, as a column
+// without a zone does) to the microsecond, rounded to the nearest as
+// PostgreSQL reads it, then to digits, half away from 2000-01-01. ok is
+// false for a value that is not a time ferry reads.
+func StoredKeyDatetime(v any, digits int, local bool) (string, bool) {
+	s, ok := v.(string)
+	if !ok || len(s) < 10 || s[4] != '-' {
+		return "", false
+	}
+	for _, l := range datetimeLayouts {
+		tm, err := time.Parse(l, s)
+		if err != nil {
+			continue
+		}
+		if local {
+			y, mo, d := tm.Date()
+			h, mi, sec := tm.Clock()
+			tm = time.Date(y, mo, d, h, mi, sec, tm.Nanosecond(), time.UTC)
+		}
+		tm = tm.UTC()
+		if y := tm.Year(); y < 1 || y > 9999 {
+			return "", false
+		}
+		// Microseconds since PostgreSQL's epoch, the nanoseconds rounded
+		// half to even (rint).
+		epoch := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+		sec := tm.Unix() - epoch.Unix()
+		ns := int64(tm.Nanosecond())
+		us, rem := ns/1000, ns%1000
+		if rem > 500 || rem == 500 && us%2 == 1 {
+			us++
+		}
+		us += sec * 1_000_000
+		if digits >= 0 && digits < 6 {
+			unit := int64(math.Pow10(6 - digits))
+			if us >= 0 {
+				us = (us + unit/2) / unit * unit
+			} else {
+				us = -((-us + unit/2) / unit * unit)
+			}
+		}
+		// Back to a time: the span can pass time.Duration's 292 years.
+		secs, frac := us/1_000_000, us%1_000_000
+		if frac < 0 {
+			secs, frac = secs-1, frac+1_000_000
+		}
+		return time.Unix(epoch.Unix()+secs, frac*1000).UTC().Format("2006-01-02T15:04:05.000000"), true
+	}
+	return "", false
+}
