@@ -555,3 +555,35 @@ func TestKeyTypesOfTableMadeAnewMidSync(t *testing.T) {
 		})
 	}
 }
+
+// TestFalseDuplicateSaysHowKeysCompared: an INT key column given "2.0"
+// (p1) is made STRING and keeps it apart from p2's 2, which the check
+// keys by value as the INT it was: a false duplicate, which fails the run
+// (on_duplicate unset: a collision). Its failure must say so: the column,
+// the value as given, the type it was compared by, and that the duplicate
+// may be false — not only that a record was lost.
+func TestFalseDuplicateSaysHowKeysCompared(t *testing.T) {
+	be := dupBackends()[0]
+	name, use := be.setup(t)
+	src := strings.Replace(dupSpec(name, "warn", ""), "columns: {id: STRING,", "columns: {id: INT,", 1)
+	src = strings.Replace(src, ", on_duplicate: warn", "", 1)
+	fx := newFixture(t, src, "")
+	query := use(fx)
+	fx.json("/parents", []any{map[string]any{"id": "p1"}, map[string]any{"id": "p2"}})
+	fx.pages("/parents/p1/items", []any{map[string]any{"id": "2.0", "a": "first"}})
+	fx.pages("/parents/p2/items", []any{map[string]any{"id": 2, "a": "second"}})
+	_, err := fx.run(engine.RunOptions{})
+	re := runErrorOf(t, err)
+	if len(re.Failures) != 1 {
+		t.Fatalf("failures %v, want one", re.Failures)
+	}
+	msg := re.Failures[0].Error()
+	for _, want := range []string{`table t: primary key "2"`, "id given as 2, compared as a column of type INT stores it", "this duplicate is false"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("failure %q: want %q in it", msg, want)
+		}
+	}
+	if rows := query(`SELECT a FROM %t ORDER BY a`); !slices.Equal(rows, []string{"first", "second"}) {
+		t.Errorf("rows %v, want both (the column keeps the two apart)", rows)
+	}
+}

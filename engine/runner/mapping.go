@@ -391,6 +391,55 @@ func roundDecimal(lit string, scale int) string {
 	return out.FloatString(max(scale, 0))
 }
 
+// keyNote is said with a duplicate key of table name: for each key column
+// compared otherwise than as written (storedKey: a number by its value, a
+// time by its instant), its value as the record gave it and the type it
+// was compared by, since the earlier record may have given another form
+// that the table keeps apart after all (an INT column made STRING by
+// "2.0" stores "2.0" and 2 as two rows): such a duplicate is false.
+func (r *Runner) keyNote(name string, row map[string]any) string {
+	var t *spec.Table
+	for i := range r.f.Tables.Items {
+		if r.f.Tables.Items[i].Value.Name == name {
+			t = &r.f.Tables.Items[i].Value
+		}
+	}
+	if t == nil {
+		return ""
+	}
+	types := r.opts.KeyTypes[t.Name]
+	var parts []string
+	for i, k := range t.PrimaryKey {
+		typ := ""
+		switch {
+		case types != nil:
+			if i < len(types) {
+				typ = types[i]
+			}
+		case t.Columns.Get(k.V) != nil:
+			typ = t.Columns.Get(k.V).V
+		}
+		v := row[k.V]
+		if u := strings.ToUpper(strings.TrimSpace(typ)); u == "STRING" || u == "JSON" {
+			continue
+		}
+		asWritten := storedKey("STRING", v)
+		if _, num := table.StoredValue("DECIMAL", v); !num && storedKey(typ, v) == asWritten {
+			continue // compared as written
+		}
+		how := "by value, as a column its first value types may store it"
+		if typ != "" {
+			how = "as a column of type " + typ + " stores it"
+		}
+		given, _ := json.Marshal(v)
+		parts = append(parts, fmt.Sprintf("%s given as %s, compared %s", k.V, given, how))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ": another form of the same value is the same key, so if the earlier record gave another form that the table keeps apart, this duplicate is false)"
+}
+
 // composite reports an object or an array.
 func composite(v any) bool {
 	switch v.(type) {

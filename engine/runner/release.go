@@ -486,14 +486,14 @@ func (r *Runner) deliver(ctx context.Context, st *streamState, m *mapped, out Ou
 		dup, h := t.seen(row.key, from, t.reading(from, fp), m.place)
 		switch dup {
 		case dupFail:
-			fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Table: row.Table, Err: fmt.Errorf("table %s: primary key %s already written by this sync (on_duplicate: fail)", row.Table, row.key)})
+			fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Table: row.Table, Err: fmt.Errorf("table %s: primary key %s%s already written by this sync (on_duplicate: fail)", row.Table, row.key, r.keyNote(row.Table, row.Data))})
 			st.stat.failed()
 			ok = false
 			continue
 		case dupCollision:
 			// Written (the last one wins), but the record whose row it
 			// replaces is lost: the run fails, naming both.
-			fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Table: row.Table, Err: collisionError("table "+row.Table, "primary key", row.key)})
+			fails.add(Failure{Stream: st.s.Name, Parents: m.place(), Table: row.Table, Err: collisionError("table "+row.Table, "primary key", row.key+r.keyNote(row.Table, row.Data))})
 			st.stat.failed()
 			ok = false
 		case dupMerge:
