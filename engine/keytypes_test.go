@@ -587,3 +587,38 @@ func TestFalseDuplicateSaysHowKeysCompared(t *testing.T) {
 		t.Errorf("rows %v, want both (the column keeps the two apart)", rows)
 	}
 }
+
+// TestJSONKeyColumnObjectsByValue: a JSON key column (PostgreSQL's
+// jsonb) stores {"a": 1.0} and {"a": 1} as one row, its numbers compared
+// by value: the check must see one key (a duplicate, said; on SQLite,
+// which stores the text, a false one), not two that let p2's record
+// replace p1's with no word.
+func TestJSONKeyColumnObjectsByValue(t *testing.T) {
+	for _, be := range dupBackends() {
+		t.Run(be.name, func(t *testing.T) {
+			name, use := be.setup(t)
+			for _, typ := range []string{"JSON", ""} {
+				src := strings.Replace(dupSpec(name, "fail", ""), "columns: {id: STRING,", "columns: {id: JSON,", 1)
+				if typ == "" {
+					src = strings.Replace(dupSpec(name, "fail", ""), "columns: {id: STRING,", "columns: {", 1)
+				}
+				fx := newFixture(t, src, "")
+				query := use(fx)
+				query(`DROP TABLE IF EXISTS %t`)
+				query(`DROP TABLE IF EXISTS %s`)
+				fx.json("/parents", []any{map[string]any{"id": "p1"}, map[string]any{"id": "p2"}})
+				fx.pages("/parents/p1/items", []any{map[string]any{"id": map[string]any{"a": json.Number("1.0"), "b": []any{json.Number("2e1")}}, "a": "first"}})
+				p2 := []any{map[string]any{"id": map[string]any{"b": []any{json.Number("20")}, "a": json.Number("1")}, "a": "second"}}
+				fx.pages("/parents/p2/items", p2, 0)
+				_, err := fx.run(engine.RunOptions{})
+				runErrorOf(t, err)
+				fx.pages("/parents/p2/items", p2)
+				res, err := fx.run(engine.RunOptions{})
+				rows := query(`SELECT a FROM %t ORDER BY a`)
+				if err == nil || len(res.Summary.Duplicates) != 1 || !slices.Equal(rows, []string{"first"}) {
+					t.Errorf("id %q: err %v, duplicates %+v, rows %v: want p2's record failed as a duplicate, p1's kept", typ, err, res.Summary.Duplicates, rows)
+				}
+			}
+		})
+	}
+}

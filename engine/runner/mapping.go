@@ -239,7 +239,8 @@ func primaryKey(t *spec.Table, keyTypes []string, row map[string]any) (string, e
 //
 //   - STRING (it never widens): the text the column stores, a number as
 //     written (2.0 and 2 two keys, 2.50 and "2.50" one).
-//   - JSON: keyText (a number by its value, a string as given).
+//   - JSON: keyText (a number by its value, a string as given), the
+//     numbers inside an object or array by value too (nestedByValue).
 //   - UTC_DATETIME: a time the column takes as its UTC instant to the
 //     microsecond (table.StoredValue).
 //   - any other type, unknown too, and a value a UTC_DATETIME does not
@@ -260,7 +261,7 @@ func storedKey(typ string, v any) any {
 		}
 		return keyText(v)
 	case "JSON":
-		return keyText(v)
+		return keyText(nestedByValue(v))
 	case "UTC_DATETIME":
 		if s, ok := table.StoredValue(typ, v); ok {
 			return s
@@ -269,7 +270,42 @@ func storedKey(typ string, v any) any {
 	if s, ok := table.StoredValue("DECIMAL", v); ok {
 		return numberValue(string(s.(json.Number)))
 	}
-	return keyText(v)
+	return keyText(nestedByValue(v))
+}
+
+// nestedByValue is v with the numbers inside an object or array written
+// by their value (numberValue): PostgreSQL's jsonb, a JSON column's type
+// there (or one an object made), compares them so ({"a": 1.0} and
+// {"a": 1} are one row). SQLite keeps the text: a false duplicate there.
+// A scalar is v as it is (keyText keys it).
+func nestedByValue(v any) any {
+	var walk func(x any) any
+	walk = func(x any) any {
+		switch y := x.(type) {
+		case map[string]any:
+			out := make(map[string]any, len(y))
+			for k, e := range y {
+				out[k] = walk(e)
+			}
+			return out
+		case []any:
+			out := make([]any, len(y))
+			for i, e := range y {
+				out[i] = walk(e)
+			}
+			return out
+		case string, bool, nil:
+			return x
+		}
+		if b, err := json.Marshal(x); err == nil && len(b) > 0 && (b[0] == '-' || b[0] >= '0' && b[0] <= '9') {
+			return json.Number(numberValue(string(b)))
+		}
+		return x
+	}
+	if !composite(v) {
+		return v
+	}
+	return walk(v)
 }
 
 // KeyTypeOf is the type to key a column by that a sync saved as saved
@@ -423,8 +459,10 @@ func (r *Runner) keyNote(name string, row map[string]any) string {
 		if u := strings.ToUpper(strings.TrimSpace(typ)); u == "STRING" || u == "JSON" {
 			continue
 		}
-		asWritten := storedKey("STRING", v)
-		if _, num := table.StoredValue("DECIMAL", v); !num && storedKey(typ, v) == asWritten {
+		// As JSON: a key of an object or array is a map, not comparable.
+		asWritten, _ := json.Marshal(storedKey("STRING", v))
+		compared, _ := json.Marshal(storedKey(typ, v))
+		if _, num := table.StoredValue("DECIMAL", v); !num && string(compared) == string(asWritten) {
 			continue // compared as written
 		}
 		how := "by value, as a column its first value types may store it"
