@@ -102,7 +102,7 @@ type Config struct {
 
 	// SpoolDir is where the sink makes the temporary files that hold a
 	// run's entities until they are sent (ferry-port-spool-*.sqlite and
-	// *.data); default os.TempDir(). Where the OS allows it the files are
+	// *.data, *.origins); default os.TempDir(). Where the OS allows it the files are
 	// unlinked as soon as they are open, so they never outlive the process.
 	SpoolDir string
 }
@@ -227,11 +227,12 @@ func New(cfg Config) (*Sink, error) {
 		return nil, err
 	}
 	return &Sink{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		api:    api,
-		bps:    map[string]*Blueprint{},
-		absent: map[string]bool{},
-		bufAt:  map[entityKey]int{},
+		cfg:     cfg,
+		log:     cfg.Logger,
+		api:     api,
+		bps:     map[string]*Blueprint{},
+		absent:  map[string]bool{},
+		bufAt:   map[entityKey]int{},
+		origins: origins{dir: cfg.SpoolDir},
 	}, nil
 }

@@ -52,8 +52,9 @@
 // files (spool.go): their JSON appended to ferry-port-spool-*.data, each
 // batch's followed by a run per blueprint (its entities' identifiers,
 // sorted, with where their JSON is: runs.go), and the owned listing in
-// ferry-port-spool-*.sqlite, both in Config.SpoolDir (the OS temp dir)
-// and unlinked as soon as they are open where the OS allows it, so they
+// ferry-port-spool-*.sqlite, and the stream and parents each entity was
+// mapped from in ferry-port-spool-*.origins (origin.go), all in
+// Config.SpoolDir (the OS temp dir) and unlinked as soon as they are open where the OS allows it, so they
 // never outlive the process however it ends; Finish, Plan and Close
 // release them. Write keeps a few hundred entities in memory and moves
 // them in one write; runs are merged as they pile up and once more before

@@ -1,60 +1,140 @@
 package port
 
-import "context"
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+)
 
 // origin is where entities were mapped from: the stream and the parent
 // chain (sink.Entity.Parents) of their records, for the report of an
-// entity the run could not write. The entities of one chain share one, so
-// the spool keeps each entity's index in the sink's table of them (a
-// uvarint in its run entry), not the text.
+// entity the run could not write. The spool keeps in each entity's run
+// entry a reference to its origin (a uvarint), not the text.
 type origin struct{ stream, parents string }
 
-// origins interns the origins of one run's entities. Index 0 is none (an
-// entity written without a stream).
+// originSpill is how many bytes of origins stay in memory before they go
+// to the file.
+const originSpill = 64 << 10
+
+// origins holds the origins of one run's entities, each once for a run of
+// consecutive entities that share it, in a temporary file (in dir, made
+// at the first spill and unlinked at once where the OS allows it) after
+// the first originSpill bytes: a fan-out whose every parent yields one
+// entity has an origin an entity, which must not stay on the heap.
 type origins struct {
-	list []origin
-	at   map[origin]uint32
-	last uint32 // the index given last: consecutive entities mostly share it
+	dir     string
+	f       *os.File
+	path    string // "" once unlinked
+	spilled int64  // bytes in f
+	buf     []byte // the bytes after them
+	last    origin
+	lastRef uint64
 }
 
 // ref returns the reference a run entry keeps for an entity of stream and
-// parents: the origin's index, shifted, with merged in the low bit (the
-// entity merges several records; the origin is the last one's).
-func (t *origins) ref(stream, parents string, merged bool) uint64 {
-	var i uint32
+// parents: one more than the origin's place, shifted, with merged in the
+// low bit (the entity merges several records; the origin is the last
+// one's). 0 (or 1) is none: an entity written without a stream.
+func (t *origins) ref(stream, parents string, merged bool) (uint64, error) {
+	var r uint64
 	if stream != "" || parents != "" {
-		if int(t.last) < len(t.list) && t.list[t.last] == (origin{stream, parents}) {
-			i = t.last
+		if t.lastRef != 0 && t.last == (origin{stream, parents}) {
+			r = t.lastRef
 		} else {
-			o := origin{stream, parents}
-			var ok bool
-			if i, ok = t.at[o]; !ok {
-				if len(t.list) == 0 {
-					t.list = append(t.list, origin{})
+			at := t.spilled + int64(len(t.buf))
+			t.buf = binary.LittleEndian.AppendUint32(t.buf, uint32(len(stream)))
+			t.buf = binary.LittleEndian.AppendUint32(t.buf, uint32(len(parents)))
+			t.buf = append(append(t.buf, stream...), parents...)
+			r = uint64(at+1) << 1
+			t.last, t.lastRef = origin{stream, parents}, r
+			if len(t.buf) >= originSpill {
+				if err := t.spill(); err != nil {
+					return 0, err
 				}
-				i = uint32(len(t.list))
-				t.list = append(t.list, o)
-				if t.at == nil {
-					t.at = map[origin]uint32{}
-				}
-				t.at[o] = i
 			}
-			t.last = i
 		}
 	}
-	r := uint64(i) << 1
 	if merged {
 		r |= 1
 	}
-	return r
+	return r, nil
+}
+
+// spill appends the buffered origins to the file, making it first.
+func (t *origins) spill() error {
+	if t.f == nil {
+		f, err := os.CreateTemp(t.dir, SpoolPrefix+"*.origins")
+		if err != nil {
+			return fmt.Errorf("port: spool: %w", err)
+		}
+		t.f, t.path = f, f.Name()
+		if runtime.GOOS != "windows" {
+			if err := os.Remove(t.path); err == nil {
+				t.path = ""
+			}
+		}
+	}
+	if _, err := t.f.WriteAt(t.buf, t.spilled); err != nil {
+		return fmt.Errorf("port: spool: origins: %w", err)
+	}
+	t.spilled += int64(len(t.buf))
+	t.buf = t.buf[:0]
+	return nil
 }
 
 // of returns what ref r names.
-func (t *origins) of(r uint64) (o origin, merged bool) {
-	if i := r >> 1; i > 0 && i < uint64(len(t.list)) {
-		o = t.list[i]
+func (t *origins) of(r uint64) (o origin, merged bool, err error) {
+	merged = r&1 != 0
+	at := int64(r>>1) - 1
+	if at < 0 {
+		return origin{}, merged, nil
 	}
-	return o, r&1 != 0
+	var head [8]byte
+	if err := t.read(head[:], at); err != nil {
+		return origin{}, merged, err
+	}
+	ns, np := binary.LittleEndian.Uint32(head[:4]), binary.LittleEndian.Uint32(head[4:])
+	text := make([]byte, int(ns)+int(np))
+	if err := t.read(text, at+8); err != nil {
+		return origin{}, merged, err
+	}
+	return origin{string(text[:ns]), string(text[ns:])}, merged, nil
+}
+
+// read fills b from place at, in the file or the buffer.
+func (t *origins) read(b []byte, at int64) error {
+	if at >= t.spilled {
+		if at-t.spilled+int64(len(b)) > int64(len(t.buf)) {
+			return fmt.Errorf("port: spool: origins: no origin at %d", at)
+		}
+		copy(b, t.buf[at-t.spilled:])
+		return nil
+	}
+	if _, err := t.f.ReadAt(b, at); err != nil {
+		return fmt.Errorf("port: spool: origins: %w", err)
+	}
+	return nil
+}
+
+// close removes the file; the origins are empty after it.
+func (t *origins) close() error {
+	var err error
+	if t.f != nil {
+		err = t.f.Close()
+		if t.path != "" {
+			if rerr := os.Remove(t.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				err = errors.Join(err, rerr)
+			}
+		}
+	}
+	*t = origins{dir: t.dir}
+	if err != nil {
+		return fmt.Errorf("port: spool: origins: %w", err)
+	}
+	return nil
 }
 
 // source is where one entity came from: its origin, and whether it
@@ -80,7 +160,10 @@ func (sp *spool) sourcesOf(ctx context.Context, keys []entityKey) (map[entityKey
 			return out, err
 		}
 		if ok {
-			o, merged := sp.origins.of(e.from)
+			o, merged, err := sp.origins.of(e.from)
+			if err != nil {
+				return out, err
+			}
 			out[k] = source{o, merged}
 		}
 	}

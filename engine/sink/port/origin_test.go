@@ -68,3 +68,40 @@ func TestPortRefusalNamesOrigin(t *testing.T) {
 		t.Errorf("upserted %d, want 599 (602 less the three refused)", rep.Upserted)
 	}
 }
+
+// TestOriginsStayOffTheHeap: a fan-out whose every parent yields one
+// entity has an origin an entity; the origins past the first originSpill
+// bytes are in a file, and each reference still names its own (in the
+// file, in the buffer, merged or not, none).
+func TestOriginsStayOffTheHeap(t *testing.T) {
+	o := origins{dir: t.TempDir()}
+	defer o.close()
+	const n = 20000
+	refs := make([]uint64, n)
+	for i := range n {
+		r, err := o.ref("details", fmt.Sprintf("apps[id=app-%06d] > envs[id=production]", i), i%7 == 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs[i] = r
+	}
+	if again, _ := o.ref("details", fmt.Sprintf("apps[id=app-%06d] > envs[id=production]", n-1), false); again != refs[n-1]&^1 {
+		t.Errorf("the last origin again: ref %d, want %d (consecutive entities share theirs)", again, refs[n-1]&^1)
+	}
+	if o.spilled == 0 || cap(o.buf) > 2*originSpill {
+		t.Errorf("spilled %d bytes, %d buffered (cap %d): the origins stay on the heap", o.spilled, len(o.buf), cap(o.buf))
+	}
+	for _, i := range []int{0, 1, 7, n / 2, n - 2, n - 1} {
+		got, merged, err := o.of(refs[i])
+		want := origin{"details", fmt.Sprintf("apps[id=app-%06d] > envs[id=production]", i)}
+		if err != nil || got != want || merged != (i%7 == 0) {
+			t.Errorf("origin %d: %+v merged %v (%v), want %+v merged %v", i, got, merged, err, want, i%7 == 0)
+		}
+	}
+	if none, _ := o.ref("", "", false); none != 0 {
+		t.Errorf("no stream: ref %d, want 0", none)
+	}
+	if got, _, err := o.of(0); err != nil || got != (origin{}) {
+		t.Errorf("ref 0: %+v %v, want none", got, err)
+	}
+}

@@ -149,7 +149,10 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 	if id == "" {
 		return nil // not produced: nothing can be known of it in Port
 	}
-	from := s.origins.ref(e.Stream, e.Parents, merged)
+	from, err := s.origins.ref(e.Stream, e.Parents, merged)
+	if err != nil {
+		return err
+	}
 	if i, ok := s.bufAt[k]; ok {
 		s.buf[i].data, s.buf[i].from = data, from
 	} else {
@@ -223,12 +226,13 @@ func (s *Sink) flushLocked(ctx context.Context) error {
 func (s *Sink) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.buf, s.invalid, s.invalidAt, s.origins = s.buf[:0], nil, nil, origins{}
+	s.buf, s.invalid, s.invalidAt = s.buf[:0], nil, nil
+	err := s.origins.close()
 	clear(s.bufAt)
 	if s.spool == nil {
-		return nil
+		return err
 	}
-	err := s.spool.close()
+	err = errors.Join(err, s.spool.close())
 	s.spool = nil
 	return err
 }
@@ -449,7 +453,7 @@ func (s *Sink) take(ctx context.Context) (*spool, []EntityError, error) {
 	}
 	sp, invalid := s.spool, s.invalid
 	sp.origins = s.origins
-	s.spool, s.invalid, s.invalidAt, s.origins = nil, nil, nil, origins{}
+	s.spool, s.invalid, s.invalidAt, s.origins = nil, nil, nil, origins{dir: s.cfg.SpoolDir}
 	return sp, invalid, nil
 }
 
@@ -494,7 +498,10 @@ func (s *Sink) Finish(ctx context.Context, complete map[string]bool) (rep Report
 
 	for k, n := range st.dropped {
 		d := st.dropSample[k]
-		o, merged := sp.origins.of(d.from)
+		o, merged, oerr := sp.origins.of(d.from)
+		if oerr != nil {
+			o.parents = oerr.Error()
+		}
 		s.log.Warn("port relation targets missing; relation dropped", "relation", k, "count", n, "example", d.target,
 			"entity", d.entity, "stream", o.stream, "parents", o.parents, "merged", merged)
 		rep.DroppedRelations += n

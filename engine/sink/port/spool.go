@@ -155,7 +155,7 @@ func (sp *spool) close() error {
 		st.Close()
 	}
 	sp.stmts = nil
-	err := errors.Join(sp.conn.Close(), sp.db.Close(), sp.jsonFile.Close())
+	err := errors.Join(sp.conn.Close(), sp.db.Close(), sp.jsonFile.Close(), sp.origins.close())
 	for _, p := range []*string{&sp.path, &sp.jsonPath} {
 		if *p != "" {
 			if rerr := os.Remove(*p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
