@@ -15,43 +15,7 @@ import (
 // 0. The chain fails, naming the part; `?? nil` and config inputs render
 // as before (nothing in their place).
 func TestNullRecordReadInRequestPartFails(t *testing.T) {
-	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
-		{Path: "/spaces", Body: []any{
-			map[string]any{"id": "s1", "key": "K1", "uid": "u1"},
-			map[string]any{"id": "s2", "uid": "u2"}, // no key; u2 has no org
-		}},
-		{Path: "/users", Body: []any{map[string]any{"id": "u1", "org": "o1"}}},
-		{Path: "/posts", Body: []any{map[string]any{"id": "p1"}}},
-		{Method: "POST", Path: "/posts", Body: []any{map[string]any{"id": "p1"}}},
-		{Path: "/apps/{k}/posts", Body: []any{map[string]any{"id": "p1"}}},
-		{Path: "/apps/posts", Body: []any{map[string]any{"id": "p1"}}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	const base = `
-version: 1
-name: t
-config:
-  url: {required: true}
-  since: {}
-http:
-  base_url: ${ config.url }
-  retry: {attempts: 1}
-streams:
-  users:
-    request: {path: /users}
-  spaces:
-    request: {path: /spaces}
-  posts:
-    for_each: spaces
-    request: {REQUEST}
-lookups:
-  org: {from: users, key: .id, value: .org}
-tables:
-  posts: {from: posts, primary_key: [space, id], row: '{id, space: $parent.id}'}
-`
+	s := nullSpacesAPI(t)
 	for _, tc := range []struct {
 		name, request, fails string
 		sent                 string // what the s2 request carried, when it goes out
@@ -72,7 +36,7 @@ tables:
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(s.Requests())
-			_, err := runWith(t, mustSpec(t, strings.Replace(base, "REQUEST", tc.request, 1)), runOpts{cfg: map[string]any{"url": s.URL()}}, newStateful())
+			_, err := runWith(t, mustSpec(t, nullSpacesSpec(tc.request)), runOpts{cfg: map[string]any{"url": s.URL()}}, newStateful())
 			if tc.fails != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.fails) || !strings.Contains(err.Error(), "s2") || !strings.Contains(err.Error(), "posts") {
 					t.Fatalf("err = %v, want the posts chain under s2 failed with %q", err, tc.fails)
@@ -100,4 +64,54 @@ tables:
 			}
 		})
 	}
+}
+
+// nullSpacesAPI serves two spaces, s1 with a key and a user whose org a
+// lookup finds, s2 with neither, and their posts at every route the
+// null-part tests send them to.
+func nullSpacesAPI(t *testing.T) *apitest.Server {
+	t.Helper()
+	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
+		{Path: "/spaces", Body: []any{
+			map[string]any{"id": "s1", "key": "K1", "uid": "u1"},
+			map[string]any{"id": "s2", "uid": "u2"}, // no key; u2 has no org
+		}},
+		{Path: "/users", Body: []any{map[string]any{"id": "u1", "org": "o1"}}},
+		{Path: "/posts", Body: []any{map[string]any{"id": "p1"}}},
+		{Method: "POST", Path: "/posts", Body: []any{map[string]any{"id": "p1"}}},
+		{Path: "/apps/{k}/posts", Body: []any{map[string]any{"id": "p1"}}},
+		{Path: "/apps/posts", Body: []any{map[string]any{"id": "p1"}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// nullSpacesSpec is a spec over nullSpacesAPI whose posts stream, one
+// chain a space, sends request (a flow mapping's inside).
+func nullSpacesSpec(request string) string {
+	return `
+version: 1
+name: t
+config:
+  url: {required: true}
+  since: {}
+http:
+  base_url: ${ config.url }
+  retry: {attempts: 1}
+streams:
+  users:
+    request: {path: /users}
+  spaces:
+    request: {path: /spaces}
+  posts:
+    for_each: spaces
+    request: {` + request + `}
+lookups:
+  org: {from: users, key: .id, value: .org}
+tables:
+  posts: {from: posts, primary_key: [space, id], row: '{id, space: $parent.id}'}
+`
 }

@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/ferry-etl/ferry/engine/apitest"
 )
 
 // A child request's query value that only reads the parent's record or a
@@ -18,40 +16,7 @@ import (
 // purpose (`?? nil`, a condition) is left out as before, and so is an
 // optional config input.
 func TestNullRecordReadInQueryFails(t *testing.T) {
-	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
-		{Path: "/spaces", Body: []any{
-			map[string]any{"id": "s1", "key": "K1", "uid": "u1"},
-			map[string]any{"id": "s2", "uid": "u2"}, // no key; u2 has no org
-		}},
-		{Path: "/users", Body: []any{map[string]any{"id": "u1", "org": "o1"}}},
-		{Path: "/posts", Body: []any{map[string]any{"id": "p1"}}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	const base = `
-version: 1
-name: t
-config:
-  url: {required: true}
-  since: {}
-http:
-  base_url: ${ config.url }
-  retry: {attempts: 1}
-streams:
-  users:
-    request: {path: /users}
-  spaces:
-    request: {path: /spaces}
-  posts:
-    for_each: spaces
-    request: {path: /posts, query: {since: "${ config.since }", QUERY}}
-lookups:
-  org: {from: users, key: .id, value: .org}
-tables:
-  posts: {from: posts, primary_key: [space, id], row: '{id, space: $parent.id}'}
-`
+	s := nullSpacesAPI(t)
 	for _, tc := range []struct {
 		name, query, fails string
 		sent               []string // the query parameters the s2 request carried
@@ -65,7 +30,7 @@ tables:
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(s.Requests())
 			out := newStateful()
-			_, err := runWith(t, mustSpec(t, strings.Replace(base, "QUERY", tc.query, 1)), runOpts{cfg: map[string]any{"url": s.URL()}}, out)
+			_, err := runWith(t, mustSpec(t, nullSpacesSpec(`path: /posts, query: {since: "${ config.since }", `+tc.query+`}`)), runOpts{cfg: map[string]any{"url": s.URL()}}, out)
 			if tc.fails != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.fails) || !strings.Contains(err.Error(), "s2") {
 					t.Fatalf("err = %v, want the chain under s2 failed with %q", err, tc.fails)
