@@ -112,24 +112,12 @@ func TestRunReport(t *testing.T) {
 	defer port.Close()
 	dir := t.TempDir()
 	t.Chdir(dir)
-	for name, body := range map[string]string{
+	writeFiles(t, map[string]string{
 		"spec.yaml": reportSpec,
 		"bp.json":   `[{"identifier": "item", "title": "Item", "schema": {"properties": {}, "required": []}}]`,
 		".env":      "PORT_CLIENT_ID=" + port.ClientID() + "\nexport PORT_CLIENT_SECRET=\"" + port.ClientSecret() + "\" # from .env\nPORT_BASE_URL='" + port.URL() + "'\n",
-	} {
-		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), []string{"run", "spec.yaml", "--set", "url=" + api.URL, "--progress", "none", "--report", "report.json"}, strings.NewReader(""), &stdout, &stderr)
-	if code != engine.ExitFailed {
-		t.Fatalf("exit %d, want %d:\n%s", code, engine.ExitFailed, stderr.String())
-	}
-	data, err := os.ReadFile("report.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
+	stdout, stderr, data := runReported(t, api.URL, engine.ExitFailed)
 	rep := checkReport(t, sch, data)
 	if rep.Spec != "rep" || rep.ExitCode != engine.ExitFailed || rep.Status != "failed" || !strings.Contains(rep.Error, "failed request chain") {
 		t.Errorf("head: spec %q exit %d status %q error %q", rep.Spec, rep.ExitCode, rep.Status, rep.Error)
@@ -368,15 +356,11 @@ func TestReportNamesUndeletedStaleEntities(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
 	spec := "version: 1\nname: stale\nconfig:\n  url: {required: true}\nhttp:\n  base_url: ${ config.url }\nstreams:\n  items:\n    request: {path: /items}\nport:\n  blueprints: bp.json\n  entities:\n    - {blueprint: item, from: items, identifier: .id}\n"
-	for name, body := range map[string]string{
+	writeFiles(t, map[string]string{
 		"spec.yaml": spec,
 		"bp.json":   `[{"identifier": "item", "title": "Item", "schema": {"properties": {}, "required": []}}]`,
 		".env":      "PORT_CLIENT_ID=" + port.ClientID() + "\nPORT_CLIENT_SECRET=" + port.ClientSecret() + "\nPORT_BASE_URL=" + port.URL() + "\n",
-	} {
-		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	ferry := func() (int, string) {
 		var stdout, stderr bytes.Buffer
 		code := run(t.Context(), []string{"run", "spec.yaml", "--set", "url=" + api.URL, "--progress", "none", "--report", "report.json"}, strings.NewReader(""), &stdout, &stderr)
@@ -511,24 +495,12 @@ port:
   entities:
     - {blueprint: env, from: envs, identifier: .id}
 `
-	for name, body := range map[string]string{
+	writeFiles(t, map[string]string{
 		"spec.yaml": spec,
 		"bp.json":   `[{"identifier": "env", "title": "Env", "schema": {"properties": {}, "required": []}}]`,
 		".env":      "PORT_CLIENT_ID=" + port.ClientID() + "\nPORT_CLIENT_SECRET=" + port.ClientSecret() + "\nPORT_BASE_URL=" + port.URL() + "\n",
-	} {
-		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var stdout, stderr bytes.Buffer
-	code := run(t.Context(), []string{"run", "spec.yaml", "--set", "url=" + api.URL, "--progress", "none", "--report", "report.json"}, strings.NewReader(""), &stdout, &stderr)
-	if code != engine.ExitFailed {
-		t.Fatalf("exit %d, want %d:\n%s", code, engine.ExitFailed, stderr.String())
-	}
-	data, err := os.ReadFile("report.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
+	stdout, stderr, data := runReported(t, api.URL, engine.ExitFailed)
 	rep := checkReport(t, sch, data)
 	if rep.Port == nil || rep.Port.Rejected != 1 || len(rep.Port.Errors) != 1 {
 		t.Fatalf("port: %+v, want prod rejected\n%s", rep.Port, data)
@@ -560,4 +532,31 @@ port:
 	if got := catalogCount(port, "env"); got != 2 {
 		t.Errorf("Port holds %d envs, want dev and qa", got)
 	}
+}
+
+// writeFiles writes each file (name: content) in the working directory.
+func writeFiles(t *testing.T, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runReported runs spec.yaml of the working directory against the API at
+// url with --report report.json, wants exit code want, and returns what
+// it printed and the report.
+func runReported(t *testing.T, url string, want int) (stdout, stderr *bytes.Buffer, report []byte) {
+	t.Helper()
+	stdout, stderr = new(bytes.Buffer), new(bytes.Buffer)
+	code := run(t.Context(), []string{"run", "spec.yaml", "--set", "url=" + url, "--progress", "none", "--report", "report.json"}, strings.NewReader(""), stdout, stderr)
+	if code != want {
+		t.Fatalf("exit %d, want %d:\n%s", code, want, stderr.String())
+	}
+	report, err := os.ReadFile("report.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stdout, stderr, report
 }
