@@ -243,6 +243,34 @@ func (t *Template) RenderParts(env map[string]any, each func(i int, v any, text 
 	return s, nil
 }
 
+// EvalParts evaluates only the expression parts whose index (as
+// RenderParts counts them) is in which, calling each with its value: a
+// caller checks some parts before the rest can be rendered (a text body's
+// paging values are known only as each page is sent).
+func (t *Template) EvalParts(env map[string]any, which map[int]string, each func(i int, v any) error) error {
+	if len(which) == 0 {
+		return nil
+	}
+	env = normalizeEnv(env)
+	i := 0
+	for _, p := range t.parts {
+		if p.expr == nil {
+			continue
+		}
+		if _, ok := which[i]; ok {
+			v, err := t.evalPart(p.expr, env)
+			if err != nil {
+				return err
+			}
+			if err := each(i, v); err != nil {
+				return err
+			}
+		}
+		i++
+	}
+	return nil
+}
+
 // textOnly adapts a RenderEach each to RenderParts.
 func textOnly(each func(int, string)) func(int, any, string) error {
 	if each == nil {

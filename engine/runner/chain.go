@@ -1787,6 +1787,11 @@ func (r *Runner) buildRequest(ctx context.Context, s *spec.Stream, rq *spec.Requ
 		// Rendered for each request with the paging values it carries,
 		// which the pager puts in Body (see paginate.Request.Text).
 		tree := rq.Body.Tree()
+		if t, ok := tree.(*eval.Template); ok {
+			if err := r.nullRecordCheck(t, env); err != nil {
+				return req, "", fmt.Errorf("request body: %w", err)
+			}
+		}
 		req.Body = map[string]any{}
 		req.Text = func(paging any) (string, error) {
 			e := maps.Clone(env)

@@ -76,6 +76,23 @@ func (r *Runner) renderHeader(t *eval.Template, env map[string]any) (string, err
 	return eval.FormatScalar(v), nil
 }
 
+// nullRecordCheck fails, as nullRecordEach would, when a part of t that
+// only reads the record is null, evaluating those parts alone: a text
+// body is rendered as each page is sent, with paging values the first
+// request does not have yet, and a check must learn that a lookup missed
+// while building the request, where it tries another parent, not once
+// the chain is its stream's probe.
+func (r *Runner) nullRecordCheck(t *eval.Template, env map[string]any) error {
+	parts := r.recordParts(t)
+	return t.EvalParts(env, parts, func(i int, v any) error {
+		if v == nil {
+			e := parts[i]
+			return &nullReadError{expr: e, lookup: strings.HasPrefix(e, spec.VarLookups)}
+		}
+		return nil
+	})
+}
+
 // nullRecordHook is nullRecordEach for each template of a query or body
 // value (spec.RenderValueParts), without secrets: the value's are taught
 // whole (see Runner.secretValue).
