@@ -263,3 +263,56 @@ tables:
 		t.Errorf("since sent %v, want %v (the second run goes on from the saved cursors)", since, want)
 	}
 }
+
+// TestDerivedPartitionKeyProgramNotInState: a partitions stream's key
+// program that gives the secret value whole names its children's
+// checkpoints by a hash of it too, as the value itself does (see
+// TestDerivedPartitionNotInState): the key went into state as it was.
+func TestDerivedPartitionKeyProgramNotInState(t *testing.T) {
+	const key = "pk-7h6g5f4d3s2a"
+	var since []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		since = append(since, r.URL.Query().Get("since"))
+		fmt.Fprint(w, `[{"id": "i1"}]`)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	f := writeSpec(t, dir, "s.yaml", `version: 1
+name: s
+config:
+  url: {required: true}
+  key: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+streams:
+  accts:
+    partitions: {values: ["${ config.key }"]}
+    key: .value
+  items:
+    for_each: accts
+    request: {path: "/accounts/${ parent.value }/items", query: {since: "${ cursor }"}}
+    incremental: {cursor: .id, initial: "0"}
+tables:
+  items: {from: items, primary_key: [id]}
+`)
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": srv.URL, "key": key}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "t.db")
+	for range 2 {
+		if _, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{Dest: "sqlite:" + db}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte(key)) || bytes.Contains(b, []byte(url.PathEscape(key))) {
+		t.Error("the destination's state holds the partition's key, the secret value")
+	}
+	if want := "0,i1"; strings.Join(since, ",") != want {
+		t.Errorf("since sent %v, want %s (the second run goes on from the saved cursor)", since, want)
+	}
+}

@@ -711,6 +711,10 @@ func (r *Runner) identify(ctx context.Context, s *spec.Stream, rec any, vars []a
 	if q := s.Key.Code(); q != nil {
 		if v, ok, err := q.First(ctx, rec, vars...); err == nil && ok && v != nil {
 			k := fmt.Sprint(v)
+			if s.Partitions != nil && r.holdsSecret(k) {
+				// As a value (below): its key program may give it whole.
+				return "secret-" + contentKey(k), labelOf("key", k)
+			}
 			return url.PathEscape(k), labelOf("key", k)
 		}
 	}
@@ -721,7 +725,7 @@ func (r *Runner) identify(ctx context.Context, s *spec.Stream, rec any, vars []a
 		// it: the key names its children's checkpoints, and state never
 		// holds a secret.
 		v := fmt.Sprint(m["value"])
-		if r.opts.Pool != nil && r.opts.Pool.Redact(v) != v {
+		if r.holdsSecret(v) {
 			return "secret-" + contentKey(v), labelOf("value", v)
 		}
 		return url.PathEscape(v), labelOf("value", v)
@@ -739,6 +743,11 @@ func (r *Runner) identify(ctx context.Context, s *spec.Stream, rec any, vars []a
 		}
 	}
 	return contentKey(rec), label
+}
+
+// holdsSecret reports whether v holds a value the pool redacts.
+func (r *Runner) holdsSecret(v string) bool {
+	return r.opts.Pool != nil && r.opts.Pool.Redact(v) != v
 }
 
 // contentKey is what identifies a record without a key or an id field:
