@@ -272,9 +272,11 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 		// partition (Rewritten).
 		tr := TableReport{Name: name, RowsWritten: max(res.Rows[name]-dups["table/"+name]-rewritten(sum, name), 0)}
 		if sum != nil {
-			// A run cut short (its output too: a dry run's broken pipe)
-			// wrote only part of what its streams read.
-			tr.Reconciled = sum.Tables[name] && !cut
+			// A dry run cut short (a broken pipe) printed only part of
+			// what its streams read. A run's destination says below what
+			// it did: an error after it (a cassette not saved) undoes
+			// nothing.
+			tr.Reconciled = sum.Tables[name] && (res.Dest != nil || !cut)
 		}
 		if res.Dest != nil {
 			// Reconciled only if the sync ended: unseen rows were marked
@@ -337,7 +339,13 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 		if sum != nil {
 			// Complete, and its stale entities were deleted (not skipped
 			// over the threshold, nor left for a listing that failed).
-			br.Reconciled = sum.Blueprints[name] && !notReconciled[name] && !cut
+			// A run's Port did so if it was sent the entities (prep), a
+			// dry run's only if its output was not cut short.
+			sent := !cut
+			if res.Dest != nil {
+				sent = prep != nil
+			}
+			br.Reconciled = sum.Blueprints[name] && !notReconciled[name] && sent
 		}
 		rep.Blueprints = append(rep.Blueprints, br)
 	}
