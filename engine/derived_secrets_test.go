@@ -316,3 +316,40 @@ tables:
 		t.Errorf("since sent %v, want %s (the second run goes on from the saved cursor)", since, want)
 	}
 }
+
+// TestDerivedBodyJQClockNotRedacted: a body_jq program that reads now
+// gave the second run (the secret input changed) another time, so the
+// time was taught as a secret: redacted from messages and cassettes, and
+// one more secret for every request. Both runs read one now; the value
+// built from the key is still redacted.
+func TestDerivedBodyJQClockNotRedacted(t *testing.T) {
+	const key = "bk-5r4e3w2q1a0z"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"error":"auth <%v> since <%v>"}`, body["auth"], body["since"])
+	}))
+	defer srv.Close()
+	for range 3 {
+		_, _, _, runErr := runDerived(t, `version: 1
+name: s
+config:
+  url: {required: true}
+  key: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+streams:
+  search:
+    request:
+      method: POST
+      path: /search
+      body_jq: '{auth: (("q:" + $config.key) | @base64), since: (now | tostring)}'
+tables:
+  search: {from: search}
+`, srv, map[string]string{"key": key})
+		if runErr == nil || !strings.Contains(runErr.Error(), "auth <"+fetch.Redacted+">") || strings.Contains(runErr.Error(), "since <"+fetch.Redacted+">") {
+			t.Fatalf("run error = %v, want the auth redacted and the time shown", runErr)
+		}
+	}
+}

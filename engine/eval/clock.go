@@ -23,6 +23,17 @@ func ContextWithClock(ctx context.Context, clock func() time.Time) context.Conte
 	return context.WithValue(ctx, clockKey{}, clock)
 }
 
+// ContextWithFrozenClock is ctx with its clock (or the wall clock) read
+// once: the programs run with it all read the same now, as two runs of
+// one program compared for what else changes them must.
+func ContextWithFrozenClock(ctx context.Context) context.Context {
+	t := time.Now()
+	if clock, ok := ctx.Value(clockKey{}).(func() time.Time); ok {
+		t = clock()
+	}
+	return ContextWithClock(ctx, func() time.Time { return t })
+}
+
 // ClockVar is the env entry expr's now() reads a run's clock from (a
 // func() time.Time; without it, now() reads [WithClock]'s or the wall
 // clock). A program cannot name it (it has a space), so no spec reads or

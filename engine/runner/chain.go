@@ -1824,11 +1824,15 @@ func (r *Runner) buildRequest(ctx context.Context, s *spec.Stream, rq *spec.Requ
 		if rn.parent != nil {
 			input = rn.parent.data
 		}
-		v, _, err := rq.BodyJQ.Code().First(ctx, input, vars...)
+		// One now for the program and bodyJQSecrets' second run of it: a
+		// time it reads is no value a secret input decides (taught, it
+		// was redacted, and each request's added to the secrets).
+		jctx := eval.ContextWithFrozenClock(ctx)
+		v, _, err := rq.BodyJQ.Code().First(jctx, input, vars...)
 		if err != nil {
 			return req, "", fmt.Errorf("request body_jq: %w", err)
 		}
-		r.bodyJQSecrets(ctx, &rq.BodyJQ, s.JQVars(), input, vars, v)
+		r.bodyJQSecrets(jctx, &rq.BodyJQ, s.JQVars(), input, vars, v)
 		req.Body = v
 	}
 	return req, target, nil
