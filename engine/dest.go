@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,7 +78,8 @@ type destinations struct {
 	// committed, when set, is told the rows of every successful commit
 	// (the run's counts: a row refused by the database is not written).
 	committed func(rows []sink.Row)
-	resuming  bool // the destination held checkpoints of an unfinished sync
+	resuming  bool   // the destination held checkpoints of an unfinished sync
+	instance  string // the run's source instance, hashed (syncState.Instance)
 	// portCursors are the incremental cursors that wait for Port, with
 	// the blueprints they feed (runner.PortCursors). Their checkpoints are
 	// held, not committed, until Port has taken the run's entities: a sync
@@ -136,6 +139,13 @@ type syncState struct {
 	// every run of the sync keys alike, so that the keys its earlier runs
 	// saved still match though a column was made or widened since.
 	Keys map[string][]string `json:"keys,omitempty"`
+	// Instance is the source instance the sync reads (see
+	// sourceInstance), hashed: a run of another one must not resume it.
+	// Its checkpoints would go on with the first instance's pages (a
+	// saved next link is a URL of the first), the second's before them
+	// never read, and its replace tables, complete, would mark deleted
+	// the rows of those pages. Empty in a sync begun before it was kept.
+	Instance string `json:"instance,omitempty"`
 }
 
 type partKey struct{ stream, partition string }
@@ -161,6 +171,11 @@ func tableDefs(f *spec.File) []table.Table {
 // request: a missing credential or a locked database stops the run early.
 func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOptions, pool *fetch.Pool) (*destinations, error) {
 	d := &destinations{f: f, log: opts.Logger, some: len(opts.Streams) > 0, produced: opts.Streams}
+	inst, err := sourceInstance(f, cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.instance = inst
 	if len(f.Tables.Items) > 0 {
 		dest := opts.Dest
 		if dest == "" {
@@ -269,6 +284,64 @@ func newPortSink(f *spec.File, cfg *Config, po PortOptions, pool *fetch.Pool, lo
 // holding a secret input's value is refused: Port would show it.
 func PortOwner(sp *Spec, cfg *Config) (string, error) {
 	f := sp.f
+	key, err := ownerKey(f, cfg)
+	if err != nil {
+		return "", err
+	}
+	for _, s := range cfg.Secrets {
+		if s != "" && strings.Contains(key, s) {
+			return "", &ConfigError{Problems: []string{"port.owner: the owner key would hold the value of a secret input; Port shows it on every entity"}}
+		}
+	}
+	if key == "" {
+		return f.Name.V, nil
+	}
+	return f.Name.V + "/" + key, nil
+}
+
+// sourceInstance tells the instance of the source a run of f with cfg
+// reads, as PortOwner does (the owner key names it), hashed: it is kept
+// in the destination's state, where a secret's value must not be.
+func sourceInstance(f *spec.File, cfg *Config) (string, error) {
+	key, err := ownerKey(f, cfg)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(f.Name.V + "/" + key))
+	return hex.EncodeToString(sum[:8]), nil
+}
+
+// otherInstance refuses to resume sy, an unfinished sync, in a run of
+// instance inst (sourceInstance) when another instance began it.
+func otherInstance(f *spec.File, sy syncState, inst string) error {
+	if sy.Instance == "" || sy.Instance == inst {
+		return nil
+	}
+	return &ConfigError{Problems: []string{fmt.Sprintf("the destination holds an unfinished sync (begun %s) of another source instance than this run's "+
+		"(%s tell them apart): resumed, its checkpoints would go on from that instance's pages, and the rows this run did not read would be marked deleted. "+
+		"Run with that instance's config to finish it, or with --full-refresh (without --streams) to start a new sync", sy.Started.UTC().Format(time.RFC3339), instanceInputs(f))}}
+}
+
+// instanceInputs says what tells a spec's source instances apart, for
+// messages: port.owner, or its required non-secret inputs.
+func instanceInputs(f *spec.File) string {
+	if f.Port != nil && f.Port.Owner.Template() != nil {
+		return "port.owner " + f.Port.Owner.V
+	}
+	var names []string
+	for _, it := range f.Config.Items {
+		if it.Value.Required.V && !it.Value.Secret.V {
+			names = append(names, it.Key)
+		}
+	}
+	if len(names) == 0 {
+		return "no inputs"
+	}
+	return "config " + strings.Join(names, ", ")
+}
+
+// ownerKey is PortOwner's owner key, "" for none, unchecked for secrets.
+func ownerKey(f *spec.File, cfg *Config) (string, error) {
 	var key string
 	if f.Port != nil && f.Port.Owner.Template() != nil {
 		v, err := f.Port.Owner.Template().RenderString(map[string]any{spec.VarConfig: cfg.Values})
@@ -290,15 +363,7 @@ func PortOwner(sp *Spec, cfg *Config) (string, error) {
 		}
 		key = strings.Join(parts, "/")
 	}
-	for _, s := range cfg.Secrets {
-		if s != "" && strings.Contains(key, s) {
-			return "", &ConfigError{Problems: []string{"port.owner: the owner key would hold the value of a secret input; Port shows it on every entity"}}
-		}
-	}
-	if key == "" {
-		return f.Name.V, nil
-	}
-	return f.Name.V + "/" + key, nil
+	return key, nil
 }
 
 // RedactDest is dest with every credential hidden (see redactDSN), for
@@ -431,6 +496,9 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 			d.resuming = false
 			return d.state(ctx, now, resumeWithin)
 		}
+		if err := otherInstance(d.f, sy, d.instance); err != nil {
+			return nil, err
+		}
 		d.sync = sy
 		if err := d.keepKeyTypes(ctx); err != nil {
 			return nil, err
@@ -443,7 +511,7 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 		d.saved, d.keySeq, d.entries = d.readKeys(st)
 		return st, nil
 	}
-	d.sync = syncState{Started: now.UTC()}
+	d.sync = syncState{Started: now.UTC(), Instance: d.instance}
 	if err := d.keepKeyTypes(ctx); err != nil {
 		return nil, err
 	}

@@ -227,6 +227,18 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 			})
 			refuse = resumeRefusal(left, opts.Now(), opts.ResumeWithin)
 		}
+		if refuse != "" {
+			// The run would refuse to resume another instance's sync.
+			var sy syncState
+			_ = json.Unmarshal(st[syncKey][""], &sy)
+			inst, err := sourceInstance(f, cfg)
+			if err != nil {
+				return nil, err
+			}
+			if err := otherInstance(f, sy, inst); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	var ps *port.Sink

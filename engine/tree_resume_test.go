@@ -20,11 +20,14 @@ import (
 // treeResumeSpec reads the simulator's block tree (blocks fans out from
 // pages and from its own blocks), and each block's comments; the _log
 // tables append, so a row written twice shows.
+// The resumed runs read a new simulator, at another address, of the same
+// tree: url is not required, so it does not tell source instances apart
+// (a required one would, and the resumed run refuse the sync).
 const treeResumeSpec = `
 version: 1
 name: tree
 config:
-  url: {required: true}
+  url: {required: false}
 http:
   base_url: ${ config.url }
   concurrency: 3
