@@ -438,3 +438,38 @@ tables:
 		t.Errorf("children = %v, want c2 (added since the first listing) under the parent's second version", got)
 	}
 }
+
+// A result file the job listed that answers 204 No Content is no file
+// without records either: read as empty (a 204 is no records), its
+// records were lost with exit 0, and the stream was complete, so a
+// replace table marked their rows deleted. The chain fails instead.
+func TestAsyncNoContentDownloadFails(t *testing.T) {
+	s, err := apitest.Start(apitest.Fixture{Routes: []apitest.Route{
+		{Method: "POST", Path: "/exports", Status: 202, Body: map[string]any{"id": "j1"}},
+		{Path: "/exports/j1", Body: map[string]any{"status": "completed", "files": []any{
+			map[string]any{"url": "/files/1"}, map[string]any{"url": "/files/2"},
+		}}},
+		{Path: "/files/1", RawBody: `{"id":"a","at":"2026-02-01T00:00:00Z"}` + "\n", Faults: []apitest.Fault{{Status: 204}}},
+		{Path: "/files/2", RawBody: `{"id":"b","at":"2026-03-01T00:00:00Z"}` + "\n"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f := mustSpec(t, asyncRulesSpec)
+	first := newStateful()
+	sum, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}}, first)
+	if err == nil || !strings.Contains(err.Error(), "download 1 of 2: page 1: it is a result of the export job, which is done, so its 204 No Content") {
+		t.Fatalf("first run error = %v, want the first result file's chain failed", err)
+	}
+	if sum.Complete["export"] {
+		t.Error("the stream is complete though a result file the job listed answered 204")
+	}
+	again := newStateful()
+	if _, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL()}, state: first.state}, again); err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if got := strings.Join(again.field("exported", "id"), ","); got != "a,b" {
+		t.Errorf("second run rows = %s, want a,b", got)
+	}
+}

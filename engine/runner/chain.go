@@ -978,7 +978,9 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 			return nil
 		}
 		resp, empty, retried := pg.resp, pg.empty, pg.retried
-		if empty && (page > 1 && serverLinked(s.Paginate) || page == 1 && c.downloads != nil) {
+		// A 204 is no records too, and there the server's own answer.
+		noContent := !empty && resp.Status == http.StatusNoContent
+		if (empty || noContent) && (page > 1 && serverLinked(s.Paginate) || page == 1 && c.downloads != nil) {
 			// The server named this page (a next URL or link, a
 			// cursor, an export job's result file): there was more. A
 			// rule's "no data" here (a 404 read as none, right for a
@@ -994,11 +996,15 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 				mark.Pages = page - 1
 				c.send(item{mark: mark})
 			}
-			why := "the previous page linked to it, so the rule's \"no data\" would lose the rest of the list"
-			if page == 1 {
-				why = "it is a result of the export job, which is done, so the rule's \"no data\" would lose its records"
+			what, cause := "the rule's \"no data\"", pg.emptyBy
+			if noContent {
+				what, cause = "its 204 No Content", errNoContent
 			}
-			return fmt.Errorf("%spage %d: %s: %w", c.windowLabel(w), page, why, pg.emptyBy)
+			why := "the previous page linked to it, so " + what + " would lose the rest of the list"
+			if page == 1 {
+				why = "it is a result of the export job, which is done, so " + what + " would lose its records"
+			}
+			return fmt.Errorf("%spage %d: %s: %w", c.windowLabel(w), page, why, cause)
 		}
 		// The page's records were all released: checkpoints from now on
 		// hold them.
@@ -1866,6 +1872,9 @@ func dateOf(resp *fetch.Response) (time.Time, error) {
 	}
 	return http.ParseTime(resp.Header.Get("Date"))
 }
+
+// errNoContent is a 204 where records were due (see serverLinked).
+var errNoContent = errors.New("the server answered 204 No Content")
 
 // serverLinked reports whether a chain's later pages are ones the server
 // named (next_url, link_header, cursor), not positions ferry counts
