@@ -126,3 +126,32 @@ func TestResumeBySameInstanceStillResumes(t *testing.T) {
 		t.Errorf("live apps %v, want a1 a2", got)
 	}
 }
+
+// TestAnotherInstanceMarksNothing is a design question, not settled: a
+// complete sync of another instance (the config's org changed, or a
+// second org run into the same destination) marks deleted every row of
+// the first that it did not read, though the first's source still holds
+// them. The delete threshold stops it only when the second instance is
+// small: the share is of the live rows, the second's own new rows
+// included (3 of 33 here), where Port, which owns its entities per
+// instance, would delete none. A table has no owner column; the fix is a
+// choice: keep the instance with the destination's state and refuse
+// (as for an unfinished sync) a run of another one until --full-refresh,
+// or count the threshold over the rows live before the sync.
+func TestAnotherInstanceMarksNothing(t *testing.T) {
+	t.Skip("design question: a replace table has no owner; see the comment and the audel report")
+	fx := newFixture(t, orgPagedSpec, "")
+	fx.json("/orgs/A/apps", map[string]any{"items": []any{map[string]any{"id": "a1"}, map[string]any{"id": "a2"}, map[string]any{"id": "a3"}}})
+	if _, err := runWithOrg(fx, "A", engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var items []any
+	for i := range 30 {
+		items = append(items, map[string]any{"id": fmt.Sprintf("b%d", i)})
+	}
+	fx.json("/orgs/B/apps", map[string]any{"items": items})
+	_, _ = runWithOrg(fx, "B", engine.RunOptions{})
+	if got := fx.query(`SELECT id FROM nl__apps WHERE _ferry_deleted ORDER BY id`); len(got) > 0 {
+		t.Errorf("rows of A marked deleted by B's sync: %v; A's source still holds them", got)
+	}
+}
