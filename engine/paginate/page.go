@@ -1,13 +1,20 @@
 package paginate
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // pageNumber counts pages in `param` from `start` (default 1). The chain
 // ends after the page whose position in the chain reaches `total_pages`,
 // or on an empty page that gives no total_pages. A page is empty when the server's list on it is
 // (see Page.Listed): a page the records program filtered to nothing is
 // not the end. A server token (jq `token`), when present, is sent
-// along in the query parameter `token_param`.
+// along in the query parameter `token_param`. An empty page without
+// total_pages before the smallest total_pages an earlier page gave is no
+// end but the server stopping early (a 204 or an empty list under load):
+// an error, so the chain is not complete and the pages after it are not
+// taken as gone.
 type pageNumber struct {
 	at         position
 	first      int // number of the first page
@@ -17,6 +24,8 @@ type pageNumber struct {
 
 	number int    // page number of the next request
 	tok    string // token sent with it ("" for none)
+
+	pages, pagesAt int // the smallest total_pages a page gave, and which; 0 none
 }
 
 func (p *pageNumber) start(ctx context.Context, req *Request) error {
@@ -29,9 +38,15 @@ func (p *pageNumber) advance(ctx context.Context, page Page, req *Request) (bool
 	if err != nil {
 		return false, "", err
 	}
+	if known && total > 0 && (p.pages == 0 || total < p.pages) {
+		p.pages, p.pagesAt = total, page.Number
+	}
 	switch {
 	case known && page.Number >= total:
 		return false, "", nil
+	case page.length() == 0 && !known && page.Number < p.pages:
+		return false, "", fmt.Errorf("the page is empty and gives no total_pages, but page %d said the list has %d pages: the server stopped early, with pages %d to %d not read",
+			p.pagesAt, p.pages, page.Number+1, p.pages)
 	case page.length() == 0 && !known:
 		// An empty page ends the chain, unless the page says more pages
 		// follow (an API that filters pages by permission can send an
@@ -57,10 +72,12 @@ func (p *pageNumber) advance(ctx context.Context, page Page, req *Request) (bool
 	return true, p.tok, param{name: p.tokenParam}.set(req, p.tok)
 }
 
-func (p *pageNumber) state() State { return State{Number: p.number, Token: p.tok} }
+func (p *pageNumber) state() State {
+	return State{Number: p.number, Token: p.tok, Pages: p.pages, PagesAt: p.pagesAt}
+}
 
 func (p *pageNumber) restore(ctx context.Context, st State, req *Request) (string, error) {
-	p.number, p.tok = st.Number, st.Token
+	p.number, p.tok, p.pages, p.pagesAt = st.Number, st.Token, st.Pages, st.PagesAt
 	if err := p.at.set(ctx, req, p.number); err != nil {
 		return "", err
 	}

@@ -95,6 +95,11 @@ type State struct {
 	// is 0, where a checkpoint written before ferry counted looks the
 	// same (pages all empty so far).
 	Counted bool `json:"counted,omitempty"`
+	// Pages is the smallest total_pages a page before this position gave
+	// (on page PagesAt; 0 when none did), so that a resumed page chain
+	// still knows an empty page before it is no end.
+	Pages   int `json:"pages,omitempty"`
+	PagesAt int `json:"pages_at,omitempty"`
 }
 
 // strategy is one pagination kind: it owns the chain's position, writes it

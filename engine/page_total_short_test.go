@@ -1,0 +1,78 @@
+package engine_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine"
+)
+
+// TestPageChainEndingBeforeItsTotalPagesFails: page paging ends on an
+// empty page that gives no total_pages. One before the total_pages an
+// earlier page gave (page 1 said 3) is the server failing to give the
+// rest (a 204, or an empty list without the total, under load), not the
+// list's end: read as its end, the chain was complete with page 3 never
+// asked, and the replace table marked deleted the rows of pages 2 and 3,
+// which the source still holds. The chain fails instead, naming both
+// pages, and the next run asks that page again.
+func TestPageChainEndingBeforeItsTotalPagesFails(t *testing.T) {
+	for name, answer := range map[string]func(w http.ResponseWriter){
+		"204":        func(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) },
+		"empty list": func(w http.ResponseWriter) { w.Write([]byte(`{"items": []}`)) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			fx := newFixture(t, specHead+`streams:
+  items:
+    request: {path: /items}
+    records: .items[]
+    paginate: {type: page, param: page, total_pages: .total_pages}
+tables:
+  items: {from: items, primary_key: [id], mode: replace}
+`, "")
+			var broken atomic.Bool
+			fx.mu.Lock()
+			fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+				p := r.URL.Query().Get("page")
+				if broken.Load() && p == "2" {
+					answer(w)
+					return
+				}
+				var items []any
+				for _, id := range map[string][]string{"1": {"i1", "i2"}, "2": {"i3", "i4"}, "3": {"i5", "i6"}}[p] {
+					items = append(items, map[string]any{"id": id})
+				}
+				json.NewEncoder(w).Encode(map[string]any{"items": items, "total_pages": 3})
+			}
+			fx.mu.Unlock()
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			broken.Store(true)
+			_, err := fx.run(engine.RunOptions{})
+			if err == nil || !strings.Contains(err.Error(), "page 2") || !strings.Contains(err.Error(), "page 1 said the list has 3 pages") {
+				t.Errorf("err = %v, want the chain failed at page 2, naming page 1's total_pages", err)
+			}
+			if got := fx.query(`SELECT id FROM nl__items WHERE _ferry_deleted ORDER BY id`); len(got) > 0 {
+				t.Errorf("rows marked deleted: %v; the source still holds them", got)
+			}
+			// The server still broken, the resumed run, which asks page 2
+			// again, fails there too: it knows the total from the checkpoint.
+			if _, err := fx.run(engine.RunOptions{}); err == nil {
+				t.Error("the resumed run ended the chain at the same page, exit 0")
+			}
+			if got := fx.query(`SELECT id FROM nl__items WHERE _ferry_deleted ORDER BY id`); len(got) > 0 {
+				t.Errorf("rows marked deleted by the resumed run: %v", got)
+			}
+			broken.Store(false)
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if got := fx.query(`SELECT COUNT(*) FROM nl__items WHERE NOT _ferry_deleted`); len(got) != 1 || got[0] != "6" {
+				t.Errorf("live rows %v, want 6", got)
+			}
+		})
+	}
+}
