@@ -22,6 +22,9 @@ func TestPageChainEndingBeforeItsTotalPagesFails(t *testing.T) {
 	for name, answer := range map[string]func(w http.ResponseWriter){
 		"204":        func(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) },
 		"empty list": func(w http.ResponseWriter) { w.Write([]byte(`{"items": []}`)) },
+		// A rule's "no data" (an API answering 404 past its last page) on
+		// a page before the last one page 1 counted.
+		"404 read as no data": func(w http.ResponseWriter) { http.Error(w, `{"message": "not found"}`, http.StatusNotFound) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			fx := newFixture(t, specHead+`streams:
@@ -29,10 +32,13 @@ func TestPageChainEndingBeforeItsTotalPagesFails(t *testing.T) {
     request: {path: /items}
     records: .items[]
     paginate: {type: page, param: page, total_pages: .total_pages}
+    http:
+      rules:
+        - {status: 404, action: empty}
 tables:
   items: {from: items, primary_key: [id], mode: replace}
 `, "")
-			var broken atomic.Bool
+			var broken, fixed atomic.Bool
 			fx.mu.Lock()
 			fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
 				p := r.URL.Query().Get("page")
@@ -41,7 +47,11 @@ tables:
 					return
 				}
 				var items []any
-				for _, id := range map[string][]string{"1": {"i1", "i2"}, "2": {"i3", "i4"}, "3": {"i5", "i6"}}[p] {
+				ids := map[string][]string{"1": {"i1", "i2"}, "2": {"i3", "i4"}, "3": {"i5", "i6"}}[p]
+				if fixed.Load() && p == "2" {
+					ids = append(ids, "i4b") // new since: the page asked again is written
+				}
+				for _, id := range ids {
 					items = append(items, map[string]any{"id": id})
 				}
 				json.NewEncoder(w).Encode(map[string]any{"items": items, "total_pages": 3})
@@ -67,11 +77,12 @@ tables:
 				t.Errorf("rows marked deleted by the resumed run: %v", got)
 			}
 			broken.Store(false)
+			fixed.Store(true)
 			if _, err := fx.run(engine.RunOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			if got := fx.query(`SELECT COUNT(*) FROM nl__items WHERE NOT _ferry_deleted`); len(got) != 1 || got[0] != "6" {
-				t.Errorf("live rows %v, want 6", got)
+			if got := fx.query(`SELECT COUNT(*) FROM nl__items WHERE NOT _ferry_deleted`); len(got) != 1 || got[0] != "7" {
+				t.Errorf("live rows %v, want 7 (page 2 asked again and written)", got)
 			}
 		})
 	}

@@ -45,8 +45,7 @@ func (p *pageNumber) advance(ctx context.Context, page Page, req *Request) (bool
 	case known && page.Number >= total:
 		return false, "", nil
 	case page.length() == 0 && !known && page.Number < p.pages:
-		return false, "", fmt.Errorf("the page is empty and gives no total_pages, but page %d said the list has %d pages: the server stopped early, with pages %d to %d not read",
-			p.pagesAt, p.pages, page.Number+1, p.pages)
+		return false, "", p.short(page.Number, "the page is empty and gives no total_pages")
 	case page.length() == 0 && !known:
 		// An empty page ends the chain, unless the page says more pages
 		// follow (an API that filters pages by permission can send an
@@ -70,6 +69,16 @@ func (p *pageNumber) advance(ctx context.Context, page Page, req *Request) (bool
 		return true, "", nil
 	}
 	return true, p.tok, param{name: p.tokenParam}.set(req, p.tok)
+}
+
+// short is the error of a chain that ended on its at-th page, before the
+// smallest total_pages an earlier page gave; nil when it did not.
+func (p *pageNumber) short(at int, why string) error {
+	if at >= p.pages {
+		return nil
+	}
+	return fmt.Errorf("%s, but page %d said the list has %d pages: the server stopped early, with pages %d to %d not read",
+		why, p.pagesAt, p.pages, at+1, p.pages)
 }
 
 func (p *pageNumber) state() State {

@@ -357,6 +357,22 @@ func (p *Pager) Ended() error {
 	return &ShortError{Listed: p.listed, Total: p.fewest, Page: p.fewestAt}
 }
 
+// EndedAt is Ended for a chain a response rule's "no data" ended on its
+// page-th page. Page paging ends there only past the pages an earlier
+// page counted (some APIs answer 404 past the last page): before them,
+// it is the server failing to give the rest.
+func (p *Pager) EndedAt(page int) error {
+	if p == nil {
+		return nil
+	}
+	if pn, ok := p.kind.(*pageNumber); ok {
+		if err := pn.short(page, "a response rule read the page as no data"); err != nil {
+			return err
+		}
+	}
+	return p.Ended()
+}
+
 // readTotal sets page's total from the body (total) or a header
 // (total_header) and keeps the smallest one. A total that is missing or
 // null is unknown (GitLab leaves X-Total out above 10,000 items).

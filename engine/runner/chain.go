@@ -1019,7 +1019,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		if empty {
 			// A rule's "no data" ends the chain: short of a total a page
 			// reported, that is the server stopping early.
-			err = pager.Ended()
+			err = pager.EndedAt(page)
 		} else {
 			more, err = pager.Next(c.ctx, paginate.Page{Number: page, Body: pg.body, Header: resp.Header, URL: resp.URL, Records: pg.records, Listed: pg.listed, ListedKnown: pg.known, Repeats: pg.repeats, Sum: pg.bodySum, Summed: pg.summed}, req)
 			if total, ok := pager.Total(); ok && c.listedTwice != nil {
