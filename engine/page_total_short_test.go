@@ -87,3 +87,62 @@ tables:
 		})
 	}
 }
+
+// TestPageChainShortOfItsTotalPagesReadsAfresh: a chain failed as stopped
+// short of the total_pages an earlier page gave is read again from its
+// first page, as one short of its item total is, not from the empty page:
+// the list may have shrunk since (items deleted), and a resumed run that
+// asked that page again, knowing the old total from the checkpoint, failed
+// there on every run, never to succeed (here page 2, past the list's one
+// page now, answers 404, read as no data).
+func TestPageChainShortOfItsTotalPagesReadsAfresh(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  items:
+    request: {path: /items}
+    records: .items[]
+    paginate: {type: page, param: page, total_pages: .total_pages}
+    http:
+      rules:
+        - {status: 404, action: empty}
+tables:
+  items: {from: items, primary_key: [id], mode: replace}
+`, "")
+	var broken, shrunk atomic.Bool
+	fx.mu.Lock()
+	fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Query().Get("page")
+		pages := map[string][]string{"1": {"i1", "i2"}, "2": {"i3", "i4"}, "3": {"i5", "i6"}}
+		if shrunk.Load() {
+			pages = map[string][]string{"1": {"i1", "i2"}}
+		}
+		ids, ok := pages[p]
+		if !ok || broken.Load() && p == "2" {
+			http.Error(w, `{"message": "not found"}`, http.StatusNotFound)
+			return
+		}
+		var items []any
+		for _, id := range ids {
+			items = append(items, map[string]any{"id": id})
+		}
+		json.NewEncoder(w).Encode(map[string]any{"items": items, "total_pages": len(pages)})
+	}
+	fx.mu.Unlock()
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	broken.Store(true)
+	if _, err := fx.run(engine.RunOptions{}); err == nil {
+		t.Fatal("the chain that stopped at page 2 of 3 ended complete, exit 0")
+	}
+	// Items deleted since: the list is one page now.
+	broken.Store(false)
+	shrunk.Store(true)
+	for i := 1; i <= 2; i++ {
+		if _, err := fx.run(engine.RunOptions{}); err != nil {
+			t.Fatalf("run %d after the list shrank: %v", i, err)
+		}
+	}
+	if got := fx.query(`SELECT id FROM nl__items WHERE NOT _ferry_deleted ORDER BY id`); strings.Join(got, ",") != "i1,i2" {
+		t.Errorf("live rows %v, want i1,i2 (the rest deleted at the source)", got)
+	}
+}

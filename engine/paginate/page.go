@@ -77,8 +77,22 @@ func (p *pageNumber) short(at int, why string) error {
 	if at >= p.pages {
 		return nil
 	}
-	return fmt.Errorf("%s, but page %d said the list has %d pages: the server stopped early, with pages %d to %d not read",
-		why, p.pagesAt, p.pages, at+1, p.pages)
+	return &PagesShortError{Why: why, At: at, Pages: p.pages, Page: p.pagesAt}
+}
+
+// PagesShortError is a page chain that ended on page At, before the
+// smallest total_pages (Pages, on page Page) an earlier page gave. As
+// with a ShortError, a resumed run reads the chain afresh: the list may
+// have shrunk since (items deleted), and a run that asked page At again,
+// knowing the old total, would fail there every time.
+type PagesShortError struct {
+	Why             string
+	At, Pages, Page int
+}
+
+func (e *PagesShortError) Error() string {
+	return fmt.Sprintf("%s, but page %d said the list has %d pages: the server stopped early, with pages %d to %d not read",
+		e.Why, e.Page, e.Pages, e.At+1, e.Pages)
 }
 
 func (p *pageNumber) state() State {

@@ -1028,6 +1028,7 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 		}
 		if err != nil {
 			var short *paginate.ShortError
+			var shortPages *paginate.PagesShortError
 			var copied *paginate.CopyError
 			switch {
 			case errors.As(err, &copied) && !replay:
@@ -1038,10 +1039,12 @@ func (c *chainRun) pages(client *fetch.Client, w, first int, pager *paginate.Pag
 				mark := c.mark(at, state, false, false)
 				mark.Pages = page - 1
 				c.send(item{mark: mark})
-			case errors.As(err, &short):
+			case errors.As(err, &short) || errors.As(err, &shortPages):
 				// The items missing are on pages already passed, where
 				// asking this page again would never find them: a resumed
-				// run reads the chain afresh.
+				// run reads the chain afresh. Short of total_pages, it
+				// learns the total anew: asking the page again with the
+				// saved one failed every run once the list had shrunk.
 				mark := c.mark(at, state, false, true)
 				mark.Afresh = true
 				c.send(item{mark: mark})
