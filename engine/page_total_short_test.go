@@ -146,3 +146,55 @@ tables:
 		t.Errorf("live rows %v, want i1,i2 (the rest deleted at the source)", got)
 	}
 }
+
+// TestResumedPageChainKeepsItsTotalPages: a run resumed after a failure
+// of another kind (here page 2 refused) knows the total_pages a page
+// before its checkpoint gave: page 2, empty and without a total when
+// asked again, is no end before page 3 (read as one, the replace table
+// marked deleted the rows of pages 2 and 3).
+func TestResumedPageChainKeepsItsTotalPages(t *testing.T) {
+	fx := newFixture(t, specHead+`streams:
+  items:
+    request: {path: /items}
+    records: .items[]
+    paginate: {type: page, param: page, total_pages: .total_pages}
+    http:
+      rules:
+        - {status: 400, action: fail, message: '"refused"'}
+tables:
+  items: {from: items, primary_key: [id], mode: replace}
+`, "")
+	var stage atomic.Int32 // 1: page 2 refused; 2: page 2 empty, no total
+	fx.mu.Lock()
+	fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Query().Get("page")
+		switch {
+		case p == "2" && stage.Load() == 1:
+			http.Error(w, `{}`, http.StatusBadRequest)
+			return
+		case p == "2" && stage.Load() == 2:
+			w.Write([]byte(`{"items": []}`))
+			return
+		}
+		var items []any
+		for _, id := range map[string][]string{"1": {"i1", "i2"}, "2": {"i3", "i4"}, "3": {"i5", "i6"}}[p] {
+			items = append(items, map[string]any{"id": id})
+		}
+		json.NewEncoder(w).Encode(map[string]any{"items": items, "total_pages": 3})
+	}
+	fx.mu.Unlock()
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stage.Store(1)
+	if _, err := fx.run(engine.RunOptions{}); err == nil {
+		t.Fatal("page 2 refused, exit 0")
+	}
+	stage.Store(2)
+	if _, err := fx.run(engine.RunOptions{}); err == nil || !strings.Contains(err.Error(), "page 1 said the list has 3 pages") {
+		t.Errorf("err = %v, want the resumed chain failed at page 2, naming page 1's total_pages", err)
+	}
+	if got := fx.query(`SELECT id FROM nl__items WHERE _ferry_deleted ORDER BY id`); len(got) > 0 {
+		t.Errorf("rows marked deleted: %v; the source still holds them", got)
+	}
+}
