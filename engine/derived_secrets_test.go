@@ -240,20 +240,7 @@ streams:
 tables:
   items: {from: items, primary_key: [id]}
 `)
-	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": srv.URL, "key": key}, Getenv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(dir, "t.db")
-	for range 2 {
-		if _, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{Dest: "sqlite:" + db}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := runTwiceIntoSQLite(t, f, dir, srv.URL, key)
 	for what, v := range map[string]string{"key": key, "derived": derived} {
 		if bytes.Contains(b, []byte(v)) || bytes.Contains(b, []byte(url.PathEscape(v))) {
 			t.Errorf("the destination's state holds the %s partition's value", what)
@@ -295,20 +282,7 @@ streams:
 tables:
   items: {from: items, primary_key: [id]}
 `)
-	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": srv.URL, "key": key}, Getenv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(dir, "t.db")
-	for range 2 {
-		if _, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{Dest: "sqlite:" + db}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := runTwiceIntoSQLite(t, f, dir, srv.URL, key)
 	if bytes.Contains(b, []byte(key)) || bytes.Contains(b, []byte(url.PathEscape(key))) {
 		t.Error("the destination's state holds the partition's key, the secret value")
 	}
@@ -352,4 +326,26 @@ tables:
 			t.Fatalf("run error = %v, want the auth redacted and the time shown", runErr)
 		}
 	}
+}
+
+// runTwiceIntoSQLite runs f twice into a SQLite file in dir, with config
+// url and key, and returns the file's bytes (a secret must not be in
+// them).
+func runTwiceIntoSQLite(t *testing.T, f *engine.Spec, dir, url, key string) []byte {
+	t.Helper()
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": url, "key": key}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "t.db")
+	for range 2 {
+		if _, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{Dest: "sqlite:" + db}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
