@@ -128,7 +128,7 @@ func (c *chainRun) async(client *fetch.Client, start position, restore bool) err
 	for w := start.window; w < len(urls); w++ {
 		req := paginate.Request{Query: url.Values{}, Header: http.Header{}}
 		for _, it := range a.Download.Headers.Items {
-			v, err := it.Value.Template().RenderString(env)
+			v, err := c.r.renderHeader(it.Value.Template(), env)
 			if err != nil {
 				return fmt.Errorf("async.download.headers.%s: %w", it.Key, err)
 			}

@@ -1,7 +1,12 @@
 package runner_test
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ferry-etl/ferry/engine/apitest"
@@ -114,4 +119,60 @@ lookups:
 tables:
   posts: {from: posts, primary_key: [space, id], row: '{id, space: $parent.id}'}
 `
+}
+
+// TestNullRecordReadInDownloadHeaderFails: an export job's download
+// header that only reads the parent and is null fails the chain, as a
+// request header does: X-Space sent empty may answer for every space.
+func TestNullRecordReadInDownloadHeaderFails(t *testing.T) {
+	var mu sync.Mutex
+	var sent []string // X-Space of each file request
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/spaces":
+			w.Write([]byte(`[{"id": "s1", "key": "K1"}, {"id": "s2"}]`))
+		case r.Method == http.MethodPost:
+			fmt.Fprintf(w, `{"id": "j-%s"}`, strings.TrimPrefix(strings.TrimSuffix(r.URL.Path, "/exports"), "/spaces/"))
+		case strings.HasPrefix(r.URL.Path, "/exports/"):
+			fmt.Fprintf(w, `{"status": "done", "files": ["/files/%s"]}`, strings.TrimPrefix(r.URL.Path, "/exports/"))
+		case strings.HasPrefix(r.URL.Path, "/files/"):
+			mu.Lock()
+			sent = append(sent, r.Header.Get("X-Space"))
+			mu.Unlock()
+			w.Write([]byte(`{"id": "c1"}` + "\n"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer s.Close()
+	f := mustSpec(t, `
+version: 1
+name: t
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+  retry: {attempts: 1}
+streams:
+  spaces:
+    request: {path: /spaces}
+  exports:
+    for_each: spaces
+    async:
+      create: {path: "/spaces/${ parent.id }/exports", id: .id}
+      poll: {path: "/exports/${ job.id }", every: 1ms, done: .status == "done"}
+      download: {urls: .files, headers: {X-Space: "${ parent.key }"}}
+    response: {format: ndjson}
+tables:
+  children: {from: exports, primary_key: [space, id], row: '{id, space: $parent.id}'}
+`)
+	_, err := runWith(t, f, runOpts{cfg: map[string]any{"url": s.URL}}, newStateful())
+	if err == nil || !strings.Contains(err.Error(), "X-Space") || !strings.Contains(err.Error(), "parent.key is null") || !strings.Contains(err.Error(), "s2") {
+		t.Fatalf("err = %v, want the exports chain under s2 failed naming X-Space and parent.key", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if slices.Contains(sent, "") {
+		t.Errorf("file requests' X-Space %q: s2's went out empty", sent)
+	}
 }
