@@ -188,8 +188,14 @@ func (c *Client) send(ctx context.Context, req *Request, dl *Download) (*Respons
 }
 
 // maxRenewals bounds the 401s a request renews its token after (see
-// exchange.renewed).
-const maxRenewals = 3
+// exchange.renewed). Each renewal past the first is for a token another
+// request fetched and spent while this one waited its turn, so a request
+// among n queued for one-use sessions may lose n-1 of them: 3 failed one
+// of six queued requests (TestQueuedRequestsTakeTheSessionAtTheirTurn, 3
+// in 1,600 runs under load). 10 covers the default concurrency (8) with
+// room; a server refusing every token still costs each request at most
+// the token fetched for it.
+const maxRenewals = 10
 
 // exchange is one Do's state across its attempts.
 type exchange struct {
