@@ -215,32 +215,7 @@ tables:
 func TestDerivedPartitionNotInState(t *testing.T) {
 	const key = "pk-7h6g5f4d3s2a"
 	derived := base64.RawStdEncoding.EncodeToString([]byte("acct:" + key))
-	var since []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		since = append(since, r.URL.Query().Get("since"))
-		fmt.Fprint(w, `[{"id": "i1"}]`)
-	}))
-	defer srv.Close()
-	dir := t.TempDir()
-	f := writeSpec(t, dir, "s.yaml", `version: 1
-name: s
-config:
-  url: {required: true}
-  key: {required: true, secret: true}
-http:
-  base_url: ${ config.url }
-  concurrency: 1
-streams:
-  accts:
-    partitions: {values: ["${ toBase64('acct:' + config.key) }", "${ config.key }"]}
-  items:
-    for_each: accts
-    request: {path: "/accounts/${ parent.value }/items", query: {since: "${ cursor }"}}
-    incremental: {cursor: .id, initial: "0"}
-tables:
-  items: {from: items, primary_key: [id]}
-`)
-	b := runTwiceIntoSQLite(t, f, dir, srv.URL, key)
+	b, since := partitionSecretRuns(t, key, `partitions: {values: ["${ toBase64('acct:' + config.key) }", "${ config.key }"]}`)
 	for what, v := range map[string]string{"key": key, "derived": derived} {
 		if bytes.Contains(b, []byte(v)) || bytes.Contains(b, []byte(url.PathEscape(v))) {
 			t.Errorf("the destination's state holds the %s partition's value", what)
@@ -257,7 +232,22 @@ tables:
 // TestDerivedPartitionNotInState): the key went into state as it was.
 func TestDerivedPartitionKeyProgramNotInState(t *testing.T) {
 	const key = "pk-7h6g5f4d3s2a"
-	var since []string
+	b, since := partitionSecretRuns(t, key, `partitions: {values: ["${ config.key }"]}
+    key: .value`)
+	if bytes.Contains(b, []byte(key)) || bytes.Contains(b, []byte(url.PathEscape(key))) {
+		t.Error("the destination's state holds the partition's key, the secret value")
+	}
+	if want := "0,i1"; strings.Join(since, ",") != want {
+		t.Errorf("since sent %v, want %s (the second run goes on from the saved cursor)", since, want)
+	}
+}
+
+// partitionSecretRuns runs, twice into one SQLite file, a spec whose
+// accts stream (accts: its body) partitions items with secret input key,
+// each item's request sending its cursor as since; it returns the file's
+// bytes (a secret must not be in them) and every since sent.
+func partitionSecretRuns(t *testing.T, key, accts string) (db []byte, since []string) {
+	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		since = append(since, r.URL.Query().Get("since"))
 		fmt.Fprint(w, `[{"id": "i1"}]`)
@@ -271,10 +261,10 @@ config:
   key: {required: true, secret: true}
 http:
   base_url: ${ config.url }
+  concurrency: 1
 streams:
   accts:
-    partitions: {values: ["${ config.key }"]}
-    key: .value
+    `+accts+`
   items:
     for_each: accts
     request: {path: "/accounts/${ parent.value }/items", query: {since: "${ cursor }"}}
@@ -282,13 +272,21 @@ streams:
 tables:
   items: {from: items, primary_key: [id]}
 `)
-	b := runTwiceIntoSQLite(t, f, dir, srv.URL, key)
-	if bytes.Contains(b, []byte(key)) || bytes.Contains(b, []byte(url.PathEscape(key))) {
-		t.Error("the destination's state holds the partition's key, the secret value")
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": srv.URL, "key": key}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if want := "0,i1"; strings.Join(since, ",") != want {
-		t.Errorf("since sent %v, want %s (the second run goes on from the saved cursor)", since, want)
+	path := filepath.Join(dir, "t.db")
+	for range 2 {
+		if _, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{Dest: "sqlite:" + path}); err != nil {
+			t.Fatal(err)
+		}
 	}
+	db, err = os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, since
 }
 
 // TestDerivedBodyJQClockNotRedacted: a body_jq program that reads now
@@ -326,26 +324,4 @@ tables:
 			t.Fatalf("run error = %v, want the auth redacted and the time shown", runErr)
 		}
 	}
-}
-
-// runTwiceIntoSQLite runs f twice into a SQLite file in dir, with config
-// url and key, and returns the file's bytes (a secret must not be in
-// them).
-func runTwiceIntoSQLite(t *testing.T, f *engine.Spec, dir, url, key string) []byte {
-	t.Helper()
-	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": url, "key": key}, Getenv: func(string) (string, bool) { return "", false }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(dir, "t.db")
-	for range 2 {
-		if _, err := engine.Run(t.Context(), f, cfg, engine.RunOptions{Dest: "sqlite:" + db}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
