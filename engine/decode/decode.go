@@ -57,6 +57,10 @@ type Options struct {
 	// Capture lists the paths (off Path) whose values a streamed body
 	// keeps, for Doc: what pagination programs read.
 	Capture [][]string
+	// Members, when set, are the only members a streamed element that is
+	// an object keeps: the others are checked as JSON but not built (the
+	// caller knows nothing reads them). The raw text (Raw) is whole.
+	Members map[string]bool
 
 	CSV CSVOptions
 }
@@ -140,7 +144,7 @@ func (d *Decoder) start(in *input) (*Decoder, error) {
 	switch opts.Format {
 	case JSON:
 		if opts.Stream {
-			d.json = &jsonStream{in: d.in, path: opts.Path, capture: opts.Capture, dflt: opts.Default && len(opts.Path) == 0}
+			d.json = &jsonStream{in: d.in, path: opts.Path, capture: opts.Capture, dflt: opts.Default && len(opts.Path) == 0, only: opts.Members}
 			d.next = d.nextStreamed
 		} else {
 			d.next = d.nextDocument

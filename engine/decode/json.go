@@ -28,7 +28,13 @@ func recordsErr(format string, args ...any) error {
 // Its errors read as encoding/json's, without jsonv's offset: the caller
 // names the line.
 func decodeValue(jv *jsonv.Decoder, text []byte) (any, error) {
-	v, err := jv.Decode(text)
+	return decodeValueOnly(jv, text, nil)
+}
+
+// decodeValueOnly is decodeValue keeping only some members of an object
+// (see jsonv.DecodeOnly).
+func decodeValueOnly(jv *jsonv.Decoder, text []byte, only map[string]bool) (any, error) {
+	v, err := jv.DecodeOnly(text, only)
 	if err == nil {
 		return v, nil
 	}
@@ -62,6 +68,9 @@ type jsonStream struct {
 	path    []string
 	capture [][]string
 	dflt    bool // the default records program: a null body has no records, anything but a list fails
+	// only, when set, are the members an element that is an object
+	// keeps (Options.Members).
+	only map[string]bool
 
 	started, done bool
 	inArray       bool  // between the elements of the target array
@@ -359,7 +368,7 @@ func (s *jsonStream) element() (v any, ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if v, err = decodeValue(&s.jv, s.raw); err != nil {
+	if v, err = decodeValueOnly(&s.jv, s.raw, s.only); err != nil {
 		return nil, false, valueError(s.line, err)
 	}
 	return v, true, nil
@@ -375,7 +384,7 @@ func (s *jsonStream) inPlace() (v any, ok bool) {
 	in := s.in
 	b := in.buf[in.pos:in.end]
 	replaced := s.jv.Replaced // the element read again counts again
-	v, n, err := s.jv.DecodePrefix(b)
+	v, n, err := s.jv.DecodePrefixOnly(b, s.only)
 	if err != nil || n >= len(b) {
 		s.jv.Replaced = replaced
 		return nil, false

@@ -44,7 +44,10 @@ type bodyPlan struct {
 	// streamed records program, the records program of an NDJSON line or
 	// a CSV row (nil: the value is the record), or the records program of
 	// a document.
-	each        *eval.JQ
+	each *eval.JQ
+	// members: the only members of a streamed record anything reads,
+	// when known (see recordMembers); nil: all.
+	members     map[string]bool
 	csv         decode.CSVOptions
 	compression string
 	maxBytes    int64
@@ -170,7 +173,7 @@ func isPrefix(a, b []string) bool { return len(a) <= len(b) && slices.Equal(a, b
 
 func (p *bodyPlan) options(h http.Header) decode.Options {
 	return decode.Options{Format: p.format, Compression: p.compression, ContentType: h.Get("Content-Type"), ContentEncoding: h.Get("Content-Encoding"),
-		MaxBytes: p.maxBytes, Stream: p.stream, Path: p.path, Default: p.dflt, Capture: p.capture, CSV: p.csv}
+		MaxBytes: p.maxBytes, Stream: p.stream, Path: p.path, Default: p.dflt, Capture: p.capture, Members: p.members, CSV: p.csv}
 }
 
 // header adds the Accept header of the format unless the spec sets one.

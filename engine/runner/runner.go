@@ -266,6 +266,7 @@ func New(f *spec.File, opts Options) (_ *Runner, err error) {
 			}
 			return opts.Pool.Client(hc)
 		}}
+		st.body.members = recordMembers(f, s, st.body)
 		r.streams[s.Name] = st
 		r.order = append(r.order, st)
 		r.exprReadsLookups = r.exprReadsLookups || len(s.Reads()) > 0

@@ -62,7 +62,13 @@ type member struct {
 
 // Decode is [Decode], reusing what s holds.
 func (s *Decoder) Decode(b []byte) (any, error) {
-	d := decoder{data: b, s: s}
+	return s.DecodeOnly(b, nil)
+}
+
+// DecodeOnly is Decode keeping only some members of an object document
+// (see DecodePrefixOnly).
+func (s *Decoder) DecodeOnly(b []byte, only map[string]bool) (any, error) {
+	d := decoder{data: b, s: s, only: only}
 	d.space()
 	v, err := d.value(0)
 	if err != nil {
@@ -81,7 +87,16 @@ func (s *Decoder) Decode(b []byte) (any, error) {
 // follows it is not read. It is for a list's elements read where they lie,
 // without first finding where each ends.
 func (s *Decoder) DecodePrefix(b []byte) (v any, n int, err error) {
-	d := decoder{data: b, s: s}
+	return s.DecodePrefixOnly(b, nil)
+}
+
+// DecodePrefixOnly is DecodePrefix keeping, when the value is an object,
+// only its members whose keys only holds (nil: all of them). The others
+// are checked as JSON, as Decode would, but not built: a record's members
+// no program reads (a large nested document beside the few fields a
+// mapping takes) cost a scan instead of maps and strings.
+func (s *Decoder) DecodePrefixOnly(b []byte, only map[string]bool) (v any, n int, err error) {
+	d := decoder{data: b, s: s, only: only}
 	if v, err = d.value(0); err != nil {
 		s.drop()
 		return nil, 0, err
@@ -132,6 +147,9 @@ type decoder struct {
 	// behind a byte no UTF-8 text holds, not as U+FFFD: two keys are
 	// alike so only when the source wrote them alike (see merged).
 	exact bool
+	// only, when set, are the keys of the outermost object's members to
+	// keep; the others are checked and skipped (see DecodePrefixOnly).
+	only map[string]bool
 }
 
 func (d *decoder) space() {
@@ -217,6 +235,7 @@ func (d *decoder) object(depth int) (any, error) {
 		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 			return nil, d.unexpected("looking for beginning of object key string")
 		}
+		mended := len(d.s.mended)
 		k, err := d.key()
 		if err != nil {
 			return nil, err
@@ -227,11 +246,19 @@ func (d *decoder) object(depth int) (any, error) {
 		}
 		d.pos++
 		d.space()
-		v, err := d.value(depth)
-		if err != nil {
-			return nil, err
+		if depth == 1 && d.only != nil && !d.only[k] {
+			// Not kept: nor is its key among those merged checks.
+			d.s.mended = d.s.mended[:mended]
+			if err := d.skipValue(depth); err != nil {
+				return nil, err
+			}
+		} else {
+			v, err := d.value(depth)
+			if err != nil {
+				return nil, err
+			}
+			d.s.members = append(d.s.members, member{k, v})
 		}
-		d.s.members = append(d.s.members, member{k, v})
 		end, err := d.next('}', "after object key:value pair")
 		if err != nil {
 			return nil, err
@@ -347,6 +374,14 @@ func (d *decoder) array(depth int) (any, error) {
 // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
 func (d *decoder) number() (any, error) {
 	start := d.pos
+	if err := d.scanNumber(); err != nil {
+		return nil, err
+	}
+	return json.Number(d.data[start:d.pos]), nil
+}
+
+// scanNumber moves past a number, checked as number checks it.
+func (d *decoder) scanNumber() error {
 	digits := func() int {
 		n := 0
 		for d.pos < len(d.data) && d.data[d.pos] >= '0' && d.data[d.pos] <= '9' {
@@ -362,12 +397,12 @@ func (d *decoder) number() (any, error) {
 	case d.pos < len(d.data) && d.data[d.pos] == '0':
 		d.pos++
 	case digits() == 0:
-		return nil, d.unexpected("in numeric literal")
+		return d.unexpected("in numeric literal")
 	}
 	if d.pos < len(d.data) && d.data[d.pos] == '.' {
 		d.pos++
 		if digits() == 0 {
-			return nil, d.unexpected("after decimal point in numeric literal")
+			return d.unexpected("after decimal point in numeric literal")
 		}
 	}
 	if d.pos < len(d.data) && (d.data[d.pos] == 'e' || d.data[d.pos] == 'E') {
@@ -376,10 +411,10 @@ func (d *decoder) number() (any, error) {
 			d.pos++
 		}
 		if digits() == 0 {
-			return nil, d.unexpected("in exponent of numeric literal")
+			return d.unexpected("in exponent of numeric literal")
 		}
 	}
-	return json.Number(d.data[start:d.pos]), nil
+	return nil
 }
 
 // key reads an object's key at d.pos (its opening quote): one of plain

@@ -1,0 +1,108 @@
+package jsonv
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// onlyCases put the cases of decodeCases inside members kept and members
+// skipped: a skipped member is checked as JSON as a kept one is.
+func onlyCases() []string {
+	var out []string
+	for _, c := range decodeCases {
+		out = append(out, c,
+			`{"keep": 1, "skip": `+c+`, "also": "x"}`,
+			`{"skip": `+c+`}`,
+			`{"keep": `+c+`}`,
+			`[{"skip": `+c+`}]`)
+	}
+	deep := strings.Repeat("[", maxDepth-1) + strings.Repeat("]", maxDepth-1)
+	tooDeep := strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth)
+	return append(out, `{"skip": `+deep+`}`, `{"skip": `+tooDeep+`}`,
+		`{"skip": {"a": {"b": [1, {"c": "\u00e9\ud83d\ude00"}]}}, "keep": {"skip": 2}, "keep2": null}`,
+		`{"keep": 1, "skip": 2, "keep": 3}`, `{"skip": 1, "skip": {"x": 2}, "keep": 3}`)
+}
+
+// checkOnly: DecodeOnly fails where Decode fails and otherwise gives
+// Decode's value without the outer object's members only lacks; the same
+// for DecodePrefixOnly, with the same length read.
+func checkOnly(t *testing.T, in []byte) {
+	t.Helper()
+	only := map[string]bool{"keep": true, "keep2": true}
+	var full, part Decoder
+	want, werr := full.Decode(in)
+	got, gerr := part.DecodeOnly(in, only)
+	show := string(in)
+	if len(show) > 70 {
+		show = show[:70] + "…"
+	}
+	if obj, ok := want.(map[string]any); ok && werr == nil {
+		for k := range obj {
+			if !only[k] {
+				delete(obj, k)
+			}
+		}
+	}
+	var ke *KeyError
+	switch {
+	case werr != nil && gerr == nil && asKeyError(werr, &ke):
+		// Two keys that read as one inside a skipped member: nothing of
+		// it is read, so nothing is lost (see TestKeysMergedByReplacement).
+	case (werr == nil) != (gerr == nil):
+		t.Errorf("DecodeOnly(%q): err %v, Decode's %v", show, gerr, werr)
+	case werr == nil && !reflect.DeepEqual(got, want):
+		t.Errorf("DecodeOnly(%q) = %#v, want %#v", show, got, want)
+	}
+	if werr == nil && gerr == nil {
+		_, wn, werr := full.DecodePrefix(in)
+		_, gn, gerr := part.DecodePrefixOnly(in, only)
+		if (werr == nil) != (gerr == nil) || gn != wn {
+			t.Errorf("DecodePrefixOnly(%q) read %d bytes (err %v), DecodePrefix %d (err %v)", show, gn, gerr, wn, werr)
+		}
+	}
+}
+
+func asKeyError(err error, ke **KeyError) bool {
+	k, ok := err.(*KeyError)
+	*ke = k
+	return ok
+}
+
+func TestDecodeOnlyMatchesDecode(t *testing.T) {
+	for _, c := range onlyCases() {
+		checkOnly(t, []byte(c))
+	}
+}
+
+// TestDecodeOnlySkipsUnkept: the members only lacks are not in the value,
+// nested objects of a kept member keep all theirs, and a value that is
+// not an object is whole.
+func TestDecodeOnlySkipsUnkept(t *testing.T) {
+	var d Decoder
+	v, err := d.DecodeOnly([]byte(`{"a": {"b": 1, "c": 2}, "big": {"x": [1, 2, 3]}, "d": "s"}`), map[string]bool{"a": true, "d": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"a": map[string]any{"b": json.Number("1"), "c": json.Number("2")}, "d": "s"}
+	if !reflect.DeepEqual(v, want) {
+		t.Errorf("got %#v, want %#v", v, want)
+	}
+	v, err = d.DecodeOnly([]byte(`[{"big": 1}]`), map[string]bool{"a": true})
+	if err != nil || !reflect.DeepEqual(v, []any{map[string]any{"big": json.Number("1")}}) {
+		t.Errorf("an array: got %#v (%v), want its objects whole", v, err)
+	}
+	// The Decoder used with only, then without: nothing of only stays.
+	v, err = d.Decode([]byte(`{"big": 1}`))
+	if err != nil || !reflect.DeepEqual(v, map[string]any{"big": json.Number("1")}) {
+		t.Errorf("Decode after DecodeOnly: got %#v (%v)", v, err)
+	}
+}
+
+func FuzzDecodeOnly(f *testing.F) {
+	for _, c := range onlyCases() {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) { checkOnly(t, in) })
+}
