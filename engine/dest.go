@@ -78,8 +78,7 @@ type destinations struct {
 	// committed, when set, is told the rows of every successful commit
 	// (the run's counts: a row refused by the database is not written).
 	committed func(rows []sink.Row)
-	resuming  bool   // the destination held checkpoints of an unfinished sync
-	instance  string // the run's source instance, hashed (syncState.Instance)
+	resuming  bool // the destination held checkpoints of an unfinished sync
 	// portCursors are the incremental cursors that wait for Port, with
 	// the blueprints they feed (runner.PortCursors). Their checkpoints are
 	// held, not committed, until Port has taken the run's entities: a sync
@@ -139,13 +138,16 @@ type syncState struct {
 	// every run of the sync keys alike, so that the keys its earlier runs
 	// saved still match though a column was made or widened since.
 	Keys map[string][]string `json:"keys,omitempty"`
-	// Instance is the source instance the sync reads (see
-	// sourceInstance), hashed: a run of another one must not resume it.
-	// Its checkpoints would go on with the first instance's pages (a
-	// saved next link is a URL of the first), the second's before them
-	// never read, and its replace tables, complete, would mark deleted
-	// the rows of those pages. Empty in a sync begun before it was kept.
-	Instance string `json:"instance,omitempty"`
+}
+
+// instanceKey is the state entry naming the source instance whose state
+// the destination holds (sourceInstance): its cursors, its sync, its
+// replace tables' rows. It outlives syncs, and only a full refresh
+// replaces it with another instance's (see checkInstance).
+const instanceKey = "@instance"
+
+type instanceState struct {
+	Instance string `json:"instance"`
 }
 
 type partKey struct{ stream, partition string }
@@ -175,7 +177,6 @@ func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOp
 	if err != nil {
 		return nil, err
 	}
-	d.instance = inst
 	if len(f.Tables.Items) > 0 {
 		dest := opts.Dest
 		if dest == "" {
@@ -196,6 +197,25 @@ func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOp
 		d.defs, d.redact = map[string]table.Table{}, pool.Redact
 		for _, t := range tableDefs(f) {
 			d.defs[t.Name] = t
+		}
+		// Before anything of the destination changes (a full refresh of
+		// some streams clears theirs).
+		st, err := db.State(ctx)
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("destination %s: read state: %w", redactDSN(dest), err)
+		}
+		claim, err := checkInstance(f, st, inst, opts.FullRefresh, opts.Streams)
+		if err != nil {
+			d.close()
+			return nil, err
+		}
+		if claim {
+			if _, ok := st[instanceKey]; ok {
+				d.log.Warn("full refresh: the destination held another source instance's state; it starts over for this run's", "instance", instanceInputs(f))
+			}
+			// Committed with the run's first rows, or at its end.
+			d.cps = append(d.cps, instanceCheckpoint(inst))
 		}
 		switch {
 		case opts.FullRefresh && len(opts.Streams) > 0:
@@ -227,7 +247,10 @@ func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOp
 		case opts.FullRefresh:
 			// Everything but the credentials a server rotated: without them
 			// the next request could not authenticate.
-			if err := db.Restart(ctx, func(stream string) bool { return stream == authStateStream }); err != nil {
+			// The instance stays until the run commits its own (above): a
+			// run stopped before that leaves the destination the old
+			// instance's still.
+			if err := db.Restart(ctx, func(stream string) bool { return stream == authStateStream || stream == instanceKey }); err != nil {
 				d.close()
 				return nil, fmt.Errorf("destination: full refresh: %w", err)
 			}
@@ -300,10 +323,14 @@ func PortOwner(sp *Spec, cfg *Config) (string, error) {
 }
 
 // sourceInstance tells the instance of the source a run of f with cfg
-// reads, as PortOwner does (the owner key names it), hashed: it is kept
+// reads: port.owner rendered when the spec declares it, else the values
+// of its required non-secret inputs but those only http.base_url reads
+// (the API's address: a proxy, a region, the --demo simulator move it,
+// not whose data it is). Port's owner key (ownerKey) keeps those: the
+// owners of entities already written do not change. Hashed: it is kept
 // in the destination's state, where a secret's value must not be.
 func sourceInstance(f *spec.File, cfg *Config) (string, error) {
-	key, err := ownerKey(f, cfg)
+	key, err := keyOf(f, cfg, f.AddressInputs())
 	if err != nil {
 		return "", err
 	}
@@ -311,26 +338,56 @@ func sourceInstance(f *spec.File, cfg *Config) (string, error) {
 	return hex.EncodeToString(sum[:8]), nil
 }
 
-// otherInstance refuses to resume sy, an unfinished sync, in a run of
-// instance inst (sourceInstance) when another instance began it.
-func otherInstance(f *spec.File, sy syncState, inst string) error {
-	if sy.Instance == "" || sy.Instance == inst {
-		return nil
+// checkInstance refuses a run of instance inst (sourceInstance) into a
+// destination whose state st another instance wrote (instanceKey): its
+// incremental cursors would make the run skip its own records before
+// them; resumed, that instance's unfinished sync would go on from its
+// pages (a saved next link is a URL of the first), the run's before them
+// never read; and the run's replace tables, complete, would mark deleted
+// every row of the other's, which its source still holds. All of it exit
+// 0. A full refresh (without --streams, which keeps the other streams'
+// state) starts the destination over for the run's instance. claim tells
+// the run to keep its instance there: the destination had none (a new
+// one, or one written before instances were kept), or is refreshed.
+func checkInstance(f *spec.File, st map[string]map[string]json.RawMessage, inst string, fullRefresh bool, streams []string) (claim bool, err error) {
+	raw, ok := st[instanceKey][""]
+	if !ok {
+		return true, nil
 	}
-	return &ConfigError{Problems: []string{fmt.Sprintf("the destination holds an unfinished sync (begun %s) of another source instance than this run's "+
-		"(%s tell them apart): resumed, its checkpoints would go on from that instance's pages, and the rows this run did not read would be marked deleted. "+
-		"Run with that instance's config to finish it, or with --full-refresh (without --streams) to start a new sync", sy.Started.UTC().Format(time.RFC3339), instanceInputs(f))}}
+	var saved instanceState
+	if err := json.Unmarshal(raw, &saved); err != nil {
+		return false, fmt.Errorf("destination: state %s: %w", instanceKey, err)
+	}
+	switch {
+	case saved.Instance == inst:
+		return false, nil
+	case fullRefresh && len(streams) == 0:
+		return true, nil
+	}
+	return false, &ConfigError{Problems: []string{fmt.Sprintf("the destination holds the state of another source instance than this run's "+
+		"(what tells them apart: %s): its cursors would make this run skip its own records before them, its unfinished sync would go on from that instance's pages, "+
+		"and the rows of the replace tables this run did not read would be marked deleted. "+
+		"Run with that instance's config, give this one a destination of its own (--dest), "+
+		"or run with --full-refresh (without --streams) to start this destination over for this instance (its rows replace the other's)", instanceInputs(f))}}
+}
+
+// instanceCheckpoint is the state entry keeping the instance inst.
+func instanceCheckpoint(inst string) sink.Checkpoint {
+	val, _ := json.Marshal(instanceState{Instance: inst}) // a struct of a string
+	return sink.Checkpoint{Stream: instanceKey, Value: val}
 }
 
 // instanceInputs says what tells a spec's source instances apart, for
-// messages: port.owner, or its required non-secret inputs.
+// messages: port.owner, or its required non-secret inputs but the
+// address's (see sourceInstance).
 func instanceInputs(f *spec.File) string {
 	if f.Port != nil && f.Port.Owner.Template() != nil {
 		return "port.owner " + f.Port.Owner.V
 	}
+	addr := f.AddressInputs()
 	var names []string
 	for _, it := range f.Config.Items {
-		if it.Value.Required.V && !it.Value.Secret.V {
+		if it.Value.Required.V && !it.Value.Secret.V && !slices.Contains(addr, it.Key) {
 			names = append(names, it.Key)
 		}
 	}
@@ -341,7 +398,11 @@ func instanceInputs(f *spec.File) string {
 }
 
 // ownerKey is PortOwner's owner key, "" for none, unchecked for secrets.
-func ownerKey(f *spec.File, cfg *Config) (string, error) {
+func ownerKey(f *spec.File, cfg *Config) (string, error) { return keyOf(f, cfg, nil) }
+
+// keyOf is port.owner rendered, or the values of the required non-secret
+// inputs but skip's, path-escaped and joined by "/"; "" for none.
+func keyOf(f *spec.File, cfg *Config, skip []string) (string, error) {
 	var key string
 	if f.Port != nil && f.Port.Owner.Template() != nil {
 		v, err := f.Port.Owner.Template().RenderString(map[string]any{spec.VarConfig: cfg.Values})
@@ -357,7 +418,7 @@ func ownerKey(f *spec.File, cfg *Config) (string, error) {
 	} else {
 		var parts []string
 		for _, it := range f.Config.Items {
-			if it.Value.Required.V && !it.Value.Secret.V {
+			if it.Value.Required.V && !it.Value.Secret.V && !slices.Contains(skip, it.Key) {
 				parts = append(parts, url.PathEscape(fmt.Sprint(cfg.Values[it.Key])))
 			}
 		}
@@ -496,9 +557,6 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 			d.resuming = false
 			return d.state(ctx, now, resumeWithin)
 		}
-		if err := otherInstance(d.f, sy, d.instance); err != nil {
-			return nil, err
-		}
 		d.sync = sy
 		if err := d.keepKeyTypes(ctx); err != nil {
 			return nil, err
@@ -511,7 +569,7 @@ func (d *destinations) state(ctx context.Context, now time.Time, resumeWithin ti
 		d.saved, d.keySeq, d.entries = d.readKeys(st)
 		return st, nil
 	}
-	d.sync = syncState{Started: now.UTC(), Instance: d.instance}
+	d.sync = syncState{Started: now.UTC()}
 	if err := d.keepKeyTypes(ctx); err != nil {
 		return nil, err
 	}
@@ -665,9 +723,10 @@ func refreshedKeys(ctx context.Context, db *table.DB, streams []string) ([]strin
 }
 
 // isPageState tells the state of a sync in progress (page checkpoints and
-// the sync's date) from incremental cursors, which outlive syncs.
+// the sync's date) from what outlives syncs: incremental cursors, rotated
+// credentials and the destination's instance.
 func isPageState(stream string) bool {
-	return !strings.HasSuffix(stream, runner.WatermarkSuffix) && stream != authStateStream
+	return !strings.HasSuffix(stream, runner.WatermarkSuffix) && stream != authStateStream && stream != instanceKey
 }
 
 func (d *destinations) Row(ctx context.Context, r sink.Row) error {

@@ -201,6 +201,14 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 		if err != nil {
 			return nil, fmt.Errorf("destination %s: read state: %w", redactDSN(opts.Dest), err)
 		}
+		// A run of another instance than the destination's is refused.
+		inst, err := sourceInstance(f, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := checkInstance(f, st, inst, opts.FullRefresh, opts.Streams); err != nil {
+			return nil, err
+		}
 		// The duplicate check keys by the tables' types, as a new sync's
 		// run would (the plan reads no saved keys).
 		if ropts.KeyTypes, err = r.KeyTypes(ctx); err != nil {
@@ -226,18 +234,6 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 				return slices.Contains(opts.Streams, stateStream(key))
 			})
 			refuse = resumeRefusal(left, opts.Now(), opts.ResumeWithin)
-		}
-		if refuse != "" {
-			// The run would refuse to resume another instance's sync.
-			var sy syncState
-			_ = json.Unmarshal(st[syncKey][""], &sy)
-			inst, err := sourceInstance(f, cfg)
-			if err != nil {
-				return nil, err
-			}
-			if err := otherInstance(f, sy, inst); err != nil {
-				return nil, err
-			}
 		}
 	}
 

@@ -38,8 +38,8 @@ var (
 // hits a whole ferry process, with its open database and HTTP connections.
 
 // pageState selects the checkpoints of a sync in progress: the incremental
-// cursors stay between syncs.
-const pageState = `WHERE "stream" NOT LIKE '%@cursor'`
+// cursors and the destination's source instance stay between syncs.
+const pageState = `WHERE "stream" NOT LIKE '%@cursor' AND "stream" <> '@instance'`
 
 // crashTables are the tables of testdata/crash/spec.yaml.
 var crashTables = []string{"teams", "projects", "tasks", "task_labels", "task_events", "audit"}
