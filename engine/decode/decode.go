@@ -57,6 +57,10 @@ type Options struct {
 	// Capture lists the paths (off Path) whose values a streamed body
 	// keeps, for Doc: what pagination programs read.
 	Capture [][]string
+	// Shared, when set, is the decoder the body's values are read with:
+	// one reused for the bodies of one stream, one body at a time, keeps
+	// the keys and short values it met (see jsonv.Decoder.KeepValues).
+	Shared *jsonv.Decoder
 	// Members, when set, are the only members a streamed element that is
 	// an object keeps: the others are checked as JSON but not built (the
 	// caller knows nothing reads them). The raw text (Raw) is whole.
@@ -78,7 +82,7 @@ type Decoder struct {
 	json  *jsonStream
 	csv   *csvReader
 	ended bool
-	jv    jsonv.Decoder // NDJSON lines' or the document's (their keys shared)
+	jv    *jsonv.Decoder // every value's (their keys shared): Options.Shared or its own
 }
 
 // New prepares to decode r. It reads nothing yet but the first bytes:
@@ -135,6 +139,11 @@ func NewBytes(b []byte, opts Options) (*Decoder, error) {
 func (d *Decoder) start(in *input) (*Decoder, error) {
 	opts := d.opts
 	d.in = in
+	d.jv = opts.Shared
+	if d.jv == nil {
+		d.jv = &jsonv.Decoder{}
+	}
+	d.jv.Replaced = 0 // this body's
 	// A byte order mark before the text (Windows exports write one) is
 	// neither JSON (RFC 8259 lets a reader ignore it) nor part of a CSV
 	// body's first field, quoted or not.
@@ -144,7 +153,7 @@ func (d *Decoder) start(in *input) (*Decoder, error) {
 	switch opts.Format {
 	case JSON:
 		if opts.Stream {
-			d.json = &jsonStream{in: d.in, path: opts.Path, capture: opts.Capture, dflt: opts.Default && len(opts.Path) == 0, only: opts.Members}
+			d.json = &jsonStream{in: d.in, jv: d.jv, path: opts.Path, capture: opts.Capture, dflt: opts.Default && len(opts.Path) == 0, only: opts.Members}
 			d.next = d.nextStreamed
 		} else {
 			d.next = d.nextDocument
@@ -247,11 +256,7 @@ func (d *Decoder) Doc() any {
 // caller says that they are not written as the source wrote them. CSV
 // and XML count none (CSV keeps the bytes as they are).
 func (d *Decoder) Replaced() int {
-	n := d.jv.Replaced
-	if d.json != nil {
-		n += d.json.jv.Replaced
-	}
-	return n
+	return d.jv.Replaced
 }
 
 // Close releases the decompressor. It does not close the body.
@@ -338,7 +343,7 @@ func (d *Decoder) nextLine() (any, error) {
 			continue
 		}
 		d.raw, d.line = b, line
-		v, err := decodeValue(&d.jv, b)
+		v, err := decodeValue(d.jv, b)
 		if err != nil {
 			return nil, valueError(line, err)
 		}

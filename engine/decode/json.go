@@ -80,7 +80,7 @@ type jsonStream struct {
 	doc           map[string]any
 	raw           []byte
 	line          int
-	jv            jsonv.Decoder // the elements' (their keys shared)
+	jv            *jsonv.Decoder // the Decoder's: the elements' keys are shared
 }
 
 // where names the target for messages: ".a.b", or "the response body".
@@ -368,7 +368,7 @@ func (s *jsonStream) element() (v any, ok bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	if v, err = decodeValueOnly(&s.jv, s.raw, s.only); err != nil {
+	if v, err = decodeValueOnly(s.jv, s.raw, s.only); err != nil {
 		return nil, false, valueError(s.line, err)
 	}
 	return v, true, nil

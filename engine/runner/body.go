@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/ferry-etl/ferry/engine/decode"
 	"github.com/ferry-etl/ferry/engine/eval"
@@ -48,6 +49,7 @@ type bodyPlan struct {
 	// members: the only members of a streamed record anything reads,
 	// when known (see recordMembers); nil: all.
 	members     map[string]bool
+	decoders    sync.Pool // of *jsonv.Decoder, reused page after page
 	csv         decode.CSVOptions
 	compression string
 	maxBytes    int64
@@ -304,12 +306,21 @@ func (c *chainRun) decodePage(pg *pageRead, method string, at position, replay b
 	plan, resp := st.body, pg.resp
 	where := fmt.Sprintf("%spage %d: %s %s: %d", c.windowLabel(at.window), at.page, method, resp.URL, resp.Status)
 	kind := strings.ToUpper(plan.format)
+	// One page at a time per decoder: a stream's pages share their keys
+	// and short values (jsonv.Decoder.KeepValues).
+	jv, _ := plan.decoders.Get().(*jsonv.Decoder)
+	if jv == nil {
+		jv = &jsonv.Decoder{KeepValues: true}
+	}
+	defer plan.decoders.Put(jv)
+	opts := plan.options(resp.Header)
+	opts.Shared = jv
 	var dec *decode.Decoder
 	var err error
 	if b, ok := resp.Spool.Memory(); ok {
-		dec, err = decode.NewBytes(b, plan.options(resp.Header)) // in place, not copied
+		dec, err = decode.NewBytes(b, opts) // in place, not copied
 	} else {
-		dec, err = decode.New(resp.Spool.Reader(), plan.options(resp.Header))
+		dec, err = decode.New(resp.Spool.Reader(), opts)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: response is not valid %s: %w", where, kind, err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -42,6 +43,15 @@ type Decoder struct {
 	// checks that no two of its keys became one (see merged).
 	mended []mendedKey
 
+	// KeepValues keeps short string values met, boxed, by a hash of
+	// their text (values), for a Decoder reused for many documents of one
+	// kind: their records repeat statuses, types and parents' ids, each
+	// then one string rather than one per record. Its table is 16 KiB,
+	// not worth making for one document.
+	KeepValues bool
+	values     *[valueSlots]boxedValue
+	seed       maphash.Seed
+
 	// Replaced counts the strings (keys included) read with invalid
 	// UTF-8 or a lone surrogate escape in them, each read as U+FFFD: the
 	// value is then not the source's, which the caller says. Only the
@@ -53,6 +63,19 @@ type Decoder struct {
 // index in members) and the offset of its opening quote.
 type mendedKey struct {
 	member, at int
+}
+
+// valueSlots and maxValueLen bound the values a Decoder keeps (see
+// values): a slot holds the last value of its hash, so that values met
+// once (times, ids) pass through without filling a table.
+const (
+	valueSlots  = 512
+	maxValueLen = 40
+)
+
+type boxedValue struct {
+	text string
+	v    any
 }
 
 type member struct {
@@ -193,7 +216,7 @@ func (d *decoder) value(depth int) (any, error) {
 	case c == '[':
 		return d.array(depth + 1)
 	case c == '"':
-		return d.string()
+		return d.stringValue()
 	case c == '-' || c >= '0' && c <= '9':
 		return d.number()
 	case c == 't':
@@ -443,6 +466,38 @@ func (d *decoder) otherKey() (string, error) {
 		d.s.mended = append(d.s.mended, mendedKey{len(d.s.members), at})
 	}
 	return k, err
+}
+
+// stringValue reads a string value at d.pos (its opening quote): a short
+// one of plain text is the one met before where its slot holds it.
+func (d *decoder) stringValue() (any, error) {
+	if !d.s.KeepValues {
+		return d.string()
+	}
+	start := d.pos + 1
+	end := min(len(d.data), start+maxValueLen+1)
+	for i := start; i < end; i++ {
+		switch c := d.data[i]; {
+		case c == '"':
+			text := d.data[start:i]
+			s := d.s
+			if s.values == nil {
+				s.values = new([valueSlots]boxedValue)
+				s.seed = maphash.MakeSeed()
+			}
+			slot := &s.values[maphash.Bytes(s.seed, text)&(valueSlots-1)]
+			d.pos = i + 1
+			if slot.v != nil && slot.text == string(text) {
+				return slot.v, nil
+			}
+			str := string(text)
+			slot.text, slot.v = str, str
+			return slot.v, nil
+		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
+			return d.string()
+		}
+	}
+	return d.string()
 }
 
 // string reads a string at d.pos (its opening quote).

@@ -2,6 +2,7 @@ package jsonv
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -105,4 +106,28 @@ func FuzzDecodeOnly(f *testing.F) {
 		f.Add([]byte(c))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) { checkOnly(t, in) })
+}
+
+// TestKeepValuesGivesDecodesValues: one Decoder keeping values, reused
+// for every case twice and for documents of more distinct short values
+// than it has slots, gives what a fresh Decoder gives each time, and
+// counts the same strings replaced.
+func TestKeepValuesGivesDecodesValues(t *testing.T) {
+	docs := append([]string{}, decodeCases...)
+	var many []string
+	for i := range 3 * valueSlots {
+		many = append(many, fmt.Sprintf(`{"s": "v%d", "t": "status-%d", "u": "%s"}`, i, i%7, strings.Repeat("x", i%(maxValueLen+3))))
+	}
+	docs = append(docs, "["+strings.Join(many, ",")+"]")
+	docs = append(docs, docs...)
+	keep := Decoder{KeepValues: true}
+	for _, doc := range docs {
+		var fresh Decoder
+		want, werr := fresh.Decode([]byte(doc))
+		keep.Replaced = 0
+		got, gerr := keep.Decode([]byte(doc))
+		if (werr == nil) != (gerr == nil) || !reflect.DeepEqual(got, want) || keep.Replaced != fresh.Replaced {
+			t.Errorf("%.60q: kept %#v (%v, %d replaced), fresh %#v (%v, %d)", doc, got, gerr, keep.Replaced, want, werr, fresh.Replaced)
+		}
+	}
 }
