@@ -141,10 +141,7 @@ func Check(ctx context.Context, sp *Spec, cfg *Config, opts CheckOptions) (*Chec
 	ro := RunOptions{DryRun: true, Dest: opts.Dest, StateFile: opts.StateFile, Logger: opts.Logger, Now: opts.Now}
 	creds := newCredentials(f, ro)
 	defer creds.close()
-	secrets := cfg.Secrets
-	if opts.Port.ClientSecret != "" {
-		secrets = append(slices.Clip(secrets), opts.Port.ClientSecret)
-	}
+	secrets := runSecrets(cfg, opts.Port)
 	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: newPoolClock(opts.Now).now, Credentials: creds, Transport: opts.Transport})
 
 	var sum *runner.Summary

@@ -43,6 +43,13 @@ type PortOptions struct {
 	AdoptUnowned bool
 }
 
+// runSecrets are what a run's pool redacts from the start: the secret
+// inputs' values and both halves of Port's credential pair (Port treats its
+// client id as a credential, as the token request that sends it does).
+func runSecrets(cfg *Config, po PortOptions) []string {
+	return append(slices.Clip(cfg.Secrets), po.ClientID, po.ClientSecret)
+}
+
 // The Port errors a run's error may wrap: entities not written (Port's
 // rejections, conflicts with another owner), and blueprints whose stale
 // entities could not be listed (nothing of them deleted).

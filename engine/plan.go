@@ -174,10 +174,7 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 	ro := RunOptions{DryRun: true, Dest: opts.Dest, StateFile: opts.StateFile, Logger: opts.Logger, Now: opts.Now}
 	creds := newCredentials(f, ro)
 	defer creds.close()
-	secrets := cfg.Secrets
-	if opts.Port.ClientSecret != "" {
-		secrets = append(slices.Clip(secrets), opts.Port.ClientSecret)
-	}
+	secrets := runSecrets(cfg, opts.Port)
 	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: newPoolClock(opts.Now).now, Credentials: creds})
 	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -102,10 +101,7 @@ func run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *networ
 	// per host, one redactor.
 	creds := newCredentials(f, opts)
 	defer creds.close()
-	secrets := cfg.Secrets
-	if opts.Port.ClientSecret != "" {
-		secrets = append(slices.Clip(secrets), opts.Port.ClientSecret)
-	}
+	secrets := runSecrets(cfg, opts.Port)
 	clock := newPoolClock(opts.Now)
 	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: clock.now, Credentials: creds,
 		Transport: nw.transport, WrapTransport: nw.wrap, Sleep: nw.sleep(clock)})

@@ -9,7 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/ferry-etl/ferry/engine"
+	portsim "github.com/ferry-etl/ferry/engine/sim/port"
 )
 
 const secretsSpec = `version: 1
@@ -137,5 +141,99 @@ func TestRunShowsNoSecret(t *testing.T) {
 		if strings.Contains(stdout.String()+stderr.String(), s) {
 			t.Errorf("the output holds %s", s)
 		}
+	}
+}
+
+// TestPortClientIDNotShown: Port's client id is half of its credential
+// pair, redacted as its secret is. A run that records a cassette (the token
+// request's body holds the id), then a run, a plan and a check whose token
+// request Port refuses with a message quoting the id, print it nowhere:
+// stdout, stderr (debug logs included), the report, the cassette, the
+// database.
+func TestPortClientIDNotShown(t *testing.T) {
+	const id = "portcid-7Hq2xZ"
+	sim := portsim.New(portsim.Options{RateLimit: -1, ClientID: id})
+	defer sim.Close()
+	var refuse atomic.Bool
+	port := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuse.Load() && r.URL.Path == "/v1/auth/access_token" {
+			body := new(bytes.Buffer)
+			body.ReadFrom(r.Body)
+			w.WriteHeader(http.StatusUnauthorized)
+			json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "unauthorized", "message": "client " + id + " may not log in; you sent " + body.String()})
+			return
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	defer port.Close()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`[{"id": "1"}, {"id": "2"}]`))
+	}))
+	defer api.Close()
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{
+		"spec.yaml": `version: 1
+name: pid
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+streams:
+  items:
+    request: {path: /items}
+tables:
+  items: {from: items, primary_key: [id]}
+port:
+  blueprints: bp.json
+  entities:
+    - {blueprint: item, from: items, identifier: .id}
+`,
+		"bp.json": `[{"identifier": "item", "title": "Item", "schema": {"properties": {}, "required": []}}]`,
+		".env":    "PORT_CLIENT_ID=" + id + "\nPORT_CLIENT_SECRET=" + sim.ClientSecret() + "\nPORT_BASE_URL=" + port.URL + "\n",
+	})
+	var out bytes.Buffer
+	ferry := func(want int, args ...string) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), append(args, "--set", "url="+api.URL, "--log-level", "debug"), strings.NewReader(""), &stdout, &stderr)
+		if code != want {
+			t.Fatalf("ferry %s: exit %d, want %d:\n%s", args[0], code, want, stderr.String())
+		}
+		out.Write(stdout.Bytes())
+		out.Write(stderr.Bytes())
+	}
+	ferry(engine.ExitOK, "run", "spec.yaml", "--progress", "none", "--record", "cas", "--report", "ok.json", "--dest", "sqlite:out.db")
+	if n := catalogCount(sim, "item"); n != 2 {
+		t.Fatalf("Port holds %d items, want 2: the recorded run did not write", n)
+	}
+	refuse.Store(true)
+	ferry(engine.ExitFailed, "run", "spec.yaml", "--progress", "none", "--report", "refused.json", "--dest", "sqlite:out.db")
+	ferry(engine.ExitFailed, "check", "spec.yaml", "--dest", "sqlite:out.db")
+	ferry(engine.ExitFailed, "check", "spec.yaml", "--dest", "sqlite:out.db", "--format", "json")
+	ferry(engine.ExitFailed, "plan", "spec.yaml", "--dest", "sqlite:out.db")
+	ferry(engine.ExitFailed, "plan", "spec.yaml", "--dest", "sqlite:out.db", "--format", "json")
+	if !strings.Contains(out.String(), "may not log in") {
+		t.Fatalf("Port's refusal is not shown, so the test shows nothing:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), id) {
+		t.Errorf("the output holds the client id:\n%s", out.String())
+	}
+	files := 0
+	err := filepath.Walk(".", func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() || p == ".env" {
+			return err
+		}
+		files++
+		b, err := os.ReadFile(p)
+		if bytes.Contains(b, []byte(id)) {
+			t.Errorf("%s holds the client id", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files < 6 {
+		t.Errorf("%d files written, want two reports, the database and the cassette's exchanges", files)
 	}
 }
