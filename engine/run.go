@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/fetch"
+	"github.com/ferry-etl/ferry/engine/internal/panics"
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/sink/jsonl"
 	"github.com/ferry-etl/ferry/engine/sink/port"
@@ -83,10 +84,44 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	if err != nil {
 		return &Result{Started: opts.Now()}, err
 	}
-	res, err := run(ctx, sp, cfg, opts, nw)
+	res, err := runGuarded(ctx, sp, cfg, opts, nw)
 	// A failed or interrupted run is recorded too: its answers are what
 	// happened.
 	return res, errors.Join(err, nw.save(opts, err))
+}
+
+// runGuarded is run, a panic on the caller's goroutine (the runner's and
+// the sinks' own goroutines recover theirs) the run's error, redacted by
+// every secret the run knows, rather than the end of the process with an
+// unredacted message.
+func runGuarded(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *network) (res *Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			redact := Redactor(cfg, opts.Port)
+			if nw.pool != nil {
+				redact = nw.pool.Redact
+			}
+			err = panics.New(p, redact, opts.Logger)
+			if res == nil {
+				res = &Result{Started: opts.Now()}
+			}
+		}
+	}()
+	return run(ctx, sp, cfg, opts, nw)
+}
+
+// InternalError is the error of a panic p that a caller of the engine
+// recovered (ferry's CLI, around a command): its text redacted by redact,
+// its stack logged at debug level on log (nil: not logged).
+func InternalError(p any, redact func(string) string, log *slog.Logger) error {
+	return panics.New(p, redact, log)
+}
+
+// Redactor hides the values of cfg's secret inputs and Port's credentials
+// po from a text made outside a run (a run's own redaction knows more: the
+// tokens it fetched).
+func Redactor(cfg *Config, po PortOptions) func(string) string {
+	return fetch.NewPool(fetch.Options{Secrets: runSecrets(cfg, po)}).Redact
 }
 
 func run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *network) (*Result, error) {

@@ -28,6 +28,11 @@ type app struct {
 	// one JSON object per line.
 	jsonLogs bool
 	con      atomic.Pointer[console]
+	// redact hides the secrets of the command's inputs once they are
+	// resolved (nil before): from the message of a panic (see recovered).
+	redact func(string) string
+	// debug is set by --log-level debug: a panic's stack is then shown.
+	debug bool
 }
 
 // command is one ferry subcommand. Its help is what `run` prints for
@@ -155,7 +160,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func (a *app) main(ctx context.Context, args []string) int {
-	err := a.dispatch(ctx, args)
+	a.debug = flagValue(args, "log-level") == "debug"
+	err := a.dispatchGuarded(ctx, args)
 	if errors.Is(err, errHelp) {
 		return engine.ExitOK
 	}
@@ -177,6 +183,34 @@ func (a *app) main(ctx context.Context, args []string) int {
 	return code
 }
 
+// dispatchGuarded is dispatch with a panic on the command's goroutine (the
+// engine's own goroutines recover theirs) its error: an internal error,
+// redacted, exit 1, instead of the runtime's message and stack on stderr,
+// which may quote a secret.
+func (a *app) dispatchGuarded(ctx context.Context, args []string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = a.recovered(p)
+		}
+	}()
+	return a.dispatch(ctx, args)
+}
+
+// recovered is the error of a panic p that the command recovered, its
+// text redacted by the command's secrets; its stack is shown (redacted)
+// with --log-level debug.
+func (a *app) recovered(p any) error {
+	var log *slog.Logger
+	switch {
+	case !a.debug:
+	case a.jsonLogs:
+		log = slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	default:
+		log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return engine.InternalError(p, a.redact, log)
+}
+
 // exitCode is the exit code of a command that ended with err.
 func exitCode(ctx context.Context, err error) int {
 	interrupted := ctx.Err() != nil && errors.Is(err, context.Canceled)
@@ -188,18 +222,25 @@ func (a *app) jsonLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(a.
 
 // wantsJSONLogs tells whether the command line asks for --log-format json,
 // before flags are parsed: a flag error is then reported as JSON too.
-func wantsJSONLogs(args []string) bool {
+func wantsJSONLogs(args []string) bool { return flagValue(args, "log-format") == "json" }
+
+// flagValue is the value the command line gives flag name (--name V or
+// --name=V, the last one given), read before flags are parsed; "" for none.
+func flagValue(args []string, name string) string {
+	v := ""
 	for i, x := range args {
 		if x == "--" {
-			return false
+			break
 		}
-		for _, p := range []string{"--log-format", "-log-format"} {
-			if x == p+"=json" || x == p && i+1 < len(args) && args[i+1] == "json" {
-				return true
+		for _, p := range []string{"--" + name, "-" + name} {
+			if s, ok := strings.CutPrefix(x, p+"="); ok {
+				v = s
+			} else if x == p && i+1 < len(args) {
+				v = args[i+1]
 			}
 		}
 	}
-	return false
+	return v
 }
 
 func (a *app) dispatch(ctx context.Context, args []string) error {

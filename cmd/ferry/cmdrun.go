@@ -127,6 +127,11 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 	if *f.report != "" {
 		// The report is written however the run ends, once flags are read.
 		defer func() {
+			if p := recover(); p != nil {
+				// The report says the run failed, with the panic's error
+				// (see dispatchGuarded), not that it went well.
+				err = a.recovered(p)
+			}
 			rep := engine.NewRunReport(sp, specPath, res, err, exitCode(ctx, err), *f.dryRun, time.Now())
 			switch werr := a.writeReport(*f.report, rep); {
 			case werr == nil:
@@ -538,6 +543,7 @@ func (a *app) resolveInputs(ctx context.Context, log *slog.Logger, sp *engine.Sp
 	if demoPort != nil {
 		in.port = *demoPort
 	}
+	a.redact = engine.Redactor(in.cfg, in.port)
 	in.port.NoDelete, in.port.AdoptOwners, in.port.AdoptUnowned = *f.noDelete, f.adoptOwners, *f.adoptUnowned
 	if *f.streams != "" {
 		in.streams = strings.Split(*f.streams, ",")

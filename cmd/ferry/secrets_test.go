@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -235,5 +236,98 @@ port:
 	}
 	if files < 6 {
 		t.Errorf("%d files written, want two reports, the database and the cassette's exchanges", files)
+	}
+}
+
+// panicWriter passes writes on to w, but panics on the first that holds
+// on (every one: ""), with msg: a forced bug whose message quotes a secret.
+type panicWriter struct {
+	w       io.Writer
+	on, msg string
+	done    bool
+}
+
+func (p *panicWriter) Write(b []byte) (int, error) {
+	if !p.done && strings.Contains(string(b), p.on) {
+		p.done = p.on != ""
+		panic(p.msg)
+	}
+	return p.w.Write(b)
+}
+
+// TestPanicIsAReportedInternalError: a panic during a command, in the
+// engine (a dry run's stdout) or in the command itself (the summary, the
+// check's output), ends it with exit 1 and an internal error on stderr and
+// in the report, its message redacted by the run's secrets; the stack is
+// shown, redacted, with --log-level debug only.
+func TestPanicIsAReportedInternalError(t *testing.T) {
+	const key = "KEYs3cret-crash"
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`[{"id": "1"}, {"id": "2"}]`))
+	}))
+	defer api.Close()
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{"spec.yaml": `version: 1
+name: crash
+config:
+  url: {required: true}
+  key: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+  auth: {type: query, param: api_key, value: "${ config.key }"}
+streams:
+  items: {request: {path: /items}}
+tables:
+  items: {from: items, primary_key: [id]}
+`})
+	msg := "forced bug; key " + key
+	for _, tc := range []struct {
+		name           string
+		args           []string
+		stdout, stderr string // panic on the first write holding this ("": every write; "-": none)
+		report, stack  bool
+	}{
+		{name: "engine", args: []string{"run", "spec.yaml", "--dry-run", "--progress", "none", "--report", "r.json"}, stdout: "", stderr: "-", report: true},
+		{name: "command", args: []string{"run", "spec.yaml", "--dest", "sqlite:out.db", "--progress", "none", "--report", "r.json"}, stdout: "-", stderr: "records are what the API gave", report: true},
+		{name: "debug", args: []string{"check", "spec.yaml", "--format", "json", "--log-level", "debug"}, stdout: "", stderr: "-", stack: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove("r.json")
+			var stdout, stderr bytes.Buffer
+			out, errw := io.Writer(&stdout), io.Writer(&stderr)
+			if tc.stdout != "-" {
+				out = &panicWriter{w: &stdout, on: tc.stdout, msg: msg}
+			}
+			if tc.stderr != "-" {
+				errw = &panicWriter{w: &stderr, on: tc.stderr, msg: msg}
+			}
+			code := run(t.Context(), append(tc.args, "--set", "url="+api.URL, "--set", "key="+key), strings.NewReader(""), out, errw)
+			if code != engine.ExitFailed {
+				t.Errorf("exit %d, want %d:\n%s", code, engine.ExitFailed, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "internal error") || !strings.Contains(stderr.String(), "forced bug; key REDACTED") {
+				t.Errorf("stderr does not say the internal error, redacted:\n%s", stderr.String())
+			}
+			if got := strings.Contains(stderr.String(), "goroutine "); got != tc.stack {
+				t.Errorf("stack shown: %v, want %v:\n%s", got, tc.stack, stderr.String())
+			}
+			if strings.Contains(stdout.String()+stderr.String(), key) {
+				t.Errorf("the output holds the key:\n%s\n%s", stdout.String(), stderr.String())
+			}
+			if !tc.report {
+				return
+			}
+			data, err := os.ReadFile("r.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rep engine.RunReport
+			if err := json.Unmarshal(data, &rep); err != nil {
+				t.Fatal(err)
+			}
+			if rep.Status != "failed" || rep.ExitCode != engine.ExitFailed || !strings.Contains(rep.Error, "internal error") || strings.Contains(string(data), key) {
+				t.Errorf("report: status %q, exit %d, error %q (or the key in it)", rep.Status, rep.ExitCode, rep.Error)
+			}
+		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/fetch"
 	"github.com/ferry-etl/ferry/engine/internal/jsonv"
+	"github.com/ferry-etl/ferry/engine/internal/panics"
 	"github.com/ferry-etl/ferry/engine/paginate"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
@@ -289,7 +290,7 @@ func nonNil(l []any) []any {
 // its windows one after the other, each a chain of pages.
 func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 	c := &chainRun{r: r, st: st, rn: rn, ctx: ctx, seed: maphash.MakeSeed()}
-	err := c.run()
+	err := c.runGuarded()
 	if errors.Is(err, fetch.ErrRestart) && ctx.Err() == nil {
 		// The API refused where the chain stood (a delta token or cursor
 		// saved by an earlier run, expired since): read it all again,
@@ -305,7 +306,7 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		// windows left unread.
 		st.read.windows(-c.windowsDone, -c.windowsTotal)
 		c = &chainRun{r: r, st: st, rn: rn, ctx: ctx, seed: c.seed, restarted: true}
-		if err = c.run(); errors.Is(err, fetch.ErrRestart) {
+		if err = c.runGuarded(); errors.Is(err, fetch.ErrRestart) {
 			err = fmt.Errorf("refused again when read from its start: %w", err)
 		}
 	}
@@ -463,6 +464,14 @@ func (c *chainRun) send(it item) bool {
 	case <-c.ctx.Done():
 		return false
 	}
+}
+
+// runGuarded is run on the chain's own goroutine, a panic in it (a
+// program, a request) the chain's error rather than the end of the
+// process with an unredacted message (see package panics).
+func (c *chainRun) runGuarded() (err error) {
+	defer panics.Recover(&err, c.r.opts.Pool.Redact, c.r.log)
+	return c.run()
 }
 
 func (c *chainRun) run() error {

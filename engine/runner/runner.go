@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/fetch"
+	"github.com/ferry-etl/ferry/engine/internal/panics"
 	"github.com/ferry-etl/ferry/engine/sink"
 	"github.com/ferry-etl/ferry/engine/spec"
 )
@@ -551,7 +552,9 @@ func (r *Runner) runStage(ctx context.Context, sts []*streamState, out Output, f
 	var runs sync.WaitGroup
 	g, gctx := errgroup.WithContext(sctx)
 	for _, st := range sts {
-		g.Go(func() error { return r.release(gctx, st, out, &runs, fails) })
+		// A panic in a release (a mapping, a sink's write) fails the
+		// stage, redacted, as the Output's errors do.
+		g.Go(panics.Guard(func() error { return r.release(gctx, st, out, &runs, fails) }, r.opts.Pool.Redact, r.log))
 	}
 	for _, st := range sts {
 		if st.s.Parent() == nil && st.s.BatchOf() == nil {

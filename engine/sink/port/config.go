@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferry-etl/ferry/engine/fetch"
+	"github.com/ferry-etl/ferry/engine/internal/panics"
 	"github.com/ferry-etl/ferry/engine/sink"
 )
 
@@ -215,6 +216,10 @@ type Sink struct {
 	// encoding spent more on growing than on writing.
 	encoding sync.Pool
 }
+
+// guard is f, run on a goroutine of its own, with a panic in it its
+// error, redacted (see package panics), not the end of the process.
+func (s *Sink) guard(f func() error) func() error { return panics.Guard(f, s.api.redact, s.log) }
 
 // New validates cfg and returns a Sink. It does no I/O.
 func New(cfg Config) (*Sink, error) {

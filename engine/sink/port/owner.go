@@ -170,7 +170,7 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 			st.listed(bp, 0, nil) // a plan's new blueprint: Port holds none of it
 			continue
 		}
-		g.Go(func() error {
+		g.Go(s.guard(func() error {
 			n, err := s.listOwned(gctx, st.sp, defs[bp])
 			if err != nil && gctx.Err() != nil {
 				return err
@@ -179,7 +179,7 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 			// count and the lookups below still decide about each identifier.
 			st.listed(bp, n, err)
 			return nil
-		})
+		}))
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -204,12 +204,12 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 		if len(unknown) == 0 {
 			continue
 		}
-		g.Go(func() error {
+		g.Go(s.guard(func() error {
 			if s.holdsNone(gctx, bp) {
 				st.setEmpty(bp)
 			}
 			return nil
-		})
+		}))
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -245,7 +245,7 @@ func (s *Sink) claim(ctx context.Context, st *runState, defs map[string]*Bluepri
 			}
 			after = unknown[len(unknown)-1]
 			for chunk := range slices.Chunk(unknown, lookupChunk) {
-				g.Go(func() error { return s.claimChunk(gctx, st, bp, chunk, s.stubbed(defs, bp)) })
+				g.Go(s.guard(func() error { return s.claimChunk(gctx, st, bp, chunk, s.stubbed(defs, bp)) }))
 			}
 		}
 	}

@@ -945,7 +945,7 @@ func (s *Sink) sendPages(ctx context.Context, st *runState, o *loadOrder, bps []
 	g.SetLimit(s.cfg.Concurrency)
 	send := func(bs []batch) {
 		for _, b := range bs {
-			g.Go(func() error { return s.sendBatch(gctx, st, b) })
+			g.Go(s.guard(func() error { return s.sendBatch(gctx, st, b) }))
 		}
 	}
 	for _, bpID := range bps {
