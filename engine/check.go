@@ -115,6 +115,8 @@ func Check(ctx context.Context, sp *Spec, cfg *Config, opts CheckOptions) (*Chec
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	var logs *logRedaction
+	opts.Logger, logs = redactingLogger(opts.Logger, Redactor(cfg, opts.Port))
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -143,6 +145,7 @@ func Check(ctx context.Context, sp *Spec, cfg *Config, opts CheckOptions) (*Chec
 	defer creds.close()
 	secrets := runSecrets(cfg, opts.Port)
 	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: newPoolClock(opts.Now).now, Credentials: creds, Transport: opts.Transport})
+	logs.use(pool.Redact)
 
 	var sum *runner.Summary
 	if len(asked) > 0 {

@@ -155,6 +155,8 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	var logs *logRedaction
+	opts.Logger, logs = redactingLogger(opts.Logger, Redactor(cfg, opts.Port))
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -176,6 +178,7 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 	defer creds.close()
 	secrets := runSecrets(cfg, opts.Port)
 	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: newPoolClock(opts.Now).now, Credentials: creds})
+	logs.use(pool.Redact)
 	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
 
 	// What a run would resume from: incremental cursors (it reads only

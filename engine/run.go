@@ -71,6 +71,8 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	var logs *logRedaction
+	opts.Logger, logs = redactingLogger(opts.Logger, Redactor(cfg, opts.Port))
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -84,7 +86,7 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	if err != nil {
 		return &Result{Started: opts.Now()}, err
 	}
-	res, err := runGuarded(ctx, sp, cfg, opts, nw)
+	res, err := runGuarded(ctx, sp, cfg, opts, nw, logs)
 	// A failed or interrupted run is recorded too: its answers are what
 	// happened.
 	return res, errors.Join(err, nw.save(opts, err))
@@ -94,7 +96,7 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 // the sinks' own goroutines recover theirs) the run's error, redacted by
 // every secret the run knows, rather than the end of the process with an
 // unredacted message.
-func runGuarded(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *network) (res *Result, err error) {
+func runGuarded(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *network, logs *logRedaction) (res *Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			redact := Redactor(cfg, opts.Port)
@@ -107,7 +109,7 @@ func runGuarded(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw 
 			}
 		}
 	}()
-	return run(ctx, sp, cfg, opts, nw)
+	return run(ctx, sp, cfg, opts, nw, logs)
 }
 
 // InternalError is the error of a panic p that a caller of the engine
@@ -124,7 +126,9 @@ func Redactor(cfg *Config, po PortOptions) func(string) string {
 	return fetch.NewPool(fetch.Options{Secrets: runSecrets(cfg, po)}).Redact
 }
 
-func run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *network) (*Result, error) {
+// run is a run; logs is the redaction of opts.Logger, the pool's once it
+// exists.
+func run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *network, logs *logRedaction) (*Result, error) {
 	f := sp.f
 	res := &Result{Started: opts.Now()}
 	for _, name := range opts.Streams {
@@ -141,6 +145,7 @@ func run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *networ
 	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: clock.now, Credentials: creds,
 		Transport: nw.transport, WrapTransport: nw.wrap, Sleep: nw.sleep(clock)})
 	nw.pool = pool
+	logs.use(pool.Redact)
 	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
 	if opts.DryRun {
 		if sp.WritesPort() {
