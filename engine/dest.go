@@ -323,10 +323,44 @@ func PortOwner(sp *Spec, cfg *Config) (string, error) {
 			return "", &ConfigError{Problems: []string{"port.owner: the owner key would hold the value of a secret input; Port shows it on every entity"}}
 		}
 	}
+	if name := urlPasswordIn(f, cfg, key); name != "" {
+		// A base URL's password is a credential though its input is not
+		// marked secret (fetch redacts it from every URL it shows).
+		return "", &ConfigError{Problems: []string{fmt.Sprintf("port.owner: the owner key would hold the password in input %s's URL; Port shows it on every entity: "+
+			"mark %s secret: true, or declare port.owner without it", name, name)}}
+	}
 	if key == "" {
 		return f.Name.V, nil
 	}
 	return f.Name.V + "/" + key, nil
+}
+
+// urlPasswordIn names the config input whose value is a URL with a
+// password that key holds (as written, escaped, or decoded); "" for none.
+// A password under 4 characters counts only as the URL's userinfo
+// (":pw@"): alone it may be any part of the key.
+func urlPasswordIn(f *spec.File, cfg *Config, key string) string {
+	for _, it := range f.Config.Items {
+		v, ok := cfg.Values[it.Key].(string)
+		if !ok {
+			continue
+		}
+		u, err := url.Parse(v)
+		if err != nil || u.User == nil {
+			continue
+		}
+		pw, set := u.User.Password()
+		if !set || pw == "" {
+			continue
+		}
+		_, written, _ := strings.Cut(u.User.String(), ":")
+		for _, form := range []string{pw, written, url.PathEscape(pw), url.QueryEscape(pw), url.PathEscape(written)} {
+			if strings.Contains(key, ":"+form+"@") || len(form) >= 4 && strings.Contains(key, form) {
+				return it.Key
+			}
+		}
+	}
+	return ""
 }
 
 // sourceInstance tells the instance of the source a run of f with cfg

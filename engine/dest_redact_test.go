@@ -496,3 +496,62 @@ tables:
 		t.Errorf("replay: %v, want the recorded 400", replayErr)
 	}
 }
+
+// TestPortOwnerHoldsNoURLPassword: the owner key is written to Port on
+// every entity (ferryOwner), logged and reported. A required input that is
+// not marked secret but is a URL with a password (a base URL's, which
+// fetch redacts from every URL it shows) would put the password there: the
+// run is refused before anything is written, naming the input and not the
+// password; so is a port.owner that renders it, even a short one. Without
+// a password, or with the input marked secret, the owner is as before.
+func TestPortOwnerHoldsNoURLPassword(t *testing.T) {
+	const pw = "PWowner-5t6y7u"
+	head := `version: 1
+name: own
+config:
+  url: {required: true%s}
+  org: {required: true}
+http:
+  base_url: ${ config.url }
+streams:
+  items: {request: {path: /items}}
+port:
+  blueprints: bp.json
+%s  entities:
+    - {blueprint: item, from: items, identifier: .id}
+`
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bp.json"), []byte(`[{"identifier": "item", "title": "Item", "schema": {"properties": {}, "required": []}}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, secret, owner, url, want string // want: the owner, or "" for refused
+	}{
+		{"default key", "", "", "http://bob:" + pw + "@h.example/api", ""},
+		{"escaped password", "", "", "http://bob:" + pw + "%2F1@h.example/api", ""},
+		{"owner template", "", "  owner: '${ config.url }'\n", "http://bob:" + pw + "@h.example/api", ""},
+		{"short password", "", "  owner: 'x-${ config.url }'\n", "http://bob:pw@h.example/api", ""},
+		{"no password", "", "", "http://bob@h.example/api", "own/http:%2F%2Fbob@h.example%2Fapi/acme"},
+		{"secret input", ", secret: true", "", "http://bob:" + pw + "@h.example/api", "own/acme"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sp := writeSpec(t, dir, "s.yaml", fmt.Sprintf(head, tc.secret, tc.owner))
+			cfg, err := engine.ResolveConfig(sp, engine.ConfigSources{Sets: map[string]string{"url": tc.url, "org": "acme"}, Getenv: func(string) (string, bool) { return "", false }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			owner, err := engine.PortOwner(sp, cfg)
+			switch {
+			case tc.want != "" && (err != nil || owner != tc.want):
+				t.Errorf("owner %q, %v; want %q", owner, err, tc.want)
+			case tc.want == "" && (err == nil || !strings.Contains(err.Error(), "password in input url's URL")):
+				t.Errorf("owner %q, %v; want refused, naming url", owner, err)
+			case err != nil && strings.Contains(err.Error(), "pw"):
+				t.Errorf("the refusal shows the password: %v", err)
+			}
+			if engine.ExitCode(err, false) != map[bool]int{true: engine.ExitOK, false: engine.ExitUsage}[tc.want != ""] {
+				t.Errorf("exit code %d for %v", engine.ExitCode(err, false), err)
+			}
+		})
+	}
+}
