@@ -331,3 +331,54 @@ tables:
 		})
 	}
 }
+
+// TestPortEntityErrorsShowNoSecret: an entity's failure is reported (the
+// error, the summary, the report) with its reason: Port's message about
+// an entity it refused, which may quote the entity's values, and the
+// check of a field against its blueprint, which quotes the value ("got
+// …"). A value built from a secret input (the spec is warned of it) is
+// redacted in both, as in every other answer of Port's.
+func TestPortEntityErrorsShowNoSecret(t *testing.T) {
+	const key = "KEYport-0p9o8i7u"
+	sim := portsim.New(portsim.Options{RateLimit: -1})
+	defer sim.Close()
+	sim.RejectEntity("item", "1", http.StatusUnprocessableEntity, "invalid_entity", "entity 1 must not hold "+key)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`[{"id": "1", "link": "https://x.example/1"}, {"id": "2", "link": "no url"}, {"id": "3", "link": "https://x.example/3"}]`))
+	}))
+	defer api.Close()
+	t.Chdir(t.TempDir())
+	writeFiles(t, map[string]string{
+		"spec.yaml": `version: 1
+name: pe
+config:
+  url: {required: true}
+  key: {required: true, secret: true}
+http:
+  base_url: ${ config.url }
+  auth: {type: query, param: api_key, value: "${ config.key }"}
+streams:
+  items:
+    request: {path: /items}
+port:
+  blueprints: bp.json
+  entities:
+    - {blueprint: item, from: items, identifier: .id, properties: {link: '.link + "?k=" + $config.key'}}
+`,
+		"bp.json": `[{"identifier": "item", "title": "Item", "schema": {"properties": {"link": {"type": "string", "format": "url", "title": "Link"}}, "required": []}}]`,
+		".env":    "PORT_CLIENT_ID=" + sim.ClientID() + "\nPORT_CLIENT_SECRET=" + sim.ClientSecret() + "\nPORT_BASE_URL=" + sim.URL() + "\n",
+	})
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"run", "spec.yaml", "--set", "url=" + api.URL, "--set", "key=" + key, "--progress", "none", "--report", "r.json", "--log-level", "debug"}, strings.NewReader(""), &stdout, &stderr)
+	rep, err := os.ReadFile("r.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := stdout.String() + stderr.String() + string(rep)
+	if code != engine.ExitFailed || !strings.Contains(all, "entity 1 must not hold REDACTED") || !strings.Contains(all, `got \"no url?k=REDACTED\"`) {
+		t.Fatalf("exit %d, want 1 naming both entities' failures, redacted:\n%s\n%s", code, stderr.String(), rep)
+	}
+	if strings.Contains(all, key) {
+		t.Errorf("the output or the report holds the key:\n%s\n%s", stderr.String(), rep)
+	}
+}

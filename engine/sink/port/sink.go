@@ -137,7 +137,9 @@ func (s *Sink) Write(ctx context.Context, e sink.Entity) error {
 		delete(s.invalidAt, k)
 	}
 	if len(errs) > 0 {
-		s.invalid = append(s.invalid, EntityError{Blueprint: e.Blueprint, Identifier: id, Message: joinErrors(errs), Stream: e.Stream, Parents: e.Parents, Merged: merged})
+		// A field's error quotes its value ("got %q"), which a spec may
+		// have built from a secret: the message is reported and logged.
+		s.invalid = append(s.invalid, EntityError{Blueprint: e.Blueprint, Identifier: id, Message: s.api.redact(joinErrors(errs)), Stream: e.Stream, Parents: e.Parents, Merged: merged})
 		data = nil
 		if id != "" {
 			if s.invalidAt == nil {
@@ -1602,7 +1604,9 @@ func (s *Sink) sendBatch(ctx context.Context, st *runState, b batch) error {
 	for _, e := range out.Errors {
 		if e.Index.N >= 0 && e.Index.N < len(b.items) {
 			seen[e.Index.N] = true
-			msg := fmt.Sprintf("%d %s: %s", e.StatusCode, e.Error, e.Message)
+			// Port's message may quote the entity's values, as every
+			// other answer of Port's it is redacted.
+			msg := s.api.redact(fmt.Sprintf("%d %s: %s", e.StatusCode, e.Error, e.Message))
 			if b.create {
 				// Perhaps it exists after all: whose it is decides.
 				recheck = append(recheck, b.items[e.Index.N])
