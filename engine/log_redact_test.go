@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -61,18 +62,7 @@ tables:
 	}
 }
 
-// TestRunLogShowsNoSecret: the run's log lines that name a request's
-// parents (here the warning of a request a response rule skipped) show a
-// partition value built from a secret input redacted, as its request's URL
-// and the report's skip do.
-func TestRunLogShowsNoSecret(t *testing.T) {
-	const key = "KEYpart-1q2w3e4r"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusNotFound)
-		w.Write([]byte(`{"error": "no such account"}`))
-	}))
-	defer srv.Close()
-	out, logs, cassette, runErr := runDerived(t, `version: 1
+const partitionLogSpec = `version: 1
 name: s
 config:
   url: {required: true}
@@ -89,7 +79,20 @@ streams:
     request: {path: "/accounts/${ parent.value }/items"}
 tables:
   items: {from: items, primary_key: [id]}
-`, srv, map[string]string{"key": key})
+`
+
+// TestRunLogShowsNoSecret: the run's log lines that name a request's
+// parents (here the warning of a request a response rule skipped) show a
+// partition value built from a secret input redacted, as its request's URL
+// and the report's skip do; so do a plan's.
+func TestRunLogShowsNoSecret(t *testing.T) {
+	const key = "KEYpart-1q2w3e4r"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"error": "no such account"}`))
+	}))
+	defer srv.Close()
+	out, logs, cassette, runErr := runDerived(t, partitionLogSpec, srv, map[string]string{"key": key})
 	if runErr != nil {
 		t.Fatal(runErr)
 	}
@@ -97,4 +100,21 @@ tables:
 		t.Errorf("no skipped request logged with its parents, the secret one redacted:\n%s", logs)
 	}
 	noneShown(t, map[string]string{"stdout": out, "logs": logs, "cassette": cassette}, map[string]string{"key": key})
+
+	// A plan reads as the run does, and logs as it does.
+	dir := t.TempDir()
+	f := writeSpec(t, dir, "p.yaml", partitionLogSpec)
+	cfg, err := engine.ResolveConfig(f, engine.ConfigSources{Sets: map[string]string{"url": srv.URL, "key": key}, Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var planLogs bytes.Buffer
+	if _, err := engine.PlanRun(t.Context(), f, cfg, engine.PlanOptions{Dest: "sqlite:" + filepath.Join(dir, "p.db"), StateFile: filepath.Join(dir, "state.json"),
+		Logger: slog.New(slog.NewTextHandler(&planLogs, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(planLogs.String(), `parents="accts[value=REDACTED]"`) {
+		t.Errorf("the plan logged no skipped request with its parents redacted:\n%s", planLogs.String())
+	}
+	noneShown(t, map[string]string{"plan logs": planLogs.String()}, map[string]string{"key": key})
 }
