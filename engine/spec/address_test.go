@@ -10,6 +10,9 @@ import (
 // a query value, a jq program, port.owner each count as another read, and
 // config read whole reads them all.
 func TestAddressInputs(t *testing.T) {
+	// urlOnly is a spec whose url input base_url reads, up to its apps
+	// stream's body: each case adds one more read of it.
+	const urlOnly = "\nconfig:\n  url: {required: true}\nhttp:\n  base_url: ${ config.url }\nstreams:\n  apps:\n"
 	for _, tc := range []struct {
 		name, src string
 		want      []string
@@ -28,63 +31,21 @@ streams:
     http: {base_url: '${ config["org"] }'}
     request: {path: /more}
 `, []string{"region", "url"}},
-		{"also in a path", `
-config:
-  url: {required: true}
-http:
-  base_url: ${ config.url }
-streams:
-  apps:
-    request: {path: '/x/${ config?.url }'}
+		{"also in a path", urlOnly + `    request: {path: '/x/${ config?.url }'}
 `, nil},
-		{"also in a query value", `
-config:
-  url: {required: true}
-http:
-  base_url: ${ config.url }
-streams:
-  apps:
-    request:
+		{"also in a query value", urlOnly + `    request:
       path: /x
       query: {u: {a: ['${ config.url }']}}
 `, nil},
-		{"also in jq", `
-config:
-  url: {required: true}
-http:
-  base_url: ${ config.url }
-streams:
-  apps:
-    request: {path: /x}
+		{"also in jq", urlOnly + `    request: {path: /x}
     records: '.items[] | .u = $config.url'
 `, nil},
-		{"also in when", `
-config:
-  url: {required: true}
-http:
-  base_url: ${ config.url }
-streams:
-  apps:
-    when: config.url != ""
+		{"also in when", urlOnly + `    when: config.url != ""
     request: {path: /x}
 `, nil},
-		{"config whole", `
-config:
-  url: {required: true}
-http:
-  base_url: ${ config.url }
-streams:
-  apps:
-    request: {path: '/x/${ toJSON(config) }'}
+		{"config whole", urlOnly + `    request: {path: '/x/${ toJSON(config) }'}
 `, nil},
-		{"jq config whole", `
-config:
-  url: {required: true}
-http:
-  base_url: ${ config.url }
-streams:
-  apps:
-    request: {path: /x}
+		{"jq config whole", urlOnly + `    request: {path: /x}
     records: '.[] | .c = $config'
 `, nil},
 	} {
