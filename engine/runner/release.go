@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/ferry-etl/ferry/engine/internal/stack"
 	"github.com/ferry-etl/ferry/engine/sink"
 )
 
@@ -74,28 +75,10 @@ func (r *Runner) start(ctx context.Context, st *streamState, rn *run, runs *sync
 	go func() {
 		defer runs.Done()
 		defer close(rn.out)
-		stackAhead()
+		stack.Ahead() // see there: the chain sends requests
 		r.fetch(ctx, st, rn)
 	}()
 }
-
-// stackAhead grows a chain's goroutine stack, while it is shallow, to
-// what its requests take (the runner's, fetch's, resty's and net/http's
-// frames: between 8 and 16 KiB). Left to grow where a request is sent, the
-// runtime copied every frame above that point, once per chain: 2-3% of the
-// Port path's CPU. Here it copies one.
-//
-//go:noinline
-func stackAhead() byte {
-	var frame [stackAheadBytes]byte
-	return lastByte(frame[:])
-}
-
-// stackAheadBytes is a frame that takes a goroutine's stack to 16 KiB.
-const stackAheadBytes = 12 << 10
-
-//go:noinline
-func lastByte(b []byte) byte { return b[len(b)-1] }
 
 // chainOnce records that rn's chain runs in this stage and tells whether
 // it is to run: not when the latest chain of its partition ran for the

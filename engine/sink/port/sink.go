@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/ferry-etl/ferry/engine/internal/jsonv"
+	"github.com/ferry-etl/ferry/engine/internal/stack"
 
 	"golang.org/x/sync/errgroup"
 
@@ -947,7 +948,10 @@ func (s *Sink) sendPages(ctx context.Context, st *runState, o *loadOrder, bps []
 	g.SetLimit(s.cfg.Concurrency)
 	send := func(bs []batch) {
 		for _, b := range bs {
-			g.Go(s.guard(func() error { return s.sendBatch(gctx, st, b) }))
+			g.Go(s.guard(func() error {
+				stack.Ahead() // see there: a bulk request's frames
+				return s.sendBatch(gctx, st, b)
+			}))
 		}
 	}
 	for _, bpID := range bps {
