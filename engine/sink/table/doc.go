@@ -138,8 +138,12 @@
 // generation, a complete replace table first having the rows with
 // _ferry_synced before the generation's start marked (_ferry_deleted =
 // true, or DELETE with HardDelete) — unless they are more than its
-// DeleteThreshold (default 0.9) of the rows not marked deleted, when none
-// is marked, the generation still ends, a warning names the table, the
+// DeleteThreshold (default 0.9) of the rows not marked deleted when the
+// sync began (counted as its generation begins, before the sync's first
+// rows land, and kept in _ferry_sync.live_at_start: the rows a sync
+// inserts do not dilute the share, and a resumed sync counts from its
+// start; a generation begun by a ferry that kept no count counts the
+// rows live at its end), when none is marked, the generation still ends, a warning names the table, the
 // counts and the option, and SkippedDeletes reports it (an API answering
 // a complete-looking empty list must not empty the table; no floor for
 // small tables: at 0.9 a table of ten rows or fewer may lose any of them

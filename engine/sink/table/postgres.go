@@ -104,7 +104,7 @@ func (s *pgBackend) setup(ctx context.Context) (err error) {
 	}
 	qs := []string{
 		`CREATE TABLE IF NOT EXISTS ` + s.stateT + ` (stream text NOT NULL, "partition" text NOT NULL, value text NOT NULL, updated_at timestamptz NOT NULL, PRIMARY KEY (stream, "partition"))`,
-		`CREATE TABLE IF NOT EXISTS ` + s.syncT + ` (tbl text PRIMARY KEY, started_at timestamptz NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS ` + s.syncT + ` (tbl text PRIMARY KEY, started_at timestamptz NOT NULL, ` + colLiveAtStart + ` bigint)`,
 		`CREATE TABLE IF NOT EXISTS ` + s.lockT + ` (id int PRIMARY KEY, holder text NOT NULL, pid int NOT NULL, host text NOT NULL, acquired_at timestamptz NOT NULL)`,
 	}
 	if !exists {
@@ -112,6 +112,16 @@ func (s *pgBackend) setup(ctx context.Context) (err error) {
 	}
 	for _, q := range qs {
 		if _, err := tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("postgres: setup schema %q: %w", s.schema, err)
+		}
+	}
+	// A _ferry_sync made before the count was kept gets the column (its
+	// open generations have none: NULL, see finishIn). Checked first: an
+	// ALTER TABLE locks the table even when it has the column.
+	if _, counted, err := s.syncLayout(ctx, tx); err != nil {
+		return err
+	} else if !counted {
+		if _, err := tx.Exec(ctx, `ALTER TABLE `+s.syncT+` ADD COLUMN IF NOT EXISTS `+colLiveAtStart+` bigint`); err != nil {
 			return fmt.Errorf("postgres: setup schema %q: %w", s.schema, err)
 		}
 	}
@@ -535,7 +545,20 @@ func (s *pgBackend) generation(ctx context.Context, tx pgx.Tx, p *plan, runTime 
 	err := tx.QueryRow(ctx, `SELECT started_at FROM `+s.syncT+` WHERE tbl = $1`, p.next.cfg.name).Scan(&started)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		_, err = tx.Exec(ctx, `INSERT INTO `+s.syncT+` (tbl, started_at) VALUES ($1, $2)`, p.next.cfg.name, runTime)
+		var live *int64 // NULL: not a replace table
+		if p.next.cfg.mode == ModeReplace {
+			var n int64
+			if !p.create {
+				// Before this Write's rows: the rows the sync inserts must
+				// not count (see finishIn).
+				q := `SELECT COUNT(*) FROM ` + p.next.ident + ` WHERE NOT ` + quoteIdent(ColDeleted)
+				if err := tx.QueryRow(ctx, q).Scan(&n); err != nil {
+					return fmt.Errorf("count live rows: %w", err)
+				}
+			}
+			live = &n
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO `+s.syncT+` (tbl, started_at, `+colLiveAtStart+`) VALUES ($1, $2, $3)`, p.next.cfg.name, runTime, live)
 		if err != nil {
 			return fmt.Errorf("begin sync generation: %w", err)
 		}
@@ -590,11 +613,12 @@ func (s *pgBackend) finishRun(ctx context.Context, ts []*finishing, clear []stri
 
 // finishIn ends one table's sync generation inside tx; a complete one
 // first has the rows the generation did not write marked, unless more of
-// its live rows than its threshold allows would be.
+// the rows live when the sync began than its threshold allows would be.
 func (s *pgBackend) finishIn(ctx context.Context, tx pgx.Tx, f *finishing, runTime time.Time) (err error) {
 	t := f.t
 	cutoff := runTime
-	err = tx.QueryRow(ctx, `SELECT started_at FROM `+s.syncT+` WHERE tbl = $1`, t.cfg.name).Scan(&cutoff)
+	var began *int64
+	err = tx.QueryRow(ctx, `SELECT started_at, `+colLiveAtStart+` FROM `+s.syncT+` WHERE tbl = $1`, t.cfg.name).Scan(&cutoff, &began)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("table %q: read sync generation: %w", t.cfg.name, err)
 	}
@@ -604,7 +628,11 @@ func (s *pgBackend) finishIn(ctx context.Context, tx pgx.Tx, f *finishing, runTi
 		if err := tx.QueryRow(ctx, q, cutoff).Scan(&live, &stale); err != nil {
 			return fmt.Errorf("table %q: count unseen rows: %w", t.cfg.name, err)
 		}
-		f.skipped = t.cfg.skipDelete(int(stale), int(live))
+		var n int64
+		if began != nil {
+			n = *began
+		}
+		f.skipped = t.cfg.skipDelete(int(stale), heldAtStart(int(live), n, began != nil))
 	}
 	if f.complete && t.exists && f.skipped == nil {
 		q := `UPDATE ` + t.ident + ` SET ` + quoteIdent(ColDeleted) + ` = true WHERE ` + quoteIdent(ColSynced) + ` < $1 AND NOT ` + quoteIdent(ColDeleted)
@@ -730,6 +758,47 @@ func (s *pgBackend) close() error {
 		return fmt.Errorf("postgres: close: %w", err)
 	}
 	return nil
+}
+
+// pgQuerier is a connection or a transaction.
+type pgQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// syncLayout reports whether _ferry_sync exists and whether it keeps the
+// count of rows live when a generation began (ferry before it did not).
+func (s *pgBackend) syncLayout(ctx context.Context, q pgQuerier) (exists, counted bool, err error) {
+	err = q.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL, EXISTS (SELECT 1 FROM pg_attribute
+WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped)`, s.syncT, colLiveAtStart).Scan(&exists, &counted)
+	if err != nil {
+		return false, false, fmt.Errorf("postgres: read %s: %w", s.syncT, err)
+	}
+	return exists, counted, nil
+}
+
+func (s *pgBackend) openGeneration(ctx context.Context, table string) (syncGen, bool, error) {
+	exists, counted, err := s.syncLayout(ctx, s.conn)
+	if err != nil || !exists {
+		return syncGen{}, false, err
+	}
+	live := "NULL::bigint"
+	if counted {
+		live = colLiveAtStart
+	}
+	var g syncGen
+	var n *int64
+	err = s.conn.QueryRow(ctx, `SELECT started_at, `+live+` FROM `+s.syncT+` WHERE tbl = $1`, table).Scan(&g.started, &n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return syncGen{}, false, nil
+	}
+	if err != nil {
+		return syncGen{}, false, fmt.Errorf("postgres: read sync generation: %w", err)
+	}
+	g.started = g.started.UTC()
+	if n != nil {
+		g.live, g.counted = int(*n), true
+	}
+	return g, true, nil
 }
 
 func (s *pgBackend) hasState(ctx context.Context) (bool, error) {

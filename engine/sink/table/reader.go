@@ -24,6 +24,26 @@ import (
 type Reader struct {
 	d      *DB
 	absent bool // the SQLite file does not exist
+	// ended: the sync generations the run would end before writing (see
+	// EndGenerations); endedAll, all of them.
+	ended    map[string]bool
+	endedAll bool
+}
+
+// EndGenerations makes the plans count as if the sync generations of
+// tables (of every table with all) had ended, as DB.Restart and
+// DB.Refresh end them: the run planned would begin a sync anew, counting
+// the rows live when it does. Nothing is written.
+func (r *Reader) EndGenerations(all bool, tables []string) {
+	r.d.mu.Lock()
+	defer r.d.mu.Unlock()
+	r.endedAll = r.endedAll || all
+	for _, t := range tables {
+		if r.ended == nil {
+			r.ended = map[string]bool{}
+		}
+		r.ended[t] = true
+	}
 }
 
 // OpenReader opens dest (as Open takes it) for reading.
@@ -104,7 +124,8 @@ type TablePlan struct {
 	// Delete are the rows a complete sync of a replace table did not see:
 	// marked _ferry_deleted, or deleted with HardDelete. Refused, when not
 	// empty, is why such rows would be kept (the sync is not complete, or
-	// more of its live rows than the table's delete threshold would go).
+	// more of the rows live when the sync began than the table's delete
+	// threshold would go).
 	Delete     []Key
 	HardDelete bool
 	Refused    string
@@ -260,18 +281,39 @@ func (r *Reader) Plan(ctx context.Context, table string, rows []sink.Row, comple
 		tp.Update = append(tp.Update, RowUpdate{Key: pr.key, Changes: changes})
 	}
 	if n.cfg.mode == ModeReplace && t.exists && !r.absent {
-		live, err := r.liveKeys(ctx, p.t, keyOf)
+		// The run goes on with an open generation (an unfinished sync it
+		// resumes) unless it ends it first: then what it already wrote
+		// counts as seen, and the share is of the rows live when it began.
+		var gen syncGen
+		open := false
+		if !r.endedAll && !r.ended[table] {
+			if gen, open, err = d.be.openGeneration(ctx, table); err != nil {
+				return nil, fmt.Errorf("table %q: %w", table, err)
+			}
+		}
+		var since *time.Time
+		if open {
+			since = &gen.started
+		}
+		live, err := r.liveKeys(ctx, p.t, len(n.cols), keyOf, since)
 		if err != nil {
 			return nil, fmt.Errorf("table %q: %w", table, err)
 		}
 		var stale []string
-		for ks := range live {
-			if _, seen := byKey[ks]; !seen {
+		for ks, lk := range live {
+			if _, seen := byKey[ks]; !seen && !lk.synced {
 				stale = append(stale, ks)
 			}
 		}
 		slices.Sort(stale)
-		switch sk := n.cfg.skipDelete(len(stale), len(live)); {
+		// Without a generation the run begins one, counting the rows live
+		// now; a generation without a count (an older ferry's) falls back
+		// to them, as finishIn does.
+		held := len(live)
+		if open && gen.counted {
+			held = gen.live
+		}
+		switch sk := n.cfg.skipDelete(len(stale), held); {
 		case len(stale) == 0:
 		case !complete:
 			tp.Refused, tp.Kept = "not every stream feeding it completed, or a record of it failed: no row is marked deleted", len(stale)
@@ -279,7 +321,7 @@ func (r *Reader) Plan(ctx context.Context, table string, rows []sink.Row, comple
 			tp.Refused, tp.Kept = sk.Reason+": no row is marked deleted", len(stale)
 		default:
 			for _, ks := range stale {
-				tp.Delete = append(tp.Delete, live[ks])
+				tp.Delete = append(tp.Delete, live[ks].key)
 			}
 		}
 	}
@@ -348,10 +390,19 @@ func (r *Reader) held(ctx context.Context, p *plan, keys [][]any, keyOf func([]a
 	return out, nil
 }
 
-// liveKeys reads the keys of every stored row not marked deleted.
-func (r *Reader) liveKeys(ctx context.Context, n *tbl, keyOf func([]any) (Key, string)) (map[string]Key, error) {
+// liveKey is a stored row not marked deleted: its key, and whether the
+// open sync generation wrote it (counted as seen).
+type liveKey struct {
+	key    Key
+	synced bool
+}
+
+// liveKeys reads the keys of every stored row not marked deleted, and
+// with since (an open generation's start) which of them it wrote. keyOf
+// reads rows of width columns (the plan's, n's and those it adds).
+func (r *Reader) liveKeys(ctx context.Context, n *tbl, width int, keyOf func([]any) (Key, string), since *time.Time) (map[string]liveKey, error) {
 	be := r.d.be
-	sel := make([]string, len(n.cols))
+	sel := make([]string, width)
 	for i := range sel {
 		sel[i] = "NULL"
 	}
@@ -361,14 +412,23 @@ func (r *Reader) liveKeys(ctx context.Context, n *tbl, keyOf func([]any) (Key, s
 	if n.cfg.hasID() {
 		sel = append(sel, quoteIdent(ColID))
 	}
-	rows, err := be.query(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+n.ident+" WHERE "+quoteIdent(ColDeleted)+" IS NOT "+be.trueLit(), nil)
+	var args []any
+	if since != nil {
+		args = append(args, since.UTC().Format(datetimeFormat))
+		sel = append(sel, "("+quoteIdent(ColSynced)+" >= "+be.param(1, column{typ: typeDatetime})+")")
+	}
+	rows, err := be.query(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+n.ident+" WHERE "+quoteIdent(ColDeleted)+" IS NOT "+be.trueLit(), args)
 	if err != nil {
 		return nil, fmt.Errorf("read stored keys: %w", err)
 	}
-	out := make(map[string]Key, len(rows))
+	out := make(map[string]liveKey, len(rows))
 	for _, row := range rows {
 		k, ks := keyOf(row)
-		out[ks] = k
+		lk := liveKey{key: k}
+		if since != nil {
+			lk.synced = normValue(column{typ: typeBool}, row[len(row)-1]).show == true
+		}
+		out[ks] = lk
 	}
 	return out, nil
 }

@@ -108,14 +108,37 @@ func (s *sqliteBackend) fold(name string) string {
 func (s *sqliteBackend) setup(ctx context.Context) error {
 	for _, q := range []string{
 		`CREATE TABLE IF NOT EXISTS ` + s.stateT + ` (stream TEXT NOT NULL, "partition" TEXT NOT NULL, value TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (stream, "partition"))`,
-		`CREATE TABLE IF NOT EXISTS ` + s.syncT + ` (tbl TEXT NOT NULL PRIMARY KEY, started_at TEXT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS ` + s.syncT + ` (tbl TEXT NOT NULL PRIMARY KEY, started_at TEXT NOT NULL, ` + colLiveAtStart + ` INTEGER)`,
 		`CREATE TABLE IF NOT EXISTS ` + s.lockT + ` (id INTEGER PRIMARY KEY, holder TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL, acquired_at TEXT NOT NULL)`,
 	} {
 		if _, err := s.conn.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("sqlite %s: setup: %w", s.path, err)
 		}
 	}
+	// A _ferry_sync made before the count was kept gets the column; its
+	// open generations have none (NULL, see finishIn).
+	if _, counted, err := s.syncLayout(ctx); err != nil || counted {
+		return err
+	}
+	if _, err := s.conn.ExecContext(ctx, `ALTER TABLE `+s.syncT+` ADD COLUMN `+colLiveAtStart+` INTEGER`); err != nil {
+		// Another process may have added it meanwhile.
+		if _, counted, cerr := s.syncLayout(ctx); cerr != nil || !counted {
+			return fmt.Errorf("sqlite %s: setup: %w", s.path, err)
+		}
+	}
 	return nil
+}
+
+// syncLayout reports whether _ferry_sync exists and whether it keeps the
+// count of rows live when a generation began (ferry before it did not).
+func (s *sqliteBackend) syncLayout(ctx context.Context) (exists, counted bool, err error) {
+	var cols, live int
+	err = s.conn.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(CASE WHEN name = ? THEN 1 END) FROM pragma_table_info(?)`,
+		colLiveAtStart, s.schema+"__"+"_ferry_sync").Scan(&cols, &live)
+	if err != nil {
+		return false, false, fmt.Errorf("sqlite %s: read %s: %w", s.path, s.syncT, err)
+	}
+	return cols > 0, live > 0, nil
 }
 
 // sqliteType is the declared SQLite type of a column. The names are
@@ -440,7 +463,20 @@ func (s *sqliteBackend) generation(ctx context.Context, p *plan, runTime time.Ti
 	err := s.conn.QueryRowContext(ctx, `SELECT started_at FROM `+s.syncT+` WHERE tbl = ?`, p.next.cfg.name).Scan(&started)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		_, err = s.exec(ctx, `INSERT INTO `+s.syncT+` (tbl, started_at) VALUES (?, ?)`, p.next.cfg.name, runTime.Format(datetimeFormat))
+		var live any // NULL: not a replace table
+		if p.next.cfg.mode == ModeReplace {
+			n := 0
+			if !p.create {
+				// Before this Write's rows: the rows the sync inserts must
+				// not count (see finishIn).
+				q := `SELECT COUNT(*) FROM ` + p.next.ident + ` WHERE NOT ` + quoteIdent(ColDeleted)
+				if err := s.conn.QueryRowContext(ctx, q).Scan(&n); err != nil {
+					return fmt.Errorf("count live rows: %w", err)
+				}
+			}
+			live = n
+		}
+		_, err = s.exec(ctx, `INSERT INTO `+s.syncT+` (tbl, started_at, `+colLiveAtStart+`) VALUES (?, ?, ?)`, p.next.cfg.name, runTime.Format(datetimeFormat), live)
 		return err
 	case err != nil:
 		return fmt.Errorf("read sync generation: %w", err)
@@ -639,11 +675,13 @@ func (s *sqliteBackend) finishRun(ctx context.Context, ts []*finishing, clear []
 // finishIn ends one table's sync generation, inside the caller's
 // transaction; a complete one first has the rows the generation did not
 // write (all rows older than this run when no generation began) marked,
-// unless more of its live rows than its threshold allows would be.
+// unless more of the rows live when the sync began than its threshold
+// allows would be.
 func (s *sqliteBackend) finishIn(ctx context.Context, f *finishing, runTime time.Time) (err error) {
 	t := f.t
 	cutoff := runTime.Format(datetimeFormat)
-	err = s.conn.QueryRowContext(ctx, `SELECT started_at FROM `+s.syncT+` WHERE tbl = ?`, t.cfg.name).Scan(&cutoff)
+	var began sql.NullInt64
+	err = s.conn.QueryRowContext(ctx, `SELECT started_at, `+colLiveAtStart+` FROM `+s.syncT+` WHERE tbl = ?`, t.cfg.name).Scan(&cutoff, &began)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("table %q: read sync generation: %w", t.cfg.name, err)
 	}
@@ -653,7 +691,7 @@ func (s *sqliteBackend) finishIn(ctx context.Context, f *finishing, runTime time
 		if err := s.conn.QueryRowContext(ctx, q, cutoff).Scan(&live, &stale); err != nil {
 			return fmt.Errorf("table %q: count unseen rows: %w", t.cfg.name, err)
 		}
-		f.skipped = t.cfg.skipDelete(stale, live)
+		f.skipped = t.cfg.skipDelete(stale, heldAtStart(live, began.Int64, began.Valid))
 	}
 	if f.complete && t.exists && f.skipped == nil {
 		q := `UPDATE ` + t.ident + ` SET ` + quoteIdent(ColDeleted) + ` = 1 WHERE ` + quoteIdent(ColSynced) + ` < ? AND NOT ` + quoteIdent(ColDeleted)
@@ -840,6 +878,31 @@ func (s *sqliteBackend) close() error {
 		return fmt.Errorf("sqlite %s: close: %w", s.path, err)
 	}
 	return nil
+}
+
+func (s *sqliteBackend) openGeneration(ctx context.Context, table string) (syncGen, bool, error) {
+	exists, counted, err := s.syncLayout(ctx)
+	if err != nil || !exists {
+		return syncGen{}, false, err
+	}
+	live := "NULL"
+	if counted {
+		live = colLiveAtStart
+	}
+	var started string
+	var n sql.NullInt64
+	err = s.conn.QueryRowContext(ctx, `SELECT started_at, `+live+` FROM `+s.syncT+` WHERE tbl = ?`, table).Scan(&started, &n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return syncGen{}, false, nil
+	}
+	if err != nil {
+		return syncGen{}, false, fmt.Errorf("sqlite %s: read sync generation: %w", s.path, err)
+	}
+	st, err := time.Parse(datetimeFormat, started)
+	if err != nil {
+		return syncGen{}, false, fmt.Errorf("sqlite %s: read sync generation: %w", s.path, err)
+	}
+	return syncGen{started: st, live: int(n.Int64), counted: n.Valid}, true, nil
 }
 
 func (s *sqliteBackend) hasState(ctx context.Context) (bool, error) {

@@ -134,7 +134,9 @@ func TestEnsureTables(t *testing.T) {
 // keep and ends every generation (a replace table's next complete sync
 // marks what only the abandoned sync wrote).
 func TestRestart(t *testing.T) {
-	tab := Table{Name: "r", PrimaryKey: []string{"id"}, Mode: ModeReplace}
+	// Threshold 1: the one row live when the new sync begins goes (the
+	// delete threshold would keep it: 1 of 1).
+	tab := Table{Name: "r", PrimaryKey: []string{"id"}, Mode: ModeReplace, DeleteThreshold: 1}
 	eachBackend(t, func(t *testing.T, e *env) {
 		ctx := t.Context()
 		d := e.open(t, tab)

@@ -45,7 +45,8 @@ type Table struct {
 	Mode       string // upsert (default) | append | replace
 	HardDelete bool   // replace mode: delete unseen rows instead of marking them
 	// DeleteThreshold (replace mode) is the largest share, in (0, 1], of
-	// the live rows (not marked deleted) one sync may mark (or delete);
+	// the rows live (not marked deleted) when the sync began that one sync
+	// may mark (or delete);
 	// above it FinishRun marks none (see SkippedDeletes). 0 means
 	// sink.DefaultDeleteThreshold.
 	DeleteThreshold float64
@@ -257,6 +258,16 @@ type backend interface {
 	param(i int, c column) string
 	query(ctx context.Context, q string, args []any) ([][]any, error)
 	trueLit() string
+	// openGeneration reads the open sync generation of a table, if any
+	// (none when _ferry_sync does not exist).
+	openGeneration(ctx context.Context, table string) (g syncGen, open bool, err error)
+}
+
+// syncGen is a table's open sync generation, as _ferry_sync keeps it.
+type syncGen struct {
+	started time.Time
+	live    int  // rows live when it began (replace tables; see colLiveAtStart)
+	counted bool // live was saved: ferry before colLiveAtStart saved none
 }
 
 // Open opens the destination dest for the spec opts.Schema: "sqlite:PATH",
@@ -648,8 +659,8 @@ type finishing struct {
 }
 
 // SkippedDelete is a replace table whose complete sync marked none of its
-// unseen rows: Stale of its Live rows (those not marked deleted) would
-// have gone, more than its delete threshold allows. An API that answers
+// unseen rows: Stale of its Live rows (those not marked deleted when the
+// sync began, see colLiveAtStart) would have gone, more than its delete threshold allows. An API that answers
 // a complete-looking empty list (a token allowed to see nothing, a wrong
 // org) must not empty the table.
 type SkippedDelete struct {
@@ -658,6 +669,28 @@ type SkippedDelete struct {
 	Live      int
 	Threshold float64
 	Reason    string
+}
+
+// colLiveAtStart is the column of _ferry_sync keeping, for a replace
+// table, how many of its rows were live (not marked deleted) when its
+// generation began: before the sync's first row reached it, which is
+// when the sync began for the table (nothing else changes it in
+// between). A row a sync did not see was live then, so the share it
+// would mark is counted over those rows: the rows the sync inserted
+// must not dilute it (a source now listing 30 other rows into a table of
+// 3 would otherwise mark 3 of 33, where 3 of 3 is the whole table).
+const colLiveAtStart = "live_at_start"
+
+// heldAtStart is the denominator of a replace table's delete threshold:
+// the rows live when its generation began (began, when counted), or the
+// rows live now (live). Now is the same count when the sync wrote no row
+// to the table (no generation began); a generation begun by a ferry that
+// saved no count (NULL) falls back to it as that ferry counted.
+func heldAtStart(live int, began int64, counted bool) int {
+	if counted {
+		return int(began)
+	}
+	return live
 }
 
 // skipDelete is the SkippedDelete of marking stale of live rows of c, nil
@@ -674,7 +707,8 @@ func (c *tableCfg) skipDelete(stale, live int) *SkippedDelete {
 // ends its sync generation, and a replace table named with true (complete:
 // everything feeding it was read) first has its rows that the sync did not
 // write marked _ferry_deleted (deleted with HardDelete) — unless more
-// than its delete threshold of its live rows would be, when none is (see
+// than its delete threshold of the rows live when the sync began would
+// be, when none is (see
 // SkippedDeletes); the checkpoints
 // of clearStreams are deleted. Doing it at once is what makes a crash
 // while finishing harmless: either nothing happened (the checkpoints are

@@ -639,7 +639,9 @@ func TestMultiTableWrite(t *testing.T) {
 }
 
 func TestClearStateEndsGenerations(t *testing.T) {
-	tab := Table{Name: "g", PrimaryKey: []string{"id"}, Mode: ModeReplace}
+	// Threshold 1: the two rows live when the new sync begins both go
+	// (the delete threshold would keep them: 2 of 2).
+	tab := Table{Name: "g", PrimaryKey: []string{"id"}, Mode: ModeReplace, DeleteThreshold: 1}
 	eachBackend(t, func(t *testing.T, e *env) {
 		ctx := t.Context()
 		d := e.open(t, tab)
