@@ -235,17 +235,7 @@ func openDestinations(ctx context.Context, f *spec.File, cfg *Config, opts RunOp
 			// deleted, though an earlier run of the sync wrote it.
 			keys, err := refreshedKeys(ctx, db, opts.Streams)
 			if err == nil {
-				var tables []string
-				for _, it := range f.Tables.Items {
-					// A table fed by several streams, only some refreshed,
-					// keeps its generation: ended, the rows the others wrote
-					// earlier in the sync, not read again, would be marked
-					// deleted when the sync reconciles it.
-					if !slices.ContainsFunc(it.Value.Streams(), func(s string) bool { return !slices.Contains(opts.Streams, s) }) {
-						tables = append(tables, it.Key)
-					}
-				}
-				err = db.Refresh(ctx, keys, tables)
+				err = db.Refresh(ctx, keys, refreshedTables(f, opts.Streams))
 			}
 			if err != nil {
 				d.close()
@@ -744,6 +734,21 @@ func unreadBlueprints(f *spec.File, sum *runner.Summary) map[string]string {
 func stateStream(key string) string {
 	name, _, _ := strings.Cut(key, "@")
 	return name
+}
+
+// refreshedTables lists the tables whose sync generations a full refresh
+// of only these streams ends: those fed by them alone. A table fed by
+// several streams, only some refreshed, keeps its generation: ended, the
+// rows the others wrote earlier in the sync, not read again, would be
+// marked deleted when the sync reconciles it.
+func refreshedTables(f *spec.File, streams []string) []string {
+	var tables []string
+	for _, it := range f.Tables.Items {
+		if !slices.ContainsFunc(it.Value.Streams(), func(s string) bool { return !slices.Contains(streams, s) }) {
+			tables = append(tables, it.Key)
+		}
+	}
+	return tables
 }
 
 // refreshedKeys lists the state keys a full refresh of only these

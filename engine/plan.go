@@ -214,6 +214,10 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 		if ropts.KeyTypes, err = r.KeyTypes(ctx); err != nil {
 			return nil, fmt.Errorf("destination %s: %w", redactDSN(opts.Dest), err)
 		}
+		// The replace tables' open sync generations the run would end
+		// before writing (a new sync counts the rows live when it begins;
+		// a resumed one, those live when it began): as openDestinations
+		// and destinations.state do.
 		if !opts.FullRefresh {
 			ropts.State = map[string]map[string]json.RawMessage{}
 			for stream, parts := range st {
@@ -225,6 +229,9 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 			if refuse != "" && len(opts.Streams) == 0 {
 				_ = json.Unmarshal(st[syncKey][""], &resumed)
 			}
+			if _, _, restarts := unfinishedSync(st, opts.Now(), opts.ResumeWithin); restarts {
+				r.EndGenerations(true, nil)
+			}
 		} else if len(opts.Streams) > 0 {
 			// A full refresh of some streams discards only their state and
 			// goes on with an unfinished sync (see openDestinations): the
@@ -234,6 +241,10 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 				return slices.Contains(opts.Streams, stateStream(key))
 			})
 			refuse = resumeRefusal(left, opts.Now(), opts.ResumeWithin)
+			_, _, restarts := unfinishedSync(left, opts.Now(), opts.ResumeWithin)
+			r.EndGenerations(restarts, refreshedTables(f, opts.Streams))
+		} else {
+			r.EndGenerations(true, nil)
 		}
 	}
 
@@ -336,19 +347,29 @@ func (p *Plan) notWritten() error {
 // resumeRefusal says why a run would delete no Port entity: it would
 // resume an unfinished sync (see destinations.state); "" otherwise.
 func resumeRefusal(st map[string]map[string]json.RawMessage, now time.Time, within time.Duration) string {
+	sy, resumes, _ := unfinishedSync(st, now, within)
+	if !resumes {
+		return "" // none, or too old to resume: the run starts a new sync
+	}
+	return fmt.Sprintf("the next run resumes the unfinished sync begun %s, and a resumed run deletes no Port entity (--full-refresh without --streams starts afresh)", sy.Started.UTC().Format(time.RFC3339))
+}
+
+// unfinishedSync reads the unfinished sync the state st holds, if any
+// (page checkpoints): a run resumes it, or restarts when it began more
+// than within ago (see destinations.state), ending every sync generation.
+func unfinishedSync(st map[string]map[string]json.RawMessage, now time.Time, within time.Duration) (sy syncState, resumes, restarts bool) {
 	unfinished := false
 	for stream := range st {
 		unfinished = unfinished || isPageState(stream)
 	}
 	if !unfinished {
-		return ""
+		return sy, false, false
 	}
-	var sy syncState
 	_ = json.Unmarshal(st[syncKey][""], &sy)
 	if sy.Started.IsZero() || within > 0 && now.Sub(sy.Started) > within {
-		return "" // too old to resume: the run starts a new sync
+		return sy, false, true
 	}
-	return fmt.Sprintf("the next run resumes the unfinished sync begun %s, and a resumed run deletes no Port entity (--full-refresh without --streams starts afresh)", sy.Started.UTC().Format(time.RFC3339))
+	return sy, true, false
 }
 
 // planOutput is a plan's runner Output: rows are kept in memory per table

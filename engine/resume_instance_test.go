@@ -170,11 +170,12 @@ func wantOtherInstance(t *testing.T, what string, err error) {
 // (the config's org changed, or a second org run into the same
 // destination) would mark deleted every row of the first it did not
 // read, though the first's source still holds them (the delete
-// threshold, a share of the live rows the second's new ones included,
-// would not stop it: 3 of 33). The destination keeps the instance that
-// wrote it: the run of another one is refused before reading anything,
-// and only --full-refresh (without --streams) starts the destination
-// over for it, replacing the first's rows.
+// threshold stops that only where they are most of the rows live when
+// the sync began). The destination keeps the instance that wrote it: the
+// run of another one is refused before reading anything, and only
+// --full-refresh (without --streams) starts the destination over for it,
+// replacing the first's rows: those the threshold allows at once, here
+// (3 of the 3 live when it began) with the next sync (3 of 33).
 func TestAnotherInstanceMarksNothing(t *testing.T) {
 	fx := newFixture(t, orgPagedSpec, "")
 	fx.json("/orgs/A/apps", map[string]any{"items": []any{map[string]any{"id": "a1"}, map[string]any{"id": "a2"}, map[string]any{"id": "a3"}}})
@@ -204,19 +205,26 @@ func TestAnotherInstanceMarksNothing(t *testing.T) {
 	if got := fx.takeRequests(); len(got) > 0 {
 		t.Errorf("the refused run asked %v, want nothing", got)
 	}
-	// --full-refresh starts it over for B: A's rows go, B's are live.
-	if _, err := runWithOrg(fx, "B", engine.RunOptions{FullRefresh: true}); err != nil {
+	// --full-refresh starts it over for B: B's rows are live; A's, all
+	// the rows live when the sync began, are over the delete threshold,
+	// kept and reported.
+	res, err := runWithOrg(fx, "B", engine.RunOptions{FullRefresh: true})
+	if err != nil {
 		t.Fatalf("B's --full-refresh run: %v", err)
 	}
-	if got := fx.query(`SELECT id FROM nl__apps WHERE NOT _ferry_deleted ORDER BY id`); !slices.Equal(got, bs) {
-		t.Errorf("live apps %v after B's full refresh, want b00..b29", got)
+	if sk, ok := res.Dest.SkippedDeletes["apps"]; !ok || sk.Stale != 3 || sk.Live != 3 {
+		t.Errorf("B's full refresh: skipped %+v (%v); want 3 of 3 kept over the delete threshold", sk, ok)
 	}
-	if got := fx.query(`SELECT id FROM nl__apps WHERE _ferry_deleted ORDER BY id`); !slices.Equal(got, []string{"a1", "a2", "a3"}) {
-		t.Errorf("deleted apps %v after B's full refresh, want A's a1 a2 a3", got)
+	if got := fx.query(`SELECT id FROM nl__apps WHERE NOT _ferry_deleted ORDER BY id`); !slices.Equal(got, append([]string{"a1", "a2", "a3"}, bs...)) {
+		t.Errorf("live apps %v after B's full refresh, want a1 a2 a3 b00..b29", got)
 	}
-	// The destination is B's now: B runs, A is refused.
+	// The destination is B's now: B runs (its next sync marks A's rows,
+	// 3 of 33), A is refused.
 	if _, err := runWithOrg(fx, "B", engine.RunOptions{}); err != nil {
 		t.Fatalf("B's next run: %v", err)
+	}
+	if got := fx.query(`SELECT id FROM nl__apps WHERE _ferry_deleted ORDER BY id`); !slices.Equal(got, []string{"a1", "a2", "a3"}) {
+		t.Errorf("deleted apps %v after B's next sync, want A's a1 a2 a3", got)
 	}
 	_, err = runWithOrg(fx, "A", engine.RunOptions{})
 	wantOtherInstance(t, "A's run into the destination B started over", err)

@@ -398,10 +398,10 @@ type Table struct {
 	Columns    Map[Str] `yaml:"columns" enum:"STRING,BOOLEAN,INT,LONG,DOUBLE,DECIMAL,JSON,UTC_DATETIME,NAIVE_DATE" doc:"Declared column types; other columns are inferred."`
 	Mode       Str      `yaml:"mode" enum:"upsert,append,replace" doc:"Write mode (default upsert); append takes no primary_key."`
 	HardDelete Bool     `yaml:"hard_delete" doc:"replace mode: delete the rows a complete sync did not see, instead of marking them _ferry_deleted."`
-	// DeleteThreshold caps the share of a replace table's live rows one
-	// sync may mark deleted (or delete), as port.delete_threshold does for
-	// a blueprint's entities.
-	DeleteThreshold Float `yaml:"delete_threshold" doc:"replace mode: the largest share (0 to 1] of the table's live rows (not marked deleted) one sync may mark deleted (or delete, with hard_delete); above it none is, a warning and the summary say why, and the table is not reconciled (default 0.9; 1 allows all, e.g. when the source really emptied)."`
+	// DeleteThreshold caps the share of a replace table's rows live when
+	// the sync began that one sync may mark deleted (or delete), as
+	// port.delete_threshold does for a blueprint's entities.
+	DeleteThreshold Float `yaml:"delete_threshold" doc:"replace mode: the largest share (0 to 1] of the table's rows live (not marked deleted) when the sync began that one sync may mark deleted (or delete, with hard_delete); above it none is, a warning and the summary say why, and the table is not reconciled (default 0.9; 1 allows all, e.g. when the source really emptied)."`
 	// OnDuplicate is what happens when two rows of one run share a primary key.
 	OnDuplicate Str `yaml:"on_duplicate" enum:"warn,fail,merge" doc:"Two rows of one run with the same primary key: not given, the last one wins, reported, unless the two are different records from different parents or streams (a collision: the earlier is lost, and the run fails); warn (the last one wins, reported, never fails), fail (the later row is a failed record, not written), or merge (later non-null columns win)."`
 
