@@ -106,13 +106,13 @@ func jsonText(t *testing.T, v any) string {
 
 // TestUnreadMembersAreNotDecoded: a string read with U+FFFD (a lone
 // surrogate) is counted for its stream where a program reads it, and not
-// where it lies in a member no program reads: that member is only checked,
-// not decoded (and nothing of it is written).
+// where it lies in a member no program reads, its key included: that
+// member is only checked, not decoded (and nothing of it is written).
 func TestUnreadMembersAreNotDecoded(t *testing.T) {
 	for _, tc := range []struct {
 		member string
 		want   int64
-	}{{"tag_label", 1}, {"unread", 0}} {
+	}{{"tag_label", 1}, {"unread", 0}, {`unread\udc00`, 0}} {
 		fx := newFixture(t, membersSpec, membersBlueprints)
 		fx.json("/owners", []any{})
 		fx.raw("/items", 200, `{"data": [{"kind_sel": "none", "tag_id": "x", "tag_label": "X", "`+tc.member+`": "\ud800 lone"}]}`)

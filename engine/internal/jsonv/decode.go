@@ -258,7 +258,7 @@ func (d *decoder) object(depth int) (any, error) {
 		if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 			return nil, d.unexpected("looking for beginning of object key string")
 		}
-		mended := len(d.s.mended)
+		mended, replaced := len(d.s.mended), d.s.Replaced
 		k, err := d.key()
 		if err != nil {
 			return nil, err
@@ -270,8 +270,9 @@ func (d *decoder) object(depth int) (any, error) {
 		d.pos++
 		d.space()
 		if depth == 1 && d.only != nil && !d.only[k] {
-			// Not kept: nor is its key among those merged checks.
-			d.s.mended = d.s.mended[:mended]
+			// Not kept: nor is its key among those merged checks, nor
+			// counted replaced (nothing of the member is written).
+			d.s.mended, d.s.Replaced = d.s.mended[:mended], replaced
 			if err := d.skipValue(depth); err != nil {
 				return nil, err
 			}

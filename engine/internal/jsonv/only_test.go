@@ -131,3 +131,29 @@ func TestKeepValuesGivesDecodesValues(t *testing.T) {
 		}
 	}
 }
+
+// TestSkippedMembersCountNothingReplaced: Replaced counts the strings a
+// kept member holds, its key included, and nothing of a member skipped,
+// not even its key: nothing of it is written, so a warning counting it
+// would name strings that were never changed in the output.
+func TestSkippedMembersCountNothingReplaced(t *testing.T) {
+	only := map[string]bool{"keep": true, "k\uFFFDy": true}
+	for _, tc := range []struct {
+		doc  string
+		want int
+	}{
+		{"{\"keep\": 1, \"sk\xffip\": 2}", 0},
+		{`{"keep": 1, "sk\udc00ip": {"a\ud800": "\ud800"}}`, 0},
+		{"{\"sk\xffip\": 1, \"keep\": \"a\xffb\"}", 1},
+		{"{\"k\xffy\": 1, \"skip\": 2}", 1}, // a key read as U+FFFD that is kept
+		{"[{\"sk\xffip\": 1}]", 1},          // not the record's own member: kept
+	} {
+		var d, p Decoder
+		if _, err := d.DecodeOnly([]byte(tc.doc), only); err != nil || d.Replaced != tc.want {
+			t.Errorf("DecodeOnly(%q): %d replaced (err %v), want %d", tc.doc, d.Replaced, err, tc.want)
+		}
+		if _, _, err := p.DecodePrefixOnly([]byte(tc.doc), only); err != nil || p.Replaced != tc.want {
+			t.Errorf("DecodePrefixOnly(%q): %d replaced (err %v), want %d", tc.doc, p.Replaced, err, tc.want)
+		}
+	}
+}
