@@ -3,6 +3,8 @@ package eval
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -103,5 +105,116 @@ func TestInputMembersAreAllItReads(t *testing.T) {
 		if got, err := slow.Run(context.Background(), cut); err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("%s through gojq on the cut input: %v (%v), want %v", src, got, err, want)
 		}
+	}
+}
+
+// TestInputMembersOfGeneratedPrograms: programs drawn from the fast
+// subset's grammar (paths, literals, variables with suffixes, objects,
+// + // == != and or, if/elif/else, pipes, parentheses, the subset's
+// functions and error), run on records cut to the members InputMembers
+// names, give what they give on the whole record: the same outputs, or
+// the same error, through the fast path and through gojq alone.
+func TestInputMembersOfGeneratedPrograms(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	names := []string{"a", "b", "c", "d", "e"}
+	var gen func(depth int) string
+	gen = func(depth int) string {
+		path := func() string {
+			p := "." + names[rng.IntN(len(names))]
+			for rng.IntN(3) == 0 {
+				p += "." + names[rng.IntN(len(names))]
+			}
+			return p
+		}
+		if depth <= 0 {
+			switch rng.IntN(8) {
+			case 0:
+				return `"s"`
+			case 1:
+				return "null"
+			case 2:
+				return "$x" + strings.TrimPrefix(path(), ".a")
+			case 3:
+				return "."
+			}
+			return path()
+		}
+		sub := func() string { return gen(depth - 1 - rng.IntN(2)) }
+		switch rng.IntN(13) {
+		case 0:
+			return sub() + " | " + sub()
+		case 1:
+			return sub() + " // " + sub()
+		case 2:
+			return "(" + sub() + " + " + sub() + ")"
+		case 3:
+			return "(" + sub() + " == " + sub() + ")"
+		case 4:
+			return "(" + sub() + " != " + sub() + ")"
+		case 5:
+			return "(" + sub() + " and " + sub() + ")"
+		case 6:
+			return "(" + sub() + " or " + sub() + ")"
+		case 7:
+			return "if " + sub() + " then " + sub() + " elif " + sub() + " then " + sub() + " else " + sub() + " end"
+		case 8:
+			k := names[rng.IntN(len(names))]
+			return "{" + k + ", z: " + sub() + `, "y w": ` + sub() + "}"
+		case 9:
+			return "(" + sub() + ")" + path()
+		case 10:
+			return sub() + ` | ltrimstr("v") | clean_title`
+		case 11:
+			return "(" + sub() + ` // error("none"))`
+		}
+		return path()
+	}
+	var records []map[string]any
+	for _, doc := range []string{
+		`{"a": "va", "b": null, "c": {"a": "x", "b": {"c": "y"}}, "d": false, "e": "e", "f": {"big": [1, 2]}}`,
+		`{"a": {"a": {"a": null}}, "b": "vb", "c": "vc", "d": true, "g": "g"}`,
+		`{"a": 1, "b": [1], "c": "", "e": {"d": "z"}}`,
+		`{"d": "vd", "e": null, "h": {"a": "no"}}`,
+	} {
+		var rec map[string]any
+		d := json.NewDecoder(strings.NewReader(doc))
+		d.UseNumber()
+		if err := d.Decode(&rec); err != nil {
+			t.Fatal(err)
+		}
+		records = append(records, rec)
+	}
+	x := map[string]any{"b": map[string]any{"c": "xc"}, "c": "xc2"}
+	known := 0
+	for range 4000 {
+		src := gen(3)
+		q, err := CompileJQ(src, []string{"x"})
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		keys, ok := q.InputMembers()
+		if !ok {
+			continue
+		}
+		known++
+		slow := &JQ{src: q.src, code: q.code, args: q.args, all: q.all}
+		for _, rec := range records {
+			cut := map[string]any{}
+			for _, k := range keys {
+				if v, ok := rec[k]; ok {
+					cut[k] = v
+				}
+			}
+			want, werr := q.Run(context.Background(), rec, x)
+			for how, p := range map[string]*JQ{"fast": q, "gojq": slow} {
+				got, gerr := p.Run(context.Background(), cut, x)
+				if fmt.Sprint(gerr) != fmt.Sprint(werr) || !reflect.DeepEqual(got, want) {
+					t.Errorf("%s (%s) on %v cut to %v: %v (%v), on the whole record %v (%v)", src, how, rec, keys, got, gerr, want, werr)
+				}
+			}
+		}
+	}
+	if known < 500 {
+		t.Errorf("only %d of the programs were known: the generator misses the subset", known)
 	}
 }
