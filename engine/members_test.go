@@ -3,6 +3,8 @@ package engine_test
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -125,5 +127,97 @@ func TestUnreadMembersAreNotDecoded(t *testing.T) {
 				t.Errorf("lone surrogate in %s: %d strings counted replaced, want %d", tc.member, s.Replaced, tc.want)
 			}
 		}
+	}
+}
+
+const differentialBlueprints = `[{"identifier": "item", "title": "Item", "schema": {"properties": {"v": {"type": "string"}, "total": {"type": "number"}, "label": {"type": "string"}}, "required": []}, "relations": {}}]`
+
+// differentialSpec maps items to entities; with whole, a lookup filled
+// from items also reads its records, so they are decoded whole.
+func differentialSpec(whole bool) string {
+	s := `version: 1
+name: df
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+  retry: {attempts: 1}
+streams:
+  items:
+    request: {path: /items}
+    records: .data[]
+port:
+  blueprints: bp.json
+  entities:
+    - blueprint: item
+      from: items
+      selector: '.kind != "skip"'
+      identifier: '.id // error("no id")'
+      title: '.who.first + " " + .who.last'
+      properties:
+        v: .v
+        total: '.n + .m'
+        label: 'if .flag then .label_yes else .label_no end'
+`
+	if whole {
+		s += "lookups:\n  l: {from: items, key: .zz}\n"
+	}
+	return s
+}
+
+// TestProjectedRunMatchesWholeRun: the same answer read by a stream whose
+// records keep only the members its mapping reads, and read whole, gives
+// the same entities and the same failures, word for word: records that
+// are no object, a key given twice (the last wins), programs that gojq
+// answers (numbers, a type error, error("…")), a record selected out, an
+// identifier of the wrong kind, and members no program reads, malformed
+// UTF-8 in their keys included.
+func TestProjectedRunMatchesWholeRun(t *testing.T) {
+	body := `{"data": [
+ {"id": "a", "who": {"first": "A", "last": "L"}, "v": "x", "n": 1, "m": 2.5, "flag": true, "label_yes": "Y", "big": {"deep": [1, {"x": "y"}]}},
+ {"id": "b", "v": "dup", "big": 1, "id": "c", "label_no": "N"},
+ "just a string",
+ {"v": "no id", "n": 1},
+ {"id": "e", "n": "str", "m": 1},
+ {"id": "f", "kind": "skip", "n": "str"},
+ [1, 2],
+ {"id": "g", "unre\udc00d": {"x": "\ud800"}, "who": {"first": "G"}},
+ {"id": 5},
+ {"id": "h", "who": "flat"},
+ null
+]}`
+	type outcome struct {
+		entities map[string]string
+		failures []string
+	}
+	run := func(whole bool) outcome {
+		fx := newFixture(t, differentialSpec(whole), differentialBlueprints)
+		fx.raw("/items", 200, body)
+		res, err := fx.run(engine.RunOptions{})
+		runErrorOf(t, err)
+		o := outcome{entities: map[string]string{}}
+		for _, e := range fx.port.Catalog().Entities {
+			delete(e.Properties, "ferryOwner")
+			title := "<nil>"
+			if e.Title != nil {
+				title = *e.Title
+			}
+			o.entities[e.Identifier] = title + " " + jsonText(t, e.Properties)
+		}
+		for _, f := range res.Summary.Failures {
+			if f.Lookup != "" {
+				continue // the whole run's lookup: .zz is null, nothing added
+			}
+			o.failures = append(o.failures, f.Stream+" | "+f.Parents+" | "+f.Blueprint+" | "+f.Err.Error())
+		}
+		slices.Sort(o.failures)
+		return o
+	}
+	projected, whole := run(false), run(true)
+	if !reflect.DeepEqual(projected, whole) {
+		t.Errorf("projected:\n%v\nwhole:\n%v", projected, whole)
+	}
+	if len(whole.entities) != 3 || len(whole.failures) != 7 {
+		t.Errorf("whole run: %d entities, %d failures, want 3 and 7 (the case changed?):\n%v", len(whole.entities), len(whole.failures), whole)
 	}
 }
