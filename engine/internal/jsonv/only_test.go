@@ -157,3 +157,35 @@ func TestSkippedMembersCountNothingReplaced(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReusedDecoder: one Decoder keeping values, reused for every input
+// (as a stream's pages reuse one), with only and without, after inputs
+// that failed halfway, gives what a fresh Decoder gives, error and
+// replaced count included.
+func FuzzReusedDecoder(f *testing.F) {
+	for _, c := range onlyCases() {
+		f.Add([]byte(c), c != "" && c[0] == '{')
+	}
+	only := map[string]bool{"keep": true, "keep2": true}
+	keep := &Decoder{KeepValues: true}
+	f.Fuzz(func(t *testing.T, in []byte, project bool) {
+		o := only
+		if !project {
+			o = nil
+		}
+		var fresh Decoder
+		want, werr := fresh.DecodeOnly(in, o)
+		keep.Replaced = 0
+		got, gerr := keep.DecodeOnly(in, o)
+		if fmt.Sprint(gerr) != fmt.Sprint(werr) || !reflect.DeepEqual(got, want) || keep.Replaced != fresh.Replaced {
+			t.Errorf("%.60q: reused %#v (%v, %d replaced), fresh %#v (%v, %d)", in, got, gerr, keep.Replaced, want, werr, fresh.Replaced)
+		}
+		var freshP Decoder
+		wantP, wn, werr := freshP.DecodePrefixOnly(in, o)
+		keep.Replaced = 0
+		gotP, gn, gerr := keep.DecodePrefixOnly(in, o)
+		if fmt.Sprint(gerr) != fmt.Sprint(werr) || gn != wn || !reflect.DeepEqual(gotP, wantP) || keep.Replaced != freshP.Replaced {
+			t.Errorf("%.60q prefix: reused %#v (%v, %d bytes, %d replaced), fresh %#v (%v, %d, %d)", in, gotP, gerr, gn, keep.Replaced, wantP, werr, wn, freshP.Replaced)
+		}
+	})
+}
