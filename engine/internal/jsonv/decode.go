@@ -51,6 +51,11 @@ type Decoder struct {
 	KeepValues bool
 	values     *[valueSlots]boxedValue
 	seed       maphash.Seed
+	// looked and found count the lookups of the current round of
+	// valueRound; bypass is how many strings more skip the table, after a
+	// round whose values were mostly met once (ids, times): a lookup
+	// that misses costs a hash and a slot's write for nothing.
+	looked, found, bypass int
 
 	// Replaced counts the strings (keys included) read with invalid
 	// UTF-8 or a lone surrogate escape in them, each read as U+FFFD: the
@@ -71,6 +76,9 @@ type mendedKey struct {
 const (
 	valueSlots  = 512
 	maxValueLen = 40
+	// valueRound is how many lookups tell whether the table pays: under
+	// a quarter found, the next 16 rounds' strings skip it.
+	valueRound = 256
 )
 
 type boxedValue struct {
@@ -475,6 +483,10 @@ func (d *decoder) stringValue() (any, error) {
 	if !d.s.KeepValues {
 		return d.string()
 	}
+	if d.s.bypass > 0 {
+		d.s.bypass--
+		return d.string()
+	}
 	start := d.pos + 1
 	end := min(len(d.data), start+maxValueLen+1)
 	for i := start; i < end; i++ {
@@ -488,7 +500,14 @@ func (d *decoder) stringValue() (any, error) {
 			}
 			slot := &s.values[maphash.Bytes(s.seed, text)&(valueSlots-1)]
 			d.pos = i + 1
+			if s.looked++; s.looked == valueRound {
+				if s.found < valueRound/4 {
+					s.bypass = valueRound * 16
+				}
+				s.looked, s.found = 0, 0
+			}
 			if slot.v != nil && slot.text == string(text) {
+				s.found++
 				return slot.v, nil
 			}
 			str := string(text)

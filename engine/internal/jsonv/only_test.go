@@ -189,3 +189,30 @@ func FuzzReusedDecoder(f *testing.F) {
 		}
 	})
 }
+
+// TestKeepValuesStepsAsideForUniqueValues: a Decoder whose values are
+// mostly met once (ids, times) stops looking them up for a while, and
+// one whose values repeat keeps finding them.
+func TestKeepValuesStepsAsideForUniqueValues(t *testing.T) {
+	page := func(f func(i int) string) []byte {
+		var items []string
+		for i := range 2 * valueRound {
+			items = append(items, `"`+f(i)+`"`)
+		}
+		return []byte("[" + strings.Join(items, ",") + "]")
+	}
+	unique := Decoder{KeepValues: true}
+	if _, err := unique.Decode(page(func(i int) string { return fmt.Sprintf("id-%06d", i) })); err != nil {
+		t.Fatal(err)
+	}
+	if unique.bypass == 0 {
+		t.Error("values all met once: the table is still looked up")
+	}
+	repeated := Decoder{KeepValues: true}
+	if _, err := repeated.Decode(page(func(i int) string { return fmt.Sprintf("status-%d", i%5) })); err != nil {
+		t.Fatal(err)
+	}
+	if repeated.bypass != 0 || repeated.found == 0 {
+		t.Errorf("values met again and again: bypass %d, found %d", repeated.bypass, repeated.found)
+	}
+}
