@@ -86,6 +86,15 @@
 // place (PostgreSQL ALTER COLUMN … TYPE … USING; SQLite rebuilds the table,
 // dropping indexes users added to it).
 //
+// A column ferry did not make keeps its type, and where that type would
+// store a value changed without an error (column.limit: PostgreSQL
+// numeric(p,s) rounding, real's float32, timestamp(p) rounding the
+// second, varchar(n) and character(n) cutting; SQLite INTEGER, REAL and
+// NUMERIC affinity turning numeric-looking text into an int64 or a
+// float64), the row is refused before the write, naming table, column,
+// type and value (a rowError with blame: FindRefused names it at once),
+// unless the column is a key whose type's rounding KeyTypes keys by.
+//
 // Every row carries _ferry_synced (the UTC time of the run that last wrote
 // it: Options.Now at Open, to the microsecond) and _ferry_deleted (false).
 // Fields named like these or _ferry_id are skipped with a warning.
@@ -178,7 +187,8 @@
 // 23 integrity, 54 program limit — a key too long for its btree index, more
 // than 1600 columns; SQLite's SQLITE_TOOBIG, SQLITE_CONSTRAINT,
 // SQLITE_MISMATCH and "too many columns", over 2000), or the sink refused a
-// row itself (a key value PostgreSQL would store altered, a row without a
+// row itself (a key value PostgreSQL would store altered, a value a column
+// ferry did not make would store changed, a row without a
 // key value, rows that would give the table more columns than the
 // database allows: counted before any is added). A cancelled context, a lost connection or any other error is
 // not wrapped: it is no row's fault. Nothing of the Write is committed.

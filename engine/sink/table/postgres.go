@@ -220,7 +220,7 @@ ORDER BY a.attnum`, s.schemaQ+"."+quoteIdent(phys))
 		if err := rows.Scan(&name, &native, &isPK); err != nil {
 			return false, nil, nil, fmt.Errorf("postgres: read columns: %w", err)
 		}
-		c := column{name: name, keyAs: pgKeyType(native)}
+		c := column{name: name, keyAs: pgKeyType(native), limit: pgLimit(native)}
 		var known bool
 		if c.typ, known = pgLogical(native); !known {
 			c.native = native

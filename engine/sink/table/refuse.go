@@ -15,7 +15,8 @@ import (
 // destination's own state: the database refused a value (PostgreSQL
 // SQLSTATE classes 22, 23 and 54, SQLite's too-big, constraint, mismatch
 // and too-many-columns errors), or the sink refused a row itself (a
-// primary key PostgreSQL cannot store as it is). Nothing of the Write was
+// primary key PostgreSQL cannot store as it is, a value a column ferry did
+// not make would store changed). Nothing of the Write was
 // committed; [DB.FindRefused] tells which row is at fault.
 var ErrRefused = errors.New("the database refused the rows")
 
@@ -133,7 +134,8 @@ var errTrial = errors.New("trial write: rolled back")
 // rowError is a row the sink refuses itself, before the database sees it.
 // With blame, it names the row at fault: at, among the write's rows of
 // table (trials alone would name the row whose addition made the write
-// fail, which for too many columns need not be the one at fault).
+// fail, which for too many columns need not be the one at fault; for a
+// value its column cannot hold it is, and naming it spares the trials).
 type rowError struct {
 	err   error
 	blame bool

@@ -205,6 +205,7 @@ func (s *sqliteBackend) load(ctx context.Context, phys string) (bool, []column, 
 		c := column{name: name, typ: sqliteLogical(decl)}
 		if c.typ == typeString && !strings.EqualFold(decl, "TEXT") {
 			c.native = decl
+			c.limit = sqliteLimit(decl)
 		}
 		cols = append(cols, c)
 		if pk > 0 {

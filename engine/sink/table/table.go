@@ -134,6 +134,9 @@ type column struct {
 	// its backend type stores more forms as one value than typ says (a
 	// PostgreSQL uuid, numeric(10,2), timestamp(3)); "" for typ's way.
 	keyAs string
+	// limit is where the column's native type, not made by ferry, would
+	// store a value changed without an error (numeric(10,2), varchar(5)).
+	limit limit
 }
 
 // tbl is what ferry knows of one destination table. A tbl is never changed
@@ -1221,6 +1224,12 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 			isKey[k] = true
 		}
 	}
+	// A key column of a type that stores several forms as one keeps its
+	// type's rounding: the runner keys rows by it (KeyTypes).
+	isLimitKey := make([]bool, len(next.cols))
+	for _, k := range next.keys {
+		isLimitKey[k] = next.cols[k].keyAs != ""
+	}
 	for ri := range rows {
 		base := ri * w
 		for _, e := range entries[starts[ri]:starts[ri+1]] {
@@ -1246,6 +1255,9 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 			}
 			setRow[ci], setKey[ci] = int32(ri+1), e.key
 			p.args[base+ci] = d.conv.value(ctypes[ci], e.v)
+			if err := checkLimit(next, ci, p.args[base+ci], isLimitKey); err != nil {
+				return nil, &rowError{err: fmt.Errorf("table %q: row %d: %w", cfg.name, ri, err), blame: true, table: rows[0].Table, at: ri}
+			}
 			if d.conv.altered {
 				d.conv.altered = false
 				d.warnOnce(cfg.name+"\x00altered\x00"+next.cols[ci].name, "value stored altered: NUL bytes dropped (PostgreSQL) or invalid UTF-8 replaced by U+FFFD",

@@ -1,0 +1,218 @@
+package table
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine/sink"
+)
+
+// limitCase is a value written to a column whose native type a user made.
+type limitCase struct {
+	native string
+	v      any
+	stored string // the column's text after the write; "" when the row must be refused
+}
+
+// nativeTable makes table name with key id (text) and column v of type
+// native, as a user (or an earlier spec version) would, and opens it.
+func nativeTable(t *testing.T, e *env, name, native string) *DB {
+	t.Helper()
+	d := e.open(t, Table{Name: name, PrimaryKey: []string{"id"}})
+	ctx := t.Context()
+	switch be := d.be.(type) {
+	case *pgBackend:
+		if err := d.Write(ctx, []sink.Row{{Table: name, Data: row("id", "0", "v", "x")}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := be.conn.Exec(ctx, `ALTER TABLE `+be.schemaQ+`.`+quoteIdent(name)+` ALTER COLUMN v TYPE `+native+` USING NULL`); err != nil {
+			t.Fatal(err)
+		}
+	case *sqliteBackend:
+		_, phys := be.tableNames(name)
+		if _, err := be.conn.ExecContext(ctx, `CREATE TABLE `+quoteIdent(phys)+` (id TEXT NOT NULL PRIMARY KEY, v `+native+
+			`, _ferry_synced DATETIME NOT NULL, _ferry_deleted BOOLEAN NOT NULL DEFAULT 0)`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	return e.open(t, Table{Name: name, PrimaryKey: []string{"id"}})
+}
+
+// storedText reads column v of the row with id as text.
+func storedText(t *testing.T, d *DB, name, id string) (string, bool) {
+	t.Helper()
+	var got *string
+	var err error
+	switch be := d.be.(type) {
+	case *pgBackend:
+		err = be.conn.QueryRow(t.Context(), `SELECT v::text FROM `+be.schemaQ+`.`+quoteIdent(name)+` WHERE id = $1`, id).Scan(&got)
+	case *sqliteBackend:
+		_, phys := be.tableNames(name)
+		err = be.conn.QueryRowContext(t.Context(), `SELECT CAST(v AS TEXT) FROM `+quoteIdent(phys)+` WHERE id = ?`, id).Scan(&got)
+	}
+	if err != nil || got == nil {
+		return "", false
+	}
+	return *got, true
+}
+
+// TestNativeColumnLimits: a column a user made of a type narrower than
+// ferry's (numeric(10,2), real, timestamp(0), varchar(5); on SQLite, a
+// numeric affinity) would store some values changed without an error
+// (checked on PostgreSQL 15: 1.2345 as 1.23, a 17-digit number as a
+// float32, .678 s rounded up, a longer string cut). Such a row is refused
+// alone, its reason naming table, column, type and value; the rows around
+// it are written, and a value the type holds is stored as given.
+func TestNativeColumnLimits(t *testing.T) {
+	cases := map[string][]limitCase{
+		"postgres": {
+			{"numeric(10,2)", json.Number("1.2345"), ""},
+			{"numeric(10,2)", json.Number("1e30"), ""},
+			{"numeric(10,2)", "0.001", ""},
+			{"numeric(10,2)", json.Number("12345678.9"), "12345678.90"},
+			{"numeric(10,2)", json.Number("1.20"), "1.20"},
+			{"numeric(10,2)", json.Number("-1.5e2"), "-150.00"},
+			{"real", json.Number("1.2345678901234567"), ""},
+			{"real", json.Number("16777217"), ""},
+			{"real", json.Number("0.1"), "0.1"},
+			{"real", json.Number("16777216"), "1.6777216e+07"},
+			{"timestamp(0) with time zone", "2024-01-02T03:04:05.678Z", ""},
+			{"timestamp(0) without time zone", "2024-01-02T03:04:05.5", ""},
+			{"timestamp(3) with time zone", "2024-01-02T03:04:05.6781Z", ""},
+			{"timestamp without time zone", "2024-01-02T03:04:05.1234567", ""},
+			{"timestamp(0) with time zone", "2024-01-02T03:04:05.000Z", "2024-01-02 03:04:05+00"},
+			{"timestamp(3) with time zone", "2024-01-02T03:04:05.678Z", "2024-01-02 03:04:05.678+00"},
+			{"varchar(5)", "abcdefgh", ""},
+			{"varchar(5)", "abcde ", ""},
+			{"character(5)", "abcdefgh", ""},
+			{"varchar(5)", "ñññññ", "ñññññ"},
+			{"varchar(5)", json.Number("1.25"), "1.25"},
+		},
+		"sqlite": {
+			{"NUMERIC(10,2)", json.Number("0.1000000000000000000001"), ""},
+			{"INT", json.Number("12345678901234567890"), ""},
+			{"INT", "007", ""},
+			{"FLOAT", "+5", ""},
+			{"NUMERIC(10,2)", json.Number("1.2345"), "1.2345"},
+			{"INT", json.Number("42"), "42"},
+			{"INT", "abc", "abc"},
+			{"FLOAT", json.Number("1.5"), "1.5"},
+			{"VARCHAR(5)", "abcdefgh", "abcdefgh"},
+			{"VARCHAR(5)", "007", "007"},
+		},
+	}
+	eachBackend(t, func(t *testing.T, e *env) {
+		for i, c := range cases[e.kind] {
+			name := fmt.Sprintf("t%d", i)
+			d := nativeTable(t, e, name, c.native)
+			rows := []sink.Row{
+				{Table: name, Data: row("id", "1", "v", nil)},
+				{Table: name, Data: row("id", "2", "v", c.v)},
+				{Table: name, Data: row("id", "3", "v", nil)},
+			}
+			err := d.Write(t.Context(), rows, nil)
+			if c.stored != "" {
+				if err != nil {
+					t.Errorf("%s <- %v: Write = %v, want it stored", c.native, c.v, err)
+				} else if got, _ := storedText(t, d, name, "2"); got != c.stored {
+					t.Errorf("%s <- %v: stored %q, want %q", c.native, c.v, got, c.stored)
+				}
+				continue
+			}
+			if !errors.Is(err, ErrRefused) {
+				got, _ := storedText(t, d, name, "2")
+				t.Errorf("%s <- %v: Write = %v (stored %q), want ErrRefused", c.native, c.v, err, got)
+				continue
+			}
+			at, reason, err := d.FindRefused(t.Context(), rows)
+			if err != nil || at != 1 {
+				t.Errorf("%s <- %v: FindRefused = %d, %v, %v; want row 1", c.native, c.v, at, reason, err)
+				continue
+			}
+			lit := fmt.Sprint(c.v)
+			typ := strings.Replace(c.native, "varchar", "character varying", 1) // as format_type names it
+			for _, want := range []string{`table "` + name + `"`, `column "v"`, typ, lit} {
+				if !strings.Contains(reason.Error(), want) {
+					t.Errorf("%s <- %v: reason %q does not say %q", c.native, c.v, reason, want)
+				}
+			}
+			if err := d.Write(t.Context(), []sink.Row{rows[0], rows[2]}, nil); err != nil {
+				t.Errorf("%s <- %v: the other rows: %v", c.native, c.v, err)
+			}
+			if _, ok := storedText(t, d, name, "2"); ok {
+				t.Errorf("%s <- %v: the refused row is stored", c.native, c.v)
+			}
+			if n := count(t, d, name); n != 2 && e.kind == "sqlite" || n != 3 && e.kind == "postgres" {
+				t.Errorf("%s <- %v: %d rows stored", c.native, c.v, n)
+			}
+		}
+	})
+}
+
+// TestNativeKeyKeepsRounding: a key column of a type that stores several
+// forms as one (numeric(10,2)) keeps its type's rounding: the runner keys
+// rows by it (KeyTypes), so the value is not refused.
+func TestNativeKeyKeepsRounding(t *testing.T) {
+	e := newPGEnv(t)
+	d := e.open(t, Table{Name: "k", PrimaryKey: []string{"id"}})
+	ctx := t.Context()
+	if err := d.Write(ctx, []sink.Row{{Table: "k", Data: row("id", json.Number("1"))}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	be := d.be.(*pgBackend)
+	if _, err := be.conn.Exec(ctx, `ALTER TABLE `+be.schemaQ+`.k ALTER COLUMN id TYPE numeric(10,2)`); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	d = e.open(t, Table{Name: "k", PrimaryKey: []string{"id"}})
+	if err := d.Write(ctx, []sink.Row{{Table: "k", Data: row("id", json.Number("2.004"))}}, nil); err != nil {
+		t.Fatalf("Write of a key numeric(10,2) rounds: %v", err)
+	}
+}
+
+func TestNumericHolds(t *testing.T) {
+	for _, c := range []struct {
+		lit  string
+		p, s int
+		want bool
+	}{
+		{"1.23", 10, 2, true},
+		{"1.230", 10, 2, true},
+		{"1.2345", 10, 2, false},
+		{"0.001", 10, 2, false},
+		{"12345678.99", 10, 2, true},
+		{"123456789", 10, 2, false},
+		{"99999999.99", 10, 2, true},
+		{"100000000", 10, 2, false},
+		{"1e7", 10, 2, true},
+		{"1e8", 10, 2, false},
+		{"123e-2", 10, 2, true},
+		{"123e-3", 10, 2, false},
+		{"-0.00", 3, 2, true},
+		{"0e99999", 3, 2, true},
+		{"1000", 2, -3, true},
+		{"1500", 2, -3, false},
+		{"0.00123", 3, 5, true},
+		{"0.123", 3, 5, false},
+		{"1e9999999999", 10, 2, false},
+	} {
+		if got := numericHolds(c.lit, c.p, c.s); got != c.want {
+			t.Errorf("numericHolds(%q, %d, %d) = %v, want %v", c.lit, c.p, c.s, got, c.want)
+		}
+	}
+}
+
+func TestSQLiteNumber(t *testing.T) {
+	for s, want := range map[string]bool{
+		"1": true, "007": true, " 5 ": true, "+5": true, ".5": true, "5.": true, "1e3": true, "-1.5E-3": true,
+		"": false, ".": false, "e3": false, "1e": false, "abc": false, "0x10": false, "1,5": false, "inf": false,
+	} {
+		if got := sqliteNumber(s); got != want {
+			t.Errorf("sqliteNumber(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
