@@ -88,8 +88,9 @@
 //
 // A column ferry did not make keeps its type, and where that type would
 // store a value changed without an error (column.limit: PostgreSQL
-// numeric(p,s) rounding, real's float32, timestamp(p) rounding the
-// second, varchar(n) and character(n) cutting; SQLite INTEGER, REAL and
+// numeric(p,s) rounding, real's float32, timestamp(p) and time(p)
+// rounding the second, varchar(n), character(n) and bit varying(n)
+// cutting, bit(n) cutting or padding; SQLite INTEGER, REAL and
 // NUMERIC affinity turning numeric-looking text into an int64 or a
 // float64), the row is refused before the write, naming table, column,
 // type and value (a rowError with blame: FindRefused names it at once),

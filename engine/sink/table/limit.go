@@ -21,6 +21,9 @@ const (
 	limitTime                // PostgreSQL timestamp(p): rounds the second to p digits
 	limitChars               // PostgreSQL varchar(n), char(n): an explicit cast cuts to n characters
 	limitSQLiteNum           // SQLite INTEGER, REAL or NUMERIC affinity: numeric-looking text becomes an int64 or a float64
+	limitClock               // PostgreSQL time(p), timetz(p): rounds the second to p digits
+	limitBits                // PostgreSQL bit(n): an explicit cast cuts or pads with zeros to n bits
+	limitVarBits             // PostgreSQL bit varying(n): an explicit cast cuts to n bits
 )
 
 // limit is a column's native type's limit (column.limit): the values it
@@ -59,10 +62,24 @@ func pgLimit(native string) limit {
 		}
 		return limit{}
 	}
-	for _, pre := range [...]string{"character varying(", "character("} {
-		if n, ok := strings.CutPrefix(native, pre); ok {
+	if native == "time without time zone" || native == "time with time zone" {
+		return limit{kind: limitClock, p: 6}
+	}
+	if p, ok := strings.CutPrefix(native, "time("); ok {
+		if i := strings.IndexByte(p, ')'); i > 0 {
+			if n, err := strconv.Atoi(p[:i]); err == nil {
+				return limit{kind: limitClock, p: n}
+			}
+		}
+		return limit{}
+	}
+	for _, l := range [...]struct {
+		prefix string
+		kind   limitKind
+	}{{"character varying(", limitChars}, {"character(", limitChars}, {"bit varying(", limitVarBits}, {"bit(", limitBits}} {
+		if n, ok := strings.CutPrefix(native, l.prefix); ok {
 			if n, err := strconv.Atoi(strings.TrimSuffix(n, ")")); err == nil {
-				return limit{kind: limitChars, p: n}
+				return limit{kind: l.kind, p: n}
 			}
 		}
 	}
@@ -96,6 +113,12 @@ func (l limit) holds(s string) bool {
 		return fracDigits(s) <= l.p
 	case limitChars:
 		return utf8.RuneCountInString(s) <= l.p
+	case limitClock:
+		return clockFracDigits(s) <= l.p
+	case limitBits:
+		return bitLength(s) == l.p
+	case limitVarBits:
+		return bitLength(s) <= l.p
 	case limitSQLiteNum:
 		if !sqliteNumber(s) {
 			return true // kept as text
@@ -157,6 +180,34 @@ func fracDigits(s string) int {
 		}
 	}
 	return n
+}
+
+// clockFracDigits is fracDigits for a time of day ("15:04:05.678",
+// with or without a zone), or for a datetime, whose time PostgreSQL takes.
+func clockFracDigits(s string) int {
+	if _, ok := parseDatetime(s); ok {
+		return fracDigits(s)
+	}
+	const frac = len("15:04:05")
+	if len(s) <= frac || s[2] != ':' || s[5] != ':' || s[frac] != '.' {
+		return 0
+	}
+	n := 0
+	for i := frac + 1; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		if s[i] != '0' {
+			n = i - frac
+		}
+	}
+	return n
+}
+
+// bitLength is the bits a bit string's text gives: one a digit, or four
+// a hex digit after an x ("x1F"). The database refuses other characters.
+func bitLength(s string) int {
+	if len(s) > 0 && (s[0] == 'x' || s[0] == 'X') {
+		return 4 * (len(s) - 1)
+	}
+	return len(s)
 }
 
 // sqliteNumber reports whether SQLite's numeric affinity takes s for a
@@ -259,6 +310,12 @@ func (l limit) change() string {
 		return "cut to " + strconv.Itoa(l.p) + " characters"
 	case limitSQLiteNum:
 		return "as a number, an int64 or a float64"
+	case limitClock:
+		return "rounded to " + strconv.Itoa(l.p) + " digits of the second"
+	case limitBits:
+		return "cut or padded with zeros to " + strconv.Itoa(l.p) + " bits"
+	case limitVarBits:
+		return "cut to " + strconv.Itoa(l.p) + " bits"
 	}
 	return "changed"
 }
