@@ -168,7 +168,8 @@
 // EnsureTables creates the declared tables that do not exist yet, with
 // their declared columns and key; a key column whose type is not declared
 // is made STRING, and in a table that holds no row yet, a column whose type
-// was not declared takes the type of its first value (as a new column
+// was not declared, and is of a type ferry makes (not a user's
+// numeric(10,2)), takes the type of its first value (as a new column
 // would), so a table made empty first ends like one made with rows.
 //
 // # State and atomicity

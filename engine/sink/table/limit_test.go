@@ -165,6 +165,32 @@ func TestNativeColumnLimits(t *testing.T) {
 	})
 }
 
+// TestNativeColumnOfEmptyTableKeepsType: in a table holding no row yet,
+// a column whose type was not declared takes the type of its first value
+// (the table may be one EnsureTables made) — but not a user's
+// numeric(10,2), which reads as DECIMAL and is not ferry's: it keeps its
+// type, and refuses what it would round.
+func TestNativeColumnOfEmptyTableKeepsType(t *testing.T) {
+	e := newPGEnv(t)
+	d := nativeTable(t, e, "e", "numeric(10,2)")
+	be := d.be.(*pgBackend)
+	if _, err := be.conn.Exec(t.Context(), `DELETE FROM `+be.schemaQ+`.e`); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	d = e.open(t, Table{Name: "e", PrimaryKey: []string{"id"}})
+	rows := []sink.Row{{Table: "e", Data: row("id", "1", "v", json.Number("1.5"))}, {Table: "e", Data: row("id", "2", "v", json.Number("1.2345"))}}
+	if err := d.Write(t.Context(), rows, nil); !errors.Is(err, ErrRefused) {
+		t.Errorf("Write = %v, want ErrRefused (1.2345 in numeric(10,2))", err)
+	}
+	if err := d.Write(t.Context(), rows[:1], nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := nativeTypes(t, d, "e")["v"]; got != "numeric(10,2)" {
+		t.Errorf("column v is %s, want numeric(10,2) kept", got)
+	}
+}
+
 // TestNativeKeyKeepsRounding: a key column of a type that stores several
 // forms as one (numeric(10,2)) keeps its type's rounding: the runner keys
 // rows by it (KeyTypes), so the value is not refused.

@@ -139,6 +139,10 @@ type column struct {
 	limit limit
 }
 
+// ferrys reports whether the column has a type ferry makes: a user's
+// numeric(10,2) reads as DECIMAL but is not one (see limit).
+func (c *column) ferrys() bool { return c.native == "" && c.limit.kind == limitNone }
+
 // tbl is what ferry knows of one destination table. A tbl is never changed
 // once published in DB.tables, except keyCache; a Write builds the next
 // version and publishes it after the commit, so a rolled-back Write leaves
@@ -850,7 +854,7 @@ func (t *tbl) keyType(be backend, col string) string {
 		return ""
 	}
 	c := t.cols[ci]
-	if _, declared := t.cfg.declared[c.name]; t.empty && !declared && c.native == "" {
+	if _, declared := t.cfg.declared[c.name]; t.empty && !declared && c.ferrys() {
 		return "" // typed by its first value, as plan does
 	}
 	if c.keyAs != "" {
@@ -1080,7 +1084,7 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 				// its first value, as a new column would: the outcome does
 				// not depend on whether the table was made empty first.
 				firstTyped[ci] = true
-				if _, declared := cfg.declared[t.cols[ci].name]; !declared && t.cols[ci].native == "" {
+				if _, declared := cfg.declared[t.cols[ci].name]; !declared && t.cols[ci].ferrys() {
 					types[ci] = infer(v)
 				}
 			}
