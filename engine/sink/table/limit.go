@@ -173,13 +173,7 @@ func fracDigits(s string) int {
 	if len(s) <= frac || s[frac] != '.' && s[frac] != ',' {
 		return 0
 	}
-	n := 0
-	for i := frac + 1; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
-		if s[i] != '0' {
-			n = i - frac
-		}
-	}
-	return n
+	return significantDigits(s, frac)
 }
 
 // clockFracDigits is fracDigits for a time of day ("15:04:05.678",
@@ -192,6 +186,12 @@ func clockFracDigits(s string) int {
 	if len(s) <= frac || s[2] != ':' || s[5] != ':' || s[frac] != '.' {
 		return 0
 	}
+	return significantDigits(s, frac)
+}
+
+// significantDigits counts the digits of the fraction of a second after
+// s[frac] (its point) up to the last that is not 0: 10:00:00.500 has 1.
+func significantDigits(s string, frac int) int {
 	n := 0
 	for i := frac + 1; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
 		if s[i] != '0' {
@@ -229,23 +229,7 @@ func sqliteNumber(s string) bool {
 			i, digits = i+1, digits+1
 		}
 	}
-	if digits == 0 {
-		return false
-	}
-	if i < n && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < n && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		j := i
-		for i < n && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == j {
-			return false
-		}
-	}
-	return i == n
+	return digits > 0 && exponentEnds(s, i)
 }
 
 // exactFloatBits is exactFloat for a float of bits bits (32: real).

@@ -221,6 +221,14 @@ func validNumber(s string) bool {
 			return false
 		}
 	}
+	return exponentEnds(s, i)
+}
+
+// exponentEnds reports whether s from i is an optional exponent
+// ([eE][+-]?digits) and nothing after it: the tail of a number, as JSON
+// and SQLite's numeric affinity both write it.
+func exponentEnds(s string, i int) bool {
+	n := len(s)
 	if i < n && (s[i] == 'e' || s[i] == 'E') {
 		i++
 		if i < n && (s[i] == '+' || s[i] == '-') {
