@@ -21,7 +21,9 @@ func runWithOrg(fx *fixture, org string, opts engine.RunOptions) (*engine.Result
 	return runAt(fx, fx.api.URL, org, opts)
 }
 
-const orgPagedSpec = `version: 1
+// orgHead is the head of the specs of two organisations' runs: the url
+// and org inputs, one attempt a request, up to the streams.
+const orgHead = `version: 1
 name: nl
 config:
   url: {required: true}
@@ -30,7 +32,9 @@ http:
   base_url: ${ config.url }
   retry: {attempts: 1}
 streams:
-  apps:
+`
+
+const orgPagedSpec = orgHead + `  apps:
     request:
       path: /orgs/${ config.org }/apps
     records: .items[]
@@ -429,16 +433,7 @@ func TestNewAddressIsNotAnotherInstance(t *testing.T) {
 	}
 }
 
-const orgPortSpec = `version: 1
-name: nl
-config:
-  url: {required: true}
-  org: {required: true}
-http:
-  base_url: ${ config.url }
-  retry: {attempts: 1}
-streams:
-  items:
+const orgPortSpec = orgHead + `  items:
     incremental: {cursor: .updated, initial: "0"}
     request:
       path: /orgs/${ config.org }/items

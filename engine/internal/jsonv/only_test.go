@@ -94,6 +94,11 @@ func TestDecodeOnlySkipsUnkept(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(v, []any{map[string]any{"big": json.Number("1")}}) {
 		t.Errorf("an array: got %#v (%v), want its objects whole", v, err)
 	}
+	// A kept key written with an escape is the key a program reads.
+	v, err = d.DecodeOnly([]byte(`{"na\u006de": "n", "big": 1}`), map[string]bool{"name": true})
+	if err != nil || !reflect.DeepEqual(v, map[string]any{"name": "n"}) {
+		t.Errorf("an escaped kept key: got %#v (%v), want name kept", v, err)
+	}
 	// The Decoder used with only, then without: nothing of only stays.
 	v, err = d.Decode([]byte(`{"big": 1}`))
 	if err != nil || !reflect.DeepEqual(v, map[string]any{"big": json.Number("1")}) {
