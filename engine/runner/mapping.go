@@ -249,8 +249,17 @@ func primaryKey(t *spec.Table, keyTypes []string, row map[string]any) (string, e
 //     stores "2.50" as 2.5, and one that widens (INT to DECIMAL or STRING,
 //     DOUBLE to DECIMAL) may store the two forms as one number or as one
 //     text; else keyText (a BOOLEAN's true as "true").
+//   - table.KeyLower, KeyNoCase, KeyRTrim (a text column compared its
+//     way): the text STRING keys, as the column compares it (textFold).
 func storedKey(typ string, v any) any {
 	u := strings.ToUpper(strings.TrimSpace(typ))
+	if fold := textFold(u); fold != nil {
+		k := storedKey("STRING", v)
+		if s, ok := k.(string); ok {
+			return fold(s)
+		}
+		return k
+	}
 	if k, ok := nativeKey(u, v); ok {
 		return k
 	}
@@ -271,6 +280,32 @@ func storedKey(typ string, v any) any {
 		return numberValue(string(s.(json.Number)))
 	}
 	return keyText(nestedByValue(v))
+}
+
+// textFold is how a text column of key type typ compares values, nil for
+// another type.
+func textFold(typ string) func(string) string {
+	switch typ {
+	case table.KeyLower:
+		// PostgreSQL's lower() in a database of a UTF-8 LC_CTYPE maps
+		// each character alone, as unicode.ToLower does (ß stays ß).
+		return strings.ToLower
+	case table.KeyNoCase:
+		return asciiLower
+	case table.KeyRTrim:
+		return func(s string) string { return strings.TrimRight(s, " ") }
+	}
+	return nil
+}
+
+// asciiLower is s with its ASCII letters lower-cased, and nothing else.
+func asciiLower(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
 }
 
 // nestedByValue is v with the numbers inside an object or array written
@@ -324,8 +359,9 @@ func KeyTypeOf(saved, cur string) string {
 		switch u := strings.ToUpper(strings.TrimSpace(typ)); {
 		case u == "STRING", u == "JSON":
 			return 0
-		case u == "UTC_DATETIME", u == "UUID", strings.Contains(u, "("):
-			// A time's zones, or a native column's forms (nativeKey).
+		case u == "UTC_DATETIME", u == "UUID", strings.Contains(u, "("), textFold(u) != nil:
+			// A time's zones, a native column's forms (nativeKey), or a
+			// text column's comparison.
 			return 2
 		}
 		return 1

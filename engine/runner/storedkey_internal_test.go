@@ -86,6 +86,11 @@ func TestKeyTypeOf(t *testing.T) {
 		{"STRING", "JSON", ""},
 		{"JSON", "STRING", ""},
 		{"JSON", "JSON", "JSON"},
+		// A table made anew with a text key compared its way (a
+		// collation, citext): the new column's way, or one row of two.
+		{"STRING", "NOCASE", "NOCASE"},
+		{"STRING", "LOWER", "LOWER"},
+		{"DOUBLE", "RTRIM", "RTRIM"},
 	} {
 		if got := KeyTypeOf(c.saved, c.cur); got != c.want {
 			t.Errorf("KeyTypeOf(%q, %q) = %q, want %q", c.saved, c.cur, got, c.want)

@@ -177,12 +177,23 @@ func pgLogical(native string) (colType, bool) {
 	return typeString, false
 }
 
+// citextKey is how the duplicate check keys a citext column: citext
+// compares its values lower-cased by the database's LC_CTYPE, whatever
+// the column's collation; a C or POSIX one lower-cases ASCII letters only.
+func citextKey(ctype string) string {
+	if ctype == "C" || ctype == "POSIX" {
+		return KeyNoCase
+	}
+	return KeyLower
+}
+
 // pgKeyType is how the duplicate check keys a column of PostgreSQL type
 // native (column.keyAs) where it stores as one value forms that the
 // column's type in ferry's terms keeps apart: a uuid any case, braces or
 // hyphens; a numeric of a scale its value rounded to it; a timestamp of a
 // precision its instant rounded to it, and one without a zone its wall
-// clock, whatever offset is given. "" for any other.
+// clock, whatever offset is given; a character(n) its text without
+// trailing spaces (citext: see citextKey). "" for any other.
 func pgKeyType(native string) string {
 	switch {
 	case native == "uuid":
@@ -191,6 +202,9 @@ func pgKeyType(native string) string {
 		return "DECIMAL" + strings.TrimPrefix(native, "numeric")
 	case native == "timestamp without time zone":
 		return "LOCAL_DATETIME(6)"
+	case strings.HasPrefix(native, "character("):
+		// bpchar: trailing spaces are not part of the value.
+		return KeyRTrim
 	}
 	for _, z := range [...]struct{ suffix, typ string }{{" with time zone", "UTC_DATETIME"}, {" without time zone", "LOCAL_DATETIME"}} {
 		if p, ok := strings.CutPrefix(native, "timestamp("); ok {
@@ -203,8 +217,14 @@ func pgKeyType(native string) string {
 }
 
 func (s *pgBackend) load(ctx context.Context, phys string) (bool, []column, []string, error) {
-	rows, err := s.conn.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod), coalesce(a.attnum = ANY (i.indkey::int2[]), false)
+	// collisdeterministic is read through to_jsonb: servers before 12
+	// have no such column (every collation of theirs is deterministic).
+	rows, err := s.conn.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod), coalesce(a.attnum = ANY (i.indkey::int2[]), false),
+  ty.typname, coalesce(co.collname, ''), coalesce((to_jsonb(co) ->> 'collisdeterministic')::boolean, true),
+  (SELECT datctype FROM pg_database WHERE datname = current_database())
 FROM pg_attribute a
+JOIN pg_type ty ON ty.oid = a.atttypid
+LEFT JOIN pg_collation co ON co.oid = a.attcollation
 LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum`, s.schemaQ+"."+quoteIdent(phys))
@@ -215,12 +235,21 @@ ORDER BY a.attnum`, s.schemaQ+"."+quoteIdent(phys))
 	var cols []column
 	var pk []string
 	for rows.Next() {
-		var name, native string
-		var isPK bool
-		if err := rows.Scan(&name, &native, &isPK); err != nil {
+		var name, native, typname, collation, ctype string
+		var isPK, deterministic bool
+		if err := rows.Scan(&name, &native, &isPK, &typname, &collation, &deterministic, &ctype); err != nil {
 			return false, nil, nil, fmt.Errorf("postgres: read columns: %w", err)
 		}
 		c := column{name: name, keyAs: pgKeyType(native), limit: pgLimit(native)}
+		if typname == "citext" {
+			c.keyAs = citextKey(ctype)
+		}
+		if isPK && !deterministic {
+			// Such a collation holds keys equal that differ in bytes (case,
+			// accents, as it was made): the check cannot fold as it does.
+			s.log.Warn("a primary-key column's collation is nondeterministic: the duplicate check compares its keys byte by byte, so two records whose keys the collation holds equal write one row, the later replacing the earlier, unreported",
+				"table", phys, "column", name, "collation", collation)
+		}
 		var known bool
 		if c.typ, known = pgLogical(native); !known {
 			c.native = native

@@ -219,7 +219,48 @@ func (s *sqliteBackend) load(ctx context.Context, phys string) (bool, []column, 
 	for i := 1; i <= len(pkAt); i++ {
 		pk = append(pk, pkAt[i])
 	}
+	if len(pk) > 0 {
+		if err := s.keyCollations(ctx, phys, cols); err != nil {
+			return false, nil, nil, err
+		}
+	}
 	return len(cols) > 0, cols, pk, nil
+}
+
+// keyCollations keys the text columns of table phys's primary key whose
+// collation is NOCASE or RTRIM as the key compares them (column.keyAs).
+// The collation is the primary key's index's: the column's own, or one
+// given in the PRIMARY KEY clause. An INTEGER PRIMARY KEY has no index
+// (nor text).
+func (s *sqliteBackend) keyCollations(ctx context.Context, phys string, cols []column) error {
+	rows, err := s.conn.QueryContext(ctx, `SELECT x.name, x.coll FROM pragma_index_list(?) l, pragma_index_xinfo(l.name) x
+WHERE l.origin = 'pk' AND x.key AND x.cid >= 0`, phys)
+	if err != nil {
+		return fmt.Errorf("sqlite: read key collations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name, coll string
+		if err := rows.Scan(&name, &coll); err != nil {
+			return fmt.Errorf("sqlite: read key collations: %w", err)
+		}
+		key := ""
+		switch strings.ToUpper(coll) {
+		case "NOCASE":
+			key = KeyNoCase
+		case "RTRIM":
+			key = KeyRTrim
+		}
+		for i := range cols {
+			if cols[i].name == name && cols[i].typ == typeString {
+				cols[i].keyAs = key
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: read key collations: %w", err)
+	}
+	return nil
 }
 
 func (s *sqliteBackend) hasRows(ctx context.Context, ident string) (bool, error) {

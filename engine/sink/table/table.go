@@ -140,8 +140,12 @@ type column struct {
 }
 
 // ferrys reports whether the column has a type ferry makes: a user's
-// numeric(10,2) reads as DECIMAL but is not one (see limit).
-func (c *column) ferrys() bool { return c.native == "" && c.limit.kind == limitNone }
+// numeric(10,2) reads as DECIMAL but is not one (see limit), nor is a
+// TEXT key of a NOCASE collation a STRING (ferry makes none; retyped by
+// its first value, it would no longer compare keys its way).
+func (c *column) ferrys() bool {
+	return c.native == "" && c.limit.kind == limitNone && !textKey(c.keyAs)
+}
 
 // tbl is what ferry knows of one destination table. A tbl is never changed
 // once published in DB.tables, except keyCache; a Write builds the next
@@ -805,6 +809,22 @@ func (d *DB) EnsureTables(ctx context.Context) error {
 	return nil
 }
 
+// Key types of text columns that compare values other than byte by byte
+// (see KeyTypes): the duplicate check keys a value as the column compares
+// it.
+const (
+	KeyLower  = "LOWER"  // lower-cased (PostgreSQL's citext)
+	KeyNoCase = "NOCASE" // ASCII letters lower-cased (SQLite's NOCASE; citext in a C database)
+	KeyRTrim  = "RTRIM"  // trailing spaces dropped (SQLite's RTRIM; PostgreSQL's character(n))
+)
+
+// textKey tells whether key type typ is one of a text column's
+// comparison: the column stores the value as given (its limit, if any,
+// still applies), unlike a type that rounds it.
+func textKey(typ string) bool {
+	return typ == KeyLower || typ == KeyNoCase || typ == KeyRTrim
+}
+
 // KeyTypes reports, for each keyed table of the spec, the type of each of
 // its primary-key columns (in PrimaryKey's order) as the destination would
 // store a row now: an existing column's own type, which a changed
@@ -815,7 +835,9 @@ func (d *DB) EnsureTables(ctx context.Context) error {
 // made), or where the column is not one ferry made (a native type). A
 // PostgreSQL column whose type stores forms as one that the check would
 // key apart has a type of its own (pgKeyType: "UUID", "DECIMAL(10,2)",
-// "UTC_DATETIME(3)", "LOCAL_DATETIME(6)"; see StoredKeyDatetime).
+// "UTC_DATETIME(3)", "LOCAL_DATETIME(6)"; see StoredKeyDatetime), and so
+// has one whose collation or type compares text other than byte by byte
+// (KeyLower, KeyNoCase, KeyRTrim).
 func (d *DB) KeyTypes(ctx context.Context) (map[string][]string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -1229,10 +1251,11 @@ func (d *DB) plan(t *tbl, rows []sink.Row) (*plan, error) {
 		}
 	}
 	// A key column of a type that stores several forms as one keeps its
-	// type's rounding: the runner keys rows by it (KeyTypes).
+	// type's rounding: the runner keys rows by it (KeyTypes). One that
+	// only compares text its way stores it as given, within its limit.
 	isLimitKey := make([]bool, len(next.cols))
 	for _, k := range next.keys {
-		isLimitKey[k] = next.cols[k].keyAs != ""
+		isLimitKey[k] = next.cols[k].keyAs != "" && !textKey(next.cols[k].keyAs)
 	}
 	for ri := range rows {
 		base := ri * w
