@@ -124,6 +124,21 @@ func TestPostgresKeyTextKeyedAsStored(t *testing.T) {
 	}
 }
 
+// pgKeyFixture is a fixture of keyTypeSpec writing to PostgreSQL, in a
+// schema of its own, made (name), and a query on it.
+func pgKeyFixture(t *testing.T) (string, *fixture, func(string) []string) {
+	t.Helper()
+	pg := dupBackends()
+	if len(pg) < 2 {
+		t.Skip("no PostgreSQL: set FERRY_TEST_POSTGRES_URL")
+	}
+	name, use := pg[1].setup(t)
+	fx := newFixture(t, keyTypeSpec(name, "", "fail"), "")
+	query := use(fx)
+	query(`CREATE SCHEMA "` + name + `"`)
+	return name, fx, query
+}
+
 // pgHasCitext tells whether the server can make the citext extension.
 func pgHasCitext(t *testing.T, fx *fixture) bool {
 	t.Helper()
@@ -161,14 +176,7 @@ func TestSQLiteKeyCollationAcrossRuns(t *testing.T) {
 // refused (the column would cut it, into another record's key), not
 // written cut.
 func TestPostgresCharKeyLongerThanColumn(t *testing.T) {
-	pg := dupBackends()
-	if len(pg) < 2 {
-		t.Skip("no PostgreSQL: set FERRY_TEST_POSTGRES_URL")
-	}
-	name, use := pg[1].setup(t)
-	fx := newFixture(t, keyTypeSpec(name, "", "fail"), "")
-	query := use(fx)
-	query(`CREATE SCHEMA "` + name + `"`)
+	_, fx, query := pgKeyFixture(t)
 	query(`CREATE TABLE %t (k character(5) PRIMARY KEY, a TEXT, _ferry_synced TEXT, _ferry_deleted BOOLEAN)`)
 	fx.raw("/s", 200, `[{"k": "abcde", "a": "first"}, {"k": "abcdefg", "a": "second"}]`)
 	res, err := fx.run(engine.RunOptions{})
@@ -186,14 +194,7 @@ func TestPostgresCharKeyLongerThanColumn(t *testing.T) {
 // equal the check cannot fold as it does: the run says so, naming the
 // table, the column and the collation.
 func TestPostgresNondeterministicKeyCollationSaid(t *testing.T) {
-	pg := dupBackends()
-	if len(pg) < 2 {
-		t.Skip("no PostgreSQL: set FERRY_TEST_POSTGRES_URL")
-	}
-	name, use := pg[1].setup(t)
-	fx := newFixture(t, keyTypeSpec(name, "", "fail"), "")
-	query := use(fx)
-	query(`CREATE SCHEMA "` + name + `"`)
+	name, fx, query := pgKeyFixture(t)
 	conn := pgConnect(t, t.Context(), fx.db)
 	defer conn.Close(t.Context())
 	if _, err := conn.Exec(t.Context(), `CREATE COLLATION "`+name+`".ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)`); err != nil {
