@@ -1783,7 +1783,7 @@ func (r *Runner) buildRequest(ctx context.Context, s *spec.Stream, rq *spec.Requ
 		// A part that only reads the record and is null fails: left out,
 		// the request would ask for more than this parent's (an
 		// unfiltered list, written under it).
-		v, err := spec.RenderValueParts(it.Value.Tree(), env, r.nullRecordHook)
+		v, err := spec.RenderValueParts(it.Value.Tree(), env, r.repeatedRecordHook)
 		if err != nil {
 			return req, "", fmt.Errorf("request query %s: %w", it.Key, err)
 		}
@@ -1832,7 +1832,11 @@ func (r *Runner) buildRequest(ctx context.Context, s *spec.Stream, rq *spec.Requ
 			return text, nil
 		}
 	case rq.Body.Set:
-		req.Body, err = spec.RenderValueParts(rq.Body.Tree(), env, r.nullRecordHook)
+		hook := r.nullRecordHook
+		if rq.BodyFormat.V == "form" {
+			hook = r.repeatedRecordHook // a list repeats the field
+		}
+		req.Body, err = spec.RenderValueParts(rq.Body.Tree(), env, hook)
 		if err != nil {
 			return req, "", fmt.Errorf("request body: %w", err)
 		}

@@ -46,13 +46,21 @@ func (r *Runner) nullRecordPathEach(t *eval.Template, secret func(int, any, stri
 }
 
 func (r *Runner) nullRecordEachIn(t *eval.Template, secret func(int, any, string), path bool) func(int, any, string) error {
+	return r.recordPartsCheck(t, secret, path, false)
+}
+
+// recordPartsCheck is nullRecordEachIn; repeated: the value is one whose
+// list repeats its parameter (a query value, a form body's field), where
+// an empty list leaves the parameter out as null does.
+func (r *Runner) recordPartsCheck(t *eval.Template, secret func(int, any, string), path, repeated bool) func(int, any, string) error {
 	parts := r.recordParts(t)
 	if len(parts) == 0 && secret == nil {
 		return nil
 	}
 	return func(i int, v any, s string) error {
-		if e, ok := parts[i]; ok && v == nil {
-			return &nullReadError{expr: e, lookup: strings.HasPrefix(e, spec.VarLookups), path: path}
+		e, ok := parts[i]
+		if list, isList := v.([]any); ok && (v == nil || repeated && isList && len(list) == 0) {
+			return &nullReadError{expr: e, lookup: strings.HasPrefix(e, spec.VarLookups), path: path, empty: v != nil}
 		}
 		if secret != nil {
 			secret(i, v, s)
@@ -100,15 +108,29 @@ func (r *Runner) nullRecordHook(t *eval.Template) func(int, any, string) error {
 	return r.nullRecordEach(t, nil)
 }
 
+// repeatedRecordHook is nullRecordHook for a query value or a form body's
+// field, whose list repeats the parameter: a part that only reads the
+// record and is an empty list fails too, since the request would go out
+// without the parameter, as for null (ids=a&ids=b filters; no ids at all
+// asks for every one).
+func (r *Runner) repeatedRecordHook(t *eval.Template) func(int, any, string) error {
+	return r.recordPartsCheck(t, nil, false, true)
+}
+
 // nullReadError is a request part that only reads a record and is null
 // (see nullRecordEach). lookup: the part reads a lookup, which a check
 // reads one page of (a run, every page, may find the value).
 type nullReadError struct {
 	expr         string
 	lookup, path bool
+	empty        bool // an empty list, where a list repeats the parameter
 }
 
 func (e *nullReadError) Error() string {
+	if e.empty {
+		return fmt.Sprintf("%s is an empty list, and the request would go out without the parameter it repeats, asking for more than it should (or for another resource): "+
+			"give the stream a when that skips such records (when: len(%s) > 0), or write ${ len(%s) > 0 ? %s : nil } to send it without on purpose", e.expr, e.expr, e.expr, e.expr)
+	}
 	if e.path {
 		return fmt.Sprintf("${ %s } is null: it would leave an empty path segment", e.expr)
 	}

@@ -1,0 +1,138 @@
+package engine_test
+
+import (
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ferry-etl/ferry/engine"
+)
+
+// emptyListSpec reads each owner's items with the owner's ids as a
+// repeated parameter of the query, or of a form body.
+func emptyListSpec(form bool) string {
+	req := `      path: /items
+      query: {id: '${ parent.ids }'}`
+	if form {
+		req = `      method: POST
+      path: /items
+      body_format: form
+      body: {id: '${ parent.ids }'}`
+	}
+	return specHead + `streams:
+  owners:
+    request: {path: /parents}
+  items:
+    for_each: owners
+    request:
+` + req + `
+tables:
+  t: {from: items, primary_key: [id], row: '{id}', columns: {id: STRING}}
+`
+}
+
+// TestEmptyListQueryValueFailsItsChain: a query value (or a form body's
+// field) that only reads the parent and is an empty list would send the
+// request without the parameter (a list repeats it): the API answers for
+// every item, written under that parent, exit 0. It fails its chain, as
+// null does, naming the field; the other parents' items are written.
+func TestEmptyListQueryValueFailsItsChain(t *testing.T) {
+	for _, form := range []bool{false, true} {
+		t.Run(map[bool]string{false: "query", true: "form"}[form], func(t *testing.T) {
+			fx := newFixture(t, emptyListSpec(form), "")
+			fx.json("/parents", []any{map[string]any{"id": "p1", "ids": []any{}}, map[string]any{"id": "p2", "ids": []any{"a", "b"}}})
+			var mu sync.Mutex
+			var asked []string
+			fx.mu.Lock()
+			fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+				r.ParseForm()
+				ids := r.Form["id"]
+				mu.Lock()
+				asked = append(asked, strings.Join(ids, ","))
+				mu.Unlock()
+				if len(ids) == 0 {
+					ids = []string{"a", "b", "c", "d"} // no filter: every item
+				}
+				var out []string
+				for _, id := range ids {
+					out = append(out, `{"id": "`+id+`"}`)
+				}
+				w.Write([]byte("[" + strings.Join(out, ",") + "]"))
+			}
+			fx.mu.Unlock()
+			_, err := fx.run(engine.RunOptions{})
+			re := runErrorOf(t, err)
+			if !strings.Contains(re.Error(), "parent.ids is an empty list") || !strings.Contains(re.Error(), "p1") {
+				t.Errorf("the failure does not name the empty list and its parent: %v", re)
+			}
+			if rows := fx.query(`SELECT id FROM "nl__t" ORDER BY id`); !slices.Equal(rows, []string{"a", "b"}) {
+				t.Errorf("rows %v, want p2's a and b only", rows)
+			}
+			if slices.Contains(asked, "") {
+				t.Errorf("a request went out without its id filter: %q", asked)
+			}
+		})
+	}
+}
+
+// TestEmptyListInJSONBodySent: in a JSON body an empty list is sent as
+// one ([]): the API is told "none", not left without the field.
+func TestEmptyListInJSONBodySent(t *testing.T) {
+	src := strings.Replace(emptyListSpec(true), "      body_format: form\n", "", 1)
+	fx := newFixture(t, src, "")
+	fx.json("/parents", []any{map[string]any{"id": "p1", "ids": []any{}}})
+	var body string
+	fx.mu.Lock()
+	fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+		b := new(strings.Builder)
+		_, _ = io.Copy(b, r.Body)
+		body = b.String()
+		w.Write([]byte(`[]`))
+	}
+	fx.mu.Unlock()
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(body, `"id":[]`) {
+		t.Errorf("body %q, want the empty list sent", body)
+	}
+}
+
+// TestEmptyListAdviceWorks: the two ways the failure offers both run: a
+// when that skips the parent, and a condition that sends the request
+// without the parameter on purpose.
+func TestEmptyListAdviceWorks(t *testing.T) {
+	for _, c := range []struct {
+		name, from, to string
+		asked          []string
+	}{
+		{"when", "    for_each: owners\n", "    for_each: owners\n    when: len(parent.ids) > 0\n", []string{"a,b"}},
+		{"condition", "'${ parent.ids }'", "'${ len(parent.ids) > 0 ? parent.ids : nil }'", []string{"", "a,b"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := strings.Replace(emptyListSpec(false), c.from, c.to, 1)
+			fx := newFixture(t, src, "")
+			fx.json("/parents", []any{map[string]any{"id": "p1", "ids": []any{}}, map[string]any{"id": "p2", "ids": []any{"a", "b"}}})
+			var mu sync.Mutex
+			var asked []string
+			fx.mu.Lock()
+			fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				asked = append(asked, strings.Join(r.URL.Query()["id"], ","))
+				mu.Unlock()
+				w.Write([]byte(`[]`))
+			}
+			fx.mu.Unlock()
+			if _, err := fx.run(engine.RunOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(asked)
+			if !slices.Equal(asked, c.asked) {
+				t.Errorf("asked %q, want %q", asked, c.asked)
+			}
+		})
+	}
+}
