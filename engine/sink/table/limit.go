@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -18,19 +19,35 @@ const (
 	limitNone      limitKind = iota
 	limitNumeric             // PostgreSQL numeric(p,s): rounds to s digits
 	limitReal                // PostgreSQL real: rounds to a float32
-	limitTime                // PostgreSQL timestamp(p): rounds the second to p digits
+	limitTime                // PostgreSQL timestamp(p): rounds the second to p digits; without time zone (local), drops an offset
 	limitChars               // PostgreSQL varchar(n), char(n): an explicit cast cuts to n characters
 	limitSQLiteNum           // SQLite INTEGER, REAL or NUMERIC affinity: numeric-looking text becomes an int64 or a float64
 	limitClock               // PostgreSQL time(p), timetz(p): rounds the second to p digits
 	limitBits                // PostgreSQL bit(n): an explicit cast cuts or pads with zeros to n bits
 	limitVarBits             // PostgreSQL bit varying(n): an explicit cast cuts to n bits
+	limitMoney               // PostgreSQL money: rounds to the currency's p fraction digits
+	limitInterval            // PostgreSQL interval(p) and interval fields: rounds the second to p digits, cuts below its last field
+)
+
+// The last field an interval column keeps (limit.s of limitInterval):
+// PostgreSQL cuts what lies below it. ivSecond keeps all, to p digits.
+const (
+	ivSecond = iota
+	ivMinute
+	ivHour
+	ivDay
+	ivMonth
+	ivYear
 )
 
 // limit is a column's native type's limit (column.limit): the values it
 // would store changed are refused, one row at a time, before the write.
 type limit struct {
 	kind limitKind
-	p, s int // numeric's precision and scale; timestamp's digits; characters
+	p, s int // numeric's precision and scale; timestamp's digits; characters; money's and interval's digits, interval's last field
+	// local is a timestamp without time zone: PostgreSQL drops an offset
+	// given with the time, keeping its wall clock (another instant).
+	local bool
 }
 
 // pgLimit is the limit of a PostgreSQL column of type native (as
@@ -52,15 +69,23 @@ func pgLimit(native string) limit {
 		// timestamptz, ferry's own UTC_DATETIME, cuts past the microsecond
 		// with a warning (see plan); a timestamp ferry did not make says
 		// nothing, so it refuses.
-		return limit{kind: limitTime, p: 6}
+		return limit{kind: limitTime, p: 6, local: true}
 	}
 	if p, ok := strings.CutPrefix(native, "timestamp("); ok {
 		if i := strings.IndexByte(p, ')'); i > 0 {
 			if n, err := strconv.Atoi(p[:i]); err == nil {
-				return limit{kind: limitTime, p: n}
+				return limit{kind: limitTime, p: n, local: strings.HasSuffix(p, " without time zone")}
 			}
 		}
 		return limit{}
+	}
+	if native == "money" {
+		// The fraction digits are lc_monetary's; load reads them from the
+		// server (moneyDigitsSQL). 2 is C's and en_US's.
+		return limit{kind: limitMoney, p: 2}
+	}
+	if rest, ok := strings.CutPrefix(native, "interval"); ok {
+		return intervalLimit(rest)
 	}
 	if native == "time without time zone" || native == "time with time zone" {
 		return limit{kind: limitClock, p: 6}
@@ -84,6 +109,40 @@ func pgLimit(native string) limit {
 		}
 	}
 	return limit{}
+}
+
+// intervalLimit is the limit of a PostgreSQL interval column given what
+// format_type names after "interval": "", "(3)", " second(3)", " day to
+// second(2)", " hour to minute", ... Checked on PostgreSQL 15: a cast
+// reads the text as a full interval, then cuts the fields below the last
+// one the type names (interval day given "1 day 02:03:04" stores 1 day;
+// interval hour given "1", a second, stores 00:00:00) and rounds the
+// second to p digits (interval(3) given "PT1.2345S" stores 00:00:01.235).
+func intervalLimit(rest string) limit {
+	l := limit{kind: limitInterval, p: 6}
+	if i := strings.IndexByte(rest, '('); i >= 0 {
+		n, err := strconv.Atoi(strings.TrimSuffix(rest[i+1:], ")"))
+		if err != nil || !strings.HasSuffix(rest, ")") {
+			return limit{}
+		}
+		l.p, rest = n, rest[:i]
+	}
+	switch rest {
+	case "", " second", " day to second", " hour to second", " minute to second":
+	case " year":
+		l.s = ivYear
+	case " month", " year to month":
+		l.s = ivMonth
+	case " day":
+		l.s = ivDay
+	case " hour", " day to hour":
+		l.s = ivHour
+	case " minute", " day to minute", " hour to minute":
+		l.s = ivMinute
+	default:
+		return limit{}
+	}
+	return l
 }
 
 // sqliteLimit is the limit of a SQLite column declared decl that ferry did
@@ -110,7 +169,11 @@ func (l limit) holds(s string) bool {
 	case limitReal:
 		return !validNumber(s) || exactFloatBits(s, 32)
 	case limitTime:
-		return fracDigits(s) <= l.p
+		return fracDigits(s) <= l.p && !(l.local && offsetShifted(s))
+	case limitMoney:
+		return moneyFracDigits(s) <= l.p
+	case limitInterval:
+		return intervalHolds(s, l)
 	case limitChars:
 		return utf8.RuneCountInString(s) <= l.p
 	case limitClock:
@@ -174,6 +237,52 @@ func fracDigits(s string) int {
 		return 0
 	}
 	return significantDigits(s, frac)
+}
+
+// offsetShifted reports whether s, a datetime ferry reads, gives an offset
+// from UTC other than 0. PostgreSQL's timestamp without time zone drops it
+// (checked on 15: "2024-01-01T10:00:00+02:00" is stored 2024-01-01
+// 10:00:00, the instant of 08:00 UTC lost); a time with Z or +00:00, or
+// without a zone, keeps its instant read as UTC, as ferry reads it.
+// Text in other forms (a zone's name) is not seen here.
+func offsetShifted(s string) bool {
+	if _, ok := parseDatetime(s); !ok {
+		return false
+	}
+	for _, l := range datetimeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			_, off := t.Zone()
+			return off != 0
+		}
+	}
+	return false
+}
+
+// moneyFracDigits is the number of digits after the point of s, text for
+// a money column, up to the last that is not 0: PostgreSQL 15 (lc_monetary
+// C) stores "1.005" as $1.01 and "1.230001" as $1.23, reading the point
+// as '.' and skipping ',' among the digits ("1.23,4" is $1.23), so those
+// count too. A locale whose point is not '.' is not read here (none was
+// at hand to check). Range overflow is PostgreSQL's error, not a change.
+func moneyFracDigits(s string) int {
+	i := strings.IndexByte(s, '.')
+	if i < 0 {
+		return 0
+	}
+	n, d := 0, 0
+	for _, c := range []byte(s[i+1:]) {
+		if c == ',' {
+			continue
+		}
+		if c < '0' || c > '9' {
+			break
+		}
+		d++
+		if c != '0' {
+			n = d
+		}
+	}
+	return n
 }
 
 // clockFracDigits is fracDigits for a time of day ("15:04:05.678",
@@ -271,7 +380,7 @@ func checkLimit(t *tbl, ci int, arg any, exempt []bool) error {
 	if typ == "" {
 		typ = c.limit.String()
 	}
-	return fmt.Errorf("column %q, of type %s, cannot hold %s as given (it would store it %s): the row is not written", c.name, typ, quoteCut(s), c.limit.change())
+	return fmt.Errorf("column %q, of type %s, cannot hold %s as given (it would store it %s): the row is not written", c.name, typ, quoteCut(s), c.limit.change(s))
 }
 
 func (l limit) String() string {
@@ -282,20 +391,30 @@ func (l limit) String() string {
 }
 
 // change says what the column would do to a value it cannot hold.
-func (l limit) change() string {
+func (l limit) change(s string) string {
 	switch l.kind {
+	case limitTime:
+		if l.local && offsetShifted(s) {
+			return "as its wall clock, its offset dropped: another instant"
+		}
+		return "rounded to " + strconv.Itoa(l.p) + " digits of the second"
 	case limitNumeric:
 		return "rounded to " + strconv.Itoa(l.s) + " digits after the point, or refused for overflow"
 	case limitReal:
 		return "rounded to a float32"
-	case limitTime:
-		return "rounded to " + strconv.Itoa(l.p) + " digits of the second"
 	case limitChars:
 		return "cut to " + strconv.Itoa(l.p) + " characters"
 	case limitSQLiteNum:
 		return "as a number, an int64 or a float64"
 	case limitClock:
 		return "rounded to " + strconv.Itoa(l.p) + " digits of the second"
+	case limitMoney:
+		return "rounded to " + strconv.Itoa(l.p) + " digits after the point"
+	case limitInterval:
+		if l.s != ivSecond {
+			return "cut to whole " + [...]string{ivMinute: "minutes", ivHour: "hours", ivDay: "days", ivMonth: "months", ivYear: "years"}[l.s]
+		}
+		return "rounded to " + strconv.Itoa(l.p) + " digits of the second, or a year's fraction to whole months"
 	case limitBits:
 		return "cut or padded with zeros to " + strconv.Itoa(l.p) + " bits"
 	case limitVarBits:
@@ -314,4 +433,296 @@ func quoteCut(s string) string {
 		cut--
 	}
 	return strconv.Quote(s[:cut]) + "… (" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// ivParts is an interval's text as PostgreSQL reads it before the column's
+// type cuts or rounds it: months, days and seconds (its time), kept apart
+// as PostgreSQL keeps them. inexact is a part that reading itself rounds:
+// a year's fraction to whole months (PostgreSQL 15: "0.55 years" is 7
+// mons), a second's past the microsecond ("1.5 microseconds" is 1 µs).
+type ivParts struct {
+	months, days, secs big.Rat
+	inexact            bool
+}
+
+// ivUnit is an interval unit: n years (in months), months, days or
+// seconds, as per says (ivYear, ivMonth, ivDay, ivSecond).
+type ivUnit struct {
+	per int
+	n   *big.Rat
+}
+
+// ivUnits are PostgreSQL's interval units (datetime.c's deltatktbl), by
+// their names lowercased and cut to 10 characters, as it reads them.
+var ivUnits = func() map[string]ivUnit {
+	m := map[string]ivUnit{}
+	for _, u := range [...]struct {
+		names string
+		per   int
+		n     int64
+		per10 int64 // n/per10: ms and µs
+	}{
+		{"y yr yrs year years", ivYear, 12, 1},
+		{"dec decs decade decades", ivYear, 120, 1},
+		{"c cent century centuries", ivYear, 1200, 1},
+		{"mil mils millennia millennium", ivYear, 12000, 1},
+		{"mon mons month months", ivMonth, 1, 1},
+		{"w week weeks", ivDay, 7, 1},
+		{"d day days", ivDay, 1, 1},
+		{"h hr hrs hour hours", ivSecond, 3600, 1},
+		{"m min mins minute minutes", ivSecond, 60, 1},
+		{"s sec secs second seconds", ivSecond, 1, 1},
+		{"ms msec msecs msecond mseconds millisecon", ivSecond, 1, 1000},
+		{"us usec usecs usecond useconds microsecon", ivSecond, 1, 1000000},
+	} {
+		for _, name := range strings.Fields(u.names) {
+			m[name] = ivUnit{u.per, big.NewRat(u.n, u.per10)}
+		}
+	}
+	return m
+}()
+
+// isoUnits are ISO 8601's designators before T and after it.
+var isoUnits = [2]map[byte]string{{'Y': "y", 'M': "mon", 'W': "w", 'D': "d"}, {'H': "h", 'M': "m", 'S': "s"}}
+
+// add adds x of unit u as PostgreSQL 15 does: a year's fraction rounded
+// to months; a month's fraction spread as 30 days, a day's as 86400
+// seconds; seconds rounded to the microsecond.
+func (v *ivParts) add(x *big.Rat, u ivUnit) {
+	x = new(big.Rat).Mul(x, u.n)
+	switch u.per {
+	case ivYear:
+		v.inexact = v.inexact || !x.IsInt()
+		v.months.Add(&v.months, x)
+	case ivMonth:
+		whole := ratTrunc(x)
+		v.months.Add(&v.months, whole)
+		v.addDays(x.Mul(x.Sub(x, whole), big.NewRat(30, 1)))
+	case ivDay:
+		v.addDays(x)
+	default:
+		v.addSecs(x)
+	}
+}
+
+func (v *ivParts) addDays(x *big.Rat) {
+	whole := ratTrunc(x)
+	v.days.Add(&v.days, whole)
+	v.addSecs(new(big.Rat).Mul(new(big.Rat).Sub(x, whole), big.NewRat(86400, 1)))
+}
+
+func (v *ivParts) addSecs(x *big.Rat) {
+	v.inexact = v.inexact || !new(big.Rat).Mul(x, big.NewRat(1000000, 1)).IsInt()
+	v.secs.Add(&v.secs, x)
+}
+
+// ratTrunc is x's whole part, toward zero.
+func ratTrunc(x *big.Rat) *big.Rat {
+	return new(big.Rat).SetInt(new(big.Int).Quo(x.Num(), x.Denom()))
+}
+
+// ratPer reports whether x is a whole multiple of 1/n (n > 0).
+func ratPer(x *big.Rat, n *big.Int) bool {
+	return new(big.Rat).Mul(x, new(big.Rat).SetInt(n)).IsInt()
+}
+
+// intervalHolds reports whether interval column l stores s as given. Text
+// in a form parseInterval does not read is taken as held only where no
+// part can be cut or rounded: the column keeps every field, and s has no
+// fraction.
+func intervalHolds(s string, l limit) bool {
+	v, ok := parseInterval(s)
+	if !ok {
+		return l.s == ivSecond && strings.IndexByte(s, '.') < 0
+	}
+	if v.inexact {
+		return false
+	}
+	nothingBelow := func(x *big.Rat, per int64) bool { return new(big.Rat).Quo(x, big.NewRat(per, 1)).IsInt() }
+	switch l.s {
+	case ivYear:
+		return nothingBelow(&v.months, 12) && v.days.Sign() == 0 && v.secs.Sign() == 0
+	case ivMonth:
+		return v.days.Sign() == 0 && v.secs.Sign() == 0
+	case ivDay:
+		return v.secs.Sign() == 0
+	case ivHour:
+		return nothingBelow(&v.secs, 3600)
+	case ivMinute:
+		return nothingBelow(&v.secs, 60)
+	}
+	return ratPer(&v.secs, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(max(l.p, 0))), nil))
+}
+
+// parseInterval reads the interval forms PostgreSQL 15 reads that a source
+// likely sends: ISO 8601 with designators ("P1DT2H3.5S"), PostgreSQL's own
+// ("@ 1 day 02:03:04.5 ago", "1.5 hours", "2 03:04", "12:34.5" as minutes
+// and seconds), SQL's year-month ("1-2"), and a bare number of seconds
+// (JSON's 1.5). ok is false for other text (ISO 8601's alternative form,
+// a lone sign). A sign is kept where it could matter: no check looks at
+// one but a year-month's against its months.
+func parseInterval(s string) (v ivParts, ok bool) {
+	if rest, iso := strings.CutPrefix(s, "P"); iso {
+		return parseISOInterval(rest)
+	}
+	f := strings.Fields(s)
+	if len(f) > 0 && f[0] == "@" {
+		f = f[1:]
+	}
+	if len(f) > 0 && strings.EqualFold(f[len(f)-1], "ago") {
+		f = f[:len(f)-1] // negates every part: no check depends on it
+	}
+	if len(f) == 0 {
+		return v, false
+	}
+	for i := 0; i < len(f); i++ {
+		tok := f[i]
+		if strings.IndexByte(tok, ':') >= 0 {
+			secs, ok := clockSecs(tok)
+			if !ok {
+				return v, false
+			}
+			v.addSecs(secs)
+			continue
+		}
+		if y, m, ok := strings.Cut(strings.TrimLeft(tok, "+-"), "-"); ok {
+			yn, ok1 := ivNumber(y)
+			mn, ok2 := ivNumber(m)
+			if !ok1 || !ok2 || !yn.IsInt() || !mn.IsInt() {
+				return v, false
+			}
+			months := yn.Add(yn.Mul(yn, big.NewRat(12, 1)), mn)
+			if strings.HasPrefix(tok, "-") {
+				months.Neg(months)
+			}
+			v.months.Add(&v.months, months)
+			continue
+		}
+		n, unit, ok := numberPrefix(tok)
+		if !ok {
+			return v, false
+		}
+		switch {
+		case unit != "":
+		case i+1 < len(f) && strings.IndexByte(f[i+1], ':') >= 0:
+			unit = "d" // "2 03:04": days before a time
+		case i+1 < len(f):
+			unit = f[i+1]
+			i++
+		default:
+			unit = "s" // a last number alone: seconds
+		}
+		unit = strings.ToLower(unit)
+		if len(unit) > 10 {
+			unit = unit[:10]
+		}
+		u, known := ivUnits[unit]
+		if !known {
+			return v, false
+		}
+		v.add(n, u)
+	}
+	return v, true
+}
+
+// parseISOInterval reads what follows ISO 8601's P: numbers (a fraction or
+// an exponent allowed, as PostgreSQL's strtod reads them) each followed by
+// Y, M, W or D, then after T by H, M or S.
+func parseISOInterval(s string) (v ivParts, ok bool) {
+	if s == "" {
+		return v, false
+	}
+	inTime := 0
+	for s != "" {
+		if s[0] == 'T' && inTime == 0 {
+			inTime, s = 1, s[1:]
+			continue
+		}
+		n, rest, ok := numberPrefix(s)
+		if !ok || rest == "" {
+			return v, false
+		}
+		unit, known := isoUnits[inTime][rest[0]]
+		if !known {
+			return v, false
+		}
+		v.add(n, ivUnits[unit])
+		s = rest[1:]
+	}
+	return v, true
+}
+
+// numberPrefix splits s into the decimal number it starts with (a sign,
+// digits with at most one point, an exponent of at most 3 digits) and the
+// rest.
+func numberPrefix(s string) (*big.Rat, string, bool) {
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	digits, point := 0, false
+	for ; i < len(s); i++ {
+		if c := s[i]; c >= '0' && c <= '9' {
+			digits++
+		} else if c == '.' && !point {
+			point = true
+		} else {
+			break
+		}
+	}
+	if digits == 0 {
+		return nil, "", false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		j := i + 1
+		if j < len(s) && (s[j] == '+' || s[j] == '-') {
+			j++
+		}
+		k := j
+		for k < len(s) && s[k] >= '0' && s[k] <= '9' {
+			k++
+		}
+		if k > j && k-j <= 3 {
+			i = k
+		}
+	}
+	n, ok := ivNumber(s[:i])
+	return n, s[i:], ok
+}
+
+// ivNumber is a decimal number's exact value.
+func ivNumber(s string) (*big.Rat, bool) {
+	if s == "" || strings.ContainsAny(s, "/xXpP_") {
+		return nil, false
+	}
+	return new(big.Rat).SetString(strings.TrimPrefix(s, "+"))
+}
+
+// clockSecs reads a time in an interval: [sign]h:m, h:m:s[.f], or m:s.f
+// (two fields, the second with a point: PostgreSQL 15 reads "12:34.5" as
+// 12 minutes 34.5 seconds), as seconds.
+func clockSecs(s string) (*big.Rat, bool) {
+	f := strings.Split(strings.TrimLeft(s, "+-"), ":")
+	if len(f) < 2 || len(f) > 3 {
+		return nil, false
+	}
+	mult := []int64{3600, 60, 1}
+	if len(f) == 2 && strings.IndexByte(f[1], '.') >= 0 {
+		mult = mult[1:]
+	}
+	secs := new(big.Rat)
+	for i, x := range f {
+		if x == "" || strings.Trim(x, "0123456789.") != "" || i < len(f)-1 && strings.IndexByte(x, '.') >= 0 {
+			return nil, false
+		}
+		n, ok := ivNumber(x)
+		if !ok {
+			return nil, false
+		}
+		secs.Add(secs, n.Mul(n, big.NewRat(mult[i], 1)))
+	}
+	if strings.HasPrefix(s, "-") {
+		secs.Neg(secs)
+	}
+	return secs, true
 }

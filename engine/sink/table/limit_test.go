@@ -103,6 +103,26 @@ func TestNativeColumnLimits(t *testing.T) {
 			{"bit(3)", "101", "101"},
 			{"bit varying(3)", "10", "10"},
 			{"bit(8)", "x1F", "00011111"},
+			{"money", json.Number("1.005"), ""},
+			{"money", "1.234", ""},
+			{"money", json.Number("1.5"), "$1.50"},
+			{"money", "-1.20", "-$1.20"},
+			{"interval(3)", "PT1.2345S", ""},
+			{"interval second(3)", json.Number("1.2345"), ""},
+			{"interval day to second(2)", "1 day 00:00:01.2345", ""},
+			{"interval", "PT0.0000001S", ""},
+			{"interval day", "1 day 02:00:00", ""},
+			{"interval hour to minute", "01:02:03", ""},
+			{"interval year", "1 year 2 months", ""},
+			{"interval(3)", "PT1.234S", "00:00:01.234"},
+			{"interval day to second(2)", "1 day 00:00:01.25", "1 day 00:00:01.25"},
+			{"interval hour to minute", "PT1H2M", "01:02:00"},
+			{"timestamp without time zone", "2024-01-01T10:00:00+02:00", ""},
+			{"timestamp(3) without time zone", "2024-01-01T10:00:00.5-05:00", ""},
+			{"timestamp without time zone", "2024-01-01T10:00:00Z", "2024-01-01 10:00:00"},
+			{"timestamp(0) without time zone", "2024-01-01T10:00:00+00:00", "2024-01-01 10:00:00"},
+			{"timestamp(0) with time zone", "2024-01-01T12:00:00+02:00", "2024-01-01 10:00:00+00"},
+			{"date", "2024-01-01T10:00:00Z", "2024-01-01T10:00:00Z"}, // not a limit: widened to text
 		},
 		"sqlite": {
 			{"NUMERIC(10,2)", json.Number("0.1000000000000000000001"), ""},
@@ -240,6 +260,122 @@ func TestNumericHolds(t *testing.T) {
 	} {
 		if got := numericHolds(c.lit, c.p, c.s); got != c.want {
 			t.Errorf("numericHolds(%q, %d, %d) = %v, want %v", c.lit, c.p, c.s, got, c.want)
+		}
+	}
+}
+
+// TestLimitHolds: the values PostgreSQL 15 (lc_monetary C, IntervalStyle
+// postgres) was seen to store changed, and some it stores as given, for
+// money, interval and timestamp without time zone; pgLimit reads the
+// type as format_type names it.
+func TestLimitHolds(t *testing.T) {
+	for _, c := range []struct {
+		native, v string
+		want      bool
+	}{
+		{"money", "1.005", false}, // $1.01
+		{"money", "1.234", false}, // $1.23
+		{"money", "0.001", false}, // $0.00
+		{"money", "1.230001", false},
+		{"money", "$1.23,4", false}, // the separator is skipped: $1.23
+		{"money", "1.23", true},
+		{"money", "1.2300", true},
+		{"money", "$1,234.5", true},
+		{"money", "(1.23)", true},
+		{"money", "12", true},
+		{"money", "1e2", true}, // refused by PostgreSQL: invalid input syntax
+		{"interval", "PT1.2345S", true},
+		{"interval", "PT1.2345678S", false}, // 00:00:01.234568
+		{"interval", "1:02:03.1234567", false},
+		{"interval", "0.00000001 minutes", false}, // 00:00:00.000001
+		{"interval", "0.55 years", false},         // 7 mons
+		{"interval", "P0.5Y", true},               // 6 mons
+		{"interval", "1.5 decades", true},
+		{"interval", "1.5 microseconds", false},
+		{"interval", "1.5 ms", true},
+		{"interval", "0.1 months", true}, // 3 days
+		{"interval", "1 day 1.5 hours ago", true},
+		{"interval", "- 1.0000001", false}, // a form ferry does not read, with a point
+		{"interval", "P0001-02-03", true},  // a form ferry does not read, whole numbers
+		{"interval(3)", "PT1.2345S", false},
+		{"interval(3)", "PT1.234S", true},
+		{"interval(3)", "PT1.2340S", true},
+		{"interval(3)", "P1DT1.5H", true},
+		{"interval(3)", "PT1e-4S", false},
+		{"interval(0)", "1.5", false},
+		{"interval(0)", "0.01 minutes", false}, // 0.6 s rounded to 00:00:01
+		{"interval(0)", "1.5 hours", true},
+		{"interval(3)", "12:34.5678", false}, // minutes and seconds
+		{"interval(3)", "12:34.567", true},
+		{"interval(3)", "@ 1 day -02:00:00.5", true},
+		{"interval(3)", "1.2345 seconds", false},
+		{"interval(3)", "1:2:3.4567", false},
+		{"interval second(3)", "1.2345", false},
+		{"interval second(3)", "1.234", true},
+		{"interval day to second(2)", "1 day 00:00:01.2345", false},
+		{"interval day to second(2)", "1 day 00:00:01.23", true},
+		{"interval minute to second(0)", "1:02.5", false},
+		{"interval day", "1 day 02:03:04", false}, // 1 day
+		{"interval day", "1.5 days", false},
+		{"interval day", "P3D", true},
+		{"interval day", "1", false}, // a second: 00:00:00
+		{"interval hour", "1", false},
+		{"interval hour", "PT1.5H", false},
+		{"interval hour", "2 days 3 hours", true},
+		{"interval hour to minute", "1 day 02:03:04", false},
+		{"interval hour to minute", "1.5 minutes", false},
+		{"interval hour to minute", "02:03", true},
+		{"interval day to hour", "1 day 02:30", false},
+		{"interval year", "1 year 2 months", false},
+		{"interval year", "P2Y", true},
+		{"interval year", "1.5 years", false}, // 1 year
+		{"interval month", "1 mon 2 days", false},
+		{"interval year to month", "P1Y2M", true},
+		{"interval year to month", "P1Y2M3D", false},
+		{"interval year to month", "1-2", true}, // SQL's year-month
+		{"interval year", "1-2", false},
+		{"interval(3)", "P0001-02-03T04:05:06.5", false},                    // a form ferry does not read, with a point
+		{"interval day", "P0001-02-03", false},                              // the same, in a column of fields
+		{"timestamp without time zone", "2024-01-01T10:00:00+02:00", false}, // stored 10:00
+		{"timestamp without time zone", "2024-01-01 10:00:00-0130", false},
+		{"timestamp without time zone", "2024-01-01T10:00:00+02", false},
+		{"timestamp without time zone", "2024-01-01T10:00:00Z", true},
+		{"timestamp without time zone", "2024-01-01T10:00:00+00:00", true},
+		{"timestamp without time zone", "2024-01-01T10:00:00", true},
+		{"timestamp without time zone", "2024-01-01", true},
+		{"timestamp(3) without time zone", "2024-01-01T10:00:00.123+01:00", false},
+		{"timestamp(3) without time zone", "2024-01-01T10:00:00.123Z", true},
+		{"timestamp(3) with time zone", "2024-01-01T10:00:00.123+01:00", true},
+		{"timestamp with time zone", "2024-01-01T10:00:00+01:00", true}, // ferry's own: no limit
+	} {
+		if got := pgLimit(c.native).holds(c.v); got != c.want {
+			t.Errorf("%s holds %q = %v, want %v", c.native, c.v, got, c.want)
+		}
+	}
+	for native, want := range map[string]limit{
+		"money":                          {kind: limitMoney, p: 2},
+		"interval":                       {kind: limitInterval, p: 6},
+		"interval(3)":                    {kind: limitInterval, p: 3},
+		"interval second(3)":             {kind: limitInterval, p: 3},
+		"interval second":                {kind: limitInterval, p: 6},
+		"interval day to second(2)":      {kind: limitInterval, p: 2},
+		"interval minute to second(0)":   {kind: limitInterval, p: 0},
+		"interval year":                  {kind: limitInterval, p: 6, s: ivYear},
+		"interval year to month":         {kind: limitInterval, p: 6, s: ivMonth},
+		"interval month":                 {kind: limitInterval, p: 6, s: ivMonth},
+		"interval day":                   {kind: limitInterval, p: 6, s: ivDay},
+		"interval day to hour":           {kind: limitInterval, p: 6, s: ivHour},
+		"interval hour":                  {kind: limitInterval, p: 6, s: ivHour},
+		"interval day to minute":         {kind: limitInterval, p: 6, s: ivMinute},
+		"interval hour to minute":        {kind: limitInterval, p: 6, s: ivMinute},
+		"interval minute":                {kind: limitInterval, p: 6, s: ivMinute},
+		"timestamp without time zone":    {kind: limitTime, p: 6, local: true},
+		"timestamp(3) without time zone": {kind: limitTime, p: 3, local: true},
+		"timestamp(3) with time zone":    {kind: limitTime, p: 3},
+		"intervals":                      {},
+	} {
+		if got := pgLimit(native); got != want {
+			t.Errorf("pgLimit(%q) = %+v, want %+v", native, got, want)
 		}
 	}
 }

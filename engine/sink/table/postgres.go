@@ -219,9 +219,12 @@ func pgKeyType(native string) string {
 func (s *pgBackend) load(ctx context.Context, phys string) (bool, []column, []string, error) {
 	// collisdeterministic is read through to_jsonb: servers before 12
 	// have no such column (every collation of theirs is deterministic).
+	// A money column's fraction digits are the server's lc_monetary's:
+	// money cast to numeric has that scale (2 under C, checked on 15).
 	rows, err := s.conn.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod), coalesce(a.attnum = ANY (i.indkey::int2[]), false),
   ty.typname, coalesce(co.collname, ''), coalesce((to_jsonb(co) ->> 'collisdeterministic')::boolean, true),
-  (SELECT datctype FROM pg_database WHERE datname = current_database())
+  (SELECT datctype FROM pg_database WHERE datname = current_database()),
+  CASE WHEN a.atttypid = 'money'::regtype THEN scale(0::money::numeric) ELSE 0 END
 FROM pg_attribute a
 JOIN pg_type ty ON ty.oid = a.atttypid
 LEFT JOIN pg_collation co ON co.oid = a.attcollation
@@ -237,10 +240,14 @@ ORDER BY a.attnum`, s.schemaQ+"."+quoteIdent(phys))
 	for rows.Next() {
 		var name, native, typname, collation, ctype string
 		var isPK, deterministic bool
-		if err := rows.Scan(&name, &native, &isPK, &typname, &collation, &deterministic, &ctype); err != nil {
+		var moneyDigits int
+		if err := rows.Scan(&name, &native, &isPK, &typname, &collation, &deterministic, &ctype, &moneyDigits); err != nil {
 			return false, nil, nil, fmt.Errorf("postgres: read columns: %w", err)
 		}
 		c := column{name: name, keyAs: pgKeyType(native), limit: pgLimit(native)}
+		if c.limit.kind == limitMoney {
+			c.limit.p = moneyDigits
+		}
 		if typname == "citext" {
 			c.keyAs = citextKey(ctype)
 		}
