@@ -89,10 +89,10 @@
 // A column ferry did not make keeps its type, and where that type would
 // store a value changed without an error (column.limit: PostgreSQL
 // numeric(p,s) rounding, real's float32, timestamp(p), time(p) and
-// interval(p) rounding the second, timestamp without time zone dropping an
-// offset, money rounding to its currency's digits, an interval of fields
-// cutting below its last one, varchar(n), character(n) and bit varying(n)
-// cutting, bit(n) cutting or padding; SQLite INTEGER, REAL and
+// interval(p) rounding the second, timestamp and time without time zone
+// dropping an offset, money rounding to its currency's digits, an
+// interval of fields cutting below its last one, varchar(n), character(n)
+// and bit varying(n) cutting, bit(n) cutting or padding; SQLite INTEGER, REAL and
 // NUMERIC affinity turning numeric-looking text into an int64 or a
 // float64), the row is refused before the write, naming table, column,
 // type and value (a rowError with blame: FindRefused names it at once),

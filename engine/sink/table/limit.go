@@ -22,7 +22,7 @@ const (
 	limitTime                // PostgreSQL timestamp(p): rounds the second to p digits; without time zone (local), drops an offset
 	limitChars               // PostgreSQL varchar(n), char(n): an explicit cast cuts to n characters
 	limitSQLiteNum           // SQLite INTEGER, REAL or NUMERIC affinity: numeric-looking text becomes an int64 or a float64
-	limitClock               // PostgreSQL time(p), timetz(p): rounds the second to p digits
+	limitClock               // PostgreSQL time(p), timetz(p): rounds the second to p digits; without time zone (local), drops an offset
 	limitBits                // PostgreSQL bit(n): an explicit cast cuts or pads with zeros to n bits
 	limitVarBits             // PostgreSQL bit varying(n): an explicit cast cuts to n bits
 	limitMoney               // PostgreSQL money: rounds to the currency's p fraction digits
@@ -45,8 +45,8 @@ const (
 type limit struct {
 	kind limitKind
 	p, s int // numeric's precision and scale; timestamp's digits; characters; money's and interval's digits, interval's last field
-	// local is a timestamp without time zone: PostgreSQL drops an offset
-	// given with the time, keeping its wall clock (another instant).
+	// local is a timestamp or time without time zone: PostgreSQL drops an
+	// offset given with the time, keeping its wall clock (another instant).
 	local bool
 }
 
@@ -88,12 +88,12 @@ func pgLimit(native string) limit {
 		return intervalLimit(rest)
 	}
 	if native == "time without time zone" || native == "time with time zone" {
-		return limit{kind: limitClock, p: 6}
+		return limit{kind: limitClock, p: 6, local: native == "time without time zone"}
 	}
 	if p, ok := strings.CutPrefix(native, "time("); ok {
 		if i := strings.IndexByte(p, ')'); i > 0 {
 			if n, err := strconv.Atoi(p[:i]); err == nil {
-				return limit{kind: limitClock, p: n}
+				return limit{kind: limitClock, p: n, local: strings.HasSuffix(p, " without time zone")}
 			}
 		}
 		return limit{}
@@ -177,7 +177,7 @@ func (l limit) holds(s string) bool {
 	case limitChars:
 		return utf8.RuneCountInString(s) <= l.p
 	case limitClock:
-		return clockFracDigits(s) <= l.p
+		return clockFracDigits(s) <= l.p && !(l.local && clockOffsetShifted(s))
 	case limitBits:
 		return bitLength(s) == l.p
 	case limitVarBits:
@@ -256,6 +256,25 @@ func offsetShifted(s string) bool {
 		}
 	}
 	return false
+}
+
+// clockOffsetShifted is offsetShifted for a time of day, or a datetime,
+// given to a time without time zone: PostgreSQL 15 stores "10:00:00+02"
+// as 10:00:00. Only an offset after the time's digits, led by a sign, is
+// read ("10:00:00 PM" is a time, not an offset).
+func clockOffsetShifted(s string) bool {
+	if _, ok := parseDatetime(s); ok {
+		return offsetShifted(s)
+	}
+	const frac = len("15:04:05")
+	if len(s) < frac || s[2] != ':' || s[5] != ':' {
+		return false
+	}
+	zone := strings.TrimLeft(strings.TrimLeft(s[frac:], ".0123456789"), " ")
+	if zone == "" || zone[0] != '+' && zone[0] != '-' {
+		return false
+	}
+	return strings.Trim(zone[1:], "0:") != ""
 }
 
 // moneyFracDigits is the number of digits after the point of s, text for
@@ -393,8 +412,8 @@ func (l limit) String() string {
 // change says what the column would do to a value it cannot hold.
 func (l limit) change(s string) string {
 	switch l.kind {
-	case limitTime:
-		if l.local && offsetShifted(s) {
+	case limitTime, limitClock:
+		if l.local && (l.kind == limitTime && offsetShifted(s) || l.kind == limitClock && clockOffsetShifted(s)) {
 			return "as its wall clock, its offset dropped: another instant"
 		}
 		return "rounded to " + strconv.Itoa(l.p) + " digits of the second"
@@ -406,8 +425,6 @@ func (l limit) change(s string) string {
 		return "cut to " + strconv.Itoa(l.p) + " characters"
 	case limitSQLiteNum:
 		return "as a number, an int64 or a float64"
-	case limitClock:
-		return "rounded to " + strconv.Itoa(l.p) + " digits of the second"
 	case limitMoney:
 		return "rounded to " + strconv.Itoa(l.p) + " digits after the point"
 	case limitInterval:

@@ -96,6 +96,8 @@ func TestNativeColumnLimits(t *testing.T) {
 			{"time without time zone", "10:00:00.1234567", ""},
 			{"time(0) without time zone", "10:00:00", "10:00:00"},
 			{"time(3) with time zone", "10:00:00.123+02", "10:00:00.123+02"},
+			{"time without time zone", "10:00:00+02", ""},
+			{"time(0) without time zone", "10:00:00Z", "10:00:00"},
 			{"bit(3)", "1011", ""},
 			{"bit(3)", "10", ""},
 			{"bit varying(3)", "1011", ""},
@@ -347,6 +349,17 @@ func TestLimitHolds(t *testing.T) {
 		{"timestamp(3) without time zone", "2024-01-01T10:00:00.123Z", true},
 		{"timestamp(3) with time zone", "2024-01-01T10:00:00.123+01:00", true},
 		{"timestamp with time zone", "2024-01-01T10:00:00+01:00", true}, // ferry's own: no limit
+		{"time without time zone", "10:00:00+02", false},                // stored 10:00:00
+		{"time without time zone", "10:00:00.5 -01:30", false},
+		{"time(0) without time zone", "10:00:00+0200", false},
+		{"time without time zone", "2024-01-01 10:00:00+02:00", false},
+		{"time without time zone", "10:00:00Z", true},
+		{"time without time zone", "10:00:00+00", true},
+		{"time without time zone", "10:00:00-00:00", true},
+		{"time without time zone", "10:00:00", true},
+		{"time without time zone", "10:00:00 PM", true},
+		{"time with time zone", "10:00:00+02", true},
+		{"time(3) with time zone", "10:00:00.123-05", true},
 	} {
 		if got := pgLimit(c.native).holds(c.v); got != c.want {
 			t.Errorf("%s holds %q = %v, want %v", c.native, c.v, got, c.want)
@@ -372,10 +385,14 @@ func TestLimitHolds(t *testing.T) {
 		"timestamp without time zone":    {kind: limitTime, p: 6, local: true},
 		"timestamp(3) without time zone": {kind: limitTime, p: 3, local: true},
 		"timestamp(3) with time zone":    {kind: limitTime, p: 3},
+		"time without time zone":         {kind: limitClock, p: 6, local: true},
+		"time(0) without time zone":      {kind: limitClock, p: 0, local: true},
+		"time with time zone":            {kind: limitClock, p: 6},
+		"time(3) with time zone":         {kind: limitClock, p: 3},
 		"intervals":                      {},
 	} {
 		if got := pgLimit(native); got != want {
-			t.Errorf("pgLimit(%q) = %+v, want %+v", native, got, want)
+			t.Errorf("pgLimit(%q) = %#v, want %#v", native, got, want)
 		}
 	}
 }
