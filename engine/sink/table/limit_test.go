@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
+	"os"
 	"strings"
 	"testing"
 
@@ -405,5 +407,43 @@ func TestSQLiteNumber(t *testing.T) {
 		if got := sqliteNumber(s); got != want {
 			t.Errorf("sqliteNumber(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// TestParseIntervalAsPostgres: parseInterval reads 823 interval texts
+// (units, ISO 8601, clocks; fractions that PostgreSQL rounds and ones it
+// keeps) into the months, days and seconds PostgreSQL 15 stores, or
+// flags the value inexact where what it stores differs. testdata/
+// interval_pg15.tsv holds what the server stored, read per text s as
+// extract(year)*12+extract(month), extract(day), and extract(epoch) less
+// the seconds of those (365.25 days a year, 30 a month).
+func TestParseIntervalAsPostgres(t *testing.T) {
+	b, err := os.ReadFile("testdata/interval_pg15.tsv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Split(line, "\t")
+		if strings.HasPrefix(line, "#") || len(f) < 4 {
+			continue // a comment, or text PostgreSQL refuses
+		}
+		v, ok := parseInterval(f[0])
+		if !ok {
+			t.Errorf("%q: not read", f[0])
+			continue
+		}
+		months, _ := new(big.Rat).SetString(f[1])
+		days, _ := new(big.Rat).SetString(f[2])
+		secs, _ := new(big.Rat).SetString(f[3])
+		same := months.Cmp(&v.months) == 0 && days.Cmp(&v.days) == 0 && secs.Cmp(&v.secs) == 0
+		if same == v.inexact {
+			t.Errorf("%q: PostgreSQL stores %s months, %s days, %s s; read as %s, %s, %s (inexact %v)",
+				f[0], f[1], f[2], f[3], v.months.RatString(), v.days.RatString(), v.secs.FloatString(7), v.inexact)
+		}
+		n++
+	}
+	if n < 800 {
+		t.Errorf("%d texts compared, want the file's 812", n)
 	}
 }
