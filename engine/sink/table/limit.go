@@ -81,7 +81,7 @@ func pgLimit(native string) limit {
 	}
 	if native == "money" {
 		// The fraction digits are lc_monetary's; load reads them from the
-		// server (moneyDigitsSQL). 2 is C's and en_US's.
+		// server (load: scale(0::money::numeric)). 2 is C's and en_US's.
 		return limit{kind: limitMoney, p: 2}
 	}
 	if rest, ok := strings.CutPrefix(native, "interval"); ok {
