@@ -353,7 +353,50 @@ func NewRunReport(sp *Spec, path string, res *Result, err error, code int, dryRu
 		rep.Hosts = append(rep.Hosts, HostReport{Host: h.Host, Port: h.Port, Requests: h.Requests, Retries: h.Retries, Errors: h.Errors,
 			RateCuts: h.RateCuts, PacedPerSecond: math.Round(h.AdaptiveRate*100) / 100})
 	}
+	if res.redact != nil {
+		redactReport(rep, res.redact)
+	}
 	return rep
+}
+
+// redactReport hides the secrets redact knows (the run's: its inputs' and
+// the tokens it fetched) from every free text of rep: values of records
+// (a repeated key, an entity's identifier, a parent chain, an error
+// quoting a value) and answers of APIs may echo one. Most come redacted
+// already, where they are made; not the duplicate keys' examples, nor
+// Port's conflicts, rejected identifiers and their parent chains.
+func redactReport(rep *RunReport, redact func(string) string) {
+	rep.Error = redact(rep.Error)
+	for i := range rep.Streams {
+		rep.Streams[i].SkipReason = redact(rep.Streams[i].SkipReason)
+	}
+	for i := range rep.Tables {
+		rep.Tables[i].SkippedDelete = redact(rep.Tables[i].SkippedDelete)
+	}
+	for i := range rep.Failures {
+		f := &rep.Failures[i]
+		f.Parents, f.Error = redact(f.Parents), redact(f.Error)
+	}
+	for i := range rep.SkippedRequests {
+		s := &rep.SkippedRequests[i]
+		s.Parents, s.Reason = redact(s.Parents), redact(s.Reason)
+	}
+	for _, d := range rep.Duplicates {
+		for i, ex := range d.Examples {
+			d.Examples[i] = redact(ex)
+		}
+	}
+	if p := rep.Port; p != nil {
+		for _, list := range [][]string{p.Conflicts, p.Errors, p.SkippedDeletes, p.ReconcileErrors, p.DeleteErrors} {
+			for i, x := range list {
+				list[i] = redact(x)
+			}
+		}
+		for i := range p.EntityErrors {
+			e := &p.EntityErrors[i]
+			e.Identifier, e.Parents, e.Error = redact(e.Identifier), redact(e.Parents), redact(e.Error)
+		}
+	}
 }
 
 // incompleteBelowFailed calls incomplete a stream done whose parent or

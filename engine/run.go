@@ -62,6 +62,11 @@ type Result struct {
 	// report says how many it accepted).
 	Rows, Entities map[string]int64
 	Hosts          []HostProgress // HTTP attempts per host, Port's included
+
+	// redact is the run's redaction (its pool's, which knows the tokens
+	// fetched during the run), for the report made of the result (see
+	// NewRunReport); nil: nothing to hide.
+	redact func(string) string
 }
 
 // Run extracts the spec and writes its outputs: to stdout as JSON Lines on a
@@ -84,9 +89,10 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 	}
 	nw, err := newNetwork(sp.f, cfg, opts)
 	if err != nil {
-		return &Result{Started: opts.Now()}, err
+		return &Result{Started: opts.Now(), redact: Redactor(cfg, opts.Port)}, err
 	}
 	res, err := runGuarded(ctx, sp, cfg, opts, nw, logs)
+	res.redact = nw.redactor(cfg, opts.Port)
 	// A failed or interrupted run is recorded too: its answers are what
 	// happened.
 	return res, errors.Join(err, nw.save(opts, err))
@@ -99,17 +105,23 @@ func Run(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions) (*Result, 
 func runGuarded(ctx context.Context, sp *Spec, cfg *Config, opts RunOptions, nw *network, logs *logRedaction) (res *Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			redact := Redactor(cfg, opts.Port)
-			if nw.pool != nil {
-				redact = nw.pool.Redact
-			}
-			err = panics.New(p, redact, opts.Logger)
+			err = panics.New(p, nw.redactor(cfg, opts.Port), opts.Logger)
 			if res == nil {
 				res = &Result{Started: opts.Now()}
 			}
 		}
 	}()
 	return run(ctx, sp, cfg, opts, nw, logs)
+}
+
+// redactor is the run's redaction: its pool's once made (it knows the
+// tokens fetched during the run), else that of cfg's secrets and Port's
+// credentials po.
+func (n *network) redactor(cfg *Config, po PortOptions) func(string) string {
+	if n.pool != nil {
+		return n.pool.Redact
+	}
+	return Redactor(cfg, po)
 }
 
 // InternalError is the error of a panic p that a caller of the engine
