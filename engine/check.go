@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/fetch"
+	"github.com/ferry-etl/ferry/engine/internal/panics"
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/sink"
 	"github.com/ferry-etl/ferry/engine/sink/port"
@@ -110,13 +111,18 @@ var ErrCheckedNothing = errors.New("nothing was checked: every stream was left o
 // those of streams below them or reading a lookup they fill. Records whose mapping fails are not a
 // failed check (a page of a lookup is not the whole of it): the run
 // reports them.
-func Check(ctx context.Context, sp *Spec, cfg *Config, opts CheckOptions) (*CheckResult, error) {
+func Check(ctx context.Context, sp *Spec, cfg *Config, opts CheckOptions) (_ *CheckResult, err error) {
 	f := sp.f
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	var logs *logRedaction
 	opts.Logger, logs = redactingLogger(opts.Logger, Redactor(cfg, opts.Port))
+	// A panic on this goroutine (the runner's and the Port sink's recover
+	// theirs) is the error, redacted as the logs are: by the pool's
+	// redaction once it exists, which knows the tokens fetched (Port's),
+	// as a run's is (see runGuarded).
+	defer panics.Recover(&err, logs.text, opts.Logger)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

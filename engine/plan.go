@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/ferry-etl/ferry/engine/eval"
 	"github.com/ferry-etl/ferry/engine/fetch"
+	"github.com/ferry-etl/ferry/engine/internal/panics"
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/sink"
 	"github.com/ferry-etl/ferry/engine/sink/port"
@@ -31,6 +33,8 @@ type PlanOptions struct {
 	StateFile    string
 	Logger       *slog.Logger
 	Now          func() time.Time
+	// Transport, when set, is the network (tests route it to simulators).
+	Transport http.RoundTripper
 }
 
 // Plan is what a run would change, per table and Port blueprint, found by
@@ -150,13 +154,18 @@ type InvalidPlan struct {
 // source rotated, which must be kept for the next run. The plan comes
 // back even when extraction failed (its error is then a RunError and
 // Plan.Complete is false).
-func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Plan, error) {
+func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (_ *Plan, err error) {
 	f := sp.f
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	var logs *logRedaction
 	opts.Logger, logs = redactingLogger(opts.Logger, Redactor(cfg, opts.Port))
+	// A panic on this goroutine (the runner's and the Port sink's recover
+	// theirs) is the error, redacted as the logs are: by the pool's
+	// redaction once it exists, which knows the tokens fetched (Port's),
+	// as a run's is (see runGuarded).
+	defer panics.Recover(&err, logs.text, opts.Logger)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -177,7 +186,7 @@ func PlanRun(ctx context.Context, sp *Spec, cfg *Config, opts PlanOptions) (*Pla
 	creds := newCredentials(f, ro)
 	defer creds.close()
 	secrets := runSecrets(cfg, opts.Port)
-	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: newPoolClock(opts.Now).now, Credentials: creds})
+	pool := fetch.NewPool(fetch.Options{Logger: opts.Logger, Secrets: secrets, Now: newPoolClock(opts.Now).now, Credentials: creds, Transport: opts.Transport})
 	logs.use(pool.Redact)
 	ropts := runner.Options{Config: cfg.Values, Pool: pool, Streams: opts.Streams, Logger: opts.Logger, Now: opts.Now}
 
