@@ -63,6 +63,10 @@ func newLive(stats *runner.Stats, pool *fetch.Pool, counts *counting, portBase s
 	return l
 }
 
+// Redact hides from s every secret the run knows: its inputs' and the
+// tokens it fetched, as its logs and report do.
+func (l *Live) Redact(s string) string { return l.pool.Redact(s) }
+
 // Progress returns the run's counters now.
 func (l *Live) Progress() Progress {
 	streams, elapsed := l.stats.Snapshot()

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/ferry-etl/ferry/engine/fetch"
+	"github.com/ferry-etl/ferry/engine/internal/panics"
 	"github.com/ferry-etl/ferry/engine/internal/suggest"
 	"github.com/ferry-etl/ferry/engine/runner"
 	"github.com/ferry-etl/ferry/engine/spec"
@@ -229,9 +230,14 @@ func ExitCode(err error, interrupted bool) int {
 			return code
 		}
 	}
+	var ie *panics.Error
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &ie):
+		// A bug in ferry (a panic) fails the command whatever else
+		// happened: an interrupt too.
+		return ExitFailed
 	case SpecErrors(err) != nil, errors.As(err, &se):
 		return ExitInvalidSpec
 	case errors.As(err, &ue), errors.As(err, &ce), errors.As(err, &te):

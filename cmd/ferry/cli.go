@@ -8,9 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,10 +31,55 @@ type app struct {
 	jsonLogs bool
 	con      atomic.Pointer[console]
 	// redact hides the secrets of the command's inputs once they are
-	// resolved (nil before): from the message of a panic (see recovered).
-	redact func(string) string
+	// resolved (none before), then the run's (which knows the tokens it
+	// fetched) once it starts: from the message of a panic (see
+	// recovered), on whichever goroutine.
+	redact atomic.Pointer[func(string) string]
 	// debug is set by --log-level debug: a panic's stack is then shown.
 	debug bool
+	// panics are the internal errors of the command's own goroutines (see
+	// goGuarded), for the command's end.
+	panicsMu sync.Mutex
+	panics   []error
+}
+
+// newApp is an invocation of ferry with the command line args, before
+// any goroutine of its starts.
+func newApp(args []string, stdin io.Reader, stdout, stderr io.Writer) *app {
+	return &app{stdin: stdin, stdout: stdout, stderr: stderr, jsonLogs: wantsJSONLogs(args), debug: flagValue(args, "log-level") == "debug"}
+}
+
+// setRedact makes redact what hides secrets from a panic's message.
+func (a *app) setRedact(redact func(string) string) { a.redact.Store(&redact) }
+
+// goGuarded runs f on a goroutine of its own (see guard).
+func (a *app) goGuarded(f func()) { go a.guard(f) }
+
+// guard runs f, for a goroutine of the command's own: a panic in it is
+// recovered as the command's own are (see recovered), rather than the end
+// of the process with the runtime's message and stack on stderr,
+// unredacted, and exit 2; it is kept for the command's end (see
+// takePanics), which it fails with exit 1.
+func (a *app) guard(f func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			err := a.recovered(p)
+			a.panicsMu.Lock()
+			a.panics = append(a.panics, err)
+			a.panicsMu.Unlock()
+		}
+	}()
+	f()
+}
+
+// takePanics returns the internal errors the command's goroutines kept
+// (nil: none), and forgets them: each is shown once.
+func (a *app) takePanics() error {
+	a.panicsMu.Lock()
+	defer a.panicsMu.Unlock()
+	err := errors.Join(a.panics...)
+	a.panics = nil
+	return err
 }
 
 // command is one ferry subcommand. Its help is what `run` prints for
@@ -155,17 +202,29 @@ func usageErr(format string, args ...any) error {
 // run runs one ferry command and returns its exit code. Errors are printed
 // and mapped to exit codes here and only here (engine.ExitCode).
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, jsonLogs: wantsJSONLogs(args)}
-	return a.main(ctx, args)
+	return newApp(args, stdin, stdout, stderr).main(ctx, args)
 }
 
 func (a *app) main(ctx context.Context, args []string) int {
-	a.debug = flagValue(args, "log-level") == "debug"
 	err := a.dispatchGuarded(ctx, args)
+	// A panic of the command's own goroutines that the command did not
+	// take (a run takes them, for its report) fails it too.
+	bg := a.takePanics()
 	if errors.Is(err, errHelp) {
-		return engine.ExitOK
+		if bg == nil {
+			return engine.ExitOK
+		}
+		err = nil
 	}
-	code := exitCode(ctx, err)
+	code := exitCode(ctx, errors.Join(err, bg))
+	a.showError(err, code)
+	a.showError(bg, code)
+	return code
+}
+
+// showError prints the error err that ends the command with code, unless
+// it was printed already (nil: none).
+func (a *app) showError(err error, code int) {
 	var p printed
 	switch {
 	case err == nil, errors.As(err, &p):
@@ -180,7 +239,6 @@ func (a *app) main(ctx context.Context, args []string) int {
 	default:
 		fmt.Fprintln(a.stderr, "ferry:", err)
 	}
-	return code
 }
 
 // dispatchGuarded is dispatch with a panic on the command's goroutine (the
@@ -208,7 +266,11 @@ func (a *app) recovered(p any) error {
 	default:
 		log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return engine.InternalError(p, a.redact, log)
+	var redact func(string) string
+	if r := a.redact.Load(); r != nil {
+		redact = *r
+	}
+	return engine.InternalError(p, redact, log)
 }
 
 // exitCode is the exit code of a command that ended with err.
@@ -672,6 +734,22 @@ func isTerminal(w io.Writer) (int, bool) {
 func (a *app) setConsole(c *console) { a.con.Store(c) }
 
 func (a *app) console() *console { return a.con.Load() }
+
+// watchSignals runs onSignals on a goroutine of its own (see goGuarded).
+// After a panic there, signals are no longer caught: a Ctrl-C then has
+// its default effect, the end of the process, rather than none.
+func (a *app) watchSignals(sigs chan os.Signal, cancel func(), exit func(int)) {
+	a.goGuarded(func() {
+		ok := false
+		defer func() {
+			if !ok {
+				signal.Stop(sigs)
+			}
+		}()
+		a.onSignals(sigs, cancel, exit)
+		ok = true
+	})
+}
 
 // onSignals handles Ctrl-C and SIGTERM: the first cancels the run (cancel),
 // the second restores the terminal and exits 130 at once.

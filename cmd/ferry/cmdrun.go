@@ -169,18 +169,16 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 	defer in.close()
 
 	stopLog := make(chan struct{})
-	var logDone chan struct{}
+	var logDone <-chan struct{}
 	onStart := func(l *engine.Live) {
+		// From now on a panic's message is redacted as the run's logs are.
+		a.setRedact(l.Redact)
 		v := newLiveView(sp, l, liveOK)
 		switch mode {
 		case "live":
-			con.startLive(v.render, liveEvery)
+			con.startLive(v.render, liveEvery, a.guard)
 		case "log":
-			logDone = make(chan struct{})
-			go func() {
-				defer close(logDone)
-				logProgress(log, v, logEvery, stopLog)
-			}()
+			logDone = a.startLogProgress(log, v, logEvery, stopLog)
 		}
 	}
 	res, err = engine.Run(ctx, sp, in.cfg, engine.RunOptions{
@@ -192,6 +190,11 @@ func cmdRun(ctx context.Context, a *app, args []string) (err error) {
 	close(stopLog)
 	if logDone != nil {
 		<-logDone
+	}
+	// A panic of the progress goroutines (or of the signal handler) fails
+	// the run, and its report says so.
+	if bg := a.takePanics(); bg != nil {
+		err = errors.Join(err, bg)
 	}
 	if errors.Is(err, engine.ErrNoPortCredentials) {
 		err = &engine.UsageError{Err: fmt.Errorf("%w\n  (%s)", err, portCredentialsHint(sp))}
@@ -543,7 +546,7 @@ func (a *app) resolveInputs(ctx context.Context, log *slog.Logger, sp *engine.Sp
 	if demoPort != nil {
 		in.port = *demoPort
 	}
-	a.redact = engine.Redactor(in.cfg, in.port)
+	a.setRedact(engine.Redactor(in.cfg, in.port))
 	in.port.NoDelete, in.port.AdoptOwners, in.port.AdoptUnowned = *f.noDelete, f.adoptOwners, *f.adoptUnowned
 	if *f.streams != "" {
 		in.streams = strings.Split(*f.streams, ",")

@@ -104,8 +104,11 @@ func (c *console) frame(logs []byte) {
 	c.w.Write(b.Bytes())
 }
 
-// startLive draws render every interval until stopLive.
-func (c *console) startLive(render func(width, height int) []string, every time.Duration) {
+// startLive draws render every interval until stopLive, on a goroutine
+// whose work guard runs (the app's guard: a panic drawing is the
+// command's error, kept before stopLive returns). After a panic there the
+// block is no longer drawn.
+func (c *console) startLive(render func(width, height int) []string, every time.Duration, guard func(func())) {
 	c.mu.Lock()
 	c.render = render
 	c.stop = make(chan struct{})
@@ -114,19 +117,40 @@ func (c *console) startLive(render func(width, height int) []string, every time.
 	c.done.Add(1)
 	go func() {
 		defer c.done.Done()
+		guard(c.draw(every))
+	}()
+}
+
+// draw is the live goroutine's work: a frame every interval until stop.
+func (c *console) draw(every time.Duration) func() {
+	return func() {
+		stopped := false
+		defer func() {
+			if !stopped {
+				c.mu.Lock()
+				c.render = nil
+				c.mu.Unlock()
+			}
+		}()
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-c.stop:
+				stopped = true
 				return
 			case <-t.C:
-				c.mu.Lock()
-				c.frame(nil)
-				c.mu.Unlock()
+				c.redraw()
 			}
 		}
-	}()
+	}
+}
+
+// redraw draws the block again, the lock released even if drawing panics.
+func (c *console) redraw() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.frame(nil)
 }
 
 // stopLive erases the block (what follows, the summary, says it all) and

@@ -22,11 +22,11 @@ func main() {
 func realMain(args []string) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, jsonLogs: wantsJSONLogs(args)}
+	a := newApp(args, os.Stdin, os.Stdout, os.Stderr)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	go a.onSignals(sigs, cancel, os.Exit)
+	a.watchSignals(sigs, cancel, os.Exit)
 	if len(args) > 0 && args[0] == "run" {
 		// A run whose stdout reader is gone (--dry-run | head) gets EPIPE
 		// from its writes, fails saying so and writes its --report, rather

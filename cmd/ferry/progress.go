@@ -360,6 +360,18 @@ func (r *rates) total() float64 {
 	return float64(last.total-first.total) / (last.at - first.at).Seconds()
 }
 
+// startLogProgress runs logProgress on a goroutine of its own, guarded
+// (see guard), until stop is closed; the channel it returns is closed
+// once that goroutine ended, a panic of its kept.
+func (a *app) startLogProgress(log *slog.Logger, v *liveView, every time.Duration, stop <-chan struct{}) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.guard(func() { logProgress(log, v, every, stop) })
+	}()
+	return done
+}
+
 // logProgress logs the run's progress every interval, for logs and
 // terminals that cannot redraw: one line for the run, one per stream
 // running.
