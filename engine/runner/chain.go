@@ -290,7 +290,21 @@ func nonNil(l []any) []any {
 // its windows one after the other, each a chain of pages.
 func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 	c := &chainRun{r: r, st: st, rn: rn, ctx: ctx, seed: maphash.MakeSeed()}
-	err := c.runGuarded()
+	err := r.readChain(ctx, &c)
+	if err != nil && ctx.Err() == nil {
+		c.send(item{err: err})
+	}
+}
+
+// readChain reads the chain *c, and again from its start (a new *c) when
+// the API refused where it stood. A panic here is its error too: each
+// reading recovers its own (runGuarded), this recovers what runs between
+// them (a log line, which a CLI draws with its live block).
+func (r *Runner) readChain(ctx context.Context, cp **chainRun) (err error) {
+	defer panics.Recover(&err, r.opts.Pool.Redact, r.log)
+	c := *cp
+	st, rn := c.st, c.rn
+	err = c.runGuarded()
 	if errors.Is(err, fetch.ErrRestart) && ctx.Err() == nil {
 		// The API refused where the chain stood (a delta token or cursor
 		// saved by an earlier run, expired since): read it all again,
@@ -306,13 +320,12 @@ func (r *Runner) fetch(ctx context.Context, st *streamState, rn *run) {
 		// windows left unread.
 		st.read.windows(-c.windowsDone, -c.windowsTotal)
 		c = &chainRun{r: r, st: st, rn: rn, ctx: ctx, seed: c.seed, restarted: true}
+		*cp = c
 		if err = c.runGuarded(); errors.Is(err, fetch.ErrRestart) {
 			err = fmt.Errorf("refused again when read from its start: %w", err)
 		}
 	}
-	if err != nil && ctx.Err() == nil {
-		c.send(item{err: err})
-	}
+	return err
 }
 
 // chainRun is one request chain being fetched.
