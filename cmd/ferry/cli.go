@@ -217,24 +217,24 @@ func (a *app) main(ctx context.Context, args []string) int {
 		err = nil
 	}
 	code := exitCode(ctx, errors.Join(err, bg))
-	a.showError(err, code)
-	a.showError(bg, code)
+	a.showError(err, exitCode(ctx, err) == engine.ExitInterrupted, code)
+	a.showError(bg, false, code)
 	return code
 }
 
-// showError prints the error err that ends the command with code, unless
-// it was printed already (nil: none).
-func (a *app) showError(err error, code int) {
+// showError prints the error err (nil: none), an interrupt or not, that
+// ends the command with code, unless it was printed already.
+func (a *app) showError(err error, interrupted bool, code int) {
 	var p printed
 	switch {
 	case err == nil, errors.As(err, &p):
 	case a.jsonLogs:
 		msg := "ferry failed"
-		if code == engine.ExitInterrupted {
+		if interrupted {
 			msg = "interrupted"
 		}
 		a.jsonLogger().Error(msg, "error", err.Error(), "exit_code", code)
-	case code == engine.ExitInterrupted:
+	case interrupted:
 		fmt.Fprintln(a.stderr, "ferry: interrupted")
 	default:
 		fmt.Fprintln(a.stderr, "ferry:", err)
