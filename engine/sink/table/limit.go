@@ -177,7 +177,7 @@ func (l limit) holds(s string) bool {
 	case limitChars:
 		return utf8.RuneCountInString(s) <= l.p
 	case limitClock:
-		return clockFracDigits(s) <= l.p && !(l.local && clockOffsetShifted(s))
+		return !datePrefixed(s) && clockFracDigits(s) <= l.p && !(l.local && clockOffsetShifted(s))
 	case limitBits:
 		return bitLength(s) == l.p
 	case limitVarBits:
@@ -258,14 +258,26 @@ func offsetShifted(s string) bool {
 	return false
 }
 
-// clockOffsetShifted is offsetShifted for a time of day, or a datetime,
-// given to a time without time zone: PostgreSQL 15 stores "10:00:00+02"
-// as 10:00:00. Only an offset after the time's digits, led by a sign, is
-// read ("10:00:00 PM" is a time, not an offset).
-func clockOffsetShifted(s string) bool {
-	if _, ok := parseDatetime(s); ok {
-		return offsetShifted(s)
+// datePrefixed reports whether s starts with a date (2024-01-02): given
+// to a time column, PostgreSQL 15 stores "2024-01-02 10:00:00" as
+// 10:00:00, its date dropped (and refuses the T form).
+func datePrefixed(s string) bool {
+	if len(s) < len("2006-01-02") || s[4] != '-' || s[7] != '-' {
+		return false
 	}
+	for _, i := range [...]int{0, 1, 2, 3, 5, 6, 8, 9} {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// clockOffsetShifted is offsetShifted for a time of day given to a time
+// without time zone: PostgreSQL 15 stores "10:00:00+02" as 10:00:00. Only
+// an offset after the time's digits, led by a sign, is read ("10:00:00
+// PM" is a time, not an offset).
+func clockOffsetShifted(s string) bool {
 	const frac = len("15:04:05")
 	if len(s) < frac || s[2] != ':' || s[5] != ':' {
 		return false
@@ -305,11 +317,8 @@ func moneyFracDigits(s string) int {
 }
 
 // clockFracDigits is fracDigits for a time of day ("15:04:05.678",
-// with or without a zone), or for a datetime, whose time PostgreSQL takes.
+// with or without a zone).
 func clockFracDigits(s string) int {
-	if _, ok := parseDatetime(s); ok {
-		return fracDigits(s)
-	}
 	const frac = len("15:04:05")
 	if len(s) <= frac || s[2] != ':' || s[5] != ':' || s[frac] != '.' {
 		return 0
@@ -413,6 +422,9 @@ func (l limit) String() string {
 func (l limit) change(s string) string {
 	switch l.kind {
 	case limitTime, limitClock:
+		if l.kind == limitClock && datePrefixed(s) {
+			return "as its time of day alone, its date dropped"
+		}
 		if l.local && (l.kind == limitTime && offsetShifted(s) || l.kind == limitClock && clockOffsetShifted(s)) {
 			return "as its wall clock, its offset dropped: another instant"
 		}
