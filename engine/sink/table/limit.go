@@ -169,7 +169,7 @@ func (l limit) holds(s string) bool {
 	case limitReal:
 		return !validNumber(s) || exactFloatBits(s, 32)
 	case limitTime:
-		return fracDigits(s) <= l.p && !(l.local && offsetShifted(s))
+		return fracDigits(s) <= l.p && !(l.local && (offsetShifted(s) || zoneShifted(s)))
 	case limitMoney:
 		return moneyFracDigits(s) <= l.p
 	case limitInterval:
@@ -177,7 +177,7 @@ func (l limit) holds(s string) bool {
 	case limitChars:
 		return utf8.RuneCountInString(s) <= l.p
 	case limitClock:
-		return !datePrefixed(s) && clockFracDigits(s) <= l.p && !(l.local && clockOffsetShifted(s))
+		return !datePrefixed(s) && clockFracDigits(s) <= l.p && !(l.local && (clockOffsetShifted(s) || zoneShifted(s)))
 	case limitBits:
 		return bitLength(s) == l.p
 	case limitVarBits:
@@ -257,6 +257,78 @@ func offsetShifted(s string) bool {
 	}
 	return false
 }
+
+// zoneShifted reports whether s, text for a column without time zone,
+// names a zone (a word that is no month, weekday, meridiem or era: PST,
+// America/New_York) or gives an offset from UTC other than 0 after its
+// time of day, led by a sign, in a form offsetShifted does not read
+// (10:00:00 +02, UTC+2, 10:00 PM -05): PostgreSQL 15 drops both, storing
+// the wall clock. UTC, GMT and Z keep the instant read as UTC.
+func zoneShifted(s string) bool {
+	for i := 0; i < len(s); {
+		if !asciiLetter(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && asciiLetter(s[j]) {
+			j++
+		}
+		if !plainTimeWord(strings.ToLower(s[i:j])) {
+			return true
+		}
+		i = j
+	}
+	at := clockAt(s)
+	if at < 0 {
+		return false
+	}
+	rest := strings.TrimLeft(s[at:], "0123456789:.,")
+	for len(rest) > 0 && (rest[0] == ' ' || asciiLetter(rest[0])) {
+		rest = rest[1:] // blanks, and the plain words (UTC, PM) read above
+	}
+	if rest == "" || rest[0] != '+' && rest[0] != '-' {
+		return false
+	}
+	off := rest[1:]
+	end := 0
+	for end < len(off) && (off[end] >= '0' && off[end] <= '9' || off[end] == ':') {
+		end++
+	}
+	return strings.Trim(off[:end], "0:") != ""
+}
+
+// plainTimeWord tells whether w, a word of a time's text in lower case,
+// names no zone.
+func plainTimeWord(w string) bool {
+	switch w {
+	case "t", "z", "zulu", "utc", "ut", "gmt", "am", "pm", "bc", "ad",
+		"jan", "january", "feb", "february", "mar", "march", "apr", "april", "may", "jun", "june",
+		"jul", "july", "aug", "august", "sep", "sept", "september", "oct", "october", "nov", "november", "dec", "december",
+		"mon", "monday", "tue", "tues", "tuesday", "wed", "wednesday", "thu", "thur", "thurs", "thursday",
+		"fri", "friday", "sat", "saturday", "sun", "sunday",
+		"epoch", "now", "today", "tomorrow", "yesterday", "infinity", "allballs":
+		return true
+	}
+	return false
+}
+
+func asciiLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
+// clockAt is where s's time of day (h:mm or hh:mm) starts, -1 if none.
+func clockAt(s string) int {
+	for i := 1; i+2 < len(s); i++ {
+		if s[i] == ':' && isDigit(s[i-1]) && isDigit(s[i+1]) && isDigit(s[i+2]) {
+			if i >= 2 && isDigit(s[i-2]) {
+				return i - 2
+			}
+			return i - 1
+		}
+	}
+	return -1
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // datePrefixed reports whether s starts with a date (2024-01-02): given
 // to a time column, PostgreSQL 15 stores "2024-01-02 10:00:00" as
@@ -425,8 +497,8 @@ func (l limit) change(s string) string {
 		if l.kind == limitClock && datePrefixed(s) {
 			return "as its time of day alone, its date dropped"
 		}
-		if l.local && (l.kind == limitTime && offsetShifted(s) || l.kind == limitClock && clockOffsetShifted(s)) {
-			return "as its wall clock, its offset dropped: another instant"
+		if l.local && (l.kind == limitTime && offsetShifted(s) || l.kind == limitClock && clockOffsetShifted(s) || zoneShifted(s)) {
+			return "as its wall clock, its offset or zone dropped: another instant"
 		}
 		return "rounded to " + strconv.Itoa(l.p) + " digits of the second"
 	case limitNumeric:
