@@ -169,7 +169,7 @@ func (l limit) holds(s string) bool {
 	case limitReal:
 		return !validNumber(s) || exactFloatBits(s, 32)
 	case limitTime:
-		return fracDigits(s) <= l.p && !(l.local && (offsetShifted(s) || zoneShifted(s)))
+		return secondFracDigits(s) <= l.p && !(l.local && (offsetShifted(s) || zoneShifted(s)))
 	case limitMoney:
 		return moneyFracDigits(s) <= l.p
 	case limitInterval:
@@ -177,7 +177,7 @@ func (l limit) holds(s string) bool {
 	case limitChars:
 		return utf8.RuneCountInString(s) <= l.p
 	case limitClock:
-		return !datePrefixed(s) && clockFracDigits(s) <= l.p && !(l.local && (clockOffsetShifted(s) || zoneShifted(s)))
+		return !dateGiven(s) && secondFracDigits(s) <= l.p && !(l.local && (clockOffsetShifted(s) || zoneShifted(s)))
 	case limitBits:
 		return bitLength(s) == l.p
 	case limitVarBits:
@@ -226,17 +226,25 @@ func numericHolds(lit string, p, s int) bool {
 	return lsd >= -s && msd < p-s
 }
 
-// fracDigits is the number of digits of a time's fraction of a second, up
-// to its last non-zero one; 0 for text that is not a time ferry reads.
-func fracDigits(s string) int {
-	if _, ok := parseDatetime(s); !ok {
+// secondFracDigits is the number of digits of the fraction of the second
+// of s's time of day (h:mm:ss.f, or m:ss.f: two fields with a fraction),
+// up to its last non-zero one; 0 without one. The time is read wherever
+// it stands: PostgreSQL 15 rounds the second of every form it reads
+// ("2024-01-01 10:00:00.5 UTC", "Jan 1 2024 10:00:00.5", "9:00:00.5",
+// "10:00.5" to time(0): 00:10:01), not only ferry's datetimes.
+func secondFracDigits(s string) int {
+	at := clockAt(s)
+	if at < 0 {
 		return 0
 	}
-	const frac = len("2006-01-02T15:04:05")
-	if len(s) <= frac || s[frac] != '.' && s[frac] != ',' {
+	i := at
+	for i < len(s) && (isDigit(s[i]) || s[i] == ':') {
+		i++
+	}
+	if i >= len(s) || s[i] != '.' && s[i] != ',' {
 		return 0
 	}
-	return significantDigits(s, frac)
+	return significantDigits(s, i)
 }
 
 // offsetShifted reports whether s, a datetime ferry reads, gives an offset
@@ -345,6 +353,18 @@ func datePrefixed(s string) bool {
 	return true
 }
 
+// dateGiven reports whether s, text for a time column, gives a date:
+// ISO 8601's (datePrefixed), or any digit before its time of day
+// ("01/02/2024 10:00:00", "2024/01/02 10:00", "02.01.2024 10:00"):
+// PostgreSQL 15 stores each as its time of day, the date dropped.
+func dateGiven(s string) bool {
+	if datePrefixed(s) {
+		return true
+	}
+	at := clockAt(s)
+	return at > 0 && strings.ContainsAny(s[:at], "0123456789")
+}
+
 // clockOffsetShifted is offsetShifted for a time of day given to a time
 // without time zone: PostgreSQL 15 stores "10:00:00+02" as 10:00:00. Only
 // an offset after the time's digits, led by a sign, is read ("10:00:00
@@ -386,16 +406,6 @@ func moneyFracDigits(s string) int {
 		}
 	}
 	return n
-}
-
-// clockFracDigits is fracDigits for a time of day ("15:04:05.678",
-// with or without a zone).
-func clockFracDigits(s string) int {
-	const frac = len("15:04:05")
-	if len(s) <= frac || s[2] != ':' || s[5] != ':' || s[frac] != '.' {
-		return 0
-	}
-	return significantDigits(s, frac)
 }
 
 // significantDigits counts the digits of the fraction of a second after
@@ -494,7 +504,7 @@ func (l limit) String() string {
 func (l limit) change(s string) string {
 	switch l.kind {
 	case limitTime, limitClock:
-		if l.kind == limitClock && datePrefixed(s) {
+		if l.kind == limitClock && dateGiven(s) {
 			return "as its time of day alone, its date dropped"
 		}
 		if l.local && (l.kind == limitTime && offsetShifted(s) || l.kind == limitClock && clockOffsetShifted(s) || zoneShifted(s)) {

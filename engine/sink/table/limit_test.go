@@ -106,6 +106,12 @@ func TestNativeColumnLimits(t *testing.T) {
 			{"time without time zone", "10:00:00 CET", ""},
 			{"time without time zone", "2024-01-02 10:00:00", ""},
 			{"time(3) with time zone", "2024-01-02 10:00:00+02", ""},
+			{"timestamp(0) without time zone", "2024-01-02 10:00:00.5 UTC", ""},
+			{"timestamp(0) with time zone", "01/02/2024 10:00:00.5", ""},
+			{"time(0) without time zone", "9:00:00.5", ""},
+			{"time without time zone", "01/02/2024 10:00:00", ""},
+			{"time(0) without time zone", "9:00:00", "09:00:00"},
+			{"timestamp(0) without time zone", "01/02/2024 10:00:00", "2024-01-02 10:00:00"},
 			{"bit(3)", "1011", ""},
 			{"bit(3)", "10", ""},
 			{"bit varying(3)", "1011", ""},
@@ -391,6 +397,25 @@ func TestLimitHolds(t *testing.T) {
 		{"time without time zone", "10:00:00 PM", true},
 		{"time with time zone", "10:00:00+02", true},
 		{"time(3) with time zone", "10:00:00.123-05", true},
+		// A fraction or a date in a form ferry does not parse as a
+		// datetime: PostgreSQL 15 rounds the one and drops the other.
+		{"timestamp(0) without time zone", "2024-01-01 10:00:00.5 UTC", false}, // 10:00:01
+		{"timestamp without time zone", "2024-01-01 10:00:00.1234567 UTC", false},
+		{"timestamp(0) with time zone", "2024-01-01 10:00:00.5 UTC", false},
+		{"timestamp(0) without time zone", "01/02/2024 10:00:00.5", false},
+		{"timestamp(0) with time zone", "Jan 1 2024 10:00:00.5", false},
+		{"timestamp(0) without time zone", "01/02/2024 10:00:00", true},
+		{"timestamp(3) with time zone", "2024-01-01 10:00:00.123 UTC", true},
+		{"time(0) without time zone", "9:00:00.5", false}, // 09:00:01
+		{"time(0) without time zone", "T10:00:00.5", false},
+		{"time(0) without time zone", "10:00.5", false}, // minutes and seconds: 00:10:01
+		{"time(0) with time zone", "9:00:00.5+02", false},
+		{"time(0) without time zone", "9:00:00", true},
+		{"time without time zone", "T10:00:00", true},
+		{"time without time zone", "01/02/2024 10:00:00", false}, // 10:00:00
+		{"time without time zone", "2024/01/02 10:00", false},
+		{"time without time zone", "02.01.2024 10:00:00", false},
+		{"time with time zone", "01/02/2024 10:00:00+02", false},
 	} {
 		if got := pgLimit(c.native).holds(c.v); got != c.want {
 			t.Errorf("%s holds %q = %v, want %v", c.native, c.v, got, c.want)
