@@ -324,6 +324,9 @@ func plainTimeWord(w string) bool {
 func asciiLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 
 // clockAt is where s's time of day (h:mm or hh:mm) starts, -1 if none.
+// Without one, ISO 8601's basic form is read: hhmm[ss] after a date's T
+// ("20240101T100000+0200"), or s's leading hhmmss ("100000.5"), which
+// PostgreSQL 15 reads as a time too.
 func clockAt(s string) int {
 	for i := 1; i+2 < len(s); i++ {
 		if s[i] == ':' && isDigit(s[i-1]) && isDigit(s[i+1]) && isDigit(s[i+2]) {
@@ -332,6 +335,21 @@ func clockAt(s string) int {
 			}
 			return i - 1
 		}
+	}
+	digitsAt := func(i int) int {
+		n := 0
+		for i+n < len(s) && isDigit(s[i+n]) {
+			n++
+		}
+		return n
+	}
+	for i := 1; i < len(s); i++ {
+		if (s[i] == 'T' || s[i] == 't') && isDigit(s[i-1]) && digitsAt(i+1) >= 4 {
+			return i + 1
+		}
+	}
+	if digitsAt(0) == 6 {
+		return 0
 	}
 	return -1
 }

@@ -111,6 +111,8 @@ func TestNativeColumnLimits(t *testing.T) {
 			{"time(0) without time zone", "9:00:00.5", ""},
 			{"time without time zone", "01/02/2024 10:00:00", ""},
 			{"time(0) without time zone", "9:00:00", "09:00:00"},
+			{"timestamp without time zone", "20240101T100000+0200", ""},
+			{"timestamp without time zone", "20240101T100000Z", "2024-01-01 10:00:00"},
 			{"timestamp(0) without time zone", "01/02/2024 10:00:00", "2024-01-02 10:00:00"},
 			{"bit(3)", "1011", ""},
 			{"bit(3)", "10", ""},
@@ -416,6 +418,13 @@ func TestLimitHolds(t *testing.T) {
 		{"time without time zone", "2024/01/02 10:00", false},
 		{"time without time zone", "02.01.2024 10:00:00", false},
 		{"time with time zone", "01/02/2024 10:00:00+02", false},
+		// ISO 8601's basic form: the time without colons.
+		{"timestamp without time zone", "20240101T100000+0200", false}, // 10:00
+		{"timestamp(0) without time zone", "20240101T100000.5", false},
+		{"time(0) without time zone", "100000.5", false}, // 10:00:01
+		{"timestamp without time zone", "20240101T100000Z", true},
+		{"timestamp(0) without time zone", "20240101T100000", true},
+		{"time(0) without time zone", "100000", true},
 	} {
 		if got := pgLimit(c.native).holds(c.v); got != c.want {
 			t.Errorf("%s holds %q = %v, want %v", c.native, c.v, got, c.want)
