@@ -210,3 +210,28 @@ func TestPostgresNondeterministicKeyCollationSaid(t *testing.T) {
 		t.Errorf("logs do not say the key column's collation is nondeterministic:\n%s", s)
 	}
 }
+
+// TestPostgresDomainKeyKeyedAsStored: a key column whose type is a
+// domain over citext or character(n) (CREATE DOMAIN email AS citext)
+// compares as its base type does: two keys it holds as one row are a
+// duplicate, said, not one record's row overwritten by the other's.
+func TestPostgresDomainKeyKeyedAsStored(t *testing.T) {
+	for _, c := range []keyFoldCase{
+		{"citext", "ABC", "abc", true},
+		{"character(5)", "ab", "ab  ", true},
+		{"character varying(5)", "ab", "ab  ", false},
+	} {
+		t.Run(c.column, func(t *testing.T) {
+			name, fx, query := pgKeyFixture(t)
+			if c.column == "citext" {
+				if !pgHasCitext(t, fx) {
+					t.Skip("the PostgreSQL server has no citext extension (postgresql-contrib)")
+				}
+				query(`CREATE EXTENSION IF NOT EXISTS citext`)
+			}
+			query(`CREATE DOMAIN "` + name + `".d AS ` + c.column)
+			c.column = `"` + name + `".d PRIMARY KEY`
+			checkKeyFold(t, c, query, fx)
+		})
+	}
+}

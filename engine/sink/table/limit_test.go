@@ -510,3 +510,48 @@ func TestParseIntervalAsPostgres(t *testing.T) {
 		t.Errorf("%d texts compared, want the file's 812", n)
 	}
 }
+
+// TestNativeDomainColumnLimits: a column whose type is a domain over a
+// narrower type (CREATE DOMAIN price AS numeric(10,2); a domain over
+// that one; over varchar(5), over money) stores values as its base type does: a value the base type
+// would store changed is refused, one it holds is stored.
+func TestNativeDomainColumnLimits(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		if e.kind != "postgres" {
+			t.Skip("PostgreSQL's domains")
+		}
+		d := e.open(t, Table{Name: "dom", PrimaryKey: []string{"id"}})
+		be := d.be.(*pgBackend)
+		for _, q := range []string{
+			`CREATE DOMAIN ` + be.schemaQ + `.price AS numeric(10,2)`,
+			`CREATE DOMAIN ` + be.schemaQ + `.price2 AS ` + be.schemaQ + `.price CHECK (VALUE >= 0)`,
+			`CREATE DOMAIN ` + be.schemaQ + `.short AS varchar(5)`,
+			`CREATE DOMAIN ` + be.schemaQ + `.cash AS money`,
+		} {
+			if _, err := be.conn.Exec(t.Context(), q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d.Close()
+		for i, c := range []limitCase{
+			{be.schemaQ + ".price", json.Number("1.2345"), ""},
+			{be.schemaQ + ".price2", json.Number("1.2345"), ""},
+			{be.schemaQ + ".short", "abcdefgh", ""},
+			{be.schemaQ + ".price2", json.Number("1.25"), "1.25"},
+			{be.schemaQ + ".short", "abcde", "abcde"},
+			{be.schemaQ + ".cash", json.Number("1.005"), ""},
+			{be.schemaQ + ".cash", json.Number("1.5"), "$1.50"},
+		} {
+			name := fmt.Sprintf("d%d", i)
+			d := nativeTable(t, e, name, c.native)
+			err := d.Write(t.Context(), []sink.Row{{Table: name, Data: row("id", "1", "v", c.v)}}, nil)
+			got, _ := storedText(t, d, name, "1")
+			if c.stored == "" && !errors.Is(err, ErrRefused) {
+				t.Errorf("%s <- %v: Write = %v (stored %q), want ErrRefused", c.native, c.v, err, got)
+			}
+			if c.stored != "" && (err != nil || got != c.stored) {
+				t.Errorf("%s <- %v: Write = %v, stored %q; want %q", c.native, c.v, err, got, c.stored)
+			}
+		}
+	})
+}

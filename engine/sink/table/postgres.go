@@ -221,12 +221,22 @@ func (s *pgBackend) load(ctx context.Context, phys string) (bool, []column, []st
 	// have no such column (every collation of theirs is deterministic).
 	// A money column's fraction digits are the server's lc_monetary's:
 	// money cast to numeric has that scale (2 under C, checked on 15).
+	// A domain's column (CREATE DOMAIN email AS citext) stores and
+	// compares as its base type does, read through nested domains: its
+	// limit and key come from that type, its cast stays the domain's.
 	rows, err := s.conn.Query(ctx, `SELECT a.attname, format_type(a.atttypid, a.atttypmod), coalesce(a.attnum = ANY (i.indkey::int2[]), false),
   ty.typname, coalesce(co.collname, ''), coalesce((to_jsonb(co) ->> 'collisdeterministic')::boolean, true),
   (SELECT datctype FROM pg_database WHERE datname = current_database()),
-  CASE WHEN a.atttypid = 'money'::regtype THEN scale(0::money::numeric) ELSE 0 END
+  CASE WHEN coalesce(base.oid, a.atttypid) = 'money'::regtype THEN scale(0::money::numeric) ELSE 0 END,
+  coalesce(format_type(base.oid, base.typmod), ''), coalesce(bt.typname, '')
 FROM pg_attribute a
 JOIN pg_type ty ON ty.oid = a.atttypid
+LEFT JOIN LATERAL (WITH RECURSIVE d(oid, typmod) AS (
+    SELECT ty.typbasetype, ty.typtypmod WHERE ty.typtype = 'd'
+    UNION ALL
+    SELECT t.typbasetype, t.typtypmod FROM d JOIN pg_type t ON t.oid = d.oid WHERE t.typtype = 'd')
+  SELECT d.oid, d.typmod FROM d JOIN pg_type t ON t.oid = d.oid WHERE t.typtype <> 'd') base ON true
+LEFT JOIN pg_type bt ON bt.oid = base.oid
 LEFT JOIN pg_collation co ON co.oid = a.attcollation
 LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
@@ -238,13 +248,17 @@ ORDER BY a.attnum`, s.schemaQ+"."+quoteIdent(phys))
 	var cols []column
 	var pk []string
 	for rows.Next() {
-		var name, native, typname, collation, ctype string
+		var name, native, typname, collation, ctype, baseNative, baseTypname string
 		var isPK, deterministic bool
 		var moneyDigits int
-		if err := rows.Scan(&name, &native, &isPK, &typname, &collation, &deterministic, &ctype, &moneyDigits); err != nil {
+		if err := rows.Scan(&name, &native, &isPK, &typname, &collation, &deterministic, &ctype, &moneyDigits, &baseNative, &baseTypname); err != nil {
 			return false, nil, nil, fmt.Errorf("postgres: read columns: %w", err)
 		}
-		c := column{name: name, keyAs: pgKeyType(native), limit: pgLimit(native)}
+		stored := native
+		if baseNative != "" {
+			stored, typname = baseNative, baseTypname
+		}
+		c := column{name: name, keyAs: pgKeyType(stored), limit: pgLimit(stored)}
 		if c.limit.kind == limitMoney {
 			c.limit.p = moneyDigits
 		}
