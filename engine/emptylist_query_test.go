@@ -136,3 +136,73 @@ func TestEmptyListAdviceWorks(t *testing.T) {
 		})
 	}
 }
+
+// TestListOfNoValuesQueryValueFailsItsChain: a list whose items are all
+// null (or empty lists) repeats the parameter no time either, as an
+// empty list: the request went out without its filter. It fails its
+// chain as the empty list does; the other parents' items are written.
+func TestListOfNoValuesQueryValueFailsItsChain(t *testing.T) {
+	for _, form := range []bool{false, true} {
+		for name, ids := range map[string][]any{"nulls": {nil, nil}, "empty lists": {[]any{}}} {
+			if form && name == "empty lists" {
+				continue // a list inside a list is refused by the form encoding
+			}
+			t.Run(map[bool]string{false: "query", true: "form"}[form]+"/"+name, func(t *testing.T) {
+				fx := newFixture(t, emptyListSpec(form), "")
+				fx.json("/parents", []any{map[string]any{"id": "p1", "ids": ids}, map[string]any{"id": "p2", "ids": []any{"a", "b"}}})
+				var mu sync.Mutex
+				var asked []string
+				fx.mu.Lock()
+				fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+					r.ParseForm()
+					got := r.Form["id"]
+					mu.Lock()
+					asked = append(asked, strings.Join(got, ","))
+					mu.Unlock()
+					if len(got) == 0 {
+						got = []string{"a", "b", "c", "d"} // no filter: every item
+					}
+					var out []string
+					for _, id := range got {
+						out = append(out, `{"id": "`+id+`"}`)
+					}
+					w.Write([]byte("[" + strings.Join(out, ",") + "]"))
+				}
+				fx.mu.Unlock()
+				_, err := fx.run(engine.RunOptions{})
+				re := runErrorOf(t, err)
+				if !strings.Contains(re.Error(), "parent.ids") || !strings.Contains(re.Error(), "p1") {
+					t.Errorf("the failure does not name the list and its parent: %v", re)
+				}
+				if rows := fx.query(`SELECT id FROM "nl__t" ORDER BY id`); !slices.Equal(rows, []string{"a", "b"}) {
+					t.Errorf("rows %v, want p2's a and b only", rows)
+				}
+				if slices.Contains(asked, "") {
+					t.Errorf("a request went out without its id filter: %q", asked)
+				}
+			})
+		}
+	}
+}
+
+// TestEmptyListInLongerQueryValueSent: a list inside a longer query
+// value is written into its text as JSON ("ids:[]"): the parameter goes
+// out, so an empty list there is no failure.
+func TestEmptyListInLongerQueryValueSent(t *testing.T) {
+	src := strings.Replace(emptyListSpec(false), "'${ parent.ids }'", "'ids:${ parent.ids }'", 1)
+	fx := newFixture(t, src, "")
+	fx.json("/parents", []any{map[string]any{"id": "p1", "ids": []any{}}})
+	var asked []string
+	fx.mu.Lock()
+	fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.URL.Query()["id"]...)
+		w.Write([]byte(`[]`))
+	}
+	fx.mu.Unlock()
+	if _, err := fx.run(engine.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(asked, []string{"ids:[]"}) {
+		t.Errorf("asked %q, want the value ids:[] sent", asked)
+	}
+}

@@ -51,16 +51,21 @@ func (r *Runner) nullRecordEachIn(t *eval.Template, secret func(int, any, string
 
 // recordPartsCheck is nullRecordEachIn; repeated: the value is one whose
 // list repeats its parameter (a query value, a form body's field), where
-// an empty list leaves the parameter out as null does.
+// a list that gives no value (empty, or of nulls or empty lists only)
+// leaves the parameter out as null does. Only where the template is that
+// one ${ }: in a longer one a list is written into the text as JSON.
 func (r *Runner) recordPartsCheck(t *eval.Template, secret func(int, any, string), path, repeated bool) func(int, any, string) error {
 	parts := r.recordParts(t)
 	if len(parts) == 0 && secret == nil {
 		return nil
 	}
+	_, single := t.SingleExpr()
+	repeated = repeated && single
 	return func(i int, v any, s string) error {
 		e, ok := parts[i]
-		if list, isList := v.([]any); ok && (v == nil || repeated && isList && len(list) == 0) {
-			return &nullReadError{expr: e, lookup: strings.HasPrefix(e, spec.VarLookups), path: path, empty: v != nil}
+		list, isList := v.([]any)
+		if ok && (v == nil || repeated && isList && len(queryValues(list)) == 0) {
+			return &nullReadError{expr: e, lookup: strings.HasPrefix(e, spec.VarLookups), path: path, empty: v != nil, nulls: len(list) > 0}
 		}
 		if secret != nil {
 			secret(i, v, s)
@@ -124,9 +129,14 @@ type nullReadError struct {
 	expr         string
 	lookup, path bool
 	empty        bool // an empty list, where a list repeats the parameter
+	nulls        bool // empty: a list of nulls or empty lists only
 }
 
 func (e *nullReadError) Error() string {
+	if e.nulls {
+		return fmt.Sprintf("%s is a list of nulls (or empty lists) only, and the request would go out without the parameter it repeats, asking for more than it should (or for another resource): "+
+			"give the stream a when that skips such records, or a condition that gives nil to send it without on purpose", e.expr)
+	}
 	if e.empty {
 		return fmt.Sprintf("%s is an empty list, and the request would go out without the parameter it repeats, asking for more than it should (or for another resource): "+
 			"give the stream a when that skips such records (when: len(%s) > 0), or write ${ len(%s) > 0 ? %s : nil } to send it without on purpose", e.expr, e.expr, e.expr, e.expr)
