@@ -3,9 +3,11 @@ package table
 import (
 	"fmt"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -540,6 +542,9 @@ func (l limit) change(s string) string {
 	case limitMoney:
 		return "rounded to " + strconv.Itoa(l.p) + " digits after the point"
 	case limitInterval:
+		if v, ok := parseInterval(s); ok && v.signSplit {
+			return "with its leading sign on its first unit alone (-1h30m0s as -00:30:00)"
+		}
 		if l.s != ivSecond {
 			return "cut to whole " + [...]string{ivMinute: "minutes", ivHour: "hours", ivDay: "days", ivMonth: "months", ivYear: "years"}[l.s]
 		}
@@ -572,6 +577,10 @@ func quoteCut(s string) string {
 type ivParts struct {
 	months, days, secs big.Rat
 	inexact            bool
+	// signSplit is a sign before units run together ("-1h30m0s", Go's
+	// -1.5 hours): PostgreSQL 15 reads it as the first unit's alone,
+	// storing -00:30:00.
+	signSplit bool
 }
 
 // ivUnit is an interval unit: n years (in months), months, days or
@@ -664,7 +673,7 @@ func intervalHolds(s string, l limit) bool {
 	if !ok {
 		return l.s == ivSecond && strings.IndexByte(s, '.') < 0
 	}
-	if v.inexact {
+	if v.inexact || v.signSplit {
 		return false
 	}
 	nothingBelow := func(x *big.Rat, per int64) bool { return new(big.Rat).Quo(x, big.NewRat(per, 1)).IsInt() }
@@ -686,15 +695,16 @@ func intervalHolds(s string, l limit) bool {
 // parseInterval reads the interval forms PostgreSQL 15 reads that a source
 // likely sends: ISO 8601 with designators ("P1DT2H3.5S"), PostgreSQL's own
 // ("@ 1 day 02:03:04.5 ago", "1.5 hours", "2 03:04", "12:34.5" as minutes
-// and seconds), SQL's year-month ("1-2"), and a bare number of seconds
-// (JSON's 1.5). ok is false for other text (ISO 8601's alternative form,
+// and seconds), SQL's year-month ("1-2"), a bare number of seconds
+// (JSON's 1.5), units run together (Go's "1h30m0.5s") and fields apart by
+// commas (Python's "1 day, 2:00:00"). ok is false for other text (ISO 8601's alternative form,
 // a lone sign). A sign is kept where it could matter: no check looks at
 // one but a year-month's against its months.
 func parseInterval(s string) (v ivParts, ok bool) {
 	if rest, iso := strings.CutPrefix(s, "P"); iso {
 		return parseISOInterval(rest)
 	}
-	f := strings.Fields(s)
+	f := strings.Fields(strings.ReplaceAll(s, ",", " ")) // PostgreSQL reads a comma between fields as a blank
 	if len(f) > 0 && f[0] == "@" {
 		f = f[1:]
 	}
@@ -733,6 +743,13 @@ func parseInterval(s string) (v ivParts, ok bool) {
 		}
 		switch {
 		case unit != "":
+			// Units run together: PostgreSQL reads each number with the
+			// letters after it, and a sign before the first as its alone.
+			if j := strings.IndexFunc(unit, func(r rune) bool { return r > unicode.MaxASCII || !asciiLetter(byte(r)) }); j > 0 {
+				f = slices.Insert(f, i+1, unit[j:])
+				unit = unit[:j]
+				v.signSplit = v.signSplit || strings.HasPrefix(tok, "-")
+			}
 		case i+1 < len(f) && strings.IndexByte(f[i+1], ':') >= 0:
 			unit = "d" // "2 03:04": days before a time
 		case i+1 < len(f):

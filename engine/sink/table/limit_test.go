@@ -135,6 +135,9 @@ func TestNativeColumnLimits(t *testing.T) {
 			{"interval(3)", "PT1.234S", "00:00:01.234"},
 			{"interval day to second(2)", "1 day 00:00:01.25", "1 day 00:00:01.25"},
 			{"interval hour to minute", "PT1H2M", "01:02:00"},
+			{"interval", "1h30m0.5s", "01:30:00.5"},
+			{"interval hour to minute", "1 day, 2:30:00", "1 day 02:30:00"},
+			{"interval", "-1h30m0s", ""},
 			{"timestamp without time zone", "2024-01-01T10:00:00+02:00", ""},
 			{"timestamp(3) without time zone", "2024-01-01T10:00:00.5-05:00", ""},
 			{"timestamp without time zone", "2024-01-01T10:00:00Z", "2024-01-01 10:00:00"},
@@ -352,8 +355,18 @@ func TestLimitHolds(t *testing.T) {
 		{"interval year to month", "P1Y2M3D", false},
 		{"interval year to month", "1-2", true}, // SQL's year-month
 		{"interval year", "1-2", false},
-		{"interval(3)", "P0001-02-03T04:05:06.5", false},                    // a form ferry does not read, with a point
-		{"interval day", "P0001-02-03", false},                              // the same, in a column of fields
+		{"interval(3)", "P0001-02-03T04:05:06.5", false}, // a form ferry does not read, with a point
+		{"interval day", "P0001-02-03", false},           // the same, in a column of fields
+		// Go's durations and Python's timedeltas, as PostgreSQL reads them.
+		{"interval", "1h30m0.5s", true},
+		{"interval", "1 day, 2:00:00.5", true},
+		{"interval hour to minute", "1h30m0s", true},
+		{"interval hour to minute", "2 days, 3:30:00", true},
+		{"interval(0)", "1h30m0.5s", false},
+		{"interval", "1m30.123456789s", false},
+		{"interval", "-1 day, 22:30:00", true}, // -1 days +22:30:00, as Python means it
+		{"interval", "-1h30m0s", false},        // PostgreSQL: -00:30:00; Go: -01:30:00
+		{"interval", "-1h", true},
 		{"timestamp without time zone", "2024-01-01T10:00:00+02:00", false}, // stored 10:00
 		{"timestamp without time zone", "2024-01-01 10:00:00-0130", false},
 		{"timestamp without time zone", "2024-01-01T10:00:00+02", false},
@@ -473,8 +486,8 @@ func TestSQLiteNumber(t *testing.T) {
 	}
 }
 
-// TestParseIntervalAsPostgres: parseInterval reads 823 interval texts
-// (units, ISO 8601, clocks; fractions that PostgreSQL rounds and ones it
+// TestParseIntervalAsPostgres: parseInterval reads 835 interval texts
+// (units, ISO 8601, clocks, Go's durations, Python's timedeltas; fractions that PostgreSQL rounds and ones it
 // keeps) into the months, days and seconds PostgreSQL 15 stores, or
 // flags the value inexact where what it stores differs. testdata/
 // interval_pg15.tsv holds what the server stored, read per text s as
@@ -507,7 +520,7 @@ func TestParseIntervalAsPostgres(t *testing.T) {
 		n++
 	}
 	if n < 800 {
-		t.Errorf("%d texts compared, want the file's 812", n)
+		t.Errorf("%d texts compared, want the file's 835", n)
 	}
 }
 
