@@ -50,6 +50,10 @@ type limit struct {
 	// local is a timestamp or time without time zone: PostgreSQL drops an
 	// offset given with the time, keeping its wall clock (another instant).
 	local bool
+	// blank is character(n): trailing blanks are no part of its value
+	// (cut past n without an error, and never read back), so they do not
+	// count toward n.
+	blank bool
 }
 
 // pgLimit is the limit of a PostgreSQL column of type native (as
@@ -106,7 +110,7 @@ func pgLimit(native string) limit {
 	}{{"character varying(", limitChars}, {"character(", limitChars}, {"bit varying(", limitVarBits}, {"bit(", limitBits}} {
 		if n, ok := strings.CutPrefix(native, l.prefix); ok {
 			if n, err := strconv.Atoi(strings.TrimSuffix(n, ")")); err == nil {
-				return limit{kind: l.kind, p: n}
+				return limit{kind: l.kind, p: n, blank: l.prefix == "character("}
 			}
 		}
 	}
@@ -177,6 +181,9 @@ func (l limit) holds(s string) bool {
 	case limitInterval:
 		return intervalHolds(s, l)
 	case limitChars:
+		if l.blank {
+			s = strings.TrimRight(s, " ")
+		}
 		return utf8.RuneCountInString(s) <= l.p
 	case limitClock:
 		return !dateGiven(s) && secondFracDigits(s) <= l.p && !(l.local && (clockOffsetShifted(s) || zoneShifted(s)))

@@ -136,6 +136,7 @@ func TestNativeColumnLimits(t *testing.T) {
 			{"interval day to second(2)", "1 day 00:00:01.25", "1 day 00:00:01.25"},
 			{"interval hour to minute", "PT1H2M", "01:02:00"},
 			{"interval", "1h30m0.5s", "01:30:00.5"},
+			{"character(3)", "abc   ", "abc"},
 			{"interval hour to minute", "1 day, 2:30:00", "1 day 02:30:00"},
 			{"interval", "-1h30m0s", ""},
 			{"timestamp without time zone", "2024-01-01T10:00:00+02:00", ""},
@@ -357,6 +358,13 @@ func TestLimitHolds(t *testing.T) {
 		{"interval year", "1-2", false},
 		{"interval(3)", "P0001-02-03T04:05:06.5", false}, // a form ferry does not read, with a point
 		{"interval day", "P0001-02-03", false},           // the same, in a column of fields
+		// character(n): trailing blanks are no part of the value.
+		{"character(3)", "ab   ", true},
+		{"character(3)", "abc  ", true},
+		{"character(3)", "abcd ", false},
+		{"character(3)", "  abc", false},
+		{"character(3)", "abc\t", false},         // cut: only blanks are no part of it
+		{"character varying(3)", "ab   ", false}, // stored "ab "
 		// Go's durations and Python's timedeltas, as PostgreSQL reads them.
 		{"interval", "1h30m0.5s", true},
 		{"interval", "1 day, 2:00:00.5", true},
