@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -204,5 +205,66 @@ func TestEmptyListInLongerQueryValueSent(t *testing.T) {
 	}
 	if !slices.Equal(asked, []string{"ids:[]"}) {
 		t.Errorf("asked %q, want the value ids:[] sent", asked)
+	}
+}
+
+// TestEmptyStringFilterFailsItsChain: a query value, a form field or a
+// header that only reads the parent and is an empty string sends an
+// empty filter (owner=, X-Owner: ), which many APIs read as none: the
+// answer for every item was written under that parent, exit 0. It fails
+// its chain, naming the field, as null does; a JSON body sends "" as it
+// is, and the stream's when skips such parents.
+func TestEmptyStringFilterFailsItsChain(t *testing.T) {
+	for _, c := range []struct {
+		name, request string
+		fails         bool
+	}{
+		{"query", "      query: {owner: '${ parent.name }'}", true},
+		{"longer query value", "      query: {q: 'owner:${ parent.name }'}", true},
+		{"header", "      headers: {X-Owner: '${ parent.name }'}", true},
+		{"form", "      method: POST\n      body_format: form\n      body: {owner: '${ parent.name }'}", true},
+		{"json body", "      method: POST\n      body: {owner: '${ parent.name }'}", false},
+		{"when", "      query: {owner: '${ parent.name }'}\n    when: parent.name != \"\"", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := specHead + `streams:
+  owners:
+    request: {path: /parents}
+  items:
+    for_each: owners
+    request:
+      path: /items
+` + c.request + `
+tables:
+  t: {from: items, primary_key: [id], row: '{id}', columns: {id: STRING}}
+`
+			fx := newFixture(t, src, "")
+			fx.json("/parents", []any{map[string]any{"id": "p1", "name": ""}, map[string]any{"id": "p2", "name": "x"}})
+			var mu sync.Mutex
+			requests := 0
+			fx.mu.Lock()
+			fx.routes["/items"] = func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				requests++
+				n := requests
+				mu.Unlock()
+				w.Write([]byte(`[{"id": "i` + strconv.Itoa(n) + `"}]`))
+			}
+			fx.mu.Unlock()
+			_, err := fx.run(engine.RunOptions{})
+			if !c.fails {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			re := runErrorOf(t, err)
+			if !strings.Contains(re.Error(), "parent.name is an empty string") || !strings.Contains(re.Error(), "p1") {
+				t.Errorf("the failure does not name the empty string and its parent: %v", re)
+			}
+			if requests != 1 {
+				t.Errorf("%d requests, want p2's alone", requests)
+			}
+		})
 	}
 }

@@ -46,26 +46,47 @@ func (r *Runner) nullRecordPathEach(t *eval.Template, secret func(int, any, stri
 }
 
 func (r *Runner) nullRecordEachIn(t *eval.Template, secret func(int, any, string), path bool) func(int, any, string) error {
-	return r.recordPartsCheck(t, secret, path, false)
+	use := useValue
+	if path {
+		use = usePath
+	}
+	return r.recordPartsCheck(t, secret, use)
 }
 
-// recordPartsCheck is nullRecordEachIn; repeated: the value is one whose
-// list repeats its parameter (a query value, a form body's field), where
-// a list that gives no value (empty, or of nulls or empty lists only)
-// leaves the parameter out as null does. Only where the template is that
-// one ${ }: in a longer one a list is written into the text as JSON.
-func (r *Runner) recordPartsCheck(t *eval.Template, secret func(int, any, string), path, repeated bool) func(int, any, string) error {
+// partUse is where a request template's value goes, which decides what
+// of a part that only reads the record fails besides null.
+type partUse uint8
+
+const (
+	useValue    partUse = iota // a URL, a JSON or text body: null alone
+	usePath                    // a path segment
+	useRepeated                // a query value or a form field: a list repeats the parameter
+	useHeader                  // a request header
+)
+
+// recordPartsCheck is nullRecordEachIn for a template used as use. Where
+// a list repeats its parameter (useRepeated), a list that gives no value
+// (empty, or of nulls or empty lists only) leaves the parameter out as
+// null does; only where the template is that one ${ }: in a longer one a
+// list is written into the text as JSON. In a query value, a form field
+// or a header, an empty string sends an empty filter, which many APIs
+// read as none.
+func (r *Runner) recordPartsCheck(t *eval.Template, secret func(int, any, string), use partUse) func(int, any, string) error {
 	parts := r.recordParts(t)
 	if len(parts) == 0 && secret == nil {
 		return nil
 	}
 	_, single := t.SingleExpr()
-	repeated = repeated && single
+	repeated := use == useRepeated && single
+	blank := use == useRepeated || use == useHeader
 	return func(i int, v any, s string) error {
 		e, ok := parts[i]
 		list, isList := v.([]any)
 		if ok && (v == nil || repeated && isList && len(queryValues(list)) == 0) {
-			return &nullReadError{expr: e, lookup: strings.HasPrefix(e, spec.VarLookups), path: path, empty: v != nil, nulls: len(list) > 0}
+			return &nullReadError{expr: e, lookup: strings.HasPrefix(e, spec.VarLookups), path: use == usePath, empty: v != nil, nulls: len(list) > 0}
+		}
+		if str, isStr := v.(string); ok && blank && isStr && str == "" {
+			return &nullReadError{expr: e, lookup: strings.HasPrefix(e, spec.VarLookups), blank: true}
 		}
 		if secret != nil {
 			secret(i, v, s)
@@ -78,7 +99,7 @@ func (r *Runner) recordPartsCheck(t *eval.Template, secret func(int, any, string
 // record and is null fails, as in a query value (nullRecordEach), since
 // an API that filters by a header (X-Project) reads an empty one as none.
 func (r *Runner) renderHeader(t *eval.Template, env map[string]any) (string, error) {
-	each := r.nullRecordEach(t, nil)
+	each := r.recordPartsCheck(t, nil, useHeader)
 	if each == nil {
 		return t.RenderString(env)
 	}
@@ -119,7 +140,7 @@ func (r *Runner) nullRecordHook(t *eval.Template) func(int, any, string) error {
 // without the parameter, as for null (ids=a&ids=b filters; no ids at all
 // asks for every one).
 func (r *Runner) repeatedRecordHook(t *eval.Template) func(int, any, string) error {
-	return r.recordPartsCheck(t, nil, false, true)
+	return r.recordPartsCheck(t, nil, useRepeated)
 }
 
 // nullReadError is a request part that only reads a record and is null
@@ -130,9 +151,14 @@ type nullReadError struct {
 	lookup, path bool
 	empty        bool // an empty list, where a list repeats the parameter
 	nulls        bool // empty: a list of nulls or empty lists only
+	blank        bool // an empty string, in a query value, a form field or a header
 }
 
 func (e *nullReadError) Error() string {
+	if e.blank {
+		return fmt.Sprintf("%s is an empty string, and the request would send an empty filter, which many APIs read as none, asking for more than it should (or for another resource): "+
+			"give the stream a when that skips such records (when: %s != \"\"), or write ${ %s != \"\" ? %s : nil } to leave it out on purpose", e.expr, e.expr, e.expr, e.expr)
+	}
 	if e.nulls {
 		return fmt.Sprintf("%s is a list of nulls (or empty lists) only, and the request would go out without the parameter it repeats, asking for more than it should (or for another resource): "+
 			"give the stream a when that skips such records, or a condition that gives nil to send it without on purpose", e.expr)
