@@ -100,6 +100,15 @@ type State struct {
 	// still knows an empty page before it is no end.
 	Pages   int `json:"pages,omitempty"`
 	PagesAt int `json:"pages_at,omitempty"`
+	// Raw is how many items the chain's pages before this position listed,
+	// repeats too (Listed counts a repeat once), and Latest the total the
+	// last of them to report one reported (on page LatestPage): a page or
+	// offset chain that lists fewer than that lost some (see Ended). A
+	// checkpoint written before they were saved has no Raw: the check
+	// waits for a chain read from its start.
+	Raw        int `json:"raw,omitempty"`
+	Latest     int `json:"latest,omitempty"`
+	LatestPage int `json:"latest_page,omitempty"`
 }
 
 // strategy is one pagination kind: it owns the chain's position, writes it
@@ -137,6 +146,12 @@ type Pager struct {
 	// reported.
 	fewest, fewestAt int
 	reported         bool
+	// raw counts the items the pages listed, repeats too, when rawKnown;
+	// latest is the total the last page to report one reported (page
+	// latestAt), when reported.
+	raw              int
+	rawKnown         bool
+	latest, latestAt int
 }
 
 // New returns a pager for cfg, or nil when the stream does not paginate.
@@ -145,7 +160,7 @@ func New(cfg *spec.Paginate, vars []any, env map[string]any) *Pager {
 	if cfg == nil {
 		return nil
 	}
-	p := &Pager{cfg: cfg, env: env, guard: newGuard(cfg), total: jq{&cfg.Total, vars, "total"}, counted: true}
+	p := &Pager{cfg: cfg, env: env, guard: newGuard(cfg), total: jq{&cfg.Total, vars, "total"}, counted: true, rawKnown: true}
 	at := param{in: cfg.In.V, name: cfg.Param.V}
 	pos := position{param: at, value: jq{&cfg.ParamValue, vars, "param_value"}}
 	switch cfg.Type.V {
@@ -221,9 +236,20 @@ func (p *Pager) Restore(ctx context.Context, st State, req *Request) error {
 	p.listed = st.Listed
 	if st.Total > 0 {
 		p.fewest, p.fewestAt, p.reported = st.Total, st.TotalPage, true
+		p.latest, p.latestAt = st.Total, st.TotalPage
 	}
+	if st.Latest > 0 {
+		p.latest, p.latestAt = st.Latest, st.LatestPage
+	}
+	// A checkpoint that listed items but saved no raw count is older.
+	p.raw, p.rawKnown = st.Raw, st.Raw >= st.Listed
 	position := st
 	position.Listed, position.Total, position.TotalPage, position.Counted = 0, 0, 0, false
+	position.Raw, position.Latest, position.LatestPage = 0, 0, 0
+	if o, ok := p.kind.(*offset); ok {
+		// An offset's position is the raw count.
+		p.raw, p.rawKnown = o.position, true
+	}
 	if o, ok := p.kind.(*offset); ok && st.Listed == 0 && !st.Counted {
 		// An offset counts the items (repeats too), in checkpoints of any
 		// age.
@@ -247,9 +273,13 @@ func (p *Pager) State() State {
 		// A chain resumed from a checkpoint that did not count saves no
 		// count: what it counted since is not the chain's.
 		st.Listed, st.Counted = p.listed, p.listed == 0
+		if p.rawKnown {
+			st.Raw = p.raw
+		}
 	}
 	if p.reported {
 		st.Total, st.TotalPage = p.fewest, p.fewestAt
+		st.Latest, st.LatestPage = p.latest, p.latestAt
 	}
 	return st
 }
@@ -280,6 +310,7 @@ func (p *Pager) Next(ctx context.Context, page Page, req *Request) (bool, error)
 		return false, err
 	}
 	p.listed += max(0, page.length()-page.Repeats)
+	p.raw += page.length()
 	stop, err := p.stopWhen(page)
 	if err != nil {
 		return false, err
@@ -346,15 +377,41 @@ func (e *ShortError) Error() string {
 // a response rule read as no data): an error when a total was reported
 // and the chain listed fewer items. The smallest total reported is the
 // one compared: a list that grows while it is read reports more on later
-// pages than it held at the start (an item added before the read
+// pages than it held at the start (an item added behind a cursor's
 // position is not on the pages still to come), one that shrinks reports
 // less. A list that held that many items as it was read and came out
 // shorter lost some.
+//
+// A list that grew, read by its position (page, offset), is checked
+// against the last total too (a cursor's is not: an item added behind it
+// is never listed): an item added behind the read position moves the
+// rest one place on (a page then lists the one before again), one added
+// ahead is on the pages to come, so the pages list, repeats counted, as
+// many items as the last total says the list holds. Fewer is a page the
+// server cut short, which the smallest total, made up by the items added
+// ahead, does not tell.
 func (p *Pager) Ended() error {
-	if p == nil || !p.counted || !p.reported || p.listed >= p.fewest {
+	if p == nil || !p.counted || !p.reported {
 		return nil
 	}
-	return &ShortError{Listed: p.listed, Total: p.fewest, Page: p.fewestAt}
+	if p.listed < p.fewest {
+		return &ShortError{Listed: p.listed, Total: p.fewest, Page: p.fewestAt}
+	}
+	if p.positional() && p.rawKnown && p.latest > p.fewest && p.raw < p.latest {
+		return &ShortError{Listed: p.raw, Total: p.latest, Page: p.latestAt}
+	}
+	return nil
+}
+
+// positional tells a kind that asks for a page by its position in the
+// list (a page number, an offset), where what comes next moves with the
+// items added or removed before it.
+func (p *Pager) positional() bool {
+	switch p.kind.(type) {
+	case *pageNumber, *offset:
+		return true
+	}
+	return false
 }
 
 // EndedAt is Ended for a chain a response rule's "no data" ended on its
@@ -397,6 +454,9 @@ func (p *Pager) readTotal(ctx context.Context, page *Page) error {
 	page.total, page.totalKnown = n, known
 	if known && (!p.reported || n < p.fewest) {
 		p.fewest, p.fewestAt, p.reported = n, page.Number, true
+	}
+	if known {
+		p.latest, p.latestAt = n, page.Number
 	}
 	return nil
 }

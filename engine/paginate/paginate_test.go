@@ -1090,3 +1090,126 @@ func TestParamValueNumbers(t *testing.T) {
 		})
 	}
 }
+
+// TestGrownListShortOfLastTotal: a list read by its position that grows
+// past the read position (6 items, then 7) and whose page 2 the server cut
+// short by one lists 6 items: the smallest total, but one fewer than the
+// last total, which a whole reading of it lists (repeats counted). It
+// ends short, live and resumed (the count and the last total are saved
+// with the checkpoint: page 3 need not repeat the total). An item added
+// behind the read position (page 2 lists page 1's last again) is no
+// loss, nor is one a cursor chain never meets; a checkpoint that saved no
+// raw count (an older ferry's) is not checked against the last total, but
+// an offset's, whose position is that count.
+func TestGrownListShortOfLastTotal(t *testing.T) {
+	page := func(n, records, repeats int, body map[string]any) paginate.Page {
+		return paginate.Page{Number: n, Body: body, Records: records, Repeats: repeats}
+	}
+	const short = "paging ended after 6 items, but page 3 said the list holds 7"
+	tests := []struct {
+		name, paginate string
+		pages          []paginate.Page
+		resumeAfter    int    // resume from the State saved after this page (0: live)
+		saved          string // or from this checkpoint, taken for the first page's
+		errHas         string
+	}{
+		{"page cut short", `{type: page, param: p, total_pages: .pages, total: .total}`, []paginate.Page{
+			page(1, 3, 0, map[string]any{"total": 6, "pages": 2}),
+			page(2, 2, 0, map[string]any{"total": 7, "pages": 3}),
+			page(3, 1, 0, map[string]any{"total": 7, "pages": 3}),
+		}, 0, "", short},
+		{"page cut short, resumed", `{type: page, param: p, total_pages: .pages, total: .total}`, []paginate.Page{
+			page(1, 3, 0, map[string]any{"total": 6, "pages": 2}),
+			page(2, 2, 0, map[string]any{"total": 7, "pages": 3}),
+			page(3, 1, 0, map[string]any{"total": 7, "pages": 3}),
+		}, 1, "", short},
+		{"page cut short, resumed, no total after", `{type: page, param: p, total_pages: .pages, total: .total}`, []paginate.Page{
+			page(1, 3, 0, map[string]any{"total": 6, "pages": 2}),
+			page(2, 2, 0, map[string]any{"total": 7, "pages": 3}),
+			page(3, 1, 0, map[string]any{"pages": 3}),
+		}, 2, "", "paging ended after 6 items, but page 2 said the list holds 7"},
+		{"offset cut short", `{type: offset, param: o, size: 3, size_param: n, total: .total}`, []paginate.Page{
+			page(1, 3, 0, map[string]any{"total": 6}),
+			page(2, 2, 0, map[string]any{"total": 7}),
+			page(3, 1, 0, map[string]any{"total": 7}),
+			page(4, 0, 0, map[string]any{"total": 7}),
+		}, 0, "", "paging ended after 6 items, but page 4 said the list holds 7"},
+		{"page shifted, whole", `{type: page, param: p, total_pages: .pages, total: .total}`, []paginate.Page{
+			page(1, 3, 0, map[string]any{"total": 6, "pages": 2}),
+			page(2, 3, 1, map[string]any{"total": 7, "pages": 3}),
+			page(3, 1, 0, map[string]any{"total": 7, "pages": 3}),
+		}, 1, "", ""},
+		{"page grown ahead, whole", `{type: page, param: p, total_pages: .pages, total: .total}`, []paginate.Page{
+			page(1, 3, 0, map[string]any{"total": 6, "pages": 2}),
+			page(2, 3, 0, map[string]any{"total": 7, "pages": 3}),
+			page(3, 1, 0, map[string]any{"total": 7, "pages": 3}),
+		}, 0, "", ""},
+		{"cursor grown behind", `{type: cursor, token: .next, param: c, total: .total}`, []paginate.Page{
+			page(1, 3, 0, map[string]any{"total": 6, "next": "x"}),
+			page(2, 3, 0, map[string]any{"total": 7}),
+		}, 0, "", ""},
+		{"older checkpoint", `{type: page, param: p, total_pages: .pages, total: .total}`, []paginate.Page{
+			{},
+			page(2, 2, 0, map[string]any{"total": 7, "pages": 3}),
+			page(3, 1, 0, map[string]any{"total": 7, "pages": 3}),
+		}, 1, `{"n":2,"listed":3,"total":6,"total_page":1,"pages":2,"pages_at":1}`, ""},
+		// An offset's position is its raw count, in checkpoints of any age.
+		{"older offset checkpoint", `{type: offset, param: o, size: 3, size_param: n, total: .total}`, []paginate.Page{
+			{},
+			page(2, 2, 0, map[string]any{"total": 7}),
+			page(3, 1, 0, map[string]any{"total": 7}),
+			page(4, 0, 0, map[string]any{"total": 7}),
+		}, 1, `{"n":3,"listed":3,"total":6,"total_page":1}`, "paging ended after 6 items, but page 4 said the list holds 7"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := paginateOf(t, tc.paginate)
+			start := func() (*paginate.Pager, paginate.Request) {
+				p := paginate.New(cfg, vars, nil)
+				req := chainCase{}.firstRequest(nil)
+				if err := p.Init(t.Context(), &req); err != nil {
+					t.Fatal(err)
+				}
+				return p, req
+			}
+			p, req := start()
+			for i, pg := range tc.pages {
+				if i > 0 && i == tc.resumeAfter {
+					saved := []byte(tc.saved)
+					if tc.saved == "" {
+						var err error
+						if saved, err = json.Marshal(p.State()); err != nil {
+							t.Fatal(err)
+						}
+					}
+					var st paginate.State
+					if err := json.Unmarshal(saved, &st); err != nil {
+						t.Fatal(err)
+					}
+					p, req = start()
+					if err := p.Restore(t.Context(), st, &req); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if i == 0 && tc.saved != "" {
+					continue
+				}
+				more, err := p.Next(t.Context(), pg, &req)
+				if i < len(tc.pages)-1 {
+					if err != nil || !more {
+						t.Fatalf("page %d: Next = %v, %v; want more", pg.Number, more, err)
+					}
+					continue
+				}
+				switch {
+				case more:
+					t.Fatalf("page %d: Next = more, want the end", pg.Number)
+				case tc.errHas == "" && err != nil:
+					t.Errorf("Next: %v; want the end", err)
+				case tc.errHas != "" && (err == nil || !strings.Contains(err.Error(), tc.errHas)):
+					t.Errorf("Next: %v; want %q", err, tc.errHas)
+				}
+			}
+		})
+	}
+}
