@@ -31,37 +31,7 @@ func (p panicOn) RoundTrip(req *http.Request) (*http.Response, error) {
 // with an internal error rather than the process; the message, which
 // quotes Port's token, and the stack logged at debug level are redacted.
 func TestRunPanicIsARedactedError(t *testing.T) {
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte(`[{"id": "1"}, {"id": "2"}]`))
-	}))
-	defer api.Close()
-	dir := t.TempDir()
-	for name, body := range map[string]string{
-		"s.yaml": `version: 1
-name: pan
-config:
-  url: {required: true}
-http:
-  base_url: ${ config.url }
-streams:
-  items: {request: {path: /items}}
-tables:
-  items: {from: items, primary_key: [id]}
-port:
-  blueprints: bp.json
-  entities:
-    - {blueprint: item, from: items, identifier: .id}
-`,
-		"bp.json": `[{"identifier": "item", "title": "Item", "schema": {"properties": {}, "required": []}}]`,
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f, err := engine.Load(filepath.Join(dir, "s.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	f, api := panicSpec(t)
 	for _, cut := range []string{"/v1/blueprints", "/entities/bulk", "/entities/search"} {
 		t.Run(cut, func(t *testing.T) {
 			pt := portsim.New(portsim.Options{RateLimit: -1})
@@ -107,4 +77,42 @@ port:
 			}
 		})
 	}
+}
+
+// panicSpec is a spec of one stream into a table and a Port blueprint,
+// loaded, and the API it reads (two items), closed when t ends.
+func panicSpec(t *testing.T) (*engine.Spec, *httptest.Server) {
+	t.Helper()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`[{"id": "1"}, {"id": "2"}]`))
+	}))
+	t.Cleanup(api.Close)
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"s.yaml": `version: 1
+name: pan
+config:
+  url: {required: true}
+http:
+  base_url: ${ config.url }
+streams:
+  items: {request: {path: /items}}
+tables:
+  items: {from: items, primary_key: [id]}
+port:
+  blueprints: bp.json
+  entities:
+    - {blueprint: item, from: items, identifier: .id}
+`,
+		"bp.json": `[{"identifier": "item", "title": "Item", "schema": {"properties": {}, "required": []}}]`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := engine.Load(filepath.Join(dir, "s.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, api
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,37 +21,7 @@ import (
 // fetched: it is redacted by their pool's redaction, as a run's is, not
 // only by the secrets of the config. So is the stack logged at debug level.
 func TestPlanAndCheckPanicIsARedactedError(t *testing.T) {
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte(`[{"id": "1"}, {"id": "2"}]`))
-	}))
-	defer api.Close()
-	dir := t.TempDir()
-	for name, body := range map[string]string{
-		"s.yaml": `version: 1
-name: pan
-config:
-  url: {required: true}
-http:
-  base_url: ${ config.url }
-streams:
-  items: {request: {path: /items}}
-tables:
-  items: {from: items, primary_key: [id]}
-port:
-  blueprints: bp.json
-  entities:
-    - {blueprint: item, from: items, identifier: .id}
-`,
-		"bp.json": `[{"identifier": "item", "title": "Item", "schema": {"properties": {}, "required": []}}]`,
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sp, err := engine.Load(filepath.Join(dir, "s.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp, api := panicSpec(t)
 	cfg, err := engine.ResolveConfig(sp, engine.ConfigSources{Sets: map[string]string{"url": api.URL}, Getenv: func(string) (string, bool) { return "", false }})
 	if err != nil {
 		t.Fatal(err)
