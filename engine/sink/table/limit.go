@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -175,7 +174,7 @@ func (l limit) holds(s string) bool {
 	case limitReal:
 		return !validNumber(s) || exactFloatBits(s, 32)
 	case limitTime:
-		return secondFracDigits(s) <= l.p && !(l.local && (offsetShifted(s) || zoneShifted(s)))
+		return secondFracDigits(s) <= l.p && !(l.local && zoneShifted(s))
 	case limitMoney:
 		return moneyFracDigits(s) <= l.p
 	case limitInterval:
@@ -186,7 +185,7 @@ func (l limit) holds(s string) bool {
 		}
 		return utf8.RuneCountInString(s) <= l.p
 	case limitClock:
-		return !dateGiven(s) && secondFracDigits(s) <= l.p && !(l.local && (clockOffsetShifted(s) || zoneShifted(s)))
+		return !dateGiven(s) && secondFracDigits(s) <= l.p && !(l.local && zoneShifted(s))
 	case limitBits:
 		return bitLength(s) == l.p
 	case limitVarBits:
@@ -256,31 +255,14 @@ func secondFracDigits(s string) int {
 	return significantDigits(s, i)
 }
 
-// offsetShifted reports whether s, a datetime ferry reads, gives an offset
-// from UTC other than 0. PostgreSQL's timestamp without time zone drops it
-// (checked on 15: "2024-01-01T10:00:00+02:00" is stored 2024-01-01
-// 10:00:00, the instant of 08:00 UTC lost); a time with Z or +00:00, or
-// without a zone, keeps its instant read as UTC, as ferry reads it.
-// Text in other forms (a zone's name) is not seen here.
-func offsetShifted(s string) bool {
-	if _, ok := parseDatetime(s); !ok {
-		return false
-	}
-	for _, l := range datetimeLayouts {
-		if t, err := time.Parse(l, s); err == nil {
-			_, off := t.Zone()
-			return off != 0
-		}
-	}
-	return false
-}
-
 // zoneShifted reports whether s, text for a column without time zone,
 // names a zone (a word that is no month, weekday, meridiem or era: PST,
 // America/New_York) or gives an offset from UTC other than 0 after its
-// time of day, led by a sign, in a form offsetShifted does not read
-// (10:00:00 +02, UTC+2, 10:00 PM -05): PostgreSQL 15 drops both, storing
-// the wall clock. UTC, GMT and Z keep the instant read as UTC.
+// time of day, led by a sign (2024-01-01T10:00:00+02:00, 10:00:00+02,
+// 10:00:00 +02, UTC+2, 10:00 PM -05, 20240101T100000+0200): PostgreSQL 15
+// drops both, storing the wall clock (2024-01-01T10:00:00+02:00 is stored
+// 10:00, the instant of 08:00 UTC lost). UTC, GMT, Z, +00:00 or no zone
+// keep the instant read as UTC, as ferry reads it.
 func zoneShifted(s string) bool {
 	for i := 0; i < len(s); {
 		if !asciiLetter(s[i]) {
@@ -390,22 +372,6 @@ func dateGiven(s string) bool {
 	}
 	at := clockAt(s)
 	return at > 0 && strings.ContainsAny(s[:at], "0123456789")
-}
-
-// clockOffsetShifted is offsetShifted for a time of day given to a time
-// without time zone: PostgreSQL 15 stores "10:00:00+02" as 10:00:00. Only
-// an offset after the time's digits, led by a sign, is read ("10:00:00
-// PM" is a time, not an offset).
-func clockOffsetShifted(s string) bool {
-	const frac = len("15:04:05")
-	if len(s) < frac || s[2] != ':' || s[5] != ':' {
-		return false
-	}
-	zone := strings.TrimLeft(strings.TrimLeft(s[frac:], ".0123456789"), " ")
-	if zone == "" || zone[0] != '+' && zone[0] != '-' {
-		return false
-	}
-	return strings.Trim(zone[1:], "0:") != ""
 }
 
 // moneyFracDigits is the number of digits after the point of s, text for
@@ -534,7 +500,7 @@ func (l limit) change(s string) string {
 		if l.kind == limitClock && dateGiven(s) {
 			return "as its time of day alone, its date dropped"
 		}
-		if l.local && (l.kind == limitTime && offsetShifted(s) || l.kind == limitClock && clockOffsetShifted(s) || zoneShifted(s)) {
+		if l.local && zoneShifted(s) {
 			return "as its wall clock, its offset or zone dropped: another instant"
 		}
 		return "rounded to " + strconv.Itoa(l.p) + " digits of the second"
